@@ -1,0 +1,127 @@
+package runproof
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the storage contract. SQLite and PostgreSQL implement it and both
+// pass the one conformance suite in internal/store/storetest.
+//
+// Every method is scoped by tenant: a record of another tenant is ENOTFOUND.
+// Methods return *Error values with codes ENOTFOUND and ECONFLICT where noted;
+// anything else is an internal error.
+type Store interface {
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+
+	// CreateAPIKey stores a key; ECONFLICT when its ID or hash exists.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKeyByHash finds a key by the SHA-256 of its secret (ENOTFOUND).
+	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+
+	// CreatePolicy stores p as a new version: when the tenant has a policy of
+	// the same name, p takes its ID and the next version; otherwise p.ID and
+	// version 1. It returns the stored policy.
+	CreatePolicy(ctx context.Context, p Policy) (Policy, error)
+	// ActivePolicies returns the latest version of each of the tenant's
+	// policies, ordered by name.
+	ActivePolicies(ctx context.Context, tenantID string) ([]Policy, error)
+
+	// CreateRun stores a new run and, if not already stored, its snapshot.
+	// ECONFLICT when the tenant already has a run with that ID.
+	CreateRun(ctx context.Context, r Run, snap Snapshot) error
+	GetRun(ctx context.Context, tenantID, runID string) (Run, error)
+	// ListRuns returns runs newest first (started_at, then run id, descending).
+	ListRuns(ctx context.Context, p ListRunsParams) ([]Run, error)
+	GetSnapshot(ctx context.Context, tenantID, snapshotID string) (Snapshot, error)
+
+	// UpdateRun locks the run, loads its state and calls fn; what fn returns
+	// is written in the same transaction (new steps, the run's new state, an
+	// incident to open). If fn fails, nothing is written and its error is
+	// returned. Concurrent calls for one run are serialised.
+	UpdateRun(ctx context.Context, p UpdateRunParams, fn func(RunState) (RunChange, error)) error
+
+	// ListSteps returns a run's steps in index order.
+	ListSteps(ctx context.Context, p ListStepsParams) ([]Step, error)
+
+	GetIncident(ctx context.Context, tenantID, incidentID string) (Incident, error)
+	// ListIncidents returns incidents newest first (violation time, then id).
+	ListIncidents(ctx context.Context, p ListIncidentsParams) ([]Incident, error)
+
+	// AppendAuditEvents stores events; they can never be changed afterwards.
+	AppendAuditEvents(ctx context.Context, events ...AuditEvent) error
+	// ListAuditEvents returns events newest first (occurred_at, then id).
+	ListAuditEvents(ctx context.Context, p ListAuditParams) ([]AuditEvent, error)
+}
+
+// UpdateRunParams names the run to lock and the range of step indexes whose
+// stored steps fn needs to see (none when StepsFrom > StepsTo).
+type UpdateRunParams struct {
+	TenantID  string
+	RunID     string
+	StepsFrom int64
+	StepsTo   int64
+}
+
+// RunState is what UpdateRun hands to its function.
+type RunState struct {
+	Run      Run
+	Snapshot Snapshot
+	Existing []Step // stored steps with index in [StepsFrom, StepsTo], in order
+}
+
+// RunChange is what UpdateRun writes: Run replaces the stored run's mutable
+// fields (status, stopped_at, completed_at, termination_reason, incident_id,
+// totals), Steps are inserted, Incident (if not nil) is opened.
+type RunChange struct {
+	Run      Run
+	Steps    []Step
+	Incident *Incident
+}
+
+// RunCursor is the position after which a page of runs starts.
+type RunCursor struct {
+	StartedAt time.Time
+	RunID     string
+}
+
+// ListRunsParams filters runs. Zero values do not filter. Limit is required.
+type ListRunsParams struct {
+	TenantID string
+	AgentID  string
+	Status   RunStatus
+	From, To time.Time // started_at in [From, To)
+	After    *RunCursor
+	Limit    int
+}
+
+// ListStepsParams selects steps of one run. Zero values do not filter;
+// Limit 0 means all.
+type ListStepsParams struct {
+	TenantID  string
+	RunID     string
+	FromIndex int64
+	From, To  time.Time // timestamp in [From, To)
+	Limit     int
+}
+
+// ListIncidentsParams filters incidents. Zero values do not filter.
+type ListIncidentsParams struct {
+	TenantID          string
+	RunID             string
+	RemediationStatus string
+	From, To          time.Time // violation time in [From, To)
+	Limit             int
+	Offset            int
+}
+
+// ListAuditParams filters audit events. Zero values do not filter.
+type ListAuditParams struct {
+	TenantID string
+	Category string
+	From, To time.Time // occurred_at in [From, To)
+	Limit    int
+	Offset   int
+}

@@ -1,0 +1,298 @@
+package runproof
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Role is what an API key may do. Each key has exactly one.
+type Role string
+
+const (
+	RoleViewer   Role = "viewer"   // reads runs, incidents and logs
+	RoleExporter Role = "exporter" // viewer, and exports bundles
+	RoleAuditor  Role = "auditor"  // exporter, and reviews SOC 2 bundles and reads the audit log
+	RoleAdmin    Role = "admin"    // everything, including policies, keys and writing runs
+	RoleAgent    Role = "agent"    // writes runs and steps, and reads them back (to poll for "stop")
+)
+
+// Roles lists every role, for validation and help texts.
+var Roles = []Role{RoleViewer, RoleExporter, RoleAuditor, RoleAdmin, RoleAgent}
+
+// Permission is one capability checked by the HTTP layer and the CLI.
+type Permission string
+
+const (
+	PermRead   Permission = "read"   // runs, steps, incidents, policies
+	PermAudit  Permission = "audit"  // the audit log
+	PermExport Permission = "export" // create and download exports
+	PermReview Permission = "review" // sign off SOC 2 bundles
+	PermManage Permission = "manage" // policies and keys
+	PermIngest Permission = "ingest" // create runs and append steps
+)
+
+var rolePerms = map[Role][]Permission{
+	RoleViewer:   {PermRead},
+	RoleExporter: {PermRead, PermExport},
+	RoleAuditor:  {PermRead, PermExport, PermReview, PermAudit},
+	RoleAdmin:    {PermRead, PermExport, PermReview, PermAudit, PermManage, PermIngest},
+	RoleAgent:    {PermRead, PermIngest},
+}
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool { _, ok := rolePerms[r]; return ok }
+
+// Can reports whether the role holds the permission.
+func (r Role) Can(p Permission) bool {
+	for _, q := range rolePerms[r] {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Origin is who initiated an action (DOMAIN.md ExportOrigin).
+type Origin string
+
+const (
+	OriginSystem Origin = "SYSTEM"
+	OriginHuman  Origin = "HUMAN"
+	OriginAgent  Origin = "AGENT"
+)
+
+// Origin is AGENT for agent keys and HUMAN for every other role.
+func (r Role) Origin() Origin {
+	if r == RoleAgent {
+		return OriginAgent
+	}
+	return OriginHuman
+}
+
+// APIKey is a tenant's credential. Only the SHA-256 of the secret is kept.
+type APIKey struct {
+	ID        string    `json:"id"`
+	TenantID  string    `json:"tenant_id"`
+	Role      Role      `json:"role"`
+	Name      string    `json:"name"`
+	Hash      string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PolicyType is what a policy limits.
+type PolicyType string
+
+const (
+	PolicyTokenLimit     PolicyType = "token_limit"      // running total of input+output tokens
+	PolicyCostLimit      PolicyType = "cost_limit"       // running total cost, cents
+	PolicyStepLimit      PolicyType = "step_limit"       // number of steps
+	PolicyDurationLimit  PolicyType = "duration_limit"   // running total of step durations, ms
+	PolicyStepTypeDenied PolicyType = "step_type_denied" // a step whose type is listed
+	PolicyExpression     PolicyType = "expression"       // a CEL expression that is true on a breach
+)
+
+// PolicyTypes lists every policy type.
+var PolicyTypes = []PolicyType{PolicyTokenLimit, PolicyCostLimit, PolicyStepLimit,
+	PolicyDurationLimit, PolicyStepTypeDenied, PolicyExpression}
+
+// IsLimit reports whether the type compares a running total with a threshold.
+func (t PolicyType) IsLimit() bool {
+	switch t {
+	case PolicyTokenLimit, PolicyCostLimit, PolicyStepLimit, PolicyDurationLimit:
+		return true
+	}
+	return false
+}
+
+// Action is what happens when a policy is broken.
+type Action string
+
+const (
+	ActionStop Action = "stop" // violation: incident, stop decision
+	ActionWarn Action = "warn" // steps marked warning, recorded in governance
+)
+
+// Policy is one version of a tenant's rule. Versions of one policy share ID
+// and Name; the highest version is the active one.
+type Policy struct {
+	ID         string     `json:"id"`
+	TenantID   string     `json:"tenant_id"`
+	Name       string     `json:"name"`
+	Version    int        `json:"version"`
+	Type       PolicyType `json:"type"`
+	Threshold  string     `json:"threshold"` // canonical decimal, "" when the type has none
+	Action     Action     `json:"action"`
+	StepTypes  []string   `json:"step_types,omitempty"`
+	Expression string     `json:"expression,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+}
+
+// Snapshot is the frozen set of a tenant's active policies at a run's start.
+// Its ID is the digest of the canonical form of Policies (see SnapshotID).
+type Snapshot struct {
+	ID        string    `json:"policy_snapshot_id"`
+	TenantID  string    `json:"tenant_id"`
+	Policies  []Policy  `json:"active_policies"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// RunStatus is a run's lifecycle state.
+type RunStatus string
+
+const (
+	RunRunning   RunStatus = "running"
+	RunStopped   RunStatus = "stopped" // a stop policy was broken; every later call answers stop
+	RunCompleted RunStatus = "completed"
+	RunFailed    RunStatus = "failed"
+	RunCancelled RunStatus = "cancelled"
+)
+
+// Totals are a run's running sums, kept exactly.
+type Totals struct {
+	Steps          int64 `json:"steps"`
+	InputTokens    int64 `json:"input_tokens"`
+	OutputTokens   int64 `json:"output_tokens"`
+	CostMicrocents int64 `json:"-"`
+	DurationMicros int64 `json:"-"`
+}
+
+// Tokens is input plus output tokens.
+func (t Totals) Tokens() int64 { return t.InputTokens + t.OutputTokens }
+
+// Add returns the totals with one more step counted.
+func (t Totals) Add(s Step) Totals {
+	t.Steps++
+	t.InputTokens += s.InputTokens
+	t.OutputTokens += s.OutputTokens
+	t.CostMicrocents += s.CostMicrocents
+	t.DurationMicros += s.DurationMicros
+	return t
+}
+
+// Run is one agent execution.
+type Run struct {
+	TenantID          string     `json:"tenant_id"`
+	ID                string     `json:"run_id"`
+	AgentID           string     `json:"agent_id"`
+	Goal              string     `json:"goal"`
+	TraceID           string     `json:"trace_id"`
+	Status            RunStatus  `json:"status"`
+	SnapshotID        string     `json:"policy_snapshot_id"`
+	StartedAt         time.Time  `json:"started_at"`
+	StoppedAt         *time.Time `json:"stopped_at,omitempty"`
+	CompletedAt       *time.Time `json:"completed_at,omitempty"`
+	TerminationReason string     `json:"termination_reason,omitempty"`
+	IncidentID        string     `json:"incident_id,omitempty"`
+	Totals            Totals     `json:"totals"`
+	CreatedAt         time.Time  `json:"recorded_at"`
+}
+
+// StepStatus is the outcome of evaluating one step.
+type StepStatus string
+
+const (
+	StepOK        StepStatus = "ok"
+	StepWarning   StepStatus = "warning"
+	StepViolation StepStatus = "violation"
+)
+
+// Outcome of one policy on one step, recorded as a Finding.
+const (
+	OutcomeApproaching = "approaching" // running total reached 80 % of the threshold
+	OutcomeExceeded    = "exceeded"    // over the threshold (or the rule matched)
+	OutcomeAfterStop   = "after_stop"  // the step came after the run was stopped
+)
+
+// Finding records why a step is not ok: one policy and what it saw.
+type Finding struct {
+	PolicyID      string     `json:"policy_id"`
+	PolicyName    string     `json:"policy_name"`
+	PolicyVersion int        `json:"policy_version"`
+	Type          PolicyType `json:"type"`
+	Action        Action     `json:"action"`
+	Outcome       string     `json:"outcome"`
+	Threshold     string     `json:"threshold"`
+	Actual        string     `json:"actual"`
+}
+
+// Step is one step of a run. Steps are append-only.
+type Step struct {
+	TenantID       string          `json:"-"`
+	RunID          string          `json:"-"`
+	Index          int64           `json:"step_index"`
+	Timestamp      time.Time       `json:"timestamp"`
+	StepType       string          `json:"step_type"`
+	InputTokens    int64           `json:"input_tokens"`
+	OutputTokens   int64           `json:"output_tokens"`
+	CostMicrocents int64           `json:"-"`
+	DurationMicros int64           `json:"-"`
+	Content        json.RawMessage `json:"content,omitempty"` // canonical (RFC 8785) bytes, nil when absent
+	ContentDigest  string          `json:"content_digest,omitempty"`
+	ContentHash    string          `json:"content_hash"`
+	Status         StepStatus      `json:"status"`
+	IsInflection   bool            `json:"is_inflection"`
+	Findings       []Finding       `json:"findings,omitempty"`
+	RecordedAt     time.Time       `json:"recorded_at"`
+}
+
+// RiskLevel grades an incident.
+type RiskLevel string
+
+const (
+	RiskLow      RiskLevel = "low"
+	RiskMedium   RiskLevel = "medium"
+	RiskHigh     RiskLevel = "high"
+	RiskCritical RiskLevel = "critical"
+)
+
+// Incident is opened when a step breaks a stop policy.
+type Incident struct {
+	ID                  string     `json:"incident_id"`
+	TenantID            string     `json:"tenant_id"`
+	RunID               string     `json:"run_id"`
+	PolicyID            string     `json:"policy_id"`
+	PolicyVersion       int        `json:"policy_version"`
+	PolicyName          string     `json:"policy_name"`
+	ViolationType       PolicyType `json:"violation_type"`
+	ThresholdValue      string     `json:"threshold_value"`
+	ActualValue         string     `json:"actual_value"`
+	InflectionStepIndex int64      `json:"inflection_step_index"`
+	ViolationAt         time.Time  `json:"violation_time"`
+	DetectedAt          time.Time  `json:"detection_time"`
+	ContainedAt         *time.Time `json:"containment_time,omitempty"`
+	RiskLevel           RiskLevel  `json:"risk_level"`
+	RemediationStatus   string     `json:"remediation_status"` // pending, in_progress, completed
+	CreatedAt           time.Time  `json:"created_at"`
+}
+
+// Audit event categories, one per audit topic of the read API.
+const (
+	AuditIdentity      = "identity"      // key use, key creation
+	AuditAuthorization = "authorization" // allow/deny decisions
+	AuditAccess        = "access"        // reads
+	AuditWrite         = "write"         // writes: runs, steps, policies
+	AuditIntegrity     = "integrity"     // ledger checks
+)
+
+// Audit decisions.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+)
+
+// AuditEvent records who did what. Audit events are append-only.
+type AuditEvent struct {
+	ID              string    `json:"id"`
+	TenantID        string    `json:"tenant_id"`
+	OccurredAt      time.Time `json:"occurred_at"`
+	Actor           string    `json:"actor"`      // API key id, or "system"
+	ActorType       Origin    `json:"actor_type"` // HUMAN, AGENT or SYSTEM
+	Category        string    `json:"category"`
+	Action          string    `json:"action"`   // e.g. "POST /api/v1/runs/{run_id}/steps"
+	Resource        string    `json:"resource"` // e.g. "run/abc"
+	Decision        string    `json:"decision"`
+	Status          int       `json:"status"` // HTTP status, 0 outside HTTP
+	CorrelationID   string    `json:"correlation_id"`
+	SourceComponent string    `json:"source_component"` // api, cli, otlp
+	Detail          string    `json:"detail,omitempty"`
+}

@@ -1,0 +1,65 @@
+package runproof
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Timestamp is how runproof keeps every time: UTC, truncated to microseconds,
+// so that SQLite and PostgreSQL give the same bytes.
+func Timestamp(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// TimeFormat is RFC 3339 with exactly six fractional digits.
+const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+// FormatTime renders a timestamp the one way runproof writes times.
+func FormatTime(t time.Time) string { return Timestamp(t).Format(TimeFormat) }
+
+// Scales of the fixed-point integers that keep money and durations exact.
+const (
+	MicrocentsPerCent = 1_000_000 // cost: millionths of a cent
+	MicrosPerMilli    = 1_000     // duration: microseconds
+)
+
+// ParseFixed parses a decimal number (as JSON writes it) into an integer
+// count of 1/scale units, rounding half away from zero beyond that precision.
+// It refuses negative, non-finite and out-of-range values.
+func ParseFixed(s string, scale int64) (int64, error) {
+	r, ok := new(big.Rat).SetString(strings.TrimSpace(s))
+	if !ok {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	if r.Sign() < 0 {
+		return 0, fmt.Errorf("must not be negative")
+	}
+	r.Mul(r, new(big.Rat).SetInt64(scale))
+	// round half away from zero: floor(r + 1/2) for r >= 0
+	r.Add(r, big.NewRat(1, 2))
+	q := new(big.Int).Quo(r.Num(), r.Denom())
+	if !q.IsInt64() || q.Int64() > 1<<53 {
+		return 0, fmt.Errorf("%s is too large", s)
+	}
+	return q.Int64(), nil
+}
+
+// FormatFixed renders n/scale as the shortest exact decimal ("120", "0.5").
+func FormatFixed(n, scale int64) string {
+	whole, frac := n/scale, n%scale
+	if frac == 0 {
+		return strconv.FormatInt(whole, 10)
+	}
+	digits := len(strconv.FormatInt(scale, 10)) - 1
+	f := fmt.Sprintf("%0*d", digits, frac)
+	return strconv.FormatInt(whole, 10) + "." + strings.TrimRight(f, "0")
+}
+
+// Cents renders microcents as a float of cents, for JSON output.
+func Cents(microcents int64) float64 {
+	return float64(microcents) / MicrocentsPerCent
+}
+
+// Millis renders microseconds as a float of milliseconds, for JSON output.
+func Millis(micros int64) float64 { return float64(micros) / MicrosPerMilli }
