@@ -1,0 +1,191 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"cel.dev/cel-go/cel"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Evaluator judges steps against one snapshot. It is safe for concurrent use.
+type Evaluator struct {
+	rules []rule
+}
+
+type rule struct {
+	policy    runproof.Policy
+	threshold int64       // in the type's fixed-point unit (limits only)
+	program   cel.Program // expression policies only
+}
+
+// Compile prepares a snapshot's policies for evaluation, in the snapshot's
+// order (by name), which is also the order findings are reported in.
+func Compile(policies []runproof.Policy) (*Evaluator, error) {
+	e := &Evaluator{rules: make([]rule, 0, len(policies))}
+	for _, p := range policies {
+		r := rule{policy: p}
+		switch {
+		case p.Type.IsLimit():
+			n, err := runproof.ParseFixed(p.Threshold, scale(p.Type))
+			if err != nil {
+				return nil, fmt.Errorf("policy %q: threshold: %w", p.Name, err)
+			}
+			r.threshold = n
+		case p.Type == runproof.PolicyExpression:
+			prg, err := compileExpression(p.Expression)
+			if err != nil {
+				return nil, fmt.Errorf("policy %q: %w", p.Name, err)
+			}
+			r.program = prg
+		}
+		e.rules = append(e.rules, r)
+	}
+	return e, nil
+}
+
+// Input is one step to judge and the run it belongs to.
+type Input struct {
+	AgentID string
+	Before  runproof.Totals // the run's totals before this step
+	Stopped bool            // the run was already stopped before this step
+	Step    runproof.Step
+}
+
+// Result is the judgement of one step.
+type Result struct {
+	Totals       runproof.Totals // the run's totals including this step
+	Status       runproof.StepStatus
+	IsInflection bool
+	Findings     []runproof.Finding
+	// Violation is the stop policy broken by this step, when it is the
+	// inflection: the first one in snapshot order.
+	Violation *runproof.Finding
+}
+
+// Evaluate judges one step. Running totals include the step itself.
+//
+//   - A run already stopped: the step is a violation, never an inflection.
+//   - A limit whose running total goes strictly over its threshold, a denied
+//     step type, or an expression that is true: the policy is exceeded. For a
+//     stop policy the step is the violation and the inflection; for a warn
+//     policy it is a warning.
+//   - A limit whose running total reaches 80 % of its threshold: warning.
+func (e *Evaluator) Evaluate(in Input) (Result, error) {
+	res := Result{Totals: in.Before.Add(in.Step), Status: runproof.StepOK}
+	if in.Stopped {
+		res.Status = runproof.StepViolation
+		res.Findings = []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
+	}
+	for i := range e.rules {
+		r := &e.rules[i]
+		outcome, actual, err := r.judge(in, res.Totals)
+		if err != nil {
+			return Result{}, err
+		}
+		if outcome == "" {
+			continue
+		}
+		f := finding(r.policy, outcome, actual)
+		res.Findings = append(res.Findings, f)
+		switch {
+		case in.Stopped:
+		case outcome == runproof.OutcomeExceeded && r.policy.Action == runproof.ActionStop:
+			if res.Violation == nil {
+				res.Violation = &f
+				res.Status, res.IsInflection = runproof.StepViolation, true
+			}
+		case res.Status == runproof.StepOK:
+			res.Status = runproof.StepWarning
+		}
+	}
+	return res, nil
+}
+
+func finding(p runproof.Policy, outcome, actual string) runproof.Finding {
+	f := runproof.Finding{
+		PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
+		Type: p.Type, Action: p.Action, Outcome: outcome,
+		Threshold: p.Threshold, Actual: actual,
+	}
+	switch p.Type {
+	case runproof.PolicyStepTypeDenied:
+		f.Threshold = strings.Join(p.StepTypes, ",")
+	case runproof.PolicyExpression:
+		f.Threshold = p.Expression
+	}
+	return f
+}
+
+// judge returns the outcome of one rule ("" when nothing to report) and the
+// actual value it compared, as text in the policy's unit.
+func (r *rule) judge(in Input, t runproof.Totals) (string, string, error) {
+	p := r.policy
+	switch p.Type {
+	case runproof.PolicyStepTypeDenied:
+		for _, s := range p.StepTypes {
+			if s == in.Step.StepType {
+				return runproof.OutcomeExceeded, in.Step.StepType, nil
+			}
+		}
+		return "", "", nil
+	case runproof.PolicyExpression:
+		hit, err := r.eval(in, t)
+		if err != nil || !hit {
+			return "", "", err
+		}
+		return runproof.OutcomeExceeded, "true", nil
+	}
+	v := limitValue(p.Type, t)
+	actual := runproof.FormatFixed(v, scale(p.Type))
+	switch {
+	case v > r.threshold:
+		return runproof.OutcomeExceeded, actual, nil
+	case v*10 >= r.threshold*8: // 80 %, exactly, in integers
+		return runproof.OutcomeApproaching, actual, nil
+	}
+	return "", "", nil
+}
+
+func limitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
+	switch t {
+	case runproof.PolicyTokenLimit:
+		return tot.Tokens()
+	case runproof.PolicyCostLimit:
+		return tot.CostMicrocents
+	case runproof.PolicyStepLimit:
+		return tot.Steps
+	case runproof.PolicyDurationLimit:
+		return tot.DurationMicros
+	}
+	return 0
+}
+
+func (r *rule) eval(in Input, t runproof.Totals) (bool, error) {
+	s := in.Step
+	out, _, err := r.program.Eval(map[string]any{
+		"step.step_index":    s.Index,
+		"step.step_type":     s.StepType,
+		"step.input_tokens":  s.InputTokens,
+		"step.output_tokens": s.OutputTokens,
+		"step.tokens":        s.InputTokens + s.OutputTokens,
+		"step.cost_cents":    runproof.Cents(s.CostMicrocents),
+		"step.duration_ms":   runproof.Millis(s.DurationMicros),
+		"run.agent_id":       in.AgentID,
+		"run.steps":          t.Steps,
+		"run.input_tokens":   t.InputTokens,
+		"run.output_tokens":  t.OutputTokens,
+		"run.tokens":         t.Tokens(),
+		"run.cost_cents":     runproof.Cents(t.CostMicrocents),
+		"run.duration_ms":    runproof.Millis(t.DurationMicros),
+	})
+	if err != nil {
+		// A runtime error (e.g. division by zero) is reported, not a breach:
+		// a broken rule must not stop agents nor pass silently.
+		return false, runproof.Errorf(runproof.EINVALID,
+			"policy %q: the expression failed on step %d: %v", r.policy.Name, s.Index, err)
+	}
+	b, ok := out.Value().(bool)
+	return ok && b, nil
+}

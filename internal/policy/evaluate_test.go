@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+func mustPolicy(t testing.TB, p runproof.Policy) runproof.Policy {
+	t.Helper()
+	p, err := Normalize(p)
+	if err != nil {
+		t.Fatalf("Normalize(%s): %v", p.Name, err)
+	}
+	p.ID, p.Version = "id-"+p.Name, 1
+	return p
+}
+
+// run evaluates steps one after another the way the service does: a stop
+// decision makes the run stopped for every later step.
+func run(t testing.TB, e *Evaluator, steps []runproof.Step) []Result {
+	t.Helper()
+	var tot runproof.Totals
+	stopped := false
+	out := make([]Result, len(steps))
+	for i, s := range steps {
+		r, err := e.Evaluate(Input{Before: tot, Stopped: stopped, Step: s})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		out[i], tot = r, r.Totals
+		stopped = stopped || r.IsInflection
+	}
+	return out
+}
+
+func costSteps(n int, cents int64) []runproof.Step {
+	steps := make([]runproof.Step, n)
+	for i := range steps {
+		steps[i] = runproof.Step{Index: int64(i), StepType: "llm", Timestamp: time.Unix(int64(i), 0),
+			CostMicrocents: cents * runproof.MicrocentsPerCent, InputTokens: 10, OutputTokens: 5, DurationMicros: 1000}
+	}
+	return steps
+}
+
+func TestEvaluateCostLimit(t *testing.T) {
+	e, err := Compile([]runproof.Policy{
+		mustPolicy(t, runproof.Policy{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: "100", Action: runproof.ActionStop}),
+		mustPolicy(t, runproof.Policy{Name: "tokens", Type: runproof.PolicyTokenLimit, Threshold: "100000", Action: runproof.ActionWarn}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, e, costSteps(6, 30))
+	want := []runproof.StepStatus{"ok", "ok", "warning", "violation", "violation", "violation"}
+	for i, r := range res {
+		if r.Status != want[i] {
+			t.Errorf("step %d: status %s, want %s", i, r.Status, want[i])
+		}
+		if r.IsInflection != (i == 3) {
+			t.Errorf("step %d: is_inflection %v", i, r.IsInflection)
+		}
+	}
+	v := res[3].Violation
+	if v == nil || v.Threshold != "100" || v.Actual != "120" || v.PolicyName != "cost" {
+		t.Fatalf("violation = %+v, want cost 100 → 120", v)
+	}
+}
+
+func TestEvaluateRules(t *testing.T) {
+	steps := costSteps(5, 1)
+	steps[2].StepType = "shell"
+	tests := []struct {
+		name   string
+		policy runproof.Policy
+		want   []runproof.StepStatus
+	}{
+		{"warn over tokens stays warning", runproof.Policy{Type: runproof.PolicyTokenLimit, Threshold: "40", Action: runproof.ActionWarn},
+			[]runproof.StepStatus{"ok", "ok", "warning", "warning", "warning"}},
+		{"step limit", runproof.Policy{Type: runproof.PolicyStepLimit, Threshold: "3", Action: runproof.ActionStop},
+			[]runproof.StepStatus{"ok", "ok", "warning", "violation", "violation"}},
+		{"duration limit ms", runproof.Policy{Type: runproof.PolicyDurationLimit, Threshold: "2.5", Action: runproof.ActionStop},
+			[]runproof.StepStatus{"ok", "warning", "violation", "violation", "violation"}},
+		{"denied step type", runproof.Policy{Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"shell"}, Action: runproof.ActionStop},
+			[]runproof.StepStatus{"ok", "ok", "violation", "violation", "violation"}},
+		{"expression", runproof.Policy{Type: runproof.PolicyExpression, Expression: `step.step_type == "shell" && run.cost_cents >= 3.0`, Action: runproof.ActionWarn},
+			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.policy.Name = "p"
+			e, err := Compile([]runproof.Policy{mustPolicy(t, tt.policy)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range run(t, e, steps) {
+				if r.Status != tt.want[i] {
+					t.Errorf("step %d: %s, want %s", i, r.Status, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestNormalizeRefuses(t *testing.T) {
+	tests := []struct {
+		policy runproof.Policy
+		field  string
+	}{
+		{runproof.Policy{Name: "", Type: runproof.PolicyCostLimit, Threshold: "1", Action: "stop"}, "name"},
+		{runproof.Policy{Name: "x", Type: "nope", Action: "stop"}, "type"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "-1", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyTokenLimit, Threshold: "1.5", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "0", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "1", Action: "halt"}, "action"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, Action: "stop"}, "step_types"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "step.cost_cents +", Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "step.cost_cents + 1.0", Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "unknown_var > 1", Action: "stop"}, "expression"},
+	}
+	for _, tt := range tests {
+		_, err := Normalize(tt.policy)
+		fields := runproof.ErrorFields(err)
+		if len(fields) == 0 || fields[0].Field != tt.field {
+			t.Errorf("Normalize(%+v) = %v, want an error on %q", tt.policy, err, tt.field)
+		}
+	}
+}
+
+func TestRiskLevels(t *testing.T) {
+	c := int64(runproof.MicrocentsPerCent)
+	tests := []struct {
+		in   RiskInput
+		want runproof.RiskLevel
+	}{
+		{RiskInput{Type: runproof.PolicyTokenLimit, Threshold: 100, Actual: 110}, runproof.RiskLow},
+		{RiskInput{Type: runproof.PolicyCostLimit, Threshold: 100 * c, Actual: 120 * c}, runproof.RiskMedium},
+		{RiskInput{Type: runproof.PolicyCostLimit, Threshold: 100 * c, Actual: 150 * c}, runproof.RiskHigh},
+		{RiskInput{Type: runproof.PolicyStepTypeDenied}, runproof.RiskHigh},
+		{RiskInput{Type: runproof.PolicyCostLimit, Threshold: 5000 * c, Actual: 20000 * c, CostMicrocents: 20000 * c}, runproof.RiskCritical},
+	}
+	for _, tt := range tests {
+		if got := Risk(tt.in); got != tt.want {
+			t.Errorf("Risk(%+v) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

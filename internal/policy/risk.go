@@ -1,0 +1,48 @@
+package policy
+
+import "github.com/runproof/runproof/internal/runproof"
+
+// RiskInput is what an incident's risk level is graded from.
+type RiskInput struct {
+	Type           runproof.PolicyType
+	Threshold      int64 // in the type's unit; 0 when the type has none
+	Actual         int64 // in the type's unit
+	CostMicrocents int64 // the run's cost up to the stop
+}
+
+// Risk grades an incident. The base level comes from what was broken; it
+// goes up one level when the limit was overshot by half again or more
+// (actual ≥ 1.5 × threshold), and one more when the run had cost $100 or
+// more by the stop. docs/policies.md has the table.
+//
+//	base: token_limit, step_limit, duration_limit → low
+//	      cost_limit, expression                  → medium
+//	      step_type_denied                        → high
+func Risk(in RiskInput) runproof.RiskLevel {
+	levels := []runproof.RiskLevel{runproof.RiskLow, runproof.RiskMedium, runproof.RiskHigh, runproof.RiskCritical}
+	level := 0
+	switch in.Type {
+	case runproof.PolicyCostLimit, runproof.PolicyExpression:
+		level = 1
+	case runproof.PolicyStepTypeDenied:
+		level = 2
+	}
+	if in.Threshold > 0 && in.Actual*2 >= in.Threshold*3 {
+		level++
+	}
+	if in.CostMicrocents >= 10_000*runproof.MicrocentsPerCent {
+		level++
+	}
+	return levels[min(level, len(levels)-1)]
+}
+
+// Units returns the threshold and actual value of a finding in the fixed-point
+// unit of its policy type, for Risk. Types without a threshold give zeros.
+func Units(f runproof.Finding) (threshold, actual int64) {
+	if !f.Type.IsLimit() {
+		return 0, 0
+	}
+	threshold, _ = runproof.ParseFixed(f.Threshold, scale(f.Type))
+	actual, _ = runproof.ParseFixed(f.Actual, scale(f.Type))
+	return threshold, actual
+}

@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// scale is the fixed-point unit of a limit type's running total.
+func scale(t runproof.PolicyType) int64 {
+	switch t {
+	case runproof.PolicyCostLimit:
+		return runproof.MicrocentsPerCent
+	case runproof.PolicyDurationLimit:
+		return runproof.MicrosPerMilli
+	}
+	return 1
+}
+
+// Normalize checks a policy as submitted and returns it with its threshold
+// in canonical form. Expression policies are compiled and type-checked here,
+// so a bad expression is refused when the policy is created, not at run time.
+func Normalize(p runproof.Policy) (runproof.Policy, error) {
+	var errs []runproof.FieldError
+	bad := func(field, msg string) { errs = append(errs, runproof.FieldError{Field: field, Message: msg}) }
+
+	p.Name = strings.TrimSpace(p.Name)
+	switch {
+	case p.Name == "":
+		bad("name", "is required")
+	case len(p.Name) > 200 || !utf8.ValidString(p.Name):
+		bad("name", "must be valid UTF-8 of at most 200 bytes")
+	}
+	switch p.Action {
+	case runproof.ActionStop, runproof.ActionWarn:
+	case "":
+		bad("action", `is required: "stop" or "warn"`)
+	default:
+		bad("action", `must be "stop" or "warn"`)
+	}
+
+	switch {
+	case p.Type.IsLimit():
+		p.StepTypes, p.Expression = nil, ""
+		if p.Threshold == "" {
+			bad("threshold", "is required for a "+string(p.Type)+" policy")
+			break
+		}
+		n, err := runproof.ParseFixed(p.Threshold, scale(p.Type))
+		if err != nil {
+			bad("threshold", err.Error())
+			break
+		}
+		if scale(p.Type) == 1 && !isWhole(p.Threshold) {
+			bad("threshold", "must be a whole number for a "+string(p.Type)+" policy")
+			break
+		}
+		if n <= 0 {
+			bad("threshold", "must be greater than zero")
+			break
+		}
+		p.Threshold = runproof.FormatFixed(n, scale(p.Type))
+	case p.Type == runproof.PolicyStepTypeDenied:
+		p.Threshold, p.Expression = "", ""
+		if len(p.StepTypes) == 0 {
+			bad("step_types", "must list at least one step type for a step_type_denied policy")
+		}
+		for i, s := range p.StepTypes {
+			if strings.TrimSpace(s) == "" {
+				bad("step_types["+itoa(i)+"]", "must not be empty")
+			}
+		}
+		p.StepTypes = slices.Clone(p.StepTypes)
+		slices.Sort(p.StepTypes)
+		p.StepTypes = slices.Compact(p.StepTypes)
+	case p.Type == runproof.PolicyExpression:
+		p.Threshold, p.StepTypes = "", nil
+		if strings.TrimSpace(p.Expression) == "" {
+			bad("expression", "is required for an expression policy")
+		} else if _, err := compileExpression(p.Expression); err != nil {
+			bad("expression", err.Error())
+		}
+	case p.Type == "":
+		bad("type", "is required: one of "+typeList())
+	default:
+		bad("type", "must be one of "+typeList())
+	}
+	if len(errs) > 0 {
+		return p, runproof.Invalid(errs...)
+	}
+	return p, nil
+}
+
+func isWhole(s string) bool {
+	return !strings.ContainsAny(s, ".eE")
+}
+
+func typeList() string {
+	names := make([]string, len(runproof.PolicyTypes))
+	for i, t := range runproof.PolicyTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
