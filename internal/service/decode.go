@@ -1,0 +1,236 @@
+package service
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Limits of one call that appends steps.
+const (
+	MaxStepsPerCall = 1000
+	MaxBodyBytes    = 4 << 20
+	maxFieldErrors  = 50
+	// MaxClockSkew is how far in the future a timestamp may lie.
+	MaxClockSkew = 5 * time.Minute
+	maxText      = 200 // bytes, for ids, names and step types
+)
+
+// StepInput is one step as an agent sends it.
+type StepInput struct {
+	StepIndex    *int64          `json:"step_index"`
+	Timestamp    string          `json:"timestamp"`
+	StepType     string          `json:"step_type"`
+	InputTokens  int64           `json:"input_tokens"`
+	OutputTokens int64           `json:"output_tokens"`
+	CostCents    json.Number     `json:"cost_cents"`
+	DurationMs   json.Number     `json:"duration_ms"`
+	Content      json.RawMessage `json:"content"`
+}
+
+type stepBatch struct {
+	Steps []StepInput `json:"steps"`
+}
+
+// DecodeJSON decodes one JSON object from body into v, refusing unknown
+// fields, trailing data and invalid UTF-8, with errors that name the field.
+func DecodeJSON(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(body, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return runproof.Errorf(runproof.EMALFORMED, "the body holds data after the JSON object")
+	}
+	return nil
+}
+
+func decodeError(body []byte, err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return runproof.Errorf(runproof.EMALFORMED, "the body must be a JSON object")
+		}
+		return runproof.Invalid(runproof.FieldError{Field: locate(body, field),
+			Message: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)})
+	case errors.As(err, &syntaxErr):
+		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid JSON (at byte %d): %s", syntaxErr.Offset, strings.TrimPrefix(err.Error(), "json: "))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return runproof.Invalid(runproof.FieldError{Field: locate(body, name), Message: "is not a known field"})
+	case err == io.EOF:
+		return runproof.Errorf(runproof.EMALFORMED, "the body is empty: a JSON object is expected")
+	}
+	return runproof.Errorf(runproof.EMALFORMED, "the body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int64", "int", "float64":
+		return "number"
+	case "slice":
+		return "array"
+	case "struct", "map":
+		return "object"
+	}
+	return goKind
+}
+
+// locate turns the decoder's path of an error ("steps.cost_cents", or just
+// "foo" for an unknown field) into the path of the element where it occurs
+// ("steps[3].cost_cents"): the first step that does not decode on its own.
+// It only runs on the error path.
+func locate(body []byte, field string) string {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return field
+	}
+	if _, ok := top[field]; ok {
+		return field
+	}
+	var steps []json.RawMessage
+	if json.Unmarshal(top["steps"], &steps) != nil {
+		return field
+	}
+	name := strings.TrimPrefix(field, "steps.")
+	for i, raw := range steps {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		var s StepInput
+		if dec.Decode(&s) != nil {
+			return fmt.Sprintf("steps[%d].%s", i, name)
+		}
+	}
+	return field
+}
+
+// DecodeSteps decodes and validates the body of an append-steps call. The
+// steps come back with their exact values, canonical content and
+// content_hash; status and inflection are left to evaluation.
+func DecodeSteps(body []byte, now time.Time) ([]runproof.Step, error) {
+	var batch stepBatch
+	if err := DecodeJSON(body, &batch); err != nil {
+		return nil, err
+	}
+	return ValidateSteps(batch.Steps, now)
+}
+
+// ValidateSteps checks steps as sent and converts them to runproof.Step.
+// Indexes must be consecutive inside one call.
+func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
+	switch {
+	case len(in) == 0:
+		return nil, runproof.Invalid(runproof.FieldError{Field: "steps", Message: "must hold at least one step"})
+	case len(in) > MaxStepsPerCall:
+		return nil, runproof.Errorf(runproof.ETOOLARGE, "a call holds at most %d steps, this one holds %d: send them in several calls", MaxStepsPerCall, len(in))
+	}
+	var errs []runproof.FieldError
+	bad := func(i int, field, format string, args ...any) {
+		if len(errs) < maxFieldErrors {
+			errs = append(errs, runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field), Message: fmt.Sprintf(format, args...)})
+		}
+	}
+	out := make([]runproof.Step, len(in))
+	for i, s := range in {
+		st := &out[i]
+		switch {
+		case s.StepIndex == nil:
+			bad(i, "step_index", "is required")
+		case *s.StepIndex < 0:
+			bad(i, "step_index", "must not be negative")
+		case i > 0 && in[i-1].StepIndex != nil && *s.StepIndex == *in[i-1].StepIndex:
+			bad(i, "step_index", "duplicates the step before it (%d)", *s.StepIndex)
+		case i > 0 && in[i-1].StepIndex != nil && *s.StepIndex != *in[i-1].StepIndex+1:
+			bad(i, "step_index", "must be %d: steps of one call are consecutive, in order", *in[i-1].StepIndex+1)
+		default:
+			st.Index = *s.StepIndex
+		}
+		if ts, err := ParseTime(s.Timestamp, now); err != nil {
+			bad(i, "timestamp", "%s", err)
+		} else {
+			st.Timestamp = ts
+		}
+		switch {
+		case strings.TrimSpace(s.StepType) == "":
+			bad(i, "step_type", "is required (the tool, skill or model called)")
+		case len(s.StepType) > maxText:
+			bad(i, "step_type", "must be at most %d bytes", maxText)
+		default:
+			st.StepType = s.StepType
+		}
+		if s.InputTokens < 0 {
+			bad(i, "input_tokens", "must not be negative")
+		}
+		if s.OutputTokens < 0 {
+			bad(i, "output_tokens", "must not be negative")
+		}
+		st.InputTokens, st.OutputTokens = s.InputTokens, s.OutputTokens
+		if s.CostCents != "" {
+			v, err := runproof.ParseFixed(string(s.CostCents), runproof.MicrocentsPerCent)
+			if err != nil {
+				bad(i, "cost_cents", "%s", err)
+			}
+			st.CostMicrocents = v
+		}
+		if s.DurationMs != "" {
+			v, err := runproof.ParseFixed(string(s.DurationMs), runproof.MicrosPerMilli)
+			if err != nil {
+				bad(i, "duration_ms", "%s", err)
+			}
+			st.DurationMicros = v
+		}
+		if len(s.Content) > 0 && string(s.Content) != "null" {
+			c, err := runproof.CanonicalJSON(s.Content)
+			if err != nil {
+				bad(i, "content", "cannot be put in canonical form: %s", err)
+			} else {
+				st.Content = c
+				st.ContentDigest = runproof.DigestBytes(c)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, runproof.Invalid(errs...)
+	}
+	for i := range out {
+		h, err := runproof.StepContentHash(out[i])
+		if err != nil {
+			return nil, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d]", i), Message: err.Error()})
+		}
+		out[i].ContentHash = h
+	}
+	return out, nil
+}
+
+// ParseTime parses an RFC 3339 timestamp, refusing one more than
+// MaxClockSkew in the future, and returns it as runproof keeps it.
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("is required (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 timestamp (e.g. 2026-01-02T15:04:05Z)", s)
+	}
+	if t.After(now.Add(MaxClockSkew)) {
+		return time.Time{}, fmt.Errorf("%s is in the future (the server's time is %s)", s, now.UTC().Format(time.RFC3339))
+	}
+	if t.Year() < 2000 {
+		return time.Time{}, fmt.Errorf("%s is before the year 2000", s)
+	}
+	return runproof.Timestamp(t), nil
+}

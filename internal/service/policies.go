@@ -1,0 +1,38 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/runproof/runproof/internal/policy"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// PolicyInput is a policy as an operator sends it.
+type PolicyInput struct {
+	Name       string              `json:"name"`
+	Type       runproof.PolicyType `json:"type"`
+	Threshold  json.Number         `json:"threshold"`
+	Action     runproof.Action     `json:"action"`
+	StepTypes  []string            `json:"step_types"`
+	Expression string              `json:"expression"`
+}
+
+// CreatePolicy validates a policy and stores it as a new version: the first
+// version of a new name, or the next version of an existing one. Runs already
+// started keep the snapshot they were judged by.
+func (s *Service) CreatePolicy(ctx context.Context, tenantID string, in PolicyInput) (runproof.Policy, error) {
+	p, err := policy.Normalize(runproof.Policy{
+		ID: s.newID(), TenantID: tenantID, Name: in.Name, Type: in.Type, Threshold: string(in.Threshold),
+		Action: in.Action, StepTypes: in.StepTypes, Expression: in.Expression, CreatedAt: s.Now(),
+	})
+	if err != nil {
+		return runproof.Policy{}, err
+	}
+	return s.store.CreatePolicy(ctx, p)
+}
+
+// ActivePolicies returns the latest version of each of the tenant's policies.
+func (s *Service) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
+	return s.store.ActivePolicies(ctx, tenantID)
+}

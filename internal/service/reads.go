@@ -1,0 +1,279 @@
+package service
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"sort"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// GetRun returns one run of the tenant.
+func (s *Service) GetRun(ctx context.Context, tenantID, runID string) (runproof.Run, error) {
+	return s.store.GetRun(ctx, tenantID, runID)
+}
+
+// RunFilter selects runs for ListRuns.
+type RunFilter struct {
+	AgentID  string
+	Status   runproof.RunStatus
+	From, To time.Time
+	Cursor   string // from a previous page's NextCursor
+	Limit    int    // 1-500, default 50
+}
+
+// ListRuns returns a page of runs, newest first, and the cursor of the next
+// page ("" on the last one).
+func (s *Service) ListRuns(ctx context.Context, tenantID string, f RunFilter) ([]runproof.Run, string, error) {
+	p := runproof.ListRunsParams{TenantID: tenantID, AgentID: f.AgentID, Status: f.Status, From: f.From, To: f.To, Limit: f.Limit}
+	if p.Limit == 0 {
+		p.Limit = 50
+	}
+	if p.Limit < 1 || p.Limit > 500 {
+		return nil, "", runproof.Invalid(runproof.FieldError{Field: "limit", Message: "must be between 1 and 500"})
+	}
+	if f.Cursor != "" {
+		c, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", runproof.Invalid(runproof.FieldError{Field: "cursor", Message: "is not a cursor this API gave out"})
+		}
+		p.After = &c
+	}
+	p.Limit++ // one more tells whether there is a next page
+	runs, err := s.store.ListRuns(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(runs) == p.Limit {
+		runs = runs[:len(runs)-1]
+		last := runs[len(runs)-1]
+		next = encodeCursor(runproof.RunCursor{StartedAt: last.StartedAt, RunID: last.ID})
+	}
+	return runs, next, nil
+}
+
+type cursorJSON struct {
+	T  time.Time `json:"t"`
+	ID string    `json:"id"`
+}
+
+func encodeCursor(c runproof.RunCursor) string {
+	b, _ := json.Marshal(cursorJSON{T: c.StartedAt, ID: c.RunID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (runproof.RunCursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return runproof.RunCursor{}, err
+	}
+	var c cursorJSON
+	if err := json.Unmarshal(b, &c); err != nil {
+		return runproof.RunCursor{}, err
+	}
+	return runproof.RunCursor{StartedAt: runproof.Timestamp(c.T), RunID: c.ID}, nil
+}
+
+// Trace returns every step of a run in index order.
+func (s *Service) Trace(ctx context.Context, tenantID, runID string) (runproof.Run, []runproof.Step, error) {
+	run, err := s.store.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		return runproof.Run{}, nil, err
+	}
+	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID})
+	return run, steps, err
+}
+
+// Evaluation summarises what one policy of the snapshot saw during a run.
+type Evaluation struct {
+	PolicyID             string              `json:"policy_id"`
+	PolicyName           string              `json:"policy_name"`
+	PolicyVersion        int                 `json:"policy_version"`
+	Type                 runproof.PolicyType `json:"type"`
+	Action               runproof.Action     `json:"action"`
+	Threshold            string              `json:"threshold"`
+	Breached             bool                `json:"breached"`
+	FirstApproachingStep *int64              `json:"first_approaching_step"`
+	FirstExceededStep    *int64              `json:"first_exceeded_step"`
+	StepsApproaching     int                 `json:"steps_approaching"`
+	StepsExceeded        int                 `json:"steps_exceeded"`
+	LastActual           string              `json:"last_actual,omitempty"`
+}
+
+// Governance is how a run was judged: its snapshot, each policy's
+// evaluation, the incidents it opened and the steps sent after a stop.
+type Governance struct {
+	Run            runproof.Run        `json:"run"`
+	Snapshot       runproof.Snapshot   `json:"policy_snapshot"`
+	Evaluations    []Evaluation        `json:"evaluations"`
+	Incidents      []runproof.Incident `json:"incidents"`
+	StepsAfterStop int                 `json:"steps_after_stop"`
+}
+
+// Governance returns how a run was judged.
+func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Governance, error) {
+	run, steps, err := s.Trace(ctx, tenantID, runID)
+	if err != nil {
+		return Governance{}, err
+	}
+	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
+	if err != nil {
+		return Governance{}, err
+	}
+	incs, err := s.store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: tenantID, RunID: runID})
+	if err != nil {
+		return Governance{}, err
+	}
+	g := Governance{Run: run, Snapshot: snap, Incidents: incs, Evaluations: make([]Evaluation, len(snap.Policies))}
+	byID := map[string]*Evaluation{}
+	for i, p := range snap.Policies {
+		g.Evaluations[i] = Evaluation{PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
+			Type: p.Type, Action: p.Action, Threshold: p.Threshold}
+		byID[p.ID] = &g.Evaluations[i]
+	}
+	for _, st := range steps {
+		for _, f := range st.Findings {
+			if f.Outcome == runproof.OutcomeAfterStop {
+				g.StepsAfterStop++
+				continue
+			}
+			e := byID[f.PolicyID]
+			if e == nil {
+				continue
+			}
+			e.Threshold, e.LastActual = f.Threshold, f.Actual
+			idx := st.Index
+			switch f.Outcome {
+			case runproof.OutcomeApproaching:
+				e.StepsApproaching++
+				if e.FirstApproachingStep == nil {
+					e.FirstApproachingStep = &idx
+				}
+			case runproof.OutcomeExceeded:
+				e.StepsExceeded++
+				e.Breached = true
+				if e.FirstExceededStep == nil {
+					e.FirstExceededStep = &idx
+				}
+			}
+		}
+	}
+	return g, nil
+}
+
+// ReplayWindow is the half-width of the replay window around its centre.
+const ReplayWindow = 30 * time.Second
+
+// ReplayItem is one entry of a replay, tagged with where it comes from.
+type ReplayItem struct {
+	Source string    `json:"source"` // step, system or audit
+	At     time.Time `json:"at"`
+	Kind   string    `json:"kind"` // step type, system event name or audit action
+	Data   any       `json:"data"`
+}
+
+// Replay is the 60-second window around a run's inflection step (or its end
+// when it has none), merging in time order the run's steps, its system
+// events and the tenant's audit events.
+type Replay struct {
+	RunID       string       `json:"run_id"`
+	Centre      time.Time    `json:"centre"`
+	CentredOn   string       `json:"centred_on"` // inflection or run_end
+	WindowStart time.Time    `json:"window_start"`
+	WindowEnd   time.Time    `json:"window_end"`
+	Items       []ReplayItem `json:"items"`
+}
+
+// Replay returns the window of events around a run's inflection.
+func (s *Service) Replay(ctx context.Context, tenantID, runID string) (Replay, error) {
+	run, err := s.store.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		return Replay{}, err
+	}
+	rp := Replay{RunID: runID, CentredOn: "inflection", Items: []ReplayItem{}}
+	var inc *runproof.Incident
+	if run.IncidentID != "" {
+		i, err := s.store.GetIncident(ctx, tenantID, run.IncidentID)
+		if err != nil {
+			return Replay{}, err
+		}
+		inc, rp.Centre = &i, i.ViolationAt
+	} else {
+		rp.CentredOn, rp.Centre = "run_end", run.StartedAt
+		if run.CompletedAt != nil {
+			rp.Centre = *run.CompletedAt
+		} else if run.Totals.Steps > 0 {
+			last, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: run.Totals.Steps - 1, Limit: 1})
+			if err != nil {
+				return Replay{}, err
+			}
+			if len(last) == 1 {
+				rp.Centre = last[0].Timestamp
+			}
+		}
+	}
+	rp.WindowStart, rp.WindowEnd = rp.Centre.Add(-ReplayWindow), rp.Centre.Add(ReplayWindow)
+	in := func(t time.Time) bool { return !t.Before(rp.WindowStart) && !t.After(rp.WindowEnd) }
+
+	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID,
+		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond)})
+	if err != nil {
+		return Replay{}, err
+	}
+	for _, st := range steps {
+		rp.Items = append(rp.Items, ReplayItem{Source: "step", At: st.Timestamp, Kind: st.StepType, Data: st})
+	}
+	system := func(at *time.Time, kind string, data any) {
+		if at != nil && in(*at) {
+			rp.Items = append(rp.Items, ReplayItem{Source: "system", At: *at, Kind: kind, Data: data})
+		}
+	}
+	system(&run.StartedAt, "run_started", map[string]string{"agent_id": run.AgentID, "policy_snapshot_id": run.SnapshotID})
+	if inc != nil {
+		system(&inc.DetectedAt, "incident_opened", inc)
+	}
+	system(run.StoppedAt, "run_stopped", map[string]string{"termination_reason": run.TerminationReason})
+	system(run.CompletedAt, "run_completed", map[string]string{"status": string(run.Status)})
+
+	events, err := s.store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: tenantID,
+		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: 1000})
+	if err != nil {
+		return Replay{}, err
+	}
+	for _, ev := range events {
+		rp.Items = append(rp.Items, ReplayItem{Source: "audit", At: ev.OccurredAt, Kind: ev.Action, Data: ev})
+	}
+	sort.SliceStable(rp.Items, func(i, j int) bool { return rp.Items[i].At.Before(rp.Items[j].At) })
+	return rp, nil
+}
+
+// GetIncident returns one incident of the tenant.
+func (s *Service) GetIncident(ctx context.Context, tenantID, id string) (runproof.Incident, error) {
+	return s.store.GetIncident(ctx, tenantID, id)
+}
+
+// ListIncidents returns the tenant's incidents, newest first.
+func (s *Service) ListIncidents(ctx context.Context, p runproof.ListIncidentsParams) ([]runproof.Incident, error) {
+	return s.store.ListIncidents(ctx, p)
+}
+
+// ListAudit returns the tenant's audit events, newest first.
+func (s *Service) ListAudit(ctx context.Context, p runproof.ListAuditParams) ([]runproof.AuditEvent, error) {
+	return s.store.ListAuditEvents(ctx, p)
+}
+
+// Record stores audit events, filling in their id and time when empty.
+func (s *Service) Record(ctx context.Context, events ...runproof.AuditEvent) error {
+	for i := range events {
+		if events[i].ID == "" {
+			events[i].ID = s.newID()
+		}
+		if events[i].OccurredAt.IsZero() {
+			events[i].OccurredAt = s.Now()
+		}
+	}
+	return s.store.AppendAuditEvents(ctx, events...)
+}

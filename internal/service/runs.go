@@ -1,0 +1,279 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/runproof/runproof/internal/policy"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// RunInput is a run as an agent opens it.
+type RunInput struct {
+	RunID     string `json:"run_id"`
+	AgentID   string `json:"agent_id"`
+	Goal      string `json:"goal"`
+	TraceID   string `json:"trace_id"`
+	StartedAt string `json:"started_at"`
+}
+
+const maxGoal = 4096
+
+// CreateRun opens a run and freezes the tenant's active policies into its
+// snapshot. Re-sending the same run is a no-op that returns the stored run
+// (created false); a different run under the same id is ECONFLICT.
+func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (run runproof.Run, created bool, err error) {
+	now := s.Now()
+	var errs []runproof.FieldError
+	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
+	switch {
+	case in.AgentID == "":
+		bad("agent_id", "is required")
+	case len(in.AgentID) > maxText:
+		bad("agent_id", fmt.Sprintf("must be at most %d bytes", maxText))
+	}
+	if in.RunID != "" && !validID(in.RunID) {
+		bad("run_id", "must be 1-128 letters, digits, '.', '_', ':' or '-'")
+	}
+	if len(in.Goal) > maxGoal {
+		bad("goal", fmt.Sprintf("must be at most %d bytes", maxGoal))
+	}
+	if in.TraceID != "" && !validTraceID(in.TraceID) {
+		bad("trace_id", "must be 32 lowercase hex digits (a W3C trace id), not all zero")
+	}
+	started := now
+	if in.StartedAt != "" {
+		t, err := ParseTime(in.StartedAt, now)
+		if err != nil {
+			bad("started_at", err.Error())
+		}
+		started = t
+	}
+	if !utf8.ValidString(in.AgentID + in.Goal) {
+		bad("agent_id", "must be valid UTF-8")
+	}
+	if len(errs) > 0 {
+		return runproof.Run{}, false, runproof.Invalid(errs...)
+	}
+
+	if in.RunID != "" {
+		existing, err := s.store.GetRun(ctx, tenantID, in.RunID)
+		switch {
+		case err == nil:
+			if existing.AgentID == in.AgentID && existing.Goal == in.Goal &&
+				(in.TraceID == "" || in.TraceID == existing.TraceID) &&
+				(in.StartedAt == "" || started.Equal(existing.StartedAt)) {
+				return existing, false, nil
+			}
+			return runproof.Run{}, false, runproof.Errorf(runproof.ECONFLICT, "run %q already exists with different fields", in.RunID)
+		case runproof.ErrorCode(err) != runproof.ENOTFOUND:
+			return runproof.Run{}, false, err
+		}
+	}
+
+	policies, err := s.store.ActivePolicies(ctx, tenantID)
+	if err != nil {
+		return runproof.Run{}, false, err
+	}
+	snap, err := runproof.NewSnapshot(tenantID, policies, now)
+	if err != nil {
+		return runproof.Run{}, false, err
+	}
+	run = runproof.Run{TenantID: tenantID, ID: in.RunID, AgentID: in.AgentID, Goal: in.Goal,
+		TraceID: in.TraceID, Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: started, CreatedAt: now}
+	if run.ID == "" {
+		run.ID = s.newID()
+	}
+	if run.TraceID == "" {
+		run.TraceID = newTraceID()
+	}
+	if err := s.store.CreateRun(ctx, run, snap); err != nil {
+		return runproof.Run{}, false, err
+	}
+	return run, true, nil
+}
+
+func validTraceID(s string) bool {
+	if len(s) != 32 || strings.Trim(s, "0") == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func newTraceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// Decisions answered to an agent after its steps.
+const (
+	DecisionAllow = "allow"
+	DecisionStop  = "stop"
+)
+
+// StepOutcome is what an agent learns about one of its steps.
+type StepOutcome struct {
+	StepIndex    int64               `json:"step_index"`
+	Status       runproof.StepStatus `json:"status"`
+	IsInflection bool                `json:"is_inflection"`
+	ContentHash  string              `json:"content_hash"`
+}
+
+// StepsResult answers an append-steps call.
+type StepsResult struct {
+	Decision   string        `json:"decision"`
+	IncidentID string        `json:"incident_id,omitempty"`
+	Steps      []StepOutcome `json:"steps"`
+}
+
+// AppendSteps judges validated steps (see DecodeSteps) in index order against
+// the run's snapshot and running totals and stores them, all or nothing.
+// A step already stored with the same content is a no-op; with other content
+// it is ECONFLICT. New steps must follow the last stored one without a gap.
+func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step) (StepsResult, error) {
+	if len(steps) == 0 {
+		return StepsResult{}, runproof.Invalid(runproof.FieldError{Field: "steps", Message: "must hold at least one step"})
+	}
+	var res StepsResult
+	p := runproof.UpdateRunParams{TenantID: tenantID, RunID: runID,
+		StepsFrom: steps[0].Index, StepsTo: steps[len(steps)-1].Index}
+	err := s.store.UpdateRun(ctx, p, func(st runproof.RunState) (runproof.RunChange, error) {
+		res = StepsResult{Steps: make([]StepOutcome, 0, len(steps))}
+		run := st.Run
+		switch run.Status {
+		case runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
+			return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q is %s: it takes no more steps", runID, run.Status)
+		}
+		stored := map[int64]runproof.Step{}
+		for _, e := range st.Existing {
+			stored[e.Index] = e
+		}
+		eval, err := s.evaluator(st.Snapshot)
+		if err != nil {
+			return runproof.RunChange{}, err
+		}
+		now := s.Now()
+		change := runproof.RunChange{Run: run}
+		for i, step := range steps {
+			if old, ok := stored[step.Index]; ok {
+				if old.ContentHash != step.ContentHash {
+					return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT,
+						"steps[%d]: step %d is already stored with other content (content_hash %s)", i, step.Index, old.ContentHash)
+				}
+				res.Steps = append(res.Steps, outcome(old))
+				continue
+			}
+			if next := change.Run.Totals.Steps; step.Index != next {
+				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
+					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)})
+			}
+			r, err := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals,
+				Stopped: change.Run.Status == runproof.RunStopped, Step: step})
+			if err != nil {
+				return runproof.RunChange{}, err
+			}
+			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
+			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings
+			change.Run.Totals = r.Totals
+			if r.IsInflection {
+				inc := s.openIncident(change.Run, step, *r.Violation, now)
+				change.Incident = &inc
+				change.Run.Status, change.Run.StoppedAt = runproof.RunStopped, &now
+				change.Run.IncidentID = inc.ID
+				change.Run.TerminationReason = "policy_violation: " + r.Violation.PolicyName
+			}
+			change.Steps = append(change.Steps, step)
+			res.Steps = append(res.Steps, outcome(step))
+		}
+		res.Decision = DecisionAllow
+		if change.Run.Status == runproof.RunStopped {
+			res.Decision, res.IncidentID = DecisionStop, change.Run.IncidentID
+		}
+		return change, nil
+	})
+	if err != nil {
+		return StepsResult{}, err
+	}
+	return res, nil
+}
+
+func outcome(s runproof.Step) StepOutcome {
+	return StepOutcome{StepIndex: s.Index, Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash}
+}
+
+// openIncident records the breach of a stop policy. runproof stops the run
+// when it detects the breach, so containment is the detection time.
+func (s *Service) openIncident(run runproof.Run, step runproof.Step, v runproof.Finding, now time.Time) runproof.Incident {
+	threshold, actual := policy.Units(v)
+	return runproof.Incident{
+		ID: s.newID(), TenantID: run.TenantID, RunID: run.ID,
+		PolicyID: v.PolicyID, PolicyVersion: v.PolicyVersion, PolicyName: v.PolicyName,
+		ViolationType: v.Type, ThresholdValue: v.Threshold, ActualValue: v.Actual,
+		InflectionStepIndex: step.Index, ViolationAt: step.Timestamp, DetectedAt: now, ContainedAt: &now,
+		RiskLevel: policy.Risk(policy.RiskInput{Type: v.Type, Threshold: threshold, Actual: actual,
+			CostMicrocents: run.Totals.CostMicrocents}),
+		RemediationStatus: "pending", CreatedAt: now,
+	}
+}
+
+// CompleteInput ends a run.
+type CompleteInput struct {
+	Status      runproof.RunStatus `json:"status"`
+	CompletedAt string             `json:"completed_at"`
+}
+
+// CompleteRun records the end of a run. Completing a stopped run keeps its
+// status and records when the agent ended. Re-sending is a no-op; a
+// different end for an ended run is ECONFLICT.
+func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in CompleteInput) (runproof.Run, error) {
+	now := s.Now()
+	if in.Status == "" {
+		in.Status = runproof.RunCompleted
+	}
+	switch in.Status {
+	case runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
+	default:
+		return runproof.Run{}, runproof.Invalid(runproof.FieldError{Field: "status", Message: `must be "completed", "failed" or "cancelled"`})
+	}
+	at := now
+	if in.CompletedAt != "" {
+		t, err := ParseTime(in.CompletedAt, now)
+		if err != nil {
+			return runproof.Run{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: err.Error()})
+		}
+		at = t
+	}
+	var out runproof.Run
+	err := s.store.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: tenantID, RunID: runID, StepsFrom: 1, StepsTo: 0},
+		func(st runproof.RunState) (runproof.RunChange, error) {
+			run := st.Run
+			if run.CompletedAt != nil {
+				if run.Status == in.Status || run.Status == runproof.RunStopped {
+					out = run
+					return runproof.RunChange{Run: run}, nil
+				}
+				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, run.Status)
+			}
+			if at.Before(run.StartedAt) {
+				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: "is before the run started"})
+			}
+			run.CompletedAt = &at
+			if run.Status != runproof.RunStopped {
+				run.Status, run.TerminationReason = in.Status, string(in.Status)
+			}
+			out = run
+			return runproof.RunChange{Run: run}, nil
+		})
+	return out, err
+}

@@ -1,0 +1,158 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runproof/runproof/internal/policy"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Service is the application layer. Create it with New.
+type Service struct {
+	store runproof.Store
+	log   *slog.Logger
+	now   func() time.Time
+	newID func() string
+
+	mu         sync.Mutex
+	evaluators map[string]*policy.Evaluator // by snapshot id
+}
+
+// Options tune a Service; zero values take the defaults.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time // the clock (default time.Now)
+	NewID  func() string    // id generator for runs, incidents, keys (default UUIDv7)
+}
+
+// New returns a Service over store.
+func New(store runproof.Store, opts Options) *Service {
+	s := &Service{store: store, log: opts.Logger, now: opts.Now, newID: opts.NewID,
+		evaluators: map[string]*policy.Evaluator{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	return s
+}
+
+// Store returns the store the service works on.
+func (s *Service) Store() runproof.Store { return s.store }
+
+// Now is the service's clock, as runproof keeps times.
+func (s *Service) Now() time.Time { return runproof.Timestamp(s.now()) }
+
+// KeyPrefix starts every API key, so that a leaked key is easy to spot.
+const KeyPrefix = "rp_"
+
+// HashKey is how API keys are kept: SHA-256 of the whole secret. Keys carry
+// 256 random bits, so no salt or slow hash is needed.
+func HashKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateAPIKey makes a key for a tenant and returns its secret, which is
+// never stored and cannot be shown again.
+func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runproof.Role, name string) (string, runproof.APIKey, error) {
+	var errs []runproof.FieldError
+	if err := validTenant(tenantID); err != "" {
+		errs = append(errs, runproof.FieldError{Field: "tenant", Message: err})
+	}
+	if !role.Valid() {
+		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + roleList()})
+	}
+	if len(errs) > 0 {
+		return "", runproof.APIKey{}, runproof.Invalid(errs...)
+	}
+	var raw [40]byte // 32 bytes of secret, 8 of public id
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", runproof.APIKey{}, fmt.Errorf("create key: %w", err)
+	}
+	secret := KeyPrefix + hex.EncodeToString(raw[:32])
+	k := runproof.APIKey{ID: "key_" + hex.EncodeToString(raw[32:]),
+		TenantID: tenantID, Role: role, Name: name, Hash: HashKey(secret), CreatedAt: s.Now()}
+	if k.Name == "" {
+		k.Name = string(role)
+	}
+	if err := s.store.CreateAPIKey(ctx, k); err != nil {
+		return "", runproof.APIKey{}, err
+	}
+	return secret, k, nil
+}
+
+// Authenticate returns the key whose secret this is, EUNAUTHORIZED if none.
+func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.APIKey, error) {
+	if !strings.HasPrefix(secret, KeyPrefix) {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
+	}
+	k, err := s.store.APIKeyByHash(ctx, HashKey(secret))
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
+	}
+	return k, err
+}
+
+func validTenant(t string) string {
+	if t == "" {
+		return "is required"
+	}
+	if !validID(t) {
+		return "must be 1-128 letters, digits, '.', '_', ':' or '-'"
+	}
+	return ""
+}
+
+// validID accepts the ids runproof lets clients choose (tenants, runs).
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func roleList() string {
+	names := make([]string, len(runproof.Roles))
+	for i, r := range runproof.Roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
+}
+
+// evaluator returns the compiled evaluator of a snapshot, compiling it once.
+func (s *Service) evaluator(snap runproof.Snapshot) (*policy.Evaluator, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.evaluators[snap.ID]; ok {
+		return e, nil
+	}
+	e, err := policy.Compile(snap.Policies)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", snap.ID, err)
+	}
+	if len(s.evaluators) >= 10_000 { // bound the cache; recompiling is cheap
+		clear(s.evaluators)
+	}
+	s.evaluators[snap.ID] = e
+	return e, nil
+}
