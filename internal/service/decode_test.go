@@ -1,0 +1,98 @@
+package service
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+var fuzzNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func TestDecodeStepsExactValues(t *testing.T) {
+	body := `{"steps":[{"step_index":0,"timestamp":"2026-06-01T10:00:00.1234567+02:00","step_type":"tool:search",
+		"input_tokens":12,"output_tokens":30,"cost_cents":0.30000000000000004,"duration_ms":12.3456,"content":{"b":1,"a":"x"}}]}`
+	steps, err := DecodeSteps([]byte(body), fuzzNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := steps[0]
+	if s.CostMicrocents != 300_000 || s.DurationMicros != 12_346 {
+		t.Fatalf("cost %d µ¢, duration %d µs", s.CostMicrocents, s.DurationMicros)
+	}
+	if got := runproof.FormatTime(s.Timestamp); got != "2026-06-01T08:00:00.123456Z" {
+		t.Fatalf("timestamp %s", got)
+	}
+	if string(s.Content) != `{"a":"x","b":1}` || s.ContentDigest != runproof.DigestBytes(s.Content) {
+		t.Fatalf("content %s digest %s", s.Content, s.ContentDigest)
+	}
+	// The hash is a function of the fields: the same step sent with other
+	// spacing, member order and number spelling has the same hash.
+	again, err := DecodeSteps([]byte(`{"steps":[{"content":{"a":"x","b":1.0},"duration_ms":12.3456,"cost_cents":0.3,
+		"output_tokens":30,"input_tokens":12,"step_type":"tool:search","timestamp":"2026-06-01T08:00:00.123456Z","step_index":0}]}`), fuzzNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again[0].ContentHash != s.ContentHash {
+		t.Fatalf("hash changed: %s vs %s", again[0].ContentHash, s.ContentHash)
+	}
+}
+
+// FuzzDecodeSteps feeds arbitrary bodies to the decoder of untrusted step
+// batches. It must never panic; what it accepts must be consistent and
+// must decode to the same steps when encoded again.
+func FuzzDecodeSteps(f *testing.F) {
+	f.Add([]byte(`{"steps":[{"step_index":0,"timestamp":"2026-01-01T00:00:00Z","step_type":"llm","cost_cents":30}]}`))
+	f.Add([]byte(`{"steps":[{"step_index":4,"timestamp":"2026-01-01T00:00:00.5Z","step_type":"t","input_tokens":1,"output_tokens":2,"duration_ms":1e3,"content":"hi"},{"step_index":5,"timestamp":"2026-01-01T00:00:01Z","step_type":"t","content":null}]}`))
+	f.Add([]byte(`{"steps":[{"step_index":-1}]}`))
+	f.Add([]byte(`{"steps":[],"extra":1}`))
+	f.Add([]byte("{\"steps\":[{\"step_type\":\"\xff\"}]}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		steps, err := DecodeSteps(body, fuzzNow)
+		if err != nil {
+			if runproof.ErrorCode(err) == runproof.EINTERNAL {
+				t.Fatalf("internal error for user input: %v", err)
+			}
+			return
+		}
+		type out struct {
+			StepIndex    int64           `json:"step_index"`
+			Timestamp    string          `json:"timestamp"`
+			StepType     string          `json:"step_type"`
+			InputTokens  int64           `json:"input_tokens"`
+			OutputTokens int64           `json:"output_tokens"`
+			CostCents    string          `json:"cost_cents"`
+			DurationMs   string          `json:"duration_ms"`
+			Content      json.RawMessage `json:"content,omitempty"`
+		}
+		var re []out
+		for i, s := range steps {
+			if i > 0 && s.Index != steps[i-1].Index+1 {
+				t.Fatalf("indexes %d, %d accepted", steps[i-1].Index, s.Index)
+			}
+			if s.Index < 0 || s.InputTokens < 0 || s.OutputTokens < 0 || s.CostMicrocents < 0 || s.DurationMicros < 0 {
+				t.Fatalf("negative value accepted: %+v", s)
+			}
+			if !strings.HasPrefix(s.ContentHash, runproof.DigestPrefix) || s.StepType == "" {
+				t.Fatalf("incomplete step: %+v", s)
+			}
+			re = append(re, out{s.Index, runproof.FormatTime(s.Timestamp), s.StepType, s.InputTokens, s.OutputTokens,
+				runproof.FormatFixed(s.CostMicrocents, runproof.MicrocentsPerCent), runproof.FormatFixed(s.DurationMicros, runproof.MicrosPerMilli), s.Content})
+		}
+		b, err := json.Marshal(map[string]any{"steps": re})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeSteps(b, fuzzNow)
+		if err != nil {
+			t.Fatalf("re-encoded steps refused: %v\n%s", err, b)
+		}
+		for i := range steps {
+			if again[i].ContentHash != steps[i].ContentHash {
+				t.Fatalf("step %d: hash %s after a round trip, %s before", i, again[i].ContentHash, steps[i].ContentHash)
+			}
+		}
+	})
+}
