@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/gowebpki/jcs"
 )
@@ -45,34 +46,73 @@ func Digest(v any) (string, error) {
 	return DigestBytes(c), nil
 }
 
-// stepHashInput is what a step's content_hash covers: the step's own fields
-// and the digest of its content (null when it has none), never the content
-// itself, so that content can be redacted while the hash still holds.
-type stepHashInput struct {
-	StepIndex     int64   `json:"step_index"`
-	Timestamp     string  `json:"timestamp"`
-	StepType      string  `json:"step_type"`
-	InputTokens   int64   `json:"input_tokens"`
-	OutputTokens  int64   `json:"output_tokens"`
-	CostCents     float64 `json:"cost_cents"`
-	DurationMs    float64 `json:"duration_ms"`
-	ContentDigest *string `json:"content_digest"`
+// StepContentHash computes a step's content_hash: the digest of the RFC 8785
+// form of the step's own fields and the digest of its content (null when it
+// has none), never the content itself, so that content can be redacted
+// while the hash still holds. docs/integrity.md gives the recipe:
+//
+//	{"content_digest":…,"cost_cents":…,"duration_ms":…,"input_tokens":…,
+//	 "output_tokens":…,"step_index":…,"step_type":…,"timestamp":…}
+//
+// Steps are hashed on every ingest, so the canonical bytes are written
+// directly (members already in JCS order); a test and a fuzz target check
+// that they equal what the JCS library makes of the same object.
+func StepContentHash(s Step) (string, error) {
+	return DigestBytes(stepHashBytes(s, make([]byte, 0, 256))), nil
 }
 
-// StepContentHash computes a step's content_hash from its fields and its
-// ContentDigest. See docs/integrity.md for the exact recipe.
-func StepContentHash(s Step) (string, error) {
-	in := stepHashInput{
-		StepIndex:    s.Index,
-		Timestamp:    FormatTime(s.Timestamp),
-		StepType:     s.StepType,
-		InputTokens:  s.InputTokens,
-		OutputTokens: s.OutputTokens,
-		CostCents:    Cents(s.CostMicrocents),
-		DurationMs:   Millis(s.DurationMicros),
+func stepHashBytes(s Step, b []byte) []byte {
+	b = append(b, `{"content_digest":`...)
+	if s.ContentDigest == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendJCSString(b, s.ContentDigest)
 	}
-	if s.ContentDigest != "" {
-		in.ContentDigest = &s.ContentDigest
+	b = append(b, `,"cost_cents":`...)
+	b = strconv.AppendFloat(b, Cents(s.CostMicrocents), 'f', -1, 64)
+	b = append(b, `,"duration_ms":`...)
+	b = strconv.AppendFloat(b, Millis(s.DurationMicros), 'f', -1, 64)
+	b = append(b, `,"input_tokens":`...)
+	b = strconv.AppendInt(b, s.InputTokens, 10)
+	b = append(b, `,"output_tokens":`...)
+	b = strconv.AppendInt(b, s.OutputTokens, 10)
+	b = append(b, `,"step_index":`...)
+	b = strconv.AppendInt(b, s.Index, 10)
+	b = append(b, `,"step_type":`...)
+	b = appendJCSString(b, s.StepType)
+	b = append(b, `,"timestamp":"`...) // RFC 3339 needs no escaping
+	b = Timestamp(s.Timestamp).AppendFormat(b, TimeFormat)
+	return append(b, '"', '}')
+}
+
+// appendJCSString writes s as RFC 8785 does (ECMAScript JSON.stringify):
+// only '"', '\\' and control characters are escaped, the short forms where
+// they exist, otherwise \u00xx in lowercase hex. Values of at most 2^53 and
+// at least 1e-6 (all the fixed-point values here) print without exponent,
+// which is what strconv's 'f' format gives.
+func appendJCSString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\b':
+			b = append(b, '\\', 'b')
+		case c == '\f':
+			b = append(b, '\\', 'f')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
 	}
-	return Digest(in)
+	return append(b, '"')
 }

@@ -28,6 +28,9 @@ const (
 // count of 1/scale units, rounding half away from zero beyond that precision.
 // It refuses negative, non-finite and out-of-range values.
 func ParseFixed(s string, scale int64) (int64, error) {
+	if n, ok := parseFixedPlain(s, scale); ok {
+		return n, nil
+	}
 	r, ok := new(big.Rat).SetString(strings.TrimSpace(s))
 	if !ok {
 		return 0, fmt.Errorf("%q is not a number", s)
@@ -63,3 +66,44 @@ func Cents(microcents int64) float64 {
 
 // Millis renders microseconds as a float of milliseconds, for JSON output.
 func Millis(micros int64) float64 { return float64(micros) / MicrosPerMilli }
+
+// parseFixedPlain is ParseFixed's fast path for the common spelling of a
+// number, digits with an optional fraction and no exponent; anything else
+// (or any doubt) is left to math/big.
+func parseFixedPlain(s string, scale int64) (int64, bool) {
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 15 || len(frac) > 30 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range []byte(whole) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	n *= scale
+	digits := int64(1)
+	for i := 0; i < len(frac); i++ {
+		c := frac[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if digits < scale {
+			digits *= 10
+			n += int64(c-'0') * (scale / digits)
+		} else if c >= '5' && i == indexAfterScale(scale) {
+			n++ // half away from zero: only the first dropped digit decides
+		}
+	}
+	if n > 1<<53 {
+		return 0, false
+	}
+	return n, true
+}
+
+// indexAfterScale is the position of the first fractional digit beyond the
+// precision of scale (a power of ten).
+func indexAfterScale(scale int64) int {
+	return len(strconv.FormatInt(scale, 10)) - 1
+}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -193,27 +195,47 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 			}
 			st.DurationMicros = v
 		}
-		if len(s.Content) > 0 && string(s.Content) != "null" {
-			c, err := runproof.CanonicalJSON(s.Content)
-			if err != nil {
-				bad(i, "content", "cannot be put in canonical form: %s", err)
-			} else {
-				st.Content = c
-				st.ContentDigest = runproof.DigestBytes(c)
+	}
+	if len(errs) > 0 {
+		return nil, runproof.Invalid(errs...)
+	}
+	// Canonical content and hashes are most of the work: spread them over
+	// the cores, so that a big batch is answered sooner.
+	contentErrs := make([]error, len(out))
+	chunk := max(64, (len(out)+runtime.GOMAXPROCS(0)-1)/runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for from := 0; from < len(out); from += chunk {
+		wg.Go(func() {
+			for i := from; i < min(from+chunk, len(out)); i++ {
+				contentErrs[i] = hashStep(&out[i], in[i].Content)
 			}
+		})
+	}
+	wg.Wait()
+	for i, err := range contentErrs {
+		if err != nil {
+			bad(i, "content", "cannot be put in canonical form: %s", err)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, runproof.Invalid(errs...)
 	}
-	for i := range out {
-		h, err := runproof.StepContentHash(out[i])
-		if err != nil {
-			return nil, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d]", i), Message: err.Error()})
-		}
-		out[i].ContentHash = h
-	}
 	return out, nil
+}
+
+// hashStep sets the step's canonical content, its digest and the step's
+// content_hash. JSON null content counts as none.
+func hashStep(st *runproof.Step, content json.RawMessage) error {
+	if len(content) > 0 && string(content) != "null" {
+		c, err := runproof.CanonicalJSON(content)
+		if err != nil {
+			return err
+		}
+		st.Content, st.ContentDigest = c, runproof.DigestBytes(c)
+	}
+	h, err := runproof.StepContentHash(*st)
+	st.ContentHash = h
+	return err
 }
 
 // ParseTime parses an RFC 3339 timestamp, refusing one more than

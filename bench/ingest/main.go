@@ -1,0 +1,298 @@
+// Command ingest measures how many steps per second runproof ingests through
+// its HTTP API (batches of 500, on a real loopback server, with validation,
+// hashing, policy evaluation, the audit event and the transaction), and, in
+// the same run, the raw insert rate of the same rows through the same
+// database driver with none of runproof's work. It prints both and their
+// ratio, for SQLite and, when a PostgreSQL URL is given, for PostgreSQL.
+//
+//	go run ./bench/ingest [-steps 50000] [-batch 500] [-agents 4] [-postgres URL]
+//
+// -postgres defaults to $RUNPROOF_TEST_POSTGRES_URL; the benchmark works in a
+// schema of its own and drops it afterwards.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "modernc.org/sqlite"
+
+	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/store/postgres"
+	"github.com/runproof/runproof/internal/store/sqlite"
+)
+
+func main() {
+	n := flag.Int("steps", 50_000, "steps to ingest per engine")
+	batch := flag.Int("batch", 500, "steps per call")
+	agents := flag.Int("agents", 4, "agents sending at once in the second measurement, each its own run")
+	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (empty: SQLite only)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.Parse()
+	ctx := context.Background()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(ctx, *n, *batch, *agents, *pgURL); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, n, batch, agents int, pgURL string) error {
+	fmt.Printf("%-10s %7s %8s %14s %14s %7s\n", "engine", "agents", "steps", "runproof/s", "raw insert/s", "ratio")
+	dir, err := os.MkdirTemp("", "runproof-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "runproof.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	raw, err := sqliteRaw(path)
+	if err != nil {
+		return err
+	}
+	if err := measure(ctx, "sqlite", st, raw, n, batch, agents); err != nil {
+		return err
+	}
+	st.Close()
+
+	if pgURL == "" {
+		fmt.Println("postgres   skipped: pass -postgres URL or set RUNPROOF_TEST_POSTGRES_URL")
+		return nil
+	}
+	schema := "rp_bench_" + randomHex(4)
+	admin, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return err
+	}
+	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	pst, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer pst.Close()
+	if err := pst.Migrate(ctx); err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return measure(ctx, "postgres", pst, pgRaw{pool}, n, batch, agents)
+}
+
+// rawInserter inserts prepared rows in transactions of one batch each, as
+// plainly as the driver allows: the reference runproof is compared with.
+type rawInserter interface {
+	insert(ctx context.Context, tenant, run string, rows []runproof.Step) error
+}
+
+func measure(ctx context.Context, engine string, store runproof.Store, raw rawInserter, n, batch, agents int) error {
+	svc := service.New(store, service.Options{})
+	srv := httptest.NewServer(httpapi.New(svc, httpapi.Options{}))
+	defer srv.Close()
+	key, _, err := svc.CreateAPIKey(ctx, "bench", runproof.RoleAgent, "bench")
+	if err != nil {
+		return err
+	}
+	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "cost", Type: runproof.PolicyCostLimit,
+		Threshold: json.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop}); err != nil {
+		return err
+	}
+	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "tokens", Type: runproof.PolicyTokenLimit,
+		Threshold: json.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn}); err != nil {
+		return err
+	}
+	bodies := make([][]byte, 0, n/batch+1)
+	start := time.Now().UTC().Add(-24 * time.Hour)
+	for from := 0; from < n; from += batch {
+		var steps []map[string]any
+		for i := from; i < min(from+batch, n); i++ {
+			steps = append(steps, map[string]any{"step_index": i, "timestamp": start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano),
+				"step_type": "llm:gpt-4o", "input_tokens": 120 + i%50, "output_tokens": 40, "cost_cents": 0.25, "duration_ms": 812.5,
+				"content": map[string]any{"prompt": "Summarise the ticket", "response": "The customer asks for a refund."}})
+		}
+		b, _ := json.Marshal(map[string]any{"steps": steps})
+		bodies = append(bodies, b)
+	}
+
+	// runproof: the whole HTTP path.
+	client := srv.Client()
+	post := func(path string, body []byte) ([]byte, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		out, err := io.ReadAll(res.Body)
+		if res.StatusCode >= 300 {
+			return nil, fmt.Errorf("%s: %d %s", path, res.StatusCode, out)
+		}
+		return out, err
+	}
+	// One agent sends every batch of its run in turn; then several agents,
+	// each with its own run, send at once, as a fleet of agents does.
+	sendRun := func(runID string) error {
+		if _, err := post("/api/v1/runs", []byte(`{"run_id":"`+runID+`","agent_id":"bench"}`)); err != nil {
+			return err
+		}
+		for _, b := range bodies {
+			if _, err := post("/api/v1/runs/"+runID+"/steps", b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	t0 := time.Now()
+	if err := sendRun("bench-api"); err != nil {
+		return err
+	}
+	api := time.Since(t0)
+	t0 = time.Now()
+	errs := make(chan error, agents)
+	for a := range agents {
+		go func() { errs <- sendRun(fmt.Sprintf("bench-fleet-%d", a)) }()
+	}
+	for range agents {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	fleet := time.Since(t0)
+
+	// raw: the same rows, already decoded, hashed and judged, inserted with
+	// the same driver in transactions of one batch.
+	if _, err := post("/api/v1/runs", []byte(`{"run_id":"bench-raw","agent_id":"bench"}`)); err != nil {
+		return err
+	}
+	stored, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "bench", RunID: "bench-api"})
+	if err != nil {
+		return err
+	}
+	if len(stored) != n {
+		return fmt.Errorf("%d steps stored, want %d", len(stored), n)
+	}
+	t0 = time.Now()
+	for from := 0; from < n; from += batch {
+		if err := raw.insert(ctx, "bench", "bench-raw", stored[from:min(from+batch, n)]); err != nil {
+			return err
+		}
+	}
+	rawD := time.Since(t0)
+	apiRate, rawRate := float64(n)/api.Seconds(), float64(n)/rawD.Seconds()
+	fleetRate := float64(n*agents) / fleet.Seconds()
+	fmt.Printf("%-10s %7d %8d %14.0f %14.0f %7.2f\n", engine, 1, n, apiRate, rawRate, apiRate/rawRate)
+	fmt.Printf("%-10s %7d %8d %14.0f %14.0f %7.2f\n", engine, agents, n*agents, fleetRate, rawRate, fleetRate/rawRate)
+	return nil
+}
+
+const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
+	cost_microcents, duration_micros, content, content_digest, content_hash, status, is_inflection, findings, recorded_at`
+
+type sqliteRawDB struct{ db *sql.DB }
+
+// sqliteRaw opens the file with the same settings as the store.
+func sqliteRaw(path string) (sqliteRawDB, error) {
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(ON)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	return sqliteRawDB{db}, err
+}
+
+func (r sqliteRawDB) insert(ctx context.Context, tenant, run string, rows []runproof.Step) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO steps (`+stepColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	for _, s := range rows {
+		if _, err := stmt.ExecContext(ctx, tenant, run, s.Index, runproof.FormatTime(s.Timestamp), s.StepType, s.InputTokens,
+			s.OutputTokens, s.CostMicrocents, s.DurationMicros, string(s.Content), s.ContentDigest, s.ContentHash,
+			string(s.Status), s.IsInflection, nil, runproof.FormatTime(s.RecordedAt)); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+type pgRaw struct{ pool *pgxpool.Pool }
+
+func (r pgRaw) insert(ctx context.Context, tenant, run string, rows []runproof.Step) error {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	var b pgx.Batch
+	sqlText := `INSERT INTO steps (` + stepColumns + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`
+	for _, s := range rows {
+		b.Queue(sqlText, tenant, run, s.Index, s.Timestamp, s.StepType, s.InputTokens, s.OutputTokens, s.CostMicrocents,
+			s.DurationMicros, string(s.Content), s.ContentDigest, s.ContentHash, string(s.Status), s.IsInflection, nil, s.RecordedAt)
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return strings.ToLower(hex.EncodeToString(b))
+}

@@ -1,0 +1,187 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+type problem struct {
+	Type   string                `json:"type"`
+	Status int                   `json:"status"`
+	Detail string                `json:"detail"`
+	Errors []runproof.FieldError `json:"errors"`
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin, viewer := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleViewer)
+	e.must(201, e.do("POST", "/api/v1/runs", admin, map[string]any{"run_id": "r1", "agent_id": "bot"}))
+	e.must(200, e.do("POST", "/api/v1/runs/r1/steps", admin, steps(0, 0, 1, 1)))
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	tooMany := steps(1, 1001, 0, 0)
+	huge := `{"steps":[{"step_index":1,"timestamp":"` + base.Format(time.RFC3339) + `","step_type":"x","content":"` + strings.Repeat("a", 5<<20) + `"}]}`
+
+	tests := []struct {
+		name, method, path, key string
+		body                    any
+		status                  int
+		field                   string // the field the problem must name, if any
+	}{
+		{"no key", "POST", "/api/v1/runs", "", map[string]any{"agent_id": "a"}, 401, ""},
+		{"wrong key", "POST", "/api/v1/runs", "rp_nope", map[string]any{"agent_id": "a"}, 401, ""},
+		{"viewer cannot write runs", "POST", "/api/v1/runs", viewer, map[string]any{"agent_id": "a"}, 403, ""},
+		{"viewer cannot write policies", "POST", "/api/v1/policies", viewer, map[string]any{"name": "x"}, 403, ""},
+
+		{"policy unknown type", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "magic", "threshold": 1, "action": "stop"}, 422, "type"},
+		{"policy bad CEL", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "expression", "expression": "step.cost_cents >", "action": "stop"}, 422, "expression"},
+		{"policy CEL not bool", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "expression", "expression": "step.tokens + 1", "action": "warn"}, 422, "expression"},
+		{"policy negative threshold", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "cost_limit", "threshold": -5, "action": "stop"}, 422, "threshold"},
+		{"policy unknown action", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "cost_limit", "threshold": 5, "action": "explode"}, 422, "action"},
+		{"policy unknown field", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "cost_limit", "threshold": 5, "action": "stop", "limit": 3}, 422, "limit"},
+		{"policy malformed", "POST", "/api/v1/policies", admin, `{"name": `, 400, ""},
+
+		{"run without agent", "POST", "/api/v1/runs", admin, map[string]any{"goal": "x"}, 422, "agent_id"},
+		{"run bad trace id", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "trace_id": "xyz"}, 422, "trace_id"},
+		{"run in the future", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "started_at": future}, 422, "started_at"},
+		{"run unknown field", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "owner": "me"}, 422, "owner"},
+		{"run id conflict", "POST", "/api/v1/runs", admin, map[string]any{"run_id": "r1", "agent_id": "someone-else"}, 409, ""},
+		{"run not UTF-8", "POST", "/api/v1/runs", admin, []byte("{\"agent_id\": \"a\xff\"}"), 400, ""},
+
+		{"steps of unknown run", "POST", "/api/v1/runs/nope/steps", admin, steps(0, 0, 1, 1), 404, ""},
+		{"negative tokens", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{
+			map[string]any{"step_index": 1, "timestamp": base.Format(time.RFC3339), "step_type": "x", "input_tokens": -1}}}, 422, "steps[0].input_tokens"},
+		{"negative cost", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{step(1, 1, 1), step(2, -3, 1)}}, 422, "steps[1].cost_cents"},
+		{"tokens not a number", "POST", "/api/v1/runs/r1/steps", admin, `{"steps":[{"step_index":1,"timestamp":"2026-01-01T00:00:00Z","step_type":"x"},{"step_index":2,"timestamp":"2026-01-01T00:00:00Z","step_type":"x","input_tokens":"many"}]}`, 422, "steps[1].input_tokens"},
+		{"gap inside a call", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{step(1, 1, 1), step(3, 1, 1)}}, 422, "steps[1].step_index"},
+		{"duplicate inside a call", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{step(1, 1, 1), step(1, 1, 1)}}, 422, "steps[1].step_index"},
+		{"gap after stored steps", "POST", "/api/v1/runs/r1/steps", admin, steps(5, 6, 1, 1), 422, "steps[0].step_index"},
+		{"timestamp in the future", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{map[string]any{"step_index": 1, "timestamp": future, "step_type": "x"}}}, 422, "steps[0].timestamp"},
+		{"timestamp not RFC 3339", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{map[string]any{"step_index": 1, "timestamp": "yesterday", "step_type": "x"}}}, 422, "steps[0].timestamp"},
+		{"missing step type", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{map[string]any{"step_index": 1, "timestamp": base.Format(time.RFC3339)}}}, 422, "steps[0].step_type"},
+		{"unknown step field", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{step(1, 1, 1), map[string]any{"step_index": 2, "timestamp": base.Format(time.RFC3339), "step_type": "x", "status": "ok"}}}, 422, "steps[1].status"},
+		{"no steps", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{}}, 422, "steps"},
+		{"not UTF-8", "POST", "/api/v1/runs/r1/steps", admin, []byte("{\"steps\":[{\"step_index\":1,\"timestamp\":\"2026-01-01T00:00:00Z\",\"step_type\":\"\xc3\x28\"}]}"), 400, ""},
+		{"conflicting re-send", "POST", "/api/v1/runs/r1/steps", admin, steps(0, 0, 2, 1), 409, ""},
+		{"over 1000 steps", "POST", "/api/v1/runs/r1/steps", admin, tooMany, 413, ""},
+		{"over 4 MiB", "POST", "/api/v1/runs/r1/steps", admin, huge, 413, ""},
+
+		{"complete unknown status", "POST", "/api/v1/runs/r1/complete", admin, map[string]any{"status": "exploded"}, 422, "status"},
+		{"complete unknown run", "POST", "/api/v1/runs/nope/complete", admin, nil, 404, ""},
+		{"complete unknown field", "POST", "/api/v1/runs/r1/complete", admin, map[string]any{"reason": "x"}, 422, "reason"},
+
+		{"logs are read-only", "POST", "/api/v1/logs/llm-runs", admin, map[string]any{}, 405, ""},
+		{"bad cursor", "GET", "/api/v1/logs/llm-runs?cursor=!!", admin, nil, 422, "cursor"},
+		{"bad status filter", "GET", "/api/v1/logs/llm-runs?status=weird", admin, nil, 422, "status"},
+		{"viewer cannot read audit", "GET", "/api/v1/logs/audit", viewer, nil, 403, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.do("GET", "/api/v1/logs/llm-runs/r1/trace", admin, nil)
+			r := e.do(tt.method, tt.path, tt.key, tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Fatalf("content type %q: %s", ct, r.body)
+			}
+			var p problem
+			r.decode(t, &p)
+			if p.Status != tt.status || p.Detail == "" {
+				t.Fatalf("problem = %+v", p)
+			}
+			if tt.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tt.field) {
+				t.Fatalf("problem names %+v, want field %q", p.Errors, tt.field)
+			}
+			// Nothing of a failed call is stored: the run reads back the same.
+			after := e.do("GET", "/api/v1/logs/llm-runs/r1/trace", admin, nil)
+			if !bytes.Equal(stripEvidence(t, before.body), stripEvidence(t, after.body)) {
+				t.Fatalf("the run changed:\n%s\n%s", before.body, after.body)
+			}
+		})
+	}
+}
+
+// stripEvidence drops the evidence member, whose recorded_at and
+// correlation id differ between two reads of the same data.
+func stripEvidence(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(body, &v); err != nil || v["evidence"] == nil {
+		t.Fatalf("no evidence in %s", body)
+	}
+	delete(v, "evidence")
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRejectedBatchLeavesRunAsBefore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin := e.key("acme", runproof.RoleAdmin)
+		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cap", "type": "cost_limit", "threshold": 10, "action": "stop"}))
+		e.must(201, e.do("POST", "/api/v1/runs", admin, map[string]any{"run_id": "r", "agent_id": "bot"}))
+		e.must(200, e.do("POST", "/api/v1/runs/r/steps", admin, steps(0, 1, 3, 1)))
+		envelope := func() []byte {
+			return stripEvidence(t, e.do("GET", "/api/v1/logs/llm-runs/r/envelope", admin, nil).body)
+		}
+		trace := func() []byte { return stripEvidence(t, e.do("GET", "/api/v1/logs/llm-runs/r/trace", admin, nil).body) }
+		env0, tr0 := envelope(), trace()
+
+		// Rejected calls that would have broken the policy (and so opened an
+		// incident and stopped the run): a conflicting re-send of step 1,
+		// and an invalid last step. Nothing of either may stay.
+		e.must(409, e.do("POST", "/api/v1/runs/r/steps", admin, map[string]any{"steps": []any{step(1, 4, 1), step(2, 5, 1), step(3, 5, 1)}}))
+		e.must(422, e.do("POST", "/api/v1/runs/r/steps", admin, map[string]any{"steps": []any{step(2, 5, 1), step(3, -5, 1)}}))
+		if !bytes.Equal(env0, envelope()) || !bytes.Equal(tr0, trace()) {
+			t.Fatal("a rejected batch changed the run")
+		}
+		var incs struct{ Items []runproof.Incident }
+		e.must(200, e.do("GET", "/api/v1/incidents", admin, nil)).decode(t, &incs)
+		if len(incs.Items) != 0 {
+			t.Fatalf("a rejected batch opened %d incidents", len(incs.Items))
+		}
+		// The same steps, valid, go through.
+		e.must(200, e.do("POST", "/api/v1/runs/r/steps", admin, map[string]any{"steps": []any{step(1, 3, 1), step(2, 5, 1), step(3, 5, 1)}}))
+		if bytes.Equal(tr0, trace()) {
+			t.Fatal("the good batch was not stored")
+		}
+	})
+}
+
+func TestRoutesAreDocumented(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	e.must(200, e.do("GET", "/openapi.json", "", nil)).decode(t, &doc)
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi = %q", doc.OpenAPI)
+	}
+	for _, want := range []string{"post /api/v1/runs/{run_id}/steps", "get /api/v1/logs/llm-runs/{run_id}/replay", "get /api/v1/incidents/{incident_id}"} {
+		method, path, _ := strings.Cut(want, " ")
+		if doc.Paths[path][method] == nil {
+			t.Errorf("%s is not documented", want)
+		}
+	}
+	// Every documented operation answers (not the catch-all 404).
+	admin := e.key("acme", runproof.RoleAdmin)
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			p := strings.NewReplacer("{run_id}", "x", "{incident_id}", "x").Replace(path)
+			r := e.do(strings.ToUpper(method), p, admin, map[string]any{})
+			if r.status == 404 && strings.Contains(string(r.body), "no such route") {
+				t.Errorf("%s %s is documented but not routed", method, path)
+			}
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// env is a real server on a loopback port over a real store.
+type env struct {
+	t   *testing.T
+	url string
+	svc *service.Service
+}
+
+func newEnv(t *testing.T, store runproof.Store) *env {
+	t.Helper()
+	svc := service.New(store, service.Options{})
+	srv := httptest.NewServer(httpapi.New(svc, httpapi.Options{}))
+	t.Cleanup(srv.Close)
+	return &env{t: t, url: srv.URL, svc: svc}
+}
+
+func (e *env) key(tenant string, role runproof.Role) string {
+	e.t.Helper()
+	secret, _, err := e.svc.CreateAPIKey(context.Background(), tenant, role, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return secret
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (e *env) do(method, path, key string, body any) response {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// must fails the test unless the response has the status.
+func (e *env) must(status int, r response) response {
+	e.t.Helper()
+	if r.status != status {
+		e.t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	return r
+}
+
+var base = time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+
+func step(i int, cents float64, tokens int) map[string]any {
+	return map[string]any{"step_index": i, "timestamp": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+		"step_type": "llm:gpt-4o", "input_tokens": tokens, "output_tokens": 0, "cost_cents": cents, "duration_ms": 250.5,
+		"content": map[string]any{"prompt": fmt.Sprintf("step %d", i)}}
+}
+
+func steps(from, to int, cents float64, tokens int) map[string]any {
+	var s []any
+	for i := from; i <= to; i++ {
+		s = append(s, step(i, cents, tokens))
+	}
+	return map[string]any{"steps": s}
+}
+
+func TestAgentFlow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin, agent, other := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent), e.key("globex", runproof.RoleAdmin)
+
+		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
+		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "token budget", "type": "token_limit", "threshold": 100000, "action": "warn"}))
+
+		var run struct{ RunID, PolicySnapshotID, Status string }
+		e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"agent_id": "support-bot", "goal": "answer ticket"})).decode(t, &struct {
+			RunID            *string `json:"run_id"`
+			PolicySnapshotID *string `json:"policy_snapshot_id"`
+			Status           *string `json:"status"`
+		}{&run.RunID, &run.PolicySnapshotID, &run.Status})
+		if run.Status != "running" || !strings.HasPrefix(run.PolicySnapshotID, "sha256:") {
+			t.Fatalf("run = %+v", run)
+		}
+
+		var res service.StepsResult
+		e.must(200, e.do("POST", "/api/v1/runs/"+run.RunID+"/steps", agent, steps(0, 2, 30, 100))).decode(t, &res)
+		if res.Decision != "allow" || res.IncidentID != "" {
+			t.Fatalf("first call = %+v", res)
+		}
+		var res2 service.StepsResult
+		e.must(200, e.do("POST", "/api/v1/runs/"+run.RunID+"/steps", agent, steps(3, 5, 30, 100))).decode(t, &res2)
+		if res2.Decision != "stop" || res2.IncidentID == "" {
+			t.Fatalf("second call = %+v", res2)
+		}
+		want := []string{"ok", "ok", "warning", "violation", "violation", "violation"}
+		for i, s := range append(res.Steps, res2.Steps...) {
+			if string(s.Status) != want[i] || s.IsInflection != (i == 3) || s.StepIndex != int64(i) || !strings.HasPrefix(s.ContentHash, "sha256:") {
+				t.Errorf("step %d = %+v, want %s, inflection %v", i, s, want[i], i == 3)
+			}
+		}
+		// Re-sending is a no-op that still answers stop.
+		var again service.StepsResult
+		e.must(200, e.do("POST", "/api/v1/runs/"+run.RunID+"/steps", agent, steps(3, 5, 30, 100))).decode(t, &again)
+		if again.Decision != "stop" || len(again.Steps) != 3 || !again.Steps[0].IsInflection {
+			t.Fatalf("re-send = %+v", again)
+		}
+
+		var trace struct {
+			Steps    []map[string]any      `json:"steps"`
+			Evidence runproof.EvidenceMeta `json:"evidence"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/trace", admin, nil)).decode(t, &trace)
+		if len(trace.Steps) != 6 || trace.Steps[3]["is_inflection"] != true || trace.Steps[5]["status"] != "violation" {
+			t.Fatalf("trace = %+v", trace.Steps)
+		}
+		if trace.Evidence.TenantID != "acme" || trace.Evidence.RunID != run.RunID || !strings.HasPrefix(trace.Evidence.Checksum, "sha256:") ||
+			len(trace.Evidence.IncidentIDs) != 1 || trace.Evidence.Origin != runproof.OriginHuman {
+			t.Fatalf("evidence = %+v", trace.Evidence)
+		}
+
+		var incs struct{ Items []runproof.Incident }
+		e.must(200, e.do("GET", "/api/v1/incidents", admin, nil)).decode(t, &incs)
+		if len(incs.Items) != 1 {
+			t.Fatalf("%d incidents, want 1", len(incs.Items))
+		}
+		inc := incs.Items[0]
+		if inc.ThresholdValue != "100" || inc.ActualValue != "120" || inc.InflectionStepIndex != 3 || inc.PolicyName != "cost cap" ||
+			inc.ViolationType != runproof.PolicyCostLimit || inc.ID != res2.IncidentID || inc.ContainedAt == nil ||
+			!inc.ViolationAt.Equal(base.Add(3*time.Second)) {
+			t.Fatalf("incident = %+v", inc)
+		}
+
+		var env struct {
+			Status            string `json:"status"`
+			TerminationReason string `json:"termination_reason"`
+			Totals            struct {
+				Steps     int     `json:"steps"`
+				CostCents float64 `json:"cost_cents"`
+			} `json:"totals"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/envelope", admin, nil)).decode(t, &env)
+		if env.Status != "stopped" || env.Totals.Steps != 6 || env.Totals.CostCents != 180 {
+			t.Fatalf("envelope = %+v", env)
+		}
+
+		// Another tenant sees nothing.
+		for _, p := range []string{"/api/v1/logs/llm-runs/" + run.RunID + "/envelope", "/api/v1/logs/llm-runs/" + run.RunID + "/trace",
+			"/api/v1/incidents/" + inc.ID, "/api/v1/runs/" + run.RunID} {
+			e.must(404, e.do("GET", p, other, nil))
+		}
+		e.must(404, e.do("POST", "/api/v1/runs/"+run.RunID+"/steps", e.key("globex", runproof.RoleAgent), steps(6, 6, 1, 1)))
+		var otherIncs struct{ Items []runproof.Incident }
+		e.must(200, e.do("GET", "/api/v1/incidents", other, nil)).decode(t, &otherIncs)
+		if len(otherIncs.Items) != 0 {
+			t.Fatalf("other tenant sees %d incidents", len(otherIncs.Items))
+		}
+
+		// The audit log holds the writes and reads with their actors.
+		var audit struct{ Items []runproof.AuditEvent }
+		e.must(200, e.do("GET", "/api/v1/logs/audit?limit=100", admin, nil)).decode(t, &audit)
+		seen := map[string]string{}
+		for _, ev := range audit.Items {
+			if ev.TenantID != "acme" {
+				t.Fatalf("audit event of %s in acme's log", ev.TenantID)
+			}
+			seen[ev.Action] = string(ev.ActorType) + " " + ev.Category
+		}
+		for action, want := range map[string]string{
+			"POST /api/v1/runs/{run_id}/steps":            "AGENT write",
+			"POST /api/v1/runs":                           "AGENT write",
+			"POST /api/v1/policies":                       "HUMAN write",
+			"GET /api/v1/logs/llm-runs/{run_id}/trace":    "HUMAN access",
+			"GET /api/v1/incidents":                       "HUMAN access",
+			"GET /api/v1/logs/llm-runs/{run_id}/envelope": "HUMAN access",
+		} {
+			if seen[action] != want {
+				t.Errorf("audit %q = %q, want %q", action, seen[action], want)
+			}
+		}
+	})
+}
+
+func TestWarnPolicy(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin := e.key("acme", runproof.RoleAdmin)
+		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
+		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "token budget", "type": "token_limit", "threshold": 100000, "action": "warn"}))
+		e.must(201, e.do("POST", "/api/v1/runs", admin, map[string]any{"run_id": "r-tokens", "agent_id": "researcher"}))
+
+		var res service.StepsResult
+		e.must(200, e.do("POST", "/api/v1/runs/r-tokens/steps", admin, steps(0, 4, 1, 30000))).decode(t, &res)
+		want := []string{"ok", "ok", "warning", "warning", "warning"} // 30k, 60k, 90k (80 %), 120k (over), 150k
+		for i, s := range res.Steps {
+			if string(s.Status) != want[i] || s.IsInflection {
+				t.Errorf("step %d = %+v, want %s", i, s, want[i])
+			}
+		}
+		if res.Decision != "allow" || res.IncidentID != "" {
+			t.Fatalf("result = %+v", res)
+		}
+		var g service.Governance
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/r-tokens/governance", admin, nil)).decode(t, &g)
+		var tok *service.Evaluation
+		for i := range g.Evaluations {
+			if g.Evaluations[i].PolicyName == "token budget" {
+				tok = &g.Evaluations[i]
+			}
+		}
+		if tok == nil || !tok.Breached || tok.FirstExceededStep == nil || *tok.FirstExceededStep != 3 || tok.StepsExceeded != 2 || tok.LastActual != "150000" {
+			t.Fatalf("token evaluation = %+v", tok)
+		}
+		if len(g.Incidents) != 0 {
+			t.Fatalf("incidents = %+v", g.Incidents)
+		}
+		var incs struct{ Items []runproof.Incident }
+		e.must(200, e.do("GET", "/api/v1/incidents", admin, nil)).decode(t, &incs)
+		if len(incs.Items) != 0 {
+			t.Fatalf("%d incidents, want none", len(incs.Items))
+		}
+	})
+}

@@ -1,0 +1,404 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, c *call) error {
+	if err := s.svc.Store().Ping(c.r.Context()); err != nil {
+		s.log.Warn("store not ready", "error", err)
+		writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/not_ready", Title: "Service Unavailable",
+			Status: http.StatusServiceUnavailable, Detail: "the store does not answer"})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+func (s *Server) metricsHandler(w http.ResponseWriter, c *call) error {
+	s.metrics.handler().ServeHTTP(w, c.r)
+	return nil
+}
+
+// --- write side -----------------------------------------------------------
+
+type policyList struct {
+	Items []runproof.Policy `json:"items"`
+}
+
+func (s *Server) createPolicy(w http.ResponseWriter, c *call) error {
+	var in service.PolicyInput
+	if err := decodeBody(c, &in, false); err != nil {
+		return err
+	}
+	p, err := s.svc.CreatePolicy(c.r.Context(), c.tenant(), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, p)
+	return nil
+}
+
+func (s *Server) listPolicies(w http.ResponseWriter, c *call) error {
+	ps, err := s.svc.ActivePolicies(c.r.Context(), c.tenant())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, policyList{Items: nonNil(ps)})
+	return nil
+}
+
+type runCreated struct {
+	RunID      string             `json:"run_id"`
+	TraceID    string             `json:"trace_id"`
+	SnapshotID string             `json:"policy_snapshot_id"`
+	Status     runproof.RunStatus `json:"status"`
+}
+
+func (s *Server) createRun(w http.ResponseWriter, c *call) error {
+	var in service.RunInput
+	if err := decodeBody(c, &in, false); err != nil {
+		return err
+	}
+	run, created, err := s.svc.CreateRun(c.r.Context(), c.tenant(), in)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+	writeJSON(w, status, runCreated{RunID: run.ID, TraceID: run.TraceID, SnapshotID: run.SnapshotID, Status: run.Status})
+	return nil
+}
+
+func (s *Server) getRun(w http.ResponseWriter, c *call) error {
+	run, err := s.svc.GetRun(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run)
+	return nil
+}
+
+// stepBatchDoc documents the body of an append-steps call.
+type stepBatchDoc struct {
+	Steps []service.StepInput `json:"steps"`
+}
+
+func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	steps, err := service.DecodeSteps(body, s.svc.Now())
+	if err != nil {
+		return err
+	}
+	res, err := s.svc.AppendSteps(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), steps)
+	if err != nil {
+		return err
+	}
+	for _, st := range res.Steps {
+		s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+	}
+	if res.Decision == service.DecisionStop {
+		s.metrics.stops.Inc()
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) completeRun(w http.ResponseWriter, c *call) error {
+	var in service.CompleteInput
+	if err := decodeBody(c, &in, true); err != nil {
+		return err
+	}
+	run, err := s.svc.CompleteRun(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, run)
+	return nil
+}
+
+// --- read side --------------------------------------------------------------
+
+// writeEvidence answers with data (a JSON object) plus an "evidence" member
+// holding the evidence metadata, whose checksum is the digest of the
+// canonical form of data itself.
+func (s *Server) writeEvidence(w http.ResponseWriter, c *call, data any, meta runproof.EvidenceMeta) error {
+	body, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	canon, err := runproof.CanonicalJSON(body)
+	if err != nil {
+		return err
+	}
+	meta.TenantID, meta.Actor = c.key.TenantID, c.key.ID
+	meta.RecordedAt = s.svc.Now()
+	meta.CorrelationID = correlationID(c.r.Context())
+	meta.SourceComponent, meta.Origin = "api", c.key.Role.Origin()
+	meta.Checksum = runproof.DigestBytes(canon)
+	meta.PolicyIDs, meta.IncidentIDs = nonNil(meta.PolicyIDs), nonNil(meta.IncidentIDs)
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	out.WriteString(`{"evidence":`)
+	out.Write(mb)
+	if inner := bytes.TrimSpace(body[1 : len(body)-1]); len(inner) > 0 {
+		out.WriteByte(',')
+		out.Write(inner)
+	}
+	out.WriteString("}\n")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(out.Bytes())
+	return err
+}
+
+// runMeta is the evidence metadata of one run.
+func runMeta(run runproof.Run, snap *runproof.Snapshot) runproof.EvidenceMeta {
+	m := runproof.EvidenceMeta{RunID: run.ID, TraceID: run.TraceID, OccurredAt: &run.StartedAt}
+	if run.IncidentID != "" {
+		m.IncidentIDs = []string{run.IncidentID}
+	}
+	if snap != nil {
+		for _, p := range snap.Policies {
+			m.PolicyIDs = append(m.PolicyIDs, p.ID)
+		}
+	}
+	return m
+}
+
+type runList struct {
+	Items      []runproof.Run `json:"items"`
+	NextCursor string         `json:"next_cursor"`
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, c *call) error {
+	q := c.r.URL.Query()
+	f := service.RunFilter{AgentID: q.Get("agent_id"), Status: runproof.RunStatus(q.Get("status")), Cursor: q.Get("cursor")}
+	var err error
+	if f.Limit, err = intParam(q.Get("limit"), "limit"); err != nil {
+		return err
+	}
+	if f.From, f.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+		return err
+	}
+	switch f.Status {
+	case "", runproof.RunRunning, runproof.RunStopped, runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
+	default:
+		return runproof.Invalid(runproof.FieldError{Field: "status", Message: "must be running, stopped, completed, failed or cancelled"})
+	}
+	runs, next, err := s.svc.ListRuns(c.r.Context(), c.tenant(), f)
+	if err != nil {
+		return err
+	}
+	var meta runproof.EvidenceMeta
+	for _, r := range runs {
+		if r.IncidentID != "" {
+			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
+		}
+	}
+	return s.writeEvidence(w, c, runList{Items: nonNil(runs), NextCursor: next}, meta)
+}
+
+func (s *Server) runAndSnapshot(c *call) (runproof.Run, *runproof.Snapshot, error) {
+	run, err := s.svc.GetRun(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
+	if err != nil {
+		return runproof.Run{}, nil, err
+	}
+	snap, err := s.svc.Store().GetSnapshot(c.r.Context(), c.tenant(), run.SnapshotID)
+	if err != nil {
+		return runproof.Run{}, nil, err
+	}
+	return run, &snap, nil
+}
+
+func (s *Server) envelope(w http.ResponseWriter, c *call) error {
+	run, snap, err := s.runAndSnapshot(c)
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, run, runMeta(run, snap))
+}
+
+type traceDoc struct {
+	RunID   string          `json:"run_id"`
+	TraceID string          `json:"trace_id"`
+	Steps   []runproof.Step `json:"steps"`
+}
+
+func (s *Server) trace(w http.ResponseWriter, c *call) error {
+	run, steps, err := s.svc.Trace(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, traceDoc{RunID: run.ID, TraceID: run.TraceID, Steps: nonNil(steps)}, runMeta(run, nil))
+}
+
+func (s *Server) governance(w http.ResponseWriter, c *call) error {
+	g, err := s.svc.Governance(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
+	if err != nil {
+		return err
+	}
+	g.Incidents = nonNil(g.Incidents)
+	return s.writeEvidence(w, c, g, runMeta(g.Run, &g.Snapshot))
+}
+
+func (s *Server) replay(w http.ResponseWriter, c *call) error {
+	run, snap, err := s.runAndSnapshot(c)
+	if err != nil {
+		return err
+	}
+	rp, err := s.svc.Replay(c.r.Context(), c.tenant(), run.ID)
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, rp, runMeta(run, snap))
+}
+
+func (s *Server) systemSnapshot(w http.ResponseWriter, c *call) error {
+	run, snap, err := s.runAndSnapshot(c)
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, snap, runMeta(run, snap))
+}
+
+type incidentList struct {
+	Items []runproof.Incident `json:"items"`
+}
+
+func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
+	q := c.r.URL.Query()
+	p := runproof.ListIncidentsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), RemediationStatus: q.Get("status")}
+	var err error
+	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+		return err
+	}
+	if p.From, p.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+		return err
+	}
+	incs, err := s.svc.ListIncidents(c.r.Context(), p)
+	if err != nil {
+		return err
+	}
+	var meta runproof.EvidenceMeta
+	for _, i := range incs {
+		meta.IncidentIDs = append(meta.IncidentIDs, i.ID)
+		meta.PolicyIDs = append(meta.PolicyIDs, i.PolicyID)
+	}
+	return s.writeEvidence(w, c, incidentList{Items: nonNil(incs)}, meta)
+}
+
+func (s *Server) getIncident(w http.ResponseWriter, c *call) error {
+	inc, err := s.svc.GetIncident(c.r.Context(), c.tenant(), c.r.PathValue("incident_id"))
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, inc, runproof.EvidenceMeta{RunID: inc.RunID, OccurredAt: &inc.ViolationAt,
+		PolicyIDs: []string{inc.PolicyID}, IncidentIDs: []string{inc.ID}})
+}
+
+type auditList struct {
+	Items []runproof.AuditEvent `json:"items"`
+}
+
+func (s *Server) listAudit(category string) handler {
+	return func(w http.ResponseWriter, c *call) error {
+		q := c.r.URL.Query()
+		p := runproof.ListAuditParams{TenantID: c.tenant(), Category: category}
+		if category == "" {
+			p.Category = q.Get("category")
+		}
+		var err error
+		if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+			return err
+		}
+		if p.From, p.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+			return err
+		}
+		events, err := s.svc.ListAudit(c.r.Context(), p)
+		if err != nil {
+			return err
+		}
+		return s.writeEvidence(w, c, auditList{Items: nonNil(events)}, runproof.EvidenceMeta{})
+	}
+}
+
+// --- query parameters -------------------------------------------------------
+
+func intParam(v, name string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, runproof.Invalid(runproof.FieldError{Field: name, Message: "must be a whole number, 0 or more"})
+	}
+	return n, nil
+}
+
+// page parses limit (1-100, default 50) and offset.
+func page(limit, offset string) (int, int, error) {
+	l, err := intParam(limit, "limit")
+	if err != nil {
+		return 0, 0, err
+	}
+	if limit != "" && (l < 1 || l > 100) {
+		return 0, 0, runproof.Invalid(runproof.FieldError{Field: "limit", Message: "must be between 1 and 100"})
+	}
+	if l == 0 {
+		l = 50
+	}
+	o, err := intParam(offset, "offset")
+	return l, o, err
+}
+
+func period(from, to string) (time.Time, time.Time, error) {
+	var f, t time.Time
+	var err error
+	var errs []runproof.FieldError
+	if from != "" {
+		if f, err = time.Parse(time.RFC3339Nano, from); err != nil {
+			errs = append(errs, runproof.FieldError{Field: "from", Message: "must be an RFC 3339 timestamp"})
+		}
+	}
+	if to != "" {
+		if t, err = time.Parse(time.RFC3339Nano, to); err != nil {
+			errs = append(errs, runproof.FieldError{Field: "to", Message: "must be an RFC 3339 timestamp"})
+		}
+	}
+	if len(errs) == 0 && !f.IsZero() && !t.IsZero() && !f.Before(t) {
+		errs = append(errs, runproof.FieldError{Field: "to", Message: "must be after from"})
+	}
+	if len(errs) > 0 {
+		return f, t, runproof.Invalid(errs...)
+	}
+	return f, t, nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,71 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// statusOf is the one table from domain error codes to HTTP statuses.
+var statusOf = map[string]int{
+	runproof.EMALFORMED:    http.StatusBadRequest,
+	runproof.EUNAUTHORIZED: http.StatusUnauthorized,
+	runproof.EFORBIDDEN:    http.StatusForbidden,
+	runproof.ENOTFOUND:     http.StatusNotFound,
+	runproof.ECONFLICT:     http.StatusConflict,
+	runproof.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	runproof.EINVALID:      http.StatusUnprocessableEntity,
+	runproof.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// Problem is an RFC 9457 problem details object.
+type Problem struct {
+	Type          string                `json:"type"`
+	Title         string                `json:"title"`
+	Status        int                   `json:"status"`
+	Detail        string                `json:"detail"`
+	Instance      string                `json:"instance,omitempty"`
+	Errors        []runproof.FieldError `json:"errors,omitempty"`
+	CorrelationID string                `json:"correlation_id,omitempty"`
+}
+
+// writeError answers with the problem for err. Internal errors are logged
+// with their details and shown as a generic message.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := runproof.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusInternalServerError {
+		log.ErrorContext(r.Context(), "request failed", slog.String("path", r.URL.Path), slog.Any("error", err))
+	}
+	writeProblem(w, r, Problem{
+		Type:   "https://runproof.dev/problems/" + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: runproof.ErrorMessage(err),
+		Errors: runproof.ErrorFields(err),
+	})
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
+	p.Instance = r.URL.Path
+	p.CorrelationID = correlationID(r.Context())
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"title":"Internal Server Error","status":500}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,67 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// routeTable is the whole API surface on one screen.
+func (s *Server) routeTable() []route {
+	read, audit, ingest, manage := runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage
+	runQuery := []string{"limit", "cursor", "agent_id", "status", "from", "to"}
+	periodQuery := []string{"limit", "offset", "from", "to"}
+	return []route{
+		{method: "GET", path: "/healthz", summary: "The process is up.", handle: s.healthz},
+		{method: "GET", path: "/readyz", summary: "The store answers.", handle: s.readyz},
+		{method: "GET", path: "/metrics", summary: "Prometheus metrics.", handle: s.metricsHandler},
+		{method: "GET", path: "/openapi.json", summary: "This document.", handle: s.openapi},
+
+		{method: "POST", path: "/api/v1/policies", perm: manage, summary: "Add a policy, or a new version of one.",
+			request: service.PolicyInput{}, response: runproof.Policy{}, status: http.StatusCreated, handle: s.createPolicy},
+		{method: "GET", path: "/api/v1/policies", perm: read, summary: "The active version of every policy.",
+			response: policyList{}, handle: s.listPolicies},
+
+		{method: "POST", path: "/api/v1/runs", perm: ingest, summary: "Open a run; the active policies are frozen into its snapshot.",
+			request: service.RunInput{}, response: runCreated{}, status: http.StatusCreated, handle: s.createRun},
+		{method: "GET", path: "/api/v1/runs/{run_id}", perm: read, summary: "A run's state: agents poll it for a stop.",
+			response: runproof.Run{}, handle: s.getRun},
+		{method: "POST", path: "/api/v1/runs/{run_id}/steps", perm: ingest, summary: "Append steps; each is judged and the agent told allow or stop.",
+			request: stepBatchDoc{}, response: service.StepsResult{}, handle: s.appendSteps},
+		{method: "POST", path: "/api/v1/runs/{run_id}/complete", perm: ingest, summary: "End a run.",
+			request: service.CompleteInput{}, response: runproof.Run{}, handle: s.completeRun},
+
+		{method: "GET", path: "/api/v1/logs/llm-runs", perm: read, summary: "Runs, newest first, with cursor pagination.",
+			query: runQuery, response: runList{}, handle: s.listRuns},
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/envelope", perm: read, summary: "O1: the canonical run record.",
+			response: runproof.Run{}, handle: s.envelope},
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/trace", perm: read, summary: "O2: every step of the run.",
+			response: traceDoc{}, handle: s.trace},
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/governance", perm: read, summary: "O3: policy snapshot, evaluations, incidents.",
+			response: service.Governance{}, handle: s.governance},
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/replay", perm: read, summary: "O4: the 60 s window around the inflection.",
+			response: service.Replay{}, handle: s.replay},
+
+		{method: "GET", path: "/api/v1/logs/system/{run_id}/snapshot", perm: read, summary: "The configuration in force for a run: its policy snapshot.",
+			response: runproof.Snapshot{}, handle: s.systemSnapshot},
+		{method: "GET", path: "/api/v1/logs/system/{run_id}/replay", perm: read, summary: "The 60 s window around the inflection.",
+			response: service.Replay{}, handle: s.replay},
+
+		{method: "GET", path: "/api/v1/incidents", perm: read, summary: "Incidents, newest first.",
+			query: []string{"limit", "offset", "status", "run_id", "from", "to"}, response: incidentList{}, handle: s.listIncidents},
+		{method: "GET", path: "/api/v1/incidents/{incident_id}", perm: read, summary: "One incident.",
+			response: runproof.Incident{}, handle: s.getIncident},
+
+		{method: "GET", path: "/api/v1/logs/audit", perm: audit, summary: "Audit events, newest first.",
+			query: append([]string{"category"}, periodQuery...), response: auditList{}, handle: s.listAudit("")},
+		{method: "GET", path: "/api/v1/logs/audit/identity", perm: audit, summary: "O1: key creation and use.",
+			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditIdentity)},
+		{method: "GET", path: "/api/v1/logs/audit/authorization", perm: audit, summary: "O2: denied requests.",
+			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditAuthorization)},
+		{method: "GET", path: "/api/v1/logs/audit/access", perm: audit, summary: "O3: who read what.",
+			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditAccess)},
+		{method: "GET", path: "/api/v1/logs/audit/integrity", perm: audit, summary: "O4: integrity checks and their results.",
+			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditIntegrity)},
+	}
+}

@@ -1,0 +1,239 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// Options configure the API.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API. Create it with New.
+type Server struct {
+	svc     *service.Service
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []route
+	metrics *metrics
+}
+
+// New returns the API handler over svc.
+func New(svc *service.Service, opts Options) *Server {
+	s := &Server{svc: svc, log: opts.Logger, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.metrics = newMetrics()
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/api/v1/logs/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", "GET")
+			writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/method_not_allowed", Title: "Method Not Allowed",
+				Status: http.StatusMethodNotAllowed, Detail: "the logs API is read-only: only GET is allowed"})
+			return
+		}
+		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
+			Status: http.StatusNotFound, Detail: "no such route: see /openapi.json"})
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
+			Status: http.StatusNotFound, Detail: "no such route: see /openapi.json"})
+	})
+	return s
+}
+
+// ServeHTTP gives every request a correlation id, then routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Correlation-ID")
+	if id == "" || len(id) > 128 {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Correlation-ID", id)
+	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), correlationKey{}, id)))
+}
+
+type correlationKey struct{}
+
+func correlationID(ctx context.Context) string {
+	id, _ := ctx.Value(correlationKey{}).(string)
+	return id
+}
+
+// call is what a handler gets: the request, the caller's key and helpers.
+type call struct {
+	r   *http.Request
+	key runproof.APIKey
+}
+
+func (c *call) tenant() string { return c.key.TenantID }
+
+// handler answers one route. It returns an error to send as a problem.
+type handler func(w http.ResponseWriter, c *call) error
+
+// route is one line of the route table: what runs, who may call it, how it
+// is audited and documented.
+type route struct {
+	method, path string
+	perm         runproof.Permission // "" for public routes
+	summary      string
+	request      any // a value of the body type, for the OpenAPI document
+	response     any // a value of the success body type, for the OpenAPI document
+	status       int // success status, for the OpenAPI document
+	query        []string
+	handle       handler
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// wrap authenticates, authorises, runs and audits one route.
+func (s *Server) wrap(rt route) http.Handler {
+	name := rt.method + " " + rt.path
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			s.metrics.observe(name, sw.status, time.Since(start))
+		}()
+		if rt.perm == "" {
+			if err := rt.handle(sw, &call{r: r}); err != nil {
+				writeError(sw, r, s.log, err)
+			}
+			return
+		}
+		key, err := s.authenticate(r)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
+			s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", name), slog.String("remote", r.RemoteAddr))
+			writeError(sw, r, s.log, err)
+			return
+		}
+		c := &call{r: r, key: key}
+		category := runproof.AuditAccess
+		if rt.method != http.MethodGet {
+			category = runproof.AuditWrite
+		}
+		decision := runproof.DecisionAllow
+		if !key.Role.Can(rt.perm) {
+			category, decision = runproof.AuditAuthorization, runproof.DecisionDeny
+			writeError(sw, r, s.log, runproof.Errorf(runproof.EFORBIDDEN,
+				"the %s role may not do this: it needs the %s permission", key.Role, rt.perm))
+		} else if err := rt.handle(sw, c); err != nil {
+			writeError(sw, r, s.log, err)
+		}
+		ev := runproof.AuditEvent{TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
+			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
+			CorrelationID: correlationID(r.Context()), SourceComponent: "api"}
+		// The audit event outlives a client that hung up.
+		if err := s.svc.Record(context.WithoutCancel(r.Context()), ev); err != nil {
+			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
+	h := r.Header.Get("Authorization")
+	secret, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || secret == "" {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "send an API key as \"Authorization: Bearer <key>\" (create one with `runproof keys create`)")
+	}
+	return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
+}
+
+// readBody reads a request body of at most service.MaxBodyBytes.
+func readBody(c *call) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes: send fewer steps per call", service.MaxBodyBytes)
+	} else if err != nil {
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: %v", err)
+	}
+	return b, nil
+}
+
+// decodeBody reads and strictly decodes a JSON body into v. An empty body
+// is accepted when allowEmpty, leaving v as it is.
+func decodeBody(c *call, v any, allowEmpty bool) error {
+	b, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if allowEmpty && len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	return service.DecodeJSON(b, v)
+}
+
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	steps    *prometheus.CounterVec
+	stops    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runproof_http_requests_total",
+		Help: "HTTP requests by route and status code."}, []string{"route", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "runproof_http_request_duration_seconds",
+		Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"})
+	m.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runproof_steps_ingested_total",
+		Help: "Steps stored, by status."}, []string{"status"})
+	m.stops = prometheus.NewCounter(prometheus.CounterOpts{Name: "runproof_stop_decisions_total",
+		Help: "Step calls answered with a stop decision."})
+	m.registry.MustRegister(m.requests, m.latency, m.steps, m.stops,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observe(route string, code int, d time.Duration) {
+	if code == 0 {
+		code = http.StatusOK
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}

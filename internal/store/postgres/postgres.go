@@ -1,0 +1,233 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a runproof.Store backed by a PostgreSQL connection pool.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ runproof.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// string). Parameters pgx does not know, such as search_path, are sent to
+// the server as session settings. Call Migrate before use.
+func Open(ctx context.Context, url string) (*Store, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// provider returns a goose provider over the pool. Migrations of one schema
+// take an advisory lock named after the schema, so that servers starting
+// together migrate one at a time and separate schemas never wait for each
+// other.
+func (s *Store) provider(ctx context.Context) (*goose.Provider, func() error, error) {
+	var schema string
+	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return nil, nil, fmt.Errorf("current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("runproof migrations " + schema))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))
+	if err != nil {
+		return nil, nil, err
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, nil, err
+	}
+	db := stdlib.OpenDBFromPool(s.pool) // closing it leaves the pool open
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
+		goose.WithDisableGlobalRegistry(true), goose.WithSessionLocker(locker))
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return p, db.Close, nil
+}
+
+// Migrate applies the embedded migrations not yet applied, each in its own
+// transaction, to the first schema of the search path.
+func (s *Store) Migrate(ctx context.Context) error {
+	p, done, err := s.provider(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer done()
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the version of the last applied migration (0 when
+// none is).
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	p, done, err := s.provider(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	defer done()
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// ExecRaw runs SQL as given, for tests and maintenance only: it bypasses
+// every rule the Store methods keep (though not the database's triggers).
+func (s *Store) ExecRaw(ctx context.Context, query string) error {
+	_, err := s.pool.Exec(ctx, query)
+	return err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes every connection of the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// isUnique reports whether err is a broken UNIQUE or PRIMARY KEY constraint.
+func isUnique(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23505"
+}
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, db interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// filter builds a WHERE clause from the filters that are set. Conditions are
+// written with ? and numbered here.
+type filter struct {
+	conds string
+	args  []any
+}
+
+func (f *filter) add(cond string, args ...any) {
+	for _, a := range args {
+		f.args = append(f.args, a)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(f.args)), 1)
+	}
+	if f.conds != "" {
+		f.conds += " AND "
+	}
+	f.conds += cond
+}
+
+// timeRange adds the half-open range [from, to) on col when set.
+func (f *filter) timeRange(col string, from, to time.Time) {
+	if !from.IsZero() {
+		f.add(col+" >= ?", runproof.Timestamp(from))
+	}
+	if !to.IsZero() {
+		f.add(col+" < ?", runproof.Timestamp(to))
+	}
+}
+
+// page renders LIMIT and OFFSET; a zero limit means no limit.
+func page(limit, offset int) string {
+	var s string
+	if limit > 0 {
+		s += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	if offset > 0 {
+		s += fmt.Sprintf(" OFFSET %d", offset)
+	}
+	return s
+}
+
+// utc gives a time read back the one form runproof keeps: pgx returns
+// timestamptz in the local zone.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := runproof.Timestamp(*t)
+	return &u
+}
+
+// nullTime writes a nil time as NULL.
+func nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return runproof.Timestamp(*t)
+}
+
+// jsonList stores a list as a JSON array, or NULL when it is empty, so that
+// an empty list always reads back as nil.
+func jsonList[T any](v []T) (*string, error) {
+	if len(v) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// unmarshalNull decodes a JSON column into p; NULL leaves p as it is.
+func unmarshalNull(s *string, p any) error {
+	if s == nil {
+		return nil
+	}
+	return json.Unmarshal([]byte(*s), p)
+}

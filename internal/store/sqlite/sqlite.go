@@ -1,0 +1,257 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a runproof.Store backed by one SQLite file.
+type Store struct {
+	db *sql.DB
+}
+
+var _ runproof.Store = (*Store)(nil)
+
+// Open opens the database file at path, creating it and its directory if
+// needed. path must name a file (not ":memory:", which would give every
+// pooled connection its own empty database). Call Migrate before use.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// Every connection gets the same settings. WAL lets readers run while one
+	// writer writes; busy_timeout makes writers queue instead of failing;
+	// _txlock=immediate takes the write lock at BEGIN, so a transaction never
+	// fails half-way trying to upgrade a read lock (and UpdateRun's
+	// read-then-write is serialised per database).
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+func (s *Store) provider() (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(goose.DialectSQLite3, s.db, fsys, goose.WithDisableGlobalRegistry(true))
+}
+
+// Migrate applies the embedded migrations not yet applied, each in its own
+// transaction.
+func (s *Store) Migrate(ctx context.Context) error {
+	p, err := s.provider()
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the version of the last applied migration (0 when
+// none is).
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	p, err := s.provider()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// ExecRaw runs SQL as given, for tests and maintenance only: it bypasses
+// every rule the Store methods keep (though not the database's triggers).
+func (s *Store) ExecRaw(ctx context.Context, query string) error {
+	_, err := s.db.ExecContext(ctx, query)
+	return err
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// isUnique reports whether err is a broken UNIQUE or PRIMARY KEY constraint.
+func isUnique(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// filter builds a WHERE clause from the filters that are set.
+type filter struct {
+	conds string
+	args  []any
+}
+
+func (f *filter) add(cond string, args ...any) {
+	if f.conds != "" {
+		f.conds += " AND "
+	}
+	f.conds += cond
+	f.args = append(f.args, args...)
+}
+
+// timeRange adds the half-open range [from, to) on col when set.
+func (f *filter) timeRange(col string, from, to time.Time) {
+	if !from.IsZero() {
+		f.add(col+" >= ?", timeText(from))
+	}
+	if !to.IsZero() {
+		f.add(col+" < ?", timeText(to))
+	}
+}
+
+// page renders LIMIT and OFFSET; a zero limit means no limit.
+func page(limit, offset int) string {
+	if limit <= 0 && offset <= 0 {
+		return ""
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite's "no limit", needed before OFFSET
+	}
+	return fmt.Sprintf(" LIMIT %d OFFSET %d", limit, max(offset, 0))
+}
+
+// timeText is how a time is stored: runproof.FormatTime, whose fixed width
+// makes text order time order.
+func timeText(t time.Time) string { return runproof.FormatTime(t) }
+
+// nullTimeText stores a nil time as NULL.
+func nullTimeText(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return timeText(*t)
+}
+
+// timeCol scans a stored time.
+type timeCol struct{ p *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	default:
+		return fmt.Errorf("time column holds %T", v)
+	}
+	t, err := time.Parse(runproof.TimeFormat, s)
+	if err != nil {
+		return err
+	}
+	*c.p = runproof.Timestamp(t)
+	return nil
+}
+
+// nullTimeCol scans a stored time that may be NULL.
+type nullTimeCol struct{ p **time.Time }
+
+func (c nullTimeCol) Scan(v any) error {
+	if v == nil {
+		*c.p = nil
+		return nil
+	}
+	var t time.Time
+	if err := (timeCol{&t}).Scan(v); err != nil {
+		return err
+	}
+	*c.p = &t
+	return nil
+}
+
+// jsonList stores a list as a JSON array, or NULL when it is empty, so that
+// an empty list always reads back as nil.
+func jsonList[T any](v []T) (any, error) {
+	if len(v) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// jsonCol scans a JSON column into p; NULL leaves p as it is.
+type jsonCol struct{ p any }
+
+func (c jsonCol) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return json.Unmarshal([]byte(v), c.p)
+	case []byte:
+		return json.Unmarshal(v, c.p)
+	}
+	return fmt.Errorf("JSON column holds %T", v)
+}
