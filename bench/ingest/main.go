@@ -5,7 +5,7 @@
 // database driver with none of runproof's work. It prints both and their
 // ratio, for SQLite and, when a PostgreSQL URL is given, for PostgreSQL.
 //
-//	go run ./bench/ingest [-steps 50000] [-batch 500] [-agents 4] [-postgres URL]
+//	go run ./bench/ingest [-steps 20000] [-batch 500] [-rounds 3] [-agents 4] [-postgres URL]
 //
 // -postgres defaults to $RUNPROOF_TEST_POSTGRES_URL; the benchmark works in a
 // schema of its own and drops it afterwards.
@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,8 +43,9 @@ import (
 )
 
 func main() {
-	n := flag.Int("steps", 50_000, "steps to ingest per engine")
+	n := flag.Int("steps", 20_000, "steps to ingest per engine")
 	batch := flag.Int("batch", 500, "steps per call")
+	rounds := flag.Int("rounds", 3, "alternating rounds of runproof and raw inserts; the median of each is kept")
 	agents := flag.Int("agents", 4, "agents sending at once in the second measurement, each its own run")
 	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (empty: SQLite only)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
@@ -60,14 +62,14 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(ctx, *n, *batch, *agents, *pgURL); err != nil {
+	if err := run(ctx, *n, *batch, *rounds, *agents, *pgURL); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n, batch, agents int, pgURL string) error {
+func run(ctx context.Context, n, batch, rounds, agents int, pgURL string) error {
 	fmt.Printf("%-10s %7s %8s %14s %14s %7s\n", "engine", "agents", "steps", "runproof/s", "raw insert/s", "ratio")
 	dir, err := os.MkdirTemp("", "runproof-bench-")
 	if err != nil {
@@ -86,7 +88,7 @@ func run(ctx context.Context, n, batch, agents int, pgURL string) error {
 	if err != nil {
 		return err
 	}
-	if err := measure(ctx, "sqlite", st, raw, n, batch, agents); err != nil {
+	if err := measure(ctx, "sqlite", st, raw, n, batch, rounds, agents); err != nil {
 		return err
 	}
 	st.Close()
@@ -125,16 +127,20 @@ func run(ctx context.Context, n, batch, agents int, pgURL string) error {
 		return err
 	}
 	defer pool.Close()
-	return measure(ctx, "postgres", pst, pgRaw{pool}, n, batch, agents)
+	return measure(ctx, "postgres", pst, pgRaw{pool}, n, batch, rounds, agents)
 }
 
 // rawInserter inserts prepared rows in transactions of one batch each, as
 // plainly as the driver allows: the reference runproof is compared with.
 type rawInserter interface {
 	insert(ctx context.Context, tenant, run string, rows []runproof.Step) error
+	// settle leaves the database as calm before each timed phase as
+	// before the other (SQLite: the WAL checkpointed), so that neither pays
+	// for the other's writes.
+	settle(ctx context.Context) error
 }
 
-func measure(ctx context.Context, engine string, store runproof.Store, raw rawInserter, n, batch, agents int) error {
+func measure(ctx context.Context, engine string, store runproof.Store, raw rawInserter, n, batch, rounds, agents int) error {
 	svc := service.New(store, service.Options{})
 	srv := httptest.NewServer(httpapi.New(svc, httpapi.Options{}))
 	defer srv.Close()
@@ -143,11 +149,11 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 		return err
 	}
 	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "cost", Type: runproof.PolicyCostLimit,
-		Threshold: json.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop}); err != nil {
+		Threshold: service.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop}); err != nil {
 		return err
 	}
 	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "tokens", Type: runproof.PolicyTokenLimit,
-		Threshold: json.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn}); err != nil {
+		Threshold: service.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn}); err != nil {
 		return err
 	}
 	bodies := make([][]byte, 0, n/batch+1)
@@ -192,12 +198,44 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 		}
 		return nil
 	}
-	t0 := time.Now()
-	if err := sendRun("bench-api"); err != nil {
-		return err
+	// Rounds alternate runproof and raw, so that both see the same machine
+	// (these machines are shared and noisy); the median of each is kept.
+	var apiRates, rawRates []float64
+	for round := range rounds {
+		apiRun, rawRun := fmt.Sprintf("bench-api-%d", round), fmt.Sprintf("bench-raw-%d", round)
+		if err := raw.settle(ctx); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := sendRun(apiRun); err != nil {
+			return err
+		}
+		apiRates = append(apiRates, float64(n)/time.Since(t0).Seconds())
+
+		// raw: the same rows, already decoded, hashed and judged, inserted
+		// with the same driver in transactions of one batch.
+		stored, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "bench", RunID: apiRun})
+		if err != nil {
+			return err
+		}
+		if len(stored) != n {
+			return fmt.Errorf("%d steps stored, want %d", len(stored), n)
+		}
+		if _, err := post("/api/v1/runs", []byte(`{"run_id":"`+rawRun+`","agent_id":"bench"}`)); err != nil {
+			return err
+		}
+		if err := raw.settle(ctx); err != nil {
+			return err
+		}
+		t0 = time.Now()
+		for from := 0; from < n; from += batch {
+			if err := raw.insert(ctx, "bench", rawRun, stored[from:min(from+batch, n)]); err != nil {
+				return err
+			}
+		}
+		rawRates = append(rawRates, float64(n)/time.Since(t0).Seconds())
 	}
-	api := time.Since(t0)
-	t0 = time.Now()
+	t0 := time.Now()
 	errs := make(chan error, agents)
 	for a := range agents {
 		go func() { errs <- sendRun(fmt.Sprintf("bench-fleet-%d", a)) }()
@@ -207,32 +245,17 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 			return err
 		}
 	}
-	fleet := time.Since(t0)
-
-	// raw: the same rows, already decoded, hashed and judged, inserted with
-	// the same driver in transactions of one batch.
-	if _, err := post("/api/v1/runs", []byte(`{"run_id":"bench-raw","agent_id":"bench"}`)); err != nil {
-		return err
-	}
-	stored, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "bench", RunID: "bench-api"})
-	if err != nil {
-		return err
-	}
-	if len(stored) != n {
-		return fmt.Errorf("%d steps stored, want %d", len(stored), n)
-	}
-	t0 = time.Now()
-	for from := 0; from < n; from += batch {
-		if err := raw.insert(ctx, "bench", "bench-raw", stored[from:min(from+batch, n)]); err != nil {
-			return err
-		}
-	}
-	rawD := time.Since(t0)
-	apiRate, rawRate := float64(n)/api.Seconds(), float64(n)/rawD.Seconds()
-	fleetRate := float64(n*agents) / fleet.Seconds()
+	fleetRate := float64(n*agents) / time.Since(t0).Seconds()
+	apiRate, rawRate := median(apiRates), median(rawRates)
 	fmt.Printf("%-10s %7d %8d %14.0f %14.0f %7.2f\n", engine, 1, n, apiRate, rawRate, apiRate/rawRate)
 	fmt.Printf("%-10s %7d %8d %14.0f %14.0f %7.2f\n", engine, agents, n*agents, fleetRate, rawRate, fleetRate/rawRate)
 	return nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64{}, xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }
 
 const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
@@ -271,7 +294,14 @@ func (r sqliteRawDB) insert(ctx context.Context, tenant, run string, rows []runp
 	return tx.Commit()
 }
 
+func (r sqliteRawDB) settle(ctx context.Context) error {
+	_, err := r.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}
+
 type pgRaw struct{ pool *pgxpool.Pool }
+
+func (r pgRaw) settle(context.Context) error { return nil }
 
 func (r pgRaw) insert(ctx context.Context, tenant, run string, rows []runproof.Step) error {
 	tx, err := r.pool.Begin(ctx)

@@ -1,13 +1,14 @@
 package runproof
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 
-	"github.com/gowebpki/jcs"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // DigestPrefix starts every digest runproof writes.
@@ -28,13 +29,15 @@ func Canonical(v any) ([]byte, error) {
 	return CanonicalJSON(b)
 }
 
-// CanonicalJSON returns the RFC 8785 (JCS) form of a JSON text.
+// CanonicalJSON returns the RFC 8785 (JCS) form of a JSON text, in a new
+// slice. It uses the canonicalizer of the JSON v2 prototype (jsontext),
+// which tests check against a second, independent JCS implementation.
 func CanonicalJSON(b []byte) ([]byte, error) {
-	c, err := jcs.Transform(b)
-	if err != nil {
+	v := jsontext.Value(bytes.Clone(b))
+	if err := v.Canonicalize(); err != nil {
 		return nil, fmt.Errorf("canonical: %w", err)
 	}
-	return c, nil
+	return v, nil
 }
 
 // Digest returns the digest of the canonical JSON form of v.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
 )
 
 // stepHashReference is the step hash input built the slow, obviously right
@@ -58,6 +60,24 @@ func FuzzStepHash(f *testing.F) {
 		var v map[string]any
 		if err := json.Unmarshal(stepHashBytes(s, nil), &v); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzCanonicalJSON checks runproof's canonical form against a second,
+// independent RFC 8785 implementation.
+func FuzzCanonicalJSON(f *testing.F) {
+	for _, s := range []string{`{"b":1,"a":[1e21,0.0000001,-0,1.5e-7]}`, `"\u2028\u0001é"`, `[{"z":null,"é":true,"e":false}]`, `123456789012345678901234567890`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ours, err := CanonicalJSON(b)
+		ref, refErr := jcs.Transform(b)
+		if err != nil || refErr != nil {
+			return // the two differ on which invalid inputs they refuse; both refuse most
+		}
+		if string(ours) != string(ref) {
+			t.Fatalf("canonical forms differ for %q:\n ours %s\n ref  %s", b, ours, ref)
 		}
 	})
 }

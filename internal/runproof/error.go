@@ -33,10 +33,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if len(e.Fields) == 0 {
+	if len(e.Fields) <= 1 {
 		return e.Message
 	}
-	return fmt.Sprintf("%s: %s: %s", e.Message, e.Fields[0].Field, e.Fields[0].Message)
+	return fmt.Sprintf("%s: %s: %s (and %d more)", e.Message, e.Fields[0].Field, e.Fields[0].Message, len(e.Fields)-1)
 }
 
 // Errorf returns an *Error with the given code and a formatted message.

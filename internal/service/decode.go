@@ -2,15 +2,18 @@ package service
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -27,14 +30,34 @@ const (
 
 // StepInput is one step as an agent sends it.
 type StepInput struct {
-	StepIndex    *int64          `json:"step_index"`
-	Timestamp    string          `json:"timestamp"`
-	StepType     string          `json:"step_type"`
-	InputTokens  int64           `json:"input_tokens"`
-	OutputTokens int64           `json:"output_tokens"`
-	CostCents    json.Number     `json:"cost_cents"`
-	DurationMs   json.Number     `json:"duration_ms"`
-	Content      json.RawMessage `json:"content"`
+	StepIndex    *int64         `json:"step_index"`
+	Timestamp    string         `json:"timestamp"`
+	StepType     string         `json:"step_type"`
+	InputTokens  int64          `json:"input_tokens"`
+	OutputTokens int64          `json:"output_tokens"`
+	CostCents    Number         `json:"cost_cents"`
+	DurationMs   Number         `json:"duration_ms"`
+	Content      jsontext.Value `json:"content"`
+}
+
+// Number is a JSON number kept as written, so that it converts exactly.
+type Number string
+
+// UnmarshalJSONFrom accepts a JSON number (or null) and nothing else.
+func (n *Number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch tok.Kind() {
+	case '0':
+		*n = Number(tok.String())
+	case 'n':
+		*n = ""
+	default:
+		return errors.New("must be a JSON number")
+	}
+	return nil
 }
 
 type stepBatch struct {
@@ -42,82 +65,71 @@ type stepBatch struct {
 }
 
 // DecodeJSON decodes one JSON object from body into v, refusing unknown
-// fields, trailing data and invalid UTF-8, with errors that name the field.
+// members, duplicate names, trailing data and invalid UTF-8, with errors
+// that name the field at fault ("steps[3].cost_cents").
 func DecodeJSON(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(body, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return runproof.Errorf(runproof.EMALFORMED, "the body holds data after the JSON object")
-	}
-	return nil
-}
-
-func decodeError(body []byte, err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return runproof.Errorf(runproof.EMALFORMED, "the body must be a JSON object")
-		}
-		return runproof.Invalid(runproof.FieldError{Field: locate(body, field),
-			Message: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)})
-	case errors.As(err, &syntaxErr):
-		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid JSON (at byte %d): %s", syntaxErr.Offset, strings.TrimPrefix(err.Error(), "json: "))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return runproof.Invalid(runproof.FieldError{Field: locate(body, name), Message: "is not a known field"})
-	case err == io.EOF:
+	if len(bytes.TrimSpace(body)) == 0 {
 		return runproof.Errorf(runproof.EMALFORMED, "the body is empty: a JSON object is expected")
 	}
-	return runproof.Errorf(runproof.EMALFORMED, "the body is not valid JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "int64", "int", "float64":
-		return "number"
-	case "slice":
-		return "array"
-	case "struct", "map":
-		return "object"
+	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
+	if err == nil {
+		return nil
 	}
-	return goKind
-}
-
-// locate turns the decoder's path of an error ("steps.cost_cents", or just
-// "foo" for an unknown field) into the path of the element where it occurs
-// ("steps[3].cost_cents"): the first step that does not decode on its own.
-// It only runs on the error path.
-func locate(body []byte, field string) string {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil {
-		return field
-	}
-	if _, ok := top[field]; ok {
-		return field
-	}
-	var steps []json.RawMessage
-	if json.Unmarshal(top["steps"], &steps) != nil {
-		return field
-	}
-	name := strings.TrimPrefix(field, "steps.")
-	for i, raw := range steps {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		var s StepInput
-		if dec.Decode(&s) != nil {
-			return fmt.Sprintf("steps[%d].%s", i, name)
+	var semErr *json.SemanticError
+	var synErr *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &synErr):
+		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid JSON (at byte %d): %v", synErr.ByteOffset, synErr.Err)
+	case errors.As(err, &semErr) && semErr.JSONPointer == "":
+		return runproof.Errorf(runproof.EMALFORMED, "the body must be a JSON object")
+	case errors.As(err, &semErr):
+		field := fieldPath(semErr.JSONPointer)
+		if errors.Is(semErr.Err, json.ErrUnknownName) {
+			return runproof.Invalid(runproof.FieldError{Field: field, Message: "is not a known field"})
 		}
+		return runproof.Invalid(runproof.FieldError{Field: field, Message: typeMessage(semErr)})
 	}
-	return field
+	return runproof.Errorf(runproof.EMALFORMED, "the body cannot be decoded: %v", err)
+}
+
+// fieldPath turns a JSON pointer ("/steps/3/cost_cents") into the path
+// style of problem details ("steps[3].cost_cents").
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+func typeMessage(e *json.SemanticError) string {
+	if e.GoType == nil {
+		return "has the wrong type"
+	}
+	if e.GoType == reflect.TypeFor[Number]() {
+		return "must be a JSON number"
+	}
+	switch e.GoType.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Pointer:
+		return "must be a whole number within range"
+	case reflect.String:
+		return "must be a string"
+	case reflect.Slice:
+		return "must be an array"
+	case reflect.Struct, reflect.Map:
+		return "must be an object"
+	}
+	return "has the wrong type"
 }
 
 // DecodeSteps decodes and validates the body of an append-steps call. The
@@ -225,7 +237,7 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 
 // hashStep sets the step's canonical content, its digest and the step's
 // content_hash. JSON null content counts as none.
-func hashStep(st *runproof.Step, content json.RawMessage) error {
+func hashStep(st *runproof.Step, content jsontext.Value) error {
 	if len(content) > 0 && string(content) != "null" {
 		c, err := runproof.CanonicalJSON(content)
 		if err != nil {

@@ -63,8 +63,8 @@ func FuzzDecodeSteps(f *testing.F) {
 			StepType     string          `json:"step_type"`
 			InputTokens  int64           `json:"input_tokens"`
 			OutputTokens int64           `json:"output_tokens"`
-			CostCents    string          `json:"cost_cents"`
-			DurationMs   string          `json:"duration_ms"`
+			CostCents    json.Number     `json:"cost_cents"`
+			DurationMs   json.Number     `json:"duration_ms"`
 			Content      json.RawMessage `json:"content,omitempty"`
 		}
 		var re []out
@@ -79,7 +79,7 @@ func FuzzDecodeSteps(f *testing.F) {
 				t.Fatalf("incomplete step: %+v", s)
 			}
 			re = append(re, out{s.Index, runproof.FormatTime(s.Timestamp), s.StepType, s.InputTokens, s.OutputTokens,
-				runproof.FormatFixed(s.CostMicrocents, runproof.MicrocentsPerCent), runproof.FormatFixed(s.DurationMicros, runproof.MicrosPerMilli), s.Content})
+				json.Number(runproof.FormatFixed(s.CostMicrocents, runproof.MicrocentsPerCent)), json.Number(runproof.FormatFixed(s.DurationMicros, runproof.MicrosPerMilli)), json.RawMessage(s.Content)})
 		}
 		b, err := json.Marshal(map[string]any{"steps": re})
 		if err != nil {

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
@@ -12,7 +11,7 @@ import (
 type PolicyInput struct {
 	Name       string              `json:"name"`
 	Type       runproof.PolicyType `json:"type"`
-	Threshold  json.Number         `json:"threshold"`
+	Threshold  Number              `json:"threshold"`
 	Action     runproof.Action     `json:"action"`
 	StepTypes  []string            `json:"step_types"`
 	Expression string              `json:"expression"`

@@ -1,0 +1,143 @@
+package runproof
+
+import (
+	"context"
+	"time"
+)
+
+// ExportScope is what an export covers (DOMAIN.md).
+type ExportScope string
+
+const (
+	ScopeLLMRun     ExportScope = "llm_run"
+	ScopeSystem     ExportScope = "system"
+	ScopeAudit      ExportScope = "audit"
+	ScopeCompliance ExportScope = "compliance"
+)
+
+// ExportFormat is the file format delivered.
+type ExportFormat string
+
+const (
+	FormatJSON ExportFormat = "json"
+	FormatCSV  ExportFormat = "csv"
+	FormatPDF  ExportFormat = "pdf"
+	FormatZIP  ExportFormat = "zip"
+)
+
+// ExportStatus is an export's lifecycle state.
+type ExportStatus string
+
+const (
+	ExportPending   ExportStatus = "pending"
+	ExportCompleted ExportStatus = "completed"
+	ExportFailed    ExportStatus = "failed"
+)
+
+// BundleType names the three bundles.
+type BundleType string
+
+const (
+	BundleEvidence         BundleType = "evidence"
+	BundleSOC2             BundleType = "soc2"
+	BundleExecutiveDebrief BundleType = "executive_debrief"
+)
+
+// ExportRequest is the immutable first entry of an export: what was asked,
+// by whom. Its lifecycle follows as ExportEvents; neither is ever updated.
+type ExportRequest struct {
+	ID              string       `json:"id"`
+	TenantID        string       `json:"tenant_id"`
+	Scope           ExportScope  `json:"scope"`
+	RunID           string       `json:"run_id,omitempty"`
+	IncidentID      string       `json:"incident_id,omitempty"`
+	BundleType      BundleType   `json:"bundle_type"`
+	Format          ExportFormat `json:"format"`
+	RequestedBy     string       `json:"requested_by"`
+	Origin          Origin       `json:"origin"`
+	SourceComponent string       `json:"source_component"`
+	CorrelationID   string       `json:"correlation_id,omitempty"`
+	ExportReason    string       `json:"export_reason,omitempty"`
+	PeriodStart     *time.Time   `json:"period_start,omitempty"`
+	PeriodEnd       *time.Time   `json:"period_end,omitempty"`
+	CreatedAt       time.Time    `json:"created_at"`
+}
+
+// Kinds of export event.
+const (
+	ExportEventCompleted = "completed"
+	ExportEventFailed    = "failed"
+	ExportEventDelivered = "delivered"
+)
+
+// ExportEvent is one step of an export's lifecycle. An export has at most
+// one completed-or-failed event and at most one delivered event.
+type ExportEvent struct {
+	TenantID  string    `json:"tenant_id"`
+	ExportID  string    `json:"export_id"`
+	Kind      string    `json:"kind"`
+	At        time.Time `json:"at"`
+	Checksum  string    `json:"checksum,omitempty"`   // completed: sha256 of the artifact
+	SizeBytes int64     `json:"size_bytes,omitempty"` // completed
+	BundleID  string    `json:"bundle_id,omitempty"`  // completed
+	Artifact  string    `json:"artifact,omitempty"`   // completed: where the artifact store keeps it
+	Reason    string    `json:"reason,omitempty"`     // failed: why, for users
+}
+
+// Export is the export record as the API shows it: the request folded with
+// its events (DOMAIN.md "Export record").
+type Export struct {
+	ExportRequest
+	Status        ExportStatus `json:"status"`
+	Checksum      string       `json:"checksum,omitempty"`
+	DeliveredAt   *time.Time   `json:"delivered_at,omitempty"`
+	CompletedAt   *time.Time   `json:"completed_at,omitempty"`
+	BundleID      string       `json:"bundle_id,omitempty"`
+	SizeBytes     int64        `json:"size_bytes,omitempty"`
+	FailureReason string       `json:"failure_reason,omitempty"`
+	Artifact      string       `json:"-"`
+}
+
+// FoldExport builds the record from its request and events, in any order.
+func FoldExport(req ExportRequest, events []ExportEvent) Export {
+	e := Export{ExportRequest: req, Status: ExportPending}
+	for _, ev := range events {
+		at := ev.At
+		switch ev.Kind {
+		case ExportEventCompleted:
+			e.Status, e.CompletedAt = ExportCompleted, &at
+			e.Checksum, e.SizeBytes, e.BundleID, e.Artifact = ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact
+		case ExportEventFailed:
+			e.Status, e.CompletedAt, e.FailureReason = ExportFailed, &at, ev.Reason
+		case ExportEventDelivered:
+			if e.DeliveredAt == nil || at.Before(*e.DeliveredAt) {
+				e.DeliveredAt = &at
+			}
+		}
+	}
+	return e
+}
+
+// ExportStore keeps export records. Both engines implement it next to Store
+// and pass the same conformance suite.
+type ExportStore interface {
+	// CreateExport stores the request of a new export (ECONFLICT on a
+	// duplicate id).
+	CreateExport(ctx context.Context, req ExportRequest) error
+	// AppendExportEvent adds a lifecycle event. ECONFLICT when the export
+	// already has an event of that kind, or a completed/failed event and
+	// this is the other one; ENOTFOUND when the export does not exist.
+	AppendExportEvent(ctx context.Context, ev ExportEvent) error
+	GetExport(ctx context.Context, tenantID, exportID string) (Export, error)
+	// ListExports returns exports newest first (created_at, then id).
+	ListExports(ctx context.Context, p ListExportsParams) ([]Export, error)
+}
+
+// ListExportsParams filters exports. Zero values do not filter.
+type ListExportsParams struct {
+	TenantID   string
+	RunID      string
+	IncidentID string
+	Limit      int
+	Offset     int
+}
