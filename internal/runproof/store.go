@@ -12,6 +12,9 @@ import (
 // Methods return *Error values with codes ENOTFOUND and ECONFLICT where noted;
 // anything else is an internal error.
 type Store interface {
+	// ExportStore keeps export records (export.go).
+	ExportStore
+
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -120,11 +120,41 @@ func scenario(t *testing.T, s runproof.Store) []byte {
 			Resource: "ledger", Decision: runproof.DecisionAllow, CorrelationID: "c-2",
 			SourceComponent: "cli", Detail: "ok"}))
 
+	for _, r := range []runproof.ExportRequest{
+		{ID: "exp-2", Scope: runproof.ScopeLLMRun, RunID: "run-a", IncidentID: "inc-1",
+			BundleType: runproof.BundleEvidence, Format: runproof.FormatZIP, RequestedBy: "user-7",
+			Origin: runproof.OriginHuman, SourceComponent: "api", CorrelationID: "c-3",
+			ExportReason: "incident review ✓", PeriodStart: ptr(tm(20)), PeriodEnd: ptr(tm(50)), CreatedAt: tm(70)},
+		{ID: "exp-1", Scope: runproof.ScopeSystem, BundleType: runproof.BundleExecutiveDebrief,
+			Format: runproof.FormatJSON, RequestedBy: "key-1", Origin: runproof.OriginAgent,
+			SourceComponent: "cli", CreatedAt: tm(70)},
+		{ID: "exp-3", Scope: runproof.ScopeCompliance, BundleType: runproof.BundleSOC2,
+			Format: runproof.FormatPDF, RequestedBy: "system", Origin: runproof.OriginSystem,
+			SourceComponent: "scheduler", PeriodStart: ptr(tm(0)), CreatedAt: tm(74)},
+	} {
+		r.TenantID = "acme"
+		check(s.CreateExport(ctx, r))
+	}
+	for _, e := range []runproof.ExportEvent{
+		{ExportID: "exp-2", Kind: runproof.ExportEventCompleted, At: tm(71),
+			Checksum:  "sha256:00000000000000000000000000000000000000000000000000000000000000ff",
+			SizeBytes: 1 << 33, BundleID: "bundle-1", Artifact: "acme/exp-2.zip"},
+		{ExportID: "exp-1", Kind: runproof.ExportEventFailed, At: tm(72), Reason: "render failed: ✗ step 3"},
+		{ExportID: "exp-2", Kind: runproof.ExportEventDelivered, At: tm(73)},
+	} {
+		e.TenantID = "acme"
+		check(s.AppendExportEvent(ctx, e))
+	}
+
 	// Read everything back, with the fields JSON hides alongside.
 	type stepRow struct {
 		Step                           runproof.Step
 		TenantID, RunID                string
 		CostMicrocents, DurationMicros int64
+	}
+	type exportRow struct {
+		Export   runproof.Export
+		Artifact string
 	}
 	type runRow struct {
 		Run                            runproof.Run
@@ -140,6 +170,8 @@ func scenario(t *testing.T, s runproof.Store) []byte {
 		Incidents []runproof.Incident
 		Incident  runproof.Incident
 		Audit     []runproof.AuditEvent
+		Exports   []exportRow
+		Export    exportRow
 	}
 	dump.Key, err = s.APIKeyByHash(ctx, key.Hash)
 	check(err)
@@ -167,6 +199,14 @@ func scenario(t *testing.T, s runproof.Store) []byte {
 	check(err)
 	dump.Audit, err = s.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "acme"})
 	check(err)
+	exports, err := s.ListExports(ctx, runproof.ListExportsParams{TenantID: "acme"})
+	check(err)
+	for _, e := range exports {
+		dump.Exports = append(dump.Exports, exportRow{e, e.Artifact})
+	}
+	exp, err := s.GetExport(ctx, "acme", "exp-2")
+	check(err)
+	dump.Export = exportRow{exp, exp.Artifact}
 	b, err := json.MarshalIndent(dump, "", "  ")
 	check(err)
 	return append(b, '\n')

@@ -40,6 +40,11 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"Incidents", testIncidents},
 		{"AuditEvents", testAuditEvents},
 		{"AppendOnly", testAppendOnly},
+		{"Exports", testExports},
+		{"ExportEvents", testExportEvents},
+		{"ExportEventsConcurrent", testExportEventsConcurrent},
+		{"ListExports", testListExports},
+		{"ExportsAppendOnly", testExportsAppendOnly},
 		{"Scenario", testScenario},
 	}
 	for _, tt := range tests {

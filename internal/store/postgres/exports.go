@@ -1,0 +1,158 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+var _ runproof.ExportStore = (*Store)(nil)
+
+const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, format,
+	requested_by, origin, source_component, correlation_id, export_reason,
+	period_start, period_end, created_at`
+
+const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason`
+
+func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
+	var r runproof.ExportRequest
+	err := row.Scan(&r.TenantID, &r.ID, &r.Scope, &r.RunID, &r.IncidentID, &r.BundleType, &r.Format,
+		&r.RequestedBy, &r.Origin, &r.SourceComponent, &r.CorrelationID, &r.ExportReason,
+		&r.PeriodStart, &r.PeriodEnd, &r.CreatedAt)
+	r.PeriodStart = utc(r.PeriodStart)
+	r.PeriodEnd = utc(r.PeriodEnd)
+	r.CreatedAt = runproof.Timestamp(r.CreatedAt)
+	return r, err
+}
+
+func scanExportEvent(row pgx.Row) (runproof.ExportEvent, error) {
+	var e runproof.ExportEvent
+	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, &e.At, &e.Checksum, &e.SizeBytes,
+		&e.BundleID, &e.Artifact, &e.Reason)
+	e.At = runproof.Timestamp(e.At)
+	return e, err
+}
+
+// CreateExport stores the request of a new export.
+func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO exports (`+exportColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		r.TenantID, r.ID, string(r.Scope), r.RunID, r.IncidentID, string(r.BundleType), string(r.Format),
+		r.RequestedBy, string(r.Origin), r.SourceComponent, r.CorrelationID, r.ExportReason,
+		nullTime(r.PeriodStart), nullTime(r.PeriodEnd), runproof.Timestamp(r.CreatedAt))
+	if isUnique(err) {
+		return runproof.Errorf(runproof.ECONFLICT, "export %q already exists", r.ID)
+	} else if err != nil {
+		return fmt.Errorf("create export: %w", err)
+	}
+	return nil
+}
+
+// AppendExportEvent adds a lifecycle event. The database refuses a second
+// event of a kind, a second completed-or-failed event (unique indexes) and an
+// event of an export the tenant does not have (foreign key).
+//
+// Appends take a lock on export_events that only appends contend for
+// (reads go on), so that no event commits before one with a lower seq: seq
+// order is then commit order, and a reader that has seen seq n will never
+// later find an event below n.
+func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) error {
+	if err := checkExportEventKind(e.Kind); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE export_events IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
+			e.BundleID, e.Artifact, e.Reason)
+		return err
+	})
+	switch {
+	case isForeignKey(err):
+		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)
+	case isUnique(err):
+		return runproof.Errorf(runproof.ECONFLICT, "export %q already has a %s event or has already ended", e.ExportID, e.Kind)
+	case err != nil:
+		return fmt.Errorf("append export event: %w", err)
+	}
+	return nil
+}
+
+// isForeignKey reports whether err is a broken FOREIGN KEY constraint.
+func isForeignKey(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "23503"
+}
+
+// checkExportEventKind refuses a kind the schema does not know.
+func checkExportEventKind(kind string) error {
+	switch kind {
+	case runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
+		return nil
+	}
+	return runproof.Invalid(runproof.FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", kind)})
+}
+
+// GetExport returns one export, folded from its request and events.
+func (s *Store) GetExport(ctx context.Context, tenantID, exportID string) (runproof.Export, error) {
+	r, err := scanExportRequest(s.pool.QueryRow(ctx,
+		`SELECT `+exportColumns+` FROM exports WHERE tenant_id = $1 AND id = $2`, tenantID, exportID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return runproof.Export{}, runproof.Errorf(runproof.ENOTFOUND, "export %q not found", exportID)
+	} else if err != nil {
+		return runproof.Export{}, fmt.Errorf("get export: %w", err)
+	}
+	events, err := collect(ctx, s.pool, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
+		WHERE tenant_id = $1 AND export_id = $2 ORDER BY seq`, tenantID, exportID)
+	if err != nil {
+		return runproof.Export{}, fmt.Errorf("get export: %w", err)
+	}
+	return runproof.FoldExport(r, events), nil
+}
+
+// ListExports returns exports newest first: one query for the page of
+// requests, one for all their events.
+func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) ([]runproof.Export, error) {
+	var f filter
+	f.add("tenant_id = ?", p.TenantID)
+	if p.RunID != "" {
+		f.add("run_id = ?", p.RunID)
+	}
+	if p.IncidentID != "" {
+		f.add("incident_id = ?", p.IncidentID)
+	}
+	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
+		WHERE `+f.conds+` ORDER BY created_at DESC, id DESC`+page(p.Limit, p.Offset), f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list exports: %w", err)
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
+	}
+	events, err := collect(ctx, s.pool, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
+		WHERE tenant_id = $1 AND export_id = ANY($2) ORDER BY seq`, p.TenantID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("list exports: %w", err)
+	}
+	byExport := map[string][]runproof.ExportEvent{}
+	for _, e := range events {
+		byExport[e.ExportID] = append(byExport[e.ExportID], e)
+	}
+	out := make([]runproof.Export, len(reqs))
+	for i, r := range reqs {
+		out[i] = runproof.FoldExport(r, byExport[r.ID])
+	}
+	return out, nil
+}

@@ -1,0 +1,141 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+var _ runproof.ExportStore = (*Store)(nil)
+
+const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, format,
+	requested_by, origin, source_component, correlation_id, export_reason,
+	period_start, period_end, created_at`
+
+const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason`
+
+func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
+	var r runproof.ExportRequest
+	err := row.Scan(&r.TenantID, &r.ID, &r.Scope, &r.RunID, &r.IncidentID, &r.BundleType, &r.Format,
+		&r.RequestedBy, &r.Origin, &r.SourceComponent, &r.CorrelationID, &r.ExportReason,
+		nullTimeCol{&r.PeriodStart}, nullTimeCol{&r.PeriodEnd}, timeCol{&r.CreatedAt})
+	return r, err
+}
+
+func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
+	var e runproof.ExportEvent
+	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, timeCol{&e.At}, &e.Checksum, &e.SizeBytes,
+		&e.BundleID, &e.Artifact, &e.Reason)
+	return e, err
+}
+
+// CreateExport stores the request of a new export.
+func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO exports (`+exportColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.TenantID, r.ID, string(r.Scope), r.RunID, r.IncidentID, string(r.BundleType), string(r.Format),
+		r.RequestedBy, string(r.Origin), r.SourceComponent, r.CorrelationID, r.ExportReason,
+		nullTimeText(r.PeriodStart), nullTimeText(r.PeriodEnd), timeText(r.CreatedAt))
+	if isUnique(err) {
+		return runproof.Errorf(runproof.ECONFLICT, "export %q already exists", r.ID)
+	} else if err != nil {
+		return fmt.Errorf("create export: %w", err)
+	}
+	return nil
+}
+
+// AppendExportEvent adds a lifecycle event. The database refuses a second
+// event of a kind, a second completed-or-failed event (unique indexes) and an
+// event of an export the tenant does not have (foreign key). One insert is
+// one write transaction, so events are committed in seq order.
+func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) error {
+	if err := checkExportEventKind(e.Kind); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason)
+	switch {
+	case isForeignKey(err):
+		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)
+	case isUnique(err):
+		return runproof.Errorf(runproof.ECONFLICT, "export %q already has a %s event or has already ended", e.ExportID, e.Kind)
+	case err != nil:
+		return fmt.Errorf("append export event: %w", err)
+	}
+	return nil
+}
+
+// checkExportEventKind refuses a kind the schema does not know.
+func checkExportEventKind(kind string) error {
+	switch kind {
+	case runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
+		return nil
+	}
+	return runproof.Invalid(runproof.FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", kind)})
+}
+
+// GetExport returns one export, folded from its request and events.
+func (s *Store) GetExport(ctx context.Context, tenantID, exportID string) (runproof.Export, error) {
+	r, err := scanExportRequest(s.db.QueryRowContext(ctx,
+		`SELECT `+exportColumns+` FROM exports WHERE tenant_id = ? AND id = ?`, tenantID, exportID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return runproof.Export{}, runproof.Errorf(runproof.ENOTFOUND, "export %q not found", exportID)
+	} else if err != nil {
+		return runproof.Export{}, fmt.Errorf("get export: %w", err)
+	}
+	events, err := collect(ctx, s.db, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
+		WHERE tenant_id = ? AND export_id = ? ORDER BY seq`, tenantID, exportID)
+	if err != nil {
+		return runproof.Export{}, fmt.Errorf("get export: %w", err)
+	}
+	return runproof.FoldExport(r, events), nil
+}
+
+// ListExports returns exports newest first: one query for the page of
+// requests, one for all their events.
+func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) ([]runproof.Export, error) {
+	var f filter
+	f.add("tenant_id = ?", p.TenantID)
+	if p.RunID != "" {
+		f.add("run_id = ?", p.RunID)
+	}
+	if p.IncidentID != "" {
+		f.add("incident_id = ?", p.IncidentID)
+	}
+	reqs, err := collect(ctx, s.db, scanExportRequest, `SELECT `+exportColumns+` FROM exports
+		WHERE `+f.conds+` ORDER BY created_at DESC, id DESC`+page(p.Limit, p.Offset), f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list exports: %w", err)
+	}
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ID
+	}
+	idList, err := json.Marshal(ids) // one parameter, however long the page
+	if err != nil {
+		return nil, fmt.Errorf("list exports: %w", err)
+	}
+	events, err := collect(ctx, s.db, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
+		WHERE tenant_id = ? AND export_id IN (SELECT value FROM json_each(?)) ORDER BY seq`,
+		p.TenantID, string(idList))
+	if err != nil {
+		return nil, fmt.Errorf("list exports: %w", err)
+	}
+	byExport := map[string][]runproof.ExportEvent{}
+	for _, e := range events {
+		byExport[e.ExportID] = append(byExport[e.ExportID], e)
+	}
+	out := make([]runproof.Export, len(reqs))
+	for i, r := range reqs {
+		out[i] = runproof.FoldExport(r, byExport[r.ID])
+	}
+	return out, nil
+}
