@@ -1,0 +1,290 @@
+package evidence
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// BuildEvidence builds and seals the evidence bundle of a run, with or
+// without an incident. Its id is "EVD-" + opts.BundleID.
+func BuildEvidence(src Source, opts Options) (EvidenceBundle, error) {
+	b, err := buildEvidence(src, opts, runproof.BundleEvidence, PrefixEvidence)
+	if err != nil {
+		return EvidenceBundle{}, err
+	}
+	return b, b.Seal()
+}
+
+// check refuses a source that does not hold the whole run: a bundle never
+// leaves anything out silently.
+func check(src Source, opts Options) error {
+	run := src.Run
+	switch {
+	case opts.BundleID == "":
+		return runproof.Errorf(runproof.EINVALID, "a bundle id is required")
+	case opts.CreatedAt.IsZero():
+		return runproof.Errorf(runproof.EINVALID, "a bundle creation time is required")
+	case run.ID == "":
+		return runproof.Errorf(runproof.EINVALID, "a bundle needs a run")
+	case src.Snapshot.ID != run.SnapshotID:
+		return fmt.Errorf("evidence: policy snapshot %q is not the one of run %q (%q)", src.Snapshot.ID, run.ID, run.SnapshotID)
+	case int64(len(src.Steps)) != run.Totals.Steps:
+		return runproof.Errorf(runproof.ECONFLICT, "run %q has %d steps but %d were read: it changed during the export; try again",
+			run.ID, run.Totals.Steps, len(src.Steps))
+	}
+	for i, s := range src.Steps {
+		if s.Index != int64(i) {
+			return fmt.Errorf("evidence: run %q: step %d found at position %d: the source must hold every step in index order", run.ID, s.Index, i)
+		}
+	}
+	if inc := src.Incident; inc != nil {
+		switch {
+		case inc.RunID != run.ID:
+			return runproof.Errorf(runproof.EINVALID, "incident %q belongs to run %q, not %q", inc.ID, inc.RunID, run.ID)
+		case inc.InflectionStepIndex < 0 || inc.InflectionStepIndex >= int64(len(src.Steps)):
+			return fmt.Errorf("evidence: incident %q: inflection step %d is not among the %d steps of run %q", inc.ID, inc.InflectionStepIndex, len(src.Steps), run.ID)
+		}
+		switch inc.RemediationStatus {
+		case "pending", "in_progress", "completed":
+		default:
+			return runproof.Errorf(runproof.EINVALID, "incident %q: unknown remediation status %q", inc.ID, inc.RemediationStatus)
+		}
+	}
+	return nil
+}
+
+func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix string) (EvidenceBundle, error) {
+	if err := check(src, opts); err != nil {
+		return EvidenceBundle{}, err
+	}
+	run, inc := src.Run, src.Incident
+	b := EvidenceBundle{
+		SchemaVersion: SchemaVersion, BundleID: prefix + opts.BundleID, BundleType: typ,
+		CreatedAt: runproof.FormatTime(opts.CreatedAt),
+		RunID:     run.ID, TraceID: run.TraceID, TenantID: run.TenantID, AgentID: run.AgentID,
+		PolicyContext: policyContext(src.Snapshot, inc),
+		RunGoal:       run.Goal, RunStatus: run.Status, RunStartedAt: runproof.FormatTime(run.StartedAt),
+		RunCompletedAt: optTime(run.CompletedAt), TerminationReason: run.TerminationReason,
+		ExportedBy: cmp.Or(opts.ExportedBy, "system"), ExportReason: opts.ExportReason,
+		Steps: []TraceStepEvidence{},
+	}
+	if opts.IncludeRawSteps {
+		b.Steps = make([]TraceStepEvidence, 0, len(src.Steps))
+	}
+	var t runproof.Totals
+	for _, s := range src.Steps {
+		t = t.Add(s)
+		if opts.IncludeRawSteps {
+			b.Steps = append(b.Steps, stepEvidence(s, opts.IncludeContent))
+		}
+	}
+	b.TotalSteps, b.TotalTokens = t.Steps, t.Tokens()
+	b.TotalCostCents, b.TotalDurationMs = runproof.Cents(t.CostMicrocents), runproof.Millis(t.DurationMicros)
+	b.StepsOmitted = t.Steps - int64(len(b.Steps))
+	if n := len(src.Steps); n > 0 {
+		first, last := src.Steps[0].Index, src.Steps[n-1].Index
+		b.FirstStepIndex, b.LastStepIndex = &first, &last
+	}
+	if inc != nil {
+		idx := inc.InflectionStepIndex
+		b.IncidentID, b.ViolationStepIndex = inc.ID, &idx
+		b.ViolationTimestamp = runproof.FormatTime(inc.ViolationAt)
+		b.DetectionTimestamp = runproof.FormatTime(inc.DetectedAt)
+		b.ContainmentTimestamp = optTime(containedAt(src))
+		b.RemediationStatus = inc.RemediationStatus
+	}
+	return b, nil
+}
+
+func policyContext(snap runproof.Snapshot, inc *runproof.Incident) PolicyContext {
+	pc := PolicyContext{PolicySnapshotID: snap.ID, ActivePolicies: make([]ActivePolicy, 0, len(snap.Policies))}
+	for _, p := range snap.Policies {
+		pc.ActivePolicies = append(pc.ActivePolicies, ActivePolicy{ID: p.ID, Name: p.Name, Version: p.Version,
+			Type: p.Type, Threshold: p.Threshold, Action: p.Action, StepTypes: slices.Clone(p.StepTypes), Expression: p.Expression})
+	}
+	if inc != nil {
+		pc.ViolatedPolicyID, pc.ViolatedPolicyName, pc.ViolatedPolicyVersion = inc.PolicyID, inc.PolicyName, inc.PolicyVersion
+		pc.ViolationType, pc.ThresholdValue, pc.ActualValue = inc.ViolationType, inc.ThresholdValue, inc.ActualValue
+	}
+	return pc
+}
+
+func stepEvidence(s runproof.Step, withContent bool) TraceStepEvidence {
+	e := TraceStepEvidence{StepIndex: s.Index, Timestamp: runproof.FormatTime(s.Timestamp), StepType: s.StepType,
+		InputTokens: s.InputTokens, OutputTokens: s.OutputTokens, Tokens: s.InputTokens + s.OutputTokens,
+		CostCents: runproof.Cents(s.CostMicrocents), DurationMs: runproof.Millis(s.DurationMicros),
+		Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash, ContentDigest: s.ContentDigest}
+	if withContent {
+		e.Content = s.Content
+	}
+	return e
+}
+
+// containedAt is when the run was stopped: the incident's containment time,
+// else the run's stop time; nil when neither is recorded.
+func containedAt(src Source) *time.Time {
+	if src.Incident != nil && src.Incident.ContainedAt != nil {
+		return src.Incident.ContainedAt
+	}
+	if src.Run.Status == runproof.RunStopped {
+		return src.Run.StoppedAt
+	}
+	return nil
+}
+
+func optTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return runproof.FormatTime(*t)
+}
+
+// seconds is to − from in seconds at microsecond precision, and 0 when to
+// is before from (an agent clock ahead of runproof's).
+func seconds(from, to time.Time) float64 {
+	d := runproof.Timestamp(to).Sub(runproof.Timestamp(from))
+	return float64(max(d, 0).Microseconds()) / 1e6
+}
+
+func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64) }
+
+// BuildSOC2 builds and seals the SOC 2 bundle of a run, with or without an
+// incident. Its id is "SOC2-" + opts.BundleID. The attestation statement
+// cites the evidence digest (the digest of the evidence members, see
+// SOC2Bundle.EvidenceDigest): the content_hash covers the statement, so the
+// statement cannot cite it.
+func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
+	ev, err := buildEvidence(src, opts, runproof.BundleSOC2, PrefixSOC2)
+	if err != nil {
+		return SOC2Bundle{}, err
+	}
+	b := SOC2Bundle{EvidenceBundle: ev, ReviewStatus: ReviewPending, CriteriaCovered: []string{"CC7.2", "CC7.3", "CC7.4"}}
+	if b.EvidenceDigest, err = digest(&b.EvidenceBundle); err != nil {
+		return SOC2Bundle{}, err
+	}
+	b.ControlMappings = controlMappings(src, &ev)
+	start, end := opts.PeriodStart, opts.PeriodEnd
+	if inc := src.Incident; inc != nil {
+		day := inc.DetectedAt.UTC().Truncate(24 * time.Hour)
+		next := day.Add(24 * time.Hour)
+		start, end = cmp.Or(start, &day), cmp.Or(end, &next)
+	}
+	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
+	b.AttestationStatement = attestation(src, &b)
+	return b, b.Seal()
+}
+
+// Default SOC 2 controls (DOMAIN.md).
+var controls = []struct{ id, name, description string }{
+	{"CC7.2", "Incident Response", "The entity responds to identified security incidents."},
+	{"CC7.3", "Incident Management", "The entity manages incidents to minimize impact."},
+	{"CC7.4", "Analysis and Remediation", "The entity analyzes incidents and implements improvements."},
+}
+
+// controlMappings decides each control's status from what the bundle holds:
+//
+//	CC7.2 DEMONSTRATED: a violation was detected and contained (the run was
+//	      stopped); PARTIAL: detected, not contained; NOT_APPLICABLE: no violation.
+//	CC7.3 DEMONSTRATED: an incident and its full trace in the bundle; PARTIAL:
+//	      steps omitted; NOT_APPLICABLE: no incident.
+//	CC7.4 DEMONSTRATED: the full trace and a remediation record (in_progress
+//	      or completed); PARTIAL otherwise; NOT_APPLICABLE: no incident.
+func controlMappings(src Source, b *EvidenceBundle) []SOC2ControlMapping {
+	out := make([]SOC2ControlMapping, len(controls))
+	for i, c := range controls {
+		out[i] = SOC2ControlMapping{ControlID: c.id, ControlName: c.name, ControlDescription: c.description,
+			ComplianceStatus: StatusNotApplicable}
+	}
+	inc := src.Incident
+	if inc == nil {
+		out[0].EvidenceProvided = "No policy was violated in this run, so there was no incident to respond to."
+		out[1].EvidenceProvided = "No incident was opened for this run."
+		out[2].EvidenceProvided = "No incident was opened for this run, so there was nothing to analyse or remediate."
+		return out
+	}
+	breach := breachText(inc)
+	detect := formatSeconds(seconds(inc.ViolationAt, inc.DetectedAt))
+	if c := containedAt(src); c != nil {
+		out[0].ComplianceStatus = StatusDemonstrated
+		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation and run stopped %s s after detection.",
+			breach, detect, formatSeconds(seconds(inc.DetectedAt, *c)))
+	} else {
+		out[0].ComplianceStatus = StatusPartial
+		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation, but no containment is recorded: the run was not stopped.",
+			breach, detect)
+	}
+
+	full := b.StepsOmitted == 0
+	if full {
+		out[1].ComplianceStatus = StatusDemonstrated
+		out[1].EvidenceProvided = fmt.Sprintf("Incident opened automatically on detection, with the full trace in this bundle: all %d steps (%d to %d), inflection at step %d.",
+			b.TotalSteps, *b.FirstStepIndex, *b.LastStepIndex, inc.InflectionStepIndex)
+	} else {
+		out[1].ComplianceStatus = StatusPartial
+		out[1].EvidenceProvided = fmt.Sprintf("Incident opened automatically on detection, but its trace is not in this export: %d of %d steps omitted (the totals are complete).",
+			b.StepsOmitted, b.TotalSteps)
+	}
+
+	remediation := strings.ReplaceAll(inc.RemediationStatus, "_", " ")
+	switch {
+	case full && inc.RemediationStatus != "pending":
+		out[2].ComplianceStatus = StatusDemonstrated
+		out[2].EvidenceProvided = fmt.Sprintf("Complete execution trace of %d steps available for root-cause analysis; remediation %s.", b.TotalSteps, remediation)
+	case full:
+		out[2].ComplianceStatus = StatusPartial
+		out[2].EvidenceProvided = fmt.Sprintf("Complete execution trace of %d steps available for root-cause analysis, but remediation pending: no remediation is recorded yet.", b.TotalSteps)
+	default:
+		out[2].ComplianceStatus = StatusPartial
+		out[2].EvidenceProvided = fmt.Sprintf("The execution trace is not in this export (%d steps omitted), so root-cause analysis needs a full export; remediation %s.", b.StepsOmitted, remediation)
+	}
+	return out
+}
+
+// breachText states a breach for auditors, with its figures and units.
+func breachText(inc *runproof.Incident) string {
+	at := fmt.Sprintf("at step %d", inc.InflectionStepIndex)
+	var what string
+	switch inc.ViolationType {
+	case runproof.PolicyCostLimit:
+		what = fmt.Sprintf("cost limit of %s cents exceeded %s (%s cents)", inc.ThresholdValue, at, inc.ActualValue)
+	case runproof.PolicyTokenLimit:
+		what = fmt.Sprintf("token limit of %s tokens exceeded %s (%s tokens)", inc.ThresholdValue, at, inc.ActualValue)
+	case runproof.PolicyStepLimit:
+		what = fmt.Sprintf("step limit of %s steps exceeded %s (%s steps)", inc.ThresholdValue, at, inc.ActualValue)
+	case runproof.PolicyDurationLimit:
+		what = fmt.Sprintf("duration limit of %s ms exceeded %s (%s ms)", inc.ThresholdValue, at, inc.ActualValue)
+	case runproof.PolicyStepTypeDenied:
+		what = fmt.Sprintf("denied step type %q used %s", inc.ActualValue, at)
+	default:
+		what = fmt.Sprintf("rule %q matched %s", inc.ThresholdValue, at)
+	}
+	return fmt.Sprintf("Policy %q: %s", inc.PolicyName, what)
+}
+
+func attestation(src Source, b *SOC2Bundle) string {
+	var s strings.Builder
+	if inc := src.Incident; inc != nil {
+		fmt.Fprintf(&s, "This SOC 2 bundle %s covers incident %s of run %s (tenant %s): policy %q was breached at inflection step %d at %s.",
+			b.BundleID, inc.ID, b.RunID, b.TenantID, inc.PolicyName, inc.InflectionStepIndex, b.ViolationTimestamp)
+	} else {
+		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no policy was breached.", b.BundleID, b.RunID, b.TenantID)
+	}
+	fmt.Fprintf(&s, " Its evidence members (run metadata, policy snapshot %s, %d of %d steps and the run's exact totals) have the evidence digest %s:"+
+		" SHA-256 of their RFC 8785 form, without content_hash and the SOC 2 members; the bundle's content_hash also covers this statement.",
+		b.PolicyContext.PolicySnapshotID, len(b.Steps), b.TotalSteps, b.EvidenceDigest)
+	s.WriteString(" Control status:")
+	for i, m := range b.ControlMappings {
+		if i > 0 {
+			s.WriteString(",")
+		}
+		fmt.Fprintf(&s, " %s %s", m.ControlID, m.ComplianceStatus)
+	}
+	fmt.Fprintf(&s, ". Review status: %s.", b.ReviewStatus)
+	return s.String()
+}

@@ -1,0 +1,226 @@
+package evidence
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// SchemaVersion is the version of the bundle shapes in docs/schema. Every
+// bundle carries it as schema_version.
+const SchemaVersion = 1
+
+// Bundle id prefixes. Callers pass a unique suffix in Options.BundleID (a
+// UUID, say); the builder prefixes it, so that a bundle id always tells its type.
+const (
+	PrefixEvidence         = "EVD-"
+	PrefixSOC2             = "SOC2-"
+	PrefixExecutiveDebrief = "EXEC-"
+)
+
+// Source is everything a bundle is built from.
+type Source struct {
+	Run      runproof.Run
+	Snapshot runproof.Snapshot // the run's policy snapshot
+	Steps    []runproof.Step   // every step of the run, in index order
+	Incident *runproof.Incident
+	History  AgentHistory
+}
+
+// AgentHistory describes the same agent's earlier runs that ended without
+// an incident. It feeds the debrief's cost-prevented estimate only; zero
+// values mean unknown.
+type AgentHistory struct {
+	CompletedRuns int
+	MedianSteps   int64
+}
+
+// Options are the export's own facts, chosen by the caller.
+type Options struct {
+	BundleID        string    // unique suffix; the builder adds the type's prefix
+	CreatedAt       time.Time // required
+	ExportedBy      string    // user id, agent id or "system" (the default)
+	ExportReason    string
+	IncludeRawSteps bool // false: steps is [] and steps_omitted counts them; totals stay exact
+	IncludeContent  bool // with IncludeRawSteps: each step's content, not only its digest
+	PreparedFor     string
+	PeriodStart     *time.Time // SOC 2 compliance period; default the incident's UTC day
+	PeriodEnd       *time.Time
+	Classification  string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
+}
+
+// Optional fields (everywhere in this package): an optional member is left
+// out of the JSON when it is unknown or does not apply — never written as
+// null. Optional strings use omitempty, optional numbers and indexes a
+// pointer with omitempty. Lists are always present, possibly empty.
+//
+// Times are strings written by runproof.FormatTime (UTC, six fractional
+// digits), so the bytes do not depend on how a time.Time was built.
+
+// TraceStepEvidence is one step in a bundle. Its fields are declared in
+// RFC 8785 order (sorted by name) so that encoding/json writes canonical
+// JSON directly; see Canonical.
+type TraceStepEvidence struct {
+	Content       json.RawMessage     `json:"content,omitempty"`        // added; only with Options.IncludeContent
+	ContentDigest string              `json:"content_digest,omitempty"` // added; digest of the content
+	ContentHash   string              `json:"content_hash,omitempty"`
+	CostCents     float64             `json:"cost_cents"`
+	DurationMs    float64             `json:"duration_ms"`
+	InputTokens   int64               `json:"input_tokens"` // added
+	IsInflection  bool                `json:"is_inflection"`
+	OutputTokens  int64               `json:"output_tokens"` // added
+	Status        runproof.StepStatus `json:"status"`
+	StepIndex     int64               `json:"step_index"`
+	StepType      string              `json:"step_type"`
+	Timestamp     string              `json:"timestamp"`
+	Tokens        int64               `json:"tokens"`
+}
+
+// ActivePolicy is one policy of the run's snapshot. Fields in RFC 8785 order.
+type ActivePolicy struct {
+	Action     runproof.Action     `json:"action"`
+	Expression string              `json:"expression,omitempty"` // expression policies
+	ID         string              `json:"id"`
+	Name       string              `json:"name"`
+	StepTypes  []string            `json:"step_types,omitempty"` // step_type_denied policies
+	Threshold  string              `json:"threshold,omitempty"`  // limit policies
+	Type       runproof.PolicyType `json:"type"`
+	Version    int                 `json:"version"`
+}
+
+// PolicyContext is the snapshot a run was judged by and, when there is an
+// incident, the policy it broke. Fields in RFC 8785 order.
+type PolicyContext struct {
+	ActivePolicies        []ActivePolicy      `json:"active_policies"`
+	ActualValue           string              `json:"actual_value,omitempty"`
+	PolicySnapshotID      string              `json:"policy_snapshot_id"`
+	ThresholdValue        string              `json:"threshold_value,omitempty"`
+	ViolatedPolicyID      string              `json:"violated_policy_id,omitempty"`
+	ViolatedPolicyName    string              `json:"violated_policy_name,omitempty"`
+	ViolatedPolicyVersion int                 `json:"violated_policy_version,omitempty"` // added
+	ViolationType         runproof.PolicyType `json:"violation_type,omitempty"`
+}
+
+// EvidenceBundle is the engineer's bundle: the run, its policies and every
+// step. Fields are declared in RFC 8785 order (sorted by name), not in
+// DOMAIN.md's order, so that encoding/json writes canonical JSON directly
+// (see Canonical); "added" marks the fields beyond DOMAIN.md.
+type EvidenceBundle struct {
+	AgentID              string              `json:"agent_id,omitempty"`
+	BundleID             string              `json:"bundle_id"`
+	BundleType           runproof.BundleType `json:"bundle_type"`
+	ContainmentTimestamp string              `json:"containment_timestamp,omitempty"` // added: when the run was stopped
+	ContentHash          string              `json:"content_hash,omitempty"`
+	CreatedAt            string              `json:"created_at"`
+	DetectionTimestamp   string              `json:"detection_timestamp,omitempty"` // added: when runproof judged the inflection step
+	ExportReason         string              `json:"export_reason,omitempty"`
+	ExportedBy           string              `json:"exported_by"`
+	FirstStepIndex       *int64              `json:"first_step_index,omitempty"` // added; absent for a run without steps
+	IncidentID           string              `json:"incident_id,omitempty"`
+	LastStepIndex        *int64              `json:"last_step_index,omitempty"` // added
+	PolicyContext        PolicyContext       `json:"policy_context"`
+	RemediationStatus    string              `json:"remediation_status,omitempty"` // added: the incident's
+	RunCompletedAt       string              `json:"run_completed_at,omitempty"`
+	RunGoal              string              `json:"run_goal,omitempty"`
+	RunID                string              `json:"run_id"`
+	RunStartedAt         string              `json:"run_started_at"`
+	RunStatus            runproof.RunStatus  `json:"run_status"`     // added
+	SchemaVersion        int                 `json:"schema_version"` // added
+	Steps                []TraceStepEvidence `json:"steps"`
+	StepsOmitted         int64               `json:"steps_omitted"` // added: steps left out (IncludeRawSteps false), else 0
+	TenantID             string              `json:"tenant_id"`
+	TerminationReason    string              `json:"termination_reason,omitempty"`
+	TotalCostCents       float64             `json:"total_cost_cents"`
+	TotalDurationMs      float64             `json:"total_duration_ms"`
+	TotalSteps           int64               `json:"total_steps"`
+	TotalTokens          int64               `json:"total_tokens"`
+	TraceID              string              `json:"trace_id"`
+	ViolationStepIndex   *int64              `json:"violation_step_index,omitempty"`
+	ViolationTimestamp   string              `json:"violation_timestamp,omitempty"`
+}
+
+// SOC 2 enums (DOMAIN.md).
+const (
+	StatusDemonstrated  = "DEMONSTRATED"
+	StatusPartial       = "PARTIAL"
+	StatusNotApplicable = "NOT_APPLICABLE"
+
+	ReviewPending  = "PENDING"
+	ReviewReviewed = "REVIEWED"
+	ReviewApproved = "APPROVED"
+)
+
+// SOC2ControlMapping says how the bundle bears on one SOC 2 control.
+type SOC2ControlMapping struct {
+	ControlID          string `json:"control_id"`
+	ControlName        string `json:"control_name"`
+	ControlDescription string `json:"control_description"`
+	EvidenceProvided   string `json:"evidence_provided"`
+	ComplianceStatus   string `json:"compliance_status"`
+}
+
+// SOC2Bundle is the auditor's bundle: every member of the evidence bundle
+// (bundle_type "soc2", id "SOC2-…"), flat, plus the SOC 2 members.
+type SOC2Bundle struct {
+	EvidenceBundle
+	// EvidenceDigest (added) is the digest of the evidence members alone:
+	// the RFC 8785 form of this bundle without content_hash and without the
+	// members below. The attestation statement cites it, since it cannot
+	// cite the content_hash that covers the statement itself.
+	EvidenceDigest        string               `json:"evidence_digest"`
+	ControlMappings       []SOC2ControlMapping `json:"control_mappings"`
+	AttestationStatement  string               `json:"attestation_statement"`
+	CompliancePeriodStart string               `json:"compliance_period_start,omitempty"`
+	CompliancePeriodEnd   string               `json:"compliance_period_end,omitempty"`
+	AuditorNotes          string               `json:"auditor_notes,omitempty"`
+	ReviewStatus          string               `json:"review_status"`
+	ReviewedBy            string               `json:"reviewed_by,omitempty"`
+	ReviewedAt            string               `json:"reviewed_at,omitempty"`
+	CriteriaCovered       []string             `json:"criteria_covered"`
+}
+
+// soc2Members are the JSON members a SOC2Bundle adds to the evidence ones.
+var soc2Members = []string{"evidence_digest", "control_mappings", "attestation_statement",
+	"compliance_period_start", "compliance_period_end", "auditor_notes", "review_status",
+	"reviewed_by", "reviewed_at", "criteria_covered"}
+
+// Debrief classifications (DOMAIN.md).
+const (
+	ClassInternal     = "INTERNAL"
+	ClassConfidential = "CONFIDENTIAL"
+	ClassPublic       = "PUBLIC"
+)
+
+// ExecutiveDebriefBundle is the leader's one-pager about an incident. Its
+// sentences hold no ids, field names or hashes, and every figure in them can
+// be derived from the evidence bundle of the same incident (the
+// cost-prevented method also names the history figures it uses).
+type ExecutiveDebriefBundle struct {
+	SchemaVersion        int                 `json:"schema_version"` // added
+	BundleID             string              `json:"bundle_id"`
+	BundleType           runproof.BundleType `json:"bundle_type"`
+	CreatedAt            string              `json:"created_at"`
+	IncidentSummary      string              `json:"incident_summary"`
+	BusinessImpact       string              `json:"business_impact"`
+	RiskLevel            runproof.RiskLevel  `json:"risk_level"`
+	RunID                string              `json:"run_id"`
+	IncidentID           string              `json:"incident_id"`
+	TenantID             string              `json:"tenant_id"`
+	PolicyViolated       string              `json:"policy_violated"`
+	ViolationTime        string              `json:"violation_time"`
+	DetectionTime        string              `json:"detection_time"`
+	ContainmentTime      string              `json:"containment_time,omitempty"` // added
+	RecommendedActions   []string            `json:"recommended_actions"`
+	RemediationStatus    string              `json:"remediation_status"`
+	RemediationNotes     string              `json:"remediation_notes,omitempty"`
+	TimeToDetectSeconds  float64             `json:"time_to_detect_seconds"`
+	TimeToContainSeconds *float64            `json:"time_to_contain_seconds,omitempty"`
+	CostIncurredCents    int64               `json:"cost_incurred_cents"`
+	CostPreventedCents   *int64              `json:"cost_prevented_cents,omitempty"`
+	CostPreventedMethod  string              `json:"cost_prevented_method"` // added: how the estimate was made, or why there is none
+	PreparedFor          string              `json:"prepared_for,omitempty"`
+	PreparedBy           string              `json:"prepared_by"`
+	Classification       string              `json:"classification"`
+	ContentHash          string              `json:"content_hash,omitempty"`
+}

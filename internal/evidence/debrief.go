@@ -1,0 +1,394 @@
+package evidence
+
+import (
+	"cmp"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/runproof/runproof/internal/policy"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// BuildExecutiveDebrief builds and seals the executive debrief of a run's
+// incident. Its id is "EXEC-" + opts.BundleID. A run without an incident
+// has no debrief (EINVALID).
+//
+// Its text is made of plain sentences built from the facts: no ids, field
+// names, hashes or stack traces, and every figure can be derived from the
+// evidence bundle of the same incident — except in cost_prevented_method,
+// which names the history figures the estimate rests on.
+//
+// risk_level is policy.Risk of the incident, with the run's cost up to the
+// stop:
+//
+//	base   token_limit, step_limit, duration_limit → low
+//	       cost_limit, expression                  → medium
+//	       step_type_denied                        → high
+//	+1     actual ≥ 1.5 × threshold (limits)
+//	+1     cost up to the stop ≥ $100
+//	       (capped at critical)
+//
+// Money: cost_incurred_cents and cost_prevented_cents are whole cents,
+// rounded half up from the exact micro-cent sums.
+func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, error) {
+	inc := src.Incident
+	if inc == nil {
+		return ExecutiveDebriefBundle{}, runproof.Errorf(runproof.EINVALID,
+			"run %q has no incident: an executive debrief describes an incident; export an evidence bundle instead", src.Run.ID)
+	}
+	if err := check(src, opts); err != nil {
+		return ExecutiveDebriefBundle{}, err
+	}
+	class := cmp.Or(opts.Classification, ClassConfidential)
+	switch class {
+	case ClassInternal, ClassConfidential, ClassPublic:
+	default:
+		return ExecutiveDebriefBundle{}, runproof.Errorf(runproof.EINVALID, "classification must be INTERNAL, CONFIDENTIAL or PUBLIC, not %q", class)
+	}
+
+	f := facts(src)
+	b := ExecutiveDebriefBundle{
+		SchemaVersion: SchemaVersion, BundleID: PrefixExecutiveDebrief + opts.BundleID,
+		BundleType: runproof.BundleExecutiveDebrief, CreatedAt: runproof.FormatTime(opts.CreatedAt),
+		RunID: src.Run.ID, IncidentID: inc.ID, TenantID: src.Run.TenantID, PolicyViolated: inc.PolicyName,
+		ViolationTime: runproof.FormatTime(inc.ViolationAt), DetectionTime: runproof.FormatTime(inc.DetectedAt),
+		ContainmentTime:     optTime(f.contained),
+		RiskLevel:           f.risk,
+		RemediationStatus:   inc.RemediationStatus,
+		TimeToDetectSeconds: seconds(inc.ViolationAt, inc.DetectedAt),
+		CostIncurredCents:   roundCents(f.costMicro),
+		PreparedFor:         opts.PreparedFor, PreparedBy: cmp.Or(opts.ExportedBy, "system"), Classification: class,
+	}
+	if f.contained != nil {
+		s := seconds(inc.DetectedAt, *f.contained)
+		b.TimeToContainSeconds = &s
+	}
+	b.IncidentSummary = summary(f)
+	b.BusinessImpact = impact(f)
+	b.RecommendedActions = actions(f)
+	b.CostPreventedCents, b.CostPreventedMethod = prevented(f, src.History)
+	return b, b.Seal()
+}
+
+// incidentFacts are the figures the debrief's sentences are made of, all
+// taken from the run, its steps and the incident.
+type incidentFacts struct {
+	inc               *runproof.Incident
+	contained         *time.Time
+	task              string // the goal in quotes, or "its task"
+	upTo              int64  // steps up to and including the inflection
+	costMicro         int64  // cost of those steps
+	afterStop         int64  // steps sent after the inflection
+	afterMicro        int64  // their cost
+	threshold, actual int64  // limits: in the type's fixed-point unit
+	overHalf          bool   // limits: actual ≥ 1.5 × threshold
+	risk              runproof.RiskLevel
+}
+
+func facts(src Source) incidentFacts {
+	inc := src.Incident
+	f := incidentFacts{inc: inc, contained: containedAt(src), task: "its task", upTo: inc.InflectionStepIndex + 1}
+	ids := []string{src.Run.ID, inc.ID, src.Run.TenantID, src.Run.TraceID, src.Run.AgentID, src.Snapshot.ID}
+	if plain(src.Run.Goal, ids) {
+		f.task = "“" + src.Run.Goal + "”"
+	}
+	for _, s := range src.Steps {
+		if s.Index <= inc.InflectionStepIndex {
+			f.costMicro += s.CostMicrocents
+		} else {
+			f.afterStop++
+			f.afterMicro += s.CostMicrocents
+		}
+	}
+	f.threshold, f.actual = policy.Units(runproof.Finding{Type: inc.ViolationType, Threshold: inc.ThresholdValue, Actual: inc.ActualValue})
+	if inc.ViolationType.IsLimit() {
+		f.overHalf = f.threshold > 0 && f.actual*2 >= f.threshold*3
+	}
+	f.risk = policy.Risk(policy.RiskInput{Type: inc.ViolationType, Threshold: f.threshold, Actual: f.actual, CostMicrocents: f.costMicro})
+	return f
+}
+
+// limitWords names what was broken, for people.
+var limitWords = map[runproof.PolicyType]string{
+	runproof.PolicyCostLimit:      "its spending limit",
+	runproof.PolicyTokenLimit:     "its token budget",
+	runproof.PolicyStepLimit:      "its step limit",
+	runproof.PolicyDurationLimit:  "its time limit",
+	runproof.PolicyStepTypeDenied: "a forbidden action",
+	runproof.PolicyExpression:     "a custom rule",
+}
+
+func summary(f incidentFacts) string {
+	inc := f.inc
+	at := "at its " + ordinal(f.upTo) + " step"
+	var first string
+	switch {
+	case inc.ViolationType == runproof.PolicyStepTypeDenied:
+		first = fmt.Sprintf("While working on %s, the agent attempted %s %s", f.task, limitWords[inc.ViolationType], at)
+		if plain(inc.ActualValue, nil) {
+			first += fmt.Sprintf(": it tried to use “%s”, which it is not allowed to use", inc.ActualValue)
+		}
+		first += "."
+	case inc.ViolationType.IsLimit():
+		limit := "a limit"
+		if inc.ViolationType == runproof.PolicyTokenLimit {
+			limit = "a budget"
+		}
+		first = fmt.Sprintf("While working on %s, the agent went over %s %s: it reached %s against %s of %s",
+			f.task, limitWords[inc.ViolationType], at, amount(inc.ViolationType, f.actual), limit, amount(inc.ViolationType, f.threshold))
+		switch pct := percentOver(f.actual, f.threshold); {
+		case f.threshold == 0:
+		case pct == 0:
+			first += ", just over"
+		default:
+			first += fmt.Sprintf(", %d%% over", pct)
+		}
+		first += "."
+	default:
+		first = fmt.Sprintf("While working on %s, the agent broke %s %s.", f.task, cmp.Or(limitWords[inc.ViolationType], "a rule"), at)
+	}
+
+	var second string
+	if f.contained != nil {
+		second = "it was stopped " + after(seconds(inc.ViolationAt, *f.contained))
+	} else {
+		second = "the breach was detected " + after(seconds(inc.ViolationAt, inc.DetectedAt)) + ", but the run was not stopped"
+	}
+	if inc.ViolationType == runproof.PolicyCostLimit {
+		second = upperFirst(second) + "."
+	} else {
+		second = fmt.Sprintf("By then the run had cost %s, and %s.", dollars(f.costMicro), second)
+	}
+	s := first + " " + second
+	switch {
+	case f.afterStop > 0 && f.contained != nil:
+		s += fmt.Sprintf(" The agent then sent %s even though it had been told to stop.", count(f.afterStop, "more step", "more steps"))
+	case f.afterStop > 0:
+		s += fmt.Sprintf(" The run went on for %s after the breach.", count(f.afterStop, "more step", "more steps"))
+	}
+	return s
+}
+
+func impact(f incidentFacts) string {
+	s := fmt.Sprintf("The run cost %s up to and including the step that broke the rule.", dollars(f.costMicro))
+	switch {
+	case f.afterMicro > 0 && f.contained != nil:
+		s += fmt.Sprintf(" The steps it sent after being told to stop cost a further %s.", dollars(f.afterMicro))
+	case f.afterMicro > 0:
+		s += fmt.Sprintf(" The steps after the breach cost a further %s.", dollars(f.afterMicro))
+	}
+	if f.inc.ViolationType == runproof.PolicyStepTypeDenied {
+		s += " Attempting an action it is not permitted to take is a control failure, whatever it cost."
+	}
+	reasons := []string{map[runproof.PolicyType]string{
+		runproof.PolicyCostLimit:      "a spending limit was broken",
+		runproof.PolicyExpression:     "a custom rule was broken",
+		runproof.PolicyStepTypeDenied: "the agent attempted a forbidden action",
+	}[f.inc.ViolationType]}
+	if reasons[0] == "" {
+		reasons[0] = "a usage limit was broken"
+	}
+	if f.overHalf {
+		reasons = append(reasons, "the run went at least 50% past the limit")
+	}
+	if f.costMicro >= 10_000*runproof.MicrocentsPerCent {
+		reasons = append(reasons, "the run cost $100 or more before it was stopped")
+	}
+	return s + fmt.Sprintf(" It is rated %s risk because %s.", f.risk, joinAnd(reasons))
+}
+
+// actions recommends between two and five things to do, in a fixed order:
+// the stop itself, the kind of rule broken, the size of the overshoot, the
+// money, the follow-up.
+func actions(f incidentFacts) []string {
+	var a []string
+	if f.contained == nil {
+		a = append(a, "Make sure runs that break a rule are stopped: this run has no recorded stop.")
+	}
+	if f.afterStop > 0 && f.contained != nil {
+		a = append(a, fmt.Sprintf("Make the agent honour stop decisions: it sent %s after it was told to stop.", count(f.afterStop, "more step", "more steps")))
+	}
+	a = append(a, map[runproof.PolicyType]string{
+		runproof.PolicyCostLimit:      "Find out why this task cost more than its spending limit before letting the agent run it again.",
+		runproof.PolicyTokenLimit:     "Find out why the agent used more tokens than budgeted, for example very long prompts or repeated calls.",
+		runproof.PolicyStepLimit:      "Check the agent for loops or repeated work: it needed more steps than allowed.",
+		runproof.PolicyDurationLimit:  "Check what made the agent run longer than allowed, such as slow tools or waiting on outside services.",
+		runproof.PolicyStepTypeDenied: "Remove the tool from the agent's permissions so that it cannot attempt the forbidden action again.",
+		runproof.PolicyExpression:     "Review the broken custom rule with its owner and find out what in the agent's behaviour triggered it.",
+	}[f.inc.ViolationType])
+	if f.inc.ViolationType.IsLimit() && f.threshold > 0 && f.actual*2 > f.threshold*3 { // more than 50 % over
+		a = append(a, fmt.Sprintf("Lower the limit or add an earlier warning: the run went %d%% past its limit before it was stopped.",
+			percentOver(f.actual, f.threshold)))
+	}
+	if f.costMicro >= 10_000*runproof.MicrocentsPerCent {
+		a = append(a, fmt.Sprintf("Review spending approvals for this agent: the run cost %s before it was stopped.", dollars(f.costMicro)))
+	}
+	if f.inc.RemediationStatus == "pending" {
+		a = append(a, "Name an owner for this incident and record the fix once it is in place.")
+	}
+	if len(a) < 2 {
+		a = append(a, "Re-run the task under supervision once the cause is understood.")
+	}
+	return a[:min(len(a), 5)]
+}
+
+// prevented estimates the cost the stop avoided: the average cost per step
+// up to the stop times the steps this agent's runs usually take beyond that
+// point — max(0, median − steps up to the stop) — when at least three
+// earlier runs of the agent ended without an incident. Otherwise there is no
+// estimate and the method says why.
+func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
+	switch {
+	case h.CompletedRuns < 3:
+		return nil, "No estimate: fewer than three earlier runs of this agent ended without an incident, so there is no usual run length to compare with."
+	case h.MedianSteps <= 0:
+		return nil, "No estimate: the usual length of this agent's runs is not known."
+	}
+	remaining := max(0, h.MedianSteps-f.upTo)
+	basis := fmt.Sprintf("their median length is %s, over %d earlier runs that ended without an incident; this run was stopped after %s",
+		count(h.MedianSteps, "step", "steps"), h.CompletedRuns, count(f.upTo, "step", "steps"))
+	if remaining == 0 {
+		zero := int64(0)
+		return &zero, fmt.Sprintf("Estimate: nothing avoided, since this agent's runs usually end by this point (%s).", basis)
+	}
+	// cents = round(cost × remaining / upTo / 10^6), exactly.
+	n := new(big.Int).Mul(big.NewInt(f.costMicro), big.NewInt(remaining))
+	d := new(big.Int).Mul(big.NewInt(f.upTo), big.NewInt(runproof.MicrocentsPerCent))
+	n.Add(n.Lsh(n, 1), d)
+	n.Quo(n, d.Lsh(d, 1))
+	if !n.IsInt64() {
+		return nil, "No estimate: the figures are too large to estimate from."
+	}
+	cents := n.Int64()
+	perStep := (2*f.costMicro + f.upTo) / (2 * f.upTo)
+	return &cents, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
+		dollars(perStep), count(remaining, "further step", "further steps"), basis)
+}
+
+var (
+	uuidRE    = regexp.MustCompile(`(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	longHexRE = regexp.MustCompile(`(?i)[0-9a-f]{16,}`)
+)
+
+// plain reports whether a text from outside (a goal, a tool name) can go in
+// a sentence for people as is: short, printable, and free of ids, hashes and
+// snake_case words.
+func plain(s string, ids []string) bool {
+	if s == "" || len(s) > 160 || strings.ContainsAny(s, "_\"“”\\") || strings.Contains(s, runproof.DigestPrefix) ||
+		uuidRE.MatchString(s) || longHexRE.MatchString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	for _, id := range ids {
+		if id != "" && strings.Contains(s, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// roundCents rounds micro-cents to whole cents, half up.
+func roundCents(micro int64) int64 {
+	return (micro + runproof.MicrocentsPerCent/2) / runproof.MicrocentsPerCent
+}
+
+// dollars writes micro-cents as dollars and cents, "$1,234.50".
+func dollars(micro int64) string {
+	c := roundCents(micro)
+	return fmt.Sprintf("$%s.%02d", group(c/100), c%100)
+}
+
+// amount writes a limit's value in words, in its unit.
+func amount(t runproof.PolicyType, v int64) string {
+	switch t {
+	case runproof.PolicyCostLimit:
+		return dollars(v)
+	case runproof.PolicyTokenLimit:
+		return count(v, "token", "tokens")
+	case runproof.PolicyStepLimit:
+		return count(v, "step", "steps")
+	case runproof.PolicyDurationLimit:
+		ms := (v + runproof.MicrosPerMilli/2) / runproof.MicrosPerMilli
+		if ms == 1000 {
+			return "1 second"
+		}
+		return runproof.FormatFixed(ms, 1000) + " seconds"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// after writes a delay in seconds for people: "immediately", "1 second
+// after that step", "0.2 seconds after that step".
+func after(s float64) string {
+	switch {
+	case s == 0:
+		return "immediately"
+	case s == 1:
+		return "1 second after that step"
+	}
+	return formatSeconds(s) + " seconds after that step"
+}
+
+// percentOver is how far actual is over threshold, in whole percent
+// (rounded half up); 0 when the threshold is 0.
+func percentOver(actual, threshold int64) int64 {
+	if threshold <= 0 || actual <= threshold {
+		return 0
+	}
+	return (200*(actual-threshold) + threshold) / (2 * threshold)
+}
+
+func count(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return group(n) + " " + many
+}
+
+// group writes n with thousands separators: 12,000.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+func ordinal(n int64) string {
+	suffix := "th"
+	switch n % 10 {
+	case 1:
+		suffix = "st"
+	case 2:
+		suffix = "nd"
+	case 3:
+		suffix = "rd"
+	}
+	if n%100 >= 11 && n%100 <= 13 {
+		suffix = "th"
+	}
+	return group(n) + suffix
+}
+
+func joinAnd(s []string) string {
+	if len(s) == 1 {
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,239 @@
+package evidence_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+func debrief(t *testing.T, src evidence.Source) evidence.ExecutiveDebriefBundle {
+	t.Helper()
+	b, err := evidence.BuildExecutiveDebrief(src, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPlainText(t, src, b)
+	return b
+}
+
+var (
+	uuidRE       = regexp.MustCompile(`(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	snakeRE      = regexp.MustCompile(`\w+_\w+`)
+	stackTraceRE = regexp.MustCompile(`goroutine \d|\.go:\d|panic:`)
+)
+
+// checkPlainText: no sentence of a debrief holds an id, a hash, a
+// snake_case word or a stack trace.
+func checkPlainText(t *testing.T, src evidence.Source, b evidence.ExecutiveDebriefBundle) {
+	t.Helper()
+	texts := append([]string{b.IncidentSummary, b.BusinessImpact, b.CostPreventedMethod}, b.RecommendedActions...)
+	ids := []string{src.Run.ID, src.Run.TraceID, src.Run.TenantID, src.Run.AgentID, src.Snapshot.ID, b.BundleID}
+	if src.Incident != nil {
+		ids = append(ids, src.Incident.ID, src.Incident.PolicyID)
+	}
+	for _, s := range texts {
+		switch {
+		case uuidRE.MatchString(s), strings.Contains(s, "sha256:"), snakeRE.MatchString(s), stackTraceRE.MatchString(s):
+			t.Errorf("jargon in %q", s)
+		}
+		for _, id := range ids {
+			if strings.Contains(s, id) {
+				t.Errorf("id %q in %q", id, s)
+			}
+		}
+	}
+	if n := strings.Count(b.IncidentSummary, ". ") + 1; n < 2 || n > 3 {
+		t.Errorf("summary has %d sentences: %q", n, b.IncidentSummary)
+	}
+	if n := len(b.RecommendedActions); n < 2 || n > 5 {
+		t.Errorf("%d recommended actions: %q", n, b.RecommendedActions)
+	}
+}
+
+func TestDebriefRiskLevels(t *testing.T) {
+	costPolicy := func(threshold string) []runproof.Policy {
+		return []runproof.Policy{pol("cost cap", runproof.PolicyCostLimit, threshold, runproof.ActionStop)}
+	}
+	tests := []struct {
+		name   string
+		src    evidence.Source
+		want   runproof.RiskLevel
+		action string // one recommended action must start with this
+	}{
+		{"token limit, 20% over: low", tokenRun(t), runproof.RiskLow, "Find out why the agent used more tokens"},
+		{"cost limit, 20% over: medium", costRun(t), runproof.RiskMedium, "Make the agent honour stop decisions"},
+		{"cost limit, 60% over: high", simulate(t, runSpec{n: 10, goal: "Draft a reply", policies: costPolicy("100"),
+			steps: []stepSpec{{typ: "llm", costMicro: 160 * cent}}}), runproof.RiskHigh, "Lower the limit"},
+		{"denied step type: high", deniedRun(t), runproof.RiskHigh, "Remove the tool from the agent's permissions"},
+		{"cost limit 60% over and $160: critical", simulate(t, runSpec{n: 11, goal: "Reprice the catalogue", policies: costPolicy("10000"),
+			steps: []stepSpec{{typ: "llm", costMicro: 5000 * cent}, {typ: "llm", costMicro: 11000 * cent}}}), runproof.RiskCritical, "Review spending approvals"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := debrief(t, tt.src)
+			if b.RiskLevel != tt.want {
+				t.Errorf("risk %s, want %s (%s)", b.RiskLevel, tt.want, b.BusinessImpact)
+			}
+			if b.RiskLevel != tt.src.Incident.RiskLevel {
+				t.Errorf("risk %s, the incident says %s", b.RiskLevel, tt.src.Incident.RiskLevel)
+			}
+			found := false
+			for _, a := range b.RecommendedActions {
+				found = found || strings.HasPrefix(a, tt.action)
+			}
+			if !found {
+				t.Errorf("no action %q… in %q", tt.action, b.RecommendedActions)
+			}
+		})
+	}
+}
+
+func TestDebriefTimes(t *testing.T) {
+	src := costRun(t)
+	inc := src.Incident
+	detected, contained := inc.ViolationAt.Add(1500*time.Millisecond), inc.ViolationAt.Add(4*time.Second)
+	inc.DetectedAt, inc.ContainedAt = detected, &contained
+	b := debrief(t, src)
+	if b.TimeToDetectSeconds != 1.5 || b.TimeToContainSeconds == nil || *b.TimeToContainSeconds != 2.5 {
+		t.Errorf("detect %v contain %v, want 1.5 and 2.5", b.TimeToDetectSeconds, b.TimeToContainSeconds)
+	}
+	if b.ViolationTime != "2026-03-10T14:00:04.000000Z" || b.DetectionTime != "2026-03-10T14:00:05.500000Z" || b.ContainmentTime != "2026-03-10T14:00:08.000000Z" {
+		t.Errorf("times %s %s %s", b.ViolationTime, b.DetectionTime, b.ContainmentTime)
+	}
+	if !strings.Contains(b.IncidentSummary, "stopped 4 seconds after that step") {
+		t.Errorf("summary: %s", b.IncidentSummary)
+	}
+
+	// Detected at the very instant, never contained: 0 and no containment.
+	inc.DetectedAt, inc.ContainedAt = inc.ViolationAt, nil
+	src.Run.Status, src.Run.StoppedAt = runproof.RunRunning, nil
+	b = debrief(t, src)
+	if b.TimeToDetectSeconds != 0 || b.TimeToContainSeconds != nil || b.ContainmentTime != "" {
+		t.Errorf("detect %v contain %v containment %q", b.TimeToDetectSeconds, b.TimeToContainSeconds, b.ContainmentTime)
+	}
+	if !strings.Contains(b.IncidentSummary, "not stopped") || !strings.HasPrefix(b.RecommendedActions[0], "Make sure runs that break a rule are stopped") {
+		t.Errorf("summary %q actions %q", b.IncidentSummary, b.RecommendedActions)
+	}
+
+	// An agent clock ahead of runproof's gives 0, not a negative time.
+	inc.DetectedAt = inc.ViolationAt.Add(-time.Second)
+	if b = debrief(t, src); b.TimeToDetectSeconds != 0 {
+		t.Errorf("detect %v, want 0", b.TimeToDetectSeconds)
+	}
+}
+
+func TestDebriefCosts(t *testing.T) {
+	tests := []struct {
+		name      string
+		src       evidence.Source
+		incurred  int64
+		prevented int64 // -1: no estimate
+		method    string
+	}{
+		// 4 steps of 30 cents up to the stop; median 12 → 8 × 30 cents.
+		{"cost", costRun(t), 120, 240, "Estimate: the average cost per step up to the stop ($0.30) times the 8 further steps"},
+		{"token: two earlier runs only", tokenRun(t), 18, -1, "No estimate: fewer than three earlier runs"},
+		// 1.234567 + 0 + 0.00001 cents → 1; median 3 = steps up to the stop.
+		{"denied: usual length reached", deniedRun(t), 1, 0, "Estimate: nothing avoided"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := debrief(t, tt.src)
+			if b.CostIncurredCents != tt.incurred {
+				t.Errorf("incurred %d, want %d", b.CostIncurredCents, tt.incurred)
+			}
+			switch {
+			case tt.prevented < 0 && b.CostPreventedCents != nil:
+				t.Errorf("prevented %d, want none", *b.CostPreventedCents)
+			case tt.prevented >= 0 && (b.CostPreventedCents == nil || *b.CostPreventedCents != tt.prevented):
+				t.Errorf("prevented %v, want %d", b.CostPreventedCents, tt.prevented)
+			}
+			if !strings.HasPrefix(b.CostPreventedMethod, tt.method) {
+				t.Errorf("method %q", b.CostPreventedMethod)
+			}
+		})
+	}
+}
+
+func TestDebriefText(t *testing.T) {
+	b := debrief(t, costRun(t))
+	want := "While working on “Summarise the quarterly sales report for the board”, the agent went over its spending limit at its 4th step: " +
+		"it reached $1.20 against a limit of $1.00, 20% over. It was stopped 0.2 seconds after that step. " +
+		"The agent then sent 2 more steps even though it had been told to stop."
+	if b.IncidentSummary != want {
+		t.Errorf("summary\n got %s\nwant %s", b.IncidentSummary, want)
+	}
+	if !strings.Contains(b.BusinessImpact, "cost a further $0.60") {
+		t.Errorf("impact: %s", b.BusinessImpact)
+	}
+
+	// A goal that names ids is not quoted.
+	src := costRun(t)
+	src.Run.Goal = "Retry run " + src.Run.ID + " with input_file"
+	if b := debrief(t, src); !strings.HasPrefix(b.IncidentSummary, "While working on its task,") {
+		t.Errorf("summary: %s", b.IncidentSummary)
+	}
+}
+
+func TestDebriefNeedsIncident(t *testing.T) {
+	_, err := evidence.BuildExecutiveDebrief(cleanRun(t), goldenOptions())
+	if runproof.ErrorCode(err) != runproof.EINVALID || !strings.Contains(err.Error(), "export an evidence bundle instead") {
+		t.Errorf("error %v", err)
+	}
+	opts := goldenOptions()
+	opts.Classification = "SECRET"
+	if _, err := evidence.BuildExecutiveDebrief(costRun(t), opts); runproof.ErrorCode(err) != runproof.EINVALID {
+		t.Errorf("classification SECRET: %v", err)
+	}
+}
+
+func TestSOC2Statuses(t *testing.T) {
+	const D, P, N = evidence.StatusDemonstrated, evidence.StatusPartial, evidence.StatusNotApplicable
+	notContained := costRun(t)
+	notContained.Incident.ContainedAt, notContained.Run.Status, notContained.Run.StoppedAt = nil, runproof.RunCompleted, nil
+	tests := []struct {
+		name     string
+		src      evidence.Source
+		rawSteps bool
+		want     [3]string
+		evidence string // in CC7.2's evidence_provided
+	}{
+		{"contained, full trace, remediation pending", costRun(t), true, [3]string{D, D, P},
+			`Policy "cost cap": cost limit of 100 cents exceeded at step 3 (120 cents); detected 0.2 s after the violation and run stopped 0 s after detection.`},
+		{"remediation in progress", tokenRun(t), true, [3]string{D, D, D}, "token limit of 10000 tokens exceeded at step 3 (12000 tokens)"},
+		{"remediation completed", deniedRun(t), true, [3]string{D, D, D}, `denied step type "shell:exec" used at step 2`},
+		{"steps omitted", tokenRun(t), false, [3]string{D, P, P}, "detected 0.035 s after the violation"},
+		{"not contained", notContained, true, [3]string{P, D, P}, "no containment is recorded"},
+		{"no incident", cleanRun(t), true, [3]string{N, N, N}, "No policy was violated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := goldenOptions()
+			opts.IncludeRawSteps = tt.rawSteps
+			b, err := evidence.BuildSOC2(tt.src, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [3]string
+			for i, m := range b.ControlMappings {
+				got[i] = m.ComplianceStatus
+			}
+			if got != tt.want {
+				t.Errorf("statuses %v, want %v: %+v", got, tt.want, b.ControlMappings)
+			}
+			if !strings.Contains(b.ControlMappings[0].EvidenceProvided, tt.evidence) {
+				t.Errorf("CC7.2 evidence %q, want %q", b.ControlMappings[0].EvidenceProvided, tt.evidence)
+			}
+			if b.ReviewStatus != evidence.ReviewPending || strings.Join(b.CriteriaCovered, ",") != "CC7.2,CC7.3,CC7.4" {
+				t.Errorf("review %s criteria %v", b.ReviewStatus, b.CriteriaCovered)
+			}
+			if tt.src.Incident != nil && (b.CompliancePeriodStart != "2026-03-10T00:00:00.000000Z" || b.CompliancePeriodEnd != "2026-03-11T00:00:00.000000Z") {
+				t.Errorf("period %s – %s", b.CompliancePeriodStart, b.CompliancePeriodEnd)
+			}
+		})
+	}
+}

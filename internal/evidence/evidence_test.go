@@ -1,0 +1,304 @@
+package evidence_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gowebpki/jcs"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/render/csvr"
+	"github.com/runproof/runproof/internal/render/jsonr"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+type dataCase struct {
+	name    string
+	src     func(testing.TB) evidence.Source
+	content bool
+}
+
+var dataSet = []dataCase{
+	{"cost", costRun, true},
+	{"token", tokenRun, false},
+	{"denied", deniedRun, false},
+	{"clean", cleanRun, false},
+}
+
+// built is one bundle of the data set and its JSON bytes.
+type built struct {
+	kind   string
+	bundle any
+	json   []byte
+}
+
+func encode(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := evidence.Canonical(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// buildAll builds every bundle a source has: evidence and SOC 2 always, the
+// debrief when there is an incident.
+func buildAll(t testing.TB, src evidence.Source, opts evidence.Options) []built {
+	t.Helper()
+	ev, err := evidence.BuildEvidence(src, opts)
+	if err != nil {
+		t.Fatalf("BuildEvidence: %v", err)
+	}
+	soc2, err := evidence.BuildSOC2(src, opts)
+	if err != nil {
+		t.Fatalf("BuildSOC2: %v", err)
+	}
+	out := []built{{"evidence", ev, encode(t, ev)}, {"soc2", soc2, encode(t, soc2)}}
+	if src.Incident != nil {
+		ex, err := evidence.BuildExecutiveDebrief(src, opts)
+		if err != nil {
+			t.Fatalf("BuildExecutiveDebrief: %v", err)
+		}
+		out = append(out, built{"executive_debrief", ex, encode(t, ex)})
+	}
+	return out
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got %s\nwant %s", name, got, want)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, c := range dataSet {
+		t.Run(c.name, func(t *testing.T) {
+			opts := goldenOptions()
+			opts.IncludeContent = c.content
+			for _, b := range buildAll(t, c.src(t), opts) {
+				var j, csv bytes.Buffer
+				e := jsonr.NewEncoder(&j)
+				if err := e.Encode(b.bundle); err != nil || e.Close() != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(j.Bytes(), b.json) {
+					t.Errorf("%s: jsonr writes other bytes than Canonical", b.kind)
+				}
+				golden(t, c.name+"."+b.kind+".json", j.Bytes())
+				if err := evidence.VerifyContentHash(j.Bytes()); err != nil {
+					t.Errorf("%s: %v", b.kind, err)
+				}
+				if b.kind != "soc2" { // the same rows as the evidence bundle's
+					if err := csvr.WriteBundle(&csv, b.bundle); err != nil {
+						t.Fatal(err)
+					}
+					golden(t, c.name+"."+b.kind+".csv", csv.Bytes())
+				}
+			}
+		})
+	}
+}
+
+func TestBuildIsDeterministic(t *testing.T) {
+	a := buildAll(t, costRun(t), goldenOptions())
+	b := buildAll(t, costRun(t), goldenOptions())
+	for i := range a {
+		if !bytes.Equal(a[i].json, b[i].json) {
+			t.Errorf("%s: two builds of the same data differ", a[i].kind)
+		}
+	}
+}
+
+func TestEvidenceTotalsAndIds(t *testing.T) {
+	src := costRun(t)
+	src.Run.Totals.CostMicrocents = 1 // the run's own totals are not trusted
+	opts := goldenOptions()
+	opts.IncludeRawSteps = false
+	b, err := evidence.BuildEvidence(src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.BundleID != "EVD-01JQ3F8Z6Y" || b.BundleType != runproof.BundleEvidence {
+		t.Errorf("bundle id %q type %q", b.BundleID, b.BundleType)
+	}
+	if len(b.Steps) != 0 || b.StepsOmitted != 6 || b.TotalSteps != 6 || b.TotalCostCents != 180 || b.TotalTokens != 3300 || b.TotalDurationMs != 7503 {
+		t.Errorf("steps %d omitted %d totals %d %v %d %v", len(b.Steps), b.StepsOmitted, b.TotalSteps, b.TotalCostCents, b.TotalTokens, b.TotalDurationMs)
+	}
+	if *b.FirstStepIndex != 0 || *b.LastStepIndex != 5 || *b.ViolationStepIndex != 3 {
+		t.Errorf("indexes %d %d %d", *b.FirstStepIndex, *b.LastStepIndex, *b.ViolationStepIndex)
+	}
+	if got := len(b.PolicyContext.ActivePolicies); got != 3 {
+		t.Errorf("%d active policies, want the full snapshot of 3", got)
+	}
+	if j := encode(t, b); !bytes.Contains(j, []byte(`"steps":[]`)) {
+		t.Errorf("steps must be an empty list, not absent or null: %s", j)
+	}
+}
+
+func TestIncompleteSourceRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*evidence.Source, *evidence.Options)
+		code string
+	}{
+		{"no bundle id", func(_ *evidence.Source, o *evidence.Options) { o.BundleID = "" }, runproof.EINVALID},
+		{"no time", func(_ *evidence.Source, o *evidence.Options) { o.CreatedAt = time.Time{} }, runproof.EINVALID},
+		{"step missing", func(s *evidence.Source, _ *evidence.Options) { s.Steps = s.Steps[:5] }, runproof.ECONFLICT},
+		{"step out of order", func(s *evidence.Source, _ *evidence.Options) { s.Steps[1], s.Steps[2] = s.Steps[2], s.Steps[1] }, runproof.EINTERNAL},
+		{"other snapshot", func(s *evidence.Source, _ *evidence.Options) { s.Snapshot.ID = "sha256:00" }, runproof.EINTERNAL},
+		{"other run's incident", func(s *evidence.Source, _ *evidence.Options) { s.Incident.RunID = "x" }, runproof.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, opts := costRun(t), goldenOptions()
+			tt.edit(&src, &opts)
+			_, err := evidence.BuildEvidence(src, opts)
+			if code := runproof.ErrorCode(err); code != tt.code {
+				t.Errorf("error %v (code %q), want code %q", err, code, tt.code)
+			}
+		})
+	}
+}
+
+func TestVerifyContentHashDetectsChanges(t *testing.T) {
+	for _, b := range buildAll(t, costRun(t), goldenOptions()) {
+		changed := bytes.Replace(b.json, []byte(`"total_steps":6`), []byte(`"total_steps":7`), 1)
+		if bytes.Equal(changed, b.json) {
+			changed = bytes.Replace(b.json, []byte(`"risk_level":"medium"`), []byte(`"risk_level":"low"`), 1)
+		}
+		if err := evidence.VerifyContentHash(changed); err == nil {
+			t.Errorf("%s: a changed bundle verifies", b.kind)
+		}
+		// Other spacing and member order: the same canonical form, the same hash.
+		var v any
+		if err := json.Unmarshal(b.json, &v); err != nil {
+			t.Fatal(err)
+		}
+		indented, _ := json.MarshalIndent(v, "", "  ")
+		if err := evidence.VerifyContentHash(indented); err != nil {
+			t.Errorf("%s: re-indented bundle: %v", b.kind, err)
+		}
+	}
+	for _, bad := range []string{``, `[]`, `{"a":1}`, `{"content_hash":1}`, `{"content_hash":"x","content_hash":"x"}`} {
+		if err := evidence.VerifyContentHash([]byte(bad)); err == nil {
+			t.Errorf("%q verifies", bad)
+		}
+	}
+}
+
+func TestSOC2EvidenceDigest(t *testing.T) {
+	src := costRun(t)
+	soc2, err := evidence.BuildSOC2(src, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := encode(t, soc2)
+	if err := evidence.VerifyEvidenceDigest(j); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(soc2.AttestationStatement, soc2.EvidenceDigest) || !strings.Contains(soc2.AttestationStatement, soc2.BundleID) {
+		t.Errorf("the statement must cite the bundle id and evidence digest: %s", soc2.AttestationStatement)
+	}
+	// The evidence digest is the evidence bundle's hash with the SOC 2 id and type.
+	ev := soc2.EvidenceBundle
+	if err := ev.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if ev.ContentHash != soc2.EvidenceDigest {
+		t.Errorf("evidence digest %s, want %s", soc2.EvidenceDigest, ev.ContentHash)
+	}
+}
+
+// TestFieldsInJCSOrder keeps the structs the canonical shortcut relies on
+// declared in RFC 8785 order.
+func TestFieldsInJCSOrder(t *testing.T) {
+	for _, v := range []any{evidence.EvidenceBundle{}, evidence.TraceStepEvidence{}, evidence.PolicyContext{}, evidence.ActivePolicy{}} {
+		typ := reflect.TypeOf(v)
+		var names []string
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			names = append(names, name)
+		}
+		if !slices.IsSorted(names) {
+			t.Errorf("%s: fields not in JCS order: %v", typ.Name(), names)
+		}
+	}
+}
+
+// canonicalReference is the obvious way: encoding/json, then an
+// independent JCS library.
+func canonicalReference(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := jcs.Transform(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestCanonicalMatchesJCS(t *testing.T) {
+	for _, c := range dataSet {
+		opts := goldenOptions()
+		opts.IncludeContent = true
+		for _, b := range buildAll(t, c.src(t), opts) {
+			if got, want := b.json, canonicalReference(t, b.bundle); !bytes.Equal(got, want) {
+				t.Errorf("%s %s:\n got %s\nwant %s", c.name, b.kind, got, want)
+			}
+		}
+	}
+}
+
+func FuzzCanonicalEvidence(f *testing.F) {
+	f.Add("llm:gpt-4o", "goal <&>", `{"b":1,"a":"x"}`, int64(30_000_000), int64(1_250_500), int64(400))
+	f.Add("tool:\"q\"\n\u2028\x01é", "", `[1e21, 1.5e-7, "\u2029"]`, int64(1), int64(1), int64(0))
+	f.Add("x", "y", `{"a": {"z": 0.1, "é": 2, "e": 1}}`, int64(1<<53), int64(0), int64(1<<53))
+	f.Fuzz(func(t *testing.T, typ, goal, content string, cost, dur, tokens int64) {
+		if cost < 0 || dur < 0 || tokens < 0 || cost > 1<<60 || dur > 1<<60 || tokens > 1<<60 {
+			return
+		}
+		if _, err := jcs.Transform([]byte(content)); err != nil || !json.Valid([]byte(content)) {
+			content = ""
+		}
+		b := evidence.EvidenceBundle{BundleID: "EVD-" + goal, RunGoal: goal, TotalCostCents: runproof.Cents(cost),
+			TotalTokens: tokens, TotalDurationMs: runproof.Millis(dur), PolicyContext: evidence.PolicyContext{
+				ActivePolicies: []evidence.ActivePolicy{{Name: typ, StepTypes: []string{typ, goal}}}},
+			Steps: []evidence.TraceStepEvidence{{StepType: typ, CostCents: runproof.Cents(cost), DurationMs: runproof.Millis(dur),
+				Tokens: tokens, InputTokens: tokens, Content: json.RawMessage(content)}}}
+		if content == "" {
+			b.Steps[0].Content = nil
+		}
+		got, err := evidence.Canonical(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := canonicalReference(t, b); !bytes.Equal(got, want) {
+			t.Fatalf("canonical forms differ:\n got %s\nwant %s", got, want)
+		}
+	})
+}
