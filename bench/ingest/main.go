@@ -35,6 +35,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite"
 
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -142,7 +144,16 @@ type rawInserter interface {
 
 func measure(ctx context.Context, engine string, store runproof.Store, raw rawInserter, n, batch, rounds, agents int) error {
 	svc := service.New(store, service.Options{})
-	srv := httptest.NewServer(httpapi.New(svc, httpapi.Options{}))
+	tmp, err := os.MkdirTemp("", "runproof-bench-artifacts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir, err := artifact.NewDir(tmp)
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
 	defer srv.Close()
 	key, _, err := svc.CreateAPIKey(ctx, "bench", runproof.RoleAgent, "bench")
 	if err != nil {

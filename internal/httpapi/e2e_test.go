@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -28,7 +30,11 @@ type env struct {
 func newEnv(t *testing.T, store runproof.Store) *env {
 	t.Helper()
 	svc := service.New(store, service.Options{})
-	srv := httptest.NewServer(httpapi.New(svc, httpapi.Options{}))
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
 	t.Cleanup(srv.Close)
 	return &env{t: t, url: srv.URL, svc: svc}
 }

@@ -3,13 +3,14 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
 
 // routeTable is the whole API surface on one screen.
 func (s *Server) routeTable() []route {
-	read, audit, ingest, manage := runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage
+	read, audit, ingest, manage, exp := runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage, runproof.PermExport
 	runQuery := []string{"limit", "cursor", "agent_id", "status", "from", "to"}
 	periodQuery := []string{"limit", "offset", "from", "to"}
 	return []route{
@@ -43,6 +44,9 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/replay", perm: read, summary: "O4: the 60 s window around the inflection.",
 			response: service.Replay{}, handle: s.replay},
 
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/export", perm: read, summary: "O5: formats available and past exports of the run.",
+			response: runExportsDoc{}, handle: s.runExports},
+
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/snapshot", perm: read, summary: "The configuration in force for a run: its policy snapshot.",
 			response: runproof.Snapshot{}, handle: s.systemSnapshot},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/replay", perm: read, summary: "The 60 s window around the inflection.",
@@ -52,6 +56,21 @@ func (s *Server) routeTable() []route {
 			query: []string{"limit", "offset", "status", "run_id", "from", "to"}, response: incidentList{}, handle: s.listIncidents},
 		{method: "GET", path: "/api/v1/incidents/{incident_id}", perm: read, summary: "One incident.",
 			response: runproof.Incident{}, handle: s.getIncident},
+
+		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger.",
+			request: export.Input{}, response: exportView{}, status: http.StatusCreated, handle: s.createExport},
+		{method: "GET", path: "/api/v1/exports", perm: read, summary: "Export records, newest first.",
+			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
+		{method: "GET", path: "/api/v1/exports/{export_id}", perm: read, summary: "One export record.",
+			response: exportView{}, handle: s.getExport},
+		{method: "GET", path: "/api/v1/exports/{export_id}/download", perm: exp, summary: "The artifact, with its sha256 in Repr-Digest; the first download is recorded.",
+			handle: s.downloadExport},
+		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/evidence", perm: exp, summary: "The evidence bundle of an incident, as the response body.",
+			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleEvidence)},
+		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/soc2", perm: exp, summary: "The SOC 2 bundle of an incident, as the response body.",
+			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleSOC2)},
+		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/executive-debrief", perm: exp, summary: "The executive debrief of an incident, as the response body.",
+			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
 
 		{method: "GET", path: "/api/v1/logs/audit", perm: audit, summary: "Audit events, newest first.",
 			query: append([]string{"category"}, periodQuery...), response: auditList{}, handle: s.listAudit("")},
@@ -63,5 +82,17 @@ func (s *Server) routeTable() []route {
 			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditAccess)},
 		{method: "GET", path: "/api/v1/logs/audit/integrity", perm: audit, summary: "O4: integrity checks and their results.",
 			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditIntegrity)},
+		{method: "GET", path: "/api/v1/logs/audit/exports", perm: audit, summary: "O5: export records, newest first.",
+			query: []string{"limit", "offset"}, response: exportList{}, handle: s.auditExports},
 	}
+}
+
+// incidentExportDoc documents the body of an incident export.
+type incidentExportDoc struct {
+	Format          runproof.ExportFormat `json:"format"`
+	ExportReason    string                `json:"export_reason"`
+	PreparedFor     string                `json:"prepared_for"`
+	IncludeRawSteps *bool                 `json:"include_raw_steps"`
+	IncludeContent  bool                  `json:"include_content"`
+	CorrelationID   string                `json:"correlation_id"`
 }

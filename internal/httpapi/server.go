@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
@@ -28,15 +29,16 @@ type Options struct {
 // Server is the HTTP API. Create it with New.
 type Server struct {
 	svc     *service.Service
+	exports *export.Exporter
 	log     *slog.Logger
 	mux     *http.ServeMux
 	routes  []route
 	metrics *metrics
 }
 
-// New returns the API handler over svc.
-func New(svc *service.Service, opts Options) *Server {
-	s := &Server{svc: svc, log: opts.Logger, mux: http.NewServeMux()}
+// New returns the API handler over svc, making exports with exports.
+func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
+	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -3,6 +3,8 @@ package runproof
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Role is what an API key may do. Each key has exactly one.
@@ -296,3 +298,6 @@ type AuditEvent struct {
 	SourceComponent string    `json:"source_component"` // api, cli, otlp
 	Detail          string    `json:"detail,omitempty"`
 }
+
+// NewID returns a new record id: a UUIDv7, so ids sort by creation time.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }

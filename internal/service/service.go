@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -46,7 +44,7 @@ func New(store runproof.Store, opts Options) *Service {
 		s.now = time.Now
 	}
 	if s.newID == nil {
-		s.newID = func() string { return uuid.Must(uuid.NewV7()).String() }
+		s.newID = runproof.NewID
 	}
 	return s
 }

@@ -128,13 +128,3 @@ func wantCode(t *testing.T, what string, err error, code string) {
 		t.Errorf("%s: error %v has code %q, want %q", what, err, got, code)
 	}
 }
-
-// mustJSON is json.Marshal for values that always marshal.
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}

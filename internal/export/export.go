@@ -1,0 +1,278 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Exporter makes exports. Create it with New.
+type Exporter struct {
+	store     runproof.Store
+	artifacts *artifact.Dir
+	log       *slog.Logger
+	now       func() time.Time
+	newID     func() string
+}
+
+// Options tune an Exporter; zero values take defaults.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	NewID  func() string
+}
+
+// New returns an Exporter over a store and an artifact directory.
+func New(store runproof.Store, artifacts *artifact.Dir, opts Options) *Exporter {
+	e := &Exporter{store: store, artifacts: artifacts, log: opts.Logger, now: opts.Now, newID: opts.NewID}
+	if e.newID == nil {
+		e.newID = runproof.NewID
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	return e
+}
+
+// Input is an export request as a user sends it (API.md "Exports").
+type Input struct {
+	Scope           runproof.ExportScope  `json:"scope"`
+	BundleType      runproof.BundleType   `json:"bundle_type"`
+	RunID           string                `json:"run_id"`
+	IncidentID      string                `json:"incident_id"`
+	PeriodStart     string                `json:"period_start"`
+	PeriodEnd       string                `json:"period_end"`
+	Format          runproof.ExportFormat `json:"format"`
+	ExportReason    string                `json:"export_reason"`
+	IncludeRawSteps *bool                 `json:"include_raw_steps"`
+	IncludeContent  bool                  `json:"include_content"`
+	PreparedFor     string                `json:"prepared_for"`
+	CorrelationID   string                `json:"correlation_id"`
+}
+
+// Requester is who asks, as the caller's credentials say (never the body).
+type Requester struct {
+	ID              string // user id, agent id, key id or "system"
+	Origin          runproof.Origin
+	SourceComponent string // api, cli, demo, scheduler
+	CorrelationID   string // from the request, when the body gives none
+}
+
+// formats lists what each format can carry, in the order offered.
+var formats = []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatCSV}
+
+// Formats returns the formats this build can produce.
+func Formats() []runproof.ExportFormat { return slices.Clone(formats) }
+
+// request is a checked Input.
+type request struct {
+	runproof.ExportRequest
+	includeRawSteps bool
+	includeContent  bool
+	preparedFor     string
+}
+
+func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
+	var errs []runproof.FieldError
+	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
+	now := runproof.Timestamp(e.now())
+	r := request{ExportRequest: runproof.ExportRequest{TenantID: tenantID, Scope: in.Scope, BundleType: in.BundleType,
+		Format: in.Format, RequestedBy: who.ID, Origin: who.Origin, SourceComponent: who.SourceComponent,
+		CorrelationID: in.CorrelationID, ExportReason: in.ExportReason, CreatedAt: now},
+		includeRawSteps: in.IncludeRawSteps == nil || *in.IncludeRawSteps, includeContent: in.IncludeContent, preparedFor: in.PreparedFor}
+	if r.CorrelationID == "" {
+		r.CorrelationID = who.CorrelationID
+	}
+	if r.Scope == "" {
+		r.Scope = runproof.ScopeLLMRun
+	}
+	if r.BundleType == "" {
+		r.BundleType = runproof.BundleEvidence
+	}
+	switch r.Scope {
+	case runproof.ScopeLLMRun, runproof.ScopeCompliance:
+	case runproof.ScopeAudit, runproof.ScopeSystem:
+		bad("scope", fmt.Sprintf("%q exports are not available yet: use llm_run (a run or an incident) or compliance", r.Scope))
+	default:
+		bad("scope", "must be llm_run, compliance, audit or system")
+	}
+	switch r.BundleType {
+	case runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief:
+	default:
+		bad("bundle_type", "must be evidence, soc2 or executive_debrief")
+	}
+	switch {
+	case r.Format == "":
+		bad("format", "is required: json or csv")
+	case !slices.Contains(formats, r.Format):
+		if r.Format == runproof.FormatPDF || r.Format == runproof.FormatZIP {
+			bad("format", fmt.Sprintf("%s exports are not available in this version: use json or csv", r.Format))
+		} else {
+			bad("format", "must be json, csv, pdf or zip")
+		}
+	}
+	if len(in.ExportReason) > 1000 {
+		bad("export_reason", "must be at most 1000 bytes")
+	}
+	for _, p := range []struct {
+		name, value string
+		dst         **time.Time
+	}{{"period_start", in.PeriodStart, &r.PeriodStart}, {"period_end", in.PeriodEnd, &r.PeriodEnd}} {
+		if p.value == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, p.value)
+		if err != nil {
+			bad(p.name, "must be an RFC 3339 timestamp")
+			continue
+		}
+		t = runproof.Timestamp(t)
+		*p.dst = &t
+	}
+	if r.PeriodStart != nil && r.PeriodEnd != nil && !r.PeriodStart.Before(*r.PeriodEnd) {
+		bad("period_end", "must be after period_start")
+	}
+	if in.RunID == "" && in.IncidentID == "" {
+		bad("run_id", "give a run_id or an incident_id")
+	}
+	if len(errs) > 0 {
+		return r, runproof.Invalid(errs...)
+	}
+
+	// Resolve what the export covers; another tenant's records are 404.
+	r.RunID, r.IncidentID = in.RunID, in.IncidentID
+	if r.IncidentID != "" {
+		inc, err := e.store.GetIncident(ctx, tenantID, r.IncidentID)
+		if err != nil {
+			return r, err
+		}
+		if r.RunID != "" && r.RunID != inc.RunID {
+			return r, runproof.Invalid(runproof.FieldError{Field: "run_id", Message: "is not the run of this incident"})
+		}
+		r.RunID = inc.RunID
+	} else {
+		run, err := e.store.GetRun(ctx, tenantID, r.RunID)
+		if err != nil {
+			return r, err
+		}
+		r.IncidentID = run.IncidentID
+	}
+	if r.BundleType == runproof.BundleExecutiveDebrief && r.IncidentID == "" {
+		return r, runproof.Invalid(runproof.FieldError{Field: "run_id",
+			Message: "this run has no incident: an executive debrief describes an incident; export an evidence bundle instead"})
+	}
+	return r, nil
+}
+
+// Export makes one export end to end and returns its record. The record
+// exists (pending) before any work starts and ends completed or failed.
+func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
+	r, err := e.check(ctx, tenantID, who, in)
+	if err != nil {
+		return runproof.Export{}, err
+	}
+	r.ID = e.newID()
+	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
+		return runproof.Export{}, err
+	}
+	ev, buildErr := e.produce(ctx, r)
+	if buildErr != nil {
+		e.log.WarnContext(ctx, "export failed", slog.String("export_id", r.ID), slog.Any("error", buildErr))
+		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: runproof.ErrorMessage(buildErr)}
+	}
+	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
+	// The outcome is recorded even when the caller has gone.
+	if err := e.store.AppendExportEvent(context.WithoutCancel(ctx), ev); err != nil {
+		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
+	}
+	rec, err := e.store.GetExport(context.WithoutCancel(ctx), tenantID, r.ID)
+	if err != nil {
+		return runproof.Export{}, err
+	}
+	if buildErr != nil {
+		return rec, &Failed{Export: rec, Err: buildErr}
+	}
+	return rec, nil
+}
+
+// Failed is the error of an export that was recorded as failed.
+type Failed struct {
+	Export runproof.Export
+	Err    error
+}
+
+func (f *Failed) Error() string { return fmt.Sprintf("export %s failed: %v", f.Export.ID, f.Err) }
+func (f *Failed) Unwrap() error { return f.Err }
+
+// produce builds, renders and stores the artifact, returning the completed
+// event to record.
+func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent, error) {
+	src, err := e.source(ctx, r)
+	if err != nil {
+		return runproof.ExportEvent{}, err
+	}
+	key := r.TenantID + "/" + r.ID + "." + string(r.Format)
+	w, err := e.artifacts.Create(key)
+	if err != nil {
+		return runproof.ExportEvent{}, err
+	}
+	defer w.Abort()
+	bundleID, err := render(w, r, src, e.newID())
+	if err != nil {
+		return runproof.ExportEvent{}, err
+	}
+	if err := w.Commit(); err != nil {
+		return runproof.ExportEvent{}, err
+	}
+	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: w.Digest(), SizeBytes: w.Size(),
+		BundleID: bundleID, Artifact: key}, nil
+}
+
+// Open returns a completed export's artifact for download. The first
+// download is recorded as the delivery.
+func (e *Exporter) Open(ctx context.Context, tenantID, exportID string) (runproof.Export, io.ReadSeekCloser, error) {
+	rec, err := e.store.GetExport(ctx, tenantID, exportID)
+	if err != nil {
+		return rec, nil, err
+	}
+	if rec.Status != runproof.ExportCompleted {
+		return rec, nil, runproof.Errorf(runproof.ECONFLICT, "export %s is %s: there is nothing to download", exportID, rec.Status)
+	}
+	f, err := e.artifacts.Open(rec.Artifact)
+	if err != nil {
+		return rec, nil, err
+	}
+	return rec, f, nil
+}
+
+// Delivered records the first delivery of an export; later ones are no-ops.
+func (e *Exporter) Delivered(ctx context.Context, rec runproof.Export) error {
+	if rec.DeliveredAt != nil {
+		return nil
+	}
+	err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: rec.TenantID, ExportID: rec.ID,
+		Kind: runproof.ExportEventDelivered, At: runproof.Timestamp(e.now())})
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		return nil // a concurrent download was first
+	}
+	return err
+}
+
+// Get returns one export record.
+func (e *Exporter) Get(ctx context.Context, tenantID, exportID string) (runproof.Export, error) {
+	return e.store.GetExport(ctx, tenantID, exportID)
+}
+
+// List returns export records, newest first.
+func (e *Exporter) List(ctx context.Context, p runproof.ListExportsParams) ([]runproof.Export, error) {
+	return e.store.ListExports(ctx, p)
+}

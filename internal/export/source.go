@@ -1,0 +1,63 @@
+package export
+
+import (
+	"context"
+	"slices"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// historyRuns is how many of the agent's latest runs the cost-prevented
+// estimate looks at.
+const historyRuns = 100
+
+// source gathers everything a bundle is built from.
+func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, error) {
+	var src evidence.Source
+	var err error
+	if src.Run, err = e.store.GetRun(ctx, r.TenantID, r.RunID); err != nil {
+		return src, err
+	}
+	if src.Snapshot, err = e.store.GetSnapshot(ctx, r.TenantID, src.Run.SnapshotID); err != nil {
+		return src, err
+	}
+	if src.Steps, err = e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: r.TenantID, RunID: r.RunID}); err != nil {
+		return src, err
+	}
+	if int64(len(src.Steps)) != src.Run.Totals.Steps {
+		// never export a partial trace
+		return src, runproof.Errorf(runproof.ECONFLICT, "run %q changed while it was exported (%d steps read, %d recorded): try again",
+			r.RunID, len(src.Steps), src.Run.Totals.Steps)
+	}
+	if r.IncidentID != "" {
+		inc, err := e.store.GetIncident(ctx, r.TenantID, r.IncidentID)
+		if err != nil {
+			return src, err
+		}
+		src.Incident = &inc
+	}
+	src.History, err = e.history(ctx, src.Run)
+	return src, err
+}
+
+// history describes the agent's recent runs that completed without an
+// incident: their number and median length in steps.
+func (e *Exporter) history(ctx context.Context, run runproof.Run) (evidence.AgentHistory, error) {
+	runs, err := e.store.ListRuns(ctx, runproof.ListRunsParams{TenantID: run.TenantID, AgentID: run.AgentID,
+		Status: runproof.RunCompleted, Limit: historyRuns})
+	if err != nil {
+		return evidence.AgentHistory{}, err
+	}
+	var lengths []int64
+	for _, r := range runs {
+		if r.IncidentID == "" && r.ID != run.ID {
+			lengths = append(lengths, r.Totals.Steps)
+		}
+	}
+	if len(lengths) == 0 {
+		return evidence.AgentHistory{}, nil
+	}
+	slices.Sort(lengths)
+	return evidence.AgentHistory{CompletedRuns: len(lengths), MedianSteps: lengths[len(lengths)/2]}, nil
+}

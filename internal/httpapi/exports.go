@@ -1,0 +1,226 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// exportView is the export record as the API shows it.
+type exportView struct {
+	runproof.Export
+	DownloadURL string `json:"download_url,omitempty"`
+}
+
+func view(e runproof.Export) exportView {
+	v := exportView{Export: e}
+	if e.Status == runproof.ExportCompleted {
+		v.DownloadURL = "/api/v1/exports/" + e.ID + "/download"
+	}
+	return v
+}
+
+type exportList struct {
+	Items []exportView `json:"items"`
+}
+
+func (s *Server) requester(c *call) export.Requester {
+	return export.Requester{ID: c.key.ID, Origin: c.key.Role.Origin(), SourceComponent: "api",
+		CorrelationID: correlationID(c.r.Context())}
+}
+
+// exportError reports a failed export with its record id, so that the user
+// can find the failed record.
+func exportError(err error) error {
+	var failed *export.Failed
+	if errors.As(err, &failed) {
+		code := runproof.ErrorCode(failed.Err)
+		return runproof.Errorf(code, "export %s failed and is recorded as failed: %s", failed.Export.ID, runproof.ErrorMessage(failed.Err))
+	}
+	return err
+}
+
+func (s *Server) createExport(w http.ResponseWriter, c *call) error {
+	var in export.Input
+	if err := decodeBody(c, &in, false); err != nil {
+		return err
+	}
+	rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), in)
+	if err != nil {
+		return exportError(err)
+	}
+	w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
+	writeJSON(w, http.StatusCreated, view(rec))
+	return nil
+}
+
+func (s *Server) listExports(w http.ResponseWriter, c *call) error {
+	q := c.r.URL.Query()
+	p := runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")}
+	var err error
+	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+		return err
+	}
+	recs, err := s.exports.List(c.r.Context(), p)
+	if err != nil {
+		return err
+	}
+	items := make([]exportView, len(recs))
+	for i, r := range recs {
+		items[i] = view(r)
+	}
+	writeJSON(w, http.StatusOK, exportList{Items: items})
+	return nil
+}
+
+func (s *Server) getExport(w http.ResponseWriter, c *call) error {
+	rec, err := s.exports.Get(c.r.Context(), c.tenant(), c.r.PathValue("export_id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, view(rec))
+	return nil
+}
+
+var contentTypes = map[runproof.ExportFormat]string{
+	runproof.FormatJSON: "application/json",
+	runproof.FormatCSV:  "text/csv; charset=utf-8",
+	runproof.FormatPDF:  "application/pdf",
+	runproof.FormatZIP:  "application/zip",
+}
+
+func (s *Server) downloadExport(w http.ResponseWriter, c *call) error {
+	rec, f, err := s.exports.Open(c.r.Context(), c.tenant(), c.r.PathValue("export_id"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return s.sendArtifact(w, c, rec, f)
+}
+
+// sendArtifact streams an artifact with its digest headers, checking on the
+// way that the bytes are those the record vouches for, and records the
+// first delivery.
+func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Export, f io.Reader) error {
+	sum, err := hex.DecodeString(strings.TrimPrefix(rec.Checksum, runproof.DigestPrefix))
+	if err != nil {
+		return err
+	}
+	b64 := base64.StdEncoding.EncodeToString(sum)
+	name := rec.BundleID
+	if name == "" {
+		name = rec.ID
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypes[rec.Format])
+	h.Set("Content-Disposition", `attachment; filename="`+name+"."+string(rec.Format)+`"`)
+	h.Set("Repr-Digest", "sha-256=:"+b64+":")
+	h.Set("Digest", "sha-256="+b64)
+	h.Set("X-Export-ID", rec.ID)
+	h.Set("Content-Length", itoa(int(rec.SizeBytes)))
+	w.WriteHeader(http.StatusOK)
+	hash := sha256.New()
+	n, err := io.Copy(io.MultiWriter(w, hash), f)
+	if err != nil {
+		s.log.WarnContext(c.r.Context(), "download interrupted", "export_id", rec.ID, "error", err)
+		return nil // the status is sent; the client sees a short body
+	}
+	if n != rec.SizeBytes || runproof.DigestPrefix+hex.EncodeToString(hash.Sum(nil)) != rec.Checksum {
+		s.log.ErrorContext(c.r.Context(), "artifact does not match its record", "export_id", rec.ID)
+		return nil
+	}
+	if err := s.exports.Delivered(c.r.Context(), rec); err != nil {
+		s.log.ErrorContext(c.r.Context(), "delivery not recorded", "export_id", rec.ID, "error", err)
+	}
+	return nil
+}
+
+// incidentExport answers POST /api/v1/incidents/{id}/export/{type} with the
+// artifact itself.
+func (s *Server) incidentExport(bundle runproof.BundleType) handler {
+	return func(w http.ResponseWriter, c *call) error {
+		var body incidentExportDoc
+		if err := decodeBody(c, &body, true); err != nil {
+			return err
+		}
+		scope := runproof.ScopeLLMRun
+		if bundle == runproof.BundleSOC2 {
+			scope = runproof.ScopeCompliance
+		}
+		in := export.Input{Scope: scope, BundleType: bundle, IncidentID: c.r.PathValue("incident_id"), Format: body.Format,
+			ExportReason: body.ExportReason, PreparedFor: body.PreparedFor, IncludeRawSteps: body.IncludeRawSteps,
+			IncludeContent: body.IncludeContent, CorrelationID: body.CorrelationID}
+		if in.Format == "" {
+			in.Format = runproof.FormatJSON
+		}
+		rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), in)
+		if err != nil {
+			return exportError(err)
+		}
+		rec, f, err := s.exports.Open(c.r.Context(), c.tenant(), rec.ID)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return s.sendArtifact(w, c, rec, f)
+	}
+}
+
+// runExports answers O5 of a run: the formats it can be exported in and
+// its past exports.
+func (s *Server) runExports(w http.ResponseWriter, c *call) error {
+	run, snap, err := s.runAndSnapshot(c)
+	if err != nil {
+		return err
+	}
+	recs, err := s.exports.List(c.r.Context(), runproof.ListExportsParams{TenantID: c.tenant(), RunID: run.ID, Limit: 100})
+	if err != nil {
+		return err
+	}
+	bundles := []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2}
+	if run.IncidentID != "" {
+		bundles = append(bundles, runproof.BundleExecutiveDebrief)
+	}
+	items := make([]exportView, len(recs))
+	meta := runMeta(run, snap)
+	for i, r := range recs {
+		items[i] = view(r)
+	}
+	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: export.Formats(), BundleTypes: bundles, Exports: items}, meta)
+}
+
+type runExportsDoc struct {
+	RunID       string                  `json:"run_id"`
+	Formats     []runproof.ExportFormat `json:"formats"`
+	BundleTypes []runproof.BundleType   `json:"bundle_types"`
+	Exports     []exportView            `json:"exports"`
+}
+
+func (s *Server) auditExports(w http.ResponseWriter, c *call) error {
+	q := c.r.URL.Query()
+	p := runproof.ListExportsParams{TenantID: c.tenant()}
+	var err error
+	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+		return err
+	}
+	recs, err := s.exports.List(c.r.Context(), p)
+	if err != nil {
+		return err
+	}
+	items := make([]exportView, len(recs))
+	var meta runproof.EvidenceMeta
+	for i, r := range recs {
+		items[i] = view(r)
+		if r.IncidentID != "" {
+			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
+		}
+	}
+	return s.writeEvidence(w, c, exportList{Items: items}, meta)
+}
