@@ -1,0 +1,186 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// command is one subcommand. setup registers the command's own flags on fs
+// and returns the function to run once they are parsed.
+type command struct {
+	name    string // as typed: "keys create"
+	summary string
+	help    string // usage, flags and examples, printed by -h
+	setup   func(fs *flag.FlagSet) func(ctx context.Context, e *env, args []string) error
+}
+
+// env is what a command runs with.
+type env struct {
+	common
+	log    *slog.Logger
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// commands lists every subcommand, in the order help shows them.
+func commands() []*command {
+	return []*command{serveCommand(), migrateCommand(), keysCreateCommand(),
+		policyApplyCommand(), ingestCommand(), versionCommand()}
+}
+
+// Main runs the command line args (without the program name) and returns
+// the exit status: 0 on success, 1 on a runtime error, 2 on a usage error.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, mainHelp())
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return help(args[1:], stdout, stderr)
+	}
+	cmd, rest, err := lookup(args)
+	if err != nil {
+		return fail(stderr, err)
+	}
+
+	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are reported as one line below, help by us
+	var c common
+	c.register(fs)
+	run := cmd.setup(fs)
+	pos, err := parseArgs(fs, rest)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, cmd.help)
+		return 0
+	}
+	if err != nil {
+		return fail(stderr, usagef("%s: %v (see runproof %s -h)", cmd.name, err, cmd.name))
+	}
+	if err := c.check(); err != nil {
+		return fail(stderr, err)
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	e := &env{common: c, log: log, stdin: stdin, stdout: stdout, stderr: stderr}
+	if err := run(ctx, e, pos); err != nil {
+		return fail(stderr, err)
+	}
+	return 0
+}
+
+// lookup finds the command named by the first one or two words of args.
+func lookup(args []string) (*command, []string, error) {
+	cmds := commands()
+	for _, c := range cmds {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
+			return c, args[len(words):], nil
+		}
+	}
+	// "runproof keys" alone: name the subcommands it has.
+	var subs []string
+	for _, c := range cmds {
+		if group, _, ok := strings.Cut(c.name, " "); ok && group == args[0] {
+			subs = append(subs, "runproof "+c.name)
+		}
+	}
+	if len(subs) > 0 {
+		return nil, nil, usagef("%s: missing or unknown subcommand: use %s", args[0], strings.Join(subs, ", "))
+	}
+	return nil, nil, usagef("unknown command %q: the commands are %s, help", args[0], commandList())
+}
+
+func commandList() string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// help prints the overview, or a command's help when one is named.
+func help(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, mainHelp())
+		return 0
+	}
+	cmd, _, err := lookup(args)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	fmt.Fprint(stdout, cmd.help)
+	return 0
+}
+
+func mainHelp() string {
+	var b strings.Builder
+	b.WriteString(`runproof records what AI agents do, stops them when they break a policy,
+and exports the evidence.
+
+Usage: runproof COMMAND [flags]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
+	}
+	b.WriteString(`  help [CMD]     this text, or the help of one command
+
+Flags every command takes:
+` + commonHelp + `
+Run "runproof COMMAND -h" for a command's flags and examples.
+`)
+	return b.String()
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// fail reports err as one line on stderr and returns the exit status.
+func fail(stderr io.Writer, err error) int {
+	// Errors from drivers may span lines; the contract is one line.
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	fmt.Fprintf(stderr, "runproof: %s\n", msg)
+	var u *usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+// parseArgs parses flags wherever they stand among the positional
+// arguments ("policy apply FILE --tenant t"), which the flag package alone
+// stops at, and returns the positional arguments. After "--" everything is
+// positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

@@ -1,0 +1,451 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/cli"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/store/sqlite"
+)
+
+// result is what one run of the command line left behind.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs the command line in-process, with stdin as given.
+func runCLI(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	t.Setenv(cli.DatabaseURLEnv, "") // never pick up a real database
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(context.Background(), args, strings.NewReader(stdin), &stdout, &stderr)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// wantError checks a failure: the exit code and one line on stderr, starting
+// with "runproof: " and containing want.
+func wantError(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit code = %d, want %d (stderr %q)", r.code, code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stderr, "runproof: ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("stderr is not one line starting with \"runproof: \": %q", r.stderr)
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Errorf("stderr = %q, want it to contain %q", r.stderr, want)
+	}
+}
+
+// openStore opens the SQLite store the CLI wrote in data, migrating it
+// in case the command failed before it opened the store.
+func openStore(t *testing.T, data string) runproof.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(data, "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestKeysCreate(t *testing.T) {
+	data := t.TempDir()
+	r := runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "agent", "--data", data)
+	if r.code != 0 {
+		t.Fatalf("exit code %d: %s", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`^rp_[0-9a-f]{64}\n$`).MatchString(r.stdout) {
+		t.Fatalf("stdout = %q, want the key alone on one line", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "cannot be shown again") {
+		t.Errorf("stderr = %q, want a note that the key cannot be shown again", r.stderr)
+	}
+
+	store := openStore(t, data)
+	key, err := service.New(store, service.Options{}).Authenticate(context.Background(), strings.TrimSpace(r.stdout))
+	if err != nil {
+		t.Fatalf("the printed key does not authenticate: %v", err)
+	}
+	if key.TenantID != "acme" || key.Role != runproof.RoleAgent {
+		t.Errorf("key = %+v, want tenant acme, role agent", key)
+	}
+	events, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Category: runproof.AuditIdentity, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Action != "keys.create" || events[0].Actor != "system" ||
+		events[0].ActorType != runproof.OriginSystem || events[0].SourceComponent != "cli" {
+		t.Errorf("audit events = %+v, want one keys.create by system from cli", events)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	data := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate": the commands are serve, migrate, keys create`},
+		{"group without subcommand", []string{"keys"}, "runproof keys create"},
+		{"missing tenant", []string{"keys", "create", "--role", "admin", "--data", data}, "--tenant is required"},
+		{"bad tenant", []string{"keys", "create", "--tenant", "a b", "--role", "admin", "--data", data}, "--tenant must be"},
+		{"bad role", []string{"keys", "create", "--tenant", "acme", "--role", "root", "--data", data}, "--role must be one of viewer, exporter, auditor, admin, agent"},
+		{"unknown flag", []string{"migrate", "--colour", "red"}, "flag provided but not defined: -colour"},
+		{"not a postgres URL", []string{"migrate", "--database", "mysql://u:secret@db/x"}, "must be a postgres:// or postgresql:// URL"},
+		{"bad log level", []string{"migrate", "--data", data, "--log-level", "loud"}, "--log-level"},
+		{"policy apply without file", []string{"policy", "apply", "--tenant", "acme", "--data", data}, "name one FILE"},
+		{"ingest with two files", []string{"ingest", "--tenant", "acme", "a", "b", "--data", data}, "name one FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", tt.args...)
+			wantError(t, r, 2, tt.want)
+			if strings.Contains(r.stderr, "secret") {
+				t.Errorf("stderr shows the database password: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "ingest"}, {"ingest", "-h"}, {"policy", "apply", "--help"}} {
+		r := runCLI(t, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage: runproof") || r.stderr != "" {
+			t.Errorf("%v: code %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if r := runCLI(t, ""); r.code != 2 || !strings.Contains(r.stderr, "Usage: runproof") {
+		t.Errorf("no arguments: code %d, stderr %q; want 2 and the usage", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "version"); r.code != 0 || r.stdout != "runproof devel\n" {
+		t.Errorf("version: code %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "fresh", "dir")
+	r := runCLI(t, "", "migrate", "--data", data)
+	if r.code != 0 || r.stdout != "schema up to date (sqlite)\n" {
+		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	fi, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("data directory mode = %v, want 0700", fi.Mode().Perm())
+	}
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 {
+		t.Errorf("second migrate: code %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+const policiesYAML = `# limits for the checkout agents
+- name: cost-cap
+  type: cost_limit
+  threshold: 100
+  action: stop
+- name: no-shell
+  type: step_type_denied
+  step_types: [shell]
+  action: warn
+`
+
+func TestPolicyApply(t *testing.T) {
+	data := t.TempDir()
+	// Flags after the file: the order users type.
+	r := runCLI(t, "", "policy", "apply", writeFile(t, "p.yaml", policiesYAML), "--tenant", "acme", "--data", data)
+	if r.code != 0 {
+		t.Fatalf("yaml: code %d, stderr %q", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`(?m)^cost-cap +cost_limit +v1 +\S+\nno-shell +step_type_denied +v1 +\S+\n$`).MatchString(r.stdout) {
+		t.Errorf("yaml: stdout = %q", r.stdout)
+	}
+
+	json := `[{"name": "cost-cap", "type": "cost_limit", "threshold": 250.5, "action": "stop"}]`
+	r = runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, writeFile(t, "p.json", json))
+	if r.code != 0 || !regexp.MustCompile(`^cost-cap +cost_limit +v2 +\S+\n$`).MatchString(r.stdout) {
+		t.Fatalf("json: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// A single object from stdin, in YAML without an extension to tell.
+	r = runCLI(t, "name: tokens\ntype: token_limit\nthreshold: 5000\naction: warn\n", "policy", "apply", "--tenant", "acme", "--data", data, "-")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "tokens ") {
+		t.Fatalf("stdin: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	store := openStore(t, data)
+	active, err := store.ActivePolicies(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range active {
+		got = append(got, fmt.Sprintf("%s v%d %s", p.Name, p.Version, p.Threshold))
+	}
+	if want := []string{"cost-cap v2 250.5", "no-shell v1 ", "tokens v1 5000"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("active policies = %q, want %q", got, want)
+	}
+	events, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Category: runproof.AuditWrite, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 4 || events[0].Action != "policies.apply" {
+		t.Errorf("audit events = %+v, want 4 policies.apply", events)
+	}
+}
+
+func TestPolicyApplyRefusesBadFiles(t *testing.T) {
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"bad threshold", "p.yaml", policiesYAML + "- name: zero\n  type: step_limit\n  threshold: 0\n  action: stop\n",
+			`p.yaml: policy 3 ("zero"): threshold: must be greater than zero`},
+		{"unknown field", "p.json", `[{"name": "a", "type": "step_limit", "threshold": 3, "action": "stop", "colour": "red"}]`,
+			"policy 1: colour: is not a known field"},
+		{"threshold as a string", "p.json", `{"name": "a", "type": "step_limit", "threshold": "3", "action": "stop"}`,
+			"policy 1: threshold: must be a JSON number"},
+		{"bad type", "p.yml", "- name: a\n  type: nope\n  action: stop\n", `policy 1 ("a"): type: must be one of`},
+		{"not YAML", "p.yaml", "- name: [\n", "not valid YAML"},
+		{"not JSON", "p.json", `[{"name": }]`, "the file is not valid JSON"},
+		{"empty list", "p.json", `[]`, "empty list"},
+		{"empty file", "p.yaml", "", "holds no policies"},
+		{"no such file", "", "", "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := t.TempDir()
+			path := filepath.Join(t.TempDir(), "missing.json")
+			if tt.file != "" {
+				path = writeFile(t, tt.file, tt.content)
+			}
+			r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, path)
+			wantError(t, r, 1, tt.want)
+			if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+			active, err := openStore(t, data).ActivePolicies(context.Background(), "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(active) != 0 {
+				t.Errorf("%d policies stored, want none", len(active))
+			}
+		})
+	}
+}
+
+// stamp is a step time n seconds into the last hour (not in the future).
+func stamp(n int) string {
+	return time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(n) * time.Second).Format(time.RFC3339)
+}
+
+func TestIngest(t *testing.T) {
+	data := t.TempDir()
+	if r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, writeFile(t, "p.yaml", policiesYAML)); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	var in strings.Builder
+	fmt.Fprintf(&in, `{"run": {"run_id": "r1", "agent_id": "checkout", "goal": "buy", "started_at": %q}}`+"\n", stamp(0))
+	for i, cost := range []string{"30", "30", "30", "30", "10"} { // 30, 60, 90 (>= 80 %), 120 (over 100), after the stop
+		fmt.Fprintf(&in, `{"step": {"run_id": "r1", "step_index": %d, "timestamp": %q, "step_type": "llm", "input_tokens": 10, "output_tokens": 5, "cost_cents": %s, "content": {"i": %d}}}`+"\n",
+			i, stamp(i+1), cost, i)
+	}
+	fmt.Fprintf(&in, `{"complete": {"run_id": "r1", "status": "completed", "completed_at": %q}}`+"\n\n", stamp(10))
+	fmt.Fprintf(&in, `{"run": {"run_id": "r2", "agent_id": "checkout"}}`+"\n")
+	fmt.Fprintf(&in, `{"step": {"run_id": "r2", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`+"\n", stamp(1))
+	file := writeFile(t, "runs.ndjson", in.String())
+
+	r := runCLI(t, "", "ingest", file, "--tenant", "acme", "--data", data)
+	if r.code != 0 {
+		t.Fatalf("code %d, stderr %q", r.code, r.stderr)
+	}
+	want := "runs: 2 (2 new)\nsteps: 6 (6 new)\nincidents opened: 1\nstop decisions: 1\n"
+	if r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+
+	ctx := context.Background()
+	store := openStore(t, data)
+	steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range steps {
+		got = append(got, fmt.Sprintf("%s/%t", s.Status, s.IsInflection))
+	}
+	if want := "[ok/false ok/false warning/false violation/true violation/false]"; fmt.Sprint(got) != want {
+		t.Errorf("statuses/inflection = %v, want %s", got, want)
+	}
+	run, err := store.GetRun(ctx, "acme", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Status != runproof.RunStopped || run.CompletedAt == nil || run.IncidentID == "" {
+		t.Errorf("run = %+v, want stopped, completed, with an incident", run)
+	}
+	incidents, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(incidents) != 1 || incidents[0].RunID != "r1" || incidents[0].InflectionStepIndex != 3 || incidents[0].PolicyName != "cost-cap" {
+		t.Errorf("incidents = %+v, want one on r1 at step 3 for cost-cap", incidents)
+	}
+
+	// Re-sending the same file is a no-op.
+	r = runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)
+	want = "runs: 2 (0 new)\nsteps: 6 (0 new)\nincidents opened: 0\nstop decisions: 0\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("re-send: code %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want)
+	}
+	if incidents, _ := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "acme"}); len(incidents) != 1 {
+		t.Errorf("after re-send: %d incidents, want 1", len(incidents))
+	}
+	events, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "acme", Category: runproof.AuditWrite, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingests := 0
+	for _, e := range events {
+		if e.Action == "ingest" && e.Actor == "system" && e.SourceComponent == "cli" {
+			ingests++
+		}
+	}
+	if ingests != 2 {
+		t.Errorf("%d ingest audit events, want 2", ingests)
+	}
+}
+
+func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
+	run := `{"run": {"run_id": "r1", "agent_id": "a"}}`
+	step := func(i int, cost string) string {
+		return fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": %d, "timestamp": %q, "step_type": "llm", "cost_cents": %s}}`, i, stamp(i), cost)
+	}
+	tests := []struct {
+		name      string
+		lines     []string
+		want      string
+		wantSteps int // stored before the bad line
+	}{
+		{"negative cost", []string{run, step(0, "1"), step(1, "2"), step(2, "-1"), step(3, "1")},
+			"runs.ndjson: line 4: cost_cents: must not be negative", 2},
+		{"unknown field", []string{run, step(0, "1"), `{"step": {"run_id": "r1", "colour": "red"}}`},
+			"line 3: colour: is not a known field", 1},
+		{"cost as a string", []string{run, step(0, `"1"`)}, "line 2: cost_cents: must be a JSON number", 0},
+		{"gap in indexes", []string{run, step(0, "1"), step(2, "1")}, "line 3: step_index: must be 1", 1},
+		{"unknown run", []string{step(0, "1")}, `line 1: run_id: run "r1" does not exist`, 0},
+		{"two kinds", []string{`{"run": {"run_id": "r1", "agent_id": "a"}, "complete": {"run_id": "r1"}}`},
+			`line 1: must hold exactly one of "run", "step" or "complete"`, 0},
+		{"not JSON", []string{run, step(0, "1"), "{"}, "line 3: the line is not valid JSON", 1},
+		{"run without id", []string{`{"run": {"agent_id": "a"}}`}, "line 1: run_id: is required", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := t.TempDir()
+			file := writeFile(t, "runs.ndjson", strings.Join(tt.lines, "\n")+"\n")
+			r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)
+			wantError(t, r, 1, tt.want)
+			steps, err := openStore(t, data).ListSteps(context.Background(), runproof.ListStepsParams{TenantID: "acme", RunID: "r1"})
+			if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
+				t.Fatal(err)
+			}
+			if len(steps) != tt.wantSteps {
+				t.Errorf("%d steps stored, want %d", len(steps), tt.wantSteps)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a server writes its log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServe(t *testing.T) {
+	t.Setenv(cli.DatabaseURLEnv, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Main(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, strings.NewReader(""), &stdout, &stderr)
+	}()
+
+	addrRE := regexp.MustCompile(`msg=listening addr=(127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := addrRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d: %s", code, stderr.String())
+		default:
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no listening line in the log: %q", stderr.String())
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /healthz = %d", resp.StatusCode)
+	}
+
+	// A second server on the same address fails with one clear line.
+	r := runCLI(t, "", "serve", "--addr", addr, "--data", t.TempDir())
+	wantError(t, r, 1, "already in use")
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited with %d after cancel: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15s of cancel")
+	}
+}

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/postgres"
+	"github.com/runproof/runproof/internal/store/sqlite"
+)
+
+// DatabaseURLEnv names the variable that --database defaults to.
+const DatabaseURLEnv = "RUNPROOF_DATABASE_URL"
+
+const commonHelp = `  --data DIR            data directory: the SQLite file DIR/runproof.db and the
+                        export artifacts in DIR/artifacts (default ./runproof-data)
+  --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
+  --log-format FORMAT   text or json (default text)
+  --log-level LEVEL     debug, info, warn or error (default info)
+`
+
+// common holds the flags every command takes.
+type common struct {
+	data      string
+	database  string
+	logFormat string
+	logLevel  string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", "./runproof-data", "data directory")
+	fs.StringVar(&c.database, "database", os.Getenv(DatabaseURLEnv), "PostgreSQL URL")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+// check refuses flag values that cannot work, before anything is opened.
+func (c *common) check() error {
+	if c.database != "" && c.engine() != "postgres" {
+		// Never echo the URL: it may hold a password.
+		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it empty to use SQLite in --data", DatabaseURLEnv)
+	}
+	if c.database == "" && c.data == "" {
+		return usagef("--data must name a directory (e.g. ./runproof-data)")
+	}
+	return nil
+}
+
+// engine names the database engine the flags select.
+func (c *common) engine() string {
+	if strings.HasPrefix(c.database, "postgres://") || strings.HasPrefix(c.database, "postgresql://") {
+		return "postgres"
+	}
+	if c.database == "" {
+		return "sqlite"
+	}
+	return ""
+}
+
+// logger builds the one logger of the process, writing to stderr.
+func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usagef("--log-level must be debug, info, warn or error, not %q", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, usagef("--log-format must be text or json, not %q", c.logFormat)
+}
+
+// openStore opens the store the flags select and applies its migrations,
+// so that every command works on a fresh data directory.
+func openStore(ctx context.Context, c common) (runproof.Store, error) {
+	var (
+		store interface {
+			runproof.Store
+			Migrate(context.Context) error
+		}
+		err error
+	)
+	switch c.engine() {
+	case "postgres":
+		store, err = postgres.Open(ctx, c.database)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the PostgreSQL database of --database: %w", err)
+		}
+	default:
+		// 0700: the database holds key hashes and every agent's content.
+		if err := os.MkdirAll(c.data, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create the data directory (--data): %w", err)
+		}
+		path := filepath.Join(c.data, "runproof.db")
+		store, err = sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open %s: %w", path, err)
+		}
+	}
+	if err := store.Migrate(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cannot migrate the %s schema: %w", c.engine(), err)
+	}
+	return store, nil
+}
+
+// openExporter returns the exporter over store, keeping artifacts in
+// DIR/artifacts of --data (also with PostgreSQL).
+func openExporter(e *env, store runproof.Store) (*export.Exporter, error) {
+	dir, err := artifact.NewDir(filepath.Join(e.data, "artifacts"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the artifact directory under --data: %w", err)
+	}
+	return export.New(store, dir, export.Options{Logger: e.log}), nil
+}
+
+// checkTenant refuses a missing or malformed --tenant as a usage error, with
+// the rule the service applies to tenant ids.
+func checkTenant(cmd, tenant string) error {
+	if tenant == "" {
+		return usagef("%s: --tenant is required (the tenant the records belong to)", cmd)
+	}
+	ok := len(tenant) <= 128
+	for _, c := range tenant {
+		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c))
+	}
+	if !ok {
+		return usagef("%s: --tenant must be 1-128 letters, digits, '.', '_', ':' or '-'", cmd)
+	}
+	return nil
+}
+
+// fieldMessage renders a validation error as "field: message", naming the
+// first field at fault and how many more there are.
+func fieldMessage(err error) string {
+	fields := runproof.ErrorFields(err)
+	if len(fields) == 0 {
+		return err.Error()
+	}
+	msg := fields[0].Field + ": " + fields[0].Message
+	if len(fields) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(fields)-1)
+	}
+	return msg
+}
+
+// decodeMessage words an error of service.DecodeJSON, which speaks of an
+// HTTP body, for the input at hand ("the line", "the file").
+func decodeMessage(err error, what string) string {
+	return strings.Replace(fieldMessage(err), "the body", what, 1)
+}
+
+// readInput reads the named file, or stdin for "-".
+func readInput(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	b, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: no such file", name)
+	}
+	return b, err
+}
+
+// openInput opens the named file, or stdin for "-".
+func openInput(name string, stdin io.Reader) (io.ReadCloser, error) {
+	if name == "-" {
+		return io.NopCloser(stdin), nil
+	}
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: no such file", name)
+	}
+	return f, err
+}
+
+// inputName is how errors name an input file.
+func inputName(name string) string {
+	if name == "-" {
+		return "stdin"
+	}
+	return name
+}

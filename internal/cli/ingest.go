@@ -1,0 +1,367 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// progressEvery is how many steps pass between two progress lines.
+const progressEvery = 10_000
+
+func ingestCommand() *command {
+	return &command{
+		name:    "ingest",
+		summary: "bulk-load runs and steps from NDJSON",
+		help: `Usage: runproof ingest --tenant T FILE [flags]
+
+Loads runs and steps from FILE ("-" for stdin), one JSON object a line, with
+the same validation and policy evaluation as the HTTP API:
+
+  {"run": {"run_id": "r1", "agent_id": "a", "goal": "…", "trace_id": "…", "started_at": "…"}}
+  {"step": {"run_id": "r1", "step_index": 0, "timestamp": "…", "step_type": "llm",
+            "input_tokens": 10, "output_tokens": 5, "cost_cents": 0.2, "duration_ms": 800, "content": {…}}}
+  {"complete": {"run_id": "r1", "status": "completed", "completed_at": "…"}}
+
+A run line must come before the steps of its run (unless the run exists) and
+must give run_id. Blank lines are skipped; lines may be up to 4 MiB.
+
+Ingest stops at the first bad line and names it; everything before it stays
+stored. It is resumable: fix the line and run the same file again, since
+re-sending identical runs and steps is a no-op.
+
+  --tenant T            the tenant the runs belong to (required)
+` + commonHelp + `
+Prints a summary: runs and steps read (and how many were new), incidents
+opened and stop decisions (runs a stop policy stopped during this ingest).
+
+Examples:
+  runproof ingest --tenant acme runs.ndjson
+  zcat runs.ndjson.gz | runproof ingest --tenant acme -
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usagef("ingest: name one FILE (or - for stdin), e.g. runproof ingest --tenant acme runs.ndjson")
+				}
+				if err := checkTenant("ingest", *tenant); err != nil {
+					return err
+				}
+				return ingest(ctx, e, *tenant, args[0])
+			}
+		},
+	}
+}
+
+// ingestLine is one line of the input: exactly one member is set.
+type ingestLine struct {
+	Run      *service.RunInput `json:"run"`
+	Step     *stepLine         `json:"step"`
+	Complete *completeLine     `json:"complete"`
+}
+
+type stepLine struct {
+	RunID string `json:"run_id"`
+	service.StepInput
+}
+
+type completeLine struct {
+	RunID string `json:"run_id"`
+	service.CompleteInput
+}
+
+// ingester holds the state of one ingest.
+type ingester struct {
+	e      *env
+	svc    *service.Service
+	tenant string
+	runs   map[string]*runState // runs seen so far, by id
+
+	// pending steps of one run from consecutive lines, sent as one call
+	batchRun   string
+	batch      []service.StepInput
+	batchLines []int
+
+	stats ingestStats
+}
+
+// runState is what the ingester knows of a run, to count what is new.
+type runState struct {
+	stored   int64 // steps stored
+	incident string
+	stopped  bool
+}
+
+type ingestStats struct {
+	runs, newRuns, steps, newSteps, incidents, stops int
+}
+
+func (s ingestStats) String() string {
+	return fmt.Sprintf("runs: %d (%d new)\nsteps: %d (%d new)\nincidents opened: %d\nstop decisions: %d\n",
+		s.runs, s.newRuns, s.steps, s.newSteps, s.incidents, s.stops)
+}
+
+// lineError is a bad line; everything before it is stored.
+type lineError struct {
+	line int
+	msg  string
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
+func ingest(ctx context.Context, e *env, tenant, file string) error {
+	name := inputName(file)
+	r, err := openInput(file, e.stdin)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	store, err := openStore(ctx, e.common)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	in := &ingester{e: e, svc: service.New(store, service.Options{Logger: e.log}), tenant: tenant, runs: map[string]*runState{}}
+
+	start := time.Now()
+	err = in.read(ctx, r)
+	// One audit event, also when ingest stops early: what was stored must
+	// be accounted for. It is recorded even after Ctrl-C.
+	detail := fmt.Sprintf("%s: %s", name, strings.ReplaceAll(strings.TrimSpace(in.stats.String()), "\n", ", "))
+	if err != nil {
+		detail += "; stopped: " + err.Error()
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if aerr := in.svc.Record(actx, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
+		Category: runproof.AuditWrite, Action: "ingest", Resource: "runs", Decision: runproof.DecisionAllow,
+		SourceComponent: "cli", Detail: detail}); aerr != nil && err == nil {
+		err = fmt.Errorf("the input was stored but the audit event could not be recorded: %w", aerr)
+	}
+	var le *lineError
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return fmt.Errorf("%s: interrupted: the lines read before are stored; run the same file again to resume", name)
+	case errors.As(err, &le):
+		return fmt.Errorf("%s: %w (lines before it are stored: fix it and run again, stored lines are skipped)", name, err)
+	case err != nil:
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	e.log.Debug("ingest done", "file", name, "steps", in.stats.steps, "elapsed", time.Since(start).String())
+	_, err = fmt.Fprint(e.stdout, in.stats)
+	return err
+}
+
+// read processes the input line by line, sending steps in batches.
+func (in *ingester) read(ctx context.Context, r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), service.MaxBodyBytes)
+	n := 0
+	for sc.Scan() {
+		n++
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var l ingestLine
+		if err := service.DecodeJSON(sc.Bytes(), &l); err != nil {
+			return in.failAt(ctx, n, trimKind(decodeMessage(err, "the line")))
+		}
+		if kinds := btoi(l.Run != nil) + btoi(l.Step != nil) + btoi(l.Complete != nil); kinds != 1 {
+			return in.failAt(ctx, n, `must hold exactly one of "run", "step" or "complete"`)
+		}
+		switch {
+		case l.Step != nil:
+			if err := in.addStep(ctx, n, l.Step); err != nil {
+				return err
+			}
+		case l.Run != nil:
+			if err := in.flush(ctx); err != nil {
+				return err
+			}
+			if err := in.createRun(ctx, n, *l.Run); err != nil {
+				return err
+			}
+		case l.Complete != nil:
+			if err := in.flush(ctx); err != nil {
+				return err
+			}
+			if err := in.complete(ctx, n, l.Complete); err != nil {
+				return err
+			}
+		}
+	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return in.failAt(ctx, n+1, "is longer than 4 MiB")
+	} else if sc.Err() != nil {
+		if err := in.flush(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("cannot read after line %d: %w", n, sc.Err())
+	}
+	return in.flush(ctx)
+}
+
+// failAt stores what is pending before a bad line, then reports the line.
+func (in *ingester) failAt(ctx context.Context, line int, msg string) error {
+	if err := in.flush(ctx); err != nil {
+		return err
+	}
+	return &lineError{line: line, msg: msg}
+}
+
+// trimKind drops the "run."/"step."/"complete." prefix of a field path:
+// the line number already says which object it is.
+func trimKind(msg string) string {
+	for _, k := range []string{"run.", "step.", "complete."} {
+		if rest, ok := strings.CutPrefix(msg, k); ok {
+			return rest
+		}
+	}
+	return msg
+}
+
+func (in *ingester) createRun(ctx context.Context, line int, r service.RunInput) error {
+	if r.RunID == "" {
+		return &lineError{line, "run_id: is required by ingest (steps refer to it, and re-sending the file must find the same run)"}
+	}
+	run, created, err := in.svc.CreateRun(ctx, in.tenant, r)
+	if err != nil {
+		return &lineError{line, fieldMessage(err)}
+	}
+	in.stats.runs++
+	if created {
+		in.stats.newRuns++
+	}
+	in.runs[run.ID] = &runState{stored: run.Totals.Steps, incident: run.IncidentID, stopped: run.Status == runproof.RunStopped}
+	return nil
+}
+
+func (in *ingester) addStep(ctx context.Context, line int, s *stepLine) error {
+	if s.RunID == "" {
+		return in.failAt(ctx, line, "run_id: is required (the run the step belongs to)")
+	}
+	// A batch is one call: steps of one run with consecutive indexes.
+	if len(in.batch) > 0 {
+		last := in.batch[len(in.batch)-1].StepIndex
+		follows := last != nil && s.StepIndex != nil && *s.StepIndex == *last+1
+		if in.batchRun != s.RunID || !follows || len(in.batch) == service.MaxStepsPerCall {
+			if err := in.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	in.batchRun = s.RunID
+	in.batch = append(in.batch, s.StepInput)
+	in.batchLines = append(in.batchLines, line)
+	return nil
+}
+
+func (in *ingester) complete(ctx context.Context, line int, c *completeLine) error {
+	if c.RunID == "" {
+		return &lineError{line, "run_id: is required (the run to complete)"}
+	}
+	if _, err := in.svc.CompleteRun(ctx, in.tenant, c.RunID, c.CompleteInput); err != nil {
+		return &lineError{line, fieldMessage(err)}
+	}
+	return nil
+}
+
+// flush sends the pending batch. When a step in it is bad, the steps before
+// it are stored, so that everything before the bad line is kept.
+func (in *ingester) flush(ctx context.Context) error {
+	if len(in.batch) == 0 {
+		return nil
+	}
+	runID, steps, lines := in.batchRun, in.batch, in.batchLines
+	in.batch, in.batchLines = nil, nil
+	err := in.send(ctx, runID, steps)
+	if err == nil {
+		return nil
+	}
+	i, msg := stepErrorAt(err)
+	if i >= len(steps) {
+		i = 0
+	}
+	if i > 0 {
+		if perr := in.send(ctx, runID, steps[:i]); perr != nil {
+			i, msg = stepErrorAt(perr)
+			i = min(i, len(steps)-1)
+		}
+	}
+	return &lineError{line: lines[i], msg: msg}
+}
+
+// send validates and appends steps of one run.
+func (in *ingester) send(ctx context.Context, runID string, batch []service.StepInput) error {
+	st, ok := in.runs[runID]
+	if !ok {
+		run, err := in.svc.GetRun(ctx, in.tenant, runID)
+		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+			return fmt.Errorf("run_id: run %q does not exist: put a {\"run\": …} line before its steps", runID)
+		} else if err != nil {
+			return err
+		}
+		st = &runState{stored: run.Totals.Steps, incident: run.IncidentID, stopped: run.Status == runproof.RunStopped}
+		in.runs[runID] = st
+	}
+	steps, err := service.ValidateSteps(batch, in.svc.Now())
+	if err != nil {
+		return err
+	}
+	res, err := in.svc.AppendSteps(ctx, in.tenant, runID, steps)
+	if err != nil {
+		return err
+	}
+
+	from, to := steps[0].Index, steps[len(steps)-1].Index
+	before := in.stats.steps
+	in.stats.steps += len(steps)
+	in.stats.newSteps += int(max(0, to+1-max(from, st.stored)))
+	st.stored = max(st.stored, to+1)
+	if res.IncidentID != "" && res.IncidentID != st.incident {
+		in.stats.incidents++
+		st.incident = res.IncidentID
+	}
+	if res.Decision == service.DecisionStop && !st.stopped {
+		in.stats.stops++
+		st.stopped = true
+	}
+	if before/progressEvery != in.stats.steps/progressEvery {
+		in.e.log.Info("ingest progress", "steps", in.stats.steps, "runs", in.stats.runs)
+	}
+	return nil
+}
+
+var stepsPrefix = regexp.MustCompile(`^steps\[(\d+)\](?:\.|: )?`)
+
+// stepErrorAt finds which step of a call an error is about ("steps[3]…")
+// and returns its index (0 when the error names none) and the message
+// without that prefix, since the line number replaces it.
+func stepErrorAt(err error) (int, string) {
+	msg := fieldMessage(err)
+	m := stepsPrefix.FindStringSubmatch(msg)
+	if m == nil {
+		return 0, msg
+	}
+	i, _ := strconv.Atoi(m[1])
+	return i, msg[len(m[0]):]
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

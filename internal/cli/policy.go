@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"sigs.k8s.io/yaml"
+
+	"github.com/runproof/runproof/internal/policy"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+func policyApplyCommand() *command {
+	return &command{
+		name:    "policy apply",
+		summary: "add policies from a JSON or YAML file",
+		help: `Usage: runproof policy apply --tenant T FILE [flags]
+
+Adds the policies in FILE ("-" for stdin) as new versions: a new name starts
+at v1, an existing name gets its next version. Runs already started keep the
+versions they started with. All policies are checked first: if one is
+invalid, none is added.
+
+FILE is JSON or YAML (by extension .yaml/.yml, or when it does not start
+with "[" or "{"): a list of policies, or a single one, with the fields
+name, type, threshold, action, step_types, expression.
+
+  --tenant T            the tenant the policies belong to (required)
+` + commonHelp + `
+Prints one line per policy: name, type, version, id.
+
+Example (policies.yaml):
+  - name: cost-cap
+    type: cost_limit        # cents, running total of the run
+    threshold: 500
+    action: stop
+  - name: no-shell
+    type: step_type_denied
+    step_types: [shell]
+    action: warn
+
+  runproof policy apply --tenant acme policies.yaml
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usagef("policy apply: name one FILE (or - for stdin), e.g. runproof policy apply --tenant acme policies.yaml")
+				}
+				if err := checkTenant("policy apply", *tenant); err != nil {
+					return err
+				}
+				return applyPolicies(ctx, e, *tenant, args[0])
+			}
+		},
+	}
+}
+
+func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
+	name := inputName(file)
+	raw, err := readInput(file, e.stdin)
+	if err != nil {
+		return err
+	}
+	inputs, err := parsePolicies(file, raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	// All or nothing: check every policy as CreatePolicy will before
+	// storing the first.
+	for i, in := range inputs {
+		if _, err := policy.Normalize(runproof.Policy{TenantID: tenant, Name: in.Name, Type: in.Type,
+			Threshold: string(in.Threshold), Action: in.Action, StepTypes: in.StepTypes, Expression: in.Expression}); err != nil {
+			return fmt.Errorf("%s: policy %d (%q): %s", name, i+1, in.Name, fieldMessage(err))
+		}
+	}
+
+	store, err := openStore(ctx, e.common)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc := service.New(store, service.Options{Logger: e.log})
+	var (
+		created []runproof.Policy
+		events  []runproof.AuditEvent
+	)
+	for i, in := range inputs {
+		p, err := svc.CreatePolicy(ctx, tenant, in)
+		if err != nil {
+			return fmt.Errorf("%s: policy %d (%q): %s (policies before it were added)", name, i+1, in.Name, fieldMessage(err))
+		}
+		created = append(created, p)
+		events = append(events, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
+			Category: runproof.AuditWrite, Action: "policies.apply", Resource: "policy/" + p.ID,
+			Decision: runproof.DecisionAllow, SourceComponent: "cli",
+			Detail: fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name)})
+	}
+	if err := svc.Record(ctx, events...); err != nil {
+		return fmt.Errorf("the policies were added but their audit events could not be recorded: %w", err)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	for _, p := range created {
+		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", p.Name, p.Type, p.Version, p.ID)
+	}
+	return tw.Flush()
+}
+
+// parsePolicies decodes a JSON or YAML list of policies, or a single one,
+// refusing unknown fields as the API does.
+func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
+	body := bytes.TrimSpace(raw)
+	ext := strings.ToLower(filepath.Ext(file))
+	if ext == ".yaml" || ext == ".yml" || len(body) > 0 && body[0] != '[' && body[0] != '{' {
+		j, err := yaml.YAMLToJSONStrict(raw)
+		if err != nil {
+			return nil, fmt.Errorf("not valid YAML: %v", err)
+		}
+		body = bytes.TrimSpace(j)
+	}
+	if len(body) == 0 || string(body) == "null" {
+		return nil, fmt.Errorf("holds no policies: write a list of policies (see runproof policy apply -h)")
+	}
+	var items []jsontext.Value
+	if body[0] == '[' {
+		if err := service.DecodeJSON(body, &items); err != nil {
+			return nil, fmt.Errorf("%s", decodeMessage(err, "the file"))
+		}
+	} else {
+		items = []jsontext.Value{body}
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("holds an empty list: nothing to apply")
+	}
+	inputs := make([]service.PolicyInput, len(items))
+	for i, item := range items {
+		if err := service.DecodeJSON(item, &inputs[i]); err != nil {
+			return nil, fmt.Errorf("policy %d: %s", i+1, decodeMessage(err, "the policy"))
+		}
+	}
+	return inputs, nil
+}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on shutdown.
+const shutdownGrace = 10 * time.Second
+
+func serveCommand() *command {
+	return &command{
+		name:    "serve",
+		summary: "run the HTTP API",
+		help: `Usage: runproof serve [--addr HOST:PORT] [flags]
+
+Runs the HTTP API until SIGINT or SIGTERM, then lets in-flight requests
+finish (at most 10s). Migrations are applied at start.
+
+  --addr HOST:PORT      where to listen (default 127.0.0.1:8080; port 0 picks
+                        a free port, logged as addr=HOST:PORT)
+` + commonHelp + `
+Examples:
+  runproof serve
+  runproof serve --addr 0.0.0.0:8080 --log-format json
+  RUNPROOF_DATABASE_URL=postgres://runproof@db/runproof runproof serve
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("serve: unexpected argument %q (see runproof serve -h)", args[0])
+				}
+				return serve(ctx, e, *addr)
+			}
+		},
+	}
+}
+
+func serve(ctx context.Context, e *env, addr string) error {
+	store, err := openStore(ctx, e.common)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc := service.New(store, service.Options{Logger: e.log})
+	exports, err := openExporter(e, store)
+	if err != nil {
+		return err
+	}
+	var handler http.Handler = httpapi.New(svc, exports, httpapi.Options{Logger: e.log})
+
+	// Listen before serving, so that a busy port is one clear error and
+	// port 0 can be logged as the port actually bound.
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("cannot listen on %s: the address is already in use (is runproof already running? choose another with --addr)", addr)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (--addr): %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // bodies are at most 4 MiB
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	}
+	e.log.Info("listening", "addr", ln.Addr().String(), "engine", e.engine())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("the HTTP server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	e.log.Info("shutting down", "grace", shutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("requests still running after %s were cut off: %w", shutdownGrace, err)
+	}
+	e.log.Info("stopped")
+	return nil
+}
