@@ -5,11 +5,8 @@
 package artifact
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -41,18 +38,23 @@ func (d *Dir) path(key string) (string, error) {
 	return filepath.Join(d.root, filepath.FromSlash(key)), nil
 }
 
-// Writer writes one artifact, hashing it on the way. Nothing is visible
-// under its key until Commit succeeds.
-type Writer struct {
+// Pending is an artifact being written. Nothing is visible under its key
+// until Commit succeeds; Abort discards it.
+type Pending interface {
+	io.Writer
+	Commit() error
+	Abort()
+}
+
+// file is a Pending artifact in a temporary file next to its final name.
+type file struct {
 	f     *os.File
 	final string
-	hash  hash.Hash
-	n     int64
 	done  bool
 }
 
 // Create starts writing the artifact under key.
-func (d *Dir) Create(key string) (*Writer, error) {
+func (d *Dir) Create(key string) (Pending, error) {
 	p, err := d.path(key)
 	if err != nil {
 		return nil, err
@@ -64,26 +66,13 @@ func (d *Dir) Create(key string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
-	return &Writer{f: f, final: p, hash: sha256.New()}, nil
+	return &file{f: f, final: p}, nil
 }
 
-func (w *Writer) Write(b []byte) (int, error) {
-	n, err := w.f.Write(b)
-	w.hash.Write(b[:n])
-	w.n += int64(n)
-	return n, err
-}
+func (w *file) Write(b []byte) (int, error) { return w.f.Write(b) }
 
-// Digest is the sha256 of what was written so far, as runproof writes digests.
-func (w *Writer) Digest() string {
-	return runproof.DigestPrefix + hex.EncodeToString(w.hash.Sum(nil))
-}
-
-// Size is the number of bytes written so far.
-func (w *Writer) Size() int64 { return w.n }
-
-// Commit syncs the file and makes it visible under its key.
-func (w *Writer) Commit() error {
+// Commit syncs the file and makes it visible under its key, durably.
+func (w *file) Commit() error {
 	if w.done {
 		return errors.New("artifacts: already closed")
 	}
@@ -99,11 +88,24 @@ func (w *Writer) Commit() error {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("artifacts: %w", err)
 	}
+	return syncDir(filepath.Dir(w.final))
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("artifacts: %w", err)
+	}
 	return nil
 }
 
 // Abort discards what was written. It is safe after Commit (a no-op).
-func (w *Writer) Abort() {
+func (w *file) Abort() {
 	if w.done {
 		return
 	}

@@ -25,9 +25,6 @@ func TestCommitAndAbort(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if w.Digest() != runproof.DigestBytes([]byte(`{"a":1}`)) || w.Size() != 7 {
-		t.Fatalf("digest %s size %d", w.Digest(), w.Size())
-	}
 	r, err := d.Open("acme/e1.json")
 	if err != nil {
 		t.Fatal(err)

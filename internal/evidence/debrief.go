@@ -3,6 +3,7 @@ package evidence
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/big"
 	"regexp"
 	"strconv"
@@ -326,16 +327,36 @@ func amount(t runproof.PolicyType, v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// after writes a delay in seconds for people: "immediately", "1 second
-// after that step", "0.2 seconds after that step".
+// after writes a delay for people: "immediately", "0.2 seconds after that
+// step", "4 seconds …", "3 minutes …", "2 hours 56 minutes …".
 func after(s float64) string {
+	const tail = " after that step"
 	switch {
 	case s == 0:
 		return "immediately"
-	case s == 1:
-		return "1 second after that step"
+	case s < 60:
+		// milliseconds under a second, tenths under ten, then whole seconds
+		r := math.Round(s*1000) / 1000
+		switch {
+		case s >= 10:
+			r = math.Round(s)
+		case s >= 1:
+			r = math.Round(s*10) / 10
+		}
+		if r == 1 {
+			return "1 second" + tail
+		}
+		return formatSeconds(r) + " seconds" + tail
+	case s < 3570: // under 59.5 minutes
+		return count(int64(math.Round(s/60)), "minute", "minutes") + tail
 	}
-	return formatSeconds(s) + " seconds after that step"
+	minutes := int64(math.Round(s / 60))
+	h, m := minutes/60, minutes%60
+	out := count(h, "hour", "hours")
+	if m > 0 {
+		out += " " + count(m, "minute", "minutes")
+	}
+	return out + tail
 }
 
 // percentOver is how far actual is over threshold, in whole percent

@@ -2,6 +2,8 @@ package export
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,10 +14,16 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
+// Artifacts keeps rendered exports (artifact.Dir keeps them on disk).
+type Artifacts interface {
+	Create(key string) (artifact.Pending, error)
+	Open(key string) (io.ReadSeekCloser, error)
+}
+
 // Exporter makes exports. Create it with New.
 type Exporter struct {
 	store     runproof.Store
-	artifacts *artifact.Dir
+	artifacts Artifacts
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -28,8 +36,8 @@ type Options struct {
 	NewID  func() string
 }
 
-// New returns an Exporter over a store and an artifact directory.
-func New(store runproof.Store, artifacts *artifact.Dir, opts Options) *Exporter {
+// New returns an Exporter over a store and an artifact store.
+func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 	e := &Exporter{store: store, artifacts: artifacts, log: opts.Logger, now: opts.Now, newID: opts.NewID}
 	if e.newID == nil {
 		e.newID = runproof.NewID
@@ -221,20 +229,35 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 		return runproof.ExportEvent{}, err
 	}
 	key := r.TenantID + "/" + r.ID + "." + string(r.Format)
-	w, err := e.artifacts.Create(key)
+	pending, err := e.artifacts.Create(key)
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}
-	defer w.Abort()
+	defer pending.Abort()
+	// The checksum is of exactly the bytes stored, hence delivered.
+	h := sha256.New()
+	w := &countingWriter{w: io.MultiWriter(pending, h)}
 	bundleID, err := render(w, r, src, e.newID())
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}
-	if err := w.Commit(); err != nil {
+	if err := pending.Commit(); err != nil {
 		return runproof.ExportEvent{}, err
 	}
-	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: w.Digest(), SizeBytes: w.Size(),
-		BundleID: bundleID, Artifact: key}, nil
+	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)),
+		SizeBytes: w.n, BundleID: bundleID, Artifact: key}, nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // Open returns a completed export's artifact for download. The first

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -154,7 +155,7 @@ func (s *Server) writeEvidence(w http.ResponseWriter, c *call, data any, meta ru
 	meta.CorrelationID = correlationID(c.r.Context())
 	meta.SourceComponent, meta.Origin = "api", c.key.Role.Origin()
 	meta.Checksum = runproof.DigestBytes(canon)
-	meta.PolicyIDs, meta.IncidentIDs = nonNil(meta.PolicyIDs), nonNil(meta.IncidentIDs)
+	meta.PolicyIDs, meta.IncidentIDs = uniq(meta.PolicyIDs), uniq(meta.IncidentIDs)
 	mb, err := json.Marshal(meta)
 	if err != nil {
 		return err
@@ -401,4 +402,15 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// uniq returns the distinct ids of s in first-seen order, never nil.
+func uniq(s []string) []string {
+	out := make([]string, 0, len(s))
+	for _, id := range s {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

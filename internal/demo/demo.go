@@ -1,0 +1,158 @@
+// Package demo seeds a tenant with a realistic day of agent activity:
+// policies of every type and a few dozen runs of five agents, most of them
+// uneventful, several breaking a policy. The data is generated from a fixed
+// seed, so the same day gives the same records.
+//
+// The runs are replayed through the service as an agent would send them,
+// with the service's clock following the replay: each step is judged 40 ms
+// after its own timestamp, so detection and containment times look like
+// those of a live deployment.
+package demo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// Tenant is the demo tenant's id.
+const Tenant = "demo"
+
+// latency is how long after a step's timestamp runproof judges it.
+const latency = 40 * time.Millisecond
+
+// Options tune Seed.
+type Options struct {
+	Tenant string           // default Tenant
+	Day    time.Time        // the UTC day the runs happen; required
+	NewID  func() string    // record ids; default UUIDv7
+	Store  runproof.Store   // required
+	Hooks  func(run string) // called after each run is seeded (progress), may be nil
+}
+
+// Result is what Seed wrote.
+type Result struct {
+	Policies  int
+	Runs      int
+	Steps     int64
+	Incidents []runproof.Incident // in the order they opened
+	// Showcase is the incident the demo exports: the research agent's
+	// runaway spending.
+	Showcase runproof.Incident
+}
+
+// Seeded reports whether the demo runs are already in the store.
+func Seeded(ctx context.Context, store runproof.Store, tenant string) (bool, error) {
+	_, err := store.GetRun(ctx, tenant, runID(0))
+	switch runproof.ErrorCode(err) {
+	case "":
+		return true, nil
+	case runproof.ENOTFOUND:
+		return false, nil
+	}
+	return false, err
+}
+
+// Seed writes the demo policies and runs. It refuses a tenant that already
+// holds them (see Seeded).
+func Seed(ctx context.Context, opts Options) (Result, error) {
+	if opts.Tenant == "" {
+		opts.Tenant = Tenant
+	}
+	clock := &replayClock{t: opts.Day.UTC().Truncate(24 * time.Hour)}
+	svc := service.New(opts.Store, service.Options{Now: clock.now, NewID: opts.NewID})
+	var res Result
+	for _, p := range policies {
+		if _, err := svc.CreatePolicy(ctx, opts.Tenant, p); err != nil {
+			return res, fmt.Errorf("demo policy %q: %w", p.Name, err)
+		}
+		res.Policies++
+	}
+	rng := rand.New(rand.NewPCG(2026, 11))
+	start := clock.t.Add(7 * time.Hour)
+	for i, sc := range schedule() {
+		start = start.Add(time.Duration(9+rng.IntN(20)) * time.Minute)
+		run := sc.plan(rng, start)
+		inc, err := replay(ctx, svc, clock, opts.Tenant, runID(i), run)
+		if err != nil {
+			return res, fmt.Errorf("demo run %s: %w", runID(i), err)
+		}
+		res.Runs++
+		res.Steps += int64(len(run.steps))
+		if inc != nil {
+			res.Incidents = append(res.Incidents, *inc)
+			if sc.showcase {
+				res.Showcase = *inc
+			}
+		}
+		if opts.Hooks != nil {
+			opts.Hooks(runID(i))
+		}
+	}
+	return res, nil
+}
+
+func runID(i int) string { return "demo-run-" + fmt.Sprintf("%03d", i+1) }
+
+// replayClock is the service's clock during the replay.
+type replayClock struct{ t time.Time }
+
+func (c *replayClock) now() time.Time { return c.t }
+
+// plannedRun is one run to replay.
+type plannedRun struct {
+	agent, goal string
+	start       time.Time
+	steps       []service.StepInput
+	end         time.Time
+}
+
+// replay sends a run as its agent would: open it, send its steps in small
+// batches, and complete it unless runproof stopped it. An agent that is
+// told to stop sends nothing more.
+func replay(ctx context.Context, svc *service.Service, clock *replayClock, tenant, id string, r plannedRun) (*runproof.Incident, error) {
+	clock.t = r.start
+	trace := sha256.Sum256([]byte(tenant + "/" + id))
+	if _, _, err := svc.CreateRun(ctx, tenant, service.RunInput{RunID: id, AgentID: r.agent, Goal: r.goal,
+		TraceID:   hex.EncodeToString(trace[:16]),
+		StartedAt: r.start.Format(time.RFC3339Nano)}); err != nil {
+		return nil, err
+	}
+	const batch = 3
+	for from := 0; from < len(r.steps); from += batch {
+		part := r.steps[from:min(from+batch, len(r.steps))]
+		last, err := time.Parse(time.RFC3339Nano, part[len(part)-1].Timestamp)
+		if err != nil {
+			return nil, err
+		}
+		clock.t = last.Add(latency)
+		steps, err := service.ValidateSteps(part, clock.t)
+		if err != nil {
+			return nil, err
+		}
+		res, err := svc.AppendSteps(ctx, tenant, id, steps)
+		if err != nil {
+			return nil, err
+		}
+		if res.Decision == service.DecisionStop {
+			inc, err := svc.GetIncident(ctx, tenant, res.IncidentID)
+			return &inc, err
+		}
+	}
+	clock.t = r.end
+	_, err := svc.CompleteRun(ctx, tenant, id, service.CompleteInput{Status: runproof.RunCompleted,
+		CompletedAt: r.end.Format(time.RFC3339Nano)})
+	return nil, err
+}
+
+// cents formats a cost for a StepInput.
+func cents(c float64) service.Number {
+	return service.Number(strconv.FormatFloat(c, 'f', 4, 64))
+}
