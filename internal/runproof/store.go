@@ -14,6 +14,8 @@ import (
 type Store interface {
 	// ExportStore keeps export records (export.go).
 	ExportStore
+	// LedgerStore keeps the export ledger (ledger.go).
+	LedgerStore
 
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error

@@ -45,6 +45,9 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"ExportEventsConcurrent", testExportEventsConcurrent},
 		{"ListExports", testListExports},
 		{"ExportsAppendOnly", testExportsAppendOnly},
+		{"Ledger", testLedger},
+		{"LedgerConcurrent", testLedgerConcurrent},
+		{"LedgerAppendOnly", testLedgerAppendOnly},
 		{"Scenario", testScenario},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,88 @@
+package runproof
+
+import (
+	"context"
+	"time"
+)
+
+// The export ledger is one Merkle tree per tenant in the form of the Go
+// checksum database (package internal/ledger builds and checks it). The
+// store only keeps its rows: entries, the tree's stored hashes and signed
+// checkpoints, all append-only.
+
+// LedgerHashSize is the size of a tree hash (SHA-256).
+const LedgerHashSize = 32
+
+// LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
+// record one finished export.
+type LedgerEntry struct {
+	TenantID  string
+	Index     int64 // leaf index, from 0, without gaps
+	ExportID  string
+	Data      []byte
+	CreatedAt time.Time // when it was appended
+}
+
+// LedgerHash is one stored hash of the tree, at its stored hash index
+// (tlog.StoredHashIndex).
+type LedgerHash struct {
+	Index int64
+	Hash  [LedgerHashSize]byte
+}
+
+// LedgerCheckpoint is a signed tree head: the tree of the first Size
+// entries, its hash, and the signed note that says so.
+type LedgerCheckpoint struct {
+	TenantID    string
+	Size        int64
+	Hash        [LedgerHashSize]byte
+	Note        []byte // signed note
+	VerifierKey string // the note verifier key of the key that signed it
+	CreatedAt   time.Time
+}
+
+// LedgerState is what AppendLedger hands to its function: the tenant's log
+// as it stands, read under the log's lock.
+type LedgerState struct {
+	// Size is one more than the highest entry index (0 when empty).
+	Size int64
+	// Latest is the checkpoint of the largest size, nil when none.
+	Latest *LedgerCheckpoint
+	// ReadHashes reads stored hashes inside the transaction, in the order
+	// asked; a missing one is an error.
+	ReadHashes func(indexes []int64) ([][LedgerHashSize]byte, error)
+}
+
+// LedgerAppend is what AppendLedger writes, all or nothing.
+type LedgerAppend struct {
+	Entries    []LedgerEntry
+	Hashes     []LedgerHash
+	Checkpoint LedgerCheckpoint
+}
+
+// LedgerStore keeps the export ledger. Both engines implement it and pass
+// the same conformance suite.
+type LedgerStore interface {
+	// AppendLedger locks the tenant's log against every other append, in
+	// this process and in others on the same database, loads its state and
+	// calls fn; what fn returns is written in the same transaction. If fn
+	// fails, nothing is written and its error is returned. ECONFLICT when
+	// an entry's index or export is already in the log.
+	AppendLedger(ctx context.Context, tenantID string, fn func(LedgerState) (LedgerAppend, error)) error
+	// LedgerEntries returns the entries with index in [from, to), in index
+	// order.
+	LedgerEntries(ctx context.Context, tenantID string, from, to int64) ([]LedgerEntry, error)
+	// LedgerEntryByExport returns the entry of an export (ENOTFOUND).
+	LedgerEntryByExport(ctx context.Context, tenantID, exportID string) (LedgerEntry, error)
+	// LedgerHashes returns the stored hashes at indexes, in that order
+	// (ENOTFOUND when one is missing).
+	LedgerHashes(ctx context.Context, tenantID string, indexes []int64) ([][LedgerHashSize]byte, error)
+	// LedgerCheckpoint returns the checkpoint of a size, or the latest one
+	// when size is 0 (ENOTFOUND).
+	LedgerCheckpoint(ctx context.Context, tenantID string, size int64) (LedgerCheckpoint, error)
+	// LedgerCheckpoints returns up to limit checkpoints of size above
+	// after, smallest first.
+	LedgerCheckpoints(ctx context.Context, tenantID string, after int64, limit int) ([]LedgerCheckpoint, error)
+	// LedgerTenants lists the tenants that have a ledger, in byte order.
+	LedgerTenants(ctx context.Context) ([]string, error)
+}

@@ -1,0 +1,229 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+var _ runproof.LedgerStore = (*Store)(nil)
+
+const ledgerEntryColumns = `tenant_id, idx, export_id, data, created_at`
+
+const ledgerCheckpointColumns = `tenant_id, tree_size, hash, note, verifier_key, created_at`
+
+func scanLedgerEntry(row pgx.Row) (runproof.LedgerEntry, error) {
+	var e runproof.LedgerEntry
+	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Data, &e.CreatedAt)
+	e.CreatedAt = runproof.Timestamp(e.CreatedAt)
+	return e, err
+}
+
+func scanLedgerCheckpoint(row pgx.Row) (runproof.LedgerCheckpoint, error) {
+	var c runproof.LedgerCheckpoint
+	var hash []byte
+	err := row.Scan(&c.TenantID, &c.Size, &hash, &c.Note, &c.VerifierKey, &c.CreatedAt)
+	c.CreatedAt = runproof.Timestamp(c.CreatedAt)
+	if err == nil && copy(c.Hash[:], hash) != runproof.LedgerHashSize {
+		err = fmt.Errorf("checkpoint %d: hash of %d bytes", c.Size, len(hash))
+	}
+	return c, err
+}
+
+// AppendLedger runs fn and its writes in one transaction holding a
+// transaction-scoped advisory lock named after the schema and the tenant:
+// appends to one tenant's log wait for each other, from every pool and
+// every server on the database, and each one reads (in READ COMMITTED,
+// after taking the lock) what the previous one committed. Reads never wait.
+func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(
+			hashtextextended('runproof ledger ' || current_schema() || ' ' || $1, 0))`, tenantID); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		var st runproof.LedgerState
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries WHERE tenant_id = $1`,
+			tenantID).Scan(&st.Size); err != nil {
+			return fmt.Errorf("size: %w", err)
+		}
+		latest, err := latestCheckpoint(ctx, tx, tenantID)
+		switch {
+		case err == nil:
+			st.Latest = &latest
+		case runproof.ErrorCode(err) != runproof.ENOTFOUND:
+			return err
+		}
+		st.ReadHashes = func(indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+			return readHashes(ctx, tx, tenantID, indexes)
+		}
+
+		change, err := fn(st)
+		if err != nil {
+			return &fnError{err}
+		}
+		return writeLedger(ctx, tx, tenantID, change)
+	})
+	var fe *fnError
+	switch {
+	case errors.As(err, &fe):
+		return fe.err
+	case isUnique(err):
+		return runproof.Errorf(runproof.ECONFLICT, "an entry, hash or checkpoint of this append is already in the ledger")
+	case err != nil:
+		return fmt.Errorf("append ledger: %w", err)
+	}
+	return nil
+}
+
+// fnError carries the error of AppendLedger's function out unchanged.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// writeLedger inserts an append's rows, each table in one statement.
+func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproof.LedgerAppend) error {
+	n := len(change.Entries)
+	idx, ids, data, created := make([]int64, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
+	for i, e := range change.Entries {
+		idx[i], ids[i], data[i], created[i] = e.Index, e.ExportID, e.Data, runproof.Timestamp(e.CreatedAt)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`)
+		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::timestamptz[])`,
+		tenantID, idx, ids, data, created); err != nil {
+		return err
+	}
+	hidx, hashes := make([]int64, len(change.Hashes)), make([][]byte, len(change.Hashes))
+	for i, h := range change.Hashes {
+		hidx[i], hashes[i] = h.Index, h.Hash[:]
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO ledger_hashes (tenant_id, idx, hash)
+		SELECT $1, * FROM unnest($2::bigint[], $3::bytea[])`, tenantID, hidx, hashes); err != nil {
+		return err
+	}
+	c := change.Checkpoint
+	_, err := tx.Exec(ctx, `INSERT INTO ledger_checkpoints (`+ledgerCheckpointColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		tenantID, c.Size, c.Hash[:], c.Note, c.VerifierKey, runproof.Timestamp(c.CreatedAt))
+	return err
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+	QueryRow(context.Context, string, ...any) pgx.Row
+}
+
+func latestCheckpoint(ctx context.Context, q querier, tenantID string) (runproof.LedgerCheckpoint, error) {
+	c, err := scanLedgerCheckpoint(q.QueryRow(ctx, `SELECT `+ledgerCheckpointColumns+`
+		FROM ledger_checkpoints WHERE tenant_id = $1 ORDER BY tree_size DESC LIMIT 1`, tenantID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, runproof.Errorf(runproof.ENOTFOUND, "the ledger of tenant %q has no checkpoint yet", tenantID)
+	} else if err != nil {
+		return c, fmt.Errorf("ledger checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+// readHashes reads stored hashes in one query, whatever their number.
+func readHashes(ctx context.Context, q querier, tenantID string, indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	type row struct {
+		idx  int64
+		hash []byte
+	}
+	rows, err := collect(ctx, q, func(r pgx.Row) (row, error) {
+		var v row
+		return v, r.Scan(&v.idx, &v.hash)
+	}, `SELECT idx, hash FROM ledger_hashes WHERE tenant_id = $1 AND idx = ANY($2::bigint[])`, tenantID, indexes)
+	if err != nil {
+		return nil, fmt.Errorf("ledger hashes: %w", err)
+	}
+	found := make(map[int64][]byte, len(rows))
+	for _, r := range rows {
+		found[r.idx] = r.hash
+	}
+	out := make([][runproof.LedgerHashSize]byte, len(indexes))
+	for i, idx := range indexes {
+		h, ok := found[idx]
+		if !ok || len(h) != runproof.LedgerHashSize {
+			return nil, runproof.Errorf(runproof.ENOTFOUND, "ledger hash %d of tenant %q is missing", idx, tenantID)
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
+}
+
+// LedgerEntries returns the entries with index in [from, to).
+func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int64) ([]runproof.LedgerEntry, error) {
+	out, err := collect(ctx, s.pool, scanLedgerEntry, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
+		WHERE tenant_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, tenantID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("ledger entries: %w", err)
+	}
+	return out, nil
+}
+
+// LedgerEntryByExport returns the entry of an export.
+func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID string) (runproof.LedgerEntry, error) {
+	e, err := scanLedgerEntry(s.pool.QueryRow(ctx, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
+		WHERE tenant_id = $1 AND export_id = $2`, tenantID, exportID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q is not in the ledger", exportID)
+	} else if err != nil {
+		return e, fmt.Errorf("ledger entry: %w", err)
+	}
+	return e, nil
+}
+
+// LedgerHashes returns stored hashes in the order asked.
+func (s *Store) LedgerHashes(ctx context.Context, tenantID string, indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+	return readHashes(ctx, s.pool, tenantID, indexes)
+}
+
+// LedgerCheckpoint returns the checkpoint of a size, or the latest.
+func (s *Store) LedgerCheckpoint(ctx context.Context, tenantID string, size int64) (runproof.LedgerCheckpoint, error) {
+	if size == 0 {
+		return latestCheckpoint(ctx, s.pool, tenantID)
+	}
+	c, err := scanLedgerCheckpoint(s.pool.QueryRow(ctx, `SELECT `+ledgerCheckpointColumns+`
+		FROM ledger_checkpoints WHERE tenant_id = $1 AND tree_size = $2`, tenantID, size))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, runproof.Errorf(runproof.ENOTFOUND, "the ledger has no checkpoint of size %d", size)
+	} else if err != nil {
+		return c, fmt.Errorf("ledger checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+// LedgerCheckpoints returns checkpoints of size above after, smallest first.
+func (s *Store) LedgerCheckpoints(ctx context.Context, tenantID string, after int64, limit int) ([]runproof.LedgerCheckpoint, error) {
+	q := `SELECT ` + ledgerCheckpointColumns + ` FROM ledger_checkpoints
+		WHERE tenant_id = $1 AND tree_size > $2 ORDER BY tree_size`
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	out, err := collect(ctx, s.pool, scanLedgerCheckpoint, q, tenantID, after)
+	if err != nil {
+		return nil, fmt.Errorf("ledger checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LedgerTenants lists the tenants that have a ledger.
+func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
+	out, err := collect(ctx, s.pool, func(r pgx.Row) (string, error) {
+		var t string
+		return t, r.Scan(&t)
+	}, `SELECT DISTINCT tenant_id FROM ledger_checkpoints ORDER BY tenant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("ledger tenants: %w", err)
+	}
+	return out, nil
+}

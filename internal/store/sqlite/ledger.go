@@ -1,0 +1,214 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+var _ runproof.LedgerStore = (*Store)(nil)
+
+const ledgerEntryColumns = `tenant_id, idx, export_id, data, created_at`
+
+const ledgerCheckpointColumns = `tenant_id, tree_size, hash, note, verifier_key, created_at`
+
+func scanLedgerEntry(row scanner) (runproof.LedgerEntry, error) {
+	var e runproof.LedgerEntry
+	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Data, timeCol{&e.CreatedAt})
+	return e, err
+}
+
+func scanLedgerCheckpoint(row scanner) (runproof.LedgerCheckpoint, error) {
+	var c runproof.LedgerCheckpoint
+	var hash []byte
+	err := row.Scan(&c.TenantID, &c.Size, &hash, &c.Note, &c.VerifierKey, timeCol{&c.CreatedAt})
+	if err == nil && copy(c.Hash[:], hash) != runproof.LedgerHashSize {
+		err = fmt.Errorf("checkpoint %d: hash of %d bytes", c.Size, len(hash))
+	}
+	return c, err
+}
+
+// AppendLedger runs fn and its writes in one transaction. Transactions of
+// this store begin IMMEDIATE, taking SQLite's one write lock at BEGIN, so
+// appends (from any process on the file) run one at a time and fn sees the
+// log as the previous append left it.
+func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("append ledger: %w", err)
+	}
+	defer tx.Rollback()
+
+	var st runproof.LedgerState
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries WHERE tenant_id = ?`,
+		tenantID).Scan(&st.Size); err != nil {
+		return fmt.Errorf("append ledger: size: %w", err)
+	}
+	latest, err := latestCheckpoint(ctx, tx, tenantID)
+	switch {
+	case err == nil:
+		st.Latest = &latest
+	case runproof.ErrorCode(err) != runproof.ENOTFOUND:
+		return err
+	}
+	st.ReadHashes = func(indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+		return readHashes(ctx, tx, tenantID, indexes)
+	}
+
+	change, err := fn(st)
+	if err != nil {
+		return err
+	}
+	for _, e := range change.Entries {
+		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`) VALUES (?, ?, ?, ?, ?)`,
+			tenantID, e.Index, e.ExportID, e.Data, timeText(e.CreatedAt))
+		if isUnique(err) {
+			return runproof.Errorf(runproof.ECONFLICT, "ledger entry %d or export %q is already in the ledger", e.Index, e.ExportID)
+		} else if err != nil {
+			return fmt.Errorf("append ledger: entry: %w", err)
+		}
+	}
+	for _, h := range change.Hashes {
+		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_hashes (tenant_id, idx, hash) VALUES (?, ?, ?)`,
+			tenantID, h.Index, h.Hash[:])
+		if isUnique(err) {
+			return runproof.Errorf(runproof.ECONFLICT, "ledger hash %d is already stored", h.Index)
+		} else if err != nil {
+			return fmt.Errorf("append ledger: hash: %w", err)
+		}
+	}
+	c := change.Checkpoint
+	_, err = tx.ExecContext(ctx, `INSERT INTO ledger_checkpoints (`+ledgerCheckpointColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+		tenantID, c.Size, c.Hash[:], c.Note, c.VerifierKey, timeText(c.CreatedAt))
+	if isUnique(err) {
+		return runproof.Errorf(runproof.ECONFLICT, "ledger checkpoint %d already exists", c.Size)
+	} else if err != nil {
+		return fmt.Errorf("append ledger: checkpoint: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append ledger: %w", err)
+	}
+	return nil
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+func latestCheckpoint(ctx context.Context, q querier, tenantID string) (runproof.LedgerCheckpoint, error) {
+	c, err := scanLedgerCheckpoint(q.QueryRowContext(ctx, `SELECT `+ledgerCheckpointColumns+`
+		FROM ledger_checkpoints WHERE tenant_id = ? ORDER BY tree_size DESC LIMIT 1`, tenantID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, runproof.Errorf(runproof.ENOTFOUND, "the ledger of tenant %q has no checkpoint yet", tenantID)
+	} else if err != nil {
+		return c, fmt.Errorf("ledger checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+// readHashes reads stored hashes in one query, whatever their number.
+func readHashes(ctx context.Context, q querier, tenantID string, indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+	if len(indexes) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(indexes)
+	if err != nil {
+		return nil, err
+	}
+	type row struct {
+		idx  int64
+		hash []byte
+	}
+	rows, err := collect(ctx, q, func(r scanner) (row, error) {
+		var v row
+		return v, r.Scan(&v.idx, &v.hash)
+	}, `SELECT idx, hash FROM ledger_hashes
+		WHERE tenant_id = ? AND idx IN (SELECT value FROM json_each(?))`, tenantID, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("ledger hashes: %w", err)
+	}
+	found := make(map[int64][]byte, len(rows))
+	for _, r := range rows {
+		found[r.idx] = r.hash
+	}
+	out := make([][runproof.LedgerHashSize]byte, len(indexes))
+	for i, idx := range indexes {
+		h, ok := found[idx]
+		if !ok || len(h) != runproof.LedgerHashSize {
+			return nil, runproof.Errorf(runproof.ENOTFOUND, "ledger hash %d of tenant %q is missing", idx, tenantID)
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
+}
+
+// LedgerEntries returns the entries with index in [from, to).
+func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int64) ([]runproof.LedgerEntry, error) {
+	out, err := collect(ctx, s.db, scanLedgerEntry, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
+		WHERE tenant_id = ? AND idx >= ? AND idx < ? ORDER BY idx`, tenantID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("ledger entries: %w", err)
+	}
+	return out, nil
+}
+
+// LedgerEntryByExport returns the entry of an export.
+func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID string) (runproof.LedgerEntry, error) {
+	e, err := scanLedgerEntry(s.db.QueryRowContext(ctx, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
+		WHERE tenant_id = ? AND export_id = ?`, tenantID, exportID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q is not in the ledger", exportID)
+	} else if err != nil {
+		return e, fmt.Errorf("ledger entry: %w", err)
+	}
+	return e, nil
+}
+
+// LedgerHashes returns stored hashes in the order asked.
+func (s *Store) LedgerHashes(ctx context.Context, tenantID string, indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+	return readHashes(ctx, s.db, tenantID, indexes)
+}
+
+// LedgerCheckpoint returns the checkpoint of a size, or the latest.
+func (s *Store) LedgerCheckpoint(ctx context.Context, tenantID string, size int64) (runproof.LedgerCheckpoint, error) {
+	if size == 0 {
+		return latestCheckpoint(ctx, s.db, tenantID)
+	}
+	c, err := scanLedgerCheckpoint(s.db.QueryRowContext(ctx, `SELECT `+ledgerCheckpointColumns+`
+		FROM ledger_checkpoints WHERE tenant_id = ? AND tree_size = ?`, tenantID, size))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, runproof.Errorf(runproof.ENOTFOUND, "the ledger has no checkpoint of size %d", size)
+	} else if err != nil {
+		return c, fmt.Errorf("ledger checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+// LedgerCheckpoints returns checkpoints of size above after, smallest first.
+func (s *Store) LedgerCheckpoints(ctx context.Context, tenantID string, after int64, limit int) ([]runproof.LedgerCheckpoint, error) {
+	out, err := collect(ctx, s.db, scanLedgerCheckpoint, `SELECT `+ledgerCheckpointColumns+`
+		FROM ledger_checkpoints WHERE tenant_id = ? AND tree_size > ? ORDER BY tree_size`+page(limit, 0),
+		tenantID, after)
+	if err != nil {
+		return nil, fmt.Errorf("ledger checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// LedgerTenants lists the tenants that have a ledger.
+func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
+	out, err := collect(ctx, s.db, func(r scanner) (string, error) {
+		var t string
+		return t, r.Scan(&t)
+	}, `SELECT DISTINCT tenant_id FROM ledger_checkpoints ORDER BY tenant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("ledger tenants: %w", err)
+	}
+	return out, nil
+}

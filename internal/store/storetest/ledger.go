@@ -1,0 +1,225 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// ledgerHash is a stand-in tree hash: the store keeps hashes, it never
+// computes them.
+func ledgerHash(s string) [runproof.LedgerHashSize]byte { return sha256.Sum256([]byte(s)) }
+
+// appendLedger appends one entry per export id in one call, with one
+// stored hash per entry (at the entry's index) and a checkpoint, and
+// returns the indexes given.
+func appendLedger(ctx context.Context, s runproof.Store, tenant string, exportIDs ...string) ([]int64, error) {
+	var got []int64
+	err := s.AppendLedger(ctx, tenant, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+		got = got[:0]
+		if st.Latest != nil && st.Latest.Size != st.Size {
+			return runproof.LedgerAppend{}, fmt.Errorf("latest checkpoint of size %d over %d entries", st.Latest.Size, st.Size)
+		}
+		if st.Size > 0 { // the previous append's hash is readable in the transaction
+			h, err := st.ReadHashes([]int64{st.Size - 1})
+			if err != nil {
+				return runproof.LedgerAppend{}, err
+			}
+			if h[0] != ledgerHash(fmt.Sprint(tenant, st.Size-1)) {
+				return runproof.LedgerAppend{}, fmt.Errorf("hash %d read back wrong", st.Size-1)
+			}
+		}
+		var a runproof.LedgerAppend
+		for i, id := range exportIDs {
+			n := st.Size + int64(i)
+			got = append(got, n)
+			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenant, Index: n, ExportID: id,
+				Data: []byte(`{"export_id":"` + id + `"}`), CreatedAt: at(int(n))})
+			a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: n, Hash: ledgerHash(fmt.Sprint(tenant, n))})
+		}
+		size := st.Size + int64(len(exportIDs))
+		a.Checkpoint = runproof.LedgerCheckpoint{TenantID: tenant, Size: size, Hash: ledgerHash(fmt.Sprint("tree", size)),
+			Note: []byte(fmt.Sprintf("tree %d\n", size)), VerifierKey: "test+00000000+AQ==", CreatedAt: at(int(size))}
+		return a, nil
+	})
+	return got, err
+}
+
+func testLedger(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	_, err := s.LedgerCheckpoint(ctx, "t1", 0)
+	wantCode(t, "latest checkpoint of an empty ledger", err, runproof.ENOTFOUND)
+	if _, err := appendLedger(ctx, s, "t1", "x0"); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := appendLedger(ctx, s, "t1", "x1", "x2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "indexes of the second append", idx, []int64{1, 2})
+	if _, err := appendLedger(ctx, s, "t2", "x1"); err != nil {
+		t.Fatalf("same export id in another tenant: %v", err)
+	}
+
+	entries, err := s.LedgerEntries(ctx, "t1", 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []runproof.LedgerEntry{
+		{TenantID: "t1", Index: 1, ExportID: "x1", Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(1)},
+		{TenantID: "t1", Index: 2, ExportID: "x2", Data: []byte(`{"export_id":"x2"}`), CreatedAt: at(2)},
+	}
+	equal(t, "entries [1, 10)", entries, want)
+	e, err := s.LedgerEntryByExport(ctx, "t1", "x2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "entry of x2", e, want[1])
+	_, err = s.LedgerEntryByExport(ctx, "t2", "x2")
+	wantCode(t, "entry of another tenant's export", err, runproof.ENOTFOUND)
+
+	hashes, err := s.LedgerHashes(ctx, "t1", []int64{2, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "hashes 2, 0", hashes, [][runproof.LedgerHashSize]byte{ledgerHash("t12"), ledgerHash("t10")})
+	_, err = s.LedgerHashes(ctx, "t1", []int64{1, 3})
+	wantCode(t, "a hash not stored", err, runproof.ENOTFOUND)
+
+	latest, err := s.LedgerCheckpoint(ctx, "t1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLatest := runproof.LedgerCheckpoint{TenantID: "t1", Size: 3, Hash: ledgerHash("tree3"),
+		Note: []byte("tree 3\n"), VerifierKey: "test+00000000+AQ==", CreatedAt: at(3)}
+	equal(t, "latest checkpoint", latest, wantLatest)
+	first, err := s.LedgerCheckpoint(ctx, "t1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Size != 1 || first.Hash != ledgerHash("tree1") {
+		t.Errorf("checkpoint 1: got %+v", first)
+	}
+	_, err = s.LedgerCheckpoint(ctx, "t1", 2)
+	wantCode(t, "a size without checkpoint", err, runproof.ENOTFOUND)
+	cps, err := s.LedgerCheckpoints(ctx, "t1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != 2 || cps[0].Size != 1 || cps[1].Size != 3 {
+		t.Errorf("checkpoints: got %+v, want sizes 1 and 3", cps)
+	}
+	cps, err = s.LedgerCheckpoints(ctx, "t1", 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "checkpoints after 1, limit 1", cps, []runproof.LedgerCheckpoint{wantLatest})
+	tenants, err := s.LedgerTenants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "tenants", tenants, []string{"t1", "t2"})
+
+	// An export is in the ledger once; a failed append writes nothing.
+	_, err = appendLedger(ctx, s, "t1", "x3", "x1")
+	wantCode(t, "export already in the ledger", err, runproof.ECONFLICT)
+	boom := errors.New("boom")
+	err = s.AppendLedger(ctx, "t1", func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+		return runproof.LedgerAppend{}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("error of fn: got %v, want it returned as is", err)
+	}
+	if entries, _ := s.LedgerEntries(ctx, "t1", 0, 100); len(entries) != 3 {
+		t.Errorf("after refused appends: %d entries, want 3", len(entries))
+	}
+	if latest, _ := s.LedgerCheckpoint(ctx, "t1", 0); latest.Size != 3 {
+		t.Errorf("after refused appends: latest checkpoint %d, want 3", latest.Size)
+	}
+}
+
+// testLedgerConcurrent checks that appends to one log are serialised: each
+// reads the size the previous one left, so no index is given twice.
+func testLedgerConcurrent(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = appendLedger(ctx, s, "t1", fmt.Sprintf("x%d", i))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.LedgerEntries(ctx, "t1", 0, n+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, e := range entries {
+		if e.Index != int64(i) || seen[e.ExportID] {
+			t.Fatalf("entry %d: index %d, export %s (seen before: %v)", i, e.Index, e.ExportID, seen[e.ExportID])
+		}
+		seen[e.ExportID] = true
+	}
+	if len(entries) != n {
+		t.Fatalf("%d entries, want %d", len(entries), n)
+	}
+	cps, err := s.LedgerCheckpoints(ctx, "t1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cps) != n || cps[n-1].Size != n {
+		t.Errorf("%d checkpoints, the last of size %d; want %d", len(cps), cps[len(cps)-1].Size, n)
+	}
+}
+
+func testLedgerAppendOnly(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	if _, err := appendLedger(ctx, s, "t1", "x0", "x1"); err != nil {
+		t.Fatal(err)
+	}
+	dump := func() string {
+		entries, err := s.LedgerEntries(ctx, "t1", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes, err := s.LedgerHashes(ctx, "t1", []int64{0, 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps, err := s.LedgerCheckpoints(ctx, "t1", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return show(entries) + show(hashes) + show(cps)
+	}
+	before := dump()
+	for _, q := range []string{
+		"UPDATE ledger_entries SET export_id = 'y' WHERE idx = 0",
+		"UPDATE ledger_entries SET idx = idx + 10",
+		"DELETE FROM ledger_entries WHERE idx = 1",
+		"TRUNCATE ledger_entries",
+		"UPDATE ledger_hashes SET hash = hash WHERE idx = 0",
+		"DELETE FROM ledger_hashes",
+		"TRUNCATE ledger_hashes",
+		"UPDATE ledger_checkpoints SET note = note",
+		"DELETE FROM ledger_checkpoints",
+		"TRUNCATE ledger_checkpoints",
+	} {
+		if err := h.Exec(ctx, q); err == nil {
+			t.Errorf("%s: succeeded, want refused", q)
+		}
+	}
+	if after := dump(); after != before {
+		t.Errorf("data changed:\nbefore %s\n after %s", before, after)
+	}
+}
