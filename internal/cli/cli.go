@@ -30,8 +30,8 @@ type env struct {
 
 // commands lists every subcommand, in the order help shows them.
 func commands() []*command {
-	return []*command{serveCommand(), migrateCommand(), keysCreateCommand(),
-		policyApplyCommand(), ingestCommand(), versionCommand()}
+	return []*command{demoCommand(), serveCommand(), migrateCommand(), keysCreateCommand(),
+		policyApplyCommand(), ingestCommand(), exportCommand(), versionCommand()}
 }
 
 // Main runs the command line args (without the program name) and returns

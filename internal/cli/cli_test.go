@@ -111,7 +111,7 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate": the commands are serve, migrate, keys create`},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate": the commands are demo, serve, migrate, keys create`},
 		{"group without subcommand", []string{"keys"}, "runproof keys create"},
 		{"missing tenant", []string{"keys", "create", "--role", "admin", "--data", data}, "--tenant is required"},
 		{"bad tenant", []string{"keys", "create", "--tenant", "a b", "--role", "admin", "--data", data}, "--tenant must be"},
@@ -448,4 +448,74 @@ func TestServe(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop within 15s of cancel")
 	}
+}
+
+func TestDemoTwiceThenExport(t *testing.T) {
+	dir := t.TempDir()
+	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "out")
+	first := runCLI(t, "", "demo", "--data", data, "--out", out)
+	if first.code != 0 {
+		t.Fatalf("demo: %d %s", first.code, first.stderr)
+	}
+	for _, want := range []string{"36 runs", "5 incidents", "Run spending cap", "executive_debrief", "soc2"} {
+		if !strings.Contains(first.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, first.stdout)
+		}
+	}
+	second := runCLI(t, "", "demo", "--data", data, "--out", out)
+	if second.code != 0 || !strings.Contains(second.stdout, "already seeded") {
+		t.Fatalf("second demo: %d %s %s", second.code, second.stdout, second.stderr)
+	}
+	store := openStore(t, data)
+	ctx := context.Background()
+	recs, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 100})
+	if err != nil || len(recs) != 12 {
+		t.Fatalf("%d export records after two demos, want 12 (%v)", len(recs), err)
+	}
+	for _, rec := range recs {
+		if rec.Status != runproof.ExportCompleted || rec.Origin != runproof.OriginSystem || rec.SourceComponent != "demo" || rec.DeliveredAt == nil {
+			t.Errorf("demo export record %+v", rec)
+		}
+	}
+	for _, name := range []string{"evidence.json", "evidence.csv", "soc2.json", "soc2.csv", "executive-debrief.json", "executive-debrief.csv"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, rec := range recs[:6] { // the latest demo's exports
+			found = found || rec.Checksum == runproof.DigestBytes(b)
+		}
+		if !found {
+			t.Errorf("%s matches no checksum of the latest exports", name)
+		}
+	}
+
+	// runproof export, to a file and to stdout
+	inc := recs[0].IncidentID
+	file := filepath.Join(dir, "debrief.csv")
+	r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--bundle", "executive_debrief",
+		"--format", "csv", "--out", file, "--reason", "board meeting")
+	if r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || !strings.HasPrefix(string(b), "field,value\n") {
+		t.Fatalf("exported file %q: %v", b, err)
+	}
+	rec, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 1})
+	if err != nil || rec[0].Checksum != runproof.DigestBytes(b) || rec[0].Origin != runproof.OriginHuman ||
+		rec[0].SourceComponent != "cli" || rec[0].ExportReason != "board meeting" || !strings.HasPrefix(rec[0].RequestedBy, "cli") {
+		t.Fatalf("record of the CLI export: %+v, %v", rec, err)
+	}
+	r = runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--out", "-")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, `{"agent_id":`) {
+		t.Fatalf("export to stdout: %d %.200s %s", r.code, r.stdout, r.stderr)
+	}
+
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo"), 2, "give --incident ID or --run ID")
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--bundle", "pdf"), 2, "--bundle: must be")
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--bundle", "executive_debrief"),
+		2, "has no incident")
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "other", "--incident", inc), 1, "not found")
 }

@@ -21,6 +21,9 @@ import (
 // DatabaseURLEnv names the variable that --database defaults to.
 const DatabaseURLEnv = "RUNPROOF_DATABASE_URL"
 
+// defaultData is the data directory when --data is not given.
+const defaultData = "./runproof-data"
+
 const commonHelp = `  --data DIR            data directory: the SQLite file DIR/runproof.db and the
                         export artifacts in DIR/artifacts (default ./runproof-data)
   --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
@@ -37,7 +40,7 @@ type common struct {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.data, "data", "./runproof-data", "data directory")
+	fs.StringVar(&c.data, "data", defaultData, "data directory")
 	fs.StringVar(&c.database, "database", os.Getenv(DatabaseURLEnv), "PostgreSQL URL")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -192,4 +195,24 @@ func inputName(name string) string {
 		return "stdin"
 	}
 	return name
+}
+
+// where names the database the flags select, for messages.
+func (c *common) where() string {
+	if c.engine() == "postgres" {
+		return "the PostgreSQL database of --database"
+	}
+	return filepath.Join(c.data, "runproof.db")
+}
+
+// flags repeats the flags that select the data, for commands to suggest.
+func (c *common) flags() string {
+	var f string
+	if c.data != defaultData {
+		f += "--data " + c.data + " "
+	}
+	if c.engine() == "postgres" {
+		f += "--database \"$" + DatabaseURLEnv + "\" "
+	}
+	return f
 }

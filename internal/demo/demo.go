@@ -114,9 +114,9 @@ type plannedRun struct {
 	end         time.Time
 }
 
-// replay sends a run as its agent would: open it, send its steps in small
-// batches, and complete it unless runproof stopped it. An agent that is
-// told to stop sends nothing more.
+// replay sends a run as its agent would: open it, send each step as it
+// ends, and complete it unless runproof stopped it. An agent that is told
+// to stop sends nothing more.
 func replay(ctx context.Context, svc *service.Service, clock *replayClock, tenant, id string, r plannedRun) (*runproof.Incident, error) {
 	clock.t = r.start
 	trace := sha256.Sum256([]byte(tenant + "/" + id))
@@ -125,7 +125,7 @@ func replay(ctx context.Context, svc *service.Service, clock *replayClock, tenan
 		StartedAt: r.start.Format(time.RFC3339Nano)}); err != nil {
 		return nil, err
 	}
-	const batch = 3
+	const batch = 1
 	for from := 0; from < len(r.steps); from += batch {
 		part := r.steps[from:min(from+batch, len(r.steps))]
 		last, err := time.Parse(time.RFC3339Nano, part[len(part)-1].Timestamp)
@@ -155,4 +155,19 @@ func replay(ctx context.Context, svc *service.Service, clock *replayClock, tenan
 // cents formats a cost for a StepInput.
 func cents(c float64) service.Number {
 	return service.Number(strconv.FormatFloat(c, 'f', 4, 64))
+}
+
+// ShowcaseIncident returns the incident the demo exports, once seeded.
+func ShowcaseIncident(ctx context.Context, store runproof.Store, tenant string) (runproof.Incident, error) {
+	for i, sc := range schedule() {
+		if !sc.showcase {
+			continue
+		}
+		run, err := store.GetRun(ctx, tenant, runID(i))
+		if err != nil {
+			return runproof.Incident{}, err
+		}
+		return store.GetIncident(ctx, tenant, run.IncidentID)
+	}
+	return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "the demo has no showcase run")
 }

@@ -37,7 +37,7 @@ var (
 	gpt4o  = model{"llm:gpt-4o", 0.00025, 0.001, [2]int{900, 4200}, [2]int{120, 900}}
 	mini   = model{"llm:gpt-4o-mini", 0.000015, 0.00006, [2]int{600, 2500}, [2]int{80, 500}}
 	sonnet = model{"llm:claude-sonnet-4", 0.0003, 0.0015, [2]int{2000, 9000}, [2]int{300, 1600}}
-	opus   = model{"llm:claude-opus-4", 0.0015, 0.0075, [2]int{6000, 9000}, [2]int{1500, 2600}}
+	opus   = model{"llm:claude-opus-4", 0.0015, 0.0075, [2]int{8000, 9000}, [2]int{1500, 2600}}
 )
 
 // tool is a tool call: fixed cost (API fees) and duration range.
@@ -94,7 +94,7 @@ func schedule() []scenario {
 		}}}, steps: [2]int{4, 8}}
 
 	runaway := research
-	runaway.goal, runaway.at, runaway.loop, runaway.showcase = "Compare pricing of the top five vector databases", 3, &opus, true
+	runaway.goal, runaway.at, runaway.loop, runaway.showcase = "Compare pricing of the top five vector databases", 2, &opus, true
 	bigDiff := reviewer
 	bigDiff.goal, bigDiff.at, bigDiff.forced = "Review pull request 1851 (monorepo dependency upgrade)", 1, []string{"big-diff"}
 	loop := support
@@ -148,10 +148,11 @@ func (sc scenario) step(r *rand.Rand, i int) service.StepInput {
 	going := i >= sc.at && (sc.loop != nil || len(sc.forced) > 0)
 	switch {
 	case going && sc.loop != nil:
-		if i%2 == 1 {
-			return toolStep(r, sc.tools[0])
-		}
-		return llmStep(r, *sc.loop, "Not enough data yet; search again with a wider query.")
+		// the agent keeps asking again with everything so far: the
+		// prompt grows by each answer
+		m, grow := *sc.loop, 6000*(i-sc.at)
+		m.inTokens = [2]int{m.inTokens[0] + grow, m.inTokens[1] + grow}
+		return llmStep(r, m, "Not enough data yet; asking again with all results so far.")
 	case going && sc.forced[0] == "big-diff":
 		m := sonnet
 		m.inTokens, m.outTokens = [2]int{24000, 31000}, [2]int{1500, 2500}

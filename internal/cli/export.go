@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+func exportCommand() *command {
+	return &command{
+		name:    "export",
+		summary: "export a bundle of a run or an incident to a file",
+		help: `Usage: runproof export --tenant T (--incident ID | --run ID) [flags]
+
+Builds a bundle, records the export in the tenant's export record (origin
+HUMAN, source cli) and writes the artifact to --out. The file's sha256 is the
+checksum of the record.
+
+  --tenant T            the tenant (required)
+  --incident ID         the incident to export
+  --run ID              the run to export (its incident, if any, is included)
+  --bundle TYPE         evidence, soc2 or executive_debrief (default evidence)
+  --format F            ` + formatNames() + ` (default json)
+  --out FILE            where to write; "-" for stdout (default BUNDLE_ID.F in
+                        the current directory)
+  --reason TEXT         why the export is made (kept in the bundle and record)
+  --prepared-for NAME   the reader of an executive debrief
+  --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
+  --period-end TIME     incident's UTC day)
+  --no-steps            leave the steps out (their count and totals stay)
+  --include-content     include each step's content, not only its digest
+` + commonHelp + `
+Examples:
+  runproof export --tenant acme --incident 0195… --bundle soc2 --reason "Q3 audit"
+  runproof export --tenant acme --run r-1 --format csv --out r-1.csv
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var in export.Input
+			var tenant, out string
+			var noSteps bool
+			fs.StringVar(&tenant, "tenant", "", "tenant")
+			fs.StringVar(&in.IncidentID, "incident", "", "incident id")
+			fs.StringVar(&in.RunID, "run", "", "run id")
+			fs.StringVar((*string)(&in.BundleType), "bundle", "evidence", "bundle type")
+			fs.StringVar((*string)(&in.Format), "format", "json", "format")
+			fs.StringVar(&out, "out", "", "output file")
+			fs.StringVar(&in.ExportReason, "reason", "", "export reason")
+			fs.StringVar(&in.PreparedFor, "prepared-for", "", "reader of a debrief")
+			fs.StringVar(&in.PeriodStart, "period-start", "", "compliance period start")
+			fs.StringVar(&in.PeriodEnd, "period-end", "", "compliance period end")
+			fs.BoolVar(&noSteps, "no-steps", false, "leave steps out")
+			fs.BoolVar(&in.IncludeContent, "include-content", false, "include step content")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("export: unexpected argument %q (see runproof export -h)", args[0])
+				}
+				if err := checkTenant("export", tenant); err != nil {
+					return err
+				}
+				if in.IncidentID == "" && in.RunID == "" {
+					return usagef("export: give --incident ID or --run ID (see runproof export -h)")
+				}
+				in.IncludeRawSteps = new(!noSteps)
+				return runExport(ctx, e, tenant, in, out)
+			}
+		},
+	}
+}
+
+func runExport(ctx context.Context, e *env, tenant string, in export.Input, out string) error {
+	store, err := openStore(ctx, e.common)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	exporter, err := openExporter(e, store)
+	if err != nil {
+		return err
+	}
+	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli"}
+	rec, err := exporter.Export(ctx, tenant, who, in)
+	if err != nil {
+		return exportFailure(err)
+	}
+	if out == "" {
+		out = rec.BundleID + "." + string(rec.Format)
+	}
+	if err := deliver(ctx, exporter, rec, out, e.stdout); err != nil {
+		return err
+	}
+	if out != "-" {
+		fmt.Fprintf(e.stderr, "wrote %s: %s %s of %s, %d bytes, %s (export %s)\n",
+			out, rec.BundleType, rec.Format, subject(rec), rec.SizeBytes, rec.Checksum, rec.ID)
+	}
+	return nil
+}
+
+// deliver copies a completed export's artifact to out ("-": w) and records
+// the delivery.
+func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export, out string, w io.Writer) error {
+	rec, art, err := exporter.Open(ctx, rec.TenantID, rec.ID)
+	if err != nil {
+		return err
+	}
+	defer art.Close()
+	if out == "-" {
+		if _, err := io.Copy(w, art); err != nil {
+			return err
+		}
+	} else if err := writeFileAtomic(out, art); err != nil {
+		return fmt.Errorf("cannot write --out %s: %w", out, err)
+	}
+	return exporter.Delivered(ctx, rec)
+}
+
+// writeFileAtomic writes r to name through a temporary file, so that a
+// failure never leaves a partial file under name.
+func writeFileAtomic(name string, r io.Reader) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".runproof-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // a no-op once renamed
+	_, err = io.Copy(f, r)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	return err
+}
+
+// exportFailure words an export error for the command line.
+func exportFailure(err error) error {
+	var failed *export.Failed
+	if errors.As(err, &failed) {
+		return fmt.Errorf("export %s failed and is recorded as failed: %s", failed.Export.ID, runproof.ErrorMessage(failed.Err))
+	}
+	switch runproof.ErrorCode(err) {
+	case runproof.EINVALID:
+		return usagef("export: %s", flagWords(fieldMessage(err)))
+	case runproof.ENOTFOUND:
+		return fmt.Errorf("export: %s", runproof.ErrorMessage(err))
+	}
+	return err
+}
+
+// flagWords names the flags behind the fields of an export request.
+func flagWords(msg string) string {
+	return strings.NewReplacer("bundle_type", "--bundle", "format", "--format", "run_id", "--run",
+		"incident_id", "--incident", "period_start", "--period-start", "period_end", "--period-end",
+		"export_reason", "--reason").Replace(msg)
+}
+
+// subject names what an export covers.
+func subject(rec runproof.Export) string {
+	if rec.IncidentID != "" {
+		return "incident " + rec.IncidentID
+	}
+	return "run " + rec.RunID
+}
+
+// operator is who runs the command, as the export record names them.
+func operator() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	return "cli"
+}
+
+func formatNames() string {
+	var names []string
+	for _, f := range export.Formats() {
+		names = append(names, string(f))
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,278 @@
+package export_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/demo"
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// ids returns a deterministic id source.
+func ids(prefix int) func() string {
+	n := 0
+	return func() string { n++; return fmt.Sprintf("00000000-0000-7000-%04d-%012d", prefix, n) }
+}
+
+// fixed is the clock of the exports under test.
+var fixed = time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
+
+// seeded returns a store holding the demo data set and its showcase
+// incident.
+func seeded(t *testing.T, store runproof.Store) runproof.Incident {
+	t.Helper()
+	res, err := demo.Seed(context.Background(), demo.Options{Store: store, NewID: ids(1),
+		Day: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Showcase
+}
+
+func newExporter(t *testing.T, store runproof.Store, arts export.Artifacts) *export.Exporter {
+	t.Helper()
+	if arts == nil {
+		dir, err := artifact.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		arts = dir
+	}
+	return export.New(store, arts, export.Options{NewID: ids(2), Now: func() time.Time { return fixed }})
+}
+
+var auditor = export.Requester{ID: "key_auditor", Origin: runproof.OriginHuman, SourceComponent: "api", CorrelationID: "corr-1"}
+
+func download(t *testing.T, e *export.Exporter, rec runproof.Export) []byte {
+	t.Helper()
+	_, art, err := e.Open(context.Background(), rec.TenantID, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer art.Close()
+	b, err := io.ReadAll(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestGolden exports the three bundles of the demo's showcase incident in
+// every format through the exporter, on both engines, and compares them
+// with the same golden files: the bytes are identical on SQLite and
+// PostgreSQL.
+func TestGolden(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		inc := seeded(t, store)
+		e := newExporter(t, store, nil)
+		for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
+			for _, format := range export.Formats() {
+				rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: bundle, Format: format,
+					ExportReason: "golden", PreparedFor: "Board", IncludeContent: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := download(t, e, rec)
+				if rec.Checksum != runproof.DigestBytes(got) || rec.SizeBytes != int64(len(got)) {
+					t.Errorf("%s %s: record says %s (%d bytes), artifact is %s (%d bytes)", bundle, format,
+						rec.Checksum, rec.SizeBytes, runproof.DigestBytes(got), len(got))
+				}
+				if format == runproof.FormatJSON {
+					if err := evidence.VerifyContentHash(got); err != nil {
+						t.Errorf("%s: %v", bundle, err)
+					}
+				}
+				golden(t, string(bundle)+"."+string(format), got)
+			}
+		}
+	})
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got %.400s", name, got)
+	}
+}
+
+// TestRecord checks every field of the record and its lifecycle.
+func TestRecord(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		inc := seeded(t, store)
+		e := newExporter(t, store, nil)
+		rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{RunID: inc.RunID, BundleType: runproof.BundleSOC2,
+			Format: runproof.FormatCSV, ExportReason: "Q4 audit"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := runproof.ExportRequest{ID: rec.ID, TenantID: demo.Tenant, Scope: runproof.ScopeLLMRun, BundleType: runproof.BundleSOC2,
+			RunID: inc.RunID, IncidentID: inc.ID, Format: runproof.FormatCSV, RequestedBy: "key_auditor", Origin: runproof.OriginHuman,
+			SourceComponent: "api", CorrelationID: "corr-1", ExportReason: "Q4 audit", CreatedAt: fixed}
+		if fmt.Sprint(rec.ExportRequest) != fmt.Sprint(want) {
+			t.Errorf("request\n got %+v\nwant %+v", rec.ExportRequest, want)
+		}
+		if rec.Status != runproof.ExportCompleted || rec.CompletedAt == nil || rec.BundleID == "" || rec.DeliveredAt != nil {
+			t.Fatalf("record %+v", rec)
+		}
+		download(t, e, rec)
+		if err := e.Delivered(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Delivered(ctx, rec); err != nil { // the caller's copy is stale: still one delivery
+			t.Fatal(err)
+		}
+		got, err := e.Get(ctx, demo.Tenant, rec.ID)
+		if err != nil || got.DeliveredAt == nil || got.Status != runproof.ExportCompleted {
+			t.Fatalf("after download: %+v, %v", got, err)
+		}
+		if _, err := e.Get(ctx, "other-tenant", rec.ID); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Errorf("other tenant: %v", err)
+		}
+	})
+}
+
+// TestBadRequests checks the errors a user gets, with the field at fault.
+func TestBadRequests(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, store)
+	e := newExporter(t, store, nil)
+	clean := "demo-run-001" // completed without an incident
+	for _, tc := range []struct {
+		name  string
+		in    export.Input
+		code  string
+		field string
+	}{
+		{"unknown bundle", export.Input{IncidentID: inc.ID, BundleType: "pdf_report", Format: "json"}, runproof.EINVALID, "bundle_type"},
+		{"no format", export.Input{IncidentID: inc.ID}, runproof.EINVALID, "format"},
+		{"unknown format", export.Input{IncidentID: inc.ID, Format: "xml"}, runproof.EINVALID, "format"},
+		{"nothing to export", export.Input{Format: "json"}, runproof.EINVALID, "run_id"},
+		{"bad period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
+		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
+		{"debrief without incident", export.Input{RunID: clean, BundleType: "executive_debrief", Format: "json"}, runproof.EINVALID, "run_id"},
+		{"run of another incident", export.Input{RunID: clean, IncidentID: inc.ID, Format: "json"}, runproof.EINVALID, "run_id"},
+		{"unknown run", export.Input{RunID: "nope", Format: "json"}, runproof.ENOTFOUND, ""},
+		{"incident of another tenant", export.Input{IncidentID: inc.ID, Format: "json", Scope: runproof.ScopeLLMRun}, runproof.ENOTFOUND, "other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tenant := demo.Tenant
+			if tc.field == "other" {
+				tenant, tc.field = "other-tenant", ""
+			}
+			_, err := e.Export(ctx, tenant, auditor, tc.in)
+			if runproof.ErrorCode(err) != tc.code {
+				t.Fatalf("error %v, want code %s", err, tc.code)
+			}
+			if tc.field != "" {
+				fields := runproof.ErrorFields(err)
+				if len(fields) == 0 || fields[0].Field != tc.field {
+					t.Fatalf("fields %+v, want %s", fields, tc.field)
+				}
+			}
+		})
+	}
+	recs, err := e.List(ctx, runproof.ListExportsParams{TenantID: demo.Tenant, Limit: 100})
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("rejected requests left records: %+v, %v", recs, err)
+	}
+}
+
+// failingArtifacts writes through to a real directory but fails after
+// limit bytes, as a full disk would.
+type failingArtifacts struct {
+	*artifact.Dir
+	limit int
+}
+
+func (f failingArtifacts) Create(key string) (artifact.Pending, error) {
+	p, err := f.Dir.Create(key)
+	if err != nil {
+		return nil, err
+	}
+	return &failingPending{Pending: p, left: f.limit}, nil
+}
+
+type failingPending struct {
+	artifact.Pending
+	left int
+}
+
+var errDiskFull = errors.New("no space left on device")
+
+func (p *failingPending) Write(b []byte) (int, error) {
+	if len(b) > p.left {
+		n, _ := p.Pending.Write(b[:p.left])
+		p.left = 0
+		return n, errDiskFull
+	}
+	p.left -= len(b)
+	return p.Pending.Write(b)
+}
+
+// TestFailedExport: a write that fails mid-way leaves a failed record and
+// no artifact, on both engines.
+func TestFailedExport(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		inc := seeded(t, store)
+		root := t.TempDir()
+		dir, err := artifact.NewDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newExporter(t, store, failingArtifacts{Dir: dir, limit: 100})
+		rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		var failed *export.Failed
+		if !errors.As(err, &failed) || !errors.Is(err, errDiskFull) {
+			t.Fatalf("error %v, want a failed export", err)
+		}
+		if rec.Status != runproof.ExportFailed || rec.FailureReason == "" || rec.Checksum != "" || rec.CompletedAt == nil {
+			t.Fatalf("record %+v", rec)
+		}
+		stored, err := e.Get(ctx, demo.Tenant, rec.ID)
+		if err != nil || stored.Status != runproof.ExportFailed {
+			t.Fatalf("stored %+v, %v", stored, err)
+		}
+		if _, _, err := e.Open(ctx, demo.Tenant, rec.ID); runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("download of a failed export: %v", err)
+		}
+		var files []string
+		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, path)
+			}
+			return err
+		})
+		if len(files) != 0 {
+			t.Errorf("a failed export left files: %v", files)
+		}
+	})
+}
