@@ -517,5 +517,5 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--bundle", "pdf"), 2, "--bundle: must be")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--bundle", "executive_debrief"),
 		2, "has no incident")
-	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "other", "--incident", inc), 1, "not found")
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "other", "--incident", inc), 2, "--incident: no such incident")
 }

@@ -156,12 +156,19 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 		return r, runproof.Invalid(errs...)
 	}
 
-	// Resolve what the export covers; another tenant's records are 404.
+	// Resolve what the export covers. A reference to a record the tenant
+	// does not have (another tenant's included) is a bad field.
 	r.RunID, r.IncidentID = in.RunID, in.IncidentID
+	missing := func(err error, field, what string) error {
+		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+			return runproof.Invalid(runproof.FieldError{Field: field, Message: "no such " + what + " in this tenant"})
+		}
+		return err
+	}
 	if r.IncidentID != "" {
 		inc, err := e.store.GetIncident(ctx, tenantID, r.IncidentID)
 		if err != nil {
-			return r, err
+			return r, missing(err, "incident_id", "incident")
 		}
 		if r.RunID != "" && r.RunID != inc.RunID {
 			return r, runproof.Invalid(runproof.FieldError{Field: "run_id", Message: "is not the run of this incident"})
@@ -170,7 +177,7 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	} else {
 		run, err := e.store.GetRun(ctx, tenantID, r.RunID)
 		if err != nil {
-			return r, err
+			return r, missing(err, "run_id", "run")
 		}
 		r.IncidentID = run.IncidentID
 	}

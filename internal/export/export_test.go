@@ -179,13 +179,13 @@ func TestBadRequests(t *testing.T) {
 		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
 		{"debrief without incident", export.Input{RunID: clean, BundleType: "executive_debrief", Format: "json"}, runproof.EINVALID, "run_id"},
 		{"run of another incident", export.Input{RunID: clean, IncidentID: inc.ID, Format: "json"}, runproof.EINVALID, "run_id"},
-		{"unknown run", export.Input{RunID: "nope", Format: "json"}, runproof.ENOTFOUND, ""},
-		{"incident of another tenant", export.Input{IncidentID: inc.ID, Format: "json", Scope: runproof.ScopeLLMRun}, runproof.ENOTFOUND, "other"},
+		{"unknown run", export.Input{RunID: "nope", Format: "json"}, runproof.EINVALID, "run_id"},
+		{"incident of another tenant", export.Input{IncidentID: inc.ID, Format: "json", Scope: runproof.ScopeLLMRun}, runproof.EINVALID, "other"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tenant := demo.Tenant
 			if tc.field == "other" {
-				tenant, tc.field = "other-tenant", ""
+				tenant, tc.field = "other-tenant", "incident_id"
 			}
 			_, err := e.Export(ctx, tenant, auditor, tc.in)
 			if runproof.ErrorCode(err) != tc.code {

@@ -150,6 +150,10 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 		if err := decodeBody(c, &body, true); err != nil {
 			return err
 		}
+		// the incident is the resource of the route: unknown is a 404
+		if _, err := s.svc.GetIncident(c.r.Context(), c.tenant(), c.r.PathValue("incident_id")); err != nil {
+			return err
+		}
 		scope := runproof.ScopeLLMRun
 		if bundle == runproof.BundleSOC2 {
 			scope = runproof.ScopeCompliance

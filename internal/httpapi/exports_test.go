@@ -1,0 +1,148 @@
+package httpapi_test
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// stoppedRun sends a run that breaks a cost limit and returns its incident.
+func stoppedRun(t *testing.T, e *env, admin, agent, runID string) string {
+	t.Helper()
+	e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"})
+	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": runID, "agent_id": "bot", "goal": "answer a ticket"}))
+	var res struct {
+		IncidentID string `json:"incident_id"`
+	}
+	e.must(200, e.do("POST", "/api/v1/runs/"+runID+"/steps", agent, steps(0, 3, 30, 10))).decode(t, &res)
+	if res.IncidentID == "" {
+		t.Fatal("no incident")
+	}
+	return res.IncidentID
+}
+
+type problemDoc struct {
+	Status int                   `json:"status"`
+	Detail string                `json:"detail"`
+	Errors []runproof.FieldError `json:"errors"`
+}
+
+func TestExportsAPI(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+		viewer, exporter, auditor := e.key("acme", runproof.RoleViewer), e.key("acme", runproof.RoleExporter), e.key("acme", runproof.RoleAuditor)
+		other := e.key("globex", runproof.RoleAdmin)
+		inc := stoppedRun(t, e, admin, agent, "r-1")
+		e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-clean", "agent_id": "bot"}))
+		e.must(200, e.do("POST", "/api/v1/runs/r-clean/steps", agent, steps(0, 0, 1, 10)))
+
+		// POST /exports makes a record; the download matches its checksum.
+		var rec struct {
+			ID, Status, Checksum, Origin, RequestedBy, SourceComponent, CorrelationID, BundleID string
+			DeliveredAt                                                                          *string
+		}
+		r := e.do("POST", "/api/v1/exports", exporter, map[string]any{"incident_id": inc, "bundle_type": "soc2", "format": "json",
+			"export_reason": "audit"})
+		e.must(201, r)
+		var raw map[string]any
+		r.decode(t, &raw)
+		rec.ID, rec.Status, rec.Checksum = raw["id"].(string), raw["status"].(string), raw["checksum"].(string)
+		if rec.Status != "completed" || raw["origin"] != "HUMAN" || raw["source_component"] != "api" || raw["requested_by"] == "" ||
+			raw["correlation_id"] == "" || raw["delivered_at"] != nil || r.header.Get("Location") != "/api/v1/exports/"+rec.ID {
+			t.Fatalf("export record %v, location %q", raw, r.header.Get("Location"))
+		}
+		dl := e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID+"/download", exporter, nil))
+		sum := sha256.Sum256(dl.body)
+		if runproof.DigestBytes(dl.body) != rec.Checksum ||
+			dl.header.Get("Repr-Digest") != "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":" {
+			t.Fatalf("download %s, Repr-Digest %s, record %s", runproof.DigestBytes(dl.body), dl.header.Get("Repr-Digest"), rec.Checksum)
+		}
+		if err := evidence.VerifyContentHash(dl.body); err != nil {
+			t.Fatal(err)
+		}
+		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, viewer, nil)).decode(t, &raw)
+		if raw["delivered_at"] == nil {
+			t.Errorf("delivered_at not set after download: %v", raw)
+		}
+
+		// The incident routes answer with the artifact itself.
+		for _, kind := range []string{"evidence", "soc2", "executive-debrief"} {
+			r := e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/export/"+kind, exporter, map[string]any{"format": "csv"}))
+			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/csv") || r.header.Get("X-Export-Id") == "" {
+				t.Errorf("%s: headers %v", kind, r.header)
+			}
+		}
+		r = e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/export/executive-debrief", exporter, nil))
+		if !strings.Contains(string(r.body), `"bundle_type":"executive_debrief"`) {
+			t.Errorf("debrief body %.200s", r.body)
+		}
+
+		// Listings: the audit view and the run's view.
+		var list struct {
+			Items []map[string]any `json:"items"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/audit/exports", auditor, nil)).decode(t, &list)
+		if len(list.Items) != 5 {
+			t.Errorf("audit/exports lists %d exports, want 5", len(list.Items))
+		}
+		var runView struct {
+			Formats []string         `json:"formats"`
+			Exports []map[string]any `json:"exports"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/r-1/export", viewer, nil)).decode(t, &runView)
+		if len(runView.Exports) != 5 || len(runView.Formats) == 0 {
+			t.Errorf("run export view %+v", runView)
+		}
+
+		// Roles: a viewer reads records but cannot export or download.
+		e.must(403, e.do("POST", "/api/v1/exports", viewer, map[string]any{"incident_id": inc, "format": "json"}))
+		e.must(403, e.do("POST", "/api/v1/incidents/"+inc+"/export/evidence", viewer, nil))
+		e.must(403, e.do("GET", "/api/v1/exports/"+rec.ID+"/download", viewer, nil))
+		e.must(403, e.do("GET", "/api/v1/logs/audit/exports", viewer, nil))
+
+		// Tenants: another tenant sees nothing.
+		e.must(404, e.do("GET", "/api/v1/exports/"+rec.ID, other, nil))
+		e.must(404, e.do("GET", "/api/v1/exports/"+rec.ID+"/download", other, nil))
+		e.must(404, e.do("POST", "/api/v1/incidents/"+inc+"/export/evidence", other, nil))
+		e.must(404, e.do("GET", "/api/v1/logs/llm-runs/r-1/export", other, nil))
+		e.must(200, e.do("GET", "/api/v1/logs/audit/exports", other, nil)).decode(t, &list)
+		if len(list.Items) != 0 {
+			t.Errorf("another tenant lists %d exports", len(list.Items))
+		}
+
+		// Bad requests: 422 naming the field, and no record.
+		for _, tc := range []struct {
+			name  string
+			key   string
+			body  map[string]any
+			field string
+			says  string
+		}{
+			{"unknown bundle type", exporter, map[string]any{"incident_id": inc, "bundle_type": "pdf_report", "format": "json"}, "bundle_type", "must be evidence, soc2 or executive_debrief"},
+			{"incident of another tenant", other, map[string]any{"incident_id": inc, "format": "json"}, "incident_id", "no such incident"},
+			{"debrief of a run without incident", exporter, map[string]any{"run_id": "r-clean", "bundle_type": "executive_debrief", "format": "json"}, "run_id", "has no incident"},
+			{"missing format", exporter, map[string]any{"run_id": "r-clean"}, "format", "is required"},
+		} {
+			r := e.do("POST", "/api/v1/exports", tc.key, tc.body)
+			var p problemDoc
+			r.decode(t, &p)
+			if r.status != http.StatusUnprocessableEntity || len(p.Errors) == 0 || p.Errors[0].Field != tc.field ||
+				!strings.Contains(p.Errors[0].Message, tc.says) || r.header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s: %d %s", tc.name, r.status, r.body)
+			}
+		}
+		e.must(400, e.do("POST", "/api/v1/exports", exporter, `{"incident_id":`))
+		e.must(422, e.do("POST", "/api/v1/exports", exporter, map[string]any{"incident_id": inc, "format": "json", "colour": "red"}))
+		e.must(200, e.do("GET", "/api/v1/logs/audit/exports", auditor, nil)).decode(t, &list)
+		if len(list.Items) != 5 {
+			t.Errorf("bad requests left records: %d exports", len(list.Items))
+		}
+	})
+}
