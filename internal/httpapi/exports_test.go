@@ -46,7 +46,7 @@ func TestExportsAPI(t *testing.T) {
 		// POST /exports makes a record; the download matches its checksum.
 		var rec struct {
 			ID, Status, Checksum, Origin, RequestedBy, SourceComponent, CorrelationID, BundleID string
-			DeliveredAt                                                                          *string
+			DeliveredAt                                                                         *string
 		}
 		r := e.do("POST", "/api/v1/exports", exporter, map[string]any{"incident_id": inc, "bundle_type": "soc2", "format": "json",
 			"export_reason": "audit"})
