@@ -1,0 +1,187 @@
+// Package signing keeps the Ed25519 keys that sign export manifests and
+// ledger checkpoints. Keys live as PKCS#8 PEM files (0600) in one
+// directory; the newest is the active key and older ones stay listed so
+// that what they signed can still be verified after a rotation.
+package signing
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Key is one signing key.
+type Key struct {
+	ID        string // "ed25519:" and the first 16 hex digits of the SHA-256 of the public key (SPKI DER)
+	Private   ed25519.PrivateKey
+	CreatedAt time.Time
+}
+
+// Public returns the key's public half.
+func (k Key) Public() ed25519.PublicKey { return k.Private.Public().(ed25519.PublicKey) }
+
+// Sign returns the raw 64-byte Ed25519 signature of msg.
+func (k Key) Sign(msg []byte) []byte { return ed25519.Sign(k.Private, msg) }
+
+// Keyring is every key of a directory, oldest first, plus possibly a key
+// given from outside (a file), which is then the active one.
+type Keyring struct {
+	dir  string
+	keys []Key
+}
+
+// nameTime is the layout of the time in key file names: they sort in
+// creation order.
+const nameTime = "20060102T150405.000000000Z"
+
+// Open loads the keys of dir, creating dir (0700) and a first key when
+// there is none.
+func Open(dir string) (*Keyring, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*.pem"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	kr := &Keyring{dir: dir}
+	for _, name := range names {
+		k, err := ReadKeyFile(name)
+		if err != nil {
+			return nil, err
+		}
+		if t, err := time.Parse(nameTime, strings.SplitN(filepath.Base(name), "-", 2)[0]); err == nil {
+			k.CreatedAt = t
+		}
+		kr.keys = append(kr.keys, k)
+	}
+	if len(kr.keys) == 0 {
+		if _, err := kr.Rotate(); err != nil {
+			return nil, err
+		}
+	}
+	return kr, nil
+}
+
+// Rotate creates a new key in the directory and makes it the active one.
+func (kr *Keyring) Rotate() (Key, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Key{}, err
+	}
+	k := Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, CreatedAt: time.Now().UTC()}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return Key{}, err
+	}
+	name := filepath.Join(kr.dir, k.CreatedAt.Format(nameTime)+"-"+strings.TrimPrefix(k.ID, "ed25519:")+".pem")
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return Key{}, fmt.Errorf("signing keys: %w", err)
+	}
+	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return Key{}, fmt.Errorf("signing keys: %w", err)
+	}
+	kr.keys = append(kr.keys, k)
+	return k, nil
+}
+
+// Use makes k, loaded from elsewhere, the active key. It is listed with the
+// others but not written to the directory.
+func (kr *Keyring) Use(k Key) {
+	kr.keys = slices.DeleteFunc(kr.keys, func(o Key) bool { return o.ID == k.ID })
+	kr.keys = append(kr.keys, k)
+}
+
+// Active returns the key that signs.
+func (kr *Keyring) Active() Key { return kr.keys[len(kr.keys)-1] }
+
+// Keys returns every key, oldest first; the last is the active one.
+func (kr *Keyring) Keys() []Key { return slices.Clone(kr.keys) }
+
+// Find returns the key with the id.
+func (kr *Keyring) Find(id string) (Key, bool) {
+	for _, k := range kr.keys {
+		if k.ID == id {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// ReadKeyFile reads an Ed25519 private key from a PKCS#8 PEM file, such as
+// `openssl genpkey -algorithm ed25519` writes.
+func ReadKeyFile(name string) (Key, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return Key{}, fmt.Errorf("signing key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return Key{}, fmt.Errorf("signing key %s: not a PEM \"PRIVATE KEY\" (PKCS#8) file", name)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return Key{}, fmt.Errorf("signing key %s: %w", name, err)
+	}
+	priv, ok := parsed.(ed25519.PrivateKey)
+	if !ok {
+		return Key{}, fmt.Errorf("signing key %s: a %T, not an Ed25519 key", name, parsed)
+	}
+	info, err := os.Stat(name)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{ID: KeyID(priv.Public().(ed25519.PublicKey)), Private: priv, CreatedAt: info.ModTime().UTC()}, nil
+}
+
+// KeyID names a public key: "ed25519:" and the first 16 hex digits of the
+// SHA-256 of its SPKI DER encoding (what PublicPEM holds).
+func KeyID(pub ed25519.PublicKey) string {
+	der, _ := x509.MarshalPKIXPublicKey(pub) // cannot fail for a valid Ed25519 key
+	sum := sha256.Sum256(der)
+	return "ed25519:" + hex.EncodeToString(sum[:8])
+}
+
+// PublicPEM encodes a public key as a PEM "PUBLIC KEY" (SPKI), the form
+// `openssl pkeyutl -verify -pubin` reads.
+func PublicPEM(pub ed25519.PublicKey) []byte {
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// ParsePublicPEM reads a PEM "PUBLIC KEY" holding an Ed25519 key.
+func ParsePublicPEM(b []byte) (ed25519.PublicKey, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, errors.New("not a PEM \"PUBLIC KEY\" file")
+	}
+	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := parsed.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("a %T, not an Ed25519 public key", parsed)
+	}
+	return pub, nil
+}

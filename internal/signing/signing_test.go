@@ -1,0 +1,89 @@
+package signing_test
+
+import (
+	"crypto/ed25519"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/runproof/runproof/internal/signing"
+)
+
+func TestKeyringRotatesAndKeepsOldKeys(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	kr, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := kr.Active()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+	if len(files) != 1 {
+		t.Fatalf("files %v", files)
+	}
+	if info, _ := os.Stat(files[0]); info.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", info.Mode().Perm())
+	}
+	second, err := kr.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := again.Keys()
+	if len(keys) != 2 || keys[0].ID != first.ID || again.Active().ID != second.ID || first.ID == second.ID {
+		t.Fatalf("after rotation: %v, active %s", keys, again.Active().ID)
+	}
+	if _, ok := again.Find(first.ID); !ok {
+		t.Error("the old key is not found")
+	}
+}
+
+// TestOpenSSLAcceptsSignatures checks both directions with the stock tool:
+// openssl verifies our signature, and we load a key openssl made.
+func TestOpenSSLAcceptsSignatures(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("SKIPPED: openssl is not installed; install it to check signatures against a stock tool")
+	}
+	dir := t.TempDir()
+	kr, err := signing.Open(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := kr.Active()
+	msg := []byte(`{"export_id":"e-1"}`)
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pub, in, sig := write("pub.pem", signing.PublicPEM(k.Public())), write("msg", msg), write("sig", k.Sign(msg))
+	out, err := exec.Command("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", in, "-sigfile", sig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl refused the signature: %v %s", err, out)
+	}
+	write("msg", []byte(`{"export_id":"e-2"}`))
+	if err := exec.Command("openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pub, "-rawin", "-in", in, "-sigfile", sig).Run(); err == nil {
+		t.Fatal("openssl accepted a signature over other bytes")
+	}
+
+	priv := filepath.Join(dir, "openssl.pem")
+	if out, err := exec.Command("openssl", "genpkey", "-algorithm", "ed25519", "-out", priv).CombinedOutput(); err != nil {
+		t.Fatalf("openssl genpkey: %v %s", err, out)
+	}
+	loaded, err := signing.ReadKeyFile(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := signing.ParsePublicPEM(signing.PublicPEM(loaded.Public()))
+	if err != nil || !ed25519.Verify(parsed, msg, loaded.Sign(msg)) {
+		t.Fatalf("round trip: %v", err)
+	}
+	if _, err := signing.ReadKeyFile(pub); err == nil {
+		t.Error("a public key was read as a private key")
+	}
+}
