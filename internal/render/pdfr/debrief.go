@@ -1,0 +1,153 @@
+package pdfr
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// debriefReport lays out the leader's one- or two-page debrief: risk,
+// what happened, what it cost, how fast it was handled, what to do next.
+// The references to the evidence come last, out of the sentences.
+func debriefReport(b *evidence.ExecutiveDebriefBundle, info Info) *report {
+	r := newReport(pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
+		class: b.Classification, created: b.CreatedAt})
+	sub := "Prepared by " + b.PreparedBy
+	if b.PreparedFor != "" {
+		sub = "Prepared for " + b.PreparedFor + " by " + b.PreparedBy
+	}
+	r.title("Executive debrief", sub+", "+day(b.CreatedAt))
+	r.badge(b)
+
+	r.heading("What happened")
+	r.para(b.IncidentSummary)
+	r.heading("Business impact")
+	r.para(b.BusinessImpact)
+
+	r.heading("Key metrics")
+	contain := "not contained"
+	if b.TimeToContainSeconds != nil {
+		contain = words(*b.TimeToContainSeconds)
+	}
+	prevented := "not estimated"
+	if b.CostPreventedCents != nil {
+		prevented = dollars(float64(*b.CostPreventedCents))
+	}
+	r.tiles([]tile{
+		{"Time to detect", words(b.TimeToDetectSeconds), "from the breach to its detection"},
+		{"Time to contain", contain, "from detection to the stop"},
+		{"Cost incurred", dollars(float64(b.CostIncurredCents)), "up to and including the breach"},
+		{"Cost prevented", prevented, "estimate, see below"},
+	})
+	r.note("How the cost prevented is estimated: " + b.CostPreventedMethod)
+
+	r.heading("Recommended actions")
+	r.numbered(b.RecommendedActions)
+
+	r.heading("Key facts")
+	r.fields([]field{
+		{key: "Policy broken", value: b.PolicyViolated},
+		{key: "Breach", value: day(b.ViolationTime)},
+		{key: "Detected", value: day(b.DetectionTime)},
+		{key: "Contained", value: or(day(b.ContainmentTime), "not contained: the run was not stopped")},
+		{key: "Remediation", value: strings.ReplaceAll(b.RemediationStatus, "_", " ")},
+		{key: "Remediation notes", value: or(b.RemediationNotes, "none yet")},
+		{key: "Classification", value: b.Classification},
+	})
+
+	r.heading("Reference")
+	r.fields(append([]field{
+		{key: "Debrief", value: b.BundleID, mono: true},
+		{key: "Incident", value: b.IncidentID, mono: true},
+		{key: "Run", value: b.RunID, mono: true},
+		{key: "Content hash", value: or(b.ContentHash, "not sealed"), mono: b.ContentHash != ""},
+	}, infoFields(info)...))
+	r.note("Every figure here can be checked against the evidence bundle of the same incident. To verify the signed ZIP: runproof verify FILE.zip --key pub.pem")
+	return r
+}
+
+// riskColors are the badge colours of the risk levels.
+var riskColors = map[runproof.RiskLevel]rgb{
+	runproof.RiskLow:      green,
+	runproof.RiskMedium:   {196, 127, 0},
+	runproof.RiskHigh:     {211, 84, 0},
+	runproof.RiskCritical: {150, 20, 30},
+}
+
+// badge draws the risk level as a coloured box, with the policy broken and
+// the remediation status beside it.
+func (r *report) badge(b *evidence.ExecutiveDebriefBundle) {
+	pdf := r.pdf
+	c, ok := riskColors[b.RiskLevel]
+	if !ok {
+		c = muted
+	}
+	label := strings.ToUpper(string(b.RiskLevel)) + " RISK"
+	y := pdf.GetY()
+	r.fill(c)
+	pdf.RoundedRect(margin, y, 46, 14, 2, "1234", "F")
+	r.font(sans, "B", 14, rgb{255, 255, 255})
+	pdf.SetXY(margin, y)
+	pdf.CellFormat(46, 14, clean(label), "", 0, "C", false, 0, "")
+
+	x := margin + 52
+	r.font(sans, "", 9, muted)
+	r.text(x, y+5, "Policy broken")
+	r.text(x+60, y+5, "Remediation")
+	r.font(sans, "B", 11, ink)
+	r.text(x, y+11, r.fit(b.PolicyViolated, 58))
+	r.text(x+60, y+11, strings.ReplaceAll(b.RemediationStatus, "_", " "))
+	pdf.SetXY(margin, y+18)
+}
+
+// tile is one key metric.
+type tile struct{ label, value, sub string }
+
+// tiles draws the key metrics side by side.
+func (r *report) tiles(ts []tile) {
+	pdf := r.pdf
+	const gap, h = 4.0, 24.0
+	r.need(h + 4)
+	w := (r.width() - gap*float64(len(ts)-1)) / float64(len(ts))
+	y := pdf.GetY()
+	for i, t := range ts {
+		x := margin + float64(i)*(w+gap)
+		r.fill(keyFill)
+		pdf.Rect(x, y, w, h, "F")
+		r.fill(accent)
+		pdf.Rect(x, y, 1.2, h, "F")
+		r.font(sans, "B", 8, muted)
+		r.text(x+4, y+5.5, t.label)
+		r.font(sans, "B", 15, ink)
+		r.text(x+4, y+14, r.fit(t.value, w-4))
+		r.font(sans, "", 7, muted)
+		r.text(x+4, y+20, r.fit(t.sub, w-4))
+	}
+	pdf.SetXY(margin, y+h+3)
+}
+
+// numbered writes a numbered list with hanging indents.
+func (r *report) numbered(items []string) {
+	pdf := r.pdf
+	const indent = 9.0
+	for i, it := range items {
+		r.need(10)
+		y := pdf.GetY()
+		r.fill(accent)
+		pdf.Circle(margin+2.6, y+2.5, 2.6, "F")
+		r.font(sans, "B", 8.5, rgb{255, 255, 255})
+		n := strconv.Itoa(i + 1)
+		r.text(margin+2.6-pdf.GetStringWidth(n)/2, y+3.5, n)
+		pdf.SetLeftMargin(margin + indent)
+		pdf.SetXY(margin+indent, y)
+		r.font(sans, "", 9.5, ink)
+		pdf.MultiCell(0, 5, clean(it), "", "L", false)
+		pdf.SetLeftMargin(margin)
+		pdf.Ln(2)
+	}
+	if len(items) == 0 {
+		r.para("None.")
+	}
+}

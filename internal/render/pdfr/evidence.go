@@ -1,0 +1,337 @@
+package pdfr
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// evidenceReport lays out the engineer's report: cover, summary, chart,
+// policy context, integrity, then every step.
+func evidenceReport(b *evidence.EvidenceBundle, info Info) *report {
+	r := newReport(pageInfo{title: "Evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
+	r.title("Evidence report", "Run "+b.RunID)
+	r.fields(coverFields(b))
+	r.heading("Summary")
+	r.fields(summaryFields(b))
+	r.chart(b)
+	r.policyContext(b.PolicyContext)
+	r.integrity(b, "", info)
+	r.timeline(b)
+	return r
+}
+
+// soc2Report lays out the auditor's report: cover with the compliance
+// period, control mappings, attestation, review, then the evidence.
+func soc2Report(b *evidence.SOC2Bundle, info Info) *report {
+	e := &b.EvidenceBundle
+	r := newReport(pageInfo{title: "SOC 2 evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
+	r.title("SOC 2 evidence report", "Compliance period "+period(b.CompliancePeriodStart, b.CompliancePeriodEnd))
+	r.fields(append([]field{
+		{key: "Compliance period", value: period(b.CompliancePeriodStart, b.CompliancePeriodEnd)},
+		{key: "Criteria covered", value: strings.Join(b.CriteriaCovered, ", ")},
+	}, coverFields(e)...))
+
+	r.heading("Criteria mappings")
+	t := r.table(8,
+		column{title: "Control", w: 14},
+		column{title: "Name", w: 26, wrap: true},
+		column{title: "Description", w: 42, wrap: true},
+		column{title: "Evidence provided", w: 72, wrap: true},
+		column{title: "Status", w: 26, wrap: true},
+	)
+	for _, m := range b.ControlMappings {
+		c := statusFill(m.ComplianceStatus)
+		t.row([]string{m.ControlID, m.ControlName, m.ControlDescription, m.EvidenceProvided, m.ComplianceStatus},
+			style{cells: []*rgb{4: &c}})
+	}
+	t.end()
+
+	r.heading("Attestation statement")
+	r.para(b.AttestationStatement)
+
+	r.heading("Review")
+	r.fields([]field{
+		{key: "Review status", value: b.ReviewStatus},
+		{key: "Reviewer", value: orPending(b.ReviewedBy)},
+		{key: "Review date", value: orPending(when(b.ReviewedAt))},
+		{key: "Auditor notes", value: or(b.AuditorNotes, "none")},
+	})
+
+	r.heading("Evidence summary")
+	r.fields(summaryFields(e))
+	r.chart(e)
+	r.policyContext(e.PolicyContext)
+	r.integrity(e, b.EvidenceDigest, info)
+	r.timeline(e)
+	return r
+}
+
+func statusFill(s string) rgb {
+	switch s {
+	case evidence.StatusDemonstrated:
+		return goodFill
+	case evidence.StatusPartial:
+		return warnFill
+	}
+	return greyFill
+}
+
+func coverFields(b *evidence.EvidenceBundle) []field {
+	return []field{
+		{key: "Bundle", value: b.BundleID, mono: true},
+		{key: "Incident", value: or(b.IncidentID, "none: no policy was broken"), mono: b.IncidentID != ""},
+		{key: "Run", value: b.RunID, mono: true},
+		{key: "Trace", value: b.TraceID, mono: true},
+		{key: "Tenant", value: b.TenantID},
+		{key: "Agent", value: or(b.AgentID, "not recorded")},
+		{key: "Goal", value: or(b.RunGoal, "not recorded")},
+		{key: "Run started", value: when(b.RunStartedAt)},
+		{key: "Run completed", value: or(when(b.RunCompletedAt), "not recorded")},
+		{key: "Generated", value: when(b.CreatedAt)},
+		{key: "Exported by", value: b.ExportedBy},
+		{key: "Reason", value: or(b.ExportReason, "none given")},
+	}
+}
+
+func summaryFields(b *evidence.EvidenceBundle) []field {
+	pc := b.PolicyContext
+	steps := group(b.TotalSteps)
+	if b.FirstStepIndex != nil && b.LastStepIndex != nil {
+		steps += fmt.Sprintf(" (index %d to %d)", *b.FirstStepIndex, *b.LastStepIndex)
+	}
+	if b.StepsOmitted > 0 {
+		steps += fmt.Sprintf("; %s left out of this export, the totals count them", group(b.StepsOmitted))
+	}
+	status := string(b.RunStatus)
+	if b.TerminationReason != "" {
+		status += " — " + b.TerminationReason
+	}
+	fs := []field{
+		{key: "Run status", value: status},
+		{key: "Steps", value: steps},
+		{key: "Tokens", value: group(b.TotalTokens)},
+		{key: "Cost", value: fmt.Sprintf("%s (%s cents)", dollars(b.TotalCostCents), decimal(b.TotalCostCents))},
+		{key: "Duration", value: fmt.Sprintf("%s ms of step time (%s)", decimal(b.TotalDurationMs), seconds(b.TotalDurationMs/1000))},
+	}
+	if pc.ViolatedPolicyName == "" {
+		return append(fs, field{key: "Violated policy", value: "none: no policy was broken"})
+	}
+	fs = append(fs,
+		field{key: "Violated policy", value: fmt.Sprintf("%s (%s, version %d)", pc.ViolatedPolicyName, pc.ViolationType, pc.ViolatedPolicyVersion)},
+		field{key: "Threshold vs actual", value: breach(pc)},
+	)
+	if b.ViolationStepIndex != nil {
+		fs = append(fs, field{key: "Inflection step", value: strconv.FormatInt(*b.ViolationStepIndex, 10)})
+	}
+	fs = append(fs,
+		field{key: "Violation time", value: when(b.ViolationTimestamp)},
+		field{key: "Detection time", value: when(b.DetectionTimestamp) + after(b.ViolationTimestamp, b.DetectionTimestamp, "the violation")},
+		field{key: "Containment time", value: or(when(b.ContainmentTimestamp)+after(b.DetectionTimestamp, b.ContainmentTimestamp, "detection"), "not contained: the run was not stopped")},
+	)
+	if b.RemediationStatus != "" {
+		fs = append(fs, field{key: "Remediation", value: strings.ReplaceAll(b.RemediationStatus, "_", " ")})
+	}
+	return fs
+}
+
+// units names the unit of a limit policy's values.
+var units = map[runproof.PolicyType]string{
+	runproof.PolicyCostLimit:     "cents",
+	runproof.PolicyTokenLimit:    "tokens",
+	runproof.PolicyStepLimit:     "steps",
+	runproof.PolicyDurationLimit: "ms",
+}
+
+// breach states the violated policy's threshold against the actual value.
+func breach(pc evidence.PolicyContext) string {
+	switch pc.ViolationType {
+	case runproof.PolicyStepTypeDenied:
+		return "denied step type used: " + pc.ActualValue
+	case runproof.PolicyExpression:
+		return "rule matched: " + pc.ThresholdValue
+	}
+	u := units[pc.ViolationType]
+	s := fmt.Sprintf("threshold %s %s, actual %s %s", pc.ThresholdValue, u, pc.ActualValue, u)
+	th, err1 := strconv.ParseFloat(pc.ThresholdValue, 64)
+	ac, err2 := strconv.ParseFloat(pc.ActualValue, 64)
+	if err1 == nil && err2 == nil && th > 0 && ac > th {
+		over := max(math.Round((ac-th)/th*1000)/10, 0.1) // never "0% over"
+		s += fmt.Sprintf(" (%s%% over)", num(over))
+	}
+	return s
+}
+
+// policyContext lists the snapshot's policies, the violated one marked.
+func (r *report) policyContext(pc evidence.PolicyContext) {
+	r.heading("Policy context")
+	r.fields([]field{{key: "Policy snapshot", value: pc.PolicySnapshotID, mono: true}})
+	if pc.ViolatedPolicyName != "" {
+		r.fields([]field{
+			{key: "Violated policy", value: fmt.Sprintf("%s (version %d)", pc.ViolatedPolicyName, pc.ViolatedPolicyVersion)},
+			{key: "Violated policy id", value: pc.ViolatedPolicyID, mono: true},
+			{key: "Violation type", value: string(pc.ViolationType)},
+			{key: "Threshold vs actual", value: breach(pc)},
+		})
+	}
+	r.subheading(fmt.Sprintf("Active policies (%d)", len(pc.ActivePolicies)))
+	if len(pc.ActivePolicies) == 0 {
+		r.note("The run was judged by an empty policy snapshot: no policy was active.")
+		return
+	}
+	t := r.table(8,
+		column{title: "Policy", w: 34, wrap: true},
+		column{title: "Type", w: 26},
+		column{title: "Threshold or rule", w: 46, wrap: true},
+		column{title: "Action", w: 13},
+		column{title: "Version", w: 14, align: "R"},
+		column{title: "Policy id", w: 47, wrap: true, mono: true},
+	)
+	for _, p := range pc.ActivePolicies {
+		s := style{}
+		if p.ID == pc.ViolatedPolicyID && p.Version == pc.ViolatedPolicyVersion {
+			s = style{fill: &violFill, bold: true}
+		}
+		t.row([]string{p.Name, string(p.Type), rule(p), string(p.Action), strconv.Itoa(p.Version), p.ID}, s)
+	}
+	t.end()
+	if pc.ViolatedPolicyName != "" {
+		r.note("The tinted row is the policy that was broken.")
+	}
+}
+
+// rule is what a policy checks, with its unit.
+func rule(p evidence.ActivePolicy) string {
+	switch {
+	case len(p.StepTypes) > 0:
+		return "denies " + strings.Join(p.StepTypes, ", ")
+	case p.Expression != "":
+		return p.Expression
+	case p.Threshold != "":
+		return strings.TrimSpace(p.Threshold + " " + units[p.Type])
+	}
+	return ""
+}
+
+// integrity states the digests and how to check them offline.
+func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, info Info) {
+	r.heading("Integrity")
+	fs := []field{{key: "Content hash", value: or(b.ContentHash, "not sealed"), mono: b.ContentHash != ""}}
+	if evidenceDigest != "" {
+		fs = append(fs, field{key: "Evidence digest", value: evidenceDigest, mono: true})
+	}
+	r.fields(append(fs, infoFields(info)...))
+	r.para("The content hash is the SHA-256 digest of the bundle's canonical JSON (RFC 8785) without its content_hash member: " +
+		"anyone can recompute it from bundle.json. Each step's content hash covers the step's fields and the digest of its content, " +
+		"so a step proves what was said even when its content is left out.")
+	r.subheading("How to verify the signed ZIP")
+	r.code("Everything in the ZIP, signature and ledger inclusion proof included:",
+		"runproof verify FILE.zip --key pub.pem")
+	r.code("The same checks with stock tools, inside the unpacked ZIP: the files against their digests, then the signature of the manifest.",
+		"sha256sum -c SHA256SUMS",
+		"openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig")
+}
+
+func infoFields(info Info) []field {
+	ledger := "not known when this report was made; see manifest.json and proof.json in the signed ZIP"
+	if info.LedgerIndex != nil {
+		ledger = "entry " + group(*info.LedgerIndex) + " of the export ledger"
+	}
+	return []field{
+		{key: "Export", value: or(info.ExportID, "not recorded in this report"), mono: info.ExportID != ""},
+		{key: "Ledger position", value: ledger},
+		{key: "Signing key", value: or(info.KeyID, "not recorded in this report"), mono: info.KeyID != ""},
+	}
+}
+
+// timeline lists every step on landscape pages, the header repeated on
+// each page.
+func (r *report) timeline(b *evidence.EvidenceBundle) {
+	r.landscape = true
+	r.addPage()
+	r.heading("Step timeline")
+	if len(b.Steps) == 0 {
+		if b.StepsOmitted > 0 {
+			r.para(fmt.Sprintf("The %s steps of this run are left out of this export; the totals in the summary count all of them.", group(b.StepsOmitted)))
+		} else {
+			r.para("The run has no steps.")
+		}
+		return
+	}
+	r.para(fmt.Sprintf("All %s steps of the run in index order. Times are UTC; costs in cents; cumulative columns run from the first step.",
+		group(int64(len(b.Steps)))))
+	r.legend()
+	t := r.table(7.5,
+		column{title: "Step", w: 12, align: "R"},
+		column{title: "Timestamp (UTC)", w: 40},
+		column{title: "Step type", w: 52},
+		column{title: "Input tok.", w: 15, align: "R"},
+		column{title: "Output tok.", w: 16, align: "R"},
+		column{title: "Tokens", w: 14, align: "R"},
+		column{title: "Cum. tokens", w: 19, align: "R"},
+		column{title: "Cost", w: 15, align: "R"},
+		column{title: "Cum. cost", w: 18, align: "R"},
+		column{title: "Duration ms", w: 19, align: "R"},
+		column{title: "Status", w: 17},
+		column{title: "Content hash", w: 30, mono: true},
+	)
+	cells := make([]string, 12)
+	var tokens, micro int64
+	for _, s := range b.Steps {
+		tokens += s.Tokens
+		micro += microcents(s.CostCents)
+		cells[0] = strconv.FormatInt(s.StepIndex, 10)
+		cells[1] = strings.TrimSuffix(strings.Replace(s.Timestamp, "T", " ", 1), "Z")
+		cells[2] = s.StepType
+		cells[3] = group(s.InputTokens)
+		cells[4] = group(s.OutputTokens)
+		cells[5] = group(s.Tokens)
+		cells[6] = group(tokens)
+		cells[7] = decimal(s.CostCents)
+		cells[8] = decimal(runproof.Cents(micro))
+		cells[9] = decimal(s.DurationMs)
+		cells[10] = string(s.Status)
+		cells[11] = strings.TrimPrefix(s.ContentHash, "sha256:")
+		var st style
+		switch {
+		case s.IsInflection:
+			st = style{fill: &inflFill, bold: true}
+		case s.Status == runproof.StepViolation:
+			st = style{fill: &violFill}
+		case s.Status == runproof.StepWarning:
+			st = style{fill: &warnFill}
+		}
+		t.row(cells, st)
+	}
+	t.end()
+}
+
+// legend explains the row colours of the timeline.
+func (r *report) legend() {
+	pdf := r.pdf
+	y := pdf.GetY()
+	x := margin
+	r.font(sans, "", 8, ink)
+	for _, k := range []struct {
+		c    rgb
+		text string
+	}{
+		{inflFill, "inflection step: where the policy was first broken"},
+		{violFill, "violation"},
+		{warnFill, "warning: approaching a limit"},
+	} {
+		r.fill(k.c)
+		pdf.Rect(x, y+0.6, 6, 3.2, "F")
+		r.text(x+8, y+3.4, k.text)
+		x += 8 + pdf.GetStringWidth(k.text) + 8
+	}
+	pdf.SetXY(margin, y+7)
+}
+
+// microcents recovers a step's exact cost from its cents, which are a
+// whole number of micro-cents.
+func microcents(cents float64) int64 { return int64(math.Round(cents * runproof.MicrocentsPerCent)) }

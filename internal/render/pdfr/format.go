@@ -1,0 +1,132 @@
+package pdfr
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func orPending(s string) string { return or(s, "pending") }
+
+// when shows a bundle timestamp (RFC 3339, UTC) exactly, as
+// "2026-03-10 14:00:04.200000 UTC"; "" stays "".
+func when(ts string) string {
+	if ts == "" {
+		return ""
+	}
+	if t, ok := strings.CutSuffix(ts, "Z"); ok {
+		return strings.Replace(t, "T", " ", 1) + " UTC"
+	}
+	return ts
+}
+
+// day shows a timestamp as a readable date and time, for the debrief.
+func day(ts string) string {
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return ts
+	}
+	return t.UTC().Format("2 January 2006, 15:04:05 UTC")
+}
+
+// period shows a compliance period.
+func period(start, end string) string {
+	if start == "" && end == "" {
+		return "not set"
+	}
+	return or(when(start), "open") + " to " + or(when(end), "open")
+}
+
+// after says how long after from the timestamp to came, as " (0.2 s after
+// the violation)"; "" when either is missing.
+func after(from, to, what string) string {
+	a, err1 := time.Parse(time.RFC3339Nano, from)
+	b, err2 := time.Parse(time.RFC3339Nano, to)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	return " (" + seconds(b.Sub(a).Seconds()) + " after " + what + ")"
+}
+
+// seconds shows a duration in seconds, in the largest fitting unit.
+func seconds(s float64) string {
+	switch {
+	case s < 60:
+		return num(math.Round(s*1000)/1000) + " s"
+	case s < 3600:
+		return strconv.Itoa(int(s)/60) + " min " + strconv.Itoa(int(s)%60) + " s"
+	}
+	return strconv.Itoa(int(s)/3600) + " h " + strconv.Itoa(int(s)%3600/60) + " min"
+}
+
+// words shows a duration in seconds for people.
+func words(s float64) string {
+	switch {
+	case s < 60:
+		v := num(math.Round(s*10) / 10)
+		if v == "1" {
+			return "1 second"
+		}
+		return v + " seconds"
+	case s < 3600:
+		return strconv.Itoa(int(s)/60) + " min " + strconv.Itoa(int(s)%60) + " s"
+	}
+	return strconv.Itoa(int(s)/3600) + " h " + strconv.Itoa(int(s)%3600/60) + " min"
+}
+
+// num is the shortest decimal that reads back to f.
+func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// decimal is num with thousands separators in the whole part.
+func decimal(f float64) string {
+	s := num(f)
+	whole, frac, ok := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil {
+		return s
+	}
+	if whole == "-0" {
+		return s
+	}
+	if ok {
+		return group(n) + "." + frac
+	}
+	return group(n)
+}
+
+// group writes n with thousands separators.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// dollars shows cents as dollars, rounded half up to the cent.
+func dollars(cents float64) string {
+	c := int64(math.Round(cents))
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return sign + "$" + group(c/100) + "." + strconv.FormatInt(100+c%100, 10)[1:]
+}

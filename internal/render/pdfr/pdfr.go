@@ -1,0 +1,437 @@
+// Package pdfr writes bundles as PDF reports over an io.Writer: the
+// engineer's evidence report, the auditor's SOC 2 report and the one- or
+// two-page executive debrief.
+//
+// A report is a reading of its bundle, never its record: bundle.json holds
+// every value in full, while a table cell here may be shortened with an
+// ellipsis. Text is real text in embedded fonts (the Go fonts: Latin, Greek
+// and Cyrillic), so it can be searched and copied.
+//
+// The same bundle and Info always give the same bytes: the document's dates
+// are the bundle's created_at, never the clock. The document is built in
+// memory and written out at the end, because every page states the page
+// count; a 10 000-step run makes a few hundred pages.
+package pdfr
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-pdf/fpdf"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goitalic"
+	"golang.org/x/image/font/gofont/gomono"
+	"golang.org/x/image/font/gofont/goregular"
+
+	"github.com/runproof/runproof/internal/evidence"
+)
+
+// Info is what the report states beyond the bundle itself.
+type Info struct {
+	ExportID    string // may be empty
+	LedgerIndex *int64 // position in the export ledger, nil when unknown
+	KeyID       string // signing key id, may be empty
+}
+
+// Write renders bundle (*evidence.EvidenceBundle, *evidence.SOC2Bundle or
+// *evidence.ExecutiveDebriefBundle, or the non-pointer values) as PDF to w.
+func Write(w io.Writer, bundle any, info Info) error {
+	var r *report
+	switch b := bundle.(type) {
+	case evidence.EvidenceBundle:
+		r = evidenceReport(&b, info)
+	case *evidence.EvidenceBundle:
+		if b != nil {
+			r = evidenceReport(b, info)
+		}
+	case evidence.SOC2Bundle:
+		r = soc2Report(&b, info)
+	case *evidence.SOC2Bundle:
+		if b != nil {
+			r = soc2Report(b, info)
+		}
+	case evidence.ExecutiveDebriefBundle:
+		r = debriefReport(&b, info)
+	case *evidence.ExecutiveDebriefBundle:
+		if b != nil {
+			r = debriefReport(b, info)
+		}
+	}
+	if r == nil {
+		return fmt.Errorf("pdfr: cannot write a %T as PDF", bundle)
+	}
+	if err := r.pdf.Output(w); err != nil {
+		return fmt.Errorf("pdfr: %w", err)
+	}
+	return nil
+}
+
+// Page geometry, mm.
+const (
+	margin    = 15.0
+	topMargin = 20.0
+	bottom    = 18.0 // space kept for the footer
+)
+
+// Font families.
+const (
+	sans = "go"
+	mono = "gomono"
+)
+
+type rgb struct{ r, g, b int }
+
+// The palette.
+var (
+	accent    = rgb{31, 78, 121}
+	ink       = rgb{33, 37, 41}
+	muted     = rgb{108, 117, 125}
+	ruleColor = rgb{206, 212, 218}
+	gridColor = rgb{233, 236, 239}
+	keyFill   = rgb{240, 243, 247}
+	zebraFill = rgb{247, 249, 251}
+	warnFill  = rgb{255, 244, 206}
+	violFill  = rgb{253, 226, 226}
+	inflFill  = rgb{255, 196, 112}
+	goodFill  = rgb{218, 241, 222}
+	greyFill  = rgb{233, 236, 239}
+	red       = rgb{192, 57, 43}
+	orange    = rgb{230, 126, 34}
+	green     = rgb{39, 135, 75}
+)
+
+// a4 is the page size; pages are portrait except the step timeline.
+var a4 = fpdf.SizeType{Wd: 210, Ht: 297}
+
+// report is a document being built, with what every page shows.
+type report struct {
+	pdf       *fpdf.Fpdf
+	landscape bool     // orientation of the pages added from now on
+	cur       fontSpec // the font set last; zero when unknown
+}
+
+// fontSpec is a font and its colour. A table sets one per cell, and fpdf's
+// SetFont is costly enough to show on a 10 000-step run.
+type fontSpec struct {
+	family, style string
+	size          float64
+	color         rgb
+}
+
+// pageInfo is what the header and footer of every page show.
+type pageInfo struct {
+	title    string // kind of report, e.g. "Evidence report"
+	bundleID string
+	hash     string // the bundle's content_hash
+	class    string // debrief classification; "" for the other reports
+	created  string // the bundle's created_at: the document's dates
+}
+
+func newReport(p pageInfo) *report {
+	pdf := fpdf.NewCustom(&fpdf.InitType{OrientationStr: "P", UnitStr: "mm", Size: a4})
+	r := &report{pdf: pdf}
+	// fpdf writes into the font bytes it is given while it subsets them
+	// (hmtx of monospaced fonts): each document gets its own copy, which
+	// keeps the Go fonts intact and the output deterministic.
+	pdf.AddUTF8FontFromBytes(sans, "", bytes.Clone(goregular.TTF))
+	pdf.AddUTF8FontFromBytes(sans, "B", bytes.Clone(gobold.TTF))
+	pdf.AddUTF8FontFromBytes(sans, "I", bytes.Clone(goitalic.TTF))
+	pdf.AddUTF8FontFromBytes(mono, "", bytes.Clone(gomono.TTF))
+	pdf.AliasNbPages("{nb}")
+	pdf.SetMargins(margin, topMargin, margin)
+	pdf.SetAutoPageBreak(true, bottom)
+	pdf.SetCellMargin(1)
+
+	// A bundle always has a creation time; without one the epoch keeps the
+	// output deterministic.
+	at, err := time.Parse(time.RFC3339Nano, p.created)
+	if err != nil {
+		at = time.Unix(0, 0)
+	}
+	pdf.SetCreationDate(at.UTC())
+	pdf.SetModificationDate(at.UTC())
+	pdf.SetCatalogSort(true)
+	pdf.SetTitle(clean(p.title+" "+p.bundleID), true)
+	pdf.SetSubject(clean(p.title), true)
+	pdf.SetCreator("runproof", false)
+	pdf.SetProducer("runproof", false)
+
+	pdf.SetHeaderFunc(func() { r.header(p) })
+	pdf.SetFooterFunc(func() { r.footer(p) })
+	return r
+}
+
+// header draws the page header: the report kind, the classification of a
+// debrief, and the bundle id.
+func (r *report) header(p pageInfo) {
+	pdf := r.pdf
+	w, _ := pdf.GetPageSize()
+	const y = 11.0
+	r.font(sans, "B", 8, accent)
+	r.text(margin, y, "runproof")
+	x := margin + pdf.GetStringWidth("runproof") + 2
+	r.font(sans, "", 8, muted)
+	r.text(x, y, p.title)
+	if p.class != "" {
+		r.font(sans, "B", 8, classColor(p.class))
+		r.text((w-pdf.GetStringWidth(p.class))/2, y, p.class)
+	}
+	r.font(mono, "", 8, muted)
+	id := clean(p.bundleID)
+	r.text(w-margin-pdf.GetStringWidth(id), y, id)
+	r.drawColor(ruleColor)
+	pdf.SetLineWidth(0.2)
+	pdf.Line(margin, y+2.5, w-margin, y+2.5)
+	pdf.SetXY(margin, topMargin)
+	r.cur = fontSpec{} // fpdf restores the page's font after the header
+}
+
+// footer draws "Page x of y", the classification of a debrief and the first
+// 16 hex digits of the bundle's content_hash.
+func (r *report) footer(p pageInfo) {
+	pdf := r.pdf
+	w, h := pdf.GetPageSize()
+	y := h - 9
+	r.drawColor(ruleColor)
+	pdf.SetLineWidth(0.2)
+	pdf.Line(margin, y-4, w-margin, y-4)
+	r.font(sans, "", 8, muted)
+	// Left-aligned: the page count replaces "{nb}" after layout.
+	r.text(margin, y, fmt.Sprintf("Page %d of {nb}", pdf.PageNo()))
+	if p.class != "" {
+		r.font(sans, "B", 8, classColor(p.class))
+		r.text((w-pdf.GetStringWidth(p.class))/2, y, p.class)
+	}
+	hash := "bundle hash " + shortHash(p.hash)
+	r.font(mono, "", 8, muted)
+	r.text(w-margin-pdf.GetStringWidth(hash), y, hash)
+	r.cur = fontSpec{}
+}
+
+// shortHash is the first 16 hex digits of a "sha256:" digest, or "none".
+func shortHash(h string) string {
+	h = strings.TrimPrefix(h, "sha256:")
+	if h == "" {
+		return "none"
+	}
+	if len(h) > 16 {
+		h = h[:16]
+	}
+	return h
+}
+
+func classColor(class string) rgb {
+	switch class {
+	case evidence.ClassPublic:
+		return green
+	case evidence.ClassInternal:
+		return accent
+	}
+	return red
+}
+
+// addPage starts a page in the current orientation.
+func (r *report) addPage() {
+	if r.landscape {
+		r.pdf.AddPageFormat("L", a4)
+	} else {
+		r.pdf.AddPageFormat("P", a4)
+	}
+}
+
+// need starts a new page unless h mm are left on this one.
+func (r *report) need(h float64) {
+	_, ph := r.pdf.GetPageSize()
+	if r.pdf.GetY()+h > ph-bottom {
+		r.addPage()
+	}
+}
+
+// width is the width between the margins.
+func (r *report) width() float64 {
+	w, _ := r.pdf.GetPageSize()
+	return w - 2*margin
+}
+
+func (r *report) font(family, style string, size float64, c rgb) {
+	f := fontSpec{family, style, size, c}
+	if f == r.cur {
+		return
+	}
+	r.cur = f
+	r.pdf.SetFont(family, style, size)
+	r.pdf.SetTextColor(c.r, c.g, c.b)
+}
+
+func (r *report) fill(c rgb)      { r.pdf.SetFillColor(c.r, c.g, c.b) }
+func (r *report) drawColor(c rgb) { r.pdf.SetDrawColor(c.r, c.g, c.b) }
+
+// text writes s with its baseline at (x, y).
+func (r *report) text(x, y float64, s string) { r.pdf.Text(x, y, clean(s)) }
+
+// title opens the first page with the report's title and a subtitle.
+func (r *report) title(title, subtitle string) {
+	r.addPage()
+	pdf := r.pdf
+	r.font(sans, "B", 22, accent)
+	pdf.CellFormat(0, 11, clean(title), "", 1, "L", false, 0, "")
+	if subtitle != "" {
+		r.font(sans, "", 11, muted)
+		pdf.MultiCell(0, 5.5, clean(subtitle), "", "L", false)
+	}
+	r.fill(accent)
+	pdf.Rect(margin, pdf.GetY()+2, 30, 1.2, "F")
+	pdf.Ln(7)
+}
+
+// heading starts a section, on a new page when little room is left.
+func (r *report) heading(s string) {
+	r.need(28)
+	pdf := r.pdf
+	pdf.Ln(3)
+	r.font(sans, "B", 13, accent)
+	pdf.CellFormat(0, 7, clean(s), "", 1, "L", false, 0, "")
+	r.drawColor(ruleColor)
+	pdf.SetLineWidth(0.3)
+	pdf.Line(margin, pdf.GetY()+0.5, margin+r.width(), pdf.GetY()+0.5)
+	pdf.Ln(3)
+}
+
+// subheading names a part of a section.
+func (r *report) subheading(s string) {
+	r.need(18)
+	r.font(sans, "B", 10, ink)
+	r.pdf.CellFormat(0, 6, clean(s), "", 1, "L", false, 0, "")
+	r.pdf.Ln(0.5)
+}
+
+// para writes a wrapped paragraph.
+func (r *report) para(s string) {
+	r.font(sans, "", 9.5, ink)
+	r.pdf.MultiCell(0, 4.8, clean(s), "", "L", false)
+	r.pdf.Ln(2)
+}
+
+// note writes a small wrapped remark.
+func (r *report) note(s string) {
+	r.font(sans, "I", 8.5, muted)
+	r.pdf.MultiCell(0, 4.2, clean(s), "", "L", false)
+	r.pdf.Ln(1.5)
+}
+
+// code writes a remark, then commands, one a line, on a tinted block.
+func (r *report) code(intro string, lines ...string) {
+	pdf := r.pdf
+	r.need(float64(len(lines))*4.6 + 18)
+	r.note(intro)
+	r.font(mono, "", 8, ink)
+	r.fill(keyFill)
+	pdf.CellFormat(0, 1.5, "", "", 1, "L", true, 0, "")
+	for _, l := range lines {
+		pdf.CellFormat(0, 4.6, "  "+clean(l), "", 1, "L", true, 0, "")
+	}
+	pdf.CellFormat(0, 1.5, "", "", 1, "L", true, 0, "")
+	pdf.Ln(2.5)
+}
+
+// field is one row of a key-value block.
+type field struct {
+	key, value string
+	mono       bool // digests and ids that are read character by character
+}
+
+// fields writes a two-column key-value block; long values wrap.
+func (r *report) fields(rows []field) {
+	pdf := r.pdf
+	const kw, lh, pad = 46.0, 4.5, 1.1
+	vw := r.width() - kw
+	for _, f := range rows {
+		if f.mono {
+			r.font(mono, "", 8, ink)
+		} else {
+			r.font(sans, "", 9, ink)
+		}
+		lines := pdf.SplitText(clean(f.value), vw)
+		if len(lines) == 0 {
+			lines = []string{""}
+		}
+		h := float64(len(lines))*lh + 2*pad
+		r.need(h)
+		y := pdf.GetY()
+		r.fill(keyFill)
+		pdf.Rect(margin, y, kw, h, "F")
+		for i, l := range lines {
+			pdf.SetXY(margin+kw, y+pad+float64(i)*lh)
+			pdf.CellFormat(vw, lh, l, "", 0, "L", false, 0, "")
+		}
+		r.font(sans, "B", 8.5, muted)
+		pdf.SetXY(margin, y+pad)
+		pdf.CellFormat(kw, lh, clean(f.key), "", 0, "L", false, 0, "")
+		r.drawColor(gridColor)
+		pdf.SetLineWidth(0.2)
+		pdf.Line(margin, y+h, margin+r.width(), y+h)
+		pdf.SetXY(margin, y+h)
+	}
+	pdf.Ln(3)
+}
+
+// clean makes s safe for the fonts: control characters become spaces
+// (newlines stay, for wrapping), and invalid UTF-8 and characters outside
+// the Basic Multilingual Plane become U+FFFD.
+func clean(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\n' || c >= 0x7f {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, c := range s {
+		switch {
+		case c == '\n':
+			b.WriteRune(c)
+		case c == utf8.RuneError || c > 0xFFFF || c >= 0xD800 && c <= 0xDFFF:
+			b.WriteRune(utf8.RuneError)
+		case unicode.IsControl(c):
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+// oneLine makes s one line.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// fit shortens s with an ellipsis so that it fits in w mm in the current
+// font, cell margins included.
+func (r *report) fit(s string, w float64) string {
+	pdf := r.pdf
+	w -= 2 * pdf.GetCellMargin()
+	if pdf.GetStringWidth(s) <= w {
+		return s
+	}
+	w -= pdf.GetStringWidth("…")
+	runes := []rune(s)
+	lo, hi := 0, len(runes) // the longest prefix that fits is lo runes
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if pdf.GetStringWidth(string(runes[:mid])) <= w {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return strings.TrimRight(string(runes[:lo]), " ") + "…"
+}

@@ -1,0 +1,263 @@
+package pdfr
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goitalic"
+	"golang.org/x/image/font/gofont/gomono"
+	"golang.org/x/image/font/gofont/goregular"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// write renders bundle to dir/name (and to $RUNPROOF_PDF_OUT/name when set)
+// and returns the file's path.
+func write(t *testing.T, name string, bundle any, info Info) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := Write(&buf, bundle, info); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), []byte("%PDF-")) {
+		t.Fatalf("%s does not start like a PDF: %q", name, buf.Bytes()[:min(buf.Len(), 16)])
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := os.Getenv("RUNPROOF_PDF_OUT"); out != "" {
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(out, name), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
+}
+
+// need returns the path of a command line tool, or skips the test loudly.
+func need(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("SKIPPED: %s is not installed, so the PDF is not checked (apt-get install qpdf poppler-utils)", name)
+	}
+	return p
+}
+
+// check runs qpdf --check on the file and returns its text, one string
+// per page, as pdftotext extracts it.
+func check(t *testing.T, path string) []string {
+	t.Helper()
+	qpdf, pdftotext := need(t, "qpdf"), need(t, "pdftotext")
+	if out, err := exec.Command(qpdf, "--check", path).CombinedOutput(); err != nil {
+		t.Fatalf("qpdf --check %s: %v\n%s", filepath.Base(path), err, out)
+	}
+	out, err := exec.Command(pdftotext, "-enc", "UTF-8", path, "-").Output()
+	if err != nil {
+		t.Fatalf("pdftotext %s: %v", filepath.Base(path), err)
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\f"), "\f")
+}
+
+func ledger(i int64) *int64 { return &i }
+
+func TestReports(t *testing.T) {
+	src := costRun(t, "agent-research", 6, 3)
+	ev, soc2, debrief := bundles(t, src)
+	info := Info{ExportID: "0195a3c5-0000-7000-8000-000000000042", LedgerIndex: ledger(41), KeyID: "key-2026-03"}
+	for _, c := range []struct {
+		name   string
+		bundle any
+		hash   string
+		want   []string
+	}{
+		{"evidence.pdf", ev, ev.ContentHash, []string{"Evidence report", "threshold 100 cents, actual 120 cents", "Inflection step",
+			"runproof verify FILE.zip --key pub.pem", "sha256sum -c SHA256SUMS", "openssl pkeyutl -verify", info.ExportID, "entry 41", "key-2026-03"}},
+		{"soc2.pdf", soc2, soc2.ContentHash, []string{"SOC 2 evidence report", "CC7.2", "Incident Response", "DEMONSTRATED", "PARTIAL",
+			"Attestation statement", "Reviewer", "pending", soc2.EvidenceDigest, "Step timeline"}},
+		{"debrief.pdf", debrief, debrief.ContentHash, []string{"Executive debrief", "MEDIUM RISK", "Time to detect", "Cost incurred", "$1.20",
+			"Cost prevented", "CONFIDENTIAL", "Make the agent honour stop decisions"}},
+		{"evidence-value.pdf", *ev, ev.ContentHash, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pages := check(t, write(t, c.name, c.bundle, info))
+			text := strings.Join(pages, "\n")
+			for _, want := range append([]string{src.Run.ID, "cost cap", c.hash}, c.want...) {
+				if !strings.Contains(text, want) {
+					t.Errorf("the text of %s lacks %q", c.name, want)
+				}
+			}
+			for i, p := range pages {
+				for _, want := range []string{fmt.Sprintf("Page %d of %d", i+1, len(pages)), "bundle hash " + c.hash[7:23]} {
+					if !strings.Contains(p, want) {
+						t.Errorf("page %d of %s lacks %q", i+1, c.name, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDebriefIsShort(t *testing.T) {
+	_, _, debrief := bundles(t, costRun(t, "agent-research", 6, 3))
+	pages := check(t, write(t, "debrief-short.pdf", debrief, Info{}))
+	if len(pages) > 2 {
+		t.Errorf("the debrief has %d pages, want one or two", len(pages))
+	}
+	for i, p := range pages {
+		if !strings.Contains(p, "CONFIDENTIAL") || !strings.Contains(p, debrief.BundleID) {
+			t.Errorf("page %d lacks the classification or the bundle id", i+1)
+		}
+	}
+}
+
+func TestLongTracePaginates(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 1200, 800))
+	pages := check(t, write(t, "evidence-1200.pdf", ev, Info{}))
+	if len(pages) < 10 {
+		t.Fatalf("1200 steps on %d pages", len(pages))
+	}
+	var tables int
+	for i, p := range pages {
+		if !strings.Contains(p, ev.BundleID) {
+			t.Errorf("page %d lacks the header with the bundle id", i+1)
+		}
+		if strings.Contains(p, "Cum. tokens") {
+			tables++
+		}
+	}
+	if tables < len(pages)-4 {
+		t.Errorf("the step table's header is on %d of %d pages", tables, len(pages))
+	}
+	text := strings.Join(pages, "\n")
+	for _, want := range []string{"2026-03-10 14:20:00.000000", "2026-03-10 14:13:21.000000", "1,200"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the text lacks %q (the last step and the inflection step)", want)
+		}
+	}
+}
+
+func TestUnicodeNames(t *testing.T) {
+	const agent = "Agent Ünïcødé Ελλάδα Москва"
+	src := costRun(t, agent, 5, 2)
+	src.Run.Goal = "Résumé «naïve» — Привет, Καλημέρα"
+	ev, _, _ := bundles(t, src)
+	text := strings.Join(check(t, write(t, "unicode.pdf", ev, Info{})), "\n")
+	for _, want := range []string{agent, src.Run.Goal} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the text lacks %q", want)
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	ev, soc2, debrief := bundles(t, costRun(t, "Agent Ünïcødé", 300, 200))
+	fonts := sha256.Sum256(slices.Concat(goregular.TTF, gobold.TTF, goitalic.TTF, gomono.TTF))
+	defer func() {
+		if sha256.Sum256(slices.Concat(goregular.TTF, gobold.TTF, goitalic.TTF, gomono.TTF)) != fonts {
+			t.Error("rendering changed the bytes of the Go fonts")
+		}
+	}()
+	for _, b := range []any{ev, soc2, debrief} {
+		var one, two bytes.Buffer
+		if err := Write(&one, b, Info{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := Write(&two, b, Info{}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(one.Bytes(), two.Bytes()) {
+			t.Errorf("%T: two renderings differ", b)
+		}
+		if !bytes.Contains(one.Bytes(), []byte("/CreationDate (D:20260310150000")) {
+			t.Errorf("%T: the creation date is not the bundle's", b)
+		}
+	}
+}
+
+func TestEdgeCases(t *testing.T) {
+	clean := simulate(t, run{agent: "agent-research", steps: 3, stepType: "llm:gpt-4o-mini", in: 300, out: 80,
+		policies: []runproof.Policy{pol("cost cap", runproof.PolicyCostLimit, "100", runproof.ActionStop)}})
+	ev, err := evidence.BuildEvidence(clean, options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := options()
+	opts.IncludeRawSteps = false
+	omitted, err := evidence.BuildEvidence(costRun(t, "agent-research", 6, 3), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := costRun(t, "agent-research", 4, 2)
+	long.Steps[1].StepType = strings.Repeat("tool:very-long-name/", 20) + "\x00\t\xff😀"
+	long.Run.Goal = strings.Repeat("a long goal that wraps over several lines ", 30)
+	lb, _, _ := bundles(t, long)
+	for name, b := range map[string]any{"clean.pdf": &ev, "omitted.pdf": &omitted, "long-cells.pdf": lb} {
+		t.Run(name, func(t *testing.T) { check(t, write(t, name, b, Info{})) })
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{group(0), "0"}, {group(999), "999"}, {group(1000), "1,000"}, {group(-1234567), "-1,234,567"},
+		{decimal(22950), "22,950"}, {decimal(1250.5), "1,250.5"}, {decimal(0.000001), "0.000001"},
+		{dollars(120), "$1.20"}, {dollars(123456789.5), "$1,234,567.90"}, {dollars(-5), "-$0.05"},
+		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
+		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"}, {words(1), "1 second"}, {words(0.04), "0 seconds"},
+		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
+		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD\uFFFD\nd"},
+		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
+			"threshold 10000 tokens, actual 10001 tokens (0.1% over)"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestWriteRejects(t *testing.T) {
+	for _, b := range []any{nil, 42, (*evidence.EvidenceBundle)(nil), evidence.Source{}} {
+		if err := Write(&bytes.Buffer{}, b, Info{}); err == nil {
+			t.Errorf("Write(%T) succeeded", b)
+		}
+	}
+}
+
+var errFull = errors.New("disk full")
+
+type fullWriter struct{}
+
+func (fullWriter) Write([]byte) (int, error) { return 0, errFull }
+
+func TestWriteError(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 6, 3))
+	if err := Write(fullWriter{}, ev, Info{}); !errors.Is(err, errFull) {
+		t.Errorf("Write to a full disk: %v, want %v", err, errFull)
+	}
+}
+
+func BenchmarkEvidencePDF10k(b *testing.B) {
+	ev, _, _ := bundles(b, costRun(b, "agent-research", 10_000, 7_000))
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		if err := Write(&buf, ev, Info{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len())/1e6, "MB/pdf")
+}
