@@ -12,7 +12,7 @@ import (
 // series is one curve of the chart: a running total per step.
 type series struct {
 	title string
-	unit  string
+	unit  string // of the threshold label
 	vals  []float64
 	limit float64 // the violated policy's threshold in this unit; NaN when none
 	color rgb
@@ -39,7 +39,7 @@ func (r *report) chart(b *evidence.EvidenceBundle) {
 		r.note("No chart: the steps are not in this export.")
 		return
 	}
-	cost := series{title: "Cumulative cost", unit: "cents", vals: make([]float64, len(steps)), limit: math.NaN(),
+	cost := series{title: "Cumulative cost (cents)", unit: "cents", vals: make([]float64, len(steps)), limit: math.NaN(),
 		color: accent, tint: rgb{221, 232, 243}}
 	tokens := series{title: "Cumulative tokens", unit: "tokens", vals: make([]float64, len(steps)), limit: math.NaN(),
 		color: rgb{22, 160, 133}, tint: rgb{214, 240, 234}}
@@ -98,7 +98,7 @@ func (r *report) panel(steps []evidence.TraceStepEvidence, s series, infl int, y
 	py := func(v float64) float64 { return y + h - v/ymax*h }
 
 	r.font(sans, "B", 8.5, ink)
-	r.text(margin, y-2.5, s.title+" ("+s.unit+")")
+	r.text(margin, y-2.5, s.title)
 
 	// Area under the curve, then the grid over it, then the curve.
 	stride := max(1, len(steps)/maxPoint)
@@ -161,7 +161,7 @@ func (r *report) panel(steps []evidence.TraceStepEvidence, s series, infl int, y
 		pdf.SetLineWidth(0.35)
 		pdf.Line(x0, py(s.limit), x0+w, py(s.limit))
 		r.font(sans, "B", 7, red)
-		label := "threshold " + short(s.limit) + " " + s.unit
+		label := "threshold " + decimal(s.limit) + " " + s.unit
 		r.text(x0+2, py(s.limit)-1.2, label)
 	}
 	if infl >= 0 {

@@ -248,11 +248,13 @@ func infoFields(info Info) []field {
 	}
 }
 
-// timeline lists every step on landscape pages, the header repeated on
-// each page.
+// timeline lists every step on landscape pages, the table header repeated
+// on each page.
 func (r *report) timeline(b *evidence.EvidenceBundle) {
-	r.landscape = true
-	r.addPage()
+	if len(b.Steps) > 0 {
+		r.landscape = true
+		r.addPage()
+	}
 	r.heading("Step timeline")
 	if len(b.Steps) == 0 {
 		if b.StepsOmitted > 0 {

@@ -400,7 +400,7 @@ func clean(s string) string {
 		switch {
 		case c == '\n':
 			b.WriteRune(c)
-		case c == utf8.RuneError || c > 0xFFFF || c >= 0xD800 && c <= 0xDFFF:
+		case c == utf8.RuneError || c > 0xFFFF:
 			b.WriteRune(utf8.RuneError)
 		case unicode.IsControl(c):
 			b.WriteByte(' ')
