@@ -469,21 +469,22 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	store := openStore(t, data)
 	ctx := context.Background()
 	recs, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 100})
-	if err != nil || len(recs) != 12 {
-		t.Fatalf("%d export records after two demos, want 12 (%v)", len(recs), err)
+	if err != nil || len(recs) != 24 {
+		t.Fatalf("%d export records after two demos, want 24 (%v)", len(recs), err)
 	}
 	for _, rec := range recs {
 		if rec.Status != runproof.ExportCompleted || rec.Origin != runproof.OriginSystem || rec.SourceComponent != "demo" || rec.DeliveredAt == nil {
 			t.Errorf("demo export record %+v", rec)
 		}
 	}
-	for _, name := range []string{"evidence.json", "evidence.csv", "soc2.json", "soc2.csv", "executive-debrief.json", "executive-debrief.csv"} {
+	for _, name := range []string{"evidence.json", "evidence.csv", "evidence.pdf", "evidence.zip", "soc2.json", "soc2.csv",
+		"soc2.pdf", "soc2.zip", "executive-debrief.json", "executive-debrief.csv", "executive-debrief.pdf", "executive-debrief.zip"} {
 		b, err := os.ReadFile(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		found := false
-		for _, rec := range recs[:6] { // the latest demo's exports
+		for _, rec := range recs[:12] { // the latest demo's exports
 			found = found || rec.Checksum == runproof.DigestBytes(b)
 		}
 		if !found {

@@ -14,6 +14,7 @@ import (
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/postgres"
 	"github.com/runproof/runproof/internal/store/sqlite"
 )
@@ -21,27 +22,35 @@ import (
 // DatabaseURLEnv names the variable that --database defaults to.
 const DatabaseURLEnv = "RUNPROOF_DATABASE_URL"
 
+// SigningKeyEnv names the variable that --signing-key defaults to.
+const SigningKeyEnv = "RUNPROOF_SIGNING_KEY_FILE"
+
 // defaultData is the data directory when --data is not given.
 const defaultData = "./runproof-data"
 
 const commonHelp = `  --data DIR            data directory: the SQLite file DIR/runproof.db and the
                         export artifacts in DIR/artifacts (default ./runproof-data)
   --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
+  --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
+                        and ledger checkpoints (default $` + SigningKeyEnv + `; without it,
+                        the newest key of DIR/signing-keys, created on first use)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
 `
 
 // common holds the flags every command takes.
 type common struct {
-	data      string
-	database  string
-	logFormat string
-	logLevel  string
+	data       string
+	database   string
+	signingKey string
+	logFormat  string
+	logLevel   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", defaultData, "data directory")
 	fs.StringVar(&c.database, "database", os.Getenv(DatabaseURLEnv), "PostgreSQL URL")
+	fs.StringVar(&c.signingKey, "signing-key", os.Getenv(SigningKeyEnv), "signing key file")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 }
@@ -120,13 +129,36 @@ func openStore(ctx context.Context, c common) (runproof.Store, error) {
 }
 
 // openExporter returns the exporter over store, keeping artifacts in
-// DIR/artifacts of --data (also with PostgreSQL).
+// DIR/artifacts of --data (also with PostgreSQL) and signing with the keys
+// of openKeys.
 func openExporter(e *env, store runproof.Store) (*export.Exporter, error) {
 	dir, err := artifact.NewDir(filepath.Join(e.data, "artifacts"))
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the artifact directory under --data: %w", err)
 	}
-	return export.New(store, dir, export.Options{Logger: e.log}), nil
+	keys, err := openKeys(e.common)
+	if err != nil {
+		return nil, err
+	}
+	return export.New(store, dir, export.Options{Keys: keys, Logger: e.log}), nil
+}
+
+// openKeys returns the signing keys: those of DIR/signing-keys (a first one
+// is created there on first use), with --signing-key, when given, as the
+// active one.
+func openKeys(c common) (*signing.Keyring, error) {
+	keys, err := signing.Open(filepath.Join(c.data, "signing-keys"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot open the signing keys under --data: %w", err)
+	}
+	if c.signingKey != "" {
+		k, err := signing.ReadKeyFile(c.signingKey)
+		if err != nil {
+			return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
+		}
+		keys.Use(k)
+	}
+	return keys, nil
 }
 
 // checkTenant refuses a missing or malformed --tenant as a usage error, with

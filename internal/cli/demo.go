@@ -88,7 +88,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUNDLE\tFORMAT\tFILE\tBYTES\tSHA-256")
 	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
-		for _, format := range export.Formats() {
+		for _, format := range exporter.Formats() {
 			rec, err := exporter.Export(ctx, demo.Tenant, who, export.Input{IncidentID: showcase.ID, BundleType: bundle, Format: format,
 				ExportReason: "runproof demo", PreparedFor: "Chief Technology Officer", IncludeContent: true})
 			if err != nil {

@@ -29,7 +29,8 @@ checksum of the record.
   --incident ID         the incident to export
   --run ID              the run to export (its incident, if any, is included)
   --bundle TYPE         evidence, soc2 or executive_debrief (default evidence)
-  --format F            ` + formatNames() + ` (default json)
+  --format F            json, csv, pdf or zip (a signed ZIP holding the bundle,
+                        its steps, its report and a manifest) (default json)
   --out FILE            where to write; "-" for stdout (default BUNDLE_ID.F in
                         the current directory)
   --reason TEXT         why the export is made (kept in the bundle and record)
@@ -183,12 +184,4 @@ func operator() string {
 		return "cli:" + u.Username
 	}
 	return "cli"
-}
-
-func formatNames() string {
-	var names []string
-	for _, f := range export.Formats() {
-		names = append(names, string(f))
-	}
-	return strings.Join(names, ", ")
 }

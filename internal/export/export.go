@@ -12,6 +12,7 @@ import (
 
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 // Artifacts keeps rendered exports (artifact.Dir keeps them on disk).
@@ -24,6 +25,7 @@ type Artifacts interface {
 type Exporter struct {
 	store     runproof.Store
 	artifacts Artifacts
+	keys      *signing.Keyring
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -31,6 +33,8 @@ type Exporter struct {
 
 // Options tune an Exporter; zero values take defaults.
 type Options struct {
+	// Keys sign ZIP bundles; without them ZIP is not offered.
+	Keys   *signing.Keyring
 	Logger *slog.Logger
 	Now    func() time.Time
 	NewID  func() string
@@ -38,7 +42,7 @@ type Options struct {
 
 // New returns an Exporter over a store and an artifact store.
 func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
-	e := &Exporter{store: store, artifacts: artifacts, log: opts.Logger, now: opts.Now, newID: opts.NewID}
+	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, log: opts.Logger, now: opts.Now, newID: opts.NewID}
 	if e.newID == nil {
 		e.newID = runproof.NewID
 	}
@@ -75,11 +79,15 @@ type Requester struct {
 	CorrelationID   string // from the request, when the body gives none
 }
 
-// formats lists what each format can carry, in the order offered.
-var formats = []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatCSV}
-
-// Formats returns the formats this build can produce.
-func Formats() []runproof.ExportFormat { return slices.Clone(formats) }
+// Formats returns the formats the exporter can produce: ZIP needs a
+// signing key.
+func (e *Exporter) Formats() []runproof.ExportFormat {
+	f := []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatCSV, runproof.FormatPDF}
+	if e.keys != nil {
+		f = append(f, runproof.FormatZIP)
+	}
+	return f
+}
 
 // request is a checked Input.
 type request struct {
@@ -120,13 +128,11 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	}
 	switch {
 	case r.Format == "":
-		bad("format", "is required: json or csv")
-	case !slices.Contains(formats, r.Format):
-		if r.Format == runproof.FormatPDF || r.Format == runproof.FormatZIP {
-			bad("format", fmt.Sprintf("%s exports are not available in this version: use json or csv", r.Format))
-		} else {
-			bad("format", "must be json, csv, pdf or zip")
-		}
+		bad("format", "is required: json, csv, pdf or zip")
+	case r.Format == runproof.FormatZIP && e.keys == nil:
+		bad("format", "zip exports need a signing key, and this server has none")
+	case !slices.Contains(e.Formats(), r.Format):
+		bad("format", "must be json, csv, pdf or zip")
 	}
 	if len(in.ExportReason) > 1000 {
 		bad("export_reason", "must be at most 1000 bytes")
@@ -244,7 +250,11 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	// The checksum is of exactly the bytes stored, hence delivered.
 	h := sha256.New()
 	w := &countingWriter{w: io.MultiWriter(pending, h)}
-	bundleID, err := render(w, r, src, e.newID())
+	out := output{idSuffix: e.newID()}
+	if e.keys != nil {
+		out.key = e.keys.Active()
+	}
+	bundleID, err := render(w, r, src, out)
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}

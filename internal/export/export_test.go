@@ -81,7 +81,7 @@ func TestGolden(t *testing.T) {
 		inc := seeded(t, store)
 		e := newExporter(t, store, nil)
 		for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
-			for _, format := range export.Formats() {
+			for _, format := range []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatCSV} {
 				rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: bundle, Format: format,
 					ExportReason: "golden", PreparedFor: "Board", IncludeContent: true})
 				if err != nil {

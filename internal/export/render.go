@@ -1,13 +1,17 @@
 package export
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
+	"github.com/runproof/runproof/internal/bundlezip"
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/render/csvr"
 	"github.com/runproof/runproof/internal/render/jsonr"
+	"github.com/runproof/runproof/internal/render/pdfr"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 // build makes the sealed bundle a request asks for. idSuffix makes its
@@ -47,9 +51,15 @@ func build(r request, src evidence.Source, idSuffix string) (bundle any, bundleI
 	return nil, "", fmt.Errorf("export: unknown bundle type %q", r.BundleType)
 }
 
+// output is what render needs beyond the request and its records.
+type output struct {
+	idSuffix string
+	key      signing.Key // signs ZIP manifests
+}
+
 // render writes the bundle a request asks for in its format.
-func render(w io.Writer, r request, src evidence.Source, idSuffix string) (bundleID string, err error) {
-	bundle, bundleID, err := build(r, src, idSuffix)
+func render(w io.Writer, r request, src evidence.Source, out output) (bundleID string, err error) {
+	bundle, bundleID, err := build(r, src, out.idSuffix)
 	if err != nil {
 		return "", err
 	}
@@ -62,6 +72,62 @@ func render(w io.Writer, r request, src evidence.Source, idSuffix string) (bundl
 		return bundleID, enc.Close()
 	case runproof.FormatCSV:
 		return bundleID, csvr.WriteBundle(w, bundle)
+	case runproof.FormatPDF:
+		return bundleID, pdfr.Write(w, bundle, pdfr.Info{ExportID: r.ID})
+	case runproof.FormatZIP:
+		return bundleID, writeZIP(w, r, src, bundle, bundleID, out)
 	}
 	return "", fmt.Errorf("export: format %q cannot be rendered", r.Format)
+}
+
+// writeZIP writes the signed ZIP bundle: the bundle, its steps, its report
+// and the manifest vouching for them.
+func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
+	var js, csv, pdf bytes.Buffer
+	if err := jsonr.NewEncoder(&js).Encode(bundle); err != nil {
+		return err
+	}
+	// steps.csv holds the steps whatever the bundle type: a debrief's
+	// come from the evidence of the same run.
+	steps := bundle
+	if r.BundleType == runproof.BundleExecutiveDebrief {
+		r.BundleType = runproof.BundleEvidence
+		var err error
+		if steps, _, err = build(r, src, out.idSuffix); err != nil {
+			return err
+		}
+	}
+	if err := csvr.WriteBundle(&csv, steps); err != nil {
+		return err
+	}
+	if err := pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID}); err != nil {
+		return err
+	}
+	m := bundlezip.Manifest{ExportID: r.ID, TenantID: r.TenantID, BundleID: bundleID, BundleType: r.BundleType,
+		CreatedAt: runproof.FormatTime(r.CreatedAt), KeyID: out.key.ID, Population: population(r, src)}
+	_, err := bundlezip.Write(w, m, []bundlezip.Member{{Name: bundlezip.BundleName, Data: js.Bytes()},
+		{Name: bundlezip.StepsName, Data: csv.Bytes()}, {Name: bundlezip.ReportName, Data: pdf.Bytes()}}, out.key, nil)
+	return err
+}
+
+// population describes what the export covers.
+func population(r request, src evidence.Source) bundlezip.Population {
+	p := bundlezip.Population{Scope: r.Scope, RunID: r.RunID, IncidentID: r.IncidentID, IncludeSteps: r.includeRawSteps,
+		IncludeContent: r.includeRawSteps && r.includeContent, Runs: 1, Steps: int64(len(src.Steps))}
+	if r.PeriodStart != nil {
+		p.PeriodStart = runproof.FormatTime(*r.PeriodStart)
+	}
+	if r.PeriodEnd != nil {
+		p.PeriodEnd = runproof.FormatTime(*r.PeriodEnd)
+	}
+	if !r.includeRawSteps {
+		p.StepsOmitted = p.Steps
+	}
+	if src.Incident != nil {
+		p.Incidents = 1
+	}
+	if n := len(src.Steps); n > 0 {
+		p.FirstStepIndex, p.LastStepIndex = &src.Steps[0].Index, &src.Steps[n-1].Index
+	}
+	return p
 }

@@ -197,7 +197,7 @@ func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	for i, r := range recs {
 		items[i] = view(r)
 	}
-	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: export.Formats(), BundleTypes: bundles, Exports: items}, meta)
+	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: s.exports.Formats(), BundleTypes: bundles, Exports: items}, meta)
 }
 
 type runExportsDoc struct {

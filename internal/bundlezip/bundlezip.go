@@ -1,0 +1,139 @@
+// Package bundlezip writes the signed ZIP bundle of an export (DESIGN.md,
+// "The ZIP bundle"):
+//
+//	manifest.json   what was exported and every other file's size and sha256 (RFC 8785 JSON)
+//	manifest.sig    the raw Ed25519 signature of manifest.json
+//	SHA256SUMS      the digests in `sha256sum -c` format
+//	bundle.json     the bundle, canonical JSON
+//	steps.csv       one row per step
+//	report.pdf      the report for the bundle type
+//	proof.json      the export's ledger inclusion proof, when there is one
+//
+// The same members and manifest give the same bytes: entries are written
+// in a fixed order with the export's creation time as their time.
+package bundlezip
+
+import (
+	"archive/zip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Member and manifest file names.
+const (
+	ManifestName  = "manifest.json"
+	SignatureName = "manifest.sig"
+	SumsName      = "SHA256SUMS"
+	BundleName    = "bundle.json"
+	StepsName     = "steps.csv"
+	ReportName    = "report.pdf"
+	ProofName     = "proof.json"
+)
+
+// SchemaVersion is the manifest's format version.
+const SchemaVersion = 1
+
+// Manifest says what the ZIP holds. It is signed; every other file is
+// listed in Files with its digest.
+type Manifest struct {
+	SchemaVersion int                 `json:"schema_version"`
+	ExportID      string              `json:"export_id"`
+	TenantID      string              `json:"tenant_id"`
+	BundleID      string              `json:"bundle_id"`
+	BundleType    runproof.BundleType `json:"bundle_type"`
+	CreatedAt     string              `json:"created_at"`
+	KeyID         string              `json:"key_id"`
+	LedgerIndex   *int64              `json:"ledger_index,omitempty"`
+	Population    Population          `json:"population"`
+	Files         []File              `json:"files"`
+}
+
+// Population is what the export asked for and how many records answered,
+// so that an auditor can judge completeness from the bundle alone.
+type Population struct {
+	Scope          runproof.ExportScope `json:"scope"`
+	RunID          string               `json:"run_id"`
+	IncidentID     string               `json:"incident_id,omitempty"`
+	PeriodStart    string               `json:"period_start,omitempty"`
+	PeriodEnd      string               `json:"period_end,omitempty"`
+	IncludeSteps   bool                 `json:"include_steps"`
+	IncludeContent bool                 `json:"include_content"`
+	Runs           int64                `json:"runs"`
+	Steps          int64                `json:"steps"`
+	StepsOmitted   int64                `json:"steps_omitted"`
+	Incidents      int64                `json:"incidents"`
+	FirstStepIndex *int64               `json:"first_step_index,omitempty"`
+	LastStepIndex  *int64               `json:"last_step_index,omitempty"`
+	Truncated      bool                 `json:"truncated"` // always false: runproof never cuts silently
+}
+
+// File is one file the manifest vouches for.
+type File struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // hex
+}
+
+// Signer signs the manifest.
+type Signer interface {
+	Sign(msg []byte) []byte
+}
+
+// Member is a file to put in the ZIP.
+type Member struct {
+	Name string
+	Data []byte
+}
+
+// Write writes the ZIP: the manifest m completed with the members' digests,
+// its signature, SHA256SUMS, the members in order, then proof (if any).
+// It returns the manifest as written.
+func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byte) (Manifest, error) {
+	m.SchemaVersion = SchemaVersion
+	m.Files = nil
+	for _, f := range members {
+		m.Files = append(m.Files, describe(f))
+	}
+	manifest, err := runproof.Canonical(m)
+	if err != nil {
+		return m, err
+	}
+	var sums strings.Builder
+	for _, f := range append(m.Files, describe(Member{ManifestName, manifest})) {
+		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Name)
+	}
+	if proof != nil {
+		fmt.Fprintf(&sums, "%s  %s\n", describe(Member{ProofName, proof}).SHA256, ProofName)
+	}
+	modified, err := time.Parse(time.RFC3339Nano, m.CreatedAt)
+	if err != nil {
+		return m, fmt.Errorf("bundlezip: created_at: %w", err)
+	}
+	all := append([]Member{{ManifestName, manifest}, {SignatureName, signer.Sign(manifest)},
+		{SumsName, []byte(sums.String())}}, members...)
+	if proof != nil {
+		all = append(all, Member{ProofName, proof})
+	}
+	zw := zip.NewWriter(w)
+	for _, f := range all {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC()})
+		if err != nil {
+			return m, err
+		}
+		if _, err := fw.Write(f.Data); err != nil {
+			return m, err
+		}
+	}
+	return m, zw.Close()
+}
+
+func describe(f Member) File {
+	sum := sha256.Sum256(f.Data)
+	return File{Name: f.Name, Size: int64(len(f.Data)), SHA256: hex.EncodeToString(sum[:])}
+}
