@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
@@ -24,6 +25,9 @@ import (
 // Options configure the API.
 type Options struct {
 	Logger *slog.Logger
+	// ModelPrices add to or replace the prices of otlp.DefaultPrices, which
+	// cost OTLP spans that carry tokens but no cost.
+	ModelPrices otlp.Prices
 }
 
 // Server is the HTTP API. Create it with New.
@@ -34,11 +38,13 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []route
 	metrics *metrics
+	prices  otlp.Prices
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
-	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
+		prices: otlp.DefaultPrices().With(opts.ModelPrices)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -1,0 +1,226 @@
+package httpapi
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/runproof/runproof/internal/otlp"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// POST /v1/traces speaks OTLP/HTTP (opentelemetry-proto, "OTLP/HTTP" in the
+// OTLP specification): answers and errors are OTLP messages in the encoding
+// of the request, not problem+json. docs/otel.md describes the mapping.
+
+// otlpFormat is one of the two encodings of OTLP/HTTP.
+type otlpFormat struct {
+	contentType string
+	decode      func([]byte) (*coltracepb.ExportTraceServiceRequest, error)
+	marshal     func(proto.Message) ([]byte, error)
+}
+
+var (
+	otlpProtobuf = otlpFormat{"application/x-protobuf", otlp.DecodeProto, proto.Marshal}
+	otlpJSON     = otlpFormat{"application/json", otlp.DecodeJSON, protojson.Marshal}
+)
+
+// otlpFormatOf picks the encoding from the Content-Type.
+func otlpFormatOf(contentType string) (otlpFormat, bool) {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	switch mt {
+	case otlpProtobuf.contentType:
+		return otlpProtobuf, true
+	case otlpJSON.contentType:
+		return otlpJSON, true
+	}
+	return otlpFormat{}, false
+}
+
+func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
+	format, ok := otlpFormatOf(c.r.Header.Get("Content-Type"))
+	if !ok {
+		// Neither encoding was asked for: protobuf is OTLP's default.
+		writeOTLPStatus(w, otlpProtobuf, http.StatusUnsupportedMediaType,
+			fmt.Sprintf("Content-Type %q is not supported: send application/x-protobuf or application/json", c.r.Header.Get("Content-Type")))
+		return nil
+	}
+	body, status, msg := readOTLPBody(c.r)
+	if status != 0 {
+		writeOTLPStatus(w, format, status, msg)
+		return nil
+	}
+	req, err := format.decode(body)
+	if err != nil {
+		writeOTLPStatus(w, format, http.StatusBadRequest, err.Error())
+		return nil
+	}
+	mapped := otlp.Map(req, otlp.Options{Now: s.svc.Now(), Prices: s.prices})
+	rejected := mapped.Rejected
+	var notes []string
+	for _, run := range mapped.Runs {
+		res, err := s.svc.IngestSpans(c.r.Context(), c.tenant(), run)
+		if err != nil {
+			s.log.ErrorContext(c.r.Context(), "OTLP spans not stored", slog.String("run_id", run.ID), slog.Any("error", err))
+			// Retryable: spans stored before the failure are recognised
+			// as re-sent when the exporter retries.
+			writeOTLPStatus(w, format, http.StatusServiceUnavailable, "the spans could not be stored now: retry later")
+			return nil
+		}
+		rejected = append(rejected, res.Rejected...)
+		for _, st := range res.Steps {
+			s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+		}
+		if res.Decision == service.DecisionStop {
+			s.metrics.stops.Inc()
+			notes = append(notes, fmt.Sprintf("run %s is stopped by a policy (incident %s): stop the agent; its status is at GET /api/v1/runs/%s",
+				res.RunID, res.IncidentID, res.RunID))
+		}
+	}
+	out := &coltracepb.ExportTraceServiceResponse{}
+	if len(rejected) > 0 || len(notes) > 0 {
+		out.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(len(rejected)),
+			ErrorMessage: otlpMessage(rejected, notes)}
+	}
+	writeOTLP(w, format, http.StatusOK, out)
+	return nil
+}
+
+// otlpMessage sums up rejected spans (the first few with their reason) and
+// notes for the partial_success error_message.
+func otlpMessage(rejected []otlp.Rejected, notes []string) string {
+	const shown = 5
+	var parts []string
+	if len(rejected) > 0 {
+		reasons := make([]string, 0, shown)
+		for _, r := range rejected[:min(len(rejected), shown)] {
+			reasons = append(reasons, r.String())
+		}
+		more := ""
+		if len(rejected) > shown {
+			more = fmt.Sprintf("; and %d more", len(rejected)-shown)
+		}
+		parts = append(parts, fmt.Sprintf("%d spans rejected: %s%s", len(rejected), strings.Join(reasons, "; "), more))
+	}
+	return strings.Join(append(parts, notes...), ". ")
+}
+
+// readOTLPBody reads the body, gunzipping it when asked, with the size limit
+// of the native API applied before and after decompression. It returns an
+// HTTP status and a message when the body cannot be had.
+func readOTLPBody(r *http.Request) ([]byte, int, string) {
+	tooBig := fmt.Sprintf("the body is over %d bytes: export fewer spans per request", service.MaxBodyBytes)
+	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, service.MaxBodyBytes))
+	var maxErr *http.MaxBytesError
+	if errors.As(err, &maxErr) {
+		return nil, http.StatusRequestEntityTooLarge, tooBig
+	} else if err != nil {
+		return nil, http.StatusBadRequest, "the body could not be read"
+	}
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return raw, 0, ""
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, http.StatusBadRequest, "the body is not valid gzip"
+		}
+		// One byte over the limit tells an oversize body; a gzip bomb stops there.
+		b, err := io.ReadAll(io.LimitReader(zr, service.MaxBodyBytes+1))
+		if len(b) > service.MaxBodyBytes {
+			return nil, http.StatusRequestEntityTooLarge, tooBig + " once decompressed"
+		} else if err != nil {
+			return nil, http.StatusBadRequest, "the body is not valid gzip"
+		}
+		return b, 0, ""
+	default:
+		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
+	}
+}
+
+// writeOTLPStatus answers an error with a google.rpc.Status, as OTLP/HTTP
+// asks.
+func writeOTLPStatus(w http.ResponseWriter, format otlpFormat, status int, msg string) {
+	code := int32(3) // INVALID_ARGUMENT: the request is at fault, do not retry
+	if status == http.StatusServiceUnavailable {
+		code = 14 // UNAVAILABLE: retry
+	}
+	writeOTLP(w, format, status, &statuspb.Status{Code: code, Message: msg})
+}
+
+func writeOTLP(w http.ResponseWriter, format otlpFormat, status int, m proto.Message) {
+	b, err := format.marshal(m)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", format.contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// The types below document the OTLP JSON body in the OpenAPI document; the
+// protobuf body is the same ExportTraceServiceRequest message.
+
+// otlpTracesDoc is an OTLP ExportTraceServiceRequest in OTLP JSON.
+type otlpTracesDoc struct {
+	ResourceSpans []otlpResourceSpansDoc `json:"resourceSpans"`
+}
+
+type otlpResourceSpansDoc struct {
+	Resource struct {
+		Attributes []otlpKeyValueDoc `json:"attributes"`
+	} `json:"resource"`
+	ScopeSpans []otlpScopeSpansDoc `json:"scopeSpans"`
+}
+
+type otlpScopeSpansDoc struct {
+	Scope struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"scope"`
+	Spans []otlpSpanDoc `json:"spans"`
+}
+
+// otlpSpanDoc is one span: ids in hex, times as decimal strings of
+// nanoseconds since the Unix epoch, enums as integers.
+type otlpSpanDoc struct {
+	TraceID           string            `json:"traceId"`
+	SpanID            string            `json:"spanId"`
+	ParentSpanID      string            `json:"parentSpanId"`
+	Name              string            `json:"name"`
+	Kind              int               `json:"kind"`
+	StartTimeUnixNano string            `json:"startTimeUnixNano"`
+	EndTimeUnixNano   string            `json:"endTimeUnixNano"`
+	Attributes        []otlpKeyValueDoc `json:"attributes"`
+	Status            struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"status"`
+}
+
+// otlpKeyValueDoc is an attribute: value is an AnyValue such as
+// {"stringValue": "chat"} or {"intValue": "42"}.
+type otlpKeyValueDoc struct {
+	Key   string         `json:"key"`
+	Value map[string]any `json:"value"`
+}
+
+// otlpResponseDoc is an ExportTraceServiceResponse in OTLP JSON.
+type otlpResponseDoc struct {
+	PartialSuccess struct {
+		RejectedSpans string `json:"rejectedSpans"`
+		ErrorMessage  string `json:"errorMessage"`
+	} `json:"partialSuccess"`
+}

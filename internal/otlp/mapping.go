@@ -1,0 +1,529 @@
+package otlp
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Attributes read from spans (and, where noted, from their resource).
+const (
+	AttrRunID          = "runproof.run_id"          // the run; span or resource
+	AttrCostCents      = "runproof.cost_cents"      // the step's cost in cents
+	AttrConversationID = "gen_ai.conversation.id"   // the run, when no runproof.run_id; span or resource
+	AttrAgentName      = "gen_ai.agent.name"        // the agent; span or resource
+	AttrAgentID        = "gen_ai.agent.id"          // the agent, when no name; span or resource
+	AttrAgentDesc      = "gen_ai.agent.description" // the run's goal; span or resource
+	AttrOperation      = "gen_ai.operation.name"
+	AttrToolName       = "gen_ai.tool.name"
+	AttrRequestModel   = "gen_ai.request.model"
+	AttrResponseModel  = "gen_ai.response.model"
+	AttrInputTokens    = "gen_ai.usage.input_tokens"
+	AttrOutputTokens   = "gen_ai.usage.output_tokens"
+	AttrUsageCost      = "gen_ai.usage.cost" // USD, when no runproof.cost_cents
+	AttrServiceName    = "service.name"      // resource: the agent, when no gen_ai.agent.*
+)
+
+// Limits the mapping shares with the native step API (package service).
+const (
+	MaxClockSkew = 5 * time.Minute // how far in the future a time may lie
+	maxText      = 200             // bytes of an agent id or a step type
+	maxGoal      = 4096            // bytes of a run's goal
+)
+
+// UnknownAgent is the agent id of a run whose spans name no agent and whose
+// resource has no service.name, as OpenTelemetry names an unknown service.
+const UnknownAgent = "unknown_service"
+
+// RunSource says what named a run.
+type RunSource string
+
+const (
+	FromRunID        RunSource = AttrRunID
+	FromConversation RunSource = AttrConversationID
+	FromTrace        RunSource = "trace_id"
+)
+
+// Options tune Map.
+type Options struct {
+	Now    time.Time // times more than MaxClockSkew after Now are refused
+	Prices Prices    // model prices; nil means DefaultPrices
+}
+
+// Result is what one export request holds for runproof.
+type Result struct {
+	Runs     []Run      // in order of their first span
+	Rejected []Rejected // in the order of the request
+}
+
+// Run is the spans of one run in one request.
+type Run struct {
+	ID        string
+	Source    RunSource
+	TraceID   string    // of its first span, lowercase hex
+	AgentID   string    // first gen_ai.agent.name or gen_ai.agent.id, else service.name
+	Goal      string    // first gen_ai.agent.description, else ""
+	StartedAt time.Time // earliest span start
+	Spans     []Span    // by start time, ties by span id
+	// End is set when the run is named by its trace id and the request
+	// holds the trace's root span: the run ends with it.
+	End *End
+}
+
+// End is how and when a run ends: with its root span.
+type End struct {
+	SpanID string
+	Failed bool // the root span's status is ERROR
+	At     time.Time
+}
+
+// Span is one accepted span as the fields of a step (its index is given
+// when it is stored).
+type Span struct {
+	TraceID, SpanID string // lowercase hex
+	Timestamp       time.Time
+	StepType        string
+	InputTokens     int64
+	OutputTokens    int64
+	CostMicrocents  int64
+	DurationMicros  int64
+	Content         []byte // JSON object {"otel_span": …}
+}
+
+// Rejected is a span that cannot become a step, and why.
+type Rejected struct {
+	TraceID, SpanID string // hex, as sent
+	Reason          string
+}
+
+func (r Rejected) String() string { return "span " + r.SpanID + ": " + r.Reason }
+
+// Map turns an export request into per-run spans and rejected spans.
+func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
+	if opts.Prices == nil {
+		opts.Prices = defaultPrices()
+	}
+	var res Result
+	var spans []*span
+	seen := map[string]*span{}
+	for _, rs := range req.GetResourceSpans() {
+		resAttrs := rs.GetResource().GetAttributes()
+		resource := attrMap(resAttrs)
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				s, reason := mapSpan(sp, resource, ss.GetScope(), opts)
+				if reason != "" {
+					res.Rejected = append(res.Rejected, Rejected{TraceID: hex.EncodeToString(sp.GetTraceId()),
+						SpanID: hex.EncodeToString(sp.GetSpanId()), Reason: reason})
+					continue
+				}
+				key := s.TraceID + s.SpanID
+				if first, ok := seen[key]; ok {
+					if !bytes.Equal(first.Content, s.Content) {
+						res.Rejected = append(res.Rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
+							Reason: "the request holds this span twice, with different content"})
+					}
+					continue
+				}
+				if s.runID = lookup(sp.GetAttributes(), resAttrs, AttrRunID); s.runID != "" {
+					s.runSource = FromRunID
+				} else if s.runID = lookup(sp.GetAttributes(), resAttrs, AttrConversationID); s.runID != "" {
+					s.runSource = FromConversation
+				}
+				seen[key] = s
+				spans = append(spans, s)
+			}
+		}
+	}
+	slices.SortFunc(spans, func(a, b *span) int {
+		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.SpanID, b.SpanID))
+	})
+
+	// A trace is one run: the first span that names a run (runproof.run_id
+	// before gen_ai.conversation.id) names it for every span of the trace
+	// in this request.
+	namer := map[string]*span{}
+	for _, s := range spans {
+		if first, ok := namer[s.TraceID]; !ok || rank(s.runSource) < rank(first.runSource) {
+			namer[s.TraceID] = s
+		}
+	}
+	type building struct {
+		Run
+		service string
+	}
+	var order []*building
+	runs := map[string]*building{}
+	for _, s := range spans {
+		id, source := namer[s.TraceID].runID, namer[s.TraceID].runSource
+		if id == "" {
+			id, source = s.TraceID, FromTrace
+		}
+		if !validID(id) {
+			res.Rejected = append(res.Rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
+				Reason: fmt.Sprintf("%s %q is not a valid run id: 1-128 letters, digits, '.', '_', ':' or '-'", source, id)})
+			continue
+		}
+		r := runs[id]
+		if r == nil {
+			r = &building{Run: Run{ID: id, Source: source, TraceID: s.TraceID, StartedAt: s.Timestamp}}
+			runs[id] = r
+			order = append(order, r)
+		}
+		r.AgentID = firstNonEmpty(r.AgentID, s.agent)
+		r.Goal = firstNonEmpty(r.Goal, s.goal)
+		r.service = firstNonEmpty(r.service, s.service)
+		if s.root && source == FromTrace && (r.End == nil || !s.end.Before(r.End.At)) {
+			r.End = &End{SpanID: s.SpanID, Failed: s.failed, At: s.end}
+		}
+		r.Spans = append(r.Spans, s.Span)
+	}
+	for _, r := range order {
+		r.AgentID = firstNonEmpty(r.AgentID, r.service, UnknownAgent)
+		res.Runs = append(res.Runs, r.Run)
+	}
+	return res
+}
+
+// rank orders run sources: an explicit run id wins over a conversation.
+func rank(s RunSource) int {
+	switch s {
+	case FromRunID:
+		return 0
+	case FromConversation:
+		return 1
+	}
+	return 2
+}
+
+// span is a mapped span with what Map needs to group it.
+type span struct {
+	Span
+	start     uint64 // nanoseconds, to order spans within one microsecond
+	end       time.Time
+	root      bool
+	failed    bool
+	runID     string
+	runSource RunSource
+	agent     string
+	goal      string
+	service   string
+}
+
+// mapSpan checks one span and maps it, or says why it is rejected.
+func mapSpan(sp *tracepb.Span, resource map[string]any, scope *commonpb.InstrumentationScope, opts Options) (*span, string) {
+	s := &span{}
+	switch {
+	case len(sp.GetTraceId()) != 16 || allZero(sp.GetTraceId()):
+		return nil, "trace_id is required: 16 bytes, not all zero"
+	case len(sp.GetSpanId()) != 8 || allZero(sp.GetSpanId()):
+		return nil, "span_id is required: 8 bytes, not all zero"
+	case len(sp.GetParentSpanId()) != 0 && len(sp.GetParentSpanId()) != 8:
+		return nil, "parent_span_id must be empty or 8 bytes"
+	case sp.GetStartTimeUnixNano() == 0:
+		return nil, "start_time_unix_nano is required"
+	case sp.GetEndTimeUnixNano() == 0:
+		return nil, "end_time_unix_nano is required: only ended spans are recorded"
+	case sp.GetEndTimeUnixNano() < sp.GetStartTimeUnixNano():
+		return nil, "end_time_unix_nano is before start_time_unix_nano"
+	case sp.GetEndTimeUnixNano() > math.MaxInt64:
+		return nil, "end_time_unix_nano is out of range"
+	}
+	s.TraceID, s.SpanID = hex.EncodeToString(sp.GetTraceId()), hex.EncodeToString(sp.GetSpanId())
+	s.start = sp.GetStartTimeUnixNano()
+	start, end := time.Unix(0, int64(sp.GetStartTimeUnixNano())).UTC(), time.Unix(0, int64(sp.GetEndTimeUnixNano())).UTC()
+	switch {
+	case start.Year() < 2000:
+		return nil, "start_time_unix_nano is before the year 2000"
+	case end.After(opts.Now.Add(MaxClockSkew)):
+		return nil, fmt.Sprintf("end_time_unix_nano is in the future (the server's time is %s)", opts.Now.UTC().Format(time.RFC3339))
+	}
+	s.Timestamp, s.end = runproof.Timestamp(start), runproof.Timestamp(end)
+	s.DurationMicros = int64(sp.GetEndTimeUnixNano()/1000 - sp.GetStartTimeUnixNano()/1000)
+	s.root = len(sp.GetParentSpanId()) == 0
+	s.failed = sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR
+
+	attrs := attrMap(sp.GetAttributes())
+	s.StepType = stepType(sp.GetName(), attrs)
+	switch {
+	case strings.TrimSpace(s.StepType) == "":
+		return nil, "the span has no name and no " + AttrOperation + ": one of them is required"
+	case len(s.StepType) > maxText:
+		return nil, fmt.Sprintf("its step type %q is over %d bytes", truncate(s.StepType, 40), maxText)
+	}
+	var ok bool
+	if s.InputTokens, ok = count(attrs[AttrInputTokens]); !ok {
+		return nil, AttrInputTokens + " must be a whole number, not negative"
+	}
+	if s.OutputTokens, ok = count(attrs[AttrOutputTokens]); !ok {
+		return nil, AttrOutputTokens + " must be a whole number, not negative"
+	}
+	var reason string
+	if s.CostMicrocents, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
+		return nil, reason
+	}
+	s.agent = truncate(firstNonEmpty(str(attrs[AttrAgentName]), str(attrs[AttrAgentID]),
+		str(resource[AttrAgentName]), str(resource[AttrAgentID])), maxText)
+	s.goal = truncate(firstNonEmpty(str(attrs[AttrAgentDesc]), str(resource[AttrAgentDesc])), maxGoal)
+	s.service = truncate(str(resource[AttrServiceName]), maxText)
+
+	content, err := json.Marshal(map[string]any{"otel_span": spanContent(sp, s, start, end, attrs, resource, scope)})
+	if err != nil {
+		return nil, "its attributes cannot be recorded: " + err.Error()
+	}
+	s.Content = content
+	return s, ""
+}
+
+// stepType is gen_ai.operation.name and what it acted on: the tool, the
+// model or the agent ("chat:gpt-4o", "execute_tool:web_search"); the span
+// name when there is no operation.
+func stepType(name string, attrs map[string]any) string {
+	op := str(attrs[AttrOperation])
+	if op == "" {
+		return name
+	}
+	if on := firstNonEmpty(str(attrs[AttrToolName]), str(attrs[AttrRequestModel]), str(attrs[AttrResponseModel]),
+		str(attrs[AttrAgentName])); on != "" {
+		return op + ":" + on
+	}
+	return op
+}
+
+// cost is the step's cost in microcents: runproof.cost_cents, else
+// gen_ai.usage.cost (USD), else the tokens at the model's price (response
+// model first: it is what ran), else zero.
+func cost(attrs map[string]any, in, out int64, prices Prices) (int64, string) {
+	if v, ok := attrs[AttrCostCents]; ok {
+		n, err := fixed(v, runproof.MicrocentsPerCent)
+		if err != nil {
+			return 0, AttrCostCents + " " + err.Error()
+		}
+		return n, ""
+	}
+	if v, ok := attrs[AttrUsageCost]; ok {
+		n, err := fixed(v, 100*runproof.MicrocentsPerCent)
+		if err != nil {
+			return 0, AttrUsageCost + " " + err.Error()
+		}
+		return n, ""
+	}
+	for _, model := range []string{str(attrs[AttrResponseModel]), str(attrs[AttrRequestModel])} {
+		if p, ok := prices.Lookup(model); ok && model != "" {
+			n, ok := p.Cost(in, out)
+			if !ok {
+				return 0, "the cost of its tokens is out of range"
+			}
+			return n, ""
+		}
+	}
+	return 0, ""
+}
+
+// fixed reads a number attribute into units of 1/scale exactly.
+func fixed(v any, scale int64) (int64, error) {
+	var s string
+	switch v := v.(type) {
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	case json.Number:
+		s = v.String()
+	default:
+		return 0, fmt.Errorf("must be a number")
+	}
+	n, err := runproof.ParseFixed(s, scale)
+	if err != nil {
+		return 0, fmt.Errorf("must be a number, not negative and in range: %w", err)
+	}
+	return n, nil
+}
+
+// count reads a token count: absent is zero; a whole, non-negative number.
+func count(v any) (int64, bool) {
+	switch v := v.(type) {
+	case nil:
+		return 0, true
+	case int64:
+		return v, v >= 0
+	case json.Number:
+		n, err := v.Int64()
+		return n, err == nil && n >= 0
+	case float64:
+		if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {
+			return int64(v), true
+		}
+	}
+	return 0, false
+}
+
+// spanContent is what a step keeps of its span: everything but the dropped
+// counts, trace state and flags.
+func spanContent(sp *tracepb.Span, s *span, start, end time.Time, attrs, resource map[string]any,
+	scope *commonpb.InstrumentationScope) map[string]any {
+	c := map[string]any{
+		"trace_id": s.TraceID, "span_id": s.SpanID, "name": sp.GetName(),
+		"kind":       strings.ToLower(strings.TrimPrefix(sp.GetKind().String(), "SPAN_KIND_")),
+		"start_time": start.Format(time.RFC3339Nano), "end_time": end.Format(time.RFC3339Nano),
+	}
+	if len(sp.GetParentSpanId()) > 0 {
+		c["parent_span_id"] = hex.EncodeToString(sp.GetParentSpanId())
+	}
+	if st := sp.GetStatus(); st.GetCode() != tracepb.Status_STATUS_CODE_UNSET || st.GetMessage() != "" {
+		c["status"] = map[string]any{"code": strings.ToLower(strings.TrimPrefix(st.GetCode().String(), "STATUS_CODE_")),
+			"message": st.GetMessage()}
+	}
+	if len(attrs) > 0 {
+		c["attributes"] = attrs
+	}
+	if len(resource) > 0 {
+		c["resource"] = resource
+	}
+	if scope.GetName() != "" || scope.GetVersion() != "" {
+		c["scope"] = map[string]any{"name": scope.GetName(), "version": scope.GetVersion()}
+	}
+	if len(sp.GetEvents()) > 0 {
+		events := make([]any, len(sp.GetEvents()))
+		for i, e := range sp.GetEvents() {
+			ev := map[string]any{"name": e.GetName(), "time": time.Unix(0, int64(min(e.GetTimeUnixNano(), math.MaxInt64))).UTC().Format(time.RFC3339Nano)}
+			if len(e.GetAttributes()) > 0 {
+				ev["attributes"] = attrMap(e.GetAttributes())
+			}
+			events[i] = ev
+		}
+		c["events"] = events
+	}
+	if len(sp.GetLinks()) > 0 {
+		links := make([]any, len(sp.GetLinks()))
+		for i, l := range sp.GetLinks() {
+			link := map[string]any{"trace_id": hex.EncodeToString(l.GetTraceId()), "span_id": hex.EncodeToString(l.GetSpanId())}
+			if len(l.GetAttributes()) > 0 {
+				link["attributes"] = attrMap(l.GetAttributes())
+			}
+			links[i] = link
+		}
+		c["links"] = links
+	}
+	return c
+}
+
+// attrMap turns attributes into JSON values; a repeated key keeps its last
+// value.
+func attrMap(kvs []*commonpb.KeyValue) map[string]any {
+	if len(kvs) == 0 {
+		return nil
+	}
+	m := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		m[kv.GetKey()] = value(kv.GetValue())
+	}
+	return m
+}
+
+// value is an attribute value as JSON: integers beyond 2^53 and non-finite
+// doubles become strings so that JSON keeps them exactly; bytes are base64.
+func value(v *commonpb.AnyValue) any {
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_StringValue:
+		return x.StringValue
+	case *commonpb.AnyValue_BoolValue:
+		return x.BoolValue
+	case *commonpb.AnyValue_IntValue:
+		if x.IntValue > 1<<53 || x.IntValue < -(1<<53) {
+			return strconv.FormatInt(x.IntValue, 10)
+		}
+		return x.IntValue
+	case *commonpb.AnyValue_DoubleValue:
+		if math.IsNaN(x.DoubleValue) || math.IsInf(x.DoubleValue, 0) {
+			return strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
+		}
+		return x.DoubleValue
+	case *commonpb.AnyValue_ArrayValue:
+		out := make([]any, len(x.ArrayValue.GetValues()))
+		for i, e := range x.ArrayValue.GetValues() {
+			out[i] = value(e)
+		}
+		return out
+	case *commonpb.AnyValue_KvlistValue:
+		m := attrMap(x.KvlistValue.GetValues())
+		if m == nil {
+			m = map[string]any{}
+		}
+		return m
+	case *commonpb.AnyValue_BytesValue:
+		return x.BytesValue // encoding/json writes []byte as base64
+	}
+	return nil
+}
+
+// lookup finds a string attribute on the span, else on its resource; a
+// repeated key counts with its last value, as in attrMap.
+func lookup(span, resource []*commonpb.KeyValue, key string) string {
+	for _, kvs := range [][]*commonpb.KeyValue{span, resource} {
+		for i := len(kvs) - 1; i >= 0; i-- {
+			if kvs[i].GetKey() == key {
+				return kvs[i].GetValue().GetStringValue()
+			}
+		}
+	}
+	return ""
+}
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validID accepts what the native API accepts as a run id.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,122 @@
+package otlp
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/big"
+	"strings"
+	"sync"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Price is what one model costs, as integers so that costs sum exactly:
+// microcents per 1000 tokens, which is USD per million tokens × 100 000.
+type Price struct {
+	Input, Output int64
+}
+
+// priceScale turns USD per million tokens into microcents per 1000 tokens.
+const priceScale = 100_000
+
+// Cost is the cost of a call in microcents, rounded half up; false when it
+// is out of range.
+func (p Price) Cost(inputTokens, outputTokens int64) (int64, bool) {
+	n := new(big.Int).Mul(big.NewInt(inputTokens), big.NewInt(p.Input))
+	n.Add(n, new(big.Int).Mul(big.NewInt(outputTokens), big.NewInt(p.Output)))
+	n.Add(n, big.NewInt(500))
+	n.Quo(n, big.NewInt(1000))
+	if !n.IsInt64() || n.Int64() > 1<<53 {
+		return 0, false
+	}
+	return n.Int64(), true
+}
+
+// Prices maps lower-case model names to their prices.
+type Prices map[string]Price
+
+//go:embed prices.json
+var pricesJSON []byte
+
+var defaultPrices = sync.OnceValue(func() Prices {
+	p, err := ParsePrices(pricesJSON)
+	if err != nil {
+		panic("otlp: embedded prices.json: " + err.Error())
+	}
+	return p
+})
+
+// DefaultPrices returns a copy of the price table shipped with runproof
+// (prices.json: list prices of common models).
+func DefaultPrices() Prices { return maps.Clone(defaultPrices()) }
+
+// ParsePrices reads a price table in the format of prices.json:
+//
+//	{"unit": "USD per million tokens", "models": {"gpt-4o": {"input": 2.5, "output": 10}}}
+func ParsePrices(b []byte) (Prices, error) {
+	var doc struct {
+		Unit   string `json:"unit"`
+		AsOf   string `json:"as_of"`
+		Models map[string]struct {
+			Input  json.Number `json:"input"`
+			Output json.Number `json:"output"`
+		} `json:"models"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("price table: %w", err)
+	}
+	if doc.Unit != "" && doc.Unit != "USD per million tokens" {
+		return nil, fmt.Errorf("price table: unit must be \"USD per million tokens\", not %q", doc.Unit)
+	}
+	out := make(Prices, len(doc.Models))
+	for name, m := range doc.Models {
+		in, err := runproof.ParseFixed(m.Input.String(), priceScale)
+		if err != nil {
+			return nil, fmt.Errorf("price table: %s: input: %w", name, err)
+		}
+		o, err := runproof.ParseFixed(m.Output.String(), priceScale)
+		if err != nil {
+			return nil, fmt.Errorf("price table: %s: output: %w", name, err)
+		}
+		out[strings.ToLower(name)] = Price{Input: in, Output: o}
+	}
+	return out, nil
+}
+
+// With returns p with the entries of over added or replaced.
+func (p Prices) With(over Prices) Prices {
+	out := maps.Clone(p)
+	if out == nil {
+		out = Prices{}
+	}
+	maps.Copy(out, over)
+	return out
+}
+
+// Lookup finds the price of a model: by its exact name, else by the longest
+// name in the table that the model's name starts with, followed by a
+// separator ("gpt-4o-2024-08-06" is priced as "gpt-4o", never as "gpt-4").
+// A provider prefix ("openai/gpt-4o") and case are ignored.
+func (p Prices) Lookup(model string) (Price, bool) {
+	model = strings.ToLower(model)
+	if i := strings.LastIndexByte(model, '/'); i >= 0 {
+		model = model[i+1:]
+	}
+	if pr, ok := p[model]; ok {
+		return pr, true
+	}
+	best, found := "", false
+	for name := range p {
+		if len(name) > len(best) && len(model) > len(name) && strings.HasPrefix(model, name) &&
+			strings.IndexByte("-@:._", model[len(name)]) >= 0 {
+			best, found = name, true
+		}
+	}
+	return p[best], found
+}
