@@ -41,7 +41,7 @@ func debriefReport(b *evidence.ExecutiveDebriefBundle, info Info) *report {
 		{"Cost incurred", dollars(float64(b.CostIncurredCents)), "up to and including the breach"},
 		{"Cost prevented", prevented, "estimate, see below"},
 	})
-	r.note("How the cost prevented is estimated: " + b.CostPreventedMethod)
+	r.note("How the cost prevented is estimated. " + b.CostPreventedMethod)
 
 	r.heading("Recommended actions")
 	r.numbered(b.RecommendedActions)

@@ -72,7 +72,15 @@ func seconds(s float64) string {
 func words(s float64) string {
 	switch {
 	case s < 60:
-		v := num(math.Round(s*10) / 10)
+		// milliseconds under a second, tenths under ten, whole seconds above
+		r := math.Round(s*1000) / 1000
+		switch {
+		case s >= 10:
+			r = math.Round(s)
+		case s >= 1:
+			r = math.Round(s*10) / 10
+		}
+		v := num(r)
 		if v == "1" {
 			return "1 second"
 		}
