@@ -20,12 +20,12 @@ const PostgresURLEnv = "RUNPROOF_TEST_POSTGRES_URL"
 
 // OpenSQLite returns an empty, migrated SQLite store in t.TempDir(), closed
 // when the test ends.
-func OpenSQLite(t *testing.T) runproof.Store { return openSQLite(t) }
+func OpenSQLite(t testing.TB) runproof.Store { return openSQLite(t) }
 
 // OpenPostgres returns an empty, migrated PostgreSQL store in a fresh
 // schema, dropped when the test ends. It skips the test when
 // RUNPROOF_TEST_POSTGRES_URL is not set.
-func OpenPostgres(t *testing.T) runproof.Store { return openPostgres(t) }
+func OpenPostgres(t testing.TB) runproof.Store { return openPostgres(t) }
 
 // Each runs fn once per engine, as subtests "sqlite" and "postgres".
 func Each(t *testing.T, fn func(t *testing.T, s runproof.Store)) {
@@ -45,7 +45,7 @@ func PostgresHarness(t *testing.T) Harness {
 	return Harness{Store: s, Exec: s.ExecRaw}
 }
 
-func openSQLite(t *testing.T) *sqlite.Store {
+func openSQLite(t testing.TB) *sqlite.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
@@ -59,7 +59,28 @@ func openSQLite(t *testing.T) *sqlite.Store {
 	return s
 }
 
-func openPostgres(t *testing.T) *postgres.Store {
+// OpenPostgresPair returns two stores over one fresh schema, each with its
+// own connection pool: two servers sharing a database. It skips the test
+// when RUNPROOF_TEST_POSTGRES_URL is not set.
+func OpenPostgresPair(t *testing.T) (runproof.Store, runproof.Store) {
+	a, url := openPostgresURL(t)
+	b, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() }) // before the schema is dropped
+	return a, b
+}
+
+func openPostgres(t testing.TB) *postgres.Store {
+	t.Helper()
+	s, _ := openPostgresURL(t)
+	return s
+}
+
+// openPostgresURL opens a store in a fresh schema and returns it with the
+// URL that selects that schema.
+func openPostgresURL(t testing.TB) (*postgres.Store, string) {
 	t.Helper()
 	raw := os.Getenv(PostgresURLEnv)
 	if raw == "" {
@@ -96,5 +117,5 @@ func openPostgres(t *testing.T) *postgres.Store {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, u.String()
 }

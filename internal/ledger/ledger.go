@@ -1,0 +1,316 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// DefaultOriginPrefix starts the origin line of a checkpoint; the tenant id
+// ends it, so that a checkpoint names the one log it signs.
+const DefaultOriginPrefix = "runproof/ledger/"
+
+// ErrDiverged is returned by an append that finds the stored tree no longer
+// hashing to its last signed checkpoint: nothing more is signed over it.
+var ErrDiverged = errors.New("the ledger no longer matches its last signed checkpoint: nothing was appended; run `runproof ledger verify`")
+
+// Options tune a Ledger; zero values take defaults.
+type Options struct {
+	// OriginPrefix is put before the tenant id in each checkpoint's origin
+	// line (default DefaultOriginPrefix).
+	OriginPrefix string
+	// Verifiers are the verifier keys of earlier signing keys, whose
+	// checkpoints Verify still accepts after a key change.
+	Verifiers []string
+	Now       func() time.Time
+}
+
+// Ledger appends finished exports to their tenant's log and proves what
+// it holds. Create it with New; it is safe for concurrent use, also by
+// several processes over one database.
+type Ledger struct {
+	store     runproof.Store
+	signer    note.Signer
+	vkey      string
+	verifiers []string
+	prefix    string
+	now       func() time.Time
+}
+
+// New returns a ledger over store whose checkpoints are signed with key
+// under keyName, the signer name of the notes (no spaces or '+', e.g.
+// "runproof.example.com"). The caller keeps the key.
+func New(store runproof.Store, key ed25519.PrivateKey, keyName string, opts Options) (*Ledger, error) {
+	signer, vkey, err := newSigner(key, keyName)
+	if err != nil {
+		return nil, err
+	}
+	l := &Ledger{store: store, signer: signer, vkey: vkey, verifiers: append([]string{vkey}, opts.Verifiers...),
+		prefix: opts.OriginPrefix, now: opts.Now}
+	if l.prefix == "" {
+		l.prefix = DefaultOriginPrefix
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	return l, nil
+}
+
+// VerifierKey returns the note verifier key of the signing key, to
+// publish: "<name>+<hash>+<base64 key>".
+func (l *Ledger) VerifierKey() string { return l.vkey }
+
+// Origin returns the origin line of a tenant's checkpoints.
+func (l *Ledger) Origin(tenantID string) string { return l.prefix + tenantID }
+
+// ed25519Signer signs notes with a key the caller holds.
+type ed25519Signer struct {
+	name string
+	hash uint32
+	key  ed25519.PrivateKey
+}
+
+func (s *ed25519Signer) Name() string                    { return s.name }
+func (s *ed25519Signer) KeyHash() uint32                 { return s.hash }
+func (s *ed25519Signer) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
+
+func newSigner(key ed25519.PrivateKey, name string) (note.Signer, string, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, "", fmt.Errorf("ledger: the signing key must be an Ed25519 private key of %d bytes, not %d", ed25519.PrivateKeySize, len(key))
+	}
+	vkey, err := note.NewEd25519VerifierKey(name, key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, "", fmt.Errorf("ledger: %w", err)
+	}
+	v, err := note.NewVerifier(vkey) // also checks the name
+	if err != nil {
+		return nil, "", fmt.Errorf("ledger: key name %q: %w", name, err)
+	}
+	return &ed25519Signer{name: name, hash: v.KeyHash(), key: key}, vkey, nil
+}
+
+// checkTenant refuses a tenant id that cannot end an origin line.
+func checkTenant(tenantID string) error {
+	if tenantID == "" || strings.ContainsFunc(tenantID, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\uFFFD' }) {
+		return runproof.Errorf(runproof.EINVALID, "tenant id %q cannot name a ledger", tenantID)
+	}
+	return nil
+}
+
+// checkpointText is the signed text of a checkpoint: tlog.FormatTree's
+// three lines (which tlog.ParseTree reads, ignoring what follows), then
+// the origin line.
+func checkpointText(origin string, tree tlog.Tree) []byte {
+	return append(tlog.FormatTree(tree), origin+"\n"...)
+}
+
+// OpenCheckpoint checks a signed checkpoint against verifier keys and
+// returns its origin line and the tree it signs.
+func OpenCheckpoint(msg []byte, verifierKeys ...string) (origin string, tree tlog.Tree, err error) {
+	vs := make([]note.Verifier, 0, len(verifierKeys))
+	for _, k := range verifierKeys {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return "", tree, fmt.Errorf("verifier key %q: %w", k, err)
+		}
+		vs = append(vs, v)
+	}
+	n, err := note.Open(msg, note.VerifierList(vs...))
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		return "", tree, fmt.Errorf("checkpoint not signed by a known key: %w", err)
+	} else if err != nil {
+		return "", tree, fmt.Errorf("checkpoint signature: %w", err)
+	}
+	if tree, err = tlog.ParseTree([]byte(n.Text)); err != nil {
+		return "", tree, fmt.Errorf("checkpoint: %w", err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) < 5 || lines[3] == "" {
+		return "", tree, errors.New("checkpoint: no origin line")
+	}
+	return lines[3], tree, nil
+}
+
+// Append adds a finished export to its tenant's log and returns its index.
+// Appending an export already in the log returns its index again.
+func (l *Ledger) Append(ctx context.Context, rec runproof.Export) (int64, error) {
+	idx, err := l.AppendBatch(ctx, rec.TenantID, []runproof.Export{rec})
+	if err != nil {
+		return -1, err
+	}
+	return idx[0], nil
+}
+
+// AppendBatch adds finished exports of one tenant in order, under one
+// signed checkpoint, and returns their indexes. Exports already in the log
+// keep their index; one in the log with other content is ECONFLICT.
+func (l *Ledger) AppendBatch(ctx context.Context, tenantID string, recs []runproof.Export) ([]int64, error) {
+	if err := checkTenant(tenantID); err != nil {
+		return nil, err
+	}
+	leaves := make([][]byte, len(recs))
+	for i, rec := range recs {
+		if rec.TenantID != tenantID {
+			return nil, runproof.Errorf(runproof.EINVALID, "export %s belongs to tenant %q, not %q", rec.ID, rec.TenantID, tenantID)
+		}
+		var err error
+		if leaves[i], err = leafBytes(rec); err != nil {
+			return nil, err
+		}
+	}
+	// A concurrent append of the same export makes the first try conflict;
+	// the second finds it in the log.
+	for try := 0; ; try++ {
+		out, err := l.appendNew(ctx, tenantID, recs, leaves)
+		if runproof.ErrorCode(err) != runproof.ECONFLICT || try > 0 {
+			return out, err
+		}
+	}
+}
+
+func (l *Ledger) appendNew(ctx context.Context, tenantID string, recs []runproof.Export, leaves [][]byte) ([]int64, error) {
+	out := make([]int64, len(recs))
+	var todo []int // positions of recs not yet in the log
+	for i, rec := range recs {
+		e, err := l.store.LedgerEntryByExport(ctx, tenantID, rec.ID)
+		switch {
+		case err == nil && bytes.Equal(e.Data, leaves[i]):
+			out[i] = e.Index
+		case err == nil:
+			return nil, runproof.Errorf(runproof.ECONFLICT, "export %s is already in the ledger (entry %d) with other content", rec.ID, e.Index)
+		case runproof.ErrorCode(err) == runproof.ENOTFOUND:
+			todo = append(todo, i)
+		default:
+			return nil, err
+		}
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+	err := l.store.AppendLedger(ctx, tenantID, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+		var a runproof.LedgerAppend
+		r := &pendingReader{read: st.ReadHashes, pending: map[int64]tlog.Hash{}}
+		if err := l.checkHead(tenantID, st, r); err != nil {
+			return a, fmt.Errorf("ledger of tenant %q: %w", tenantID, err)
+		}
+		now := runproof.Timestamp(l.now())
+		for k, i := range todo {
+			n := st.Size + int64(k)
+			hashes, err := tlog.StoredHashes(n, leaves[i], r)
+			if err != nil {
+				return a, fmt.Errorf("ledger: entry %d: %w", n, err)
+			}
+			base := tlog.StoredHashIndex(0, n)
+			for j, h := range hashes {
+				r.pending[base+int64(j)] = h
+				a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: base + int64(j), Hash: h})
+			}
+			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenantID, Index: n, ExportID: recs[i].ID,
+				Data: leaves[i], CreatedAt: now})
+			out[i] = n
+		}
+		tree := tlog.Tree{N: st.Size + int64(len(todo))}
+		var err error
+		if tree.Hash, err = tlog.TreeHash(tree.N, r); err != nil {
+			return a, fmt.Errorf("ledger: tree hash: %w", err)
+		}
+		msg, err := note.Sign(&note.Note{Text: string(checkpointText(l.Origin(tenantID), tree))}, l.signer)
+		if err != nil {
+			return a, fmt.Errorf("ledger: sign checkpoint: %w", err)
+		}
+		a.Checkpoint = runproof.LedgerCheckpoint{TenantID: tenantID, Size: tree.N, Hash: tree.Hash, Note: msg,
+			VerifierKey: l.vkey, CreatedAt: now}
+		return a, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkHead makes sure the log is still the one last signed, in O(log n)
+// reads: the latest checkpoint is signed by a known key for this log, and
+// the stored tree has its size and hashes to its hash. A full check is
+// Verify's job; this one keeps an append from signing over a tree that
+// someone changed or signed with another key.
+func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.HashReader) error {
+	if st.Latest == nil {
+		if st.Size != 0 {
+			return fmt.Errorf("%w (%d entries, no checkpoint)", ErrDiverged, st.Size)
+		}
+		return nil
+	}
+	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.verifiers...)
+	if err != nil {
+		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
+	}
+	if origin != l.Origin(tenantID) || tree.N != st.Latest.Size || tree.Hash != st.Latest.Hash {
+		return fmt.Errorf("%w (the latest checkpoint's note does not sign its row)", ErrDiverged)
+	}
+	if tree.N != st.Size {
+		return fmt.Errorf("%w (%d entries, checkpoint of size %d)", ErrDiverged, st.Size, tree.N)
+	}
+	th, err := tlog.TreeHash(st.Size, r)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", ErrDiverged, err)
+	}
+	if th != tree.Hash {
+		return fmt.Errorf("%w (tree hash of size %d differs)", ErrDiverged, st.Size)
+	}
+	return nil
+}
+
+// pendingReader reads the hashes of an append not yet written from memory
+// and the others from the store, in one query per call.
+type pendingReader struct {
+	read    func([]int64) ([][runproof.LedgerHashSize]byte, error)
+	pending map[int64]tlog.Hash
+}
+
+func (r *pendingReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var stored []int64
+	var at []int
+	for i, idx := range indexes {
+		if h, ok := r.pending[idx]; ok {
+			out[i] = h
+		} else {
+			stored, at = append(stored, idx), append(at, i)
+		}
+	}
+	if len(stored) > 0 {
+		hs, err := r.read(stored)
+		if err != nil {
+			return nil, err
+		}
+		for k, h := range hs {
+			out[at[k]] = h
+		}
+	}
+	return out, nil
+}
+
+// storeReader reads a tenant's stored hashes, one query per call.
+func storeReader(ctx context.Context, s runproof.LedgerStore, tenantID string) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hs, err := s.LedgerHashes(ctx, tenantID, indexes)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(hs))
+		for i, h := range hs {
+			out[i] = h
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,206 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/runproof/runproof/internal/ledger"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+func TestEntryBytes(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	recs := finish(t, s, "acme", 0, 5)
+	got, err := ledger.EntryFor(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := got.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"bundle_id":"EVD-0000","bundle_type":"evidence",` +
+		`"checksum":"` + runproof.DigestBytes([]byte("acme-x0000")) + `",` +
+		`"created_at":"2026-01-02T15:04:05.123456Z","export_id":"acme-x0000","finished_at":"2026-01-02T15:04:05.124456Z",` +
+		`"format":"json","origin":"HUMAN","requested_by":"key-1","run_id":"run-1","scope":"llm_run",` +
+		`"size_bytes":100,"source_component":"api","status":"completed","tenant_id":"acme","type":"runproof.export.v1"}`
+	if string(b) != want {
+		t.Errorf("leaf bytes:\n got %s\nwant %s", b, want)
+	}
+	back, err := ledger.ParseEntry(b)
+	if err != nil || back != got {
+		t.Errorf("ParseEntry: %+v, %v", back, err)
+	}
+
+	failed, err := ledger.EntryFor(recs[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed.Status != "failed" || failed.FailureReason == "" || failed.Checksum != "" {
+		t.Errorf("failed export's entry: %+v", failed)
+	}
+	pending := recs[0]
+	pending.Status, pending.CompletedAt = runproof.ExportPending, nil
+	if _, err := ledger.EntryFor(pending); runproof.ErrorCode(err) != runproof.EINVALID {
+		t.Errorf("entry of a pending export: %v, want EINVALID", err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	if _, err := ledger.New(s, ed25519.PrivateKey{1, 2}, keyName, ledger.Options{}); err == nil {
+		t.Error("a short key was accepted")
+	}
+	if _, err := ledger.New(s, testKey, "two words", ledger.Options{}); err == nil {
+		t.Error("a key name with a space was accepted")
+	}
+	l := newLedger(t, s)
+	v, err := note.NewVerifier(l.VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Name() != keyName || !strings.HasPrefix(l.VerifierKey(), keyName+"+") {
+		t.Errorf("verifier key %q", l.VerifierKey())
+	}
+}
+
+func TestAppendProve(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s runproof.Store) {
+		ctx := context.Background()
+		l := newLedger(t, s)
+		_, err := l.Checkpoint(ctx, "acme")
+		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Fatalf("checkpoint of an empty ledger: %v, want ENOTFOUND", err)
+		}
+
+		recs := finish(t, s, "acme", 0, 8)
+		appendEach(t, l, recs[:5])
+		idx, err := l.AppendBatch(ctx, "acme", recs[3:]) // 3 and 4 are in already
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []int64{3, 4, 5, 6, 7}; !equalInts(idx, want) {
+			t.Errorf("batch indexes %v, want %v", idx, want)
+		}
+		if i, err := l.Append(ctx, recs[2]); err != nil || i != 2 {
+			t.Errorf("appending export 2 again: %d, %v; want its index 2", i, err)
+		}
+		changed := recs[2]
+		changed.Checksum = runproof.DigestBytes([]byte("other"))
+		if _, err := l.Append(ctx, changed); runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("export 2 with other content: %v, want ECONFLICT", err)
+		}
+		if _, err := l.AppendBatch(ctx, "other", recs[:1]); runproof.ErrorCode(err) != runproof.EINVALID {
+			t.Errorf("another tenant's export: %v, want EINVALID", err)
+		}
+
+		cp, err := l.Checkpoint(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		origin, tree, err := ledger.OpenCheckpoint(cp.Note, l.VerifierKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if origin != "runproof/ledger/acme" || tree.N != 8 {
+			t.Errorf("checkpoint: origin %q, size %d", origin, tree.N)
+		}
+		if _, _, err := ledger.OpenCheckpoint(cp.Note, newLedgerKey(t, s, otherKey).VerifierKey()); err == nil {
+			t.Error("the checkpoint opened with another key")
+		}
+
+		for i, r := range recs {
+			p, err := l.Prove(ctx, "acme", r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Index != int64(i) || p.Entry.ExportID != r.ID || p.Entry.Checksum != r.Checksum || p.TreeSize != 8 {
+				t.Errorf("proof of %s: index %d, entry %+v", r.ID, p.Index, p.Entry)
+			}
+			if err := checkProof(p, l.VerifierKey()); err != nil {
+				t.Errorf("proof of %s: %v", r.ID, err)
+			}
+		}
+		_, err = l.Prove(ctx, "other", recs[0].ID)
+		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Errorf("proof of another tenant's export: %v, want ENOTFOUND", err)
+		}
+
+		// Every kept checkpoint is a prefix of every later one.
+		for from := int64(1); from <= 8; from++ {
+			if from == 6 || from == 7 {
+				continue // the batch made one checkpoint, of size 8
+			}
+			c, err := l.ProveConsistency(ctx, "acme", from, 0)
+			if err != nil {
+				t.Fatalf("consistency %d → latest: %v", from, err)
+			}
+			_, oldTree, err := ledger.OpenCheckpoint([]byte(c.OldCheckpoint), l.VerifierKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, newTree, err := ledger.OpenCheckpoint([]byte(c.NewCheckpoint), l.VerifierKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlog.CheckTree(c.TreeProof, newTree.N, newTree.Hash, oldTree.N, oldTree.Hash); err != nil {
+				t.Errorf("consistency %d → %d: %v", from, newTree.N, err)
+			}
+		}
+		_, err = l.ProveConsistency(ctx, "acme", 6, 8)
+		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Errorf("consistency from a size without checkpoint: %v, want ENOTFOUND", err)
+		}
+		_, err = l.ProveConsistency(ctx, "acme", 3, 2)
+		if runproof.ErrorCode(err) != runproof.EINVALID {
+			t.Errorf("consistency backwards: %v, want EINVALID", err)
+		}
+
+		rep, err := l.Verify(ctx, "acme", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Entries != 8 || rep.Checkpoints != 6 || rep.Latest.N != 8 || rep.OwnKeys {
+			t.Errorf("report %+v", rep)
+		}
+		first, err := s.LedgerCheckpoint(ctx, "acme", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep, err = l.Verify(ctx, "acme", first.Note); err != nil || rep.Extends != 1 {
+			t.Errorf("verify extending checkpoint 1: %+v, %v", rep, err)
+		}
+
+		// Another key may sign later checkpoints once the ledger knows it.
+		rotated, err := ledger.New(s, otherKey, "runproof.test2", ledger.Options{Verifiers: []string{l.VerifierKey()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendEach(t, rotated, finish(t, s, "acme", 8, 1))
+		if _, err := rotated.Verify(ctx, "acme", nil); err != nil {
+			t.Errorf("after a key change: %v", err)
+		}
+		if _, err := l.Append(ctx, finish(t, s, "acme", 9, 1)[0]); !errors.Is(err, ledger.ErrDiverged) {
+			t.Errorf("append over a checkpoint signed by an unknown key: %v, want ErrDiverged", err)
+		}
+	})
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,105 @@
+package ledger_test
+
+import (
+	"context"
+	"encoding/json"
+	"go/parser"
+	"go/token"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// checker is a program that checks proof.json with tlog, note and the
+// standard library only: what an auditor without runproof can run.
+const checker = "../../docs/examples/checkproof"
+
+// TestOutsiderChecksProof writes a proof and the artifact it covers to
+// files, then has the outside checker judge them, as they are and altered.
+func TestOutsiderChecksProof(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool in PATH")
+	}
+	checkImports(t)
+
+	ctx := context.Background()
+	s := storetest.OpenSQLite(t)
+	l := newLedger(t, s)
+	recs := finish(t, s, "acme", 0, 11)
+	appendEach(t, l, recs)
+	p, err := l.Prove(ctx, "acme", recs[6].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proofPath := write("proof.json", b)
+	artifact := write("artifact.json", []byte(recs[6].ID)) // finish's checksum is the digest of the id
+
+	run := func(args ...string) (string, bool) {
+		cmd := exec.Command(goTool, append([]string{"run", checker}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err == nil
+	}
+	if out, ok := run("-key", l.VerifierKey(), proofPath, artifact); !ok || !strings.HasPrefix(out, "ok: export "+recs[6].ID) {
+		t.Fatalf("the checker refused a good proof: %s", out)
+	} else {
+		t.Log(out)
+	}
+
+	p.Leaf = append([]byte(nil), p.Leaf...)
+	p.Leaf[len(p.Leaf)-3] ^= 1 // one bit of the leaf
+	b, _ = json.Marshal(p)
+	altered := write("altered.json", b)
+	other := write("other.json", []byte("not the artifact"))
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"altered leaf", []string{"-key", l.VerifierKey(), altered}},
+		{"other artifact", []string{"-key", l.VerifierKey(), proofPath, other}},
+		{"other key", []string{"-key", newLedgerKey(t, s, otherKey).VerifierKey(), proofPath}},
+	} {
+		if out, ok := run(c.args...); ok {
+			t.Errorf("%s: the checker accepted it: %s", c.name, out)
+		} else {
+			t.Logf("%s: %s", c.name, out)
+		}
+	}
+}
+
+// checkImports makes sure the checker needs nothing but the standard
+// library and golang.org/x/mod.
+func checkImports(t *testing.T) {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(checker, "main.go"), nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range f.Imports {
+		path, _ := strconv.Unquote(imp.Path.Value)
+		first, _, _ := strings.Cut(path, "/")
+		if strings.Contains(first, ".") && !strings.HasPrefix(path, "golang.org/x/mod/sumdb/") {
+			t.Errorf("the checker imports %s", path)
+		}
+	}
+}
