@@ -26,6 +26,7 @@ type Exporter struct {
 	store     runproof.Store
 	artifacts Artifacts
 	keys      *signing.Keyring
+	ledger    Ledger
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -34,15 +35,22 @@ type Exporter struct {
 // Options tune an Exporter; zero values take defaults.
 type Options struct {
 	// Keys sign ZIP bundles; without them ZIP is not offered.
-	Keys   *signing.Keyring
+	Keys *signing.Keyring
+	// Ledger, when set, records every finished export in the export ledger.
+	Ledger Ledger
 	Logger *slog.Logger
 	Now    func() time.Time
 	NewID  func() string
 }
 
+// Ledger records finished exports in the export ledger (package ledger).
+type Ledger interface {
+	Append(ctx context.Context, rec runproof.Export) (int64, error)
+}
+
 // New returns an Exporter over a store and an artifact store.
 func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
-	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, log: opts.Logger, now: opts.Now, newID: opts.NewID}
+	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, ledger: opts.Ledger, log: opts.Logger, now: opts.Now, newID: opts.NewID}
 	if e.newID == nil {
 		e.newID = runproof.NewID
 	}
@@ -218,6 +226,11 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	rec, err := e.store.GetExport(context.WithoutCancel(ctx), tenantID, r.ID)
 	if err != nil {
 		return runproof.Export{}, err
+	}
+	if e.ledger != nil {
+		if _, err := e.ledger.Append(context.WithoutCancel(ctx), rec); err != nil {
+			return rec, fmt.Errorf("export %s: record in the ledger: %w", r.ID, err)
+		}
 	}
 	if buildErr != nil {
 		return rec, &Failed{Export: rec, Err: buildErr}
