@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -28,6 +29,8 @@ type Options struct {
 	// ModelPrices add to or replace the prices of otlp.DefaultPrices, which
 	// cost OTLP spans that carry tokens but no cost.
 	ModelPrices otlp.Prices
+	// Ledger serves checkpoints and proofs; without it those routes answer 503.
+	Ledger *ledger.Ledger
 }
 
 // Server is the HTTP API. Create it with New.
@@ -39,12 +42,13 @@ type Server struct {
 	routes  []route
 	metrics *metrics
 	prices  otlp.Prices
+	ledger  *ledger.Ledger
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
-		prices: otlp.DefaultPrices().With(opts.ModelPrices)}
+		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -1,0 +1,102 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/runproof/runproof/internal/ledger"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// The export ledger's routes: the latest signed checkpoint, consistency
+// between two checkpoints, and an export's inclusion proof. A server
+// started without a ledger answers them 503.
+
+// proofDoc documents ledger.Proof as it is encoded.
+type proofDoc struct {
+	Type        string       `json:"type"`
+	ExportID    string       `json:"export_id"`
+	Index       int64        `json:"index"`
+	Leaf        string       `json:"leaf"` // base64 of the leaf bytes
+	Entry       ledger.Entry `json:"entry"`
+	TreeSize    int64        `json:"tree_size"`
+	TreeHash    string       `json:"tree_hash"`    // base64
+	RecordProof []string     `json:"record_proof"` // base64 hashes
+	Checkpoint  string       `json:"checkpoint"`
+	Origin      string       `json:"origin"`
+	VerifierKey string       `json:"verifier_key"`
+}
+
+// consistencyDoc documents ledger.Consistency as it is encoded.
+type consistencyDoc struct {
+	OldSize       int64    `json:"old_size"`
+	NewSize       int64    `json:"new_size"`
+	OldCheckpoint string   `json:"old_checkpoint"`
+	NewCheckpoint string   `json:"new_checkpoint"`
+	TreeProof     []string `json:"tree_proof"` // base64 hashes
+	Origin        string   `json:"origin"`
+	VerifierKey   string   `json:"verifier_key"`
+}
+
+// noLedger answers for a server without a ledger.
+func noLedger(w http.ResponseWriter, c *call) error {
+	writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/ledger_unavailable", Title: "Service Unavailable",
+		Status: http.StatusServiceUnavailable, Detail: "this server keeps no export ledger"})
+	return nil
+}
+
+func (s *Server) ledgerCheckpoint(w http.ResponseWriter, c *call) error {
+	if s.ledger == nil {
+		return noLedger(w, c)
+	}
+	cp, err := s.ledger.Checkpoint(c.r.Context(), c.tenant())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(cp.Note)
+	return nil
+}
+
+func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
+	if s.ledger == nil {
+		return noLedger(w, c)
+	}
+	q := c.r.URL.Query()
+	var errs []runproof.FieldError
+	size := func(name string, required bool) int64 {
+		v := q.Get(name)
+		if v == "" && !required {
+			return 0
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			errs = append(errs, runproof.FieldError{Field: name, Message: "must be the size of a checkpoint: a whole number, 1 or more"})
+		}
+		return n
+	}
+	from, to := size("from", true), size("to", false)
+	if len(errs) > 0 {
+		return runproof.Invalid(errs...)
+	}
+	p, err := s.ledger.ProveConsistency(c.r.Context(), c.tenant(), from, to)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+func (s *Server) exportProof(w http.ResponseWriter, c *call) error {
+	if s.ledger == nil {
+		return noLedger(w, c)
+	}
+	p, err := s.ledger.Prove(c.r.Context(), c.tenant(), c.r.PathValue("export_id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, p)
+	return nil
+}
