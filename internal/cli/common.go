@@ -140,7 +140,11 @@ func openExporter(e *env, store runproof.Store) (*export.Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return export.New(store, dir, export.Options{Keys: keys, Logger: e.log}), nil
+	led, err := newLedger(store, keys)
+	if err != nil {
+		return nil, err
+	}
+	return export.New(store, dir, export.Options{Keys: keys, Ledger: led, Logger: e.log}), nil
 }
 
 // openKeys returns the signing keys: those of DIR/signing-keys (a first one

@@ -58,7 +58,11 @@ func serve(ctx context.Context, e *env, addr string) error {
 	if err != nil {
 		return err
 	}
-	var handler http.Handler = httpapi.New(svc, exports, httpapi.Options{Logger: e.log})
+	led, err := openLedger(e.common, store)
+	if err != nil {
+		return err
+	}
+	var handler http.Handler = httpapi.New(svc, exports, httpapi.Options{Logger: e.log, Ledger: led})
 
 	// Listen before serving, so that a busy port is one clear error and
 	// port 0 can be logged as the port actually bound.

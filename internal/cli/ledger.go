@@ -1,0 +1,244 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/runproof/runproof/internal/ledger"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
+)
+
+// settleTime is how long after it finished an export must be in the ledger
+// for `ledger verify`: an export that has just finished may still be on its
+// way in.
+const settleTime = time.Minute
+
+func ledgerVerifyCommand() *command {
+	return &command{
+		name:    "ledger verify",
+		summary: "recompute the export ledger and check its signatures",
+		help: `Usage: runproof ledger verify [--tenant T] [--checkpoint FILE] [--key FILE]... [flags]
+
+Recomputes each tenant's export ledger from the export records: every entry,
+every stored hash of the tree, every checkpoint's signature and tree hash,
+and checks that every export finished more than a minute ago is in it.
+Prints one line per tenant; exits 1 naming the first entry that does not
+match. Each check is recorded as an audit event of category integrity
+(GET /api/v1/logs/audit/integrity).
+
+  --tenant T            only this tenant's ledger (default: every tenant that
+                        has one; with --checkpoint, the tenant it names)
+  --checkpoint FILE     a checkpoint kept from earlier (the text of GET
+                        /api/v1/ledger/checkpoint): also prove that the ledger
+                        still extends it
+  --key FILE            a public key checkpoints may be signed with: a PEM
+                        public key or a note verifier key; repeat for several
+                        (default: the keys of DIR/signing-keys and --signing-key)
+` + commonHelp + `
+Examples:
+  runproof ledger verify
+  runproof ledger verify --tenant acme --checkpoint acme-2026-q3.checkpoint --key pub.pem
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			checkpoint := fs.String("checkpoint", "", "older checkpoint file")
+			var keyFiles stringList
+			fs.Var(&keyFiles, "key", "public key file")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("ledger verify: unexpected argument %q (see runproof ledger verify -h)", args[0])
+				}
+				var older []byte
+				if *checkpoint != "" {
+					var err error
+					if older, err = os.ReadFile(*checkpoint); err != nil {
+						return fmt.Errorf("ledger verify: --checkpoint: %w", err)
+					}
+					if *tenant == "" {
+						if *tenant = checkpointTenant(older); *tenant == "" {
+							return usagef("ledger verify: --checkpoint %s names no tenant's ledger: give --tenant", *checkpoint)
+						}
+					}
+				}
+				if *tenant != "" {
+					if err := checkTenant("ledger verify", *tenant); err != nil {
+						return err
+					}
+				}
+				return verifyLedgers(ctx, e, *tenant, older, keyFiles)
+			}
+		},
+	}
+}
+
+// stringList is a flag that may be repeated.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// checkpointTenant reads the tenant from a checkpoint's origin line,
+// without checking anything else: Verify does that.
+func checkpointTenant(msg []byte) string {
+	lines := strings.Split(string(msg), "\n")
+	if len(lines) < 4 {
+		return ""
+	}
+	t, _ := strings.CutPrefix(lines[3], ledger.DefaultOriginPrefix)
+	if t == lines[3] {
+		return ""
+	}
+	return t
+}
+
+func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string) error {
+	store, err := openStore(ctx, e.common)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	vkeys, err := verifierKeys(e.common, keyFiles)
+	if err != nil {
+		return err
+	}
+	tenants := []string{tenant}
+	if tenant == "" {
+		if tenants, err = store.LedgerTenants(ctx); err != nil {
+			return err
+		}
+		if len(tenants) == 0 {
+			fmt.Fprintln(e.stdout, "no export ledger to verify: no export has been recorded in one yet")
+			return nil
+		}
+	}
+	var first error
+	for _, t := range tenants {
+		started := time.Now()
+		rep, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: t, VerifierKeys: vkeys, Checkpoint: older,
+			FinishedBefore: started.Add(-settleTime)})
+		line := verifyLine(rep, err)
+		fmt.Fprintf(e.stdout, "%s: %s\n", t, line)
+		decision := runproof.DecisionAllow
+		if err != nil {
+			decision = runproof.DecisionDeny
+			if first == nil {
+				first = fmt.Errorf("ledger verify: %w", err)
+			}
+		}
+		// The check is recorded whatever its outcome, even after Ctrl-C.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		aerr := store.AppendAuditEvents(actx, runproof.AuditEvent{ID: runproof.NewID(), TenantID: t,
+			OccurredAt: runproof.Timestamp(started), Actor: "system", ActorType: runproof.OriginSystem,
+			Category: runproof.AuditIntegrity, Action: "ledger.verify", Resource: "ledger/" + t,
+			Decision: decision, SourceComponent: "cli", Detail: line})
+		cancel()
+		if aerr != nil && first == nil {
+			first = fmt.Errorf("ledger verify: the ledger of %s was checked but the audit event could not be recorded: %w", t, aerr)
+		}
+	}
+	return first
+}
+
+// verifyLine is the outcome of one tenant's check, for a person to read.
+func verifyLine(rep ledger.Report, err error) string {
+	var m *ledger.Mismatch
+	switch {
+	case errors.As(err, &m) && m.Index >= 0:
+		return fmt.Sprintf("FAILED at entry %d: %s", m.Index, m.Reason)
+	case errors.As(err, &m):
+		return "FAILED: " + m.Reason
+	case err != nil:
+		return "could not be checked: " + err.Error()
+	}
+	line := fmt.Sprintf("ok: %d entries recomputed, %d signed checkpoints hold, the latest of size %d", rep.Entries, rep.Checkpoints, rep.Latest.N)
+	if rep.Extends > 0 {
+		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
+	}
+	return line
+}
+
+// verifierKeys returns the note verifier keys of --key files, or else of
+// the signing keys of the data directory.
+func verifierKeys(c common, files []string) ([]string, error) {
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("ledger verify: --key: %w", err)
+		}
+		if bytes.Contains(b, []byte("-----BEGIN")) {
+			pub, err := signing.ParsePublicPEM(b)
+			if err != nil {
+				return nil, fmt.Errorf("ledger verify: --key %s: %w", f, err)
+			}
+			vk, err := note.NewEd25519VerifierKey(signing.KeyID(pub), pub)
+			if err != nil {
+				return nil, fmt.Errorf("ledger verify: --key %s: %w", f, err)
+			}
+			out = append(out, vk)
+			continue
+		}
+		vk := strings.TrimSpace(string(b))
+		if _, err := note.NewVerifier(vk); err != nil {
+			return nil, fmt.Errorf("ledger verify: --key %s holds neither a PEM public key nor a verifier key: %w", f, err)
+		}
+		out = append(out, vk)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	keys, err := openKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys.Keys() {
+		vk, err := ledgerVerifierKey(k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vk)
+	}
+	return out, nil
+}
+
+// ledgerVerifierKey is the note verifier key of a signing key: its id
+// names it, e.g. "ed25519:0123456789abcdef+<hash>+<key>".
+func ledgerVerifierKey(k signing.Key) (string, error) {
+	return note.NewEd25519VerifierKey(k.ID, k.Public())
+}
+
+// openLedger returns the export ledger over store, its checkpoints signed
+// with the active key of openKeys under the key's id; checkpoints of the
+// older keys still verify.
+func openLedger(c common, store runproof.Store) (*ledger.Ledger, error) {
+	keys, err := openKeys(c)
+	if err != nil {
+		return nil, err
+	}
+	return newLedger(store, keys)
+}
+
+func newLedger(store runproof.Store, keys *signing.Keyring) (*ledger.Ledger, error) {
+	active := keys.Active()
+	var older []string
+	for _, k := range keys.Keys() {
+		if k.ID == active.ID {
+			continue
+		}
+		vk, err := ledgerVerifierKey(k)
+		if err != nil {
+			return nil, err
+		}
+		older = append(older, vk)
+	}
+	return ledger.New(store, active.Private, active.ID, ledger.Options{Verifiers: older})
+}
