@@ -2,7 +2,10 @@ package ledger_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"go/parser"
 	"go/token"
 	"os"
@@ -66,6 +69,17 @@ func TestOutsiderChecksProof(t *testing.T) {
 		t.Log(out)
 	}
 
+	pemOf := func(name string, key ed25519.PrivateKey) string {
+		der, err := x509.MarshalPKIXPublicKey(key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	if out, ok := run("-pem", pemOf("pub.pem", testKey), proofPath, artifact); !ok || !strings.HasPrefix(out, "ok: ") {
+		t.Errorf("the checker refused a good proof with the PEM key: %s", out)
+	}
+
 	p.Leaf = append([]byte(nil), p.Leaf...)
 	p.Leaf[len(p.Leaf)-3] ^= 1 // one bit of the leaf
 	b, _ = json.Marshal(p)
@@ -78,6 +92,7 @@ func TestOutsiderChecksProof(t *testing.T) {
 		{"altered leaf", []string{"-key", l.VerifierKey(), altered}},
 		{"other artifact", []string{"-key", l.VerifierKey(), proofPath, other}},
 		{"other key", []string{"-key", newLedgerKey(t, s, otherKey).VerifierKey(), proofPath}},
+		{"other PEM key", []string{"-pem", pemOf("other.pem", otherKey), proofPath}},
 	} {
 		if out, ok := run(c.args...); ok {
 			t.Errorf("%s: the checker accepted it: %s", c.name, out)

@@ -5,17 +5,22 @@
 // Usage:
 //
 //	go run ./docs/examples/checkproof -key VERIFIER_KEY proof.json [ARTIFACT]
+//	go run ./docs/examples/checkproof -pem pub.pem proof.json [ARTIFACT]
 //
-// It opens the signed checkpoint with the published verifier key, checks
+// It opens the signed checkpoint with the published key (a note verifier
+// key, or the PEM public key of GET /api/v1/signing-keys), checks
 // that the leaf is in the tree the checkpoint signs, and, given the
 // artifact, that its SHA-256 is the checksum the leaf records. It prints
 // one line and exits 0 only when everything holds.
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,13 +52,14 @@ type leaf struct {
 }
 
 func main() {
-	key := flag.String("key", "", "the published verifier key of the ledger (without it, the key in proof.json is used, which shows the proof is intact but not who signed it)")
+	key := flag.String("key", "", "the published verifier key of the ledger (without it or -pem, the key in proof.json is used, which shows the proof is intact but not who signed it)")
+	pemFile := flag.String("pem", "", "the published Ed25519 public key, PEM")
 	flag.Parse()
 	if flag.NArg() < 1 || flag.NArg() > 2 {
-		fmt.Fprintln(os.Stderr, "usage: checkproof [-key VERIFIER_KEY] proof.json [ARTIFACT]")
+		fmt.Fprintln(os.Stderr, "usage: checkproof [-key VERIFIER_KEY | -pem PUB.pem] proof.json [ARTIFACT]")
 		os.Exit(2)
 	}
-	msg, err := check(*key, flag.Arg(0), flag.Arg(1))
+	msg, err := check(*key, *pemFile, flag.Arg(0), flag.Arg(1))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "checkproof: FAILED:", err)
 		os.Exit(1)
@@ -61,7 +67,7 @@ func main() {
 	fmt.Println(msg)
 }
 
-func check(key, proofPath, artifactPath string) (string, error) {
+func check(key, pemFile, proofPath, artifactPath string) (string, error) {
 	b, err := os.ReadFile(proofPath)
 	if err != nil {
 		return "", err
@@ -71,6 +77,11 @@ func check(key, proofPath, artifactPath string) (string, error) {
 		return "", fmt.Errorf("%s: %w", proofPath, err)
 	}
 	warning := ""
+	if pemFile != "" {
+		if key, err = pemVerifierKey(pemFile, p.Checkpoint); err != nil {
+			return "", err
+		}
+	}
 	if key == "" {
 		key, warning = p.VerifierKey, " (signature checked with the key given in proof.json: compare it with the published key)"
 	}
@@ -119,4 +130,29 @@ func check(key, proofPath, artifactPath string) (string, error) {
 	}
 	return fmt.Sprintf("ok: export %s (%s, bundle %s, %s) is entry %d of %s, in the tree of %d entries signed by %s%s",
 		l.ExportID, l.Status, l.BundleID, l.Checksum, p.Index, origin, tree.N, v.Name(), warning), nil
+}
+
+// pemVerifierKey makes a note verifier key of a PEM public key, under the
+// signer name the checkpoint gives: the key hash binds name and key, so a
+// signature by any other key still fails.
+func pemVerifierKey(file, checkpoint string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return "", fmt.Errorf("%s: no PEM block", file)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", file, err)
+	}
+	ed, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return "", fmt.Errorf("%s: not an Ed25519 public key", file)
+	}
+	_, sigs, _ := strings.Cut(checkpoint, "\n\n")
+	name, _, _ := strings.Cut(strings.TrimPrefix(sigs, "— "), " ")
+	return note.NewEd25519VerifierKey(name, ed)
 }
