@@ -13,6 +13,7 @@ import (
 
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/postgres"
@@ -128,23 +129,31 @@ func openStore(ctx context.Context, c common) (runproof.Store, error) {
 	return store, nil
 }
 
+// exporting is what the commands that export work with.
+type exporting struct {
+	exporter *export.Exporter
+	keys     *signing.Keyring
+	ledger   *ledger.Ledger
+}
+
 // openExporter returns the exporter over store, keeping artifacts in
-// DIR/artifacts of --data (also with PostgreSQL) and signing with the keys
-// of openKeys.
-func openExporter(e *env, store runproof.Store) (*export.Exporter, error) {
+// DIR/artifacts of --data (also with PostgreSQL), signing with the keys of
+// openKeys and recording every export in the ledger.
+func openExporter(e *env, store runproof.Store) (exporting, error) {
 	dir, err := artifact.NewDir(filepath.Join(e.data, "artifacts"))
 	if err != nil {
-		return nil, fmt.Errorf("cannot create the artifact directory under --data: %w", err)
+		return exporting{}, fmt.Errorf("cannot create the artifact directory under --data: %w", err)
 	}
 	keys, err := openKeys(e.common)
 	if err != nil {
-		return nil, err
+		return exporting{}, err
 	}
 	led, err := newLedger(store, keys)
 	if err != nil {
-		return nil, err
+		return exporting{}, err
 	}
-	return export.New(store, dir, export.Options{Keys: keys, Ledger: led, Logger: e.log}), nil
+	return exporting{exporter: export.New(store, dir, export.Options{Keys: keys, Ledger: led, Logger: e.log}),
+		keys: keys, ledger: led}, nil
 }
 
 // openKeys returns the signing keys: those of DIR/signing-keys (a first one

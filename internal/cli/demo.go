@@ -54,10 +54,11 @@ func runDemo(ctx context.Context, e *env, out string) error {
 		return err
 	}
 	defer store.Close()
-	exporter, err := openExporter(e, store)
+	ex, err := openExporter(e, store)
 	if err != nil {
 		return err
 	}
+	exporter := ex.exporter
 
 	seeded, err := demo.Seeded(ctx, store, demo.Tenant)
 	if err != nil {

@@ -83,10 +83,11 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 		return err
 	}
 	defer store.Close()
-	exporter, err := openExporter(e, store)
+	ex, err := openExporter(e, store)
 	if err != nil {
 		return err
 	}
+	exporter := ex.exporter
 	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli"}
 	rec, err := exporter.Export(ctx, tenant, who, in)
 	if err != nil {

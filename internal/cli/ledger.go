@@ -216,17 +216,6 @@ func ledgerVerifierKey(k signing.Key) (string, error) {
 	return note.NewEd25519VerifierKey(k.ID, k.Public())
 }
 
-// openLedger returns the export ledger over store, its checkpoints signed
-// with the active key of openKeys under the key's id; checkpoints of the
-// older keys still verify.
-func openLedger(c common, store runproof.Store) (*ledger.Ledger, error) {
-	keys, err := openKeys(c)
-	if err != nil {
-		return nil, err
-	}
-	return newLedger(store, keys)
-}
-
 func newLedger(store runproof.Store, keys *signing.Keyring) (*ledger.Ledger, error) {
 	active := keys.Active()
 	var older []string

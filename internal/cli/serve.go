@@ -54,15 +54,11 @@ func serve(ctx context.Context, e *env, addr string) error {
 	}
 	defer store.Close()
 	svc := service.New(store, service.Options{Logger: e.log})
-	exports, err := openExporter(e, store)
+	ex, err := openExporter(e, store)
 	if err != nil {
 		return err
 	}
-	led, err := openLedger(e.common, store)
-	if err != nil {
-		return err
-	}
-	var handler http.Handler = httpapi.New(svc, exports, httpapi.Options{Logger: e.log, Ledger: led})
+	var handler http.Handler = httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys})
 
 	// Listen before serving, so that a busy port is one clear error and
 	// port 0 can be logged as the port actually bound.

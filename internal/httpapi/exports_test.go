@@ -4,10 +4,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -145,4 +153,47 @@ func TestExportsAPI(t *testing.T) {
 			t.Errorf("bad requests left records: %d exports", len(list.Items))
 		}
 	})
+}
+
+func TestSigningKeysPublished(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	keys, err := signing.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := keys.Active()
+	if _, err := keys.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(store, service.Options{})
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, url: srv.URL, svc: svc}
+	var list struct {
+		Items []struct {
+			KeyID             string `json:"key_id"`
+			PublicKeyPEM      string `json:"public_key_pem"`
+			LedgerVerifierKey string `json:"ledger_verifier_key"`
+			Active            bool   `json:"active"`
+		} `json:"items"`
+	}
+	e.must(200, e.do("GET", "/api/v1/signing-keys", e.key("acme", runproof.RoleViewer), nil)).decode(t, &list)
+	if len(list.Items) != 2 || !list.Items[0].Active || list.Items[1].Active || list.Items[1].KeyID != old.ID ||
+		list.Items[0].KeyID != keys.Active().ID {
+		t.Fatalf("keys %+v", list.Items)
+	}
+	for _, k := range list.Items {
+		pub, err := signing.ParsePublicPEM([]byte(k.PublicKeyPEM))
+		if err != nil || signing.KeyID(pub) != k.KeyID {
+			t.Errorf("key %s: PEM holds %v (%v)", k.KeyID, pub, err)
+		}
+		if _, err := note.NewVerifier(k.LedgerVerifierKey); err != nil {
+			t.Errorf("key %s: ledger verifier key %q: %v", k.KeyID, k.LedgerVerifierKey, err)
+		}
+	}
+	e.must(401, e.do("GET", "/api/v1/signing-keys", "", nil))
 }

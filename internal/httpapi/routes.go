@@ -69,6 +69,8 @@ func (s *Server) routeTable() []route {
 			handle: s.downloadExport},
 		{method: "GET", path: "/api/v1/exports/{export_id}/proof", perm: read, summary: "Inclusion proof of the export's ledger entry against the latest signed checkpoint.",
 			response: proofDoc{}, handle: s.exportProof},
+		{method: "GET", path: "/api/v1/signing-keys", perm: read, summary: "Public keys that sign ZIP manifests and ledger checkpoints, active first; retired keys stay listed.",
+			response: signingKeyList{}, handle: s.signingKeys},
 		{method: "GET", path: "/api/v1/ledger/checkpoint", perm: read, summary: "The latest signed checkpoint of the tenant's export ledger (a signed note, text/plain).",
 			handle: s.ledgerCheckpoint},
 		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the checkpoint of size from is a prefix of the one of size to (default: the latest).",

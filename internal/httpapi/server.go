@@ -21,6 +21,7 @@ import (
 	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 // Options configure the API.
@@ -31,6 +32,8 @@ type Options struct {
 	ModelPrices otlp.Prices
 	// Ledger serves checkpoints and proofs; without it those routes answer 503.
 	Ledger *ledger.Ledger
+	// Keys are the signing keys whose public halves are published.
+	Keys *signing.Keyring
 }
 
 // Server is the HTTP API. Create it with New.
@@ -43,12 +46,13 @@ type Server struct {
 	metrics *metrics
 	prices  otlp.Prices
 	ledger  *ledger.Ledger
+	keys    *signing.Keyring
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
-		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger}
+		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
