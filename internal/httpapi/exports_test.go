@@ -14,9 +14,9 @@ import (
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
-	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
 
