@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -117,37 +118,56 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	if opts.Prices == nil {
 		opts.Prices = defaultPrices()
 	}
+	// Mapping a span (its content most of all) is the work here: spans are
+	// mapped in parallel, then grouped in order.
+	type item struct {
+		sp       *tracepb.Span
+		resource []*commonpb.KeyValue
+		parts    contentParts
+		s        *span
+		reason   string
+	}
+	var items []item
+	for _, rs := range req.GetResourceSpans() {
+		resource := rs.GetResource().GetAttributes()
+		resJSON := appendAttributes(nil, resource) // written once, copied into every span's content
+		for _, ss := range rs.GetScopeSpans() {
+			parts := contentParts{resource: resJSON, scope: appendScope(nil, ss.GetScope())}
+			for _, sp := range ss.GetSpans() {
+				items = append(items, item{sp: sp, resource: resource, parts: parts})
+			}
+		}
+	}
+	parallel(len(items), func(i int) {
+		it := &items[i]
+		it.s, it.reason = mapSpan(it.sp, it.resource, it.parts, opts)
+	})
+
 	var res Result
 	var spans []*span
 	seen := map[string]*span{}
-	for _, rs := range req.GetResourceSpans() {
-		resAttrs := rs.GetResource().GetAttributes()
-		resource := attrMap(resAttrs)
-		for _, ss := range rs.GetScopeSpans() {
-			for _, sp := range ss.GetSpans() {
-				s, reason := mapSpan(sp, resource, ss.GetScope(), opts)
-				if reason != "" {
-					res.Rejected = append(res.Rejected, Rejected{TraceID: hex.EncodeToString(sp.GetTraceId()),
-						SpanID: hex.EncodeToString(sp.GetSpanId()), Reason: reason})
-					continue
-				}
-				key := s.TraceID + s.SpanID
-				if first, ok := seen[key]; ok {
-					if !bytes.Equal(first.Content, s.Content) {
-						res.Rejected = append(res.Rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
-							Reason: "the request holds this span twice, with different content"})
-					}
-					continue
-				}
-				if s.runID = lookup(sp.GetAttributes(), resAttrs, AttrRunID); s.runID != "" {
-					s.runSource = FromRunID
-				} else if s.runID = lookup(sp.GetAttributes(), resAttrs, AttrConversationID); s.runID != "" {
-					s.runSource = FromConversation
-				}
-				seen[key] = s
-				spans = append(spans, s)
-			}
+	for _, it := range items {
+		s, sp := it.s, it.sp
+		if it.reason != "" {
+			res.Rejected = append(res.Rejected, Rejected{TraceID: hex.EncodeToString(sp.GetTraceId()),
+				SpanID: hex.EncodeToString(sp.GetSpanId()), Reason: it.reason})
+			continue
 		}
+		key := s.TraceID + s.SpanID
+		if first, ok := seen[key]; ok {
+			if !bytes.Equal(first.Content, s.Content) {
+				res.Rejected = append(res.Rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
+					Reason: "the request holds this span twice, with different content"})
+			}
+			continue
+		}
+		if s.runID = lookup(sp.GetAttributes(), it.resource, AttrRunID); s.runID != "" {
+			s.runSource = FromRunID
+		} else if s.runID = lookup(sp.GetAttributes(), it.resource, AttrConversationID); s.runID != "" {
+			s.runSource = FromConversation
+		}
+		seen[key] = s
+		spans = append(spans, s)
 	}
 	slices.SortFunc(spans, func(a, b *span) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.SpanID, b.SpanID))
@@ -199,6 +219,20 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	return res
 }
 
+// parallel calls fn for 0 ≤ i < n, spread over the cores.
+func parallel(n int, fn func(i int)) {
+	chunk := max(64, (n+runtime.GOMAXPROCS(0)-1)/runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for from := 0; from < n; from += chunk {
+		wg.Go(func() {
+			for i := from; i < min(from+chunk, n); i++ {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // rank orders run sources: an explicit run id wins over a conversation.
 func rank(s RunSource) int {
 	switch s {
@@ -225,7 +259,7 @@ type span struct {
 }
 
 // mapSpan checks one span and maps it, or says why it is rejected.
-func mapSpan(sp *tracepb.Span, resource map[string]any, scope *commonpb.InstrumentationScope, opts Options) (*span, string) {
+func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts, opts Options) (*span, string) {
 	s := &span{}
 	switch {
 	case len(sp.GetTraceId()) != 16 || allZero(sp.GetTraceId()):
@@ -257,7 +291,7 @@ func mapSpan(sp *tracepb.Span, resource map[string]any, scope *commonpb.Instrume
 	s.root = len(sp.GetParentSpanId()) == 0
 	s.failed = sp.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR
 
-	attrs := attrMap(sp.GetAttributes())
+	attrs := sp.GetAttributes()
 	s.StepType = stepType(sp.GetName(), attrs)
 	switch {
 	case strings.TrimSpace(s.StepType) == "":
@@ -266,39 +300,34 @@ func mapSpan(sp *tracepb.Span, resource map[string]any, scope *commonpb.Instrume
 		return nil, fmt.Sprintf("its step type %q is over %d bytes", truncate(s.StepType, 40), maxText)
 	}
 	var ok bool
-	if s.InputTokens, ok = count(attrs[AttrInputTokens]); !ok {
+	if s.InputTokens, ok = count(attr(attrs, AttrInputTokens)); !ok {
 		return nil, AttrInputTokens + " must be a whole number, not negative"
 	}
-	if s.OutputTokens, ok = count(attrs[AttrOutputTokens]); !ok {
+	if s.OutputTokens, ok = count(attr(attrs, AttrOutputTokens)); !ok {
 		return nil, AttrOutputTokens + " must be a whole number, not negative"
 	}
 	var reason string
 	if s.CostMicrocents, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
 		return nil, reason
 	}
-	s.agent = truncate(firstNonEmpty(str(attrs[AttrAgentName]), str(attrs[AttrAgentID]),
-		str(resource[AttrAgentName]), str(resource[AttrAgentID])), maxText)
-	s.goal = truncate(firstNonEmpty(str(attrs[AttrAgentDesc]), str(resource[AttrAgentDesc])), maxGoal)
-	s.service = truncate(str(resource[AttrServiceName]), maxText)
-
-	content, err := json.Marshal(map[string]any{"otel_span": spanContent(sp, s, start, end, attrs, resource, scope)})
-	if err != nil {
-		return nil, "its attributes cannot be recorded: " + err.Error()
-	}
-	s.Content = content
+	s.agent = truncate(firstNonEmpty(str(attrs, AttrAgentName), str(attrs, AttrAgentID),
+		str(resource, AttrAgentName), str(resource, AttrAgentID)), maxText)
+	s.goal = truncate(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), maxGoal)
+	s.service = truncate(str(resource, AttrServiceName), maxText)
+	s.Content = appendContent(make([]byte, 0, 512+len(parts.resource)), sp, s, parts)
 	return s, ""
 }
 
 // stepType is gen_ai.operation.name and what it acted on: the tool, the
 // model or the agent ("chat:gpt-4o", "execute_tool:web_search"); the span
 // name when there is no operation.
-func stepType(name string, attrs map[string]any) string {
-	op := str(attrs[AttrOperation])
+func stepType(name string, attrs []*commonpb.KeyValue) string {
+	op := str(attrs, AttrOperation)
 	if op == "" {
 		return name
 	}
-	if on := firstNonEmpty(str(attrs[AttrToolName]), str(attrs[AttrRequestModel]), str(attrs[AttrResponseModel]),
-		str(attrs[AttrAgentName])); on != "" {
+	if on := firstNonEmpty(str(attrs, AttrToolName), str(attrs, AttrRequestModel), str(attrs, AttrResponseModel),
+		str(attrs, AttrAgentName)); on != "" {
 		return op + ":" + on
 	}
 	return op
@@ -307,22 +336,22 @@ func stepType(name string, attrs map[string]any) string {
 // cost is the step's cost in microcents: runproof.cost_cents, else
 // gen_ai.usage.cost (USD), else the tokens at the model's price (response
 // model first: it is what ran), else zero.
-func cost(attrs map[string]any, in, out int64, prices Prices) (int64, string) {
-	if v, ok := attrs[AttrCostCents]; ok {
+func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices) (int64, string) {
+	if v := attr(attrs, AttrCostCents); v != nil {
 		n, err := fixed(v, runproof.MicrocentsPerCent)
 		if err != nil {
 			return 0, AttrCostCents + " " + err.Error()
 		}
 		return n, ""
 	}
-	if v, ok := attrs[AttrUsageCost]; ok {
+	if v := attr(attrs, AttrUsageCost); v != nil {
 		n, err := fixed(v, 100*runproof.MicrocentsPerCent)
 		if err != nil {
 			return 0, AttrUsageCost + " " + err.Error()
 		}
 		return n, ""
 	}
-	for _, model := range []string{str(attrs[AttrResponseModel]), str(attrs[AttrRequestModel])} {
+	for _, model := range []string{str(attrs, AttrResponseModel), str(attrs, AttrRequestModel)} {
 		if p, ok := prices.Lookup(model); ok && model != "" {
 			n, ok := p.Cost(in, out)
 			if !ok {
@@ -335,15 +364,13 @@ func cost(attrs map[string]any, in, out int64, prices Prices) (int64, string) {
 }
 
 // fixed reads a number attribute into units of 1/scale exactly.
-func fixed(v any, scale int64) (int64, error) {
+func fixed(v *commonpb.AnyValue, scale int64) (int64, error) {
 	var s string
-	switch v := v.(type) {
-	case int64:
-		s = strconv.FormatInt(v, 10)
-	case float64:
-		s = strconv.FormatFloat(v, 'f', -1, 64)
-	case json.Number:
-		s = v.String()
+	switch x := v.GetValue().(type) {
+	case *commonpb.AnyValue_IntValue:
+		s = strconv.FormatInt(x.IntValue, 10)
+	case *commonpb.AnyValue_DoubleValue:
+		s = strconv.FormatFloat(x.DoubleValue, 'f', -1, 64)
 	default:
 		return 0, fmt.Errorf("must be a number")
 	}
@@ -355,136 +382,38 @@ func fixed(v any, scale int64) (int64, error) {
 }
 
 // count reads a token count: absent is zero; a whole, non-negative number.
-func count(v any) (int64, bool) {
-	switch v := v.(type) {
+func count(v *commonpb.AnyValue) (int64, bool) {
+	switch x := v.GetValue().(type) {
 	case nil:
 		return 0, true
-	case int64:
-		return v, v >= 0
-	case json.Number:
-		n, err := v.Int64()
-		return n, err == nil && n >= 0
-	case float64:
-		if v >= 0 && v <= 1<<53 && v == math.Trunc(v) {
-			return int64(v), true
+	case *commonpb.AnyValue_IntValue:
+		return x.IntValue, x.IntValue >= 0
+	case *commonpb.AnyValue_DoubleValue:
+		if d := x.DoubleValue; d >= 0 && d <= 1<<53 && d == math.Trunc(d) {
+			return int64(d), true
 		}
 	}
 	return 0, false
 }
 
-// spanContent is what a step keeps of its span: everything but the dropped
-// counts, trace state and flags.
-func spanContent(sp *tracepb.Span, s *span, start, end time.Time, attrs, resource map[string]any,
-	scope *commonpb.InstrumentationScope) map[string]any {
-	c := map[string]any{
-		"trace_id": s.TraceID, "span_id": s.SpanID, "name": sp.GetName(),
-		"kind":       strings.ToLower(strings.TrimPrefix(sp.GetKind().String(), "SPAN_KIND_")),
-		"start_time": start.Format(time.RFC3339Nano), "end_time": end.Format(time.RFC3339Nano),
-	}
-	if len(sp.GetParentSpanId()) > 0 {
-		c["parent_span_id"] = hex.EncodeToString(sp.GetParentSpanId())
-	}
-	if st := sp.GetStatus(); st.GetCode() != tracepb.Status_STATUS_CODE_UNSET || st.GetMessage() != "" {
-		c["status"] = map[string]any{"code": strings.ToLower(strings.TrimPrefix(st.GetCode().String(), "STATUS_CODE_")),
-			"message": st.GetMessage()}
-	}
-	if len(attrs) > 0 {
-		c["attributes"] = attrs
-	}
-	if len(resource) > 0 {
-		c["resource"] = resource
-	}
-	if scope.GetName() != "" || scope.GetVersion() != "" {
-		c["scope"] = map[string]any{"name": scope.GetName(), "version": scope.GetVersion()}
-	}
-	if len(sp.GetEvents()) > 0 {
-		events := make([]any, len(sp.GetEvents()))
-		for i, e := range sp.GetEvents() {
-			ev := map[string]any{"name": e.GetName(), "time": time.Unix(0, int64(min(e.GetTimeUnixNano(), math.MaxInt64))).UTC().Format(time.RFC3339Nano)}
-			if len(e.GetAttributes()) > 0 {
-				ev["attributes"] = attrMap(e.GetAttributes())
-			}
-			events[i] = ev
+// attr is the value of an attribute, nil when absent; a repeated key
+// counts with its last value.
+func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
+	for i := len(kvs) - 1; i >= 0; i-- {
+		if kvs[i].GetKey() == key {
+			return kvs[i].GetValue()
 		}
-		c["events"] = events
-	}
-	if len(sp.GetLinks()) > 0 {
-		links := make([]any, len(sp.GetLinks()))
-		for i, l := range sp.GetLinks() {
-			link := map[string]any{"trace_id": hex.EncodeToString(l.GetTraceId()), "span_id": hex.EncodeToString(l.GetSpanId())}
-			if len(l.GetAttributes()) > 0 {
-				link["attributes"] = attrMap(l.GetAttributes())
-			}
-			links[i] = link
-		}
-		c["links"] = links
-	}
-	return c
-}
-
-// attrMap turns attributes into JSON values; a repeated key keeps its last
-// value.
-func attrMap(kvs []*commonpb.KeyValue) map[string]any {
-	if len(kvs) == 0 {
-		return nil
-	}
-	m := make(map[string]any, len(kvs))
-	for _, kv := range kvs {
-		m[kv.GetKey()] = value(kv.GetValue())
-	}
-	return m
-}
-
-// value is an attribute value as JSON: integers beyond 2^53 and non-finite
-// doubles become strings so that JSON keeps them exactly; bytes are base64.
-func value(v *commonpb.AnyValue) any {
-	switch x := v.GetValue().(type) {
-	case *commonpb.AnyValue_StringValue:
-		return x.StringValue
-	case *commonpb.AnyValue_BoolValue:
-		return x.BoolValue
-	case *commonpb.AnyValue_IntValue:
-		if x.IntValue > 1<<53 || x.IntValue < -(1<<53) {
-			return strconv.FormatInt(x.IntValue, 10)
-		}
-		return x.IntValue
-	case *commonpb.AnyValue_DoubleValue:
-		if math.IsNaN(x.DoubleValue) || math.IsInf(x.DoubleValue, 0) {
-			return strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
-		}
-		return x.DoubleValue
-	case *commonpb.AnyValue_ArrayValue:
-		out := make([]any, len(x.ArrayValue.GetValues()))
-		for i, e := range x.ArrayValue.GetValues() {
-			out[i] = value(e)
-		}
-		return out
-	case *commonpb.AnyValue_KvlistValue:
-		m := attrMap(x.KvlistValue.GetValues())
-		if m == nil {
-			m = map[string]any{}
-		}
-		return m
-	case *commonpb.AnyValue_BytesValue:
-		return x.BytesValue // encoding/json writes []byte as base64
 	}
 	return nil
 }
 
-// lookup finds a string attribute on the span, else on its resource; a
-// repeated key counts with its last value, as in attrMap.
-func lookup(span, resource []*commonpb.KeyValue, key string) string {
-	for _, kvs := range [][]*commonpb.KeyValue{span, resource} {
-		for i := len(kvs) - 1; i >= 0; i-- {
-			if kvs[i].GetKey() == key {
-				return kvs[i].GetValue().GetStringValue()
-			}
-		}
-	}
-	return ""
-}
+// str is a string attribute, "" when absent or of another type.
+func str(kvs []*commonpb.KeyValue, key string) string { return attr(kvs, key).GetStringValue() }
 
-func str(v any) string { s, _ := v.(string); return s }
+// lookup finds a string attribute on the span, else on its resource.
+func lookup(span, resource []*commonpb.KeyValue, key string) string {
+	return firstNonEmpty(str(span, key), str(resource, key))
+}
 
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {

@@ -6,7 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"math/big"
+	"math"
+	"math/bits"
 	"strings"
 	"sync"
 
@@ -25,14 +26,22 @@ const priceScale = 100_000
 // Cost is the cost of a call in microcents, rounded half up; false when it
 // is out of range.
 func (p Price) Cost(inputTokens, outputTokens int64) (int64, bool) {
-	n := new(big.Int).Mul(big.NewInt(inputTokens), big.NewInt(p.Input))
-	n.Add(n, new(big.Int).Mul(big.NewInt(outputTokens), big.NewInt(p.Output)))
-	n.Add(n, big.NewInt(500))
-	n.Quo(n, big.NewInt(1000))
-	if !n.IsInt64() || n.Int64() > 1<<53 {
+	in, ok1 := mul(inputTokens, p.Input)
+	out, ok2 := mul(outputTokens, p.Output)
+	if !ok1 || !ok2 || in > 1<<62 || out > 1<<62 {
 		return 0, false
 	}
-	return n.Int64(), true
+	n := (in + out + 500) / 1000
+	return n, n <= 1<<53
+}
+
+// mul multiplies two non-negative numbers; false on overflow.
+func mul(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 {
+		return 0, false
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	return int64(lo), hi == 0 && lo <= math.MaxInt64
 }
 
 // Prices maps lower-case model names to their prices.

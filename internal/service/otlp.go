@@ -2,8 +2,12 @@ package service
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -23,17 +27,17 @@ type SpansResult struct {
 	Rejected   []otlp.Rejected // spans not stored, and why
 }
 
-// spanAttempts bounds the retries of an export that races another export of
-// the same run for the next step indexes.
-const spanAttempts = 5
+// spanAttempts bounds the retries of an export that races an export of the
+// same run in another process for the next step indexes.
+const spanAttempts = 10
 
 // IngestSpans stores the spans of one run of an OTLP export (package otlp
 // maps them) as steps, with the rules of the native step API:
 //
 //   - an unknown run is created (CreateRun) with the spans' agent, goal,
 //     trace id and earliest start;
-//   - a span already stored (same trace id, span id and start time) is a
-//     no-op when its content is the same and rejected otherwise;
+//   - a span already stored (same trace id and span id) is a no-op when its
+//     content is the same and rejected otherwise;
 //   - new spans take the next step indexes, in the order given (start time,
 //     then span id), and are judged by AppendSteps: after a stop they are
 //     stored as violations;
@@ -45,20 +49,30 @@ const spanAttempts = 5
 // Problems with the spans are reported in the result; the error is for the
 // store failing, when the export should be retried.
 func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) (SpansResult, error) {
+	// Exports of one run are taken one at a time in this process; a race
+	// with another process for the next indexes is retried.
+	e := s.spans.entry(tenantID, r.ID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		res, raced, err := s.ingestSpansOnce(ctx, tenantID, r)
+		res, raced, err := s.ingestSpansOnce(ctx, tenantID, r, e)
 		if err != nil || !raced {
 			return res, err
 		}
 		if attempt == spanAttempts {
 			return SpansResult{}, fmt.Errorf("ingest spans of run %s: other exports of the run kept taking the next indexes", r.ID)
 		}
+		select {
+		case <-ctx.Done():
+			return SpansResult{}, ctx.Err()
+		case <-time.After(time.Duration(rand.IntN(10*attempt)+1) * time.Millisecond):
+		}
 	}
 }
 
 // ingestSpansOnce makes one attempt; raced is true when another export of
 // the run took the indexes this one meant to use.
-func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run) (res SpansResult, raced bool, err error) {
+func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (res SpansResult, raced bool, err error) {
 	now := s.Now()
 	res = SpansResult{RunID: r.ID, Decision: DecisionAllow}
 	reject := func(spans []otlp.Span, reason string) {
@@ -73,14 +87,14 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	} else if err != nil {
 		return res, false, err
 	}
-	stored, err := s.storedSpans(ctx, tenantID, run, r.Spans)
+	stored, err := s.storedSpans(ctx, tenantID, run, r.Spans, e)
 	if err != nil {
 		return res, false, err
 	}
 	kept := map[string]bool{} // span ids stored, now or before
 	var fresh []otlp.Span
 	for _, sp := range r.Spans {
-		old, ok := stored[sp.TraceID+sp.SpanID]
+		old, ok := stored[keyOf(sp)]
 		if !ok {
 			fresh = append(fresh, sp)
 			continue
@@ -97,7 +111,7 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		reject(fresh, fmt.Sprintf("run %q is %s: it takes no more spans", run.ID, run.Status))
 		fresh = nil
 	}
-	next := run.Totals.Steps
+	next, cur := run.Totals.Steps, run
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), MaxStepsPerCall)]
 		fresh = fresh[len(chunk):]
@@ -116,10 +130,14 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		default:
 			return res, false, err
 		}
+		s.spans.remember(e, next, chunk)
 		next += int64(len(chunk))
 		res.Steps = append(res.Steps, out.Steps...)
 		for _, sp := range chunk {
 			kept[sp.SpanID] = true
+		}
+		if out.Decision == DecisionStop {
+			cur.Status, cur.IncidentID = runproof.RunStopped, out.IncidentID
 		}
 	}
 	if r.End != nil && kept[r.End.SpanID] {
@@ -127,19 +145,17 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		if r.End.Failed {
 			status = runproof.RunFailed
 		}
-		_, err := s.CompleteRun(ctx, tenantID, run.ID, CompleteInput{Status: status, CompletedAt: r.End.At.Format(time.RFC3339Nano)})
+		ended, err := s.CompleteRun(ctx, tenantID, run.ID, CompleteInput{Status: status, CompletedAt: r.End.At.Format(time.RFC3339Nano)})
 		switch runproof.ErrorCode(err) {
-		case "", runproof.ECONFLICT, runproof.EINVALID: // ended before, or differently: the first end stands
+		case "":
+			cur = ended
+		case runproof.ECONFLICT, runproof.EINVALID: // ended before, or differently: the first end stands
 		default:
 			return res, false, err
 		}
 	}
-	final, err := s.store.GetRun(ctx, tenantID, run.ID)
-	if err != nil {
-		return res, false, err
-	}
-	res.Status, res.IncidentID = final.Status, final.IncidentID
-	if final.StoppedAt != nil {
+	res.Status, res.IncidentID = cur.Status, cur.IncidentID
+	if cur.Status == runproof.RunStopped {
 		res.Decision = DecisionStop
 	}
 	return res, false, nil
@@ -160,34 +176,128 @@ func (s *Service) openSpanRun(ctx context.Context, tenantID string, r otlp.Run) 
 }
 
 // storedSpans returns the run's stored steps that came from spans of this
-// export, by trace id and span id. A span's step has the span's start time,
-// so only the steps between the earliest and the latest start are read.
-func (s *Service) storedSpans(ctx context.Context, tenantID string, run runproof.Run, spans []otlp.Span) (map[string]runproof.Step, error) {
+// export, by span key.
+func (s *Service) storedSpans(ctx context.Context, tenantID string, run runproof.Run, spans []otlp.Span, e *runSpans) (map[spanKey]runproof.Step, error) {
 	if run.Totals.Steps == 0 || len(spans) == 0 {
 		return nil, nil
 	}
-	from, to := spans[0].Timestamp, spans[0].Timestamp
-	for _, sp := range spans[1:] {
-		from, to = minTime(from, sp.Timestamp), maxTime(to, sp.Timestamp)
+	indexes, err := s.spans.lookup(ctx, s.store, e, tenantID, run, spans)
+	if err != nil || len(indexes) == 0 {
+		return nil, err
+	}
+	from, to := int64(math.MaxInt64), int64(-1)
+	for _, i := range indexes {
+		from, to = min(from, i), max(to, i)
 	}
 	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID,
-		From: from, To: to.Add(time.Microsecond)})
+		FromIndex: from, Limit: int(to - from + 1)})
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]runproof.Step{}
-	for _, st := range steps {
-		var c struct {
-			Span struct {
-				TraceID string `json:"trace_id"`
-				SpanID  string `json:"span_id"`
-			} `json:"otel_span"`
-		}
-		if len(st.Content) > 0 && json.Unmarshal(st.Content, &c) == nil && c.Span.SpanID != "" {
-			out[c.Span.TraceID+c.Span.SpanID] = st
+	out := make(map[spanKey]runproof.Step, len(indexes))
+	for key, i := range indexes {
+		if j := i - from; j < int64(len(steps)) && steps[j].Index == i {
+			out[key] = steps[j]
 		}
 	}
 	return out, nil
+}
+
+// spanKey identifies a span: its trace id and span id.
+type spanKey [24]byte
+
+func keyOf(sp otlp.Span) spanKey {
+	var k spanKey
+	_, _ = hex.Decode(k[:16], []byte(sp.TraceID))
+	_, _ = hex.Decode(k[16:], []byte(sp.SpanID))
+	return k
+}
+
+// spanIndex remembers, per run, which step holds which span, for the steps
+// below a count. Stored steps never change, so a run's entry is brought up
+// to date by reading only the steps stored since (by index, which is
+// cheap), whoever stored them; recognising a re-sent span then costs no
+// scan of the run. It holds at most maxSpanKeys spans and starts afresh
+// when full.
+type spanIndex struct {
+	mu   sync.Mutex
+	runs map[string]*runSpans // by tenant and run id
+	keys int
+}
+
+const maxSpanKeys = 1 << 20
+
+// runSpans is one run's entry; its lock is held for the whole of an export
+// of the run.
+type runSpans struct {
+	mu    sync.Mutex
+	steps int64 // the steps below this index are in byKey
+	byKey map[spanKey]int64
+}
+
+func (x *spanIndex) entry(tenantID, runID string) *runSpans {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	id := tenantID + "\x00" + runID
+	if x.runs == nil || x.keys > maxSpanKeys {
+		x.runs, x.keys = map[string]*runSpans{}, 0
+	}
+	e := x.runs[id]
+	if e == nil {
+		e = &runSpans{byKey: map[spanKey]int64{}}
+		x.runs[id] = e
+	}
+	return e
+}
+
+func (x *spanIndex) count(n int) {
+	x.mu.Lock()
+	x.keys += n
+	x.mu.Unlock()
+}
+
+// lookup returns the step index of each of spans already stored in run,
+// whose entry e the caller holds.
+func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpans, tenantID string, run runproof.Run, spans []otlp.Span) (map[spanKey]int64, error) {
+	if e.steps < run.Totals.Steps {
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps})
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range steps {
+			var c struct {
+				Span struct {
+					TraceID string `json:"trace_id"`
+					SpanID  string `json:"span_id"`
+				} `json:"otel_span"`
+			}
+			if len(st.Content) > 0 && json.Unmarshal(st.Content, &c) == nil && c.Span.SpanID != "" {
+				e.byKey[keyOf(otlp.Span{TraceID: c.Span.TraceID, SpanID: c.Span.SpanID})] = st.Index
+			}
+			e.steps = st.Index + 1
+		}
+		x.count(len(steps))
+	}
+	out := map[spanKey]int64{}
+	for _, sp := range spans {
+		if i, ok := e.byKey[keyOf(sp)]; ok {
+			out[keyOf(sp)] = i
+		}
+	}
+	return out, nil
+}
+
+// remember records spans just stored as the steps from index from on, when
+// the run's entry e, which the caller holds, is up to date with them.
+func (x *spanIndex) remember(e *runSpans, from int64, spans []otlp.Span) {
+	if e.steps != from {
+		return // behind: the next lookup reads them from the store
+	}
+	for i, sp := range spans {
+		e.byKey[keyOf(sp)] = from + int64(i)
+	}
+	e.steps = from + int64(len(spans))
+	x.count(len(spans))
 }
 
 // spanInputs writes spans as the step inputs of the native API, numbered
@@ -203,18 +313,4 @@ func spanInputs(spans []otlp.Span, from int64) []StepInput {
 			Content:    jsontext.Value(sp.Content)}
 	}
 	return in
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }

@@ -24,6 +24,8 @@ type Service struct {
 
 	mu         sync.Mutex
 	evaluators map[string]*policy.Evaluator // by snapshot id
+
+	spans spanIndex // OTLP span ids of runs' steps (otlp.go)
 }
 
 // Options tune a Service; zero values take the defaults.

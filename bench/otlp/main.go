@@ -1,0 +1,282 @@
+// Command otlp measures how many spans per second runproof ingests over
+// OTLP/HTTP (protobuf, requests of 500 GenAI spans of one trace, on a real
+// loopback server) against the native step API ingesting the same number of
+// steps in calls of 500, in the same run and on the same store. Both do the
+// whole work: decoding, validation, hashing, policy evaluation, the audit
+// event and the transaction; OTLP adds the mapping, the run's creation from
+// its first spans and the look-up of re-sent spans. It prints both rates and
+// their ratio, for SQLite and, when a PostgreSQL URL is given, PostgreSQL.
+//
+//	go run ./bench/otlp [-spans 20000] [-batch 500] [-rounds 5] [-postgres URL]
+//
+// -postgres defaults to $RUNPROOF_TEST_POSTGRES_URL; the benchmark works in a
+// schema of its own and drops it afterwards.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/store/postgres"
+	"github.com/runproof/runproof/internal/store/sqlite"
+)
+
+func main() {
+	n := flag.Int("spans", 20_000, "spans (and native steps) to ingest per round")
+	batch := flag.Int("batch", 500, "spans or steps per request")
+	rounds := flag.Int("rounds", 5, "alternating rounds of native and OTLP ingest; the median of each is kept")
+	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (empty: SQLite only)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/otlp:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(context.Background(), *n, *batch, *rounds, *pgURL); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench/otlp:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, n, batch, rounds int, pgURL string) error {
+	fmt.Printf("%-10s %8s %12s %12s %7s\n", "engine", "spans", "native/s", "otlp/s", "ratio")
+	dir, err := os.MkdirTemp("", "runproof-bench-otlp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "runproof.db"))
+	if err != nil {
+		return err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	if err := measure(ctx, "sqlite", st, n, batch, rounds); err != nil {
+		return err
+	}
+	st.Close()
+
+	if pgURL == "" {
+		fmt.Println("postgres   skipped: pass -postgres URL or set RUNPROOF_TEST_POSTGRES_URL")
+		return nil
+	}
+	schema := "rp_bench_otlp_" + strings.ToLower(rand.Text()[:8])
+	admin, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		return err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return err
+	}
+	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	pst, err := postgres.Open(ctx, u.String())
+	if err != nil {
+		return err
+	}
+	defer pst.Close()
+	if err := pst.Migrate(ctx); err != nil {
+		return err
+	}
+	return measure(ctx, "postgres", pst, n, batch, rounds)
+}
+
+// The payload of every step: the same words in both APIs.
+const (
+	prompt   = "Summarise the ticket"
+	response = "The customer asks for a refund."
+)
+
+func measure(ctx context.Context, engine string, store runproof.Store, n, batch, rounds int) error {
+	svc := service.New(store, service.Options{})
+	tmp, err := os.MkdirTemp("", "runproof-bench-artifacts-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir, err := artifact.NewDir(tmp)
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
+	defer srv.Close()
+	key, _, err := svc.CreateAPIKey(ctx, "bench", runproof.RoleAgent, "bench")
+	if err != nil {
+		return err
+	}
+	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "cost", Type: runproof.PolicyCostLimit,
+		Threshold: service.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop}); err != nil {
+		return err
+	}
+	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "tokens", Type: runproof.PolicyTokenLimit,
+		Threshold: service.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn}); err != nil {
+		return err
+	}
+	start := time.Now().UTC().Add(-24 * time.Hour)
+	native := nativeBodies(start, n, batch)
+
+	client := srv.Client()
+	post := func(path, contentType string, body []byte) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", contentType)
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		out, err := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusCreated {
+			return fmt.Errorf("%s: %d %s", path, res.StatusCode, out)
+		}
+		if contentType == "application/x-protobuf" && len(out) > 0 {
+			var r coltracepb.ExportTraceServiceResponse
+			if err := proto.Unmarshal(out, &r); err != nil {
+				return err
+			}
+			if r.GetPartialSuccess().GetRejectedSpans() > 0 {
+				return fmt.Errorf("%s: %s", path, r.GetPartialSuccess().GetErrorMessage())
+			}
+		}
+		return err
+	}
+	// Rounds alternate native and OTLP so that both see the same machine
+	// (these machines are shared and noisy); the median of each is kept.
+	var nativeRates, otlpRates []float64
+	for round := range rounds {
+		runID := fmt.Sprintf("bench-native-%d", round)
+		t0 := time.Now()
+		if err := post("/api/v1/runs", "application/json", []byte(`{"run_id":"`+runID+`","agent_id":"bench"}`)); err != nil {
+			return err
+		}
+		for _, b := range native {
+			if err := post("/api/v1/runs/"+runID+"/steps", "application/json", b); err != nil {
+				return err
+			}
+		}
+		nativeRates = append(nativeRates, float64(n)/time.Since(t0).Seconds())
+
+		traceID := make([]byte, 16)
+		_, _ = rand.Read(traceID)
+		bodies, err := otlpBodies(traceID, start, n, batch)
+		if err != nil {
+			return err
+		}
+		t0 = time.Now()
+		for _, b := range bodies {
+			if err := post("/v1/traces", "application/x-protobuf", b); err != nil {
+				return err
+			}
+		}
+		otlpRates = append(otlpRates, float64(n)/time.Since(t0).Seconds())
+		stored, err := store.GetRun(ctx, "bench", fmt.Sprintf("%x", traceID))
+		if err != nil {
+			return err
+		}
+		if stored.Totals.Steps != int64(n) {
+			return fmt.Errorf("%d spans stored, want %d", stored.Totals.Steps, n)
+		}
+	}
+	nativeRate, otlpRate := median(nativeRates), median(otlpRates)
+	fmt.Printf("%-10s %8d %12.0f %12.0f %7.2f\n", engine, n, nativeRate, otlpRate, otlpRate/nativeRate)
+	return nil
+}
+
+// nativeBodies are the calls of the native step API, as bench/ingest sends them.
+func nativeBodies(start time.Time, n, batch int) [][]byte {
+	var bodies [][]byte
+	for from := 0; from < n; from += batch {
+		var steps []map[string]any
+		for i := from; i < min(from+batch, n); i++ {
+			steps = append(steps, map[string]any{"step_index": i, "timestamp": start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano),
+				"step_type": "chat:gpt-4o", "input_tokens": 120 + i%50, "output_tokens": 40, "cost_cents": 0.25, "duration_ms": 812.5,
+				"content": map[string]any{"prompt": prompt, "response": response}})
+		}
+		b, _ := json.Marshal(map[string]any{"steps": steps})
+		bodies = append(bodies, b)
+	}
+	return bodies
+}
+
+// otlpBodies are the export requests of an agent instrumented with the
+// OpenTelemetry SDK: the same steps as chat spans of one trace.
+func otlpBodies(traceID []byte, start time.Time, n, batch int) ([][]byte, error) {
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	num := func(k string, v int) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: int64(v)}}}
+	}
+	resource := &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "bench"),
+		str("telemetry.sdk.language", "go"), str("telemetry.sdk.name", "opentelemetry"), str("telemetry.sdk.version", "1.47.0")}}
+	var bodies [][]byte
+	for from := 0; from < n; from += batch {
+		var spans []*tracepb.Span
+		for i := from; i < min(from+batch, n); i++ {
+			at := start.Add(time.Duration(i) * time.Millisecond)
+			spanID := make([]byte, 8)
+			_, _ = rand.Read(spanID)
+			spans = append(spans, &tracepb.Span{TraceId: traceID, SpanId: spanID, ParentSpanId: []byte{1, 2, 3, 4, 5, 6, 7, 8},
+				Name: "chat gpt-4o", Kind: tracepb.Span_SPAN_KIND_CLIENT,
+				StartTimeUnixNano: uint64(at.UnixNano()), EndTimeUnixNano: uint64(at.Add(812500 * time.Microsecond).UnixNano()),
+				Attributes: []*commonpb.KeyValue{str("gen_ai.operation.name", "chat"), str("gen_ai.request.model", "gpt-4o"),
+					num("gen_ai.usage.input_tokens", 120+i%50), num("gen_ai.usage.output_tokens", 40),
+					str("gen_ai.prompt", prompt), str("gen_ai.completion", response)}})
+		}
+		b, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+			Resource: resource, ScopeSpans: []*tracepb.ScopeSpans{{Scope: &commonpb.InstrumentationScope{Name: "bench"}, Spans: spans}}}}})
+		if err != nil {
+			return nil, err
+		}
+		bodies = append(bodies, b)
+	}
+	return bodies, nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64{}, xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,89 @@
+package otlp_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/runproof/runproof/internal/otlp"
+)
+
+func TestDecodeJSONHexIDs(t *testing.T) {
+	body := `{"resource_spans":[{"scopeSpans":[{"spans":[{"traceId":"0AF7651916CD43DD8448EB211C80319C","span_id":"00f067aa0ba902b7",
+		"parentSpanId":"","name":"traceId","kind":3,"startTimeUnixNano":"1","endTimeUnixNano":2,"futureField":{"x":[1]},
+		"attributes":[{"key":"spanId","value":{"stringValue":"not an id"}}],
+		"links":[{"traceId":"1bf7651916cd43dd8448eb211c80319d","spanId":"00000000000000b1"}]}]}]}]}`
+	req, err := otlp.DecodeJSON([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := req.GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()[0]
+	if !bytes.Equal(sp.GetTraceId(), unhex(traceA)) || !bytes.Equal(sp.GetSpanId(), unhex("00f067aa0ba902b7")) ||
+		len(sp.GetParentSpanId()) != 0 || sp.GetName() != "traceId" || sp.GetKind() != 3 || sp.GetEndTimeUnixNano() != 2 ||
+		sp.GetAttributes()[0].GetValue().GetStringValue() != "not an id" || !bytes.Equal(sp.GetLinks()[0].GetTraceId(), unhex(traceB)) {
+		t.Fatalf("span = %v", sp)
+	}
+	for body, want := range map[string]string{
+		`{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"xyz"}]}]}]}`: "not hex",
+		`{"resourceSpans":[`:                    "not valid JSON",
+		`{"resourceSpans":[]} {}`:               "ExportTraceServiceRequest",
+		`{"resourceSpans":"x"}`:                 "ExportTraceServiceRequest",
+		"{\"resourceSpans\":[],\"a\":\"\xff\"}": "not valid JSON",
+	} {
+		if _, err := otlp.DecodeJSON([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", body, err, want)
+		}
+	}
+}
+
+func TestDecodeProto(t *testing.T) {
+	req := request(nil, span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.operation.name", "chat")))
+	b, _ := proto.Marshal(req)
+	got, err := otlp.DecodeProto(b)
+	if err != nil || !proto.Equal(got, req) {
+		t.Fatalf("decoded %v, %v", got, err)
+	}
+	if _, err := otlp.DecodeProto([]byte{0xff, 0xff}); err == nil {
+		t.Fatal("garbage decoded")
+	}
+}
+
+// FuzzDecodeJSON: whatever the body, decoding fails cleanly or gives a
+// request that maps without panicking, and the same request as protobuf
+// maps to the same result.
+func FuzzDecodeJSON(f *testing.F) {
+	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"00f067aa0ba902b7","name":"chat","startTimeUnixNano":"1780000000000000000","endTimeUnixNano":"1780000000500000000","attributes":[{"key":"gen_ai.usage.input_tokens","value":{"intValue":"5"}}]}]}]}]}`))
+	f.Add([]byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"runproof.run_id","value":{"stringValue":"r1"}}]},"scopeSpans":[{"spans":[{"traceId":"AA","spanId":""}]}]}]}`))
+	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"00f067aa0ba902b7","startTimeUnixNano":1,"endTimeUnixNano":"18446744073709551615","attributes":[{"key":"x","value":{"kvlistValue":{"values":[{"key":"y","value":{"doubleValue":"NaN"}}]}}}]}]}]}]}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := otlp.DecodeJSON(body)
+		if err != nil {
+			return
+		}
+		res := otlp.Map(req, otlp.Options{Now: now})
+		b, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := otlp.DecodeProto(b)
+		if err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+		res2 := otlp.Map(again, otlp.Options{Now: now})
+		j1, _ := protojson.Marshal(req)
+		if len(res.Runs) != len(res2.Runs) || len(res.Rejected) != len(res2.Rejected) {
+			t.Fatalf("JSON and protobuf map differently: %s", j1)
+		}
+		for i, r := range res.Runs {
+			for k, s := range r.Spans {
+				if !bytes.Equal(s.Content, res2.Runs[i].Spans[k].Content) {
+					t.Fatalf("content differs: %s vs %s", s.Content, res2.Runs[i].Spans[k].Content)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,108 @@
+package service
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/runproof/runproof/internal/otlp"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// otlpRequest holds spans of one trace, numbered from..to-1, each starting
+// n milliseconds after the hour before now.
+func otlpRequest(trace string, from, to int) *coltracepb.ExportTraceServiceRequest {
+	tid, _ := hex.DecodeString(trace)
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	var spans []*tracepb.Span
+	for n := from; n < to; n++ {
+		sid, _ := hex.DecodeString(fmt.Sprintf("%016x", n+1))
+		at := start.Add(time.Duration(n) * time.Millisecond)
+		spans = append(spans, &tracepb.Span{TraceId: tid, SpanId: sid, ParentSpanId: []byte{9, 9, 9, 9, 9, 9, 9, 9}, Name: "chat",
+			StartTimeUnixNano: uint64(at.UnixNano()), EndTimeUnixNano: uint64(at.Add(time.Millisecond).UnixNano()),
+			Attributes: []*commonpb.KeyValue{{Key: "gen_ai.usage.input_tokens",
+				Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: int64(n)}}}}})
+	}
+	return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{ScopeSpans: []*tracepb.ScopeSpans{{Spans: spans}}}}}
+}
+
+// TestIngestSpansConcurrently sends overlapping exports of one run at once,
+// through two services over one store (two replicas, each with its own
+// memory of span ids): every span is stored once, none is rejected, and the
+// indexes have no gap.
+func TestIngestSpansConcurrently(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		replicas := []*Service{New(store, Options{}), New(store, Options{})}
+		const trace = "0af7651916cd43dd8448eb211c80319c"
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for i := range 8 {
+			wg.Go(func() {
+				// Spans 0-39 in every export, then ten of each export's own.
+				for _, req := range []*coltracepb.ExportTraceServiceRequest{otlpRequest(trace, 0, 40), otlpRequest(trace, 40+10*i, 50+10*i)} {
+					for _, r := range otlp.Map(req, otlp.Options{Now: time.Now()}).Runs {
+						res, err := replicas[i%2].IngestSpans(ctx, "acme", r)
+						if err == nil && len(res.Rejected) > 0 {
+							err = fmt.Errorf("rejected: %v", res.Rejected)
+						}
+						if err != nil {
+							errs <- err
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: trace})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int64]bool{}
+		for i, st := range steps {
+			if st.Index != int64(i) || seen[st.InputTokens] {
+				t.Fatalf("step %d: index %d, span %d (seen before: %v)", i, st.Index, st.InputTokens, seen[st.InputTokens])
+			}
+			seen[st.InputTokens] = true
+		}
+		if len(steps) != 120 {
+			t.Fatalf("%d steps, want 120", len(steps))
+		}
+	})
+}
+
+// FuzzMappedSpansAreValidSteps: any span the mapping accepts passes the
+// validation of the native step API, so that an export is never refused
+// whole for one span.
+func FuzzMappedSpansAreValidSteps(f *testing.F) {
+	seed, _ := proto.Marshal(otlpRequest("0af7651916cd43dd8448eb211c80319c", 0, 3))
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := otlp.DecodeProto(body)
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		for _, r := range otlp.Map(req, otlp.Options{Now: now}).Runs {
+			if len(r.Spans) > MaxStepsPerCall {
+				continue
+			}
+			if _, err := ValidateSteps(spanInputs(r.Spans, 0), runproof.Timestamp(now)); err != nil {
+				t.Fatalf("mapped spans refused: %v", err)
+			}
+		}
+	})
+}
