@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"syscall"
 	"time"
 
 	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/service"
 )
 
@@ -29,6 +31,8 @@ finish (at most 10s). Migrations are applied at start.
 
   --addr HOST:PORT      where to listen (default 127.0.0.1:8080; port 0 picks
                         a free port, logged as addr=HOST:PORT)
+  --model-prices FILE   model prices (JSON, USD per million tokens) added to
+                        the built-in table that costs OTLP spans; docs/otel.md
 ` + commonHelp + `
 Examples:
   runproof serve
@@ -37,17 +41,28 @@ Examples:
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+			pricesFile := fs.String("model-prices", "", "JSON file of model prices for OTLP spans")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("serve: unexpected argument %q (see runproof serve -h)", args[0])
 				}
-				return serve(ctx, e, *addr)
+				var prices otlp.Prices
+				if *pricesFile != "" {
+					b, err := os.ReadFile(*pricesFile)
+					if err == nil {
+						prices, err = otlp.ParsePrices(b)
+					}
+					if err != nil {
+						return fmt.Errorf("--model-prices: %w", err)
+					}
+				}
+				return serve(ctx, e, *addr, prices)
 			}
 		},
 	}
 }
 
-func serve(ctx context.Context, e *env, addr string) error {
+func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	store, err := openStore(ctx, e.common)
 	if err != nil {
 		return err
@@ -58,7 +73,7 @@ func serve(ctx context.Context, e *env, addr string) error {
 	if err != nil {
 		return err
 	}
-	var handler http.Handler = httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys})
+	var handler http.Handler = httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys, ModelPrices: prices})
 
 	// Listen before serving, so that a busy port is one clear error and
 	// port 0 can be logged as the port actually bound.
