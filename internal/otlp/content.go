@@ -22,7 +22,7 @@ import (
 // contentParts are the parts of a span's content shared by the spans of one
 // resource and scope, written once.
 type contentParts struct {
-	resource []byte // JSON object of the resource attributes, nil when none
+	resource []byte // JSON object of the resource's service.* attributes, nil when none
 	scope    []byte // {"name": …, "version": …}, nil when the scope is unnamed
 }
 
@@ -34,8 +34,8 @@ type contentParts struct {
 //	  "status": {"code": "error", "message": "…"}, "trace_id": "…"}}
 //
 // Ids are lowercase hex, times RFC 3339 with nanoseconds. Everything of the
-// span is kept but its trace state, flags and dropped counts; empty members
-// are left out.
+// span is kept but its trace state, flags and dropped counts; of its
+// resource, the service.* attributes; empty members are left out.
 func appendContent(b []byte, sp *tracepb.Span, s *span, parts contentParts) []byte {
 	b = append(b, `{"otel_span":{`...)
 	first := true
@@ -73,7 +73,7 @@ func appendContent(b []byte, sp *tracepb.Span, s *span, parts contentParts) []by
 		b = append(b, ']')
 	}
 	member("kind")
-	b = appendString(b, strings.ToLower(strings.TrimPrefix(sp.GetKind().String(), "SPAN_KIND_")))
+	b = appendString(b, kindNames[sp.GetKind()])
 	if len(sp.GetLinks()) > 0 {
 		member("links")
 		b = append(b, '[')
@@ -120,6 +120,14 @@ func appendContent(b []byte, sp *tracepb.Span, s *span, parts contentParts) []by
 	member("trace_id")
 	b = appendString(b, s.TraceID)
 	return append(b, '}', '}')
+}
+
+// kindNames are the span kinds as content writes them; an unknown kind is
+// "".
+var kindNames = map[tracepb.Span_SpanKind]string{
+	tracepb.Span_SPAN_KIND_UNSPECIFIED: "unspecified", tracepb.Span_SPAN_KIND_INTERNAL: "internal",
+	tracepb.Span_SPAN_KIND_SERVER: "server", tracepb.Span_SPAN_KIND_CLIENT: "client",
+	tracepb.Span_SPAN_KIND_PRODUCER: "producer", tracepb.Span_SPAN_KIND_CONSUMER: "consumer",
 }
 
 // appendAttributes writes attributes as a JSON object sorted by key; a

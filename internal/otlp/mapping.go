@@ -130,7 +130,7 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	var items []item
 	for _, rs := range req.GetResourceSpans() {
 		resource := rs.GetResource().GetAttributes()
-		resJSON := appendAttributes(nil, resource) // written once, copied into every span's content
+		resJSON := appendAttributes(nil, serviceAttributes(resource)) // written once, copied into every span's content
 		for _, ss := range rs.GetScopeSpans() {
 			parts := contentParts{resource: resJSON, scope: appendScope(nil, ss.GetScope())}
 			for _, sp := range ss.GetSpans() {
@@ -217,6 +217,20 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 		res.Runs = append(res.Runs, r.Run)
 	}
 	return res
+}
+
+// serviceAttributes are the resource attributes a step keeps: those that
+// name the service that sent the span (service.name, service.version,
+// service.instance.id, …). The rest of a resource (SDK, host, process) is
+// the same for every span of a process and would only weigh every step.
+func serviceAttributes(resource []*commonpb.KeyValue) []*commonpb.KeyValue {
+	var out []*commonpb.KeyValue
+	for _, kv := range resource {
+		if strings.HasPrefix(kv.GetKey(), "service.") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // parallel calls fn for 0 ≤ i < n, spread over the cores.

@@ -113,6 +113,9 @@ func (p Prices) With(over Prices) Prices {
 // separator ("gpt-4o-2024-08-06" is priced as "gpt-4o", never as "gpt-4").
 // A provider prefix ("openai/gpt-4o") and case are ignored.
 func (p Prices) Lookup(model string) (Price, bool) {
+	if pr, ok := p[model]; ok {
+		return pr, true
+	}
 	model = strings.ToLower(model)
 	if i := strings.LastIndexByte(model, '/'); i >= 0 {
 		model = model[i+1:]
