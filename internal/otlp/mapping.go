@@ -118,8 +118,15 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	if opts.Prices == nil {
 		opts.Prices = defaultPrices()
 	}
-	// Mapping a span (its content most of all) is the work here: spans are
-	// mapped in parallel, then grouped in order.
+	spans, rejected := mapSpans(req, opts)
+	runs, more := group(spans)
+	return Result{Runs: runs, Rejected: append(rejected, more...)}
+}
+
+// mapSpans maps every span of the request, in parallel (writing the
+// content is most of the work), and returns the accepted ones in step
+// order: by start time, ties by span id. A span sent twice counts once.
+func mapSpans(req *coltracepb.ExportTraceServiceRequest, opts Options) ([]*span, []Rejected) {
 	type item struct {
 		sp       *tracepb.Span
 		resource []*commonpb.KeyValue
@@ -143,39 +150,37 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 		it.s, it.reason = mapSpan(it.sp, it.resource, it.parts, opts)
 	})
 
-	var res Result
 	var spans []*span
+	var rejected []Rejected
 	seen := map[string]*span{}
 	for _, it := range items {
-		s, sp := it.s, it.sp
+		s := it.s
 		if it.reason != "" {
-			res.Rejected = append(res.Rejected, Rejected{TraceID: hex.EncodeToString(sp.GetTraceId()),
-				SpanID: hex.EncodeToString(sp.GetSpanId()), Reason: it.reason})
+			rejected = append(rejected, Rejected{TraceID: hex.EncodeToString(it.sp.GetTraceId()),
+				SpanID: hex.EncodeToString(it.sp.GetSpanId()), Reason: it.reason})
 			continue
 		}
-		key := s.TraceID + s.SpanID
-		if first, ok := seen[key]; ok {
+		if first, ok := seen[s.TraceID+s.SpanID]; ok {
 			if !bytes.Equal(first.Content, s.Content) {
-				res.Rejected = append(res.Rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
+				rejected = append(rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
 					Reason: "the request holds this span twice, with different content"})
 			}
 			continue
 		}
-		if s.runID = lookup(sp.GetAttributes(), it.resource, AttrRunID); s.runID != "" {
-			s.runSource = FromRunID
-		} else if s.runID = lookup(sp.GetAttributes(), it.resource, AttrConversationID); s.runID != "" {
-			s.runSource = FromConversation
-		}
-		seen[key] = s
+		seen[s.TraceID+s.SpanID] = s
 		spans = append(spans, s)
 	}
 	slices.SortFunc(spans, func(a, b *span) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.SpanID, b.SpanID))
 	})
+	return spans, rejected
+}
 
-	// A trace is one run: the first span that names a run (runproof.run_id
-	// before gen_ai.conversation.id) names it for every span of the trace
-	// in this request.
+// group puts spans (in step order) into runs. A trace is one run: the first
+// span that names a run (runproof.run_id before gen_ai.conversation.id)
+// names it for every span of the trace in this request; else the trace id
+// does.
+func group(spans []*span) ([]Run, []Rejected) {
 	namer := map[string]*span{}
 	for _, s := range spans {
 		if first, ok := namer[s.TraceID]; !ok || rank(s.runSource) < rank(first.runSource) {
@@ -187,6 +192,7 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 		service string
 	}
 	var order []*building
+	var rejected []Rejected
 	runs := map[string]*building{}
 	for _, s := range spans {
 		id, source := namer[s.TraceID].runID, namer[s.TraceID].runSource
@@ -194,7 +200,7 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 			id, source = s.TraceID, FromTrace
 		}
 		if !validID(id) {
-			res.Rejected = append(res.Rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
+			rejected = append(rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
 				Reason: fmt.Sprintf("%s %q is not a valid run id: 1-128 letters, digits, '.', '_', ':' or '-'", source, id)})
 			continue
 		}
@@ -212,11 +218,12 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 		}
 		r.Spans = append(r.Spans, s.Span)
 	}
-	for _, r := range order {
+	out := make([]Run, len(order))
+	for i, r := range order {
 		r.AgentID = firstNonEmpty(r.AgentID, r.service, UnknownAgent)
-		res.Runs = append(res.Runs, r.Run)
+		out[i] = r.Run
 	}
-	return res
+	return out, rejected
 }
 
 // serviceAttributes are the resource attributes a step keeps: those that
@@ -328,6 +335,11 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 		str(resource, AttrAgentName), str(resource, AttrAgentID)), maxText)
 	s.goal = truncate(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), maxGoal)
 	s.service = truncate(str(resource, AttrServiceName), maxText)
+	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {
+		s.runSource = FromRunID
+	} else if s.runID = lookup(attrs, resource, AttrConversationID); s.runID != "" {
+		s.runSource = FromConversation
+	}
 	s.Content = appendContent(make([]byte, 0, 512+len(parts.resource)), sp, s, parts)
 	return s, ""
 }
