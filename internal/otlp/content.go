@@ -28,14 +28,15 @@ type contentParts struct {
 
 // appendContent writes a span as a step's content:
 //
-//	{"otel_span": {"attributes": {…}, "end_time": "…", "events": [{"attributes", "name", "time"}],
+//	{"otel_span": {"attributes": {…}, "events": [{"attributes", "name", "time"}],
 //	  "kind": "client", "links": [{"attributes", "span_id", "trace_id"}], "name": "…",
-//	  "parent_span_id": "…", "resource": {…}, "scope": {…}, "span_id": "…", "start_time": "…",
+//	  "parent_span_id": "…", "resource": {…}, "scope": {…}, "span_id": "…",
 //	  "status": {"code": "error", "message": "…"}, "trace_id": "…"}}
 //
-// Ids are lowercase hex, times RFC 3339 with nanoseconds. Everything of the
-// span is kept but its trace state, flags and dropped counts; of its
-// resource, the service.* attributes; empty members are left out.
+// Ids are lowercase hex, event times RFC 3339 with nanoseconds. Everything
+// of the span is kept but its start and end (they are the step's timestamp
+// and duration), trace state, flags and dropped counts; of its resource,
+// the service.* attributes; empty members are left out.
 func appendContent(b []byte, sp *tracepb.Span, s *span, parts contentParts) []byte {
 	b = append(b, `{"otel_span":{`...)
 	first := true
@@ -52,8 +53,6 @@ func appendContent(b []byte, sp *tracepb.Span, s *span, parts contentParts) []by
 		member("attributes")
 		b = appendAttributes(b, sp.GetAttributes())
 	}
-	member("end_time")
-	b = appendTime(b, sp.GetEndTimeUnixNano())
 	if len(sp.GetEvents()) > 0 {
 		member("events")
 		b = append(b, '[')
@@ -108,8 +107,6 @@ func appendContent(b []byte, sp *tracepb.Span, s *span, parts contentParts) []by
 	}
 	member("span_id")
 	b = appendString(b, s.SpanID)
-	member("start_time")
-	b = appendTime(b, sp.GetStartTimeUnixNano())
 	if st := sp.GetStatus(); st.GetCode() != tracepb.Status_STATUS_CODE_UNSET || st.GetMessage() != "" {
 		member("status")
 		b = append(b, `{"code":`...)

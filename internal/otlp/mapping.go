@@ -161,7 +161,7 @@ func mapSpans(req *coltracepb.ExportTraceServiceRequest, opts Options) ([]*span,
 			continue
 		}
 		if first, ok := seen[s.TraceID+s.SpanID]; ok {
-			if !bytes.Equal(first.Content, s.Content) {
+			if !bytes.Equal(first.Content, s.Content) || !first.Timestamp.Equal(s.Timestamp) || first.DurationMicros != s.DurationMicros {
 				rejected = append(rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
 					Reason: "the request holds this span twice, with different content"})
 			}
