@@ -7,10 +7,13 @@
 //	bundle.json     the bundle, canonical JSON
 //	steps.csv       one row per step
 //	report.pdf      the report for the bundle type
-//	proof.json      the export's ledger inclusion proof, when there is one
+//	proof.json      the inclusion proof of the sealed manifest in the export ledger, when there is one
 //
 // The same members and manifest give the same bytes: entries are written
-// in a fixed order with the export's creation time as their time.
+// in a fixed order with the export's creation time as their time. Writing
+// takes two steps, Seal then Sealed.Write, so that the signed manifest can
+// go into the ledger and its proof into the ZIP: the manifest cannot hold
+// its own ledger index, proof.json does.
 package bundlezip
 
 import (
@@ -19,6 +22,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,7 +53,6 @@ type Manifest struct {
 	BundleType    runproof.BundleType `json:"bundle_type"`
 	CreatedAt     string              `json:"created_at"`
 	KeyID         string              `json:"key_id"`
-	LedgerIndex   *int64              `json:"ledger_index,omitempty"`
 	Population    Population          `json:"population"`
 	Files         []File              `json:"files"`
 }
@@ -91,10 +94,18 @@ type Member struct {
 	Data []byte
 }
 
-// Write writes the ZIP: the manifest m completed with the members' digests,
-// its signature, SHA256SUMS, the members in order, then proof (if any).
-// It returns the manifest as written.
-func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byte) (Manifest, error) {
+// Sealed is a signed manifest and the members it vouches for, ready to
+// write.
+type Sealed struct {
+	Manifest     Manifest // as signed, with every member's digest
+	ManifestJSON []byte   // manifest.json: the bytes signed
+	Signature    []byte   // manifest.sig
+	members      []Member
+}
+
+// Seal completes the manifest m with the members' digests and signs its
+// RFC 8785 form.
+func Seal(m Manifest, members []Member, signer Signer) (Sealed, error) {
 	m.SchemaVersion = SchemaVersion
 	m.Files = nil
 	for _, f := range members {
@@ -102,21 +113,28 @@ func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byt
 	}
 	manifest, err := runproof.Canonical(m)
 	if err != nil {
-		return m, err
+		return Sealed{}, err
 	}
+	return Sealed{Manifest: m, ManifestJSON: manifest, Signature: signer.Sign(manifest), members: members}, nil
+}
+
+// Write writes the ZIP: the manifest, its signature, SHA256SUMS, the
+// members in order, then proof as proof.json (if any). SHA256SUMS lists
+// every file but manifest.sig and itself.
+func (s Sealed) Write(w io.Writer, proof []byte) error {
 	var sums strings.Builder
-	for _, f := range append(m.Files, describe(Member{ManifestName, manifest})) {
+	for _, f := range append(slices.Clone(s.Manifest.Files), describe(Member{ManifestName, s.ManifestJSON})) {
 		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Name)
 	}
 	if proof != nil {
 		fmt.Fprintf(&sums, "%s  %s\n", describe(Member{ProofName, proof}).SHA256, ProofName)
 	}
-	modified, err := time.Parse(time.RFC3339Nano, m.CreatedAt)
+	modified, err := time.Parse(time.RFC3339Nano, s.Manifest.CreatedAt)
 	if err != nil {
-		return m, fmt.Errorf("bundlezip: created_at: %w", err)
+		return fmt.Errorf("bundlezip: created_at: %w", err)
 	}
-	all := append([]Member{{ManifestName, manifest}, {SignatureName, signer.Sign(manifest)},
-		{SumsName, []byte(sums.String())}}, members...)
+	all := append([]Member{{ManifestName, s.ManifestJSON}, {SignatureName, s.Signature},
+		{SumsName, []byte(sums.String())}}, s.members...)
 	if proof != nil {
 		all = append(all, Member{ProofName, proof})
 	}
@@ -124,13 +142,23 @@ func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byt
 	for _, f := range all {
 		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC()})
 		if err != nil {
-			return m, err
+			return err
 		}
 		if _, err := fw.Write(f.Data); err != nil {
-			return m, err
+			return err
 		}
 	}
-	return m, zw.Close()
+	return zw.Close()
+}
+
+// Write seals the manifest and writes the ZIP in one step (see Seal and
+// Sealed.Write). It returns the manifest as written.
+func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byte) (Manifest, error) {
+	s, err := Seal(m, members, signer)
+	if err != nil {
+		return m, err
+	}
+	return s.Manifest, s.Write(w, proof)
 }
 
 func describe(f Member) File {

@@ -26,7 +26,7 @@ func TestLedgerVerify(t *testing.T) {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "demo: ok: 12 entries recomputed, 12 signed checkpoints hold") {
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "demo: ok: 15 entries recomputed, 15 signed checkpoints hold") {
 		t.Fatalf("after the demo: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	store := openStore(t, data)
@@ -38,7 +38,7 @@ func TestLedgerVerify(t *testing.T) {
 		}
 		return evs[0]
 	}
-	if ev := lastCheck(); ev.Decision != runproof.DecisionAllow || ev.Action != "ledger.verify" || !strings.HasPrefix(ev.Detail, "ok: 12 entries") {
+	if ev := lastCheck(); ev.Decision != runproof.DecisionAllow || ev.Action != "ledger.verify" || !strings.HasPrefix(ev.Detail, "ok: 15 entries") {
 		t.Errorf("audit event of the check: %+v", ev)
 	}
 
@@ -54,7 +54,7 @@ func TestLedgerVerify(t *testing.T) {
 	}
 	pub := writeFile(t, "pub.pem", string(signing.PublicPEM(keys.Active().Public())))
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", cpFile, "--key", pub)
-	if r.code != 0 || !strings.Contains(r.stdout, "extends the given checkpoint of size 12") {
+	if r.code != 0 || !strings.Contains(r.stdout, "extends the given checkpoint of size 15") {
 		t.Fatalf("with a kept checkpoint: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
@@ -62,14 +62,16 @@ func TestLedgerVerify(t *testing.T) {
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "demo", "--key", otherPub)
 	wantError(t, r, 1, "entry 0: checkpoint of size 1: checkpoint not signed by a known key")
 
-	// A record changed behind the triggers' back.
+	// A record changed behind the triggers' back: entry 3 is the sealed
+	// manifest of evidence.zip, and its sealed event says another manifest.
 	entries, err := store.LedgerEntries(ctx, "demo", 3, 4)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("entry 3: %v %v", entries, err)
+	if err != nil || len(entries) != 1 || entries[0].Type != "runproof.manifest.v1" {
+		t.Fatalf("entry 3: %+v %v", entries, err)
 	}
 	raw := store.(*sqlite.Store)
 	for _, q := range []string{"DROP TRIGGER export_events_no_update",
-		fmt.Sprintf("UPDATE export_events SET checksum = '%s' WHERE export_id = '%s'", runproof.DigestBytes(nil), entries[0].ExportID)} {
+		fmt.Sprintf("UPDATE export_events SET manifest_sha256 = '%s' WHERE export_id = '%s' AND kind = 'sealed'",
+			runproof.DigestBytes(nil), entries[0].ExportID)} {
 		if err := raw.ExecRaw(ctx, q); err != nil {
 			t.Fatal(err)
 		}

@@ -1,9 +1,11 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/bundlezip"
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
 )
@@ -36,16 +40,21 @@ type Exporter struct {
 type Options struct {
 	// Keys sign ZIP bundles; without them ZIP is not offered.
 	Keys *signing.Keyring
-	// Ledger, when set, records every finished export in the export ledger.
+	// Ledger, when set, records every finished export in the export
+	// ledger, and every ZIP carries the proof of its sealed manifest.
 	Ledger Ledger
 	Logger *slog.Logger
 	Now    func() time.Time
 	NewID  func() string
 }
 
-// Ledger records finished exports in the export ledger (package ledger).
+// Ledger records exports in the export ledger (package ledger): every
+// finished export, and before a ZIP is written, its sealed manifest, whose
+// proof the ZIP carries.
 type Ledger interface {
 	Append(ctx context.Context, rec runproof.Export) (int64, error)
+	AppendManifest(ctx context.Context, rec runproof.Export) (int64, error)
+	ProveManifest(ctx context.Context, tenantID, exportID string) (ledger.Proof, error)
 }
 
 // New returns an Exporter over a store and an artifact store.
@@ -267,6 +276,9 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if e.keys != nil {
 		out.key = e.keys.Active()
 	}
+	if e.ledger != nil {
+		out.seal = func(s bundlezip.Sealed) ([]byte, error) { return e.seal(ctx, r, s) }
+	}
 	bundleID, err := render(w, r, src, out)
 	if err != nil {
 		return runproof.ExportEvent{}, err
@@ -276,6 +288,44 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	}
 	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)),
 		SizeBytes: w.n, BundleID: bundleID, Artifact: key}, nil
+}
+
+// seal records a ZIP export's signed manifest (the sealed event), appends
+// it to the ledger and returns the proof of its leaf, for proof.json. Once
+// appended, the sealed manifest stays in the ledger even if the export
+// then fails: it was sealed.
+func (e *Exporter) seal(ctx context.Context, r request, s bundlezip.Sealed) ([]byte, error) {
+	ev := runproof.ExportEvent{TenantID: r.TenantID, ExportID: r.ID, Kind: runproof.ExportEventSealed,
+		At: runproof.Timestamp(e.now()), BundleID: s.Manifest.BundleID, KeyID: s.Manifest.KeyID,
+		ManifestSHA256: runproof.DigestBytes(s.ManifestJSON)}
+	if err := e.store.AppendExportEvent(ctx, ev); err != nil {
+		return nil, fmt.Errorf("record the sealed manifest: %w", err)
+	}
+	rec, err := e.store.GetExport(ctx, r.TenantID, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.ledger.AppendManifest(ctx, rec); err != nil {
+		return nil, fmt.Errorf("record the sealed manifest in the ledger: %w", err)
+	}
+	p, err := e.ledger.ProveManifest(ctx, r.TenantID, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	// The leaf made of the record must be the one anyone makes of the
+	// manifest, or the ZIP's proof would prove nothing.
+	leaf, err := ledger.ManifestLeaf(s.ManifestJSON)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(p.Leaf, leaf) {
+		return nil, fmt.Errorf("the ledger's leaf of export %s is not the leaf of its manifest", r.ID)
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
 
 // countingWriter counts the bytes written through it.

@@ -55,6 +55,9 @@ func build(r request, src evidence.Source, idSuffix string) (bundle any, bundleI
 type output struct {
 	idSuffix string
 	key      signing.Key // signs ZIP manifests
+	// seal, when set, records a ZIP's signed manifest before the ZIP is
+	// written and returns what goes into it as proof.json.
+	seal func(bundlezip.Sealed) (proof []byte, err error)
 }
 
 // render writes the bundle a request asks for in its format.
@@ -81,7 +84,8 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 }
 
 // writeZIP writes the signed ZIP bundle: the bundle, its steps, its report
-// and the manifest vouching for them.
+// and the manifest vouching for them, sealed (out.seal) before the ZIP is
+// written, with the proof of the sealed manifest.
 func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
 	var js, csv, pdf bytes.Buffer
 	if err := jsonr.NewEncoder(&js).Encode(bundle); err != nil {
@@ -91,9 +95,10 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 	// come from the evidence of the same run.
 	steps := bundle
 	if r.BundleType == runproof.BundleExecutiveDebrief {
-		r.BundleType = runproof.BundleEvidence
+		ev := r // the manifest below still describes the debrief
+		ev.BundleType = runproof.BundleEvidence
 		var err error
-		if steps, _, err = build(r, src, out.idSuffix); err != nil {
+		if steps, _, err = build(ev, src, out.idSuffix); err != nil {
 			return err
 		}
 	}
@@ -105,9 +110,18 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 	}
 	m := bundlezip.Manifest{ExportID: r.ID, TenantID: r.TenantID, BundleID: bundleID, BundleType: r.BundleType,
 		CreatedAt: runproof.FormatTime(r.CreatedAt), KeyID: out.key.ID, Population: population(r, src)}
-	_, err := bundlezip.Write(w, m, []bundlezip.Member{{Name: bundlezip.BundleName, Data: js.Bytes()},
-		{Name: bundlezip.StepsName, Data: csv.Bytes()}, {Name: bundlezip.ReportName, Data: pdf.Bytes()}}, out.key, nil)
-	return err
+	s, err := bundlezip.Seal(m, []bundlezip.Member{{Name: bundlezip.BundleName, Data: js.Bytes()},
+		{Name: bundlezip.StepsName, Data: csv.Bytes()}, {Name: bundlezip.ReportName, Data: pdf.Bytes()}}, out.key)
+	if err != nil {
+		return err
+	}
+	var proof []byte
+	if out.seal != nil {
+		if proof, err = out.seal(s); err != nil {
+			return err
+		}
+	}
+	return s.Write(w, proof)
 }
 
 // population describes what the export covers.

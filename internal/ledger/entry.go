@@ -35,7 +35,7 @@ type Entry struct {
 	PeriodEnd       string `json:"period_end,omitempty"`
 	CreatedAt       string `json:"created_at"`
 	FinishedAt      string `json:"finished_at"`
-	BundleID        string `json:"bundle_id,omitempty"`      // completed
+	BundleID        string `json:"bundle_id,omitempty"`      // completed, or sealed before it failed
 	Checksum        string `json:"checksum,omitempty"`       // completed: sha256 of the delivered artifact
 	SizeBytes       int64  `json:"size_bytes,omitempty"`     // completed
 	FailureReason   string `json:"failure_reason,omitempty"` // failed
@@ -86,6 +86,102 @@ func ParseEntry(data []byte) (Entry, error) {
 	}
 	if e.Type != EntryType {
 		return e, fmt.Errorf("ledger entry: type %q, want %q", e.Type, EntryType)
+	}
+	return e, nil
+}
+
+// ManifestEntryType names the version of the sealed manifest leaf.
+const ManifestEntryType = "runproof.manifest.v1"
+
+// ManifestEntry is the leaf of a sealed ZIP export: its signed
+// manifest.json, by digest, with the manifest's own members that name the
+// export. It is appended after the manifest is signed and before the ZIP
+// is written, so that the ZIP can carry the proof of its own leaf
+// (proof.json). Every member is in manifest.json or is its digest: anyone
+// holding the ZIP rebuilds the leaf with ManifestLeaf. The manifest cannot
+// hold its own ledger index, as the leaf is made of it; proof.json does.
+type ManifestEntry struct {
+	Type           string `json:"type"`
+	ExportID       string `json:"export_id"`
+	TenantID       string `json:"tenant_id"`
+	BundleID       string `json:"bundle_id"`
+	BundleType     string `json:"bundle_type"`
+	CreatedAt      string `json:"created_at"`
+	KeyID          string `json:"key_id"`
+	ManifestSHA256 string `json:"manifest_sha256"` // "sha256:" and the hex digest of the manifest.json bytes
+}
+
+// Bytes returns the leaf bytes: the entry's RFC 8785 form.
+func (e ManifestEntry) Bytes() ([]byte, error) { return runproof.Canonical(e) }
+
+// check refuses an entry with an empty member: it names no sealed export.
+func (e ManifestEntry) check() error {
+	for _, m := range []struct{ name, value string }{{"export_id", e.ExportID}, {"tenant_id", e.TenantID},
+		{"bundle_id", e.BundleID}, {"bundle_type", e.BundleType}, {"created_at", e.CreatedAt}, {"key_id", e.KeyID},
+		{"manifest_sha256", e.ManifestSHA256}} {
+		if m.value == "" {
+			return fmt.Errorf("no %s", m.name)
+		}
+	}
+	return nil
+}
+
+// ManifestLeaf rebuilds the leaf of a sealed ZIP export from its
+// manifest.json bytes alone.
+func ManifestLeaf(manifestJSON []byte) ([]byte, error) {
+	var m struct {
+		ExportID   string `json:"export_id"`
+		TenantID   string `json:"tenant_id"`
+		BundleID   string `json:"bundle_id"`
+		BundleType string `json:"bundle_type"`
+		CreatedAt  string `json:"created_at"`
+		KeyID      string `json:"key_id"`
+	}
+	if err := json.Unmarshal(manifestJSON, &m); err != nil {
+		return nil, fmt.Errorf("manifest.json: %w", err)
+	}
+	e := ManifestEntry{Type: ManifestEntryType, ExportID: m.ExportID, TenantID: m.TenantID, BundleID: m.BundleID,
+		BundleType: m.BundleType, CreatedAt: m.CreatedAt, KeyID: m.KeyID, ManifestSHA256: runproof.DigestBytes(manifestJSON)}
+	if err := e.check(); err != nil {
+		return nil, fmt.Errorf("manifest.json: %w", err)
+	}
+	return e.Bytes()
+}
+
+// ManifestEntryFor returns the manifest leaf of a sealed export from its
+// record: the request and the sealed event. An export that was not sealed
+// has none (EINVALID).
+func ManifestEntryFor(rec runproof.Export) (ManifestEntry, error) {
+	if rec.ManifestSHA256 == "" {
+		return ManifestEntry{}, runproof.Errorf(runproof.EINVALID, "export %s has no sealed manifest", rec.ID)
+	}
+	e := ManifestEntry{Type: ManifestEntryType, ExportID: rec.ID, TenantID: rec.TenantID, BundleID: rec.BundleID,
+		BundleType: string(rec.BundleType), CreatedAt: runproof.FormatTime(rec.CreatedAt), KeyID: rec.KeyID,
+		ManifestSHA256: rec.ManifestSHA256}
+	if err := e.check(); err != nil {
+		return e, runproof.Errorf(runproof.EINVALID, "export %s: sealed manifest: %v", rec.ID, err)
+	}
+	return e, nil
+}
+
+// manifestLeafBytes returns the manifest leaf of a sealed export.
+func manifestLeafBytes(rec runproof.Export) ([]byte, error) {
+	e, err := ManifestEntryFor(rec)
+	if err != nil {
+		return nil, err
+	}
+	return e.Bytes()
+}
+
+// ParseManifestEntry reads manifest leaf bytes back, without checking that
+// they are canonical.
+func ParseManifestEntry(data []byte) (ManifestEntry, error) {
+	var e ManifestEntry
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, fmt.Errorf("ledger entry: %w", err)
+	}
+	if e.Type != ManifestEntryType {
+		return e, fmt.Errorf("ledger entry: type %q, want %q", e.Type, ManifestEntryType)
 	}
 	return e, nil
 }

@@ -151,6 +151,25 @@ func (l *Ledger) Append(ctx context.Context, rec runproof.Export) (int64, error)
 	return idx[0], nil
 }
 
+// AppendManifest adds the sealed manifest of a ZIP export to its tenant's
+// log and returns its index: the leaf ManifestEntryFor makes of the
+// record, which ManifestLeaf makes of the manifest.json it seals. The
+// export need not be finished. Appending it again returns its index again.
+func (l *Ledger) AppendManifest(ctx context.Context, rec runproof.Export) (int64, error) {
+	if err := checkTenant(rec.TenantID); err != nil {
+		return -1, err
+	}
+	data, err := manifestLeafBytes(rec)
+	if err != nil {
+		return -1, err
+	}
+	idx, err := l.appendLeaves(ctx, rec.TenantID, []leaf{{exportID: rec.ID, typ: ManifestEntryType, data: data}})
+	if err != nil {
+		return -1, err
+	}
+	return idx[0], nil
+}
+
 // AppendBatch adds finished exports of one tenant in order, under one
 // signed checkpoint, and returns their indexes. Exports already in the log
 // keep their index; one in the log with other content is ECONFLICT.
@@ -158,36 +177,48 @@ func (l *Ledger) AppendBatch(ctx context.Context, tenantID string, recs []runpro
 	if err := checkTenant(tenantID); err != nil {
 		return nil, err
 	}
-	leaves := make([][]byte, len(recs))
+	leaves := make([]leaf, len(recs))
 	for i, rec := range recs {
 		if rec.TenantID != tenantID {
 			return nil, runproof.Errorf(runproof.EINVALID, "export %s belongs to tenant %q, not %q", rec.ID, rec.TenantID, tenantID)
 		}
-		var err error
-		if leaves[i], err = leafBytes(rec); err != nil {
+		data, err := leafBytes(rec)
+		if err != nil {
 			return nil, err
 		}
+		leaves[i] = leaf{exportID: rec.ID, typ: EntryType, data: data}
 	}
-	// A concurrent append of the same export makes the first try conflict;
-	// the second finds it in the log.
+	return l.appendLeaves(ctx, tenantID, leaves)
+}
+
+// leaf is a leaf to append: an export has at most one of each type.
+type leaf struct {
+	exportID, typ string
+	data          []byte
+}
+
+// appendLeaves appends the leaves not yet in the log. A concurrent append
+// of the same leaf makes the first try conflict; the second finds it in
+// the log.
+func (l *Ledger) appendLeaves(ctx context.Context, tenantID string, leaves []leaf) ([]int64, error) {
 	for try := 0; ; try++ {
-		out, err := l.appendNew(ctx, tenantID, recs, leaves)
+		out, err := l.appendNew(ctx, tenantID, leaves)
 		if runproof.ErrorCode(err) != runproof.ECONFLICT || try > 0 {
 			return out, err
 		}
 	}
 }
 
-func (l *Ledger) appendNew(ctx context.Context, tenantID string, recs []runproof.Export, leaves [][]byte) ([]int64, error) {
-	out := make([]int64, len(recs))
-	var todo []int // positions of recs not yet in the log
-	for i, rec := range recs {
-		e, err := l.store.LedgerEntryByExport(ctx, tenantID, rec.ID)
+func (l *Ledger) appendNew(ctx context.Context, tenantID string, leaves []leaf) ([]int64, error) {
+	out := make([]int64, len(leaves))
+	var todo []int // positions of leaves not yet in the log
+	for i, lf := range leaves {
+		e, err := l.store.LedgerEntryByExport(ctx, tenantID, lf.exportID, lf.typ)
 		switch {
-		case err == nil && bytes.Equal(e.Data, leaves[i]):
+		case err == nil && bytes.Equal(e.Data, lf.data):
 			out[i] = e.Index
 		case err == nil:
-			return nil, runproof.Errorf(runproof.ECONFLICT, "export %s is already in the ledger (entry %d) with other content", rec.ID, e.Index)
+			return nil, runproof.Errorf(runproof.ECONFLICT, "export %s is already in the ledger (entry %d) with other content", lf.exportID, e.Index)
 		case runproof.ErrorCode(err) == runproof.ENOTFOUND:
 			todo = append(todo, i)
 		default:
@@ -206,7 +237,7 @@ func (l *Ledger) appendNew(ctx context.Context, tenantID string, recs []runproof
 		now := runproof.Timestamp(l.now())
 		for k, i := range todo {
 			n := st.Size + int64(k)
-			hashes, err := tlog.StoredHashes(n, leaves[i], r)
+			hashes, err := tlog.StoredHashes(n, leaves[i].data, r)
 			if err != nil {
 				return a, fmt.Errorf("ledger: entry %d: %w", n, err)
 			}
@@ -215,8 +246,8 @@ func (l *Ledger) appendNew(ctx context.Context, tenantID string, recs []runproof
 				r.pending[base+int64(j)] = h
 				a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: base + int64(j), Hash: h})
 			}
-			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenantID, Index: n, ExportID: recs[i].ID,
-				Data: leaves[i], CreatedAt: now})
+			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenantID, Index: n, ExportID: leaves[i].exportID,
+				Type: leaves[i].typ, Data: leaves[i].data, CreatedAt: now})
 			out[i] = n
 		}
 		tree := tlog.Tree{N: st.Size + int64(len(todo))}

@@ -12,23 +12,26 @@ import (
 // ProofType names the version of the proof format.
 const ProofType = "runproof.ledger.proof.v1"
 
-// Proof shows that an export is in its tenant's ledger. It is checked with
-// tlog and note alone (docs/integrity.md, docs/examples/checkproof):
-// open Checkpoint with the published verifier key, read the tree from its
-// text, and run tlog.CheckRecord(RecordProof, tree.N, tree.Hash, Index,
-// tlog.RecordHash(Leaf)). Entry is Leaf decoded, for reading only.
+// Proof shows that a leaf of an export is in its tenant's ledger: the
+// finished export, or the sealed manifest of a ZIP export (the ZIP's
+// proof.json). It is checked with tlog and note alone (docs/integrity.md,
+// docs/examples/checkproof): open Checkpoint with the published verifier
+// key, read the tree from its text, and run tlog.CheckRecord(RecordProof,
+// tree.N, tree.Hash, Index, tlog.RecordHash(Leaf)). Entry or Manifest is
+// Leaf decoded, for reading only.
 type Proof struct {
-	Type        string      `json:"type"`
-	ExportID    string      `json:"export_id"`
-	Index       int64       `json:"index"`
-	Leaf        []byte      `json:"leaf"` // the leaf bytes as hashed (base64 in JSON)
-	Entry       Entry       `json:"entry"`
-	TreeSize    int64       `json:"tree_size"`
-	TreeHash    tlog.Hash   `json:"tree_hash"`
-	RecordProof []tlog.Hash `json:"record_proof"`
-	Checkpoint  string      `json:"checkpoint"` // the signed note of the tree
-	Origin      string      `json:"origin"`
-	VerifierKey string      `json:"verifier_key"` // the key that signed the checkpoint
+	Type        string         `json:"type"`
+	ExportID    string         `json:"export_id"`
+	Index       int64          `json:"index"`
+	Leaf        []byte         `json:"leaf"`               // the leaf bytes as hashed (base64 in JSON)
+	Entry       Entry          `json:"entry,omitzero"`     // a finished export's leaf
+	Manifest    *ManifestEntry `json:"manifest,omitempty"` // a sealed manifest's leaf
+	TreeSize    int64          `json:"tree_size"`
+	TreeHash    tlog.Hash      `json:"tree_hash"`
+	RecordProof []tlog.Hash    `json:"record_proof"`
+	Checkpoint  string         `json:"checkpoint"` // the signed note of the tree
+	Origin      string         `json:"origin"`
+	VerifierKey string         `json:"verifier_key"` // the key that signed the checkpoint
 }
 
 // Checkpoint returns a tenant's latest checkpoint (ENOTFOUND while the
@@ -41,20 +44,46 @@ func (l *Ledger) Checkpoint(ctx context.Context, tenantID string) (runproof.Ledg
 	return c, err
 }
 
-// Prove returns the proof that an export is in its tenant's ledger,
-// against the latest checkpoint, in O(log n) reads.
+// Prove returns the proof that a finished export is in its tenant's
+// ledger, against the latest checkpoint, in O(log n) reads.
 func (l *Ledger) Prove(ctx context.Context, tenantID, exportID string) (Proof, error) {
-	e, err := l.store.LedgerEntryByExport(ctx, tenantID, exportID)
+	return l.ProveEntry(ctx, tenantID, exportID, EntryType)
+}
+
+// ProveManifest returns the proof that the sealed manifest of a ZIP export
+// is in its tenant's ledger, against the latest checkpoint: the ZIP's
+// proof.json.
+func (l *Ledger) ProveManifest(ctx context.Context, tenantID, exportID string) (Proof, error) {
+	return l.ProveEntry(ctx, tenantID, exportID, ManifestEntryType)
+}
+
+// ProveEntry returns the proof of an export's leaf of a type (EntryType
+// or ManifestEntryType) against the latest checkpoint.
+func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType string) (Proof, error) {
+	e, err := l.store.LedgerEntryByExport(ctx, tenantID, exportID, entryType)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		// Another tenant's export is not found either: do not tell which.
 		if _, gerr := l.store.GetExport(ctx, tenantID, exportID); gerr != nil {
 			return Proof{}, gerr
 		}
+		if entryType == ManifestEntryType {
+			return Proof{}, runproof.Errorf(runproof.ENOTFOUND, "export %s has no sealed manifest in the ledger: only ZIP exports do", exportID)
+		}
 		return Proof{}, runproof.Errorf(runproof.ENOTFOUND, "export %s is not in the ledger: only finished exports are", exportID)
 	} else if err != nil {
 		return Proof{}, err
 	}
-	entry, err := ParseEntry(e.Data)
+	p := Proof{Type: ProofType, ExportID: exportID, Index: e.Index, Leaf: e.Data, Origin: l.Origin(tenantID)}
+	switch entryType {
+	case EntryType:
+		p.Entry, err = ParseEntry(e.Data)
+	case ManifestEntryType:
+		var m ManifestEntry
+		m, err = ParseManifestEntry(e.Data)
+		p.Manifest = &m
+	default:
+		err = fmt.Errorf("unknown entry type %q", entryType)
+	}
 	if err != nil {
 		return Proof{}, fmt.Errorf("entry %d: %w", e.Index, err)
 	}
@@ -65,20 +94,19 @@ func (l *Ledger) Prove(ctx context.Context, tenantID, exportID string) (Proof, e
 	if c.Size <= e.Index {
 		return Proof{}, fmt.Errorf("ledger of tenant %q: entry %d is beyond the latest checkpoint (size %d)", tenantID, e.Index, c.Size)
 	}
-	p, err := tlog.ProveRecord(c.Size, e.Index, storeReader(ctx, l.store, tenantID))
+	rp, err := tlog.ProveRecord(c.Size, e.Index, storeReader(ctx, l.store, tenantID))
 	if err != nil {
 		return Proof{}, fmt.Errorf("prove entry %d: %w", e.Index, err)
 	}
 	// Hand out only a proof that holds.
-	if err := tlog.CheckRecord(p, c.Size, c.Hash, e.Index, tlog.RecordHash(e.Data)); err != nil {
+	if err := tlog.CheckRecord(rp, c.Size, c.Hash, e.Index, tlog.RecordHash(e.Data)); err != nil {
 		return Proof{}, fmt.Errorf("ledger of tenant %q: the proof of entry %d does not hold (%v): %w", tenantID, e.Index, err, ErrDiverged)
 	}
-	if p == nil {
-		p = tlog.RecordProof{}
+	if rp == nil {
+		rp = tlog.RecordProof{}
 	}
-	return Proof{Type: ProofType, ExportID: exportID, Index: e.Index, Leaf: e.Data, Entry: entry,
-		TreeSize: c.Size, TreeHash: c.Hash, RecordProof: p, Checkpoint: string(c.Note),
-		Origin: l.Origin(tenantID), VerifierKey: c.VerifierKey}, nil
+	p.TreeSize, p.TreeHash, p.RecordProof, p.Checkpoint, p.VerifierKey = c.Size, c.Hash, rp, string(c.Note), c.VerifierKey
+	return p, nil
 }
 
 // Consistency shows that the tree of one checkpoint is a prefix of the tree

@@ -98,7 +98,8 @@ type verification struct {
 
 	hashes   []tlog.Hash // recomputed stored hashes, by stored hash index
 	reader   tlog.HashReader
-	exports  map[string]bool
+	exports  map[string]bool             // finished exports in the log
+	seen     map[string]bool             // entry type and export id of each entry
 	pending  []runproof.LedgerCheckpoint // checkpoints read ahead, smallest first
 	lastSize int64                       // size of the last checkpoint that held
 	noMore   bool                        // every checkpoint has been read
@@ -109,7 +110,7 @@ func (v *verification) fail(index int64, format string, args ...any) error {
 }
 
 func (v *verification) run() error {
-	v.exports = map[string]bool{}
+	v.exports, v.seen = map[string]bool{}, map[string]bool{}
 	var n int64 // entries checked
 	for {
 		entries, err := v.store.LedgerEntries(v.ctx, v.p.TenantID, n, n+verifyBatch)
@@ -180,8 +181,10 @@ func (v *verification) storedHashes(from, count int64) (map[int64]tlog.Hash, err
 	return out, nil
 }
 
-// entry recomputes one entry from its export record and its stored hashes
-// from the tree so far.
+// entry recomputes one entry from its export record (a finished export's
+// leaf, or a sealed manifest's from the request and the sealed event) and
+// its stored hashes from the tree so far. A sealed manifest stays in the
+// log whatever became of its export.
 func (v *verification) entry(e runproof.LedgerEntry, stored map[int64]tlog.Hash) error {
 	rec, err := v.store.GetExport(v.ctx, v.p.TenantID, e.ExportID)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
@@ -189,17 +192,30 @@ func (v *verification) entry(e runproof.LedgerEntry, stored map[int64]tlog.Hash)
 	} else if err != nil {
 		return err
 	}
-	data, err := leafBytes(rec)
-	if err != nil {
-		return v.fail(e.Index, "export %s is %s, yet in the ledger", e.ExportID, rec.Status)
+	var data []byte
+	switch e.Type {
+	case EntryType:
+		if data, err = leafBytes(rec); err != nil {
+			return v.fail(e.Index, "export %s is %s, yet in the ledger", e.ExportID, rec.Status)
+		}
+	case ManifestEntryType:
+		if data, err = manifestLeafBytes(rec); err != nil {
+			return v.fail(e.Index, "export %s has no sealed manifest, yet its manifest is in the ledger", e.ExportID)
+		}
+	default:
+		return v.fail(e.Index, "unknown entry type %q", e.Type)
 	}
 	if !bytes.Equal(data, e.Data) {
 		return v.fail(e.Index, "does not match the record of export %s (%s)", e.ExportID, diffFields(e.Data, data))
 	}
-	if v.exports[e.ExportID] {
+	key := e.Type + " " + e.ExportID
+	if v.seen[key] {
 		return v.fail(e.Index, "export %s is in the ledger twice", e.ExportID)
 	}
-	v.exports[e.ExportID] = true
+	v.seen[key] = true
+	if e.Type == EntryType {
+		v.exports[e.ExportID] = true
+	}
 	hs, err := tlog.StoredHashes(e.Index, data, v.reader)
 	if err != nil {
 		return err

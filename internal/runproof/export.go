@@ -63,25 +63,29 @@ type ExportRequest struct {
 	CreatedAt       time.Time    `json:"created_at"`
 }
 
-// Kinds of export event.
+// Kinds of export event. A ZIP export is sealed (its manifest signed)
+// before it completes or fails; other formats are not.
 const (
+	ExportEventSealed    = "sealed"
 	ExportEventCompleted = "completed"
 	ExportEventFailed    = "failed"
 	ExportEventDelivered = "delivered"
 )
 
 // ExportEvent is one step of an export's lifecycle. An export has at most
-// one completed-or-failed event and at most one delivered event.
+// one event of each kind, and one completed-or-failed event.
 type ExportEvent struct {
-	TenantID  string    `json:"tenant_id"`
-	ExportID  string    `json:"export_id"`
-	Kind      string    `json:"kind"`
-	At        time.Time `json:"at"`
-	Checksum  string    `json:"checksum,omitempty"`   // completed: sha256 of the artifact
-	SizeBytes int64     `json:"size_bytes,omitempty"` // completed
-	BundleID  string    `json:"bundle_id,omitempty"`  // completed
-	Artifact  string    `json:"artifact,omitempty"`   // completed: where the artifact store keeps it
-	Reason    string    `json:"reason,omitempty"`     // failed: why, for users
+	TenantID       string    `json:"tenant_id"`
+	ExportID       string    `json:"export_id"`
+	Kind           string    `json:"kind"`
+	At             time.Time `json:"at"`
+	Checksum       string    `json:"checksum,omitempty"`        // completed: sha256 of the artifact
+	SizeBytes      int64     `json:"size_bytes,omitempty"`      // completed
+	BundleID       string    `json:"bundle_id,omitempty"`       // sealed, completed
+	Artifact       string    `json:"artifact,omitempty"`        // completed: where the artifact store keeps it
+	Reason         string    `json:"reason,omitempty"`          // failed: why, for users
+	ManifestSHA256 string    `json:"manifest_sha256,omitempty"` // sealed: sha256 of the signed manifest.json
+	KeyID          string    `json:"key_id,omitempty"`          // sealed: the key that signed it
 }
 
 // Export is the export record as the API shows it: the request folded with
@@ -95,7 +99,12 @@ type Export struct {
 	BundleID      string       `json:"bundle_id,omitempty"`
 	SizeBytes     int64        `json:"size_bytes,omitempty"`
 	FailureReason string       `json:"failure_reason,omitempty"`
-	Artifact      string       `json:"-"`
+	// ManifestSHA256 is the digest of the signed manifest.json of a ZIP
+	// export, recorded when it was sealed, before the ZIP was written.
+	ManifestSHA256 string     `json:"manifest_sha256,omitempty"`
+	KeyID          string     `json:"-"` // the key that signed the manifest
+	SealedAt       *time.Time `json:"-"`
+	Artifact       string     `json:"-"`
 }
 
 // FoldExport builds the record from its request and events, in any order.
@@ -104,6 +113,11 @@ func FoldExport(req ExportRequest, events []ExportEvent) Export {
 	for _, ev := range events {
 		at := ev.At
 		switch ev.Kind {
+		case ExportEventSealed:
+			e.SealedAt, e.ManifestSHA256, e.KeyID = &at, ev.ManifestSHA256, ev.KeyID
+			if e.BundleID == "" { // a failed export keeps the id of the bundle it sealed
+				e.BundleID = ev.BundleID
+			}
 		case ExportEventCompleted:
 			e.Status, e.CompletedAt = ExportCompleted, &at
 			e.Checksum, e.SizeBytes, e.BundleID, e.Artifact = ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact

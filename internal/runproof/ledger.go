@@ -14,11 +14,13 @@ import (
 const LedgerHashSize = 32
 
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
-// record one finished export.
+// record one finished export, or the sealed manifest of a ZIP export. An
+// export has at most one entry of each type.
 type LedgerEntry struct {
 	TenantID  string
 	Index     int64 // leaf index, from 0, without gaps
 	ExportID  string
+	Type      string // the leaf's format, as its "type" member says
 	Data      []byte
 	CreatedAt time.Time // when it was appended
 }
@@ -67,13 +69,14 @@ type LedgerStore interface {
 	// this process and in others on the same database, loads its state and
 	// calls fn; what fn returns is written in the same transaction. If fn
 	// fails, nothing is written and its error is returned. ECONFLICT when
-	// an entry's index or export is already in the log.
+	// an entry's index, or its export and type, is already in the log.
 	AppendLedger(ctx context.Context, tenantID string, fn func(LedgerState) (LedgerAppend, error)) error
 	// LedgerEntries returns the entries with index in [from, to), in index
 	// order.
 	LedgerEntries(ctx context.Context, tenantID string, from, to int64) ([]LedgerEntry, error)
-	// LedgerEntryByExport returns the entry of an export (ENOTFOUND).
-	LedgerEntryByExport(ctx context.Context, tenantID, exportID string) (LedgerEntry, error)
+	// LedgerEntryByExport returns the entry of an export of a type
+	// (ENOTFOUND).
+	LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (LedgerEntry, error)
 	// LedgerHashes returns the stored hashes at indexes, in that order
 	// (ENOTFOUND when one is missing).
 	LedgerHashes(ctx context.Context, tenantID string, indexes []int64) ([][LedgerHashSize]byte, error)

@@ -17,7 +17,8 @@ const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, f
 	requested_by, origin, source_component, correlation_id, export_reason,
 	period_start, period_end, created_at`
 
-const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason`
+const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason,
+	manifest_sha256, key_id`
 
 func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 	var r runproof.ExportRequest
@@ -33,7 +34,7 @@ func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 func scanExportEvent(row pgx.Row) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, &e.At, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID)
 	e.At = runproof.Timestamp(e.At)
 	return e, err
 }
@@ -70,9 +71,9 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
-			e.BundleID, e.Artifact, e.Reason)
+			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID)
 		return err
 	})
 	switch {
@@ -95,7 +96,7 @@ func isForeignKey(err error) bool {
 // checkExportEventKind refuses a kind the schema does not know.
 func checkExportEventKind(kind string) error {
 	switch kind {
-	case runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
+	case runproof.ExportEventSealed, runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
 		return nil
 	}
 	return runproof.Invalid(runproof.FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", kind)})

@@ -13,13 +13,13 @@ import (
 
 var _ runproof.LedgerStore = (*Store)(nil)
 
-const ledgerEntryColumns = `tenant_id, idx, export_id, data, created_at`
+const ledgerEntryColumns = `tenant_id, idx, export_id, entry_type, data, created_at`
 
 const ledgerCheckpointColumns = `tenant_id, tree_size, hash, note, verifier_key, created_at`
 
 func scanLedgerEntry(row pgx.Row) (runproof.LedgerEntry, error) {
 	var e runproof.LedgerEntry
-	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Data, &e.CreatedAt)
+	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Type, &e.Data, &e.CreatedAt)
 	e.CreatedAt = runproof.Timestamp(e.CreatedAt)
 	return e, err
 }
@@ -88,13 +88,13 @@ func (e *fnError) Error() string { return e.err.Error() }
 // writeLedger inserts an append's rows, each table in one statement.
 func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproof.LedgerAppend) error {
 	n := len(change.Entries)
-	idx, ids, data, created := make([]int64, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
+	idx, ids, types, data, created := make([]int64, n), make([]string, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
 	for i, e := range change.Entries {
-		idx[i], ids[i], data[i], created[i] = e.Index, e.ExportID, e.Data, runproof.Timestamp(e.CreatedAt)
+		idx[i], ids[i], types[i], data[i], created[i] = e.Index, e.ExportID, e.Type, e.Data, runproof.Timestamp(e.CreatedAt)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`)
-		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::timestamptz[])`,
-		tenantID, idx, ids, data, created); err != nil {
+		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[])`,
+		tenantID, idx, ids, types, data, created); err != nil {
 		return err
 	}
 	hidx, hashes := make([]int64, len(change.Hashes)), make([][]byte, len(change.Hashes))
@@ -170,12 +170,12 @@ func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int
 	return out, nil
 }
 
-// LedgerEntryByExport returns the entry of an export.
-func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID string) (runproof.LedgerEntry, error) {
+// LedgerEntryByExport returns the entry of an export of a type.
+func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (runproof.LedgerEntry, error) {
 	e, err := scanLedgerEntry(s.pool.QueryRow(ctx, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
-		WHERE tenant_id = $1 AND export_id = $2`, tenantID, exportID))
+		WHERE tenant_id = $1 AND export_id = $2 AND entry_type = $3`, tenantID, exportID, entryType))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q is not in the ledger", exportID)
+		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q has no %s entry in the ledger", exportID, entryType)
 	} else if err != nil {
 		return e, fmt.Errorf("ledger entry: %w", err)
 	}

@@ -16,7 +16,8 @@ const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, f
 	requested_by, origin, source_component, correlation_id, export_reason,
 	period_start, period_end, created_at`
 
-const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason`
+const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason,
+	manifest_sha256, key_id`
 
 func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 	var r runproof.ExportRequest
@@ -29,7 +30,7 @@ func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, timeCol{&e.At}, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID)
 	return e, err
 }
 
@@ -57,8 +58,9 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 		return err
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason,
+		e.ManifestSHA256, e.KeyID)
 	switch {
 	case isForeignKey(err):
 		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)
@@ -73,7 +75,7 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 // checkExportEventKind refuses a kind the schema does not know.
 func checkExportEventKind(kind string) error {
 	switch kind {
-	case runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
+	case runproof.ExportEventSealed, runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
 		return nil
 	}
 	return runproof.Invalid(runproof.FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", kind)})

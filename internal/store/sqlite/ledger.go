@@ -12,13 +12,13 @@ import (
 
 var _ runproof.LedgerStore = (*Store)(nil)
 
-const ledgerEntryColumns = `tenant_id, idx, export_id, data, created_at`
+const ledgerEntryColumns = `tenant_id, idx, export_id, entry_type, data, created_at`
 
 const ledgerCheckpointColumns = `tenant_id, tree_size, hash, note, verifier_key, created_at`
 
 func scanLedgerEntry(row scanner) (runproof.LedgerEntry, error) {
 	var e runproof.LedgerEntry
-	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Data, timeCol{&e.CreatedAt})
+	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Type, &e.Data, timeCol{&e.CreatedAt})
 	return e, err
 }
 
@@ -64,10 +64,10 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 		return err
 	}
 	for _, e := range change.Entries {
-		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`) VALUES (?, ?, ?, ?, ?)`,
-			tenantID, e.Index, e.ExportID, e.Data, timeText(e.CreatedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			tenantID, e.Index, e.ExportID, e.Type, e.Data, timeText(e.CreatedAt))
 		if isUnique(err) {
-			return runproof.Errorf(runproof.ECONFLICT, "ledger entry %d or export %q is already in the ledger", e.Index, e.ExportID)
+			return runproof.Errorf(runproof.ECONFLICT, "ledger entry %d or the %s entry of export %q is already in the ledger", e.Index, e.Type, e.ExportID)
 		} else if err != nil {
 			return fmt.Errorf("append ledger: entry: %w", err)
 		}
@@ -158,12 +158,12 @@ func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int
 	return out, nil
 }
 
-// LedgerEntryByExport returns the entry of an export.
-func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID string) (runproof.LedgerEntry, error) {
+// LedgerEntryByExport returns the entry of an export of a type.
+func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (runproof.LedgerEntry, error) {
 	e, err := scanLedgerEntry(s.db.QueryRowContext(ctx, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
-		WHERE tenant_id = ? AND export_id = ?`, tenantID, exportID))
+		WHERE tenant_id = ? AND export_id = ? AND entry_type = ?`, tenantID, exportID, entryType))
 	if errors.Is(err, sql.ErrNoRows) {
-		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q is not in the ledger", exportID)
+		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q has no %s entry in the ledger", exportID, entryType)
 	} else if err != nil {
 		return e, fmt.Errorf("ledger entry: %w", err)
 	}

@@ -132,6 +132,35 @@ func testExportEvents(t *testing.T, h Harness) {
 	unknown.Kind = "archived"
 	wantCode(t, "unknown event kind", s.AppendExportEvent(ctx, unknown), runproof.EINVALID)
 	equal(t, "t2's export", get("t2", "ok"), runproof.Export{ExportRequest: newExport("t2", "ok", at(2)), Status: runproof.ExportPending})
+
+	// A ZIP export is sealed before it ends, once; one that fails after
+	// keeps the id of the bundle it sealed.
+	createExports(t, s, newExport("t1", "zip", at(3)), newExport("t1", "zipfail", at(4)))
+	sealed := sealedEvent("t1", "zip", at(5))
+	appendExportEvents(t, s, sealed)
+	pending := runproof.Export{ExportRequest: newExport("t1", "zip", at(3)), Status: runproof.ExportPending,
+		BundleID: sealed.BundleID, ManifestSHA256: sealed.ManifestSHA256, KeyID: sealed.KeyID, SealedAt: ptr(at(5))}
+	equal(t, "sealed export", get("t1", "zip"), pending)
+	again = sealedEvent("t1", "zip", at(6))
+	wantCode(t, "sealed twice", s.AppendExportEvent(ctx, again), runproof.ECONFLICT)
+	completed = completedEvent("t1", "zip", at(7))
+	completed.BundleID = sealed.BundleID
+	appendExportEvents(t, s, completed)
+	done := pending
+	done.Status, done.CompletedAt, done.Checksum, done.SizeBytes, done.Artifact = runproof.ExportCompleted, ptr(at(7)),
+		completed.Checksum, completed.SizeBytes, completed.Artifact
+	equal(t, "sealed and completed export", get("t1", "zip"), done)
+	appendExportEvents(t, s, sealedEvent("t1", "zipfail", at(8)),
+		runproof.ExportEvent{TenantID: "t1", ExportID: "zipfail", Kind: runproof.ExportEventFailed, At: at(9), Reason: "disk full"})
+	if got := get("t1", "zipfail"); got.Status != runproof.ExportFailed || got.BundleID != "bundle-zipfail" ||
+		got.ManifestSHA256 != sealedEvent("t1", "zipfail", at(8)).ManifestSHA256 || got.Checksum != "" {
+		t.Errorf("export failed after sealing: %s", show(got))
+	}
+}
+
+func sealedEvent(tenant, exportID string, when time.Time) runproof.ExportEvent {
+	return runproof.ExportEvent{TenantID: tenant, ExportID: exportID, Kind: runproof.ExportEventSealed, At: when,
+		BundleID: "bundle-" + exportID, ManifestSHA256: "sha256:manifest-" + exportID, KeyID: "ed25519:0123456789abcdef"}
 }
 
 // testExportEventsConcurrent races completed and failed events, and repeated

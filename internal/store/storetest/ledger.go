@@ -15,10 +15,22 @@ import (
 // computes them.
 func ledgerHash(s string) [runproof.LedgerHashSize]byte { return sha256.Sum256([]byte(s)) }
 
-// appendLedger appends one entry per export id in one call, with one
-// stored hash per entry (at the entry's index) and a checkpoint, and
+// Entry types of the stand-in entries: the store keeps the type, it never
+// reads the leaf.
+const (
+	exportEntry   = "runproof.export.v1"
+	manifestEntry = "runproof.manifest.v1"
+)
+
+// appendLedger appends one export entry per export id in one call, with
+// one stored hash per entry (at the entry's index) and a checkpoint, and
 // returns the indexes given.
 func appendLedger(ctx context.Context, s runproof.Store, tenant string, exportIDs ...string) ([]int64, error) {
+	return appendLedgerTyped(ctx, s, tenant, exportEntry, exportIDs...)
+}
+
+// appendLedgerTyped is appendLedger with entries of one type.
+func appendLedgerTyped(ctx context.Context, s runproof.Store, tenant, entryType string, exportIDs ...string) ([]int64, error) {
 	var got []int64
 	err := s.AppendLedger(ctx, tenant, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
 		got = got[:0]
@@ -38,7 +50,7 @@ func appendLedger(ctx context.Context, s runproof.Store, tenant string, exportID
 		for i, id := range exportIDs {
 			n := st.Size + int64(i)
 			got = append(got, n)
-			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenant, Index: n, ExportID: id,
+			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenant, Index: n, ExportID: id, Type: entryType,
 				Data: []byte(`{"export_id":"` + id + `"}`), CreatedAt: at(int(n))})
 			a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: n, Hash: ledgerHash(fmt.Sprint(tenant, n))})
 		}
@@ -71,17 +83,19 @@ func testLedger(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	want := []runproof.LedgerEntry{
-		{TenantID: "t1", Index: 1, ExportID: "x1", Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(1)},
-		{TenantID: "t1", Index: 2, ExportID: "x2", Data: []byte(`{"export_id":"x2"}`), CreatedAt: at(2)},
+		{TenantID: "t1", Index: 1, ExportID: "x1", Type: exportEntry, Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(1)},
+		{TenantID: "t1", Index: 2, ExportID: "x2", Type: exportEntry, Data: []byte(`{"export_id":"x2"}`), CreatedAt: at(2)},
 	}
 	equal(t, "entries [1, 10)", entries, want)
-	e, err := s.LedgerEntryByExport(ctx, "t1", "x2")
+	e, err := s.LedgerEntryByExport(ctx, "t1", "x2", exportEntry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	equal(t, "entry of x2", e, want[1])
-	_, err = s.LedgerEntryByExport(ctx, "t2", "x2")
+	_, err = s.LedgerEntryByExport(ctx, "t2", "x2", exportEntry)
 	wantCode(t, "entry of another tenant's export", err, runproof.ENOTFOUND)
+	_, err = s.LedgerEntryByExport(ctx, "t1", "x2", manifestEntry)
+	wantCode(t, "entry of another type", err, runproof.ENOTFOUND)
 
 	hashes, err := s.LedgerHashes(ctx, "t1", []int64{2, 0})
 	if err != nil {
@@ -125,9 +139,14 @@ func testLedger(t *testing.T, h Harness) {
 	}
 	equal(t, "tenants", tenants, []string{"t1", "t2"})
 
-	// An export is in the ledger once; a failed append writes nothing.
+	// An export is in the ledger once per entry type; a failed append
+	// writes nothing.
 	_, err = appendLedger(ctx, s, "t1", "x3", "x1")
 	wantCode(t, "export already in the ledger", err, runproof.ECONFLICT)
+	_, err = appendLedgerTyped(ctx, s, "t1", "", "x3")
+	if err == nil {
+		t.Error("an entry without a type was stored")
+	}
 	boom := errors.New("boom")
 	err = s.AppendLedger(ctx, "t1", func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
 		return runproof.LedgerAppend{}, boom
@@ -141,6 +160,24 @@ func testLedger(t *testing.T, h Harness) {
 	if latest, _ := s.LedgerCheckpoint(ctx, "t1", 0); latest.Size != 3 {
 		t.Errorf("after refused appends: latest checkpoint %d, want 3", latest.Size)
 	}
+
+	// An entry of another type for the same export is a new entry.
+	idx, err = appendLedgerTyped(ctx, s, "t1", manifestEntry, "x1")
+	if err != nil {
+		t.Fatalf("second entry type of an export: %v", err)
+	}
+	equal(t, "index of the manifest entry", idx, []int64{3})
+	e, err = s.LedgerEntryByExport(ctx, "t1", "x1", manifestEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "manifest entry of x1", e, runproof.LedgerEntry{TenantID: "t1", Index: 3, ExportID: "x1", Type: manifestEntry,
+		Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(3)})
+	if e, err := s.LedgerEntryByExport(ctx, "t1", "x1", exportEntry); err != nil || e.Index != 1 {
+		t.Errorf("export entry of x1 after its manifest entry: %+v, %v", e, err)
+	}
+	_, err = appendLedgerTyped(ctx, s, "t1", manifestEntry, "x1")
+	wantCode(t, "manifest entry twice", err, runproof.ECONFLICT)
 }
 
 // testLedgerConcurrent checks that appends to one log are serialised: each
@@ -205,6 +242,7 @@ func testLedgerAppendOnly(t *testing.T, h Harness) {
 	before := dump()
 	for _, q := range []string{
 		"UPDATE ledger_entries SET export_id = 'y' WHERE idx = 0",
+		"UPDATE ledger_entries SET entry_type = 'runproof.manifest.v1' WHERE idx = 0",
 		"UPDATE ledger_entries SET idx = idx + 10",
 		"DELETE FROM ledger_entries WHERE idx = 1",
 		"TRUNCATE ledger_entries",

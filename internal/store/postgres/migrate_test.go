@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// TestMigrateSealed brings a schema at version 3 holding exports and a
+// ledger entry to version 4: rows and append-only triggers are kept, and
+// the new kinds and types are accepted. Back down, version 3 refuses to
+// lose them.
+func TestMigrateSealed(t *testing.T) {
+	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
+	if raw == "" {
+		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
+	}
+	ctx := context.Background()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "rp_test_" + hex.EncodeToString(b)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	s, err := Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer s.ExecRaw(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	if err := s.ExecRaw(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	p, done, err := s.provider(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO exports VALUES ('t1', 'x1', 'llm_run', 'r1', '', 'evidence', 'zip', 'u', 'HUMAN', 'api', '', '', NULL, NULL, '2026-01-02T15:04:05Z')`,
+		`INSERT INTO export_events (tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason)
+			VALUES ('t1', 'x1', 'completed', '2026-01-02T15:04:06Z', 'sha256:00', 1, 'EVD-1', 'a', '')`,
+		`INSERT INTO ledger_entries VALUES ('t1', 0, 'x1', '\x7b7d'::bytea, '2026-01-02T15:04:07Z')`,
+	} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.LedgerEntryByExport(ctx, "t1", "x1", "runproof.export.v1")
+	if err != nil || e.Index != 0 || string(e.Data) != "{}" {
+		t.Fatalf("entry after the migration: %+v, %v", e, err)
+	}
+	rec, err := s.GetExport(ctx, "t1", "x1")
+	if err != nil || rec.Status != runproof.ExportCompleted || rec.Checksum != "sha256:00" {
+		t.Errorf("export after the migration: %+v, %v", rec, err)
+	}
+	for _, q := range []string{"UPDATE export_events SET reason = 'x'", "DELETE FROM ledger_entries"} {
+		if err := s.ExecRaw(ctx, q); err == nil {
+			t.Errorf("%s: succeeded after the migration, want refused", q)
+		}
+	}
+
+	// Down and up again while nothing new is stored; then a sealed event
+	// keeps the schema at 4.
+	if _, err := p.DownTo(ctx, 3); err != nil {
+		t.Fatalf("down to 3: %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: "t1", ExportID: "x1", Kind: runproof.ExportEventSealed,
+		ManifestSHA256: "sha256:11", KeyID: "k", BundleID: "EVD-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 3); err == nil {
+		t.Error("down to 3 with a sealed event: succeeded")
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 4 {
+		t.Errorf("after the refused down: schema %d, %v", v, err)
+	}
+}

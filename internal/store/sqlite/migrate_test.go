@@ -1,0 +1,85 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// TestMigrateSealed brings a database of schema 3 holding exports and a
+// ledger entry to schema 4: rows, seq and append-only triggers are kept,
+// and the new kinds and types are accepted. Back down, schema 3 refuses
+// to lose them.
+func TestMigrateSealed(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.provider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO exports VALUES ('t1', 'x1', 'llm_run', 'r1', '', 'evidence', 'zip', 'u', 'HUMAN', 'api', '', '', NULL, NULL, '2026-01-02T15:04:05.000000Z')`,
+		`INSERT INTO export_events (tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason)
+			VALUES ('t1', 'x1', 'completed', '2026-01-02T15:04:06.000000Z', 'sha256:00', 1, 'EVD-1', 'a', '')`,
+		`INSERT INTO ledger_entries VALUES ('t1', 0, 'x1', X'7b7d', '2026-01-02T15:04:07.000000Z')`,
+	} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.LedgerEntryByExport(ctx, "t1", "x1", "runproof.export.v1")
+	if err != nil || e.Index != 0 || string(e.Data) != "{}" {
+		t.Fatalf("entry after the migration: %+v, %v", e, err)
+	}
+	if err := s.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: "t1", ExportID: "x1", Kind: runproof.ExportEventDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	seqs, err = collect(ctx, s.db, func(r scanner) (int64, error) {
+		var n int64
+		return n, r.Scan(&n)
+	}, `SELECT seq FROM export_events ORDER BY seq`)
+	if err != nil || len(seqs) != 2 || seqs[0] != 1 || seqs[1] != 2 {
+		t.Errorf("seq after the migration: %v, %v", seqs, err)
+	}
+	rec, err := s.GetExport(ctx, "t1", "x1")
+	if err != nil || rec.Status != runproof.ExportCompleted || rec.Checksum != "sha256:00" || rec.DeliveredAt == nil {
+		t.Errorf("export after the migration: %+v, %v", rec, err)
+	}
+	for _, q := range []string{"UPDATE export_events SET reason = 'x'", "DELETE FROM ledger_entries"} {
+		if err := s.ExecRaw(ctx, q); err == nil {
+			t.Errorf("%s: succeeded after the migration, want refused", q)
+		}
+	}
+
+	// Down and up again while nothing new is stored; then a sealed event
+	// keeps the schema at 4.
+	if _, err := p.DownTo(ctx, 3); err != nil {
+		t.Fatalf("down to 3: %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: "t1", ExportID: "x1", Kind: runproof.ExportEventSealed,
+		ManifestSHA256: "sha256:11", KeyID: "k", BundleID: "EVD-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 3); err == nil {
+		t.Error("down to 3 with a sealed event: succeeded")
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 4 {
+		t.Errorf("after the refused down: schema %d, %v", v, err)
+	}
+}
