@@ -40,6 +40,7 @@ func newZIPLedger(t testing.TB, s runproof.Store) *ledger.Ledger {
 type sealedZIP struct {
 	rec      runproof.Export
 	manifest []byte
+	sealed   bundlezip.Sealed
 	index    int64
 }
 
@@ -73,7 +74,7 @@ func sealZIP(t testing.TB, s runproof.Store, l *ledger.Ledger, tenant string, i 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sealedZIP{rec: rec, manifest: sz.ManifestJSON, index: idx}
+	return sealedZIP{rec: rec, manifest: sz.ManifestJSON, sealed: sz, index: idx}
 }
 
 // end records the outcome of a sealed export (failed when reason is not

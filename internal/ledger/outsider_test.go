@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
@@ -93,6 +94,80 @@ func TestOutsiderChecksProof(t *testing.T) {
 		{"other artifact", []string{"-key", l.VerifierKey(), proofPath, other}},
 		{"other key", []string{"-key", newLedgerKey(t, s, otherKey).VerifierKey(), proofPath}},
 		{"other PEM key", []string{"-pem", pemOf("other.pem", otherKey), proofPath}},
+	} {
+		if out, ok := run(c.args...); ok {
+			t.Errorf("%s: the checker accepted it: %s", c.name, out)
+		} else {
+			t.Logf("%s: %s", c.name, out)
+		}
+	}
+}
+
+// TestOutsiderChecksZIP has the outside checker judge a ZIP's proof.json
+// against its manifest.json, given as files or as the ZIP, as they are
+// and altered.
+func TestOutsiderChecksZIP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool in PATH")
+	}
+	ctx := context.Background()
+	s := storetest.OpenSQLite(t)
+	l := newZIPLedger(t, s)
+	appendEach(t, l, finish(t, s, "acme", 0, 4))
+	z := sealZIP(t, s, l, "acme", 4)
+	p, err := l.ProveManifest(ctx, "acme", z.rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.end(t, s, l, "")
+	proof, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	var zb bytes.Buffer
+	if err := z.sealed.Write(&zb, proof); err != nil {
+		t.Fatal(err)
+	}
+	zipPath := write("bundle.zip", zb.Bytes())
+	proofPath, manifestPath := write("proof.json", proof), write("manifest.json", z.manifest)
+	der, err := x509.MarshalPKIXPublicKey(testKey.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := write("pub.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+
+	run := func(args ...string) (string, bool) {
+		cmd := exec.Command(goTool, append([]string{"run", checker}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err == nil
+	}
+	for _, args := range [][]string{{"-pem", pub, proofPath, manifestPath}, {"-pem", pub, zipPath}} {
+		if out, ok := run(args...); !ok || !strings.HasPrefix(out, "ok: the manifest of export "+z.rec.ID) {
+			t.Fatalf("%v: the checker refused a good proof: %s", args, out)
+		} else {
+			t.Log(out)
+		}
+	}
+	altered := write("altered.json", bytes.Replace(z.manifest, []byte(z.rec.BundleID), []byte("EVD-OTHER"), 1))
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"altered manifest", []string{"-pem", pub, proofPath, altered}},
+		{"no manifest", []string{"-pem", pub, proofPath}},
+		{"other key", []string{"-key", newLedgerKey(t, s, otherKey).VerifierKey(), zipPath}},
 	} {
 		if out, ok := run(c.args...); ok {
 			t.Errorf("%s: the checker accepted it: %s", c.name, out)

@@ -1,20 +1,28 @@
-// Command checkproof checks a runproof export ledger proof (proof.json)
-// with the packages of the Go checksum database and the standard library
-// only: it needs nothing of runproof, and no access to its server.
+// Command checkproof checks a runproof export ledger proof with the
+// packages of the Go checksum database and the standard library only: it
+// needs nothing of runproof, and no access to its server.
 //
 // Usage:
 //
-//	go run ./docs/examples/checkproof -key VERIFIER_KEY proof.json [ARTIFACT]
 //	go run ./docs/examples/checkproof -pem pub.pem proof.json [ARTIFACT]
+//	go run ./docs/examples/checkproof -pem pub.pem proof.json manifest.json
+//	go run ./docs/examples/checkproof -pem pub.pem bundle.zip
+//	go run ./docs/examples/checkproof -key VERIFIER_KEY …
 //
 // It opens the signed checkpoint with the published key (a note verifier
-// key, or the PEM public key of GET /api/v1/signing-keys), checks
-// that the leaf is in the tree the checkpoint signs, and, given the
-// artifact, that its SHA-256 is the checksum the leaf records. It prints
-// one line and exits 0 only when everything holds.
+// key, or the PEM public key of GET /api/v1/signing-keys), checks that the
+// leaf is in the tree the checkpoint signs, for the tenant the leaf names,
+// and then what the leaf records: for a finished export (the proof of GET
+// /api/v1/exports/{id}/proof), that the artifact's SHA-256, given the
+// artifact, is the checksum the leaf records; for a ZIP's sealed manifest
+// (the ZIP's proof.json), that the leaf is the one rebuilt from
+// manifest.json. Given the ZIP, it reads both files from it. It prints one
+// line and exits 0 only when everything holds.
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -24,6 +32,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -43,12 +52,54 @@ type proof struct {
 
 // leaf holds the members of the leaf this check reports.
 type leaf struct {
-	Type     string `json:"type"`
-	ExportID string `json:"export_id"`
-	TenantID string `json:"tenant_id"`
-	Status   string `json:"status"`
-	BundleID string `json:"bundle_id"`
-	Checksum string `json:"checksum"`
+	Type           string `json:"type"`
+	ExportID       string `json:"export_id"`
+	TenantID       string `json:"tenant_id"`
+	Status         string `json:"status"`
+	BundleID       string `json:"bundle_id"`
+	Checksum       string `json:"checksum"`
+	ManifestSHA256 string `json:"manifest_sha256"`
+}
+
+// Leaf types: a finished export, and the sealed manifest of a ZIP.
+const (
+	exportLeaf   = "runproof.export.v1"
+	manifestLeaf = "runproof.manifest.v1"
+)
+
+// sealedManifest is the leaf of a ZIP's sealed manifest, rebuilt from
+// manifest.json. Its members are all strings and declared in sorted
+// order, so json.Marshal without HTML escaping writes its RFC 8785 form,
+// as long as the strings are valid UTF-8 without U+2028 or U+2029 (which
+// Go escapes and RFC 8785 does not); ids, times, key ids and digests have
+// none.
+type sealedManifest struct {
+	BundleID       string `json:"bundle_id"`
+	BundleType     string `json:"bundle_type"`
+	CreatedAt      string `json:"created_at"`
+	ExportID       string `json:"export_id"`
+	KeyID          string `json:"key_id"`
+	ManifestSHA256 string `json:"manifest_sha256"`
+	TenantID       string `json:"tenant_id"`
+	Type           string `json:"type"`
+}
+
+// rebuildLeaf makes the leaf of a sealed manifest of the manifest.json
+// bytes: its members that name the export, and its digest.
+func rebuildLeaf(manifest []byte) ([]byte, error) {
+	var m sealedManifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("manifest.json: %w", err)
+	}
+	sum := sha256.Sum256(manifest)
+	m.Type, m.ManifestSHA256 = manifestLeaf, "sha256:"+hex.EncodeToString(sum[:])
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 func main() {
@@ -56,7 +107,7 @@ func main() {
 	pemFile := flag.String("pem", "", "the published Ed25519 public key, PEM")
 	flag.Parse()
 	if flag.NArg() < 1 || flag.NArg() > 2 {
-		fmt.Fprintln(os.Stderr, "usage: checkproof [-key VERIFIER_KEY | -pem PUB.pem] proof.json [ARTIFACT]")
+		fmt.Fprintln(os.Stderr, "usage: checkproof [-key VERIFIER_KEY | -pem PUB.pem] (proof.json [ARTIFACT | manifest.json] | bundle.zip)")
 		os.Exit(2)
 	}
 	msg, err := check(*key, *pemFile, flag.Arg(0), flag.Arg(1))
@@ -67,9 +118,15 @@ func main() {
 	fmt.Println(msg)
 }
 
-func check(key, pemFile, proofPath, artifactPath string) (string, error) {
-	b, err := os.ReadFile(proofPath)
-	if err != nil {
+func check(key, pemFile, proofPath, otherPath string) (string, error) {
+	var b, manifest []byte
+	var err error
+	if strings.HasSuffix(proofPath, ".zip") && otherPath == "" {
+		if b, manifest, err = readZIP(proofPath); err != nil {
+			return "", err
+		}
+		proofPath = proofPath + ": proof.json"
+	} else if b, err = os.ReadFile(proofPath); err != nil {
 		return "", err
 	}
 	var p proof
@@ -110,7 +167,8 @@ func check(key, pemFile, proofPath, artifactPath string) (string, error) {
 		return "", fmt.Errorf("entry %d is not in the signed tree of %d entries: %w", p.Index, tree.N, err)
 	}
 
-	// 3. The leaf records this export and, given the artifact, its bytes.
+	// 3. The leaf records this export, in its tenant's log, and what the
+	// files given hold.
 	var l leaf
 	if err := json.Unmarshal(p.Leaf, &l); err != nil {
 		return "", fmt.Errorf("leaf: %w", err)
@@ -118,18 +176,68 @@ func check(key, pemFile, proofPath, artifactPath string) (string, error) {
 	if l.ExportID != p.ExportID {
 		return "", fmt.Errorf("the leaf records export %q, not %q", l.ExportID, p.ExportID)
 	}
-	if artifactPath != "" {
-		data, err := os.ReadFile(artifactPath)
+	if want := "runproof/ledger/" + l.TenantID; origin != want {
+		return "", fmt.Errorf("the checkpoint is of the log %q, the leaf is of %q", origin, want)
+	}
+	switch l.Type {
+	case exportLeaf:
+		if manifest != nil {
+			return "", fmt.Errorf("%s proves a finished export, not the ZIP's manifest", proofPath)
+		}
+		if otherPath != "" {
+			data, err := os.ReadFile(otherPath)
+			if err != nil {
+				return "", err
+			}
+			sum := sha256.Sum256(data)
+			if got := "sha256:" + hex.EncodeToString(sum[:]); got != l.Checksum {
+				return "", fmt.Errorf("%s has digest %s, the ledger records %q", otherPath, got, l.Checksum)
+			}
+		}
+		return fmt.Sprintf("ok: export %s (%s, bundle %s, %s) is entry %d of %s, in the tree of %d entries signed by %s%s",
+			l.ExportID, l.Status, l.BundleID, l.Checksum, p.Index, origin, tree.N, v.Name(), warning), nil
+	case manifestLeaf:
+		if manifest == nil {
+			if otherPath == "" {
+				return "", errors.New("a sealed manifest's proof: give its manifest.json (or the ZIP instead of proof.json)")
+			}
+			if manifest, err = os.ReadFile(otherPath); err != nil {
+				return "", err
+			}
+		}
+		rebuilt, err := rebuildLeaf(manifest)
 		if err != nil {
 			return "", err
 		}
-		sum := sha256.Sum256(data)
-		if got := "sha256:" + hex.EncodeToString(sum[:]); got != l.Checksum {
-			return "", fmt.Errorf("%s has digest %s, the ledger records %q", artifactPath, got, l.Checksum)
+		if !bytes.Equal(rebuilt, p.Leaf) {
+			return "", fmt.Errorf("the leaf of %s is not the one rebuilt from manifest.json:\n  proved  %s\n  rebuilt %s", proofPath, p.Leaf, rebuilt)
 		}
+		return fmt.Sprintf("ok: the manifest of export %s (bundle %s, %s) is entry %d of %s, in the tree of %d entries signed by %s%s",
+			l.ExportID, l.BundleID, l.ManifestSHA256, p.Index, origin, tree.N, v.Name(), warning), nil
 	}
-	return fmt.Sprintf("ok: export %s (%s, bundle %s, %s) is entry %d of %s, in the tree of %d entries signed by %s%s",
-		l.ExportID, l.Status, l.BundleID, l.Checksum, p.Index, origin, tree.N, v.Name(), warning), nil
+	return "", fmt.Errorf("leaf of unknown type %q", l.Type)
+}
+
+// readZIP returns proof.json and manifest.json of a ZIP bundle.
+func readZIP(name string) (proof, manifest []byte, err error) {
+	zr, err := zip.OpenReader(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer zr.Close()
+	read := func(member string) ([]byte, error) {
+		f, err := zr.Open(member)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		defer f.Close()
+		return io.ReadAll(f)
+	}
+	if proof, err = read("proof.json"); err != nil {
+		return nil, nil, err
+	}
+	manifest, err = read("manifest.json")
+	return proof, manifest, err
 }
 
 // pemVerifierKey makes a note verifier key of a PEM public key, under the
