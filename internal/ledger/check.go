@@ -35,29 +35,30 @@ type ManifestCheck struct {
 // tenant's log named in the manifest, and signs the tree proof.json names;
 // and the record proof leads from the leaf to that tree's hash. With pub
 // nil, the checkpoint is checked against the verifier key in proof.json
-// and the result says so (OwnKey).
+// and the result says so (OwnKey). Errors say what of proof.json does not
+// hold, without naming the file.
 func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (ManifestCheck, error) {
 	var c ManifestCheck
 	var p Proof
 	if err := json.Unmarshal(proofJSON, &p); err != nil {
-		return c, fmt.Errorf("proof.json: %w", err)
+		return c, fmt.Errorf("not a ledger proof: %w", err)
 	}
 	if p.Type != ProofType {
-		return c, fmt.Errorf("proof.json: type %q, want %q", p.Type, ProofType)
+		return c, fmt.Errorf("type %q, want %q", p.Type, ProofType)
 	}
 	leaf, err := ManifestLeaf(manifestJSON)
 	if err != nil {
 		return c, err
 	}
 	if !bytes.Equal(p.Leaf, leaf) {
-		return c, errors.New("proof.json: its leaf is not the leaf of manifest.json")
+		return c, errors.New("its leaf is not the leaf of manifest.json")
 	}
 	m, err := ParseManifestEntry(leaf)
 	if err != nil {
 		return c, err
 	}
 	if p.ExportID != m.ExportID {
-		return c, fmt.Errorf("proof.json: it proves export %q, the manifest is of %q", p.ExportID, m.ExportID)
+		return c, fmt.Errorf("it proves export %q, the manifest is of %q", p.ExportID, m.ExportID)
 	}
 
 	vkey := p.VerifierKey
@@ -68,20 +69,20 @@ func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (
 	}
 	origin, tree, err := OpenCheckpoint([]byte(p.Checkpoint), vkey)
 	if err != nil {
-		return c, fmt.Errorf("proof.json: %w", err)
+		return c, err
 	}
 	if want := DefaultOriginPrefix + m.TenantID; origin != want {
-		return c, fmt.Errorf("proof.json: the checkpoint is of the log %q, not %q", origin, want)
+		return c, fmt.Errorf("the checkpoint is of the log %q, not %q", origin, want)
 	}
 	if p.Origin != origin {
-		return c, fmt.Errorf("proof.json: origin %q, the checkpoint's is %q", p.Origin, origin)
+		return c, fmt.Errorf("origin %q, the checkpoint's is %q", p.Origin, origin)
 	}
 	if tree.N != p.TreeSize || tree.Hash != p.TreeHash {
-		return c, fmt.Errorf("proof.json: the checkpoint signs the tree of %d entries %s, not tree_size %d and tree_hash %s",
+		return c, fmt.Errorf("the checkpoint signs the tree of %d entries %s, not tree_size %d and tree_hash %s",
 			tree.N, tree.Hash, p.TreeSize, p.TreeHash)
 	}
 	if err := tlog.CheckRecord(p.RecordProof, tree.N, tree.Hash, p.Index, tlog.RecordHash(p.Leaf)); err != nil {
-		return c, fmt.Errorf("proof.json: entry %d is not in the signed tree of %d entries: %w", p.Index, tree.N, err)
+		return c, fmt.Errorf("entry %d is not in the signed tree of %d entries: %w", p.Index, tree.N, err)
 	}
 	v, _ := note.NewVerifier(vkey) // OpenCheckpoint parsed it
 	return ManifestCheck{ExportID: m.ExportID, Index: p.Index, Tree: tree, Origin: origin, Signer: v.Name(),

@@ -383,7 +383,7 @@ func TestCheckManifestProof(t *testing.T) {
 		{"the origin", z.manifest, alter(func(m map[string]any) { m["origin"] = "runproof/ledger/other" }), pub, "origin \"runproof/ledger/other\""},
 		{"another manifest", otherManifest, good, pub, "its leaf is not the leaf of manifest.json"},
 		{"another key", z.manifest, good, otherKey.Public().(ed25519.PublicKey), "not signed by a known key"},
-		{"not JSON", z.manifest, []byte("{"), pub, "proof.json"},
+		{"not JSON", z.manifest, []byte("{"), pub, "not a ledger proof"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ledger.CheckManifestProof(tc.manifest, tc.proof, tc.pub)
