@@ -30,22 +30,13 @@ func build(r request, src evidence.Source, idSuffix string) (bundle any, bundleI
 	}
 	switch r.BundleType {
 	case runproof.BundleEvidence:
-		b, err := evidence.BuildEvidence(src, opts)
-		if err == nil {
-			err = b.Seal()
-		}
+		b, err := evidence.BuildEvidence(src, opts) // sealed
 		return &b, b.BundleID, err
 	case runproof.BundleSOC2:
-		b, err := evidence.BuildSOC2(src, opts)
-		if err == nil {
-			err = b.Seal()
-		}
+		b, err := evidence.BuildSOC2(src, opts) // sealed
 		return &b, b.BundleID, err
 	case runproof.BundleExecutiveDebrief:
-		b, err := evidence.BuildExecutiveDebrief(src, opts)
-		if err == nil {
-			err = b.Seal()
-		}
+		b, err := evidence.BuildExecutiveDebrief(src, opts) // sealed
 		return &b, b.BundleID, err
 	}
 	return nil, "", fmt.Errorf("export: unknown bundle type %q", r.BundleType)

@@ -41,10 +41,12 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 	return src, err
 }
 
-// history describes the agent's recent runs that completed without an
-// incident: their number and median length in steps.
+// history describes the agent's runs that started before this one and
+// completed without an incident: their number and median length in steps.
+// Later runs are left out, so that the same incident always gives the same
+// estimate.
 func (e *Exporter) history(ctx context.Context, run runproof.Run) (evidence.AgentHistory, error) {
-	runs, err := e.store.ListRuns(ctx, runproof.ListRunsParams{TenantID: run.TenantID, AgentID: run.AgentID,
+	runs, err := e.store.ListRuns(ctx, runproof.ListRunsParams{TenantID: run.TenantID, AgentID: run.AgentID, To: run.StartedAt,
 		Status: runproof.RunCompleted, Limit: historyRuns})
 	if err != nil {
 		return evidence.AgentHistory{}, err
