@@ -197,3 +197,23 @@ func TestSigningKeysPublished(t *testing.T) {
 	}
 	e.must(401, e.do("GET", "/api/v1/signing-keys", "", nil))
 }
+
+func TestMethodNotAllowedAndBearerCase(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	r := e.do("PUT", "/api/v1/policies", admin, nil)
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, POST" {
+		t.Errorf("PUT /policies: %d Allow %q %s", r.status, r.header.Get("Allow"), r.body)
+	}
+	e.must(404, e.do("GET", "/api/v1/nowhere", admin, nil))
+	req, _ := http.NewRequest("GET", e.url+"/api/v1/policies", nil)
+	req.Header.Set("Authorization", "bearer "+admin)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("lower-case bearer scheme: %d", res.StatusCode)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +73,12 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 			Status: http.StatusNotFound, Detail: "no such route: see /openapi.json"})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allowed := s.allowedMethods(r); len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/method_not_allowed", Title: "Method Not Allowed",
+				Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed here: use " + strings.Join(allowed, " or ")})
+			return
+		}
 		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
 			Status: http.StatusNotFound, Detail: "no such route: see /openapi.json"})
 	})
@@ -185,10 +192,26 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
+// allowedMethods lists the methods of the routes matching r's path, for a
+// request whose method matches none of them.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	var allowed []string
+	for _, rt := range s.routes {
+		if slices.Contains(allowed, rt.method) {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = rt.method
+		if _, pattern := s.mux.Handler(probe); strings.HasPrefix(pattern, rt.method+" ") {
+			allowed = append(allowed, rt.method)
+		}
+	}
+	return allowed
+}
+
 func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
-	h := r.Header.Get("Authorization")
-	secret, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || secret == "" {
+	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" { // the scheme is case-insensitive (RFC 9110)
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "send an API key as \"Authorization: Bearer <key>\" (create one with `runproof keys create`)")
 	}
 	return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
