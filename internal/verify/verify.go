@@ -1,0 +1,713 @@
+package verify
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/flate"
+
+	"github.com/runproof/runproof/internal/bundlezip"
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
+)
+
+// MaxSmallMember bounds the members read whole: manifest.json, manifest.sig,
+// SHA256SUMS and proof.json. The others are streamed, whatever their size.
+const MaxSmallMember = 16 << 20
+
+// Options tune a verification.
+type Options struct {
+	// Key is the public key the manifest must be signed with. Without it the
+	// signature is not checked, a warning line says so, and the report is
+	// never Authentic.
+	Key ed25519.PublicKey
+	// Out receives one line per check as it completes; nil for none.
+	Out io.Writer
+	// CheckProof checks proof.json, the export's ledger inclusion proof,
+	// against manifest.json. Without it a proof.json is reported as present
+	// but not checked.
+	CheckProof func(manifest, proof []byte) error
+}
+
+// Report is the outcome of a verification.
+type Report struct {
+	Lines    []string           // one per check, as written to Options.Out
+	Failure  *Failure           // the first check that failed; nil when every check held
+	Warnings []string           // what was not checked
+	Manifest bundlezip.Manifest // as read; zero when it could not be
+	// SignatureChecked is set when the signature was checked against
+	// Options.Key (and held, unless Failure says otherwise).
+	SignatureChecked bool
+}
+
+// OK reports whether every check held.
+func (r *Report) OK() bool { return r.Failure == nil }
+
+// Authentic reports whether every check held and the manifest's signature
+// was verified with the key given.
+func (r *Report) Authentic() bool { return r.Failure == nil && r.SignatureChecked }
+
+// Failure is a check that did not hold.
+type Failure struct {
+	Check string // e.g. "bundle.json totals"
+	File  string // the member at fault; "" for the ZIP as a whole
+	Cause string
+}
+
+func (f *Failure) Error() string { return f.Check + ": " + f.Cause }
+
+// Expected members, and whether each is required.
+var members = map[string]bool{bundlezip.ManifestName: true, bundlezip.SignatureName: true, bundlezip.SumsName: true,
+	bundlezip.BundleName: true, bundlezip.StepsName: true, bundlezip.ReportName: true, bundlezip.ProofName: false}
+
+// memberOrder is the order in which bundlezip writes them.
+var memberOrder = []string{bundlezip.ManifestName, bundlezip.SignatureName, bundlezip.SumsName,
+	bundlezip.BundleName, bundlezip.StepsName, bundlezip.ReportName, bundlezip.ProofName}
+
+// streamed are the members read as streams, in the manifest's order.
+var streamed = []string{bundlezip.BundleName, bundlezip.StepsName, bundlezip.ReportName}
+
+// ZIP verifies the signed ZIP bundle of size bytes read from r: its members,
+// the manifest and its signature, SHA256SUMS, then bundle.json, steps.csv
+// and report.pdf streamed against the manifest and each other. It stops at
+// the first check that fails. Memory stays flat whatever the bundle's size:
+// only the small members (at most MaxSmallMember each) are read whole.
+func ZIP(r io.ReaderAt, size int64, opts Options) *Report {
+	v := &verification{opts: opts, rep: &Report{}}
+	for _, check := range []func(io.ReaderAt, int64) bool{v.checkMembers, v.checkManifest, v.checkSignature, v.checkSums, v.checkContents, v.checkProof} {
+		if !check(r, size) {
+			break
+		}
+	}
+	return v.rep
+}
+
+// verification is one run of ZIP.
+type verification struct {
+	opts     Options
+	rep      *Report
+	files    map[string]*zip.File
+	manifest []byte // manifest.json as read
+	proofRaw []byte // proof.json, nil when absent
+}
+
+func (v *verification) line(s string) {
+	v.rep.Lines = append(v.rep.Lines, s)
+	if v.opts.Out != nil {
+		fmt.Fprintln(v.opts.Out, s)
+	}
+}
+
+func (v *verification) ok(check, format string, args ...any) {
+	v.line("ok   " + check + ": " + fmt.Sprintf(format, args...))
+}
+
+func (v *verification) warn(check, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	v.rep.Warnings = append(v.rep.Warnings, check+": "+msg)
+	v.line("warn " + check + ": " + msg)
+}
+
+// fail records the failure and returns false, to end the verification.
+func (v *verification) fail(check, file, format string, args ...any) bool {
+	v.rep.Failure = &Failure{Check: check, File: file, Cause: fmt.Sprintf(format, args...)}
+	v.line("FAIL " + v.rep.Failure.Error())
+	return false
+}
+
+// checkMembers checks that the ZIP holds the bundle's members and nothing else,
+// each a plain file under a plain name, of a size it is sane to read.
+func (v *verification) checkMembers(r io.ReaderAt, size int64) bool {
+	const check = "members"
+	zr, err := zip.NewReader(r, size)
+	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // names are checked below
+		return v.fail(check, "", "not a ZIP archive (%v)", err)
+	}
+	zr.RegisterDecompressor(zip.Deflate, func(r io.Reader) io.ReadCloser { return flate.NewReader(r) })
+	v.files = map[string]*zip.File{}
+	for _, f := range zr.File {
+		name := f.Name
+		switch {
+		case name == "":
+			return v.fail(check, name, "a member has an empty name")
+		case strings.Contains(name, `\`):
+			return v.fail(check, name, "member %q has a backslash in its name", name)
+		case strings.HasPrefix(name, "/") || len(name) > 1 && name[1] == ':':
+			return v.fail(check, name, "member %q has an absolute path", name)
+		case name == ".." || strings.HasPrefix(name, "../") || strings.Contains(name, "/../") || strings.HasSuffix(name, "/.."):
+			return v.fail(check, name, "member %q has a path leading out of the bundle", name)
+		case strings.HasSuffix(name, "/") || f.Mode().IsDir():
+			return v.fail(check, name, "member %q is a directory: a bundle holds files only", name)
+		case f.Mode()&fs.ModeSymlink != 0:
+			return v.fail(check, name, "member %q is a symbolic link: a bundle holds files only", name)
+		case !f.Mode().IsRegular():
+			return v.fail(check, name, "member %q is not a regular file (%v)", name, f.Mode().Type())
+		case path.Clean(name) != name || strings.Contains(name, "/"):
+			return v.fail(check, name, "unexpected member %q: a bundle holds %s only", name, strings.Join(memberOrder, ", "))
+		}
+		if _, known := members[name]; !known {
+			return v.fail(check, name, "unexpected member %q: a bundle holds %s only", name, strings.Join(memberOrder, ", "))
+		}
+		if v.files[name] != nil {
+			return v.fail(check, name, "member %s appears twice", name)
+		}
+		if f.Flags&0x1 != 0 {
+			return v.fail(check, name, "member %s is encrypted", name)
+		}
+		if f.Method != zip.Store && f.Method != zip.Deflate {
+			return v.fail(check, name, "member %s is compressed with method %d: only stored and deflated members are read", name, f.Method)
+		}
+		v.files[name] = f
+	}
+	var present []string
+	for _, name := range memberOrder {
+		f := v.files[name]
+		if f == nil {
+			if members[name] {
+				return v.fail(check, name, "%s is missing", name)
+			}
+			continue
+		}
+		if small := !contains(streamed, name); small && f.UncompressedSize64 > MaxSmallMember {
+			return v.fail(check, name, "%s declares %d bytes: more than the %d bytes it may have", name, f.UncompressedSize64, MaxSmallMember)
+		}
+		present = append(present, name)
+	}
+	v.ok(check, "%s, nothing else", strings.Join(present, ", "))
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readSmall reads a small member whole.
+func (v *verification) readSmall(name string) ([]byte, error) {
+	rc, err := v.files[name].Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, MaxSmallMember+1))
+	if err == nil && len(b) > MaxSmallMember {
+		err = fmt.Errorf("more than %d bytes", MaxSmallMember)
+	}
+	return b, err
+}
+
+// checkManifest reads manifest.json and checks its form.
+func (v *verification) checkManifest(io.ReaderAt, int64) bool {
+	const check, name = bundlezip.ManifestName, bundlezip.ManifestName
+	b, err := v.readSmall(name)
+	if err != nil {
+		return v.fail(check, name, "cannot be read from the ZIP (%v)", err)
+	}
+	v.manifest = b
+	m, cause := parseManifest(b)
+	if cause != "" {
+		return v.fail(check, name, "%s", cause)
+	}
+	v.rep.Manifest = m
+	v.ok(check, "schema_version %d, canonical JSON; %s bundle %s of tenant %s, export %s", m.SchemaVersion, m.BundleType,
+		m.BundleID, m.TenantID, m.ExportID)
+	return true
+}
+
+// parseManifest reads a manifest and checks that it is one runproof
+// writes; it returns the cause when it is not.
+func parseManifest(b []byte) (bundlezip.Manifest, string) {
+	var m bundlezip.Manifest
+	var head struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return m, fmt.Sprintf("not a JSON object (%v)", err)
+	}
+	if head.SchemaVersion == nil {
+		return m, "it has no schema_version"
+	}
+	if *head.SchemaVersion != bundlezip.SchemaVersion {
+		return m, fmt.Sprintf("schema_version %d is not one this runproof reads (%d)", *head.SchemaVersion, bundlezip.SchemaVersion)
+	}
+	if c, err := runproof.CanonicalJSON(b); err != nil || !bytes.Equal(c, b) {
+		return m, "it is not in canonical (RFC 8785) form"
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return m, fmt.Sprintf("not a manifest of schema_version %d (%v)", bundlezip.SchemaVersion, err)
+	}
+	if again, err := runproof.Canonical(m); err != nil || !bytes.Equal(again, b) {
+		return m, fmt.Sprintf("it holds values a manifest of schema_version %d does not", bundlezip.SchemaVersion)
+	}
+	switch m.BundleType {
+	case runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief:
+	default:
+		return m, fmt.Sprintf("bundle_type %q is not evidence, soc2 or executive_debrief", m.BundleType)
+	}
+	if !strings.HasPrefix(m.KeyID, "ed25519:") {
+		return m, fmt.Sprintf("key_id %q is not an Ed25519 key id", m.KeyID)
+	}
+	if len(m.Files) != len(streamed) {
+		return m, fmt.Sprintf("it lists %d files, not %s", len(m.Files), strings.Join(streamed, ", "))
+	}
+	for i, f := range m.Files {
+		if f.Name != streamed[i] {
+			return m, fmt.Sprintf("files[%d] is %q, not %s", i, f.Name, streamed[i])
+		}
+		if !isHexDigest(f.SHA256) || f.Size < 0 {
+			return m, fmt.Sprintf("files[%d] (%s) has no valid size and sha256", i, f.Name)
+		}
+	}
+	p := m.Population
+	switch {
+	case p.Truncated:
+		return m, "its population says truncated: the export left records out"
+	case p.Steps < 0 || p.StepsOmitted < 0 || p.StepsOmitted > p.Steps:
+		return m, fmt.Sprintf("population steps %d and steps_omitted %d do not add up", p.Steps, p.StepsOmitted)
+	case (p.FirstStepIndex != nil) != (p.Steps > 0) || (p.LastStepIndex != nil) != (p.Steps > 0):
+		return m, fmt.Sprintf("population has %d steps but first_step_index %s and last_step_index %s", p.Steps,
+			optPtr(p.FirstStepIndex), optPtr(p.LastStepIndex))
+	case p.Steps > 0 && *p.LastStepIndex-*p.FirstStepIndex+1 != p.Steps:
+		return m, fmt.Sprintf("population has %d steps but indexes %d to %d", p.Steps, *p.FirstStepIndex, *p.LastStepIndex)
+	}
+	return m, ""
+}
+
+func optPtr(p *int64) opt {
+	if p == nil {
+		return opt{}
+	}
+	return opt{*p, true}
+}
+
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkSignature checks manifest.sig against the key given.
+func (v *verification) checkSignature(io.ReaderAt, int64) bool {
+	const check, name = bundlezip.SignatureName, bundlezip.SignatureName
+	sig, err := v.readSmall(name)
+	if err != nil {
+		return v.fail(check, name, "cannot be read from the ZIP (%v)", err)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return v.fail(check, name, "%d bytes, not the %d of an Ed25519 signature", len(sig), ed25519.SignatureSize)
+	}
+	m := v.rep.Manifest
+	if v.opts.Key == nil {
+		v.warn(check, "signature not verified: no --key given (manifest names key %s)", m.KeyID)
+		return true
+	}
+	if len(v.opts.Key) != ed25519.PublicKeySize {
+		return v.fail(check, "", "the key given is not an Ed25519 public key")
+	}
+	if id := signing.KeyID(v.opts.Key); id != m.KeyID {
+		return v.fail(check, bundlezip.ManifestName, "manifest.json names key %s, but the key given is %s", m.KeyID, id)
+	}
+	if !ed25519.Verify(v.opts.Key, v.manifest, sig) {
+		return v.fail(check, name, "the signature does not verify with key %s: manifest.json or manifest.sig was changed", m.KeyID)
+	}
+	v.rep.SignatureChecked = true
+	v.ok(check, "Ed25519 signature of manifest.json by key %s verified", m.KeyID)
+	return true
+}
+
+// checkSums checks that SHA256SUMS holds the manifest's digests, manifest.json's
+// own and proof.json's, one line each, in `sha256sum -c` form.
+func (v *verification) checkSums(io.ReaderAt, int64) bool {
+	const check, name = bundlezip.SumsName, bundlezip.SumsName
+	b, err := v.readSmall(name)
+	if err != nil {
+		return v.fail(check, name, "cannot be read from the ZIP (%v)", err)
+	}
+	want := map[string]string{bundlezip.ManifestName: hexSum(v.manifest)}
+	for _, f := range v.rep.Manifest.Files {
+		want[f.Name] = f.SHA256
+	}
+	if v.files[bundlezip.ProofName] != nil {
+		if v.proofRaw, err = v.readSmall(bundlezip.ProofName); err != nil {
+			return v.fail(check, bundlezip.ProofName, "proof.json cannot be read from the ZIP (%v)", err)
+		}
+		want[bundlezip.ProofName] = hexSum(v.proofRaw)
+	}
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return v.fail(check, name, "it does not end with a newline")
+	}
+	seen := map[string]bool{}
+	for i, line := range strings.Split(string(b[:len(b)-1]), "\n") {
+		sum, file, ok := strings.Cut(line, "  ")
+		if !ok || !isHexDigest(sum) {
+			return v.fail(check, name, "line %d is not \"<sha256>  <file>\"", i+1)
+		}
+		w, known := want[file]
+		switch {
+		case !known:
+			return v.fail(check, name, "line %d names %q, which is not a file of the bundle", i+1, file)
+		case seen[file]:
+			return v.fail(check, name, "%s is listed twice", file)
+		case sum != w && file == bundlezip.ManifestName:
+			return v.fail(check, file, "it gives sha256 %s for manifest.json, whose sha256 is %s", sum, w)
+		case sum != w && file == bundlezip.ProofName:
+			return v.fail(check, file, "it gives sha256 %s for proof.json, whose sha256 is %s", sum, w)
+		case sum != w:
+			return v.fail(check, name, "it gives sha256 %s for %s, the manifest %s", sum, file, w)
+		}
+		seen[file] = true
+	}
+	for _, file := range memberOrder {
+		if _, wanted := want[file]; wanted && !seen[file] {
+			return v.fail(check, name, "it has no line for %s", file)
+		}
+	}
+	v.ok(check, "%d digests, as in the manifest", len(seen))
+	return true
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// hashingReader hashes and counts what is read through it.
+type hashingReader struct {
+	r   io.Reader
+	h   hash.Hash
+	n   int64
+	err error // the first error other than io.EOF
+}
+
+func (t *hashingReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.h.Write(p[:n])
+	t.n += int64(n)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// drain reads the rest, so that the digest covers the whole member.
+func (t *hashingReader) drain() {
+	if t.err == nil {
+		io.Copy(io.Discard, t)
+	}
+}
+
+// stream opens a member for reading through a hashingReader; the reader is
+// nil, with the error recorded in it, when the member cannot be opened.
+func (v *verification) stream(name string) (*hashingReader, func()) {
+	rc, err := v.files[name].Open()
+	if err != nil {
+		return &hashingReader{r: bytes.NewReader(nil), h: sha256.New(), err: err}, func() {}
+	}
+	return &hashingReader{r: rc, h: sha256.New()}, func() { rc.Close() }
+}
+
+// checkContents streams bundle.json, steps.csv and report.pdf, each in its own
+// goroutine, then checks what they hold against the manifest and each other.
+func (v *verification) checkContents(io.ReaderAt, int64) bool {
+	m := &v.rep.Manifest
+	for _, f := range m.Files {
+		if declared := v.files[f.Name].UncompressedSize64; declared != uint64(f.Size) {
+			// Checked before anything is inflated: a ZIP that claims more
+			// (a "zip bomb") is refused, and archive/zip stops reading at
+			// the size declared.
+			return v.fail(f.Name, f.Name, "the ZIP entry declares %d bytes, the manifest %d", declared, f.Size)
+		}
+	}
+	var (
+		wg                  sync.WaitGroup
+		bundle, steps, pdf  *hashingReader
+		facts               *bundleFacts
+		bundleErr, stepsErr error
+		csv                 csvFacts
+		pdfHead             [5]byte
+	)
+	wg.Go(func() {
+		var done func()
+		bundle, done = v.stream(bundlezip.BundleName)
+		defer done()
+		if facts, bundleErr = scanBundle(bundle, nil); bundleErr != nil {
+			bundle.drain()
+		}
+	})
+	wg.Go(func() {
+		var done func()
+		steps, done = v.stream(bundlezip.StepsName)
+		defer done()
+		if csv, stepsErr = scanSteps(steps); stepsErr != nil {
+			steps.drain()
+		}
+	})
+	wg.Go(func() {
+		var done func()
+		pdf, done = v.stream(bundlezip.ReportName)
+		defer done()
+		io.ReadFull(pdf, pdfHead[:])
+		pdf.drain()
+	})
+	wg.Wait()
+
+	for i, r := range []*hashingReader{bundle, steps, pdf} {
+		f := m.Files[i]
+		got := hex.EncodeToString(r.h.Sum(nil))
+		switch {
+		case r.err != nil:
+			return v.fail(f.Name, f.Name, "cannot be read from the ZIP (%v)", r.err)
+		case r.n != f.Size:
+			return v.fail(f.Name, f.Name, "%d bytes, the manifest says %d", r.n, f.Size)
+		case got != f.SHA256:
+			return v.fail(f.Name, f.Name, "sha256 %s, the manifest says %s", got, f.SHA256)
+		case f.Name == bundlezip.ReportName && string(pdfHead[:]) != "%PDF-":
+			return v.fail(f.Name, f.Name, "it is not a PDF file")
+		}
+		v.ok(f.Name, "%d bytes, sha256 %s…, as in the manifest", r.n, got[:16])
+	}
+	return v.bundle(facts, bundleErr, bundle.n) && v.rows(facts, csv, stepsErr)
+}
+
+// bundle judges what the pass over bundle.json found.
+func (v *verification) bundle(f *bundleFacts, scanErr error, size int64) bool {
+	const name = bundlezip.BundleName
+	if scanErr != nil {
+		return v.fail("bundle.json form", name, "%v", scanErr)
+	}
+	if f.length != size {
+		return v.fail("bundle.json form", name, "it is not in canonical (RFC 8785) form: %d bytes where the canonical form has %d (whitespace?)",
+			size, f.length)
+	}
+	v.ok("bundle.json form", "canonical (RFC 8785) JSON: member order, strings and numbers checked token by token")
+	if f.contentHash != f.gotContentHash.String() {
+		return v.fail("bundle.json content_hash", name, "the bundle says %q, its content gives %s", f.contentHash, f.gotContentHash)
+	}
+	v.ok("bundle.json content_hash", "%s recomputed", f.contentHash)
+	m := &v.rep.Manifest
+	if m.BundleType == runproof.BundleSOC2 {
+		if f.evidenceDigest != f.gotEvidenceDigest.String() {
+			return v.fail("bundle.json evidence_digest", name, "the bundle says %q, its evidence members give %s", f.evidenceDigest, f.gotEvidenceDigest)
+		}
+		v.ok("bundle.json evidence_digest", "%s recomputed", f.evidenceDigest)
+	}
+	if cause := identity(f, m); cause != "" {
+		return v.fail("bundle.json identity", name, "%s", cause)
+	}
+	v.ok("bundle.json identity", "bundle_id, bundle_type, tenant_id, run_id and incident as in the manifest")
+	if m.BundleType == runproof.BundleExecutiveDebrief {
+		return true // a debrief holds no steps: steps.csv is checked against the manifest
+	}
+	if f.stepProblem != "" {
+		return v.fail("bundle.json steps", name, "%s", f.stepProblem)
+	}
+	if f.steps > 0 {
+		v.ok("bundle.json steps", "%d steps, each content_hash (and content_digest) recomputed, indexes contiguous, statuses valid", f.steps)
+	} else {
+		v.ok("bundle.json steps", "no steps included (%s omitted)", f.stepsOmitted)
+	}
+	detail, cause := totals(f, m.Population)
+	if cause != "" {
+		return v.fail("bundle.json totals", name, "%s", cause)
+	}
+	v.ok("bundle.json totals", "%s", detail)
+	return true
+}
+
+// identity checks that the bundle is the one the manifest describes.
+func identity(f *bundleFacts, m *bundlezip.Manifest) string {
+	p := m.Population
+	switch {
+	case f.schemaVersion != opt{evidence.SchemaVersion, true}:
+		return fmt.Sprintf("schema_version is %s, not %d", f.schemaVersion, evidence.SchemaVersion)
+	case f.bundleID != m.BundleID:
+		return fmt.Sprintf("bundle_id is %q, the manifest says %q", f.bundleID, m.BundleID)
+	case f.bundleType != string(m.BundleType):
+		return fmt.Sprintf("bundle_type is %q, the manifest says %q", f.bundleType, m.BundleType)
+	case f.tenantID != m.TenantID:
+		return fmt.Sprintf("tenant_id is %q, the manifest says %q", f.tenantID, m.TenantID)
+	case f.runID != p.RunID:
+		return fmt.Sprintf("run_id is %q, the manifest's population says %q", f.runID, p.RunID)
+	case p.IncidentID != "" && f.incidentID != p.IncidentID:
+		return fmt.Sprintf("incident_id is %q, the manifest's population says %q", f.incidentID, p.IncidentID)
+	case (f.incidentID != "") != (p.Incidents == 1) || p.Incidents > 1:
+		return fmt.Sprintf("incident_id is %q, but the manifest's population counts %d incidents", f.incidentID, p.Incidents)
+	case f.contentHash == "":
+		return "it has no content_hash"
+	}
+	return ""
+}
+
+// totals checks the counts, sums, indexes and inflection of an evidence or
+// SOC 2 bundle against its steps and the manifest's population.
+func totals(f *bundleFacts, p bundlezip.Population) (detail, cause string) {
+	for _, m := range []struct {
+		name string
+		v    opt
+	}{{"total_steps", f.totalSteps}, {"steps_omitted", f.stepsOmitted}, {"total_tokens", f.totalTokens},
+		{"total_cost_cents", f.totalCost}, {"total_duration_ms", f.totalDuration}} {
+		if !m.v.ok {
+			return "", m.name + " is missing"
+		}
+	}
+	total, omitted := f.totalSteps.v, f.stepsOmitted.v
+	first, last := optPtr(p.FirstStepIndex), optPtr(p.LastStepIndex)
+	switch {
+	case !f.hasSteps:
+		return "", "steps is missing"
+	case total != p.Steps:
+		return "", fmt.Sprintf("total_steps is %d, the manifest's population says %d", total, p.Steps)
+	case omitted != p.StepsOmitted:
+		return "", fmt.Sprintf("steps_omitted is %d, the manifest's population says %d", omitted, p.StepsOmitted)
+	case f.steps != total-omitted:
+		return "", fmt.Sprintf("it holds %d steps, but total_steps %d - steps_omitted %d is %d", f.steps, total, omitted, total-omitted)
+	case f.firstIndex != first || f.lastIndex != last:
+		return "", fmt.Sprintf("first_step_index and last_step_index are %s and %s, the manifest's population says %s and %s",
+			f.firstIndex, f.lastIndex, first, last)
+	case f.steps > 0 && (f.firstSeen != first.v || f.lastSeen != first.v+f.steps-1):
+		return "", fmt.Sprintf("its steps run from step_index %d to %d, not from first_step_index %d", f.firstSeen, f.lastSeen, first.v)
+	}
+	if omitted == 0 {
+		switch {
+		case f.lastSeen != last.v && total > 0:
+			return "", fmt.Sprintf("its last step has step_index %d, not last_step_index %d", f.lastSeen, last.v)
+		case f.tokens != f.totalTokens.v:
+			return "", fmt.Sprintf("its steps' tokens add up to %d, not total_tokens %d", f.tokens, f.totalTokens.v)
+		case f.cost != f.totalCost.v:
+			return "", fmt.Sprintf("its steps' cost_cents add up to %s, not total_cost_cents %s", cents(f.cost), cents(f.totalCost.v))
+		case f.duration != f.totalDuration.v:
+			return "", fmt.Sprintf("its steps' duration_ms add up to %s, not total_duration_ms %s",
+				runproof.FormatFixed(f.duration, runproof.MicrosPerMilli), runproof.FormatFixed(f.totalDuration.v, runproof.MicrosPerMilli))
+		}
+	}
+	if f.incidentID == "" {
+		switch {
+		case f.inflections > 0:
+			return "", fmt.Sprintf("step_index %d is marked is_inflection, but there is no incident", f.inflectionIndex)
+		case f.violationIndex.ok || f.violatedPolicy:
+			return "", "it names a violation step or policy, but there is no incident"
+		}
+		detail = "no incident"
+	} else {
+		vi := f.violationIndex
+		switch {
+		case !vi.ok || !first.ok || vi.v < first.v || vi.v > last.v:
+			return "", fmt.Sprintf("violation_step_index %s is not a step of the run", vi)
+		case !f.violatedPolicy:
+			return "", "policy_context names no violated policy, but there is an incident"
+		case f.inflections > 1:
+			return "", fmt.Sprintf("%d steps are marked is_inflection: an incident has one", f.inflections)
+		case f.steps > 0 && (f.inflections != 1 || f.inflectionIndex != vi.v):
+			return "", fmt.Sprintf("the step marked is_inflection is not violation_step_index %d", vi.v)
+		}
+		detail = fmt.Sprintf("inflection at step %d", vi.v)
+	}
+	if omitted > 0 {
+		return fmt.Sprintf("%d steps, all omitted: counts as in the manifest (the sums cannot be checked without the steps); %s", total, detail), ""
+	}
+	return fmt.Sprintf("%d steps, %d tokens, %s cents, %s ms, as the steps add up and the manifest counts; %s", total, f.tokens,
+		cents(f.cost), runproof.FormatFixed(f.duration, runproof.MicrosPerMilli), detail), ""
+}
+
+// rows judges steps.csv against the manifest's population and, for an
+// evidence or SOC 2 bundle, against the steps of bundle.json.
+func (v *verification) rows(f *bundleFacts, c csvFacts, scanErr error) bool {
+	const check, name = "steps.csv rows", bundlezip.StepsName
+	m := &v.rep.Manifest
+	p := m.Population
+	want := p.Steps - p.StepsOmitted
+	switch {
+	case scanErr != nil:
+		return v.fail(check, name, "%v", scanErr)
+	case c.rows != want:
+		return v.fail(check, name, "%d rows, but the manifest's population has %d steps, %d of them omitted", c.rows, p.Steps, p.StepsOmitted)
+	case c.rows > 0 && (c.first != *p.FirstStepIndex || c.last != *p.LastStepIndex):
+		return v.fail(check, name, "its rows run from step_index %d to %d, the manifest's population from %d to %d",
+			c.first, c.last, *p.FirstStepIndex, *p.LastStepIndex)
+	case c.inflections > 1 || c.inflections == 1 && p.Incidents == 0:
+		return v.fail(check, name, "%d rows are marked is_inflection, for %d incidents", c.inflections, p.Incidents)
+	}
+	if m.BundleType == runproof.BundleExecutiveDebrief {
+		v.ok(check, "%d rows, step_index %s to %s, as the manifest's population counts", c.rows, optPtr(p.FirstStepIndex), optPtr(p.LastStepIndex))
+		return true
+	}
+	if !bytes.Equal(c.digest, f.rows) {
+		return v.fail(check, name, "%s", v.rowDifference())
+	}
+	v.ok(check, "%d rows, the same steps as bundle.json, column by column", c.rows)
+	return true
+}
+
+// rowDifference reads bundle.json and steps.csv again side by side to name
+// the first row that differs, once their digests have said that one does.
+func (v *verification) rowDifference() string {
+	bundle, done := v.stream(bundlezip.BundleName)
+	defer done()
+	csvIn, done2 := v.stream(bundlezip.StepsName)
+	defer done2()
+	sr, err := newStepsReader(csvIn)
+	if err != nil {
+		return err.Error()
+	}
+	_, err = scanBundle(bundle, func(b *stepRow) error {
+		c, err := sr.next()
+		if err == io.EOF {
+			return &csvError{fmt.Sprintf("bundle.json has step_index %d, steps.csv has no row for it", b.index)}
+		} else if err != nil {
+			return err
+		}
+		if col, mine, theirs := b.diff(c); col != "" {
+			return &csvError{fmt.Sprintf("line %d: %s is %s, bundle.json has %s (step_index %d)", sr.csv.line, col, theirs, mine, b.index)}
+		}
+		return nil
+	})
+	if err != nil {
+		return err.Error()
+	}
+	if _, err := sr.next(); err != io.EOF {
+		return fmt.Sprintf("line %d: a row beyond the steps of bundle.json", sr.csv.line)
+	}
+	return "its rows differ from the steps of bundle.json"
+}
+
+// checkProof hands proof.json, when there is one, to Options.CheckProof.
+func (v *verification) checkProof(io.ReaderAt, int64) bool {
+	const check = bundlezip.ProofName
+	switch {
+	case v.proofRaw == nil:
+		return true
+	case v.opts.CheckProof == nil:
+		v.warn(check, "present but not checked")
+		return true
+	}
+	if err := v.opts.CheckProof(v.manifest, v.proofRaw); err != nil {
+		return v.fail(check, bundlezip.ProofName, "%v", err)
+	}
+	v.ok(check, "the ledger inclusion proof holds")
+	return true
+}

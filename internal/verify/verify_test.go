@@ -1,0 +1,293 @@
+package verify_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/demo"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/signing"
+	"github.com/runproof/runproof/internal/store/storetest"
+	"github.com/runproof/runproof/internal/verify"
+)
+
+// exporter exports from a store holding the demo data set (or seed's data)
+// with a fresh signing key.
+type exporter struct {
+	e     *export.Exporter
+	store runproof.Store
+	key   signing.Key
+}
+
+func newExporter(t testing.TB, store runproof.Store) *exporter {
+	t.Helper()
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := signing.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &exporter{e: export.New(store, dir, export.Options{Keys: keys}), store: store, key: keys.Active()}
+}
+
+// demoExporter seeds the demo data set and returns its showcase incident.
+func demoExporter(t testing.TB) (*exporter, runproof.Incident) {
+	t.Helper()
+	store := storetest.OpenSQLite(t)
+	res, err := demo.Seed(context.Background(), demo.Options{Store: store, Day: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newExporter(t, store), res.Showcase
+}
+
+// zip exports a ZIP bundle and returns its bytes.
+func (x *exporter) zip(t testing.TB, tenant string, in export.Input) []byte {
+	t.Helper()
+	in.Format = runproof.FormatZIP
+	ctx := context.Background()
+	rec, err := x.e.Export(ctx, tenant, export.Requester{ID: "test", Origin: runproof.OriginSystem, SourceComponent: "test"}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, art, err := x.e.Open(ctx, rec.TenantID, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer art.Close()
+	b, err := io.ReadAll(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func check(zip []byte, key ed25519.PublicKey) (*verify.Report, string) {
+	var out bytes.Buffer
+	rep := verify.ZIP(bytes.NewReader(zip), int64(len(zip)), verify.Options{Key: key, Out: &out})
+	return rep, out.String()
+}
+
+// TestExportedBundlesVerify verifies every bundle type the exporter makes,
+// with and without steps and content.
+func TestExportedBundlesVerify(t *testing.T) {
+	x, inc := demoExporter(t)
+	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
+		for _, in := range []export.Input{
+			{IncidentID: inc.ID, IncludeContent: true},
+			{RunID: inc.RunID},
+			{IncidentID: inc.ID, IncludeRawSteps: new(false)},
+		} {
+			in.BundleType = bundle
+			name := fmt.Sprintf("%s/steps=%v/content=%v", bundle, in.IncludeRawSteps == nil, in.IncludeContent)
+			t.Run(name, func(t *testing.T) {
+				z := x.zip(t, demo.Tenant, in)
+				rep, out := check(z, x.key.Public())
+				if !rep.OK() || !rep.Authentic() {
+					t.Fatalf("does not verify:\n%s", out)
+				}
+				if n := strings.Count(out, "\nok   ") + 1; n < 9 || strings.Contains(out, "FAIL") || strings.Contains(out, "warn") {
+					t.Errorf("%d ok lines, or a FAIL or warn line:\n%s", n, out)
+				}
+			})
+		}
+	}
+}
+
+// TestWithoutKey: the same checks run, the signature is not checked, and the
+// report says so.
+func TestWithoutKey(t *testing.T) {
+	x, inc := demoExporter(t)
+	z := x.zip(t, demo.Tenant, export.Input{IncidentID: inc.ID})
+	rep, out := check(z, nil)
+	if !rep.OK() || rep.Authentic() {
+		t.Fatalf("OK %v, Authentic %v, want true and false:\n%s", rep.OK(), rep.Authentic(), out)
+	}
+	want := "warn manifest.sig: signature not verified: no --key given (manifest names key " + x.key.ID + ")"
+	if !strings.Contains(out, want+"\n") || len(rep.Warnings) != 1 {
+		t.Errorf("output lacks %q as the one warning:\n%s", want, out)
+	}
+}
+
+// TestProofHook: a proof.json is handed to Options.CheckProof, or reported
+// as not checked.
+func TestProofHook(t *testing.T) {
+	x, inc := demoExporter(t)
+	z := withProof(t, x.zip(t, demo.Tenant, export.Input{IncidentID: inc.ID}), []byte(`{"proof":true}`))
+	rep, out := check(z, x.key.Public())
+	if !rep.Authentic() || !strings.Contains(out, "warn proof.json: present but not checked\n") {
+		t.Errorf("want a verified bundle with proof.json not checked:\n%s", out)
+	}
+	var got []byte
+	rep = verify.ZIP(bytes.NewReader(z), int64(len(z)), verify.Options{Key: x.key.Public(),
+		CheckProof: func(manifest, proof []byte) error {
+			got = proof
+			return fmt.Errorf("inclusion proof does not hold")
+		}})
+	if f := rep.Failure; f == nil || f.File != "proof.json" || string(got) != `{"proof":true}` {
+		t.Errorf("failure %+v, proof handed %q", f, got)
+	}
+}
+
+// TestStockTools checks a bundle with unzip, sha256sum and openssl alone,
+// as docs/integrity.md tells an auditor to.
+func TestStockTools(t *testing.T) {
+	for _, tool := range []string{"unzip", "sha256sum", "openssl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIPPED: %s is not installed, so the bundle cannot be checked with stock tools (%v)", tool, err)
+		}
+	}
+	x, inc := demoExporter(t)
+	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
+		t.Run(string(bundle), func(t *testing.T) {
+			dir := t.TempDir()
+			zipPath, pubPath := filepath.Join(dir, "bundle.zip"), filepath.Join(dir, "pub.pem")
+			must(t, os.WriteFile(zipPath, x.zip(t, demo.Tenant, export.Input{IncidentID: inc.ID, BundleType: bundle}), 0o600))
+			must(t, os.WriteFile(pubPath, signing.PublicPEM(x.key.Public()), 0o600))
+			out := filepath.Join(dir, "bundle")
+			run(t, dir, "unzip", "-q", zipPath, "-d", out)
+			sums := run(t, out, "sha256sum", "-c", "SHA256SUMS")
+			for _, f := range []string{"bundle.json: OK", "steps.csv: OK", "report.pdf: OK", "manifest.json: OK"} {
+				if !strings.Contains(sums, f) {
+					t.Errorf("sha256sum -c says\n%s\nwithout %q", sums, f)
+				}
+			}
+			sig := run(t, out, "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pubPath, "-rawin", "-in", "manifest.json", "-sigfile", "manifest.sig")
+			if !strings.Contains(sig, "Signature Verified Successfully") {
+				t.Errorf("openssl says %q", sig)
+			}
+		})
+	}
+}
+
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seedRun records a run of n steps through the service, in calls of 1000,
+// under a cost policy that stops it at about nine tenths of its steps: the
+// run has an incident and every later step is judged after the stop.
+func seedRun(t testing.TB, store runproof.Store, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	svc := service.New(store, service.Options{})
+	const tenant = "bench"
+	if _, err := svc.CreatePolicy(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+		Threshold: service.Number(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err := svc.CreateRun(ctx, tenant, service.RunInput{RunID: "run-1", AgentID: "agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Add(-time.Hour)
+	for from := 0; from < n; from += service.MaxStepsPerCall {
+		var in []service.StepInput
+		for i := from; i < min(from+service.MaxStepsPerCall, n); i++ {
+			idx := int64(i)
+			in = append(in, service.StepInput{StepIndex: &idx, Timestamp: start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano),
+				StepType: "llm:gpt-4o", InputTokens: int64(120 + i%50), OutputTokens: 40, CostCents: "0.25", DurationMs: "812.5",
+				Content: []byte(`{"prompt":"Summarise the ticket","response":"The customer asks for a refund."}`)})
+		}
+		steps, err := service.ValidateSteps(in, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.AppendSteps(ctx, tenant, run.ID, steps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return run.ID
+}
+
+// BenchmarkVerify verifies the ZIP of runs of 10 000 and 100 000 steps. Its
+// B/op stays flat: nothing is allocated per step.
+func BenchmarkVerify(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("steps=%d", n), func(b *testing.B) {
+			store := storetest.OpenSQLite(b)
+			runID := seedRun(b, store, n)
+			x := newExporter(b, store)
+			z := x.zip(b, "bench", export.Input{RunID: runID, IncludeContent: true})
+			b.SetBytes(int64(len(z)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if rep := verify.ZIP(bytes.NewReader(z), int64(len(z)), verify.Options{Key: x.key.Public()}); !rep.Authentic() {
+					b.Fatal(rep.Failure)
+				}
+			}
+		})
+	}
+}
+
+// rewrite copies a ZIP, passing each member's bytes through edit (nil
+// drops the member), then adds the extra members (name, data).
+func rewrite(t testing.TB, z []byte, edit func(name string, data []byte) []byte, extra ...string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	must(t, err)
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(h zip.FileHeader, data []byte) {
+		w, err := zw.CreateHeader(&h)
+		must(t, err)
+		_, err = w.Write(data)
+		must(t, err)
+	}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		must(t, err)
+		data, err := io.ReadAll(rc)
+		must(t, err)
+		if data = edit(f.Name, data); data != nil {
+			add(f.FileHeader, data)
+		}
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		add(zip.FileHeader{Name: extra[i], Method: zip.Deflate}, []byte(extra[i+1]))
+	}
+	must(t, zw.Close())
+	return buf.Bytes()
+}
+
+// withProof adds a proof.json and its line in SHA256SUMS.
+func withProof(t testing.TB, z, proof []byte) []byte {
+	sum := sha256.Sum256(proof)
+	return rewrite(t, z, func(name string, data []byte) []byte {
+		if name == "SHA256SUMS" {
+			return fmt.Appendf(data, "%x  proof.json\n", sum)
+		}
+		return data
+	}, "proof.json", string(proof))
+}
