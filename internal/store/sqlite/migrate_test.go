@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -81,5 +82,26 @@ func TestMigrateSealed(t *testing.T) {
 	}
 	if v, err := s.SchemaVersion(ctx); err != nil || v != 4 {
 		t.Errorf("after the refused down: schema %d, %v", v, err)
+	}
+}
+
+// TestRefuseNewerSchema: a database migrated by a newer runproof is refused,
+// not silently used.
+func TestRefuseNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExecRaw(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Migrate(ctx)
+	if err == nil || !strings.Contains(err.Error(), "version 99, newer than this runproof knows") {
+		t.Fatalf("migrate over a newer schema: %v", err)
 	}
 }
