@@ -4,8 +4,14 @@
 // steps in calls of 500, in the same run and on the same store. Both do the
 // whole work: decoding, validation, hashing, policy evaluation, the audit
 // event and the transaction; OTLP adds the mapping, the run's creation from
-// its first spans and the look-up of re-sent spans. It prints both rates and
-// their ratio, for SQLite and, when a PostgreSQL URL is given, PostgreSQL.
+// its first spans and the look-up of re-sent spans.
+//
+// A step made from a span keeps the span as its content (ids, attributes,
+// events), which is larger than the content of the native steps of
+// bench/ingest. So the native API is measured twice: with bench/ingest's
+// steps, and with steps whose content is, byte for byte, what runproof
+// keeps of each span. It prints the three rates and the ratio of OTLP to
+// each, for SQLite and, when a PostgreSQL URL is given, PostgreSQL.
 //
 //	go run ./bench/otlp [-spans 20000] [-batch 500] [-rounds 5] [-postgres URL]
 //
@@ -41,6 +47,7 @@ import (
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/postgres"
@@ -73,7 +80,7 @@ func main() {
 }
 
 func run(ctx context.Context, n, batch, rounds int, pgURL string) error {
-	fmt.Printf("%-10s %8s %12s %12s %7s\n", "engine", "spans", "native/s", "otlp/s", "ratio")
+	fmt.Printf("%-10s %8s %12s %12s %12s %7s %7s\n", "engine", "spans", "native/s", "native=/s", "otlp/s", "ratio", "ratio=")
 	dir, err := os.MkdirTemp("", "runproof-bench-otlp-")
 	if err != nil {
 		return err
@@ -155,7 +162,16 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 		return err
 	}
 	start := time.Now().UTC().Add(-24 * time.Hour)
-	native := nativeBodies(start, n, batch)
+	small := nativeBodies(start, n, batch, nil)
+	sample, err := otlpBodies([]byte("a sample traceID"), start, n, batch)
+	if err != nil {
+		return err
+	}
+	contents := spanContents(sample)
+	if len(contents) != n {
+		return fmt.Errorf("%d of %d sample spans mapped", len(contents), n)
+	}
+	same := nativeBodies(start, n, batch, contents)
 
 	client := srv.Client()
 	post := func(path, contentType string, body []byte) error {
@@ -182,21 +198,35 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 		}
 		return err
 	}
-	// Rounds alternate native and OTLP so that both see the same machine
-	// (these machines are shared and noisy); the median of each is kept.
-	var nativeRates, otlpRates []float64
-	for round := range rounds {
-		runID := fmt.Sprintf("bench-native-%d", round)
-		t0 := time.Now()
+	sendNative := func(runID string, bodies [][]byte) error {
 		if err := post("/api/v1/runs", "application/json", []byte(`{"run_id":"`+runID+`","agent_id":"bench"}`)); err != nil {
 			return err
 		}
-		for _, b := range native {
+		for _, b := range bodies {
 			if err := post("/api/v1/runs/"+runID+"/steps", "application/json", b); err != nil {
 				return err
 			}
 		}
-		nativeRates = append(nativeRates, float64(n)/time.Since(t0).Seconds())
+		return nil
+	}
+	rate := func(f func() error) (float64, error) {
+		t0 := time.Now()
+		err := f()
+		return float64(n) / time.Since(t0).Seconds(), err
+	}
+	// Rounds alternate the three so that all see the same machine (these
+	// machines are shared and noisy); the median of each is kept.
+	var smallRates, sameRates, otlpRates []float64
+	for round := range rounds {
+		r, err := rate(func() error { return sendNative(fmt.Sprintf("bench-native-%d", round), small) })
+		if err != nil {
+			return err
+		}
+		smallRates = append(smallRates, r)
+		if r, err = rate(func() error { return sendNative(fmt.Sprintf("bench-same-%d", round), same) }); err != nil {
+			return err
+		}
+		sameRates = append(sameRates, r)
 
 		traceID := make([]byte, 16)
 		_, _ = rand.Read(traceID)
@@ -204,13 +234,18 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 		if err != nil {
 			return err
 		}
-		t0 = time.Now()
-		for _, b := range bodies {
-			if err := post("/v1/traces", "application/x-protobuf", b); err != nil {
-				return err
+		r, err = rate(func() error {
+			for _, b := range bodies {
+				if err := post("/v1/traces", "application/x-protobuf", b); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		otlpRates = append(otlpRates, float64(n)/time.Since(t0).Seconds())
+		otlpRates = append(otlpRates, r)
 		stored, err := store.GetRun(ctx, "bench", fmt.Sprintf("%x", traceID))
 		if err != nil {
 			return err
@@ -219,13 +254,28 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 			return fmt.Errorf("%d spans stored, want %d", stored.Totals.Steps, n)
 		}
 	}
-	nativeRate, otlpRate := median(nativeRates), median(otlpRates)
-	fmt.Printf("%-10s %8d %12.0f %12.0f %7.2f\n", engine, n, nativeRate, otlpRate, otlpRate/nativeRate)
+	smallRate, sameRate, otlpRate := median(smallRates), median(sameRates), median(otlpRates)
+	fmt.Printf("%-10s %8d %12.0f %12.0f %12.0f %7.2f %7.2f\n", engine, n, smallRate, sameRate, otlpRate, otlpRate/smallRate, otlpRate/sameRate)
 	return nil
 }
 
-// nativeBodies are the calls of the native step API, as bench/ingest sends them.
-func nativeBodies(start time.Time, n, batch int) [][]byte {
+// spanContents is what runproof keeps of each span of the bodies.
+func spanContents(bodies [][]byte) []json.RawMessage {
+	var out []json.RawMessage
+	for _, b := range bodies {
+		req, _ := otlp.DecodeProto(b)
+		for _, r := range otlp.Map(req, otlp.Options{Now: time.Now()}).Runs {
+			for _, sp := range r.Spans {
+				out = append(out, sp.Content)
+			}
+		}
+	}
+	return out
+}
+
+// nativeBodies are the calls of the native step API, as bench/ingest sends
+// them; with contents, step i has content contents[i].
+func nativeBodies(start time.Time, n, batch int, contents []json.RawMessage) [][]byte {
 	var bodies [][]byte
 	for from := 0; from < n; from += batch {
 		var steps []map[string]any
@@ -233,6 +283,9 @@ func nativeBodies(start time.Time, n, batch int) [][]byte {
 			steps = append(steps, map[string]any{"step_index": i, "timestamp": start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano),
 				"step_type": "chat:gpt-4o", "input_tokens": 120 + i%50, "output_tokens": 40, "cost_cents": 0.25, "duration_ms": 812.5,
 				"content": map[string]any{"prompt": prompt, "response": response}})
+			if contents != nil {
+				steps[len(steps)-1]["content"] = contents[i]
+			}
 		}
 		b, _ := json.Marshal(map[string]any{"steps": steps})
 		bodies = append(bodies, b)
