@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/runproof/runproof/internal/ledger"
+	"github.com/runproof/runproof/internal/signing"
+	"github.com/runproof/runproof/internal/verify"
+)
+
+func verifyCommand() *command {
+	return &command{
+		name:    "verify",
+		summary: "check a signed ZIP bundle offline",
+		help: `Usage: runproof verify FILE.zip [--key PUB.pem]
+
+Checks a ZIP bundle (runproof export --format zip) with nothing but the file
+and the public key that should have signed it: no data directory, database
+or network. It prints one line per check — the members, manifest.json, its
+signature, SHA256SUMS, each file's size and sha256, bundle.json's canonical
+form and content_hash, every step's content_hash, the totals against the
+steps and the manifest, steps.csv against bundle.json, the ledger proof in
+proof.json — stops at the first that fails and names the file at fault.
+Files of any size are streamed in flat memory.
+
+  --key PUB.pem   the Ed25519 public key (PEM "PUBLIC KEY") the manifest must
+                  be signed with; its key id must be the manifest's key_id.
+                  Without it the signature is not checked: a warning line
+                  says so and the last line says UNVERIFIED, since anyone
+                  could have made a bundle that passes the other checks.
+
+Exit status: 0 when every check holds — the last line then says VERIFIED
+(with --key) or UNVERIFIED (without: only consistency was checked, not who
+signed) — 1 when a check fails or FILE or the key cannot be read, 2 on a
+usage error. A script that must know who signed a bundle passes --key.
+
+The public key of a signing key of the data directory:
+  openssl pkey -in runproof-data/signing-keys/KEY.pem -pubout > pub.pem
+
+The same files checked with stock tools:
+  unzip evidence.zip -d bundle && cd bundle
+  sha256sum -c SHA256SUMS
+  openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig
+
+Examples:
+  runproof verify evidence.zip --key pub.pem
+  runproof verify runproof-demo/soc2.zip
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			keyFile := fs.String("key", "", "public key file")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usagef("verify: give one FILE.zip to check (see runproof verify -h)")
+				}
+				return runVerify(e, args[0], *keyFile)
+			}
+		},
+	}
+}
+
+func runVerify(e *env, name, keyFile string) error {
+	var key ed25519.PublicKey
+	if keyFile != "" {
+		var err error
+		if key, err = readPublicKey(keyFile); err != nil {
+			return err
+		}
+	}
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("verify: %s: no such file", name)
+	} else if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if info.IsDir() {
+		return fmt.Errorf("verify: %s is a directory, not a ZIP file", name)
+	}
+	rep := verify.ZIP(f, info.Size(), verify.Options{Key: key, Out: e.stdout,
+		CheckProof: func(manifest, proof []byte) error {
+			_, err := ledger.CheckManifestProof(manifest, proof, key)
+			return err
+		}})
+	switch {
+	case rep.Failure != nil:
+		return fmt.Errorf("verify: %s does not verify: %v", name, rep.Failure)
+	case rep.Authentic():
+		fmt.Fprintf(e.stdout, "VERIFIED: %s is complete and unchanged, signed by %s\n", name, rep.Manifest.KeyID)
+	default:
+		fmt.Fprintf(e.stdout, "UNVERIFIED: %s is consistent, but its signature was not checked: give --key PUB.pem to know who signed it\n", name)
+	}
+	return nil
+}
+
+// readPublicKey reads the Ed25519 public key of --key.
+func readPublicKey(name string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("verify: --key %s: no such file", name)
+	} else if err != nil {
+		return nil, fmt.Errorf("verify: --key: %w", err)
+	}
+	if block, _ := pem.Decode(b); block != nil && block.Type == "PRIVATE KEY" {
+		return nil, fmt.Errorf("verify: --key %s is a private key: give its public key (openssl pkey -in %s -pubout > pub.pem)", name, name)
+	}
+	key, err := signing.ParsePublicPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("verify: --key %s: %v", name, err)
+	}
+	return key, nil
+}
