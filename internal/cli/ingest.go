@@ -334,7 +334,7 @@ func (in *ingester) send(ctx context.Context, runID string, batch []service.Step
 		in.stats.incidents++
 		st.incident = res.IncidentID
 	}
-	if res.Decision == service.DecisionStop && !st.stopped {
+	if res.Decision == service.AgentStop && !st.stopped {
 		in.stats.stops++
 		st.stopped = true
 	}

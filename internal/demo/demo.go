@@ -141,7 +141,7 @@ func replay(ctx context.Context, svc *service.Service, clock *replayClock, tenan
 		if err != nil {
 			return nil, err
 		}
-		if res.Decision == service.DecisionStop {
+		if res.Decision == service.AgentStop {
 			inc, err := svc.GetIncident(ctx, tenant, res.IncidentID)
 			return &inc, err
 		}

@@ -116,7 +116,7 @@ func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
 	for _, st := range res.Steps {
 		s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
 	}
-	if res.Decision == service.DecisionStop {
+	if res.Decision == service.AgentStop {
 		s.metrics.stops.Inc()
 	}
 	writeJSON(w, http.StatusOK, res)

@@ -82,7 +82,7 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		for _, st := range res.Steps {
 			s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
 		}
-		if res.Decision == service.DecisionStop {
+		if res.Decision == service.AgentStop {
 			s.metrics.stops.Inc()
 			notes = append(notes, fmt.Sprintf("run %s is stopped by a policy (incident %s): stop the agent; its status is at GET /api/v1/runs/%s",
 				res.RunID, res.IncidentID, res.RunID))

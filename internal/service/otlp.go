@@ -74,7 +74,7 @@ func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) 
 // the run took the indexes this one meant to use.
 func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (res SpansResult, raced bool, err error) {
 	now := s.Now()
-	res = SpansResult{RunID: r.ID, Decision: DecisionAllow}
+	res = SpansResult{RunID: r.ID, Decision: AgentAllow}
 	reject := func(spans []otlp.Span, reason string) {
 		for _, sp := range spans {
 			res.Rejected = append(res.Rejected, otlp.Rejected{TraceID: sp.TraceID, SpanID: sp.SpanID, Reason: reason})
@@ -136,7 +136,7 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		for _, sp := range chunk {
 			kept[sp.SpanID] = true
 		}
-		if out.Decision == DecisionStop {
+		if out.Decision == AgentStop {
 			cur.Status, cur.IncidentID = runproof.RunStopped, out.IncidentID
 		}
 	}
@@ -156,7 +156,7 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	}
 	res.Status, res.IncidentID = cur.Status, cur.IncidentID
 	if cur.Status == runproof.RunStopped {
-		res.Decision = DecisionStop
+		res.Decision = AgentStop
 	}
 	return res, false, nil
 }

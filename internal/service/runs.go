@@ -116,10 +116,11 @@ func newTraceID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Decisions answered to an agent after its steps.
+// Decisions answered to an agent after its steps (not to be confused with
+// the allow/deny of audit events, runproof.DecisionAllow).
 const (
-	DecisionAllow = "allow"
-	DecisionStop  = "stop"
+	AgentAllow = "allow" // go on
+	AgentStop  = "stop"  // the run is stopped: stop
 )
 
 // StepOutcome is what an agent learns about one of its steps.
@@ -196,9 +197,9 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 			change.Steps = append(change.Steps, step)
 			res.Steps = append(res.Steps, outcome(step))
 		}
-		res.Decision = DecisionAllow
+		res.Decision = AgentAllow
 		if change.Run.Status == runproof.RunStopped {
-			res.Decision, res.IncidentID = DecisionStop, change.Run.IncidentID
+			res.Decision, res.IncidentID = AgentStop, change.Run.IncidentID
 		}
 		return change, nil
 	})
