@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/runproof/runproof/internal/artifact"
@@ -31,6 +32,7 @@ type Exporter struct {
 	artifacts Artifacts
 	keys      *signing.Keyring
 	ledger    Ledger
+	unsynced  sync.Map // tenant ids whose log misses a finished export
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -55,6 +57,7 @@ type Ledger interface {
 	Append(ctx context.Context, rec runproof.Export) (int64, error)
 	AppendManifest(ctx context.Context, rec runproof.Export) (int64, error)
 	ProveManifest(ctx context.Context, tenantID, exportID string) (ledger.Proof, error)
+	Sync(ctx context.Context, tenantID string) (int, error)
 }
 
 // New returns an Exporter over a store and an artifact store.
@@ -236,15 +239,31 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	if err != nil {
 		return runproof.Export{}, err
 	}
-	if e.ledger != nil {
-		if _, err := e.ledger.Append(context.WithoutCancel(ctx), rec); err != nil {
-			return rec, fmt.Errorf("export %s: record in the ledger: %w", r.ID, err)
-		}
-	}
+	e.appendToLedger(context.WithoutCancel(ctx), rec)
 	if buildErr != nil {
 		return rec, &Failed{Export: rec, Err: buildErr}
 	}
 	return rec, nil
+}
+
+// appendToLedger records a finished export in the ledger. The export stands
+// whether or not that works: a failed append is logged, and the tenant's
+// log is brought up to date (Ledger.Sync) before its next export.
+func (e *Exporter) appendToLedger(ctx context.Context, rec runproof.Export) {
+	if e.ledger == nil {
+		return
+	}
+	if _, behind := e.unsynced.Load(rec.TenantID); behind {
+		if n, err := e.ledger.Sync(ctx, rec.TenantID); err == nil {
+			e.log.InfoContext(ctx, "export ledger caught up", slog.String("tenant_id", rec.TenantID), slog.Int("appended", n))
+			e.unsynced.Delete(rec.TenantID)
+		}
+	}
+	if _, err := e.ledger.Append(ctx, rec); err != nil {
+		e.log.ErrorContext(ctx, "export not recorded in the ledger yet; it will be before the tenant's next export",
+			slog.String("export_id", rec.ID), slog.Any("error", err))
+		e.unsynced.Store(rec.TenantID, true)
+	}
 }
 
 // Failed is the error of an export that was recorded as failed.

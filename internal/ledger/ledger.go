@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -344,4 +346,48 @@ func storeReader(ctx context.Context, s runproof.LedgerStore, tenantID string) t
 		}
 		return out, nil
 	})
+}
+
+// Sync appends the tenant's finished exports that are missing from its
+// log (an append that failed after the export finished), oldest first, and
+// returns how many it added. Exports already in the log are left as they
+// are.
+func (l *Ledger) Sync(ctx context.Context, tenantID string) (int, error) {
+	var finished []runproof.Export
+	const page = 1000
+	for offset := 0; ; offset += page {
+		recs, err := l.store.ListExports(ctx, runproof.ListExportsParams{TenantID: tenantID, Limit: page, Offset: offset})
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range recs {
+			if r.Status == runproof.ExportCompleted || r.Status == runproof.ExportFailed {
+				finished = append(finished, r)
+			}
+		}
+		if len(recs) < page {
+			break
+		}
+	}
+	var missing []runproof.Export
+	for _, r := range finished {
+		_, err := l.store.LedgerEntryByExport(ctx, tenantID, r.ID, EntryType)
+		switch runproof.ErrorCode(err) {
+		case runproof.ENOTFOUND:
+			missing = append(missing, r)
+		case "":
+		default:
+			return 0, err
+		}
+	}
+	if len(missing) == 0 {
+		return 0, nil
+	}
+	slices.SortFunc(missing, func(a, b runproof.Export) int {
+		return cmp.Or(a.CompletedAt.Compare(*b.CompletedAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	if _, err := l.AppendBatch(ctx, tenantID, missing); err != nil {
+		return 0, err
+	}
+	return len(missing), nil
 }
