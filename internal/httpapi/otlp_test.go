@@ -416,6 +416,22 @@ func (e *env) runCount(admin string) int {
 	return len(list.Items)
 }
 
+func TestOTLPRouteIsDocumented(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody map[string]any `json:"requestBody"`
+			Security    []any          `json:"security"`
+			Responses   map[string]any `json:"responses"`
+		} `json:"paths"`
+	}
+	e.must(200, e.do("GET", "/openapi.json", "", nil)).decode(t, &doc)
+	op, ok := doc.Paths["/v1/traces"]["post"]
+	if !ok || op.RequestBody == nil || len(op.Security) == 0 || op.Responses["200"] == nil {
+		t.Fatalf("POST /v1/traces in the OpenAPI document: %+v", op)
+	}
+}
+
 func TestOTLPBadRequests(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		e := newEnv(t, store)

@@ -84,6 +84,26 @@ func TestIngestSpansConcurrently(t *testing.T) {
 	})
 }
 
+// TestIngestManySpans stores more spans of a run than one append takes.
+func TestIngestManySpans(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	svc := New(store, Options{})
+	const trace = "1bf7651916cd43dd8448eb211c80319d"
+	runs := otlp.Map(otlpRequest(trace, 0, 2*MaxStepsPerCall+500), otlp.Options{Now: time.Now()}).Runs
+	res, err := svc.IngestSpans(context.Background(), "acme", runs[0])
+	if err != nil || len(res.Rejected) > 0 || len(res.Steps) != 2*MaxStepsPerCall+500 {
+		t.Fatalf("result %d steps, rejected %v, error %v", len(res.Steps), res.Rejected, err)
+	}
+	again, err := svc.IngestSpans(context.Background(), "acme", runs[0])
+	if err != nil || len(again.Steps) != 0 || again.Resent != 2*MaxStepsPerCall+500 {
+		t.Fatalf("re-send: %d steps, %d re-sent, error %v", len(again.Steps), again.Resent, err)
+	}
+	run, err := store.GetRun(context.Background(), "acme", trace)
+	if err != nil || run.Totals.Steps != 2*MaxStepsPerCall+500 {
+		t.Fatalf("run %+v, %v", run, err)
+	}
+}
+
 // FuzzMappedSpansAreValidSteps: any span the mapping accepts passes the
 // validation of the native step API, so that an export is never refused
 // whole for one span.
