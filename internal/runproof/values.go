@@ -24,9 +24,15 @@ const (
 	MicrosPerMilli    = 1_000     // duration: microseconds
 )
 
+// MaxExact bounds every count and fixed-point amount runproof keeps (a
+// step's tokens, cost and duration, and a run's totals): 2^53, up to which
+// every integer is exact in a float64, as most JSON readers take numbers.
+// Sums of two such values cannot overflow an int64.
+const MaxExact = 1 << 53
+
 // ParseFixed parses a decimal number (as JSON writes it) into an integer
 // count of 1/scale units, rounding half away from zero beyond that precision.
-// It refuses negative, non-finite and out-of-range values.
+// It refuses negative and non-finite values, and values above MaxExact units.
 func ParseFixed(s string, scale int64) (int64, error) {
 	if n, ok := parseFixedPlain(s, scale); ok {
 		return n, nil
@@ -42,8 +48,8 @@ func ParseFixed(s string, scale int64) (int64, error) {
 	// round half away from zero: floor(r + 1/2) for r >= 0
 	r.Add(r, big.NewRat(1, 2))
 	q := new(big.Int).Quo(r.Num(), r.Denom())
-	if !q.IsInt64() || q.Int64() > 1<<53 {
-		return 0, fmt.Errorf("%s is too large", s)
+	if !q.IsInt64() || q.Int64() > MaxExact {
+		return 0, fmt.Errorf("must be at most %s", FormatFixed(MaxExact, scale))
 	}
 	return q.Int64(), nil
 }
@@ -82,6 +88,9 @@ func parseFixedPlain(s string, scale int64) (int64, bool) {
 		}
 		n = n*10 + int64(c-'0')
 	}
+	if n > MaxExact/scale {
+		return 0, false // too large, or close: math/big decides
+	}
 	n *= scale
 	digits := int64(1)
 	for i := 0; i < len(frac); i++ {
@@ -96,7 +105,7 @@ func parseFixedPlain(s string, scale int64) (int64, bool) {
 			n++ // half away from zero: only the first dropped digit decides
 		}
 	}
-	if n > 1<<53 {
+	if n > MaxExact {
 		return 0, false
 	}
 	return n, true

@@ -26,16 +26,26 @@ func TestParseFixed(t *testing.T) {
 			t.Errorf("ParseFixed(%q, %d) = %d, %v; want %d", tt.in, tt.scale, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"-1", "abc", "", "1e400", "NaN"} {
+	for _, bad := range []string{"-1", "abc", "", "1e400", "NaN", "9007199254740993"} {
 		if _, err := ParseFixed(bad, 1); err == nil {
 			t.Errorf("ParseFixed(%q) accepted", bad)
 		}
+	}
+	// Whole parts that overflow int64 once scaled, and one just past
+	// MaxExact, are refused rather than wrapped around.
+	for _, big := range []string{"10000000000000", "999999999999999", "999999999999999.9", "9007199254.7409925"} {
+		if n, err := ParseFixed(big, MicrocentsPerCent); err == nil {
+			t.Errorf("ParseFixed(%q, µ¢) = %d, accepted", big, n)
+		}
+	}
+	if n, err := ParseFixed("9007199254.740992", MicrocentsPerCent); err != nil || n != MaxExact {
+		t.Errorf("ParseFixed(MaxExact µ¢) = %d, %v", n, err)
 	}
 }
 
 // FuzzParseFixed checks the fast path against math/big.
 func FuzzParseFixed(f *testing.F) {
-	for _, s := range []string{"0", "30", "0.30000000000000004", "12.3456", "0.0000005", "999999999.9999995"} {
+	for _, s := range []string{"0", "30", "0.30000000000000004", "12.3456", "0.0000005", "999999999.9999995", "10000000000000", "9007199254.7409925"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -48,8 +58,8 @@ func FuzzParseFixed(f *testing.F) {
 			t.Fatalf("fast path accepted %q", s)
 		}
 		r.Mul(r, big.NewRat(MicrocentsPerCent, 1)).Add(r, big.NewRat(1, 2))
-		want := new(big.Int).Quo(r.Num(), r.Denom()).Int64()
-		if fast != want {
+		want := new(big.Int).Quo(r.Num(), r.Denom())
+		if !want.IsInt64() || want.Int64() != fast || fast > MaxExact {
 			t.Fatalf("%q: fast %d, big %d", s, fast, want)
 		}
 	})

@@ -186,11 +186,16 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 		default:
 			st.StepType = s.StepType
 		}
-		if s.InputTokens < 0 {
-			bad(i, "input_tokens", "must not be negative")
-		}
-		if s.OutputTokens < 0 {
-			bad(i, "output_tokens", "must not be negative")
+		for _, n := range []struct {
+			field string
+			value int64
+		}{{"input_tokens", s.InputTokens}, {"output_tokens", s.OutputTokens}} {
+			switch {
+			case n.value < 0:
+				bad(i, n.field, "must not be negative")
+			case n.value > runproof.MaxExact:
+				bad(i, n.field, "must be at most %d", runproof.MaxExact)
+			}
 		}
 		st.InputTokens, st.OutputTokens = s.InputTokens, s.OutputTokens
 		if s.CostCents != "" {

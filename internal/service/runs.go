@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -179,6 +180,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
 					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)})
 			}
+			if field, total := overflow(change.Run.Totals.Add(step), step); field != "" {
+				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field),
+					Message: "would bring the run's " + total})
+			}
 			r, err := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals,
 				Stopped: change.Run.Status == runproof.RunStopped, Step: step})
 			if err != nil {
@@ -207,6 +212,31 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 		return StepsResult{}, err
 	}
 	return res, nil
+}
+
+// overflow names the field of step s that brings one of the run's totals t
+// (s counted) past runproof.MaxExact, and says which total, in its unit;
+// "" when none is past it. Each value of a step is at most MaxExact, so the
+// sums themselves cannot overflow.
+func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
+	tokens := "input_tokens"
+	if s.InputTokens == 0 {
+		tokens = "output_tokens"
+	}
+	limit := strconv.FormatInt(runproof.MaxExact, 10)
+	switch {
+	case t.InputTokens > runproof.MaxExact:
+		return "input_tokens", "input tokens past " + limit
+	case t.OutputTokens > runproof.MaxExact:
+		return "output_tokens", "output tokens past " + limit
+	case t.Tokens() > runproof.MaxExact:
+		return tokens, "tokens (input and output) past " + limit
+	case t.CostMicrocents > runproof.MaxExact:
+		return "cost_cents", "cost past " + runproof.FormatFixed(runproof.MaxExact, runproof.MicrocentsPerCent) + " cents"
+	case t.DurationMicros > runproof.MaxExact:
+		return "duration_ms", "duration past " + runproof.FormatFixed(runproof.MaxExact, runproof.MicrosPerMilli) + " ms"
+	}
+	return "", ""
 }
 
 func outcome(s runproof.Step) StepOutcome {

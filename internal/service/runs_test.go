@@ -1,0 +1,104 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// stepJSON is one step as an agent sends it, at index i, i seconds after
+// the hour before now; extra members replace the defaults.
+func stepJSON(i int, extra map[string]any) map[string]any {
+	s := map[string]any{"step_index": i, "timestamp": time.Now().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+		"step_type": "llm:gpt-4o", "input_tokens": 10, "output_tokens": 5, "cost_cents": 1.5, "duration_ms": 250,
+		"content": map[string]any{"prompt": fmt.Sprintf("step %d", i)}}
+	for k, v := range extra {
+		s[k] = v
+	}
+	return s
+}
+
+// appendJSON sends steps as the HTTP API does: decoded, then appended.
+func appendJSON(t *testing.T, svc *Service, tenant, run string, steps ...map[string]any) (StepsResult, error) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"steps": steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := DecodeSteps(body, svc.Now())
+	if err != nil {
+		return StepsResult{}, err
+	}
+	return svc.AppendSteps(context.Background(), tenant, run, decoded)
+}
+
+// wantField fails unless err is EINVALID naming field first.
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	if runproof.ErrorCode(err) != runproof.EINVALID {
+		t.Fatalf("error %v (code %q), want %s naming %s", err, runproof.ErrorCode(err), runproof.EINVALID, field)
+	}
+	if f := runproof.ErrorFields(err); len(f) == 0 || f[0].Field != field {
+		t.Fatalf("error names %+v, want %s", f, field)
+	}
+}
+
+// openRun creates a run with the tenant's active policies.
+func openRun(t *testing.T, svc *Service, tenant, run string) {
+	t.Helper()
+	if _, _, err := svc.CreateRun(context.Background(), tenant, RunInput{RunID: run, AgentID: "bot"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStepValuesBounded: no value or running total can exceed 2^53, so no
+// sum wraps around and every number reads back exactly from JSON.
+func TestStepValuesBounded(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "100", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		openRun(t, svc, "acme", "r1")
+		for _, tt := range []struct {
+			name  string
+			step  map[string]any
+			field string
+		}{
+			{"cost", map[string]any{"cost_cents": 10000000000000}, "steps[0].cost_cents"},
+			{"cost just over", map[string]any{"cost_cents": 9007199254.741}, "steps[0].cost_cents"},
+			{"duration", map[string]any{"duration_ms": 1e16}, "steps[0].duration_ms"},
+			{"input tokens", map[string]any{"input_tokens": int64(1)<<53 + 1}, "steps[0].input_tokens"},
+			{"output tokens", map[string]any{"output_tokens": int64(1) << 62}, "steps[0].output_tokens"},
+		} {
+			_, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, tt.step))
+			wantField(t, err, tt.field)
+			if msg := runproof.ErrorFields(err)[0].Message; len(msg) < 16 || msg[:16] != "must be at most " {
+				t.Errorf("%s: message %q", tt.name, msg)
+			}
+		}
+
+		// Values at the bound are taken; a step that would bring a running
+		// total past it is refused, and nothing of its call is stored.
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, map[string]any{"input_tokens": int64(1) << 52, "output_tokens": int64(1) << 52})); err != nil {
+			t.Fatal(err)
+		}
+		_, err := appendJSON(t, svc, "acme", "r1", stepJSON(1, nil), stepJSON(2, map[string]any{"input_tokens": 0, "output_tokens": 1}))
+		wantField(t, err, "steps[0].input_tokens")
+		openRun(t, svc, "acme", "r2")
+		_, err = appendJSON(t, svc, "acme", "r2", stepJSON(0, map[string]any{"cost_cents": 9007199254.740992}), stepJSON(1, map[string]any{"cost_cents": 0.000001}))
+		wantField(t, err, "steps[1].cost_cents")
+		for _, id := range []string{"r1", "r2"} {
+			run, err := store.GetRun(ctx, "acme", id)
+			if err != nil || run.Totals.Steps > 1 || run.Totals.CostMicrocents < 0 {
+				t.Fatalf("run %s: totals %+v, %v", id, run.Totals, err)
+			}
+		}
+	})
+}
