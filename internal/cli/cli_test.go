@@ -495,8 +495,8 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	// runproof export, to a file and to stdout
 	inc := recs[0].IncidentID
 	file := filepath.Join(dir, "debrief.csv")
-	r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--bundle", "executive_debrief",
-		"--format", "csv", "--out", file, "--reason", "board meeting")
+	r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--type", "executive_debrief",
+		"--format", "csv", "-o", file, "--reason", "board meeting")
 	if r.code != 0 {
 		t.Fatalf("export: %d %s", r.code, r.stderr)
 	}
@@ -515,7 +515,7 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	}
 
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo"), 2, "give --incident ID or --run ID")
-	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--bundle", "pdf"), 2, "--bundle: must be")
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--type", "pdf"), 2, "--type: must be")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--bundle", "executive_debrief"),
 		2, "has no incident")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "other", "--incident", inc), 2, "--incident: no such incident")

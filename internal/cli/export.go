@@ -28,20 +28,23 @@ checksum of the record.
   --tenant T            the tenant (required)
   --incident ID         the incident to export
   --run ID              the run to export (its incident, if any, is included)
-  --bundle TYPE         evidence, soc2 or executive_debrief (default evidence)
+  --type TYPE           evidence, soc2 or executive_debrief (default evidence;
+                        --bundle is the same flag)
   --format F            json, csv, pdf or zip (a signed ZIP holding the bundle,
                         its steps, its report and a manifest) (default json)
-  --out FILE            where to write; "-" for stdout (default BUNDLE_ID.F in
+  -o, --out FILE        where to write; "-" for stdout (default BUNDLE_ID.F in
                         the current directory)
   --reason TEXT         why the export is made (kept in the bundle and record)
   --prepared-for NAME   the reader of an executive debrief
+  --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
   --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
   --period-end TIME     incident's UTC day)
   --no-steps            leave the steps out (their count and totals stay)
   --include-content     include each step's content, not only its digest
 ` + commonHelp + `
 Examples:
-  runproof export --tenant acme --incident 0195… --bundle soc2 --reason "Q3 audit"
+  runproof export --tenant acme --incident 0195… --type soc2 --format zip -o soc2.zip
+  runproof export --tenant acme --incident 0195… --type executive_debrief --format pdf --prepared-for CTO
   runproof export --tenant acme --run r-1 --format csv --out r-1.csv
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
@@ -51,11 +54,14 @@ Examples:
 			fs.StringVar(&tenant, "tenant", "", "tenant")
 			fs.StringVar(&in.IncidentID, "incident", "", "incident id")
 			fs.StringVar(&in.RunID, "run", "", "run id")
-			fs.StringVar((*string)(&in.BundleType), "bundle", "evidence", "bundle type")
+			fs.StringVar((*string)(&in.BundleType), "type", "evidence", "bundle type")
+			fs.StringVar((*string)(&in.BundleType), "bundle", "evidence", "bundle type (same as --type)")
 			fs.StringVar((*string)(&in.Format), "format", "json", "format")
 			fs.StringVar(&out, "out", "", "output file")
+			fs.StringVar(&out, "o", "", "output file (same as --out)")
 			fs.StringVar(&in.ExportReason, "reason", "", "export reason")
 			fs.StringVar(&in.PreparedFor, "prepared-for", "", "reader of a debrief")
+			fs.StringVar(&in.Classification, "classification", "", "debrief classification")
 			fs.StringVar(&in.PeriodStart, "period-start", "", "compliance period start")
 			fs.StringVar(&in.PeriodEnd, "period-end", "", "compliance period end")
 			fs.BoolVar(&noSteps, "no-steps", false, "leave steps out")
@@ -166,9 +172,9 @@ func exportFailure(err error) error {
 
 // flagWords names the flags behind the fields of an export request.
 func flagWords(msg string) string {
-	return strings.NewReplacer("bundle_type", "--bundle", "format", "--format", "run_id", "--run",
+	return strings.NewReplacer("bundle_type", "--type", "format", "--format", "run_id", "--run",
 		"incident_id", "--incident", "period_start", "--period-start", "period_end", "--period-end",
-		"export_reason", "--reason").Replace(msg)
+		"export_reason", "--reason", "classification", "--classification").Replace(msg)
 }
 
 // subject names what an export covers.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/bundlezip"
+	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
@@ -88,6 +89,7 @@ type Input struct {
 	IncludeRawSteps *bool                 `json:"include_raw_steps"`
 	IncludeContent  bool                  `json:"include_content"`
 	PreparedFor     string                `json:"prepared_for"`
+	Classification  string                `json:"classification"` // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
 	CorrelationID   string                `json:"correlation_id"`
 }
 
@@ -115,6 +117,7 @@ type request struct {
 	includeRawSteps bool
 	includeContent  bool
 	preparedFor     string
+	classification  string
 }
 
 func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
@@ -124,7 +127,8 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	r := request{ExportRequest: runproof.ExportRequest{TenantID: tenantID, Scope: in.Scope, BundleType: in.BundleType,
 		Format: in.Format, RequestedBy: who.ID, Origin: who.Origin, SourceComponent: who.SourceComponent,
 		CorrelationID: in.CorrelationID, ExportReason: in.ExportReason, CreatedAt: now},
-		includeRawSteps: in.IncludeRawSteps == nil || *in.IncludeRawSteps, includeContent: in.IncludeContent, preparedFor: in.PreparedFor}
+		includeRawSteps: in.IncludeRawSteps == nil || *in.IncludeRawSteps, includeContent: in.IncludeContent, preparedFor: in.PreparedFor,
+		classification: in.Classification}
 	if r.CorrelationID == "" {
 		r.CorrelationID = who.CorrelationID
 	}
@@ -153,6 +157,11 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 		bad("format", "zip exports need a signing key, and this server has none")
 	case !slices.Contains(e.Formats(), r.Format):
 		bad("format", "must be json, csv, pdf or zip")
+	}
+	switch in.Classification {
+	case "", evidence.ClassInternal, evidence.ClassConfidential, evidence.ClassPublic:
+	default:
+		bad("classification", "must be INTERNAL, CONFIDENTIAL or PUBLIC")
 	}
 	if len(in.ExportReason) > 1000 {
 		bad("export_reason", "must be at most 1000 bytes")

@@ -174,6 +174,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown bundle", export.Input{IncidentID: inc.ID, BundleType: "pdf_report", Format: "json"}, runproof.EINVALID, "bundle_type"},
 		{"no format", export.Input{IncidentID: inc.ID}, runproof.EINVALID, "format"},
 		{"unknown format", export.Input{IncidentID: inc.ID, Format: "xml"}, runproof.EINVALID, "format"},
+		{"unknown classification", export.Input{IncidentID: inc.ID, Format: "json", Classification: "SECRET"}, runproof.EINVALID, "classification"},
 		{"nothing to export", export.Input{Format: "json"}, runproof.EINVALID, "run_id"},
 		{"bad period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
@@ -275,4 +276,18 @@ func TestFailedExport(t *testing.T) {
 			t.Errorf("a failed export left files: %v", files)
 		}
 	})
+}
+
+func TestDebriefClassification(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	inc := seeded(t, store)
+	e := newExporter(t, store, nil)
+	rec, err := e.Export(context.Background(), demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON,
+		BundleType: runproof.BundleExecutiveDebrief, Classification: "PUBLIC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := download(t, e, rec); !bytes.Contains(b, []byte(`"classification":"PUBLIC"`)) {
+		t.Errorf("debrief %s", b)
+	}
 }

@@ -159,7 +159,7 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 			scope = runproof.ScopeCompliance
 		}
 		in := export.Input{Scope: scope, BundleType: bundle, IncidentID: c.r.PathValue("incident_id"), Format: body.Format,
-			ExportReason: body.ExportReason, PreparedFor: body.PreparedFor, IncludeRawSteps: body.IncludeRawSteps,
+			ExportReason: body.ExportReason, PreparedFor: body.PreparedFor, Classification: body.Classification, IncludeRawSteps: body.IncludeRawSteps,
 			IncludeContent: body.IncludeContent, CorrelationID: body.CorrelationID}
 		if in.Format == "" {
 			in.Format = runproof.FormatJSON

@@ -102,6 +102,7 @@ type incidentExportDoc struct {
 	Format          runproof.ExportFormat `json:"format"`
 	ExportReason    string                `json:"export_reason"`
 	PreparedFor     string                `json:"prepared_for"`
+	Classification  string                `json:"classification"`
 	IncludeRawSteps *bool                 `json:"include_raw_steps"`
 	IncludeContent  bool                  `json:"include_content"`
 	CorrelationID   string                `json:"correlation_id"`
