@@ -365,7 +365,7 @@ func (v *verification) checkSums(io.ReaderAt, int64) bool {
 	for i, line := range strings.Split(string(b[:len(b)-1]), "\n") {
 		sum, file, ok := strings.Cut(line, "  ")
 		if !ok || !isHexDigest(sum) {
-			return v.fail(check, name, "line %d is not \"<sha256>  <file>\"", i+1)
+			return v.fail(check, name, "line %d is not a sha256sum line (64 hex digits, two spaces, a file name)", i+1)
 		}
 		w, known := want[file]
 		switch {

@@ -1,0 +1,412 @@
+package cli_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/bundlezip"
+	"github.com/runproof/runproof/internal/demo"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/ledger"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// signedZIPs exports the demo's showcase incident as signed ZIP bundles,
+// with their ledger proofs, through the exporter.
+type signedZIPs struct {
+	e   *export.Exporter
+	inc runproof.Incident
+	key signing.Key
+	dir string // where the files of a test go
+	pub string // the key's public half, PEM
+}
+
+func newSignedZIPs(t *testing.T) *signedZIPs {
+	t.Helper()
+	store := storetest.OpenSQLite(t)
+	res, err := demo.Seed(context.Background(), demo.Options{Store: store, Day: time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := signing.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keys.Active()
+	led, err := ledger.New(store, key.Private, key.ID, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := &signedZIPs{e: export.New(store, arts, export.Options{Keys: keys, Ledger: led}), inc: res.Showcase, key: key, dir: t.TempDir()}
+	z.pub = z.write(t, "pub.pem", signing.PublicPEM(key.Public()))
+	return z
+}
+
+// export returns the bytes of a new ZIP export of the incident.
+func (z *signedZIPs) export(t *testing.T, bundle runproof.BundleType) []byte {
+	t.Helper()
+	ctx := context.Background()
+	rec, err := z.e.Export(ctx, demo.Tenant, export.Requester{ID: "test", Origin: runproof.OriginSystem, SourceComponent: "test"},
+		export.Input{IncidentID: z.inc.ID, BundleType: bundle, Format: runproof.FormatZIP, IncludeContent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, art, err := z.e.Open(ctx, rec.TenantID, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer art.Close()
+	b, err := io.ReadAll(art)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (z *signedZIPs) write(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	path := filepath.Join(z.dir, name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// member returns one member of a ZIP.
+func member(t *testing.T, z []byte, name string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := zr.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// entry is a member to add, with its header.
+type entry struct {
+	header zip.FileHeader
+	data   string
+}
+
+// rewrite copies a ZIP member by member, passing each member's bytes
+// through edit (nil drops it), then adds the extra entries.
+func rewrite(t *testing.T, z []byte, edit func(name string, data []byte) []byte, extra ...entry) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(h zip.FileHeader, data []byte) {
+		w, err := zw.CreateHeader(&h)
+		if err == nil {
+			_, err = w.Write(data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range zr.File {
+		if data := edit(f.Name, member(t, z, f.Name)); data != nil {
+			add(f.FileHeader, data)
+		}
+	}
+	for _, e := range extra {
+		add(e.header, []byte(e.data))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func keep(_ string, data []byte) []byte { return data }
+
+// flipMiddle changes one byte in the middle of the member called name.
+func flipMiddle(name string) func(string, []byte) []byte {
+	return func(n string, data []byte) []byte {
+		if n == name {
+			data = bytes.Clone(data)
+			data[len(data)/2] ^= 0x01
+		}
+		return data
+	}
+}
+
+// reseal rebuilds a ZIP from its members after edit, with a manifest and
+// SHA256SUMS that describe the edited members, signed by signer (and with
+// sig as its signature instead, when sig is not nil). It has no proof.json.
+func reseal(t *testing.T, z []byte, edit func(string, []byte) []byte, signer bundlezip.Signer, sig []byte) []byte {
+	t.Helper()
+	var m bundlezip.Manifest
+	if err := json.Unmarshal(member(t, z, bundlezip.ManifestName), &m); err != nil {
+		t.Fatal(err)
+	}
+	var members []bundlezip.Member
+	for _, name := range []string{bundlezip.BundleName, bundlezip.StepsName, bundlezip.ReportName} {
+		members = append(members, bundlezip.Member{Name: name, Data: edit(name, member(t, z, name))})
+	}
+	if k, ok := signer.(signing.Key); ok {
+		m.KeyID = k.ID
+	}
+	sealed, err := bundlezip.Seal(m, members, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig != nil {
+		sealed.Signature = sig
+	}
+	var buf bytes.Buffer
+	if err := sealed.Write(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// rehash sets a bundle's content_hash to what its content gives.
+func rehash(t *testing.T, bundle []byte) []byte {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(bundle, &m); err != nil {
+		t.Fatal(err)
+	}
+	var old string
+	if err := json.Unmarshal(m["content_hash"], &old); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "content_hash")
+	d, err := runproof.Digest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Replace(bundle, []byte(old), []byte(d), 1)
+}
+
+// editStep changes the tokens of the bundle's fourth step (and the
+// matching CSV row with it when csv is set).
+var fourthTokens = regexp.MustCompile(`("step_index":3,.*?"tokens":)(\d)`)
+
+func editStepTokens(data []byte) []byte {
+	return fourthTokens.ReplaceAllFunc(data, func(m []byte) []byte {
+		m = bytes.Clone(m)
+		m[len(m)-1] = '0' + (m[len(m)-1]-'0'+1)%10
+		return m
+	})
+}
+
+// TestVerifyTampered changes ZIPs in every way a forger or an accident
+// would and runs runproof verify on each: it fails with exit status 1 and
+// names the cause.
+func TestVerifyTampered(t *testing.T) {
+	z := newSignedZIPs(t)
+	good := z.export(t, runproof.BundleEvidence)
+	other := z.export(t, runproof.BundleEvidence) // another export, same key
+	forger, err := signing.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgerKey := forger.Active()
+	forgerPub := z.write(t, "forger.pem", signing.PublicPEM(forgerKey.Public()))
+
+	r := runCLI(t, "", "verify", z.write(t, "good.zip", good), "--key", z.pub)
+	if r.code != 0 || !strings.Contains(r.stdout, "VERIFIED: ") || !strings.Contains(r.stdout, "ok   proof.json") {
+		t.Fatalf("the untouched bundle: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A forgery that holds together, signed by the forger.
+	forged := reseal(t, good, onBundle(func(b []byte) []byte {
+		return rehash(t, bytes.Replace(b, []byte(`"exported_by":"test"`), []byte(`"exported_by":"mallory"`), 1))
+	}), forgerKey, nil)
+	badProof := []byte(`{"type":"runproof.manifest-proof.v1"}`)
+	cases := []struct {
+		name string
+		zip  []byte
+		key  string // default z.pub
+		want string // in the error line
+	}{
+		{"byte of manifest.json", rewrite(t, good, flipMiddle("manifest.json")), "", "manifest.json"},
+		{"byte of manifest.sig", rewrite(t, good, flipMiddle("manifest.sig")), "", "manifest.sig: the signature does not verify"},
+		{"byte of SHA256SUMS", rewrite(t, good, flipMiddle("SHA256SUMS")), "", "SHA256SUMS: "},
+		{"byte of bundle.json", rewrite(t, good, flipMiddle("bundle.json")), "", "bundle.json: sha256 "},
+		{"byte of steps.csv", rewrite(t, good, flipMiddle("steps.csv")), "", "steps.csv: sha256 "},
+		{"byte of report.pdf", rewrite(t, good, flipMiddle("report.pdf")), "", "report.pdf: sha256 "},
+		{"byte of proof.json", rewrite(t, good, flipMiddle("proof.json")), "", "for proof.json, whose sha256 is"},
+		{"proof.json of another export, with its SHA256SUMS line", rewrite(t, good, func(name string, data []byte) []byte {
+			switch name {
+			case "proof.json":
+				return member(t, other, "proof.json")
+			case "SHA256SUMS":
+				return bytes.Replace(data, []byte(fmt.Sprintf("%x", sha256.Sum256(member(t, good, "proof.json")))),
+					[]byte(fmt.Sprintf("%x", sha256.Sum256(member(t, other, "proof.json")))), 1)
+			}
+			return data
+		}), "", "proof.json: "},
+		{"no manifest.sig", rewrite(t, good, dropping("manifest.sig")), "", "members: manifest.sig is missing"},
+		{"no bundle.json", rewrite(t, good, dropping("bundle.json")), "", "members: bundle.json is missing"},
+		{"no steps.csv", rewrite(t, good, dropping("steps.csv")), "", "members: steps.csv is missing"},
+		{"no report.pdf", rewrite(t, good, dropping("report.pdf")), "", "members: report.pdf is missing"},
+		{"no SHA256SUMS", rewrite(t, good, dropping("SHA256SUMS")), "", "members: SHA256SUMS is missing"},
+		{"no proof.json", rewrite(t, good, dropping("proof.json")), "", `SHA256SUMS: line 5 names "proof.json", which is not a file of the bundle`},
+		{"an added member", rewrite(t, good, keep, file("notes.txt", "hello")), "", `members: unexpected member "notes.txt"`},
+		{"a duplicate member", rewrite(t, good, keep, file("bundle.json", "{}")), "", "members: member bundle.json appears twice"},
+		{"a path out of the bundle", rewrite(t, good, keep, file("../bundle.json", "{}")), "", `member "../bundle.json" has a path leading out of the bundle`},
+		{"an absolute path", rewrite(t, good, keep, file("/etc/bundle.json", "{}")), "", `member "/etc/bundle.json" has an absolute path`},
+		{"a backslash", rewrite(t, good, keep, file(`x\bundle.json`, "{}")), "", "has a backslash in its name"},
+		{"a directory", rewrite(t, good, keep, file("bundle/", "")), "", `member "bundle/" is a directory`},
+		{"a symbolic link", rewrite(t, good, dropping("report.pdf"), symlink("report.pdf", "/etc/passwd")), "",
+			`members: member "report.pdf" is a symbolic link`},
+		{"the signature of another ZIP", rewrite(t, good, func(name string, data []byte) []byte {
+			if name == "manifest.sig" {
+				return member(t, other, "manifest.sig")
+			}
+			return data
+		}), "", "manifest.sig: the signature does not verify"},
+		{"another key given", good, forgerPub, "manifest.json names key " + z.key.ID + ", but the key given is " + forgerKey.ID},
+		{"steps edited, manifest and SHA256SUMS recomputed, signature kept",
+			reseal(t, good, onBundle(func(b []byte) []byte { return rehash(t, editStepTokens(b)) }), z.key, member(t, good, "manifest.sig")),
+			"", "manifest.sig: the signature does not verify"},
+		{"a self-consistent forgery signed with another key", forged, "",
+			"manifest.json names key " + forgerKey.ID + ", but the key given is " + z.key.ID},
+		{"a step edited and re-signed, content_hash left", reseal(t, good, onBundle(editStepTokens), z.key, nil),
+			"", "bundle.json content_hash: the bundle says"},
+		{"a step edited and re-signed with its content_hash", reseal(t, good, onBundle(func(b []byte) []byte { return rehash(t, editStepTokens(b)) }), z.key, nil),
+			"", "bundle.json steps: steps[3]: tokens"},
+		{"a CSV row edited and re-signed", reseal(t, good, func(name string, data []byte) []byte {
+			if name == "steps.csv" {
+				lines := bytes.Split(data, []byte("\n"))
+				lines[4] = bytes.Replace(lines[4], []byte(",ok,"), []byte(",warning,"), 1)
+				return bytes.Join(lines, []byte("\n"))
+			}
+			return data
+		}, z.key, nil), "", "steps.csv rows: line 5: status is warning, bundle.json has ok (step_index 3)"},
+		{"a total edited and re-signed", reseal(t, good, onBundle(func(b []byte) []byte {
+			return rehash(t, regexp.MustCompile(`"total_tokens":\d`).ReplaceAll(b, []byte(`"total_tokens":9`)))
+		}), z.key, nil), "", "bundle.json totals: its steps' tokens add up to"},
+		{"not canonical, re-signed", reseal(t, good, onBundle(func(b []byte) []byte { return append(bytes.Clone(b), '\n') }), z.key, nil),
+			"", "bundle.json form: it is not in canonical (RFC 8785) form"},
+		{"a proof that does not hold", rewrite(t, good, func(name string, data []byte) []byte {
+			switch name {
+			case "proof.json":
+				return badProof
+			case "SHA256SUMS":
+				return bytes.Replace(data, []byte(fmt.Sprintf("%x", sha256.Sum256(member(t, good, "proof.json")))),
+					[]byte(fmt.Sprintf("%x", sha256.Sum256(badProof))), 1)
+			}
+			return data
+		}), "", "proof.json: "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			key := c.key
+			if key == "" {
+				key = z.pub
+			}
+			path := z.write(t, strings.ReplaceAll(c.name, " ", "_")+".zip", c.zip)
+			r := runCLI(t, "", "verify", path, "--key", key)
+			wantError(t, r, 1, c.want)
+			if !strings.Contains(r.stderr, path+" does not verify") {
+				t.Errorf("stderr does not name the file: %q", r.stderr)
+			}
+			if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); !strings.HasPrefix(lines[len(lines)-1], "FAIL ") ||
+				strings.Count(r.stdout, "FAIL ") != 1 || strings.Contains(r.stdout, "VERIFIED") {
+				t.Errorf("stdout does not end with its one FAIL line:\n%s", r.stdout)
+			}
+		})
+	}
+
+	// The forgery is self-consistent: only the key tells it apart.
+	r = runCLI(t, "", "verify", z.write(t, "forged.zip", forged))
+	if r.code != 0 || !strings.Contains(r.stdout, "UNVERIFIED: ") {
+		t.Errorf("the forgery without --key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = runCLI(t, "", "verify", z.write(t, "forged.zip", forged), "--key", forgerPub); r.code != 0 || !strings.Contains(r.stdout, "VERIFIED: ") {
+		t.Errorf("the forgery with the forger's key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func dropping(name string) func(string, []byte) []byte {
+	return func(n string, data []byte) []byte {
+		if n == name {
+			return nil
+		}
+		return data
+	}
+}
+
+func onBundle(edit func([]byte) []byte) func(string, []byte) []byte {
+	return func(name string, data []byte) []byte {
+		if name == bundlezip.BundleName {
+			return edit(data)
+		}
+		return data
+	}
+}
+
+func file(name, data string) entry {
+	return entry{header: zip.FileHeader{Name: name, Method: zip.Deflate}, data: data}
+}
+
+func symlink(name, target string) entry {
+	e := file(name, target)
+	e.header.SetMode(fs.ModeSymlink | 0o777)
+	return e
+}
+
+// TestVerifyUsage: the command's own errors, each one line.
+func TestVerifyUsage(t *testing.T) {
+	z := newSignedZIPs(t)
+	good := z.write(t, "good.zip", z.export(t, runproof.BundleSOC2))
+	notZIP := z.write(t, "bundle.json", []byte(`{}`))
+	priv := z.write(t, "key.pem", []byte("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"))
+
+	wantError(t, runCLI(t, "", "verify"), 2, "verify: give one FILE.zip")
+	wantError(t, runCLI(t, "", "verify", good, good), 2, "verify: give one FILE.zip")
+	wantError(t, runCLI(t, "", "verify", filepath.Join(z.dir, "missing.zip")), 1, "missing.zip: no such file")
+	wantError(t, runCLI(t, "", "verify", notZIP), 1, "members: not a ZIP archive")
+	wantError(t, runCLI(t, "", "verify", z.dir), 1, "is a directory, not a ZIP file")
+	wantError(t, runCLI(t, "", "verify", good, "--key", filepath.Join(z.dir, "nokey.pem")), 1, "--key "+filepath.Join(z.dir, "nokey.pem")+": no such file")
+	wantError(t, runCLI(t, "", "verify", good, "--key", notZIP), 1, `not a PEM "PUBLIC KEY" file`)
+	wantError(t, runCLI(t, "", "verify", good, "--key", priv), 1, "is a private key: give its public key (openssl pkey -in")
+
+	r := runCLI(t, "", "verify", good)
+	want := "warn manifest.sig: signature not verified: no --key given (manifest names key " + z.key.ID + ")"
+	if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "\nUNVERIFIED: ") {
+		t.Errorf("without --key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "", "verify", "-h")
+	for _, s := range []string{"sha256sum -c SHA256SUMS", "openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig",
+		"UNVERIFIED", "Exit status"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("help lacks %q", s)
+		}
+	}
+}
