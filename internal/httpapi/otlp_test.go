@@ -662,3 +662,20 @@ func TestOTLPHandWrittenJSON(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestOTLPIntoANativeRun: a run opened through the native API, with a
+// step of its own, takes the spans of its trace after it.
+func TestOTLPIntoANativeRun(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	agent := e.key("acme", runproof.RoleAgent)
+	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": traceA, "trace_id": traceA, "agent_id": "planner", "goal": "plan a trip"}))
+	e.must(200, e.do("POST", "/api/v1/runs/"+traceA+"/steps", agent, steps(0, 0, 1, 10)))
+	if p := partial(t, e.postOTLP(agent, "application/x-protobuf", "", pbBody(t, pbRequest(pbSpan(traceA, "00000000000000a1", "00000000000000a0", "search", 2, 3))))); p != nil {
+		t.Fatal(p)
+	}
+	var run runproof.Run
+	e.must(200, e.do("GET", "/api/v1/runs/"+traceA, agent, nil)).decode(t, &run)
+	if run.AgentID != "planner" || run.Goal != "plan a trip" || run.Totals.Steps != 2 {
+		t.Fatalf("run = %+v", run)
+	}
+}
