@@ -57,8 +57,10 @@ func fixed(b []byte, scale int64) (int64, error) {
 				f += int64(frac[i] - '0')
 			}
 		}
-		if n = n*scale + f; ok && n <= maxExact {
-			return n, nil
+		if ok && n <= maxExact/scale {
+			if n = n*scale + f; n <= maxExact {
+				return n, nil
+			}
 		}
 	}
 	return runproof.ParseFixed(string(b), scale)
