@@ -457,7 +457,7 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	if first.code != 0 {
 		t.Fatalf("demo: %d %s", first.code, first.stderr)
 	}
-	for _, want := range []string{"36 runs", "5 incidents", "Run spending cap", "executive_debrief", "soc2"} {
+	for _, want := range []string{"36 runs", "5 incidents", "Run spending cap", "executive_debrief", "soc2", "Verified 3 ZIPs"} {
 		if !strings.Contains(first.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, first.stdout)
 		}

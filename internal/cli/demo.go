@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +14,7 @@ import (
 	"github.com/runproof/runproof/internal/demo"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 func demoCommand() *command {
@@ -23,7 +26,9 @@ func demoCommand() *command {
 Seeds the tenant "demo" with six policies (one of each type) and yesterday's
 activity of five agents: 36 runs, five of which break a policy and are
 stopped. Then exports the evidence, SOC 2 and executive debrief bundles of
-the costliest incident in every format into --out, and prints what it wrote.
+the costliest incident in every format (JSON, CSV, PDF, signed ZIP) into
+--out, verifies the ZIPs with the public key alone (written next to them as
+signing-key.pub.pem), and prints what it wrote.
 Running it again on the same data directory exports again without
 re-seeding.
 
@@ -88,6 +93,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	who := export.Requester{ID: "system", Origin: runproof.OriginSystem, SourceComponent: "demo"}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUNDLE\tFORMAT\tFILE\tBYTES\tSHA-256")
+	var zips []string
 	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
 		for _, format := range exporter.Formats() {
 			rec, err := exporter.Export(ctx, demo.Tenant, who, export.Input{IncidentID: showcase.ID, BundleType: bundle, Format: format,
@@ -100,11 +106,32 @@ func runDemo(ctx context.Context, e *env, out string) error {
 				return err
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s…\n", bundle, format, name, rec.SizeBytes, strings.TrimPrefix(rec.Checksum, runproof.DigestPrefix)[:16])
+			if format == runproof.FormatZIP {
+				zips = append(zips, name)
+			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+
+	// Check the ZIPs as an auditor would, with the public key alone.
+	key := ex.keys.Active()
+	pub := filepath.Join(out, "signing-key.pub.pem")
+	if err := writeFileAtomic(pub, bytes.NewReader(signing.PublicPEM(key.Public()))); err != nil {
+		return fmt.Errorf("cannot write %s: %w", pub, err)
+	}
+	for _, zip := range zips {
+		rep, err := checkZIP(zip, key.Public(), io.Discard)
+		if err != nil {
+			return err
+		}
+		if !rep.Authentic() {
+			return fmt.Errorf("demo: %s does not verify: %v", zip, rep.Failure)
+		}
+	}
+	fmt.Fprintf(e.stdout, "\nVerified %d ZIPs against %s (%s): file list, digests, signature, bundle hash, totals, ledger proof.\n"+
+		"Check one yourself: runproof verify %s --key %s\n", len(zips), pub, key.ID, zips[0], pub)
 	fmt.Fprintf(e.stdout, "\nEvery export is in the tenant's export record. To browse the data:\n"+
 		"  runproof serve %s&\n  KEY=$(runproof keys create %s--tenant demo --role auditor)\n"+
 		"  curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8080/api/v1/logs/audit/exports\n", e.flags(), e.flags())

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/runproof/runproof/internal/ledger"
@@ -72,25 +73,10 @@ func runVerify(e *env, name, keyFile string) error {
 			return err
 		}
 	}
-	f, err := os.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("verify: %s: no such file", name)
-	} else if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
+	rep, err := checkZIP(name, key, e.stdout)
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return err
 	}
-	if info.IsDir() {
-		return fmt.Errorf("verify: %s is a directory, not a ZIP file", name)
-	}
-	rep := verify.ZIP(f, info.Size(), verify.Options{Key: key, Out: e.stdout,
-		CheckProof: func(manifest, proof []byte) error {
-			_, err := ledger.CheckManifestProof(manifest, proof, key)
-			return err
-		}})
 	switch {
 	case rep.Failure != nil:
 		return fmt.Errorf("verify: %s does not verify: %v", name, rep.Failure)
@@ -100,6 +86,30 @@ func runVerify(e *env, name, keyFile string) error {
 		fmt.Fprintf(e.stdout, "UNVERIFIED: %s is consistent, but its signature was not checked: give --key PUB.pem to know who signed it\n", name)
 	}
 	return nil
+}
+
+// checkZIP verifies the ZIP file name, writing one line per check to out;
+// the ledger proof is checked with the same key.
+func checkZIP(name string, key ed25519.PublicKey, out io.Writer) (*verify.Report, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("verify: %s: no such file", name)
+	} else if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if info.IsDir() {
+		return nil, fmt.Errorf("verify: %s is a directory, not a ZIP file", name)
+	}
+	return verify.ZIP(f, info.Size(), verify.Options{Key: key, Out: out,
+		CheckProof: func(manifest, proof []byte) error {
+			_, err := ledger.CheckManifestProof(manifest, proof, key)
+			return err
+		}}), nil
 }
 
 // readPublicKey reads the Ed25519 public key of --key.
