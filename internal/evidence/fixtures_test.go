@@ -83,10 +83,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		if s.ContentHash, err = runproof.StepContentHash(s); err != nil {
 			t.Fatal(err)
 		}
-		r, err := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: src.Run.Status == runproof.RunStopped, Step: s})
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: src.Run.Status == runproof.RunStopped, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = r.Status, r.IsInflection, r.Findings, s.Timestamp
 		src.Run.Totals = r.Totals
 		if r.IsInflection {

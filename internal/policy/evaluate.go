@@ -72,7 +72,10 @@ type Result struct {
 //     stop policy the step is the violation and the inflection; for a warn
 //     policy it is a warning.
 //   - A limit whose running total reaches 80 % of its threshold: warning.
-func (e *Evaluator) Evaluate(in Input) (Result, error) {
+//   - An expression that fails on the step (a division by zero, its cost
+//     limit): the policy failed, and the step is a warning. A broken rule
+//     neither stops agents nor passes silently, and the step is kept.
+func (e *Evaluator) Evaluate(in Input) Result {
 	res := Result{Totals: in.Before.Add(in.Step), Status: runproof.StepOK}
 	if in.Stopped {
 		res.Status = runproof.StepViolation
@@ -81,13 +84,13 @@ func (e *Evaluator) Evaluate(in Input) (Result, error) {
 	for i := range e.rules {
 		r := &e.rules[i]
 		outcome, actual, err := r.judge(in, res.Totals)
-		if err != nil {
-			return Result{}, err
-		}
 		if outcome == "" {
 			continue
 		}
 		f := finding(r.policy, outcome, actual)
+		if err != nil {
+			f.Error = err.Error()
+		}
 		res.Findings = append(res.Findings, f)
 		switch {
 		case in.Stopped:
@@ -100,7 +103,7 @@ func (e *Evaluator) Evaluate(in Input) (Result, error) {
 			res.Status = runproof.StepWarning
 		}
 	}
-	return res, nil
+	return res
 }
 
 func finding(p runproof.Policy, outcome, actual string) runproof.Finding {
@@ -119,7 +122,8 @@ func finding(p runproof.Policy, outcome, actual string) runproof.Finding {
 }
 
 // judge returns the outcome of one rule ("" when nothing to report) and the
-// actual value it compared, as text in the policy's unit.
+// actual value it compared, as text in the policy's unit; for the outcome
+// failed, the error that made the rule fail.
 func (r *rule) judge(in Input, t runproof.Totals) (string, string, error) {
 	p := r.policy
 	switch p.Type {
@@ -132,8 +136,11 @@ func (r *rule) judge(in Input, t runproof.Totals) (string, string, error) {
 		return "", "", nil
 	case runproof.PolicyExpression:
 		hit, err := r.eval(in, t)
-		if err != nil || !hit {
-			return "", "", err
+		switch {
+		case err != nil:
+			return runproof.OutcomeFailed, "", err
+		case !hit:
+			return "", "", nil
 		}
 		return runproof.OutcomeExceeded, "true", nil
 	}
@@ -181,10 +188,7 @@ func (r *rule) eval(in Input, t runproof.Totals) (bool, error) {
 		"run.duration_ms":    runproof.Millis(t.DurationMicros),
 	})
 	if err != nil {
-		// A runtime error (e.g. division by zero) is reported, not a breach:
-		// a broken rule must not stop agents nor pass silently.
-		return false, runproof.Errorf(runproof.EINVALID,
-			"policy %q: the expression failed on step %d: %v", r.policy.Name, s.Index, err)
+		return false, fmt.Errorf("the expression failed: %v", err)
 	}
 	b, ok := out.Value().(bool)
 	return ok && b, nil

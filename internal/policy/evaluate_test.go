@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -25,10 +26,7 @@ func run(t testing.TB, e *Evaluator, steps []runproof.Step) []Result {
 	stopped := false
 	out := make([]Result, len(steps))
 	for i, s := range steps {
-		r, err := e.Evaluate(Input{Before: tot, Stopped: stopped, Step: s})
-		if err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
+		r := e.Evaluate(Input{Before: tot, Stopped: stopped, Step: s})
 		out[i], tot = r, r.Totals
 		stopped = stopped || r.IsInflection
 	}
@@ -100,6 +98,35 @@ func TestEvaluateRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEvaluateFailingExpression: an expression that fails on a step is a
+// finding of the step, which is a warning: never a violation, an inflection
+// or an error of the call, whatever the policy's action.
+func TestEvaluateFailingExpression(t *testing.T) {
+	e, err := Compile([]runproof.Policy{
+		mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: "run.tokens / step.tokens > 10", Action: runproof.ActionStop}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := costSteps(3, 1)
+	steps[1].InputTokens, steps[1].OutputTokens = 0, 0
+	res := run(t, e, steps)
+	if res[0].Status != runproof.StepOK || res[2].Status != runproof.StepOK {
+		t.Fatalf("steps 0 and 2: %s, %s; want ok", res[0].Status, res[2].Status)
+	}
+	r := res[1]
+	if r.Status != runproof.StepWarning || r.IsInflection || r.Violation != nil || len(r.Findings) != 1 {
+		t.Fatalf("step 1: %+v, want a warning with one finding", r)
+	}
+	f := r.Findings[0]
+	if f.Outcome != runproof.OutcomeFailed || f.PolicyName != "ratio" || !strings.Contains(f.Error, "division by zero") {
+		t.Fatalf("finding %+v", f)
+	}
+	if r.Totals.Steps != 2 || r.Totals.Tokens() != 15 {
+		t.Fatalf("totals %+v", r.Totals)
 	}
 }
 

@@ -203,6 +203,7 @@ const (
 	OutcomeApproaching = "approaching" // running total reached 80 % of the threshold
 	OutcomeExceeded    = "exceeded"    // over the threshold (or the rule matched)
 	OutcomeAfterStop   = "after_stop"  // the step came after the run was stopped
+	OutcomeFailed      = "failed"      // the rule could not be judged on the step (Finding.Error says why)
 )
 
 // Finding records why a step is not ok: one policy and what it saw.
@@ -215,6 +216,7 @@ type Finding struct {
 	Outcome       string     `json:"outcome"`
 	Threshold     string     `json:"threshold"`
 	Actual        string     `json:"actual"`
+	Error         string     `json:"error,omitempty"` // why the rule failed, for the outcome failed
 }
 
 // Step is one step of a run. Steps are append-only.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -121,12 +122,14 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 			continue
 		}
 		out, err := s.AppendSteps(ctx, tenantID, run.ID, steps)
-		switch runproof.ErrorCode(err) {
-		case "":
-		case runproof.EINVALID, runproof.ECONFLICT:
-			// Given indexes from the stored totals, only another export
-			// of the run (or its end) in between explains these.
+		switch {
+		case err == nil:
+		case errors.Is(err, errRunMoved):
+			// Another export of the run (or its end) came in between.
 			return res, true, nil
+		case runproof.ErrorCode(err) == runproof.EINVALID:
+			reject(chunk, runproof.ErrorMessage(err))
+			continue
 		default:
 			return res, false, err
 		}

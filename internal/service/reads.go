@@ -101,6 +101,11 @@ type Evaluation struct {
 	StepsApproaching     int                 `json:"steps_approaching"`
 	StepsExceeded        int                 `json:"steps_exceeded"`
 	LastActual           string              `json:"last_actual,omitempty"`
+	// Steps on which the policy could not be judged (an expression that
+	// failed), the first of them and the last error.
+	FirstFailedStep *int64 `json:"first_failed_step"`
+	StepsFailed     int    `json:"steps_failed"`
+	LastError       string `json:"last_error,omitempty"`
 }
 
 // Governance is how a run was judged: its snapshot, each policy's
@@ -144,8 +149,16 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 			if e == nil {
 				continue
 			}
-			e.Threshold, e.LastActual = f.Threshold, f.Actual
 			idx := st.Index
+			if f.Outcome == runproof.OutcomeFailed {
+				e.StepsFailed++
+				e.LastError = f.Error
+				if e.FirstFailedStep == nil {
+					e.FirstFailedStep = &idx
+				}
+				continue
+			}
+			e.Threshold, e.LastActual = f.Threshold, f.Actual
 			switch f.Outcome {
 			case runproof.OutcomeApproaching:
 				e.StepsApproaching++

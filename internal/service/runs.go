@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 		run := st.Run
 		switch run.Status {
 		case runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
-			return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q is %s: it takes no more steps", runID, run.Status)
+			return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT, "run %q is %s: it takes no more steps", runID, run.Status))
 		}
 		stored := map[int64]runproof.Step{}
 		for _, e := range st.Existing {
@@ -170,25 +171,22 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 		for i, step := range steps {
 			if old, ok := stored[step.Index]; ok {
 				if old.ContentHash != step.ContentHash {
-					return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT,
-						"steps[%d]: step %d is already stored with other content (content_hash %s)", i, step.Index, old.ContentHash)
+					return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
+						"steps[%d]: step %d is already stored with other content (content_hash %s)", i, step.Index, old.ContentHash))
 				}
 				res.Steps = append(res.Steps, outcome(old))
 				continue
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
-				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
-					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)})
+				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
+					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)}))
 			}
 			if field, total := overflow(change.Run.Totals.Add(step), step); field != "" {
 				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field),
 					Message: "would bring the run's " + total})
 			}
-			r, err := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals,
+			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals,
 				Stopped: change.Run.Status == runproof.RunStopped, Step: step})
-			if err != nil {
-				return runproof.RunChange{}, err
-			}
 			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
 			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings
 			change.Run.Totals = r.Totals
@@ -238,6 +236,23 @@ func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 	}
 	return "", ""
 }
+
+// errRunMoved marks the refusals of AppendSteps that a write of the run
+// since the caller last read it would explain: a step index already taken,
+// by other content or by nothing yet, or the run ended. A writer that numbers
+// steps from the run's totals (OTLP ingest) reads the run again and retries
+// on these, and on these only.
+var errRunMoved = errors.New("the run changed since it was read")
+
+// moved marks err as one that a concurrent write of the run would explain.
+func moved(err *runproof.Error) error { return movedError{err} }
+
+// movedError is a *runproof.Error (its code and message are what callers
+// see) that is also errRunMoved.
+type movedError struct{ err *runproof.Error }
+
+func (e movedError) Error() string   { return e.err.Error() }
+func (e movedError) Unwrap() []error { return []error{e.err, errRunMoved} }
 
 func outcome(s runproof.Step) StepOutcome {
 	return StepOutcome{StepIndex: s.Index, Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash}

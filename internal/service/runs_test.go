@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+
+	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -98,6 +102,77 @@ func TestStepValuesBounded(t *testing.T) {
 			run, err := store.GetRun(ctx, "acme", id)
 			if err != nil || run.Totals.Steps > 1 || run.Totals.CostMicrocents < 0 {
 				t.Fatalf("run %s: totals %+v, %v", id, run.Totals, err)
+			}
+		}
+	})
+}
+
+// TestFailingExpression: an expression that fails on a step (a division by
+// zero) neither refuses the call nor stops the run: the step is stored as a
+// warning with the failure among its findings, and governance counts it.
+// OTLP ingest, which retries when another export takes the next indexes,
+// stores such spans at once.
+func TestFailingExpression(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "ratio", Type: runproof.PolicyExpression,
+			Expression: "run.tokens / step.tokens > 10", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		openRun(t, svc, "acme", "r1")
+		res, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil),
+			stepJSON(1, map[string]any{"input_tokens": 0, "output_tokens": 0}), stepJSON(2, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Decision != AgentAllow || res.Steps[1].Status != runproof.StepWarning || res.Steps[0].Status != runproof.StepOK {
+			t.Fatalf("result %+v", res)
+		}
+		_, steps, err := svc.Trace(ctx, "acme", "r1")
+		if err != nil || len(steps) != 3 {
+			t.Fatalf("%d steps stored, %v", len(steps), err)
+		}
+		if f := steps[1].Findings; len(f) != 1 || f[0].Outcome != runproof.OutcomeFailed || f[0].PolicyName != "ratio" ||
+			!strings.Contains(f[0].Error, "division by zero") {
+			t.Fatalf("findings %+v", f)
+		}
+		g, err := svc.Governance(ctx, "acme", "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := g.Evaluations[0]
+		if e.StepsFailed != 1 || e.FirstFailedStep == nil || *e.FirstFailedStep != 1 || e.Breached ||
+			!strings.Contains(e.LastError, "division by zero") || len(g.Incidents) != 0 {
+			t.Fatalf("governance %+v", g)
+		}
+
+		// The first span of otlpRequest has no tokens.
+		const trace = "2cf7651916cd43dd8448eb211c80319e"
+		for _, r := range otlp.Map(otlpRequest(trace, 0, 3), otlp.Options{Now: time.Now()}).Runs {
+			sr, err := svc.IngestSpans(ctx, "acme", r)
+			if err != nil || len(sr.Rejected) > 0 || len(sr.Steps) != 3 || sr.Steps[0].Status != runproof.StepWarning {
+				t.Fatalf("spans: %+v, %v", sr, err)
+			}
+		}
+	})
+}
+
+// TestIngestSpansRefused: spans that AppendSteps refuses for what they hold
+// (here a run's tokens past 2^53) are rejected at once, not retried as if
+// another export had taken their indexes.
+func TestIngestSpansRefused(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		svc := New(store, Options{})
+		const trace = "3df7651916cd43dd8448eb211c80319f"
+		req := otlpRequest(trace, 0, 2)
+		for _, sp := range req.ResourceSpans[0].ScopeSpans[0].Spans {
+			sp.Attributes[0].Value.Value = &commonpb.AnyValue_IntValue{IntValue: runproof.MaxExact}
+		}
+		for _, r := range otlp.Map(req, otlp.Options{Now: time.Now()}).Runs {
+			res, err := svc.IngestSpans(context.Background(), "acme", r)
+			if err != nil || len(res.Rejected) != 2 || len(res.Steps) != 0 || !strings.Contains(res.Rejected[0].Reason, "input_tokens") {
+				t.Fatalf("result %+v, error %v", res, err)
 			}
 		}
 	})

@@ -62,10 +62,7 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 		if s.ContentHash, err = runproof.StepContentHash(s); err != nil {
 			tb.Fatal(err)
 		}
-		res, err := eval.Evaluate(policy.Input{AgentID: r.AgentID, Before: src.Run.Totals, Stopped: src.Run.Status == runproof.RunStopped, Step: s})
-		if err != nil {
-			tb.Fatal(err)
-		}
+		res := eval.Evaluate(policy.Input{AgentID: r.AgentID, Before: src.Run.Totals, Stopped: src.Run.Status == runproof.RunStopped, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = res.Status, res.IsInflection, res.Findings, s.Timestamp
 		src.Run.Totals = res.Totals
 		if res.IsInflection {
