@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/flate"
+
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -139,6 +141,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		all = append(all, Member{ProofName, proof})
 	}
 	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, newDeflater)
 	for _, f := range all {
 		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC()})
 		if err != nil {
@@ -160,6 +163,12 @@ func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byt
 	}
 	return s.Manifest, s.Write(w, proof)
 }
+
+// newDeflater compresses members at level 6, as `zip -6` does, with the
+// faster of the two Go deflate implementations. Its output depends only on
+// the input (and the library's version), so that the same members give the
+// same ZIP.
+func newDeflater(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, 6) }
 
 func describe(f Member) File {
 	sum := sha256.Sum256(f.Data)

@@ -79,31 +79,22 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 // and the manifest vouching for them, sealed (out.seal) before the ZIP is
 // written, with the proof of the sealed manifest.
 func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
-	var js, csv, pdf bytes.Buffer
-	if err := jsonr.NewEncoder(&js).Encode(bundle); err != nil {
-		return err
+	// The report, the slowest member to render, is drawn while bundle.json
+	// and steps.csv are.
+	var pdf bytes.Buffer
+	pdfErr := make(chan error, 1)
+	go func() { pdfErr <- pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID}) }()
+	js, csv, err := writeData(r, src, bundle, out)
+	if perr := <-pdfErr; err == nil {
+		err = perr
 	}
-	// steps.csv holds the steps whatever the bundle type: a debrief's
-	// come from the evidence of the same run.
-	steps := bundle
-	if r.BundleType == runproof.BundleExecutiveDebrief {
-		ev := r // the manifest below still describes the debrief
-		ev.BundleType = runproof.BundleEvidence
-		var err error
-		if steps, _, err = build(ev, src, out.idSuffix); err != nil {
-			return err
-		}
-	}
-	if err := csvr.WriteBundle(&csv, steps); err != nil {
-		return err
-	}
-	if err := pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID}); err != nil {
+	if err != nil {
 		return err
 	}
 	m := bundlezip.Manifest{ExportID: r.ID, TenantID: r.TenantID, BundleID: bundleID, BundleType: r.BundleType,
 		CreatedAt: runproof.FormatTime(r.CreatedAt), KeyID: out.key.ID, Population: population(r, src)}
-	s, err := bundlezip.Seal(m, []bundlezip.Member{{Name: bundlezip.BundleName, Data: js.Bytes()},
-		{Name: bundlezip.StepsName, Data: csv.Bytes()}, {Name: bundlezip.ReportName, Data: pdf.Bytes()}}, out.key)
+	s, err := bundlezip.Seal(m, []bundlezip.Member{{Name: bundlezip.BundleName, Data: js},
+		{Name: bundlezip.StepsName, Data: csv}, {Name: bundlezip.ReportName, Data: pdf.Bytes()}}, out.key)
 	if err != nil {
 		return err
 	}
@@ -114,6 +105,27 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 		}
 	}
 	return s.Write(w, proof)
+}
+
+// writeData renders bundle.json and steps.csv. steps.csv holds the steps
+// whatever the bundle type: a debrief's come from the evidence of the same
+// run.
+func writeData(r request, src evidence.Source, bundle any, out output) (js, csv []byte, err error) {
+	var jb, cb bytes.Buffer
+	if err := jsonr.NewEncoder(&jb).Encode(bundle); err != nil {
+		return nil, nil, err
+	}
+	steps := bundle
+	if r.BundleType == runproof.BundleExecutiveDebrief {
+		r.BundleType = runproof.BundleEvidence // r is a copy: the manifest still describes the debrief
+		if steps, _, err = build(r, src, out.idSuffix); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := csvr.WriteBundle(&cb, steps); err != nil {
+		return nil, nil, err
+	}
+	return jb.Bytes(), cb.Bytes(), nil
 }
 
 // population describes what the export covers.
