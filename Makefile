@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 GO ?= go
 
-.PHONY: help build test test-pg lint bench fuzz demo
+.PHONY: help build test test-pg lint bench bench-zip fuzz demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ lint: ## go vet, gofmt and staticcheck
 
 bench: ## ingest benchmark: runproof's HTTP API vs raw inserts, SQLite and PostgreSQL
 	$(GO) run ./bench/ingest
+
+bench-zip: ## ZIP export and verify of a 10 000-step run vs zip -6 and sha256sum
+	$(GO) run ./bench/zip
 
 fuzz: ## fuzz the step decoder and the policy evaluator for 30 s each
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSteps -fuzztime 30s ./internal/service
