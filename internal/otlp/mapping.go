@@ -322,10 +322,10 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	}
 	var ok bool
 	if s.InputTokens, ok = count(attr(attrs, AttrInputTokens)); !ok {
-		return nil, AttrInputTokens + " must be a whole number, not negative"
+		return nil, AttrInputTokens + " must be a whole number from 0 to 9007199254740992 (2^53)"
 	}
 	if s.OutputTokens, ok = count(attr(attrs, AttrOutputTokens)); !ok {
-		return nil, AttrOutputTokens + " must be a whole number, not negative"
+		return nil, AttrOutputTokens + " must be a whole number from 0 to 9007199254740992 (2^53)"
 	}
 	var reason string
 	if s.CostMicrocents, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
@@ -407,13 +407,14 @@ func fixed(v *commonpb.AnyValue, scale int64) (int64, error) {
 	return n, nil
 }
 
-// count reads a token count: absent is zero; a whole, non-negative number.
+// count reads a token count: absent is zero; a whole number from 0 to
+// runproof.MaxExact, as the native API takes.
 func count(v *commonpb.AnyValue) (int64, bool) {
 	switch x := v.GetValue().(type) {
 	case nil:
 		return 0, true
 	case *commonpb.AnyValue_IntValue:
-		return x.IntValue, x.IntValue >= 0
+		return x.IntValue, x.IntValue >= 0 && x.IntValue <= runproof.MaxExact
 	case *commonpb.AnyValue_DoubleValue:
 		if d := x.DoubleValue; d >= 0 && d <= 1<<53 && d == math.Trunc(d) {
 			return int64(d), true
