@@ -6,10 +6,10 @@
 // export has one more, appended before the ZIP is written, its
 // ManifestEntry, which anyone rebuilds from the ZIP's manifest.json
 // (ManifestLeaf) and checks with the ZIP's proof.json
-// (CheckManifestProof). The
-// tree's stored hashes and a checkpoint signed as a note
-// (golang.org/x/mod/sumdb/note, Ed25519) are written with the leaf in one
-// transaction, so that every state of the tree is signed and kept. Anyone
+// (CheckManifestProof). The tree's stored hashes and a checkpoint signed
+// as a note (golang.org/x/mod/sumdb/note, Ed25519) are written with the
+// leaf in one transaction, so that every state of the tree is signed and
+// kept. Anyone
 // holding a Proof and the verifier key can check an export's inclusion
 // with tlog and note alone; Verify recomputes a whole log from the export
 // records and names the first entry that does not match.
