@@ -193,20 +193,30 @@ type runList struct {
 	NextCursor string         `json:"next_cursor"`
 }
 
-func (s *Server) listRuns(w http.ResponseWriter, c *call) error {
+// runFilter reads the query of a list of runs: limit, cursor, agent_id,
+// status, from and to.
+func runFilter(c *call) (service.RunFilter, error) {
 	q := c.r.URL.Query()
 	f := service.RunFilter{AgentID: q.Get("agent_id"), Status: runproof.RunStatus(q.Get("status")), Cursor: q.Get("cursor")}
 	var err error
 	if f.Limit, err = intParam(q.Get("limit"), "limit"); err != nil {
-		return err
+		return f, err
 	}
 	if f.From, f.To, err = period(q.Get("from"), q.Get("to")); err != nil {
-		return err
+		return f, err
 	}
 	switch f.Status {
 	case "", runproof.RunRunning, runproof.RunStopped, runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
 	default:
-		return runproof.Invalid(runproof.FieldError{Field: "status", Message: "must be running, stopped, completed, failed or cancelled"})
+		return f, runproof.Invalid(runproof.FieldError{Field: "status", Message: "must be running, stopped, completed, failed or cancelled"})
+	}
+	return f, nil
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, c *call) error {
+	f, err := runFilter(c)
+	if err != nil {
+		return err
 	}
 	runs, next, err := s.svc.ListRuns(c.r.Context(), c.tenant(), f)
 	if err != nil {

@@ -49,10 +49,19 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/export", perm: read, summary: "O5: formats available and past exports of the run.",
 			response: runExportsDoc{}, handle: s.runExports},
 
+		{method: "GET", path: "/api/v1/logs/system", perm: read, summary: "Runs as runproof handled them, newest first, with cursor pagination.",
+			query: runQuery, response: systemRunList{}, handle: s.listSystem},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/snapshot", perm: read, summary: "The configuration in force for a run: its policy snapshot.",
 			response: runproof.Snapshot{}, handle: s.systemSnapshot},
+		{method: "GET", path: "/api/v1/logs/system/{run_id}/telemetry", perm: read, summary: "O2: per-step numbers with running totals, and the share of each limit policy used.",
+			response: service.Telemetry{}, handle: s.systemTelemetry},
+		{method: "GET", path: "/api/v1/logs/system/{run_id}/events", perm: read, summary: "O3: the run's system events in time order: run.started, step.warning, incident.opened, run.stopped, " +
+			"steps.after_stop, run.completed|failed|cancelled|ended, export.completed|failed (docs/logs.md).",
+			response: systemEventsDoc{}, handle: s.systemEvents},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/replay", perm: read, summary: "The 60 s window around the inflection.",
 			response: service.Replay{}, handle: s.replay},
+		{method: "GET", path: "/api/v1/logs/system/audit", perm: audit, summary: "O5: audit events of runproof's own components (CLI, demo, scheduler), newest first.",
+			query: periodQuery, response: auditList{}, handle: s.systemAudit},
 
 		{method: "GET", path: "/api/v1/incidents", perm: read, summary: "Incidents, newest first.",
 			query: []string{"limit", "offset", "status", "run_id", "from", "to"}, response: incidentList{}, handle: s.listIncidents},

@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// The system topic of the logs API: runs as runproof saw and handled them
+// (docs/logs.md).
+
+type systemRunList struct {
+	Items      []service.SystemRun `json:"items"`
+	NextCursor string              `json:"next_cursor"`
+}
+
+func (s *Server) listSystem(w http.ResponseWriter, c *call) error {
+	f, err := runFilter(c)
+	if err != nil {
+		return err
+	}
+	runs, next, err := s.svc.ListRuns(c.r.Context(), c.tenant(), f)
+	if err != nil {
+		return err
+	}
+	items := make([]service.SystemRun, len(runs))
+	var meta runproof.EvidenceMeta
+	for i, r := range runs {
+		items[i] = service.SystemRunOf(r)
+		if r.IncidentID != "" {
+			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
+		}
+	}
+	return s.writeEvidence(w, c, systemRunList{Items: items, NextCursor: next}, meta)
+}
+
+func (s *Server) systemTelemetry(w http.ResponseWriter, c *call) error {
+	run, snap, err := s.runAndSnapshot(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.svc.Telemetry(c.r.Context(), c.tenant(), run.ID)
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, t, runMeta(run, snap))
+}
+
+type systemEventsDoc struct {
+	RunID  string                `json:"run_id"`
+	Events []service.SystemEvent `json:"events"`
+}
+
+func (s *Server) systemEvents(w http.ResponseWriter, c *call) error {
+	run, snap, err := s.runAndSnapshot(c)
+	if err != nil {
+		return err
+	}
+	events, err := s.svc.SystemEvents(c.r.Context(), c.tenant(), run.ID)
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, systemEventsDoc{RunID: run.ID, Events: nonNil(events)}, runMeta(run, snap))
+}
+
+func (s *Server) systemAudit(w http.ResponseWriter, c *call) error {
+	q := c.r.URL.Query()
+	p := runproof.ListAuditParams{TenantID: c.tenant()}
+	var err error
+	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+		return err
+	}
+	if p.From, p.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+		return err
+	}
+	events, err := s.svc.SystemAudit(c.r.Context(), p)
+	if err != nil {
+		return err
+	}
+	return s.writeEvidence(w, c, auditList{Items: events}, runproof.EvidenceMeta{})
+}

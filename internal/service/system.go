@@ -1,0 +1,391 @@
+package service
+
+import (
+	"context"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// The system topic of the read API (DOMAIN.md "Read API shape"): runs as
+// runproof saw and handled them, rather than as the agent reported them.
+
+// SystemRun is one run in the system topic's list.
+type SystemRun struct {
+	RunID             string             `json:"run_id"`
+	AgentID           string             `json:"agent_id"`
+	TraceID           string             `json:"trace_id"`
+	SnapshotID        string             `json:"policy_snapshot_id"`
+	Status            runproof.RunStatus `json:"status"`
+	StartedAt         time.Time          `json:"started_at"`
+	StoppedAt         *time.Time         `json:"stopped_at,omitempty"`
+	CompletedAt       *time.Time         `json:"completed_at,omitempty"`
+	TerminationReason string             `json:"termination_reason,omitempty"`
+	IncidentID        string             `json:"incident_id,omitempty"`
+	StepCount         int64              `json:"step_count"`
+	RecordedAt        time.Time          `json:"recorded_at"`
+}
+
+// SystemRunOf is a run as the system topic lists it.
+func SystemRunOf(r runproof.Run) SystemRun {
+	return SystemRun{RunID: r.ID, AgentID: r.AgentID, TraceID: r.TraceID, SnapshotID: r.SnapshotID, Status: r.Status,
+		StartedAt: r.StartedAt, StoppedAt: r.StoppedAt, CompletedAt: r.CompletedAt, TerminationReason: r.TerminationReason,
+		IncidentID: r.IncidentID, StepCount: r.Totals.Steps, RecordedAt: r.CreatedAt}
+}
+
+// TelemetryPoint is one step of a run as numbers, with the run's running
+// totals up to and including it.
+type TelemetryPoint struct {
+	StepIndex            int64               `json:"step_index"`
+	Timestamp            time.Time           `json:"timestamp"`
+	Status               runproof.StepStatus `json:"status"`
+	InputTokens          int64               `json:"input_tokens"`
+	OutputTokens         int64               `json:"output_tokens"`
+	Tokens               int64               `json:"tokens"`
+	CostCents            float64             `json:"cost_cents"`
+	DurationMs           float64             `json:"duration_ms"`
+	CumulativeTokens     int64               `json:"cumulative_tokens"`
+	CumulativeCostCents  float64             `json:"cumulative_cost_cents"`
+	CumulativeDurationMs float64             `json:"cumulative_duration_ms"`
+}
+
+// LimitUsage is how much of one limit policy of the snapshot the run used.
+// Threshold and Used are in the policy's unit: tokens, cents, steps or ms.
+type LimitUsage struct {
+	PolicyID      string              `json:"policy_id"`
+	PolicyName    string              `json:"policy_name"`
+	PolicyVersion int                 `json:"policy_version"`
+	Type          runproof.PolicyType `json:"type"`
+	Action        runproof.Action     `json:"action"`
+	Threshold     float64             `json:"threshold"`
+	Used          float64             `json:"used"`
+	// UsedPercent is Used as a percentage of Threshold, to two decimals.
+	UsedPercent float64 `json:"used_percent"`
+	// FirstStep80Percent is the first step whose running total reached 80 %
+	// of the threshold (the step is a warning), null if none did.
+	FirstStep80Percent *int64 `json:"first_step_80_percent"`
+	// FirstStepOverThreshold is the first step whose running total went
+	// over the threshold (the policy was broken), null if none did.
+	FirstStepOverThreshold *int64 `json:"first_step_over_threshold"`
+}
+
+// Telemetry is a run's steps as numeric series, its totals, and how much of
+// each limit policy of its snapshot it used.
+type Telemetry struct {
+	RunID      string           `json:"run_id"`
+	SnapshotID string           `json:"policy_snapshot_id"`
+	Points     []TelemetryPoint `json:"points"`
+	Totals     runproof.Totals  `json:"totals"`
+	Limits     []LimitUsage     `json:"limits"`
+}
+
+// Telemetry returns a run's telemetry.
+func (s *Service) Telemetry(ctx context.Context, tenantID, runID string) (Telemetry, error) {
+	run, steps, err := s.Trace(ctx, tenantID, runID)
+	if err != nil {
+		return Telemetry{}, err
+	}
+	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
+	if err != nil {
+		return Telemetry{}, err
+	}
+	return TelemetryOf(run, snap, steps), nil
+}
+
+// TelemetryOf computes a run's telemetry from its steps in index order and
+// its snapshot. Running totals are kept exactly, as the policies judge them.
+func TelemetryOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step) Telemetry {
+	t := Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, len(steps)), Limits: []LimitUsage{}}
+	type limit struct {
+		usage     *LimitUsage
+		threshold int64 // in the fixed-point unit of the type
+	}
+	var limits []limit
+	for _, p := range snap.Policies {
+		if !p.Type.IsLimit() {
+			continue
+		}
+		n, err := runproof.ParseFixed(p.Threshold, limitScale(p.Type))
+		if err != nil || n <= 0 {
+			continue // a stored policy's threshold is canonical and positive
+		}
+		t.Limits = append(t.Limits, LimitUsage{PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
+			Type: p.Type, Action: p.Action, Threshold: float64(n) / float64(limitScale(p.Type))})
+		limits = append(limits, limit{threshold: n})
+	}
+	for i := range limits {
+		limits[i].usage = &t.Limits[i]
+	}
+	var tot runproof.Totals
+	for i, st := range steps {
+		tot = tot.Add(st)
+		t.Points[i] = TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
+			InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
+			CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
+			CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
+			CumulativeDurationMs: runproof.Millis(tot.DurationMicros)}
+		for _, l := range limits {
+			v, idx := limitValue(l.usage.Type, tot), st.Index
+			if l.usage.FirstStep80Percent == nil && v*10 >= l.threshold*8 { // the policies' 80 %, in integers
+				l.usage.FirstStep80Percent = &idx
+			}
+			if l.usage.FirstStepOverThreshold == nil && v > l.threshold {
+				l.usage.FirstStepOverThreshold = &idx
+			}
+		}
+	}
+	t.Totals = tot
+	for _, l := range limits {
+		v := limitValue(l.usage.Type, tot)
+		l.usage.Used = float64(v) / float64(limitScale(l.usage.Type))
+		l.usage.UsedPercent = math.Round(float64(v)*10000/float64(l.threshold)) / 100
+	}
+	return t
+}
+
+// limitScale is the number of fixed-point units in one unit of a limit.
+func limitScale(t runproof.PolicyType) int64 {
+	switch t {
+	case runproof.PolicyCostLimit:
+		return runproof.MicrocentsPerCent
+	case runproof.PolicyDurationLimit:
+		return runproof.MicrosPerMilli
+	}
+	return 1
+}
+
+// limitValue is the running total a limit of type t compares, in its
+// fixed-point unit.
+func limitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
+	switch t {
+	case runproof.PolicyTokenLimit:
+		return tot.Tokens()
+	case runproof.PolicyCostLimit:
+		return tot.CostMicrocents
+	case runproof.PolicyStepLimit:
+		return tot.Steps
+	case runproof.PolicyDurationLimit:
+		return tot.DurationMicros
+	}
+	return 0
+}
+
+// Kinds of system event.
+const (
+	EventRunStarted      = "run.started"      // the run was opened and its policy snapshot frozen
+	EventStepWarning     = "step.warning"     // the first warning; the first breach of each warn policy
+	EventIncidentOpened  = "incident.opened"  // a stop policy was broken
+	EventRunStopped      = "run.stopped"      // the run was contained: every later call answers stop
+	EventStepsAfterStop  = "steps.after_stop" // the agent sent steps after the stop
+	EventRunCompleted    = "run.completed"    // the agent ended the run, by its status
+	EventRunFailed       = "run.failed"       //
+	EventRunCancelled    = "run.cancelled"    //
+	EventRunEnded        = "run.ended"        // the agent ended a stopped run (which stays stopped)
+	EventExportCompleted = "export.completed" // an export of the run was made
+	EventExportFailed    = "export.failed"    // an export of the run failed
+)
+
+// SystemEvent is one thing runproof did or saw during a run. At is the
+// server's time (when runproof recorded or did it), except for the end of
+// a run, which is the time the agent gave, if any.
+type SystemEvent struct {
+	At        time.Time   `json:"at"`
+	Kind      string      `json:"kind"`
+	StepIndex *int64      `json:"step_index,omitempty"`
+	Detail    EventDetail `json:"detail"`
+}
+
+// EventDetail says what a system event is about; members that do not apply
+// to its kind are left out.
+type EventDetail struct {
+	AgentID          string `json:"agent_id,omitempty"`
+	PolicySnapshotID string `json:"policy_snapshot_id,omitempty"`
+	PolicyCount      *int   `json:"policy_count,omitempty"`
+	// ReportedAt is the time the agent gave: the run's started_at, or the
+	// step's timestamp.
+	ReportedAt        *time.Time            `json:"reported_at,omitempty"`
+	PolicyID          string                `json:"policy_id,omitempty"`
+	PolicyName        string                `json:"policy_name,omitempty"`
+	PolicyType        runproof.PolicyType   `json:"policy_type,omitempty"`
+	Action            runproof.Action       `json:"action,omitempty"`
+	Outcome           string                `json:"outcome,omitempty"` // approaching, exceeded or failed
+	Threshold         string                `json:"threshold,omitempty"`
+	Actual            string                `json:"actual,omitempty"`
+	IncidentID        string                `json:"incident_id,omitempty"`
+	RiskLevel         runproof.RiskLevel    `json:"risk_level,omitempty"`
+	Decision          string                `json:"decision,omitempty"`
+	TerminationReason string                `json:"termination_reason,omitempty"`
+	Count             int64                 `json:"count,omitempty"`
+	FirstStepIndex    *int64                `json:"first_step_index,omitempty"`
+	LastStepIndex     *int64                `json:"last_step_index,omitempty"`
+	Status            string                `json:"status,omitempty"`
+	ExportID          string                `json:"export_id,omitempty"`
+	BundleType        runproof.BundleType   `json:"bundle_type,omitempty"`
+	Format            runproof.ExportFormat `json:"format,omitempty"`
+	Checksum          string                `json:"checksum,omitempty"`
+	Reason            string                `json:"reason,omitempty"`
+}
+
+// SystemEvents returns a run's system events in time order.
+func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string) ([]SystemEvent, error) {
+	run, steps, err := s.Trace(ctx, tenantID, runID)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
+	if err != nil {
+		return nil, err
+	}
+	incs, err := s.store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: tenantID, RunID: runID})
+	if err != nil {
+		return nil, err
+	}
+	exports, err := s.store.ListExports(ctx, runproof.ListExportsParams{TenantID: tenantID, RunID: runID})
+	if err != nil {
+		return nil, err
+	}
+	return SystemEventsOf(run, snap, steps, incs, exports), nil
+}
+
+// SystemEventsOf derives a run's system events from its records: the run,
+// its snapshot, its steps in index order, its incidents and its exports.
+// Events at the same time keep the order of the run's life.
+func SystemEventsOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step,
+	incs []runproof.Incident, exports []runproof.Export) []SystemEvent {
+	var events []SystemEvent
+	add := func(at time.Time, kind string, step *runproof.Step, d EventDetail) {
+		ev := SystemEvent{At: at, Kind: kind, Detail: d}
+		if step != nil {
+			idx, ts := step.Index, step.Timestamp
+			ev.StepIndex, ev.Detail.ReportedAt = &idx, &ts
+		}
+		events = append(events, ev)
+	}
+	count := len(snap.Policies)
+	started := run.StartedAt
+	add(run.CreatedAt, EventRunStarted, nil, EventDetail{AgentID: run.AgentID, PolicySnapshotID: snap.ID,
+		PolicyCount: &count, ReportedAt: &started})
+
+	warned := false
+	breached := map[string]bool{} // warn policies already reported
+	var after []runproof.Step
+	for i := range steps {
+		st := &steps[i]
+		for _, f := range st.Findings {
+			switch {
+			case f.Outcome == runproof.OutcomeAfterStop:
+				after = append(after, *st)
+			case !warned && st.Status == runproof.StepWarning:
+				warned = true
+				if f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded {
+					breached[f.PolicyID] = true
+				}
+				add(st.RecordedAt, EventStepWarning, st, findingDetail(f))
+			case f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded && !breached[f.PolicyID]:
+				breached[f.PolicyID] = true
+				add(st.RecordedAt, EventStepWarning, st, findingDetail(f))
+			}
+		}
+	}
+
+	var stop *runproof.Incident
+	for i := range incs {
+		inc := &incs[i]
+		if inc.ID == run.IncidentID {
+			stop = inc
+		}
+		idx, violation := inc.InflectionStepIndex, inc.ViolationAt
+		events = append(events, SystemEvent{At: inc.DetectedAt, Kind: EventIncidentOpened, StepIndex: &idx,
+			Detail: EventDetail{IncidentID: inc.ID, PolicyID: inc.PolicyID, PolicyName: inc.PolicyName,
+				PolicyType: inc.ViolationType, Action: runproof.ActionStop, Threshold: inc.ThresholdValue,
+				Actual: inc.ActualValue, RiskLevel: inc.RiskLevel, ReportedAt: &violation}})
+	}
+	if run.StoppedAt != nil {
+		ev := SystemEvent{At: *run.StoppedAt, Kind: EventRunStopped, Detail: EventDetail{Decision: AgentStop,
+			TerminationReason: run.TerminationReason, IncidentID: run.IncidentID}}
+		if stop != nil {
+			idx := stop.InflectionStepIndex
+			ev.StepIndex = &idx
+		}
+		events = append(events, ev)
+	}
+	if len(after) > 0 {
+		first, last := after[0].Index, after[len(after)-1].Index
+		add(after[0].RecordedAt, EventStepsAfterStop, &after[0], EventDetail{Count: int64(len(after)),
+			FirstStepIndex: &first, LastStepIndex: &last})
+	}
+	if run.CompletedAt != nil {
+		kind := "run." + string(run.Status)
+		if run.Status == runproof.RunStopped {
+			kind = EventRunEnded
+		}
+		events = append(events, SystemEvent{At: *run.CompletedAt, Kind: kind,
+			Detail: EventDetail{Status: string(run.Status), TerminationReason: run.TerminationReason}})
+	}
+	for _, e := range exports {
+		d := EventDetail{ExportID: e.ID, BundleType: e.BundleType, Format: e.Format, IncidentID: e.IncidentID}
+		switch {
+		case e.CompletedAt == nil:
+			continue // still pending
+		case e.Status == runproof.ExportCompleted:
+			d.Checksum = e.Checksum
+			events = append(events, SystemEvent{At: *e.CompletedAt, Kind: EventExportCompleted, Detail: d})
+		case e.Status == runproof.ExportFailed:
+			d.Reason = e.FailureReason
+			events = append(events, SystemEvent{At: *e.CompletedAt, Kind: EventExportFailed, Detail: d})
+		}
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].At.Before(events[j].At) })
+	return events
+}
+
+func findingDetail(f runproof.Finding) EventDetail {
+	return EventDetail{PolicyID: f.PolicyID, PolicyName: f.PolicyName, PolicyType: f.Type, Action: f.Action,
+		Outcome: f.Outcome, Threshold: f.Threshold, Actual: f.Actual}
+}
+
+// systemComponent reports whether an audit event was made by runproof
+// itself (the CLI, the demo, a scheduler…) rather than for an API caller.
+func systemComponent(ev runproof.AuditEvent) bool {
+	return ev.SourceComponent != "api" || ev.Actor == "system"
+}
+
+// SystemAudit returns the tenant's audit events made by runproof itself
+// rather than for API callers, newest first, p.Limit (required) from
+// p.Offset among them. Events recorded while it reads are left out, so
+// that pages do not shift under it.
+func (s *Service) SystemAudit(ctx context.Context, p runproof.ListAuditParams) ([]runproof.AuditEvent, error) {
+	const batch = 1000
+	if now := s.Now().Add(time.Microsecond); p.To.IsZero() || p.To.After(now) {
+		p.To = now
+	}
+	want, skip := p.Limit, p.Offset
+	q := p
+	q.Limit, q.Offset = batch, 0
+	out := []runproof.AuditEvent{}
+	for {
+		events, err := s.store.ListAuditEvents(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range events {
+			if !systemComponent(ev) {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, ev)
+			if len(out) == want {
+				return out, nil
+			}
+		}
+		if len(events) < batch {
+			return out, nil
+		}
+		q.Offset += batch
+	}
+}
