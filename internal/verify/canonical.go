@@ -51,7 +51,7 @@ func canonicalString(raw []byte) bool {
 func canonicalNumber(raw []byte, scratch *[]byte) bool {
 	// Fast path: an integer of at most 15 digits is exact in a double and
 	// JSON already forbids leading zeros; only "-0" is not canonical.
-	if len(raw) <= 15 && bytes.IndexAny(raw, ".eE") < 0 {
+	if len(raw) <= 15 && !bytes.ContainsAny(raw, ".eE") {
 		return !(len(raw) == 2 && raw[0] == '-' && raw[1] == '0')
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)

@@ -13,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 
@@ -87,11 +88,7 @@ var streamed = []string{bundlezip.BundleName, bundlezip.StepsName, bundlezip.Rep
 // only the small members (at most MaxSmallMember each) are read whole.
 func ZIP(r io.ReaderAt, size int64, opts Options) *Report {
 	v := &verification{opts: opts, rep: &Report{}}
-	for _, check := range []func(io.ReaderAt, int64) bool{v.checkMembers, v.checkManifest, v.checkSignature, v.checkSums, v.checkContents, v.checkProof} {
-		if !check(r, size) {
-			break
-		}
-	}
+	_ = v.checkMembers(r, size) && v.checkManifest() && v.checkSignature() && v.checkSums() && v.checkContents() && v.checkProof()
 	return v.rep
 }
 
@@ -181,22 +178,13 @@ func (v *verification) checkMembers(r io.ReaderAt, size int64) bool {
 			}
 			continue
 		}
-		if small := !contains(streamed, name); small && f.UncompressedSize64 > MaxSmallMember {
+		if small := !slices.Contains(streamed, name); small && f.UncompressedSize64 > MaxSmallMember {
 			return v.fail(check, name, "%s declares %d bytes: more than the %d bytes it may have", name, f.UncompressedSize64, MaxSmallMember)
 		}
 		present = append(present, name)
 	}
 	v.ok(check, "%s, nothing else", strings.Join(present, ", "))
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // readSmall reads a small member whole.
@@ -214,7 +202,7 @@ func (v *verification) readSmall(name string) ([]byte, error) {
 }
 
 // checkManifest reads manifest.json and checks its form.
-func (v *verification) checkManifest(io.ReaderAt, int64) bool {
+func (v *verification) checkManifest() bool {
 	const check, name = bundlezip.ManifestName, bundlezip.ManifestName
 	b, err := v.readSmall(name)
 	if err != nil {
@@ -312,7 +300,7 @@ func isHexDigest(s string) bool {
 }
 
 // checkSignature checks manifest.sig against the key given.
-func (v *verification) checkSignature(io.ReaderAt, int64) bool {
+func (v *verification) checkSignature() bool {
 	const check, name = bundlezip.SignatureName, bundlezip.SignatureName
 	sig, err := v.readSmall(name)
 	if err != nil {
@@ -342,7 +330,7 @@ func (v *verification) checkSignature(io.ReaderAt, int64) bool {
 
 // checkSums checks that SHA256SUMS holds the manifest's digests, manifest.json's
 // own and proof.json's, one line each, in `sha256sum -c` form.
-func (v *verification) checkSums(io.ReaderAt, int64) bool {
+func (v *verification) checkSums() bool {
 	const check, name = bundlezip.SumsName, bundlezip.SumsName
 	b, err := v.readSmall(name)
 	if err != nil {
@@ -433,7 +421,7 @@ func (v *verification) stream(name string) (*hashingReader, func()) {
 
 // checkContents streams bundle.json, steps.csv and report.pdf, each in its own
 // goroutine, then checks what they hold against the manifest and each other.
-func (v *verification) checkContents(io.ReaderAt, int64) bool {
+func (v *verification) checkContents() bool {
 	m := &v.rep.Manifest
 	for _, f := range m.Files {
 		if declared := v.files[f.Name].UncompressedSize64; declared != uint64(f.Size) {
@@ -696,7 +684,7 @@ func (v *verification) rowDifference() string {
 }
 
 // checkProof hands proof.json, when there is one, to Options.CheckProof.
-func (v *verification) checkProof(io.ReaderAt, int64) bool {
+func (v *verification) checkProof() bool {
 	const check = bundlezip.ProofName
 	switch {
 	case v.proofRaw == nil:
