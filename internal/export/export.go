@@ -165,6 +165,14 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	}
 	if len(in.ExportReason) > 1000 {
 		bad("export_reason", "must be at most 1000 bytes")
+	} else if err := runproof.CheckProse(in.ExportReason); err != nil {
+		bad("export_reason", err.Error())
+	}
+	for _, f := range []struct{ name, value string }{{"prepared_for", in.PreparedFor},
+		{"correlation_id", in.CorrelationID}, {"run_id", in.RunID}, {"incident_id", in.IncidentID}} {
+		if err := runproof.CheckText(f.value); err != nil {
+			bad(f.name, err.Error())
+		}
 	}
 	for _, p := range []struct {
 		name, value string

@@ -86,15 +86,33 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 }
 
 // ServeHTTP gives every request a correlation id, then routes it.
+//
+// No id, name or filter value holds a control character (runproof.CheckText),
+// and PostgreSQL cannot even compare text with U+0000: a path with one
+// names nothing (404) and a query parameter with one is invalid (422).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Correlation-ID")
-	if id == "" || len(id) > 128 {
+	if id == "" || len(id) > 128 || runproof.CheckText(id) != nil {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])
 	}
 	w.Header().Set("X-Correlation-ID", id)
-	s.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), correlationKey{}, id)))
+	r = r.WithContext(context.WithValue(r.Context(), correlationKey{}, id))
+	if runproof.CheckText(r.URL.Path) != nil {
+		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
+			Status: http.StatusNotFound, Detail: "no such route or record: a path never holds control characters"})
+		return
+	}
+	for name, values := range r.URL.Query() {
+		for _, v := range values {
+			if err := runproof.CheckText(v); err != nil {
+				writeError(w, r, s.log, runproof.Invalid(runproof.FieldError{Field: name, Message: err.Error()}))
+				return
+			}
+		}
+	}
+	s.mux.ServeHTTP(w, r)
 }
 
 type correlationKey struct{}

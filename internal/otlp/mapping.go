@@ -319,6 +319,8 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 		return nil, "the span has no name and no " + AttrOperation + ": one of them is required"
 	case len(s.StepType) > maxText:
 		return nil, fmt.Sprintf("its step type %q is over %d bytes", truncate(s.StepType, 40), maxText)
+	case runproof.CheckText(s.StepType) != nil:
+		return nil, fmt.Sprintf("its step type %q %s", truncate(s.StepType, 40), runproof.CheckText(s.StepType))
 	}
 	var ok bool
 	if s.InputTokens, ok = count(attr(attrs, AttrInputTokens)); !ok {

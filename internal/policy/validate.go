@@ -3,7 +3,6 @@ package policy
 import (
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -30,8 +29,10 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 	switch {
 	case p.Name == "":
 		bad("name", "is required")
-	case len(p.Name) > 200 || !utf8.ValidString(p.Name):
-		bad("name", "must be valid UTF-8 of at most 200 bytes")
+	case len(p.Name) > 200:
+		bad("name", "must be at most 200 bytes")
+	case runproof.CheckText(p.Name) != nil:
+		bad("name", runproof.CheckText(p.Name).Error())
 	}
 	switch p.Action {
 	case runproof.ActionStop, runproof.ActionWarn:
@@ -70,6 +71,8 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		for i, s := range p.StepTypes {
 			if strings.TrimSpace(s) == "" {
 				bad("step_types["+itoa(i)+"]", "must not be empty")
+			} else if err := runproof.CheckText(s); err != nil {
+				bad("step_types["+itoa(i)+"]", err.Error())
 			}
 		}
 		p.StepTypes = slices.Clone(p.StepTypes)
@@ -79,6 +82,8 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		p.Threshold, p.StepTypes = "", nil
 		if strings.TrimSpace(p.Expression) == "" {
 			bad("expression", "is required for an expression policy")
+		} else if err := runproof.CheckProse(p.Expression); err != nil {
+			bad("expression", err.Error())
 		} else if _, err := compileExpression(p.Expression); err != nil {
 			bad("expression", err.Error())
 		}

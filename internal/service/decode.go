@@ -183,6 +183,8 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 			bad(i, "step_type", "is required (the tool, skill or model called)")
 		case len(s.StepType) > maxText:
 			bad(i, "step_type", "must be at most %d bytes", maxText)
+		case runproof.CheckText(s.StepType) != nil:
+			bad(i, "step_type", "%s", runproof.CheckText(s.StepType))
 		default:
 			st.StepType = s.StepType
 		}

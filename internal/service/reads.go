@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"sort"
 	"time"
 
@@ -73,6 +74,9 @@ func decodeCursor(s string) (runproof.RunCursor, error) {
 	var c cursorJSON
 	if err := json.Unmarshal(b, &c); err != nil {
 		return runproof.RunCursor{}, err
+	}
+	if !validID(c.ID) {
+		return runproof.RunCursor{}, errors.New("not a run id")
 	}
 	return runproof.RunCursor{StartedAt: runproof.Timestamp(c.T), RunID: c.ID}, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
@@ -38,12 +37,16 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 		bad("agent_id", "is required")
 	case len(in.AgentID) > maxText:
 		bad("agent_id", fmt.Sprintf("must be at most %d bytes", maxText))
+	case runproof.CheckText(in.AgentID) != nil:
+		bad("agent_id", runproof.CheckText(in.AgentID).Error())
 	}
 	if in.RunID != "" && !validID(in.RunID) {
 		bad("run_id", "must be 1-128 letters, digits, '.', '_', ':' or '-'")
 	}
 	if len(in.Goal) > maxGoal {
 		bad("goal", fmt.Sprintf("must be at most %d bytes", maxGoal))
+	} else if err := runproof.CheckProse(in.Goal); err != nil {
+		bad("goal", err.Error())
 	}
 	if in.TraceID != "" && !validTraceID(in.TraceID) {
 		bad("trace_id", "must be 32 lowercase hex digits (a W3C trace id), not all zero")
@@ -55,9 +58,6 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 			bad("started_at", err.Error())
 		}
 		started = t
-	}
-	if !utf8.ValidString(in.AgentID + in.Goal) {
-		bad("agent_id", "must be valid UTF-8")
 	}
 	if len(errs) > 0 {
 		return runproof.Run{}, false, runproof.Invalid(errs...)

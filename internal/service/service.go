@@ -77,6 +77,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 	if !role.Valid() {
 		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + roleList()})
 	}
+	if err := runproof.CheckText(name); err != nil {
+		errs = append(errs, runproof.FieldError{Field: "name", Message: err.Error()})
+	}
 	if len(errs) > 0 {
 		return "", runproof.APIKey{}, runproof.Invalid(errs...)
 	}
