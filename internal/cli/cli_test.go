@@ -115,6 +115,8 @@ func TestUsageErrors(t *testing.T) {
 		{"group without subcommand", []string{"keys"}, "runproof keys create"},
 		{"missing tenant", []string{"keys", "create", "--role", "admin", "--data", data}, "--tenant is required"},
 		{"bad tenant", []string{"keys", "create", "--tenant", "a b", "--role", "admin", "--data", data}, "--tenant must be"},
+		{"tenant with ..", []string{"keys", "create", "--tenant", "a..b", "--role", "admin", "--data", data}, "--tenant must be"},
+		{"tenant .", []string{"export", "--tenant", ".", "--run", "r", "--type", "evidence", "--format", "json", "-o", "x", "--data", data}, "--tenant must be"},
 		{"bad role", []string{"keys", "create", "--tenant", "acme", "--role", "root", "--data", data}, "--role must be one of viewer, exporter, auditor, admin, agent"},
 		{"unknown flag", []string{"migrate", "--colour", "red"}, "flag provided but not defined: -colour"},
 		{"not a postgres URL", []string{"migrate", "--database", "mysql://u:secret@db/x"}, "must be a postgres:// or postgresql:// URL"},

@@ -180,12 +180,8 @@ func checkTenant(cmd, tenant string) error {
 	if tenant == "" {
 		return usagef("%s: --tenant is required (the tenant the records belong to)", cmd)
 	}
-	ok := len(tenant) <= 128
-	for _, c := range tenant {
-		ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c))
-	}
-	if !ok {
-		return usagef("%s: --tenant must be 1-128 letters, digits, '.', '_', ':' or '-'", cmd)
+	if !runproof.ValidTenantID(tenant) {
+		return usagef("%s: --tenant %s", cmd, runproof.TenantIDRule)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package runproof
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,6 +70,24 @@ func (r Role) Origin() Origin {
 		return OriginAgent
 	}
 	return OriginHuman
+}
+
+// TenantIDRule says which tenant ids ValidTenantID accepts, for messages.
+const TenantIDRule = `must be 1-128 letters, digits, '.', '_', ':' or '-', neither "." nor holding ".."`
+
+// ValidTenantID reports whether s can be a tenant id (TenantIDRule). A
+// tenant's id names the directory of its export artifacts, hence no "."
+// and no "..".
+func ValidTenantID(s string) bool {
+	if len(s) == 0 || len(s) > 128 || s == "." || strings.Contains(s, "..") {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._:-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // APIKey is a tenant's credential. Only the SHA-256 of the secret is kept.

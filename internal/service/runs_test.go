@@ -177,3 +177,30 @@ func TestIngestSpansRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestTenantIDs: a tenant id names the directory of the tenant's export
+// artifacts, so "." and ids holding ".." are refused when a key is made,
+// and a key of such a tenant stored before is not accepted.
+func TestTenantIDs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		for _, bad := range []string{"a..b", "..", ".", "...", "a/b", "", strings.Repeat("a", 129)} {
+			_, _, err := svc.CreateAPIKey(ctx, bad, runproof.RoleAdmin, "")
+			wantField(t, err, "tenant")
+		}
+		for _, good := range []string{"a.b", ".a", "acme:eu-1", "x_y.z-", strings.Repeat("a", 128)} {
+			if _, _, err := svc.CreateAPIKey(ctx, good, runproof.RoleAdmin, ""); err != nil {
+				t.Errorf("tenant %q: %v", good, err)
+			}
+		}
+		secret := KeyPrefix + strings.Repeat("ab", 32)
+		if err := store.CreateAPIKey(ctx, runproof.APIKey{ID: "key_old", TenantID: "a..b", Role: runproof.RoleAdmin,
+			Name: "old", Hash: HashKey(secret), CreatedAt: svc.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Authenticate(ctx, secret); runproof.ErrorCode(err) != runproof.EUNAUTHORIZED {
+			t.Fatalf("key of tenant a..b: %v", err)
+		}
+	})
+}

@@ -71,8 +71,11 @@ func HashKey(secret string) string {
 // never stored and cannot be shown again.
 func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runproof.Role, name string) (string, runproof.APIKey, error) {
 	var errs []runproof.FieldError
-	if err := validTenant(tenantID); err != "" {
-		errs = append(errs, runproof.FieldError{Field: "tenant", Message: err})
+	switch {
+	case tenantID == "":
+		errs = append(errs, runproof.FieldError{Field: "tenant", Message: "is required"})
+	case !runproof.ValidTenantID(tenantID):
+		errs = append(errs, runproof.FieldError{Field: "tenant", Message: runproof.TenantIDRule})
 	}
 	if !role.Valid() {
 		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + roleList()})
@@ -105,23 +108,20 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.API
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
 	}
 	k, err := s.store.APIKeyByHash(ctx, HashKey(secret))
-	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+	switch {
+	case runproof.ErrorCode(err) == runproof.ENOTFOUND:
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
+	case err != nil:
+		return runproof.APIKey{}, err
+	case !runproof.ValidTenantID(k.TenantID):
+		// Made before the rule: its tenant could not export.
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED,
+			"the API key is not valid: its tenant id %q is no longer accepted (it %s); create a key for another tenant id", k.TenantID, runproof.TenantIDRule)
 	}
-	return k, err
+	return k, nil
 }
 
-func validTenant(t string) string {
-	if t == "" {
-		return "is required"
-	}
-	if !validID(t) {
-		return "must be 1-128 letters, digits, '.', '_', ':' or '-'"
-	}
-	return ""
-}
-
-// validID accepts the ids runproof lets clients choose (tenants, runs).
+// validID accepts the ids runproof lets clients choose for runs.
 func validID(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false
