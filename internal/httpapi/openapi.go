@@ -3,14 +3,21 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"path"
 	"reflect"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 )
 
 // The OpenAPI 3.1 document is generated from the route table and the Go
-// types of each route's bodies, so it cannot drift from the code.
+// types of each route's bodies. TestOpenAPIDescribesResponses checks real
+// answers of a server against it, member by member, so that it stays true.
 
 func (s *Server) openapi(w http.ResponseWriter, _ *call) error {
 	writeJSON(w, http.StatusOK, s.OpenAPI())
@@ -21,9 +28,7 @@ var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
 // OpenAPI returns the OpenAPI 3.1 document of the API.
 func (s *Server) OpenAPI() map[string]any {
-	schemas := map[string]any{
-		"Problem": schemaOf(reflect.TypeFor[Problem](), nil),
-	}
+	schemas := map[string]any{}
 	paths := map[string]map[string]any{}
 	for _, rt := range s.routes {
 		op := map[string]any{"summary": rt.summary, "operationId": operationID(rt)}
@@ -47,11 +52,25 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		ok := map[string]any{"description": http.StatusText(status)}
 		if rt.response != nil {
-			ok["content"] = map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(rt.response), schemas)}}
+			var schema map[string]any
+			if rt.evidence {
+				schema = withEvidence(reflect.TypeOf(rt.response), schemas)
+			} else {
+				schema = schemaOf(reflect.TypeOf(rt.response), schemas)
+			}
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": schema}}
 		}
 		problem := map[string]any{"description": "An RFC 9457 problem.", "content": map[string]any{
-			"application/problem+json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}}}
-		op["responses"] = map[string]any{itoa(status): ok, "default": problem}
+			"application/problem+json": map[string]any{"schema": schemaOf(reflect.TypeFor[Problem](), schemas)}}}
+		responses := map[string]any{itoa(status): ok, "default": problem}
+		if rt.repeatStatus != 0 {
+			repeat := map[string]any{"description": http.StatusText(rt.repeatStatus) + ": an identical re-send, which changed nothing."}
+			if content := ok["content"]; content != nil {
+				repeat["content"] = content
+			}
+			responses[itoa(rt.repeatStatus)] = repeat
+		}
+		op["responses"] = responses
 		if rt.perm != "" {
 			op["security"] = []any{map[string]any{"apiKey": []any{}}}
 			op["description"] = "Needs the " + string(rt.perm) + " permission."
@@ -81,19 +100,32 @@ func operationID(rt route) string {
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
+// fixedSchemas describe the types whose JSON is not what their kind says.
+var fixedSchemas = map[reflect.Type]map[string]any{
+	reflect.TypeFor[time.Time]():       {"type": "string", "format": "date-time"},
+	reflect.TypeFor[json.RawMessage](): {}, // any JSON value
+	reflect.TypeFor[jsontext.Value]():  {},
+	reflect.TypeFor[json.Number]():     {"type": "number"},
+	reflect.TypeFor[service.Number]():  {"type": "number"}, // a JSON number, kept as written
+}
+
+// addedMembers lists the members a type's MarshalJSON adds to its fields.
+var addedMembers = map[reflect.Type]map[string]any{
+	reflect.TypeFor[runproof.Totals](): {"tokens": map[string]any{"type": "integer"},
+		"cost_cents": map[string]any{"type": "number"}, "duration_ms": map[string]any{"type": "number"}},
+	reflect.TypeFor[runproof.Step](): {"tokens": map[string]any{"type": "integer"},
+		"cost_cents": map[string]any{"type": "number"}, "duration_ms": map[string]any{"type": "number"}},
+}
+
 // schemaOf describes a Go type as a JSON Schema (2020-12, as OpenAPI 3.1
-// uses). Named struct types go to components and are referenced.
+// uses). Named struct types go to components, named after their package
+// and type ("runproof.Run"), and are referenced.
 func schemaOf(t reflect.Type, components map[string]any) map[string]any {
 	if t.Kind() == reflect.Pointer {
 		return schemaOf(t.Elem(), components)
 	}
-	switch {
-	case t == reflect.TypeFor[time.Time]():
-		return map[string]any{"type": "string", "format": "date-time"}
-	case t == reflect.TypeFor[json.RawMessage]():
-		return map[string]any{}
-	case t == reflect.TypeFor[json.Number]():
-		return map[string]any{"type": "number"}
+	if s, ok := fixedSchemas[t]; ok {
+		return s
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -111,17 +143,26 @@ func schemaOf(t reflect.Type, components map[string]any) map[string]any {
 	case reflect.Interface:
 		return map[string]any{}
 	case reflect.Struct:
-		name := t.Name()
-		if components != nil && name != "" {
-			if _, done := components[name]; !done {
-				components[name] = map[string]any{} // guards recursion
-				components[name] = structSchema(t, components)
-			}
-			return map[string]any{"$ref": "#/components/schemas/" + name}
+		if components == nil || t.Name() == "" {
+			return structSchema(t, components)
 		}
-		return structSchema(t, components)
+		name := path.Base(t.PkgPath()) + "." + t.Name()
+		if _, done := components[name]; !done {
+			components[name] = map[string]any{} // guards recursion
+			components[name] = structSchema(t, components)
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + name}
 	}
 	return map[string]any{}
+}
+
+// withEvidence describes a struct answered by writeEvidence: its members
+// and the evidence metadata.
+func withEvidence(t reflect.Type, components map[string]any) map[string]any {
+	s := structSchema(t, components)
+	s["properties"].(map[string]any)["evidence"] = schemaOf(reflect.TypeFor[runproof.EvidenceMeta](), components)
+	s["required"] = []any{"evidence"}
+	return s
 }
 
 func structSchema(t reflect.Type, components map[string]any) map[string]any {
@@ -134,14 +175,39 @@ func structSchema(t reflect.Type, components map[string]any) map[string]any {
 			}
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" || !f.IsExported() {
 			continue
 		}
 		if name == "" {
 			name = f.Name
 		}
-		props[name] = schemaOf(f.Type, components)
+		s := schemaOf(f.Type, components)
+		if f.Type.Kind() == reflect.Pointer && !strings.Contains(opts, "omitempty") {
+			s = nullable(s) // a nil pointer is written as null
+		}
+		props[name] = s
+	}
+	for k, v := range addedMembers[t] {
+		props[k] = v
 	}
 	return map[string]any{"type": "object", "properties": props}
+}
+
+// nullable is s, or null.
+func nullable(s map[string]any) map[string]any {
+	switch typ := s["type"].(type) {
+	case string:
+		n := map[string]any{}
+		for k, v := range s {
+			n[k] = v
+		}
+		n["type"] = []any{typ, "null"}
+		return n
+	case nil:
+		if len(s) == 0 {
+			return s // any value, null included
+		}
+	}
+	return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
 }

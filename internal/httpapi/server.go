@@ -142,6 +142,10 @@ type route struct {
 	request      any // a value of the body type, for the OpenAPI document
 	response     any // a value of the success body type, for the OpenAPI document
 	status       int // success status, for the OpenAPI document
+	// repeatStatus is the status of an identical re-send, which changes
+	// nothing and answers the same body, for the OpenAPI document.
+	repeatStatus int
+	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	query        []string
 	handle       handler
 }
