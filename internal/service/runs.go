@@ -142,8 +142,10 @@ type StepsResult struct {
 
 // AppendSteps judges validated steps (see DecodeSteps) in index order against
 // the run's snapshot and running totals and stores them, all or nothing.
-// A step already stored with the same content is a no-op; with other content
-// it is ECONFLICT. New steps must follow the last stored one without a gap.
+// A step already stored with the same content is a no-op, also once the run
+// ended; with other content it is ECONFLICT. New steps must follow the last
+// stored one without a gap; a run that ended (completed, failed, cancelled)
+// takes none: ECONFLICT.
 func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step) (StepsResult, error) {
 	if len(steps) == 0 {
 		return StepsResult{}, runproof.Invalid(runproof.FieldError{Field: "steps", Message: "must hold at least one step"})
@@ -154,9 +156,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 	err := s.store.UpdateRun(ctx, p, func(st runproof.RunState) (runproof.RunChange, error) {
 		res = StepsResult{Steps: make([]StepOutcome, 0, len(steps))}
 		run := st.Run
+		ended := false
 		switch run.Status {
 		case runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
-			return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT, "run %q is %s: it takes no more steps", runID, run.Status))
+			ended = true
 		}
 		stored := map[int64]runproof.Step{}
 		for _, e := range st.Existing {
@@ -176,6 +179,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 				}
 				res.Steps = append(res.Steps, outcome(old))
 				continue
+			}
+			if ended {
+				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
+					"steps[%d]: run %q is %s: it takes no more steps", i, runID, run.Status))
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
 				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),

@@ -15,10 +15,13 @@ import (
 	"github.com/runproof/runproof/internal/store/storetest"
 )
 
+// stepsStart is when the steps of stepJSON start: an hour before the tests.
+var stepsStart = time.Now().Add(-time.Hour).Truncate(time.Second)
+
 // stepJSON is one step as an agent sends it, at index i, i seconds after
-// the hour before now; extra members replace the defaults.
+// stepsStart; extra members replace the defaults.
 func stepJSON(i int, extra map[string]any) map[string]any {
-	s := map[string]any{"step_index": i, "timestamp": time.Now().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+	s := map[string]any{"step_index": i, "timestamp": stepsStart.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
 		"step_type": "llm:gpt-4o", "input_tokens": 10, "output_tokens": 5, "cost_cents": 1.5, "duration_ms": 250,
 		"content": map[string]any{"prompt": fmt.Sprintf("step %d", i)}}
 	for k, v := range extra {
@@ -201,6 +204,35 @@ func TestTenantIDs(t *testing.T) {
 		}
 		if _, err := svc.Authenticate(ctx, secret); runproof.ErrorCode(err) != runproof.EUNAUTHORIZED {
 			t.Fatalf("key of tenant a..b: %v", err)
+		}
+	})
+}
+
+// TestResendAfterEnd: re-sending identical steps of an ended run is a no-op
+// answered from the stored outcome; only new steps are refused.
+func TestResendAfterEnd(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		openRun(t, svc, "acme", "r1")
+		first, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil), stepJSON(1, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{}); err != nil {
+			t.Fatal(err)
+		}
+		again, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil), stepJSON(1, nil))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(first) {
+			t.Fatalf("re-send after the end: %+v, %v; first answer %+v", again, err, first)
+		}
+		for _, batch := range [][]map[string]any{{stepJSON(2, nil)}, {stepJSON(1, nil), stepJSON(2, nil)}} {
+			if _, err := appendJSON(t, svc, "acme", "r1", batch...); runproof.ErrorCode(err) != runproof.ECONFLICT {
+				t.Fatalf("new step after the end: %v, want %s", err, runproof.ECONFLICT)
+			}
+		}
+		if run, err := store.GetRun(ctx, "acme", "r1"); err != nil || run.Totals.Steps != 2 || run.Status != runproof.RunCompleted {
+			t.Fatalf("run %+v, %v", run, err)
 		}
 	})
 }
