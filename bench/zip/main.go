@@ -171,7 +171,7 @@ func seed(ctx context.Context, store runproof.Store, n int) (string, error) {
 		var in []service.StepInput
 		for i := from; i < min(from+service.MaxStepsPerCall, n); i++ {
 			idx := int64(i)
-			in = append(in, service.StepInput{StepIndex: &idx, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+			in = append(in, service.StepInput{StepIndex: &idx, Timestamp: start.Add(time.Duration(i) * 100 * time.Millisecond).Format(time.RFC3339Nano),
 				StepType: "llm:gpt-4o", InputTokens: int64(120 + i%50), OutputTokens: 40, CostCents: "0.25", DurationMs: "812.5",
 				Content: []byte(`{"prompt":"Summarise the ticket","response":"The customer asks for a refund."}`)})
 		}
