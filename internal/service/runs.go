@@ -26,8 +26,9 @@ type RunInput struct {
 const maxGoal = 4096
 
 // CreateRun opens a run and freezes the tenant's active policies into its
-// snapshot. Re-sending the same run is a no-op that returns the stored run
-// (created false); a different run under the same id is ECONFLICT.
+// snapshot. Re-sending the same run, even at the same time, is a no-op that
+// returns the stored run (created false); a different run under the same id
+// is ECONFLICT.
 func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (run runproof.Run, created bool, err error) {
 	now := s.Now()
 	var errs []runproof.FieldError
@@ -64,17 +65,9 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 	}
 
 	if in.RunID != "" {
-		existing, err := s.store.GetRun(ctx, tenantID, in.RunID)
-		switch {
-		case err == nil:
-			if existing.AgentID == in.AgentID && existing.Goal == in.Goal &&
-				(in.TraceID == "" || in.TraceID == existing.TraceID) &&
-				(in.StartedAt == "" || started.Equal(existing.StartedAt)) {
-				return existing, false, nil
-			}
-			return runproof.Run{}, false, runproof.Errorf(runproof.ECONFLICT, "run %q already exists with different fields", in.RunID)
-		case runproof.ErrorCode(err) != runproof.ENOTFOUND:
-			return runproof.Run{}, false, err
+		stored, err := s.resentRun(ctx, tenantID, in, started)
+		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			return stored, false, err
 		}
 	}
 
@@ -94,10 +87,30 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 	if run.TraceID == "" {
 		run.TraceID = newTraceID()
 	}
-	if err := s.store.CreateRun(ctx, run, snap); err != nil {
+	if err := s.store.CreateRun(ctx, run, snap); runproof.ErrorCode(err) == runproof.ECONFLICT && in.RunID != "" {
+		// Sent twice at once: the first one stored stands.
+		stored, err := s.resentRun(ctx, tenantID, in, started)
+		return stored, false, err
+	} else if err != nil {
 		return runproof.Run{}, false, err
 	}
 	return run, true, nil
+}
+
+// resentRun answers a run sent under the id of a stored run: the stored run
+// when the fields sent match it, ECONFLICT when they do not, ENOTFOUND when
+// there is no such run. started is in.StartedAt parsed.
+func (s *Service) resentRun(ctx context.Context, tenantID string, in RunInput, started time.Time) (runproof.Run, error) {
+	existing, err := s.store.GetRun(ctx, tenantID, in.RunID)
+	if err != nil {
+		return runproof.Run{}, err
+	}
+	if existing.AgentID == in.AgentID && existing.Goal == in.Goal &&
+		(in.TraceID == "" || in.TraceID == existing.TraceID) &&
+		(in.StartedAt == "" || started.Equal(existing.StartedAt)) {
+		return existing, nil
+	}
+	return runproof.Run{}, runproof.Errorf(runproof.ECONFLICT, "run %q already exists with different fields", in.RunID)
 }
 
 func validTraceID(s string) bool {

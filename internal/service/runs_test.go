@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,6 +234,43 @@ func TestResendAfterEnd(t *testing.T) {
 		}
 		if run, err := store.GetRun(ctx, "acme", "r1"); err != nil || run.Totals.Steps != 2 || run.Status != runproof.RunCompleted {
 			t.Fatalf("run %+v, %v", run, err)
+		}
+	})
+}
+
+// TestCreateRunConcurrently: identical POST /runs sent at once all answer
+// the one run stored, whichever came first; exactly one created it.
+func TestCreateRunConcurrently(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		svc := New(store, Options{})
+		for round := range 5 {
+			in := RunInput{RunID: fmt.Sprintf("r%d", round), AgentID: "bot", Goal: "answer"}
+			var (
+				wg      sync.WaitGroup
+				mu      sync.Mutex
+				created int
+				errs    []error
+			)
+			for range 16 {
+				wg.Go(func() {
+					run, c, err := svc.CreateRun(context.Background(), "acme", in)
+					mu.Lock()
+					defer mu.Unlock()
+					if err == nil && run.ID != in.RunID {
+						err = fmt.Errorf("run %q", run.ID)
+					}
+					if err != nil {
+						errs = append(errs, err)
+					}
+					if c {
+						created++
+					}
+				})
+			}
+			wg.Wait()
+			if len(errs) > 0 || created != 1 {
+				t.Fatalf("run %s: created %d times, errors %v", in.RunID, created, errs)
+			}
 		}
 	})
 }
