@@ -498,7 +498,7 @@ func (v *verification) bundle(f *bundleFacts, scanErr error, size int64) bool {
 	}
 	v.ok("bundle.json content_hash", "%s recomputed", f.contentHash)
 	m := &v.rep.Manifest
-	if m.BundleType == runproof.BundleSOC2 {
+	if f.bundleType == string(runproof.BundleSOC2) {
 		if f.evidenceDigest != f.gotEvidenceDigest.String() {
 			return v.fail("bundle.json evidence_digest", name, "the bundle says %q, its evidence members give %s", f.evidenceDigest, f.gotEvidenceDigest)
 		}
