@@ -184,6 +184,9 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 // ReplayWindow is the half-width of the replay window around its centre.
 const ReplayWindow = 30 * time.Second
 
+// MaxReplayAuditEvents bounds the audit events of one replay.
+const MaxReplayAuditEvents = 10_000
+
 // ReplayItem is one entry of a replay, tagged with where it comes from.
 type ReplayItem struct {
 	Source string    `json:"source"` // step, system or audit
@@ -202,6 +205,10 @@ type Replay struct {
 	WindowStart time.Time    `json:"window_start"`
 	WindowEnd   time.Time    `json:"window_end"`
 	Items       []ReplayItem `json:"items"`
+	AuditEvents int          `json:"audit_events"` // audit events among Items
+	// Truncated is true when the window holds more than
+	// MaxReplayAuditEvents audit events: Items then holds the latest ones.
+	Truncated bool `json:"truncated"`
 }
 
 // Replay returns the window of events around a run's inflection.
@@ -255,16 +262,42 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string) (Replay, e
 	system(run.StoppedAt, "run_stopped", map[string]string{"termination_reason": run.TerminationReason})
 	system(run.CompletedAt, "run_completed", map[string]string{"status": string(run.Status)})
 
-	events, err := s.store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: tenantID,
-		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: 1000})
-	if err != nil {
+	if err := s.replayAudit(ctx, tenantID, &rp); err != nil {
 		return Replay{}, err
-	}
-	for _, ev := range events {
-		rp.Items = append(rp.Items, ReplayItem{Source: "audit", At: ev.OccurredAt, Kind: ev.Action, Data: ev})
 	}
 	sort.SliceStable(rp.Items, func(i, j int) bool { return rp.Items[i].At.Before(rp.Items[j].At) })
 	return rp, nil
+}
+
+// replayAudit adds the tenant's audit events of the replay's window, newest
+// first, page after page, up to MaxReplayAuditEvents. Events recorded while
+// it reads are newer than the rest and push the others down the pages: an
+// event seen twice is counted once.
+func (s *Service) replayAudit(ctx context.Context, tenantID string, rp *Replay) error {
+	const page = 1000
+	seen := map[string]bool{}
+	for offset := 0; ; offset += page {
+		events, err := s.store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: tenantID,
+			From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: page, Offset: offset})
+		if err != nil {
+			return err
+		}
+		for _, ev := range events {
+			if seen[ev.ID] {
+				continue
+			}
+			if len(seen) == MaxReplayAuditEvents {
+				rp.Truncated = true
+				return nil
+			}
+			seen[ev.ID] = true
+			rp.AuditEvents++
+			rp.Items = append(rp.Items, ReplayItem{Source: "audit", At: ev.OccurredAt, Kind: ev.Action, Data: ev})
+		}
+		if len(events) < page {
+			return nil
+		}
+	}
 }
 
 // GetIncident returns one incident of the tenant.

@@ -274,3 +274,59 @@ func TestCreateRunConcurrently(t *testing.T) {
 		}
 	})
 }
+
+// TestReplayAuditEvents: a replay holds every audit event of its window, over
+// as many pages as it takes, up to MaxReplayAuditEvents; past that it says it
+// is truncated, and how many it holds.
+func TestReplayAuditEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		centre := stepsStart
+		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: centre.Format(time.RFC3339)}); err != nil {
+			t.Fatal(err)
+		}
+		// n events from 29 s before the centre on, one every 5 ms, and
+		// one outside the window on each side.
+		add := func(n int) {
+			t.Helper()
+			events := []runproof.AuditEvent{{OccurredAt: centre.Add(-31 * time.Second)}, {OccurredAt: centre.Add(31 * time.Second)}}
+			for i := range n {
+				events = append(events, runproof.AuditEvent{OccurredAt: centre.Add(-29*time.Second + time.Duration(i)*5*time.Millisecond)})
+			}
+			for i := range events {
+				events[i].TenantID, events[i].Actor, events[i].ActorType = "acme", "key_1", runproof.OriginAgent
+				events[i].Category, events[i].Action, events[i].Decision = runproof.AuditAccess, "GET /api/v1/logs/llm-runs", runproof.DecisionAllow
+			}
+			if err := svc.Record(ctx, events...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		count := func() (Replay, int) {
+			t.Helper()
+			rp, err := svc.Replay(ctx, "acme", "r1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, it := range rp.Items {
+				if it.Source == "audit" {
+					n++
+				}
+			}
+			return rp, n
+		}
+		add(2500)
+		if rp, n := count(); n != 2500 || rp.AuditEvents != 2500 || rp.Truncated {
+			t.Fatalf("%d audit events in the replay (audit_events %d, truncated %v), want 2500", n, rp.AuditEvents, rp.Truncated)
+		}
+		add(MaxReplayAuditEvents - 2500)
+		if rp, n := count(); n != MaxReplayAuditEvents || rp.Truncated {
+			t.Fatalf("%d audit events in the replay (truncated %v), want %d", n, rp.Truncated, MaxReplayAuditEvents)
+		}
+		add(1)
+		if rp, n := count(); n != MaxReplayAuditEvents || rp.AuditEvents != n || !rp.Truncated {
+			t.Fatalf("%d audit events in the replay (audit_events %d, truncated %v), want %d, truncated", n, rp.AuditEvents, rp.Truncated, MaxReplayAuditEvents)
+		}
+	})
+}
