@@ -3,11 +3,11 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
-	"math/rand/v2"
-	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"

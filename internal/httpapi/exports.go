@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/runproof/runproof/internal/export"
@@ -124,7 +125,7 @@ func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Expor
 	h.Set("Repr-Digest", "sha-256=:"+b64+":")
 	h.Set("Digest", "sha-256="+b64)
 	h.Set("X-Export-ID", rec.ID)
-	h.Set("Content-Length", itoa(int(rec.SizeBytes)))
+	h.Set("Content-Length", strconv.FormatInt(rec.SizeBytes, 10))
 	w.WriteHeader(http.StatusOK)
 	hash := sha256.New()
 	n, err := io.Copy(io.MultiWriter(w, hash), f)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path"
 	"reflect"
+	"strconv"
 	"regexp"
 	"strings"
 	"time"
@@ -62,13 +63,13 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		problem := map[string]any{"description": "An RFC 9457 problem.", "content": map[string]any{
 			"application/problem+json": map[string]any{"schema": schemaOf(reflect.TypeFor[Problem](), schemas)}}}
-		responses := map[string]any{itoa(status): ok, "default": problem}
+		responses := map[string]any{strconv.Itoa(status): ok, "default": problem}
 		if rt.repeatStatus != 0 {
 			repeat := map[string]any{"description": http.StatusText(rt.repeatStatus) + ": an identical re-send, which changed nothing."}
 			if content := ok["content"]; content != nil {
 				repeat["content"] = content
 			}
-			responses[itoa(rt.repeatStatus)] = repeat
+			responses[strconv.Itoa(rt.repeatStatus)] = repeat
 		}
 		op["responses"] = responses
 		if rt.perm != "" {
@@ -97,8 +98,6 @@ func operationID(rt route) string {
 	p = strings.NewReplacer("/api/v1/", "", "/", "_", "-", "_", ".", "_").Replace(p)
 	return strings.ToLower(rt.method) + "_" + strings.Trim(p, "_")
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // fixedSchemas describe the types whose JSON is not what their kind says.
 var fixedSchemas = map[reflect.Type]map[string]any{
