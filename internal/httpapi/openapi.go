@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"path"
 	"reflect"
-	"strconv"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
