@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 GO ?= go
 
-.PHONY: help build test test-pg lint bench bench-zip fuzz demo
+.PHONY: help build test test-pg lint bench bench-zip bench-otlp fuzz demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,17 @@ bench: ## ingest benchmark: runproof's HTTP API vs raw inserts, SQLite and Postg
 bench-zip: ## ZIP export and verify of a 10 000-step run vs zip -6 and sha256sum
 	$(GO) run ./bench/zip
 
-fuzz: ## fuzz the step decoder and the policy evaluator for 30 s each
-	$(GO) test -run '^$$' -fuzz FuzzDecodeSteps -fuzztime 30s ./internal/service
-	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime 30s ./internal/policy
+bench-otlp: ## OTLP/HTTP span ingest vs the native step API
+	$(GO) run ./bench/otlp
+
+fuzz: ## run every fuzz target for 20 s each
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSteps$$' -fuzztime 20s ./internal/service
+	$(GO) test -run '^$$' -fuzz '^FuzzMappedSpansAreValidSteps$$' -fuzztime 20s ./internal/service
+	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime 20s ./internal/policy
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime 20s ./internal/otlp
+	$(GO) test -run '^$$' -fuzz '^FuzzStepHash$$' -fuzztime 20s ./internal/runproof
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime 20s ./internal/runproof
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFixed$$' -fuzztime 20s ./internal/runproof
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalEvidence$$' -fuzztime 20s ./internal/evidence
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalTokens$$' -fuzztime 20s ./internal/verify
+	$(GO) test -run '^$$' -fuzz '^FuzzCSVReader$$' -fuzztime 20s ./internal/verify
