@@ -41,3 +41,6 @@ fuzz: ## run every fuzz target for 20 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalEvidence$$' -fuzztime 20s ./internal/evidence
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalTokens$$' -fuzztime 20s ./internal/verify
 	$(GO) test -run '^$$' -fuzz '^FuzzCSVReader$$' -fuzztime 20s ./internal/verify
+
+demo: ## seed the demo tenant and export its bundles into ./runproof-demo
+	$(GO) run ./cmd/runproof demo
