@@ -49,10 +49,6 @@ func systemRun(t *testing.T, e *env, admin, agent string) (exportID string) {
 	return rec.ID
 }
 
-type evidenceOnly struct {
-	Evidence runproof.EvidenceMeta `json:"evidence"`
-}
-
 func TestSystemTopic(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		e := newEnv(t, store)
