@@ -522,3 +522,17 @@ func TestDemoTwiceThenExport(t *testing.T) {
 		2, "has no incident")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "other", "--incident", inc), 2, "--incident: no such incident")
 }
+
+func TestRotateSigningKey(t *testing.T) {
+	data := t.TempDir()
+	first := runCLI(t, "", "keys", "rotate-signing", "--data", data)
+	second := runCLI(t, "", "keys", "rotate-signing", "--data", data)
+	if first.code != 0 || second.code != 0 || first.stdout == second.stdout || !strings.HasPrefix(second.stdout, "ed25519:") ||
+		!strings.Contains(second.stderr, "BEGIN PUBLIC KEY") {
+		t.Fatalf("rotations: %+v %+v", first, second)
+	}
+	files, _ := filepath.Glob(filepath.Join(data, "signing-keys", "*.pem"))
+	if len(files) != 3 { // the first key, created on first use, and two rotations
+		t.Errorf("%d key files, want 3", len(files))
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 func keysCreateCommand() *command {
@@ -77,4 +78,45 @@ func roleNames() string {
 		names[i] = string(r)
 	}
 	return strings.Join(names, ", ")
+}
+
+func keysRotateSigningCommand() *command {
+	return &command{
+		name:    "keys rotate-signing",
+		summary: "make a new signing key the active one",
+		help: `Usage: runproof keys rotate-signing [flags]
+
+Creates a new Ed25519 signing key in DIR/signing-keys and makes it the one
+that signs ZIP manifests and ledger checkpoints from now on. Older keys stay
+listed (GET /api/v1/signing-keys) and accepted, so that everything they
+signed still verifies. Prints the new key's id on stdout and its public key
+(PEM) on stderr. A running server picks the new key up when restarted.
+
+` + commonHelp + `
+Examples:
+  runproof keys rotate-signing
+  runproof keys rotate-signing --data /var/lib/runproof 2>new-pub.pem
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("keys rotate-signing: unexpected argument %q (see runproof keys rotate-signing -h)", args[0])
+				}
+				if e.signingKey != "" {
+					return usagef("keys rotate-signing: --signing-key (or %s) names a key kept outside the data directory: rotate it where it is kept", SigningKeyEnv)
+				}
+				keys, err := openKeys(e.common)
+				if err != nil {
+					return err
+				}
+				k, err := keys.Rotate()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "%s", signing.PublicPEM(k.Public()))
+				_, err = fmt.Fprintln(e.stdout, k.ID)
+				return err
+			}
+		},
+	}
 }
