@@ -48,19 +48,9 @@ func finish(t testing.TB, s runproof.Store, tenant string, first, n int) []runpr
 	ctx := context.Background()
 	out := make([]runproof.Export, 0, n)
 	for i := first; i < first+n; i++ {
-		req := runproof.ExportRequest{ID: fmt.Sprintf("%s-x%04d", tenant, i), TenantID: tenant,
-			Scope: runproof.ScopeLLMRun, RunID: "run-1", BundleType: runproof.BundleEvidence, Format: runproof.FormatJSON,
-			RequestedBy: "key-1", Origin: runproof.OriginHuman, SourceComponent: "api",
-			CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+		req, ev := finished(tenant, i)
 		if err := s.CreateExport(ctx, req); err != nil {
 			t.Fatal(err)
-		}
-		ev := runproof.ExportEvent{TenantID: tenant, ExportID: req.ID, Kind: runproof.ExportEventCompleted,
-			At: req.CreatedAt.Add(time.Millisecond), Checksum: runproof.DigestBytes([]byte(req.ID)), SizeBytes: int64(100 + i),
-			BundleID: fmt.Sprintf("EVD-%04d", i), Artifact: tenant + "/" + req.ID + ".json"}
-		if i%5 == 4 {
-			ev = runproof.ExportEvent{TenantID: tenant, ExportID: req.ID, Kind: runproof.ExportEventFailed,
-				At: ev.At, Reason: "the run has no steps"}
 		}
 		if err := s.AppendExportEvent(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -72,6 +62,23 @@ func finish(t testing.TB, s runproof.Store, tenant string, first, n int) []runpr
 		out = append(out, rec)
 	}
 	return out
+}
+
+// finished returns the request and the outcome of made-up export number i
+// of tenant: completed, or failed when i%5 == 4.
+func finished(tenant string, i int) (runproof.ExportRequest, runproof.ExportEvent) {
+	req := runproof.ExportRequest{ID: fmt.Sprintf("%s-x%04d", tenant, i), TenantID: tenant,
+		Scope: runproof.ScopeLLMRun, RunID: "run-1", BundleType: runproof.BundleEvidence, Format: runproof.FormatJSON,
+		RequestedBy: "key-1", Origin: runproof.OriginHuman, SourceComponent: "api",
+		CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+	ev := runproof.ExportEvent{TenantID: tenant, ExportID: req.ID, Kind: runproof.ExportEventCompleted,
+		At: req.CreatedAt.Add(time.Millisecond), Checksum: runproof.DigestBytes([]byte(req.ID)), SizeBytes: int64(100 + i),
+		BundleID: fmt.Sprintf("EVD-%04d", i), Artifact: tenant + "/" + req.ID + ".json"}
+	if i%5 == 4 {
+		ev = runproof.ExportEvent{TenantID: tenant, ExportID: req.ID, Kind: runproof.ExportEventFailed,
+			At: ev.At, Reason: "the run has no steps"}
+	}
+	return req, ev
 }
 
 // appendEach appends the exports one call each, so that every size has a
