@@ -74,6 +74,10 @@ type LedgerStore interface {
 	// LedgerEntries returns the entries with index in [from, to), in index
 	// order.
 	LedgerEntries(ctx context.Context, tenantID string, from, to int64) ([]LedgerEntry, error)
+	// LedgerExports returns the export records of the entries with index
+	// in [from, to), each once, in export id order, folded as GetExport
+	// folds them. An entry whose export has no request has no record here.
+	LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]Export, error)
 	// LedgerEntryByExport returns the entry of an export of a type
 	// (ENOTFOUND).
 	LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (LedgerEntry, error)

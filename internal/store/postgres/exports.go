@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -147,7 +148,24 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 	if err != nil {
 		return nil, fmt.Errorf("list exports: %w", err)
 	}
-	byExport := map[string][]runproof.ExportEvent{}
+	return foldExports(reqs, events), nil
+}
+
+// CountFinishedExports counts the exports that ended before a time: an
+// export has one completed or failed event at most.
+func (s *Store) CountFinishedExports(ctx context.Context, tenantID string, before time.Time) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM export_events
+		WHERE tenant_id = $1 AND kind IN ('completed', 'failed') AND at < $2`, tenantID, runproof.Timestamp(before)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count finished exports: %w", err)
+	}
+	return n, nil
+}
+
+// foldExports folds each request with its events, in the order of reqs.
+func foldExports(reqs []runproof.ExportRequest, events []runproof.ExportEvent) []runproof.Export {
+	byExport := make(map[string][]runproof.ExportEvent, len(reqs))
 	for _, e := range events {
 		byExport[e.ExportID] = append(byExport[e.ExportID], e)
 	}
@@ -155,5 +173,5 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 	for i, r := range reqs {
 		out[i] = runproof.FoldExport(r, byExport[r.ID])
 	}
-	return out, nil
+	return out
 }

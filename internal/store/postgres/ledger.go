@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -138,10 +139,20 @@ func readHashes(ctx context.Context, q querier, tenantID string, indexes []int64
 		idx  int64
 		hash []byte
 	}
-	rows, err := collect(ctx, q, func(r pgx.Row) (row, error) {
+	scan := func(r pgx.Row) (row, error) {
 		var v row
 		return v, r.Scan(&v.idx, &v.hash)
-	}, `SELECT idx, hash FROM ledger_hashes WHERE tenant_id = $1 AND idx = ANY($2::bigint[])`, tenantID, indexes)
+	}
+	var rows []row
+	var err error
+	if first, last := indexes[0], indexes[len(indexes)-1]; last-first == int64(len(indexes)-1) && slices.IsSorted(indexes) {
+		// Consecutive indexes, as Verify reads them: one range scan.
+		rows, err = collect(ctx, q, scan, `SELECT idx, hash FROM ledger_hashes
+			WHERE tenant_id = $1 AND idx >= $2 AND idx <= $3`, tenantID, first, last)
+	} else {
+		rows, err = collect(ctx, q, scan, `SELECT idx, hash FROM ledger_hashes
+			WHERE tenant_id = $1 AND idx = ANY($2::bigint[])`, tenantID, indexes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger hashes: %w", err)
 	}
@@ -168,6 +179,23 @@ func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int
 		return nil, fmt.Errorf("ledger entries: %w", err)
 	}
 	return out, nil
+}
+
+// LedgerExports returns the export records of the entries with index in
+// [from, to): one query for their requests, one for their events.
+func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]runproof.Export, error) {
+	const ids = `SELECT export_id FROM ledger_entries WHERE tenant_id = $1 AND idx >= $2 AND idx < $3`
+	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
+		WHERE tenant_id = $1 AND id IN (`+ids+`) ORDER BY id`, tenantID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("ledger exports: %w", err)
+	}
+	events, err := collect(ctx, s.pool, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
+		WHERE tenant_id = $1 AND export_id IN (`+ids+`)`, tenantID, from, to) // folded in any order
+	if err != nil {
+		return nil, fmt.Errorf("ledger exports: %w", err)
+	}
+	return foldExports(reqs, events), nil
 }
 
 // LedgerEntryByExport returns the entry of an export of a type.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -131,7 +132,24 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 	if err != nil {
 		return nil, fmt.Errorf("list exports: %w", err)
 	}
-	byExport := map[string][]runproof.ExportEvent{}
+	return foldExports(reqs, events), nil
+}
+
+// CountFinishedExports counts the exports that ended before a time: an
+// export has one completed or failed event at most.
+func (s *Store) CountFinishedExports(ctx context.Context, tenantID string, before time.Time) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM export_events
+		WHERE tenant_id = ? AND kind IN ('completed', 'failed') AND at < ?`, tenantID, timeText(before)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count finished exports: %w", err)
+	}
+	return n, nil
+}
+
+// foldExports folds each request with its events, in the order of reqs.
+func foldExports(reqs []runproof.ExportRequest, events []runproof.ExportEvent) []runproof.Export {
+	byExport := make(map[string][]runproof.ExportEvent, len(reqs))
 	for _, e := range events {
 		byExport[e.ExportID] = append(byExport[e.ExportID], e)
 	}
@@ -139,5 +157,5 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 	for i, r := range reqs {
 		out[i] = runproof.FoldExport(r, byExport[r.ID])
 	}
-	return out, nil
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -117,19 +118,27 @@ func readHashes(ctx context.Context, q querier, tenantID string, indexes []int64
 	if len(indexes) == 0 {
 		return nil, nil
 	}
-	list, err := json.Marshal(indexes)
-	if err != nil {
-		return nil, err
-	}
 	type row struct {
 		idx  int64
 		hash []byte
 	}
-	rows, err := collect(ctx, q, func(r scanner) (row, error) {
+	scan := func(r scanner) (row, error) {
 		var v row
 		return v, r.Scan(&v.idx, &v.hash)
-	}, `SELECT idx, hash FROM ledger_hashes
-		WHERE tenant_id = ? AND idx IN (SELECT value FROM json_each(?))`, tenantID, string(list))
+	}
+	var rows []row
+	var err error
+	if first, last := indexes[0], indexes[len(indexes)-1]; last-first == int64(len(indexes)-1) && slices.IsSorted(indexes) {
+		// Consecutive indexes, as Verify reads them: one range scan.
+		rows, err = collect(ctx, q, scan, `SELECT idx, hash FROM ledger_hashes
+			WHERE tenant_id = ? AND idx >= ? AND idx <= ?`, tenantID, first, last)
+	} else {
+		var list []byte
+		if list, err = json.Marshal(indexes); err == nil { // one parameter, however many indexes
+			rows, err = collect(ctx, q, scan, `SELECT idx, hash FROM ledger_hashes
+				WHERE tenant_id = ? AND idx IN (SELECT value FROM json_each(?))`, tenantID, string(list))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ledger hashes: %w", err)
 	}
@@ -156,6 +165,23 @@ func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int
 		return nil, fmt.Errorf("ledger entries: %w", err)
 	}
 	return out, nil
+}
+
+// LedgerExports returns the export records of the entries with index in
+// [from, to): one query for their requests, one for their events.
+func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]runproof.Export, error) {
+	const ids = `SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND idx >= ? AND idx < ?`
+	reqs, err := collect(ctx, s.db, scanExportRequest, `SELECT `+exportColumns+` FROM exports
+		WHERE tenant_id = ? AND id IN (`+ids+`) ORDER BY id`, tenantID, tenantID, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("ledger exports: %w", err)
+	}
+	events, err := collect(ctx, s.db, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
+		WHERE tenant_id = ? AND export_id IN (`+ids+`)`, tenantID, tenantID, from, to) // folded in any order
+	if err != nil {
+		return nil, fmt.Errorf("ledger exports: %w", err)
+	}
+	return foldExports(reqs, events), nil
 }
 
 // LedgerEntryByExport returns the entry of an export of a type.

@@ -104,6 +104,13 @@ func testLedger(t *testing.T, h Harness) {
 	equal(t, "hashes 2, 0", hashes, [][runproof.LedgerHashSize]byte{ledgerHash("t12"), ledgerHash("t10")})
 	_, err = s.LedgerHashes(ctx, "t1", []int64{1, 3})
 	wantCode(t, "a hash not stored", err, runproof.ENOTFOUND)
+	hashes, err = s.LedgerHashes(ctx, "t1", []int64{0, 1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "hashes 0 to 2", hashes, [][runproof.LedgerHashSize]byte{ledgerHash("t10"), ledgerHash("t11"), ledgerHash("t12")})
+	_, err = s.LedgerHashes(ctx, "t1", []int64{2, 3})
+	wantCode(t, "a run of hashes, the last not stored", err, runproof.ENOTFOUND)
 
 	latest, err := s.LedgerCheckpoint(ctx, "t1", 0)
 	if err != nil {
@@ -178,6 +185,57 @@ func testLedger(t *testing.T, h Harness) {
 	}
 	_, err = appendLedgerTyped(ctx, s, "t1", manifestEntry, "x1")
 	wantCode(t, "manifest entry twice", err, runproof.ECONFLICT)
+}
+
+// testLedgerExports reads the export records of ranges of entries: each
+// export once, folded with its events, and none of another tenant.
+func testLedgerExports(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	createExports(t, s, newExport("t1", "x1", at(0)), newExport("t1", "x2", at(1)), newExport("t1", "x3", at(2)),
+		newExport("t2", "x1", at(3)))
+	failed := runproof.ExportEvent{TenantID: "t1", ExportID: "x2", Kind: runproof.ExportEventFailed, At: at(6), Reason: "disk full"}
+	appendExportEvents(t, s, completedEvent("t1", "x1", at(4)), sealedEvent("t1", "x2", at(5)), failed,
+		completedEvent("t2", "x1", at(7)))
+	for _, step := range []struct {
+		typ string
+		ids []string
+	}{{exportEntry, []string{"x1"}}, {manifestEntry, []string{"x2"}}, {exportEntry, []string{"x2", "ghost"}}} {
+		if _, err := appendLedgerTyped(ctx, s, "t1", step.typ, step.ids...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := appendLedger(ctx, s, "t2", "x1"); err != nil {
+		t.Fatal(err)
+	}
+	get := func(id string) runproof.Export {
+		rec, err := s.GetExport(ctx, "t1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	for _, c := range []struct {
+		from, to int64
+		want     []runproof.Export
+	}{
+		{0, 4, []runproof.Export{get("x1"), get("x2")}}, // x2 has two entries; "ghost" no record
+		{1, 2, []runproof.Export{get("x2")}},
+		{3, 10, []runproof.Export{}},
+		{4, 10, []runproof.Export{}},
+	} {
+		got, err := s.LedgerExports(ctx, "t1", c.from, c.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, fmt.Sprintf("records of entries [%d, %d)", c.from, c.to), got, c.want)
+	}
+	got, err := s.LedgerExports(ctx, "t2", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].TenantID != "t2" || got[0].Status != runproof.ExportCompleted {
+		t.Errorf("records of t2's entries: %s", show(got))
+	}
 }
 
 // testLedgerConcurrent checks that appends to one log are serialised: each

@@ -46,6 +46,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"ListExports", testListExports},
 		{"ExportsAppendOnly", testExportsAppendOnly},
 		{"Ledger", testLedger},
+		{"LedgerExports", testLedgerExports},
 		{"LedgerConcurrent", testLedgerConcurrent},
 		{"LedgerAppendOnly", testLedgerAppendOnly},
 		{"Scenario", testScenario},
