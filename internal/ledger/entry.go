@@ -3,7 +3,9 @@ package ledger
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -65,8 +67,61 @@ func optTime(t *time.Time) string {
 	return runproof.FormatTime(*t)
 }
 
-// Bytes returns the leaf bytes: the entry's RFC 8785 form.
-func (e Entry) Bytes() ([]byte, error) { return runproof.Canonical(e) }
+// Bytes returns the leaf bytes: the entry's RFC 8785 form. They are
+// written directly, members in the byte order of their names, unless a
+// string is not valid UTF-8 or the size is beyond 2^53, which
+// runproof.Canonical turns as JCS does.
+func (e Entry) Bytes() ([]byte, error) {
+	if b, ok := e.appendCanonical(make([]byte, 0, 512)); ok {
+		return b, nil
+	}
+	return runproof.Canonical(e)
+}
+
+// appendCanonical appends the entry's RFC 8785 form to b; it reports
+// false, leaving the job to runproof.Canonical, for what that one changes.
+func (e Entry) appendCanonical(b []byte) ([]byte, bool) {
+	if e.SizeBytes > 1<<53 || e.SizeBytes < -(1<<53) {
+		return b, false
+	}
+	valid := true
+	sep := byte('{')
+	member := func(name, value string, omitEmpty bool) {
+		if omitEmpty && value == "" {
+			return
+		}
+		valid = valid && utf8.ValidString(value)
+		b = append(append(append(b, sep, '"'), name...), '"', ':')
+		b = runproof.AppendJCSString(b, value)
+		sep = ','
+	}
+	member("bundle_id", e.BundleID, true)
+	member("bundle_type", e.BundleType, false)
+	member("checksum", e.Checksum, true)
+	member("correlation_id", e.CorrelationID, true)
+	member("created_at", e.CreatedAt, false)
+	member("export_id", e.ExportID, false)
+	member("export_reason", e.ExportReason, true)
+	member("failure_reason", e.FailureReason, true)
+	member("finished_at", e.FinishedAt, false)
+	member("format", e.Format, false)
+	member("incident_id", e.IncidentID, true)
+	member("origin", e.Origin, false)
+	member("period_end", e.PeriodEnd, true)
+	member("period_start", e.PeriodStart, true)
+	member("requested_by", e.RequestedBy, false)
+	member("run_id", e.RunID, true)
+	member("scope", e.Scope, false)
+	if e.SizeBytes != 0 {
+		b = append(append(b, sep), `"size_bytes":`...)
+		b = strconv.AppendInt(b, e.SizeBytes, 10)
+	}
+	member("source_component", e.SourceComponent, false)
+	member("status", e.Status, false)
+	member("tenant_id", e.TenantID, false)
+	member("type", e.Type, false)
+	return append(b, '}'), valid
+}
 
 // leafBytes returns the leaf of a finished export.
 func leafBytes(rec runproof.Export) ([]byte, error) {

@@ -53,6 +53,32 @@ func TestEntryBytes(t *testing.T) {
 	}
 }
 
+// FuzzEntryBytes checks the leaf bytes Entry.Bytes writes against the
+// RFC 8785 form runproof.Canonical makes of the same entry.
+func FuzzEntryBytes(f *testing.F) {
+	f.Add("acme", "acme-x0001", "completed", "", "sha256:ab", int64(100), "2026-01-02T15:04:05.123456Z")
+	f.Add("a\"b\\c\u2028", "\x01é<>&\u007f", "failed", "disk\nfull\t", "", int64(0), "")
+	f.Add("t", "x", "failed", "\xff", "", int64(1)<<60, "")
+	f.Add("t", "x", "completed", "", "", int64(-1)<<53, "\U0001F600")
+	f.Fuzz(func(t *testing.T, tenant, id, status, text, checksum string, size int64, at string) {
+		e := ledger.Entry{Type: ledger.EntryType, ExportID: id, TenantID: tenant, Status: status, Scope: text,
+			RunID: checksum, IncidentID: at, BundleType: id, Format: status, RequestedBy: text, Origin: tenant,
+			SourceComponent: at, CorrelationID: text, ExportReason: text, PeriodStart: at, PeriodEnd: checksum,
+			CreatedAt: at, FinishedAt: id, BundleID: checksum, Checksum: checksum, SizeBytes: size, FailureReason: text}
+		got, err := e.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := runproof.Canonical(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("leaf bytes differ:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
 func TestNew(t *testing.T) {
 	s := storetest.OpenSQLite(t)
 	if _, err := ledger.New(s, ed25519.PrivateKey{1, 2}, keyName, ledger.Options{}); err == nil {

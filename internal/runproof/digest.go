@@ -69,7 +69,7 @@ func stepHashBytes(s Step, b []byte) []byte {
 	if s.ContentDigest == "" {
 		b = append(b, "null"...)
 	} else {
-		b = appendJCSString(b, s.ContentDigest)
+		b = AppendJCSString(b, s.ContentDigest)
 	}
 	b = append(b, `,"cost_cents":`...)
 	b = strconv.AppendFloat(b, Cents(s.CostMicrocents), 'f', -1, 64)
@@ -82,18 +82,19 @@ func stepHashBytes(s Step, b []byte) []byte {
 	b = append(b, `,"step_index":`...)
 	b = strconv.AppendInt(b, s.Index, 10)
 	b = append(b, `,"step_type":`...)
-	b = appendJCSString(b, s.StepType)
+	b = AppendJCSString(b, s.StepType)
 	b = append(b, `,"timestamp":"`...) // RFC 3339 needs no escaping
 	b = Timestamp(s.Timestamp).AppendFormat(b, TimeFormat)
 	return append(b, '"', '}')
 }
 
-// appendJCSString writes s as RFC 8785 does (ECMAScript JSON.stringify):
+// AppendJCSString writes s as RFC 8785 does (ECMAScript JSON.stringify):
 // only '"', '\\' and control characters are escaped, the short forms where
-// they exist, otherwise \u00xx in lowercase hex. Values of at most 2^53 and
-// at least 1e-6 (all the fixed-point values here) print without exponent,
-// which is what strconv's 'f' format gives.
-func appendJCSString(b []byte, s string) []byte {
+// they exist, otherwise \u00xx in lowercase hex. s must be valid UTF-8
+// (Canonical replaces what is not). Values of at most 2^53 and at least
+// 1e-6 (all the fixed-point values here) print without exponent, which is
+// what strconv's 'f' format gives.
+func AppendJCSString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
