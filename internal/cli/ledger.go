@@ -26,31 +26,40 @@ func ledgerVerifyCommand() *command {
 	return &command{
 		name:    "ledger verify",
 		summary: "recompute the export ledger and check its signatures",
-		help: `Usage: runproof ledger verify [--tenant T] [--checkpoint FILE] [--key FILE]... [flags]
+		help: `Usage: runproof ledger verify [--tenant T] [--checkpoint FILE] [--key FILE]... [--all-signatures] [flags]
 
 Recomputes each tenant's export ledger from the export records: every entry,
-every stored hash of the tree, every checkpoint's signature and tree hash,
-and checks that every export finished more than a minute ago is in it.
-Prints one line per tenant; exits 1 naming the first entry that does not
-match. Each check is recorded as an audit event of category integrity
+every stored hash of the tree and the tree hash of every checkpoint; checks
+the signature of the latest checkpoint, which covers every entry, and that
+every export finished more than a minute ago is in the ledger. Prints one
+line per tenant; exits 1 naming the first entry that does not match. Each
+check is recorded as an audit event of category integrity
 (GET /api/v1/logs/audit/integrity).
 
   --tenant T            only this tenant's ledger (default: every tenant that
                         has one; with --checkpoint, the tenant it names)
   --checkpoint FILE     a checkpoint kept from earlier (the text of GET
-                        /api/v1/ledger/checkpoint): also prove that the ledger
-                        still extends it
+                        /api/v1/ledger/checkpoint): check its signature and
+                        prove that the ledger still extends it
   --key FILE            a public key checkpoints may be signed with: a PEM
                         public key or a note verifier key; repeat for several
                         (default: the keys of DIR/signing-keys and --signing-key)
+  --all-signatures      also check the signature of every older checkpoint:
+                        one Ed25519 check per append, several times the rest
+                        of the work. Without it, an older checkpoint whose
+                        signature alone was altered (its note still stating
+                        the recomputed tree) goes unnoticed; when the latest
+                        signature does not hold, all are checked anyway
 ` + commonHelp + `
 Examples:
   runproof ledger verify
   runproof ledger verify --tenant acme --checkpoint acme-2026-q3.checkpoint --key pub.pem
+  runproof ledger verify --all-signatures
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			tenant := fs.String("tenant", "", "tenant")
 			checkpoint := fs.String("checkpoint", "", "older checkpoint file")
+			allSignatures := fs.Bool("all-signatures", false, "check every checkpoint's signature")
 			var keyFiles stringList
 			fs.Var(&keyFiles, "key", "public key file")
 			return func(ctx context.Context, e *env, args []string) error {
@@ -74,7 +83,7 @@ Examples:
 						return err
 					}
 				}
-				return verifyLedgers(ctx, e, *tenant, older, keyFiles)
+				return verifyLedgers(ctx, e, *tenant, older, keyFiles, *allSignatures)
 			}
 		},
 	}
@@ -100,7 +109,7 @@ func checkpointTenant(msg []byte) string {
 	return t
 }
 
-func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string) error {
+func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string, allSignatures bool) error {
 	store, err := openStore(ctx, e.common)
 	if err != nil {
 		return err
@@ -124,7 +133,7 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 	for _, t := range tenants {
 		started := time.Now()
 		rep, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: t, VerifierKeys: vkeys, Checkpoint: older,
-			FinishedBefore: started.Add(-settleTime)})
+			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures})
 		line := verifyLine(rep, err)
 		fmt.Fprintf(e.stdout, "%s: %s\n", t, line)
 		decision := runproof.DecisionAllow
@@ -159,7 +168,17 @@ func verifyLine(rep ledger.Report, err error) string {
 	case err != nil:
 		return "could not be checked: " + err.Error()
 	}
-	line := fmt.Sprintf("ok: %d entries recomputed, %d signed checkpoints hold, the latest of size %d", rep.Entries, rep.Checkpoints, rep.Latest.N)
+	var line string
+	switch {
+	case rep.Checkpoints == 0:
+		line = "ok: the ledger is empty"
+	case rep.Signatures == rep.Checkpoints:
+		line = fmt.Sprintf("ok: %d entries recomputed, %d checkpoints hold with their signatures, the latest of size %d",
+			rep.Entries, rep.Checkpoints, rep.Latest.N)
+	default:
+		line = fmt.Sprintf("ok: %d entries recomputed, %d checkpoints hold, the latest of size %d with its signature",
+			rep.Entries, rep.Checkpoints, rep.Latest.N)
+	}
 	if rep.Extends > 0 {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
 	}

@@ -250,13 +250,15 @@ func signTree(b *testing.B) ([]byte, note.Verifier) {
 // verifyEntries is the size of the ledgers BenchmarkVerifyLedger checks.
 const verifyEntries = 10_000
 
-// BenchmarkVerifyLedger times ledger.Verify, what `runproof ledger verify`
-// runs, over a store of 10 000 finished exports, and in the same run
+// BenchmarkVerifyLedger times ledger.Verify as `runproof ledger verify`
+// calls it, over a store of 10 000 finished exports, and in the same run
 // SHA-256 over the same leaf bytes; "x-sha256" is the ratio. The ledger
 // has a checkpoint after every entry, as the server appends exports one
 // by one ("every=1"), or after every thousand, as Ledger.Sync appends
-// them ("every=1000"). Filling the PostgreSQL ledger one entry at a time
-// takes most of a minute.
+// them ("every=1000"). Verify checks the latest checkpoint's signature
+// ("latest-signature", the default) or every one's ("all-signatures").
+// Filling the PostgreSQL ledger one entry at a time takes most of a
+// minute.
 func BenchmarkVerifyLedger(b *testing.B) {
 	for _, eng := range []struct {
 		name string
@@ -277,13 +279,23 @@ func BenchmarkVerifyLedger(b *testing.B) {
 				if err != nil || len(entries) != verifyEntries {
 					b.Fatalf("%d entries, %v", len(entries), err)
 				}
-				p := ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{l.VerifierKey()}}
-				for b.Loop() {
-					if _, err := ledger.Verify(ctx, s, p); err != nil {
-						b.Fatal(err)
+				for _, all := range []bool{false, true} {
+					name := "latest-signature"
+					if all {
+						name = "all-signatures"
 					}
+					b.Run(name, func(b *testing.B) {
+						// Every export finished before now must be in the ledger.
+						p := ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{l.VerifierKey()},
+							FinishedBefore: time.Now(), AllSignatures: all}
+						for b.Loop() {
+							if _, err := ledger.Verify(ctx, s, p); err != nil {
+								b.Fatal(err)
+							}
+						}
+						reportPerEntry(b, entries)
+					})
 				}
-				reportPerEntry(b, entries)
 			})
 		}
 	}

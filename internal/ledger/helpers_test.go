@@ -109,6 +109,14 @@ func checkProof(p ledger.Proof, vkey string) error {
 	return tlog.CheckRecord(p.RecordProof, tree.N, tree.Hash, p.Index, tlog.RecordHash(p.Leaf))
 }
 
+// inPages runs fn as Verify reads by default, then reading three entries
+// at a time, so that a small log spans several pages.
+func inPages(fn func()) {
+	fn()
+	defer ledger.SetVerifyBatch(3)()
+	fn()
+}
+
 // wantMismatch fails the test unless err is a ledger mismatch at index.
 func wantMismatch(t *testing.T, err error, index int64) {
 	t.Helper()

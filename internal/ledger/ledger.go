@@ -118,25 +118,55 @@ func checkpointText(origin string, tree tlog.Tree) []byte {
 // OpenCheckpoint checks a signed checkpoint against verifier keys and
 // returns its origin line and the tree it signs.
 func OpenCheckpoint(msg []byte, verifierKeys ...string) (origin string, tree tlog.Tree, err error) {
-	vs := make([]note.Verifier, 0, len(verifierKeys))
-	for _, k := range verifierKeys {
+	vs, err := newVerifiers(verifierKeys)
+	if err != nil {
+		return "", tree, err
+	}
+	return openCheckpoint(msg, vs)
+}
+
+// newVerifiers parses note verifier keys.
+func newVerifiers(keys []string) (note.Verifiers, error) {
+	vs := make([]note.Verifier, 0, len(keys))
+	for _, k := range keys {
 		v, err := note.NewVerifier(k)
 		if err != nil {
-			return "", tree, fmt.Errorf("verifier key %q: %w", k, err)
+			return nil, fmt.Errorf("verifier key %q: %w", k, err)
 		}
 		vs = append(vs, v)
 	}
-	n, err := note.Open(msg, note.VerifierList(vs...))
+	return note.VerifierList(vs...), nil
+}
+
+// openCheckpoint is OpenCheckpoint with the verifiers parsed.
+func openCheckpoint(msg []byte, known note.Verifiers) (origin string, tree tlog.Tree, err error) {
+	n, err := note.Open(msg, known)
 	var unverified *note.UnverifiedNoteError
 	if errors.As(err, &unverified) {
 		return "", tree, fmt.Errorf("checkpoint not signed by a known key: %w", err)
 	} else if err != nil {
 		return "", tree, fmt.Errorf("checkpoint signature: %w", err)
 	}
-	if tree, err = tlog.ParseTree([]byte(n.Text)); err != nil {
+	return checkpointTree(n.Text)
+}
+
+// readCheckpoint reads a checkpoint's origin line and tree without
+// checking its signature: only that the note is well formed.
+func readCheckpoint(msg []byte) (origin string, tree tlog.Tree, err error) {
+	_, err = note.Open(msg, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) {
 		return "", tree, fmt.Errorf("checkpoint: %w", err)
 	}
-	lines := strings.Split(n.Text, "\n")
+	return checkpointTree(unverified.Note.Text)
+}
+
+// checkpointTree reads the tree and the origin line of a checkpoint's text.
+func checkpointTree(text string) (origin string, tree tlog.Tree, err error) {
+	if tree, err = tlog.ParseTree([]byte(text)); err != nil {
+		return "", tree, fmt.Errorf("checkpoint: %w", err)
+	}
+	lines := strings.Split(text, "\n")
 	if len(lines) < 5 || lines[3] == "" {
 		return "", tree, errors.New("checkpoint: no origin line")
 	}

@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,8 +110,10 @@ func TestTamper(t *testing.T) {
 				if d.older {
 					older = sg.c8
 				}
-				_, err := sg.ledger.Verify(ctx, "acme", older)
-				wantMismatch(t, err, d.index)
+				inPages(func() {
+					_, err := sg.ledger.Verify(ctx, "acme", older)
+					wantMismatch(t, err, d.index)
+				})
 				if err := checkProof(sg.proof, sg.ledger.VerifierKey()); err != nil {
 					t.Errorf("the proof taken before: %v", err)
 				}
@@ -164,8 +167,10 @@ func TestForgedTail(t *testing.T) {
 				appendEach(t, forger, finish(t, e.Store, "acme", 8, 2)) // the forged head grows on
 
 				// With the published key, the first forged checkpoint names the entry.
-				_, err = sg.ledger.Verify(ctx, "acme", nil)
-				wantMismatch(t, err, int64(d.from))
+				inPages(func() {
+					_, err := sg.ledger.Verify(ctx, "acme", nil)
+					wantMismatch(t, err, int64(d.from))
+				})
 				// With the keys recorded in the database, the forgery holds
 				// together; the auditor's checkpoint does not.
 				if _, err := ledger.Verify(ctx, e.Store, ledger.VerifyParams{TenantID: "acme"}); err != nil {
@@ -203,6 +208,86 @@ func TestForgedTail(t *testing.T) {
 				if !strings.Contains(fmt.Sprint(err), "run `runproof ledger verify`") {
 					t.Errorf("the append error does not say what to do: %v", err)
 				}
+			})
+		})
+	}
+}
+
+// TestTamperCheckpoint changes kept checkpoints behind the triggers' back.
+// Every checkpoint must state the tree recomputed at its size, and the
+// latest must be signed; an older checkpoint whose signature alone was
+// broken is found only when every signature is checked.
+func TestTamperCheckpoint(t *testing.T) {
+	forged := tlog.Hash{1, 2, 3}
+	// restate returns a checkpoint's note stating another tree hash, its
+	// signature left as it was.
+	restate := func(note []byte) []byte {
+		lines := strings.SplitN(string(note), "\n", 4)
+		lines[2] = forged.String()
+		return []byte(strings.Join(lines, "\n"))
+	}
+	// unsign returns a checkpoint's note with one character of its
+	// signature changed.
+	unsign := func(note []byte) []byte {
+		b := bytes.Clone(note)
+		i := len(b) - 10
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return b
+	}
+	drills := []struct {
+		name   string
+		index  int64 // -1: only found with AllSignatures
+		all    int64 // the index with AllSignatures
+		tamper func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint)
+	}{
+		{"break an old checkpoint's signature", -1, 2, func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint) {
+			e.exec(t, fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s WHERE tree_size = 3", e.blob(unsign(c3.Note))))
+		}},
+		{"restate an old checkpoint's tree in its note", 2, 2, func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint) {
+			e.exec(t, fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s WHERE tree_size = 3", e.blob(restate(c3.Note))))
+		}},
+		{"restate an old checkpoint's tree in its note and row", 2, 2, func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint) {
+			e.exec(t, fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s, hash = %s WHERE tree_size = 3",
+				e.blob(restate(c3.Note)), e.blob(forged[:])))
+		}},
+		{"break the latest checkpoint's signature", 7, 7, func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint) {
+			e.exec(t, fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s WHERE tree_size = 8", e.blob(unsign(c8.Note))))
+		}},
+	}
+	for _, d := range drills {
+		t.Run(d.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, e engine) {
+				ctx := context.Background()
+				sg := newSigned(t, e)
+				c3, err := e.Store.LedgerCheckpoint(ctx, "acme", 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c8, err := e.Store.LedgerCheckpoint(ctx, "acme", 8)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.dropTriggers(t)
+				d.tamper(t, e, c3, c8)
+
+				inPages(func() {
+					p := ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{sg.ledger.VerifierKey()}}
+					rep, err := ledger.Verify(ctx, e.Store, p)
+					if d.index < 0 {
+						if err != nil || rep.Checkpoints != 8 || rep.Signatures != 1 {
+							t.Errorf("only the latest signature checked: %+v, %v; want 8 checkpoints that hold, 1 signature", rep, err)
+						}
+					} else {
+						wantMismatch(t, err, d.index)
+					}
+					p.AllSignatures = true
+					_, err = ledger.Verify(ctx, e.Store, p)
+					wantMismatch(t, err, d.all)
+				})
 			})
 		})
 	}

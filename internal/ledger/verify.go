@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"runtime"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -29,13 +34,21 @@ type VerifyParams struct {
 	// FinishedBefore, when set, makes every export of the tenant finished
 	// before it required to be in the log.
 	FinishedBefore time.Time
+	// AllSignatures makes Verify check the signature of every checkpoint.
+	// Otherwise it checks the latest one's, which covers every entry, and
+	// of the others that they are well formed and state the tree
+	// recomputed at their size: an older checkpoint whose signature alone
+	// was altered is then not found. When the latest signature does not
+	// hold, Verify checks them all to name the first checkpoint at fault.
+	AllSignatures bool
 }
 
 // Report is what Verify checked.
 type Report struct {
 	TenantID    string
 	Entries     int64     // entries recomputed from the export records
-	Checkpoints int64     // checkpoints whose signature and tree hash hold
+	Checkpoints int64     // checkpoints whose tree hash holds
+	Signatures  int64     // checkpoints whose signature was checked, and holds
 	Latest      tlog.Tree // the latest checkpoint's tree
 	OwnKeys     bool      // signatures checked against the keys recorded with them
 	Extends     int64     // size of the given older checkpoint proven a prefix (0 if none)
@@ -47,6 +60,8 @@ type Mismatch struct {
 	TenantID string
 	Index    int64 // the first entry at fault; -1 when none can be named
 	Reason   string
+
+	latestSignature bool // the latest checkpoint does not open: older signatures may name an earlier entry
 }
 
 func (m *Mismatch) Error() string {
@@ -56,20 +71,40 @@ func (m *Mismatch) Error() string {
 	return fmt.Sprintf("ledger of tenant %q: entry %d: %s", m.TenantID, m.Index, m.Reason)
 }
 
-// verifyBatch is how many entries (and checkpoints) are read at once.
-const verifyBatch = 1000
+// verifyBatch is how many entries (and checkpoints) are read at once; a
+// variable for tests of logs of several pages.
+var verifyBatch int64 = 1000
 
-// Verify recomputes a tenant's whole log: every entry from its export
-// record, every stored hash, and every checkpoint's signature and tree
-// hash, in index order; then, when asked, consistency with an older
-// checkpoint and the presence of every finished export. It stops at the
-// first fault and returns it as a *Mismatch; other errors are failures to
-// read. Memory grows with the log: two hashes per entry.
+// Verify recomputes a tenant's log up to its latest checkpoint: every
+// entry from its export record, every stored hash, and every checkpoint's
+// tree hash and origin, in index order, and the signatures (see
+// AllSignatures); then, when asked, consistency with an older checkpoint
+// and the presence of every finished export. Pages are read ahead while
+// the previous ones are checked. It stops at the first fault and returns
+// it as a *Mismatch; other errors are failures to read. Memory grows with
+// the log: two hashes per entry.
 func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
-	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
-	if v.p.OriginPrefix == "" {
-		v.p.OriginPrefix = DefaultOriginPrefix
+	if p.OriginPrefix == "" {
+		p.OriginPrefix = DefaultOriginPrefix
 	}
+	rep, err := verify(ctx, store, p)
+	var m *Mismatch
+	if errors.As(err, &m) && m.latestSignature && !p.AllSignatures {
+		p.AllSignatures = true
+		return verify(ctx, store, p)
+	}
+	return rep, err
+}
+
+// Verify checks a tenant's log with this ledger's keys and origin.
+func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Report, error) {
+	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.verifiers,
+		OriginPrefix: l.prefix, Checkpoint: older})
+}
+
+func verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
+	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0},
+		exports: map[string]bool{}, seen: map[string]bool{}}
 	v.reader = tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(indexes))
 		for i, idx := range indexes {
@@ -84,115 +119,119 @@ func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, 
 	return v.report, err
 }
 
-// Verify checks a tenant's log with this ledger's keys and origin.
-func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Report, error) {
-	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.verifiers,
-		OriginPrefix: l.prefix, Checkpoint: older})
-}
-
 type verification struct {
 	ctx    context.Context
 	store  runproof.Store
 	p      VerifyParams
 	report Report
 
-	hashes   []tlog.Hash // recomputed stored hashes, by stored hash index
+	latest   runproof.LedgerCheckpoint // the latest checkpoint when Verify began
+	hashes   []tlog.Hash               // recomputed stored hashes, by stored hash index
 	reader   tlog.HashReader
-	exports  map[string]bool             // finished exports in the log
-	seen     map[string]bool             // entry type and export id of each entry
-	pending  []runproof.LedgerCheckpoint // checkpoints read ahead, smallest first
-	lastSize int64                       // size of the last checkpoint that held
-	noMore   bool                        // every checkpoint has been read
+	exports  map[string]bool // finished exports in the log
+	finished int64           // how many of them finished before p.FinishedBefore
+	seen     map[string]bool // entry type and export id of each entry
+	lastSize int64           // size of the last checkpoint that held
 }
 
-func (v *verification) fail(index int64, format string, args ...any) error {
+func (v *verification) fail(index int64, format string, args ...any) *Mismatch {
 	return &Mismatch{TenantID: v.p.TenantID, Index: index, Reason: fmt.Sprintf(format, args...)}
 }
 
 func (v *verification) run() error {
-	v.exports, v.seen = map[string]bool{}, map[string]bool{}
-	var n int64 // entries checked
-	for {
-		entries, err := v.store.LedgerEntries(v.ctx, v.p.TenantID, n, n+verifyBatch)
-		if err != nil {
-			return err
-		}
-		if len(entries) == 0 {
-			break
-		}
-		for k, e := range entries {
-			if e.Index != n+int64(k) {
-				return v.fail(n+int64(k), "missing: the next entry stored is %d", e.Index)
-			}
-		}
-		stored, err := v.storedHashes(n, int64(len(entries)))
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := v.entry(e, stored); err != nil {
-				return err
-			}
-			v.report.Entries++
-			if err := v.checkpointsUpTo(e.Index + 1); err != nil {
-				return err
-			}
-		}
-		n += int64(len(entries))
-	}
-	if err := v.checkpointsUpTo(-1); err != nil {
+	latest, err := v.store.LedgerCheckpoint(v.ctx, v.p.TenantID, 0)
+	if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
 		return err
 	}
-	if v.lastSize != n {
-		return v.fail(v.lastSize, "entries from %d to %d are under no signed checkpoint", v.lastSize, n-1)
+	v.latest = latest // of size 0 when there is none
+	given, err := newVerifiers(v.p.VerifierKeys)
+	if err != nil {
+		return err
 	}
-	if err := v.older(n); err != nil {
+
+	ctx, cancel := context.WithCancel(v.ctx)
+	pages := make(chan chan page, runtime.GOMAXPROCS(0))
+	r := &pageReader{store: v.store, p: v.p, size: v.latest.Size, given: given, own: map[string]note.Verifiers{}}
+	var wg sync.WaitGroup
+	wg.Go(func() { r.run(ctx, pages) })
+	defer wg.Wait()
+	defer cancel()
+	for next := range pages {
+		if err := v.page(<-next); err != nil {
+			return err
+		}
+	}
+	if v.lastSize != v.latest.Size {
+		return v.fail(v.lastSize, "entries from %d to %d are under no signed checkpoint", v.lastSize, v.latest.Size-1)
+	}
+	if err := v.tail(); err != nil {
+		return err
+	}
+	if err := v.older(v.latest.Size); err != nil {
 		return err
 	}
 	return v.complete()
 }
 
-// storedHashes reads the stored hashes of entries [from, from+count), keyed
-// by stored hash index. One that is missing is named by its entry.
-func (v *verification) storedHashes(from, count int64) (map[int64]tlog.Hash, error) {
-	lo, hi := tlog.StoredHashCount(from), tlog.StoredHashCount(from+count)
-	indexes := make([]int64, 0, hi-lo)
-	for i := lo; i < hi; i++ {
-		indexes = append(indexes, i)
+// page checks the entries of a page in index order, each checkpoint once
+// the entries it covers are.
+func (v *verification) page(pg page) error {
+	if pg.err != nil {
+		return pg.err
 	}
-	hs, err := v.store.LedgerHashes(v.ctx, v.p.TenantID, indexes)
-	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-		for i := from; i < from+count; i++ {
-			lo, hi := tlog.StoredHashCount(i), tlog.StoredHashCount(i+1)
-			for k := lo; k < hi; k++ {
-				if _, err := v.store.LedgerHashes(v.ctx, v.p.TenantID, []int64{k}); runproof.ErrorCode(err) == runproof.ENOTFOUND {
-					return nil, v.fail(i, "its stored hash %d is missing", k)
-				}
+	for k, e := range pg.entries { // a page follows the last entry checked, if the page before was whole
+		if want := v.report.Entries + int64(k); e.Index != want {
+			return v.fail(want, "missing: the next entry stored is %d", e.Index)
+		}
+	}
+	if runproof.ErrorCode(pg.storedErr) == runproof.ENOTFOUND {
+		return v.missingHash(pg.from, int64(len(pg.entries)), pg.storedErr)
+	} else if pg.storedErr != nil {
+		return pg.storedErr
+	}
+	cps := pg.checkpoints
+	for _, e := range pg.entries {
+		if err := v.entry(e, &pg); err != nil {
+			return err
+		}
+		v.report.Entries++
+		for len(cps) > 0 && cps[0].Size <= v.report.Entries {
+			if err := v.checkpoint(cps[0]); err != nil {
+				return err
+			}
+			cps = cps[1:]
+		}
+	}
+	if len(cps) > 0 {
+		return v.fail(v.report.Entries, "missing: a checkpoint is signed for %d entries, the ledger holds %d", cps[0].Size, v.report.Entries)
+	}
+	return nil
+}
+
+// missingHash names the entry of entries [from, from+count) whose stored
+// hash is missing.
+func (v *verification) missingHash(from, count int64, err error) error {
+	for i := from; i < from+count; i++ {
+		for k := tlog.StoredHashCount(i); k < tlog.StoredHashCount(i+1); k++ {
+			if _, err := v.store.LedgerHashes(v.ctx, v.p.TenantID, []int64{k}); runproof.ErrorCode(err) == runproof.ENOTFOUND {
+				return v.fail(i, "its stored hash %d is missing", k)
 			}
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int64]tlog.Hash, len(hs))
-	for k, h := range hs {
-		out[indexes[k]] = h
-	}
-	return out, nil
+	return err
 }
 
 // entry recomputes one entry from its export record (a finished export's
 // leaf, or a sealed manifest's from the request and the sealed event) and
 // its stored hashes from the tree so far. A sealed manifest stays in the
 // log whatever became of its export.
-func (v *verification) entry(e runproof.LedgerEntry, stored map[int64]tlog.Hash) error {
-	rec, err := v.store.GetExport(v.ctx, v.p.TenantID, e.ExportID)
-	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
+	rec, ok := pg.records[e.ExportID]
+	if !ok {
 		return v.fail(e.Index, "export %s is not among the export records", e.ExportID)
-	} else if err != nil {
-		return err
 	}
 	var data []byte
+	var err error
 	switch e.Type {
 	case EntryType:
 		if data, err = leafBytes(rec); err != nil {
@@ -215,6 +254,9 @@ func (v *verification) entry(e runproof.LedgerEntry, stored map[int64]tlog.Hash)
 	v.seen[key] = true
 	if e.Type == EntryType {
 		v.exports[e.ExportID] = true
+		if !v.p.FinishedBefore.IsZero() && rec.CompletedAt.Before(v.finishedBefore()) {
+			v.finished++
+		}
 	}
 	hs, err := tlog.StoredHashes(e.Index, data, v.reader)
 	if err != nil {
@@ -222,66 +264,224 @@ func (v *verification) entry(e runproof.LedgerEntry, stored map[int64]tlog.Hash)
 	}
 	base := tlog.StoredHashIndex(0, e.Index)
 	for k, h := range hs {
-		if got, ok := stored[base+int64(k)]; !ok || got != h {
-			return v.fail(e.Index, "stored hash %d differs from the one recomputed from the entry", base+int64(k))
+		if i := base + int64(k); pg.stored[i-pg.storedFrom] != h {
+			return v.fail(e.Index, "stored hash %d differs from the one recomputed from the entry", i)
 		}
 		v.hashes = append(v.hashes, h)
 	}
 	return nil
 }
 
-// checkpointsUpTo checks every checkpoint of size up to n (all of them
-// when n < 0) against the tree recomputed so far.
-func (v *verification) checkpointsUpTo(n int64) error {
-	for {
-		if len(v.pending) == 0 && !v.noMore {
-			cps, err := v.store.LedgerCheckpoints(v.ctx, v.p.TenantID, v.lastSize, verifyBatch)
-			if err != nil {
-				return err
-			}
-			v.pending, v.noMore = cps, len(cps) < verifyBatch
-		}
-		if len(v.pending) == 0 || n >= 0 && v.pending[0].Size > n {
-			return nil
-		}
-		c := v.pending[0]
-		v.pending = v.pending[1:]
-		if c.Size > v.report.Entries {
-			return v.fail(v.report.Entries, "missing: a checkpoint is signed for %d entries, the ledger holds %d", c.Size, v.report.Entries)
-		}
-		if err := v.checkpoint(c); err != nil {
-			return err
-		}
-	}
-}
-
-func (v *verification) checkpoint(c runproof.LedgerCheckpoint) error {
+// checkpoint checks a checkpoint against the tree recomputed so far: its
+// note, the tenant's origin, the tree the note states and the row, and
+// the tree hash at its size.
+func (v *verification) checkpoint(c openedCheckpoint) error {
 	at := v.lastSize // the first entry the checkpoint covers that no earlier one did
-	keys := v.p.VerifierKeys
-	if len(keys) == 0 {
-		keys = []string{c.VerifierKey}
+	if c.err != nil {
+		m := v.fail(at, "checkpoint of size %d: %v", c.Size, c.err)
+		m.latestSignature = c.Size == v.latest.Size
+		return m
 	}
-	origin, tree, err := OpenCheckpoint(c.Note, keys...)
-	if err != nil {
-		return v.fail(at, "checkpoint of size %d: %v", c.Size, err)
+	if want := v.p.OriginPrefix + v.p.TenantID; c.origin != want {
+		return v.fail(at, "checkpoint of size %d is signed for %q, not %q", c.Size, c.origin, want)
 	}
-	if want := v.p.OriginPrefix + v.p.TenantID; origin != want {
-		return v.fail(at, "checkpoint of size %d is signed for %q, not %q", c.Size, origin, want)
-	}
-	if tree.N != c.Size || tree.Hash != c.Hash {
-		return v.fail(at, "checkpoint of size %d: its note signs size %d, hash %s; the row says hash %s", c.Size, tree.N, tree.Hash, tlog.Hash(c.Hash))
+	if c.tree.N != c.Size || c.tree.Hash != c.Hash {
+		return v.fail(at, "checkpoint of size %d: its note signs size %d, hash %s; the row says hash %s", c.Size, c.tree.N, c.tree.Hash, tlog.Hash(c.Hash))
 	}
 	th, err := tlog.TreeHash(c.Size, v.reader)
 	if err != nil {
 		return err
 	}
-	if th != tree.Hash {
-		return v.fail(at, "the entries do not hash to the signed checkpoint of size %d: one of entries %d to %d was changed", c.Size, at, c.Size-1)
+	if th != c.tree.Hash {
+		return v.fail(at, "the entries do not hash to the checkpoint of size %d: one of entries %d to %d was changed", c.Size, at, c.Size-1)
 	}
 	v.lastSize = c.Size
 	v.report.Checkpoints++
-	v.report.Latest = tree
+	if c.signed {
+		v.report.Signatures++
+	}
+	v.report.Latest = c.tree
 	return nil
+}
+
+// tail checks that no entry lies beyond the latest checkpoint, but those
+// appended since Verify began, which a newer checkpoint covers.
+func (v *verification) tail() error {
+	more, err := v.store.LedgerEntries(v.ctx, v.p.TenantID, v.latest.Size, math.MaxInt64)
+	if err != nil || len(more) == 0 {
+		return err
+	}
+	now, err := v.store.LedgerCheckpoint(v.ctx, v.p.TenantID, 0)
+	if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
+		return err
+	}
+	if last := more[len(more)-1].Index; now.Size <= last {
+		return v.fail(v.latest.Size, "entries from %d to %d are under no signed checkpoint", v.latest.Size, last)
+	}
+	return nil
+}
+
+// A page is what pageReader hands over: the entries of [from, to) as
+// stored, their export records and stored hashes, and the checkpoints of
+// size in (from, to], opened.
+type page struct {
+	from        int64
+	entries     []runproof.LedgerEntry
+	records     map[string]runproof.Export
+	storedFrom  int64       // the stored hash index of stored[0]
+	stored      []tlog.Hash // the stored hashes of the entries
+	storedErr   error       // ENOTFOUND when one is missing
+	checkpoints []openedCheckpoint
+	err         error // a failure to read: the last page
+}
+
+// An openedCheckpoint is a checkpoint row with what its note says.
+type openedCheckpoint struct {
+	runproof.LedgerCheckpoint
+	signed bool           // its signature is checked
+	keys   note.Verifiers // with these
+	origin string
+	tree   tlog.Tree
+	err    error // the note does not open (or its signature does not hold)
+}
+
+// pageReader reads a log's pages, up to size entries.
+type pageReader struct {
+	store runproof.Store
+	p     VerifyParams
+	size  int64
+	given note.Verifiers            // of VerifierKeys
+	own   map[string]note.Verifiers // the recorded keys, parsed once
+
+	ahead  []runproof.LedgerCheckpoint // checkpoints read ahead, smallest first
+	noMore bool                        // no checkpoint is left to read
+}
+
+// run reads pages ahead, each on a goroutine of its own, as many at a
+// time as out holds and one more, and hands them over in order: out
+// receives one channel per page, which receives the page. It closes out
+// after the last page, or after a failure to read, or when ctx is done,
+// and returns once every read has.
+func (r *pageReader) run(ctx context.Context, out chan<- chan page) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(out)
+	for from := int64(0); from < r.size; from += verifyBatch {
+		to := min(from+verifyBatch, r.size)
+		next := make(chan page, 1)
+		select {
+		case out <- next: // waits while the reads ahead fill the processors
+		case <-ctx.Done():
+			return
+		}
+		// Checkpoints are read in order here, the rest of the page aside.
+		cps, err := r.checkpoints(ctx, from, to)
+		if err != nil {
+			next <- page{err: err}
+			return
+		}
+		opened := r.prepare(cps)
+		wg.Go(func() { next <- r.read(ctx, from, to, opened) })
+	}
+}
+
+// read reads the entries of [from, to), their export records and stored
+// hashes, and opens the page's checkpoints.
+func (r *pageReader) read(ctx context.Context, from, to int64, cps []openedCheckpoint) page {
+	pg := page{from: from, checkpoints: cps}
+	entries, err := r.store.LedgerEntries(ctx, r.p.TenantID, from, to)
+	if err != nil {
+		return page{err: err}
+	}
+	pg.entries = entries
+	recs, err := r.store.LedgerExports(ctx, r.p.TenantID, from, to)
+	if err != nil {
+		return page{err: err}
+	}
+	pg.records = make(map[string]runproof.Export, len(recs))
+	for _, rec := range recs {
+		pg.records[rec.ID] = rec
+	}
+	pg.storedFrom = tlog.StoredHashCount(from)
+	indexes := make([]int64, tlog.StoredHashCount(from+int64(len(entries)))-pg.storedFrom)
+	for i := range indexes {
+		indexes[i] = pg.storedFrom + int64(i)
+	}
+	hs, err := r.store.LedgerHashes(ctx, r.p.TenantID, indexes)
+	pg.storedErr = err
+	pg.stored = make([]tlog.Hash, len(hs))
+	for i, h := range hs {
+		pg.stored[i] = h
+	}
+	for i := range pg.checkpoints {
+		pg.checkpoints[i].open()
+	}
+	return pg
+}
+
+// checkpoints returns the checkpoints of size in (from, to], reading
+// ahead a batch at a time.
+func (r *pageReader) checkpoints(ctx context.Context, from, to int64) ([]runproof.LedgerCheckpoint, error) {
+	for !r.noMore && (len(r.ahead) == 0 || r.ahead[len(r.ahead)-1].Size <= to) {
+		after := from
+		if len(r.ahead) > 0 {
+			after = r.ahead[len(r.ahead)-1].Size
+		}
+		cps, err := r.store.LedgerCheckpoints(ctx, r.p.TenantID, after, int(verifyBatch))
+		if err != nil {
+			return nil, err
+		}
+		r.ahead, r.noMore = append(r.ahead, cps...), len(cps) < int(verifyBatch)
+	}
+	n := 0
+	for n < len(r.ahead) && r.ahead[n].Size <= to {
+		n++
+	}
+	out := r.ahead[:n:n]
+	r.ahead = r.ahead[n:]
+	return out, nil
+}
+
+// prepare pairs each checkpoint with the verifiers of its signature when
+// every one's is to be checked or when it is the latest.
+func (r *pageReader) prepare(cps []runproof.LedgerCheckpoint) []openedCheckpoint {
+	out := make([]openedCheckpoint, len(cps))
+	for i, c := range cps {
+		out[i].LedgerCheckpoint = c
+		if r.p.AllSignatures || c.Size == r.size {
+			out[i].signed = true
+			out[i].keys, out[i].err = r.verifiers(c)
+		}
+	}
+	return out
+}
+
+// open reads the checkpoint's note, checking its signature if asked.
+func (c *openedCheckpoint) open() {
+	switch {
+	case c.err != nil:
+	case c.signed:
+		c.origin, c.tree, c.err = openCheckpoint(c.Note, c.keys)
+	default:
+		c.origin, c.tree, c.err = readCheckpoint(c.Note)
+	}
+}
+
+// verifiers returns the verifiers a checkpoint's signature is checked
+// with: the given keys, or else the one recorded with it.
+func (r *pageReader) verifiers(c runproof.LedgerCheckpoint) (note.Verifiers, error) {
+	if len(r.p.VerifierKeys) > 0 {
+		return r.given, nil
+	}
+	if vs, ok := r.own[c.VerifierKey]; ok {
+		return vs, nil
+	}
+	vs, err := newVerifiers([]string{c.VerifierKey})
+	if err != nil {
+		return nil, err
+	}
+	r.own[c.VerifierKey] = vs
+	return vs, nil
 }
 
 // older proves that the log extends the checkpoint given from outside.
@@ -291,11 +491,7 @@ func (v *verification) older(n int64) error {
 	}
 	keys := v.p.VerifierKeys
 	if len(keys) == 0 && v.report.Checkpoints > 0 {
-		c, err := v.store.LedgerCheckpoint(v.ctx, v.p.TenantID, 0)
-		if err != nil {
-			return err
-		}
-		keys = []string{c.VerifierKey}
+		keys = []string{v.latest.VerifierKey}
 	}
 	origin, old, err := OpenCheckpoint(v.p.Checkpoint, keys...)
 	if err != nil {
@@ -320,23 +516,32 @@ func (v *verification) older(n int64) error {
 }
 
 // complete checks that every export finished before p.FinishedBefore is
-// in the log.
+// in the log. When the store counts as many such exports as the log
+// holds, they are the same ones; only otherwise are the records read, to
+// name one that is missing.
 func (v *verification) complete() error {
 	if v.p.FinishedBefore.IsZero() {
 		return nil
 	}
+	n, err := v.store.CountFinishedExports(v.ctx, v.p.TenantID, v.finishedBefore())
+	if err != nil {
+		return err
+	}
+	if n == v.finished {
+		return nil
+	}
 	var missing []runproof.Export
-	for offset := 0; ; offset += verifyBatch {
-		recs, err := v.store.ListExports(v.ctx, runproof.ListExportsParams{TenantID: v.p.TenantID, Limit: verifyBatch, Offset: offset})
+	for offset := 0; ; offset += int(verifyBatch) {
+		recs, err := v.store.ListExports(v.ctx, runproof.ListExportsParams{TenantID: v.p.TenantID, Limit: int(verifyBatch), Offset: offset})
 		if err != nil {
 			return err
 		}
 		for _, r := range recs {
-			if r.CompletedAt != nil && r.CompletedAt.Before(v.p.FinishedBefore) && !v.exports[r.ID] {
+			if r.CompletedAt != nil && r.CompletedAt.Before(v.finishedBefore()) && !v.exports[r.ID] {
 				missing = append(missing, r)
 			}
 		}
-		if len(recs) < verifyBatch {
+		if len(recs) < int(verifyBatch) {
 			break
 		}
 	}
@@ -347,6 +552,9 @@ func (v *verification) complete() error {
 	return v.fail(-1, "export %s finished at %s but is not in the ledger (%d such exports)",
 		missing[0].ID, runproof.FormatTime(*missing[0].CompletedAt), len(missing))
 }
+
+// finishedBefore is p.FinishedBefore to the microsecond, as times are kept.
+func (v *verification) finishedBefore() time.Time { return runproof.Timestamp(v.p.FinishedBefore) }
 
 // diffFields names the members of two JSON objects that differ.
 func diffFields(stored, recomputed []byte) string {
