@@ -80,10 +80,11 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 // written, with the proof of the sealed manifest.
 func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
 	// The report, the slowest member to render, is drawn while bundle.json
-	// and steps.csv are.
+	// and steps.csv are. Its pages are left uncompressed: the ZIP deflates
+	// the file whole.
 	var pdf bytes.Buffer
 	pdfErr := make(chan error, 1)
-	go func() { pdfErr <- pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID}) }()
+	go func() { pdfErr <- pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true}) }()
 	js, csv, err := writeData(r, src, bundle, out)
 	if perr := <-pdfErr; err == nil {
 		err = perr

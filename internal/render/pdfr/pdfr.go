@@ -31,11 +31,17 @@ import (
 	"github.com/runproof/runproof/internal/evidence"
 )
 
-// Info is what the report states beyond the bundle itself.
+// Info is what the report states beyond the bundle itself, and how it is
+// written.
 type Info struct {
 	ExportID    string // may be empty
 	LedgerIndex *int64 // position in the export ledger, nil when unknown
 	KeyID       string // signing key id, may be empty
+	// Uncompressed leaves the pages' contents uncompressed, for a file
+	// that is compressed whole (report.pdf in the ZIP bundle): one deflate
+	// stream over the file costs less than one per page, and compresses
+	// better.
+	Uncompressed bool
 }
 
 // Write renders bundle (*evidence.EvidenceBundle, *evidence.SOC2Bundle or
@@ -65,6 +71,7 @@ func Write(w io.Writer, bundle any, info Info) error {
 	if r == nil {
 		return fmt.Errorf("pdfr: cannot write a %T as PDF", bundle)
 	}
+	r.pdf.SetCompression(!info.Uncompressed)
 	if err := r.pdf.Output(w); err != nil {
 		return fmt.Errorf("pdfr: %w", err)
 	}
@@ -422,16 +429,17 @@ func (r *report) fit(s string, w float64) string {
 	if pdf.GetStringWidth(s) <= w {
 		return s
 	}
+	// The longest prefix that fits with the ellipsis, rune by rune in the
+	// font's units, as GetStringWidth counts them.
+	_, size := pdf.GetFontSize()
 	w -= pdf.GetStringWidth("…")
-	runes := []rune(s)
-	lo, hi := 0, len(runes) // the longest prefix that fits is lo runes
-	for lo < hi {
-		mid := (lo + hi + 1) / 2
-		if pdf.GetStringWidth(string(runes[:mid])) <= w {
-			lo = mid
-		} else {
-			hi = mid - 1
+	units, end := 0, 0
+	for end < len(s) {
+		_, n := utf8.DecodeRuneInString(s[end:])
+		if units += pdf.GetStringSymbolWidth(s[end : end+n]); float64(units)*size/1000 > w {
+			break
 		}
+		end += n
 	}
-	return strings.TrimRight(string(runes[:lo]), " ") + "…"
+	return strings.TrimRight(s[:end], " ") + "…"
 }

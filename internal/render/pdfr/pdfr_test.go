@@ -188,6 +188,17 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestUncompressed checks that a report with its pages left uncompressed,
+// as the ZIP bundle holds it, reads as the compressed one does.
+func TestUncompressed(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 300, 200))
+	packed := check(t, write(t, "packed.pdf", ev, Info{}))
+	plain := check(t, write(t, "plain.pdf", ev, Info{Uncompressed: true}))
+	if !slices.Equal(packed, plain) {
+		t.Error("the uncompressed report does not read as the compressed one")
+	}
+}
+
 func TestEdgeCases(t *testing.T) {
 	clean := simulate(t, run{agent: "agent-research", steps: 3, stepType: "llm:gpt-4o-mini", in: 300, out: 80,
 		policies: []runproof.Policy{pol("cost cap", runproof.PolicyCostLimit, "100", runproof.ActionStop)}})

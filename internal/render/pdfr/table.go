@@ -18,20 +18,23 @@ type style struct {
 
 // table draws rows under a header that is repeated on every page.
 type table struct {
-	r    *report
-	cols []column
-	ws   []float64 // widths, mm
-	size float64   // font size, pt
-	lh   float64   // line height, mm
-	rows int       // rows drawn, for the stripes
+	r     *report
+	cols  []column
+	ws    []float64 // widths, mm
+	size  float64   // font size, pt
+	lh    float64   // line height, mm
+	wraps bool      // some column wraps, so rows differ in height
+	rows  int       // rows drawn, for the stripes
+	lines [][]string
 }
 
 // table starts a table at the current position, in size pt.
 func (r *report) table(size float64, cols ...column) *table {
-	t := &table{r: r, cols: cols, ws: make([]float64, len(cols)), size: size, lh: size * 0.52}
+	t := &table{r: r, cols: cols, ws: make([]float64, len(cols)), size: size, lh: size * 0.52, lines: make([][]string, len(cols))}
 	var sum float64
 	for _, c := range cols {
 		sum += c.w
+		t.wraps = t.wraps || c.wrap
 	}
 	for i, c := range cols {
 		t.ws[i] = c.w * r.width() / sum
@@ -57,17 +60,16 @@ func (t *table) head() {
 // fit on this one.
 func (t *table) row(cells []string, s style) {
 	r, pdf := t.r, t.r.pdf
-	lines := make([][]string, len(cells))
 	n := 1
-	for i, c := range t.cols {
-		t.setFont(c, s.bold)
-		text := clean(cells[i])
-		if c.wrap {
-			lines[i] = pdf.SplitText(text, t.ws[i])
-		} else {
-			lines[i] = []string{r.fit(oneLine(text), t.ws[i])}
+	if t.wraps {
+		// Only wrapping columns make a row higher than one line.
+		for i, c := range t.cols {
+			if c.wrap {
+				t.setFont(c, s.bold)
+				t.lines[i] = pdf.SplitText(clean(cells[i]), t.ws[i])
+				n = max(n, len(t.lines[i]))
+			}
 		}
-		n = max(n, len(lines[i]))
 	}
 	const pad = 0.4
 	h := float64(n)*t.lh + 2*pad
@@ -76,6 +78,7 @@ func (t *table) row(cells []string, s style) {
 		t.head()
 	}
 	x, y := margin, pdf.GetY()
+	filled := true
 	switch {
 	case s.fill != nil:
 		r.fill(*s.fill)
@@ -83,19 +86,31 @@ func (t *table) row(cells []string, s style) {
 	case t.rows%2 == 1:
 		r.fill(zebraFill)
 		pdf.Rect(x, y, r.width(), h, "F")
+	default:
+		filled = false
 	}
 	t.rows++
-	for i, c := range t.cols {
+	for i := range t.cols {
 		if i < len(s.cells) && s.cells[i] != nil {
 			r.fill(*s.cells[i])
-			pdf.Rect(x, y, t.ws[i], h, "F")
+			pdf.Rect(x+t.offset(i), y, t.ws[i], h, "F")
+			filled = true
 		}
-		t.setFont(c, s.bold)
-		for j, l := range lines[i] {
-			pdf.SetXY(x, y+pad+float64(j)*t.lh)
-			pdf.CellFormat(t.ws[i], t.lh, l, "", 0, c.align, false, 0, "")
+	}
+	if filled {
+		// Text takes the fill colour in PDF: with both the same, fpdf
+		// writes each cell's text without saving and restoring the colour.
+		r.fill(ink)
+	}
+	// The columns in the font set last go first, so that a table with a
+	// monospaced column changes fonts once a row, not twice.
+	first := r.cur
+	for pass := range 2 {
+		for i, c := range t.cols {
+			if (t.fontOf(c, s.bold) == first) == (pass == 0) {
+				t.cell(i, cells[i], x+t.offset(i), y+pad, s.bold)
+			}
 		}
-		x += t.ws[i]
 	}
 	r.drawColor(gridColor)
 	pdf.SetLineWidth(0.15)
@@ -103,15 +118,58 @@ func (t *table) row(cells []string, s style) {
 	pdf.SetXY(margin, y+h)
 }
 
-func (t *table) setFont(c column, bold bool) {
+// cell writes the text of column i, its top-left corner at (x, y).
+func (t *table) cell(i int, text string, x, y float64, bold bool) {
+	r, c := t.r, t.cols[i]
+	t.setFont(c, bold)
+	lines := t.lines[i]
+	if !c.wrap {
+		lines = []string{oneLine(clean(text))}
+	}
+	_, size := r.pdf.GetFontSize()
+	for j, l := range lines {
+		if !c.wrap {
+			l = r.fit(l, t.ws[i])
+		}
+		if l == "" {
+			continue
+		}
+		// Where fpdf's CellFormat would put it: the cell margin inside
+		// the aligned edge, the baseline below the line's middle.
+		dx := r.pdf.GetCellMargin()
+		switch c.align {
+		case "R":
+			dx = t.ws[i] - dx - r.pdf.GetStringWidth(l)
+		case "C":
+			dx = (t.ws[i] - r.pdf.GetStringWidth(l)) / 2
+		}
+		r.pdf.Text(x+dx, y+float64(j)*t.lh+0.5*t.lh+0.3*size, l)
+	}
+}
+
+// offset is where column i starts, from the left margin.
+func (t *table) offset(i int) float64 {
+	var x float64
+	for _, w := range t.ws[:i] {
+		x += w
+	}
+	return x
+}
+
+// fontOf is the font of a column's text.
+func (t *table) fontOf(c column, bold bool) fontSpec {
 	switch {
 	case c.mono:
-		t.r.font(mono, "", t.size, ink)
+		return fontSpec{mono, "", t.size, ink}
 	case bold:
-		t.r.font(sans, "B", t.size, ink)
-	default:
-		t.r.font(sans, "", t.size, ink)
+		return fontSpec{sans, "B", t.size, ink}
 	}
+	return fontSpec{sans, "", t.size, ink}
+}
+
+func (t *table) setFont(c column, bold bool) {
+	f := t.fontOf(c, bold)
+	t.r.font(f.family, f.style, f.size, f.color)
 }
 
 // end leaves some room after the table.
