@@ -84,7 +84,9 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 	// the file whole.
 	var pdf bytes.Buffer
 	pdfErr := make(chan error, 1)
-	go func() { pdfErr <- pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true}) }()
+	go func() {
+		pdfErr <- pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+	}()
 	js, csv, err := writeData(r, src, bundle, out)
 	if perr := <-pdfErr; err == nil {
 		err = perr
