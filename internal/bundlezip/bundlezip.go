@@ -13,14 +13,17 @@
 // in a fixed order with the export's creation time as their time. Writing
 // takes two steps, Seal then Sealed.Write, so that the signed manifest can
 // go into the ledger and its proof into the ZIP: the manifest cannot hold
-// its own ledger index, proof.json does.
+// its own ledger index, proof.json does. Pack does a member's share of both
+// ahead of them, so that members can be compressed while others are made.
 package bundlezip
 
 import (
 	"archive/zip"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"slices"
 	"strings"
@@ -92,8 +95,39 @@ type Signer interface {
 
 // Member is a file to put in the ZIP.
 type Member struct {
-	Name string
-	Data []byte
+	Name   string
+	Data   []byte
+	packed *packed // set by Pack
+}
+
+// packed is a member deflated and hashed.
+type packed struct {
+	file     File
+	crc      uint32
+	deflated []byte
+}
+
+// Pack deflates and hashes m now, so that Seal and Sealed.Write only copy
+// what it made: members packed each in a goroutine of its own, while
+// another is still being rendered, shorten the writing of the ZIP, whose
+// bytes stay the same.
+func Pack(m Member) (Member, error) {
+	if m.packed != nil {
+		return m, nil
+	}
+	var buf bytes.Buffer
+	zw, err := flate.NewWriter(&buf, level)
+	if err != nil {
+		return m, err
+	}
+	if _, err := zw.Write(m.Data); err != nil {
+		return m, err
+	}
+	if err := zw.Close(); err != nil {
+		return m, err
+	}
+	m.packed = &packed{file: describe(m), crc: crc32.ChecksumIEEE(m.Data), deflated: buf.Bytes()}
+	return m, nil
 }
 
 // Sealed is a signed manifest and the members it vouches for, ready to
@@ -111,7 +145,11 @@ func Seal(m Manifest, members []Member, signer Signer) (Sealed, error) {
 	m.SchemaVersion = SchemaVersion
 	m.Files = nil
 	for _, f := range members {
-		m.Files = append(m.Files, describe(f))
+		if f.packed != nil {
+			m.Files = append(m.Files, f.packed.file)
+		} else {
+			m.Files = append(m.Files, describe(f))
+		}
 	}
 	manifest, err := runproof.Canonical(m)
 	if err != nil {
@@ -125,29 +163,34 @@ func Seal(m Manifest, members []Member, signer Signer) (Sealed, error) {
 // every file but manifest.sig and itself.
 func (s Sealed) Write(w io.Writer, proof []byte) error {
 	var sums strings.Builder
-	for _, f := range append(slices.Clone(s.Manifest.Files), describe(Member{ManifestName, s.ManifestJSON})) {
+	for _, f := range append(slices.Clone(s.Manifest.Files), describe(Member{Name: ManifestName, Data: s.ManifestJSON})) {
 		fmt.Fprintf(&sums, "%s  %s\n", f.SHA256, f.Name)
 	}
 	if proof != nil {
-		fmt.Fprintf(&sums, "%s  %s\n", describe(Member{ProofName, proof}).SHA256, ProofName)
+		fmt.Fprintf(&sums, "%s  %s\n", describe(Member{Name: ProofName, Data: proof}).SHA256, ProofName)
 	}
 	modified, err := time.Parse(time.RFC3339Nano, s.Manifest.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("bundlezip: created_at: %w", err)
 	}
-	all := append([]Member{{ManifestName, s.ManifestJSON}, {SignatureName, s.Signature},
-		{SumsName, []byte(sums.String())}}, s.members...)
+	all := append([]Member{{Name: ManifestName, Data: s.ManifestJSON}, {Name: SignatureName, Data: s.Signature},
+		{Name: SumsName, Data: []byte(sums.String())}}, s.members...)
 	if proof != nil {
-		all = append(all, Member{ProofName, proof})
+		all = append(all, Member{Name: ProofName, Data: proof})
 	}
 	zw := zip.NewWriter(w)
-	zw.RegisterCompressor(zip.Deflate, newDeflater)
 	for _, f := range all {
-		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC()})
+		f, err := Pack(f)
 		if err != nil {
 			return err
 		}
-		if _, err := fw.Write(f.Data); err != nil {
+		p := f.packed
+		fw, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
+			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(len(f.Data))})
+		if err != nil {
+			return err
+		}
+		if _, err := fw.Write(p.deflated); err != nil {
 			return err
 		}
 	}
@@ -164,11 +207,11 @@ func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byt
 	return s.Manifest, s.Write(w, proof)
 }
 
-// newDeflater compresses members at level 6, as `zip -6` does, with the
+// level is the deflate level of every member: 6, as `zip -6`, with the
 // faster of the two Go deflate implementations. Its output depends only on
 // the input (and the library's version), so that the same members give the
 // same ZIP.
-func newDeflater(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, 6) }
+const level = 6
 
 func describe(f Member) File {
 	sum := sha256.Sum256(f.Data)

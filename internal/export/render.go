@@ -80,24 +80,34 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 // written, with the proof of the sealed manifest.
 func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
 	// The report, the slowest member to render, is drawn while bundle.json
-	// and steps.csv are. Its pages are left uncompressed: the ZIP deflates
-	// the file whole.
-	var pdf bytes.Buffer
-	pdfErr := make(chan error, 1)
+	// and steps.csv are rendered and packed (deflated and hashed). Its pages
+	// are left uncompressed: the ZIP deflates the file whole.
+	var report bundlezip.Member
+	reportErr := make(chan error, 1)
 	go func() {
-		pdfErr <- pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+		var pdf bytes.Buffer
+		err := pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+		if err == nil {
+			report, err = bundlezip.Pack(bundlezip.Member{Name: bundlezip.ReportName, Data: pdf.Bytes()})
+		}
+		reportErr <- err
 	}()
 	js, csv, err := writeData(r, src, bundle, out)
-	if perr := <-pdfErr; err == nil {
-		err = perr
+	if err == nil {
+		js, err = bundlezip.Pack(js)
+	}
+	if err == nil {
+		csv, err = bundlezip.Pack(csv)
+	}
+	if rerr := <-reportErr; err == nil {
+		err = rerr
 	}
 	if err != nil {
 		return err
 	}
 	m := bundlezip.Manifest{ExportID: r.ID, TenantID: r.TenantID, BundleID: bundleID, BundleType: r.BundleType,
 		CreatedAt: runproof.FormatTime(r.CreatedAt), KeyID: out.key.ID, Population: population(r, src)}
-	s, err := bundlezip.Seal(m, []bundlezip.Member{{Name: bundlezip.BundleName, Data: js},
-		{Name: bundlezip.StepsName, Data: csv}, {Name: bundlezip.ReportName, Data: pdf.Bytes()}}, out.key)
+	s, err := bundlezip.Seal(m, []bundlezip.Member{js, csv, report}, out.key)
 	if err != nil {
 		return err
 	}
@@ -113,22 +123,22 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 // writeData renders bundle.json and steps.csv. steps.csv holds the steps
 // whatever the bundle type: a debrief's come from the evidence of the same
 // run.
-func writeData(r request, src evidence.Source, bundle any, out output) (js, csv []byte, err error) {
+func writeData(r request, src evidence.Source, bundle any, out output) (js, csv bundlezip.Member, err error) {
 	var jb, cb bytes.Buffer
 	if err := jsonr.NewEncoder(&jb).Encode(bundle); err != nil {
-		return nil, nil, err
+		return js, csv, err
 	}
 	steps := bundle
 	if r.BundleType == runproof.BundleExecutiveDebrief {
 		r.BundleType = runproof.BundleEvidence // r is a copy: the manifest still describes the debrief
 		if steps, _, err = build(r, src, out.idSuffix); err != nil {
-			return nil, nil, err
+			return js, csv, err
 		}
 	}
 	if err := csvr.WriteBundle(&cb, steps); err != nil {
-		return nil, nil, err
+		return js, csv, err
 	}
-	return jb.Bytes(), cb.Bytes(), nil
+	return bundlezip.Member{Name: bundlezip.BundleName, Data: jb.Bytes()}, bundlezip.Member{Name: bundlezip.StepsName, Data: cb.Bytes()}, nil
 }
 
 // population describes what the export covers.
