@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"slices"
@@ -96,8 +97,8 @@ type Signer interface {
 // Member is a file to put in the ZIP.
 type Member struct {
 	Name   string
-	Data   []byte
-	packed *packed // set by Pack
+	Data   []byte  // nil once packed by a Packer
+	packed *packed // set by Pack and Packer
 }
 
 // packed is a member deflated and hashed.
@@ -115,19 +116,50 @@ func Pack(m Member) (Member, error) {
 	if m.packed != nil {
 		return m, nil
 	}
-	var buf bytes.Buffer
-	zw, err := flate.NewWriter(&buf, level)
+	p, err := NewPacker(m.Name)
 	if err != nil {
 		return m, err
 	}
-	if _, err := zw.Write(m.Data); err != nil {
-		return m, err
+	p.Write(m.Data) // never fails: it writes to memory
+	packed, err := p.Member()
+	packed.Data = m.Data
+	return packed, err
+}
+
+// Packer packs a member as it is written, as Pack does, without the
+// member's bytes being held whole.
+type Packer struct {
+	name     string
+	deflated bytes.Buffer
+	zw       *flate.Writer
+	sha      hash.Hash
+	crc      hash.Hash32
+	n        int64
+}
+
+// NewPacker returns a Packer of the member name.
+func NewPacker(name string) (*Packer, error) {
+	p := &Packer{name: name, sha: sha256.New(), crc: crc32.NewIEEE()}
+	var err error
+	p.zw, err = flate.NewWriter(&p.deflated, level)
+	return p, err
+}
+
+// Write adds b to the member.
+func (p *Packer) Write(b []byte) (int, error) {
+	p.sha.Write(b)
+	p.crc.Write(b)
+	p.n += int64(len(b))
+	return p.zw.Write(b)
+}
+
+// Member ends the member and returns it, packed.
+func (p *Packer) Member() (Member, error) {
+	if err := p.zw.Close(); err != nil {
+		return Member{}, err
 	}
-	if err := zw.Close(); err != nil {
-		return m, err
-	}
-	m.packed = &packed{file: describe(m), crc: crc32.ChecksumIEEE(m.Data), deflated: buf.Bytes()}
-	return m, nil
+	file := File{Name: p.name, Size: p.n, SHA256: hex.EncodeToString(p.sha.Sum(nil))}
+	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated.Bytes()}}, nil
 }
 
 // Sealed is a signed manifest and the members it vouches for, ready to
@@ -186,7 +218,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		}
 		p := f.packed
 		fw, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
-			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(len(f.Data))})
+			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)})
 		if err != nil {
 			return err
 		}

@@ -85,10 +85,12 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 	var report bundlezip.Member
 	reportErr := make(chan error, 1)
 	go func() {
-		var pdf bytes.Buffer
-		err := pdfr.Write(&pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+		pdf, err := bundlezip.NewPacker(bundlezip.ReportName)
 		if err == nil {
-			report, err = bundlezip.Pack(bundlezip.Member{Name: bundlezip.ReportName, Data: pdf.Bytes()})
+			err = pdfr.Write(pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+		}
+		if err == nil {
+			report, err = pdf.Member()
 		}
 		reportErr <- err
 	}()
