@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"path"
@@ -384,41 +383,6 @@ func hexSum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// hashingReader hashes and counts what is read through it.
-type hashingReader struct {
-	r   io.Reader
-	h   hash.Hash
-	n   int64
-	err error // the first error other than io.EOF
-}
-
-func (t *hashingReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	t.h.Write(p[:n])
-	t.n += int64(n)
-	if err != nil && err != io.EOF && t.err == nil {
-		t.err = err
-	}
-	return n, err
-}
-
-// drain reads the rest, so that the digest covers the whole member.
-func (t *hashingReader) drain() {
-	if t.err == nil {
-		io.Copy(io.Discard, t)
-	}
-}
-
-// stream opens a member for reading through a hashingReader; the reader is
-// nil, with the error recorded in it, when the member cannot be opened.
-func (v *verification) stream(name string) (*hashingReader, func()) {
-	rc, err := v.files[name].Open()
-	if err != nil {
-		return &hashingReader{r: bytes.NewReader(nil), h: sha256.New(), err: err}, func() {}
-	}
-	return &hashingReader{r: rc, h: sha256.New()}, func() { rc.Close() }
-}
-
 // checkContents streams bundle.json, steps.csv and report.pdf, each in its own
 // goroutine, then checks what they hold against the manifest and each other.
 func (v *verification) checkContents() bool {
@@ -433,7 +397,7 @@ func (v *verification) checkContents() bool {
 	}
 	var (
 		wg                  sync.WaitGroup
-		bundle, steps, pdf  *hashingReader
+		bundle, steps, pdf  *memberReader
 		facts               *bundleFacts
 		bundleErr, stepsErr error
 		csv                 csvFacts
@@ -464,7 +428,7 @@ func (v *verification) checkContents() bool {
 	})
 	wg.Wait()
 
-	for i, r := range []*hashingReader{bundle, steps, pdf} {
+	for i, r := range []*memberReader{bundle, steps, pdf} {
 		f := m.Files[i]
 		got := hex.EncodeToString(r.h.Sum(nil))
 		switch {
