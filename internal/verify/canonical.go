@@ -54,12 +54,41 @@ func canonicalNumber(raw []byte, scratch *[]byte) bool {
 	if len(raw) <= 15 && !bytes.ContainsAny(raw, ".eE") {
 		return !(len(raw) == 2 && raw[0] == '-' && raw[1] == '0')
 	}
+	if ok, sure := plainDecimal(raw); sure {
+		return ok
+	}
 	f, err := strconv.ParseFloat(string(raw), 64)
 	if err != nil {
 		return false // out of the range of a double
 	}
 	*scratch = appendNumber((*scratch)[:0], f)
 	return bytes.Equal(*scratch, raw)
+}
+
+// plainDecimal decides, without parsing it, whether a number written as
+// digits, a point and digits is canonical; sure is false when it cannot
+// tell. A decimal of at most 15 significant digits is the only one of its
+// length or shorter that reads back to its double (15 digits always do), so
+// it is the shortest form, which ECMAScript writes as it is from 1e-6 on,
+// unless its fraction ends with a zero.
+func plainDecimal(raw []byte) (ok, sure bool) {
+	digits := bytes.TrimPrefix(raw, []byte{'-'})
+	whole, frac, dot := bytes.Cut(digits, []byte{'.'})
+	if !dot || bytes.ContainsAny(frac, "eE") {
+		return false, false
+	}
+	if frac[len(frac)-1] == '0' {
+		return false, true
+	}
+	significant := len(whole) + len(frac)
+	if string(whole) == "0" {
+		zeros := len(frac) - len(bytes.TrimLeft(frac, "0"))
+		if zeros > 5 { // below 1e-6: exponent notation
+			return false, false
+		}
+		significant = len(frac) - zeros
+	}
+	return true, significant <= 15
 }
 
 // appendNumber writes f as ECMAScript's Number.prototype.toString does,
