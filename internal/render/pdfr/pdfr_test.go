@@ -188,6 +188,31 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestShowAsText checks that the text show writes itself is byte for byte
+// the text fpdf's Text writes.
+func TestShowAsText(t *testing.T) {
+	src := costRun(t, "Agent Ünïcødé", 300, 200)
+	for i := 3; i < 6; i++ { // seen once by Text, then written by show
+		src.Steps[i].StepType = "tool:(paren) back\\slash \u2028\r «quoted» " + strings.Repeat("long ", 20)
+	}
+	ev, soc2, debrief := bundles(t, src)
+	for _, b := range []any{ev, soc2, debrief} {
+		var direct, text bytes.Buffer
+		if err := Write(&direct, b, Info{Uncompressed: true}); err != nil {
+			t.Fatal(err)
+		}
+		showDirectly = false
+		err := Write(&text, b, Info{Uncompressed: true})
+		showDirectly = true
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(direct.Bytes(), text.Bytes()) {
+			t.Errorf("%T: show writes other bytes than Text", b)
+		}
+	}
+}
+
 // TestUncompressed checks that a report with its pages left uncompressed,
 // as the ZIP bundle holds it, reads as the compressed one does.
 func TestUncompressed(t *testing.T) {

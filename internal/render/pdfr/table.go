@@ -143,7 +143,7 @@ func (t *table) cell(i int, text string, x, y float64, bold bool) {
 		case "C":
 			dx = (t.ws[i] - r.pdf.GetStringWidth(l)) / 2
 		}
-		r.pdf.Text(x+dx, y+float64(j)*t.lh+0.5*t.lh+0.3*size, l)
+		r.show(x+dx, y+float64(j)*t.lh+0.5*t.lh+0.3*size, l)
 	}
 }
 
