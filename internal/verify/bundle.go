@@ -99,6 +99,7 @@ type scanner struct {
 	strs    [4][]byte // unquoted strings of row
 	rowHash hash.Hash
 	buf     []byte // scratch
+	head    []byte // scratch of object
 }
 
 // sink is a digest fed in chunks.
@@ -183,7 +184,6 @@ var (
 	tokOpenArray   = []byte{'['}
 	tokCloseArray  = []byte{']'}
 	tokComma       = []byte{','}
-	tokColon       = []byte{':'}
 )
 
 // emit writes canonical bytes to the digests that are on.
@@ -287,13 +287,16 @@ func (s *scanner) object(member func(name []byte) error) error {
 		if i > 0 && !lessUTF16(names[0], names[1]) {
 			return formErrorf("%s: member %q follows %q: members are not in RFC 8785 order", s.where(), names[1], names[0])
 		}
+		// The comma (at the top level, each digest has its own), the
+		// name and the colon, emitted at once.
+		head := s.head[:0]
 		if s.depth == 1 {
 			s.topSeparator(names[1], i)
 		} else if i > 0 {
-			s.emit(tokComma)
+			head = append(head, ',')
 		}
-		s.emit(raw)
-		s.emit(tokColon)
+		s.head = append(append(head, raw...), ':')
+		s.emit(s.head)
 		if member != nil {
 			err = member(s.names[d][1])
 		} else {

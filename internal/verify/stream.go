@@ -99,23 +99,31 @@ func fill(src io.Reader, b []byte) (int, error) {
 
 func (r *memberReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
-		if r.chunk != nil {
-			r.free <- r.chunk[:cap(r.chunk)] // never blocks: there are as many places as chunks
-			r.chunk = nil
-		}
-		chunk, ok := <-r.full
-		if !ok {
+		if !r.next() {
 			if r.err != nil {
 				return 0, r.err
 			}
 			return 0, io.EOF
 		}
-		r.chunk, r.cur = chunk, chunk
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
 	return n, nil
 }
 
+// next gives the current chunk back and makes the next one current; false
+// once there is none.
+func (r *memberReader) next() bool {
+	if r.chunk != nil {
+		r.free <- r.chunk[:cap(r.chunk)] // never blocks: there are as many places as chunks
+	}
+	chunk, ok := <-r.full
+	r.chunk, r.cur = chunk, chunk
+	return ok
+}
+
 // drain reads the rest, so that the digest covers the whole member.
-func (r *memberReader) drain() { io.Copy(io.Discard, r) }
+func (r *memberReader) drain() {
+	for r.next() {
+	}
+}
