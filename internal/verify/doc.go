@@ -28,7 +28,8 @@
 //	                             steps as bundle.json column by column
 //	proof.json                   handed to Options.CheckProof
 //
-// Memory stays flat whatever the number of steps: bundle.json and steps.csv
-// are streamed (in parallel) and never held whole, and only the small
+// Memory stays flat whatever the number of steps: bundle.json, steps.csv and
+// report.pdf are streamed, each inflated and hashed in chunks by a goroutine
+// of its own ahead of its reader, and never held whole; only the small
 // members are read into memory.
 package verify
