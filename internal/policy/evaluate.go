@@ -28,7 +28,7 @@ func Compile(policies []runproof.Policy) (*Evaluator, error) {
 		r := rule{policy: p}
 		switch {
 		case p.Type.IsLimit():
-			n, err := runproof.ParseFixed(p.Threshold, scale(p.Type))
+			n, err := runproof.ParseFixed(p.Threshold, Scale(p.Type))
 			if err != nil {
 				return nil, fmt.Errorf("policy %q: threshold: %w", p.Name, err)
 			}
@@ -144,18 +144,24 @@ func (r *rule) judge(in Input, t runproof.Totals) (string, string, error) {
 		}
 		return runproof.OutcomeExceeded, "true", nil
 	}
-	v := limitValue(p.Type, t)
-	actual := runproof.FormatFixed(v, scale(p.Type))
+	v := LimitValue(p.Type, t)
+	actual := runproof.FormatFixed(v, Scale(p.Type))
 	switch {
 	case v > r.threshold:
 		return runproof.OutcomeExceeded, actual, nil
-	case v*10 >= r.threshold*8: // 80 %, exactly, in integers
+	case Approaching(v, r.threshold):
 		return runproof.OutcomeApproaching, actual, nil
 	}
 	return "", "", nil
 }
 
-func limitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
+// Approaching reports whether a running total v has reached 80 % of a
+// limit's threshold, exactly, in integers.
+func Approaching(v, threshold int64) bool { return v*10 >= threshold*8 }
+
+// LimitValue is the running total a limit of type t compares with its
+// threshold, in the type's fixed-point unit (see Scale).
+func LimitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
 	switch t {
 	case runproof.PolicyTokenLimit:
 		return tot.Tokens()

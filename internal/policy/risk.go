@@ -42,7 +42,7 @@ func Units(f runproof.Finding) (threshold, actual int64) {
 	if !f.Type.IsLimit() {
 		return 0, 0
 	}
-	threshold, _ = runproof.ParseFixed(f.Threshold, scale(f.Type))
-	actual, _ = runproof.ParseFixed(f.Actual, scale(f.Type))
+	threshold, _ = runproof.ParseFixed(f.Threshold, Scale(f.Type))
+	actual, _ = runproof.ParseFixed(f.Actual, Scale(f.Type))
 	return threshold, actual
 }

@@ -7,8 +7,9 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// scale is the fixed-point unit of a limit type's running total.
-func scale(t runproof.PolicyType) int64 {
+// Scale is the number of fixed-point units in one unit of a limit type's
+// threshold: millionths of a cent, microseconds, or 1.
+func Scale(t runproof.PolicyType) int64 {
 	switch t {
 	case runproof.PolicyCostLimit:
 		return runproof.MicrocentsPerCent
@@ -49,12 +50,12 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			bad("threshold", "is required for a "+string(p.Type)+" policy")
 			break
 		}
-		n, err := runproof.ParseFixed(p.Threshold, scale(p.Type))
+		n, err := runproof.ParseFixed(p.Threshold, Scale(p.Type))
 		if err != nil {
 			bad("threshold", err.Error())
 			break
 		}
-		if scale(p.Type) == 1 && !isWhole(p.Threshold) {
+		if Scale(p.Type) == 1 && !isWhole(p.Threshold) {
 			bad("threshold", "must be a whole number for a "+string(p.Type)+" policy")
 			break
 		}
@@ -62,7 +63,7 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			bad("threshold", "must be greater than zero")
 			break
 		}
-		p.Threshold = runproof.FormatFixed(n, scale(p.Type))
+		p.Threshold = runproof.FormatFixed(n, Scale(p.Type))
 	case p.Type == runproof.PolicyStepTypeDenied:
 		p.Threshold, p.Expression = "", ""
 		if len(p.StepTypes) == 0 {

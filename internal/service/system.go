@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -107,12 +108,12 @@ func TelemetryOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step
 		if !p.Type.IsLimit() {
 			continue
 		}
-		n, err := runproof.ParseFixed(p.Threshold, limitScale(p.Type))
+		n, err := runproof.ParseFixed(p.Threshold, policy.Scale(p.Type))
 		if err != nil || n <= 0 {
 			continue // a stored policy's threshold is canonical and positive
 		}
 		t.Limits = append(t.Limits, LimitUsage{PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
-			Type: p.Type, Action: p.Action, Threshold: float64(n) / float64(limitScale(p.Type))})
+			Type: p.Type, Action: p.Action, Threshold: float64(n) / float64(policy.Scale(p.Type))})
 		limits = append(limits, limit{threshold: n})
 	}
 	for i := range limits {
@@ -127,8 +128,8 @@ func TelemetryOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step
 			CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
 			CumulativeDurationMs: runproof.Millis(tot.DurationMicros)}
 		for _, l := range limits {
-			v, idx := limitValue(l.usage.Type, tot), st.Index
-			if l.usage.FirstStep80Percent == nil && v*10 >= l.threshold*8 { // the policies' 80 %, in integers
+			v, idx := policy.LimitValue(l.usage.Type, tot), st.Index
+			if l.usage.FirstStep80Percent == nil && policy.Approaching(v, l.threshold) {
 				l.usage.FirstStep80Percent = &idx
 			}
 			if l.usage.FirstStepOverThreshold == nil && v > l.threshold {
@@ -138,38 +139,11 @@ func TelemetryOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step
 	}
 	t.Totals = tot
 	for _, l := range limits {
-		v := limitValue(l.usage.Type, tot)
-		l.usage.Used = float64(v) / float64(limitScale(l.usage.Type))
+		v := policy.LimitValue(l.usage.Type, tot)
+		l.usage.Used = float64(v) / float64(policy.Scale(l.usage.Type))
 		l.usage.UsedPercent = math.Round(float64(v)*10000/float64(l.threshold)) / 100
 	}
 	return t
-}
-
-// limitScale is the number of fixed-point units in one unit of a limit.
-func limitScale(t runproof.PolicyType) int64 {
-	switch t {
-	case runproof.PolicyCostLimit:
-		return runproof.MicrocentsPerCent
-	case runproof.PolicyDurationLimit:
-		return runproof.MicrosPerMilli
-	}
-	return 1
-}
-
-// limitValue is the running total a limit of type t compares, in its
-// fixed-point unit.
-func limitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
-	switch t {
-	case runproof.PolicyTokenLimit:
-		return tot.Tokens()
-	case runproof.PolicyCostLimit:
-		return tot.CostMicrocents
-	case runproof.PolicyStepLimit:
-		return tot.Steps
-	case runproof.PolicyDurationLimit:
-		return tot.DurationMicros
-	}
-	return 0
 }
 
 // Kinds of system event.
