@@ -12,36 +12,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite"
 
-	"github.com/runproof/runproof/internal/artifact"
-	"github.com/runproof/runproof/internal/export"
-	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/bench/internal/benchenv"
 	"github.com/runproof/runproof/internal/runproof"
-	"github.com/runproof/runproof/internal/service"
-	"github.com/runproof/runproof/internal/store/postgres"
-	"github.com/runproof/runproof/internal/store/sqlite"
 )
 
 func main() {
@@ -73,58 +59,32 @@ func main() {
 
 func run(ctx context.Context, n, batch, rounds, agents int, pgURL string) error {
 	fmt.Printf("%-10s %7s %8s %14s %14s %7s\n", "engine", "agents", "steps", "runproof/s", "raw insert/s", "ratio")
-	dir, err := os.MkdirTemp("", "runproof-bench-")
+	st, path, closeSQLite, err := benchenv.SQLite(ctx)
 	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "runproof.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return err
-	}
-	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
 	raw, err := sqliteRaw(path)
 	if err != nil {
+		closeSQLite()
 		return err
 	}
-	if err := measure(ctx, "sqlite", st, raw, n, batch, rounds, agents); err != nil {
+	err = measure(ctx, "sqlite", st, raw, n, batch, rounds, agents)
+	raw.db.Close()
+	closeSQLite()
+	if err != nil {
 		return err
 	}
-	st.Close()
 
 	if pgURL == "" {
 		fmt.Println("postgres   skipped: pass -postgres URL or set RUNPROOF_TEST_POSTGRES_URL")
 		return nil
 	}
-	schema := "rp_bench_" + randomHex(4)
-	admin, err := pgx.Connect(ctx, pgURL)
+	pst, schemaURL, closePostgres, err := benchenv.Postgres(ctx, pgURL)
 	if err != nil {
 		return err
 	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return err
-	}
-	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	u, err := url.Parse(pgURL)
-	if err != nil {
-		return err
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	pst, err := postgres.Open(ctx, u.String())
-	if err != nil {
-		return err
-	}
-	defer pst.Close()
-	if err := pst.Migrate(ctx); err != nil {
-		return err
-	}
-	pool, err := pgxpool.New(ctx, u.String())
+	defer closePostgres()
+	pool, err := pgxpool.New(ctx, schemaURL)
 	if err != nil {
 		return err
 	}
@@ -143,30 +103,11 @@ type rawInserter interface {
 }
 
 func measure(ctx context.Context, engine string, store runproof.Store, raw rawInserter, n, batch, rounds, agents int) error {
-	svc := service.New(store, service.Options{})
-	tmp, err := os.MkdirTemp("", "runproof-bench-artifacts-")
+	srv, err := benchenv.NewServer(ctx, store, n)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	dir, err := artifact.NewDir(tmp)
-	if err != nil {
-		return err
-	}
-	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
 	defer srv.Close()
-	key, _, err := svc.CreateAPIKey(ctx, "bench", runproof.RoleAgent, "bench")
-	if err != nil {
-		return err
-	}
-	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "cost", Type: runproof.PolicyCostLimit,
-		Threshold: service.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop}); err != nil {
-		return err
-	}
-	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "tokens", Type: runproof.PolicyTokenLimit,
-		Threshold: service.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn}); err != nil {
-		return err
-	}
 	bodies := make([][]byte, 0, n/batch+1)
 	start := time.Now().UTC().Add(-24 * time.Hour)
 	for from := 0; from < n; from += batch {
@@ -181,20 +122,8 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 	}
 
 	// runproof: the whole HTTP path.
-	client := srv.Client()
 	post := func(path string, body []byte) ([]byte, error) {
-		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		res, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer res.Body.Close()
-		out, err := io.ReadAll(res.Body)
-		if res.StatusCode >= 300 {
-			return nil, fmt.Errorf("%s: %d %s", path, res.StatusCode, out)
-		}
-		return out, err
+		return srv.Post(ctx, path, "application/json", body)
 	}
 	// One agent sends every batch of its run in turn; then several agents,
 	// each with its own run, send at once, as a fleet of agents does.
@@ -225,7 +154,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 
 		// raw: the same rows, already decoded, hashed and judged, inserted
 		// with the same driver in transactions of one batch.
-		stored, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "bench", RunID: apiRun})
+		stored, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: benchenv.Tenant, RunID: apiRun})
 		if err != nil {
 			return err
 		}
@@ -240,7 +169,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 		}
 		t0 = time.Now()
 		for from := 0; from < n; from += batch {
-			if err := raw.insert(ctx, "bench", rawRun, stored[from:min(from+batch, n)]); err != nil {
+			if err := raw.insert(ctx, benchenv.Tenant, rawRun, stored[from:min(from+batch, n)]); err != nil {
 				return err
 			}
 		}
@@ -257,16 +186,10 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 		}
 	}
 	fleetRate := float64(n*agents) / time.Since(t0).Seconds()
-	apiRate, rawRate := median(apiRates), median(rawRates)
+	apiRate, rawRate := benchenv.Median(apiRates), benchenv.Median(rawRates)
 	fmt.Printf("%-10s %7d %8d %14.0f %14.0f %7.2f\n", engine, 1, n, apiRate, rawRate, apiRate/rawRate)
 	fmt.Printf("%-10s %7d %8d %14.0f %14.0f %7.2f\n", engine, agents, n*agents, fleetRate, rawRate, fleetRate/rawRate)
 	return nil
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
@@ -330,10 +253,4 @@ func (r pgRaw) insert(ctx context.Context, tenant, run string, rows []runproof.S
 		return err
 	}
 	return tx.Commit(ctx)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return strings.ToLower(hex.EncodeToString(b))
 }

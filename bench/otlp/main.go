@@ -20,38 +20,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
-	"sort"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/runproof/runproof/internal/artifact"
-	"github.com/runproof/runproof/internal/export"
-	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/bench/internal/benchenv"
 	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
-	"github.com/runproof/runproof/internal/service"
-	"github.com/runproof/runproof/internal/store/postgres"
-	"github.com/runproof/runproof/internal/store/sqlite"
 )
 
 func main() {
@@ -81,52 +67,25 @@ func main() {
 
 func run(ctx context.Context, n, batch, rounds int, pgURL string) error {
 	fmt.Printf("%-10s %8s %12s %12s %12s %7s %7s\n", "engine", "spans", "native/s", "native=/s", "otlp/s", "ratio", "ratio=")
-	dir, err := os.MkdirTemp("", "runproof-bench-otlp-")
+	st, _, closeSQLite, err := benchenv.SQLite(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "runproof.db"))
+	err = measure(ctx, "sqlite", st, n, batch, rounds)
+	closeSQLite()
 	if err != nil {
 		return err
 	}
-	if err := st.Migrate(ctx); err != nil {
-		return err
-	}
-	if err := measure(ctx, "sqlite", st, n, batch, rounds); err != nil {
-		return err
-	}
-	st.Close()
 
 	if pgURL == "" {
 		fmt.Println("postgres   skipped: pass -postgres URL or set RUNPROOF_TEST_POSTGRES_URL")
 		return nil
 	}
-	schema := "rp_bench_otlp_" + strings.ToLower(rand.Text()[:8])
-	admin, err := pgx.Connect(ctx, pgURL)
+	pst, _, closePostgres, err := benchenv.Postgres(ctx, pgURL)
 	if err != nil {
 		return err
 	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return err
-	}
-	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	u, err := url.Parse(pgURL)
-	if err != nil {
-		return err
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	pst, err := postgres.Open(ctx, u.String())
-	if err != nil {
-		return err
-	}
-	defer pst.Close()
-	if err := pst.Migrate(ctx); err != nil {
-		return err
-	}
+	defer closePostgres()
 	return measure(ctx, "postgres", pst, n, batch, rounds)
 }
 
@@ -137,30 +96,11 @@ const (
 )
 
 func measure(ctx context.Context, engine string, store runproof.Store, n, batch, rounds int) error {
-	svc := service.New(store, service.Options{})
-	tmp, err := os.MkdirTemp("", "runproof-bench-artifacts-")
+	srv, err := benchenv.NewServer(ctx, store, n)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	dir, err := artifact.NewDir(tmp)
-	if err != nil {
-		return err
-	}
-	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
 	defer srv.Close()
-	key, _, err := svc.CreateAPIKey(ctx, "bench", runproof.RoleAgent, "bench")
-	if err != nil {
-		return err
-	}
-	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "cost", Type: runproof.PolicyCostLimit,
-		Threshold: service.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop}); err != nil {
-		return err
-	}
-	if _, err := svc.CreatePolicy(ctx, "bench", service.PolicyInput{Name: "tokens", Type: runproof.PolicyTokenLimit,
-		Threshold: service.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn}); err != nil {
-		return err
-	}
 	start := time.Now().UTC().Add(-24 * time.Hour)
 	small := nativeBodies(start, n, batch, nil)
 	sample, err := otlpBodies([]byte("a sample traceID"), start, n, batch)
@@ -173,19 +113,10 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 	}
 	same := nativeBodies(start, n, batch, contents)
 
-	client := srv.Client()
 	post := func(path, contentType string, body []byte) error {
-		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", contentType)
-		res, err := client.Do(req)
+		out, err := srv.Post(ctx, path, contentType, body)
 		if err != nil {
 			return err
-		}
-		defer res.Body.Close()
-		out, err := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusOK && res.StatusCode != http.StatusCreated {
-			return fmt.Errorf("%s: %d %s", path, res.StatusCode, out)
 		}
 		if contentType == "application/x-protobuf" && len(out) > 0 {
 			var r coltracepb.ExportTraceServiceResponse
@@ -196,7 +127,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 				return fmt.Errorf("%s: %s", path, r.GetPartialSuccess().GetErrorMessage())
 			}
 		}
-		return err
+		return nil
 	}
 	sendNative := func(runID string, bodies [][]byte) error {
 		if err := post("/api/v1/runs", "application/json", []byte(`{"run_id":"`+runID+`","agent_id":"bench"}`)); err != nil {
@@ -246,7 +177,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 			return err
 		}
 		otlpRates = append(otlpRates, r)
-		stored, err := store.GetRun(ctx, "bench", fmt.Sprintf("%x", traceID))
+		stored, err := store.GetRun(ctx, benchenv.Tenant, fmt.Sprintf("%x", traceID))
 		if err != nil {
 			return err
 		}
@@ -254,7 +185,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 			return fmt.Errorf("%d spans stored, want %d", stored.Totals.Steps, n)
 		}
 	}
-	smallRate, sameRate, otlpRate := median(smallRates), median(sameRates), median(otlpRates)
+	smallRate, sameRate, otlpRate := benchenv.Median(smallRates), benchenv.Median(sameRates), benchenv.Median(otlpRates)
 	fmt.Printf("%-10s %8d %12.0f %12.0f %12.0f %7.2f %7.2f\n", engine, n, smallRate, sameRate, otlpRate, otlpRate/smallRate, otlpRate/sameRate)
 	return nil
 }
@@ -326,10 +257,4 @@ func otlpBodies(traceID []byte, start time.Time, n, batch int) ([][]byte, error)
 		bodies = append(bodies, b)
 	}
 	return bodies, nil
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }

@@ -25,9 +25,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
 	"time"
 
+	"github.com/runproof/runproof/bench/internal/benchenv"
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
@@ -144,8 +144,8 @@ func run(ctx context.Context, n, rounds int, cpuprofile string) error {
 		sumTimes = append(sumTimes, time.Since(t0).Seconds())
 	}
 
-	exp, ref := median(exportTimes), median(zipTimes)
-	ver, sum := median(verifyTimes), median(sumTimes)
+	exp, ref := benchenv.Median(exportTimes), benchenv.Median(zipTimes)
+	ver, sum := benchenv.Median(verifyTimes), benchenv.Median(sumTimes)
 	mb := float64(zipSize) / 1e6
 	fmt.Printf("%d steps, ZIP of %.1f MB, median of %d rounds\n", n, mb, rounds)
 	fmt.Printf("%-8s %16s %26s %8s %s\n", "", "runproof", "reference", "ratio", "goal")
@@ -235,10 +235,4 @@ func tool(dir, name string, args ...string) error {
 		return fmt.Errorf("%s: %v: %s", name, err, out)
 	}
 	return nil
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64{}, xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
