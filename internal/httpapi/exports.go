@@ -106,9 +106,11 @@ func (s *Server) downloadExport(w http.ResponseWriter, c *call) error {
 	return s.sendArtifact(w, c, rec, f)
 }
 
-// sendArtifact streams an artifact with its digest headers, checking on the
-// way that the bytes are those the record vouches for, and records the
-// first delivery.
+// sendArtifact streams an artifact with the digest headers of its record
+// and records the first delivery. The bytes are hashed as they go out: an
+// artifact that no longer matches its record (changed on disk) is logged
+// and not recorded as delivered, and the client sees it differ from
+// Repr-Digest; the status line is sent before the mismatch can be known.
 func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Export, f io.Reader) error {
 	sum, err := hex.DecodeString(strings.TrimPrefix(rec.Checksum, runproof.DigestPrefix))
 	if err != nil {
