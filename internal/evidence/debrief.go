@@ -327,15 +327,22 @@ func amount(t runproof.PolicyType, v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// after writes a delay for people: "immediately", "0.2 seconds after that
-// step", "4 seconds …", "3 minutes …", "2 hours 56 minutes …".
+// after writes a delay since the breaking step: "immediately", "0.2
+// seconds after that step", "2 hours 57 minutes after that step".
 func after(s float64) string {
-	const tail = " after that step"
-	switch {
-	case s == 0:
+	if s == 0 {
 		return "immediately"
+	}
+	return Duration(s) + " after that step"
+}
+
+// Duration writes a number of seconds for people, as the debrief's
+// sentences and reports show delays: milliseconds under a second
+// ("0.035 seconds"), tenths under ten ("4.2 seconds"), whole seconds under
+// a minute, then minutes, then hours and minutes ("2 hours 57 minutes").
+func Duration(s float64) string {
+	switch {
 	case s < 60:
-		// milliseconds under a second, tenths under ten, then whole seconds
 		r := math.Round(s*1000) / 1000
 		switch {
 		case s >= 10:
@@ -344,11 +351,11 @@ func after(s float64) string {
 			r = math.Round(s*10) / 10
 		}
 		if r == 1 {
-			return "1 second" + tail
+			return "1 second"
 		}
-		return formatSeconds(r) + " seconds" + tail
+		return formatSeconds(r) + " seconds"
 	case s < 3570: // under 59.5 minutes
-		return count(int64(math.Round(s/60)), "minute", "minutes") + tail
+		return count(int64(math.Round(s/60)), "minute", "minutes")
 	}
 	minutes := int64(math.Round(s / 60))
 	h, m := minutes/60, minutes%60
@@ -356,7 +363,7 @@ func after(s float64) string {
 	if m > 0 {
 		out += " " + count(m, "minute", "minutes")
 	}
-	return out + tail
+	return out
 }
 
 // percentOver is how far actual is over threshold, in whole percent

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runproof/runproof/internal/evidence"
 )
 
 // or is s, or def when s is empty.
@@ -68,28 +70,9 @@ func seconds(s float64) string {
 	return strconv.Itoa(int(s)/3600) + " h " + strconv.Itoa(int(s)%3600/60) + " min"
 }
 
-// words shows a duration in seconds for people.
-func words(s float64) string {
-	switch {
-	case s < 60:
-		// milliseconds under a second, tenths under ten, whole seconds above
-		r := math.Round(s*1000) / 1000
-		switch {
-		case s >= 10:
-			r = math.Round(s)
-		case s >= 1:
-			r = math.Round(s*10) / 10
-		}
-		v := num(r)
-		if v == "1" {
-			return "1 second"
-		}
-		return v + " seconds"
-	case s < 3600:
-		return strconv.Itoa(int(s)/60) + " min " + strconv.Itoa(int(s)%60) + " s"
-	}
-	return strconv.Itoa(int(s)/3600) + " h " + strconv.Itoa(int(s)%3600/60) + " min"
-}
+// words shows a duration in seconds for people, as the debrief's
+// sentences do.
+func words(s float64) string { return evidence.Duration(s) }
 
 // num is the shortest decimal that reads back to f.
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
