@@ -64,21 +64,35 @@ func (s *Server) createExport(w http.ResponseWriter, c *call) error {
 
 func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 	q := c.r.URL.Query()
-	p := runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")}
-	var err error
-	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+	items, _, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")})
+	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, exportList{Items: items})
+	return nil
+}
+
+// exportViews lists the export records p selects, paged by the request's
+// limit and offset, with the evidence metadata of the list.
+func (s *Server) exportViews(c *call, p runproof.ListExportsParams) ([]exportView, runproof.EvidenceMeta, error) {
+	var meta runproof.EvidenceMeta
+	var err error
+	q := c.r.URL.Query()
+	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
+		return nil, meta, err
 	}
 	recs, err := s.exports.List(c.r.Context(), p)
 	if err != nil {
-		return err
+		return nil, meta, err
 	}
 	items := make([]exportView, len(recs))
 	for i, r := range recs {
 		items[i] = view(r)
+		if r.IncidentID != "" {
+			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
+		}
 	}
-	writeJSON(w, http.StatusOK, exportList{Items: items})
-	return nil
+	return items, meta, nil
 }
 
 func (s *Server) getExport(w http.ResponseWriter, c *call) error {
@@ -211,23 +225,9 @@ type runExportsDoc struct {
 }
 
 func (s *Server) auditExports(w http.ResponseWriter, c *call) error {
-	q := c.r.URL.Query()
-	p := runproof.ListExportsParams{TenantID: c.tenant()}
-	var err error
-	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
-		return err
-	}
-	recs, err := s.exports.List(c.r.Context(), p)
+	items, meta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant()})
 	if err != nil {
 		return err
-	}
-	items := make([]exportView, len(recs))
-	var meta runproof.EvidenceMeta
-	for i, r := range recs {
-		items[i] = view(r)
-		if r.IncidentID != "" {
-			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
-		}
 	}
 	return s.writeEvidence(w, c, exportList{Items: items}, meta)
 }
