@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -21,7 +20,7 @@ Creates an API key for a tenant and prints it alone on stdout. Only its hash
 is stored: the key cannot be shown again.
 
   --tenant T            the tenant the key belongs to (required)
-  --role ROLE           ` + roleNames() + ` (required)
+  --role ROLE           ` + runproof.RoleNames() + ` (required)
   --name N              a label for the key (default: the role)
 ` + commonHelp + `
 Examples:
@@ -40,7 +39,7 @@ Examples:
 					return err
 				}
 				if !runproof.Role(*role).Valid() {
-					return usagef("keys create: --role must be one of %s", roleNames())
+					return usagef("keys create: --role must be one of %s", runproof.RoleNames())
 				}
 				return createKey(ctx, e, *tenant, runproof.Role(*role), *name)
 			}
@@ -70,14 +69,6 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s): store it now, it cannot be shown again\n", key.ID, tenant, key.Role)
 	_, err = fmt.Fprintln(e.stdout, secret)
 	return err
-}
-
-func roleNames() string {
-	names := make([]string, len(runproof.Roles))
-	for i, r := range runproof.Roles {
-		names[i] = string(r)
-	}
-	return strings.Join(names, ", ")
 }
 
 func keysRotateSigningCommand() *command {

@@ -199,7 +199,7 @@ func group(spans []*span) ([]Run, []Rejected) {
 		if id == "" {
 			id, source = s.TraceID, FromTrace
 		}
-		if !validID(id) {
+		if !runproof.ValidID(id) {
 			rejected = append(rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
 				Reason: fmt.Sprintf("%s %q is not a valid run id: 1-128 letters, digits, '.', '_', ':' or '-'", source, id)})
 			continue
@@ -467,19 +467,6 @@ func truncate(s string, n int) string {
 func allZero(b []byte) bool {
 	for _, c := range b {
 		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validID accepts what the native API accepts as a run id.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
 			return false
 		}
 	}

@@ -79,7 +79,13 @@ const TenantIDRule = `must be 1-128 letters, digits, '.', '_', ':' or '-', neith
 // tenant's id names the directory of its export artifacts, hence no "."
 // and no "..".
 func ValidTenantID(s string) bool {
-	if len(s) == 0 || len(s) > 128 || s == "." || strings.Contains(s, "..") {
+	return s != "." && !strings.Contains(s, "..") && ValidID(s)
+}
+
+// ValidID accepts the ids clients choose, such as run ids: 1–128 letters,
+// digits, '.', '_', ':' or '-'.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
 		return false
 	}
 	for _, c := range []byte(s) {
@@ -88,6 +94,15 @@ func ValidTenantID(s string) bool {
 		}
 	}
 	return true
+}
+
+// RoleNames lists the roles, comma-separated, for messages.
+func RoleNames() string {
+	names := make([]string, len(Roles))
+	for i, r := range Roles {
+		names[i] = string(r)
+	}
+	return strings.Join(names, ", ")
 }
 
 // APIKey is a tenant's credential. Only the SHA-256 of the secret is kept.

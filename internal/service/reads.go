@@ -75,7 +75,7 @@ func decodeCursor(s string) (runproof.RunCursor, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return runproof.RunCursor{}, err
 	}
-	if !validID(c.ID) {
+	if !runproof.ValidID(c.ID) {
 		return runproof.RunCursor{}, errors.New("not a run id")
 	}
 	return runproof.RunCursor{StartedAt: runproof.Timestamp(c.T), RunID: c.ID}, nil

@@ -41,7 +41,7 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 	case runproof.CheckText(in.AgentID) != nil:
 		bad("agent_id", runproof.CheckText(in.AgentID).Error())
 	}
-	if in.RunID != "" && !validID(in.RunID) {
+	if in.RunID != "" && !runproof.ValidID(in.RunID) {
 		bad("run_id", "must be 1-128 letters, digits, '.', '_', ':' or '-'")
 	}
 	if len(in.Goal) > maxGoal {

@@ -78,7 +78,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 		errs = append(errs, runproof.FieldError{Field: "tenant", Message: runproof.TenantIDRule})
 	}
 	if !role.Valid() {
-		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + roleList()})
+		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + runproof.RoleNames()})
 	}
 	if err := runproof.CheckText(name); err != nil {
 		errs = append(errs, runproof.FieldError{Field: "name", Message: err.Error()})
@@ -119,27 +119,6 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.API
 			"the API key is not valid: its tenant id %q is no longer accepted (it %s); create a key for another tenant id", k.TenantID, runproof.TenantIDRule)
 	}
 	return k, nil
-}
-
-// validID accepts the ids runproof lets clients choose for runs.
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
-			return false
-		}
-	}
-	return true
-}
-
-func roleList() string {
-	names := make([]string, len(runproof.Roles))
-	for i, r := range runproof.Roles {
-		names[i] = string(r)
-	}
-	return strings.Join(names, ", ")
 }
 
 // evaluator returns the compiled evaluator of a snapshot, compiling it once.
