@@ -20,6 +20,7 @@ import (
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/migrate"
 )
 
 //go:embed migrations/*.sql
@@ -84,25 +85,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer done()
-	if err := refuseNewer(ctx, p); err != nil {
+	if err := migrate.Up(ctx, p); err != nil {
 		return fmt.Errorf("postgres: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return nil
-}
-
-// refuseNewer refuses a database whose schema is newer than the migrations
-// this binary holds: an older runproof would misread it.
-func refuseNewer(ctx context.Context, p *goose.Provider) error {
-	have, err := p.GetDBVersion(ctx)
-	if err != nil {
-		return fmt.Errorf("schema version: %w", err)
-	}
-	sources := p.ListSources()
-	if known := sources[len(sources)-1].Version; have > known {
-		return fmt.Errorf("the database schema is at version %d, newer than this runproof knows (%d): run a newer runproof", have, known)
 	}
 	return nil
 }

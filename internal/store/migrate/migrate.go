@@ -1,0 +1,28 @@
+// Package migrate applies a store's embedded schema migrations, the same
+// way for every engine.
+package migrate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pressly/goose/v3"
+)
+
+// Up applies the migrations of p not yet applied. It refuses a database
+// whose schema is newer than the migrations p holds: an older runproof
+// would misread it.
+func Up(ctx context.Context, p *goose.Provider) error {
+	have, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("schema version: %w", err)
+	}
+	sources := p.ListSources()
+	if known := sources[len(sources)-1].Version; have > known {
+		return fmt.Errorf("the database schema is at version %d, newer than this runproof knows (%d): run a newer runproof", have, known)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
