@@ -12,7 +12,7 @@
 // policy that stops it, so that the bundle has an incident. Rounds alternate
 // runproof and the reference; the median of each is kept.
 //
-//	go run ./bench/zip [-steps 10000] [-rounds 5] [-cpuprofile FILE]
+//	go run ./bench/zip [-steps 10000] [-rounds 5] [-cpuprofile FILE] [-keep FILE.zip]
 package main
 
 import (
@@ -44,14 +44,15 @@ func main() {
 	n := flag.Int("steps", 10_000, "steps of the run")
 	rounds := flag.Int("rounds", 5, "alternating rounds of runproof and the reference; the median of each is kept")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed runproof work to this file")
+	keep := flag.String("keep", "", "copy the ZIP measured to this file, to inspect it")
 	flag.Parse()
-	if err := run(context.Background(), *n, *rounds, *cpuprofile); err != nil {
+	if err := run(context.Background(), *n, *rounds, *cpuprofile, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/zip:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n, rounds int, cpuprofile string) error {
+func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
 	for _, tool := range []string{"zip", "sha256sum"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("the reference needs %s: %w", tool, err)
@@ -118,6 +119,11 @@ func run(ctx context.Context, n, rounds int, cpuprofile string) error {
 				return err
 			}
 			zipSize = rec.SizeBytes
+			if keep != "" {
+				if err := copyFile(zipFile, keep); err != nil {
+					return err
+				}
+			}
 		}
 
 		// The reference: the same files compressed and hashed by stock tools.
@@ -235,4 +241,12 @@ func tool(dir, name string, args ...string) error {
 		return fmt.Errorf("%s: %v: %s", name, err, out)
 	}
 	return nil
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
 }

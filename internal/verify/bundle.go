@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -25,7 +24,6 @@ type bundleFacts struct {
 	hasSteps                                          bool // a steps member, even empty
 	violatedPolicy                                    bool // policy_context names a violated policy
 
-	length                            int64 // of the canonical form of the whole document
 	gotContentHash, gotEvidenceDigest digestText
 	steps, tokens, cost, duration     int64  // count and sums of the steps present
 	firstSeen, lastSeen               int64  // step_index of the first and last step present
@@ -75,21 +73,26 @@ var stepFieldNames = [numFields]string{"content_digest", "content_hash", "cost_c
 
 // stepFieldKinds is the JSON kind of each member: '"' string, '0' number,
 // 't' boolean.
-var stepFieldKinds = [numFields]jsontext.Kind{'"', '"', '0', '0', '0', 't', '0', '"', '0', '"', '"', '0'}
+var stepFieldKinds = [numFields]byte{'"', '"', '0', '0', '0', 't', '0', '"', '0', '"', '"', '0'}
 
-// scanner reads bundle.json token by token. Each token is checked to be in
-// its RFC 8785 form as read (member names in order, strings and numbers
-// written canonically) and then hashed as it is, so the digests come out of
-// one pass in flat memory however many steps the bundle holds.
+// maxDepth bounds the nesting of bundle.json, as encoding/json/v2 does.
+const maxDepth = 10000
+
+// scanner reads bundle.json token by token (see tokens): each token is
+// checked to be in its RFC 8785 form as read, member names in order, so the
+// document is its own canonical form and the digests are of the bytes as
+// read, spans at a time, in one pass and in flat memory however many steps
+// the bundle holds.
 type scanner struct {
-	dec    *jsontext.Decoder
+	tok    *tokens
 	facts  *bundleFacts
 	onRow  func(*stepRow) error
 	hashes [2]sink // 0: content_hash (all but content_hash), 1: evidence_digest (also without the SOC 2 members)
 	// content collects one step's content, for its content_digest.
 	content sink
-	length  int64       // of the canonical form of the whole document so far
 	names   [][2][]byte // per depth: the previous and the current member name
+	path    []int       // per depth: the element or member being read; -1 before the first
+	arrays  []bool      // per depth: an array, not an object
 	depth   int
 
 	step    [numFields][]byte // the raw members of the step being read
@@ -99,32 +102,18 @@ type scanner struct {
 	strs    [4][]byte // unquoted strings of row
 	rowHash hash.Hash
 	buf     []byte // scratch
-	head    []byte // scratch of object
 }
 
-// sink is a digest fed in chunks.
+// sink is a digest fed the bytes read while it is on.
 type sink struct {
 	h       hash.Hash
-	buf     []byte
 	enabled bool // fed at all
 	on      bool // fed now
 	members int  // top-level members written
 	out     [sha256.Size]byte
 }
 
-func (k *sink) write(b []byte) {
-	k.buf = append(k.buf, b...)
-	if len(k.buf) >= 64<<10 {
-		k.h.Write(k.buf)
-		k.buf = k.buf[:0]
-	}
-}
-
-func (k *sink) sum() []byte {
-	k.h.Write(k.buf)
-	k.buf = k.buf[:0]
-	return k.h.Sum(k.out[:0])
-}
+func (k *sink) sum() []byte { return k.h.Sum(k.out[:0]) }
 
 // formError is a bundle.json that is not canonical JSON of a bundle's shape.
 type formError struct{ msg string }
@@ -138,12 +127,12 @@ func formErrorf(format string, args ...any) error {
 // scanBundle reads a bundle's JSON from r and returns what it finds. onRow,
 // when not nil, is called with every well-formed step instead of folding it
 // into the row digest. The error is a *formError when the JSON is not a
-// canonical bundle, or onRow's; the facts then hold what was read so far.
+// canonical bundle, or onRow's, or r's; the facts then hold what was read
+// so far.
 func scanBundle(r io.Reader, onRow func(*stepRow) error) (*bundleFacts, error) {
 	f := &bundleFacts{}
-	// Duplicate names need no tracking: the order check refuses them.
-	s := &scanner{dec: jsontext.NewDecoder(r, jsontext.AllowDuplicateNames(true)), facts: f, onRow: onRow,
-		content: sink{h: sha256.New()}}
+	s := &scanner{facts: f, onRow: onRow, content: sink{h: sha256.New()}}
+	s.tok = newTokens(r, s.feed)
 	for i := range s.hashes {
 		s.hashes[i] = sink{h: sha256.New(), enabled: true, on: true}
 	}
@@ -154,22 +143,25 @@ func scanBundle(r io.Reader, onRow func(*stepRow) error) (*bundleFacts, error) {
 			return nil
 		}
 	}
-	if k := s.dec.PeekKind(); k != '{' {
-		if _, err := s.dec.ReadValue(); err != nil {
-			return f, s.syntax(err)
-		}
+	switch s.tok.kind() {
+	case '{':
+	case '[', '"', '0', 't', 'f', 'n':
 		return f, formErrorf("it is not a JSON object")
+	default:
+		return f, s.tok.unexpected()
 	}
 	if err := s.object(s.topMember); err != nil {
 		return f, err
 	}
-	if _, err := s.dec.ReadToken(); err != io.EOF {
-		if err == nil {
-			return f, formErrorf("more JSON follows the bundle")
-		}
-		return f, s.syntax(err)
+	s.tok.flush()
+	switch c := s.tok.peek(); {
+	case s.tok.err != nil:
+		return f, s.tok.err
+	case isSpace(c):
+		return f, s.tok.whitespace()
+	case c != 0:
+		return f, formErrorf("more JSON follows the bundle (byte %d)", s.tok.offset())
 	}
-	f.length = s.length
 	f.gotContentHash = digestOf(s.hashes[0].sum())
 	f.gotEvidenceDigest = digestOf(s.hashes[1].sum())
 	if s.rowHash != nil {
@@ -178,47 +170,76 @@ func scanBundle(r io.Reader, onRow func(*stepRow) error) (*bundleFacts, error) {
 	return f, nil
 }
 
-var (
-	tokOpenObject  = []byte{'{'}
-	tokCloseObject = []byte{'}'}
-	tokOpenArray   = []byte{'['}
-	tokCloseArray  = []byte{']'}
-	tokComma       = []byte{','}
-)
+var tokComma = []byte{','}
 
-// emit writes canonical bytes to the digests that are on.
-func (s *scanner) emit(b []byte) {
-	s.length += int64(len(b))
+// feed writes bytes read to the digests that are on.
+func (s *scanner) feed(b []byte) {
 	for i := range s.hashes {
 		if s.hashes[i].on {
-			s.hashes[i].write(b)
+			s.hashes[i].h.Write(b)
 		}
 	}
 	if s.content.on {
-		s.content.write(b)
+		s.content.h.Write(b)
 	}
-}
-
-// syntax words a decoder error.
-func (s *scanner) syntax(err error) error {
-	var se *jsontext.SyntacticError
-	if errors.As(err, &se) {
-		return formErrorf("not valid JSON: %v", err)
-	}
-	return err // reading the ZIP failed
 }
 
 // where is the JSON pointer of the value being read, for messages.
 func (s *scanner) where() string {
-	if p := s.dec.StackPointer(); p != "" {
-		return string(p)
+	var b []byte
+	for d := range s.depth {
+		switch i := s.path[d]; {
+		case i < 0:
+		case s.arrays[d]:
+			b = fmt.Appendf(b, "/%d", i)
+		default:
+			b = append(b, '/')
+			for _, c := range s.names[d][1] {
+				switch c {
+				case '~':
+					b = append(b, "~0"...)
+				case '/':
+					b = append(b, "~1"...)
+				default:
+					b = append(b, c)
+				}
+			}
+		}
 	}
-	return "the top level"
+	if len(b) == 0 {
+		return "the top level"
+	}
+	return string(b)
 }
 
-// value reads, checks and emits any value.
+// token words an error of tokens: where a token not in canonical form is.
+func (s *scanner) token(err error) error {
+	if te, ok := err.(*tokenError); ok {
+		return formErrorf("%s: %v", s.where(), te)
+	}
+	return err
+}
+
+// enter and leave keep track of the containers open.
+func (s *scanner) enter(array bool) error {
+	if s.depth == maxDepth {
+		return formErrorf("%s: nested more than %d deep", s.where(), maxDepth)
+	}
+	s.depth++
+	if len(s.path) < s.depth {
+		s.names = append(s.names, [2][]byte{})
+		s.path = append(s.path, 0)
+		s.arrays = append(s.arrays, false)
+	}
+	s.path[s.depth-1], s.arrays[s.depth-1] = -1, array
+	return nil
+}
+
+func (s *scanner) leave() { s.depth-- }
+
+// value reads and checks any value.
 func (s *scanner) value() error {
-	switch s.dec.PeekKind() {
+	switch s.tok.kind() {
 	case '{':
 		return s.object(nil)
 	case '[':
@@ -228,35 +249,32 @@ func (s *scanner) value() error {
 	return err
 }
 
-// scalar reads a string, number or literal, checks its form and emits it.
-// The value is valid until the next read.
-func (s *scanner) scalar() (jsontext.Value, error) {
-	v, err := s.dec.ReadValue()
-	if err != nil {
-		return nil, s.syntax(err)
-	}
-	switch v.Kind() {
+// scalar reads a string, number or literal and checks its form. The value
+// is valid until the next read.
+func (s *scanner) scalar() ([]byte, error) {
+	var v []byte
+	var err error
+	switch s.tok.kind() {
 	case '"':
-		if !canonicalString(v) {
-			return nil, formErrorf("%s: string %.40s is not written as RFC 8785 writes it", s.where(), v)
-		}
+		v, err = s.tok.str()
 	case '0':
-		if !canonicalNumber(v, &s.buf) {
-			return nil, formErrorf("%s: number %.40s is not written as RFC 8785 writes it", s.where(), v)
-		}
+		v, err = s.tok.number(&s.buf)
+	case 't', 'f', 'n':
+		v, err = s.tok.literal()
+	default:
+		err = s.tok.unexpected()
 	}
-	s.emit(v)
-	return v, nil
+	return v, s.token(err)
 }
 
 // scalarOf reads a scalar of the given kind ('t' for either boolean).
-func (s *scanner) scalarOf(kind jsontext.Kind) (jsontext.Value, error) {
-	k := s.dec.PeekKind()
+func (s *scanner) scalarOf(kind byte) ([]byte, error) {
+	k := s.tok.kind()
 	if k == 'f' {
 		k = 't'
 	}
-	if k != kind && k != 0 {
-		what := map[jsontext.Kind]string{'"': "a string", '0': "a number", 't': "true or false"}[kind]
+	if k != kind && k != 0 && k != '}' && k != ']' {
+		what := map[byte]string{'"': "a string", '0': "a number", 't': "true or false"}[kind]
 		return nil, formErrorf("%s must be %s", s.where(), what)
 	}
 	return s.scalar()
@@ -265,40 +283,44 @@ func (s *scanner) scalarOf(kind jsontext.Kind) (jsontext.Value, error) {
 // object reads an object, calling member (or value, when nil) for each
 // member's value once its name is read.
 func (s *scanner) object(member func(name []byte) error) error {
-	if _, err := s.dec.ReadToken(); err != nil {
-		return s.syntax(err)
+	if err := s.tok.byte('{'); err != nil {
+		return err
 	}
-	s.emit(tokOpenObject)
-	s.depth++
-	if len(s.names) < s.depth {
-		s.names = append(s.names, [2][]byte{})
+	if err := s.enter(false); err != nil {
+		return err
 	}
 	d := s.depth - 1
-	for i := 0; s.dec.PeekKind() != '}'; i++ {
-		raw, err := s.dec.ReadValue()
-		if err != nil {
-			return s.syntax(err)
+	top := s.depth == 1
+	for i := 0; s.tok.peek() != '}'; i++ {
+		if top { // the digests take what was read under the member before
+			s.tok.flush()
 		}
-		if !canonicalString(raw) {
-			return formErrorf("%s: member name %.40s is not written as RFC 8785 writes it", s.where(), raw)
+		if i > 0 {
+			if err := s.tok.byte(','); err != nil {
+				return err
+			}
+			if top { // each digest writes the comma its members need
+				s.tok.skip()
+			}
+		}
+		raw, err := s.tok.str()
+		if err != nil {
+			return s.token(err)
 		}
 		names := &s.names[d]
 		names[0], names[1] = names[1], unquote(names[0][:0], raw)
+		s.path[d] = i
 		if i > 0 && !lessUTF16(names[0], names[1]) {
 			return formErrorf("%s: member %q follows %q: members are not in RFC 8785 order", s.where(), names[1], names[0])
 		}
-		// The comma (at the top level, each digest has its own), the
-		// name and the colon, emitted at once.
-		head := s.head[:0]
-		if s.depth == 1 {
-			s.topSeparator(names[1], i)
-		} else if i > 0 {
-			head = append(head, ',')
+		if top {
+			s.topSeparator(names[1])
 		}
-		s.head = append(append(head, raw...), ':')
-		s.emit(s.head)
+		if err := s.tok.byte(':'); err != nil {
+			return err
+		}
 		if member != nil {
-			err = member(s.names[d][1])
+			err = member(names[1])
 		} else {
 			err = s.value()
 		}
@@ -306,32 +328,26 @@ func (s *scanner) object(member func(name []byte) error) error {
 			return err
 		}
 	}
-	if _, err := s.dec.ReadToken(); err != nil {
-		return s.syntax(err)
-	}
-	if s.depth == 1 {
+	if top {
+		s.tok.flush()
 		for i := range s.hashes {
 			s.hashes[i].on = s.hashes[i].enabled
 		}
 	}
-	s.emit(tokCloseObject)
-	s.depth--
-	return nil
+	s.leave()
+	return s.tok.byte('}')
 }
 
 // topSeparator turns each digest on or off for a top-level member and
 // writes the comma before it where the digest has an earlier member.
-func (s *scanner) topSeparator(name []byte, i int) {
-	if i > 0 {
-		s.length++
-	}
+func (s *scanner) topSeparator(name []byte) {
 	for j := range s.hashes {
 		k := &s.hashes[j]
 		skip := string(name) == "content_hash" || j == 1 && soc2Members[string(name)]
 		k.on = k.enabled && !skip
 		if k.on {
 			if k.members > 0 {
-				k.write(tokComma)
+				k.h.Write(tokComma)
 			}
 			k.members++
 		}
@@ -340,23 +356,26 @@ func (s *scanner) topSeparator(name []byte, i int) {
 
 // array reads an array, calling elem for each element.
 func (s *scanner) array(elem func() error) error {
-	if _, err := s.dec.ReadToken(); err != nil {
-		return s.syntax(err)
+	if err := s.tok.byte('['); err != nil {
+		return err
 	}
-	s.emit(tokOpenArray)
-	for i := 0; s.dec.PeekKind() != ']'; i++ {
+	if err := s.enter(true); err != nil {
+		return err
+	}
+	d := s.depth - 1
+	for i := 0; s.tok.peek() != ']'; i++ {
 		if i > 0 {
-			s.emit(tokComma)
+			if err := s.tok.byte(','); err != nil {
+				return err
+			}
 		}
+		s.path[d] = i
 		if err := elem(); err != nil {
 			return err
 		}
 	}
-	if _, err := s.dec.ReadToken(); err != nil {
-		return s.syntax(err)
-	}
-	s.emit(tokCloseArray)
-	return nil
+	s.leave()
+	return s.tok.byte(']')
 }
 
 // unquote appends the value of a JSON string token to dst.
@@ -364,7 +383,7 @@ func unquote(dst, raw []byte) []byte {
 	if bytes.IndexByte(raw, '\\') < 0 {
 		return append(dst, raw[1:len(raw)-1]...)
 	}
-	dst, _ = jsontext.AppendUnquote(dst, raw) // the decoder has validated raw
+	dst, _ = jsontext.AppendUnquote(dst, raw) // the token is valid
 	return dst
 }
 
@@ -408,13 +427,13 @@ func (s *scanner) topMember(name []byte) error {
 	case "total_duration_ms":
 		return s.fixed(&f.totalDuration, runproof.MicrosPerMilli)
 	case "steps":
-		if s.dec.PeekKind() != '[' {
+		if s.tok.kind() != '[' {
 			return formErrorf("%s must be an array", s.where())
 		}
 		f.hasSteps = true
 		return s.array(s.stepValue)
 	case "policy_context":
-		if s.dec.PeekKind() != '{' {
+		if s.tok.kind() != '{' {
 			return formErrorf("%s must be an object", s.where())
 		}
 		return s.object(func(name []byte) error {
@@ -461,7 +480,7 @@ func (s *scanner) fixed(dst *opt, scale int64) error {
 
 // stepValue reads one element of steps.
 func (s *scanner) stepValue() error {
-	if s.dec.PeekKind() != '{' {
+	if s.tok.kind() != '{' {
 		return formErrorf("%s must be a step object", s.where())
 	}
 	s.has, s.hasBody = 0, false
@@ -481,9 +500,11 @@ func (s *scanner) stepMember(name []byte) error {
 	case "content":
 		// The content's canonical bytes are also its content_digest's input.
 		s.hasBody = true
+		s.tok.flush()
 		s.content.h.Reset()
 		s.content.on = true
 		err := s.value()
+		s.tok.flush()
 		s.content.on = false
 		return err
 	case "content_digest":

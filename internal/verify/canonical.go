@@ -117,6 +117,16 @@ func appendNumber(b []byte, f float64) []byte {
 // It differs from the order of UTF-8 bytes only for characters beyond
 // U+FFFF, which UTF-16 writes as surrogates below U+E000.
 func lessUTF16(a, b []byte) bool {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	switch {
+	case i == len(a) || i == len(b):
+		return len(a) < len(b)
+	case a[i] < utf8.RuneSelf || b[i] < utf8.RuneSelf:
+		return a[i] < b[i] // an ASCII character sorts alike in both
+	}
 	for len(a) > 0 && len(b) > 0 {
 		ra, na := utf8.DecodeRune(a)
 		rb, nb := utf8.DecodeRune(b)
