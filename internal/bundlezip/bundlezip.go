@@ -101,12 +101,11 @@ type Member struct {
 	packed *packed // set by Pack and Packer
 }
 
-// packed is a member compressed (or not: see method) and hashed.
+// packed is a member deflated and hashed.
 type packed struct {
-	file   File
-	crc    uint32
-	method uint16 // zip.Deflate or zip.Store
-	data   []byte // as written in the ZIP
+	file     File
+	crc      uint32
+	deflated []byte
 }
 
 // Pack deflates and hashes m now, so that Seal and Sealed.Write only copy
@@ -130,53 +129,37 @@ func Pack(m Member) (Member, error) {
 // Packer packs a member as it is written, as Pack does, without the
 // member's bytes being held whole.
 type Packer struct {
-	name string
-	out  bytes.Buffer
-	zw   *flate.Writer // nil for a stored member
-	sha  hash.Hash
-	crc  hash.Hash32
-	n    int64
+	name     string
+	deflated bytes.Buffer
+	zw       *flate.Writer
+	sha      hash.Hash
+	crc      hash.Hash32
+	n        int64
 }
 
 // NewPacker returns a Packer of the member name.
 func NewPacker(name string) (*Packer, error) {
 	p := &Packer{name: name, sha: sha256.New(), crc: crc32.NewIEEE()}
-	if stored(name) {
-		return p, nil
-	}
 	var err error
-	p.zw, err = flate.NewWriter(&p.out, level)
+	p.zw, err = flate.NewWriter(&p.deflated, level)
 	return p, err
 }
-
-// stored reports whether the member name is stored as it is rather than
-// deflated: report.pdf, whose pages are compressed already. Deflating it
-// again would gain a few percent, and cost every verification an inflate
-// of the whole file.
-func stored(name string) bool { return name == ReportName }
 
 // Write adds b to the member.
 func (p *Packer) Write(b []byte) (int, error) {
 	p.sha.Write(b)
 	p.crc.Write(b)
 	p.n += int64(len(b))
-	if p.zw == nil {
-		return p.out.Write(b)
-	}
 	return p.zw.Write(b)
 }
 
 // Member ends the member and returns it, packed.
 func (p *Packer) Member() (Member, error) {
-	method := zip.Store
-	if p.zw != nil {
-		if err := p.zw.Close(); err != nil {
-			return Member{}, err
-		}
-		method = zip.Deflate
+	if err := p.zw.Close(); err != nil {
+		return Member{}, err
 	}
 	file := File{Name: p.name, Size: p.n, SHA256: hex.EncodeToString(p.sha.Sum(nil))}
-	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), method: method, data: p.out.Bytes()}}, nil
+	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated.Bytes()}}, nil
 }
 
 // Sealed is a signed manifest and the members it vouches for, ready to
@@ -234,12 +217,12 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 			return err
 		}
 		p := f.packed
-		fw, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: p.method, Modified: modified.UTC(), CRC32: p.crc,
-			CompressedSize64: uint64(len(p.data)), UncompressedSize64: uint64(p.file.Size)})
+		fw, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
+			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)})
 		if err != nil {
 			return err
 		}
-		if _, err := fw.Write(p.data); err != nil {
+		if _, err := fw.Write(p.deflated); err != nil {
 			return err
 		}
 	}
@@ -256,7 +239,7 @@ func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byt
 	return s.Manifest, s.Write(w, proof)
 }
 
-// level is the deflate level of every deflated member: 6, as `zip -6`, with the
+// level is the deflate level of every member: 6, as `zip -6`, with the
 // faster of the two Go deflate implementations. Its output depends only on
 // the input (and the library's version), so that the same members give the
 // same ZIP.

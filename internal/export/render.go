@@ -81,13 +81,13 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
 	// The report, the slowest member to render, is drawn while bundle.json
 	// and steps.csv are rendered and packed (deflated and hashed). Its pages
-	// are compressed, and the ZIP stores the file as it is.
+	// are left uncompressed: the ZIP deflates the file whole.
 	var report bundlezip.Member
 	reportErr := make(chan error, 1)
 	go func() {
 		pdf, err := bundlezip.NewPacker(bundlezip.ReportName)
 		if err == nil {
-			err = pdfr.Write(pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID})
+			err = pdfr.Write(pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
 		}
 		if err == nil {
 			report, err = pdf.Member()

@@ -38,6 +38,11 @@ type Info struct {
 	ExportID    string // may be empty
 	LedgerIndex *int64 // position in the export ledger, nil when unknown
 	KeyID       string // signing key id, may be empty
+	// Uncompressed leaves the pages' contents uncompressed, for a file
+	// that is compressed whole (report.pdf in the ZIP bundle): one deflate
+	// stream over the file costs less than one per page, and compresses
+	// better.
+	Uncompressed bool
 }
 
 // Write renders bundle (*evidence.EvidenceBundle, *evidence.SOC2Bundle or
@@ -67,6 +72,7 @@ func Write(w io.Writer, bundle any, info Info) error {
 	if r == nil {
 		return fmt.Errorf("pdfr: cannot write a %T as PDF", bundle)
 	}
+	r.pdf.SetCompression(!info.Uncompressed)
 	if err := r.pdf.Output(w); err != nil {
 		return fmt.Errorf("pdfr: %w", err)
 	}

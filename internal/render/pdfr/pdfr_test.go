@@ -198,11 +198,11 @@ func TestShowAsText(t *testing.T) {
 	ev, soc2, debrief := bundles(t, src)
 	for _, b := range []any{ev, soc2, debrief} {
 		var direct, text bytes.Buffer
-		if err := Write(&direct, b, Info{}); err != nil {
+		if err := Write(&direct, b, Info{Uncompressed: true}); err != nil {
 			t.Fatal(err)
 		}
 		showDirectly = false
-		err := Write(&text, b, Info{})
+		err := Write(&text, b, Info{Uncompressed: true})
 		showDirectly = true
 		if err != nil {
 			t.Fatal(err)
@@ -210,6 +210,17 @@ func TestShowAsText(t *testing.T) {
 		if !bytes.Equal(direct.Bytes(), text.Bytes()) {
 			t.Errorf("%T: show writes other bytes than Text", b)
 		}
+	}
+}
+
+// TestUncompressed checks that a report with its pages left uncompressed,
+// as the ZIP bundle holds it, reads as the compressed one does.
+func TestUncompressed(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 300, 200))
+	packed := check(t, write(t, "packed.pdf", ev, Info{}))
+	plain := check(t, write(t, "plain.pdf", ev, Info{Uncompressed: true}))
+	if !slices.Equal(packed, plain) {
+		t.Error("the uncompressed report does not read as the compressed one")
 	}
 }
 
