@@ -37,6 +37,7 @@ fuzz: ## run every fuzz target for 20 s each
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime 20s ./internal/otlp
 	$(GO) test -run '^$$' -fuzz '^FuzzStepHash$$' -fuzztime 20s ./internal/runproof
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime 20s ./internal/runproof
+	$(GO) test -run '^$$' -fuzz '^FuzzScanBundle$$' -fuzztime 20s ./internal/verify
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFixed$$' -fuzztime 20s ./internal/runproof
 	$(GO) test -run '^$$' -fuzz '^FuzzEntryBytes$$' -fuzztime 20s ./internal/ledger
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalEvidence$$' -fuzztime 20s ./internal/evidence

@@ -5,12 +5,16 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"unicode/utf16"
 
 	"github.com/runproof/runproof/internal/evidence"
@@ -211,7 +215,8 @@ func FuzzCanonicalTokens(f *testing.F) {
 }
 
 func TestLessUTF16(t *testing.T) {
-	words := []string{"", "a", "ab", "b", "\u00e9", "\uff61", "\U0001f600", "\U0001f601", "\ue000", "z", "\u007f"}
+	words := []string{"", "a", "ab", "b", "\u00e9", "\uff61", "\U0001f600", "\U0001f601", "\ue000", "z", "\u007f",
+		"a\ue000", "a\U0001f600", "a\u00e9b", "a\u00e9"}
 	for _, a := range words {
 		for _, b := range words {
 			ua, ub := utf16.Encode([]rune(a)), utf16.Encode([]rune(b))
@@ -297,4 +302,77 @@ func TestGoldenSteps(t *testing.T) {
 			t.Errorf("%s: %d rows and %d steps, digests equal %v", name, rows.rows, f.steps, bytes.Equal(rows.digest, f.rows))
 		}
 	}
+}
+
+// TestScanInPieces reads every golden bundle through readers that hand
+// over a byte, or a few, at a time: tokens cut by the buffer's refills
+// read as whole ones do, and every digest is the same.
+func TestScanInPieces(t *testing.T) {
+	for name, b := range goldenBundles(t) {
+		whole, err := scanBundle(bytes.NewReader(b), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, r := range []io.Reader{iotest.OneByteReader(bytes.NewReader(b)), iotest.HalfReader(bytes.NewReader(b)),
+			&choppy{b: b, rnd: rand.New(rand.NewPCG(1, uint64(len(b))))}} {
+			got, err := scanBundle(r, nil)
+			if err != nil {
+				t.Fatalf("%s through %T: %v", name, r, err)
+			}
+			if !reflect.DeepEqual(got, whole) {
+				t.Errorf("%s through %T: %+v, read whole %+v", name, r, got, whole)
+			}
+		}
+	}
+}
+
+// choppy hands b over in pieces of random sizes, some of them empty.
+type choppy struct {
+	b   []byte
+	rnd *rand.Rand
+}
+
+func (c *choppy) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.rnd.IntN(7))], c.b)
+	c.b = c.b[n:]
+	return n, nil
+}
+
+// FuzzScanBundle: whatever bundle.json holds, the scanner accepts it only
+// when it is canonical JSON (the canonicalizer gives it back unchanged),
+// its content_hash is then the one the reference recipe gives, and reading
+// it a byte at a time changes nothing.
+func FuzzScanBundle(f *testing.F) {
+	step := `{"content":{"prompt":"Summarise"},"content_digest":"sha256:1e","content_hash":"sha256:2f","cost_cents":0.25,` +
+		`"duration_ms":812.5,"input_tokens":120,"is_inflection":false,"output_tokens":40,"status":"ok","step_index":0,` +
+		`"step_type":"llm:gpt-4o","timestamp":"2026-01-01T00:00:00Z","tokens":160}`
+	for _, seed := range []string{`{"bundle_type":"evidence","content_hash":"sha256:00","steps":[` + step + `],"total_steps":1}`,
+		`{"bundle_type":"soc2","content_hash":"sha256:00","criteria_covered":["CC7.2"],"evidence_digest":"x","run_id":"r"}`, `{}`, `{"a":[1,2.5,"x\u001f\n",true,null,{"b":{}}],"content_hash":"sha256:00"}`,
+		`{"steps":[{"content":{"x":"\u00e9"},"cost_cents":1}]}`, `{"a":1e21}`, `{"a":"\u0041"}`, `{"a" :1}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		whole, err := scanBundle(bytes.NewReader(b), nil)
+		bytewise, err2 := scanBundle(iotest.OneByteReader(bytes.NewReader(b)), nil)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || err == nil && !reflect.DeepEqual(whole, bytewise) {
+			t.Fatalf("read whole: %v, %+v; a byte at a time: %v, %+v", err, whole, err2, bytewise)
+		}
+		if err != nil {
+			var fe *formError
+			if !errors.As(err, &fe) {
+				t.Fatalf("not a form error: %v", err)
+			}
+			return
+		}
+		canon, cerr := runproof.CanonicalJSON(b)
+		if cerr != nil || !bytes.Equal(canon, b) {
+			t.Fatalf("accepted %q, which is not canonical (%q, %v)", b, canon, cerr)
+		}
+		if got, want := whole.gotContentHash.String(), referenceDigest(t, b, "content_hash"); got != want {
+			t.Fatalf("%q: content_hash %s, the reference %s", b, got, want)
+		}
+	})
 }
