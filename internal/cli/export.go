@@ -10,8 +10,10 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -108,6 +110,20 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	if out != "-" {
 		fmt.Fprintf(e.stderr, "wrote %s: %s %s of %s, %d bytes, %s (export %s)\n",
 			out, rec.BundleType, rec.Format, subject(rec), rec.SizeBytes, rec.Checksum, rec.ID)
+	}
+	return sealAudit(ctx, e, ex.ledger, tenant)
+}
+
+// sealAudit puts the tenant's audit events that are not in its ledger yet
+// into it, as serve does every few seconds: commands run without a server
+// leave their audit events to the next export.
+func sealAudit(ctx context.Context, e *env, led *ledger.Ledger, tenant string) error {
+	n, err := led.SyncAudit(ctx, tenant, time.Time{})
+	if err != nil {
+		return fmt.Errorf("the export is done, but the tenant's audit events could not be put into its ledger: %w", err)
+	}
+	if n > 0 {
+		e.log.Info("audit events put into the ledger", "tenant_id", tenant, "appended", n)
 	}
 	return nil
 }

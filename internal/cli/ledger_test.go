@@ -26,11 +26,11 @@ func TestLedgerVerify(t *testing.T) {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	if r.code != 0 || r.stdout != "demo: ok: 15 entries recomputed, 15 checkpoints hold, the latest of size 15 with its signature\n" {
+	if r.code != 0 || r.stdout != "demo: ok: 15 entries (0 audit events) recomputed, 15 checkpoints hold, the latest of size 15 with its signature\n" {
 		t.Fatalf("after the demo: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--all-signatures")
-	if r.code != 0 || r.stdout != "demo: ok: 15 entries recomputed, 15 checkpoints hold with their signatures, the latest of size 15\n" {
+	if r.code != 0 || r.stdout != "demo: ok: 15 entries (0 audit events) recomputed, 15 checkpoints hold with their signatures, the latest of size 15\n" {
 		t.Fatalf("with --all-signatures: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	store := openStore(t, data)

@@ -20,6 +20,9 @@ import (
 // shutdownGrace is how long in-flight requests get to finish on shutdown.
 const shutdownGrace = 10 * time.Second
 
+// auditSealEvery is how often serve puts new audit events into the ledger.
+const auditSealEvery = 30 * time.Second
+
 func serveCommand() *command {
 	return &command{
 		name:    "serve",
@@ -94,6 +97,19 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
 	e.log.Info("listening", "addr", ln.Addr().String(), "engine", e.engine())
+
+	// Audit events join their tenant's ledger in batches, every
+	// auditSealEvery and once more after the last request.
+	sealCtx, stopSealing := context.WithCancel(context.WithoutCancel(ctx))
+	sealed := make(chan struct{})
+	go func() {
+		defer close(sealed)
+		ex.ledger.SealAudit(sealCtx, auditSealEvery, e.log)
+	}()
+	defer func() {
+		stopSealing()
+		<-sealed
+	}()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -46,7 +46,8 @@ type VerifyParams struct {
 // Report is what Verify checked.
 type Report struct {
 	TenantID    string
-	Entries     int64     // entries recomputed from the export records
+	Entries     int64     // entries recomputed from the export records and audit events
+	AuditEvents int64     // of which audit events
 	Checkpoints int64     // checkpoints whose tree hash holds
 	Signatures  int64     // checkpoints whose signature was checked, and holds
 	Latest      tlog.Tree // the latest checkpoint's tree
@@ -132,6 +133,7 @@ type verification struct {
 	finished int64           // how many of them finished before p.FinishedBefore
 	seen     map[string]bool // entry type and export id of each entry
 	lastSize int64           // size of the last checkpoint that held
+	audited  []int64         // when each audit event in the log occurred, Unix microseconds
 }
 
 func (v *verification) fail(index int64, format string, args ...any) *Mismatch {
@@ -170,7 +172,10 @@ func (v *verification) run() error {
 	if err := v.older(v.latest.Size); err != nil {
 		return err
 	}
-	return v.complete()
+	if err := v.complete(); err != nil {
+		return err
+	}
+	return v.completeAudit()
 }
 
 // page checks the entries of a page in index order, each checkpoint once
@@ -226,35 +231,21 @@ func (v *verification) missingHash(from, count int64, err error) error {
 // its stored hashes from the tree so far. A sealed manifest stays in the
 // log whatever became of its export.
 func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
-	rec, ok := pg.records[e.ExportID]
-	if !ok {
-		return v.fail(e.Index, "export %s is not among the export records", e.ExportID)
-	}
-	var data []byte
-	var err error
-	switch e.Type {
-	case EntryType:
-		if data, err = leafBytes(rec); err != nil {
-			return v.fail(e.Index, "export %s is %s, yet in the ledger", e.ExportID, rec.Status)
-		}
-	case ManifestEntryType:
-		if data, err = manifestLeafBytes(rec); err != nil {
-			return v.fail(e.Index, "export %s has no sealed manifest, yet its manifest is in the ledger", e.ExportID)
-		}
-	default:
-		return v.fail(e.Index, "unknown entry type %q", e.Type)
+	data, what, err := v.leaf(e, pg)
+	if err != nil {
+		return err
 	}
 	if !bytes.Equal(data, e.Data) {
-		return v.fail(e.Index, "does not match the record of export %s (%s)", e.ExportID, diffFields(e.Data, data))
+		return v.fail(e.Index, "does not match the record of %s (%s)", what, diffFields(e.Data, data))
 	}
 	key := e.Type + " " + e.ExportID
 	if v.seen[key] {
-		return v.fail(e.Index, "export %s is in the ledger twice", e.ExportID)
+		return v.fail(e.Index, "%s is in the ledger twice", what)
 	}
 	v.seen[key] = true
 	if e.Type == EntryType {
 		v.exports[e.ExportID] = true
-		if !v.p.FinishedBefore.IsZero() && rec.CompletedAt.Before(v.finishedBefore()) {
+		if !v.p.FinishedBefore.IsZero() && pg.records[e.ExportID].CompletedAt.Before(v.finishedBefore()) {
 			v.finished++
 		}
 	}
@@ -270,6 +261,40 @@ func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
 		v.hashes = append(v.hashes, h)
 	}
 	return nil
+}
+
+// leaf recomputes an entry's leaf from the record it is of, which it
+// names for messages.
+func (v *verification) leaf(e runproof.LedgerEntry, pg *page) (data []byte, what string, err error) {
+	if e.Type == AuditEntryType {
+		what = "audit event " + e.ExportID
+		ev, ok := pg.audit[e.ExportID]
+		if !ok {
+			return nil, what, v.fail(e.Index, "audit event %s is not among the audit events", e.ExportID)
+		}
+		v.audited = append(v.audited, ev.OccurredAt.UnixMicro())
+		v.report.AuditEvents++
+		data, err = auditLeafBytes(ev)
+		return data, what, err
+	}
+	what = "export " + e.ExportID
+	rec, ok := pg.records[e.ExportID]
+	if !ok {
+		return nil, what, v.fail(e.Index, "export %s is not among the export records", e.ExportID)
+	}
+	switch e.Type {
+	case EntryType:
+		if data, err = leafBytes(rec); err != nil {
+			return nil, what, v.fail(e.Index, "export %s is %s, yet in the ledger", e.ExportID, rec.Status)
+		}
+	case ManifestEntryType:
+		if data, err = manifestLeafBytes(rec); err != nil {
+			return nil, what, v.fail(e.Index, "export %s has no sealed manifest, yet its manifest is in the ledger", e.ExportID)
+		}
+	default:
+		return nil, what, v.fail(e.Index, "unknown entry type %q", e.Type)
+	}
+	return data, what, nil
 }
 
 // checkpoint checks a checkpoint against the tree recomputed so far: its
@@ -328,9 +353,10 @@ type page struct {
 	from        int64
 	entries     []runproof.LedgerEntry
 	records     map[string]runproof.Export
-	storedFrom  int64       // the stored hash index of stored[0]
-	stored      []tlog.Hash // the stored hashes of the entries
-	storedErr   error       // ENOTFOUND when one is missing
+	audit       map[string]runproof.AuditEvent // by id
+	storedFrom  int64                          // the stored hash index of stored[0]
+	stored      []tlog.Hash                    // the stored hashes of the entries
+	storedErr   error                          // ENOTFOUND when one is missing
 	checkpoints []openedCheckpoint
 	err         error // a failure to read: the last page
 }
@@ -401,6 +427,14 @@ func (r *pageReader) read(ctx context.Context, from, to int64, cps []openedCheck
 	pg.records = make(map[string]runproof.Export, len(recs))
 	for _, rec := range recs {
 		pg.records[rec.ID] = rec
+	}
+	events, err := r.store.LedgerAuditEvents(ctx, r.p.TenantID, from, to)
+	if err != nil {
+		return page{err: err}
+	}
+	pg.audit = make(map[string]runproof.AuditEvent, len(events))
+	for _, ev := range events {
+		pg.audit[ev.ID] = ev
 	}
 	pg.storedFrom = tlog.StoredHashCount(from)
 	indexes := make([]int64, tlog.StoredHashCount(from+int64(len(entries)))-pg.storedFrom)
@@ -551,6 +585,36 @@ func (v *verification) complete() error {
 	sort.Slice(missing, func(i, j int) bool { return missing[i].CompletedAt.Before(*missing[j].CompletedAt) })
 	return v.fail(-1, "export %s finished at %s but is not in the ledger (%d such exports)",
 		missing[0].ID, runproof.FormatTime(*missing[0].CompletedAt), len(missing))
+}
+
+// completeAudit checks that every audit event that occurred more than
+// AuditLag before the newest one in the log is in the log: an event
+// missing there was added behind the log's back (or never sealed). The
+// events since then may still be waiting for the sealer.
+func (v *verification) completeAudit() error {
+	if len(v.audited) == 0 {
+		return nil
+	}
+	cutoff := time.UnixMicro(slices.Max(v.audited)).Add(-AuditLag)
+	var logged int64
+	for _, t := range v.audited {
+		if t < cutoff.UnixMicro() {
+			logged++
+		}
+	}
+	n, err := v.store.CountAuditEvents(v.ctx, v.p.TenantID, cutoff)
+	if err != nil || n == logged {
+		return err
+	}
+	missing, err := v.store.AuditEventsNotInLedger(v.ctx, v.p.TenantID, time.Time{}, 1)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 || !missing[0].OccurredAt.Before(cutoff) {
+		return v.fail(-1, "%d audit events occurred before %s, the ledger holds %d of them", n, runproof.FormatTime(cutoff), logged)
+	}
+	return v.fail(-1, "audit event %s occurred at %s, before events that are in the ledger, but is not in it (%d such events)",
+		missing[0].ID, runproof.FormatTime(missing[0].OccurredAt), n-logged)
 }
 
 // finishedBefore is p.FinishedBefore to the microsecond, as times are kept.

@@ -13,13 +13,17 @@ import (
 // LedgerHashSize is the size of a tree hash (SHA-256).
 const LedgerHashSize = 32
 
+// AuditEntryType is the type of the ledger entries of audit events.
+const AuditEntryType = "runproof.audit.v1"
+
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
-// record one finished export, or the sealed manifest of a ZIP export. An
-// export has at most one entry of each type.
+// record one finished export, the sealed manifest of a ZIP export, or one
+// audit event. An export has at most one entry of each type, an audit
+// event one.
 type LedgerEntry struct {
 	TenantID  string
-	Index     int64 // leaf index, from 0, without gaps
-	ExportID  string
+	Index     int64  // leaf index, from 0, without gaps
+	ExportID  string // the export the entry records; for an audit event's entry, the event's id
 	Type      string // the leaf's format, as its "type" member says
 	Data      []byte
 	CreatedAt time.Time // when it was appended
@@ -92,4 +96,18 @@ type LedgerStore interface {
 	LedgerCheckpoints(ctx context.Context, tenantID string, after int64, limit int) ([]LedgerCheckpoint, error)
 	// LedgerTenants lists the tenants that have a ledger, in byte order.
 	LedgerTenants(ctx context.Context) ([]string, error)
+
+	// LedgerAuditEvents returns the audit events of the audit entries
+	// (AuditEntryType) with index in [from, to), each once, in any order.
+	LedgerAuditEvents(ctx context.Context, tenantID string, from, to int64) ([]AuditEvent, error)
+	// AuditEventsNotInLedger returns up to limit of the tenant's audit
+	// events that occurred at or after since and have no entry in its
+	// ledger, oldest first (occurred_at, then id).
+	AuditEventsNotInLedger(ctx context.Context, tenantID string, since time.Time, limit int) ([]AuditEvent, error)
+	// CountAuditEvents counts the tenant's audit events that occurred
+	// before a time.
+	CountAuditEvents(ctx context.Context, tenantID string, before time.Time) (int64, error)
+	// AuditTenants lists the tenants with audit events that occurred at or
+	// after since, in byte order.
+	AuditTenants(ctx context.Context, since time.Time) ([]string, error)
 }

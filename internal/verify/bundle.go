@@ -285,7 +285,7 @@ func (s *scanner) scalarOf(kind byte) ([]byte, error) {
 // object reads an object, calling member (or value, when nil) for each
 // member's value once its name is read.
 func (s *scanner) object(member func(name []byte) error) error {
-	if err := s.tok.byte('{'); err != nil {
+	if err := s.tok.expect('{'); err != nil {
 		return err
 	}
 	if err := s.enter(false); err != nil {
@@ -298,7 +298,7 @@ func (s *scanner) object(member func(name []byte) error) error {
 			s.tok.flush()
 		}
 		if i > 0 {
-			if err := s.tok.byte(','); err != nil {
+			if err := s.tok.expect(','); err != nil {
 				return err
 			}
 			if top { // each digest writes the comma its members need
@@ -318,7 +318,7 @@ func (s *scanner) object(member func(name []byte) error) error {
 		if top {
 			s.topSeparator(names[1])
 		}
-		if err := s.tok.byte(':'); err != nil {
+		if err := s.tok.expect(':'); err != nil {
 			return err
 		}
 		if member != nil {
@@ -337,7 +337,7 @@ func (s *scanner) object(member func(name []byte) error) error {
 		}
 	}
 	s.leave()
-	return s.tok.byte('}')
+	return s.tok.expect('}')
 }
 
 // topSeparator turns each digest on or off for a top-level member and
@@ -358,7 +358,7 @@ func (s *scanner) topSeparator(name []byte) {
 
 // array reads an array, calling elem for each element.
 func (s *scanner) array(elem func() error) error {
-	if err := s.tok.byte('['); err != nil {
+	if err := s.tok.expect('['); err != nil {
 		return err
 	}
 	if err := s.enter(true); err != nil {
@@ -367,7 +367,7 @@ func (s *scanner) array(elem func() error) error {
 	d := s.depth - 1
 	for i := 0; s.tok.peek() != ']'; i++ {
 		if i > 0 {
-			if err := s.tok.byte(','); err != nil {
+			if err := s.tok.expect(','); err != nil {
 				return err
 			}
 		}
@@ -377,7 +377,7 @@ func (s *scanner) array(elem func() error) error {
 		}
 	}
 	s.leave()
-	return s.tok.byte(']')
+	return s.tok.expect(']')
 }
 
 // unquote appends the value of a JSON string token to dst.

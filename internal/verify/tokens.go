@@ -17,7 +17,7 @@ type tokens struct {
 	src  io.Reader
 	buf  []byte
 	pos  int   // buf[pos:end] is not read yet
-	end  int   //
+	end  int   // where what was read from src ends
 	off  int64 // stream offset of buf[0]
 	mark int   // buf[mark:pos] is read but not yet fed
 	done bool  // src has no more
@@ -93,8 +93,8 @@ func (t *tokens) failure(format string, args ...any) error {
 	return formErrorf("not valid JSON: "+format+" (byte %d)", append(args, t.offset())...)
 }
 
-// byte reads c, which must come next.
-func (t *tokens) byte(c byte) error {
+// expect reads c, which must come next.
+func (t *tokens) expect(c byte) error {
 	switch got := t.peek(); {
 	case got == c:
 		t.pos++
@@ -114,7 +114,7 @@ func (t *tokens) whitespace() error {
 	return formErrorf("it is not in canonical (RFC 8785) form: whitespace at byte %d", t.offset())
 }
 
-// kind tells the next value's kind as jsontext does: '"', '0' (a number),
+// kind tells the next value's kind: '"', '0' (a number),
 // '{', '[', 't', 'f', 'n'; or the closing '}' or ']'; 0 at the end or at
 // anything else.
 func (t *tokens) kind() byte {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -66,4 +67,53 @@ func (s *Store) ListAuditEvents(ctx context.Context, p runproof.ListAuditParams)
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	return events, nil
+}
+
+// LedgerAuditEvents returns the audit events of the ledger's audit entries
+// of index in [from, to).
+func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to int64) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events
+		WHERE tenant_id = $1 AND id IN (SELECT export_id FROM ledger_entries
+			WHERE tenant_id = $1 AND idx >= $2 AND idx < $3 AND entry_type = $4)`,
+		tenantID, from, to, runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("ledger audit events: %w", err)
+	}
+	return events, nil
+}
+
+// AuditEventsNotInLedger returns audit events that have no ledger entry yet,
+// oldest first.
+func (s *Store) AuditEventsNotInLedger(ctx context.Context, tenantID string, since time.Time, limit int) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
+		WHERE tenant_id = $1 AND occurred_at >= $2 AND NOT EXISTS (SELECT 1 FROM ledger_entries l
+			WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = $3)
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID, since, runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("audit events not in the ledger: %w", err)
+	}
+	return events, nil
+}
+
+// CountAuditEvents counts the audit events that occurred before a time.
+func (s *Store) CountAuditEvents(ctx context.Context, tenantID string, before time.Time) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND occurred_at < $2`,
+		tenantID, before).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count audit events: %w", err)
+	}
+	return n, nil
+}
+
+// AuditTenants lists the tenants with audit events since a time.
+func (s *Store) AuditTenants(ctx context.Context, since time.Time) ([]string, error) {
+	out, err := collect(ctx, s.pool, func(r pgx.Row) (string, error) {
+		var t string
+		return t, r.Scan(&t)
+	}, `SELECT DISTINCT tenant_id FROM audit_events WHERE occurred_at >= $1 ORDER BY tenant_id`, since)
+	if err != nil {
+		return nil, fmt.Errorf("audit tenants: %w", err)
+	}
+	return out, nil
 }

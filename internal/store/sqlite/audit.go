@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -63,4 +64,53 @@ func (s *Store) ListAuditEvents(ctx context.Context, p runproof.ListAuditParams)
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	return events, nil
+}
+
+// LedgerAuditEvents returns the audit events of the ledger's audit entries
+// of index in [from, to).
+func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to int64) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events
+		WHERE tenant_id = ? AND id IN (SELECT export_id FROM ledger_entries
+			WHERE tenant_id = ? AND idx >= ? AND idx < ? AND entry_type = ?)`,
+		tenantID, tenantID, from, to, runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("ledger audit events: %w", err)
+	}
+	return events, nil
+}
+
+// AuditEventsNotInLedger returns audit events that have no ledger entry yet,
+// oldest first.
+func (s *Store) AuditEventsNotInLedger(ctx context.Context, tenantID string, since time.Time, limit int) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
+		WHERE tenant_id = ? AND occurred_at >= ? AND NOT EXISTS (SELECT 1 FROM ledger_entries l
+			WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = ?)
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID, timeText(since), runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("audit events not in the ledger: %w", err)
+	}
+	return events, nil
+}
+
+// CountAuditEvents counts the audit events that occurred before a time.
+func (s *Store) CountAuditEvents(ctx context.Context, tenantID string, before time.Time) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_events WHERE tenant_id = ? AND occurred_at < ?`,
+		tenantID, timeText(before)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count audit events: %w", err)
+	}
+	return n, nil
+}
+
+// AuditTenants lists the tenants with audit events since a time.
+func (s *Store) AuditTenants(ctx context.Context, since time.Time) ([]string, error) {
+	out, err := collect(ctx, s.db, func(r scanner) (string, error) {
+		var t string
+		return t, r.Scan(&t)
+	}, `SELECT DISTINCT tenant_id FROM audit_events WHERE occurred_at >= ? ORDER BY tenant_id`, timeText(since))
+	if err != nil {
+		return nil, fmt.Errorf("audit tenants: %w", err)
+	}
+	return out, nil
 }

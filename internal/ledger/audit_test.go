@@ -1,0 +1,125 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/ledger"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// auditAt stores n audit events of tenant, one a second from start.
+func auditAt(t *testing.T, s runproof.Store, tenant string, start time.Time, n int) []runproof.AuditEvent {
+	t.Helper()
+	events := make([]runproof.AuditEvent, n)
+	for i := range events {
+		events[i] = runproof.AuditEvent{ID: runproof.NewID(), TenantID: tenant, OccurredAt: runproof.Timestamp(start.Add(time.Duration(i) * time.Second)),
+			Actor: "key-1", ActorType: runproof.OriginHuman, Category: runproof.AuditAccess, Action: "GET /api/v1/runs",
+			Resource: "runs", Decision: runproof.DecisionAllow, Status: 200, CorrelationID: fmt.Sprint("c", i), SourceComponent: "api"}
+	}
+	if err := s.AppendAuditEvents(context.Background(), events...); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// TestAuditEvents: audit events join their tenant's log next to its
+// exports, each once, and Verify recomputes them; an event changed,
+// deleted, or added behind the log's back is named.
+func TestAuditEvents(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		l := newLedger(t, e.Store)
+		start := time.Now().Add(-time.Hour)
+		events := auditAt(t, e.Store, "acme", start, 5)
+		auditAt(t, e.Store, "globex", start, 2) // another tenant's stay in its own log
+		appendEach(t, l, finish(t, e.Store, "acme", 0, 2))
+		if n, err := l.SyncAudit(ctx, "acme", time.Time{}); err != nil || n != 5 {
+			t.Fatalf("SyncAudit: %d, %v", n, err)
+		}
+		if n, err := l.SyncAudit(ctx, "acme", time.Time{}); err != nil || n != 0 {
+			t.Fatalf("SyncAudit again: %d, %v; want nothing appended", n, err)
+		}
+		entries, err := e.Store.LedgerEntries(ctx, "acme", 0, 100)
+		if err != nil || len(entries) != 7 || entries[2].Type != ledger.AuditEntryType || entries[2].ExportID != events[0].ID {
+			t.Fatalf("entries: %d, %v", len(entries), err)
+		}
+		if want := fmt.Sprintf(`"id":"%s"`, events[0].ID); !strings.Contains(string(entries[2].Data), want) {
+			t.Errorf("leaf %s lacks %s", entries[2].Data, want)
+		}
+		// An event not sealed yet, and one that occurred since the newest
+		// in the log: both may still be on their way.
+		auditAt(t, e.Store, "acme", start.Add(5*time.Second), 1)
+		inPages(func() {
+			rep, err := l.Verify(ctx, "acme", nil)
+			if err != nil || rep.Entries != 7 || rep.AuditEvents != 5 {
+				t.Fatalf("Verify: %+v, %v", rep, err)
+			}
+		})
+
+		// Added behind the log's back, long before the newest event in it.
+		late := auditAt(t, e.Store, "acme", time.Now().Add(-2*time.Hour), 1)[0]
+		_, err = l.Verify(ctx, "acme", nil)
+		if err == nil || !strings.Contains(err.Error(), "audit event "+late.ID) || !strings.Contains(err.Error(), "is not in it") {
+			t.Fatalf("an event added behind the log's back: %v", err)
+		}
+		if _, err := l.SyncAudit(ctx, "acme", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+
+		if e.name == "sqlite" {
+			e.exec(t, "DROP TRIGGER audit_events_no_update", "DROP TRIGGER audit_events_no_delete")
+		} else {
+			e.exec(t, "DROP TRIGGER audit_events_append_only ON audit_events")
+		}
+		e.exec(t, fmt.Sprintf("UPDATE audit_events SET detail = 'nothing to see' WHERE id = '%s'", events[3].ID))
+		_, err = l.Verify(ctx, "acme", nil)
+		wantMismatch(t, err, 5)
+		if !strings.Contains(err.Error(), "does not match the record of audit event "+events[3].ID+" (fields differ: [detail])") {
+			t.Errorf("edited: %v", err)
+		}
+		e.exec(t, fmt.Sprintf("DELETE FROM audit_events WHERE id = '%s'", events[1].ID))
+		_, err = l.Verify(ctx, "acme", nil)
+		wantMismatch(t, err, 3)
+		if !strings.Contains(err.Error(), "audit event "+events[1].ID+" is not among the audit events") {
+			t.Errorf("deleted: %v", err)
+		}
+		if _, err := l.Verify(ctx, "globex", nil); err != nil {
+			t.Errorf("the other tenant's log: %v", err)
+		}
+	})
+}
+
+// TestSealAudit: the sealer puts events into the log as they come, and
+// those of the last requests once it is stopped.
+func TestSealAudit(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx, stop := context.WithCancel(context.Background())
+		l := newLedger(t, e.Store)
+		auditAt(t, e.Store, "acme", time.Now().Add(-time.Minute), 3)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.SealAudit(ctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if entries, err := e.Store.LedgerEntries(context.Background(), "acme", 0, 100); err == nil && len(entries) == 3 {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("after 10 s: %d entries, %v", len(entries), err)
+			}
+		}
+		auditAt(t, e.Store, "acme", time.Now(), 2)
+		stop()
+		<-done
+		rep, err := l.Verify(context.Background(), "acme", nil)
+		if err != nil || rep.AuditEvents != 5 {
+			t.Fatalf("after the sealer stopped: %+v, %v", rep, err)
+		}
+	})
+}
