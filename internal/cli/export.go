@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
@@ -118,7 +117,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 // into it, as serve does every few seconds: commands run without a server
 // leave their audit events to the next export.
 func sealAudit(ctx context.Context, e *env, led *ledger.Ledger, tenant string) error {
-	n, err := led.SyncAudit(ctx, tenant, time.Time{})
+	n, err := led.SyncAudit(ctx, tenant)
 	if err != nil {
 		return fmt.Errorf("the export is done, but the tenant's audit events could not be put into its ledger: %w", err)
 	}

@@ -44,26 +44,19 @@ func (e AuditEntry) Bytes() ([]byte, error) { return runproof.Canonical(e) }
 
 func auditLeafBytes(ev runproof.AuditEvent) ([]byte, error) { return AuditEntryFor(ev).Bytes() }
 
-// AuditLag bounds how long after it occurred an audit event is committed:
-// the request that writes it ends within the server's write timeout. The
-// sealer looks that far back for events committed after later ones were
-// sealed, and Verify requires every event that occurred more than
-// AuditLag before the newest one in the log to be in it.
-const AuditLag = 10 * time.Minute
-
 // auditBatch is how many audit events go under one checkpoint.
 const auditBatch = 1000
 
-// SyncAudit appends the tenant's audit events that occurred at or after
-// since and are not in its log yet, oldest first, a thousand under each
-// checkpoint, and returns how many it appended.
-func (l *Ledger) SyncAudit(ctx context.Context, tenantID string, since time.Time) (int, error) {
+// SyncAudit appends the tenant's audit events that wait for their entry
+// (all of them, however late they were stored), oldest first, a thousand
+// under each checkpoint, and returns how many it appended.
+func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 	if err := checkTenant(tenantID); err != nil {
 		return 0, err
 	}
 	total := 0
 	for {
-		events, err := l.store.AuditEventsNotInLedger(ctx, tenantID, since, auditBatch)
+		events, err := l.store.AuditEventsToSeal(ctx, tenantID, auditBatch)
 		if err != nil || len(events) == 0 {
 			return total, err
 		}
@@ -79,33 +72,22 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string, since time.Time
 			return total, err
 		}
 		total += len(events)
-		if len(events) < auditBatch {
-			return total, nil
-		}
 	}
 }
 
-// SealAudit puts every tenant's audit events into its log every interval
-// until ctx is done, and once more then (for at most ten seconds): at
-// first all of them not in it yet, then those of the last interval and
-// AuditLag. A failure is logged and the same events are tried again at the
-// next interval.
+// SealAudit puts every tenant's waiting audit events into its log every
+// interval until ctx is done, and once more then (for at most ten
+// seconds). A tenant whose log cannot take them is logged, and tried again
+// at the next interval; the others go on.
 func (l *Ledger) SealAudit(ctx context.Context, every time.Duration, log *slog.Logger) {
-	var since time.Time // the first pass looks at every event
 	for {
 		last := ctx.Err() != nil
 		pass, stop := ctx, func() {}
 		if last {
 			pass, stop = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		}
-		started := l.now()
-		err := l.sealAll(pass, since)
+		l.sealAll(pass, log)
 		stop()
-		if err == nil {
-			since = started.Add(-AuditLag)
-		} else {
-			log.ErrorContext(ctx, "audit events not put into the ledger yet", slog.Any("error", err))
-		}
 		if last {
 			return
 		}
@@ -116,15 +98,14 @@ func (l *Ledger) SealAudit(ctx context.Context, every time.Duration, log *slog.L
 	}
 }
 
-func (l *Ledger) sealAll(ctx context.Context, since time.Time) error {
-	tenants, err := l.store.AuditTenants(ctx, since)
-	if err != nil {
-		return err
+func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
+	tenants, err := l.store.AuditTenantsToSeal(ctx)
+	if err != nil && ctx.Err() == nil {
+		log.ErrorContext(ctx, "audit events not put into the ledger yet", slog.Any("error", err))
 	}
 	for _, t := range tenants {
-		if _, err := l.SyncAudit(ctx, t, since); err != nil {
-			return err
+		if _, err := l.SyncAudit(ctx, t); err != nil && ctx.Err() == nil {
+			log.ErrorContext(ctx, "audit events not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
 		}
 	}
-	return nil
 }

@@ -29,8 +29,9 @@ func auditAt(t *testing.T, s runproof.Store, tenant string, start time.Time, n i
 }
 
 // TestAuditEvents: audit events join their tenant's log next to its
-// exports, each once, and Verify recomputes them; an event changed,
-// deleted, or added behind the log's back is named.
+// exports, each once, however late they were stored, and Verify
+// recomputes them; an event changed, deleted, or stored behind runproof's
+// back is named.
 func TestAuditEvents(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
@@ -39,10 +40,10 @@ func TestAuditEvents(t *testing.T) {
 		events := auditAt(t, e.Store, "acme", start, 5)
 		auditAt(t, e.Store, "globex", start, 2) // another tenant's stay in its own log
 		appendEach(t, l, finish(t, e.Store, "acme", 0, 2))
-		if n, err := l.SyncAudit(ctx, "acme", time.Time{}); err != nil || n != 5 {
+		if n, err := l.SyncAudit(ctx, "acme"); err != nil || n != 5 {
 			t.Fatalf("SyncAudit: %d, %v", n, err)
 		}
-		if n, err := l.SyncAudit(ctx, "acme", time.Time{}); err != nil || n != 0 {
+		if n, err := l.SyncAudit(ctx, "acme"); err != nil || n != 0 {
 			t.Fatalf("SyncAudit again: %d, %v; want nothing appended", n, err)
 		}
 		entries, err := e.Store.LedgerEntries(ctx, "acme", 0, 100)
@@ -52,31 +53,34 @@ func TestAuditEvents(t *testing.T) {
 		if want := fmt.Sprintf(`"id":"%s"`, events[0].ID); !strings.Contains(string(entries[2].Data), want) {
 			t.Errorf("leaf %s lacks %s", entries[2].Data, want)
 		}
-		// An event not sealed yet, and one that occurred since the newest
-		// in the log: both may still be on their way.
-		auditAt(t, e.Store, "acme", start.Add(5*time.Second), 1)
+		// An event stored long after it occurred, and one not sealed yet:
+		// both wait for their entry.
+		auditAt(t, e.Store, "acme", time.Now().Add(-48*time.Hour), 1)
+		auditAt(t, e.Store, "acme", time.Now(), 1)
 		inPages(func() {
 			rep, err := l.Verify(ctx, "acme", nil)
 			if err != nil || rep.Entries != 7 || rep.AuditEvents != 5 {
 				t.Fatalf("Verify: %+v, %v", rep, err)
 			}
 		})
+		if n, err := l.SyncAudit(ctx, "acme"); err != nil || n != 2 {
+			t.Fatalf("SyncAudit of the late events: %d, %v", n, err)
+		}
 
-		// Added behind the log's back, long before the newest event in it.
-		late := auditAt(t, e.Store, "acme", time.Now().Add(-2*time.Hour), 1)[0]
+		// Stored behind runproof's back: in neither the log nor waiting.
+		e.exec(t, `INSERT INTO audit_events (tenant_id, id, occurred_at, actor, actor_type, category, action, resource,
+			decision, status, correlation_id, source_component, detail) VALUES ('acme', 'forged-1',
+			'2026-01-01T00:00:00.000000Z', 'key-1', 'HUMAN', 'access', 'GET /api/v1/runs', 'runs', 'allow', 200, '', 'api', '')`)
 		_, err = l.Verify(ctx, "acme", nil)
-		if err == nil || !strings.Contains(err.Error(), "audit event "+late.ID) || !strings.Contains(err.Error(), "is not in it") {
-			t.Fatalf("an event added behind the log's back: %v", err)
+		if err == nil || !strings.Contains(err.Error(), "audit event forged-1 (occurred at 2026-01-01T00:00:00.000000Z) is neither in the ledger nor waiting") {
+			t.Fatalf("an event stored behind the log's back: %v", err)
 		}
-		if _, err := l.SyncAudit(ctx, "acme", time.Time{}); err != nil {
-			t.Fatal(err)
-		}
-
 		if e.name == "sqlite" {
 			e.exec(t, "DROP TRIGGER audit_events_no_update", "DROP TRIGGER audit_events_no_delete")
 		} else {
 			e.exec(t, "DROP TRIGGER audit_events_append_only ON audit_events")
 		}
+		e.exec(t, "DELETE FROM audit_events WHERE id = 'forged-1'")
 		e.exec(t, fmt.Sprintf("UPDATE audit_events SET detail = 'nothing to see' WHERE id = '%s'", events[3].ID))
 		_, err = l.Verify(ctx, "acme", nil)
 		wantMismatch(t, err, 5)
@@ -95,8 +99,8 @@ func TestAuditEvents(t *testing.T) {
 	})
 }
 
-// TestSealAudit: the sealer puts events into the log as they come, and
-// those of the last requests once it is stopped.
+// TestSealAudit: the sealer puts events into the log as they come, however
+// late they are stored, and those of the last requests once it is stopped.
 func TestSealAudit(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx, stop := context.WithCancel(context.Background())
@@ -114,7 +118,8 @@ func TestSealAudit(t *testing.T) {
 				t.Fatalf("after 10 s: %d entries, %v", len(entries), err)
 			}
 		}
-		auditAt(t, e.Store, "acme", time.Now(), 2)
+		auditAt(t, e.Store, "acme", time.Now(), 1)
+		auditAt(t, e.Store, "acme", time.Now().Add(-time.Hour), 1) // stored late
 		stop()
 		<-done
 		rep, err := l.Verify(context.Background(), "acme", nil)

@@ -71,9 +71,10 @@ type LedgerAppend struct {
 type LedgerStore interface {
 	// AppendLedger locks the tenant's log against every other append, in
 	// this process and in others on the same database, loads its state and
-	// calls fn; what fn returns is written in the same transaction. If fn
-	// fails, nothing is written and its error is returned. ECONFLICT when
-	// an entry's index, or its export and type, is already in the log.
+	// calls fn; what fn returns is written in the same transaction, where
+	// the audit events of audit entries stop waiting (AuditEventsToSeal).
+	// If fn fails, nothing is written and its error is returned. ECONFLICT
+	// when an entry's index, or its export and type, is already in the log.
 	AppendLedger(ctx context.Context, tenantID string, fn func(LedgerState) (LedgerAppend, error)) error
 	// LedgerEntries returns the entries with index in [from, to), in index
 	// order.
@@ -100,14 +101,16 @@ type LedgerStore interface {
 	// LedgerAuditEvents returns the audit events of the audit entries
 	// (AuditEntryType) with index in [from, to), each once, in any order.
 	LedgerAuditEvents(ctx context.Context, tenantID string, from, to int64) ([]AuditEvent, error)
-	// AuditEventsNotInLedger returns up to limit of the tenant's audit
-	// events that occurred at or after since and have no entry in its
-	// ledger, oldest first (occurred_at, then id).
-	AuditEventsNotInLedger(ctx context.Context, tenantID string, since time.Time, limit int) ([]AuditEvent, error)
-	// CountAuditEvents counts the tenant's audit events that occurred
-	// before a time.
-	CountAuditEvents(ctx context.Context, tenantID string, before time.Time) (int64, error)
-	// AuditTenants lists the tenants with audit events that occurred at or
-	// after since, in byte order.
-	AuditTenants(ctx context.Context, since time.Time) ([]string, error)
+	// AuditEventsToSeal returns up to limit of the tenant's audit events
+	// that wait for their ledger entry, oldest first (occurred_at, then
+	// id). An event waits from the transaction that stores it to the one
+	// that appends its entry (AppendLedger).
+	AuditEventsToSeal(ctx context.Context, tenantID string, limit int) ([]AuditEvent, error)
+	// AuditTenantsToSeal lists the tenants with audit events that wait
+	// for their ledger entry, in byte order.
+	AuditTenantsToSeal(ctx context.Context) ([]string, error)
+	// AuditEventsMissingFromLedger returns up to limit of the tenant's
+	// audit events that neither have a ledger entry nor wait for one:
+	// events stored behind the store's back. Oldest first.
+	AuditEventsMissingFromLedger(ctx context.Context, tenantID string, limit int) ([]AuditEvent, error)
 }

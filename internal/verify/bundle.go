@@ -148,18 +148,25 @@ func scanBundle(r io.Reader, onRow func(*stepRow) error) (*bundleFacts, error) {
 	case '[', '"', '0', 't', 'f', 'n':
 		return f, formErrorf("it is not a JSON object")
 	default:
+		if s.tok.err != nil {
+			return f, s.tok.err
+		}
 		return f, s.tok.unexpected()
 	}
 	if err := s.object(s.topMember); err != nil {
+		if s.tok.err != nil { // what was read was cut short
+			return f, s.tok.err
+		}
 		return f, err
 	}
 	s.tok.flush()
-	switch c := s.tok.peek(); {
-	case s.tok.err != nil:
+	switch {
+	case s.tok.atEnd() && s.tok.err != nil:
 		return f, s.tok.err
-	case isSpace(c):
+	case s.tok.atEnd():
+	case isSpace(s.tok.peek()):
 		return f, s.tok.whitespace()
-	case c != 0:
+	default:
 		return f, formErrorf("more JSON follows the bundle (byte %d)", s.tok.offset())
 	}
 	f.gotContentHash = digestOf(s.hashes[0].sum())

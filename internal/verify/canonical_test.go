@@ -130,6 +130,7 @@ func TestNotCanonical(t *testing.T) {
 	}
 	for name, edit := range map[string]func([]byte) []byte{
 		"trailing newline":  func(b []byte) []byte { return append(slices.Clone(b), '\n') },
+		"trailing NUL":      func(b []byte) []byte { return append(slices.Clone(b), 0, '{') },
 		"space after colon": func(b []byte) []byte { return bytes.Replace(b, []byte(`"run_id":`), []byte(`"run_id": `), 1) },
 		"escaped letter": func(b []byte) []byte {
 			return bytes.Replace(b, []byte(`"bundle_type":"evidence"`), []byte(`"bundle_type":"\u0065vidence"`), 1)
@@ -375,4 +376,38 @@ func FuzzScanBundle(f *testing.F) {
 			t.Fatalf("%q: content_hash %s, the reference %s", b, got, want)
 		}
 	})
+}
+
+// TestScanReadError: when reading bundle.json fails, the scanner says so,
+// wherever the document was cut, rather than finding fault with the JSON.
+func TestScanReadError(t *testing.T) {
+	errRead := errors.New("the disk is on fire")
+	for _, prefix := range []string{``, `{`, `{"steps":`, `{"policy_context":`, `{"steps":[`, `{"a":"\u00`, `{"a":"\`,
+		`{"a":1.0`, `{"a":1e2`, `{"a":tr`, `{"a":"x`, `{"a":1}`} {
+		_, err := scanBundle(iotest.DataErrReader(&failing{data: []byte(prefix), err: errRead}), nil)
+		if !errors.Is(err, errRead) {
+			t.Errorf("%q then a read error: %v", prefix, err)
+		}
+	}
+	for _, doc := range []string{`{"a":"\u00`, `{"a":"\`} {
+		_, err := scanBundle(strings.NewReader(doc), nil)
+		if err == nil || !strings.Contains(err.Error(), "a string does not end") {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}
+
+// failing reads data, then fails with err.
+type failing struct {
+	data []byte
+	err  error
+}
+
+func (f *failing) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
 }

@@ -73,13 +73,17 @@ func (t *tokens) more() bool {
 	}
 }
 
-// peek returns the next byte without reading it; 0 at the end.
+// peek returns the next byte without reading it; 0 at the end (and for a
+// NUL byte: atEnd tells them apart).
 func (t *tokens) peek() byte {
 	if t.pos == t.end && !t.more() {
 		return 0
 	}
 	return t.buf[t.pos]
 }
+
+// atEnd reports whether the stream has no more bytes.
+func (t *tokens) atEnd() bool { return t.pos == t.end && !t.more() }
 
 // offset is the stream offset of the next byte.
 func (t *tokens) offset() int64 { return t.off + int64(t.pos) }
@@ -99,7 +103,7 @@ func (t *tokens) expect(c byte) error {
 	case got == c:
 		t.pos++
 		return nil
-	case got == 0:
+	case t.atEnd():
 		return t.failure("the document ends where %q is expected", c)
 	case isSpace(got):
 		return t.whitespace()
@@ -130,7 +134,7 @@ func (t *tokens) kind() byte {
 // unexpected is the error of a value that is none.
 func (t *tokens) unexpected() error {
 	switch c := t.peek(); {
-	case c == 0:
+	case t.atEnd():
 		return t.failure("the document ends where a value is expected")
 	case isSpace(c):
 		return t.whitespace()
@@ -181,6 +185,9 @@ func (t *tokens) str() ([]byte, error) {
 				continue
 			}
 			n := escapeLen(t.buf[i:t.end])
+			if n == 0 && t.end-i < 6 && (t.end-i < 2 || t.buf[i+1] == 'u') { // cut short
+				return nil, t.failure("a string does not end")
+			}
 			if n == 0 {
 				return nil, &tokenError{what: fmt.Sprintf("string %.40s", t.buf[t.pos:min(i+6, t.end)])}
 			}

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,15 +33,20 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events ...runproof.AuditE
 				e.TenantID, e.ID, runproof.Timestamp(e.OccurredAt), e.Actor, string(e.ActorType),
 				e.Category, e.Action, e.Resource, e.Decision, e.Status, e.CorrelationID,
 				e.SourceComponent, e.Detail)
+			// It waits for its ledger entry.
+			b.Queue(`INSERT INTO audit_unsealed (tenant_id, id, occurred_at) VALUES ($1, $2, $3)`,
+				e.TenantID, e.ID, runproof.Timestamp(e.OccurredAt))
 		}
 		br := tx.SendBatch(ctx, &b)
 		for _, e := range events {
-			if _, err := br.Exec(); isUnique(err) {
-				br.Close()
-				return runproof.Errorf(runproof.ECONFLICT, "audit event %q already exists", e.ID)
-			} else if err != nil {
-				br.Close()
-				return err
+			for range 2 { // the event, then its wait
+				if _, err := br.Exec(); isUnique(err) {
+					br.Close()
+					return runproof.Errorf(runproof.ECONFLICT, "audit event %q already exists", e.ID)
+				} else if err != nil {
+					br.Close()
+					return err
+				}
 			}
 		}
 		return br.Close()
@@ -82,38 +86,41 @@ func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to
 	return events, nil
 }
 
-// AuditEventsNotInLedger returns audit events that have no ledger entry yet,
+// AuditEventsToSeal returns audit events that wait for their ledger entry,
 // oldest first.
-func (s *Store) AuditEventsNotInLedger(ctx context.Context, tenantID string, since time.Time, limit int) ([]runproof.AuditEvent, error) {
-	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
-		WHERE tenant_id = $1 AND occurred_at >= $2 AND NOT EXISTS (SELECT 1 FROM ledger_entries l
-			WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = $3)
-		ORDER BY occurred_at, id`+page(limit, 0), tenantID, since, runproof.AuditEntryType)
+func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events
+		WHERE tenant_id = $1 AND id IN (SELECT id FROM audit_unsealed WHERE tenant_id = $1)
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("audit events not in the ledger: %w", err)
+		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}
 	return events, nil
 }
 
-// CountAuditEvents counts the audit events that occurred before a time.
-func (s *Store) CountAuditEvents(ctx context.Context, tenantID string, before time.Time) (int64, error) {
-	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT COUNT(*) FROM audit_events WHERE tenant_id = $1 AND occurred_at < $2`,
-		tenantID, before).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count audit events: %w", err)
-	}
-	return n, nil
-}
-
-// AuditTenants lists the tenants with audit events since a time.
-func (s *Store) AuditTenants(ctx context.Context, since time.Time) ([]string, error) {
+// AuditTenantsToSeal lists the tenants with audit events to seal.
+func (s *Store) AuditTenantsToSeal(ctx context.Context) ([]string, error) {
 	out, err := collect(ctx, s.pool, func(r pgx.Row) (string, error) {
 		var t string
 		return t, r.Scan(&t)
-	}, `SELECT DISTINCT tenant_id FROM audit_events WHERE occurred_at >= $1 ORDER BY tenant_id`, since)
+	}, `SELECT DISTINCT tenant_id FROM audit_unsealed ORDER BY tenant_id`)
 	if err != nil {
-		return nil, fmt.Errorf("audit tenants: %w", err)
+		return nil, fmt.Errorf("audit tenants to seal: %w", err)
 	}
 	return out, nil
+}
+
+// AuditEventsMissingFromLedger returns audit events that neither are in
+// the ledger nor wait for it.
+func (s *Store) AuditEventsMissingFromLedger(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
+		WHERE tenant_id = $1
+			AND NOT EXISTS (SELECT 1 FROM audit_unsealed u WHERE u.tenant_id = a.tenant_id AND u.id = a.id)
+			AND NOT EXISTS (SELECT 1 FROM ledger_entries l
+				WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = $2)
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID, runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("audit events missing from the ledger: %w", err)
+	}
+	return events, nil
 }

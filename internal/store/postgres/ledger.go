@@ -98,6 +98,17 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 		tenantID, idx, ids, types, data, created); err != nil {
 		return err
 	}
+	var sealed []string // audit events that no longer wait
+	for _, e := range change.Entries {
+		if e.Type == runproof.AuditEntryType {
+			sealed = append(sealed, e.ExportID)
+		}
+	}
+	if len(sealed) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_unsealed WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, sealed); err != nil {
+			return err
+		}
+	}
 	hidx, hashes := make([]int64, len(change.Hashes)), make([][]byte, len(change.Hashes))
 	for i, h := range change.Hashes {
 		hidx[i], hashes[i] = h.Index, h.Hash[:]

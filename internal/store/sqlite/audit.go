@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -43,6 +42,11 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events ...runproof.AuditE
 		} else if err != nil {
 			return fmt.Errorf("append audit events: %w", err)
 		}
+		// It waits for its ledger entry.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_unsealed (tenant_id, id, occurred_at) VALUES (?, ?, ?)`,
+			e.TenantID, e.ID, timeText(e.OccurredAt)); err != nil {
+			return fmt.Errorf("append audit events: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append audit events: %w", err)
@@ -79,38 +83,41 @@ func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to
 	return events, nil
 }
 
-// AuditEventsNotInLedger returns audit events that have no ledger entry yet,
+// AuditEventsToSeal returns audit events that wait for their ledger entry,
 // oldest first.
-func (s *Store) AuditEventsNotInLedger(ctx context.Context, tenantID string, since time.Time, limit int) ([]runproof.AuditEvent, error) {
-	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
-		WHERE tenant_id = ? AND occurred_at >= ? AND NOT EXISTS (SELECT 1 FROM ledger_entries l
-			WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = ?)
-		ORDER BY occurred_at, id`+page(limit, 0), tenantID, timeText(since), runproof.AuditEntryType)
+func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events
+		WHERE tenant_id = ? AND id IN (SELECT id FROM audit_unsealed WHERE tenant_id = ?)
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID, tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("audit events not in the ledger: %w", err)
+		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}
 	return events, nil
 }
 
-// CountAuditEvents counts the audit events that occurred before a time.
-func (s *Store) CountAuditEvents(ctx context.Context, tenantID string, before time.Time) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_events WHERE tenant_id = ? AND occurred_at < ?`,
-		tenantID, timeText(before)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count audit events: %w", err)
-	}
-	return n, nil
-}
-
-// AuditTenants lists the tenants with audit events since a time.
-func (s *Store) AuditTenants(ctx context.Context, since time.Time) ([]string, error) {
+// AuditTenantsToSeal lists the tenants with audit events to seal.
+func (s *Store) AuditTenantsToSeal(ctx context.Context) ([]string, error) {
 	out, err := collect(ctx, s.db, func(r scanner) (string, error) {
 		var t string
 		return t, r.Scan(&t)
-	}, `SELECT DISTINCT tenant_id FROM audit_events WHERE occurred_at >= ? ORDER BY tenant_id`, timeText(since))
+	}, `SELECT DISTINCT tenant_id FROM audit_unsealed ORDER BY tenant_id`)
 	if err != nil {
-		return nil, fmt.Errorf("audit tenants: %w", err)
+		return nil, fmt.Errorf("audit tenants to seal: %w", err)
 	}
 	return out, nil
+}
+
+// AuditEventsMissingFromLedger returns audit events that neither are in
+// the ledger nor wait for it.
+func (s *Store) AuditEventsMissingFromLedger(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
+	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
+		WHERE tenant_id = ?
+			AND NOT EXISTS (SELECT 1 FROM audit_unsealed u WHERE u.tenant_id = a.tenant_id AND u.id = a.id)
+			AND NOT EXISTS (SELECT 1 FROM ledger_entries l
+				WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = ?)
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID, runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("audit events missing from the ledger: %w", err)
+	}
+	return events, nil
 }

@@ -72,6 +72,11 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 		} else if err != nil {
 			return fmt.Errorf("append ledger: entry: %w", err)
 		}
+		if e.Type == runproof.AuditEntryType {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM audit_unsealed WHERE tenant_id = ? AND id = ?`, tenantID, e.ExportID); err != nil {
+				return fmt.Errorf("append ledger: sealed audit event: %w", err)
+			}
+		}
 	}
 	for _, h := range change.Hashes {
 		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_hashes (tenant_id, idx, hash) VALUES (?, ?, ?)`,
