@@ -255,12 +255,15 @@ func (s *Store) LedgerCheckpoints(ctx context.Context, tenantID string, after in
 	return out, nil
 }
 
+// scanString scans a row of one text column.
+func scanString(r pgx.Row) (string, error) {
+	var t string
+	return t, r.Scan(&t)
+}
+
 // LedgerTenants lists the tenants that have a ledger.
 func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
-	out, err := collect(ctx, s.pool, func(r pgx.Row) (string, error) {
-		var t string
-		return t, r.Scan(&t)
-	}, `SELECT DISTINCT tenant_id FROM ledger_checkpoints ORDER BY tenant_id`)
+	out, err := collect(ctx, s.pool, scanString, `SELECT DISTINCT tenant_id FROM ledger_checkpoints ORDER BY tenant_id`)
 	if err != nil {
 		return nil, fmt.Errorf("ledger tenants: %w", err)
 	}

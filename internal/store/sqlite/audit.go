@@ -97,10 +97,7 @@ func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit in
 
 // AuditTenantsToSeal lists the tenants with audit events to seal.
 func (s *Store) AuditTenantsToSeal(ctx context.Context) ([]string, error) {
-	out, err := collect(ctx, s.db, func(r scanner) (string, error) {
-		var t string
-		return t, r.Scan(&t)
-	}, `SELECT DISTINCT tenant_id FROM audit_unsealed ORDER BY tenant_id`)
+	out, err := collect(ctx, s.db, scanString, `SELECT DISTINCT tenant_id FROM audit_unsealed ORDER BY tenant_id`)
 	if err != nil {
 		return nil, fmt.Errorf("audit tenants to seal: %w", err)
 	}
