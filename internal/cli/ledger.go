@@ -25,16 +25,17 @@ const settleTime = time.Minute
 func ledgerVerifyCommand() *command {
 	return &command{
 		name:    "ledger verify",
-		summary: "recompute the export ledger and check its signatures",
+		summary: "recompute the ledger of exports and audit events and check its signatures",
 		help: `Usage: runproof ledger verify [--tenant T] [--checkpoint FILE] [--key FILE]... [--all-signatures] [flags]
 
-Recomputes each tenant's export ledger from the export records: every entry,
-every stored hash of the tree and the tree hash of every checkpoint; checks
-the signature of the latest checkpoint, which covers every entry, and that
-every export finished more than a minute ago is in the ledger. Prints one
-line per tenant; exits 1 naming the first entry that does not match. Each
-check is recorded as an audit event of category integrity
-(GET /api/v1/logs/audit/integrity).
+Recomputes each tenant's ledger from the export records and audit events:
+every entry, every stored hash of the tree and the tree hash of every
+checkpoint; checks the signature of the latest checkpoint, which covers
+every entry, that every export finished more than a minute ago is in the
+ledger, and that every audit event is in it or waiting for it (serve adds
+them every 30 seconds). Prints one line per tenant; exits 1 naming the
+first entry that does not match. Each check is recorded as an audit event
+of category integrity (GET /api/v1/logs/audit/integrity).
 
   --tenant T            only this tenant's ledger (default: every tenant that
                         has one; with --checkpoint, the tenant it names)
