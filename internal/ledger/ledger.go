@@ -229,21 +229,35 @@ type leaf struct {
 	data          []byte
 }
 
-// appendLeaves appends the leaves not yet in the log. A concurrent append
-// of the same leaf makes the first try conflict; the second finds it in
-// the log.
+// appendLeaves appends the leaves not yet in the log. Leaves are nearly
+// always new, so they are appended at once; only when one of them is in
+// the log already (appended again, or by a concurrent append) is each one
+// looked up, and those found keep their index. A concurrent append of the
+// same leaf can make that second try conflict too; the third finds it.
 func (l *Ledger) appendLeaves(ctx context.Context, tenantID string, leaves []leaf) ([]int64, error) {
-	for try := 0; ; try++ {
-		out, err := l.appendNew(ctx, tenantID, leaves)
-		if runproof.ErrorCode(err) != runproof.ECONFLICT || try > 0 {
-			return out, err
+	all := make([]int, len(leaves))
+	for i := range all {
+		all[i] = i
+	}
+	out := make([]int64, len(leaves))
+	err := l.write(ctx, tenantID, leaves, all, out)
+	for try := 0; runproof.ErrorCode(err) == runproof.ECONFLICT && try < 2; try++ {
+		var todo []int
+		if todo, err = l.missing(ctx, tenantID, leaves, out); err == nil && len(todo) > 0 {
+			err = l.write(ctx, tenantID, leaves, todo, out)
 		}
 	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-func (l *Ledger) appendNew(ctx context.Context, tenantID string, leaves []leaf) ([]int64, error) {
-	out := make([]int64, len(leaves))
-	var todo []int // positions of leaves not yet in the log
+// missing looks each leaf up: it sets the index of those in the log in out
+// and returns the positions of the others. One in the log with other
+// content is ECONFLICT.
+func (l *Ledger) missing(ctx context.Context, tenantID string, leaves []leaf, out []int64) ([]int, error) {
+	var todo []int
 	for i, lf := range leaves {
 		e, err := l.store.LedgerEntryByExport(ctx, tenantID, lf.exportID, lf.typ)
 		switch {
@@ -257,10 +271,13 @@ func (l *Ledger) appendNew(ctx context.Context, tenantID string, leaves []leaf) 
 			return nil, err
 		}
 	}
-	if len(todo) == 0 {
-		return out, nil
-	}
-	err := l.store.AppendLedger(ctx, tenantID, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+	return todo, nil
+}
+
+// write appends the leaves at the positions todo, in order, under one new
+// checkpoint, and sets their indexes in out.
+func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo []int, out []int64) error {
+	return l.store.AppendLedger(ctx, tenantID, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
 		var a runproof.LedgerAppend
 		r := &pendingReader{read: st.ReadHashes, pending: map[int64]tlog.Hash{}}
 		if err := l.checkHead(tenantID, st, r); err != nil {
@@ -295,10 +312,6 @@ func (l *Ledger) appendNew(ctx context.Context, tenantID string, leaves []leaf) 
 			VerifierKey: l.vkey, CreatedAt: now}
 		return a, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // checkHead makes sure the log is still the one last signed, in O(log n)
