@@ -12,7 +12,7 @@ import (
 
 // EntryType names the version of the leaf format. A later format gets a new
 // name; leaves already written keep theirs.
-const EntryType = "runproof.export.v1"
+const EntryType = runproof.ExportEntryType
 
 // Entry is the leaf of one finished export: the export record (DOMAIN.md)
 // as it stood when the export ended, without its delivery, which comes

@@ -392,45 +392,29 @@ func storeReader(ctx context.Context, s runproof.LedgerStore, tenantID string) t
 }
 
 // Sync appends the tenant's finished exports that are missing from its
-// log (an append that failed after the export finished), oldest first, and
-// returns how many it added. Exports already in the log are left as they
-// are.
+// log (an append that failed after the export finished), oldest first, a
+// batch of up to syncBatch under each checkpoint, and returns how many it
+// added. Exports already in the log are left as they are.
 func (l *Ledger) Sync(ctx context.Context, tenantID string) (int, error) {
-	var finished []runproof.Export
-	const page = 1000
-	for offset := 0; ; offset += page {
-		recs, err := l.store.ListExports(ctx, runproof.ListExportsParams{TenantID: tenantID, Limit: page, Offset: offset})
-		if err != nil {
-			return 0, err
+	added := 0
+	for {
+		missing, err := l.store.ExportsMissingFromLedger(ctx, tenantID, time.Time{}, syncBatch)
+		if err != nil || len(missing) == 0 {
+			return added, err
 		}
-		for _, r := range recs {
-			if r.Status == runproof.ExportCompleted || r.Status == runproof.ExportFailed {
-				finished = append(finished, r)
-			}
+		slices.SortFunc(missing, func(a, b runproof.Export) int {
+			return cmp.Or(a.CompletedAt.Compare(*b.CompletedAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+		})
+		if _, err := l.AppendBatch(ctx, tenantID, missing); err != nil {
+			return added, err
 		}
-		if len(recs) < page {
-			break
-		}
-	}
-	var missing []runproof.Export
-	for _, r := range finished {
-		_, err := l.store.LedgerEntryByExport(ctx, tenantID, r.ID, EntryType)
-		switch runproof.ErrorCode(err) {
-		case runproof.ENOTFOUND:
-			missing = append(missing, r)
-		case "":
-		default:
-			return 0, err
+		added += len(missing)
+		if len(missing) < syncBatch {
+			return added, nil
 		}
 	}
-	if len(missing) == 0 {
-		return 0, nil
-	}
-	slices.SortFunc(missing, func(a, b runproof.Export) int {
-		return cmp.Or(a.CompletedAt.Compare(*b.CompletedAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
-	if _, err := l.AppendBatch(ctx, tenantID, missing); err != nil {
-		return 0, err
-	}
-	return len(missing), nil
 }
+
+// syncBatch is how many missing exports Sync appends at once; a variable
+// for tests.
+var syncBatch = 1000

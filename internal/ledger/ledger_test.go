@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -229,4 +231,50 @@ func equalInts(a, b []int64) bool {
 		}
 	}
 	return true
+}
+
+// TestSync: the exports an append missed are appended by the next Sync,
+// oldest first, a batch under each checkpoint, and no other tenant's.
+func TestSync(t *testing.T) {
+	defer ledger.SetSyncBatch(3)()
+	storetest.Each(t, func(t *testing.T, s runproof.Store) {
+		ctx := context.Background()
+		l := newLedger(t, s)
+		recs := finish(t, s, "acme", 0, 9)
+		finish(t, s, "other", 0, 2)
+		appendEach(t, l, []runproof.Export{recs[1], recs[4]})
+		n, err := l.Sync(ctx, "acme")
+		if err != nil || n != 7 {
+			t.Fatalf("sync: %d, %v; want 7 appended", n, err)
+		}
+		entries, err := s.LedgerEntries(ctx, "acme", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range entries {
+			got = append(got, e.ExportID)
+		}
+		want := []string{"acme-x0001", "acme-x0004", "acme-x0000", "acme-x0002", "acme-x0003", "acme-x0005",
+			"acme-x0006", "acme-x0007", "acme-x0008"}
+		if !slices.Equal(got, want) {
+			t.Errorf("entries after sync: %v, want %v", got, want)
+		}
+		for _, size := range []int64{2, 5, 8, 9} { // one checkpoint per append
+			if _, err := s.LedgerCheckpoint(ctx, "acme", size); err != nil {
+				t.Errorf("checkpoint of size %d: %v", size, err)
+			}
+		}
+		if n, err := l.Sync(ctx, "acme"); err != nil || n != 0 {
+			t.Errorf("second sync: %d, %v; want nothing to append", n, err)
+		}
+		if _, err := s.LedgerCheckpoint(ctx, "other", 0); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Errorf("the other tenant's log: %v, want none", err)
+		}
+		rep, err := ledger.Verify(ctx, s, ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{l.VerifierKey()},
+			FinishedBefore: t0.Add(time.Hour)})
+		if err != nil || rep.Entries != 9 {
+			t.Errorf("verify after sync: %+v, %v", rep, err)
+		}
+	})
 }

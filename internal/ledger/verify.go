@@ -9,7 +9,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -105,7 +104,7 @@ func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Rep
 
 func verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
 	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0},
-		exports: map[string]bool{}, seen: map[string]bool{}}
+		seen: map[string]bool{}}
 	v.reader = tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(indexes))
 		for i, idx := range indexes {
@@ -129,8 +128,6 @@ type verification struct {
 	latest   runproof.LedgerCheckpoint // the latest checkpoint when Verify began
 	hashes   []tlog.Hash               // recomputed stored hashes, by stored hash index
 	reader   tlog.HashReader
-	exports  map[string]bool // finished exports in the log
-	finished int64           // how many of them finished before p.FinishedBefore
 	seen     map[string]bool // entry type and export id of each entry
 	lastSize int64           // size of the last checkpoint that held
 }
@@ -242,12 +239,6 @@ func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
 		return v.fail(e.Index, "%s is in the ledger twice", what)
 	}
 	v.seen[key] = true
-	if e.Type == EntryType {
-		v.exports[e.ExportID] = true
-		if !v.p.FinishedBefore.IsZero() && pg.records[e.ExportID].CompletedAt.Before(v.finishedBefore()) {
-			v.finished++
-		}
-	}
 	hs, err := tlog.StoredHashes(e.Index, data, v.reader)
 	if err != nil {
 		return err
@@ -547,42 +538,18 @@ func (v *verification) older(n int64) error {
 	return nil
 }
 
-// complete checks that every export finished before p.FinishedBefore is
-// in the log. When the store counts as many such exports as the log
-// holds, they are the same ones; only otherwise are the records read, to
-// name one that is missing.
+// complete checks that every export finished before p.FinishedBefore has
+// its entry in the log, naming the first that has not.
 func (v *verification) complete() error {
 	if v.p.FinishedBefore.IsZero() {
 		return nil
 	}
-	n, err := v.store.CountFinishedExports(v.ctx, v.p.TenantID, v.finishedBefore())
-	if err != nil {
+	missing, err := v.store.ExportsMissingFromLedger(v.ctx, v.p.TenantID, v.finishedBefore(), 1)
+	if err != nil || len(missing) == 0 {
 		return err
 	}
-	if n == v.finished {
-		return nil
-	}
-	var missing []runproof.Export
-	for offset := 0; ; offset += int(verifyBatch) {
-		recs, err := v.store.ListExports(v.ctx, runproof.ListExportsParams{TenantID: v.p.TenantID, Limit: int(verifyBatch), Offset: offset})
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if r.CompletedAt != nil && r.CompletedAt.Before(v.finishedBefore()) && !v.exports[r.ID] {
-				missing = append(missing, r)
-			}
-		}
-		if len(recs) < int(verifyBatch) {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	sort.Slice(missing, func(i, j int) bool { return missing[i].CompletedAt.Before(*missing[j].CompletedAt) })
-	return v.fail(-1, "export %s finished at %s but is not in the ledger (%d such exports)",
-		missing[0].ID, runproof.FormatTime(*missing[0].CompletedAt), len(missing))
+	return v.fail(-1, "export %s finished at %s but is not in the ledger",
+		missing[0].ID, runproof.FormatTime(*missing[0].CompletedAt))
 }
 
 // completeAudit checks that every audit event of the tenant is in the log

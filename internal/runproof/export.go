@@ -145,9 +145,6 @@ type ExportStore interface {
 	GetExport(ctx context.Context, tenantID, exportID string) (Export, error)
 	// ListExports returns exports newest first (created_at, then id).
 	ListExports(ctx context.Context, p ListExportsParams) ([]Export, error)
-	// CountFinishedExports counts the tenant's exports that completed or
-	// failed before a time.
-	CountFinishedExports(ctx context.Context, tenantID string, before time.Time) (int64, error)
 }
 
 // ListExportsParams filters exports. Zero values do not filter.

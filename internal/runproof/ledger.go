@@ -13,8 +13,12 @@ import (
 // LedgerHashSize is the size of a tree hash (SHA-256).
 const LedgerHashSize = 32
 
-// AuditEntryType is the type of the ledger entries of audit events.
-const AuditEntryType = "runproof.audit.v1"
+// The types of ledger entries the store tells apart: a finished export's
+// record, and an audit event.
+const (
+	ExportEntryType = "runproof.export.v1"
+	AuditEntryType  = "runproof.audit.v1"
+)
 
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
 // record one finished export, the sealed manifest of a ZIP export, or one
@@ -83,6 +87,11 @@ type LedgerStore interface {
 	// in [from, to), each once, in export id order, folded as GetExport
 	// folds them. An entry whose export has no request has no record here.
 	LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]Export, error)
+	// ExportsMissingFromLedger returns up to limit (0: no limit) of the
+	// tenant's exports that completed or failed, before a time unless it
+	// is zero, and have no entry of ExportEntryType, folded as GetExport
+	// folds them: the earliest finished when limited, in any order.
+	ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time, limit int) ([]Export, error)
 	// LedgerEntryByExport returns the entry of an export of a type
 	// (ENOTFOUND).
 	LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (LedgerEntry, error)

@@ -136,6 +136,41 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 	if err != nil {
 		return nil, fmt.Errorf("list exports: %w", err)
 	}
+	out, err := s.withEvents(ctx, p.TenantID, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("list exports: %w", err)
+	}
+	return out, nil
+}
+
+// ExportsMissingFromLedger returns finished exports that have no export
+// entry in the ledger: an export has one completed or failed event at
+// most.
+func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time, limit int) ([]runproof.Export, error) {
+	var f filter
+	f.add("f.tenant_id = ?", tenantID) // $1, the outer query's too
+	f.add("f.kind IN ('completed', 'failed')")
+	if !before.IsZero() {
+		f.add("f.at < ?", runproof.Timestamp(before))
+	}
+	f.add(`NOT EXISTS (SELECT 1 FROM ledger_entries l
+		WHERE l.tenant_id = f.tenant_id AND l.export_id = f.export_id AND l.entry_type = ?)`, runproof.ExportEntryType)
+	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
+		WHERE tenant_id = $1 AND id IN (SELECT f.export_id FROM export_events f
+			WHERE `+f.conds+` ORDER BY f.at, f.export_id`+page(limit, 0)+`)`, f.args...)
+	if err != nil {
+		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
+	}
+	out, err := s.withEvents(ctx, tenantID, reqs)
+	if err != nil {
+		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
+	}
+	return out, nil
+}
+
+// withEvents reads the events of export requests, in one query, and folds
+// each request with its own, in the order of reqs.
+func (s *Store) withEvents(ctx context.Context, tenantID string, reqs []runproof.ExportRequest) ([]runproof.Export, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -144,23 +179,11 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 		ids[i] = r.ID
 	}
 	events, err := collect(ctx, s.pool, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
-		WHERE tenant_id = $1 AND export_id = ANY($2) ORDER BY seq`, p.TenantID, ids)
+		WHERE tenant_id = $1 AND export_id = ANY($2) ORDER BY seq`, tenantID, ids)
 	if err != nil {
-		return nil, fmt.Errorf("list exports: %w", err)
+		return nil, err
 	}
 	return foldExports(reqs, events), nil
-}
-
-// CountFinishedExports counts the exports that ended before a time: an
-// export has one completed or failed event at most.
-func (s *Store) CountFinishedExports(ctx context.Context, tenantID string, before time.Time) (int64, error) {
-	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM export_events
-		WHERE tenant_id = $1 AND kind IN ('completed', 'failed') AND at < $2`, tenantID, runproof.Timestamp(before)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("count finished exports: %w", err)
-	}
-	return n, nil
 }
 
 // foldExports folds each request with its events, in the order of reqs.

@@ -268,27 +268,6 @@ func testListExports(t *testing.T, h Harness) {
 	if err != nil || len(got) != 0 {
 		t.Errorf("tenant without exports: got %v, %v", got, err)
 	}
-
-	for _, c := range []struct {
-		tenant string
-		before time.Time
-		want   int64
-	}{
-		{"t1", at(11), 0}, // x1 completed at 11: not before
-		{"t1", at(11).Add(time.Microsecond), 1},
-		{"t1", at(32), 2}, // and x3, failed
-		{"t1", at(100), 3},
-		{"t2", at(100), 1},
-		{"t3", at(100), 0},
-	} {
-		n, err := s.CountFinishedExports(ctx, c.tenant, c.before)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n != c.want {
-			t.Errorf("exports of %s finished before %s: %d, want %d", c.tenant, runproof.FormatTime(c.before), n, c.want)
-		}
-	}
 }
 
 // testExportsAppendOnly tries, behind the store's back, to change exports

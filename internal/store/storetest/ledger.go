@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -235,6 +238,37 @@ func testLedgerExports(t *testing.T, h Harness) {
 	}
 	if len(got) != 1 || got[0].TenantID != "t2" || got[0].Status != runproof.ExportCompleted {
 		t.Errorf("records of t2's entries: %s", show(got))
+	}
+
+	// Finished exports without an export entry: x4 (which has a manifest
+	// entry) and x5, failed; x6 has not finished.
+	createExports(t, s, newExport("t1", "x4", at(8)), newExport("t1", "x5", at(9)), newExport("t1", "x6", at(10)))
+	appendExportEvents(t, s, sealedEvent("t1", "x4", at(9)), completedEvent("t1", "x4", at(11)),
+		runproof.ExportEvent{TenantID: "t1", ExportID: "x5", Kind: runproof.ExportEventFailed, At: at(12), Reason: "disk full"},
+		sealedEvent("t1", "x6", at(13)))
+	if _, err := appendLedgerTyped(ctx, s, "t1", manifestEntry, "x4"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tenant string
+		before time.Time
+		limit  int
+		want   []runproof.Export
+	}{
+		{"t1", time.Time{}, 0, []runproof.Export{get("x4"), get("x5")}},
+		{"t1", time.Time{}, 1, []runproof.Export{get("x4")}}, // the earliest finished
+		{"t1", at(11), 0, nil}, // x4 completed at 11: not before
+		{"t1", at(12), 0, []runproof.Export{get("x4")}},
+		{"t2", time.Time{}, 0, nil},
+		{"t3", time.Time{}, 0, nil},
+	} {
+		got, err := s.ExportsMissingFromLedger(ctx, c.tenant, c.before, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b runproof.Export) int { return strings.Compare(a.ID, b.ID) })
+		equal(t, fmt.Sprintf("exports of %s missing from the ledger before %v, limit %d", c.tenant, c.before, c.limit),
+			got, c.want)
 	}
 }
 
