@@ -33,8 +33,9 @@ every entry, every stored hash of the tree and the tree hash of every
 checkpoint; checks the signature of the latest checkpoint, which covers
 every entry, that every export finished more than a minute ago is in the
 ledger, and that every audit event is in it or waiting for it (serve adds
-them every 30 seconds). Prints one line per tenant; exits 1 naming the
-first entry that does not match. Each check is recorded as an audit event
+them every 30 seconds). Prints one line per tenant (a long check logs how
+far it is every two seconds); exits 1 naming the first entry that does not
+match. Each check is recorded as an audit event
 of category integrity (GET /api/v1/logs/audit/integrity).
 
   --tenant T            only this tenant's ledger (default: every tenant that
@@ -134,7 +135,8 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 	for _, t := range tenants {
 		started := time.Now()
 		rep, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: t, VerifierKeys: vkeys, Checkpoint: older,
-			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures})
+			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures,
+			Progress: progressLog(e, t)})
 		line := verifyLine(rep, err)
 		fmt.Fprintf(e.stdout, "%s: %s\n", t, line)
 		decision := runproof.DecisionAllow
@@ -156,6 +158,22 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		}
 	}
 	return first
+}
+
+// verifyProgressEvery is how often a long check logs how far it is.
+const verifyProgressEvery = 2 * time.Second
+
+// progressLog returns a Progress function that logs how far the check of
+// a tenant's ledger is, at most every verifyProgressEvery.
+func progressLog(e *env, tenant string) func(done, total int64) {
+	last := time.Now()
+	return func(done, total int64) {
+		if time.Since(last) < verifyProgressEvery || done == total {
+			return
+		}
+		last = time.Now()
+		e.log.Info("ledger verify progress", "tenant_id", tenant, "entries", done, "of", total)
+	}
 }
 
 // verifyLine is the outcome of one tenant's check, for a person to read.

@@ -40,6 +40,9 @@ type VerifyParams struct {
 	// was altered is then not found. When the latest signature does not
 	// hold, Verify checks them all to name the first checkpoint at fault.
 	AllSignatures bool
+	// Progress, when set, is called after each page of entries with how
+	// many have been recomputed out of how many there are.
+	Progress func(done, total int64)
 }
 
 // Report is what Verify checked.
@@ -157,6 +160,9 @@ func (v *verification) run() error {
 	for next := range pages {
 		if err := v.page(<-next); err != nil {
 			return err
+		}
+		if v.p.Progress != nil {
+			v.p.Progress(v.report.Entries, v.latest.Size)
 		}
 	}
 	if v.lastSize != v.latest.Size {
