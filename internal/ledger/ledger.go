@@ -396,23 +396,24 @@ func storeReader(ctx context.Context, s runproof.LedgerStore, tenantID string) t
 // batch of up to syncBatch under each checkpoint, and returns how many it
 // added. Exports already in the log are left as they are.
 func (l *Ledger) Sync(ctx context.Context, tenantID string) (int, error) {
-	added := 0
-	for {
-		missing, err := l.store.ExportsMissingFromLedger(ctx, tenantID, time.Time{}, syncBatch)
-		if err != nil || len(missing) == 0 {
-			return added, err
-		}
-		slices.SortFunc(missing, func(a, b runproof.Export) int {
-			return cmp.Or(a.CompletedAt.Compare(*b.CompletedAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-		})
-		if _, err := l.AppendBatch(ctx, tenantID, missing); err != nil {
-			return added, err
-		}
-		added += len(missing)
-		if len(missing) < syncBatch {
-			return added, nil
-		}
+	missing, err := l.store.ExportsMissingFromLedger(ctx, tenantID, time.Time{})
+	if err != nil {
+		return 0, err
 	}
+	slices.SortFunc(missing, finishOrder)
+	added := 0
+	for batch := range slices.Chunk(missing, syncBatch) {
+		if _, err := l.AppendBatch(ctx, tenantID, batch); err != nil {
+			return added, err
+		}
+		added += len(batch)
+	}
+	return added, nil
+}
+
+// finishOrder orders finished exports as they finished.
+func finishOrder(a, b runproof.Export) int {
+	return cmp.Or(a.CompletedAt.Compare(*b.CompletedAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }
 
 // syncBatch is how many missing exports Sync appends at once; a variable

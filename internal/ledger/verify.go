@@ -550,12 +550,13 @@ func (v *verification) complete() error {
 	if v.p.FinishedBefore.IsZero() {
 		return nil
 	}
-	missing, err := v.store.ExportsMissingFromLedger(v.ctx, v.p.TenantID, v.finishedBefore(), 1)
+	missing, err := v.store.ExportsMissingFromLedger(v.ctx, v.p.TenantID, v.finishedBefore())
 	if err != nil || len(missing) == 0 {
 		return err
 	}
-	return v.fail(-1, "export %s finished at %s but is not in the ledger",
-		missing[0].ID, runproof.FormatTime(*missing[0].CompletedAt))
+	first := slices.MinFunc(missing, finishOrder)
+	return v.fail(-1, "export %s finished at %s but is not in the ledger (%d such exports)",
+		first.ID, runproof.FormatTime(*first.CompletedAt), len(missing))
 }
 
 // completeAudit checks that every audit event of the tenant is in the log

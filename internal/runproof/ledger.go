@@ -87,11 +87,10 @@ type LedgerStore interface {
 	// in [from, to), each once, in export id order, folded as GetExport
 	// folds them. An entry whose export has no request has no record here.
 	LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]Export, error)
-	// ExportsMissingFromLedger returns up to limit (0: no limit) of the
-	// tenant's exports that completed or failed, before a time unless it
-	// is zero, and have no entry of ExportEntryType, folded as GetExport
-	// folds them: the earliest finished when limited, in any order.
-	ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time, limit int) ([]Export, error)
+	// ExportsMissingFromLedger returns the tenant's exports that completed
+	// or failed, before a time unless it is zero, and have no entry of
+	// ExportEntryType, in any order, folded as GetExport folds them.
+	ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time) ([]Export, error)
 	// LedgerEntryByExport returns the entry of an export of a type
 	// (ENOTFOUND).
 	LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (LedgerEntry, error)

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -105,14 +106,23 @@ func (s *Store) AuditTenantsToSeal(ctx context.Context) ([]string, error) {
 }
 
 // AuditEventsMissingFromLedger returns audit events that neither are in
-// the ledger nor wait for it.
+// the ledger nor wait for it. Their ids are a set difference, one pass over
+// each table.
 func (s *Store) AuditEventsMissingFromLedger(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
-	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events a
-		WHERE tenant_id = ?
-			AND NOT EXISTS (SELECT 1 FROM audit_unsealed u WHERE u.tenant_id = a.tenant_id AND u.id = a.id)
-			AND NOT EXISTS (SELECT 1 FROM ledger_entries l
-				WHERE l.tenant_id = a.tenant_id AND l.export_id = a.id AND l.entry_type = ?)
-		ORDER BY occurred_at, id`+page(limit, 0), tenantID, runproof.AuditEntryType)
+	ids, err := collect(ctx, s.db, scanString, `SELECT id FROM audit_events WHERE tenant_id = ?
+		EXCEPT SELECT id FROM audit_unsealed WHERE tenant_id = ?
+		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND entry_type = ?`,
+		tenantID, tenantID, tenantID, runproof.AuditEntryType)
+	if err != nil {
+		return nil, fmt.Errorf("audit events missing from the ledger: %w", err)
+	}
+	idList, err := json.Marshal(ids) // one parameter, however many
+	if err != nil {
+		return nil, fmt.Errorf("audit events missing from the ledger: %w", err)
+	}
+	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events
+		WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID, string(idList))
 	if err != nil {
 		return nil, fmt.Errorf("audit events missing from the ledger: %w", err)
 	}

@@ -124,20 +124,25 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 
 // ExportsMissingFromLedger returns finished exports that have no export
 // entry in the ledger: an export has one completed or failed event at
-// most.
-func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time, limit int) ([]runproof.Export, error) {
-	var f filter
-	f.add("f.tenant_id = ?", tenantID)
-	f.add("f.kind IN ('completed', 'failed')")
+// most. Their ids are a set difference, one pass over each table.
+func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time) ([]runproof.Export, error) {
+	args, atBefore := []any{tenantID}, ""
 	if !before.IsZero() {
-		f.add("f.at < ?", timeText(before))
+		args, atBefore = append(args, timeText(before)), " AND at < ?"
 	}
-	f.add(`NOT EXISTS (SELECT 1 FROM ledger_entries l
-		WHERE l.tenant_id = f.tenant_id AND l.export_id = f.export_id AND l.entry_type = ?)`, runproof.ExportEntryType)
+	ids, err := collect(ctx, s.db, scanString, `SELECT export_id FROM export_events
+		WHERE tenant_id = ? AND kind IN ('completed', 'failed')`+atBefore+`
+		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND entry_type = ?`,
+		append(args, tenantID, runproof.ExportEntryType)...)
+	if err != nil {
+		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
+	}
+	idList, err := json.Marshal(ids) // one parameter, however many
+	if err != nil {
+		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
+	}
 	reqs, err := collect(ctx, s.db, scanExportRequest, `SELECT `+exportColumns+` FROM exports
-		WHERE tenant_id = ? AND id IN (SELECT f.export_id FROM export_events f
-			WHERE `+f.conds+` ORDER BY f.at, f.export_id`+page(limit, 0)+`)`,
-		append([]any{tenantID}, f.args...)...)
+		WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))`, tenantID, string(idList))
 	if err != nil {
 		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
 	}

@@ -252,23 +252,21 @@ func testLedgerExports(t *testing.T, h Harness) {
 	for _, c := range []struct {
 		tenant string
 		before time.Time
-		limit  int
 		want   []runproof.Export
 	}{
-		{"t1", time.Time{}, 0, []runproof.Export{get("x4"), get("x5")}},
-		{"t1", time.Time{}, 1, []runproof.Export{get("x4")}}, // the earliest finished
-		{"t1", at(11), 0, nil}, // x4 completed at 11: not before
-		{"t1", at(12), 0, []runproof.Export{get("x4")}},
-		{"t2", time.Time{}, 0, nil},
-		{"t3", time.Time{}, 0, nil},
+		{"t1", time.Time{}, []runproof.Export{get("x4"), get("x5")}},
+		{"t1", at(11), nil}, // x4 completed at 11: not before
+		{"t1", at(12), []runproof.Export{get("x4")}},
+		{"t1", at(13), []runproof.Export{get("x4"), get("x5")}},
+		{"t2", time.Time{}, nil},
+		{"t3", time.Time{}, nil},
 	} {
-		got, err := s.ExportsMissingFromLedger(ctx, c.tenant, c.before, c.limit)
+		got, err := s.ExportsMissingFromLedger(ctx, c.tenant, c.before)
 		if err != nil {
 			t.Fatal(err)
 		}
 		slices.SortFunc(got, func(a, b runproof.Export) int { return strings.Compare(a.ID, b.ID) })
-		equal(t, fmt.Sprintf("exports of %s missing from the ledger before %v, limit %d", c.tenant, c.before, c.limit),
-			got, c.want)
+		equal(t, fmt.Sprintf("exports of %s missing from the ledger before %v", c.tenant, c.before), got, c.want)
 	}
 }
 
