@@ -59,6 +59,14 @@ func openSQLite(t testing.TB) *sqlite.Store {
 	return s
 }
 
+// PostgresURL returns the URL of a fresh, migrated PostgreSQL schema,
+// dropped when the test ends, for processes of their own to share. It
+// skips the test when RUNPROOF_TEST_POSTGRES_URL is not set.
+func PostgresURL(t *testing.T) string {
+	_, u := openPostgresURL(t)
+	return u
+}
+
 // OpenPostgresPair returns two stores over one fresh schema, each with its
 // own connection pool: two servers sharing a database. It skips the test
 // when RUNPROOF_TEST_POSTGRES_URL is not set.
