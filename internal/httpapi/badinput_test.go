@@ -66,6 +66,8 @@ func TestBadInput(t *testing.T) {
 		{"missing step type", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{map[string]any{"step_index": 1, "timestamp": base.Format(time.RFC3339)}}}, 422, "steps[0].step_type"},
 		{"unknown step field", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{step(1, 1, 1), map[string]any{"step_index": 2, "timestamp": base.Format(time.RFC3339), "step_type": "x", "status": "ok"}}}, 422, "steps[1].status"},
 		{"no steps", "POST", "/api/v1/runs/r1/steps", admin, map[string]any{"steps": []any{}}, 422, "steps"},
+		{"content number beyond a double", "POST", "/api/v1/runs/r1/steps", admin, `{"steps":[{"step_index":1,"timestamp":"2026-01-01T00:00:00Z","step_type":"x","content":{"x":1e400}}]}`, 422, "steps[0].content"},
+		{"content number more precise than a double", "POST", "/api/v1/runs/r1/steps", admin, `{"steps":[{"step_index":1,"timestamp":"2026-01-01T00:00:00Z","step_type":"x","content":[9007199254740993]}]}`, 422, "steps[0].content"},
 		{"not UTF-8", "POST", "/api/v1/runs/r1/steps", admin, []byte("{\"steps\":[{\"step_index\":1,\"timestamp\":\"2026-01-01T00:00:00Z\",\"step_type\":\"\xc3\x28\"}]}"), 400, ""},
 		{"conflicting re-send", "POST", "/api/v1/runs/r1/steps", admin, steps(0, 0, 2, 1), 409, ""},
 		{"over 1000 steps", "POST", "/api/v1/runs/r1/steps", admin, tooMany, 413, ""},

@@ -246,6 +246,9 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 // content_hash. JSON null content counts as none.
 func hashStep(st *runproof.Step, content jsontext.Value) error {
 	if len(content) > 0 && string(content) != "null" {
+		if err := runproof.ExactNumbers(content); err != nil {
+			return err
+		}
 		c, err := runproof.CanonicalJSON(content)
 		if err != nil {
 			return err
