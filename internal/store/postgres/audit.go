@@ -89,9 +89,13 @@ func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to
 // AuditEventsToSeal returns audit events that wait for their ledger entry,
 // oldest first.
 func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
-	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events
-		WHERE tenant_id = $1 AND id IN (SELECT id FROM audit_unsealed WHERE tenant_id = $1)
+	ids, err := collect(ctx, s.pool, scanString, `SELECT id FROM audit_unsealed WHERE tenant_id = $1
 		ORDER BY occurred_at, id`+page(limit, 0), tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("audit events to seal: %w", err)
+	}
+	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events
+		WHERE tenant_id = $1 AND id = ANY($2) ORDER BY occurred_at, id`, tenantID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}

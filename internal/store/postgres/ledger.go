@@ -105,7 +105,8 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 		}
 	}
 	if len(sealed) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM audit_unsealed WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, sealed); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_unsealed u USING unnest($2::text[]) AS s(id)
+			WHERE u.tenant_id = $1 AND u.id = s.id`, tenantID, sealed); err != nil {
 			return err
 		}
 	}

@@ -88,8 +88,9 @@ func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to
 // oldest first.
 func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
 	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events
-		WHERE tenant_id = ? AND id IN (SELECT id FROM audit_unsealed WHERE tenant_id = ?)
-		ORDER BY occurred_at, id`+page(limit, 0), tenantID, tenantID)
+		WHERE tenant_id = ? AND id IN (SELECT id FROM audit_unsealed WHERE tenant_id = ?
+			ORDER BY occurred_at, id`+page(limit, 0)+`)
+		ORDER BY occurred_at, id`, tenantID, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}
