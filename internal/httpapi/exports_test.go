@@ -66,6 +66,14 @@ func TestExportsAPI(t *testing.T) {
 			raw["correlation_id"] == "" || raw["delivered_at"] != nil || r.header.Get("Location") != "/api/v1/exports/"+rec.ID {
 			t.Fatalf("export record %v, location %q", raw, r.header.Get("Location"))
 		}
+		head := e.must(200, e.do("HEAD", "/api/v1/exports/"+rec.ID+"/download", exporter, nil))
+		if len(head.body) != 0 || head.header.Get("Content-Length") == "" {
+			t.Fatalf("HEAD: %d bytes, Content-Length %q", len(head.body), head.header.Get("Content-Length"))
+		}
+		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, viewer, nil)).decode(t, &raw)
+		if raw["delivered_at"] != nil {
+			t.Errorf("a HEAD request counted as the delivery: %v", raw)
+		}
 		dl := e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID+"/download", exporter, nil))
 		sum := sha256.Sum256(dl.body)
 		if runproof.DigestBytes(dl.body) != rec.Checksum ||
