@@ -50,6 +50,8 @@ func TestBadInput(t *testing.T) {
 		{"run bad trace id", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "trace_id": "xyz"}, 422, "trace_id"},
 		{"run in the future", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "started_at": future}, 422, "started_at"},
 		{"run unknown field", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "owner": "me"}, 422, "owner"},
+		{"run id ..", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "run_id": ".."}, 422, "run_id"},
+		{"run id .", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "run_id": "."}, 422, "run_id"},
 		{"run id conflict", "POST", "/api/v1/runs", admin, map[string]any{"run_id": "r1", "agent_id": "someone-else"}, 409, ""},
 		{"run not UTF-8", "POST", "/api/v1/runs", admin, []byte("{\"agent_id\": \"a\xff\"}"), 400, ""},
 

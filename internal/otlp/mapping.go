@@ -201,7 +201,7 @@ func group(spans []*span) ([]Run, []Rejected) {
 		}
 		if !runproof.ValidID(id) {
 			rejected = append(rejected, Rejected{TraceID: s.TraceID, SpanID: s.SpanID,
-				Reason: fmt.Sprintf("%s %q is not a valid run id: 1-128 letters, digits, '.', '_', ':' or '-'", source, id)})
+				Reason: fmt.Sprintf("%s %q is not a valid run id: it %s", source, id, runproof.IDRule)})
 			continue
 		}
 		r := runs[id]

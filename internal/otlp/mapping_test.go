@@ -153,6 +153,7 @@ func TestRejectedSpans(t *testing.T) {
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("runproof.cost_cents", -0.5)), "runproof.cost_cents must be a number, not negative"},
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.cost", "cheap")), "gen_ai.usage.cost must be a number"},
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("runproof.run_id", "no spaces allowed")), "is not a valid run id"},
+		{span(traceA, "00000000000000a1", "", 0, 5, kv("runproof.run_id", "..")), "is not a valid run id"},
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.request.model", "gpt-4"), kv("gen_ai.usage.input_tokens", int64(1)<<53)), "out of range"},
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.input_tokens", int64(1)<<53+1)), "gen_ai.usage.input_tokens must be a whole number"},
 	} {

@@ -79,13 +79,16 @@ const TenantIDRule = `must be 1-128 letters, digits, '.', '_', ':' or '-', neith
 // tenant's id names the directory of its export artifacts, hence no "."
 // and no "..".
 func ValidTenantID(s string) bool {
-	return s != "." && !strings.Contains(s, "..") && ValidID(s)
+	return !strings.Contains(s, "..") && ValidID(s)
 }
 
-// ValidID accepts the ids clients choose, such as run ids: 1–128 letters,
-// digits, '.', '_', ':' or '-'.
+// IDRule says which ids ValidID accepts, for messages.
+const IDRule = `must be 1-128 letters, digits, '.', '_', ':' or '-', other than "." and ".."`
+
+// ValidID accepts the ids clients choose, such as run ids (IDRule). They
+// appear in URL paths, where "." and ".." would name another path.
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+	if len(s) == 0 || len(s) > 128 || s == "." || s == ".." {
 		return false
 	}
 	for _, c := range []byte(s) {

@@ -42,7 +42,7 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 		bad("agent_id", runproof.CheckText(in.AgentID).Error())
 	}
 	if in.RunID != "" && !runproof.ValidID(in.RunID) {
-		bad("run_id", "must be 1-128 letters, digits, '.', '_', ':' or '-'")
+		bad("run_id", runproof.IDRule)
 	}
 	if len(in.Goal) > maxGoal {
 		bad("goal", fmt.Sprintf("must be at most %d bytes", maxGoal))
