@@ -3,9 +3,11 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -205,12 +207,8 @@ func runFilter(c *call) (service.RunFilter, error) {
 	if f.From, f.To, err = period(q.Get("from"), q.Get("to")); err != nil {
 		return f, err
 	}
-	switch f.Status {
-	case "", runproof.RunRunning, runproof.RunStopped, runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
-	default:
-		return f, runproof.Invalid(runproof.FieldError{Field: "status", Message: "must be running, stopped, completed, failed or cancelled"})
-	}
-	return f, nil
+	return f, oneOf("status", string(f.Status), []string{string(runproof.RunRunning), string(runproof.RunStopped),
+		string(runproof.RunCompleted), string(runproof.RunFailed), string(runproof.RunCancelled)})
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, c *call) error {
@@ -301,6 +299,9 @@ type incidentList struct {
 func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
 	q := c.r.URL.Query()
 	p := runproof.ListIncidentsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), RemediationStatus: q.Get("status")}
+	if err := oneOf("status", p.RemediationStatus, runproof.RemediationStatuses); err != nil {
+		return err
+	}
 	var err error
 	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
 		return err
@@ -339,6 +340,9 @@ func (s *Server) listAudit(category string) handler {
 		p := runproof.ListAuditParams{TenantID: c.tenant(), Category: category}
 		if category == "" {
 			p.Category = q.Get("category")
+			if err := oneOf("category", p.Category, runproof.AuditCategories); err != nil {
+				return err
+			}
 		}
 		var err error
 		if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
@@ -356,6 +360,15 @@ func (s *Server) listAudit(category string) handler {
 }
 
 // --- query parameters -------------------------------------------------------
+
+// oneOf checks that a filter, when given, is one of the values it can be.
+func oneOf(name, v string, values []string) error {
+	if v == "" || slices.Contains(values, v) {
+		return nil
+	}
+	return runproof.Invalid(runproof.FieldError{Field: name,
+		Message: fmt.Sprintf("must be %s or %s", strings.Join(values[:len(values)-1], ", "), values[len(values)-1])})
+}
 
 func intParam(v, name string) (int, error) {
 	if v == "" {

@@ -315,6 +315,12 @@ const (
 	AuditIntegrity     = "integrity"     // ledger checks
 )
 
+// AuditCategories lists the audit categories.
+var AuditCategories = []string{AuditIdentity, AuditAuthorization, AuditAccess, AuditWrite, AuditIntegrity}
+
+// RemediationStatuses lists the remediation statuses of an incident.
+var RemediationStatuses = []string{"pending", "in_progress", "completed"}
+
 // Audit decisions.
 const (
 	DecisionAllow = "allow"
