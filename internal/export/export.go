@@ -168,9 +168,14 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	} else if err := runproof.CheckProse(in.ExportReason); err != nil {
 		bad("export_reason", err.Error())
 	}
-	for _, f := range []struct{ name, value string }{{"prepared_for", in.PreparedFor},
-		{"correlation_id", in.CorrelationID}, {"run_id", in.RunID}, {"incident_id", in.IncidentID}} {
-		if err := runproof.CheckText(f.value); err != nil {
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{{"prepared_for", in.PreparedFor, 200}, {"correlation_id", in.CorrelationID, runproof.MaxCorrelationID},
+		{"run_id", in.RunID, 128}, {"incident_id", in.IncidentID, 128}} {
+		if len(f.value) > f.max {
+			bad(f.name, fmt.Sprintf("must be at most %d bytes", f.max))
+		} else if err := runproof.CheckText(f.value); err != nil {
 			bad(f.name, err.Error())
 		}
 	}

@@ -92,7 +92,7 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 // names nothing (404) and a query parameter with one is invalid (422).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Correlation-ID")
-	if id == "" || len(id) > 128 || runproof.CheckText(id) != nil {
+	if id == "" || len(id) > runproof.MaxCorrelationID || runproof.CheckText(id) != nil {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		id = hex.EncodeToString(b[:])

@@ -82,6 +82,9 @@ func ValidTenantID(s string) bool {
 	return !strings.Contains(s, "..") && ValidID(s)
 }
 
+// MaxCorrelationID is the longest correlation id kept, in bytes.
+const MaxCorrelationID = 128
+
 // IDRule says which ids ValidID accepts, for messages.
 const IDRule = `must be 1-128 letters, digits, '.', '_', ':' or '-', other than "." and ".."`
 
