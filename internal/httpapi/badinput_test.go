@@ -83,6 +83,9 @@ func TestBadInput(t *testing.T) {
 		{"bad cursor", "GET", "/api/v1/logs/llm-runs?cursor=!!", admin, nil, 422, "cursor"},
 		{"bad status filter", "GET", "/api/v1/logs/llm-runs?status=weird", admin, nil, 422, "status"},
 		{"viewer cannot read audit", "GET", "/api/v1/logs/audit", viewer, nil, 403, ""},
+		{"empty path segment", "GET", "/api/v1/exports//download", admin, nil, 404, ""},
+		{"dot segment", "GET", "/api/v1/runs/./steps", admin, nil, 404, ""},
+		{"double slash before the API", "GET", "//api/v1/policies", admin, nil, 404, ""},
 		{"bad incident status filter", "GET", "/api/v1/incidents?status=bogus", admin, nil, 422, "status"},
 		{"bad audit category filter", "GET", "/api/v1/logs/audit?category=bogus", admin, nil, 422, "category"},
 	}

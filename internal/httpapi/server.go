@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +105,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Status: http.StatusNotFound, Detail: "no such route or record: a path never holds control characters"})
 		return
 	}
+	if !cleanPath(r.URL.Path) { // which the router would answer with a redirect page
+		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
+			Status: http.StatusNotFound, Detail: "no such route or record: a path never holds empty, '.' or '..' segments"})
+		return
+	}
 	for name, values := range r.URL.Query() {
 		for _, v := range values {
 			if err := runproof.CheckText(v); err != nil {
@@ -113,6 +119,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath reports whether p is as path.Clean leaves it, but for a
+// trailing slash.
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	return p == c || p == c+"/"
 }
 
 type correlationKey struct{}
