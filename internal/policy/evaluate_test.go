@@ -145,6 +145,14 @@ func TestNormalizeRefuses(t *testing.T) {
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "step.cost_cents +", Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "step.cost_cents + 1.0", Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "unknown_var > 1", Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "5", Expression: "true", Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "5", StepTypes: []string{"a"}, Action: "stop"}, "step_types"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, Threshold: "5", StepTypes: []string{"a"}, Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Threshold: "5", Expression: "true", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, StepTypes: make([]string, 101), Action: "stop"}, "step_types"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{strings.Repeat("t", 201)}, Action: "stop"}, "step_types[0]"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "1.0000001", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "0.0000001", Action: "stop"}, "threshold"},
 	}
 	for _, tt := range tests {
 		_, err := Normalize(tt.policy)

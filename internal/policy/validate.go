@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -43,14 +44,21 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		bad("action", `must be "stop" or "warn"`)
 	}
 
+	// A field of another type of policy is a mistake, not something to drop.
+	notFor := func(field string, given bool) {
+		if given {
+			bad(field, "does not apply to a "+string(p.Type)+" policy")
+		}
+	}
 	switch {
 	case p.Type.IsLimit():
-		p.StepTypes, p.Expression = nil, ""
+		notFor("step_types", len(p.StepTypes) > 0)
+		notFor("expression", p.Expression != "")
 		if p.Threshold == "" {
 			bad("threshold", "is required for a "+string(p.Type)+" policy")
 			break
 		}
-		n, err := runproof.ParseFixed(p.Threshold, Scale(p.Type))
+		n, err := runproof.ParseFixedExact(p.Threshold, Scale(p.Type))
 		if err != nil {
 			bad("threshold", err.Error())
 			break
@@ -65,13 +73,19 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		}
 		p.Threshold = runproof.FormatFixed(n, Scale(p.Type))
 	case p.Type == runproof.PolicyStepTypeDenied:
-		p.Threshold, p.Expression = "", ""
-		if len(p.StepTypes) == 0 {
+		notFor("threshold", p.Threshold != "")
+		notFor("expression", p.Expression != "")
+		switch {
+		case len(p.StepTypes) == 0:
 			bad("step_types", "must list at least one step type for a step_type_denied policy")
+		case len(p.StepTypes) > maxStepTypes:
+			bad("step_types", fmt.Sprintf("must list at most %d step types", maxStepTypes))
 		}
 		for i, s := range p.StepTypes {
 			if strings.TrimSpace(s) == "" {
 				bad("step_types["+itoa(i)+"]", "must not be empty")
+			} else if len(s) > runproof.MaxStepTypeLen {
+				bad("step_types["+itoa(i)+"]", fmt.Sprintf("must be at most %d bytes, as step types are", runproof.MaxStepTypeLen))
 			} else if err := runproof.CheckText(s); err != nil {
 				bad("step_types["+itoa(i)+"]", err.Error())
 			}
@@ -80,7 +94,8 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		slices.Sort(p.StepTypes)
 		p.StepTypes = slices.Compact(p.StepTypes)
 	case p.Type == runproof.PolicyExpression:
-		p.Threshold, p.StepTypes = "", nil
+		notFor("threshold", p.Threshold != "")
+		notFor("step_types", len(p.StepTypes) > 0)
 		if strings.TrimSpace(p.Expression) == "" {
 			bad("expression", "is required for an expression policy")
 		} else if err := runproof.CheckProse(p.Expression); err != nil {
@@ -98,6 +113,10 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 	}
 	return p, nil
 }
+
+// maxStepTypes bounds the step types a policy lists: every run's snapshot
+// holds them.
+const maxStepTypes = 100
 
 func isWhole(s string) bool {
 	return !strings.ContainsAny(s, ".eE")

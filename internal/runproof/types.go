@@ -82,6 +82,9 @@ func ValidTenantID(s string) bool {
 	return !strings.Contains(s, "..") && ValidID(s)
 }
 
+// MaxStepTypeLen is the longest step type, in bytes.
+const MaxStepTypeLen = 200
+
 // MaxCorrelationID is the longest correlation id kept, in bytes.
 const MaxCorrelationID = 128
 

@@ -37,6 +37,16 @@ func ParseFixed(s string, scale int64) (int64, error) {
 	if n, ok := parseFixedPlain(s, scale); ok {
 		return n, nil
 	}
+	// math/big takes time and memory with the exponent: "1e1000000" is
+	// a thousand times "1e1000". No amount runproof keeps needs either.
+	if len(s) > maxNumberLen {
+		return 0, fmt.Errorf("is a number of more than %d characters", maxNumberLen)
+	}
+	if _, e, ok := strings.Cut(strings.ToLower(s), "e"); ok {
+		if n, err := strconv.Atoi(e); err != nil || n > maxExponent || n < -maxExponent {
+			return 0, fmt.Errorf("%q is out of range", s)
+		}
+	}
 	r, ok := new(big.Rat).SetString(strings.TrimSpace(s))
 	if !ok {
 		return 0, fmt.Errorf("%q is not a number", s)
@@ -52,6 +62,26 @@ func ParseFixed(s string, scale int64) (int64, error) {
 		return 0, fmt.Errorf("must be at most %s", FormatFixed(MaxExact, scale))
 	}
 	return q.Int64(), nil
+}
+
+// Bounds of the numbers ParseFixed reads beyond its fast path.
+const (
+	maxNumberLen = 100
+	maxExponent  = 100
+)
+
+// ParseFixedExact is ParseFixed refusing a value that has more decimal
+// places than scale keeps, instead of rounding it.
+func ParseFixedExact(s string, scale int64) (int64, error) {
+	n, err := ParseFixed(s, scale)
+	if err != nil {
+		return 0, err
+	}
+	given, ok := decimalOf(strings.TrimSpace(s))
+	if kept, _ := decimalOf(FormatFixed(n, scale)); !ok || given != kept {
+		return 0, fmt.Errorf("has more decimal places than the %d kept", indexAfterScale(scale))
+	}
+	return n, nil
 }
 
 // FormatFixed renders n/scale as the shortest exact decimal ("120", "0.5").

@@ -2,6 +2,7 @@ package runproof
 
 import (
 	"math/big"
+	"strings"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ func TestParseFixed(t *testing.T) {
 			t.Errorf("ParseFixed(%q, %d) = %d, %v; want %d", tt.in, tt.scale, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"-1", "abc", "", "1e400", "NaN", "9007199254740993"} {
+	for _, bad := range []string{"-1", "abc", "", "1e400", "NaN", "9007199254740993", "1e1000000", "1e-1000000", "1" + strings.Repeat("0", 200)} {
 		if _, err := ParseFixed(bad, 1); err == nil {
 			t.Errorf("ParseFixed(%q) accepted", bad)
 		}
@@ -40,6 +41,19 @@ func TestParseFixed(t *testing.T) {
 	}
 	if n, err := ParseFixed("9007199254.740992", MicrocentsPerCent); err != nil || n != MaxExact {
 		t.Errorf("ParseFixed(MaxExact µ¢) = %d, %v", n, err)
+	}
+}
+
+func TestParseFixedExact(t *testing.T) {
+	for in, want := range map[string]int64{"1": 1_000_000, "0.000001": 1, "1.5e-3": 1_500, "2.50": 2_500_000} {
+		if got, err := ParseFixedExact(in, MicrocentsPerCent); err != nil || got != want {
+			t.Errorf("ParseFixedExact(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"1.0000001", "0.0000001", "1e-7"} {
+		if got, err := ParseFixedExact(in, MicrocentsPerCent); err == nil || !strings.Contains(err.Error(), "more decimal places than the 6 kept") {
+			t.Errorf("ParseFixedExact(%q) = %d, %v; want refused", in, got, err)
+		}
 	}
 }
 

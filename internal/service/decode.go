@@ -25,7 +25,7 @@ const (
 	maxFieldErrors  = 50
 	// MaxClockSkew is how far in the future a timestamp may lie.
 	MaxClockSkew = 5 * time.Minute
-	maxText      = 200 // bytes, for ids, names and step types
+	maxText      = 200 // bytes, for ids and names
 )
 
 // StepInput is one step as an agent sends it.
@@ -181,8 +181,8 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 		switch {
 		case strings.TrimSpace(s.StepType) == "":
 			bad(i, "step_type", "is required (the tool, skill or model called)")
-		case len(s.StepType) > maxText:
-			bad(i, "step_type", "must be at most %d bytes", maxText)
+		case len(s.StepType) > runproof.MaxStepTypeLen:
+			bad(i, "step_type", "must be at most %d bytes", runproof.MaxStepTypeLen)
 		case runproof.CheckText(s.StepType) != nil:
 			bad(i, "step_type", "%s", runproof.CheckText(s.StepType))
 		default:
