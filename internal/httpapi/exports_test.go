@@ -70,7 +70,7 @@ func TestExportsAPI(t *testing.T) {
 		if len(head.body) != 0 || head.header.Get("Content-Length") == "" {
 			t.Fatalf("HEAD: %d bytes, Content-Length %q", len(head.body), head.header.Get("Content-Length"))
 		}
-		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, viewer, nil)).decode(t, &raw)
+		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, auditor, nil)).decode(t, &raw)
 		if raw["delivered_at"] != nil {
 			t.Errorf("a HEAD request counted as the delivery: %v", raw)
 		}
@@ -83,7 +83,7 @@ func TestExportsAPI(t *testing.T) {
 		if err := evidence.VerifyContentHash(dl.body); err != nil {
 			t.Fatal(err)
 		}
-		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, viewer, nil)).decode(t, &raw)
+		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, auditor, nil)).decode(t, &raw)
 		if raw["delivered_at"] == nil {
 			t.Errorf("delivered_at not set after download: %v", raw)
 		}
@@ -112,12 +112,18 @@ func TestExportsAPI(t *testing.T) {
 			Formats []string         `json:"formats"`
 			Exports []map[string]any `json:"exports"`
 		}
-		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/r-1/export", viewer, nil)).decode(t, &runView)
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/r-1/export", exporter, nil)).decode(t, &runView)
 		if len(runView.Exports) != 5 || len(runView.Formats) == 0 {
 			t.Errorf("run export view %+v", runView)
 		}
 
-		// Roles: a viewer reads records but cannot export or download.
+		// Roles: a viewer (or an agent) neither reads export records nor
+		// exports nor downloads.
+		for _, path := range []string{"/api/v1/exports", "/api/v1/exports/" + rec.ID, "/api/v1/exports/" + rec.ID + "/proof",
+			"/api/v1/logs/llm-runs/r-1/export"} {
+			e.must(403, e.do("GET", path, viewer, nil))
+			e.must(403, e.do("GET", path, agent, nil))
+		}
 		e.must(403, e.do("POST", "/api/v1/exports", viewer, map[string]any{"incident_id": inc, "format": "json"}))
 		e.must(403, e.do("POST", "/api/v1/incidents/"+inc+"/export/evidence", viewer, nil))
 		e.must(403, e.do("GET", "/api/v1/exports/"+rec.ID+"/download", viewer, nil))

@@ -69,9 +69,9 @@ func TestLedgerAPI(t *testing.T) {
 				Checksum string
 				BundleID string `json:"bundle_id"`
 			}
-			e.must(200, e.do("GET", "/api/v1/exports/"+id, viewer, nil)).decode(t, &rec)
+			e.must(200, e.do("GET", "/api/v1/exports/"+id, exporter, nil)).decode(t, &rec)
 			var p ledger.Proof
-			r := e.must(200, e.do("GET", "/api/v1/exports/"+id+"/proof", viewer, nil))
+			r := e.must(200, e.do("GET", "/api/v1/exports/"+id+"/proof", exporter, nil))
 			if err := json.Unmarshal(r.body, &p); err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +90,7 @@ func TestLedgerAPI(t *testing.T) {
 			}
 		}
 		e.must(404, e.do("GET", "/api/v1/exports/"+ids[0]+"/proof", other, nil))
-		e.must(404, e.do("GET", "/api/v1/exports/nope/proof", viewer, nil))
+		e.must(404, e.do("GET", "/api/v1/exports/nope/proof", exporter, nil))
 
 		var c struct {
 			OldSize, NewSize int64
@@ -123,9 +123,9 @@ func TestLedgerAPI(t *testing.T) {
 
 	t.Run("without a ledger", func(t *testing.T) {
 		e := newEnv(t, storetest.OpenSQLite(t))
-		viewer := e.key("acme", runproof.RoleViewer)
+		exporter := e.key("acme", runproof.RoleExporter)
 		for _, path := range []string{"/api/v1/ledger/checkpoint", "/api/v1/ledger/consistency?from=1", "/api/v1/exports/x/proof"} {
-			r := e.must(503, e.do("GET", path, viewer, nil))
+			r := e.must(503, e.do("GET", path, exporter, nil))
 			if r.header.Get("Content-Type") != "application/problem+json" {
 				t.Errorf("%s: content type %q", path, r.header.Get("Content-Type"))
 			}

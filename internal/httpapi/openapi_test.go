@@ -242,9 +242,9 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		c.do(201, "POST", "/api/v1/exports", admin, map[string]any{"incident_id": incID, "format": "json", "bundle_type": "soc2", "scope": "compliance"})
 		c.do(200, "POST", "/api/v1/incidents/{incident_id}/export/executive-debrief", admin, map[string]any{"format": "csv"}, incID)
 		c.do(200, "GET", "/api/v1/exports/{export_id}/download", admin, nil, rec.ID)
-		c.do(200, "GET", "/api/v1/exports", viewer, nil)
-		c.do(200, "GET", "/api/v1/exports/{export_id}", viewer, nil, rec.ID)
-		c.do(200, "GET", "/api/v1/exports/{export_id}/proof", viewer, nil, rec.ID)
+		c.do(200, "GET", "/api/v1/exports", admin, nil)
+		c.do(200, "GET", "/api/v1/exports/{export_id}", admin, nil, rec.ID)
+		c.do(200, "GET", "/api/v1/exports/{export_id}/proof", admin, nil, rec.ID)
 		c.do(200, "GET", "/api/v1/ledger/checkpoint", viewer, nil)
 		c.do(200, "GET", "/api/v1/ledger/consistency?from=1", viewer, nil)
 		c.do(200, "GET", "/api/v1/signing-keys", viewer, nil)
@@ -256,8 +256,8 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		c.do(200, "GET", "/api/v1/logs/llm-runs?limit=1", viewer, nil).decode(t, &page)
 		c.do(200, "GET", "/api/v1/logs/llm-runs?cursor="+page.NextCursor, viewer, nil)
 		for _, level := range []string{"envelope", "trace", "governance", "replay", "export"} {
-			c.do(200, "GET", "/api/v1/logs/llm-runs/{run_id}/"+level, viewer, nil, "r-1")
-			c.do(200, "GET", "/api/v1/logs/llm-runs/{run_id}/"+level, viewer, nil, "r-2")
+			c.do(200, "GET", "/api/v1/logs/llm-runs/{run_id}/"+level, admin, nil, "r-1")
+			c.do(200, "GET", "/api/v1/logs/llm-runs/{run_id}/"+level, admin, nil, "r-2")
 		}
 		c.do(200, "GET", "/api/v1/logs/system?status=stopped", viewer, nil)
 		for _, level := range []string{"snapshot", "telemetry", "events", "replay"} {

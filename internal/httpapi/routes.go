@@ -46,7 +46,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/replay", perm: read, evidence: true, summary: "O4: the 60 s window around the inflection.",
 			response: service.Replay{}, handle: s.replay},
 
-		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/export", perm: read, evidence: true, summary: "O5: formats available and past exports of the run.",
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/export", perm: exp, evidence: true, summary: "O5: formats available and past exports of the run.",
 			response: runExportsDoc{}, handle: s.runExports},
 
 		{method: "GET", path: "/api/v1/logs/system", perm: read, evidence: true, summary: "Runs as runproof handled them, newest first, with cursor pagination.",
@@ -70,13 +70,13 @@ func (s *Server) routeTable() []route {
 
 		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger.",
 			request: export.Input{}, response: exportView{}, status: http.StatusCreated, handle: s.createExport},
-		{method: "GET", path: "/api/v1/exports", perm: read, summary: "Export records, newest first.",
+		{method: "GET", path: "/api/v1/exports", perm: exp, summary: "Export records, newest first.",
 			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
-		{method: "GET", path: "/api/v1/exports/{export_id}", perm: read, summary: "One export record.",
+		{method: "GET", path: "/api/v1/exports/{export_id}", perm: exp, summary: "One export record.",
 			response: exportView{}, handle: s.getExport},
 		{method: "GET", path: "/api/v1/exports/{export_id}/download", perm: exp, summary: "The artifact, with its sha256 in Repr-Digest; the first download is recorded.",
 			handle: s.downloadExport},
-		{method: "GET", path: "/api/v1/exports/{export_id}/proof", perm: read, summary: "Inclusion proof of the export's ledger entry against the latest signed checkpoint.",
+		{method: "GET", path: "/api/v1/exports/{export_id}/proof", perm: exp, summary: "Inclusion proof of the export's ledger entry against the latest signed checkpoint.",
 			response: proofDoc{}, handle: s.exportProof},
 		{method: "GET", path: "/api/v1/signing-keys", perm: read, summary: "Public keys that sign ZIP manifests and ledger checkpoints, active first; retired keys stay listed.",
 			response: signingKeyList{}, handle: s.signingKeys},

@@ -28,7 +28,7 @@ type Permission string
 const (
 	PermRead   Permission = "read"   // runs, steps, incidents, policies
 	PermAudit  Permission = "audit"  // the audit log
-	PermExport Permission = "export" // create and download exports
+	PermExport Permission = "export" // create, read and download exports and their proofs
 	PermReview Permission = "review" // sign off SOC 2 bundles
 	PermManage Permission = "manage" // policies and keys
 	PermIngest Permission = "ingest" // create runs and append steps
