@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +194,29 @@ func TestRoutesAreDocumented(t *testing.T) {
 				t.Errorf("%s %s is documented but not routed", method, path)
 			}
 		}
+	}
+}
+
+// A body in an encoding the JSON API does not take is refused as such
+// (415), not read as broken JSON.
+func TestContentEncodingRefused(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	req, err := http.NewRequest("POST", e.url+"/api/v1/runs", strings.NewReader("\x1f\x8b..."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Encoding", "gzip")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusUnsupportedMediaType || res.Header.Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(string(b), "Content-Encoding") {
+		t.Errorf("%d %s: %s", res.StatusCode, res.Header.Get("Content-Type"), b)
 	}
 }

@@ -18,6 +18,7 @@ var statusOf = map[string]int{
 	runproof.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	runproof.EINVALID:      http.StatusUnprocessableEntity,
 	runproof.EINTERNAL:     http.StatusInternalServerError,
+	runproof.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
 }
 
 // Problem is an RFC 9457 problem details object.

@@ -254,10 +254,13 @@ func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
 
 // readBody reads a request body of at most service.MaxBodyBytes.
 func readBody(c *call) ([]byte, error) {
+	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes: send fewer steps per call", service.MaxBodyBytes)
+		return nil, runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (steps: send fewer per call)", service.MaxBodyBytes)
 	} else if err != nil {
 		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: %v", err)
 	}

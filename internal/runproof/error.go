@@ -15,6 +15,7 @@ const (
 	ENOTFOUND     = "not_found"    // absent, or owned by another tenant
 	ETOOLARGE     = "too_large"    // over a size or count limit
 	EUNAUTHORIZED = "unauthorized" // no valid API key
+	EUNSUPPORTED  = "unsupported"  // a media type or encoding not accepted
 )
 
 // FieldError names one input field at fault, as a JSON pointer-like path
