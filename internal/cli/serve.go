@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +23,28 @@ const shutdownGrace = 10 * time.Second
 
 // auditSealEvery is how often serve puts new audit events into the ledger.
 const auditSealEvery = 30 * time.Second
+
+// optimizeInterval is how often serve refreshes SQLite's statistics.
+const optimizeInterval = 3 * time.Hour
+
+// optimizer is a store whose planner statistics need refreshing.
+type optimizer interface{ Optimize(context.Context) error }
+
+// optimizeEvery runs o.Optimize every interval until ctx is done.
+func optimizeEvery(ctx context.Context, o optimizer, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := o.Optimize(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("database statistics not refreshed", "error", err)
+			}
+		}
+	}
+}
 
 func serveCommand() *command {
 	return &command{
@@ -98,17 +121,18 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	}
 	e.log.Info("listening", "addr", ln.Addr().String(), "engine", e.engine())
 
-	// Audit events join their tenant's ledger in batches, every
-	// auditSealEvery and once more after the last request.
-	sealCtx, stopSealing := context.WithCancel(context.WithoutCancel(ctx))
-	sealed := make(chan struct{})
-	go func() {
-		defer close(sealed)
-		ex.ledger.SealAudit(sealCtx, auditSealEvery, e.log)
-	}()
+	// Background work, until the server stops: audit events join their
+	// tenant's ledger in batches, every auditSealEvery and once more after
+	// the last request; SQLite's planner statistics follow the data.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	background.Go(func() { ex.ledger.SealAudit(bgCtx, auditSealEvery, e.log) })
+	if o, ok := store.(optimizer); ok {
+		background.Go(func() { optimizeEvery(bgCtx, o, optimizeInterval, e.log) })
+	}
 	defer func() {
-		stopSealing()
-		<-sealed
+		stopBackground()
+		background.Wait()
 	}()
 
 	served := make(chan error, 1)

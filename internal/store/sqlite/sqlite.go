@@ -78,6 +78,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := migrate.Up(ctx, p); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
+	return s.Optimize(ctx)
+}
+
+// Optimize has SQLite gather the statistics its query planner lacks
+// (PRAGMA optimize, on the tables that need it, with a bounded sample).
+// Without them it guesses that a tenant holds a few rows and may walk all
+// of them through an index chosen for the sort rather than the filter.
+// Migrate runs it; a long-running server should every few hours.
+func (s *Store) Optimize(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
+		return fmt.Errorf("sqlite: optimize: %w", err)
+	}
 	return nil
 }
 
