@@ -78,5 +78,5 @@ func (s *Server) systemAudit(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, auditList{Items: events}, runproof.EvidenceMeta{})
+	return s.writeEvidence(w, c, auditList{Items: nonNil(events)}, runproof.EvidenceMeta{})
 }

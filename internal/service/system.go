@@ -320,46 +320,10 @@ func findingDetail(f runproof.Finding) EventDetail {
 		Outcome: f.Outcome, Threshold: f.Threshold, Actual: f.Actual}
 }
 
-// systemComponent reports whether an audit event was made by runproof
-// itself (the CLI, the demo, a scheduler…) rather than for an API caller.
-func systemComponent(ev runproof.AuditEvent) bool {
-	return ev.SourceComponent != "api" || ev.Actor == "system"
-}
-
 // SystemAudit returns the tenant's audit events made by runproof itself
-// rather than for API callers, newest first, p.Limit (required) from
-// p.Offset among them. Events recorded while it reads are left out, so
-// that pages do not shift under it.
+// (the CLI, the demo, a scheduler…) rather than for API callers, newest
+// first, p.Limit from p.Offset among them.
 func (s *Service) SystemAudit(ctx context.Context, p runproof.ListAuditParams) ([]runproof.AuditEvent, error) {
-	const batch = 1000
-	if now := s.Now().Add(time.Microsecond); p.To.IsZero() || p.To.After(now) {
-		p.To = now
-	}
-	want, skip := p.Limit, p.Offset
-	q := p
-	q.Limit, q.Offset = batch, 0
-	out := []runproof.AuditEvent{}
-	for {
-		events, err := s.store.ListAuditEvents(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, ev := range events {
-			if !systemComponent(ev) {
-				continue
-			}
-			if skip > 0 {
-				skip--
-				continue
-			}
-			out = append(out, ev)
-			if len(out) == want {
-				return out, nil
-			}
-		}
-		if len(events) < batch {
-			return out, nil
-		}
-		q.Offset += batch
-	}
+	p.System = true
+	return s.store.ListAuditEvents(ctx, p)
 }

@@ -64,6 +64,9 @@ func (s *Store) ListAuditEvents(ctx context.Context, p runproof.ListAuditParams)
 	if p.Category != "" {
 		f.add("category = ?", p.Category)
 	}
+	if p.System {
+		f.add("(source_component <> 'api' OR actor = 'system')")
+	}
 	f.timeRange("occurred_at", p.From, p.To)
 	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events
 		WHERE `+f.conds+` ORDER BY occurred_at DESC, id DESC`+page(p.Limit, p.Offset), f.args...)

@@ -663,6 +663,7 @@ func testAuditEvents(t *testing.T, h Harness) {
 		{"limit offset", runproof.ListAuditParams{Limit: 2, Offset: 1}, []runproof.AuditEvent{e3, e2}},
 		{"offset", runproof.ListAuditParams{Offset: 3}, []runproof.AuditEvent{e1}},
 		{"none", runproof.ListAuditParams{Category: runproof.AuditIntegrity}, nil},
+		{"runproof's own", runproof.ListAuditParams{System: true}, []runproof.AuditEvent{e4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
