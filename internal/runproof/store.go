@@ -126,7 +126,7 @@ type ListIncidentsParams struct {
 type ListAuditParams struct {
 	TenantID string
 	Category string
-	System   bool // only the events of runproof's own components (source_component not "api", or actor "system")
+	System   bool      // only the events of runproof's own components (source_component not "api", or actor "system")
 	From, To time.Time // occurred_at in [From, To)
 	Limit    int
 	Offset   int
