@@ -30,7 +30,7 @@ type env struct {
 
 // commands lists every subcommand, in the order help shows them.
 func commands() []*command {
-	return []*command{demoCommand(), serveCommand(), migrateCommand(), keysCreateCommand(), keysRotateSigningCommand(),
+	return []*command{demoCommand(), serveCommand(), migrateCommand(), keysCreateCommand(), keysListCommand(), keysRevokeCommand(), keysRotateSigningCommand(),
 		policyApplyCommand(), ingestCommand(), exportCommand(), verifyCommand(), ledgerVerifyCommand(), versionCommand()}
 }
 

@@ -73,6 +73,42 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
+func TestKeysListAndRevoke(t *testing.T) {
+	data := t.TempDir()
+	secret := strings.TrimSpace(runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "agent", "--name", "bot", "--data", data).stdout)
+	runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "admin", "--data", data)
+	store := openStore(t, data)
+	svc := service.New(store, service.Options{})
+	key, err := svc.Authenticate(context.Background(), secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := runCLI(t, "", "keys", "list", "--tenant", "acme", "--data", data)
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, key.ID+"  agent  bot") {
+		t.Fatalf("keys list: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runCLI(t, "", "keys", "revoke", "--tenant", "acme", key.ID, "--data", data)
+	if r.code != 0 || !strings.Contains(r.stdout, "revoked key "+key.ID) {
+		t.Fatalf("keys revoke: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := svc.Authenticate(context.Background(), secret); runproof.ErrorCode(err) != runproof.EUNAUTHORIZED ||
+		!strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a revoked key authenticates: %v", err)
+	}
+	r = runCLI(t, "", "keys", "list", "--tenant", "acme", "--data", data)
+	if line := regexp.MustCompile(key.ID + `.*`).FindString(r.stdout); strings.HasSuffix(line, " -") {
+		t.Errorf("keys list does not show the revocation: %q", line)
+	}
+	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", key.ID, "--data", data), 1, "revoked at")
+	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "globex", key.ID, "--data", data), 1, "has no API key")
+	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", "--data", data), 2, "give the id")
+	events, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Category: runproof.AuditIdentity, Limit: 10})
+	if err != nil || len(events) != 3 || events[0].Action != "keys.revoke" || events[0].Resource != "key/"+key.ID {
+		t.Errorf("audit events: %+v, %v; want keys.revoke last", events, err)
+	}
+}
+
 func TestKeysCreate(t *testing.T) {
 	data := t.TempDir()
 	r := runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "agent", "--data", data)

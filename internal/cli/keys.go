@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"text/tabwriter"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -68,6 +69,110 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 	}
 	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s): store it now, it cannot be shown again\n", key.ID, tenant, key.Role)
 	_, err = fmt.Fprintln(e.stdout, secret)
+	return err
+}
+
+func keysListCommand() *command {
+	return &command{
+		name:    "keys list",
+		summary: "list a tenant's API keys",
+		help: `Usage: runproof keys list --tenant T [flags]
+
+Prints the tenant's API keys, oldest first, one per line: id, role, name,
+when it was created and, for a revoked key, when it was revoked. Secrets
+are never stored, so never shown.
+
+  --tenant T            the tenant (required)
+` + commonHelp + `
+Examples:
+  runproof keys list --tenant acme
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("keys list: unexpected argument %q (see runproof keys list -h)", args[0])
+				}
+				if err := checkTenant("keys list", *tenant); err != nil {
+					return err
+				}
+				store, err := openStore(ctx, e.common)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				keys, err := service.New(store, service.Options{Logger: e.log}).ListAPIKeys(ctx, *tenant)
+				if err != nil {
+					return err
+				}
+				if len(keys) == 0 {
+					fmt.Fprintf(e.stderr, "tenant %s has no API key (create one with runproof keys create)\n", *tenant)
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tROLE\tNAME\tCREATED\tREVOKED")
+				for _, k := range keys {
+					revoked := "-"
+					if k.RevokedAt != nil {
+						revoked = runproof.FormatTime(*k.RevokedAt)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, k.Name, runproof.FormatTime(k.CreatedAt), revoked)
+				}
+				return w.Flush()
+			}
+		},
+	}
+}
+
+func keysRevokeCommand() *command {
+	return &command{
+		name:    "keys revoke",
+		summary: "revoke an API key",
+		help: `Usage: runproof keys revoke --tenant T KEY_ID [flags]
+
+Revokes one of the tenant's API keys (its id, as keys list and keys create
+print it): from then on every request with it is refused (401). The key
+stays listed, with the time it was revoked, and the revocation is recorded
+as an audit event of category identity. It cannot be undone: create a new
+key instead.
+
+  --tenant T            the tenant the key belongs to (required)
+` + commonHelp + `
+Examples:
+  runproof keys revoke --tenant acme key_3a3fbd0a1ae5106c
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 {
+					return usagef("keys revoke: give the id of the one key to revoke (runproof keys list --tenant T shows them)")
+				}
+				if err := checkTenant("keys revoke", *tenant); err != nil {
+					return err
+				}
+				return revokeKey(ctx, e, *tenant, args[0])
+			}
+		},
+	}
+}
+
+func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
+	store, err := openStore(ctx, e.common)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc := service.New(store, service.Options{Logger: e.log})
+	key, err := svc.RevokeAPIKey(ctx, tenant, keyID)
+	if err != nil {
+		return fmt.Errorf("cannot revoke the key: %w", err)
+	}
+	if err := svc.Record(ctx, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
+		Category: runproof.AuditIdentity, Action: "keys.revoke", Resource: "key/" + key.ID,
+		Decision: runproof.DecisionAllow, SourceComponent: "cli",
+		Detail: fmt.Sprintf("role %s, name %q", key.Role, key.Name)}); err != nil {
+		return fmt.Errorf("key %s was revoked but its audit event could not be recorded: %w", key.ID, err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "revoked key %s (tenant %s, role %s, name %q)\n", key.ID, tenant, key.Role, key.Name)
 	return err
 }
 

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
 
@@ -218,5 +220,24 @@ func TestContentEncodingRefused(t *testing.T) {
 	if res.StatusCode != http.StatusUnsupportedMediaType || res.Header.Get("Content-Type") != "application/problem+json" ||
 		!strings.Contains(string(b), "Content-Encoding") {
 		t.Errorf("%d %s: %s", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+}
+
+// A revoked key is refused like an unknown one, saying so.
+func TestRevokedKey(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	e := newEnv(t, s)
+	admin := e.key("acme", runproof.RoleAdmin)
+	e.must(200, e.do("GET", "/api/v1/policies", admin, nil))
+	k, err := s.APIKeyByHash(context.Background(), service.HashKey(admin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeAPIKey(context.Background(), "acme", k.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.must(401, e.do("GET", "/api/v1/policies", admin, nil))
+	if r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.body), "revoked") {
+		t.Errorf("%s: %s", r.header.Get("Content-Type"), r.body)
 	}
 }

@@ -23,8 +23,15 @@ type Store interface {
 
 	// CreateAPIKey stores a key; ECONFLICT when its ID or hash exists.
 	CreateAPIKey(ctx context.Context, k APIKey) error
-	// APIKeyByHash finds a key by the SHA-256 of its secret (ENOTFOUND).
+	// APIKeyByHash finds a key by the SHA-256 of its secret (ENOTFOUND),
+	// revoked or not.
 	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	// ListAPIKeys returns the tenant's keys, oldest first.
+	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
+	// RevokeAPIKey marks one of the tenant's keys revoked at a time and
+	// returns it; ENOTFOUND when the tenant has no such key, ECONFLICT when
+	// it is revoked already.
+	RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) (APIKey, error)
 
 	// CreatePolicy stores p as a new version: when the tenant has a policy of
 	// the same name, p takes its ID and the next version; otherwise p.ID and

@@ -116,12 +116,13 @@ func RoleNames() string {
 
 // APIKey is a tenant's credential. Only the SHA-256 of the secret is kept.
 type APIKey struct {
-	ID        string    `json:"id"`
-	TenantID  string    `json:"tenant_id"`
-	Role      Role      `json:"role"`
-	Name      string    `json:"name"`
-	Hash      string    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
+	ID        string     `json:"id"`
+	TenantID  string     `json:"tenant_id"`
+	Role      Role       `json:"role"`
+	Name      string     `json:"name"`
+	Hash      string     `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"` // from then on the key authenticates nothing
 }
 
 // PolicyType is what a policy limits.

@@ -102,7 +102,19 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 	return secret, k, nil
 }
 
-// Authenticate returns the key whose secret this is, EUNAUTHORIZED if none.
+// ListAPIKeys returns the tenant's keys, oldest first, revoked ones too.
+func (s *Service) ListAPIKeys(ctx context.Context, tenantID string) ([]runproof.APIKey, error) {
+	return s.store.ListAPIKeys(ctx, tenantID)
+}
+
+// RevokeAPIKey revokes one of the tenant's keys now: from then on it
+// authenticates nothing.
+func (s *Service) RevokeAPIKey(ctx context.Context, tenantID, keyID string) (runproof.APIKey, error) {
+	return s.store.RevokeAPIKey(ctx, tenantID, keyID, s.Now())
+}
+
+// Authenticate returns the key whose secret this is, EUNAUTHORIZED if none
+// or if it was revoked.
 func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.APIKey, error) {
 	if !strings.HasPrefix(secret, KeyPrefix) {
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
@@ -113,6 +125,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.API
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
 	case err != nil:
 		return runproof.APIKey{}, err
+	case k.RevokedAt != nil:
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key was revoked at %s", runproof.FormatTime(*k.RevokedAt))
 	case !runproof.ValidTenantID(k.TenantID):
 		// Made before the rule: its tenant could not export.
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED,

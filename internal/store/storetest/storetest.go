@@ -78,6 +78,37 @@ func testAPIKeys(t *testing.T, h Harness) {
 	wantCode(t, "unknown hash", err, runproof.ENOTFOUND)
 	_, err = s.APIKeyByHash(ctx, "sha256:bb")
 	wantCode(t, "hash of a refused key", err, runproof.ENOTFOUND)
+
+	k2 := runproof.APIKey{ID: "key-2", TenantID: "t1", Role: runproof.RoleAgent, Name: "bot", Hash: "sha256:dd", CreatedAt: at(1)}
+	other := runproof.APIKey{ID: "key-3", TenantID: "t2", Role: runproof.RoleAdmin, Name: "admin", Hash: "sha256:ee", CreatedAt: at(1)}
+	for _, key := range []runproof.APIKey{k2, other} {
+		if err := s.CreateAPIKey(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoked, err := s.RevokeAPIKey(ctx, "t1", "key-2", at(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2.RevokedAt = ptr(at(2))
+	equal(t, "revoked key", revoked, k2)
+	got, err = s.APIKeyByHash(ctx, "sha256:dd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "revoked key by hash", got, k2)
+	_, err = s.RevokeAPIKey(ctx, "t1", "key-2", at(3))
+	wantCode(t, "revoked twice", err, runproof.ECONFLICT)
+	_, err = s.RevokeAPIKey(ctx, "t1", "key-3", at(3))
+	wantCode(t, "another tenant's key", err, runproof.ENOTFOUND)
+	keys, err := s.ListAPIKeys(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "t1's keys", keys, []runproof.APIKey{k, k2})
+	if got, err := s.APIKeyByHash(ctx, "sha256:ee"); err != nil || got.RevokedAt != nil {
+		t.Errorf("the other tenant's key: %+v, %v", got, err)
+	}
 }
 
 func testPolicies(t *testing.T, h Harness) {
