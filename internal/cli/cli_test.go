@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -550,6 +551,42 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	r = runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--out", "-")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, `{"agent_id":`) {
 		t.Fatalf("export to stdout: %d %.200s %s", r.code, r.stdout, r.stderr)
+	}
+
+	// A link is written through, and a named pipe is written into, never
+	// replaced by a file.
+	target, link, fifo := filepath.Join(dir, "target.json"), filepath.Join(dir, "link.json"), filepath.Join(dir, "fifo")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "-o", link); r.code != 0 {
+		t.Fatalf("export through a link: %s", r.stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if b, err := os.ReadFile(target); err != nil || !strings.HasPrefix(string(b), `{"agent_id":`) {
+		t.Errorf("the link's target holds %.40q, %v", b, err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		read <- b
+	}()
+	if r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "-o", fifo); r.code != 0 {
+		t.Fatalf("export into a named pipe: %s", r.stderr)
+	}
+	if b := <-read; !strings.HasPrefix(string(b), `{"agent_id":`) {
+		t.Errorf("the pipe carried %.40q", b)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the named pipe was replaced: %v %v", fi.Mode(), err)
 	}
 
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo"), 2, "give --incident ID or --run ID")

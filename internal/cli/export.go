@@ -140,10 +140,37 @@ func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export
 		if _, err := io.Copy(w, art); err != nil {
 			return err
 		}
-	} else if err := writeFileAtomic(out, art); err != nil {
+	} else if err := writeOut(out, art); err != nil {
 		return fmt.Errorf("cannot write --out %s: %w", out, err)
 	}
 	return exporter.Delivered(ctx, rec)
+}
+
+// writeOut writes r to --out: a regular file, new or not, atomically
+// (writeFileAtomic), through a symbolic link to what it links to, and a
+// device or a named pipe (/dev/stdout, a FIFO) in place, never replaced.
+func writeOut(name string, r io.Reader) error {
+	if target, err := filepath.EvalSymlinks(name); err == nil {
+		name = target
+		fi, err := os.Stat(name)
+		switch {
+		case err != nil:
+			return err
+		case fi.IsDir():
+			return fmt.Errorf("%s is a directory: name a file", name)
+		case !fi.Mode().IsRegular():
+			f, err := os.OpenFile(name, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, r)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+	}
+	return writeFileAtomic(name, r)
 }
 
 // writeFileAtomic writes r to name through a temporary file, so that a
