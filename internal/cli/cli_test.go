@@ -582,11 +582,11 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	if r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "-o", fifo); r.code != 0 {
 		t.Fatalf("export into a named pipe: %s", r.stderr)
 	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the named pipe was replaced: %v %v", fi.Mode(), err) // and its reader waits for ever
+	}
 	if b := <-read; !strings.HasPrefix(string(b), `{"agent_id":`) {
 		t.Errorf("the pipe carried %.40q", b)
-	}
-	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
-		t.Errorf("the named pipe was replaced: %v %v", fi.Mode(), err)
 	}
 
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo"), 2, "give --incident ID or --run ID")
