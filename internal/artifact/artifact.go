@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -125,4 +126,42 @@ func (d *Dir) Open(key string) (io.ReadSeekCloser, error) {
 		return nil, runproof.Errorf(runproof.ENOTFOUND, "the artifact of this export is missing from the artifact store")
 	}
 	return f, err
+}
+
+// Remove deletes the artifact stored under key, if there is one.
+func (d *Dir) Remove(key string) error {
+	p, err := d.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("artifacts: %w", err)
+	}
+	return nil
+}
+
+// Sweep deletes the temporary files of artifacts under prefix (a tenant's
+// directory) last written before a time: what a process stopped in the
+// middle of writing left behind. It returns how many it deleted.
+func (d *Dir) Sweep(prefix string, before time.Time) (int, error) {
+	dir, err := d.path(prefix)
+	if err != nil {
+		return 0, err
+	}
+	temps, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	if err != nil {
+		return 0, fmt.Errorf("artifacts: %w", err)
+	}
+	n := 0
+	for _, t := range temps {
+		fi, err := os.Lstat(t)
+		if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(before) {
+			continue
+		}
+		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return n, fmt.Errorf("artifacts: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -46,5 +47,47 @@ func TestCommitAndAbort(t *testing.T) {
 		if _, err := d.Create(bad); err == nil {
 			t.Errorf("key %q accepted", bad)
 		}
+	}
+}
+
+func TestRemoveAndSweep(t *testing.T) {
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := d.Create("acme/e1.json")
+	io.WriteString(w, "{}")
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := d.Create("acme/e2.json") // a process stopped while writing it
+	io.WriteString(stale.(*file).f, "half")
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale.(*file).f.Name(), old, old); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := d.Create("acme/e3.json") // still being written
+	defer fresh.Abort()
+
+	if n, err := d.Sweep("acme", time.Now().Add(-time.Hour)); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v; want the stale temporary file", n, err)
+	}
+	if _, err := os.Stat(stale.(*file).f.Name()); !os.IsNotExist(err) {
+		t.Errorf("the stale temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh.(*file).f.Name()); err != nil {
+		t.Errorf("the fresh temporary file was swept: %v", err)
+	}
+	if n, err := d.Sweep("nobody", time.Now()); err != nil || n != 0 {
+		t.Errorf("sweep of a tenant without artifacts: %d, %v", n, err)
+	}
+	if err := d.Remove("acme/e1.json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Open("acme/e1.json"); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+		t.Errorf("removed artifact opens: %v", err)
+	}
+	if err := d.Remove("acme/e1.json"); err != nil {
+		t.Errorf("removing it twice: %v", err)
 	}
 }

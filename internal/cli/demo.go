@@ -89,6 +89,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 		showcase = res.Showcase
 	}
 
+	recoverExports(ctx, e, exporter, demo.Tenant)
 	fmt.Fprintf(e.stdout, "\nExporting incident %s (%s, run %s) into %s:\n\n", showcase.ID, showcase.PolicyName, showcase.RunID, out)
 	who := export.Requester{ID: "system", Origin: runproof.OriginSystem, SourceComponent: "demo"}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)

@@ -95,6 +95,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 		return err
 	}
 	exporter := ex.exporter
+	recoverExports(ctx, e, exporter, tenant)
 	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli"}
 	rec, err := exporter.Export(ctx, tenant, who, in)
 	if err != nil {
@@ -112,6 +113,19 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	}
 	sealAudit(ctx, e, ex.ledger, tenant)
 	return nil
+}
+
+// recoverExports ends what an interrupted command or server left
+// unfinished in the tenant's exports (Exporter.Recover), as serve does
+// every few minutes. A failure is logged: the export goes on.
+func recoverExports(ctx context.Context, e *env, exporter *export.Exporter, tenant string) {
+	n, err := exporter.Recover(ctx, tenant)
+	switch {
+	case err != nil:
+		e.log.Warn("interrupted exports not recovered", "tenant_id", tenant, "error", err)
+	case n > 0:
+		e.log.Warn("interrupted exports recorded as failed", "tenant_id", tenant, "exports", n)
+	}
 }
 
 // sealAudit puts the tenant's audit events that wait for the ledger into

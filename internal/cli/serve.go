@@ -27,11 +27,18 @@ const auditSealEvery = 30 * time.Second
 // optimizeInterval is how often serve refreshes SQLite's statistics.
 const optimizeInterval = 3 * time.Hour
 
+// recoverInterval is how often serve ends the exports a stopped process
+// left unfinished (export.AbandonedAfter).
+const recoverInterval = 10 * time.Minute
+
 // optimizer is a store whose planner statistics need refreshing.
 type optimizer interface{ Optimize(context.Context) error }
 
-// optimizeEvery runs o.Optimize every interval until ctx is done.
-func optimizeEvery(ctx context.Context, o optimizer, interval time.Duration, log *slog.Logger) {
+// every runs fn every interval (and at once when now) until ctx is done.
+func every(ctx context.Context, interval time.Duration, now bool, fn func()) {
+	if now {
+		fn()
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -39,9 +46,7 @@ func optimizeEvery(ctx context.Context, o optimizer, interval time.Duration, log
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := o.Optimize(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("database statistics not refreshed", "error", err)
-			}
+			fn()
 		}
 	}
 }
@@ -123,12 +128,23 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 
 	// Background work, until the server stops: audit events join their
 	// tenant's ledger in batches, every auditSealEvery and once more after
-	// the last request; SQLite's planner statistics follow the data.
+	// the last request; what a stopped process left unfinished in the
+	// exports is ended, now and every recoverInterval; SQLite's planner
+	// statistics follow the data.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	background.Go(func() { ex.ledger.SealAudit(bgCtx, auditSealEvery, e.log) })
+	background.Go(func() {
+		every(bgCtx, recoverInterval, true, func() { ex.exporter.RecoverAll(bgCtx) })
+	})
 	if o, ok := store.(optimizer); ok {
-		background.Go(func() { optimizeEvery(bgCtx, o, optimizeInterval, e.log) })
+		background.Go(func() {
+			every(bgCtx, optimizeInterval, false, func() {
+				if err := o.Optimize(bgCtx); err != nil && bgCtx.Err() == nil {
+					e.log.Warn("database statistics not refreshed", "error", err)
+				}
+			})
+		})
 	}
 	defer func() {
 		stopBackground()

@@ -25,6 +25,8 @@ import (
 type Artifacts interface {
 	Create(key string) (artifact.Pending, error)
 	Open(key string) (io.ReadSeekCloser, error)
+	Remove(key string) error
+	Sweep(prefix string, before time.Time) (int, error)
 }
 
 // Exporter makes exports. Create it with New.
@@ -288,6 +290,75 @@ func (e *Exporter) appendToLedger(ctx context.Context, rec runproof.Export) {
 	}
 }
 
+// artifactKey names an export's artifact in the artifact store.
+func artifactKey(r runproof.ExportRequest) string {
+	return r.TenantID + "/" + r.ID + "." + string(r.Format)
+}
+
+// AbandonedAfter is how long after it was requested an export that has not
+// ended is taken for abandoned by a process that stopped: far longer than
+// any export takes.
+const AbandonedAfter = time.Hour
+
+// Recover ends what stopped processes left unfinished in a tenant's
+// exports: an export requested AbandonedAfter ago or more that has not
+// ended is recorded as failed and its artifact, if it got as far as one,
+// removed; temporary artifact files of that age are removed; and finished
+// exports missing from the ledger are appended to it (Ledger.Sync). It
+// returns how many exports it ended.
+func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
+	cutoff := e.now().Add(-AbandonedAfter)
+	stale, err := e.store.UnfinishedExports(ctx, tenantID, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	ended := 0
+	for _, rec := range stale {
+		err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenantID, ExportID: rec.ID,
+			Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
+			Reason: "interrupted: the process making it stopped before it ended"})
+		switch {
+		case runproof.ErrorCode(err) == runproof.ECONFLICT:
+			continue // it ended meanwhile
+		case err != nil:
+			return ended, err
+		}
+		ended++
+		if err := e.artifacts.Remove(artifactKey(rec.ExportRequest)); err != nil {
+			return ended, err
+		}
+	}
+	if _, err := e.artifacts.Sweep(tenantID, cutoff); err != nil {
+		return ended, err
+	}
+	if e.ledger != nil {
+		if _, err := e.ledger.Sync(ctx, tenantID); err != nil {
+			return ended, err
+		}
+		e.unsynced.Delete(tenantID)
+	}
+	return ended, nil
+}
+
+// RecoverAll runs Recover for every tenant that has exports, logging what
+// it ended and what failed; one tenant's failure does not stop the others.
+func (e *Exporter) RecoverAll(ctx context.Context) {
+	tenants, err := e.store.ExportTenants(ctx)
+	if err != nil {
+		e.log.ErrorContext(ctx, "exports not recovered", slog.Any("error", err))
+		return
+	}
+	for _, t := range tenants {
+		n, err := e.Recover(ctx, t)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.ErrorContext(ctx, "exports not recovered", slog.String("tenant_id", t), slog.Any("error", err))
+		case n > 0:
+			e.log.WarnContext(ctx, "interrupted exports recorded as failed", slog.String("tenant_id", t), slog.Int("exports", n))
+		}
+	}
+}
+
 // Failed is the error of an export that was recorded as failed.
 type Failed struct {
 	Export runproof.Export
@@ -304,7 +375,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}
-	key := r.TenantID + "/" + r.ID + "." + string(r.Format)
+	key := artifactKey(r.ExportRequest)
 	pending, err := e.artifacts.Create(key)
 	if err != nil {
 		return runproof.ExportEvent{}, err

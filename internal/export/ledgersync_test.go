@@ -3,6 +3,9 @@ package export_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,6 +74,98 @@ func TestLedgerCatchesUp(t *testing.T) {
 		}
 		if _, err := l.Verify(ctx, demo.Tenant, nil); err != nil {
 			t.Fatalf("ledger verify after catching up: %v", err)
+		}
+	})
+}
+
+// TestRecover: what a process killed in the middle of exports leaves
+// behind is ended by Recover: an export pending for over an hour becomes
+// failed and its artifact goes, stale temporary files go, and a finished
+// export the ledger missed is appended. A recent pending export is left
+// to the process making it.
+func TestRecover(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		inc := seeded(t, store)
+		keys, err := signing.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := ledger.New(store, keys.Active().Private, keys.Active().ID, ledger.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		root := t.TempDir()
+		dir, err := artifact.NewDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := fixed.Add(3 * time.Hour)
+		request := func(id string, at time.Time) runproof.ExportRequest {
+			r := runproof.ExportRequest{TenantID: demo.Tenant, ID: id, Scope: runproof.ScopeLLMRun, RunID: inc.RunID,
+				IncidentID: inc.ID, BundleType: runproof.BundleEvidence, Format: runproof.FormatJSON, RequestedBy: "key-1",
+				Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: at}
+			if err := store.CreateExport(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		// Killed between the artifact's rename and the completed event.
+		abandoned := request("x-abandoned", fixed)
+		w, err := dir.Create(demo.Tenant + "/x-abandoned.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("{}"))
+		if err := w.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		// Killed while writing an artifact: its temporary file stays.
+		if _, err := dir.Create(demo.Tenant + "/x-other.json"); err != nil {
+			t.Fatal(err)
+		}
+		temps, _ := filepath.Glob(filepath.Join(root, demo.Tenant, ".tmp-*"))
+		for _, tmp := range temps {
+			os.Chtimes(tmp, fixed, fixed)
+		}
+		// Killed between the completed event and the ledger append.
+		request("x-unledgered", fixed)
+		if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: demo.Tenant, ExportID: "x-unledgered",
+			Kind: runproof.ExportEventCompleted, At: fixed.Add(time.Second), Checksum: runproof.DigestBytes(nil),
+			Artifact: demo.Tenant + "/x-unledgered.json"}); err != nil {
+			t.Fatal(err)
+		}
+		// Still being made.
+		request("x-recent", now.Add(-time.Minute))
+
+		e := export.New(store, dir, export.Options{Ledger: l, Now: func() time.Time { return now }})
+		n, err := e.Recover(ctx, demo.Tenant)
+		if err != nil || n != 1 {
+			t.Fatalf("recover: %d, %v; want 1 export ended", n, err)
+		}
+		rec, err := store.GetExport(ctx, demo.Tenant, abandoned.ID)
+		if err != nil || rec.Status != runproof.ExportFailed || !strings.Contains(rec.FailureReason, "interrupted") {
+			t.Errorf("the abandoned export: %+v, %v", rec, err)
+		}
+		if _, err := dir.Open(demo.Tenant + "/x-abandoned.json"); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Errorf("the abandoned export's artifact is still there: %v", err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(root, demo.Tenant, ".tmp-*")); len(left) != 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
+		if rec, _ := store.GetExport(ctx, demo.Tenant, "x-recent"); rec.Status != runproof.ExportPending {
+			t.Errorf("the recent export was ended: %+v", rec)
+		}
+		for _, id := range []string{abandoned.ID, "x-unledgered"} {
+			if _, err := l.Prove(ctx, demo.Tenant, id); err != nil {
+				t.Errorf("%s is not in the ledger: %v", id, err)
+			}
+		}
+		if _, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: demo.Tenant, FinishedBefore: now}); err != nil {
+			t.Errorf("ledger verify after recovery: %v", err)
+		}
+		if n, err := e.Recover(ctx, demo.Tenant); err != nil || n != 0 {
+			t.Errorf("second recover: %d, %v", n, err)
 		}
 	})
 }

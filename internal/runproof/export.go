@@ -145,6 +145,11 @@ type ExportStore interface {
 	GetExport(ctx context.Context, tenantID, exportID string) (Export, error)
 	// ListExports returns exports newest first (created_at, then id).
 	ListExports(ctx context.Context, p ListExportsParams) ([]Export, error)
+	// UnfinishedExports returns the tenant's exports created before a time
+	// that have neither completed nor failed, in any order.
+	UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]Export, error)
+	// ExportTenants lists the tenants that have exports, in byte order.
+	ExportTenants(ctx context.Context) ([]string, error)
 }
 
 // ListExportsParams filters exports. Zero values do not filter.

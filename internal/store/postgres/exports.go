@@ -158,16 +158,45 @@ func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, b
 	if err != nil {
 		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
 	}
-	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
-		WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
-	}
-	out, err := s.withEvents(ctx, tenantID, reqs)
+	out, err := s.exportsByID(ctx, tenantID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
 	}
 	return out, nil
+}
+
+// UnfinishedExports returns exports without a completed or failed event.
+func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]runproof.Export, error) {
+	ids, err := collect(ctx, s.pool, scanString, `SELECT id FROM exports WHERE tenant_id = $1 AND created_at < $2
+		EXCEPT SELECT export_id FROM export_events WHERE tenant_id = $1 AND kind IN ('completed', 'failed')`,
+		tenantID, runproof.Timestamp(createdBefore))
+	if err != nil {
+		return nil, fmt.Errorf("unfinished exports: %w", err)
+	}
+	out, err := s.exportsByID(ctx, tenantID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("unfinished exports: %w", err)
+	}
+	return out, nil
+}
+
+// ExportTenants lists the tenants that have exports.
+func (s *Store) ExportTenants(ctx context.Context) ([]string, error) {
+	out, err := collect(ctx, s.pool, scanString, `SELECT DISTINCT tenant_id FROM exports ORDER BY tenant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("export tenants: %w", err)
+	}
+	return out, nil
+}
+
+// exportsByID reads the tenant's exports of the ids given, folded.
+func (s *Store) exportsByID(ctx context.Context, tenantID string, ids []string) ([]runproof.Export, error) {
+	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
+		WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, ids)
+	if err != nil {
+		return nil, err
+	}
+	return s.withEvents(ctx, tenantID, reqs)
 }
 
 // withEvents reads the events of export requests, in one query, and folds

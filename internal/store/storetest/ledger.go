@@ -268,6 +268,28 @@ func testLedgerExports(t *testing.T, h Harness) {
 		slices.SortFunc(got, func(a, b runproof.Export) int { return strings.Compare(a.ID, b.ID) })
 		equal(t, fmt.Sprintf("exports of %s missing from the ledger before %v", c.tenant, c.before), got, c.want)
 	}
+
+	// Unfinished: x3 (no event at all) and x6 (sealed only).
+	for _, c := range []struct {
+		tenant string
+		before time.Time
+		want   []runproof.Export
+	}{
+		{"t1", at(100), []runproof.Export{get("x3"), get("x6")}},
+		{"t1", at(10), []runproof.Export{get("x3")}}, // x6 was created at 10
+		{"t2", at(100), nil},
+	} {
+		got, err := s.UnfinishedExports(ctx, c.tenant, c.before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b runproof.Export) int { return strings.Compare(a.ID, b.ID) })
+		equal(t, fmt.Sprintf("unfinished exports of %s created before %v", c.tenant, c.before), got, c.want)
+	}
+	tenants, err := s.ExportTenants(ctx)
+	if err != nil || !slices.Equal(tenants, []string{"t1", "t2"}) {
+		t.Errorf("export tenants: %v, %v", tenants, err)
+	}
 }
 
 // testLedgerConcurrent checks that appends to one log are serialised: each
