@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -156,7 +157,8 @@ func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Expor
 		s.log.ErrorContext(c.r.Context(), "artifact does not match its record", "export_id", rec.ID)
 		return nil
 	}
-	if err := s.exports.Delivered(c.r.Context(), rec); err != nil {
+	// Recorded even when the client hangs up as soon as it has every byte.
+	if err := s.exports.Delivered(context.WithoutCancel(c.r.Context()), rec); err != nil {
 		s.log.ErrorContext(c.r.Context(), "delivery not recorded", "export_id", rec.ID, "error", err)
 	}
 	return nil
