@@ -86,10 +86,13 @@ func (kr *Keyring) Rotate() (Key, error) {
 		return Key{}, err
 	}
 	name := filepath.Join(kr.dir, k.CreatedAt.Format(nameTime)+"-"+strings.TrimPrefix(k.ID, "ed25519:")+".pem")
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole under a name the keyring does not read (0600), then
+	// renamed: a process stopped half-way leaves no half key behind a name.
+	f, err := os.CreateTemp(kr.dir, ".new-key-*")
 	if err != nil {
 		return Key{}, fmt.Errorf("signing keys: %w", err)
 	}
+	defer os.Remove(f.Name()) // a no-op once renamed
 	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	if err == nil {
 		err = f.Sync()
@@ -97,8 +100,13 @@ func (kr *Keyring) Rotate() (Key, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err == nil {
+		err = syncDir(kr.dir)
+	}
 	if err != nil {
-		os.Remove(name)
 		return Key{}, fmt.Errorf("signing keys: %w", err)
 	}
 	kr.keys = append(kr.keys, k)
@@ -184,4 +192,14 @@ func ParsePublicPEM(b []byte) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("a %T, not an Ed25519 public key", parsed)
 	}
 	return pub, nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

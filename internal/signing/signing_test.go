@@ -39,6 +39,9 @@ func TestKeyringRotatesAndKeepsOldKeys(t *testing.T) {
 	if _, ok := again.Find(first.ID); !ok {
 		t.Error("the old key is not found")
 	}
+	if all, _ := os.ReadDir(dir); len(all) != 2 {
+		t.Errorf("the key directory holds %v, want the two keys alone", all)
+	}
 }
 
 // TestOpenSSLAcceptsSignatures checks both directions with the stock tool:
