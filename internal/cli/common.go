@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,12 +59,30 @@ func (c *common) register(fs *flag.FlagSet) {
 
 // check refuses flag values that cannot work, before anything is opened.
 func (c *common) check() error {
-	if c.database != "" && c.engine() != "postgres" {
-		// Never echo the URL: it may hold a password.
-		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it empty to use SQLite in --data", DatabaseURLEnv)
-	}
 	if c.database == "" && c.data == "" {
 		return usagef("--data must name a directory (e.g. ./runproof-data)")
+	}
+	return nil
+}
+
+// flagGiven reports whether the command line set a flag, even to "".
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+// checkDatabase refuses a --database that is not a postgres:// URL naming
+// a database. It never echoes the URL, which may hold a password.
+func (c *common) checkDatabase() error {
+	if c.database == "" {
+		return nil
+	}
+	if c.engine() != "postgres" {
+		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it empty to use SQLite in --data", DatabaseURLEnv)
+	}
+	if u, err := url.Parse(c.database); err != nil || strings.Trim(u.Path, "/") == "" {
+		return usagef("--database (or %s) must name a database, e.g. postgres://runproof@db.example/runproof", DatabaseURLEnv)
 	}
 	return nil
 }
@@ -105,6 +124,11 @@ func openStore(ctx context.Context, c common) (runproof.Store, error) {
 		}
 		err error
 	)
+	// Checked here, not with the other flags: commands that open no store
+	// (verify, version) ignore a stray $RUNPROOF_DATABASE_URL.
+	if err := c.checkDatabase(); err != nil {
+		return nil, err
+	}
 	switch c.engine() {
 	case "postgres":
 		store, err = postgres.Open(ctx, c.database)

@@ -56,8 +56,10 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 	defer store.Close()
 	svc := service.New(store, service.Options{Logger: e.log})
 	secret, key, err := svc.CreateAPIKey(ctx, tenant, role, name)
-	if err != nil {
-		return fmt.Errorf("cannot create the key: %s", fieldMessage(err))
+	if runproof.ErrorCode(err) == runproof.EINVALID {
+		return usagef("keys create: --%s", fieldMessage(err))
+	} else if err != nil {
+		return fmt.Errorf("cannot create the key: %w", err)
 	}
 	if err := svc.Record(ctx, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
 		Category: runproof.AuditIdentity, Action: "keys.create", Resource: "key/" + key.ID,

@@ -77,6 +77,9 @@ Examples:
 				if len(args) > 0 {
 					return usagef("serve: unexpected argument %q (see runproof serve -h)", args[0])
 				}
+				if *addr == "" { // which would listen on every interface
+					return usagef("serve: --addr is empty: give HOST:PORT, e.g. 127.0.0.1:8080")
+				}
 				var prices otlp.Prices
 				if *pricesFile != "" {
 					b, err := os.ReadFile(*pricesFile)

@@ -59,6 +59,9 @@ Examples:
 				if len(args) != 1 {
 					return usagef("verify: give one FILE.zip to check (see runproof verify -h)")
 				}
+				if *keyFile == "" && flagGiven(fs, "key") { // "--key $PUB" with PUB unset
+					return usagef("verify: --key is empty: name the public key file (PEM), or leave --key out to check without it")
+				}
 				return runVerify(e, args[0], *keyFile)
 			}
 		},

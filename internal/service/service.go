@@ -80,7 +80,9 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 	if !role.Valid() {
 		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + runproof.RoleNames()})
 	}
-	if err := runproof.CheckText(name); err != nil {
+	if len(name) > maxText {
+		errs = append(errs, runproof.FieldError{Field: "name", Message: fmt.Sprintf("must be at most %d bytes", maxText)})
+	} else if err := runproof.CheckText(name); err != nil {
 		errs = append(errs, runproof.FieldError{Field: "name", Message: err.Error()})
 	}
 	if len(errs) > 0 {

@@ -33,11 +33,23 @@ type Store struct {
 
 var _ runproof.Store = (*Store)(nil)
 
+// DefaultConnectTimeout bounds each connection attempt when the URL does
+// not (connect_timeout): a server that accepts and never answers is an
+// error, not a hang.
+const DefaultConnectTimeout = 10 * time.Second
+
 // Open connects to the database at url (a postgres:// URL or a key=value
 // string). Parameters pgx does not know, such as search_path, are sent to
 // the server as session settings. Call Migrate before use.
 func Open(ctx context.Context, url string) (*Store, error) {
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 { // unless the URL sets connect_timeout
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
