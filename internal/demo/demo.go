@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,20 +49,24 @@ type Result struct {
 	Showcase runproof.Incident
 }
 
-// Seeded reports whether the demo runs are already in the store.
+// Seeded reports whether the demo is wholly in the store: its last run
+// exists and has ended. A demo stopped while seeding is not, and Seed
+// finishes it.
 func Seeded(ctx context.Context, store runproof.Store, tenant string) (bool, error) {
-	_, err := store.GetRun(ctx, tenant, runID(0))
+	run, err := store.GetRun(ctx, tenant, runID(len(schedule())-1))
 	switch runproof.ErrorCode(err) {
 	case "":
-		return true, nil
+		return run.Status != runproof.RunRunning, nil
 	case runproof.ENOTFOUND:
 		return false, nil
 	}
 	return false, err
 }
 
-// Seed writes the demo policies and runs. It refuses a tenant that already
-// holds them (see Seeded).
+// Seed writes the demo policies and runs, or what an interrupted Seed left
+// out of them: a policy whose name the tenant has is not added again, a
+// run that ended is kept, and a run left running is sent again (identical
+// steps are no-ops) and ended.
 func Seed(ctx context.Context, opts Options) (Result, error) {
 	if opts.Tenant == "" {
 		opts.Tenant = Tenant
@@ -69,9 +74,15 @@ func Seed(ctx context.Context, opts Options) (Result, error) {
 	clock := &replayClock{t: opts.Day.UTC().Truncate(24 * time.Hour)}
 	svc := service.New(opts.Store, service.Options{Now: clock.now, NewID: opts.NewID})
 	var res Result
+	active, err := opts.Store.ActivePolicies(ctx, opts.Tenant)
+	if err != nil {
+		return res, err
+	}
 	for _, p := range policies {
-		if _, err := svc.CreatePolicy(ctx, opts.Tenant, p); err != nil {
-			return res, fmt.Errorf("demo policy %q: %w", p.Name, err)
+		if !slices.ContainsFunc(active, func(a runproof.Policy) bool { return a.Name == p.Name }) {
+			if _, err := svc.CreatePolicy(ctx, opts.Tenant, p); err != nil {
+				return res, fmt.Errorf("demo policy %q: %w", p.Name, err)
+			}
 		}
 		res.Policies++
 	}
@@ -79,13 +90,22 @@ func Seed(ctx context.Context, opts Options) (Result, error) {
 	start := clock.t.Add(7 * time.Hour)
 	for i, sc := range schedule() {
 		start = start.Add(time.Duration(9+rng.IntN(20)) * time.Minute)
-		run := sc.plan(rng, start)
-		inc, err := replay(ctx, svc, clock, opts.Tenant, runID(i), run)
+		run := sc.plan(rng, start) // planned whether or not it is replayed, so that later runs are the same
+		inc, err := seeded(ctx, opts.Store, opts.Tenant, runID(i))
+		if err == nil && inc == nil {
+			inc, err = replay(ctx, svc, clock, opts.Tenant, runID(i), run)
+		} else if err == nil && inc.ID == "" {
+			inc = nil // ended without an incident
+		}
 		if err != nil {
 			return res, fmt.Errorf("demo run %s: %w", runID(i), err)
 		}
+		stored, err := opts.Store.GetRun(ctx, opts.Tenant, runID(i))
+		if err != nil {
+			return res, err
+		}
 		res.Runs++
-		res.Steps += int64(len(run.steps))
+		res.Steps += stored.Totals.Steps // a stopped run's steps end at the stop
 		if inc != nil {
 			res.Incidents = append(res.Incidents, *inc)
 			if sc.showcase {
@@ -97,6 +117,24 @@ func Seed(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// seeded returns, for a run an earlier Seed ended, its incident, or an
+// empty incident when it had none; nil when the run is still to replay.
+func seeded(ctx context.Context, store runproof.Store, tenant, id string) (*runproof.Incident, error) {
+	run, err := store.GetRun(ctx, tenant, id)
+	switch {
+	case runproof.ErrorCode(err) == runproof.ENOTFOUND:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case run.Status == runproof.RunRunning:
+		return nil, nil
+	case run.IncidentID == "":
+		return &runproof.Incident{}, nil
+	}
+	inc, err := store.GetIncident(ctx, tenant, run.IncidentID)
+	return &inc, err
 }
 
 func runID(i int) string { return "demo-run-" + fmt.Sprintf("%03d", i+1) }
