@@ -230,17 +230,23 @@ func decodeMessage(err error, what string) string {
 	return strings.Replace(fieldMessage(err), "the body", what, 1)
 }
 
-// readInput reads the named file, or stdin for "-".
+// readInput reads the named file, or stdin for "-", whole, up to
+// maxInputFile.
 func readInput(name string, stdin io.Reader) ([]byte, error) {
-	if name == "-" {
-		return io.ReadAll(stdin)
+	f, err := openInput(name, stdin)
+	if err != nil {
+		return nil, err
 	}
-	b, err := os.ReadFile(name)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: no such file", name)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxInputFile+1))
+	if err == nil && len(b) > maxInputFile {
+		err = fmt.Errorf("%s is over %d MiB: split it", inputName(name), maxInputFile>>20)
 	}
 	return b, err
 }
+
+// maxInputFile bounds the files read whole (policies).
+const maxInputFile = 16 << 20
 
 // openInput opens the named file, or stdin for "-".
 func openInput(name string, stdin io.Reader) (io.ReadCloser, error) {

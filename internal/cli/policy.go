@@ -88,23 +88,21 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	}
 	defer store.Close()
 	svc := service.New(store, service.Options{Logger: e.log})
-	var (
-		created []runproof.Policy
-		events  []runproof.AuditEvent
-	)
+	var created []runproof.Policy
 	for i, in := range inputs {
 		p, err := svc.CreatePolicy(ctx, tenant, in)
 		if err != nil {
 			return fmt.Errorf("%s: policy %d (%q): %s (policies before it were added)", name, i+1, in.Name, fieldMessage(err))
 		}
 		created = append(created, p)
-		events = append(events, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
-			Category: runproof.AuditWrite, Action: "policies.apply", Resource: "policy/" + p.ID,
+		// Each policy's audit event goes with it, even when the command is
+		// interrupted right after: no policy is added unaccounted for.
+		if err := svc.Record(context.WithoutCancel(ctx), runproof.AuditEvent{TenantID: tenant, Actor: "system",
+			ActorType: runproof.OriginSystem, Category: runproof.AuditWrite, Action: "policies.apply", Resource: "policy/" + p.ID,
 			Decision: runproof.DecisionAllow, SourceComponent: "cli",
-			Detail: fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name)})
-	}
-	if err := svc.Record(ctx, events...); err != nil {
-		return fmt.Errorf("the policies were added but their audit events could not be recorded: %w", err)
+			Detail: fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name)}); err != nil {
+			return fmt.Errorf("%s: policy %d (%q) was added but its audit event could not be recorded: %w", name, i+1, p.Name, err)
+		}
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	for _, p := range created {
