@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -611,5 +612,29 @@ func TestRotateSigningKey(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(data, "signing-keys", "*.pem"))
 	if len(files) != 3 { // the first key, created on first use, and two rotations
 		t.Errorf("%d key files, want 3", len(files))
+	}
+}
+
+// TestIngestStdinInterrupted: Ctrl-C ends `ingest -` even while it waits
+// for input that has not come.
+func TestIngestStdinInterrupted(t *testing.T) {
+	t.Setenv(cli.DatabaseURLEnv, "")
+	stdin, w := io.Pipe() // nothing is ever written
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Main(ctx, []string{"ingest", "--tenant", "acme", "--data", t.TempDir(), "-"}, stdin, io.Discard, &stderr)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		if code == 0 {
+			t.Errorf("exit code 0 after an interrupt: %s", stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingest - did not stop within 10 s of the interrupt")
 	}
 }

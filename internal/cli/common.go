@@ -232,8 +232,8 @@ func decodeMessage(err error, what string) string {
 
 // readInput reads the named file, or stdin for "-", whole, up to
 // maxInputFile.
-func readInput(name string, stdin io.Reader) ([]byte, error) {
-	f, err := openInput(name, stdin)
+func readInput(ctx context.Context, name string, stdin io.Reader) ([]byte, error) {
+	f, err := openInput(ctx, name, stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -248,10 +248,18 @@ func readInput(name string, stdin io.Reader) ([]byte, error) {
 // maxInputFile bounds the files read whole (policies).
 const maxInputFile = 16 << 20
 
-// openInput opens the named file, or stdin for "-".
-func openInput(name string, stdin io.Reader) (io.ReadCloser, error) {
+// openInput opens the named file, or stdin for "-". Reading stdin ends
+// with ctx's error once ctx is done (Ctrl-C), even while it waits for
+// input that may never come.
+func openInput(ctx context.Context, name string, stdin io.Reader) (io.ReadCloser, error) {
 	if name == "-" {
-		return io.NopCloser(stdin), nil
+		pr, pw := io.Pipe()
+		go func() { // left waiting on stdin when ctx ends first; the command is ending
+			_, err := io.Copy(pw, stdin)
+			pw.CloseWithError(err)
+		}()
+		context.AfterFunc(ctx, func() { pr.CloseWithError(ctx.Err()) })
+		return pr, nil
 	}
 	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) {

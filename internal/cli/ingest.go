@@ -123,7 +123,7 @@ func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e
 
 func ingest(ctx context.Context, e *env, tenant, file string) error {
 	name := inputName(file)
-	r, err := openInput(file, e.stdin)
+	r, err := openInput(ctx, file, e.stdin)
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ Example (policies.yaml):
 
 func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	name := inputName(file)
-	raw, err := readInput(file, e.stdin)
+	raw, err := readInput(ctx, file, e.stdin)
 	if err != nil {
 		return err
 	}
