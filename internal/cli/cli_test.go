@@ -593,6 +593,27 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	if b := <-read; !strings.HasPrefix(string(b), `{"agent_id":`) {
 		t.Errorf("the pipe carried %.40q", b)
 	}
+	// A link to an anonymous pipe, as /dev/stdout is when piped into jq.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdoutLike := filepath.Join(dir, "stdout")
+	if err := os.Symlink(fmt.Sprintf("/proc/self/fd/%d", pw.Fd()), stdoutLike); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b, _ := io.ReadAll(pr); read <- b }()
+	r = runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "-o", stdoutLike)
+	pw.Close()
+	if r.code != 0 {
+		t.Fatalf("export into a link to a pipe: %s", r.stderr)
+	}
+	if fi, err := os.Lstat(stdoutLike); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link to the pipe was replaced: %v %v", fi.Mode(), err)
+	}
+	if b := <-read; !strings.HasPrefix(string(b), `{"agent_id":`) {
+		t.Errorf("the anonymous pipe carried %.40q", b)
+	}
 
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo"), 2, "give --incident ID or --run ID")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--type", "pdf"), 2, "--type: must be")

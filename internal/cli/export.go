@@ -161,28 +161,28 @@ func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export
 }
 
 // writeOut writes r to --out: a regular file, new or not, atomically
-// (writeFileAtomic), through a symbolic link to what it links to, and a
-// device or a named pipe (/dev/stdout, a FIFO) in place, never replaced.
+// (writeFileAtomic), through a symbolic link to what it links to, and
+// anything else (a device, a pipe, /dev/stdout) in place, never replaced.
 func writeOut(name string, r io.Reader) error {
-	if target, err := filepath.EvalSymlinks(name); err == nil {
-		name = target
-		fi, err := os.Stat(name)
-		switch {
-		case err != nil:
-			return err
-		case fi.IsDir():
-			return fmt.Errorf("%s is a directory: name a file", name)
-		case !fi.Mode().IsRegular():
-			f, err := os.OpenFile(name, os.O_WRONLY, 0)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(f, r)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
+	fi, err := os.Stat(name) // follows links
+	switch {
+	case err != nil: // a new file
+		return writeFileAtomic(name, r)
+	case fi.IsDir():
+		return fmt.Errorf("%s is a directory: name a file", name)
+	case !fi.Mode().IsRegular():
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
 			return err
 		}
+		_, err = io.Copy(f, r)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	if target, err := filepath.EvalSymlinks(name); err == nil {
+		name = target // replace the file the link names, not the link
 	}
 	return writeFileAtomic(name, r)
 }
@@ -200,6 +200,9 @@ func writeFileAtomic(name string, r io.Reader) error {
 	}
 	defer os.Remove(f.Name()) // a no-op once renamed
 	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

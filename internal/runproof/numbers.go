@@ -42,20 +42,21 @@ func ExactNumbers(b []byte) error {
 	}
 }
 
-// mayBeInexact reports whether b has an exponent after a digit or a run of
-// more than 15 digits anywhere, strings included.
+// mayBeInexact reports whether b has an exponent after a digit or more
+// than 15 digits in a run of digits and dots, strings included.
 func mayBeInexact(b []byte) bool {
-	run := 0
+	digits := 0
 	for i, c := range b {
 		switch {
 		case c >= '0' && c <= '9':
-			if run++; run > 15 {
+			if digits++; digits > 15 {
 				return true
 			}
-		case (c == 'e' || c == 'E') && run > 0 && i+1 < len(b):
+		case c == '.':
+		case (c == 'e' || c == 'E') && digits > 0 && i+1 < len(b):
 			return true
 		default:
-			run = 0
+			digits = 0
 		}
 	}
 	return false
@@ -81,6 +82,8 @@ func decimalOf(lit string) (string, bool) {
 	sign := ""
 	if rest, ok := strings.CutPrefix(lit, "-"); ok {
 		sign, lit = "-", rest
+	} else {
+		lit = strings.TrimPrefix(lit, "+")
 	}
 	mant, e, hasExp := strings.Cut(strings.ToLower(lit), "e")
 	whole, frac, _ := strings.Cut(mant, ".")

@@ -22,6 +22,8 @@ func TestExactNumbers(t *testing.T) {
 		{`{"x":9007199254740993}`, false},
 		{`[0.12345678901234567890]`, false},
 		{`{"deep":[[{"x":12345678901234567890}]]}`, false},
+		{`{"x":1234567890.1234567890}`, false},
+		{`{"x":0.1234567890123456}`, true},
 	} {
 		err := ExactNumbers([]byte(c.text))
 		if (err == nil) != c.ok {

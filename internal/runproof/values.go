@@ -39,6 +39,7 @@ func ParseFixed(s string, scale int64) (int64, error) {
 	}
 	// math/big takes time and memory with the exponent: "1e1000000" is
 	// a thousand times "1e1000". No amount runproof keeps needs either.
+	s = strings.TrimSpace(s)
 	if len(s) > maxNumberLen {
 		return 0, fmt.Errorf("is a number of more than %d characters", maxNumberLen)
 	}
@@ -47,7 +48,7 @@ func ParseFixed(s string, scale int64) (int64, error) {
 			return 0, fmt.Errorf("%q is out of range", s)
 		}
 	}
-	r, ok := new(big.Rat).SetString(strings.TrimSpace(s))
+	r, ok := new(big.Rat).SetString(s)
 	if !ok {
 		return 0, fmt.Errorf("%q is not a number", s)
 	}

@@ -45,7 +45,7 @@ func TestParseFixed(t *testing.T) {
 }
 
 func TestParseFixedExact(t *testing.T) {
-	for in, want := range map[string]int64{"1": 1_000_000, "0.000001": 1, "1.5e-3": 1_500, "2.50": 2_500_000} {
+	for in, want := range map[string]int64{"1": 1_000_000, "+1": 1_000_000, "0.000001": 1, "1.5e-3": 1_500, "2.50": 2_500_000, "1e2 ": 100_000_000} {
 		if got, err := ParseFixedExact(in, MicrocentsPerCent); err != nil || got != want {
 			t.Errorf("ParseFixedExact(%q) = %d, %v; want %d", in, got, err, want)
 		}
