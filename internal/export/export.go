@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -249,10 +250,18 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return runproof.Export{}, err
 	}
-	ev, buildErr := e.produce(ctx, r)
+	// An export that runs longer than MaxDuration fails by itself, so that
+	// one still pending after AbandonedAfter was surely abandoned.
+	pctx, cancel := context.WithTimeout(ctx, MaxDuration)
+	ev, buildErr := e.produce(pctx, r)
+	cancel()
 	if buildErr != nil {
 		e.log.WarnContext(ctx, "export failed", slog.String("export_id", r.ID), slog.Any("error", buildErr))
-		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: runproof.ErrorMessage(buildErr)}
+		reason := runproof.ErrorMessage(buildErr)
+		if errors.Is(buildErr, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil {
+			reason = fmt.Sprintf("it took longer than %s", MaxDuration)
+		}
+		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone.
@@ -295,9 +304,14 @@ func artifactKey(r runproof.ExportRequest) string {
 	return r.TenantID + "/" + r.ID + "." + string(r.Format)
 }
 
+// MaxDuration bounds the making of one export: one that takes longer
+// fails ("context deadline exceeded"). Exports of 100 000 steps take
+// seconds.
+const MaxDuration = 30 * time.Minute
+
 // AbandonedAfter is how long after it was requested an export that has not
-// ended is taken for abandoned by a process that stopped: far longer than
-// any export takes.
+// ended is taken for abandoned by a process that stopped: more than
+// MaxDuration, after which a live process has ended it itself.
 const AbandonedAfter = time.Hour
 
 // Recover ends what stopped processes left unfinished in a tenant's
@@ -335,7 +349,6 @@ func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
 		if _, err := e.ledger.Sync(ctx, tenantID); err != nil {
 			return ended, err
 		}
-		e.unsynced.Delete(tenantID)
 	}
 	return ended, nil
 }
