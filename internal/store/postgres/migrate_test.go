@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"os"
 	"testing"
+	"time"
 
+	"github.com/pressly/goose/v3"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -15,7 +17,10 @@ import (
 // ledger entry to version 4: rows and append-only triggers are kept, and
 // the new kinds and types are accepted. Back down, version 3 refuses to
 // lose them.
-func TestMigrateSealed(t *testing.T) {
+// scratch opens a store over a new, empty schema, dropped when the test
+// ends, and its migration provider.
+func scratch(t *testing.T) (*Store, *goose.Provider) {
+	t.Helper()
 	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
 	if raw == "" {
 		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
@@ -35,8 +40,10 @@ func TestMigrateSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	defer s.ExecRaw(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+	t.Cleanup(func() {
+		s.ExecRaw(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		s.Close()
+	})
 	if err := s.ExecRaw(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +51,13 @@ func TestMigrateSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer done()
+	t.Cleanup(func() { done() })
+	return s, p
+}
+
+func TestMigrateSealed(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
 	if _, err := p.UpTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -92,5 +105,34 @@ func TestMigrateSealed(t *testing.T) {
 	}
 	if v, err := s.SchemaVersion(ctx); err != nil || v != 4 {
 		t.Errorf("after the refused down: schema %d, %v", v, err)
+	}
+}
+
+// TestMigrateKeyRevocation: schema 7 can be rolled back while no key is
+// revoked, and refuses to once one is: the key would be valid again.
+func TestMigrateKeyRevocation(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := runproof.APIKey{ID: "key-1", TenantID: "t1", Role: runproof.RoleAdmin, Name: "a", Hash: "h1", CreatedAt: time.Now()}
+	if err := s.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 6); err != nil {
+		t.Fatalf("down to 6 without a revoked key: %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeAPIKey(ctx, "t1", "key-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 6); err == nil {
+		t.Error("down to 6 with a revoked key: succeeded")
+	}
+	if got, err := s.APIKeyByHash(ctx, "h1"); err != nil || got.RevokedAt == nil {
+		t.Errorf("the key after the refused down: %+v, %v", got, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -103,5 +104,42 @@ func TestRefuseNewerSchema(t *testing.T) {
 	err = s.Migrate(ctx)
 	if err == nil || !strings.Contains(err.Error(), "version 99, newer than this runproof knows") {
 		t.Fatalf("migrate over a newer schema: %v", err)
+	}
+}
+
+// TestMigrateKeyRevocation: schema 7 can be rolled back while no key is
+// revoked, and refuses to once one is: the key would be valid again.
+func TestMigrateKeyRevocation(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p, err := s.provider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k := runproof.APIKey{ID: "key-1", TenantID: "t1", Role: runproof.RoleAdmin, Name: "a", Hash: "h1", CreatedAt: time.Now()}
+	if err := s.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 6); err != nil {
+		t.Fatalf("down to 6 without a revoked key: %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeAPIKey(ctx, "t1", "key-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 6); err == nil {
+		t.Error("down to 6 with a revoked key: succeeded")
+	}
+	if got, err := s.APIKeyByHash(ctx, "h1"); err != nil || got.RevokedAt == nil {
+		t.Errorf("the key after the refused down: %+v, %v", got, err)
 	}
 }

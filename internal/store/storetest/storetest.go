@@ -109,6 +109,19 @@ func testAPIKeys(t *testing.T, h Harness) {
 	if got, err := s.APIKeyByHash(ctx, "sha256:ee"); err != nil || got.RevokedAt != nil {
 		t.Errorf("the other tenant's key: %+v, %v", got, err)
 	}
+	// Behind the store's back, a key changes once only: when revoked.
+	for _, q := range []string{
+		"UPDATE api_keys SET revoked_at = NULL WHERE id = 'key-2'",
+		"UPDATE api_keys SET role = 'admin' WHERE id = 'key-1'",
+		"UPDATE api_keys SET tenant_id = 't2' WHERE id = 'key-1'",
+	} {
+		if err := h.Exec(ctx, q); err == nil {
+			t.Errorf("%s: accepted", q)
+		}
+	}
+	if got, err := s.APIKeyByHash(ctx, "sha256:dd"); err != nil || got.RevokedAt == nil {
+		t.Errorf("the revoked key after the attempts: %+v, %v", got, err)
+	}
 }
 
 func testPolicies(t *testing.T, h Harness) {
