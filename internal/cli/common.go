@@ -81,7 +81,8 @@ func (c *common) checkDatabase() error {
 	if c.engine() != "postgres" {
 		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it empty to use SQLite in --data", DatabaseURLEnv)
 	}
-	if u, err := url.Parse(c.database); err != nil || strings.Trim(u.Path, "/") == "" {
+	if u, err := url.Parse(c.database); err != nil ||
+		strings.Trim(u.Path, "/") == "" && u.Query().Get("dbname") == "" && os.Getenv("PGDATABASE") == "" {
 		return usagef("--database (or %s) must name a database, e.g. postgres://runproof@db.example/runproof", DatabaseURLEnv)
 	}
 	return nil

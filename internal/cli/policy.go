@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"path/filepath"
@@ -66,7 +67,9 @@ Example (policies.yaml):
 func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	name := inputName(file)
 	raw, err := readInput(ctx, file, e.stdin)
-	if err != nil {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: interrupted before it was read whole: no policy was added", name)
+	} else if err != nil {
 		return err
 	}
 	inputs, err := parsePolicies(file, raw)

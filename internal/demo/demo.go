@@ -71,6 +71,13 @@ func Seed(ctx context.Context, opts Options) (Result, error) {
 	if opts.Tenant == "" {
 		opts.Tenant = Tenant
 	}
+	// A seed that an interrupted one began goes on with that one's day,
+	// so that the runs it left are sent again as they were.
+	if first, err := opts.Store.GetRun(ctx, opts.Tenant, runID(0)); err == nil {
+		opts.Day = first.StartedAt
+	} else if runproof.ErrorCode(err) != runproof.ENOTFOUND {
+		return Result{}, err
+	}
 	clock := &replayClock{t: opts.Day.UTC().Truncate(24 * time.Hour)}
 	svc := service.New(opts.Store, service.Options{Now: clock.now, NewID: opts.NewID})
 	var res Result

@@ -76,23 +76,25 @@ func TestSeedInterrupted(t *testing.T) {
 
 	store := storetest.OpenSQLite(t)
 	ids := counter()
-	// The process stops after the third step of run 13.
-	_, err = demo.Seed(ctx, demo.Options{Store: &stopAfter{Store: store, run: "demo-run-013", updates: 3}, Day: day, NewID: ids})
+	// The process stops after the third step of run 20, after the first
+	// incidents.
+	_, err = demo.Seed(ctx, demo.Options{Store: &stopAfter{Store: store, run: "demo-run-020", updates: 3}, Day: day, NewID: ids})
 	if err == nil {
 		t.Fatal("the interrupted seed did not fail")
 	}
-	if r, err := store.GetRun(ctx, demo.Tenant, "demo-run-013"); err != nil || r.Status != runproof.RunRunning || r.Totals.Steps != 3 {
+	if r, err := store.GetRun(ctx, demo.Tenant, "demo-run-020"); err != nil || r.Status != runproof.RunRunning || r.Totals.Steps != 3 {
 		t.Fatalf("the interrupted run: %+v, %v", r, err)
 	}
 	if ok, err := demo.Seeded(ctx, store, demo.Tenant); ok || err != nil {
 		t.Fatalf("Seeded after an interrupted seed = %v, %v", ok, err)
 	}
-	res, err := demo.Seed(ctx, demo.Options{Store: store, Day: day, NewID: ids})
+	// Resumed the next day: the day of the runs already there is kept.
+	res, err := demo.Seed(ctx, demo.Options{Store: store, Day: day.AddDate(0, 0, 1), NewID: ids})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Runs != whole.Runs || res.Steps != whole.Steps || len(res.Incidents) != len(whole.Incidents) ||
-		res.Showcase.RunID != whole.Showcase.RunID {
+		res.Showcase.RunID != whole.Showcase.RunID || res.Incidents[0].RunID != whole.Incidents[0].RunID {
 		t.Errorf("resumed seed %d runs, %d steps, %d incidents, showcase %s; whole %d, %d, %d, %s",
 			res.Runs, res.Steps, len(res.Incidents), res.Showcase.RunID, whole.Runs, whole.Steps, len(whole.Incidents), whole.Showcase.RunID)
 	}
