@@ -57,7 +57,8 @@ func (s *Server) systemEvents(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	events, err := s.svc.SystemEvents(c.r.Context(), c.tenant(), run.ID)
+	// Export records need the export permission, here as on /exports.
+	events, err := s.svc.SystemEvents(c.r.Context(), c.tenant(), run.ID, c.key.Role.Can(runproof.PermExport))
 	if err != nil {
 		return err
 	}

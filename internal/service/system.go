@@ -202,8 +202,9 @@ type EventDetail struct {
 	Reason            string                `json:"reason,omitempty"`
 }
 
-// SystemEvents returns a run's system events in time order.
-func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string) ([]SystemEvent, error) {
+// SystemEvents returns a run's system events in time order; its exports'
+// only withExports (the caller may read export records).
+func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, withExports bool) ([]SystemEvent, error) {
 	run, steps, err := s.Trace(ctx, tenantID, runID)
 	if err != nil {
 		return nil, err
@@ -216,9 +217,11 @@ func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string) ([]S
 	if err != nil {
 		return nil, err
 	}
-	exports, err := s.store.ListExports(ctx, runproof.ListExportsParams{TenantID: tenantID, RunID: runID})
-	if err != nil {
-		return nil, err
+	var exports []runproof.Export
+	if withExports {
+		if exports, err = s.store.ListExports(ctx, runproof.ListExportsParams{TenantID: tenantID, RunID: runID}); err != nil {
+			return nil, err
+		}
 	}
 	return SystemEventsOf(run, snap, steps, incs, exports), nil
 }
