@@ -55,6 +55,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	var c common
 	c.register(fs)
 	run := cmd.setup(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, repeatable := f.Value.(*stringList); !repeatable {
+			f.Value = &once{Value: f.Value}
+		}
+	})
 	pos, err := parseArgs(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, cmd.help)
@@ -75,6 +80,28 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return fail(stderr, err)
 	}
 	return 0
+}
+
+// once makes a flag refuse a second value: "--tenant a ... --tenant b" is
+// a mistake (a script's default and an override), and taking the last
+// would act on the wrong tenant. Flags meant to repeat are stringLists.
+type once struct {
+	flag.Value
+	set bool
+}
+
+func (o *once) Set(v string) error {
+	if o.set {
+		return errors.New("given twice: give it once")
+	}
+	o.set = true
+	return o.Value.Set(v)
+}
+
+// IsBoolFlag keeps a boolean flag a switch (--all-signatures, no value).
+func (o *once) IsBoolFlag() bool {
+	b, ok := o.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // lookup finds the command named by the first one or two words of args.

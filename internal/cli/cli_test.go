@@ -160,6 +160,7 @@ func TestUsageErrors(t *testing.T) {
 		{"not a postgres URL", []string{"migrate", "--database", "mysql://u:secret@db/x"}, "must be a postgres:// or postgresql:// URL"},
 		{"postgres URL without a database", []string{"migrate", "--database", "postgres://u:secret@db"}, "must name a database"},
 		{"empty --addr", []string{"serve", "--addr", "", "--data", data}, "--addr is empty"},
+		{"flag given twice", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--tenant", "evil", "--data", data}, "-tenant: given twice"},
 		{"empty --key", []string{"verify", "x.zip", "--key", ""}, "--key is empty"},
 		{"long key name", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--name", strings.Repeat("n", 201), "--data", data}, "--name: must be at most 200 bytes"},
 		{"bad log level", []string{"migrate", "--data", data, "--log-level", "loud"}, "--log-level"},
