@@ -33,24 +33,33 @@ func (f *flakyLedger) Append(ctx context.Context, rec runproof.Export) (int64, e
 	return f.Ledger.Append(ctx, rec)
 }
 
+// ledgerAndDir returns a ledger over store with a key of its own, and an
+// artifact directory with its root.
+func ledgerAndDir(t *testing.T, store runproof.Store) (*ledger.Ledger, *artifact.Dir, string) {
+	t.Helper()
+	keys, err := signing.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.New(store, keys.Active().Private, keys.Active().ID, ledger.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	dir, err := artifact.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dir, root
+}
+
 // TestLedgerCatchesUp: an export whose ledger append fails still stands,
 // and the tenant's log gets it before the next export, in order.
 func TestLedgerCatchesUp(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		inc := seeded(t, store)
-		keys, err := signing.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := ledger.New(store, keys.Active().Private, keys.Active().ID, ledger.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir, err := artifact.NewDir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
+		l, dir, _ := ledgerAndDir(t, store)
 		flaky := &flakyLedger{Ledger: l, failures: 1}
 		e := export.New(store, dir, export.Options{Ledger: flaky, NewID: ids(2), Now: func() time.Time { return fixed }})
 		first, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
@@ -87,19 +96,7 @@ func TestRecover(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		inc := seeded(t, store)
-		keys, err := signing.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := ledger.New(store, keys.Active().Private, keys.Active().ID, ledger.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		root := t.TempDir()
-		dir, err := artifact.NewDir(root)
-		if err != nil {
-			t.Fatal(err)
-		}
+		l, dir, root := ledgerAndDir(t, store)
 		now := fixed.Add(3 * time.Hour)
 		request := func(id string, at time.Time) runproof.ExportRequest {
 			r := runproof.ExportRequest{TenantID: demo.Tenant, ID: id, Scope: runproof.ScopeLLMRun, RunID: inc.RunID,

@@ -7,8 +7,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"github.com/runproof/runproof/internal/runproof"
 )
+
+// scratch opens a store over a new, empty database file and its
+// migration provider.
+func scratch(t *testing.T) (*Store, *goose.Provider) {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	p, err := s.provider()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, p
+}
 
 // TestMigrateSealed brings a database of schema 3 holding exports and a
 // ledger entry to schema 4: rows, seq and append-only triggers are kept,
@@ -16,15 +33,7 @@ import (
 // to lose them.
 func TestMigrateSealed(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p, err := s.provider()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, p := scratch(t)
 	if _, err := p.UpTo(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -111,15 +120,7 @@ func TestRefuseNewerSchema(t *testing.T) {
 // revoked, and refuses to once one is: the key would be valid again.
 func TestMigrateKeyRevocation(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p, err := s.provider()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, p := scratch(t)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
