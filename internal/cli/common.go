@@ -296,3 +296,10 @@ func (c *common) flags() string {
 	}
 	return f
 }
+
+// cliEvent is the audit event of something a command did for the tenant:
+// runproof itself (actor system) from the command line.
+func cliEvent(tenant, category, action, resource, decision, detail string) runproof.AuditEvent {
+	return runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
+		Category: category, Action: action, Resource: resource, Decision: decision, SourceComponent: "cli", Detail: detail}
+}

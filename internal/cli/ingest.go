@@ -145,9 +145,7 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if aerr := in.svc.Record(actx, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
-		Category: runproof.AuditWrite, Action: "ingest", Resource: "runs", Decision: runproof.DecisionAllow,
-		SourceComponent: "cli", Detail: detail}); aerr != nil && err == nil {
+	if aerr := in.svc.Record(actx, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, detail)); aerr != nil && err == nil {
 		err = fmt.Errorf("the input was stored but the audit event could not be recorded: %w", aerr)
 	}
 	var le *lineError

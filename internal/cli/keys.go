@@ -61,10 +61,7 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 	} else if err != nil {
 		return fmt.Errorf("cannot create the key: %w", err)
 	}
-	if err := svc.Record(ctx, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
-		Category: runproof.AuditIdentity, Action: "keys.create", Resource: "key/" + key.ID,
-		Decision: runproof.DecisionAllow, SourceComponent: "cli",
-		Detail: fmt.Sprintf("role %s, name %q", key.Role, key.Name)}); err != nil {
+	if err := svc.Record(ctx, keyEvent(tenant, "keys.create", key)); err != nil {
 		// The key exists but its creation is not audited: say so rather than
 		// hand out a key nobody can account for.
 		return fmt.Errorf("key %s was created but its audit event could not be recorded: %w", key.ID, err)
@@ -72,6 +69,12 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s): store it now, it cannot be shown again\n", key.ID, tenant, key.Role)
 	_, err = fmt.Fprintln(e.stdout, secret)
 	return err
+}
+
+// keyEvent is the audit event of a change to an API key.
+func keyEvent(tenant, action string, key runproof.APIKey) runproof.AuditEvent {
+	return cliEvent(tenant, runproof.AuditIdentity, action, "key/"+key.ID, runproof.DecisionAllow,
+		fmt.Sprintf("role %s, name %q", key.Role, key.Name))
 }
 
 func keysListCommand() *command {
@@ -168,10 +171,7 @@ func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
 	if err != nil {
 		return fmt.Errorf("cannot revoke the key: %w", err)
 	}
-	if err := svc.Record(ctx, runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
-		Category: runproof.AuditIdentity, Action: "keys.revoke", Resource: "key/" + key.ID,
-		Decision: runproof.DecisionAllow, SourceComponent: "cli",
-		Detail: fmt.Sprintf("role %s, name %q", key.Role, key.Name)}); err != nil {
+	if err := svc.Record(ctx, keyEvent(tenant, "keys.revoke", key)); err != nil {
 		return fmt.Errorf("key %s was revoked but its audit event could not be recorded: %w", key.ID, err)
 	}
 	_, err = fmt.Fprintf(e.stdout, "revoked key %s (tenant %s, role %s, name %q)\n", key.ID, tenant, key.Role, key.Name)

@@ -148,10 +148,9 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		}
 		// The check is recorded whatever its outcome, even after Ctrl-C.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		aerr := store.AppendAuditEvents(actx, runproof.AuditEvent{ID: runproof.NewID(), TenantID: t,
-			OccurredAt: runproof.Timestamp(started), Actor: "system", ActorType: runproof.OriginSystem,
-			Category: runproof.AuditIntegrity, Action: "ledger.verify", Resource: "ledger/" + t,
-			Decision: decision, SourceComponent: "cli", Detail: line})
+		ev := cliEvent(t, runproof.AuditIntegrity, "ledger.verify", "ledger/"+t, decision, line)
+		ev.ID, ev.OccurredAt = runproof.NewID(), runproof.Timestamp(started)
+		aerr := store.AppendAuditEvents(actx, ev)
 		cancel()
 		if aerr != nil && first == nil {
 			first = fmt.Errorf("ledger verify: the ledger of %s was checked but the audit event could not be recorded: %w", t, aerr)

@@ -100,10 +100,8 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 		created = append(created, p)
 		// Each policy's audit event goes with it, even when the command is
 		// interrupted right after: no policy is added unaccounted for.
-		if err := svc.Record(context.WithoutCancel(ctx), runproof.AuditEvent{TenantID: tenant, Actor: "system",
-			ActorType: runproof.OriginSystem, Category: runproof.AuditWrite, Action: "policies.apply", Resource: "policy/" + p.ID,
-			Decision: runproof.DecisionAllow, SourceComponent: "cli",
-			Detail: fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name)}); err != nil {
+		if err := svc.Record(context.WithoutCancel(ctx), cliEvent(tenant, runproof.AuditWrite, "policies.apply", "policy/"+p.ID,
+			runproof.DecisionAllow, fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name))); err != nil {
 			return fmt.Errorf("%s: policy %d (%q) was added but its audit event could not be recorded: %w", name, i+1, p.Name, err)
 		}
 	}
