@@ -108,7 +108,7 @@ type packed struct {
 	deflated []byte
 }
 
-// Pack deflates and hashes m now, so that Seal and Sealed.Write only copy
+// Pack deflates and hashes m now (dropping its Data), so that Seal and Sealed.Write only copy
 // what it made: members packed each in a goroutine of its own, while
 // another is still being rendered, shorten the writing of the ZIP, whose
 // bytes stay the same.
@@ -121,9 +121,7 @@ func Pack(m Member) (Member, error) {
 		return m, err
 	}
 	p.Write(m.Data) // never fails: it writes to memory
-	packed, err := p.Member()
-	packed.Data = m.Data
-	return packed, err
+	return p.Member()
 }
 
 // Packer packs a member as it is written, as Pack does, without the
@@ -176,12 +174,14 @@ type Sealed struct {
 func Seal(m Manifest, members []Member, signer Signer) (Sealed, error) {
 	m.SchemaVersion = SchemaVersion
 	m.Files = nil
-	for _, f := range members {
-		if f.packed != nil {
-			m.Files = append(m.Files, f.packed.file)
-		} else {
-			m.Files = append(m.Files, describe(f))
+	members = slices.Clone(members)
+	for i, f := range members {
+		f, err := Pack(f) // a no-op for a member packed already
+		if err != nil {
+			return Sealed{}, err
 		}
+		members[i] = f
+		m.Files = append(m.Files, f.packed.file)
 	}
 	manifest, err := runproof.Canonical(m)
 	if err != nil {
