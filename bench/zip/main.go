@@ -58,7 +58,7 @@ func main() {
 }
 
 func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
-	for _, tool := range []string{"zip", "sha256sum"} {
+	for _, tool := range []string{"zip", "unzip", "sha256sum", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("the reference needs %s: %w", tool, err)
 		}

@@ -411,3 +411,19 @@ func (f *failing) Read(p []byte) (int, error) {
 	f.data = f.data[n:]
 	return n, nil
 }
+
+// An escape JSON does not allow is named as invalid; one JSON allows but
+// RFC 8785 would write otherwise is named as not canonical.
+func TestScanEscapes(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{"a":"\q"}`:     "invalid escape",
+		`{"a":"\u00zz"}`: "invalid escape",
+		`{"a":"\/"}`:     "RFC 8785",
+		`{"a":"\u0041"}`: "RFC 8785",
+	} {
+		_, err := scanBundle(strings.NewReader(doc), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", doc, err, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -188,7 +189,10 @@ func (t *tokens) str() ([]byte, error) {
 			if n == 0 && t.end-i < 6 && (t.end-i < 2 || t.buf[i+1] == 'u') { // cut short
 				return nil, t.failure("a string does not end")
 			}
-			if n == 0 {
+			if n == 0 && !validEscape(t.buf[i:t.end]) {
+				return nil, t.failure("invalid escape %.6q in a string", t.buf[i:min(i+6, t.end)])
+			}
+			if n == 0 { // valid JSON, but not as RFC 8785 writes it
 				return nil, &tokenError{what: fmt.Sprintf("string %.40s", t.buf[t.pos:min(i+6, t.end)])}
 			}
 			i += n
@@ -337,4 +341,24 @@ func (t *tokens) literal() ([]byte, error) {
 		}
 	}
 	return nil, t.unexpected()
+}
+
+// validEscape reports whether b starts with an escape JSON allows, canonical
+// or not: \" \\ \/ \b \f \n \r \t or \u and four hexadecimal digits.
+func validEscape(b []byte) bool {
+	if len(b) < 2 || b[0] != '\\' {
+		return false
+	}
+	if strings.IndexByte(`"\\/bfnrt`, b[1]) >= 0 {
+		return true
+	}
+	if b[1] != 'u' || len(b) < 6 {
+		return false
+	}
+	for _, c := range b[2:6] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

@@ -97,7 +97,6 @@ func Postgres(ctx context.Context, pgURL string) (*postgres.Store, string, func(
 type Server struct {
 	URL string
 	Key string // an agent key of tenant "bench"
-	Svc *service.Service
 	srv *httptest.Server
 	dir string
 }
@@ -119,7 +118,7 @@ func NewServer(ctx context.Context, store runproof.Store, n int) (*Server, error
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	s := &Server{Svc: svc, dir: dir,
+	s := &Server{dir: dir,
 		srv: httptest.NewServer(httpapi.New(svc, export.New(store, arts, export.Options{}), httpapi.Options{}))}
 	s.URL = s.srv.URL
 	if s.Key, _, err = svc.CreateAPIKey(ctx, Tenant, runproof.RoleAgent, "bench"); err != nil {

@@ -29,14 +29,14 @@ func debriefReport(b *evidence.ExecutiveDebriefBundle, info Info) *report {
 	r.heading("Key metrics")
 	contain := "not contained"
 	if b.TimeToContainSeconds != nil {
-		contain = words(*b.TimeToContainSeconds)
+		contain = evidence.Duration(*b.TimeToContainSeconds)
 	}
 	prevented := "not estimated"
 	if b.CostPreventedCents != nil {
 		prevented = dollars(float64(*b.CostPreventedCents))
 	}
 	r.tiles([]tile{
-		{"Time to detect", words(b.TimeToDetectSeconds), "from the breach to its detection"},
+		{"Time to detect", evidence.Duration(b.TimeToDetectSeconds), "from the breach to its detection"},
 		{"Time to contain", contain, "from detection to the stop"},
 		{"Cost incurred", dollars(float64(b.CostIncurredCents)), "up to and including the breach"},
 		{"Cost prevented", prevented, "estimate, see below"},

@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/runproof/runproof/internal/evidence"
 )
 
 // or is s, or def when s is empty.
@@ -69,10 +67,6 @@ func seconds(s float64) string {
 	}
 	return strconv.Itoa(int(s)/3600) + " h " + strconv.Itoa(int(s)%3600/60) + " min"
 }
-
-// words shows a duration in seconds for people, as the debrief's
-// sentences do.
-func words(s float64) string { return evidence.Duration(s) }
 
 // num is the shortest decimal that reads back to f.
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
