@@ -2,6 +2,8 @@ package runproof
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -121,4 +123,26 @@ type LedgerStore interface {
 	// audit events that neither have a ledger entry nor wait for one:
 	// events stored behind the store's back. Oldest first.
 	AuditEventsMissingFromLedger(ctx context.Context, tenantID string, limit int) ([]AuditEvent, error)
+}
+
+// MissingAuditEvents is the error of audit events that wait for their
+// ledger entry (ids) but are not among those read (events): deleted behind
+// the store's back before they were sealed. Without it they would hold
+// their places in every batch, and no later event would be sealed.
+func MissingAuditEvents(ids []string, events []AuditEvent) error {
+	if len(events) == len(ids) {
+		return nil
+	}
+	found := make(map[string]bool, len(events))
+	for _, ev := range events {
+		found[ev.ID] = true
+	}
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
+			missing = append(missing, id)
+		}
+	}
+	return fmt.Errorf("%d audit events wait for the ledger but are gone from the audit log (deleted behind runproof's back), among them %s",
+		len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
 }

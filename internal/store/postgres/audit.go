@@ -99,6 +99,9 @@ func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit in
 	}
 	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events
 		WHERE tenant_id = $1 AND id = ANY($2) ORDER BY occurred_at, id`, tenantID, ids)
+	if err == nil {
+		err = runproof.MissingAuditEvents(ids, events)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}

@@ -90,10 +90,20 @@ func (s *Store) LedgerAuditEvents(ctx context.Context, tenantID string, from, to
 // AuditEventsToSeal returns audit events that wait for their ledger entry,
 // oldest first.
 func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.AuditEvent, error) {
+	ids, err := collect(ctx, s.db, scanString, `SELECT id FROM audit_unsealed WHERE tenant_id = ?
+		ORDER BY occurred_at, id`+page(limit, 0), tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("audit events to seal: %w", err)
+	}
+	idList, err := json.Marshal(ids) // one parameter, however many
+	if err != nil {
+		return nil, fmt.Errorf("audit events to seal: %w", err)
+	}
 	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events
-		WHERE tenant_id = ? AND id IN (SELECT id FROM audit_unsealed WHERE tenant_id = ?
-			ORDER BY occurred_at, id`+page(limit, 0)+`)
-		ORDER BY occurred_at, id`, tenantID, tenantID)
+		WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY occurred_at, id`, tenantID, string(idList))
+	if err == nil {
+		err = runproof.MissingAuditEvents(ids, events)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}

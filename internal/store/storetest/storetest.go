@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -718,6 +719,18 @@ func testAuditEvents(t *testing.T, h Harness) {
 			}
 			equal(t, "events", got, tt.want)
 		})
+	}
+
+	// An event that waits for the ledger but is gone from the audit log
+	// (deleted behind the store's back) is named, not skipped for ever.
+	if err := h.Exec(ctx, `INSERT INTO audit_unsealed (tenant_id, id, occurred_at) VALUES ('t1', 'ghost', '2026-01-02T15:04:05.000000Z')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AuditEventsToSeal(ctx, "t1", 100); err == nil || !strings.Contains(err.Error(), "ghost") {
+		t.Errorf("a waiting event gone from the log: %v", err)
+	}
+	if got, err := s.AuditEventsToSeal(ctx, "t2", 100); err != nil || len(got) != 1 {
+		t.Errorf("the other tenant's waiting events: %v, %v", got, err)
 	}
 }
 
