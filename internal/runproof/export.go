@@ -132,6 +132,20 @@ func FoldExport(req ExportRequest, events []ExportEvent) Export {
 	return e
 }
 
+// FoldExports folds each request with its events (any order, of any of the
+// requests), in the order of reqs.
+func FoldExports(reqs []ExportRequest, events []ExportEvent) []Export {
+	byExport := make(map[string][]ExportEvent, len(reqs))
+	for _, e := range events {
+		byExport[e.ExportID] = append(byExport[e.ExportID], e)
+	}
+	out := make([]Export, len(reqs))
+	for i, r := range reqs {
+		out[i] = FoldExport(r, byExport[r.ID])
+	}
+	return out
+}
+
 // ExportStore keeps export records. Both engines implement it next to Store
 // and pass the same conformance suite.
 type ExportStore interface {

@@ -214,18 +214,5 @@ func (s *Store) withEvents(ctx context.Context, tenantID string, reqs []runproof
 	if err != nil {
 		return nil, err
 	}
-	return foldExports(reqs, events), nil
-}
-
-// foldExports folds each request with its events, in the order of reqs.
-func foldExports(reqs []runproof.ExportRequest, events []runproof.ExportEvent) []runproof.Export {
-	byExport := make(map[string][]runproof.ExportEvent, len(reqs))
-	for _, e := range events {
-		byExport[e.ExportID] = append(byExport[e.ExportID], e)
-	}
-	out := make([]runproof.Export, len(reqs))
-	for i, r := range reqs {
-		out[i] = runproof.FoldExport(r, byExport[r.ID])
-	}
-	return out
+	return runproof.FoldExports(reqs, events), nil
 }

@@ -186,7 +186,7 @@ func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int
 	if err != nil {
 		return nil, fmt.Errorf("ledger exports: %w", err)
 	}
-	return foldExports(reqs, events), nil
+	return runproof.FoldExports(reqs, events), nil
 }
 
 // LedgerEntryByExport returns the entry of an export of a type.
