@@ -36,8 +36,8 @@ type Options struct {
 	Now       func() time.Time
 }
 
-// Ledger appends finished exports to their tenant's log and proves what
-// it holds. Create it with New; it is safe for concurrent use, also by
+// Ledger appends finished exports, sealed ZIP manifests and audit events
+// to their tenant's log and proves what it holds. Create it with New; it is safe for concurrent use, also by
 // several processes over one database.
 type Ledger struct {
 	store     runproof.Store

@@ -22,8 +22,9 @@ import (
 type VerifyParams struct {
 	TenantID string
 	// VerifierKeys are the keys a checkpoint may be signed with. When empty,
-	// each checkpoint is checked against the key recorded with it, which
-	// shows that no note was altered but not who signed them.
+	// each checkpoint whose signature is checked (see AllSignatures) is
+	// checked against the key recorded with it, which shows that no note
+	// was altered but not who signed them.
 	VerifierKeys []string
 	// OriginPrefix as in Options (default DefaultOriginPrefix).
 	OriginPrefix string
@@ -79,13 +80,16 @@ func (m *Mismatch) Error() string {
 var verifyBatch int64 = 1000
 
 // Verify recomputes a tenant's log up to its latest checkpoint: every
-// entry from its export record, every stored hash, and every checkpoint's
-// tree hash and origin, in index order, and the signatures (see
-// AllSignatures); then, when asked, consistency with an older checkpoint
-// and the presence of every finished export. Pages are read ahead while
-// the previous ones are checked. It stops at the first fault and returns
-// it as a *Mismatch; other errors are failures to read. Memory grows with
-// the log: two hashes per entry.
+// entry from the export record or audit event it records, every stored
+// hash, and every checkpoint's tree hash and origin, in index order, and
+// the signatures (see AllSignatures); then, when asked, consistency with
+// an older checkpoint and the presence of every finished export; and
+// always that every audit event is in the log or waits for it. Pages are
+// read ahead while the previous ones are checked. It stops at the first
+// fault and returns it as a *Mismatch; other errors are failures to read.
+// Memory grows with the log: two hashes and the entry's key per entry.
+// When the latest signature does not hold, the log is checked again with
+// every signature, to name the first checkpoint at fault.
 func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
 	if p.OriginPrefix == "" {
 		p.OriginPrefix = DefaultOriginPrefix
