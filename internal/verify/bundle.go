@@ -276,6 +276,18 @@ func (s *scanner) scalar() ([]byte, error) {
 	return v, s.token(err)
 }
 
+// want checks that the next value is of kind, else names what it must be;
+// whitespace, the end or no value at all is the tokenizer's to name.
+func (s *scanner) want(kind byte, what string) error {
+	switch k := s.tok.kind(); k {
+	case kind:
+		return nil
+	case 0:
+		return s.tok.unexpected()
+	}
+	return formErrorf("%s must be %s", s.where(), what)
+}
+
 // scalarOf reads a scalar of the given kind ('t' for either boolean).
 func (s *scanner) scalarOf(kind byte) ([]byte, error) {
 	k := s.tok.kind()
@@ -436,14 +448,14 @@ func (s *scanner) topMember(name []byte) error {
 	case "total_duration_ms":
 		return s.fixed(&f.totalDuration, runproof.MicrosPerMilli)
 	case "steps":
-		if s.tok.kind() != '[' {
-			return formErrorf("%s must be an array", s.where())
+		if err := s.want('[', "an array"); err != nil {
+			return err
 		}
 		f.hasSteps = true
 		return s.array(s.stepValue)
 	case "policy_context":
-		if s.tok.kind() != '{' {
-			return formErrorf("%s must be an object", s.where())
+		if err := s.want('{', "an object"); err != nil {
+			return err
 		}
 		return s.object(func(name []byte) error {
 			f.violatedPolicy = f.violatedPolicy || string(name) == "violated_policy_id"
@@ -489,8 +501,8 @@ func (s *scanner) fixed(dst *opt, scale int64) error {
 
 // stepValue reads one element of steps.
 func (s *scanner) stepValue() error {
-	if s.tok.kind() != '{' {
-		return formErrorf("%s must be a step object", s.where())
+	if err := s.want('{', "a step object"); err != nil {
+		return err
 	}
 	s.has, s.hasBody = 0, false
 	if err := s.object(s.stepMember); err != nil {
