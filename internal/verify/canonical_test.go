@@ -420,6 +420,8 @@ func TestScanEscapes(t *testing.T) {
 		`{"a":"\u00zz"}`: "invalid escape",
 		`{"a":"\/"}`:     "RFC 8785",
 		`{"a":"\u0041"}`: "RFC 8785",
+		`{"steps": []}`:  "whitespace",
+		`{"steps":[ {`:   "whitespace",
 	} {
 		_, err := scanBundle(strings.NewReader(doc), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
