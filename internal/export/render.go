@@ -1,7 +1,6 @@
 package export
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 
@@ -94,13 +93,7 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 		}
 		reportErr <- err
 	}()
-	js, csv, err := writeData(r, src, bundle, out)
-	if err == nil {
-		js, err = bundlezip.Pack(js)
-	}
-	if err == nil {
-		csv, err = bundlezip.Pack(csv)
-	}
+	js, csv, err := packData(r, src, bundle, out)
 	if rerr := <-reportErr; err == nil {
 		err = rerr
 	}
@@ -122,12 +115,23 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 	return s.Write(w, proof)
 }
 
-// writeData renders bundle.json and steps.csv. steps.csv holds the steps
-// whatever the bundle type: a debrief's come from the evidence of the same
-// run.
-func writeData(r request, src evidence.Source, bundle any, out output) (js, csv bundlezip.Member, err error) {
-	var jb, cb bytes.Buffer
-	if err := jsonr.NewEncoder(&jb).Encode(bundle); err != nil {
+// packData renders bundle.json and steps.csv into their packers, which
+// deflate and hash them as they are written, so that neither is held
+// whole. steps.csv holds the steps whatever the bundle type: a debrief's
+// come from the evidence of the same run.
+func packData(r request, src evidence.Source, bundle any, out output) (js, csv bundlezip.Member, err error) {
+	jp, err := bundlezip.NewPacker(bundlezip.BundleName)
+	if err != nil {
+		return js, csv, err
+	}
+	enc := jsonr.NewEncoder(jp)
+	if err := enc.Encode(bundle); err != nil {
+		return js, csv, err
+	}
+	if err := enc.Close(); err != nil {
+		return js, csv, err
+	}
+	if js, err = jp.Member(); err != nil {
 		return js, csv, err
 	}
 	steps := bundle
@@ -137,10 +141,15 @@ func writeData(r request, src evidence.Source, bundle any, out output) (js, csv 
 			return js, csv, err
 		}
 	}
-	if err := csvr.WriteBundle(&cb, steps); err != nil {
+	cp, err := bundlezip.NewPacker(bundlezip.StepsName)
+	if err != nil {
 		return js, csv, err
 	}
-	return bundlezip.Member{Name: bundlezip.BundleName, Data: jb.Bytes()}, bundlezip.Member{Name: bundlezip.StepsName, Data: cb.Bytes()}, nil
+	if err := csvr.WriteBundle(cp, steps); err != nil {
+		return js, csv, err
+	}
+	csv, err = cp.Member()
+	return js, csv, err
 }
 
 // population describes what the export covers.
