@@ -213,6 +213,43 @@ func TestForgedTail(t *testing.T) {
 	}
 }
 
+// TestRepeatedEntry lifts the store's uniqueness and appends, with the
+// ledger's own key, an export that is already in the log again in place
+// of the entries from 3 on (as a tamperer holding the key could, or a
+// faulty append): the tree holds together and each entry matches its
+// record, yet verification names the repeat.
+func TestRepeatedEntry(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		sg := newSigned(t, e)
+		e.dropTriggers(t)
+		if e.name == "sqlite" { // a table's UNIQUE goes only with the table
+			e.exec(t, "CREATE TABLE ledger_entries_loose AS SELECT * FROM ledger_entries",
+				"DROP TABLE ledger_entries", "ALTER TABLE ledger_entries_loose RENAME TO ledger_entries")
+		} else {
+			e.exec(t, "ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_tenant_id_export_id_entry_type_key")
+		}
+		e.exec(t, "DELETE FROM ledger_entries WHERE idx >= 3",
+			fmt.Sprintf("DELETE FROM ledger_hashes WHERE idx >= %d", tlog.StoredHashCount(3)),
+			"DELETE FROM ledger_checkpoints WHERE tree_size > 3")
+		rec, err := e.Store.GetExport(ctx, "acme", sg.recs[1].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendEach(t, sg.ledger, []runproof.Export{rec})
+		if n, err := e.Store.FirstRepeatedLedgerEntry(ctx, "acme"); err != nil || n != 3 {
+			t.Fatalf("first repeated entry %d, %v; want 3", n, err)
+		}
+		inPages(func() {
+			_, err := sg.ledger.Verify(ctx, "acme", nil)
+			wantMismatch(t, err, 3)
+			if !strings.Contains(err.Error(), "in the ledger twice") {
+				t.Errorf("the mismatch does not say the entry is repeated: %v", err)
+			}
+		})
+	})
+}
+
 // TestTamperCheckpoint changes kept checkpoints behind the triggers' back.
 // Every checkpoint must state the tree recomputed at its size, and the
 // latest must be signed; an older checkpoint whose signature alone was
@@ -256,6 +293,10 @@ func TestTamperCheckpoint(t *testing.T) {
 		}},
 		{"break the latest checkpoint's signature", 7, 7, func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint) {
 			e.exec(t, fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s WHERE tree_size = 8", e.blob(unsign(c8.Note))))
+		}},
+		{"break an old checkpoint's signature and the latest's", 2, 2, func(t *testing.T, e engine, c3, c8 runproof.LedgerCheckpoint) {
+			e.exec(t, fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s WHERE tree_size = 3", e.blob(unsign(c3.Note))),
+				fmt.Sprintf("UPDATE ledger_checkpoints SET note = %s WHERE tree_size = 8", e.blob(unsign(c8.Note))))
 		}},
 	}
 	for _, d := range drills {

@@ -39,7 +39,8 @@ type VerifyParams struct {
 	// of the others that they are well formed and state the tree
 	// recomputed at their size: an older checkpoint whose signature alone
 	// was altered is then not found. When the latest signature does not
-	// hold, Verify checks them all to name the first checkpoint at fault.
+	// hold, Verify checks the others' signatures too, to name the first
+	// checkpoint at fault.
 	AllSignatures bool
 	// Progress, when set, is called after each page of entries with how
 	// many have been recomputed out of how many there are.
@@ -87,43 +88,25 @@ var verifyBatch int64 = 1000
 // always that every audit event is in the log or waits for it. Pages are
 // read ahead while the previous ones are checked. It stops at the first
 // fault and returns it as a *Mismatch; other errors are failures to read.
-// Memory grows with the log: two hashes and the entry's key per entry.
-// When the latest signature does not hold, the log is checked again with
-// every signature, to name the first checkpoint at fault.
+// Memory does not grow with the log: a few pages, and of the tree only
+// the hashes later entries and checkpoints are computed from (O(log n)).
 func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
 	if p.OriginPrefix == "" {
 		p.OriginPrefix = DefaultOriginPrefix
 	}
-	rep, err := verify(ctx, store, p)
+	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
+	err := v.run()
 	var m *Mismatch
-	if errors.As(err, &m) && m.latestSignature && !p.AllSignatures {
-		p.AllSignatures = true
-		return verify(ctx, store, p)
+	if errors.As(err, &m) && m.latestSignature {
+		err = v.firstBadSignature(m)
 	}
-	return rep, err
+	return v.report, err
 }
 
 // Verify checks a tenant's log with this ledger's keys and origin.
 func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Report, error) {
 	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.verifiers,
 		OriginPrefix: l.prefix, Checkpoint: older})
-}
-
-func verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
-	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0},
-		seen: map[string]bool{}}
-	v.reader = tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		for i, idx := range indexes {
-			if idx < 0 || idx >= int64(len(v.hashes)) {
-				return nil, fmt.Errorf("hash %d not computed", idx)
-			}
-			out[i] = v.hashes[idx]
-		}
-		return out, nil
-	})
-	err := v.run()
-	return v.report, err
 }
 
 type verification struct {
@@ -133,10 +116,10 @@ type verification struct {
 	report Report
 
 	latest   runproof.LedgerCheckpoint // the latest checkpoint when Verify began
-	hashes   []tlog.Hash               // recomputed stored hashes, by stored hash index
-	reader   tlog.HashReader
-	seen     map[string]bool // entry type and export id of each entry
-	lastSize int64           // size of the last checkpoint that held
+	given    note.Verifiers            // of VerifierKeys
+	tree     edge                      // the recomputed stored hashes still needed
+	repeated int64                     // the first entry that repeats an earlier one, or -1
+	lastSize int64                     // size of the last checkpoint that held
 }
 
 func (v *verification) fail(index int64, format string, args ...any) *Mismatch {
@@ -149,14 +132,17 @@ func (v *verification) run() error {
 		return err
 	}
 	v.latest = latest // of size 0 when there is none
-	given, err := newVerifiers(v.p.VerifierKeys)
-	if err != nil {
+	if v.given, err = newVerifiers(v.p.VerifierKeys); err != nil {
 		return err
 	}
+	if v.repeated, err = v.store.FirstRepeatedLedgerEntry(v.ctx, v.p.TenantID); err != nil {
+		return err
+	}
+	v.tree = edge{hashes: map[int64]tlog.Hash{}, keep: v.olderProofHashes()}
 
 	ctx, cancel := context.WithCancel(v.ctx)
 	pages := make(chan chan page, runtime.GOMAXPROCS(0))
-	r := &pageReader{store: v.store, p: v.p, size: v.latest.Size, given: given, own: map[string]note.Verifiers{}}
+	r := &pageReader{store: v.store, p: v.p, size: v.latest.Size, given: v.given, own: map[string]note.Verifiers{}}
 	var wg sync.WaitGroup
 	wg.Go(func() { r.run(ctx, pages) })
 	defer wg.Wait()
@@ -216,6 +202,7 @@ func (v *verification) page(pg page) error {
 	if len(cps) > 0 {
 		return v.fail(v.report.Entries, "missing: a checkpoint is signed for %d entries, the ledger holds %d", cps[0].Size, v.report.Entries)
 	}
+	v.tree.prune(v.report.Entries)
 	return nil
 }
 
@@ -244,21 +231,20 @@ func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
 	if !bytes.Equal(data, e.Data) {
 		return v.fail(e.Index, "does not match the record of %s (%s)", what, diffFields(e.Data, data))
 	}
-	key := e.Type + " " + e.ExportID
-	if v.seen[key] {
+	if e.Index == v.repeated {
 		return v.fail(e.Index, "%s is in the ledger twice", what)
 	}
-	v.seen[key] = true
-	hs, err := tlog.StoredHashes(e.Index, data, v.reader)
+	hs, err := tlog.StoredHashes(e.Index, data, &v.tree)
 	if err != nil {
 		return err
 	}
 	base := tlog.StoredHashIndex(0, e.Index)
 	for k, h := range hs {
-		if i := base + int64(k); pg.stored[i-pg.storedFrom] != h {
+		i := base + int64(k)
+		if pg.stored[i-pg.storedFrom] != h {
 			return v.fail(e.Index, "stored hash %d differs from the one recomputed from the entry", i)
 		}
-		v.hashes = append(v.hashes, h)
+		v.tree.hashes[i] = h
 	}
 	return nil
 }
@@ -312,7 +298,7 @@ func (v *verification) checkpoint(c openedCheckpoint) error {
 	if c.tree.N != c.Size || c.tree.Hash != c.Hash {
 		return v.fail(at, "checkpoint of size %d: its note signs size %d, hash %s; the row says hash %s", c.Size, c.tree.N, c.tree.Hash, tlog.Hash(c.Hash))
 	}
-	th, err := tlog.TreeHash(c.Size, v.reader)
+	th, err := tlog.TreeHash(c.Size, &v.tree)
 	if err != nil {
 		return err
 	}
@@ -517,6 +503,62 @@ func (r *pageReader) verifiers(c runproof.LedgerCheckpoint) (note.Verifiers, err
 	return vs, nil
 }
 
+// firstBadSignature names the first checkpoint whose signature does not
+// hold, once the latest one's did not (latest): the trees of all of them
+// held, so their signatures alone are left to check.
+func (v *verification) firstBadSignature(latest *Mismatch) error {
+	if v.p.AllSignatures { // checked in order already
+		return latest
+	}
+	r := &pageReader{store: v.store, p: v.p, given: v.given, own: map[string]note.Verifiers{}}
+	for after := int64(0); ; {
+		cps, err := v.store.LedgerCheckpoints(v.ctx, v.p.TenantID, after, int(verifyBatch))
+		if err != nil {
+			return err
+		}
+		for _, c := range cps {
+			if c.Size >= v.latest.Size {
+				return latest
+			}
+			keys, err := r.verifiers(c)
+			if err == nil {
+				_, _, err = openCheckpoint(c.Note, keys)
+			}
+			if err != nil {
+				return v.fail(after, "checkpoint of size %d: %v", c.Size, err)
+			}
+			after = c.Size
+		}
+		if len(cps) < int(verifyBatch) {
+			return latest
+		}
+	}
+}
+
+// olderProofHashes returns the stored hashes the consistency proof with
+// the given older checkpoint reads, for the tree to keep them; none when
+// there is no such checkpoint, or it does not open (older says why).
+func (v *verification) olderProofHashes() map[int64]bool {
+	if v.p.Checkpoint == nil {
+		return nil
+	}
+	_, old, err := readCheckpoint(v.p.Checkpoint)
+	if err != nil || old.N < 1 || old.N > v.latest.Size {
+		return nil
+	}
+	keep := map[int64]bool{}
+	_, err = tlog.ProveTree(v.latest.Size, old.N, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		for _, i := range indexes {
+			keep[i] = true
+		}
+		return make([]tlog.Hash, len(indexes)), nil // which hashes are read does not depend on them
+	}))
+	if err != nil {
+		return nil
+	}
+	return keep
+}
+
 // older proves that the log extends the checkpoint given from outside.
 func (v *verification) older(n int64) error {
 	if v.p.Checkpoint == nil {
@@ -537,7 +579,7 @@ func (v *verification) older(n int64) error {
 		return v.fail(n, "missing: the given checkpoint is signed for %d entries, the ledger holds %d", old.N, n)
 	}
 	latest := v.report.Latest
-	p, err := tlog.ProveTree(latest.N, old.N, v.reader)
+	p, err := tlog.ProveTree(latest.N, old.N, &v.tree)
 	if err != nil {
 		return err
 	}
@@ -601,4 +643,40 @@ func diffFields(stored, recomputed []byte) string {
 		return "same fields, other bytes"
 	}
 	return fmt.Sprintf("fields differ: %v", names)
+}
+
+// edge is a tree's recomputed stored hashes that are still needed, as a
+// tlog.HashReader: those of the complete subtrees the tree so far is made
+// of, which the next entries' hashes and the tree hash are computed from
+// (O(log n)), and those kept for a consistency proof.
+type edge struct {
+	hashes map[int64]tlog.Hash // by stored hash index
+	keep   map[int64]bool
+}
+
+func (t *edge) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, idx := range indexes {
+		h, ok := t.hashes[idx]
+		if !ok {
+			return nil, fmt.Errorf("hash %d not computed or no longer kept", idx)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// prune drops the hashes a tree of size entries no longer needs.
+func (t *edge) prune(size int64) {
+	need := map[int64]bool{}
+	for level := 0; size>>level > 0; level++ {
+		if n := size >> level; n&1 == 1 {
+			need[tlog.StoredHashIndex(level, n-1)] = true
+		}
+	}
+	for i := range t.hashes {
+		if !need[i] && !t.keep[i] {
+			delete(t.hashes, i)
+		}
+	}
 }

@@ -85,6 +85,11 @@ type LedgerStore interface {
 	// LedgerEntries returns the entries with index in [from, to), in index
 	// order.
 	LedgerEntries(ctx context.Context, tenantID string, from, to int64) ([]LedgerEntry, error)
+	// FirstRepeatedLedgerEntry returns the lowest index of an entry whose
+	// export (or audit event) and type an entry of lower index has too, or
+	// -1 when there is none. The store refuses such an entry (ECONFLICT),
+	// so one is there only if written behind its back.
+	FirstRepeatedLedgerEntry(ctx context.Context, tenantID string) (int64, error)
 	// LedgerExports returns the export records of the entries with index
 	// in [from, to), each once, in export id order, folded as GetExport
 	// folds them. An entry whose export has no request has no record here.

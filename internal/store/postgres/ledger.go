@@ -193,6 +193,20 @@ func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int
 	return out, nil
 }
 
+// FirstRepeatedLedgerEntry returns the lowest index of an entry whose
+// export and type an earlier entry has too, or -1.
+func (s *Store) FirstRepeatedLedgerEntry(ctx context.Context, tenantID string) (int64, error) {
+	var idx int64
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MIN(e.idx), -1) FROM ledger_entries e JOIN (
+		SELECT export_id, entry_type, MIN(idx) AS first FROM ledger_entries WHERE tenant_id = $1
+		GROUP BY export_id, entry_type HAVING COUNT(*) > 1) AS r USING (export_id, entry_type)
+		WHERE e.tenant_id = $1 AND e.idx > r.first`, tenantID).Scan(&idx)
+	if err != nil {
+		return 0, fmt.Errorf("repeated ledger entries: %w", err)
+	}
+	return idx, nil
+}
+
 // LedgerExports returns the export records of the entries with index in
 // [from, to): one query for their requests, one for their events.
 func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]runproof.Export, error) {

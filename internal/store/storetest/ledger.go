@@ -77,6 +77,9 @@ func testLedger(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	equal(t, "indexes of the second append", idx, []int64{1, 2})
+	if n, err := s.FirstRepeatedLedgerEntry(ctx, "t1"); err != nil || n != -1 {
+		t.Fatalf("first repeated entry of a ledger without repeats: %d, %v; want -1", n, err)
+	}
 	if _, err := appendLedger(ctx, s, "t2", "x1"); err != nil {
 		t.Fatalf("same export id in another tenant: %v", err)
 	}
