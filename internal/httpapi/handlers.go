@@ -204,6 +204,9 @@ func runFilter(c *call) (service.RunFilter, error) {
 	if f.Limit, err = intParam(q.Get("limit"), "limit"); err != nil {
 		return f, err
 	}
+	if q.Get("limit") != "" && f.Limit < 1 { // 0 would mean the default
+		return f, runproof.Invalid(runproof.FieldError{Field: "limit", Message: "must be between 1 and 500"})
+	}
 	if f.From, f.To, err = period(q.Get("from"), q.Get("to")); err != nil {
 		return f, err
 	}
