@@ -21,10 +21,12 @@ type exportView struct {
 	DownloadURL string `json:"download_url,omitempty"`
 }
 
-func view(e runproof.Export) exportView {
+// view shows an export record to the caller: a completed one with a
+// download URL signed for the caller's key.
+func (s *Server) view(c *call, e runproof.Export) exportView {
 	v := exportView{Export: e}
 	if e.Status == runproof.ExportCompleted {
-		v.DownloadURL = "/api/v1/exports/" + e.ID + "/download"
+		v.DownloadURL = s.downloadURL(c, e.ID)
 	}
 	return v
 }
@@ -59,7 +61,7 @@ func (s *Server) createExport(w http.ResponseWriter, c *call) error {
 		return exportError(err)
 	}
 	w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
-	writeJSON(w, http.StatusCreated, view(rec))
+	writeJSON(w, http.StatusCreated, s.view(c, rec))
 	return nil
 }
 
@@ -88,7 +90,7 @@ func (s *Server) exportViews(c *call, p runproof.ListExportsParams) ([]exportVie
 	}
 	items := make([]exportView, len(recs))
 	for i, r := range recs {
-		items[i] = view(r)
+		items[i] = s.view(c, r)
 		if r.IncidentID != "" {
 			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
 		}
@@ -101,7 +103,7 @@ func (s *Server) getExport(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, view(rec))
+	writeJSON(w, http.StatusOK, s.view(c, rec))
 	return nil
 }
 
@@ -217,7 +219,7 @@ func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	items := make([]exportView, len(recs))
 	meta := runMeta(run, snap)
 	for i, r := range recs {
-		items[i] = view(r)
+		items[i] = s.view(c, r)
 	}
 	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: s.exports.Formats(), BundleTypes: bundles, Exports: items}, meta)
 }

@@ -74,8 +74,10 @@ func (s *Server) routeTable() []route {
 			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
 		{method: "GET", path: "/api/v1/exports/{export_id}", perm: exp, summary: "One export record.",
 			response: exportView{}, handle: s.getExport},
-		{method: "GET", path: "/api/v1/exports/{export_id}/download", perm: exp, summary: "The artifact, with its sha256 in Repr-Digest; the first download is recorded.",
-			handle: s.downloadExport},
+		{method: "GET", path: "/api/v1/exports/{export_id}/download", perm: exp, signedURL: true,
+			summary: "The artifact, with its sha256 in Repr-Digest; the first download is recorded. With the query of a record's download_url " +
+				"(tenant, key, expires, signature), no API key is needed until it expires, 15 minutes after it was given.",
+			query: []string{"tenant", "key", "expires", "signature"}, handle: s.downloadExport},
 		{method: "GET", path: "/api/v1/exports/{export_id}/proof", perm: exp, summary: "Inclusion proof of the export's ledger entry against the latest signed checkpoint.",
 			response: proofDoc{}, handle: s.exportProof},
 		{method: "GET", path: "/api/v1/signing-keys", perm: read, summary: "Public keys that sign ZIP manifests and ledger checkpoints, active first; retired keys stay listed.",

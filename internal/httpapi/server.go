@@ -159,6 +159,7 @@ type route struct {
 	// nothing and answers the same body, for the OpenAPI document.
 	repeatStatus int
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
+	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
 	query        []string
 	handle       handler
 }
@@ -197,7 +198,14 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			return
 		}
-		key, err := s.authenticate(r)
+		signed := rt.signedURL && signedURL(r)
+		var key runproof.APIKey
+		var err error
+		if signed {
+			key, err = s.signedURLKey(r)
+		} else {
+			key, err = s.authenticate(r)
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
 			s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", name), slog.String("remote", r.RemoteAddr))
@@ -220,6 +228,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		ev := runproof.AuditEvent{TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
 			CorrelationID: correlationID(r.Context()), SourceComponent: "api"}
+		if signed {
+			ev.Detail = "with a signed download URL made out to this key"
+		}
 		// The audit event outlives a client that hung up.
 		if err := s.svc.Record(context.WithoutCancel(r.Context()), ev); err != nil {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,11 +123,32 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.API
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
 	}
 	k, err := s.store.APIKeyByHash(ctx, HashKey(secret))
-	switch {
-	case runproof.ErrorCode(err) == runproof.ENOTFOUND:
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
-	case err != nil:
+	} else if err != nil {
 		return runproof.APIKey{}, err
+	}
+	return usable(k)
+}
+
+// KeyByID returns one of the tenant's keys by its id, for a token made out
+// to it (a signed download URL): EUNAUTHORIZED if there is none or it was
+// revoked since.
+func (s *Service) KeyByID(ctx context.Context, tenantID, keyID string) (runproof.APIKey, error) {
+	keys, err := s.store.ListAPIKeys(ctx, tenantID)
+	if err != nil {
+		return runproof.APIKey{}, err
+	}
+	i := slices.IndexFunc(keys, func(k runproof.APIKey) bool { return k.ID == keyID })
+	if i < 0 {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key it was made out to is gone")
+	}
+	return usable(keys[i])
+}
+
+// usable returns k, or EUNAUTHORIZED if it no longer authenticates.
+func usable(k runproof.APIKey) (runproof.APIKey, error) {
+	switch {
 	case k.RevokedAt != nil:
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key was revoked at %s", runproof.FormatTime(*k.RevokedAt))
 	case !runproof.ValidTenantID(k.TenantID):

@@ -6,6 +6,8 @@ package signing
 
 import (
 	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -32,6 +34,21 @@ func (k Key) Public() ed25519.PublicKey { return k.Private.Public().(ed25519.Pub
 
 // Sign returns the raw 64-byte Ed25519 signature of msg.
 func (k Key) Sign(msg []byte) []byte { return ed25519.Sign(k.Private, msg) }
+
+// MAC returns the HMAC-SHA256 of msg under a key derived from this key's
+// private seed for one purpose (HKDF-SHA256 with the purpose as its info),
+// for tokens that only the server checks, such as signed download URLs:
+// no other secret to keep, and a key per purpose, unrelated to the
+// signatures.
+func (k Key) MAC(purpose string, msg []byte) []byte {
+	mk, err := hkdf.Key(sha256.New, k.Private.Seed(), nil, purpose, sha256.Size)
+	if err != nil { // only for keys longer than HKDF-SHA256 gives
+		panic(err)
+	}
+	m := hmac.New(sha256.New, mk)
+	m.Write(msg)
+	return m.Sum(nil)
+}
 
 // Keyring is every key of a directory, oldest first, plus possibly a key
 // given from outside (a file), which is then the active one.

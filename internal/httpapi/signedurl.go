@@ -1,0 +1,89 @@
+package httpapi
+
+import (
+	"crypto/hmac"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// A signed download URL downloads one export without an API key until it
+// expires: something to hand to a browser, a ticket or a script. It is
+// made out to the key that asked for the export record, which the download
+// is recorded against, and revoking that key ends its URLs too. Its query
+// names the tenant, the key and the expiry, and carries an HMAC of them and
+// of the export id under a key derived from the active signing key (any
+// key of the keyring is accepted, so a rotation does not end the URLs
+// given out just before it). Servers that share a database must share
+// their signing keys for one's URLs to work on another.
+
+// downloadURLLifetime is how long a signed download URL works.
+const downloadURLLifetime = 15 * time.Minute
+
+// downloadPurpose separates the MAC key of download URLs from any other.
+const downloadPurpose = "runproof signed download URL v1"
+
+// downloadMessage is what a download URL's signature covers. No id holds a
+// newline (runproof.CheckText), so the lines cannot be shifted.
+func downloadMessage(tenantID, keyID, exportID string, expires int64) []byte {
+	return fmt.Appendf(nil, "%s\n%s\n%s\n%d", tenantID, keyID, exportID, expires)
+}
+
+// downloadURL returns the download path of an export, signed for the
+// caller's key when the server has signing keys.
+func (s *Server) downloadURL(c *call, exportID string) string {
+	u := "/api/v1/exports/" + url.PathEscape(exportID) + "/download"
+	if s.keys == nil {
+		return u
+	}
+	expires := time.Now().Add(downloadURLLifetime).Unix()
+	mac := s.keys.Active().MAC(downloadPurpose, downloadMessage(c.key.TenantID, c.key.ID, exportID, expires))
+	q := url.Values{"tenant": {c.key.TenantID}, "key": {c.key.ID}, "expires": {strconv.FormatInt(expires, 10)},
+		"signature": {base64.RawURLEncoding.EncodeToString(mac)}}
+	return u + "?" + q.Encode()
+}
+
+// signedURL reports whether a request comes with a signed URL instead of
+// an API key.
+func signedURL(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "" && r.URL.Query().Has("signature")
+}
+
+// signedURLKey returns the key a signed download URL was made out to, or
+// EUNAUTHORIZED saying what is wrong with the URL.
+func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
+	q := r.URL.Query()
+	refuse := func(why string) (runproof.APIKey, error) {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED,
+			"the download URL %s: take a fresh one from the export record (GET /api/v1/exports/{id}), or send an API key", why)
+	}
+	expires, err := strconv.ParseInt(q.Get("expires"), 10, 64)
+	if err != nil {
+		return refuse("has no valid expires")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(q.Get("signature"))
+	if err != nil || s.keys == nil {
+		return refuse("is not signed by this server")
+	}
+	msg := downloadMessage(q.Get("tenant"), q.Get("key"), r.PathValue("export_id"), expires)
+	signed := false
+	for _, k := range s.keys.Keys() {
+		signed = signed || hmac.Equal(sig, k.MAC(downloadPurpose, msg))
+	}
+	if !signed {
+		return refuse("is not signed by this server, or was changed")
+	}
+	if at := time.Unix(expires, 0); time.Now().After(at) {
+		return refuse("expired at " + runproof.FormatTime(at))
+	}
+	key, err := s.svc.KeyByID(r.Context(), q.Get("tenant"), q.Get("key"))
+	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {
+		return refuse("was made out to a key that no longer holds (" + runproof.ErrorMessage(err) + ")")
+	}
+	return key, err
+}
