@@ -164,6 +164,31 @@ type ExportStore interface {
 	UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]Export, error)
 	// ExportTenants lists the tenants that have exports, in byte order.
 	ExportTenants(ctx context.Context) ([]string, error)
+	// AddReview stores a review of an export (ECONFLICT on a duplicate
+	// id, ENOTFOUND when the tenant has no such export).
+	AddReview(ctx context.Context, r Review) error
+	// RunReviews returns the reviews of a run's exports, oldest first
+	// (reviewed_at, then id).
+	RunReviews(ctx context.Context, tenantID, runID string) ([]Review, error)
+}
+
+// Review is a reviewer's sign-off on a SOC 2 export: they read that bundle
+// and mark it REVIEWED or APPROVED, with notes. Exports are never changed,
+// so the sign-off shows in the SOC 2 bundles of the same run made after it
+// that hold the same steps (RunSteps): a run's steps are append-only and
+// numbered without gaps, so the same number is the same steps.
+type Review struct {
+	TenantID   string    `json:"-"`
+	ID         string    `json:"id"`
+	ExportID   string    `json:"export_id"` // the export reviewed
+	RunID      string    `json:"run_id"`
+	BundleID   string    `json:"bundle_id"` // the bundle reviewed
+	Status     string    `json:"review_status"`
+	ReviewedBy string    `json:"reviewed_by"`
+	KeyID      string    `json:"key_id"` // the API key that recorded it
+	Notes      string    `json:"auditor_notes,omitempty"`
+	RunSteps   int64     `json:"run_steps"` // the run's steps, all in the bundle reviewed
+	ReviewedAt time.Time `json:"reviewed_at"`
 }
 
 // ListExportsParams filters exports. Zero values do not filter.

@@ -136,3 +136,35 @@ func TestMigrateKeyRevocation(t *testing.T) {
 		t.Errorf("the key after the refused down: %+v, %v", got, err)
 	}
 }
+
+// TestMigrateReviews: schema 8 can be rolled back while no export is
+// reviewed, and refuses to once one is: the review would be lost.
+func TestMigrateReviews(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 7); err != nil {
+		t.Fatalf("down to 7 without a review: %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	x := runproof.ExportRequest{ID: "x1", TenantID: "t1", Scope: runproof.ScopeLLMRun, RunID: "r1", BundleType: runproof.BundleSOC2,
+		Format: runproof.FormatPDF, RequestedBy: "u", Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: time.Now()}
+	if err := s.CreateExport(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	r := runproof.Review{TenantID: "t1", ID: "rv-1", ExportID: "x1", RunID: "r1", BundleID: "SOC2-1", Status: "APPROVED",
+		ReviewedBy: "Ada", KeyID: "key-1", RunSteps: 3, ReviewedAt: time.Now()}
+	if err := s.AddReview(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 7); err == nil {
+		t.Error("down to 7 with a review: succeeded")
+	}
+	if got, err := s.RunReviews(ctx, "t1", "r1"); err != nil || len(got) != 1 {
+		t.Errorf("the reviews after the refused down: %+v, %v", got, err)
+	}
+}

@@ -46,6 +46,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"ExportEventsConcurrent", testExportEventsConcurrent},
 		{"ListExports", testListExports},
 		{"ExportsAppendOnly", testExportsAppendOnly},
+		{"Reviews", testReviews},
 		{"Ledger", testLedger},
 		{"LedgerExports", testLedgerExports},
 		{"LedgerConcurrent", testLedgerConcurrent},
