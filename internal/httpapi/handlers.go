@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -144,7 +143,7 @@ func (s *Server) completeRun(w http.ResponseWriter, c *call) error {
 // holding the evidence metadata, whose checksum is the digest of the
 // canonical form of data itself.
 func (s *Server) writeEvidence(w http.ResponseWriter, c *call, data any, meta runproof.EvidenceMeta) error {
-	body, err := json.Marshal(data)
+	body, err := marshal(data)
 	if err != nil {
 		return err
 	}
@@ -158,7 +157,7 @@ func (s *Server) writeEvidence(w http.ResponseWriter, c *call, data any, meta ru
 	meta.SourceComponent, meta.Origin = "api", c.key.Role.Origin()
 	meta.Checksum = runproof.DigestBytes(canon)
 	meta.PolicyIDs, meta.IncidentIDs = uniq(meta.PolicyIDs), uniq(meta.IncidentIDs)
-	mb, err := json.Marshal(meta)
+	mb, err := marshal(meta)
 	if err != nil {
 		return err
 	}

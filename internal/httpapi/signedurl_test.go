@@ -55,6 +55,9 @@ func TestSignedDownloadURL(t *testing.T) {
 		}
 		id, checksum, download := exportOf("pdf")
 		otherID, _, otherURL := exportOf("json")
+		if raw := e.do("GET", "/api/v1/exports/"+id, exporterSecret, nil); !strings.Contains(string(raw.body), "&signature=") {
+			t.Errorf("the download URL is not written as it is: %s", raw.body)
+		}
 		u, err := url.Parse(download)
 		if err != nil || u.Path != "/api/v1/exports/"+id+"/download" || u.Query().Get("signature") == "" ||
 			u.Query().Get("key") != exporter.ID || u.Query().Get("tenant") != "acme" {
