@@ -176,6 +176,11 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 		start, end = cmp.Or(start, &day), cmp.Or(end, &next)
 	}
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
+	// A sign-off on an earlier bundle of the same steps holds for this one:
+	// steps are append-only and numbered without gaps.
+	if r := src.Review; r != nil && r.RunSteps == int64(len(src.Steps)) {
+		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
+	}
 	b.AttestationStatement = attestation(src, &b)
 	return b, b.Seal()
 }
@@ -286,5 +291,8 @@ func attestation(src Source, b *SOC2Bundle) string {
 		fmt.Fprintf(&s, " %s %s", m.ControlID, m.ComplianceStatus)
 	}
 	fmt.Fprintf(&s, ". Review status: %s.", b.ReviewStatus)
+	if b.ReviewedBy != "" { // src.Review holds
+		fmt.Fprintf(&s, " Signed off by %s at %s, on bundle %s of the same %d steps.", b.ReviewedBy, b.ReviewedAt, src.Review.BundleID, b.TotalSteps)
+	}
 	return s.String()
 }

@@ -26,6 +26,10 @@ type Source struct {
 	Steps    []runproof.Step   // every step of the run, in index order
 	Incident *runproof.Incident
 	History  AgentHistory
+	// Review is the latest review of an earlier SOC 2 export of the run,
+	// made before this export; BuildSOC2 shows it when it covers the same
+	// steps.
+	Review *runproof.Review
 }
 
 // AgentHistory describes the same agent's earlier runs that ended without

@@ -302,3 +302,36 @@ func FuzzCanonicalEvidence(f *testing.F) {
 		}
 	})
 }
+
+// TestSOC2Review: a review shows in a SOC 2 bundle when it covers the
+// run's steps, and not when the run has more steps than it covered.
+func TestSOC2Review(t *testing.T) {
+	src := costRun(t)
+	at := t0.Add(time.Hour)
+	src.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
+		Notes: "Trace checked.", RunSteps: int64(len(src.Steps)), ReviewedAt: at}
+	b, err := evidence.BuildSOC2(src, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ReviewStatus != evidence.ReviewApproved || b.ReviewedBy != "Ada Lovelace" || b.ReviewedAt != runproof.FormatTime(at) ||
+		b.AuditorNotes != "Trace checked." || !strings.Contains(b.AttestationStatement, "Signed off by Ada Lovelace at "+runproof.FormatTime(at)+", on bundle SOC2-earlier") {
+		t.Errorf("reviewed: %s by %q at %q, notes %q; attestation %q", b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes, b.AttestationStatement)
+	}
+	unreviewed, err := evidence.BuildSOC2(costRun(t), goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.EvidenceDigest != unreviewed.EvidenceDigest || b.ContentHash == unreviewed.ContentHash {
+		t.Error("a review must change the content hash and not the evidence digest")
+	}
+
+	src.Review.RunSteps--
+	b, err = evidence.BuildSOC2(src, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ReviewStatus != evidence.ReviewPending || b.ReviewedBy != "" || b.AuditorNotes != "" || strings.Contains(b.AttestationStatement, "Signed off") {
+		t.Errorf("a review of fewer steps than the run's shows: %s by %q", b.ReviewStatus, b.ReviewedBy)
+	}
+}

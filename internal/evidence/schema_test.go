@@ -68,6 +68,9 @@ func variants(t *testing.T) map[string]struct {
 	notContained.Incident.ContainedAt, notContained.Run.Status, notContained.Run.StoppedAt = nil, runproof.RunCompleted, nil
 	empty.Steps, empty.Run.Totals = nil, runproof.Totals{}
 	minimal := evidence.Options{BundleID: "x", CreatedAt: t0}
+	reviewed := costRun(t)
+	reviewed.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
+		Notes: "Trace checked.", RunSteps: int64(len(reviewed.Steps)), ReviewedAt: t0}
 	return map[string]struct {
 		src  evidence.Source
 		opts evidence.Options
@@ -76,6 +79,7 @@ func variants(t *testing.T) map[string]struct {
 		"not contained":     {notContained, goldenOptions()},
 		"run without steps": {empty, goldenOptions()},
 		"minimal options":   {deniedRun(t), minimal},
+		"reviewed":          {reviewed, goldenOptions()},
 	}
 }
 

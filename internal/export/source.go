@@ -37,8 +37,29 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		}
 		src.Incident = &inc
 	}
+	if r.BundleType == runproof.BundleSOC2 {
+		if src.Review, err = e.priorReview(ctx, r); err != nil {
+			return src, err
+		}
+	}
 	src.History, err = e.history(ctx, src.Run)
 	return src, err
+}
+
+// priorReview returns the latest review of the run's SOC 2 exports made
+// before this export was requested (nil if none): a rebuilt export shows
+// the same review, whatever came after.
+func (e *Exporter) priorReview(ctx context.Context, r request) (*runproof.Review, error) {
+	reviews, err := e.store.RunReviews(ctx, r.TenantID, r.RunID)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(reviews) - 1; i >= 0; i-- {
+		if reviews[i].ReviewedAt.Before(r.CreatedAt) {
+			return &reviews[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // history describes the agent's runs that started before this one and

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -237,4 +238,31 @@ func (s *Server) auditExports(w http.ResponseWriter, c *call) error {
 		return err
 	}
 	return s.writeEvidence(w, c, exportList{Items: items}, meta)
+}
+
+type reviewList struct {
+	Items []runproof.Review `json:"items"`
+}
+
+func (s *Server) reviewExport(w http.ResponseWriter, c *call) error {
+	var in export.ReviewInput
+	if err := decodeBody(c, &in, false); err != nil {
+		return err
+	}
+	r, err := s.exports.Review(c.r.Context(), c.key, c.r.PathValue("export_id"), in)
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("%s by %s, run %s at %d steps (review %s)", r.Status, r.ReviewedBy, r.RunID, r.RunSteps, r.ID)
+	writeJSON(w, http.StatusCreated, r)
+	return nil
+}
+
+func (s *Server) exportReviews(w http.ResponseWriter, c *call) error {
+	items, err := s.exports.Reviews(c.r.Context(), c.tenant(), c.r.PathValue("export_id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, reviewList{Items: items})
+	return nil
 }

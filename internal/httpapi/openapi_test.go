@@ -239,7 +239,12 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		}
 		c.do(201, "POST", "/api/v1/exports", admin, map[string]any{"run_id": "r-1", "format": "zip", "bundle_type": "evidence",
 			"include_content": true, "export_reason": "audit", "prepared_for": "auditor"}).decode(t, &rec)
-		c.do(201, "POST", "/api/v1/exports", admin, map[string]any{"incident_id": incID, "format": "json", "bundle_type": "soc2", "scope": "compliance"})
+		var soc2 struct {
+			ID string `json:"id"`
+		}
+		c.do(201, "POST", "/api/v1/exports", admin, map[string]any{"incident_id": incID, "format": "json", "bundle_type": "soc2", "scope": "compliance"}).decode(t, &soc2)
+		c.do(201, "POST", "/api/v1/exports/{export_id}/reviews", admin, map[string]any{"review_status": "APPROVED", "auditor_notes": "ok"}, soc2.ID)
+		c.do(200, "GET", "/api/v1/exports/{export_id}/reviews", admin, nil, soc2.ID)
 		c.do(200, "POST", "/api/v1/incidents/{incident_id}/export/executive-debrief", admin, map[string]any{"format": "csv"}, incID)
 		c.do(200, "GET", "/api/v1/exports/{export_id}/download", admin, nil, rec.ID)
 		c.do(200, "GET", "/api/v1/exports", admin, nil)

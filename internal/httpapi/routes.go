@@ -11,6 +11,7 @@ import (
 // routeTable is the whole API surface on one screen.
 func (s *Server) routeTable() []route {
 	read, audit, ingest, manage, exp := runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage, runproof.PermExport
+	review := runproof.PermReview
 	runQuery := []string{"limit", "cursor", "agent_id", "status", "from", "to"}
 	periodQuery := []string{"limit", "offset", "from", "to"}
 	return []route{
@@ -74,6 +75,11 @@ func (s *Server) routeTable() []route {
 			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
 		{method: "GET", path: "/api/v1/exports/{export_id}", perm: exp, summary: "One export record.",
 			response: exportView{}, handle: s.getExport},
+		{method: "POST", path: "/api/v1/exports/{export_id}/reviews", perm: review,
+			summary: "Sign off a completed SOC 2 export (REVIEWED or APPROVED, with notes): later SOC 2 bundles of the run that hold the same steps carry the sign-off.",
+			request: export.ReviewInput{}, response: runproof.Review{}, status: http.StatusCreated, handle: s.reviewExport},
+		{method: "GET", path: "/api/v1/exports/{export_id}/reviews", perm: exp, summary: "The sign-offs of an export, oldest first.",
+			response: reviewList{}, handle: s.exportReviews},
 		{method: "GET", path: "/api/v1/exports/{export_id}/download", perm: exp, signedURL: true,
 			summary: "The artifact, with its sha256 in Repr-Digest; the first download is recorded. With the query of a record's download_url " +
 				"(tenant, key, expires, signature), no API key is needed until it expires, 15 minutes after it was given.",

@@ -137,8 +137,9 @@ func correlationID(ctx context.Context) string {
 
 // call is what a handler gets: the request, the caller's key and helpers.
 type call struct {
-	r   *http.Request
-	key runproof.APIKey
+	r      *http.Request
+	key    runproof.APIKey
+	detail string // for the audit event of the request
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
@@ -213,6 +214,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			return
 		}
 		c := &call{r: r, key: key}
+		if signed {
+			c.detail = "with a signed download URL made out to this key"
+		}
 		category := runproof.AuditAccess
 		if rt.method != http.MethodGet {
 			category = runproof.AuditWrite
@@ -227,10 +231,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		ev := runproof.AuditEvent{TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
-			CorrelationID: correlationID(r.Context()), SourceComponent: "api"}
-		if signed {
-			ev.Detail = "with a signed download URL made out to this key"
-		}
+			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail}
 		// The audit event outlives a client that hung up.
 		if err := s.svc.Record(context.WithoutCancel(r.Context()), ev); err != nil {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))

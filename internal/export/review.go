@@ -1,0 +1,102 @@
+package export
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// ReviewInput is a reviewer's sign-off on a SOC 2 export, as they send it.
+type ReviewInput struct {
+	Status     string `json:"review_status"` // REVIEWED or APPROVED
+	ReviewedBy string `json:"reviewed_by"`   // the reviewer's name; by default the key's name, else its id
+	Notes      string `json:"auditor_notes"`
+}
+
+// Review records a reviewer's sign-off on a completed SOC 2 export, made
+// with key. The bundle must hold every step of its run, none recorded
+// since the export was requested (ECONFLICT otherwise: export again and
+// review that bundle), so that the sign-off covers exactly the run's
+// steps; later SOC 2 bundles of the run show it while the run holds those
+// steps. Exports are never changed: the bundle reviewed keeps saying
+// PENDING.
+func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID string, in ReviewInput) (runproof.Review, error) {
+	var errs []runproof.FieldError
+	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
+	switch in.Status {
+	case evidence.ReviewReviewed, evidence.ReviewApproved:
+	default:
+		bad("review_status", "must be REVIEWED or APPROVED")
+	}
+	if in.ReviewedBy == "" {
+		in.ReviewedBy = cmp.Or(key.Name, key.ID)
+	}
+	if len(in.ReviewedBy) > 200 {
+		bad("reviewed_by", "must be at most 200 bytes")
+	} else if err := runproof.CheckText(in.ReviewedBy); err != nil {
+		bad("reviewed_by", err.Error())
+	}
+	if len(in.Notes) > 2000 {
+		bad("auditor_notes", "must be at most 2000 bytes")
+	} else if err := runproof.CheckProse(in.Notes); err != nil {
+		bad("auditor_notes", err.Error())
+	}
+	if len(errs) > 0 {
+		return runproof.Review{}, runproof.Invalid(errs...)
+	}
+
+	rec, err := e.store.GetExport(ctx, key.TenantID, exportID)
+	if err != nil {
+		return runproof.Review{}, err
+	}
+	switch {
+	case rec.BundleType != runproof.BundleSOC2:
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT, "export %s is a %s bundle: only SOC 2 bundles are reviewed", rec.ID, rec.BundleType)
+	case rec.Status != runproof.ExportCompleted:
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT, "export %s is %s: only a completed export can be reviewed", rec.ID, rec.Status)
+	}
+	steps, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: key.TenantID, RunID: rec.RunID})
+	if err != nil {
+		return runproof.Review{}, err
+	}
+	later := 0
+	for _, s := range steps {
+		if s.RecordedAt.After(rec.CreatedAt) {
+			later++
+		}
+	}
+	if later > 0 {
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
+			"run %s has %d steps recorded since export %s was requested, which its bundle may not hold: export its SOC 2 bundle again and review that one",
+			rec.RunID, later, rec.ID)
+	}
+	r := runproof.Review{TenantID: key.TenantID, ID: e.newID(), ExportID: rec.ID, RunID: rec.RunID, BundleID: rec.BundleID,
+		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: int64(len(steps)),
+		ReviewedAt: runproof.Timestamp(e.now())}
+	if err := e.store.AddReview(ctx, r); err != nil {
+		return runproof.Review{}, fmt.Errorf("review of export %s: %w", rec.ID, err)
+	}
+	return r, nil
+}
+
+// Reviews returns the reviews of one export, oldest first.
+func (e *Exporter) Reviews(ctx context.Context, tenantID, exportID string) ([]runproof.Review, error) {
+	rec, err := e.store.GetExport(ctx, tenantID, exportID)
+	if err != nil {
+		return nil, err
+	}
+	all, err := e.store.RunReviews(ctx, tenantID, rec.RunID)
+	if err != nil {
+		return nil, err
+	}
+	out := []runproof.Review{}
+	for _, r := range all {
+		if r.ExportID == exportID {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
