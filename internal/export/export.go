@@ -411,8 +411,9 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if err := pending.Commit(); err != nil {
 		return runproof.ExportEvent{}, err
 	}
+	steps := int64(len(src.Steps))
 	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)),
-		SizeBytes: w.n, BundleID: bundleID, Artifact: key}, nil
+		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps}, nil
 }
 
 // seal records a ZIP export's signed manifest (the sealed event), appends

@@ -17,12 +17,12 @@ type ReviewInput struct {
 }
 
 // Review records a reviewer's sign-off on a completed SOC 2 export, made
-// with key. The bundle must hold every step of its run, none recorded
-// since the export was requested (ECONFLICT otherwise: export again and
-// review that bundle), so that the sign-off covers exactly the run's
-// steps; later SOC 2 bundles of the run show it while the run holds those
-// steps. Exports are never changed: the bundle reviewed keeps saying
-// PENDING.
+// with key. The bundle must hold every step its run has now (ECONFLICT
+// otherwise: export again and review that bundle); the sign-off covers
+// the steps the bundle was built from, and later SOC 2 bundles of the run
+// show it while they hold as many (steps are append-only and numbered
+// without gaps). Exports are never changed: the bundle reviewed keeps
+// saying PENDING.
 func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID string, in ReviewInput) (runproof.Review, error) {
 	var errs []runproof.FieldError
 	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
@@ -58,23 +58,21 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	case rec.Status != runproof.ExportCompleted:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT, "export %s is %s: only a completed export can be reviewed", rec.ID, rec.Status)
 	}
-	steps, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: key.TenantID, RunID: rec.RunID})
+	run, err := e.store.GetRun(ctx, key.TenantID, rec.RunID)
 	if err != nil {
 		return runproof.Review{}, err
 	}
-	later := 0
-	for _, s := range steps {
-		if s.RecordedAt.After(rec.CreatedAt) {
-			later++
-		}
-	}
-	if later > 0 {
+	switch {
+	case rec.TotalSteps == nil:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
-			"run %s has %d steps recorded since export %s was requested, which its bundle may not hold: export its SOC 2 bundle again and review that one",
-			rec.RunID, later, rec.ID)
+			"export %s does not record how many steps its bundle holds (made by an earlier runproof): export its SOC 2 bundle again and review that one", rec.ID)
+	case *rec.TotalSteps != run.Totals.Steps:
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
+			"run %s has %d steps, the bundle of export %s holds %d: export its SOC 2 bundle again and review that one",
+			rec.RunID, run.Totals.Steps, rec.ID, *rec.TotalSteps)
 	}
 	r := runproof.Review{TenantID: key.TenantID, ID: e.newID(), ExportID: rec.ID, RunID: rec.RunID, BundleID: rec.BundleID,
-		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: int64(len(steps)),
+		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: *rec.TotalSteps,
 		ReviewedAt: runproof.Timestamp(e.now())}
 	if err := e.store.AddReview(ctx, r); err != nil {
 		return runproof.Review{}, fmt.Errorf("review of export %s: %w", rec.ID, err)

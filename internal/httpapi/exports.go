@@ -22,12 +22,18 @@ type exportView struct {
 	DownloadURL string `json:"download_url,omitempty"`
 }
 
-// view shows an export record to the caller: a completed one with a
-// download URL signed for the caller's key.
-func (s *Server) view(c *call, e runproof.Export) exportView {
+// view shows an export record to the caller: a completed one with its
+// download URL, signed for the caller's key unless the answer is kept as
+// evidence (writeEvidence), which must not carry a working credential.
+func (s *Server) view(c *call, e runproof.Export, signed bool) exportView {
 	v := exportView{Export: e}
-	if e.Status == runproof.ExportCompleted {
+	if e.Status != runproof.ExportCompleted {
+		return v
+	}
+	if signed {
 		v.DownloadURL = s.downloadURL(c, e.ID)
+	} else {
+		v.DownloadURL = downloadPath(e.ID)
 	}
 	return v
 }
@@ -62,13 +68,13 @@ func (s *Server) createExport(w http.ResponseWriter, c *call) error {
 		return exportError(err)
 	}
 	w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
-	writeJSON(w, http.StatusCreated, s.view(c, rec))
+	writeJSON(w, http.StatusCreated, s.view(c, rec, true))
 	return nil
 }
 
 func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 	q := c.r.URL.Query()
-	items, _, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")})
+	items, _, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")}, true)
 	if err != nil {
 		return err
 	}
@@ -77,8 +83,9 @@ func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 }
 
 // exportViews lists the export records p selects, paged by the request's
-// limit and offset, with the evidence metadata of the list.
-func (s *Server) exportViews(c *call, p runproof.ListExportsParams) ([]exportView, runproof.EvidenceMeta, error) {
+// limit and offset, with the evidence metadata of the list; signed as in
+// view.
+func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool) ([]exportView, runproof.EvidenceMeta, error) {
 	var meta runproof.EvidenceMeta
 	var err error
 	q := c.r.URL.Query()
@@ -91,7 +98,7 @@ func (s *Server) exportViews(c *call, p runproof.ListExportsParams) ([]exportVie
 	}
 	items := make([]exportView, len(recs))
 	for i, r := range recs {
-		items[i] = s.view(c, r)
+		items[i] = s.view(c, r, signed)
 		if r.IncidentID != "" {
 			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
 		}
@@ -104,7 +111,7 @@ func (s *Server) getExport(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(c, rec))
+	writeJSON(w, http.StatusOK, s.view(c, rec, true))
 	return nil
 }
 
@@ -220,7 +227,7 @@ func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	items := make([]exportView, len(recs))
 	meta := runMeta(run, snap)
 	for i, r := range recs {
-		items[i] = s.view(c, r)
+		items[i] = s.view(c, r, false)
 	}
 	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: s.exports.Formats(), BundleTypes: bundles, Exports: items}, meta)
 }
@@ -233,7 +240,7 @@ type runExportsDoc struct {
 }
 
 func (s *Server) auditExports(w http.ResponseWriter, c *call) error {
-	items, meta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant()})
+	items, meta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant()}, false)
 	if err != nil {
 		return err
 	}

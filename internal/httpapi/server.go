@@ -99,6 +99,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = hex.EncodeToString(b[:])
 	}
 	w.Header().Set("X-Correlation-ID", id)
+	w.Header().Set("X-Content-Type-Options", "nosniff") // answers are never to be read as another type
 	r = r.WithContext(context.WithValue(r.Context(), correlationKey{}, id))
 	if runproof.CheckText(r.URL.Path) != nil {
 		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",

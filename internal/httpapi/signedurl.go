@@ -18,12 +18,17 @@ import (
 // is recorded against, and revoking that key ends its URLs too. Its query
 // names the tenant, the key and the expiry, and carries an HMAC of them and
 // of the export id under a key derived from the active signing key (any
-// key of the keyring is accepted, so a rotation does not end the URLs
-// given out just before it). Servers that share a database must share
-// their signing keys for one's URLs to work on another.
+// key that was active within a URL's lifetime is accepted, so a rotation
+// does not end the URLs given out just before it). Servers that share a
+// database must share their signing keys for one's URLs to work on
+// another.
 
 // downloadURLLifetime is how long a signed download URL works.
 const downloadURLLifetime = 15 * time.Minute
+
+// clockSkew is how far ahead of this server's clock another server that
+// gave out a URL may be.
+const clockSkew = time.Minute
 
 // downloadPurpose separates the MAC key of download URLs from any other.
 const downloadPurpose = "runproof signed download URL v1"
@@ -34,10 +39,15 @@ func downloadMessage(tenantID, keyID, exportID string, expires int64) []byte {
 	return fmt.Appendf(nil, "%s\n%s\n%s\n%d", tenantID, keyID, exportID, expires)
 }
 
+// downloadPath is the download path of an export, for API keys.
+func downloadPath(exportID string) string {
+	return "/api/v1/exports/" + url.PathEscape(exportID) + "/download"
+}
+
 // downloadURL returns the download path of an export, signed for the
 // caller's key when the server has signing keys.
 func (s *Server) downloadURL(c *call, exportID string) string {
-	u := "/api/v1/exports/" + url.PathEscape(exportID) + "/download"
+	u := downloadPath(exportID)
 	if s.keys == nil {
 		return u
 	}
@@ -71,15 +81,24 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 		return refuse("is not signed by this server")
 	}
 	msg := downloadMessage(q.Get("tenant"), q.Get("key"), r.PathValue("export_id"), expires)
+	now := time.Now()
 	signed := false
-	for _, k := range s.keys.Keys() {
+	keys := s.keys.Keys()
+	for i, k := range keys {
+		// A key retired longer ago than a URL lives signed none that works.
+		if i+1 < len(keys) && keys[i+1].CreatedAt.After(time.Time{}) && keys[i+1].CreatedAt.Before(now.Add(-downloadURLLifetime-clockSkew)) {
+			continue
+		}
 		signed = signed || hmac.Equal(sig, k.MAC(downloadPurpose, msg))
 	}
-	if !signed {
+	at := time.Unix(expires, 0)
+	switch {
+	case !signed:
 		return refuse("is not signed by this server, or was changed")
-	}
-	if at := time.Unix(expires, 0); time.Now().After(at) {
+	case now.After(at):
 		return refuse("expired at " + runproof.FormatTime(at))
+	case at.After(now.Add(downloadURLLifetime + clockSkew)):
+		return refuse("expires later than any this server gives out")
 	}
 	key, err := s.svc.KeyByID(r.Context(), q.Get("tenant"), q.Get("key"))
 	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {

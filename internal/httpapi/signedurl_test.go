@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,6 +128,25 @@ func TestSignedDownloadURL(t *testing.T) {
 		q.Set("signature", base64.RawURLEncoding.EncodeToString(keys.Active().MAC("runproof signed download URL v1", msg)))
 		refused("expired", u.Path+"?"+q.Encode(), "expired at")
 
+		// A URL the server signed, but for longer than it gives out.
+		later := time.Now().Add(2 * time.Hour).Unix()
+		q = u.Query()
+		q.Set("expires", strconv.FormatInt(later, 10))
+		q.Set("signature", base64.RawURLEncoding.EncodeToString(keys.Active().MAC("runproof signed download URL v1",
+			fmt.Appendf(nil, "%s\n%s\n%s\n%d", "acme", exporter.ID, id, later))))
+		refused("too long a lifetime", u.Path+"?"+q.Encode(), "expires later than any this server gives out")
+
+		// Answers kept as evidence carry the path alone, no credential.
+		for _, path := range []string{"/api/v1/logs/audit/exports", "/api/v1/logs/llm-runs/r-1/export"} {
+			r := e.must(200, e.do("GET", path, admin, nil))
+			if strings.Contains(string(r.body), "signature=") || !strings.Contains(string(r.body), `"download_url":"/api/v1/exports/`) {
+				t.Errorf("%s: %.300s", path, r.body)
+			}
+			if r.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("%s: X-Content-Type-Options %q", path, r.header.Get("X-Content-Type-Options"))
+			}
+		}
+
 		// A rotation keeps the URLs already given out.
 		if _, err := keys.Rotate(); err != nil {
 			t.Fatal(err)
@@ -138,4 +159,70 @@ func TestSignedDownloadURL(t *testing.T) {
 		}
 		refused("after the key was revoked", download, "was revoked")
 	})
+}
+
+// TestSignedURLRetiredKey: a key retired longer ago than a URL lives signs
+// no URL that works, while the key retired just now still does.
+func TestSignedURLRetiredKey(t *testing.T) {
+	dir := t.TempDir()
+	backdate := func(stamp string) {
+		t.Helper()
+		names, _ := filepath.Glob(filepath.Join(dir, "2026*.pem")) // the key just made
+		if len(names) != 1 {
+			t.Fatalf("%d new key files", len(names))
+		}
+		_, rest, _ := strings.Cut(filepath.Base(names[0]), "-")
+		if err := os.Rename(names[0], filepath.Join(dir, stamp+"-"+rest)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := signing.Open(dir) // key A, made "in 2020"
+	if err != nil {
+		t.Fatal(err)
+	}
+	backdate("20200101T000000.000000000Z")
+	if _, err := old.Rotate(); err != nil { // key B, made "in 2021": A retired then
+		t.Fatal(err)
+	}
+	backdate("20210101T000000.000000000Z")
+	keys, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Rotate(); err != nil { // key C, now: B retired now
+		t.Fatal(err)
+	}
+	ring := keys.Keys()
+	store := storetest.OpenSQLite(t)
+	svc := service.New(store, service.Options{})
+	arts, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, arts, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, url: srv.URL, svc: svc}
+	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := stoppedRun(t, e, admin, agent, "r-1")
+	var rec struct {
+		ID string `json:"id"`
+	}
+	e.must(201, e.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
+	signedBy := func(k signing.Key) string {
+		expires := time.Now().Add(10 * time.Minute).Unix()
+		mac := k.MAC("runproof signed download URL v1", fmt.Appendf(nil, "%s\n%s\n%s\n%d", "acme", key.ID, rec.ID, expires))
+		q := url.Values{"tenant": {"acme"}, "key": {key.ID}, "expires": {strconv.FormatInt(expires, 10)},
+			"signature": {base64.RawURLEncoding.EncodeToString(mac)}}
+		return "/api/v1/exports/" + rec.ID + "/download?" + q.Encode()
+	}
+	if len(ring) != 3 {
+		t.Fatalf("%d keys", len(ring))
+	}
+	e.must(401, e.do("GET", signedBy(ring[0]), "", nil)) // retired in 2021
+	e.must(200, e.do("GET", signedBy(ring[1]), "", nil)) // retired now
+	e.must(200, e.do("GET", signedBy(ring[2]), "", nil)) // active
 }

@@ -86,6 +86,7 @@ type ExportEvent struct {
 	Reason         string    `json:"reason,omitempty"`          // failed: why, for users
 	ManifestSHA256 string    `json:"manifest_sha256,omitempty"` // sealed: sha256 of the signed manifest.json
 	KeyID          string    `json:"key_id,omitempty"`          // sealed: the key that signed it
+	Steps          *int64    `json:"steps,omitempty"`           // completed: the run's steps the bundle was built from
 }
 
 // Export is the export record as the API shows it: the request folded with
@@ -99,6 +100,9 @@ type Export struct {
 	BundleID      string       `json:"bundle_id,omitempty"`
 	SizeBytes     int64        `json:"size_bytes,omitempty"`
 	FailureReason string       `json:"failure_reason,omitempty"`
+	// TotalSteps is how many steps of its run a completed export's bundle
+	// was built from (nil for exports made before it was recorded).
+	TotalSteps *int64 `json:"total_steps,omitempty"`
 	// ManifestSHA256 is the digest of the signed manifest.json of a ZIP
 	// export, recorded when it was sealed, before the ZIP was written.
 	ManifestSHA256 string     `json:"manifest_sha256,omitempty"`
@@ -121,6 +125,7 @@ func FoldExport(req ExportRequest, events []ExportEvent) Export {
 		case ExportEventCompleted:
 			e.Status, e.CompletedAt = ExportCompleted, &at
 			e.Checksum, e.SizeBytes, e.BundleID, e.Artifact = ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact
+			e.TotalSteps = ev.Steps
 		case ExportEventFailed:
 			e.Status, e.CompletedAt, e.FailureReason = ExportFailed, &at, ev.Reason
 		case ExportEventDelivered:

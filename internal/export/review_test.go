@@ -1,0 +1,55 @@
+package export_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// TestReviewNeedsTheBundlesSteps: a sign-off covers the steps the bundle
+// was built from, so an export that does not record them (made by an
+// earlier runproof) cannot be signed off, and one made now records them.
+func TestReviewNeedsTheBundlesSteps(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		inc := seeded(t, store)
+		run, err := store.GetRun(ctx, inc.TenantID, inc.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As an earlier runproof recorded a completed export.
+		old := runproof.ExportRequest{ID: "old-soc2", TenantID: inc.TenantID, Scope: runproof.ScopeLLMRun, RunID: inc.RunID,
+			IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON, RequestedBy: "key_auditor",
+			Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: fixed}
+		if err := store.CreateExport(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: inc.TenantID, ExportID: old.ID,
+			Kind: runproof.ExportEventCompleted, At: fixed, Checksum: "sha256:00", SizeBytes: 1, BundleID: "SOC2-old", Artifact: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		e := newExporter(t, store, nil)
+		key := runproof.APIKey{ID: "key_auditor", TenantID: inc.TenantID, Role: runproof.RoleAuditor, Name: "auditor"}
+		_, err = e.Review(ctx, key, old.ID, export.ReviewInput{Status: "APPROVED"})
+		if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "does not record how many steps") {
+			t.Fatalf("review of an export without its step count: %v, want a conflict saying why", err)
+		}
+
+		rec, err := e.Export(ctx, inc.TenantID, auditor, export.Input{IncidentID: inc.ID, BundleType: runproof.BundleSOC2,
+			Format: runproof.FormatJSON})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.TotalSteps == nil || *rec.TotalSteps != run.Totals.Steps {
+			t.Fatalf("the export records %v steps, the run has %d", rec.TotalSteps, run.Totals.Steps)
+		}
+		r, err := e.Review(ctx, key, rec.ID, export.ReviewInput{Status: "REVIEWED"})
+		if err != nil || r.RunSteps != run.Totals.Steps || r.ReviewedBy != "auditor" {
+			t.Fatalf("review: %+v, %v", r, err)
+		}
+	})
+}
