@@ -17,6 +17,7 @@ import (
 	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
 
@@ -29,12 +30,19 @@ type env struct {
 
 func newEnv(t *testing.T, store runproof.Store) *env {
 	t.Helper()
+	return newSigningEnv(t, store, nil)
+}
+
+// newSigningEnv is newEnv with signing keys: ZIP exports and signed
+// download URLs.
+func newSigningEnv(t *testing.T, store runproof.Store, keys *signing.Keyring) *env {
+	t.Helper()
 	svc := service.New(store, service.Options{})
 	dir, err := artifact.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
 	t.Cleanup(srv.Close)
 	return &env{t: t, url: srv.URL, svc: svc}
 }

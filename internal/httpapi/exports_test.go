@@ -4,18 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/evidence"
-	"github.com/runproof/runproof/internal/export"
-	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
-	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -180,14 +175,7 @@ func TestSigningKeysPublished(t *testing.T) {
 	if _, err := keys.Rotate(); err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(store, service.Options{})
-	dir, err := artifact.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
-	t.Cleanup(srv.Close)
-	e := &env{t: t, url: srv.URL, svc: svc}
+	e := newSigningEnv(t, store, keys)
 	var list struct {
 		Items []struct {
 			KeyID             string `json:"key_id"`

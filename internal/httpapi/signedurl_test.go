@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runproof/runproof/internal/artifact"
-	"github.com/runproof/runproof/internal/export"
-	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
-	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -32,14 +27,8 @@ func TestSignedDownloadURL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc := service.New(store, service.Options{})
-		dir, err := artifact.NewDir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
-		t.Cleanup(srv.Close)
-		e := &env{t: t, url: srv.URL, svc: svc}
+		e := newSigningEnv(t, store, keys)
+		svc := e.svc
 		admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
 		exporterSecret, exporter, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
 		if err != nil {
@@ -193,15 +182,8 @@ func TestSignedURLRetiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ring := keys.Keys()
-	store := storetest.OpenSQLite(t)
-	svc := service.New(store, service.Options{})
-	arts, err := artifact.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(svc, export.New(store, arts, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
-	t.Cleanup(srv.Close)
-	e := &env{t: t, url: srv.URL, svc: svc}
+	e := newSigningEnv(t, storetest.OpenSQLite(t), keys)
+	svc := e.svc
 	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
 	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
 	if err != nil {
