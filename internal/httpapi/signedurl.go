@@ -85,8 +85,7 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	signed := false
 	keys := s.keys.Keys()
 	for i, k := range keys {
-		// A key retired longer ago than a URL lives signed none that works.
-		if i+1 < len(keys) && keys[i+1].CreatedAt.After(time.Time{}) && keys[i+1].CreatedAt.Before(now.Add(-downloadURLLifetime-clockSkew)) {
+		if i+1 < len(keys) && retiredLongAgo(keys[i+1].CreatedAt, now) {
 			continue
 		}
 		signed = signed || hmac.Equal(sig, k.MAC(downloadPurpose, msg))
@@ -105,4 +104,11 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 		return refuse("was made out to a key that no longer holds (" + runproof.ErrorMessage(err) + ")")
 	}
 	return key, err
+}
+
+// retiredLongAgo reports whether a key whose successor was made at next was
+// retired longer ago than a URL lives: it signed none that still works. A
+// successor of unknown age (loaded from a file) counts as new.
+func retiredLongAgo(next, now time.Time) bool {
+	return !next.IsZero() && next.Before(now.Add(-downloadURLLifetime-clockSkew))
 }
