@@ -26,6 +26,9 @@ type Store interface {
 	// APIKeyByHash finds a key by the SHA-256 of its secret (ENOTFOUND),
 	// revoked or not.
 	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	// APIKey returns one of the tenant's keys by its id (ENOTFOUND),
+	// revoked or not.
+	APIKey(ctx context.Context, tenantID, keyID string) (APIKey, error)
 	// ListAPIKeys returns the tenant's keys, oldest first.
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 	// RevokeAPIKey marks one of the tenant's keys revoked at a time and

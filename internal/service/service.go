@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -135,15 +134,13 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.API
 // to it (a signed download URL): EUNAUTHORIZED if there is none or it was
 // revoked since.
 func (s *Service) KeyByID(ctx context.Context, tenantID, keyID string) (runproof.APIKey, error) {
-	keys, err := s.store.ListAPIKeys(ctx, tenantID)
-	if err != nil {
+	k, err := s.store.APIKey(ctx, tenantID, keyID)
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key it was made out to is gone")
+	} else if err != nil {
 		return runproof.APIKey{}, err
 	}
-	i := slices.IndexFunc(keys, func(k runproof.APIKey) bool { return k.ID == keyID })
-	if i < 0 {
-		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key it was made out to is gone")
-	}
-	return usable(keys[i])
+	return usable(k)
 }
 
 // usable returns k, or EUNAUTHORIZED if it no longer authenticates.

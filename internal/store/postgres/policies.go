@@ -49,6 +49,17 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash string) (runproof.APIKey,
 	return k, nil
 }
 
+// APIKey returns one of the tenant's keys by its id.
+func (s *Store) APIKey(ctx context.Context, tenantID, keyID string) (runproof.APIKey, error) {
+	k, err := scanAPIKey(s.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE tenant_id = $1 AND id = $2`, tenantID, keyID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return runproof.APIKey{}, runproof.Errorf(runproof.ENOTFOUND, "API key %q not found", keyID)
+	} else if err != nil {
+		return runproof.APIKey{}, fmt.Errorf("API key: %w", err)
+	}
+	return k, nil
+}
+
 // ListAPIKeys returns the tenant's keys, oldest first.
 func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]runproof.APIKey, error) {
 	keys, err := collect(ctx, s.pool, scanAPIKey, `SELECT `+apiKeyColumns+` FROM api_keys

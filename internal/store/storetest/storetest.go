@@ -108,6 +108,14 @@ func testAPIKeys(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	equal(t, "t1's keys", keys, []runproof.APIKey{k, k2})
+	if got, err = s.APIKey(ctx, "t1", "key-2"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "revoked key by id", got, k2)
+	_, err = s.APIKey(ctx, "t1", "key-3")
+	wantCode(t, "another tenant's key by id", err, runproof.ENOTFOUND)
+	_, err = s.APIKey(ctx, "t1", "key-9")
+	wantCode(t, "unknown key id", err, runproof.ENOTFOUND)
 	if got, err := s.APIKeyByHash(ctx, "sha256:ee"); err != nil || got.RevokedAt != nil {
 		t.Errorf("the other tenant's key: %+v, %v", got, err)
 	}
