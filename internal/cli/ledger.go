@@ -237,14 +237,7 @@ func verifierKeys(c common, files []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range keys.Keys() {
-		vk, err := ledgerVerifierKey(k)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, vk)
-	}
-	return out, nil
+	return ledgerVerifierKeys(keys.Keys(), "")
 }
 
 // ledgerVerifierKey is the note verifier key of a signing key: its id
@@ -253,18 +246,39 @@ func ledgerVerifierKey(k signing.Key) (string, error) {
 	return note.NewEd25519VerifierKey(k.ID, k.Public())
 }
 
+// newLedger returns the ledger that signs with the active key and accepts
+// the checkpoints of every other key of the keyring, and of keys another
+// process adds to its directory later (`keys rotate-signing` while serve
+// runs).
 func newLedger(store runproof.Store, keys *signing.Keyring) (*ledger.Ledger, error) {
 	active := keys.Active()
-	var older []string
-	for _, k := range keys.Keys() {
-		if k.ID == active.ID {
+	older, err := ledgerVerifierKeys(keys.Keys(), active.ID)
+	if err != nil {
+		return nil, err
+	}
+	onDisk := func() ([]string, error) {
+		ks, err := keys.OnDisk()
+		if err != nil {
+			return nil, err
+		}
+		return ledgerVerifierKeys(ks, active.ID)
+	}
+	return ledger.New(store, active.Private, active.ID, ledger.Options{Verifiers: older, NewVerifiers: onDisk})
+}
+
+// ledgerVerifierKeys returns the ledger verifier keys of keys but the one
+// with id except.
+func ledgerVerifierKeys(keys []signing.Key, except string) ([]string, error) {
+	var out []string
+	for _, k := range keys {
+		if k.ID == except {
 			continue
 		}
 		vk, err := ledgerVerifierKey(k)
 		if err != nil {
 			return nil, err
 		}
-		older = append(older, vk)
+		out = append(out, vk)
 	}
-	return ledger.New(store, active.Private, active.ID, ledger.Options{Verifiers: older})
+	return out, nil
 }

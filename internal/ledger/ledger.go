@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -33,19 +34,27 @@ type Options struct {
 	// Verifiers are the verifier keys of earlier signing keys, whose
 	// checkpoints Verify still accepts after a key change.
 	Verifiers []string
-	Now       func() time.Time
+	// NewVerifiers, when set, is asked for verifier keys when the latest
+	// checkpoint is signed by none the ledger knows: another process may
+	// have rotated the signing key and appended since. The keys it returns
+	// are known from then on.
+	NewVerifiers func() ([]string, error)
+	Now          func() time.Time
 }
 
 // Ledger appends finished exports, sealed ZIP manifests and audit events
 // to their tenant's log and proves what it holds. Create it with New; it is safe for concurrent use, also by
 // several processes over one database.
 type Ledger struct {
-	store     runproof.Store
-	signer    note.Signer
-	vkey      string
-	verifiers []string
-	prefix    string
-	now       func() time.Time
+	store        runproof.Store
+	signer       note.Signer
+	vkey         string
+	newVerifiers func() ([]string, error)
+	prefix       string
+	now          func() time.Time
+
+	mu        sync.Mutex
+	verifiers []string // the known verifier keys, the ledger's own first
 }
 
 // New returns a ledger over store whose checkpoints are signed with key
@@ -57,7 +66,7 @@ func New(store runproof.Store, key ed25519.PrivateKey, keyName string, opts Opti
 		return nil, err
 	}
 	l := &Ledger{store: store, signer: signer, vkey: vkey, verifiers: append([]string{vkey}, opts.Verifiers...),
-		prefix: opts.OriginPrefix, now: opts.Now}
+		newVerifiers: opts.NewVerifiers, prefix: opts.OriginPrefix, now: opts.Now}
 	if l.prefix == "" {
 		l.prefix = DefaultOriginPrefix
 	}
@@ -314,6 +323,34 @@ func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo
 	})
 }
 
+// known returns the verifier keys the ledger knows.
+func (l *Ledger) known() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.verifiers)
+}
+
+// learn asks NewVerifiers for verifier keys and reports whether any was
+// new.
+func (l *Ledger) learn() bool {
+	if l.newVerifiers == nil {
+		return false
+	}
+	keys, err := l.newVerifiers()
+	if err != nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.verifiers)
+	for _, k := range keys {
+		if !slices.Contains(l.verifiers, k) {
+			l.verifiers = append(l.verifiers, k)
+		}
+	}
+	return len(l.verifiers) > n
+}
+
 // checkHead makes sure the log is still the one last signed, in O(log n)
 // reads: the latest checkpoint is signed by a known key for this log, and
 // the stored tree has its size and hashes to its hash. A full check is
@@ -326,7 +363,11 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		}
 		return nil
 	}
-	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.verifiers...)
+	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.known()...)
+	var unknown *note.UnverifiedNoteError
+	if errors.As(err, &unknown) && l.learn() {
+		origin, tree, err = OpenCheckpoint(st.Latest.Note, l.known()...)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}

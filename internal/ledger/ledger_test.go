@@ -285,3 +285,44 @@ func TestSync(t *testing.T) {
 		}
 	})
 }
+
+// TestRotatedByAnotherProcess: a process that rotated the signing key
+// appends under the new key; a running ledger that knew only the old key
+// refuses to sign over that head, unless NewVerifiers tells it the new
+// key, and then appends on.
+func TestRotatedByAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.OpenSQLite(t)
+	running := newLedger(t, s)
+	recs := finish(t, s, "acme", 0, 3)
+	if _, err := running.Append(ctx, recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := ledger.New(s, otherKey, keyName, ledger.Options{Verifiers: []string{running.VerifierKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rotated.Append(ctx, recs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := running.Append(ctx, recs[2]); !errors.Is(err, ledger.ErrDiverged) {
+		t.Fatalf("append over a head signed by an unknown key: %v, want ErrDiverged", err)
+	}
+	asked := 0
+	learning, err := ledger.New(s, testKey, keyName, ledger.Options{NewVerifiers: func() ([]string, error) {
+		asked++
+		return []string{rotated.VerifierKey()}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := learning.Append(ctx, recs[2]); err != nil {
+		t.Fatalf("append once told the new key: %v", err)
+	}
+	if _, err := learning.Verify(ctx, "acme", nil); err != nil {
+		t.Fatal(err)
+	}
+	if asked == 0 {
+		t.Error("NewVerifiers was never asked")
+	}
+}

@@ -67,12 +67,27 @@ func Open(dir string) (*Keyring, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
+	keys, err := readDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	kr := &Keyring{dir: dir, keys: keys}
+	if len(kr.keys) == 0 {
+		if _, err := kr.Rotate(); err != nil {
+			return nil, err
+		}
+	}
+	return kr, nil
+}
+
+// readDir reads the keys of a directory, oldest first.
+func readDir(dir string) ([]Key, error) {
 	names, err := filepath.Glob(filepath.Join(dir, "*.pem"))
 	if err != nil {
 		return nil, err
 	}
 	slices.Sort(names)
-	kr := &Keyring{dir: dir}
+	var keys []Key
 	for _, name := range names {
 		k, err := ReadKeyFile(name)
 		if err != nil {
@@ -81,14 +96,20 @@ func Open(dir string) (*Keyring, error) {
 		if t, err := time.Parse(nameTime, strings.SplitN(filepath.Base(name), "-", 2)[0]); err == nil {
 			k.CreatedAt = t
 		}
-		kr.keys = append(kr.keys, k)
+		keys = append(keys, k)
 	}
-	if len(kr.keys) == 0 {
-		if _, err := kr.Rotate(); err != nil {
-			return nil, err
-		}
+	return keys, nil
+}
+
+// OnDisk returns the keys now in the keyring's directory, to which another
+// process (`runproof keys rotate-signing`) may have added one. The keyring
+// itself is unchanged.
+func (kr *Keyring) OnDisk() ([]Key, error) {
+	keys, err := readDir(kr.dir)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	return kr, nil
+	return keys, nil
 }
 
 // Rotate creates a new key in the directory and makes it the active one.
