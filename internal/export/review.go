@@ -54,7 +54,7 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	}
 	switch {
 	case rec.BundleType != runproof.BundleSOC2:
-		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT, "export %s is a %s bundle: only SOC 2 bundles are reviewed", rec.ID, rec.BundleType)
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT, "export %s is not a SOC 2 bundle (bundle_type %s): only SOC 2 bundles are reviewed", rec.ID, rec.BundleType)
 	case rec.Status != runproof.ExportCompleted:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT, "export %s is %s: only a completed export can be reviewed", rec.ID, rec.Status)
 	}
