@@ -61,6 +61,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 		ContainmentTime:     optTime(f.contained),
 		RiskLevel:           f.risk,
 		RemediationStatus:   inc.RemediationStatus,
+		RemediationNotes:    inc.RemediationNotes,
 		TimeToDetectSeconds: seconds(inc.ViolationAt, inc.DetectedAt),
 		CostIncurredCents:   roundCents(f.costMicro),
 		PreparedFor:         opts.PreparedFor, PreparedBy: cmp.Or(opts.ExportedBy, "system"), Classification: class,

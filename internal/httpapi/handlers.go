@@ -332,6 +332,20 @@ func (s *Server) getIncident(w http.ResponseWriter, c *call) error {
 		PolicyIDs: []string{inc.PolicyID}, IncidentIDs: []string{inc.ID}})
 }
 
+func (s *Server) setRemediation(w http.ResponseWriter, c *call) error {
+	var in service.RemediationInput
+	if err := decodeBody(c, &in, false); err != nil {
+		return err
+	}
+	inc, err := s.svc.SetRemediation(c.r.Context(), c.tenant(), c.r.PathValue("incident_id"), in)
+	if err != nil {
+		return err
+	}
+	c.detail = "remediation " + inc.RemediationStatus
+	writeJSON(w, http.StatusOK, inc)
+	return nil
+}
+
 type auditList struct {
 	Items []runproof.AuditEvent `json:"items"`
 }

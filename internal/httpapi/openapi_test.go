@@ -234,6 +234,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		incID := inc.Items[0].ID
 		c.do(200, "GET", "/api/v1/incidents?status=pending&run_id=r-1", viewer, nil)
 		c.do(200, "GET", "/api/v1/incidents/{incident_id}", viewer, nil, incID)
+		c.do(200, "POST", "/api/v1/incidents/{incident_id}/remediation", admin, map[string]any{"remediation_status": "in_progress"}, incID)
 		var rec struct {
 			ID string `json:"id"`
 		}

@@ -68,6 +68,9 @@ func (s *Server) routeTable() []route {
 			query: []string{"limit", "offset", "status", "run_id", "from", "to"}, response: incidentList{}, handle: s.listIncidents},
 		{method: "GET", path: "/api/v1/incidents/{incident_id}", perm: read, evidence: true, summary: "One incident.",
 			response: runproof.Incident{}, handle: s.getIncident},
+		{method: "POST", path: "/api/v1/incidents/{incident_id}/remediation", perm: manage,
+			summary: "Record where the incident's remediation stands (pending, in_progress, completed) with notes; later bundles show it, and SOC 2 control CC7.4 needs it.",
+			request: service.RemediationInput{}, response: runproof.Incident{}, handle: s.setRemediation},
 
 		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger.",
 			request: export.Input{}, response: exportView{}, status: http.StatusCreated, handle: s.createExport},

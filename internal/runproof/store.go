@@ -62,6 +62,9 @@ type Store interface {
 	ListSteps(ctx context.Context, p ListStepsParams) ([]Step, error)
 
 	GetIncident(ctx context.Context, tenantID, incidentID string) (Incident, error)
+	// SetRemediation records where the remediation of an incident stands
+	// and returns the incident (ENOTFOUND).
+	SetRemediation(ctx context.Context, tenantID, incidentID, status, notes string) (Incident, error)
 	// ListIncidents returns incidents newest first (violation time, then id).
 	ListIncidents(ctx context.Context, p ListIncidentsParams) ([]Incident, error)
 

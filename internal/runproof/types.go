@@ -310,6 +310,7 @@ type Incident struct {
 	ContainedAt         *time.Time `json:"containment_time,omitempty"`
 	RiskLevel           RiskLevel  `json:"risk_level"`
 	RemediationStatus   string     `json:"remediation_status"` // pending, in_progress, completed
+	RemediationNotes    string     `json:"remediation_notes,omitempty"`
 	CreatedAt           time.Time  `json:"created_at"`
 }
 

@@ -12,14 +12,14 @@ import (
 
 const incidentColumns = `tenant_id, id, run_id, policy_id, policy_version, policy_name,
 	violation_type, threshold_value, actual_value, inflection_step_index,
-	violation_at, detected_at, contained_at, risk_level, remediation_status, created_at`
+	violation_at, detected_at, contained_at, risk_level, remediation_status, created_at, remediation_notes`
 
 func scanIncident(row pgx.Row) (runproof.Incident, error) {
 	var in runproof.Incident
 	err := row.Scan(&in.TenantID, &in.ID, &in.RunID, &in.PolicyID, &in.PolicyVersion, &in.PolicyName,
 		&in.ViolationType, &in.ThresholdValue, &in.ActualValue, &in.InflectionStepIndex,
 		&in.ViolationAt, &in.DetectedAt, &in.ContainedAt,
-		&in.RiskLevel, &in.RemediationStatus, &in.CreatedAt)
+		&in.RiskLevel, &in.RemediationStatus, &in.CreatedAt, &in.RemediationNotes)
 	in.ViolationAt = runproof.Timestamp(in.ViolationAt)
 	in.DetectedAt = runproof.Timestamp(in.DetectedAt)
 	in.ContainedAt = utc(in.ContainedAt)
@@ -30,11 +30,11 @@ func scanIncident(row pgx.Row) (runproof.Incident, error) {
 // queueIncident adds the insert of in, on the run named by p, to b.
 func queueIncident(b *pgx.Batch, p runproof.UpdateRunParams, in runproof.Incident) {
 	b.Queue(`INSERT INTO incidents (`+incidentColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		p.TenantID, in.ID, p.RunID, in.PolicyID, in.PolicyVersion, in.PolicyName,
 		string(in.ViolationType), in.ThresholdValue, in.ActualValue, in.InflectionStepIndex,
 		runproof.Timestamp(in.ViolationAt), runproof.Timestamp(in.DetectedAt), nullTime(in.ContainedAt),
-		string(in.RiskLevel), in.RemediationStatus, runproof.Timestamp(in.CreatedAt))
+		string(in.RiskLevel), in.RemediationStatus, runproof.Timestamp(in.CreatedAt), in.RemediationNotes)
 }
 
 // GetIncident returns one incident.
@@ -66,4 +66,17 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
 	return ins, nil
+}
+
+// SetRemediation records where an incident's remediation stands.
+func (s *Store) SetRemediation(ctx context.Context, tenantID, incidentID, status, notes string) (runproof.Incident, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE incidents SET remediation_status = $1, remediation_notes = $2
+		WHERE tenant_id = $3 AND id = $4`, status, notes, tenantID, incidentID)
+	if err != nil {
+		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", incidentID)
+	}
+	return s.GetIncident(ctx, tenantID, incidentID)
 }

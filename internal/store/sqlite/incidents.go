@@ -11,25 +11,25 @@ import (
 
 const incidentColumns = `tenant_id, id, run_id, policy_id, policy_version, policy_name,
 	violation_type, threshold_value, actual_value, inflection_step_index,
-	violation_at, detected_at, contained_at, risk_level, remediation_status, created_at`
+	violation_at, detected_at, contained_at, risk_level, remediation_status, created_at, remediation_notes`
 
 func scanIncident(row scanner) (runproof.Incident, error) {
 	var in runproof.Incident
 	err := row.Scan(&in.TenantID, &in.ID, &in.RunID, &in.PolicyID, &in.PolicyVersion, &in.PolicyName,
 		&in.ViolationType, &in.ThresholdValue, &in.ActualValue, &in.InflectionStepIndex,
 		timeCol{&in.ViolationAt}, timeCol{&in.DetectedAt}, nullTimeCol{&in.ContainedAt},
-		&in.RiskLevel, &in.RemediationStatus, timeCol{&in.CreatedAt})
+		&in.RiskLevel, &in.RemediationStatus, timeCol{&in.CreatedAt}, &in.RemediationNotes)
 	return in, err
 }
 
 // insertIncident opens in on the run named by p.
 func insertIncident(ctx context.Context, tx *sql.Tx, p runproof.UpdateRunParams, in runproof.Incident) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO incidents (`+incidentColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.TenantID, in.ID, p.RunID, in.PolicyID, in.PolicyVersion, in.PolicyName,
 		string(in.ViolationType), in.ThresholdValue, in.ActualValue, in.InflectionStepIndex,
 		timeText(in.ViolationAt), timeText(in.DetectedAt), nullTimeText(in.ContainedAt),
-		string(in.RiskLevel), in.RemediationStatus, timeText(in.CreatedAt))
+		string(in.RiskLevel), in.RemediationStatus, timeText(in.CreatedAt), in.RemediationNotes)
 	if isUnique(err) {
 		return runproof.Errorf(runproof.ECONFLICT, "incident %q already exists", in.ID)
 	} else if err != nil {
@@ -67,4 +67,19 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 		return nil, fmt.Errorf("list incidents: %w", err)
 	}
 	return ins, nil
+}
+
+// SetRemediation records where an incident's remediation stands.
+func (s *Store) SetRemediation(ctx context.Context, tenantID, incidentID, status, notes string) (runproof.Incident, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE incidents SET remediation_status = ?, remediation_notes = ?
+		WHERE tenant_id = ? AND id = ?`, status, notes, tenantID, incidentID)
+	if err != nil {
+		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
+	} else if n == 0 {
+		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", incidentID)
+	}
+	return s.GetIncident(ctx, tenantID, incidentID)
 }

@@ -18,7 +18,7 @@ func TestMigrate(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 9 {
-		t.Errorf("SchemaVersion = %d, %v; want 9", v, err)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 10 {
+		t.Errorf("SchemaVersion = %d, %v; want 10", v, err)
 	}
 }

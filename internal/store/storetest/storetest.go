@@ -653,6 +653,20 @@ func testIncidents(t *testing.T, h Harness) {
 	_, err = s.GetIncident(ctx, "t2", "i2")
 	wantCode(t, "incident of another tenant", err, runproof.ENOTFOUND)
 
+	// Remediation is recorded after the incident opens, in its tenant only.
+	fixed, err := s.SetRemediation(ctx, "t1", "i2", "in_progress", "rolled back the prompt ✓")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i2.RemediationStatus, i2.RemediationNotes = "in_progress", "rolled back the prompt ✓"
+	equal(t, "incident after its remediation", fixed, i2)
+	if got, err = s.GetIncident(ctx, "t1", "i2"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "incident read back after its remediation", got, i2)
+	_, err = s.SetRemediation(ctx, "t2", "i2", "completed", "")
+	wantCode(t, "remediation of another tenant's incident", err, runproof.ENOTFOUND)
+
 	// Opening an incident ID twice is a conflict.
 	err = s.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: "t1", RunID: "r1", StepsFrom: 1},
 		func(st runproof.RunState) (runproof.RunChange, error) {
