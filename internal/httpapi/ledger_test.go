@@ -117,7 +117,11 @@ func TestLedgerAPI(t *testing.T) {
 		for _, q := range []string{"", "?from=0", "?from=x", "?from=1&to=-1", "?from=3&to=2"} {
 			e.must(422, e.do("GET", "/api/v1/ledger/consistency"+q, viewer, nil))
 		}
-		e.must(404, e.do("GET", "/api/v1/ledger/consistency?from=9", viewer, nil))
+		var missing problemDoc
+		e.must(404, e.do("GET", "/api/v1/ledger/consistency?from=9", viewer, nil)).decode(t, &missing)
+		if !strings.Contains(missing.Detail, "not at every size") {
+			t.Errorf("a size with no checkpoint: %q does not say which sizes have one", missing.Detail)
+		}
 		e.must(404, e.do("GET", "/api/v1/ledger/consistency?from=1", other, nil))
 	})
 

@@ -128,15 +128,22 @@ func (l *Ledger) ProveConsistency(ctx context.Context, tenantID string, from, to
 	if from < 1 || to != 0 && to < from {
 		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: "must be a checkpoint size from 1 up to to"})
 	}
+	missing := func(err error, size int64) error {
+		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			return err
+		}
+		return runproof.Errorf(runproof.ENOTFOUND, "the ledger has no checkpoint of size %d: one is kept at the size after each append, "+
+			"not at every size; take a size from a checkpoint or proof you hold (tree_size), or the latest from GET /api/v1/ledger/checkpoint", size)
+	}
 	newer, err := l.store.LedgerCheckpoint(ctx, tenantID, to)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND && to == 0 {
 		return Consistency{}, runproof.Errorf(runproof.ENOTFOUND, "the ledger is empty: no export has been recorded in it yet")
 	} else if err != nil {
-		return Consistency{}, err
+		return Consistency{}, missing(err, to)
 	}
 	older, err := l.store.LedgerCheckpoint(ctx, tenantID, from)
 	if err != nil {
-		return Consistency{}, err
+		return Consistency{}, missing(err, from)
 	}
 	if older.Size > newer.Size {
 		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: fmt.Sprintf("must be at most the latest size %d", newer.Size)})
