@@ -58,9 +58,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.CorrelationID = correlationID(r.Context())
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(p.Status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(p)
+	b, _ := marshal(p) // of strings and numbers only
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

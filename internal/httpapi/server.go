@@ -49,12 +49,19 @@ type Server struct {
 	prices  otlp.Prices
 	ledger  *ledger.Ledger
 	keys    *signing.Keyring
+	// started is when the server started, with startKey the active
+	// signing key (signedurl.go).
+	started  time.Time
+	startKey string
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
-		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys}
+		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, started: svc.Now()}
+	if s.keys != nil {
+		s.startKey = s.keys.Active().ID
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 // A signed download URL downloads one export without an API key until it
@@ -18,8 +19,9 @@ import (
 // is recorded against, and revoking that key ends its URLs too. Its query
 // names the tenant, the key and the expiry, and carries an HMAC of them and
 // of the export id under a key derived from the active signing key (any
-// key that was active within a URL's lifetime is accepted, so a rotation
-// does not end the URLs given out just before it). Servers that share a
+// key that signed within a URL's lifetime is accepted, so neither a
+// rotation nor a restart onto a new key ends the URLs given out just
+// before it). Servers that share a
 // database must share their signing keys for one's URLs to work on
 // another.
 
@@ -51,7 +53,7 @@ func (s *Server) downloadURL(c *call, exportID string) string {
 	if s.keys == nil {
 		return u
 	}
-	expires := time.Now().Add(downloadURLLifetime).Unix()
+	expires := s.svc.Now().Add(downloadURLLifetime).Unix()
 	mac := s.keys.Active().MAC(downloadPurpose, downloadMessage(c.key.TenantID, c.key.ID, exportID, expires))
 	q := url.Values{"tenant": {c.key.TenantID}, "key": {c.key.ID}, "expires": {strconv.FormatInt(expires, 10)},
 		"signature": {base64.RawURLEncoding.EncodeToString(mac)}}
@@ -81,12 +83,12 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 		return refuse("is not signed by this server")
 	}
 	msg := downloadMessage(q.Get("tenant"), q.Get("key"), r.PathValue("export_id"), expires)
-	now := time.Now()
+	now := s.svc.Now()
 	signed := false
 	keys := s.keys.Keys()
 	for i, k := range keys {
-		if i+1 < len(keys) && retiredLongAgo(keys[i+1].CreatedAt, now) {
-			continue
+		if i+1 < len(keys) && s.retiredAt(keys, i).Before(now.Add(-downloadURLLifetime-clockSkew)) {
+			continue // it signed no URL that still works
 		}
 		signed = signed || hmac.Equal(sig, k.MAC(downloadPurpose, msg))
 	}
@@ -106,9 +108,13 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	return key, err
 }
 
-// retiredLongAgo reports whether a key whose successor was made at next was
-// retired longer ago than a URL lives: it signed none that still works. A
-// successor of unknown age (loaded from a file) counts as new.
-func retiredLongAgo(next, now time.Time) bool {
-	return !next.IsZero() && next.Before(now.Add(-downloadURLLifetime-clockSkew))
+// retiredAt is when keys[i] stopped signing download URLs: when the key
+// after it was made, or, if that is the key this server started with, when
+// the server started, since the process before it signed with the older
+// key until it stopped, whenever the new key was made.
+func (s *Server) retiredAt(keys []signing.Key, i int) time.Time {
+	if next := keys[i+1]; next.ID != s.startKey || next.CreatedAt.After(s.started) {
+		return next.CreatedAt
+	}
+	return s.started
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,8 +157,11 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	dir := t.TempDir()
 	backdate := func(stamp string) {
 		t.Helper()
-		names, _ := filepath.Glob(filepath.Join(dir, "2026*.pem")) // the key just made
-		if len(names) != 1 {
+		all, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+		names := slices.DeleteFunc(all, func(n string) bool {
+			return strings.HasPrefix(filepath.Base(n), "202001") || strings.HasPrefix(filepath.Base(n), "202101")
+		})
+		if len(names) != 1 { // the key just made
 			t.Fatalf("%d new key files", len(names))
 		}
 		_, rest, _ := strings.Cut(filepath.Base(names[0]), "-")
@@ -174,6 +178,10 @@ func TestSignedURLRetiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	backdate("20210101T000000.000000000Z")
+	startedOnB, err := signing.Open(dir) // a server restarted just now onto B
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys, err := signing.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +190,8 @@ func TestSignedURLRetiredKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ring := keys.Keys()
-	e := newSigningEnv(t, storetest.OpenSQLite(t), keys)
+	store := storetest.OpenSQLite(t)
+	e := newSigningEnv(t, store, keys)
 	svc := e.svc
 	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
 	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
@@ -207,4 +216,10 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	e.must(401, e.do("GET", signedBy(ring[0]), "", nil)) // retired in 2021
 	e.must(200, e.do("GET", signedBy(ring[1]), "", nil)) // retired now
 	e.must(200, e.do("GET", signedBy(ring[2]), "", nil)) // active
+
+	// B was made in 2021, but the server before the restart signed with A
+	// until it stopped: A's URLs still work on the server started onto B.
+	restarted := newSigningEnv(t, store, startedOnB)
+	restarted.must(201, restarted.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
+	restarted.must(200, restarted.do("GET", signedBy(ring[0]), "", nil))
 }

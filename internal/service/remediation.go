@@ -2,6 +2,8 @@ package service
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -17,10 +19,8 @@ type RemediationInput struct {
 // completed is what SOC 2 control CC7.4 needs to be demonstrated.
 func (s *Service) SetRemediation(ctx context.Context, tenantID, incidentID string, in RemediationInput) (runproof.Incident, error) {
 	var errs []runproof.FieldError
-	switch in.Status {
-	case "pending", "in_progress", "completed":
-	default:
-		errs = append(errs, runproof.FieldError{Field: "remediation_status", Message: "must be pending, in_progress or completed"})
+	if !slices.Contains(runproof.RemediationStatuses, in.Status) {
+		errs = append(errs, runproof.FieldError{Field: "remediation_status", Message: "must be one of " + strings.Join(runproof.RemediationStatuses, ", ")})
 	}
 	if len(in.Notes) > 2000 {
 		errs = append(errs, runproof.FieldError{Field: "remediation_notes", Message: "must be at most 2000 bytes"})
