@@ -176,9 +176,10 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 		start, end = cmp.Or(start, &day), cmp.Or(end, &next)
 	}
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
-	// A sign-off on an earlier bundle of the same steps holds for this one:
-	// steps are append-only and numbered without gaps.
-	if r := src.Review; r != nil && r.RunSteps == int64(len(src.Steps)) {
+	// A sign-off on an earlier bundle of the same steps (append-only and
+	// numbered without gaps) and remediation status, which the controls
+	// depend on, holds for this one.
+	if r := src.Review; r != nil && r.RunSteps == int64(len(src.Steps)) && r.Remediation == src.Remediation() {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 	}
 	b.AttestationStatement = attestation(src, &b)

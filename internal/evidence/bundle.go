@@ -28,8 +28,16 @@ type Source struct {
 	History  AgentHistory
 	// Review is the latest review of an earlier SOC 2 export of the run,
 	// made before this export; BuildSOC2 shows it when it covers the same
-	// steps.
+	// steps and remediation status.
 	Review *runproof.Review
+}
+
+// Remediation is the incident's remediation status ("" without one).
+func (s Source) Remediation() string {
+	if s.Incident == nil {
+		return ""
+	}
+	return s.Incident.RemediationStatus
 }
 
 // AgentHistory describes the same agent's earlier runs that ended without

@@ -309,7 +309,7 @@ func TestSOC2Review(t *testing.T) {
 	src := costRun(t)
 	at := t0.Add(time.Hour)
 	src.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
-		Notes: "Trace checked.", RunSteps: int64(len(src.Steps)), ReviewedAt: at}
+		Notes: "Trace checked.", RunSteps: int64(len(src.Steps)), Remediation: src.Remediation(), ReviewedAt: at}
 	b, err := evidence.BuildSOC2(src, goldenOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -325,6 +325,14 @@ func TestSOC2Review(t *testing.T) {
 	if b.EvidenceDigest != unreviewed.EvidenceDigest || b.ContentHash == unreviewed.ContentHash {
 		t.Error("a review must change the content hash and not the evidence digest")
 	}
+
+	other := *src.Review
+	other.Remediation = "completed"
+	src.Review = &other
+	if b, err := evidence.BuildSOC2(src, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewPending {
+		t.Errorf("a review of another remediation status shows: %s, %v", b.ReviewStatus, err)
+	}
+	other.Remediation = src.Remediation()
 
 	src.Review.RunSteps--
 	b, err = evidence.BuildSOC2(src, goldenOptions())

@@ -413,7 +413,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	}
 	steps := int64(len(src.Steps))
 	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)),
-		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps}, nil
+		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps, Remediation: src.Remediation()}, nil
 }
 
 // seal records a ZIP export's signed manifest (the sealed event), appends

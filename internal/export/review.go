@@ -72,7 +72,7 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 			rec.RunID, run.Totals.Steps, rec.ID, *rec.TotalSteps)
 	}
 	r := runproof.Review{TenantID: key.TenantID, ID: e.newID(), ExportID: rec.ID, RunID: rec.RunID, BundleID: rec.BundleID,
-		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: *rec.TotalSteps,
+		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: *rec.TotalSteps, Remediation: rec.Remediation,
 		ReviewedAt: runproof.Timestamp(e.now())}
 	if err := e.store.AddReview(ctx, r); err != nil {
 		return runproof.Review{}, fmt.Errorf("review of export %s: %w", rec.ID, err)

@@ -115,5 +115,11 @@ func TestSOC2Review(t *testing.T) {
 		if b := bundleOf(exportOf("soc2")); b.ReviewStatus != "REVIEWED" || b.ReviewedBy == "" {
 			t.Errorf("after the new sign-off: %s by %q", b.ReviewStatus, b.ReviewedBy)
 		}
+
+		// A remediation recorded since changes the controls the sign-off saw.
+		e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/remediation", admin, map[string]any{"remediation_status": "completed"}))
+		if b := bundleOf(exportOf("soc2")); b.ReviewStatus != evidence.ReviewPending || b.ReviewedBy != "" {
+			t.Errorf("a bundle whose remediation the sign-off did not see: %s by %q", b.ReviewStatus, b.ReviewedBy)
+		}
 	})
 }

@@ -87,6 +87,7 @@ type ExportEvent struct {
 	ManifestSHA256 string    `json:"manifest_sha256,omitempty"` // sealed: sha256 of the signed manifest.json
 	KeyID          string    `json:"key_id,omitempty"`          // sealed: the key that signed it
 	Steps          *int64    `json:"steps,omitempty"`           // completed: the run's steps the bundle was built from
+	Remediation    string    `json:"remediation,omitempty"`     // completed: the incident's remediation status the bundle shows
 }
 
 // Export is the export record as the API shows it: the request folded with
@@ -103,6 +104,9 @@ type Export struct {
 	// TotalSteps is how many steps of its run a completed export's bundle
 	// was built from (nil for exports made before it was recorded).
 	TotalSteps *int64 `json:"total_steps,omitempty"`
+	// Remediation is the incident's remediation status a completed
+	// export's bundle shows ("" without an incident).
+	Remediation string `json:"remediation_status,omitempty"`
 	// ManifestSHA256 is the digest of the signed manifest.json of a ZIP
 	// export, recorded when it was sealed, before the ZIP was written.
 	ManifestSHA256 string     `json:"manifest_sha256,omitempty"`
@@ -125,7 +129,7 @@ func FoldExport(req ExportRequest, events []ExportEvent) Export {
 		case ExportEventCompleted:
 			e.Status, e.CompletedAt = ExportCompleted, &at
 			e.Checksum, e.SizeBytes, e.BundleID, e.Artifact = ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact
-			e.TotalSteps = ev.Steps
+			e.TotalSteps, e.Remediation = ev.Steps, ev.Remediation
 		case ExportEventFailed:
 			e.Status, e.CompletedAt, e.FailureReason = ExportFailed, &at, ev.Reason
 		case ExportEventDelivered:
@@ -180,8 +184,9 @@ type ExportStore interface {
 // Review is a reviewer's sign-off on a SOC 2 export: they read that bundle
 // and mark it REVIEWED or APPROVED, with notes. Exports are never changed,
 // so the sign-off shows in the SOC 2 bundles of the same run made after it
-// that hold the same steps (RunSteps): a run's steps are append-only and
-// numbered without gaps, so the same number is the same steps.
+// that hold the same steps (RunSteps: a run's steps are append-only and
+// numbered without gaps, so the same number is the same steps) and the same
+// remediation status.
 type Review struct {
 	TenantID   string    `json:"-"`
 	ID         string    `json:"id"`
@@ -193,7 +198,11 @@ type Review struct {
 	KeyID      string    `json:"key_id"` // the API key that recorded it
 	Notes      string    `json:"auditor_notes,omitempty"`
 	RunSteps   int64     `json:"run_steps"` // the run's steps, all in the bundle reviewed
-	ReviewedAt time.Time `json:"reviewed_at"`
+	// Remediation is the incident's remediation status the bundle reviewed
+	// shows: a later change shows in the controls, which the review did not
+	// see.
+	Remediation string    `json:"remediation_status,omitempty"`
+	ReviewedAt  time.Time `json:"reviewed_at"`
 }
 
 // ListExportsParams filters exports. Zero values do not filter.

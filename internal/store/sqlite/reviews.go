@@ -7,21 +7,21 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, reviewed_by, key_id, notes, run_steps, reviewed_at`
+const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, reviewed_by, key_id, notes, run_steps, reviewed_at, remediation`
 
 func scanReview(row scanner) (runproof.Review, error) {
 	var r runproof.Review
 	err := row.Scan(&r.TenantID, &r.ID, &r.ExportID, &r.RunID, &r.BundleID, &r.Status, &r.ReviewedBy, &r.KeyID,
-		&r.Notes, &r.RunSteps, timeCol{&r.ReviewedAt})
+		&r.Notes, &r.RunSteps, timeCol{&r.ReviewedAt}, &r.Remediation)
 	return r, err
 }
 
 // AddReview stores a review of an export.
 func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
-		timeText(r.ReviewedAt))
+		timeText(r.ReviewedAt), r.Remediation)
 	switch {
 	case isUnique(err):
 		return runproof.Errorf(runproof.ECONFLICT, "review %q already exists", r.ID)
