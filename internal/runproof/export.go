@@ -188,16 +188,16 @@ type ExportStore interface {
 // numbered without gaps, so the same number is the same steps) and the same
 // remediation status.
 type Review struct {
-	TenantID   string    `json:"-"`
-	ID         string    `json:"id"`
-	ExportID   string    `json:"export_id"` // the export reviewed
-	RunID      string    `json:"run_id"`
-	BundleID   string    `json:"bundle_id"` // the bundle reviewed
-	Status     string    `json:"review_status"`
-	ReviewedBy string    `json:"reviewed_by"`
-	KeyID      string    `json:"key_id"` // the API key that recorded it
-	Notes      string    `json:"auditor_notes,omitempty"`
-	RunSteps   int64     `json:"run_steps"` // the run's steps, all in the bundle reviewed
+	TenantID   string `json:"-"`
+	ID         string `json:"id"`
+	ExportID   string `json:"export_id"` // the export reviewed
+	RunID      string `json:"run_id"`
+	BundleID   string `json:"bundle_id"` // the bundle reviewed
+	Status     string `json:"review_status"`
+	ReviewedBy string `json:"reviewed_by"`
+	KeyID      string `json:"key_id"` // the API key that recorded it
+	Notes      string `json:"auditor_notes,omitempty"`
+	RunSteps   int64  `json:"run_steps"` // the run's steps, all in the bundle reviewed
 	// Remediation is the incident's remediation status the bundle reviewed
 	// shows: a later change shows in the controls, which the review did not
 	// see.
