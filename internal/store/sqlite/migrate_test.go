@@ -179,3 +179,33 @@ func TestMigrateReviews(t *testing.T) {
 		t.Errorf("the reviews after the refused down: %+v, %v", got, err)
 	}
 }
+
+// TestMigrateAuditUnsealed brings a database of schema 5, whose sealer put
+// audit events into the ledger by time, to schema 6: the events already in
+// the ledger do not wait for an entry again, the others do.
+func TestMigrateAuditUnsealed(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO audit_events VALUES ('t1', 'a-sealed', '2026-01-02T15:04:05.000000Z', 'k', 'HUMAN', 'access', 'GET /x', '/x', 'allow', 200, 'c', 'api', '')`,
+		`INSERT INTO audit_events VALUES ('t1', 'a-waiting', '2026-01-02T15:04:06.000000Z', 'k', 'HUMAN', 'access', 'GET /x', '/x', 'allow', 200, 'c', 'api', '')`,
+		`INSERT INTO ledger_entries VALUES ('t1', 0, 'a-sealed', 'runproof.audit.v1', X'7b7d', '2026-01-02T15:04:07.000000Z')`,
+	} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waiting, err := s.AuditEventsToSeal(ctx, "t1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waiting) != 1 || waiting[0].ID != "a-waiting" {
+		t.Errorf("events waiting after the migration: %+v, want a-waiting alone", waiting)
+	}
+}

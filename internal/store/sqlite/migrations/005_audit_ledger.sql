@@ -1,18 +1,9 @@
 -- Audit events become entries of their tenant's ledger, appended in
--- batches after they are stored. Each event waits in audit_unsealed,
--- written in the same transaction as the event and deleted in the same
--- transaction as its ledger entry, so the sealer never depends on clocks
--- or scans the whole audit log. Events stored before this version wait
--- there too. The table is not append-only: a row leaves it when sealed.
+-- batches after they occur: the sealer looks for the events of recent
+-- tenants that are not in the ledger yet, by time.
 
 -- +goose Up
-CREATE TABLE audit_unsealed (
-    tenant_id   TEXT NOT NULL,
-    id          TEXT NOT NULL,
-    occurred_at TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, id)
-) STRICT;
-INSERT INTO audit_unsealed (tenant_id, id, occurred_at) SELECT tenant_id, id, occurred_at FROM audit_events;
+CREATE INDEX audit_occurred_all ON audit_events (occurred_at);
 
 -- +goose Down
-DROP TABLE audit_unsealed;
+DROP INDEX audit_occurred_all;
