@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -49,17 +50,26 @@ const auditBatch = 1000
 
 // SyncAudit appends the tenant's audit events that wait for their entry
 // (all of them, however late they were stored), oldest first, a thousand
-// under each checkpoint, and returns how many it appended.
+// under each checkpoint, and returns how many it appended or found in the
+// log already. A batch that still waits once appended is in the log
+// already yet waits (a database restored over a newer ledger, say): it is
+// an error, not a loop.
 func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 	if err := checkTenant(tenantID); err != nil {
 		return 0, err
 	}
 	total := 0
+	var last []runproof.AuditEvent // the batch of the previous pass
 	for {
 		events, err := l.store.AuditEventsToSeal(ctx, tenantID, auditBatch)
 		if err != nil || len(events) == 0 {
 			return total, err
 		}
+		if len(last) == len(events) && last[0].ID == events[0].ID && last[len(last)-1].ID == events[len(events)-1].ID {
+			return total, fmt.Errorf("ledger of tenant %q: %d audit events are in the ledger already yet still wait for it, among them %s: "+
+				"was the database restored? run `runproof ledger verify`", tenantID, len(events), events[0].ID)
+		}
+		last = events
 		leaves := make([]leaf, len(events))
 		for i, ev := range events {
 			data, err := auditLeafBytes(ev)

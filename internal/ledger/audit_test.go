@@ -128,3 +128,23 @@ func TestSealAudit(t *testing.T) {
 		}
 	})
 }
+
+// TestSyncAuditStale: an audit event that is in the log yet still waits for
+// it (written back behind runproof's back) is an error, not an endless loop.
+func TestSyncAuditStale(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		l := newLedger(t, e.Store)
+		ev := auditAt(t, e.Store, "acme", time.Now().Add(-time.Minute), 1)[0]
+		if n, err := l.SyncAudit(ctx, "acme"); err != nil || n != 1 {
+			t.Fatalf("first sync: %d, %v", n, err)
+		}
+		e.exec(t, fmt.Sprintf("INSERT INTO audit_unsealed (tenant_id, id, occurred_at) VALUES ('acme', '%s', '%s')",
+			ev.ID, runproof.FormatTime(ev.OccurredAt)))
+		_, err := l.SyncAudit(ctx, "acme")
+		if err == nil || !strings.Contains(err.Error(), "still wait") || ctx.Err() != nil {
+			t.Fatalf("sync over a stale wait: %v (context %v), want an error saying so", err, ctx.Err())
+		}
+	})
+}
