@@ -332,13 +332,13 @@ func (l *Ledger) known() []string {
 
 // learn asks NewVerifiers for verifier keys and reports whether any was
 // new.
-func (l *Ledger) learn() bool {
+func (l *Ledger) learn() (bool, error) {
 	if l.newVerifiers == nil {
-		return false
+		return false, nil
 	}
 	keys, err := l.newVerifiers()
 	if err != nil {
-		return false
+		return false, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -348,7 +348,7 @@ func (l *Ledger) learn() bool {
 			l.verifiers = append(l.verifiers, k)
 		}
 	}
-	return len(l.verifiers) > n
+	return len(l.verifiers) > n, nil
 }
 
 // checkHead makes sure the log is still the one last signed, in O(log n)
@@ -365,8 +365,12 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 	}
 	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.known()...)
 	var unknown *note.UnverifiedNoteError
-	if errors.As(err, &unknown) && l.learn() {
-		origin, tree, err = OpenCheckpoint(st.Latest.Note, l.known()...)
+	if errors.As(err, &unknown) {
+		if learned, lerr := l.learn(); lerr != nil {
+			return fmt.Errorf("the latest checkpoint is signed by a key this process does not know, and the signing keys could not be read again: %w", lerr)
+		} else if learned {
+			origin, tree, err = OpenCheckpoint(st.Latest.Note, l.known()...)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)

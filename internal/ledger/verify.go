@@ -105,7 +105,9 @@ func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, 
 
 // Verify checks a tenant's log with this ledger's keys and origin.
 func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Report, error) {
-	l.learn() // a key another process rotated to may sign the latest checkpoints
+	if _, err := l.learn(); err != nil { // a key another process rotated to may sign the latest checkpoints
+		return Report{TenantID: tenantID}, err
+	}
 	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.known(),
 		OriginPrefix: l.prefix, Checkpoint: older})
 }
