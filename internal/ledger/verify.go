@@ -88,7 +88,8 @@ var verifyBatch int64 = 1000
 // always that every audit event is in the log or waits for it. Pages are
 // read ahead while the previous ones are checked. It stops at the first
 // fault and returns it as a *Mismatch; other errors are failures to read.
-// Memory does not grow with the log: a few pages, and of the tree only
+// Memory does not grow with the log (but for the entries appended while it
+// runs, which tail reads): a few pages, and of the tree only
 // the hashes later entries and checkpoints are computed from (O(log n)).
 func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
 	if p.OriginPrefix == "" {
