@@ -88,6 +88,7 @@ func TestBadInput(t *testing.T) {
 		{"bad status filter", "GET", "/api/v1/logs/llm-runs?status=weird", admin, nil, 422, "status"},
 		{"limit zero", "GET", "/api/v1/logs/llm-runs?limit=0", admin, nil, 422, "limit"},
 		{"limit over the most", "GET", "/api/v1/logs/llm-runs?limit=501", admin, nil, 422, "limit"},
+		{"negative limit", "GET", "/api/v1/exports?limit=-1", admin, nil, 422, "limit"},
 		{"viewer cannot read audit", "GET", "/api/v1/logs/audit", viewer, nil, 403, ""},
 		{"empty path segment", "GET", "/api/v1/exports//download", admin, nil, 404, ""},
 		{"dot segment", "GET", "/api/v1/runs/./steps", admin, nil, 404, ""},

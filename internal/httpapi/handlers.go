@@ -200,11 +200,8 @@ func runFilter(c *call) (service.RunFilter, error) {
 	q := c.r.URL.Query()
 	f := service.RunFilter{AgentID: q.Get("agent_id"), Status: runproof.RunStatus(q.Get("status")), Cursor: q.Get("cursor")}
 	var err error
-	if f.Limit, err = intParam(q.Get("limit"), "limit"); err != nil {
+	if f.Limit, err = limitParam(q.Get("limit"), service.MaxRunsPage); err != nil {
 		return f, err
-	}
-	if q.Get("limit") != "" && f.Limit < 1 { // 0 would mean the default
-		return f, runproof.Invalid(runproof.FieldError{Field: "limit", Message: "must be between 1 and 500"})
 	}
 	if f.From, f.To, err = period(q.Get("from"), q.Get("to")); err != nil {
 		return f, err
@@ -397,14 +394,23 @@ func intParam(v, name string) (int, error) {
 	return n, nil
 }
 
+// limitParam parses a limit of 1 to most; absent, it is 0 (the default).
+func limitParam(v string, most int) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, runproof.Invalid(runproof.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", most)})
+	}
+	return n, nil
+}
+
 // page parses limit (1-100, default 50) and offset.
 func page(limit, offset string) (int, int, error) {
-	l, err := intParam(limit, "limit")
+	l, err := limitParam(limit, 100)
 	if err != nil {
 		return 0, 0, err
-	}
-	if limit != "" && (l < 1 || l > 100) {
-		return 0, 0, runproof.Invalid(runproof.FieldError{Field: "limit", Message: "must be between 1 and 100"})
 	}
 	if l == 0 {
 		l = 50

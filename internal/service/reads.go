@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -22,8 +23,11 @@ type RunFilter struct {
 	Status   runproof.RunStatus
 	From, To time.Time
 	Cursor   string // from a previous page's NextCursor
-	Limit    int    // 1-500, default 50
+	Limit    int    // 1-MaxRunsPage, default 50
 }
+
+// MaxRunsPage is the most runs a page of ListRuns holds.
+const MaxRunsPage = 500
 
 // ListRuns returns a page of runs, newest first, and the cursor of the next
 // page ("" on the last one).
@@ -32,8 +36,8 @@ func (s *Service) ListRuns(ctx context.Context, tenantID string, f RunFilter) ([
 	if p.Limit == 0 {
 		p.Limit = 50
 	}
-	if p.Limit < 1 || p.Limit > 500 {
-		return nil, "", runproof.Invalid(runproof.FieldError{Field: "limit", Message: "must be between 1 and 500"})
+	if p.Limit < 1 || p.Limit > MaxRunsPage {
+		return nil, "", runproof.Invalid(runproof.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", MaxRunsPage)})
 	}
 	if f.Cursor != "" {
 		c, err := decodeCursor(f.Cursor)
