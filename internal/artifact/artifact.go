@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runproof/runproof/internal/atomicfile"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -63,7 +64,7 @@ func (d *Dir) Create(key string) (Pending, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(p), atomicfile.TempPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
@@ -89,17 +90,7 @@ func (w *file) Commit() error {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("artifacts: %w", err)
 	}
-	return syncDir(filepath.Dir(w.final))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("artifacts: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(w.final)); err != nil {
 		return fmt.Errorf("artifacts: %w", err)
 	}
 	return nil
@@ -148,7 +139,7 @@ func (d *Dir) Sweep(prefix string, before time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	temps, err := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	temps, err := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"*"))
 	if err != nil {
 		return 0, fmt.Errorf("artifacts: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/runproof/runproof/internal/atomicfile"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
@@ -187,32 +188,16 @@ func writeOut(name string, r io.Reader) error {
 	return writeFileAtomic(name, r)
 }
 
-// writeFileAtomic writes r to name through a temporary file, so that a
-// failure never leaves a partial file under name.
+// writeFileAtomic writes r to name (0644), making its directory first;
+// a failure never leaves a partial file under name.
 func writeFileAtomic(name string, r io.Reader) error {
-	dir := filepath.Dir(name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".runproof-*")
-	if err != nil {
+	return atomicfile.Write(name, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
 		return err
-	}
-	defer os.Remove(f.Name()) // a no-op once renamed
-	_, err = io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	return err
+	})
 }
 
 // exportFailure words an export error for the command line.

@@ -15,11 +15,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/runproof/runproof/internal/atomicfile"
 )
 
 // Key is one signing key.
@@ -124,26 +127,11 @@ func (kr *Keyring) Rotate() (Key, error) {
 		return Key{}, err
 	}
 	name := filepath.Join(kr.dir, k.CreatedAt.Format(nameTime)+"-"+strings.TrimPrefix(k.ID, "ed25519:")+".pem")
-	// Written whole under a name the keyring does not read (0600), then
-	// renamed: a process stopped half-way leaves no half key behind a name.
-	f, err := os.CreateTemp(kr.dir, ".new-key-*")
-	if err != nil {
-		return Key{}, fmt.Errorf("signing keys: %w", err)
-	}
-	defer os.Remove(f.Name()) // a no-op once renamed
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err == nil {
-		err = syncDir(kr.dir)
-	}
+	// Written whole (0600): a process stopped half-way leaves no half key
+	// behind a name the keyring reads.
+	err = atomicfile.Write(name, 0o600, func(w io.Writer) error {
+		return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	})
 	if err != nil {
 		return Key{}, fmt.Errorf("signing keys: %w", err)
 	}
@@ -230,14 +218,4 @@ func ParsePublicPEM(b []byte) (ed25519.PublicKey, error) {
 		return nil, fmt.Errorf("a %T, not an Ed25519 public key", parsed)
 	}
 	return pub, nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
