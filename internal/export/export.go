@@ -174,12 +174,16 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	for _, f := range []struct {
 		name, value string
 		max         int
-	}{{"prepared_for", in.PreparedFor, 200}, {"correlation_id", in.CorrelationID, runproof.MaxCorrelationID},
-		{"run_id", in.RunID, 128}, {"incident_id", in.IncidentID, 128}} {
+	}{{"prepared_for", in.PreparedFor, 200}, {"correlation_id", in.CorrelationID, runproof.MaxCorrelationID}} {
 		if len(f.value) > f.max {
 			bad(f.name, fmt.Sprintf("must be at most %d bytes", f.max))
 		} else if err := runproof.CheckText(f.value); err != nil {
 			bad(f.name, err.Error())
+		}
+	}
+	for _, f := range []struct{ name, value string }{{"run_id", in.RunID}, {"incident_id", in.IncidentID}} {
+		if f.value != "" && !runproof.ValidID(f.value) { // as runs and incidents are stored
+			bad(f.name, runproof.IDRule)
 		}
 	}
 	for _, p := range []struct {
