@@ -146,6 +146,7 @@ func TestExportsAPI(t *testing.T) {
 			{"incident of another tenant", other, map[string]any{"incident_id": inc, "format": "json"}, "incident_id", "no such incident"},
 			{"debrief of a run without incident", exporter, map[string]any{"run_id": "r-clean", "bundle_type": "executive_debrief", "format": "json"}, "run_id", "has no incident"},
 			{"missing format", exporter, map[string]any{"run_id": "r-clean"}, "format", "is required"},
+			{"run id no run can have", exporter, map[string]any{"run_id": "../r-1", "format": "json"}, "run_id", "letters, digits"},
 			{"long correlation id", exporter, map[string]any{"incident_id": inc, "format": "json", "correlation_id": strings.Repeat("c", 129)}, "correlation_id", "at most 128 bytes"},
 		} {
 			r := e.do("POST", "/api/v1/exports", tc.key, tc.body)
