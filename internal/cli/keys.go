@@ -148,7 +148,7 @@ Examples:
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			tenant := fs.String("tenant", "", "tenant")
 			return func(ctx context.Context, e *env, args []string) error {
-				if len(args) != 1 {
+				if len(args) != 1 || args[0] == "" {
 					return usagef("keys revoke: give the id of the one key to revoke (runproof keys list --tenant T shows them)")
 				}
 				if err := checkTenant("keys revoke", *tenant); err != nil {
