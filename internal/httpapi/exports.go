@@ -68,8 +68,7 @@ func (s *Server) createExport(w http.ResponseWriter, c *call) error {
 		return exportError(err)
 	}
 	w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
-	writeJSON(w, http.StatusCreated, s.view(c, rec, true))
-	return nil
+	return writeJSON(w, http.StatusCreated, s.view(c, rec, true))
 }
 
 func (s *Server) listExports(w http.ResponseWriter, c *call) error {
@@ -78,8 +77,7 @@ func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, exportList{Items: items})
-	return nil
+	return writeJSON(w, http.StatusOK, exportList{Items: items})
 }
 
 // exportViews lists the export records p selects, paged by the request's
@@ -111,8 +109,7 @@ func (s *Server) getExport(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.view(c, rec, true))
-	return nil
+	return writeJSON(w, http.StatusOK, s.view(c, rec, true))
 }
 
 var contentTypes = map[runproof.ExportFormat]string{
@@ -261,8 +258,7 @@ func (s *Server) reviewExport(w http.ResponseWriter, c *call) error {
 		return err
 	}
 	c.detail = fmt.Sprintf("%s by %s, run %s at %d steps (review %s)", r.Status, r.ReviewedBy, r.RunID, r.RunSteps, r.ID)
-	writeJSON(w, http.StatusCreated, r)
-	return nil
+	return writeJSON(w, http.StatusCreated, r)
 }
 
 func (s *Server) exportReviews(w http.ResponseWriter, c *call) error {
@@ -270,6 +266,5 @@ func (s *Server) exportReviews(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, reviewList{Items: items})
-	return nil
+	return writeJSON(w, http.StatusOK, reviewList{Items: items})
 }

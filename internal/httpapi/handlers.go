@@ -14,8 +14,7 @@ import (
 )
 
 func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, c *call) error {
@@ -25,8 +24,7 @@ func (s *Server) readyz(w http.ResponseWriter, c *call) error {
 			Status: http.StatusServiceUnavailable, Detail: "the store does not answer"})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	return nil
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (s *Server) metricsHandler(w http.ResponseWriter, c *call) error {
@@ -49,8 +47,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, p)
-	return nil
+	return writeJSON(w, http.StatusCreated, p)
 }
 
 func (s *Server) listPolicies(w http.ResponseWriter, c *call) error {
@@ -58,8 +55,7 @@ func (s *Server) listPolicies(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, policyList{Items: nonNil(ps)})
-	return nil
+	return writeJSON(w, http.StatusOK, policyList{Items: nonNil(ps)})
 }
 
 type runCreated struct {
@@ -83,8 +79,7 @@ func (s *Server) createRun(w http.ResponseWriter, c *call) error {
 		status = http.StatusCreated
 	}
 	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
-	writeJSON(w, status, runCreated{RunID: run.ID, TraceID: run.TraceID, SnapshotID: run.SnapshotID, Status: run.Status})
-	return nil
+	return writeJSON(w, status, runCreated{RunID: run.ID, TraceID: run.TraceID, SnapshotID: run.SnapshotID, Status: run.Status})
 }
 
 func (s *Server) getRun(w http.ResponseWriter, c *call) error {
@@ -92,8 +87,7 @@ func (s *Server) getRun(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, run)
-	return nil
+	return writeJSON(w, http.StatusOK, run)
 }
 
 // stepBatchDoc documents the body of an append-steps call.
@@ -120,8 +114,7 @@ func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
 	if res.Decision == service.AgentStop {
 		s.metrics.stops.Inc()
 	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) completeRun(w http.ResponseWriter, c *call) error {
@@ -133,8 +126,7 @@ func (s *Server) completeRun(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, run)
-	return nil
+	return writeJSON(w, http.StatusOK, run)
 }
 
 // --- read side --------------------------------------------------------------
@@ -171,8 +163,8 @@ func (s *Server) writeEvidence(w http.ResponseWriter, c *call, data any, meta ru
 	out.WriteString("}\n")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(out.Bytes())
-	return err
+	_, _ = w.Write(out.Bytes()) // a failure here is a client that has gone (see writeJSON)
+	return nil
 }
 
 // runMeta is the evidence metadata of one run.
@@ -339,8 +331,7 @@ func (s *Server) setRemediation(w http.ResponseWriter, c *call) error {
 		return err
 	}
 	c.detail = "remediation " + inc.RemediationStatus
-	writeJSON(w, http.StatusOK, inc)
-	return nil
+	return writeJSON(w, http.StatusOK, inc)
 }
 
 type auditList struct {

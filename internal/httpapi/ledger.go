@@ -85,8 +85,7 @@ func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return writeJSON(w, http.StatusOK, p)
 }
 
 func (s *Server) exportProof(w http.ResponseWriter, c *call) error {
@@ -97,6 +96,5 @@ func (s *Server) exportProof(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return writeJSON(w, http.StatusOK, p)
 }

@@ -21,8 +21,7 @@ import (
 // answers of a server against it, member by member, so that it stays true.
 
 func (s *Server) openapi(w http.ResponseWriter, _ *call) error {
-	writeJSON(w, http.StatusOK, s.OpenAPI())
-	return nil
+	return writeJSON(w, http.StatusOK, s.OpenAPI())
 }
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)

@@ -62,15 +62,18 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers v as JSON with status. It fails only when v cannot be
+// encoded, before anything is sent; a write that fails after the status
+// line means the client has gone, and there is no one left to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := marshal(v)
 	if err != nil {
-		http.Error(w, `{"title":"Internal Server Error","status":500}`, http.StatusInternalServerError)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
+	return nil
 }
 
 // marshal is json.Marshal without escaping <, > and & for HTML: answers

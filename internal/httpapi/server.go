@@ -203,7 +203,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		}()
 		if rt.perm == "" {
 			if err := rt.handle(sw, &call{r: r}); err != nil {
-				writeError(sw, r, s.log, err)
+				s.fail(sw, r, err)
 			}
 			return
 		}
@@ -235,7 +235,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeError(sw, r, s.log, runproof.Errorf(runproof.EFORBIDDEN,
 				"the %s role may not do this: it needs the %s permission", key.Role, rt.perm))
 		} else if err := rt.handle(sw, c); err != nil {
-			writeError(sw, r, s.log, err)
+			s.fail(sw, r, err)
 		}
 		ev := runproof.AuditEvent{TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
@@ -245,6 +245,16 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
 		}
 	})
+}
+
+// fail answers the error a handler returned, unless its answer has begun:
+// a problem appended to it would corrupt it, so the error is only logged.
+func (s *Server) fail(w *statusWriter, r *http.Request, err error) {
+	if w.status != 0 {
+		s.log.WarnContext(r.Context(), "request failed after its answer began", slog.String("path", r.URL.Path), slog.Any("error", err))
+		return
+	}
+	writeError(w, r, s.log, err)
 }
 
 // allowedMethods lists the methods of the routes matching r's path, for a

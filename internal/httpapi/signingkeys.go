@@ -43,6 +43,5 @@ func (s *Server) signingKeys(w http.ResponseWriter, c *call) error {
 		out.Items = append(out.Items, signingKey{KeyID: k.ID, Algorithm: "Ed25519", PublicKey: string(signing.PublicPEM(k.Public())),
 			LedgerVerifierKey: vk, CreatedAt: runproof.FormatTime(k.CreatedAt), Active: k.ID == active})
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return writeJSON(w, http.StatusOK, out)
 }
