@@ -213,7 +213,8 @@ func (l *Ledger) AppendManifest(ctx context.Context, rec runproof.Export) (int64
 
 // AppendBatch adds finished exports of one tenant in order, under one
 // signed checkpoint, and returns their indexes. Exports already in the log
-// keep their index; one in the log with other content is ECONFLICT.
+// keep their index; one in the log with other content is ECONFLICT. An
+// empty batch appends nothing and signs no checkpoint.
 func (l *Ledger) AppendBatch(ctx context.Context, tenantID string, recs []runproof.Export) ([]int64, error) {
 	if err := checkTenant(tenantID); err != nil {
 		return nil, err
@@ -244,6 +245,9 @@ type leaf struct {
 // looked up, and those found keep their index. A concurrent append of the
 // same leaf can make that second try conflict too; the third finds it.
 func (l *Ledger) appendLeaves(ctx context.Context, tenantID string, leaves []leaf) ([]int64, error) {
+	if len(leaves) == 0 {
+		return nil, nil // nothing to append, and no checkpoint to sign
+	}
 	all := make([]int, len(leaves))
 	for i := range all {
 		all[i] = i

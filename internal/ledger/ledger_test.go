@@ -108,6 +108,9 @@ func TestAppendProve(t *testing.T) {
 		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
 			t.Fatalf("checkpoint of an empty ledger: %v, want ENOTFOUND", err)
 		}
+		if idx, err := l.AppendBatch(ctx, "acme", nil); err != nil || len(idx) != 0 {
+			t.Fatalf("empty batch on an empty ledger: %v, %v", idx, err)
+		}
 
 		recs := finish(t, s, "acme", 0, 8)
 		appendEach(t, l, recs[:5])
@@ -117,6 +120,16 @@ func TestAppendProve(t *testing.T) {
 		}
 		if want := []int64{3, 4, 5, 6, 7}; !equalInts(idx, want) {
 			t.Errorf("batch indexes %v, want %v", idx, want)
+		}
+		before, err := s.LedgerCheckpoints(ctx, "acme", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.AppendBatch(ctx, "acme", nil); err != nil {
+			t.Errorf("empty batch: %v", err)
+		}
+		if after, err := s.LedgerCheckpoints(ctx, "acme", 0, 100); err != nil || len(after) != len(before) {
+			t.Errorf("an empty batch signed a checkpoint: %d checkpoints before, %d after (%v)", len(before), len(after), err)
 		}
 		if i, err := l.Append(ctx, recs[2]); err != nil || i != 2 {
 			t.Errorf("appending export 2 again: %d, %v; want its index 2", i, err)
