@@ -207,13 +207,13 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 }
 
 // runExports answers O5 of a run: the formats it can be exported in and
-// its past exports.
+// its past exports, newest first, a page at a time.
 func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	run, snap, err := s.runAndSnapshot(c)
 	if err != nil {
 		return err
 	}
-	recs, err := s.exports.List(c.r.Context(), runproof.ListExportsParams{TenantID: c.tenant(), RunID: run.ID, Limit: 100})
+	items, pageMeta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: run.ID}, false)
 	if err != nil {
 		return err
 	}
@@ -221,11 +221,8 @@ func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	if run.IncidentID != "" {
 		bundles = append(bundles, runproof.BundleExecutiveDebrief)
 	}
-	items := make([]exportView, len(recs))
 	meta := runMeta(run, snap)
-	for i, r := range recs {
-		items[i] = s.view(c, r, false)
-	}
+	meta.IncidentIDs = append(meta.IncidentIDs, pageMeta.IncidentIDs...)
 	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: s.exports.Formats(), BundleTypes: bundles, Exports: items}, meta)
 }
 

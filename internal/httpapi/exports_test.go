@@ -111,6 +111,15 @@ func TestExportsAPI(t *testing.T) {
 		if len(runView.Exports) != 5 || len(runView.Formats) == 0 {
 			t.Errorf("run export view %+v", runView)
 		}
+		// ... a page at a time, newest first.
+		var second struct {
+			Exports []map[string]any `json:"exports"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/r-1/export?limit=2&offset=2", exporter, nil)).decode(t, &second)
+		if len(second.Exports) != 2 || second.Exports[0]["id"] != runView.Exports[2]["id"] || second.Exports[0]["id"] == nil {
+			t.Errorf("second page of 2 %v, want exports 2 and 3 of %v", second.Exports, runView.Exports)
+		}
+		e.must(422, e.do("GET", "/api/v1/logs/llm-runs/r-1/export?limit=1000", exporter, nil))
 
 		// Roles: a viewer (or an agent) neither reads export records nor
 		// exports nor downloads.

@@ -47,8 +47,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/replay", perm: read, evidence: true, summary: "O4: the 60 s window around the inflection.",
 			response: service.Replay{}, handle: s.replay},
 
-		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/export", perm: exp, evidence: true, summary: "O5: formats available and past exports of the run.",
-			response: runExportsDoc{}, handle: s.runExports},
+		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/export", perm: exp, evidence: true, summary: "O5: formats available and past exports of the run, newest first.",
+			query: []string{"limit", "offset"}, response: runExportsDoc{}, handle: s.runExports},
 
 		{method: "GET", path: "/api/v1/logs/system", perm: read, evidence: true, summary: "Runs as runproof handled them, newest first, with cursor pagination.",
 			query: runQuery, response: systemRunList{}, handle: s.listSystem},
