@@ -58,25 +58,14 @@ func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) erro
 // AppendExportEvent adds a lifecycle event. The database refuses a second
 // event of a kind, a second completed-or-failed event (unique indexes) and an
 // event of an export the tenant does not have (foreign key).
-//
-// Appends take a lock on export_events that only appends contend for
-// (reads go on), so that no event commits before one with a lower seq: seq
-// order is then commit order, and a reader that has seen seq n will never
-// later find an event below n.
 func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) error {
 	if err := checkExportEventKind(e.Kind); err != nil {
 		return err
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `LOCK TABLE export_events IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
-			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation)
-		return err
-	})
+	_, err := s.pool.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
+		e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation)
 	switch {
 	case isForeignKey(err):
 		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)
