@@ -57,7 +57,9 @@ func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) erro
 
 // AppendExportEvent adds a lifecycle event. The database refuses a second
 // event of a kind, a second completed-or-failed event (unique indexes) and an
-// event of an export the tenant does not have (foreign key).
+// event of an export the tenant does not have (foreign key). seq is the
+// order of appends, not of commits: migration 002 took a table lock for
+// that, which no reader needs any more.
 func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) error {
 	if err := checkExportEventKind(e.Kind); err != nil {
 		return err
