@@ -104,8 +104,8 @@ func checkpointTenant(msg []byte) string {
 	if len(lines) < 4 {
 		return ""
 	}
-	t, _ := strings.CutPrefix(lines[3], ledger.DefaultOriginPrefix)
-	if t == lines[3] {
+	t, ok := strings.CutPrefix(lines[3], ledger.OriginPrefix)
+	if !ok {
 		return ""
 	}
 	return t

@@ -71,7 +71,7 @@ func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (
 	if err != nil {
 		return c, err
 	}
-	if want := DefaultOriginPrefix + m.TenantID; origin != want {
+	if want := Origin(m.TenantID); origin != want {
 		return c, fmt.Errorf("the checkpoint is of the log %q, not %q", origin, want)
 	}
 	if p.Origin != origin {

@@ -18,9 +18,12 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// DefaultOriginPrefix starts the origin line of a checkpoint; the tenant id
-// ends it, so that a checkpoint names the one log it signs.
-const DefaultOriginPrefix = "runproof/ledger/"
+// OriginPrefix starts the origin line of a checkpoint; the tenant id ends
+// it, so that a checkpoint names the one log it signs.
+const OriginPrefix = "runproof/ledger/"
+
+// Origin is the origin line of the checkpoints of a tenant's log.
+func Origin(tenantID string) string { return OriginPrefix + tenantID }
 
 // ErrDiverged is returned by an append that finds the stored tree no longer
 // hashing to its last signed checkpoint: nothing more is signed over it.
@@ -28,9 +31,6 @@ var ErrDiverged = errors.New("the ledger no longer matches its last signed check
 
 // Options tune a Ledger; zero values take defaults.
 type Options struct {
-	// OriginPrefix is put before the tenant id in each checkpoint's origin
-	// line (default DefaultOriginPrefix).
-	OriginPrefix string
 	// Verifiers are the verifier keys of earlier signing keys, whose
 	// checkpoints Verify still accepts after a key change.
 	Verifiers []string
@@ -50,7 +50,6 @@ type Ledger struct {
 	signer       note.Signer
 	vkey         string
 	newVerifiers func() ([]string, error)
-	prefix       string
 	now          func() time.Time
 
 	mu        sync.Mutex
@@ -66,10 +65,7 @@ func New(store runproof.Store, key ed25519.PrivateKey, keyName string, opts Opti
 		return nil, err
 	}
 	l := &Ledger{store: store, signer: signer, vkey: vkey, verifiers: append([]string{vkey}, opts.Verifiers...),
-		newVerifiers: opts.NewVerifiers, prefix: opts.OriginPrefix, now: opts.Now}
-	if l.prefix == "" {
-		l.prefix = DefaultOriginPrefix
-	}
+		newVerifiers: opts.NewVerifiers, now: opts.Now}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -79,9 +75,6 @@ func New(store runproof.Store, key ed25519.PrivateKey, keyName string, opts Opti
 // VerifierKey returns the note verifier key of the signing key, to
 // publish: "<name>+<hash>+<base64 key>".
 func (l *Ledger) VerifierKey() string { return l.vkey }
-
-// Origin returns the origin line of a tenant's checkpoints.
-func (l *Ledger) Origin(tenantID string) string { return l.prefix + tenantID }
 
 // ed25519Signer signs notes with a key the caller holds.
 type ed25519Signer struct {
@@ -317,7 +310,7 @@ func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo
 		if tree.Hash, err = tlog.TreeHash(tree.N, r); err != nil {
 			return a, fmt.Errorf("ledger: tree hash: %w", err)
 		}
-		msg, err := note.Sign(&note.Note{Text: string(checkpointText(l.Origin(tenantID), tree))}, l.signer)
+		msg, err := note.Sign(&note.Note{Text: string(checkpointText(Origin(tenantID), tree))}, l.signer)
 		if err != nil {
 			return a, fmt.Errorf("ledger: sign checkpoint: %w", err)
 		}
@@ -379,7 +372,7 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 	if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}
-	if origin != l.Origin(tenantID) || tree.N != st.Latest.Size || tree.Hash != st.Latest.Hash {
+	if origin != Origin(tenantID) || tree.N != st.Latest.Size || tree.Hash != st.Latest.Hash {
 		return fmt.Errorf("%w (the latest checkpoint's note does not sign its row)", ErrDiverged)
 	}
 	if tree.N != st.Size {

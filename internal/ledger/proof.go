@@ -73,7 +73,7 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 	} else if err != nil {
 		return Proof{}, err
 	}
-	p := Proof{Type: ProofType, ExportID: exportID, Index: e.Index, Leaf: e.Data, Origin: l.Origin(tenantID)}
+	p := Proof{Type: ProofType, ExportID: exportID, Index: e.Index, Leaf: e.Data, Origin: Origin(tenantID)}
 	switch entryType {
 	case EntryType:
 		p.Entry, err = ParseEntry(e.Data)
@@ -160,5 +160,5 @@ func (l *Ledger) ProveConsistency(ctx context.Context, tenantID string, from, to
 		p = tlog.TreeProof{}
 	}
 	return Consistency{OldSize: older.Size, NewSize: newer.Size, OldCheckpoint: string(older.Note),
-		NewCheckpoint: string(newer.Note), TreeProof: p, Origin: l.Origin(tenantID), VerifierKey: newer.VerifierKey}, nil
+		NewCheckpoint: string(newer.Note), TreeProof: p, Origin: Origin(tenantID), VerifierKey: newer.VerifierKey}, nil
 }

@@ -26,8 +26,6 @@ type VerifyParams struct {
 	// checked against the key recorded with it, which shows that no note
 	// was altered but not who signed them.
 	VerifierKeys []string
-	// OriginPrefix as in Options (default DefaultOriginPrefix).
-	OriginPrefix string
 	// Checkpoint is an older signed checkpoint, kept outside the database
 	// (by an auditor, say): Verify proves that the log still extends it.
 	Checkpoint []byte
@@ -92,9 +90,6 @@ var verifyBatch int64 = 1000
 // runs, which tail reads): a few pages, and of the tree only
 // the hashes later entries and checkpoints are computed from (O(log n)).
 func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
-	if p.OriginPrefix == "" {
-		p.OriginPrefix = DefaultOriginPrefix
-	}
 	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
 	err := v.run()
 	var m *Mismatch
@@ -109,8 +104,7 @@ func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Rep
 	if _, err := l.learn(); err != nil { // a key another process rotated to may sign the latest checkpoints
 		return Report{TenantID: tenantID}, err
 	}
-	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.known(),
-		OriginPrefix: l.prefix, Checkpoint: older})
+	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.known(), Checkpoint: older})
 }
 
 type verification struct {
@@ -296,7 +290,7 @@ func (v *verification) checkpoint(c openedCheckpoint) error {
 		m.latestSignature = c.Size == v.latest.Size
 		return m
 	}
-	if want := v.p.OriginPrefix + v.p.TenantID; c.origin != want {
+	if want := Origin(v.p.TenantID); c.origin != want {
 		return v.fail(at, "checkpoint of size %d is signed for %q, not %q", c.Size, c.origin, want)
 	}
 	if c.tree.N != c.Size || c.tree.Hash != c.Hash {
@@ -404,7 +398,7 @@ func (v *verification) older(n int64) error {
 	if err != nil {
 		return v.fail(-1, "the given checkpoint: %v", err)
 	}
-	if want := v.p.OriginPrefix + v.p.TenantID; origin != want {
+	if want := Origin(v.p.TenantID); origin != want {
 		return v.fail(-1, "the given checkpoint is signed for %q, not %q", origin, want)
 	}
 	if old.N > n {
