@@ -217,7 +217,7 @@ func verifierKeys(c common, files []string) ([]string, error) {
 			if err != nil {
 				return nil, fmt.Errorf("ledger verify: --key %s: %w", f, err)
 			}
-			vk, err := note.NewEd25519VerifierKey(signing.KeyID(pub), pub)
+			vk, err := ledger.VerifierKey(pub)
 			if err != nil {
 				return nil, fmt.Errorf("ledger verify: --key %s: %w", f, err)
 			}
@@ -238,12 +238,6 @@ func verifierKeys(c common, files []string) ([]string, error) {
 		return nil, err
 	}
 	return ledgerVerifierKeys(keys.Keys(), "")
-}
-
-// ledgerVerifierKey is the note verifier key of a signing key: its id
-// names it, e.g. "ed25519:0123456789abcdef+<hash>+<key>".
-func ledgerVerifierKey(k signing.Key) (string, error) {
-	return note.NewEd25519VerifierKey(k.ID, k.Public())
 }
 
 // newLedger returns the ledger that signs with the active key and accepts
@@ -274,7 +268,7 @@ func ledgerVerifierKeys(keys []signing.Key, except string) ([]string, error) {
 		if k.ID == except {
 			continue
 		}
-		vk, err := ledgerVerifierKey(k)
+		vk, err := ledger.VerifierKey(k.Public())
 		if err != nil {
 			return nil, err
 		}

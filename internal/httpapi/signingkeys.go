@@ -3,8 +3,7 @@ package httpapi
 import (
 	"net/http"
 
-	"golang.org/x/mod/sumdb/note"
-
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
 )
@@ -36,7 +35,7 @@ func (s *Server) signingKeys(w http.ResponseWriter, c *call) error {
 	out := signingKeyList{Items: make([]signingKey, 0, len(keys))}
 	for i := len(keys) - 1; i >= 0; i-- {
 		k := keys[i]
-		vk, err := note.NewEd25519VerifierKey(k.ID, k.Public())
+		vk, err := ledger.VerifierKey(k.Public())
 		if err != nil {
 			return err
 		}

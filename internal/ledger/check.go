@@ -9,8 +9,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
-
-	"github.com/runproof/runproof/internal/signing"
 )
 
 // ManifestCheck is what CheckManifestProof established: the manifest's
@@ -63,7 +61,7 @@ func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (
 
 	vkey := p.VerifierKey
 	if pub != nil {
-		if vkey, err = note.NewEd25519VerifierKey(signing.KeyID(pub), pub); err != nil {
+		if vkey, err = VerifierKey(pub); err != nil {
 			return c, fmt.Errorf("public key: %w", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 )
 
 // OriginPrefix starts the origin line of a checkpoint; the tenant id ends
@@ -86,6 +87,13 @@ type ed25519Signer struct {
 func (s *ed25519Signer) Name() string                    { return s.name }
 func (s *ed25519Signer) KeyHash() uint32                 { return s.hash }
 func (s *ed25519Signer) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(s.key, msg), nil }
+
+// VerifierKey is the note verifier key of the checkpoints signed with the
+// private half of pub, named by its key id (signing.KeyID):
+// "ed25519:0123456789abcdef+<hash>+<key>".
+func VerifierKey(pub ed25519.PublicKey) (string, error) {
+	return note.NewEd25519VerifierKey(signing.KeyID(pub), pub)
+}
 
 func newSigner(key ed25519.PrivateKey, name string) (note.Signer, string, error) {
 	if len(key) != ed25519.PrivateKeySize {
