@@ -1,18 +1,27 @@
-// Package ledger is the export ledger: a tamper-evident, append-only log
-// of every finished export, one per tenant, in the form of the Go checksum
-// database (golang.org/x/mod/sumdb/tlog, RFC 6962 hashing).
+// Package ledger is the tamper-evident, append-only log of a tenant's
+// exports and audit events, one log per tenant, in the form of the Go
+// checksum database (golang.org/x/mod/sumdb/tlog, RFC 6962 hashing).
 //
-// Each finished export is one leaf: the RFC 8785 bytes of its Entry; a ZIP
-// export has one more, appended before the ZIP is written, its
-// ManifestEntry, which anyone rebuilds from the ZIP's manifest.json
-// (ManifestLeaf) and checks with the ZIP's proof.json
-// (CheckManifestProof). The tree's stored hashes and a checkpoint signed
-// as a note (golang.org/x/mod/sumdb/note, Ed25519) are written with the
-// leaf in one transaction, so that every state of the tree is signed and
-// kept. Anyone
-// holding a Proof and the verifier key can check an export's inclusion
-// with tlog and note alone; Verify recomputes a whole log from the export
-// records and names the first entry that does not match.
+// A leaf is the RFC 8785 bytes of one of three entries:
+//
+//   - Entry (runproof.export.v1): a finished export, appended by the
+//     exporter when the export completes or fails (Append), or later by
+//     Sync for one a crash left out.
+//   - ManifestEntry (runproof.manifest.v1): the sealed manifest of a ZIP
+//     export, appended before the ZIP is written (AppendManifest). Anyone
+//     rebuilds it from the ZIP's manifest.json (ManifestLeaf) and checks it
+//     with the ZIP's proof.json (CheckManifestProof).
+//   - AuditEntry (runproof.audit.v1): an audit event, appended a thousand
+//     under a checkpoint by SyncAudit, which `serve` runs for every tenant
+//     every 30 s (SealAudit) and the `export` command runs too.
+//
+// The tree's stored hashes and a checkpoint signed as a note
+// (golang.org/x/mod/sumdb/note, Ed25519) are written with the leaves in
+// one transaction, so that every state of the tree is signed and kept.
+// Anyone holding a Proof and the verifier key can check an entry's
+// inclusion with tlog and note alone; Verify recomputes a whole log from
+// the export records and audit events and names the first entry that does
+// not match.
 //
 // The ledger never changes or removes what it wrote; the store's triggers
 // refuse it, and Verify finds what was changed behind their back.
