@@ -133,7 +133,7 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		return err
 	}
 	defer store.Close()
-	in := &ingester{e: e, svc: service.New(store, service.Options{Logger: e.log}), tenant: tenant, runs: map[string]*runState{}}
+	in := &ingester{e: e, svc: service.New(store, service.Options{}), tenant: tenant, runs: map[string]*runState{}}
 
 	start := time.Now()
 	err = in.read(ctx, r)

@@ -54,7 +54,7 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 		return err
 	}
 	defer store.Close()
-	svc := service.New(store, service.Options{Logger: e.log})
+	svc := service.New(store, service.Options{})
 	secret, key, err := svc.CreateAPIKey(ctx, tenant, role, name)
 	if runproof.ErrorCode(err) == runproof.EINVALID {
 		return usagef("keys create: --%s", fieldMessage(err))
@@ -106,7 +106,7 @@ Examples:
 					return err
 				}
 				defer store.Close()
-				keys, err := service.New(store, service.Options{Logger: e.log}).ListAPIKeys(ctx, *tenant)
+				keys, err := service.New(store, service.Options{}).ListAPIKeys(ctx, *tenant)
 				if err != nil {
 					return err
 				}
@@ -166,7 +166,7 @@ func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
 		return err
 	}
 	defer store.Close()
-	svc := service.New(store, service.Options{Logger: e.log})
+	svc := service.New(store, service.Options{})
 	key, err := svc.RevokeAPIKey(ctx, tenant, keyID)
 	if err != nil {
 		return fmt.Errorf("cannot revoke the key: %w", err)

@@ -90,7 +90,7 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 		return err
 	}
 	defer store.Close()
-	svc := service.New(store, service.Options{Logger: e.log})
+	svc := service.New(store, service.Options{})
 	var created []runproof.Policy
 	for i, in := range inputs {
 		p, err := svc.CreatePolicy(ctx, tenant, in)

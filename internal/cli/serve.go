@@ -102,7 +102,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return err
 	}
 	defer store.Close()
-	svc := service.New(store, service.Options{Logger: e.log})
+	svc := service.New(store, service.Options{})
 	ex, err := openExporter(e, store)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, c *call) error {
-	if err := s.svc.Store().Ping(c.r.Context()); err != nil {
+	if err := s.svc.Ping(c.r.Context()); err != nil {
 		s.log.Warn("store not ready", "error", err)
 		writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/not_ready", Title: "Service Unavailable",
 			Status: http.StatusServiceUnavailable, Detail: "the store does not answer"})
@@ -221,11 +221,7 @@ func (s *Server) listRuns(w http.ResponseWriter, c *call) error {
 }
 
 func (s *Server) runAndSnapshot(c *call) (runproof.Run, *runproof.Snapshot, error) {
-	run, err := s.svc.GetRun(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
-	if err != nil {
-		return runproof.Run{}, nil, err
-	}
-	snap, err := s.svc.Store().GetSnapshot(c.r.Context(), c.tenant(), run.SnapshotID)
+	run, snap, err := s.svc.RunSnapshot(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
 	if err != nil {
 		return runproof.Run{}, nil, err
 	}

@@ -126,6 +126,19 @@ type Governance struct {
 	StepsAfterStop int                 `json:"steps_after_stop"`
 }
 
+// RunSnapshot returns a run and the policy snapshot it is judged by.
+func (s *Service) RunSnapshot(ctx context.Context, tenantID, runID string) (runproof.Run, runproof.Snapshot, error) {
+	run, err := s.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		return runproof.Run{}, runproof.Snapshot{}, err
+	}
+	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
+	if err != nil {
+		return runproof.Run{}, runproof.Snapshot{}, err
+	}
+	return run, snap, nil
+}
+
 // Governance returns how a run was judged.
 func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Governance, error) {
 	run, steps, err := s.Trace(ctx, tenantID, runID)

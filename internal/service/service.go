@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +17,6 @@ import (
 // Service is the application layer. Create it with New.
 type Service struct {
 	store runproof.Store
-	log   *slog.Logger
 	now   func() time.Time
 	newID func() string
 
@@ -30,18 +28,13 @@ type Service struct {
 
 // Options tune a Service; zero values take the defaults.
 type Options struct {
-	Logger *slog.Logger
-	Now    func() time.Time // the clock (default time.Now)
-	NewID  func() string    // id generator for runs, incidents, keys (default UUIDv7)
+	Now   func() time.Time // the clock (default time.Now)
+	NewID func() string    // id generator for runs, incidents, keys (default UUIDv7)
 }
 
 // New returns a Service over store.
 func New(store runproof.Store, opts Options) *Service {
-	s := &Service{store: store, log: opts.Logger, now: opts.Now, newID: opts.NewID,
-		evaluators: map[string]*policy.Evaluator{}}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
+	s := &Service{store: store, now: opts.Now, newID: opts.NewID, evaluators: map[string]*policy.Evaluator{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -51,8 +44,8 @@ func New(store runproof.Store, opts Options) *Service {
 	return s
 }
 
-// Store returns the store the service works on.
-func (s *Service) Store() runproof.Store { return s.store }
+// Ping reports whether the store answers.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // Now is the service's clock, as runproof keeps times.
 func (s *Service) Now() time.Time { return runproof.Timestamp(s.now()) }
