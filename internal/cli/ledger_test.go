@@ -75,13 +75,13 @@ func TestLedgerVerify(t *testing.T) {
 	raw := store.(*sqlite.Store)
 	for _, q := range []string{"DROP TRIGGER export_events_no_update",
 		fmt.Sprintf("UPDATE export_events SET manifest_sha256 = '%s' WHERE export_id = '%s' AND kind = 'sealed'",
-			runproof.DigestBytes(nil), entries[0].ExportID)} {
+			runproof.DigestBytes(nil), entries[0].RecordID)} {
 		if err := raw.ExecRaw(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	wantError(t, r, 1, `ledger of tenant "demo": entry 3: does not match the record of export `+entries[0].ExportID)
+	wantError(t, r, 1, `ledger of tenant "demo": entry 3: does not match the record of export `+entries[0].RecordID)
 	if !strings.Contains(r.stdout, "demo: FAILED at entry 3:") {
 		t.Errorf("stdout %q", r.stdout)
 	}

@@ -76,7 +76,7 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 			if err != nil {
 				return total, err
 			}
-			leaves[i] = leaf{exportID: ev.ID, typ: AuditEntryType, data: data}
+			leaves[i] = leaf{recordID: ev.ID, typ: AuditEntryType, data: data}
 		}
 		if _, err := l.appendLeaves(ctx, tenantID, leaves); err != nil {
 			return total, err

@@ -47,7 +47,7 @@ func TestAuditEvents(t *testing.T) {
 			t.Fatalf("SyncAudit again: %d, %v; want nothing appended", n, err)
 		}
 		entries, err := e.Store.LedgerEntries(ctx, "acme", 0, 100)
-		if err != nil || len(entries) != 7 || entries[2].Type != ledger.AuditEntryType || entries[2].ExportID != events[0].ID {
+		if err != nil || len(entries) != 7 || entries[2].Type != ledger.AuditEntryType || entries[2].RecordID != events[0].ID {
 			t.Fatalf("entries: %d, %v", len(entries), err)
 		}
 		if want := fmt.Sprintf(`"id":"%s"`, events[0].ID); !strings.Contains(string(entries[2].Data), want) {

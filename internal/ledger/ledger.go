@@ -205,7 +205,7 @@ func (l *Ledger) AppendManifest(ctx context.Context, rec runproof.Export) (int64
 	if err != nil {
 		return -1, err
 	}
-	idx, err := l.appendLeaves(ctx, rec.TenantID, []leaf{{exportID: rec.ID, typ: ManifestEntryType, data: data}})
+	idx, err := l.appendLeaves(ctx, rec.TenantID, []leaf{{recordID: rec.ID, typ: ManifestEntryType, data: data}})
 	if err != nil {
 		return -1, err
 	}
@@ -229,14 +229,15 @@ func (l *Ledger) AppendBatch(ctx context.Context, tenantID string, recs []runpro
 		if err != nil {
 			return nil, err
 		}
-		leaves[i] = leaf{exportID: rec.ID, typ: EntryType, data: data}
+		leaves[i] = leaf{recordID: rec.ID, typ: EntryType, data: data}
 	}
 	return l.appendLeaves(ctx, tenantID, leaves)
 }
 
-// leaf is a leaf to append: an export has at most one of each type.
+// leaf is a leaf to append: a record (an export, an audit event) has at
+// most one of each type.
 type leaf struct {
-	exportID, typ string
+	recordID, typ string
 	data          []byte
 }
 
@@ -273,12 +274,12 @@ func (l *Ledger) appendLeaves(ctx context.Context, tenantID string, leaves []lea
 func (l *Ledger) missing(ctx context.Context, tenantID string, leaves []leaf, out []int64) ([]int, error) {
 	var todo []int
 	for i, lf := range leaves {
-		e, err := l.store.LedgerEntryByExport(ctx, tenantID, lf.exportID, lf.typ)
+		e, err := l.store.LedgerEntryByExport(ctx, tenantID, lf.recordID, lf.typ)
 		switch {
 		case err == nil && bytes.Equal(e.Data, lf.data):
 			out[i] = e.Index
 		case err == nil:
-			return nil, runproof.Errorf(runproof.ECONFLICT, "export %s is already in the ledger (entry %d) with other content", lf.exportID, e.Index)
+			return nil, runproof.Errorf(runproof.ECONFLICT, "the %s entry of %s is already in the ledger (entry %d) with other content", lf.typ, lf.recordID, e.Index)
 		case runproof.ErrorCode(err) == runproof.ENOTFOUND:
 			todo = append(todo, i)
 		default:
@@ -309,7 +310,7 @@ func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo
 				r.pending[base+int64(j)] = h
 				a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: base + int64(j), Hash: h})
 			}
-			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenantID, Index: n, ExportID: leaves[i].exportID,
+			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenantID, Index: n, RecordID: leaves[i].recordID,
 				Type: leaves[i].typ, Data: leaves[i].data, CreatedAt: now})
 			out[i] = n
 		}

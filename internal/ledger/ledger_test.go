@@ -267,7 +267,7 @@ func TestSync(t *testing.T) {
 		}
 		var got []string
 		for _, e := range entries {
-			got = append(got, e.ExportID)
+			got = append(got, e.RecordID)
 		}
 		want := []string{"acme-x0001", "acme-x0004", "acme-x0000", "acme-x0002", "acme-x0003", "acme-x0005",
 			"acme-x0006", "acme-x0007", "acme-x0008"}

@@ -251,28 +251,28 @@ func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
 // names for messages.
 func (v *verification) leaf(e runproof.LedgerEntry, pg *page) (data []byte, what string, err error) {
 	if e.Type == AuditEntryType {
-		what = "audit event " + e.ExportID
-		ev, ok := pg.audit[e.ExportID]
+		what = "audit event " + e.RecordID
+		ev, ok := pg.audit[e.RecordID]
 		if !ok {
-			return nil, what, v.fail(e.Index, "audit event %s is not among the audit events", e.ExportID)
+			return nil, what, v.fail(e.Index, "audit event %s is not among the audit events", e.RecordID)
 		}
 		v.report.AuditEvents++
 		data, err = auditLeafBytes(ev)
 		return data, what, err
 	}
-	what = "export " + e.ExportID
-	rec, ok := pg.records[e.ExportID]
+	what = "export " + e.RecordID
+	rec, ok := pg.records[e.RecordID]
 	if !ok {
-		return nil, what, v.fail(e.Index, "export %s is not among the export records", e.ExportID)
+		return nil, what, v.fail(e.Index, "export %s is not among the export records", e.RecordID)
 	}
 	switch e.Type {
 	case EntryType:
 		if data, err = leafBytes(rec); err != nil {
-			return nil, what, v.fail(e.Index, "export %s is %s, yet in the ledger", e.ExportID, rec.Status)
+			return nil, what, v.fail(e.Index, "export %s is %s, yet in the ledger", e.RecordID, rec.Status)
 		}
 	case ManifestEntryType:
 		if data, err = manifestLeafBytes(rec); err != nil {
-			return nil, what, v.fail(e.Index, "export %s has no sealed manifest, yet its manifest is in the ledger", e.ExportID)
+			return nil, what, v.fail(e.Index, "export %s has no sealed manifest, yet its manifest is in the ledger", e.RecordID)
 		}
 	default:
 		return nil, what, v.fail(e.Index, "unknown entry type %q", e.Type)

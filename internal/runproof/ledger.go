@@ -29,7 +29,7 @@ const (
 type LedgerEntry struct {
 	TenantID  string
 	Index     int64  // leaf index, from 0, without gaps
-	ExportID  string // the export the entry records; for an audit event's entry, the event's id
+	RecordID  string // what the entry records: the export's id, or the audit event's
 	Type      string // the leaf's format, as its "type" member says
 	Data      []byte
 	CreatedAt time.Time // when it was appended

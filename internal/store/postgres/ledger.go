@@ -20,7 +20,7 @@ const ledgerCheckpointColumns = `tenant_id, tree_size, hash, note, verifier_key,
 
 func scanLedgerEntry(row pgx.Row) (runproof.LedgerEntry, error) {
 	var e runproof.LedgerEntry
-	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Type, &e.Data, &e.CreatedAt)
+	err := row.Scan(&e.TenantID, &e.Index, &e.RecordID, &e.Type, &e.Data, &e.CreatedAt)
 	e.CreatedAt = runproof.Timestamp(e.CreatedAt)
 	return e, err
 }
@@ -91,7 +91,7 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 	n := len(change.Entries)
 	idx, ids, types, data, created := make([]int64, n), make([]string, n), make([]string, n), make([][]byte, n), make([]time.Time, n)
 	for i, e := range change.Entries {
-		idx[i], ids[i], types[i], data[i], created[i] = e.Index, e.ExportID, e.Type, e.Data, runproof.Timestamp(e.CreatedAt)
+		idx[i], ids[i], types[i], data[i], created[i] = e.Index, e.RecordID, e.Type, e.Data, runproof.Timestamp(e.CreatedAt)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`)
 		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[])`,
@@ -101,7 +101,7 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 	var sealed []string // audit events that no longer wait
 	for _, e := range change.Entries {
 		if e.Type == runproof.AuditEntryType {
-			sealed = append(sealed, e.ExportID)
+			sealed = append(sealed, e.RecordID)
 		}
 	}
 	if len(sealed) > 0 {

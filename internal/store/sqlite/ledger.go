@@ -19,7 +19,7 @@ const ledgerCheckpointColumns = `tenant_id, tree_size, hash, note, verifier_key,
 
 func scanLedgerEntry(row scanner) (runproof.LedgerEntry, error) {
 	var e runproof.LedgerEntry
-	err := row.Scan(&e.TenantID, &e.Index, &e.ExportID, &e.Type, &e.Data, timeCol{&e.CreatedAt})
+	err := row.Scan(&e.TenantID, &e.Index, &e.RecordID, &e.Type, &e.Data, timeCol{&e.CreatedAt})
 	return e, err
 }
 
@@ -66,14 +66,14 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 	}
 	for _, e := range change.Entries {
 		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
-			tenantID, e.Index, e.ExportID, e.Type, e.Data, timeText(e.CreatedAt))
+			tenantID, e.Index, e.RecordID, e.Type, e.Data, timeText(e.CreatedAt))
 		if isUnique(err) {
-			return runproof.Errorf(runproof.ECONFLICT, "ledger entry %d or the %s entry of export %q is already in the ledger", e.Index, e.Type, e.ExportID)
+			return runproof.Errorf(runproof.ECONFLICT, "ledger entry %d or the %s entry of %q is already in the ledger", e.Index, e.Type, e.RecordID)
 		} else if err != nil {
 			return fmt.Errorf("append ledger: entry: %w", err)
 		}
 		if e.Type == runproof.AuditEntryType {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM audit_unsealed WHERE tenant_id = ? AND id = ?`, tenantID, e.ExportID); err != nil {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM audit_unsealed WHERE tenant_id = ? AND id = ?`, tenantID, e.RecordID); err != nil {
 				return fmt.Errorf("append ledger: sealed audit event: %w", err)
 			}
 		}

@@ -53,7 +53,7 @@ func appendLedgerTyped(ctx context.Context, s runproof.Store, tenant, entryType 
 		for i, id := range exportIDs {
 			n := st.Size + int64(i)
 			got = append(got, n)
-			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenant, Index: n, ExportID: id, Type: entryType,
+			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenant, Index: n, RecordID: id, Type: entryType,
 				Data: []byte(`{"export_id":"` + id + `"}`), CreatedAt: at(int(n))})
 			a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: n, Hash: ledgerHash(fmt.Sprint(tenant, n))})
 		}
@@ -89,8 +89,8 @@ func testLedger(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	want := []runproof.LedgerEntry{
-		{TenantID: "t1", Index: 1, ExportID: "x1", Type: exportEntry, Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(1)},
-		{TenantID: "t1", Index: 2, ExportID: "x2", Type: exportEntry, Data: []byte(`{"export_id":"x2"}`), CreatedAt: at(2)},
+		{TenantID: "t1", Index: 1, RecordID: "x1", Type: exportEntry, Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(1)},
+		{TenantID: "t1", Index: 2, RecordID: "x2", Type: exportEntry, Data: []byte(`{"export_id":"x2"}`), CreatedAt: at(2)},
 	}
 	equal(t, "entries [1, 10)", entries, want)
 	e, err := s.LedgerEntryByExport(ctx, "t1", "x2", exportEntry)
@@ -184,7 +184,7 @@ func testLedger(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equal(t, "manifest entry of x1", e, runproof.LedgerEntry{TenantID: "t1", Index: 3, ExportID: "x1", Type: manifestEntry,
+	equal(t, "manifest entry of x1", e, runproof.LedgerEntry{TenantID: "t1", Index: 3, RecordID: "x1", Type: manifestEntry,
 		Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(3)})
 	if e, err := s.LedgerEntryByExport(ctx, "t1", "x1", exportEntry); err != nil || e.Index != 1 {
 		t.Errorf("export entry of x1 after its manifest entry: %+v, %v", e, err)
@@ -317,10 +317,10 @@ func testLedgerConcurrent(t *testing.T, h Harness) {
 	}
 	seen := map[string]bool{}
 	for i, e := range entries {
-		if e.Index != int64(i) || seen[e.ExportID] {
-			t.Fatalf("entry %d: index %d, export %s (seen before: %v)", i, e.Index, e.ExportID, seen[e.ExportID])
+		if e.Index != int64(i) || seen[e.RecordID] {
+			t.Fatalf("entry %d: index %d, export %s (seen before: %v)", i, e.Index, e.RecordID, seen[e.RecordID])
 		}
-		seen[e.ExportID] = true
+		seen[e.RecordID] = true
 	}
 	if len(entries) != n {
 		t.Fatalf("%d entries, want %d", len(entries), n)
