@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -123,9 +124,9 @@ func recoverExports(ctx context.Context, e *env, exporter *export.Exporter, tena
 	n, err := exporter.Recover(ctx, tenant)
 	switch {
 	case err != nil:
-		e.log.Warn("interrupted exports not recovered", "tenant_id", tenant, "error", err)
+		e.log.Warn("interrupted exports not recovered", slog.String("tenant_id", tenant), slog.Any("error", err))
 	case n > 0:
-		e.log.Warn("interrupted exports recorded as failed", "tenant_id", tenant, "exports", n)
+		e.log.Warn("interrupted exports recorded as failed", slog.String("tenant_id", tenant), slog.Int("exports", n))
 	}
 }
 
@@ -137,9 +138,9 @@ func sealAudit(ctx context.Context, e *env, led *ledger.Ledger, tenant string) {
 	n, err := led.SyncAudit(ctx, tenant)
 	switch {
 	case err != nil:
-		e.log.Warn("audit events not put into the ledger yet; the next export or serve will", "tenant_id", tenant, "error", err)
+		e.log.Warn("audit events not put into the ledger yet; the next export or serve will", slog.String("tenant_id", tenant), slog.Any("error", err))
 	case n > 0:
-		e.log.Info("audit events put into the ledger", "tenant_id", tenant, "appended", n)
+		e.log.Info("audit events put into the ledger", slog.String("tenant_id", tenant), slog.Int("appended", n))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -157,7 +158,7 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	case err != nil:
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	e.log.Debug("ingest done", "file", name, "steps", in.stats.steps, "elapsed", time.Since(start).String())
+	e.log.Debug("ingest done", slog.String("file", name), slog.Int("steps", in.stats.steps), slog.Duration("elapsed", time.Since(start)))
 	_, err = fmt.Fprint(e.stdout, in.stats)
 	return err
 }
@@ -337,7 +338,7 @@ func (in *ingester) send(ctx context.Context, runID string, batch []service.Step
 		st.stopped = true
 	}
 	if before/progressEvery != in.stats.steps/progressEvery {
-		in.e.log.Info("ingest progress", "steps", in.stats.steps, "runs", in.stats.runs)
+		in.e.log.Info("ingest progress", slog.Int("steps", in.stats.steps), slog.Int("runs", in.stats.runs))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -171,7 +172,7 @@ func progressLog(e *env, tenant string) func(done, total int64) {
 			return
 		}
 		last = time.Now()
-		e.log.Info("ledger verify progress", "tenant_id", tenant, "entries", done, "of", total)
+		e.log.Info("ledger verify progress", slog.String("tenant_id", tenant), slog.Int64("entries", done), slog.Int64("of", total))
 	}
 }
 

@@ -127,7 +127,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
-	e.log.Info("listening", "addr", ln.Addr().String(), "engine", e.engine())
+	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("engine", e.engine()))
 
 	// Background work, until the server stops: audit events join their
 	// tenant's ledger in batches, every auditSealEvery and once more after
@@ -144,7 +144,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		background.Go(func() {
 			every(bgCtx, optimizeInterval, false, func() {
 				if err := o.Optimize(bgCtx); err != nil && bgCtx.Err() == nil {
-					e.log.Warn("database statistics not refreshed", "error", err)
+					e.log.Warn("database statistics not refreshed", slog.Any("error", err))
 				}
 			})
 		})
@@ -161,7 +161,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return fmt.Errorf("the HTTP server stopped: %w", err)
 	case <-ctx.Done():
 	}
-	e.log.Info("shutting down", "grace", shutdownGrace.String())
+	e.log.Info("shutting down", slog.Duration("grace", shutdownGrace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

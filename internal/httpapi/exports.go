@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -157,16 +158,16 @@ func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Expor
 	hash := sha256.New()
 	n, err := io.Copy(io.MultiWriter(w, hash), f)
 	if err != nil {
-		s.log.WarnContext(c.r.Context(), "download interrupted", "export_id", rec.ID, "error", err)
+		s.log.WarnContext(c.r.Context(), "download interrupted", slog.String("export_id", rec.ID), slog.Any("error", err))
 		return nil // the status is sent; the client sees a short body
 	}
 	if n != rec.SizeBytes || runproof.DigestPrefix+hex.EncodeToString(hash.Sum(nil)) != rec.Checksum {
-		s.log.ErrorContext(c.r.Context(), "artifact does not match its record", "export_id", rec.ID)
+		s.log.ErrorContext(c.r.Context(), "artifact does not match its record", slog.String("export_id", rec.ID))
 		return nil
 	}
 	// Recorded even when the client hangs up as soon as it has every byte.
 	if err := s.exports.Delivered(context.WithoutCancel(c.r.Context()), rec); err != nil {
-		s.log.ErrorContext(c.r.Context(), "delivery not recorded", "export_id", rec.ID, "error", err)
+		s.log.ErrorContext(c.r.Context(), "delivery not recorded", slog.String("export_id", rec.ID), slog.Any("error", err))
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,7 +20,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
 
 func (s *Server) readyz(w http.ResponseWriter, c *call) error {
 	if err := s.svc.Ping(c.r.Context()); err != nil {
-		s.log.Warn("store not ready", "error", err)
+		s.log.WarnContext(c.r.Context(), "store not ready", slog.Any("error", err))
 		writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/not_ready", Title: "Service Unavailable",
 			Status: http.StatusServiceUnavailable, Detail: "the store does not answer"})
 		return nil

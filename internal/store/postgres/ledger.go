@@ -259,10 +259,7 @@ func (s *Store) LedgerCheckpoint(ctx context.Context, tenantID string, size int6
 // LedgerCheckpoints returns checkpoints of size above after, smallest first.
 func (s *Store) LedgerCheckpoints(ctx context.Context, tenantID string, after int64, limit int) ([]runproof.LedgerCheckpoint, error) {
 	q := `SELECT ` + ledgerCheckpointColumns + ` FROM ledger_checkpoints
-		WHERE tenant_id = $1 AND tree_size > $2 ORDER BY tree_size`
-	if limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", limit)
-	}
+		WHERE tenant_id = $1 AND tree_size > $2 ORDER BY tree_size` + page(limit, 0)
 	out, err := collect(ctx, s.pool, scanLedgerCheckpoint, q, tenantID, after)
 	if err != nil {
 		return nil, fmt.Errorf("ledger checkpoints: %w", err)

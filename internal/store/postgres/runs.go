@@ -163,7 +163,7 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	}
 
 	// Everything fn asked for goes in one batch: one round trip for the
-	// steps (500 at a time on the hot path), the run and the incident.
+	// steps (up to service.MaxStepsPerCall), the run and the incident.
 	var b pgx.Batch
 	for _, st := range change.Steps {
 		if err := queueStep(&b, p, st); err != nil {
