@@ -64,7 +64,7 @@ type Store interface {
 	GetIncident(ctx context.Context, tenantID, incidentID string) (Incident, error)
 	// SetRemediation records where the remediation of an incident stands
 	// and returns the incident (ENOTFOUND).
-	SetRemediation(ctx context.Context, tenantID, incidentID, status, notes string) (Incident, error)
+	SetRemediation(ctx context.Context, p SetRemediationParams) (Incident, error)
 	// ListIncidents returns incidents newest first (violation time, then id).
 	ListIncidents(ctx context.Context, p ListIncidentsParams) ([]Incident, error)
 
@@ -123,6 +123,14 @@ type ListStepsParams struct {
 	FromIndex int64
 	From, To  time.Time // timestamp in [From, To)
 	Limit     int
+}
+
+// SetRemediationParams says where the remediation of an incident stands.
+type SetRemediationParams struct {
+	TenantID   string
+	IncidentID string
+	Status     string // pending, in_progress or completed
+	Notes      string
 }
 
 // ListIncidentsParams filters incidents. Zero values do not filter.

@@ -30,5 +30,5 @@ func (s *Service) SetRemediation(ctx context.Context, tenantID, incidentID strin
 	if len(errs) > 0 {
 		return runproof.Incident{}, runproof.Invalid(errs...)
 	}
-	return s.store.SetRemediation(ctx, tenantID, incidentID, in.Status, in.Notes)
+	return s.store.SetRemediation(ctx, runproof.SetRemediationParams{TenantID: tenantID, IncidentID: incidentID, Status: in.Status, Notes: in.Notes})
 }

@@ -69,14 +69,14 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 }
 
 // SetRemediation records where an incident's remediation stands.
-func (s *Store) SetRemediation(ctx context.Context, tenantID, incidentID, status, notes string) (runproof.Incident, error) {
+func (s *Store) SetRemediation(ctx context.Context, p runproof.SetRemediationParams) (runproof.Incident, error) {
 	tag, err := s.pool.Exec(ctx, `UPDATE incidents SET remediation_status = $1, remediation_notes = $2
-		WHERE tenant_id = $3 AND id = $4`, status, notes, tenantID, incidentID)
+		WHERE tenant_id = $3 AND id = $4`, p.Status, p.Notes, p.TenantID, p.IncidentID)
 	if err != nil {
 		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", incidentID)
+		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", p.IncidentID)
 	}
-	return s.GetIncident(ctx, tenantID, incidentID)
+	return s.GetIncident(ctx, p.TenantID, p.IncidentID)
 }

@@ -70,16 +70,16 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 }
 
 // SetRemediation records where an incident's remediation stands.
-func (s *Store) SetRemediation(ctx context.Context, tenantID, incidentID, status, notes string) (runproof.Incident, error) {
+func (s *Store) SetRemediation(ctx context.Context, p runproof.SetRemediationParams) (runproof.Incident, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE incidents SET remediation_status = ?, remediation_notes = ?
-		WHERE tenant_id = ? AND id = ?`, status, notes, tenantID, incidentID)
+		WHERE tenant_id = ? AND id = ?`, p.Status, p.Notes, p.TenantID, p.IncidentID)
 	if err != nil {
 		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
 	} else if n == 0 {
-		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", incidentID)
+		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", p.IncidentID)
 	}
-	return s.GetIncident(ctx, tenantID, incidentID)
+	return s.GetIncident(ctx, p.TenantID, p.IncidentID)
 }

@@ -654,7 +654,7 @@ func testIncidents(t *testing.T, h Harness) {
 	wantCode(t, "incident of another tenant", err, runproof.ENOTFOUND)
 
 	// Remediation is recorded after the incident opens, in its tenant only.
-	fixed, err := s.SetRemediation(ctx, "t1", "i2", "in_progress", "rolled back the prompt ✓")
+	fixed, err := s.SetRemediation(ctx, runproof.SetRemediationParams{TenantID: "t1", IncidentID: "i2", Status: "in_progress", Notes: "rolled back the prompt ✓"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -664,7 +664,7 @@ func testIncidents(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	equal(t, "incident read back after its remediation", got, i2)
-	_, err = s.SetRemediation(ctx, "t2", "i2", "completed", "")
+	_, err = s.SetRemediation(ctx, runproof.SetRemediationParams{TenantID: "t2", IncidentID: "i2", Status: "completed"})
 	wantCode(t, "remediation of another tenant's incident", err, runproof.ENOTFOUND)
 
 	// Opening an incident ID twice is a conflict.
