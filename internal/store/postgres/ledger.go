@@ -125,12 +125,6 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 	return err
 }
 
-// querier is a pool or a transaction.
-type querier interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-	QueryRow(context.Context, string, ...any) pgx.Row
-}
-
 func latestCheckpoint(ctx context.Context, q querier, tenantID string) (runproof.LedgerCheckpoint, error) {
 	c, err := scanLedgerCheckpoint(q.QueryRow(ctx, `SELECT `+ledgerCheckpointColumns+`
 		FROM ledger_checkpoints WHERE tenant_id = $1 ORDER BY tree_size DESC LIMIT 1`, tenantID))

@@ -146,10 +146,14 @@ func isUnique(err error) bool {
 	return errors.As(err, &e) && e.Code == "23505"
 }
 
-// collect runs a query and scans every row with scan.
-func collect[T any](ctx context.Context, db interface {
+// querier is the pool or a transaction.
+type querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, db querier, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -65,12 +65,8 @@ func scanRun(row pgx.Row) (runproof.Run, error) {
 	return r, err
 }
 
-type queryRower interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // getRun reads one run; lock is "" or a locking clause such as FOR UPDATE.
-func getRun(ctx context.Context, db queryRower, tenantID, runID, lock string) (runproof.Run, error) {
+func getRun(ctx context.Context, db querier, tenantID, runID, lock string) (runproof.Run, error) {
 	r, err := scanRun(db.QueryRow(ctx,
 		`SELECT `+runColumns+` FROM runs WHERE tenant_id = $1 AND id = $2 `+lock, tenantID, runID))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -108,7 +104,7 @@ func (s *Store) ListRuns(ctx context.Context, p runproof.ListRunsParams) ([]runp
 	return runs, nil
 }
 
-func getSnapshot(ctx context.Context, db queryRower, tenantID, snapshotID string) (runproof.Snapshot, error) {
+func getSnapshot(ctx context.Context, db querier, tenantID, snapshotID string) (runproof.Snapshot, error) {
 	var snap runproof.Snapshot
 	var policies string
 	err := db.QueryRow(ctx, `

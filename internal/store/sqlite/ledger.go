@@ -101,12 +101,6 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 	return nil
 }
 
-// querier is a *sql.DB or a *sql.Tx.
-type querier interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}
-
 func latestCheckpoint(ctx context.Context, q querier, tenantID string) (runproof.LedgerCheckpoint, error) {
 	c, err := scanLedgerCheckpoint(q.QueryRowContext(ctx, `SELECT `+ledgerCheckpointColumns+`
 		FROM ledger_checkpoints WHERE tenant_id = ? ORDER BY tree_size DESC LIMIT 1`, tenantID))

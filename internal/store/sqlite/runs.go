@@ -60,11 +60,7 @@ func scanRun(row scanner) (runproof.Run, error) {
 	return r, err
 }
 
-type queryRower interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func getRun(ctx context.Context, db queryRower, tenantID, runID string) (runproof.Run, error) {
+func getRun(ctx context.Context, db querier, tenantID, runID string) (runproof.Run, error) {
 	r, err := scanRun(db.QueryRowContext(ctx,
 		`SELECT `+runColumns+` FROM runs WHERE tenant_id = ? AND id = ?`, tenantID, runID))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -102,7 +98,7 @@ func (s *Store) ListRuns(ctx context.Context, p runproof.ListRunsParams) ([]runp
 	return runs, nil
 }
 
-func getSnapshot(ctx context.Context, db queryRower, tenantID, snapshotID string) (runproof.Snapshot, error) {
+func getSnapshot(ctx context.Context, db querier, tenantID, snapshotID string) (runproof.Snapshot, error) {
 	var snap runproof.Snapshot
 	var policies string
 	err := db.QueryRowContext(ctx, `

@@ -143,10 +143,14 @@ func isForeignKey(err error) bool {
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
 
-// collect runs a query and scans every row with scan.
-func collect[T any](ctx context.Context, db interface {
+// querier is a database or a transaction.
+type querier interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
