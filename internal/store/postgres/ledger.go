@@ -47,22 +47,10 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 			hashtextextended('runproof ledger ' || current_schema() || ' ' || $1, 0))`, tenantID); err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		var st runproof.LedgerState
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries WHERE tenant_id = $1`,
-			tenantID).Scan(&st.Size); err != nil {
-			return fmt.Errorf("size: %w", err)
-		}
-		latest, err := latestCheckpoint(ctx, tx, tenantID)
-		switch {
-		case err == nil:
-			st.Latest = &latest
-		case runproof.ErrorCode(err) != runproof.ENOTFOUND:
+		st, err := ledgerState(ctx, tx, tenantID)
+		if err != nil {
 			return err
 		}
-		st.ReadHashes = func(indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
-			return readHashes(ctx, tx, tenantID, indexes)
-		}
-
 		change, err := fn(st)
 		if err != nil {
 			return &fnError{err}
@@ -86,7 +74,28 @@ type fnError struct{ err error }
 
 func (e *fnError) Error() string { return e.err.Error() }
 
-// writeLedger inserts an append's rows, each table in one statement.
+// ledgerState reads what an append starts from, in its transaction.
+func ledgerState(ctx context.Context, tx pgx.Tx, tenantID string) (runproof.LedgerState, error) {
+	var st runproof.LedgerState
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries WHERE tenant_id = $1`,
+		tenantID).Scan(&st.Size); err != nil {
+		return st, fmt.Errorf("size: %w", err)
+	}
+	latest, err := latestCheckpoint(ctx, tx, tenantID)
+	switch {
+	case err == nil:
+		st.Latest = &latest
+	case runproof.ErrorCode(err) != runproof.ENOTFOUND:
+		return st, err
+	}
+	st.ReadHashes = func(indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
+		return readHashes(ctx, tx, tenantID, indexes)
+	}
+	return st, nil
+}
+
+// writeLedger inserts an append's rows, each table in one statement: its
+// entries (an audit event's entry ends its wait), hashes and checkpoint.
 func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproof.LedgerAppend) error {
 	n := len(change.Entries)
 	idx, ids, types, data, created := make([]int64, n), make([]string, n), make([]string, n), make([][]byte, n), make([]time.Time, n)

@@ -44,26 +44,46 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 	}
 	defer tx.Rollback()
 
+	st, err := ledgerState(ctx, tx, tenantID)
+	if err != nil {
+		return err
+	}
+	change, err := fn(st)
+	if err != nil {
+		return err
+	}
+	if err := writeLedger(ctx, tx, tenantID, change); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append ledger: %w", err)
+	}
+	return nil
+}
+
+// ledgerState reads what an append starts from, in its transaction.
+func ledgerState(ctx context.Context, tx *sql.Tx, tenantID string) (runproof.LedgerState, error) {
 	var st runproof.LedgerState
 	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(idx) + 1, 0) FROM ledger_entries WHERE tenant_id = ?`,
 		tenantID).Scan(&st.Size); err != nil {
-		return fmt.Errorf("append ledger: size: %w", err)
+		return st, fmt.Errorf("append ledger: size: %w", err)
 	}
 	latest, err := latestCheckpoint(ctx, tx, tenantID)
 	switch {
 	case err == nil:
 		st.Latest = &latest
 	case runproof.ErrorCode(err) != runproof.ENOTFOUND:
-		return err
+		return st, err
 	}
 	st.ReadHashes = func(indexes []int64) ([][runproof.LedgerHashSize]byte, error) {
 		return readHashes(ctx, tx, tenantID, indexes)
 	}
+	return st, nil
+}
 
-	change, err := fn(st)
-	if err != nil {
-		return err
-	}
+// writeLedger inserts an append's rows: its entries (an audit event's
+// entry ends its wait), hashes and checkpoint.
+func writeLedger(ctx context.Context, tx *sql.Tx, tenantID string, change runproof.LedgerAppend) error {
 	for _, e := range change.Entries {
 		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (`+ledgerEntryColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 			tenantID, e.Index, e.RecordID, e.Type, e.Data, timeText(e.CreatedAt))
@@ -88,15 +108,12 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 		}
 	}
 	c := change.Checkpoint
-	_, err = tx.ExecContext(ctx, `INSERT INTO ledger_checkpoints (`+ledgerCheckpointColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_checkpoints (`+ledgerCheckpointColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
 		tenantID, c.Size, c.Hash[:], c.Note, c.VerifierKey, timeText(c.CreatedAt))
 	if isUnique(err) {
 		return runproof.Errorf(runproof.ECONFLICT, "ledger checkpoint %d already exists", c.Size)
 	} else if err != nil {
 		return fmt.Errorf("append ledger: checkpoint: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("append ledger: %w", err)
 	}
 	return nil
 }
