@@ -105,6 +105,11 @@ func TestKeysListAndRevoke(t *testing.T) {
 	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", key.ID, "--data", data), 1, "revoked at")
 	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "globex", key.ID, "--data", data), 1, "has no API key")
 	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", "--data", data), 2, "give the id")
+	// A tenant without keys: a line saying so, no empty table.
+	if r := runCLI(t, "", "keys", "list", "--tenant", "globex", "--data", data); r.code != 0 || r.stdout != "" ||
+		!strings.Contains(r.stderr, "tenant globex has no API key") {
+		t.Errorf("keys list of a tenant without keys: %d %q %q", r.code, r.stdout, r.stderr)
+	}
 	events, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Category: runproof.AuditIdentity, Limit: 10})
 	if err != nil || len(events) != 3 || events[0].Action != "keys.revoke" || events[0].Resource != "key/"+key.ID {
 		t.Errorf("audit events: %+v, %v; want keys.revoke last", events, err)

@@ -112,6 +112,7 @@ Examples:
 				}
 				if len(keys) == 0 {
 					fmt.Fprintf(e.stderr, "tenant %s has no API key (create one with runproof keys create)\n", *tenant)
+					return nil
 				}
 				w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "ID\tROLE\tNAME\tCREATED\tREVOKED")
