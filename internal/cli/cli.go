@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"text/tabwriter"
 )
 
 // command is one subcommand. setup registers the command's own flags on fs
@@ -157,11 +158,13 @@ Usage: runproof COMMAND [flags]
 
 Commands:
 `)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-14s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %s\t%s\n", c.name, c.summary)
 	}
-	b.WriteString(`  help [CMD]     this text, or the help of one command
-
+	fmt.Fprintf(w, "  help [CMD]\tthis text, or the help of one command\n")
+	_ = w.Flush() // a strings.Builder does not fail
+	b.WriteString(`
 Flags every command takes:
 ` + commonHelp + `
 Run "runproof COMMAND -h" for a command's flags and examples.
