@@ -177,9 +177,10 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	}
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
 	// A sign-off on an earlier bundle of the same steps (append-only and
-	// numbered without gaps) and remediation status, which the controls
-	// depend on, holds for this one.
-	if r := src.Review; r != nil && r.RunSteps == int64(len(src.Steps)) && r.Remediation == src.Remediation() {
+	// numbered without gaps), all of them in it, and the same remediation
+	// status, on which the controls depend, holds for this one if it holds
+	// every step too.
+	if r := src.Review; r != nil && r.RunSteps == int64(len(src.Steps)) && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 	}
 	b.AttestationStatement = attestation(src, &b)

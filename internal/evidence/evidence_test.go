@@ -334,6 +334,13 @@ func TestSOC2Review(t *testing.T) {
 	}
 	other.Remediation = src.Remediation()
 
+	// A bundle without the raw steps has other controls than the one
+	// signed off, which held them.
+	if b, err := evidence.BuildSOC2(src, evidence.Options{BundleID: "b", CreatedAt: t0, IncludeRawSteps: false}); err != nil ||
+		b.ReviewStatus != evidence.ReviewPending {
+		t.Errorf("a bundle without its steps shows the sign-off: %s, %v", b.ReviewStatus, err)
+	}
+
 	src.Review.RunSteps--
 	b, err = evidence.BuildSOC2(src, goldenOptions())
 	if err != nil {

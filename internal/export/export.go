@@ -415,9 +415,12 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if err := pending.Commit(); err != nil {
 		return runproof.ExportEvent{}, err
 	}
-	steps := int64(len(src.Steps))
+	steps, omitted := int64(len(src.Steps)), int64(0)
+	if !r.includeRawSteps {
+		omitted = steps
+	}
 	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)),
-		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps, Remediation: src.Remediation()}, nil
+		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps, Remediation: src.Remediation(), StepsOmitted: &omitted}, nil
 }
 
 // seal records a ZIP export's signed manifest (the sealed event), appends

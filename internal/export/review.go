@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
@@ -17,12 +18,13 @@ type ReviewInput struct {
 }
 
 // Review records a reviewer's sign-off on a completed SOC 2 export, made
-// with key. The bundle must hold every step its run has now (ECONFLICT
-// otherwise: export again and review that bundle); the sign-off covers
-// the steps the bundle was built from, and later SOC 2 bundles of the run
-// show it while they hold as many (steps are append-only and numbered
-// without gaps). Exports are never changed: the bundle reviewed keeps
-// saying PENDING.
+// with key. The bundle must be up to date, the run as it stands now: every
+// step the run has, in the bundle, and the incident's remediation status
+// as it is (ECONFLICT otherwise: export again and review that bundle).
+// Later SOC 2 bundles of the run show the sign-off while they hold as many
+// steps, all of them, and the same remediation status (steps are
+// append-only and numbered without gaps). Exports are never changed: the
+// bundle reviewed keeps saying PENDING.
 func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID string, in ReviewInput) (runproof.Review, error) {
 	var errs []runproof.FieldError
 	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
@@ -31,6 +33,7 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	default:
 		bad("review_status", "must be REVIEWED or APPROVED")
 	}
+	in.ReviewedBy = strings.TrimSpace(in.ReviewedBy)
 	if in.ReviewedBy == "" {
 		in.ReviewedBy = cmp.Or(key.Name, key.ID)
 	}
@@ -62,14 +65,29 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	if err != nil {
 		return runproof.Review{}, err
 	}
+	remediation := ""
+	if rec.IncidentID != "" {
+		inc, err := e.store.GetIncident(ctx, key.TenantID, rec.IncidentID)
+		if err != nil {
+			return runproof.Review{}, err
+		}
+		remediation = inc.RemediationStatus
+	}
+	const again = "export its SOC 2 bundle again and review that one"
 	switch {
-	case rec.TotalSteps == nil:
+	case rec.TotalSteps == nil || rec.StepsOmitted == nil:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
-			"export %s does not record how many steps its bundle holds (made by an earlier runproof): export its SOC 2 bundle again and review that one", rec.ID)
+			"export %s does not record which steps its bundle holds (made by an earlier runproof): %s", rec.ID, again)
 	case *rec.TotalSteps != run.Totals.Steps:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
-			"run %s has %d steps, the bundle of export %s holds %d: export its SOC 2 bundle again and review that one",
-			rec.RunID, run.Totals.Steps, rec.ID, *rec.TotalSteps)
+			"run %s has %d steps, the bundle of export %s holds %d: %s", rec.RunID, run.Totals.Steps, rec.ID, *rec.TotalSteps, again)
+	case *rec.StepsOmitted > 0:
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
+			"the bundle of export %s leaves out the run's %d steps (include_raw_steps false), and a sign-off covers the whole trace: %s with its steps",
+			rec.ID, *rec.StepsOmitted, again)
+	case rec.Remediation != remediation:
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
+			"the bundle of export %s shows remediation %q, the incident's is now %q: %s", rec.ID, rec.Remediation, remediation, again)
 	}
 	r := runproof.Review{TenantID: key.TenantID, ID: e.newID(), ExportID: rec.ID, RunID: rec.RunID, BundleID: rec.BundleID,
 		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: *rec.TotalSteps, Remediation: rec.Remediation,

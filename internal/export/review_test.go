@@ -35,7 +35,7 @@ func TestReviewNeedsTheBundlesSteps(t *testing.T) {
 		e := newExporter(t, store, nil)
 		key := runproof.APIKey{ID: "key_auditor", TenantID: inc.TenantID, Role: runproof.RoleAuditor, Name: "auditor"}
 		_, err = e.Review(ctx, key, old.ID, export.ReviewInput{Status: "APPROVED"})
-		if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "does not record how many steps") {
+		if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "does not record which steps") {
 			t.Fatalf("review of an export without its step count: %v, want a conflict saying why", err)
 		}
 
@@ -47,7 +47,10 @@ func TestReviewNeedsTheBundlesSteps(t *testing.T) {
 		if rec.TotalSteps == nil || *rec.TotalSteps != run.Totals.Steps {
 			t.Fatalf("the export records %v steps, the run has %d", rec.TotalSteps, run.Totals.Steps)
 		}
-		r, err := e.Review(ctx, key, rec.ID, export.ReviewInput{Status: "REVIEWED"})
+		if rec.StepsOmitted == nil || *rec.StepsOmitted != 0 {
+			t.Fatalf("the export records %v steps left out, want 0", rec.StepsOmitted)
+		}
+		r, err := e.Review(ctx, key, rec.ID, export.ReviewInput{Status: "REVIEWED", ReviewedBy: "  "})
 		if err != nil || r.RunSteps != run.Totals.Steps || r.ReviewedBy != "auditor" {
 			t.Fatalf("review: %+v, %v", r, err)
 		}

@@ -116,10 +116,36 @@ func TestSOC2Review(t *testing.T) {
 			t.Errorf("after the new sign-off: %s by %q", b.ReviewStatus, b.ReviewedBy)
 		}
 
+		// A bundle without the raw steps: it does not carry the sign-off,
+		// whose controls saw them, and is not signed off itself.
+		var short struct {
+			ID string `json:"id"`
+		}
+		e.must(201, e.do("POST", "/api/v1/exports", exporter, map[string]any{"incident_id": inc, "bundle_type": "soc2",
+			"format": "json", "include_raw_steps": false})).decode(t, &short)
+		if b := bundleOf(short.ID); b.ReviewStatus != evidence.ReviewPending || b.StepsOmitted == 0 {
+			t.Errorf("a bundle without its steps: %s, %d steps omitted", b.ReviewStatus, b.StepsOmitted)
+		}
+		e.must(409, e.do("POST", reviewPath(short.ID), auditor, signOff)).decode(t, &p)
+		if !strings.Contains(p.Detail, "leaves out") {
+			t.Errorf("reviewing a bundle without its steps: %s", p.Detail)
+		}
+
 		// A remediation recorded since changes the controls the sign-off saw.
 		e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/remediation", admin, map[string]any{"remediation_status": "completed"}))
-		if b := bundleOf(exportOf("soc2")); b.ReviewStatus != evidence.ReviewPending || b.ReviewedBy != "" {
+		x4 := exportOf("soc2")
+		if b := bundleOf(x4); b.ReviewStatus != evidence.ReviewPending || b.ReviewedBy != "" {
 			t.Errorf("a bundle whose remediation the sign-off did not see: %s by %q", b.ReviewStatus, b.ReviewedBy)
+		}
+		// ... and a bundle from before it can no longer be signed off: its
+		// sign-off would hold for no bundle made now.
+		e.must(201, e.do("POST", reviewPath(x4), auditor, signOff))
+		e.must(409, e.do("POST", reviewPath(x3), auditor, map[string]any{"review_status": "REVIEWED"})).decode(t, &p)
+		if !strings.Contains(p.Detail, `shows remediation "pending", the incident's is now "completed"`) {
+			t.Errorf("reviewing a bundle of an earlier remediation: %s", p.Detail)
+		}
+		if b := bundleOf(exportOf("soc2")); b.ReviewStatus != "APPROVED" {
+			t.Errorf("the latest sign-off no longer shows: %s", b.ReviewStatus)
 		}
 	})
 }

@@ -88,6 +88,7 @@ type ExportEvent struct {
 	KeyID          string    `json:"key_id,omitempty"`          // sealed: the key that signed it
 	Steps          *int64    `json:"steps,omitempty"`           // completed: the run's steps the bundle was built from
 	Remediation    string    `json:"remediation,omitempty"`     // completed: the incident's remediation status the bundle shows
+	StepsOmitted   *int64    `json:"steps_omitted,omitempty"`   // completed: the run's steps the bundle leaves out
 }
 
 // Export is the export record as the API shows it: the request folded with
@@ -107,6 +108,10 @@ type Export struct {
 	// Remediation is the incident's remediation status a completed
 	// export's bundle shows ("" without an incident).
 	Remediation string `json:"remediation_status,omitempty"`
+	// StepsOmitted is how many of those steps a completed export's bundle
+	// leaves out (include_raw_steps false; nil for exports made before it
+	// was recorded).
+	StepsOmitted *int64 `json:"steps_omitted,omitempty"`
 	// ManifestSHA256 is the digest of the signed manifest.json of a ZIP
 	// export, recorded when it was sealed, before the ZIP was written.
 	ManifestSHA256 string     `json:"manifest_sha256,omitempty"`
@@ -129,7 +134,7 @@ func FoldExport(req ExportRequest, events []ExportEvent) Export {
 		case ExportEventCompleted:
 			e.Status, e.CompletedAt = ExportCompleted, &at
 			e.Checksum, e.SizeBytes, e.BundleID, e.Artifact = ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact
-			e.TotalSteps, e.Remediation = ev.Steps, ev.Remediation
+			e.TotalSteps, e.Remediation, e.StepsOmitted = ev.Steps, ev.Remediation, ev.StepsOmitted
 		case ExportEventFailed:
 			e.Status, e.CompletedAt, e.FailureReason = ExportFailed, &at, ev.Reason
 		case ExportEventDelivered:

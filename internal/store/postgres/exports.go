@@ -19,7 +19,7 @@ const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, f
 	period_start, period_end, created_at`
 
 const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason,
-	manifest_sha256, key_id, steps, remediation`
+	manifest_sha256, key_id, steps, remediation, steps_omitted`
 
 func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 	var r runproof.ExportRequest
@@ -35,7 +35,7 @@ func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 func scanExportEvent(row pgx.Row) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, &e.At, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted)
 	e.At = runproof.Timestamp(e.At)
 	return e, err
 }
@@ -65,9 +65,9 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 		return err
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
-		e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation)
+		e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
 	switch {
 	case isForeignKey(err):
 		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)

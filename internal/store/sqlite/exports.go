@@ -18,7 +18,7 @@ const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, f
 	period_start, period_end, created_at`
 
 const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason,
-	manifest_sha256, key_id, steps, remediation`
+	manifest_sha256, key_id, steps, remediation, steps_omitted`
 
 func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 	var r runproof.ExportRequest
@@ -31,7 +31,7 @@ func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, timeCol{&e.At}, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted)
 	return e, err
 }
 
@@ -59,9 +59,9 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 		return err
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason,
-		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation)
+		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
 	switch {
 	case isForeignKey(err):
 		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)
