@@ -194,7 +194,9 @@ func openKeys(c common) (*signing.Keyring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
 		}
-		keys.Use(k)
+		if err := keys.Use(k); err != nil {
+			return nil, err
+		}
 	}
 	return keys, nil
 }

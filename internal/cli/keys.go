@@ -204,7 +204,7 @@ Examples:
 					return usagef("keys rotate-signing: unexpected argument %q (see runproof keys rotate-signing -h)", args[0])
 				}
 				if e.signingKey != "" {
-					return usagef("keys rotate-signing: --signing-key (or %s) names a key kept outside the data directory: rotate it where it is kept", SigningKeyEnv)
+					return usagef("keys rotate-signing: --signing-key (or %s) names a key kept outside the data directory: make a new key where it is kept and give that file instead", SigningKeyEnv)
 				}
 				keys, err := openKeys(e.common)
 				if err != nil {

@@ -238,38 +238,37 @@ func verifierKeys(c common, files []string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ledgerVerifierKeys(keys.Keys(), "")
+	return ledgerVerifierKeys(keys, "")
 }
 
 // newLedger returns the ledger that signs with the active key and accepts
-// the checkpoints of every other key of the keyring, and of keys another
-// process adds to its directory later (`keys rotate-signing` while serve
-// runs).
+// the checkpoints of every key that signed for the keyring: its other keys,
+// keys given with --signing-key before, and keys another process adds to
+// its directory later (`keys rotate-signing` while serve runs).
 func newLedger(store runproof.Store, keys *signing.Keyring) (*ledger.Ledger, error) {
 	active := keys.Active()
-	older, err := ledgerVerifierKeys(keys.Keys(), active.ID)
+	others := func() ([]string, error) { return ledgerVerifierKeys(keys, active.ID) }
+	older, err := others()
 	if err != nil {
 		return nil, err
 	}
-	onDisk := func() ([]string, error) {
-		ks, err := keys.OnDisk()
-		if err != nil {
-			return nil, err
-		}
-		return ledgerVerifierKeys(ks, active.ID)
-	}
-	return ledger.New(store, active.Private, active.ID, ledger.Options{Verifiers: older, NewVerifiers: onDisk})
+	return ledger.New(store, active.Private, active.ID, ledger.Options{Verifiers: older, NewVerifiers: others})
 }
 
-// ledgerVerifierKeys returns the ledger verifier keys of keys but the one
-// with id except.
-func ledgerVerifierKeys(keys []signing.Key, except string) ([]string, error) {
+// ledgerVerifierKeys returns the ledger verifier keys of every key that
+// signed for the keyring (signing.Keyring.Verifying) but the one with id
+// except.
+func ledgerVerifierKeys(keys *signing.Keyring, except string) ([]string, error) {
+	pubs, err := keys.Verifying()
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for _, k := range keys {
-		if k.ID == except {
+	for _, pub := range pubs {
+		if signing.KeyID(pub) == except {
 			continue
 		}
-		vk, err := ledger.VerifierKey(k.Public())
+		vk, err := ledger.VerifierKey(pub)
 		if err != nil {
 			return nil, err
 		}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,4 +94,53 @@ func TestLedgerVerify(t *testing.T) {
 
 	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", writeFile(t, "x", "not a checkpoint")), 2, "names no tenant")
 	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--key", writeFile(t, "k", "nope")), 1, "neither a PEM public key nor a verifier key")
+}
+
+// A key given with --signing-key and later replaced by another: what it
+// signed still verifies, since its public half is kept; without it, an
+// export says which key signed the ledger's head instead of failing with
+// an internal error.
+func TestSigningKeyReplaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	keyFile := func(name string) string {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writeFile(t, name, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	}
+	k1, k2, k3 := keyFile("k1.pem"), keyFile("k2.pem"), keyFile("k3.pem")
+	if r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out"), "--signing-key", k1); r.code != 0 {
+		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	runs, err := openStore(t, data).ListRuns(ctx, runproof.ListRunsParams{TenantID: "demo", Limit: 1})
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("runs: %v %v", runs, err)
+	}
+	exportWith := func(key string) result {
+		return runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", runs[0].ID, "--format", "zip",
+			"-o", filepath.Join(dir, "x.zip"), "--signing-key", key)
+	}
+	if r := exportWith(k2); r.code != 0 {
+		t.Fatalf("export with a new key: %d %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "ledger", "verify", "--data", data); r.code != 0 {
+		t.Fatalf("ledger verify after the key changed: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	if err := os.RemoveAll(filepath.Join(data, "signing-keys", "used")); err != nil {
+		t.Fatal(err)
+	}
+	r := exportWith(k3)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; r.code != 1 || !strings.HasPrefix(last, "runproof: ") ||
+		!strings.Contains(last, "which this runproof does not know, so nothing was appended") {
+		t.Errorf("export over a head signed by a key no longer known: %d %q", r.code, r.stderr)
+	}
 }

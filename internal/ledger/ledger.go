@@ -378,6 +378,14 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 			origin, tree, err = OpenCheckpoint(st.Latest.Note, l.known()...)
 		}
 	}
+	if errors.As(err, &unknown) && len(unknown.Note.UnverifiedSigs) > 0 {
+		// Diverged, as far as this process can tell; said so that a user
+		// who changed keys sees what to do.
+		return errors.Join(ErrDiverged, runproof.Errorf(runproof.ECONFLICT,
+			"the latest checkpoint of the ledger of tenant %q is signed by key %s, which this runproof does not know, so nothing was appended: "+
+				"if that key is yours, give it again (--signing-key) or put it back in the signing-keys directory; if not, run `runproof ledger verify`",
+			tenantID, unknown.Note.UnverifiedSigs[0].Name))
+	}
 	if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}

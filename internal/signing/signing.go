@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,15 +105,43 @@ func readDir(dir string) ([]Key, error) {
 	return keys, nil
 }
 
-// OnDisk returns the keys now in the keyring's directory, to which another
-// process (`runproof keys rotate-signing`) may have added one. The keyring
-// itself is unchanged.
-func (kr *Keyring) OnDisk() ([]Key, error) {
+// usedDir, under the keyring's directory, keeps the public half of every
+// key given with Use.
+const usedDir = "used"
+
+// Verifying returns the public keys of every key that signed for this
+// keyring, oldest first: the keys now in its directory, to which another
+// process (`runproof keys rotate-signing`) may have added one, and every
+// key given with Use, now or by an earlier process. The keyring itself is
+// unchanged.
+func (kr *Keyring) Verifying() ([]ed25519.PublicKey, error) {
 	keys, err := readDir(kr.dir)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	return keys, nil
+	names, err := filepath.Glob(filepath.Join(kr.dir, usedDir, "*.pub.pem"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	var out []ed25519.PublicKey
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("signing keys: %w", err)
+		}
+		pub, err := ParsePublicPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("signing keys: %s: %w", name, err)
+		}
+		out = append(out, pub)
+	}
+	for _, k := range append(keys, kr.keys...) {
+		if !slices.ContainsFunc(out, func(p ed25519.PublicKey) bool { return p.Equal(k.Public()) }) {
+			out = append(out, k.Public())
+		}
+	}
+	return out, nil
 }
 
 // Rotate creates a new key in the directory and makes it the active one.
@@ -140,10 +169,25 @@ func (kr *Keyring) Rotate() (Key, error) {
 }
 
 // Use makes k, loaded from elsewhere, the active key. It is listed with the
-// others but not written to the directory.
-func (kr *Keyring) Use(k Key) {
+// others; of it, only its public half is written to the directory (under
+// used/), so that what it signed still verifies once another key is given
+// (Verifying).
+func (kr *Keyring) Use(k Key) error {
+	name := filepath.Join(kr.dir, usedDir, strings.TrimPrefix(k.ID, "ed25519:")+".pub.pem")
+	if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+		pem := PublicPEM(k.Public())
+		if err := atomicfile.Write(name, 0o644, func(w io.Writer) error { _, err := w.Write(pem); return err }); err != nil {
+			return fmt.Errorf("signing keys: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
 	kr.keys = slices.DeleteFunc(kr.keys, func(o Key) bool { return o.ID == k.ID })
 	kr.keys = append(kr.keys, k)
+	return nil
 }
 
 // Active returns the key that signs.
