@@ -327,7 +327,12 @@ func (s *Server) setRemediation(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
+	// The audit log keeps every note, which the incident keeps only the
+	// latest of.
 	c.detail = "remediation " + inc.RemediationStatus
+	if inc.RemediationNotes != "" {
+		c.detail += ": " + inc.RemediationNotes
+	}
 	return writeJSON(w, http.StatusOK, inc)
 }
 

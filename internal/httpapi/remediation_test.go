@@ -54,6 +54,19 @@ func TestRemediation(t *testing.T) {
 		if got := cc74(); got != evidence.StatusDemonstrated {
 			t.Errorf("CC7.4 with the remediation under way: %s", got)
 		}
+		// The notes are kept in the audit log too, where a later note does
+		// not replace them.
+		var audit struct {
+			Items []runproof.AuditEvent `json:"items"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/audit?limit=100", auditor, nil)).decode(t, &audit)
+		found := false
+		for _, ev := range audit.Items {
+			found = found || ev.Detail == "remediation in_progress: Raised the cap review to weekly."
+		}
+		if !found {
+			t.Error("no audit event holding the remediation notes")
+		}
 		var debrief evidence.ExecutiveDebriefBundle
 		e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/export/executive-debrief", admin, map[string]any{"format": "json"})).decode(t, &debrief)
 		if debrief.RemediationStatus != "in_progress" || debrief.RemediationNotes != "Raised the cap review to weekly." {

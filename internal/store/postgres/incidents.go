@@ -68,15 +68,15 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 	return ins, nil
 }
 
-// SetRemediation records where an incident's remediation stands.
+// SetRemediation records where an incident's remediation stands, and
+// returns the incident as this write left it.
 func (s *Store) SetRemediation(ctx context.Context, p runproof.SetRemediationParams) (runproof.Incident, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE incidents SET remediation_status = $1, remediation_notes = $2
-		WHERE tenant_id = $3 AND id = $4`, p.Status, p.Notes, p.TenantID, p.IncidentID)
-	if err != nil {
+	in, err := scanIncident(s.pool.QueryRow(ctx, `UPDATE incidents SET remediation_status = $1, remediation_notes = $2
+		WHERE tenant_id = $3 AND id = $4 RETURNING `+incidentColumns, p.Status, p.Notes, p.TenantID, p.IncidentID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", p.IncidentID)
+	} else if err != nil {
 		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", p.IncidentID)
-	}
-	return s.GetIncident(ctx, p.TenantID, p.IncidentID)
+	return in, nil
 }

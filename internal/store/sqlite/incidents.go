@@ -69,17 +69,15 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 	return ins, nil
 }
 
-// SetRemediation records where an incident's remediation stands.
+// SetRemediation records where an incident's remediation stands, and
+// returns the incident as this write left it.
 func (s *Store) SetRemediation(ctx context.Context, p runproof.SetRemediationParams) (runproof.Incident, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE incidents SET remediation_status = ?, remediation_notes = ?
-		WHERE tenant_id = ? AND id = ?`, p.Status, p.Notes, p.TenantID, p.IncidentID)
-	if err != nil {
-		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
-	} else if n == 0 {
+	in, err := scanIncident(s.db.QueryRowContext(ctx, `UPDATE incidents SET remediation_status = ?, remediation_notes = ?
+		WHERE tenant_id = ? AND id = ? RETURNING `+incidentColumns, p.Status, p.Notes, p.TenantID, p.IncidentID))
+	if errors.Is(err, sql.ErrNoRows) {
 		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", p.IncidentID)
+	} else if err != nil {
+		return runproof.Incident{}, fmt.Errorf("set remediation: %w", err)
 	}
-	return s.GetIncident(ctx, p.TenantID, p.IncidentID)
+	return in, nil
 }
