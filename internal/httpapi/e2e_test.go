@@ -34,15 +34,15 @@ func newEnv(t *testing.T, store runproof.Store) *env {
 }
 
 // newSigningEnv is newEnv with signing keys: ZIP exports and signed
-// download URLs.
-func newSigningEnv(t *testing.T, store runproof.Store, keys *signing.Keyring) *env {
+// download URLs, with servers' starts recorded before this one (uses).
+func newSigningEnv(t *testing.T, store runproof.Store, keys *signing.Keyring, uses ...signing.KeyUse) *env {
 	t.Helper()
 	svc := service.New(store, service.Options{})
 	dir, err := artifact.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{Keys: keys}), httpapi.Options{Keys: keys}))
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{Keys: keys}), httpapi.Options{Keys: keys, KeyUses: uses}))
 	t.Cleanup(srv.Close)
 	return &env{t: t, url: srv.URL, svc: svc}
 }

@@ -34,8 +34,12 @@ type Options struct {
 	ModelPrices otlp.Prices
 	// Ledger serves checkpoints and proofs; without it those routes answer 503.
 	Ledger *ledger.Ledger
-	// Keys are the signing keys whose public halves are published.
+	// Keys are the signing keys whose public halves are published, and
+	// which key signed download URLs.
 	Keys *signing.Keyring
+	// KeyUses are the servers' starts the keyring recorded
+	// (signing.Keyring.Uses): when each key stopped signing download URLs.
+	KeyUses []signing.KeyUse
 }
 
 // Server is the HTTP API. Create it with New.
@@ -49,18 +53,17 @@ type Server struct {
 	prices  otlp.Prices
 	ledger  *ledger.Ledger
 	keys    *signing.Keyring
-	// started is when the server started, with startKey the active
-	// signing key (signedurl.go).
-	started  time.Time
-	startKey string
+	// keyUses are the servers' starts with their signing keys, this one's
+	// last (signedurl.go).
+	keyUses []signing.KeyUse
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
-		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, started: svc.Now()}
+		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys}
 	if s.keys != nil {
-		s.startKey = s.keys.Active().ID
+		s.keyUses = append(slices.Clone(opts.KeyUses), signing.KeyUse{At: svc.Now(), KeyID: s.keys.Active().ID})
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -108,13 +108,16 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	return key, err
 }
 
-// retiredAt is when keys[i] stopped signing download URLs: when the key
-// after it was made, or, if that is the key this server started with, when
-// the server started, since the process before it signed with the older
-// key until it stopped, whenever the new key was made.
+// retiredAt is when keys[i] stopped signing download URLs: when, after the
+// key following it was made, a server first started with another key. A
+// server signs with the key it started with until it stops, even when a
+// newer one is made meanwhile (`keys rotate-signing` while it runs).
 func (s *Server) retiredAt(keys []signing.Key, i int) time.Time {
-	if next := keys[i+1]; next.ID != s.startKey || next.CreatedAt.After(s.started) {
-		return next.CreatedAt
+	made := keys[i+1].CreatedAt
+	for _, u := range s.keyUses {
+		if u.KeyID != keys[i].ID && !u.At.Before(made) {
+			return u.At
+		}
 	}
-	return s.started
+	return made // a key made after this server started: no server started with another since
 }

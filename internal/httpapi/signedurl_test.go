@@ -152,7 +152,9 @@ func TestSignedDownloadURL(t *testing.T) {
 }
 
 // TestSignedURLRetiredKey: a key retired longer ago than a URL lives signs
-// no URL that works, while the key retired just now still does.
+// no URL that works, while the key retired just now still does; a key
+// retires when, after its successor was made, a server starts with
+// another key.
 func TestSignedURLRetiredKey(t *testing.T) {
 	dir := t.TempDir()
 	backdate := func(stamp string) {
@@ -191,7 +193,10 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	}
 	ring := keys.Keys()
 	store := storetest.OpenSQLite(t)
-	e := newSigningEnv(t, store, keys)
+	// Servers started with A in 2020, and with B early in 2021.
+	a2020 := signing.KeyUse{At: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), KeyID: ring[0].ID}
+	b2021 := signing.KeyUse{At: time.Date(2021, 2, 1, 0, 0, 0, 0, time.UTC), KeyID: ring[1].ID}
+	e := newSigningEnv(t, store, keys, a2020, b2021)
 	svc := e.svc
 	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
 	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
@@ -213,13 +218,20 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	if len(ring) != 3 {
 		t.Fatalf("%d keys", len(ring))
 	}
-	e.must(401, e.do("GET", signedBy(ring[0]), "", nil)) // retired in 2021
-	e.must(200, e.do("GET", signedBy(ring[1]), "", nil)) // retired now
+	e.must(401, e.do("GET", signedBy(ring[0]), "", nil)) // retired in 2021, when a server started with B
+	e.must(200, e.do("GET", signedBy(ring[1]), "", nil)) // retired now, when this server started with C
 	e.must(200, e.do("GET", signedBy(ring[2]), "", nil)) // active
 
-	// B was made in 2021, but the server before the restart signed with A
-	// until it stopped: A's URLs still work on the server started onto B.
-	restarted := newSigningEnv(t, store, startedOnB)
+	// B was made in 2021, but the server before the restart started with A
+	// in 2020 and signed with it until it stopped: A's URLs still work on
+	// the server started onto B.
+	restarted := newSigningEnv(t, store, startedOnB, a2020)
 	restarted.must(201, restarted.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
 	restarted.must(200, restarted.do("GET", signedBy(ring[0]), "", nil))
+
+	// The same with two keys made while it ran (B and C): A's URLs still
+	// work on the server started onto C.
+	twice := newSigningEnv(t, store, keys, a2020)
+	twice.must(201, twice.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
+	twice.must(200, twice.do("GET", signedBy(ring[0]), "", nil))
 }

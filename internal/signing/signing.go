@@ -144,6 +144,54 @@ func (kr *Keyring) Verifying() ([]ed25519.PublicKey, error) {
 	return out, nil
 }
 
+// usesFile, in the keyring's directory, lists when a server began signing
+// with which key: a line "<RFC 3339 time> <key id>" per start.
+const usesFile = "uses"
+
+// KeyUse is a server's start: from At, it signed with KeyID.
+type KeyUse struct {
+	At    time.Time
+	KeyID string
+}
+
+// BeginUse records that a server begins signing with the active key at
+// at: the key signs from then until a server starts with another (Uses).
+func (kr *Keyring) BeginUse(at time.Time) error {
+	f, err := os.OpenFile(filepath.Join(kr.dir, usesFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "%s %s\n", at.UTC().Format(time.RFC3339Nano), kr.Active().ID)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	return nil
+}
+
+// Uses returns the starts BeginUse recorded, oldest first. A line it cannot
+// read (one a crash cut short) is skipped.
+func (kr *Keyring) Uses() ([]KeyUse, error) {
+	b, err := os.ReadFile(filepath.Join(kr.dir, usesFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	var out []KeyUse
+	for line := range strings.Lines(string(b)) {
+		at, id, ok := strings.Cut(strings.TrimSpace(line), " ")
+		t, err := time.Parse(time.RFC3339Nano, at)
+		if ok && err == nil && id != "" {
+			out = append(out, KeyUse{At: t, KeyID: id})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b KeyUse) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
 // Rotate creates a new key in the directory and makes it the active one.
 func (kr *Keyring) Rotate() (Key, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)

@@ -5,7 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/signing"
 )
@@ -88,5 +90,43 @@ func TestOpenSSLAcceptsSignatures(t *testing.T) {
 	}
 	if _, err := signing.ReadKeyFile(pub); err == nil {
 		t.Error("a public key was read as a private key")
+	}
+}
+
+// TestKeyUses: the starts recorded are read back oldest first, whichever
+// process wrote them, and a line a crash cut short is skipped.
+func TestKeyUses(t *testing.T) {
+	dir := t.TempDir()
+	kr, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uses, err := kr.Uses(); err != nil || len(uses) != 0 {
+		t.Fatalf("no start yet: %v, %v", uses, err)
+	}
+	first := kr.Active().ID
+	later, earlier := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := kr.BeginUse(later); err != nil {
+		t.Fatal(err)
+	}
+	second, err := kr.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.BeginUse(earlier); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "uses"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("2026-03-01T00:0"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	uses, err := kr.Uses()
+	want := []signing.KeyUse{{At: earlier, KeyID: second.ID}, {At: later, KeyID: first}}
+	if err != nil || !slices.Equal(uses, want) {
+		t.Errorf("uses %v, %v; want %v", uses, err, want)
 	}
 }
