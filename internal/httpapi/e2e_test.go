@@ -183,6 +183,22 @@ func TestAgentFlow(t *testing.T) {
 			len(trace.Evidence.IncidentIDs) != 1 || trace.Evidence.Origin != runproof.OriginHuman {
 			t.Fatalf("evidence = %+v", trace.Evidence)
 		}
+		// A page at a time: where the next starts, until the last.
+		var page struct {
+			Steps []map[string]any `json:"steps"`
+			Next  *int64           `json:"next_from_index"`
+		}
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/trace?from_index=2&limit=2", admin, nil)).decode(t, &page)
+		if len(page.Steps) != 2 || page.Steps[0]["step_index"] != 2.0 || page.Next == nil || *page.Next != 4 {
+			t.Fatalf("page from 2: %+v, next %v", page.Steps, page.Next)
+		}
+		page.Next = nil
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/trace?from_index=4&limit=2", admin, nil)).decode(t, &page)
+		if len(page.Steps) != 2 || page.Steps[1]["step_index"] != 5.0 || page.Next != nil {
+			t.Fatalf("last page: %+v, next %v", page.Steps, page.Next)
+		}
+		e.must(422, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/trace?limit=10001", admin, nil))
+		e.must(422, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/trace?from_index=-1", admin, nil))
 
 		var incs struct{ Items []runproof.Incident }
 		e.must(200, e.do("GET", "/api/v1/incidents", admin, nil)).decode(t, &incs)

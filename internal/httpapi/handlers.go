@@ -241,14 +241,30 @@ type traceDoc struct {
 	RunID   string          `json:"run_id"`
 	TraceID string          `json:"trace_id"`
 	Steps   []runproof.Step `json:"steps"`
+	// NextFromIndex is where the next page starts (from_index), when the
+	// run has steps after these.
+	NextFromIndex *int64 `json:"next_from_index,omitempty"`
 }
 
 func (s *Server) trace(w http.ResponseWriter, c *call) error {
-	run, steps, err := s.svc.Trace(c.r.Context(), c.tenant(), c.r.PathValue("run_id"))
+	q := c.r.URL.Query()
+	from, err := intParam(q.Get("from_index"), "from_index")
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, traceDoc{RunID: run.ID, TraceID: run.TraceID, Steps: nonNil(steps)}, runMeta(run, nil))
+	limit, err := limitParam(q.Get("limit"), service.MaxTracePage)
+	if err != nil {
+		return err
+	}
+	run, steps, next, err := s.svc.TracePage(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), int64(from), limit)
+	if err != nil {
+		return err
+	}
+	doc := traceDoc{RunID: run.ID, TraceID: run.TraceID, Steps: nonNil(steps)}
+	if next >= 0 {
+		doc.NextFromIndex = &next
+	}
+	return s.writeEvidence(w, c, doc, runMeta(run, nil))
 }
 
 func (s *Server) governance(w http.ResponseWriter, c *call) error {

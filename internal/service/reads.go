@@ -85,6 +85,33 @@ func decodeCursor(s string) (runproof.RunCursor, error) {
 	return runproof.RunCursor{StartedAt: runproof.Timestamp(c.T), RunID: c.ID}, nil
 }
 
+// MaxTracePage is the most steps one page of a run's trace holds.
+const MaxTracePage = 10_000
+
+// TracePage returns up to limit steps of a run (MaxTracePage when 0) from
+// index from on, in index order, and the index the next page starts at:
+// -1 when these are the run's last steps.
+func (s *Service) TracePage(ctx context.Context, tenantID, runID string, from int64, limit int) (runproof.Run, []runproof.Step, int64, error) {
+	run, err := s.store.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		return runproof.Run{}, nil, -1, err
+	}
+	if limit <= 0 || limit > MaxTracePage {
+		limit = MaxTracePage
+	}
+	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit})
+	if err != nil {
+		return runproof.Run{}, nil, -1, err
+	}
+	next := int64(-1)
+	if n := len(steps); n == limit {
+		if last := steps[n-1].Index; last+1 < run.Totals.Steps {
+			next = last + 1
+		}
+	}
+	return run, steps, next, nil
+}
+
 // Trace returns every step of a run in index order.
 func (s *Service) Trace(ctx context.Context, tenantID, runID string) (runproof.Run, []runproof.Step, error) {
 	run, err := s.store.GetRun(ctx, tenantID, runID)
