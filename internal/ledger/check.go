@@ -55,6 +55,16 @@ func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (
 	if err != nil {
 		return c, err
 	}
+	// What proof.json shows to read must be what it proves.
+	if p.Entry != (Entry{}) {
+		return c, errors.New("it holds an export entry, and the leaf it proves is a manifest's")
+	}
+	if p.Manifest == nil {
+		return c, errors.New("it does not show the manifest entry it proves")
+	}
+	if shown, err := p.Manifest.Bytes(); err != nil || !bytes.Equal(shown, leaf) {
+		return c, errors.New("the manifest entry it shows is not the leaf it proves")
+	}
 	if p.ExportID != m.ExportID {
 		return c, fmt.Errorf("it proves export %q, the manifest is of %q", p.ExportID, m.ExportID)
 	}
@@ -63,6 +73,9 @@ func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (
 	if pub != nil {
 		if vkey, err = VerifierKey(pub); err != nil {
 			return c, fmt.Errorf("public key: %w", err)
+		}
+		if p.VerifierKey != vkey {
+			return c, fmt.Errorf("it names verifier key %q, not the one of the key given (%s)", p.VerifierKey, vkey)
 		}
 	}
 	origin, tree, err := OpenCheckpoint([]byte(p.Checkpoint), vkey)

@@ -362,6 +362,10 @@ func TestCheckManifestProof(t *testing.T) {
 		return base64.StdEncoding.EncodeToString(b)
 	}
 	otherManifest := bytes.Replace(z.manifest, []byte("EVD-Z0005"), []byte("EVD-Z0006"), 1)
+	otherVerifier, err := ledger.VerifierKey(otherKey.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name     string
 		manifest []byte
@@ -384,7 +388,15 @@ func TestCheckManifestProof(t *testing.T) {
 		{"the index", z.manifest, alter(func(m map[string]any) { m["index"] = 4 }), pub, "entry 4 is not in the signed tree"},
 		{"the origin", z.manifest, alter(func(m map[string]any) { m["origin"] = "runproof/ledger/other" }), pub, "origin \"runproof/ledger/other\""},
 		{"another manifest", otherManifest, good, pub, "its leaf is not the leaf of manifest.json"},
-		{"another key", z.manifest, good, otherKey.Public().(ed25519.PublicKey), "not signed by a known key"},
+		{"another key", z.manifest, good, otherKey.Public().(ed25519.PublicKey), "not the one of the key given"},
+		{"another key, named in proof.json", z.manifest, alter(func(m map[string]any) { m["verifier_key"] = otherVerifier }),
+			otherKey.Public().(ed25519.PublicKey), "not signed by a known key"},
+		{"the manifest shown", z.manifest, alter(func(m map[string]any) { m["manifest"].(map[string]any)["bundle_id"] = "EVD-FAKE" }), pub,
+			"the manifest entry it shows is not the leaf it proves"},
+		{"no manifest shown", z.manifest, alter(func(m map[string]any) { delete(m, "manifest") }), pub,
+			"does not show the manifest entry"},
+		{"an entry shown", z.manifest, alter(func(m map[string]any) { m["entry"] = map[string]any{"export_id": "x"} }), pub,
+			"holds an export entry"},
 		{"not JSON", z.manifest, []byte("{"), pub, "not a ledger proof"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

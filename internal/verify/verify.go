@@ -37,8 +37,8 @@ type Options struct {
 	// Out receives one line per check as it completes; nil for none.
 	Out io.Writer
 	// CheckProof checks proof.json, the export's ledger inclusion proof,
-	// against manifest.json. Without it a proof.json is reported as present
-	// but not checked.
+	// against manifest.json; with it, proof.json is required. Without it a
+	// proof.json is reported as present but not checked.
 	CheckProof func(manifest, proof []byte) error
 }
 
@@ -69,7 +69,8 @@ type Failure struct {
 
 func (f *Failure) Error() string { return f.Check + ": " + f.Cause }
 
-// Expected members, and whether each is required.
+// Expected members, and whether each is required. proof.json is required
+// by checkProof when the caller checks ledger proofs.
 var members = map[string]bool{bundlezip.ManifestName: true, bundlezip.SignatureName: true, bundlezip.SumsName: true,
 	bundlezip.BundleName: true, bundlezip.StepsName: true, bundlezip.ReportName: true, bundlezip.ProofName: false}
 
@@ -643,10 +644,15 @@ func (v *verification) rowDifference() string {
 	return "its rows differ from the steps of bundle.json"
 }
 
-// checkProof hands proof.json, when there is one, to Options.CheckProof.
+// checkProof hands proof.json to Options.CheckProof. With CheckProof set,
+// a ZIP without proof.json fails: runproof makes every ZIP with the ledger
+// proof of its manifest, and without one nothing shows that the export was
+// recorded.
 func (v *verification) checkProof() bool {
 	const check = bundlezip.ProofName
 	switch {
+	case v.proofRaw == nil && v.opts.CheckProof != nil:
+		return v.fail(check, bundlezip.ProofName, "proof.json is missing: a runproof ZIP carries the ledger proof of its manifest, without which nothing shows the export was recorded")
 	case v.proofRaw == nil:
 		return true
 	case v.opts.CheckProof == nil:
