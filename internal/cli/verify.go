@@ -27,7 +27,9 @@ or network. It prints one line per check — the members, manifest.json, its
 signature, SHA256SUMS, each file's size and sha256, bundle.json's canonical
 form and content_hash, every step's content_hash, the totals against the
 steps and the manifest, steps.csv against bundle.json, the ledger proof in
-proof.json — stops at the first that fails and names the file at fault.
+proof.json (required: every runproof ZIP carries it), with what it shows to
+read matching what it proves — stops at the first that fails and names the
+file at fault.
 Files of any size are streamed in flat memory.
 
   --key PUB.pem   the Ed25519 public key (PEM "PUBLIC KEY") the manifest must
