@@ -171,8 +171,7 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	b.ControlMappings = controlMappings(src, &ev)
 	start, end := opts.PeriodStart, opts.PeriodEnd
 	if inc := src.Incident; inc != nil {
-		day := inc.DetectedAt.UTC().Truncate(24 * time.Hour)
-		next := day.Add(24 * time.Hour)
+		day, next := IncidentDay(inc.DetectedAt)
 		start, end = cmp.Or(start, &day), cmp.Or(end, &next)
 	}
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
@@ -185,6 +184,14 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	}
 	b.AttestationStatement = attestation(src, &b)
 	return b, b.Seal()
+}
+
+// IncidentDay is the default compliance period of an incident's SOC 2
+// bundle, either end of it: the UTC day of its detection, from midnight to
+// the next midnight.
+func IncidentDay(detectedAt time.Time) (start, end time.Time) {
+	day := detectedAt.UTC().Truncate(24 * time.Hour)
+	return day, day.Add(24 * time.Hour)
 }
 
 // Default SOC 2 controls (DOMAIN.md).

@@ -240,7 +240,31 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 		return r, runproof.Invalid(runproof.FieldError{Field: "run_id",
 			Message: "this run has no incident: an executive debrief describes an incident; export an evidence bundle instead"})
 	}
+	if r.BundleType == runproof.BundleSOC2 && r.IncidentID != "" && (r.PeriodStart == nil) != (r.PeriodEnd == nil) {
+		if err := e.checkHalfPeriod(ctx, r); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// checkHalfPeriod refuses a SOC 2 compliance period given by one end that
+// would not come before the other end's default, the incident's day.
+func (e *Exporter) checkHalfPeriod(ctx context.Context, r request) error {
+	inc, err := e.store.GetIncident(ctx, r.TenantID, r.IncidentID)
+	if err != nil {
+		return err
+	}
+	dayStart, dayEnd := evidence.IncidentDay(inc.DetectedAt)
+	switch {
+	case r.PeriodStart != nil && !r.PeriodStart.Before(dayEnd):
+		return runproof.Invalid(runproof.FieldError{Field: "period_end", Message: fmt.Sprintf(
+			"is needed: period_start is not before the default end, %s (the end of the incident's UTC day)", runproof.FormatTime(dayEnd))})
+	case r.PeriodEnd != nil && !dayStart.Before(*r.PeriodEnd):
+		return runproof.Invalid(runproof.FieldError{Field: "period_start", Message: fmt.Sprintf(
+			"is needed: period_end is not after the default start, %s (the start of the incident's UTC day)", runproof.FormatTime(dayStart))})
+	}
+	return nil
 }
 
 // Export makes one export end to end and returns its record. The record

@@ -3,6 +3,7 @@ package export_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -178,6 +179,10 @@ func TestBadRequests(t *testing.T) {
 		{"nothing to export", export.Input{Format: "json"}, runproof.EINVALID, "run_id"},
 		{"bad period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
+		{"SOC 2 period starting after the incident's day", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
+			PeriodStart: "2999-01-01T00:00:00Z"}, runproof.EINVALID, "period_end"},
+		{"SOC 2 period ending before the incident's day", export.Input{RunID: inc.RunID, BundleType: "soc2", Format: "json",
+			PeriodEnd: "2000-01-01T00:00:00Z"}, runproof.EINVALID, "period_start"},
 		{"debrief without incident", export.Input{RunID: clean, BundleType: "executive_debrief", Format: "json"}, runproof.EINVALID, "run_id"},
 		{"run of another incident", export.Input{RunID: clean, IncidentID: inc.ID, Format: "json"}, runproof.EINVALID, "run_id"},
 		{"unknown run", export.Input{RunID: "nope", Format: "json"}, runproof.EINVALID, "run_id"},
@@ -289,5 +294,33 @@ func TestDebriefClassification(t *testing.T) {
 	}
 	if b := download(t, e, rec); !bytes.Contains(b, []byte(`"classification":"PUBLIC"`)) {
 		t.Errorf("debrief %s", b)
+	}
+}
+
+// TestHalfPeriod: a SOC 2 period given by one end takes the other from the
+// incident's UTC day.
+func TestHalfPeriod(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, store)
+	e := newExporter(t, store, nil)
+	dayStart, dayEnd := evidence.IncidentDay(inc.DetectedAt)
+	start := dayStart.Add(time.Hour)
+	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
+		PeriodStart: start.Format(time.RFC3339)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, f, err := e.Open(ctx, demo.Tenant, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b evidence.SOC2Bundle
+	if err := json.NewDecoder(f).Decode(&b); err != nil {
+		t.Fatal(err)
+	}
+	if b.CompliancePeriodStart != runproof.FormatTime(start) || b.CompliancePeriodEnd != runproof.FormatTime(dayEnd) {
+		t.Errorf("period %s – %s, want %s – %s", b.CompliancePeriodStart, b.CompliancePeriodEnd, runproof.FormatTime(start), runproof.FormatTime(dayEnd))
 	}
 }
