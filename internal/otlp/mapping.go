@@ -333,10 +333,13 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	if s.CostMicrocents, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
 		return nil, reason
 	}
-	s.agent = truncate(firstNonEmpty(str(attrs, AttrAgentName), str(attrs, AttrAgentID),
-		str(resource, AttrAgentName), str(resource, AttrAgentID)), maxText)
-	s.goal = truncate(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), maxGoal)
-	s.service = truncate(str(resource, AttrServiceName), maxText)
+	// Names and descriptions are shown as sent, but for what runproof keeps
+	// out of its records (control characters: an ANSI-coloured description,
+	// say), which would otherwise reject the run and every span of it.
+	s.agent = truncate(withoutControls(firstNonEmpty(str(attrs, AttrAgentName), str(attrs, AttrAgentID),
+		str(resource, AttrAgentName), str(resource, AttrAgentID)), ""), maxText)
+	s.goal = truncate(withoutControls(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), "\t\n\r"), maxGoal)
+	s.service = truncate(withoutControls(str(resource, AttrServiceName), ""), maxText)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {
 		s.runSource = FromRunID
 	} else if s.runID = lookup(attrs, resource, AttrConversationID); s.runID != "" {
@@ -451,6 +454,17 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// withoutControls drops the control characters (U+0000 to U+001F) of s
+// but those in keep, as runproof.CheckText and CheckProse refuse them.
+func withoutControls(s, keep string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && !strings.ContainsRune(keep, r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // truncate cuts s to at most n bytes without splitting a character.

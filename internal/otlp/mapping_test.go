@@ -206,6 +206,20 @@ func TestRunsOfARequest(t *testing.T) {
 	}
 }
 
+// A control character in an agent's name or description (an ANSI-coloured
+// description, say) is left out, not a reason to refuse the run.
+func TestControlCharactersInNames(t *testing.T) {
+	res := otlp.Map(request([]*commonpb.KeyValue{kv("service.name", "svc\x00"), kv("gen_ai.agent.description", "\x1b[1mAnswer\tticket 42\x1b[0m\n")},
+		span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.agent.name", "bot\x07"))), otlp.Options{Now: now})
+	if len(res.Rejected) != 0 || len(res.Runs) != 1 {
+		t.Fatalf("result = %+v", res)
+	}
+	if r := res.Runs[0]; r.AgentID != "bot" || r.Goal != "[1mAnswer\tticket 42[0m\n" ||
+		runproof.CheckText(r.AgentID) != nil || runproof.CheckProse(r.Goal) != nil {
+		t.Errorf("agent %q, goal %q", r.AgentID, r.Goal)
+	}
+}
+
 func with(s *tracepb.Span, code tracepb.Status_StatusCode) *tracepb.Span {
 	s.Status = &tracepb.Status{Code: code}
 	return s
