@@ -227,6 +227,12 @@ func TestOTLPAgentRun(t *testing.T) {
 		if again.Totals != run.Totals {
 			t.Fatalf("after a re-send the totals are %+v, want %+v", again.Totals, run.Totals)
 		}
+		// Its root span ended the stopped run: a span after that is refused.
+		late := pbSpan(traceID, "00000000000000ff", "", "cleanup", 50, 51)
+		p := partial(t, e.postOTLP(agent, "application/x-protobuf", "", pbBody(t, pbRequest(late))))
+		if p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "was stopped, and its agent ended it") {
+			t.Fatalf("a span after the end: %v", p)
+		}
 	})
 }
 

@@ -107,8 +107,11 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		res.Resent++
 		kept[sp.SpanID] = true
 	}
-	switch run.Status {
-	case runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
+	switch {
+	case run.CompletedAt != nil && run.Status == runproof.RunStopped:
+		reject(fresh, fmt.Sprintf("run %q was stopped, and its agent ended it: it takes no more spans", run.ID))
+		fresh = nil
+	case run.CompletedAt != nil:
 		reject(fresh, fmt.Sprintf("run %q is %s: it takes no more spans", run.ID, run.Status))
 		fresh = nil
 	}

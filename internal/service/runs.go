@@ -157,8 +157,8 @@ type StepsResult struct {
 // the run's snapshot and running totals and stores them, all or nothing.
 // A step already stored with the same content is a no-op, also once the run
 // ended; with other content it is ECONFLICT. New steps must follow the last
-// stored one without a gap; a run that ended (completed, failed, cancelled)
-// takes none: ECONFLICT.
+// stored one without a gap; a run that ended (completed, failed, cancelled,
+// or stopped and then ended by its agent) takes none: ECONFLICT.
 func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step) (StepsResult, error) {
 	if len(steps) == 0 {
 		return StepsResult{}, runproof.Invalid(runproof.FieldError{Field: "steps", Message: "must hold at least one step"})
@@ -169,11 +169,9 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 	err := s.store.UpdateRun(ctx, p, func(st runproof.RunState) (runproof.RunChange, error) {
 		res = StepsResult{Steps: make([]StepOutcome, 0, len(steps))}
 		run := st.Run
-		ended := false
-		switch run.Status {
-		case runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled:
-			ended = true
-		}
+		// A stopped run takes the steps its agent sends on (they are
+		// evidence it went on) until the agent ends it.
+		ended := run.CompletedAt != nil
 		stored := map[int64]runproof.Step{}
 		for _, e := range st.Existing {
 			stored[e.Index] = e
@@ -193,7 +191,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 				res.Steps = append(res.Steps, outcome(old))
 				continue
 			}
-			if ended {
+			if ended && run.Status == runproof.RunStopped {
+				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
+					"steps[%d]: run %q was stopped, and its agent ended it: it takes no more steps", i, runID))
+			} else if ended {
 				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
 					"steps[%d]: run %q is %s: it takes no more steps", i, runID, run.Status))
 			}
