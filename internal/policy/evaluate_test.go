@@ -151,6 +151,7 @@ func TestNormalizeRefuses(t *testing.T) {
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Threshold: "5", Expression: "true", Action: "stop"}, "threshold"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, StepTypes: make([]string, 101), Action: "stop"}, "step_types"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{strings.Repeat("t", 201)}, Action: "stop"}, "step_types[0]"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"tool:shell "}, Action: "stop"}, "step_types[0]"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "1.0000001", Action: "stop"}, "threshold"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "0.0000001", Action: "stop"}, "threshold"},
 	}

@@ -84,6 +84,8 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		for i, s := range p.StepTypes {
 			if strings.TrimSpace(s) == "" {
 				bad("step_types["+itoa(i)+"]", "must not be empty")
+			} else if strings.TrimSpace(s) != s {
+				bad("step_types["+itoa(i)+"]", "must not start or end with white space: step types are matched exactly")
 			} else if len(s) > runproof.MaxStepTypeLen {
 				bad("step_types["+itoa(i)+"]", fmt.Sprintf("must be at most %d bytes, as step types are", runproof.MaxStepTypeLen))
 			} else if err := runproof.CheckText(s); err != nil {
