@@ -302,3 +302,26 @@ func TestWarnPolicy(t *testing.T) {
 		}
 	})
 }
+
+// TestStepsMetric: the steps counter counts steps stored, not re-sends.
+func TestStepsMetric(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	agent := e.key("acme", runproof.RoleAgent)
+	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-m", "agent_id": "bot"}))
+	e.must(200, e.do("POST", "/api/v1/runs/r-m/steps", agent, steps(0, 2, 1, 10)))
+	e.must(200, e.do("POST", "/api/v1/runs/r-m/steps", agent, steps(0, 2, 1, 10)))
+	body := string(e.must(200, e.do("GET", "/metrics", "", nil)).body)
+	total := 0.0
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "runproof_steps_ingested_total{") {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err != nil {
+				t.Fatal(err)
+			}
+			total += v
+		}
+	}
+	if total != 3 {
+		t.Errorf("%v steps counted, 3 stored:\n%s", total, body)
+	}
+}

@@ -110,7 +110,9 @@ func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
 		return err
 	}
 	for _, st := range res.Steps {
-		s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+		if !st.Resent {
+			s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+		}
 	}
 	if res.Decision == service.AgentStop {
 		s.metrics.stops.Inc()

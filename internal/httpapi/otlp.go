@@ -80,7 +80,9 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		}
 		rejected = append(rejected, res.Rejected...)
 		for _, st := range res.Steps {
-			s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+			if !st.Resent {
+				s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+			}
 		}
 		if res.Decision == service.AgentStop {
 			s.metrics.stops.Inc()

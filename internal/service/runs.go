@@ -144,6 +144,7 @@ type StepOutcome struct {
 	Status       runproof.StepStatus `json:"status"`
 	IsInflection bool                `json:"is_inflection"`
 	ContentHash  string              `json:"content_hash"`
+	Resent       bool                `json:"-"` // already stored: this call changed nothing
 }
 
 // StepsResult answers an append-steps call.
@@ -188,7 +189,9 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 					return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
 						"steps[%d]: step %d is already stored with other content (content_hash %s)", i, step.Index, old.ContentHash))
 				}
-				res.Steps = append(res.Steps, outcome(old))
+				o := outcome(old)
+				o.Resent = true
+				res.Steps = append(res.Steps, o)
 				continue
 			}
 			if ended && run.Status == runproof.RunStopped {
