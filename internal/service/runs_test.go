@@ -224,7 +224,9 @@ func TestResendAfterEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		again, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil), stepJSON(1, nil))
-		if err != nil || fmt.Sprint(again) != fmt.Sprint(first) {
+		a, _ := json.Marshal(again)
+		b, _ := json.Marshal(first)
+		if err != nil || string(a) != string(b) || !again.Steps[0].Resent || first.Steps[0].Resent {
 			t.Fatalf("re-send after the end: %+v, %v; first answer %+v", again, err, first)
 		}
 		for _, batch := range [][]map[string]any{{stepJSON(2, nil)}, {stepJSON(1, nil), stepJSON(2, nil)}} {
