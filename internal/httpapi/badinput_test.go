@@ -244,3 +244,16 @@ func TestRevokedKey(t *testing.T) {
 		t.Errorf("%s: %s", r.header.Get("Content-Type"), r.body)
 	}
 }
+
+// A query string with a broken escape is refused, not read as if the
+// parameter were absent.
+func TestMalformedQuery(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	var p problemDoc
+	e.must(422, e.do("GET", "/api/v1/logs/llm-runs?cursor=%%%", admin, nil)).decode(t, &p)
+	if len(p.Errors) != 1 || p.Errors[0].Field != "query" || !strings.Contains(p.Detail, "invalid URL escape") {
+		t.Errorf("%+v", p)
+	}
+	e.must(200, e.do("GET", "/api/v1/logs/llm-runs?limit=5", admin, nil))
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -204,6 +206,13 @@ func (s *Server) wrap(rt route) http.Handler {
 		defer func() {
 			s.metrics.observe(name, sw.status, time.Since(start))
 		}()
+		// r.URL.Query() drops what it cannot read: a parameter sent with a
+		// broken escape would be ignored without a word.
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			writeError(sw, r, s.log, runproof.Invalid(runproof.FieldError{Field: "query",
+				Message: fmt.Sprintf("cannot be read (%v): escape %% as %%25", err)}))
+			return
+		}
 		if rt.perm == "" {
 			if err := rt.handle(sw, &call{r: r}); err != nil {
 				s.fail(sw, r, err)
