@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -217,6 +218,17 @@ func (s *scanner) where() string {
 	}
 	if len(b) == 0 {
 		return "the top level"
+	}
+	const most = 240 // a pointer 10 000 levels deep would make a message of tens of KB
+	if len(b) > most {
+		head, tail := most/2, len(b)-most/2+20
+		for head > 0 && !utf8.RuneStart(b[head]) {
+			head--
+		}
+		for tail < len(b) && !utf8.RuneStart(b[tail]) {
+			tail++
+		}
+		return string(b[:head]) + "…" + string(b[tail:])
 	}
 	return string(b)
 }

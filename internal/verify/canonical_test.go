@@ -429,3 +429,13 @@ func TestScanEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestDeepNestingMessage: a bundle nested too deep is named as such, in a
+// message of bounded length.
+func TestDeepNestingMessage(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, maxDepth+10) + "1" + strings.Repeat("}", maxDepth+10)
+	_, err := scanBundle(strings.NewReader(deep), nil)
+	if err == nil || !strings.Contains(err.Error(), "nested more than") || len(err.Error()) > 400 {
+		t.Fatalf("%d bytes: %.400v", len(fmt.Sprint(err)), err)
+	}
+}
