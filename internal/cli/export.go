@@ -42,6 +42,9 @@ checksum of the record.
   --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
   --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
   --period-end TIME     incident's UTC day)
+                        (a debrief's and a SOC 2 bundle's options are taken
+                        and recorded with other bundle types, which show
+                        them nowhere: one command line serves all three)
   --no-steps            leave the steps out (their count and totals stay)
   --include-content     include each step's content, not only its digest
 ` + commonHelp + `
