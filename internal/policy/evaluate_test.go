@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,23 @@ func TestNormalizeRefuses(t *testing.T) {
 		fields := runproof.ErrorFields(err)
 		if len(fields) == 0 || fields[0].Field != tt.field {
 			t.Errorf("Normalize(%+v) = %v, want an error on %q", tt.policy, err, tt.field)
+		}
+	}
+}
+
+// TestWholeThresholds: a count's threshold written with a zero fraction or
+// an exponent is whole, and normalised; a fraction is refused as such.
+func TestWholeThresholds(t *testing.T) {
+	for in, want := range map[string]string{"3": "3", "3.0": "3", "1e1": "10", "0.5e1": "5"} {
+		p, err := Normalize(runproof.Policy{Name: "x", Type: runproof.PolicyStepLimit, Threshold: in, Action: "stop"})
+		if err != nil || p.Threshold != want {
+			t.Errorf("step limit %s: %q, %v; want %s", in, p.Threshold, err, want)
+		}
+	}
+	for in, says := range map[string]string{"3.5": "must be a whole number", "abc": "not a number", "1e30": "must be at most"} {
+		_, err := Normalize(runproof.Policy{Name: "x", Type: runproof.PolicyTokenLimit, Threshold: in, Action: "stop"})
+		if !strings.Contains(fmt.Sprint(err), says) {
+			t.Errorf("token limit %s: %v, want it to say %q", in, err, says)
 		}
 	}
 }

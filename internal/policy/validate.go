@@ -59,12 +59,12 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			break
 		}
 		n, err := runproof.ParseFixedExact(p.Threshold, Scale(p.Type))
-		if err != nil {
-			bad("threshold", err.Error())
-			break
-		}
-		if Scale(p.Type) == 1 && !isWhole(p.Threshold) {
+		if _, fine := runproof.ParseFixedExact(p.Threshold, runproof.MicrocentsPerCent); err != nil && Scale(p.Type) == 1 && fine == nil {
+			// A number, with a fraction: 3.0 and 1e1 are whole, 3.5 is not.
 			bad("threshold", "must be a whole number for a "+string(p.Type)+" policy")
+			break
+		} else if err != nil {
+			bad("threshold", err.Error())
 			break
 		}
 		if n <= 0 {
@@ -119,10 +119,6 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 // maxStepTypes bounds the step types a policy lists: every run's snapshot
 // holds them.
 const maxStepTypes = 100
-
-func isWhole(s string) bool {
-	return !strings.ContainsAny(s, ".eE")
-}
 
 func typeList() string {
 	names := make([]string, len(runproof.PolicyTypes))
