@@ -51,6 +51,7 @@ func TestBadInput(t *testing.T) {
 		{"policy malformed", "POST", "/api/v1/policies", admin, `{"name": `, 400, ""},
 
 		{"run without agent", "POST", "/api/v1/runs", admin, map[string]any{"goal": "x"}, 422, "agent_id"},
+		{"run with a blank agent", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "   "}, 422, "agent_id"},
 		{"run bad trace id", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "trace_id": "xyz"}, 422, "trace_id"},
 		{"run in the future", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "started_at": future}, 422, "started_at"},
 		{"run unknown field", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "a", "owner": "me"}, 422, "owner"},

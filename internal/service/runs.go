@@ -34,8 +34,8 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 	var errs []runproof.FieldError
 	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
 	switch {
-	case in.AgentID == "":
-		bad("agent_id", "is required")
+	case strings.TrimSpace(in.AgentID) == "":
+		bad("agent_id", "is required (the agent's name)")
 	case len(in.AgentID) > maxText:
 		bad("agent_id", fmt.Sprintf("must be at most %d bytes", maxText))
 	case runproof.CheckText(in.AgentID) != nil:
