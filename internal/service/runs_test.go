@@ -182,6 +182,18 @@ func TestIngestSpansRefused(t *testing.T) {
 	})
 }
 
+// TestKeyNames: a key's name is kept without surrounding white space, and
+// a blank one is its role, as no name is.
+func TestKeyNames(t *testing.T) {
+	svc := New(storetest.OpenSQLite(t), Options{})
+	for name, want := range map[string]string{"  Ada Lovelace ": "Ada Lovelace", "   ": "auditor", "": "auditor"} {
+		_, k, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleAuditor, name)
+		if err != nil || k.Name != want {
+			t.Errorf("name %q: %q, %v; want %q", name, k.Name, err, want)
+		}
+	}
+}
+
 // TestTenantIDs: a tenant id names the directory of the tenant's export
 // artifacts, so "." and ids holding ".." are refused when a key is made,
 // and a key of such a tenant stored before is not accepted.

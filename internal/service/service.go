@@ -73,6 +73,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 	if !role.Valid() {
 		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + runproof.RoleNames()})
 	}
+	name = strings.TrimSpace(name) // a reviewer's default name, say: never blank
 	if len(name) > maxText {
 		errs = append(errs, runproof.FieldError{Field: "name", Message: fmt.Sprintf("must be at most %d bytes", maxText)})
 	} else if err := runproof.CheckText(name); err != nil {
