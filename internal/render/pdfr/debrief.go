@@ -121,6 +121,7 @@ func (r *report) tiles(ts []tile) {
 		r.font(sans, "B", 8, muted)
 		r.text(x+4, y+5.5, t.label)
 		r.font(sans, "B", 15, ink)
+		r.shrink(t.value, w-4, 8)
 		r.text(x+4, y+14, r.fit(t.value, w-4))
 		r.font(sans, "", 7, muted)
 		r.text(x+4, y+20, r.fit(t.sub, w-4))

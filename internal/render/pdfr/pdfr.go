@@ -506,6 +506,17 @@ func clean(s string) string {
 // oneLine makes s one line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
+// shrink makes the current font smaller, by half points down to least,
+// until s fits in w mm, cell margins included: a figure is written
+// smaller rather than cut.
+func (r *report) shrink(s string, w, least float64) {
+	f := r.cur
+	for f.size > least && r.pdf.GetStringWidth(s) > w-2*r.pdf.GetCellMargin() {
+		f.size -= 0.5
+		r.font(f.family, f.style, f.size, f.color)
+	}
+}
+
 // fit shortens s with an ellipsis so that it fits in w mm in the current
 // font, cell margins included.
 func (r *report) fit(s string, w float64) string {

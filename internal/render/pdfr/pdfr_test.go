@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -243,6 +244,20 @@ func TestEdgeCases(t *testing.T) {
 	lb, _, _ := bundles(t, long)
 	for name, b := range map[string]any{"clean.pdf": &ev, "omitted.pdf": &omitted, "long-cells.pdf": lb} {
 		t.Run(name, func(t *testing.T) { check(t, write(t, name, b, Info{})) })
+	}
+}
+
+// TestFiguresAreNotCut: a figure too wide for its column is written
+// smaller, whole, where text would be cut with an ellipsis.
+func TestFiguresAreNotCut(t *testing.T) {
+	src := costRun(t, "agent-research", 4, 2)
+	for i := range src.Steps {
+		src.Steps[i].CostMicrocents = 123_456_789 // 123.456789 cents
+	}
+	b, _, _ := bundles(t, src)
+	text := strings.Join(check(t, write(t, "wide-figures.pdf", b, Info{})), "\n")
+	if cut := regexp.MustCompile(`\s[0-9.,]+…`).FindAllString(text, -1); len(cut) > 0 || strings.Count(text, "123.456789") < 4 {
+		t.Errorf("figures cut: %q; 123.456789 shown %d times", cut, strings.Count(text, "123.456789"))
 	}
 }
 

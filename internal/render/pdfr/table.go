@@ -129,6 +129,9 @@ func (t *table) cell(i int, text string, x, y float64, bold bool) {
 	_, size := r.pdf.GetFontSize()
 	for j, l := range lines {
 		if !c.wrap {
+			if c.align == "R" { // figures
+				r.shrink(l, t.ws[i], 4)
+			}
 			l = r.fit(l, t.ws[i])
 		}
 		if l == "" {
