@@ -47,10 +47,11 @@ func (r *report) table(size float64, cols ...column) *table {
 // head draws the header row.
 func (t *table) head() {
 	r, pdf := t.r, t.r.pdf
-	r.font(sans, "B", t.size, rgb{255, 255, 255})
 	r.fill(accent)
 	h := t.lh + 1.6
 	for i, c := range t.cols {
+		r.font(sans, "B", t.size, rgb{255, 255, 255})
+		r.shrink(c.title, t.ws[i], t.size-1.5) // a title a little smaller rather than cut
 		pdf.CellFormat(t.ws[i], h, r.fit(c.title, t.ws[i]), "", 0, c.align, true, 0, "")
 	}
 	pdf.Ln(h)
