@@ -559,6 +559,11 @@ func TestDemoTwiceThenExport(t *testing.T) {
 		rec[0].SourceComponent != "cli" || rec[0].ExportReason != "board meeting" || !strings.HasPrefix(rec[0].RequestedBy, "cli") {
 		t.Fatalf("record of the CLI export: %+v, %v", rec, err)
 	}
+	evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "demo", Category: runproof.AuditWrite, Limit: 1})
+	if err != nil || len(evs) != 1 || evs[0].Action != "export" || evs[0].Resource != "export/"+rec[0].ID ||
+		evs[0].Detail != "executive_debrief csv of incident "+inc+": completed" {
+		t.Fatalf("audit event of the CLI export: %+v, %v", evs, err)
+	}
 	r = runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--out", "-")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, `{"agent_id":`) {
 		t.Fatalf("export to stdout: %d %.200s %s", r.code, r.stdout, r.stderr)

@@ -16,6 +16,7 @@ import (
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 )
 
 func exportCommand() *command {
@@ -103,6 +104,13 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	recoverExports(ctx, e, exporter, tenant)
 	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli"}
 	rec, err := exporter.Export(ctx, tenant, who, in)
+	if rec.ID != "" { // made, or failed and recorded: as an API export, an audit event says so
+		ev := cliEvent(tenant, runproof.AuditWrite, "export", "export/"+rec.ID, runproof.DecisionAllow,
+			fmt.Sprintf("%s %s of %s: %s", rec.BundleType, rec.Format, subject(rec), rec.Status))
+		if aerr := service.New(store, service.Options{}).Record(context.WithoutCancel(ctx), ev); aerr != nil {
+			e.log.Warn("the export's audit event was not stored", slog.String("export_id", rec.ID), slog.Any("error", aerr))
+		}
+	}
 	if err != nil {
 		return exportFailure(err)
 	}
