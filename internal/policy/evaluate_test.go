@@ -85,6 +85,8 @@ func TestEvaluateRules(t *testing.T) {
 			[]runproof.StepStatus{"ok", "ok", "violation", "violation", "violation"}},
 		{"expression", runproof.Policy{Type: runproof.PolicyExpression, Expression: `step.step_type == "shell" && run.cost_cents >= 3.0`, Action: runproof.ActionWarn},
 			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
+		{"expression comparing a double with an int", runproof.Policy{Type: runproof.PolicyExpression, Expression: `run.cost_cents >= 3`, Action: runproof.ActionWarn},
+			[]runproof.StepStatus{"ok", "ok", "warning", "warning", "warning"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
