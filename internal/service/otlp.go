@@ -72,99 +72,135 @@ func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) 
 }
 
 // ingestSpansOnce makes one attempt; raced is true when another export of
-// the run took the indexes this one meant to use.
-func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (res SpansResult, raced bool, err error) {
+// the run took the indexes this one meant to use. It opens the run, sets
+// apart the spans stored before (re-sent), appends the others in order,
+// and ends the run when its root span is stored.
+func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (SpansResult, bool, error) {
 	now := s.Now()
-	res = SpansResult{RunID: r.ID, Decision: AgentAllow}
-	reject := func(spans []otlp.Span, reason string) {
-		for _, sp := range spans {
-			res.Rejected = append(res.Rejected, otlp.Rejected{TraceID: sp.TraceID, SpanID: sp.SpanID, Reason: reason})
-		}
-	}
+	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
 	run, err := s.openSpanRun(ctx, tenantID, r)
 	if code := runproof.ErrorCode(err); code == runproof.EINVALID {
-		reject(r.Spans, runproof.ErrorMessage(err))
-		return res, false, nil
+		a.reject(r.Spans, runproof.ErrorMessage(err))
+		return a.res, false, nil
 	} else if err != nil {
-		return res, false, err
+		return a.res, false, err
 	}
 	stored, err := s.storedSpans(ctx, tenantID, run, r.Spans, e)
 	if err != nil {
-		return res, false, err
+		return a.res, false, err
 	}
-	kept := map[string]bool{} // span ids stored, now or before
-	var fresh []otlp.Span
-	for _, sp := range r.Spans {
+	fresh := a.setResentApart(r.Spans, stored, now)
+	switch {
+	case run.CompletedAt != nil && run.Status == runproof.RunStopped:
+		a.reject(fresh, fmt.Sprintf("run %q was stopped, and its agent ended it: it takes no more spans", run.ID))
+		fresh = nil
+	case run.CompletedAt != nil:
+		a.reject(fresh, fmt.Sprintf("run %q is %s: it takes no more spans", run.ID, run.Status))
+		fresh = nil
+	}
+	cur, raced, err := s.appendSpans(ctx, tenantID, run, fresh, e, a, now)
+	if raced || err != nil {
+		return a.res, raced, err
+	}
+	if r.End != nil && a.kept[r.End.SpanID] {
+		if cur, err = s.endSpanRun(ctx, tenantID, cur, r.End); err != nil {
+			return a.res, false, err
+		}
+	}
+	a.res.Status, a.res.IncidentID = cur.Status, cur.IncidentID
+	if cur.Status == runproof.RunStopped {
+		a.res.Decision = AgentStop
+	}
+	return a.res, false, nil
+}
+
+// spanAttempt is what one attempt at a run's spans answers, and the ids of
+// the spans the run holds, stored now or before.
+type spanAttempt struct {
+	res  SpansResult
+	kept map[string]bool
+}
+
+func (a *spanAttempt) reject(spans []otlp.Span, reason string) {
+	for _, sp := range spans {
+		a.res.Rejected = append(a.res.Rejected, otlp.Rejected{TraceID: sp.TraceID, SpanID: sp.SpanID, Reason: reason})
+	}
+}
+
+// setResentApart counts the spans stored before with the same content as
+// re-sent, rejects those stored with other content, and returns the
+// others, to append.
+func (a *spanAttempt) setResentApart(spans []otlp.Span, stored map[spanKey]runproof.Step, now time.Time) (fresh []otlp.Span) {
+	for _, sp := range spans {
 		old, ok := stored[keyOf(sp)]
 		if !ok {
 			fresh = append(fresh, sp)
 			continue
 		}
 		if steps, err := ValidateSteps(spanInputs([]otlp.Span{sp}, old.Index), now); err != nil || steps[0].ContentHash != old.ContentHash {
-			reject([]otlp.Span{sp}, fmt.Sprintf("it is already stored as step %d with other content (content_hash %s)", old.Index, old.ContentHash))
+			a.reject([]otlp.Span{sp}, fmt.Sprintf("it is already stored as step %d with other content (content_hash %s)", old.Index, old.ContentHash))
 			continue
 		}
-		res.Resent++
-		kept[sp.SpanID] = true
+		a.res.Resent++
+		a.kept[sp.SpanID] = true
 	}
-	switch {
-	case run.CompletedAt != nil && run.Status == runproof.RunStopped:
-		reject(fresh, fmt.Sprintf("run %q was stopped, and its agent ended it: it takes no more spans", run.ID))
-		fresh = nil
-	case run.CompletedAt != nil:
-		reject(fresh, fmt.Sprintf("run %q is %s: it takes no more spans", run.ID, run.Status))
-		fresh = nil
-	}
+	return fresh
+}
+
+// appendSpans appends fresh spans as the run's next steps, MaxStepsPerCall
+// at a time, and returns the run as they leave it; raced is true when
+// another export of the run (or its end) came in between.
+func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof.Run, fresh []otlp.Span, e *runSpans,
+	a *spanAttempt, now time.Time) (cur runproof.Run, raced bool, err error) {
 	next, cur := run.Totals.Steps, run
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), MaxStepsPerCall)]
 		fresh = fresh[len(chunk):]
 		steps, err := ValidateSteps(spanInputs(chunk, next), now)
 		if err != nil {
-			reject(chunk, runproof.ErrorMessage(err))
+			a.reject(chunk, runproof.ErrorMessage(err))
 			continue
 		}
 		out, err := s.AppendSteps(ctx, tenantID, run.ID, steps)
 		switch {
 		case err == nil:
 		case errors.Is(err, errRunMoved):
-			// Another export of the run (or its end) came in between.
-			return res, true, nil
+			return cur, true, nil
 		case runproof.ErrorCode(err) == runproof.EINVALID:
-			reject(chunk, runproof.ErrorMessage(err))
+			a.reject(chunk, runproof.ErrorMessage(err))
 			continue
 		default:
-			return res, false, err
+			return cur, false, err
 		}
 		s.spans.remember(e, next, chunk)
 		next += int64(len(chunk))
-		res.Steps = append(res.Steps, out.Steps...)
+		a.res.Steps = append(a.res.Steps, out.Steps...)
 		for _, sp := range chunk {
-			kept[sp.SpanID] = true
+			a.kept[sp.SpanID] = true
 		}
 		if out.Decision == AgentStop {
 			cur.Status, cur.IncidentID = runproof.RunStopped, out.IncidentID
 		}
 	}
-	if r.End != nil && kept[r.End.SpanID] {
-		status := runproof.RunCompleted
-		if r.End.Failed {
-			status = runproof.RunFailed
-		}
-		ended, err := s.CompleteRun(ctx, tenantID, run.ID, CompleteInput{Status: status, CompletedAt: r.End.At.Format(time.RFC3339Nano)})
-		switch runproof.ErrorCode(err) {
-		case "":
-			cur = ended
-		case runproof.ECONFLICT, runproof.EINVALID: // ended before, or differently: the first end stands
-		default:
-			return res, false, err
-		}
+	return cur, false, nil
+}
+
+// endSpanRun ends the run as its root span says (failed when the span's
+// status is an error) and returns it; a run that ended before, or
+// differently, keeps its first end.
+func (s *Service) endSpanRun(ctx context.Context, tenantID string, cur runproof.Run, end *otlp.End) (runproof.Run, error) {
+	status := runproof.RunCompleted
+	if end.Failed {
+		status = runproof.RunFailed
 	}
-	res.Status, res.IncidentID = cur.Status, cur.IncidentID
-	if cur.Status == runproof.RunStopped {
-		res.Decision = AgentStop
+	ended, err := s.CompleteRun(ctx, tenantID, cur.ID, CompleteInput{Status: status, CompletedAt: end.At.Format(time.RFC3339Nano)})
+	switch runproof.ErrorCode(err) {
+	case "":
+		return ended, nil
+	case runproof.ECONFLICT, runproof.EINVALID:
+		return cur, nil
 	}
-	return res, false, nil
+	return cur, err
 }
 
 // openSpanRun returns the run, creating it from its first spans if needed.
