@@ -257,4 +257,23 @@ func TestMalformedQuery(t *testing.T) {
 		t.Errorf("%+v", p)
 	}
 	e.must(200, e.do("GET", "/api/v1/logs/llm-runs?limit=5", admin, nil))
+	// Authentication, permissions and the audit event come first.
+	e.must(401, e.do("GET", "/api/v1/logs/llm-runs?cursor=%%%", "", nil))
+	viewer := e.key("acme", runproof.RoleViewer)
+	e.must(403, e.do("POST", "/api/v1/policies?x=%zz", viewer, map[string]any{"name": "p"}))
+	e.must(422, e.do("GET", "/api/v1/logs/llm-runs?a=1;b=2", admin, nil)).decode(t, &p)
+	if strings.Contains(p.Detail, "%25") || !strings.Contains(p.Detail, "semicolon") {
+		t.Errorf("a semicolon: %s", p.Detail)
+	}
+	var audit struct {
+		Items []runproof.AuditEvent `json:"items"`
+	}
+	e.must(200, e.do("GET", "/api/v1/logs/audit?limit=100", admin, nil)).decode(t, &audit)
+	denied := false
+	for _, ev := range audit.Items {
+		denied = denied || ev.Decision == runproof.DecisionDeny && ev.Resource == "/api/v1/policies"
+	}
+	if !denied {
+		t.Error("the refused attempt with a broken query left no audit event")
+	}
 }

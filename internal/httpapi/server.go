@@ -206,15 +206,14 @@ func (s *Server) wrap(rt route) http.Handler {
 		defer func() {
 			s.metrics.observe(name, sw.status, time.Since(start))
 		}()
-		// r.URL.Query() drops what it cannot read: a parameter sent with a
-		// broken escape would be ignored without a word.
-		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-			writeError(sw, r, s.log, runproof.Invalid(runproof.FieldError{Field: "query",
-				Message: fmt.Sprintf("cannot be read (%v): escape %% as %%25", err)}))
-			return
+		handle := func(c *call) error {
+			if err := readableQuery(r); err != nil {
+				return err
+			}
+			return rt.handle(sw, c)
 		}
 		if rt.perm == "" {
-			if err := rt.handle(sw, &call{r: r}); err != nil {
+			if err := handle(&call{r: r}); err != nil {
 				s.fail(sw, r, err)
 			}
 			return
@@ -246,7 +245,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			category, decision = runproof.AuditAuthorization, runproof.DecisionDeny
 			writeError(sw, r, s.log, runproof.Errorf(runproof.EFORBIDDEN,
 				"the %s role may not do this: it needs the %s permission", key.Role, rt.perm))
-		} else if err := rt.handle(sw, c); err != nil {
+		} else if err := handle(c); err != nil {
 			s.fail(sw, r, err)
 		}
 		ev := runproof.AuditEvent{TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
@@ -257,6 +256,21 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
 		}
 	})
+}
+
+// readableQuery refuses a query string r.URL.Query() cannot read all of:
+// it drops what it cannot read, and a parameter sent with a broken escape
+// would be ignored without a word.
+func readableQuery(r *http.Request) error {
+	_, err := url.ParseQuery(r.URL.RawQuery)
+	var escape url.EscapeError
+	switch {
+	case errors.As(err, &escape):
+		return runproof.Invalid(runproof.FieldError{Field: "query", Message: fmt.Sprintf("cannot be read (%v): write %% as %%25", err)})
+	case err != nil:
+		return runproof.Invalid(runproof.FieldError{Field: "query", Message: fmt.Sprintf("cannot be read (%v)", err)})
+	}
+	return nil
 }
 
 // fail answers the error a handler returned, unless its answer has begun:
