@@ -457,8 +457,9 @@ func TestServe(t *testing.T) {
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
+	data := t.TempDir()
 	go func() {
-		done <- cli.Main(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, strings.NewReader(""), &stdout, &stderr)
+		done <- cli.Main(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", data}, strings.NewReader(""), &stdout, &stderr)
 	}()
 
 	addrRE := regexp.MustCompile(`msg=listening addr=(127\.0\.0\.1:\d+)`)
@@ -485,9 +486,25 @@ func TestServe(t *testing.T) {
 		t.Errorf("GET /healthz = %d", resp.StatusCode)
 	}
 
-	// A second server on the same address fails with one clear line.
-	r := runCLI(t, "", "serve", "--addr", addr, "--data", t.TempDir())
+	// The start is recorded with the key it signs with.
+	uses := func() string {
+		b, err := os.ReadFile(filepath.Join(data, "signing-keys", "uses"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := uses()
+	if strings.Count(before, "\n") != 1 || !strings.Contains(before, " ed25519:") {
+		t.Errorf("starts recorded: %q", before)
+	}
+	// A second server on the same address fails with one clear line, and
+	// records no start: it signed nothing.
+	r := runCLI(t, "", "serve", "--addr", addr, "--data", data)
 	wantError(t, r, 1, "already in use")
+	if after := uses(); after != before {
+		t.Errorf("a server that could not listen recorded a start: %q", after)
+	}
 
 	cancel()
 	select {

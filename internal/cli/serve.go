@@ -107,18 +107,6 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	if err != nil {
 		return err
 	}
-	// The keyring keeps which key each server started with: a download URL
-	// signed by the server before this one works here for its lifetime.
-	if err := ex.keys.BeginUse(svc.Now()); err != nil {
-		return err
-	}
-	uses, err := ex.keys.Uses()
-	if err != nil {
-		return err
-	}
-	var handler http.Handler = httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys,
-		KeyUses: uses, ModelPrices: prices})
-
 	// Listen before serving, so that a busy port is one clear error and
 	// port 0 can be logged as the port actually bound.
 	ln, err := net.Listen("tcp", addr)
@@ -128,6 +116,20 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s (--addr): %w", addr, err)
 	}
+	defer ln.Close()
+
+	// The keyring keeps which key each server started with, once it can
+	// serve: a download URL signed by the server before this one works here
+	// for its lifetime.
+	if err := ex.keys.BeginUse(svc.Now()); err != nil {
+		return err
+	}
+	uses, err := ex.keys.Uses()
+	if err != nil {
+		return err
+	}
+	var handler http.Handler = httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys,
+		KeyUses: uses, ModelPrices: prices})
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

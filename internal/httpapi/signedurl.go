@@ -109,15 +109,21 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 }
 
 // retiredAt is when keys[i] stopped signing download URLs: when, after the
-// key following it was made, a server first started with another key. A
-// server signs with the key it started with until it stops, even when a
-// newer one is made meanwhile (`keys rotate-signing` while it runs).
+// key following it was made and after a server last started with it, a
+// server first started with another key. A server signs with the key it
+// started with until it stops, even when a newer one is made meanwhile
+// (`keys rotate-signing` while it runs).
 func (s *Server) retiredAt(keys []signing.Key, i int) time.Time {
-	made := keys[i+1].CreatedAt
+	from := keys[i+1].CreatedAt
 	for _, u := range s.keyUses {
-		if u.KeyID != keys[i].ID && !u.At.Before(made) {
+		if u.KeyID == keys[i].ID && u.At.After(from) {
+			from = u.At
+		}
+	}
+	for _, u := range s.keyUses {
+		if u.KeyID != keys[i].ID && !u.At.Before(from) {
 			return u.At
 		}
 	}
-	return made // a key made after this server started: no server started with another since
+	return from // no server started with another key since
 }

@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"net/url"
@@ -234,4 +236,26 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	twice := newSigningEnv(t, store, keys, a2020)
 	twice.must(201, twice.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
 	twice.must(200, twice.do("GET", signedBy(ring[0]), "", nil))
+
+	// A key given from outside (--signing-key) follows the directory's
+	// keys whatever its file's date: C, with which a server started an
+	// hour ago, signed until this server started with the outside key.
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := signing.Key{ID: signing.KeyID(priv.Public().(ed25519.PublicKey)), Private: priv,
+		CreatedAt: time.Date(2019, 1, 1, 0, 0, 0, 0, time.UTC)}
+	given, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := given.Use(outside); err != nil {
+		t.Fatal(err)
+	}
+	cHourAgo := signing.KeyUse{At: time.Now().Add(-time.Hour), KeyID: ring[2].ID}
+	external := newSigningEnv(t, store, given, a2020, b2021, cHourAgo)
+	external.must(201, external.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
+	external.must(200, external.do("GET", signedBy(ring[2]), "", nil))
+	external.must(401, external.do("GET", signedBy(ring[0]), "", nil))
 }
