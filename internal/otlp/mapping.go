@@ -336,10 +336,11 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// Names and descriptions are shown as sent, but for what runproof keeps
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
-	s.agent = truncate(withoutControls(firstNonEmpty(str(attrs, AttrAgentName), str(attrs, AttrAgentID),
-		str(resource, AttrAgentName), str(resource, AttrAgentID)), ""), maxText)
+	name := func(s string) string { return strings.TrimSpace(withoutControls(s, "")) } // a blank one is none
+	s.agent = truncate(firstNonEmpty(name(str(attrs, AttrAgentName)), name(str(attrs, AttrAgentID)),
+		name(str(resource, AttrAgentName)), name(str(resource, AttrAgentID))), maxText)
 	s.goal = truncate(withoutControls(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), "\t\n\r"), maxGoal)
-	s.service = truncate(withoutControls(str(resource, AttrServiceName), ""), maxText)
+	s.service = truncate(name(str(resource, AttrServiceName)), maxText)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {
 		s.runSource = FromRunID
 	} else if s.runID = lookup(attrs, resource, AttrConversationID); s.runID != "" {

@@ -218,6 +218,12 @@ func TestControlCharactersInNames(t *testing.T) {
 		runproof.CheckText(r.AgentID) != nil || runproof.CheckProse(r.Goal) != nil {
 		t.Errorf("agent %q, goal %q", r.AgentID, r.Goal)
 	}
+	// A blank name is no name: the next one stands.
+	res = otlp.Map(request([]*commonpb.KeyValue{kv("service.name", "svc")},
+		span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.agent.name", " \x07 "))), otlp.Options{Now: now})
+	if len(res.Rejected) != 0 || len(res.Runs) != 1 || res.Runs[0].AgentID != "svc" {
+		t.Fatalf("blank agent name: %+v", res)
+	}
 }
 
 func with(s *tracepb.Span, code tracepb.Status_StatusCode) *tracepb.Span {
