@@ -48,16 +48,26 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 
 // priorReview returns the latest review of the run's SOC 2 exports made
 // before this export was requested (nil if none): a rebuilt export shows
-// the same review, whatever came after.
+// the same review, whatever came after. A review of a bundle not known to
+// hold every step (one made before runproof recorded it, which Review no
+// longer takes) is not carried over: nil.
 func (e *Exporter) priorReview(ctx context.Context, r request) (*runproof.Review, error) {
 	reviews, err := e.store.RunReviews(ctx, r.TenantID, r.RunID)
 	if err != nil {
 		return nil, err
 	}
 	for i := len(reviews) - 1; i >= 0; i-- {
-		if reviews[i].ReviewedAt.Before(r.CreatedAt) {
-			return &reviews[i], nil
+		if !reviews[i].ReviewedAt.Before(r.CreatedAt) {
+			continue
 		}
+		reviewed, err := e.store.GetExport(ctx, r.TenantID, reviews[i].ExportID)
+		if err != nil {
+			return nil, err
+		}
+		if reviewed.StepsOmitted == nil || *reviewed.StepsOmitted != 0 {
+			return nil, nil
+		}
+		return &reviews[i], nil
 	}
 	return nil, nil
 }
