@@ -27,7 +27,7 @@ var celEnv = func() *cel.Env {
 		cel.Variable("run.cost_cents", cel.DoubleType),
 		cel.Variable("run.duration_ms", cel.DoubleType),
 		// step.cost_cents > 5 compares a double with an int: allowed, as
-		// users write it (arithmetic still takes one type: 5.0).
+		// users write it (== and arithmetic still take one type: 5.0).
 		cel.CrossTypeNumericComparisons(true),
 	)
 	if err != nil {

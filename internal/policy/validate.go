@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,11 +60,14 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			break
 		}
 		n, err := runproof.ParseFixedExact(p.Threshold, Scale(p.Type))
-		if _, fine := runproof.ParseFixedExact(p.Threshold, runproof.MicrocentsPerCent); err != nil && Scale(p.Type) == 1 && fine == nil {
-			// A number, with a fraction: 3.0 and 1e1 are whole, 3.5 is not.
-			bad("threshold", "must be a whole number for a "+string(p.Type)+" policy")
-			break
-		} else if err != nil {
+		if err != nil && Scale(p.Type) == 1 {
+			// A count: 3.0 and 1e1 are whole and read; 3.5 is a number
+			// with a fraction, said as such.
+			if _, ferr := runproof.ParseFixedExact(p.Threshold, runproof.MicrocentsPerCent); ferr == nil {
+				err = errors.New("must be a whole number for a " + string(p.Type) + " policy")
+			}
+		}
+		if err != nil {
 			bad("threshold", err.Error())
 			break
 		}

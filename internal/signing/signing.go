@@ -110,7 +110,7 @@ func readDir(dir string) ([]Key, error) {
 const usedDir = "used"
 
 // Verifying returns the public keys of every key that signed for this
-// keyring, oldest first: the keys now in its directory, to which another
+// keyring: the keys now in its directory, to which another
 // process (`runproof keys rotate-signing`) may have added one, and every
 // key given with Use, now or by an earlier process. The keyring itself is
 // unchanged.
