@@ -3,7 +3,6 @@ package export_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -311,15 +310,7 @@ func TestHalfPeriod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, f, err := e.Open(ctx, demo.Tenant, rec.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var b evidence.SOC2Bundle
-	if err := json.NewDecoder(f).Decode(&b); err != nil {
-		t.Fatal(err)
-	}
+	b := soc2Of(t, e, rec)
 	if b.CompliancePeriodStart != runproof.FormatTime(start) || b.CompliancePeriodEnd != runproof.FormatTime(dayEnd) {
 		t.Errorf("period %s – %s, want %s – %s", b.CompliancePeriodStart, b.CompliancePeriodEnd, runproof.FormatTime(start), runproof.FormatTime(dayEnd))
 	}

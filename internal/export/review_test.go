@@ -25,16 +25,7 @@ func TestReviewNeedsTheBundlesSteps(t *testing.T) {
 			t.Fatal(err)
 		}
 		// As an earlier runproof recorded a completed export.
-		old := runproof.ExportRequest{ID: "old-soc2", TenantID: inc.TenantID, Scope: runproof.ScopeLLMRun, RunID: inc.RunID,
-			IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON, RequestedBy: "key_auditor",
-			Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: fixed}
-		if err := store.CreateExport(ctx, old); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: inc.TenantID, ExportID: old.ID,
-			Kind: runproof.ExportEventCompleted, At: fixed, Checksum: "sha256:00", SizeBytes: 1, BundleID: "SOC2-old", Artifact: "a"}); err != nil {
-			t.Fatal(err)
-		}
+		old := earlierSOC2(t, store, inc, runproof.ExportEvent{})
 		e := newExporter(t, store, nil)
 		key := runproof.APIKey{ID: "key_auditor", TenantID: inc.TenantID, Role: runproof.RoleAuditor, Name: "auditor"}
 		_, err = e.Review(ctx, key, old.ID, export.ReviewInput{Status: "APPROVED"})
@@ -71,18 +62,8 @@ func TestEarlierReviewOfUnknownSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := runproof.ExportRequest{ID: "old-soc2", TenantID: inc.TenantID, Scope: runproof.ScopeLLMRun, RunID: inc.RunID,
-		IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON, RequestedBy: "key_auditor",
-		Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: fixed}
-	if err := store.CreateExport(ctx, old); err != nil {
-		t.Fatal(err)
-	}
 	steps := run.Totals.Steps
-	if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: inc.TenantID, ExportID: old.ID, Kind: runproof.ExportEventCompleted,
-		At: fixed, Checksum: "sha256:00", SizeBytes: 1, BundleID: "SOC2-old", Artifact: "a", Steps: &steps,
-		Remediation: inc.RemediationStatus}); err != nil {
-		t.Fatal(err)
-	}
+	old := earlierSOC2(t, store, inc, runproof.ExportEvent{Steps: &steps, Remediation: inc.RemediationStatus})
 	if err := store.AddReview(ctx, runproof.Review{TenantID: inc.TenantID, ID: "rv-old", ExportID: old.ID, RunID: inc.RunID,
 		BundleID: "SOC2-old", Status: "APPROVED", ReviewedBy: "Ada", KeyID: "key_auditor", RunSteps: steps,
 		Remediation: inc.RemediationStatus, ReviewedAt: fixed.Add(-time.Minute)}); err != nil {
@@ -93,7 +74,34 @@ func TestEarlierReviewOfUnknownSteps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, f, err := e.Open(ctx, inc.TenantID, rec.ID)
+	if b := soc2Of(t, e, rec); b.ReviewStatus != evidence.ReviewPending {
+		t.Errorf("a sign-off on a bundle of unknown steps carried over: %s by %q", b.ReviewStatus, b.ReviewedBy)
+	}
+}
+
+// earlierSOC2 stores a completed SOC 2 export as an earlier runproof did:
+// its completed event is ev, with what that runproof recorded.
+func earlierSOC2(t *testing.T, store runproof.Store, inc runproof.Incident, ev runproof.ExportEvent) runproof.ExportRequest {
+	t.Helper()
+	ctx := context.Background()
+	old := runproof.ExportRequest{ID: "old-soc2", TenantID: inc.TenantID, Scope: runproof.ScopeLLMRun, RunID: inc.RunID,
+		IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON, RequestedBy: "key_auditor",
+		Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: fixed}
+	if err := store.CreateExport(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	ev.TenantID, ev.ExportID, ev.Kind, ev.At = inc.TenantID, old.ID, runproof.ExportEventCompleted, fixed
+	ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact = "sha256:00", 1, "SOC2-old", "a"
+	if err := store.AppendExportEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	return old
+}
+
+// soc2Of reads the SOC 2 bundle an export made.
+func soc2Of(t *testing.T, e *export.Exporter, rec runproof.Export) evidence.SOC2Bundle {
+	t.Helper()
+	_, f, err := e.Open(context.Background(), rec.TenantID, rec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +110,5 @@ func TestEarlierReviewOfUnknownSteps(t *testing.T) {
 	if err := json.NewDecoder(f).Decode(&b); err != nil {
 		t.Fatal(err)
 	}
-	if b.ReviewStatus != evidence.ReviewPending {
-		t.Errorf("a sign-off on a bundle of unknown steps carried over: %s by %q", b.ReviewStatus, b.ReviewedBy)
-	}
+	return b
 }
