@@ -166,13 +166,10 @@ func (s *Service) RunSnapshot(ctx context.Context, tenantID, runID string) (runp
 	return run, snap, nil
 }
 
-// Governance returns how a run was judged.
+// Governance returns how a run was judged. It reads the run's steps a
+// page at a time: its memory does not grow with the run.
 func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Governance, error) {
-	run, steps, err := s.Trace(ctx, tenantID, runID)
-	if err != nil {
-		return Governance{}, err
-	}
-	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
+	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
 		return Governance{}, err
 	}
@@ -187,42 +184,57 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 			Type: p.Type, Action: p.Action, Threshold: p.Threshold}
 		byID[p.ID] = &g.Evaluations[i]
 	}
-	for _, st := range steps {
-		for _, f := range st.Findings {
-			if f.Outcome == runproof.OutcomeAfterStop {
-				g.StepsAfterStop++
-				continue
+	for from := int64(0); ; {
+		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: MaxTracePage})
+		if err != nil {
+			return Governance{}, err
+		}
+		for _, st := range steps {
+			g.count(st, byID)
+		}
+		if len(steps) < MaxTracePage {
+			return g, nil
+		}
+		from = steps[len(steps)-1].Index + 1
+	}
+}
+
+// count adds what one step's findings say to the evaluations of their
+// policies (byID) and to the steps sent after a stop.
+func (g *Governance) count(st runproof.Step, byID map[string]*Evaluation) {
+	for _, f := range st.Findings {
+		if f.Outcome == runproof.OutcomeAfterStop {
+			g.StepsAfterStop++
+			continue
+		}
+		e := byID[f.PolicyID]
+		if e == nil {
+			continue
+		}
+		idx := st.Index
+		if f.Outcome == runproof.OutcomeFailed {
+			e.StepsFailed++
+			e.LastError = f.Error
+			if e.FirstFailedStep == nil {
+				e.FirstFailedStep = &idx
 			}
-			e := byID[f.PolicyID]
-			if e == nil {
-				continue
+			continue
+		}
+		e.Threshold, e.LastActual = f.Threshold, f.Actual
+		switch f.Outcome {
+		case runproof.OutcomeApproaching:
+			e.StepsApproaching++
+			if e.FirstApproachingStep == nil {
+				e.FirstApproachingStep = &idx
 			}
-			idx := st.Index
-			if f.Outcome == runproof.OutcomeFailed {
-				e.StepsFailed++
-				e.LastError = f.Error
-				if e.FirstFailedStep == nil {
-					e.FirstFailedStep = &idx
-				}
-				continue
-			}
-			e.Threshold, e.LastActual = f.Threshold, f.Actual
-			switch f.Outcome {
-			case runproof.OutcomeApproaching:
-				e.StepsApproaching++
-				if e.FirstApproachingStep == nil {
-					e.FirstApproachingStep = &idx
-				}
-			case runproof.OutcomeExceeded:
-				e.StepsExceeded++
-				e.Breached = true
-				if e.FirstExceededStep == nil {
-					e.FirstExceededStep = &idx
-				}
+		case runproof.OutcomeExceeded:
+			e.StepsExceeded++
+			e.Breached = true
+			if e.FirstExceededStep == nil {
+				e.FirstExceededStep = &idx
 			}
 		}
 	}
-	return g, nil
 }
 
 // ReplayWindow is the half-width of the replay window around its centre.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -343,4 +344,37 @@ func TestReplayAuditEvents(t *testing.T) {
 			t.Fatalf("%d audit events in the replay (audit_events %d, truncated %v), want %d, truncated", n, rp.AuditEvents, rp.Truncated, MaxReplayAuditEvents)
 		}
 	})
+}
+
+// TestGovernanceAcrossPages: governance counts every step of a run longer
+// than one page of steps.
+func TestGovernanceAcrossPages(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	const steps, limit = MaxTracePage + 50, MaxTracePage + 20
+	if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "long", Type: runproof.PolicyStepLimit,
+		Threshold: Number(strconv.Itoa(limit)), Action: runproof.ActionWarn}); err != nil {
+		t.Fatal(err)
+	}
+	openRun(t, svc, "acme", "r1")
+	start := time.Now().Add(-time.Hour)
+	for from := 0; from < steps; from += MaxStepsPerCall {
+		batch := make([]map[string]any, 0, MaxStepsPerCall)
+		for i := from; i < min(from+MaxStepsPerCall, steps); i++ {
+			at := start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
+			batch = append(batch, stepJSON(i, map[string]any{"timestamp": at}))
+		}
+		if _, err := appendJSON(t, svc, "acme", "r1", batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := svc.Governance(ctx, "acme", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Over the limit from step index limit on: steps - limit of them.
+	e := g.Evaluations[0]
+	if e.StepsExceeded != steps-limit || e.FirstExceededStep == nil || *e.FirstExceededStep != limit || !e.Breached {
+		t.Errorf("evaluation %+v", e)
+	}
 }
