@@ -147,6 +147,9 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 				first = fmt.Errorf("ledger verify: %w", err)
 			}
 		}
+		if err == nil && rep.Checkpoints == 0 {
+			continue // nothing was checked: no record, which would start the ledger of a mistyped --tenant
+		}
 		// The check is recorded whatever its outcome, even after Ctrl-C.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		ev := cliEvent(t, runproof.AuditIntegrity, "ledger.verify", "ledger/"+t, decision, line)
@@ -190,7 +193,7 @@ func verifyLine(rep ledger.Report, err error) string {
 	var line string
 	switch {
 	case rep.Checkpoints == 0:
-		line = "ok: the ledger is empty"
+		line = "ok: the ledger is empty: nothing has been exported or audited for this tenant (is --tenant right?)"
 	case rep.Signatures == rep.Checkpoints:
 		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %d checkpoints hold with their signatures, the latest of size %d",
 			rep.Entries, rep.AuditEvents, rep.Checkpoints, rep.Latest.N)

@@ -36,7 +36,16 @@ func TestLedgerVerify(t *testing.T) {
 	if r.code != 0 || r.stdout != "demo: ok: 15 entries (0 audit events) recomputed, 15 checkpoints hold with their signatures, the latest of size 15\n" {
 		t.Fatalf("with --all-signatures: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	// A tenant without a ledger (a typo, say): said so, and no audit event
+	// starts its ledger.
+	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "nobody")
+	if r.code != 0 || !strings.Contains(r.stdout, "nobody: ok: the ledger is empty: nothing has been exported or audited for this tenant") {
+		t.Fatalf("a tenant without a ledger: %d %q %q", r.code, r.stdout, r.stderr)
+	}
 	store := openStore(t, data)
+	if evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "nobody", Limit: 1}); err != nil || len(evs) != 0 {
+		t.Errorf("audit events of the tenant without a ledger: %+v, %v", evs, err)
+	}
 	lastCheck := func() runproof.AuditEvent {
 		t.Helper()
 		evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "demo", Category: runproof.AuditIntegrity, Limit: 1})
