@@ -81,7 +81,7 @@ func TestLedgerCatchesUp(t *testing.T) {
 		if err != nil || p1.Index >= p2.Index {
 			t.Fatalf("indexes %d, %d (%v)", p1.Index, p2.Index, err)
 		}
-		if _, err := l.Verify(ctx, demo.Tenant, nil); err != nil {
+		if _, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: demo.Tenant, VerifierKeys: l.VerifierKeys()}); err != nil {
 			t.Fatalf("ledger verify after catching up: %v", err)
 		}
 	})

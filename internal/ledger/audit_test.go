@@ -58,7 +58,7 @@ func TestAuditEvents(t *testing.T) {
 		auditAt(t, e.Store, "acme", time.Now().Add(-48*time.Hour), 1)
 		auditAt(t, e.Store, "acme", time.Now(), 1)
 		inPages(func() {
-			rep, err := l.Verify(ctx, "acme", nil)
+			rep, err := verifyAs(ctx, e.Store, l, "acme", nil)
 			if err != nil || rep.Entries != 7 || rep.AuditEvents != 5 {
 				t.Fatalf("Verify: %+v, %v", rep, err)
 			}
@@ -71,7 +71,7 @@ func TestAuditEvents(t *testing.T) {
 		e.exec(t, `INSERT INTO audit_events (tenant_id, id, occurred_at, actor, actor_type, category, action, resource,
 			decision, status, correlation_id, source_component, detail) VALUES ('acme', 'forged-1',
 			'2026-01-01T00:00:00.000000Z', 'key-1', 'HUMAN', 'access', 'GET /api/v1/runs', 'runs', 'allow', 200, '', 'api', '')`)
-		_, err = l.Verify(ctx, "acme", nil)
+		_, err = verifyAs(ctx, e.Store, l, "acme", nil)
 		if err == nil || !strings.Contains(err.Error(), "audit event forged-1 (occurred at 2026-01-01T00:00:00.000000Z) is neither in the ledger nor waiting") {
 			t.Fatalf("an event stored behind the log's back: %v", err)
 		}
@@ -82,18 +82,18 @@ func TestAuditEvents(t *testing.T) {
 		}
 		e.exec(t, "DELETE FROM audit_events WHERE id = 'forged-1'")
 		e.exec(t, fmt.Sprintf("UPDATE audit_events SET detail = 'nothing to see' WHERE id = '%s'", events[3].ID))
-		_, err = l.Verify(ctx, "acme", nil)
+		_, err = verifyAs(ctx, e.Store, l, "acme", nil)
 		wantMismatch(t, err, 5)
 		if !strings.Contains(err.Error(), "does not match the record of audit event "+events[3].ID+" (fields differ: [detail])") {
 			t.Errorf("edited: %v", err)
 		}
 		e.exec(t, fmt.Sprintf("DELETE FROM audit_events WHERE id = '%s'", events[1].ID))
-		_, err = l.Verify(ctx, "acme", nil)
+		_, err = verifyAs(ctx, e.Store, l, "acme", nil)
 		wantMismatch(t, err, 3)
 		if !strings.Contains(err.Error(), "audit event "+events[1].ID+" is not among the audit events") {
 			t.Errorf("deleted: %v", err)
 		}
-		if _, err := l.Verify(ctx, "globex", nil); err != nil {
+		if _, err := verifyAs(ctx, e.Store, l, "globex", nil); err != nil {
 			t.Errorf("the other tenant's log: %v", err)
 		}
 	})
@@ -122,7 +122,7 @@ func TestSealAudit(t *testing.T) {
 		auditAt(t, e.Store, "acme", time.Now().Add(-time.Hour), 1) // stored late
 		stop()
 		<-done
-		rep, err := l.Verify(context.Background(), "acme", nil)
+		rep, err := verifyAs(context.Background(), e.Store, l, "acme", nil)
 		if err != nil || rep.AuditEvents != 5 {
 			t.Fatalf("after the sealer stopped: %+v, %v", rep, err)
 		}

@@ -34,7 +34,7 @@ func appendAll(t *testing.T, s runproof.Store, ledgers []*ledger.Ledger, recs []
 		}
 		seen[n] = true
 	}
-	rep, err := ledgers[0].Verify(ctx, "acme", nil)
+	rep, err := verifyAs(ctx, s, ledgers[0], "acme", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

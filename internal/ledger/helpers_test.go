@@ -172,3 +172,9 @@ func (e engine) blob(b []byte) string {
 	}
 	return `'\x` + hex.EncodeToString(b) + `'::bytea`
 }
+
+// verifyAs checks a tenant's log with every verifier key l accepts, as the
+// CLI does with those of its keyring, against older when it is not nil.
+func verifyAs(ctx context.Context, s runproof.Store, l *ledger.Ledger, tenant string, older []byte) (ledger.Report, error) {
+	return ledger.Verify(ctx, s, ledger.VerifyParams{TenantID: tenant, VerifierKeys: l.VerifierKeys(), Checkpoint: older})
+}

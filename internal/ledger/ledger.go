@@ -330,7 +330,9 @@ func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo
 }
 
 // known returns the verifier keys the ledger knows.
-func (l *Ledger) known() []string {
+// VerifierKeys returns the verifier keys whose checkpoints the ledger
+// accepts: its own first, then those it was given or has learned.
+func (l *Ledger) VerifierKeys() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.verifiers)
@@ -369,13 +371,13 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		}
 		return nil
 	}
-	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.known()...)
+	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.VerifierKeys()...)
 	var unknown *note.UnverifiedNoteError
 	if errors.As(err, &unknown) {
 		if learned, lerr := l.learn(); lerr != nil {
 			return fmt.Errorf("the latest checkpoint is signed by a key this process does not know, and the signing keys could not be read again: %w", lerr)
 		} else if learned {
-			origin, tree, err = OpenCheckpoint(st.Latest.Note, l.known()...)
+			origin, tree, err = OpenCheckpoint(st.Latest.Note, l.VerifierKeys()...)
 		}
 	}
 	if errors.As(err, &unknown) && len(unknown.Note.UnverifiedSigs) > 0 {

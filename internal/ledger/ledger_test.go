@@ -205,7 +205,7 @@ func TestAppendProve(t *testing.T) {
 			t.Errorf("consistency backwards: %v, want EINVALID", err)
 		}
 
-		rep, err := l.Verify(ctx, "acme", nil)
+		rep, err := verifyAs(ctx, s, l, "acme", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func TestAppendProve(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep, err = l.Verify(ctx, "acme", first.Note); err != nil || rep.Extends != 1 {
+		if rep, err = verifyAs(ctx, s, l, "acme", first.Note); err != nil || rep.Extends != 1 {
 			t.Errorf("verify extending checkpoint 1: %+v, %v", rep, err)
 		}
 
@@ -226,7 +226,7 @@ func TestAppendProve(t *testing.T) {
 			t.Fatal(err)
 		}
 		appendEach(t, rotated, finish(t, s, "acme", 8, 1))
-		if _, err := rotated.Verify(ctx, "acme", nil); err != nil {
+		if _, err := verifyAs(ctx, s, rotated, "acme", nil); err != nil {
 			t.Errorf("after a key change: %v", err)
 		}
 		if _, err := l.Append(ctx, finish(t, s, "acme", 9, 1)[0]); !errors.Is(err, ledger.ErrDiverged) {
@@ -332,7 +332,7 @@ func TestRotatedByAnotherProcess(t *testing.T) {
 	if _, err := learning.Append(ctx, recs[2]); err != nil {
 		t.Fatalf("append once told the new key: %v", err)
 	}
-	if _, err := learning.Verify(ctx, "acme", nil); err != nil {
+	if _, err := verifyAs(ctx, s, learning, "acme", nil); err != nil {
 		t.Fatal(err)
 	}
 	if asked == 0 {

@@ -281,13 +281,13 @@ func TestTamperSealed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := l.Verify(ctx, "acme", nil); err != nil {
+				if _, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil {
 					t.Fatalf("before tampering: %v", err)
 				}
 				e.dropTriggers(t)
 				d.tamper(t, e, z)
 				inPages(func() {
-					_, err := l.Verify(ctx, "acme", nil)
+					_, err := verifyAs(ctx, e.Store, l, "acme", nil)
 					wantMismatch(t, err, d.index)
 				})
 				if err := checkProof(proof, l.VerifierKey()); err != nil {

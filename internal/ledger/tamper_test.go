@@ -38,7 +38,7 @@ func newSigned(t *testing.T, e engine) signed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Verify(ctx, "acme", nil); err != nil {
+	if _, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil {
 		t.Fatalf("before tampering: %v", err)
 	}
 	return signed{ledger: l, recs: recs, proof: p, c8: c.Note}
@@ -111,7 +111,7 @@ func TestTamper(t *testing.T) {
 					older = sg.c8
 				}
 				inPages(func() {
-					_, err := sg.ledger.Verify(ctx, "acme", older)
+					_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", older)
 					wantMismatch(t, err, d.index)
 				})
 				if err := checkProof(sg.proof, sg.ledger.VerifierKey()); err != nil {
@@ -168,7 +168,7 @@ func TestForgedTail(t *testing.T) {
 
 				// With the published key, the first forged checkpoint names the entry.
 				inPages(func() {
-					_, err := sg.ledger.Verify(ctx, "acme", nil)
+					_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", nil)
 					wantMismatch(t, err, int64(d.from))
 				})
 				// With the keys recorded in the database, the forgery holds
@@ -241,7 +241,7 @@ func TestRepeatedEntry(t *testing.T) {
 			t.Fatalf("first repeated entry %d, %v; want 3", n, err)
 		}
 		inPages(func() {
-			_, err := sg.ledger.Verify(ctx, "acme", nil)
+			_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", nil)
 			wantMismatch(t, err, 3)
 			if !strings.Contains(err.Error(), "in the ledger twice") {
 				t.Errorf("the mismatch does not say the entry is repeated: %v", err)

@@ -99,14 +99,6 @@ func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, 
 	return v.report, err
 }
 
-// Verify checks a tenant's log with this ledger's keys and origin.
-func (l *Ledger) Verify(ctx context.Context, tenantID string, older []byte) (Report, error) {
-	if _, err := l.learn(); err != nil { // a key another process rotated to may sign the latest checkpoints
-		return Report{TenantID: tenantID}, err
-	}
-	return Verify(ctx, l.store, VerifyParams{TenantID: tenantID, VerifierKeys: l.known(), Checkpoint: older})
-}
-
 type verification struct {
 	ctx    context.Context
 	store  runproof.Store
