@@ -184,16 +184,23 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 			Type: p.Type, Action: p.Action, Threshold: p.Threshold}
 		byID[p.ID] = &g.Evaluations[i]
 	}
+	err = s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) { g.count(st, byID) })
+	return g, err
+}
+
+// eachStep hands fn each step of a run in index order, reading them a page
+// at a time, so that what only sums steps up does not hold them all.
+func (s *Service) eachStep(ctx context.Context, tenantID, runID string, fn func(*runproof.Step)) error {
 	for from := int64(0); ; {
 		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: MaxTracePage})
 		if err != nil {
-			return Governance{}, err
+			return err
 		}
-		for _, st := range steps {
-			g.count(st, byID)
+		for i := range steps {
+			fn(&steps[i])
 		}
 		if len(steps) < MaxTracePage {
-			return g, nil
+			return nil
 		}
 		from = steps[len(steps)-1].Index + 1
 	}
@@ -201,7 +208,7 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 
 // count adds what one step's findings say to the evaluations of their
 // policies (byID) and to the steps sent after a stop.
-func (g *Governance) count(st runproof.Step, byID map[string]*Evaluation) {
+func (g *Governance) count(st *runproof.Step, byID map[string]*Evaluation) {
 	for _, f := range st.Findings {
 		if f.Outcome == runproof.OutcomeAfterStop {
 			g.StepsAfterStop++

@@ -377,4 +377,18 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	if e.StepsExceeded != steps-limit || e.FirstExceededStep == nil || *e.FirstExceededStep != limit || !e.Breached {
 		t.Errorf("evaluation %+v", e)
 	}
+	// The system events find the breach on the second page too.
+	events, err := svc.SystemEvents(ctx, "acme", "r1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warnings []int64
+	for _, ev := range events {
+		if ev.Kind == EventStepWarning {
+			warnings = append(warnings, *ev.StepIndex)
+		}
+	}
+	if len(warnings) != 2 || warnings[1] != limit {
+		t.Errorf("step warnings at %v, want the first approach and the breach at %d", warnings, limit)
+	}
 }

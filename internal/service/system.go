@@ -205,12 +205,12 @@ type EventDetail struct {
 // SystemEvents returns a run's system events in time order; its exports'
 // only withExports (the caller may read export records).
 func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, withExports bool) ([]SystemEvent, error) {
-	run, steps, err := s.Trace(ctx, tenantID, runID)
+	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
-	if err != nil {
+	var se stepEvents
+	if err := s.eachStep(ctx, tenantID, runID, se.add); err != nil {
 		return nil, err
 	}
 	incs, err := s.store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: tenantID, RunID: runID})
@@ -223,7 +223,7 @@ func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, with
 			return nil, err
 		}
 	}
-	return SystemEventsOf(run, snap, steps, incs, exports), nil
+	return se.events(run, snap, incs, exports), nil
 }
 
 // SystemEventsOf derives a run's system events from its records: the run,
@@ -231,41 +231,72 @@ func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, with
 // Events at the same time keep the order of the run's life.
 func SystemEventsOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step,
 	incs []runproof.Incident, exports []runproof.Export) []SystemEvent {
-	var events []SystemEvent
-	add := func(at time.Time, kind string, step *runproof.Step, d EventDetail) {
-		ev := SystemEvent{At: at, Kind: kind, Detail: d}
-		if step != nil {
-			idx, ts := step.Index, step.Timestamp
-			ev.StepIndex, ev.Detail.ReportedAt = &idx, &ts
-		}
-		events = append(events, ev)
+	var se stepEvents
+	for i := range steps {
+		se.add(&steps[i])
 	}
+	return se.events(run, snap, incs, exports)
+}
+
+// stepEvents gathers, a step at a time in index order, the system events a
+// run's steps make: its first warning and each warn policy's first breach,
+// and the steps sent after its stop.
+type stepEvents struct {
+	warned   bool
+	breached map[string]bool // warn policies already reported
+	list     []SystemEvent
+	after    int64          // steps sent after the stop
+	first    *runproof.Step // the first of them
+	last     int64          // the index of the last of them
+}
+
+func (se *stepEvents) add(st *runproof.Step) {
+	for _, f := range st.Findings {
+		switch {
+		case f.Outcome == runproof.OutcomeAfterStop:
+			if se.after == 0 {
+				first := *st
+				se.first = &first
+			}
+			if se.after == 0 || se.last != st.Index { // a step, however many findings say so
+				se.after++
+			}
+			se.last = st.Index
+		case !se.warned && st.Status == runproof.StepWarning:
+			se.warned = true
+			if f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded {
+				se.breach(f.PolicyID)
+			}
+			se.list = append(se.list, stepEvent(st.RecordedAt, EventStepWarning, st, findingDetail(f)))
+		case f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded && !se.breached[f.PolicyID]:
+			se.breach(f.PolicyID)
+			se.list = append(se.list, stepEvent(st.RecordedAt, EventStepWarning, st, findingDetail(f)))
+		}
+	}
+}
+
+func (se *stepEvents) breach(policyID string) {
+	if se.breached == nil {
+		se.breached = map[string]bool{}
+	}
+	se.breached[policyID] = true
+}
+
+// stepEvent is an event of a step, which reports its index and time.
+func stepEvent(at time.Time, kind string, st *runproof.Step, d EventDetail) SystemEvent {
+	idx, ts := st.Index, st.Timestamp
+	d.ReportedAt = &ts
+	return SystemEvent{At: at, Kind: kind, StepIndex: &idx, Detail: d}
+}
+
+// events returns the run's system events: those of its steps, gathered,
+// with those of the run, its incidents and its exports, in time order.
+func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []runproof.Incident, exports []runproof.Export) []SystemEvent {
 	count := len(snap.Policies)
 	started := run.StartedAt
-	add(run.CreatedAt, EventRunStarted, nil, EventDetail{AgentID: run.AgentID, PolicySnapshotID: snap.ID,
-		PolicyCount: &count, ReportedAt: &started})
-
-	warned := false
-	breached := map[string]bool{} // warn policies already reported
-	var after []runproof.Step
-	for i := range steps {
-		st := &steps[i]
-		for _, f := range st.Findings {
-			switch {
-			case f.Outcome == runproof.OutcomeAfterStop:
-				after = append(after, *st)
-			case !warned && st.Status == runproof.StepWarning:
-				warned = true
-				if f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded {
-					breached[f.PolicyID] = true
-				}
-				add(st.RecordedAt, EventStepWarning, st, findingDetail(f))
-			case f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded && !breached[f.PolicyID]:
-				breached[f.PolicyID] = true
-				add(st.RecordedAt, EventStepWarning, st, findingDetail(f))
-			}
-		}
-	}
+	events := []SystemEvent{{At: run.CreatedAt, Kind: EventRunStarted, Detail: EventDetail{AgentID: run.AgentID,
+		PolicySnapshotID: snap.ID, PolicyCount: &count, ReportedAt: &started}}}
+	events = append(events, se.list...)
 
 	var stop *runproof.Incident
 	for i := range incs {
@@ -288,10 +319,10 @@ func SystemEventsOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.S
 		}
 		events = append(events, ev)
 	}
-	if len(after) > 0 {
-		first, last := after[0].Index, after[len(after)-1].Index
-		add(after[0].RecordedAt, EventStepsAfterStop, &after[0], EventDetail{Count: int64(len(after)),
-			FirstStepIndex: &first, LastStepIndex: &last})
+	if se.after > 0 {
+		first, last := se.first.Index, se.last
+		events = append(events, stepEvent(se.first.RecordedAt, EventStepsAfterStop, se.first, EventDetail{Count: se.after,
+			FirstStepIndex: &first, LastStepIndex: &last}))
 	}
 	if run.CompletedAt != nil {
 		kind := "run." + string(run.Status)
