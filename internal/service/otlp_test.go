@@ -18,11 +18,15 @@ import (
 	"github.com/runproof/runproof/internal/store/storetest"
 )
 
+// otlpStart is when the spans of otlpRequest start: the same for every
+// request of the test binary, so that span n is the same span in each.
+var otlpStart = time.Now().Add(-time.Hour).Truncate(time.Second)
+
 // otlpRequest holds spans of one trace, numbered from..to-1, each starting
-// n milliseconds after the hour before now.
+// n milliseconds after otlpStart.
 func otlpRequest(trace string, from, to int) *coltracepb.ExportTraceServiceRequest {
 	tid, _ := hex.DecodeString(trace)
-	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	start := otlpStart
 	var spans []*tracepb.Span
 	for n := from; n < to; n++ {
 		sid, _ := hex.DecodeString(fmt.Sprintf("%016x", n+1))
