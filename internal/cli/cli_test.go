@@ -311,9 +311,14 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 	}
 }
 
-// stamp is a step time n seconds into the last hour (not in the future).
+// stampBase is an hour before the tests started: step times n seconds
+// after it are not in the future, and the same n is the same time in every
+// test.
+var stampBase = time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+
+// stamp is the step time n seconds after stampBase.
 func stamp(n int) string {
-	return time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(n) * time.Second).Format(time.RFC3339)
+	return stampBase.Add(time.Duration(n) * time.Second).Format(time.RFC3339)
 }
 
 func TestIngest(t *testing.T) {
