@@ -139,6 +139,18 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures,
 			Progress: progressLog(e, t)})
 		line := verifyLine(rep, err)
+		unknown := false // a tenant with no record at all: a mistyped --tenant, say
+		if err == nil && rep.Checkpoints == 0 {
+			evs, aerr := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: t, Limit: 1})
+			if aerr != nil {
+				return aerr
+			}
+			if unknown = len(evs) == 0; unknown {
+				line += ": nothing has been exported or audited for this tenant (is --tenant right?)"
+			} else {
+				line += ": its audit events wait for it (serve, or the next export, puts them in)"
+			}
+		}
 		fmt.Fprintf(e.stdout, "%s: %s\n", t, line)
 		decision := runproof.DecisionAllow
 		if err != nil {
@@ -147,8 +159,8 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 				first = fmt.Errorf("ledger verify: %w", err)
 			}
 		}
-		if err == nil && rep.Checkpoints == 0 {
-			continue // nothing was checked: no record, which would start the ledger of a mistyped --tenant
+		if unknown {
+			continue // no record, which would start a ledger for a mistyped --tenant
 		}
 		// The check is recorded whatever its outcome, even after Ctrl-C.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -193,7 +205,7 @@ func verifyLine(rep ledger.Report, err error) string {
 	var line string
 	switch {
 	case rep.Checkpoints == 0:
-		line = "ok: the ledger is empty: nothing has been exported or audited for this tenant (is --tenant right?)"
+		line = "ok: the ledger is empty"
 	case rep.Signatures == rep.Checkpoints:
 		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %d checkpoints hold with their signatures, the latest of size %d",
 			rep.Entries, rep.AuditEvents, rep.Checkpoints, rep.Latest.N)

@@ -46,6 +46,16 @@ func TestLedgerVerify(t *testing.T) {
 	if evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "nobody", Limit: 1}); err != nil || len(evs) != 0 {
 		t.Errorf("audit events of the tenant without a ledger: %+v, %v", evs, err)
 	}
+	// A tenant whose audit events wait for its ledger is not taken for a
+	// typo, and its check is recorded.
+	runCLI(t, "", "keys", "create", "--tenant", "newcomer", "--role", "viewer", "--data", data)
+	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "newcomer")
+	if r.code != 0 || !strings.Contains(r.stdout, "newcomer: ok: the ledger is empty: its audit events wait for it") {
+		t.Fatalf("a tenant whose events wait: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "newcomer", Category: runproof.AuditIntegrity, Limit: 1}); err != nil || len(evs) != 1 {
+		t.Errorf("the check of a tenant whose events wait was not recorded: %+v, %v", evs, err)
+	}
 	lastCheck := func() runproof.AuditEvent {
 		t.Helper()
 		evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "demo", Category: runproof.AuditIntegrity, Limit: 1})

@@ -63,7 +63,7 @@ func (s *Server) routeTable() []route {
 			response: systemEventsDoc{}, handle: s.systemEvents},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/replay", perm: read, evidence: true, summary: "O4: the 60 s window around the inflection.",
 			response: service.Replay{}, handle: s.replay},
-		{method: "GET", path: "/api/v1/logs/system/audit", perm: audit, evidence: true, summary: "O5: audit events of runproof's own components (CLI, demo, scheduler), newest first.",
+		{method: "GET", path: "/api/v1/logs/system/audit", perm: audit, evidence: true, summary: "O5: audit events of runproof's own components (today the CLI), newest first.",
 			query: periodQuery, response: auditList{}, handle: s.systemAudit},
 
 		{method: "GET", path: "/api/v1/incidents", perm: read, evidence: true, summary: "Incidents, newest first.",
@@ -106,7 +106,7 @@ func (s *Server) routeTable() []route {
 
 		{method: "GET", path: "/api/v1/logs/audit", perm: audit, evidence: true, summary: "Audit events, newest first.",
 			query: append([]string{"category"}, periodQuery...), response: auditList{}, handle: s.listAudit("")},
-		{method: "GET", path: "/api/v1/logs/audit/identity", perm: audit, evidence: true, summary: "O1: key creation and use.",
+		{method: "GET", path: "/api/v1/logs/audit/identity", perm: audit, evidence: true, summary: "O1: key creation and revocation (each use of a key is an access or write event).",
 			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditIdentity)},
 		{method: "GET", path: "/api/v1/logs/audit/authorization", perm: audit, evidence: true, summary: "O2: denied requests.",
 			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditAuthorization)},

@@ -329,7 +329,6 @@ func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo
 	})
 }
 
-// known returns the verifier keys the ledger knows.
 // VerifierKeys returns the verifier keys whose checkpoints the ledger
 // accepts: its own first, then those it was given or has learned.
 func (l *Ledger) VerifierKeys() []string {

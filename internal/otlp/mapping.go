@@ -336,11 +336,10 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// Names and descriptions are shown as sent, but for what runproof keeps
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
-	name := func(s string) string { return strings.TrimSpace(withoutControls(s, "")) } // a blank one is none
-	s.agent = truncate(firstNonEmpty(name(str(attrs, AttrAgentName)), name(str(attrs, AttrAgentID)),
-		name(str(resource, AttrAgentName)), name(str(resource, AttrAgentID))), maxText)
+	s.agent = truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID)),
+		cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), maxText)
 	s.goal = truncate(withoutControls(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), "\t\n\r"), maxGoal)
-	s.service = truncate(name(str(resource, AttrServiceName)), maxText)
+	s.service = truncate(cleanName(str(resource, AttrServiceName)), maxText)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {
 		s.runSource = FromRunID
 	} else if s.runID = lookup(attrs, resource, AttrConversationID); s.runID != "" {
@@ -359,7 +358,7 @@ func stepType(name string, attrs []*commonpb.KeyValue) string {
 		return name
 	}
 	if on := firstNonEmpty(str(attrs, AttrToolName), str(attrs, AttrRequestModel), str(attrs, AttrResponseModel),
-		str(attrs, AttrAgentName)); on != "" {
+		cleanName(str(attrs, AttrAgentName))); on != "" {
 		return op + ":" + on
 	}
 	return op
@@ -456,6 +455,11 @@ func firstNonEmpty(ss ...string) string {
 	}
 	return ""
 }
+
+// cleanName is an agent's or a service's name as runproof keeps it:
+// without control characters or surrounding white space; a blank one is
+// none.
+func cleanName(s string) string { return strings.TrimSpace(withoutControls(s, "")) }
 
 // withoutControls drops the control characters (U+0000 to U+001F) of s
 // but those in keep, as runproof.CheckText and CheckProse refuse them.

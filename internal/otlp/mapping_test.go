@@ -224,6 +224,14 @@ func TestControlCharactersInNames(t *testing.T) {
 	if len(res.Rejected) != 0 || len(res.Runs) != 1 || res.Runs[0].AgentID != "svc" {
 		t.Fatalf("blank agent name: %+v", res)
 	}
+	// The step type of an agent's invocation names it as the run does.
+	for name, want := range map[string]string{"bot\x07": "invoke_agent:bot", "  ": "invoke_agent"} {
+		res = otlp.Map(request(nil, span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.operation.name", "invoke_agent"),
+			kv("gen_ai.agent.name", name))), otlp.Options{Now: now})
+		if len(res.Rejected) != 0 || len(res.Runs) != 1 || res.Runs[0].Spans[0].StepType != want {
+			t.Errorf("agent %q: %+v, want step type %q", name, res, want)
+		}
+	}
 }
 
 func with(s *tracepb.Span, code tracepb.Status_StatusCode) *tracepb.Span {

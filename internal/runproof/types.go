@@ -316,7 +316,7 @@ type Incident struct {
 
 // Audit event categories, one per audit topic of the read API.
 const (
-	AuditIdentity      = "identity"      // key use, key creation
+	AuditIdentity      = "identity"      // key creation and revocation
 	AuditAuthorization = "authorization" // allow/deny decisions
 	AuditAccess        = "access"        // reads
 	AuditWrite         = "write"         // writes: runs, steps, policies

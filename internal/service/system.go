@@ -226,18 +226,6 @@ func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, with
 	return se.events(run, snap, incs, exports), nil
 }
 
-// SystemEventsOf derives a run's system events from its records: the run,
-// its snapshot, its steps in index order, its incidents and its exports.
-// Events at the same time keep the order of the run's life.
-func SystemEventsOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step,
-	incs []runproof.Incident, exports []runproof.Export) []SystemEvent {
-	var se stepEvents
-	for i := range steps {
-		se.add(&steps[i])
-	}
-	return se.events(run, snap, incs, exports)
-}
-
 // stepEvents gathers, a step at a time in index order, the system events a
 // run's steps make: its first warning and each warn policy's first breach,
 // and the steps sent after its stop.
@@ -355,7 +343,7 @@ func findingDetail(f runproof.Finding) EventDetail {
 }
 
 // SystemAudit returns the tenant's audit events made by runproof itself
-// (the CLI, the demo, a scheduler…) rather than for API callers, newest
+// (today the CLI) rather than for API callers, newest
 // first, p.Limit from p.Offset among them.
 func (s *Service) SystemAudit(ctx context.Context, p runproof.ListAuditParams) ([]runproof.AuditEvent, error) {
 	p.System = true
