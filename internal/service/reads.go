@@ -112,16 +112,6 @@ func (s *Service) TracePage(ctx context.Context, tenantID, runID string, from in
 	return run, steps, next, nil
 }
 
-// Trace returns every step of a run in index order.
-func (s *Service) Trace(ctx context.Context, tenantID, runID string) (runproof.Run, []runproof.Step, error) {
-	run, err := s.store.GetRun(ctx, tenantID, runID)
-	if err != nil {
-		return runproof.Run{}, nil, err
-	}
-	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID})
-	return run, steps, err
-}
-
 // Evaluation summarises what one policy of the snapshot saw during a run.
 type Evaluation struct {
 	PolicyID             string              `json:"policy_id"`

@@ -134,7 +134,7 @@ func TestFailingExpression(t *testing.T) {
 		if res.Decision != AgentAllow || res.Steps[1].Status != runproof.StepWarning || res.Steps[0].Status != runproof.StepOK {
 			t.Fatalf("result %+v", res)
 		}
-		_, steps, err := svc.Trace(ctx, "acme", "r1")
+		_, steps, _, err := svc.TracePage(ctx, "acme", "r1", 0, 0)
 		if err != nil || len(steps) != 3 {
 			t.Fatalf("%d steps stored, %v", len(steps), err)
 		}
@@ -390,5 +390,14 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	}
 	if len(warnings) != 2 || warnings[1] != limit {
 		t.Errorf("step warnings at %v, want the first approach and the breach at %d", warnings, limit)
+	}
+	// So does the telemetry, with a point a step.
+	tel, err := svc.Telemetry(ctx, "acme", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := tel.Limits[0]; len(tel.Points) != steps || tel.Totals.Steps != steps || u.FirstStepOverThreshold == nil ||
+		*u.FirstStepOverThreshold != limit || tel.Points[steps-1].CumulativeTokens != int64(steps)*15 {
+		t.Errorf("telemetry: %d points, totals %+v, limit %+v", len(tel.Points), tel.Totals, u)
 	}
 }

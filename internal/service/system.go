@@ -82,28 +82,38 @@ type Telemetry struct {
 	Limits     []LimitUsage     `json:"limits"`
 }
 
-// Telemetry returns a run's telemetry.
+// Telemetry returns a run's telemetry. It reads the run's steps a page at
+// a time.
 func (s *Service) Telemetry(ctx context.Context, tenantID, runID string) (Telemetry, error) {
-	run, steps, err := s.Trace(ctx, tenantID, runID)
+	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
 		return Telemetry{}, err
 	}
-	snap, err := s.store.GetSnapshot(ctx, tenantID, run.SnapshotID)
-	if err != nil {
+	tb := newTelemetry(run, snap)
+	if err := s.eachStep(ctx, tenantID, runID, tb.add); err != nil {
 		return Telemetry{}, err
 	}
-	return TelemetryOf(run, snap, steps), nil
+	return tb.done(), nil
 }
 
-// TelemetryOf computes a run's telemetry from its steps in index order and
-// its snapshot. Running totals are kept exactly, as the policies judge them.
-func TelemetryOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step) Telemetry {
-	t := Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, len(steps)), Limits: []LimitUsage{}}
-	type limit struct {
-		usage     *LimitUsage
-		threshold int64 // in the fixed-point unit of the type
-	}
-	var limits []limit
+// telemetryOf computes a run's telemetry from its snapshot and its steps,
+// added in index order. Running totals are kept exactly, as the policies
+// judge them.
+type telemetryOf struct {
+	t      Telemetry
+	limits []limitUse
+	tot    runproof.Totals
+}
+
+// limitUse follows one limit policy of the snapshot.
+type limitUse struct {
+	usage     *LimitUsage
+	threshold int64 // in the fixed-point unit of the type
+}
+
+func newTelemetry(run runproof.Run, snap runproof.Snapshot) *telemetryOf {
+	tb := &telemetryOf{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(run.Totals.Steps, MaxTracePage)),
+		Limits: []LimitUsage{}}}
 	for _, p := range snap.Policies {
 		if !p.Type.IsLimit() {
 			continue
@@ -112,38 +122,44 @@ func TelemetryOf(run runproof.Run, snap runproof.Snapshot, steps []runproof.Step
 		if err != nil || n <= 0 {
 			continue // a stored policy's threshold is canonical and positive
 		}
-		t.Limits = append(t.Limits, LimitUsage{PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
+		tb.t.Limits = append(tb.t.Limits, LimitUsage{PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
 			Type: p.Type, Action: p.Action, Threshold: float64(n) / float64(policy.Scale(p.Type))})
-		limits = append(limits, limit{threshold: n})
+		tb.limits = append(tb.limits, limitUse{threshold: n})
 	}
-	for i := range limits {
-		limits[i].usage = &t.Limits[i]
+	for i := range tb.limits {
+		tb.limits[i].usage = &tb.t.Limits[i]
 	}
-	var tot runproof.Totals
-	for i, st := range steps {
-		tot = tot.Add(st)
-		t.Points[i] = TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
-			InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
-			CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
-			CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
-			CumulativeDurationMs: runproof.Millis(tot.DurationMicros)}
-		for _, l := range limits {
-			v, idx := policy.LimitValue(l.usage.Type, tot), st.Index
-			if l.usage.FirstStep80Percent == nil && policy.Approaching(v, l.threshold) {
-				l.usage.FirstStep80Percent = &idx
-			}
-			if l.usage.FirstStepOverThreshold == nil && v > l.threshold {
-				l.usage.FirstStepOverThreshold = &idx
-			}
+	return tb
+}
+
+func (tb *telemetryOf) add(st *runproof.Step) {
+	tb.tot = tb.tot.Add(*st)
+	tot := tb.tot
+	tb.t.Points = append(tb.t.Points, TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
+		InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
+		CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
+		CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
+		CumulativeDurationMs: runproof.Millis(tot.DurationMicros)})
+	for _, l := range tb.limits {
+		v, idx := policy.LimitValue(l.usage.Type, tot), st.Index
+		if l.usage.FirstStep80Percent == nil && policy.Approaching(v, l.threshold) {
+			l.usage.FirstStep80Percent = &idx
+		}
+		if l.usage.FirstStepOverThreshold == nil && v > l.threshold {
+			l.usage.FirstStepOverThreshold = &idx
 		}
 	}
-	t.Totals = tot
-	for _, l := range limits {
-		v := policy.LimitValue(l.usage.Type, tot)
+}
+
+// done returns the telemetry, with the run's totals and each limit's use.
+func (tb *telemetryOf) done() Telemetry {
+	tb.t.Totals = tb.tot
+	for _, l := range tb.limits {
+		v := policy.LimitValue(l.usage.Type, tb.tot)
 		l.usage.Used = float64(v) / float64(policy.Scale(l.usage.Type))
 		l.usage.UsedPercent = math.Round(float64(v)*10000/float64(l.threshold)) / 100
 	}
-	return t
+	return tb.t
 }
 
 // Kinds of system event.
