@@ -96,10 +96,10 @@ func (s *Service) Telemetry(ctx context.Context, tenantID, runID string) (Teleme
 	return tb.done(), nil
 }
 
-// telemetryOf computes a run's telemetry from its snapshot and its steps,
+// telemetryBuilder computes a run's telemetry from its snapshot and its steps,
 // added in index order. Running totals are kept exactly, as the policies
 // judge them.
-type telemetryOf struct {
+type telemetryBuilder struct {
 	t      Telemetry
 	limits []limitUse
 	tot    runproof.Totals
@@ -111,8 +111,8 @@ type limitUse struct {
 	threshold int64 // in the fixed-point unit of the type
 }
 
-func newTelemetry(run runproof.Run, snap runproof.Snapshot) *telemetryOf {
-	tb := &telemetryOf{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(run.Totals.Steps, MaxTracePage)),
+func newTelemetry(run runproof.Run, snap runproof.Snapshot) *telemetryBuilder {
+	tb := &telemetryBuilder{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(run.Totals.Steps, MaxTracePage)),
 		Limits: []LimitUsage{}}}
 	for _, p := range snap.Policies {
 		if !p.Type.IsLimit() {
@@ -132,7 +132,7 @@ func newTelemetry(run runproof.Run, snap runproof.Snapshot) *telemetryOf {
 	return tb
 }
 
-func (tb *telemetryOf) add(st *runproof.Step) {
+func (tb *telemetryBuilder) add(st *runproof.Step) {
 	tb.tot = tb.tot.Add(*st)
 	tot := tb.tot
 	tb.t.Points = append(tb.t.Points, TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
@@ -152,7 +152,7 @@ func (tb *telemetryOf) add(st *runproof.Step) {
 }
 
 // done returns the telemetry, with the run's totals and each limit's use.
-func (tb *telemetryOf) done() Telemetry {
+func (tb *telemetryBuilder) done() Telemetry {
 	tb.t.Totals = tb.tot
 	for _, l := range tb.limits {
 		v := policy.LimitValue(l.usage.Type, tb.tot)
