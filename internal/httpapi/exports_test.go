@@ -177,7 +177,8 @@ func TestExportsAPI(t *testing.T) {
 
 func TestSigningKeysPublished(t *testing.T) {
 	store := storetest.OpenSQLite(t)
-	keys, err := signing.Open(t.TempDir())
+	dir := t.TempDir()
+	keys, err := signing.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +210,21 @@ func TestSigningKeysPublished(t *testing.T) {
 		}
 	}
 	e.must(401, e.do("GET", "/api/v1/signing-keys", "", nil))
+
+	// A key another process makes while the server runs is published at
+	// once, not active here.
+	other, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := other.Rotate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, e.do("GET", "/api/v1/signing-keys", e.key("acme", runproof.RoleViewer), nil)).decode(t, &list)
+	if len(list.Items) != 3 || !list.Items[0].Active || list.Items[2].KeyID != made.ID || list.Items[2].Active {
+		t.Fatalf("keys after a rotation elsewhere %+v", list.Items)
+	}
 }
 
 func TestMethodNotAllowedAndBearerCase(t *testing.T) {

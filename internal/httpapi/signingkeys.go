@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"crypto/ed25519"
 	"net/http"
+	"time"
 
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
@@ -16,7 +18,7 @@ type signingKey struct {
 	// LedgerVerifierKey is the same key as a note verifier key, which
 	// checks ledger checkpoints (golang.org/x/mod/sumdb/note).
 	LedgerVerifierKey string `json:"ledger_verifier_key"`
-	CreatedAt         string `json:"created_at"`
+	CreatedAt         string `json:"created_at,omitempty"` // absent for a key this server only knows from its public half
 	Active            bool   `json:"active"`
 }
 
@@ -25,7 +27,10 @@ type signingKeyList struct {
 }
 
 // signingKeys publishes the public keys that sign ZIP manifests and ledger
-// checkpoints, the active one first; retired keys stay listed.
+// checkpoints: this server's, the active one first, retired keys staying
+// listed; then the other keys that signed for its keyring, which another
+// process may have made since it started (`keys rotate-signing`), or
+// given with --signing-key before.
 func (s *Server) signingKeys(w http.ResponseWriter, c *call) error {
 	if s.keys == nil {
 		return runproof.Errorf(runproof.ENOTFOUND, "this server has no signing keys")
@@ -33,14 +38,35 @@ func (s *Server) signingKeys(w http.ResponseWriter, c *call) error {
 	keys := s.keys.Keys()
 	active := s.keys.Active().ID
 	out := signingKeyList{Items: make([]signingKey, 0, len(keys))}
-	for i := len(keys) - 1; i >= 0; i-- {
-		k := keys[i]
-		vk, err := ledger.VerifierKey(k.Public())
+	listed := map[string]bool{}
+	add := func(pub ed25519.PublicKey, created time.Time) error {
+		vk, err := ledger.VerifierKey(pub)
 		if err != nil {
 			return err
 		}
-		out.Items = append(out.Items, signingKey{KeyID: k.ID, Algorithm: "Ed25519", PublicKey: string(signing.PublicPEM(k.Public())),
-			LedgerVerifierKey: vk, CreatedAt: runproof.FormatTime(k.CreatedAt), Active: k.ID == active})
+		k := signingKey{KeyID: signing.KeyID(pub), Algorithm: "Ed25519", PublicKey: string(signing.PublicPEM(pub)), LedgerVerifierKey: vk}
+		if !created.IsZero() {
+			k.CreatedAt = runproof.FormatTime(created)
+		}
+		k.Active, listed[k.KeyID] = k.KeyID == active, true
+		out.Items = append(out.Items, k)
+		return nil
+	}
+	for i := len(keys) - 1; i >= 0; i-- {
+		if err := add(keys[i].Public(), keys[i].CreatedAt); err != nil {
+			return err
+		}
+	}
+	others, err := s.keys.Verifying()
+	if err != nil {
+		return err
+	}
+	for _, pub := range others {
+		if !listed[signing.KeyID(pub)] {
+			if err := add(pub, time.Time{}); err != nil {
+				return err
+			}
+		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
