@@ -90,12 +90,8 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		return a.res, false, err
 	}
 	fresh := a.setResentApart(r.Spans, stored, now)
-	switch {
-	case run.CompletedAt != nil && run.Status == runproof.RunStopped:
-		a.reject(fresh, fmt.Sprintf("run %q was stopped, and its agent ended it: it takes no more spans", run.ID))
-		fresh = nil
-	case run.CompletedAt != nil:
-		a.reject(fresh, fmt.Sprintf("run %q is %s: it takes no more spans", run.ID, run.Status))
+	if run.CompletedAt != nil {
+		a.reject(fresh, endedReason(run, "spans"))
 		fresh = nil
 	}
 	cur, raced, err := s.appendSpans(ctx, tenantID, run, fresh, e, a, now)

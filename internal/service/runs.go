@@ -194,12 +194,8 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 				res.Steps = append(res.Steps, o)
 				continue
 			}
-			if ended && run.Status == runproof.RunStopped {
-				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
-					"steps[%d]: run %q was stopped, and its agent ended it: it takes no more steps", i, runID))
-			} else if ended {
-				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
-					"steps[%d]: run %q is %s: it takes no more steps", i, runID, run.Status))
+			if ended {
+				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT, "steps[%d]: %s", i, endedReason(run, "steps")))
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
 				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
@@ -280,6 +276,15 @@ func (e movedError) Unwrap() []error { return []error{e.err, errRunMoved} }
 
 func outcome(s runproof.Step) StepOutcome {
 	return StepOutcome{StepIndex: s.Index, Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash}
+}
+
+// endedReason says why a run that ended takes no more steps or spans
+// (what): the same words on both ways in.
+func endedReason(run runproof.Run, what string) string {
+	if run.Status == runproof.RunStopped {
+		return fmt.Sprintf("run %q was stopped, and its agent ended it: it takes no more %s", run.ID, what)
+	}
+	return fmt.Sprintf("run %q is %s: it takes no more %s", run.ID, run.Status, what)
 }
 
 // openIncident records the breach of a stop policy. runproof stops the run
