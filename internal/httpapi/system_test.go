@@ -221,6 +221,28 @@ func TestSystemTopic(t *testing.T) {
 				t.Errorf("evidence = %+v", ev)
 			}
 
+			// Pages of points: running totals go on from the steps before
+			// the page; totals and limits are the whole run's.
+			type page struct {
+				Points []point               `json:"points"`
+				Next   *int64                `json:"next_from_index"`
+				Limits []limit               `json:"limits"`
+				Totals struct{ Steps int64 } `json:"totals"`
+			}
+			var pg page
+			e.must(200, e.do("GET", "/api/v1/logs/system/r-sys/telemetry?from_index=3&limit=2", viewer, nil)).decode(t, &pg)
+			if len(pg.Points) != 2 || pg.Points[0].StepIndex != 3 || pg.Points[1].CumulativeTokens != 1500 ||
+				pg.Next == nil || *pg.Next != 5 || pg.Totals.Steps != 8 || pg.Limits[0].Used != 160 || *pg.Limits[0].FirstStep80Percent != 3 {
+				t.Errorf("page from 3 = %+v", pg)
+			}
+			pg = page{}
+			e.must(200, e.do("GET", "/api/v1/logs/system/r-sys/telemetry?from_index=6&limit=2", viewer, nil)).decode(t, &pg)
+			if len(pg.Points) != 2 || pg.Points[1].StepIndex != 7 || pg.Next != nil {
+				t.Errorf("last page = %+v", pg)
+			}
+			e.must(422, e.do("GET", "/api/v1/logs/system/r-sys/telemetry?from_index=-1", viewer, nil))
+			e.must(422, e.do("GET", "/api/v1/logs/system/r-sys/telemetry?limit=10001", viewer, nil))
+
 			// A run with no steps: no points, nothing used.
 			var clean struct {
 				Points []point `json:"points"`

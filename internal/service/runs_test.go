@@ -391,13 +391,19 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	if len(warnings) != 2 || warnings[1] != limit {
 		t.Errorf("step warnings at %v, want the first approach and the breach at %d", warnings, limit)
 	}
-	// So does the telemetry, with a point a step.
-	tel, err := svc.Telemetry(ctx, "acme", "r1")
+	// So does the telemetry, with a point a step, in two pages.
+	tel, err := svc.Telemetry(ctx, "acme", "r1", 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u := tel.Limits[0]; len(tel.Points) != steps || tel.Totals.Steps != steps || u.FirstStepOverThreshold == nil ||
-		*u.FirstStepOverThreshold != limit || tel.Points[steps-1].CumulativeTokens != int64(steps)*15 {
-		t.Errorf("telemetry: %d points, totals %+v, limit %+v", len(tel.Points), tel.Totals, u)
+	if u := tel.Limits[0]; len(tel.Points) != MaxTracePage || tel.NextFromIndex == nil || *tel.NextFromIndex != MaxTracePage ||
+		tel.Totals.Steps != steps || u.FirstStepOverThreshold == nil || *u.FirstStepOverThreshold != limit {
+		t.Errorf("telemetry: %d points, next %v, totals %+v, limit %+v", len(tel.Points), tel.NextFromIndex, tel.Totals, u)
+	}
+	if tel, err = svc.Telemetry(ctx, "acme", "r1", *tel.NextFromIndex, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tel.Points); n != steps-MaxTracePage || tel.NextFromIndex != nil || tel.Points[n-1].CumulativeTokens != int64(steps)*15 {
+		t.Errorf("telemetry's last page: %d points, next %v", n, tel.NextFromIndex)
 	}
 }

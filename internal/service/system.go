@@ -72,24 +72,32 @@ type LimitUsage struct {
 	FirstStepOverThreshold *int64 `json:"first_step_over_threshold"`
 }
 
-// Telemetry is a run's steps as numeric series, its totals, and how much of
-// each limit policy of its snapshot it used.
+// Telemetry is a run's steps as numeric series, a page of them at a time,
+// its totals, and how much of each limit policy of its snapshot it used.
 type Telemetry struct {
 	RunID      string           `json:"run_id"`
 	SnapshotID string           `json:"policy_snapshot_id"`
 	Points     []TelemetryPoint `json:"points"`
-	Totals     runproof.Totals  `json:"totals"`
-	Limits     []LimitUsage     `json:"limits"`
+	// NextFromIndex is where the next page of points starts (from_index),
+	// when the run has steps after these.
+	NextFromIndex *int64          `json:"next_from_index,omitempty"`
+	Totals        runproof.Totals `json:"totals"`
+	Limits        []LimitUsage    `json:"limits"`
 }
 
-// Telemetry returns a run's telemetry. It reads the run's steps a page at
-// a time.
-func (s *Service) Telemetry(ctx context.Context, tenantID, runID string) (Telemetry, error) {
+// Telemetry returns a run's telemetry with the points of up to limit steps
+// (MaxTracePage when 0) from index from on. Totals and limits are the
+// whole run's: every step is read, a page at a time, and only the points
+// asked for are kept.
+func (s *Service) Telemetry(ctx context.Context, tenantID, runID string, from int64, limit int) (Telemetry, error) {
 	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
 		return Telemetry{}, err
 	}
-	tb := newTelemetry(run, snap)
+	if limit <= 0 || limit > MaxTracePage {
+		limit = MaxTracePage
+	}
+	tb := newTelemetry(run, snap, from, limit)
 	if err := s.eachStep(ctx, tenantID, runID, tb.add); err != nil {
 		return Telemetry{}, err
 	}
@@ -100,9 +108,10 @@ func (s *Service) Telemetry(ctx context.Context, tenantID, runID string) (Teleme
 // added in index order. Running totals are kept exactly, as the policies
 // judge them.
 type telemetryBuilder struct {
-	t      Telemetry
-	limits []limitUse
-	tot    runproof.Totals
+	t           Telemetry
+	limits      []limitUse
+	tot         runproof.Totals
+	from, limit int64 // the page of points kept
 }
 
 // limitUse follows one limit policy of the snapshot.
@@ -111,9 +120,9 @@ type limitUse struct {
 	threshold int64 // in the fixed-point unit of the type
 }
 
-func newTelemetry(run runproof.Run, snap runproof.Snapshot) *telemetryBuilder {
-	tb := &telemetryBuilder{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(run.Totals.Steps, MaxTracePage)),
-		Limits: []LimitUsage{}}}
+func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit int) *telemetryBuilder {
+	tb := &telemetryBuilder{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(max(run.Totals.Steps-from, 0), int64(limit))),
+		Limits: []LimitUsage{}}, from: from, limit: int64(limit)}
 	for _, p := range snap.Policies {
 		if !p.Type.IsLimit() {
 			continue
@@ -135,11 +144,18 @@ func newTelemetry(run runproof.Run, snap runproof.Snapshot) *telemetryBuilder {
 func (tb *telemetryBuilder) add(st *runproof.Step) {
 	tb.tot = tb.tot.Add(*st)
 	tot := tb.tot
-	tb.t.Points = append(tb.t.Points, TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
-		InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
-		CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
-		CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
-		CumulativeDurationMs: runproof.Millis(tot.DurationMicros)})
+	switch {
+	case st.Index < tb.from: // before the page: counted, not shown
+	case int64(len(tb.t.Points)) < tb.limit:
+		tb.t.Points = append(tb.t.Points, TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
+			InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
+			CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
+			CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
+			CumulativeDurationMs: runproof.Millis(tot.DurationMicros)})
+	case tb.t.NextFromIndex == nil:
+		next := st.Index
+		tb.t.NextFromIndex = &next
+	}
 	for _, l := range tb.limits {
 		v, idx := policy.LimitValue(l.usage.Type, tot), st.Index
 		if l.usage.FirstStep80Percent == nil && policy.Approaching(v, l.threshold) {
