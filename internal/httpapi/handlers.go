@@ -283,7 +283,8 @@ func (s *Server) replay(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	rp, err := s.svc.Replay(c.r.Context(), c.tenant(), run.ID)
+	// Audit events need the audit permission, here as on /logs/audit.
+	rp, err := s.svc.Replay(c.r.Context(), c.tenant(), run.ID, c.key.Role.Can(runproof.PermAudit))
 	if err != nil {
 		return err
 	}

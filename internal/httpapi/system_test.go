@@ -336,6 +336,46 @@ func TestSystemTopic(t *testing.T) {
 			}
 		})
 
+		t.Run("replay", func(t *testing.T) {
+			// An audit event in the window, which only a key that reads
+			// the audit log sees.
+			if err := e.svc.Record(context.Background(), runproof.AuditEvent{TenantID: "acme", OccurredAt: inc.ViolationAt, Actor: "key_1",
+				ActorType: runproof.OriginHuman, Category: runproof.AuditAccess, Action: "GET /api/v1/logs/llm-runs", Decision: runproof.DecisionAllow,
+				SourceComponent: "api"}); err != nil {
+				t.Fatal(err)
+			}
+			audited := func(key, path string) int {
+				t.Helper()
+				var rp struct {
+					Items []struct {
+						Source string `json:"source"`
+					} `json:"items"`
+					AuditEvents int `json:"audit_events"`
+				}
+				e.must(200, e.do("GET", path, key, nil)).decode(t, &rp)
+				n := 0
+				for _, it := range rp.Items {
+					if it.Source == "audit" {
+						n++
+					}
+				}
+				if n != rp.AuditEvents || len(rp.Items) == n {
+					t.Errorf("%s: %d audit items, audit_events %d, %d items", path, n, rp.AuditEvents, len(rp.Items))
+				}
+				return n
+			}
+			for _, path := range []string{"/api/v1/logs/llm-runs/r-sys/replay", "/api/v1/logs/system/r-sys/replay"} {
+				if n := audited(admin, path); n == 0 {
+					t.Errorf("admin's %s holds no audit event", path)
+				}
+				for _, key := range []string{viewer, agent, e.key("acme", runproof.RoleExporter)} {
+					if n := audited(key, path); n != 0 {
+						t.Errorf("%s shows %d audit events to a key that may not read the audit log", path, n)
+					}
+				}
+			}
+		})
+
 		t.Run("audit", func(t *testing.T) {
 			ctx := context.Background()
 			t0 := time.Now().Add(-10 * time.Minute)

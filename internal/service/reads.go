@@ -264,8 +264,10 @@ type Replay struct {
 	Truncated bool `json:"truncated"`
 }
 
-// Replay returns the window of events around a run's inflection.
-func (s *Service) Replay(ctx context.Context, tenantID, runID string) (Replay, error) {
+// Replay returns the window of events around a run's inflection. The
+// tenant's audit events of the window are among them only withAudit: for
+// a caller who may read the audit log.
+func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit bool) (Replay, error) {
 	run, err := s.store.GetRun(ctx, tenantID, runID)
 	if err != nil {
 		return Replay{}, err
@@ -315,8 +317,10 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string) (Replay, e
 	system(run.StoppedAt, "run_stopped", map[string]string{"termination_reason": run.TerminationReason})
 	system(run.CompletedAt, "run_completed", map[string]string{"status": string(run.Status)})
 
-	if err := s.replayAudit(ctx, tenantID, &rp); err != nil {
-		return Replay{}, err
+	if withAudit {
+		if err := s.replayAudit(ctx, tenantID, &rp); err != nil {
+			return Replay{}, err
+		}
 	}
 	sort.SliceStable(rp.Items, func(i, j int) bool { return rp.Items[i].At.Before(rp.Items[j].At) })
 	return rp, nil

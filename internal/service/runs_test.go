@@ -319,7 +319,7 @@ func TestReplayAuditEvents(t *testing.T) {
 		}
 		count := func() (Replay, int) {
 			t.Helper()
-			rp, err := svc.Replay(ctx, "acme", "r1")
+			rp, err := svc.Replay(ctx, "acme", "r1", true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -334,6 +334,10 @@ func TestReplayAuditEvents(t *testing.T) {
 		add(2500)
 		if rp, n := count(); n != 2500 || rp.AuditEvents != 2500 || rp.Truncated {
 			t.Fatalf("%d audit events in the replay (audit_events %d, truncated %v), want 2500", n, rp.AuditEvents, rp.Truncated)
+		}
+		// A caller who may not read the audit log sees none of them.
+		if rp, err := svc.Replay(ctx, "acme", "r1", false); err != nil || rp.AuditEvents != 0 || len(rp.Items) != 1 || rp.Items[0].Source != "system" {
+			t.Fatalf("replay without the audit log: %+v, %v", rp, err)
 		}
 		add(MaxReplayAuditEvents - 2500)
 		if rp, n := count(); n != MaxReplayAuditEvents || rp.Truncated {
