@@ -31,7 +31,7 @@ type proofDoc struct {
 type consistencyDoc struct {
 	OldSize       int64    `json:"old_size"`
 	NewSize       int64    `json:"new_size"`
-	OldCheckpoint string   `json:"old_checkpoint"`
+	OldCheckpoint string   `json:"old_checkpoint,omitempty"` // when one of that size is kept
 	NewCheckpoint string   `json:"new_checkpoint"`
 	TreeProof     []string `json:"tree_proof"` // base64 hashes
 	Origin        string   `json:"origin"`
@@ -73,7 +73,7 @@ func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			errs = append(errs, runproof.FieldError{Field: name, Message: "must be the size of a checkpoint: a whole number, 1 or more"})
+			errs = append(errs, runproof.FieldError{Field: name, Message: "must be a tree size: a whole number, 1 or more"})
 		}
 		return n
 	}

@@ -196,9 +196,43 @@ func TestAppendProve(t *testing.T) {
 				t.Errorf("consistency %d → %d: %v", from, newTree.N, err)
 			}
 		}
-		_, err = l.ProveConsistency(ctx, "acme", 6, 8)
+		// From a size no checkpoint is kept at (an auditor's, whose row
+		// is gone, say): proven from the stored hashes, checked against
+		// the tree of the first six leaves.
+		c, err := l.ProveConsistency(ctx, "acme", 6, 8)
+		if err != nil || c.OldSize != 6 || c.OldCheckpoint != "" {
+			t.Fatalf("consistency from a size without checkpoint: %+v, %v", c, err)
+		}
+		entries, err := s.LedgerEntries(ctx, "acme", 0, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &memTree{}
+		for i, e := range entries {
+			hs, err := tlog.StoredHashes(int64(i), e.Data, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.hashes = append(m.hashes, hs...)
+		}
+		h6, err := tlog.TreeHash(6, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, newTree, err := ledger.OpenCheckpoint([]byte(c.NewCheckpoint), l.VerifierKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(c.TreeProof, newTree.N, newTree.Hash, 6, h6); err != nil {
+			t.Errorf("consistency 6 → 8: %v", err)
+		}
+		_, err = l.ProveConsistency(ctx, "acme", 1, 7)
 		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
-			t.Errorf("consistency from a size without checkpoint: %v, want ENOTFOUND", err)
+			t.Errorf("consistency to a size without checkpoint: %v, want ENOTFOUND", err)
+		}
+		_, err = l.ProveConsistency(ctx, "acme", 9, 0)
+		if runproof.ErrorCode(err) != runproof.EINVALID {
+			t.Errorf("consistency from beyond the latest: %v, want EINVALID", err)
 		}
 		_, err = l.ProveConsistency(ctx, "acme", 3, 2)
 		if runproof.ErrorCode(err) != runproof.EINVALID {

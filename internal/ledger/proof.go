@@ -109,51 +109,59 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 	return p, nil
 }
 
-// Consistency shows that the tree of one checkpoint is a prefix of the tree
-// of a later one: check it with tlog.CheckTree(TreeProof, New.N, New.Hash,
-// Old.N, Old.Hash) after opening both notes.
+// Consistency shows that the tree of size OldSize is a prefix of the tree
+// of a later checkpoint: check it with tlog.CheckTree(TreeProof, New.N,
+// New.Hash, Old.N, Old.Hash) after opening the new note and the old
+// checkpoint the caller holds (OldCheckpoint, when one of that size is
+// kept).
 type Consistency struct {
 	OldSize       int64       `json:"old_size"`
 	NewSize       int64       `json:"new_size"`
-	OldCheckpoint string      `json:"old_checkpoint"`
+	OldCheckpoint string      `json:"old_checkpoint,omitempty"`
 	NewCheckpoint string      `json:"new_checkpoint"`
 	TreeProof     []tlog.Hash `json:"tree_proof"`
 	Origin        string      `json:"origin"`
 	VerifierKey   string      `json:"verifier_key"` // the key that signed the new checkpoint
 }
 
-// ProveConsistency returns the proof between two kept checkpoints of a
-// tenant, of sizes from ≤ to; to = 0 means the latest.
+// ProveConsistency returns the proof that the tree of size from is a
+// prefix of the checkpoint of size to (0: the latest). to must be a kept
+// checkpoint; from may be any size up to it, as the proof needs only
+// stored hashes: the checkpoint of that size the caller holds is what it
+// is checked against.
 func (l *Ledger) ProveConsistency(ctx context.Context, tenantID string, from, to int64) (Consistency, error) {
 	if from < 1 || to != 0 && to < from {
-		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: "must be a checkpoint size from 1 up to to"})
-	}
-	missing := func(err error, size int64) error {
-		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
-			return err
-		}
-		return runproof.Errorf(runproof.ENOTFOUND, "the ledger has no checkpoint of size %d: one is kept at the size after each append, "+
-			"not at every size; take a size from a checkpoint or proof you hold (tree_size), or the latest from GET /api/v1/ledger/checkpoint", size)
+		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: "must be a tree size from 1 up to to"})
 	}
 	newer, err := l.store.LedgerCheckpoint(ctx, tenantID, to)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND && to == 0 {
 		return Consistency{}, runproof.Errorf(runproof.ENOTFOUND, "the ledger is empty: no export has been recorded in it yet")
+	} else if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return Consistency{}, runproof.Errorf(runproof.ENOTFOUND, "the ledger has no checkpoint of size %d: one is kept at the size after each append, "+
+			"not at every size; take a size from a checkpoint or proof you hold (tree_size), or leave to out for the latest", to)
 	} else if err != nil {
-		return Consistency{}, missing(err, to)
+		return Consistency{}, err
 	}
-	older, err := l.store.LedgerCheckpoint(ctx, tenantID, from)
-	if err != nil {
-		return Consistency{}, missing(err, from)
-	}
-	if older.Size > newer.Size {
+	if from > newer.Size {
 		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: fmt.Sprintf("must be at most the latest size %d", newer.Size)})
 	}
-	p, err := tlog.ProveTree(newer.Size, older.Size, storeReader(ctx, l.store, tenantID))
+	r := storeReader(ctx, l.store, tenantID)
+	older, err := l.store.LedgerCheckpoint(ctx, tenantID, from)
+	switch {
+	case runproof.ErrorCode(err) == runproof.ENOTFOUND: // none kept at that size: the stored tree's
+		older = runproof.LedgerCheckpoint{Size: from}
+		if older.Hash, err = tlog.TreeHash(from, r); err != nil {
+			return Consistency{}, fmt.Errorf("tree hash of size %d: %w", from, err)
+		}
+	case err != nil:
+		return Consistency{}, err
+	}
+	p, err := tlog.ProveTree(newer.Size, older.Size, r)
 	if err != nil {
 		return Consistency{}, fmt.Errorf("prove tree %d in %d: %w", older.Size, newer.Size, err)
 	}
 	if err := tlog.CheckTree(p, newer.Size, newer.Hash, older.Size, older.Hash); err != nil {
-		return Consistency{}, fmt.Errorf("ledger of tenant %q: checkpoint %d is not a prefix of checkpoint %d (%v): %w",
+		return Consistency{}, fmt.Errorf("ledger of tenant %q: the tree of size %d is not a prefix of checkpoint %d (%v): %w",
 			tenantID, older.Size, newer.Size, err, ErrDiverged)
 	}
 	if p == nil {
