@@ -405,7 +405,7 @@ func fixed(v *commonpb.AnyValue, scale int64) (int64, error) {
 	default:
 		return 0, fmt.Errorf("must be a number")
 	}
-	n, err := runproof.ParseFixed(s, scale)
+	n, err := runproof.ParseAmount(s, scale)
 	if err != nil {
 		return 0, fmt.Errorf("must be a number, not negative and in range: %w", err)
 	}

@@ -32,7 +32,7 @@ func (p Price) Cost(inputTokens, outputTokens int64) (int64, bool) {
 		return 0, false
 	}
 	n := (in + out + 500) / 1000
-	return n, n <= 1<<53
+	return n, n <= runproof.MaxFixed
 }
 
 // mul multiplies two non-negative numbers; false on overflow.

@@ -157,6 +157,8 @@ func TestNormalizeRefuses(t *testing.T) {
 		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"tool:shell "}, Action: "stop"}, "step_types[0]"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "1.0000001", Action: "stop"}, "threshold"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "0.0000001", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "1000000000.000001", Action: "stop"}, "threshold"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyDurationLimit, Threshold: "1000000000000.001", Action: "stop"}, "threshold"},
 	}
 	for _, tt := range tests {
 		_, err := Normalize(tt.policy)

@@ -75,6 +75,10 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			bad("threshold", "must be greater than zero")
 			break
 		}
+		if _, err := runproof.ParseAmount(p.Threshold, Scale(p.Type)); err != nil {
+			bad("threshold", err.Error())
+			break
+		}
 		p.Threshold = runproof.FormatFixed(n, Scale(p.Type))
 	case p.Type == runproof.PolicyStepTypeDenied:
 		notFor("threshold", p.Threshold != "")

@@ -30,6 +30,25 @@ const (
 // Sums of two such values cannot overflow an int64.
 const MaxExact = 1 << 53
 
+// MaxFixed bounds every amount runproof keeps with decimal places (a
+// step's cost and duration, a run's totals of them, a limit's threshold):
+// 10^15 units, 999999999.999999 cents or 31 years in milliseconds. Such an
+// amount has at most 15 significant digits, which a float64 keeps: it is
+// written exactly in JSON, as RFC 8785 writes numbers too. (At 16, a cost
+// of 9000000000.123456 cents came out as 9000000000.123455.)
+const MaxFixed = 1_000_000_000_000_000
+
+// ParseAmount is ParseFixed for an amount that comes in (a step's cost or
+// duration, a threshold): with decimal places (scale above 1), it is
+// refused above MaxFixed.
+func ParseAmount(s string, scale int64) (int64, error) {
+	n, err := ParseFixed(s, scale)
+	if err == nil && scale > 1 && n > MaxFixed {
+		return 0, fmt.Errorf("must be at most %s", FormatFixed(MaxFixed, scale))
+	}
+	return n, err
+}
+
 // ParseFixed parses a decimal number (as JSON writes it) into an integer
 // count of 1/scale units, rounding half away from zero beyond that precision.
 // It refuses negative and non-finite values, and values above MaxExact units.

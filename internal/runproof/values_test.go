@@ -2,6 +2,7 @@ package runproof
 
 import (
 	"math/big"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -77,4 +78,34 @@ func FuzzParseFixed(f *testing.F) {
 			t.Fatalf("%q: fast %d, big %d", s, fast, want)
 		}
 	})
+}
+
+// TestParseAmount: amounts with decimal places stop at MaxFixed, where
+// every one is still exact in a float64; counts at MaxExact.
+func TestParseAmount(t *testing.T) {
+	for _, c := range []struct {
+		s     string
+		scale int64
+		want  int64
+		ok    bool
+	}{
+		{"999999999.999999", MicrocentsPerCent, 999_999_999_999_999, true},
+		{"1000000000", MicrocentsPerCent, MaxFixed, true},
+		{"1000000000.000001", MicrocentsPerCent, 0, false},
+		{"9000000000.123456", MicrocentsPerCent, 0, false},
+		{"1000000000000", MicrosPerMilli, MaxFixed, true},
+		{"1000000000000.001", MicrosPerMilli, 0, false},
+		{"9007199254740992", 1, MaxExact, true},
+		{"9007199254740993", 1, 0, false},
+	} {
+		n, err := ParseAmount(c.s, c.scale)
+		if (err == nil) != c.ok || n != c.want {
+			t.Errorf("ParseAmount(%s, %d) = %d, %v", c.s, c.scale, n, err)
+		}
+		if c.ok && c.scale > 1 {
+			if f := strconv.FormatFloat(float64(n)/float64(c.scale), 'f', -1, 64); f != FormatFixed(n, c.scale) {
+				t.Errorf("%s is written %s as a float64", FormatFixed(n, c.scale), f)
+			}
+		}
+	}
 }

@@ -201,14 +201,14 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 		}
 		st.InputTokens, st.OutputTokens = s.InputTokens, s.OutputTokens
 		if s.CostCents != "" {
-			v, err := runproof.ParseFixed(string(s.CostCents), runproof.MicrocentsPerCent)
+			v, err := runproof.ParseAmount(string(s.CostCents), runproof.MicrocentsPerCent)
 			if err != nil {
 				bad(i, "cost_cents", "%s", err)
 			}
 			st.CostMicrocents = v
 		}
 		if s.DurationMs != "" {
-			v, err := runproof.ParseFixed(string(s.DurationMs), runproof.MicrosPerMilli)
+			v, err := runproof.ParseAmount(string(s.DurationMs), runproof.MicrosPerMilli)
 			if err != nil {
 				bad(i, "duration_ms", "%s", err)
 			}

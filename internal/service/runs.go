@@ -233,9 +233,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 }
 
 // overflow names the field of step s that brings one of the run's totals t
-// (s counted) past runproof.MaxExact, and says which total, in its unit;
-// "" when none is past it. Each value of a step is at most MaxExact, so the
-// sums themselves cannot overflow.
+// (s counted) past its bound (runproof.MaxExact for tokens,
+// runproof.MaxFixed for cost and duration), and says which total, in its
+// unit; "" when none is past it. Each value of a step is within its bound,
+// so the sums themselves cannot overflow.
 func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 	tokens := "input_tokens"
 	if s.InputTokens == 0 {
@@ -249,10 +250,10 @@ func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 		return "output_tokens", "output tokens past " + limit
 	case t.Tokens() > runproof.MaxExact:
 		return tokens, "tokens (input and output) past " + limit
-	case t.CostMicrocents > runproof.MaxExact:
-		return "cost_cents", "cost past " + runproof.FormatFixed(runproof.MaxExact, runproof.MicrocentsPerCent) + " cents"
-	case t.DurationMicros > runproof.MaxExact:
-		return "duration_ms", "duration past " + runproof.FormatFixed(runproof.MaxExact, runproof.MicrosPerMilli) + " ms"
+	case t.CostMicrocents > runproof.MaxFixed:
+		return "cost_cents", "cost past " + runproof.FormatFixed(runproof.MaxFixed, runproof.MicrocentsPerCent) + " cents"
+	case t.DurationMicros > runproof.MaxFixed:
+		return "duration_ms", "duration past " + runproof.FormatFixed(runproof.MaxFixed, runproof.MicrosPerMilli) + " ms"
 	}
 	return "", ""
 }

@@ -81,7 +81,8 @@ func TestStepValuesBounded(t *testing.T) {
 			field string
 		}{
 			{"cost", map[string]any{"cost_cents": 10000000000000}, "steps[0].cost_cents"},
-			{"cost just over", map[string]any{"cost_cents": 9007199254.741}, "steps[0].cost_cents"},
+			{"cost just over", map[string]any{"cost_cents": 1000000000.000001}, "steps[0].cost_cents"},
+			{"cost with 16 digits", map[string]any{"cost_cents": json.Number("9000000000.123456")}, "steps[0].cost_cents"},
 			{"duration", map[string]any{"duration_ms": 1e16}, "steps[0].duration_ms"},
 			{"input tokens", map[string]any{"input_tokens": int64(1)<<53 + 1}, "steps[0].input_tokens"},
 			{"output tokens", map[string]any{"output_tokens": int64(1) << 62}, "steps[0].output_tokens"},
@@ -101,7 +102,7 @@ func TestStepValuesBounded(t *testing.T) {
 		_, err := appendJSON(t, svc, "acme", "r1", stepJSON(1, nil), stepJSON(2, map[string]any{"input_tokens": 0, "output_tokens": 1}))
 		wantField(t, err, "steps[0].input_tokens")
 		openRun(t, svc, "acme", "r2")
-		_, err = appendJSON(t, svc, "acme", "r2", stepJSON(0, map[string]any{"cost_cents": 9007199254.740992}), stepJSON(1, map[string]any{"cost_cents": 0.000001}))
+		_, err = appendJSON(t, svc, "acme", "r2", stepJSON(0, map[string]any{"cost_cents": 1000000000}), stepJSON(1, map[string]any{"cost_cents": 0.000001}))
 		wantField(t, err, "steps[1].cost_cents")
 		for _, id := range []string{"r1", "r2"} {
 			run, err := store.GetRun(ctx, "acme", id)

@@ -291,3 +291,42 @@ func withProof(t testing.TB, z, proof []byte) []byte {
 		return data
 	}, "proof.json", string(proof))
 }
+
+// TestLargestAmountsVerify: costs and durations up to runproof.MaxFixed,
+// with every decimal place, are written exactly in bundle.json and
+// steps.csv, so the bundle's totals add up.
+func TestLargestAmountsVerify(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	svc := service.New(store, service.Options{})
+	run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "big", AgentID: "agent"})
+	must(t, err)
+	start := time.Now().UTC().Add(-time.Hour)
+	var in []service.StepInput
+	for i, c := range []struct{ cost, duration string }{{"500000000.123456", "400000000000.125"}, {"499999999.876543", "599999999999.874"}} {
+		idx := int64(i)
+		in = append(in, service.StepInput{StepIndex: &idx, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+			StepType: "llm:gpt-4o", CostCents: service.Number(c.cost), DurationMs: service.Number(c.duration)})
+	}
+	steps, err := service.ValidateSteps(in, time.Now())
+	must(t, err)
+	_, err = svc.AppendSteps(ctx, "acme", run.ID, steps)
+	must(t, err)
+	x := newExporter(t, store)
+	z := x.zip(t, "acme", export.Input{RunID: run.ID, BundleType: runproof.BundleEvidence})
+	if rep, out := check(z, x.key.Public()); !rep.OK() {
+		t.Fatalf("does not verify:\n%s", out)
+	}
+	var bundle []byte
+	rewrite(t, z, func(name string, data []byte) []byte {
+		if name == "bundle.json" {
+			bundle = data
+		}
+		return data
+	})
+	for _, want := range []string{"500000000.123456", "999999999.999999", "999999999999.999"} {
+		if !bytes.Contains(bundle, []byte(want)) {
+			t.Errorf("bundle.json does not hold %s", want)
+		}
+	}
+}
