@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -240,29 +241,32 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 		return r, runproof.Invalid(runproof.FieldError{Field: "run_id",
 			Message: "this run has no incident: an executive debrief describes an incident; export an evidence bundle instead"})
 	}
-	if r.BundleType == runproof.BundleSOC2 && r.IncidentID != "" && (r.PeriodStart == nil) != (r.PeriodEnd == nil) {
-		if err := e.checkHalfPeriod(ctx, r); err != nil {
+	if r.BundleType == runproof.BundleSOC2 && r.IncidentID != "" && (r.PeriodStart != nil || r.PeriodEnd != nil) {
+		if err := e.checkPeriod(ctx, r); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
 }
 
-// checkHalfPeriod refuses a SOC 2 compliance period given by one end that
-// would not come before the other end's default, the incident's day.
-func (e *Exporter) checkHalfPeriod(ctx context.Context, r request) error {
+// checkPeriod refuses a SOC 2 compliance period that does not hold the
+// incident's detection: the bundle attests how the incident was handled
+// within it. An end not given is the incident's UTC day's.
+func (e *Exporter) checkPeriod(ctx context.Context, r request) error {
 	inc, err := e.store.GetIncident(ctx, r.TenantID, r.IncidentID)
 	if err != nil {
 		return err
 	}
-	dayStart, dayEnd := evidence.IncidentDay(inc.DetectedAt)
+	start, end := evidence.IncidentDay(inc.DetectedAt)
+	start, end = *cmp.Or(r.PeriodStart, &start), *cmp.Or(r.PeriodEnd, &end)
+	detected := runproof.FormatTime(inc.DetectedAt)
 	switch {
-	case r.PeriodStart != nil && !r.PeriodStart.Before(dayEnd):
-		return runproof.Invalid(runproof.FieldError{Field: "period_end", Message: fmt.Sprintf(
-			"is needed: period_start is not before the default end, %s (the end of the incident's UTC day)", runproof.FormatTime(dayEnd))})
-	case r.PeriodEnd != nil && !dayStart.Before(*r.PeriodEnd):
+	case start.After(inc.DetectedAt):
 		return runproof.Invalid(runproof.FieldError{Field: "period_start", Message: fmt.Sprintf(
-			"is needed: period_end is not after the default start, %s (the start of the incident's UTC day)", runproof.FormatTime(dayStart))})
+			"must be at or before the incident's detection, %s: the period a SOC 2 bundle attests holds its incident", detected)})
+	case !end.After(inc.DetectedAt):
+		return runproof.Invalid(runproof.FieldError{Field: "period_end", Message: fmt.Sprintf(
+			"must be after the incident's detection, %s: the period a SOC 2 bundle attests holds its incident", detected)})
 	}
 	return nil
 }

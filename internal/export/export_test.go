@@ -178,10 +178,10 @@ func TestBadRequests(t *testing.T) {
 		{"nothing to export", export.Input{Format: "json"}, runproof.EINVALID, "run_id"},
 		{"bad period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
-		{"SOC 2 period starting after the incident's day", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
-			PeriodStart: "2999-01-01T00:00:00Z"}, runproof.EINVALID, "period_end"},
-		{"SOC 2 period ending before the incident's day", export.Input{RunID: inc.RunID, BundleType: "soc2", Format: "json",
-			PeriodEnd: "2000-01-01T00:00:00Z"}, runproof.EINVALID, "period_start"},
+		{"SOC 2 period starting after the incident", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
+			PeriodStart: "2999-01-01T00:00:00Z"}, runproof.EINVALID, "period_start"},
+		{"SOC 2 period ending before the incident", export.Input{RunID: inc.RunID, BundleType: "soc2", Format: "json",
+			PeriodEnd: "2000-01-01T00:00:00Z"}, runproof.EINVALID, "period_end"},
 		{"debrief without incident", export.Input{RunID: clean, BundleType: "executive_debrief", Format: "json"}, runproof.EINVALID, "run_id"},
 		{"run of another incident", export.Input{RunID: clean, IncidentID: inc.ID, Format: "json"}, runproof.EINVALID, "run_id"},
 		{"unknown run", export.Input{RunID: "nope", Format: "json"}, runproof.EINVALID, "run_id"},
@@ -296,22 +296,46 @@ func TestDebriefClassification(t *testing.T) {
 	}
 }
 
-// TestHalfPeriod: a SOC 2 period given by one end takes the other from the
-// incident's UTC day.
-func TestHalfPeriod(t *testing.T) {
+// TestPeriod: a SOC 2 period given by one end takes the other from the
+// incident's UTC day; a period that does not hold the incident's detection
+// is refused, naming the end at fault.
+func TestPeriod(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, store)
 	e := newExporter(t, store, nil)
 	dayStart, dayEnd := evidence.IncidentDay(inc.DetectedAt)
-	start := dayStart.Add(time.Hour)
+	start := runproof.Timestamp(dayStart.Add(inc.DetectedAt.Sub(dayStart) / 2))
 	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
-		PeriodStart: start.Format(time.RFC3339)})
+		PeriodStart: start.Format(time.RFC3339Nano)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := soc2Of(t, e, rec)
 	if b.CompliancePeriodStart != runproof.FormatTime(start) || b.CompliancePeriodEnd != runproof.FormatTime(dayEnd) {
 		t.Errorf("period %s – %s, want %s – %s", b.CompliancePeriodStart, b.CompliancePeriodEnd, runproof.FormatTime(start), runproof.FormatTime(dayEnd))
+	}
+
+	at := func(d time.Duration) string { return inc.DetectedAt.Add(d).Format(time.RFC3339Nano) }
+	for _, c := range []struct {
+		start, end, field string
+	}{
+		{"2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z", "period_end"},
+		{at(time.Second), "", "period_start"},
+		{at(time.Second), at(time.Hour), "period_start"},
+		{"", at(0), "period_end"},
+		{"", at(-time.Second), "period_end"},
+	} {
+		_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
+			PeriodStart: c.start, PeriodEnd: c.end})
+		var fe *runproof.Error
+		if !errors.As(err, &fe) || len(fe.Fields) != 1 || fe.Fields[0].Field != c.field {
+			t.Errorf("period %q – %q: %v, want a bad %s", c.start, c.end, err, c.field)
+		}
+	}
+	// At the detection itself, it holds.
+	if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
+		PeriodStart: at(0), PeriodEnd: at(time.Microsecond)}); err != nil {
+		t.Errorf("a period from the detection on: %v", err)
 	}
 }
