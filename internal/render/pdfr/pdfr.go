@@ -5,7 +5,8 @@
 // A report is a reading of its bundle, never its record: bundle.json holds
 // every value in full, while a table cell here may be shortened with an
 // ellipsis. Text is real text in embedded fonts (the Go fonts: Latin, Greek
-// and Cyrillic), so it can be searched and copied.
+// and Cyrillic; other characters, CJK say, are shown as U+FFFD), so it can
+// be searched and copied.
 //
 // The same bundle and Info always give the same bytes: the document's dates
 // are the bundle's created_at, never the clock. The document is built in
@@ -19,6 +20,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -28,6 +30,7 @@ import (
 	"golang.org/x/image/font/gofont/goitalic"
 	"golang.org/x/image/font/gofont/gomono"
 	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/sfnt"
 
 	"github.com/runproof/runproof/internal/evidence"
 )
@@ -473,8 +476,9 @@ func (r *report) fields(rows []field) {
 }
 
 // clean makes s safe for the fonts: control characters become spaces
-// (newlines stay, for wrapping), and invalid UTF-8 and characters outside
-// the Basic Multilingual Plane become U+FFFD.
+// (newlines stay, for wrapping), and invalid UTF-8 and characters the fonts
+// have no glyph for (CJK, say) become U+FFFD, which they have: a character
+// without a glyph would be measured as nothing and drawn over the margins.
 func clean(s string) string {
 	ok := true
 	for i := 0; i < len(s); i++ {
@@ -486,22 +490,39 @@ func clean(s string) string {
 	if ok {
 		return s
 	}
+	has := glyphs()
 	var b strings.Builder
 	b.Grow(len(s))
 	for _, c := range s {
 		switch {
 		case c == '\n':
 			b.WriteRune(c)
-		case c == utf8.RuneError || c > 0xFFFF:
-			b.WriteRune(utf8.RuneError)
 		case unicode.IsControl(c):
 			b.WriteByte(' ')
+		case c > 0xFFFF || !has[c]:
+			b.WriteRune(utf8.RuneError)
 		default:
 			b.WriteRune(c)
 		}
 	}
 	return b.String()
 }
+
+// glyphs says which characters of the Basic Multilingual Plane the fonts
+// have. The four Go fonts have the same ones: the regular's are read.
+var glyphs = sync.OnceValue(func() []bool {
+	has := make([]bool, 0x10000)
+	f, err := sfnt.Parse(goregular.TTF)
+	if err != nil {
+		panic(fmt.Sprintf("pdfr: the embedded Go font does not parse: %v", err))
+	}
+	var buf sfnt.Buffer
+	for r := range rune(len(has)) {
+		g, err := f.GlyphIndex(&buf, r)
+		has[r] = err == nil && g != 0
+	}
+	return has
+})
 
 // oneLine makes s one line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -12,11 +12,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"golang.org/x/image/font/gofont/gobold"
 	"golang.org/x/image/font/gofont/goitalic"
 	"golang.org/x/image/font/gofont/gomono"
 	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/sfnt"
 
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
@@ -270,11 +272,34 @@ func TestFormat(t *testing.T) {
 		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD\uFFFD\nd"},
+		{clean("目标 café Ωμέγα Привет"), "\uFFFD\uFFFD café Ωμέγα Привет"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
 			"threshold 10000 tokens, actual 10001 tokens (0.1% over)"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+// TestGlyphs: the four embedded fonts have the glyphs of the regular one,
+// which clean keeps, and U+FFFD, which stands for the others.
+func TestGlyphs(t *testing.T) {
+	has := glyphs()
+	if !has['é'] || !has['Ж'] || !has[utf8.RuneError] || has['目'] {
+		t.Fatal("the regular font's glyphs are not read")
+	}
+	for name, ttf := range map[string][]byte{"bold": gobold.TTF, "italic": goitalic.TTF, "mono": gomono.TTF} {
+		f, err := sfnt.Parse(ttf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf sfnt.Buffer
+		for r := range rune(len(has)) {
+			if g, err := f.GlyphIndex(&buf, r); (err == nil && g != 0) != has[r] {
+				t.Errorf("the %s font differs from the regular one at %U", name, r)
+				break
+			}
 		}
 	}
 }
