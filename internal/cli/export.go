@@ -40,6 +40,7 @@ checksum of the record.
                         the current directory)
   --reason TEXT         why the export is made (kept in the bundle and record)
   --prepared-for NAME   the reader of an executive debrief
+  --prepared-by NAME    its author (default: your user name)
   --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
   --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
   --period-end TIME     incident's UTC day)
@@ -68,6 +69,7 @@ Examples:
 			fs.StringVar(&out, "o", "", "output file (same as --out)")
 			fs.StringVar(&in.ExportReason, "reason", "", "export reason")
 			fs.StringVar(&in.PreparedFor, "prepared-for", "", "reader of a debrief")
+			fs.StringVar(&in.PreparedBy, "prepared-by", "", "author of a debrief")
 			fs.StringVar(&in.Classification, "classification", "", "debrief classification")
 			fs.StringVar(&in.PeriodStart, "period-start", "", "compliance period start")
 			fs.StringVar(&in.PeriodEnd, "period-end", "", "compliance period end")
@@ -102,7 +104,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	}
 	exporter := ex.exporter
 	recoverExports(ctx, e, exporter, tenant)
-	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli"}
+	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli", Name: userName()}
 	rec, err := exporter.Export(ctx, tenant, who, in)
 	if rec.ID != "" { // made, or failed and recorded: as an API export, an audit event says so
 		ev := cliEvent(tenant, runproof.AuditWrite, "export", "export/"+rec.ID, runproof.DecisionAllow,
@@ -247,8 +249,16 @@ func subject(rec runproof.Export) string {
 
 // operator is who runs the command, as the export record names them.
 func operator() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return "cli:" + u.Username
+	if name := userName(); name != "" {
+		return "cli:" + name
 	}
 	return "cli"
+}
+
+// userName is the name of the user who runs the command, "" when unknown.
+func userName() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }

@@ -57,6 +57,7 @@ type Options struct {
 	IncludeRawSteps bool // false: steps is [] and steps_omitted counts them; totals stay exact
 	IncludeContent  bool // with IncludeRawSteps: each step's content, not only its digest
 	PreparedFor     string
+	PreparedBy      string     // debrief: a name for people; "system" when empty
 	PeriodStart     *time.Time // SOC 2 compliance period; default the incident's UTC day
 	PeriodEnd       *time.Time
 	Classification  string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC

@@ -64,7 +64,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 		RemediationNotes:    inc.RemediationNotes,
 		TimeToDetectSeconds: seconds(inc.ViolationAt, inc.DetectedAt),
 		CostIncurredCents:   roundCents(f.costMicro),
-		PreparedFor:         opts.PreparedFor, PreparedBy: cmp.Or(opts.ExportedBy, "system"), Classification: class,
+		PreparedFor:         opts.PreparedFor, PreparedBy: cmp.Or(opts.PreparedBy, "system"), Classification: class,
 	}
 	if f.contained != nil {
 		s := seconds(inc.DetectedAt, *f.contained)

@@ -168,5 +168,5 @@ func cleanRun(t testing.TB) evidence.Source {
 func goldenOptions() evidence.Options {
 	return evidence.Options{BundleID: "01JQ3F8Z6Y", CreatedAt: t0.Add(time.Hour), ExportedBy: "user-7f3a",
 		ExportReason: "quarterly SOC 2 evidence collection", IncludeRawSteps: true,
-		PreparedFor: "Chief Technology Officer"}
+		PreparedFor: "Chief Technology Officer", PreparedBy: "Ada Lovelace"}
 }

@@ -93,6 +93,7 @@ type Input struct {
 	IncludeRawSteps *bool                 `json:"include_raw_steps"`
 	IncludeContent  bool                  `json:"include_content"`
 	PreparedFor     string                `json:"prepared_for"`
+	PreparedBy      string                `json:"prepared_by"`    // debrief: default the requester's name, else "system"
 	Classification  string                `json:"classification"` // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
 	CorrelationID   string                `json:"correlation_id"`
 }
@@ -103,6 +104,7 @@ type Requester struct {
 	Origin          runproof.Origin
 	SourceComponent string // api, cli, demo, scheduler
 	CorrelationID   string // from the request, when the body gives none
+	Name            string // how people know them (a key's name), for a debrief's prepared_by; may be empty
 }
 
 // Formats returns the formats the exporter can produce: ZIP needs a
@@ -121,6 +123,7 @@ type request struct {
 	includeRawSteps bool
 	includeContent  bool
 	preparedFor     string
+	preparedBy      string
 	classification  string
 }
 
@@ -132,7 +135,7 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 		Format: in.Format, RequestedBy: who.ID, Origin: who.Origin, SourceComponent: who.SourceComponent,
 		CorrelationID: in.CorrelationID, ExportReason: in.ExportReason, CreatedAt: now},
 		includeRawSteps: in.IncludeRawSteps == nil || *in.IncludeRawSteps, includeContent: in.IncludeContent, preparedFor: in.PreparedFor,
-		classification: in.Classification}
+		preparedBy: cmp.Or(in.PreparedBy, who.Name), classification: in.Classification}
 	if r.CorrelationID == "" {
 		r.CorrelationID = who.CorrelationID
 	}
@@ -175,7 +178,7 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	for _, f := range []struct {
 		name, value string
 		max         int
-	}{{"prepared_for", in.PreparedFor, 200}, {"correlation_id", in.CorrelationID, runproof.MaxCorrelationID}} {
+	}{{"prepared_for", in.PreparedFor, 200}, {"prepared_by", in.PreparedBy, 200}, {"correlation_id", in.CorrelationID, runproof.MaxCorrelationID}} {
 		if len(f.value) > f.max {
 			bad(f.name, fmt.Sprintf("must be at most %d bytes", f.max))
 		} else if err := runproof.CheckText(f.value); err != nil {

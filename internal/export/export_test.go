@@ -3,6 +3,7 @@ package export_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -55,7 +56,7 @@ func newExporter(t *testing.T, store runproof.Store, arts export.Artifacts) *exp
 	return export.New(store, arts, export.Options{NewID: ids(2), Now: func() time.Time { return fixed }})
 }
 
-var auditor = export.Requester{ID: "key_auditor", Origin: runproof.OriginHuman, SourceComponent: "api", CorrelationID: "corr-1"}
+var auditor = export.Requester{ID: "key_auditor", Origin: runproof.OriginHuman, SourceComponent: "api", CorrelationID: "corr-1", Name: "Grace Hopper"}
 
 func download(t *testing.T, e *export.Exporter, rec runproof.Export) []byte {
 	t.Helper()
@@ -176,6 +177,7 @@ func TestBadRequests(t *testing.T) {
 		{"unknown format", export.Input{IncidentID: inc.ID, Format: "xml"}, runproof.EINVALID, "format"},
 		{"unknown classification", export.Input{IncidentID: inc.ID, Format: "json", Classification: "SECRET"}, runproof.EINVALID, "classification"},
 		{"nothing to export", export.Input{Format: "json"}, runproof.EINVALID, "run_id"},
+		{"prepared_by not text", export.Input{IncidentID: inc.ID, Format: "json", PreparedBy: "Ada\x00"}, runproof.EINVALID, "prepared_by"},
 		{"bad period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
 		{"SOC 2 period starting after the incident", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
@@ -337,5 +339,33 @@ func TestPeriod(t *testing.T) {
 	if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
 		PeriodStart: at(0), PeriodEnd: at(time.Microsecond)}); err != nil {
 		t.Errorf("a period from the detection on: %v", err)
+	}
+}
+
+// TestPreparedBy: a debrief is prepared by the name given, else the
+// requester's name, else "system".
+func TestPreparedBy(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, store)
+	e := newExporter(t, store, nil)
+	anonymous := auditor
+	anonymous.Name = ""
+	for _, c := range []struct {
+		who         export.Requester
+		given, want string
+	}{{auditor, "Ada Lovelace", "Ada Lovelace"}, {auditor, "", "Grace Hopper"}, {anonymous, "", "system"}} {
+		rec, err := e.Export(ctx, demo.Tenant, c.who, export.Input{IncidentID: inc.ID, BundleType: runproof.BundleExecutiveDebrief,
+			Format: runproof.FormatJSON, PreparedBy: c.given})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b evidence.ExecutiveDebriefBundle
+		if err := json.Unmarshal(download(t, e, rec), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.PreparedBy != c.want {
+			t.Errorf("prepared_by %q, want %q", b.PreparedBy, c.want)
+		}
 	}
 }

@@ -24,6 +24,7 @@ func build(r request, src evidence.Source, idSuffix string) (bundle any, bundleI
 		IncludeRawSteps: r.includeRawSteps,
 		IncludeContent:  r.includeContent,
 		PreparedFor:     r.preparedFor,
+		PreparedBy:      r.preparedBy,
 		Classification:  r.classification,
 		PeriodStart:     r.PeriodStart,
 		PeriodEnd:       r.PeriodEnd,

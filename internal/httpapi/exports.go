@@ -45,7 +45,7 @@ type exportList struct {
 
 func (s *Server) requester(c *call) export.Requester {
 	return export.Requester{ID: c.key.ID, Origin: c.key.Role.Origin(), SourceComponent: "api",
-		CorrelationID: correlationID(c.r.Context())}
+		CorrelationID: correlationID(c.r.Context()), Name: c.key.Name}
 }
 
 // exportError reports a failed export with its record id, so that the user
@@ -189,7 +189,7 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 			scope = runproof.ScopeCompliance
 		}
 		in := export.Input{Scope: scope, BundleType: bundle, IncidentID: c.r.PathValue("incident_id"), Format: body.Format,
-			ExportReason: body.ExportReason, PreparedFor: body.PreparedFor, Classification: body.Classification, IncludeRawSteps: body.IncludeRawSteps,
+			ExportReason: body.ExportReason, PreparedFor: body.PreparedFor, PreparedBy: body.PreparedBy, Classification: body.Classification, IncludeRawSteps: body.IncludeRawSteps,
 			IncludeContent: body.IncludeContent, CorrelationID: body.CorrelationID}
 		if in.Format == "" {
 			in.Format = runproof.FormatJSON

@@ -91,7 +91,8 @@ func TestExportsAPI(t *testing.T) {
 			}
 		}
 		r = e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/export/executive-debrief", exporter, nil))
-		if !strings.Contains(string(r.body), `"bundle_type":"executive_debrief"`) {
+		// Prepared by the key's name (its role when it has none), not its id.
+		if !strings.Contains(string(r.body), `"bundle_type":"executive_debrief"`) || !strings.Contains(string(r.body), `"prepared_by":"exporter"`) {
 			t.Errorf("debrief body %.200s", r.body)
 		}
 

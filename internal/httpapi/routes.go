@@ -125,6 +125,7 @@ type incidentExportDoc struct {
 	Format          runproof.ExportFormat `json:"format"`
 	ExportReason    string                `json:"export_reason"`
 	PreparedFor     string                `json:"prepared_for"`
+	PreparedBy      string                `json:"prepared_by"`
 	Classification  string                `json:"classification"`
 	IncludeRawSteps *bool                 `json:"include_raw_steps"`
 	IncludeContent  bool                  `json:"include_content"`
