@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,8 +79,10 @@ func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) 
 func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (SpansResult, bool, error) {
 	now := s.Now()
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
-	run, err := s.openSpanRun(ctx, tenantID, r)
-	if code := runproof.ErrorCode(err); code == runproof.EINVALID {
+	run, err := s.openSpanRun(ctx, tenantID, r, func() bool { return a.noneStorable(r.Spans, now) })
+	if run.ID == "" && err == nil { // every span refused: no run is opened for nothing
+		return a.res, false, nil
+	} else if code := runproof.ErrorCode(err); code == runproof.EINVALID {
 		a.reject(r.Spans, runproof.ErrorMessage(err))
 		return a.res, false, nil
 	} else if err != nil {
@@ -121,6 +124,28 @@ func (a *spanAttempt) reject(spans []otlp.Span, reason string) {
 	for _, sp := range spans {
 		a.res.Rejected = append(a.res.Rejected, otlp.Rejected{TraceID: sp.TraceID, SpanID: sp.SpanID, Reason: reason})
 	}
+}
+
+// noneStorable reports whether AppendSteps would refuse every span of a
+// run not opened yet, and then rejects them: it refuses the steps
+// ValidateSteps refuses, and those that bring the new run's totals out of
+// range.
+func (a *spanAttempt) noneStorable(spans []otlp.Span, now time.Time) bool {
+	var rejected spanAttempt
+	for chunk := range slices.Chunk(spans, MaxStepsPerCall) {
+		steps, err := ValidateSteps(spanInputs(chunk, 0), now)
+		var tot runproof.Totals
+		for i := 0; err == nil && i < len(steps); i++ {
+			err = checkTotals(i, tot, steps[i])
+			tot = tot.Add(steps[i])
+		}
+		if err == nil {
+			return false
+		}
+		rejected.reject(chunk, runproof.ErrorMessage(err))
+	}
+	a.res.Rejected = append(a.res.Rejected, rejected.res.Rejected...)
+	return true
 }
 
 // setResentApart counts the spans stored before with the same content as
@@ -199,11 +224,15 @@ func (s *Service) endSpanRun(ctx context.Context, tenantID string, cur runproof.
 	return cur, err
 }
 
-// openSpanRun returns the run, creating it from its first spans if needed.
-func (s *Service) openSpanRun(ctx context.Context, tenantID string, r otlp.Run) (runproof.Run, error) {
+// openSpanRun returns the run, creating it from its first spans if needed
+// unless refused says none of them would be stored: the zero Run then.
+func (s *Service) openSpanRun(ctx context.Context, tenantID string, r otlp.Run, refused func() bool) (runproof.Run, error) {
 	run, err := s.store.GetRun(ctx, tenantID, r.ID)
 	if runproof.ErrorCode(err) != runproof.ENOTFOUND {
 		return run, err
+	}
+	if refused() {
+		return runproof.Run{}, nil
 	}
 	run, _, err = s.CreateRun(ctx, tenantID, RunInput{RunID: r.ID, AgentID: r.AgentID, Goal: r.Goal,
 		TraceID: r.TraceID, StartedAt: r.StartedAt.Format(time.RFC3339Nano)})

@@ -201,9 +201,8 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
 					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)}))
 			}
-			if field, total := overflow(change.Run.Totals.Add(step), step); field != "" {
-				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field),
-					Message: "would bring the run's " + total})
+			if err := checkTotals(i, change.Run.Totals, step); err != nil {
+				return runproof.RunChange{}, err
 			}
 			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals,
 				Stopped: change.Run.Status == runproof.RunStopped, Step: step})
@@ -256,6 +255,15 @@ func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 		return "duration_ms", "duration past " + runproof.FormatFixed(runproof.MaxFixed, runproof.MicrosPerMilli) + " ms"
 	}
 	return "", ""
+}
+
+// checkTotals refuses step i of a call when it brings one of the run's
+// totals, t before it, past its bound.
+func checkTotals(i int, t runproof.Totals, step runproof.Step) error {
+	if field, total := overflow(t.Add(step), step); field != "" {
+		return runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field), Message: "would bring the run's " + total})
+	}
+	return nil
 }
 
 // errRunMoved marks the refusals of AppendSteps that a write of the run

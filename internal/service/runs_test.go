@@ -166,7 +166,7 @@ func TestFailingExpression(t *testing.T) {
 
 // TestIngestSpansRefused: spans that AppendSteps refuses for what they hold
 // (here a run's tokens past 2^53) are rejected at once, not retried as if
-// another export had taken their indexes.
+// another export had taken their indexes, and open no run.
 func TestIngestSpansRefused(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		svc := New(store, Options{})
@@ -179,6 +179,10 @@ func TestIngestSpansRefused(t *testing.T) {
 			res, err := svc.IngestSpans(context.Background(), "acme", r)
 			if err != nil || len(res.Rejected) != 2 || len(res.Steps) != 0 || !strings.Contains(res.Rejected[0].Reason, "input_tokens") {
 				t.Fatalf("result %+v, error %v", res, err)
+			}
+			// None stored: no run was opened for them.
+			if _, err := store.GetRun(context.Background(), "acme", r.ID); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+				t.Errorf("a run whose every span was refused: %v, want not found", err)
 			}
 		}
 	})
