@@ -208,13 +208,19 @@ func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof
 
 // endSpanRun ends the run as its root span says (failed when the span's
 // status is an error) and returns it; a run that ended before, or
-// differently, keeps its first end.
+// differently, keeps its first end. A span that ends before the run
+// started (the agent's clock behind the one that opened the run) ends it
+// at its start.
 func (s *Service) endSpanRun(ctx context.Context, tenantID string, cur runproof.Run, end *otlp.End) (runproof.Run, error) {
 	status := runproof.RunCompleted
 	if end.Failed {
 		status = runproof.RunFailed
 	}
-	ended, err := s.CompleteRun(ctx, tenantID, cur.ID, CompleteInput{Status: status, CompletedAt: end.At.Format(time.RFC3339Nano)})
+	at := runproof.Timestamp(end.At)
+	if at.Before(cur.StartedAt) {
+		at = cur.StartedAt
+	}
+	ended, err := s.CompleteRun(ctx, tenantID, cur.ID, CompleteInput{Status: status, CompletedAt: at.Format(time.RFC3339Nano)})
 	switch runproof.ErrorCode(err) {
 	case "":
 		return ended, nil

@@ -130,3 +130,32 @@ func FuzzMappedSpansAreValidSteps(f *testing.F) {
 		}
 	})
 }
+
+// TestRootSpanBeforeStart: a run opened through the native API, whose root
+// span ends before the run's start (the agent's clock behind the server's),
+// is ended by that span, at its start.
+func TestRootSpanBeforeStart(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		const trace = "1af7651916cd43dd8448eb211c80319c"
+		run, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: trace, AgentID: "bot"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := otlpRequest(trace, 0, 1)
+		root := req.ResourceSpans[0].ScopeSpans[0].Spans[0]
+		root.ParentSpanId = nil
+		root.StartTimeUnixNano = uint64(run.StartedAt.Add(-3 * time.Second).UnixNano())
+		root.EndTimeUnixNano = uint64(run.StartedAt.Add(-time.Second).UnixNano())
+		for _, r := range otlp.Map(req, otlp.Options{Now: time.Now()}).Runs {
+			if res, err := svc.IngestSpans(ctx, "acme", r); err != nil || len(res.Rejected) != 0 || len(res.Steps) != 1 {
+				t.Fatalf("result %+v, error %v", res, err)
+			}
+		}
+		got, err := svc.GetRun(ctx, "acme", trace)
+		if err != nil || got.Status != runproof.RunCompleted || got.CompletedAt == nil || !got.CompletedAt.Equal(run.StartedAt) {
+			t.Errorf("run %+v, %v: want completed at its start %s", got, err, run.StartedAt)
+		}
+	})
+}
