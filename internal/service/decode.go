@@ -74,7 +74,7 @@ func DecodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return runproof.Errorf(runproof.EMALFORMED, "the body is empty: a JSON object is expected")
 	}
-	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
+	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true), json.WithUnmarshalers(json.UnmarshalFromFunc(wholeNumber)))
 	if err == nil {
 		return nil
 	}
@@ -93,6 +93,34 @@ func DecodeJSON(body []byte, v any) error {
 		return runproof.Invalid(runproof.FieldError{Field: field, Message: typeMessage(semErr)})
 	}
 	return runproof.Errorf(runproof.EMALFORMED, "the body cannot be decoded: %v", err)
+}
+
+// wholeNumber decodes a whole number into an int64 however JSON spells it:
+// 1000, 1000.0 or 1e3 (as a Python agent's float is written), exactly; a
+// fraction, or a number past 2^53 not written as an integer, is refused.
+func wholeNumber(dec *jsontext.Decoder, n *int64) error {
+	if dec.PeekKind() != '0' {
+		return errors.ErrUnsupported // null, or the wrong type: as for any int64
+	}
+	v, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	s := string(v)
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*n = i
+		return nil
+	}
+	abs, sign := strings.CutPrefix(s, "-")
+	w, err := runproof.ParseFixedExact(abs, 1)
+	if err != nil {
+		return errors.New("must be a whole number within range")
+	}
+	if sign {
+		w = -w
+	}
+	*n = w
+	return nil
 }
 
 // fieldPath turns a JSON pointer ("/steps/3/cost_cents") into the path

@@ -2,6 +2,7 @@ package service
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,39 @@ func TestDecodeStepsExactValues(t *testing.T) {
 	}
 	if again[0].ContentHash != s.ContentHash {
 		t.Fatalf("hash changed: %s vs %s", again[0].ContentHash, s.ContentHash)
+	}
+}
+
+// TestDecodeWholeNumbers: a count or an index may be spelled as JSON
+// allows a whole number (1000.0, 1e3, as a float is written), and means the
+// same step; a fraction, or a whole past 2^53 written as a float, is
+// refused naming the field.
+func TestDecodeWholeNumbers(t *testing.T) {
+	step := func(index, tokens string) string {
+		return `{"steps":[{"step_index":` + index + `,"timestamp":"2026-06-01T10:00:00Z","step_type":"llm","input_tokens":` + tokens + `}]}`
+	}
+	want, err := DecodeSteps([]byte(step("2", "1000")), fuzzNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spelling := range [][2]string{{"2.0", "1000.0"}, {"2e0", "1e3"}, {"0.2e1", "1000.000"}} {
+		got, err := DecodeSteps([]byte(step(spelling[0], spelling[1])), fuzzNow)
+		if err != nil || got[0].Index != 2 || got[0].InputTokens != 1000 || got[0].ContentHash != want[0].ContentHash {
+			t.Errorf("%v: %+v, %v", spelling, got, err)
+		}
+	}
+	for _, c := range []struct{ body, field string }{
+		{step("2.5", "1"), "steps[0].step_index"},
+		{step("2", "1000.5"), "steps[0].input_tokens"},
+		{step("2", "9007199254740993.0"), "steps[0].input_tokens"},
+		{step("2", "1e400"), "steps[0].input_tokens"},
+		{step("2", `"1000"`), "steps[0].input_tokens"},
+	} {
+		_, err := DecodeSteps([]byte(c.body), fuzzNow)
+		var fe *runproof.Error
+		if !errors.As(err, &fe) || len(fe.Fields) != 1 || fe.Fields[0].Field != c.field {
+			t.Errorf("%s: %v, want a bad %s", c.body, err, c.field)
+		}
 	}
 }
 
