@@ -343,6 +343,10 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 		func(st runproof.RunState) (runproof.RunChange, error) {
 			run := st.Run
 			if run.CompletedAt != nil {
+				// A re-send is a no-op; one that says otherwise is a conflict.
+				if in.CompletedAt != "" && !at.Equal(*run.CompletedAt) {
+					return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended, at %s", runID, runproof.FormatTime(*run.CompletedAt))
+				}
 				if run.Status == in.Status || run.Status == runproof.RunStopped {
 					out = run
 					return runproof.RunChange{Run: run}, nil

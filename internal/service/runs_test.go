@@ -416,3 +416,35 @@ func TestGovernanceAcrossPages(t *testing.T) {
 		t.Errorf("telemetry's last page: %d points, next %v", n, tel.NextFromIndex)
 	}
 }
+
+// TestCompleteAgain: ending a run again as it ended is a no-op; with
+// another status or another completed_at it is a conflict, and the first
+// end stands.
+func TestCompleteAgain(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		start := stepsStart.Add(-time.Hour)
+		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: start.Format(time.RFC3339)}); err != nil {
+			t.Fatal(err)
+		}
+		end := start.Add(30 * time.Minute).Format(time.RFC3339)
+		first, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunCompleted, CompletedAt: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range []CompleteInput{{Status: runproof.RunCompleted, CompletedAt: end}, {Status: runproof.RunCompleted}} {
+			if again, err := svc.CompleteRun(ctx, "acme", "r1", in); err != nil || !again.CompletedAt.Equal(*first.CompletedAt) {
+				t.Errorf("%+v again: %+v, %v", in, again, err)
+			}
+		}
+		for _, in := range []CompleteInput{
+			{Status: runproof.RunCompleted, CompletedAt: start.Add(45 * time.Minute).Format(time.RFC3339)},
+			{Status: runproof.RunFailed},
+		} {
+			if _, err := svc.CompleteRun(ctx, "acme", "r1", in); runproof.ErrorCode(err) != runproof.ECONFLICT {
+				t.Errorf("%+v after the end: %v, want %s", in, err, runproof.ECONFLICT)
+			}
+		}
+	})
+}
