@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,6 +127,28 @@ func (a *spanAttempt) reject(spans []otlp.Span, reason string) {
 	}
 }
 
+// refuse rejects spans stored together, which the native checks refused
+// with err: a bad field is named by its span rather than by its place in
+// the call ("span 00f0…: input_tokens …", not "steps[1].input_tokens").
+func (a *spanAttempt) refuse(chunk []otlp.Span, err error) {
+	reason := runproof.ErrorMessage(err)
+	var e *runproof.Error
+	if errors.As(err, &e) && len(e.Fields) > 0 {
+		parts := make([]string, len(e.Fields))
+		for k, f := range e.Fields {
+			var i int
+			var field string
+			if n, _ := fmt.Sscanf(f.Field, "steps[%d].%s", &i, &field); n == 2 && i >= 0 && i < len(chunk) {
+				parts[k] = fmt.Sprintf("span %s: %s %s", chunk[i].SpanID, field, f.Message)
+			} else {
+				parts[k] = f.Field + ": " + f.Message
+			}
+		}
+		reason = strings.Join(parts, "; ")
+	}
+	a.reject(chunk, reason)
+}
+
 // noneStorable reports whether AppendSteps would refuse every span of a
 // run not opened yet, and then rejects them: it refuses the steps
 // ValidateSteps refuses, and those that bring the new run's totals out of
@@ -142,7 +165,7 @@ func (a *spanAttempt) noneStorable(spans []otlp.Span, now time.Time) bool {
 		if err == nil {
 			return false
 		}
-		rejected.reject(chunk, runproof.ErrorMessage(err))
+		rejected.refuse(chunk, err)
 	}
 	a.res.Rejected = append(a.res.Rejected, rejected.res.Rejected...)
 	return true
@@ -179,7 +202,7 @@ func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof
 		fresh = fresh[len(chunk):]
 		steps, err := ValidateSteps(spanInputs(chunk, next), now)
 		if err != nil {
-			a.reject(chunk, runproof.ErrorMessage(err))
+			a.refuse(chunk, err)
 			continue
 		}
 		out, err := s.AppendSteps(ctx, tenantID, run.ID, steps)
@@ -188,7 +211,7 @@ func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof
 		case errors.Is(err, errRunMoved):
 			return cur, true, nil
 		case runproof.ErrorCode(err) == runproof.EINVALID:
-			a.reject(chunk, runproof.ErrorMessage(err))
+			a.refuse(chunk, err)
 			continue
 		default:
 			return cur, false, err
