@@ -248,17 +248,24 @@ type traceDoc struct {
 	NextFromIndex *int64 `json:"next_from_index,omitempty"`
 }
 
-func (s *Server) trace(w http.ResponseWriter, c *call) error {
+// stepPage parses the page of a run's steps a query asks for: from_index
+// (0 by default) and limit (1 to service.MaxTracePage; 0 when not given).
+func stepPage(c *call) (from int64, limit int, err error) {
 	q := c.r.URL.Query()
-	from, err := intParam(q.Get("from_index"), "from_index")
+	n, err := intParam(q.Get("from_index"), "from_index")
+	if err != nil {
+		return 0, 0, err
+	}
+	limit, err = limitParam(q.Get("limit"), service.MaxTracePage)
+	return int64(n), limit, err
+}
+
+func (s *Server) trace(w http.ResponseWriter, c *call) error {
+	from, limit, err := stepPage(c)
 	if err != nil {
 		return err
 	}
-	limit, err := limitParam(q.Get("limit"), service.MaxTracePage)
-	if err != nil {
-		return err
-	}
-	run, steps, next, err := s.svc.TracePage(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), int64(from), limit)
+	run, steps, next, err := s.svc.TracePage(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), from, limit)
 	if err != nil {
 		return err
 	}

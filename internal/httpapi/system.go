@@ -40,16 +40,11 @@ func (s *Server) systemTelemetry(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	q := c.r.URL.Query()
-	from, err := intParam(q.Get("from_index"), "from_index")
+	from, limit, err := stepPage(c)
 	if err != nil {
 		return err
 	}
-	limit, err := limitParam(q.Get("limit"), service.MaxTracePage)
-	if err != nil {
-		return err
-	}
-	t, err := s.svc.Telemetry(c.r.Context(), c.tenant(), run.ID, int64(from), limit)
+	t, err := s.svc.Telemetry(c.r.Context(), c.tenant(), run.ID, from, limit)
 	if err != nil {
 		return err
 	}
