@@ -66,18 +66,18 @@ func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
 	}
 	q := c.r.URL.Query()
 	var errs []runproof.FieldError
-	size := func(name string, required bool) int64 {
+	size := func(name, what string, required bool) int64 {
 		v := q.Get(name)
 		if v == "" && !required {
 			return 0
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			errs = append(errs, runproof.FieldError{Field: name, Message: "must be a tree size: a whole number, 1 or more"})
+			errs = append(errs, runproof.FieldError{Field: name, Message: "must be " + what + ": a whole number, 1 or more"})
 		}
 		return n
 	}
-	from, to := size("from", true), size("to", false)
+	from, to := size("from", "a tree size", true), size("to", "the size of a checkpoint", false)
 	if len(errs) > 0 {
 		return runproof.Invalid(errs...)
 	}

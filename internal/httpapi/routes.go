@@ -96,7 +96,7 @@ func (s *Server) routeTable() []route {
 			response: signingKeyList{}, handle: s.signingKeys},
 		{method: "GET", path: "/api/v1/ledger/checkpoint", perm: read, summary: "The latest signed checkpoint of the tenant's export ledger (a signed note, text/plain).",
 			handle: s.ledgerCheckpoint},
-		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the checkpoint of size from is a prefix of the one of size to (default: the latest).",
+		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the tree of size from (any size up to to) is a prefix of the checkpoint of size to (default: the latest).",
 			query: []string{"from", "to"}, response: consistencyDoc{}, handle: s.ledgerConsistency},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/evidence", perm: exp, summary: "The evidence bundle of an incident, as the response body.",
 			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleEvidence)},

@@ -75,7 +75,7 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			bad("threshold", "must be greater than zero")
 			break
 		}
-		if _, err := runproof.ParseAmount(p.Threshold, Scale(p.Type)); err != nil {
+		if err := runproof.CheckAmount(n, Scale(p.Type)); err != nil {
 			bad("threshold", err.Error())
 			break
 		}

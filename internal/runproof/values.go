@@ -24,15 +24,16 @@ const (
 	MicrosPerMilli    = 1_000     // duration: microseconds
 )
 
-// MaxExact bounds every count and fixed-point amount runproof keeps (a
-// step's tokens, cost and duration, and a run's totals): 2^53, up to which
-// every integer is exact in a float64, as most JSON readers take numbers.
-// Sums of two such values cannot overflow an int64.
+// MaxExact bounds every count runproof keeps (a step's tokens, a run's
+// totals of them, a token or step threshold): 2^53, up to which every
+// integer is exact in a float64, as most JSON readers take numbers. Sums of
+// two such values cannot overflow an int64. (Amounts with decimal places
+// are bounded by MaxFixed.)
 const MaxExact = 1 << 53
 
 // MaxFixed bounds every amount runproof keeps with decimal places (a
 // step's cost and duration, a run's totals of them, a limit's threshold):
-// 10^15 units, 999999999.999999 cents or 31 years in milliseconds. Such an
+// 10^15 units: 1000000000 cents, or 31 years in milliseconds. Such an
 // amount has at most 15 significant digits, which a float64 keeps: it is
 // written exactly in JSON, as RFC 8785 writes numbers too. (At 16, a cost
 // of 9000000000.123456 cents came out as 9000000000.123455.)
@@ -43,10 +44,23 @@ const MaxFixed = 1_000_000_000_000_000
 // refused above MaxFixed.
 func ParseAmount(s string, scale int64) (int64, error) {
 	n, err := ParseFixed(s, scale)
-	if err == nil && scale > 1 && n > MaxFixed {
-		return 0, fmt.Errorf("must be at most %s", FormatFixed(MaxFixed, scale))
+	if err == nil {
+		err = CheckAmount(n, scale)
 	}
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// CheckAmount refuses an amount of n 1/scale units that comes in past its
+// bound: MaxFixed with decimal places (scale above 1); ParseFixed bounds
+// the others.
+func CheckAmount(n, scale int64) error {
+	if scale > 1 && n > MaxFixed {
+		return fmt.Errorf("must be at most %s", FormatFixed(MaxFixed, scale))
+	}
+	return nil
 }
 
 // ParseFixed parses a decimal number (as JSON writes it) into an integer

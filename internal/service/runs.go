@@ -231,28 +231,38 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 	return res, nil
 }
 
-// overflow names the field of step s that brings one of the run's totals t
-// (s counted) past its bound (runproof.MaxExact for tokens,
-// runproof.MaxFixed for cost and duration), and says which total, in its
-// unit; "" when none is past it. Each value of a step is within its bound,
-// so the sums themselves cannot overflow.
+// overflow names the field of step s that brings one of the run's totals
+// past its bound, t being the totals before it, and says which total, in
+// its unit; "" when none is past it. The bounds are runproof.MaxExact for
+// tokens and runproof.MaxFixed for cost and duration, but for a run that
+// a runproof of before that bound took past it: MaxExact then, so that it
+// takes steps still. Each value of a step is within its bound, so the
+// sums themselves cannot overflow.
 func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 	tokens := "input_tokens"
 	if s.InputTokens == 0 {
 		tokens = "output_tokens"
 	}
+	amountBound := func(before int64) int64 {
+		if before > runproof.MaxFixed {
+			return runproof.MaxExact
+		}
+		return runproof.MaxFixed
+	}
+	costBound, durationBound := amountBound(t.CostMicrocents), amountBound(t.DurationMicros)
+	after := t.Add(s)
 	limit := strconv.FormatInt(runproof.MaxExact, 10)
 	switch {
-	case t.InputTokens > runproof.MaxExact:
+	case after.InputTokens > runproof.MaxExact:
 		return "input_tokens", "input tokens past " + limit
-	case t.OutputTokens > runproof.MaxExact:
+	case after.OutputTokens > runproof.MaxExact:
 		return "output_tokens", "output tokens past " + limit
-	case t.Tokens() > runproof.MaxExact:
+	case after.Tokens() > runproof.MaxExact:
 		return tokens, "tokens (input and output) past " + limit
-	case t.CostMicrocents > runproof.MaxFixed:
-		return "cost_cents", "cost past " + runproof.FormatFixed(runproof.MaxFixed, runproof.MicrocentsPerCent) + " cents"
-	case t.DurationMicros > runproof.MaxFixed:
-		return "duration_ms", "duration past " + runproof.FormatFixed(runproof.MaxFixed, runproof.MicrosPerMilli) + " ms"
+	case after.CostMicrocents > costBound:
+		return "cost_cents", "cost past " + runproof.FormatFixed(costBound, runproof.MicrocentsPerCent) + " cents"
+	case after.DurationMicros > durationBound:
+		return "duration_ms", "duration past " + runproof.FormatFixed(durationBound, runproof.MicrosPerMilli) + " ms"
 	}
 	return "", ""
 }
@@ -260,7 +270,7 @@ func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 // checkTotals refuses step i of a call when it brings one of the run's
 // totals, t before it, past its bound.
 func checkTotals(i int, t runproof.Totals, step runproof.Step) error {
-	if field, total := overflow(t.Add(step), step); field != "" {
+	if field, total := overflow(t, step); field != "" {
 		return runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field), Message: "would bring the run's " + total})
 	}
 	return nil

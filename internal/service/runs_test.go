@@ -454,3 +454,28 @@ func TestCompleteAgain(t *testing.T) {
 		}
 	})
 }
+
+// TestOverflowBounds: a step may not bring a run's cost or duration past
+// runproof.MaxFixed, but a run a runproof of before that bound took past
+// it still takes steps, up to runproof.MaxExact.
+func TestOverflowBounds(t *testing.T) {
+	for _, c := range []struct {
+		before, step int64
+		field        string
+	}{
+		{runproof.MaxFixed - 1, 1, ""},
+		{runproof.MaxFixed, 1, "cost_cents"},
+		{5_000_000_000_000_000, 0, ""},
+		{5_000_000_000_000_000, 1, ""},
+		{runproof.MaxExact, 1, "cost_cents"},
+	} {
+		field, _ := overflow(runproof.Totals{CostMicrocents: c.before}, runproof.Step{CostMicrocents: c.step})
+		if field != c.field {
+			t.Errorf("cost %d then %d: %q, want %q", c.before, c.step, field, c.field)
+		}
+		field, _ = overflow(runproof.Totals{DurationMicros: c.before}, runproof.Step{DurationMicros: c.step})
+		if want := strings.Replace(c.field, "cost_cents", "duration_ms", 1); field != want {
+			t.Errorf("duration %d then %d: %q, want %q", c.before, c.step, field, want)
+		}
+	}
+}
