@@ -292,9 +292,10 @@ func withProof(t testing.TB, z, proof []byte) []byte {
 	}, "proof.json", string(proof))
 }
 
-// TestLargestAmountsVerify: costs and durations up to runproof.MaxFixed,
-// with every decimal place, are written exactly in bundle.json and
-// steps.csv, so the bundle's totals add up.
+// TestLargestAmountsVerify: the largest costs and durations a run may
+// reach (runproof.MaxFixed, with every decimal place) are written exactly
+// in bundle.json and steps.csv, so the bundle's totals add up; one more
+// significant digit, which a float64 would not keep, is refused when sent.
 func TestLargestAmountsVerify(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
@@ -302,11 +303,16 @@ func TestLargestAmountsVerify(t *testing.T) {
 	run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "big", AgentID: "agent"})
 	must(t, err)
 	start := time.Now().UTC().Add(-time.Hour)
-	var in []service.StepInput
-	for i, c := range []struct{ cost, duration string }{{"500000000.123456", "400000000000.125"}, {"499999999.876543", "599999999999.874"}} {
-		idx := int64(i)
-		in = append(in, service.StepInput{StepIndex: &idx, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
-			StepType: "llm:gpt-4o", CostCents: service.Number(c.cost), DurationMs: service.Number(c.duration)})
+	step := func(i int64, cost, duration int64) service.StepInput {
+		return service.StepInput{StepIndex: &i, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano), StepType: "llm:gpt-4o",
+			CostCents:  service.Number(runproof.FormatFixed(cost, runproof.MicrocentsPerCent)),
+			DurationMs: service.Number(runproof.FormatFixed(duration, runproof.MicrosPerMilli))}
+	}
+	// Two steps whose totals are MaxFixed-1 units: 999999999.999999 cents.
+	half := int64(runproof.MaxFixed / 2)
+	in := []service.StepInput{step(0, half+123_457, half+125), step(1, half-123_458, half-126)}
+	if _, err := service.ValidateSteps([]service.StepInput{step(0, 9_000_000_000_123_456, 0)}, time.Now()); err == nil {
+		t.Fatal("a cost of 9000000000.123456 cents, 16 significant digits, was taken")
 	}
 	steps, err := service.ValidateSteps(in, time.Now())
 	must(t, err)
@@ -324,7 +330,7 @@ func TestLargestAmountsVerify(t *testing.T) {
 		}
 		return data
 	})
-	for _, want := range []string{"500000000.123456", "999999999.999999", "999999999999.999"} {
+	for _, want := range []string{string(in[0].CostCents), string(in[1].CostCents), "999999999.999999", "999999999999.999"} {
 		if !bytes.Contains(bundle, []byte(want)) {
 			t.Errorf("bundle.json does not hold %s", want)
 		}
