@@ -171,8 +171,8 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	b.ControlMappings = controlMappings(src, &ev)
 	start, end := opts.PeriodStart, opts.PeriodEnd
 	if inc := src.Incident; inc != nil {
-		day, next := IncidentDay(inc.DetectedAt)
-		start, end = cmp.Or(start, &day), cmp.Or(end, &next)
+		from, to := IncidentPeriod(inc.DetectedAt, start, end)
+		start, end = &from, &to
 	}
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
 	// A sign-off on an earlier bundle of the same steps (append-only and
@@ -186,12 +186,13 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	return b, b.Seal()
 }
 
-// IncidentDay is the default compliance period of an incident's SOC 2
-// bundle, either end of it: the UTC day of its detection, from midnight to
-// the next midnight.
-func IncidentDay(detectedAt time.Time) (start, end time.Time) {
+// IncidentPeriod is the compliance period of the SOC 2 bundle of an
+// incident detected at detectedAt: the ends asked for, each defaulting to
+// that of the UTC day of the detection, from midnight to the next midnight.
+func IncidentPeriod(detectedAt time.Time, start, end *time.Time) (time.Time, time.Time) {
 	day := detectedAt.UTC().Truncate(24 * time.Hour)
-	return day, day.Add(24 * time.Hour)
+	next := day.Add(24 * time.Hour)
+	return *cmp.Or(start, &day), *cmp.Or(end, &next)
 }
 
 // Default SOC 2 controls (DOMAIN.md).

@@ -224,9 +224,10 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 		}
 		return err
 	}
+	var inc runproof.Incident
 	if r.IncidentID != "" {
-		inc, err := e.store.GetIncident(ctx, tenantID, r.IncidentID)
-		if err != nil {
+		var err error
+		if inc, err = e.store.GetIncident(ctx, tenantID, r.IncidentID); err != nil {
 			return r, missing(err, "incident_id", "incident")
 		}
 		if r.RunID != "" && r.RunID != inc.RunID {
@@ -245,7 +246,13 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 			Message: "this run has no incident: an executive debrief describes an incident; export an evidence bundle instead"})
 	}
 	if r.BundleType == runproof.BundleSOC2 && r.IncidentID != "" && (r.PeriodStart != nil || r.PeriodEnd != nil) {
-		if err := e.checkPeriod(ctx, r); err != nil {
+		if inc.ID == "" { // named by its run
+			var err error
+			if inc, err = e.store.GetIncident(ctx, tenantID, r.IncidentID); err != nil {
+				return r, err
+			}
+		}
+		if err := checkPeriod(r, inc); err != nil {
 			return r, err
 		}
 	}
@@ -254,14 +261,9 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 
 // checkPeriod refuses a SOC 2 compliance period that does not hold the
 // incident's detection: the bundle attests how the incident was handled
-// within it. An end not given is the incident's UTC day's.
-func (e *Exporter) checkPeriod(ctx context.Context, r request) error {
-	inc, err := e.store.GetIncident(ctx, r.TenantID, r.IncidentID)
-	if err != nil {
-		return err
-	}
-	start, end := evidence.IncidentDay(inc.DetectedAt)
-	start, end = *cmp.Or(r.PeriodStart, &start), *cmp.Or(r.PeriodEnd, &end)
+// within it.
+func checkPeriod(r request, inc runproof.Incident) error {
+	start, end := evidence.IncidentPeriod(inc.DetectedAt, r.PeriodStart, r.PeriodEnd)
 	detected := runproof.FormatTime(inc.DetectedAt)
 	switch {
 	case start.After(inc.DetectedAt):

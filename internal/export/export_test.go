@@ -306,7 +306,7 @@ func TestPeriod(t *testing.T) {
 	ctx := context.Background()
 	inc := seeded(t, store)
 	e := newExporter(t, store, nil)
-	dayStart, dayEnd := evidence.IncidentDay(inc.DetectedAt)
+	dayStart, dayEnd := evidence.IncidentPeriod(inc.DetectedAt, nil, nil)
 	start := runproof.Timestamp(dayStart.Add(inc.DetectedAt.Sub(dayStart) / 2))
 	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
 		PeriodStart: start.Format(time.RFC3339Nano)})
