@@ -80,10 +80,16 @@ func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) 
 func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (SpansResult, bool, error) {
 	now := s.Now()
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
-	run, err := s.openSpanRun(ctx, tenantID, r, func() bool { return a.noneStorable(r.Spans, now) })
-	if run.ID == "" && err == nil { // every span refused: no run is opened for nothing
-		return a.res, false, nil
-	} else if code := runproof.ErrorCode(err); code == runproof.EINVALID {
+	run, err := s.store.GetRun(ctx, tenantID, r.ID)
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		// A run is opened for spans only when some of them would be stored.
+		if refused := refusedAll(r.Spans, now); refused != nil {
+			a.res.Rejected = refused
+			return a.res, false, nil
+		}
+		run, err = s.openSpanRun(ctx, tenantID, r)
+	}
+	if code := runproof.ErrorCode(err); code == runproof.EINVALID {
 		a.reject(r.Spans, runproof.ErrorMessage(err))
 		return a.res, false, nil
 	} else if err != nil {
@@ -149,12 +155,12 @@ func (a *spanAttempt) refuse(chunk []otlp.Span, err error) {
 	a.reject(chunk, reason)
 }
 
-// noneStorable reports whether AppendSteps would refuse every span of a
-// run not opened yet, and then rejects them: it refuses the steps
-// ValidateSteps refuses, and those that bring the new run's totals out of
-// range.
-func (a *spanAttempt) noneStorable(spans []otlp.Span, now time.Time) bool {
-	var rejected spanAttempt
+// refusedAll returns the rejections of the spans of a run not opened yet
+// when AppendSteps would refuse every one of them, nil when it would store
+// some: it refuses the steps ValidateSteps refuses, and those that bring
+// the new run's totals out of range.
+func refusedAll(spans []otlp.Span, now time.Time) []otlp.Rejected {
+	var a spanAttempt
 	for chunk := range slices.Chunk(spans, MaxStepsPerCall) {
 		steps, err := ValidateSteps(spanInputs(chunk, 0), now)
 		var tot runproof.Totals
@@ -163,12 +169,11 @@ func (a *spanAttempt) noneStorable(spans []otlp.Span, now time.Time) bool {
 			tot = tot.Add(steps[i])
 		}
 		if err == nil {
-			return false
+			return nil
 		}
-		rejected.refuse(chunk, err)
+		a.refuse(chunk, err)
 	}
-	a.res.Rejected = append(a.res.Rejected, rejected.res.Rejected...)
-	return true
+	return a.res.Rejected
 }
 
 // setResentApart counts the spans stored before with the same content as
@@ -253,17 +258,10 @@ func (s *Service) endSpanRun(ctx context.Context, tenantID string, cur runproof.
 	return cur, err
 }
 
-// openSpanRun returns the run, creating it from its first spans if needed
-// unless refused says none of them would be stored: the zero Run then.
-func (s *Service) openSpanRun(ctx context.Context, tenantID string, r otlp.Run, refused func() bool) (runproof.Run, error) {
-	run, err := s.store.GetRun(ctx, tenantID, r.ID)
-	if runproof.ErrorCode(err) != runproof.ENOTFOUND {
-		return run, err
-	}
-	if refused() {
-		return runproof.Run{}, nil
-	}
-	run, _, err = s.CreateRun(ctx, tenantID, RunInput{RunID: r.ID, AgentID: r.AgentID, Goal: r.Goal,
+// openSpanRun creates the run of spans from its first ones, or returns it
+// when another export created it meanwhile.
+func (s *Service) openSpanRun(ctx context.Context, tenantID string, r otlp.Run) (runproof.Run, error) {
+	run, _, err := s.CreateRun(ctx, tenantID, RunInput{RunID: r.ID, AgentID: r.AgentID, Goal: r.Goal,
 		TraceID: r.TraceID, StartedAt: r.StartedAt.Format(time.RFC3339Nano)})
 	if runproof.ErrorCode(err) == runproof.ECONFLICT { // created meanwhile, by another export
 		return s.store.GetRun(ctx, tenantID, r.ID)
