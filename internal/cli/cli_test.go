@@ -286,6 +286,8 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 		{"not JSON", "p.json", `[{"name": }]`, "the file is not valid JSON"},
 		{"empty list", "p.json", `[]`, "empty list"},
 		{"empty file", "p.yaml", "", "holds no policies"},
+		{"two YAML documents", "p.yaml", "name: a\ntype: step_limit\nthreshold: 3\naction: stop\n---\nname: b\ntype: step_limit\nthreshold: 4\naction: stop\n",
+			"holds 2 YAML documents"},
 		{"no such file", "", "", "no such file"},
 	}
 	for _, tt := range tests {

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/go-json-experiment/json/jsontext"
+	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/runproof/runproof/internal/policy"
@@ -118,6 +120,9 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	body := bytes.TrimSpace(raw)
 	ext := strings.ToLower(filepath.Ext(file))
 	if ext == ".yaml" || ext == ".yml" || len(body) > 0 && body[0] != '[' && body[0] != '{' {
+		if n, err := yamlDocuments(raw); err == nil && n > 1 {
+			return nil, fmt.Errorf("holds %d YAML documents (separated by ---): put the policies in one list, a \"- name: …\" item each", n)
+		}
 		j, err := yaml.YAMLToJSONStrict(raw)
 		if err != nil {
 			return nil, fmt.Errorf("not valid YAML: %v", err)
@@ -145,4 +150,17 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 		}
 	}
 	return inputs, nil
+}
+
+// yamlDocuments counts the documents of a YAML stream.
+func yamlDocuments(raw []byte) (int, error) {
+	dec := yamlv2.NewDecoder(bytes.NewReader(raw))
+	for n := 0; ; n++ {
+		var v any
+		if err := dec.Decode(&v); errors.Is(err, io.EOF) {
+			return n, nil
+		} else if err != nil {
+			return n, err
+		}
+	}
 }
