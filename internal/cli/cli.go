@@ -56,9 +56,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	var c common
 	c.register(fs)
 	run := cmd.setup(fs)
+	onces := map[flag.Value]*once{} // aliases (-o, --out) share their variable's Value, and so its once
 	fs.VisitAll(func(f *flag.Flag) {
 		if _, repeatable := f.Value.(*stringList); !repeatable {
-			f.Value = &once{Value: f.Value}
+			if onces[f.Value] == nil {
+				onces[f.Value] = &once{Value: f.Value}
+			}
+			f.Value = onces[f.Value]
 		}
 	})
 	pos, err := parseArgs(fs, rest)
@@ -68,6 +72,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	if err != nil {
 		return fail(stderr, usagef("%s: %v (see runproof %s -h)", cmd.name, err, cmd.name))
+	}
+	if err := emptyPath(fs); err != nil {
+		return fail(stderr, err)
 	}
 	if err := c.check(); err != nil {
 		return fail(stderr, err)
@@ -81,6 +88,25 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return fail(stderr, err)
 	}
 	return 0
+}
+
+// pathFlags name a file or a directory: given empty, as "--data $DIR" with
+// DIR unset, they would silently fall back on a default (the current
+// directory, the data directory's key, no checkpoint).
+var pathFlags = []string{"data", "signing-key", "checkpoint", "out", "o", "model-prices"}
+
+// emptyPath refuses a path flag given an empty value.
+func emptyPath(fs *flag.FlagSet) error {
+	for _, name := range pathFlags {
+		if f := fs.Lookup(name); f != nil && f.Value.String() == "" && flagGiven(fs, name) {
+			dashes := "--"
+			if len(name) == 1 {
+				dashes = "-"
+			}
+			return usagef("%s: %s%s is empty: name a file or directory, or leave %s%s out", fs.Name(), dashes, name, dashes, name)
+		}
+	}
+	return nil
 }
 
 // once makes a flag refuse a second value: "--tenant a ... --tenant b" is
