@@ -295,8 +295,11 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	if buildErr != nil {
 		e.log.WarnContext(ctx, "export failed", slog.String("export_id", r.ID), slog.Any("error", buildErr))
 		reason := runproof.ErrorMessage(buildErr)
-		if errors.Is(buildErr, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil {
+		switch {
+		case errors.Is(buildErr, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil:
 			reason = fmt.Sprintf("it took longer than %s", MaxDuration)
+		case ctx.Err() != nil:
+			reason = "it was interrupted: the request was cancelled or the process stopped before it was done"
 		}
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +283,35 @@ func TestFailedExport(t *testing.T) {
 			t.Errorf("a failed export left files: %v", files)
 		}
 	})
+}
+
+// cancellingArtifacts cancels the export's context when its artifact is
+// created, as a client that goes away or a Ctrl-C does.
+type cancellingArtifacts struct {
+	*artifact.Dir
+	cancel context.CancelFunc
+}
+
+func (c cancellingArtifacts) Create(key string) (artifact.Pending, error) {
+	c.cancel()
+	return nil, context.Canceled
+}
+
+// TestInterruptedExport: an export whose caller cancels it is recorded as
+// failed because it was interrupted, not with an internal error.
+func TestInterruptedExport(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	inc := seeded(t, store)
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := newExporter(t, store, cancellingArtifacts{Dir: dir, cancel: cancel})
+	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	if err == nil || rec.Status != runproof.ExportFailed || !strings.Contains(rec.FailureReason, "interrupted") {
+		t.Fatalf("record %+v, error %v", rec, err)
+	}
 }
 
 func TestDebriefClassification(t *testing.T) {
