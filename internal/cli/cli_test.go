@@ -164,6 +164,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"migrate", "--colour", "red"}, "flag provided but not defined: -colour"},
 		{"not a postgres URL", []string{"migrate", "--database", "mysql://u:secret@db/x"}, "must be a postgres:// or postgresql:// URL"},
 		{"postgres URL without a database", []string{"migrate", "--database", "postgres://u:secret@db"}, "must name a database"},
+		{"postgres URL with a raw # in its password", []string{"migrate", "--database", "postgres://u:secret#x@db:5432/x"}, "percent-encode"},
+		{"postgres URL with a bad port", []string{"migrate", "--database", "postgres://u:secret@db:port/x"}, "check the port"},
 		{"empty --addr", []string{"serve", "--addr", "", "--data", data}, "--addr is empty"},
 		{"flag given twice", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--tenant", "evil", "--data", data}, "-tenant: given twice"},
 		{"empty --key", []string{"verify", "x.zip", "--key", ""}, "--key is empty"},

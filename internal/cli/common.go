@@ -81,8 +81,11 @@ func (c *common) checkDatabase() error {
 	if c.engine() != "postgres" {
 		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it empty to use SQLite in --data", DatabaseURLEnv)
 	}
-	if u, err := url.Parse(c.database); err != nil ||
-		strings.Trim(u.Path, "/") == "" && u.Query().Get("dbname") == "" && os.Getenv("PGDATABASE") == "" {
+	u, err := url.Parse(c.database)
+	if err != nil { // its message holds the URL
+		return usagef("--database (or %s) is not a valid URL: check the port, and percent-encode any #, /, ? or @ in the user name or password (# as %%23, / as %%2F, ? as %%3F, @ as %%40)", DatabaseURLEnv)
+	}
+	if strings.Trim(u.Path, "/") == "" && u.Query().Get("dbname") == "" && os.Getenv("PGDATABASE") == "" {
 		return usagef("--database (or %s) must name a database, e.g. postgres://runproof@db.example/runproof", DatabaseURLEnv)
 	}
 	return nil
