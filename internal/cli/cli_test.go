@@ -662,6 +662,16 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--bundle", "executive_debrief"),
 		2, "has no incident")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "other", "--incident", inc), 2, "--incident: no such incident")
+
+	// An --out that is a directory is refused before anything is exported.
+	before, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "-o", dir), 2, "is a directory")
+	if after, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 1}); err != nil || after[0].ID != before[0].ID {
+		t.Errorf("an export was made for an --out that cannot be written: %+v, %v", after, err)
+	}
 }
 
 func TestRotateSigningKey(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/user"
@@ -102,6 +103,9 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	if err != nil {
 		return err
 	}
+	if err := checkOut(out); err != nil {
+		return err
+	}
 	exporter := ex.exporter
 	recoverExports(ctx, e, exporter, tenant)
 	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli", Name: userName()}
@@ -120,7 +124,10 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 		out = rec.BundleID + "." + string(rec.Format)
 	}
 	if err := deliver(ctx, exporter, rec, out, e.stdout); err != nil {
-		return err
+		if ctx.Err() != nil {
+			err = errors.New("interrupted")
+		}
+		return fmt.Errorf("export %s was made and is recorded as %s, but not written to %s: %w", rec.ID, rec.Status, out, err)
 	}
 	if out != "-" {
 		fmt.Fprintf(e.stderr, "wrote %s: %s %s of %s, %d bytes, %s (export %s)\n",
@@ -170,9 +177,44 @@ func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export
 			return err
 		}
 	} else if err := writeOut(out, art); err != nil {
-		return fmt.Errorf("cannot write --out %s: %w", out, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // names a temporary file, not out
+			err = pe.Err
+		}
+		return err
 	}
 	return exporter.Delivered(ctx, rec)
+}
+
+// checkOut refuses, before anything is exported, an --out that cannot be
+// written: a directory, or a file in a directory this process may not
+// write to ("" and "-" are not files).
+func checkOut(out string) error {
+	if out == "" || out == "-" {
+		return nil
+	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() {
+		return usagef("export: --out %s is a directory: name a file in it", out)
+	} else if err == nil && !fi.Mode().IsRegular() {
+		return nil // a device or a pipe, written in place
+	}
+	dir := filepath.Dir(out)
+	for { // the nearest directory that exists, where out's are made
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			break
+		}
+		dir = filepath.Dir(dir)
+	}
+	probe, err := os.CreateTemp(dir, ".runproof-out-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("export: cannot write --out %s (in %s: %v): name a file in a directory you can write to", out, dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // writeOut writes r to --out: a regular file, new or not, atomically
