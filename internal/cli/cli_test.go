@@ -169,6 +169,8 @@ func TestUsageErrors(t *testing.T) {
 		{"empty --addr", []string{"serve", "--addr", "", "--data", data}, "--addr is empty"},
 		{"flag given twice", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--tenant", "evil", "--data", data}, "-tenant: given twice"},
 		{"empty --key", []string{"verify", "x.zip", "--key", ""}, "--key is empty"},
+		{"verify from stdin", []string{"verify", "-"}, "not from standard input"},
+		{"version with an argument", []string{"version", "x"}, "takes no arguments"},
 		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty"},
 		{"empty --checkpoint", []string{"ledger", "verify", "--tenant", "acme", "--checkpoint", "", "--data", data}, "--checkpoint is empty"},
 		{"empty --signing-key", []string{"keys", "list", "--tenant", "acme", "--signing-key", "", "--data", data}, "--signing-key is empty"},

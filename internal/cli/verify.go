@@ -97,7 +97,9 @@ func runVerify(e *env, name, keyFile string) error {
 // the ledger proof is checked with the same key.
 func checkZIP(name string, key ed25519.PublicKey, out io.Writer) (*verify.Report, error) {
 	f, err := os.Open(name)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && name == "-" {
+		return nil, usagef("verify: reads a ZIP file by name, not from standard input (a ZIP is read from its end): save it to a file first")
+	} else if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("verify: %s: no such file", name)
 	} else if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)

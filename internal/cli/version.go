@@ -18,6 +18,9 @@ from a source checkout).
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("version: takes no arguments, not %q", args[0])
+				}
 				_, err := fmt.Fprintln(e.stdout, "runproof", version())
 				return err
 			}
