@@ -146,12 +146,17 @@ func openStore(ctx context.Context, c common) (runproof.Store, error) {
 		}
 		path := filepath.Join(c.data, "runproof.db")
 		store, err = sqlite.Open(ctx, path)
-		if err != nil {
+		if why := sqlite.Unusable(err); why != "" {
+			return nil, fmt.Errorf("cannot use %s: %s", path, why)
+		} else if err != nil {
 			return nil, fmt.Errorf("cannot open %s: %w", path, err)
 		}
 	}
 	if err := store.Migrate(ctx); err != nil {
 		store.Close()
+		if why := sqlite.Unusable(err); why != "" {
+			return nil, fmt.Errorf("cannot use %s: %s", filepath.Join(c.data, "runproof.db"), why)
+		}
 		return nil, fmt.Errorf("cannot migrate the %s schema: %w", c.engine(), err)
 	}
 	return store, nil

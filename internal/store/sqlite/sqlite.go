@@ -31,6 +31,9 @@ type Store struct {
 
 var _ runproof.Store = (*Store)(nil)
 
+// busyTimeout is how long a writer waits for the write lock another holds.
+const busyTimeout = 10 * time.Second
+
 // Open opens the database file at path, creating it and its directory if
 // needed. path must name a file (not ":memory:", which would give every
 // pooled connection its own empty database). Call Migrate before use.
@@ -44,7 +47,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// fails half-way trying to upgrade a read lock (and UpdateRun's
 	// read-then-write is serialised per database).
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
@@ -132,6 +135,23 @@ func isUnique(err error) bool {
 		return false
 	}
 	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// Unusable says why the database file cannot be used when err is SQLite
+// refusing it for a cause its user can remove, "" otherwise.
+func Unusable(err error) string {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	switch e.Code() & 0xff { // the primary code of an extended one
+	case sqlite3.SQLITE_BUSY:
+		return "another process (a serve, or a command still running) has held its write lock for longer than " + busyTimeout.String() +
+			": retry when it is done"
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
+		return "it, or the directory that holds it, cannot be written by this user: check their owner and permissions"
+	}
+	return ""
 }
 
 // isForeignKey reports whether err is a broken FOREIGN KEY constraint.
