@@ -356,6 +356,11 @@ func TestIngest(t *testing.T) {
 	if r.stdout != want {
 		t.Errorf("stdout = %q, want %q", r.stdout, want)
 	}
+	// A mistyped tenant has no policies: its steps are stored unjudged, and
+	// the summary says so.
+	if r := runCLI(t, "", "ingest", file, "--tenant", "acmee", "--data", data); r.code != 0 || !strings.Contains(r.stdout, "policies: none") {
+		t.Errorf("ingest into a tenant without policies: %d %q", r.code, r.stdout)
+	}
 
 	ctx := context.Background()
 	store := openStore(t, data)

@@ -45,7 +45,8 @@ re-sending identical runs and steps is a no-op.
   --tenant T            the tenant the runs belong to (required)
 ` + commonHelp + `
 Prints a summary: runs and steps read (and how many were new), incidents
-opened and stop decisions (runs a stop policy stopped during this ingest).
+opened and stop decisions (runs a stop policy stopped during this ingest),
+and a warning when the tenant has no policy to judge its steps by.
 
 Examples:
   runproof ingest --tenant acme runs.ndjson
@@ -159,8 +160,15 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	e.log.Debug("ingest done", slog.String("file", name), slog.Int("steps", in.stats.steps), slog.Duration("elapsed", time.Since(start)))
-	_, err = fmt.Fprint(e.stdout, in.stats)
-	return err
+	if _, err = fmt.Fprint(e.stdout, in.stats); err != nil {
+		return err
+	}
+	if active, err := in.svc.ActivePolicies(ctx, tenant); err == nil && len(active) == 0 && in.stats.newSteps > 0 {
+		// Not an error, but a mistyped --tenant records every run unguarded.
+		_, err = fmt.Fprintf(e.stdout, "policies: none, so no step was judged (check --tenant %s, or add policies with runproof policy apply)\n", tenant)
+		return err
+	}
+	return nil
 }
 
 // read processes the input line by line, sending steps in batches.
