@@ -23,7 +23,7 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events ...runproof.AuditE
 	if len(events) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append audit events: %w", err)
 	}

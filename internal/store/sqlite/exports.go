@@ -37,7 +37,7 @@ func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
 
 // CreateExport stores the request of a new export.
 func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO exports (`+exportColumns+`)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO exports (`+exportColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, string(r.Scope), r.RunID, r.IncidentID, string(r.BundleType), string(r.Format),
 		r.RequestedBy, string(r.Origin), r.SourceComponent, r.CorrelationID, r.ExportReason,
@@ -58,7 +58,7 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 	if err := checkExportEventKind(e.Kind); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason,
 		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)

@@ -38,7 +38,7 @@ func scanLedgerCheckpoint(row scanner) (runproof.LedgerCheckpoint, error) {
 // appends (from any process on the file) run one at a time and fn sees the
 // log as the previous append left it.
 func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append ledger: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // CreateAPIKey stores a key; ECONFLICT when its ID or hash exists.
 func (s *Store) CreateAPIKey(ctx context.Context, k runproof.APIKey) error {
-	_, err := s.db.ExecContext(ctx, `
+	_, err := s.w.ExecContext(ctx, `
 		INSERT INTO api_keys (id, tenant_id, role, name, hash, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, string(k.Role), k.Name, k.Hash, timeText(k.CreatedAt))
@@ -66,7 +66,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]runproof.AP
 
 // RevokeAPIKey marks a key revoked, once.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) (runproof.APIKey, error) {
-	k, err := scanAPIKey(s.db.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = ?
+	k, err := scanAPIKey(s.w.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = ?
 		WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL RETURNING `+apiKeyColumns, timeText(at), tenantID, keyID))
 	if errors.Is(err, sql.ErrNoRows) { // no such key, or revoked already
 		var revoked sql.NullString
@@ -102,7 +102,7 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 	}
 	// The immediate transaction holds the write lock from BEGIN, so no other
 	// writer can take the same version between the SELECT and the INSERT.
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}

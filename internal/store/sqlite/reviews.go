@@ -18,7 +18,7 @@ func scanReview(row scanner) (runproof.Review, error) {
 
 // AddReview stores a review of an export.
 func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
+	_, err := s.w.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
 		timeText(r.ReviewedAt), r.Remediation)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -26,7 +27,8 @@ var migrations embed.FS
 
 // Store is a runproof.Store backed by one SQLite file.
 type Store struct {
-	db *sql.DB
+	db *sql.DB // readers: a few connections, reading side by side (WAL)
+	w  *sql.DB // the writer: one connection, so that this process's writes queue here
 }
 
 var _ runproof.Store = (*Store)(nil)
@@ -52,23 +54,44 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	//
+	// SQLite has one writer at a time. Writes of this process take turns on
+	// one connection, waiting in line (in Go, for as long as their context
+	// lets them) rather than in busy_timeout's sleep-and-retry, which under
+	// hundreds of concurrent requests let some wait past its end and fail;
+	// busy_timeout is left for other processes' writes.
+	dsn := path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(maxReaders)
+	db.SetMaxIdleConns(maxReaders)
+	s := &Store{db: db, w: w}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return s, nil
 }
+
+// maxReaders bounds the connections that read at once; more readers would
+// only take turns on the cores, each holding its own page cache.
+var maxReaders = max(4, 2*runtime.GOMAXPROCS(0))
 
 func (s *Store) provider() (*goose.Provider, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(goose.DialectSQLite3, s.db, fsys, goose.WithDisableGlobalRegistry(true))
+	return goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
 }
 
 // Migrate applies the embedded migrations not yet applied, each in its own
@@ -90,7 +113,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 // of them through an index chosen for the sort rather than the filter.
 // Migrate runs it; a long-running server should every few hours.
 func (s *Store) Optimize(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
+	if _, err := s.w.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
 		return fmt.Errorf("sqlite: optimize: %w", err)
 	}
 	return nil
@@ -113,20 +136,20 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 // ExecRaw runs SQL as given, for tests and maintenance only: it bypasses
 // every rule the Store methods keep (though not the database's triggers).
 func (s *Store) ExecRaw(ctx context.Context, query string) error {
-	_, err := s.db.ExecContext(ctx, query)
+	_, err := s.w.ExecContext(ctx, query)
 	return err
 }
 
 // Ping reports whether the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := errors.Join(s.db.PingContext(ctx), s.w.PingContext(ctx)); err != nil {
 		return fmt.Errorf("sqlite: ping: %w", err)
 	}
 	return nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return errors.Join(s.db.Close(), s.w.Close()) }
 
 // isUnique reports whether err is a broken UNIQUE or PRIMARY KEY constraint.
 func isUnique(err error) bool {
