@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,7 +20,12 @@ import (
 )
 
 // shutdownGrace is how long in-flight requests get to finish on shutdown.
-const shutdownGrace = 10 * time.Second
+const shutdownGrace = 20 * time.Second
+
+// cutWait is how long requests cut at the end of the grace have to record
+// how they ended; grace and cutWait fit in the 30 s a process manager
+// usually gives (Kubernetes, systemd's default is 90 s).
+const cutWait = 5 * time.Second
 
 // auditSealEvery is how often serve puts new audit events into the ledger.
 const auditSealEvery = 30 * time.Second
@@ -58,7 +64,8 @@ func serveCommand() *command {
 		help: `Usage: runproof serve [--addr HOST:PORT] [flags]
 
 Runs the HTTP API until SIGINT or SIGTERM, then lets in-flight requests
-finish (at most 10s). Migrations are applied at start.
+finish (at most 20s); exports still being made after that are recorded as
+failed, interrupted. Migrations are applied at start.
 
   --addr HOST:PORT      where to listen (default 127.0.0.1:8080; port 0 picks
                         a free port, logged as addr=HOST:PORT)
@@ -128,10 +135,23 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	if err != nil {
 		return err
 	}
-	var handler http.Handler = httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys,
+	api := httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys,
 		KeyUses: uses, ModelPrices: prices})
+	// Requests run under reqCtx, cancelled when the shutdown's grace runs
+	// out, so that those still running end as their code says (an export
+	// recorded as interrupted, the request's audit event) before the exit.
+	reqCtx, cutRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutRequests()
+	var inFlight sync.WaitGroup
+	var running atomic.Int64
 	srv := &http.Server{
-		Handler:           handler,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight.Add(1)
+			running.Add(1)
+			defer func() { running.Add(-1); inFlight.Done() }()
+			api.ServeHTTP(w, r)
+		}),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // bodies are at most 4 MiB
 		WriteTimeout:      5 * time.Minute,
@@ -177,8 +197,19 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		cut := running.Load()
+		cutRequests()
+		ended := make(chan struct{})
+		go func() { inFlight.Wait(); close(ended) }()
+		select { // a bounded wait: they record how they ended
+		case <-ended:
+		case <-time.After(cutWait):
+		}
+		// Exports still being made (a PDF of a long run renders without
+		// looking at its context) are recorded as interrupted.
+		stuck := ex.exporter.Interrupt(context.WithoutCancel(ctx))
 		srv.Close()
-		return fmt.Errorf("requests still running after %s were cut off: %w", shutdownGrace, err)
+		return fmt.Errorf("%d requests still running after %s were cut off (%d exports among them recorded as interrupted): %w", cut, shutdownGrace, stuck, err)
 	}
 	e.log.Info("stopped")
 	return nil

@@ -38,6 +38,7 @@ type Exporter struct {
 	keys      *signing.Keyring
 	ledger    Ledger
 	unsynced  sync.Map // tenant ids whose log misses a finished export
+	making    sync.Map // export id → tenant id of the exports being made
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -287,6 +288,8 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return runproof.Export{}, err
 	}
+	e.making.Store(r.ID, tenantID)
+	defer e.making.Delete(r.ID)
 	// An export that runs longer than MaxDuration fails by itself, so that
 	// one still pending after AbandonedAfter was surely abandoned.
 	pctx, cancel := context.WithTimeout(ctx, MaxDuration)
@@ -353,6 +356,26 @@ const MaxDuration = 30 * time.Minute
 // ended is taken for abandoned by a process that stopped: more than
 // MaxDuration, after which a live process has ended it itself.
 const AbandonedAfter = time.Hour
+
+// Interrupt records the exports this Exporter is still making as failed,
+// interrupted, and returns how many: for a process that stops before they
+// are done, which would otherwise leave them pending until Recover, an hour
+// later. One that ends meanwhile keeps its own end.
+func (e *Exporter) Interrupt(ctx context.Context) int {
+	n := 0
+	e.making.Range(func(id, tenant any) bool {
+		err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenant.(string), ExportID: id.(string),
+			Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
+			Reason: "interrupted: the server stopped before it was done"})
+		if err == nil {
+			n++
+		} else if runproof.ErrorCode(err) != runproof.ECONFLICT {
+			e.log.WarnContext(ctx, "interrupted export not recorded", slog.String("export_id", id.(string)), slog.Any("error", err))
+		}
+		return true
+	})
+	return n
+}
 
 // Recover ends what stopped processes left unfinished in a tenant's
 // exports: an export requested AbandonedAfter ago or more that has not

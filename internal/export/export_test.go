@@ -314,6 +314,54 @@ func TestInterruptedExport(t *testing.T) {
 	}
 }
 
+// blockingArtifacts holds the export in Create until release is closed.
+type blockingArtifacts struct {
+	*artifact.Dir
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingArtifacts) Create(key string) (artifact.Pending, error) {
+	close(b.entered)
+	<-b.release
+	return b.Dir.Create(key)
+}
+
+// TestInterrupt: a process that stops while an export is being made
+// records it as interrupted at once; the export's own end, after, is
+// refused, and the record stays failed.
+func TestInterrupt(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, store)
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts := blockingArtifacts{Dir: dir, entered: make(chan struct{}), release: make(chan struct{})}
+	e := newExporter(t, store, arts)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		done <- err
+	}()
+	<-arts.entered
+	if n := e.Interrupt(ctx); n != 1 {
+		t.Errorf("Interrupt recorded %d exports, want 1", n)
+	}
+	close(arts.release)
+	if err := <-done; err == nil {
+		t.Error("the export ended as completed after it was recorded as interrupted")
+	}
+	recs, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: demo.Tenant, Limit: 1})
+	if err != nil || recs[0].Status != runproof.ExportFailed || !strings.Contains(recs[0].FailureReason, "interrupted") {
+		t.Fatalf("record %+v, %v", recs, err)
+	}
+	if n := e.Interrupt(ctx); n != 0 {
+		t.Errorf("Interrupt with nothing being made recorded %d", n)
+	}
+}
+
 func TestDebriefClassification(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	inc := seeded(t, store)
