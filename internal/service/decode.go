@@ -74,11 +74,19 @@ func DecodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return runproof.Errorf(runproof.EMALFORMED, "the body is empty: a JSON object is expected")
 	}
-	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true), json.WithUnmarshalers(json.UnmarshalFromFunc(wholeNumber)))
+	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
+	var semErr *json.SemanticError
+	if errors.As(err, &semErr) && semErr.JSONKind == '0' && semErr.GoType != nil &&
+		(semErr.GoType.Kind() == reflect.Int64 || semErr.GoType.Kind() == reflect.Pointer && semErr.GoType.Elem().Kind() == reflect.Int64) {
+		// A whole number spelled 1000.0 or 1e3, most likely: read again,
+		// the slower way that takes it (the fast way, for every body, is
+		// half as fast again).
+		reflect.ValueOf(v).Elem().SetZero()
+		err = json.Unmarshal(body, v, json.RejectUnknownMembers(true), json.WithUnmarshalers(json.UnmarshalFromFunc(wholeNumber)))
+	}
 	if err == nil {
 		return nil
 	}
-	var semErr *json.SemanticError
 	var synErr *jsontext.SyntacticError
 	switch {
 	case errors.As(err, &synErr):
