@@ -226,9 +226,12 @@ func (s *Server) wrap(rt route) http.Handler {
 		} else {
 			key, err = s.authenticate(r)
 		}
-		if err != nil {
+		if code := runproof.ErrorCode(err); code == runproof.EUNAUTHORIZED {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
 			s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", name), slog.String("remote", r.RemoteAddr))
+			writeError(sw, r, s.log, err)
+			return
+		} else if err != nil { // the key could not be looked up: not the caller's fault
 			writeError(sw, r, s.log, err)
 			return
 		}
