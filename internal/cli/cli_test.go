@@ -718,3 +718,14 @@ func TestIngestStdinInterrupted(t *testing.T) {
 		t.Fatal("ingest - did not stop within 10 s of the interrupt")
 	}
 }
+
+// TestPolicyApplyYAMLEnds: a YAML file ending with "---", or holding a
+// document of comments alone, is one document of policies.
+func TestPolicyApplyYAMLEnds(t *testing.T) {
+	for _, content := range []string{policiesYAML + "---\n", "---\n" + policiesYAML + "---\n# end\n"} {
+		data := t.TempDir()
+		if r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, writeFile(t, "p.yaml", content)); r.code != 0 {
+			t.Errorf("%q: %d %s", content, r.code, r.stderr)
+		}
+	}
+}

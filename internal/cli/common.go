@@ -35,7 +35,8 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
   --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
                         and ledger checkpoints (default $` + SigningKeyEnv + `; without it,
-                        the newest key of DIR/signing-keys, created on first use)
+                        the newest key of DIR/signing-keys, created on first use;
+                        unset the variable to use those, as an empty value is refused)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
 `

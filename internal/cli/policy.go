@@ -152,15 +152,21 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	return inputs, nil
 }
 
-// yamlDocuments counts the documents of a YAML stream.
+// yamlDocuments counts the documents of a YAML stream that hold
+// something: a "---" that ends a file, or a document of comments alone,
+// does not count.
 func yamlDocuments(raw []byte) (int, error) {
 	dec := yamlv2.NewDecoder(bytes.NewReader(raw))
-	for n := 0; ; n++ {
+	n := 0
+	for {
 		var v any
 		if err := dec.Decode(&v); errors.Is(err, io.EOF) {
 			return n, nil
 		} else if err != nil {
 			return n, err
+		}
+		if v != nil {
+			n++
 		}
 	}
 }

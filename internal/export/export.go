@@ -301,7 +301,7 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 		switch {
 		case errors.Is(buildErr, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil:
 			reason = fmt.Sprintf("it took longer than %s", MaxDuration)
-		case ctx.Err() != nil:
+		case errors.Is(buildErr, context.Canceled) && ctx.Err() != nil:
 			reason = "it was interrupted: the request was cancelled or the process stopped before it was done"
 		}
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
@@ -309,6 +309,12 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone.
 	if err := e.store.AppendExportEvent(context.WithoutCancel(ctx), ev); err != nil {
+		if runproof.ErrorCode(err) == runproof.ECONFLICT && ev.Kind == runproof.ExportEventCompleted {
+			// Ended meanwhile (Interrupt): its artifact is no one's.
+			if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	}
 	rec, err := e.store.GetExport(context.WithoutCancel(ctx), tenantID, r.ID)

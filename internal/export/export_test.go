@@ -334,7 +334,8 @@ func TestInterrupt(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, store)
-	dir, err := artifact.NewDir(t.TempDir())
+	root := t.TempDir()
+	dir, err := artifact.NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,6 +360,17 @@ func TestInterrupt(t *testing.T) {
 	}
 	if n := e.Interrupt(ctx); n != 0 {
 		t.Errorf("Interrupt with nothing being made recorded %d", n)
+	}
+	// The artifact it went on to write is removed.
+	var files []string
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
+	if len(files) != 0 {
+		t.Errorf("the interrupted export left files: %v", files)
 	}
 }
 

@@ -311,16 +311,20 @@ func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
 	return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 }
 
+// bodyPrealloc is the most readBody sets aside before a body arrives.
+const bodyPrealloc = 1 << 20
+
 // readBody reads a request body of at most service.MaxBodyBytes.
 func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	// A body of known length is read into one buffer of its size: growing
-	// one by doubling took half as much again, and garbage, for each.
+	// A body of known length is read into one buffer of its size, up to
+	// bodyPrealloc (a client may announce a length it never sends): growing
+	// one by doubling allocated more than twice the body.
 	var buf bytes.Buffer
 	if n := c.r.ContentLength; n > 0 && n <= service.MaxBodyBytes {
-		buf.Grow(int(n) + bytes.MinRead) // ReadFrom grows a buffer with less room than MinRead
+		buf.Grow(int(min(n, bodyPrealloc)) + bytes.MinRead) // ReadFrom grows a buffer with less room than MinRead
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes))
 	b := buf.Bytes()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -38,16 +39,26 @@ func TestErrorAfterAnswerBegan(t *testing.T) {
 	}
 }
 
-// TestReadBodyOneBuffer: a body of known length is read into one buffer of
-// about its size, not grown by doubling (a 4 MiB body took 8 MiB).
-func TestReadBodyOneBuffer(t *testing.T) {
-	body := strings.Repeat("x", service.MaxBodyBytes-10)
-	r := httptest.NewRequest("POST", "/", strings.NewReader(body))
-	b, err := readBody(&call{r: r})
-	if err != nil || string(b) != body {
-		t.Fatalf("%d bytes read, %v", len(b), err)
-	}
-	if cap(b) > len(body)+64<<10 {
-		t.Errorf("a body of %d bytes was read into a buffer of %d", len(body), cap(b))
+// TestReadBodyAllocates: a body of known length is read with little more
+// allocated than its size, up to bodyPrealloc, and not much more than
+// twice it past that (growing by doubling from nothing took 2.4 times).
+func TestReadBodyAllocates(t *testing.T) {
+	for _, size := range []int{bodyPrealloc - 10, service.MaxBodyBytes - 10} {
+		body := strings.Repeat("x", size)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		b, err := readBody(&call{r: r})
+		runtime.ReadMemStats(&after)
+		if err != nil || string(b) != body {
+			t.Fatalf("%d bytes read, %v", len(b), err)
+		}
+		most := float64(size) * 1.2
+		if size > bodyPrealloc {
+			most = float64(size) * 2.1
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; float64(got) > most {
+			t.Errorf("a body of %d bytes took %d bytes to read, want at most %.0f", size, got, most)
+		}
 	}
 }
