@@ -473,7 +473,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if e.ledger != nil {
 		out.seal = func(s bundlezip.Sealed) ([]byte, error) { return e.seal(ctx, r, s) }
 	}
-	bundleID, err := render(w, r, src, out)
+	bundleID, err := render(ctx, w, r, src, out)
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}

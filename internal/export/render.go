@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -53,7 +54,7 @@ type output struct {
 }
 
 // render writes the bundle a request asks for in its format.
-func render(w io.Writer, r request, src evidence.Source, out output) (bundleID string, err error) {
+func render(ctx context.Context, w io.Writer, r request, src evidence.Source, out output) (bundleID string, err error) {
 	bundle, bundleID, err := build(r, src, out.idSuffix)
 	if err != nil {
 		return "", err
@@ -68,9 +69,9 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 	case runproof.FormatCSV:
 		return bundleID, csvr.WriteBundle(w, bundle)
 	case runproof.FormatPDF:
-		return bundleID, pdfr.Write(w, bundle, pdfr.Info{ExportID: r.ID})
+		return bundleID, pdfr.Write(ctx, w, bundle, pdfr.Info{ExportID: r.ID})
 	case runproof.FormatZIP:
-		return bundleID, writeZIP(w, r, src, bundle, bundleID, out)
+		return bundleID, writeZIP(ctx, w, r, src, bundle, bundleID, out)
 	}
 	return "", fmt.Errorf("export: format %q cannot be rendered", r.Format)
 }
@@ -78,7 +79,7 @@ func render(w io.Writer, r request, src evidence.Source, out output) (bundleID s
 // writeZIP writes the signed ZIP bundle: the bundle, its steps, its report
 // and the manifest vouching for them, sealed (out.seal) before the ZIP is
 // written, with the proof of the sealed manifest.
-func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
+func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
 	// The report, the slowest member to render, is drawn while bundle.json
 	// and steps.csv are rendered and packed (deflated and hashed). Its pages
 	// are left uncompressed: the ZIP deflates the file whole.
@@ -87,7 +88,7 @@ func writeZIP(w io.Writer, r request, src evidence.Source, bundle any, bundleID 
 	go func() {
 		pdf, err := bundlezip.NewPacker(bundlezip.ReportName)
 		if err == nil {
-			err = pdfr.Write(pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+			err = pdfr.Write(ctx, pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
 		}
 		if err == nil {
 			report, err = pdf.Member()

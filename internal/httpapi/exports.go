@@ -52,7 +52,13 @@ func (s *Server) requester(c *call) export.Requester {
 // can find the failed record.
 func exportError(err error) error {
 	var failed *export.Failed
-	if errors.As(err, &failed) {
+	switch {
+	case errors.As(err, &failed) && errors.Is(failed.Err, context.Canceled):
+		// Cut by a server that is stopping (a client that went away reads
+		// nothing): another server, or this one restarted, will do it.
+		return runproof.Errorf(runproof.EUNAVAILABLE, "export %s was interrupted and is recorded as failed (%s): ask again",
+			failed.Export.ID, failed.Export.FailureReason)
+	case errors.As(err, &failed):
 		code := runproof.ErrorCode(failed.Err)
 		return runproof.Errorf(code, "export %s failed and is recorded as failed: %s", failed.Export.ID, runproof.ErrorMessage(failed.Err))
 	}

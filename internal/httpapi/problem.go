@@ -20,6 +20,7 @@ var statusOf = map[string]int{
 	runproof.EINVALID:      http.StatusUnprocessableEntity,
 	runproof.EINTERNAL:     http.StatusInternalServerError,
 	runproof.EUNSUPPORTED:  http.StatusUnsupportedMediaType,
+	runproof.EUNAVAILABLE:  http.StatusServiceUnavailable,
 }
 
 // Problem is an RFC 9457 problem details object.
@@ -43,6 +44,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	if status == http.StatusInternalServerError {
 		log.ErrorContext(r.Context(), "request failed", slog.String("path", r.URL.Path), slog.Any("error", err))
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "30")
 	}
 	writeProblem(w, r, Problem{
 		Type:   "https://runproof.dev/problems/" + code,

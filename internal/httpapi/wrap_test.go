@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
 
@@ -60,5 +64,19 @@ func TestReadBodyAllocates(t *testing.T) {
 		if got := after.TotalAlloc - before.TotalAlloc; float64(got) > most {
 			t.Errorf("a body of %d bytes took %d bytes to read, want at most %.0f", size, got, most)
 		}
+	}
+}
+
+// TestInterruptedExportAnswer: an export cut by a stopping server is a 503
+// to retry, with the reason it is recorded with, not an internal error.
+func TestInterruptedExportAnswer(t *testing.T) {
+	rec := runproof.Export{ExportRequest: runproof.ExportRequest{ID: "x1"}, Status: runproof.ExportFailed,
+		FailureReason: "it was interrupted: the request was cancelled or the process stopped before it was done"}
+	err := exportError(&export.Failed{Export: rec, Err: fmt.Errorf("render: %w", context.Canceled)})
+	w := httptest.NewRecorder()
+	writeError(w, httptest.NewRequest("POST", "/api/v1/exports", nil), slog.New(slog.NewTextHandler(io.Discard, nil)), err)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" ||
+		!strings.Contains(w.Body.String(), "x1 was interrupted") || !strings.Contains(w.Body.String(), rec.FailureReason) {
+		t.Errorf("%d %v %s", w.Code, w.Header(), w.Body)
 	}
 }

@@ -1,6 +1,7 @@
 package pdfr
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
@@ -12,8 +13,9 @@ import (
 
 // evidenceReport lays out the engineer's report: cover, summary, chart,
 // policy context, integrity, then every step.
-func evidenceReport(b *evidence.EvidenceBundle, info Info) *report {
+func evidenceReport(ctx context.Context, b *evidence.EvidenceBundle, info Info) *report {
 	r := newReport(pageInfo{title: "Evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
+	r.ctx = ctx
 	r.title("Evidence report", "Run "+b.RunID)
 	r.fields(coverFields(b))
 	r.heading("Summary")
@@ -27,9 +29,10 @@ func evidenceReport(b *evidence.EvidenceBundle, info Info) *report {
 
 // soc2Report lays out the auditor's report: cover with the compliance
 // period, control mappings, attestation, review, then the evidence.
-func soc2Report(b *evidence.SOC2Bundle, info Info) *report {
+func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report {
 	e := &b.EvidenceBundle
 	r := newReport(pageInfo{title: "SOC 2 evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
+	r.ctx = ctx
 	r.title("SOC 2 evidence report", "Compliance period "+period(b.CompliancePeriodStart, b.CompliancePeriodEnd))
 	r.fields(append([]field{
 		{key: "Compliance period", value: period(b.CompliancePeriodStart, b.CompliancePeriodEnd)},
@@ -283,7 +286,11 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 	)
 	cells := make([]string, 12)
 	var tokens, micro int64
-	for _, s := range b.Steps {
+	for i, s := range b.Steps {
+		if i%256 == 0 && r.ctx.Err() != nil {
+			r.pdf.SetError(r.ctx.Err()) // Output returns it
+			return
+		}
 		tokens += s.Tokens
 		micro += microcents(s.CostCents)
 		cells[0] = strconv.FormatInt(s.StepIndex, 10)

@@ -16,6 +16,7 @@ package pdfr
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -50,20 +51,22 @@ type Info struct {
 
 // Write renders bundle (*evidence.EvidenceBundle, *evidence.SOC2Bundle or
 // *evidence.ExecutiveDebriefBundle, or the non-pointer values) as PDF to w.
-func Write(w io.Writer, bundle any, info Info) error {
+// It gives up with ctx's error when ctx is done while it lays out a
+// step timeline, the long part.
+func Write(ctx context.Context, w io.Writer, bundle any, info Info) error {
 	var r *report
 	switch b := bundle.(type) {
 	case evidence.EvidenceBundle:
-		r = evidenceReport(&b, info)
+		r = evidenceReport(ctx, &b, info)
 	case *evidence.EvidenceBundle:
 		if b != nil {
-			r = evidenceReport(b, info)
+			r = evidenceReport(ctx, b, info)
 		}
 	case evidence.SOC2Bundle:
-		r = soc2Report(&b, info)
+		r = soc2Report(ctx, &b, info)
 	case *evidence.SOC2Bundle:
 		if b != nil {
-			r = soc2Report(b, info)
+			r = soc2Report(ctx, b, info)
 		}
 	case evidence.ExecutiveDebriefBundle:
 		r = debriefReport(&b, info)
@@ -121,6 +124,7 @@ var a4 = fpdf.SizeType{Wd: 210, Ht: 297}
 
 // report is a document being built, with what every page shows.
 type report struct {
+	ctx       context.Context // a long timeline stops when it is done
 	pdf       *fpdf.Fpdf
 	landscape bool                // orientation of the pages added from now on
 	cur       fontSpec            // the font set last; zero when unknown
@@ -153,7 +157,7 @@ type pageInfo struct {
 
 func newReport(p pageInfo) *report {
 	pdf := fpdf.NewCustom(&fpdf.InitType{OrientationStr: "P", UnitStr: "mm", Size: a4})
-	r := &report{pdf: pdf, shown: map[string]*charSet{}}
+	r := &report{ctx: context.Background(), pdf: pdf, shown: map[string]*charSet{}}
 	// fpdf writes into the font bytes it is given while it subsets them
 	// (hmtx of monospaced fonts): each document gets its own copy, which
 	// keeps the Go fonts intact and the output deterministic.

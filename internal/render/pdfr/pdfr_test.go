@@ -2,6 +2,7 @@ package pdfr
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ import (
 func write(t *testing.T, name string, bundle any, info Info) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Write(&buf, bundle, info); err != nil {
+	if err := Write(context.Background(), &buf, bundle, info); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.HasPrefix(buf.Bytes(), []byte("%PDF-")) {
@@ -176,10 +177,10 @@ func TestDeterministic(t *testing.T) {
 	}()
 	for _, b := range []any{ev, soc2, debrief} {
 		var one, two bytes.Buffer
-		if err := Write(&one, b, Info{}); err != nil {
+		if err := Write(context.Background(), &one, b, Info{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := Write(&two, b, Info{}); err != nil {
+		if err := Write(context.Background(), &two, b, Info{}); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(one.Bytes(), two.Bytes()) {
@@ -201,11 +202,11 @@ func TestShowAsText(t *testing.T) {
 	ev, soc2, debrief := bundles(t, src)
 	for _, b := range []any{ev, soc2, debrief} {
 		var direct, text bytes.Buffer
-		if err := Write(&direct, b, Info{Uncompressed: true}); err != nil {
+		if err := Write(context.Background(), &direct, b, Info{Uncompressed: true}); err != nil {
 			t.Fatal(err)
 		}
 		showDirectly = false
-		err := Write(&text, b, Info{Uncompressed: true})
+		err := Write(context.Background(), &text, b, Info{Uncompressed: true})
 		showDirectly = true
 		if err != nil {
 			t.Fatal(err)
@@ -306,7 +307,7 @@ func TestGlyphs(t *testing.T) {
 
 func TestWriteRejects(t *testing.T) {
 	for _, b := range []any{nil, 42, (*evidence.EvidenceBundle)(nil), evidence.Source{}} {
-		if err := Write(&bytes.Buffer{}, b, Info{}); err == nil {
+		if err := Write(context.Background(), &bytes.Buffer{}, b, Info{}); err == nil {
 			t.Errorf("Write(%T) succeeded", b)
 		}
 	}
@@ -320,8 +321,21 @@ func (fullWriter) Write([]byte) (int, error) { return 0, errFull }
 
 func TestWriteError(t *testing.T) {
 	ev, _, _ := bundles(t, costRun(t, "agent-research", 6, 3))
-	if err := Write(fullWriter{}, ev, Info{}); !errors.Is(err, errFull) {
+	if err := Write(context.Background(), fullWriter{}, ev, Info{}); !errors.Is(err, errFull) {
 		t.Errorf("Write to a full disk: %v, want %v", err, errFull)
+	}
+}
+
+// TestWriteCancelled: a report whose context is done gives up in its
+// timeline with the context's error, for the evidence and the SOC 2 report.
+func TestWriteCancelled(t *testing.T) {
+	ev, soc2, _ := bundles(t, costRun(t, "agent-research", 2000, 1500))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, b := range []any{ev, soc2} {
+		if err := Write(ctx, &bytes.Buffer{}, b, Info{}); !errors.Is(err, context.Canceled) {
+			t.Errorf("Write(%T) with its context cancelled: %v", b, err)
+		}
 	}
 }
 
@@ -331,7 +345,7 @@ func BenchmarkEvidencePDF10k(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Reset()
-		if err := Write(&buf, ev, Info{}); err != nil {
+		if err := Write(context.Background(), &buf, ev, Info{}); err != nil {
 			b.Fatal(err)
 		}
 	}
