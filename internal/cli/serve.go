@@ -65,7 +65,8 @@ func serveCommand() *command {
 
 Runs the HTTP API until SIGINT or SIGTERM, then lets in-flight requests
 finish (at most 20s); exports still being made after that are recorded as
-failed, interrupted. Migrations are applied at start.
+failed, interrupted. Migrations are applied at start. Exports are made as
+many at once as there are cores (at least 2); others wait their turn.
 
   --addr HOST:PORT      where to listen (default 127.0.0.1:8080; port 0 picks
                         a free port, logged as addr=HOST:PORT)

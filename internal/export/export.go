@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -37,8 +38,9 @@ type Exporter struct {
 	artifacts Artifacts
 	keys      *signing.Keyring
 	ledger    Ledger
-	unsynced  sync.Map // tenant ids whose log misses a finished export
-	making    sync.Map // export id → tenant id of the exports being made
+	unsynced  sync.Map      // tenant ids whose log misses a finished export
+	making    sync.Map      // export id → tenant id of the exports being made
+	turns     chan struct{} // a place for each export made at once
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -54,6 +56,11 @@ type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	NewID  func() string
+	// Concurrent is how many exports are made at once (default: the
+	// cores, at least 2); others wait their turn. Each holds its run's
+	// steps and its rendering in memory, a few hundred MB for 100 000
+	// steps.
+	Concurrent int
 }
 
 // Ledger records exports in the export ledger (package ledger): every
@@ -78,6 +85,10 @@ func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	if opts.Concurrent <= 0 {
+		opts.Concurrent = max(2, runtime.GOMAXPROCS(0))
+	}
+	e.turns = make(chan struct{}, opts.Concurrent)
 	return e
 }
 
@@ -283,6 +294,15 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	r, err := e.check(ctx, tenantID, who, in)
 	if err != nil {
 		return runproof.Export{}, err
+	}
+	// Its turn comes before its record: one given up while waiting
+	// leaves nothing behind.
+	select {
+	case e.turns <- struct{}{}:
+		defer func() { <-e.turns }()
+	case <-ctx.Done():
+		return runproof.Export{}, runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: %d others were being made until the request ended; ask again",
+			cap(e.turns))
 	}
 	r.ID = e.newID()
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {

@@ -374,6 +374,43 @@ func TestInterrupt(t *testing.T) {
 	}
 }
 
+// TestTurns: exports past Concurrent wait for their turn; one whose
+// request ends while it waits is not started and leaves no record.
+func TestTurns(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, store)
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts := blockingArtifacts{Dir: dir, entered: make(chan struct{}), release: make(chan struct{})}
+	e := export.New(store, arts, export.Options{Now: func() time.Time { return fixed }, Concurrent: 1})
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		first <- err
+	}()
+	<-arts.entered
+	before, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: demo.Tenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = e.Export(wctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	if runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Errorf("an export past the one allowed, given up: %v, want %s", err, runproof.EUNAVAILABLE)
+	}
+	if after, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: demo.Tenant}); err != nil || len(after) != len(before) {
+		t.Errorf("the export given up left a record: %d records, were %d (%v)", len(after), len(before), err)
+	}
+	close(arts.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestDebriefClassification(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	inc := seeded(t, store)
