@@ -272,17 +272,26 @@ func TestFailedExport(t *testing.T) {
 		if _, _, err := e.Open(ctx, demo.Tenant, rec.ID); runproof.ErrorCode(err) != runproof.ECONFLICT {
 			t.Errorf("download of a failed export: %v", err)
 		}
-		var files []string
-		filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				files = append(files, path)
-			}
-			return err
-		})
-		if len(files) != 0 {
+		if files := filesUnder(t, root); len(files) != 0 {
 			t.Errorf("a failed export left files: %v", files)
 		}
 	})
+}
+
+// filesUnder lists the files below root.
+func filesUnder(t *testing.T, root string) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
 
 // cancellingArtifacts cancels the export's context when its artifact is
@@ -362,14 +371,7 @@ func TestInterrupt(t *testing.T) {
 		t.Errorf("Interrupt with nothing being made recorded %d", n)
 	}
 	// The artifact it went on to write is removed.
-	var files []string
-	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, path)
-		}
-		return err
-	})
-	if len(files) != 0 {
+	if files := filesUnder(t, root); len(files) != 0 {
 		t.Errorf("the interrupted export left files: %v", files)
 	}
 }
