@@ -398,7 +398,7 @@ func TestTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Second) // past its checks, well within
+	wctx, cancel := context.WithTimeout(ctx, time.Second) // long enough for its checks on a loaded machine
 	defer cancel()
 	_, err = e.Export(wctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
 	if runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
