@@ -206,8 +206,8 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		case <-ended:
 		case <-time.After(cutWait):
 		}
-		// Exports still being made (a PDF of a long run renders without
-		// looking at its context) are recorded as interrupted.
+		// Exports still being made (past their last look at the context)
+		// are recorded as interrupted.
 		stuck := ex.exporter.Interrupt(context.WithoutCancel(ctx))
 		srv.Close()
 		return fmt.Errorf("%d requests still running after %s were cut off (%d exports among them recorded as interrupted): %w", cut, shutdownGrace, stuck, err)

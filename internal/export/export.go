@@ -295,15 +295,14 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	if err != nil {
 		return runproof.Export{}, err
 	}
-	// Its turn comes before its record: one given up while waiting
-	// leaves nothing behind.
-	select {
-	case e.turns <- struct{}{}:
-		defer func() { <-e.turns }()
-	case <-ctx.Done():
-		return runproof.Export{}, runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: %d others were being made until the request ended; ask again",
-			cap(e.turns))
+	// Its turn comes before its record, so that one given up while waiting
+	// leaves nothing behind, and its time is the turn's: Recover takes an
+	// export that old for abandoned.
+	if err := e.takeTurn(ctx); err != nil {
+		return runproof.Export{}, err
 	}
+	defer func() { <-e.turns }()
+	r.CreatedAt = runproof.Timestamp(e.now())
 	r.ID = e.newID()
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return runproof.Export{}, err
@@ -382,6 +381,21 @@ const MaxDuration = 30 * time.Minute
 // ended is taken for abandoned by a process that stopped: more than
 // MaxDuration, after which a live process has ended it itself.
 const AbandonedAfter = time.Hour
+
+// takeTurn waits for one of the places of the exports made at once, for
+// as long as the request lasts.
+func (e *Exporter) takeTurn(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request had ended (the server is stopping, or the client went away)")
+	}
+	select {
+	case e.turns <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request ended while it waited for one of the %d exports made at once to finish; ask again",
+			cap(e.turns))
+	}
+}
 
 // Interrupt records the exports this Exporter is still making as failed,
 // interrupted, and returns how many: for a process that stops before they

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,15 +325,20 @@ func TestInterruptedExport(t *testing.T) {
 	}
 }
 
-// blockingArtifacts holds the export in Create until release is closed.
+// blockingArtifacts holds exports in Create until release is closed;
+// entered is closed when the first one gets there.
 type blockingArtifacts struct {
 	*artifact.Dir
-	entered chan struct{}
-	release chan struct{}
+	entered, release chan struct{}
+	once             *sync.Once
+}
+
+func newBlocking(dir *artifact.Dir) blockingArtifacts {
+	return blockingArtifacts{Dir: dir, entered: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
 }
 
 func (b blockingArtifacts) Create(key string) (artifact.Pending, error) {
-	close(b.entered)
+	b.once.Do(func() { close(b.entered) })
 	<-b.release
 	return b.Dir.Create(key)
 }
@@ -348,7 +355,7 @@ func TestInterrupt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts := blockingArtifacts{Dir: dir, entered: make(chan struct{}), release: make(chan struct{})}
+	arts := newBlocking(dir)
 	e := newExporter(t, store, arts)
 	done := make(chan error, 1)
 	go func() {
@@ -377,7 +384,9 @@ func TestInterrupt(t *testing.T) {
 }
 
 // TestTurns: exports past Concurrent wait for their turn; one whose
-// request ends while it waits is not started and leaves no record.
+// request ends while it waits is not started and leaves no record; one
+// that gets its turn is created then, not when it was asked for (Recover
+// takes an export an hour old for abandoned).
 func TestTurns(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
@@ -386,11 +395,14 @@ func TestTurns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts := blockingArtifacts{Dir: dir, entered: make(chan struct{}), release: make(chan struct{})}
-	e := export.New(store, arts, export.Options{Now: func() time.Time { return fixed }, Concurrent: 1})
+	var clock atomic.Int64
+	clock.Store(fixed.UnixNano())
+	arts := newBlocking(dir)
+	e := export.New(store, arts, export.Options{Now: func() time.Time { return time.Unix(0, clock.Load()).UTC() }, Concurrent: 1})
+	in := export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON}
 	first := make(chan error, 1)
 	go func() {
-		_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		_, err := e.Export(ctx, demo.Tenant, auditor, in)
 		first <- err
 	}()
 	<-arts.entered
@@ -400,16 +412,31 @@ func TestTurns(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Second) // long enough for its checks on a loaded machine
 	defer cancel()
-	_, err = e.Export(wctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	_, err = e.Export(wctx, demo.Tenant, auditor, in)
 	if runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
 		t.Errorf("an export past the one allowed, given up: %v, want %s", err, runproof.EUNAVAILABLE)
 	}
 	if after, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: demo.Tenant}); err != nil || len(after) != len(before) {
 		t.Errorf("the export given up left a record: %d records, were %d (%v)", len(after), len(before), err)
 	}
+
+	// One that waits for its turn two hours is created two hours later.
+	second := make(chan runproof.Export, 1)
+	go func() {
+		rec, err := e.Export(ctx, demo.Tenant, auditor, in)
+		if err != nil {
+			t.Error(err)
+		}
+		second <- rec
+	}()
+	time.Sleep(100 * time.Millisecond) // past its checks, waiting
+	clock.Add(int64(2 * time.Hour))
 	close(arts.release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
+	}
+	if rec := <-second; !rec.CreatedAt.Equal(fixed.Add(2 * time.Hour)) {
+		t.Errorf("the export that waited was created at %s, want when its turn came, %s", rec.CreatedAt, fixed.Add(2*time.Hour))
 	}
 }
 
