@@ -326,8 +326,10 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
-	// The outcome is recorded even when the caller has gone.
-	if err := e.store.AppendExportEvent(context.WithoutCancel(ctx), ev); err != nil {
+	// The outcome is recorded even when the caller has gone, and once a
+	// database that went away for a while is back.
+	octx := context.WithoutCancel(ctx)
+	if err := runproof.RetryUnavailable(octx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
 		if runproof.ErrorCode(err) == runproof.ECONFLICT && ev.Kind == runproof.ExportEventCompleted {
 			// Ended meanwhile (Interrupt): its artifact is no one's.
 			if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {

@@ -251,11 +251,14 @@ func (s *Server) wrap(rt route) http.Handler {
 		} else if err := handle(c); err != nil {
 			s.fail(sw, r, err)
 		}
-		ev := runproof.AuditEvent{TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
+		ev := runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try below
+			TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
 			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail}
-		// The audit event outlives a client that hung up.
-		if err := s.svc.Record(context.WithoutCancel(r.Context()), ev); err != nil {
+		// The audit event outlives a client that hung up, and a database
+		// that went away for a while.
+		actx := context.WithoutCancel(r.Context())
+		if err := runproof.RetryUnavailable(actx, func() error { return s.svc.Record(actx, ev) }); err != nil {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
 		}
 	})

@@ -1,8 +1,13 @@
 package runproof
 
 import (
+	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
+	"time"
 )
 
 // Error codes. The HTTP layer maps each to one status in one place.
@@ -55,14 +60,18 @@ func Invalid(fields ...FieldError) *Error {
 	return &Error{Code: EINVALID, Message: msg, Fields: fields}
 }
 
-// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// ErrorCode returns the code of the first *Error in err's chain,
+// EUNAVAILABLE for a database that cannot be reached (unreachable), EINTERNAL
 // for any other non-nil error and "" for nil.
 func ErrorCode(err error) string {
 	var e *Error
-	if err == nil {
+	switch {
+	case err == nil:
 		return ""
-	} else if errors.As(err, &e) {
+	case errors.As(err, &e):
 		return e.Code
+	case unreachable(err):
+		return EUNAVAILABLE
 	}
 	return EINTERNAL
 }
@@ -71,12 +80,35 @@ func ErrorCode(err error) string {
 // generic text so that nothing internal leaks.
 func ErrorMessage(err error) string {
 	var e *Error
-	if err == nil {
+	switch {
+	case err == nil:
 		return ""
-	} else if errors.As(err, &e) {
+	case errors.As(err, &e):
 		return e.Message
+	case unreachable(err):
+		return "the database cannot be reached: retry shortly"
 	}
 	return "internal error"
+}
+
+// unreachable reports whether err says the database went away rather than
+// that something is wrong: the network failed, the connection was lost,
+// or the server is shutting down or starting (SQLSTATE classes 08 and
+// 57P01–57P03, which drivers give as SQLState()).
+func unreachable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false // a net.Error too, but of the request, not the database
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	var coded interface{ SQLState() string }
+	if errors.As(err, &coded) {
+		s := coded.SQLState()
+		return strings.HasPrefix(s, "08") || s == "57P01" || s == "57P02" || s == "57P03"
+	}
+	return false
 }
 
 // ErrorFields returns the field errors of err, if any.
@@ -86,4 +118,29 @@ func ErrorFields(err error) []FieldError {
 		return e.Fields
 	}
 	return nil
+}
+
+// Backoff is how long RetryUnavailable waits between its tries: about half
+// a minute in all, what a database restart takes.
+var Backoff = []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+
+// RetryUnavailable runs fn until it does not fail as EUNAVAILABLE (the
+// database cannot be reached), waiting Backoff between tries, and returns
+// its last error. It is for a write that must not be lost once its
+// request is answered or its work done: an audit event, an export's
+// outcome. ctx ends the waiting.
+func RetryUnavailable(ctx context.Context, fn func() error) error {
+	err := fn()
+	for _, wait := range Backoff {
+		if ErrorCode(err) != EUNAVAILABLE {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		err = fn()
+	}
+	return err
 }

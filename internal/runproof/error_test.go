@@ -1,0 +1,70 @@
+package runproof
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+// sqlStateError is an error as a database driver gives it (pgconn.PgError).
+type sqlStateError string
+
+func (e sqlStateError) Error() string    { return "SQLSTATE " + string(e) }
+func (e sqlStateError) SQLState() string { return string(e) }
+
+// TestUnreachable: a database that cannot be reached is unavailable (to
+// retry), not an internal error; a request's own deadline is not.
+func TestUnreachable(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	for err, want := range map[error]string{
+		fmt.Errorf("list runs: %w", refused):                EUNAVAILABLE,
+		fmt.Errorf("get run: %w", driver.ErrBadConn):        EUNAVAILABLE,
+		fmt.Errorf("get run: %w", sqlStateError("57P01")):   EUNAVAILABLE, // admin_shutdown
+		fmt.Errorf("get run: %w", sqlStateError("08006")):   EUNAVAILABLE, // connection_failure
+		fmt.Errorf("insert: %w", sqlStateError("23505")):    EINTERNAL,    // unique_violation
+		fmt.Errorf("get run: %w", context.DeadlineExceeded): EINTERNAL,
+		Errorf(ENOTFOUND, "no such run"):                    ENOTFOUND,
+	} {
+		if got := ErrorCode(err); got != want {
+			t.Errorf("ErrorCode(%v) = %s, want %s", err, got, want)
+		}
+	}
+	if msg := ErrorMessage(refused); msg != "the database cannot be reached: retry shortly" {
+		t.Errorf("message %q", msg)
+	}
+}
+
+// TestRetryUnavailable: a write is tried again while the database cannot
+// be reached, and not after any other outcome.
+func TestRetryUnavailable(t *testing.T) {
+	saved := Backoff
+	Backoff = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
+	defer func() { Backoff = saved }()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	for _, c := range []struct {
+		fails     int
+		err       error
+		calls     int
+		succeeded bool
+	}{
+		{2, refused, 3, true},                              // back on the third try
+		{9, refused, 4, false},                             // gives up after Backoff
+		{1, Errorf(ECONFLICT, "already stored"), 1, false}, // not retried
+	} {
+		calls := 0
+		err := RetryUnavailable(context.Background(), func() error {
+			calls++
+			if calls <= c.fails {
+				return c.err
+			}
+			return nil
+		})
+		if calls != c.calls || (err == nil) != c.succeeded {
+			t.Errorf("failing %d times with %v: %d calls, %v", c.fails, c.err, calls, err)
+		}
+	}
+}
