@@ -50,13 +50,29 @@ func seeded(t *testing.T, store runproof.Store) runproof.Incident {
 func newExporter(t *testing.T, store runproof.Store, arts export.Artifacts) *export.Exporter {
 	t.Helper()
 	if arts == nil {
-		dir, err := artifact.NewDir(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		arts = dir
+		arts, _ = tempArtifacts(t)
 	}
 	return export.New(store, arts, export.Options{NewID: ids(2), Now: func() time.Time { return fixed }})
+}
+
+// tempArtifacts returns an artifact directory of the test's, and its root.
+func tempArtifacts(t *testing.T) (*artifact.Dir, string) {
+	t.Helper()
+	root := t.TempDir()
+	dir, err := artifact.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, root
+}
+
+// seededExporter returns a SQLite store holding the demo data, its
+// showcase incident, and an exporter over it.
+func seededExporter(t *testing.T) (runproof.Store, runproof.Incident, *export.Exporter) {
+	t.Helper()
+	store := storetest.OpenSQLite(t)
+	inc := seeded(t, store)
+	return store, inc, newExporter(t, store, nil)
 }
 
 var auditor = export.Requester{ID: "key_auditor", Origin: runproof.OriginHuman, SourceComponent: "api", CorrelationID: "corr-1", Name: "Grace Hopper"}
@@ -164,10 +180,8 @@ func TestRecord(t *testing.T) {
 
 // TestBadRequests checks the errors a user gets, with the field at fault.
 func TestBadRequests(t *testing.T) {
-	store := storetest.OpenSQLite(t)
+	_, inc, e := seededExporter(t)
 	ctx := context.Background()
-	inc := seeded(t, store)
-	e := newExporter(t, store, nil)
 	clean := "demo-run-001" // completed without an incident
 	for _, tc := range []struct {
 		name  string
@@ -253,11 +267,7 @@ func TestFailedExport(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		inc := seeded(t, store)
-		root := t.TempDir()
-		dir, err := artifact.NewDir(root)
-		if err != nil {
-			t.Fatal(err)
-		}
+		dir, root := tempArtifacts(t)
 		e := newExporter(t, store, failingArtifacts{Dir: dir, limit: 100})
 		rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
 		var failed *export.Failed
@@ -313,10 +323,7 @@ func (c cancellingArtifacts) Create(key string) (artifact.Pending, error) {
 func TestInterruptedExport(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	inc := seeded(t, store)
-	dir, err := artifact.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := tempArtifacts(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	e := newExporter(t, store, cancellingArtifacts{Dir: dir, cancel: cancel})
 	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
@@ -350,11 +357,7 @@ func TestInterrupt(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, store)
-	root := t.TempDir()
-	dir, err := artifact.NewDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, root := tempArtifacts(t)
 	arts := newBlocking(dir)
 	e := newExporter(t, store, arts)
 	done := make(chan error, 1)
@@ -391,10 +394,7 @@ func TestTurns(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, store)
-	dir, err := artifact.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := tempArtifacts(t)
 	var clock atomic.Int64
 	clock.Store(fixed.UnixNano())
 	arts := newBlocking(dir)
@@ -441,9 +441,7 @@ func TestTurns(t *testing.T) {
 }
 
 func TestDebriefClassification(t *testing.T) {
-	store := storetest.OpenSQLite(t)
-	inc := seeded(t, store)
-	e := newExporter(t, store, nil)
+	_, inc, e := seededExporter(t)
 	rec, err := e.Export(context.Background(), demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON,
 		BundleType: runproof.BundleExecutiveDebrief, Classification: "PUBLIC"})
 	if err != nil {
@@ -458,10 +456,8 @@ func TestDebriefClassification(t *testing.T) {
 // incident's UTC day; a period that does not hold the incident's detection
 // is refused, naming the end at fault.
 func TestPeriod(t *testing.T) {
-	store := storetest.OpenSQLite(t)
+	_, inc, e := seededExporter(t)
 	ctx := context.Background()
-	inc := seeded(t, store)
-	e := newExporter(t, store, nil)
 	dayStart, dayEnd := evidence.IncidentPeriod(inc.DetectedAt, nil, nil)
 	start := runproof.Timestamp(dayStart.Add(inc.DetectedAt.Sub(dayStart) / 2))
 	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
@@ -501,10 +497,8 @@ func TestPeriod(t *testing.T) {
 // TestPreparedBy: a debrief is prepared by the name given, else the
 // requester's name, else "system".
 func TestPreparedBy(t *testing.T) {
-	store := storetest.OpenSQLite(t)
+	_, inc, e := seededExporter(t)
 	ctx := context.Background()
-	inc := seeded(t, store)
-	e := newExporter(t, store, nil)
 	anonymous := auditor
 	anonymous.Name = ""
 	for _, c := range []struct {
