@@ -255,10 +255,17 @@ func (s *Server) wrap(rt route) http.Handler {
 			TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
 			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail}
-		// The audit event outlives a client that hung up, and a database
-		// that went away for a while.
+		// The audit event outlives a client that hung up. When the database
+		// is away, it is written again in the background, so that the
+		// answer, already written, is not held back.
 		actx := context.WithoutCancel(r.Context())
-		if err := runproof.RetryUnavailable(actx, func() error { return s.svc.Record(actx, ev) }); err != nil {
+		if err := s.svc.Record(actx, ev); runproof.ErrorCode(err) == runproof.EUNAVAILABLE {
+			go func() {
+				if err := runproof.RetryUnavailable(actx, func() error { return s.svc.Record(actx, ev) }); err != nil {
+					s.log.ErrorContext(actx, "audit event not stored", slog.Any("error", err), slog.String("route", name))
+				}
+			}()
+		} else if err != nil {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
 		}
 	})
