@@ -38,14 +38,15 @@ const spanAttempts = 10
 // maps them) as steps, with the rules of the native step API:
 //
 //   - an unknown run is created (CreateRun) with the spans' agent, goal,
-//     trace id and earliest start;
+//     trace id and earliest start, when some of its spans would be stored:
+//     spans that would all be refused open no run;
 //   - a span already stored (same trace id and span id) is a no-op when its
 //     content is the same and rejected otherwise;
 //   - new spans take the next step indexes, in the order given (start time,
 //     then span id), and are judged by AppendSteps: after a stop they are
 //     stored as violations;
-//   - a run that ended (completed, failed, cancelled) takes no new spans:
-//     they are rejected;
+//   - a run that ended (completed, failed, cancelled, or stopped and then
+//     ended by its agent) takes no new spans: they are rejected;
 //   - the root span of a run named by its trace id ends the run, as failed
 //     when its status is ERROR.
 //

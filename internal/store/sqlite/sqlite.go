@@ -44,8 +44,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	// Every connection gets the same settings. WAL lets readers run while one
-	// writer writes; busy_timeout makes writers queue instead of failing;
-	// _txlock=immediate takes the write lock at BEGIN, so a transaction never
+	// writer writes; busy_timeout makes another process's writers wait for
+	// the write lock instead of failing; _txlock=immediate takes the write lock at BEGIN, so a transaction never
 	// fails half-way trying to upgrade a read lock (and UpdateRun's
 	// read-then-write is serialised per database).
 	q := url.Values{}
