@@ -175,6 +175,7 @@ func TestUsageErrors(t *testing.T) {
 		{"empty --checkpoint", []string{"ledger", "verify", "--tenant", "acme", "--checkpoint", "", "--data", data}, "--checkpoint is empty"},
 		{"empty --signing-key", []string{"keys", "list", "--tenant", "acme", "--signing-key", "", "--data", data}, "--signing-key is empty"},
 		{"empty -o", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "-o", "", "--data", data}, "-o is empty"},
+		{"control character in --prepared-by", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "--prepared-by", "a\x01b", "--data", data}, "--prepared-by: must not hold control characters"},
 		{"alias given twice", []string{"export", "--tenant", "acme", "--run", "r", "--type", "soc2", "--bundle", "evidence", "--format", "json", "--data", data}, "given twice"},
 		{"long key name", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--name", strings.Repeat("n", 201), "--data", data}, "--name: must be at most 200 bytes"},
 		{"bad log level", []string{"migrate", "--data", data, "--log-level", "loud"}, "--log-level"},

@@ -278,7 +278,8 @@ func exportFailure(err error) error {
 func flagWords(msg string) string {
 	return strings.NewReplacer("bundle_type", "--type", "format", "--format", "run_id", "--run",
 		"incident_id", "--incident", "period_start", "--period-start", "period_end", "--period-end",
-		"export_reason", "--reason", "classification", "--classification").Replace(msg)
+		"export_reason", "--reason", "classification", "--classification", "prepared_for", "--prepared-for",
+		"prepared_by", "--prepared-by").Replace(msg)
 }
 
 // subject names what an export covers.
