@@ -1,6 +1,7 @@
 package pdfr
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -11,8 +12,8 @@ import (
 // debriefReport lays out the leader's one- or two-page debrief: risk,
 // what happened, what it cost, how fast it was handled, what to do next.
 // The references to the evidence come last, out of the sentences.
-func debriefReport(b *evidence.ExecutiveDebriefBundle, info Info) *report {
-	r := newReport(pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
+func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info) *report {
+	r := newReport(ctx, pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
 		class: b.Classification, created: b.CreatedAt})
 	sub := "Prepared by " + b.PreparedBy
 	if b.PreparedFor != "" {

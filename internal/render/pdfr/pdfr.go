@@ -69,10 +69,10 @@ func Write(ctx context.Context, w io.Writer, bundle any, info Info) error {
 			r = soc2Report(ctx, b, info)
 		}
 	case evidence.ExecutiveDebriefBundle:
-		r = debriefReport(&b, info)
+		r = debriefReport(ctx, &b, info)
 	case *evidence.ExecutiveDebriefBundle:
 		if b != nil {
-			r = debriefReport(b, info)
+			r = debriefReport(ctx, b, info)
 		}
 	}
 	if r == nil {
@@ -155,9 +155,9 @@ type pageInfo struct {
 	created  string // the bundle's created_at: the document's dates
 }
 
-func newReport(p pageInfo) *report {
+func newReport(ctx context.Context, p pageInfo) *report {
 	pdf := fpdf.NewCustom(&fpdf.InitType{OrientationStr: "P", UnitStr: "mm", Size: a4})
-	r := &report{ctx: context.Background(), pdf: pdf, shown: map[string]*charSet{}}
+	r := &report{ctx: ctx, pdf: pdf, shown: map[string]*charSet{}}
 	// fpdf writes into the font bytes it is given while it subsets them
 	// (hmtx of monospaced fonts): each document gets its own copy, which
 	// keeps the Go fonts intact and the output deterministic.
