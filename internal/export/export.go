@@ -403,20 +403,32 @@ func (e *Exporter) takeTurn(ctx context.Context) error {
 // interrupted, and returns how many: for a process that stops before they
 // are done, which would otherwise leave them pending until Recover, an hour
 // later. One that ends meanwhile keeps its own end.
+// Its artifact, if the export goes on to write one, is removed by the
+// export itself when its own end is refused.
 func (e *Exporter) Interrupt(ctx context.Context) int {
 	n := 0
 	e.making.Range(func(id, tenant any) bool {
-		err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenant.(string), ExportID: id.(string),
-			Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
-			Reason: "interrupted: the server stopped before it was done"})
-		if err == nil {
+		ended, err := e.endInterrupted(ctx, tenant.(string), id.(string))
+		if ended {
 			n++
-		} else if runproof.ErrorCode(err) != runproof.ECONFLICT {
+		} else if err != nil {
 			e.log.WarnContext(ctx, "interrupted export not recorded", slog.String("export_id", id.(string)), slog.Any("error", err))
 		}
 		return true
 	})
 	return n
+}
+
+// endInterrupted records an export as failed, interrupted by the process
+// making it stopping; false when it had ended already.
+func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string) (bool, error) {
+	err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenantID, ExportID: exportID,
+		Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
+		Reason: "interrupted: the process making it stopped before it was done"})
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Recover ends what stopped processes left unfinished in a tenant's
@@ -433,14 +445,11 @@ func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
 	}
 	ended := 0
 	for _, rec := range stale {
-		err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenantID, ExportID: rec.ID,
-			Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
-			Reason: "interrupted: the process making it stopped before it ended"})
-		switch {
-		case runproof.ErrorCode(err) == runproof.ECONFLICT:
-			continue // it ended meanwhile
-		case err != nil:
+		ok, err := e.endInterrupted(ctx, tenantID, rec.ID)
+		if err != nil {
 			return ended, err
+		} else if !ok {
+			continue // it ended meanwhile
 		}
 		ended++
 		if err := e.artifacts.Remove(artifactKey(rec.ExportRequest)); err != nil {
