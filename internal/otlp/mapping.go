@@ -338,7 +338,7 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// say), which would otherwise reject the run and every span of it.
 	s.agent = truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID)),
 		cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), maxText)
-	s.goal = truncate(withoutControls(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc)), "\t\n\r"), maxGoal)
+	s.goal = truncate(runproof.StripProse(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc))), maxGoal)
 	s.service = truncate(cleanName(str(resource, AttrServiceName)), maxText)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {
 		s.runSource = FromRunID
@@ -459,18 +459,7 @@ func firstNonEmpty(ss ...string) string {
 // cleanName is an agent's or a service's name as runproof keeps it:
 // without control characters or surrounding white space; a blank one is
 // none.
-func cleanName(s string) string { return strings.TrimSpace(withoutControls(s, "")) }
-
-// withoutControls drops the control characters (U+0000 to U+001F) of s
-// but those in keep, as runproof.CheckText and CheckProse refuse them.
-func withoutControls(s, keep string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 && !strings.ContainsRune(keep, r) {
-			return -1
-		}
-		return r
-	}, s)
-}
+func cleanName(s string) string { return strings.TrimSpace(runproof.StripText(s)) }
 
 // truncate cuts s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {

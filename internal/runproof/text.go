@@ -18,7 +18,27 @@ func CheckText(s string) error {
 // CheckProse is CheckText for free text (a goal, a reason, an expression),
 // where tab, line feed and carriage return are allowed.
 func CheckProse(s string) error {
-	return checkText(s, "\t\n\r", "must not hold control characters (U+0000 to U+001F) other than tab and line breaks")
+	return checkText(s, proseControls, "must not hold control characters (U+0000 to U+001F) other than tab and line breaks")
+}
+
+// proseControls are the control characters free text may hold.
+const proseControls = "\t\n\r"
+
+// StripText drops what CheckText refuses among the characters of s: its
+// control characters, for text from elsewhere (an OTLP attribute) that is
+// kept rather than refused.
+func StripText(s string) string { return stripControls(s, "") }
+
+// StripProse drops what CheckProse refuses among the characters of s.
+func StripProse(s string) string { return stripControls(s, proseControls) }
+
+func stripControls(s, allowed string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && !strings.ContainsRune(allowed, r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 func checkText(s, allowed, message string) error {

@@ -1,6 +1,9 @@
 package runproof
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestCheckText(t *testing.T) {
 	tests := []struct {
@@ -25,5 +28,21 @@ func TestCheckText(t *testing.T) {
 		if got := CheckProse(tt.in) == nil; got != tt.prose {
 			t.Errorf("CheckProse(%q) accepts: %v, want %v", tt.in, got, tt.prose)
 		}
+	}
+}
+
+// TestStrip: what StripText and StripProse leave, CheckText and CheckProse
+// take, and nothing else is dropped.
+func TestStrip(t *testing.T) {
+	for _, s := range []string{"plain", "a\x1b[31mred\x1b[0m", "line\none\ttab\r\x00", "\x01\x02"} {
+		if got := StripText(s); CheckText(got) != nil || strings.ContainsAny(got, "\t\n\r") {
+			t.Errorf("StripText(%q) = %q", s, got)
+		}
+		if got := StripProse(s); CheckProse(got) != nil || strings.Count(got, "\n") != strings.Count(s, "\n") {
+			t.Errorf("StripProse(%q) = %q", s, got)
+		}
+	}
+	if got := StripText("a\x1b[31mred"); got != "a[31mred" {
+		t.Errorf("StripText dropped %q", got)
 	}
 }
