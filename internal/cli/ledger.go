@@ -15,6 +15,7 @@ import (
 
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
 )
 
@@ -165,8 +166,8 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		// The check is recorded whatever its outcome, even after Ctrl-C.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		ev := cliEvent(t, runproof.AuditIntegrity, "ledger.verify", "ledger/"+t, decision, line)
-		ev.ID, ev.OccurredAt = runproof.NewID(), runproof.Timestamp(started)
-		aerr := store.AppendAuditEvents(actx, ev)
+		ev.OccurredAt = runproof.Timestamp(started) // when the check began
+		aerr := service.New(store, service.Options{}).Record(actx, ev)
 		cancel()
 		if aerr != nil && first == nil {
 			first = fmt.Errorf("ledger verify: the ledger of %s was checked but the audit event could not be recorded: %w", t, aerr)
