@@ -174,20 +174,26 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 			Type: p.Type, Action: p.Action, Threshold: p.Threshold}
 		byID[p.ID] = &g.Evaluations[i]
 	}
-	err = s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) { g.count(st, byID) })
+	err = s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
+		g.count(st, byID)
+		return true
+	})
 	return g, err
 }
 
 // eachStep hands fn each step of a run in index order, reading them a page
-// at a time, so that what only sums steps up does not hold them all.
-func (s *Service) eachStep(ctx context.Context, tenantID, runID string, fn func(*runproof.Step)) error {
+// at a time, so that what only sums steps up does not hold them all. It
+// stops early when fn returns false.
+func (s *Service) eachStep(ctx context.Context, tenantID, runID string, fn func(*runproof.Step) bool) error {
 	for from := int64(0); ; {
 		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: MaxTracePage})
 		if err != nil {
 			return err
 		}
 		for i := range steps {
-			fn(&steps[i])
+			if !fn(&steps[i]) {
+				return nil
+			}
 		}
 		if len(steps) < MaxTracePage {
 			return nil

@@ -423,6 +423,73 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	}
 }
 
+// stepReads counts the pages of steps read from a store.
+type stepReads struct {
+	runproof.Store
+	pages int
+}
+
+func (s *stepReads) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]runproof.Step, error) {
+	s.pages++
+	return s.Store.ListSteps(ctx, p)
+}
+
+// TestTelemetryReadsWhatItNeeds: a page of telemetry reads the run's steps
+// up to the step after the page and the steps where its limits were first
+// approached and broken, and no further; its totals are still the run's.
+func TestTelemetryReadsWhatItNeeds(t *testing.T) {
+	ctx := context.Background()
+	store := &stepReads{Store: storetest.OpenSQLite(t)}
+	svc := New(store, Options{})
+	const steps = MaxTracePage + 50
+	for _, p := range []PolicyInput{
+		{Name: "tokens", Type: runproof.PolicyTokenLimit, Threshold: "300", Action: runproof.ActionWarn},  // 15 tokens a step: 80 % at index 15, over at 20
+		{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: "1000000", Action: runproof.ActionWarn}, // never approached
+	} {
+		if _, err := svc.CreatePolicy(ctx, "acme", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openRun(t, svc, "acme", "r1")
+	start := time.Now().Add(-time.Hour)
+	for from := 0; from < steps; from += MaxStepsPerCall {
+		batch := make([]map[string]any, 0, MaxStepsPerCall)
+		for i := from; i < min(from+MaxStepsPerCall, steps); i++ {
+			at := start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
+			batch = append(batch, stepJSON(i, map[string]any{"timestamp": at}))
+		}
+		if _, err := appendJSON(t, svc, "acme", "r1", batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(from int64, limit int, wantPages, wantPoints int) Telemetry {
+		t.Helper()
+		store.pages = 0
+		tel, err := svc.Telemetry(ctx, "acme", "r1", from, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, cost := tel.Limits[0], tel.Limits[1]
+		if tokens.PolicyName != "tokens" {
+			tokens, cost = cost, tokens
+		}
+		if store.pages != wantPages || len(tel.Points) != wantPoints || tel.Totals.Steps != steps ||
+			tokens.Used != steps*15 || tokens.FirstStep80Percent == nil || *tokens.FirstStep80Percent != 15 ||
+			tokens.FirstStepOverThreshold == nil || *tokens.FirstStepOverThreshold != 20 ||
+			cost.Used != steps*1.5 || cost.FirstStep80Percent != nil || cost.FirstStepOverThreshold != nil {
+			t.Errorf("from %d: %d pages of steps read, want %d; %d points, want %d; totals %+v; limits %+v", from, store.pages, wantPages,
+				len(tel.Points), wantPoints, tel.Totals, tel.Limits)
+		}
+		return tel
+	}
+	if tel := check(0, 10, 1, 10); tel.NextFromIndex == nil || *tel.NextFromIndex != 10 {
+		t.Errorf("next page from %v, want 10", tel.NextFromIndex)
+	}
+	if tel := check(MaxTracePage, 0, 2, 50); tel.NextFromIndex != nil || tel.Points[49].CumulativeTokens != steps*15 {
+		t.Errorf("last page: next %v, last point %+v", tel.NextFromIndex, tel.Points[49])
+	}
+}
+
 // TestCompleteAgain: ending a run again as it ended is a no-op; with
 // another status or another completed_at it is a conflict, and the first
 // end stands.

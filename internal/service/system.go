@@ -87,8 +87,10 @@ type Telemetry struct {
 
 // Telemetry returns a run's telemetry with the points of up to limit steps
 // (MaxTracePage when 0) from index from on. Totals and limits are the
-// whole run's: every step is read, a page at a time, and only the points
-// asked for are kept.
+// whole run's. Steps are read a page at a time from the first, and only
+// the points asked for are kept; the reading stops after the page once
+// every limit's first 80 % and first breach are found that the run's
+// totals say there are, as running totals only grow.
 func (s *Service) Telemetry(ctx context.Context, tenantID, runID string, from int64, limit int) (Telemetry, error) {
 	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
@@ -111,18 +113,23 @@ type telemetryBuilder struct {
 	t           Telemetry
 	limits      []limitUse
 	tot         runproof.Totals
-	from, limit int64 // the page of points kept
+	runTot      runproof.Totals // the run's totals when read
+	from, limit int64           // the page of points kept
+	stopped     bool            // the steps after the last added are not needed
 }
 
 // limitUse follows one limit policy of the snapshot.
 type limitUse struct {
 	usage     *LimitUsage
 	threshold int64 // in the fixed-point unit of the type
+	// approached and broken: the run's totals reached 80 % of the
+	// threshold, went over it; the steps where they first did are to find.
+	approached, broken bool
 }
 
 func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit int) *telemetryBuilder {
 	tb := &telemetryBuilder{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(max(run.Totals.Steps-from, 0), int64(limit))),
-		Limits: []LimitUsage{}}, from: from, limit: int64(limit)}
+		Limits: []LimitUsage{}}, runTot: run.Totals, from: from, limit: int64(limit)}
 	for _, p := range snap.Policies {
 		if !p.Type.IsLimit() {
 			continue
@@ -133,7 +140,8 @@ func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit in
 		}
 		tb.t.Limits = append(tb.t.Limits, LimitUsage{PolicyID: p.ID, PolicyName: p.Name, PolicyVersion: p.Version,
 			Type: p.Type, Action: p.Action, Threshold: float64(n) / float64(policy.Scale(p.Type))})
-		tb.limits = append(tb.limits, limitUse{threshold: n})
+		v := policy.LimitValue(p.Type, run.Totals)
+		tb.limits = append(tb.limits, limitUse{threshold: n, approached: policy.Approaching(v, n), broken: v > n})
 	}
 	for i := range tb.limits {
 		tb.limits[i].usage = &tb.t.Limits[i]
@@ -141,7 +149,8 @@ func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit in
 	return tb
 }
 
-func (tb *telemetryBuilder) add(st *runproof.Step) {
+// add adds a step, and says whether later steps are still needed.
+func (tb *telemetryBuilder) add(st *runproof.Step) bool {
 	tb.tot = tb.tot.Add(*st)
 	tot := tb.tot
 	switch {
@@ -165,10 +174,32 @@ func (tb *telemetryBuilder) add(st *runproof.Step) {
 			l.usage.FirstStepOverThreshold = &idx
 		}
 	}
+	tb.stopped = !tb.more()
+	return !tb.stopped
 }
 
-// done returns the telemetry, with the run's totals and each limit's use.
+// more says whether later steps are still needed: for the page, to know
+// whether a step follows it, or to find where a limit was first
+// approached or broken.
+func (tb *telemetryBuilder) more() bool {
+	if tb.t.NextFromIndex == nil {
+		return true
+	}
+	for _, l := range tb.limits {
+		if l.approached && l.usage.FirstStep80Percent == nil || l.broken && l.usage.FirstStepOverThreshold == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// done returns the telemetry, with the run's totals and each limit's use:
+// the totals of the steps read, or the run's when the reading stopped
+// before the last step.
 func (tb *telemetryBuilder) done() Telemetry {
+	if tb.stopped {
+		tb.tot = tb.runTot
+	}
 	tb.t.Totals = tb.tot
 	for _, l := range tb.limits {
 		v := policy.LimitValue(l.usage.Type, tb.tot)
@@ -242,7 +273,10 @@ func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, with
 		return nil, err
 	}
 	var se stepEvents
-	if err := s.eachStep(ctx, tenantID, runID, se.add); err != nil {
+	if err := s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
+		se.add(st)
+		return true
+	}); err != nil {
 		return nil, err
 	}
 	incs, err := s.store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: tenantID, RunID: runID})
