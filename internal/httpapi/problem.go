@@ -35,7 +35,9 @@ type Problem struct {
 }
 
 // writeError answers with the problem for err. Internal errors are logged
-// with their details and shown as a generic message.
+// with their details and shown as a generic message; a service unavailable
+// (the database cannot be reached, the server is stopping) is logged as a
+// warning with its cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := runproof.ErrorCode(err)
 	status, ok := statusOf[code]
@@ -46,6 +48,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "request failed", slog.String("path", r.URL.Path), slog.Any("error", err))
 	}
 	if status == http.StatusServiceUnavailable {
+		log.WarnContext(r.Context(), "request not served now", slog.String("path", r.URL.Path), slog.Any("error", err))
 		w.Header().Set("Retry-After", "30")
 	}
 	writeProblem(w, r, Problem{

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -75,15 +77,27 @@ func TestReadBodyOneBuffer(t *testing.T) {
 }
 
 // TestInterruptedExportAnswer: an export cut by a stopping server is a 503
-// to retry, with the reason it is recorded with, not an internal error.
+// to retry, with the reason it is recorded with, not an internal error. A
+// 503 is logged as a warning, with its cause.
 func TestInterruptedExportAnswer(t *testing.T) {
 	rec := runproof.Export{ExportRequest: runproof.ExportRequest{ID: "x1"}, Status: runproof.ExportFailed,
 		FailureReason: "it was interrupted: the request was cancelled or the process stopped before it was done"}
 	err := exportError(&export.Failed{Export: rec, Err: fmt.Errorf("render: %w", context.Canceled)})
 	w := httptest.NewRecorder()
-	writeError(w, httptest.NewRequest("POST", "/api/v1/exports", nil), slog.New(slog.NewTextHandler(io.Discard, nil)), err)
+	var logged bytes.Buffer
+	writeError(w, httptest.NewRequest("POST", "/api/v1/exports", nil), slog.New(slog.NewTextHandler(&logged, nil)), err)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" ||
 		!strings.Contains(w.Body.String(), "x1 was interrupted") || !strings.Contains(w.Body.String(), rec.FailureReason) {
 		t.Errorf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if l := logged.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "x1 was interrupted") {
+		t.Errorf("logged %q, want a warning", l)
+	}
+	// A database that cannot be reached: the driver's error is logged.
+	logged.Reset()
+	w = httptest.NewRecorder()
+	writeError(w, httptest.NewRequest("GET", "/api/v1/runs", nil), slog.New(slog.NewTextHandler(&logged, nil)), fmt.Errorf("list runs: %w", driver.ErrBadConn))
+	if l := logged.String(); w.Code != http.StatusServiceUnavailable || !strings.Contains(l, "level=WARN") || !strings.Contains(l, "list runs: driver: bad connection") {
+		t.Errorf("%d, logged %q, want a warning with the cause", w.Code, l)
 	}
 }
