@@ -281,10 +281,10 @@ func ledgerVerifierKeys(keys *signing.Keyring, except string) ([]string, error) 
 	}
 	var out []string
 	for _, pub := range pubs {
-		if signing.KeyID(pub) == except {
+		if signing.KeyID(pub.Public) == except {
 			continue
 		}
-		vk, err := ledger.VerifierKey(pub)
+		vk, err := ledger.VerifierKey(pub.Public)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
@@ -193,6 +194,7 @@ func TestSigningKeysPublished(t *testing.T) {
 			KeyID             string `json:"key_id"`
 			PublicKeyPEM      string `json:"public_key_pem"`
 			LedgerVerifierKey string `json:"ledger_verifier_key"`
+			CreatedAt         string `json:"created_at"`
 			Active            bool   `json:"active"`
 		} `json:"items"`
 	}
@@ -213,7 +215,7 @@ func TestSigningKeysPublished(t *testing.T) {
 	e.must(401, e.do("GET", "/api/v1/signing-keys", "", nil))
 
 	// A key another process makes while the server runs is published at
-	// once, not active here.
+	// once, with when it was made, not active here.
 	other, err := signing.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +227,12 @@ func TestSigningKeysPublished(t *testing.T) {
 	e.must(200, e.do("GET", "/api/v1/signing-keys", e.key("acme", runproof.RoleViewer), nil)).decode(t, &list)
 	if len(list.Items) != 3 || !list.Items[0].Active || list.Items[2].KeyID != made.ID || list.Items[2].Active {
 		t.Fatalf("keys after a rotation elsewhere %+v", list.Items)
+	}
+	for _, k := range list.Items {
+		at, err := time.Parse(time.RFC3339Nano, k.CreatedAt)
+		if err != nil || k.KeyID == made.ID && made.CreatedAt.Sub(at).Abs() > time.Second {
+			t.Errorf("key %s: created_at %q, made at %s", k.KeyID, k.CreatedAt, made.CreatedAt)
+		}
 	}
 }
 

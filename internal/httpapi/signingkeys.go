@@ -18,7 +18,7 @@ type signingKey struct {
 	// LedgerVerifierKey is the same key as a note verifier key, which
 	// checks ledger checkpoints (golang.org/x/mod/sumdb/note).
 	LedgerVerifierKey string `json:"ledger_verifier_key"`
-	CreatedAt         string `json:"created_at,omitempty"` // absent for a key this server only knows from its public half
+	CreatedAt         string `json:"created_at,omitempty"` // absent for a key given from outside the keyring (--signing-key), known by its public half
 	Active            bool   `json:"active"`
 }
 
@@ -62,8 +62,8 @@ func (s *Server) signingKeys(w http.ResponseWriter, c *call) error {
 		return err
 	}
 	for _, pub := range others {
-		if !listed[signing.KeyID(pub)] {
-			if err := add(pub, time.Time{}); err != nil {
+		if !listed[signing.KeyID(pub.Public)] {
+			if err := add(pub.Public, pub.CreatedAt); err != nil {
 				return err
 			}
 		}

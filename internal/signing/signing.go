@@ -109,12 +109,19 @@ func readDir(dir string) ([]Key, error) {
 // key given with Use.
 const usedDir = "used"
 
+// A PublicKey is the public half of a signing key, with when the key was
+// made when known.
+type PublicKey struct {
+	Public    ed25519.PublicKey
+	CreatedAt time.Time // zero for a key known only from its public half
+}
+
 // Verifying returns the public keys of every key that signed for this
 // keyring: the keys now in its directory, to which another
 // process (`runproof keys rotate-signing`) may have added one, and every
 // key given with Use, now or by an earlier process. The keyring itself is
 // unchanged.
-func (kr *Keyring) Verifying() ([]ed25519.PublicKey, error) {
+func (kr *Keyring) Verifying() ([]PublicKey, error) {
 	keys, err := readDir(kr.dir)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
@@ -124,7 +131,7 @@ func (kr *Keyring) Verifying() ([]ed25519.PublicKey, error) {
 		return nil, err
 	}
 	slices.Sort(names)
-	var out []ed25519.PublicKey
+	var out []PublicKey
 	for _, name := range names {
 		b, err := os.ReadFile(name)
 		if err != nil {
@@ -134,11 +141,11 @@ func (kr *Keyring) Verifying() ([]ed25519.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("signing keys: %s: %w", name, err)
 		}
-		out = append(out, pub)
+		out = append(out, PublicKey{Public: pub})
 	}
 	for _, k := range append(keys, kr.keys...) {
-		if !slices.ContainsFunc(out, func(p ed25519.PublicKey) bool { return p.Equal(k.Public()) }) {
-			out = append(out, k.Public())
+		if !slices.ContainsFunc(out, func(p PublicKey) bool { return p.Public.Equal(k.Public()) }) {
+			out = append(out, PublicKey{Public: k.Public(), CreatedAt: k.CreatedAt})
 		}
 	}
 	return out, nil
