@@ -542,6 +542,15 @@ func TestServe(t *testing.T) {
 func TestDemoTwiceThenExport(t *testing.T) {
 	dir := t.TempDir()
 	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "out")
+	// An --out that cannot be a directory is refused before anything is seeded.
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, runCLI(t, "", "demo", "--data", data, "--out", notDir), 2, "--out "+notDir)
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the refused demo made its data directory: %v", err)
+	}
 	first := runCLI(t, "", "demo", "--data", data, "--out", out)
 	if first.code != 0 {
 		t.Fatalf("demo: %d %s", first.code, first.stderr)
@@ -666,6 +675,7 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	}
 
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo"), 2, "give --incident ID or --run ID")
+	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--run", "demo-run-001"), 2, "one of them")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--incident", inc, "--type", "pdf"), 2, "--type: must be")
 	wantError(t, runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", "demo-run-001", "--bundle", "executive_debrief"),
 		2, "has no incident")

@@ -3,9 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -54,6 +57,13 @@ Examples:
 }
 
 func runDemo(ctx context.Context, e *env, out string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil { // before seeding anything
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return usagef("demo: cannot make --out %s (%v): name a directory, or where one can be made", out, err)
+	}
 	store, err := openStore(ctx, e.common)
 	if err != nil {
 		return err

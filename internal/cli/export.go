@@ -83,8 +83,8 @@ Examples:
 				if err := checkTenant("export", tenant); err != nil {
 					return err
 				}
-				if in.IncidentID == "" && in.RunID == "" {
-					return usagef("export: give --incident ID or --run ID (see runproof export -h)")
+				if (in.IncidentID == "") == (in.RunID == "") {
+					return usagef("export: give --incident ID or --run ID, one of them (see runproof export -h)")
 				}
 				in.IncludeRawSteps = new(!noSteps)
 				return runExport(ctx, e, tenant, in, out)
