@@ -157,7 +157,7 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		if err != nil {
 			decision = runproof.DecisionDeny
 			if first == nil {
-				first = fmt.Errorf("ledger verify: %w", err)
+				first = fmt.Errorf("ledger verify: %w%s", err, keyHint(err))
 			}
 		}
 		if unknown {
@@ -197,9 +197,9 @@ func verifyLine(rep ledger.Report, err error) string {
 	var m *ledger.Mismatch
 	switch {
 	case errors.As(err, &m) && m.Index >= 0:
-		return fmt.Sprintf("FAILED at entry %d: %s", m.Index, m.Reason)
+		return fmt.Sprintf("FAILED at entry %d: %s%s", m.Index, m.Reason, keyHint(err))
 	case errors.As(err, &m):
-		return "FAILED: " + m.Reason
+		return "FAILED: " + m.Reason + keyHint(err)
 	case err != nil:
 		return "could not be checked: " + err.Error()
 	}
@@ -208,16 +208,35 @@ func verifyLine(rep ledger.Report, err error) string {
 	case rep.Checkpoints == 0:
 		line = "ok: the ledger is empty"
 	case rep.Signatures == rep.Checkpoints:
-		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %d checkpoints hold with their signatures, the latest of size %d",
-			rep.Entries, rep.AuditEvents, rep.Checkpoints, rep.Latest.N)
+		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %s with their signatures, the latest of size %d",
+			rep.Entries, rep.AuditEvents, checkpointsHold(rep.Checkpoints), rep.Latest.N)
 	default:
-		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %d checkpoints hold, the latest of size %d with its signature",
-			rep.Entries, rep.AuditEvents, rep.Checkpoints, rep.Latest.N)
+		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %s, the latest of size %d with its signature",
+			rep.Entries, rep.AuditEvents, checkpointsHold(rep.Checkpoints), rep.Latest.N)
 	}
 	if rep.Extends > 0 {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
 	}
 	return line
+}
+
+// keyHint says what to do when a checkpoint is signed by none of the
+// keys it was checked with (err), and is "" otherwise.
+func keyHint(err error) string {
+	var signer *ledger.UnknownSignerError
+	if !errors.As(err, &signer) {
+		return ""
+	}
+	return " (if that key is the server's, give its public key with --key, or the --data or --signing-key " +
+		"the server runs with; if not, the checkpoint was signed behind runproof's back)"
+}
+
+// checkpointsHold says that n checkpoints hold, in good English.
+func checkpointsHold(n int64) string {
+	if n == 1 {
+		return "1 checkpoint holds"
+	}
+	return fmt.Sprintf("%d checkpoints hold", n)
 }
 
 // verifierKeys returns the note verifier keys of --key files, or else of

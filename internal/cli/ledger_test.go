@@ -86,7 +86,10 @@ func TestLedgerVerify(t *testing.T) {
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	otherPub := writeFile(t, "other.pem", string(signing.PublicPEM(other)))
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "demo", "--key", otherPub)
-	wantError(t, r, 1, "entry 0: checkpoint of size 1: checkpoint not signed by a known key")
+	wantError(t, r, 1, "entry 0: checkpoint of size 1: checkpoint not signed by a known key: it is signed by "+keys.Active().ID)
+	if !strings.Contains(r.stderr, "give its public key with --key") || !strings.Contains(r.stdout, "give its public key with --key") {
+		t.Errorf("no hint at the key: %q %q", r.stdout, r.stderr)
+	}
 
 	// A record changed behind the triggers' back: entry 3 is the sealed
 	// manifest of evidence.zip, and its sealed event says another manifest.

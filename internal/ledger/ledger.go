@@ -153,11 +153,33 @@ func openCheckpoint(msg []byte, known note.Verifiers) (origin string, tree tlog.
 	n, err := note.Open(msg, known)
 	var unverified *note.UnverifiedNoteError
 	if errors.As(err, &unverified) {
-		return "", tree, fmt.Errorf("checkpoint not signed by a known key: %w", err)
+		return "", tree, &UnknownSignerError{Signers: signers(unverified.Note)}
 	} else if err != nil {
 		return "", tree, fmt.Errorf("checkpoint signature: %w", err)
 	}
 	return checkpointTree(n.Text)
+}
+
+// An UnknownSignerError is a checkpoint that none of the keys it is
+// checked with signed: it was signed with another key, or re-signed.
+type UnknownSignerError struct {
+	Signers []string // the names of the keys that signed it
+}
+
+func (e *UnknownSignerError) Error() string {
+	if len(e.Signers) == 0 {
+		return "checkpoint not signed by a known key: it bears no signature"
+	}
+	return fmt.Sprintf("checkpoint not signed by a known key: it is signed by %s", strings.Join(e.Signers, ", "))
+}
+
+// signers names the keys that signed a note, as name+hash.
+func signers(n *note.Note) []string {
+	out := make([]string, len(n.UnverifiedSigs))
+	for i, s := range n.UnverifiedSigs {
+		out[i] = fmt.Sprintf("%s+%08x", s.Name, s.Hash)
+	}
+	return out
 }
 
 // readCheckpoint reads a checkpoint's origin line and tree without
@@ -371,7 +393,7 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		return nil
 	}
 	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.VerifierKeys()...)
-	var unknown *note.UnverifiedNoteError
+	var unknown *UnknownSignerError
 	if errors.As(err, &unknown) {
 		if learned, lerr := l.learn(); lerr != nil {
 			return fmt.Errorf("the latest checkpoint is signed by a key this process does not know, and the signing keys could not be read again: %w", lerr)
@@ -379,13 +401,13 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 			origin, tree, err = OpenCheckpoint(st.Latest.Note, l.VerifierKeys()...)
 		}
 	}
-	if errors.As(err, &unknown) && len(unknown.Note.UnverifiedSigs) > 0 {
+	if errors.As(err, &unknown) && len(unknown.Signers) > 0 {
 		// Diverged, as far as this process can tell; said so that a user
 		// who changed keys sees what to do.
 		return errors.Join(ErrDiverged, runproof.Errorf(runproof.ECONFLICT,
 			"the latest checkpoint of the ledger of tenant %q is signed by key %s, which this runproof does not know, so nothing was appended: "+
 				"if that key is yours, give it again (--signing-key) or put it back in the signing-keys directory; if not, run `runproof ledger verify`",
-			tenantID, unknown.Note.UnverifiedSigs[0].Name))
+			tenantID, unknown.Signers[0]))
 	}
 	if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)

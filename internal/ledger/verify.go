@@ -63,9 +63,12 @@ type Mismatch struct {
 	TenantID string
 	Index    int64 // the first entry at fault; -1 when none can be named
 	Reason   string
+	Err      error // the checkpoint's error the reason states, if any
 
 	latestSignature bool // the latest checkpoint does not open: older signatures may name an earlier entry
 }
+
+func (m *Mismatch) Unwrap() error { return m.Err }
 
 func (m *Mismatch) Error() string {
 	if m.Index < 0 {
@@ -279,7 +282,7 @@ func (v *verification) checkpoint(c openedCheckpoint) error {
 	at := v.lastSize // the first entry the checkpoint covers that no earlier one did
 	if c.err != nil {
 		m := v.fail(at, "checkpoint of size %d: %v", c.Size, c.err)
-		m.latestSignature = c.Size == v.latest.Size
+		m.Err, m.latestSignature = c.err, c.Size == v.latest.Size
 		return m
 	}
 	if want := Origin(v.p.TenantID); c.origin != want {
@@ -343,7 +346,9 @@ func (v *verification) firstBadSignature(latest *Mismatch) error {
 				_, _, err = openCheckpoint(c.Note, keys)
 			}
 			if err != nil {
-				return v.fail(after, "checkpoint of size %d: %v", c.Size, err)
+				m := v.fail(after, "checkpoint of size %d: %v", c.Size, err)
+				m.Err = err
+				return m
 			}
 			after = c.Size
 		}
