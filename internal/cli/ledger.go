@@ -78,7 +78,8 @@ Examples:
 					}
 					if *tenant == "" {
 						if *tenant = checkpointTenant(older); *tenant == "" {
-							return usagef("ledger verify: --checkpoint %s names no tenant's ledger: give --tenant", *checkpoint)
+							return usagef("ledger verify: --checkpoint %s is not a runproof ledger checkpoint: give the signed note "+
+								"that GET /api/v1/ledger/checkpoint serves, saved to a file", *checkpoint)
 						}
 					}
 				}

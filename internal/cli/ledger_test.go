@@ -114,7 +114,7 @@ func TestLedgerVerify(t *testing.T) {
 		t.Errorf("audit event of the failed check: %+v", ev)
 	}
 
-	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", writeFile(t, "x", "not a checkpoint")), 2, "names no tenant")
+	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", writeFile(t, "x", "not a checkpoint")), 2, "is not a runproof ledger checkpoint")
 	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--key", writeFile(t, "k", "nope")), 1, "neither a PEM public key nor a verifier key")
 }
 
