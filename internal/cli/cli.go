@@ -42,9 +42,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprint(stderr, mainHelp())
 		return 2
 	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
+	switch {
+	case isHelp(args[0]):
 		return help(args[1:], stdout, stderr)
+	case len(args) == 2 && isHelp(args[1]) && groupHelp(args[0]) != "": // runproof keys -h
+		fmt.Fprint(stdout, groupHelp(args[0]))
+		return 0
 	}
 	cmd, rest, err := lookup(args)
 	if err != nil {
@@ -141,16 +144,56 @@ func lookup(args []string) (*command, []string, error) {
 		}
 	}
 	// "runproof keys" alone: name the subcommands it has.
-	var subs []string
-	for _, c := range cmds {
-		if group, _, ok := strings.Cut(c.name, " "); ok && group == args[0] {
-			subs = append(subs, "runproof "+c.name)
+	if subs := group(args[0]); len(subs) > 0 {
+		names := make([]string, len(subs))
+		for i, c := range subs {
+			names[i] = "runproof " + c.name
 		}
+		return nil, nil, usagef("%s: missing or unknown subcommand: use %s (see runproof %s -h)", args[0], strings.Join(names, ", "), args[0])
 	}
-	if len(subs) > 0 {
-		return nil, nil, usagef("%s: missing or unknown subcommand: use %s", args[0], strings.Join(subs, ", "))
+	if strings.HasPrefix(args[0], "-") {
+		return nil, nil, usagef("%s before a command: flags go after it, as in runproof COMMAND [flags]; the commands are %s", args[0], commandList())
 	}
 	return nil, nil, usagef("unknown command %q: the commands are %s, help", args[0], commandList())
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// group returns the subcommands of a group of commands ("keys"), if name
+// is one.
+func group(name string) []*command {
+	var subs []*command
+	for _, c := range commands() {
+		if g, _, ok := strings.Cut(c.name, " "); ok && g == name {
+			subs = append(subs, c)
+		}
+	}
+	return subs
+}
+
+// groupHelp lists the subcommands of a group of commands, or is "" when
+// name is no group.
+func groupHelp(name string) string {
+	subs := group(name)
+	if len(subs) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: runproof %s SUBCOMMAND [flags]\n\nSubcommands:\n", name)
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, c := range subs {
+		fmt.Fprintf(w, "  %s\t%s\n", c.name, c.summary)
+	}
+	_ = w.Flush() // a strings.Builder does not fail
+	fmt.Fprintf(&b, "\nRun \"runproof %s SUBCOMMAND -h\" for a subcommand's flags and examples.\n", name)
+	return b.String()
 }
 
 func commandList() string {
@@ -165,6 +208,10 @@ func commandList() string {
 func help(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || len(args) == 1 && args[0] == "help" {
 		fmt.Fprint(stdout, mainHelp())
+		return 0
+	}
+	if len(args) == 1 && groupHelp(args[0]) != "" {
+		fmt.Fprint(stdout, groupHelp(args[0]))
 		return 0
 	}
 	cmd, _, err := lookup(args)

@@ -203,6 +203,18 @@ func TestHelpAndVersion(t *testing.T) {
 	if r := runCLI(t, ""); r.code != 2 || !strings.Contains(r.stderr, "Usage: runproof") {
 		t.Errorf("no arguments: code %d, stderr %q; want 2 and the usage", r.code, r.stderr)
 	}
+	// A group of commands lists its subcommands.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{{[]string{"keys", "-h"}, "keys rotate-signing"}, {[]string{"help", "keys"}, "keys create"}, {[]string{"ledger", "--help"}, "ledger verify"}} {
+		r := runCLI(t, "", c.args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Subcommands:") || !strings.Contains(r.stdout, c.want) || r.stderr != "" {
+			t.Errorf("%v: code %d, stdout %q, stderr %q", c.args, r.code, r.stdout, r.stderr)
+		}
+	}
+	wantError(t, runCLI(t, "", "keys"), 2, "see runproof keys -h")
+	wantError(t, runCLI(t, "", "--data", "x", "export"), 2, "flags go after it")
 	if r := runCLI(t, "", "version"); r.code != 0 || r.stdout != "runproof devel\n" {
 		t.Errorf("version: code %d, stdout %q", r.code, r.stdout)
 	}
