@@ -189,7 +189,7 @@ func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
 func seed(ctx context.Context, store runproof.Store, n int) (string, error) {
 	svc := service.New(store, service.Options{})
 	if _, err := svc.CreatePolicy(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
-		Threshold: service.Number(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
+		Threshold: service.Threshold(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
 		return "", err
 	}
 	run, _, err := svc.CreateRun(ctx, tenant, service.RunInput{RunID: "bench-run", AgentID: "bench-agent", Goal: "Answer the support queue"})

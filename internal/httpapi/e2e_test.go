@@ -325,3 +325,30 @@ func TestStepsMetric(t *testing.T) {
 		t.Errorf("%v steps counted, 3 stored:\n%s", total, body)
 	}
 }
+
+// TestPolicyReadBackSentAgain: a policy as runproof answers it, less what
+// runproof assigns, can be sent again as the policy's next version, its
+// threshold (a string in answers) included.
+func TestPolicyReadBackSentAgain(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 0.25, "action": "stop"}))
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "no shell", "type": "step_type_denied", "step_types": []string{"shell"}, "action": "warn"}))
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	e.must(200, e.do("GET", "/api/v1/policies", admin, nil)).decode(t, &list)
+	if len(list.Items) != 2 {
+		t.Fatalf("%d policies", len(list.Items))
+	}
+	for _, p := range list.Items {
+		for _, assigned := range []string{"id", "tenant_id", "version", "created_at"} {
+			delete(p, assigned)
+		}
+		var again runproof.Policy
+		e.must(201, e.do("POST", "/api/v1/policies", admin, p)).decode(t, &again)
+		if again.Version != 2 || again.Threshold != p["threshold"] {
+			t.Errorf("sent again %v: %+v", p, again)
+		}
+	}
+}

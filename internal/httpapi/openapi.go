@@ -100,11 +100,12 @@ func operationID(rt route) string {
 
 // fixedSchemas describe the types whose JSON is not what their kind says.
 var fixedSchemas = map[reflect.Type]map[string]any{
-	reflect.TypeFor[time.Time]():       {"type": "string", "format": "date-time"},
-	reflect.TypeFor[json.RawMessage](): {}, // any JSON value
-	reflect.TypeFor[jsontext.Value]():  {},
-	reflect.TypeFor[json.Number]():     {"type": "number"},
-	reflect.TypeFor[service.Number]():  {"type": "number"}, // a JSON number, kept as written
+	reflect.TypeFor[time.Time]():         {"type": "string", "format": "date-time"},
+	reflect.TypeFor[json.RawMessage]():   {}, // any JSON value
+	reflect.TypeFor[jsontext.Value]():    {},
+	reflect.TypeFor[json.Number]():       {"type": "number"},
+	reflect.TypeFor[service.Number]():    {"type": "number"},                             // a JSON number, kept as written
+	reflect.TypeFor[service.Threshold](): {"type": []string{"number", "string", "null"}}, // a number, or a string holding one
 }
 
 // addedMembers lists the members a type's MarshalJSON adds to its fields.

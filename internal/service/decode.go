@@ -60,6 +60,30 @@ func (n *Number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return nil
 }
 
+// Threshold is a policy's threshold as sent: a JSON number, or a string
+// holding one, as runproof answers with ("100"), so that a policy read back
+// can be sent again; "" and null when the type has none.
+type Threshold string
+
+// UnmarshalJSONFrom accepts a JSON number, a string or null.
+func (t *Threshold) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
+	}
+	switch s := tok.String(); {
+	case tok.Kind() == '0' || tok.Kind() == '"' && (s == "" || jsontext.Value(s).Kind() == '0' && jsontext.Value(s).IsValid()):
+		*t = Threshold(s)
+	case tok.Kind() == 'n':
+		*t = ""
+	default:
+		return errThreshold
+	}
+	return nil
+}
+
+var errThreshold = errors.New("must be a number (or a string holding one)")
+
 type stepBatch struct {
 	Steps []StepInput `json:"steps"`
 }
@@ -152,8 +176,11 @@ func typeMessage(e *json.SemanticError) string {
 	if e.GoType == nil {
 		return "has the wrong type"
 	}
-	if e.GoType == reflect.TypeFor[Number]() {
+	switch e.GoType {
+	case reflect.TypeFor[Number]():
 		return "must be a JSON number"
+	case reflect.TypeFor[Threshold]():
+		return errThreshold.Error()
 	}
 	switch e.GoType.Kind() {
 	case reflect.Int, reflect.Int64, reflect.Pointer:

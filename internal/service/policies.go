@@ -11,7 +11,7 @@ import (
 type PolicyInput struct {
 	Name       string              `json:"name"`
 	Type       runproof.PolicyType `json:"type"`
-	Threshold  Number              `json:"threshold"`
+	Threshold  Threshold           `json:"threshold"`
 	Action     runproof.Action     `json:"action"`
 	StepTypes  []string            `json:"step_types"`
 	Expression string              `json:"expression"`

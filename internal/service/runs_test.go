@@ -368,7 +368,7 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	svc := New(storetest.OpenSQLite(t), Options{})
 	const steps, limit = MaxTracePage + 50, MaxTracePage + 20
 	if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "long", Type: runproof.PolicyStepLimit,
-		Threshold: Number(strconv.Itoa(limit)), Action: runproof.ActionWarn}); err != nil {
+		Threshold: Threshold(strconv.Itoa(limit)), Action: runproof.ActionWarn}); err != nil {
 		t.Fatal(err)
 	}
 	openRun(t, svc, "acme", "r1")

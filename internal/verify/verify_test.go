@@ -203,7 +203,7 @@ func seedRun(t testing.TB, store runproof.Store, n int) string {
 	svc := service.New(store, service.Options{})
 	const tenant = "bench"
 	if _, err := svc.CreatePolicy(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
-		Threshold: service.Number(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
+		Threshold: service.Threshold(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
 		t.Fatal(err)
 	}
 	run, _, err := svc.CreateRun(ctx, tenant, service.RunInput{RunID: "run-1", AgentID: "agent"})

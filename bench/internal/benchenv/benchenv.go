@@ -126,8 +126,8 @@ func NewServer(ctx context.Context, store runproof.Store, n int) (*Server, error
 		return nil, err
 	}
 	for _, p := range []service.PolicyInput{
-		{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: service.Number(fmt.Sprint(n * 10)), Action: runproof.ActionStop},
-		{Name: "tokens", Type: runproof.PolicyTokenLimit, Threshold: service.Number(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn},
+		{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: service.Threshold(fmt.Sprint(n * 10)), Action: runproof.ActionStop},
+		{Name: "tokens", Type: runproof.PolicyTokenLimit, Threshold: service.Threshold(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn},
 	} {
 		if _, err := svc.CreatePolicy(ctx, Tenant, p); err != nil {
 			s.Close()
