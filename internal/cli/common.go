@@ -34,9 +34,10 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
                         export artifacts in DIR/artifacts (default ./runproof-data)
   --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
-                        and ledger checkpoints (default $` + SigningKeyEnv + `; without it,
-                        the newest key of DIR/signing-keys, created on first use;
-                        unset the variable to use those, as an empty value is refused)
+                        and ledger checkpoints (default $` + SigningKeyEnv + `
+                        when not empty; without either, the newest key of
+                        DIR/signing-keys, created on first use; --signing-key ''
+                        is refused: leave the flag out to use those)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
 `
