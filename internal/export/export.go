@@ -160,7 +160,8 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	switch r.Scope {
 	case runproof.ScopeLLMRun, runproof.ScopeCompliance:
 	case runproof.ScopeAudit, runproof.ScopeSystem:
-		bad("scope", fmt.Sprintf("%q exports are not available yet: use llm_run (a run or an incident) or compliance", r.Scope))
+		bad("scope", fmt.Sprintf("%q exports are not available yet: export a run or an incident (llm_run), "+
+			"or a SOC 2 bundle of one for a compliance period (compliance)", r.Scope))
 	default:
 		bad("scope", "must be llm_run, compliance, audit or system")
 	}
@@ -220,7 +221,12 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	if r.PeriodStart != nil && r.PeriodEnd != nil && !r.PeriodStart.Before(*r.PeriodEnd) {
 		bad("period_end", "must be after period_start")
 	}
-	if in.RunID == "" && in.IncidentID == "" {
+	switch {
+	case in.RunID != "" || in.IncidentID != "":
+	case r.Scope == runproof.ScopeCompliance:
+		bad("run_id", "give a run_id or an incident_id: a compliance export covers one incident within its period "+
+			"(exports of a whole period are not available yet)")
+	default:
 		bad("run_id", "give a run_id or an incident_id")
 	}
 	if len(errs) > 0 {

@@ -194,6 +194,9 @@ func TestBadRequests(t *testing.T) {
 		{"unknown format", export.Input{IncidentID: inc.ID, Format: "xml"}, runproof.EINVALID, "format"},
 		{"unknown classification", export.Input{IncidentID: inc.ID, Format: "json", Classification: "SECRET"}, runproof.EINVALID, "classification"},
 		{"nothing to export", export.Input{Format: "json"}, runproof.EINVALID, "run_id"},
+		{"a compliance period alone", export.Input{Scope: runproof.ScopeCompliance, BundleType: "soc2", Format: "json",
+			PeriodStart: "2026-01-01T00:00:00Z", PeriodEnd: "2026-04-01T00:00:00Z"}, runproof.EINVALID, "run_id"},
+		{"the audit log", export.Input{Scope: runproof.ScopeAudit, Format: "json"}, runproof.EINVALID, "scope"},
 		{"prepared_by not text", export.Input{IncidentID: inc.ID, Format: "json", PreparedBy: "Ada\x00"}, runproof.EINVALID, "prepared_by"},
 		{"bad period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
@@ -219,6 +222,11 @@ func TestBadRequests(t *testing.T) {
 				fields := runproof.ErrorFields(err)
 				if len(fields) == 0 || fields[0].Field != tc.field {
 					t.Fatalf("fields %+v, want %s", fields, tc.field)
+				}
+				if tc.in.Scope == runproof.ScopeCompliance || tc.in.Scope == runproof.ScopeAudit {
+					if m := fields[0].Message; !strings.Contains(m, "not available yet") {
+						t.Errorf("%s: %q does not say what is not available yet", tc.field, m)
+					}
 				}
 			}
 		})
