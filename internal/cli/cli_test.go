@@ -458,6 +458,10 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 			file := writeFile(t, "runs.ndjson", strings.Join(tt.lines, "\n")+"\n")
 			r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)
 			wantError(t, r, 1, tt.want)
+			if first := strings.Contains(tt.want, "line 1:"); first != strings.Contains(r.stderr, "nothing was stored") ||
+				!first && !strings.Contains(r.stderr, "lines before it are stored") {
+				t.Errorf("stderr %q does not say what was stored", r.stderr)
+			}
 			steps, err := openStore(t, data).ListSteps(context.Background(), runproof.ListStepsParams{TenantID: "acme", RunID: "r1"})
 			if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
 				t.Fatal(err)

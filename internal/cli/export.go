@@ -160,7 +160,7 @@ func sealAudit(ctx context.Context, e *env, led *ledger.Ledger, tenant string) {
 	case err != nil:
 		e.log.Warn("audit events not put into the ledger yet; the next export or serve will", slog.String("tenant_id", tenant), slog.Any("error", err))
 	case n > 0:
-		e.log.Info("audit events put into the ledger", slog.String("tenant_id", tenant), slog.Int("appended", n))
+		e.log.Debug("audit events put into the ledger", slog.String("tenant_id", tenant), slog.Int("appended", n))
 	}
 }
 

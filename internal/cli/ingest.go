@@ -154,6 +154,8 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return fmt.Errorf("%s: interrupted: the lines read before are stored; run the same file again to resume", name)
+	case errors.As(err, &le) && le.line == 1:
+		return fmt.Errorf("%s: %w (nothing was stored: fix it and run again)", name, err)
 	case errors.As(err, &le):
 		return fmt.Errorf("%s: %w (lines before it are stored: fix it and run again, stored lines are skipped)", name, err)
 	case err != nil:
