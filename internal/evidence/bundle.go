@@ -193,8 +193,9 @@ type SOC2Bundle struct {
 	CriteriaCovered       []string             `json:"criteria_covered"`
 }
 
-// soc2Members are the JSON members a SOC2Bundle adds to the evidence ones.
-var soc2Members = []string{"evidence_digest", "control_mappings", "attestation_statement",
+// SOC2Members are the JSON members a SOC2Bundle adds to the evidence ones,
+// which its evidence_digest leaves out.
+var SOC2Members = []string{"evidence_digest", "control_mappings", "attestation_statement",
 	"compliance_period_start", "compliance_period_end", "auditor_notes", "review_status",
 	"reviewed_by", "reviewed_at", "criteria_covered"}
 

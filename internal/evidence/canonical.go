@@ -139,7 +139,7 @@ func VerifyEvidenceDigest(data []byte) error {
 		return err
 	}
 	delete(members, "content_hash")
-	for _, name := range soc2Members {
+	for _, name := range SOC2Members {
 		delete(members, name)
 	}
 	return compareDigest(members, "evidence_digest", claimed)

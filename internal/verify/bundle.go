@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -48,9 +49,13 @@ func (o opt) String() string {
 
 // soc2Members are the members a SOC 2 bundle adds to the evidence ones,
 // which its evidence_digest leaves out (docs/bundles.md).
-var soc2Members = map[string]bool{"evidence_digest": true, "control_mappings": true, "attestation_statement": true,
-	"compliance_period_start": true, "compliance_period_end": true, "auditor_notes": true, "review_status": true,
-	"reviewed_by": true, "reviewed_at": true, "criteria_covered": true}
+var soc2Members = func() map[string]bool {
+	set := make(map[string]bool, len(evidence.SOC2Members))
+	for _, m := range evidence.SOC2Members {
+		set[m] = true
+	}
+	return set
+}()
 
 // Members of a step, in RFC 8785 order.
 const (
