@@ -41,9 +41,8 @@ const (
 
 // Limits the mapping shares with the native step API (package service).
 const (
-	MaxClockSkew = 5 * time.Minute // how far in the future a time may lie
-	maxText      = 200             // bytes of an agent id or a step type
-	maxGoal      = 4096            // bytes of a run's goal
+	maxText = 200  // bytes of an agent id or a step type
+	maxGoal = 4096 // bytes of a run's goal
 )
 
 // UnknownAgent is the agent id of a run whose spans name no agent and whose
@@ -61,7 +60,7 @@ const (
 
 // Options tune Map.
 type Options struct {
-	Now    time.Time // times more than MaxClockSkew after Now are refused
+	Now    time.Time // times more than runproof.MaxClockSkew after Now are refused
 	Prices Prices    // model prices; nil means DefaultPrices
 }
 
@@ -301,11 +300,11 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	s.TraceID, s.SpanID = hex.EncodeToString(sp.GetTraceId()), hex.EncodeToString(sp.GetSpanId())
 	s.start = sp.GetStartTimeUnixNano()
 	start, end := time.Unix(0, int64(sp.GetStartTimeUnixNano())).UTC(), time.Unix(0, int64(sp.GetEndTimeUnixNano())).UTC()
-	switch {
-	case start.Year() < 2000:
-		return nil, "start_time_unix_nano is before the year 2000"
-	case end.After(opts.Now.Add(MaxClockSkew)):
-		return nil, fmt.Sprintf("end_time_unix_nano is in the future (the server's time is %s)", opts.Now.UTC().Format(time.RFC3339))
+	if err := runproof.CheckReportedTime(start, opts.Now); err != nil {
+		return nil, "start_time_unix_nano " + err.Error()
+	}
+	if err := runproof.CheckReportedTime(end, opts.Now); err != nil {
+		return nil, "end_time_unix_nano " + err.Error()
 	}
 	s.Timestamp, s.end = runproof.Timestamp(start), runproof.Timestamp(end)
 	s.DurationMicros = int64(sp.GetEndTimeUnixNano()/1000 - sp.GetStartTimeUnixNano()/1000)

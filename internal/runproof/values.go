@@ -18,6 +18,23 @@ const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
 // FormatTime renders a timestamp the one way runproof writes times.
 func FormatTime(t time.Time) string { return Timestamp(t).Format(TimeFormat) }
 
+// MaxClockSkew is how far in the future a time an agent reports may lie:
+// its clock may run ahead of the server's.
+const MaxClockSkew = 5 * time.Minute
+
+// CheckReportedTime refuses a time an agent reports (a step's or a run's,
+// a span's) that lies more than MaxClockSkew after now, or before the
+// year 2000. The error reads after the time or the field named.
+func CheckReportedTime(t, now time.Time) error {
+	switch {
+	case t.After(now.Add(MaxClockSkew)):
+		return fmt.Errorf("is in the future (the server's time is %s)", now.UTC().Format(time.RFC3339))
+	case t.Year() < 2000:
+		return fmt.Errorf("is before the year 2000")
+	}
+	return nil
+}
+
 // Scales of the fixed-point integers that keep money and durations exact.
 const (
 	MicrocentsPerCent = 1_000_000 // cost: millionths of a cent

@@ -23,9 +23,7 @@ const (
 	MaxStepsPerCall = 1000
 	MaxBodyBytes    = 4 << 20
 	maxFieldErrors  = 50
-	// MaxClockSkew is how far in the future a timestamp may lie.
-	MaxClockSkew = 5 * time.Minute
-	maxText      = 200 // bytes, for ids and names
+	maxText         = 200 // bytes, for ids and names
 )
 
 // StepInput is one step as an agent sends it.
@@ -323,8 +321,9 @@ func hashStep(st *runproof.Step, content jsontext.Value) error {
 	return err
 }
 
-// ParseTime parses an RFC 3339 timestamp, refusing one more than
-// MaxClockSkew in the future, and returns it as runproof keeps it.
+// ParseTime parses an RFC 3339 timestamp that an agent reports, refusing
+// what runproof.CheckReportedTime refuses, and returns it as runproof
+// keeps it.
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errors.New("is required (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
@@ -333,11 +332,8 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 timestamp (e.g. 2026-01-02T15:04:05Z)", s)
 	}
-	if t.After(now.Add(MaxClockSkew)) {
-		return time.Time{}, fmt.Errorf("%s is in the future (the server's time is %s)", s, now.UTC().Format(time.RFC3339))
-	}
-	if t.Year() < 2000 {
-		return time.Time{}, fmt.Errorf("%s is before the year 2000", s)
+	if err := runproof.CheckReportedTime(t, now); err != nil {
+		return time.Time{}, fmt.Errorf("%s %w", s, err)
 	}
 	return runproof.Timestamp(t), nil
 }
