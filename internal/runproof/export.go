@@ -2,6 +2,7 @@ package runproof
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -89,6 +90,15 @@ type ExportEvent struct {
 	Steps          *int64    `json:"steps,omitempty"`           // completed: the run's steps the bundle was built from
 	Remediation    string    `json:"remediation,omitempty"`     // completed: the incident's remediation status the bundle shows
 	StepsOmitted   *int64    `json:"steps_omitted,omitempty"`   // completed: the run's steps the bundle leaves out
+}
+
+// CheckKind refuses an event of a kind runproof does not know.
+func (e ExportEvent) CheckKind() error {
+	switch e.Kind {
+	case ExportEventSealed, ExportEventCompleted, ExportEventFailed, ExportEventDelivered:
+		return nil
+	}
+	return Invalid(FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", e.Kind)})
 }
 
 // Export is the export record as the API shows it: the request folded with

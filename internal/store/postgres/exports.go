@@ -61,7 +61,7 @@ func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) erro
 // order of appends, not of commits: migration 002 took a table lock for
 // that, which no reader needs any more.
 func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) error {
-	if err := checkExportEventKind(e.Kind); err != nil {
+	if err := e.CheckKind(); err != nil {
 		return err
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
@@ -83,15 +83,6 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 func isForeignKey(err error) bool {
 	var e *pgconn.PgError
 	return errors.As(err, &e) && e.Code == "23503"
-}
-
-// checkExportEventKind refuses a kind the schema does not know.
-func checkExportEventKind(kind string) error {
-	switch kind {
-	case runproof.ExportEventSealed, runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
-		return nil
-	}
-	return runproof.Invalid(runproof.FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", kind)})
 }
 
 // GetExport returns one export, folded from its request and events.

@@ -55,7 +55,7 @@ func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) erro
 // event of an export the tenant does not have (foreign key). One insert is
 // one write transaction, so events are committed in seq order.
 func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) error {
-	if err := checkExportEventKind(e.Kind); err != nil {
+	if err := e.CheckKind(); err != nil {
 		return err
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
@@ -71,15 +71,6 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 		return fmt.Errorf("append export event: %w", err)
 	}
 	return nil
-}
-
-// checkExportEventKind refuses a kind the schema does not know.
-func checkExportEventKind(kind string) error {
-	switch kind {
-	case runproof.ExportEventSealed, runproof.ExportEventCompleted, runproof.ExportEventFailed, runproof.ExportEventDelivered:
-		return nil
-	}
-	return runproof.Invalid(runproof.FieldError{Field: "kind", Message: fmt.Sprintf("unknown export event kind %q", kind)})
 }
 
 // GetExport returns one export, folded from its request and events.
