@@ -119,6 +119,9 @@ func testExportEvents(t *testing.T, h Harness) {
 	wantCode(t, "completed twice", s.AppendExportEvent(ctx, completedEvent("t1", "ok", at(31))), runproof.ECONFLICT)
 	failed := runproof.ExportEvent{TenantID: "t1", ExportID: "ok", Kind: runproof.ExportEventFailed, At: at(32), Reason: "disk full"}
 	wantCode(t, "failed after completed", s.AppendExportEvent(ctx, failed), runproof.ECONFLICT)
+	archived := delivered
+	archived.Kind = "archived"
+	wantCode(t, "event of an unknown kind", s.AppendExportEvent(ctx, archived), runproof.EINVALID)
 	equal(t, "export after refused events", get("t1", "ok"), want)
 
 	failed.ExportID = "bad"
