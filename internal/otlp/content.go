@@ -3,6 +3,7 @@ package otlp
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
@@ -18,6 +19,28 @@ import (
 // agent's instrumentation recorded (prompts and answers included, when it
 // records them). The content is written by hand, with members in sorted
 // order: spans are many, and this is the hot path of OTLP ingest.
+
+// SpanOf reads back the trace and span ids from a step's content written
+// by this package; ok is false for content of another shape, or whose ids
+// are not those of a span (16 and 8 bytes, in lowercase hex).
+func SpanOf(content []byte) (traceID, spanID string, ok bool) {
+	var c struct {
+		Span struct {
+			TraceID string `json:"trace_id"`
+			SpanID  string `json:"span_id"`
+		} `json:"otel_span"`
+	}
+	if len(content) == 0 || json.Unmarshal(content, &c) != nil {
+		return "", "", false
+	}
+	return c.Span.TraceID, c.Span.SpanID, isHexID(c.Span.TraceID, 16) && isHexID(c.Span.SpanID, 8)
+}
+
+// isHexID reports whether s is an id of n bytes in lowercase hex.
+func isHexID(s string, n int) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == n && s == strings.ToLower(s)
+}
 
 // contentParts are the parts of a span's content shared by the spans of one
 // resource and scope, written once.

@@ -280,6 +280,16 @@ func TestContent(t *testing.T) {
 	if string(c) != want {
 		t.Fatalf("content\n%s\nwant\n%s", c, want)
 	}
+	// Its ids read back; content of another shape, or not of a span's ids, has none.
+	if tr, id, ok := otlp.SpanOf(c); !ok || tr != traceA || id != "00000000000000a1" {
+		t.Errorf("SpanOf: %q %q %v", tr, id, ok)
+	}
+	for _, other := range []string{``, `{"prompt":"hi"}`, `{"otel_span":{"span_id":"00000000000000a1","trace_id":"xyz"}}`,
+		`{"otel_span":{"span_id":"00000000000000A1","trace_id":"` + traceA + `"}}`, `{"otel_span":{"span_id":"a1","trace_id":"` + traceA + `"}}`} {
+		if _, _, ok := otlp.SpanOf([]byte(other)); ok {
+			t.Errorf("SpanOf(%s) reads a span", other)
+		}
+	}
 	// Doubles are JSON numbers; what cannot be one is a string.
 	d := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, kv("d", 0.1), kv("e", 1e300)))
 	var v struct {

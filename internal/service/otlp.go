@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -301,6 +300,8 @@ func (s *Service) storedSpans(ctx context.Context, tenantID string, run runproof
 // spanKey identifies a span: its trace id and span id.
 type spanKey [24]byte
 
+// keyOf is the key of a span whose ids are hex of the right lengths, as
+// the mapping and otlp.SpanOf give them.
 func keyOf(sp otlp.Span) spanKey {
 	var k spanKey
 	_, _ = hex.Decode(k[:16], []byte(sp.TraceID))
@@ -360,14 +361,8 @@ func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpan
 			return nil, err
 		}
 		for _, st := range steps {
-			var c struct {
-				Span struct {
-					TraceID string `json:"trace_id"`
-					SpanID  string `json:"span_id"`
-				} `json:"otel_span"`
-			}
-			if len(st.Content) > 0 && json.Unmarshal(st.Content, &c) == nil && c.Span.SpanID != "" {
-				e.byKey[keyOf(otlp.Span{TraceID: c.Span.TraceID, SpanID: c.Span.SpanID})] = st.Index
+			if traceID, spanID, ok := otlp.SpanOf(st.Content); ok {
+				e.byKey[keyOf(otlp.Span{TraceID: traceID, SpanID: spanID})] = st.Index
 			}
 			e.steps = st.Index + 1
 		}
