@@ -13,7 +13,7 @@
 // in a fixed order with the export's creation time as their time. Writing
 // takes two steps, Seal then Sealed.Write, so that the signed manifest can
 // go into the ledger and its proof into the ZIP: the manifest cannot hold
-// its own ledger index, proof.json does. Pack does a member's share of both
+// its own ledger index, proof.json does. A Packer does a member's share of both
 // ahead of them, so that members can be compressed while others are made.
 package bundlezip
 
@@ -98,7 +98,7 @@ type Signer interface {
 type Member struct {
 	Name   string
 	Data   []byte  // nil once packed by a Packer
-	packed *packed // set by Pack and Packer
+	packed *packed // set by pack and Packer
 }
 
 // packed is a member deflated and hashed.
@@ -108,11 +108,9 @@ type packed struct {
 	deflated []byte
 }
 
-// Pack deflates and hashes m now (dropping its Data), so that Seal and Sealed.Write only copy
-// what it made: members packed each in a goroutine of its own, while
-// another is still being rendered, shorten the writing of the ZIP, whose
-// bytes stay the same.
-func Pack(m Member) (Member, error) {
+// pack deflates and hashes m (dropping its Data) unless a Packer did so
+// already, so that Seal and Sealed.Write only copy what was made.
+func pack(m Member) (Member, error) {
 	if m.packed != nil {
 		return m, nil
 	}
@@ -124,7 +122,7 @@ func Pack(m Member) (Member, error) {
 	return p.Member()
 }
 
-// Packer packs a member as it is written, as Pack does, without the
+// Packer packs a member as it is written, as pack does, without the
 // member's bytes being held whole.
 type Packer struct {
 	name     string
@@ -176,7 +174,7 @@ func Seal(m Manifest, members []Member, signer Signer) (Sealed, error) {
 	m.Files = nil
 	members = slices.Clone(members)
 	for i, f := range members {
-		f, err := Pack(f) // a no-op for a member packed already
+		f, err := pack(f) // a no-op for a member packed already
 		if err != nil {
 			return Sealed{}, err
 		}
@@ -212,7 +210,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 	}
 	zw := zip.NewWriter(w)
 	for _, f := range all {
-		f, err := Pack(f)
+		f, err := pack(f)
 		if err != nil {
 			return err
 		}
@@ -227,16 +225,6 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		}
 	}
 	return zw.Close()
-}
-
-// Write seals the manifest and writes the ZIP in one step (see Seal and
-// Sealed.Write). It returns the manifest as written.
-func Write(w io.Writer, m Manifest, members []Member, signer Signer, proof []byte) (Manifest, error) {
-	s, err := Seal(m, members, signer)
-	if err != nil {
-		return m, err
-	}
-	return s.Manifest, s.Write(w, proof)
 }
 
 // level is the deflate level of every member: 6, as `zip -6`, with the

@@ -12,7 +12,7 @@ func ExampleBuildEvidence() {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	snap, _ := runproof.NewSnapshot("t1", nil, at)
 	step := runproof.Step{Index: 0, Timestamp: at, StepType: "llm", InputTokens: 10, CostMicrocents: 2_500_000, Status: runproof.StepOK}
-	step.ContentHash, _ = runproof.StepContentHash(step)
+	step.ContentHash = runproof.StepContentHash(step)
 	src := evidence.Source{
 		Run: runproof.Run{TenantID: "t1", ID: "run-1", AgentID: "a1", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 			Status: runproof.RunCompleted, SnapshotID: snap.ID, StartedAt: at, Totals: runproof.Totals{}.Add(step)},

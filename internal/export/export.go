@@ -589,8 +589,8 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Open returns a completed export's artifact for download. The first
-// download is recorded as the delivery.
+// Open returns a completed export's artifact for download; the caller
+// records the delivery (Delivered) once the artifact is sent.
 func (e *Exporter) Open(ctx context.Context, tenantID, exportID string) (runproof.Export, io.ReadSeekCloser, error) {
 	rec, err := e.store.GetExport(ctx, tenantID, exportID)
 	if err != nil {

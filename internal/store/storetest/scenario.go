@@ -81,10 +81,7 @@ func scenario(t *testing.T, s runproof.Store) []byte {
 					step.StepType, step.Content = "shell", json.RawMessage(`{"cmd":"ls -la","env":{"Z":"1","A":"é"}}`)
 					step.ContentDigest = runproof.DigestBytes(step.Content)
 				}
-				var err error
-				if step.ContentHash, err = runproof.StepContentHash(step); err != nil {
-					return runproof.RunChange{}, err
-				}
+				step.ContentHash = runproof.StepContentHash(step)
 				run, change := st.Run, runproof.RunChange{}
 				run.Totals = run.Totals.Add(step)
 				if i == 2 {
