@@ -363,7 +363,13 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 				}
 				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, run.Status)
 			}
-			if at.Before(run.StartedAt) {
+			switch {
+			case !at.Before(run.StartedAt):
+			case in.CompletedAt == "":
+				// The agent's clock runs ahead of the server's: its run
+				// started "later" than now, and ends where it started.
+				at = run.StartedAt
+			default:
 				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: "is before the run started"})
 			}
 			run.CompletedAt = &at

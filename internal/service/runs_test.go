@@ -522,6 +522,26 @@ func TestCompleteAgain(t *testing.T) {
 	})
 }
 
+// TestCompleteRunAheadOfTheServer: a run that started within the clock
+// skew allowed, after the server's time, ends at its start when the agent
+// ends it without a time; a completed_at before its start is refused.
+func TestCompleteRunAheadOfTheServer(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	start := runproof.Timestamp(svc.Now().Add(3 * time.Minute))
+	for _, id := range []string{"r1", "r2"} {
+		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: id, AgentID: "bot", StartedAt: start.Format(time.RFC3339Nano)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunCompleted})
+	if err != nil || run.CompletedAt == nil || !run.CompletedAt.Equal(start) || run.Status != runproof.RunCompleted {
+		t.Errorf("ended %+v, %v; want completed at its start %s", run, err, start)
+	}
+	_, err = svc.CompleteRun(ctx, "acme", "r2", CompleteInput{CompletedAt: start.Add(-time.Second).Format(time.RFC3339Nano)})
+	wantField(t, err, "completed_at")
+}
+
 // TestOverflowBounds: a step may not bring a run's cost or duration past
 // runproof.MaxFixed, but a run a runproof of before that bound took past
 // it still takes steps, up to runproof.MaxExact.
