@@ -60,31 +60,41 @@ const MaxFixed = 1_000_000_000_000_000
 // duration, a threshold): with decimal places (scale above 1), it is
 // refused above MaxFixed.
 func ParseAmount(s string, scale int64) (int64, error) {
-	n, err := ParseFixed(s, scale)
-	if err == nil {
-		err = CheckAmount(n, scale)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	return parseFixed(s, scale, amountBound(scale))
 }
 
 // CheckAmount refuses an amount of n 1/scale units that comes in past its
 // bound: MaxFixed with decimal places (scale above 1); ParseFixed bounds
 // the others.
 func CheckAmount(n, scale int64) error {
-	if scale > 1 && n > MaxFixed {
-		return fmt.Errorf("must be at most %s", FormatFixed(MaxFixed, scale))
+	if max := amountBound(scale); n > max {
+		return fmt.Errorf("must be at most %s", FormatFixed(max, scale))
 	}
 	return nil
+}
+
+// amountBound is the largest amount of 1/scale units that may come in.
+func amountBound(scale int64) int64 {
+	if scale > 1 {
+		return MaxFixed
+	}
+	return MaxExact
 }
 
 // ParseFixed parses a decimal number (as JSON writes it) into an integer
 // count of 1/scale units, rounding half away from zero beyond that precision.
 // It refuses negative and non-finite values, and values above MaxExact units.
 func ParseFixed(s string, scale int64) (int64, error) {
+	return parseFixed(s, scale, MaxExact)
+}
+
+// parseFixed is ParseFixed refusing values above max units.
+func parseFixed(s string, scale, max int64) (int64, error) {
+	tooLarge := func() (int64, error) { return 0, fmt.Errorf("must be at most %s", FormatFixed(max, scale)) }
 	if n, ok := parseFixedPlain(s, scale); ok {
+		if n > max {
+			return tooLarge()
+		}
 		return n, nil
 	}
 	// math/big takes time and memory with the exponent: "1e1000000" is
@@ -109,8 +119,8 @@ func ParseFixed(s string, scale int64) (int64, error) {
 	// round half away from zero: floor(r + 1/2) for r >= 0
 	r.Add(r, big.NewRat(1, 2))
 	q := new(big.Int).Quo(r.Num(), r.Denom())
-	if !q.IsInt64() || q.Int64() > MaxExact {
-		return 0, fmt.Errorf("must be at most %s", FormatFixed(MaxExact, scale))
+	if !q.IsInt64() || q.Int64() > max {
+		return tooLarge()
 	}
 	return q.Int64(), nil
 }

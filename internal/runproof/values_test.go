@@ -108,4 +108,15 @@ func TestParseAmount(t *testing.T) {
 			}
 		}
 	}
+	// Far past the bound, past MaxExact units even, the bound is named.
+	for _, c := range []struct {
+		s     string
+		scale int64
+		want  string
+	}{{"5e10", MicrocentsPerCent, "must be at most 1000000000"}, {"20000000000000", MicrosPerMilli, "must be at most 1000000000000"},
+		{"1e20", 1, "must be at most 9007199254740992"}} {
+		if _, err := ParseAmount(c.s, c.scale); err == nil || err.Error() != c.want {
+			t.Errorf("ParseAmount(%s, %d): %v, want %q", c.s, c.scale, err, c.want)
+		}
+	}
 }
