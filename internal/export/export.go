@@ -221,6 +221,13 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	if r.PeriodStart != nil && r.PeriodEnd != nil && !r.PeriodStart.Before(*r.PeriodEnd) {
 		bad("period_end", "must be after period_start")
 	}
+	if r.BundleType != runproof.BundleSOC2 {
+		for _, p := range []struct{ name, value string }{{"period_start", in.PeriodStart}, {"period_end", in.PeriodEnd}} {
+			if p.value != "" {
+				bad(p.name, "only a SOC 2 bundle attests a compliance period: leave it out, or ask for a soc2 bundle")
+			}
+		}
+	}
 	switch {
 	case in.RunID != "" || in.IncidentID != "":
 	case r.Scope == runproof.ScopeCompliance:

@@ -180,9 +180,15 @@ func typeMessage(e *json.SemanticError) string {
 	case reflect.TypeFor[Threshold]():
 		return errThreshold.Error()
 	}
-	switch e.GoType.Kind() {
-	case reflect.Int, reflect.Int64, reflect.Pointer:
+	t := e.GoType
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64:
 		return "must be a whole number within range"
+	case reflect.Bool:
+		return "must be true or false"
 	case reflect.String:
 		return "must be a string"
 	case reflect.Slice:

@@ -130,3 +130,22 @@ func FuzzDecodeSteps(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeTypeMessages: a value of the wrong type is named with the type
+// it must have.
+func TestDecodeTypeMessages(t *testing.T) {
+	var v struct {
+		Flag  *bool  `json:"flag"`
+		Count *int64 `json:"count"`
+		Name  string `json:"name"`
+	}
+	for body, want := range map[string]string{
+		`{"flag":"yes"}`: "flag: must be true or false",
+		`{"count":"3"}`:  "count: must be a whole number within range",
+		`{"name":3}`:     "name: must be a string",
+	} {
+		if err := DecodeJSON([]byte(body), &v); err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+}
