@@ -19,7 +19,11 @@ func TestCheckText(t *testing.T) {
 		{"two\nlines", false, true},
 		{"tab\there\r\n", false, true},
 		{"bad \xff", false, false},
-		{"del \x7f", true, true},
+		{"del \x7f", false, false},
+		{"next line \u0085", false, false},
+		{"A\u202eB", false, false},
+		{"isolate \u2068x\u2069", false, false},
+		{"mark \u200f here", true, true}, // a right-to-left mark is kept: right-to-left text needs it
 	}
 	for _, tt := range tests {
 		if got := CheckText(tt.in) == nil; got != tt.text {
@@ -34,7 +38,7 @@ func TestCheckText(t *testing.T) {
 // TestStrip: what StripText and StripProse leave, CheckText and CheckProse
 // take, and nothing else is dropped.
 func TestStrip(t *testing.T) {
-	for _, s := range []string{"plain", "a\x1b[31mred\x1b[0m", "line\none\ttab\r\x00", "\x01\x02"} {
+	for _, s := range []string{"plain", "a\x1b[31mred\x1b[0m", "line\none\ttab\r\x00", "\x01\x02", "A\u202eB\u0085\x7f"} {
 		if got := StripText(s); CheckText(got) != nil || strings.ContainsAny(got, "\t\n\r") {
 			t.Errorf("StripText(%q) = %q", s, got)
 		}
@@ -42,7 +46,9 @@ func TestStrip(t *testing.T) {
 			t.Errorf("StripProse(%q) = %q", s, got)
 		}
 	}
-	if got := StripText("a\x1b[31mred"); got != "a[31mred" {
-		t.Errorf("StripText dropped %q", got)
+	for in, want := range map[string]string{"a\x1b[31mred": "a[31mred", "Ada\u202e Lovelace\u2066": "Ada Lovelace", "é\u200f日本": "é\u200f日本"} {
+		if got := StripText(in); got != want {
+			t.Errorf("StripText(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
