@@ -58,6 +58,7 @@ type Server struct {
 	// keyUses are the servers' starts with their signing keys, this one's
 	// last (signedurl.go).
 	keyUses []signing.KeyUse
+	audits  *auditRetry // audit events waiting for the database
 }
 
 // New returns the API handler over svc, making exports with exports.
@@ -70,6 +71,7 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.audits = newAuditRetry(svc.Record, s.log)
 	s.metrics = newMetrics()
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
@@ -256,15 +258,10 @@ func (s *Server) wrap(rt route) http.Handler {
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
 			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail}
 		// The audit event outlives a client that hung up. When the database
-		// is away, it is written again in the background, so that the
-		// answer, already written, is not held back.
-		actx := context.WithoutCancel(r.Context())
-		if err := s.svc.Record(actx, ev); runproof.ErrorCode(err) == runproof.EUNAVAILABLE {
-			go func() {
-				if err := runproof.RetryUnavailable(actx, func() error { return s.svc.Record(actx, ev) }); err != nil {
-					s.log.ErrorContext(actx, "audit event not stored", slog.Any("error", err), slog.String("route", name))
-				}
-			}()
+		// is away, it waits to be written again in the background, so that
+		// the answer, already written, is not held back.
+		if err := s.svc.Record(context.WithoutCancel(r.Context()), ev); runproof.ErrorCode(err) == runproof.EUNAVAILABLE {
+			s.audits.add(ev)
 		} else if err != nil {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
 		}
