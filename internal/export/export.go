@@ -139,7 +139,19 @@ type request struct {
 	classification  string
 }
 
+// check checks an export's input (validate) and resolves what it covers
+// (resolve).
 func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
+	r, err := e.validate(tenantID, who, in)
+	if err != nil {
+		return r, err
+	}
+	return e.resolve(ctx, r)
+}
+
+// validate checks an export's input, reading nothing: every field at
+// fault is named at once.
+func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, error) {
 	var errs []runproof.FieldError
 	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
 	now := runproof.Timestamp(e.now())
@@ -239,10 +251,15 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 	if len(errs) > 0 {
 		return r, runproof.Invalid(errs...)
 	}
-
-	// Resolve what the export covers. A reference to a record the tenant
-	// does not have (another tenant's included) is a bad field.
 	r.RunID, r.IncidentID = in.RunID, in.IncidentID
+	return r, nil
+}
+
+// resolve reads what a validated export covers: its run, and its incident
+// if any. A reference to a record the tenant does not have (another
+// tenant's included) is a bad field.
+func (e *Exporter) resolve(ctx context.Context, r request) (request, error) {
+	tenantID := r.TenantID
 	missing := func(err error, field, what string) error {
 		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 			return runproof.Invalid(runproof.FieldError{Field: field, Message: "no such " + what + " in this tenant"})
