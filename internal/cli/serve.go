@@ -14,8 +14,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/otlp"
+	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
 
@@ -143,15 +145,9 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	// recorded as interrupted, the request's audit event) before the exit.
 	reqCtx, cutRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cutRequests()
-	var inFlight sync.WaitGroup
-	var running atomic.Int64
+	var reqs requests
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			inFlight.Add(1)
-			running.Add(1)
-			defer func() { running.Add(-1); inFlight.Done() }()
-			api.ServeHTTP(w, r)
-		}),
+		Handler:           reqs.count(api),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // bodies are at most 4 MiB
@@ -161,13 +157,40 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
 	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("engine", e.engine()))
+	defer startBackground(ctx, e, store, ex)()
 
-	// Background work, until the server stops: audit events join their
-	// tenant's ledger in batches, every auditSealEvery and once more after
-	// the last request; what a stopped process left unfinished in the
-	// exports is ended, now and every recoverInterval; SQLite's planner
-	// statistics follow the data.
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("the HTTP server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	return shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
+}
+
+// requests counts the requests being served.
+type requests struct {
+	wg      sync.WaitGroup
+	running atomic.Int64
+}
+
+func (q *requests) count(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q.wg.Add(1)
+		q.running.Add(1)
+		defer func() { q.running.Add(-1); q.wg.Done() }()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// startBackground starts the server's background work, until the
+// returned stop is called: audit events join their tenant's ledger in
+// batches, every auditSealEvery and once more after the last request;
+// what a stopped process left unfinished in the exports is ended, now
+// and every recoverInterval; SQLite's planner statistics follow the data.
+func startBackground(ctx context.Context, e *env, store runproof.Store, ex exporting) (stop func()) {
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	background.Go(func() { ex.ledger.SealAudit(bgCtx, auditSealEvery, e.log) })
 	background.Go(func() {
@@ -182,36 +205,35 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 			})
 		})
 	}
-	defer func() {
-		stopBackground()
+	return func() {
+		cancel()
 		background.Wait()
-	}()
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return fmt.Errorf("the HTTP server stopped: %w", err)
-	case <-ctx.Done():
 	}
+}
+
+// shutdown stops srv: requests get shutdownGrace to end; those still
+// running are then cancelled (cutRequests) and get cutWait to record how
+// they ended, and exports still being made are recorded as interrupted.
+func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cutRequests func(), exporter *export.Exporter) error {
 	e.log.Info("shutting down", slog.Duration("grace", shutdownGrace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		cut := running.Load()
-		cutRequests()
-		ended := make(chan struct{})
-		go func() { inFlight.Wait(); close(ended) }()
-		select { // a bounded wait: they record how they ended
-		case <-ended:
-		case <-time.After(cutWait):
-		}
-		// Exports still being made (past their last look at the context)
-		// are recorded as interrupted.
-		stuck := ex.exporter.Interrupt(context.WithoutCancel(ctx))
-		srv.Close()
-		return fmt.Errorf("%d requests still running after %s were cut off (%d exports among them recorded as interrupted): %w", cut, shutdownGrace, stuck, err)
+	err := srv.Shutdown(sctx)
+	if err == nil {
+		e.log.Info("stopped")
+		return nil
 	}
-	e.log.Info("stopped")
-	return nil
+	cut := reqs.running.Load()
+	cutRequests()
+	ended := make(chan struct{})
+	go func() { reqs.wg.Wait(); close(ended) }()
+	select { // a bounded wait: they record how they ended
+	case <-ended:
+	case <-time.After(cutWait):
+	}
+	// Exports still being made (past their last look at the context) are
+	// recorded as interrupted.
+	stuck := exporter.Interrupt(context.WithoutCancel(ctx))
+	srv.Close()
+	return fmt.Errorf("%d requests still running after %s were cut off (%d exports among them recorded as interrupted): %w", cut, shutdownGrace, stuck, err)
 }
