@@ -14,17 +14,17 @@ import (
 
 // proofDoc documents ledger.Proof as it is encoded.
 type proofDoc struct {
-	Type        string       `json:"type"`
-	ExportID    string       `json:"export_id"`
-	Index       int64        `json:"index"`
-	Leaf        string       `json:"leaf"` // base64 of the leaf bytes
-	Entry       ledger.Entry `json:"entry"`
-	TreeSize    int64        `json:"tree_size"`
-	TreeHash    string       `json:"tree_hash"`    // base64
-	RecordProof []string     `json:"record_proof"` // base64 hashes
-	Checkpoint  string       `json:"checkpoint"`
-	Origin      string       `json:"origin"`
-	VerifierKey string       `json:"verifier_key"`
+	Type        string             `json:"type"`
+	ExportID    string             `json:"export_id"`
+	Index       int64              `json:"index"`
+	Leaf        string             `json:"leaf"` // base64 of the leaf bytes
+	Entry       ledger.ExportEntry `json:"entry"`
+	TreeSize    int64              `json:"tree_size"`
+	TreeHash    string             `json:"tree_hash"`    // base64
+	RecordProof []string           `json:"record_proof"` // base64 hashes
+	Checkpoint  string             `json:"checkpoint"`
+	Origin      string             `json:"origin"`
+	VerifierKey string             `json:"verifier_key"`
 }
 
 // consistencyDoc documents ledger.Consistency as it is encoded.

@@ -24,7 +24,7 @@ import (
 func leafOf(tb testing.TB, i int) []byte {
 	at := t0.Add(time.Duration(i) * time.Second)
 	done := at.Add(time.Second)
-	e, err := ledger.EntryFor(runproof.Export{ExportRequest: runproof.ExportRequest{
+	e, err := ledger.ExportEntryFor(runproof.Export{ExportRequest: runproof.ExportRequest{
 		ID: fmt.Sprintf("0199c0de-0000-7000-8000-%012d", i), TenantID: "acme", Scope: runproof.ScopeLLMRun,
 		RunID: fmt.Sprintf("run-%d", i), IncidentID: fmt.Sprintf("inc-%d", i), BundleType: runproof.BundleEvidence,
 		Format: runproof.FormatZIP, RequestedBy: "0199c0de-aaaa-7000-8000-000000000001", Origin: runproof.OriginHuman,

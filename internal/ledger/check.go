@@ -56,7 +56,7 @@ func CheckManifestProof(manifestJSON, proofJSON []byte, pub ed25519.PublicKey) (
 		return c, err
 	}
 	// What proof.json shows to read must be what it proves.
-	if p.Entry != (Entry{}) {
+	if p.Entry != (ExportEntry{}) {
 		return c, errors.New("it holds an export entry, and the leaf it proves is a manifest's")
 	}
 	if p.Manifest == nil {

@@ -4,7 +4,7 @@
 //
 // A leaf is the RFC 8785 bytes of one of three entries:
 //
-//   - Entry (runproof.export.v1): a finished export, appended by the
+//   - ExportEntry (runproof.export.v1): a finished export, appended by the
 //     exporter when the export completes or fails (Append), or later by
 //     Sync for one a crash left out.
 //   - ManifestEntry (runproof.manifest.v1): the sealed manifest of a ZIP

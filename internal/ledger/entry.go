@@ -10,15 +10,15 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// EntryType names the version of the leaf format. A later format gets a new
-// name; leaves already written keep theirs.
-const EntryType = runproof.ExportEntryType
+// ExportEntryType names the version of a finished export's leaf format. A
+// later format gets a new name; leaves already written keep theirs.
+const ExportEntryType = runproof.ExportEntryType
 
-// Entry is the leaf of one finished export: the export record (DOMAIN.md)
+// ExportEntry is the leaf of one finished export: the export record (DOMAIN.md)
 // as it stood when the export ended, without its delivery, which comes
 // later. Its bytes are the RFC 8785 form of this object; times are UTC
 // with six fractional digits.
-type Entry struct {
+type ExportEntry struct {
 	Type            string `json:"type"`
 	ExportID        string `json:"export_id"`
 	TenantID        string `json:"tenant_id"`
@@ -43,14 +43,14 @@ type Entry struct {
 	FailureReason   string `json:"failure_reason,omitempty"` // failed
 }
 
-// EntryFor returns the entry of a finished export. A pending export has
+// ExportEntryFor returns the entry of a finished export. A pending export has
 // none (EINVALID).
-func EntryFor(rec runproof.Export) (Entry, error) {
+func ExportEntryFor(rec runproof.Export) (ExportEntry, error) {
 	if rec.Status != runproof.ExportCompleted && rec.Status != runproof.ExportFailed || rec.CompletedAt == nil {
-		return Entry{}, runproof.Errorf(runproof.EINVALID, "export %s is %s: only a finished export goes into the ledger", rec.ID, rec.Status)
+		return ExportEntry{}, runproof.Errorf(runproof.EINVALID, "export %s is %s: only a finished export goes into the ledger", rec.ID, rec.Status)
 	}
-	return Entry{
-		Type: EntryType, ExportID: rec.ID, TenantID: rec.TenantID, Status: string(rec.Status),
+	return ExportEntry{
+		Type: ExportEntryType, ExportID: rec.ID, TenantID: rec.TenantID, Status: string(rec.Status),
 		Scope: string(rec.Scope), RunID: rec.RunID, IncidentID: rec.IncidentID,
 		BundleType: string(rec.BundleType), Format: string(rec.Format), RequestedBy: rec.RequestedBy,
 		Origin: string(rec.Origin), SourceComponent: rec.SourceComponent, CorrelationID: rec.CorrelationID,
@@ -71,7 +71,7 @@ func optTime(t *time.Time) string {
 // written directly, members in the byte order of their names, unless a
 // string is not valid UTF-8 or the size is beyond 2^53, which
 // runproof.Canonical turns as JCS does.
-func (e Entry) Bytes() ([]byte, error) {
+func (e ExportEntry) Bytes() ([]byte, error) {
 	if b, ok := e.appendCanonical(make([]byte, 0, 512)); ok {
 		return b, nil
 	}
@@ -80,7 +80,7 @@ func (e Entry) Bytes() ([]byte, error) {
 
 // appendCanonical appends the entry's RFC 8785 form to b; it reports
 // false, leaving the job to runproof.Canonical, for what that one changes.
-func (e Entry) appendCanonical(b []byte) ([]byte, bool) {
+func (e ExportEntry) appendCanonical(b []byte) ([]byte, bool) {
 	if e.SizeBytes > 1<<53 || e.SizeBytes < -(1<<53) {
 		return b, false
 	}
@@ -125,22 +125,22 @@ func (e Entry) appendCanonical(b []byte) ([]byte, bool) {
 
 // leafBytes returns the leaf of a finished export.
 func leafBytes(rec runproof.Export) ([]byte, error) {
-	e, err := EntryFor(rec)
+	e, err := ExportEntryFor(rec)
 	if err != nil {
 		return nil, err
 	}
 	return e.Bytes()
 }
 
-// ParseEntry reads leaf bytes back. It does not check that they are
+// ParseExportEntry reads leaf bytes back. It does not check that they are
 // canonical: a proof covers the bytes as they are.
-func ParseEntry(data []byte) (Entry, error) {
-	var e Entry
+func ParseExportEntry(data []byte) (ExportEntry, error) {
+	var e ExportEntry
 	if err := json.Unmarshal(data, &e); err != nil {
 		return e, fmt.Errorf("ledger entry: %w", err)
 	}
-	if e.Type != EntryType {
-		return e, fmt.Errorf("ledger entry: type %q, want %q", e.Type, EntryType)
+	if e.Type != ExportEntryType {
+		return e, fmt.Errorf("ledger entry: type %q, want %q", e.Type, ExportEntryType)
 	}
 	return e, nil
 }

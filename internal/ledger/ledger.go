@@ -251,7 +251,7 @@ func (l *Ledger) AppendBatch(ctx context.Context, tenantID string, recs []runpro
 		if err != nil {
 			return nil, err
 		}
-		leaves[i] = leaf{recordID: rec.ID, typ: EntryType, data: data}
+		leaves[i] = leaf{recordID: rec.ID, typ: ExportEntryType, data: data}
 	}
 	return l.appendLeaves(ctx, tenantID, leaves)
 }

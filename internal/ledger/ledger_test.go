@@ -21,7 +21,7 @@ import (
 func TestEntryBytes(t *testing.T) {
 	s := storetest.OpenSQLite(t)
 	recs := finish(t, s, "acme", 0, 5)
-	got, err := ledger.EntryFor(recs[0])
+	got, err := ledger.ExportEntryFor(recs[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,12 +37,12 @@ func TestEntryBytes(t *testing.T) {
 	if string(b) != want {
 		t.Errorf("leaf bytes:\n got %s\nwant %s", b, want)
 	}
-	back, err := ledger.ParseEntry(b)
+	back, err := ledger.ParseExportEntry(b)
 	if err != nil || back != got {
-		t.Errorf("ParseEntry: %+v, %v", back, err)
+		t.Errorf("ParseExportEntry: %+v, %v", back, err)
 	}
 
-	failed, err := ledger.EntryFor(recs[4])
+	failed, err := ledger.ExportEntryFor(recs[4])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestEntryBytes(t *testing.T) {
 	}
 	pending := recs[0]
 	pending.Status, pending.CompletedAt = runproof.ExportPending, nil
-	if _, err := ledger.EntryFor(pending); runproof.ErrorCode(err) != runproof.EINVALID {
+	if _, err := ledger.ExportEntryFor(pending); runproof.ErrorCode(err) != runproof.EINVALID {
 		t.Errorf("entry of a pending export: %v, want EINVALID", err)
 	}
 }
@@ -64,7 +64,7 @@ func FuzzEntryBytes(f *testing.F) {
 	f.Add("t", "x", "failed", "\xff", "", int64(1)<<60, "")
 	f.Add("t", "x", "completed", "", "", int64(-1)<<53, "\U0001F600")
 	f.Fuzz(func(t *testing.T, tenant, id, status, text, checksum string, size int64, at string) {
-		e := ledger.Entry{Type: ledger.EntryType, ExportID: id, TenantID: tenant, Status: status, Scope: text,
+		e := ledger.ExportEntry{Type: ledger.ExportEntryType, ExportID: id, TenantID: tenant, Status: status, Scope: text,
 			RunID: checksum, IncidentID: at, BundleType: id, Format: status, RequestedBy: text, Origin: tenant,
 			SourceComponent: at, CorrelationID: text, ExportReason: text, PeriodStart: at, PeriodEnd: checksum,
 			CreatedAt: at, FinishedAt: id, BundleID: checksum, Checksum: checksum, SizeBytes: size, FailureReason: text}

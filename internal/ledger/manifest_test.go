@@ -125,7 +125,7 @@ func TestManifestEntryBytes(t *testing.T) {
 	if back, err := ledger.ParseManifestEntry(got); err != nil || back != e {
 		t.Errorf("ParseManifestEntry: %+v, %v", back, err)
 	}
-	if _, err := ledger.ParseEntry(got); err == nil {
+	if _, err := ledger.ParseExportEntry(got); err == nil {
 		t.Error("a manifest leaf parsed as an export leaf")
 	}
 

@@ -24,7 +24,7 @@ type Proof struct {
 	ExportID    string         `json:"export_id"`
 	Index       int64          `json:"index"`
 	Leaf        []byte         `json:"leaf"`               // the leaf bytes as hashed (base64 in JSON)
-	Entry       Entry          `json:"entry,omitzero"`     // a finished export's leaf
+	Entry       ExportEntry    `json:"entry,omitzero"`     // a finished export's leaf
 	Manifest    *ManifestEntry `json:"manifest,omitempty"` // a sealed manifest's leaf
 	TreeSize    int64          `json:"tree_size"`
 	TreeHash    tlog.Hash      `json:"tree_hash"`
@@ -47,7 +47,7 @@ func (l *Ledger) Checkpoint(ctx context.Context, tenantID string) (runproof.Ledg
 // Prove returns the proof that a finished export is in its tenant's
 // ledger, against the latest checkpoint, in O(log n) reads.
 func (l *Ledger) Prove(ctx context.Context, tenantID, exportID string) (Proof, error) {
-	return l.ProveEntry(ctx, tenantID, exportID, EntryType)
+	return l.ProveEntry(ctx, tenantID, exportID, ExportEntryType)
 }
 
 // ProveManifest returns the proof that the sealed manifest of a ZIP export
@@ -57,7 +57,7 @@ func (l *Ledger) ProveManifest(ctx context.Context, tenantID, exportID string) (
 	return l.ProveEntry(ctx, tenantID, exportID, ManifestEntryType)
 }
 
-// ProveEntry returns the proof of an export's leaf of a type (EntryType
+// ProveEntry returns the proof of an export's leaf of a type (ExportEntryType
 // or ManifestEntryType) against the latest checkpoint.
 func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType string) (Proof, error) {
 	e, err := l.store.LedgerEntryByExport(ctx, tenantID, exportID, entryType)
@@ -75,8 +75,8 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 	}
 	p := Proof{Type: ProofType, ExportID: exportID, Index: e.Index, Leaf: e.Data, Origin: Origin(tenantID)}
 	switch entryType {
-	case EntryType:
-		p.Entry, err = ParseEntry(e.Data)
+	case ExportEntryType:
+		p.Entry, err = ParseExportEntry(e.Data)
 	case ManifestEntryType:
 		var m ManifestEntry
 		m, err = ParseManifestEntry(e.Data)

@@ -49,7 +49,7 @@ func newSigned(t *testing.T, e engine) signed {
 // auditor took away still holds.
 func TestTamper(t *testing.T) {
 	leafWith := func(rec runproof.Export) []byte {
-		e, err := ledger.EntryFor(rec)
+		e, err := ledger.ExportEntryFor(rec)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -261,7 +261,7 @@ func (v *verification) leaf(e runproof.LedgerEntry, pg *page) (data []byte, what
 		return nil, what, v.fail(e.Index, "export %s is not among the export records", e.RecordID)
 	}
 	switch e.Type {
-	case EntryType:
+	case ExportEntryType:
 		if data, err = leafBytes(rec); err != nil {
 			return nil, what, v.fail(e.Index, "export %s is %s, yet in the ledger", e.RecordID, rec.Status)
 		}

@@ -16,7 +16,8 @@ import (
 const LedgerHashSize = 32
 
 // The types of ledger entries the store tells apart: a finished export's
-// record, and an audit event.
+// record, and an audit event. (The ledger's third, a ZIP's sealed manifest,
+// is an export's entry to the store, kept by export id.)
 const (
 	ExportEntryType = "runproof.export.v1"
 	AuditEntryType  = "runproof.audit.v1"
