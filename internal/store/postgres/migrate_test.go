@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,10 +15,6 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// TestMigrateSealed brings a schema at version 3 holding exports and a
-// ledger entry to version 4: rows and append-only triggers are kept, and
-// the new kinds and types are accepted. Back down, version 3 refuses to
-// lose them.
 // scratch opens a store over a new, empty schema, dropped when the test
 // ends, and its migration provider.
 func scratch(t *testing.T) (*Store, *goose.Provider) {
@@ -55,6 +53,10 @@ func scratch(t *testing.T) (*Store, *goose.Provider) {
 	return s, p
 }
 
+// TestMigrateSealed brings a schema at version 3 holding exports and a
+// ledger entry to version 4: rows and append-only triggers are kept, and
+// the new kinds and types are accepted. Back down, version 3 refuses to
+// lose them.
 func TestMigrateSealed(t *testing.T) {
 	ctx := context.Background()
 	s, p := scratch(t)
@@ -169,5 +171,55 @@ func TestMigrateReviews(t *testing.T) {
 	}
 	if got, err := s.RunReviews(ctx, "t1", "r1"); err != nil || len(got) != 1 {
 		t.Errorf("the reviews after the refused down: %+v, %v", got, err)
+	}
+}
+
+// TestRefuseNewerSchema: a database migrated by a newer runproof is refused,
+// not silently used.
+func TestRefuseNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExecRaw(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, true)`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Migrate(ctx)
+	if err == nil || !strings.Contains(err.Error(), "version 99, newer than this runproof knows") {
+		t.Fatalf("migrate over a newer schema: %v", err)
+	}
+}
+
+// TestMigrateAuditUnsealed: schema 6 makes every audit event not yet in
+// the ledger wait for it, and no other.
+func TestMigrateAuditUnsealed(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
+	if _, err := p.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	const event = `INSERT INTO audit_events (tenant_id, id, occurred_at, actor, actor_type, category, action, resource,
+		decision, status, correlation_id, source_component, detail) VALUES ('t1', '%s', '%s', 'k', 'HUMAN', 'access',
+		'GET /x', '/x', 'allow', 200, 'c', 'api', '')`
+	for _, q := range []string{
+		fmt.Sprintf(event, "a-sealed", "2026-01-02T15:04:05Z"),
+		fmt.Sprintf(event, "a-waiting", "2026-01-02T15:04:06Z"),
+		`INSERT INTO ledger_entries (tenant_id, idx, export_id, entry_type, data, created_at)
+			VALUES ('t1', 0, 'a-sealed', 'runproof.audit.v1', '\x7b7d', '2026-01-02T15:04:07Z')`,
+	} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waiting, err := s.AuditEventsToSeal(ctx, "t1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waiting) != 1 || waiting[0].ID != "a-waiting" {
+		t.Errorf("events waiting after the migration: %+v, want a-waiting alone", waiting)
 	}
 }
