@@ -290,7 +290,7 @@ func TestSystemTopic(t *testing.T) {
 					"reported_at": stepTime(5)}},
 				{"run.stopped", 5, *run.StoppedAt, map[string]any{"decision": "stop", "termination_reason": "policy_violation: cost cap", "incident_id": inc.ID}},
 				{"steps.after_stop", 6, time.Time{}, map[string]any{"count": 2.0, "first_step_index": 6.0, "last_step_index": 7.0, "reported_at": stepTime(6)}},
-				{"run.ended", -1, *run.CompletedAt, map[string]any{"status": "stopped", "termination_reason": "policy_violation: cost cap"}},
+				{"run.ended", -1, *run.CompletedAt, map[string]any{"status": "stopped", "ended_as": "completed", "termination_reason": "policy_violation: cost cap"}},
 				{"export.completed", -1, *exp.CompletedAt, map[string]any{"export_id": exportID, "bundle_type": "evidence", "format": "json",
 					"incident_id": inc.ID, "checksum": exp.Checksum}},
 			}

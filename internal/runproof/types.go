@@ -217,20 +217,23 @@ func (t Totals) Add(s Step) Totals {
 
 // Run is one agent execution.
 type Run struct {
-	TenantID          string     `json:"tenant_id"`
-	ID                string     `json:"run_id"`
-	AgentID           string     `json:"agent_id"`
-	Goal              string     `json:"goal"`
-	TraceID           string     `json:"trace_id"`
-	Status            RunStatus  `json:"status"`
-	SnapshotID        string     `json:"policy_snapshot_id"`
-	StartedAt         time.Time  `json:"started_at"`
-	StoppedAt         *time.Time `json:"stopped_at,omitempty"`
-	CompletedAt       *time.Time `json:"completed_at,omitempty"`
-	TerminationReason string     `json:"termination_reason,omitempty"`
-	IncidentID        string     `json:"incident_id,omitempty"`
-	Totals            Totals     `json:"totals"`
-	CreatedAt         time.Time  `json:"recorded_at"`
+	TenantID    string     `json:"tenant_id"`
+	ID          string     `json:"run_id"`
+	AgentID     string     `json:"agent_id"`
+	Goal        string     `json:"goal"`
+	TraceID     string     `json:"trace_id"`
+	Status      RunStatus  `json:"status"`
+	SnapshotID  string     `json:"policy_snapshot_id"`
+	StartedAt   time.Time  `json:"started_at"`
+	StoppedAt   *time.Time `json:"stopped_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	// EndedAs is the status the agent ended the run as (completed, failed
+	// or cancelled), set with CompletedAt; a stopped run stays stopped.
+	EndedAs           RunStatus `json:"ended_as,omitempty"`
+	TerminationReason string    `json:"termination_reason,omitempty"`
+	IncidentID        string    `json:"incident_id,omitempty"`
+	Totals            Totals    `json:"totals"`
+	CreatedAt         time.Time `json:"recorded_at"`
 }
 
 // StepStatus is the outcome of evaluating one step.

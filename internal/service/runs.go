@@ -357,11 +357,15 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 				if in.CompletedAt != "" && !at.Equal(*run.CompletedAt) {
 					return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended, at %s", runID, runproof.FormatTime(*run.CompletedAt))
 				}
-				if run.Status == in.Status || run.Status == runproof.RunStopped {
+				endedAs := run.EndedAs
+				if endedAs == "" && run.Status != runproof.RunStopped { // ended before runs kept it
+					endedAs = run.Status
+				}
+				if endedAs == "" || endedAs == in.Status {
 					out = run
 					return runproof.RunChange{Run: run}, nil
 				}
-				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, run.Status)
+				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, endedAs)
 			}
 			switch {
 			case !at.Before(run.StartedAt):
@@ -372,7 +376,7 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 			default:
 				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: "is before the run started"})
 			}
-			run.CompletedAt = &at
+			run.CompletedAt, run.EndedAs = &at, in.Status
 			if run.Status != runproof.RunStopped {
 				run.Status, run.TerminationReason = in.Status, string(in.Status)
 			}

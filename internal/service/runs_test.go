@@ -522,6 +522,36 @@ func TestCompleteAgain(t *testing.T) {
 	})
 }
 
+// TestEndStoppedRun: a run runproof stopped stays stopped when its agent
+// ends it, and keeps the status the agent ended it as; ending it again as
+// that is a no-op, as another is a conflict.
+func TestEndStoppedRun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cap", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		openRun(t, svc, "acme", "r1")
+		if res, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil)); err != nil || res.Decision != "stop" {
+			t.Fatalf("step: %+v, %v", res, err)
+		}
+		run, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunFailed})
+		if err != nil || run.Status != runproof.RunStopped || run.EndedAs != runproof.RunFailed || run.CompletedAt == nil {
+			t.Fatalf("ended: %+v, %v", run, err)
+		}
+		if again, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunFailed}); err != nil || !again.CompletedAt.Equal(*run.CompletedAt) {
+			t.Errorf("ended again as failed: %+v, %v", again, err)
+		}
+		if _, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunCancelled}); runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("ended again as cancelled: %v, want %s", err, runproof.ECONFLICT)
+		}
+		if stored, err := store.GetRun(ctx, "acme", "r1"); err != nil || stored.EndedAs != runproof.RunFailed || stored.Status != runproof.RunStopped {
+			t.Errorf("stored: %+v, %v", stored, err)
+		}
+	})
+}
+
 // TestCompleteRunAheadOfTheServer: a run that started within the clock
 // skew allowed, after the server's time, ends at its start when the agent
 // ends it without a time; a completed_at before its start is refused.

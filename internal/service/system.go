@@ -258,6 +258,7 @@ type EventDetail struct {
 	FirstStepIndex    *int64                `json:"first_step_index,omitempty"`
 	LastStepIndex     *int64                `json:"last_step_index,omitempty"`
 	Status            string                `json:"status,omitempty"`
+	EndedAs           string                `json:"ended_as,omitempty"` // run.ended: the status the agent ended the stopped run as
 	ExportID          string                `json:"export_id,omitempty"`
 	BundleType        runproof.BundleType   `json:"bundle_type,omitempty"`
 	Format            runproof.ExportFormat `json:"format,omitempty"`
@@ -379,12 +380,12 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 			FirstStepIndex: &first, LastStepIndex: &last}))
 	}
 	if run.CompletedAt != nil {
-		kind := "run." + string(run.Status)
+		ev := SystemEvent{At: *run.CompletedAt, Kind: "run." + string(run.Status),
+			Detail: EventDetail{Status: string(run.Status), TerminationReason: run.TerminationReason}}
 		if run.Status == runproof.RunStopped {
-			kind = EventRunEnded
+			ev.Kind, ev.Detail.EndedAs = EventRunEnded, string(run.EndedAs)
 		}
-		events = append(events, SystemEvent{At: *run.CompletedAt, Kind: kind,
-			Detail: EventDetail{Status: string(run.Status), TerminationReason: run.TerminationReason}})
+		events = append(events, ev)
 	}
 	for _, e := range exports {
 		d := EventDetail{ExportID: e.ID, BundleType: e.BundleType, Format: e.Format, IncidentID: e.IncidentID}
