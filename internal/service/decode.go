@@ -236,7 +236,7 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 		case i > 0 && in[i-1].StepIndex != nil && *s.StepIndex == *in[i-1].StepIndex:
 			bad(i, "step_index", "duplicates the step before it (%d)", *s.StepIndex)
 		case i > 0 && in[i-1].StepIndex != nil && *s.StepIndex != *in[i-1].StepIndex+1:
-			bad(i, "step_index", "must be %d: steps of one call are consecutive, in order", *in[i-1].StepIndex+1)
+			bad(i, "step_index", "must be %d, after steps[%d]'s %d: steps of one call are consecutive, in order", *in[i-1].StepIndex+1, i-1, *in[i-1].StepIndex)
 		default:
 			st.Index = *s.StepIndex
 		}
