@@ -159,10 +159,24 @@ func TestSigningKeyReplaced(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(data, "signing-keys", "used")); err != nil {
 		t.Fatal(err)
 	}
-	r := exportWith(k3)
-	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	if last := lines[len(lines)-1]; r.code != 1 || !strings.HasPrefix(last, "runproof: ") ||
-		!strings.Contains(last, "which this runproof does not know, so nothing was appended") {
-		t.Errorf("export over a head signed by a key no longer known: %d %q", r.code, r.stderr)
+	before, err := openStore(t, data).ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"zip", "json"} {
+		r := runCLI(t, "", "export", "--data", data, "--tenant", "demo", "--run", runs[0].ID, "--format", format,
+			"-o", filepath.Join(dir, "x."+format), "--signing-key", k3)
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if last := lines[len(lines)-1]; r.code != 1 || !strings.HasPrefix(last, "runproof: ") ||
+			!strings.Contains(last, "which this runproof does not know, so nothing can be appended") {
+			t.Errorf("%s export over a head signed by a key no longer known: %d %q", format, r.code, r.stderr)
+		}
+	}
+	// Refused before it was made: no export is left out of the ledger.
+	if after, err := openStore(t, data).ListExports(ctx, runproof.ListExportsParams{TenantID: "demo", Limit: 1000}); err != nil || len(after) != len(before) {
+		t.Errorf("%d exports after the refused ones, %d before (%v)", len(after), len(before), err)
+	}
+	if r := runCLI(t, "", "ledger", "verify", "--data", data, "--signing-key", k2); r.code != 0 {
+		t.Errorf("ledger verify after the refused exports: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -67,6 +67,9 @@ type Options struct {
 // finished export, and before a ZIP is written, its sealed manifest, whose
 // proof the ZIP carries.
 type Ledger interface {
+	// Ready refuses (ECONFLICT) a tenant's exports that could not be
+	// appended: its log's head is signed by a key this process does not know.
+	Ready(ctx context.Context, tenantID string) error
 	Append(ctx context.Context, rec runproof.Export) (int64, error)
 	AppendManifest(ctx context.Context, rec runproof.Export) (int64, error)
 	ProveManifest(ctx context.Context, tenantID, exportID string) (ledger.Proof, error)
@@ -324,6 +327,11 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	r, err := e.check(ctx, tenantID, who, in)
 	if err != nil {
 		return runproof.Export{}, err
+	}
+	if e.ledger != nil {
+		if err := e.ledger.Ready(ctx, tenantID); err != nil {
+			return runproof.Export{}, err // it could not be recorded in the ledger
+		}
 	}
 	// Its turn comes before its record, so that one given up while waiting
 	// leaves nothing behind, and its time is the turn's: Recover takes an

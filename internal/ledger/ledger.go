@@ -380,6 +380,48 @@ func (l *Ledger) learn() (bool, error) {
 	return len(l.verifiers) > n, nil
 }
 
+// openHead opens a tenant's latest checkpoint with the keys this process
+// knows, reading the signing keys again when another process may have
+// made the one it is signed with. Signed by a key still unknown, it is
+// ErrDiverged as far as this process can tell, said so that a user who
+// changed keys sees what to do.
+func (l *Ledger) openHead(tenantID string, note []byte) (origin string, tree tlog.Tree, err error) {
+	origin, tree, err = OpenCheckpoint(note, l.VerifierKeys()...)
+	var unknown *UnknownSignerError
+	if errors.As(err, &unknown) {
+		if learned, lerr := l.learn(); lerr != nil {
+			return "", tree, fmt.Errorf("the latest checkpoint is signed by a key this process does not know, and the signing keys could not be read again: %w", lerr)
+		} else if learned {
+			origin, tree, err = OpenCheckpoint(note, l.VerifierKeys()...)
+		}
+	}
+	if errors.As(err, &unknown) && len(unknown.Signers) > 0 {
+		return "", tree, errors.Join(ErrDiverged, runproof.Errorf(runproof.ECONFLICT,
+			"the latest checkpoint of the ledger of tenant %q is signed by key %s, which this runproof does not know, so nothing can be appended: "+
+				"if that key is yours, give it again (--signing-key) or put it back in the signing-keys directory; if not, run `runproof ledger verify`",
+			tenantID, unknown.Signers[0]))
+	}
+	return origin, tree, err
+}
+
+// Ready refuses (ECONFLICT) what cannot be appended to a tenant's log
+// because its latest checkpoint is signed by a key this process does not
+// know: an export that asks first is refused before it is made, rather
+// than made and left out of the log.
+func (l *Ledger) Ready(ctx context.Context, tenantID string) error {
+	latest, err := l.store.LedgerCheckpoint(ctx, tenantID, 0)
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return nil // an empty log
+	} else if err != nil {
+		return err
+	}
+	_, _, err = l.openHead(tenantID, latest.Note)
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		return err
+	}
+	return nil // anything else is Append's to find and say
+}
+
 // checkHead makes sure the log is still the one last signed, in O(log n)
 // reads: the latest checkpoint is signed by a known key for this log, and
 // the stored tree has its size and hashes to its hash. A full check is
@@ -392,23 +434,7 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		}
 		return nil
 	}
-	origin, tree, err := OpenCheckpoint(st.Latest.Note, l.VerifierKeys()...)
-	var unknown *UnknownSignerError
-	if errors.As(err, &unknown) {
-		if learned, lerr := l.learn(); lerr != nil {
-			return fmt.Errorf("the latest checkpoint is signed by a key this process does not know, and the signing keys could not be read again: %w", lerr)
-		} else if learned {
-			origin, tree, err = OpenCheckpoint(st.Latest.Note, l.VerifierKeys()...)
-		}
-	}
-	if errors.As(err, &unknown) && len(unknown.Signers) > 0 {
-		// Diverged, as far as this process can tell; said so that a user
-		// who changed keys sees what to do.
-		return errors.Join(ErrDiverged, runproof.Errorf(runproof.ECONFLICT,
-			"the latest checkpoint of the ledger of tenant %q is signed by key %s, which this runproof does not know, so nothing was appended: "+
-				"if that key is yours, give it again (--signing-key) or put it back in the signing-keys directory; if not, run `runproof ledger verify`",
-			tenantID, unknown.Signers[0]))
-	}
+	origin, tree, err := l.openHead(tenantID, st.Latest.Note)
 	if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}
