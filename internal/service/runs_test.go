@@ -361,6 +361,23 @@ func TestReplayAuditEvents(t *testing.T) {
 	})
 }
 
+// appendSteps sends a run n steps (stepJSON), a millisecond apart from an
+// hour ago, as many a call as a call may hold.
+func appendSteps(t *testing.T, svc *Service, tenant, run string, n int) {
+	t.Helper()
+	start := time.Now().Add(-time.Hour)
+	for from := 0; from < n; from += MaxStepsPerCall {
+		batch := make([]map[string]any, 0, MaxStepsPerCall)
+		for i := from; i < min(from+MaxStepsPerCall, n); i++ {
+			at := start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
+			batch = append(batch, stepJSON(i, map[string]any{"timestamp": at}))
+		}
+		if _, err := appendJSON(t, svc, tenant, run, batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestGovernanceAcrossPages: governance counts every step of a run longer
 // than one page of steps.
 func TestGovernanceAcrossPages(t *testing.T) {
@@ -372,17 +389,7 @@ func TestGovernanceAcrossPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	openRun(t, svc, "acme", "r1")
-	start := time.Now().Add(-time.Hour)
-	for from := 0; from < steps; from += MaxStepsPerCall {
-		batch := make([]map[string]any, 0, MaxStepsPerCall)
-		for i := from; i < min(from+MaxStepsPerCall, steps); i++ {
-			at := start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
-			batch = append(batch, stepJSON(i, map[string]any{"timestamp": at}))
-		}
-		if _, err := appendJSON(t, svc, "acme", "r1", batch...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendSteps(t, svc, "acme", "r1", steps)
 	g, err := svc.Governance(ctx, "acme", "r1")
 	if err != nil {
 		t.Fatal(err)
@@ -451,17 +458,7 @@ func TestTelemetryReadsWhatItNeeds(t *testing.T) {
 		}
 	}
 	openRun(t, svc, "acme", "r1")
-	start := time.Now().Add(-time.Hour)
-	for from := 0; from < steps; from += MaxStepsPerCall {
-		batch := make([]map[string]any, 0, MaxStepsPerCall)
-		for i := from; i < min(from+MaxStepsPerCall, steps); i++ {
-			at := start.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
-			batch = append(batch, stepJSON(i, map[string]any{"timestamp": at}))
-		}
-		if _, err := appendJSON(t, svc, "acme", "r1", batch...); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendSteps(t, svc, "acme", "r1", steps)
 	check := func(from int64, limit int, wantPages, wantPoints int) Telemetry {
 		t.Helper()
 		store.pages = 0
