@@ -223,19 +223,27 @@ func checkTenant(cmd, tenant string) error {
 	return nil
 }
 
-// fieldMessage renders a validation error as "field: message", naming the
-// first field at fault and how many more there are.
+// fieldMessage renders a validation error on one line as "field: message"
+// for each field at fault, up to maxFieldMessages of them, then how many
+// more there are.
 func fieldMessage(err error) string {
 	fields := runproof.ErrorFields(err)
 	if len(fields) == 0 {
 		return err.Error()
 	}
-	msg := fields[0].Field + ": " + fields[0].Message
-	if len(fields) > 1 {
-		msg += fmt.Sprintf(" (and %d more)", len(fields)-1)
+	parts := make([]string, 0, min(len(fields), maxFieldMessages))
+	for _, f := range fields[:min(len(fields), maxFieldMessages)] {
+		parts = append(parts, f.Field+": "+f.Message)
+	}
+	msg := strings.Join(parts, "; ")
+	if len(fields) > maxFieldMessages {
+		msg += fmt.Sprintf(" (and %d more)", len(fields)-maxFieldMessages)
 	}
 	return msg
 }
+
+// maxFieldMessages is how many fields at fault a message names.
+const maxFieldMessages = 5
 
 // decodeMessage words an error of service.DecodeJSON, which speaks of an
 // HTTP body, for the input at hand ("the line", "the file").

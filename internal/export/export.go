@@ -132,6 +132,9 @@ func (e *Exporter) Formats() []runproof.ExportFormat {
 	return f
 }
 
+// maxReason is the longest export_reason, in bytes.
+const maxReason = 1000
+
 // request is a checked Input.
 type request struct {
 	runproof.ExportRequest
@@ -155,8 +158,7 @@ func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in
 // validate checks an export's input, reading nothing: every field at
 // fault is named at once.
 func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, error) {
-	var errs []runproof.FieldError
-	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
+	var errs runproof.Fields
 	now := runproof.Timestamp(e.now())
 	r := request{ExportRequest: runproof.ExportRequest{TenantID: tenantID, Scope: in.Scope, BundleType: in.BundleType,
 		Format: in.Format, RequestedBy: who.ID, Origin: who.Origin, SourceComponent: who.SourceComponent,
@@ -175,47 +177,36 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 	switch r.Scope {
 	case runproof.ScopeLLMRun, runproof.ScopeCompliance:
 	case runproof.ScopeAudit, runproof.ScopeSystem:
-		bad("scope", fmt.Sprintf("%q exports are not available yet: export a run or an incident (llm_run), "+
-			"or a SOC 2 bundle of one for a compliance period (compliance)", r.Scope))
+		errs.Add("scope", "%q exports are not available yet: export a run or an incident (llm_run), "+
+			"or a SOC 2 bundle of one for a compliance period (compliance)", r.Scope)
 	default:
-		bad("scope", "must be llm_run, compliance, audit or system")
+		errs.Add("scope", "must be llm_run, compliance, audit or system")
 	}
 	switch r.BundleType {
 	case runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief:
 	default:
-		bad("bundle_type", "must be evidence, soc2 or executive_debrief")
+		errs.Add("bundle_type", "must be evidence, soc2 or executive_debrief")
 	}
 	switch {
 	case r.Format == "":
-		bad("format", "is required: json, csv, pdf or zip")
+		errs.Add("format", "is required: json, csv, pdf or zip")
 	case r.Format == runproof.FormatZIP && e.keys == nil:
-		bad("format", "zip exports need a signing key, and this server has none")
+		errs.Add("format", "zip exports need a signing key, and this server has none")
 	case !slices.Contains(e.Formats(), r.Format):
-		bad("format", "must be json, csv, pdf or zip")
+		errs.Add("format", "must be json, csv, pdf or zip")
 	}
 	switch in.Classification {
 	case "", evidence.ClassInternal, evidence.ClassConfidential, evidence.ClassPublic:
 	default:
-		bad("classification", "must be INTERNAL, CONFIDENTIAL or PUBLIC")
+		errs.Add("classification", "must be INTERNAL, CONFIDENTIAL or PUBLIC")
 	}
-	if len(in.ExportReason) > 1000 {
-		bad("export_reason", "must be at most 1000 bytes")
-	} else if err := runproof.CheckProse(in.ExportReason); err != nil {
-		bad("export_reason", err.Error())
-	}
-	for _, f := range []struct {
-		name, value string
-		max         int
-	}{{"prepared_for", in.PreparedFor, 200}, {"prepared_by", in.PreparedBy, 200}, {"correlation_id", in.CorrelationID, runproof.MaxCorrelationID}} {
-		if len(f.value) > f.max {
-			bad(f.name, fmt.Sprintf("must be at most %d bytes", f.max))
-		} else if err := runproof.CheckText(f.value); err != nil {
-			bad(f.name, err.Error())
-		}
-	}
+	errs.Prose("export_reason", in.ExportReason, maxReason)
+	errs.Text("prepared_for", in.PreparedFor, runproof.MaxName)
+	errs.Text("prepared_by", in.PreparedBy, runproof.MaxName)
+	errs.Text("correlation_id", in.CorrelationID, runproof.MaxCorrelationID)
 	for _, f := range []struct{ name, value string }{{"run_id", in.RunID}, {"incident_id", in.IncidentID}} {
 		if f.value != "" && !runproof.ValidID(f.value) { // as runs and incidents are stored
-			bad(f.name, runproof.IDRule)
+			errs.Add(f.name, runproof.IDRule)
 		}
 	}
 	for _, p := range []struct {
@@ -227,32 +218,32 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 		}
 		t, err := time.Parse(time.RFC3339Nano, p.value)
 		if err != nil {
-			bad(p.name, "must be an RFC 3339 timestamp")
+			errs.Add(p.name, "must be an RFC 3339 timestamp")
 			continue
 		}
 		t = runproof.Timestamp(t)
 		*p.dst = &t
 	}
 	if r.PeriodStart != nil && r.PeriodEnd != nil && !r.PeriodStart.Before(*r.PeriodEnd) {
-		bad("period_end", "must be after period_start")
+		errs.Add("period_end", "must be after period_start")
 	}
 	if r.BundleType != runproof.BundleSOC2 {
 		for _, p := range []struct{ name, value string }{{"period_start", in.PeriodStart}, {"period_end", in.PeriodEnd}} {
 			if p.value != "" {
-				bad(p.name, "only a SOC 2 bundle attests a compliance period: leave it out, or ask for a soc2 bundle")
+				errs.Add(p.name, "only a SOC 2 bundle attests a compliance period: leave it out, or ask for a soc2 bundle")
 			}
 		}
 	}
 	switch {
 	case in.RunID != "" || in.IncidentID != "":
 	case r.Scope == runproof.ScopeCompliance:
-		bad("run_id", "give a run_id or an incident_id: a compliance export covers one incident within its period "+
+		errs.Add("run_id", "give a run_id or an incident_id: a compliance export covers one incident within its period "+
 			"(exports of a whole period are not available yet)")
 	default:
-		bad("run_id", "give a run_id or an incident_id")
+		errs.Add("run_id", "give a run_id or an incident_id")
 	}
-	if len(errs) > 0 {
-		return r, runproof.Invalid(errs...)
+	if err := errs.Err(); err != nil {
+		return r, err
 	}
 	r.RunID, r.IncidentID = in.RunID, in.IncidentID
 	return r, nil

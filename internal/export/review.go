@@ -26,29 +26,20 @@ type ReviewInput struct {
 // append-only and numbered without gaps). Exports are never changed: the
 // bundle reviewed keeps saying PENDING.
 func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID string, in ReviewInput) (runproof.Review, error) {
-	var errs []runproof.FieldError
-	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
+	var errs runproof.Fields
 	switch in.Status {
 	case evidence.ReviewReviewed, evidence.ReviewApproved:
 	default:
-		bad("review_status", "must be REVIEWED or APPROVED")
+		errs.Add("review_status", "must be REVIEWED or APPROVED")
 	}
 	in.ReviewedBy = strings.TrimSpace(in.ReviewedBy)
 	if in.ReviewedBy == "" {
 		in.ReviewedBy = cmp.Or(key.Name, key.ID)
 	}
-	if len(in.ReviewedBy) > 200 {
-		bad("reviewed_by", "must be at most 200 bytes")
-	} else if err := runproof.CheckText(in.ReviewedBy); err != nil {
-		bad("reviewed_by", err.Error())
-	}
-	if len(in.Notes) > 2000 {
-		bad("auditor_notes", "must be at most 2000 bytes")
-	} else if err := runproof.CheckProse(in.Notes); err != nil {
-		bad("auditor_notes", err.Error())
-	}
-	if len(errs) > 0 {
-		return runproof.Review{}, runproof.Invalid(errs...)
+	errs.Text("reviewed_by", in.ReviewedBy, runproof.MaxName)
+	errs.Prose("auditor_notes", in.Notes, runproof.MaxNotes)
+	if err := errs.Err(); err != nil {
+		return runproof.Review{}, err
 	}
 
 	rec, err := e.store.GetExport(ctx, key.TenantID, exportID)

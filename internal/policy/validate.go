@@ -2,7 +2,6 @@ package policy
 
 import (
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -25,30 +24,26 @@ func Scale(t runproof.PolicyType) int64 {
 // in canonical form. Expression policies are compiled and type-checked here,
 // so a bad expression is refused when the policy is created, not at run time.
 func Normalize(p runproof.Policy) (runproof.Policy, error) {
-	var errs []runproof.FieldError
-	bad := func(field, msg string) { errs = append(errs, runproof.FieldError{Field: field, Message: msg}) }
+	var errs runproof.Fields
 
 	p.Name = strings.TrimSpace(p.Name)
-	switch {
-	case p.Name == "":
-		bad("name", "is required")
-	case len(p.Name) > 200:
-		bad("name", "must be at most 200 bytes")
-	case runproof.CheckText(p.Name) != nil:
-		bad("name", runproof.CheckText(p.Name).Error())
+	if p.Name == "" {
+		errs.Add("name", "is required")
+	} else {
+		errs.Text("name", p.Name, runproof.MaxName)
 	}
 	switch p.Action {
 	case runproof.ActionStop, runproof.ActionWarn:
 	case "":
-		bad("action", `is required: "stop" or "warn"`)
+		errs.Add("action", `is required: "stop" or "warn"`)
 	default:
-		bad("action", `must be "stop" or "warn"`)
+		errs.Add("action", `must be "stop" or "warn"`)
 	}
 
 	// A field of another type of policy is a mistake, not something to drop.
 	notFor := func(field string, given bool) {
 		if given {
-			bad(field, "does not apply to a "+string(p.Type)+" policy")
+			errs.Add(field, "does not apply to a %s policy", p.Type)
 		}
 	}
 	switch {
@@ -56,7 +51,7 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		notFor("step_types", len(p.StepTypes) > 0)
 		notFor("expression", p.Expression != "")
 		if p.Threshold == "" {
-			bad("threshold", "is required for a "+string(p.Type)+" policy")
+			errs.Add("threshold", "is required for a %s policy", p.Type)
 			break
 		}
 		n, err := runproof.ParseFixedExact(p.Threshold, Scale(p.Type))
@@ -68,15 +63,15 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			}
 		}
 		if err != nil {
-			bad("threshold", err.Error())
+			errs.Add("threshold", "%s", err)
 			break
 		}
 		if n <= 0 {
-			bad("threshold", "must be greater than zero")
+			errs.Add("threshold", "must be greater than zero")
 			break
 		}
 		if err := runproof.CheckAmount(n, Scale(p.Type)); err != nil {
-			bad("threshold", err.Error())
+			errs.Add("threshold", "%s", err)
 			break
 		}
 		p.Threshold = runproof.FormatFixed(n, Scale(p.Type))
@@ -85,19 +80,19 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		notFor("expression", p.Expression != "")
 		switch {
 		case len(p.StepTypes) == 0:
-			bad("step_types", "must list at least one step type for a step_type_denied policy")
+			errs.Add("step_types", "must list at least one step type for a step_type_denied policy")
 		case len(p.StepTypes) > maxStepTypes:
-			bad("step_types", fmt.Sprintf("must list at most %d step types", maxStepTypes))
+			errs.Add("step_types", "must list at most %d step types", maxStepTypes)
 		}
 		for i, s := range p.StepTypes {
 			if strings.TrimSpace(s) == "" {
-				bad("step_types["+itoa(i)+"]", "must not be empty")
+				errs.Add("step_types["+itoa(i)+"]", "must not be empty")
 			} else if strings.TrimSpace(s) != s {
-				bad("step_types["+itoa(i)+"]", "must not start or end with white space: step types are matched exactly")
+				errs.Add("step_types["+itoa(i)+"]", "must not start or end with white space: step types are matched exactly")
 			} else if len(s) > runproof.MaxStepTypeLen {
-				bad("step_types["+itoa(i)+"]", fmt.Sprintf("must be at most %d bytes, as step types are", runproof.MaxStepTypeLen))
+				errs.Add("step_types["+itoa(i)+"]", "must be at most %d bytes, as step types are", runproof.MaxStepTypeLen)
 			} else if err := runproof.CheckText(s); err != nil {
-				bad("step_types["+itoa(i)+"]", err.Error())
+				errs.Add("step_types["+itoa(i)+"]", "%s", err)
 			}
 		}
 		p.StepTypes = slices.Clone(p.StepTypes)
@@ -107,21 +102,18 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		notFor("threshold", p.Threshold != "")
 		notFor("step_types", len(p.StepTypes) > 0)
 		if strings.TrimSpace(p.Expression) == "" {
-			bad("expression", "is required for an expression policy")
+			errs.Add("expression", "is required for an expression policy")
 		} else if err := runproof.CheckProse(p.Expression); err != nil {
-			bad("expression", err.Error())
+			errs.Add("expression", "%s", err)
 		} else if _, err := compileExpression(p.Expression); err != nil {
-			bad("expression", err.Error())
+			errs.Add("expression", "%s", err)
 		}
 	case p.Type == "":
-		bad("type", "is required: one of "+typeList())
+		errs.Add("type", "is required: one of %s", typeList())
 	default:
-		bad("type", "must be one of "+typeList())
+		errs.Add("type", "must be one of %s", typeList())
 	}
-	if len(errs) > 0 {
-		return p, runproof.Invalid(errs...)
-	}
-	return p, nil
+	return p, errs.Err()
 }
 
 // maxStepTypes bounds the step types a policy lists: every run's snapshot

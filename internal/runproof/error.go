@@ -144,3 +144,45 @@ func RetryUnavailable(ctx context.Context, fn func() error) error {
 	}
 	return err
 }
+
+// Limits of the text fields people and agents fill in, in bytes.
+const (
+	MaxName  = 200  // a name: an agent's, a policy's, a key's, a reviewer's
+	MaxGoal  = 4096 // a run's goal
+	MaxNotes = 2000 // notes: an auditor's, a remediation's
+)
+
+// Fields collects the fields at fault in an input, in the order they are
+// checked, so that one answer names them all.
+type Fields []FieldError
+
+// Add names a field at fault and why.
+func (f *Fields) Add(field, format string, args ...any) {
+	*f = append(*f, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// Text checks a one-line text field (CheckText) of at most max bytes.
+func (f *Fields) Text(field, s string, max int) {
+	f.text(field, s, max, CheckText)
+}
+
+// Prose checks a free-text field (CheckProse) of at most max bytes.
+func (f *Fields) Prose(field, s string, max int) {
+	f.text(field, s, max, CheckProse)
+}
+
+func (f *Fields) text(field, s string, max int, check func(string) error) {
+	if len(s) > max {
+		f.Add(field, "must be at most %d bytes", max)
+	} else if err := check(s); err != nil {
+		f.Add(field, "%s", err)
+	}
+}
+
+// Err is the EINVALID error naming the fields at fault, nil when none is.
+func (f Fields) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return Invalid(f...)
+}

@@ -18,17 +18,13 @@ type RemediationInput struct {
 // Later bundles of the incident show it: a remediation in progress or
 // completed is what SOC 2 control CC7.4 needs to be demonstrated.
 func (s *Service) SetRemediation(ctx context.Context, tenantID, incidentID string, in RemediationInput) (runproof.Incident, error) {
-	var errs []runproof.FieldError
+	var errs runproof.Fields
 	if !slices.Contains(runproof.RemediationStatuses, in.Status) {
-		errs = append(errs, runproof.FieldError{Field: "remediation_status", Message: "must be one of " + strings.Join(runproof.RemediationStatuses, ", ")})
+		errs.Add("remediation_status", "must be one of %s", strings.Join(runproof.RemediationStatuses, ", "))
 	}
-	if len(in.Notes) > 2000 {
-		errs = append(errs, runproof.FieldError{Field: "remediation_notes", Message: "must be at most 2000 bytes"})
-	} else if err := runproof.CheckProse(in.Notes); err != nil {
-		errs = append(errs, runproof.FieldError{Field: "remediation_notes", Message: err.Error()})
-	}
-	if len(errs) > 0 {
-		return runproof.Incident{}, runproof.Invalid(errs...)
+	errs.Prose("remediation_notes", in.Notes, runproof.MaxNotes)
+	if err := errs.Err(); err != nil {
+		return runproof.Incident{}, err
 	}
 	return s.store.SetRemediation(ctx, runproof.SetRemediationParams{TenantID: tenantID, IncidentID: incidentID, Status: in.Status, Notes: in.Notes})
 }

@@ -23,45 +23,35 @@ type RunInput struct {
 	StartedAt string `json:"started_at"`
 }
 
-const maxGoal = 4096
-
 // CreateRun opens a run and freezes the tenant's active policies into its
 // snapshot. Re-sending the same run, even at the same time, is a no-op that
 // returns the stored run (created false); a different run under the same id
 // is ECONFLICT.
 func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (run runproof.Run, created bool, err error) {
 	now := s.Now()
-	var errs []runproof.FieldError
-	bad := func(f, m string) { errs = append(errs, runproof.FieldError{Field: f, Message: m}) }
-	switch {
-	case strings.TrimSpace(in.AgentID) == "":
-		bad("agent_id", "is required (the agent's name)")
-	case len(in.AgentID) > maxText:
-		bad("agent_id", fmt.Sprintf("must be at most %d bytes", maxText))
-	case runproof.CheckText(in.AgentID) != nil:
-		bad("agent_id", runproof.CheckText(in.AgentID).Error())
+	var errs runproof.Fields
+	if strings.TrimSpace(in.AgentID) == "" {
+		errs.Add("agent_id", "is required (the agent's name)")
+	} else {
+		errs.Text("agent_id", in.AgentID, runproof.MaxName)
 	}
 	if in.RunID != "" && !runproof.ValidID(in.RunID) {
-		bad("run_id", runproof.IDRule)
+		errs.Add("run_id", runproof.IDRule)
 	}
-	if len(in.Goal) > maxGoal {
-		bad("goal", fmt.Sprintf("must be at most %d bytes", maxGoal))
-	} else if err := runproof.CheckProse(in.Goal); err != nil {
-		bad("goal", err.Error())
-	}
+	errs.Prose("goal", in.Goal, runproof.MaxGoal)
 	if in.TraceID != "" && !validTraceID(in.TraceID) {
-		bad("trace_id", "must be 32 lowercase hex digits (a W3C trace id), not all zero")
+		errs.Add("trace_id", "must be 32 lowercase hex digits (a W3C trace id), not all zero")
 	}
 	started := now
 	if in.StartedAt != "" {
 		t, err := ParseTime(in.StartedAt, now)
 		if err != nil {
-			bad("started_at", err.Error())
+			errs.Add("started_at", "%s", err)
 		}
 		started = t
 	}
-	if len(errs) > 0 {
-		return runproof.Run{}, false, runproof.Invalid(errs...)
+	if err := errs.Err(); err != nil {
+		return runproof.Run{}, false, err
 	}
 
 	if in.RunID != "" {

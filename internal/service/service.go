@@ -63,24 +63,20 @@ func HashKey(secret string) string {
 // CreateAPIKey makes a key for a tenant and returns its secret, which is
 // never stored and cannot be shown again.
 func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runproof.Role, name string) (string, runproof.APIKey, error) {
-	var errs []runproof.FieldError
+	var errs runproof.Fields
 	switch {
 	case tenantID == "":
-		errs = append(errs, runproof.FieldError{Field: "tenant", Message: "is required"})
+		errs.Add("tenant", "is required")
 	case !runproof.ValidTenantID(tenantID):
-		errs = append(errs, runproof.FieldError{Field: "tenant", Message: runproof.TenantIDRule})
+		errs.Add("tenant", runproof.TenantIDRule)
 	}
 	if !role.Valid() {
-		errs = append(errs, runproof.FieldError{Field: "role", Message: "must be one of " + runproof.RoleNames()})
+		errs.Add("role", "must be one of %s", runproof.RoleNames())
 	}
 	name = strings.TrimSpace(name) // a reviewer's default name, say: never blank
-	if len(name) > maxText {
-		errs = append(errs, runproof.FieldError{Field: "name", Message: fmt.Sprintf("must be at most %d bytes", maxText)})
-	} else if err := runproof.CheckText(name); err != nil {
-		errs = append(errs, runproof.FieldError{Field: "name", Message: err.Error()})
-	}
-	if len(errs) > 0 {
-		return "", runproof.APIKey{}, runproof.Invalid(errs...)
+	errs.Text("name", name, runproof.MaxName)
+	if err := errs.Err(); err != nil {
+		return "", runproof.APIKey{}, err
 	}
 	var raw [40]byte // 32 bytes of secret, 8 of public id
 	if _, err := rand.Read(raw[:]); err != nil {
