@@ -39,12 +39,6 @@ const (
 	AttrServiceName    = "service.name"      // resource: the agent, when no gen_ai.agent.*
 )
 
-// Limits the mapping shares with the native step API (package service).
-const (
-	maxText = 200  // bytes of an agent id or a step type
-	maxGoal = 4096 // bytes of a run's goal
-)
-
 // UnknownAgent is the agent id of a run whose spans name no agent and whose
 // resource has no service.name, as OpenTelemetry names an unknown service.
 const UnknownAgent = "unknown_service"
@@ -316,8 +310,8 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	switch {
 	case strings.TrimSpace(s.StepType) == "":
 		return nil, "the span has no name and no " + AttrOperation + ": one of them is required"
-	case len(s.StepType) > maxText:
-		return nil, fmt.Sprintf("its step type %q is over %d bytes", truncate(s.StepType, 40), maxText)
+	case len(s.StepType) > runproof.MaxStepTypeLen:
+		return nil, fmt.Sprintf("its step type %q is over %d bytes", truncate(s.StepType, 40), runproof.MaxStepTypeLen)
 	case runproof.CheckText(s.StepType) != nil:
 		return nil, fmt.Sprintf("its step type %q %s", truncate(s.StepType, 40), runproof.CheckText(s.StepType))
 	}
@@ -336,9 +330,9 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
 	s.agent = truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID)),
-		cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), maxText)
-	s.goal = truncate(runproof.StripProse(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc))), maxGoal)
-	s.service = truncate(cleanName(str(resource, AttrServiceName)), maxText)
+		cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), runproof.MaxName)
+	s.goal = truncate(runproof.StripProse(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc))), runproof.MaxGoal)
+	s.service = truncate(cleanName(str(resource, AttrServiceName)), runproof.MaxName)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {
 		s.runSource = FromRunID
 	} else if s.runID = lookup(attrs, resource, AttrConversationID); s.runID != "" {

@@ -23,7 +23,6 @@ const (
 	MaxStepsPerCall = 1000
 	MaxBodyBytes    = 4 << 20
 	maxFieldErrors  = 50
-	maxText         = 200 // bytes, for ids and names
 )
 
 // StepInput is one step as an agent sends it.
