@@ -382,9 +382,8 @@ func (l *Ledger) learn() (bool, error) {
 
 // openHead opens a tenant's latest checkpoint with the keys this process
 // knows, reading the signing keys again when another process may have
-// made the one it is signed with. Signed by a key still unknown, it is
-// ErrDiverged as far as this process can tell, said so that a user who
-// changed keys sees what to do.
+// made the one it is signed with. Signed by a key still unknown, it is an
+// ECONFLICT that says what to do, for a user who changed keys.
 func (l *Ledger) openHead(tenantID string, note []byte) (origin string, tree tlog.Tree, err error) {
 	origin, tree, err = OpenCheckpoint(note, l.VerifierKeys()...)
 	var unknown *UnknownSignerError
@@ -396,10 +395,10 @@ func (l *Ledger) openHead(tenantID string, note []byte) (origin string, tree tlo
 		}
 	}
 	if errors.As(err, &unknown) && len(unknown.Signers) > 0 {
-		return "", tree, errors.Join(ErrDiverged, runproof.Errorf(runproof.ECONFLICT,
+		return "", tree, runproof.Errorf(runproof.ECONFLICT,
 			"the latest checkpoint of the ledger of tenant %q is signed by key %s, which this runproof does not know, so nothing can be appended: "+
 				"if that key is yours, give it again (--signing-key) or put it back in the signing-keys directory; if not, run `runproof ledger verify`",
-			tenantID, unknown.Signers[0]))
+			tenantID, unknown.Signers[0])
 	}
 	return origin, tree, err
 }
@@ -435,7 +434,9 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		return nil
 	}
 	origin, tree, err := l.openHead(tenantID, st.Latest.Note)
-	if err != nil {
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		return errors.Join(ErrDiverged, err) // diverged, as far as this process can tell
+	} else if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}
 	if origin != Origin(tenantID) || tree.N != st.Latest.Size || tree.Hash != st.Latest.Hash {

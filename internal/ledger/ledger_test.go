@@ -263,8 +263,16 @@ func TestAppendProve(t *testing.T) {
 		if _, err := verifyAs(ctx, s, rotated, "acme", nil); err != nil {
 			t.Errorf("after a key change: %v", err)
 		}
-		if _, err := l.Append(ctx, finish(t, s, "acme", 9, 1)[0]); !errors.Is(err, ledger.ErrDiverged) {
-			t.Errorf("append over a checkpoint signed by an unknown key: %v, want ErrDiverged", err)
+		_, err = l.Append(ctx, finish(t, s, "acme", 9, 1)[0])
+		if !errors.Is(err, ledger.ErrDiverged) || runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("append over a checkpoint signed by an unknown key: %v (%s), want ErrDiverged, a conflict", err, runproof.ErrorCode(err))
+		}
+		if err := l.Ready(ctx, "acme"); runproof.ErrorCode(err) != runproof.ECONFLICT || errors.Is(err, ledger.ErrDiverged) ||
+			!strings.Contains(err.Error(), "which this runproof does not know") {
+			t.Errorf("ready over a checkpoint signed by an unknown key: %v", err)
+		}
+		if err := rotated.Ready(ctx, "acme"); err != nil {
+			t.Errorf("ready with the key: %v", err)
 		}
 	})
 }
