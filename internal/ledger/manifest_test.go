@@ -17,6 +17,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/storetest"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // testSigner is testKey as the exporter holds it: checkpoints and
@@ -296,6 +297,36 @@ func TestTamperSealed(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestCutTailFilledAgain: a tail cut with its checkpoints, then filled
+// again by the repair of missing exports (Sync) under new checkpoints,
+// verifies entry by entry; a completed ZIP whose sealed manifest went with
+// the tail gives it away.
+func TestCutTailFilledAgain(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		l := newZIPLedger(t, e.Store)
+		appendEach(t, l, finish(t, e.Store, "acme", 0, 2))
+		z := sealZIP(t, e.Store, l, "acme", 2)
+		z.end(t, e.Store, l, "")
+		appendEach(t, l, finish(t, e.Store, "acme", 4, 2))
+		if _, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil {
+			t.Fatalf("before tampering: %v", err)
+		}
+		e.dropTriggers(t)
+		e.exec(t, "DELETE FROM ledger_entries WHERE idx >= 2",
+			fmt.Sprintf("DELETE FROM ledger_hashes WHERE idx >= %d", tlog.StoredHashCount(2)),
+			"DELETE FROM ledger_checkpoints WHERE tree_size > 2")
+		if n, err := l.Sync(ctx, "acme"); err != nil || n != 3 {
+			t.Fatalf("sync appended %d, %v; want the 3 exports cut", n, err)
+		}
+		_, err := verifyAs(ctx, e.Store, l, "acme", nil)
+		wantMismatch(t, err, -1)
+		if !strings.Contains(err.Error(), z.rec.ID+", a ZIP completed at") {
+			t.Errorf("the mismatch does not name the ZIP: %v", err)
+		}
+	})
 }
 
 // leaf returns the manifest leaf of the sealed export.

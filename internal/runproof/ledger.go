@@ -99,6 +99,10 @@ type LedgerStore interface {
 	// or failed, before a time unless it is zero, and have no entry of
 	// ExportEntryType, in any order, folded as GetExport folds them.
 	ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time) ([]Export, error)
+	// SealedExportsMissingFromLedger returns the tenant's exports that
+	// were sealed and completed and have no entry of entryType (the sealed
+	// manifest's), in any order, folded as GetExport folds them.
+	SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]Export, error)
 	// LedgerEntryByExport returns the entry of an export of a type
 	// (ENOTFOUND).
 	LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (LedgerEntry, error)

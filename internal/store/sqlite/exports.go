@@ -135,6 +135,23 @@ func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, b
 	return out, nil
 }
 
+// SealedExportsMissingFromLedger returns completed sealed exports that
+// have no entry of entryType, a set difference as ExportsMissingFromLedger.
+func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]runproof.Export, error) {
+	ids, err := collect(ctx, s.db, scanString, `SELECT export_id FROM export_events WHERE tenant_id = ? AND kind = 'sealed'
+		INTERSECT SELECT export_id FROM export_events WHERE tenant_id = ? AND kind = 'completed'
+		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND entry_type = ?`,
+		tenantID, tenantID, tenantID, entryType)
+	if err != nil {
+		return nil, fmt.Errorf("sealed exports missing from the ledger: %w", err)
+	}
+	out, err := s.exportsByID(ctx, tenantID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("sealed exports missing from the ledger: %w", err)
+	}
+	return out, nil
+}
+
 // UnfinishedExports returns exports without a completed or failed event.
 func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]runproof.Export, error) {
 	ids, err := collect(ctx, s.db, scanString, `SELECT id FROM exports WHERE tenant_id = ? AND created_at < ?

@@ -289,6 +289,18 @@ func testLedgerExports(t *testing.T, h Harness) {
 		slices.SortFunc(got, func(a, b runproof.Export) int { return strings.Compare(a.ID, b.ID) })
 		equal(t, fmt.Sprintf("unfinished exports of %s created before %v", c.tenant, c.before), got, c.want)
 	}
+
+	// Sealed and completed without a manifest entry: x7 alone (x4 has its
+	// entry, x6 has not completed, x1 was not sealed).
+	createExports(t, s, newExport("t1", "x7", at(14)))
+	appendExportEvents(t, s, sealedEvent("t1", "x7", at(15)), completedEvent("t1", "x7", at(16)))
+	for tenant, want := range map[string][]runproof.Export{"t1": {get("x7")}, "t2": nil} {
+		got, err := s.SealedExportsMissingFromLedger(ctx, tenant, manifestEntry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "sealed exports of "+tenant+" missing from the ledger", got, want)
+	}
 	tenants, err := s.ExportTenants(ctx)
 	if err != nil || !slices.Equal(tenants, []string{"t1", "t2"}) {
 		t.Errorf("export tenants: %v, %v", tenants, err)
