@@ -158,7 +158,7 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		if err != nil {
 			decision = runproof.DecisionDeny
 			if first == nil {
-				first = fmt.Errorf("ledger verify: %w%s", err, keyHint(err))
+				first = fmt.Errorf("ledger verify: the ledger of tenant %q: %s", t, line)
 			}
 		}
 		if unknown {
@@ -197,9 +197,9 @@ func progressLog(e *env, tenant string) func(done, total int64) {
 func verifyLine(rep ledger.Report, err error) string {
 	var m *ledger.Mismatch
 	switch {
-	case errors.As(err, &m) && m.Index >= 0:
-		return fmt.Sprintf("FAILED at entry %d: %s%s", m.Index, m.Reason, keyHint(err))
-	case errors.As(err, &m):
+	case errors.As(err, &m) && m.Index >= 0 && keyHint(err) == "":
+		return fmt.Sprintf("FAILED at entry %d: %s", m.Index, m.Reason)
+	case errors.As(err, &m): // no entry to name, or a key, not an entry, at fault
 		return "FAILED: " + m.Reason + keyHint(err)
 	case err != nil:
 		return "could not be checked: " + err.Error()

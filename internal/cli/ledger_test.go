@@ -86,7 +86,7 @@ func TestLedgerVerify(t *testing.T) {
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	otherPub := writeFile(t, "other.pem", string(signing.PublicPEM(other)))
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "demo", "--key", otherPub)
-	wantError(t, r, 1, "entry 0: checkpoint of size 1: checkpoint not signed by a known key: it is signed by "+keys.Active().ID)
+	wantError(t, r, 1, `the ledger of tenant "demo": FAILED: checkpoint of size 1: checkpoint not signed by a known key: it is signed by `+keys.Active().ID)
 	if !strings.Contains(r.stderr, "give its public key with --key") || !strings.Contains(r.stdout, "give its public key with --key") {
 		t.Errorf("no hint at the key: %q %q", r.stdout, r.stderr)
 	}
@@ -106,7 +106,7 @@ func TestLedgerVerify(t *testing.T) {
 		}
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	wantError(t, r, 1, `ledger of tenant "demo": entry 3: does not match the record of export `+entries[0].RecordID)
+	wantError(t, r, 1, `ledger of tenant "demo": FAILED at entry 3: does not match the record of export `+entries[0].RecordID)
 	if !strings.Contains(r.stdout, "demo: FAILED at entry 3:") {
 		t.Errorf("stdout %q", r.stdout)
 	}
