@@ -427,8 +427,8 @@ func (v *verification) complete() error {
 		return err
 	}
 	first := slices.MinFunc(missing, finishOrder)
-	return v.fail(-1, "export %s finished at %s but is not in the ledger (%d such exports)",
-		first.ID, runproof.FormatTime(*first.CompletedAt), len(missing))
+	return v.fail(-1, "export %s finished at %s but is not in the ledger (%s)",
+		first.ID, runproof.FormatTime(*first.CompletedAt), suchExports(len(missing)))
 }
 
 // completeManifests checks that every completed ZIP export has its sealed
@@ -442,7 +442,15 @@ func (v *verification) completeManifests() error {
 	}
 	first := slices.MinFunc(missing, finishOrder)
 	return v.fail(-1, "export %s, a ZIP completed at %s, has no sealed manifest in the ledger, though its proof.json proves one: "+
-		"entries were taken out (%d such exports)", first.ID, runproof.FormatTime(*first.CompletedAt), len(missing))
+		"entries were taken out (%s)", first.ID, runproof.FormatTime(*first.CompletedAt), suchExports(len(missing)))
+}
+
+// suchExports counts the exports a fault is found in, in words.
+func suchExports(n int) string {
+	if n == 1 {
+		return "the only such export"
+	}
+	return fmt.Sprintf("%d such exports", n)
 }
 
 // completeAudit checks that every audit event of the tenant is in the log
