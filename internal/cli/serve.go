@@ -157,7 +157,8 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
 	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("engine", e.engine()))
-	defer startBackground(ctx, e, store, ex)()
+	stopBackground := startBackground(ctx, e, store, ex)
+	defer stopBackground()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -166,7 +167,13 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return fmt.Errorf("the HTTP server stopped: %w", err)
 	case <-ctx.Done():
 	}
-	return shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
+	err = shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cutWait)
+	defer cancel()
+	if n := api.FlushAudit(fctx); n > 0 {
+		e.log.Error("audit events not stored: the server stopped while the database was away", slog.Int("events", n))
+	}
+	return err
 }
 
 // requests counts the requests being served.

@@ -19,38 +19,76 @@ const (
 // auditRetry writes again, in the background, the audit events of answered
 // requests that the database could not be reached for. One goroutine, run
 // only while events wait, writes them oldest first, a chunk at a time,
-// waiting runproof.Backoff between tries while the database stays away; an outage costs that
-// goroutine and a bounded queue, not a goroutine per request. Events that
-// still wait when the backoff is spent (the database away for half a
-// minute), or that find the queue full, are logged and dropped.
+// waiting runproof.Backoff between tries while the database stays away;
+// an outage costs that goroutine and a bounded queue, not a goroutine per
+// request. An event is given as long as the backoff lasts (about half a
+// minute) from when it began to wait; one still waiting then, or finding
+// the queue full, is logged and dropped.
 type auditRetry struct {
-	record func(context.Context, ...runproof.AuditEvent) error
-	log    *slog.Logger
-	max    int             // events kept waiting at most
-	waits  []time.Duration // between tries
+	record  func(context.Context, ...runproof.AuditEvent) error
+	log     *slog.Logger
+	max     int             // events kept waiting at most
+	waits   []time.Duration // between tries
+	maxWait time.Duration   // how long an event may wait
+	timeout time.Duration   // of one write: a database slower than that is away
+	now     func() time.Time
 
 	mu      sync.Mutex
-	waiting []runproof.AuditEvent
+	waiting []waitingEvent
+	held    int // events being written, out of waiting
 	running bool
 }
 
+type waitingEvent struct {
+	runproof.AuditEvent
+	since time.Time
+}
+
 func newAuditRetry(record func(context.Context, ...runproof.AuditEvent) error, log *slog.Logger) *auditRetry {
-	return &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff}
+	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff, timeout: 10 * time.Second, now: time.Now}
+	for _, w := range q.waits {
+		q.maxWait += w
+	}
+	return q
 }
 
 // add makes ev wait for the database.
 func (q *auditRetry) add(ev runproof.AuditEvent) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.waiting) >= q.max {
+	if len(q.waiting)+q.held >= q.max {
 		q.log.Error("audit event not stored: too many wait for the database", slog.String("action", ev.Action),
 			slog.String("tenant_id", ev.TenantID), slog.String("correlation_id", ev.CorrelationID))
 		return
 	}
-	q.waiting = append(q.waiting, ev)
+	q.waiting = append(q.waiting, waitingEvent{ev, q.now()})
 	if !q.running {
 		q.running = true
 		go q.run()
+	}
+}
+
+// waitingNow returns how many events wait for the database.
+func (q *auditRetry) waitingNow() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.waiting) + q.held
+}
+
+// FlushAudit waits, until ctx is done, for the audit events that wait for
+// the database to be written, and returns how many still wait: a server
+// that stops calls it last, and logs them as lost.
+func (s *Server) FlushAudit(ctx context.Context) int {
+	for {
+		n := s.audits.waitingNow()
+		if n == 0 {
+			return 0
+		}
+		select {
+		case <-ctx.Done():
+			return n
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
@@ -58,36 +96,32 @@ func (q *auditRetry) add(ev runproof.AuditEvent) {
 func (q *auditRetry) run() {
 	tries := 0 // in a row without progress
 	for {
-		time.Sleep(q.waits[tries])
+		time.Sleep(q.waits[min(tries, len(q.waits)-1)])
 		q.mu.Lock()
 		batch := q.waiting
-		q.waiting = nil
+		q.waiting, q.held = nil, len(batch)
 		q.mu.Unlock()
-		stored := 0
-		for stored < len(batch) {
-			chunk := batch[stored:min(stored+auditChunk, len(batch))]
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := q.record(ctx, chunk...)
-			cancel()
-			if runproof.ErrorCode(err) == runproof.EUNAVAILABLE {
-				break // still away: this chunk and those after it wait
-			} else if err != nil {
-				q.log.Error("audit events not stored", slog.Int("events", len(chunk)), slog.Any("error", err))
-			}
-			stored += len(chunk)
-		}
+
+		stored := q.write(batch)
 		if stored > 0 {
 			tries = 0
 		} else {
 			tries++
 		}
 		left := batch[stored:]
-		if tries == len(q.waits) {
-			q.log.Error("audit events not stored: the database was away for too long", slog.Int("events", len(left)))
-			left, tries = nil, 0
+		if stored < len(batch) { // the database is still away
+			cutoff := q.now().Add(-q.maxWait)
+			old := 0
+			for old < len(left) && left[old].since.Before(cutoff) {
+				old++
+			}
+			if old > 0 {
+				q.log.Error("audit events not stored: the database was away for too long", slog.Int("events", old))
+				left = left[old:]
+			}
 		}
 		q.mu.Lock()
-		q.waiting = append(left, q.waiting...)
+		q.waiting, q.held = append(left, q.waiting...), 0
 		if len(q.waiting) == 0 {
 			q.running = false
 			q.mu.Unlock()
@@ -95,4 +129,54 @@ func (q *auditRetry) run() {
 		}
 		q.mu.Unlock()
 	}
+}
+
+// write writes events in order, a chunk at a time, and returns how many
+// are done with: written, already stored, or refused and logged. It stops
+// at the first that finds the database away.
+func (q *auditRetry) write(events []waitingEvent) int {
+	done := 0
+	for done < len(events) {
+		chunk := events[done:min(done+auditChunk, len(events))]
+		switch err := q.try(chunk); {
+		case err == errAway:
+			return done
+		case err != nil && len(chunk) > 1:
+			// One event of the chunk is refused (one already stored, say):
+			// the others are written one by one.
+			for i := range chunk {
+				if err := q.try(chunk[i : i+1]); err == errAway {
+					return done + i
+				} else if err != nil {
+					q.log.Error("audit event not stored", slog.String("action", chunk[i].Action), slog.Any("error", err))
+				}
+			}
+		case err != nil:
+			q.log.Error("audit event not stored", slog.String("action", chunk[0].Action), slog.Any("error", err))
+		}
+		done += len(chunk)
+	}
+	return done
+}
+
+// errAway is a write that found the database away, or too slow to answer.
+var errAway = runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
+
+// try writes events in one call. An event stored already (by the write
+// that seemed to fail: its answer was lost) counts as written.
+func (q *auditRetry) try(events []waitingEvent) error {
+	evs := make([]runproof.AuditEvent, len(events))
+	for i, w := range events {
+		evs[i] = w.AuditEvent
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+	defer cancel()
+	err := q.record(ctx, evs...)
+	switch {
+	case runproof.ErrorCode(err) == runproof.EUNAVAILABLE || err != nil && ctx.Err() != nil:
+		return errAway
+	case runproof.ErrorCode(err) == runproof.ECONFLICT && len(evs) == 1:
+		return nil
+	}
+	return err
 }

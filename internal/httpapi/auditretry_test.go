@@ -8,36 +8,51 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// flakyAudit is an audit store that cannot be reached for its first
-// downTries calls (or always, when downTries is negative).
-type flakyAudit struct {
+// auditStore is an audit store, in memory, that writes a call's events in
+// one transaction, refuses an event it holds already (ECONFLICT), and can
+// be made away (unreachable) or hung (answering only when the call's
+// context ends).
+type auditStore struct {
 	mu          sync.Mutex
-	downTries   int
-	calls       int
-	inFlight    int
-	maxInFlight int
+	awayTries   int // the first calls find it away (all of them when negative)
+	hung        int // the first calls hang
+	calls       int // calls so far
+	inFlight    int // calls running now
+	maxInFlight int // calls running at once, at most
 	stored      []string
 }
 
-func (f *flakyAudit) record(_ context.Context, evs ...runproof.AuditEvent) error {
+func (f *auditStore) record(ctx context.Context, evs ...runproof.AuditEvent) error {
 	f.mu.Lock()
 	f.calls++
 	f.inFlight++
 	f.maxInFlight = max(f.maxInFlight, f.inFlight)
-	down := f.downTries < 0 || f.calls <= f.downTries
+	away, hung := f.awayTries < 0 || f.calls <= f.awayTries, f.calls <= f.hung
 	f.mu.Unlock()
+	if hung {
+		<-ctx.Done()
+	}
 	time.Sleep(time.Millisecond) // a write takes time: calls at once would overlap
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.inFlight--
-	if down {
+	switch {
+	case hung:
+		return fmt.Errorf("append audit events: %w", ctx.Err())
+	case away:
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
+	}
+	for _, ev := range evs {
+		if slices.Contains(f.stored, ev.ID) {
+			return runproof.Errorf(runproof.ECONFLICT, "audit event %q already exists", ev.ID)
+		}
 	}
 	for _, ev := range evs {
 		f.stored = append(f.stored, ev.ID)
@@ -45,10 +60,17 @@ func (f *flakyAudit) record(_ context.Context, evs ...runproof.AuditEvent) error
 	return nil
 }
 
-func (f *flakyAudit) snapshot() (stored []string, maxInFlight int) {
+func (f *auditStore) snapshot() (stored []string, maxInFlight int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.stored...), f.maxInFlight
+	return slices.Clone(f.stored), f.maxInFlight
+}
+
+// newTestRetry returns an auditRetry over f with waits of a millisecond.
+func newTestRetry(f *auditStore, log *syncBuffer, max int) *auditRetry {
+	q := newAuditRetry(f.record, slog.New(slog.NewTextHandler(log, nil)))
+	q.max, q.waits, q.maxWait, q.timeout = max, []time.Duration{time.Millisecond, time.Millisecond, 2 * time.Millisecond}, time.Minute, 50*time.Millisecond
+	return q
 }
 
 // waitIdle waits until q has no goroutine running.
@@ -68,10 +90,10 @@ func waitIdle(t *testing.T, q *auditRetry) {
 // TestAuditRetry: events the database was away for are written once it is
 // back, oldest first, by one writer at a time however many wait.
 func TestAuditRetry(t *testing.T) {
-	f := &flakyAudit{downTries: 3}
+	f := &auditStore{awayTries: 3}
 	const n = 1200 // more than two chunks
-	q := &auditRetry{record: f.record, log: slog.New(slog.DiscardHandler), max: n,
-		waits: []time.Duration{time.Millisecond, time.Millisecond, 2 * time.Millisecond, 4 * time.Millisecond, 8 * time.Millisecond}}
+	var logged syncBuffer
+	q := newTestRetry(f, &logged, n)
 	// Half the events come while the writer runs.
 	var want []string
 	for i := range n {
@@ -83,36 +105,91 @@ func TestAuditRetry(t *testing.T) {
 	}
 	waitIdle(t, q)
 	stored, maxInFlight := f.snapshot()
-	if !slices.Equal(stored, want) || maxInFlight != 1 {
-		t.Fatalf("%d of %d events stored (in order: %v), %d writes at once", len(stored), n, slices.Equal(stored, want), maxInFlight)
+	if !slices.Equal(stored, want) || maxInFlight != 1 || logged.String() != "" {
+		t.Fatalf("%d of %d events stored (in order: %v), %d writes at once; logged %q", len(stored), n, slices.Equal(stored, want), maxInFlight, logged.String())
 	}
 }
 
-// TestAuditRetryGivesUp: events beyond the bound, and events still waiting
-// when the database stays away past the backoff, are logged and dropped,
-// and the writer stops.
+// TestAuditRetryStoredAlready: an event whose first write was stored
+// though it seemed to fail is not written twice, and does not hold back
+// the others of its chunk.
+func TestAuditRetryStoredAlready(t *testing.T) {
+	f := &auditStore{stored: []string{"ev-0050"}}
+	var logged syncBuffer
+	q := newTestRetry(f, &logged, 1000)
+	for i := range 100 {
+		q.add(runproof.AuditEvent{ID: fmt.Sprintf("ev-%04d", i)})
+	}
+	waitIdle(t, q)
+	if stored, _ := f.snapshot(); len(stored) != 100 || logged.String() != "" {
+		t.Errorf("%d events stored, want 100; logged %q", len(stored), logged.String())
+	}
+}
+
+// TestAuditRetryHungDatabase: a database that does not answer in time is
+// away, not a refusal: the events wait for it.
+func TestAuditRetryHungDatabase(t *testing.T) {
+	f := &auditStore{hung: 2}
+	var logged syncBuffer
+	q := newTestRetry(f, &logged, 1000)
+	q.add(runproof.AuditEvent{ID: "ev"})
+	waitIdle(t, q)
+	if stored, _ := f.snapshot(); len(stored) != 1 || logged.String() != "" {
+		t.Errorf("stored %v; logged %q", stored, logged.String())
+	}
+}
+
+// TestAuditRetryGivesUp: an event that finds the queue full, or that has
+// waited as long as the backoff lasts while the database stays away, is
+// logged and dropped, while an event that came later still waits; the
+// writer stops once none is left.
 func TestAuditRetryGivesUp(t *testing.T) {
-	f := &flakyAudit{downTries: -1}
-	var logged bytes.Buffer
-	q := &auditRetry{record: f.record, log: slog.New(slog.NewTextHandler(&logged, nil)), max: 10, waits: []time.Duration{time.Millisecond, time.Millisecond}}
+	f := &auditStore{awayTries: -1}
+	var logged syncBuffer
+	q := newAuditRetry(f.record, slog.New(slog.NewTextHandler(&logged, nil)))
+	q.max, q.waits, q.maxWait, q.timeout = 10, []time.Duration{time.Millisecond}, time.Minute, 50*time.Millisecond
+	var clock atomic.Int64 // the time the queue goes by, set by the test
+	q.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	clock.Store(time.Now().UnixNano())
+
 	for i := range 15 {
 		q.add(runproof.AuditEvent{ID: fmt.Sprintf("ev-%d", i), Action: "GET /api/v1/runs"})
 	}
+	if n := strings.Count(logged.String(), "too many wait for the database"); n != 5 {
+		t.Fatalf("%d events refused as too many, want 5:\n%s", n, logged.String())
+	}
+	clock.Add(int64(time.Hour)) // they have waited longer than maxWait
 	waitIdle(t, q)
-	if stored, _ := f.snapshot(); len(stored) != 0 {
-		t.Fatalf("stored %v while the database was away", stored)
+	if l := logged.String(); !strings.Contains(l, "the database was away for too long") || !strings.Contains(l, "events=10") {
+		t.Fatalf("logged:\n%s", l)
 	}
-	l := logged.String()
-	if strings.Count(l, "too many wait for the database") != 5 || !strings.Contains(l, "the database was away for too long") || !strings.Contains(l, "events=10") {
-		t.Errorf("logged:\n%s", l)
-	}
-	// Back again: new events are written.
+
+	q.add(runproof.AuditEvent{ID: "late"})
+	time.Sleep(20 * time.Millisecond) // tries while the database is away
 	f.mu.Lock()
-	f.downTries = 0
+	f.awayTries = 0 // back
 	f.mu.Unlock()
-	q.add(runproof.AuditEvent{ID: "later"})
 	waitIdle(t, q)
-	if stored, _ := f.snapshot(); len(stored) != 1 || stored[0] != "later" {
-		t.Errorf("stored %v, want the later event", stored)
+	if stored, _ := f.snapshot(); !slices.Equal(stored, []string{"late"}) {
+		t.Errorf("stored %v, want the late event", stored)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the writer's goroutine
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
