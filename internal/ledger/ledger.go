@@ -359,25 +359,23 @@ func (l *Ledger) VerifierKeys() []string {
 	return slices.Clone(l.verifiers)
 }
 
-// learn asks NewVerifiers for verifier keys and reports whether any was
-// new.
-func (l *Ledger) learn() (bool, error) {
+// learn asks NewVerifiers for verifier keys and keeps the new ones.
+func (l *Ledger) learn() error {
 	if l.newVerifiers == nil {
-		return false, nil
+		return nil
 	}
 	keys, err := l.newVerifiers()
 	if err != nil {
-		return false, err
+		return err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := len(l.verifiers)
 	for _, k := range keys {
 		if !slices.Contains(l.verifiers, k) {
 			l.verifiers = append(l.verifiers, k)
 		}
 	}
-	return len(l.verifiers) > n, nil
+	return nil
 }
 
 // openHead opens a tenant's latest checkpoint with the keys this process
@@ -388,11 +386,12 @@ func (l *Ledger) openHead(tenantID string, note []byte) (origin string, tree tlo
 	origin, tree, err = OpenCheckpoint(note, l.VerifierKeys()...)
 	var unknown *UnknownSignerError
 	if errors.As(err, &unknown) {
-		if learned, lerr := l.learn(); lerr != nil {
+		if lerr := l.learn(); lerr != nil {
 			return "", tree, fmt.Errorf("the latest checkpoint is signed by a key this process does not know, and the signing keys could not be read again: %w", lerr)
-		} else if learned {
-			origin, tree, err = OpenCheckpoint(note, l.VerifierKeys()...)
 		}
+		// Again, even if this call learned nothing: a call at the same
+		// time may have learned the key.
+		origin, tree, err = OpenCheckpoint(note, l.VerifierKeys()...)
 	}
 	if errors.As(err, &unknown) && len(unknown.Signers) > 0 {
 		return "", tree, runproof.Errorf(runproof.ECONFLICT,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -379,5 +380,30 @@ func TestRotatedByAnotherProcess(t *testing.T) {
 	}
 	if asked == 0 {
 		t.Error("NewVerifiers was never asked")
+	}
+
+	// Two exports at once, each asking for the new key, both learn it,
+	// though only one of them adds it.
+	if _, err := rotated.Append(ctx, finish(t, s, "acme", 3, 1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	var asking sync.WaitGroup
+	asking.Add(2)
+	both, err := ledger.New(s, testKey, keyName, ledger.Options{NewVerifiers: func() ([]string, error) {
+		asking.Done()
+		asking.Wait() // both have asked before either keeps the key
+		return []string{rotated.VerifierKey()}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		ready.Go(func() { errs[i] = both.Ready(ctx, "acme") })
+	}
+	ready.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Errorf("ready at once over a head signed by a key both learn: %v", err)
 	}
 }
