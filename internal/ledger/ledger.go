@@ -163,7 +163,7 @@ func openCheckpoint(msg []byte, known note.Verifiers) (origin string, tree tlog.
 // An UnknownSignerError is a checkpoint that none of the keys it is
 // checked with signed: it was signed with another key, or re-signed.
 type UnknownSignerError struct {
-	Signers []string // the names of the keys that signed it
+	Signers []string // the names (key ids) of the keys that signed it
 }
 
 func (e *UnknownSignerError) Error() string {
@@ -173,11 +173,12 @@ func (e *UnknownSignerError) Error() string {
 	return fmt.Sprintf("checkpoint not signed by a known key: it is signed by %s", strings.Join(e.Signers, ", "))
 }
 
-// signers names the keys that signed a note, as name+hash.
+// signers names the keys that signed a note: their key ids, as the
+// signing keys are listed.
 func signers(n *note.Note) []string {
 	out := make([]string, len(n.UnverifiedSigs))
 	for i, s := range n.UnverifiedSigs {
-		out[i] = fmt.Sprintf("%s+%08x", s.Name, s.Hash)
+		out[i] = s.Name
 	}
 	return out
 }
