@@ -317,6 +317,33 @@ type CompleteInput struct {
 	CompletedAt string             `json:"completed_at"`
 }
 
+// endOf is when a run ends that its agent ends without saying when: now,
+// unless the agent's clock runs ahead of the server's, so that the run
+// started, or its last step was, "later" than now; then at the later of
+// those.
+func (s *Service) endOf(ctx context.Context, tenantID, runID string, now time.Time) (time.Time, error) {
+	run, err := s.store.GetRun(ctx, tenantID, runID)
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return now, nil // UpdateRun says so
+	} else if err != nil {
+		return now, err
+	}
+	end := now
+	if run.StartedAt.After(end) {
+		end = run.StartedAt
+	}
+	if run.Totals.Steps > 0 {
+		last, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: run.Totals.Steps - 1, Limit: 1})
+		if err != nil {
+			return now, err
+		}
+		if len(last) == 1 && last[0].Timestamp.After(end) {
+			end = last[0].Timestamp
+		}
+	}
+	return end, nil
+}
+
 // CompleteRun records the end of a run. Completing a stopped run keeps its
 // status and records when the agent ended. Re-sending is a no-op; a
 // different end for an ended run is ECONFLICT.
@@ -337,6 +364,12 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 			return runproof.Run{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: err.Error()})
 		}
 		at = t
+	} else {
+		end, err := s.endOf(ctx, tenantID, runID, now)
+		if err != nil {
+			return runproof.Run{}, err
+		}
+		at = end
 	}
 	var out runproof.Run
 	err := s.store.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: tenantID, RunID: runID, StepsFrom: 1, StepsTo: 0},
@@ -357,14 +390,11 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 				}
 				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, endedAs)
 			}
-			switch {
-			case !at.Before(run.StartedAt):
-			case in.CompletedAt == "":
-				// The agent's clock runs ahead of the server's: its run
-				// started "later" than now, and ends where it started.
-				at = run.StartedAt
-			default:
-				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: "is before the run started"})
+			if at.Before(run.StartedAt) {
+				if in.CompletedAt != "" {
+					return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: "is before the run started"})
+				}
+				at = run.StartedAt // its start moved since endOf read it: it was re-sent
 			}
 			run.CompletedAt, run.EndedAs = &at, in.Status
 			if run.Status != runproof.RunStopped {

@@ -550,13 +550,14 @@ func TestEndStoppedRun(t *testing.T) {
 }
 
 // TestCompleteRunAheadOfTheServer: a run that started within the clock
-// skew allowed, after the server's time, ends at its start when the agent
-// ends it without a time; a completed_at before its start is refused.
+// skew allowed, after the server's time, ends at its start, or its last
+// step if later, when the agent ends it without a time; a completed_at
+// before its start is refused.
 func TestCompleteRunAheadOfTheServer(t *testing.T) {
 	ctx := context.Background()
 	svc := New(storetest.OpenSQLite(t), Options{})
 	start := runproof.Timestamp(svc.Now().Add(3 * time.Minute))
-	for _, id := range []string{"r1", "r2"} {
+	for _, id := range []string{"r1", "r2", "r3"} {
 		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: id, AgentID: "bot", StartedAt: start.Format(time.RFC3339Nano)}); err != nil {
 			t.Fatal(err)
 		}
@@ -564,6 +565,14 @@ func TestCompleteRunAheadOfTheServer(t *testing.T) {
 	run, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunCompleted})
 	if err != nil || run.CompletedAt == nil || !run.CompletedAt.Equal(start) || run.Status != runproof.RunCompleted {
 		t.Errorf("ended %+v, %v; want completed at its start %s", run, err, start)
+	}
+	// With a step later still, at that step.
+	last := start.Add(90 * time.Second)
+	if _, err := appendJSON(t, svc, "acme", "r3", stepJSON(0, map[string]any{"timestamp": last.Format(time.RFC3339Nano)})); err != nil {
+		t.Fatal(err)
+	}
+	if run, err := svc.CompleteRun(ctx, "acme", "r3", CompleteInput{}); err != nil || !run.CompletedAt.Equal(last) {
+		t.Errorf("ended %+v, %v; want completed at its last step %s", run, err, last)
 	}
 	_, err = svc.CompleteRun(ctx, "acme", "r2", CompleteInput{CompletedAt: start.Add(-time.Second).Format(time.RFC3339Nano)})
 	wantField(t, err, "completed_at")
