@@ -305,6 +305,8 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 			"policy 1: threshold: must be a number"},
 		{"two faults", "p.json", `{"name": " ", "type": "cost_limit", "threshold": 3, "action": "explode"}`,
 			`name: is required; action: must be "stop" or "warn"`},
+		{"threshold spaced", "p.json", `{"name": "a", "type": "step_limit", "threshold": " 3 ", "action": "stop"}`,
+			"policy 1: threshold: must be a number"},
 		{"threshold true", "p.json", `{"name": "a", "type": "step_limit", "threshold": true, "action": "stop"}`,
 			"policy 1: threshold: must be a number"},
 		{"bad type", "p.yml", "- name: a\n  type: nope\n  action: stop\n", `policy 1 ("a"): type: must be one of`},

@@ -68,15 +68,27 @@ func (t *Threshold) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if err != nil {
 		return err
 	}
-	switch s := tok.String(); {
-	case tok.Kind() == '0' || tok.Kind() == '"' && (s == "" || jsontext.Value(s).Kind() == '0' && jsontext.Value(s).IsValid()):
-		*t = Threshold(s)
-	case tok.Kind() == 'n':
+	switch tok.Kind() {
+	case '0':
+		*t = Threshold(tok.String())
+	case 'n':
 		*t = ""
+	case '"':
+		if s := tok.String(); s == "" || isJSONNumber(s) {
+			*t = Threshold(s)
+			return nil
+		}
+		return errThreshold
 	default:
 		return errThreshold
 	}
 	return nil
+}
+
+// isJSONNumber reports whether s is a JSON number and nothing else.
+func isJSONNumber(s string) bool {
+	v := jsontext.Value(s)
+	return v.Kind() == '0' && v.IsValid() && strings.TrimSpace(s) == s
 }
 
 var errThreshold = errors.New("must be a number (or a string holding one)")

@@ -380,15 +380,11 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 				if in.CompletedAt != "" && !at.Equal(*run.CompletedAt) {
 					return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended, at %s", runID, runproof.FormatTime(*run.CompletedAt))
 				}
-				endedAs := run.EndedAs
-				if endedAs == "" && run.Status != runproof.RunStopped { // ended before runs kept it
-					endedAs = run.Status
-				}
-				if endedAs == "" || endedAs == in.Status {
+				if run.EndedAs == "" || run.EndedAs == in.Status { // "": a stopped run ended before runs kept it
 					out = run
 					return runproof.RunChange{Run: run}, nil
 				}
-				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, endedAs)
+				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, run.EndedAs)
 			}
 			if at.Before(run.StartedAt) {
 				if in.CompletedAt != "" {

@@ -258,7 +258,7 @@ type EventDetail struct {
 	FirstStepIndex    *int64                `json:"first_step_index,omitempty"`
 	LastStepIndex     *int64                `json:"last_step_index,omitempty"`
 	Status            string                `json:"status,omitempty"`
-	EndedAs           string                `json:"ended_as,omitempty"` // run.ended: the status the agent ended the stopped run as
+	EndedAs           runproof.RunStatus    `json:"ended_as,omitempty"` // run.ended: the status the agent ended the stopped run as
 	ExportID          string                `json:"export_id,omitempty"`
 	BundleType        runproof.BundleType   `json:"bundle_type,omitempty"`
 	Format            runproof.ExportFormat `json:"format,omitempty"`
@@ -383,7 +383,7 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 		ev := SystemEvent{At: *run.CompletedAt, Kind: "run." + string(run.Status),
 			Detail: EventDetail{Status: string(run.Status), TerminationReason: run.TerminationReason}}
 		if run.Status == runproof.RunStopped {
-			ev.Kind, ev.Detail.EndedAs = EventRunEnded, string(run.EndedAs)
+			ev.Kind, ev.Detail.EndedAs = EventRunEnded, run.EndedAs
 		}
 		events = append(events, ev)
 	}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -207,5 +208,38 @@ func TestMigrateAuditUnsealed(t *testing.T) {
 	}
 	if len(waiting) != 1 || waiting[0].ID != "a-waiting" {
 		t.Errorf("events waiting after the migration: %+v, want a-waiting alone", waiting)
+	}
+}
+
+// TestMigrateEndedAs: schema 13 gives the runs ended before it the status
+// they ended as, but a stopped run, whose agent's word was not kept.
+func TestMigrateEndedAs(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
+	if _, err := p.UpTo(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, stopped_at,
+		completed_at, termination_reason, incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros,
+		created_at) VALUES ('t1', '%s', 'bot', '', '', '%s', 'snap', '2026-01-02T15:04:05.000000Z', %s, %s, '', '', 0, 0, 0, 0, 0,
+		'2026-01-02T15:04:05.000000Z')`
+	const end = `'2026-01-02T16:00:00.000000Z'`
+	for _, q := range []string{
+		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
+		fmt.Sprintf(run, "failed", "failed", "NULL", end),
+		fmt.Sprintf(run, "stopped", "stopped", end, end),
+		fmt.Sprintf(run, "running", "running", "NULL", "NULL"),
+	} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]runproof.RunStatus{"failed": runproof.RunFailed, "stopped": "", "running": ""} {
+		if r, err := s.GetRun(ctx, "t1", id); err != nil || r.EndedAs != want {
+			t.Errorf("run %s ended as %q (%v), want %q", id, r.EndedAs, err, want)
+		}
 	}
 }
