@@ -30,7 +30,18 @@ Examples:
 					return err
 				}
 				defer store.Close()
-				_, err = fmt.Fprintf(e.stdout, "schema up to date (%s)\n", e.engine())
+				v, ok := store.(interface {
+					SchemaVersion(context.Context) (int64, error)
+				})
+				if !ok {
+					_, err = fmt.Fprintf(e.stdout, "schema up to date (%s)\n", e.engine())
+					return err
+				}
+				n, err := v.SchemaVersion(ctx)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(e.stdout, "schema up to date (%s): version %d, the latest this runproof knows\n", e.engine(), n)
 				return err
 			}
 		},
