@@ -95,12 +95,25 @@ func (s *Service) resentRun(ctx context.Context, tenantID string, in RunInput, s
 	if err != nil {
 		return runproof.Run{}, err
 	}
-	if existing.AgentID == in.AgentID && existing.Goal == in.Goal &&
-		(in.TraceID == "" || in.TraceID == existing.TraceID) &&
-		(in.StartedAt == "" || started.Equal(existing.StartedAt)) {
+	var differ []string
+	for _, f := range []struct {
+		name   string
+		differ bool
+	}{
+		{"agent_id", existing.AgentID != in.AgentID},
+		{"goal", existing.Goal != in.Goal},
+		{"trace_id", in.TraceID != "" && in.TraceID != existing.TraceID},
+		{"started_at", in.StartedAt != "" && !started.Equal(existing.StartedAt)},
+	} {
+		if f.differ {
+			differ = append(differ, f.name)
+		}
+	}
+	if len(differ) == 0 {
 		return existing, nil
 	}
-	return runproof.Run{}, runproof.Errorf(runproof.ECONFLICT, "run %q already exists with different fields", in.RunID)
+	return runproof.Run{}, runproof.Errorf(runproof.ECONFLICT, "run %q already exists with another %s: use another run_id, or send the run as it was",
+		in.RunID, strings.Join(differ, ", "))
 }
 
 func validTraceID(s string) bool {

@@ -266,6 +266,25 @@ func TestResendAfterEnd(t *testing.T) {
 
 // TestCreateRunConcurrently: identical POST /runs sent at once all answer
 // the one run stored, whichever came first; exactly one created it.
+// TestCreateRunAgain: a run sent again as it was is the stored run; sent
+// with other fields, a conflict naming them.
+func TestCreateRunAgain(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	in := RunInput{RunID: "r1", AgentID: "bot", Goal: "answer"}
+	first, _, err := svc.CreateRun(ctx, "acme", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, created, err := svc.CreateRun(ctx, "acme", in); err != nil || created || again.SnapshotID != first.SnapshotID {
+		t.Errorf("sent again: %+v, created %v, %v", again, created, err)
+	}
+	_, _, err = svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "other", Goal: "ask"})
+	if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "another agent_id, goal:") {
+		t.Errorf("sent with other fields: %v", err)
+	}
+}
+
 func TestCreateRunConcurrently(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		svc := New(store, Options{})
