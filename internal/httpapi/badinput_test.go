@@ -86,6 +86,8 @@ func TestBadInput(t *testing.T) {
 
 		{"logs are read-only", "POST", "/api/v1/logs/llm-runs", admin, map[string]any{}, 405, ""},
 		{"bad cursor", "GET", "/api/v1/logs/llm-runs?cursor=!!", admin, nil, 422, "cursor"},
+		{"unknown query parameter", "GET", "/api/v1/logs/llm-runs?limt=5", admin, nil, 422, "limt"},
+		{"query parameter of a route that takes none", "GET", "/api/v1/policies?limit=5", admin, nil, 422, "limit"},
 		{"bad status filter", "GET", "/api/v1/logs/llm-runs?status=weird", admin, nil, 422, "status"},
 		{"limit zero", "GET", "/api/v1/logs/llm-runs?limit=0", admin, nil, 422, "limit"},
 		{"limit over the most", "GET", "/api/v1/logs/llm-runs?limit=501", admin, nil, 422, "limit"},

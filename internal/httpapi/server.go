@@ -212,6 +212,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			if err := readableQuery(r); err != nil {
 				return err
 			}
+			if err := knownQuery(r, rt); err != nil {
+				return err
+			}
 			return rt.handle(sw, c)
 		}
 		if rt.perm == "" {
@@ -266,6 +269,28 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
 		}
 	})
+}
+
+// knownQuery refuses a query parameter the route does not take, which
+// would be ignored without a word (?limt=5). Public routes (health,
+// metrics) take anything.
+func knownQuery(r *http.Request, rt route) error {
+	if rt.perm == "" {
+		return nil
+	}
+	var errs runproof.Fields
+	for name := range r.URL.Query() {
+		if slices.Contains(rt.query, name) {
+			continue
+		}
+		if len(rt.query) == 0 {
+			errs.Add(name, "is not a query parameter of this route: it takes none")
+		} else {
+			errs.Add(name, "is not a query parameter of this route: it takes %s", strings.Join(rt.query, ", "))
+		}
+	}
+	slices.SortFunc(errs, func(a, b runproof.FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return errs.Err()
 }
 
 // readableQuery refuses a query string r.URL.Query() cannot read all of:
