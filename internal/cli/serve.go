@@ -25,8 +25,10 @@ import (
 const shutdownGrace = 20 * time.Second
 
 // cutWait is how long requests cut at the end of the grace have to record
-// how they ended; grace and cutWait fit in the 30 s a process manager
-// usually gives (Kubernetes, systemd's default is 90 s).
+// how they ended. Grace and cutWait bound the stop but for the last pass
+// of audit sealing (ledger.SealAudit: a few seconds at most), within the
+// 30 s a process manager usually gives (Kubernetes; systemd's default is
+// 90 s).
 const cutWait = 5 * time.Second
 
 // auditSealEvery is how often serve puts new audit events into the ledger.
@@ -167,9 +169,11 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return fmt.Errorf("the HTTP server stopped: %w", err)
 	case <-ctx.Done():
 	}
-	err = shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cutWait)
+	// One budget for the whole stop: the requests' grace and cut, then
+	// the audit events that wait for the database, with what is left.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace+cutWait)
 	defer cancel()
+	err = shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
 	if n := api.FlushAudit(fctx); n > 0 {
 		e.log.Error("audit events not stored: the server stopped while the database was away", slog.Int("events", n))
 	}

@@ -33,10 +33,13 @@ type auditRetry struct {
 	timeout time.Duration   // of one write: a database slower than that is away
 	now     func() time.Time
 
+	wake chan struct{} // cuts the wait before the next try short
+
 	mu      sync.Mutex
 	waiting []waitingEvent
-	held    int // events being written, out of waiting
-	running bool
+	held    int  // events being written, out of waiting
+	running bool // a writer runs
+	closed  bool // the writer stops at its next try, leaving the events
 }
 
 type waitingEvent struct {
@@ -45,7 +48,8 @@ type waitingEvent struct {
 }
 
 func newAuditRetry(record func(context.Context, ...runproof.AuditEvent) error, log *slog.Logger) *auditRetry {
-	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff, timeout: 10 * time.Second, now: time.Now}
+	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff, timeout: 10 * time.Second, now: time.Now,
+		wake: make(chan struct{}, 1)}
 	for _, w := range q.waits {
 		q.maxWait += w
 	}
@@ -56,9 +60,15 @@ func newAuditRetry(record func(context.Context, ...runproof.AuditEvent) error, l
 func (q *auditRetry) add(ev runproof.AuditEvent) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.waiting)+q.held >= q.max {
-		q.log.Error("audit event not stored: too many wait for the database", slog.String("action", ev.Action),
-			slog.String("tenant_id", ev.TenantID), slog.String("correlation_id", ev.CorrelationID))
+	why := ""
+	switch {
+	case q.closed:
+		why = "audit event not stored: the server has stopped"
+	case len(q.waiting)+q.held >= q.max:
+		why = "audit event not stored: too many wait for the database"
+	}
+	if why != "" {
+		q.log.Error(why, slog.String("action", ev.Action), slog.String("tenant_id", ev.TenantID), slog.String("correlation_id", ev.CorrelationID))
 		return
 	}
 	q.waiting = append(q.waiting, waitingEvent{ev, q.now()})
@@ -75,17 +85,30 @@ func (q *auditRetry) waitingNow() int {
 	return len(q.waiting) + q.held
 }
 
-// FlushAudit waits, until ctx is done, for the audit events that wait for
-// the database to be written, and returns how many still wait: a server
-// that stops calls it last, and logs them as lost.
+// FlushAudit tries at once to write the audit events that wait for the
+// database, and again until none is left or ctx is done; then it stops the
+// writer and returns how many were left: a server that stops calls it
+// last, and logs them as lost.
 func (s *Server) FlushAudit(ctx context.Context) int {
+	q := s.audits
 	for {
-		n := s.audits.waitingNow()
-		if n == 0 {
+		select { // try now, not at the end of the backoff's wait
+		case q.wake <- struct{}{}:
+		default:
+		}
+		if n := q.waitingNow(); n == 0 {
 			return 0
 		}
 		select {
 		case <-ctx.Done():
+			q.mu.Lock()
+			q.closed = true
+			n := len(q.waiting) + q.held
+			q.mu.Unlock()
+			select { // the writer stops now, not at the end of its wait
+			case q.wake <- struct{}{}:
+			default:
+			}
 			return n
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -96,8 +119,16 @@ func (s *Server) FlushAudit(ctx context.Context) int {
 func (q *auditRetry) run() {
 	tries := 0 // in a row without progress
 	for {
-		time.Sleep(q.waits[min(tries, len(q.waits)-1)])
+		select {
+		case <-time.After(q.waits[min(tries, len(q.waits)-1)]):
+		case <-q.wake:
+		}
 		q.mu.Lock()
+		if q.closed {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
 		batch := q.waiting
 		q.waiting, q.held = nil, len(batch)
 		q.mu.Unlock()

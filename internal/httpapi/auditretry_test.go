@@ -193,3 +193,39 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestFlushAudit: a flush tries at once, not at the end of the backoff's
+// wait, and writes what waits once the database is back; one that runs
+// out of time stops the writer and says how many were left.
+func TestFlushAudit(t *testing.T) {
+	f := &auditStore{awayTries: 2}
+	var logged syncBuffer
+	q := newTestRetry(f, &logged, 100)
+	q.waits = []time.Duration{time.Millisecond, time.Hour} // the second wait would outlast the test
+	s := &Server{audits: q}
+	q.add(runproof.AuditEvent{ID: "ev"})
+	time.Sleep(20 * time.Millisecond) // the writer tried once, in vain, and waits an hour
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n := s.FlushAudit(ctx); n != 0 {
+		t.Fatalf("%d events left after the flush", n)
+	}
+	if stored, _ := f.snapshot(); !slices.Equal(stored, []string{"ev"}) {
+		t.Fatalf("stored %v", stored)
+	}
+
+	f.mu.Lock()
+	f.awayTries = -1 // away for good
+	f.mu.Unlock()
+	q.add(runproof.AuditEvent{ID: "lost"})
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if n := s.FlushAudit(short); n != 1 {
+		t.Errorf("%d events left after a flush out of time, want 1", n)
+	}
+	waitIdle(t, q)
+	q.add(runproof.AuditEvent{ID: "after"})
+	if l := logged.String(); !strings.Contains(l, "the server has stopped") {
+		t.Errorf("an event after the flush: logged %q", l)
+	}
+}

@@ -261,9 +261,13 @@ func (s *Server) wrap(rt route) http.Handler {
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
 			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail}
 		// The audit event outlives a client that hung up. When the database
-		// is away, it waits to be written again in the background, so that
-		// the answer, already written, is not held back.
-		if err := s.svc.Record(context.WithoutCancel(r.Context()), ev); runproof.ErrorCode(err) == runproof.EUNAVAILABLE {
+		// is away, or too slow to answer, it waits to be written again in
+		// the background, so that the request, answered already, ends.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.audits.timeout)
+		err = s.svc.Record(actx, ev)
+		slow := actx.Err() != nil
+		cancel()
+		if runproof.ErrorCode(err) == runproof.EUNAVAILABLE || err != nil && slow {
 			s.audits.add(ev)
 		} else if err != nil {
 			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))

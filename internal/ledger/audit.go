@@ -86,15 +86,15 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 }
 
 // SealAudit puts every tenant's waiting audit events into its log every
-// interval until ctx is done, and once more then (for at most ten
-// seconds). A tenant whose log cannot take them is logged, and tried again
+// interval until ctx is done, and once more then (for at most
+// lastSealPass). A tenant whose log cannot take them is logged, and tried again
 // at the next interval; the others go on.
 func (l *Ledger) SealAudit(ctx context.Context, every time.Duration, log *slog.Logger) {
 	for {
 		last := ctx.Err() != nil
 		pass, stop := ctx, func() {}
 		if last {
-			pass, stop = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			pass, stop = context.WithTimeout(context.WithoutCancel(ctx), lastSealPass)
 		}
 		l.sealAll(pass, log)
 		stop()
@@ -119,3 +119,7 @@ func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 		}
 	}
 }
+
+// lastSealPass bounds the pass SealAudit makes once its context is done:
+// a server that stops has little time left.
+const lastSealPass = 3 * time.Second
