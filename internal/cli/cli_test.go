@@ -223,7 +223,7 @@ func TestHelpAndVersion(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "fresh", "dir")
 	r := runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema up to date (sqlite): version 13, the latest this runproof knows\n" {
+	if r.code != 0 || r.stdout != "schema up to date (sqlite): version 14, the latest this runproof knows\n" {
 		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	fi, err := os.Stat(data)

@@ -211,12 +211,12 @@ func TestMigrateAuditUnsealed(t *testing.T) {
 	}
 }
 
-// TestMigrateEndedAs: schema 13 gives the runs ended before it the status
-// they ended as, but a stopped run, whose agent's word was not kept.
+// TestMigrateEndedAs: schema 14 gives the runs ended before schema 13 the
+// status they ended as, but a stopped run, whose agent's word was not kept.
 func TestMigrateEndedAs(t *testing.T) {
 	ctx := context.Background()
 	s, p := scratch(t)
-	if _, err := p.UpTo(ctx, 12); err != nil {
+	if _, err := p.UpTo(ctx, 13); err != nil {
 		t.Fatal(err)
 	}
 	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, stopped_at,
