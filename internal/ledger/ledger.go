@@ -163,7 +163,7 @@ func openCheckpoint(msg []byte, known note.Verifiers) (origin string, tree tlog.
 // An UnknownSignerError is a checkpoint that none of the keys it is
 // checked with signed: it was signed with another key, or re-signed.
 type UnknownSignerError struct {
-	Signers []string // the names (key ids) of the keys that signed it
+	Signers []string // the keys that signed it: key id and key hash
 }
 
 func (e *UnknownSignerError) Error() string {
@@ -174,11 +174,12 @@ func (e *UnknownSignerError) Error() string {
 }
 
 // signers names the keys that signed a note: their key ids, as the
-// signing keys are listed.
+// signing keys are listed, with the hash of the key itself, which tells a
+// key apart from another that took its name.
 func signers(n *note.Note) []string {
 	out := make([]string, len(n.UnverifiedSigs))
 	for i, s := range n.UnverifiedSigs {
-		out[i] = s.Name
+		out[i] = fmt.Sprintf("%s (key hash %08x)", s.Name, s.Hash)
 	}
 	return out
 }
