@@ -13,6 +13,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/migratetest"
 )
 
 // scratch opens a store over a new, empty schema, dropped when the test
@@ -191,68 +192,14 @@ func TestRefuseNewerSchema(t *testing.T) {
 	}
 }
 
-// TestMigrateAuditUnsealed: schema 6 makes every audit event not yet in
-// the ledger wait for it, and no other.
-func TestMigrateAuditUnsealed(t *testing.T) {
-	ctx := context.Background()
+// schema is scratch as migratetest checks migrations with it.
+func schema(t *testing.T) migratetest.Schema {
 	s, p := scratch(t)
-	if _, err := p.UpTo(ctx, 5); err != nil {
-		t.Fatal(err)
-	}
-	const event = `INSERT INTO audit_events (tenant_id, id, occurred_at, actor, actor_type, category, action, resource,
-		decision, status, correlation_id, source_component, detail) VALUES ('t1', '%s', '%s', 'k', 'HUMAN', 'access',
-		'GET /x', '/x', 'allow', 200, 'c', 'api', '')`
-	for _, q := range []string{
-		fmt.Sprintf(event, "a-sealed", "2026-01-02T15:04:05Z"),
-		fmt.Sprintf(event, "a-waiting", "2026-01-02T15:04:06Z"),
-		`INSERT INTO ledger_entries (tenant_id, idx, export_id, entry_type, data, created_at)
-			VALUES ('t1', 0, 'a-sealed', 'runproof.audit.v1', '\x7b7d', '2026-01-02T15:04:07Z')`,
-	} {
-		if err := s.ExecRaw(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waiting, err := s.AuditEventsToSeal(ctx, "t1", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(waiting) != 1 || waiting[0].ID != "a-waiting" {
-		t.Errorf("events waiting after the migration: %+v, want a-waiting alone", waiting)
-	}
+	return migratetest.Schema{Store: s, Exec: s.ExecRaw,
+		UpTo: func(ctx context.Context, v int64) error { _, err := p.UpTo(ctx, v); return err },
+		Blob: func(b []byte) string { return fmt.Sprintf(`'\\x%x'::bytea`, b) }}
 }
 
-// TestMigrateEndedAs: schema 14 gives the runs ended before schema 13 the
-// status they ended as, but a stopped run, whose agent's word was not kept.
-func TestMigrateEndedAs(t *testing.T) {
-	ctx := context.Background()
-	s, p := scratch(t)
-	if _, err := p.UpTo(ctx, 13); err != nil {
-		t.Fatal(err)
-	}
-	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, stopped_at,
-		completed_at, termination_reason, incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros,
-		created_at) VALUES ('t1', '%s', 'bot', '', '', '%s', 'snap', '2026-01-02T15:04:05.000000Z', %s, %s, '', '', 0, 0, 0, 0, 0,
-		'2026-01-02T15:04:05.000000Z')`
-	const end = `'2026-01-02T16:00:00.000000Z'`
-	for _, q := range []string{
-		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
-		fmt.Sprintf(run, "failed", "failed", "NULL", end),
-		fmt.Sprintf(run, "stopped", "stopped", end, end),
-		fmt.Sprintf(run, "running", "running", "NULL", "NULL"),
-	} {
-		if err := s.ExecRaw(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for id, want := range map[string]runproof.RunStatus{"failed": runproof.RunFailed, "stopped": "", "running": ""} {
-		if r, err := s.GetRun(ctx, "t1", id); err != nil || r.EndedAs != want {
-			t.Errorf("run %s ended as %q (%v), want %q", id, r.EndedAs, err, want)
-		}
-	}
-}
+func TestMigrateAuditUnsealed(t *testing.T) { migratetest.MigrateAuditUnsealed(t, schema(t)) }
+
+func TestMigrateEndedAs(t *testing.T) { migratetest.MigrateEndedAs(t, schema(t)) }

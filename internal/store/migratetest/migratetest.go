@@ -1,0 +1,87 @@
+// Package migratetest checks, on both engines, what a migration makes of
+// the rows it finds: each engine's tests give it a store at no schema yet.
+package migratetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Schema is a new store at no schema yet, with raw SQL access.
+type Schema struct {
+	Store interface {
+		runproof.Store
+		Migrate(ctx context.Context) error
+	}
+	Exec func(ctx context.Context, query string) error
+	UpTo func(ctx context.Context, version int64) error // applies the migrations up to version
+	Blob func(b []byte) string                          // a literal of bytes in the engine's SQL
+}
+
+func (s Schema) exec(t *testing.T, queries ...string) {
+	t.Helper()
+	for _, q := range queries {
+		if err := s.Exec(context.Background(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// MigrateAuditUnsealed brings a database of schema 5, whose sealer put
+// audit events into the ledger by time, to the latest: the events already
+// in the ledger do not wait for an entry again, the others do.
+func MigrateAuditUnsealed(t *testing.T, s Schema) {
+	ctx := context.Background()
+	if err := s.UpTo(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	const event = `INSERT INTO audit_events (tenant_id, id, occurred_at, actor, actor_type, category, action, resource,
+		decision, status, correlation_id, source_component, detail) VALUES ('t1', '%s', '%s', 'k', 'HUMAN', 'access',
+		'GET /x', '/x', 'allow', 200, 'c', 'api', '')`
+	s.exec(t,
+		fmt.Sprintf(event, "a-sealed", "2026-01-02T15:04:05.000000Z"),
+		fmt.Sprintf(event, "a-waiting", "2026-01-02T15:04:06.000000Z"),
+		`INSERT INTO ledger_entries (tenant_id, idx, export_id, entry_type, data, created_at)
+			VALUES ('t1', 0, 'a-sealed', 'runproof.audit.v1', `+s.Blob([]byte("{}"))+`, '2026-01-02T15:04:07.000000Z')`)
+	if err := s.Store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waiting, err := s.Store.AuditEventsToSeal(ctx, "t1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waiting) != 1 || waiting[0].ID != "a-waiting" {
+		t.Errorf("events waiting after the migration: %+v, want a-waiting alone", waiting)
+	}
+}
+
+// MigrateEndedAs brings a database of schema 13 to the latest: the runs
+// ended before schema 13 ended as their status says, but a stopped run,
+// whose agent's word was not kept.
+func MigrateEndedAs(t *testing.T, s Schema) {
+	ctx := context.Background()
+	if err := s.UpTo(ctx, 13); err != nil {
+		t.Fatal(err)
+	}
+	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, stopped_at,
+		completed_at, termination_reason, incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros,
+		created_at) VALUES ('t1', '%s', 'bot', '', '', '%s', 'snap', '2026-01-02T15:04:05.000000Z', %s, %s, '', '', 0, 0, 0, 0, 0,
+		'2026-01-02T15:04:05.000000Z')`
+	const end = `'2026-01-02T16:00:00.000000Z'`
+	s.exec(t,
+		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
+		fmt.Sprintf(run, "failed", "failed", "NULL", end),
+		fmt.Sprintf(run, "stopped", "stopped", end, end),
+		fmt.Sprintf(run, "running", "running", "NULL", "NULL"))
+	if err := s.Store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]runproof.RunStatus{"failed": runproof.RunFailed, "stopped": "", "running": ""} {
+		if r, err := s.Store.GetRun(ctx, "t1", id); err != nil || r.EndedAs != want {
+			t.Errorf("run %s ended as %q (%v), want %q", id, r.EndedAs, err, want)
+		}
+	}
+}
