@@ -246,5 +246,5 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 	// recorded as interrupted.
 	stuck := exporter.Interrupt(context.WithoutCancel(ctx))
 	srv.Close()
-	return fmt.Errorf("%d requests still running after %s were cut off (%d exports among them recorded as interrupted): %w", cut, shutdownGrace, stuck, err)
+	return fmt.Errorf("requests still running after %s were cut off: %d (of them exports recorded as interrupted: %d): %w", shutdownGrace, cut, stuck, err)
 }

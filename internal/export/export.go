@@ -356,9 +356,11 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	}
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone, and once a
-	// database that went away for a while is back.
+	// database that went away for a while is back, while the caller waits:
+	// one who has gone, or a server that stops, tries once, and the export
+	// then stays pending until Recover.
 	octx := context.WithoutCancel(ctx)
-	if err := runproof.RetryUnavailable(octx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
+	if err := runproof.RetryUnavailable(ctx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
 		if runproof.ErrorCode(err) == runproof.ECONFLICT && ev.Kind == runproof.ExportEventCompleted {
 			// Ended meanwhile (Interrupt): its artifact is no one's.
 			if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {

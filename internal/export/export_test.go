@@ -341,6 +341,38 @@ func TestInterruptedExport(t *testing.T) {
 	}
 }
 
+// awayOutcomes is a store that cannot be reached when an export's outcome
+// is recorded, and counts the tries.
+type awayOutcomes struct {
+	runproof.Store
+	tries int
+}
+
+func (a *awayOutcomes) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
+	if ev.Kind == runproof.ExportEventFailed || ev.Kind == runproof.ExportEventCompleted {
+		a.tries++
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
+	}
+	return a.Store.AppendExportEvent(ctx, ev)
+}
+
+// TestInterruptedExportDatabaseAway: an export cut while the database is
+// away tries once to record its outcome, and answers at once that it is
+// unavailable, rather than waiting for the database that its caller, or a
+// stopping server, has no time left for.
+func TestInterruptedExportDatabaseAway(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	inc := seeded(t, s)
+	store := &awayOutcomes{Store: s}
+	dir, _ := tempArtifacts(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	e := newExporter(t, store, cancellingArtifacts{Dir: dir, cancel: cancel})
+	_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	if runproof.ErrorCode(err) != runproof.EUNAVAILABLE || store.tries != 1 {
+		t.Fatalf("error %v (%s), %d tries to record the outcome; want one, unavailable", err, runproof.ErrorCode(err), store.tries)
+	}
+}
+
 // blockingArtifacts holds exports in Create until release is closed;
 // entered is closed when the first one gets there.
 type blockingArtifacts struct {
