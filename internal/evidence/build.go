@@ -275,17 +275,17 @@ func breachText(inc *runproof.Incident) string {
 	case runproof.PolicyDurationLimit:
 		what = fmt.Sprintf("duration limit of %s ms exceeded %s (%s ms)", inc.ThresholdValue, at, inc.ActualValue)
 	case runproof.PolicyStepTypeDenied:
-		what = fmt.Sprintf("denied step type %q used %s", inc.ActualValue, at)
+		what = fmt.Sprintf(`denied step type "%s" used %s`, inc.ActualValue, at)
 	default:
-		what = fmt.Sprintf("rule %q matched %s", inc.ThresholdValue, at)
+		what = fmt.Sprintf(`rule "%s" matched %s`, inc.ThresholdValue, at)
 	}
-	return fmt.Sprintf("Policy %q: %s", inc.PolicyName, what)
+	return fmt.Sprintf(`Policy "%s": %s`, inc.PolicyName, what) // as stored: %q would escape a right-to-left mark
 }
 
 func attestation(src Source, b *SOC2Bundle) string {
 	var s strings.Builder
 	if inc := src.Incident; inc != nil {
-		fmt.Fprintf(&s, "This SOC 2 bundle %s covers incident %s of run %s (tenant %s): policy %q was breached at inflection step %d at %s.",
+		fmt.Fprintf(&s, `This SOC 2 bundle %s covers incident %s of run %s (tenant %s): policy "%s" was breached at inflection step %d at %s.`,
 			b.BundleID, inc.ID, b.RunID, b.TenantID, inc.PolicyName, inc.InflectionStepIndex, b.ViolationTimestamp)
 	} else {
 		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no policy was breached.", b.BundleID, b.RunID, b.TenantID)
