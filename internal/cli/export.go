@@ -44,10 +44,9 @@ checksum of the record.
   --prepared-by NAME    its author (default: your user name)
   --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
   --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
-  --period-end TIME     incident's UTC day)
-                        (a debrief's and a SOC 2 bundle's options are taken
-                        and recorded with other bundle types, which show
-                        them nowhere: one command line serves all three)
+  --period-end TIME     incident's UTC day); refused for other bundle types
+                        (a debrief's options are taken and recorded with
+                        other bundle types, which show them nowhere)
   --no-steps            leave the steps out (their count and totals stay)
   --include-content     include each step's content, not only its digest
 ` + commonHelp + `

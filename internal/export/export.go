@@ -228,6 +228,9 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 		errs.Add("period_end", "must be after period_start")
 	}
 	if r.BundleType != runproof.BundleSOC2 {
+		if r.Scope == runproof.ScopeCompliance {
+			errs.Add("scope", "compliance is the scope of a SOC 2 bundle: leave it out, or ask for a soc2 bundle")
+		}
 		for _, p := range []struct{ name, value string }{{"period_start", in.PeriodStart}, {"period_end", in.PeriodEnd}} {
 			if p.value != "" {
 				errs.Add(p.name, "only a SOC 2 bundle attests a compliance period: leave it out, or ask for a soc2 bundle")

@@ -201,6 +201,7 @@ func TestBadRequests(t *testing.T) {
 		{"bad period", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
 		{"period of an evidence bundle", export.Input{IncidentID: inc.ID, Format: "json", PeriodEnd: "2999-01-01T00:00:00Z"}, runproof.EINVALID, "period_end"},
+		{"compliance scope of an evidence bundle", export.Input{IncidentID: inc.ID, Format: "json", Scope: runproof.ScopeCompliance}, runproof.EINVALID, "scope"},
 		{"SOC 2 period starting after the incident", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
 			PeriodStart: "2999-01-01T00:00:00Z"}, runproof.EINVALID, "period_start"},
 		{"SOC 2 period ending before the incident", export.Input{RunID: inc.RunID, BundleType: "soc2", Format: "json",
@@ -224,7 +225,7 @@ func TestBadRequests(t *testing.T) {
 				if len(fields) == 0 || fields[0].Field != tc.field {
 					t.Fatalf("fields %+v, want %s", fields, tc.field)
 				}
-				if tc.in.Scope == runproof.ScopeCompliance || tc.in.Scope == runproof.ScopeAudit {
+				if tc.in.Scope == runproof.ScopeAudit || tc.in.Scope == runproof.ScopeCompliance && tc.in.IncidentID == "" && tc.in.RunID == "" {
 					if m := fields[0].Message; !strings.Contains(m, "not available yet") {
 						t.Errorf("%s: %q does not say what is not available yet", tc.field, m)
 					}
