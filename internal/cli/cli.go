@@ -149,7 +149,11 @@ func lookup(args []string) (*command, []string, error) {
 		for i, c := range subs {
 			names[i] = "runproof " + c.name
 		}
-		return nil, nil, usagef("%s: missing or unknown subcommand: use %s (see runproof %s -h)", args[0], strings.Join(names, ", "), args[0])
+		what := "missing subcommand"
+		if len(args) > 1 {
+			what = fmt.Sprintf("unknown subcommand %q", args[1])
+		}
+		return nil, nil, usagef("%s: %s: use %s (see runproof %s -h)", args[0], what, strings.Join(names, ", "), args[0])
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return nil, nil, usagef("%s before a command: flags go after it, as in runproof COMMAND [flags]; the commands are %s", args[0], commandList())

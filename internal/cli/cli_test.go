@@ -213,7 +213,8 @@ func TestHelpAndVersion(t *testing.T) {
 			t.Errorf("%v: code %d, stdout %q, stderr %q", c.args, r.code, r.stdout, r.stderr)
 		}
 	}
-	wantError(t, runCLI(t, "", "keys"), 2, "see runproof keys -h")
+	wantError(t, runCLI(t, "", "keys"), 2, "keys: missing subcommand")
+	wantError(t, runCLI(t, "", "keys", "bogus"), 2, `keys: unknown subcommand "bogus"`)
 	wantError(t, runCLI(t, "", "--data", "x", "export"), 2, "flags go after it")
 	if r := runCLI(t, "", "version"); r.code != 0 || r.stdout != "runproof devel\n" {
 		t.Errorf("version: code %d, stdout %q", r.code, r.stdout)

@@ -305,7 +305,10 @@ func PublicPEM(pub ed25519.PublicKey) []byte {
 // ParsePublicPEM reads a PEM "PUBLIC KEY" holding an Ed25519 key.
 func ParsePublicPEM(b []byte) (ed25519.PublicKey, error) {
 	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PUBLIC KEY" {
+	switch {
+	case block != nil && block.Type == "PRIVATE KEY":
+		return nil, errors.New("a private key, not a public one: give its public half (openssl pkey -in KEY.pem -pubout)")
+	case block == nil || block.Type != "PUBLIC KEY":
 		return nil, errors.New("not a PEM \"PUBLIC KEY\" file")
 	}
 	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)

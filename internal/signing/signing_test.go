@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,13 @@ func TestOpenSSLAcceptsSignatures(t *testing.T) {
 	}
 	if _, err := signing.ReadKeyFile(pub); err == nil {
 		t.Error("a public key was read as a private key")
+	}
+	privPEM, err := os.ReadFile(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.ParsePublicPEM(privPEM); err == nil || !strings.Contains(err.Error(), "give its public half") {
+		t.Errorf("a private key read as a public one: %v", err)
 	}
 }
 
