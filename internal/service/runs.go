@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -333,13 +334,13 @@ type CompleteInput struct {
 // endOf is when a run ends that its agent ends without saying when: now,
 // unless the agent's clock runs ahead of the server's, so that the run
 // started, or its last step was, "later" than now; then at the later of
-// those.
-func (s *Service) endOf(ctx context.Context, tenantID, runID string, now time.Time) (time.Time, error) {
+// those. It returns how many steps it saw.
+func (s *Service) endOf(ctx context.Context, tenantID, runID string, now time.Time) (time.Time, int64, error) {
 	run, err := s.store.GetRun(ctx, tenantID, runID)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-		return now, nil // UpdateRun says so
+		return now, 0, nil // UpdateRun says so
 	} else if err != nil {
-		return now, err
+		return now, 0, err
 	}
 	end := now
 	if run.StartedAt.After(end) {
@@ -348,13 +349,13 @@ func (s *Service) endOf(ctx context.Context, tenantID, runID string, now time.Ti
 	if run.Totals.Steps > 0 {
 		last, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: run.Totals.Steps - 1, Limit: 1})
 		if err != nil {
-			return now, err
+			return now, 0, err
 		}
 		if len(last) == 1 && last[0].Timestamp.After(end) {
 			end = last[0].Timestamp
 		}
 	}
-	return end, nil
+	return end, run.Totals.Steps, nil
 }
 
 // CompleteRun records the end of a run. Completing a stopped run keeps its
@@ -377,17 +378,28 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 			return runproof.Run{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: err.Error()})
 		}
 		at = t
-	} else {
-		end, err := s.endOf(ctx, tenantID, runID, now)
+	}
+	params := runproof.UpdateRunParams{TenantID: tenantID, RunID: runID, StepsFrom: 1, StepsTo: 0} // no step
+	if in.CompletedAt == "" {
+		end, seen, err := s.endOf(ctx, tenantID, runID, now)
 		if err != nil {
 			return runproof.Run{}, err
 		}
-		at = end
+		// The steps stored since endOf read them, if any, are read with the
+		// run, so that it ends after them too.
+		at, params.StepsFrom, params.StepsTo = end, seen, math.MaxInt64
 	}
 	var out runproof.Run
-	err := s.store.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: tenantID, RunID: runID, StepsFrom: 1, StepsTo: 0},
+	err := s.store.UpdateRun(ctx, params,
 		func(st runproof.RunState) (runproof.RunChange, error) {
 			run := st.Run
+			if in.CompletedAt == "" {
+				for _, step := range st.Existing {
+					if step.Timestamp.After(at) {
+						at = step.Timestamp
+					}
+				}
+			}
 			if run.CompletedAt != nil {
 				// A re-send is a no-op; one that says otherwise is a conflict.
 				if in.CompletedAt != "" && !at.Equal(*run.CompletedAt) {

@@ -597,6 +597,37 @@ func TestCompleteRunAheadOfTheServer(t *testing.T) {
 	wantField(t, err, "completed_at")
 }
 
+// staleRuns answers GetRun with the run as it stood a step before, as a
+// read just before an agent's last step landed would.
+type staleRuns struct{ runproof.Store }
+
+func (s staleRuns) GetRun(ctx context.Context, tenantID, runID string) (runproof.Run, error) {
+	r, err := s.Store.GetRun(ctx, tenantID, runID)
+	r.Totals.Steps = max(r.Totals.Steps-1, 0)
+	return r, err
+}
+
+// TestCompleteRunAfterLateStep: a run ended without a time ends no earlier
+// than a step stored while it was being ended.
+func TestCompleteRunAfterLateStep(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	svc := New(store, Options{})
+	start := runproof.Timestamp(svc.Now().Add(time.Minute))
+	if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: start.Format(time.RFC3339Nano)}); err != nil {
+		t.Fatal(err)
+	}
+	for i, at := range []time.Time{start.Add(time.Second), start.Add(2 * time.Minute)} {
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(i, map[string]any{"timestamp": at.Format(time.RFC3339Nano)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late := New(staleRuns{store}, Options{})
+	if run, err := late.CompleteRun(ctx, "acme", "r1", CompleteInput{}); err != nil || !run.CompletedAt.Equal(start.Add(2*time.Minute)) {
+		t.Errorf("ended %+v, %v; want at the late step", run, err)
+	}
+}
+
 // TestOverflowBounds: a step may not bring a run's cost or duration past
 // runproof.MaxFixed, but a run a runproof of before that bound took past
 // it still takes steps, up to runproof.MaxExact.
