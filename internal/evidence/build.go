@@ -70,7 +70,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		RunID:     run.ID, TraceID: run.TraceID, TenantID: run.TenantID, AgentID: run.AgentID,
 		PolicyContext: policyContext(src.Snapshot, inc),
 		RunGoal:       run.Goal, RunStatus: run.Status, RunStartedAt: runproof.FormatTime(run.StartedAt),
-		RunCompletedAt: optTime(run.CompletedAt), TerminationReason: run.TerminationReason,
+		RunCompletedAt: optTime(run.CompletedAt), RunEndedAs: run.EndedAs, TerminationReason: run.TerminationReason,
 		ExportedBy: cmp.Or(opts.ExportedBy, "system"), ExportReason: opts.ExportReason,
 		Steps: []TraceStepEvidence{},
 	}

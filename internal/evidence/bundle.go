@@ -135,6 +135,7 @@ type EvidenceBundle struct {
 	PolicyContext        PolicyContext       `json:"policy_context"`
 	RemediationStatus    string              `json:"remediation_status,omitempty"` // added: the incident's
 	RunCompletedAt       string              `json:"run_completed_at,omitempty"`
+	RunEndedAs           runproof.RunStatus  `json:"run_ended_as,omitempty"` // added: what the agent ended the run as (a stopped run stays stopped)
 	RunGoal              string              `json:"run_goal,omitempty"`
 	RunID                string              `json:"run_id"`
 	RunStartedAt         string              `json:"run_started_at"`

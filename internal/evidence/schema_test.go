@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -68,6 +69,9 @@ func variants(t *testing.T) map[string]struct {
 	notContained.Incident.ContainedAt, notContained.Run.Status, notContained.Run.StoppedAt = nil, runproof.RunCompleted, nil
 	empty.Steps, empty.Run.Totals = nil, runproof.Totals{}
 	minimal := evidence.Options{BundleID: "x", CreatedAt: t0}
+	ended := costRun(t) // stopped, then ended by its agent
+	endedAt := t0.Add(time.Hour)
+	ended.Run.CompletedAt, ended.Run.EndedAs = &endedAt, runproof.RunCancelled
 	reviewed := costRun(t)
 	reviewed.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
 		Notes: "Trace checked.", RunSteps: int64(len(reviewed.Steps)), Remediation: reviewed.Remediation(), ReviewedAt: t0}
@@ -75,11 +79,12 @@ func variants(t *testing.T) map[string]struct {
 		src  evidence.Source
 		opts evidence.Options
 	}{
-		"steps omitted":     {costRun(t), noSteps},
-		"not contained":     {notContained, goldenOptions()},
-		"run without steps": {empty, goldenOptions()},
-		"minimal options":   {deniedRun(t), minimal},
-		"reviewed":          {reviewed, goldenOptions()},
+		"steps omitted":      {costRun(t), noSteps},
+		"not contained":      {notContained, goldenOptions()},
+		"run without steps":  {empty, goldenOptions()},
+		"minimal options":    {deniedRun(t), minimal},
+		"reviewed":           {reviewed, goldenOptions()},
+		"ended by its agent": {ended, goldenOptions()},
 	}
 }
 
@@ -137,6 +142,20 @@ func TestSchemasRefuse(t *testing.T) {
 			if validate(t, s[e.kind], []byte(changed)) == nil {
 				t.Errorf("%s with %q → %q passes the schema", e.kind, e.old, e.new_)
 			}
+		}
+	}
+}
+
+// TestRunEndedAs: a stopped run its agent ended says, in its bundles, what
+// the agent ended it as.
+func TestRunEndedAs(t *testing.T) {
+	v := variants(t)["ended by its agent"]
+	for _, b := range buildAll(t, v.src, v.opts) {
+		if b.kind != "executive_debrief" && !bytes.Contains(b.json, []byte(`"run_ended_as":"cancelled"`)) {
+			t.Errorf("%s: no run_ended_as", b.kind)
+		}
+		if !bytes.Contains(b.json, []byte(`"run_status":"stopped"`)) && b.kind != "executive_debrief" {
+			t.Errorf("%s: not stopped", b.kind)
 		}
 	}
 }
