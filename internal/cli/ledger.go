@@ -158,7 +158,7 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		if err != nil {
 			decision = runproof.DecisionDeny
 			if first == nil {
-				first = fmt.Errorf("ledger verify: the ledger of tenant %q: %s", t, line)
+				first = &verifyFailure{tenant: t, line: line, err: err}
 			}
 		}
 		if unknown {
@@ -176,6 +176,19 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 	}
 	return first
 }
+
+// verifyFailure is a tenant's check that failed, said as its report line
+// says it, with the failure beneath.
+type verifyFailure struct {
+	tenant, line string
+	err          error
+}
+
+func (f *verifyFailure) Error() string {
+	return fmt.Sprintf("ledger verify: the ledger of tenant %q: %s", f.tenant, f.line)
+}
+
+func (f *verifyFailure) Unwrap() error { return f.err }
 
 // verifyProgressEvery is how often a long check logs how far it is.
 const verifyProgressEvery = 2 * time.Second
