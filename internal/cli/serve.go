@@ -164,16 +164,19 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	deadline := time.Now().Add(cutWait) // to write what audit events wait, after a failure
 	select {
-	case err := <-served:
-		return fmt.Errorf("the HTTP server stopped: %w", err)
+	case serr := <-served:
+		err = fmt.Errorf("the HTTP server stopped: %w", serr)
 	case <-ctx.Done():
+		// One budget for the whole stop: the requests' grace and cut,
+		// then the audit events that wait for the database, with what is
+		// left.
+		deadline = time.Now().Add(shutdownGrace + cutWait)
+		err = shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
 	}
-	// One budget for the whole stop: the requests' grace and cut, then
-	// the audit events that wait for the database, with what is left.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace+cutWait)
+	fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	err = shutdown(ctx, e, srv, &reqs, cutRequests, ex.exporter)
 	if n := api.FlushAudit(fctx); n > 0 {
 		e.log.Error("audit events not stored: the server stopped while the database was away", slog.Int("events", n))
 	}
