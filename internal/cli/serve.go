@@ -164,10 +164,11 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	deadline := time.Now().Add(cutWait) // to write what audit events wait, after a failure
+	var deadline time.Time // to write what audit events wait for the database
 	select {
 	case serr := <-served:
 		err = fmt.Errorf("the HTTP server stopped: %w", serr)
+		deadline = time.Now().Add(cutWait)
 	case <-ctx.Done():
 		// One budget for the whole stop: the requests' grace and cut,
 		// then the audit events that wait for the database, with what is
