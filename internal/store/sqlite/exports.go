@@ -121,50 +121,26 @@ func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, b
 	if !before.IsZero() {
 		args, atBefore = append(args, timeText(before)), " AND at < ?"
 	}
-	ids, err := collect(ctx, s.db, scanString, `SELECT export_id FROM export_events
+	return s.exportsOf(ctx, tenantID, "exports missing from the ledger", `SELECT export_id FROM export_events
 		WHERE tenant_id = ? AND kind IN ('completed', 'failed')`+atBefore+`
 		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND entry_type = ?`,
 		append(args, tenantID, runproof.ExportEntryType)...)
-	if err != nil {
-		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
-	}
-	out, err := s.exportsByID(ctx, tenantID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("exports missing from the ledger: %w", err)
-	}
-	return out, nil
 }
 
 // SealedExportsMissingFromLedger returns completed sealed exports that
 // have no entry of entryType, a set difference as ExportsMissingFromLedger.
 func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]runproof.Export, error) {
-	ids, err := collect(ctx, s.db, scanString, `SELECT export_id FROM export_events WHERE tenant_id = ? AND kind = 'sealed'
+	return s.exportsOf(ctx, tenantID, "sealed exports missing from the ledger", `SELECT export_id FROM export_events WHERE tenant_id = ? AND kind = 'sealed'
 		INTERSECT SELECT export_id FROM export_events WHERE tenant_id = ? AND kind = 'completed'
 		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND entry_type = ?`,
 		tenantID, tenantID, tenantID, entryType)
-	if err != nil {
-		return nil, fmt.Errorf("sealed exports missing from the ledger: %w", err)
-	}
-	out, err := s.exportsByID(ctx, tenantID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("sealed exports missing from the ledger: %w", err)
-	}
-	return out, nil
 }
 
 // UnfinishedExports returns exports without a completed or failed event.
 func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]runproof.Export, error) {
-	ids, err := collect(ctx, s.db, scanString, `SELECT id FROM exports WHERE tenant_id = ? AND created_at < ?
+	return s.exportsOf(ctx, tenantID, "unfinished exports", `SELECT id FROM exports WHERE tenant_id = ? AND created_at < ?
 		EXCEPT SELECT export_id FROM export_events WHERE tenant_id = ? AND kind IN ('completed', 'failed')`,
 		tenantID, timeText(createdBefore), tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("unfinished exports: %w", err)
-	}
-	out, err := s.exportsByID(ctx, tenantID, ids)
-	if err != nil {
-		return nil, fmt.Errorf("unfinished exports: %w", err)
-	}
-	return out, nil
 }
 
 // ExportTenants lists the tenants that have exports.
@@ -177,6 +153,20 @@ func (s *Store) ExportTenants(ctx context.Context) ([]string, error) {
 }
 
 // exportsByID reads the tenant's exports of the ids given, folded.
+// exportsOf returns the exports whose ids idsQuery selects (what names
+// them for errors), folded as GetExport folds them.
+func (s *Store) exportsOf(ctx context.Context, tenantID, what, idsQuery string, args ...any) ([]runproof.Export, error) {
+	ids, err := collect(ctx, s.db, scanString, idsQuery, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := s.exportsByID(ctx, tenantID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 func (s *Store) exportsByID(ctx context.Context, tenantID string, ids []string) ([]runproof.Export, error) {
 	idList, err := json.Marshal(ids) // one parameter, however many
 	if err != nil {
