@@ -209,10 +209,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.metrics.observe(name, sw.status, time.Since(start))
 		}()
 		handle := func(c *call) error {
-			if err := readableQuery(r); err != nil {
-				return err
-			}
-			if err := knownQuery(r, rt); err != nil {
+			if err := checkQuery(r, rt); err != nil {
 				return err
 			}
 			return rt.handle(sw, c)
@@ -275,41 +272,33 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// knownQuery refuses a query parameter the route does not take, which
-// would be ignored without a word (?limt=5). Public routes (health,
-// metrics) take anything.
-func knownQuery(r *http.Request, rt route) error {
-	if rt.perm == "" {
-		return nil
-	}
-	var errs runproof.Fields
-	for name := range r.URL.Query() {
-		if slices.Contains(rt.query, name) {
-			continue
-		}
-		if len(rt.query) == 0 {
-			errs.Add(name, "is not a query parameter of this route: it takes none")
-		} else {
-			errs.Add(name, "is not a query parameter of this route: it takes %s", strings.Join(rt.query, ", "))
-		}
-	}
-	slices.SortFunc(errs, func(a, b runproof.FieldError) int { return strings.Compare(a.Field, b.Field) })
-	return errs.Err()
-}
-
-// readableQuery refuses a query string r.URL.Query() cannot read all of:
-// it drops what it cannot read, and a parameter sent with a broken escape
-// would be ignored without a word.
-func readableQuery(r *http.Request) error {
-	_, err := url.ParseQuery(r.URL.RawQuery)
+// checkQuery refuses a query string r.URL.Query() cannot read all of (it
+// drops what it cannot read), and a parameter the route does not take:
+// either would be ignored without a word (?limt=5). Public routes (health,
+// metrics) take any parameter.
+func checkQuery(r *http.Request, rt route) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
 	var escape url.EscapeError
 	switch {
 	case errors.As(err, &escape):
 		return runproof.Invalid(runproof.FieldError{Field: "query", Message: fmt.Sprintf("cannot be read (%v): write %% as %%25", err)})
 	case err != nil:
 		return runproof.Invalid(runproof.FieldError{Field: "query", Message: fmt.Sprintf("cannot be read (%v)", err)})
+	case rt.perm == "":
+		return nil
 	}
-	return nil
+	var errs runproof.Fields
+	for name := range q {
+		switch {
+		case slices.Contains(rt.query, name):
+		case len(rt.query) == 0:
+			errs.Add(name, "is not a query parameter of this route: it takes none")
+		default:
+			errs.Add(name, "is not a query parameter of this route: it takes %s", strings.Join(rt.query, ", "))
+		}
+	}
+	slices.SortFunc(errs, func(a, b runproof.FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return errs.Err()
 }
 
 // fail answers the error a handler returned, unless its answer has begun:
