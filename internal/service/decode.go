@@ -42,18 +42,14 @@ type Number string
 
 // UnmarshalJSONFrom accepts a JSON number (or null) and nothing else.
 func (n *Number) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	tok, err := dec.ReadToken()
-	if err != nil {
+	v, ok, err := numberToken(dec, false)
+	switch {
+	case err != nil:
 		return err
-	}
-	switch tok.Kind() {
-	case '0':
-		*n = Number(tok.String())
-	case 'n':
-		*n = ""
-	default:
+	case !ok:
 		return errors.New("must be a JSON number")
 	}
+	*n = Number(v)
 	return nil
 }
 
@@ -64,25 +60,34 @@ type Threshold string
 
 // UnmarshalJSONFrom accepts a JSON number, a string or null.
 func (t *Threshold) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	v, ok, err := numberToken(dec, true)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return errThreshold
+	}
+	*t = Threshold(v)
+	return nil
+}
+
+// numberToken reads a JSON number, or null as "", and when quoted is set a
+// string holding a number (or ""); ok is false for any other token.
+func numberToken(dec *jsontext.Decoder, quoted bool) (v string, ok bool, err error) {
 	tok, err := dec.ReadToken()
 	if err != nil {
-		return err
+		return "", false, err
 	}
 	switch tok.Kind() {
 	case '0':
-		*t = Threshold(tok.String())
+		return tok.String(), true, nil
 	case 'n':
-		*t = ""
+		return "", true, nil
 	case '"':
-		if s := tok.String(); s == "" || isJSONNumber(s) {
-			*t = Threshold(s)
-			return nil
-		}
-		return errThreshold
-	default:
-		return errThreshold
+		v = tok.String()
+		return v, quoted && (v == "" || isJSONNumber(v)), nil
 	}
-	return nil
+	return "", false, nil
 }
 
 // isJSONNumber reports whether s is a JSON number and nothing else.
