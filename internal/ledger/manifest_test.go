@@ -273,17 +273,10 @@ func TestTamperSealed(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			eachEngine(t, func(t *testing.T, e engine) {
 				ctx := context.Background()
-				l := newZIPLedger(t, e.Store)
-				appendEach(t, l, finish(t, e.Store, "acme", 0, 2))
-				z := sealZIP(t, e.Store, l, "acme", 2)
-				z.end(t, e.Store, l, "")
-				appendEach(t, l, finish(t, e.Store, "acme", 4, 2))
+				l, z := zipLedger(t, e)
 				proof, err := l.ProveManifest(ctx, "acme", z.rec.ID)
 				if err != nil {
 					t.Fatal(err)
-				}
-				if _, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil {
-					t.Fatalf("before tampering: %v", err)
 				}
 				e.dropTriggers(t)
 				d.tamper(t, e, z)
@@ -299,6 +292,22 @@ func TestTamperSealed(t *testing.T) {
 	}
 }
 
+// zipLedger returns a ledger that verifies, of two finished exports, a
+// completed ZIP export (its manifest at entry 2, its export leaf at 3) and
+// two more finished exports.
+func zipLedger(t *testing.T, e engine) (*ledger.Ledger, sealedZIP) {
+	t.Helper()
+	l := newZIPLedger(t, e.Store)
+	appendEach(t, l, finish(t, e.Store, "acme", 0, 2))
+	z := sealZIP(t, e.Store, l, "acme", 2)
+	z.end(t, e.Store, l, "")
+	appendEach(t, l, finish(t, e.Store, "acme", 4, 2))
+	if _, err := verifyAs(context.Background(), e.Store, l, "acme", nil); err != nil {
+		t.Fatalf("before tampering: %v", err)
+	}
+	return l, z
+}
+
 // TestCutTailFilledAgain: a tail cut with its checkpoints, then filled
 // again by the repair of missing exports (Sync) under new checkpoints,
 // verifies entry by entry; a completed ZIP whose sealed manifest went with
@@ -306,14 +315,7 @@ func TestTamperSealed(t *testing.T) {
 func TestCutTailFilledAgain(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
-		l := newZIPLedger(t, e.Store)
-		appendEach(t, l, finish(t, e.Store, "acme", 0, 2))
-		z := sealZIP(t, e.Store, l, "acme", 2)
-		z.end(t, e.Store, l, "")
-		appendEach(t, l, finish(t, e.Store, "acme", 4, 2))
-		if _, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil {
-			t.Fatalf("before tampering: %v", err)
-		}
+		l, z := zipLedger(t, e)
 		e.dropTriggers(t)
 		e.exec(t, "DELETE FROM ledger_entries WHERE idx >= 2",
 			fmt.Sprintf("DELETE FROM ledger_hashes WHERE idx >= %d", tlog.StoredHashCount(2)),
