@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -475,6 +476,28 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 				t.Errorf("%d steps stored, want %d", len(steps), tt.wantSteps)
 			}
 		})
+	}
+}
+
+// A store that fails is not the line's fault: ingest names the failure
+// and does not ask for the line to be mended.
+func TestIngestStoreFailureIsNotTheLines(t *testing.T) {
+	data := t.TempDir()
+	openStore(t, data) // the schema, for the trigger
+	db, err := sql.Open("sqlite", filepath.Join(data, "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TRIGGER steps_fail BEFORE INSERT ON steps BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END`); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, "runs.ndjson", `{"run": {"run_id": "r1", "agent_id": "a"}}`+"\n"+
+		fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`, stamp(0))+"\n")
+	r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)
+	wantError(t, r, 1, "the disk is on fire")
+	if strings.Contains(r.stderr, "line 2") || strings.Contains(r.stderr, "fix it") {
+		t.Errorf("stderr %q blames the line", r.stderr)
 	}
 }
 

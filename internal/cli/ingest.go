@@ -123,6 +123,23 @@ type lineError struct {
 
 func (e *lineError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
 
+// badLine is the error of a line the service refused: a lineError when the
+// line is at fault, else (the database is away, say) err as it is, for the
+// line is not.
+func badLine(line int, err error) error {
+	if !lineAtFault(err) {
+		return err
+	}
+	return &lineError{line, fieldMessage(err)}
+}
+
+// lineAtFault reports whether the service refused a line for what it
+// holds, rather than for a failure of its own.
+func lineAtFault(err error) bool {
+	code := runproof.ErrorCode(err)
+	return code != runproof.EINTERNAL && code != runproof.EUNAVAILABLE
+}
+
 func ingest(ctx context.Context, e *env, tenant, file string) error {
 	name := inputName(file)
 	r, err := openInput(ctx, file, e.stdin)
@@ -158,6 +175,8 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		return fmt.Errorf("%s: %w (nothing was stored: fix it and run again)", name, err)
 	case errors.As(err, &le):
 		return fmt.Errorf("%s: %w (lines before it are stored: fix it and run again, stored lines are skipped)", name, err)
+	case runproof.ErrorCode(err) == runproof.EUNAVAILABLE:
+		return fmt.Errorf("%s: stopped: %w (the lines read before are stored: run the same file again once it is back, stored lines are skipped)", name, err)
 	case err != nil:
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -247,7 +266,7 @@ func (in *ingester) createRun(ctx context.Context, line int, r service.RunInput)
 	}
 	run, created, err := in.svc.CreateRun(ctx, in.tenant, r)
 	if err != nil {
-		return &lineError{line, fieldMessage(err)}
+		return badLine(line, err)
 	}
 	in.stats.runs++
 	if created {
@@ -282,7 +301,7 @@ func (in *ingester) complete(ctx context.Context, line int, c *completeLine) err
 		return &lineError{line, "run_id: is required (the run to complete)"}
 	}
 	if _, err := in.svc.CompleteRun(ctx, in.tenant, c.RunID, c.CompleteInput); err != nil {
-		return &lineError{line, fieldMessage(err)}
+		return badLine(line, err)
 	}
 	return nil
 }
@@ -296,15 +315,17 @@ func (in *ingester) flush(ctx context.Context) error {
 	runID, steps, lines := in.batchRun, in.batch, in.batchLines
 	in.batch, in.batchLines = nil, nil
 	err := in.send(ctx, runID, steps)
-	if err == nil {
-		return nil
+	if err == nil || !lineAtFault(err) {
+		return err
 	}
 	i, msg := stepErrorAt(err)
 	if i >= len(steps) {
 		i = 0
 	}
 	if i > 0 {
-		if perr := in.send(ctx, runID, steps[:i]); perr != nil {
+		if perr := in.send(ctx, runID, steps[:i]); perr != nil && !lineAtFault(perr) {
+			return perr
+		} else if perr != nil {
 			i, msg = stepErrorAt(perr)
 			i = min(i, len(steps)-1)
 		}
@@ -318,7 +339,7 @@ func (in *ingester) send(ctx context.Context, runID string, batch []service.Step
 	if !ok {
 		run, err := in.svc.GetRun(ctx, in.tenant, runID)
 		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-			return fmt.Errorf("run_id: run %q does not exist: put a {\"run\": …} line before its steps", runID)
+			return runproof.Errorf(runproof.ENOTFOUND, "run_id: run %q does not exist: put a {\"run\": …} line before its steps", runID)
 		} else if err != nil {
 			return err
 		}
