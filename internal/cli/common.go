@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/postgres"
 	"github.com/runproof/runproof/internal/store/sqlite"
@@ -315,6 +317,15 @@ func (c *common) flags() string {
 		f += "--database \"$" + DatabaseURLEnv + "\" "
 	}
 	return f
+}
+
+// record stores the audit event of what a command did. The change it
+// accounts for is made, so it is stored even after Ctrl-C, but within
+// ten seconds: a database gone away does not hold the command.
+func record(ctx context.Context, svc *service.Service, ev runproof.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return svc.Record(ctx, ev)
 }
 
 // cliEvent is the audit event of something a command did for the tenant:

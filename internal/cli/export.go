@@ -112,7 +112,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	if rec.ID != "" { // made, or failed and recorded: as an API export, an audit event says so
 		ev := cliEvent(tenant, runproof.AuditWrite, "export", "export/"+rec.ID, runproof.DecisionAllow,
 			fmt.Sprintf("%s %s of %s: %s", rec.BundleType, rec.Format, subject(rec), rec.Status))
-		if aerr := service.New(store, service.Options{}).Record(context.WithoutCancel(ctx), ev); aerr != nil {
+		if aerr := record(ctx, service.New(store, service.Options{}), ev); aerr != nil {
 			e.log.Warn("the export's audit event was not stored", slog.String("export_id", rec.ID), slog.Any("error", aerr))
 		}
 	}

@@ -162,9 +162,7 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	if err != nil {
 		detail += "; stopped: " + err.Error()
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if aerr := in.svc.Record(actx, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, detail)); aerr != nil && err == nil {
+	if aerr := record(ctx, in.svc, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, detail)); aerr != nil && err == nil {
 		err = fmt.Errorf("the input was stored but the audit event could not be recorded: %w", aerr)
 	}
 	var le *lineError

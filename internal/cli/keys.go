@@ -61,7 +61,7 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 	} else if err != nil {
 		return fmt.Errorf("cannot create the key: %w", err)
 	}
-	if err := svc.Record(ctx, keyEvent(tenant, "keys.create", key)); err != nil {
+	if err := record(ctx, svc, keyEvent(tenant, "keys.create", key)); err != nil {
 		// The key exists but its creation is not audited: say so rather than
 		// hand out a key nobody can account for.
 		return fmt.Errorf("key %s was created but its audit event could not be recorded: %w", key.ID, err)
@@ -172,7 +172,7 @@ func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
 	if err != nil {
 		return fmt.Errorf("cannot revoke the key: %w", err)
 	}
-	if err := svc.Record(ctx, keyEvent(tenant, "keys.revoke", key)); err != nil {
+	if err := record(ctx, svc, keyEvent(tenant, "keys.revoke", key)); err != nil {
 		return fmt.Errorf("key %s was revoked but its audit event could not be recorded: %w", key.ID, err)
 	}
 	_, err = fmt.Fprintf(e.stdout, "revoked key %s (tenant %s, role %s, name %q)\n", key.ID, tenant, key.Role, key.Name)

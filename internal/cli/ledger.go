@@ -165,11 +165,9 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 			continue // no record, which would start a ledger for a mistyped --tenant
 		}
 		// The check is recorded whatever its outcome, even after Ctrl-C.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		ev := cliEvent(t, runproof.AuditIntegrity, "ledger.verify", "ledger/"+t, decision, line)
 		ev.OccurredAt = runproof.Timestamp(started) // when the check began
-		aerr := service.New(store, service.Options{}).Record(actx, ev)
-		cancel()
+		aerr := record(ctx, service.New(store, service.Options{}), ev)
 		if aerr != nil && first == nil {
 			first = fmt.Errorf("ledger verify: the ledger of %s was checked but the audit event could not be recorded: %w", t, aerr)
 		}

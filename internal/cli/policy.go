@@ -102,7 +102,7 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 		created = append(created, p)
 		// Each policy's audit event goes with it, even when the command is
 		// interrupted right after: no policy is added unaccounted for.
-		if err := svc.Record(context.WithoutCancel(ctx), cliEvent(tenant, runproof.AuditWrite, "policies.apply", "policy/"+p.ID,
+		if err := record(ctx, svc, cliEvent(tenant, runproof.AuditWrite, "policies.apply", "policy/"+p.ID,
 			runproof.DecisionAllow, fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name))); err != nil {
 			return fmt.Errorf("%s: policy %d (%q) was added but its audit event could not be recorded: %w", name, i+1, p.Name, err)
 		}
