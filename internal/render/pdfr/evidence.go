@@ -237,14 +237,13 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 		"openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig")
 }
 
+// infoFields states the export. Its ledger position is not among them: the
+// export's entry, or the signed ZIP's manifest entry, holds this report's
+// digest, so it is appended after the report is made.
 func infoFields(info Info) []field {
-	ledger := "not known when this report was made; see manifest.json and proof.json in the signed ZIP"
-	if info.LedgerIndex != nil {
-		ledger = "entry " + group(*info.LedgerIndex) + " of the export ledger"
-	}
 	return []field{
 		{key: "Export", value: or(info.ExportID, "not recorded in this report"), mono: info.ExportID != ""},
-		{key: "Ledger position", value: ledger},
+		{key: "Ledger position", value: "recorded after this report was made: see proof.json in the signed ZIP, or the export's proof"},
 		{key: "Signing key", value: or(info.KeyID, "not recorded in this report"), mono: info.KeyID != ""},
 	}
 }

@@ -39,9 +39,8 @@ import (
 // Info is what the report states beyond the bundle itself, and how it is
 // written.
 type Info struct {
-	ExportID    string // may be empty
-	LedgerIndex *int64 // position in the export ledger, nil when unknown
-	KeyID       string // signing key id, may be empty
+	ExportID string // may be empty
+	KeyID    string // signing key id, may be empty
 	// Uncompressed leaves the pages' contents uncompressed, for a file
 	// that is compressed whole (report.pdf in the ZIP bundle): one deflate
 	// stream over the file costs less than one per page, and compresses

@@ -76,12 +76,10 @@ func check(t *testing.T, path string) []string {
 	return strings.Split(strings.TrimSuffix(string(out), "\f"), "\f")
 }
 
-func ledger(i int64) *int64 { return &i }
-
 func TestReports(t *testing.T) {
 	src := costRun(t, "agent-research", 6, 3)
 	ev, soc2, debrief := bundles(t, src)
-	info := Info{ExportID: "0195a3c5-0000-7000-8000-000000000042", LedgerIndex: ledger(41), KeyID: "key-2026-03"}
+	info := Info{ExportID: "0195a3c5-0000-7000-8000-000000000042", KeyID: "key-2026-03"}
 	for _, c := range []struct {
 		name   string
 		bundle any
@@ -89,7 +87,7 @@ func TestReports(t *testing.T) {
 		want   []string
 	}{
 		{"evidence.pdf", ev, ev.ContentHash, []string{"Evidence report", "threshold 100 cents, actual 120 cents", "Inflection step",
-			"runproof verify FILE.zip --key pub.pem", "sha256sum -c SHA256SUMS", "openssl pkeyutl -verify", info.ExportID, "entry 41", "key-2026-03"}},
+			"runproof verify FILE.zip --key pub.pem", "sha256sum -c SHA256SUMS", "openssl pkeyutl -verify", info.ExportID, "see proof.json", "key-2026-03"}},
 		{"soc2.pdf", soc2, soc2.ContentHash, []string{"SOC 2 evidence report", "CC7.2", "Incident Response", "DEMONSTRATED", "PARTIAL",
 			"Attestation statement", "Reviewer", "pending", soc2.EvidenceDigest, "Step timeline"}},
 		{"debrief.pdf", debrief, debrief.ContentHash, []string{"Executive debrief", "MEDIUM RISK", "Time to detect", "Cost incurred", "$1.20",
