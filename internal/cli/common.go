@@ -122,15 +122,19 @@ func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
 	return nil, usagef("--log-format must be text or json, not %q", c.logFormat)
 }
 
+// database is a store of either engine, as the commands open it.
+type database interface {
+	runproof.Store
+	Migrate(context.Context) error
+	SchemaVersion(context.Context) (int64, error)
+}
+
 // openStore opens the store the flags select and applies its migrations,
 // so that every command works on a fresh data directory.
-func openStore(ctx context.Context, c common) (runproof.Store, error) {
+func openStore(ctx context.Context, c common) (database, error) {
 	var (
-		store interface {
-			runproof.Store
-			Migrate(context.Context) error
-		}
-		err error
+		store database
+		err   error
 	)
 	// Checked here, not with the other flags: commands that open no store
 	// (verify, version) ignore a stray $RUNPROOF_DATABASE_URL.

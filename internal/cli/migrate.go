@@ -30,14 +30,7 @@ Examples:
 					return err
 				}
 				defer store.Close()
-				v, ok := store.(interface {
-					SchemaVersion(context.Context) (int64, error)
-				})
-				if !ok {
-					_, err = fmt.Fprintf(e.stdout, "schema up to date (%s)\n", e.engine())
-					return err
-				}
-				n, err := v.SchemaVersion(ctx)
+				n, err := store.SchemaVersion(ctx)
 				if err != nil {
 					return err
 				}

@@ -251,16 +251,6 @@ func (kr *Keyring) Active() Key { return kr.keys[len(kr.keys)-1] }
 // Keys returns every key, oldest first; the last is the active one.
 func (kr *Keyring) Keys() []Key { return slices.Clone(kr.keys) }
 
-// Find returns the key with the id.
-func (kr *Keyring) Find(id string) (Key, bool) {
-	for _, k := range kr.keys {
-		if k.ID == id {
-			return k, true
-		}
-	}
-	return Key{}, false
-}
-
 // ReadKeyFile reads an Ed25519 private key from a PKCS#8 PEM file, such as
 // `openssl genpkey -algorithm ed25519` writes.
 func ReadKeyFile(name string) (Key, error) {
