@@ -259,10 +259,7 @@ func writeFileAtomic(name string, r io.Reader) error {
 func exportFailure(err error) error {
 	var failed *export.Failed
 	if errors.As(err, &failed) {
-		if errors.Is(failed.Err, context.Canceled) {
-			return fmt.Errorf("export %s was interrupted and is recorded as failed", failed.Export.ID)
-		}
-		return fmt.Errorf("export %s failed and is recorded as failed: %s", failed.Export.ID, runproof.ErrorMessage(failed.Err))
+		return failed.UserError()
 	}
 	switch runproof.ErrorCode(err) {
 	case runproof.EINVALID:

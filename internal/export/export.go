@@ -529,6 +529,18 @@ type Failed struct {
 func (f *Failed) Error() string { return fmt.Sprintf("export %s failed: %v", f.Export.ID, f.Err) }
 func (f *Failed) Unwrap() error { return f.Err }
 
+// UserError says the failure to whoever asked for the export, naming the
+// failed record, with the code of its cause; an export cut short (by a
+// process stopping) is EUNAVAILABLE: asked again, it is done.
+func (f *Failed) UserError() *runproof.Error {
+	if errors.Is(f.Err, context.Canceled) {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "export %s was interrupted and is recorded as failed (%s): ask again",
+			f.Export.ID, f.Export.FailureReason)
+	}
+	return runproof.Errorf(runproof.ErrorCode(f.Err), "export %s failed and is recorded as failed: %s",
+		f.Export.ID, runproof.ErrorMessage(f.Err))
+}
+
 // produce builds, renders and stores the artifact, returning the completed
 // event to record.
 func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent, error) {

@@ -49,18 +49,13 @@ func (s *Server) requester(c *call) export.Requester {
 }
 
 // exportError reports a failed export with its record id, so that the user
-// can find the failed record.
+// can find the failed record. One cut short was cut by a server that is
+// stopping (a client that went away reads nothing): another server, or
+// this one restarted, will do it.
 func exportError(err error) error {
 	var failed *export.Failed
-	switch {
-	case errors.As(err, &failed) && errors.Is(failed.Err, context.Canceled):
-		// Cut by a server that is stopping (a client that went away reads
-		// nothing): another server, or this one restarted, will do it.
-		return runproof.Errorf(runproof.EUNAVAILABLE, "export %s was interrupted and is recorded as failed (%s): ask again",
-			failed.Export.ID, failed.Export.FailureReason)
-	case errors.As(err, &failed):
-		code := runproof.ErrorCode(failed.Err)
-		return runproof.Errorf(code, "export %s failed and is recorded as failed: %s", failed.Export.ID, runproof.ErrorMessage(failed.Err))
+	if errors.As(err, &failed) {
+		return failed.UserError()
 	}
 	return err
 }
