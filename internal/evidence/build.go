@@ -50,9 +50,7 @@ func check(src Source, opts Options) error {
 		case inc.InflectionStepIndex < 0 || inc.InflectionStepIndex >= int64(len(src.Steps)):
 			return fmt.Errorf("evidence: incident %q: inflection step %d is not among the %d steps of run %q", inc.ID, inc.InflectionStepIndex, len(src.Steps), run.ID)
 		}
-		switch inc.RemediationStatus {
-		case "pending", "in_progress", "completed":
-		default:
+		if !slices.Contains(runproof.RemediationStatuses, inc.RemediationStatus) {
 			return runproof.Errorf(runproof.EINVALID, "incident %q: unknown remediation status %q", inc.ID, inc.RemediationStatus)
 		}
 	}
@@ -248,7 +246,7 @@ func controlMappings(src Source, b *EvidenceBundle) []SOC2ControlMapping {
 
 	remediation := strings.ReplaceAll(inc.RemediationStatus, "_", " ")
 	switch {
-	case full && inc.RemediationStatus != "pending":
+	case full && inc.RemediationStatus != runproof.RemediationPending:
 		out[2].ComplianceStatus = StatusDemonstrated
 		out[2].EvidenceProvided = fmt.Sprintf("Complete execution trace of %d steps available for root-cause analysis; remediation %s.", b.TotalSteps, remediation)
 	case full:

@@ -230,7 +230,7 @@ func actions(f incidentFacts) []string {
 	if f.costMicro >= 10_000*runproof.MicrocentsPerCent {
 		a = append(a, fmt.Sprintf("Review spending approvals for this agent: the run cost %s before it was stopped.", dollars(f.costMicro)))
 	}
-	if f.inc.RemediationStatus == "pending" {
+	if f.inc.RemediationStatus == runproof.RemediationPending {
 		a = append(a, "Name an owner for this incident and record the fix once it is in place.")
 	}
 	if len(a) < 2 {

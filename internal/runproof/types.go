@@ -312,7 +312,7 @@ type Incident struct {
 	DetectedAt          time.Time  `json:"detection_time"`
 	ContainedAt         *time.Time `json:"containment_time,omitempty"`
 	RiskLevel           RiskLevel  `json:"risk_level"`
-	RemediationStatus   string     `json:"remediation_status"` // pending, in_progress, completed
+	RemediationStatus   string     `json:"remediation_status"` // one of RemediationStatuses
 	RemediationNotes    string     `json:"remediation_notes,omitempty"`
 	CreatedAt           time.Time  `json:"created_at"`
 }
@@ -329,8 +329,15 @@ const (
 // AuditCategories lists the audit categories.
 var AuditCategories = []string{AuditIdentity, AuditAuthorization, AuditAccess, AuditWrite, AuditIntegrity}
 
+// Remediation statuses of an incident: an incident opens pending.
+const (
+	RemediationPending    = "pending"
+	RemediationInProgress = "in_progress"
+	RemediationCompleted  = "completed"
+)
+
 // RemediationStatuses lists the remediation statuses of an incident.
-var RemediationStatuses = []string{"pending", "in_progress", "completed"}
+var RemediationStatuses = []string{RemediationPending, RemediationInProgress, RemediationCompleted}
 
 // Audit decisions.
 const (

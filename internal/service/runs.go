@@ -321,7 +321,7 @@ func (s *Service) openIncident(run runproof.Run, step runproof.Step, v runproof.
 		InflectionStepIndex: step.Index, ViolationAt: step.Timestamp, DetectedAt: now, ContainedAt: &now,
 		RiskLevel: policy.Risk(policy.RiskInput{Type: v.Type, Threshold: threshold, Actual: actual,
 			CostMicrocents: run.Totals.CostMicrocents}),
-		RemediationStatus: "pending", CreatedAt: now,
+		RemediationStatus: runproof.RemediationPending, CreatedAt: now,
 	}
 }
 
