@@ -52,8 +52,9 @@ const spanAttempts = 10
 // Problems with the spans are reported in the result; the error is for the
 // store failing, when the export should be retried.
 func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) (SpansResult, error) {
-	// Exports of one run are taken one at a time in this process; a race
-	// with another process for the next indexes is retried.
+	// Exports of one run are taken one at a time under its entry's lock. A
+	// race for the next indexes, with another process or with an export
+	// holding the entry of an index since reset, is retried.
 	e := s.spans.entry(tenantID, r.ID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -352,11 +353,14 @@ func (x *spanIndex) count(n int) {
 	x.mu.Unlock()
 }
 
+// spanPage is how many steps lookup reads at once; a variable for tests.
+var spanPage = MaxTracePage
+
 // lookup returns the step index of each of spans already stored in run,
 // whose entry e the caller holds.
 func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpans, tenantID string, run runproof.Run, spans []otlp.Span) (map[spanKey]int64, error) {
-	if e.steps < run.Totals.Steps {
-		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps})
+	for e.steps < run.Totals.Steps { // a page at a time: a run may be long
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps, Limit: spanPage})
 		if err != nil {
 			return nil, err
 		}
@@ -367,6 +371,9 @@ func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpan
 			e.steps = st.Index + 1
 		}
 		x.count(len(steps))
+		if len(steps) < spanPage {
+			break
+		}
 	}
 	out := map[spanKey]int64{}
 	for _, sp := range spans {

@@ -106,6 +106,14 @@ func TestIngestManySpans(t *testing.T) {
 	if err != nil || run.Totals.Steps != 2*MaxStepsPerCall+500 {
 		t.Fatalf("run %+v, %v", run, err)
 	}
+	// Another replica, which has seen none of the spans, reads them back
+	// from the store a page at a time.
+	defer func(n int) { spanPage = n }(spanPage)
+	spanPage = 1000
+	again, err = New(store, Options{}).IngestSpans(context.Background(), "acme", runs[0])
+	if err != nil || len(again.Steps) != 0 || again.Resent != 2*MaxStepsPerCall+500 {
+		t.Fatalf("re-send to another replica: %d steps, %d re-sent, error %v", len(again.Steps), again.Resent, err)
+	}
 }
 
 // FuzzMappedSpansAreValidSteps: any span the mapping accepts passes the
