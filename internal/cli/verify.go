@@ -64,13 +64,13 @@ Examples:
 				if *keyFile == "" && flagGiven(fs, "key") { // "--key $PUB" with PUB unset
 					return usagef("verify: --key is empty: name the public key file (PEM), or leave --key out to check without it")
 				}
-				return runVerify(e, args[0], *keyFile)
+				return runVerify(ctx, e, args[0], *keyFile)
 			}
 		},
 	}
 }
 
-func runVerify(e *env, name, keyFile string) error {
+func runVerify(ctx context.Context, e *env, name, keyFile string) error {
 	var key ed25519.PublicKey
 	if keyFile != "" {
 		var err error
@@ -78,11 +78,13 @@ func runVerify(e *env, name, keyFile string) error {
 			return err
 		}
 	}
-	rep, err := checkZIP(name, key, e.stdout)
+	rep, err := checkZIP(ctx, name, key, e.stdout)
 	if err != nil {
 		return err
 	}
 	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("verify: %s: interrupted before every check was done: not verified", name)
 	case rep.Failure != nil:
 		return fmt.Errorf("verify: %s does not verify: %v", name, rep.Failure)
 	case rep.Authentic():
@@ -94,8 +96,9 @@ func runVerify(e *env, name, keyFile string) error {
 }
 
 // checkZIP verifies the ZIP file name, writing one line per check to out;
-// the ledger proof is checked with the same key.
-func checkZIP(name string, key ed25519.PublicKey, out io.Writer) (*verify.Report, error) {
+// the ledger proof is checked with the same key. It stops reading once
+// ctx is done (Ctrl-C, on a large file).
+func checkZIP(ctx context.Context, name string, key ed25519.PublicKey, out io.Writer) (*verify.Report, error) {
 	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) && name == "-" {
 		return nil, usagef("verify: reads a ZIP file by name, not from standard input (a ZIP is read from its end): save it to a file first")
@@ -112,11 +115,24 @@ func checkZIP(name string, key ed25519.PublicKey, out io.Writer) (*verify.Report
 	if info.IsDir() {
 		return nil, fmt.Errorf("verify: %s is a directory, not a ZIP file", name)
 	}
-	return verify.ZIP(f, info.Size(), verify.Options{Key: key, Out: out,
+	return verify.ZIP(interruptible{ctx, f}, info.Size(), verify.Options{Key: key, Out: out,
 		CheckProof: func(manifest, proof []byte) error {
 			_, err := ledger.CheckManifestProof(manifest, proof, key)
 			return err
 		}}), nil
+}
+
+// interruptible reads from r until ctx is done.
+type interruptible struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (i interruptible) ReadAt(p []byte, off int64) (int, error) {
+	if err := i.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return i.r.ReadAt(p, off)
 }
 
 // readPublicKey reads the Ed25519 public key of --key.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/bundlezip"
+	"github.com/runproof/runproof/internal/cli"
 	"github.com/runproof/runproof/internal/demo"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
@@ -407,6 +408,16 @@ func TestVerifyUsage(t *testing.T) {
 	wantError(t, runCLI(t, "", "verify", good, "--key", filepath.Join(z.dir, "nokey.pem")), 1, "--key "+filepath.Join(z.dir, "nokey.pem")+": no such file")
 	wantError(t, runCLI(t, "", "verify", good, "--key", notZIP), 1, `not a PEM "PUBLIC KEY" file`)
 	wantError(t, runCLI(t, "", "verify", good, "--key", priv), 1, "is a private key: give its public key (openssl pkey -in")
+
+	// Ctrl-C stops the check, which then says it is not done.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := cli.Main(ctx, []string{"verify", good, "--key", z.pub}, strings.NewReader(""), &stdout, &stderr)
+	wantError(t, result{code, stdout.String(), stderr.String()}, 1, "interrupted before every check was done: not verified")
+	if strings.Contains(stdout.String(), "ok ") {
+		t.Errorf("checks went on after Ctrl-C:\n%s", stdout.String())
+	}
 
 	r := runCLI(t, "", "verify", good)
 	want := "warn manifest.sig: signature not verified: no --key given (manifest names key " + z.key.ID + ")"
