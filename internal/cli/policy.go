@@ -15,7 +15,6 @@ import (
 	yamlv2 "go.yaml.in/yaml/v2"
 	"sigs.k8s.io/yaml"
 
-	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
@@ -78,11 +77,9 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	// All or nothing: check every policy as CreatePolicy will before
-	// storing the first.
+	// All or nothing: check every policy before storing the first.
 	for i, in := range inputs {
-		if _, err := policy.Normalize(runproof.Policy{TenantID: tenant, Name: in.Name, Type: in.Type,
-			Threshold: string(in.Threshold), Action: in.Action, StepTypes: in.StepTypes, Expression: in.Expression}); err != nil {
+		if err := service.ValidatePolicy(tenant, in); err != nil {
 			return fmt.Errorf("%s: policy %d (%q): %s", name, i+1, in.Name, fieldMessage(err))
 		}
 	}

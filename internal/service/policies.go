@@ -17,14 +17,26 @@ type PolicyInput struct {
 	Expression string              `json:"expression"`
 }
 
+// policy is the tenant's policy the input says, yet to be normalized.
+func (in PolicyInput) policy(tenantID string) runproof.Policy {
+	return runproof.Policy{TenantID: tenantID, Name: in.Name, Type: in.Type, Threshold: string(in.Threshold),
+		Action: in.Action, StepTypes: in.StepTypes, Expression: in.Expression}
+}
+
+// ValidatePolicy checks a policy as CreatePolicy does, storing nothing: to
+// check several before storing the first.
+func ValidatePolicy(tenantID string, in PolicyInput) error {
+	_, err := policy.Normalize(in.policy(tenantID))
+	return err
+}
+
 // CreatePolicy validates a policy and stores it as a new version: the first
 // version of a new name, or the next version of an existing one. Runs already
 // started keep the snapshot they were judged by.
 func (s *Service) CreatePolicy(ctx context.Context, tenantID string, in PolicyInput) (runproof.Policy, error) {
-	p, err := policy.Normalize(runproof.Policy{
-		ID: s.newID(), TenantID: tenantID, Name: in.Name, Type: in.Type, Threshold: string(in.Threshold),
-		Action: in.Action, StepTypes: in.StepTypes, Expression: in.Expression, CreatedAt: s.Now(),
-	})
+	p := in.policy(tenantID)
+	p.ID, p.CreatedAt = s.newID(), s.Now()
+	p, err := policy.Normalize(p)
 	if err != nil {
 		return runproof.Policy{}, err
 	}
