@@ -298,7 +298,7 @@ func (l *Ledger) appendLeaves(ctx context.Context, tenantID string, leaves []lea
 func (l *Ledger) missing(ctx context.Context, tenantID string, leaves []leaf, out []int64) ([]int, error) {
 	var todo []int
 	for i, lf := range leaves {
-		e, err := l.store.LedgerEntryByExport(ctx, tenantID, lf.recordID, lf.typ)
+		e, err := l.store.LedgerEntryByRecord(ctx, tenantID, lf.recordID, lf.typ)
 		switch {
 		case err == nil && bytes.Equal(e.Data, lf.data):
 			out[i] = e.Index

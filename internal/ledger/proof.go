@@ -60,7 +60,7 @@ func (l *Ledger) ProveManifest(ctx context.Context, tenantID, exportID string) (
 // ProveEntry returns the proof of an export's leaf of a type (ExportEntryType
 // or ManifestEntryType) against the latest checkpoint.
 func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType string) (Proof, error) {
-	e, err := l.store.LedgerEntryByExport(ctx, tenantID, exportID, entryType)
+	e, err := l.store.LedgerEntryByRecord(ctx, tenantID, exportID, entryType)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		// Another tenant's export is not found either: do not tell which.
 		if _, gerr := l.store.GetExport(ctx, tenantID, exportID); gerr != nil {

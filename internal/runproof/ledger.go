@@ -103,9 +103,9 @@ type LedgerStore interface {
 	// were sealed and completed and have no entry of entryType (the sealed
 	// manifest's), in any order, folded as GetExport folds them.
 	SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]Export, error)
-	// LedgerEntryByExport returns the entry of an export of a type
-	// (ENOTFOUND).
-	LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (LedgerEntry, error)
+	// LedgerEntryByRecord returns the entry of a type of the record (an
+	// export or an audit event) of an id (ENOTFOUND).
+	LedgerEntryByRecord(ctx context.Context, tenantID, recordID, entryType string) (LedgerEntry, error)
 	// LedgerHashes returns the stored hashes at indexes, in that order
 	// (ENOTFOUND when one is missing).
 	LedgerHashes(ctx context.Context, tenantID string, indexes []int64) ([][LedgerHashSize]byte, error)

@@ -227,12 +227,12 @@ func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int
 	return runproof.FoldExports(reqs, events), nil
 }
 
-// LedgerEntryByExport returns the entry of an export of a type.
-func (s *Store) LedgerEntryByExport(ctx context.Context, tenantID, exportID, entryType string) (runproof.LedgerEntry, error) {
+// LedgerEntryByRecord returns the entry of a type of a record.
+func (s *Store) LedgerEntryByRecord(ctx context.Context, tenantID, recordID, entryType string) (runproof.LedgerEntry, error) {
 	e, err := scanLedgerEntry(s.pool.QueryRow(ctx, `SELECT `+ledgerEntryColumns+` FROM ledger_entries
-		WHERE tenant_id = $1 AND export_id = $2 AND entry_type = $3`, tenantID, exportID, entryType))
+		WHERE tenant_id = $1 AND export_id = $2 AND entry_type = $3`, tenantID, recordID, entryType))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return e, runproof.Errorf(runproof.ENOTFOUND, "export %q has no %s entry in the ledger", exportID, entryType)
+		return e, runproof.Errorf(runproof.ENOTFOUND, "%q has no %s entry in the ledger", recordID, entryType)
 	} else if err != nil {
 		return e, fmt.Errorf("ledger entry: %w", err)
 	}

@@ -52,7 +52,7 @@ func TestMigrateSealed(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.LedgerEntryByExport(ctx, "t1", "x1", "runproof.export.v1")
+	e, err := s.LedgerEntryByRecord(ctx, "t1", "x1", "runproof.export.v1")
 	if err != nil || e.Index != 0 || string(e.Data) != "{}" {
 		t.Fatalf("entry after the migration: %+v, %v", e, err)
 	}

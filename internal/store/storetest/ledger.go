@@ -93,14 +93,14 @@ func testLedger(t *testing.T, h Harness) {
 		{TenantID: "t1", Index: 2, RecordID: "x2", Type: exportEntry, Data: []byte(`{"export_id":"x2"}`), CreatedAt: at(2)},
 	}
 	equal(t, "entries [1, 10)", entries, want)
-	e, err := s.LedgerEntryByExport(ctx, "t1", "x2", exportEntry)
+	e, err := s.LedgerEntryByRecord(ctx, "t1", "x2", exportEntry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	equal(t, "entry of x2", e, want[1])
-	_, err = s.LedgerEntryByExport(ctx, "t2", "x2", exportEntry)
+	_, err = s.LedgerEntryByRecord(ctx, "t2", "x2", exportEntry)
 	wantCode(t, "entry of another tenant's export", err, runproof.ENOTFOUND)
-	_, err = s.LedgerEntryByExport(ctx, "t1", "x2", manifestEntry)
+	_, err = s.LedgerEntryByRecord(ctx, "t1", "x2", manifestEntry)
 	wantCode(t, "entry of another type", err, runproof.ENOTFOUND)
 
 	hashes, err := s.LedgerHashes(ctx, "t1", []int64{2, 0})
@@ -180,13 +180,13 @@ func testLedger(t *testing.T, h Harness) {
 		t.Fatalf("second entry type of an export: %v", err)
 	}
 	equal(t, "index of the manifest entry", idx, []int64{3})
-	e, err = s.LedgerEntryByExport(ctx, "t1", "x1", manifestEntry)
+	e, err = s.LedgerEntryByRecord(ctx, "t1", "x1", manifestEntry)
 	if err != nil {
 		t.Fatal(err)
 	}
 	equal(t, "manifest entry of x1", e, runproof.LedgerEntry{TenantID: "t1", Index: 3, RecordID: "x1", Type: manifestEntry,
 		Data: []byte(`{"export_id":"x1"}`), CreatedAt: at(3)})
-	if e, err := s.LedgerEntryByExport(ctx, "t1", "x1", exportEntry); err != nil || e.Index != 1 {
+	if e, err := s.LedgerEntryByRecord(ctx, "t1", "x1", exportEntry); err != nil || e.Index != 1 {
 		t.Errorf("export entry of x1 after its manifest entry: %+v, %v", e, err)
 	}
 	_, err = appendLedgerTyped(ctx, s, "t1", manifestEntry, "x1")
