@@ -43,11 +43,18 @@ type Options struct {
 	Now          func() time.Time
 }
 
+// Store is what a Ledger keeps its logs in, and reads an export from when
+// it is asked for a proof the log does not hold.
+type Store interface {
+	runproof.LedgerStore
+	GetExport(ctx context.Context, tenantID, exportID string) (runproof.Export, error)
+}
+
 // Ledger appends finished exports, sealed ZIP manifests and audit events
-// to their tenant's log and proves what it holds. Create it with New; it is safe for concurrent use, also by
-// several processes over one database.
+// to their tenant's log and proves what it holds. Create it with New; it
+// is safe for concurrent use, also by several processes over one database.
 type Ledger struct {
-	store        runproof.Store
+	store        Store
 	signer       note.Signer
 	vkey         string
 	newVerifiers func() ([]string, error)
@@ -60,7 +67,7 @@ type Ledger struct {
 // New returns a ledger over store whose checkpoints are signed with key
 // under keyName, the signer name of the notes (no spaces or '+', e.g.
 // "runproof.example.com"). The caller keeps the key.
-func New(store runproof.Store, key ed25519.PrivateKey, keyName string, opts Options) (*Ledger, error) {
+func New(store Store, key ed25519.PrivateKey, keyName string, opts Options) (*Ledger, error) {
 	signer, vkey, err := newSigner(key, keyName)
 	if err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ type openedCheckpoint struct {
 
 // pageReader reads a log's pages, up to size entries.
 type pageReader struct {
-	store runproof.Store
+	store runproof.LedgerStore
 	p     VerifyParams
 	size  int64
 	given note.Verifiers            // of VerifierKeys

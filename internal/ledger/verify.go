@@ -92,7 +92,7 @@ var verifyBatch int64 = 1000
 // Memory does not grow with the log (but for the entries appended while it
 // runs, which tail reads): a few pages, and of the tree only
 // the hashes later entries and checkpoints are computed from (O(log n)).
-func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, error) {
+func Verify(ctx context.Context, store runproof.LedgerStore, p VerifyParams) (Report, error) {
 	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
 	err := v.run()
 	var m *Mismatch
@@ -104,7 +104,7 @@ func Verify(ctx context.Context, store runproof.Store, p VerifyParams) (Report, 
 
 type verification struct {
 	ctx    context.Context
-	store  runproof.Store
+	store  runproof.LedgerStore
 	p      VerifyParams
 	report Report
 
