@@ -479,6 +479,24 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 	}
 }
 
+// A step re-sent with other content is named by its line, as a bad line.
+func TestIngestConflictNamesTheLine(t *testing.T) {
+	data := t.TempDir()
+	lines := func(cost string) string {
+		return `{"run": {"run_id": "r1", "agent_id": "a"}}` + "\n" +
+			fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`, stamp(0)) + "\n" +
+			fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 1, "timestamp": %q, "step_type": "llm", "cost_cents": %s}}`, stamp(1), cost) + "\n"
+	}
+	if r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, writeFile(t, "a.ndjson", lines("1"))); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, writeFile(t, "b.ndjson", lines("2")))
+	wantError(t, r, 1, "b.ndjson: line 3: step 1 is already stored with other content")
+	if strings.Contains(r.stderr, "steps[") {
+		t.Errorf("stderr %q names the step by its place in a call, not by its line", r.stderr)
+	}
+}
+
 // A store that fails is not the line's fault: ingest names the failure
 // and does not ask for the line to be mended.
 func TestIngestStoreFailureIsNotTheLines(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -372,19 +370,28 @@ func (in *ingester) send(ctx context.Context, runID string, batch []service.Step
 	return nil
 }
 
-var stepsPrefix = regexp.MustCompile(`^steps\[(\d+)\](?:\.|: )?`)
-
-// stepErrorAt finds which step of a call an error is about ("steps[3]…")
-// and returns its index (0 when the error names none) and the message
-// without that prefix, since the line number replaces it.
+// stepErrorAt finds which step of a call an error is about, by the path
+// of its first field at fault (service.StepPath), and returns the step's
+// place in the call (0 when the error names none) and that step's faults
+// without the path, since the line number replaces it.
 func stepErrorAt(err error) (int, string) {
-	msg := fieldMessage(err)
-	m := stepsPrefix.FindStringSubmatch(msg)
-	if m == nil {
-		return 0, msg
+	fields := runproof.ErrorFields(err)
+	if len(fields) == 0 {
+		return 0, fieldMessage(err)
 	}
-	i, _ := strconv.Atoi(m[1])
-	return i, msg[len(m[0]):]
+	i, _, ok := service.StepOf(fields[0].Field)
+	if !ok {
+		return 0, fieldMessage(err)
+	}
+	var faults []string
+	for _, f := range fields {
+		if j, field, ok := service.StepOf(f.Field); ok && j == i && field == "" {
+			faults = append(faults, f.Message)
+		} else if ok && j == i {
+			faults = append(faults, field+": "+f.Message)
+		}
+	}
+	return i, strings.Join(faults, "; ")
 }
 
 func btoi(b bool) int {

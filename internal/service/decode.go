@@ -228,6 +228,8 @@ func DecodeSteps(body []byte, now time.Time) ([]runproof.Step, error) {
 
 // ValidateSteps checks steps as sent and converts them to runproof.Step.
 // Indexes must be consecutive inside one call.
+//
+// Errors about one step of the call name it by a field path (StepPath).
 func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 	switch {
 	case len(in) == 0:
@@ -238,7 +240,7 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 	var errs []runproof.FieldError
 	bad := func(i int, field, format string, args ...any) {
 		if len(errs) < maxFieldErrors {
-			errs = append(errs, runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field), Message: fmt.Sprintf(format, args...)})
+			errs = append(errs, runproof.FieldError{Field: StepPath(i, field), Message: fmt.Sprintf(format, args...)})
 		}
 	}
 	out := make([]runproof.Step, len(in))
@@ -357,4 +359,38 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s %w", s, err)
 	}
 	return runproof.Timestamp(t), nil
+}
+
+// StepPath is the path of a field of the step at place i of a call's
+// steps ("steps[3].cost_cents"), or of the step itself when field is empty
+// ("steps[3]"): errors about one step of a call name it so.
+func StepPath(i int, field string) string {
+	if field == "" {
+		return fmt.Sprintf("steps[%d]", i)
+	}
+	return fmt.Sprintf("steps[%d].%s", i, field)
+}
+
+// StepOf reads a path StepPath wrote: the step's place in the call and the
+// field ("" for the step itself); ok is false for any other path.
+func StepOf(path string) (i int, field string, ok bool) {
+	rest, ok := strings.CutPrefix(path, "steps[")
+	if !ok {
+		return 0, "", false
+	}
+	num, rest, ok := strings.Cut(rest, "]")
+	if !ok {
+		return 0, "", false
+	}
+	i, err := strconv.Atoi(num)
+	if err != nil || i < 0 {
+		return 0, "", false
+	}
+	if rest == "" {
+		return i, "", true
+	}
+	if field, ok = strings.CutPrefix(rest, "."); !ok || field == "" {
+		return 0, "", false
+	}
+	return i, field, true
 }

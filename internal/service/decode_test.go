@@ -149,3 +149,28 @@ func TestDecodeTypeMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestStepOf reads back what StepPath writes, and nothing else.
+func TestStepOf(t *testing.T) {
+	for _, tt := range []struct {
+		path  string
+		i     int
+		field string
+		ok    bool
+	}{
+		{StepPath(3, "cost_cents"), 3, "cost_cents", true},
+		{StepPath(0, ""), 0, "", true},
+		{StepPath(12, "content.prompt"), 12, "content.prompt", true},
+		{"steps", 0, "", false},
+		{"steps[-1].x", 0, "", false},
+		{"steps[x].y", 0, "", false},
+		{"steps[1]x", 0, "", false},
+		{"steps[1].", 0, "", false},
+		{"run.steps[1].x", 0, "", false},
+	} {
+		i, field, ok := StepOf(tt.path)
+		if i != tt.i || field != tt.field || ok != tt.ok {
+			t.Errorf("StepOf(%q) = %d, %q, %v; want %d, %q, %v", tt.path, i, field, ok, tt.i, tt.field, tt.ok)
+		}
+	}
+}

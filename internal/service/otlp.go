@@ -143,12 +143,14 @@ func (a *spanAttempt) refuse(chunk []otlp.Span, err error) {
 	if errors.As(err, &e) && len(e.Fields) > 0 {
 		parts := make([]string, len(e.Fields))
 		for k, f := range e.Fields {
-			var i int
-			var field string
-			if n, _ := fmt.Sscanf(f.Field, "steps[%d].%s", &i, &field); n == 2 && i >= 0 && i < len(chunk) {
-				parts[k] = fmt.Sprintf("span %s: %s %s", chunk[i].SpanID, field, f.Message)
-			} else {
+			i, field, ok := StepOf(f.Field)
+			switch {
+			case !ok || i >= len(chunk):
 				parts[k] = f.Field + ": " + f.Message
+			case field == "":
+				parts[k] = fmt.Sprintf("span %s: %s", chunk[i].SpanID, f.Message)
+			default:
+				parts[k] = fmt.Sprintf("span %s: %s %s", chunk[i].SpanID, field, f.Message)
 			}
 		}
 		reason = strings.Join(parts, "; ")

@@ -190,8 +190,8 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 		for i, step := range steps {
 			if old, ok := stored[step.Index]; ok {
 				if old.ContentHash != step.ContentHash {
-					return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT,
-						"steps[%d]: step %d is already stored with other content (content_hash %s)", i, step.Index, old.ContentHash))
+					return runproof.RunChange{}, moved(stepConflict(i, "step %d is already stored with other content (content_hash %s)",
+						step.Index, old.ContentHash))
 				}
 				o := outcome(old)
 				o.Resent = true
@@ -199,10 +199,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 				continue
 			}
 			if ended {
-				return runproof.RunChange{}, moved(runproof.Errorf(runproof.ECONFLICT, "steps[%d]: %s", i, endedReason(run, "steps")))
+				return runproof.RunChange{}, moved(stepConflict(i, "%s", endedReason(run, "steps")))
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
-				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].step_index", i),
+				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: StepPath(i, "step_index"),
 					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)}))
 			}
 			if err := checkTotals(i, change.Run.Totals, step); err != nil {
@@ -275,7 +275,7 @@ func overflow(t runproof.Totals, s runproof.Step) (field, total string) {
 // totals, t before it, past its bound.
 func checkTotals(i int, t runproof.Totals, step runproof.Step) error {
 	if field, total := overflow(t, step); field != "" {
-		return runproof.Invalid(runproof.FieldError{Field: fmt.Sprintf("steps[%d].%s", i, field), Message: "would bring the run's " + total})
+		return runproof.Invalid(runproof.FieldError{Field: StepPath(i, field), Message: "would bring the run's " + total})
 	}
 	return nil
 }
@@ -289,6 +289,13 @@ var errRunMoved = errors.New("the run changed since it was read")
 
 // moved marks err as one that a concurrent write of the run would explain.
 func moved(err *runproof.Error) error { return movedError{err} }
+
+// stepConflict is the ECONFLICT of the step at place i of a call, which it
+// names as a field error too (StepPath).
+func stepConflict(i int, format string, args ...any) *runproof.Error {
+	path, msg := StepPath(i, ""), fmt.Sprintf(format, args...)
+	return &runproof.Error{Code: runproof.ECONFLICT, Message: path + ": " + msg, Fields: []runproof.FieldError{{Field: path, Message: msg}}}
+}
 
 // movedError is a *runproof.Error (its code and message are what callers
 // see) that is also errRunMoved.
