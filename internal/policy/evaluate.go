@@ -18,6 +18,7 @@ type rule struct {
 	policy    runproof.Policy
 	threshold int64       // in the type's fixed-point unit (limits only)
 	program   cel.Program // expression policies only
+	refused   error       // why the expression does not compile: it fails every step
 }
 
 // Compile prepares a snapshot's policies for evaluation, in the snapshot's
@@ -34,11 +35,11 @@ func Compile(policies []runproof.Policy) (*Evaluator, error) {
 			}
 			r.threshold = n
 		case p.Type == runproof.PolicyExpression:
-			prg, err := compileExpression(p.Expression)
-			if err != nil {
-				return nil, fmt.Errorf("policy %q: %w", p.Name, err)
-			}
-			r.program = prg
+			// A stored expression this runproof refuses (stored by an
+			// older one, under looser limits) fails as one that fails at
+			// run time: each step gets a warning saying why, and the
+			// other policies still judge it.
+			r.program, r.refused = compileExpression(p.Expression)
 		}
 		e.rules = append(e.rules, r)
 	}
@@ -176,6 +177,9 @@ func LimitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
 }
 
 func (r *rule) eval(in Input, t runproof.Totals) (bool, error) {
+	if r.refused != nil {
+		return false, fmt.Errorf("the expression is refused: %v", r.refused)
+	}
 	s := in.Step
 	out, _, err := r.program.Eval(map[string]any{
 		"step.step_index":    s.Index,

@@ -87,6 +87,10 @@ func TestEvaluateRules(t *testing.T) {
 			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
 		{"expression comparing a double with an int", runproof.Policy{Type: runproof.PolicyExpression, Expression: `run.cost_cents >= 3`, Action: runproof.ActionWarn},
 			[]runproof.StepStatus{"ok", "ok", "warning", "warning", "warning"}},
+		{"regular expression", runproof.Policy{Type: runproof.PolicyExpression, Expression: `step.step_type.matches("^(sh|bash)ell$")`, Action: runproof.ActionStop},
+			[]runproof.StepStatus{"ok", "ok", "violation", "violation", "violation"}},
+		{"regular expression, called as a function", runproof.Policy{Type: runproof.PolicyExpression, Expression: `matches(step.step_type, "^sh")`, Action: runproof.ActionWarn},
+			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,6 +137,28 @@ func TestEvaluateFailingExpression(t *testing.T) {
 	}
 }
 
+// TestEvaluateRefusedExpression: a stored expression this runproof would
+// refuse (stored under looser limits) fails each step with the reason,
+// as a warning, and leaves the other policies of the snapshot judging.
+func TestEvaluateRefusedExpression(t *testing.T) {
+	e, err := Compile([]runproof.Policy{
+		{ID: "a", Name: "pattern from the step", Type: runproof.PolicyExpression, Expression: `"shell".matches(step.step_type)`, Action: runproof.ActionStop},
+		mustPolicy(t, runproof.Policy{Name: "steps", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := run(t, e, costSteps(2, 1))
+	f := res[0].Findings
+	if res[0].Status != runproof.StepWarning || len(f) != 2 || f[0].Outcome != runproof.OutcomeFailed ||
+		!strings.Contains(f[0].Error, "the expression is refused: ") || !strings.Contains(f[0].Error, "string literal") {
+		t.Fatalf("step 0: %+v", res[0])
+	}
+	if res[1].Status != runproof.StepViolation || !res[1].IsInflection {
+		t.Fatalf("step 1: %+v, want the step limit's inflection", res[1])
+	}
+}
+
 func TestNormalizeRefuses(t *testing.T) {
 	tests := []struct {
 		policy runproof.Policy
@@ -148,6 +174,11 @@ func TestNormalizeRefuses(t *testing.T) {
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "step.cost_cents +", Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "step.cost_cents + 1.0", Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "unknown_var > 1", Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: "true || " + strings.Repeat("1 < 2 || ", 500) + "false", Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `step.step_type.matches(run.agent_id)`, Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `matches("x", step.step_type)`, Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `step.step_type.matches("(?:a*){1000}b")`, Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `step.step_type.matches("(")`, Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "5", Expression: "true", Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "5", StepTypes: []string{"a"}, Action: "stop"}, "step_types"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, Threshold: "5", StepTypes: []string{"a"}, Action: "stop"}, "threshold"},

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/interpreter"
 )
 
 // The variables an expression policy sees. step.* describe the step being
@@ -29,6 +31,10 @@ var celEnv = func() *cel.Env {
 		// step.cost_cents > 5 compares a double with an int: allowed, as
 		// users write it (== and arithmetic still take one type: 5.0).
 		cel.CrossTypeNumericComparisons(true),
+		// A regular expression is compiled once, with the policy (see
+		// compileExpression), and is small: matching runs inside the
+		// append of every step, where CEL's cost limit cannot stop it.
+		cel.ASTValidators(regexLiterals{}, cel.ValidateRegexProgramSizeLimit(MaxRegexProgram)),
 	)
 	if err != nil {
 		panic(err) // the declarations above are constant
@@ -36,8 +42,35 @@ var celEnv = func() *cel.Env {
 	return env
 }()
 
+// Limits of an expression policy, so that judging a step stays cheap.
+const (
+	MaxExpression   = 4096 // bytes of the expression
+	MaxRegexProgram = 1000 // instructions of the program of one regular expression
+)
+
+// regexLiterals refuses a regular expression that is not a string literal
+// of the expression: a pattern taken from the step (its step_type, say)
+// would be compiled, at any size, for each step judged.
+type regexLiterals struct{}
+
+func (regexLiterals) Name() string { return "runproof.regex_literals" }
+
+func (regexLiterals) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.AST, iss *cel.Issues) {
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(a), celast.FunctionMatcher("matches")) {
+		call := e.AsCall()
+		pattern := 1 // matches(s, re)
+		if call.IsMemberFunction() {
+			pattern = 0 // s.matches(re)
+		}
+		if args := call.Args(); len(args) > pattern && args[pattern].Kind() != celast.LiteralKind {
+			iss.ReportErrorAtID(args[pattern].ID(), "matches takes its pattern as a string literal, written in the expression")
+		}
+	}
+}
+
 // compileExpression parses and type-checks a CEL expression that must yield
-// a bool, with a cost limit so that a policy cannot stall ingest.
+// a bool, with a cost limit so that a policy cannot stall ingest, and
+// compiles its regular expressions.
 func compileExpression(src string) (cel.Program, error) {
 	ast, iss := celEnv.Compile(src)
 	if iss.Err() != nil {
@@ -46,7 +79,7 @@ func compileExpression(src string) (cel.Program, error) {
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
 	}
-	prg, err := celEnv.Program(ast, cel.CostLimit(10_000))
+	prg, err := celEnv.Program(ast, cel.CostLimit(10_000), cel.OptimizeRegex(interpreter.MatchesRegexOptimization))
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL expression: %w", err)
 	}
