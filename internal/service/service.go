@@ -146,17 +146,23 @@ func usable(k runproof.APIKey) (runproof.APIKey, error) {
 	return k, nil
 }
 
-// evaluator returns the compiled evaluator of a snapshot, compiling it once.
+// evaluator returns the compiled evaluator of a snapshot, compiled when first
+// asked for and kept.
 func (s *Service) evaluator(snap runproof.Snapshot) (*policy.Evaluator, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.evaluators[snap.ID]; ok {
+	e, ok := s.evaluators[snap.ID]
+	s.mu.Unlock()
+	if ok {
 		return e, nil
 	}
+	// Compiled without the lock, which every tenant's appends take: two
+	// appends may compile one snapshot at once, and keep either.
 	e, err := policy.Compile(snap.Policies)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s: %w", snap.ID, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.evaluators) >= 10_000 { // bound the cache; recompiling is cheap
 		clear(s.evaluators)
 	}
