@@ -180,23 +180,7 @@ func (r *rule) eval(in Input, t runproof.Totals) (bool, error) {
 	if r.refused != nil {
 		return false, fmt.Errorf("the expression is refused: %v", r.refused)
 	}
-	s := in.Step
-	out, _, err := r.program.Eval(map[string]any{
-		"step.step_index":    s.Index,
-		"step.step_type":     s.StepType,
-		"step.input_tokens":  s.InputTokens,
-		"step.output_tokens": s.OutputTokens,
-		"step.tokens":        s.InputTokens + s.OutputTokens,
-		"step.cost_cents":    runproof.Cents(s.CostMicrocents),
-		"step.duration_ms":   runproof.Millis(s.DurationMicros),
-		"run.agent_id":       in.AgentID,
-		"run.steps":          t.Steps,
-		"run.input_tokens":   t.InputTokens,
-		"run.output_tokens":  t.OutputTokens,
-		"run.tokens":         t.Tokens(),
-		"run.cost_cents":     runproof.Cents(t.CostMicrocents),
-		"run.duration_ms":    runproof.Millis(t.DurationMicros),
-	})
+	out, _, err := r.program.Eval(activation(in, t))
 	if err != nil {
 		return false, fmt.Errorf("the expression failed: %v", err)
 	}

@@ -235,3 +235,37 @@ func TestRiskLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestExpressionVariables: each variable holds its value for the step, run
+// totals including the step.
+func TestExpressionVariables(t *testing.T) {
+	want := map[string]string{
+		"step.step_index": "4", "step.step_type": `"llm"`, "step.input_tokens": "10", "step.output_tokens": "5", "step.tokens": "15",
+		"step.cost_cents": "2.5", "step.duration_ms": "1.5", "run.agent_id": `"a1"`, "run.steps": "5", "run.input_tokens": "50",
+		"run.output_tokens": "25", "run.tokens": "75", "run.cost_cents": "12.5", "run.duration_ms": "7.5",
+	}
+	var policies []runproof.Policy
+	for _, v := range variables {
+		policies = append(policies, mustPolicy(t, runproof.Policy{Name: v.name, Type: runproof.PolicyExpression,
+			Expression: v.name + " == " + want[v.name], Action: runproof.ActionWarn}))
+	}
+	if len(want) != len(variables) {
+		t.Fatalf("%d variables, %d values to check", len(variables), len(want))
+	}
+	e, err := Compile(policies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.Evaluate(Input{AgentID: "a1",
+		Before: runproof.Totals{Steps: 4, InputTokens: 40, OutputTokens: 20, CostMicrocents: 10 * runproof.MicrocentsPerCent, DurationMicros: 6000},
+		Step:   runproof.Step{Index: 4, StepType: "llm", InputTokens: 10, OutputTokens: 5, CostMicrocents: 5 * runproof.MicrocentsPerCent / 2, DurationMicros: 1500}})
+	hit := map[string]bool{}
+	for _, f := range r.Findings {
+		hit[f.PolicyName] = f.Outcome == runproof.OutcomeExceeded
+	}
+	for _, v := range variables {
+		if !hit[v.name] {
+			t.Errorf("%s == %s does not hold", v.name, want[v.name])
+		}
+	}
+}

@@ -8,26 +8,44 @@ import (
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/interpreter"
+	"github.com/runproof/runproof/internal/runproof"
 )
 
-// The variables an expression policy sees. step.* describe the step being
-// judged; run.* are the run's running totals including that step.
+// variables are what an expression policy sees, with their types and their
+// values for a step: step.* describe the step being judged; run.* are the
+// run's running totals t including that step.
+var variables = []struct {
+	name  string
+	typ   *cel.Type
+	value func(in Input, t runproof.Totals) any
+}{
+	{"step.step_index", cel.IntType, func(in Input, _ runproof.Totals) any { return in.Step.Index }},
+	{"step.step_type", cel.StringType, func(in Input, _ runproof.Totals) any { return in.Step.StepType }},
+	{"step.input_tokens", cel.IntType, func(in Input, _ runproof.Totals) any { return in.Step.InputTokens }},
+	{"step.output_tokens", cel.IntType, func(in Input, _ runproof.Totals) any { return in.Step.OutputTokens }},
+	{"step.tokens", cel.IntType, func(in Input, _ runproof.Totals) any { return in.Step.InputTokens + in.Step.OutputTokens }},
+	{"step.cost_cents", cel.DoubleType, func(in Input, _ runproof.Totals) any { return runproof.Cents(in.Step.CostMicrocents) }},
+	{"step.duration_ms", cel.DoubleType, func(in Input, _ runproof.Totals) any { return runproof.Millis(in.Step.DurationMicros) }},
+	{"run.agent_id", cel.StringType, func(in Input, _ runproof.Totals) any { return in.AgentID }},
+	{"run.steps", cel.IntType, func(_ Input, t runproof.Totals) any { return t.Steps }},
+	{"run.input_tokens", cel.IntType, func(_ Input, t runproof.Totals) any { return t.InputTokens }},
+	{"run.output_tokens", cel.IntType, func(_ Input, t runproof.Totals) any { return t.OutputTokens }},
+	{"run.tokens", cel.IntType, func(_ Input, t runproof.Totals) any { return t.Tokens() }},
+	{"run.cost_cents", cel.DoubleType, func(_ Input, t runproof.Totals) any { return runproof.Cents(t.CostMicrocents) }},
+	{"run.duration_ms", cel.DoubleType, func(_ Input, t runproof.Totals) any { return runproof.Millis(t.DurationMicros) }},
+}
+
+// activation is the variables' values for a step.
+func activation(in Input, t runproof.Totals) map[string]any {
+	vars := make(map[string]any, len(variables))
+	for _, v := range variables {
+		vars[v.name] = v.value(in, t)
+	}
+	return vars
+}
+
 var celEnv = func() *cel.Env {
-	env, err := cel.NewEnv(
-		cel.Variable("step.step_index", cel.IntType),
-		cel.Variable("step.step_type", cel.StringType),
-		cel.Variable("step.input_tokens", cel.IntType),
-		cel.Variable("step.output_tokens", cel.IntType),
-		cel.Variable("step.tokens", cel.IntType),
-		cel.Variable("step.cost_cents", cel.DoubleType),
-		cel.Variable("step.duration_ms", cel.DoubleType),
-		cel.Variable("run.agent_id", cel.StringType),
-		cel.Variable("run.steps", cel.IntType),
-		cel.Variable("run.input_tokens", cel.IntType),
-		cel.Variable("run.output_tokens", cel.IntType),
-		cel.Variable("run.tokens", cel.IntType),
-		cel.Variable("run.cost_cents", cel.DoubleType),
-		cel.Variable("run.duration_ms", cel.DoubleType),
+	opts := []cel.EnvOption{
 		// step.cost_cents > 5 compares a double with an int: allowed, as
 		// users write it (== and arithmetic still take one type: 5.0).
 		cel.CrossTypeNumericComparisons(true),
@@ -35,7 +53,11 @@ var celEnv = func() *cel.Env {
 		// compileExpression), and is small: matching runs inside the
 		// append of every step, where CEL's cost limit cannot stop it.
 		cel.ASTValidators(regexLiterals{}, cel.ValidateRegexProgramSizeLimit(MaxRegexProgram)),
-	)
+	}
+	for _, v := range variables {
+		opts = append(opts, cel.Variable(v.name, v.typ))
+	}
+	env, err := cel.NewEnv(opts...)
 	if err != nil {
 		panic(err) // the declarations above are constant
 	}
