@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -92,15 +94,25 @@ func ErrorMessage(err error) string {
 }
 
 // unreachable reports whether err says the database went away rather than
-// that something is wrong: the network failed, the connection was lost,
-// or the server is shutting down or starting (SQLSTATE classes 08 and
-// 57P01–57P03, which drivers give as SQLState()).
+// that something is wrong: the network failed, the connection was lost
+// (in the middle of an answer too, an unexpected EOF; or before the query
+// was sent, which drivers say as SafeToRetry()), or the server is
+// shutting down or starting (SQLSTATE classes 08 and 57P01–57P03, which
+// drivers give as SQLState()). A file system's error (a full disk, say) is
+// not: its syscall.Errno is a net.Error too, but of no network.
 func unreachable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false // a net.Error too, but of the request, not the database
 	}
 	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, driver.ErrBadConn) {
+	if errors.As(err, &netErr) {
+		if _, local := netErr.(syscall.Errno); !local {
+			return true
+		}
+	}
+	var driverSays interface{ SafeToRetry() bool }
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.As(err, &driverSays) && driverSays.SafeToRetry() {
 		return true
 	}
 	var coded interface{ SQLState() string }

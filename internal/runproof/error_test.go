@@ -5,7 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,18 +19,31 @@ type sqlStateError string
 func (e sqlStateError) Error() string    { return "SQLSTATE " + string(e) }
 func (e sqlStateError) SQLState() string { return string(e) }
 
+// connClosed is a driver's error for a connection closed before the query
+// was sent (pgconn's "conn closed").
+type connClosed struct{}
+
+func (connClosed) Error() string     { return "conn closed" }
+func (connClosed) SafeToRetry() bool { return true }
+
 // TestUnreachable: a database that cannot be reached is unavailable (to
 // retry), not an internal error; a request's own deadline is not.
 func TestUnreachable(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	for err, want := range map[error]string{
-		fmt.Errorf("list runs: %w", refused):                EUNAVAILABLE,
-		fmt.Errorf("get run: %w", driver.ErrBadConn):        EUNAVAILABLE,
-		fmt.Errorf("get run: %w", sqlStateError("57P01")):   EUNAVAILABLE, // admin_shutdown
-		fmt.Errorf("get run: %w", sqlStateError("08006")):   EUNAVAILABLE, // connection_failure
-		fmt.Errorf("insert: %w", sqlStateError("23505")):    EINTERNAL,    // unique_violation
-		fmt.Errorf("get run: %w", context.DeadlineExceeded): EINTERNAL,
-		Errorf(ENOTFOUND, "no such run"):                    ENOTFOUND,
+		fmt.Errorf("list runs: %w", refused):              EUNAVAILABLE,
+		fmt.Errorf("get run: %w", driver.ErrBadConn):      EUNAVAILABLE,
+		fmt.Errorf("get run: %w", sqlStateError("57P01")): EUNAVAILABLE, // admin_shutdown
+		fmt.Errorf("get run: %w", sqlStateError("08006")): EUNAVAILABLE, // connection_failure
+		fmt.Errorf("insert: %w", sqlStateError("23505")):  EINTERNAL,    // unique_violation
+		fmt.Errorf("list steps: %w", io.ErrUnexpectedEOF): EUNAVAILABLE, // the connection cut mid-answer
+		fmt.Errorf("get run: %w", connClosed{}):           EUNAVAILABLE,
+		// A file system's errors are no outage of the database.
+		fmt.Errorf("store: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}):                                    EINTERNAL,
+		fmt.Errorf("store: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}):                                      EINTERNAL,
+		fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}): EUNAVAILABLE,
+		fmt.Errorf("get run: %w", context.DeadlineExceeded):                                                                    EINTERNAL,
+		Errorf(ENOTFOUND, "no such run"):                                                                                       ENOTFOUND,
 	} {
 		if got := ErrorCode(err); got != want {
 			t.Errorf("ErrorCode(%v) = %s, want %s", err, got, want)
