@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -274,18 +275,17 @@ type Replay struct {
 // tenant's audit events of the window are among them only withAudit: for
 // a caller who may read the audit log.
 func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit bool) (Replay, error) {
-	run, err := s.store.GetRun(ctx, tenantID, runID)
+	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
+	if err != nil {
+		return Replay{}, err
+	}
+	incs, err := s.store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: tenantID, RunID: runID})
 	if err != nil {
 		return Replay{}, err
 	}
 	rp := Replay{RunID: runID, CentredOn: "inflection", Items: []ReplayItem{}}
-	var inc *runproof.Incident
-	if run.IncidentID != "" {
-		i, err := s.store.GetIncident(ctx, tenantID, run.IncidentID)
-		if err != nil {
-			return Replay{}, err
-		}
-		inc, rp.Centre = &i, i.ViolationAt
+	if i := slices.IndexFunc(incs, func(inc runproof.Incident) bool { return inc.ID == run.IncidentID }); i >= 0 {
+		rp.Centre = incs[i].ViolationAt
 	} else {
 		rp.CentredOn, rp.Centre = "run_end", run.StartedAt
 		if run.CompletedAt != nil {
@@ -311,17 +311,14 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit 
 	for _, st := range steps {
 		rp.Items = append(rp.Items, ReplayItem{Source: "step", At: st.Timestamp, Kind: st.StepType, Data: st})
 	}
-	system := func(at *time.Time, kind string, data any) {
-		if at != nil && in(*at) {
-			rp.Items = append(rp.Items, ReplayItem{Source: "system", At: *at, Kind: kind, Data: data})
+	// The run's system events as SystemEvents gives them, but those of its
+	// steps, which are here as steps, and of its exports, which its audit
+	// events tell.
+	for _, ev := range (&stepEvents{}).events(run, snap, incs, nil) {
+		if in(ev.At) {
+			rp.Items = append(rp.Items, ReplayItem{Source: "system", At: ev.At, Kind: ev.Kind, Data: ev})
 		}
 	}
-	system(&run.StartedAt, "run_started", map[string]string{"agent_id": run.AgentID, "policy_snapshot_id": run.SnapshotID})
-	if inc != nil {
-		system(&inc.DetectedAt, "incident_opened", inc)
-	}
-	system(run.StoppedAt, "run_stopped", map[string]string{"termination_reason": run.TerminationReason})
-	system(run.CompletedAt, "run_completed", map[string]string{"status": string(run.Status)})
 
 	if withAudit {
 		if err := s.replayAudit(ctx, tenantID, &rp); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -366,7 +368,8 @@ func TestReplayAuditEvents(t *testing.T) {
 			t.Fatalf("%d audit events in the replay (audit_events %d, truncated %v), want 2500", n, rp.AuditEvents, rp.Truncated)
 		}
 		// A caller who may not read the audit log sees none of them.
-		if rp, err := svc.Replay(ctx, "acme", "r1", false); err != nil || rp.AuditEvents != 0 || len(rp.Items) != 1 || rp.Items[0].Source != "system" {
+		if rp, err := svc.Replay(ctx, "acme", "r1", false); err != nil || rp.AuditEvents != 0 ||
+			slices.ContainsFunc(rp.Items, func(it ReplayItem) bool { return it.Source == "audit" }) {
 			t.Fatalf("replay without the audit log: %+v, %v", rp, err)
 		}
 		add(MaxReplayAuditEvents - 2500)
@@ -378,6 +381,51 @@ func TestReplayAuditEvents(t *testing.T) {
 			t.Fatalf("%d audit events in the replay (audit_events %d, truncated %v), want %d, truncated", n, rp.AuditEvents, rp.Truncated, MaxReplayAuditEvents)
 		}
 	})
+}
+
+// TestReplaySystemEvents: a replay's system items are the run's system
+// events, named and told as SystemEvents tells them.
+func TestReplaySystemEvents(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cap", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, map[string]any{"timestamp": now}), stepJSON(1, map[string]any{"timestamp": now})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{Status: runproof.RunCancelled}); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := svc.Replay(ctx, "acme", "r1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := svc.SystemEvents(ctx, "acme", "r1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := map[string]SystemEvent{}
+	for _, ev := range events {
+		told[ev.Kind] = ev
+	}
+	var kinds []string
+	for _, it := range rp.Items {
+		if it.Source != "system" {
+			continue
+		}
+		kinds = append(kinds, it.Kind)
+		if !reflect.DeepEqual(it.Data, told[it.Kind]) {
+			t.Errorf("%s: the replay tells %+v, the run's events %+v", it.Kind, it.Data, told[it.Kind])
+		}
+	}
+	if want := []string{EventRunStarted, EventIncidentOpened, EventRunStopped, EventRunEnded}; !slices.Equal(kinds, want) {
+		t.Errorf("system items %v, want %v", kinds, want)
+	}
 }
 
 // appendSteps sends a run n steps (stepJSON), a millisecond apart from an
