@@ -132,6 +132,19 @@ type database interface {
 // openStore opens the store the flags select and applies its migrations,
 // so that every command works on a fresh data directory.
 func openStore(ctx context.Context, c common) (database, error) {
+	store, err := openDatabase(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrateStore(ctx, c, store); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// openDatabase opens the store the flags select, as it is.
+func openDatabase(ctx context.Context, c common) (database, error) {
 	var (
 		store database
 		err   error
@@ -160,14 +173,18 @@ func openStore(ctx context.Context, c common) (database, error) {
 			return nil, fmt.Errorf("cannot open %s: %w", path, err)
 		}
 	}
-	if err := store.Migrate(ctx); err != nil {
-		store.Close()
-		if why := sqlite.Unusable(err); why != "" {
-			return nil, fmt.Errorf("cannot use %s: %s", filepath.Join(c.data, "runproof.db"), why)
-		}
-		return nil, fmt.Errorf("cannot migrate the %s schema: %w", c.engine(), err)
-	}
 	return store, nil
+}
+
+// migrateStore applies the store's migrations.
+func migrateStore(ctx context.Context, c common, store database) error {
+	if err := store.Migrate(ctx); err != nil {
+		if why := sqlite.Unusable(err); why != "" {
+			return fmt.Errorf("cannot use %s: %s", filepath.Join(c.data, "runproof.db"), why)
+		}
+		return fmt.Errorf("cannot migrate the %s schema: %w", c.engine(), err)
+	}
+	return nil
 }
 
 // exporting is what the commands that export work with.

@@ -25,16 +25,26 @@ Examples:
 				if len(args) > 0 {
 					return usagef("migrate: unexpected argument %q (see runproof migrate -h)", args[0])
 				}
-				store, err := openStore(ctx, e.common)
+				store, err := openDatabase(ctx, e.common)
 				if err != nil {
 					return err
 				}
 				defer store.Close()
-				n, err := store.SchemaVersion(ctx)
+				before, verr := store.SchemaVersion(ctx)
+				if err := migrateStore(ctx, e.common, store); err != nil {
+					return err // says what is wrong with the database better than verr
+				} else if verr != nil {
+					return verr
+				}
+				after, err := store.SchemaVersion(ctx)
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(e.stdout, "schema up to date (%s): version %d, the latest this runproof knows\n", e.engine(), n)
+				if after == before {
+					_, err = fmt.Fprintf(e.stdout, "schema up to date (%s): version %d, the latest this runproof knows\n", e.engine(), after)
+				} else {
+					_, err = fmt.Fprintf(e.stdout, "schema migrated (%s): from version %d to %d, the latest this runproof knows\n", e.engine(), before, after)
+				}
 				return err
 			}
 		},

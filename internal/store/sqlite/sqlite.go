@@ -174,6 +174,12 @@ func Unusable(err error) string {
 			": retry when it is done"
 	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
 		return "it, or the directory that holds it, cannot be written by this user: check their owner and permissions"
+	case sqlite3.SQLITE_NOTADB:
+		return "it is not an SQLite database: give --data a directory of runproof's, or an empty one"
+	case sqlite3.SQLITE_CORRUPT:
+		return "the database file is damaged: restore it from a backup"
+	case sqlite3.SQLITE_FULL:
+		return "the disk that holds it is full: free some space"
 	}
 	return ""
 }
