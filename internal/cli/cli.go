@@ -210,7 +210,7 @@ func commandList() string {
 
 // help prints the overview, or a command's help when one is named.
 func help(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || len(args) == 1 && args[0] == "help" {
+	if len(args) == 0 || len(args) == 1 && isHelp(args[0]) { // "help", "help -h"
 		fmt.Fprint(stdout, mainHelp())
 		return 0
 	}

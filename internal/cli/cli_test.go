@@ -195,7 +195,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "ingest"}, {"ingest", "-h"}, {"policy", "apply", "--help"}} {
+	for _, args := range [][]string{{"help"}, {"--help"}, {"help", "-h"}, {"help", "ingest"}, {"ingest", "-h"}, {"policy", "apply", "--help"}} {
 		r := runCLI(t, "", args...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage: runproof") || r.stderr != "" {
 			t.Errorf("%v: code %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
