@@ -238,7 +238,7 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 		e.log.Info("stopped")
 		return nil
 	}
-	cut := reqs.running.Load()
+	cut, exports := reqs.running.Load(), exporter.Making()
 	cutRequests()
 	ended := make(chan struct{})
 	go func() { reqs.wg.Wait(); close(ended) }()
@@ -246,9 +246,10 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 	case <-ended:
 	case <-time.After(cutWait):
 	}
-	// Exports still being made (past their last look at the context) are
-	// recorded as interrupted.
-	stuck := exporter.Interrupt(context.WithoutCancel(ctx))
+	// Exports cut record themselves as interrupted; those still being made
+	// (past their last look at the context) are recorded so here.
+	exporter.Interrupt(context.WithoutCancel(ctx))
 	srv.Close()
-	return fmt.Errorf("requests still running after %s were cut off: %d (of them exports recorded as interrupted: %d): %w", shutdownGrace, cut, stuck, err)
+	return fmt.Errorf("requests still running after %s were cut off: %d, exports among them %d (recorded as interrupted, unless done first): %w",
+		shutdownGrace, cut, exports, err)
 }

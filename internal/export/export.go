@@ -433,6 +433,13 @@ func (e *Exporter) takeTurn(ctx context.Context) error {
 	}
 }
 
+// Making returns how many exports this Exporter is making.
+func (e *Exporter) Making() int {
+	n := 0
+	e.making.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
 // Interrupt records the exports this Exporter is still making as failed,
 // interrupted, and returns how many: for a process that stops before they
 // are done, which would otherwise leave them pending until Recover, an hour

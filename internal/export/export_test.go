@@ -408,6 +408,9 @@ func TestInterrupt(t *testing.T) {
 		done <- err
 	}()
 	<-arts.entered
+	if n := e.Making(); n != 1 {
+		t.Errorf("Making = %d while one export is made", n)
+	}
 	if n := e.Interrupt(ctx); n != 1 {
 		t.Errorf("Interrupt recorded %d exports, want 1", n)
 	}
@@ -421,6 +424,9 @@ func TestInterrupt(t *testing.T) {
 	}
 	if n := e.Interrupt(ctx); n != 0 {
 		t.Errorf("Interrupt with nothing being made recorded %d", n)
+	}
+	if n := e.Making(); n != 0 {
+		t.Errorf("Making = %d once the export ended", n)
 	}
 	// The artifact it went on to write is removed.
 	if files := filesUnder(t, root); len(files) != 0 {
