@@ -286,16 +286,12 @@ func (s *Server) governance(w http.ResponseWriter, c *call) error {
 }
 
 func (s *Server) replay(w http.ResponseWriter, c *call) error {
-	run, snap, err := s.runAndSnapshot(c)
-	if err != nil {
-		return err
-	}
 	// Audit events need the audit permission, here as on /logs/audit.
-	rp, err := s.svc.Replay(c.r.Context(), c.tenant(), run.ID, c.key.Role.Can(runproof.PermAudit))
+	rp, err := s.svc.Replay(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), c.key.Role.Can(runproof.PermAudit))
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, rp, runMeta(run, snap))
+	return s.writeEvidence(w, c, rp, runMeta(rp.Run, &rp.Snapshot))
 }
 
 func (s *Server) systemSnapshot(w http.ResponseWriter, c *call) error {

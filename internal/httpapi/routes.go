@@ -61,7 +61,7 @@ func (s *Server) routeTable() []route {
 			query: []string{"from_index", "limit"}, response: service.Telemetry{}, handle: s.systemTelemetry},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/events", perm: read, evidence: true, summary: "O3: the run's system events in time order: run.started, step.warning, incident.opened, run.stopped, " +
 			"steps.after_stop, run.completed|failed|cancelled|ended, export.completed|failed (docs/logs.md).",
-			response: systemEventsDoc{}, handle: s.systemEvents},
+			response: service.RunEvents{}, handle: s.systemEvents},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/replay", perm: read, evidence: true, summary: "O4: the 60 s window around the inflection.",
 			response: service.Replay{}, handle: s.replay},
 		{method: "GET", path: "/api/v1/logs/system/audit", perm: audit, evidence: true, summary: "O5: audit events of runproof's own components (today the CLI), newest first.",

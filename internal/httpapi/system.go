@@ -36,37 +36,25 @@ func (s *Server) listSystem(w http.ResponseWriter, c *call) error {
 }
 
 func (s *Server) systemTelemetry(w http.ResponseWriter, c *call) error {
-	run, snap, err := s.runAndSnapshot(c)
-	if err != nil {
-		return err
-	}
 	from, limit, err := stepPage(c)
 	if err != nil {
 		return err
 	}
-	t, err := s.svc.Telemetry(c.r.Context(), c.tenant(), run.ID, from, limit)
+	t, err := s.svc.Telemetry(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), from, limit)
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, t, runMeta(run, snap))
-}
-
-type systemEventsDoc struct {
-	RunID  string                `json:"run_id"`
-	Events []service.SystemEvent `json:"events"`
+	return s.writeEvidence(w, c, t, runMeta(t.Run, &t.Snapshot))
 }
 
 func (s *Server) systemEvents(w http.ResponseWriter, c *call) error {
-	run, snap, err := s.runAndSnapshot(c)
-	if err != nil {
-		return err
-	}
 	// Export records need the export permission, here as on /exports.
-	events, err := s.svc.SystemEvents(c.r.Context(), c.tenant(), run.ID, c.key.Role.Can(runproof.PermExport))
+	re, err := s.svc.SystemEvents(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), c.key.Role.Can(runproof.PermExport))
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, systemEventsDoc{RunID: run.ID, Events: nonNil(events)}, runMeta(run, snap))
+	re.Events = nonNil(re.Events)
+	return s.writeEvidence(w, c, re, runMeta(re.Run, &re.Snapshot))
 }
 
 func (s *Server) systemAudit(w http.ResponseWriter, c *call) error {

@@ -269,6 +269,9 @@ type Replay struct {
 	// Truncated is true when the window holds more than
 	// MaxReplayAuditEvents audit events: Items then holds the latest ones.
 	Truncated bool `json:"truncated"`
+
+	Run      runproof.Run      `json:"-"` // as read, for the answer's evidence metadata
+	Snapshot runproof.Snapshot `json:"-"`
 }
 
 // Replay returns the window of events around a run's inflection. The
@@ -283,7 +286,7 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit 
 	if err != nil {
 		return Replay{}, err
 	}
-	rp := Replay{RunID: runID, CentredOn: "inflection", Items: []ReplayItem{}}
+	rp := Replay{RunID: runID, CentredOn: "inflection", Items: []ReplayItem{}, Run: run, Snapshot: snap}
 	if i := slices.IndexFunc(incs, func(inc runproof.Incident) bool { return inc.ID == run.IncidentID }); i >= 0 {
 		rp.Centre = incs[i].ViolationAt
 	} else {

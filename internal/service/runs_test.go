@@ -410,7 +410,7 @@ func TestReplaySystemEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	told := map[string]SystemEvent{}
-	for _, ev := range events {
+	for _, ev := range events.Events {
 		told[ev.Kind] = ev
 	}
 	var kinds []string
@@ -472,7 +472,7 @@ func TestGovernanceAcrossPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	var warnings []int64
-	for _, ev := range events {
+	for _, ev := range events.Events {
 		if ev.Kind == EventStepWarning {
 			warnings = append(warnings, *ev.StepIndex)
 		}

@@ -83,6 +83,9 @@ type Telemetry struct {
 	NextFromIndex *int64          `json:"next_from_index,omitempty"`
 	Totals        runproof.Totals `json:"totals"`
 	Limits        []LimitUsage    `json:"limits"`
+
+	Run      runproof.Run      `json:"-"` // as read, for the answer's evidence metadata
+	Snapshot runproof.Snapshot `json:"-"`
 }
 
 // Telemetry returns a run's telemetry with the points of up to limit steps
@@ -128,7 +131,7 @@ type limitUse struct {
 }
 
 func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit int) *telemetryBuilder {
-	tb := &telemetryBuilder{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Points: make([]TelemetryPoint, 0, min(max(run.Totals.Steps-from, 0), int64(limit))),
+	tb := &telemetryBuilder{t: Telemetry{RunID: run.ID, SnapshotID: snap.ID, Run: run, Snapshot: snap, Points: make([]TelemetryPoint, 0, min(max(run.Totals.Steps-from, 0), int64(limit))),
 		Limits: []LimitUsage{}}, runTot: run.Totals, from: from, limit: int64(limit)}
 	for _, p := range snap.Policies {
 		if !p.Type.IsLimit() {
@@ -266,31 +269,40 @@ type EventDetail struct {
 	Reason            string                `json:"reason,omitempty"`
 }
 
+// RunEvents is a run's system events.
+type RunEvents struct {
+	RunID  string        `json:"run_id"`
+	Events []SystemEvent `json:"events"`
+
+	Run      runproof.Run      `json:"-"` // as read, for the answer's evidence metadata
+	Snapshot runproof.Snapshot `json:"-"`
+}
+
 // SystemEvents returns a run's system events in time order; its exports'
 // only withExports (the caller may read export records).
-func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, withExports bool) ([]SystemEvent, error) {
+func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, withExports bool) (RunEvents, error) {
 	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
-		return nil, err
+		return RunEvents{}, err
 	}
 	var se stepEvents
 	if err := s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
 		se.add(st)
 		return true
 	}); err != nil {
-		return nil, err
+		return RunEvents{}, err
 	}
 	incs, err := s.store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: tenantID, RunID: runID})
 	if err != nil {
-		return nil, err
+		return RunEvents{}, err
 	}
 	var exports []runproof.Export
 	if withExports {
 		if exports, err = s.store.ListExports(ctx, runproof.ListExportsParams{TenantID: tenantID, RunID: runID}); err != nil {
-			return nil, err
+			return RunEvents{}, err
 		}
 	}
-	return se.events(run, snap, incs, exports), nil
+	return RunEvents{RunID: run.ID, Events: se.events(run, snap, incs, exports), Run: run, Snapshot: snap}, nil
 }
 
 // stepEvents gathers, a step at a time in index order, the system events a
