@@ -253,23 +253,27 @@ func (s *Server) wrap(rt route) http.Handler {
 		} else if err := handle(c); err != nil {
 			s.fail(sw, r, err)
 		}
-		ev := runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try below
+		s.audit(r, runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try
 			TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
-			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail}
-		// The audit event outlives a client that hung up. When the database
-		// is away, or too slow to answer, it waits to be written again in
-		// the background, so that the request, answered already, ends.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.audits.timeout)
-		err = s.svc.Record(actx, ev)
-		slow := actx.Err() != nil
-		cancel()
-		if runproof.ErrorCode(err) == runproof.EUNAVAILABLE || err != nil && slow {
-			s.audits.add(ev)
-		} else if err != nil {
-			s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", name))
-		}
+			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail})
 	})
+}
+
+// audit stores the audit event of a request, answered already. It
+// outlives a client that hung up. When the database is away, or too slow
+// to answer, the event waits to be written again in the background, so
+// that the request ends.
+func (s *Server) audit(r *http.Request, ev runproof.AuditEvent) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.audits.timeout)
+	err := s.svc.Record(ctx, ev)
+	slow := ctx.Err() != nil
+	cancel()
+	if runproof.ErrorCode(err) == runproof.EUNAVAILABLE || err != nil && slow {
+		s.audits.add(ev)
+	} else if err != nil {
+		s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", ev.Action))
+	}
 }
 
 // checkQuery refuses a query string r.URL.Query() cannot read all of (it
