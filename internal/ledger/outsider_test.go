@@ -175,6 +175,10 @@ func TestOutsiderChecksZIP(t *testing.T) {
 			t.Logf("%s: %s", c.name, out)
 		}
 	}
+	// The ZIP given where its manifest.json goes is named as the mistake.
+	if out, ok := run("-pem", pub, proofPath, zipPath); ok || !strings.Contains(out, "is a ZIP, not its manifest.json: give the ZIP alone") {
+		t.Errorf("proof.json with the ZIP: %s", out)
+	}
 }
 
 // checkImports makes sure the checker needs nothing but the standard

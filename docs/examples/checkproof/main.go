@@ -204,6 +204,10 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 			if manifest, err = os.ReadFile(otherPath); err != nil {
 				return "", err
 			}
+			if bytes.HasPrefix(manifest, []byte("PK")) {
+				return "", fmt.Errorf("%s proves a ZIP's sealed manifest, and %s is a ZIP, not its manifest.json: give the ZIP alone, "+
+					"or the export's proof from GET /api/v1/exports/{id}/proof with the ZIP", proofPath, otherPath)
+			}
 		}
 		rebuilt, err := rebuildLeaf(manifest)
 		if err != nil {
