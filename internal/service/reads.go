@@ -316,10 +316,17 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit 
 	}
 	// The run's system events as SystemEvents gives them, but those of its
 	// steps, which are here as steps, and of its exports, which its audit
-	// events tell.
+	// events tell. An event is in the window, and placed there, by its
+	// time or else by the agent's it reports (a run sent long after it
+	// ran, or from a clock that is off, starts and breaks in the window
+	// of its steps' times).
 	for _, ev := range (&stepEvents{}).events(run, snap, incs, nil) {
-		if in(ev.At) {
-			rp.Items = append(rp.Items, ReplayItem{Source: "system", At: ev.At, Kind: ev.Kind, Data: ev})
+		at := ev.At
+		if !in(at) && ev.Detail.ReportedAt != nil {
+			at = *ev.Detail.ReportedAt
+		}
+		if in(at) {
+			rp.Items = append(rp.Items, ReplayItem{Source: "system", At: at, Kind: ev.Kind, Data: ev})
 		}
 	}
 
