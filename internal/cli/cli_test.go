@@ -509,22 +509,30 @@ func TestIngestConflictNamesTheLine(t *testing.T) {
 // A store that fails is not the line's fault: ingest names the failure
 // and does not ask for the line to be mended.
 func TestIngestStoreFailureIsNotTheLines(t *testing.T) {
-	data := t.TempDir()
-	openStore(t, data) // the schema, for the trigger
-	db, err := sql.Open("sqlite", filepath.Join(data, "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(`CREATE TRIGGER steps_fail BEFORE INSERT ON steps BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END`); err != nil {
-		t.Fatal(err)
-	}
 	file := writeFile(t, "runs.ndjson", `{"run": {"run_id": "r1", "agent_id": "a"}}`+"\n"+
 		fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`, stamp(0))+"\n")
-	r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)
-	wantError(t, r, 1, "the disk is on fire")
-	if strings.Contains(r.stderr, "line 2") || strings.Contains(r.stderr, "fix it") {
-		t.Errorf("stderr %q blames the line", r.stderr)
+	for _, c := range []struct{ table, want string }{
+		{"steps", "runs.ndjson: insert steps: "},
+		// Every line stored, the audit event alone failed: nothing stopped.
+		{"audit_events", "runs.ndjson: the input was stored but the audit event could not be recorded: "},
+	} {
+		t.Run(c.table, func(t *testing.T) {
+			data := t.TempDir()
+			openStore(t, data) // the schema, for the trigger
+			db, err := sql.Open("sqlite", filepath.Join(data, "runproof.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON ` + c.table + ` BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END`); err != nil {
+				t.Fatal(err)
+			}
+			r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)
+			wantError(t, r, 1, c.want)
+			if !strings.Contains(r.stderr, "the disk is on fire") || strings.Contains(r.stderr, "line 2") || strings.Contains(r.stderr, "fix it") {
+				t.Errorf("stderr %q blames the line, or not the store", r.stderr)
+			}
+		})
 	}
 }
 

@@ -160,11 +160,11 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	if err != nil {
 		detail += "; stopped: " + err.Error()
 	}
-	if aerr := record(ctx, in.svc, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, detail)); aerr != nil && err == nil {
-		err = fmt.Errorf("the input was stored but the audit event could not be recorded: %w", aerr)
-	}
+	aerr := record(ctx, in.svc, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, detail))
 	var le *lineError
 	switch {
+	case err == nil && aerr != nil:
+		return fmt.Errorf("%s: the input was stored but the audit event could not be recorded: %w", name, aerr)
 	case err != nil && ctx.Err() != nil:
 		return fmt.Errorf("%s: interrupted: the lines read before are stored; run the same file again to resume", name)
 	case errors.As(err, &le) && le.line == 1:
