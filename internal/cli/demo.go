@@ -138,6 +138,9 @@ func runDemo(ctx context.Context, e *env, out string) error {
 		if err != nil {
 			return err
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("demo: interrupted while checking %s: the exports are made, not checked (runproof verify checks them)", zip)
+		}
 		if !rep.Authentic() {
 			return fmt.Errorf("demo: %s does not verify: %v", zip, rep.Failure)
 		}

@@ -115,11 +115,25 @@ func checkZIP(ctx context.Context, name string, key ed25519.PublicKey, out io.Wr
 	if info.IsDir() {
 		return nil, fmt.Errorf("verify: %s is a directory, not a ZIP file", name)
 	}
-	return verify.ZIP(interruptible{ctx, f}, info.Size(), verify.Options{Key: key, Out: out,
+	return verify.ZIP(interruptible{ctx, f}, info.Size(), verify.Options{Key: key, Out: untilDone{ctx, out},
 		CheckProof: func(manifest, proof []byte) error {
 			_, err := ledger.CheckManifestProof(manifest, proof, key)
 			return err
 		}}), nil
+}
+
+// untilDone writes to w until ctx is done: a check cut short reports no
+// failure of the file.
+type untilDone struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (u untilDone) Write(p []byte) (int, error) {
+	if u.ctx.Err() != nil {
+		return len(p), nil
+	}
+	return u.w.Write(p)
 }
 
 // interruptible reads from r until ctx is done.

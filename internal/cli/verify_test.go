@@ -415,8 +415,8 @@ func TestVerifyUsage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := cli.Main(ctx, []string{"verify", good, "--key", z.pub}, strings.NewReader(""), &stdout, &stderr)
 	wantError(t, result{code, stdout.String(), stderr.String()}, 1, "interrupted before every check was done: not verified")
-	if strings.Contains(stdout.String(), "ok ") {
-		t.Errorf("checks went on after Ctrl-C:\n%s", stdout.String())
+	if stdout.Len() > 0 {
+		t.Errorf("checks went on, or failed, after Ctrl-C:\n%s", stdout.String())
 	}
 
 	r := runCLI(t, "", "verify", good)
