@@ -143,6 +143,7 @@ func TestEvaluateFailingExpression(t *testing.T) {
 func TestEvaluateRefusedExpression(t *testing.T) {
 	e, err := Compile([]runproof.Policy{
 		{ID: "a", Name: "pattern from the step", Type: runproof.PolicyExpression, Expression: `"shell".matches(step.step_type)`, Action: runproof.ActionStop},
+		{ID: "b", Name: "too long", Type: runproof.PolicyExpression, Expression: "true" + strings.Repeat(" && true", 600), Action: runproof.ActionStop},
 		mustPolicy(t, runproof.Policy{Name: "steps", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop}),
 	})
 	if err != nil {
@@ -150,8 +151,9 @@ func TestEvaluateRefusedExpression(t *testing.T) {
 	}
 	res := run(t, e, costSteps(2, 1))
 	f := res[0].Findings
-	if res[0].Status != runproof.StepWarning || len(f) != 2 || f[0].Outcome != runproof.OutcomeFailed ||
-		!strings.Contains(f[0].Error, "the expression is refused: ") || !strings.Contains(f[0].Error, "string literal") {
+	if res[0].Status != runproof.StepWarning || len(f) != 3 || f[0].Outcome != runproof.OutcomeFailed ||
+		!strings.Contains(f[0].Error, "the expression is refused: ") || !strings.Contains(f[0].Error, "string literal") ||
+		f[1].Outcome != runproof.OutcomeFailed || !strings.Contains(f[1].Error, "the expression is refused: must be at most 4096 bytes") {
 		t.Fatalf("step 0: %+v", res[0])
 	}
 	if res[1].Status != runproof.StepViolation || !res[1].IsInflection {

@@ -94,6 +94,9 @@ func (regexLiterals) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.AST, 
 // a bool, with a cost limit so that a policy cannot stall ingest, and
 // compiles its regular expressions.
 func compileExpression(src string) (cel.Program, error) {
+	if len(src) > MaxExpression {
+		return nil, fmt.Errorf("must be at most %d bytes", MaxExpression)
+	}
 	ast, iss := celEnv.Compile(src)
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("invalid CEL expression: %s", strings.ReplaceAll(iss.Err().Error(), "\n", " "))

@@ -103,8 +103,6 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 		notFor("step_types", len(p.StepTypes) > 0)
 		if strings.TrimSpace(p.Expression) == "" {
 			errs.Add("expression", "is required for an expression policy")
-		} else if len(p.Expression) > MaxExpression {
-			errs.Add("expression", "must be at most %d bytes", MaxExpression)
 		} else if err := runproof.CheckProse(p.Expression); err != nil {
 			errs.Add("expression", "%s", err)
 		} else if _, err := compileExpression(p.Expression); err != nil {
