@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -110,10 +111,26 @@ func TestIngestManySpans(t *testing.T) {
 	// from the store a page at a time.
 	defer func(n int) { spanPage = n }(spanPage)
 	spanPage = 1000
-	again, err = New(store, Options{}).IngestSpans(context.Background(), "acme", runs[0])
+	pages := &stepPages{Store: store}
+	again, err = New(pages, Options{}).IngestSpans(context.Background(), "acme", runs[0])
 	if err != nil || len(again.Steps) != 0 || again.Resent != 2*MaxStepsPerCall+500 {
 		t.Fatalf("re-send to another replica: %d steps, %d re-sent, error %v", len(again.Steps), again.Resent, err)
 	}
+	// Three pages of the span index, and no read without a limit.
+	if slices.Contains(pages.limits, 0) || len(pages.limits) < 3 || !slices.Equal(pages.limits[:3], []int{1000, 1000, 1000}) {
+		t.Errorf("steps read with limits %v, want three pages of 1000, then none unbounded", pages.limits)
+	}
+}
+
+// stepPages is a store that notes the limit of each ListSteps.
+type stepPages struct {
+	runproof.Store
+	limits []int
+}
+
+func (s *stepPages) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]runproof.Step, error) {
+	s.limits = append(s.limits, p.Limit)
+	return s.Store.ListSteps(ctx, p)
 }
 
 // FuzzMappedSpansAreValidSteps: any span the mapping accepts passes the
