@@ -145,7 +145,12 @@ func OpenCheckpoint(msg []byte, verifierKeys ...string) (origin string, tree tlo
 // newVerifiers parses note verifier keys.
 func newVerifiers(keys []string) (note.Verifiers, error) {
 	vs := make([]note.Verifier, 0, len(keys))
+	seen := map[string]bool{}
 	for _, k := range keys {
+		if seen[k] { // a key given twice is one key, not an ambiguous pair
+			continue
+		}
+		seen[k] = true
 		v, err := note.NewVerifier(k)
 		if err != nil {
 			return nil, fmt.Errorf("verifier key %q: %w", k, err)

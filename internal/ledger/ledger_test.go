@@ -339,6 +339,11 @@ func TestSync(t *testing.T) {
 		if want := []string{"4/9", "8/9", "9/9"}; !slices.Equal(progress, want) {
 			t.Errorf("progress %v, want %v", progress, want)
 		}
+		// The same key given twice (its PEM and its note key, say) is one key.
+		twice := ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{l.VerifierKey(), l.VerifierKey()}, AllSignatures: true}
+		if _, err := ledger.Verify(ctx, s, twice); err != nil {
+			t.Errorf("verify with the key given twice: %v", err)
+		}
 	})
 }
 
