@@ -134,7 +134,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 		return fmt.Errorf("cannot write %s: %w", pub, err)
 	}
 	for _, zip := range zips {
-		rep, err := checkZIP(ctx, zip, key.Public(), io.Discard)
+		rep, err := checkZIP(ctx, zip, key.Public(), false, io.Discard)
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,8 @@ or network. It prints one line per check — the members, manifest.json, its
 signature, SHA256SUMS, each file's size and sha256, bundle.json's canonical
 form and content_hash, every step's content_hash, the totals against the
 steps and the manifest, steps.csv against bundle.json, the ledger proof in
-proof.json (required: every runproof ZIP carries it), with what it shows to
+proof.json (required: every runproof ZIP carries it, but those made before
+runproof kept an export ledger: see --without-proof), with what it shows to
 read matching what it proves — stops at the first that fails and names the
 file at fault.
 Files of any size are streamed in flat memory.
@@ -37,6 +38,11 @@ Files of any size are streamed in flat memory.
                   Without it the signature is not checked: a warning line
                   says so and the last line says UNVERIFIED, since anyone
                   could have made a bundle that passes the other checks.
+  --without-proof for a ZIP made before runproof kept an export ledger: one
+                  without proof.json passes, with a warning line (one with
+                  it has it checked). Its ledger entry is proven by the
+                  API's GET /api/v1/exports/{id}/proof, which
+                  docs/examples/checkproof checks with the ZIP.
 
 Exit status: 0 when every check holds — the last line then says VERIFIED
 (with --key) or UNVERIFIED (without: only consistency was checked, not who
@@ -57,6 +63,7 @@ Examples:
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			keyFile := fs.String("key", "", "public key file")
+			withoutProof := fs.Bool("without-proof", false, "let a ZIP made before runproof kept an export ledger, without proof.json, pass")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) != 1 {
 					return usagef("verify: give one FILE.zip to check (see runproof verify -h)")
@@ -64,13 +71,13 @@ Examples:
 				if *keyFile == "" && flagGiven(fs, "key") { // "--key $PUB" with PUB unset
 					return usagef("verify: --key is empty: name the public key file (PEM), or leave --key out to check without it")
 				}
-				return runVerify(ctx, e, args[0], *keyFile)
+				return runVerify(ctx, e, args[0], *keyFile, *withoutProof)
 			}
 		},
 	}
 }
 
-func runVerify(ctx context.Context, e *env, name, keyFile string) error {
+func runVerify(ctx context.Context, e *env, name, keyFile string, withoutProof bool) error {
 	var key ed25519.PublicKey
 	if keyFile != "" {
 		var err error
@@ -78,7 +85,7 @@ func runVerify(ctx context.Context, e *env, name, keyFile string) error {
 			return err
 		}
 	}
-	rep, err := checkZIP(ctx, name, key, e.stdout)
+	rep, err := checkZIP(ctx, name, key, withoutProof, e.stdout)
 	if err != nil {
 		return err
 	}
@@ -98,7 +105,7 @@ func runVerify(ctx context.Context, e *env, name, keyFile string) error {
 // checkZIP verifies the ZIP file name, writing one line per check to out;
 // the ledger proof is checked with the same key. It stops reading once
 // ctx is done (Ctrl-C, on a large file).
-func checkZIP(ctx context.Context, name string, key ed25519.PublicKey, out io.Writer) (*verify.Report, error) {
+func checkZIP(ctx context.Context, name string, key ed25519.PublicKey, withoutProof bool, out io.Writer) (*verify.Report, error) {
 	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) && name == "-" {
 		return nil, usagef("verify: reads a ZIP file by name, not from standard input (a ZIP is read from its end): save it to a file first")
@@ -115,7 +122,7 @@ func checkZIP(ctx context.Context, name string, key ed25519.PublicKey, out io.Wr
 	if info.IsDir() {
 		return nil, fmt.Errorf("verify: %s is a directory, not a ZIP file", name)
 	}
-	return verify.ZIP(interruptible{ctx, f}, info.Size(), verify.Options{Key: key, Out: untilDone{ctx, out},
+	return verify.ZIP(interruptible{ctx, f}, info.Size(), verify.Options{Key: key, Out: untilDone{ctx, out}, WithoutProof: withoutProof,
 		CheckProof: func(manifest, proof []byte) error {
 			_, err := ledger.CheckManifestProof(manifest, proof, key)
 			return err

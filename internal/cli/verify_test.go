@@ -359,9 +359,35 @@ func TestVerifyTampered(t *testing.T) {
 	for _, key := range [][]string{nil, {"--key", forgerPub}} {
 		r = runCLI(t, "", append([]string{"verify", z.write(t, "forged.zip", forged)}, key...)...)
 		if r.code != 1 || !strings.HasSuffix(strings.TrimSpace(r.stdout), "FAIL proof.json: proof.json is missing: "+
-			"a runproof ZIP carries the ledger proof of its manifest, without which nothing shows the export was recorded") {
+			"a runproof ZIP carries the ledger proof of its manifest, without which nothing shows the export was recorded "+
+			"(one made before runproof kept an export ledger has none)") {
 			t.Errorf("the forgery, %v: exit %d\n%s%s", key, r.code, r.stdout, r.stderr)
 		}
+	}
+
+	// A ZIP made before runproof kept an export ledger, without proof.json,
+	// passes with --without-proof, which says what was not shown; a ZIP
+	// with proof.json has it checked all the same.
+	noProof := z.write(t, "no-proof.zip", rewrite(t, good, func(name string, data []byte) []byte {
+		switch name {
+		case "proof.json":
+			return nil
+		case "SHA256SUMS":
+			return regexp.MustCompile(`(?m)^.*  proof\.json\n`).ReplaceAll(data, nil)
+		}
+		return data
+	}))
+	r = runCLI(t, "", "verify", noProof, "--key", z.pub, "--without-proof")
+	if r.code != 0 || !strings.Contains(r.stdout, "warn proof.json: absent: nothing in the ZIP shows the export was recorded") ||
+		!strings.Contains(r.stdout, "\nVERIFIED: ") {
+		t.Errorf("without proof.json, --without-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// The flag gives up the one check a forger without a ledger cannot
+	// pass: then only the key tells the forgery, which is not VERIFIED
+	// without it.
+	r = runCLI(t, "", "verify", z.write(t, "forged2.zip", forged), "--without-proof")
+	if !strings.Contains(r.stdout, "warn proof.json: absent") || !strings.Contains(r.stdout, "\nUNVERIFIED: ") {
+		t.Errorf("the forgery, --without-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -40,6 +40,9 @@ type Options struct {
 	// against manifest.json; with it, proof.json is required. Without it a
 	// proof.json is reported as present but not checked.
 	CheckProof func(manifest, proof []byte) error
+	// WithoutProof lets a ZIP without proof.json pass CheckProof's check,
+	// with a warning line: one made before runproof kept an export ledger.
+	WithoutProof bool
 }
 
 // Report is the outcome of a verification.
@@ -651,8 +654,12 @@ func (v *verification) rowDifference() string {
 func (v *verification) checkProof() bool {
 	const check = bundlezip.ProofName
 	switch {
+	case v.proofRaw == nil && v.opts.CheckProof != nil && v.opts.WithoutProof:
+		v.warn(check, "absent: nothing in the ZIP shows the export was recorded in the export ledger (as for a ZIP made before runproof kept one); the export's proof from the API shows it")
+		return true
 	case v.proofRaw == nil && v.opts.CheckProof != nil:
-		return v.fail(check, bundlezip.ProofName, "proof.json is missing: a runproof ZIP carries the ledger proof of its manifest, without which nothing shows the export was recorded")
+		return v.fail(check, bundlezip.ProofName, "proof.json is missing: a runproof ZIP carries the ledger proof of its manifest, without which nothing shows the export was recorded "+
+			"(one made before runproof kept an export ledger has none)")
 	case v.proofRaw == nil:
 		return true
 	case v.opts.CheckProof == nil:
