@@ -572,6 +572,43 @@ func TestTelemetryReadsWhatItNeeds(t *testing.T) {
 	}
 }
 
+// staleRun is a store whose runs are read as they were before their last
+// steps were appended: telemetry read while an agent appends.
+type staleRun struct {
+	runproof.Store
+	lag int // steps appended since the run was read
+}
+
+func (s staleRun) GetRun(ctx context.Context, tenantID, runID string) (runproof.Run, error) {
+	run, err := s.Store.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		return run, err
+	}
+	steps, err := s.Store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, Limit: int(run.Totals.Steps) - s.lag})
+	run.Totals = runproof.Totals{}
+	for _, st := range steps {
+		run.Totals = run.Totals.Add(st)
+	}
+	return run, err
+}
+
+// TestTelemetryOfTheRunAsRead: steps appended after the run was read are
+// left out, so that the points never run past the totals.
+func TestTelemetryOfTheRunAsRead(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	svc := New(store, Options{})
+	openRun(t, svc, "acme", "r1")
+	appendSteps(t, svc, "acme", "r1", 5)
+	tel, err := New(staleRun{Store: store, lag: 2}, Options{}).Telemetry(ctx, "acme", "r1", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tel.Points) != 3 || tel.Totals.Steps != 3 || tel.Points[2].CumulativeTokens != tel.Totals.Tokens() || tel.NextFromIndex != nil {
+		t.Errorf("%d points, totals %+v, next %v: want the 3 steps of the run as read", len(tel.Points), tel.Totals, tel.NextFromIndex)
+	}
+}
+
 // TestCompleteAgain: ending a run again as it ended is a no-op; with
 // another status or another completed_at it is a conflict, and the first
 // end stands.

@@ -152,8 +152,13 @@ func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit in
 	return tb
 }
 
-// add adds a step, and says whether later steps are still needed.
+// add adds a step, and says whether later steps are still needed. The
+// telemetry is of the run as read: a step appended since is left out, so
+// that the points never run past the totals.
 func (tb *telemetryBuilder) add(st *runproof.Step) bool {
+	if st.Index >= tb.runTot.Steps {
+		return false
+	}
 	tb.tot = tb.tot.Add(*st)
 	tot := tb.tot
 	switch {
