@@ -24,7 +24,7 @@ func TestAuditListPlans(t *testing.T) {
 	for p, want := range map[*runproof.ListAuditParams]string{
 		{TenantID: "acme", Category: runproof.AuditIdentity, Limit: 50}:  "USING INDEX audit_category (tenant_id=? AND category=?)",
 		{TenantID: "acme", Category: runproof.AuditIntegrity, Offset: 9}: "USING INDEX audit_category (tenant_id=? AND category=?)",
-		{TenantID: "acme", Limit: 50}:                                     "USING INDEX audit_occurred (tenant_id=?)",
+		{TenantID: "acme", Limit: 50}:                                    "USING INDEX audit_occurred (tenant_id=?)",
 	} {
 		query, args := auditListQuery(*p)
 		rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
