@@ -277,15 +277,7 @@ func TestVerifyTampered(t *testing.T) {
 		{"no report.pdf", rewrite(t, good, dropping("report.pdf")), "", "members: report.pdf is missing"},
 		{"no SHA256SUMS", rewrite(t, good, dropping("SHA256SUMS")), "", "members: SHA256SUMS is missing"},
 		{"no proof.json", rewrite(t, good, dropping("proof.json")), "", `SHA256SUMS: line 5 names "proof.json", which is not a file of the bundle`},
-		{"no proof.json, nor its line in SHA256SUMS", rewrite(t, good, func(name string, data []byte) []byte {
-			switch name {
-			case "proof.json":
-				return nil
-			case "SHA256SUMS":
-				return regexp.MustCompile(`(?m)^.*  proof\.json\n`).ReplaceAll(data, nil)
-			}
-			return data
-		}), "", "proof.json: proof.json is missing"},
+		{"no proof.json, nor its line in SHA256SUMS", rewrite(t, good, withoutProof), "", "proof.json: proof.json is missing"},
 		{"an added member", rewrite(t, good, keep, file("notes.txt", "hello")), "", `members: unexpected member "notes.txt"`},
 		{"a duplicate member", rewrite(t, good, keep, file("bundle.json", "{}")), "", "members: member bundle.json appears twice"},
 		{"a path out of the bundle", rewrite(t, good, keep, file("../bundle.json", "{}")), "", `member "../bundle.json" has a path leading out of the bundle`},
@@ -368,15 +360,7 @@ func TestVerifyTampered(t *testing.T) {
 	// A ZIP made before runproof kept an export ledger, without proof.json,
 	// passes with --without-proof, which says what was not shown; a ZIP
 	// with proof.json has it checked all the same.
-	noProof := z.write(t, "no-proof.zip", rewrite(t, good, func(name string, data []byte) []byte {
-		switch name {
-		case "proof.json":
-			return nil
-		case "SHA256SUMS":
-			return regexp.MustCompile(`(?m)^.*  proof\.json\n`).ReplaceAll(data, nil)
-		}
-		return data
-	}))
+	noProof := z.write(t, "no-proof.zip", rewrite(t, good, withoutProof))
 	r = runCLI(t, "", "verify", noProof, "--key", z.pub, "--without-proof")
 	if r.code != 0 || !strings.Contains(r.stdout, "warn proof.json: absent: nothing in the ZIP shows the export was recorded") ||
 		!strings.Contains(r.stdout, "\nVERIFIED: ") {
@@ -389,6 +373,18 @@ func TestVerifyTampered(t *testing.T) {
 	if !strings.Contains(r.stdout, "warn proof.json: absent") || !strings.Contains(r.stdout, "\nUNVERIFIED: ") {
 		t.Errorf("the forgery, --without-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// withoutProof drops proof.json and its line in SHA256SUMS: a ZIP as runproof
+// made them before it kept an export ledger.
+func withoutProof(name string, data []byte) []byte {
+	switch name {
+	case "proof.json":
+		return nil
+	case "SHA256SUMS":
+		return regexp.MustCompile(`(?m)^.*  proof\.json\n`).ReplaceAll(data, nil)
+	}
+	return data
 }
 
 func dropping(name string) func(string, []byte) []byte {

@@ -13,14 +13,7 @@ import (
 // their index, not by reading every event of the tenant.
 func TestAuditListPlans(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	for p, want := range map[*runproof.ListAuditParams]string{
 		{TenantID: "acme", Category: runproof.AuditIdentity, Limit: 50}:  "USING INDEX audit_category (tenant_id=? AND category=?)",
 		{TenantID: "acme", Category: runproof.AuditIntegrity, Offset: 9}: "USING INDEX audit_category (tenant_id=? AND category=?)",
@@ -45,4 +38,18 @@ func TestAuditListPlans(t *testing.T) {
 			t.Errorf("%+v: plan %q, want %q", *p, plan, want)
 		}
 	}
+}
+
+// openMigrated opens a new database in a temporary directory, migrated.
+func openMigrated(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

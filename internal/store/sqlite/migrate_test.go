@@ -101,18 +101,11 @@ func TestMigrateSealed(t *testing.T) {
 // not silently used.
 func TestRefuseNewerSchema(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	if err := s.ExecRaw(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES (99, 1)`); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Migrate(ctx)
+	err := s.Migrate(ctx)
 	if err == nil || !strings.Contains(err.Error(), "version 99, newer than this runproof knows") {
 		t.Fatalf("migrate over a newer schema: %v", err)
 	}
