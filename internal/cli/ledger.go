@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,6 +115,23 @@ func checkpointTenant(msg []byte) string {
 	return t
 }
 
+// verifiedTenants returns the tenants ledger verify checks when none is
+// named: those with a ledger, and those with exports, which must be in one
+// (a ledger taken out whole is no empty ledger).
+func verifiedTenants(ctx context.Context, store runproof.Store) ([]string, error) {
+	withLedger, err := store.LedgerTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	withExports, err := store.ExportTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tenants := append(withLedger, withExports...)
+	slices.Sort(tenants)
+	return slices.Compact(tenants), nil
+}
+
 func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string, allSignatures bool) error {
 	store, err := openStore(ctx, e.common)
 	if err != nil {
@@ -126,11 +144,11 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 	}
 	tenants := []string{tenant}
 	if tenant == "" {
-		if tenants, err = store.LedgerTenants(ctx); err != nil {
+		if tenants, err = verifiedTenants(ctx, store); err != nil {
 			return err
 		}
 		if len(tenants) == 0 {
-			fmt.Fprintln(e.stdout, "no export ledger to verify: no export has been recorded in one yet")
+			fmt.Fprintln(e.stdout, "no export ledger to verify: nothing has been exported yet")
 			return nil
 		}
 	}
@@ -141,6 +159,12 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures,
 			Progress: progressLog(e, t)})
 		line := verifyLine(rep, err)
+		if err != nil {
+			if entries, lerr := store.LedgerEntries(ctx, t, 0, 1); lerr == nil && len(entries) == 0 {
+				line += "; the tenant has no ledger at all: if its exports were made before runproof kept one, " +
+					"serve (or the next export) appends them, then verify again"
+			}
+		}
 		unknown := false // a tenant with no record at all: a mistyped --tenant, say
 		if err == nil && rep.Checkpoints == 0 {
 			evs, aerr := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: t, Limit: 1})

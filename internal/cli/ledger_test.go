@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
@@ -122,6 +123,31 @@ func TestLedgerVerify(t *testing.T) {
 // signed still verifies, since its public half is kept; without it, an
 // export says which key signed the ledger's head instead of failing with
 // an internal error.
+// TestLedgerVerifyExportsWithoutLedger: exports with no ledger at all (made
+// before runproof kept one, or the ledger taken out whole) are no empty
+// ledger: ledger verify checks their tenant and names the first missing.
+func TestLedgerVerifyExportsWithoutLedger(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	store := openStore(t, data)
+	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	req := runproof.ExportRequest{ID: "0199c0de-0000-7000-8000-000000000001", TenantID: "acme", Scope: runproof.ScopeLLMRun, RunID: "run-1",
+		BundleType: runproof.BundleEvidence, Format: runproof.FormatJSON, RequestedBy: "key-1", Origin: runproof.OriginHuman,
+		SourceComponent: "api", CreatedAt: at}
+	if err := store.CreateExport(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: "acme", ExportID: req.ID, Kind: runproof.ExportEventCompleted,
+		At: at.Add(time.Second), Checksum: runproof.DigestBytes([]byte("x")), SizeBytes: 1, BundleID: "EVD-1", Artifact: "acme/x.json"}); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "ledger", "verify", "--data", data)
+	if r.code != 1 || !strings.Contains(r.stdout, "acme: FAILED") || !strings.Contains(r.stdout, "export "+req.ID+" finished at") ||
+		!strings.Contains(r.stdout, "the tenant has no ledger at all") || strings.Contains(r.stdout, "no export ledger to verify") {
+		t.Fatalf("exports without a ledger: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestSigningKeyReplaced(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
