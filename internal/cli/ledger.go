@@ -42,7 +42,8 @@ match. Each check is recorded as an audit event
 of category integrity (GET /api/v1/logs/audit/integrity).
 
   --tenant T            only this tenant's ledger (default: every tenant that
-                        has one; with --checkpoint, the tenant it names)
+                        has one or has exports, which must be in one; with
+                        --checkpoint, the tenant it names)
   --checkpoint FILE     a checkpoint kept from earlier (the text of GET
                         /api/v1/ledger/checkpoint): check its signature and
                         prove that the ledger still extends it
