@@ -237,10 +237,10 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 	case len(in) > MaxStepsPerCall:
 		return nil, runproof.Errorf(runproof.ETOOLARGE, "a call holds at most %d steps, this one holds %d: send them in several calls", MaxStepsPerCall, len(in))
 	}
-	var errs []runproof.FieldError
+	var errs runproof.Fields
 	bad := func(i int, field, format string, args ...any) {
 		if len(errs) < maxFieldErrors {
-			errs = append(errs, runproof.FieldError{Field: StepPath(i, field), Message: fmt.Sprintf(format, args...)})
+			errs.Add(StepPath(i, field), format, args...)
 		}
 	}
 	out := make([]runproof.Step, len(in))
@@ -300,8 +300,8 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 			st.DurationMicros = v
 		}
 	}
-	if len(errs) > 0 {
-		return nil, runproof.Invalid(errs...)
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
 	// Canonical content and hashes are most of the work: spread them over
 	// the cores, so that a big batch is answered sooner.
@@ -321,8 +321,8 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 			bad(i, "content", "cannot be put in canonical form: %s", err)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, runproof.Invalid(errs...)
+	if err := errs.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
