@@ -437,24 +437,21 @@ func page(limit, offset string) (int, int, error) {
 func period(from, to string) (time.Time, time.Time, error) {
 	var f, t time.Time
 	var err error
-	var errs []runproof.FieldError
+	var errs runproof.Fields
 	if from != "" {
 		if f, err = time.Parse(time.RFC3339Nano, from); err != nil {
-			errs = append(errs, runproof.FieldError{Field: "from", Message: "must be an RFC 3339 timestamp"})
+			errs.Add("from", "must be an RFC 3339 timestamp")
 		}
 	}
 	if to != "" {
 		if t, err = time.Parse(time.RFC3339Nano, to); err != nil {
-			errs = append(errs, runproof.FieldError{Field: "to", Message: "must be an RFC 3339 timestamp"})
+			errs.Add("to", "must be an RFC 3339 timestamp")
 		}
 	}
 	if len(errs) == 0 && !f.IsZero() && !t.IsZero() && !f.Before(t) {
-		errs = append(errs, runproof.FieldError{Field: "to", Message: "must be after from"})
+		errs.Add("to", "must be after from")
 	}
-	if len(errs) > 0 {
-		return f, t, runproof.Invalid(errs...)
-	}
-	return f, t, nil
+	return f, t, errs.Err()
 }
 
 func nonNil[T any](s []T) []T {

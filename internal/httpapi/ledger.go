@@ -65,7 +65,7 @@ func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
 		return noLedger(w, c)
 	}
 	q := c.r.URL.Query()
-	var errs []runproof.FieldError
+	var errs runproof.Fields
 	size := func(name, what string, required bool) int64 {
 		v := q.Get(name)
 		if v == "" && !required {
@@ -73,13 +73,13 @@ func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			errs = append(errs, runproof.FieldError{Field: name, Message: "must be " + what + ": a whole number, 1 or more"})
+			errs.Add(name, "must be %s: a whole number, 1 or more", what)
 		}
 		return n
 	}
 	from, to := size("from", "a tree size", true), size("to", "the size of a checkpoint", false)
-	if len(errs) > 0 {
-		return runproof.Invalid(errs...)
+	if err := errs.Err(); err != nil {
+		return err
 	}
 	p, err := s.ledger.ProveConsistency(c.r.Context(), c.tenant(), from, to)
 	if err != nil {
