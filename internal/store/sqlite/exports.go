@@ -152,7 +152,6 @@ func (s *Store) ExportTenants(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// exportsByID reads the tenant's exports of the ids given, folded.
 // exportsOf returns the exports whose ids idsQuery selects (what names
 // them for errors), folded as GetExport folds them.
 func (s *Store) exportsOf(ctx context.Context, tenantID, what, idsQuery string, args ...any) ([]runproof.Export, error) {
@@ -167,6 +166,7 @@ func (s *Store) exportsOf(ctx context.Context, tenantID, what, idsQuery string, 
 	return out, nil
 }
 
+// exportsByID reads the tenant's exports of the ids given, folded.
 func (s *Store) exportsByID(ctx context.Context, tenantID string, ids []string) ([]runproof.Export, error) {
 	idList, err := json.Marshal(ids) // one parameter, however many
 	if err != nil {
