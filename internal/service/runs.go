@@ -338,31 +338,17 @@ type CompleteInput struct {
 	CompletedAt string             `json:"completed_at"`
 }
 
-// endOf is when a run ends that its agent ends without saying when: now,
-// unless the agent's clock runs ahead of the server's, so that the run
-// started, or its last step was, "later" than now; then at the later of
-// those. It returns how many steps it saw.
-func (s *Service) endOf(ctx context.Context, tenantID, runID string, now time.Time) (time.Time, int64, error) {
+// lastStep returns the index of a run's last step as now stored (0 for
+// none, or no run: UpdateRun says so), for the transaction that ends the
+// run to read it and those stored since.
+func (s *Service) lastStep(ctx context.Context, tenantID, runID string) (int64, error) {
 	run, err := s.store.GetRun(ctx, tenantID, runID)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-		return now, 0, nil // UpdateRun says so
+		return 0, nil
 	} else if err != nil {
-		return now, 0, err
+		return 0, err
 	}
-	end := now
-	if run.StartedAt.After(end) {
-		end = run.StartedAt
-	}
-	if run.Totals.Steps > 0 {
-		last, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: run.Totals.Steps - 1, Limit: 1})
-		if err != nil {
-			return now, 0, err
-		}
-		if len(last) == 1 && last[0].Timestamp.After(end) {
-			end = last[0].Timestamp
-		}
-	}
-	return end, run.Totals.Steps, nil
+	return max(run.Totals.Steps-1, 0), nil
 }
 
 // CompleteRun records the end of a run. Completing a stopped run keeps its
@@ -388,13 +374,15 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 	}
 	params := runproof.UpdateRunParams{TenantID: tenantID, RunID: runID, StepsFrom: 1, StepsTo: 0} // no step
 	if in.CompletedAt == "" {
-		end, seen, err := s.endOf(ctx, tenantID, runID, now)
+		// A run its agent ends without saying when ends now, unless the
+		// agent's clock runs ahead of the server's, so that the run started,
+		// or its last step was, "later": then at the later of those. The
+		// transaction reads its last step, and any stored since.
+		last, err := s.lastStep(ctx, tenantID, runID)
 		if err != nil {
 			return runproof.Run{}, err
 		}
-		// The steps stored since endOf read them, if any, are read with the
-		// run, so that it ends after them too.
-		at, params.StepsFrom, params.StepsTo = end, seen, math.MaxInt64
+		at, params.StepsFrom, params.StepsTo = now, last, math.MaxInt64
 	}
 	var out runproof.Run
 	err := s.store.UpdateRun(ctx, params,
@@ -422,7 +410,7 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 				if in.CompletedAt != "" {
 					return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: "is before the run started"})
 				}
-				at = run.StartedAt // its start moved since endOf read it: it was re-sent
+				at = run.StartedAt // the agent's clock runs ahead
 			}
 			run.CompletedAt, run.EndedAs = &at, in.Status
 			if run.Status != runproof.RunStopped {
