@@ -82,9 +82,10 @@ func (e *Evaluator) Evaluate(in Input) Result {
 		res.Status = runproof.StepViolation
 		res.Findings = []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
 	}
+	vars := &activation{in: in, t: res.Totals}
 	for i := range e.rules {
 		r := &e.rules[i]
-		outcome, actual, err := r.judge(in, res.Totals)
+		outcome, actual, err := r.judge(in, res.Totals, vars)
 		if outcome == "" {
 			continue
 		}
@@ -125,7 +126,7 @@ func finding(p runproof.Policy, outcome, actual string) runproof.Finding {
 // judge returns the outcome of one rule ("" when nothing to report) and the
 // actual value it compared, as text in the policy's unit; for the outcome
 // failed, the error that made the rule fail.
-func (r *rule) judge(in Input, t runproof.Totals) (string, string, error) {
+func (r *rule) judge(in Input, t runproof.Totals, vars *activation) (string, string, error) {
 	p := r.policy
 	switch p.Type {
 	case runproof.PolicyStepTypeDenied:
@@ -136,7 +137,7 @@ func (r *rule) judge(in Input, t runproof.Totals) (string, string, error) {
 		}
 		return "", "", nil
 	case runproof.PolicyExpression:
-		hit, err := r.eval(in, t)
+		hit, err := r.eval(vars)
 		switch {
 		case err != nil:
 			return runproof.OutcomeFailed, "", err
@@ -176,11 +177,11 @@ func LimitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
 	return 0
 }
 
-func (r *rule) eval(in Input, t runproof.Totals) (bool, error) {
+func (r *rule) eval(vars *activation) (bool, error) {
 	if r.refused != nil {
 		return false, fmt.Errorf("the expression is refused: %v", r.refused)
 	}
-	out, _, err := r.program.Eval(activation(in, t))
+	out, _, err := r.program.Eval(vars.values())
 	if err != nil {
 		return false, fmt.Errorf("the expression failed: %v", err)
 	}

@@ -35,13 +35,23 @@ var variables = []struct {
 	{"run.duration_ms", cel.DoubleType, func(_ Input, t runproof.Totals) any { return runproof.Millis(t.DurationMicros) }},
 }
 
-// activation is the variables' values for a step.
-func activation(in Input, t runproof.Totals) map[string]any {
-	vars := make(map[string]any, len(variables))
-	for _, v := range variables {
-		vars[v.name] = v.value(in, t)
+// activation is the variables' values for a step, its run's totals t
+// including it: made once, when the first expression policy asks, for
+// every expression policy of the snapshot.
+type activation struct {
+	in Input
+	t  runproof.Totals
+	m  map[string]any
+}
+
+func (a *activation) values() map[string]any {
+	if a.m == nil {
+		a.m = make(map[string]any, len(variables))
+		for _, v := range variables {
+			a.m[v.name] = v.value(a.in, a.t)
+		}
 	}
-	return vars
+	return a.m
 }
 
 var celEnv = func() *cel.Env {
