@@ -169,14 +169,14 @@ func (q *auditRetry) write(events []waitingEvent) int {
 	done := 0
 	for done < len(events) {
 		chunk := events[done:min(done+auditChunk, len(events))]
-		switch err := q.try(chunk); {
+		switch err := q.try(context.Background(), chunk); {
 		case err == errAway:
 			return done
 		case err != nil && len(chunk) > 1:
 			// One event of the chunk is refused (one already stored, say):
 			// the others are written one by one.
 			for i := range chunk {
-				if err := q.try(chunk[i : i+1]); err == errAway {
+				if err := q.try(context.Background(), chunk[i:i+1]); err == errAway {
 					return done + i
 				} else if err != nil {
 					q.log.Error("audit event not stored", slog.String("action", chunk[i].Action), slog.Any("error", err))
@@ -193,14 +193,15 @@ func (q *auditRetry) write(events []waitingEvent) int {
 // errAway is a write that found the database away, or too slow to answer.
 var errAway = runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
 
-// try writes events in one call. An event stored already (by the write
-// that seemed to fail: its answer was lost) counts as written.
-func (q *auditRetry) try(events []waitingEvent) error {
+// try writes events in one call, within q.timeout of ctx: errAway when
+// the database is away or slower than that. An event stored already (by
+// the write that seemed to fail: its answer was lost) counts as written.
+func (q *auditRetry) try(ctx context.Context, events []waitingEvent) error {
 	evs := make([]runproof.AuditEvent, len(events))
 	for i, w := range events {
 		evs[i] = w.AuditEvent
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
 	err := q.record(ctx, evs...)
 	switch {

@@ -265,13 +265,10 @@ func (s *Server) wrap(rt route) http.Handler {
 // to answer, the event waits to be written again in the background, so
 // that the request ends.
 func (s *Server) audit(r *http.Request, ev runproof.AuditEvent) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.audits.timeout)
-	err := s.svc.Record(ctx, ev)
-	slow := ctx.Err() != nil
-	cancel()
-	if runproof.ErrorCode(err) == runproof.EUNAVAILABLE || err != nil && slow {
+	switch err := s.audits.try(context.WithoutCancel(r.Context()), []waitingEvent{{AuditEvent: ev}}); {
+	case err == errAway:
 		s.audits.add(ev)
-	} else if err != nil {
+	case err != nil:
 		s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", ev.Action))
 	}
 }
