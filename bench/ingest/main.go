@@ -192,8 +192,12 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 	return nil
 }
 
+// stepColumns are those of a stored step, its running totals included
+// (each insert of a call counts from the call's first step: the rows are
+// as wide as runproof's, and no read is added to the reference).
 const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
-	cost_microcents, duration_micros, content, content_digest, content_hash, status, is_inflection, findings, recorded_at`
+	cost_microcents, duration_micros, content, content_digest, content_hash, status, is_inflection, findings, recorded_at,
+	running_input_tokens, running_output_tokens, running_cost_microcents, running_duration_micros`
 
 type sqliteRawDB struct{ db *sql.DB }
 
@@ -214,14 +218,17 @@ func (r sqliteRawDB) insert(ctx context.Context, tenant, run string, rows []runp
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO steps (`+stepColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO steps (`+stepColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return err
 	}
+	var tot runproof.Totals
 	for _, s := range rows {
+		tot = tot.Add(s)
 		if _, err := stmt.ExecContext(ctx, tenant, run, s.Index, runproof.FormatTime(s.Timestamp), s.StepType, s.InputTokens,
 			s.OutputTokens, s.CostMicrocents, s.DurationMicros, string(s.Content), s.ContentDigest, s.ContentHash,
-			string(s.Status), s.IsInflection, nil, runproof.FormatTime(s.RecordedAt)); err != nil {
+			string(s.Status), s.IsInflection, nil, runproof.FormatTime(s.RecordedAt),
+			tot.InputTokens, tot.OutputTokens, tot.CostMicrocents, tot.DurationMicros); err != nil {
 			return err
 		}
 	}
@@ -244,10 +251,13 @@ func (r pgRaw) insert(ctx context.Context, tenant, run string, rows []runproof.S
 	}
 	defer tx.Rollback(ctx)
 	var b pgx.Batch
-	sqlText := `INSERT INTO steps (` + stepColumns + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`
+	sqlText := `INSERT INTO steps (` + stepColumns + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)`
+	var tot runproof.Totals
 	for _, s := range rows {
+		tot = tot.Add(s)
 		b.Queue(sqlText, tenant, run, s.Index, s.Timestamp, s.StepType, s.InputTokens, s.OutputTokens, s.CostMicrocents,
-			s.DurationMicros, string(s.Content), s.ContentDigest, s.ContentHash, string(s.Status), s.IsInflection, nil, s.RecordedAt)
+			s.DurationMicros, string(s.Content), s.ContentDigest, s.ContentHash, string(s.Status), s.IsInflection, nil, s.RecordedAt,
+			tot.InputTokens, tot.OutputTokens, tot.CostMicrocents, tot.DurationMicros)
 	}
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
 		return err

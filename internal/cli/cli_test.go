@@ -225,7 +225,7 @@ func TestHelpAndVersion(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "fresh", "dir")
 	r := runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 14, the latest this runproof knows\n" {
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 15, the latest this runproof knows\n" {
 		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	fi, err := os.Stat(data)
@@ -235,7 +235,7 @@ func TestMigrate(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("data directory mode = %v, want 0700", fi.Mode().Perm())
 	}
-	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 14, the latest this runproof knows\n" {
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 15, the latest this runproof knows\n" {
 		t.Errorf("second migrate: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// A file that is no database is named as such, as by every command.

@@ -60,6 +60,10 @@ type Store interface {
 
 	// ListSteps returns a run's steps in index order.
 	ListSteps(ctx context.Context, p ListStepsParams) ([]Step, error)
+	// RunningTotals returns the run's totals over its steps up to and
+	// including the one at index (ENOTFOUND when it has no such step): one
+	// row's read, however long the run.
+	RunningTotals(ctx context.Context, tenantID, runID string, index int64) (Totals, error)
 
 	GetIncident(ctx context.Context, tenantID, incidentID string) (Incident, error)
 	// SetRemediation records where the remediation of an incident stands

@@ -2,6 +2,7 @@ package runproof
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -213,6 +214,19 @@ func (t Totals) Add(s Step) Totals {
 	t.CostMicrocents += s.CostMicrocents
 	t.DurationMicros += s.DurationMicros
 	return t
+}
+
+// Follow returns the totals with st counted as the run's next step, which
+// a store keeps as the step's running totals: ECONFLICT when the run has a
+// step of st's index already, an error when st would leave a gap.
+func (t Totals) Follow(runID string, st Step) (Totals, error) {
+	switch {
+	case st.Index < t.Steps:
+		return t, Errorf(ECONFLICT, "step %d of run %q already exists", st.Index, runID)
+	case st.Index > t.Steps:
+		return t, fmt.Errorf("step %d of run %q does not follow its %d steps", st.Index, runID, t.Steps)
+	}
+	return t.Add(st), nil
 }
 
 // Run is one agent execution.

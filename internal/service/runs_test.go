@@ -515,10 +515,11 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	}
 }
 
-// stepReads counts the pages of steps read from a store.
+// stepReads counts the reads of steps from a store: pages of them and
+// running totals.
 type stepReads struct {
 	runproof.Store
-	pages int
+	pages, totals int
 }
 
 func (s *stepReads) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]runproof.Step, error) {
@@ -526,9 +527,16 @@ func (s *stepReads) ListSteps(ctx context.Context, p runproof.ListStepsParams) (
 	return s.Store.ListSteps(ctx, p)
 }
 
-// TestTelemetryReadsWhatItNeeds: a page of telemetry reads the run's steps
-// up to the step after the page and the steps where its limits were first
-// approached and broken, and no further; its totals are still the run's.
+func (s *stepReads) RunningTotals(ctx context.Context, tenantID, runID string, index int64) (runproof.Totals, error) {
+	s.totals++
+	return s.Store.RunningTotals(ctx, tenantID, runID, index)
+}
+
+// TestTelemetryReadsWhatItNeeds: a page of telemetry reads its steps and
+// the one after, and finds the running totals before it and the steps
+// where its limits were first approached and broken in a few stored
+// running totals, however far into the run it is; its totals are still
+// the run's.
 func TestTelemetryReadsWhatItNeeds(t *testing.T) {
 	ctx := context.Background()
 	store := &stepReads{Store: storetest.OpenSQLite(t)}
@@ -544,9 +552,10 @@ func TestTelemetryReadsWhatItNeeds(t *testing.T) {
 	}
 	openRun(t, svc, "acme", "r1")
 	appendSteps(t, svc, "acme", "r1", steps)
-	check := func(from int64, limit int, wantPages, wantPoints int) Telemetry {
+	const bisection = 14 // running totals read to find one step of 10 050
+	check := func(from int64, limit int, wantTotals, wantPoints int) Telemetry {
 		t.Helper()
-		store.pages = 0
+		store.pages, store.totals = 0, 0
 		tel, err := svc.Telemetry(ctx, "acme", "r1", from, limit)
 		if err != nil {
 			t.Fatal(err)
@@ -555,19 +564,27 @@ func TestTelemetryReadsWhatItNeeds(t *testing.T) {
 		if tokens.PolicyName != "tokens" {
 			tokens, cost = cost, tokens
 		}
-		if store.pages != wantPages || len(tel.Points) != wantPoints || tel.Totals.Steps != steps ||
+		if store.pages != 1 || store.totals != wantTotals || len(tel.Points) != wantPoints || tel.Totals.Steps != steps ||
 			tokens.Used != steps*15 || tokens.FirstStep80Percent == nil || *tokens.FirstStep80Percent != 15 ||
 			tokens.FirstStepOverThreshold == nil || *tokens.FirstStepOverThreshold != 20 ||
 			cost.Used != steps*1.5 || cost.FirstStep80Percent != nil || cost.FirstStepOverThreshold != nil {
-			t.Errorf("from %d: %d pages of steps read, want %d; %d points, want %d; totals %+v; limits %+v", from, store.pages, wantPages,
-				len(tel.Points), wantPoints, tel.Totals, tel.Limits)
+			t.Errorf("from %d: %d pages of steps and %d running totals read, want 1 and %d; %d points, want %d; totals %+v; limits %+v",
+				from, store.pages, store.totals, wantTotals, len(tel.Points), wantPoints, tel.Totals, tel.Limits)
 		}
 		return tel
 	}
-	if tel := check(0, 10, 1, 10); tel.NextFromIndex == nil || *tel.NextFromIndex != 10 {
+	// The page shows where the limits were approached and broken.
+	if tel := check(0, 30, 0, 30); tel.NextFromIndex == nil || *tel.NextFromIndex != 30 || tel.Points[29].CumulativeTokens != 30*15 {
+		t.Errorf("next page from %v, want 30; last point %+v", tel.NextFromIndex, tel.Points[29])
+	}
+	// It does not: they are found by bisection.
+	if tel := check(0, 10, 2*bisection, 10); tel.NextFromIndex == nil || *tel.NextFromIndex != 10 {
 		t.Errorf("next page from %v, want 10", tel.NextFromIndex)
 	}
-	if tel := check(MaxTracePage, 0, 2, 50); tel.NextFromIndex != nil || tel.Points[49].CumulativeTokens != steps*15 {
+	if tel := check(17, 10, 1+bisection, 10); tel.Points[0].CumulativeTokens != 18*15 {
+		t.Errorf("a page from 17 starts at %+v, want the totals of 18 steps", tel.Points[0])
+	}
+	if tel := check(MaxTracePage, 0, 1+2*bisection, 50); tel.NextFromIndex != nil || tel.Points[49].CumulativeTokens != steps*15 {
 		t.Errorf("last page: next %v, last point %+v", tel.NextFromIndex, tel.Points[49])
 	}
 }

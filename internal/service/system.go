@@ -90,10 +90,11 @@ type Telemetry struct {
 
 // Telemetry returns a run's telemetry with the points of up to limit steps
 // (MaxTracePage when 0) from index from on. Totals and limits are the
-// whole run's. Steps are read a page at a time from the first, and only
-// the points asked for are kept; the reading stops after the page once
-// every limit's first 80 % and first breach are found that the run's
-// totals say there are, as running totals only grow.
+// whole run's, as read. A page costs the same wherever it is in the run:
+// the running totals before it are the stored ones of the step before, and
+// the steps where a limit was first approached or broken, when the page
+// does not show them, are found by bisection over the stored running
+// totals, which only grow.
 func (s *Service) Telemetry(ctx context.Context, tenantID, runID string, from int64, limit int) (Telemetry, error) {
 	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
@@ -103,22 +104,66 @@ func (s *Service) Telemetry(ctx context.Context, tenantID, runID string, from in
 		limit = MaxTracePage
 	}
 	tb := newTelemetry(run, snap, from, limit)
-	if err := s.eachStep(ctx, tenantID, runID, tb.add); err != nil {
-		return Telemetry{}, err
+	if n := run.Totals.Steps; from < n {
+		if from > 0 {
+			if tb.tot, err = s.store.RunningTotals(ctx, tenantID, runID, from-1); err != nil {
+				return Telemetry{}, err
+			}
+		}
+		// One step past the page says whether another follows.
+		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit + 1})
+		if err != nil {
+			return Telemetry{}, err
+		}
+		for i := range steps {
+			tb.add(&steps[i])
+		}
+	}
+	for _, l := range tb.limits {
+		value := func(t runproof.Totals) int64 { return policy.LimitValue(l.usage.Type, t) }
+		if l.approached && l.usage.FirstStep80Percent == nil {
+			if l.usage.FirstStep80Percent, err = s.firstStep(ctx, run, func(t runproof.Totals) bool { return policy.Approaching(value(t), l.threshold) }); err != nil {
+				return Telemetry{}, err
+			}
+		}
+		if l.broken && l.usage.FirstStepOverThreshold == nil {
+			if l.usage.FirstStepOverThreshold, err = s.firstStep(ctx, run, func(t runproof.Totals) bool { return value(t) > l.threshold }); err != nil {
+				return Telemetry{}, err
+			}
+		}
 	}
 	return tb.done(), nil
 }
 
-// telemetryBuilder computes a run's telemetry from its snapshot and its steps,
-// added in index order. Running totals are kept exactly, as the policies
-// judge them.
+// firstStep returns the index of the first of the run's steps (as read)
+// whose running totals reached, which, once true, stays true for every
+// later step; nil if none did.
+func (s *Service) firstStep(ctx context.Context, run runproof.Run, reached func(runproof.Totals) bool) (*int64, error) {
+	var err error
+	i := sort.Search(int(run.Totals.Steps), func(i int) bool {
+		if err != nil {
+			return true
+		}
+		var t runproof.Totals
+		t, err = s.store.RunningTotals(ctx, run.TenantID, run.ID, int64(i))
+		return err == nil && reached(t)
+	})
+	if err != nil || int64(i) == run.Totals.Steps {
+		return nil, err
+	}
+	idx := int64(i)
+	return &idx, nil
+}
+
+// telemetryBuilder computes a page of a run's telemetry from its snapshot
+// and its steps, added in index order from the page's first. Running
+// totals are kept exactly, as the policies judge them.
 type telemetryBuilder struct {
 	t           Telemetry
 	limits      []limitUse
-	tot         runproof.Totals
+	tot         runproof.Totals // the running totals before the next step added
 	runTot      runproof.Totals // the run's totals when read
 	from, limit int64           // the page of points kept
-	stopped     bool            // the steps after the last added are not needed
 }
 
 // limitUse follows one limit policy of the snapshot.
@@ -152,65 +197,45 @@ func newTelemetry(run runproof.Run, snap runproof.Snapshot, from int64, limit in
 	return tb
 }
 
-// add adds a step, and says whether later steps are still needed. The
-// telemetry is of the run as read: a step appended since is left out, so
-// that the points never run past the totals.
-func (tb *telemetryBuilder) add(st *runproof.Step) bool {
+// add adds the page's next step, or the one after the page, which only
+// says that another page follows. The telemetry is of the run as read: a
+// step appended since is left out, so that the points never run past the
+// totals.
+func (tb *telemetryBuilder) add(st *runproof.Step) {
 	if st.Index >= tb.runTot.Steps {
-		return false
+		return
 	}
-	tb.tot = tb.tot.Add(*st)
-	tot := tb.tot
-	switch {
-	case st.Index < tb.from: // before the page: counted, not shown
-	case int64(len(tb.t.Points)) < tb.limit:
-		tb.t.Points = append(tb.t.Points, TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
-			InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
-			CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
-			CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
-			CumulativeDurationMs: runproof.Millis(tot.DurationMicros)})
-	case tb.t.NextFromIndex == nil:
+	if int64(len(tb.t.Points)) == tb.limit {
 		next := st.Index
 		tb.t.NextFromIndex = &next
+		return
 	}
+	before := tb.tot
+	tb.tot = tb.tot.Add(*st)
+	tot := tb.tot
+	tb.t.Points = append(tb.t.Points, TelemetryPoint{StepIndex: st.Index, Timestamp: st.Timestamp, Status: st.Status,
+		InputTokens: st.InputTokens, OutputTokens: st.OutputTokens, Tokens: st.InputTokens + st.OutputTokens,
+		CostCents: runproof.Cents(st.CostMicrocents), DurationMs: runproof.Millis(st.DurationMicros),
+		CumulativeTokens: tot.Tokens(), CumulativeCostCents: runproof.Cents(tot.CostMicrocents),
+		CumulativeDurationMs: runproof.Millis(tot.DurationMicros)})
+	// The step where a limit was first approached or broken: the totals
+	// before it had not.
 	for _, l := range tb.limits {
-		v, idx := policy.LimitValue(l.usage.Type, tot), st.Index
-		if l.usage.FirstStep80Percent == nil && policy.Approaching(v, l.threshold) {
+		was, v, idx := policy.LimitValue(l.usage.Type, before), policy.LimitValue(l.usage.Type, tot), st.Index
+		if policy.Approaching(v, l.threshold) && !policy.Approaching(was, l.threshold) {
 			l.usage.FirstStep80Percent = &idx
 		}
-		if l.usage.FirstStepOverThreshold == nil && v > l.threshold {
+		if v > l.threshold && was <= l.threshold {
 			l.usage.FirstStepOverThreshold = &idx
 		}
 	}
-	tb.stopped = !tb.more()
-	return !tb.stopped
 }
 
-// more says whether later steps are still needed: for the page, to know
-// whether a step follows it, or to find where a limit was first
-// approached or broken.
-func (tb *telemetryBuilder) more() bool {
-	if tb.t.NextFromIndex == nil {
-		return true
-	}
-	for _, l := range tb.limits {
-		if l.approached && l.usage.FirstStep80Percent == nil || l.broken && l.usage.FirstStepOverThreshold == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// done returns the telemetry, with the run's totals and each limit's use:
-// the totals of the steps read, or the run's when the reading stopped
-// before the last step.
+// done returns the telemetry, with the run's totals and each limit's use.
 func (tb *telemetryBuilder) done() Telemetry {
-	if tb.stopped {
-		tb.tot = tb.runTot
-	}
-	tb.t.Totals = tb.tot
+	tb.t.Totals = tb.runTot
 	for _, l := range tb.limits {
-		v := policy.LimitValue(l.usage.Type, tb.tot)
+		v := policy.LimitValue(l.usage.Type, tb.runTot)
 		l.usage.Used = float64(v) / float64(policy.Scale(l.usage.Type))
 		l.usage.UsedPercent = math.Round(float64(v)*10000/float64(l.threshold)) / 100
 	}

@@ -85,3 +85,50 @@ func MigrateEndedAs(t *testing.T, s Schema) {
 		}
 	}
 }
+
+// MigrateRunningTotals brings a database of schema 14 to the latest: each
+// step stored before keeps the totals of its run up to it, run by run and
+// tenant by tenant, and steps stay append-only.
+func MigrateRunningTotals(t *testing.T, s Schema) {
+	ctx := context.Background()
+	if err := s.UpTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, termination_reason,
+		incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at)
+		VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, 0, 0, 0, 0,
+		'2026-01-02T15:04:05.000000Z')`
+	// Step i of a run of factor f: (i+1)·f input tokens, f output tokens,
+	// 10·f microcents, (i+1)·100 µs.
+	const step = `INSERT INTO steps (tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
+		cost_microcents, duration_micros, content_digest, content_hash, status, is_inflection, findings, recorded_at)
+		VALUES ('%s', '%s', %d, '2026-01-02T15:04:06.000000Z', 'llm', %d, %d, %d, %d, '', 'h', 'ok', false, NULL,
+		'2026-01-02T15:04:07.000000Z')`
+	runs := []struct {
+		tenant, id string
+		steps, f   int64
+	}{{"t1", "r1", 3, 1}, {"t1", "r2", 2, 7}, {"t2", "r1", 4, 100}}
+	s.exec(t, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
+		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t2', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`)
+	for _, r := range runs {
+		s.exec(t, fmt.Sprintf(run, r.tenant, r.id, r.steps))
+		for i := r.steps - 1; i >= 0; i-- { // stored in any order
+			s.exec(t, fmt.Sprintf(step, r.tenant, r.id, i, (i+1)*r.f, r.f, 10*r.f, (i+1)*100))
+		}
+	}
+	if err := s.Store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		var want runproof.Totals
+		for i := range r.steps {
+			want = want.Add(runproof.Step{InputTokens: (i + 1) * r.f, OutputTokens: r.f, CostMicrocents: 10 * r.f, DurationMicros: (i + 1) * 100})
+			if got, err := s.Store.RunningTotals(ctx, r.tenant, r.id, i); err != nil || got != want {
+				t.Errorf("%s's run %s, step %d: running totals %+v (%v), want %+v", r.tenant, r.id, i, got, err, want)
+			}
+		}
+	}
+	if err := s.Exec(ctx, `UPDATE steps SET input_tokens = 0`); err == nil {
+		t.Error("steps can be updated after the migration")
+	}
+}

@@ -161,8 +161,12 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	// Everything fn asked for goes in one batch: one round trip for the
 	// steps (up to service.MaxStepsPerCall), the run and the incident.
 	var b pgx.Batch
+	running := st.Run.Totals
 	for _, st := range change.Steps {
-		if err := queueStep(&b, p, st); err != nil {
+		if running, err = running.Follow(p.RunID, st); err != nil {
+			return err
+		}
+		if err := queueStep(&b, p, st, running); err != nil {
 			return err
 		}
 	}
@@ -218,6 +222,10 @@ const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_
 	cost_microcents, duration_micros, content, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
+// runningColumns hold the run's totals over its steps up to and including
+// the row's; the step count is its index plus one.
+const runningColumns = `running_input_tokens, running_output_tokens, running_cost_microcents, running_duration_micros`
+
 func scanStep(row pgx.Row) (runproof.Step, error) {
 	var st runproof.Step
 	var content, findings *string
@@ -237,7 +245,8 @@ func scanStep(row pgx.Row) (runproof.Step, error) {
 
 // queueStep adds the insert of st to b, under the run named by p whatever
 // run st names: a change can only ever add to the run that was locked.
-func queueStep(b *pgx.Batch, p runproof.UpdateRunParams, st runproof.Step) error {
+// running is the run's totals up to and including st.
+func queueStep(b *pgx.Batch, p runproof.UpdateRunParams, st runproof.Step, running runproof.Totals) error {
 	findings, err := jsonList(st.Findings)
 	if err != nil {
 		return fmt.Errorf("insert steps: %w", err)
@@ -247,13 +256,29 @@ func queueStep(b *pgx.Batch, p runproof.UpdateRunParams, st runproof.Step) error
 		c := string(st.Content)
 		content = &c
 	}
-	b.Queue(`INSERT INTO steps (`+stepColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+	b.Queue(`INSERT INTO steps (`+stepColumns+`, `+runningColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		p.TenantID, p.RunID, st.Index, runproof.Timestamp(st.Timestamp), st.StepType,
 		st.InputTokens, st.OutputTokens, st.CostMicrocents, st.DurationMicros, content,
 		st.ContentDigest, st.ContentHash, string(st.Status), st.IsInflection, findings,
-		runproof.Timestamp(st.RecordedAt))
+		runproof.Timestamp(st.RecordedAt), running.InputTokens, running.OutputTokens, running.CostMicrocents,
+		running.DurationMicros)
 	return nil
+}
+
+// RunningTotals returns the run's totals over its steps up to and
+// including the one at index.
+func (s *Store) RunningTotals(ctx context.Context, tenantID, runID string, index int64) (runproof.Totals, error) {
+	t := runproof.Totals{Steps: index + 1}
+	err := s.pool.QueryRow(ctx, `SELECT `+runningColumns+` FROM steps
+		WHERE tenant_id = $1 AND run_id = $2 AND step_index = $3`, tenantID, runID, index).
+		Scan(&t.InputTokens, &t.OutputTokens, &t.CostMicrocents, &t.DurationMicros)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return runproof.Totals{}, runproof.Errorf(runproof.ENOTFOUND, "run %q has no step %d", runID, index)
+	} else if err != nil {
+		return runproof.Totals{}, fmt.Errorf("running totals: %w", err)
+	}
+	return t, nil
 }
 
 // ListSteps returns a run's steps in index order.

@@ -186,3 +186,5 @@ func schema(t *testing.T) migratetest.Schema {
 func TestMigrateAuditUnsealed(t *testing.T) { migratetest.MigrateAuditUnsealed(t, schema(t)) }
 
 func TestMigrateEndedAs(t *testing.T) { migratetest.MigrateEndedAs(t, schema(t)) }
+
+func TestMigrateRunningTotals(t *testing.T) { migratetest.MigrateRunningTotals(t, schema(t)) }

@@ -151,7 +151,7 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 		return err
 	}
 
-	if err := insertSteps(ctx, tx, p, change.Steps); err != nil {
+	if err := insertSteps(ctx, tx, p, st.Run.Totals, change.Steps); err != nil {
 		return err
 	}
 	r := change.Run
@@ -181,6 +181,10 @@ const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_
 	cost_microcents, duration_micros, content, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
+// runningColumns hold the run's totals over its steps up to and including
+// the row's; the step count is its index plus one.
+const runningColumns = `running_input_tokens, running_output_tokens, running_cost_microcents, running_duration_micros`
+
 func scanStep(row scanner) (runproof.Step, error) {
 	var st runproof.Step
 	var content sql.NullString
@@ -195,18 +199,23 @@ func scanStep(row scanner) (runproof.Step, error) {
 }
 
 // insertSteps writes steps under the run named by p, whatever run their
-// fields name: a change can only ever add to the run that was locked.
-func insertSteps(ctx context.Context, tx *sql.Tx, p runproof.UpdateRunParams, steps []runproof.Step) error {
+// fields name: a change can only ever add to the run that was locked. Each
+// step keeps the run's totals up to it: run's (its totals before) and the
+// steps' before it.
+func insertSteps(ctx context.Context, tx *sql.Tx, p runproof.UpdateRunParams, run runproof.Totals, steps []runproof.Step) error {
 	if len(steps) == 0 {
 		return nil
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO steps (`+stepColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO steps (`+stepColumns+`, `+runningColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("insert steps: %w", err)
 	}
 	defer stmt.Close()
 	for _, st := range steps {
+		if run, err = run.Follow(p.RunID, st); err != nil {
+			return err
+		}
 		findings, err := jsonList(st.Findings)
 		if err != nil {
 			return fmt.Errorf("insert steps: %w", err)
@@ -218,7 +227,7 @@ func insertSteps(ctx context.Context, tx *sql.Tx, p runproof.UpdateRunParams, st
 		_, err = stmt.ExecContext(ctx, p.TenantID, p.RunID, st.Index, timeText(st.Timestamp), st.StepType,
 			st.InputTokens, st.OutputTokens, st.CostMicrocents, st.DurationMicros, content,
 			st.ContentDigest, st.ContentHash, string(st.Status), st.IsInflection, findings,
-			timeText(st.RecordedAt))
+			timeText(st.RecordedAt), run.InputTokens, run.OutputTokens, run.CostMicrocents, run.DurationMicros)
 		if isUnique(err) {
 			return runproof.Errorf(runproof.ECONFLICT, "step %d of run %q already exists", st.Index, p.RunID)
 		} else if err != nil {
@@ -226,6 +235,21 @@ func insertSteps(ctx context.Context, tx *sql.Tx, p runproof.UpdateRunParams, st
 		}
 	}
 	return nil
+}
+
+// RunningTotals returns the run's totals over its steps up to and
+// including the one at index.
+func (s *Store) RunningTotals(ctx context.Context, tenantID, runID string, index int64) (runproof.Totals, error) {
+	t := runproof.Totals{Steps: index + 1}
+	err := s.db.QueryRowContext(ctx, `SELECT `+runningColumns+` FROM steps
+		WHERE tenant_id = ? AND run_id = ? AND step_index = ?`, tenantID, runID, index).
+		Scan(&t.InputTokens, &t.OutputTokens, &t.CostMicrocents, &t.DurationMicros)
+	if errors.Is(err, sql.ErrNoRows) {
+		return runproof.Totals{}, runproof.Errorf(runproof.ENOTFOUND, "run %q has no step %d", runID, index)
+	} else if err != nil {
+		return runproof.Totals{}, fmt.Errorf("running totals: %w", err)
+	}
+	return t, nil
 }
 
 // ListSteps returns a run's steps in index order.

@@ -617,6 +617,28 @@ func testSteps(t *testing.T, h Harness) {
 	if len(got) != 0 {
 		t.Errorf("another tenant's run of the same ID has %d steps, want 0", len(got))
 	}
+
+	// Each step keeps the run's totals up to it, over every call that
+	// appended steps.
+	more := newStep(t, "t1", "r1", 5)
+	appendSteps(t, s, "t1", "r1", more)
+	var want runproof.Totals
+	for i, st := range append(steps, more) {
+		want = want.Add(st)
+		got, err := s.RunningTotals(ctx, "t1", "r1", int64(i))
+		if err != nil || got != want {
+			t.Errorf("running totals at step %d: %+v (%v), want %+v", i, got, err, want)
+		}
+	}
+	for _, at := range []struct{ tenant, run string }{{"t1", "r1"}, {"t2", "r1"}, {"t1", "nope"}} {
+		idx := int64(6)
+		if at.tenant == "t2" {
+			idx = 0 // of the other tenant's run
+		}
+		if _, err := s.RunningTotals(ctx, at.tenant, at.run, idx); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+			t.Errorf("running totals of %s's run %s at %d: %v, want %s", at.tenant, at.run, idx, err, runproof.ENOTFOUND)
+		}
+	}
 }
 
 func testIncidents(t *testing.T, h Harness) {
