@@ -52,10 +52,11 @@ usage error. A script that must know who signed a bundle passes --key.
 The public key of a signing key of the data directory:
   openssl pkey -in runproof-data/signing-keys/KEY.pem -pubout > pub.pem
 
-The same files checked with stock tools:
+The signature and the files checked with stock tools (SHA256SUMS alone is
+not signed: it finds damage, not a forgery):
   unzip evidence.zip -d bundle && cd bundle
-  sha256sum -c SHA256SUMS
   openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig
+  jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c
 
 Examples:
   runproof verify evidence.zip --key pub.pem

@@ -145,14 +145,18 @@ func TestProofHook(t *testing.T) {
 	}
 }
 
-// TestStockTools checks a bundle with unzip, sha256sum and openssl alone,
-// as docs/integrity.md tells an auditor to.
+// TestStockTools checks a bundle with unzip, openssl, jq and sha256sum
+// alone, as docs/integrity.md tells an auditor to: the signature of
+// manifest.json, then the files against the digests it lists. A file
+// forged with SHA256SUMS made again to match passes sha256sum -c
+// SHA256SUMS, which is not signed, but not that check.
 func TestStockTools(t *testing.T) {
-	for _, tool := range []string{"unzip", "sha256sum", "openssl"} {
+	for _, tool := range []string{"unzip", "sha256sum", "openssl", "jq", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("SKIPPED: %s is not installed, so the bundle cannot be checked with stock tools (%v)", tool, err)
 		}
 	}
+	const againstManifest = `jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`
 	x, inc := demoExporter(t)
 	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
 		t.Run(string(bundle), func(t *testing.T) {
@@ -162,15 +166,28 @@ func TestStockTools(t *testing.T) {
 			must(t, os.WriteFile(pubPath, signing.PublicPEM(x.key.Public()), 0o600))
 			out := filepath.Join(dir, "bundle")
 			run(t, dir, "unzip", "-q", zipPath, "-d", out)
-			sums := run(t, out, "sha256sum", "-c", "SHA256SUMS")
-			for _, f := range []string{"bundle.json: OK", "steps.csv: OK", "report.pdf: OK", "manifest.json: OK"} {
-				if !strings.Contains(sums, f) {
-					t.Errorf("sha256sum -c says\n%s\nwithout %q", sums, f)
-				}
-			}
 			sig := run(t, out, "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pubPath, "-rawin", "-in", "manifest.json", "-sigfile", "manifest.sig")
 			if !strings.Contains(sig, "Signature Verified Successfully") {
 				t.Errorf("openssl says %q", sig)
+			}
+			sums := run(t, out, "sh", "-c", againstManifest)
+			for _, f := range []string{"bundle.json: OK", "steps.csv: OK", "report.pdf: OK"} {
+				if !strings.Contains(sums, f) {
+					t.Errorf("the files against the manifest:\n%s\nwithout %q", sums, f)
+				}
+			}
+
+			// A forged bundle.json, SHA256SUMS made again to match it.
+			forged := filepath.Join(out, "bundle.json")
+			b, err := os.ReadFile(forged)
+			must(t, err)
+			must(t, os.WriteFile(forged, append(b, ' '), 0o600))
+			must(t, os.WriteFile(filepath.Join(out, "SHA256SUMS"), []byte(run(t, out, "sha256sum", "bundle.json", "steps.csv", "report.pdf", "manifest.json")), 0o600))
+			run(t, out, "sha256sum", "-c", "SHA256SUMS")
+			cmd := exec.Command("sh", "-c", againstManifest)
+			cmd.Dir = out
+			if msg, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(msg), "bundle.json: FAILED") {
+				t.Errorf("the forged bundle.json against the manifest: %v\n%s", err, msg)
 			}
 		})
 	}

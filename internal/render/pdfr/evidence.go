@@ -232,9 +232,10 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 	r.subheading("How to verify the signed ZIP")
 	r.code("Everything in the ZIP, signature and ledger inclusion proof included:",
 		"runproof verify FILE.zip --key pub.pem")
-	r.code("The same checks with stock tools, inside the unpacked ZIP: the files against their digests, then the signature of the manifest.",
-		"sha256sum -c SHA256SUMS",
-		"openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig")
+	r.code("With stock tools, inside the unpacked ZIP: the signature of the manifest, then the files against the digests it lists "+
+		"(SHA256SUMS is not signed: it finds a damaged file, not a forged one).",
+		"openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig",
+		`jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`)
 }
 
 // infoFields states the export. Its ledger position is not among them: the
