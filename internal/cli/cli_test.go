@@ -19,6 +19,7 @@ import (
 	"github.com/runproof/runproof/internal/cli"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/sqlite"
 )
 
@@ -149,7 +150,13 @@ func TestKeysCreate(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	data := t.TempDir()
+	data := t.TempDir() // holds a database and a key: export and ledger verify refuse a directory without
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 {
+		t.Fatalf("migrate: %d %s", r.code, r.stderr)
+	}
+	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string

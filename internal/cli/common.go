@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -38,8 +39,10 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
                         and ledger checkpoints (default $` + SigningKeyEnv + `
                         when not empty; without either, the newest key of
-                        DIR/signing-keys, created on first use; --signing-key ''
-                        is refused: leave the flag out to use those)
+                        DIR/signing-keys, created on first use by serve or
+                        demo: export and ledger verify refuse a DIR without
+                        keys or database; --signing-key '' is refused: leave
+                        the flag out to use those)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
 `
@@ -174,6 +177,32 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 		}
 	}
 	return store, nil
+}
+
+// openRecorded opens the store of a command that works on what runproof
+// has recorded (export, ledger verify, keys list and revoke). A data
+// directory without a database is refused rather than made: it is most
+// likely not the one --data was meant to name, and an empty database
+// would answer "nothing there" or "no such incident".
+func openRecorded(ctx context.Context, c common) (database, error) {
+	if c.engine() == "sqlite" {
+		path := filepath.Join(c.data, "runproof.db")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no runproof database at %s: give --data the data directory runproof serve uses (or --database its PostgreSQL URL)", path)
+		}
+	}
+	return openStore(ctx, c)
+}
+
+// needKeys refuses a command that signs or checks with the data
+// directory's keys when --data holds none, rather than make a first key
+// that no checkpoint or bundle was ever signed with.
+func needKeys(c common, instead string) error {
+	dir := filepath.Join(c.data, "signing-keys")
+	if _, err := os.Stat(dir); c.signingKey == "" && errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no signing keys in %s: give --data the data directory runproof serve uses, which holds its keys also with PostgreSQL (or %s)", dir, instead)
+	}
+	return nil
 }
 
 // migrateStore applies the store's migrations.

@@ -93,7 +93,10 @@ Examples:
 }
 
 func runExport(ctx context.Context, e *env, tenant string, in export.Input, out string) error {
-	store, err := openStore(ctx, e.common)
+	if err := needKeys(e.common, "--signing-key"); err != nil {
+		return err
+	}
+	store, err := openRecorded(ctx, e.common)
 	if err != nil {
 		return err
 	}

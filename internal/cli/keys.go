@@ -101,7 +101,7 @@ Examples:
 				if err := checkTenant("keys list", *tenant); err != nil {
 					return err
 				}
-				store, err := openStore(ctx, e.common)
+				store, err := openRecorded(ctx, e.common)
 				if err != nil {
 					return err
 				}
@@ -162,7 +162,7 @@ Examples:
 }
 
 func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
-	store, err := openStore(ctx, e.common)
+	store, err := openRecorded(ctx, e.common)
 	if err != nil {
 		return err
 	}

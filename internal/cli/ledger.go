@@ -134,7 +134,7 @@ func verifiedTenants(ctx context.Context, store runproof.Store) ([]string, error
 }
 
 func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string, allSignatures bool) error {
-	store, err := openStore(ctx, e.common)
+	store, err := openRecorded(ctx, e.common)
 	if err != nil {
 		return err
 	}
@@ -305,6 +305,9 @@ func verifierKeys(c common, files []string) ([]string, error) {
 	}
 	if len(out) > 0 {
 		return out, nil
+	}
+	if err := needKeys(c, "the ledger's public keys with --key"); err != nil {
+		return nil, err
 	}
 	keys, err := openKeys(c)
 	if err != nil {

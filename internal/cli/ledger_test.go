@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +24,28 @@ func TestLedgerVerify(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
+	// A data directory without a database is not taken for an empty one,
+	// nor made: most likely --data names the wrong directory.
 	r := runCLI(t, "", "ledger", "verify", "--data", data)
+	if r.code != 1 || r.stdout != "" || r.stderr != "runproof: no runproof database at "+filepath.Join(data, "runproof.db")+
+		": give --data the data directory runproof serve uses (or --database its PostgreSQL URL)\n" {
+		t.Fatalf("no data directory: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ledger verify made the data directory: %v", err)
+	}
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 {
+		t.Fatalf("migrate: %d %s", r.code, r.stderr)
+	}
+	r = runCLI(t, "", "ledger", "verify", "--data", data)
+	if r.code != 1 || r.stdout != "" || r.stderr != "runproof: no signing keys in "+filepath.Join(data, "signing-keys")+
+		": give --data the data directory runproof serve uses, which holds its keys also with PostgreSQL (or the ledger's public keys with --key)\n" {
+		t.Fatalf("a database, no keys: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "ledger", "verify", "--data", data)
 	if r.code != 0 || !strings.Contains(r.stdout, "no export ledger to verify") {
 		t.Fatalf("empty data directory: %d %q %q", r.code, r.stdout, r.stderr)
 	}
@@ -141,6 +164,9 @@ func TestLedgerVerifyExportsWithoutLedger(t *testing.T) {
 		At: at.Add(time.Second), Checksum: runproof.DigestBytes([]byte("x")), SizeBytes: 1, BundleID: "EVD-1", Artifact: "acme/x.json"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil {
+		t.Fatal(err)
+	}
 	r := runCLI(t, "", "ledger", "verify", "--data", data)
 	if r.code != 1 || !strings.Contains(r.stdout, "acme: FAILED") || !strings.Contains(r.stdout, "export "+req.ID+" finished at") ||
 		!strings.Contains(r.stdout, "the tenant has no ledger at all") || strings.Contains(r.stdout, "no export ledger to verify") {
@@ -204,5 +230,26 @@ func TestSigningKeyReplaced(t *testing.T) {
 	}
 	if r := runCLI(t, "", "ledger", "verify", "--data", data, "--signing-key", k2); r.code != 0 {
 		t.Errorf("ledger verify after the refused exports: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestExportNeedsRecords: export refuses a data directory without a
+// database, or without the signing keys, naming --data, and makes neither.
+func TestExportNeedsRecords(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	args := []string{"export", "--tenant", "acme", "--run", "r1", "--format", "json", "-o", filepath.Join(t.TempDir(), "x.json"), "--data", data}
+	r := runCLI(t, "", args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "no signing keys in "+filepath.Join(data, "signing-keys")+": give --data") {
+		t.Errorf("no data directory: %d %q", r.code, r.stderr)
+	}
+	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", args...)
+	if r.code != 1 || !strings.Contains(r.stderr, "no runproof database at "+filepath.Join(data, "runproof.db")+": give --data") {
+		t.Errorf("keys, no database: %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("export made a database: %v", err)
 	}
 }

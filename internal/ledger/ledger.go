@@ -410,7 +410,8 @@ func (l *Ledger) openHead(tenantID string, note []byte) (origin string, tree tlo
 	if errors.As(err, &unknown) && len(unknown.Signers) > 0 {
 		return "", tree, runproof.Errorf(runproof.ECONFLICT,
 			"the latest checkpoint of the ledger of tenant %q is signed by key %s, which this runproof does not know, so nothing can be appended: "+
-				"if that key is yours, give it again (--signing-key) or put it back in the signing-keys directory; if not, run `runproof ledger verify`",
+				"is --data the server's data directory, which holds its signing keys (also with PostgreSQL)? If the key is yours, give it again (--signing-key) "+
+				"or put it back in the signing-keys directory; if not, run `runproof ledger verify` with the same --data",
 			tenantID, unknown.Signers[0])
 	}
 	return origin, tree, err
