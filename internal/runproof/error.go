@@ -63,8 +63,8 @@ func Invalid(fields ...FieldError) *Error {
 }
 
 // ErrorCode returns the code of the first *Error in err's chain,
-// EUNAVAILABLE for a database that cannot be reached (unreachable), EINTERNAL
-// for any other non-nil error and "" for nil.
+// EUNAVAILABLE for a database that cannot be reached (unreachable) or is
+// busy, EINTERNAL for any other non-nil error and "" for nil.
 func ErrorCode(err error) string {
 	var e *Error
 	switch {
@@ -72,7 +72,7 @@ func ErrorCode(err error) string {
 		return ""
 	case errors.As(err, &e):
 		return e.Code
-	case unreachable(err):
+	case unreachable(err), busy(err):
 		return EUNAVAILABLE
 	}
 	return EINTERNAL
@@ -87,10 +87,24 @@ func ErrorMessage(err error) string {
 		return ""
 	case errors.As(err, &e):
 		return e.Message
+	case busy(err):
+		return "the database is busy (another process holds its write lock): retry shortly"
 	case unreachable(err):
 		return "the database cannot be reached: retry shortly"
 	}
 	return "internal error"
+}
+
+// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
+const sqliteBusy = 5
+
+// busy reports whether err says that SQLite's write lock stayed held by
+// another process (a command, a second serve) past the store's busy
+// timeout: the database is there, but not for now. SQLite drivers give
+// the result code as Code().
+func busy(err error) bool {
+	var coded interface{ Code() int }
+	return errors.As(err, &coded) && coded.Code()&0xff == sqliteBusy
 }
 
 // unreachable reports whether err says the database went away rather than

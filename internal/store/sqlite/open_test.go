@@ -2,8 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/runproof/runproof/internal/runproof"
 )
 
 // TestOpenSettings checks that every connection gets the settings Open
@@ -28,5 +33,39 @@ func TestOpenSettings(t *testing.T) {
 		if got != want {
 			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
 		}
+	}
+}
+
+// TestBusyIsUnavailable: a write refused because another process holds
+// the write lock past the busy timeout is the database away for now (503
+// with Retry-After, audit events written again), not an internal error.
+func TestBusyIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "runproof.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // takes the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	other, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(0)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, err = other.ExecContext(ctx, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t', 's', '[]', '2026-01-02T15:04:05.000000Z')`)
+	if err == nil {
+		t.Fatal("a second writer wrote while the first held the lock")
+	}
+	err = fmt.Errorf("create run: %w", err)
+	if code, msg := runproof.ErrorCode(err), runproof.ErrorMessage(err); code != runproof.EUNAVAILABLE || !strings.Contains(msg, "busy") {
+		t.Errorf("%v: code %s, message %q; want %s, busy", err, code, msg, runproof.EUNAVAILABLE)
 	}
 }
