@@ -1,11 +1,15 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +102,10 @@ func TestBadInput(t *testing.T) {
 		{"double slash before the API", "GET", "//api/v1/policies", admin, nil, 404, ""},
 		{"bad incident status filter", "GET", "/api/v1/incidents?status=bogus", admin, nil, 422, "status"},
 		{"bad audit category filter", "GET", "/api/v1/logs/audit?category=bogus", admin, nil, 422, "category"},
+		{"parameter given twice", "GET", "/api/v1/logs/llm-runs?limit=1&limit=2", admin, nil, 422, "limit"},
+		{"number with a sign", "GET", "/api/v1/logs/llm-runs/r1/trace?from_index=%2B1", admin, nil, 422, "from_index"},
+		{"null body", "POST", "/api/v1/runs/r1/complete", admin, "null", 400, ""},
+		{"null policy", "POST", "/api/v1/policies", admin, " null ", 400, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,5 +285,85 @@ func TestMalformedQuery(t *testing.T) {
 	}
 	if !denied {
 		t.Error("the refused attempt with a broken query left no audit event")
+	}
+}
+
+// TestEveryQueryParameterNamed: a query with several parameters at fault
+// is answered once, naming each.
+func TestEveryQueryParameterNamed(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	for path, want := range map[string][]string{
+		"/api/v1/logs/llm-runs?limit=abc&from=yesterday&status=x": {"from", "limit", "status"},
+		"/api/v1/logs/audit?limit=abc&from=yesterday&category=x":  {"category", "from", "limit"},
+		"/api/v1/incidents?limit=0&offset=-1&to=soon&status=x":    {"limit", "offset", "status", "to"},
+	} {
+		var p problem
+		e.must(422, e.do("GET", path, admin, nil)).decode(t, &p)
+		var got []string
+		for _, f := range p.Errors {
+			got = append(got, f.Field)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s names %v, want %v", path, got, want)
+		}
+	}
+}
+
+// TestOneAuthorization: two Authorization headers are refused, not read
+// as the first.
+func TestOneAuthorization(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	a, b := e.key("acme", runproof.RoleAdmin), e.key("other", runproof.RoleAdmin)
+	req, err := http.NewRequest("GET", e.url+"/api/v1/policies", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Add("Authorization", "Bearer "+a)
+	req.Header.Add("Authorization", "Bearer "+b)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 401 || !strings.Contains(string(body), "send one Authorization header, not 2") {
+		t.Errorf("two keys: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestBodyLength: a body announced over the limit is refused before it is
+// sent; one that ends before its Content-Length is named so, without the
+// connection's addresses.
+func TestBodyLength(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	send := func(length int64, body string) (int, string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			admin, length, body)
+		if tc, ok := conn.(*net.TCPConn); ok && length > int64(len(body)) && length < service.MaxBodyBytes {
+			tc.CloseWrite() // the rest never comes
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := send(service.MaxBodyBytes+1, "{}"); code != 413 || !strings.Contains(body, "the body is over") {
+		t.Errorf("announced over the limit: %d %s", code, body)
+	}
+	if code, body := send(1000, "{}"); code != 400 || !strings.Contains(body, "ended before the length its Content-Length gave") ||
+		strings.Contains(body, "127.0.0.1") {
+		t.Errorf("shorter than announced: %d %s", code, body)
 	}
 }

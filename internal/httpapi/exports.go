@@ -87,10 +87,9 @@ func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 // view.
 func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool) ([]exportView, runproof.EvidenceMeta, error) {
 	var meta runproof.EvidenceMeta
-	var err error
-	q := c.r.URL.Query()
-	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
-		return nil, meta, err
+	q := newQuery(c)
+	if p.Limit, p.Offset = q.page(); q.err() != nil {
+		return nil, meta, q.err()
 	}
 	recs, err := s.exports.List(c.r.Context(), p)
 	if err != nil {

@@ -2,13 +2,9 @@ package httpapi
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -192,17 +188,12 @@ type runList struct {
 // runFilter reads the query of a list of runs: limit, cursor, agent_id,
 // status, from and to.
 func runFilter(c *call) (service.RunFilter, error) {
-	q := c.r.URL.Query()
-	f := service.RunFilter{AgentID: q.Get("agent_id"), Status: runproof.RunStatus(q.Get("status")), Cursor: q.Get("cursor")}
-	var err error
-	if f.Limit, err = limitParam(q.Get("limit"), service.MaxRunsPage); err != nil {
-		return f, err
-	}
-	if f.From, f.To, err = period(q.Get("from"), q.Get("to")); err != nil {
-		return f, err
-	}
-	return f, oneOf("status", string(f.Status), []string{string(runproof.RunRunning), string(runproof.RunStopped),
-		string(runproof.RunCompleted), string(runproof.RunFailed), string(runproof.RunCancelled)})
+	q := newQuery(c)
+	f := service.RunFilter{AgentID: q.str("agent_id"), Cursor: q.str("cursor"), Limit: q.limit(service.MaxRunsPage),
+		Status: runproof.RunStatus(q.oneOf("status", []string{string(runproof.RunRunning), string(runproof.RunStopped),
+			string(runproof.RunCompleted), string(runproof.RunFailed), string(runproof.RunCancelled)}))}
+	f.From, f.To = q.period()
+	return f, q.err()
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, c *call) error {
@@ -251,13 +242,9 @@ type traceDoc struct {
 // stepPage parses the page of a run's steps a query asks for: from_index
 // (0 by default) and limit (1 to service.MaxTracePage; 0 when not given).
 func stepPage(c *call) (from int64, limit int, err error) {
-	q := c.r.URL.Query()
-	n, err := intParam(q.Get("from_index"), "from_index")
-	if err != nil {
-		return 0, 0, err
-	}
-	limit, err = limitParam(q.Get("limit"), service.MaxTracePage)
-	return int64(n), limit, err
+	q := newQuery(c)
+	from, limit = q.count("from_index"), q.limit(service.MaxTracePage)
+	return from, limit, q.err()
 }
 
 func (s *Server) trace(w http.ResponseWriter, c *call) error {
@@ -307,16 +294,11 @@ type incidentList struct {
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
-	q := c.r.URL.Query()
-	p := runproof.ListIncidentsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), RemediationStatus: q.Get("status")}
-	if err := oneOf("status", p.RemediationStatus, runproof.RemediationStatuses); err != nil {
-		return err
-	}
-	var err error
-	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
-		return err
-	}
-	if p.From, p.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+	q := newQuery(c)
+	p := runproof.ListIncidentsParams{TenantID: c.tenant(), RunID: q.str("run_id"), RemediationStatus: q.oneOf("status", runproof.RemediationStatuses)}
+	p.Limit, p.Offset = q.page()
+	p.From, p.To = q.period()
+	if err := q.err(); err != nil {
 		return err
 	}
 	incs, err := s.svc.ListIncidents(c.r.Context(), p)
@@ -364,19 +346,14 @@ type auditList struct {
 
 func (s *Server) listAudit(category string) handler {
 	return func(w http.ResponseWriter, c *call) error {
-		q := c.r.URL.Query()
+		q := newQuery(c)
 		p := runproof.ListAuditParams{TenantID: c.tenant(), Category: category}
 		if category == "" {
-			p.Category = q.Get("category")
-			if err := oneOf("category", p.Category, runproof.AuditCategories); err != nil {
-				return err
-			}
+			p.Category = q.oneOf("category", runproof.AuditCategories)
 		}
-		var err error
-		if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
-			return err
-		}
-		if p.From, p.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+		p.Limit, p.Offset = q.page()
+		p.From, p.To = q.period()
+		if err := q.err(); err != nil {
 			return err
 		}
 		events, err := s.svc.ListAudit(c.r.Context(), p)
@@ -385,73 +362,6 @@ func (s *Server) listAudit(category string) handler {
 		}
 		return s.writeEvidence(w, c, auditList{Items: nonNil(events)}, runproof.EvidenceMeta{})
 	}
-}
-
-// --- query parameters -------------------------------------------------------
-
-// oneOf checks that a filter, when given, is one of the values it can be.
-func oneOf(name, v string, values []string) error {
-	if v == "" || slices.Contains(values, v) {
-		return nil
-	}
-	return runproof.Invalid(runproof.FieldError{Field: name,
-		Message: fmt.Sprintf("must be %s or %s", strings.Join(values[:len(values)-1], ", "), values[len(values)-1])})
-}
-
-func intParam(v, name string) (int, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, runproof.Invalid(runproof.FieldError{Field: name, Message: "must be a whole number, 0 or more"})
-	}
-	return n, nil
-}
-
-// limitParam parses a limit of 1 to most; absent, it is 0 (the default).
-func limitParam(v string, most int) (int, error) {
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > most {
-		return 0, runproof.Invalid(runproof.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", most)})
-	}
-	return n, nil
-}
-
-// page parses limit (1-100, default 50) and offset.
-func page(limit, offset string) (int, int, error) {
-	l, err := limitParam(limit, 100)
-	if err != nil {
-		return 0, 0, err
-	}
-	if l == 0 {
-		l = 50
-	}
-	o, err := intParam(offset, "offset")
-	return l, o, err
-}
-
-func period(from, to string) (time.Time, time.Time, error) {
-	var f, t time.Time
-	var err error
-	var errs runproof.Fields
-	if from != "" {
-		if f, err = time.Parse(time.RFC3339Nano, from); err != nil {
-			errs.Add("from", "must be an RFC 3339 timestamp")
-		}
-	}
-	if to != "" {
-		if t, err = time.Parse(time.RFC3339Nano, to); err != nil {
-			errs.Add("to", "must be an RFC 3339 timestamp")
-		}
-	}
-	if len(errs) == 0 && !f.IsZero() && !t.IsZero() && !f.Before(t) {
-		errs.Add("to", "must be after from")
-	}
-	return f, t, errs.Err()
 }
 
 func nonNil[T any](s []T) []T {

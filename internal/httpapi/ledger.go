@@ -1,11 +1,10 @@
 package httpapi
 
 import (
+	"math"
 	"net/http"
-	"strconv"
 
 	"github.com/runproof/runproof/internal/ledger"
-	"github.com/runproof/runproof/internal/runproof"
 )
 
 // The export ledger's routes: the latest signed checkpoint, consistency
@@ -64,21 +63,14 @@ func (s *Server) ledgerConsistency(w http.ResponseWriter, c *call) error {
 	if s.ledger == nil {
 		return noLedger(w, c)
 	}
-	q := c.r.URL.Query()
-	var errs runproof.Fields
-	size := func(name, what string, required bool) int64 {
-		v := q.Get(name)
-		if v == "" && !required {
-			return 0
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			errs.Add(name, "must be %s: a whole number, 1 or more", what)
-		}
-		return n
+	q := newQuery(c)
+	const mustFrom = "must be a tree size: a whole number, 1 or more"
+	from, ok := q.whole("from", 1, math.MaxInt64, mustFrom)
+	if !ok && q.str("from") == "" {
+		q.errs.Add("from", mustFrom)
 	}
-	from, to := size("from", "a tree size", true), size("to", "the size of a checkpoint", false)
-	if err := errs.Err(); err != nil {
+	to, _ := q.whole("to", 1, math.MaxInt64, "must be the size of a checkpoint: a whole number, 1 or more")
+	if err := q.err(); err != nil {
 		return err
 	}
 	p, err := s.ledger.ProveConsistency(c.r.Context(), c.tenant(), from, to)

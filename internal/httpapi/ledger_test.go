@@ -123,6 +123,7 @@ func TestLedgerAPI(t *testing.T) {
 			t.Errorf("a size with no checkpoint: %q does not say which sizes have one", missing.Detail)
 		}
 		e.must(422, e.do("GET", "/api/v1/ledger/consistency?from=9", viewer, nil))
+		e.must(422, e.do("GET", "/api/v1/ledger/consistency?from=%2B1", viewer, nil))
 		e.must(404, e.do("GET", "/api/v1/ledger/consistency?from=1", other, nil))
 	})
 

@@ -7,9 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -289,8 +291,10 @@ func checkQuery(r *http.Request, rt route) error {
 		return nil
 	}
 	var errs runproof.Fields
-	for name := range q {
+	for name, values := range q {
 		switch {
+		case len(values) > 1 && slices.Contains(rt.query, name):
+			errs.Add(name, "is given %d times: give it once", len(values))
 		case slices.Contains(rt.query, name):
 		case len(rt.query) == 0:
 			errs.Add(name, "is not a query parameter of this route: it takes none")
@@ -330,6 +334,9 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 }
 
 func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
+	if n := len(r.Header.Values("Authorization")); n > 1 {
+		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "send one Authorization header, not %d", n)
+	}
 	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" { // the scheme is case-insensitive (RFC 9110)
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "send an API key as \"Authorization: Bearer <key>\" (create one with `runproof keys create`)")
@@ -348,19 +355,27 @@ func readBody(c *call) ([]byte, error) {
 	// A body of known length is read into one buffer of its size, up to
 	// bodyPrealloc (a client may announce a length it never sends): growing
 	// one by doubling allocated more than twice the body.
+	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (steps: send fewer per call)", service.MaxBodyBytes)
 	var buf bytes.Buffer
-	if n := c.r.ContentLength; n > 0 && n <= service.MaxBodyBytes {
+	switch n := c.r.ContentLength; {
+	case n > service.MaxBodyBytes: // refused before it is sent
+		return nil, tooBig
+	case n > 0:
 		buf.Grow(int(min(n, bodyPrealloc)) + bytes.MinRead) // ReadFrom grows a buffer with less room than MinRead
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes))
-	b := buf.Bytes()
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (steps: send fewer per call)", service.MaxBodyBytes)
-	} else if err != nil {
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: %v", err)
+	var overMax *http.MaxBytesError
+	switch {
+	case err == nil:
+		return buf.Bytes(), nil
+	case errors.As(err, &overMax):
+		return nil, tooBig
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body ended before the length its Content-Length gave")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
 	}
-	return b, nil
+	return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
 }
 
 // decodeBody reads and strictly decodes a JSON body into v. An empty body

@@ -58,13 +58,11 @@ func (s *Server) systemEvents(w http.ResponseWriter, c *call) error {
 }
 
 func (s *Server) systemAudit(w http.ResponseWriter, c *call) error {
-	q := c.r.URL.Query()
+	q := newQuery(c)
 	p := runproof.ListAuditParams{TenantID: c.tenant()}
-	var err error
-	if p.Limit, p.Offset, err = page(q.Get("limit"), q.Get("offset")); err != nil {
-		return err
-	}
-	if p.From, p.To, err = period(q.Get("from"), q.Get("to")); err != nil {
+	p.Limit, p.Offset = q.page()
+	p.From, p.To = q.period()
+	if err := q.err(); err != nil {
 		return err
 	}
 	events, err := s.svc.SystemAudit(c.r.Context(), p)

@@ -109,8 +109,11 @@ func DecodeJSON(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid UTF-8")
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch trimmed := bytes.TrimSpace(body); {
+	case len(trimmed) == 0:
 		return runproof.Errorf(runproof.EMALFORMED, "the body is empty: a JSON object is expected")
+	case string(trimmed) == "null": // which would leave v as it is
+		return runproof.Errorf(runproof.EMALFORMED, "the body must be a JSON object")
 	}
 	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
 	var semErr *json.SemanticError
