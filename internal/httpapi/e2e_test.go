@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -350,5 +352,44 @@ func TestPolicyReadBackSentAgain(t *testing.T) {
 		if again.Version != 2 || again.Threshold != p["threshold"] {
 			t.Errorf("sent again %v: %+v", p, again)
 		}
+	}
+}
+
+// heldAudit is a store whose audit writes wait, once held, until let go.
+type heldAudit struct {
+	runproof.Store
+	held    atomic.Bool
+	release chan struct{}
+}
+
+func (s *heldAudit) AppendAuditEvents(ctx context.Context, events ...runproof.AuditEvent) error {
+	if s.held.Load() {
+		<-s.release
+	}
+	return s.Store.AppendAuditEvents(ctx, events...)
+}
+
+// TestAnswerBeforeAudit: a client has its answer, with its length, while
+// the request's audit event waits for the database's writer.
+func TestAnswerBeforeAudit(t *testing.T) {
+	store := &heldAudit{Store: storetest.OpenSQLite(t), release: make(chan struct{})}
+	e := newEnv(t, store)
+	key := e.key("acme", runproof.RoleAdmin)
+	store.held.Store(true)
+	var released atomic.Bool
+	var once sync.Once
+	release := func() { once.Do(func() { close(store.release) }) }
+	go func() { // the audit event is let go after a while, whatever came of the request
+		time.Sleep(5 * time.Second)
+		released.Store(true)
+		release()
+	}()
+	r := e.must(200, e.do("GET", "/api/v1/policies", key, nil))
+	if released.Load() {
+		t.Error("the answer waited for its audit event to be written")
+	}
+	release()
+	if r.header.Get("Content-Length") == "" {
+		t.Errorf("the answer went out without its length: %v", r.header)
 	}
 }

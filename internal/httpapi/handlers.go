@@ -160,9 +160,7 @@ func (s *Server) writeEvidence(w http.ResponseWriter, c *call, data any, meta ru
 		out.Write(inner)
 	}
 	out.WriteString("}\n")
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out.Bytes()) // a failure here is a client that has gone (see writeJSON)
+	writeBody(w, http.StatusOK, "application/json", out.Bytes())
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -63,10 +64,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	p.Instance = r.URL.Path
 	p.CorrelationID = correlationID(r.Context())
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(p.Status)
 	b, _ := marshal(p) // of strings and numbers only
-	_, _ = w.Write(append(b, '\n'))
+	writeBody(w, p.Status, "application/problem+json", append(b, '\n'))
 }
 
 // writeJSON answers v as JSON with status. It fails only when v cannot be
@@ -77,10 +76,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	writeBody(w, status, "application/json", append(b, '\n'))
 	return nil
+}
+
+// writeBody answers a whole body, its length given: the answer is sent
+// before its audit event is written (wrap), and without a length it would
+// go out chunked. A failure to write is a client that has gone.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // marshal is json.Marshal without escaping <, > and & for HTML: answers

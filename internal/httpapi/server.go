@@ -194,6 +194,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
@@ -255,6 +258,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		} else if err := handle(c); err != nil {
 			s.fail(sw, r, err)
 		}
+		// The client has its answer now, not once the audit event is
+		// written, which waits for the database's writer.
+		_ = http.NewResponseController(sw).Flush()
 		s.audit(r, runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try
 			TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
@@ -262,7 +268,8 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// audit stores the audit event of a request, answered already. It
+// audit stores the audit event of a request, answered already (its answer
+// flushed to the client). It
 // outlives a client that hung up. When the database is away, or too slow
 // to answer, the event waits to be written again in the background, so
 // that the request ends.
