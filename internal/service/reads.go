@@ -269,9 +269,38 @@ type Replay struct {
 	// Truncated is true when the window holds more than
 	// MaxReplayAuditEvents audit events: Items then holds the latest ones.
 	Truncated bool `json:"truncated"`
+	// StepsTruncated is true when the window holds more than MaxTracePage
+	// steps: Items then holds those around the centre's step (the
+	// inflection, or the last).
+	StepsTruncated bool `json:"steps_truncated"`
 
 	Run      runproof.Run      `json:"-"` // as read, for the answer's evidence metadata
 	Snapshot runproof.Snapshot `json:"-"`
+}
+
+// windowSteps returns the steps of rp's window: at most MaxTracePage, read
+// from half that before centre on, or the run's last (StepsTruncated when
+// the window holds others).
+func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]runproof.Step, error) {
+	from := max(min(centre-MaxTracePage/2, rp.Run.Totals.Steps-MaxTracePage), 0)
+	p := runproof.ListStepsParams{TenantID: rp.Run.TenantID, RunID: rp.RunID, FromIndex: from,
+		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: MaxTracePage + 1}
+	steps, err := s.store.ListSteps(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if len(steps) > MaxTracePage {
+		steps, rp.StepsTruncated = steps[:MaxTracePage], true
+	}
+	if from > 0 && !rp.StepsTruncated { // has the window a step before those read?
+		p.FromIndex, p.Limit = 0, 1
+		first, err := s.store.ListSteps(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		rp.StepsTruncated = len(first) > 0 && first[0].Index < from
+	}
+	return steps, nil
 }
 
 // Replay returns the window of events around a run's inflection. The
@@ -287,8 +316,9 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit 
 		return Replay{}, err
 	}
 	rp := Replay{RunID: runID, CentredOn: "inflection", Items: []ReplayItem{}, Run: run, Snapshot: snap}
+	centreStep := run.Totals.Steps - 1 // the step the window's steps are read around
 	if i := slices.IndexFunc(incs, func(inc runproof.Incident) bool { return inc.ID == run.IncidentID }); i >= 0 {
-		rp.Centre = incs[i].ViolationAt
+		rp.Centre, centreStep = incs[i].ViolationAt, incs[i].InflectionStepIndex
 	} else {
 		rp.CentredOn, rp.Centre = "run_end", run.StartedAt
 		if run.CompletedAt != nil {
@@ -306,8 +336,7 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit 
 	rp.WindowStart, rp.WindowEnd = rp.Centre.Add(-ReplayWindow), rp.Centre.Add(ReplayWindow)
 	in := func(t time.Time) bool { return !t.Before(rp.WindowStart) && !t.After(rp.WindowEnd) }
 
-	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID,
-		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond)})
+	steps, err := s.windowSteps(ctx, &rp, centreStep)
 	if err != nil {
 		return Replay{}, err
 	}

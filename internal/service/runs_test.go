@@ -772,3 +772,37 @@ func TestOverflowBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayStepsBounded: a window of more steps than a page holds a page
+// of them, around its centre, and says that it holds no more.
+func TestReplayStepsBounded(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	openRun(t, svc, "acme", "r1")
+	const steps = MaxTracePage + 2000 // a millisecond apart: all in the window
+	appendSteps(t, svc, "acme", "r1", steps)
+	rp, err := svc.Replay(ctx, "acme", "r1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last int64 = -1, -1
+	n := 0
+	for _, it := range rp.Items {
+		if st, ok := it.Data.(runproof.Step); ok {
+			if first < 0 {
+				first = st.Index
+			}
+			last = st.Index
+			n++
+		}
+	}
+	if n != MaxTracePage || !rp.StepsTruncated || last != steps-1 || first != steps-MaxTracePage {
+		t.Errorf("%d steps, %d to %d, truncated %v: want the last %d, truncated", n, first, last, rp.StepsTruncated, MaxTracePage)
+	}
+	// A short run's window holds all its steps.
+	openRun(t, svc, "acme", "r2")
+	appendSteps(t, svc, "acme", "r2", 10)
+	if rp, err = svc.Replay(ctx, "acme", "r2", false); err != nil || rp.StepsTruncated {
+		t.Errorf("a short run: truncated %v (%v)", rp.StepsTruncated, err)
+	}
+}

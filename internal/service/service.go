@@ -29,7 +29,7 @@ type Service struct {
 // Options tune a Service; zero values take the defaults.
 type Options struct {
 	Now   func() time.Time // the clock (default time.Now)
-	NewID func() string    // id generator for runs, incidents, policies, audit events (default UUIDv7)
+	NewID func() string    // id generator for runs, incidents, policies and the audit events Record stores without one (default UUIDv7)
 }
 
 // New returns a Service over store.
