@@ -189,9 +189,9 @@ Creates a new Ed25519 signing key in DIR/signing-keys and makes it the one
 that signs ZIP manifests and ledger checkpoints from now on. Older keys stay
 listed (GET /api/v1/signing-keys) and accepted, so that everything they
 signed still verifies. Prints the new key's id on stdout and its public key
-(PEM) on stderr. A running server accepts the ledger checkpoints the new
-key signs (by other commands) at once, and signs and publishes with it once
-restarted.
+(PEM) on stderr. A running server publishes the new key and accepts the
+ledger checkpoints it signs (by other commands) at once, and signs with it
+once restarted.
 
 ` + commonHelp + `
 Examples:

@@ -130,8 +130,11 @@ type Consistency struct {
 // stored hashes: the checkpoint of that size the caller holds is what it
 // is checked against.
 func (l *Ledger) ProveConsistency(ctx context.Context, tenantID string, from, to int64) (Consistency, error) {
-	if from < 1 || to != 0 && to < from {
-		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: "must be a tree size from 1 up to to"})
+	switch {
+	case from < 1:
+		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: "must be a tree size, 1 or more"})
+	case to != 0 && to < from:
+		return Consistency{}, runproof.Invalid(runproof.FieldError{Field: "from", Message: fmt.Sprintf("must be a tree size from 1 to %d, the size of to", to)})
 	}
 	newer, err := l.store.LedgerCheckpoint(ctx, tenantID, to)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND && to == 0 {
