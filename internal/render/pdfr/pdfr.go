@@ -5,8 +5,8 @@
 // A report is a reading of its bundle, never its record: bundle.json holds
 // every value in full, while a table cell here may be shortened with an
 // ellipsis. Text is real text in embedded fonts (the Go fonts: Latin, Greek
-// and Cyrillic; other characters, CJK say, are shown as U+FFFD), so it can
-// be searched and copied.
+// and Cyrillic; other characters, CJK say, are written as their code
+// points, <U+65E5>), so it can be searched and copied.
 //
 // The same bundle and Info always give the same bytes: the document's dates
 // are the bundle's created_at, never the clock. The document is built in
@@ -479,9 +479,10 @@ func (r *report) fields(rows []field) {
 }
 
 // clean makes s safe for the fonts: control characters become spaces
-// (newlines stay, for wrapping), and invalid UTF-8 and characters the fonts
-// have no glyph for (CJK, say) become U+FFFD, which they have: a character
-// without a glyph would be measured as nothing and drawn over the margins.
+// (newlines stay, for wrapping), invalid UTF-8 becomes U+FFFD, and a
+// character the fonts have no glyph for (CJK, say) is written as its code
+// point, <U+65E5>: it would be measured as nothing and drawn over the
+// margins, and a reader still tells one name from another.
 func clean(s string) string {
 	ok := true
 	for i := 0; i < len(s); i++ {
@@ -502,8 +503,10 @@ func clean(s string) string {
 			b.WriteRune(c)
 		case unicode.IsControl(c):
 			b.WriteByte(' ')
+		case c == utf8.RuneError:
+			b.WriteRune(c)
 		case c > 0xFFFF || !has[c]:
-			b.WriteRune(utf8.RuneError)
+			fmt.Fprintf(&b, "<%U>", c)
 		default:
 			b.WriteRune(c)
 		}

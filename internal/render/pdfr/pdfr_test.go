@@ -270,8 +270,8 @@ func TestFormat(t *testing.T) {
 		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
 		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
-		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD\uFFFD\nd"},
-		{clean("目标 café Ωμέγα Привет"), "\uFFFD\uFFFD café Ωμέγα Привет"},
+		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
+		{clean("目标 café Ωμέγα Привет"), "<U+76EE><U+6807> café Ωμέγα Привет"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
 			"threshold 10000 tokens, actual 10001 tokens (0.1% over)"},
 	} {
@@ -282,7 +282,7 @@ func TestFormat(t *testing.T) {
 }
 
 // TestGlyphs: the four embedded fonts have the glyphs of the regular one,
-// which clean keeps, and U+FFFD, which stands for the others.
+// which clean keeps, and U+FFFD, which stands for invalid UTF-8.
 func TestGlyphs(t *testing.T) {
 	has := glyphs()
 	if !has['é'] || !has['Ж'] || !has[utf8.RuneError] || has['目'] {
