@@ -328,6 +328,9 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 		{"threshold true", "p.json", `{"name": "a", "type": "step_limit", "threshold": true, "action": "stop"}`,
 			"policy 1: threshold: must be a number"},
 		{"bad type", "p.yml", "- name: a\n  type: nope\n  action: stop\n", `policy 1 ("a"): type: must be one of`},
+		{"two bad policies", "p.yml", "- name: a\n  type: nope\n  action: stop\n" + policiesYAML + "- name: zero\n  type: step_limit\n  threshold: 0\n  action: stop\n",
+			`policy 1 ("a"): type: must be one of token_limit, cost_limit, step_limit, duration_limit, step_type_denied, expression; ` +
+				`policy 4 ("zero"): threshold: must be greater than zero (no policy was added)`},
 		{"not YAML", "p.yaml", "- name: [\n", "not valid YAML"},
 		{"not JSON", "p.json", `[{"name": }]`, "the file is not valid JSON"},
 		{"empty list", "p.json", `[]`, "empty list"},

@@ -77,11 +77,20 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	// All or nothing: check every policy before storing the first.
+	// All or nothing: check every policy before storing the first, and
+	// name every one at fault.
+	var invalid []string
 	for i, in := range inputs {
 		if err := service.ValidatePolicy(tenant, in); err != nil {
-			return fmt.Errorf("%s: policy %d (%q): %s", name, i+1, in.Name, fieldMessage(err))
+			invalid = append(invalid, fmt.Sprintf("policy %d (%q): %s", i+1, in.Name, fieldMessage(err)))
 		}
+	}
+	if n := len(invalid); n > 0 {
+		msg := strings.Join(invalid[:min(n, maxFieldMessages)], "; ")
+		if n > maxFieldMessages {
+			msg += fmt.Sprintf("; and %d more", n-maxFieldMessages)
+		}
+		return fmt.Errorf("%s: %s (no policy was added)", name, msg)
 	}
 
 	store, err := openStore(ctx, e.common)
