@@ -32,8 +32,7 @@ func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report 
 	e := &b.EvidenceBundle
 	r := newReport(ctx, pageInfo{title: "SOC 2 evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
 	r.title("SOC 2 evidence report", "Compliance period "+period(b.CompliancePeriodStart, b.CompliancePeriodEnd))
-	r.fields(append([]field{
-		{key: "Compliance period", value: period(b.CompliancePeriodStart, b.CompliancePeriodEnd)},
+	r.fields(append([]field{ // the compliance period is the subtitle
 		{key: "Criteria covered", value: strings.Join(b.CriteriaCovered, ", ")},
 	}, coverFields(e)...))
 
@@ -185,12 +184,12 @@ func (r *report) policyContext(pc evidence.PolicyContext) {
 		return
 	}
 	t := r.table(8,
-		column{title: "Policy", w: 34, wrap: true},
+		column{title: "Policy", w: 28, wrap: true},
 		column{title: "Type", w: 26},
-		column{title: "Threshold or rule", w: 46, wrap: true},
+		column{title: "Threshold or rule", w: 36, wrap: true},
 		column{title: "Action", w: 13},
 		column{title: "Version", w: 14, align: "R"},
-		column{title: "Policy id", w: 47, wrap: true, mono: true},
+		column{title: "Policy id", w: 63, wrap: true, mono: true}, // a UUID on one line
 	)
 	for _, p := range pc.ActivePolicies {
 		s := style{}
