@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -67,16 +68,15 @@ func DefaultPrices() Prices { return maps.Clone(defaultPrices()) }
 //	{"unit": "USD per million tokens", "models": {"gpt-4o": {"input": 2.5, "output": 10}}}
 func ParsePrices(b []byte) (Prices, error) {
 	var doc struct {
-		Unit   string `json:"unit"`
-		AsOf   string `json:"as_of"`
-		Models map[string]struct {
-			Input  json.Number `json:"input"`
-			Output json.Number `json:"output"`
+		Unit   string              `json:"unit"`
+		AsOf   string              `json:"as_of"`
+		Models map[string]struct { // checked as numbers below, to name the model at fault
+			Input  json.RawMessage `json:"input"`
+			Output json.RawMessage `json:"output"`
 		} `json:"models"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	dec.UseNumber()
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("price table: %w", err)
 	}
@@ -84,14 +84,25 @@ func ParsePrices(b []byte) (Prices, error) {
 		return nil, fmt.Errorf("price table: unit must be \"USD per million tokens\", not %q", doc.Unit)
 	}
 	out := make(Prices, len(doc.Models))
-	for name, m := range doc.Models {
-		in, err := runproof.ParseFixed(m.Input.String(), priceScale)
-		if err != nil {
-			return nil, fmt.Errorf("price table: %s: input: %w", name, err)
+	price := func(model, field string, raw json.RawMessage) (int64, error) {
+		v := string(bytes.TrimSpace(raw))
+		if v == "" || v[0] == '"' || v == "null" || v == "true" || v == "false" || v[0] == '[' || v[0] == '{' {
+			return 0, fmt.Errorf("price table: models.%s.%s must be a number (USD per million tokens), not %s", model, field, cmp.Or(v, "missing"))
 		}
-		o, err := runproof.ParseFixed(m.Output.String(), priceScale)
+		n, err := runproof.ParseFixed(v, priceScale)
 		if err != nil {
-			return nil, fmt.Errorf("price table: %s: output: %w", name, err)
+			return 0, fmt.Errorf("price table: models.%s.%s: %w", model, field, err)
+		}
+		return n, nil
+	}
+	for name, m := range doc.Models {
+		in, err := price(name, "input", m.Input)
+		if err != nil {
+			return nil, err
+		}
+		o, err := price(name, "output", m.Output)
+		if err != nil {
+			return nil, err
 		}
 		out[strings.ToLower(name)] = Price{Input: in, Output: o}
 	}

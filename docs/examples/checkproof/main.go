@@ -149,7 +149,12 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 		return "", fmt.Errorf("verifier key: %w", err)
 	}
 	n, err := note.Open([]byte(p.Checkpoint), note.VerifierList(v))
-	if err != nil {
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) && len(unverified.Note.UnverifiedSigs) > 0 {
+		s := unverified.Note.UnverifiedSigs[0]
+		return "", fmt.Errorf("checkpoint: not signed by the key given (key hash %08x) but by %s (key hash %08x): give the ledger's public key",
+			v.KeyHash(), s.Name, s.Hash)
+	} else if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
 	tree, err := tlog.ParseTree([]byte(n.Text))
