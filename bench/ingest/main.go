@@ -128,7 +128,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 	// One agent sends every batch of its run in turn; then several agents,
 	// each with its own run, send at once, as a fleet of agents does.
 	sendRun := func(runID string) error {
-		if _, err := post("/api/v1/runs", []byte(`{"run_id":"`+runID+`","agent_id":"bench"}`)); err != nil {
+		if _, err := post("/api/v1/runs", []byte(`{"run_id":"`+runID+`","agent_id":"bench","started_at":"`+start.Format(time.RFC3339Nano)+`"}`)); err != nil {
 			return err
 		}
 		for _, b := range bodies {
@@ -161,7 +161,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 		if len(stored) != n {
 			return fmt.Errorf("%d steps stored, want %d", len(stored), n)
 		}
-		if _, err := post("/api/v1/runs", []byte(`{"run_id":"`+rawRun+`","agent_id":"bench"}`)); err != nil {
+		if _, err := post("/api/v1/runs", []byte(`{"run_id":"`+rawRun+`","agent_id":"bench","started_at":"`+start.Format(time.RFC3339Nano)+`"}`)); err != nil {
 			return err
 		}
 		if err := raw.settle(ctx); err != nil {

@@ -130,7 +130,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, n, batch,
 		return nil
 	}
 	sendNative := func(runID string, bodies [][]byte) error {
-		if err := post("/api/v1/runs", "application/json", []byte(`{"run_id":"`+runID+`","agent_id":"bench"}`)); err != nil {
+		if err := post("/api/v1/runs", "application/json", []byte(`{"run_id":"`+runID+`","agent_id":"bench","started_at":"`+start.Format(time.RFC3339Nano)+`"}`)); err != nil {
 			return err
 		}
 		for _, b := range bodies {

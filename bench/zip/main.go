@@ -192,11 +192,12 @@ func seed(ctx context.Context, store runproof.Store, n int) (string, error) {
 		Threshold: service.Threshold(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
 		return "", err
 	}
-	run, _, err := svc.CreateRun(ctx, tenant, service.RunInput{RunID: "bench-run", AgentID: "bench-agent", Goal: "Answer the support queue"})
+	start := time.Now().UTC().Add(-24 * time.Hour)
+	run, _, err := svc.CreateRun(ctx, tenant, service.RunInput{RunID: "bench-run", AgentID: "bench-agent", Goal: "Answer the support queue",
+		StartedAt: start.Format(time.RFC3339Nano)})
 	if err != nil {
 		return "", err
 	}
-	start := time.Now().UTC().Add(-24 * time.Hour)
 	for from := 0; from < n; from += service.MaxStepsPerCall {
 		var in []service.StepInput
 		for i := from; i < min(from+service.MaxStepsPerCall, n); i++ {

@@ -455,7 +455,7 @@ func TestIngest(t *testing.T) {
 }
 
 func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
-	run := `{"run": {"run_id": "r1", "agent_id": "a"}}`
+	run := fmt.Sprintf(`{"run": {"run_id": "r1", "agent_id": "a", "started_at": %q}}`, stamp(0))
 	step := func(i int, cost string) string {
 		return fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": %d, "timestamp": %q, "step_type": "llm", "cost_cents": %s}}`, i, stamp(i), cost)
 	}
@@ -502,7 +502,7 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 func TestIngestConflictNamesTheLine(t *testing.T) {
 	data := t.TempDir()
 	lines := func(cost string) string {
-		return `{"run": {"run_id": "r1", "agent_id": "a"}}` + "\n" +
+		return fmt.Sprintf(`{"run": {"run_id": "r1", "agent_id": "a", "started_at": %q}}`, stamp(0)) + "\n" +
 			fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`, stamp(0)) + "\n" +
 			fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 1, "timestamp": %q, "step_type": "llm", "cost_cents": %s}}`, stamp(1), cost) + "\n"
 	}
@@ -519,7 +519,7 @@ func TestIngestConflictNamesTheLine(t *testing.T) {
 // A store that fails is not the line's fault: ingest names the failure
 // and does not ask for the line to be mended.
 func TestIngestStoreFailureIsNotTheLines(t *testing.T) {
-	file := writeFile(t, "runs.ndjson", `{"run": {"run_id": "r1", "agent_id": "a"}}`+"\n"+
+	file := writeFile(t, "runs.ndjson", fmt.Sprintf(`{"run": {"run_id": "r1", "agent_id": "a", "started_at": %q}}`, stamp(0))+"\n"+
 		fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`, stamp(0))+"\n")
 	for _, c := range []struct{ table, want string }{
 		{"steps", "runs.ndjson: insert steps: "},

@@ -204,6 +204,17 @@ func (a *spanAttempt) setResentApart(spans []otlp.Span, stored map[spanKey]runpr
 // another export of the run (or its end) came in between.
 func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof.Run, fresh []otlp.Span, e *runSpans,
 	a *spanAttempt, now time.Time) (cur runproof.Run, raced bool, err error) {
+	// A span that starts too long before its run is rejected alone, as
+	// AppendSteps would refuse its whole call.
+	earliest := run.StartedAt.Add(-MaxStepBeforeRun)
+	fresh = slices.DeleteFunc(fresh, func(sp otlp.Span) bool {
+		if !sp.Timestamp.Before(earliest) {
+			return false
+		}
+		a.reject([]otlp.Span{sp}, fmt.Sprintf("span %s: starts more than %v before its run started (%s)", sp.SpanID, MaxStepBeforeRun,
+			runproof.FormatTime(run.StartedAt)))
+		return true
+	})
 	next, cur := run.Totals.Steps, run
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), MaxStepsPerCall)]

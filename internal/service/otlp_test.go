@@ -184,3 +184,40 @@ func TestRootSpanBeforeStart(t *testing.T) {
 		}
 	})
 }
+
+// TestStepLongBeforeRun: a step dated more than MaxStepBeforeRun before its
+// run started is refused, naming its timestamp; through OTLP, such a span
+// is rejected alone and the others are stored.
+func TestStepLongBeforeRun(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	const trace = "2af7651916cd43dd8448eb211c80319c"
+	run, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: trace, AgentID: "bot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := func(at time.Time) []runproof.Step {
+		t.Helper()
+		idx := int64(0)
+		steps, err := ValidateSteps([]StepInput{{StepIndex: &idx, Timestamp: at.Format(time.RFC3339Nano), StepType: "llm"}}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return steps
+	}
+	_, err = svc.AppendSteps(ctx, "acme", trace, step(run.StartedAt.Add(-MaxStepBeforeRun-time.Second)))
+	if f := runproof.ErrorFields(err); len(f) != 1 || f[0].Field != "steps[0].timestamp" {
+		t.Errorf("a step a day and a second before its run: %v", err)
+	}
+
+	req := otlpRequest(trace, 0, 2)
+	early := req.ResourceSpans[0].ScopeSpans[0].Spans[0]
+	early.StartTimeUnixNano = uint64(run.StartedAt.Add(-MaxStepBeforeRun - time.Minute).UnixNano())
+	early.EndTimeUnixNano = early.StartTimeUnixNano + uint64(time.Millisecond)
+	for _, r := range otlp.Map(req, otlp.Options{Now: time.Now()}).Runs {
+		res, err := svc.IngestSpans(ctx, "acme", r)
+		if err != nil || len(res.Steps) != 1 || len(res.Rejected) != 1 || res.Rejected[0].SpanID != hex.EncodeToString(early.SpanId) {
+			t.Errorf("result %+v, error %v: want the early span rejected, the other stored", res, err)
+		}
+	}
+}

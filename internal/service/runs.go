@@ -158,6 +158,13 @@ type StepsResult struct {
 	Steps      []StepOutcome `json:"steps"`
 }
 
+// MaxStepBeforeRun is how long before its run started a step may be
+// dated: an OTLP trace's first spans can reach runproof after later ones,
+// which opened the run, and an agent's clock may be hours off (a time
+// zone taken for UTC); a step older than that is a clock gone wrong, which
+// would make the incident's time to detect years long.
+const MaxStepBeforeRun = 24 * time.Hour
+
 // AppendSteps judges validated steps (see DecodeSteps) in index order against
 // the run's snapshot and running totals and stores them, all or nothing.
 // A step already stored with the same content is a no-op, also once the run
@@ -204,6 +211,11 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 			if next := change.Run.Totals.Steps; step.Index != next {
 				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: StepPath(i, "step_index"),
 					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)}))
+			}
+			if earliest := run.StartedAt.Add(-MaxStepBeforeRun); step.Timestamp.Before(earliest) {
+				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: StepPath(i, "timestamp"),
+					Message: fmt.Sprintf("is more than %v before the run started (%s): check the agent's clock, or give the run the time it started", MaxStepBeforeRun,
+						runproof.FormatTime(run.StartedAt))}))
 			}
 			if err := checkTotals(i, change.Run.Totals, step); err != nil {
 				return runproof.RunChange{}, err
