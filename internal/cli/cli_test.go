@@ -245,6 +245,27 @@ func TestMigrate(t *testing.T) {
 	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 15, the latest this runproof knows\n" {
 		t.Errorf("second migrate: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
+	// An upgrade is logged, before and after: it may take minutes.
+	if strings.Contains(r.stderr, "upgrading") {
+		t.Errorf("a new database's schema is logged as an upgrade: %s", r.stderr)
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(data, "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"ALTER TABLE steps DROP COLUMN running_input_tokens", "ALTER TABLE steps DROP COLUMN running_output_tokens",
+		"ALTER TABLE steps DROP COLUMN running_cost_microcents", "ALTER TABLE steps DROP COLUMN running_duration_micros",
+		"DELETE FROM goose_db_version WHERE version_id = 15"} { // back to schema 14
+		if err := store.ExecRaw(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store.Close()
+	r = runCLI(t, "", "migrate", "--data", data)
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 14 to 15, the latest this runproof knows\n" ||
+		!strings.Contains(r.stderr, "upgrading the database schema") || !strings.Contains(r.stderr, "database schema upgraded") {
+		t.Errorf("upgrade: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 	// A file that is no database is named as such, as by every command.
 	junk := filepath.Join(t.TempDir(), "junk")
 	if err := os.MkdirAll(junk, 0o700); err != nil {

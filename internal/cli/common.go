@@ -130,16 +130,17 @@ type database interface {
 	runproof.Store
 	Migrate(context.Context) error
 	SchemaVersion(context.Context) (int64, error)
+	LatestSchema() int64 // the version Migrate brings the schema to
 }
 
 // openStore opens the store the flags select and applies its migrations,
 // so that every command works on a fresh data directory.
-func openStore(ctx context.Context, c common) (database, error) {
-	store, err := openDatabase(ctx, c)
+func openStore(ctx context.Context, e *env) (database, error) {
+	store, err := openDatabase(ctx, e.common)
 	if err != nil {
 		return nil, err
 	}
-	if err := migrateStore(ctx, c, store); err != nil {
+	if err := migrateStore(ctx, e, store); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -184,14 +185,14 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 // directory without a database is refused rather than made: it is most
 // likely not the one --data was meant to name, and an empty database
 // would answer "nothing there" or "no such incident".
-func openRecorded(ctx context.Context, c common) (database, error) {
-	if c.engine() == "sqlite" {
-		path := filepath.Join(c.data, "runproof.db")
+func openRecorded(ctx context.Context, e *env) (database, error) {
+	if e.engine() == "sqlite" {
+		path := filepath.Join(e.data, "runproof.db")
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no runproof database at %s: give --data the data directory runproof serve uses (or --database its PostgreSQL URL)", path)
 		}
 	}
-	return openStore(ctx, c)
+	return openStore(ctx, e)
 }
 
 // needKeys refuses a command that signs or checks with the data
@@ -205,13 +206,25 @@ func needKeys(c common, instead string) error {
 	return nil
 }
 
-// migrateStore applies the store's migrations.
-func migrateStore(ctx context.Context, c common, store database) error {
+// migrateStore applies the store's migrations. Upgrading a database that
+// holds records is logged first and when done: a migration may rewrite
+// every step, minutes on a large database.
+func migrateStore(ctx context.Context, e *env, store database) error {
+	before, _ := store.SchemaVersion(ctx) // a failure here, Migrate says better
+	latest := store.LatestSchema()
+	if before > 0 && before < latest {
+		e.log.Info("upgrading the database schema: this can take minutes on a large database; do not stop it",
+			slog.String("engine", e.engine()), slog.Int64("from", before), slog.Int64("to", latest))
+	}
+	start := time.Now()
 	if err := store.Migrate(ctx); err != nil {
 		if why := sqlite.Unusable(err); why != "" {
-			return fmt.Errorf("cannot use %s: %s", filepath.Join(c.data, "runproof.db"), why)
+			return fmt.Errorf("cannot use %s: %s", filepath.Join(e.data, "runproof.db"), why)
 		}
-		return fmt.Errorf("cannot migrate the %s schema: %w", c.engine(), err)
+		return fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)
+	}
+	if before > 0 && before < latest {
+		e.log.Info("database schema upgraded", slog.Int64("to", latest), slog.Duration("took", time.Since(start).Round(time.Millisecond)))
 	}
 	return nil
 }

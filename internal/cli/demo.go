@@ -64,7 +64,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 		}
 		return usagef("demo: cannot make --out %s (%v): name a directory, or where one can be made", out, err)
 	}
-	store, err := openStore(ctx, e.common)
+	store, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}

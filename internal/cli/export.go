@@ -96,7 +96,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	if err := needKeys(e.common, "--signing-key"); err != nil {
 		return err
 	}
-	store, err := openRecorded(ctx, e.common)
+	store, err := openRecorded(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,7 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		return err
 	}
 	defer r.Close()
-	store, err := openStore(ctx, e.common)
+	store, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ Examples:
 }
 
 func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, name string) error {
-	store, err := openStore(ctx, e.common)
+	store, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -101,7 +101,7 @@ Examples:
 				if err := checkTenant("keys list", *tenant); err != nil {
 					return err
 				}
-				store, err := openRecorded(ctx, e.common)
+				store, err := openRecorded(ctx, e)
 				if err != nil {
 					return err
 				}
@@ -162,7 +162,7 @@ Examples:
 }
 
 func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
-	store, err := openRecorded(ctx, e.common)
+	store, err := openRecorded(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ func verifiedTenants(ctx context.Context, store runproof.Store) ([]string, error
 }
 
 func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string, allSignatures bool) error {
-	store, err := openRecorded(ctx, e.common)
+	store, err := openRecorded(ctx, e)
 	if err != nil {
 		return err
 	}

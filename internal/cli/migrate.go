@@ -31,7 +31,7 @@ Examples:
 				}
 				defer store.Close()
 				before, verr := store.SchemaVersion(ctx)
-				if err := migrateStore(ctx, e.common, store); err != nil {
+				if err := migrateStore(ctx, e, store); err != nil {
 					return err // says what is wrong with the database better than verr
 				} else if verr != nil {
 					return verr

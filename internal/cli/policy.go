@@ -93,7 +93,7 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 		return fmt.Errorf("%s: %s (no policy was added)", name, msg)
 	}
 
-	store, err := openStore(ctx, e.common)
+	store, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}

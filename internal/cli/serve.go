@@ -109,7 +109,7 @@ Examples:
 }
 
 func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
-	store, err := openStore(ctx, e.common)
+	store, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,9 @@ package migrate
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
 
 	"github.com/pressly/goose/v3"
 )
@@ -25,4 +28,18 @@ func Up(ctx context.Context, p *goose.Provider) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
+}
+
+// Latest returns the version of the newest migration in fsys, whose files
+// are named NNN_what.sql: the version Up brings a schema to.
+func Latest(fsys fs.FS) int64 {
+	names, _ := fs.Glob(fsys, "*.sql") // the pattern is valid
+	var latest int64
+	for _, name := range names {
+		num, _, _ := strings.Cut(name, "_")
+		if v, err := strconv.ParseInt(num, 10, 64); err == nil {
+			latest = max(latest, v)
+		}
+	}
+	return latest
 }

@@ -90,6 +90,12 @@ func (s *Store) provider(ctx context.Context) (*goose.Provider, func() error, er
 	return p, db.Close, nil
 }
 
+// LatestSchema returns the schema version Migrate brings a database to.
+func (s *Store) LatestSchema() int64 {
+	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
+	return migrate.Latest(fsys)
+}
+
 // Migrate applies the embedded migrations not yet applied, each in its own
 // transaction, to the first schema of the search path.
 func (s *Store) Migrate(ctx context.Context) error {

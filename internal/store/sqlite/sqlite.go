@@ -94,6 +94,12 @@ func (s *Store) provider() (*goose.Provider, error) {
 	return goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
 }
 
+// LatestSchema returns the schema version Migrate brings a database to.
+func (s *Store) LatestSchema() int64 {
+	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
+	return migrate.Latest(fsys)
+}
+
 // Migrate applies the embedded migrations not yet applied, each in its own
 // transaction.
 func (s *Store) Migrate(ctx context.Context) error {
