@@ -95,7 +95,8 @@ func run(ctx context.Context, n, batch, rounds, agents int, pgURL string) error 
 // rawInserter inserts prepared rows in transactions of one batch each, as
 // plainly as the driver allows: the reference runproof is compared with.
 type rawInserter interface {
-	insert(ctx context.Context, tenant, run string, rows []runproof.Step) error
+	// insert stores rows after steps whose running totals were before.
+	insert(ctx context.Context, tenant, run string, before runproof.Totals, rows []runproof.Step) error
 	// settle leaves the database as calm before each timed phase as
 	// before the other (SQLite: the WAL checkpointed), so that neither pays
 	// for the other's writes.
@@ -168,9 +169,14 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 			return err
 		}
 		t0 = time.Now()
+		var tot runproof.Totals
 		for from := 0; from < n; from += batch {
-			if err := raw.insert(ctx, benchenv.Tenant, rawRun, stored[from:min(from+batch, n)]); err != nil {
+			rows := stored[from:min(from+batch, n)]
+			if err := raw.insert(ctx, benchenv.Tenant, rawRun, tot, rows); err != nil {
 				return err
+			}
+			for _, r := range rows {
+				tot = tot.Add(r)
 			}
 		}
 		rawRates = append(rawRates, float64(n)/time.Since(t0).Seconds())
@@ -192,9 +198,7 @@ func measure(ctx context.Context, engine string, store runproof.Store, raw rawIn
 	return nil
 }
 
-// stepColumns are those of a stored step, its running totals included
-// (each insert of a call counts from the call's first step: the rows are
-// as wide as runproof's, and no read is added to the reference).
+// stepColumns are those of a stored step, its running totals included.
 const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
 	cost_microcents, duration_micros, content, content_digest, content_hash, status, is_inflection, findings, recorded_at,
 	running_input_tokens, running_output_tokens, running_cost_microcents, running_duration_micros`
@@ -212,7 +216,7 @@ func sqliteRaw(path string) (sqliteRawDB, error) {
 	return sqliteRawDB{db}, err
 }
 
-func (r sqliteRawDB) insert(ctx context.Context, tenant, run string, rows []runproof.Step) error {
+func (r sqliteRawDB) insert(ctx context.Context, tenant, run string, tot runproof.Totals, rows []runproof.Step) error {
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -222,7 +226,6 @@ func (r sqliteRawDB) insert(ctx context.Context, tenant, run string, rows []runp
 	if err != nil {
 		return err
 	}
-	var tot runproof.Totals
 	for _, s := range rows {
 		tot = tot.Add(s)
 		if _, err := stmt.ExecContext(ctx, tenant, run, s.Index, runproof.FormatTime(s.Timestamp), s.StepType, s.InputTokens,
@@ -244,7 +247,7 @@ type pgRaw struct{ pool *pgxpool.Pool }
 
 func (r pgRaw) settle(context.Context) error { return nil }
 
-func (r pgRaw) insert(ctx context.Context, tenant, run string, rows []runproof.Step) error {
+func (r pgRaw) insert(ctx context.Context, tenant, run string, tot runproof.Totals, rows []runproof.Step) error {
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -252,7 +255,6 @@ func (r pgRaw) insert(ctx context.Context, tenant, run string, rows []runproof.S
 	defer tx.Rollback(ctx)
 	var b pgx.Batch
 	sqlText := `INSERT INTO steps (` + stepColumns + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)`
-	var tot runproof.Totals
 	for _, s := range rows {
 		tot = tot.Add(s)
 		b.Queue(sqlText, tenant, run, s.Index, s.Timestamp, s.StepType, s.InputTokens, s.OutputTokens, s.CostMicrocents,

@@ -253,7 +253,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"ALTER TABLE steps DROP COLUMN running_input_tokens", "ALTER TABLE steps DROP COLUMN running_output_tokens",
+	for _, q := range []string{"DROP TRIGGER steps_running_totals", "ALTER TABLE steps DROP COLUMN running_input_tokens", "ALTER TABLE steps DROP COLUMN running_output_tokens",
 		"ALTER TABLE steps DROP COLUMN running_cost_microcents", "ALTER TABLE steps DROP COLUMN running_duration_micros",
 		"DELETE FROM goose_db_version WHERE version_id = 15"} { // back to schema 14
 		if err := store.ExecRaw(context.Background(), q); err != nil {

@@ -213,9 +213,9 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 					Message: fmt.Sprintf("must be %d: the run has %d steps and steps follow each other without gaps", next, next)}))
 			}
 			if earliest := run.StartedAt.Add(-MaxStepBeforeRun); step.Timestamp.Before(earliest) {
-				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: StepPath(i, "timestamp"),
+				return runproof.RunChange{}, runproof.Invalid(runproof.FieldError{Field: StepPath(i, "timestamp"),
 					Message: fmt.Sprintf("is more than %v before the run started (%s): check the agent's clock, or give the run the time it started", MaxStepBeforeRun,
-						runproof.FormatTime(run.StartedAt))}))
+						runproof.FormatTime(run.StartedAt))})
 			}
 			if err := checkTotals(i, change.Run.Totals, step); err != nil {
 				return runproof.RunChange{}, err

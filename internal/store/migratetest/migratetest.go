@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -96,7 +97,7 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 	}
 	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, termination_reason,
 		incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at)
-		VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, 0, 0, 0, 0,
+		VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, %d, %d, %d, %d,
 		'2026-01-02T15:04:05.000000Z')`
 	// Step i of a run of factor f: (i+1)·f input tokens, f output tokens,
 	// 10·f microcents, (i+1)·100 µs.
@@ -110,25 +111,62 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 	}{{"t1", "r1", 3, 1}, {"t1", "r2", 2, 7}, {"t2", "r1", 4, 100}}
 	s.exec(t, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
 		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t2', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`)
-	for _, r := range runs {
-		s.exec(t, fmt.Sprintf(run, r.tenant, r.id, r.steps))
+	stepOf := func(r int, i int64) runproof.Step {
+		f := runs[r].f
+		return runproof.Step{Index: i, InputTokens: (i + 1) * f, OutputTokens: f, CostMicrocents: 10 * f, DurationMicros: (i + 1) * 100}
+	}
+	totals := make([]runproof.Totals, len(runs)) // each run's
+	for k, r := range runs {
+		for i := range r.steps {
+			totals[k] = totals[k].Add(stepOf(k, i))
+		}
+		tot := totals[k]
+		s.exec(t, fmt.Sprintf(run, r.tenant, r.id, tot.Steps, tot.InputTokens, tot.OutputTokens, tot.CostMicrocents, tot.DurationMicros))
 		for i := r.steps - 1; i >= 0; i-- { // stored in any order
-			s.exec(t, fmt.Sprintf(step, r.tenant, r.id, i, (i+1)*r.f, r.f, 10*r.f, (i+1)*100))
+			st := stepOf(k, i)
+			s.exec(t, fmt.Sprintf(step, r.tenant, r.id, i, st.InputTokens, st.OutputTokens, st.CostMicrocents, st.DurationMicros))
 		}
 	}
 	if err := s.Store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range runs {
+	check := func(k int, n int64) {
+		t.Helper()
 		var want runproof.Totals
-		for i := range r.steps {
-			want = want.Add(runproof.Step{InputTokens: (i + 1) * r.f, OutputTokens: r.f, CostMicrocents: 10 * r.f, DurationMicros: (i + 1) * 100})
-			if got, err := s.Store.RunningTotals(ctx, r.tenant, r.id, i); err != nil || got != want {
-				t.Errorf("%s's run %s, step %d: running totals %+v (%v), want %+v", r.tenant, r.id, i, got, err, want)
+		for i := range n {
+			want = want.Add(stepOf(k, i))
+			if got, err := s.Store.RunningTotals(ctx, runs[k].tenant, runs[k].id, i); err != nil || got != want {
+				t.Errorf("%s's run %s, step %d: running totals %+v (%v), want %+v", runs[k].tenant, runs[k].id, i, got, err, want)
 			}
 		}
 	}
+	for k, r := range runs {
+		check(k, r.steps)
+	}
 	if err := s.Exec(ctx, `UPDATE steps SET input_tokens = 0`); err == nil {
 		t.Error("steps can be updated after the migration")
+	}
+
+	// A step appended now follows the steps filled in.
+	next := stepOf(0, runs[0].steps)
+	next.Timestamp, next.RecordedAt = time.Date(2026, 1, 2, 15, 4, 8, 0, time.UTC), time.Date(2026, 1, 2, 15, 4, 9, 0, time.UTC)
+	next.StepType, next.Status, next.ContentHash = "llm", runproof.StepOK, "h"
+	err := s.Store.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: runs[0].tenant, RunID: runs[0].id, StepsFrom: 1},
+		func(st runproof.RunState) (runproof.RunChange, error) {
+			st.Run.Totals = st.Run.Totals.Add(next)
+			return runproof.RunChange{Run: st.Run, Steps: []runproof.Step{next}}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(0, runs[0].steps+1)
+
+	// A runproof of the schema before, still running, writes a step without
+	// running totals: it is refused, or stored with the right ones, never
+	// with zeros.
+	old := stepOf(1, runs[1].steps)
+	err = s.Exec(ctx, fmt.Sprintf(step, runs[1].tenant, runs[1].id, old.Index, old.InputTokens, old.OutputTokens, old.CostMicrocents, old.DurationMicros))
+	if err == nil {
+		check(1, runs[1].steps+1)
 	}
 }

@@ -19,7 +19,35 @@ UPDATE steps SET running_input_tokens = r.input_tokens, running_output_tokens = 
           WINDOW w AS (PARTITION BY tenant_id, run_id ORDER BY step_index)) AS r
     WHERE steps.tenant_id = r.tenant_id AND steps.run_id = r.run_id AND steps.step_index = r.step_index;
 ALTER TABLE steps ENABLE TRIGGER steps_append_only;
+-- A runproof of an older schema still running (one server of several
+-- being upgraded) writes no running totals: they are worked out from the
+-- step before, rather than left at zero.
+ALTER TABLE steps ALTER COLUMN running_input_tokens DROP DEFAULT,
+    ALTER COLUMN running_output_tokens DROP DEFAULT,
+    ALTER COLUMN running_cost_microcents DROP DEFAULT,
+    ALTER COLUMN running_duration_micros DROP DEFAULT;
+-- +goose StatementBegin
+CREATE FUNCTION fill_running_totals() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.running_input_tokens IS NULL OR NEW.running_output_tokens IS NULL
+        OR NEW.running_cost_microcents IS NULL OR NEW.running_duration_micros IS NULL THEN
+        SELECT coalesce(max(p.running_input_tokens), 0) + NEW.input_tokens,
+               coalesce(max(p.running_output_tokens), 0) + NEW.output_tokens,
+               coalesce(max(p.running_cost_microcents), 0) + NEW.cost_microcents,
+               coalesce(max(p.running_duration_micros), 0) + NEW.duration_micros
+          INTO NEW.running_input_tokens, NEW.running_output_tokens, NEW.running_cost_microcents, NEW.running_duration_micros
+          FROM steps p
+         WHERE p.tenant_id = NEW.tenant_id AND p.run_id = NEW.run_id AND p.step_index = NEW.step_index - 1;
+    END IF;
+    RETURN NEW;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER steps_running_totals BEFORE INSERT ON steps
+    FOR EACH ROW EXECUTE FUNCTION fill_running_totals();
 
 -- +goose Down
+DROP TRIGGER steps_running_totals ON steps;
+DROP FUNCTION fill_running_totals();
 ALTER TABLE steps DROP COLUMN running_input_tokens, DROP COLUMN running_output_tokens,
     DROP COLUMN running_cost_microcents, DROP COLUMN running_duration_micros;
