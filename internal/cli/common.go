@@ -39,10 +39,11 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
                         and ledger checkpoints (default $` + SigningKeyEnv + `
                         when not empty; without either, the newest key of
-                        DIR/signing-keys, created on first use by serve or
-                        demo: export and ledger verify refuse a DIR without
-                        keys or database; --signing-key '' is refused: leave
-                        the flag out to use those)
+                        DIR/signing-keys, created on first use; export and
+                        ledger verify refuse a DIR without database, or
+                        without keys while the database holds a ledger;
+                        --signing-key '' is refused: leave the flag out to
+                        use those)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
 `
@@ -196,14 +197,33 @@ func openRecorded(ctx context.Context, e *env) (database, error) {
 }
 
 // needKeys refuses a command that signs or checks with the data
-// directory's keys when --data holds none, rather than make a first key
-// that no checkpoint or bundle was ever signed with.
-func needKeys(c common, instead string) error {
+// directory's keys when it holds none (and --signing-key is not given)
+// while the database holds a ledger: whatever signed it is elsewhere, most
+// likely in the data directory --data was meant to name, and a first key
+// made here could neither append to it nor check it. keys says whether
+// the data directory holds keys.
+func needKeys(ctx context.Context, c common, store ledgerTenants, instead string) (keys bool, err error) {
 	dir := filepath.Join(c.data, "signing-keys")
-	if _, err := os.Stat(dir); c.signingKey == "" && errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("no signing keys in %s: give --data the data directory runproof serve uses, which holds its keys also with PostgreSQL (or %s)", dir, instead)
+	if c.signingKey != "" {
+		return true, nil
 	}
-	return nil
+	if pems, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(pems) > 0 { // the pattern is valid
+		return true, nil
+	}
+	tenants, err := store.LedgerTenants(ctx)
+	if err != nil {
+		return false, err
+	}
+	if len(tenants) > 0 {
+		return false, fmt.Errorf("no signing keys in %s, but the database holds the ledger of %s, signed with keys kept elsewhere: "+
+			"give --data the data directory runproof serve uses, which holds its keys also with PostgreSQL (or %s)", dir, tenants[0], instead)
+	}
+	return false, nil
+}
+
+// ledgerTenants is what needKeys asks the store.
+type ledgerTenants interface {
+	LedgerTenants(ctx context.Context) ([]string, error)
 }
 
 // migrateStore applies the store's migrations. Upgrading a database that

@@ -93,14 +93,14 @@ Examples:
 }
 
 func runExport(ctx context.Context, e *env, tenant string, in export.Input, out string) error {
-	if err := needKeys(e.common, "--signing-key"); err != nil {
-		return err
-	}
 	store, err := openRecorded(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if _, err := needKeys(ctx, e.common, store, "--signing-key"); err != nil {
+		return err
+	}
 	ex, err := openExporter(e, store)
 	if err != nil {
 		return err

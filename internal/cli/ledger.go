@@ -139,7 +139,7 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 		return err
 	}
 	defer store.Close()
-	vkeys, err := verifierKeys(e.common, keyFiles)
+	vkeys, err := verifierKeys(ctx, e.common, store, keyFiles)
 	if err != nil {
 		return err
 	}
@@ -277,8 +277,9 @@ func checkpointsHold(n int64) string {
 }
 
 // verifierKeys returns the note verifier keys of --key files, or else of
-// the signing keys of the data directory.
-func verifierKeys(c common, files []string) ([]string, error) {
+// the signing keys of the data directory (none when it has none and the
+// store no ledger).
+func verifierKeys(ctx context.Context, c common, store ledgerTenants, files []string) ([]string, error) {
 	var out []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -306,7 +307,7 @@ func verifierKeys(c common, files []string) ([]string, error) {
 	if len(out) > 0 {
 		return out, nil
 	}
-	if err := needKeys(c, "the ledger's public keys with --key"); err != nil {
+	if has, err := needKeys(ctx, c, store, "the ledger's public keys with --key"); err != nil || !has {
 		return nil, err
 	}
 	keys, err := openKeys(c)

@@ -37,17 +37,13 @@ func TestLedgerVerify(t *testing.T) {
 	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 {
 		t.Fatalf("migrate: %d %s", r.code, r.stderr)
 	}
-	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	if r.code != 1 || r.stdout != "" || r.stderr != "runproof: no signing keys in "+filepath.Join(data, "signing-keys")+
-		": give --data the data directory runproof serve uses, which holds its keys also with PostgreSQL (or the ledger's public keys with --key)\n" {
-		t.Fatalf("a database, no keys: %d %q %q", r.code, r.stdout, r.stderr)
-	}
-	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil {
-		t.Fatal(err)
-	}
+	// An empty database: nothing to verify, and no key made for it.
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
 	if r.code != 0 || !strings.Contains(r.stdout, "no export ledger to verify") {
-		t.Fatalf("empty data directory: %d %q %q", r.code, r.stdout, r.stderr)
+		t.Fatalf("empty database: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if pems, _ := filepath.Glob(filepath.Join(data, "signing-keys", "*.pem")); len(pems) > 0 {
+		t.Fatalf("ledger verify made a signing key: %v", pems)
 	}
 	if r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out")); r.code != 0 {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
@@ -234,22 +230,33 @@ func TestSigningKeyReplaced(t *testing.T) {
 }
 
 // TestExportNeedsRecords: export refuses a data directory without a
-// database, or without the signing keys, naming --data, and makes neither.
+// database, and one without the signing keys of the ledger its database
+// holds, naming --data, and makes neither; so does ledger verify.
 func TestExportNeedsRecords(t *testing.T) {
-	data := filepath.Join(t.TempDir(), "data")
-	args := []string{"export", "--tenant", "acme", "--run", "r1", "--format", "json", "-o", filepath.Join(t.TempDir(), "x.json"), "--data", data}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	args := []string{"export", "--tenant", "demo", "--run", "r1", "--format", "json", "-o", filepath.Join(t.TempDir(), "x.json"), "--data", data}
 	r := runCLI(t, "", args...)
-	if r.code != 1 || !strings.Contains(r.stderr, "no signing keys in "+filepath.Join(data, "signing-keys")+": give --data") {
+	if r.code != 1 || !strings.Contains(r.stderr, "no runproof database at "+filepath.Join(data, "runproof.db")+": give --data") {
 		t.Errorf("no data directory: %d %q", r.code, r.stderr)
 	}
-	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil {
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("export made the data directory: %v", err)
+	}
+	if r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out")); r.code != 0 {
+		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	keys := filepath.Join(data, "signing-keys")
+	if err := os.Rename(keys, keys+".elsewhere"); err != nil {
 		t.Fatal(err)
 	}
-	r = runCLI(t, "", args...)
-	if r.code != 1 || !strings.Contains(r.stderr, "no runproof database at "+filepath.Join(data, "runproof.db")+": give --data") {
-		t.Errorf("keys, no database: %d %q", r.code, r.stderr)
+	want := "no signing keys in " + keys + ", but the database holds the ledger of demo, signed with keys kept elsewhere: give --data"
+	for _, args := range [][]string{args, {"ledger", "verify", "--data", data}} {
+		if r := runCLI(t, "", args...); r.code != 1 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s without the ledger's keys: %d %q", args[0], r.code, r.stderr)
+		}
 	}
-	if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("export made a database: %v", err)
+	if pems, _ := filepath.Glob(filepath.Join(keys, "*.pem")); len(pems) > 0 {
+		t.Errorf("a signing key was made: %v", pems)
 	}
 }
