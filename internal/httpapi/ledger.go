@@ -52,10 +52,8 @@ func (s *Server) ledgerCheckpoint(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(cp.Note)
+	writeBody(w, http.StatusOK, "text/plain; charset=utf-8", cp.Note)
 	return nil
 }
 

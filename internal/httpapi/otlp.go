@@ -167,9 +167,7 @@ func writeOTLP(w http.ResponseWriter, format otlpFormat, status int, m proto.Mes
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", format.contentType)
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeBody(w, status, format.contentType, b)
 }
 
 // The types below document the OTLP JSON body in the OpenAPI document; the
