@@ -34,7 +34,9 @@ the same validation and policy evaluation as the HTTP API:
   {"complete": {"run_id": "r1", "status": "completed", "completed_at": "…"}}
 
 A run line must come before the steps of its run (unless the run exists) and
-must give run_id. Blank lines are skipped; lines may be up to 4 MiB.
+must give run_id. Give a past run its started_at: without it the run starts
+now, and a step dated more than a day before its run's start is refused.
+Blank lines are skipped; lines may be up to 4 MiB.
 
 Ingest stops at the first bad line and names it; everything before it stays
 stored. It is resumable: fix the line and run the same file again, since
