@@ -44,7 +44,9 @@ END
 $$;
 -- +goose StatementEnd
 CREATE TRIGGER steps_running_totals BEFORE INSERT ON steps
-    FOR EACH ROW EXECUTE FUNCTION fill_running_totals();
+    FOR EACH ROW WHEN (NEW.running_input_tokens IS NULL OR NEW.running_output_tokens IS NULL
+        OR NEW.running_cost_microcents IS NULL OR NEW.running_duration_micros IS NULL)
+    EXECUTE FUNCTION fill_running_totals();
 
 -- +goose Down
 DROP TRIGGER steps_running_totals ON steps;
