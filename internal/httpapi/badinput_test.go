@@ -362,7 +362,7 @@ func TestBodyLength(t *testing.T) {
 	if code, body := send(service.MaxBodyBytes+1, "{}"); code != 413 || !strings.Contains(body, "the body is over") {
 		t.Errorf("announced over the limit: %d %s", code, body)
 	}
-	if code, body := send(1000, "{}"); code != 400 || !strings.Contains(body, "ended before the length its Content-Length gave") ||
+	if code, body := send(1000, "{}"); code != 400 || !strings.Contains(body, "the body was cut short") ||
 		strings.Contains(body, "127.0.0.1") {
 		t.Errorf("shorter than announced: %d %s", code, body)
 	}

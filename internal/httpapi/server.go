@@ -378,7 +378,7 @@ func readBody(c *call) ([]byte, error) {
 	case errors.As(err, &overMax):
 		return nil, tooBig
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body ended before the length its Content-Length gave")
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
 	}
