@@ -101,14 +101,26 @@ func (s *Store) LatestSchema() int64 {
 }
 
 // Migrate applies the embedded migrations not yet applied, each in its own
-// transaction.
+// transaction. SQLite has no migration lock: two processes opening one
+// database at once may both try a migration; the second one's fails and
+// is rolled back, and it goes on from the version the first reached.
 func (s *Store) Migrate(ctx context.Context) error {
 	p, err := s.provider()
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if err := migrate.Up(ctx, p); err != nil {
-		return fmt.Errorf("sqlite: %w", err)
+	for {
+		before, err := p.GetDBVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("sqlite: schema version: %w", err)
+		}
+		err = migrate.Up(ctx, p)
+		if err == nil {
+			break
+		}
+		if after, verr := p.GetDBVersion(ctx); verr != nil || after <= before {
+			return fmt.Errorf("sqlite: %w", err) // nobody else got further: a failure of this migration
+		}
 	}
 	return s.Optimize(ctx)
 }
