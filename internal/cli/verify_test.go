@@ -447,7 +447,7 @@ func TestVerifyUsage(t *testing.T) {
 		t.Errorf("without --key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "verify", "-h")
-	for _, s := range []string{`jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`, "openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig",
+	for _, s := range []string{`jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`, "openssl pkeyutl -verify -pubin -inkey ../pub.pem -rawin -in manifest.json -sigfile manifest.sig", "zipinfo -1 evidence.zip | sort | uniq -d",
 		"UNVERIFIED", "Exit status"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("help lacks %q", s)

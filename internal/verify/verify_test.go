@@ -151,7 +151,7 @@ func TestProofHook(t *testing.T) {
 // forged with SHA256SUMS made again to match passes sha256sum -c
 // SHA256SUMS, which is not signed, but not that check.
 func TestStockTools(t *testing.T) {
-	for _, tool := range []string{"unzip", "sha256sum", "openssl", "jq", "sh"} {
+	for _, tool := range []string{"unzip", "zipinfo", "sha256sum", "openssl", "jq", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("SKIPPED: %s is not installed, so the bundle cannot be checked with stock tools (%v)", tool, err)
 		}
@@ -164,6 +164,9 @@ func TestStockTools(t *testing.T) {
 			zipPath, pubPath := filepath.Join(dir, "bundle.zip"), filepath.Join(dir, "pub.pem")
 			must(t, os.WriteFile(zipPath, x.zip(t, demo.Tenant, export.Input{IncidentID: inc.ID, BundleType: bundle}), 0o600))
 			must(t, os.WriteFile(pubPath, signing.PublicPEM(x.key.Public()), 0o600))
+			if twice := run(t, dir, "sh", "-c", `zipinfo -1 "$1" | sort | uniq -d`, "sh", zipPath); twice != "" {
+				t.Errorf("names held twice: %q", twice)
+			}
 			out := filepath.Join(dir, "bundle")
 			run(t, dir, "unzip", "-q", zipPath, "-d", out)
 			sig := run(t, out, "openssl", "pkeyutl", "-verify", "-pubin", "-inkey", pubPath, "-rawin", "-in", "manifest.json", "-sigfile", "manifest.sig")
@@ -189,8 +192,36 @@ func TestStockTools(t *testing.T) {
 			if msg, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(msg), "bundle.json: FAILED") {
 				t.Errorf("the forged bundle.json against the manifest: %v\n%s", err, msg)
 			}
+
+			// A ZIP holding a forged bundle.json after the signed one: unzip
+			// extracts the first, other readers the last.
+			doubled := filepath.Join(dir, "doubled.zip")
+			must(t, os.WriteFile(doubled, withMember(t, zipPath, "bundle.json", b), 0o600))
+			if twice := run(t, dir, "sh", "-c", `zipinfo -1 "$1" | sort | uniq -d`, "sh", doubled); twice != "bundle.json\n" {
+				t.Errorf("a doubled bundle.json: names held twice %q", twice)
+			}
 		})
 	}
+}
+
+// withMember returns the ZIP at path with one more member, name holding
+// data, after the others.
+func withMember(t *testing.T, path, name string, data []byte) []byte {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	must(t, err)
+	defer zr.Close()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		must(t, zw.Copy(f))
+	}
+	w, err := zw.Create(name)
+	must(t, err)
+	_, err = w.Write(data)
+	must(t, err)
+	must(t, zw.Close())
+	return buf.Bytes()
 }
 
 func run(t *testing.T, dir, name string, args ...string) string {
