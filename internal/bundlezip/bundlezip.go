@@ -215,8 +215,10 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 			return err
 		}
 		p := f.packed
-		fw, err := zw.CreateRaw(&zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
-			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)})
+		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
+			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)}
+		h.ModifiedDate, h.ModifiedTime = dosTime(modified.UTC())
+		fw, err := zw.CreateRaw(h)
 		if err != nil {
 			return err
 		}
@@ -225,6 +227,18 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		}
 	}
 	return zw.Close()
+}
+
+// dosTime is t in the MS-DOS date and time fields of a ZIP header, which
+// CreateRaw writes as they are (CreateHeader fills them from Modified).
+// unzip and zipinfo show them; a time before 1980 is 1980-01-01.
+func dosTime(t time.Time) (date, clock uint16) {
+	if t.Year() < 1980 {
+		t = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	date = uint16(t.Year()-1980)<<9 | uint16(t.Month())<<5 | uint16(t.Day())
+	clock = uint16(t.Hour())<<11 | uint16(t.Minute())<<5 | uint16(t.Second()/2)
+	return date, clock
 }
 
 // level is the deflate level of every member: 6, as `zip -6`, with the

@@ -69,6 +69,11 @@ func unzip(t *testing.T, b []byte) (names []string, files map[string][]byte) {
 	}
 	files = map[string][]byte{}
 	for _, f := range zr.File {
+		// Every member is dated by the export, to the two seconds of a
+		// ZIP's MS-DOS time.
+		if at := fixed.Truncate(2 * time.Second); !f.Modified.Equal(at) {
+			t.Errorf("%s is dated %v, want the export's %v", f.Name, f.Modified, at)
+		}
 		rc, err := f.Open()
 		if err != nil {
 			t.Fatal(err)
