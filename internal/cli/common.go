@@ -391,6 +391,24 @@ func (c *common) where() string {
 }
 
 // flags repeats the flags that select the data, for commands to suggest.
+// databaseEnv is the line that sets $RUNPROOF_DATABASE_URL, which flags
+// name, to the --database given, when it is not set to it already; its
+// password is left out ("" with SQLite).
+func (c *common) databaseEnv() string {
+	if c.engine() != "postgres" || os.Getenv(DatabaseURLEnv) == c.database {
+		return ""
+	}
+	u, err := url.Parse(c.database)
+	if err != nil {
+		return ""
+	}
+	note := ""
+	if _, has := u.User.Password(); has {
+		u.User, note = url.User(u.User.Username()), "   # the password left out: add it"
+	}
+	return "  export " + DatabaseURLEnv + "='" + u.String() + "'" + note + "\n"
+}
+
 func (c *common) flags() string {
 	var f string
 	if c.data != defaultData {

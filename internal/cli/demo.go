@@ -148,8 +148,8 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	fmt.Fprintf(e.stdout, "\nVerified %d ZIPs against %s (%s): file list, digests, signature, bundle hash, totals, ledger proof.\n"+
 		"Check one yourself: runproof verify %s --key %s\n", len(zips), pub, key.ID, zips[0], pub)
 	fmt.Fprintf(e.stdout, "\nEvery export is in the tenant's export record. To browse the data:\n"+
-		"  runproof serve %s&\n  KEY=$(runproof keys create %s--tenant demo --role auditor)\n"+
-		"  curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8080/api/v1/logs/audit/exports\n", e.flags(), e.flags())
+		"%s  runproof serve %s&\n  KEY=$(runproof keys create %s--tenant demo --role auditor)\n"+
+		"  curl -H \"Authorization: Bearer $KEY\" http://127.0.0.1:8080/api/v1/logs/audit/exports\n", e.databaseEnv(), e.flags(), e.flags())
 	return nil
 }
 
