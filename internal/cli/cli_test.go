@@ -806,6 +806,12 @@ func TestDemoTwiceThenExport(t *testing.T) {
 
 func TestRotateSigningKey(t *testing.T) {
 	data := t.TempDir()
+	// A data directory without a key is most likely not the server's.
+	wantError(t, runCLI(t, "", "keys", "rotate-signing", "--data", data), 1,
+		"no signing key in "+filepath.Join(data, "signing-keys")+" to rotate: give --data")
+	if _, err := signing.Open(filepath.Join(data, "signing-keys")); err != nil { // as serve does on first use
+		t.Fatal(err)
+	}
 	first := runCLI(t, "", "keys", "rotate-signing", "--data", data)
 	second := runCLI(t, "", "keys", "rotate-signing", "--data", data)
 	if first.code != 0 || second.code != 0 || first.stdout == second.stdout || !strings.HasPrefix(second.stdout, "ed25519:") ||
