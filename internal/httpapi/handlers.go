@@ -191,6 +191,9 @@ func runFilter(c *call) (service.RunFilter, error) {
 		Status: runproof.RunStatus(q.oneOf("status", []string{string(runproof.RunRunning), string(runproof.RunStopped),
 			string(runproof.RunCompleted), string(runproof.RunFailed), string(runproof.RunCancelled)}))}
 	f.From, f.To = q.period()
+	if f.Cursor != "" && !service.ValidCursor(f.Cursor) {
+		q.errs.Add("cursor", "is not a cursor this API gave out")
+	}
 	return f, q.err()
 }
 

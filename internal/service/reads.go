@@ -61,6 +61,14 @@ func (s *Service) ListRuns(ctx context.Context, tenantID string, f RunFilter) ([
 	return runs, next, nil
 }
 
+// ValidCursor reports whether s is a cursor ListRuns gave out (or may
+// have: it is not checked against the runs), so that a caller can name it
+// among other parameters at fault.
+func ValidCursor(s string) bool {
+	_, err := decodeCursor(s)
+	return err == nil
+}
+
 type cursorJSON struct {
 	T  time.Time `json:"t"`
 	ID string    `json:"id"`
