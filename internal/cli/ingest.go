@@ -34,8 +34,9 @@ the same validation and policy evaluation as the HTTP API:
   {"complete": {"run_id": "r1", "status": "completed", "completed_at": "…"}}
 
 A run line must come before the steps of its run (unless the run exists) and
-must give run_id. Give a past run its started_at: without it the run starts
-now, and a step dated more than a day before its run's start is refused.
+must give run_id. Give a past run its started_at and completed_at: without
+them it starts or ends now, a step dated more than a day before its run's
+start is refused, and its replay is centred on now, away from its steps.
 Blank lines are skipped; lines may be up to 4 MiB.
 
 Ingest stops at the first bad line and names it; everything before it stays
