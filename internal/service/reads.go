@@ -286,9 +286,11 @@ type Replay struct {
 	Snapshot runproof.Snapshot `json:"-"`
 }
 
-// windowSteps returns the steps of rp's window: at most MaxTracePage, read
-// from half that before centre on, or the run's last (StepsTruncated when
-// the window holds others).
+// windowSteps returns the steps of rp's window, at most MaxTracePage: read
+// from half that before centre on (or the run's last page), then, while
+// the page has room, the window's steps before those, from the first
+// (timestamps need not follow indexes). StepsTruncated says the window
+// held more.
 func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]runproof.Step, error) {
 	from := max(min(centre-MaxTracePage/2, rp.Run.Totals.Steps-MaxTracePage), 0)
 	p := runproof.ListStepsParams{TenantID: rp.Run.TenantID, RunID: rp.RunID, FromIndex: from,
@@ -298,17 +300,26 @@ func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]
 		return nil, err
 	}
 	if len(steps) > MaxTracePage {
-		steps, rp.StepsTruncated = steps[:MaxTracePage], true
+		rp.StepsTruncated = true
+		return steps[:MaxTracePage], nil
 	}
-	if from > 0 && !rp.StepsTruncated { // has the window a step before those read?
-		p.FromIndex, p.Limit = 0, 1
-		first, err := s.store.ListSteps(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		rp.StepsTruncated = len(first) > 0 && first[0].Index < from
+	if from == 0 {
+		return steps, nil
 	}
-	return steps, nil
+	room := MaxTracePage - len(steps)
+	p.FromIndex, p.Limit = 0, room+1
+	earlier, err := s.store.ListSteps(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for n < len(earlier) && earlier[n].Index < from {
+		n++
+	}
+	if n > room {
+		n, rp.StepsTruncated = room, true
+	}
+	return append(earlier[:n:n], steps...), nil
 }
 
 // Replay returns the window of events around a run's inflection. The

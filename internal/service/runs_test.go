@@ -799,6 +799,36 @@ func TestReplayStepsBounded(t *testing.T) {
 	if n != MaxTracePage || !rp.StepsTruncated || last != steps-1 || first != steps-MaxTracePage {
 		t.Errorf("%d steps, %d to %d, truncated %v: want the last %d, truncated", n, first, last, rp.StepsTruncated, MaxTracePage)
 	}
+	// Timestamps out of index order: steps 0-1999 and the last are in the
+	// window, the others an hour before it. The page holds them all.
+	openRun(t, svc, "acme", "r3")
+	end := time.Now().Add(-time.Minute)
+	for from := 0; from < steps; from += MaxStepsPerCall {
+		var batch []map[string]any
+		for i := from; i < min(from+MaxStepsPerCall, steps); i++ {
+			at := end.Add(-time.Hour)
+			if i < 2000 || i == steps-1 {
+				at = end.Add(-time.Second)
+			}
+			batch = append(batch, stepJSON(i, map[string]any{"timestamp": at.Format(time.RFC3339Nano)}))
+		}
+		if _, err := appendJSON(t, svc, "acme", "r3", batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rp, err = svc.Replay(ctx, "acme", "r3", false); err != nil {
+		t.Fatal(err)
+	}
+	n = 0
+	for _, it := range rp.Items {
+		if _, ok := it.Data.(runproof.Step); ok {
+			n++
+		}
+	}
+	if n != 2001 || rp.StepsTruncated {
+		t.Errorf("steps out of index order: %d in the replay, truncated %v; want 2001, not truncated", n, rp.StepsTruncated)
+	}
+
 	// A short run's window holds all its steps.
 	openRun(t, svc, "acme", "r2")
 	appendSteps(t, svc, "acme", "r2", 10)
