@@ -27,8 +27,9 @@ var migrations embed.FS
 
 // Store is a runproof.Store backed by one SQLite file.
 type Store struct {
-	db *sql.DB // readers: a few connections, reading side by side (WAL)
-	w  *sql.DB // the writer: one connection, so that this process's writes queue here
+	db   *sql.DB // readers: a few connections, reading side by side (WAL)
+	w    *sql.DB // the writer: one connection, so that this process's writes queue here
+	path string  // of the database file
 }
 
 var _ runproof.Store = (*Store)(nil)
@@ -43,28 +44,28 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	// Every connection gets the same settings. WAL lets readers run while one
-	// writer writes; busy_timeout makes another process's writers wait for
-	// the write lock instead of failing; _txlock=immediate takes the write lock at BEGIN, so a transaction never
-	// fails half-way trying to upgrade a read lock (and UpdateRun's
-	// read-then-write is serialised per database).
+	// Every connection gets the same settings. WAL lets readers run while
+	// one writer writes; busy_timeout makes another process's writers wait
+	// for the write lock instead of failing; _txlock=immediate takes the
+	// write lock at BEGIN, so a transaction never fails half-way trying to
+	// upgrade a read lock (and UpdateRun's read-then-write is serialised
+	// per database).
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
-	//
-	// SQLite has one writer at a time. Writes of this process take turns on
-	// one connection, waiting in line (in Go, for as long as their context
-	// lets them) rather than in busy_timeout's sleep-and-retry, which under
-	// hundreds of concurrent requests let some wait past its end and fail;
-	// busy_timeout is left for other processes' writes.
 	dsn := path + "?" + q.Encode()
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// SQLite has one writer at a time. Writes of this process take turns on
+	// one connection, waiting in line (in Go, for as long as their context
+	// lets them) rather than in busy_timeout's sleep-and-retry, which under
+	// hundreds of concurrent requests let some wait past its end and fail;
+	// busy_timeout is left for other processes' writes.
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	db, err := sql.Open("sqlite", dsn)
@@ -74,8 +75,17 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	db.SetMaxOpenConns(maxReaders)
 	db.SetMaxIdleConns(maxReaders)
-	s := &Store{db: db, w: w}
-	if err := errors.Join(db.PingContext(ctx), w.PingContext(ctx)); err != nil {
+	s := &Store{db: db, w: w, path: path}
+	// Switching a new database to WAL takes a lock SQLite does not wait
+	// for: a process opening it while another does may be told it is busy.
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		err = errors.Join(db.PingContext(ctx), w.PingContext(ctx))
+		if err == nil || !isBusy(err) || wait > time.Second {
+			break
+		}
+		time.Sleep(wait)
+	}
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -91,7 +101,58 @@ func (s *Store) provider() (*goose.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	return goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	return goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true),
+		goose.WithLocker(&migrationLock{path: s.path + migrationLockSuffix}))
+}
+
+// migrationLockSuffix names the lock file of a database's migrations, next
+// to it.
+const migrationLockSuffix = "-migrations.lock"
+
+// migrationLock keeps processes opening one database from migrating it at
+// once. goose has no lock for SQLite, and a process acting on the list of
+// migrations it read before another applied them would apply one again,
+// undoing those after it. The lock is an exclusive transaction on an
+// SQLite file of its own, next to the database (the writer connection
+// cannot hold it: goose's migrations need it): the operating system drops
+// it with a process that dies.
+type migrationLock struct {
+	path string
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+// migrationWait is how long a process waits for another's migrations.
+const migrationWait = 10 * time.Minute
+
+func (l *migrationLock) Lock(ctx context.Context, _ *sql.DB) error {
+	db, err := sql.Open("sqlite", l.path+"?_pragma="+url.QueryEscape(fmt.Sprintf("busy_timeout(%d)", migrationWait.Milliseconds())))
+	if err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "BEGIN EXCLUSIVE")
+		if err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("migration lock %s: %w", l.path, err)
+	}
+	l.db, l.conn = db, conn
+	return nil
+}
+
+func (l *migrationLock) Unlock(ctx context.Context, _ *sql.DB) error {
+	if l.conn == nil {
+		return nil
+	}
+	_, err := l.conn.ExecContext(ctx, "ROLLBACK")
+	err = errors.Join(err, l.conn.Close(), l.db.Close())
+	l.db, l.conn = nil, nil
+	return err
 }
 
 // LatestSchema returns the schema version Migrate brings a database to.
@@ -101,26 +162,15 @@ func (s *Store) LatestSchema() int64 {
 }
 
 // Migrate applies the embedded migrations not yet applied, each in its own
-// transaction. SQLite has no migration lock: two processes opening one
-// database at once may both try a migration; the second one's fails and
-// is rolled back, and it goes on from the version the first reached.
+// transaction, holding the migration lock: a process opening the database
+// meanwhile waits for it.
 func (s *Store) Migrate(ctx context.Context) error {
 	p, err := s.provider()
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	for {
-		before, err := p.GetDBVersion(ctx)
-		if err != nil {
-			return fmt.Errorf("sqlite: schema version: %w", err)
-		}
-		err = migrate.Up(ctx, p)
-		if err == nil {
-			break
-		}
-		if after, verr := p.GetDBVersion(ctx); verr != nil || after <= before {
-			return fmt.Errorf("sqlite: %w", err) // nobody else got further: a failure of this migration
-		}
+	if err := migrate.Up(ctx, p); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.Optimize(ctx)
 }
@@ -200,6 +250,12 @@ func Unusable(err error) string {
 		return "the disk that holds it is full: free some space"
 	}
 	return ""
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // isForeignKey reports whether err is a broken FOREIGN KEY constraint.
