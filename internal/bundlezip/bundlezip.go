@@ -21,6 +21,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -218,6 +219,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
 			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)}
 		h.ModifiedDate, h.ModifiedTime = dosTime(modified.UTC())
+		h.Extra = extendedTime(modified)
 		fw, err := zw.CreateRaw(h)
 		if err != nil {
 			return err
@@ -239,6 +241,15 @@ func dosTime(t time.Time) (date, clock uint16) {
 	date = uint16(t.Year()-1980)<<9 | uint16(t.Month())<<5 | uint16(t.Day())
 	clock = uint16(t.Hour())<<11 | uint16(t.Minute())<<5 | uint16(t.Second()/2)
 	return date, clock
+}
+
+// extendedTime is the extended timestamp field of a ZIP header (0x5455,
+// the modification time in Unix seconds), which says that the time is UTC;
+// without it unzip reads the MS-DOS time as local.
+func extendedTime(t time.Time) []byte {
+	b := []byte{0x55, 0x54, 5, 0, 1, 0, 0, 0, 0}
+	binary.LittleEndian.PutUint32(b[5:], uint32(t.Unix()))
+	return b
 }
 
 // level is the deflate level of every member: 6, as `zip -6`, with the

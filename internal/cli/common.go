@@ -390,7 +390,6 @@ func (c *common) where() string {
 	return filepath.Join(c.data, "runproof.db")
 }
 
-// flags repeats the flags that select the data, for commands to suggest.
 // databaseEnv is the line that sets $RUNPROOF_DATABASE_URL, which flags
 // name, to the --database given, when it is not set to it already; its
 // password is left out ("" with SQLite).
@@ -406,9 +405,14 @@ func (c *common) databaseEnv() string {
 	if _, has := u.User.Password(); has {
 		u.User, note = url.User(u.User.Username()), "   # the password left out: add it"
 	}
+	if q := u.Query(); q.Has("password") {
+		q.Del("password")
+		u.RawQuery, note = q.Encode(), "   # the password left out: add it"
+	}
 	return "  export " + DatabaseURLEnv + "='" + u.String() + "'" + note + "\n"
 }
 
+// flags repeats the flags that select the data, for commands to suggest.
 func (c *common) flags() string {
 	var f string
 	if c.data != defaultData {

@@ -8,8 +8,9 @@ func TestDatabaseEnv(t *testing.T) {
 	t.Setenv(DatabaseURLEnv, "")
 	for db, want := range map[string]string{
 		"": "",
-		"postgres://u:secret@db:5432/x?sslmode=disable": "  export " + DatabaseURLEnv + "='postgres://u@db:5432/x?sslmode=disable'   # the password left out: add it\n",
-		"postgres://u@db/x":                             "  export " + DatabaseURLEnv + "='postgres://u@db/x'\n",
+		"postgres://u:secret@db:5432/x?sslmode=disable":     "  export " + DatabaseURLEnv + "='postgres://u@db:5432/x?sslmode=disable'   # the password left out: add it\n",
+		"postgres://u@db/x":                                 "  export " + DatabaseURLEnv + "='postgres://u@db/x'\n",
+		"postgres://u@db/x?password=secret&sslmode=disable": "  export " + DatabaseURLEnv + "='postgres://u@db/x?sslmode=disable'   # the password left out: add it\n",
 	} {
 		c := common{data: defaultData, database: db}
 		if got := c.databaseEnv(); got != want {

@@ -234,7 +234,7 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 	r.code("With stock tools: no name twice in the ZIP (the first line prints nothing), then, inside the unpacked ZIP, the signature "+
 		"of the manifest and the files against the digests it lists (SHA256SUMS is not signed: it finds a damaged file, not a forged one).",
 		"zipinfo -1 FILE.zip | sort | uniq -d",
-		"openssl pkeyutl -verify -pubin -inkey pub.pem -rawin -in manifest.json -sigfile manifest.sig",
+		"openssl pkeyutl -verify -pubin -inkey ../pub.pem -rawin -in manifest.json -sigfile manifest.sig",
 		`jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`)
 }
 
