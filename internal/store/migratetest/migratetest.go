@@ -20,6 +20,10 @@ type Schema struct {
 	Exec func(ctx context.Context, query string) error
 	UpTo func(ctx context.Context, version int64) error // applies the migrations up to version
 	Blob func(b []byte) string                          // a literal of bytes in the engine's SQL
+	// FillsRunningTotals: the engine works out the running totals of a
+	// step inserted without them (PostgreSQL) rather than refuse it when
+	// they are not zero (SQLite).
+	FillsRunningTotals bool
 }
 
 func (s Schema) exec(t *testing.T, queries ...string) {
@@ -161,12 +165,43 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 	}
 	check(0, runs[0].steps+1)
 
-	// A runproof of the schema before, still running, writes a step without
-	// running totals: it is refused, or stored with the right ones, never
-	// with zeros.
-	old := stepOf(1, runs[1].steps)
-	err = s.Exec(ctx, fmt.Sprintf(step, runs[1].tenant, runs[1].id, old.Index, old.InputTokens, old.OutputTokens, old.CostMicrocents, old.DurationMicros))
-	if err == nil {
+	// A runproof of the schema before, still running, writes steps without
+	// running totals: the engine works them out, or refuses a step whose
+	// totals would be wrong, never storing zeros for what counted.
+	insertOld := func(k int, st runproof.Step) error {
+		return s.Exec(ctx, fmt.Sprintf(step, runs[k].tenant, runs[k].id, st.Index, st.InputTokens, st.OutputTokens, st.CostMicrocents, st.DurationMicros))
+	}
+	err = insertOld(1, stepOf(1, runs[1].steps))
+	switch {
+	case s.FillsRunningTotals && err != nil:
+		t.Errorf("a step inserted without running totals: %v", err)
+	case s.FillsRunningTotals:
 		check(1, runs[1].steps+1)
+	case err == nil:
+		t.Error("a step inserted without running totals was stored with zeros")
+	}
+	// A step that counts nothing, after steps that counted.
+	zero := runproof.Step{Index: runs[2].steps}
+	err = insertOld(2, zero)
+	switch {
+	case s.FillsRunningTotals && err != nil:
+		t.Errorf("a step of nothing inserted without running totals: %v", err)
+	case s.FillsRunningTotals:
+		if got, err := s.Store.RunningTotals(ctx, runs[2].tenant, runs[2].id, zero.Index); err != nil || got != totals[2].Add(zero) {
+			t.Errorf("a step of nothing: running totals %+v (%v), want %+v", got, err, totals[2].Add(zero))
+		}
+	case err == nil:
+		t.Error("a step of nothing inserted without running totals, after steps that counted, was stored with zeros")
+	}
+	// The first step of a run, counting nothing: its totals are zeros.
+	s.exec(t, fmt.Sprintf(run, "t2", "r-zero", 1, 0, 0, 0, 0))
+	runs = append(runs, struct {
+		tenant, id string
+		steps, f   int64
+	}{"t2", "r-zero", 0, 0})
+	if err := insertOld(len(runs)-1, runproof.Step{}); err != nil {
+		t.Errorf("a run's first step, of nothing, inserted without running totals: %v", err)
+	} else if got, err := s.Store.RunningTotals(ctx, "t2", "r-zero", 0); err != nil || got != (runproof.Totals{Steps: 1}) {
+		t.Errorf("a run's first step, of nothing: running totals %+v (%v)", got, err)
 	}
 }

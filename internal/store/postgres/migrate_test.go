@@ -197,7 +197,7 @@ func schema(t *testing.T) migratetest.Schema {
 	s, p := scratch(t)
 	return migratetest.Schema{Store: s, Exec: s.ExecRaw,
 		UpTo: func(ctx context.Context, v int64) error { _, err := p.UpTo(ctx, v); return err },
-		Blob: func(b []byte) string { return fmt.Sprintf(`'\\x%x'::bytea`, b) }}
+		Blob: func(b []byte) string { return fmt.Sprintf(`'\\x%x'::bytea`, b) }, FillsRunningTotals: true}
 }
 
 func TestMigrateAuditUnsealed(t *testing.T) { migratetest.MigrateAuditUnsealed(t, schema(t)) }
