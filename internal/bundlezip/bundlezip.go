@@ -218,6 +218,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		p := f.packed
 		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
 			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)}
+		//lint:ignore SA1019 CreateRaw writes the MS-DOS fields as given and ignores Modified
 		h.ModifiedDate, h.ModifiedTime = dosTime(modified.UTC())
 		h.Extra = extendedTime(modified)
 		fw, err := zw.CreateRaw(h)
