@@ -141,7 +141,7 @@ func openStore(ctx context.Context, e *env) (database, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := migrateStore(ctx, e, store); err != nil {
+	if _, err := migrateStore(ctx, e, store); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func needKeys(ctx context.Context, c common, store ledgerTenants, instead string
 	if c.signingKey != "" {
 		return true, nil
 	}
-	if pems, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(pems) > 0 { // the pattern is valid
+	if signing.HasKeys(dir) {
 		return true, nil
 	}
 	tenants, err := store.LedgerTenants(ctx)
@@ -226,11 +226,12 @@ type ledgerTenants interface {
 	LedgerTenants(ctx context.Context) ([]string, error)
 }
 
-// migrateStore applies the store's migrations. Upgrading a database that
-// holds records is logged first and when done: a migration may rewrite
-// every step, minutes on a large database.
-func migrateStore(ctx context.Context, e *env, store database) error {
-	before, _ := store.SchemaVersion(ctx) // a failure here, Migrate says better
+// migrateStore applies the store's migrations, which bring it to its
+// LatestSchema, and returns the version it was at. Upgrading a database
+// that holds a schema is logged first and when done: a migration may
+// rewrite every step, minutes on a large database.
+func migrateStore(ctx context.Context, e *env, store database) (before int64, err error) {
+	before, verr := store.SchemaVersion(ctx)
 	latest := store.LatestSchema()
 	if before > 0 && before < latest {
 		e.log.Info("upgrading the database schema: this can take minutes on a large database; do not stop it",
@@ -239,14 +240,17 @@ func migrateStore(ctx context.Context, e *env, store database) error {
 	start := time.Now()
 	if err := store.Migrate(ctx); err != nil {
 		if why := sqlite.Unusable(err); why != "" {
-			return fmt.Errorf("cannot use %s: %s", filepath.Join(e.data, "runproof.db"), why)
+			return before, fmt.Errorf("cannot use %s: %s", filepath.Join(e.data, "runproof.db"), why)
 		}
-		return fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)
+		return before, fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)
+	}
+	if verr != nil { // Migrate, which reads it too, says what is wrong better
+		return before, verr
 	}
 	if before > 0 && before < latest {
 		e.log.Info("database schema upgraded", slog.Int64("to", latest), slog.Duration("took", time.Since(start).Round(time.Millisecond)))
 	}
-	return nil
+	return before, nil
 }
 
 // exporting is what the commands that export work with.

@@ -208,7 +208,7 @@ Examples:
 					return usagef("keys rotate-signing: --signing-key (or %s) names a key kept outside the data directory: make a new key where it is kept and give that file instead", SigningKeyEnv)
 				}
 				dir := filepath.Join(e.data, "signing-keys")
-				if pems, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(pems) == 0 { // the pattern is valid
+				if !signing.HasKeys(dir) {
 					return fmt.Errorf("keys rotate-signing: no signing key in %s to rotate: give --data the data directory runproof serve uses", dir)
 				}
 				keys, err := openKeys(e.common)

@@ -30,16 +30,11 @@ Examples:
 					return err
 				}
 				defer store.Close()
-				before, verr := store.SchemaVersion(ctx)
-				if err := migrateStore(ctx, e, store); err != nil {
-					return err // says what is wrong with the database better than verr
-				} else if verr != nil {
-					return verr
-				}
-				after, err := store.SchemaVersion(ctx)
+				before, err := migrateStore(ctx, e, store)
 				if err != nil {
 					return err
 				}
+				after := store.LatestSchema()
 				if after == before {
 					_, err = fmt.Fprintf(e.stdout, "schema up to date (%s): version %d, the latest this runproof knows\n", e.engine(), after)
 				} else {

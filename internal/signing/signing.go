@@ -84,9 +84,19 @@ func Open(dir string) (*Keyring, error) {
 	return kr, nil
 }
 
+// HasKeys reports whether dir holds a key (Open makes a first one in a
+// directory that does not).
+func HasKeys(dir string) bool {
+	names, _ := filepath.Glob(keyFiles(dir)) // the pattern is valid
+	return len(names) > 0
+}
+
+// keyFiles is the pattern of the key files of dir.
+func keyFiles(dir string) string { return filepath.Join(dir, "*.pem") }
+
 // readDir reads the keys of a directory, oldest first.
 func readDir(dir string) ([]Key, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "*.pem"))
+	names, err := filepath.Glob(keyFiles(dir))
 	if err != nil {
 		return nil, err
 	}

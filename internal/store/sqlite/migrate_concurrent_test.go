@@ -30,15 +30,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		}
 		return out
 	}
-	alone, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alone.Close()
-	if err := alone.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := schema(alone)
+	want := schema(openMigrated(t))
 
 	for range 5 {
 		path := filepath.Join(t.TempDir(), "runproof.db")
