@@ -181,7 +181,7 @@ func (r *rule) eval(vars *activation) (bool, error) {
 	if r.refused != nil {
 		return false, fmt.Errorf("the expression is refused: %v", r.refused)
 	}
-	out, _, err := r.program.Eval(vars.values())
+	out, _, err := r.program.Eval(vars)
 	if err != nil {
 		return false, fmt.Errorf("the expression failed: %v", err)
 	}

@@ -35,24 +35,24 @@ var variables = []struct {
 	{"run.duration_ms", cel.DoubleType, func(_ Input, t runproof.Totals) any { return runproof.Millis(t.DurationMicros) }},
 }
 
-// activation is the variables' values for a step, its run's totals t
-// including it: made once, when the first expression policy asks, for
-// every expression policy of the snapshot.
+// activation gives the expressions of a step the variables' values, its
+// run's totals t including it (an interpreter.Activation): each value is
+// worked out when an expression reads it, and no map is made per step.
 type activation struct {
 	in Input
 	t  runproof.Totals
-	m  map[string]any
 }
 
-func (a *activation) values() map[string]any {
-	if a.m == nil {
-		a.m = make(map[string]any, len(variables))
-		for _, v := range variables {
-			a.m[v.name] = v.value(a.in, a.t)
+func (a *activation) ResolveName(name string) (any, bool) {
+	for _, v := range variables {
+		if v.name == name {
+			return v.value(a.in, a.t), true
 		}
 	}
-	return a.m
+	return nil, false
 }
+
+func (a *activation) Parent() interpreter.Activation { return nil }
 
 var celEnv = func() *cel.Env {
 	opts := []cel.EnvOption{
