@@ -5,6 +5,12 @@
 //     and sealing the bundle, rendering bundle.json, steps.csv and report.pdf,
 //     signing, compressing, storing and recording it) against `zip -q -6` and
 //     `sha256sum` of the same member files on disk;
+//   - memory: the heap an export takes over the heap before it, at its
+//     peak (sampled every 5 ms during one untimed export), for the ZIP and
+//     for the same bundle as JSON alone: the steps stream from the
+//     database to a temporary file and from it to the output, so that the
+//     JSON export's heap stays flat whatever the number of steps; the
+//     ZIP's grows with its PDF report, which the PDF library holds whole;
 //   - verify: runproof verify of that ZIP (every check, with the key), in
 //     bytes per second, against `sha256sum` of the same bytes: of the member
 //     files (the bytes verify inflates and checks, as `sha256sum -c
@@ -29,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -96,6 +103,17 @@ func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
 	exporter := export.New(store, arts, export.Options{Keys: keys, Ledger: led})
 	who := export.Requester{ID: "bench", Origin: runproof.OriginSystem, SourceComponent: "bench"}
 	in := export.Input{RunID: runID, Format: runproof.FormatZIP, IncludeContent: true}
+
+	peak, err := peakHeap(func() error { _, err := exporter.Export(ctx, tenant, who, in); return err })
+	if err != nil {
+		return err
+	}
+	asJSON := in
+	asJSON.Format = runproof.FormatJSON
+	peakJSON, err := peakHeap(func() error { _, err := exporter.Export(ctx, tenant, who, asJSON); return err })
+	if err != nil {
+		return err
+	}
 
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
@@ -174,6 +192,8 @@ func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
 	fmt.Printf("%d steps: ZIP of %.1f MB holding %.1f MB of members; median of %d rounds\n", n, zmb, mb, rounds)
 	fmt.Printf("%-13s %14s %24s %8s %s\n", "", "runproof", "reference", "ratio", "goal")
 	fmt.Printf("%-13s %11.0f ms %21.0f ms %8.2f %s\n", "export", exp*1000, ref*1000, exp/ref, "<= 2 (runproof export time / zip -6 + sha256sum time)")
+	fmt.Printf("%-13s %11.1f MB %24s %8s %s\n", "memory", float64(peak)/1e6, "", "", "(peak heap during one export over the heap before it; grows with the PDF report)")
+	fmt.Printf("%-13s %11.1f MB %24s %8s %s\n", "  as JSON", float64(peakJSON)/1e6, "", "", "flat (the same, exported as JSON)")
 	fmt.Printf("%-13s %9.0f MB/s %19.0f MB/s %8.2f %s\n", "verify", mb/ver, mb/sum, sum/ver,
 		">= 0.7 (member bytes checked per second / sha256sum of the member files)")
 	fmt.Printf("%-13s %9.0f MB/s %19.0f MB/s %8.2f %s\n", "  of the ZIP", zmb/ver, zmb/sumZip, sumZip/ver,
@@ -287,4 +307,34 @@ func sizes(dir string, names []string) (int64, error) {
 		n += info.Size()
 	}
 	return n, nil
+}
+
+// peakHeap runs f and returns the most heap in use while it ran over the
+// heap in use before, sampled every 5 ms.
+func peakHeap(f func() error) (uint64, error) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	base, peak := m.HeapInuse, m.HeapInuse
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				peak = max(peak, m.HeapInuse)
+			}
+		}
+	}()
+	err := f()
+	close(done)
+	<-sampled
+	return peak - base, err
 }

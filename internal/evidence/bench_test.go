@@ -37,6 +37,7 @@ func BenchmarkBundle10k(b *testing.B) {
 	for _, content := range []bool{false, true} {
 		b.Run(fmt.Sprintf("content=%v", content), func(b *testing.B) {
 			src := bigRun(b, 10_000, content)
+			steps := stepsOf(b, src)
 			opts := goldenOptions()
 			opts.IncludeContent = content
 			var bundleTime, refTime time.Duration
@@ -62,7 +63,7 @@ func BenchmarkBundle10k(b *testing.B) {
 				bundleTime += time.Since(start)
 				runtime.ReadMemStats(&m1)
 				start = time.Now()
-				ref, err := json.Marshal(src.Steps)
+				ref, err := json.Marshal(steps)
 				if err != nil {
 					b.Fatal(err)
 				}

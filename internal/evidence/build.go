@@ -21,8 +21,8 @@ func BuildEvidence(src Source, opts Options) (EvidenceBundle, error) {
 	return b, b.Seal()
 }
 
-// check refuses a source that does not hold the whole run: a bundle never
-// leaves anything out silently.
+// check refuses a source that cannot make a bundle, before its steps are
+// read; scan checks the steps.
 func check(src Source, opts Options) error {
 	run := src.Run
 	switch {
@@ -34,27 +34,46 @@ func check(src Source, opts Options) error {
 		return runproof.Errorf(runproof.EINVALID, "a bundle needs a run")
 	case src.Snapshot.ID != run.SnapshotID:
 		return fmt.Errorf("evidence: policy snapshot %q is not the one of run %q (%q)", src.Snapshot.ID, run.ID, run.SnapshotID)
-	case int64(len(src.Steps)) != run.Totals.Steps:
-		return runproof.Errorf(runproof.ECONFLICT, "run %q has %d steps but %d were read: it changed during the export; try again",
-			run.ID, run.Totals.Steps, len(src.Steps))
-	}
-	for i, s := range src.Steps {
-		if s.Index != int64(i) {
-			return fmt.Errorf("evidence: run %q: step %d found at position %d: the source must hold every step in index order", run.ID, s.Index, i)
-		}
 	}
 	if inc := src.Incident; inc != nil {
 		switch {
 		case inc.RunID != run.ID:
 			return runproof.Errorf(runproof.EINVALID, "incident %q belongs to run %q, not %q", inc.ID, inc.RunID, run.ID)
-		case inc.InflectionStepIndex < 0 || inc.InflectionStepIndex >= int64(len(src.Steps)):
-			return fmt.Errorf("evidence: incident %q: inflection step %d is not among the %d steps of run %q", inc.ID, inc.InflectionStepIndex, len(src.Steps), run.ID)
+		case inc.InflectionStepIndex < 0 || inc.InflectionStepIndex >= run.Totals.Steps:
+			return fmt.Errorf("evidence: incident %q: inflection step %d is not among the %d steps of run %q", inc.ID, inc.InflectionStepIndex, run.Totals.Steps, run.ID)
 		}
 		if !slices.Contains(runproof.RemediationStatuses, inc.RemediationStatus) {
 			return runproof.Errorf(runproof.EINVALID, "incident %q: unknown remediation status %q", inc.ID, inc.RemediationStatus)
 		}
 	}
 	return nil
+}
+
+// scan ranges over the run's steps once, calling each for every step, and
+// returns their totals. It refuses a source that does not hold the whole
+// run in index order: a bundle never leaves anything out silently.
+func scan(src Source, each func(runproof.Step) error) (runproof.Totals, error) {
+	run := src.Run
+	var t runproof.Totals
+	if src.Steps != nil {
+		for s, err := range src.Steps {
+			if err != nil {
+				return t, err
+			}
+			if s.Index != t.Steps {
+				return t, fmt.Errorf("evidence: run %q: step %d found at position %d: the source must hold every step in index order", run.ID, s.Index, t.Steps)
+			}
+			t = t.Add(s)
+			if err := each(s); err != nil {
+				return t, err
+			}
+		}
+	}
+	if t.Steps != run.Totals.Steps {
+		return t, runproof.Errorf(runproof.ECONFLICT, "run %q has %d steps but %d were read: it changed during the export; try again",
+			run.ID, run.Totals.Steps, t.Steps)
+	}
+	return t, nil
 }
 
 func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix string) (EvidenceBundle, error) {
@@ -70,23 +89,30 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		RunGoal:       run.Goal, RunStatus: run.Status, RunStartedAt: runproof.FormatTime(run.StartedAt),
 		RunCompletedAt: optTime(run.CompletedAt), RunEndedAs: run.EndedAs, TerminationReason: run.TerminationReason,
 		ExportedBy: cmp.Or(opts.ExportedBy, "system"), ExportReason: opts.ExportReason,
-		Steps: []TraceStepEvidence{},
 	}
-	if opts.IncludeRawSteps {
-		b.Steps = make([]TraceStepEvidence, 0, len(src.Steps))
-	}
-	var t runproof.Totals
-	for _, s := range src.Steps {
-		t = t.Add(s)
-		if opts.IncludeRawSteps {
-			b.Steps = append(b.Steps, stepEvidence(s, opts.IncludeContent))
+	steps := newStepWriter(opts.Spool)
+	steps.keepRows = opts.KeepRows
+	t, err := scan(src, func(s runproof.Step) error {
+		if !opts.IncludeRawSteps {
+			return nil
 		}
+		e := stepEvidence(s, opts.IncludeContent)
+		if opts.OnStep != nil {
+			if err := opts.OnStep(e); err != nil {
+				return err
+			}
+		}
+		return steps.add(e)
+	})
+	if err != nil {
+		return EvidenceBundle{}, err
 	}
+	b.Steps = steps.list
 	b.TotalSteps, b.TotalTokens = t.Steps, t.Tokens()
 	b.TotalCostCents, b.TotalDurationMs = runproof.Cents(t.CostMicrocents), runproof.Millis(t.DurationMicros)
-	b.StepsOmitted = t.Steps - int64(len(b.Steps))
-	if n := len(src.Steps); n > 0 {
-		first, last := src.Steps[0].Index, src.Steps[n-1].Index
+	b.StepsOmitted = t.Steps - b.Steps.Len()
+	if t.Steps > 0 { // scan read indexes 0 to t.Steps-1
+		first, last := int64(0), t.Steps-1
 		b.FirstStepIndex, b.LastStepIndex = &first, &last
 	}
 	if inc != nil {
@@ -177,7 +203,7 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	// numbered without gaps), all of them in it, and the same remediation
 	// status, on which the controls depend, holds for this one if it holds
 	// every step too.
-	if r := src.Review; r != nil && r.RunSteps == int64(len(src.Steps)) && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() {
+	if r := src.Review; r != nil && r.RunSteps == ev.TotalSteps && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 	}
 	b.AttestationStatement = attestation(src, &b)
@@ -290,7 +316,7 @@ func attestation(src Source, b *SOC2Bundle) string {
 	}
 	fmt.Fprintf(&s, " Its evidence members (run metadata, policy snapshot %s, %d of %d steps and the run's exact totals) have the evidence digest %s:"+
 		" SHA-256 of their RFC 8785 form, without content_hash and the SOC 2 members; the bundle's content_hash also covers this statement.",
-		b.PolicyContext.PolicySnapshotID, len(b.Steps), b.TotalSteps, b.EvidenceDigest)
+		b.PolicyContext.PolicySnapshotID, b.Steps.Len(), b.TotalSteps, b.EvidenceDigest)
 	s.WriteString(" Control status:")
 	for i, m := range b.ControlMappings {
 		if i > 0 {

@@ -23,7 +23,7 @@ const (
 type Source struct {
 	Run      runproof.Run
 	Snapshot runproof.Snapshot // the run's policy snapshot
-	Steps    []runproof.Step   // every step of the run, in index order
+	Steps    StepSeq           // every step of the run, in index order
 	Incident *runproof.Incident
 	History  AgentHistory
 	// Review is the latest review of an earlier SOC 2 export of the run,
@@ -54,13 +54,23 @@ type Options struct {
 	CreatedAt       time.Time // required
 	ExportedBy      string    // user id, agent id or "system" (the default)
 	ExportReason    string
-	IncludeRawSteps bool // false: steps is [] and steps_omitted counts them; totals stay exact
-	IncludeContent  bool // with IncludeRawSteps: each step's content, not only its digest
-	PreparedFor     string
-	PreparedBy      string     // debrief: a name for people; "system" when empty
-	PeriodStart     *time.Time // SOC 2 compliance period; default the incident's UTC day
-	PeriodEnd       *time.Time
-	Classification  string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
+	IncludeRawSteps bool  // false: steps is [] and steps_omitted counts them; totals stay exact
+	Spool           Spool // where the steps are kept until the bundle is written; nil: memory
+	// KeepRows keeps the steps decoded in memory too, without their
+	// content, for a renderer that reads them all and would otherwise
+	// decode them from the spool (the PDF report, which holds every row
+	// itself anyway).
+	KeepRows bool
+	// OnStep, when set, is called with each step the bundle holds, in
+	// order, as it is built: for a renderer of steps alone (steps.csv),
+	// which then need not read them back.
+	OnStep         func(TraceStepEvidence) error
+	IncludeContent bool // with IncludeRawSteps: each step's content, not only its digest
+	PreparedFor    string
+	PreparedBy     string     // debrief: a name for people; "system" when empty
+	PeriodStart    *time.Time // SOC 2 compliance period; default the incident's UTC day
+	PeriodEnd      *time.Time
+	Classification string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
 }
 
 // Optional fields (everywhere in this package): an optional member is left
@@ -141,7 +151,7 @@ type EvidenceBundle struct {
 	RunStartedAt         string              `json:"run_started_at"`
 	RunStatus            runproof.RunStatus  `json:"run_status"`     // added
 	SchemaVersion        int                 `json:"schema_version"` // added
-	Steps                []TraceStepEvidence `json:"steps"`
+	Steps                StepList            `json:"steps"`
 	StepsOmitted         int64               `json:"steps_omitted"` // added: steps left out (IncludeRawSteps false), else 0
 	TenantID             string              `json:"tenant_id"`
 	TerminationReason    string              `json:"termination_reason,omitempty"`

@@ -2,81 +2,87 @@ package evidence
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// Canonical returns the RFC 8785 (JCS) form of a bundle's JSON.
+// Canonical returns the RFC 8785 (JCS) form of a bundle's JSON, in memory.
+func Canonical(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	err := WriteCanonical(&buf, v)
+	return buf.Bytes(), err
+}
+
+// WriteCanonical writes the RFC 8785 (JCS) form of a bundle's JSON to w.
 //
 // The reference is runproof.Canonical (encoding/json, then the JCS
-// canonicalizer). An EvidenceBundle — the one that holds millions of steps —
-// takes a shortcut: its structs declare their fields in JCS order and hold
-// only values whose encoding/json form is already canonical (times as
-// strings, no maps), so encoding/json without HTML escaping writes the
-// canonical bytes in one pass. Whatever the shortcut cannot vouch for —
-// U+2028, U+2029 or invalid UTF-8, which encoding/json escapes; content that
-// is not canonical; integers beyond 2^53 — goes through the reference
-// instead. Tests and a fuzz target check the shortcut against the reference
-// and a second JCS library.
-func Canonical(v any) ([]byte, error) {
+// canonicalizer). The steps of an evidence or SOC 2 bundle, which may be
+// millions, do not go through it: their list holds them in canonical form
+// already (see StepList), so the rest of the bundle goes through the
+// reference with an empty list, and the list is copied in its place. Tests
+// and a fuzz target check the result against a second JCS library.
+func WriteCanonical(w io.Writer, v any) error {
+	steps, rest := withoutSteps(v)
+	c, err := runproof.Canonical(rest)
+	if err != nil {
+		return err
+	}
+	if steps.Len() == 0 {
+		_, err = w.Write(c)
+		return err
+	}
+	const empty = `"steps":[]` // a quote inside a string is escaped: this is the member
+	i := bytes.Index(c, []byte(empty))
+	if i < 0 || bytes.Count(c, []byte(empty)) != 1 {
+		return errSpliceSteps
+	}
+	i += len(empty) - 1 // at the closing bracket
+	if _, err := w.Write(c[:i]); err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, steps.spool.Reader()); err != nil {
+		return err
+	}
+	_, err = w.Write(c[i:])
+	return err
+}
+
+// withoutSteps returns a bundle's steps and a copy of the bundle without
+// them; other values as they are, with no steps.
+func withoutSteps(v any) (StepList, any) {
 	switch b := v.(type) {
 	case EvidenceBundle:
-		return canonicalEvidence(&b)
+		return withoutSteps(&b)
+	case SOC2Bundle:
+		return withoutSteps(&b)
 	case *EvidenceBundle:
-		return canonicalEvidence(b)
-	}
-	return runproof.Canonical(v)
-}
-
-func canonicalEvidence(b *EvidenceBundle) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(4096 + 256*len(b.Steps))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(b); err != nil {
-		return nil, err
-	}
-	out := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if !directlyCanonical(b, out) {
-		return runproof.CanonicalJSON(out)
-	}
-	return out, nil
-}
-
-// directlyCanonical reports whether encoding/json's output of b is certain
-// to be its RFC 8785 form.
-func directlyCanonical(b *EvidenceBundle, out []byte) bool {
-	const maxExact = 1 << 53 // JCS reads numbers as IEEE doubles
-	// encoding/json escapes U+2028, U+2029 and invalid UTF-8 (as U+FFFD);
-	// RFC 8785 writes them as they are.
-	if bytes.Contains(out, []byte(`\u202`)) || bytes.Contains(out, []byte(`\ufffd`)) || b.TotalTokens < 0 || b.TotalTokens > maxExact || b.TotalSteps > maxExact {
-		return false
-	}
-	for i := range b.Steps {
-		s := &b.Steps[i]
-		if s.StepIndex < 0 || s.StepIndex > maxExact || s.Tokens < 0 || s.Tokens > maxExact ||
-			s.InputTokens < 0 || s.OutputTokens < 0 {
-			return false
+		if b != nil {
+			rest := *b
+			rest.Steps = StepList{}
+			return b.Steps, &rest
 		}
-		if s.Content != nil {
-			c, err := runproof.CanonicalJSON(s.Content)
-			if err != nil || !bytes.Equal(c, s.Content) {
-				return false
-			}
+	case *SOC2Bundle:
+		if b != nil {
+			rest := *b
+			rest.Steps = StepList{}
+			return b.Steps, &rest
 		}
 	}
-	return true
+	return StepList{}, v
 }
 
 // digest returns the digest of v's canonical form. A bundle's content_hash
 // must be empty when it is called, so that the member is absent.
 func digest(v any) (string, error) {
-	c, err := Canonical(v)
-	if err != nil {
+	h := sha256.New()
+	if err := WriteCanonical(h, v); err != nil {
 		return "", err
 	}
-	return runproof.DigestBytes(c), nil
+	return runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Seal sets b's content_hash: the digest of the RFC 8785 form of the bundle

@@ -52,7 +52,10 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 		return ExecutiveDebriefBundle{}, runproof.Errorf(runproof.EINVALID, "classification must be INTERNAL, CONFIDENTIAL or PUBLIC, not %q", class)
 	}
 
-	f := facts(src)
+	f, err := facts(src)
+	if err != nil {
+		return ExecutiveDebriefBundle{}, err
+	}
 	b := ExecutiveDebriefBundle{
 		SchemaVersion: SchemaVersion, BundleID: PrefixExecutiveDebrief + opts.BundleID,
 		BundleType: runproof.BundleExecutiveDebrief, CreatedAt: runproof.FormatTime(opts.CreatedAt),
@@ -92,27 +95,31 @@ type incidentFacts struct {
 	risk              runproof.RiskLevel
 }
 
-func facts(src Source) incidentFacts {
+func facts(src Source) (incidentFacts, error) {
 	inc := src.Incident
 	f := incidentFacts{inc: inc, contained: containedAt(src), task: "its task", upTo: inc.InflectionStepIndex + 1}
 	ids := []string{src.Run.ID, inc.ID, src.Run.TenantID, src.Run.TraceID, src.Run.AgentID, src.Snapshot.ID}
 	if plain(src.Run.Goal, ids) {
 		f.task = "“" + src.Run.Goal + "”"
 	}
-	for _, s := range src.Steps {
+	_, err := scan(src, func(s runproof.Step) error {
 		if s.Index <= inc.InflectionStepIndex {
 			f.costMicro += s.CostMicrocents
 		} else {
 			f.afterStop++
 			f.afterMicro += s.CostMicrocents
 		}
+		return nil
+	})
+	if err != nil {
+		return f, err
 	}
 	f.threshold, f.actual = policy.Units(runproof.Finding{Type: inc.ViolationType, Threshold: inc.ThresholdValue, Actual: inc.ActualValue})
 	if inc.ViolationType.IsLimit() {
 		f.overHalf = f.threshold > 0 && f.actual*2 >= f.threshold*3
 	}
 	f.risk = policy.Risk(policy.RiskInput{Type: inc.ViolationType, Threshold: f.threshold, Actual: f.actual, CostMicrocents: f.costMicro})
-	return f
+	return f, nil
 }
 
 // limitWords names what was broken, for people.

@@ -143,8 +143,8 @@ func TestEvidenceTotalsAndIds(t *testing.T) {
 	if b.BundleID != "EVD-01JQ3F8Z6Y" || b.BundleType != runproof.BundleEvidence {
 		t.Errorf("bundle id %q type %q", b.BundleID, b.BundleType)
 	}
-	if len(b.Steps) != 0 || b.StepsOmitted != 6 || b.TotalSteps != 6 || b.TotalCostCents != 180 || b.TotalTokens != 3300 || b.TotalDurationMs != 7503 {
-		t.Errorf("steps %d omitted %d totals %d %v %d %v", len(b.Steps), b.StepsOmitted, b.TotalSteps, b.TotalCostCents, b.TotalTokens, b.TotalDurationMs)
+	if b.Steps.Len() != 0 || b.StepsOmitted != 6 || b.TotalSteps != 6 || b.TotalCostCents != 180 || b.TotalTokens != 3300 || b.TotalDurationMs != 7503 {
+		t.Errorf("steps %d omitted %d totals %d %v %d %v", b.Steps.Len(), b.StepsOmitted, b.TotalSteps, b.TotalCostCents, b.TotalTokens, b.TotalDurationMs)
 	}
 	if *b.FirstStepIndex != 0 || *b.LastStepIndex != 5 || *b.ViolationStepIndex != 3 {
 		t.Errorf("indexes %d %d %d", *b.FirstStepIndex, *b.LastStepIndex, *b.ViolationStepIndex)
@@ -165,8 +165,12 @@ func TestIncompleteSourceRefused(t *testing.T) {
 	}{
 		{"no bundle id", func(_ *evidence.Source, o *evidence.Options) { o.BundleID = "" }, runproof.EINVALID},
 		{"no time", func(_ *evidence.Source, o *evidence.Options) { o.CreatedAt = time.Time{} }, runproof.EINVALID},
-		{"step missing", func(s *evidence.Source, _ *evidence.Options) { s.Steps = s.Steps[:5] }, runproof.ECONFLICT},
-		{"step out of order", func(s *evidence.Source, _ *evidence.Options) { s.Steps[1], s.Steps[2] = s.Steps[2], s.Steps[1] }, runproof.EINTERNAL},
+		{"step missing", func(s *evidence.Source, _ *evidence.Options) { s.Steps = evidence.StepsOf(stepsOf(t, *s)[:5]) }, runproof.ECONFLICT},
+		{"step out of order", func(s *evidence.Source, _ *evidence.Options) {
+			steps := stepsOf(t, *s)
+			steps[1], steps[2] = steps[2], steps[1]
+			s.Steps = evidence.StepsOf(steps)
+		}, runproof.EINTERNAL},
 		{"other snapshot", func(s *evidence.Source, _ *evidence.Options) { s.Snapshot.ID = "sha256:00" }, runproof.EINTERNAL},
 		{"other run's incident", func(s *evidence.Source, _ *evidence.Options) { s.Incident.RunID = "x" }, runproof.EINVALID},
 	}
@@ -285,14 +289,19 @@ func FuzzCanonicalEvidence(f *testing.F) {
 		if _, err := jcs.Transform([]byte(content)); err != nil || !json.Valid([]byte(content)) {
 			content = ""
 		}
+		step := evidence.TraceStepEvidence{StepType: typ, CostCents: runproof.Cents(cost), DurationMs: runproof.Millis(dur),
+			Tokens: tokens, InputTokens: tokens, Content: json.RawMessage(content)}
+		if content == "" {
+			step.Content = nil
+		}
+		steps, err := evidence.StepListOf(step, step)
+		if err != nil {
+			t.Fatal(err)
+		}
 		b := evidence.EvidenceBundle{BundleID: "EVD-" + goal, RunGoal: goal, TotalCostCents: runproof.Cents(cost),
 			TotalTokens: tokens, TotalDurationMs: runproof.Millis(dur), PolicyContext: evidence.PolicyContext{
 				ActivePolicies: []evidence.ActivePolicy{{Name: typ, StepTypes: []string{typ, goal}}}},
-			Steps: []evidence.TraceStepEvidence{{StepType: typ, CostCents: runproof.Cents(cost), DurationMs: runproof.Millis(dur),
-				Tokens: tokens, InputTokens: tokens, Content: json.RawMessage(content)}}}
-		if content == "" {
-			b.Steps[0].Content = nil
-		}
+			Steps: steps}
 		got, err := evidence.Canonical(b)
 		if err != nil {
 			t.Fatal(err)
@@ -309,7 +318,7 @@ func TestSOC2Review(t *testing.T) {
 	src := costRun(t)
 	at := t0.Add(time.Hour)
 	src.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
-		Notes: "Trace checked.", RunSteps: int64(len(src.Steps)), Remediation: src.Remediation(), ReviewedAt: at}
+		Notes: "Trace checked.", RunSteps: src.Run.Totals.Steps, Remediation: src.Remediation(), ReviewedAt: at}
 	b, err := evidence.BuildSOC2(src, goldenOptions())
 	if err != nil {
 		t.Fatal(err)

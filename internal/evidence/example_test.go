@@ -17,7 +17,7 @@ func ExampleBuildEvidence() {
 		Run: runproof.Run{TenantID: "t1", ID: "run-1", AgentID: "a1", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
 			Status: runproof.RunCompleted, SnapshotID: snap.ID, StartedAt: at, Totals: runproof.Totals{}.Add(step)},
 		Snapshot: snap,
-		Steps:    []runproof.Step{step},
+		Steps:    evidence.StepsOf([]runproof.Step{step}),
 	}
 	b, err := evidence.BuildEvidence(src, evidence.Options{BundleID: "0001", CreatedAt: at, IncludeRawSteps: true})
 	if err != nil {

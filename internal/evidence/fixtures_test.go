@@ -70,6 +70,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		AgentID: "agent-research", Goal: rs.goal, TraceID: fmt.Sprintf("4bf92f3577b34da6a3ce929d0e0e47%02d", rs.n),
 		Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: t0, CreatedAt: t0}
 	src := evidence.Source{Run: run, Snapshot: snap, History: rs.history}
+	var steps []runproof.Step
 	for i, sp := range rs.steps {
 		s := runproof.Step{TenantID: tenant, RunID: run.ID, Index: int64(i),
 			Timestamp: t0.Add(time.Duration(i+1)*time.Second + time.Duration(sp.atMicroOff)*time.Microsecond),
@@ -97,8 +98,9 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 			src.Run.Status, src.Run.StoppedAt, src.Run.IncidentID = runproof.RunStopped, &detected, src.Incident.ID
 			src.Run.TerminationReason = "policy_violation: " + v.PolicyName
 		}
-		src.Steps = append(src.Steps, s)
+		steps = append(steps, s)
 	}
+	src.Steps = evidence.StepsOf(steps)
 	end := t0.Add(time.Duration(len(rs.steps)+1) * time.Second)
 	src.Run.CompletedAt = &end
 	if src.Run.Status != runproof.RunStopped {
@@ -167,4 +169,17 @@ func goldenOptions() evidence.Options {
 	return evidence.Options{BundleID: "01JQ3F8Z6Y", CreatedAt: t0.Add(time.Hour), ExportedBy: "user-7f3a",
 		ExportReason: "quarterly SOC 2 evidence collection", IncludeRawSteps: true,
 		PreparedFor: "Chief Technology Officer", PreparedBy: "Ada Lovelace"}
+}
+
+// stepsOf reads the steps of a source.
+func stepsOf(t testing.TB, src evidence.Source) []runproof.Step {
+	t.Helper()
+	var steps []runproof.Step
+	for s, err := range src.Steps {
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, s)
+	}
+	return steps
 }

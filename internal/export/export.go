@@ -578,7 +578,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if err := pending.Commit(); err != nil {
 		return runproof.ExportEvent{}, err
 	}
-	steps, omitted := int64(len(src.Steps)), int64(0)
+	steps, omitted := src.Run.Totals.Steps, int64(0)
 	if !r.includeRawSteps {
 		omitted = steps
 	}

@@ -14,9 +14,17 @@ import (
 	"github.com/runproof/runproof/internal/signing"
 )
 
+// steps says where the steps of a bundle being built go: kept in spool
+// until the bundle is written, and given to onStep (when set) as they come.
+type steps struct {
+	spool    evidence.Spool
+	onStep   func(evidence.TraceStepEvidence) error
+	keepRows bool // for the PDF report
+}
+
 // build makes the sealed bundle a request asks for. idSuffix makes its
 // bundle_id unique; the builder adds the type's prefix.
-func build(r request, src evidence.Source, idSuffix string) (bundle any, bundleID string, err error) {
+func build(r request, src evidence.Source, idSuffix string, to steps) (bundle any, bundleID string, err error) {
 	opts := evidence.Options{
 		BundleID:        idSuffix,
 		CreatedAt:       r.CreatedAt,
@@ -24,6 +32,9 @@ func build(r request, src evidence.Source, idSuffix string) (bundle any, bundleI
 		ExportReason:    r.ExportReason,
 		IncludeRawSteps: r.includeRawSteps,
 		IncludeContent:  r.includeContent,
+		Spool:           to.spool,
+		OnStep:          to.onStep,
+		KeepRows:        to.keepRows,
 		PreparedFor:     r.preparedFor,
 		PreparedBy:      r.preparedBy,
 		Classification:  r.classification,
@@ -53,9 +64,31 @@ type output struct {
 	seal func(bundlezip.Sealed) (proof []byte, err error)
 }
 
-// render writes the bundle a request asks for in its format.
+// render writes the bundle a request asks for in its format. The run's
+// steps are read once, while the bundle is built, and kept in a temporary
+// file until it is written: an export holds a page of steps in memory,
+// however long the run (the PDF report excepted, which the PDF library
+// holds whole).
 func render(ctx context.Context, w io.Writer, r request, src evidence.Source, out output) (bundleID string, err error) {
-	bundle, bundleID, err := build(r, src, out.idSuffix)
+	spool, err := newFileSpool()
+	if err != nil {
+		return "", err
+	}
+	defer spool.Close()
+	to := steps{spool: spool, keepRows: r.Format == runproof.FormatPDF || r.Format == runproof.FormatZIP}
+	switch {
+	case r.Format == runproof.FormatZIP:
+		return writeZIP(ctx, w, r, src, to, out)
+	case r.Format == runproof.FormatCSV && r.BundleType != runproof.BundleExecutiveDebrief:
+		// the rows are written as the steps are read
+		enc := csvr.NewEncoder(w)
+		to.onStep = enc.Encode
+		if _, bundleID, err = build(r, src, out.idSuffix, to); err != nil {
+			return "", err
+		}
+		return bundleID, enc.Close()
+	}
+	bundle, bundleID, err := build(r, src, out.idSuffix, to)
 	if err != nil {
 		return "", err
 	}
@@ -66,23 +99,25 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 			return "", err
 		}
 		return bundleID, enc.Close()
-	case runproof.FormatCSV:
+	case runproof.FormatCSV: // an executive debrief's sheet
 		return bundleID, csvr.WriteBundle(w, bundle)
 	case runproof.FormatPDF:
 		return bundleID, pdfr.Write(ctx, w, bundle, pdfr.Info{ExportID: r.ID})
-	case runproof.FormatZIP:
-		return bundleID, writeZIP(ctx, w, r, src, bundle, bundleID, out)
 	}
 	return "", fmt.Errorf("export: format %q cannot be rendered", r.Format)
 }
 
 // writeZIP writes the signed ZIP bundle: the bundle, its steps, its report
 // and the manifest vouching for them, sealed (out.seal) before the ZIP is
-// written, with the proof of the sealed manifest.
-func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, bundle any, bundleID string, out output) error {
-	// The report, the slowest member to render, is drawn while bundle.json
-	// and steps.csv are rendered and packed (deflated and hashed). Its pages
-	// are left uncompressed: the ZIP deflates the file whole.
+// written, with the proof of the sealed manifest. steps.csv is packed
+// (deflated and hashed) as the steps are read; then the report, the
+// slowest member to render, is drawn while bundle.json is packed. Its
+// pages are left uncompressed: the ZIP deflates the file whole.
+func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, to steps, out output) (bundleID string, err error) {
+	bundle, bundleID, csv, err := buildWithCSV(r, src, to, out)
+	if err != nil {
+		return "", err
+	}
 	var report bundlezip.Member
 	reportErr := make(chan error, 1)
 	go func() {
@@ -95,69 +130,81 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 		}
 		reportErr <- err
 	}()
-	js, csv, err := packData(r, src, bundle, out)
+	js, err := packJSON(bundle)
 	if rerr := <-reportErr; err == nil {
 		err = rerr
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	m := bundlezip.Manifest{ExportID: r.ID, TenantID: r.TenantID, BundleID: bundleID, BundleType: r.BundleType,
 		CreatedAt: runproof.FormatTime(r.CreatedAt), KeyID: out.key.ID, Population: population(r, src)}
 	s, err := bundlezip.Seal(m, []bundlezip.Member{js, csv, report}, out.key)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var proof []byte
 	if out.seal != nil {
 		if proof, err = out.seal(s); err != nil {
-			return err
+			return "", err
 		}
 	}
-	return s.Write(w, proof)
+	return bundleID, s.Write(w, proof)
 }
 
-// packData renders bundle.json and steps.csv into their packers, which
-// deflate and hash them as they are written, so that neither is held
-// whole. steps.csv holds the steps whatever the bundle type: a debrief's
-// come from the evidence of the same run.
-func packData(r request, src evidence.Source, bundle any, out output) (js, csv bundlezip.Member, err error) {
+// buildWithCSV builds the bundle and packs steps.csv as its steps are
+// read. steps.csv holds the steps whatever the bundle type: a debrief's
+// come from the evidence bundle of the same run, built for them.
+func buildWithCSV(r request, src evidence.Source, to steps, out output) (bundle any, bundleID string, csv bundlezip.Member, err error) {
+	cp, err := bundlezip.NewPacker(bundlezip.StepsName)
+	if err != nil {
+		return nil, "", csv, err
+	}
+	enc := csvr.NewEncoder(cp)
+	if r.BundleType != runproof.BundleExecutiveDebrief {
+		to.onStep = enc.Encode
+	}
+	if bundle, bundleID, err = build(r, src, out.idSuffix, to); err != nil {
+		return nil, "", csv, err
+	}
+	if r.BundleType == runproof.BundleExecutiveDebrief {
+		r.BundleType = runproof.BundleEvidence // r is a copy: the manifest still describes the debrief
+		spool, err := newFileSpool()
+		if err != nil {
+			return nil, "", csv, err
+		}
+		defer spool.Close()
+		if _, _, err = build(r, src, out.idSuffix, steps{spool: spool, onStep: enc.Encode}); err != nil {
+			return nil, "", csv, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, "", csv, err
+	}
+	csv, err = cp.Member()
+	return bundle, bundleID, csv, err
+}
+
+// packJSON packs bundle.json, deflated and hashed as it is written.
+func packJSON(bundle any) (bundlezip.Member, error) {
 	jp, err := bundlezip.NewPacker(bundlezip.BundleName)
 	if err != nil {
-		return js, csv, err
+		return bundlezip.Member{}, err
 	}
 	enc := jsonr.NewEncoder(jp)
 	if err := enc.Encode(bundle); err != nil {
-		return js, csv, err
+		return bundlezip.Member{}, err
 	}
 	if err := enc.Close(); err != nil {
-		return js, csv, err
+		return bundlezip.Member{}, err
 	}
-	if js, err = jp.Member(); err != nil {
-		return js, csv, err
-	}
-	steps := bundle
-	if r.BundleType == runproof.BundleExecutiveDebrief {
-		r.BundleType = runproof.BundleEvidence // r is a copy: the manifest still describes the debrief
-		if steps, _, err = build(r, src, out.idSuffix); err != nil {
-			return js, csv, err
-		}
-	}
-	cp, err := bundlezip.NewPacker(bundlezip.StepsName)
-	if err != nil {
-		return js, csv, err
-	}
-	if err := csvr.WriteBundle(cp, steps); err != nil {
-		return js, csv, err
-	}
-	csv, err = cp.Member()
-	return js, csv, err
+	return jp.Member()
 }
 
 // population describes what the export covers.
 func population(r request, src evidence.Source) bundlezip.Population {
 	p := bundlezip.Population{Scope: r.Scope, RunID: r.RunID, IncidentID: r.IncidentID, IncludeSteps: r.includeRawSteps,
-		IncludeContent: r.includeRawSteps && r.includeContent, Runs: 1, Steps: int64(len(src.Steps))}
+		IncludeContent: r.includeRawSteps && r.includeContent, Runs: 1, Steps: src.Run.Totals.Steps}
 	if r.PeriodStart != nil {
 		p.PeriodStart = runproof.FormatTime(*r.PeriodStart)
 	}
@@ -170,8 +217,9 @@ func population(r request, src evidence.Source) bundlezip.Population {
 	if src.Incident != nil {
 		p.Incidents = 1
 	}
-	if n := len(src.Steps); n > 0 {
-		p.FirstStepIndex, p.LastStepIndex = &src.Steps[0].Index, &src.Steps[n-1].Index
+	if n := src.Run.Totals.Steps; n > 0 { // the bundle holds steps 0 to n-1, or it would not have been built
+		first, last := int64(0), n-1
+		p.FirstStepIndex, p.LastStepIndex = &first, &last
 	}
 	return p
 }

@@ -22,14 +22,7 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 	if src.Snapshot, err = e.store.GetSnapshot(ctx, r.TenantID, src.Run.SnapshotID); err != nil {
 		return src, err
 	}
-	if src.Steps, err = e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: r.TenantID, RunID: r.RunID}); err != nil {
-		return src, err
-	}
-	if int64(len(src.Steps)) != src.Run.Totals.Steps {
-		// never export a partial trace
-		return src, runproof.Errorf(runproof.ECONFLICT, "run %q changed while it was exported (%d steps read, %d recorded): try again",
-			r.RunID, len(src.Steps), src.Run.Totals.Steps)
-	}
+	src.Steps = e.steps(ctx, src.Run)
 	if r.IncidentID != "" {
 		inc, err := e.store.GetIncident(ctx, r.TenantID, r.IncidentID)
 		if err != nil {
@@ -44,6 +37,35 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 	}
 	src.History, err = e.history(ctx, src.Run)
 	return src, err
+}
+
+// stepPage is how many steps an export reads at a time.
+const stepPage = 1000
+
+// steps yields the steps the run had when it was read, a page at a time:
+// steps are never changed once stored, so the pages add up to the run as
+// it was read, whatever is appended meanwhile. The builder checks that
+// they are all there.
+func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq {
+	return func(yield func(runproof.Step, error) bool) {
+		for from := int64(0); from < run.Totals.Steps; {
+			page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
+				FromIndex: from, Limit: int(min(stepPage, run.Totals.Steps-from))})
+			if err != nil {
+				yield(runproof.Step{}, err)
+				return
+			}
+			for _, s := range page {
+				if !yield(s, nil) {
+					return
+				}
+			}
+			if len(page) == 0 {
+				return
+			}
+			from = page[len(page)-1].Index + 1
+		}
+	}
 }
 
 // priorReview returns the latest review of the run's SOC 2 exports made

@@ -105,9 +105,12 @@ func WriteBundle(w io.Writer, bundle any) error {
 	return fmt.Errorf("csvr: cannot write a %T as CSV", bundle)
 }
 
-func writeSteps(w io.Writer, steps []evidence.TraceStepEvidence) error {
+func writeSteps(w io.Writer, steps evidence.StepList) error {
 	e := NewEncoder(w)
-	for _, s := range steps {
+	for s, err := range steps.All() {
+		if err != nil {
+			return err
+		}
 		if err := e.Encode(s); err != nil {
 			return err
 		}

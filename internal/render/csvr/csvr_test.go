@@ -38,7 +38,11 @@ func steps(n int) []evidence.TraceStepEvidence {
 
 func TestEncodeRows(t *testing.T) {
 	var buf bytes.Buffer
-	if err := csvr.WriteBundle(&buf, evidence.EvidenceBundle{Steps: steps(2)}); err != nil {
+	list, err := evidence.StepListOf(steps(2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := csvr.WriteBundle(&buf, evidence.EvidenceBundle{Steps: list}); err != nil {
 		t.Fatal(err)
 	}
 	h := "sha256:" + strings.Repeat("ab", 32)

@@ -20,18 +20,14 @@ type Encoder struct {
 // NewEncoder returns an Encoder writing to w.
 func NewEncoder(w io.Writer) *Encoder { return &Encoder{w: w} }
 
-// Encode writes the canonical JSON of bundle, followed by nothing. A file
-// should hold one bundle: two Encode calls write two values back to back.
+// Encode writes the canonical JSON of bundle, followed by nothing, its
+// steps streamed from their list. A file should hold one bundle: two
+// Encode calls write two values back to back.
 func (e *Encoder) Encode(bundle any) error {
-	if e.err != nil {
-		return e.err
+	if e.err == nil {
+		e.err = evidence.WriteCanonical(e.w, bundle)
 	}
-	b, err := evidence.Canonical(bundle)
-	if err == nil {
-		_, err = e.w.Write(b)
-	}
-	e.err = err
-	return err
+	return e.err
 }
 
 // Close returns the first error of the encoder. It does not close the writer.

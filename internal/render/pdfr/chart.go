@@ -9,49 +9,65 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// series is one curve of the chart: a running total per step.
+// series is one curve of the chart: a running total per step, at most
+// about maxPoint of them (a monotone curve loses nothing visible).
 type series struct {
-	title string
-	unit  string // of the threshold label
-	vals  []float64
-	limit float64 // the violated policy's threshold in this unit; NaN when none
-	color rgb
-	tint  rgb // fill under the curve
+	title  string
+	unit   string // of the threshold label
+	points []point
+	limit  float64 // the violated policy's threshold in this unit; NaN when none
+	color  rgb
+	tint   rgb // fill under the curve
 }
 
 // Chart geometry, mm.
 const (
 	panelH   = 46.0
 	gutter   = 19.0 // left of the plot, for the value labels
-	maxPoint = 900  // points drawn per curve; a monotone curve loses nothing visible
+	maxPoint = 900  // points drawn per curve
 )
+
+// point is the running total v after step x.
+type point struct {
+	x int64
+	v float64
+}
 
 // chart draws cumulative cost and cumulative tokens per step as vector
 // lines, in two panels over the same step axis, with the violated limit and
 // the inflection step marked.
 func (r *report) chart(b *evidence.EvidenceBundle) {
-	steps := b.Steps
-	if len(steps) > 0 {
+	n := b.Steps.Len()
+	if n > 0 {
 		r.need(2*panelH + 60) // the heading stays with the chart
 	}
 	r.heading("Cost and tokens over the run")
-	if len(steps) == 0 {
+	if n == 0 {
 		r.note("No chart: the steps are not in this export.")
 		return
 	}
-	cost := series{title: "Cumulative cost (cents)", unit: "cents", vals: make([]float64, len(steps)), limit: math.NaN(),
+	cost := series{title: "Cumulative cost (cents)", unit: "cents", limit: math.NaN(),
 		color: accent, tint: rgb{221, 232, 243}}
-	tokens := series{title: "Cumulative tokens", unit: "tokens", vals: make([]float64, len(steps)), limit: math.NaN(),
+	tokens := series{title: "Cumulative tokens", unit: "tokens", limit: math.NaN(),
 		color: rgb{22, 160, 133}, tint: rgb{214, 240, 234}}
-	var micro, tok int64
-	infl := -1
-	for i, s := range steps {
+	stride := max(1, n/maxPoint)
+	var micro, tok, i int64
+	infl := -1 // among the points
+	for s, err := range b.Steps.All() {
+		if err != nil {
+			r.pdf.SetError(err) // Output returns it
+			return
+		}
 		micro += microcents(s.CostCents)
 		tok += s.Tokens
-		cost.vals[i], tokens.vals[i] = runproof.Cents(micro), float64(tok)
-		if s.IsInflection {
-			infl = i
+		if i%stride == 0 || i == n-1 || s.IsInflection {
+			if s.IsInflection {
+				infl = len(cost.points)
+			}
+			cost.points = append(cost.points, point{s.StepIndex, runproof.Cents(micro)})
+			tokens.points = append(tokens.points, point{s.StepIndex, float64(tok)})
 		}
+		i++
 	}
 	pc := b.PolicyContext
 	if th, err := strconv.ParseFloat(pc.ThresholdValue, 64); err == nil {
@@ -64,13 +80,13 @@ func (r *report) chart(b *evidence.EvidenceBundle) {
 	}
 
 	y := r.pdf.GetY() + 6
-	r.panel(steps, cost, infl, y, false)
+	r.panel(cost, infl, y, false)
 	y += panelH + 12
-	r.panel(steps, tokens, infl, y, true)
+	r.panel(tokens, infl, y, true)
 	r.pdf.SetXY(margin, y+panelH+11)
 	msg := "Each point is the running total after that step."
 	if infl >= 0 {
-		msg += fmt.Sprintf(" The dashed vertical line marks the inflection step %d.", steps[infl].StepIndex)
+		msg += fmt.Sprintf(" The dashed vertical line marks the inflection step %d.", cost.points[infl].x)
 	}
 	if !math.IsNaN(cost.limit) || !math.IsNaN(tokens.limit) {
 		msg += " The dashed red line is the violated policy's threshold."
@@ -79,16 +95,17 @@ func (r *report) chart(b *evidence.EvidenceBundle) {
 }
 
 // panel draws one series with its top edge at y.
-func (r *report) panel(steps []evidence.TraceStepEvidence, s series, infl int, y float64, xLabels bool) {
+func (r *report) panel(s series, infl int, y float64, xLabels bool) {
 	pdf := r.pdf
 	x0 := margin + gutter
 	w := r.width() - gutter - 2
 	h := panelH
-	first, last := float64(steps[0].StepIndex), float64(steps[len(steps)-1].StepIndex)
+	pts := s.points
+	first, last := float64(pts[0].x), float64(pts[len(pts)-1].x)
 	if last <= first {
 		last = first + 1
 	}
-	top := s.vals[len(s.vals)-1]
+	top := pts[len(pts)-1].v
 	if !math.IsNaN(s.limit) {
 		top = max(top, s.limit)
 	}
@@ -101,18 +118,15 @@ func (r *report) panel(steps []evidence.TraceStepEvidence, s series, infl int, y
 	r.text(margin, y-2.5, s.title)
 
 	// Area under the curve, then the grid over it, then the curve.
-	stride := max(1, len(steps)/maxPoint)
 	points := func(draw func(x, y float64)) {
-		for i := range steps {
-			if i%stride == 0 || i == len(steps)-1 || i == infl {
-				draw(px(float64(steps[i].StepIndex)), py(s.vals[i]))
-			}
+		for _, p := range pts {
+			draw(px(float64(p.x)), py(p.v))
 		}
 	}
 	r.fill(s.tint)
 	pdf.MoveTo(px(first), py(0))
 	points(pdf.LineTo)
-	pdf.LineTo(px(float64(steps[len(steps)-1].StepIndex)), py(0))
+	pdf.LineTo(px(last), py(0))
 	pdf.ClosePath()
 	pdf.DrawPath("F")
 
@@ -165,15 +179,15 @@ func (r *report) panel(steps []evidence.TraceStepEvidence, s series, infl int, y
 		r.text(x0+2, py(s.limit)-1.2, label)
 	}
 	if infl >= 0 {
-		xi := px(float64(steps[infl].StepIndex))
+		xi := px(float64(pts[infl].x))
 		r.drawColor(orange)
 		pdf.SetLineWidth(0.35)
 		pdf.Line(xi, y, xi, y+h)
 		pdf.SetDashPattern(nil, 0)
 		r.fill(orange)
-		pdf.Circle(xi, py(s.vals[infl]), 0.9, "F")
+		pdf.Circle(xi, py(pts[infl].v), 0.9, "F")
 		r.font(sans, "B", 7, orange)
-		label := fmt.Sprintf("inflection, step %d", steps[infl].StepIndex)
+		label := fmt.Sprintf("inflection, step %d", pts[infl].x)
 		lx := xi + 1.5
 		if lx+pdf.GetStringWidth(label) > x0+w {
 			lx = xi - 1.5 - pdf.GetStringWidth(label)

@@ -252,12 +252,12 @@ func infoFields(info Info) []field {
 // timeline lists every step on landscape pages, the table header repeated
 // on each page.
 func (r *report) timeline(b *evidence.EvidenceBundle) {
-	if len(b.Steps) > 0 {
+	if b.Steps.Len() > 0 {
 		r.landscape = true
 		r.addPage()
 	}
 	r.heading("Step timeline")
-	if len(b.Steps) == 0 {
+	if b.Steps.Len() == 0 {
 		if b.StepsOmitted > 0 {
 			r.para(fmt.Sprintf("The %s steps of this run are left out of this export; the totals in the summary count all of them.", group(b.StepsOmitted)))
 		} else {
@@ -266,7 +266,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		return
 	}
 	r.para(fmt.Sprintf("All %s steps of the run in index order. Times are UTC; costs in cents; cumulative columns run from the first step.",
-		group(int64(len(b.Steps)))))
+		group(b.Steps.Len())))
 	r.legend()
 	t := r.table(7.5,
 		column{title: "Step", w: 12, align: "R"},
@@ -284,11 +284,16 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 	)
 	cells := make([]string, 12)
 	var tokens, micro int64
-	for i, s := range b.Steps {
-		if i%256 == 0 && r.ctx.Err() != nil {
-			r.pdf.SetError(r.ctx.Err()) // Output returns it
+	i := 0
+	for s, err := range b.Steps.All() {
+		if err == nil && i%256 == 0 {
+			err = r.ctx.Err()
+		}
+		if err != nil {
+			r.pdf.SetError(err) // Output returns it
 			return
 		}
+		i++
 		tokens += s.Tokens
 		micro += microcents(s.CostCents)
 		cells[0] = strconv.FormatInt(s.StepIndex, 10)

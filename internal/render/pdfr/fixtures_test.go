@@ -55,6 +55,7 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 	r := runproof.Run{TenantID: tenant, ID: "0195a3c4-7e2b-7c1d-9f00-3a5b6c7d8e01", AgentID: rs.agent, Goal: rs.goal,
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: t0, CreatedAt: t0}
 	src := evidence.Source{Run: r, Snapshot: snap, History: evidence.AgentHistory{CompletedRuns: 5, MedianSteps: int64(rs.steps) * 2}}
+	var steps []runproof.Step
 	for i := range rs.steps {
 		s := runproof.Step{TenantID: tenant, RunID: r.ID, Index: int64(i), Timestamp: t0.Add(time.Duration(i+1) * time.Second),
 			StepType: rs.stepType, InputTokens: rs.in, OutputTokens: rs.out, CostMicrocents: rs.costMicro, DurationMicros: rs.durMicro}
@@ -76,8 +77,9 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 			src.Run.Status, src.Run.StoppedAt, src.Run.IncidentID = runproof.RunStopped, &detected, src.Incident.ID
 			src.Run.TerminationReason = "policy_violation: " + v.PolicyName
 		}
-		src.Steps = append(src.Steps, s)
+		steps = append(steps, s)
 	}
+	src.Steps = evidence.StepsOf(steps)
 	end := t0.Add(time.Duration(rs.steps+1) * time.Second)
 	src.Run.CompletedAt = &end
 	if src.Run.Status != runproof.RunStopped {
@@ -120,4 +122,18 @@ func bundles(tb testing.TB, src evidence.Source) (*evidence.EvidenceBundle, *evi
 		tb.Fatal(err)
 	}
 	return &ev, &soc2, &debrief
+}
+
+// editSteps changes the steps of src.
+func editSteps(tb testing.TB, src *evidence.Source, edit func(steps []runproof.Step)) {
+	tb.Helper()
+	var steps []runproof.Step
+	for s, err := range src.Steps {
+		if err != nil {
+			tb.Fatal(err)
+		}
+		steps = append(steps, s)
+	}
+	edit(steps)
+	src.Steps = evidence.StepsOf(steps)
 }

@@ -194,9 +194,11 @@ func TestDeterministic(t *testing.T) {
 // the text fpdf's Text writes.
 func TestShowAsText(t *testing.T) {
 	src := costRun(t, "Agent Ünïcødé", 300, 200)
-	for i := 3; i < 6; i++ { // seen once by Text, then written by show
-		src.Steps[i].StepType = "tool:(paren) back\\slash \u2028\r «quoted» " + strings.Repeat("long ", 20)
-	}
+	editSteps(t, &src, func(steps []runproof.Step) {
+		for i := 3; i < 6; i++ { // seen once by Text, then written by show
+			steps[i].StepType = "tool:(paren) back\\slash \u2028\r «quoted» " + strings.Repeat("long ", 20)
+		}
+	})
 	ev, soc2, debrief := bundles(t, src)
 	for _, b := range []any{ev, soc2, debrief} {
 		var direct, text bytes.Buffer
@@ -240,7 +242,9 @@ func TestEdgeCases(t *testing.T) {
 		t.Fatal(err)
 	}
 	long := costRun(t, "agent-research", 4, 2)
-	long.Steps[1].StepType = strings.Repeat("tool:very-long-name/", 20) + "\x00\t\xff😀"
+	editSteps(t, &long, func(steps []runproof.Step) {
+		steps[1].StepType = strings.Repeat("tool:very-long-name/", 20) + "\x00\t\xff😀"
+	})
 	long.Run.Goal = strings.Repeat("a long goal that wraps over several lines ", 30)
 	lb, _, _ := bundles(t, long)
 	for name, b := range map[string]any{"clean.pdf": &ev, "omitted.pdf": &omitted, "long-cells.pdf": lb} {
@@ -252,9 +256,11 @@ func TestEdgeCases(t *testing.T) {
 // smaller, whole, where text would be cut with an ellipsis.
 func TestFiguresAreNotCut(t *testing.T) {
 	src := costRun(t, "agent-research", 4, 2)
-	for i := range src.Steps {
-		src.Steps[i].CostMicrocents = 123_456_789 // 123.456789 cents
-	}
+	editSteps(t, &src, func(steps []runproof.Step) {
+		for i := range steps {
+			steps[i].CostMicrocents = 123_456_789 // 123.456789 cents
+		}
+	})
 	b, _, _ := bundles(t, src)
 	text := strings.Join(check(t, write(t, "wide-figures.pdf", b, Info{})), "\n")
 	if cut := regexp.MustCompile(`\s[0-9.,]+…`).FindAllString(text, -1); len(cut) > 0 || strings.Count(text, "123.456789") < 4 {
