@@ -90,7 +90,14 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		RunCompletedAt: optTime(run.CompletedAt), RunEndedAs: run.EndedAs, TerminationReason: run.TerminationReason,
 		ExportedBy: cmp.Or(opts.ExportedBy, "system"), ExportReason: opts.ExportReason,
 	}
-	steps := newStepWriter(opts.Spool)
+	var spool Spool
+	if opts.NewSpool != nil {
+		var err error
+		if spool, err = opts.NewSpool(); err != nil {
+			return EvidenceBundle{}, err
+		}
+	}
+	steps := newStepWriter(spool)
 	steps.keepRows = opts.KeepRows
 	t, err := scan(src, func(s runproof.Step) error {
 		if !opts.IncludeRawSteps {
@@ -207,7 +214,7 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 	}
 	b.AttestationStatement = attestation(src, &b)
-	return b, b.Seal()
+	return b, b.sealContent() // the evidence digest is set
 }
 
 // IncidentPeriod is the compliance period of the SOC 2 bundle of an

@@ -54,23 +54,28 @@ type Options struct {
 	CreatedAt       time.Time // required
 	ExportedBy      string    // user id, agent id or "system" (the default)
 	ExportReason    string
-	IncludeRawSteps bool  // false: steps is [] and steps_omitted counts them; totals stay exact
-	Spool           Spool // where the steps are kept until the bundle is written; nil: memory
+	IncludeRawSteps bool // false: steps is [] and steps_omitted counts them; totals stay exact
+	IncludeContent  bool // with IncludeRawSteps: each step's content, not only its digest
+	PreparedFor     string
+	PreparedBy      string     // debrief: a name for people; "system" when empty
+	PeriodStart     *time.Time // SOC 2 compliance period; default the incident's UTC day
+	PeriodEnd       *time.Time
+	Classification  string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
+
+	// Where the steps go as they are read.
+
+	// NewSpool returns a new, empty spool, where a bundle keeps its steps
+	// until it is written (one per bundle built); nil: memory.
+	NewSpool func() (Spool, error)
 	// KeepRows keeps the steps decoded in memory too, without their
-	// content, for a renderer that reads them all and would otherwise
-	// decode them from the spool (the PDF report, which holds every row
-	// itself anyway).
+	// content, for a renderer that reads them all (the PDF report, which
+	// holds every row itself anyway) and would otherwise decode them.
 	KeepRows bool
 	// OnStep, when set, is called with each step the bundle holds, in
-	// order, as it is built: for a renderer of steps alone (steps.csv),
-	// which then need not read them back.
-	OnStep         func(TraceStepEvidence) error
-	IncludeContent bool // with IncludeRawSteps: each step's content, not only its digest
-	PreparedFor    string
-	PreparedBy     string     // debrief: a name for people; "system" when empty
-	PeriodStart    *time.Time // SOC 2 compliance period; default the incident's UTC day
-	PeriodEnd      *time.Time
-	Classification string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
+	// order, as it is built, or for a debrief with each step its evidence
+	// bundle would hold, without content: for a renderer of steps alone
+	// (steps.csv), which then need not read them back.
+	OnStep func(TraceStepEvidence) error
 }
 
 // Optional fields (everywhere in this package): an optional member is left

@@ -101,6 +101,12 @@ func (b *SOC2Bundle) Seal() (err error) {
 	if b.EvidenceDigest, err = digest(&b.EvidenceBundle); err != nil {
 		return err
 	}
+	return b.sealContent()
+}
+
+// sealContent sets the SOC 2 bundle's content_hash alone.
+func (b *SOC2Bundle) sealContent() (err error) {
+	b.ContentHash = ""
 	b.ContentHash, err = digest(b)
 	return err
 }

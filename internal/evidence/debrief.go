@@ -52,7 +52,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 		return ExecutiveDebriefBundle{}, runproof.Errorf(runproof.EINVALID, "classification must be INTERNAL, CONFIDENTIAL or PUBLIC, not %q", class)
 	}
 
-	f, err := facts(src)
+	f, err := facts(src, opts)
 	if err != nil {
 		return ExecutiveDebriefBundle{}, err
 	}
@@ -95,7 +95,7 @@ type incidentFacts struct {
 	risk              runproof.RiskLevel
 }
 
-func facts(src Source) (incidentFacts, error) {
+func facts(src Source, opts Options) (incidentFacts, error) {
 	inc := src.Incident
 	f := incidentFacts{inc: inc, contained: containedAt(src), task: "its task", upTo: inc.InflectionStepIndex + 1}
 	ids := []string{src.Run.ID, inc.ID, src.Run.TenantID, src.Run.TraceID, src.Run.AgentID, src.Snapshot.ID}
@@ -103,6 +103,11 @@ func facts(src Source) (incidentFacts, error) {
 		f.task = "“" + src.Run.Goal + "”"
 	}
 	_, err := scan(src, func(s runproof.Step) error {
+		if opts.IncludeRawSteps && opts.OnStep != nil {
+			if err := opts.OnStep(stepEvidence(s, false)); err != nil {
+				return err
+			}
+		}
 		if s.Index <= inc.InflectionStepIndex {
 			f.costMicro += s.CostMicrocents
 		} else {

@@ -29,9 +29,9 @@ func StepsOf(steps []runproof.Step) StepSeq {
 
 // Spool keeps the canonical JSON of a bundle's steps from the moment they
 // are built until the bundle is written: where is the caller's choice (a
-// temporary file for an export, memory by default). The builder writes to
-// it once; each Reader reads everything written, from the start, and
-// several may read at once.
+// temporary file for an export, memory by default; see Options.NewSpool).
+// One bundle's builder writes to it, then each Reader reads everything
+// written, from the start, and several may read at once.
 type Spool interface {
 	io.Writer
 	Reader() io.Reader
@@ -68,9 +68,7 @@ func (l StepList) Len() int64 { return l.n }
 // All yields the steps of the list in order, without their content
 // (Content is nil): renderers do not show it, and it is most of what there
 // is to decode. They are the rows kept in memory (Options.KeepRows), or
-// else decoded from the spool, on a goroutine
-// of their own, a batch ahead of the caller, which renders one batch while
-// the next is decoded.
+// else decoded from the spool.
 func (l StepList) All() iter.Seq2[TraceStepEvidence, error] {
 	return func(yield func(TraceStepEvidence, error) bool) {
 		if l.rows != nil {
@@ -84,66 +82,25 @@ func (l StepList) All() iter.Seq2[TraceStepEvidence, error] {
 		if l.n == 0 {
 			return
 		}
-		batches, stop := make(chan stepBatch, 1), make(chan struct{})
-		defer close(stop)
-		go l.decode(batches, stop)
-		for b := range batches {
-			for _, s := range b.steps {
-				if !yield(s, nil) {
-					return
-				}
-			}
-			if b.err != nil {
-				yield(TraceStepEvidence{}, fmt.Errorf("evidence: read steps: %w", b.err))
-				return
-			}
-		}
-	}
-}
-
-// stepBatch is a batch of decoded steps, and the error that ended the
-// decoding after them, if any.
-type stepBatch struct {
-	steps []TraceStepEvidence
-	err   error
-}
-
-// decode sends the list's steps to out in batches until they are all sent
-// or stop is closed, then closes out.
-func (l StepList) decode(out chan<- stepBatch, stop <-chan struct{}) {
-	defer close(out)
-	const size = 256
-	send := func(b stepBatch) bool {
-		select {
-		case out <- b:
-			return true
-		case <-stop:
-			return false
-		}
-	}
-	dec := json.NewDecoder(l.reader())
-	if _, err := dec.Token(); err != nil { // [
-		send(stepBatch{err: err})
-		return
-	}
-	batch := make([]TraceStepEvidence, 0, size)
-	for dec.More() {
-		var s struct {
-			TraceStepEvidence
-			Content skipped `json:"content"` // in place of TraceStepEvidence's
-		}
-		if err := dec.Decode(&s); err != nil {
-			send(stepBatch{steps: batch, err: err})
+		dec := json.NewDecoder(l.reader())
+		if _, err := dec.Token(); err != nil { // [
+			yield(TraceStepEvidence{}, fmt.Errorf("evidence: read steps: %w", err))
 			return
 		}
-		if batch = append(batch, s.TraceStepEvidence); len(batch) == size {
-			if !send(stepBatch{steps: batch}) {
+		for dec.More() {
+			var s struct {
+				TraceStepEvidence
+				Content skipped `json:"content"` // in place of TraceStepEvidence's
+			}
+			if err := dec.Decode(&s); err != nil {
+				yield(TraceStepEvidence{}, fmt.Errorf("evidence: read steps: %w", err))
 				return
 			}
-			batch = make([]TraceStepEvidence, 0, size)
+			if !yield(s.TraceStepEvidence, nil) {
+				return
+			}
 		}
 	}
-	send(stepBatch{steps: batch})
 }
 
 // skipped is a JSON value read and left.

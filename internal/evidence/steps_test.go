@@ -3,6 +3,7 @@ package evidence_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"slices"
 	"testing"
 
@@ -55,5 +56,26 @@ func TestStepListReadsBack(t *testing.T) {
 	}
 	if back.Steps.Len() != 1000 || !bytes.Equal(encode(t, back), encode(t, spooled)) {
 		t.Error("a decoded bundle does not encode to the same bytes")
+	}
+}
+
+// bufferSpool is a Spool in memory.
+type bufferSpool struct{ bytes.Buffer }
+
+func (b *bufferSpool) Reader() io.Reader { return bytes.NewReader(b.Bytes()) }
+
+// TestSpoolPerBundle: options used for several bundles give each its own
+// spool, so that no bundle reads another's steps.
+func TestSpoolPerBundle(t *testing.T) {
+	opts := goldenOptions()
+	made := 0
+	opts.NewSpool = func() (evidence.Spool, error) { made++; return &bufferSpool{}, nil }
+	for _, b := range buildAll(t, costRun(t), opts) {
+		if err := evidence.VerifyContentHash(b.json); err != nil {
+			t.Errorf("%s: %v", b.kind, err)
+		}
+	}
+	if made != 2 { // evidence and SOC 2; the debrief keeps no steps
+		t.Errorf("%d spools made, want one per bundle that keeps steps (2)", made)
 	}
 }

@@ -14,17 +14,18 @@ import (
 	"github.com/runproof/runproof/internal/signing"
 )
 
-// steps says where the steps of a bundle being built go: kept in spool
-// until the bundle is written, and given to onStep (when set) as they come.
-type steps struct {
-	spool    evidence.Spool
-	onStep   func(evidence.TraceStepEvidence) error
+// stepSink says where the steps of a bundle being built go: kept in a
+// spool of newSpool's until the bundle is written, in memory too when
+// keepRows, and given to onStep (when set) as they come.
+type stepSink struct {
+	newSpool func() (evidence.Spool, error)
 	keepRows bool // for the PDF report
+	onStep   func(evidence.TraceStepEvidence) error
 }
 
 // build makes the sealed bundle a request asks for. idSuffix makes its
 // bundle_id unique; the builder adds the type's prefix.
-func build(r request, src evidence.Source, idSuffix string, to steps) (bundle any, bundleID string, err error) {
+func build(r request, src evidence.Source, idSuffix string, to stepSink) (bundle any, bundleID string, err error) {
 	opts := evidence.Options{
 		BundleID:        idSuffix,
 		CreatedAt:       r.CreatedAt,
@@ -32,14 +33,14 @@ func build(r request, src evidence.Source, idSuffix string, to steps) (bundle an
 		ExportReason:    r.ExportReason,
 		IncludeRawSteps: r.includeRawSteps,
 		IncludeContent:  r.includeContent,
-		Spool:           to.spool,
-		OnStep:          to.onStep,
-		KeepRows:        to.keepRows,
 		PreparedFor:     r.preparedFor,
 		PreparedBy:      r.preparedBy,
 		Classification:  r.classification,
 		PeriodStart:     r.PeriodStart,
 		PeriodEnd:       r.PeriodEnd,
+		NewSpool:        to.newSpool,
+		KeepRows:        to.keepRows,
+		OnStep:          to.onStep,
 	}
 	switch r.BundleType {
 	case runproof.BundleEvidence:
@@ -70,23 +71,16 @@ type output struct {
 // however long the run (the PDF report excepted, which the PDF library
 // holds whole).
 func render(ctx context.Context, w io.Writer, r request, src evidence.Source, out output) (bundleID string, err error) {
-	spool, err := newFileSpool()
-	if err != nil {
-		return "", err
-	}
-	defer spool.Close()
-	to := steps{spool: spool, keepRows: r.Format == runproof.FormatPDF || r.Format == runproof.FormatZIP}
-	switch {
-	case r.Format == runproof.FormatZIP:
+	var sp spools
+	defer sp.close()
+	to := stepSink{newSpool: sp.new, keepRows: r.Format == runproof.FormatPDF || r.Format == runproof.FormatZIP}
+	if r.Format == runproof.FormatZIP {
 		return writeZIP(ctx, w, r, src, to, out)
-	case r.Format == runproof.FormatCSV && r.BundleType != runproof.BundleExecutiveDebrief:
-		// the rows are written as the steps are read
-		enc := csvr.NewEncoder(w)
-		to.onStep = enc.Encode
-		if _, bundleID, err = build(r, src, out.idSuffix, to); err != nil {
-			return "", err
-		}
-		return bundleID, enc.Close()
+	}
+	var rows *csvr.Encoder // a CSV of steps is written as they are read
+	if r.Format == runproof.FormatCSV && r.BundleType != runproof.BundleExecutiveDebrief {
+		rows = csvr.NewEncoder(w)
+		to.onStep = rows.Encode
 	}
 	bundle, bundleID, err := build(r, src, out.idSuffix, to)
 	if err != nil {
@@ -99,8 +93,11 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 			return "", err
 		}
 		return bundleID, enc.Close()
-	case runproof.FormatCSV: // an executive debrief's sheet
-		return bundleID, csvr.WriteBundle(w, bundle)
+	case runproof.FormatCSV:
+		if rows != nil {
+			return bundleID, rows.Close()
+		}
+		return bundleID, csvr.WriteBundle(w, bundle) // an executive debrief's sheet
 	case runproof.FormatPDF:
 		return bundleID, pdfr.Write(ctx, w, bundle, pdfr.Info{ExportID: r.ID})
 	}
@@ -110,11 +107,25 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 // writeZIP writes the signed ZIP bundle: the bundle, its steps, its report
 // and the manifest vouching for them, sealed (out.seal) before the ZIP is
 // written, with the proof of the sealed manifest. steps.csv is packed
-// (deflated and hashed) as the steps are read; then the report, the
-// slowest member to render, is drawn while bundle.json is packed. Its
-// pages are left uncompressed: the ZIP deflates the file whole.
-func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, to steps, out output) (bundleID string, err error) {
-	bundle, bundleID, csv, err := buildWithCSV(r, src, to, out)
+// (deflated and hashed) as the steps are read, the steps of the evidence
+// bundle whatever the bundle type; then the report, the slowest member to
+// render, is drawn while bundle.json is packed. Its pages are left
+// uncompressed: the ZIP deflates the file whole.
+func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, to stepSink, out output) (bundleID string, err error) {
+	cp, err := bundlezip.NewPacker(bundlezip.StepsName)
+	if err != nil {
+		return "", err
+	}
+	rows := csvr.NewEncoder(cp)
+	to.onStep = rows.Encode
+	bundle, bundleID, err := build(r, src, out.idSuffix, to)
+	if err != nil {
+		return "", err
+	}
+	if err := rows.Close(); err != nil {
+		return "", err
+	}
+	csv, err := cp.Member()
 	if err != nil {
 		return "", err
 	}
@@ -150,39 +161,6 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 		}
 	}
 	return bundleID, s.Write(w, proof)
-}
-
-// buildWithCSV builds the bundle and packs steps.csv as its steps are
-// read. steps.csv holds the steps whatever the bundle type: a debrief's
-// come from the evidence bundle of the same run, built for them.
-func buildWithCSV(r request, src evidence.Source, to steps, out output) (bundle any, bundleID string, csv bundlezip.Member, err error) {
-	cp, err := bundlezip.NewPacker(bundlezip.StepsName)
-	if err != nil {
-		return nil, "", csv, err
-	}
-	enc := csvr.NewEncoder(cp)
-	if r.BundleType != runproof.BundleExecutiveDebrief {
-		to.onStep = enc.Encode
-	}
-	if bundle, bundleID, err = build(r, src, out.idSuffix, to); err != nil {
-		return nil, "", csv, err
-	}
-	if r.BundleType == runproof.BundleExecutiveDebrief {
-		r.BundleType = runproof.BundleEvidence // r is a copy: the manifest still describes the debrief
-		spool, err := newFileSpool()
-		if err != nil {
-			return nil, "", csv, err
-		}
-		defer spool.Close()
-		if _, _, err = build(r, src, out.idSuffix, steps{spool: spool, onStep: enc.Encode}); err != nil {
-			return nil, "", csv, err
-		}
-	}
-	if err := enc.Close(); err != nil {
-		return nil, "", csv, err
-	}
-	csv, err = cp.Member()
-	return bundle, bundleID, csv, err
 }
 
 // packJSON packs bundle.json, deflated and hashed as it is written.

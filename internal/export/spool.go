@@ -2,55 +2,104 @@ package export
 
 import (
 	"bufio"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"strings"
 	"sync"
+
+	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/runproof"
 )
 
-// fileSpool keeps the steps of a bundle being exported in a temporary file
-// (an evidence.Spool), so that an export holds no more than a page of
-// steps in memory however long the run. The file is in the system's
+// spools makes the spools of one export's bundles (evidence.Options.NewSpool)
+// and closes them all when the export is done.
+type spools struct{ made []*fileSpool }
+
+func (s *spools) new() (evidence.Spool, error) {
+	f := &fileSpool{}
+	s.made = append(s.made, f)
+	return f, nil
+}
+
+func (s *spools) close() {
+	for _, f := range s.made {
+		f.close()
+	}
+}
+
+// fileSpool keeps the steps of a bundle being exported in a temporary file,
+// so that an export holds no more than a page of steps in memory however
+// long the run. The file is made at the first Write, in the system's
 // temporary directory ($TMPDIR), unlinked at once where the system allows
-// it, and removed by Close.
+// it, and removed by close.
 type fileSpool struct {
 	f    *os.File
 	w    *bufio.Writer
 	size int64
+	err  error // the first error, returned by every call after it
 
-	flush sync.Once
-	err   error // of the flush
+	flush sync.Once // before the first Reader
+	read  bool
 }
 
-func newFileSpool() (*fileSpool, error) {
-	f, err := os.CreateTemp("", "runproof-steps-*")
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(f.Name()) // Unix: the file lives until it is closed; elsewhere Close removes it
-	return &fileSpool{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
-}
-
-// Write appends to the spool; every Write comes before the first Reader.
+// Write appends to the spool. Every Write comes before the first Reader.
 func (s *fileSpool) Write(b []byte) (int, error) {
+	if s.err == nil && s.read {
+		s.err = errors.New("export: a spool written to after it was read")
+	}
+	if s.err == nil && s.f == nil {
+		if s.f, s.err = os.CreateTemp("", "runproof-steps-*"); s.err == nil {
+			os.Remove(s.f.Name()) // Unix: the file lives until it is closed; elsewhere close removes it
+			s.w = bufio.NewWriterSize(s.f, 64<<10)
+		}
+	}
+	if s.err != nil {
+		return 0, spoolError(s.err)
+	}
 	n, err := s.w.Write(b)
 	s.size += int64(n)
-	return n, err
+	s.err = err
+	return n, spoolError(err)
 }
 
 // Reader reads what was written, from the start; several can read at once.
 func (s *fileSpool) Reader() io.Reader {
-	s.flush.Do(func() { s.err = s.w.Flush() })
-	if s.err != nil {
-		return errReader{s.err}
+	s.flush.Do(func() {
+		s.read = true
+		if s.err == nil && s.w != nil {
+			s.err = s.w.Flush()
+		}
+	})
+	switch {
+	case s.err != nil:
+		return errReader{spoolError(s.err)}
+	case s.f == nil:
+		return strings.NewReader("") // nothing was written
 	}
 	return io.NewSectionReader(s.f, 0, s.size)
 }
 
-// Close closes and removes the file.
-func (s *fileSpool) Close() error {
-	err := s.f.Close()
-	os.Remove(s.f.Name())
-	return err
+func (s *fileSpool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+	}
+}
+
+// spoolError says what stopped an export keeping its steps: most often a
+// full or unwritable $TMPDIR, which its operator can mend.
+func spoolError(err error) error {
+	if err == nil {
+		return nil
+	}
+	cause := err
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		cause = pe.Err // not the server's paths
+	}
+	return runproof.Errorf(runproof.EUNAVAILABLE, "the export could not keep the run's steps in a temporary file (%v): the server's operator should free space in its temporary directory, or point TMPDIR at one with room; then ask again", cause)
 }
 
 type errReader struct{ err error }

@@ -3,6 +3,9 @@ package export_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,26 +51,39 @@ func appendSteps(t *testing.T, svc *service.Service, runID string, from, n int) 
 	}
 }
 
-// TestExportReadsTheRunAsItWas: an export reads the run's steps a page at
-// a time, as many as the run had when the export read it; steps its agent
-// appends meanwhile are left to the next export, not a reason to fail.
-func TestExportReadsTheRunAsItWas(t *testing.T) {
+// longRun records a run of n steps (three pages and a half for 2500) under
+// a cost cap that it breaks at its 2000th step, and returns its id.
+func longRun(t *testing.T, store runproof.Store, n int) (*service.Service, string) {
+	t.Helper()
 	ctx := context.Background()
-	store := storetest.OpenSQLite(t)
 	svc := service.New(store, service.Options{})
+	if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+		Threshold: "999.9", Action: runproof.ActionStop}); err != nil {
+		t.Fatal(err)
+	}
 	run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "long-run", AgentID: "bot",
 		StartedAt: "2026-11-22T09:00:00Z"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const steps = 2500 // three pages
-	for from := 0; from < steps; from += service.MaxStepsPerCall {
-		appendSteps(t, svc, run.ID, from, min(service.MaxStepsPerCall, steps-from))
+	for from := 0; from < n; from += service.MaxStepsPerCall {
+		appendSteps(t, svc, run.ID, from, min(service.MaxStepsPerCall, n-from))
 	}
-	g := &growingStore{Store: store, grow: func() { appendSteps(t, svc, run.ID, steps, 3) }}
-	arts, _ := tempArtifacts(t)
-	e := export.New(g, arts, export.Options{NewID: ids(3), Now: func() time.Time { return fixed }})
-	rec, err := e.Export(ctx, "acme", auditor, export.Input{RunID: run.ID, Format: runproof.FormatJSON})
+	return svc, run.ID
+}
+
+// TestExportReadsTheRunAsItWas: an export reads the run's steps once, a
+// page at a time, as many as the run had when the export read it; steps
+// its agent appends meanwhile are left to the next export, not a reason to
+// fail.
+func TestExportReadsTheRunAsItWas(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	const steps = 2500 // three pages
+	svc, runID := longRun(t, store, steps)
+	g := &growingStore{Store: store, grow: func() { appendSteps(t, svc, runID, steps, 3) }}
+	e := newLedgered(t, g, nil).exporter
+	rec, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +97,47 @@ func TestExportReadsTheRunAsItWas(t *testing.T) {
 	if b.TotalSteps != steps || len(b.Steps) != steps || *rec.TotalSteps != steps {
 		t.Errorf("the bundle holds %d steps (total_steps %d, record %d), want the %d the run had", len(b.Steps), b.TotalSteps, *rec.TotalSteps, steps)
 	}
-	if g.pages != 3 {
-		t.Errorf("the steps were read in %d queries, want 3 pages", g.pages)
+
+	// Every bundle type, in every format, reads the steps once.
+	incident := runproof.Incident{}
+	if incs, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "acme"}); err != nil || len(incs) != 1 {
+		t.Fatalf("%d incidents, %v", len(incs), err)
+	} else {
+		incident = incs[0]
+	}
+	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
+		for _, format := range []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatCSV, runproof.FormatPDF, runproof.FormatZIP} {
+			g.pages = 0
+			if _, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: incident.ID, BundleType: bundle, Format: format}); err != nil {
+				t.Fatal(err)
+			}
+			if g.pages != 3 {
+				t.Errorf("%s %s: the steps were read in %d queries, want 3 pages", bundle, format, g.pages)
+			}
+		}
+	}
+}
+
+// TestExportWithoutTemporaryDirectory: an export that cannot keep the
+// run's steps fails, recorded as such, saying what to do; one that keeps
+// none (a debrief) needs no temporary file.
+func TestExportWithoutTemporaryDirectory(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	_, runID := longRun(t, store, 5)
+	e := newExporter(t, store, nil)
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
+	_, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON})
+	var failed *export.Failed
+	if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.EUNAVAILABLE ||
+		!strings.Contains(failed.Export.FailureReason, "TMPDIR") || strings.Contains(failed.Export.FailureReason, "gone") {
+		t.Fatalf("got %v, want a failed export saying to mend TMPDIR, without the server's paths", err)
+	}
+	if rec, err := e.Get(ctx, "acme", failed.Export.ID); err != nil || rec.Status != runproof.ExportFailed {
+		t.Errorf("the export is %s (%v), want failed", rec.Status, err)
+	}
+	if _, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON,
+		IncludeRawSteps: new(false)}); err != nil {
+		t.Errorf("an export without steps needs no temporary file: %v", err)
 	}
 }
