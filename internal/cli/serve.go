@@ -140,13 +140,14 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	if err != nil {
 		return err
 	}
-	api := httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys,
-		KeyUses: uses, ModelPrices: prices})
-	// Requests run under reqCtx, cancelled when the shutdown's grace runs
-	// out, so that those still running end as their code says (an export
-	// recorded as interrupted, the request's audit event) before the exit.
+	// Requests, and the exports they start in the background, run under
+	// reqCtx, cancelled when the shutdown's grace runs out, so that those
+	// still running end as their code says (an export recorded as
+	// interrupted, the request's audit event) before the exit.
 	reqCtx, cutRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cutRequests()
+	api := httpapi.New(svc, ex.exporter, httpapi.Options{Logger: e.log, Ledger: ex.ledger, Keys: ex.keys,
+		KeyUses: uses, ModelPrices: prices, Background: reqCtx})
 	var reqs requests
 	srv := &http.Server{
 		Handler:           reqs.count(api),
@@ -226,14 +227,18 @@ func startBackground(ctx context.Context, e *env, store runproof.Store, ex expor
 	}
 }
 
-// shutdown stops srv: requests get shutdownGrace to end; those still
-// running are then cancelled (cutRequests) and get cutWait to record how
-// they ended, and exports still being made are recorded as interrupted.
+// shutdown stops srv: requests, and the exports they started in the
+// background, get shutdownGrace to end; those still running are then
+// cancelled (cutRequests) and get cutWait to record how they ended, and
+// exports still being made are recorded as interrupted.
 func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cutRequests func(), exporter *export.Exporter) error {
 	e.log.Info("shutting down", slog.Duration("grace", shutdownGrace))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err == nil {
+		err = exporter.Wait(sctx)
+	}
 	if err == nil {
 		e.log.Info("stopped")
 		return nil
@@ -241,7 +246,7 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 	cut, exports := reqs.running.Load(), exporter.Making()
 	cutRequests()
 	ended := make(chan struct{})
-	go func() { reqs.wg.Wait(); close(ended) }()
+	go func() { reqs.wg.Wait(); exporter.Wait(context.Background()); close(ended) }()
 	select { // a bounded wait: they record how they ended
 	case <-ended:
 	case <-time.After(cutWait):
@@ -250,6 +255,6 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 	// (past their last look at the context) are recorded so here.
 	exporter.Interrupt(context.WithoutCancel(ctx))
 	srv.Close()
-	return fmt.Errorf("requests still running after %s were cut off: %d, exports among them %d (recorded as interrupted, unless done first): %w",
+	return fmt.Errorf("work still running after %s was cut off: %d requests, %d exports, some of them in the background (recorded as interrupted, unless done first): %w",
 		shutdownGrace, cut, exports, err)
 }

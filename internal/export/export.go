@@ -38,9 +38,10 @@ type Exporter struct {
 	artifacts Artifacts
 	keys      *signing.Keyring
 	ledger    Ledger
-	unsynced  sync.Map      // tenant ids whose log misses a finished export
-	making    sync.Map      // export id → tenant id of the exports being made
-	turns     chan struct{} // a place for each export made at once
+	unsynced  sync.Map       // tenant ids whose log misses a finished export
+	making    sync.Map       // export id → tenant id of the exports being made
+	turns     chan struct{}  // a place for each export made at once
+	started   sync.WaitGroup // the exports Start began
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -57,9 +58,9 @@ type Options struct {
 	Now    func() time.Time
 	NewID  func() string
 	// Concurrent is how many exports are made at once (default: the
-	// cores, at least 2); others wait their turn. Each holds its run's
-	// steps and its rendering in memory, a few hundred MB for 100 000
-	// steps.
+	// cores, at least 2); others wait their turn. A JSON or CSV export
+	// holds a few MB whatever its run's length; a PDF report, alone or in
+	// a ZIP, about 5 KB a step (500 MB for 100 000 steps).
 	Concurrent int
 }
 
@@ -318,29 +319,79 @@ func checkPeriod(r request, inc runproof.Incident) error {
 // Export makes one export end to end and returns its record. The record
 // exists (pending) before any work starts and ends completed or failed.
 func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
-	r, err := e.check(ctx, tenantID, who, in)
+	r, err := e.begin(ctx, tenantID, who, in)
 	if err != nil {
 		return runproof.Export{}, err
 	}
+	return e.finish(ctx, r)
+}
+
+// Start begins an export and returns its record, pending, as soon as the
+// record exists; the export is then made on its own, under bg (cancel it
+// to interrupt the export, recorded as such), and ends its record
+// completed or failed, as Export does. Wait waits for the exports started.
+func (e *Exporter) Start(ctx, bg context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
+	r, err := e.begin(ctx, tenantID, who, in)
+	if err != nil {
+		return runproof.Export{}, err
+	}
+	e.started.Go(func() {
+		if _, err := e.finish(bg, r); err != nil {
+			var failed *Failed
+			if !errors.As(err, &failed) { // a failed export is logged already
+				e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
+			}
+		}
+	})
+	return runproof.FoldExport(r.ExportRequest, nil), nil
+}
+
+// Wait waits until the exports Start began have ended, or ctx ends.
+func (e *Exporter) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { e.started.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// begin checks a request, waits for a turn and records the export,
+// pending. The turn is the caller's to give back, with finish.
+func (e *Exporter) begin(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
+	r, err := e.check(ctx, tenantID, who, in)
+	if err != nil {
+		return r, err
+	}
 	if e.ledger != nil {
 		if err := e.ledger.Ready(ctx, tenantID); err != nil {
-			return runproof.Export{}, err // it could not be recorded in the ledger
+			return r, err // it could not be recorded in the ledger
 		}
 	}
 	// Its turn comes before its record, so that one given up while waiting
 	// leaves nothing behind, and its time is the turn's: Recover takes an
 	// export that old for abandoned.
 	if err := e.takeTurn(ctx); err != nil {
-		return runproof.Export{}, err
+		return r, err
 	}
-	defer func() { <-e.turns }()
 	r.CreatedAt = runproof.Timestamp(e.now())
 	r.ID = e.newID()
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
-		return runproof.Export{}, err
+		<-e.turns
+		return r, err
 	}
 	e.making.Store(r.ID, tenantID)
+	return r, nil
+}
+
+// finish makes the export begin recorded, records its outcome and gives
+// back its turn; ctx ending interrupts it.
+func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, error) {
+	defer func() { <-e.turns }()
 	defer e.making.Delete(r.ID)
+	tenantID := r.TenantID
 	// An export that runs longer than MaxDuration fails by itself, so that
 	// one still pending after AbandonedAfter was surely abandoned.
 	pctx, cancel := context.WithTimeout(ctx, MaxDuration)

@@ -25,9 +25,10 @@ import (
 
 // env is a real server on a loopback port over a real store.
 type env struct {
-	t   *testing.T
-	url string
-	svc *service.Service
+	t      *testing.T
+	url    string
+	svc    *service.Service
+	header http.Header // added to every request when set
 }
 
 func newEnv(t *testing.T, store runproof.Store) *env {
@@ -95,6 +96,9 @@ func (e *env) do(method, path, key string, body any) response {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for name, values := range e.header {
+		req.Header[name] = values
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

@@ -65,12 +65,35 @@ func (s *Server) createExport(w http.ResponseWriter, c *call) error {
 	if err := decodeBody(c, &in, false); err != nil {
 		return err
 	}
+	if prefersAsync(c.r) {
+		rec, err := s.exports.Start(c.r.Context(), s.background, c.tenant(), s.requester(c), in)
+		if err != nil {
+			return exportError(err)
+		}
+		w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
+		w.Header().Set("Preference-Applied", "respond-async")
+		return writeJSON(w, http.StatusAccepted, s.view(c, rec, true))
+	}
 	rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), in)
 	if err != nil {
 		return exportError(err)
 	}
 	w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
 	return writeJSON(w, http.StatusCreated, s.view(c, rec, true))
+}
+
+// prefersAsync reports whether a request asks to be answered before its
+// work is done (RFC 7240 "Prefer: respond-async").
+func prefersAsync(r *http.Request) bool {
+	for _, v := range r.Header.Values("Prefer") {
+		for pref := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(pref, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) listExports(w http.ResponseWriter, c *call) error {

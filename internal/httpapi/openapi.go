@@ -70,6 +70,14 @@ func (s *Server) OpenAPI() map[string]any {
 			}
 			responses[strconv.Itoa(rt.repeatStatus)] = repeat
 		}
+		if rt.async {
+			accepted := map[string]any{"description": http.StatusText(http.StatusAccepted) +
+				": asked with `Prefer: respond-async`, the record as it stands when the work starts; its Location tells when it is done."}
+			if content := ok["content"]; content != nil {
+				accepted["content"] = content
+			}
+			responses[strconv.Itoa(http.StatusAccepted)] = accepted
+		}
 		op["responses"] = responses
 		if rt.perm != "" {
 			op["security"] = []any{map[string]any{"apiKey": []any{}}}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -244,6 +245,17 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 			ID string `json:"id"`
 		}
 		c.do(201, "POST", "/api/v1/exports", admin, map[string]any{"incident_id": incID, "format": "json", "bundle_type": "soc2", "scope": "compliance"}).decode(t, &soc2)
+		e.header = http.Header{"Prefer": {"respond-async"}}
+		var async struct{ ID, Status string }
+		c.do(202, "POST", "/api/v1/exports", admin, map[string]any{"incident_id": incID, "format": "csv"}).decode(t, &async)
+		e.header = nil
+		for deadline := time.Now().Add(10 * time.Second); async.Status == "pending" && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond) // it is made in the background
+			e.must(200, e.do("GET", "/api/v1/exports/"+async.ID, admin, nil)).decode(t, &async)
+		}
+		if async.Status != "completed" {
+			t.Fatalf("the export asked with Prefer: respond-async is %s", async.Status)
+		}
 		c.do(201, "POST", "/api/v1/exports/{export_id}/reviews", admin, map[string]any{"review_status": "APPROVED", "auditor_notes": "ok"}, soc2.ID)
 		c.do(200, "GET", "/api/v1/exports/{export_id}/reviews", admin, nil, soc2.ID)
 		c.do(200, "POST", "/api/v1/incidents/{incident_id}/export/executive-debrief", admin, map[string]any{"format": "csv"}, incID)

@@ -75,8 +75,8 @@ func (s *Server) routeTable() []route {
 			summary: "Record where the incident's remediation stands (pending, in_progress, completed) with notes; later bundles show it, and SOC 2 control CC7.4 needs it.",
 			request: service.RemediationInput{}, response: runproof.Incident{}, handle: s.setRemediation},
 
-		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger.",
-			request: export.Input{}, response: exportView{}, status: http.StatusCreated, handle: s.createExport},
+		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger. With `Prefer: respond-async`, answered at once (202), made in the background.",
+			request: export.Input{}, response: exportView{}, status: http.StatusCreated, async: true, handle: s.createExport},
 		{method: "GET", path: "/api/v1/exports", perm: exp, summary: "Export records, newest first.",
 			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
 		{method: "GET", path: "/api/v1/exports/{export_id}", perm: exp, summary: "One export record.",

@@ -44,6 +44,10 @@ type Options struct {
 	// KeyUses are the servers' starts the keyring recorded
 	// (signing.Keyring.Uses): when each key stopped signing download URLs.
 	KeyUses []signing.KeyUse
+	// Background is what exports asked for with Prefer: respond-async are
+	// made under, after their requests end: cancelling it interrupts them
+	// (recorded as such). Default: never cancelled.
+	Background context.Context
 }
 
 // Server is the HTTP API. Create it with New.
@@ -61,12 +65,17 @@ type Server struct {
 	// last (signedurl.go).
 	keyUses []signing.KeyUse
 	audits  *auditRetry // audit events waiting for the database
+	// background is Options.Background.
+	background context.Context
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
-		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys}
+		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background}
+	if s.background == nil {
+		s.background = context.Background()
+	}
 	if s.keys != nil {
 		s.keyUses = append(slices.Clone(opts.KeyUses), signing.KeyUse{At: svc.Now(), KeyID: s.keys.Active().ID})
 	}
@@ -176,6 +185,7 @@ type route struct {
 	// repeatStatus is the status of an identical re-send, which changes
 	// nothing and answers the same body, for the OpenAPI document.
 	repeatStatus int
+	async        bool // answers 202 with the same body when asked with Prefer: respond-async
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
 	query        []string
