@@ -319,28 +319,50 @@ func checkPeriod(r request, inc runproof.Incident) error {
 // Export makes one export end to end and returns its record. The record
 // exists (pending) before any work starts and ends completed or failed.
 func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
-	r, err := e.begin(ctx, tenantID, who, in)
+	r, err := e.prepare(ctx, tenantID, who, in)
 	if err != nil {
+		return runproof.Export{}, err
+	}
+	// Its turn comes before its record, so that one given up while waiting
+	// leaves nothing behind, and its time is the turn's: Recover takes an
+	// export that old for abandoned.
+	if err := e.takeTurn(ctx); err != nil {
+		return runproof.Export{}, err
+	}
+	if r, err = e.record(ctx, r); err != nil {
+		<-e.turns
 		return runproof.Export{}, err
 	}
 	return e.finish(ctx, r)
 }
 
-// Start begins an export and returns its record, pending, as soon as the
-// record exists; the export is then made on its own, under bg (cancel it
-// to interrupt the export, recorded as such), and ends its record
+// MaxQueued bounds how long an export Start recorded waits for its turn:
+// one that waits longer fails, so that with MaxDuration it ends before
+// AbandonedAfter.
+const MaxQueued = 20 * time.Minute
+
+// Start records an export, pending, and returns its record at once; the
+// export then waits for its turn and is made on its own, under bg (cancel
+// it to interrupt the export, recorded as such), and ends its record
 // completed or failed, as Export does. Wait waits for the exports started.
 func (e *Exporter) Start(ctx, bg context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
-	r, err := e.begin(ctx, tenantID, who, in)
+	r, err := e.prepare(ctx, tenantID, who, in)
 	if err != nil {
 		return runproof.Export{}, err
 	}
+	if r, err = e.record(ctx, r); err != nil {
+		return runproof.Export{}, err
+	}
 	e.started.Go(func() {
-		if _, err := e.finish(bg, r); err != nil {
-			var failed *Failed
-			if !errors.As(err, &failed) { // a failed export is logged already
-				e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
-			}
+		var err error
+		if err = e.queue(bg); err != nil {
+			_, err = e.end(bg, r, runproof.ExportEvent{}, err, "")
+		} else {
+			_, err = e.finish(bg, r)
+		}
+		var failed *Failed
+		if err != nil && !errors.As(err, &failed) { // a failed export is logged already
+			e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
 		}
 	})
 	return runproof.FoldExport(r.ExportRequest, nil), nil
@@ -358,9 +380,8 @@ func (e *Exporter) Wait(ctx context.Context) error {
 	}
 }
 
-// begin checks a request, waits for a turn and records the export,
-// pending. The turn is the caller's to give back, with finish.
-func (e *Exporter) begin(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
+// prepare checks a request.
+func (e *Exporter) prepare(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
 	r, err := e.check(ctx, tenantID, who, in)
 	if err != nil {
 		return r, err
@@ -370,41 +391,66 @@ func (e *Exporter) begin(ctx context.Context, tenantID string, who Requester, in
 			return r, err // it could not be recorded in the ledger
 		}
 	}
-	// Its turn comes before its record, so that one given up while waiting
-	// leaves nothing behind, and its time is the turn's: Recover takes an
-	// export that old for abandoned.
-	if err := e.takeTurn(ctx); err != nil {
-		return r, err
-	}
-	r.CreatedAt = runproof.Timestamp(e.now())
-	r.ID = e.newID()
-	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
-		<-e.turns
-		return r, err
-	}
-	e.making.Store(r.ID, tenantID)
 	return r, nil
 }
 
-// finish makes the export begin recorded, records its outcome and gives
-// back its turn; ctx ending interrupts it.
+// record records the export, pending.
+func (e *Exporter) record(ctx context.Context, r request) (request, error) {
+	r.CreatedAt = runproof.Timestamp(e.now())
+	r.ID = e.newID()
+	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
+		return r, err
+	}
+	e.making.Store(r.ID, r.TenantID)
+	return r, nil
+}
+
+// queue waits, in the background, for the turn of an export Start
+// recorded: for MaxQueued at most, and until bg ends.
+func (e *Exporter) queue(bg context.Context) error {
+	timer := time.NewTimer(MaxQueued)
+	defer timer.Stop()
+	select {
+	case e.turns <- struct{}{}:
+		return nil
+	case <-bg.Done():
+		return bg.Err()
+	case <-timer.C:
+		return runproof.Errorf(runproof.EUNAVAILABLE, "it waited %s for one of the %d exports made at once to finish: ask again later",
+			MaxQueued, cap(e.turns))
+	}
+}
+
+// finish makes a recorded export in its turn, records its outcome and
+// gives back its turn; ctx ending interrupts it.
 func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, error) {
 	defer func() { <-e.turns }()
-	defer e.making.Delete(r.ID)
-	tenantID := r.TenantID
 	// An export that runs longer than MaxDuration fails by itself, so that
 	// one still pending after AbandonedAfter was surely abandoned.
 	pctx, cancel := context.WithTimeout(ctx, MaxDuration)
-	ev, buildErr := e.produce(pctx, r)
+	ev, err := e.produce(pctx, r)
 	cancel()
+	reason := ""
+	if errors.Is(err, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil {
+		reason = fmt.Sprintf("it took longer than %s", MaxDuration)
+	}
+	return e.end(ctx, r, ev, err, reason)
+}
+
+// end records how a recorded export ended: ev (completed) or, after
+// buildErr, failed, saying reason or else why buildErr stopped it; then
+// appends it to the ledger.
+func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, buildErr error, reason string) (runproof.Export, error) {
+	defer e.making.Delete(r.ID)
+	tenantID := r.TenantID
 	if buildErr != nil {
 		e.log.WarnContext(ctx, "export failed", slog.String("export_id", r.ID), slog.Any("error", buildErr))
-		reason := runproof.ErrorMessage(buildErr)
 		switch {
-		case errors.Is(buildErr, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil:
-			reason = fmt.Sprintf("it took longer than %s", MaxDuration)
+		case reason != "":
 		case errors.Is(buildErr, context.Canceled) && ctx.Err() != nil:
 			reason = "it was interrupted: the request was cancelled or the process stopped before it was done"
+		default:
+			reason = runproof.ErrorMessage(buildErr)
 		}
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}
@@ -423,11 +469,11 @@ func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, erro
 		}
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	}
-	rec, err := e.store.GetExport(context.WithoutCancel(ctx), tenantID, r.ID)
+	rec, err := e.store.GetExport(octx, tenantID, r.ID)
 	if err != nil {
 		return runproof.Export{}, err
 	}
-	e.appendToLedger(context.WithoutCancel(ctx), rec)
+	e.appendToLedger(octx, rec)
 	if buildErr != nil {
 		return rec, &Failed{Export: rec, Err: buildErr}
 	}
@@ -466,7 +512,7 @@ const MaxDuration = 30 * time.Minute
 
 // AbandonedAfter is how long after it was requested an export that has not
 // ended is taken for abandoned by a process that stopped: more than
-// MaxDuration, after which a live process has ended it itself.
+// MaxQueued and MaxDuration, after which a live process has ended it itself.
 const AbandonedAfter = time.Hour
 
 // takeTurn waits for one of the places of the exports made at once, for
@@ -614,7 +660,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	defer pending.Abort()
 	// The checksum is of exactly the bytes stored, hence delivered.
 	h := sha256.New()
-	w := &countingWriter{w: io.MultiWriter(pending, h)}
+	w := &countingWriter{w: ctxWriter{ctx, io.MultiWriter(pending, h)}}
 	out := output{idSuffix: e.newID()}
 	if e.keys != nil {
 		out.key = e.keys.Active()
@@ -673,6 +719,25 @@ func (e *Exporter) seal(ctx context.Context, r request, s bundlezip.Sealed) ([]b
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// ctxWriter writes to w until ctx ends, a MiB at a time: a renderer that
+// writes a large document in one call (the PDF library) stops soon after
+// its export is interrupted.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(b []byte) (n int, err error) {
+	for len(b) > 0 && err == nil {
+		if err = c.ctx.Err(); err == nil {
+			var k int
+			k, err = c.w.Write(b[:min(len(b), 1<<20)])
+			n, b = n+k, b[k:]
+		}
+	}
+	return n, err
 }
 
 // countingWriter counts the bytes written through it.

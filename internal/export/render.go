@@ -134,14 +134,14 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 	go func() {
 		pdf, err := bundlezip.NewPacker(bundlezip.ReportName)
 		if err == nil {
-			err = pdfr.Write(ctx, pdf, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
+			err = pdfr.Write(ctx, ctxWriter{ctx, pdf}, bundle, pdfr.Info{ExportID: r.ID, KeyID: out.key.ID, Uncompressed: true})
 		}
 		if err == nil {
 			report, err = pdf.Member()
 		}
 		reportErr <- err
 	}()
-	js, err := packJSON(bundle)
+	js, err := packJSON(ctx, bundle)
 	if rerr := <-reportErr; err == nil {
 		err = rerr
 	}
@@ -164,12 +164,12 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 }
 
 // packJSON packs bundle.json, deflated and hashed as it is written.
-func packJSON(bundle any) (bundlezip.Member, error) {
+func packJSON(ctx context.Context, bundle any) (bundlezip.Member, error) {
 	jp, err := bundlezip.NewPacker(bundlezip.BundleName)
 	if err != nil {
 		return bundlezip.Member{}, err
 	}
-	enc := jsonr.NewEncoder(jp)
+	enc := jsonr.NewEncoder(ctxWriter{ctx, jp})
 	if err := enc.Encode(bundle); err != nil {
 		return bundlezip.Member{}, err
 	}

@@ -1,0 +1,100 @@
+package export_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// heldStore holds every read of steps until released.
+type heldStore struct {
+	runproof.Store
+	reading chan struct{} // a read began
+	release chan struct{}
+}
+
+func (h *heldStore) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]runproof.Step, error) {
+	select {
+	case h.reading <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return h.Store.ListSteps(ctx, p)
+}
+
+// TestStartAnswersAtOnce: an export started in the background is recorded
+// and answered at once even while every place for exports is taken; it
+// waits its turn in the background, and is recorded as interrupted when
+// the background ends first.
+func TestStartAnswersAtOnce(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	_, runID := longRun(t, store, 5)
+	h := &heldStore{Store: store, reading: make(chan struct{}, 1), release: make(chan struct{})}
+	arts, _ := tempArtifacts(t)
+	e := export.New(h, arts, export.Options{Concurrent: 1, Now: func() time.Time { return fixed }})
+	in := export.Input{RunID: runID, Format: runproof.FormatJSON}
+
+	first, err := e.Start(ctx, ctx, "acme", auditor, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.reading // the first holds the only place
+	queued := make(chan runproof.Export, 1)
+	go func() {
+		rec, err := e.Start(ctx, ctx, "acme", auditor, in)
+		if err != nil {
+			t.Error(err)
+		}
+		queued <- rec
+	}()
+	var second runproof.Export
+	select {
+	case second = <-queued:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start waited for a place instead of answering")
+	}
+	if first.Status != runproof.ExportPending || second.Status != runproof.ExportPending {
+		t.Errorf("started as %s and %s, want pending", first.Status, second.Status)
+	}
+	close(h.release)
+	if err := e.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{first.ID, second.ID} {
+		if rec, err := e.Get(ctx, "acme", id); err != nil || rec.Status != runproof.ExportCompleted {
+			t.Errorf("export %s is %s (%v), want completed", id, rec.Status, err)
+		}
+	}
+
+	// The background ends while an export waits its turn, and while one is made.
+	h.release = make(chan struct{})
+	bg, stop := context.WithCancel(ctx)
+	making, err := e.Start(ctx, bg, "acme", auditor, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.reading
+	waiting, err := e.Start(ctx, bg, "acme", auditor, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := e.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{making.ID, waiting.ID} {
+		if rec, err := e.Get(ctx, "acme", id); err != nil || rec.Status != runproof.ExportFailed || !strings.Contains(rec.FailureReason, "interrupted") {
+			t.Errorf("export %s is %s (%q, %v), want failed, interrupted", id, rec.Status, rec.FailureReason, err)
+		}
+	}
+}
