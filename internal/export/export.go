@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runproof/runproof/internal/artifact"
@@ -42,6 +43,7 @@ type Exporter struct {
 	making    sync.Map       // export id → tenant id of the exports being made
 	turns     chan struct{}  // a place for each export made at once
 	started   sync.WaitGroup // the exports Start began
+	queued    atomic.Int64   // of those, how many wait for their turn
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -324,15 +326,15 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 		return runproof.Export{}, err
 	}
 	// Its turn comes before its record, so that one given up while waiting
-	// leaves nothing behind, and its time is the turn's: Recover takes an
-	// export that old for abandoned.
+	// leaves nothing behind.
 	if err := e.takeTurn(ctx); err != nil {
 		return runproof.Export{}, err
 	}
+	defer func() { <-e.turns }()
 	if r, err = e.record(ctx, r); err != nil {
-		<-e.turns
 		return runproof.Export{}, err
 	}
+	defer e.making.Delete(r.ID)
 	return e.finish(ctx, r)
 }
 
@@ -341,34 +343,60 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 // AbandonedAfter.
 const MaxQueued = 20 * time.Minute
 
+// queuedPerPlace is how many exports Start records may wait for each
+// place of the exports made at once; Start refuses more.
+const queuedPerPlace = 4
+
 // Start records an export, pending, and returns its record at once; the
-// export then waits for its turn and is made on its own, under bg (cancel
-// it to interrupt the export, recorded as such), and ends its record
-// completed or failed, as Export does. Wait waits for the exports started.
+// export then waits for its turn (MaxQueued at most) and is made on its
+// own, under bg (cancel it to interrupt the export, recorded as such),
+// and ends its record completed or failed, as Export does. Start refuses
+// an export (EUNAVAILABLE) while queuedPerPlace times as many as are made
+// at once already wait.
 func (e *Exporter) Start(ctx, bg context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
 	r, err := e.prepare(ctx, tenantID, who, in)
 	if err != nil {
 		return runproof.Export{}, err
 	}
+	if limit := int64(queuedPerPlace * cap(e.turns)); e.queued.Add(1) > limit {
+		e.queued.Add(-1)
+		return runproof.Export{}, runproof.Errorf(runproof.EUNAVAILABLE, "%d exports already wait for one of the %d made at once: ask again later",
+			limit, cap(e.turns))
+	}
 	if r, err = e.record(ctx, r); err != nil {
+		e.queued.Add(-1)
 		return runproof.Export{}, err
 	}
 	e.started.Go(func() {
+		defer e.making.Delete(r.ID)
 		var err error
-		if err = e.queue(bg); err != nil {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("export %s: panic: %v", r.ID, p)
+				e.end(bg, r, runproof.ExportEvent{}, err, "")
+			}
+			var failed *Failed
+			switch {
+			case errors.Is(err, errEndedMeanwhile):
+				e.log.WarnContext(bg, "export ended meanwhile", slog.String("export_id", r.ID), slog.Any("error", err))
+			case err != nil && !errors.As(err, &failed): // a failed export is logged already
+				e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
+			}
+		}()
+		err = e.queue(bg)
+		e.queued.Add(-1)
+		if err != nil {
 			_, err = e.end(bg, r, runproof.ExportEvent{}, err, "")
-		} else {
-			_, err = e.finish(bg, r)
+			return
 		}
-		var failed *Failed
-		if err != nil && !errors.As(err, &failed) { // a failed export is logged already
-			e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
-		}
+		defer func() { <-e.turns }()
+		_, err = e.finish(bg, r)
 	})
 	return runproof.FoldExport(r.ExportRequest, nil), nil
 }
 
-// Wait waits until the exports Start began have ended, or ctx ends.
+// Wait waits until the exports Start began have ended, or ctx ends. Call
+// it once no more Start can come (a server's requests have ended).
 func (e *Exporter) Wait(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { e.started.Wait(); close(done) }()
@@ -394,7 +422,9 @@ func (e *Exporter) prepare(ctx context.Context, tenantID string, who Requester, 
 	return r, nil
 }
 
-// record records the export, pending.
+// record records the export, pending, among those being made (Interrupt
+// ends them): each recorded export must be ended (end) and removed from
+// e.making once.
 func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	r.CreatedAt = runproof.Timestamp(e.now())
 	r.ID = e.newID()
@@ -421,27 +451,30 @@ func (e *Exporter) queue(bg context.Context) error {
 	}
 }
 
-// finish makes a recorded export in its turn, records its outcome and
-// gives back its turn; ctx ending interrupts it.
+// finish makes a recorded export, in its turn, and records its outcome;
+// ctx ending interrupts it.
 func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, error) {
-	defer func() { <-e.turns }()
 	// An export that runs longer than MaxDuration fails by itself, so that
 	// one still pending after AbandonedAfter was surely abandoned.
 	pctx, cancel := context.WithTimeout(ctx, MaxDuration)
 	ev, err := e.produce(pctx, r)
+	timedOut := errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	cancel()
 	reason := ""
-	if errors.Is(err, context.DeadlineExceeded) && pctx.Err() != nil && ctx.Err() == nil {
+	if err != nil && timedOut {
 		reason = fmt.Sprintf("it took longer than %s", MaxDuration)
 	}
 	return e.end(ctx, r, ev, err, reason)
 }
 
+// errEndedMeanwhile is the error of an export whose end was recorded by
+// another (Interrupt) while it was made.
+var errEndedMeanwhile = errors.New("its end was recorded meanwhile (the process stopping)")
+
 // end records how a recorded export ended: ev (completed) or, after
 // buildErr, failed, saying reason or else why buildErr stopped it; then
 // appends it to the ledger.
 func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, buildErr error, reason string) (runproof.Export, error) {
-	defer e.making.Delete(r.ID)
 	tenantID := r.TenantID
 	if buildErr != nil {
 		e.log.WarnContext(ctx, "export failed", slog.String("export_id", r.ID), slog.Any("error", buildErr))
@@ -461,10 +494,12 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	// then stays pending until Recover.
 	octx := context.WithoutCancel(ctx)
 	if err := runproof.RetryUnavailable(ctx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
-		if runproof.ErrorCode(err) == runproof.ECONFLICT && ev.Kind == runproof.ExportEventCompleted {
-			// Ended meanwhile (Interrupt): its artifact is no one's.
-			if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
-				err = errors.Join(err, rerr)
+		if runproof.ErrorCode(err) == runproof.ECONFLICT {
+			err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
+			if ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
+				if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
 			}
 		}
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)

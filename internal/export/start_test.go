@@ -49,42 +49,51 @@ func TestStartAnswersAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-h.reading // the first holds the only place
-	queued := make(chan runproof.Export, 1)
+	queued := make(chan []runproof.Export, 1)
 	go func() {
-		rec, err := e.Start(ctx, ctx, "acme", auditor, in)
-		if err != nil {
-			t.Error(err)
+		var recs []runproof.Export
+		for range 4 { // four wait for each place
+			rec, err := e.Start(ctx, ctx, "acme", auditor, in)
+			if err != nil {
+				t.Error(err)
+			}
+			recs = append(recs, rec)
 		}
-		queued <- rec
+		queued <- recs
 	}()
-	var second runproof.Export
+	var waiting []runproof.Export
 	select {
-	case second = <-queued:
+	case waiting = <-queued:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Start waited for a place instead of answering")
 	}
-	if first.Status != runproof.ExportPending || second.Status != runproof.ExportPending {
-		t.Errorf("started as %s and %s, want pending", first.Status, second.Status)
+	for _, rec := range append(waiting, first) {
+		if rec.Status != runproof.ExportPending {
+			t.Errorf("started as %s, want pending", rec.Status)
+		}
+	}
+	if _, err := e.Start(ctx, ctx, "acme", auditor, in); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Errorf("a fifth waiting for the one place: %v, want EUNAVAILABLE", err)
 	}
 	close(h.release)
 	if err := e.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{first.ID, second.ID} {
+	for _, id := range []string{first.ID, waiting[0].ID, waiting[3].ID} {
 		if rec, err := e.Get(ctx, "acme", id); err != nil || rec.Status != runproof.ExportCompleted {
 			t.Errorf("export %s is %s (%v), want completed", id, rec.Status, err)
 		}
 	}
 
 	// The background ends while an export waits its turn, and while one is made.
-	h.release = make(chan struct{})
+	h.release, h.reading = make(chan struct{}), make(chan struct{}, 1)
 	bg, stop := context.WithCancel(ctx)
 	making, err := e.Start(ctx, bg, "acme", auditor, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-h.reading
-	waiting, err := e.Start(ctx, bg, "acme", auditor, in)
+	queuedToo, err := e.Start(ctx, bg, "acme", auditor, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +101,7 @@ func TestStartAnswersAtOnce(t *testing.T) {
 	if err := e.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{making.ID, waiting.ID} {
+	for _, id := range []string{making.ID, queuedToo.ID} {
 		if rec, err := e.Get(ctx, "acme", id); err != nil || rec.Status != runproof.ExportFailed || !strings.Contains(rec.FailureReason, "interrupted") {
 			t.Errorf("export %s is %s (%q, %v), want failed, interrupted", id, rec.Status, rec.FailureReason, err)
 		}
