@@ -70,7 +70,9 @@ func scan(src Source, each func(runproof.Step) error) (runproof.Totals, error) {
 		}
 	}
 	if t.Steps != run.Totals.Steps {
-		return t, runproof.Errorf(runproof.ECONFLICT, "run %q has %d steps but %d were read: it changed during the export; try again",
+		// Steps are stored with the run's count, in one transaction, and
+		// never removed: a shortfall is a store that lost some.
+		return t, runproof.Errorf(runproof.ECONFLICT, "run %q records %d steps but only %d could be read: a bundle holds every step, so none is made",
 			run.ID, run.Totals.Steps, t.Steps)
 	}
 	return t, nil
@@ -97,8 +99,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 			return EvidenceBundle{}, err
 		}
 	}
-	steps := newStepWriter(spool)
-	steps.keepRows = opts.KeepRows
+	steps := newStepWriter(spool, opts.KeepRows)
 	t, err := scan(src, func(s runproof.Step) error {
 		if !opts.IncludeRawSteps {
 			return nil

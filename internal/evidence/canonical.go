@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -74,6 +75,10 @@ func withoutSteps(v any) (StepList, any) {
 	}
 	return StepList{}, v
 }
+
+// errSpliceSteps is an internal error: the canonical form of a bundle
+// without its steps must hold one empty steps member.
+var errSpliceSteps = errors.New(`evidence: the bundle's canonical form does not hold one "steps":[]`)
 
 // digest returns the digest of v's canonical form. A bundle's content_hash
 // must be empty when it is called, so that the member is absent.

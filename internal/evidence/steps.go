@@ -3,7 +3,6 @@ package evidence
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -53,7 +52,7 @@ type StepList struct {
 
 // StepListOf returns a list of the given steps, kept in memory.
 func StepListOf(steps ...TraceStepEvidence) (StepList, error) {
-	w := newStepWriter(nil)
+	w := newStepWriter(nil, false)
 	for _, s := range steps {
 		if err := w.add(s); err != nil {
 			return StepList{}, err
@@ -151,12 +150,13 @@ type stepWriter struct {
 	enc      *json.Encoder
 }
 
-// newStepWriter returns a writer to spool, or to memory when spool is nil.
-func newStepWriter(spool Spool) *stepWriter {
+// newStepWriter returns a writer to spool, or to memory when spool is nil,
+// that keeps the rows too when keepRows (Options.KeepRows).
+func newStepWriter(spool Spool, keepRows bool) *stepWriter {
 	if spool == nil {
 		spool = &memorySpool{}
 	}
-	w := &stepWriter{list: StepList{spool: spool}}
+	w := &stepWriter{list: StepList{spool: spool}, keepRows: keepRows}
 	w.enc = json.NewEncoder(&w.buf)
 	w.enc.SetEscapeHTML(false)
 	return w
@@ -213,7 +213,3 @@ func directlyCanonical(s *TraceStepEvidence, out []byte) bool {
 	}
 	return true
 }
-
-// errSpliceSteps is an internal error: the canonical form of a bundle
-// without its steps must hold one empty steps member.
-var errSpliceSteps = errors.New(`evidence: the bundle's canonical form does not hold one "steps":[]`)
