@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -67,5 +69,37 @@ func TestBusyIsUnavailable(t *testing.T) {
 	err = fmt.Errorf("create run: %w", err)
 	if code, msg := runproof.ErrorCode(err), runproof.ErrorMessage(err); code != runproof.EUNAVAILABLE || !strings.Contains(msg, "busy") {
 		t.Errorf("%v: code %s, message %q; want %s, busy", err, code, msg, runproof.EUNAVAILABLE)
+	}
+}
+
+// TestOpenPrivate: a new database and its WAL files are the owner's alone,
+// even in a directory others may read.
+func TestOpenPrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "runproof.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAPIKey(ctx, runproof.APIKey{ID: "k", TenantID: "t", Role: runproof.RoleAdmin, Name: "n",
+		Hash: "sha256:00", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := info.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(name), mode)
+		}
 	}
 }

@@ -44,6 +44,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	// A new database is readable by its owner alone, whatever the umask
+	// and the directory's mode: it holds key hashes and every agent's
+	// content. SQLite gives its -wal and -shm files the same mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
 	// Every connection gets the same settings. WAL lets readers run while
 	// one writer writes; busy_timeout makes another process's writers wait
 	// for the write lock instead of failing; _txlock=immediate takes the

@@ -124,6 +124,8 @@ func testAPIKeys(t *testing.T, h Harness) {
 		"UPDATE api_keys SET revoked_at = NULL WHERE id = 'key-2'",
 		"UPDATE api_keys SET role = 'admin' WHERE id = 'key-1'",
 		"UPDATE api_keys SET tenant_id = 't2' WHERE id = 'key-1'",
+		"DELETE FROM api_keys WHERE id = 'key-1'",
+		"TRUNCATE api_keys",
 	} {
 		if err := h.Exec(ctx, q); err == nil {
 			t.Errorf("%s: accepted", q)
@@ -785,6 +787,15 @@ func testAppendOnly(t *testing.T, h Harness) {
 	ctx, s := context.Background(), h.Store
 	createRun(t, s, "t1", "r1", "a", at(0))
 	appendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 0), newStep(t, "t1", "r1", 1))
+	inc := newIncident("t1", "inc-1", "r1", at(3))
+	err := s.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: "t1", RunID: "r1"},
+		func(st runproof.RunState) (runproof.RunChange, error) {
+			st.Run.Status, st.Run.StoppedAt, st.Run.IncidentID = runproof.RunStopped, ptr(at(3)), inc.ID
+			return runproof.RunChange{Run: st.Run, Incident: &inc}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.AppendAuditEvents(ctx, newAuditEvent("t1", "e1", runproof.AuditAccess, at(1))); err != nil {
 		t.Fatal(err)
 	}
@@ -797,10 +808,11 @@ func testAppendOnly(t *testing.T, h Harness) {
 		policies, err3 := s.ActivePolicies(ctx, "t1")
 		r, err4 := s.GetRun(ctx, "t1", "r1")
 		snap, err5 := s.GetSnapshot(ctx, "t1", r.SnapshotID)
-		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		in, err6 := s.GetIncident(ctx, "t1", inc.ID)
+		if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
 			t.Fatal(err)
 		}
-		return show([]any{steps, events, policies, snap})
+		return show([]any{steps, events, policies, snap, r, in})
 	}
 	before := dump()
 
@@ -817,6 +829,20 @@ func testAppendOnly(t *testing.T, h Harness) {
 		"TRUNCATE policies",
 		"UPDATE policy_snapshots SET policies = '[]'",
 		"DELETE FROM policy_snapshots",
+		// Runs and incidents change, but only as runproof changes them.
+		"DELETE FROM runs",
+		"TRUNCATE runs",
+		"UPDATE runs SET agent_id = 'b'",
+		"UPDATE runs SET snapshot_id = 'other'",
+		"UPDATE runs SET started_at = created_at",
+		"UPDATE runs SET cost_microcents = 0",
+		"UPDATE runs SET steps = 1",
+		"DELETE FROM incidents",
+		"TRUNCATE incidents",
+		"UPDATE incidents SET actual_value = '1'",
+		"UPDATE incidents SET inflection_step_index = 0",
+		"UPDATE incidents SET detected_at = violation_at",
+		"UPDATE incidents SET policy_name = 'other'",
 	} {
 		if err := h.Exec(ctx, q); err == nil {
 			t.Errorf("%s: succeeded, want refused", q)
