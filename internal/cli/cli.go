@@ -36,7 +36,8 @@ func commands() []*command {
 }
 
 // Main runs the command line args (without the program name) and returns
-// the exit status: 0 on success, 1 on a runtime error, 2 on a usage error.
+// the exit status: 0 on success, 1 on a runtime error, 2 on a usage error
+// (and 3 when verify could check a bundle's consistency only).
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainHelp())
@@ -258,14 +259,26 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// statusError is an outcome with an exit status of its own.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
 // fail reports err as one line on stderr and returns the exit status.
 func fail(stderr io.Writer, err error) int {
 	// Errors from drivers may span lines; the contract is one line.
 	msg := strings.Join(strings.Fields(err.Error()), " ")
 	fmt.Fprintf(stderr, "runproof: %s\n", msg)
 	var u *usageError
-	if errors.As(err, &u) {
+	var st *statusError
+	switch {
+	case errors.As(err, &u):
 		return 2
+	case errors.As(err, &st):
+		return st.status
 	}
 	return 1
 }

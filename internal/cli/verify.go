@@ -36,18 +36,20 @@ Files of any size are streamed in flat memory.
   --key PUB.pem   the Ed25519 public key (PEM "PUBLIC KEY") the manifest must
                   be signed with; its key id must be the manifest's key_id.
                   Without it the signature is not checked: a warning line
-                  says so and the last line says UNVERIFIED, since anyone
-                  could have made a bundle that passes the other checks.
+                  says so, the last line says UNVERIFIED and the exit
+                  status is 3, since anyone could have made a bundle that
+                  passes the other checks.
   --without-proof for a ZIP made before runproof kept an export ledger: one
                   without proof.json passes, with a warning line (one with
                   it has it checked). Its ledger entry is proven by the
                   API's GET /api/v1/exports/{id}/proof, which
                   docs/examples/checkproof checks with the ZIP.
 
-Exit status: 0 when every check holds — the last line then says VERIFIED
-(with --key) or UNVERIFIED (without: only consistency was checked, not who
-signed) — 1 when a check fails or FILE or the key cannot be read, 2 on a
-usage error. A script that must know who signed a bundle passes --key.
+Exit status: 0 when every check holds, signature included — the last line
+then says VERIFIED; 1 when a check fails or FILE or the key cannot be read;
+2 on a usage error; 3 without --key when every other check holds — the last
+line then says UNVERIFIED: the bundle is consistent, but nothing shows who
+made it.
 
 The public key of a signing key of the data directory:
   openssl pkey -in runproof-data/signing-keys/KEY.pem -pubout > pub.pem
@@ -79,6 +81,9 @@ Examples:
 	}
 }
 
+// unverified is the exit status of a bundle checked without a key.
+const unverified = 3
+
 func runVerify(ctx context.Context, e *env, name, keyFile string, withoutProof bool) error {
 	var key ed25519.PublicKey
 	if keyFile != "" {
@@ -97,9 +102,13 @@ func runVerify(ctx context.Context, e *env, name, keyFile string, withoutProof b
 	case rep.Failure != nil:
 		return fmt.Errorf("verify: %s does not verify: %v", name, rep.Failure)
 	case rep.Authentic():
-		fmt.Fprintf(e.stdout, "VERIFIED: %s is complete and unchanged, signed by %s\n", name, rep.Manifest.KeyID)
+		m := rep.Manifest
+		fmt.Fprintf(e.stdout, "VERIFIED: %s is complete and unchanged, signed by %s: %s %s, export %s of tenant %q\n",
+			name, m.KeyID, m.BundleType, m.BundleID, m.ExportID, m.TenantID)
 	default:
 		fmt.Fprintf(e.stdout, "UNVERIFIED: %s is consistent, but its signature was not checked: give --key PUB.pem to know who signed it\n", name)
+		return &statusError{status: unverified, msg: fmt.Sprintf("verify: %s is not verified: without --key its signature was not checked, "+
+			"and anyone could have made a bundle that passes the other checks", name)}
 	}
 	return nil
 }

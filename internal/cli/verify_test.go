@@ -239,7 +239,8 @@ func TestVerifyTampered(t *testing.T) {
 	forgerPub := z.write(t, "forger.pem", signing.PublicPEM(forgerKey.Public()))
 
 	r := runCLI(t, "", "verify", z.write(t, "good.zip", good), "--key", z.pub)
-	if r.code != 0 || !strings.Contains(r.stdout, "VERIFIED: ") || !strings.Contains(r.stdout, "ok   proof.json") {
+	if r.code != 0 || !strings.Contains(r.stdout, "ok   proof.json") ||
+		!regexp.MustCompile(`\nVERIFIED: \S+ is complete and unchanged, signed by ed25519:\w+: evidence EVD-[\w-]+, export [\w-]+ of tenant "[\w-]+"\n$`).MatchString(r.stdout) {
 		t.Fatalf("the untouched bundle: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
@@ -284,6 +285,9 @@ func TestVerifyTampered(t *testing.T) {
 		{"an absolute path", rewrite(t, good, keep, file("/etc/bundle.json", "{}")), "", `member "/etc/bundle.json" has an absolute path`},
 		{"a backslash", rewrite(t, good, keep, file(`x\bundle.json`, "{}")), "", "has a backslash in its name"},
 		{"a directory", rewrite(t, good, keep, file("bundle/", "")), "", `member "bundle/" is a directory`},
+		{"bytes before the first member", append([]byte("<script>alert(1)</script>"), good...), "",
+			"members: the file does not begin with a ZIP member: something was put before the bundle"},
+		{"a comment", withComment(t, good, "<script>alert(1)</script>"), "", "members: the ZIP has a comment of 25 bytes: a bundle has none"},
 		{"a symbolic link", rewrite(t, good, dropping("report.pdf"), symlink("report.pdf", "/etc/passwd")), "",
 			`members: member "report.pdf" is a symbolic link`},
 		{"the signature of another ZIP", rewrite(t, good, func(name string, data []byte) []byte {
@@ -370,7 +374,7 @@ func TestVerifyTampered(t *testing.T) {
 	// pass: then only the key tells the forgery, which is not VERIFIED
 	// without it.
 	r = runCLI(t, "", "verify", z.write(t, "forged2.zip", forged), "--without-proof")
-	if !strings.Contains(r.stdout, "warn proof.json: absent") || !strings.Contains(r.stdout, "\nUNVERIFIED: ") {
+	if r.code != 3 || !strings.Contains(r.stdout, "warn proof.json: absent") || !strings.Contains(r.stdout, "\nUNVERIFIED: ") {
 		t.Errorf("the forgery, --without-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
@@ -403,6 +407,29 @@ func onBundle(edit func([]byte) []byte) func(string, []byte) []byte {
 		}
 		return data
 	}
+}
+
+// withComment returns the ZIP z with the comment c.
+func withComment(t *testing.T, z []byte, c string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.SetComment(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func file(name, data string) entry {
@@ -443,7 +470,8 @@ func TestVerifyUsage(t *testing.T) {
 
 	r := runCLI(t, "", "verify", good)
 	want := "warn manifest.sig: signature not verified: no --key given (manifest names key " + z.key.ID + ")"
-	if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "\nUNVERIFIED: ") {
+	if r.code != 3 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "\nUNVERIFIED: ") ||
+		r.stderr != "runproof: verify: "+good+" is not verified: without --key its signature was not checked, and anyone could have made a bundle that passes the other checks\n" {
 		t.Errorf("without --key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "verify", "-h")
