@@ -334,7 +334,10 @@ func attestation(src Source, b *SOC2Bundle) string {
 	}
 	fmt.Fprintf(&s, ". Review status: %s.", b.ReviewStatus)
 	if b.ReviewedBy != "" { // src.Review holds
-		fmt.Fprintf(&s, " Signed off by %s at %s, on bundle %s of the same %d steps.", b.ReviewedBy, b.ReviewedAt, src.Review.BundleID, b.TotalSteps)
+		// reviewed_by is the reviewer's own word; the key that recorded it is
+		// runproof's.
+		fmt.Fprintf(&s, " Signed off by %s at %s, on bundle %s of the same %d steps, recorded with API key %s.",
+			b.ReviewedBy, b.ReviewedAt, src.Review.BundleID, b.TotalSteps, src.Review.KeyID)
 	}
 	return s.String()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -318,13 +319,14 @@ func TestSOC2Review(t *testing.T) {
 	src := costRun(t)
 	at := t0.Add(time.Hour)
 	src.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
-		Notes: "Trace checked.", RunSteps: src.Run.Totals.Steps, Remediation: src.Remediation(), ReviewedAt: at}
+		KeyID: "0199c0de-aaaa-7000-8000-000000000002", Notes: "Trace checked.", RunSteps: src.Run.Totals.Steps, Remediation: src.Remediation(), ReviewedAt: at}
 	b, err := evidence.BuildSOC2(src, goldenOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.ReviewStatus != evidence.ReviewApproved || b.ReviewedBy != "Ada Lovelace" || b.ReviewedAt != runproof.FormatTime(at) ||
-		b.AuditorNotes != "Trace checked." || !strings.Contains(b.AttestationStatement, "Signed off by Ada Lovelace at "+runproof.FormatTime(at)+", on bundle SOC2-earlier") {
+		b.AuditorNotes != "Trace checked." || !strings.Contains(b.AttestationStatement, "Signed off by Ada Lovelace at "+runproof.FormatTime(at)+", on bundle SOC2-earlier of the same "+
+		fmt.Sprint(src.Run.Totals.Steps)+" steps, recorded with API key 0199c0de-aaaa-7000-8000-000000000002.") {
 		t.Errorf("reviewed: %s by %q at %q, notes %q; attestation %q", b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes, b.AttestationStatement)
 	}
 	unreviewed, err := evidence.BuildSOC2(costRun(t), goldenOptions())
