@@ -243,6 +243,20 @@ func TestAgentFlow(t *testing.T) {
 			t.Fatalf("other tenant sees %d incidents", len(otherIncs.Items))
 		}
 
+		// The agent polls its run's state and the policies, and reads
+		// nothing more: no step content, no log, no incident.
+		var polled runproof.Run
+		e.must(200, e.do("GET", "/api/v1/runs/"+run.RunID, agent, nil)).decode(t, &polled)
+		if polled.Status != runproof.RunStopped || polled.IncidentID != res2.IncidentID {
+			t.Errorf("the agent polls %+v", polled)
+		}
+		e.must(200, e.do("GET", "/api/v1/policies", agent, nil))
+		for _, path := range []string{"/trace", "/envelope", "/governance", "/replay"} {
+			e.must(403, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+path, agent, nil))
+		}
+		e.must(403, e.do("GET", "/api/v1/incidents/"+res2.IncidentID, agent, nil))
+		e.must(403, e.do("GET", "/api/v1/logs/llm-runs", agent, nil))
+
 		// The audit log holds the writes and reads with their actors.
 		var audit struct{ Items []runproof.AuditEvent }
 		e.must(200, e.do("GET", "/api/v1/logs/audit?limit=100", admin, nil)).decode(t, &audit)
@@ -260,6 +274,7 @@ func TestAgentFlow(t *testing.T) {
 			"GET /api/v1/logs/llm-runs/{run_id}/trace":    "HUMAN access",
 			"GET /api/v1/incidents":                       "HUMAN access",
 			"GET /api/v1/logs/llm-runs/{run_id}/envelope": "HUMAN access",
+			"GET /api/v1/runs/{run_id}":                   "AGENT access",
 		} {
 			if seen[action] != want {
 				t.Errorf("audit %q = %q, want %q", action, seen[action], want)

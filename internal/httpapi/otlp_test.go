@@ -587,7 +587,7 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 				Timestamp time.Time `json:"timestamp"`
 			}
 		}
-		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+traceA+"/trace", agent, nil)).decode(t, &tr)
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+traceA+"/trace", e.key("acme", runproof.RoleViewer), nil)).decode(t, &tr)
 		var types []string
 		for _, s := range tr.Steps {
 			types = append(types, s.StepType)
@@ -661,7 +661,7 @@ func TestOTLPHandWrittenJSON(t *testing.T) {
 			DurationMs float64 `json:"duration_ms"`
 		}
 	}
-	e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+traceA+"/trace", agent, nil)).decode(t, &tr)
+	e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+traceA+"/trace", e.key("acme", runproof.RoleViewer), nil)).decode(t, &tr)
 	if len(tr.Steps) != 1 || tr.Steps[0].StepType != "chat:gpt-4o-mini" || tr.Steps[0].CostCents != 0.09 || tr.Steps[0].DurationMs != 1500 {
 		t.Fatalf("steps = %+v", tr.Steps)
 	}

@@ -10,7 +10,7 @@ import (
 
 // routeTable is the whole API surface on one screen.
 func (s *Server) routeTable() []route {
-	read, audit, ingest, manage, exp := runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage, runproof.PermExport
+	poll, read, audit, ingest, manage, exp := runproof.PermPoll, runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage, runproof.PermExport
 	review := runproof.PermReview
 	runQuery := []string{"limit", "cursor", "agent_id", "status", "from", "to"}
 	periodQuery := []string{"limit", "offset", "from", "to"}
@@ -22,12 +22,12 @@ func (s *Server) routeTable() []route {
 
 		{method: "POST", path: "/api/v1/policies", perm: manage, summary: "Add a policy, or a new version of one.",
 			request: service.PolicyInput{}, response: runproof.Policy{}, status: http.StatusCreated, handle: s.createPolicy},
-		{method: "GET", path: "/api/v1/policies", perm: read, summary: "The active version of every policy.",
+		{method: "GET", path: "/api/v1/policies", perm: poll, summary: "The active version of every policy.",
 			response: policyList{}, handle: s.listPolicies},
 
 		{method: "POST", path: "/api/v1/runs", perm: ingest, summary: "Open a run; the active policies are frozen into its snapshot.",
 			request: service.RunInput{}, response: runCreated{}, status: http.StatusCreated, repeatStatus: http.StatusOK, handle: s.createRun},
-		{method: "GET", path: "/api/v1/runs/{run_id}", perm: read, summary: "A run's state: agents poll it for a stop.",
+		{method: "GET", path: "/api/v1/runs/{run_id}", perm: poll, summary: "A run's state: agents poll it for a stop.",
 			response: runproof.Run{}, handle: s.getRun},
 		{method: "POST", path: "/api/v1/runs/{run_id}/steps", perm: ingest, summary: "Append steps; each is judged and the agent told allow or stop.",
 			request: stepBatchDoc{}, response: service.StepsResult{}, handle: s.appendSteps},

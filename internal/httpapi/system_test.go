@@ -368,11 +368,12 @@ func TestSystemTopic(t *testing.T) {
 				if n := audited(admin, path); n == 0 {
 					t.Errorf("admin's %s holds no audit event", path)
 				}
-				for _, key := range []string{viewer, agent, e.key("acme", runproof.RoleExporter)} {
+				for _, key := range []string{viewer, e.key("acme", runproof.RoleExporter)} {
 					if n := audited(key, path); n != 0 {
 						t.Errorf("%s shows %d audit events to a key that may not read the audit log", path, n)
 					}
 				}
+				e.must(403, e.do("GET", path, agent, nil)) // an agent reads no log at all
 			}
 		})
 
@@ -438,7 +439,8 @@ func TestSystemTopic(t *testing.T) {
 				e.must(404, e.do("GET", p, other, nil))
 				e.must(401, e.do("GET", p, "", nil))
 				e.must(405, e.do("POST", p, admin, map[string]any{}))
-				e.must(200, e.do("GET", p, agent, nil))
+				e.must(403, e.do("GET", p, agent, nil)) // an agent reads no log
+				e.must(200, e.do("GET", p, viewer, nil))
 			}
 			e.must(404, e.do("GET", "/api/v1/logs/system/nope/telemetry", admin, nil))
 			e.must(404, e.do("GET", "/api/v1/logs/system/nope/events", admin, nil))

@@ -17,7 +17,7 @@ const (
 	RoleExporter Role = "exporter" // viewer, and exports bundles
 	RoleAuditor  Role = "auditor"  // exporter, and reviews SOC 2 bundles and reads the audit log
 	RoleAdmin    Role = "admin"    // everything, including policies, keys and writing runs
-	RoleAgent    Role = "agent"    // writes runs and steps, and reads them back (to poll for "stop")
+	RoleAgent    Role = "agent"    // writes runs and steps, and polls a run's state (for "stop") and the policies
 )
 
 // Roles lists every role, for validation and help texts.
@@ -27,7 +27,8 @@ var Roles = []Role{RoleViewer, RoleExporter, RoleAuditor, RoleAdmin, RoleAgent}
 type Permission string
 
 const (
-	PermRead   Permission = "read"   // runs, steps, incidents, policies
+	PermPoll   Permission = "poll"   // a run's state and the active policies: what an agent checks
+	PermRead   Permission = "read"   // runs, steps and their content, incidents, the logs
 	PermAudit  Permission = "audit"  // the audit log
 	PermExport Permission = "export" // create, read and download exports and their proofs
 	PermReview Permission = "review" // sign off SOC 2 bundles
@@ -36,11 +37,13 @@ const (
 )
 
 var rolePerms = map[Role][]Permission{
-	RoleViewer:   {PermRead},
-	RoleExporter: {PermRead, PermExport},
-	RoleAuditor:  {PermRead, PermExport, PermReview, PermAudit},
-	RoleAdmin:    {PermRead, PermExport, PermReview, PermAudit, PermManage, PermIngest},
-	RoleAgent:    {PermRead, PermIngest},
+	RoleViewer:   {PermPoll, PermRead},
+	RoleExporter: {PermPoll, PermRead, PermExport},
+	RoleAuditor:  {PermPoll, PermRead, PermExport, PermReview, PermAudit},
+	RoleAdmin:    {PermPoll, PermRead, PermExport, PermReview, PermAudit, PermManage, PermIngest},
+	// An agent reads no step content and no log: a key that leaks from
+	// one agent shows nothing of the others.
+	RoleAgent: {PermPoll, PermIngest},
 }
 
 // Valid reports whether r is a known role.
