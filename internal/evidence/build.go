@@ -63,19 +63,44 @@ func scan(src Source, each func(runproof.Step) error) (runproof.Totals, error) {
 			if s.Index != t.Steps {
 				return t, fmt.Errorf("evidence: run %q: step %d found at position %d: the source must hold every step in index order", run.ID, s.Index, t.Steps)
 			}
+			if err := checkStored(run.ID, s); err != nil {
+				return t, err
+			}
 			t = t.Add(s)
 			if err := each(s); err != nil {
 				return t, err
 			}
 		}
 	}
-	if t.Steps != run.Totals.Steps {
+	switch {
+	case t.Steps != run.Totals.Steps:
 		// Steps are stored with the run's count, in one transaction, and
 		// never removed: a shortfall is a store that lost some.
 		return t, runproof.Errorf(runproof.ECONFLICT, "run %q records %d steps but only %d could be read: a bundle holds every step, so none is made",
 			run.ID, run.Totals.Steps, t.Steps)
+	case t != run.Totals:
+		return t, runproof.Errorf(runproof.ECONFLICT, "run %q records totals of %d tokens, %d µ¢ and %d µs, its steps add up to %d, %d and %d: "+
+			"the database was changed behind runproof's back, and no bundle is made of evidence that contradicts itself",
+			run.ID, run.Totals.InputTokens+run.Totals.OutputTokens, run.Totals.CostMicrocents, run.Totals.DurationMicros,
+			t.InputTokens+t.OutputTokens, t.CostMicrocents, t.DurationMicros)
 	}
 	return t, nil
+}
+
+// checkStored checks a stored step against its content_hash, and its
+// content, when read, against its content_digest: a step changed in the
+// database behind runproof's back would otherwise be signed into a bundle
+// that runproof verify then refuses.
+func checkStored(runID string, s runproof.Step) error {
+	const behind = "it was changed in the database behind runproof's back, and no bundle is made of evidence that does not match its own hashes"
+	if h := runproof.StepContentHash(s); h != s.ContentHash {
+		return runproof.Errorf(runproof.ECONFLICT, "step %d of run %q does not match its content_hash (stored %s, its fields give %s): %s",
+			s.Index, runID, s.ContentHash, h, behind)
+	}
+	if s.Content != nil && runproof.DigestBytes(s.Content) != s.ContentDigest {
+		return runproof.Errorf(runproof.ECONFLICT, "the content of step %d of run %q does not match its content_digest: %s", s.Index, runID, behind)
+	}
+	return nil
 }
 
 func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix string) (EvidenceBundle, error) {

@@ -134,7 +134,6 @@ func TestBuildIsDeterministic(t *testing.T) {
 
 func TestEvidenceTotalsAndIds(t *testing.T) {
 	src := costRun(t)
-	src.Run.Totals.CostMicrocents = 1 // the run's own totals are not trusted
 	opts := goldenOptions()
 	opts.IncludeRawSteps = false
 	b, err := evidence.BuildEvidence(src, opts)
@@ -173,6 +172,25 @@ func TestIncompleteSourceRefused(t *testing.T) {
 			s.Steps = evidence.StepsOf(steps)
 		}, runproof.EINTERNAL},
 		{"other snapshot", func(s *evidence.Source, _ *evidence.Options) { s.Snapshot.ID = "sha256:00" }, runproof.EINTERNAL},
+		// Stored evidence changed behind runproof's back is not signed.
+		{"step edited", func(s *evidence.Source, _ *evidence.Options) {
+			steps := stepsOf(t, *s)
+			steps[2].CostMicrocents++
+			s.Steps = evidence.StepsOf(steps)
+		}, runproof.ECONFLICT},
+		{"content edited", func(s *evidence.Source, o *evidence.Options) {
+			steps := stepsOf(t, *s)
+			steps[1].Content, steps[1].ContentDigest = []byte(`{"prompt":"edited"}`), runproof.DigestBytes([]byte(`{"prompt":"original"}`))
+			steps[1].ContentHash = runproof.StepContentHash(steps[1])
+			s.Steps, o.IncludeContent = evidence.StepsOf(steps), true
+		}, runproof.ECONFLICT},
+		{"step edited and hashed again", func(s *evidence.Source, _ *evidence.Options) {
+			steps := stepsOf(t, *s)
+			steps[2].CostMicrocents++
+			steps[2].ContentHash = runproof.StepContentHash(steps[2])
+			s.Steps = evidence.StepsOf(steps)
+		}, runproof.ECONFLICT},
+		{"run totals edited", func(s *evidence.Source, _ *evidence.Options) { s.Run.Totals.CostMicrocents = 1 }, runproof.ECONFLICT},
 		{"other run's incident", func(s *evidence.Source, _ *evidence.Options) { s.Incident.RunID = "x" }, runproof.EINVALID},
 	}
 	for _, tt := range tests {

@@ -141,3 +141,31 @@ func TestExportWithoutTemporaryDirectory(t *testing.T) {
 		t.Errorf("an export without steps needs no temporary file: %v", err)
 	}
 }
+
+// TestExportRefusesChangedSteps: a step changed in the database behind
+// runproof's back (its trigger dropped) is not signed into a bundle: the
+// export fails, recorded as such, naming the step, and leaves no artifact.
+func TestExportRefusesChangedSteps(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	_, runID := longRun(t, store, 5)
+	for _, q := range []string{"DROP TRIGGER steps_no_update", "UPDATE steps SET cost_microcents = 1 WHERE step_index = 3"} {
+		if err := store.(interface {
+			ExecRaw(context.Context, string) error
+		}).ExecRaw(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newLedgered(t, store, nil).exporter
+	for _, format := range []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatZIP} {
+		_, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: format})
+		var failed *export.Failed
+		if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.ECONFLICT ||
+			!strings.Contains(failed.Export.FailureReason, "step 3 of run \"long-run\" does not match its content_hash") {
+			t.Fatalf("%s: got %v, want a failed export naming the changed step", format, err)
+		}
+		if _, _, err := e.Open(ctx, "acme", failed.Export.ID); err == nil {
+			t.Errorf("%s: the failed export has an artifact", format)
+		}
+	}
+}

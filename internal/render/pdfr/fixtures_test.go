@@ -135,5 +135,12 @@ func editSteps(tb testing.TB, src *evidence.Source, edit func(steps []runproof.S
 		steps = append(steps, s)
 	}
 	edit(steps)
+	// The steps as if recorded so: hashed, and counted in the run's totals.
+	var t runproof.Totals
+	for i := range steps {
+		steps[i].ContentHash = runproof.StepContentHash(steps[i])
+		t = t.Add(steps[i])
+	}
+	src.Run.Totals = t
 	src.Steps = evidence.StepsOf(steps)
 }
