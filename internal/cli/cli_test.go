@@ -508,6 +508,11 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 				!first && !strings.Contains(r.stderr, "lines before it are stored") {
 				t.Errorf("stderr %q does not say what was stored", r.stderr)
 			}
+			// The summary of what was stored before the bad line.
+			if summary := fmt.Sprintf("steps: %d (%d new)\n", tt.wantSteps, tt.wantSteps); strings.Contains(tt.want, "line 1:") && r.stdout != "" ||
+				!strings.Contains(tt.want, "line 1:") && !strings.Contains(r.stdout, summary) {
+				t.Errorf("stdout %q, want the summary of what was stored (%q)", r.stdout, summary)
+			}
 			steps, err := openStore(t, data).ListSteps(context.Background(), runproof.ListStepsParams{TenantID: "acme", RunID: "r1"})
 			if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
 				t.Fatal(err)

@@ -22,3 +22,19 @@ func TestDatabaseEnv(t *testing.T) {
 		t.Errorf("the variable holds the URL already: %q", got)
 	}
 }
+
+// TestFlagWords: an export's fields are named by their flags, and only
+// fields: "formatting" in a message stays a word.
+func TestFlagWords(t *testing.T) {
+	for msg, want := range map[string]string{
+		"format: is required":                          "--format: is required",
+		"run_id: give run_id or incident_id, not both": "--run: give --run or --incident, not both",
+		"prepared_by: must not hold control characters or bidirectional formatting characters; format: is required": "--prepared-by: must not hold control characters or bidirectional formatting characters; --format: is required",
+		"period_end: must be after period_start; classification: too long":                                          "--period-end: must be after --period-start; --classification: too long",
+		"the export format zip needs a key":                                                                         "the export format zip needs a key",
+	} {
+		if got := flagWords(msg); got != want {
+			t.Errorf("flagWords(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/runproof/runproof/internal/atomicfile"
@@ -273,12 +274,28 @@ func exportFailure(err error) error {
 	return err
 }
 
+// exportFlags are the flags behind the fields of an export request.
+var exportFlags = map[string]string{"bundle_type": "--type", "format": "--format", "run_id": "--run",
+	"incident_id": "--incident", "period_start": "--period-start", "period_end": "--period-end",
+	"export_reason": "--reason", "classification": "--classification", "prepared_for": "--prepared-for",
+	"prepared_by": "--prepared-by"}
+
+// fieldWord is a field's name in a message: one with an underscore
+// anywhere, a plain word ("format") only where it names the field at fault.
+var fieldWord = regexp.MustCompile(`\b(bundle_type|run_id|incident_id|period_start|period_end|export_reason|prepared_for|prepared_by)\b|(^|; )(format|classification):`)
+
 // flagWords names the flags behind the fields of an export request.
 func flagWords(msg string) string {
-	return strings.NewReplacer("bundle_type", "--type", "format", "--format", "run_id", "--run",
-		"incident_id", "--incident", "period_start", "--period-start", "period_end", "--period-end",
-		"export_reason", "--reason", "classification", "--classification", "prepared_for", "--prepared-for",
-		"prepared_by", "--prepared-by").Replace(msg)
+	return fieldWord.ReplaceAllStringFunc(msg, func(w string) string {
+		lead, name, colon := "", w, ""
+		if n, ok := strings.CutSuffix(name, ":"); ok {
+			name, colon = n, ":"
+			if l, n, ok := strings.Cut(name, "; "); ok {
+				lead, name = l+"; ", n
+			}
+		}
+		return lead + exportFlags[name] + colon
+	})
 }
 
 // subject names what an export covers.

@@ -164,6 +164,12 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		detail += "; stopped: " + err.Error()
 	}
 	aerr := record(ctx, in.svc, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, detail))
+	if st := in.stats; err != nil && st.newRuns+st.newSteps+st.incidents+st.stops > 0 {
+		// What stopped ingest is on stderr; what it stored before, and the
+		// runs it stopped, on stdout, as after a whole file: running the
+		// file again skips it, and would not say so.
+		fmt.Fprint(e.stdout, st)
+	}
 	var le *lineError
 	switch {
 	case err == nil && aerr != nil:

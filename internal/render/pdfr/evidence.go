@@ -265,8 +265,11 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		}
 		return
 	}
-	r.para(fmt.Sprintf("All %s steps of the run in index order. Times are UTC; costs in cents; cumulative columns run from the first step.",
-		group(b.Steps.Len())))
+	all := "All " + group(b.Steps.Len()) + " steps of the run in index order."
+	if b.Steps.Len() == 1 {
+		all = "The run's one step."
+	}
+	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
 	r.legend()
 	t := r.table(7.5,
 		column{title: "Step", w: 12, align: "R"},

@@ -47,14 +47,15 @@ func period(start, end string) string {
 }
 
 // after says how long after from the timestamp to came, as " (0.2 s after
-// the violation)"; "" when either is missing.
+// the violation)"; "" when either is missing. A to stamped before from (an
+// agent's clock ahead of runproof's) counts as 0, as in the bundles' texts.
 func after(from, to, what string) string {
 	a, err1 := time.Parse(time.RFC3339Nano, from)
 	b, err2 := time.Parse(time.RFC3339Nano, to)
 	if err1 != nil || err2 != nil {
 		return ""
 	}
-	return " (" + seconds(b.Sub(a).Seconds()) + " after " + what + ")"
+	return " (" + seconds(max(b.Sub(a).Seconds(), 0)) + " after " + what + ")"
 }
 
 // seconds shows a duration in seconds, in the largest fitting unit.

@@ -274,7 +274,10 @@ func TestFormat(t *testing.T) {
 		{decimal(22950), "22,950"}, {decimal(1250.5), "1,250.5"}, {decimal(0.000001), "0.000001"},
 		{dollars(120), "$1.20"}, {dollars(123456789.5), "$1,234,567.90"}, {dollars(-5), "-$0.05"},
 		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
-		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
+		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"},
+		{after("2026-03-10T14:00:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0.2 s after x)"},
+		{after("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0 s after x)"}, // an agent's clock ahead
+		{after("", "2026-03-10T14:00:04.2Z", "x"), ""}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
 		{clean("目标 café Ωμέγα Привет"), "<U+76EE><U+6807> café Ωμέγα Привет"},
