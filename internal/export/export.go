@@ -100,19 +100,19 @@ func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 
 // Input is an export request as a user sends it (API.md "Exports").
 type Input struct {
-	Scope           runproof.ExportScope  `json:"scope"`
-	BundleType      runproof.BundleType   `json:"bundle_type"`
+	Scope           runproof.ExportScope  `json:"scope" openapi:"enum=llm_run|compliance|audit|system"`
+	BundleType      runproof.BundleType   `json:"bundle_type" openapi:"enum=evidence|soc2|executive_debrief"`
 	RunID           string                `json:"run_id"`
 	IncidentID      string                `json:"incident_id"`
 	PeriodStart     string                `json:"period_start"`
 	PeriodEnd       string                `json:"period_end"`
-	Format          runproof.ExportFormat `json:"format"`
+	Format          runproof.ExportFormat `json:"format" openapi:"required,enum=json|csv|pdf|zip"`
 	ExportReason    string                `json:"export_reason"`
 	IncludeRawSteps *bool                 `json:"include_raw_steps"`
 	IncludeContent  bool                  `json:"include_content"`
 	PreparedFor     string                `json:"prepared_for"`
-	PreparedBy      string                `json:"prepared_by"`    // debrief: default the requester's name, else "system"
-	Classification  string                `json:"classification"` // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
+	PreparedBy      string                `json:"prepared_by"`                                                // debrief: default the requester's name, else "system"
+	Classification  string                `json:"classification" openapi:"enum=INTERNAL|CONFIDENTIAL|PUBLIC"` // debrief; default CONFIDENTIAL
 	CorrelationID   string                `json:"correlation_id"`
 }
 

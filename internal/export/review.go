@@ -12,8 +12,8 @@ import (
 
 // ReviewInput is a reviewer's sign-off on a SOC 2 export, as they send it.
 type ReviewInput struct {
-	Status     string `json:"review_status"` // REVIEWED or APPROVED
-	ReviewedBy string `json:"reviewed_by"`   // the reviewer's name; by default the key's name, else its id
+	Status     string `json:"review_status" openapi:"required,enum=REVIEWED|APPROVED"`
+	ReviewedBy string `json:"reviewed_by"` // the reviewer's name; by default the key's name, else its id
 	Notes      string `json:"auditor_notes"`
 }
 

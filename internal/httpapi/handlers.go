@@ -89,7 +89,7 @@ func (s *Server) getRun(w http.ResponseWriter, c *call) error {
 
 // stepBatchDoc documents the body of an append-steps call.
 type stepBatchDoc struct {
-	Steps []service.StepInput `json:"steps"`
+	Steps []service.StepInput `json:"steps" openapi:"required"`
 }
 
 func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {

@@ -37,14 +37,23 @@ func (s *Server) OpenAPI() map[string]any {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, q := range rt.query {
-			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
+			schema := map[string]any{"type": "string"}
+			if q == "limit" || q == "offset" || q == "from_index" {
+				schema = map[string]any{"type": "integer", "minimum": 0}
+			}
+			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": schema})
 		}
 		if params != nil {
 			op["parameters"] = params
 		}
 		if rt.request != nil {
+			t := reflect.TypeOf(rt.request)
+			schema := schemaOf(t, schemas)
+			if !openRequests[t] {
+				closeObjects(schema, schemas)
+			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-				"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(rt.request), schemas)}}}
+				"application/json": map[string]any{"schema": schema}}}
 		}
 		status := rt.status
 		if status == 0 {
@@ -104,6 +113,39 @@ func operationID(rt route) string {
 	p := pathParam.ReplaceAllString(rt.path, "by_$1")
 	p = strings.NewReplacer("/api/v1/", "", "/", "_", "-", "_", ".", "_").Replace(p)
 	return strings.ToLower(rt.method) + "_" + strings.Trim(p, "_")
+}
+
+// openRequests are the request bodies whose unknown members are ignored:
+// OTLP's, as its specification asks. Every other body's are refused (422).
+var openRequests = map[reflect.Type]bool{reflect.TypeFor[otlpTracesDoc](): true}
+
+// closeObjects says of every object schema s holds, components it refers
+// to included, that it has no other members than its properties.
+func closeObjects(s map[string]any, components map[string]any) {
+	if ref, ok := s["$ref"].(string); ok {
+		c := components[strings.TrimPrefix(ref, "#/components/schemas/")].(map[string]any)
+		if c["additionalProperties"] == nil {
+			c["additionalProperties"] = false
+			closeObjects(c, components)
+		}
+		return
+	}
+	if props, ok := s["properties"].(map[string]any); ok {
+		s["additionalProperties"] = false
+		for _, p := range props {
+			closeObjects(p.(map[string]any), components)
+		}
+	}
+	for _, key := range []string{"items", "anyOf"} {
+		switch v := s[key].(type) {
+		case map[string]any:
+			closeObjects(v, components)
+		case []any:
+			for _, x := range v {
+				closeObjects(x.(map[string]any), components)
+			}
+		}
+	}
 }
 
 // fixedSchemas describe the types whose JSON is not what their kind says.
@@ -174,11 +216,16 @@ func withEvidence(t reflect.Type, components map[string]any) map[string]any {
 
 func structSchema(t reflect.Type, components map[string]any) map[string]any {
 	props := map[string]any{}
+	var required []any
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if f.Anonymous {
-			for k, v := range structSchema(f.Type, components)["properties"].(map[string]any) {
+			sub := structSchema(f.Type, components)
+			for k, v := range sub["properties"].(map[string]any) {
 				props[k] = v
+			}
+			if r, ok := sub["required"].([]any); ok {
+				required = append(required, r...)
 			}
 			continue
 		}
@@ -190,15 +237,51 @@ func structSchema(t reflect.Type, components map[string]any) map[string]any {
 			name = f.Name
 		}
 		s := schemaOf(f.Type, components)
-		if f.Type.Kind() == reflect.Pointer && !strings.Contains(opts, "omitempty") {
+		req, enum := docTag(f.Tag.Get("openapi"))
+		if enum != nil {
+			s = with(s, "enum", enum)
+		}
+		if f.Type.Kind() == reflect.Pointer && !strings.Contains(opts, "omitempty") && !req {
 			s = nullable(s) // a nil pointer is written as null
+		}
+		if req {
+			required = append(required, name)
 		}
 		props[name] = s
 	}
 	for k, v := range addedMembers[t] {
 		props[k] = v
 	}
+	if required != nil {
+		return map[string]any{"type": "object", "properties": props, "required": required}
+	}
 	return map[string]any{"type": "object", "properties": props}
+}
+
+// docTag reads a field's `openapi` tag, which says what validation
+// enforces of a request's member: "required", and "enum=a|b|c" for the
+// only values it takes.
+func docTag(tag string) (required bool, enum []any) {
+	for part := range strings.SplitSeq(tag, ",") {
+		switch v, isEnum := strings.CutPrefix(part, "enum="); {
+		case part == "required":
+			required = true
+		case isEnum:
+			for e := range strings.SplitSeq(v, "|") {
+				enum = append(enum, e)
+			}
+		}
+	}
+	return required, enum
+}
+
+// with is s with one more keyword.
+func with(s map[string]any, key string, v any) map[string]any {
+	n := map[string]any{key: v}
+	for k, v := range s {
+		n[k] = v
+	}
+	return n
 }
 
 // nullable is s, or null.

@@ -122,11 +122,11 @@ func (s *Server) routeTable() []route {
 
 // incidentExportDoc documents the body of an incident export.
 type incidentExportDoc struct {
-	Format          runproof.ExportFormat `json:"format"`
+	Format          runproof.ExportFormat `json:"format" openapi:"enum=json|csv|pdf|zip"` // default json
 	ExportReason    string                `json:"export_reason"`
 	PreparedFor     string                `json:"prepared_for"`
 	PreparedBy      string                `json:"prepared_by"`
-	Classification  string                `json:"classification"`
+	Classification  string                `json:"classification" openapi:"enum=INTERNAL|CONFIDENTIAL|PUBLIC"`
 	IncludeRawSteps *bool                 `json:"include_raw_steps"`
 	IncludeContent  bool                  `json:"include_content"`
 	CorrelationID   string                `json:"correlation_id"`

@@ -27,9 +27,9 @@ const (
 
 // StepInput is one step as an agent sends it.
 type StepInput struct {
-	StepIndex    *int64         `json:"step_index"`
-	Timestamp    string         `json:"timestamp"`
-	StepType     string         `json:"step_type"`
+	StepIndex    *int64         `json:"step_index" openapi:"required"`
+	Timestamp    string         `json:"timestamp" openapi:"required"`
+	StepType     string         `json:"step_type" openapi:"required"`
 	InputTokens  int64          `json:"input_tokens"`
 	OutputTokens int64          `json:"output_tokens"`
 	CostCents    Number         `json:"cost_cents"`

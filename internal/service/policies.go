@@ -9,10 +9,10 @@ import (
 
 // PolicyInput is a policy as an operator sends it.
 type PolicyInput struct {
-	Name       string              `json:"name"`
-	Type       runproof.PolicyType `json:"type"`
+	Name       string              `json:"name" openapi:"required"`
+	Type       runproof.PolicyType `json:"type" openapi:"required,enum=token_limit|cost_limit|step_limit|duration_limit|step_type_denied|expression"`
 	Threshold  Threshold           `json:"threshold"`
-	Action     runproof.Action     `json:"action"`
+	Action     runproof.Action     `json:"action" openapi:"required,enum=stop|warn"`
 	StepTypes  []string            `json:"step_types"`
 	Expression string              `json:"expression"`
 }

@@ -10,8 +10,8 @@ import (
 
 // RemediationInput says where the remediation of an incident stands.
 type RemediationInput struct {
-	Status string `json:"remediation_status"` // pending, in_progress or completed
-	Notes  string `json:"remediation_notes"`  // what was done or is planned
+	Status string `json:"remediation_status" openapi:"required,enum=pending|in_progress|completed"`
+	Notes  string `json:"remediation_notes"` // what was done or is planned
 }
 
 // SetRemediation records where the remediation of an incident stands.

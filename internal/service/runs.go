@@ -18,7 +18,7 @@ import (
 // RunInput is a run as an agent opens it.
 type RunInput struct {
 	RunID     string `json:"run_id"`
-	AgentID   string `json:"agent_id"`
+	AgentID   string `json:"agent_id" openapi:"required"`
 	Goal      string `json:"goal"`
 	TraceID   string `json:"trace_id"`
 	StartedAt string `json:"started_at"`
@@ -346,7 +346,7 @@ func (s *Service) openIncident(run runproof.Run, step runproof.Step, v runproof.
 
 // CompleteInput ends a run.
 type CompleteInput struct {
-	Status      runproof.RunStatus `json:"status"`
+	Status      runproof.RunStatus `json:"status" openapi:"enum=completed|failed|cancelled"`
 	CompletedAt string             `json:"completed_at"`
 }
 
