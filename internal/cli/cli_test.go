@@ -353,6 +353,8 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 			`policy 1 ("a"): type: must be one of token_limit, cost_limit, step_limit, duration_limit, step_type_denied, expression; ` +
 				`policy 4 ("zero"): threshold: must be greater than zero (no policy was added)`},
 		{"not YAML", "p.yaml", "- name: [\n", "not valid YAML"},
+		{"a YAML boolean", "p.yaml", "- name: on\n  type: step_limit\n  threshold: 3\n  action: stop\n",
+			"policy 1: name: must be a string (YAML reads on, off, yes, no, y and n as true or false: quote such a value)"},
 		{"not JSON", "p.json", `[{"name": }]`, "the file is not valid JSON"},
 		{"empty list", "p.json", `[]`, "empty list"},
 		{"empty file", "p.yaml", "", "holds no policies"},

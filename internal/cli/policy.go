@@ -125,7 +125,8 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	body := bytes.TrimSpace(raw)
 	ext := strings.ToLower(filepath.Ext(file))
-	if ext == ".yaml" || ext == ".yml" || len(body) > 0 && body[0] != '[' && body[0] != '{' {
+	fromYAML := ext == ".yaml" || ext == ".yml" || len(body) > 0 && body[0] != '[' && body[0] != '{'
+	if fromYAML {
 		if n, err := yamlDocuments(raw); err == nil && n > 1 {
 			return nil, fmt.Errorf("holds %d YAML documents (separated by ---): put the policies in one list, a \"- name: …\" item each", n)
 		}
@@ -152,7 +153,12 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	inputs := make([]service.PolicyInput, len(items))
 	for i, item := range items {
 		if err := service.DecodeJSON(item, &inputs[i]); err != nil {
-			return nil, fmt.Errorf("policy %d: %s", i+1, decodeMessage(err, "the policy"))
+			msg := decodeMessage(err, "the policy")
+			boolean := bytes.Contains(item, []byte("true")) || bytes.Contains(item, []byte("false"))
+			if fromYAML && boolean && strings.Contains(msg, "must be a string") {
+				msg += " (YAML reads on, off, yes, no, y and n as true or false: quote such a value)"
+			}
+			return nil, fmt.Errorf("policy %d: %s", i+1, msg)
 		}
 	}
 	return inputs, nil
