@@ -232,7 +232,7 @@ func TestHelpAndVersion(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "fresh", "dir")
 	r := runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 16, the latest this runproof knows\n" {
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 17, the latest this runproof knows\n" {
 		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	fi, err := os.Stat(data)
@@ -242,7 +242,7 @@ func TestMigrate(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("data directory mode = %v, want 0700", fi.Mode().Perm())
 	}
-	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 16, the latest this runproof knows\n" {
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 17, the latest this runproof knows\n" {
 		t.Errorf("second migrate: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// An upgrade is logged, before and after: it may take minutes.
@@ -253,16 +253,16 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DROP TRIGGER incidents_remediation_only", "DROP TRIGGER incidents_no_delete",
-		"DROP TRIGGER runs_change_only_as_run", "DROP TRIGGER runs_no_delete", "DROP TRIGGER api_keys_no_delete",
-		"DELETE FROM goose_db_version WHERE version_id = 16"} { // back to schema 15
+	for _, q := range []string{"DROP TRIGGER api_keys_revoke_only", `CREATE TRIGGER api_keys_revoke_only BEFORE UPDATE ON api_keys
+		WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL BEGIN SELECT RAISE(ABORT, 'no'); END`,
+		"ALTER TABLE api_keys DROP COLUMN agent_id", "DELETE FROM goose_db_version WHERE version_id = 17"} { // back to schema 16
 		if err := store.ExecRaw(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	store.Close()
 	r = runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 15 to 16, the latest this runproof knows\n" ||
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 16 to 17, the latest this runproof knows\n" ||
 		!strings.Contains(r.stderr, "upgrading the database schema") || !strings.Contains(r.stderr, "database schema upgraded") {
 		t.Errorf("upgrade: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

@@ -124,6 +124,7 @@ type APIKey struct {
 	TenantID  string     `json:"tenant_id"`
 	Role      Role       `json:"role"`
 	Name      string     `json:"name"`
+	AgentID   string     `json:"agent_id,omitempty"` // an agent key's one agent, when bound to it: its runs alone
 	Hash      string     `json:"-"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"` // from then on the key authenticates nothing

@@ -14,9 +14,9 @@ import (
 // CreateAPIKey stores a key; ECONFLICT when its ID or hash exists.
 func (s *Store) CreateAPIKey(ctx context.Context, k runproof.APIKey) error {
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO api_keys (id, tenant_id, role, name, hash, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		k.ID, k.TenantID, string(k.Role), k.Name, k.Hash, runproof.Timestamp(k.CreatedAt))
+		INSERT INTO api_keys (id, tenant_id, role, name, agent_id, hash, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		k.ID, k.TenantID, string(k.Role), k.Name, k.AgentID, k.Hash, runproof.Timestamp(k.CreatedAt))
 	if isUnique(err) {
 		return runproof.Errorf(runproof.ECONFLICT, "API key %q already exists", k.ID)
 	} else if err != nil {
@@ -25,11 +25,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, k runproof.APIKey) error {
 	return nil
 }
 
-const apiKeyColumns = `id, tenant_id, role, name, hash, created_at, revoked_at`
+const apiKeyColumns = `id, tenant_id, role, name, agent_id, hash, created_at, revoked_at`
 
 func scanAPIKey(row pgx.Row) (runproof.APIKey, error) {
 	var k runproof.APIKey
-	err := row.Scan(&k.ID, &k.TenantID, &k.Role, &k.Name, &k.Hash, &k.CreatedAt, &k.RevokedAt)
+	err := row.Scan(&k.ID, &k.TenantID, &k.Role, &k.Name, &k.AgentID, &k.Hash, &k.CreatedAt, &k.RevokedAt)
 	k.CreatedAt = runproof.Timestamp(k.CreatedAt)
 	if k.RevokedAt != nil {
 		t := runproof.Timestamp(*k.RevokedAt)

@@ -13,9 +13,9 @@ import (
 // CreateAPIKey stores a key; ECONFLICT when its ID or hash exists.
 func (s *Store) CreateAPIKey(ctx context.Context, k runproof.APIKey) error {
 	_, err := s.w.ExecContext(ctx, `
-		INSERT INTO api_keys (id, tenant_id, role, name, hash, created_at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		k.ID, k.TenantID, string(k.Role), k.Name, k.Hash, timeText(k.CreatedAt))
+		INSERT INTO api_keys (id, tenant_id, role, name, agent_id, hash, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.TenantID, string(k.Role), k.Name, k.AgentID, k.Hash, timeText(k.CreatedAt))
 	if isUnique(err) {
 		return runproof.Errorf(runproof.ECONFLICT, "API key %q already exists", k.ID)
 	} else if err != nil {
@@ -24,11 +24,11 @@ func (s *Store) CreateAPIKey(ctx context.Context, k runproof.APIKey) error {
 	return nil
 }
 
-const apiKeyColumns = `id, tenant_id, role, name, hash, created_at, revoked_at`
+const apiKeyColumns = `id, tenant_id, role, name, agent_id, hash, created_at, revoked_at`
 
 func scanAPIKey(row scanner) (runproof.APIKey, error) {
 	var k runproof.APIKey
-	err := row.Scan(&k.ID, &k.TenantID, &k.Role, &k.Name, &k.Hash, timeCol{&k.CreatedAt}, nullTimeCol{&k.RevokedAt})
+	err := row.Scan(&k.ID, &k.TenantID, &k.Role, &k.Name, &k.AgentID, &k.Hash, timeCol{&k.CreatedAt}, nullTimeCol{&k.RevokedAt})
 	return k, err
 }
 

@@ -81,7 +81,7 @@ func testAPIKeys(t *testing.T, h Harness) {
 	_, err = s.APIKeyByHash(ctx, "sha256:bb")
 	wantCode(t, "hash of a refused key", err, runproof.ENOTFOUND)
 
-	k2 := runproof.APIKey{ID: "key-2", TenantID: "t1", Role: runproof.RoleAgent, Name: "bot", Hash: "sha256:dd", CreatedAt: at(1)}
+	k2 := runproof.APIKey{ID: "key-2", TenantID: "t1", Role: runproof.RoleAgent, Name: "bot", AgentID: "billing-agent", Hash: "sha256:dd", CreatedAt: at(1)}
 	other := runproof.APIKey{ID: "key-3", TenantID: "t2", Role: runproof.RoleAdmin, Name: "admin", Hash: "sha256:ee", CreatedAt: at(1)}
 	for _, key := range []runproof.APIKey{k2, other} {
 		if err := s.CreateAPIKey(ctx, key); err != nil {
@@ -124,6 +124,7 @@ func testAPIKeys(t *testing.T, h Harness) {
 		"UPDATE api_keys SET revoked_at = NULL WHERE id = 'key-2'",
 		"UPDATE api_keys SET role = 'admin' WHERE id = 'key-1'",
 		"UPDATE api_keys SET tenant_id = 't2' WHERE id = 'key-1'",
+		"UPDATE api_keys SET agent_id = 'other' WHERE id = 'key-2'",
 		"DELETE FROM api_keys WHERE id = 'key-1'",
 		"TRUNCATE api_keys",
 	} {
