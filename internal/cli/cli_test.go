@@ -79,7 +79,7 @@ func writeFile(t *testing.T, name, content string) string {
 
 func TestKeysListAndRevoke(t *testing.T) {
 	data := t.TempDir()
-	secret := strings.TrimSpace(runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "agent", "--name", "bot", "--data", data).stdout)
+	secret := strings.TrimSpace(runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "agent", "--name", "bot", "--agent", "billing", "--data", data).stdout)
 	runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "admin", "--data", data)
 	store := openStore(t, data)
 	svc := service.New(store, service.Options{})
@@ -89,7 +89,7 @@ func TestKeysListAndRevoke(t *testing.T) {
 	}
 
 	r := runCLI(t, "", "keys", "list", "--tenant", "acme", "--data", data)
-	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, key.ID+"  agent  bot") {
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, key.ID+"  agent  billing  bot") || key.AgentID != "billing" {
 		t.Fatalf("keys list: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "keys", "revoke", "--tenant", "acme", key.ID, "--data", data)
@@ -186,6 +186,8 @@ func TestUsageErrors(t *testing.T) {
 		{"control character in --prepared-by", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "--prepared-by", "a\x01b", "--data", data}, "--prepared-by: must not hold control characters"},
 		{"alias given twice", []string{"export", "--tenant", "acme", "--run", "r", "--type", "soc2", "--bundle", "evidence", "--format", "json", "--data", data}, "given twice"},
 		{"long key name", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--name", strings.Repeat("n", 201), "--data", data}, "--name: must be at most 200 bytes"},
+		{"agent of a viewer", []string{"keys", "create", "--tenant", "acme", "--role", "viewer", "--agent", "bot", "--data", data}, "--agent binds an agent key to its agent: give it with --role agent"},
+		{"blank agent", []string{"keys", "create", "--tenant", "acme", "--role", "agent", "--agent", " ", "--data", data}, "--agent: must name the agent"},
 		{"bad log level", []string{"migrate", "--data", data, "--log-level", "loud"}, "--log-level"},
 		{"policy apply without file", []string{"policy", "apply", "--tenant", "acme", "--data", data}, "name one FILE"},
 		{"ingest with two files", []string{"ingest", "--tenant", "acme", "a", "b", "--data", data}, "name one FILE"},

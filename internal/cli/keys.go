@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -16,7 +17,7 @@ func keysCreateCommand() *command {
 	return &command{
 		name:    "keys create",
 		summary: "create an API key and print it",
-		help: `Usage: runproof keys create --tenant T --role ROLE [--name N] [flags]
+		help: `Usage: runproof keys create --tenant T --role ROLE [--name N] [--agent A] [flags]
 
 Creates an API key for a tenant and prints it alone on stdout. Only its hash
 is stored: the key cannot be shown again.
@@ -24,15 +25,21 @@ is stored: the key cannot be shown again.
   --tenant T            the tenant the key belongs to (required)
   --role ROLE           ` + runproof.RoleNames() + ` (required)
   --name N              a label for the key (default: the role)
+  --agent A             with --role agent: bind the key to the agent A, the
+                        agent_id of its runs (OTLP: its service.name). It
+                        then opens that agent's runs only, and writes, ends
+                        and polls no other; without it, an agent key acts
+                        for every agent of the tenant
 ` + commonHelp + `
 Examples:
-  runproof keys create --tenant acme --role agent --name checkout-bot
+  runproof keys create --tenant acme --role agent --agent checkout-bot
   KEY=$(runproof keys create --tenant acme --role admin)
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			tenant := fs.String("tenant", "", "tenant")
 			role := fs.String("role", "", "role")
 			name := fs.String("name", "", "label")
+			agent := fs.String("agent", "", "the agent an agent key is bound to")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("keys create: unexpected argument %q (see runproof keys create -h)", args[0])
@@ -43,20 +50,23 @@ Examples:
 				if !runproof.Role(*role).Valid() {
 					return usagef("keys create: --role must be one of %s", runproof.RoleNames())
 				}
-				return createKey(ctx, e, *tenant, runproof.Role(*role), *name)
+				if *agent != "" && runproof.Role(*role) != runproof.RoleAgent {
+					return usagef("keys create: --agent binds an agent key to its agent: give it with --role agent, or leave it out")
+				}
+				return createKey(ctx, e, *tenant, service.KeyInput{Role: runproof.Role(*role), Name: *name, AgentID: *agent})
 			}
 		},
 	}
 }
 
-func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, name string) error {
+func createKey(ctx context.Context, e *env, tenant string, in service.KeyInput) error {
 	store, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	svc := service.New(store, service.Options{})
-	secret, key, err := svc.CreateAPIKey(ctx, tenant, role, name)
+	secret, key, err := svc.CreateAPIKey(ctx, tenant, in)
 	if runproof.ErrorCode(err) == runproof.EINVALID {
 		return usagef("keys create: --%s", fieldMessage(err))
 	} else if err != nil {
@@ -67,15 +77,22 @@ func createKey(ctx context.Context, e *env, tenant string, role runproof.Role, n
 		// hand out a key nobody can account for.
 		return fmt.Errorf("key %s was created but its audit event could not be recorded: %w", key.ID, err)
 	}
-	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s): store it now, it cannot be shown again\n", key.ID, tenant, key.Role)
+	bound := ""
+	if key.AgentID != "" {
+		bound = fmt.Sprintf(", for agent %q alone", key.AgentID)
+	}
+	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s%s): store it now, it cannot be shown again\n", key.ID, tenant, key.Role, bound)
 	_, err = fmt.Fprintln(e.stdout, secret)
 	return err
 }
 
 // keyEvent is the audit event of a change to an API key.
 func keyEvent(tenant, action string, key runproof.APIKey) runproof.AuditEvent {
-	return cliEvent(tenant, runproof.AuditIdentity, action, "key/"+key.ID, runproof.DecisionAllow,
-		fmt.Sprintf("role %s, name %q", key.Role, key.Name))
+	detail := fmt.Sprintf("role %s, name %q", key.Role, key.Name)
+	if key.AgentID != "" {
+		detail += fmt.Sprintf(", agent %q", key.AgentID)
+	}
+	return cliEvent(tenant, runproof.AuditIdentity, action, "key/"+key.ID, runproof.DecisionAllow, detail)
 }
 
 func keysListCommand() *command {
@@ -84,8 +101,9 @@ func keysListCommand() *command {
 		summary: "list a tenant's API keys",
 		help: `Usage: runproof keys list --tenant T [flags]
 
-Prints the tenant's API keys, oldest first, one per line: id, role, name,
-when it was created and, for a revoked key, when it was revoked. Secrets
+Prints the tenant's API keys, oldest first, one per line: id, role, the
+agent an agent key is bound to, name, when it was created and, for a
+revoked key, when it was revoked. Secrets
 are never stored, so never shown.
 
   --tenant T            the tenant (required)
@@ -116,13 +134,13 @@ Examples:
 					return nil
 				}
 				w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(w, "ID\tROLE\tNAME\tCREATED\tREVOKED")
+				fmt.Fprintln(w, "ID\tROLE\tAGENT\tNAME\tCREATED\tREVOKED")
 				for _, k := range keys {
 					revoked := "-"
 					if k.RevokedAt != nil {
 						revoked = runproof.FormatTime(*k.RevokedAt)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, k.Name, runproof.FormatTime(k.CreatedAt), revoked)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, cmp.Or(k.AgentID, "-"), k.Name, runproof.FormatTime(k.CreatedAt), revoked)
 				}
 				return w.Flush()
 			}

@@ -52,7 +52,7 @@ func newSigningEnv(t *testing.T, store runproof.Store, keys *signing.Keyring, us
 
 func (e *env) key(tenant string, role runproof.Role) string {
 	e.t.Helper()
-	secret, _, err := e.svc.CreateAPIKey(context.Background(), tenant, role, "")
+	secret, _, err := e.svc.CreateAPIKey(context.Background(), tenant, service.KeyInput{Role: role})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -411,4 +411,64 @@ func TestAnswerBeforeAudit(t *testing.T) {
 	if r.header.Get("Content-Length") == "" {
 		t.Errorf("the answer went out without its length: %v", r.header)
 	}
+}
+
+// TestAgentBoundKey: an agent key bound to its agent opens runs of that
+// agent alone (its agent_id by default), and another agent's runs do not
+// exist for it: it cannot poll, write or end them, through the API or
+// OTLP.
+func TestAgentBoundKey(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin := e.key("acme", runproof.RoleAdmin)
+		bound := func(agent string) string {
+			secret, _, err := e.svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleAgent, AgentID: agent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return secret
+		}
+		billing, other := bound("billing-agent"), bound("support-bot")
+
+		e.must(201, e.do("POST", "/api/v1/runs", billing, map[string]any{"run_id": "b-1"}))
+		var run runproof.Run
+		e.must(200, e.do("GET", "/api/v1/runs/b-1", billing, nil)).decode(t, &run)
+		if run.AgentID != "billing-agent" {
+			t.Errorf("a run opened without agent_id is of agent %q, want the key's", run.AgentID)
+		}
+		e.must(403, e.do("POST", "/api/v1/runs", billing, map[string]any{"run_id": "b-2", "agent_id": "support-bot"}))
+		e.must(200, e.do("POST", "/api/v1/runs/b-1/steps", billing, steps(0, 1, 1, 10)))
+		e.must(200, e.do("GET", "/api/v1/runs/b-1", billing, nil))
+
+		// Another agent's key, and another agent's run made by an admin.
+		e.must(201, e.do("POST", "/api/v1/runs", admin, map[string]any{"run_id": "s-1", "agent_id": "support-bot"}))
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", "/api/v1/runs/b-1", nil},
+			{"POST", "/api/v1/runs/b-1/steps", steps(2, 2, 1, 10)},
+			{"POST", "/api/v1/runs/b-1/complete", map[string]any{"status": "cancelled"}},
+		} {
+			e.must(404, e.do(c.method, c.path, other, c.body))
+		}
+		e.must(404, e.do("GET", "/api/v1/runs/s-1", billing, nil))
+		e.must(200, e.do("POST", "/api/v1/runs/s-1/steps", other, steps(0, 0, 1, 10)))
+		e.must(200, e.do("POST", "/api/v1/runs/b-1/complete", billing, map[string]any{"status": "completed"}))
+		var after runproof.Run
+		e.must(200, e.do("GET", "/api/v1/runs/b-1", admin, nil)).decode(t, &after)
+		if after.Totals.Steps != 2 || after.EndedAs != runproof.RunCompleted {
+			t.Errorf("run b-1: %d steps, ended as %q; want the 2 its agent sent, completed by it", after.Totals.Steps, after.EndedAs)
+		}
+
+		// OTLP: spans of another service are refused, those of its own taken.
+		span := pbSpan(traceA, "00000000000000c1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"))
+		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(span)))); p.GetRejectedSpans() != 1 ||
+			!strings.Contains(p.GetErrorMessage(), `bound to agent "support-bot"`) {
+			t.Errorf("a span of billing-agent sent with support-bot's key: %v", p)
+		}
+		if p := partial(t, e.postOTLP(billing, "application/x-protobuf", "", pbBody(t, pbRequest(span)))); p != nil {
+			t.Errorf("a span of billing-agent sent with its key: %v", p)
+		}
+	})
 }

@@ -252,6 +252,9 @@ func (s *Server) wrap(rt route) http.Handler {
 			writeError(sw, r, s.log, err)
 			return
 		}
+		if key.AgentID != "" { // an agent key bound to its agent acts for it alone
+			r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
+		}
 		c := &call{r: r, key: key}
 		if signed {
 			c.detail = "with a signed download URL made out to this key"

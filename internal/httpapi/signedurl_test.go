@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -33,7 +34,7 @@ func TestSignedDownloadURL(t *testing.T) {
 		e := newSigningEnv(t, store, keys)
 		svc := e.svc
 		admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
-		exporterSecret, exporter, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
+		exporterSecret, exporter, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleExporter})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +202,7 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	e := newSigningEnv(t, store, keys, a2020, b2021)
 	svc := e.svc
 	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
-	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleExporter, "")
+	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleExporter})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,10 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	now := s.Now()
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
 	run, err := s.store.GetRun(ctx, tenantID, r.ID)
+	if bound := boundAgent(ctx); bound != "" && (r.AgentID != bound || err == nil && run.AgentID != bound) {
+		a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only (these are agent %q's, by gen_ai.agent.name or service.name)", bound, r.AgentID))
+		return a.res, false, nil
+	}
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		// A run is opened for spans only when some of them would be stored.
 		if refused := refusedAll(r.Spans, now); refused != nil {

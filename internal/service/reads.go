@@ -13,9 +13,13 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// GetRun returns one run of the tenant.
+// GetRun returns one run of the tenant (of the agent ctx is bound to).
 func (s *Service) GetRun(ctx context.Context, tenantID, runID string) (runproof.Run, error) {
-	return s.store.GetRun(ctx, tenantID, runID)
+	run, err := s.store.GetRun(ctx, tenantID, runID)
+	if err != nil {
+		return runproof.Run{}, err
+	}
+	return run, ownRun(ctx, run)
 }
 
 // RunFilter selects runs for ListRuns.

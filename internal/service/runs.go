@@ -30,6 +30,12 @@ type RunInput struct {
 // is ECONFLICT.
 func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (run runproof.Run, created bool, err error) {
 	now := s.Now()
+	if a := boundAgent(ctx); a != "" && in.AgentID == "" {
+		in.AgentID = a // the key's agent, which it need not repeat
+	} else if a != "" && in.AgentID != a {
+		return runproof.Run{}, false, runproof.Errorf(runproof.EFORBIDDEN,
+			"this key is bound to agent %q: it opens that agent's runs only (agent_id %q)", a, in.AgentID)
+	}
 	var errs runproof.Fields
 	if strings.TrimSpace(in.AgentID) == "" {
 		errs.Add("agent_id", "is required (the agent's name)")
@@ -181,6 +187,9 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 	err := s.store.UpdateRun(ctx, p, func(st runproof.RunState) (runproof.RunChange, error) {
 		res = StepsResult{Steps: make([]StepOutcome, 0, len(steps))}
 		run := st.Run
+		if err := ownRun(ctx, run); err != nil {
+			return runproof.RunChange{}, err
+		}
 		// A stopped run takes the steps its agent sends on (they are
 		// evidence it went on) until the agent ends it.
 		ended := run.CompletedAt != nil
@@ -400,6 +409,9 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 	err := s.store.UpdateRun(ctx, params,
 		func(st runproof.RunState) (runproof.RunChange, error) {
 			run := st.Run
+			if err := ownRun(ctx, run); err != nil {
+				return runproof.RunChange{}, err
+			}
 			if in.CompletedAt == "" {
 				for _, step := range st.Existing {
 					if step.Timestamp.After(at) {

@@ -201,7 +201,7 @@ func TestIngestSpansRefused(t *testing.T) {
 func TestKeyNames(t *testing.T) {
 	svc := New(storetest.OpenSQLite(t), Options{})
 	for name, want := range map[string]string{"  Ada Lovelace ": "Ada Lovelace", "   ": "auditor", "": "auditor"} {
-		_, k, err := svc.CreateAPIKey(context.Background(), "acme", runproof.RoleAuditor, name)
+		_, k, err := svc.CreateAPIKey(context.Background(), "acme", KeyInput{Role: runproof.RoleAuditor, Name: name})
 		if err != nil || k.Name != want {
 			t.Errorf("name %q: %q, %v; want %q", name, k.Name, err, want)
 		}
@@ -216,11 +216,11 @@ func TestTenantIDs(t *testing.T) {
 		ctx := context.Background()
 		svc := New(store, Options{})
 		for _, bad := range []string{"a..b", "..", ".", "...", "a/b", "", strings.Repeat("a", 129)} {
-			_, _, err := svc.CreateAPIKey(ctx, bad, runproof.RoleAdmin, "")
+			_, _, err := svc.CreateAPIKey(ctx, bad, KeyInput{Role: runproof.RoleAdmin})
 			wantField(t, err, "tenant")
 		}
 		for _, good := range []string{"a.b", ".a", "acme:eu-1", "x_y.z-", strings.Repeat("a", 128)} {
-			if _, _, err := svc.CreateAPIKey(ctx, good, runproof.RoleAdmin, ""); err != nil {
+			if _, _, err := svc.CreateAPIKey(ctx, good, KeyInput{Role: runproof.RoleAdmin}); err != nil {
 				t.Errorf("tenant %q: %v", good, err)
 			}
 		}

@@ -60,9 +60,16 @@ func HashKey(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// KeyInput says what an API key may do.
+type KeyInput struct {
+	Role    runproof.Role
+	Name    string // how people know it; default its role
+	AgentID string // an agent key's one agent: it opens, writes and polls that agent's runs alone; "" for any agent
+}
+
 // CreateAPIKey makes a key for a tenant and returns its secret, which is
 // never stored and cannot be shown again.
-func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runproof.Role, name string) (string, runproof.APIKey, error) {
+func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, in KeyInput) (string, runproof.APIKey, error) {
 	var errs runproof.Fields
 	switch {
 	case tenantID == "":
@@ -70,11 +77,20 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 	case !runproof.ValidTenantID(tenantID):
 		errs.Add("tenant", runproof.TenantIDRule)
 	}
+	role := in.Role
 	if !role.Valid() {
 		errs.Add("role", "must be one of %s", runproof.RoleNames())
 	}
-	name = strings.TrimSpace(name) // a reviewer's default name, say: never blank
+	name := strings.TrimSpace(in.Name) // a reviewer's default name, say: never blank
 	errs.Text("name", name, runproof.MaxName)
+	switch {
+	case in.AgentID != "" && role != runproof.RoleAgent:
+		errs.Add("agent", "binds an agent key to its agent: the %s role writes no run of its own", role)
+	case in.AgentID != "" && strings.TrimSpace(in.AgentID) == "":
+		errs.Add("agent", "must name the agent, as its runs give agent_id")
+	case in.AgentID != "":
+		errs.Text("agent", in.AgentID, runproof.MaxName)
+	}
 	if err := errs.Err(); err != nil {
 		return "", runproof.APIKey{}, err
 	}
@@ -84,7 +100,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, role runpro
 	}
 	secret := KeyPrefix + hex.EncodeToString(raw[:32])
 	k := runproof.APIKey{ID: "key_" + hex.EncodeToString(raw[32:]),
-		TenantID: tenantID, Role: role, Name: name, Hash: HashKey(secret), CreatedAt: s.Now()}
+		TenantID: tenantID, Role: role, Name: name, AgentID: in.AgentID, Hash: HashKey(secret), CreatedAt: s.Now()}
 	if k.Name == "" {
 		k.Name = string(role)
 	}

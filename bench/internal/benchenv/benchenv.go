@@ -121,7 +121,7 @@ func NewServer(ctx context.Context, store runproof.Store, n int) (*Server, error
 	s := &Server{dir: dir,
 		srv: httptest.NewServer(httpapi.New(svc, export.New(store, arts, export.Options{}), httpapi.Options{}))}
 	s.URL = s.srv.URL
-	if s.Key, _, err = svc.CreateAPIKey(ctx, Tenant, runproof.RoleAgent, "bench"); err != nil {
+	if s.Key, _, err = svc.CreateAPIKey(ctx, Tenant, service.KeyInput{Role: runproof.RoleAgent, Name: "bench"}); err != nil {
 		s.Close()
 		return nil, err
 	}
