@@ -74,6 +74,16 @@ func (r response) decode(t *testing.T, v any) {
 
 func (e *env) do(method, path, key string, body any) response {
 	e.t.Helper()
+	r, err := e.try(method, path, key, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// try sends a request and returns its answer, or why none came.
+func (e *env) try(method, path, key string, body any) (response, error) {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -101,14 +111,14 @@ func (e *env) do(method, path, key string, body any) response {
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		return response{}, err
 	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return response{status: res.StatusCode, header: res.Header, body: b}, nil
 }
 
 // must fails the test unless the response has the status.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
@@ -74,12 +75,30 @@ func (s *Server) createExport(w http.ResponseWriter, c *call) error {
 		w.Header().Set("Preference-Applied", "respond-async")
 		return writeJSON(w, http.StatusAccepted, s.view(c, rec, true))
 	}
+	allowLongWrite(w, exportWriteTime)
 	rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), in)
 	if err != nil {
 		return exportError(err)
 	}
 	w.Header().Set("Location", "/api/v1/exports/"+rec.ID)
 	return writeJSON(w, http.StatusCreated, s.view(c, rec, true))
+}
+
+// exportWriteTime is how long the answer of an export made in its request
+// may take to be written: the export (export.MaxDuration at most), then
+// its artifact sent. The server's write timeout, minutes, is for the rest.
+const exportWriteTime = export.MaxDuration + downloadWriteTime
+
+// downloadWriteTime is how long sending an artifact may take: a large ZIP
+// over a slow link.
+const downloadWriteTime = time.Hour
+
+// allowLongWrite lifts the server's write deadline for an answer that
+// takes long to write, to d from now.
+func allowLongWrite(w http.ResponseWriter, d time.Duration) {
+	// An error means a writer without deadlines (a test's recorder): then
+	// there is none to lift.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d))
 }
 
 // prefersAsync reports whether a request asks to be answered before its
@@ -144,6 +163,7 @@ var contentTypes = map[runproof.ExportFormat]string{
 }
 
 func (s *Server) downloadExport(w http.ResponseWriter, c *call) error {
+	allowLongWrite(w, downloadWriteTime)
 	rec, f, err := s.exports.Open(c.r.Context(), c.tenant(), c.r.PathValue("export_id"))
 	if err != nil {
 		return err
@@ -217,6 +237,7 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 		if in.Format == "" {
 			in.Format = runproof.FormatJSON
 		}
+		allowLongWrite(w, exportWriteTime)
 		rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), in)
 		if err != nil {
 			return exportError(err)

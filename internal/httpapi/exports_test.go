@@ -4,14 +4,19 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -254,4 +259,42 @@ func TestMethodNotAllowedAndBearerCase(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Errorf("lower-case bearer scheme: %d", res.StatusCode)
 	}
+}
+
+// TestExportOutlastsWriteTimeout: an export made in its request, and a
+// download, may take longer to answer than the server's write timeout,
+// which other requests keep.
+func TestExportOutlastsWriteTimeout(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	e := newEnv(t, store)
+	admin, agent, exporter := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent), e.key("acme", runproof.RoleExporter)
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
+	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-1", "agent_id": "bot"}))
+	var res struct {
+		IncidentID string `json:"incident_id"`
+	}
+	e.must(200, e.do("POST", "/api/v1/runs/r-1/steps", agent, steps(0, 5, 30, 100))).decode(t, &res)
+
+	// The same store behind a server whose write timeout has passed by
+	// the time any answer is written.
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(store, service.Options{})
+	strict := httptest.NewUnstartedServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{}))
+	strict.Config.WriteTimeout = time.Nanosecond
+	strict.Start()
+	t.Cleanup(strict.Close)
+	tight := &env{t: t, url: strict.URL, svc: svc}
+
+	if r, err := tight.try("GET", "/api/v1/policies", admin, nil); err == nil {
+		t.Fatalf("an answer written past the write timeout arrived (status %d): the test shows nothing", r.status)
+	}
+	var rec struct {
+		ID string `json:"id"`
+	}
+	tight.must(201, tight.do("POST", "/api/v1/exports", exporter, map[string]any{"run_id": "r-1", "format": "json"})).decode(t, &rec)
+	tight.must(200, tight.do("GET", "/api/v1/exports/"+rec.ID+"/download", exporter, nil))
+	tight.must(200, tight.do("POST", "/api/v1/incidents/"+res.IncidentID+"/export/evidence", exporter, map[string]any{"format": "csv"}))
 }
