@@ -146,6 +146,19 @@ func steps(from, to int, cents float64, tokens int) map[string]any {
 	return map[string]any{"steps": s}
 }
 
+// stoppedRun records run r-1 of agent bot, stopped at its step 3 by a cost
+// cap, and returns the id of its incident.
+func (e *env) stoppedRun(admin, agent string) string {
+	e.t.Helper()
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
+	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-1", "agent_id": "bot"}))
+	var res struct {
+		IncidentID string `json:"incident_id"`
+	}
+	e.must(200, e.do("POST", "/api/v1/runs/r-1/steps", agent, steps(0, 5, 30, 100))).decode(e.t, &res)
+	return res.IncidentID
+}
+
 func TestAgentFlow(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		e := newEnv(t, store)

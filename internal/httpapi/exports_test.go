@@ -268,12 +268,7 @@ func TestExportOutlastsWriteTimeout(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	e := newEnv(t, store)
 	admin, agent, exporter := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent), e.key("acme", runproof.RoleExporter)
-	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
-	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-1", "agent_id": "bot"}))
-	var res struct {
-		IncidentID string `json:"incident_id"`
-	}
-	e.must(200, e.do("POST", "/api/v1/runs/r-1/steps", agent, steps(0, 5, 30, 100))).decode(t, &res)
+	res := struct{ IncidentID string }{e.stoppedRun(admin, agent)}
 
 	// The same store behind a server whose write timeout has passed by
 	// the time any answer is written.

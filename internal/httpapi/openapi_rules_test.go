@@ -18,12 +18,7 @@ import (
 func TestOpenAPIRequestRules(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t))
 	admin, agent, auditor := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent), e.key("acme", runproof.RoleAuditor)
-	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
-	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-1", "agent_id": "bot"}))
-	var res struct {
-		IncidentID string `json:"incident_id"`
-	}
-	e.must(200, e.do("POST", "/api/v1/runs/r-1/steps", agent, steps(0, 5, 30, 100))).decode(t, &res)
+	res := struct{ IncidentID string }{e.stoppedRun(admin, agent)}
 	var rec struct {
 		ID string `json:"id"`
 	}
