@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"golang.org/x/mod/sumdb/note"
@@ -13,12 +14,11 @@ import (
 // Verify reads the log a page at a time, ahead of its checks (verify.go).
 
 // A page is what pageReader hands over: the entries of [from, to) as
-// stored, their export records and stored hashes, and the checkpoints of
-// size in (from, to], opened.
+// stored with their export records, their audit events and stored
+// hashes, and the checkpoints of size in (from, to], opened.
 type page struct {
 	from        int64
-	entries     []runproof.LedgerEntry
-	records     map[string]runproof.Export
+	entries     []runproof.LedgerRecord
 	audit       map[string]runproof.AuditEvent // by id
 	storedFrom  int64                          // the stored hash index of stored[0]
 	stored      []tlog.Hash                    // the stored hashes of the entries
@@ -81,26 +81,20 @@ func (r *pageReader) run(ctx context.Context, out chan<- chan page) {
 // hashes, and opens the page's checkpoints.
 func (r *pageReader) read(ctx context.Context, from, to int64, cps []openedCheckpoint) page {
 	pg := page{from: from, checkpoints: cps}
-	entries, err := r.store.LedgerEntries(ctx, r.p.TenantID, from, to)
+	entries, err := r.store.LedgerRecords(ctx, r.p.TenantID, from, to)
 	if err != nil {
 		return page{err: err}
 	}
 	pg.entries = entries
-	recs, err := r.store.LedgerExports(ctx, r.p.TenantID, from, to)
-	if err != nil {
-		return page{err: err}
-	}
-	pg.records = make(map[string]runproof.Export, len(recs))
-	for _, rec := range recs {
-		pg.records[rec.ID] = rec
-	}
-	events, err := r.store.LedgerAuditEvents(ctx, r.p.TenantID, from, to)
-	if err != nil {
-		return page{err: err}
-	}
-	pg.audit = make(map[string]runproof.AuditEvent, len(events))
-	for _, ev := range events {
-		pg.audit[ev.ID] = ev
+	if slices.ContainsFunc(entries, func(e runproof.LedgerRecord) bool { return e.Type == AuditEntryType }) {
+		events, err := r.store.LedgerAuditEvents(ctx, r.p.TenantID, from, to)
+		if err != nil {
+			return page{err: err}
+		}
+		pg.audit = make(map[string]runproof.AuditEvent, len(events))
+		for _, ev := range events {
+			pg.audit[ev.ID] = ev
+		}
 	}
 	pg.storedFrom = tlog.StoredHashCount(from)
 	indexes := make([]int64, tlog.StoredHashCount(from+int64(len(entries)))-pg.storedFrom)

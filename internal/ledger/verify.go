@@ -219,7 +219,7 @@ func (v *verification) missingHash(from, count int64, err error) error {
 // leaf, or a sealed manifest's from the request and the sealed event) and
 // its stored hashes from the tree so far. A sealed manifest stays in the
 // log whatever became of its export.
-func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
+func (v *verification) entry(e runproof.LedgerRecord, pg *page) error {
 	data, what, err := v.leaf(e, pg)
 	if err != nil {
 		return err
@@ -247,7 +247,7 @@ func (v *verification) entry(e runproof.LedgerEntry, pg *page) error {
 
 // leaf recomputes an entry's leaf from the record it is of, which it
 // names for messages.
-func (v *verification) leaf(e runproof.LedgerEntry, pg *page) (data []byte, what string, err error) {
+func (v *verification) leaf(e runproof.LedgerRecord, pg *page) (data []byte, what string, err error) {
 	if e.Type == AuditEntryType {
 		what = "audit event " + e.RecordID
 		ev, ok := pg.audit[e.RecordID]
@@ -259,10 +259,10 @@ func (v *verification) leaf(e runproof.LedgerEntry, pg *page) (data []byte, what
 		return data, what, err
 	}
 	what = "export " + e.RecordID
-	rec, ok := pg.records[e.RecordID]
-	if !ok {
+	if e.Export == nil {
 		return nil, what, v.fail(e.Index, "export %s is not among the export records", e.RecordID)
 	}
+	rec := *e.Export
 	switch e.Type {
 	case ExportEntryType:
 		if data, err = leafBytes(rec); err != nil {

@@ -36,6 +36,36 @@ type LedgerEntry struct {
 	CreatedAt time.Time // when it was appended
 }
 
+// LedgerRecord is a ledger entry with the export record its leaf is
+// rebuilt from, as `ledger verify` reads them a page at a time.
+type LedgerRecord struct {
+	LedgerEntry // without CreatedAt, which no leaf holds
+	// Export is the record of the export the entry names, folded from its
+	// request and its sealed, completed and failed events: without its
+	// delivery, artifact, step counts and remediation status, which no
+	// leaf holds. Nil when the export has no request, as for an audit
+	// event's entry.
+	Export *Export
+}
+
+// FoldLedgerRecords sets the tenant of records read from a store and
+// folds the request of each with its events (of any of the records'
+// exports, in any order).
+func FoldLedgerRecords(tenantID string, recs []LedgerRecord, events []ExportEvent) []LedgerRecord {
+	byExport := make(map[string][]ExportEvent, len(recs))
+	for _, e := range events {
+		byExport[e.ExportID] = append(byExport[e.ExportID], e)
+	}
+	for i := range recs {
+		recs[i].TenantID = tenantID
+		if x := recs[i].Export; x != nil {
+			x.TenantID = tenantID
+			*x = FoldExport(x.ExportRequest, byExport[x.ID])
+		}
+	}
+	return recs
+}
+
 // LedgerHash is one stored hash of the tree, at its stored hash index
 // (tlog.StoredHashIndex).
 type LedgerHash struct {
@@ -91,10 +121,9 @@ type LedgerStore interface {
 	// -1 when there is none. The store refuses such an entry (ECONFLICT),
 	// so one is there only if written behind its back.
 	FirstRepeatedLedgerEntry(ctx context.Context, tenantID string) (int64, error)
-	// LedgerExports returns the export records of the entries with index
-	// in [from, to), each once, in export id order, folded as GetExport
-	// folds them. An entry whose export has no request has no record here.
-	LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]Export, error)
+	// LedgerRecords returns the entries with index in [from, to), in
+	// index order, each with its export record (LedgerRecord).
+	LedgerRecords(ctx context.Context, tenantID string, from, to int64) ([]LedgerRecord, error)
 	// ExportsMissingFromLedger returns the tenant's exports that completed
 	// or failed, before a time unless it is zero, and have no entry of
 	// ExportEntryType, in any order, folded as GetExport folds them.

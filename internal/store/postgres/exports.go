@@ -40,6 +40,17 @@ func scanExportEvent(row pgx.Row) (runproof.ExportEvent, error) {
 	return e, err
 }
 
+// leafEventColumns are an event's columns that ledger leaves show.
+const leafEventColumns = `export_id, kind, at, checksum, size_bytes, bundle_id, reason, manifest_sha256, key_id`
+
+func scanLeafEvent(row pgx.Row) (runproof.ExportEvent, error) {
+	var e runproof.ExportEvent
+	err := row.Scan(&e.ExportID, &e.Kind, &e.At, &e.Checksum, &e.SizeBytes, &e.BundleID, &e.Reason,
+		&e.ManifestSHA256, &e.KeyID)
+	e.At = runproof.Timestamp(e.At)
+	return e, err
+}
+
 // CreateExport stores the request of a new export.
 func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO exports (`+exportColumns+`)

@@ -210,21 +210,46 @@ func (s *Store) FirstRepeatedLedgerEntry(ctx context.Context, tenantID string) (
 	return idx, nil
 }
 
-// LedgerExports returns the export records of the entries with index in
-// [from, to): one query for their requests, one for their events.
-func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]runproof.Export, error) {
-	const ids = `SELECT export_id FROM ledger_entries WHERE tenant_id = $1 AND idx >= $2 AND idx < $3`
-	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
-		WHERE tenant_id = $1 AND id IN (`+ids+`) ORDER BY id`, tenantID, from, to)
+// LedgerRecords returns the entries with index in [from, to) with their
+// export records: one query for the entries and their requests, one for
+// the events the leaves show (all but deliveries).
+func (s *Store) LedgerRecords(ctx context.Context, tenantID string, from, to int64) ([]runproof.LedgerRecord, error) {
+	recs, err := collect(ctx, s.pool, scanLedgerRecord, `SELECT l.idx, l.export_id, l.entry_type, l.data, x.id IS NOT NULL,
+		coalesce(x.scope, ''), coalesce(x.run_id, ''), coalesce(x.incident_id, ''), coalesce(x.bundle_type, ''),
+		coalesce(x.format, ''), coalesce(x.requested_by, ''), coalesce(x.origin, ''), coalesce(x.source_component, ''),
+		coalesce(x.correlation_id, ''), coalesce(x.export_reason, ''), x.period_start, x.period_end, x.created_at
+		FROM ledger_entries l LEFT JOIN exports x ON x.tenant_id = l.tenant_id AND x.id = l.export_id
+		WHERE l.tenant_id = $1 AND l.idx >= $2 AND l.idx < $3 ORDER BY l.idx`, tenantID, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("ledger exports: %w", err)
+		return nil, fmt.Errorf("ledger records: %w", err)
 	}
-	events, err := collect(ctx, s.pool, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
-		WHERE tenant_id = $1 AND export_id IN (`+ids+`)`, tenantID, from, to) // folded in any order
+	events, err := collect(ctx, s.pool, scanLeafEvent, `SELECT `+leafEventColumns+` FROM export_events
+		WHERE tenant_id = $1 AND kind <> 'delivered' AND export_id IN (SELECT export_id FROM ledger_entries
+			WHERE tenant_id = $1 AND idx >= $2 AND idx < $3)`, tenantID, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("ledger exports: %w", err)
+		return nil, fmt.Errorf("ledger records: %w", err)
 	}
-	return runproof.FoldExports(reqs, events), nil
+	return runproof.FoldLedgerRecords(tenantID, recs, events), nil
+}
+
+// scanLedgerRecord scans an entry and its export request, if it has one.
+func scanLedgerRecord(row pgx.Row) (runproof.LedgerRecord, error) {
+	var rec runproof.LedgerRecord
+	var x runproof.ExportRequest
+	var found bool
+	var createdAt *time.Time
+	err := row.Scan(&rec.Index, &rec.RecordID, &rec.Type, &rec.Data, &found,
+		&x.Scope, &x.RunID, &x.IncidentID, &x.BundleType, &x.Format, &x.RequestedBy, &x.Origin, &x.SourceComponent,
+		&x.CorrelationID, &x.ExportReason, &x.PeriodStart, &x.PeriodEnd, &createdAt)
+	if err == nil && found {
+		if createdAt == nil {
+			return rec, fmt.Errorf("export %s has no created_at", rec.RecordID)
+		}
+		x.ID, x.CreatedAt = rec.RecordID, runproof.Timestamp(*createdAt)
+		x.PeriodStart, x.PeriodEnd = utc(x.PeriodStart), utc(x.PeriodEnd)
+		rec.Export = &runproof.Export{ExportRequest: x}
+	}
+	return rec, err
 }
 
 // LedgerEntryByRecord returns the entry of a type of a record.

@@ -35,6 +35,16 @@ func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
 	return e, err
 }
 
+// leafEventColumns are an event's columns that ledger leaves show.
+const leafEventColumns = `export_id, kind, at, checksum, size_bytes, bundle_id, reason, manifest_sha256, key_id`
+
+func scanLeafEvent(row scanner) (runproof.ExportEvent, error) {
+	var e runproof.ExportEvent
+	err := row.Scan(&e.ExportID, &e.Kind, timeCol{&e.At}, &e.Checksum, &e.SizeBytes, &e.BundleID, &e.Reason,
+		&e.ManifestSHA256, &e.KeyID)
+	return e, err
+}
+
 // CreateExport stores the request of a new export.
 func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO exports (`+exportColumns+`)
@@ -115,16 +125,17 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 
 // ExportsMissingFromLedger returns finished exports that have no export
 // entry in the ledger: an export has one completed or failed event at
-// most. Their ids are a set difference, one pass over each table.
+// most. Their ids are a set difference, one pass over each table's index;
+// only the events of those are read for their time.
 func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time) ([]runproof.Export, error) {
-	args, atBefore := []any{tenantID}, ""
-	if !before.IsZero() {
-		args, atBefore = append(args, timeText(before)), " AND at < ?"
+	const missing = `SELECT export_id FROM export_events WHERE tenant_id = ?1 AND kind IN ('completed', 'failed')
+		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ?1 AND entry_type = ?2`
+	if before.IsZero() {
+		return s.exportsOf(ctx, tenantID, "exports missing from the ledger", missing, tenantID, runproof.ExportEntryType)
 	}
 	return s.exportsOf(ctx, tenantID, "exports missing from the ledger", `SELECT export_id FROM export_events
-		WHERE tenant_id = ? AND kind IN ('completed', 'failed')`+atBefore+`
-		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND entry_type = ?`,
-		append(args, tenantID, runproof.ExportEntryType)...)
+		WHERE tenant_id = ?1 AND kind IN ('completed', 'failed') AND at < ?3 AND export_id IN (`+missing+`)`,
+		tenantID, runproof.ExportEntryType, timeText(before))
 }
 
 // SealedExportsMissingFromLedger returns completed sealed exports that

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -184,34 +185,62 @@ func (s *Store) LedgerEntries(ctx context.Context, tenantID string, from, to int
 }
 
 // FirstRepeatedLedgerEntry returns the lowest index of an entry whose
-// export and type an earlier entry has too, or -1.
+// export and type an earlier entry has too, or -1. The repeated exports
+// and types are found in the unique index alone; only their entries are
+// read.
 func (s *Store) FirstRepeatedLedgerEntry(ctx context.Context, tenantID string) (int64, error) {
 	var idx int64
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MIN(e.idx), -1) FROM ledger_entries e JOIN (
-		SELECT export_id, entry_type, MIN(idx) AS first FROM ledger_entries WHERE tenant_id = ?1
-		GROUP BY export_id, entry_type HAVING COUNT(*) > 1) AS r USING (export_id, entry_type)
-		WHERE e.tenant_id = ?1 AND e.idx > r.first`, tenantID).Scan(&idx)
+	err := s.db.QueryRowContext(ctx, `WITH r AS (SELECT export_id, entry_type FROM ledger_entries
+			WHERE tenant_id = ?1 GROUP BY export_id, entry_type HAVING COUNT(*) > 1)
+		SELECT COALESCE(MIN(e.idx), -1) FROM r CROSS JOIN ledger_entries e
+		WHERE e.tenant_id = ?1 AND e.export_id = r.export_id AND e.entry_type = r.entry_type
+			AND e.idx > (SELECT MIN(f.idx) FROM ledger_entries f
+				WHERE f.tenant_id = ?1 AND f.export_id = r.export_id AND f.entry_type = r.entry_type)`, tenantID).Scan(&idx)
 	if err != nil {
 		return 0, fmt.Errorf("repeated ledger entries: %w", err)
 	}
 	return idx, nil
 }
 
-// LedgerExports returns the export records of the entries with index in
-// [from, to): one query for their requests, one for their events.
-func (s *Store) LedgerExports(ctx context.Context, tenantID string, from, to int64) ([]runproof.Export, error) {
-	const ids = `SELECT export_id FROM ledger_entries WHERE tenant_id = ? AND idx >= ? AND idx < ?`
-	reqs, err := collect(ctx, s.db, scanExportRequest, `SELECT `+exportColumns+` FROM exports
-		WHERE tenant_id = ? AND id IN (`+ids+`) ORDER BY id`, tenantID, tenantID, from, to)
+// LedgerRecords returns the entries with index in [from, to) with their
+// export records: one query for the entries and their requests, one for
+// the events the leaves show (all but deliveries).
+func (s *Store) LedgerRecords(ctx context.Context, tenantID string, from, to int64) ([]runproof.LedgerRecord, error) {
+	recs, err := collect(ctx, s.db, scanLedgerRecord, `SELECT l.idx, l.export_id, l.entry_type, l.data, x.id IS NOT NULL,
+		coalesce(x.scope, ''), coalesce(x.run_id, ''), coalesce(x.incident_id, ''), coalesce(x.bundle_type, ''),
+		coalesce(x.format, ''), coalesce(x.requested_by, ''), coalesce(x.origin, ''), coalesce(x.source_component, ''),
+		coalesce(x.correlation_id, ''), coalesce(x.export_reason, ''), x.period_start, x.period_end, x.created_at
+		FROM ledger_entries l LEFT JOIN exports x ON x.tenant_id = l.tenant_id AND x.id = l.export_id
+		WHERE l.tenant_id = ?1 AND l.idx >= ?2 AND l.idx < ?3 ORDER BY l.idx`, tenantID, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("ledger exports: %w", err)
+		return nil, fmt.Errorf("ledger records: %w", err)
 	}
-	events, err := collect(ctx, s.db, scanExportEvent, `SELECT `+exportEventColumns+` FROM export_events
-		WHERE tenant_id = ? AND export_id IN (`+ids+`)`, tenantID, tenantID, from, to) // folded in any order
+	events, err := collect(ctx, s.db, scanLeafEvent, `SELECT `+leafEventColumns+` FROM export_events
+		WHERE tenant_id = ?1 AND kind <> 'delivered' AND export_id IN (SELECT export_id FROM ledger_entries
+			WHERE tenant_id = ?1 AND idx >= ?2 AND idx < ?3)`, tenantID, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("ledger exports: %w", err)
+		return nil, fmt.Errorf("ledger records: %w", err)
 	}
-	return runproof.FoldExports(reqs, events), nil
+	return runproof.FoldLedgerRecords(tenantID, recs, events), nil
+}
+
+// scanLedgerRecord scans an entry and its export request, if it has one.
+func scanLedgerRecord(row scanner) (runproof.LedgerRecord, error) {
+	var rec runproof.LedgerRecord
+	var x runproof.ExportRequest
+	var found bool
+	var createdAt *time.Time
+	err := row.Scan(&rec.Index, &rec.RecordID, &rec.Type, &rec.Data, &found,
+		&x.Scope, &x.RunID, &x.IncidentID, &x.BundleType, &x.Format, &x.RequestedBy, &x.Origin, &x.SourceComponent,
+		&x.CorrelationID, &x.ExportReason, nullTimeCol{&x.PeriodStart}, nullTimeCol{&x.PeriodEnd}, nullTimeCol{&createdAt})
+	if err == nil && found {
+		if createdAt == nil {
+			return rec, fmt.Errorf("export %s has no created_at", rec.RecordID)
+		}
+		x.ID, x.CreatedAt = rec.RecordID, *createdAt
+		rec.Export = &runproof.Export{ExportRequest: x}
+	}
+	return rec, err
 }
 
 // LedgerEntryByRecord returns the entry of a type of a record.

@@ -193,15 +193,17 @@ func testLedger(t *testing.T, h Harness) {
 	wantCode(t, "manifest entry twice", err, runproof.ECONFLICT)
 }
 
-// testLedgerExports reads the export records of ranges of entries: each
-// export once, folded with its events, and none of another tenant.
-func testLedgerExports(t *testing.T, h Harness) {
+// testLedgerRecords reads ranges of entries with their export records:
+// each folded with its events but for what no leaf holds, none for an
+// entry without an export request, and none of another tenant.
+func testLedgerRecords(t *testing.T, h Harness) {
 	ctx, s := context.Background(), h.Store
 	createExports(t, s, newExport("t1", "x1", at(0)), newExport("t1", "x2", at(1)), newExport("t1", "x3", at(2)),
 		newExport("t2", "x1", at(3)))
 	failed := runproof.ExportEvent{TenantID: "t1", ExportID: "x2", Kind: runproof.ExportEventFailed, At: at(6), Reason: "disk full"}
+	delivered := runproof.ExportEvent{TenantID: "t1", ExportID: "x1", Kind: runproof.ExportEventDelivered, At: at(8)}
 	appendExportEvents(t, s, completedEvent("t1", "x1", at(4)), sealedEvent("t1", "x2", at(5)), failed,
-		completedEvent("t2", "x1", at(7)))
+		completedEvent("t2", "x1", at(7)), delivered)
 	for _, step := range []struct {
 		typ string
 		ids []string
@@ -213,34 +215,52 @@ func testLedgerExports(t *testing.T, h Harness) {
 	if _, err := appendLedger(ctx, s, "t2", "x1"); err != nil {
 		t.Fatal(err)
 	}
+	// record is entry i of t1 with the record of its export as leaves show it.
+	record := func(i int64, typ, id string) runproof.LedgerRecord {
+		r := runproof.LedgerRecord{LedgerEntry: runproof.LedgerEntry{TenantID: "t1", Index: i, RecordID: id, Type: typ,
+			Data: []byte(`{"export_id":"` + id + `"}`)}}
+		if id == "ghost" {
+			return r
+		}
+		rec, err := s.GetExport(ctx, "t1", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.DeliveredAt, rec.Artifact, rec.TotalSteps, rec.Remediation, rec.StepsOmitted = nil, "", nil, "", nil
+		r.Export = &rec
+		return r
+	}
+	all := []runproof.LedgerRecord{record(0, exportEntry, "x1"), record(1, manifestEntry, "x2"),
+		record(2, exportEntry, "x2"), record(3, exportEntry, "ghost")}
+	for _, c := range []struct {
+		from, to int64
+		want     []runproof.LedgerRecord
+	}{
+		{0, 4, all}, // x2 has two entries; "ghost" no record
+		{1, 2, all[1:2]},
+		{3, 10, all[3:]},
+		{4, 10, nil},
+	} {
+		got, err := s.LedgerRecords(ctx, "t1", c.from, c.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, fmt.Sprintf("records of entries [%d, %d)", c.from, c.to), got, c.want)
+	}
+	got, err := s.LedgerRecords(ctx, "t2", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].TenantID != "t2" || got[0].Export == nil || got[0].Export.TenantID != "t2" ||
+		got[0].Export.Status != runproof.ExportCompleted {
+		t.Errorf("records of t2's entries: %s", show(got))
+	}
 	get := func(id string) runproof.Export {
 		rec, err := s.GetExport(ctx, "t1", id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return rec
-	}
-	for _, c := range []struct {
-		from, to int64
-		want     []runproof.Export
-	}{
-		{0, 4, []runproof.Export{get("x1"), get("x2")}}, // x2 has two entries; "ghost" no record
-		{1, 2, []runproof.Export{get("x2")}},
-		{3, 10, []runproof.Export{}},
-		{4, 10, []runproof.Export{}},
-	} {
-		got, err := s.LedgerExports(ctx, "t1", c.from, c.to)
-		if err != nil {
-			t.Fatal(err)
-		}
-		equal(t, fmt.Sprintf("records of entries [%d, %d)", c.from, c.to), got, c.want)
-	}
-	got, err := s.LedgerExports(ctx, "t2", 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0].TenantID != "t2" || got[0].Status != runproof.ExportCompleted {
-		t.Errorf("records of t2's entries: %s", show(got))
 	}
 
 	// Finished exports without an export entry: x4 (which has a manifest

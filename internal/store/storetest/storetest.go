@@ -48,7 +48,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"ExportsAppendOnly", testExportsAppendOnly},
 		{"Reviews", testReviews},
 		{"Ledger", testLedger},
-		{"LedgerExports", testLedgerExports},
+		{"LedgerRecords", testLedgerRecords},
 		{"LedgerConcurrent", testLedgerConcurrent},
 		{"LedgerAppendOnly", testLedgerAppendOnly},
 		{"Scenario", testScenario},
