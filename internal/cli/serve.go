@@ -73,7 +73,9 @@ failed, interrupted. Migrations are applied at start. Exports are made as
 many at once as there are cores (at least 2); others wait their turn.
 
   --addr HOST:PORT      where to listen (default 127.0.0.1:8080; port 0 picks
-                        a free port, logged as addr=HOST:PORT)
+                        a free port, logged as addr=HOST:PORT). Plain HTTP:
+                        beyond this machine, serve it behind a proxy that
+                        terminates TLS, since every request carries a key
   --model-prices FILE   model prices (JSON, USD per million tokens) added to
                         the built-in table that costs OTLP spans; docs/otel.md
 ` + commonHelp + `
