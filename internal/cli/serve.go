@@ -235,6 +235,7 @@ func startBackground(ctx context.Context, e *env, store runproof.Store, ex expor
 // exports still being made are recorded as interrupted.
 func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cutRequests func(), exporter *export.Exporter) error {
 	e.log.Info("shutting down", slog.Duration("grace", shutdownGrace))
+	exporter.Drain() // the grace is for the exports being made, not those waiting
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)

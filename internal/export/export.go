@@ -44,6 +44,8 @@ type Exporter struct {
 	turns     chan struct{}  // a place for each export made at once
 	started   sync.WaitGroup // the exports Start began
 	queued    atomic.Int64   // of those, how many wait for their turn
+	draining  chan struct{}  // closed by Drain: no export takes a turn any more
+	drainOnce sync.Once
 	log       *slog.Logger
 	now       func() time.Time
 	newID     func() string
@@ -95,7 +97,20 @@ func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 		opts.Concurrent = max(2, runtime.GOMAXPROCS(0))
 	}
 	e.turns = make(chan struct{}, opts.Concurrent)
+	e.draining = make(chan struct{})
 	return e
+}
+
+// errDraining is the end of an export still waiting for its turn when the
+// process began to stop (Drain).
+var errDraining = runproof.Errorf(runproof.EUNAVAILABLE, "the server began to stop before the export's turn came: ask again")
+
+// Drain makes the exports waiting for their turn, and those asked for from
+// now on, fail at once (EUNAVAILABLE, recorded as such) instead of
+// starting: for a process that stops, whose grace is for the exports
+// being made. Those go on.
+func (e *Exporter) Drain() {
+	e.drainOnce.Do(func() { close(e.draining) })
 }
 
 // Input is an export request as a user sends it (API.md "Exports").
@@ -441,8 +456,15 @@ func (e *Exporter) queue(bg context.Context) error {
 	timer := time.NewTimer(MaxQueued)
 	defer timer.Stop()
 	select {
+	case <-e.draining:
+		return errDraining
+	default:
+	}
+	select {
 	case e.turns <- struct{}{}:
 		return nil
+	case <-e.draining:
+		return errDraining
 	case <-bg.Done():
 		return bg.Err()
 	case <-timer.C:
@@ -557,8 +579,15 @@ func (e *Exporter) takeTurn(ctx context.Context) error {
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request had ended (the server is stopping, or the client went away)")
 	}
 	select {
+	case <-e.draining:
+		return errDraining
+	default:
+	}
+	select {
 	case e.turns <- struct{}{}:
 		return nil
+	case <-e.draining:
+		return errDraining
 	case <-ctx.Done():
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request ended while it waited for one of the %d exports made at once to finish; ask again",
 			cap(e.turns))

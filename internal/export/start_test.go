@@ -107,3 +107,39 @@ func TestStartAnswersAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDrain: once the process begins to stop, an export waiting for its
+// turn fails at once and one asked for is refused, while the one being
+// made goes on to complete.
+func TestDrain(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	_, runID := longRun(t, store, 5)
+	h := &heldStore{Store: store, reading: make(chan struct{}, 1), release: make(chan struct{})}
+	arts, _ := tempArtifacts(t)
+	e := export.New(h, arts, export.Options{Concurrent: 1, Now: func() time.Time { return fixed }})
+	in := export.Input{RunID: runID, Format: runproof.FormatJSON}
+
+	making, err := e.Start(ctx, ctx, "acme", auditor, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-h.reading // it holds the only place
+	waiting, err := e.Start(ctx, ctx, "acme", auditor, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Drain()
+	if _, err := e.Export(ctx, "acme", auditor, in); runproof.ErrorCode(err) != runproof.EUNAVAILABLE || !strings.Contains(err.Error(), "began to stop") {
+		t.Errorf("an export asked for while draining: %v, want EUNAVAILABLE, the server stopping", err)
+	}
+	close(h.release)
+	if err := e.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]runproof.ExportStatus{making.ID: runproof.ExportCompleted, waiting.ID: runproof.ExportFailed} {
+		if rec, err := e.Get(ctx, "acme", id); err != nil || rec.Status != want {
+			t.Errorf("export %s is %s (%q, %v), want %s", id, rec.Status, rec.FailureReason, err, want)
+		}
+	}
+}
