@@ -188,6 +188,8 @@ func TestUsageErrors(t *testing.T) {
 		{"long key name", []string{"keys", "create", "--tenant", "acme", "--role", "admin", "--name", strings.Repeat("n", 201), "--data", data}, "--name: must be at most 200 bytes"},
 		{"agent of a viewer", []string{"keys", "create", "--tenant", "acme", "--role", "viewer", "--agent", "bot", "--data", data}, "--agent binds an agent key to its agent: give it with --role agent"},
 		{"blank agent", []string{"keys", "create", "--tenant", "acme", "--role", "agent", "--agent", " ", "--data", data}, "--agent: must name the agent"},
+		{"agent with spaces", []string{"keys", "create", "--tenant", "acme", "--role", "agent", "--agent", " bot", "--data", data}, "without surrounding white space"},
+		{"empty agent", []string{"keys", "create", "--tenant", "acme", "--role", "agent", "--agent", "", "--data", data}, "--agent is empty"},
 		{"bad log level", []string{"migrate", "--data", data, "--log-level", "loud"}, "--log-level"},
 		{"policy apply without file", []string{"policy", "apply", "--tenant", "acme", "--data", data}, "name one FILE"},
 		{"ingest with two files", []string{"ingest", "--tenant", "acme", "a", "b", "--data", data}, "name one FILE"},
@@ -234,7 +236,7 @@ func TestHelpAndVersion(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "fresh", "dir")
 	r := runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 17, the latest this runproof knows\n" {
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 18, the latest this runproof knows\n" {
 		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	fi, err := os.Stat(data)
@@ -244,7 +246,7 @@ func TestMigrate(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("data directory mode = %v, want 0700", fi.Mode().Perm())
 	}
-	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 17, the latest this runproof knows\n" {
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 18, the latest this runproof knows\n" {
 		t.Errorf("second migrate: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// An upgrade is logged, before and after: it may take minutes.
@@ -255,16 +257,16 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DROP TRIGGER api_keys_revoke_only", `CREATE TRIGGER api_keys_revoke_only BEFORE UPDATE ON api_keys
-		WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL BEGIN SELECT RAISE(ABORT, 'no'); END`,
-		"ALTER TABLE api_keys DROP COLUMN agent_id", "DELETE FROM goose_db_version WHERE version_id = 17"} { // back to schema 16
+	for _, q := range []string{"DROP TRIGGER runs_change_only_as_run",
+		"CREATE TRIGGER runs_change_only_as_run BEFORE UPDATE ON runs WHEN NEW.steps < OLD.steps BEGIN SELECT RAISE(ABORT, 'no'); END",
+		"DELETE FROM goose_db_version WHERE version_id = 18"} { // back to schema 17
 		if err := store.ExecRaw(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	store.Close()
 	r = runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 16 to 17, the latest this runproof knows\n" ||
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 17 to 18, the latest this runproof knows\n" ||
 		!strings.Contains(r.stderr, "upgrading the database schema") || !strings.Contains(r.stderr, "database schema upgraded") {
 		t.Errorf("upgrade: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

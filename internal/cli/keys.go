@@ -26,7 +26,8 @@ is stored: the key cannot be shown again.
   --role ROLE           ` + runproof.RoleNames() + ` (required)
   --name N              a label for the key (default: the role)
   --agent A             with --role agent: bind the key to the agent A, the
-                        agent_id of its runs (OTLP: its service.name). It
+                        agent_id of its runs (OTLP: gen_ai.agent.name, else
+                        gen_ai.agent.id, else service.name). It
                         then opens that agent's runs only, and writes, ends
                         and polls no other; without it, an agent key acts
                         for every agent of the tenant
@@ -49,6 +50,9 @@ Examples:
 				}
 				if !runproof.Role(*role).Valid() {
 					return usagef("keys create: --role must be one of %s", runproof.RoleNames())
+				}
+				if *agent == "" && flagGiven(fs, "agent") { // "--agent $A" with A unset
+					return usagef("keys create: --agent is empty: name the agent, or leave --agent out for a key of every agent")
 				}
 				if *agent != "" && runproof.Role(*role) != runproof.RoleAgent {
 					return usagef("keys create: --agent binds an agent key to its agent: give it with --role agent, or leave it out")

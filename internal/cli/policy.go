@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 
@@ -120,6 +121,9 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	return tw.Flush()
 }
 
+// yamlBoolean finds a member that YAML read as a boolean.
+var yamlBoolean = regexp.MustCompile(`:(true|false)[,}]`)
+
 // parsePolicies decodes a JSON or YAML list of policies, or a single one,
 // refusing unknown fields as the API does.
 func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
@@ -154,8 +158,7 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	for i, item := range items {
 		if err := service.DecodeJSON(item, &inputs[i]); err != nil {
 			msg := decodeMessage(err, "the policy")
-			boolean := bytes.Contains(item, []byte("true")) || bytes.Contains(item, []byte("false"))
-			if fromYAML && boolean && strings.Contains(msg, "must be a string") {
+			if fromYAML && yamlBoolean.Match(item) && strings.Contains(msg, "must be a string") {
 				msg += " (YAML reads on, off, yes, no, y and n as true or false: quote such a value)"
 			}
 			return nil, fmt.Errorf("policy %d: %s", i+1, msg)

@@ -66,6 +66,10 @@ func scan(src Source, each func(runproof.Step) error) (runproof.Totals, error) {
 			if err := checkStored(run.ID, s); err != nil {
 				return t, err
 			}
+			if s.IsInflection && (src.Incident == nil || src.Incident.InflectionStepIndex != s.Index) {
+				return t, runproof.Errorf(runproof.ECONFLICT, "step %d of run %q is the inflection of an incident that the run does not name: "+
+					"the database was changed behind runproof's back, and no bundle is made of evidence that contradicts itself", s.Index, run.ID)
+			}
 			t = t.Add(s)
 			if err := each(s); err != nil {
 				return t, err

@@ -191,6 +191,7 @@ func TestIncompleteSourceRefused(t *testing.T) {
 			s.Steps = evidence.StepsOf(steps)
 		}, runproof.ECONFLICT},
 		{"run totals edited", func(s *evidence.Source, _ *evidence.Options) { s.Run.Totals.CostMicrocents = 1 }, runproof.ECONFLICT},
+		{"incident taken off the run", func(s *evidence.Source, _ *evidence.Options) { s.Run.IncidentID, s.Incident = "", nil }, runproof.ECONFLICT},
 		{"other run's incident", func(s *evidence.Source, _ *evidence.Options) { s.Incident.RunID = "x" }, runproof.EINVALID},
 	}
 	for _, tt := range tests {

@@ -476,6 +476,14 @@ func TestAgentBoundKey(t *testing.T) {
 			e.must(404, e.do(c.method, c.path, other, c.body))
 		}
 		e.must(404, e.do("GET", "/api/v1/runs/s-1", billing, nil))
+		// Opening a run under the id of another agent's tells nothing of it.
+		for _, body := range []map[string]any{{"run_id": "s-1"}, {"run_id": "s-1", "agent_id": "billing-agent", "goal": "g"}} {
+			var p httpapi.Problem
+			e.must(409, e.do("POST", "/api/v1/runs", billing, body)).decode(t, &p)
+			if p.Detail != `run_id "s-1" is taken: use another` {
+				t.Errorf("re-opening another agent's run: %q", p.Detail)
+			}
+		}
 		e.must(200, e.do("POST", "/api/v1/runs/s-1/steps", other, steps(0, 0, 1, 10)))
 		e.must(200, e.do("POST", "/api/v1/runs/b-1/complete", billing, map[string]any{"status": "completed"}))
 		var after runproof.Run
@@ -492,6 +500,13 @@ func TestAgentBoundKey(t *testing.T) {
 		}
 		if p := partial(t, e.postOTLP(billing, "application/x-protobuf", "", pbBody(t, pbRequest(span)))); p != nil {
 			t.Errorf("a span of billing-agent sent with its key: %v", p)
+		}
+		// Its own agent's span, in the trace of another agent's run.
+		e.must(201, e.do("POST", "/api/v1/runs", admin, map[string]any{"run_id": traceB, "agent_id": "support-bot", "trace_id": traceB}))
+		intruder := pbSpan(traceB, "00000000000000d1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"))
+		if p := partial(t, e.postOTLP(billing, "application/x-protobuf", "", pbBody(t, pbRequest(intruder)))); p.GetRejectedSpans() != 1 ||
+			!strings.Contains(p.GetErrorMessage(), "is another agent's") {
+			t.Errorf("a span of billing-agent in support-bot's run: %v", p)
 		}
 	})
 }

@@ -113,3 +113,35 @@ func resolve(doc, s map[string]any) map[string]any {
 	}
 	return s
 }
+
+// TestOpenAPIEnumsAreTheDomains: the allowed values the document lists
+// are the domain's own lists, so that a value added to one is documented.
+func TestOpenAPIEnumsAreTheDomains(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	var doc map[string]any
+	e.must(200, e.do("GET", "/openapi.json", "", nil)).decode(t, &doc)
+	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	enum := func(schema, member string) []string {
+		p := schemas[schema].(map[string]any)["properties"].(map[string]any)[member].(map[string]any)
+		var out []string
+		for _, v := range p["enum"].([]any) {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	var types []string
+	for _, pt := range runproof.PolicyTypes {
+		types = append(types, string(pt))
+	}
+	for _, c := range []struct {
+		schema, member string
+		want           []string
+	}{
+		{"service.PolicyInput", "type", types},
+		{"service.RemediationInput", "remediation_status", runproof.RemediationStatuses},
+	} {
+		if got := enum(c.schema, c.member); !slices.Equal(got, c.want) {
+			t.Errorf("%s.%s: the document allows %v, the domain %v", c.schema, c.member, got, c.want)
+		}
+	}
+}

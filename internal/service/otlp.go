@@ -81,11 +81,11 @@ func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) 
 func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (SpansResult, bool, error) {
 	now := s.Now()
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
-	run, err := s.store.GetRun(ctx, tenantID, r.ID)
-	if bound := boundAgent(ctx); bound != "" && (r.AgentID != bound || err == nil && run.AgentID != bound) {
+	if bound := boundAgent(ctx); bound != "" && r.AgentID != bound {
 		a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only (these are agent %q's, by gen_ai.agent.name or service.name)", bound, r.AgentID))
 		return a.res, false, nil
 	}
+	run, err := s.store.GetRun(ctx, tenantID, r.ID)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		// A run is opened for spans only when some of them would be stored.
 		if refused := refusedAll(r.Spans, now); refused != nil {
@@ -99,6 +99,10 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		return a.res, false, nil
 	} else if err != nil {
 		return a.res, false, err
+	}
+	if ownRun(ctx, run) != nil { // found, or made meanwhile, for another agent
+		a.reject(r.Spans, fmt.Sprintf("the run of trace %s is another agent's: this key sends its own agent's spans only", r.TraceID))
+		return a.res, false, nil
 	}
 	stored, err := s.storedSpans(ctx, tenantID, run, r.Spans, e)
 	if err != nil {

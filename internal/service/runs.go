@@ -102,6 +102,9 @@ func (s *Service) resentRun(ctx context.Context, tenantID string, in RunInput, s
 	if err != nil {
 		return runproof.Run{}, err
 	}
+	if ownRun(ctx, existing) != nil { // another agent's: say nothing of it
+		return runproof.Run{}, runproof.Errorf(runproof.ECONFLICT, "run_id %q is taken: use another", in.RunID)
+	}
 	var differ []string
 	for _, f := range []struct {
 		name   string

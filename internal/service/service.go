@@ -86,8 +86,8 @@ func (s *Service) CreateAPIKey(ctx context.Context, tenantID string, in KeyInput
 	switch {
 	case in.AgentID != "" && role != runproof.RoleAgent:
 		errs.Add("agent", "binds an agent key to its agent: the %s role writes no run of its own", role)
-	case in.AgentID != "" && strings.TrimSpace(in.AgentID) == "":
-		errs.Add("agent", "must name the agent, as its runs give agent_id")
+	case in.AgentID != "" && strings.TrimSpace(in.AgentID) != in.AgentID:
+		errs.Add("agent", "must name the agent as its runs give agent_id, without surrounding white space")
 	case in.AgentID != "":
 		errs.Text("agent", in.AgentID, runproof.MaxName)
 	}

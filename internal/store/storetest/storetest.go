@@ -792,6 +792,8 @@ func testAppendOnly(t *testing.T, h Harness) {
 	err := s.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: "t1", RunID: "r1"},
 		func(st runproof.RunState) (runproof.RunChange, error) {
 			st.Run.Status, st.Run.StoppedAt, st.Run.IncidentID = runproof.RunStopped, ptr(at(3)), inc.ID
+			st.Run.TerminationReason = "policy_violation: tokens"
+			st.Run.CompletedAt, st.Run.EndedAs = ptr(at(4)), runproof.RunCancelled // its agent ended it
 			return runproof.RunChange{Run: st.Run, Incident: &inc}, nil
 		})
 	if err != nil {
@@ -838,6 +840,14 @@ func testAppendOnly(t *testing.T, h Harness) {
 		"UPDATE runs SET started_at = created_at",
 		"UPDATE runs SET cost_microcents = 0",
 		"UPDATE runs SET steps = 1",
+		// The stop and the end are written once.
+		"UPDATE runs SET status = 'completed'",
+		"UPDATE runs SET status = 'running', stopped_at = NULL",
+		"UPDATE runs SET incident_id = ''",
+		"UPDATE runs SET stopped_at = started_at",
+		"UPDATE runs SET termination_reason = 'completed'",
+		"UPDATE runs SET completed_at = started_at",
+		"UPDATE runs SET ended_as = 'completed'",
 		"DELETE FROM incidents",
 		"TRUNCATE incidents",
 		"UPDATE incidents SET actual_value = '1'",
