@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -286,7 +288,11 @@ func TestVerifyTampered(t *testing.T) {
 		{"a backslash", rewrite(t, good, keep, file(`x\bundle.json`, "{}")), "", "has a backslash in its name"},
 		{"a directory", rewrite(t, good, keep, file("bundle/", "")), "", `member "bundle/" is a directory`},
 		{"bytes before the first member", append([]byte("<script>alert(1)</script>"), good...), "",
-			"members: the file does not begin with a ZIP member: something was put before the bundle"},
+			"members: 25 bytes before the first member belong to no member"},
+		{"a member's record before the first member", withPrefixMember(t, good), "",
+			"members: a member header at offset 0 is not that of manifest.json, the next member the directory names"},
+		{"bytes between two members", withGap(t, good, "steps.csv", []byte("<script>alert(1)</script>")), "",
+			"members: bytes at offset"},
 		{"a comment", withComment(t, good, "<script>alert(1)</script>"), "", "members: the ZIP has a comment of 25 bytes: a bundle has none"},
 		{"a symbolic link", rewrite(t, good, dropping("report.pdf"), symlink("report.pdf", "/etc/passwd")), "",
 			`members: member "report.pdf" is a symbolic link`},
@@ -407,6 +413,73 @@ func onBundle(edit func([]byte) []byte) func(string, []byte) []byte {
 		}
 		return data
 	}
+}
+
+// withPrefixMember returns the ZIP z with a whole stored member record
+// before its first member, which its directory does not name: a reader
+// that walks the headers sees one more member than the directory.
+func withPrefixMember(t *testing.T, z []byte) []byte {
+	t.Helper()
+	var prefix bytes.Buffer
+	pw := zip.NewWriter(&prefix)
+	w, err := pw.CreateHeader(&zip.FileHeader{Name: "evil.html", Method: zip.Store})
+	if err == nil {
+		_, err = w.Write([]byte("<script>alert(1)</script>"))
+	}
+	if err == nil {
+		err = pw.Flush()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := bytes.NewBuffer(bytes.Clone(prefix.Bytes()))
+	zw := zip.NewWriter(out)
+	zw.SetOffset(int64(prefix.Len()))
+	for _, f := range zr.File {
+		if err := zw.Copy(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// withGap returns the ZIP z with junk just before the member called name,
+// and its central directory moved to match: every offset past it shifted.
+func withGap(t *testing.T, z []byte, name string, junk []byte) []byte {
+	t.Helper()
+	end := len(z) - 22 // the end record; z has no comment
+	dir := int(binary.LittleEndian.Uint32(z[end+16:]))
+	type entry struct{ at, offset int } // where a directory entry is, and the offset it records
+	var entries []entry
+	at := -1
+	for p := dir; binary.LittleEndian.Uint32(z[p:]) == 0x02014b50; {
+		n := int(binary.LittleEndian.Uint16(z[p+28:]))
+		e := entry{p, int(binary.LittleEndian.Uint32(z[p+42:]))}
+		if string(z[p+46:p+46+n]) == name {
+			at = e.offset
+		}
+		entries = append(entries, e)
+		p += 46 + n + int(binary.LittleEndian.Uint16(z[p+30:])) + int(binary.LittleEndian.Uint16(z[p+32:]))
+	}
+	if at < 0 {
+		t.Fatalf("no member %s", name)
+	}
+	out := slices.Concat(z[:at], junk, z[at:])
+	moved := func(p int) int { return p + len(junk) } // everything from at on
+	for _, e := range entries {
+		if e.offset >= at {
+			binary.LittleEndian.PutUint32(out[moved(e.at)+42:], uint32(e.offset+len(junk)))
+		}
+	}
+	binary.LittleEndian.PutUint32(out[moved(end)+16:], uint32(moved(dir)))
+	return out
 }
 
 // withComment returns the ZIP z with the comment c.

@@ -136,15 +136,16 @@ func (v *verification) checkMembers(r io.ReaderAt, size int64) bool {
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // names are checked below
 		return v.fail(check, "", "not a ZIP archive (%v)", err)
 	}
-	// Nothing but members: bytes before the first (which the ZIP format
-	// tolerates) or a comment would make the file more than the bundle
-	// signed, a page or a script to some program reading it.
+	// Nothing but members (layout): bytes before, between or after them
+	// (which ZIP readers tolerate) or a comment would make the file more
+	// than the bundle signed.
 	if zr.Comment != "" {
 		return v.fail(check, "", "the ZIP has a comment of %d bytes: a bundle has none", len(zr.Comment))
 	}
-	var start [4]byte
-	if _, err := r.ReadAt(start[:], 0); err != nil || string(start[:]) != "PK\x03\x04" && len(zr.File) > 0 {
-		return v.fail(check, "", "the file does not begin with a ZIP member: something was put before the bundle")
+	if len(zr.File) > 0 {
+		if why := layout(r, size, zr.File); why != "" {
+			return v.fail(check, "", "%s: a bundle's file holds its members and nothing else", why)
+		}
 	}
 	zr.RegisterDecompressor(zip.Deflate, func(r io.Reader) io.ReadCloser { return flate.NewReader(r) })
 	v.files = map[string]*zip.File{}
