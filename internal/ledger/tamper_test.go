@@ -12,6 +12,7 @@ import (
 
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
 )
 
 // signed is a ledger of 8 exports appended one by one (checkpoints of
@@ -332,4 +333,23 @@ func TestTamperCheckpoint(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestTamperDuplicateRequest: an export's request stored twice (its
+// primary key dropped, on PostgreSQL, where that is one statement) is
+// named at the entry of the export, not as an entry missing after it.
+func TestTamperDuplicateRequest(t *testing.T) {
+	e := engine{"postgres", storetest.PostgresHarness(t)}
+	ctx := context.Background()
+	sg := newSigned(t, e)
+	e.dropTriggers(t)
+	e.exec(t, "ALTER TABLE exports DROP CONSTRAINT exports_pkey CASCADE",
+		fmt.Sprintf("INSERT INTO exports SELECT * FROM exports WHERE id = '%s'", sg.recs[3].ID))
+	inPages(func() {
+		_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", nil)
+		wantMismatch(t, err, 3)
+		if err == nil || !strings.Contains(err.Error(), "stored more than once") {
+			t.Errorf("got %v, want the export stored twice", err)
+		}
+	})
 }

@@ -173,7 +173,11 @@ func (v *verification) page(pg page) error {
 		return pg.err
 	}
 	for k, e := range pg.entries { // a page follows the last entry checked, if the page before was whole
-		if want := v.report.Entries + int64(k); e.Index != want {
+		want := v.report.Entries + int64(k)
+		switch {
+		case e.Index == want-1: // an entry read twice: its record stored twice
+			return v.fail(e.Index, "read twice: the record it names, %s, is stored more than once (a row added behind runproof's back)", e.RecordID)
+		case e.Index != want:
 			return v.fail(want, "missing: the next entry stored is %d", e.Index)
 		}
 	}
