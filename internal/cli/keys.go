@@ -26,9 +26,9 @@ is stored: the key cannot be shown again.
   --role ROLE           ` + runproof.RoleNames() + ` (required)
   --name N              a label for the key (default: the role)
   --agent A             with --role agent: bind the key to the agent A, the
-                        agent_id of its runs (OTLP: gen_ai.agent.name, else
-                        gen_ai.agent.id, else service.name). It
-                        then opens that agent's runs only, and writes, ends
+                        agent_id of its runs. It then opens that agent's
+                        runs only (OTLP spans that name no agent by
+                        gen_ai.agent.name or .id are A's), and writes, ends
                         and polls no other; without it, an agent key acts
                         for every agent of the tenant
 ` + commonHelp + `

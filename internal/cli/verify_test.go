@@ -290,7 +290,15 @@ func TestVerifyTampered(t *testing.T) {
 		{"bytes before the first member", append([]byte("<script>alert(1)</script>"), good...), "",
 			"members: 25 bytes before the first member belong to no member"},
 		{"a member's record before the first member", withPrefixMember(t, good), "",
-			"members: a member header at offset 0 is not that of manifest.json, the next member the directory names"},
+			`members: the member header at offset 0 is not that of "manifest.json", the next member the directory names`},
+		{"a member record after a member's deflate stream", withTrailingData(t, good, "bundle.json", []byte("PK\x03\x04<script>alert(1)</script>")), "",
+			"bytes after the member's deflate stream belong to nothing"},
+		{"another name in a local header", withLocalName(t, good, "steps.csv", "evil.html"), "",
+			`members: member "steps.csv" is named "evil.html" in its local header`},
+		{"a member comment", rewrite(t, good, keep, entry{header: zip.FileHeader{Name: "notes", Comment: "<script>"}}), "",
+			"members: central directory entry 8 has a comment"},
+		{"bytes after the directory's entries", withDirectoryTail(t, good, []byte("<html><script>alert(1)</script></html>")), "",
+			"members: 38 bytes at the end of the central directory belong to no entry"},
 		{"bytes between two members", withGap(t, good, "steps.csv", []byte("<script>alert(1)</script>")), "",
 			"members: bytes at offset"},
 		{"a comment", withComment(t, good, "<script>alert(1)</script>"), "", "members: the ZIP has a comment of 25 bytes: a bundle has none"},
@@ -479,6 +487,75 @@ func withGap(t *testing.T, z []byte, name string, junk []byte) []byte {
 		}
 	}
 	binary.LittleEndian.PutUint32(out[moved(end)+16:], uint32(moved(dir)))
+	return out
+}
+
+// withTrailingData returns the ZIP z with junk after the deflate stream
+// of the member called name, counted in its sizes in both its headers.
+func withTrailingData(t *testing.T, z []byte, name string, junk []byte) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, f := range zr.File {
+		raw, err := f.OpenRaw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := f.FileHeader
+		if f.Name == name {
+			if f.Method != zip.Deflate {
+				t.Fatalf("%s is not deflated", name)
+			}
+			data = append(data, junk...)
+			h.CompressedSize64 += uint64(len(junk))
+		}
+		w, err := zw.CreateRaw(&h)
+		if err == nil {
+			_, err = w.Write(data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// withLocalName returns the ZIP z with the local header of the member
+// called name naming it other (of the same length) instead.
+func withLocalName(t *testing.T, z []byte, name, other string) []byte {
+	t.Helper()
+	out := bytes.Clone(z)
+	i := bytes.Index(out, []byte(name))
+	for i >= 0 && (i < 30 || binary.LittleEndian.Uint32(out[i-30:]) != 0x04034b50) {
+		j := bytes.Index(out[i+1:], []byte(name))
+		if j < 0 {
+			t.Fatalf("no local header of %s", name)
+		}
+		i += 1 + j
+	}
+	copy(out[i:], other)
+	return out
+}
+
+// withDirectoryTail returns the ZIP z with junk after the entries of its
+// central directory, counted in the directory's size.
+func withDirectoryTail(t *testing.T, z []byte, junk []byte) []byte {
+	t.Helper()
+	end := len(z) - 22 // the end record; z has no comment
+	out := slices.Concat(z[:end], junk, z[end:])
+	size := out[len(out)-22+12:]
+	binary.LittleEndian.PutUint32(size, binary.LittleEndian.Uint32(size)+uint32(len(junk)))
 	return out
 }
 

@@ -492,14 +492,25 @@ func TestAgentBoundKey(t *testing.T) {
 			t.Errorf("run b-1: %d steps, ended as %q; want the 2 its agent sent, completed by it", after.Totals.Steps, after.EndedAs)
 		}
 
-		// OTLP: spans of another service are refused, those of its own taken.
-		span := pbSpan(traceA, "00000000000000c1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"))
-		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(span)))); p.GetRejectedSpans() != 1 ||
+		// OTLP: spans that name another agent are refused; those that name
+		// none (service.name only, here billing-agent) are the key's agent's.
+		named := pbSpan(traceA, "00000000000000c1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"),
+			kv("gen_ai.agent.name", "billing-agent"))
+		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(named)))); p.GetRejectedSpans() != 1 ||
 			!strings.Contains(p.GetErrorMessage(), `bound to agent "support-bot"`) {
-			t.Errorf("a span of billing-agent sent with support-bot's key: %v", p)
+			t.Errorf("a span naming billing-agent sent with support-bot's key: %v", p)
 		}
-		if p := partial(t, e.postOTLP(billing, "application/x-protobuf", "", pbBody(t, pbRequest(span)))); p != nil {
-			t.Errorf("a span of billing-agent sent with its key: %v", p)
+		unnamed := pbSpan(traceC, "00000000000000e1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"))
+		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(unnamed)))); p != nil {
+			t.Errorf("a span naming no agent sent with support-bot's key: %v", p)
+		}
+		var traced runproof.Run
+		e.must(200, e.do("GET", "/api/v1/runs/"+traceC, admin, nil)).decode(t, &traced)
+		if traced.AgentID != "support-bot" {
+			t.Errorf("the run of spans naming no agent, sent with support-bot's key, is agent %q's", traced.AgentID)
+		}
+		if p := partial(t, e.postOTLP(billing, "application/x-protobuf", "", pbBody(t, pbRequest(named)))); p != nil {
+			t.Errorf("a span naming billing-agent sent with its key: %v", p)
 		}
 		// Its own agent's span, in the trace of another agent's run.
 		e.must(201, e.do("POST", "/api/v1/runs", admin, map[string]any{"run_id": traceB, "agent_id": "support-bot", "trace_id": traceB}))

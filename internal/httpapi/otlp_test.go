@@ -413,6 +413,7 @@ func gzipped(b []byte) []byte {
 const (
 	traceA = "0af7651916cd43dd8448eb211c80319c"
 	traceB = "1bf7651916cd43dd8448eb211c80319d"
+	traceC = "2cf7651916cd43dd8448eb211c80319e"
 )
 
 func (e *env) runCount(admin string) int {

@@ -66,13 +66,16 @@ type Result struct {
 
 // Run is the spans of one run in one request.
 type Run struct {
-	ID        string
-	Source    RunSource
-	TraceID   string    // of its first span, lowercase hex
-	AgentID   string    // first gen_ai.agent.name or gen_ai.agent.id, else service.name
-	Goal      string    // first gen_ai.agent.description, else ""
-	StartedAt time.Time // earliest span start
-	Spans     []Span    // by start time, ties by span id
+	ID      string
+	Source  RunSource
+	TraceID string // of its first span, lowercase hex
+	AgentID string // first gen_ai.agent.name or gen_ai.agent.id, else service.name
+	// AgentNamed is whether the spans name the agent (gen_ai.agent.name or
+	// gen_ai.agent.id), rather than only the program (service.name).
+	AgentNamed bool
+	Goal       string    // first gen_ai.agent.description, else ""
+	StartedAt  time.Time // earliest span start
+	Spans      []Span    // by start time, ties by span id
 	// End is set when the run is named by its trace id and the request
 	// holds the trace's root span: the run ends with it.
 	End *End
@@ -213,6 +216,7 @@ func group(spans []*span) ([]Run, []Rejected) {
 	}
 	out := make([]Run, len(order))
 	for i, r := range order {
+		r.AgentNamed = r.AgentID != ""
 		r.AgentID = firstNonEmpty(r.AgentID, r.service, UnknownAgent)
 		out[i] = r.Run
 	}

@@ -82,8 +82,13 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	now := s.Now()
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
 	if bound := boundAgent(ctx); bound != "" && r.AgentID != bound {
-		a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only (these are agent %q's, by gen_ai.agent.name or service.name)", bound, r.AgentID))
-		return a.res, false, nil
+		// The key's agent is the spans' agent, as the run's agent_id is for
+		// the native API, unless the spans name another.
+		if r.AgentNamed {
+			a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only (these name agent %q by gen_ai.agent.name or gen_ai.agent.id)", bound, r.AgentID))
+			return a.res, false, nil
+		}
+		r.AgentID = bound
 	}
 	run, err := s.store.GetRun(ctx, tenantID, r.ID)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {

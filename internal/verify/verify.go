@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/flate"
-
 	"github.com/runproof/runproof/internal/bundlezip"
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
@@ -147,7 +145,7 @@ func (v *verification) checkMembers(r io.ReaderAt, size int64) bool {
 			return v.fail(check, "", "%s: a bundle's file holds its members and nothing else", why)
 		}
 	}
-	zr.RegisterDecompressor(zip.Deflate, func(r io.Reader) io.ReadCloser { return flate.NewReader(r) })
+	zr.RegisterDecompressor(zip.Deflate, exactInflate)
 	v.files = map[string]*zip.File{}
 	for _, f := range zr.File {
 		name := f.Name
