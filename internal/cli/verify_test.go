@@ -94,13 +94,20 @@ func (z *signedZIPs) write(t *testing.T, name string, b []byte) string {
 	return path
 }
 
-// member returns one member of a ZIP.
-func member(t *testing.T, z []byte, name string) []byte {
+// zipReader reads the ZIP z.
+func zipReader(t *testing.T, z []byte) *zip.Reader {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return zr
+}
+
+// member returns one member of a ZIP.
+func member(t *testing.T, z []byte, name string) []byte {
+	t.Helper()
+	zr := zipReader(t, z)
 	rc, err := zr.Open(name)
 	if err != nil {
 		t.Fatal(err)
@@ -123,10 +130,7 @@ type entry struct {
 // through edit (nil drops it), then adds the extra entries.
 func rewrite(t *testing.T, z []byte, edit func(name string, data []byte) []byte, extra ...entry) []byte {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := zipReader(t, z)
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	add := func(h zip.FileHeader, data []byte) {
@@ -440,10 +444,7 @@ func withPrefixMember(t *testing.T, z []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := zipReader(t, z)
 	out := bytes.NewBuffer(bytes.Clone(prefix.Bytes()))
 	zw := zip.NewWriter(out)
 	zw.SetOffset(int64(prefix.Len()))
@@ -494,10 +495,7 @@ func withGap(t *testing.T, z []byte, name string, junk []byte) []byte {
 // of the member called name, counted in its sizes in both its headers.
 func withTrailingData(t *testing.T, z []byte, name string, junk []byte) []byte {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := zipReader(t, z)
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {
@@ -562,10 +560,7 @@ func withDirectoryTail(t *testing.T, z []byte, junk []byte) []byte {
 // withComment returns the ZIP z with the comment c.
 func withComment(t *testing.T, z []byte, c string) []byte {
 	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	zr := zipReader(t, z)
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for _, f := range zr.File {

@@ -31,18 +31,26 @@ func (h *heldStore) ListSteps(ctx context.Context, p runproof.ListStepsParams) (
 	return h.Store.ListSteps(ctx, p)
 }
 
+// heldExporter returns an exporter that makes one export at a time over a
+// store whose reads of steps it holds, and the input of an export of a
+// run of that store.
+func heldExporter(t *testing.T) (*export.Exporter, *heldStore, export.Input) {
+	t.Helper()
+	store := storetest.OpenSQLite(t)
+	_, runID := longRun(t, store, 5)
+	h := &heldStore{Store: store, reading: make(chan struct{}, 1), release: make(chan struct{})}
+	arts, _ := tempArtifacts(t)
+	e := export.New(h, arts, export.Options{Concurrent: 1, Now: func() time.Time { return fixed }})
+	return e, h, export.Input{RunID: runID, Format: runproof.FormatJSON}
+}
+
 // TestStartAnswersAtOnce: an export started in the background is recorded
 // and answered at once even while every place for exports is taken; it
 // waits its turn in the background, and is recorded as interrupted when
 // the background ends first.
 func TestStartAnswersAtOnce(t *testing.T) {
 	ctx := context.Background()
-	store := storetest.OpenSQLite(t)
-	_, runID := longRun(t, store, 5)
-	h := &heldStore{Store: store, reading: make(chan struct{}, 1), release: make(chan struct{})}
-	arts, _ := tempArtifacts(t)
-	e := export.New(h, arts, export.Options{Concurrent: 1, Now: func() time.Time { return fixed }})
-	in := export.Input{RunID: runID, Format: runproof.FormatJSON}
+	e, h, in := heldExporter(t)
 
 	first, err := e.Start(ctx, ctx, "acme", auditor, in)
 	if err != nil {
@@ -113,12 +121,7 @@ func TestStartAnswersAtOnce(t *testing.T) {
 // made goes on to complete.
 func TestDrain(t *testing.T) {
 	ctx := context.Background()
-	store := storetest.OpenSQLite(t)
-	_, runID := longRun(t, store, 5)
-	h := &heldStore{Store: store, reading: make(chan struct{}, 1), release: make(chan struct{})}
-	arts, _ := tempArtifacts(t)
-	e := export.New(h, arts, export.Options{Concurrent: 1, Now: func() time.Time { return fixed }})
-	in := export.Input{RunID: runID, Format: runproof.FormatJSON}
+	e, h, in := heldExporter(t)
 
 	making, err := e.Start(ctx, ctx, "acme", auditor, in)
 	if err != nil {
