@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -280,22 +281,22 @@ var exportFlags = map[string]string{"bundle_type": "--type", "format": "--format
 	"export_reason": "--reason", "classification": "--classification", "prepared_for": "--prepared-for",
 	"prepared_by": "--prepared-by"}
 
-// fieldWord is a field's name in a message: one with an underscore
-// anywhere, a plain word ("format") only where it names the field at fault.
-var fieldWord = regexp.MustCompile(`\b(bundle_type|run_id|incident_id|period_start|period_end|export_reason|prepared_for|prepared_by)\b|(^|; )(format|classification):`)
+// snakeWord is a field name with an underscore, wherever it stands in a
+// message; one without ("format") is a plain word but where it names the
+// field at fault.
+var snakeWord = regexp.MustCompile(`\b[a-z]+(_[a-z]+)+\b`)
 
-// flagWords names the flags behind the fields of an export request.
+// flagWords names the flags behind the fields of an export request, in
+// a message of fields at fault ("field: message; field: message").
 func flagWords(msg string) string {
-	return fieldWord.ReplaceAllStringFunc(msg, func(w string) string {
-		lead, name, colon := "", w, ""
-		if n, ok := strings.CutSuffix(name, ":"); ok {
-			name, colon = n, ":"
-			if l, n, ok := strings.Cut(name, "; "); ok {
-				lead, name = l+"; ", n
-			}
+	parts := strings.Split(msg, "; ")
+	for i, p := range parts {
+		if field, rest, ok := strings.Cut(p, ": "); ok && exportFlags[field] != "" {
+			p = exportFlags[field] + ": " + rest
 		}
-		return lead + exportFlags[name] + colon
-	})
+		parts[i] = snakeWord.ReplaceAllStringFunc(p, func(w string) string { return cmp.Or(exportFlags[w], w) })
+	}
+	return strings.Join(parts, "; ")
 }
 
 // subject names what an export covers.

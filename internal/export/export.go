@@ -455,6 +455,21 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 func (e *Exporter) queue(bg context.Context) error {
 	timer := time.NewTimer(MaxQueued)
 	defer timer.Stop()
+	err := e.waitTurn(bg, timer.C)
+	if errors.Is(err, errWaitedTooLong) {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "it waited %s for one of the %d exports made at once to finish: ask again later",
+			MaxQueued, cap(e.turns))
+	}
+	return err
+}
+
+// errWaitedTooLong is waitTurn's end when its time to wait ran out.
+var errWaitedTooLong = errors.New("waited too long for a turn")
+
+// waitTurn waits for one of the places of the exports made at once until
+// ctx ends (its error) or expired fires (errWaitedTooLong; nil for
+// never); none is taken once the process drains (errDraining).
+func (e *Exporter) waitTurn(ctx context.Context, expired <-chan time.Time) error {
 	select {
 	case <-e.draining:
 		return errDraining
@@ -465,11 +480,10 @@ func (e *Exporter) queue(bg context.Context) error {
 		return nil
 	case <-e.draining:
 		return errDraining
-	case <-bg.Done():
-		return bg.Err()
-	case <-timer.C:
-		return runproof.Errorf(runproof.EUNAVAILABLE, "it waited %s for one of the %d exports made at once to finish: ask again later",
-			MaxQueued, cap(e.turns))
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-expired:
+		return errWaitedTooLong
 	}
 }
 
@@ -578,20 +592,12 @@ func (e *Exporter) takeTurn(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request had ended (the server is stopping, or the client went away)")
 	}
-	select {
-	case <-e.draining:
-		return errDraining
-	default:
-	}
-	select {
-	case e.turns <- struct{}{}:
-		return nil
-	case <-e.draining:
-		return errDraining
-	case <-ctx.Done():
+	err := e.waitTurn(ctx, nil)
+	if err != nil && !errors.Is(err, errDraining) { // ctx ended
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request ended while it waited for one of the %d exports made at once to finish; ask again",
 			cap(e.turns))
 	}
+	return err
 }
 
 // Making returns how many exports this Exporter is making.

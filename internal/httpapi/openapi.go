@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"path"
 	"reflect"
@@ -275,12 +276,10 @@ func docTag(tag string) (required bool, enum []any) {
 	return required, enum
 }
 
-// with is s with one more keyword.
+// with is a copy of s with the keyword key set to v.
 func with(s map[string]any, key string, v any) map[string]any {
-	n := map[string]any{key: v}
-	for k, v := range s {
-		n[k] = v
-	}
+	n := maps.Clone(s)
+	n[key] = v
 	return n
 }
 
@@ -288,12 +287,7 @@ func with(s map[string]any, key string, v any) map[string]any {
 func nullable(s map[string]any) map[string]any {
 	switch typ := s["type"].(type) {
 	case string:
-		n := map[string]any{}
-		for k, v := range s {
-			n[k] = v
-		}
-		n["type"] = []any{typ, "null"}
-		return n
+		return with(s, "type", []any{typ, "null"})
 	case nil:
 		if len(s) == 0 {
 			return s // any value, null included

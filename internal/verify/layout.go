@@ -86,16 +86,13 @@ func member(r io.ReaderAt, pos int64, f *zip.File) (next int64, why string) {
 		return 0, fmt.Sprintf("bytes at offset %d, before member %q, belong to no member", pos, f.Name)
 	}
 	le := binary.LittleEndian
-	nameLen, extraLen := int64(le.Uint16(h[26:])), int64(le.Uint16(h[28:]))
-	name := make([]byte, nameLen)
-	extra := make([]byte, extraLen)
-	if _, err := r.ReadAt(name, pos+localHeaderLen); err != nil {
+	nameLen, extraLen := int(le.Uint16(h[26:])), int(le.Uint16(h[28:]))
+	tail := make([]byte, nameLen+extraLen)
+	if _, err := r.ReadAt(tail, pos+localHeaderLen); err != nil {
 		return 0, fmt.Sprintf("the local header of member %q at offset %d is cut short", f.Name, pos)
 	}
-	if _, err := r.ReadAt(extra, pos+localHeaderLen+nameLen); err != nil {
-		return 0, fmt.Sprintf("the local header of member %q at offset %d is cut short", f.Name, pos)
-	}
-	data := pos + localHeaderLen + nameLen + extraLen
+	name, extra := tail[:nameLen], tail[nameLen:]
+	data := pos + localHeaderLen + int64(len(tail))
 	if off, _ := f.DataOffset(); off != data {
 		return 0, fmt.Sprintf("the member header at offset %d is not that of %q, the next member the directory names", pos, f.Name)
 	}
@@ -107,17 +104,16 @@ func member(r io.ReaderAt, pos int64, f *zip.File) (next int64, why string) {
 		return 0, fmt.Sprintf("the local header of member %q differs from its directory entry", f.Name)
 	}
 	end := data + int64(f.CompressedSize64)
-	if end < data || end > int64(^uint64(0)>>1) {
+	if end < data { // past 2^63
 		return 0, fmt.Sprintf("member %q declares an impossible size", f.Name)
 	}
-	zip64 := hasExtra(extra, zip64ExtraID)
 	if f.Flags&flagDescriptor == 0 {
 		if !localSizes(h, extra, f) {
 			return 0, fmt.Sprintf("the local header of member %q gives another CRC-32 or size than its directory entry", f.Name)
 		}
 		return end, ""
 	}
-	n, ok := descriptor(r, end, f, zip64)
+	n, ok := descriptor(r, end, f, extraField(extra, zip64ExtraID) != nil)
 	if !ok {
 		return 0, fmt.Sprintf("member %q has no data descriptor holding its CRC-32 and sizes at offset %d", f.Name, end)
 	}
@@ -176,8 +172,6 @@ func extraField(extra []byte, id uint16) []byte {
 	}
 	return nil
 }
-
-func hasExtra(extra []byte, id uint16) bool { return extraField(extra, id) != nil }
 
 // directory returns where the central directory starts and its size,
 // checking that its end records end the file and follow it, as Go's
