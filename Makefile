@@ -1,6 +1,7 @@
 # runproof — `make help` lists the targets.
 .DEFAULT_GOAL := help
 GO ?= go
+FUZZTIME ?= 20s
 
 .PHONY: help build test test-pg lint bench bench-zip bench-otlp fuzz demo
 
@@ -30,19 +31,13 @@ bench-zip: ## ZIP export and verify of a 10 000-step run vs zip -6 and sha256sum
 bench-otlp: ## OTLP/HTTP span ingest vs the native step API
 	$(GO) run ./bench/otlp
 
-fuzz: ## run every fuzz target for 20 s each
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeSteps$$' -fuzztime 20s ./internal/service
-	$(GO) test -run '^$$' -fuzz '^FuzzMappedSpansAreValidSteps$$' -fuzztime 20s ./internal/service
-	$(GO) test -run '^$$' -fuzz '^FuzzEvaluate$$' -fuzztime 20s ./internal/policy
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime 20s ./internal/otlp
-	$(GO) test -run '^$$' -fuzz '^FuzzStepHash$$' -fuzztime 20s ./internal/runproof
-	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime 20s ./internal/runproof
-	$(GO) test -run '^$$' -fuzz '^FuzzScanBundle$$' -fuzztime 20s ./internal/verify
-	$(GO) test -run '^$$' -fuzz '^FuzzParseFixed$$' -fuzztime 20s ./internal/runproof
-	$(GO) test -run '^$$' -fuzz '^FuzzEntryBytes$$' -fuzztime 20s ./internal/ledger
-	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalEvidence$$' -fuzztime 20s ./internal/evidence
-	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalTokens$$' -fuzztime 20s ./internal/verify
-	$(GO) test -run '^$$' -fuzz '^FuzzCSVReader$$' -fuzztime 20s ./internal/verify
+fuzz: ## run every fuzz target, FUZZTIME each (default 20s)
+	@grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u | while read -r pkg; do \
+		for target in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
+			echo "$$target in ./$$pkg"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+		done; \
+	done
 
 demo: ## seed the demo tenant and export its bundles into ./runproof-demo
 	$(GO) run ./cmd/runproof demo
