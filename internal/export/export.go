@@ -2,7 +2,6 @@ package export
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,14 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/bundlezip"
-	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/signing"
@@ -101,45 +98,6 @@ func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 	return e
 }
 
-// errDraining is the end of an export still waiting for its turn when the
-// process began to stop (Drain).
-var errDraining = runproof.Errorf(runproof.EUNAVAILABLE, "the server began to stop before the export's turn came: ask again")
-
-// Drain makes the exports waiting for their turn, and those asked for from
-// now on, fail at once (EUNAVAILABLE, recorded as such) instead of
-// starting: for a process that stops, whose grace is for the exports
-// being made. Those go on.
-func (e *Exporter) Drain() {
-	e.drainOnce.Do(func() { close(e.draining) })
-}
-
-// Input is an export request as a user sends it (API.md "Exports").
-type Input struct {
-	Scope           runproof.ExportScope  `json:"scope" openapi:"enum=llm_run|compliance|audit|system"`
-	BundleType      runproof.BundleType   `json:"bundle_type" openapi:"enum=evidence|soc2|executive_debrief"`
-	RunID           string                `json:"run_id"`
-	IncidentID      string                `json:"incident_id"`
-	PeriodStart     string                `json:"period_start"`
-	PeriodEnd       string                `json:"period_end"`
-	Format          runproof.ExportFormat `json:"format" openapi:"required,enum=json|csv|pdf|zip"`
-	ExportReason    string                `json:"export_reason"`
-	IncludeRawSteps *bool                 `json:"include_raw_steps"`
-	IncludeContent  bool                  `json:"include_content"`
-	PreparedFor     string                `json:"prepared_for"`
-	PreparedBy      string                `json:"prepared_by"`                                                // debrief: default the requester's name, else "system"
-	Classification  string                `json:"classification" openapi:"enum=INTERNAL|CONFIDENTIAL|PUBLIC"` // debrief; default CONFIDENTIAL
-	CorrelationID   string                `json:"correlation_id"`
-}
-
-// Requester is who asks, as the caller's credentials say (never the body).
-type Requester struct {
-	ID              string // user id, agent id, key id or "system"
-	Origin          runproof.Origin
-	SourceComponent string // api, cli, demo, scheduler
-	CorrelationID   string // from the request, when the body gives none
-	Name            string // how people know them (a key's name), for a debrief's prepared_by; may be empty
-}
-
 // Formats returns the formats the exporter can produce: ZIP needs a
 // signing key.
 func (e *Exporter) Formats() []runproof.ExportFormat {
@@ -148,189 +106,6 @@ func (e *Exporter) Formats() []runproof.ExportFormat {
 		f = append(f, runproof.FormatZIP)
 	}
 	return f
-}
-
-// maxReason is the longest export_reason, in bytes.
-const maxReason = 1000
-
-// request is a checked Input.
-type request struct {
-	runproof.ExportRequest
-	includeRawSteps bool
-	includeContent  bool
-	preparedFor     string
-	preparedBy      string
-	classification  string
-}
-
-// check checks an export's input (validate) and resolves what it covers
-// (resolve).
-func (e *Exporter) check(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
-	r, err := e.validate(tenantID, who, in)
-	if err != nil {
-		return r, err
-	}
-	return e.resolve(ctx, r)
-}
-
-// validate checks an export's input, reading nothing: every field at
-// fault is named at once.
-func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, error) {
-	var errs runproof.Fields
-	now := runproof.Timestamp(e.now())
-	r := request{ExportRequest: runproof.ExportRequest{TenantID: tenantID, Scope: in.Scope, BundleType: in.BundleType,
-		Format: in.Format, RequestedBy: who.ID, Origin: who.Origin, SourceComponent: who.SourceComponent,
-		CorrelationID: in.CorrelationID, ExportReason: in.ExportReason, CreatedAt: now},
-		includeRawSteps: in.IncludeRawSteps == nil || *in.IncludeRawSteps, includeContent: in.IncludeContent, preparedFor: in.PreparedFor,
-		preparedBy: cmp.Or(in.PreparedBy, who.Name), classification: in.Classification}
-	if r.CorrelationID == "" {
-		r.CorrelationID = who.CorrelationID
-	}
-	if r.Scope == "" {
-		r.Scope = runproof.ScopeLLMRun
-	}
-	if r.BundleType == "" {
-		r.BundleType = runproof.BundleEvidence
-	}
-	switch r.Scope {
-	case runproof.ScopeLLMRun, runproof.ScopeCompliance:
-	case runproof.ScopeAudit, runproof.ScopeSystem:
-		errs.Add("scope", "%q exports are not available yet: export a run or an incident (llm_run), "+
-			"or a SOC 2 bundle of one for a compliance period (compliance)", r.Scope)
-	default:
-		errs.Add("scope", "must be llm_run, compliance, audit or system")
-	}
-	switch r.BundleType {
-	case runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief:
-	default:
-		errs.Add("bundle_type", "must be evidence, soc2 or executive_debrief")
-	}
-	switch {
-	case r.Format == "":
-		errs.Add("format", "is required: json, csv, pdf or zip")
-	case r.Format == runproof.FormatZIP && e.keys == nil:
-		errs.Add("format", "zip exports need a signing key, and this server has none")
-	case !slices.Contains(e.Formats(), r.Format):
-		errs.Add("format", "must be json, csv, pdf or zip")
-	}
-	switch in.Classification {
-	case "", evidence.ClassInternal, evidence.ClassConfidential, evidence.ClassPublic:
-	default:
-		errs.Add("classification", "must be INTERNAL, CONFIDENTIAL or PUBLIC")
-	}
-	errs.Prose("export_reason", in.ExportReason, maxReason)
-	errs.Text("prepared_for", in.PreparedFor, runproof.MaxName)
-	errs.Text("prepared_by", in.PreparedBy, runproof.MaxName)
-	errs.Text("correlation_id", in.CorrelationID, runproof.MaxCorrelationID)
-	for _, f := range []struct{ name, value string }{{"run_id", in.RunID}, {"incident_id", in.IncidentID}} {
-		if f.value != "" && !runproof.ValidID(f.value) { // as runs and incidents are stored
-			errs.Add(f.name, runproof.IDRule)
-		}
-	}
-	for _, p := range []struct {
-		name, value string
-		dst         **time.Time
-	}{{"period_start", in.PeriodStart, &r.PeriodStart}, {"period_end", in.PeriodEnd, &r.PeriodEnd}} {
-		if p.value == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, p.value)
-		if err != nil {
-			errs.Add(p.name, "must be an RFC 3339 timestamp")
-			continue
-		}
-		t = runproof.Timestamp(t)
-		*p.dst = &t
-	}
-	if r.PeriodStart != nil && r.PeriodEnd != nil && !r.PeriodStart.Before(*r.PeriodEnd) {
-		errs.Add("period_end", "must be after period_start")
-	}
-	if r.BundleType != runproof.BundleSOC2 {
-		if r.Scope == runproof.ScopeCompliance {
-			errs.Add("scope", "compliance is the scope of a SOC 2 bundle: leave it out, or ask for a soc2 bundle")
-		}
-		for _, p := range []struct{ name, value string }{{"period_start", in.PeriodStart}, {"period_end", in.PeriodEnd}} {
-			if p.value != "" {
-				errs.Add(p.name, "only a SOC 2 bundle attests a compliance period: leave it out, or ask for a soc2 bundle")
-			}
-		}
-	}
-	switch {
-	case in.RunID != "" || in.IncidentID != "":
-	case r.Scope == runproof.ScopeCompliance:
-		errs.Add("run_id", "give a run_id or an incident_id: a compliance export covers one incident within its period "+
-			"(exports of a whole period are not available yet)")
-	default:
-		errs.Add("run_id", "give a run_id or an incident_id")
-	}
-	if err := errs.Err(); err != nil {
-		return r, err
-	}
-	r.RunID, r.IncidentID = in.RunID, in.IncidentID
-	return r, nil
-}
-
-// resolve reads what a validated export covers: its run, and its incident
-// if any. A reference to a record the tenant does not have (another
-// tenant's included) is a bad field.
-func (e *Exporter) resolve(ctx context.Context, r request) (request, error) {
-	tenantID := r.TenantID
-	missing := func(err error, field, what string) error {
-		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-			return runproof.Invalid(runproof.FieldError{Field: field, Message: "no such " + what + " in this tenant"})
-		}
-		return err
-	}
-	var inc runproof.Incident
-	if r.IncidentID != "" {
-		var err error
-		if inc, err = e.store.GetIncident(ctx, tenantID, r.IncidentID); err != nil {
-			return r, missing(err, "incident_id", "incident")
-		}
-		if r.RunID != "" && r.RunID != inc.RunID {
-			return r, runproof.Invalid(runproof.FieldError{Field: "run_id", Message: "is not the run of this incident"})
-		}
-		r.RunID = inc.RunID
-	} else {
-		run, err := e.store.GetRun(ctx, tenantID, r.RunID)
-		if err != nil {
-			return r, missing(err, "run_id", "run")
-		}
-		r.IncidentID = run.IncidentID
-	}
-	if r.BundleType == runproof.BundleExecutiveDebrief && r.IncidentID == "" {
-		return r, runproof.Invalid(runproof.FieldError{Field: "run_id",
-			Message: "this run has no incident: an executive debrief describes an incident; export an evidence bundle instead"})
-	}
-	if r.BundleType == runproof.BundleSOC2 && r.IncidentID != "" && (r.PeriodStart != nil || r.PeriodEnd != nil) {
-		if inc.ID == "" { // named by its run
-			var err error
-			if inc, err = e.store.GetIncident(ctx, tenantID, r.IncidentID); err != nil {
-				return r, err
-			}
-		}
-		if err := checkPeriod(r, inc); err != nil {
-			return r, err
-		}
-	}
-	return r, nil
-}
-
-// checkPeriod refuses a SOC 2 compliance period that does not hold the
-// incident's detection: the bundle attests how the incident was handled
-// within it.
-func checkPeriod(r request, inc runproof.Incident) error {
-	start, end := evidence.IncidentPeriod(inc.DetectedAt, r.PeriodStart, r.PeriodEnd)
-	detected := runproof.FormatTime(inc.DetectedAt)
-	switch {
-	case start.After(inc.DetectedAt):
-		return runproof.Invalid(runproof.FieldError{Field: "period_start", Message: fmt.Sprintf(
-			"must be at or before the incident's detection, %s: the period a SOC 2 bundle attests holds its incident", detected)})
-	case !end.After(inc.DetectedAt):
-		return runproof.Invalid(runproof.FieldError{Field: "period_end", Message: fmt.Sprintf(
-			"must be after the incident's detection, %s: the period a SOC 2 bundle attests holds its incident", detected)})
-	}
-	return nil
 }
 
 // Export makes one export end to end and returns its record. The record
@@ -353,90 +128,6 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	return e.finish(ctx, r)
 }
 
-// MaxQueued bounds how long an export Start recorded waits for its turn:
-// one that waits longer fails, so that with MaxDuration it ends before
-// AbandonedAfter.
-const MaxQueued = 20 * time.Minute
-
-// queuedPerPlace is how many exports Start records may wait for each
-// place of the exports made at once; Start refuses more.
-const queuedPerPlace = 4
-
-// Start records an export, pending, and returns its record at once; the
-// export then waits for its turn (MaxQueued at most) and is made on its
-// own, under bg (cancel it to interrupt the export, recorded as such),
-// and ends its record completed or failed, as Export does. Start refuses
-// an export (EUNAVAILABLE) while queuedPerPlace times as many as are made
-// at once already wait.
-func (e *Exporter) Start(ctx, bg context.Context, tenantID string, who Requester, in Input) (runproof.Export, error) {
-	r, err := e.prepare(ctx, tenantID, who, in)
-	if err != nil {
-		return runproof.Export{}, err
-	}
-	if limit := int64(queuedPerPlace * cap(e.turns)); e.queued.Add(1) > limit {
-		e.queued.Add(-1)
-		return runproof.Export{}, runproof.Errorf(runproof.EUNAVAILABLE, "%d exports already wait for one of the %d made at once: ask again later",
-			limit, cap(e.turns))
-	}
-	if r, err = e.record(ctx, r); err != nil {
-		e.queued.Add(-1)
-		return runproof.Export{}, err
-	}
-	e.started.Go(func() {
-		defer e.making.Delete(r.ID)
-		var err error
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("export %s: panic: %v", r.ID, p)
-				e.end(bg, r, runproof.ExportEvent{}, err, "")
-			}
-			var failed *Failed
-			switch {
-			case errors.Is(err, errEndedMeanwhile):
-				e.log.WarnContext(bg, "export ended meanwhile", slog.String("export_id", r.ID), slog.Any("error", err))
-			case err != nil && !errors.As(err, &failed): // a failed export is logged already
-				e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
-			}
-		}()
-		err = e.queue(bg)
-		e.queued.Add(-1)
-		if err != nil {
-			_, err = e.end(bg, r, runproof.ExportEvent{}, err, "")
-			return
-		}
-		defer func() { <-e.turns }()
-		_, err = e.finish(bg, r)
-	})
-	return runproof.FoldExport(r.ExportRequest, nil), nil
-}
-
-// Wait waits until the exports Start began have ended, or ctx ends. Call
-// it once no more Start can come (a server's requests have ended).
-func (e *Exporter) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { e.started.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// prepare checks a request.
-func (e *Exporter) prepare(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
-	r, err := e.check(ctx, tenantID, who, in)
-	if err != nil {
-		return r, err
-	}
-	if e.ledger != nil {
-		if err := e.ledger.Ready(ctx, tenantID); err != nil {
-			return r, err // it could not be recorded in the ledger
-		}
-	}
-	return r, nil
-}
-
 // record records the export, pending, among those being made (Interrupt
 // ends them): each recorded export must be ended (end) and removed from
 // e.making once.
@@ -448,43 +139,6 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	}
 	e.making.Store(r.ID, r.TenantID)
 	return r, nil
-}
-
-// queue waits, in the background, for the turn of an export Start
-// recorded: for MaxQueued at most, and until bg ends.
-func (e *Exporter) queue(bg context.Context) error {
-	timer := time.NewTimer(MaxQueued)
-	defer timer.Stop()
-	err := e.waitTurn(bg, timer.C)
-	if errors.Is(err, errWaitedTooLong) {
-		return runproof.Errorf(runproof.EUNAVAILABLE, "it waited %s for one of the %d exports made at once to finish: ask again later",
-			MaxQueued, cap(e.turns))
-	}
-	return err
-}
-
-// errWaitedTooLong is waitTurn's end when its time to wait ran out.
-var errWaitedTooLong = errors.New("waited too long for a turn")
-
-// waitTurn waits for one of the places of the exports made at once until
-// ctx ends (its error) or expired fires (errWaitedTooLong; nil for
-// never); none is taken once the process drains (errDraining).
-func (e *Exporter) waitTurn(ctx context.Context, expired <-chan time.Time) error {
-	select {
-	case <-e.draining:
-		return errDraining
-	default:
-	}
-	select {
-	case e.turns <- struct{}{}:
-		return nil
-	case <-e.draining:
-		return errDraining
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-expired:
-		return errWaitedTooLong
-	}
 }
 
 // finish makes a recorded export, in its turn, and records its outcome;
@@ -574,124 +228,6 @@ func (e *Exporter) appendToLedger(ctx context.Context, rec runproof.Export) {
 // artifactKey names an export's artifact in the artifact store.
 func artifactKey(r runproof.ExportRequest) string {
 	return r.TenantID + "/" + r.ID + "." + string(r.Format)
-}
-
-// MaxDuration bounds the making of one export: one that takes longer
-// fails ("context deadline exceeded"). Exports of 100 000 steps take
-// seconds.
-const MaxDuration = 30 * time.Minute
-
-// AbandonedAfter is how long after it was requested an export that has not
-// ended is taken for abandoned by a process that stopped: more than
-// MaxQueued and MaxDuration, after which a live process has ended it itself.
-const AbandonedAfter = time.Hour
-
-// takeTurn waits for one of the places of the exports made at once, for
-// as long as the request lasts.
-func (e *Exporter) takeTurn(ctx context.Context) error {
-	if ctx.Err() != nil {
-		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request had ended (the server is stopping, or the client went away)")
-	}
-	err := e.waitTurn(ctx, nil)
-	if err != nil && !errors.Is(err, errDraining) { // ctx ended
-		return runproof.Errorf(runproof.EUNAVAILABLE, "the export was not started: its request ended while it waited for one of the %d exports made at once to finish; ask again",
-			cap(e.turns))
-	}
-	return err
-}
-
-// Making returns how many exports this Exporter is making.
-func (e *Exporter) Making() int {
-	n := 0
-	e.making.Range(func(_, _ any) bool { n++; return true })
-	return n
-}
-
-// Interrupt records the exports this Exporter is still making as failed,
-// interrupted, and returns how many: for a process that stops before they
-// are done, which would otherwise leave them pending until Recover, an hour
-// later. One that ends meanwhile keeps its own end.
-// Its artifact, if the export goes on to write one, is removed by the
-// export itself when its own end is refused.
-func (e *Exporter) Interrupt(ctx context.Context) int {
-	n := 0
-	e.making.Range(func(id, tenant any) bool {
-		ended, err := e.endInterrupted(ctx, tenant.(string), id.(string))
-		if ended {
-			n++
-		} else if err != nil {
-			e.log.WarnContext(ctx, "interrupted export not recorded", slog.String("export_id", id.(string)), slog.Any("error", err))
-		}
-		return true
-	})
-	return n
-}
-
-// endInterrupted records an export as failed, interrupted by the process
-// making it stopping; false when it had ended already.
-func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string) (bool, error) {
-	err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenantID, ExportID: exportID,
-		Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
-		Reason: "interrupted: the process making it stopped before it was done"})
-	if runproof.ErrorCode(err) == runproof.ECONFLICT {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// Recover ends what stopped processes left unfinished in a tenant's
-// exports: an export requested AbandonedAfter ago or more that has not
-// ended is recorded as failed and its artifact, if it got as far as one,
-// removed; temporary artifact files of that age are removed; and finished
-// exports missing from the ledger are appended to it (Ledger.Sync). It
-// returns how many exports it ended.
-func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
-	cutoff := e.now().Add(-AbandonedAfter)
-	stale, err := e.store.UnfinishedExports(ctx, tenantID, cutoff)
-	if err != nil {
-		return 0, err
-	}
-	ended := 0
-	for _, rec := range stale {
-		ok, err := e.endInterrupted(ctx, tenantID, rec.ID)
-		if err != nil {
-			return ended, err
-		} else if !ok {
-			continue // it ended meanwhile
-		}
-		ended++
-		if err := e.artifacts.Remove(artifactKey(rec.ExportRequest)); err != nil {
-			return ended, err
-		}
-	}
-	if _, err := e.artifacts.Sweep(tenantID, cutoff); err != nil {
-		return ended, err
-	}
-	if e.ledger != nil {
-		if _, err := e.ledger.Sync(ctx, tenantID); err != nil {
-			return ended, err
-		}
-	}
-	return ended, nil
-}
-
-// RecoverAll runs Recover for every tenant that has exports, logging what
-// it ended and what failed; one tenant's failure does not stop the others.
-func (e *Exporter) RecoverAll(ctx context.Context) {
-	tenants, err := e.store.ExportTenants(ctx)
-	if err != nil {
-		e.log.ErrorContext(ctx, "exports not recovered", slog.Any("error", err))
-		return
-	}
-	for _, t := range tenants {
-		n, err := e.Recover(ctx, t)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			e.log.ErrorContext(ctx, "exports not recovered", slog.String("tenant_id", t), slog.Any("error", err))
-		case n > 0:
-			e.log.WarnContext(ctx, "interrupted exports recorded as failed", slog.String("tenant_id", t), slog.Int("exports", n))
-		}
-	}
 }
 
 // Failed is the error of an export that was recorded as failed.

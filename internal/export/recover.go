@@ -1,0 +1,95 @@
+package export
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/runproof/runproof/internal/runproof"
+)
+
+// Interrupt records the exports this Exporter is still making as failed,
+// interrupted, and returns how many: for a process that stops before they
+// are done, which would otherwise leave them pending until Recover, an hour
+// later. One that ends meanwhile keeps its own end.
+// Its artifact, if the export goes on to write one, is removed by the
+// export itself when its own end is refused.
+func (e *Exporter) Interrupt(ctx context.Context) int {
+	n := 0
+	e.making.Range(func(id, tenant any) bool {
+		ended, err := e.endInterrupted(ctx, tenant.(string), id.(string))
+		if ended {
+			n++
+		} else if err != nil {
+			e.log.WarnContext(ctx, "interrupted export not recorded", slog.String("export_id", id.(string)), slog.Any("error", err))
+		}
+		return true
+	})
+	return n
+}
+
+// endInterrupted records an export as failed, interrupted by the process
+// making it stopping; false when it had ended already.
+func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string) (bool, error) {
+	err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenantID, ExportID: exportID,
+		Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
+		Reason: "interrupted: the process making it stopped before it was done"})
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Recover ends what stopped processes left unfinished in a tenant's
+// exports: an export requested AbandonedAfter ago or more that has not
+// ended is recorded as failed and its artifact, if it got as far as one,
+// removed; temporary artifact files of that age are removed; and finished
+// exports missing from the ledger are appended to it (Ledger.Sync). It
+// returns how many exports it ended.
+func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
+	cutoff := e.now().Add(-AbandonedAfter)
+	stale, err := e.store.UnfinishedExports(ctx, tenantID, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	ended := 0
+	for _, rec := range stale {
+		ok, err := e.endInterrupted(ctx, tenantID, rec.ID)
+		if err != nil {
+			return ended, err
+		} else if !ok {
+			continue // it ended meanwhile
+		}
+		ended++
+		if err := e.artifacts.Remove(artifactKey(rec.ExportRequest)); err != nil {
+			return ended, err
+		}
+	}
+	if _, err := e.artifacts.Sweep(tenantID, cutoff); err != nil {
+		return ended, err
+	}
+	if e.ledger != nil {
+		if _, err := e.ledger.Sync(ctx, tenantID); err != nil {
+			return ended, err
+		}
+	}
+	return ended, nil
+}
+
+// RecoverAll runs Recover for every tenant that has exports, logging what
+// it ended and what failed; one tenant's failure does not stop the others.
+func (e *Exporter) RecoverAll(ctx context.Context) {
+	tenants, err := e.store.ExportTenants(ctx)
+	if err != nil {
+		e.log.ErrorContext(ctx, "exports not recovered", slog.Any("error", err))
+		return
+	}
+	for _, t := range tenants {
+		n, err := e.Recover(ctx, t)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.ErrorContext(ctx, "exports not recovered", slog.String("tenant_id", t), slog.Any("error", err))
+		case n > 0:
+			e.log.WarnContext(ctx, "interrupted exports recorded as failed", slog.String("tenant_id", t), slog.Int("exports", n))
+		}
+	}
+}
