@@ -170,7 +170,7 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 		if err := os.MkdirAll(c.data, 0o700); err != nil {
 			return nil, fmt.Errorf("cannot create the data directory (--data): %w", err)
 		}
-		path := filepath.Join(c.data, "runproof.db")
+		path := c.sqlitePath()
 		store, err = sqlite.Open(ctx, path)
 		if why := sqlite.Unusable(err); why != "" {
 			return nil, fmt.Errorf("cannot use %s: %s", path, why)
@@ -188,7 +188,7 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 // would answer "nothing there" or "no such incident".
 func openRecorded(ctx context.Context, e *env) (database, error) {
 	if e.engine() == "sqlite" {
-		path := filepath.Join(e.data, "runproof.db")
+		path := e.sqlitePath()
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no runproof database at %s: give --data the data directory runproof serve uses (or --database its PostgreSQL URL)", path)
 		}
@@ -239,8 +239,8 @@ func migrateStore(ctx context.Context, e *env, store database) (before int64, er
 	}
 	start := time.Now()
 	if err := store.Migrate(ctx); err != nil {
-		if why := sqlite.Unusable(err); why != "" {
-			return before, fmt.Errorf("cannot use %s: %s", filepath.Join(e.data, "runproof.db"), why)
+		if why := sqlite.Unusable(err); why != "" && e.engine() == "sqlite" {
+			return before, fmt.Errorf("cannot use %s: %s", e.sqlitePath(), why)
 		}
 		return before, fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)
 	}
@@ -391,8 +391,11 @@ func (c *common) where() string {
 	if c.engine() == "postgres" {
 		return "the PostgreSQL database of --database"
 	}
-	return filepath.Join(c.data, "runproof.db")
+	return c.sqlitePath()
 }
+
+// sqlitePath is the SQLite database file of the data directory.
+func (c *common) sqlitePath() string { return filepath.Join(c.data, "runproof.db") }
 
 // databaseEnv is the line that sets $RUNPROOF_DATABASE_URL, which flags
 // name, to the --database given, when it is not set to it already; its
