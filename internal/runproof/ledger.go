@@ -73,6 +73,21 @@ type LedgerHash struct {
 	Hash  [LedgerHashSize]byte
 }
 
+// OrderLedgerHashes returns the stored hashes found, by index, in the
+// order of indexes: a store reads them in one query, in any order. One
+// missing, or not of LedgerHashSize bytes, is ENOTFOUND.
+func OrderLedgerHashes(tenantID string, indexes []int64, found map[int64][]byte) ([][LedgerHashSize]byte, error) {
+	out := make([][LedgerHashSize]byte, len(indexes))
+	for i, idx := range indexes {
+		h, ok := found[idx]
+		if !ok || len(h) != LedgerHashSize {
+			return nil, Errorf(ENOTFOUND, "ledger hash %d of tenant %q is missing", idx, tenantID)
+		}
+		copy(out[i][:], h)
+	}
+	return out, nil
+}
+
 // LedgerCheckpoint is a signed tree head: the tree of the first Size
 // entries, its hash, and the signed note that says so.
 type LedgerCheckpoint struct {

@@ -175,15 +175,7 @@ func readHashes(ctx context.Context, q querier, tenantID string, indexes []int64
 	for _, r := range rows {
 		found[r.idx] = r.hash
 	}
-	out := make([][runproof.LedgerHashSize]byte, len(indexes))
-	for i, idx := range indexes {
-		h, ok := found[idx]
-		if !ok || len(h) != runproof.LedgerHashSize {
-			return nil, runproof.Errorf(runproof.ENOTFOUND, "ledger hash %d of tenant %q is missing", idx, tenantID)
-		}
-		copy(out[i][:], h)
-	}
-	return out, nil
+	return runproof.OrderLedgerHashes(tenantID, indexes, found)
 }
 
 // LedgerEntries returns the entries with index in [from, to).
