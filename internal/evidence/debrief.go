@@ -88,8 +88,10 @@ type incidentFacts struct {
 	task              string // the goal in quotes, or "its task"
 	upTo              int64  // steps up to and including the inflection
 	costMicro         int64  // cost of those steps
-	afterStop         int64  // steps sent after the inflection
+	afterStop         int64  // steps after the inflection, in later requests when it was stopped
 	afterMicro        int64  // their cost
+	withStop          int64  // steps after the inflection in its own request: recorded at the stop
+	withMicro         int64  // their cost
 	threshold, actual int64  // limits: in the type's fixed-point unit
 	overHalf          bool   // limits: actual ≥ 1.5 × threshold
 	risk              runproof.RiskLevel
@@ -108,9 +110,15 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 				return err
 			}
 		}
-		if s.Index <= inc.InflectionStepIndex {
+		switch {
+		case s.Index <= inc.InflectionStepIndex:
 			f.costMicro += s.CostMicrocents
-		} else {
+		case f.contained != nil && !s.RecordedAt.After(*f.contained):
+			// Sent with the step that broke the rule: the agent learns of
+			// the stop from the answer to that request.
+			f.withStop++
+			f.withMicro += s.CostMicrocents
+		default:
 			f.afterStop++
 			f.afterMicro += s.CostMicrocents
 		}
@@ -179,6 +187,10 @@ func summary(f incidentFacts) string {
 		second = fmt.Sprintf("By then the run had cost %s, and %s.", dollars(f.costMicro), second)
 	}
 	s := first + " " + second
+	if f.withStop > 0 {
+		s += fmt.Sprintf(" %s came in the same request as that step, before the agent could learn of the stop.",
+			upperFirst(count(f.withStop, "more step", "more steps")))
+	}
 	switch {
 	case f.afterStop > 0 && f.contained != nil:
 		s += fmt.Sprintf(" The agent then sent %s even though it had been told to stop.", count(f.afterStop, "more step", "more steps"))
@@ -190,6 +202,9 @@ func summary(f incidentFacts) string {
 
 func impact(f incidentFacts) string {
 	s := fmt.Sprintf("The run cost %s up to and including the step that broke the rule.", dollars(f.costMicro))
+	if f.withMicro > 0 {
+		s += fmt.Sprintf(" The steps sent in the same request cost a further %s.", dollars(f.withMicro))
+	}
 	switch {
 	case f.afterMicro > 0 && f.contained != nil:
 		s += fmt.Sprintf(" The steps it sent after being told to stop cost a further %s.", dollars(f.afterMicro))
@@ -226,6 +241,10 @@ func actions(f incidentFacts) []string {
 	}
 	if f.afterStop > 0 && f.contained != nil {
 		a = append(a, fmt.Sprintf("Make the agent honour stop decisions: it sent %s after it was told to stop.", count(f.afterStop, "more step", "more steps")))
+	}
+	if f.withStop > 0 {
+		a = append(a, fmt.Sprintf("Have the agent send its steps as it takes them, or in smaller batches: %s came in the same request as the step that broke the rule, so the stop could only reach it after them.",
+			count(f.withStop, "more step", "more steps")))
 	}
 	a = append(a, map[runproof.PolicyType]string{
 		runproof.PolicyCostLimit:      "Find out why this task cost more than its spending limit before letting the agent run it again.",

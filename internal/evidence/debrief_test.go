@@ -179,6 +179,31 @@ func TestDebriefText(t *testing.T) {
 	}
 }
 
+// TestDebriefSameRequest: steps that came in the request of the step that
+// broke the rule were sent before the agent could learn of the stop; they
+// are not said to be sent after it.
+func TestDebriefSameRequest(t *testing.T) {
+	b := debrief(t, simulate(t, runSpec{n: 1, goal: "Summarise the quarterly sales report for the board",
+		policies:   []runproof.Policy{pol("cost cap", runproof.PolicyCostLimit, "100", runproof.ActionStop)},
+		steps:      same(6, stepSpec{typ: "llm:gpt-4o", in: 400, out: 150, costMicro: 30 * cent, durMicro: 1_250_500}),
+		detect:     200 * time.Millisecond,
+		oneRequest: true,
+	}))
+	want := "It was stopped 0.2 seconds after that step. " +
+		"2 more steps came in the same request as that step, before the agent could learn of the stop."
+	if !strings.HasSuffix(b.IncidentSummary, want) {
+		t.Errorf("summary\n got %s\nwant …%s", b.IncidentSummary, want)
+	}
+	if !strings.Contains(b.BusinessImpact, "The steps sent in the same request cost a further $0.60.") ||
+		strings.Contains(b.BusinessImpact, "told to stop") {
+		t.Errorf("impact: %s", b.BusinessImpact)
+	}
+	actions := strings.Join(b.RecommendedActions, "\n")
+	if !strings.Contains(actions, "in smaller batches: 2 more steps came in the same request") || strings.Contains(actions, "honour") {
+		t.Errorf("actions:\n%s", actions)
+	}
+}
+
 func TestDebriefNeedsIncident(t *testing.T) {
 	_, err := evidence.BuildExecutiveDebrief(cleanRun(t), goldenOptions())
 	if runproof.ErrorCode(err) != runproof.EINVALID || !strings.Contains(err.Error(), "export an evidence bundle instead") {

@@ -30,6 +30,9 @@ type runSpec struct {
 	steps    []stepSpec
 	history  evidence.AgentHistory
 	detect   time.Duration // detection delay after the inflection step's timestamp
+	// oneRequest: the steps after the inflection came in the request that
+	// held it, and were recorded with it, at the stop.
+	oneRequest bool
 }
 
 func pol(name string, typ runproof.PolicyType, threshold string, action runproof.Action, stepTypes ...string) runproof.Policy {
@@ -84,6 +87,9 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		s.ContentHash = runproof.StepContentHash(s)
 		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: src.Run.Status == runproof.RunStopped, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = r.Status, r.IsInflection, r.Findings, s.Timestamp
+		if rs.oneRequest && src.Run.StoppedAt != nil {
+			s.RecordedAt = *src.Run.StoppedAt
+		}
 		src.Run.Totals = r.Totals
 		if r.IsInflection {
 			v := *r.Violation
