@@ -45,10 +45,13 @@ checksum of the record.
   --prepared-for NAME   the reader of an executive debrief
   --prepared-by NAME    its author (default: your user name)
   --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
-  --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
-  --period-end TIME     incident's UTC day); refused for other bundle types
                         (a debrief's options are taken and recorded with
                         other bundle types, which show them nowhere)
+  --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
+  --period-end TIME     incident's UTC day; for a run without incident, none,
+                        or the run start's day for the end not given); it
+                        must hold the incident's detection (the run's start);
+                        refused for other bundle types
   --no-steps            leave the steps out (their count and totals stay)
   --include-content     include each step's content, not only its digest
 ` + commonHelp + `

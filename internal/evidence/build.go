@@ -231,8 +231,12 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	}
 	b.ControlMappings = controlMappings(src, &ev)
 	start, end := opts.PeriodStart, opts.PeriodEnd
-	if inc := src.Incident; inc != nil {
-		from, to := IncidentPeriod(inc.DetectedAt, start, end)
+	switch {
+	case src.Incident != nil:
+		from, to := CompliancePeriod(src.Incident.DetectedAt, start, end)
+		start, end = &from, &to
+	case start != nil || end != nil:
+		from, to := CompliancePeriod(src.Run.StartedAt, start, end)
 		start, end = &from, &to
 	}
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
@@ -247,11 +251,12 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	return b, b.sealContent() // the evidence digest is set
 }
 
-// IncidentPeriod is the compliance period of the SOC 2 bundle of an
-// incident detected at detectedAt: the ends asked for, each defaulting to
-// that of the UTC day of the detection, from midnight to the next midnight.
-func IncidentPeriod(detectedAt time.Time, start, end *time.Time) (time.Time, time.Time) {
-	day := detectedAt.UTC().Truncate(24 * time.Hour)
+// CompliancePeriod is the compliance period of a SOC 2 bundle about at
+// (its incident's detection; its run's start when it has none): the ends
+// asked for, each defaulting to that of at's UTC day, from midnight to the
+// next midnight.
+func CompliancePeriod(at time.Time, start, end *time.Time) (time.Time, time.Time) {
+	day := at.UTC().Truncate(24 * time.Hour)
 	next := day.Add(24 * time.Hour)
 	return *cmp.Or(start, &day), *cmp.Or(end, &next)
 }

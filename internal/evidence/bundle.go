@@ -58,7 +58,7 @@ type Options struct {
 	IncludeContent  bool // with IncludeRawSteps: each step's content, not only its digest
 	PreparedFor     string
 	PreparedBy      string     // debrief: a name for people; "system" when empty
-	PeriodStart     *time.Time // SOC 2 compliance period; default the incident's UTC day
+	PeriodStart     *time.Time // SOC 2 compliance period; default the incident's UTC day (without incident: the run start's, when one end is given; else none)
 	PeriodEnd       *time.Time
 	Classification  string // debrief: INTERNAL, CONFIDENTIAL (default) or PUBLIC
 

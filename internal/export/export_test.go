@@ -506,7 +506,7 @@ func TestDebriefClassification(t *testing.T) {
 func TestPeriod(t *testing.T) {
 	_, inc, e := seededExporter(t)
 	ctx := context.Background()
-	dayStart, dayEnd := evidence.IncidentPeriod(inc.DetectedAt, nil, nil)
+	dayStart, dayEnd := evidence.CompliancePeriod(inc.DetectedAt, nil, nil)
 	start := runproof.Timestamp(dayStart.Add(inc.DetectedAt.Sub(dayStart) / 2))
 	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
 		PeriodStart: start.Format(time.RFC3339Nano)})
@@ -539,6 +539,57 @@ func TestPeriod(t *testing.T) {
 	if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json",
 		PeriodStart: at(0), PeriodEnd: at(time.Microsecond)}); err != nil {
 		t.Errorf("a period from the detection on: %v", err)
+	}
+}
+
+// TestPeriodWithoutIncident: the SOC 2 bundle of a run without incident
+// attests a period only when asked; one end given takes the other from the
+// run start's UTC day, and the period must hold the run's start. A
+// compliance export of such a run must give its period.
+func TestPeriodWithoutIncident(t *testing.T) {
+	store, _, e := seededExporter(t)
+	ctx := context.Background()
+	runs, err := store.ListRuns(ctx, runproof.ListRunsParams{TenantID: demo.Tenant, Status: runproof.RunCompleted, Limit: 1})
+	if err != nil || len(runs) != 1 || runs[0].IncidentID != "" {
+		t.Fatalf("no completed run without incident: %v %v", runs, err)
+	}
+	run := runs[0]
+	soc2 := func(in export.Input) (evidence.SOC2Bundle, error) {
+		in.RunID, in.BundleType, in.Format = run.ID, runproof.BundleSOC2, runproof.FormatJSON
+		rec, err := e.Export(ctx, demo.Tenant, auditor, in)
+		if err != nil {
+			return evidence.SOC2Bundle{}, err
+		}
+		return soc2Of(t, e, rec), nil
+	}
+	if b, err := soc2(export.Input{}); err != nil || b.CompliancePeriodStart != "" || b.CompliancePeriodEnd != "" {
+		t.Errorf("no period asked: %q – %q, %v; want none", b.CompliancePeriodStart, b.CompliancePeriodEnd, err)
+	}
+	_, dayEnd := evidence.CompliancePeriod(run.StartedAt, nil, nil)
+	start := run.StartedAt.Add(-time.Hour)
+	b, err := soc2(export.Input{PeriodStart: start.Format(time.RFC3339Nano)})
+	if err != nil || b.CompliancePeriodStart != runproof.FormatTime(start) || b.CompliancePeriodEnd != runproof.FormatTime(dayEnd) {
+		t.Errorf("period_start only: %q – %q, %v; want %s – %s", b.CompliancePeriodStart, b.CompliancePeriodEnd, err,
+			runproof.FormatTime(start), runproof.FormatTime(dayEnd))
+	}
+	at := func(d time.Duration) string { return run.StartedAt.Add(d).Format(time.RFC3339Nano) }
+	for _, c := range []struct {
+		in    export.Input
+		field string
+	}{
+		{export.Input{PeriodStart: "2020-01-01T00:00:00Z", PeriodEnd: "2020-01-02T00:00:00Z"}, "period_end"},
+		{export.Input{PeriodStart: at(time.Second)}, "period_start"},
+		{export.Input{PeriodEnd: at(0)}, "period_end"},
+		{export.Input{Scope: runproof.ScopeCompliance}, "period_start"},
+	} {
+		_, err := soc2(c.in)
+		var fe *runproof.Error
+		if !errors.As(err, &fe) || len(fe.Fields) != 1 || fe.Fields[0].Field != c.field {
+			t.Errorf("%+v: %v, want a bad %s", c.in, err, c.field)
+		}
+	}
+	if _, err := soc2(export.Input{Scope: runproof.ScopeCompliance, PeriodEnd: at(time.Hour)}); err != nil {
+		t.Errorf("a compliance export with its period: %v", err)
 	}
 }
 

@@ -178,6 +178,7 @@ func (e *Exporter) resolve(ctx context.Context, r request) (request, error) {
 		return err
 	}
 	var inc runproof.Incident
+	var run runproof.Run
 	if r.IncidentID != "" {
 		var err error
 		if inc, err = e.store.GetIncident(ctx, tenantID, r.IncidentID); err != nil {
@@ -188,8 +189,8 @@ func (e *Exporter) resolve(ctx context.Context, r request) (request, error) {
 		}
 		r.RunID = inc.RunID
 	} else {
-		run, err := e.store.GetRun(ctx, tenantID, r.RunID)
-		if err != nil {
+		var err error
+		if run, err = e.store.GetRun(ctx, tenantID, r.RunID); err != nil {
 			return r, missing(err, "run_id", "run")
 		}
 		r.IncidentID = run.IncidentID
@@ -198,33 +199,40 @@ func (e *Exporter) resolve(ctx context.Context, r request) (request, error) {
 		return r, runproof.Invalid(runproof.FieldError{Field: "run_id",
 			Message: "this run has no incident: an executive debrief describes an incident; export an evidence bundle instead"})
 	}
-	if r.BundleType == runproof.BundleSOC2 && r.IncidentID != "" && (r.PeriodStart != nil || r.PeriodEnd != nil) {
+	if r.BundleType != runproof.BundleSOC2 {
+		return r, nil
+	}
+	switch {
+	case r.IncidentID != "" && (r.PeriodStart != nil || r.PeriodEnd != nil):
 		if inc.ID == "" { // named by its run
 			var err error
 			if inc, err = e.store.GetIncident(ctx, tenantID, r.IncidentID); err != nil {
 				return r, err
 			}
 		}
-		if err := checkPeriod(r, inc); err != nil {
-			return r, err
-		}
+		return r, checkPeriod(r, inc.DetectedAt, "the incident's detection")
+	case r.IncidentID == "" && (r.PeriodStart != nil || r.PeriodEnd != nil):
+		return r, checkPeriod(r, run.StartedAt, "the run's start")
+	case r.IncidentID == "" && r.Scope == runproof.ScopeCompliance:
+		return r, runproof.Invalid(runproof.FieldError{Field: "period_start", Message: "this run has no incident, so no day to attest by default: " +
+			"give the compliance period (period_start, period_end, or both), or leave scope out"})
 	}
 	return r, nil
 }
 
-// checkPeriod refuses a SOC 2 compliance period that does not hold the
-// incident's detection: the bundle attests how the incident was handled
-// within it.
-func checkPeriod(r request, inc runproof.Incident) error {
-	start, end := evidence.IncidentPeriod(inc.DetectedAt, r.PeriodStart, r.PeriodEnd)
-	detected := runproof.FormatTime(inc.DetectedAt)
+// checkPeriod refuses a SOC 2 compliance period that does not hold at:
+// the detection of the bundle's incident, or the start of its run when it
+// has none (what, in words). The bundle attests what happened within it.
+func checkPeriod(r request, at time.Time, what string) error {
+	start, end := evidence.CompliancePeriod(at, r.PeriodStart, r.PeriodEnd)
+	when := runproof.FormatTime(at)
 	switch {
-	case start.After(inc.DetectedAt):
+	case start.After(at):
 		return runproof.Invalid(runproof.FieldError{Field: "period_start", Message: fmt.Sprintf(
-			"must be at or before the incident's detection, %s: the period a SOC 2 bundle attests holds its incident", detected)})
-	case !end.After(inc.DetectedAt):
+			"must be at or before %s, %s: the period a SOC 2 bundle attests holds what it attests", what, when)})
+	case !end.After(at):
 		return runproof.Invalid(runproof.FieldError{Field: "period_end", Message: fmt.Sprintf(
-			"must be after the incident's detection, %s: the period a SOC 2 bundle attests holds its incident", detected)})
+			"must be after %s, %s: the period a SOC 2 bundle attests holds what it attests", what, when)})
 	}
 	return nil
 }
