@@ -187,7 +187,7 @@ type runList struct {
 // status, from and to.
 func runFilter(c *call) (service.RunFilter, error) {
 	q := newQuery(c)
-	f := service.RunFilter{AgentID: q.str("agent_id"), Cursor: q.str("cursor"), Limit: q.limit(service.MaxRunsPage),
+	f := service.RunFilter{AgentID: q.str("agent_id"), Cursor: q.str("cursor"), Limit: q.limit(),
 		Status: runproof.RunStatus(q.oneOf("status", []string{string(runproof.RunRunning), string(runproof.RunStopped),
 			string(runproof.RunCompleted), string(runproof.RunFailed), string(runproof.RunCancelled)}))}
 	f.From, f.To = q.period()
@@ -241,10 +241,11 @@ type traceDoc struct {
 }
 
 // stepPage parses the page of a run's steps a query asks for: from_index
-// (0 by default) and limit (1 to service.MaxTracePage; 0 when not given).
+// (0 by default) and limit (1 to the route's most, service.MaxTracePage;
+// 0 when not given).
 func stepPage(c *call) (from int64, limit int, err error) {
 	q := newQuery(c)
-	from, limit = q.count("from_index"), q.limit(service.MaxTracePage)
+	from, limit = q.count("from_index"), q.limit()
 	return from, limit, q.err()
 }
 

@@ -39,7 +39,10 @@ func (s *Server) OpenAPI() map[string]any {
 		}
 		for _, q := range rt.query {
 			schema := map[string]any{"type": "string"}
-			if q == "limit" || q == "offset" || q == "from_index" {
+			switch q {
+			case "limit":
+				schema = map[string]any{"type": "integer", "minimum": 1, "maximum": rt.limitMax()}
+			case "offset", "from_index":
 				schema = map[string]any{"type": "integer", "minimum": 0}
 			}
 			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": schema})

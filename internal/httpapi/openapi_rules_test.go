@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -143,5 +144,54 @@ func TestOpenAPIEnumsAreTheDomains(t *testing.T) {
 		if got := enum(c.schema, c.member); !slices.Equal(got, c.want) {
 			t.Errorf("%s.%s: the document allows %v, the domain %v", c.schema, c.member, got, c.want)
 		}
+	}
+}
+
+// TestOpenAPILimits: every limit parameter the document lists takes its
+// maximum and refuses one more, and 0, naming limit.
+func TestOpenAPILimits(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+	incident := e.stoppedRun(admin, agent)
+	var doc map[string]any
+	e.must(200, e.do("GET", "/openapi.json", "", nil)).decode(t, &doc)
+	ids := strings.NewReplacer("{run_id}", "r-1", "{incident_id}", incident)
+	checked := 0
+	for route, item := range doc["paths"].(map[string]any) {
+		get, ok := item.(map[string]any)["get"].(map[string]any)
+		if !ok {
+			continue
+		}
+		params, _ := get["parameters"].([]any)
+		for _, p := range params {
+			p := p.(map[string]any)
+			if p["name"] != "limit" {
+				continue
+			}
+			schema := p["schema"].(map[string]any)
+			most, ok := schema["maximum"].(float64)
+			if !ok || schema["minimum"] != 1.0 {
+				t.Errorf("GET %s: limit is %v, want a minimum of 1 and a maximum", route, schema)
+				continue
+			}
+			path := ids.Replace(route)
+			if r := e.do("GET", fmt.Sprintf("%s?limit=%d", path, int(most)), admin, nil); r.status != 200 {
+				t.Errorf("GET %s?limit=%d (the maximum): status %d, %s", path, int(most), r.status, r.body)
+			}
+			for _, bad := range []int{0, int(most) + 1} {
+				r := e.do("GET", fmt.Sprintf("%s?limit=%d", path, bad), admin, nil)
+				var prob httpapi.Problem
+				if r.status == 422 {
+					r.decode(t, &prob)
+				}
+				if r.status != 422 || len(prob.Errors) != 1 || prob.Errors[0].Field != "limit" {
+					t.Errorf("GET %s?limit=%d: status %d, %s; want 422 naming limit", path, bad, r.status, r.body)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Errorf("%d routes with a limit checked, want them all", checked)
 	}
 }

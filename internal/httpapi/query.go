@@ -16,11 +16,12 @@ import (
 // fault, so that one answer names them all (err). checkQuery has refused
 // parameters the route does not take, and any given twice.
 type query struct {
-	get  func(string) string
-	errs runproof.Fields
+	get      func(string) string
+	errs     runproof.Fields
+	maxLimit int // the route's
 }
 
-func newQuery(c *call) *query { return &query{get: c.r.URL.Query().Get} }
+func newQuery(c *call) *query { return &query{get: c.r.URL.Query().Get, maxLimit: c.maxLimit} }
 
 // err returns the parameters at fault, nil if none.
 func (q *query) err() error { return q.errs.Err() }
@@ -58,15 +59,16 @@ func (q *query) count(name string) int64 {
 	return n
 }
 
-// limit returns limit, from 1 to most (0 when absent: the default).
-func (q *query) limit(most int) int {
-	n, _ := q.whole("limit", 1, int64(most), fmt.Sprintf("must be a whole number from 1 to %d", most))
+// limit returns limit, from 1 to the route's most (0 when absent: the
+// default).
+func (q *query) limit() int {
+	n, _ := q.whole("limit", 1, int64(q.maxLimit), fmt.Sprintf("must be a whole number from 1 to %d", q.maxLimit))
 	return int(n)
 }
 
-// page returns limit (1 to 100, 50 when absent) and offset.
+// page returns limit (50 when absent) and offset.
 func (q *query) page() (limit, offset int) {
-	return cmp.Or(q.limit(100), 50), int(q.count("offset"))
+	return cmp.Or(q.limit(), 50), int(q.count("offset"))
 }
 
 // period returns from and to, RFC 3339 timestamps with from before to;

@@ -37,12 +37,12 @@ func (s *Server) routeTable() []route {
 			request: otlpTracesDoc{}, response: otlpResponseDoc{}, handle: s.otlpTraces},
 
 		{method: "GET", path: "/api/v1/logs/llm-runs", perm: read, evidence: true, summary: "Runs, newest first, with cursor pagination.",
-			query: runQuery, response: runList{}, handle: s.listRuns},
+			query: runQuery, maxLimit: service.MaxRunsPage, response: runList{}, handle: s.listRuns},
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/envelope", perm: read, evidence: true, summary: "O1: the canonical run record.",
 			response: runproof.Run{}, handle: s.envelope},
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/trace", perm: read, evidence: true,
-			summary:  "O2: every step of the run, in index order, up to 10000 an answer (next_from_index, when more).",
-			query:    []string{"from_index", "limit"},
+			summary: "O2: every step of the run, in index order, up to 10000 an answer (next_from_index, when more).",
+			query:   []string{"from_index", "limit"}, maxLimit: service.MaxTracePage,
 			response: traceDoc{}, handle: s.trace},
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/governance", perm: read, evidence: true, summary: "O3: policy snapshot, evaluations, incidents.",
 			response: service.Governance{}, handle: s.governance},
@@ -53,12 +53,12 @@ func (s *Server) routeTable() []route {
 			query: []string{"limit", "offset"}, response: runExportsDoc{}, handle: s.runExports},
 
 		{method: "GET", path: "/api/v1/logs/system", perm: read, evidence: true, summary: "Runs as runproof handled them, newest first, with cursor pagination.",
-			query: runQuery, response: systemRunList{}, handle: s.listSystem},
+			query: runQuery, maxLimit: service.MaxRunsPage, response: systemRunList{}, handle: s.listSystem},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/snapshot", perm: read, evidence: true, summary: "O1: the configuration in force for a run: its policy snapshot.",
 			response: runproof.Snapshot{}, handle: s.systemSnapshot},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/telemetry", perm: read, evidence: true, summary: "O2: per-step numbers with running totals, up to 10000 steps an answer (next_from_index, when more), " +
 			"the run's totals and the share of each limit policy used.",
-			query: []string{"from_index", "limit"}, response: service.Telemetry{}, handle: s.systemTelemetry},
+			query: []string{"from_index", "limit"}, maxLimit: service.MaxTracePage, response: service.Telemetry{}, handle: s.systemTelemetry},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/events", perm: read, evidence: true, summary: "O3: the run's system events in time order: run.started, step.warning, incident.opened, run.stopped, " +
 			"steps.after_stop, run.completed|failed|cancelled|ended, export.completed|failed (docs/logs.md).",
 			response: service.RunEvents{}, handle: s.systemEvents},

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -163,9 +164,10 @@ func correlationID(ctx context.Context) string {
 
 // call is what a handler gets: the request, the caller's key and helpers.
 type call struct {
-	r      *http.Request
-	key    runproof.APIKey
-	detail string // for the audit event of the request
+	r        *http.Request
+	key      runproof.APIKey
+	detail   string // for the audit event of the request
+	maxLimit int    // the most the route's limit parameter may be
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
@@ -189,8 +191,18 @@ type route struct {
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
 	query        []string
-	handle       handler
+	// maxLimit is the most its limit parameter, when it takes one, may be
+	// (pageMax when 0); the OpenAPI document states it.
+	maxLimit int
+	handle   handler
 }
+
+// pageMax is the most a page of a list holds unless its route says
+// otherwise.
+const pageMax = 100
+
+// limitMax is the most the route's limit parameter may be.
+func (rt route) limitMax() int { return cmp.Or(rt.maxLimit, pageMax) }
 
 type statusWriter struct {
 	http.ResponseWriter
@@ -230,7 +242,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			return rt.handle(sw, c)
 		}
 		if rt.perm == "" {
-			if err := handle(&call{r: r}); err != nil {
+			if err := handle(&call{r: r, maxLimit: rt.limitMax()}); err != nil {
 				s.fail(sw, r, err)
 			}
 			return
@@ -255,7 +267,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		if key.AgentID != "" { // an agent key bound to its agent acts for it alone
 			r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
 		}
-		c := &call{r: r, key: key}
+		c := &call{r: r, key: key, maxLimit: rt.limitMax()}
 		if signed {
 			c.detail = "with a signed download URL made out to this key"
 		}
