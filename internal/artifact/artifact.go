@@ -114,7 +114,8 @@ func (d *Dir) Open(key string) (io.ReadSeekCloser, error) {
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, runproof.Errorf(runproof.ENOTFOUND, "the artifact of this export is missing from the artifact store")
+		return nil, runproof.Errorf(runproof.ENOTFOUND, "the artifact of this export is not in the artifact store: it was removed, or made by a server with another data directory "+
+			"(servers on one database share their exports' files only through one artifacts directory, DIR/artifacts)")
 	}
 	return f, err
 }

@@ -372,7 +372,28 @@ func (e *Exporter) Open(ctx context.Context, tenantID, exportID string) (runproo
 	if err != nil {
 		return rec, nil, err
 	}
+	if err := checkArtifact(rec, f); err != nil {
+		f.Close()
+		return rec, nil, err
+	}
 	return rec, f, nil
+}
+
+// checkArtifact reads an export's artifact through and compares its size
+// and sha256 with those recorded when it was made, leaving it at its
+// start: a file damaged or replaced on disk is not served as the export.
+func checkArtifact(rec runproof.Export, f io.ReadSeeker) error {
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("read the artifact of export %s: %w", rec.ID, err)
+	}
+	if sum := runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)); n != rec.SizeBytes || sum != rec.Checksum {
+		return runproof.Errorf(runproof.ECONFLICT, "the artifact of export %s is damaged: it has %d bytes of %s, "+
+			"not the %d bytes of %s recorded when it was made; export again", rec.ID, n, sum, rec.SizeBytes, rec.Checksum)
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }
 
 // Delivered records the first delivery of an export; later ones are no-ops.

@@ -271,6 +271,43 @@ func (p *failingPending) Write(b []byte) (int, error) {
 	return p.Pending.Write(b)
 }
 
+// TestDamagedArtifact: an artifact changed or cut short on disk after its
+// export is refused, not served as the export; the untouched one opens.
+func TestDamagedArtifact(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	inc := seeded(t, store)
+	arts, root := tempArtifacts(t)
+	e := newExporter(t, store, arts)
+	ctx := context.Background()
+	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := download(t, e, rec)
+	path := filepath.Join(root, filepath.FromSlash(rec.Artifact))
+	for name, damaged := range map[string][]byte{
+		"a byte changed": append([]byte{good[0] ^ 1}, good[1:]...),
+		"cut short":      good[:len(good)/2],
+	} {
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, f, err := e.Open(ctx, demo.Tenant, rec.ID)
+		if f != nil {
+			f.Close()
+		}
+		if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "is damaged") {
+			t.Errorf("%s: %v, want a conflict saying it is damaged", name, err)
+		}
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b := download(t, e, rec); !bytes.Equal(b, good) {
+		t.Error("the artifact restored does not download as it was")
+	}
+}
+
 // TestFailedExport: a write that fails mid-way leaves a failed record and
 // no artifact, on both engines.
 func TestFailedExport(t *testing.T) {

@@ -16,6 +16,11 @@ const (
 	auditChunk      = 500
 )
 
+// auditTimeout bounds one write of audit events: a database slower than
+// that is taken for away, and the events wait to be written again. A
+// request's connection waits for its event's first write.
+const auditTimeout = 3 * time.Second
+
 // auditRetry writes again, in the background, the audit events of answered
 // requests that the database could not be reached for. One goroutine, run
 // only while events wait, writes them oldest first, a chunk at a time,
@@ -48,7 +53,7 @@ type waitingEvent struct {
 }
 
 func newAuditRetry(record func(context.Context, ...runproof.AuditEvent) error, log *slog.Logger) *auditRetry {
-	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff, timeout: 10 * time.Second, now: time.Now,
+	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff, timeout: auditTimeout, now: time.Now,
 		wake: make(chan struct{}, 1)}
 	for _, w := range q.waits {
 		q.maxWait += w

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -15,10 +17,13 @@ func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, c *call) error {
-	if err := s.svc.Ping(c.r.Context()); err != nil {
+	ctx, cancel := context.WithTimeout(c.r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.svc.Ping(ctx); err != nil {
 		s.log.WarnContext(c.r.Context(), "store not ready", slog.Any("error", err))
+		w.Header().Set("Retry-After", "30")
 		writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/not_ready", Title: "Service Unavailable",
-			Status: http.StatusServiceUnavailable, Detail: "the store does not answer"})
+			Status: http.StatusServiceUnavailable, Detail: fmt.Sprintf("the store does not answer within %v", readyTimeout)})
 		return nil
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

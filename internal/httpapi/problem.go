@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -40,6 +42,11 @@ type Problem struct {
 // (the database cannot be reached, the server is stopping) is logged as a
 // warning with its cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || runproof.ErrorCode(err) == runproof.EINTERNAL) {
+		// The request's own time ran out (Options.RequestTimeout): the
+		// database is slow or hangs.
+		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was not done in time: the database is slow or does not answer; retry shortly (%v)", err)
+	}
 	code := runproof.ErrorCode(err)
 	status, ok := statusOf[code]
 	if !ok {

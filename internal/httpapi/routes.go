@@ -76,7 +76,7 @@ func (s *Server) routeTable() []route {
 			request: service.RemediationInput{}, response: runproof.Incident{}, handle: s.setRemediation},
 
 		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger. With `Prefer: respond-async`, answered at once (202), made in the background.",
-			request: export.Input{}, response: exportView{}, status: http.StatusCreated, async: true, handle: s.createExport},
+			request: export.Input{}, response: exportView{}, status: http.StatusCreated, async: true, long: true, handle: s.createExport},
 		{method: "GET", path: "/api/v1/exports", perm: exp, summary: "Export records, newest first.",
 			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
 		{method: "GET", path: "/api/v1/exports/{export_id}", perm: exp, summary: "One export record.",
@@ -89,7 +89,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/exports/{export_id}/download", perm: exp, signedURL: true,
 			summary: "The artifact, with its sha256 in Repr-Digest; the first download is recorded. With the query of a record's download_url " +
 				"(tenant, key, expires, signature), no API key is needed until it expires, 15 minutes after it was given.",
-			query: []string{"tenant", "key", "expires", "signature"}, handle: s.downloadExport},
+			query: []string{"tenant", "key", "expires", "signature"}, long: true, handle: s.downloadExport},
 		{method: "GET", path: "/api/v1/exports/{export_id}/proof", perm: exp, summary: "Inclusion proof of the export's ledger entry against the latest signed checkpoint.",
 			response: proofDoc{}, handle: s.exportProof},
 		{method: "GET", path: "/api/v1/signing-keys", perm: read, summary: "Public keys that sign ZIP manifests and ledger checkpoints, active first; retired keys stay listed.",
@@ -99,11 +99,11 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the tree of size from (any size up to to) is a prefix of the checkpoint of size to (default: the latest).",
 			query: []string{"from", "to"}, response: consistencyDoc{}, handle: s.ledgerConsistency},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/evidence", perm: exp, summary: "The evidence bundle of an incident, as the response body.",
-			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleEvidence)},
+			request: incidentExportDoc{}, long: true, handle: s.incidentExport(runproof.BundleEvidence)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/soc2", perm: exp, summary: "The SOC 2 bundle of an incident, as the response body.",
-			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleSOC2)},
+			request: incidentExportDoc{}, long: true, handle: s.incidentExport(runproof.BundleSOC2)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/executive-debrief", perm: exp, summary: "The executive debrief of an incident, as the response body.",
-			request: incidentExportDoc{}, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
+			request: incidentExportDoc{}, long: true, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
 
 		{method: "GET", path: "/api/v1/logs/audit", perm: audit, evidence: true, summary: "Audit events, newest first.",
 			query: append([]string{"category"}, periodQuery...), response: auditList{}, handle: s.listAudit("")},

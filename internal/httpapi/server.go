@@ -49,7 +49,19 @@ type Options struct {
 	// made under, after their requests end: cancelling it interrupts them
 	// (recorded as such). Default: never cancelled.
 	Background context.Context
+	// RequestTimeout bounds a request, but an export made in it and a
+	// download (route.long): one the database does not answer within it,
+	// as when the database hangs, fails with 503 and Retry-After instead
+	// of holding its client. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is the default Options.RequestTimeout: far more
+// than the largest batch of steps takes.
+const DefaultRequestTimeout = 30 * time.Second
+
+// readyTimeout bounds /readyz's check of the store.
+const readyTimeout = 3 * time.Second
 
 // Server is the HTTP API. Create it with New.
 type Server struct {
@@ -67,13 +79,15 @@ type Server struct {
 	keyUses []signing.KeyUse
 	audits  *auditRetry // audit events waiting for the database
 	// background is Options.Background.
-	background context.Context
+	background     context.Context
+	requestTimeout time.Duration
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
-		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background}
+		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
+		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)}
 	if s.background == nil {
 		s.background = context.Background()
 	}
@@ -188,6 +202,7 @@ type route struct {
 	// nothing and answers the same body, for the OpenAPI document.
 	repeatStatus int
 	async        bool // answers 202 with the same body when asked with Prefer: respond-async
+	long         bool // may take minutes (an export made in the request, a download): no RequestTimeout
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
 	query        []string
@@ -231,6 +246,11 @@ func (s *Server) wrap(rt route) http.Handler {
 	name := rt.method + " " + rt.path
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if !rt.long && s.requestTimeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			s.metrics.observe(name, sw.status, time.Since(start))
@@ -294,11 +314,17 @@ func (s *Server) wrap(rt route) http.Handler {
 }
 
 // audit stores the audit event of a request, answered already (its answer
-// flushed to the client). It
-// outlives a client that hung up. When the database is away, or too slow
-// to answer, the event waits to be written again in the background, so
-// that the request ends.
+// flushed to the client). It outlives a client that hung up. When the
+// database is away, or too slow to answer, the event waits to be written
+// again in the background, so that the request ends.
 func (s *Server) audit(r *http.Request, ev runproof.AuditEvent) {
+	if s.audits.waitingNow() > 0 {
+		// The database was away a moment ago: the event waits behind
+		// those that wait already, in order, and the connection is not
+		// held for another try.
+		s.audits.add(ev)
+		return
+	}
 	switch err := s.audits.try(context.WithoutCancel(r.Context()), []waitingEvent{{AuditEvent: ev}}); {
 	case err == errAway:
 		s.audits.add(ev)
