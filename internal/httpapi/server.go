@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -402,38 +401,49 @@ func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
 	return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 }
 
-// bodyPrealloc is the most readBody sets aside before a body arrives.
-const bodyPrealloc = 1 << 20
+// bodyFirst is what readBody sets aside for a body before any of it has
+// come; the buffer then grows fourfold as the body fills it, up to the
+// length announced, so that memory follows the bytes received, not the
+// bytes announced (a client may announce 4 MiB and send a byte a second).
+const bodyFirst = 64 << 10
 
 // readBody reads a request body of at most service.MaxBodyBytes.
 func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	// A body of known length is read into one buffer of its size, up to
-	// bodyPrealloc (a client may announce a length it never sends): growing
-	// one by doubling allocated more than twice the body.
 	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (steps: send fewer per call)", service.MaxBodyBytes)
-	var buf bytes.Buffer
-	switch n := c.r.ContentLength; {
-	case n > service.MaxBodyBytes: // refused before it is sent
-		return nil, tooBig
-	case n > 0:
-		buf.Grow(int(min(n, bodyPrealloc)) + bytes.MinRead) // ReadFrom grows a buffer with less room than MinRead
+	announced := c.r.ContentLength // -1 when unknown
+	if announced > service.MaxBodyBytes {
+		return nil, tooBig // refused before it is sent
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes))
-	var overMax *http.MaxBytesError
-	switch {
-	case err == nil:
-		return buf.Bytes(), nil
-	case errors.As(err, &overMax):
-		return nil, tooBig
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
+	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
+	if announced >= 0 {
+		most = announced + 1 // room to read the end without growing
 	}
-	return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
+	body := http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes)
+	buf := make([]byte, 0, min(most, bodyFirst))
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, int(min(int64(cap(buf))*4, most))-len(buf))
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		var overMax *http.MaxBytesError
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, io.EOF):
+			return buf, nil
+		case errors.As(err, &overMax):
+			return nil, tooBig
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
+		}
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
+	}
 }
 
 // decodeBody reads and strictly decodes a JSON body into v. An empty body

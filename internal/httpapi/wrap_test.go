@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
@@ -57,22 +59,44 @@ func (f *firstRead) Read(p []byte) (int, error) {
 	return f.Reader.Read(p)
 }
 
-// TestReadBodyOneBuffer: a body of known length is read into a buffer set
-// aside for it, up to bodyPrealloc, rather than one grown by doubling from
-// 512 bytes (which allocated 2.4 times the body).
-func TestReadBodyOneBuffer(t *testing.T) {
-	for _, size := range []int{bodyPrealloc - 10, service.MaxBodyBytes - 10} {
+// TestReadBodyGrowsAsItArrives: a small body of known length is read into
+// one buffer of its size; a large one into a buffer that starts at
+// bodyFirst and grows as the body arrives, so that one announced large but
+// cut short holds little memory.
+func TestReadBodyGrowsAsItArrives(t *testing.T) {
+	for _, size := range []int{0, 1, bodyFirst - 10, bodyFirst, service.MaxBodyBytes - 10, service.MaxBodyBytes} {
 		body := strings.Repeat("x", size)
 		src := &firstRead{Reader: strings.NewReader(body)}
 		r := httptest.NewRequest("POST", "/", src)
 		r.ContentLength = int64(size)
 		b, err := readBody(&call{r: r})
 		if err != nil || string(b) != body {
-			t.Fatalf("%d bytes read, %v", len(b), err)
+			t.Fatalf("%d bytes: %d read, %v", size, len(b), err)
 		}
-		if want := min(size, bodyPrealloc); src.size < want {
+		if want := min(size+1, bodyFirst); src.size != want {
 			t.Errorf("a body of %d bytes was first read %d bytes at a time, want %d", size, src.size, want)
 		}
+	}
+
+	// Announced at the most, cut short after 100 bytes.
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	r := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader(strings.Repeat("x", 100)), iotest.ErrReader(io.ErrUnexpectedEOF)))
+	r.ContentLength = service.MaxBodyBytes
+	_, err := readBody(&call{r: r})
+	runtime.ReadMemStats(&after)
+	if runproof.ErrorCode(err) != runproof.EMALFORMED {
+		t.Errorf("a body cut short: %v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 4*bodyFirst {
+		t.Errorf("a body cut short after 100 bytes allocated %d bytes", got)
+	}
+
+	// Over the most, of unknown length.
+	r = httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("x", service.MaxBodyBytes+1)))
+	r.ContentLength = -1
+	if _, err := readBody(&call{r: r}); runproof.ErrorCode(err) != runproof.ETOOLARGE {
+		t.Errorf("a body over the most: %v", err)
 	}
 }
 
