@@ -91,6 +91,9 @@ func (s *Server) OpenAPI() map[string]any {
 			}
 			responses[strconv.Itoa(http.StatusAccepted)] = accepted
 		}
+		if rt.otlp {
+			otlpEncodings(op, responses, problem)
+		}
 		op["responses"] = responses
 		if rt.perm != "" {
 			op["security"] = []any{map[string]any{"apiKey": []any{}}}
@@ -111,6 +114,22 @@ func (s *Server) OpenAPI() map[string]any {
 			"securitySchemes": map[string]any{"apiKey": map[string]any{"type": "http", "scheme": "bearer"}},
 		},
 	}
+}
+
+// otlpEncodings documents what OTLP/HTTP adds to an operation: bodies
+// and answers in protobuf as well as JSON, and errors (400, 413, 415, 503)
+// as a google.rpc.Status in the request's encoding. Those of the API key
+// (401, 403) are problems, as on every route.
+func otlpEncodings(op, responses, problem map[string]any) {
+	protobuf := map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": "application/x-protobuf"}}
+	op["requestBody"].(map[string]any)["content"].(map[string]any)["application/x-protobuf"] = protobuf
+	responses["200"].(map[string]any)["content"].(map[string]any)["application/x-protobuf"] = protobuf
+	status := map[string]any{"description": "A google.rpc.Status, in the request's encoding (OTLP/HTTP).", "content": map[string]any{
+		"application/json": map[string]any{"schema": map[string]any{"type": "object", "properties": map[string]any{
+			"code": map[string]any{"type": "integer"}, "message": map[string]any{"type": "string"},
+			"details": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}}}},
+		"application/x-protobuf": protobuf}}
+	responses["default"], responses["401"], responses["403"] = status, problem, problem
 }
 
 func operationID(rt route) string {

@@ -104,15 +104,23 @@ func (c *contract) do(status int, method, route, key string, body any, args ...s
 	responses, _ := op["responses"].(map[string]any)
 	res, documented := responses[fmt.Sprint(status)].(map[string]any)
 	switch {
-	case status >= 400:
+	case status >= 400 && op == nil: // no such route: the problem of the catch-all
 		if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
 			t.Fatalf("%s: content type %q", what, ct)
 		}
-		ptr := base + "/responses/default/content/application~1problem+json/schema"
-		if op == nil { // no such route: the problem of the catch-all
-			ptr = "/components/schemas/httpapi.Problem"
+		c.validate(what, "/components/schemas/httpapi.Problem", r.body)
+	case status >= 400:
+		name := fmt.Sprint(status)
+		if !documented {
+			name, res = "default", responses["default"].(map[string]any)
 		}
-		c.validate(what, ptr, r.body)
+		ct := r.header.Get("Content-Type")
+		if _, ok := res["content"].(map[string]any)[ct]; !ok {
+			t.Fatalf("%s: content type %q, not one the document gives for %s", what, ct, name)
+		}
+		if strings.HasSuffix(ct, "json") {
+			c.validate(what, base+"/responses/"+name+"/content/"+pointerEscape(ct)+"/schema", r.body)
+		}
 	case !documented:
 		t.Fatalf("%s: the status is not documented", what)
 	case res["content"] != nil:
@@ -296,6 +304,13 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		c.do(422, "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "magic", "threshold": "1", "action": "explode"})
 		c.do(400, "POST", "/api/v1/runs", agent, `{"agent_id": `)
 		c.do(405, "POST", "/api/v1/logs/llm-runs", admin, map[string]any{})
+		// OTLP's: problems for the key, google.rpc.Status for the body.
+		c.do(401, "POST", "/v1/traces", "", otlpBody)
+		c.do(403, "POST", "/v1/traces", viewer, otlpBody)
+		c.do(400, "POST", "/v1/traces", agent, `{"resourceSpans": 7}`)
+		e.header = http.Header{"Content-Type": {"text/plain"}}
+		c.do(415, "POST", "/v1/traces", agent, otlpBody)
+		e.header = nil
 
 		// The audit log last, so that it holds all of the above.
 		for _, topic := range []string{"", "/identity", "/authorization", "/access", "/integrity", "/exports"} {

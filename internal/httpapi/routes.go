@@ -34,7 +34,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/api/v1/runs/{run_id}/complete", perm: ingest, summary: "End a run.",
 			request: service.CompleteInput{}, response: runproof.Run{}, handle: s.completeRun},
 		{method: "POST", path: "/v1/traces", perm: ingest, summary: "OTLP/HTTP trace export (protobuf or JSON, gzip allowed): GenAI spans become steps; see docs/otel.md.",
-			request: otlpTracesDoc{}, response: otlpResponseDoc{}, handle: s.otlpTraces},
+			request: otlpTracesDoc{}, response: otlpResponseDoc{}, otlp: true, handle: s.otlpTraces},
 
 		{method: "GET", path: "/api/v1/logs/llm-runs", perm: read, evidence: true, summary: "Runs, newest first, with cursor pagination.",
 			query: runQuery, maxLimit: service.MaxRunsPage, response: runList{}, handle: s.listRuns},

@@ -202,6 +202,7 @@ type route struct {
 	repeatStatus int
 	async        bool // answers 202 with the same body when asked with Prefer: respond-async
 	long         bool // may take minutes (an export made in the request, a download): no RequestTimeout
+	otlp         bool // OTLP/HTTP: protobuf or JSON bodies, its errors google.rpc.Status (otlp.go)
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
 	query        []string
