@@ -64,7 +64,8 @@ func Invalid(fields ...FieldError) *Error {
 
 // ErrorCode returns the code of the first *Error in err's chain,
 // EUNAVAILABLE for a database that cannot be reached (unreachable) or is
-// busy, EINTERNAL for any other non-nil error and "" for nil.
+// busy and for a full disk (diskFull), EINTERNAL for any other non-nil
+// error and "" for nil.
 func ErrorCode(err error) string {
 	var e *Error
 	switch {
@@ -72,7 +73,7 @@ func ErrorCode(err error) string {
 		return ""
 	case errors.As(err, &e):
 		return e.Code
-	case unreachable(err), busy(err):
+	case unreachable(err), busy(err), diskFull(err):
 		return EUNAVAILABLE
 	}
 	return EINTERNAL
@@ -91,12 +92,29 @@ func ErrorMessage(err error) string {
 		return "the database is busy (another process holds its write lock): retry shortly"
 	case unreachable(err):
 		return "the database cannot be reached: retry shortly"
+	case diskFull(err):
+		return "the server's disk is full (its database's, or its artifacts'): retry once space is freed"
 	}
 	return "internal error"
 }
 
-// sqliteBusy is SQLite's primary result code SQLITE_BUSY.
-const sqliteBusy = 5
+// SQLite's primary result codes SQLITE_BUSY and SQLITE_FULL.
+const (
+	sqliteBusy = 5
+	sqliteFull = 13
+)
+
+// diskFull reports whether err says a disk is full: SQLite could not grow
+// its database (SQLITE_FULL), PostgreSQL its files (SQLSTATE 53100), or a
+// file could not be written (ENOSPC). Nothing is wrong with the request,
+// and it may be tried again once space is freed.
+func diskFull(err error) bool {
+	var coded interface{ Code() int }
+	var state interface{ SQLState() string }
+	return errors.Is(err, syscall.ENOSPC) ||
+		errors.As(err, &coded) && coded.Code()&0xff == sqliteFull ||
+		errors.As(err, &state) && state.SQLState() == "53100"
+}
 
 // busy reports whether err says that SQLite's write lock stayed held by
 // another process (a command, a second serve) past the store's busy

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +82,30 @@ func TestRetryUnavailable(t *testing.T) {
 		})
 		if calls != c.calls || (err == nil) != c.succeeded {
 			t.Errorf("failing %d times with %v: %d calls, %v", c.fails, c.err, calls, err)
+		}
+	}
+}
+
+// sqlState is a driver error that gives its SQLSTATE, as pgconn.PgError does.
+type sqlState string
+
+func (s sqlState) Error() string    { return "ERROR: " + string(s) }
+func (s sqlState) SQLState() string { return string(s) }
+
+// TestDiskFull: a file or a database that cannot grow for want of space
+// is unavailable for now, said as such; other file errors are internal.
+func TestDiskFull(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("write artifact: %w", &os.PathError{Op: "write", Path: "/data/artifacts/x.zip", Err: syscall.ENOSPC}),
+		fmt.Errorf("append steps: %w", sqlState("53100")), // PostgreSQL's disk_full
+	} {
+		if code, msg := ErrorCode(err), ErrorMessage(err); code != EUNAVAILABLE || !strings.Contains(msg, "disk is full") {
+			t.Errorf("%v: %s %q, want %s and a full disk", err, code, msg, EUNAVAILABLE)
+		}
+	}
+	for _, err := range []error{&os.PathError{Op: "write", Path: "x", Err: syscall.EIO}, sqlState("23505")} {
+		if code := ErrorCode(err); code != EINTERNAL {
+			t.Errorf("%v: %s, want %s", err, code, EINTERNAL)
 		}
 	}
 }

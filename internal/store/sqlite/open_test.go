@@ -72,6 +72,37 @@ func TestBusyIsUnavailable(t *testing.T) {
 	}
 }
 
+// TestFullIsUnavailable: a write refused because the database cannot grow
+// (its disk is full; here, its page count is at its most) is a 503 to
+// retry once space is freed, not an internal error.
+func TestFullIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pages int64
+	if err := s.w.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.w.ExecContext(ctx, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t', 's', ?, '2026-01-02T15:04:05.000000Z')`,
+		strings.Repeat("x", 1<<20))
+	if err == nil {
+		t.Fatal("a write past the database's most pages succeeded")
+	}
+	err = fmt.Errorf("create run: %w", err)
+	if code, msg := runproof.ErrorCode(err), runproof.ErrorMessage(err); code != runproof.EUNAVAILABLE || !strings.Contains(msg, "disk is full") {
+		t.Errorf("%v: code %s, message %q; want %s, disk is full", err, code, msg, runproof.EUNAVAILABLE)
+	}
+}
+
 // TestOpenPrivate: a new database and its WAL files are the owner's alone,
 // even in a directory others may read.
 func TestOpenPrivate(t *testing.T) {
