@@ -39,8 +39,8 @@ func TestUnreachable(t *testing.T) {
 		fmt.Errorf("insert: %w", sqlStateError("23505")):  EINTERNAL,    // unique_violation
 		fmt.Errorf("list steps: %w", io.ErrUnexpectedEOF): EUNAVAILABLE, // the connection cut mid-answer
 		fmt.Errorf("get run: %w", connClosed{}):           EUNAVAILABLE,
-		// A file system's errors are no outage of the database.
-		fmt.Errorf("store: %w", &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}):                                    EINTERNAL,
+		// A file system's errors are no outage of the database (a full disk
+		// is unavailable for its own reason: TestDiskFull).
 		fmt.Errorf("store: %w", &os.PathError{Op: "open", Path: "x", Err: syscall.EROFS}):                                      EINTERNAL,
 		fmt.Errorf("dial: %w", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}): EUNAVAILABLE,
 		fmt.Errorf("get run: %w", context.DeadlineExceeded):                                                                    EINTERNAL,
@@ -86,24 +86,18 @@ func TestRetryUnavailable(t *testing.T) {
 	}
 }
 
-// sqlState is a driver error that gives its SQLSTATE, as pgconn.PgError does.
-type sqlState string
-
-func (s sqlState) Error() string    { return "ERROR: " + string(s) }
-func (s sqlState) SQLState() string { return string(s) }
-
 // TestDiskFull: a file or a database that cannot grow for want of space
 // is unavailable for now, said as such; other file errors are internal.
 func TestDiskFull(t *testing.T) {
 	for _, err := range []error{
 		fmt.Errorf("write artifact: %w", &os.PathError{Op: "write", Path: "/data/artifacts/x.zip", Err: syscall.ENOSPC}),
-		fmt.Errorf("append steps: %w", sqlState("53100")), // PostgreSQL's disk_full
+		fmt.Errorf("append steps: %w", sqlStateError("53100")), // PostgreSQL's disk_full
 	} {
 		if code, msg := ErrorCode(err), ErrorMessage(err); code != EUNAVAILABLE || !strings.Contains(msg, "disk is full") {
 			t.Errorf("%v: %s %q, want %s and a full disk", err, code, msg, EUNAVAILABLE)
 		}
 	}
-	for _, err := range []error{&os.PathError{Op: "write", Path: "x", Err: syscall.EIO}, sqlState("23505")} {
+	for _, err := range []error{&os.PathError{Op: "write", Path: "x", Err: syscall.EIO}, sqlStateError("23505")} {
 		if code := ErrorCode(err); code != EINTERNAL {
 			t.Errorf("%v: %s, want %s", err, code, EINTERNAL)
 		}
