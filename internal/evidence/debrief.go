@@ -161,8 +161,12 @@ func summary(f incidentFacts) string {
 		if inc.ViolationType == runproof.PolicyTokenLimit {
 			limit = "a budget"
 		}
+		actual, threshold := amount(inc.ViolationType, f.actual), amount(inc.ViolationType, f.threshold)
+		if actual == threshold { // rounded alike: written exactly, so that the breach shows
+			actual, threshold = exactAmount(inc.ViolationType, f.actual), exactAmount(inc.ViolationType, f.threshold)
+		}
 		first = fmt.Sprintf("While working on %s, the agent went over %s %s: it reached %s against %s of %s",
-			f.task, limitWords[inc.ViolationType], at, amount(inc.ViolationType, f.actual), limit, amount(inc.ViolationType, f.threshold))
+			f.task, limitWords[inc.ViolationType], at, actual, limit, threshold)
 		switch pct := percentOver(f.actual, f.threshold); {
 		case f.threshold == 0:
 		case pct == 0:
@@ -357,6 +361,23 @@ func amount(t runproof.PolicyType, v int64) string {
 		return runproof.FormatFixed(ms, 1000) + " seconds"
 	}
 	return strconv.FormatInt(v, 10)
+}
+
+// exactAmount writes a limit's value as amount does, to its unit's last
+// digit: $1.0005, 1.0004 seconds.
+func exactAmount(t runproof.PolicyType, v int64) string {
+	switch t {
+	case runproof.PolicyCostLimit:
+		const perDollar = 100 * runproof.MicrocentsPerCent
+		_, frac, _ := strings.Cut(runproof.FormatFixed(v, perDollar), ".")
+		return fmt.Sprintf("$%s.%s", group(v/perDollar), frac+strings.Repeat("0", max(0, 2-len(frac))))
+	case runproof.PolicyDurationLimit:
+		if s := runproof.FormatFixed(v, 1000*runproof.MicrosPerMilli); s != "1" {
+			return s + " seconds"
+		}
+		return "1 second"
+	}
+	return amount(t, v)
 }
 
 // after writes a delay since the breaking step: "immediately", "0.2

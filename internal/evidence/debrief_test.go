@@ -179,6 +179,27 @@ func TestDebriefText(t *testing.T) {
 	}
 }
 
+// TestDebriefJustOver: an actual value that rounds to its limit is written
+// to its last digit, so that the summary shows the breach.
+func TestDebriefJustOver(t *testing.T) {
+	for _, c := range []struct {
+		policy runproof.Policy
+		step   stepSpec
+		want   string
+	}{
+		{pol("cost cap", runproof.PolicyCostLimit, "100", runproof.ActionStop),
+			stepSpec{typ: "llm:gpt-4o", costMicro: 50_025_000}, "it reached $1.0005 against a limit of $1.00, just over."},
+		{pol("time cap", runproof.PolicyDurationLimit, "1000", runproof.ActionStop),
+			stepSpec{typ: "llm:gpt-4o", durMicro: 500_200}, "it reached 1.0004 seconds against a limit of 1 second, just over."},
+	} {
+		b := debrief(t, simulate(t, runSpec{n: 1, goal: "Summarise the quarterly sales report for the board",
+			policies: []runproof.Policy{c.policy}, steps: same(3, c.step), detect: 200 * time.Millisecond}))
+		if !strings.Contains(b.IncidentSummary, c.want) {
+			t.Errorf("%s: summary %q, want it to say %q", c.policy.Type, b.IncidentSummary, c.want)
+		}
+	}
+}
+
 // TestDebriefSameRequest: steps that came in the request of the step that
 // broke the rule were sent before the agent could learn of the stop; they
 // are not said to be sent after it.
