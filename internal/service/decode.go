@@ -115,6 +115,48 @@ func DecodeJSON(body []byte, v any) error {
 	case string(trimmed) == "null": // which would leave v as it is
 		return runproof.Errorf(runproof.EMALFORMED, "the body must be a JSON object")
 	}
+	err := decodeObject(body, v)
+	if len(runproof.ErrorFields(err)) == 1 {
+		err = everyMember(body, reflect.TypeOf(v).Elem(), err)
+	}
+	return err
+}
+
+// everyMember decodes each member of the object body on its own, into a
+// new value of type t, so that one answer names every member at fault
+// rather than the first the decoder met (first, returned when it finds no
+// other). Only a body already refused pays for it.
+func everyMember(body []byte, t reflect.Type, first error) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return first
+	}
+	var errs runproof.Fields
+	for dec.PeekKind() == '"' && len(errs) < maxFieldErrors {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return first
+		}
+		member, err := jsontext.AppendQuote([]byte("{"), tok.String()) // before the token is voided
+		if err != nil {
+			return first
+		}
+		value, err := dec.ReadValue()
+		if err != nil {
+			return first
+		}
+		member = append(append(append(member, ':'), value...), '}')
+		errs = append(errs, runproof.ErrorFields(decodeObject(member, reflect.New(t).Interface()))...)
+	}
+	if len(errs) < 2 {
+		return first
+	}
+	return errs.Err()
+}
+
+// decodeObject decodes the object body into v, naming the first member at
+// fault (DecodeJSON).
+func decodeObject(body []byte, v any) error {
 	err := json.Unmarshal(body, v, json.RejectUnknownMembers(true))
 	var semErr *json.SemanticError
 	if errors.As(err, &semErr) && semErr.JSONKind == '0' && semErr.GoType != nil &&

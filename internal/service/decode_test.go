@@ -3,6 +3,7 @@ package service
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,26 @@ func TestDecodeTypeMessages(t *testing.T) {
 		if err := DecodeJSON([]byte(body), &v); err == nil || err.Error() != want {
 			t.Errorf("%s: %v, want %q", body, err, want)
 		}
+	}
+}
+
+// TestDecodeEveryMember: a body with several members at fault names each,
+// in the body's order, with an unknown member among them; the steps of a
+// batch are named each by its path.
+func TestDecodeEveryMember(t *testing.T) {
+	var in RunInput
+	err := DecodeJSON([]byte(`{"run_id":5,"agent_id":true,"goal":"ok","zzz":1,"started_at":7}`), &in)
+	var got []string
+	for _, f := range runproof.ErrorFields(err) {
+		got = append(got, f.Field+": "+f.Message)
+	}
+	want := []string{"run_id: must be a string", "agent_id: must be a string", "zzz: is not a known field", "started_at: must be a string"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	// One at fault: named as before, with the decoder's message.
+	if err := DecodeJSON([]byte(`{"run_id":"r","agent_id":3}`), &in); err == nil || err.Error() != "agent_id: must be a string" {
+		t.Errorf("one member at fault: %v", err)
 	}
 }
 
