@@ -271,3 +271,17 @@ func TestExpressionVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestExpressionUnknownVariable: a field the step or run does not have is
+// refused with the list of the variables, since CEL names only the first
+// part of the path ("undeclared reference to 'step'").
+func TestExpressionUnknownVariable(t *testing.T) {
+	_, err := compileExpression("step.foo > 1")
+	if err == nil || !strings.Contains(err.Error(), "undeclared reference") ||
+		!strings.Contains(err.Error(), "(the variables are step.step_index, step.step_type,") || !strings.Contains(err.Error(), "run.duration_ms)") {
+		t.Errorf("step.foo: %v", err)
+	}
+	if _, err := compileExpression("step.tokens > 1 &&"); err == nil || strings.Contains(err.Error(), "the variables are") {
+		t.Errorf("a syntax error: %v", err)
+	}
+}

@@ -109,7 +109,15 @@ func compileExpression(src string) (cel.Program, error) {
 	}
 	ast, iss := celEnv.Compile(src)
 	if iss.Err() != nil {
-		return nil, fmt.Errorf("invalid CEL expression: %s", strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+		msg := strings.ReplaceAll(iss.Err().Error(), "\n", " ")
+		if strings.Contains(msg, "undeclared reference") { // step.foo reads as "undeclared reference to 'step'"
+			names := make([]string, len(variables))
+			for i, v := range variables {
+				names[i] = v.name
+			}
+			msg += " (the variables are " + strings.Join(names, ", ") + ")"
+		}
+		return nil, fmt.Errorf("invalid CEL expression: %s", msg)
 	}
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
