@@ -142,7 +142,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), correlationKey{}, id))
 	if runproof.CheckText(r.URL.Path) != nil {
 		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
-			Status: http.StatusNotFound, Detail: "no such route or record: a path never holds control characters"})
+			Status: http.StatusNotFound, Detail: "no such route or record: a path is valid UTF-8 and never holds control characters"})
 		return
 	}
 	if !cleanPath(r.URL.Path) { // which the router would answer with a redirect page
