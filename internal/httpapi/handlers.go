@@ -22,8 +22,7 @@ func (s *Server) readyz(w http.ResponseWriter, c *call) error {
 	if err := s.svc.Ping(ctx); err != nil {
 		s.log.WarnContext(c.r.Context(), "store not ready", slog.Any("error", err))
 		w.Header().Set("Retry-After", "30")
-		writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/not_ready", Title: "Service Unavailable",
-			Status: http.StatusServiceUnavailable, Detail: fmt.Sprintf("the store does not answer within %v", readyTimeout)})
+		writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "not_ready", fmt.Sprintf("the store does not answer within %v", readyTimeout)))
 		return nil
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -39,8 +39,7 @@ type consistencyDoc struct {
 
 // noLedger answers for a server without a ledger.
 func noLedger(w http.ResponseWriter, c *call) error {
-	writeProblem(w, c.r, Problem{Type: "https://runproof.dev/problems/ledger_unavailable", Title: "Service Unavailable",
-		Status: http.StatusServiceUnavailable, Detail: "this server keeps no export ledger"})
+	writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "ledger_unavailable", "this server keeps no export ledger"))
 	return nil
 }
 

@@ -59,13 +59,14 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.WarnContext(r.Context(), "request not served now", slog.String("path", r.URL.Path), slog.Any("error", err))
 		w.Header().Set("Retry-After", "30")
 	}
-	writeProblem(w, r, Problem{
-		Type:   "https://runproof.dev/problems/" + code,
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: runproof.ErrorMessage(err),
-		Errors: runproof.ErrorFields(err),
-	})
+	p := newProblem(status, code, runproof.ErrorMessage(err))
+	p.Errors = runproof.ErrorFields(err)
+	writeProblem(w, r, p)
+}
+
+// newProblem is the problem of status, its type named by code.
+func newProblem(status int, code, detail string) Problem {
+	return Problem{Type: "https://runproof.dev/problems/" + code, Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {

@@ -105,22 +105,18 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s.mux.HandleFunc("/api/v1/logs/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			w.Header().Set("Allow", "GET")
-			writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/method_not_allowed", Title: "Method Not Allowed",
-				Status: http.StatusMethodNotAllowed, Detail: "the logs API is read-only: only GET is allowed"})
+			writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "the logs API is read-only: only GET is allowed"))
 			return
 		}
-		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
-			Status: http.StatusNotFound, Detail: "no such route: see /openapi.json"})
+		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no such route: see /openapi.json"))
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allowed := s.allowedMethods(r); len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/method_not_allowed", Title: "Method Not Allowed",
-				Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed here: use " + strings.Join(allowed, " or ")})
+			writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here: use "+strings.Join(allowed, " or ")))
 			return
 		}
-		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
-			Status: http.StatusNotFound, Detail: "no such route: see /openapi.json"})
+		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no such route: see /openapi.json"))
 	})
 	return s
 }
@@ -141,13 +137,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff") // answers are never to be read as another type
 	r = r.WithContext(context.WithValue(r.Context(), correlationKey{}, id))
 	if runproof.CheckText(r.URL.Path) != nil {
-		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
-			Status: http.StatusNotFound, Detail: "no such route or record: a path is valid UTF-8 and never holds control characters"})
+		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no such route or record: a path is valid UTF-8 and never holds control characters"))
 		return
 	}
 	if !cleanPath(r.URL.Path) { // which the router would answer with a redirect page
-		writeProblem(w, r, Problem{Type: "https://runproof.dev/problems/not_found", Title: "Not Found",
-			Status: http.StatusNotFound, Detail: "no such route or record: a path never holds empty, '.' or '..' segments"})
+		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no such route or record: a path never holds empty, '.' or '..' segments"))
 		return
 	}
 	for name, values := range r.URL.Query() {
