@@ -261,30 +261,12 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			return
 		}
-		signed := rt.signedURL && signedURL(r)
-		var key runproof.APIKey
-		var err error
-		if signed {
-			key, err = s.signedURLKey(r)
-		} else {
-			key, err = s.authenticate(r)
-		}
-		if code := runproof.ErrorCode(err); code == runproof.EUNAUTHORIZED {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
-			s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", name), slog.String("remote", r.RemoteAddr))
-			writeError(sw, r, s.log, err)
-			return
-		} else if err != nil { // the key could not be looked up: not the caller's fault
+		c, err := s.caller(sw, r, rt)
+		if err != nil {
 			writeError(sw, r, s.log, err)
 			return
 		}
-		if key.AgentID != "" { // an agent key bound to its agent acts for it alone
-			r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
-		}
-		c := &call{r: r, key: key, maxLimit: rt.limitMax()}
-		if signed {
-			c.detail = "with a signed download URL made out to this key"
-		}
+		r, key := c.r, c.key
 		category := runproof.AuditAccess
 		if rt.method != http.MethodGet {
 			category = runproof.AuditWrite
@@ -305,6 +287,36 @@ func (s *Server) wrap(rt route) http.Handler {
 			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
 			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail})
 	})
+}
+
+// caller identifies who sends r to the route rt: the API key of its
+// Authorization header, or, where rt takes one, that of its signed
+// download URL. A key bound to an agent acts for that agent alone. An
+// unknown or missing key is asked for (WWW-Authenticate) and logged.
+func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call, error) {
+	signed := rt.signedURL && signedURL(r)
+	var key runproof.APIKey
+	var err error
+	if signed {
+		key, err = s.signedURLKey(r)
+	} else {
+		key, err = s.authenticate(r)
+	}
+	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
+		s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", rt.method+" "+rt.path), slog.String("remote", r.RemoteAddr))
+	}
+	if err != nil { // unknown, or it could not be looked up: not the caller's fault then
+		return nil, err
+	}
+	if key.AgentID != "" {
+		r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
+	}
+	c := &call{r: r, key: key, maxLimit: rt.limitMax()}
+	if signed {
+		c.detail = "with a signed download URL made out to this key"
+	}
+	return c, nil
 }
 
 // audit stores the audit event of a request, answered already (its answer
