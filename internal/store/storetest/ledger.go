@@ -408,3 +408,70 @@ func testLedgerAppendOnly(t *testing.T, h Harness) {
 		t.Errorf("data changed:\nbefore %s\n after %s", before, after)
 	}
 }
+
+// testAuditSealing: audit events wait for their ledger entries, oldest
+// first and tenant by tenant, until the append that holds their entries;
+// the events of a range of entries read back; an event stored behind the
+// store's back, neither sealed nor waiting, is found.
+func testAuditSealing(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	e1 := newAuditEvent("t1", "e1", runproof.AuditAccess, at(2))
+	e2 := newAuditEvent("t1", "e2", runproof.AuditWrite, at(1))
+	e3 := newAuditEvent("t1", "e3", runproof.AuditAccess, at(3))
+	e4 := newAuditEvent("t2", "e4", runproof.AuditAccess, at(1))
+	if err := s.AppendAuditEvents(ctx, e1, e2, e3, e4); err != nil {
+		t.Fatal(err)
+	}
+	tenants, err := s.AuditTenantsToSeal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "tenants to seal", tenants, []string{"t1", "t2"})
+	waiting, err := s.AuditEventsToSeal(ctx, "t1", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "the two oldest waiting", waiting, []runproof.AuditEvent{e2, e1})
+
+	if _, err := appendLedgerTyped(ctx, s, "t1", runproof.AuditEntryType, "e2", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if waiting, err = s.AuditEventsToSeal(ctx, "t1", 10); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "waiting after the append", waiting, []runproof.AuditEvent{e3})
+	sealed, err := s.LedgerAuditEvents(ctx, "t1", 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(sealed, func(a, b runproof.AuditEvent) int { return strings.Compare(a.ID, b.ID) })
+	equal(t, "the events of entries [0, 2)", sealed, []runproof.AuditEvent{e1, e2})
+	if sealed, err = s.LedgerAuditEvents(ctx, "t1", 1, 2); err != nil || len(sealed) != 1 || sealed[0].ID != "e1" {
+		t.Errorf("the event of entry 1: %v, %v; want e1", sealed, err)
+	}
+
+	if _, err := appendLedgerTyped(ctx, s, "t1", runproof.AuditEntryType, "e3"); err != nil {
+		t.Fatal(err)
+	}
+	if tenants, err = s.AuditTenantsToSeal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "tenants to seal once t1's are", tenants, []string{"t2"})
+	if missing, err := s.AuditEventsMissingFromLedger(ctx, "t1", 10); err != nil || len(missing) != 0 {
+		t.Errorf("events missing from a ledger that holds them all: %v, %v", missing, err)
+	}
+
+	// An event whose waiting row is removed behind the store's back.
+	e5 := newAuditEvent("t1", "e5", runproof.AuditAccess, at(4))
+	if err := s.AppendAuditEvents(ctx, e5); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Exec(ctx, `DELETE FROM audit_unsealed WHERE tenant_id = 't1' AND id = 'e5'`); err != nil {
+		t.Fatal(err)
+	}
+	missing, err := s.AuditEventsMissingFromLedger(ctx, "t1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "events neither sealed nor waiting", missing, []runproof.AuditEvent{e5})
+}

@@ -51,6 +51,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"LedgerRecords", testLedgerRecords},
 		{"LedgerConcurrent", testLedgerConcurrent},
 		{"LedgerAppendOnly", testLedgerAppendOnly},
+		{"AuditSealing", testAuditSealing},
 		{"Scenario", testScenario},
 	}
 	for _, tt := range tests {
