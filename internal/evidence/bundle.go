@@ -130,6 +130,16 @@ type PolicyContext struct {
 	ViolationType         runproof.PolicyType `json:"violation_type,omitempty"`
 }
 
+// Bundle is one of the three bundles a builder makes: *EvidenceBundle,
+// *SOC2Bundle or *ExecutiveDebriefBundle, and nothing else.
+type Bundle interface {
+	bundle() // sealed: only this package's types are bundles
+}
+
+func (*EvidenceBundle) bundle()         {}
+func (*SOC2Bundle) bundle()             {}
+func (*ExecutiveDebriefBundle) bundle() {}
+
 // EvidenceBundle is the engineer's bundle: the run, its policies and every
 // step. Fields are declared in RFC 8785 order (sorted by name), not in
 // DOMAIN.md's order, so that encoding/json writes canonical JSON directly

@@ -39,7 +39,7 @@ var dataSet = []dataCase{
 // built is one bundle of the data set and its JSON bytes.
 type built struct {
 	kind   string
-	bundle any
+	bundle evidence.Bundle
 	json   []byte
 }
 
@@ -64,13 +64,13 @@ func buildAll(t testing.TB, src evidence.Source, opts evidence.Options) []built 
 	if err != nil {
 		t.Fatalf("BuildSOC2: %v", err)
 	}
-	out := []built{{"evidence", ev, encode(t, ev)}, {"soc2", soc2, encode(t, soc2)}}
+	out := []built{{"evidence", &ev, encode(t, ev)}, {"soc2", &soc2, encode(t, soc2)}}
 	if src.Incident != nil {
 		ex, err := evidence.BuildExecutiveDebrief(src, opts)
 		if err != nil {
 			t.Fatalf("BuildExecutiveDebrief: %v", err)
 		}
-		out = append(out, built{"executive_debrief", ex, encode(t, ex)})
+		out = append(out, built{"executive_debrief", &ex, encode(t, ex)})
 	}
 	return out
 }

@@ -25,7 +25,7 @@ type stepSink struct {
 
 // build makes the sealed bundle a request asks for. idSuffix makes its
 // bundle_id unique; the builder adds the type's prefix.
-func build(r request, src evidence.Source, idSuffix string, to stepSink) (bundle any, bundleID string, err error) {
+func build(r request, src evidence.Source, idSuffix string, to stepSink) (bundle evidence.Bundle, bundleID string, err error) {
 	opts := evidence.Options{
 		BundleID:        idSuffix,
 		CreatedAt:       r.CreatedAt,
@@ -164,7 +164,7 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 }
 
 // packJSON packs bundle.json, deflated and hashed as it is written.
-func packJSON(ctx context.Context, bundle any) (bundlezip.Member, error) {
+func packJSON(ctx context.Context, bundle evidence.Bundle) (bundlezip.Member, error) {
 	jp, err := bundlezip.NewPacker(bundlezip.BundleName)
 	if err != nil {
 		return bundlezip.Member{}, err

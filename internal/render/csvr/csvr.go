@@ -87,20 +87,20 @@ func (e *Encoder) write(row []string) error {
 
 // WriteBundle writes a bundle as CSV: the steps of an evidence or SOC 2
 // bundle, or the field,value sheet of an executive debrief.
-func WriteBundle(w io.Writer, bundle any) error {
+func WriteBundle(w io.Writer, bundle evidence.Bundle) error {
 	switch b := bundle.(type) {
-	case evidence.EvidenceBundle:
-		return writeSteps(w, b.Steps)
 	case *evidence.EvidenceBundle:
-		return writeSteps(w, b.Steps)
-	case evidence.SOC2Bundle:
-		return writeSteps(w, b.Steps)
+		if b != nil {
+			return writeSteps(w, b.Steps)
+		}
 	case *evidence.SOC2Bundle:
-		return writeSteps(w, b.Steps)
-	case evidence.ExecutiveDebriefBundle:
-		return writeSheet(w, &b)
+		if b != nil {
+			return writeSteps(w, b.Steps)
+		}
 	case *evidence.ExecutiveDebriefBundle:
-		return writeSheet(w, b)
+		if b != nil {
+			return writeSheet(w, b)
+		}
 	}
 	return fmt.Errorf("csvr: cannot write a %T as CSV", bundle)
 }

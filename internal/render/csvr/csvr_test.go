@@ -42,7 +42,7 @@ func TestEncodeRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := csvr.WriteBundle(&buf, evidence.EvidenceBundle{Steps: list}); err != nil {
+	if err := csvr.WriteBundle(&buf, &evidence.EvidenceBundle{Steps: list}); err != nil {
 		t.Fatal(err)
 	}
 	h := "sha256:" + strings.Repeat("ab", 32)
@@ -91,8 +91,10 @@ func TestFailingWriter(t *testing.T) {
 	}
 }
 
-func TestUnknownBundle(t *testing.T) {
-	if err := csvr.WriteBundle(&bytes.Buffer{}, 42); err == nil {
-		t.Error("an int is not a bundle")
+func TestNoBundle(t *testing.T) {
+	for _, b := range []evidence.Bundle{nil, (*evidence.EvidenceBundle)(nil), (*evidence.SOC2Bundle)(nil), (*evidence.ExecutiveDebriefBundle)(nil)} {
+		if err := csvr.WriteBundle(&bytes.Buffer{}, b); err == nil {
+			t.Errorf("%T: written", b)
+		}
 	}
 }

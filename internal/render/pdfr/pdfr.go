@@ -48,27 +48,19 @@ type Info struct {
 	Uncompressed bool
 }
 
-// Write renders bundle (*evidence.EvidenceBundle, *evidence.SOC2Bundle or
-// *evidence.ExecutiveDebriefBundle, or the non-pointer values) as PDF to w.
-// It gives up with ctx's error when ctx is done while it lays out a
-// step timeline, the long part.
-func Write(ctx context.Context, w io.Writer, bundle any, info Info) error {
+// Write renders a bundle as PDF to w. It gives up with ctx's error when
+// ctx is done while it lays out a step timeline, the long part.
+func Write(ctx context.Context, w io.Writer, bundle evidence.Bundle, info Info) error {
 	var r *report
 	switch b := bundle.(type) {
-	case evidence.EvidenceBundle:
-		r = evidenceReport(ctx, &b, info)
 	case *evidence.EvidenceBundle:
 		if b != nil {
 			r = evidenceReport(ctx, b, info)
 		}
-	case evidence.SOC2Bundle:
-		r = soc2Report(ctx, &b, info)
 	case *evidence.SOC2Bundle:
 		if b != nil {
 			r = soc2Report(ctx, b, info)
 		}
-	case evidence.ExecutiveDebriefBundle:
-		r = debriefReport(ctx, &b, info)
 	case *evidence.ExecutiveDebriefBundle:
 		if b != nil {
 			r = debriefReport(ctx, b, info)
