@@ -88,14 +88,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
-// writeBody answers a whole body, its length given: the answer is sent
-// before its audit event is written (wrap), and without a length it would
-// go out chunked. A failure to write is a client that has gone.
-func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+// writeBody answers a whole body, the concatenation of parts, its length
+// given: the answer is sent before its audit event is written (wrap), and
+// without a length it would go out chunked. A failure to write is a
+// client that has gone.
+func writeBody(w http.ResponseWriter, status int, contentType string, parts ...[]byte) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Content-Length", strconv.Itoa(n))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return
+		}
+	}
 }
 
 // marshal is json.Marshal without escaping <, > and & for HTML: answers
