@@ -265,9 +265,22 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		}
 		return
 	}
-	all := "All " + group(b.Steps.Len()) + " steps of the run in index order."
-	if b.Steps.Len() == 1 {
+	n := int64(b.Steps.Len())
+	shown := func(i int64) bool {
+		return i < timelineHead || i >= n-timelineTail ||
+			b.ViolationStepIndex != nil && i >= *b.ViolationStepIndex-timelineAround && i <= *b.ViolationStepIndex+timelineAround
+	}
+	all := "All " + group(n) + " steps of the run in index order."
+	switch {
+	case n == 1:
 		all = "The run's one step."
+	case n > timelineHead+2*timelineAround+timelineTail:
+		around := ""
+		if b.ViolationStepIndex != nil {
+			around = fmt.Sprintf(", the %d on each side of the inflection step", timelineAround)
+		}
+		all = fmt.Sprintf("The %s steps of the run in index order: the first %s%s and the last %d, "+
+			"a row marking each stretch left out; steps.csv and bundle.json hold every step.", group(n), group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
 	r.legend()
@@ -288,6 +301,18 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 	cells := make([]string, 12)
 	var tokens, micro int64
 	i := 0
+	hidden := int64(0) // steps left out since the last row
+	gap := func() {
+		if hidden == 0 {
+			return
+		}
+		clear(cells)
+		cells[0] = "…"
+		cells[2] = group(hidden) + " steps not shown"
+		cells[6], cells[8] = group(tokens), decimal(runproof.Cents(micro))
+		t.row(cells, style{})
+		hidden = 0
+	}
 	for s, err := range b.Steps.All() {
 		if err == nil && i%256 == 0 {
 			err = r.ctx.Err()
@@ -299,6 +324,11 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		i++
 		tokens += s.Tokens
 		micro += microcents(s.CostCents)
+		if !shown(s.StepIndex) {
+			hidden++
+			continue
+		}
+		gap()
 		cells[0] = strconv.FormatInt(s.StepIndex, 10)
 		cells[1] = strings.TrimSuffix(strings.Replace(s.Timestamp, "T", " ", 1), "Z")
 		cells[2] = s.StepType
@@ -322,8 +352,20 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		}
 		t.row(cells, st)
 	}
+	gap()
 	t.end()
 }
+
+// The step timeline shows the rows of at most the first timelineHead
+// steps, the timelineAround on each side of the inflection step and the
+// last timelineTail: a table of every step of a long run would be
+// thousands of pages, which the PDF library holds whole until it writes
+// them (some 4 KB a row). steps.csv and bundle.json hold every step.
+const (
+	timelineHead   = 1000
+	timelineAround = 250
+	timelineTail   = 250
+)
 
 // legend explains the row colours of the timeline.
 func (r *report) legend() {

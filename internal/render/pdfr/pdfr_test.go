@@ -357,3 +357,30 @@ func BenchmarkEvidencePDF10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(buf.Len())/1e6, "MB/pdf")
 }
+
+// TestLongTimeline: the timeline of a long run shows its first steps, those
+// around the inflection and its last, with a row for each stretch left out
+// that carries the running totals on.
+func TestLongTimeline(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 5000, 3000))
+	text := strings.Join(check(t, write(t, "long-timeline.pdf", ev, Info{})), "\n")
+	for _, want := range []string{
+		"The 5,000 steps of the run in index order: the first 1,000, the 250 on each side of the inflection step and the last 250",
+		"1,750 steps not shown", // 1000–2749
+		"1,499 steps not shown", // 3251–4749
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(text), " "), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+	for _, step := range []string{"\n999 ", "\n2750 ", "\n3000 ", "\n3250 ", "\n4750 ", "\n4999 "} {
+		if !strings.Contains(text, step) {
+			t.Errorf("the report lacks the row of step %s", strings.TrimSpace(step))
+		}
+	}
+	for _, step := range []string{"\n1000 ", "\n2749 ", "\n3251 ", "\n4749 "} {
+		if strings.Contains(text, step) {
+			t.Errorf("the report shows the row of step %s", strings.TrimSpace(step))
+		}
+	}
+}
