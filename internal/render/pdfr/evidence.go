@@ -270,11 +270,17 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		return i < timelineHead || i >= n-timelineTail ||
 			b.ViolationStepIndex != nil && i >= *b.ViolationStepIndex-timelineAround && i <= *b.ViolationStepIndex+timelineAround
 	}
+	left := int64(0) // steps not shown
+	for i := range n {
+		if !shown(i) {
+			left++
+		}
+	}
 	all := "All " + group(n) + " steps of the run in index order."
 	switch {
 	case n == 1:
 		all = "The run's one step."
-	case n > timelineHead+2*timelineAround+timelineTail:
+	case left > 0:
 		around := ""
 		if b.ViolationStepIndex != nil {
 			around = fmt.Sprintf(", the %d on each side of the inflection step", timelineAround)
