@@ -68,8 +68,9 @@ type Options struct {
 	// until it is written (one per bundle built); nil: memory.
 	NewSpool func() (Spool, error)
 	// KeepRows keeps the steps decoded in memory too, without their
-	// content, for a renderer that reads them all (the PDF report, which
-	// holds every row itself anyway) and would otherwise decode them.
+	// content, for a renderer that reads them all more than once (the
+	// PDF report: its chart, then its timeline) and would otherwise
+	// decode them from the spool each time.
 	KeepRows bool
 	// OnStep, when set, is called with each step the bundle holds, in
 	// order, as it is built, or for a debrief with each step its evidence
