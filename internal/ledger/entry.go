@@ -146,7 +146,7 @@ func ParseExportEntry(data []byte) (ExportEntry, error) {
 }
 
 // ManifestEntryType names the version of the sealed manifest leaf.
-const ManifestEntryType = "runproof.manifest.v1"
+const ManifestEntryType = runproof.ManifestEntryType
 
 // ManifestEntry is the leaf of a sealed ZIP export: its signed
 // manifest.json, by digest, with the manifest's own members that name the

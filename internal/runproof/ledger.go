@@ -15,12 +15,14 @@ import (
 // LedgerHashSize is the size of a tree hash (SHA-256).
 const LedgerHashSize = 32
 
-// The types of ledger entries the store tells apart: a finished export's
-// record, and an audit event. (The ledger's third, a ZIP's sealed manifest,
-// is an export's entry to the store, kept by export id.)
+// The types of ledger entries, each the "type" member of its leaf: a
+// finished export's record, the sealed manifest of a ZIP export (both
+// kept by the export's id), and an audit event (by the event's). A later
+// format of a leaf gets a new name; leaves already written keep theirs.
 const (
-	ExportEntryType = "runproof.export.v1"
-	AuditEntryType  = "runproof.audit.v1"
+	ExportEntryType   = "runproof.export.v1"
+	ManifestEntryType = "runproof.manifest.v1"
+	AuditEntryType    = "runproof.audit.v1"
 )
 
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
