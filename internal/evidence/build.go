@@ -129,6 +129,11 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		}
 	}
 	steps := newStepWriter(spool, opts.KeepRows)
+	if opts.KeepRows && opts.IncludeRawSteps {
+		// The run's count as it stood (steps may come meanwhile): room
+		// for the rows, not a slice grown and copied over and over.
+		steps.list.rows = make([]TraceStepEvidence, 0, min(run.Totals.Steps, 1<<20))
+	}
 	t, err := scan(src, func(s runproof.Step) error {
 		if !opts.IncludeRawSteps {
 			return nil
