@@ -237,7 +237,7 @@ func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof
 			a.refuse(chunk, err)
 			continue
 		}
-		out, err := s.AppendSteps(ctx, tenantID, run.ID, steps)
+		out, err := s.appendSteps(ctx, tenantID, run.ID, steps, now)
 		switch {
 		case err == nil:
 		case errors.Is(err, errRunMoved):

@@ -221,3 +221,35 @@ func TestStepLongBeforeRun(t *testing.T) {
 		}
 	}
 }
+
+// TestSpansOfOneExportOneTime: the spans of one export, stored in several
+// appends, are recorded at one time, the stop's too, so that those after
+// the stopping span are told as sent with it, not after the agent was told.
+func TestSpansOfOneExportOneTime(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "token cap", Type: runproof.PolicyTokenLimit,
+			Threshold: "1000", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		const trace = "2cf7651916cd43dd8448eb211c80319e"
+		runs := otlp.Map(otlpRequest(trace, 0, 2*MaxStepsPerCall+500), otlp.Options{Now: time.Now()}).Runs
+		if _, err := svc.IngestSpans(ctx, "acme", runs[0]); err != nil {
+			t.Fatal(err)
+		}
+		run, err := store.GetRun(ctx, "acme", trace)
+		if err != nil || run.StoppedAt == nil {
+			t.Fatalf("run %+v, %v: want it stopped", run, err)
+		}
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: trace})
+		if err != nil || len(steps) != 2*MaxStepsPerCall+500 {
+			t.Fatalf("%d steps, %v", len(steps), err)
+		}
+		for _, st := range steps {
+			if !st.RecordedAt.Equal(*run.StoppedAt) {
+				t.Fatalf("step %d recorded at %s, the stop at %s: one export, one time", st.Index, st.RecordedAt, run.StoppedAt)
+			}
+		}
+	})
+}

@@ -181,6 +181,16 @@ const MaxStepBeforeRun = 24 * time.Hour
 // stored one without a gap; a run that ended (completed, failed, cancelled,
 // or stopped and then ended by its agent) takes none: ECONFLICT.
 func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step) (StepsResult, error) {
+	return s.appendSteps(ctx, tenantID, runID, steps, time.Time{})
+}
+
+// appendSteps is AppendSteps recording the steps, and a stop, at a time:
+// that of their request when it is stored in several calls (an OTLP export
+// of more spans than one call takes), so that the steps that came with the
+// one that stopped the run are told from those sent after the agent was
+// told (their recorded_at is the run's stopped_at); when zero, the time of
+// the call.
+func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step, at time.Time) (StepsResult, error) {
 	if len(steps) == 0 {
 		return StepsResult{}, runproof.Invalid(runproof.FieldError{Field: "steps", Message: "must hold at least one step"})
 	}
@@ -204,7 +214,10 @@ func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps
 		if err != nil {
 			return runproof.RunChange{}, err
 		}
-		now := s.Now()
+		now := at
+		if now.IsZero() {
+			now = s.Now()
+		}
 		change := runproof.RunChange{Run: run}
 		for i, step := range steps {
 			if old, ok := stored[step.Index]; ok {
