@@ -33,7 +33,8 @@ bench-otlp: ## OTLP/HTTP span ingest vs the native step API
 
 fuzz: ## run every fuzz target, FUZZTIME each (default 20s)
 	@grep -rl --include='*_test.go' '^func Fuzz' internal | xargs -n1 dirname | sort -u | while read -r pkg; do \
-		for target in $$($(GO) test -list '^Fuzz' ./$$pkg | grep '^Fuzz'); do \
+		targets=$$($(GO) test -list '^Fuzz' ./$$pkg) || { echo "$$targets"; exit 1; }; \
+		for target in $$(echo "$$targets" | grep '^Fuzz'); do \
 			echo "$$target in ./$$pkg"; \
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 		done; \

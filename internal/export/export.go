@@ -132,6 +132,8 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 // ends them): each recorded export must be ended (end) and removed from
 // e.making once.
 func (e *Exporter) record(ctx context.Context, r request) (request, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
 	r.CreatedAt = runproof.Timestamp(e.now())
 	r.ID = e.newID()
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
@@ -374,6 +376,9 @@ func (e *Exporter) Open(ctx context.Context, tenantID, exportID string) (runproo
 	}
 	if err := checkArtifact(rec, f); err != nil {
 		f.Close()
+		if runproof.ErrorCode(err) == runproof.ECONFLICT { // changed behind runproof's back
+			e.log.ErrorContext(ctx, "export artifact damaged", slog.String("export_id", rec.ID), slog.Any("error", err))
+		}
 		return rec, nil, err
 	}
 	return rec, f, nil

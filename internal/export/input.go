@@ -51,9 +51,16 @@ type request struct {
 	classification  string
 }
 
+// checkTimeout bounds checking an export's request, and recording it (a
+// few reads, one write): a database that does not answer fails the
+// request instead of holding it for as long as an export may take.
+const checkTimeout = 30 * time.Second
+
 // prepare checks an export's input (validate), resolves what it covers
 // (resolve) and that the tenant's ledger can record it.
 func (e *Exporter) prepare(ctx context.Context, tenantID string, who Requester, in Input) (request, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
 	r, err := e.validate(tenantID, who, in)
 	if err != nil {
 		return r, err

@@ -41,6 +41,7 @@ type auditRetry struct {
 	wake chan struct{} // cuts the wait before the next try short
 
 	mu      sync.Mutex
+	nudged  time.Time // when nudge last woke the writer
 	waiting []waitingEvent
 	held    int  // events being written, out of waiting
 	running bool // a writer runs
@@ -80,6 +81,26 @@ func (q *auditRetry) add(ev runproof.AuditEvent) {
 	if !q.running {
 		q.running = true
 		go q.run()
+	}
+}
+
+// nudge wakes the writer, at most once a second, to try now rather than
+// at the end of its backoff: events that keep coming while others wait
+// find out soon that the database is back, and a database still away is
+// not tried more than once a second.
+func (q *auditRetry) nudge() {
+	q.mu.Lock()
+	now := q.now()
+	due := now.Sub(q.nudged) >= time.Second
+	if due {
+		q.nudged = now
+	}
+	q.mu.Unlock()
+	if due {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 

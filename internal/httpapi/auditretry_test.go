@@ -229,3 +229,33 @@ func TestFlushAudit(t *testing.T) {
 		t.Errorf("an event after the flush: logged %q", l)
 	}
 }
+
+// TestAuditRetryNudge: a writer waiting out a long backoff tries at once
+// when nudged, but not more than once a second.
+func TestAuditRetryNudge(t *testing.T) {
+	f := &auditStore{}
+	var logged syncBuffer
+	q := newTestRetry(f, &logged, 100)
+	q.waits = []time.Duration{time.Hour} // without a nudge, no try in this test
+	q.add(runproof.AuditEvent{ID: "ev-1"})
+	q.nudge()
+	waitIdle(t, q)
+	if stored, _ := f.snapshot(); !slices.Equal(stored, []string{"ev-1"}) {
+		t.Fatalf("stored %v after a nudge, want ev-1", stored)
+	}
+	// A second nudge within the second does not wake the writer.
+	q.add(runproof.AuditEvent{ID: "ev-2"})
+	q.nudge()
+	time.Sleep(20 * time.Millisecond)
+	if stored, _ := f.snapshot(); len(stored) != 1 {
+		t.Errorf("stored %v: a nudge within the second woke the writer", stored)
+	}
+	q.mu.Lock()
+	q.nudged = time.Time{} // a second later
+	q.mu.Unlock()
+	q.nudge()
+	waitIdle(t, q)
+	if stored, _ := f.snapshot(); len(stored) != 2 {
+		t.Errorf("stored %v after a nudge a second later", stored)
+	}
+}

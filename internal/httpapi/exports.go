@@ -164,7 +164,9 @@ var contentTypes = map[runproof.ExportFormat]string{
 
 func (s *Server) downloadExport(w http.ResponseWriter, c *call) error {
 	allowLongWrite(w, downloadWriteTime)
-	rec, f, err := s.exports.Open(c.r.Context(), c.tenant(), c.r.PathValue("export_id"))
+	ctx, cancel := s.shortContext(c.r.Context()) // for the lookup; the sending may take long
+	rec, f, err := s.exports.Open(ctx, c.tenant(), c.r.PathValue("export_id"))
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -173,10 +175,10 @@ func (s *Server) downloadExport(w http.ResponseWriter, c *call) error {
 }
 
 // sendArtifact streams an artifact with the digest headers of its record
-// and records the first delivery. The bytes are hashed as they go out: an
-// artifact that no longer matches its record (changed on disk) is logged
-// and not recorded as delivered, and the client sees it differ from
-// Repr-Digest; the status line is sent before the mismatch can be known.
+// and records the first delivery. Exporter.Open checked the artifact
+// against its record; the bytes are hashed again as they go out, for a
+// file changed since: it is logged and not recorded as delivered, and the
+// client sees it differ from Repr-Digest (the status line is sent by then).
 func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Export, f io.Reader) error {
 	sum, err := hex.DecodeString(strings.TrimPrefix(rec.Checksum, runproof.DigestPrefix))
 	if err != nil {
@@ -224,7 +226,10 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 			return err
 		}
 		// the incident is the resource of the route: unknown is a 404
-		if _, err := s.svc.GetIncident(c.r.Context(), c.tenant(), c.r.PathValue("incident_id")); err != nil {
+		ctx, cancel := s.shortContext(c.r.Context())
+		_, err := s.svc.GetIncident(ctx, c.tenant(), c.r.PathValue("incident_id"))
+		cancel()
+		if err != nil {
 			return err
 		}
 		scope := runproof.ScopeLLMRun

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,20 +118,32 @@ func TestDatabaseHangs(t *testing.T) {
 	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}), httpapi.Options{RequestTimeout: time.Second}))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, url: srv.URL, svc: svc}
-	agent := e.key("acme", runproof.RoleAgent)
+	agent, auditor := e.key("acme", runproof.RoleAgent), e.key("acme", runproof.RoleAuditor)
 	e.must(201, e.do("POST", "/api/v1/runs", agent, map[string]any{"run_id": "r-1", "agent_id": "bot"}))
+	var rec struct {
+		ID string `json:"id"`
+	}
+	e.must(201, e.do("POST", "/api/v1/exports", auditor, map[string]any{"run_id": "r-1", "format": "json"})).decode(t, &rec)
 
 	f.set(true)
-	thaw := time.AfterFunc(20*time.Second, func() { f.set(false) }) // a request that waits for the database fails, not hangs
+	thaw := time.AfterFunc(30*time.Second, func() { f.set(false) }) // a request that waits for the database fails, not hangs
 	defer thaw.Stop()
-	for _, path := range []string{"/api/v1/runs/r-1", "/readyz"} {
+	for _, c := range []struct {
+		method, path, key string
+		body              any
+	}{
+		{"GET", "/api/v1/runs/r-1", agent, nil},
+		{"GET", "/readyz", "", nil},
+		{"GET", "/api/v1/exports/" + rec.ID + "/download", auditor, nil}, // a long route: its lookups are bounded
+		{"POST", "/api/v1/exports", auditor, map[string]any{"run_id": "r-1", "format": "json"}},
+	} {
 		start := time.Now()
-		r := e.do("GET", path, agent, nil)
-		if r.status != 503 || r.header.Get("Retry-After") == "" {
-			t.Errorf("GET %s with the database hanging: status %d, Retry-After %q, %s; want 503 with Retry-After",
-				path, r.status, r.header.Get("Retry-After"), r.body)
+		r := e.do(c.method, c.path, c.key, c.body)
+		if r.status != 503 || r.header.Get("Retry-After") == "" || strings.Contains(string(r.body), "deadline") {
+			t.Errorf("%s %s with the database hanging: status %d, Retry-After %q, %s; want 503 with Retry-After, no internal detail",
+				c.method, c.path, r.status, r.header.Get("Retry-After"), r.body)
 		}
-		t.Logf("GET %s answered %d after %v", path, r.status, time.Since(start).Round(time.Millisecond))
+		t.Logf("%s %s answered %d after %v", c.method, c.path, r.status, time.Since(start).Round(time.Millisecond))
 	}
 	f.set(false)
 	e.must(200, e.do("GET", "/api/v1/runs/r-1", agent, nil))

@@ -42,10 +42,9 @@ type Problem struct {
 // (the database cannot be reached, the server is stopping) is logged as a
 // warning with its cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if errors.Is(r.Context().Err(), context.DeadlineExceeded) && (errors.Is(err, context.DeadlineExceeded) || runproof.ErrorCode(err) == runproof.EINTERNAL) {
-		// The request's own time ran out (Options.RequestTimeout): the
-		// database is slow or hangs.
-		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was not done in time: the database is slow or does not answer; retry shortly (%v)", err)
+	if timedOut(r, err) {
+		log.WarnContext(r.Context(), "request not done in time", slog.String("path", r.URL.Path), slog.Any("error", err))
+		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was not done in time: the database is slow or does not answer; retry shortly")
 	}
 	code := runproof.ErrorCode(err)
 	status, ok := statusOf[code]
@@ -62,6 +61,16 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	p := newProblem(status, code, runproof.ErrorMessage(err))
 	p.Errors = runproof.ErrorFields(err)
 	writeProblem(w, r, p)
+}
+
+// timedOut reports whether err is a time of the server's own that ran out
+// (Options.RequestTimeout): the request's, or that of a long request's
+// lookups, while its client still waits. The database is slow or hangs.
+func timedOut(r *http.Request, err error) bool {
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		return errors.Is(err, context.DeadlineExceeded) || runproof.ErrorCode(err) == runproof.EINTERNAL
+	}
+	return r.Context().Err() == nil && errors.Is(err, context.DeadlineExceeded)
 }
 
 // newProblem is the problem of status, its type named by code.

@@ -59,6 +59,15 @@ type Options struct {
 // than the largest batch of steps takes.
 const DefaultRequestTimeout = 30 * time.Second
 
+// shortContext bounds what a request may take, RequestTimeout: the whole
+// of one, or a long one's lookups (its key, the export it downloads).
+func (s *Server) shortContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.requestTimeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, s.requestTimeout)
+}
+
 // readyTimeout bounds /readyz's check of the store.
 const readyTimeout = 3 * time.Second
 
@@ -195,7 +204,7 @@ type route struct {
 	// nothing and answers the same body, for the OpenAPI document.
 	repeatStatus int
 	async        bool // answers 202 with the same body when asked with Prefer: respond-async
-	long         bool // may take minutes (an export made in the request, a download): no RequestTimeout
+	long         bool // may take minutes (an export made in the request, a download): RequestTimeout bounds its lookups only
 	otlp         bool // OTLP/HTTP: protobuf or JSON bodies, its errors google.rpc.Status (otlp.go)
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
@@ -240,8 +249,8 @@ func (s *Server) wrap(rt route) http.Handler {
 	name := rt.method + " " + rt.path
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		if !rt.long && s.requestTimeout > 0 {
-			ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+		if !rt.long {
+			ctx, cancel := s.shortContext(r.Context())
 			defer cancel()
 			r = r.WithContext(ctx)
 		}
@@ -294,13 +303,19 @@ func (s *Server) wrap(rt route) http.Handler {
 // download URL. A key bound to an agent acts for that agent alone. An
 // unknown or missing key is asked for (WWW-Authenticate) and logged.
 func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call, error) {
+	lookup := r // a long route's key is looked up in the time of a request too
+	if rt.long {
+		ctx, cancel := s.shortContext(r.Context())
+		defer cancel()
+		lookup = r.WithContext(ctx)
+	}
 	signed := rt.signedURL && signedURL(r)
 	var key runproof.APIKey
 	var err error
 	if signed {
-		key, err = s.signedURLKey(r)
+		key, err = s.signedURLKey(lookup)
 	} else {
-		key, err = s.authenticate(r)
+		key, err = s.authenticate(lookup)
 	}
 	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
@@ -327,8 +342,9 @@ func (s *Server) audit(r *http.Request, ev runproof.AuditEvent) {
 	if s.audits.waitingNow() > 0 {
 		// The database was away a moment ago: the event waits behind
 		// those that wait already, in order, and the connection is not
-		// held for another try.
+		// held for another try; the writer tries again soon.
 		s.audits.add(ev)
+		s.audits.nudge()
 		return
 	}
 	switch err := s.audits.try(context.WithoutCancel(r.Context()), []waitingEvent{{AuditEvent: ev}}); {
@@ -432,6 +448,9 @@ func readBody(c *call) ([]byte, error) {
 	buf := make([]byte, 0, min(most, bodyFirst))
 	for {
 		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= most { // more than announced: the reader let it through
+				return nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
+			}
 			buf = slices.Grow(buf, int(min(int64(cap(buf))*4, most))-len(buf))
 		}
 		n, err := body.Read(buf[len(buf):cap(buf)])
@@ -440,6 +459,8 @@ func readBody(c *call) ([]byte, error) {
 		switch {
 		case err == nil:
 			continue
+		case errors.Is(err, io.EOF) && errors.Is(c.r.Context().Err(), context.DeadlineExceeded):
+			return nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
 		case errors.Is(err, io.EOF):
 			return buf, nil
 		case errors.As(err, &overMax):

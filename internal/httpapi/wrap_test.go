@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
@@ -90,6 +91,21 @@ func TestReadBodyGrowsAsItArrives(t *testing.T) {
 	}
 	if got := after.TotalAlloc - before.TotalAlloc; got > 4*bodyFirst {
 		t.Errorf("a body cut short after 100 bytes allocated %d bytes", got)
+	}
+
+	// Longer than announced, which the server's reader would have cut.
+	r = httptest.NewRequest("POST", "/", strings.NewReader("123456"))
+	r.ContentLength = 2
+	if _, err := readBody(&call{r: r}); runproof.ErrorCode(err) != runproof.EMALFORMED || !strings.Contains(err.Error(), "longer than its Content-Length") {
+		t.Errorf("a body longer than announced: %v", err)
+	}
+	// Whole, but after the request's time ran out: the client's slowness,
+	// not the database's.
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	r = httptest.NewRequestWithContext(ctx, "POST", "/", strings.NewReader(`{"a":1}`))
+	if _, err := readBody(&call{r: r}); runproof.ErrorCode(err) != runproof.EMALFORMED || !strings.Contains(err.Error(), "too slowly") {
+		t.Errorf("a body that came too slowly: %v", err)
 	}
 
 	// Over the most, of unknown length.

@@ -152,8 +152,8 @@ func TestDecodeTypeMessages(t *testing.T) {
 }
 
 // TestDecodeEveryMember: a body with several members at fault names each,
-// in the body's order, with an unknown member among them; the steps of a
-// batch are named each by its path.
+// in the body's order, with an unknown member among them. (Within one
+// member, the steps of a batch say, the first fault is named.)
 func TestDecodeEveryMember(t *testing.T) {
 	var in RunInput
 	err := DecodeJSON([]byte(`{"run_id":5,"agent_id":true,"goal":"ok","zzz":1,"started_at":7}`), &in)

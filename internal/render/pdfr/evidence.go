@@ -12,7 +12,7 @@ import (
 )
 
 // evidenceReport lays out the engineer's report: cover, summary, chart,
-// policy context, integrity, then every step.
+// policy context, integrity, then the step timeline.
 func evidenceReport(ctx context.Context, b *evidence.EvidenceBundle, info Info) *report {
 	r := newReport(ctx, pageInfo{title: "Evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
 	r.title("Evidence report", "Run "+b.RunID)
@@ -249,8 +249,10 @@ func infoFields(info Info) []field {
 	}
 }
 
-// timeline lists every step on landscape pages, the table header repeated
-// on each page.
+// timeline lists the steps on landscape pages, the table header repeated
+// on each page: every step, or for a long run those timelineHead,
+// timelineAround and timelineTail say, with a row for each stretch left
+// out.
 func (r *report) timeline(b *evidence.EvidenceBundle) {
 	if b.Steps.Len() > 0 {
 		r.landscape = true
@@ -266,11 +268,12 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		return
 	}
 	n := int64(b.Steps.Len())
-	shown := func(i int64) bool {
+	kept := func(i int64) bool {
 		return i < timelineHead || i >= n-timelineTail ||
 			b.ViolationStepIndex != nil && i >= *b.ViolationStepIndex-timelineAround && i <= *b.ViolationStepIndex+timelineAround
 	}
-	left := int64(0) // steps not shown
+	shown := func(i int64) bool { return kept(i) || kept(i-1) && kept(i+1) } // a row, not a row saying one is left out
+	left := int64(0)                                                         // steps not shown
 	for i := range n {
 		if !shown(i) {
 			left++

@@ -383,4 +383,11 @@ func TestLongTimeline(t *testing.T) {
 			t.Errorf("the report shows the row of step %s", strings.TrimSpace(step))
 		}
 	}
+
+	// One step alone between those shown (1252) is shown, not left out.
+	ev, _, _ = bundles(t, costRun(t, "agent-research", 1503, 1001))
+	text = strings.Join(strings.Fields(strings.Join(check(t, write(t, "edge-timeline.pdf", ev, Info{})), "\n")), " ")
+	if !strings.Contains(text, "All 1,503 steps of the run") || strings.Contains(text, "not shown") {
+		t.Errorf("a run with one step between those kept leaves it out")
+	}
 }
