@@ -84,6 +84,25 @@ func (q *auditRetry) add(ev runproof.AuditEvent) {
 	}
 }
 
+// store writes ev now, or makes it wait for the database: when the
+// database is away, and when events wait already (it was away a moment
+// ago), behind them, in order, without holding the caller for another try;
+// the writer is nudged to try soon. Its error is a refusal of the event
+// other than the database's absence.
+func (q *auditRetry) store(ctx context.Context, ev runproof.AuditEvent) error {
+	if q.waitingNow() > 0 {
+		q.add(ev)
+		q.nudge()
+		return nil
+	}
+	err := q.try(ctx, []waitingEvent{{AuditEvent: ev}})
+	if err == errAway {
+		q.add(ev)
+		return nil
+	}
+	return err
+}
+
 // nudge wakes the writer, at most once a second, to try now rather than
 // at the end of its backoff: events that keep coming while others wait
 // find out soon that the database is back, and a database still away is

@@ -339,18 +339,7 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call
 // database is away, or too slow to answer, the event waits to be written
 // again in the background, so that the request ends.
 func (s *Server) audit(r *http.Request, ev runproof.AuditEvent) {
-	if s.audits.waitingNow() > 0 {
-		// The database was away a moment ago: the event waits behind
-		// those that wait already, in order, and the connection is not
-		// held for another try; the writer tries again soon.
-		s.audits.add(ev)
-		s.audits.nudge()
-		return
-	}
-	switch err := s.audits.try(context.WithoutCancel(r.Context()), []waitingEvent{{AuditEvent: ev}}); {
-	case err == errAway:
-		s.audits.add(ev)
-	case err != nil:
+	if err := s.audits.store(context.WithoutCancel(r.Context()), ev); err != nil {
 		s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", ev.Action))
 	}
 }

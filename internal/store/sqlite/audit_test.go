@@ -43,7 +43,14 @@ func TestAuditListPlans(t *testing.T) {
 // openMigrated opens a new database in a temporary directory, migrated.
 func openMigrated(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "runproof.db"))
+	return openMigratedAt(t, filepath.Join(t.TempDir(), "runproof.db"))
+}
+
+// openMigratedAt opens the database at path, migrated, closed when the
+// test ends.
+func openMigratedAt(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

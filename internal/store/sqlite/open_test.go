@@ -44,14 +44,7 @@ func TestOpenSettings(t *testing.T) {
 func TestBusyIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "runproof.db")
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigratedAt(t, path)
 	tx, err := s.w.BeginTx(ctx, nil) // takes the write lock
 	if err != nil {
 		t.Fatal(err)
@@ -77,14 +70,7 @@ func TestBusyIsUnavailable(t *testing.T) {
 // retry once space is freed, not an internal error.
 func TestFullIsUnavailable(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "runproof.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	s := openMigrated(t)
 	var pages int64
 	if err := s.w.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
 		t.Fatal(err)
@@ -92,7 +78,7 @@ func TestFullIsUnavailable(t *testing.T) {
 	if _, err := s.w.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.w.ExecContext(ctx, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t', 's', ?, '2026-01-02T15:04:05.000000Z')`,
+	_, err := s.w.ExecContext(ctx, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t', 's', ?, '2026-01-02T15:04:05.000000Z')`,
 		strings.Repeat("x", 1<<20))
 	if err == nil {
 		t.Fatal("a write past the database's most pages succeeded")
