@@ -3,7 +3,6 @@ package evidence
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -87,7 +86,7 @@ func digest(v any) (string, error) {
 	if err := WriteCanonical(h, v); err != nil {
 		return "", err
 	}
-	return runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)), nil
+	return runproof.DigestOf(h), nil
 }
 
 // Seal sets b's content_hash: the digest of the RFC 8785 form of the bundle

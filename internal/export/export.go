@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -287,7 +286,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 	if !r.includeRawSteps {
 		omitted = steps
 	}
-	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)),
+	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestOf(h),
 		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps, Remediation: src.Remediation(), StepsOmitted: &omitted}, nil
 }
 
@@ -393,7 +392,7 @@ func checkArtifact(rec runproof.Export, f io.ReadSeeker) error {
 	if err != nil {
 		return fmt.Errorf("read the artifact of export %s: %w", rec.ID, err)
 	}
-	if sum := runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil)); n != rec.SizeBytes || sum != rec.Checksum {
+	if sum := runproof.DigestOf(h); n != rec.SizeBytes || sum != rec.Checksum {
 		return runproof.Errorf(runproof.ECONFLICT, "the artifact of export %s is damaged: it has %d bytes of %s, "+
 			"not the %d bytes of %s recorded when it was made; export again", rec.ID, n, sum, rec.SizeBytes, rec.Checksum)
 	}

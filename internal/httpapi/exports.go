@@ -206,7 +206,7 @@ func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Expor
 		s.log.WarnContext(c.r.Context(), "download interrupted", slog.String("export_id", rec.ID), slog.Any("error", err))
 		return nil // the status is sent; the client sees a short body
 	}
-	if n != rec.SizeBytes || runproof.DigestPrefix+hex.EncodeToString(hash.Sum(nil)) != rec.Checksum {
+	if n != rec.SizeBytes || runproof.DigestOf(hash) != rec.Checksum {
 		s.log.ErrorContext(c.r.Context(), "artifact does not match its record", slog.String("export_id", rec.ID))
 		return nil
 	}

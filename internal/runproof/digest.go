@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"strconv"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -19,6 +20,9 @@ func DigestBytes(b []byte) string {
 	sum := sha256.Sum256(b)
 	return DigestPrefix + hex.EncodeToString(sum[:])
 }
+
+// DigestOf returns "sha256:<hex>" of what h, a SHA-256, has hashed.
+func DigestOf(h hash.Hash) string { return DigestPrefix + hex.EncodeToString(h.Sum(nil)) }
 
 // Canonical returns the RFC 8785 (JCS) form of v's JSON encoding.
 func Canonical(v any) ([]byte, error) {
