@@ -38,7 +38,7 @@ const auditSealEvery = 30 * time.Second
 const optimizeInterval = 3 * time.Hour
 
 // recoverInterval is how often serve ends the exports a stopped process
-// left unfinished (export.AbandonedAfter).
+// left unfinished (export.LeaseFor, export.AbandonedAfter).
 const recoverInterval = 10 * time.Minute
 
 // optimizer is a store whose planner statistics need refreshing.
@@ -205,14 +205,26 @@ func (q *requests) count(h http.Handler) http.Handler {
 // startBackground starts the server's background work, until the
 // returned stop is called: audit events join their tenant's ledger in
 // batches, every auditSealEvery and once more after the last request;
-// what a stopped process left unfinished in the exports is ended, now
-// and every recoverInterval; SQLite's planner statistics follow the data.
+// what a stopped process left unfinished in the exports is ended, now,
+// once the leases it held have run out, and every recoverInterval;
+// SQLite's planner statistics follow the data.
 func startBackground(ctx context.Context, e *env, store runproof.Store, ex exporting) (stop func()) {
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	background.Go(func() { ex.ledger.SealAudit(bgCtx, auditSealEvery, e.log) })
 	background.Go(func() {
-		every(bgCtx, recoverInterval, true, func() { ex.exporter.RecoverAll(bgCtx) })
+		recoverAll := func() { ex.exporter.RecoverAll(bgCtx) }
+		recoverAll()
+		// The exports of a process stopped just before this one started
+		// hold their leases for a while yet: once they have run out,
+		// recover again.
+		select {
+		case <-bgCtx.Done():
+			return
+		case <-time.After(export.LeaseFor + 5*time.Second):
+			recoverAll()
+		}
+		every(bgCtx, recoverInterval, false, recoverAll)
 	})
 	if o, ok := store.(optimizer); ok {
 		background.Go(func() {

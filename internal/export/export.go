@@ -36,7 +36,7 @@ type Exporter struct {
 	keys      *signing.Keyring
 	ledger    Ledger
 	unsynced  sync.Map       // tenant ids whose log misses a finished export
-	making    sync.Map       // export id → tenant id of the exports being made
+	making    sync.Map       // export id → *lease of the exports being made
 	turns     chan struct{}  // a place for each export made at once
 	started   sync.WaitGroup // the exports Start began
 	queued    atomic.Int64   // of those, how many wait for their turn
@@ -123,13 +123,13 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 	if r, err = e.record(ctx, r); err != nil {
 		return runproof.Export{}, err
 	}
-	defer e.making.Delete(r.ID)
+	defer e.release(r.ID)
 	return e.finish(ctx, r)
 }
 
 // record records the export, pending, among those being made (Interrupt
-// ends them): each recorded export must be ended (end) and removed from
-// e.making once.
+// ends them), and starts renewing its lease: each recorded export must be
+// ended (end), which releases it.
 func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
@@ -138,7 +138,7 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return r, err
 	}
-	e.making.Store(r.ID, r.TenantID)
+	e.lease(r.TenantID, r.ID)
 	return r, nil
 }
 
@@ -178,6 +178,7 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		}
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}
+	e.release(r.ID) // no renewal of its lease follows its end
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone, and once a
 	// database that went away for a while is back, while the caller waits:

@@ -32,8 +32,14 @@ const (
 	// fails ("context deadline exceeded"). Exports of 100 000 steps take
 	// seconds.
 	MaxDuration = 30 * time.Minute
+	// LeaseFor is how long the lease of an export being made lasts: the
+	// process making it renews it four times as often, and Recover takes
+	// an export whose lease ran out for abandoned by a process that
+	// stopped.
+	LeaseFor = 2 * time.Minute
 	// AbandonedAfter is how long after it was requested an export that
-	// has not ended is taken for abandoned by a process that stopped.
+	// has not ended is taken for abandoned, lease or not: for one whose
+	// process stopped before its lease was first written.
 	AbandonedAfter = time.Hour
 )
 
@@ -62,7 +68,7 @@ func (e *Exporter) Start(ctx, bg context.Context, tenantID string, who Requester
 		return runproof.Export{}, err
 	}
 	e.started.Go(func() {
-		defer e.making.Delete(r.ID)
+		defer e.release(r.ID)
 		var err error
 		defer func() {
 			if p := recover(); p != nil {

@@ -15,8 +15,8 @@ import (
 // export itself when its own end is refused.
 func (e *Exporter) Interrupt(ctx context.Context) int {
 	n := 0
-	e.making.Range(func(id, tenant any) bool {
-		ended, err := e.endInterrupted(ctx, tenant.(string), id.(string))
+	e.making.Range(func(id, l any) bool {
+		ended, err := e.endInterrupted(ctx, l.(*lease).tenantID, id.(string))
 		if ended {
 			n++
 		} else if err != nil {
@@ -40,14 +40,16 @@ func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string
 }
 
 // Recover ends what stopped processes left unfinished in a tenant's
-// exports: an export requested AbandonedAfter ago or more that has not
-// ended is recorded as failed and its artifact, if it got as far as one,
-// removed; temporary artifact files of that age are removed; and finished
+// exports: an export that has not ended and whose lease ran out, or that
+// was requested AbandonedAfter ago or more, is recorded as failed and its
+// artifact, if it got as far as one, removed; leases that ran out and
+// temporary artifact files AbandonedAfter old are removed; and finished
 // exports missing from the ledger are appended to it (Ledger.Sync). It
 // returns how many exports it ended.
 func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
-	cutoff := e.now().Add(-AbandonedAfter)
-	stale, err := e.store.UnfinishedExports(ctx, tenantID, cutoff)
+	now := e.now()
+	cutoff := now.Add(-AbandonedAfter)
+	stale, err := e.store.UnfinishedExports(ctx, tenantID, cutoff, now)
 	if err != nil {
 		return 0, err
 	}
@@ -63,6 +65,9 @@ func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
 		if err := e.artifacts.Remove(artifactKey(rec.ExportRequest)); err != nil {
 			return ended, err
 		}
+	}
+	if err := e.store.DropExportLeases(ctx, tenantID, now); err != nil {
+		return ended, err
 	}
 	if _, err := e.artifacts.Sweep(tenantID, cutoff); err != nil {
 		return ended, err

@@ -183,9 +183,16 @@ type ExportStore interface {
 	GetExport(ctx context.Context, tenantID, exportID string) (Export, error)
 	// ListExports returns exports newest first (created_at, then id).
 	ListExports(ctx context.Context, p ListExportsParams) ([]Export, error)
-	// UnfinishedExports returns the tenant's exports created before a time
-	// that have neither completed nor failed, in any order.
-	UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]Export, error)
+	// LeaseExport records that a live process makes the export until a
+	// time, and renews it: the lease is the export's, whoever holds it.
+	LeaseExport(ctx context.Context, tenantID, exportID string, until time.Time) error
+	// UnfinishedExports returns the tenant's exports that have neither
+	// completed nor failed and were created before createdBefore or whose
+	// lease ran out before leaseBefore, in any order.
+	UnfinishedExports(ctx context.Context, tenantID string, createdBefore, leaseBefore time.Time) ([]Export, error)
+	// DropExportLeases removes the tenant's leases that ran out before a
+	// time.
+	DropExportLeases(ctx context.Context, tenantID string, before time.Time) error
 	// ExportTenants lists the tenants that have exports, in byte order.
 	ExportTenants(ctx context.Context) ([]string, error)
 	// AddReview stores a review of an export (ECONFLICT on a duplicate

@@ -158,11 +158,32 @@ func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, en
 		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = $1 AND entry_type = $2`, tenantID, entryType)
 }
 
-// UnfinishedExports returns exports without a completed or failed event.
-func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]runproof.Export, error) {
+// LeaseExport records or renews an export's lease.
+func (s *Store) LeaseExport(ctx context.Context, tenantID, exportID string, until time.Time) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO export_leases (tenant_id, export_id, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (tenant_id, export_id) DO UPDATE SET expires_at = excluded.expires_at`, tenantID, exportID, runproof.Timestamp(until))
+	if err != nil {
+		return fmt.Errorf("lease export: %w", err)
+	}
+	return nil
+}
+
+// UnfinishedExports returns exports without a completed or failed event,
+// created before createdBefore or whose lease ran out before leaseBefore.
+func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore, leaseBefore time.Time) ([]runproof.Export, error) {
 	return s.exportsOf(ctx, tenantID, "unfinished exports", `SELECT id FROM exports WHERE tenant_id = $1 AND created_at < $2
+		UNION SELECT export_id FROM export_leases WHERE tenant_id = $1 AND expires_at < $3
 		EXCEPT SELECT export_id FROM export_events WHERE tenant_id = $1 AND kind IN ('completed', 'failed')`,
-		tenantID, runproof.Timestamp(createdBefore))
+		tenantID, runproof.Timestamp(createdBefore), runproof.Timestamp(leaseBefore))
+}
+
+// DropExportLeases removes the leases that ran out before a time.
+func (s *Store) DropExportLeases(ctx context.Context, tenantID string, before time.Time) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM export_leases WHERE tenant_id = $1 AND expires_at < $2`, tenantID, runproof.Timestamp(before))
+	if err != nil {
+		return fmt.Errorf("drop export leases: %w", err)
+	}
+	return nil
 }
 
 // ExportTenants lists the tenants that have exports.

@@ -147,11 +147,32 @@ func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, en
 		tenantID, tenantID, tenantID, entryType)
 }
 
-// UnfinishedExports returns exports without a completed or failed event.
-func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore time.Time) ([]runproof.Export, error) {
+// LeaseExport records or renews an export's lease.
+func (s *Store) LeaseExport(ctx context.Context, tenantID, exportID string, until time.Time) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO export_leases (tenant_id, export_id, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (tenant_id, export_id) DO UPDATE SET expires_at = excluded.expires_at`, tenantID, exportID, timeText(until))
+	if err != nil {
+		return fmt.Errorf("lease export: %w", err)
+	}
+	return nil
+}
+
+// UnfinishedExports returns exports without a completed or failed event,
+// created before createdBefore or whose lease ran out before leaseBefore.
+func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdBefore, leaseBefore time.Time) ([]runproof.Export, error) {
 	return s.exportsOf(ctx, tenantID, "unfinished exports", `SELECT id FROM exports WHERE tenant_id = ? AND created_at < ?
+		UNION SELECT export_id FROM export_leases WHERE tenant_id = ? AND expires_at < ?
 		EXCEPT SELECT export_id FROM export_events WHERE tenant_id = ? AND kind IN ('completed', 'failed')`,
-		tenantID, timeText(createdBefore), tenantID)
+		tenantID, timeText(createdBefore), tenantID, timeText(leaseBefore), tenantID)
+}
+
+// DropExportLeases removes the leases that ran out before a time.
+func (s *Store) DropExportLeases(ctx context.Context, tenantID string, before time.Time) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM export_leases WHERE tenant_id = ? AND expires_at < ?`, tenantID, timeText(before))
+	if err != nil {
+		return fmt.Errorf("drop export leases: %w", err)
+	}
+	return nil
 }
 
 // ExportTenants lists the tenants that have exports.

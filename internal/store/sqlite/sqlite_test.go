@@ -18,7 +18,7 @@ func TestMigrate(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 18 || s.LatestSchema() != 18 {
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 19 || s.LatestSchema() != 19 {
 		t.Errorf("SchemaVersion = %d, %v, latest %d; want 18", v, err, s.LatestSchema())
 	}
 }

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -313,4 +315,60 @@ func testExportsAppendOnly(t *testing.T, h Harness) {
 	if after := dump(); after != before {
 		t.Errorf("data changed:\nbefore %s\n after %s", before, after)
 	}
+}
+
+// testExportLeases checks that an unfinished export whose lease ran out
+// is found as early as one created long ago, that a lease is renewed in
+// place, and that leases are a tenant's own.
+func testExportLeases(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	createExports(t, s, newExport("t1", "a", at(10)), newExport("t1", "b", at(10)), newExport("t1", "old", at(1)),
+		newExport("t2", "a", at(10)))
+	appendExportEvents(t, s, runproof.ExportEvent{TenantID: "t1", ExportID: "b", Kind: runproof.ExportEventFailed, At: at(11), Reason: "disk full"})
+	lease := func(tenant, id string, until time.Time) {
+		t.Helper()
+		if err := s.LeaseExport(ctx, tenant, id, until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unfinished := func(tenant string, createdBefore, leaseBefore time.Time, want ...string) {
+		t.Helper()
+		got, err := s.UnfinishedExports(ctx, tenant, createdBefore, leaseBefore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, e := range got {
+			ids = append(ids, e.ID)
+			if e.TenantID != tenant {
+				t.Errorf("unfinished exports of %s: %s is %s's", tenant, e.ID, e.TenantID)
+			}
+		}
+		slices.Sort(ids)
+		equal(t, fmt.Sprintf("unfinished exports of %s created before %v or leased until before %v", tenant, createdBefore, leaseBefore),
+			ids, append([]string{}, want...))
+	}
+	lease("t1", "a", at(20))
+	lease("t1", "b", at(20)) // failed: never unfinished
+	lease("t1", "a", at(30)) // renewed
+	lease("t2", "a", at(15))
+	unfinished("t1", at(0), at(30))
+	unfinished("t1", at(0), at(31), "a")
+	unfinished("t1", at(5), at(31), "a", "old")
+	unfinished("t1", at(5), time.Time{}, "old")
+	unfinished("t2", at(0), at(16), "a")
+
+	if err := s.DropExportLeases(ctx, "t1", at(31)); err != nil {
+		t.Fatal(err)
+	}
+	unfinished("t1", at(0), at(100))
+	unfinished("t2", at(0), at(16), "a") // another tenant's lease stays
+	if err := s.DropExportLeases(ctx, "t2", at(15)); err != nil {
+		t.Fatal(err)
+	}
+	unfinished("t2", at(0), at(16), "a") // it runs out at 15: not before
+	if err := s.DropExportLeases(ctx, "t2", at(16)); err != nil {
+		t.Fatal(err)
+	}
+	unfinished("t2", at(0), at(100))
 }

@@ -302,7 +302,7 @@ func testLedgerRecords(t *testing.T, h Harness) {
 		{"t1", at(10), []runproof.Export{get("x3")}}, // x6 was created at 10
 		{"t2", at(100), nil},
 	} {
-		got, err := s.UnfinishedExports(ctx, c.tenant, c.before)
+		got, err := s.UnfinishedExports(ctx, c.tenant, c.before, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

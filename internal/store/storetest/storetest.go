@@ -45,6 +45,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"ExportEvents", testExportEvents},
 		{"ExportEventsConcurrent", testExportEventsConcurrent},
 		{"ListExports", testListExports},
+		{"ExportLeases", testExportLeases},
 		{"ExportsAppendOnly", testExportsAppendOnly},
 		{"Reviews", testReviews},
 		{"Ledger", testLedger},

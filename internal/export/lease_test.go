@@ -1,0 +1,108 @@
+package export_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/demo"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// leaseWatch is a store that notes every lease written.
+type leaseWatch struct {
+	runproof.Store
+	mu     sync.Mutex
+	writes int
+	until  map[string]time.Time // the latest lease of each export
+}
+
+func (w *leaseWatch) LeaseExport(ctx context.Context, tenantID, exportID string, until time.Time) error {
+	w.mu.Lock()
+	w.writes++
+	w.until[exportID] = until
+	w.mu.Unlock()
+	return w.Store.LeaseExport(ctx, tenantID, exportID, until)
+}
+
+func (w *leaseWatch) counts() (int, map[string]time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	until := make(map[string]time.Time, len(w.until))
+	for id, u := range w.until {
+		until[id] = u
+	}
+	return w.writes, until
+}
+
+// TestLease: an export being made keeps its lease while its process lives,
+// however far the clock moves, and one whose process stopped is ended by
+// Recover once its lease has run out, long before AbandonedAfter. No
+// renewal follows an export's end.
+func TestLease(t *testing.T) {
+	defer export.SetLeaseRenewal(time.Millisecond)()
+	s := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, s)
+	store := &leaseWatch{Store: s, until: map[string]time.Time{}}
+	dir, _ := tempArtifacts(t)
+	var clock atomic.Int64 // how far past fixed
+	now := func() time.Time { return fixed.Add(time.Duration(clock.Load())) }
+
+	// A process that stopped left this one, its lease written last at fixed.
+	dead := runproof.ExportRequest{TenantID: demo.Tenant, ID: "x-dead", Scope: runproof.ScopeLLMRun, IncidentID: inc.ID,
+		RunID: inc.RunID, BundleType: runproof.BundleEvidence, Format: runproof.FormatJSON, RequestedBy: "key-1",
+		Origin: runproof.OriginHuman, SourceComponent: "api", CreatedAt: fixed}
+	if err := s.CreateExport(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.LeaseExport(ctx, demo.Tenant, dead.ID, fixed.Add(export.LeaseFor)); err != nil {
+		t.Fatal(err)
+	}
+
+	arts := newBlocking(dir)
+	maker := export.New(store, arts, export.Options{Now: now, NewID: func() string { return "x-live" }})
+	done := make(chan error, 1)
+	go func() {
+		_, err := maker.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		done <- err
+	}()
+	<-arts.entered
+	clock.Store(int64(2 * export.LeaseFor))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, until := store.counts(); until["x-live"].After(now()) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the export being made did not renew its lease past %v: %v", now(), until["x-live"])
+		}
+	}
+
+	other := export.New(s, dir, export.Options{Now: now})
+	if n, err := other.Recover(ctx, demo.Tenant); err != nil || n != 1 {
+		t.Fatalf("recover: %d, %v; want the dead export ended", n, err)
+	}
+	for id, want := range map[string]runproof.ExportStatus{"x-dead": runproof.ExportFailed, "x-live": runproof.ExportPending} {
+		rec, err := s.GetExport(ctx, demo.Tenant, id)
+		if err != nil || rec.Status != want {
+			t.Errorf("%s: %+v, %v; want %s", id, rec, err, want)
+		}
+		if want == runproof.ExportFailed && !strings.Contains(rec.FailureReason, "interrupted") {
+			t.Errorf("%s failed as %q", id, rec.FailureReason)
+		}
+	}
+
+	close(arts.release)
+	if err := <-done; err != nil {
+		t.Fatalf("the live export: %v", err)
+	}
+	writes, _ := store.counts()
+	time.Sleep(20 * time.Millisecond) // twenty renewals' time
+	if later, _ := store.counts(); later != writes {
+		t.Errorf("%d leases written after the export ended", later-writes)
+	}
+}
