@@ -40,8 +40,10 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
                         and ledger checkpoints (default $` + SigningKeyEnv + `
                         when not empty; without either, the newest key of
                         DIR/signing-keys, created on first use; export and
-                        ledger verify refuse a DIR without database, or
-                        without keys while the database holds a ledger;
+                        ledger verify refuse a DIR without database; they
+                        and serve refuse one without keys while the
+                        database holds a ledger, and serve a ledger whose
+                        latest checkpoint a key it lacks signed;
                         --signing-key '' is refused: leave the flag out to
                         use those)
   --log-format FORMAT   text or json (default text)
@@ -280,22 +282,25 @@ func openExporter(e *env, store runproof.Store) (exporting, error) {
 		keys: keys, ledger: led}, nil
 }
 
-// openKeys returns the signing keys: those of DIR/signing-keys (a first one
-// is created there on first use), with --signing-key, when given, as the
-// active one.
+// openKeys returns the signing keys: those of DIR/signing-keys, with
+// --signing-key, when given, as the active one; without it, a first key
+// is created there on first use.
 func openKeys(c common) (*signing.Keyring, error) {
-	keys, err := signing.Open(filepath.Join(c.data, "signing-keys"))
+	dir := filepath.Join(c.data, "signing-keys")
+	if c.signingKey == "" {
+		keys, err := signing.Open(dir)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the signing keys under --data: %w", err)
+		}
+		return keys, nil
+	}
+	k, err := signing.ReadKeyFile(c.signingKey)
+	if err != nil {
+		return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
+	}
+	keys, err := signing.OpenWith(dir, k)
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the signing keys under --data: %w", err)
-	}
-	if c.signingKey != "" {
-		k, err := signing.ReadKeyFile(c.signingKey)
-		if err != nil {
-			return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
-		}
-		if err := keys.Use(k); err != nil {
-			return nil, err
-		}
 	}
 	return keys, nil
 }

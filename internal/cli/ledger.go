@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -307,14 +308,22 @@ func verifierKeys(ctx context.Context, c common, store ledgerTenants, files []st
 	if len(out) > 0 {
 		return out, nil
 	}
-	if has, err := needKeys(ctx, c, store, "the ledger's public keys with --key"); err != nil || !has {
-		return nil, err
-	}
-	keys, err := openKeys(c)
+	pubs, err := signing.PublicKeys(filepath.Join(c.data, "signing-keys"))
 	if err != nil {
 		return nil, err
 	}
-	return ledgerVerifierKeys(keys, "")
+	if c.signingKey != "" {
+		k, err := signing.ReadKeyFile(c.signingKey)
+		if err != nil {
+			return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
+		}
+		pubs = append(pubs, signing.PublicKey{Public: k.Public()})
+	}
+	if len(pubs) == 0 {
+		_, err := needKeys(ctx, c, store, "the ledger's public keys with --key")
+		return nil, err
+	}
+	return ledgerVerifierKeys(pubs, "")
 }
 
 // newLedger returns the ledger that signs with the active key and accepts
@@ -323,7 +332,13 @@ func verifierKeys(ctx context.Context, c common, store ledgerTenants, files []st
 // its directory later (`keys rotate-signing` while serve runs).
 func newLedger(store runproof.Store, keys *signing.Keyring) (*ledger.Ledger, error) {
 	active := keys.Active()
-	others := func() ([]string, error) { return ledgerVerifierKeys(keys, active.ID) }
+	others := func() ([]string, error) {
+		pubs, err := keys.Verifying()
+		if err != nil {
+			return nil, err
+		}
+		return ledgerVerifierKeys(pubs, active.ID)
+	}
 	older, err := others()
 	if err != nil {
 		return nil, err
@@ -331,14 +346,9 @@ func newLedger(store runproof.Store, keys *signing.Keyring) (*ledger.Ledger, err
 	return ledger.New(store, active.Private, active.ID, ledger.Options{Verifiers: older, NewVerifiers: others})
 }
 
-// ledgerVerifierKeys returns the ledger verifier keys of every key that
-// signed for the keyring (signing.Keyring.Verifying) but the one with id
-// except.
-func ledgerVerifierKeys(keys *signing.Keyring, except string) ([]string, error) {
-	pubs, err := keys.Verifying()
-	if err != nil {
-		return nil, err
-	}
+// ledgerVerifierKeys returns the ledger verifier keys of public keys but
+// the one with id except.
+func ledgerVerifierKeys(pubs []signing.PublicKey, except string) ([]string, error) {
 	var out []string
 	for _, pub := range pubs {
 		if signing.KeyID(pub.Public) == except {

@@ -189,6 +189,16 @@ func TestSigningKeyReplaced(t *testing.T) {
 	if r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out"), "--signing-key", k1); r.code != 0 {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
+	privateKeys := func(data string) []string {
+		names, err := filepath.Glob(filepath.Join(data, "signing-keys", "*.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if made := privateKeys(data); len(made) != 0 { // it would sign whatever runs without --signing-key
+		t.Errorf("a key was made under --data though --signing-key was given: %v", made)
+	}
 	runs, err := openStore(t, data).ListRuns(ctx, runproof.ListRunsParams{TenantID: "demo", Limit: 1})
 	if err != nil || len(runs) != 1 {
 		t.Fatalf("runs: %v %v", runs, err)
@@ -226,6 +236,29 @@ func TestSigningKeyReplaced(t *testing.T) {
 	}
 	if r := runCLI(t, "", "ledger", "verify", "--data", data, "--signing-key", k2); r.code != 0 {
 		t.Errorf("ledger verify after the refused exports: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
+	// A server that could append to no ledger is refused at its start,
+	// rather than refusing every export once it serves.
+	wantError(t, runCLI(t, "", "serve", "--addr", "127.0.0.1:0", "--data", data, "--signing-key", k3), 1,
+		`cannot serve: the latest checkpoint of the ledger of tenant "demo" is signed by key`)
+	// So is one given the database alone, restored without its keys; and it
+	// makes none.
+	restored := filepath.Join(dir, "restored")
+	if err := os.MkdirAll(restored, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := os.ReadFile(filepath.Join(data, "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(restored, "runproof.db"), db, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, runCLI(t, "", "serve", "--addr", "127.0.0.1:0", "--data", restored), 1,
+		"no signing keys in "+filepath.Join(restored, "signing-keys")+", but the database holds the ledger of demo")
+	if made := privateKeys(restored); len(made) != 0 {
+		t.Errorf("a refused server made a key: %v", made)
 	}
 }
 

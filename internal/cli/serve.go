@@ -16,6 +16,7 @@ import (
 
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -111,18 +112,9 @@ Examples:
 }
 
 func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
-	store, err := openStore(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	svc := service.New(store, service.Options{})
-	ex, err := openExporter(e, store)
-	if err != nil {
-		return err
-	}
-	// Listen before serving, so that a busy port is one clear error and
-	// port 0 can be logged as the port actually bound.
+	// Listen first, so that a busy port is one clear error, before
+	// anything is made under --data, and port 0 can be logged as the port
+	// actually bound.
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("cannot listen on %s: the address is already in use (is runproof already running? choose another with --addr)", addr)
@@ -131,6 +123,22 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return fmt.Errorf("cannot listen on %s (--addr): %w", addr, err)
 	}
 	defer ln.Close()
+	store, err := openStore(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc := service.New(store, service.Options{})
+	if _, err := needKeys(ctx, e.common, store, "--signing-key"); err != nil {
+		return err
+	}
+	ex, err := openExporter(e, store)
+	if err != nil {
+		return err
+	}
+	if err := signsEveryLedger(ctx, store, ex.ledger); err != nil {
+		return err
+	}
 
 	// The keyring keeps which key each server started with, once it can
 	// serve: a download URL signed by the server before this one works here
@@ -200,6 +208,23 @@ func (q *requests) count(h http.Handler) http.Handler {
 		defer func() { q.running.Add(-1); q.wg.Done() }()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// signsEveryLedger refuses to serve when the latest checkpoint of a
+// tenant's ledger is signed by a key this process does not know: nothing
+// could be appended to that ledger, so that the tenant's every export
+// would be refused.
+func signsEveryLedger(ctx context.Context, store ledgerTenants, led *ledger.Ledger) error {
+	tenants, err := store.LedgerTenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		if err := led.Ready(ctx, t); err != nil {
+			return fmt.Errorf("cannot serve: %w", err)
+		}
+	}
+	return nil
 }
 
 // startBackground starts the server's background work, until the

@@ -84,6 +84,23 @@ func Open(dir string) (*Keyring, error) {
 	return kr, nil
 }
 
+// OpenWith loads the keys of dir, creating dir (0700) but no key, and
+// makes k, loaded from elsewhere, the active one (Use).
+func OpenWith(dir string, k Key) (*Keyring, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	keys, err := readDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	kr := &Keyring{dir: dir, keys: keys}
+	if err := kr.Use(k); err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
 // HasKeys reports whether dir holds a key (Open makes a first one in a
 // directory that does not).
 func HasKeys(dir string) bool {
@@ -131,12 +148,21 @@ type PublicKey struct {
 // process (`runproof keys rotate-signing`) may have added one, and every
 // key given with Use, now or by an earlier process. The keyring itself is
 // unchanged.
-func (kr *Keyring) Verifying() ([]PublicKey, error) {
-	keys, err := readDir(kr.dir)
+func (kr *Keyring) Verifying() ([]PublicKey, error) { return verifying(kr.dir, kr.keys) }
+
+// PublicKeys returns the public keys of every key that signed for the
+// keyring of dir: the keys in it and those given with Use, now or by an
+// earlier process. It makes nothing: none when dir holds no key.
+func PublicKeys(dir string) ([]PublicKey, error) { return verifying(dir, nil) }
+
+// verifying returns the public keys of the keys of dir, of those given
+// with Use, and of own.
+func verifying(dir string, own []Key) ([]PublicKey, error) {
+	keys, err := readDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	names, err := filepath.Glob(filepath.Join(kr.dir, usedDir, "*.pub.pem"))
+	names, err := filepath.Glob(filepath.Join(dir, usedDir, "*.pub.pem"))
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +179,7 @@ func (kr *Keyring) Verifying() ([]PublicKey, error) {
 		}
 		out = append(out, PublicKey{Public: pub})
 	}
-	for _, k := range append(keys, kr.keys...) {
+	for _, k := range append(keys, own...) {
 		if !slices.ContainsFunc(out, func(p PublicKey) bool { return p.Public.Equal(k.Public()) }) {
 			out = append(out, PublicKey{Public: k.Public(), CreatedAt: k.CreatedAt})
 		}
