@@ -14,7 +14,7 @@ import (
 // BuildEvidence builds and seals the evidence bundle of a run, with or
 // without an incident. Its id is "EVD-" + opts.BundleID.
 func BuildEvidence(src Source, opts Options) (EvidenceBundle, error) {
-	b, err := buildEvidence(src, opts, runproof.BundleEvidence, PrefixEvidence)
+	b, _, err := buildEvidence(src, opts, runproof.BundleEvidence, PrefixEvidence)
 	if err != nil {
 		return EvidenceBundle{}, err
 	}
@@ -107,9 +107,12 @@ func checkStored(runID string, s runproof.Step) error {
 	return nil
 }
 
-func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix string) (EvidenceBundle, error) {
+// buildEvidence builds the evidence members of a bundle, and sorts the
+// steps after the inflection (none without an incident).
+func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix string) (EvidenceBundle, afterInflection, error) {
+	var after afterInflection
 	if err := check(src, opts); err != nil {
-		return EvidenceBundle{}, err
+		return EvidenceBundle{}, after, err
 	}
 	run, inc := src.Run, src.Incident
 	b := EvidenceBundle{
@@ -125,7 +128,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 	if opts.NewSpool != nil {
 		var err error
 		if spool, err = opts.NewSpool(); err != nil {
-			return EvidenceBundle{}, err
+			return EvidenceBundle{}, after, err
 		}
 	}
 	steps := newStepWriter(spool, opts.KeepRows)
@@ -134,7 +137,11 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		// for the rows, not a slice grown and copied over and over.
 		steps.list.rows = make([]TraceStepEvidence, 0, min(run.Totals.Steps, 1<<20))
 	}
+	contained := containedAt(src)
 	t, err := scan(src, func(s runproof.Step) error {
+		if inc != nil && s.Index > inc.InflectionStepIndex {
+			after.add(s, contained)
+		}
 		if !opts.IncludeRawSteps {
 			return nil
 		}
@@ -147,7 +154,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		return steps.add(e)
 	})
 	if err != nil {
-		return EvidenceBundle{}, err
+		return EvidenceBundle{}, after, err
 	}
 	b.Steps = steps.list
 	b.TotalSteps, b.TotalTokens = t.Steps, t.Tokens()
@@ -162,10 +169,10 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		b.IncidentID, b.ViolationStepIndex = inc.ID, &idx
 		b.ViolationTimestamp = runproof.FormatTime(inc.ViolationAt)
 		b.DetectionTimestamp = runproof.FormatTime(inc.DetectedAt)
-		b.ContainmentTimestamp = optTime(containedAt(src))
+		b.ContainmentTimestamp = optTime(contained)
 		b.RemediationStatus = inc.RemediationStatus
 	}
-	return b, nil
+	return b, after, nil
 }
 
 func policyContext(snap runproof.Snapshot, inc *runproof.Incident) PolicyContext {
@@ -186,6 +193,9 @@ func stepEvidence(s runproof.Step, withContent bool) TraceStepEvidence {
 		InputTokens: s.InputTokens, OutputTokens: s.OutputTokens, Tokens: s.InputTokens + s.OutputTokens,
 		CostCents: runproof.Cents(s.CostMicrocents), DurationMs: runproof.Millis(s.DurationMicros),
 		Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash, ContentDigest: s.ContentDigest}
+	if !s.RecordedAt.IsZero() {
+		e.RecordedAt = runproof.FormatTime(s.RecordedAt)
+	}
 	if withContent {
 		e.Content = s.Content
 	}
@@ -226,7 +236,7 @@ func formatSeconds(s float64) string { return strconv.FormatFloat(s, 'f', -1, 64
 // SOC2Bundle.EvidenceDigest): the content_hash covers the statement, so the
 // statement cannot cite it.
 func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
-	ev, err := buildEvidence(src, opts, runproof.BundleSOC2, PrefixSOC2)
+	ev, after, err := buildEvidence(src, opts, runproof.BundleSOC2, PrefixSOC2)
 	if err != nil {
 		return SOC2Bundle{}, err
 	}
@@ -234,7 +244,7 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	if b.EvidenceDigest, err = digest(&b.EvidenceBundle); err != nil {
 		return SOC2Bundle{}, err
 	}
-	b.ControlMappings = controlMappings(src, &ev)
+	b.ControlMappings = controlMappings(src, &ev, after)
 	start, end := opts.PeriodStart, opts.PeriodEnd
 	switch {
 	case src.Incident != nil:
@@ -276,12 +286,13 @@ var controls = []struct{ id, name, description string }{
 // controlMappings decides each control's status from what the bundle holds:
 //
 //	CC7.2 DEMONSTRATED: a violation was detected and contained (the run was
-//	      stopped); PARTIAL: detected, not contained; NOT_APPLICABLE: no violation.
+//	      stopped, and the agent sent no step after it was told to stop);
+//	      PARTIAL: detected, not contained; NOT_APPLICABLE: no violation.
 //	CC7.3 DEMONSTRATED: an incident and its full trace in the bundle; PARTIAL:
 //	      steps omitted; NOT_APPLICABLE: no incident.
 //	CC7.4 DEMONSTRATED: the full trace and a remediation record (in_progress
 //	      or completed); PARTIAL otherwise; NOT_APPLICABLE: no incident.
-func controlMappings(src Source, b *EvidenceBundle) []SOC2ControlMapping {
+func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC2ControlMapping {
 	out := make([]SOC2ControlMapping, len(controls))
 	for i, c := range controls {
 		out[i] = SOC2ControlMapping{ControlID: c.id, ControlName: c.name, ControlDescription: c.description,
@@ -296,7 +307,12 @@ func controlMappings(src Source, b *EvidenceBundle) []SOC2ControlMapping {
 	}
 	breach := breachText(inc)
 	detect := formatSeconds(seconds(inc.ViolationAt, inc.DetectedAt))
-	if c := containedAt(src); c != nil {
+	if c := containedAt(src); c != nil && after.afterStop > 0 {
+		out[0].ComplianceStatus = StatusPartial
+		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation and run stopped %s s after detection, "+
+			"but the agent sent %s after it was told to stop, from step %d on (recorded_at after containment_timestamp).",
+			breach, detect, formatSeconds(seconds(inc.DetectedAt, *c)), count(after.afterStop, "more step", "more steps"), after.firstAfter)
+	} else if c != nil {
 		out[0].ComplianceStatus = StatusDemonstrated
 		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation and run stopped %s s after detection.",
 			breach, detect, formatSeconds(seconds(inc.DetectedAt, *c)))
@@ -309,8 +325,12 @@ func controlMappings(src Source, b *EvidenceBundle) []SOC2ControlMapping {
 	full := b.StepsOmitted == 0
 	if full {
 		out[1].ComplianceStatus = StatusDemonstrated
-		out[1].EvidenceProvided = fmt.Sprintf("Incident opened automatically on detection, with the full trace in this bundle: all %d steps (%d to %d), inflection at step %d.",
-			b.TotalSteps, *b.FirstStepIndex, *b.LastStepIndex, inc.InflectionStepIndex)
+		whole := "all " + count(b.TotalSteps, "step", "steps")
+		if b.TotalSteps == 1 {
+			whole = "its only step"
+		}
+		out[1].EvidenceProvided = fmt.Sprintf("Incident opened automatically on detection, with the full trace in this bundle: %s (%d to %d), inflection at step %d.",
+			whole, *b.FirstStepIndex, *b.LastStepIndex, inc.InflectionStepIndex)
 	} else {
 		out[1].ComplianceStatus = StatusPartial
 		out[1].EvidenceProvided = fmt.Sprintf("Incident opened automatically on detection, but its trace is not in this export: %d of %d steps omitted (the totals are complete).",
@@ -379,4 +399,28 @@ func attestation(src Source, b *SOC2Bundle) string {
 			b.ReviewedBy, b.ReviewedAt, src.Review.BundleID, b.TotalSteps, src.Review.KeyID)
 	}
 	return s.String()
+}
+
+// afterInflection sorts the steps after a run's inflection by when
+// runproof received them against the run's stop: those sent in the
+// breaking step's own request, recorded at the stop, before the agent
+// could learn of it, and those sent later, after it was told to stop (or,
+// when the run was not stopped, every one).
+type afterInflection struct {
+	withStop, withMicro   int64 // steps recorded at the stop, and their cost
+	afterStop, afterMicro int64 // steps recorded after it, and their cost
+	firstAfter            int64 // the index of the first of those
+}
+
+func (a *afterInflection) add(s runproof.Step, contained *time.Time) {
+	if contained != nil && !s.RecordedAt.After(*contained) {
+		a.withStop++
+		a.withMicro += s.CostMicrocents
+		return
+	}
+	if a.afterStop == 0 {
+		a.firstAfter = s.Index
+	}
+	a.afterStop++
+	a.afterMicro += s.CostMicrocents
 }

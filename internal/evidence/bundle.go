@@ -45,7 +45,9 @@ func (s Source) Remediation() string {
 // values mean unknown.
 type AgentHistory struct {
 	CompletedRuns int
-	MedianSteps   int64
+	// TwiceMedianSteps is twice the median of their lengths in steps: the
+	// median of an even number of runs may fall half way between two.
+	TwiceMedianSteps int64
 }
 
 // Options are the export's own facts, chosen by the caller.
@@ -98,7 +100,8 @@ type TraceStepEvidence struct {
 	DurationMs    float64             `json:"duration_ms"`
 	InputTokens   int64               `json:"input_tokens"` // added
 	IsInflection  bool                `json:"is_inflection"`
-	OutputTokens  int64               `json:"output_tokens"` // added
+	OutputTokens  int64               `json:"output_tokens"`         // added
+	RecordedAt    string              `json:"recorded_at,omitempty"` // added; when runproof received the step
 	Status        runproof.StepStatus `json:"status"`
 	StepIndex     int64               `json:"step_index"`
 	StepType      string              `json:"step_type"`

@@ -88,10 +88,7 @@ type incidentFacts struct {
 	task              string // the goal in quotes, or "its task"
 	upTo              int64  // steps up to and including the inflection
 	costMicro         int64  // cost of those steps
-	afterStop         int64  // steps after the inflection, in later requests when it was stopped
-	afterMicro        int64  // their cost
-	withStop          int64  // steps after the inflection in its own request: recorded at the stop
-	withMicro         int64  // their cost
+	afterInflection          // the steps after them
 	threshold, actual int64  // limits: in the type's fixed-point unit
 	overHalf          bool   // limits: actual ≥ 1.5 × threshold
 	risk              runproof.RiskLevel
@@ -110,17 +107,10 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 				return err
 			}
 		}
-		switch {
-		case s.Index <= inc.InflectionStepIndex:
+		if s.Index <= inc.InflectionStepIndex {
 			f.costMicro += s.CostMicrocents
-		case f.contained != nil && !s.RecordedAt.After(*f.contained):
-			// Sent with the step that broke the rule: the agent learns of
-			// the stop from the answer to that request.
-			f.withStop++
-			f.withMicro += s.CostMicrocents
-		default:
-			f.afterStop++
-			f.afterMicro += s.CostMicrocents
+		} else {
+			f.add(s, f.contained)
 		}
 		return nil
 	})
@@ -283,19 +273,28 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	switch {
 	case h.CompletedRuns < 3:
 		return nil, "No estimate: fewer than three earlier runs of this agent ended without an incident, so there is no usual run length to compare with."
-	case h.MedianSteps <= 0:
+	case h.TwiceMedianSteps <= 0:
 		return nil, "No estimate: the usual length of this agent's runs is not known."
 	}
-	remaining := max(0, h.MedianSteps-f.upTo)
-	basis := fmt.Sprintf("their median length is %s, over %d earlier runs that ended without an incident; this run was stopped after %s",
-		count(h.MedianSteps, "step", "steps"), h.CompletedRuns, count(f.upTo, "step", "steps"))
-	if remaining == 0 {
+	// The steps the run took after its stop, in the same request or
+	// later, were not avoided.
+	taken := f.upTo + f.withStop + f.afterStop
+	remaining2 := max(0, h.TwiceMedianSteps-2*taken) // in half steps: a median may fall between two lengths
+	basis := fmt.Sprintf("their median length is %s, over %d earlier runs that ended without an incident; ",
+		halfSteps(h.TwiceMedianSteps, "step", "steps"), h.CompletedRuns)
+	if taken == f.upTo {
+		basis += "this run was stopped after " + count(f.upTo, "step", "steps")
+	} else {
+		basis += fmt.Sprintf("this run took %s, %s of them up to the stop", count(taken, "step", "steps"), group(f.upTo))
+	}
+	if remaining2 == 0 {
 		zero := int64(0)
 		return &zero, fmt.Sprintf("Estimate: nothing avoided, since this agent's runs usually end by this point (%s).", basis)
 	}
-	// cents = round(cost × remaining / upTo / 10^6), exactly.
-	n := new(big.Int).Mul(big.NewInt(f.costMicro), big.NewInt(remaining))
-	d := new(big.Int).Mul(big.NewInt(f.upTo), big.NewInt(runproof.MicrocentsPerCent))
+	// cents = round(cost × remaining / upTo / 10^6), exactly, with
+	// remaining = remaining2 / 2.
+	n := new(big.Int).Mul(big.NewInt(f.costMicro), big.NewInt(remaining2))
+	d := new(big.Int).Mul(big.NewInt(2*f.upTo), big.NewInt(runproof.MicrocentsPerCent))
 	n.Add(n.Lsh(n, 1), d)
 	n.Quo(n, d.Lsh(d, 1))
 	if !n.IsInt64() {
@@ -304,7 +303,15 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	cents := n.Int64()
 	perStep := (2*f.costMicro + f.upTo) / (2 * f.upTo)
 	return &cents, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
-		dollars(perStep), count(remaining, "further step", "further steps"), basis)
+		dollars(perStep), halfSteps(remaining2, "further step", "further steps"), basis)
+}
+
+// halfSteps counts n half steps in words: "9 steps", "8.5 steps".
+func halfSteps(n int64, one, many string) string {
+	if n%2 == 0 {
+		return count(n/2, one, many)
+	}
+	return group(n/2) + ".5 " + many
 }
 
 var (

@@ -134,8 +134,18 @@ func TestDebriefCosts(t *testing.T) {
 		prevented int64 // -1: no estimate
 		method    string
 	}{
-		// 4 steps of 30 cents up to the stop; median 12 → 8 × 30 cents.
-		{"cost", costRun(t), 120, 240, "Estimate: the average cost per step up to the stop ($0.30) times the 8 further steps"},
+		// 4 steps of 30 cents up to the stop, 2 more after it; median 12 →
+		// 6 × 30 cents: the steps taken after the stop were not avoided.
+		{"cost", costRun(t), 120, 180, "Estimate: the average cost per step up to the stop ($0.30) times the 6 further steps " +
+			"this agent's runs usually take beyond this point (their median length is 12 steps, over 5 earlier runs that ended " +
+			"without an incident; this run took 6 steps, 4 of them up to the stop)."},
+		// Lengths 8, 10, 12 and 30: the median is 11, half way between the
+		// middle two; 11 − 6 = 5 × 30 cents.
+		{"median of an even number of runs", withHistory(costRun(t), 4, 22), 120, 150, "Estimate: the average cost per step up to the stop ($0.30) times the 5 further steps " +
+			"this agent's runs usually take beyond this point (their median length is 11 steps, over 4 earlier runs"},
+		// Lengths 8, 9, 10 and 30: 9.5 − 6 = 3.5 × 30 cents.
+		{"median half way between two lengths", withHistory(costRun(t), 4, 19), 120, 105, "Estimate: the average cost per step up to the stop ($0.30) times the 3.5 further steps " +
+			"this agent's runs usually take beyond this point (their median length is 9.5 steps, over 4 earlier runs"},
 		{"token: two earlier runs only", tokenRun(t), 18, -1, "No estimate: fewer than three earlier runs"},
 		// 1.234567 + 0 + 0.00001 cents → 1; median 3 = steps up to the stop.
 		{"denied: usual length reached", deniedRun(t), 1, 0, "Estimate: nothing avoided"},
@@ -241,6 +251,9 @@ func TestSOC2Statuses(t *testing.T) {
 	const D, P, N = evidence.StatusDemonstrated, evidence.StatusPartial, evidence.StatusNotApplicable
 	notContained := costRun(t)
 	notContained.Incident.ContainedAt, notContained.Run.Status, notContained.Run.StoppedAt = nil, runproof.RunCompleted, nil
+	spec := costSpec()
+	spec.oneRequest = true // the steps after the inflection came with it
+	oneRequest := simulate(t, spec)
 	tests := []struct {
 		name     string
 		src      evidence.Source
@@ -248,8 +261,11 @@ func TestSOC2Statuses(t *testing.T) {
 		want     [3]string
 		evidence string // in CC7.2's evidence_provided
 	}{
-		{"contained, full trace, remediation pending", costRun(t), true, [3]string{D, D, P},
+		{"contained, full trace, remediation pending", oneRequest, true, [3]string{D, D, P},
 			`Policy "cost cap": cost limit of 100 cents exceeded at step 3 (120 cents); detected 0.2 s after the violation and run stopped 0 s after detection.`},
+		{"steps sent after the stop", costRun(t), true, [3]string{P, D, P},
+			`Policy "cost cap": cost limit of 100 cents exceeded at step 3 (120 cents); detected 0.2 s after the violation and run stopped 0 s after detection, ` +
+				`but the agent sent 2 more steps after it was told to stop, from step 4 on (recorded_at after containment_timestamp).`},
 		{"remediation in progress", tokenRun(t), true, [3]string{D, D, D}, "token limit of 10000 tokens exceeded at step 3 (12000 tokens)"},
 		{"remediation completed", deniedRun(t), true, [3]string{D, D, D}, `denied step type "shell:exec" used at step 2`},
 		{"steps omitted", tokenRun(t), false, [3]string{D, P, P}, "detected 0.035 s after the violation"},
@@ -282,4 +298,11 @@ func TestSOC2Statuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withHistory gives src a history of runs earlier runs whose median
+// length is twiceMedian / 2 steps.
+func withHistory(src evidence.Source, runs int, twiceMedian int64) evidence.Source {
+	src.History = evidence.AgentHistory{CompletedRuns: runs, TwiceMedianSteps: twiceMedian}
+	return src
 }

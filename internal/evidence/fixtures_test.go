@@ -118,8 +118,10 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 const cent = runproof.MicrocentsPerCent
 
 // The fixed data set of the golden files.
-func costRun(t testing.TB) evidence.Source {
-	return simulate(t, runSpec{n: 1, goal: "Summarise the quarterly sales report for the board",
+func costRun(t testing.TB) evidence.Source { return simulate(t, costSpec()) }
+
+func costSpec() runSpec {
+	return runSpec{n: 1, goal: "Summarise the quarterly sales report for the board",
 		policies: []runproof.Policy{
 			pol("cost cap", runproof.PolicyCostLimit, "100", runproof.ActionStop),
 			pol("token budget", runproof.PolicyTokenLimit, "100000", runproof.ActionWarn),
@@ -127,9 +129,9 @@ func costRun(t testing.TB) evidence.Source {
 		},
 		steps: same(6, stepSpec{typ: "llm:gpt-4o", in: 400, out: 150, costMicro: 30 * cent, durMicro: 1_250_500,
 			content: `{"response": "Revenue grew <8%> & margins held.", "prompt": "Summarise section 3"}`}),
-		history: evidence.AgentHistory{CompletedRuns: 5, MedianSteps: 12},
+		history: evidence.AgentHistory{CompletedRuns: 5, TwiceMedianSteps: 24},
 		detect:  200 * time.Millisecond,
-	})
+	}
 }
 
 func tokenRun(t testing.TB) evidence.Source {
@@ -139,7 +141,7 @@ func tokenRun(t testing.TB) evidence.Source {
 			pol("cost cap", runproof.PolicyCostLimit, "1000", runproof.ActionStop),
 		},
 		steps:   same(4, stepSpec{typ: "llm:claude-sonnet", in: 2500, out: 500, costMicro: 4_500_000, durMicro: 3_000_000}),
-		history: evidence.AgentHistory{CompletedRuns: 2, MedianSteps: 9},
+		history: evidence.AgentHistory{CompletedRuns: 2, TwiceMedianSteps: 18},
 		detect:  35 * time.Millisecond,
 	})
 	src.Incident.RemediationStatus = "in_progress"
@@ -157,7 +159,7 @@ func deniedRun(t testing.TB) evidence.Source {
 			{typ: "tool:search", in: 0, out: 0, costMicro: 0, durMicro: 150_250},
 			{typ: "shell:exec", in: 0, out: 0, costMicro: 10, durMicro: 5_000, atMicroOff: 123_456},
 		},
-		history: evidence.AgentHistory{CompletedRuns: 4, MedianSteps: 3},
+		history: evidence.AgentHistory{CompletedRuns: 4, TwiceMedianSteps: 6},
 		detect:  1500 * time.Millisecond,
 	})
 	src.Incident.RemediationStatus = "completed"

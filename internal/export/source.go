@@ -114,5 +114,6 @@ func (e *Exporter) history(ctx context.Context, run runproof.Run) (evidence.Agen
 		return evidence.AgentHistory{}, nil
 	}
 	slices.Sort(lengths)
-	return evidence.AgentHistory{CompletedRuns: len(lengths), MedianSteps: lengths[len(lengths)/2]}, nil
+	n := len(lengths)
+	return evidence.AgentHistory{CompletedRuns: n, TwiceMedianSteps: lengths[(n-1)/2] + lengths[n/2]}, nil
 }

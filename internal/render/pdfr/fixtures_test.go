@@ -54,7 +54,7 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 	}
 	r := runproof.Run{TenantID: tenant, ID: "0195a3c4-7e2b-7c1d-9f00-3a5b6c7d8e01", AgentID: rs.agent, Goal: rs.goal,
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: t0, CreatedAt: t0}
-	src := evidence.Source{Run: r, Snapshot: snap, History: evidence.AgentHistory{CompletedRuns: 5, MedianSteps: int64(rs.steps) * 2}}
+	src := evidence.Source{Run: r, Snapshot: snap, History: evidence.AgentHistory{CompletedRuns: 5, TwiceMedianSteps: int64(rs.steps) * 4}}
 	var steps []runproof.Step
 	for i := range rs.steps {
 		s := runproof.Step{TenantID: tenant, RunID: r.ID, Index: int64(i), Timestamp: t0.Add(time.Duration(i+1) * time.Second),
