@@ -381,6 +381,14 @@ func attestation(src Source, b *SOC2Bundle) string {
 	} else {
 		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no policy was breached.", b.BundleID, b.RunID, b.TenantID)
 	}
+	if b.CompliancePeriodStart != "" {
+		what := "incident, not the tenant's other incidents"
+		if src.Incident == nil {
+			what = "run, not the tenant's other runs"
+		}
+		fmt.Fprintf(&s, " Its compliance period is %s to %s; it holds the evidence of this %s in that period, which have bundles of their own.",
+			b.CompliancePeriodStart, b.CompliancePeriodEnd, what)
+	}
 	fmt.Fprintf(&s, " Its evidence members (run metadata, policy snapshot %s, %d of %d steps and the run's exact totals) have the evidence digest %s:"+
 		" SHA-256 of their RFC 8785 form, without content_hash and the SOC 2 members; the bundle's content_hash also covers this statement.",
 		b.PolicyContext.PolicySnapshotID, b.Steps.Len(), b.TotalSteps, b.EvidenceDigest)

@@ -79,6 +79,43 @@ func TestEarlierReviewOfUnknownSteps(t *testing.T) {
 	}
 }
 
+// TestReviewOfAnotherPeriod: a sign-off carries over to the SOC 2 bundles
+// of the same scope and compliance period only: one given on a day's
+// bundle of a run does not vouch for a year's compliance bundle of it.
+func TestReviewOfAnotherPeriod(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, store)
+	run, err := store.GetRun(ctx, inc.TenantID, inc.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, omitted := run.Totals.Steps, int64(0)
+	day := earlierSOC2(t, store, inc, runproof.ExportEvent{Steps: &steps, StepsOmitted: &omitted, Remediation: inc.RemediationStatus})
+	if err := store.AddReview(ctx, runproof.Review{TenantID: inc.TenantID, ID: "rv-day", ExportID: day.ID, RunID: inc.RunID,
+		BundleID: "SOC2-old", Status: "APPROVED", ReviewedBy: "Ada", KeyID: "key_auditor", RunSteps: steps,
+		Remediation: inc.RemediationStatus, ReviewedAt: fixed.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	e := newExporter(t, store, nil)
+	for _, c := range []struct {
+		in   export.Input
+		want string
+	}{
+		{export.Input{Scope: runproof.ScopeCompliance, PeriodStart: "2026-01-01T00:00:00Z", PeriodEnd: "2027-01-01T00:00:00Z"}, evidence.ReviewPending},
+		{export.Input{}, "APPROVED"}, // the scope and period reviewed
+	} {
+		c.in.IncidentID, c.in.BundleType, c.in.Format = inc.ID, runproof.BundleSOC2, runproof.FormatJSON
+		rec, err := e.Export(ctx, inc.TenantID, auditor, c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := soc2Of(t, e, rec); b.ReviewStatus != c.want {
+			t.Errorf("%s export from %s: review status %s by %q, want %s", c.in.Scope, c.in.PeriodStart, b.ReviewStatus, b.ReviewedBy, c.want)
+		}
+	}
+}
+
 // earlierSOC2 stores a completed SOC 2 export as an earlier runproof did:
 // its completed event is ev, with what that runproof recorded.
 func earlierSOC2(t *testing.T, store runproof.Store, inc runproof.Incident, ev runproof.ExportEvent) runproof.ExportRequest {

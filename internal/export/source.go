@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
@@ -68,11 +69,13 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 	}
 }
 
-// priorReview returns the latest review of the run's SOC 2 exports made
-// before this export was requested (nil if none): a rebuilt export shows
-// the same review, whatever came after. A review of a bundle not known to
-// hold every step (one made before runproof recorded it, which Review no
-// longer takes) is not carried over: nil.
+// priorReview returns the latest review of the run's SOC 2 exports of the
+// same scope and compliance period made before this export was requested
+// (nil if none): a rebuilt export shows the same review, whatever came
+// after, and a sign-off on one day's bundle does not vouch for a year's.
+// A review of a bundle not known to hold every step (one made before
+// runproof recorded it, which Review no longer takes) is not carried over:
+// nil.
 func (e *Exporter) priorReview(ctx context.Context, r request) (*runproof.Review, error) {
 	reviews, err := e.store.RunReviews(ctx, r.TenantID, r.RunID)
 	if err != nil {
@@ -85,6 +88,9 @@ func (e *Exporter) priorReview(ctx context.Context, r request) (*runproof.Review
 		reviewed, err := e.store.GetExport(ctx, r.TenantID, reviews[i].ExportID)
 		if err != nil {
 			return nil, err
+		}
+		if reviewed.Scope != r.Scope || !sameTime(reviewed.PeriodStart, r.PeriodStart) || !sameTime(reviewed.PeriodEnd, r.PeriodEnd) {
+			continue
 		}
 		if reviewed.StepsOmitted == nil || *reviewed.StepsOmitted != 0 {
 			return nil, nil
@@ -116,4 +122,9 @@ func (e *Exporter) history(ctx context.Context, run runproof.Run) (evidence.Agen
 	slices.Sort(lengths)
 	n := len(lengths)
 	return evidence.AgentHistory{CompletedRuns: n, TwiceMedianSteps: lengths[(n-1)/2] + lengths[n/2]}, nil
+}
+
+// sameTime reports whether two optional times are both absent or equal.
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
