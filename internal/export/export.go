@@ -40,6 +40,8 @@ type Exporter struct {
 	turns     chan struct{}  // a place for each export made at once
 	started   sync.WaitGroup // the exports Start began
 	queued    atomic.Int64   // of those, how many wait for their turn
+	completed atomic.Int64   // exports ended completed
+	failed    atomic.Int64   // exports ended failed
 	draining  chan struct{}  // closed by Drain: no export takes a turn any more
 	drainOnce sync.Once
 	log       *slog.Logger
@@ -142,6 +144,15 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	return r, nil
 }
 
+// count counts an export ended as kind (Stats).
+func (e *Exporter) count(kind string) {
+	if kind == runproof.ExportEventCompleted {
+		e.completed.Add(1)
+	} else {
+		e.failed.Add(1)
+	}
+}
+
 // finish makes a recorded export, in its turn, and records its outcome;
 // ctx ending interrupts it.
 func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, error) {
@@ -196,6 +207,7 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		}
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	}
+	e.count(ev.Kind)
 	rec, err := e.store.GetExport(octx, tenantID, r.ID)
 	if err != nil {
 		return runproof.Export{}, err

@@ -165,3 +165,20 @@ func (e *Exporter) Making() int {
 	e.making.Range(func(_, _ any) bool { n++; return true })
 	return n
 }
+
+// Stats is what an Exporter is doing and has done, for metrics.
+type Stats struct {
+	Making       int   // exports recorded and not ended, those waiting for their turn included
+	Waiting      int64 // exports Start began that wait for their turn
+	Completed    int64 // exports it ended completed
+	Failed       int64 // exports it ended failed (interrupted included)
+	LedgerBehind int   // tenants whose ledger misses a finished export it could not append
+}
+
+// Stats returns what the Exporter is doing and has done.
+func (e *Exporter) Stats() Stats {
+	behind := 0
+	e.unsynced.Range(func(_, _ any) bool { behind++; return true })
+	return Stats{Making: e.Making(), Waiting: e.queued.Load(), Completed: e.completed.Load(), Failed: e.failed.Load(),
+		LedgerBehind: behind}
+}

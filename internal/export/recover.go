@@ -35,8 +35,11 @@ func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string
 		Reason: "interrupted: the process making it stopped before it was done"})
 	if runproof.ErrorCode(err) == runproof.ECONFLICT {
 		return false, nil
+	} else if err != nil {
+		return false, err
 	}
-	return err == nil, err
+	e.count(runproof.ExportEventFailed)
+	return true, nil
 }
 
 // Recover ends what stopped processes left unfinished in a tenant's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -39,6 +40,7 @@ type auditRetry struct {
 	now     func() time.Time
 
 	wake chan struct{} // cuts the wait before the next try short
+	lost atomic.Int64  // events dropped unstored (logged each time)
 
 	mu      sync.Mutex
 	nudged  time.Time // when nudge last woke the writer
@@ -75,6 +77,7 @@ func (q *auditRetry) add(ev runproof.AuditEvent) {
 	}
 	if why != "" {
 		q.log.Error(why, slog.String("action", ev.Action), slog.String("tenant_id", ev.TenantID), slog.String("correlation_id", ev.CorrelationID))
+		q.lost.Add(1)
 		return
 	}
 	q.waiting = append(q.waiting, waitingEvent{ev, q.now()})
@@ -193,6 +196,7 @@ func (q *auditRetry) run() {
 			}
 			if old > 0 {
 				q.log.Error("audit events not stored: the database was away for too long", slog.Int("events", old))
+				q.lost.Add(int64(old))
 				left = left[old:]
 			}
 		}
@@ -225,10 +229,12 @@ func (q *auditRetry) write(events []waitingEvent) int {
 					return done + i
 				} else if err != nil {
 					q.log.Error("audit event not stored", slog.String("action", chunk[i].Action), slog.Any("error", err))
+					q.lost.Add(1)
 				}
 			}
 		case err != nil:
 			q.log.Error("audit event not stored", slog.String("action", chunk[0].Action), slog.Any("error", err))
+			q.lost.Add(1)
 		}
 		done += len(chunk)
 	}

@@ -173,6 +173,9 @@ func TestAuditRetryGivesUp(t *testing.T) {
 	if stored, _ := f.snapshot(); !slices.Equal(stored, []string{"late"}) {
 		t.Errorf("stored %v, want the late event", stored)
 	}
+	if lost := q.lost.Load(); lost != 15 {
+		t.Errorf("%d events counted as lost, want 15 (5 refused, 10 waited too long)", lost)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe to write from the writer's goroutine

@@ -370,6 +370,25 @@ func TestStepsMetric(t *testing.T) {
 	}
 }
 
+// TestExportMetrics: /metrics counts the exports the server ended, and
+// shows what it makes and what audit events wait or were lost.
+func TestExportMetrics(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+	inc := stoppedRun(t, e, admin, agent, "r-1")
+	for range 2 {
+		e.must(201, e.do("POST", "/api/v1/exports", admin, map[string]any{"incident_id": inc, "format": "json"}))
+	}
+	body := string(e.must(200, e.do("GET", "/metrics", "", nil)).body)
+	for _, want := range []string{`runproof_exports_total{status="completed"} 2`, `runproof_exports_total{status="failed"} 0`,
+		"runproof_exports_making 0", "runproof_exports_waiting 0", "runproof_ledger_tenants_behind 0",
+		"runproof_audit_events_waiting 0", "runproof_audit_events_lost_total 0"} {
+		if !strings.Contains(body, "\n"+want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
 // TestPolicyReadBackSentAgain: a policy as runproof answers it, less what
 // runproof assigns, can be sent again as the policy's next version, its
 // threshold (a string in answers) included.

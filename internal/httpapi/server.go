@@ -106,7 +106,7 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.audits = newAuditRetry(svc.Record, s.log)
-	s.metrics = newMetrics()
+	s.metrics = newMetrics(s.audits, exports)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
@@ -484,8 +484,36 @@ type metrics struct {
 	stops    prometheus.Counter
 }
 
-func newMetrics() *metrics {
+// newMetrics returns the server's metrics, among them what audits and
+// exports (when not nil) are doing, read as they are scraped.
+func newMetrics(audits *auditRetry, exports *export.Exporter) *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_audit_events_waiting",
+			Help: "Audit events of answered requests waiting for the database to be written."},
+			func() float64 { return float64(audits.waitingNow()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_audit_events_lost_total",
+			Help: "Audit events dropped unstored: the database was away too long, too many waited, or one was refused."},
+			func() float64 { return float64(audits.lost.Load()) }))
+	if exports != nil {
+		stat := func(f func(export.Stats) float64) func() float64 { return func() float64 { return f(exports.Stats()) } }
+		m.registry.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_exports_making",
+				Help: "Exports recorded and not ended yet, those waiting for their turn included."},
+				stat(func(s export.Stats) float64 { return float64(s.Making) })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_exports_waiting",
+				Help: "Exports started in the background that wait for their turn."},
+				stat(func(s export.Stats) float64 { return float64(s.Waiting) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_exports_total",
+				Help: "Exports this server ended, by outcome.", ConstLabels: prometheus.Labels{"status": "completed"}},
+				stat(func(s export.Stats) float64 { return float64(s.Completed) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_exports_total",
+				Help: "Exports this server ended, by outcome.", ConstLabels: prometheus.Labels{"status": "failed"}},
+				stat(func(s export.Stats) float64 { return float64(s.Failed) })),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_ledger_tenants_behind",
+				Help: "Tenants whose ledger misses a finished export this server could not append yet."},
+				stat(func(s export.Stats) float64 { return float64(s.LedgerBehind) })))
+	}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runproof_http_requests_total",
 		Help: "HTTP requests by route and status code."}, []string{"route", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "runproof_http_request_duration_seconds",

@@ -24,7 +24,7 @@ import (
 // An error a handler returns after its answer began is logged, not
 // appended to the answer as a problem.
 func TestErrorAfterAnswerBegan(t *testing.T) {
-	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics()}
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
 	h := s.wrap(route{method: "GET", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"partial":`)
