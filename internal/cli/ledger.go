@@ -79,6 +79,9 @@ Examples:
 					if older, err = os.ReadFile(*checkpoint); err != nil {
 						return fmt.Errorf("ledger verify: --checkpoint: %w", err)
 					}
+					// A signed note ends with one newline: an editor or a
+					// copy may add more, or turn them into CRLF.
+					older = append(bytes.TrimRight(bytes.ReplaceAll(older, []byte("\r\n"), []byte("\n")), " \t\r\n"), '\n')
 					if *tenant == "" {
 						if *tenant = checkpointTenant(older); *tenant == "" {
 							return usagef("ledger verify: --checkpoint %s is not a runproof ledger checkpoint: give the signed note "+

@@ -103,6 +103,11 @@ func TestLedgerVerify(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "extends the given checkpoint of size 15") {
 		t.Fatalf("with a kept checkpoint: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	// The same, saved by an editor that ends files its own way.
+	edited := writeFile(t, "edited.checkpoint", strings.ReplaceAll(string(cp.Note), "\n", "\r\n")+"\r\n\r\n")
+	if r := runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", edited, "--key", pub); r.code != 0 {
+		t.Errorf("with a kept checkpoint saved with CRLF and a blank line: %d %q %q", r.code, r.stdout, r.stderr)
+	}
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	otherPub := writeFile(t, "other.pem", string(signing.PublicPEM(other)))
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "demo", "--key", otherPub)

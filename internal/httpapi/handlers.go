@@ -22,7 +22,11 @@ func (s *Server) readyz(w http.ResponseWriter, c *call) error {
 	if err := s.svc.Ping(ctx); err != nil {
 		s.log.WarnContext(c.r.Context(), "store not ready", slog.Any("error", err))
 		w.Header().Set("Retry-After", "30")
-		writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "not_ready", fmt.Sprintf("the store does not answer within %v", readyTimeout)))
+		why := "the database cannot be reached" // the cause is logged, not shown
+		if ctx.Err() != nil {
+			why = fmt.Sprintf("the database does not answer within %v", readyTimeout)
+		}
+		writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "not_ready", why))
 		return nil
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -93,6 +93,18 @@ func (f *freezer) pipe(dst io.Writer, src io.Reader) {
 	}
 }
 
+// TestNotReady: /readyz says that a database that refuses it cannot be
+// reached, not that it is slow.
+func TestNotReady(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	e := newEnv(t, store)
+	store.Close()
+	r := e.do("GET", "/readyz", "", nil)
+	if r.status != 503 || !strings.Contains(string(r.body), "the database cannot be reached") {
+		t.Errorf("/readyz over a closed database: %d %s", r.status, r.body)
+	}
+}
+
 // TestDatabaseHangs: when PostgreSQL stops answering without closing its
 // connections, a request fails with 503 and Retry-After once its time is
 // up, /readyz fails within seconds, and both answer again once the
@@ -142,6 +154,9 @@ func TestDatabaseHangs(t *testing.T) {
 		if r.status != 503 || r.header.Get("Retry-After") == "" || strings.Contains(string(r.body), "deadline") {
 			t.Errorf("%s %s with the database hanging: status %d, Retry-After %q, %s; want 503 with Retry-After, no internal detail",
 				c.method, c.path, r.status, r.header.Get("Retry-After"), r.body)
+		}
+		if c.path == "/readyz" && !strings.Contains(string(r.body), "does not answer within") {
+			t.Errorf("/readyz with the database hanging: %s", r.body)
 		}
 		t.Logf("%s %s answered %d after %v", c.method, c.path, r.status, time.Since(start).Round(time.Millisecond))
 	}
