@@ -175,6 +175,10 @@ func summary(f incidentFacts) string {
 	} else {
 		second = "the breach was detected " + after(seconds(inc.ViolationAt, inc.DetectedAt)) + ", but the run was not stopped"
 	}
+	if ahead := seconds(inc.DetectedAt, inc.ViolationAt); ahead >= 1 {
+		// The step's time is the agent's clock, the detection runproof's.
+		second += fmt.Sprintf(" (the agent's clock runs %s ahead of runproof's, so the delays from the breach show as zero)", Duration(ahead))
+	}
 	if inc.ViolationType == runproof.PolicyCostLimit {
 		second = upperFirst(second) + "."
 	} else {

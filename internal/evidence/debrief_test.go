@@ -306,3 +306,18 @@ func withHistory(src evidence.Source, runs int, twiceMedian int64) evidence.Sour
 	src.History = evidence.AgentHistory{CompletedRuns: runs, TwiceMedianSteps: twiceMedian}
 	return src
 }
+
+// TestDebriefAgentClockAhead: a step dated after runproof detected it (an
+// agent clock ahead) makes the delays zero, and the summary says why.
+func TestDebriefAgentClockAhead(t *testing.T) {
+	src := costRun(t)
+	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(4 * time.Minute)
+	b := debrief(t, src)
+	if b.TimeToDetectSeconds != 0 || !strings.Contains(b.IncidentSummary, "It was stopped immediately "+
+		"(the agent's clock runs 4 minutes ahead of runproof's, so the delays from the breach show as zero).") {
+		t.Errorf("time to detect %v, summary %q", b.TimeToDetectSeconds, b.IncidentSummary)
+	}
+	if b := debrief(t, costRun(t)); strings.Contains(b.IncidentSummary, "clock") {
+		t.Errorf("clocks agreeing are mentioned: %q", b.IncidentSummary)
+	}
+}
