@@ -58,17 +58,7 @@ func TestEarlierReviewOfUnknownSteps(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, store)
-	run, err := store.GetRun(ctx, inc.TenantID, inc.RunID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps := run.Totals.Steps
-	old := earlierSOC2(t, store, inc, runproof.ExportEvent{Steps: &steps, Remediation: inc.RemediationStatus})
-	if err := store.AddReview(ctx, runproof.Review{TenantID: inc.TenantID, ID: "rv-old", ExportID: old.ID, RunID: inc.RunID,
-		BundleID: "SOC2-old", Status: "APPROVED", ReviewedBy: "Ada", KeyID: "key_auditor", RunSteps: steps,
-		Remediation: inc.RemediationStatus, ReviewedAt: fixed.Add(-time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
+	signedOffSOC2(t, store, inc, nil)
 	e := newExporter(t, store, nil)
 	rec, err := e.Export(ctx, inc.TenantID, auditor, export.Input{IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON})
 	if err != nil {
@@ -86,17 +76,8 @@ func TestReviewOfAnotherPeriod(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, store)
-	run, err := store.GetRun(ctx, inc.TenantID, inc.RunID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	steps, omitted := run.Totals.Steps, int64(0)
-	day := earlierSOC2(t, store, inc, runproof.ExportEvent{Steps: &steps, StepsOmitted: &omitted, Remediation: inc.RemediationStatus})
-	if err := store.AddReview(ctx, runproof.Review{TenantID: inc.TenantID, ID: "rv-day", ExportID: day.ID, RunID: inc.RunID,
-		BundleID: "SOC2-old", Status: "APPROVED", ReviewedBy: "Ada", KeyID: "key_auditor", RunSteps: steps,
-		Remediation: inc.RemediationStatus, ReviewedAt: fixed.Add(-time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
+	omitted := int64(0)
+	signedOffSOC2(t, store, inc, &omitted) // a bundle of the run's day
 	e := newExporter(t, store, nil)
 	for _, c := range []struct {
 		in   export.Input
@@ -113,6 +94,26 @@ func TestReviewOfAnotherPeriod(t *testing.T) {
 		if b := soc2Of(t, e, rec); b.ReviewStatus != c.want {
 			t.Errorf("%s export from %s: review status %s by %q, want %s", c.in.Scope, c.in.PeriodStart, b.ReviewStatus, b.ReviewedBy, c.want)
 		}
+	}
+}
+
+// signedOffSOC2 stores a completed SOC 2 export of every step of the
+// incident's run as an earlier runproof did, recording the steps it left
+// out as omitted (nil: not recorded), and a sign-off on it a minute before
+// fixed.
+func signedOffSOC2(t *testing.T, store runproof.Store, inc runproof.Incident, omitted *int64) {
+	t.Helper()
+	ctx := context.Background()
+	run, err := store.GetRun(ctx, inc.TenantID, inc.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := run.Totals.Steps
+	old := earlierSOC2(t, store, inc, runproof.ExportEvent{Steps: &steps, StepsOmitted: omitted, Remediation: inc.RemediationStatus})
+	if err := store.AddReview(ctx, runproof.Review{TenantID: inc.TenantID, ID: "rv-old", ExportID: old.ID, RunID: inc.RunID,
+		BundleID: "SOC2-old", Status: "APPROVED", ReviewedBy: "Ada", KeyID: "key_auditor", RunSteps: steps,
+		Remediation: inc.RemediationStatus, ReviewedAt: fixed.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
 	}
 }
 

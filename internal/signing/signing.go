@@ -68,18 +68,12 @@ const nameTime = "20060102T150405.000000000Z"
 // Open loads the keys of dir, creating dir (0700) and a first key when
 // there is none.
 func Open(dir string) (*Keyring, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("signing keys: %w", err)
+	kr, err := load(dir)
+	if err == nil && len(kr.keys) == 0 {
+		_, err = kr.Rotate()
 	}
-	keys, err := readDir(dir)
 	if err != nil {
 		return nil, err
-	}
-	kr := &Keyring{dir: dir, keys: keys}
-	if len(kr.keys) == 0 {
-		if _, err := kr.Rotate(); err != nil {
-			return nil, err
-		}
 	}
 	return kr, nil
 }
@@ -87,6 +81,18 @@ func Open(dir string) (*Keyring, error) {
 // OpenWith loads the keys of dir, creating dir (0700) but no key, and
 // makes k, loaded from elsewhere, the active one (Use).
 func OpenWith(dir string, k Key) (*Keyring, error) {
+	kr, err := load(dir)
+	if err == nil {
+		err = kr.Use(k)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
+// load reads the keys of dir, creating dir (0700) if need be.
+func load(dir string) (*Keyring, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
@@ -94,11 +100,7 @@ func OpenWith(dir string, k Key) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	kr := &Keyring{dir: dir, keys: keys}
-	if err := kr.Use(k); err != nil {
-		return nil, err
-	}
-	return kr, nil
+	return &Keyring{dir: dir, keys: keys}, nil
 }
 
 // HasKeys reports whether dir holds a key (Open makes a first one in a
