@@ -264,8 +264,12 @@ type exporting struct {
 
 // openExporter returns the exporter over store, keeping artifacts in
 // DIR/artifacts of --data (also with PostgreSQL), signing with the keys of
-// openKeys and recording every export in the ledger.
-func openExporter(e *env, store runproof.Store) (exporting, error) {
+// openKeys and recording every export in the ledger; it refuses a data
+// directory without keys while the database holds a ledger (needKeys).
+func openExporter(ctx context.Context, e *env, store runproof.Store) (exporting, error) {
+	if _, err := needKeys(ctx, e.common, store, "--signing-key"); err != nil {
+		return exporting{}, err
+	}
 	dir, err := artifact.NewDir(filepath.Join(e.data, "artifacts"))
 	if err != nil {
 		return exporting{}, fmt.Errorf("cannot create the artifact directory under --data: %w", err)

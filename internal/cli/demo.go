@@ -69,7 +69,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 		return err
 	}
 	defer store.Close()
-	ex, err := openExporter(e, store)
+	ex, err := openExporter(ctx, e, store)
 	if err != nil {
 		return err
 	}

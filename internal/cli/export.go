@@ -103,10 +103,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 		return err
 	}
 	defer store.Close()
-	if _, err := needKeys(ctx, e.common, store, "--signing-key"); err != nil {
-		return err
-	}
-	ex, err := openExporter(e, store)
+	ex, err := openExporter(ctx, e, store)
 	if err != nil {
 		return err
 	}

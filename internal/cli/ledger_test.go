@@ -260,8 +260,10 @@ func TestSigningKeyReplaced(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(restored, "runproof.db"), db, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	wantError(t, runCLI(t, "", "serve", "--addr", "127.0.0.1:0", "--data", restored), 1,
-		"no signing keys in "+filepath.Join(restored, "signing-keys")+", but the database holds the ledger of demo")
+	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"demo", "--out", filepath.Join(dir, "out2")}} {
+		wantError(t, runCLI(t, "", append(args, "--data", restored)...), 1,
+			"no signing keys in "+filepath.Join(restored, "signing-keys")+", but the database holds the ledger of demo")
+	}
 	if made := privateKeys(restored); len(made) != 0 {
 		t.Errorf("a refused server made a key: %v", made)
 	}

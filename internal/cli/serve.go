@@ -129,10 +129,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	}
 	defer store.Close()
 	svc := service.New(store, service.Options{})
-	if _, err := needKeys(ctx, e.common, store, "--signing-key"); err != nil {
-		return err
-	}
-	ex, err := openExporter(e, store)
+	ex, err := openExporter(ctx, e, store)
 	if err != nil {
 		return err
 	}

@@ -287,7 +287,8 @@ var controls = []struct{ id, name, description string }{
 //
 //	CC7.2 DEMONSTRATED: a violation was detected and contained (the run was
 //	      stopped, and the agent sent no step after it was told to stop);
-//	      PARTIAL: detected, not contained; NOT_APPLICABLE: no violation.
+//	      PARTIAL: detected, and not contained or not heeded;
+//	      NOT_APPLICABLE: no violation.
 //	CC7.3 DEMONSTRATED: an incident and its full trace in the bundle; PARTIAL:
 //	      steps omitted; NOT_APPLICABLE: no incident.
 //	CC7.4 DEMONSTRATED: the full trace and a remediation record (in_progress

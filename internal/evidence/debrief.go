@@ -170,14 +170,21 @@ func summary(f incidentFacts) string {
 	}
 
 	var second string
+	var delay float64 // the one the sentence gives
 	if f.contained != nil {
-		second = "it was stopped " + after(seconds(inc.ViolationAt, *f.contained))
+		delay = seconds(inc.ViolationAt, *f.contained)
+		second = "it was stopped " + after(delay)
 	} else {
-		second = "the breach was detected " + after(seconds(inc.ViolationAt, inc.DetectedAt)) + ", but the run was not stopped"
+		delay = seconds(inc.ViolationAt, inc.DetectedAt)
+		second = "the breach was detected " + after(delay) + ", but the run was not stopped"
 	}
 	if ahead := seconds(inc.DetectedAt, inc.ViolationAt); ahead >= 1 {
 		// The step's time is the agent's clock, the detection runproof's.
-		second += fmt.Sprintf(" (the agent's clock runs %s ahead of runproof's, so the delays from the breach show as zero)", Duration(ahead))
+		shown := "shorter than it was"
+		if delay == 0 {
+			shown = "as zero"
+		}
+		second += fmt.Sprintf(" (the agent's clock runs %s ahead of runproof's, so that delay shows %s)", Duration(ahead), shown)
 	}
 	if inc.ViolationType == runproof.PolicyCostLimit {
 		second = upperFirst(second) + "."
@@ -269,12 +276,14 @@ func actions(f incidentFacts) []string {
 }
 
 // prevented estimates the cost the stop avoided: the average cost per step
-// up to the stop times the steps this agent's runs usually take beyond that
-// point — max(0, median − steps up to the stop) — when at least three
-// earlier runs of the agent ended without an incident. Otherwise there is no
-// estimate and the method says why.
+// up to the stop times the steps this agent's runs usually take beyond the
+// point the run reached — max(0, median − steps taken) — when the run was
+// stopped and at least three earlier runs of the agent ended without an
+// incident. Otherwise there is no estimate and the method says why.
 func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	switch {
+	case f.contained == nil:
+		return nil, "No estimate: the run was not stopped, so the stop avoided nothing."
 	case h.CompletedRuns < 3:
 		return nil, "No estimate: fewer than three earlier runs of this agent ended without an incident, so there is no usual run length to compare with."
 	case h.TwiceMedianSteps <= 0:

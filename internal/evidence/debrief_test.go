@@ -147,6 +147,7 @@ func TestDebriefCosts(t *testing.T) {
 		{"median half way between two lengths", withHistory(costRun(t), 4, 19), 120, 105, "Estimate: the average cost per step up to the stop ($0.30) times the 3.5 further steps " +
 			"this agent's runs usually take beyond this point (their median length is 9.5 steps, over 4 earlier runs"},
 		{"token: two earlier runs only", tokenRun(t), 18, -1, "No estimate: fewer than three earlier runs"},
+		{"not stopped", notStopped(t), 120, -1, "No estimate: the run was not stopped"},
 		// 1.234567 + 0 + 0.00001 cents → 1; median 3 = steps up to the stop.
 		{"denied: usual length reached", deniedRun(t), 1, 0, "Estimate: nothing avoided"},
 	}
@@ -249,8 +250,7 @@ func TestDebriefNeedsIncident(t *testing.T) {
 
 func TestSOC2Statuses(t *testing.T) {
 	const D, P, N = evidence.StatusDemonstrated, evidence.StatusPartial, evidence.StatusNotApplicable
-	notContained := costRun(t)
-	notContained.Incident.ContainedAt, notContained.Run.Status, notContained.Run.StoppedAt = nil, runproof.RunCompleted, nil
+	notContained := notStopped(t)
 	spec := costSpec()
 	spec.oneRequest = true // the steps after the inflection came with it
 	oneRequest := simulate(t, spec)
@@ -314,10 +314,26 @@ func TestDebriefAgentClockAhead(t *testing.T) {
 	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(4 * time.Minute)
 	b := debrief(t, src)
 	if b.TimeToDetectSeconds != 0 || !strings.Contains(b.IncidentSummary, "It was stopped immediately "+
-		"(the agent's clock runs 4 minutes ahead of runproof's, so the delays from the breach show as zero).") {
+		"(the agent's clock runs 4 minutes ahead of runproof's, so that delay shows as zero).") {
 		t.Errorf("time to detect %v, summary %q", b.TimeToDetectSeconds, b.IncidentSummary)
+	}
+	// Stopped 5 seconds after its detection, 2 seconds ahead: 3 seconds.
+	src = costRun(t)
+	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(2 * time.Second)
+	stop := src.Incident.DetectedAt.Add(5 * time.Second)
+	src.Incident.ContainedAt, src.Run.StoppedAt = &stop, &stop
+	if b := debrief(t, src); !strings.Contains(b.IncidentSummary, "It was stopped 3 seconds after that step "+
+		"(the agent's clock runs 2 seconds ahead of runproof's, so that delay shows shorter than it was).") {
+		t.Errorf("summary %q", b.IncidentSummary)
 	}
 	if b := debrief(t, costRun(t)); strings.Contains(b.IncidentSummary, "clock") {
 		t.Errorf("clocks agreeing are mentioned: %q", b.IncidentSummary)
 	}
+}
+
+// notStopped is the cost run as if it had not been stopped.
+func notStopped(t *testing.T) evidence.Source {
+	src := costRun(t)
+	src.Incident.ContainedAt, src.Run.Status, src.Run.StoppedAt = nil, runproof.RunCompleted, nil
+	return src
 }

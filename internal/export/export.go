@@ -131,7 +131,8 @@ func (e *Exporter) Export(ctx context.Context, tenantID string, who Requester, i
 
 // record records the export, pending, among those being made (Interrupt
 // ends them), and starts renewing its lease: each recorded export must be
-// ended (end), which releases it.
+// ended (end), then released (release), its lease renewed until its end is
+// written.
 func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
@@ -189,7 +190,6 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		}
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}
-	e.release(r.ID) // no renewal of its lease follows its end
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone, and once a
 	// database that went away for a while is back, while the caller waits:

@@ -37,7 +37,10 @@ func (e *Exporter) keepLease(ctx context.Context, tenantID, exportID string) {
 	t := time.NewTicker(leaseRenewal)
 	defer t.Stop()
 	for {
-		err := e.store.LeaseExport(ctx, tenantID, exportID, e.now().Add(LeaseFor))
+		// A renewal that hangs gives way to the next.
+		rctx, cancel := context.WithTimeout(ctx, leaseRenewal)
+		err := e.store.LeaseExport(rctx, tenantID, exportID, e.now().Add(LeaseFor))
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			e.log.WarnContext(ctx, "export lease not renewed", slog.String("export_id", exportID), slog.Any("error", err))
 		}

@@ -17,12 +17,16 @@ import (
 // leaseWatch is a store that notes every lease written.
 type leaseWatch struct {
 	runproof.Store
+	away   atomic.Bool // renewals fail, as with a database away
 	mu     sync.Mutex
 	writes int
 	until  map[string]time.Time // the latest lease of each export
 }
 
 func (w *leaseWatch) LeaseExport(ctx context.Context, tenantID, exportID string, until time.Time) error {
+	if w.away.Load() {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
+	}
 	w.mu.Lock()
 	w.writes++
 	w.until[exportID] = until
@@ -95,6 +99,15 @@ func TestLease(t *testing.T) {
 			t.Errorf("%s failed as %q", id, rec.FailureReason)
 		}
 	}
+
+	// Its lease runs out while the database is away; its own process, which
+	// knows it alive, does not end it.
+	store.away.Store(true)
+	clock.Add(int64(2 * export.LeaseFor))
+	if n, err := maker.Recover(ctx, demo.Tenant); err != nil || n != 0 {
+		t.Fatalf("recover by the process making the export: %d, %v; want none ended", n, err)
+	}
+	store.away.Store(false)
 
 	close(arts.release)
 	if err := <-done; err != nil {

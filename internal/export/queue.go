@@ -168,7 +168,7 @@ func (e *Exporter) Making() int {
 
 // Stats is what an Exporter is doing and has done, for metrics.
 type Stats struct {
-	Making       int   // exports recorded and not ended, those waiting for their turn included
+	Making       int   // exports recorded and not ended, those Start began that wait for their turn included
 	Waiting      int64 // exports Start began that wait for their turn
 	Completed    int64 // exports it ended completed
 	Failed       int64 // exports it ended failed (interrupted included)

@@ -44,7 +44,8 @@ func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string
 
 // Recover ends what stopped processes left unfinished in a tenant's
 // exports: an export that has not ended and whose lease ran out, or that
-// was requested AbandonedAfter ago or more, is recorded as failed and its
+// was requested AbandonedAfter ago or more, and that this Exporter is not
+// making, is recorded as failed and its
 // artifact, if it got as far as one, removed; leases that ran out and
 // temporary artifact files AbandonedAfter old are removed; and finished
 // exports missing from the ledger are appended to it (Ledger.Sync). It
@@ -58,6 +59,9 @@ func (e *Exporter) Recover(ctx context.Context, tenantID string) (int, error) {
 	}
 	ended := 0
 	for _, rec := range stale {
+		if _, mine := e.making.Load(rec.ID); mine {
+			continue // alive here, whatever became of its lease
+		}
 		ok, err := e.endInterrupted(ctx, tenantID, rec.ID)
 		if err != nil {
 			return ended, err

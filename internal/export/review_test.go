@@ -77,14 +77,16 @@ func TestReviewOfAnotherPeriod(t *testing.T) {
 	ctx := context.Background()
 	inc := seeded(t, store)
 	omitted := int64(0)
-	signedOffSOC2(t, store, inc, &omitted) // a bundle of the run's day
+	signedOffSOC2(t, store, inc, &omitted) // a bundle of the incident's day
+	day, _ := evidence.CompliancePeriod(inc.DetectedAt, nil, nil)
 	e := newExporter(t, store, nil)
 	for _, c := range []struct {
 		in   export.Input
 		want string
 	}{
 		{export.Input{Scope: runproof.ScopeCompliance, PeriodStart: "2026-01-01T00:00:00Z", PeriodEnd: "2027-01-01T00:00:00Z"}, evidence.ReviewPending},
-		{export.Input{}, "APPROVED"}, // the scope and period reviewed
+		{export.Input{}, "APPROVED"},                                      // the scope and period reviewed
+		{export.Input{PeriodStart: day.Format(time.RFC3339)}, "APPROVED"}, // the same period, given
 	} {
 		c.in.IncidentID, c.in.BundleType, c.in.Format = inc.ID, runproof.BundleSOC2, runproof.FormatJSON
 		rec, err := e.Export(ctx, inc.TenantID, auditor, c.in)

@@ -32,7 +32,11 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		src.Incident = &inc
 	}
 	if r.BundleType == runproof.BundleSOC2 {
-		if src.Review, err = e.priorReview(ctx, r); err != nil {
+		at := src.Run.StartedAt // what the compliance period defaults around
+		if src.Incident != nil {
+			at = src.Incident.DetectedAt
+		}
+		if src.Review, err = e.priorReview(ctx, r, at); err != nil {
 			return src, err
 		}
 	}
@@ -70,17 +74,19 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 }
 
 // priorReview returns the latest review of the run's SOC 2 exports of the
-// same scope and compliance period made before this export was requested
-// (nil if none): a rebuilt export shows the same review, whatever came
-// after, and a sign-off on one day's bundle does not vouch for a year's.
+// same incident, scope and compliance period (its ends defaulting around
+// at) made before this export was requested (nil if none): a rebuilt
+// export shows the same review, whatever came after, and a sign-off on one
+// day's bundle does not vouch for a year's.
 // A review of a bundle not known to hold every step (one made before
 // runproof recorded it, which Review no longer takes) is not carried over:
 // nil.
-func (e *Exporter) priorReview(ctx context.Context, r request) (*runproof.Review, error) {
+func (e *Exporter) priorReview(ctx context.Context, r request, at time.Time) (*runproof.Review, error) {
 	reviews, err := e.store.RunReviews(ctx, r.TenantID, r.RunID)
 	if err != nil {
 		return nil, err
 	}
+	from, to := evidence.CompliancePeriod(at, r.PeriodStart, r.PeriodEnd)
 	for i := len(reviews) - 1; i >= 0; i-- {
 		if !reviews[i].ReviewedAt.Before(r.CreatedAt) {
 			continue
@@ -89,7 +95,8 @@ func (e *Exporter) priorReview(ctx context.Context, r request) (*runproof.Review
 		if err != nil {
 			return nil, err
 		}
-		if reviewed.Scope != r.Scope || !sameTime(reviewed.PeriodStart, r.PeriodStart) || !sameTime(reviewed.PeriodEnd, r.PeriodEnd) {
+		rfrom, rto := evidence.CompliancePeriod(at, reviewed.PeriodStart, reviewed.PeriodEnd)
+		if reviewed.Scope != r.Scope || reviewed.IncidentID != r.IncidentID || !rfrom.Equal(from) || !rto.Equal(to) {
 			continue
 		}
 		if reviewed.StepsOmitted == nil || *reviewed.StepsOmitted != 0 {
@@ -122,9 +129,4 @@ func (e *Exporter) history(ctx context.Context, run runproof.Run) (evidence.Agen
 	slices.Sort(lengths)
 	n := len(lengths)
 	return evidence.AgentHistory{CompletedRuns: n, TwiceMedianSteps: lengths[(n-1)/2] + lengths[n/2]}, nil
-}
-
-// sameTime reports whether two optional times are both absent or equal.
-func sameTime(a, b *time.Time) bool {
-	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }

@@ -102,6 +102,8 @@ func (q *auditRetry) store(ctx context.Context, ev runproof.AuditEvent) error {
 	if err == errAway {
 		q.add(ev)
 		return nil
+	} else if err != nil {
+		q.lost.Add(1) // the caller logs it
 	}
 	return err
 }

@@ -499,7 +499,7 @@ func newMetrics(audits *auditRetry, exports *export.Exporter) *metrics {
 		stat := func(f func(export.Stats) float64) func() float64 { return func() float64 { return f(exports.Stats()) } }
 		m.registry.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_exports_making",
-				Help: "Exports recorded and not ended yet, those waiting for their turn included."},
+				Help: "Exports recorded and not ended yet, background ones waiting for their turn included."},
 				stat(func(s export.Stats) float64 { return float64(s.Making) })),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_exports_waiting",
 				Help: "Exports started in the background that wait for their turn."},

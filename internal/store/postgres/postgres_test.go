@@ -22,6 +22,6 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("second Migrate: %v", err)
 	}
 	if v, err := s.SchemaVersion(ctx); err != nil || v != 19 || s.LatestSchema() != 19 {
-		t.Errorf("SchemaVersion = %d, %v, latest %d; want 18", v, err, s.LatestSchema())
+		t.Errorf("SchemaVersion = %d, %v, latest %d; want 19", v, err, s.LatestSchema())
 	}
 }
