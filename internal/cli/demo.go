@@ -125,7 +125,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	sealAudit(ctx, e, ex.ledger, demo.Tenant)
+	seal(ctx, e, ex.ledger, demo.Tenant)
 
 	// Check the ZIPs as an auditor would, with the public key alone.
 	key := ex.keys.Active()

@@ -137,7 +137,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 		fmt.Fprintf(e.stderr, "wrote %s: %s %s of %s, %d bytes, %s (export %s)\n",
 			out, rec.BundleType, rec.Format, subject(rec), rec.SizeBytes, rec.Checksum, rec.ID)
 	}
-	sealAudit(ctx, e, ex.ledger, tenant)
+	seal(ctx, e, ex.ledger, tenant)
 	return nil
 }
 
@@ -154,17 +154,24 @@ func recoverExports(ctx context.Context, e *env, exporter *export.Exporter, tena
 	}
 }
 
-// sealAudit puts the tenant's audit events that wait for the ledger into
-// it, as serve does every 30 seconds: commands run without a server leave
-// their audit events to the next export. The export is done whatever
-// happens here: a failure is logged, and the events keep waiting.
-func sealAudit(ctx context.Context, e *env, led *ledger.Ledger, tenant string) {
+// seal puts the tenant's audit events that wait for the ledger into it,
+// then its runs' new steps, as serve does every 30 seconds: commands run
+// without a server leave them to the next export. The export is done
+// whatever happens here: a failure is logged, and they keep waiting.
+func seal(ctx context.Context, e *env, led *ledger.Ledger, tenant string) {
 	n, err := led.SyncAudit(ctx, tenant)
 	switch {
 	case err != nil:
 		e.log.Warn("audit events not put into the ledger yet; the next export or serve will", slog.String("tenant_id", tenant), slog.Any("error", err))
 	case n > 0:
 		e.log.Debug("audit events put into the ledger", slog.String("tenant_id", tenant), slog.Int("appended", n))
+	}
+	n, err = led.SyncSteps(ctx, tenant)
+	switch {
+	case err != nil:
+		e.log.Warn("steps not put into the ledger yet; the next export or serve will", slog.String("tenant_id", tenant), slog.Any("error", err))
+	case n > 0:
+		e.log.Debug("steps put into the ledger", slog.String("tenant_id", tenant), slog.Int("runs", n))
 	}
 }
 

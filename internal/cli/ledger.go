@@ -249,11 +249,11 @@ func verifyLine(rep ledger.Report, err error) string {
 	case rep.Checkpoints == 0:
 		line = "ok: the ledger is empty"
 	case rep.Signatures == rep.Checkpoints:
-		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %s with their signatures, the latest of size %d",
-			rep.Entries, rep.AuditEvents, checkpointsHold(rep.Checkpoints), rep.Latest.N)
+		line = fmt.Sprintf("ok: %d entries (%d audit events, %d steps) recomputed, %s with their signatures, the latest of size %d",
+			rep.Entries, rep.AuditEvents, rep.Steps, checkpointsHold(rep.Checkpoints), rep.Latest.N)
 	default:
-		line = fmt.Sprintf("ok: %d entries (%d audit events) recomputed, %s, the latest of size %d with its signature",
-			rep.Entries, rep.AuditEvents, checkpointsHold(rep.Checkpoints), rep.Latest.N)
+		line = fmt.Sprintf("ok: %d entries (%d audit events, %d steps) recomputed, %s, the latest of size %d with its signature",
+			rep.Entries, rep.AuditEvents, rep.Steps, checkpointsHold(rep.Checkpoints), rep.Latest.N)
 	}
 	if rep.Extends > 0 {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)

@@ -49,11 +49,11 @@ func TestLedgerVerify(t *testing.T) {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	if r.code != 0 || r.stdout != "demo: ok: 15 entries (0 audit events) recomputed, 15 checkpoints hold, the latest of size 15 with its signature\n" {
+	if r.code != 0 || r.stdout != "demo: ok: 51 entries (0 audit events, 282 steps) recomputed, 16 checkpoints hold, the latest of size 51 with its signature\n" {
 		t.Fatalf("after the demo: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--all-signatures")
-	if r.code != 0 || r.stdout != "demo: ok: 15 entries (0 audit events) recomputed, 15 checkpoints hold with their signatures, the latest of size 15\n" {
+	if r.code != 0 || r.stdout != "demo: ok: 51 entries (0 audit events, 282 steps) recomputed, 16 checkpoints hold with their signatures, the latest of size 51\n" {
 		t.Fatalf("with --all-signatures: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	// A tenant without a ledger (a typo, say): said so, and no audit event
@@ -84,7 +84,7 @@ func TestLedgerVerify(t *testing.T) {
 		}
 		return evs[0]
 	}
-	if ev := lastCheck(); ev.Decision != runproof.DecisionAllow || ev.Action != "ledger.verify" || !strings.HasPrefix(ev.Detail, "ok: 15 entries") {
+	if ev := lastCheck(); ev.Decision != runproof.DecisionAllow || ev.Action != "ledger.verify" || !strings.HasPrefix(ev.Detail, "ok: 51 entries") {
 		t.Errorf("audit event of the check: %+v", ev)
 	}
 
@@ -100,7 +100,7 @@ func TestLedgerVerify(t *testing.T) {
 	}
 	pub := writeFile(t, "pub.pem", string(signing.PublicPEM(keys.Active().Public())))
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", cpFile, "--key", pub)
-	if r.code != 0 || !strings.Contains(r.stdout, "extends the given checkpoint of size 15") {
+	if r.code != 0 || !strings.Contains(r.stdout, "extends the given checkpoint of size 51") {
 		t.Fatalf("with a kept checkpoint: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	// The same, saved by an editor that ends files its own way.

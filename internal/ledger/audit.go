@@ -85,10 +85,11 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 	}
 }
 
-// SealAudit puts every tenant's waiting audit events into its log every
-// interval until ctx is done, and once more then (for at most
-// lastSealPass). A tenant whose log cannot take them is logged, and tried again
-// at the next interval; the others go on.
+// SealAudit puts every tenant's waiting audit events, then its runs' new
+// steps (SyncSteps), into its log every interval until ctx is done, and
+// once more then (for at most lastSealPass). A tenant whose log cannot
+// take them is logged, and tried again at the next interval; the others
+// go on.
 func (l *Ledger) SealAudit(ctx context.Context, every time.Duration, log *slog.Logger) {
 	for {
 		last := ctx.Err() != nil
@@ -116,6 +117,15 @@ func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 	for _, t := range tenants {
 		if _, err := l.SyncAudit(ctx, t); err != nil && ctx.Err() == nil {
 			log.ErrorContext(ctx, "audit events not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
+		}
+	}
+	tenants, err = l.store.StepsTenantsToSeal(ctx)
+	if err != nil && ctx.Err() == nil {
+		log.ErrorContext(ctx, "steps not put into the ledger yet", slog.Any("error", err))
+	}
+	for _, t := range tenants {
+		if _, err := l.SyncSteps(ctx, t); err != nil && ctx.Err() == nil {
+			log.ErrorContext(ctx, "steps not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
 		}
 	}
 }

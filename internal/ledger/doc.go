@@ -1,8 +1,8 @@
 // Package ledger is the tamper-evident, append-only log of a tenant's
-// exports and audit events, one log per tenant, in the form of the Go
+// exports, audit events and steps, one log per tenant, in the form of the Go
 // checksum database (golang.org/x/mod/sumdb/tlog, RFC 6962 hashing).
 //
-// A leaf is the RFC 8785 bytes of one of three entries:
+// A leaf is the RFC 8785 bytes of one of four entries:
 //
 //   - ExportEntry (runproof.export.v1): a finished export, appended by the
 //     exporter when the export completes or fails (Append), or later by
@@ -14,14 +14,17 @@
 //   - AuditEntry (runproof.audit.v1): an audit event, appended a thousand
 //     under a checkpoint by SyncAudit, which `serve` runs for every tenant
 //     every 30 s (SealAudit) and the `export` command runs too.
+//   - StepsEntry (runproof.steps.v1): the digest of a range of a run's
+//     steps, appended by SyncSteps a hundred runs under a checkpoint, run
+//     with SyncAudit.
 //
 // The tree's stored hashes and a checkpoint signed as a note
 // (golang.org/x/mod/sumdb/note, Ed25519) are written with the leaves in
 // one transaction, so that every state of the tree is signed and kept.
 // Anyone holding a Proof and the verifier key can check an entry's
 // inclusion with tlog and note alone; Verify recomputes a whole log from
-// the export records and audit events and names the first entry that does
-// not match.
+// the export records, audit events and steps and names the first entry
+// that does not match.
 //
 // The ledger never changes or removes what it wrote; the store's triggers
 // refuse it, and Verify finds what was changed behind their back.

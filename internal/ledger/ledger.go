@@ -47,6 +47,7 @@ type Options struct {
 // it is asked for a proof the log does not hold.
 type Store interface {
 	runproof.LedgerStore
+	StepReader
 	GetExport(ctx context.Context, tenantID, exportID string) (runproof.Export, error)
 }
 
@@ -275,6 +276,7 @@ func (l *Ledger) AppendBatch(ctx context.Context, tenantID string, recs []runpro
 type leaf struct {
 	recordID, typ string
 	data          []byte
+	seals         *runproof.StepsRange // of a steps entry
 }
 
 // appendLeaves appends the leaves not yet in the log. Leaves are nearly
@@ -347,7 +349,7 @@ func (l *Ledger) write(ctx context.Context, tenantID string, leaves []leaf, todo
 				a.Hashes = append(a.Hashes, runproof.LedgerHash{Index: base + int64(j), Hash: h})
 			}
 			a.Entries = append(a.Entries, runproof.LedgerEntry{TenantID: tenantID, Index: n, RecordID: leaves[i].recordID,
-				Type: leaves[i].typ, Data: leaves[i].data, CreatedAt: now})
+				Type: leaves[i].typ, Data: leaves[i].data, CreatedAt: now, Seals: leaves[i].seals})
 			out[i] = n
 		}
 		tree := tlog.Tree{N: st.Size + int64(len(todo))}

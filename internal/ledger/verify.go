@@ -48,8 +48,10 @@ type VerifyParams struct {
 // Report is what Verify checked.
 type Report struct {
 	TenantID    string
-	Entries     int64     // entries recomputed from the export records and audit events
+	Entries     int64     // entries recomputed from the export records, audit events and steps
 	AuditEvents int64     // of which audit events
+	StepRanges  int64     // of which ranges of a run's steps
+	Steps       int64     // the steps those seal
 	Checkpoints int64     // checkpoints whose tree hash holds
 	Signatures  int64     // checkpoints whose signature was checked, and holds
 	Latest      tlog.Tree // the latest checkpoint's tree
@@ -92,7 +94,7 @@ var verifyBatch int64 = 1000
 // Memory does not grow with the log (but for the entries appended while it
 // runs, which tail reads): a few pages, and of the tree only
 // the hashes later entries and checkpoints are computed from (O(log n)).
-func Verify(ctx context.Context, store runproof.LedgerStore, p VerifyParams) (Report, error) {
+func Verify(ctx context.Context, store VerifyStore, p VerifyParams) (Report, error) {
 	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
 	err := v.run()
 	var m *Mismatch
@@ -102,9 +104,16 @@ func Verify(ctx context.Context, store runproof.LedgerStore, p VerifyParams) (Re
 	return v.report, err
 }
 
+// VerifyStore is what Verify reads a log, and the records and steps its
+// entries are rebuilt from, from.
+type VerifyStore interface {
+	runproof.LedgerStore
+	StepReader
+}
+
 type verification struct {
 	ctx    context.Context
-	store  runproof.LedgerStore
+	store  VerifyStore
 	p      VerifyParams
 	report Report
 
@@ -228,7 +237,9 @@ func (v *verification) entry(e runproof.LedgerRecord, pg *page) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(data, e.Data) {
+	if !bytes.Equal(data, e.Data) && e.Type == StepsEntryType {
+		return v.fail(e.Index, "does not match %s, which it seals (%s): a step was changed behind runproof's back", what, diffFields(e.Data, data))
+	} else if !bytes.Equal(data, e.Data) {
 		return v.fail(e.Index, "does not match the record of %s (%s)", what, diffFields(e.Data, data))
 	}
 	if e.Index == v.repeated {
@@ -252,6 +263,9 @@ func (v *verification) entry(e runproof.LedgerRecord, pg *page) error {
 // leaf recomputes an entry's leaf from the record it is of, which it
 // names for messages.
 func (v *verification) leaf(e runproof.LedgerRecord, pg *page) (data []byte, what string, err error) {
+	if e.Type == StepsEntryType {
+		return v.stepsLeaf(e)
+	}
 	if e.Type == AuditEntryType {
 		what = "audit event " + e.RecordID
 		ev, ok := pg.audit[e.RecordID]
@@ -280,6 +294,28 @@ func (v *verification) leaf(e runproof.LedgerRecord, pg *page) (data []byte, wha
 		return nil, what, v.fail(e.Index, "unknown entry type %q", e.Type)
 	}
 	return data, what, nil
+}
+
+// stepsLeaf rebuilds a steps entry from the steps of the run it names,
+// read from the store.
+func (v *verification) stepsLeaf(e runproof.LedgerRecord) (data []byte, what string, err error) {
+	var stored StepsEntry
+	if err := json.Unmarshal(e.Data, &stored); err != nil || stored.Type != StepsEntryType ||
+		e.RecordID != runproof.StepsRecordID(stored.RunID, stored.FromIndex) || stored.FromIndex < 0 || stored.ToIndex <= stored.FromIndex {
+		return nil, "steps", v.fail(e.Index, "is not the steps entry of %s", e.RecordID)
+	}
+	what = fmt.Sprintf("steps %d to %d of run %s", stored.FromIndex, stored.ToIndex-1, stored.RunID)
+	rebuilt, err := stepsEntryFor(v.ctx, v.store, v.p.TenantID, runproof.StepsRange{RunID: stored.RunID, From: stored.FromIndex, To: stored.ToIndex})
+	var fault *stepFault
+	if errors.As(err, &fault) {
+		return nil, what, v.fail(e.Index, "it seals %s, but %s: a step was changed or removed behind runproof's back", what, fault)
+	} else if err != nil {
+		return nil, what, err
+	}
+	v.report.StepRanges++
+	v.report.Steps += stored.ToIndex - stored.FromIndex
+	data, err = rebuilt.Bytes()
+	return data, what, err
 }
 
 // checkpoint checks a checkpoint against the tree recomputed so far: its

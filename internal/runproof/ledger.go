@@ -3,6 +3,7 @@ package runproof
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,13 +18,25 @@ const LedgerHashSize = 32
 
 // The types of ledger entries, each the "type" member of its leaf: a
 // finished export's record, the sealed manifest of a ZIP export (both
-// kept by the export's id), and an audit event (by the event's). A later
-// format of a leaf gets a new name; leaves already written keep theirs.
+// kept by the export's id), an audit event (by the event's), and a range
+// of a run's steps (by StepsRecordID). A later format of a leaf gets a new
+// name; leaves already written keep theirs.
 const (
 	ExportEntryType   = "runproof.export.v1"
 	ManifestEntryType = "runproof.manifest.v1"
 	AuditEntryType    = "runproof.audit.v1"
+	StepsEntryType    = "runproof.steps.v1"
 )
+
+// StepsRecordID is the record id of the steps entry of a run's steps from
+// index from on: the run's id and from, one entry each.
+func StepsRecordID(runID string, from int64) string { return runID + "/" + strconv.FormatInt(from, 10) }
+
+// StepsRange is a run's steps from index From to To (excluded).
+type StepsRange struct {
+	RunID    string
+	From, To int64
+}
 
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
 // record one finished export, the sealed manifest of a ZIP export, or one
@@ -36,6 +49,10 @@ type LedgerEntry struct {
 	Type      string // the leaf's format, as its "type" member says
 	Data      []byte
 	CreatedAt time.Time // when it was appended
+	// Seals, for a steps entry being appended, is the range of the run's
+	// steps it seals: the store records that the run's steps are sealed up
+	// to its end in the same transaction.
+	Seals *StepsRange
 }
 
 // LedgerRecord is a ledger entry with the export record its leaf is
@@ -126,7 +143,8 @@ type LedgerStore interface {
 	// AppendLedger locks the tenant's log against every other append, in
 	// this process and in others on the same database, loads its state and
 	// calls fn; what fn returns is written in the same transaction, where
-	// the audit events of audit entries stop waiting (AuditEventsToSeal).
+	// the audit events of audit entries stop waiting (AuditEventsToSeal)
+	// and the steps of steps entries count as sealed (StepsToSeal).
 	// If fn fails, nothing is written and its error is returned. ECONFLICT
 	// when an entry's index, or its export and type, is already in the log.
 	AppendLedger(ctx context.Context, tenantID string, fn func(LedgerState) (LedgerAppend, error)) error
@@ -175,6 +193,13 @@ type LedgerStore interface {
 	// AuditTenantsToSeal lists the tenants with audit events that wait
 	// for their ledger entry, in byte order.
 	AuditTenantsToSeal(ctx context.Context) ([]string, error)
+	// StepsToSeal returns up to limit of the tenant's runs with steps that
+	// no steps entry seals yet, in run id order: each with the steps
+	// sealed already (From) and those stored (To).
+	StepsToSeal(ctx context.Context, tenantID string, limit int) ([]StepsRange, error)
+	// StepsTenantsToSeal lists the tenants with steps that no steps entry
+	// seals yet, in byte order.
+	StepsTenantsToSeal(ctx context.Context) ([]string, error)
 	// AuditEventsMissingFromLedger returns up to limit of the tenant's
 	// audit events that neither have a ledger entry nor wait for one:
 	// events stored behind the store's back. Oldest first.

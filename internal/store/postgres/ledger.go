@@ -119,6 +119,15 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 			return err
 		}
 	}
+	for _, e := range change.Entries { // a run's steps sealed so far
+		if r := e.Seals; r != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES ($1, $2, $3)
+				ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = GREATEST(run_seals.sealed_steps, excluded.sealed_steps)`,
+				tenantID, r.RunID, r.To); err != nil {
+				return err
+			}
+		}
+	}
 	hidx, hashes := make([]int64, len(change.Hashes)), make([][]byte, len(change.Hashes))
 	for i, h := range change.Hashes {
 		hidx[i], hashes[i] = h.Index, h.Hash[:]
@@ -300,4 +309,32 @@ func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("ledger tenants: %w", err)
 	}
 	return out, nil
+}
+
+// StepsToSeal returns runs whose steps go beyond those sealed.
+func (s *Store) StepsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.StepsRange, error) {
+	out, err := collect(ctx, s.pool, scanStepsRange, `SELECT r.id, coalesce(x.sealed_steps, 0), r.steps
+		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
+		WHERE r.tenant_id = $1 AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY r.id LIMIT $2`, tenantID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("steps to seal: %w", err)
+	}
+	return out, nil
+}
+
+// StepsTenantsToSeal lists the tenants with runs whose steps go beyond
+// those sealed.
+func (s *Store) StepsTenantsToSeal(ctx context.Context) ([]string, error) {
+	out, err := collect(ctx, s.pool, scanString, `SELECT DISTINCT r.tenant_id
+		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
+		WHERE r.steps > coalesce(x.sealed_steps, 0) ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("tenants with steps to seal: %w", err)
+	}
+	return out, nil
+}
+
+func scanStepsRange(row pgx.Row) (runproof.StepsRange, error) {
+	var r runproof.StepsRange
+	return r, row.Scan(&r.RunID, &r.From, &r.To)
 }

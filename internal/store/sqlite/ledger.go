@@ -98,6 +98,13 @@ func writeLedger(ctx context.Context, tx *sql.Tx, tenantID string, change runpro
 				return fmt.Errorf("append ledger: sealed audit event: %w", err)
 			}
 		}
+		if r := e.Seals; r != nil { // a run's steps sealed so far
+			if _, err := tx.ExecContext(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES (?, ?, ?)
+				ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = max(sealed_steps, excluded.sealed_steps)`,
+				tenantID, r.RunID, r.To); err != nil {
+				return fmt.Errorf("append ledger: sealed steps: %w", err)
+			}
+		}
 	}
 	for _, h := range change.Hashes {
 		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_hashes (tenant_id, idx, hash) VALUES (?, ?, ?)`,
@@ -291,4 +298,32 @@ func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("ledger tenants: %w", err)
 	}
 	return out, nil
+}
+
+// StepsToSeal returns runs whose steps go beyond those sealed.
+func (s *Store) StepsToSeal(ctx context.Context, tenantID string, limit int) ([]runproof.StepsRange, error) {
+	out, err := collect(ctx, s.db, scanStepsRange, `SELECT r.id, coalesce(x.sealed_steps, 0), r.steps
+		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
+		WHERE r.tenant_id = ? AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY r.id LIMIT ?`, tenantID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("steps to seal: %w", err)
+	}
+	return out, nil
+}
+
+// StepsTenantsToSeal lists the tenants with runs whose steps go beyond
+// those sealed.
+func (s *Store) StepsTenantsToSeal(ctx context.Context) ([]string, error) {
+	out, err := collect(ctx, s.db, scanString, `SELECT DISTINCT r.tenant_id
+		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
+		WHERE r.steps > coalesce(x.sealed_steps, 0) ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("tenants with steps to seal: %w", err)
+	}
+	return out, nil
+}
+
+func scanStepsRange(row scanner) (runproof.StepsRange, error) {
+	var r runproof.StepsRange
+	return r, row.Scan(&r.RunID, &r.From, &r.To)
 }

@@ -69,8 +69,8 @@ func newStep(t *testing.T, tenant, runID string, i int64) runproof.Step {
 	return st
 }
 
-// appendSteps adds steps to a run through UpdateRun, counting them in its totals.
-func appendSteps(t *testing.T, s runproof.Store, tenant, runID string, steps ...runproof.Step) {
+// AppendSteps adds steps to a run through UpdateRun, counting them in its totals.
+func AppendSteps(t testing.TB, s runproof.Store, tenant, runID string, steps ...runproof.Step) {
 	t.Helper()
 	err := s.UpdateRun(context.Background(), runproof.UpdateRunParams{TenantID: tenant, RunID: runID, StepsFrom: 1},
 		func(st runproof.RunState) (runproof.RunChange, error) {

@@ -475,3 +475,59 @@ func testAuditSealing(t *testing.T, h Harness) {
 	}
 	equal(t, "events neither sealed nor waiting", missing, []runproof.AuditEvent{e5})
 }
+
+// testStepsToSeal checks that runs with steps beyond those sealed are
+// found, per tenant, and that a steps entry's append counts them sealed,
+// never fewer than before.
+func testStepsToSeal(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	createRun(t, s, "t1", "r1", "a", at(1))
+	createRun(t, s, "t1", "r2", "a", at(2)) // no steps
+	createRun(t, s, "t2", "r1", "a", at(3))
+	AppendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 0), newStep(t, "t1", "r1", 1), newStep(t, "t1", "r1", 2))
+	AppendSteps(t, s, "t2", "r1", newStep(t, "t2", "r1", 0))
+	toSeal := func(tenant string, want ...runproof.StepsRange) {
+		t.Helper()
+		got, err := s.StepsToSeal(ctx, tenant, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "steps of "+tenant+" to seal", got, want)
+	}
+	tenants := func(want ...string) {
+		t.Helper()
+		got, err := s.StepsTenantsToSeal(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, "tenants with steps to seal", got, want)
+	}
+	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 0, To: 3})
+	tenants("t1", "t2")
+
+	seal := func(tenant string, r runproof.StepsRange) {
+		t.Helper()
+		err := s.AppendLedger(ctx, tenant, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+			n := st.Size
+			return runproof.LedgerAppend{
+				Entries: []runproof.LedgerEntry{{TenantID: tenant, Index: n, RecordID: runproof.StepsRecordID(r.RunID, r.From),
+					Type: runproof.StepsEntryType, Data: []byte(fmt.Sprint(r)), CreatedAt: at(int(n)), Seals: &r}},
+				Hashes: []runproof.LedgerHash{{Index: n, Hash: ledgerHash(fmt.Sprint(tenant, n))}},
+				Checkpoint: runproof.LedgerCheckpoint{TenantID: tenant, Size: n + 1, Hash: ledgerHash(fmt.Sprint("tree", n+1)),
+					Note: []byte(fmt.Sprintf("tree %d\n", n+1)), VerifierKey: "test+00000000+AQ==", CreatedAt: at(int(n + 1))},
+			}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seal("t1", runproof.StepsRange{RunID: "r1", From: 0, To: 3})
+	toSeal("t1")
+	toSeal("t2", runproof.StepsRange{RunID: "r1", From: 0, To: 1}) // another tenant's run of the same id
+	tenants("t2")
+
+	AppendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 3))
+	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 3, To: 4})
+	seal("t1", runproof.StepsRange{RunID: "r1", From: 1, To: 2}) // an older range: what is sealed does not go down
+	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 3, To: 4})
+}

@@ -53,6 +53,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"LedgerConcurrent", testLedgerConcurrent},
 		{"LedgerAppendOnly", testLedgerAppendOnly},
 		{"AuditSealing", testAuditSealing},
+		{"StepsToSeal", testStepsToSeal},
 		{"Scenario", testScenario},
 	}
 	for _, tt := range tests {
@@ -378,7 +379,7 @@ func testUpdateRun(t *testing.T, h Harness) {
 	for i := range int64(4) {
 		steps = append(steps, newStep(t, "t1", "r1", i))
 	}
-	appendSteps(t, s, "t1", "r1", steps[:2]...)
+	AppendSteps(t, s, "t1", "r1", steps[:2]...)
 
 	inc := newIncident("t1", "inc-1", "r1", at(3))
 	var seen runproof.RunState
@@ -448,7 +449,7 @@ func testUpdateRunFails(t *testing.T, h Harness) {
 	ctx, s := context.Background(), h.Store
 	r := createRun(t, s, "t1", "r1", "a", at(0))
 	step0 := newStep(t, "t1", "r1", 0)
-	appendSteps(t, s, "t1", "r1", step0)
+	AppendSteps(t, s, "t1", "r1", step0)
 	r.Totals = r.Totals.Add(step0)
 	inc := newIncident("t1", "inc-1", "r1", at(3))
 	changeAll := func(st runproof.RunState, steps ...runproof.Step) runproof.RunChange {
@@ -546,7 +547,7 @@ func testUpdateRunBatch(t *testing.T, h Harness) {
 		steps[i] = newStep(t, "t1", "r1", int64(i))
 	}
 	start := time.Now()
-	appendSteps(t, s, "t1", "r1", steps...)
+	AppendSteps(t, s, "t1", "r1", steps...)
 	t.Logf("UpdateRun with %d steps: %v", n, time.Since(start))
 	got, err := s.ListSteps(ctx, runproof.ListStepsParams{TenantID: "t1", RunID: "r1"})
 	if err != nil {
@@ -577,7 +578,7 @@ func testSteps(t *testing.T, h Harness) {
 	steps[4].Status = runproof.StepWarning
 	steps[4].Findings = []runproof.Finding{{PolicyID: "pol-deny", PolicyName: "deny", PolicyVersion: 2,
 		Type: runproof.PolicyStepTypeDenied, Action: runproof.ActionWarn, Outcome: runproof.OutcomeAfterStop}}
-	appendSteps(t, s, "t1", "r1", steps...)
+	AppendSteps(t, s, "t1", "r1", steps...)
 	createRun(t, s, "t2", "r1", "a", at(0))
 
 	all, err := s.ListSteps(ctx, runproof.ListStepsParams{TenantID: "t1", RunID: "r1"})
@@ -626,7 +627,7 @@ func testSteps(t *testing.T, h Harness) {
 	// Each step keeps the run's totals up to it, over every call that
 	// appended steps.
 	more := newStep(t, "t1", "r1", 5)
-	appendSteps(t, s, "t1", "r1", more)
+	AppendSteps(t, s, "t1", "r1", more)
 	var want runproof.Totals
 	for i, st := range append(steps, more) {
 		want = want.Add(st)
@@ -789,7 +790,7 @@ func testAuditEvents(t *testing.T, h Harness) {
 func testAppendOnly(t *testing.T, h Harness) {
 	ctx, s := context.Background(), h.Store
 	createRun(t, s, "t1", "r1", "a", at(0))
-	appendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 0), newStep(t, "t1", "r1", 1))
+	AppendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 0), newStep(t, "t1", "r1", 1))
 	inc := newIncident("t1", "inc-1", "r1", at(3))
 	err := s.UpdateRun(ctx, runproof.UpdateRunParams{TenantID: "t1", RunID: "r1"},
 		func(st runproof.RunState) (runproof.RunChange, error) {
