@@ -100,6 +100,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	}
 
 	recoverExports(ctx, e, exporter, demo.Tenant)
+	seal(ctx, e, ex.ledger, demo.Tenant) // the steps exported are in the ledger before the bundles are signed
 	fmt.Fprintf(e.stdout, "\nExporting incident %s (%s, run %s) into %s:\n\n", showcase.ID, showcase.PolicyName, showcase.RunID, out)
 	who := export.Requester{ID: "system", Origin: runproof.OriginSystem, SourceComponent: "demo"}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
@@ -125,7 +126,6 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	seal(ctx, e, ex.ledger, demo.Tenant)
 
 	// Check the ZIPs as an auditor would, with the public key alone.
 	key := ex.keys.Active()

@@ -112,6 +112,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	}
 	exporter := ex.exporter
 	recoverExports(ctx, e, exporter, tenant)
+	seal(ctx, e, ex.ledger, tenant) // the steps exported are in the ledger before the bundle is signed
 	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli", Name: userName()}
 	rec, err := exporter.Export(ctx, tenant, who, in)
 	if rec.ID != "" { // made, or failed and recorded: as an API export, an audit event says so

@@ -111,16 +111,18 @@ func TestLedgerVerify(t *testing.T) {
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	otherPub := writeFile(t, "other.pem", string(signing.PublicPEM(other)))
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--tenant", "demo", "--key", otherPub)
-	wantError(t, r, 1, `the ledger of tenant "demo": FAILED: checkpoint of size 1: checkpoint not signed by a known key: it is signed by `+keys.Active().ID)
+	wantError(t, r, 1, `the ledger of tenant "demo": FAILED: checkpoint of size 36: checkpoint not signed by a known key: it is signed by `+keys.Active().ID)
 	if !strings.Contains(r.stderr, "give its public key with --key") || !strings.Contains(r.stdout, "give its public key with --key") {
 		t.Errorf("no hint at the key: %q %q", r.stdout, r.stderr)
 	}
 
-	// A record changed behind the triggers' back: entry 3 is the sealed
-	// manifest of evidence.zip, and its sealed event says another manifest.
-	entries, err := store.LedgerEntries(ctx, "demo", 3, 4)
+	// A record changed behind the triggers' back: entry 39 is the sealed
+	// manifest of evidence.zip (after the steps of the 36 runs, and the
+	// JSON, CSV and PDF exports), and its sealed event says another
+	// manifest.
+	entries, err := store.LedgerEntries(ctx, "demo", 39, 40)
 	if err != nil || len(entries) != 1 || entries[0].Type != "runproof.manifest.v1" {
-		t.Fatalf("entry 3: %+v %v", entries, err)
+		t.Fatalf("entry 39: %+v %v", entries, err)
 	}
 	raw := store.(*sqlite.Store)
 	for _, q := range []string{"DROP TRIGGER export_events_no_update",
@@ -131,11 +133,11 @@ func TestLedgerVerify(t *testing.T) {
 		}
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	wantError(t, r, 1, `ledger of tenant "demo": FAILED at entry 3: does not match the record of export `+entries[0].RecordID)
-	if !strings.Contains(r.stdout, "demo: FAILED at entry 3:") {
+	wantError(t, r, 1, `ledger of tenant "demo": FAILED at entry 39: does not match the record of export `+entries[0].RecordID)
+	if !strings.Contains(r.stdout, "demo: FAILED at entry 39:") {
 		t.Errorf("stdout %q", r.stdout)
 	}
-	if ev := lastCheck(); ev.Decision != runproof.DecisionDeny || !strings.HasPrefix(ev.Detail, "FAILED at entry 3:") {
+	if ev := lastCheck(); ev.Decision != runproof.DecisionDeny || !strings.HasPrefix(ev.Detail, "FAILED at entry 39:") {
 		t.Errorf("audit event of the failed check: %+v", ev)
 	}
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -14,8 +14,8 @@ import (
 const StepsEntryType = runproof.StepsEntryType
 
 // StepsEntry is the leaf of a range of a run's steps, [FromIndex,
-// ToIndex): the digest of their content hashes, each recomputed from the
-// step's fields (runproof.StepContentHash), so that a step changed in the
+// ToIndex): the digest of what is stored of each (sealLine), its
+// content_hash recomputed from its fields, so that a step changed in the
 // database, even with its content_hash written anew, no longer matches
 // the log. Its bytes are the RFC 8785 form of this object.
 type StepsEntry struct {
@@ -24,7 +24,29 @@ type StepsEntry struct {
 	RunID       string `json:"run_id"`
 	FromIndex   int64  `json:"from_index"`
 	ToIndex     int64  `json:"to_index"`
-	StepsSHA256 string `json:"steps_sha256"` // "sha256:" and the hex SHA-256 of each step's content_hash and a newline, in index order
+	StepsSHA256 string `json:"steps_sha256"` // "sha256:" and the hex SHA-256 of the steps' seal lines, in index order
+}
+
+// sealLine is what a steps entry holds of one stored step: its
+// content_hash recomputed from its fields, then what the hash leaves out
+// and a bundle shows: whether its content is kept ("+" or "-"), its
+// status, whether it is the inflection, when runproof recorded it, and
+// the digest of its policy findings' RFC 8785 form ("-" for none), space
+// separated, and a newline.
+func sealLine(s runproof.Step) ([]byte, error) {
+	content, findings := "-", "-"
+	if s.Content != nil {
+		content = "+"
+	}
+	if len(s.Findings) > 0 {
+		b, err := runproof.Canonical(s.Findings)
+		if err != nil {
+			return nil, fmt.Errorf("step %d: findings: %w", s.Index, err)
+		}
+		findings = runproof.DigestBytes(b)
+	}
+	return fmt.Appendf(nil, "%s %s %s %t %s %s\n", runproof.StepContentHash(s), content, s.Status, s.IsInflection,
+		runproof.FormatTime(s.RecordedAt), findings), nil
 }
 
 // Bytes returns the leaf bytes: the entry's RFC 8785 form.
@@ -60,8 +82,11 @@ func stepsEntryFor(ctx context.Context, steps StepReader, tenantID string, r run
 			if s.Content != nil && runproof.DigestBytes(s.Content) != s.ContentDigest {
 				return StepsEntry{}, &stepFault{index: next, reason: "does not match its content_digest"}
 			}
-			h.Write([]byte(runproof.StepContentHash(s)))
-			h.Write([]byte{'\n'})
+			line, err := sealLine(s)
+			if err != nil {
+				return StepsEntry{}, err
+			}
+			h.Write(line)
 			next++
 		}
 	}
@@ -83,46 +108,47 @@ const stepsRuns = 100
 // SyncSteps appends an entry for each of the tenant's runs with steps no
 // entry seals yet, sealing them up to those stored, a hundred runs under
 // each checkpoint, and returns how many entries it appended. A run whose
-// stored steps do not hold (one missing, or a content changed) is an
-// error naming it: nothing is sealed over it. Processes that seal the same
-// tenant at once each append what the other has not.
+// stored steps do not hold (one missing, or a content changed) is left
+// unsealed and named in the error, once the others are sealed. Processes
+// that seal the same tenant at once each append what the other has not.
 func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 	if err := checkTenant(tenantID); err != nil {
 		return 0, err
 	}
-	total := 0
-	var last []runproof.StepsRange // the ranges of the previous pass
-	for {
-		ranges, err := l.store.StepsToSeal(ctx, tenantID, stepsRuns)
+	total, retries := 0, 0
+	var faults []error
+	for after := ""; ; {
+		ranges, err := l.store.StepsToSeal(ctx, tenantID, after, stepsRuns)
 		if err != nil || len(ranges) == 0 {
-			return total, err
+			return total, errors.Join(append(faults, err)...)
 		}
-		if slices.Equal(ranges, last) {
-			return total, fmt.Errorf("ledger of tenant %q: the steps of run %q from %d are in the ledger already yet not counted as sealed: "+
-				"was the database restored? run `runproof ledger verify`", tenantID, ranges[0].RunID, ranges[0].From)
-		}
-		last = ranges
-		leaves := make([]leaf, len(ranges))
+		var leaves []leaf
 		for i, r := range ranges {
 			e, err := stepsEntryFor(ctx, l.store, tenantID, r)
-			if err != nil {
-				return total, fmt.Errorf("ledger of tenant %q: steps of run %q: %w", tenantID, r.RunID, err)
+			var fault *stepFault
+			if errors.As(err, &fault) {
+				faults = append(faults, fmt.Errorf("ledger of tenant %q: the steps of run %q are not sealed: %w", tenantID, r.RunID, err))
+				continue
+			} else if err != nil {
+				return total, err
 			}
 			data, err := e.Bytes()
 			if err != nil {
 				return total, err
 			}
-			leaves[i] = leaf{recordID: runproof.StepsRecordID(r.RunID, r.From), typ: StepsEntryType, data: data, seals: &ranges[i]}
+			leaves = append(leaves, leaf{recordID: runproof.StepsRecordID(r.RunID, r.From), typ: StepsEntryType, data: data, seals: &ranges[i]})
 		}
 		_, err = l.appendLeaves(ctx, tenantID, leaves)
 		switch {
-		case runproof.ErrorCode(err) == runproof.ECONFLICT:
+		case runproof.ErrorCode(err) == runproof.ECONFLICT && retries < 2:
 			// Another process sealed some of these runs meanwhile, to
-			// another step: read what is left again.
+			// another step: read them again.
+			retries++
+			continue
 		case err != nil:
-			return total, err
-		default:
-			total += len(leaves)
+			return total, errors.Join(append(faults, fmt.Errorf("ledger of tenant %q: steps: %w (was run_seals changed, or the database restored? run `runproof ledger verify`)", tenantID, err))...)
 		}
+		total += len(leaves)
+		retries, after = 0, ranges[len(ranges)-1].RunID
 	}
 }

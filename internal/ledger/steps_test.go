@@ -69,7 +69,7 @@ func TestSealSteps(t *testing.T) {
 		if err != nil || rep.Entries != 3 || rep.StepRanges != 3 || rep.Steps != 10 {
 			t.Fatalf("verify: %+v, %v; want 3 ranges sealing 10 steps", rep, err)
 		}
-		if left, err := e.Store.StepsToSeal(ctx, "globex", 10); err != nil || len(left) != 1 {
+		if left, err := e.Store.StepsToSeal(ctx, "globex", "", 10); err != nil || len(left) != 1 {
 			t.Errorf("another tenant's steps: %v, %v; want still to seal", left, err)
 		}
 	})
@@ -110,18 +110,55 @@ func TestSealStepsConcurrently(t *testing.T) {
 	})
 }
 
-// TestTamperSteps changes a sealed step behind the triggers' back, with
-// its content_hash written anew to match: verification names the entry
-// that seals it. Steps not sealed yet are not covered.
+// TestTamperSteps changes sealed steps, or what keeps the count of those
+// sealed, behind the triggers' back: verification names the entry that
+// seals the step (index 1, r-2's, after r-1's), or, for the count, the run.
 func TestTamperSteps(t *testing.T) {
+	const r2 = "run_id = 'r-2'"
 	drills := []struct {
-		name, sql string
-		want      string
+		name  string
+		sql   func(e engine) []string // nil: forgeStep
+		index int64
+		want  string
 	}{
-		{"edit a step and its content_hash alike", "", "a step was changed behind runproof's back"},
-		{"edit a step's content", `UPDATE steps SET content = '{"prompt":"forged"}' WHERE run_id = 'r-2' AND step_index = 1`,
-			"step 1 does not match its content_digest"},
-		{"delete a step", `DELETE FROM steps WHERE run_id = 'r-2' AND step_index = 2`, "step 2 is missing"},
+		{"edit a step and its content_hash alike", nil, 1, "a step was changed behind runproof's back"},
+		{"edit a step's status", func(engine) []string {
+			return []string{"UPDATE steps SET status = 'violation' WHERE " + r2 + " AND step_index = 1"}
+		}, 1, "a step was changed behind runproof's back"},
+		{"make another step the inflection", func(engine) []string {
+			return []string{"UPDATE steps SET is_inflection = true WHERE " + r2 + " AND step_index = 2"}
+		}, 1, "a step was changed behind runproof's back"},
+		{"date a step's receipt earlier", func(e engine) []string {
+			if e.name == "sqlite" {
+				return []string{"UPDATE steps SET recorded_at = '2026-01-01T00:00:00.000000Z' WHERE " + r2 + " AND step_index = 3"}
+			}
+			return []string{"UPDATE steps SET recorded_at = recorded_at - interval '1 hour' WHERE " + r2 + " AND step_index = 3"}
+		}, 1, "a step was changed behind runproof's back"},
+		{"add findings to a step", func(engine) []string {
+			return []string{`UPDATE steps SET findings = '[{"policy_id":"p","policy_name":"p","type":"cost_limit","threshold":"1","actual":"2","action":"warn"}]' WHERE ` + r2 + " AND step_index = 0"}
+		}, 1, "a step was changed behind runproof's back"},
+		{"drop a step's content", func(engine) []string {
+			return []string{"UPDATE steps SET content = NULL WHERE " + r2 + " AND step_index = 1"}
+		}, 1, "a step was changed behind runproof's back"},
+		{"edit a step's content", func(engine) []string {
+			return []string{`UPDATE steps SET content = '{"prompt":"forged"}' WHERE ` + r2 + " AND step_index = 1"}
+		}, 1, "step 1 does not match its content_digest"},
+		{"delete a step", func(engine) []string {
+			return []string{"DELETE FROM steps WHERE " + r2 + " AND step_index = 2"}
+		}, 1, "step 2 is missing"},
+		{"count a run's steps sealed beyond the log", func(engine) []string {
+			return []string{"UPDATE run_seals SET sealed_steps = 1000 WHERE " + r2}
+		}, -1, "run r-2: its steps are counted sealed up to 1000, but its steps entries seal them up to 4"},
+		{"forget how far a run is sealed", func(engine) []string {
+			return []string{"DELETE FROM run_seals WHERE " + r2}
+		}, -1, "run r-2: its steps are counted sealed up to 0, but its steps entries seal them up to 4"},
+		{"take steps out of a run's count", func(e engine) []string {
+			drop := "DROP TRIGGER runs_change_only_as_run"
+			if e.name == "postgres" {
+				drop += " ON runs"
+			}
+			return []string{drop, "UPDATE runs SET steps = 2 WHERE id = 'r-2'"}
+		}, -1, "run r-2 records 2 steps, but 4 are sealed"},
 	}
 	for _, d := range drills {
 		t.Run(d.name, func(t *testing.T) {
@@ -134,21 +171,38 @@ func TestTamperSteps(t *testing.T) {
 					t.Fatal(err)
 				}
 				dropStepTriggers(t, e)
-				if d.sql != "" {
-					e.exec(t, d.sql)
-				} else {
+				if d.sql == nil {
 					forgeStep(t, e, "acme", "r-2", 1)
+				} else {
+					e.exec(t, d.sql(e)...)
 				}
 				inPages(func() {
 					_, err := verifyAs(ctx, e.Store, l, "acme", nil)
-					wantMismatch(t, err, 1) // r-2's entry, after r-1's
-					if !strings.Contains(err.Error(), "steps 0 to 3 of run r-2") || !strings.Contains(err.Error(), d.want) {
+					wantMismatch(t, err, d.index)
+					if !strings.Contains(err.Error(), d.want) || d.index >= 0 && !strings.Contains(err.Error(), "steps 0 to 3 of run r-2") {
 						t.Errorf("the mismatch does not say which steps, and what: %v", err)
 					}
 				})
 			})
 		})
 	}
+}
+
+// TestSealStepsPastABadRun: a run whose stored steps do not hold is left
+// unsealed and named; the tenant's other runs are sealed all the same.
+func TestSealStepsPastABadRun(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		l := newLedger(t, e.Store)
+		stepsRun(t, e.Store, "acme", "r-1", 0, 2)
+		stepsRun(t, e.Store, "acme", "r-2", 0, 2)
+		dropStepTriggers(t, e)
+		e.exec(t, `UPDATE steps SET content = '{"prompt":"forged"}' WHERE run_id = 'r-1' AND step_index = 1`)
+		n, err := l.SyncSteps(ctx, "acme")
+		if n != 1 || err == nil || !strings.Contains(err.Error(), `the steps of run "r-1" are not sealed: step 1 does not match its content_digest`) {
+			t.Fatalf("sync: %d, %v; want r-2 sealed and r-1 named", n, err)
+		}
+	})
 }
 
 // forgeStep gives a stored step another step type and writes its

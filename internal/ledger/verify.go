@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -122,6 +123,7 @@ type verification struct {
 	tree     edge                      // the recomputed stored hashes still needed
 	repeated int64                     // the first entry that repeats an earlier one, or -1
 	lastSize int64                     // size of the last checkpoint that held
+	sealed   map[string]int64          // by run: the steps its steps entries seal, so far
 }
 
 func (v *verification) fail(index int64, format string, args ...any) *Mismatch {
@@ -141,6 +143,7 @@ func (v *verification) run() error {
 		return err
 	}
 	v.tree = edge{hashes: map[int64]tlog.Hash{}, keep: v.olderProofHashes()}
+	v.sealed = map[string]int64{}
 
 	ctx, cancel := context.WithCancel(v.ctx)
 	pages := make(chan chan page, runtime.GOMAXPROCS(0))
@@ -172,7 +175,10 @@ func (v *verification) run() error {
 	if err := v.completeManifests(); err != nil {
 		return err
 	}
-	return v.completeAudit()
+	if err := v.completeAudit(); err != nil {
+		return err
+	}
+	return v.completeSteps()
 }
 
 // page checks the entries of a page in index order, each checkpoint once
@@ -305,6 +311,14 @@ func (v *verification) stepsLeaf(e runproof.LedgerRecord) (data []byte, what str
 		return nil, "steps", v.fail(e.Index, "is not the steps entry of %s", e.RecordID)
 	}
 	what = fmt.Sprintf("steps %d to %d of run %s", stored.FromIndex, stored.ToIndex-1, stored.RunID)
+	switch before := v.sealed[stored.RunID]; {
+	case stored.FromIndex < before:
+		return nil, what, v.fail(e.Index, "it seals %s again, after earlier entries sealed them up to %d: the sealing of the run was made to start over behind runproof's back",
+			what, before)
+	case stored.FromIndex > before:
+		return nil, what, v.fail(e.Index, "it seals %s, but no entry before seals steps %d to %d of the run: they were kept from sealing behind runproof's back",
+			what, before, stored.FromIndex-1)
+	}
 	rebuilt, err := stepsEntryFor(v.ctx, v.store, v.p.TenantID, runproof.StepsRange{RunID: stored.RunID, From: stored.FromIndex, To: stored.ToIndex})
 	var fault *stepFault
 	if errors.As(err, &fault) {
@@ -314,6 +328,7 @@ func (v *verification) stepsLeaf(e runproof.LedgerRecord) (data []byte, what str
 	}
 	v.report.StepRanges++
 	v.report.Steps += stored.ToIndex - stored.FromIndex
+	v.sealed[stored.RunID] = stored.ToIndex
 	data, err = rebuilt.Bytes()
 	return data, what, err
 }
@@ -504,6 +519,63 @@ func (v *verification) completeAudit() error {
 	}
 	return v.fail(-1, "audit event %s (occurred at %s) is neither in the ledger nor waiting for it: it was stored behind runproof's back",
 		missing[0].ID, runproof.FormatTime(missing[0].OccurredAt))
+}
+
+// completeSteps checks each run's steps against how far its steps
+// entries seal them: the store's count of the steps sealed (which the
+// sealer starts from) must be the log's, and the run must hold every step
+// sealed. Entries appended since Verify began (tail) count too.
+func (v *verification) completeSteps() error {
+	after := ""
+	for {
+		runs, err := v.store.StepsSealed(v.ctx, v.p.TenantID, after, int(verifyBatch))
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			inLog := v.sealed[r.RunID]
+			if r.From != inLog { // a seal since Verify began, perhaps
+				if inLog, err = v.sealedSince(r.RunID); err != nil {
+					return err
+				}
+			}
+			delete(v.sealed, r.RunID)
+			switch {
+			case r.From != inLog:
+				return v.fail(-1, "run %s: its steps are counted sealed up to %d, but its steps entries seal them up to %d: the count was changed behind runproof's back, "+
+					"which keeps its steps from being sealed", r.RunID, r.From, inLog)
+			case inLog > r.To:
+				return v.fail(-1, "run %s records %d steps, but %d are sealed: steps were taken out of it behind runproof's back", r.RunID, r.To, inLog)
+			}
+		}
+		if len(runs) < int(verifyBatch) {
+			break
+		}
+		after = runs[len(runs)-1].RunID
+	}
+	if len(v.sealed) > 0 {
+		run := slices.Min(slices.Collect(maps.Keys(v.sealed)))
+		return v.fail(-1, "the ledger seals %d steps of run %s, but the run and its count of sealed steps are gone: removed behind runproof's back",
+			v.sealed[run], run)
+	}
+	return nil
+}
+
+// sealedSince returns how far a run's steps are sealed, counting the
+// steps entries appended since Verify began, which it did not check.
+func (v *verification) sealedSince(runID string) (int64, error) {
+	n := v.sealed[runID]
+	more, err := v.store.LedgerEntries(v.ctx, v.p.TenantID, v.latest.Size, math.MaxInt64)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range more { // in index order: each range starts where the one before ends
+		var se StepsEntry
+		if e.Type == StepsEntryType && json.Unmarshal(e.Data, &se) == nil && se.RunID == runID && se.FromIndex == n {
+			n = se.ToIndex
+		}
+	}
+	return n, nil
 }
 
 // finishedBefore is p.FinishedBefore to the microsecond, as times are kept.

@@ -193,10 +193,15 @@ type LedgerStore interface {
 	// AuditTenantsToSeal lists the tenants with audit events that wait
 	// for their ledger entry, in byte order.
 	AuditTenantsToSeal(ctx context.Context) ([]string, error)
-	// StepsToSeal returns up to limit of the tenant's runs with steps that
-	// no steps entry seals yet, in run id order: each with the steps
-	// sealed already (From) and those stored (To).
-	StepsToSeal(ctx context.Context, tenantID string, limit int) ([]StepsRange, error)
+	// StepsToSeal returns up to limit of the tenant's runs of id above
+	// after with steps that no steps entry seals yet, in run id order:
+	// each with the steps sealed already (From) and those stored (To).
+	StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]StepsRange, error)
+	// StepsSealed returns up to limit of the tenant's runs of id above
+	// after that have steps or sealed steps, in run id order: each with
+	// the steps its steps entries seal as recorded with them (From) and
+	// those stored (To).
+	StepsSealed(ctx context.Context, tenantID, after string, limit int) ([]StepsRange, error)
 	// StepsTenantsToSeal lists the tenants with steps that no steps entry
 	// seals yet, in byte order.
 	StepsTenantsToSeal(ctx context.Context) ([]string, error)

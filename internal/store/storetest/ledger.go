@@ -488,7 +488,7 @@ func testStepsToSeal(t *testing.T, h Harness) {
 	AppendSteps(t, s, "t2", "r1", newStep(t, "t2", "r1", 0))
 	toSeal := func(tenant string, want ...runproof.StepsRange) {
 		t.Helper()
-		got, err := s.StepsToSeal(ctx, tenant, 10)
+		got, err := s.StepsToSeal(ctx, tenant, "", 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -530,4 +530,24 @@ func testStepsToSeal(t *testing.T, h Harness) {
 	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 3, To: 4})
 	seal("t1", runproof.StepsRange{RunID: "r1", From: 1, To: 2}) // an older range: what is sealed does not go down
 	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 3, To: 4})
+
+	// Paged by run id; every run with steps or seals, however far sealed.
+	createRun(t, s, "t1", "r3", "a", at(4))
+	AppendSteps(t, s, "t1", "r3", newStep(t, "t1", "r3", 0))
+	if got, err := s.StepsToSeal(ctx, "t1", "r1", 10); err != nil || !slices.Equal(got, []runproof.StepsRange{{RunID: "r3", From: 0, To: 1}}) {
+		t.Errorf("steps of t1 to seal after r1: %v, %v", got, err)
+	}
+	seal("t1", runproof.StepsRange{RunID: "gone", From: 0, To: 2}) // a run no longer stored
+	sealed := func(tenant, after string, limit int, want ...runproof.StepsRange) {
+		t.Helper()
+		got, err := s.StepsSealed(ctx, tenant, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		equal(t, fmt.Sprintf("sealed steps of %s after %q", tenant, after), got, want)
+	}
+	sealed("t1", "", 10, runproof.StepsRange{RunID: "gone", From: 2, To: 0}, runproof.StepsRange{RunID: "r1", From: 3, To: 4},
+		runproof.StepsRange{RunID: "r3", From: 0, To: 1}) // r2 has no steps
+	sealed("t1", "gone", 1, runproof.StepsRange{RunID: "r1", From: 3, To: 4})
+	sealed("t2", "", 10, runproof.StepsRange{RunID: "r1", From: 0, To: 1})
 }
