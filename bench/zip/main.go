@@ -96,6 +96,10 @@ func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
 	if err != nil {
 		return err
 	}
+	// As serve does: the export then checks every step against the ledger.
+	if _, err := led.SyncSteps(ctx, tenant); err != nil {
+		return err
+	}
 	arts, err := artifact.NewDir(filepath.Join(dir, "artifacts"))
 	if err != nil {
 		return err

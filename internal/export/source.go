@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -50,9 +51,18 @@ const stepPage = 1000
 // steps yields the steps the run had when it was read, a page at a time:
 // steps are never changed once stored, so the pages add up to the run as
 // it was read, whatever is appended meanwhile. The builder checks that
-// they are all there.
+// they are all there; with a ledger, those it sealed are checked against
+// it (ECONFLICT when one was changed since).
 func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq {
 	return func(yield func(runproof.Step, error) bool) {
+		var check *ledger.StepsCheck
+		if e.ledger != nil {
+			var err error
+			if check, err = e.ledger.CheckSteps(ctx, run.TenantID, run.ID); err != nil {
+				yield(runproof.Step{}, err)
+				return
+			}
+		}
 		for from := int64(0); from < run.Totals.Steps; {
 			page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
 				FromIndex: from, Limit: int(min(stepPage, run.Totals.Steps-from))})
@@ -61,6 +71,12 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 				return
 			}
 			for _, s := range page {
+				if check != nil {
+					if err := check.Add(s); err != nil {
+						yield(runproof.Step{}, err)
+						return
+					}
+				}
 				if !yield(s, nil) {
 					return
 				}

@@ -169,3 +169,33 @@ func TestExportRefusesChangedSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestExportRefusesChangedSealedSteps: a sealed step changed behind
+// runproof's back in what its content_hash leaves out (its status, here)
+// is not signed into a bundle: the export fails, naming the steps the
+// ledger sealed; steps not sealed yet are exported as they are.
+func TestExportRefusesChangedSealedSteps(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	_, runID := longRun(t, store, 5)
+	l := newLedgered(t, store, nil)
+	if n, err := l.ledger.SyncSteps(ctx, "acme"); err != nil || n != 1 {
+		t.Fatalf("seal: %d, %v", n, err)
+	}
+	if _, err := l.exporter.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON}); err != nil {
+		t.Fatalf("the sealed steps as they were: %v", err)
+	}
+	for _, q := range []string{"DROP TRIGGER steps_no_update", "UPDATE steps SET status = 'violation' WHERE step_index = 3"} {
+		if err := store.(interface {
+			ExecRaw(context.Context, string) error
+		}).ExecRaw(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := l.exporter.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatZIP})
+	var failed *export.Failed
+	if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.ECONFLICT ||
+		!strings.Contains(failed.Export.FailureReason, `steps 0 to 4 of run "long-run" are not those the ledger sealed`) {
+		t.Fatalf("got %v, want a failed export naming the sealed steps", err)
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -151,4 +153,59 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 		total += len(leaves)
 		retries, after = 0, ranges[len(ranges)-1].RunID
 	}
+}
+
+// A StepsCheck checks a run's steps, read in index order from step 0,
+// against the steps entries that seal them, as an export reads them
+// before it signs them: a step changed since it was sealed fails the
+// export rather than being signed. Steps past the sealed ones pass.
+type StepsCheck struct {
+	runID  string
+	ranges []StepsEntry // the run's entries, in index order
+	h      hash.Hash    // of the current range's lines so far
+}
+
+// CheckSteps returns the check of a run's steps against its steps entries.
+func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*StepsCheck, error) {
+	c := &StepsCheck{runID: runID, h: sha256.New()}
+	for from := int64(0); ; {
+		e, err := l.store.LedgerEntryByRecord(ctx, tenantID, runproof.StepsRecordID(runID, from), StepsEntryType)
+		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+			return c, nil
+		} else if err != nil {
+			return nil, err
+		}
+		var se StepsEntry
+		if err := json.Unmarshal(e.Data, &se); err != nil || se.RunID != runID || se.FromIndex != from || se.ToIndex <= from {
+			return nil, runproof.Errorf(runproof.ECONFLICT, "ledger entry %d is not the steps entry of run %q from step %d: "+
+				"the ledger was changed behind runproof's back; run `runproof ledger verify`", e.Index, runID, from)
+		}
+		c.ranges = append(c.ranges, se)
+		from = se.ToIndex
+	}
+}
+
+// Add checks the next step: at the end of a range, ECONFLICT if the
+// range's steps are not those its entry sealed.
+func (c *StepsCheck) Add(s runproof.Step) error {
+	if len(c.ranges) == 0 || s.Index >= c.ranges[len(c.ranges)-1].ToIndex {
+		return nil // not sealed yet
+	}
+	line, err := sealLine(s)
+	if err != nil {
+		return err
+	}
+	c.h.Write(line)
+	r := c.ranges[0]
+	if s.Index+1 < r.ToIndex {
+		return nil
+	}
+	c.ranges = c.ranges[1:]
+	got := runproof.DigestPrefix + hex.EncodeToString(c.h.Sum(nil))
+	c.h.Reset()
+	if got != r.StepsSHA256 {
+		return runproof.Errorf(runproof.ECONFLICT, "steps %d to %d of run %q are not those the ledger sealed: one was changed behind runproof's back, "+
+			"and no bundle is made of it; run `runproof ledger verify`", r.FromIndex, r.ToIndex-1, c.runID)
+	}
+	return nil
 }
