@@ -86,6 +86,15 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 			}
 			from = page[len(page)-1].Index + 1
 		}
+		if check != nil {
+			now, err := e.store.GetRun(ctx, run.TenantID, run.ID)
+			if err == nil {
+				err = check.Done(now.Totals.Steps)
+			}
+			if err != nil {
+				yield(runproof.Step{}, err)
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -171,31 +172,63 @@ func TestExportRefusesChangedSteps(t *testing.T) {
 }
 
 // TestExportRefusesChangedSealedSteps: a sealed step changed behind
-// runproof's back in what its content_hash leaves out (its status, here)
-// is not signed into a bundle: the export fails, naming the steps the
-// ledger sealed; steps not sealed yet are exported as they are.
+// runproof's back in what its content_hash leaves out (its status, here),
+// its seal forged, or sealed steps taken out of the run's count: no bundle
+// is signed of it; the export fails, saying why.
 func TestExportRefusesChangedSealedSteps(t *testing.T) {
-	ctx := context.Background()
-	store := storetest.OpenSQLite(t)
-	_, runID := longRun(t, store, 5)
-	l := newLedgered(t, store, nil)
-	if n, err := l.ledger.SyncSteps(ctx, "acme"); err != nil || n != 1 {
-		t.Fatalf("seal: %d, %v", n, err)
-	}
-	if _, err := l.exporter.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON}); err != nil {
-		t.Fatalf("the sealed steps as they were: %v", err)
-	}
-	for _, q := range []string{"DROP TRIGGER steps_no_update", "UPDATE steps SET status = 'violation' WHERE step_index = 3"} {
-		if err := store.(interface {
-			ExecRaw(context.Context, string) error
-		}).ExecRaw(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, err := l.exporter.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatZIP})
-	var failed *export.Failed
-	if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.ECONFLICT ||
-		!strings.Contains(failed.Export.FailureReason, `steps 0 to 4 of run "long-run" are not those the ledger sealed`) {
-		t.Fatalf("got %v, want a failed export naming the sealed steps", err)
+	for _, c := range []struct {
+		name    string
+		tamper  func(run runproof.Run, steps []runproof.Step) []string
+		failure string
+	}{
+		{"a sealed step's status", func(runproof.Run, []runproof.Step) []string {
+			return []string{"DROP TRIGGER steps_no_update", "UPDATE steps SET status = 'violation' WHERE step_index = 3"}
+		}, `steps 0 to 4 of run "long-run" are not those the ledger sealed`},
+		{"the seal itself", func(run runproof.Run, _ []runproof.Step) []string {
+			return []string{"DROP TRIGGER ledger_entries_no_update", fmt.Sprintf(`UPDATE ledger_entries SET data = CAST('{"from_index":0,"run_id":"%s",`+
+				`"steps_sha256":"sha256:%064d","tenant_id":"acme","to_index":5,"type":"runproof.steps.v1"}' AS BLOB) WHERE entry_type = 'runproof.steps.v1'`, run.ID, 0)}
+		}, "is not what the signed ledger holds"},
+		{"the run's count of steps", func(run runproof.Run, steps []runproof.Step) []string {
+			var t runproof.Totals
+			for _, s := range steps[:3] {
+				t = t.Add(s)
+			}
+			return []string{"DROP TRIGGER runs_change_only_as_run", fmt.Sprintf(
+				"UPDATE runs SET steps = 3, input_tokens = %d, output_tokens = %d, cost_microcents = %d, duration_micros = %d WHERE id = '%s'",
+				t.InputTokens, t.OutputTokens, t.CostMicrocents, t.DurationMicros, run.ID)}
+		}, `run "long-run" holds fewer steps than the 5 the ledger sealed`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			store := storetest.OpenSQLite(t)
+			_, runID := longRun(t, store, 5)
+			l := newLedgered(t, store, nil)
+			if n, err := l.ledger.SyncSteps(ctx, "acme"); err != nil || n != 1 {
+				t.Fatalf("seal: %d, %v", n, err)
+			}
+			if _, err := l.exporter.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON}); err != nil {
+				t.Fatalf("the sealed steps as they were: %v", err)
+			}
+			run, err := store.GetRun(ctx, "acme", runID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: runID, Limit: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range c.tamper(run, steps) {
+				if err := store.(interface {
+					ExecRaw(context.Context, string) error
+				}).ExecRaw(ctx, q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			_, err = l.exporter.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatZIP})
+			var failed *export.Failed
+			if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(failed.Export.FailureReason, c.failure) {
+				t.Fatalf("got %v, want a failed export saying %q", err, c.failure)
+			}
+		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -127,12 +129,11 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 		var leaves []leaf
 		for i, r := range ranges {
 			e, err := stepsEntryFor(ctx, l.store, tenantID, r)
-			var fault *stepFault
-			if errors.As(err, &fault) {
+			if err != nil && ctx.Err() != nil {
+				return total, err
+			} else if err != nil { // a step that does not hold, or cannot be read: that run's alone
 				faults = append(faults, fmt.Errorf("ledger of tenant %q: the steps of run %q are not sealed: %w", tenantID, r.RunID, err))
 				continue
-			} else if err != nil {
-				return total, err
 			}
 			data, err := e.Bytes()
 			if err != nil {
@@ -156,39 +157,74 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 }
 
 // A StepsCheck checks a run's steps, read in index order from step 0,
-// against the steps entries that seal them, as an export reads them
-// before it signs them: a step changed since it was sealed fails the
-// export rather than being signed. Steps past the sealed ones pass.
+// against the steps entries that seal them, each proven against the
+// latest checkpoint under a known key, as an export reads them before it
+// signs them: a step changed since it was sealed, or a sealed step not
+// read, fails the export rather than being signed. Steps past the sealed
+// ones pass.
 type StepsCheck struct {
 	runID  string
-	ranges []StepsEntry // the run's entries, in index order
+	ranges []StepsEntry // the run's entries not checked yet, in index order
 	h      hash.Hash    // of the current range's lines so far
 }
 
 // CheckSteps returns the check of a run's steps against its steps entries.
 func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*StepsCheck, error) {
 	c := &StepsCheck{runID: runID, h: sha256.New()}
+	var entries []runproof.LedgerEntry
 	for from := int64(0); ; {
 		e, err := l.store.LedgerEntryByRecord(ctx, tenantID, runproof.StepsRecordID(runID, from), StepsEntryType)
 		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-			return c, nil
+			break
 		} else if err != nil {
 			return nil, err
 		}
 		var se StepsEntry
 		if err := json.Unmarshal(e.Data, &se); err != nil || se.RunID != runID || se.FromIndex != from || se.ToIndex <= from {
-			return nil, runproof.Errorf(runproof.ECONFLICT, "ledger entry %d is not the steps entry of run %q from step %d: "+
-				"the ledger was changed behind runproof's back; run `runproof ledger verify`", e.Index, runID, from)
+			return nil, changedLedger(e.Index, runID, from)
 		}
-		c.ranges = append(c.ranges, se)
+		c.ranges, entries = append(c.ranges, se), append(entries, e)
 		from = se.ToIndex
 	}
+	if len(entries) == 0 {
+		return c, nil
+	}
+	// The entries as stored prove nothing by themselves: each must be a
+	// leaf of the tree the latest checkpoint signs.
+	latest, err := l.store.LedgerCheckpoint(ctx, tenantID, 0)
+	if err != nil {
+		return nil, err
+	}
+	_, tree, err := l.openHead(tenantID, latest.Note)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Index >= tree.N {
+			return nil, changedLedger(e.Index, runID, e.Index)
+		}
+		p, err := tlog.ProveRecord(tree.N, e.Index, storeReader(ctx, l.store, tenantID))
+		if err == nil {
+			err = tlog.CheckRecord(p, tree.N, tree.Hash, e.Index, tlog.RecordHash(e.Data))
+		}
+		if err != nil {
+			return nil, changedLedger(e.Index, runID, c.ranges[0].FromIndex)
+		}
+	}
+	return c, nil
+}
+
+// changedLedger is the error of a steps entry that is not what the signed
+// ledger holds.
+func changedLedger(index int64, runID string, from int64) error {
+	return runproof.Errorf(runproof.ECONFLICT, "ledger entry %d, the seal of the steps of run %q from step %d, is not what the signed ledger holds: "+
+		"it was changed behind runproof's back, and no bundle is made of those steps; run `runproof ledger verify`", index, runID, from)
 }
 
 // Add checks the next step: at the end of a range, ECONFLICT if the
 // range's steps are not those its entry sealed.
 func (c *StepsCheck) Add(s runproof.Step) error {
-	if len(c.ranges) == 0 || s.Index >= c.ranges[len(c.ranges)-1].ToIndex {
+	if len(c.ranges) == 0 {
 		return nil // not sealed yet
 	}
 	line, err := sealLine(s)
@@ -208,4 +244,17 @@ func (c *StepsCheck) Add(s runproof.Step) error {
 			"and no bundle is made of it; run `runproof ledger verify`", r.FromIndex, r.ToIndex-1, c.runID)
 	}
 	return nil
+}
+
+// Done reports, once the steps were read, a sealed step that was not,
+// given how many steps the run has now (stored): the run's count lowered
+// behind runproof's back. Steps recorded and sealed since the run was
+// read, which were not read, are no fault.
+func (c *StepsCheck) Done(stored int64) error {
+	if len(c.ranges) == 0 || stored >= c.ranges[len(c.ranges)-1].ToIndex {
+		return nil
+	}
+	last := c.ranges[len(c.ranges)-1]
+	return runproof.Errorf(runproof.ECONFLICT, "run %q holds fewer steps than the %d the ledger sealed: steps were taken out of it behind runproof's back, "+
+		"and no bundle is made of it; run `runproof ledger verify`", c.runID, last.ToIndex)
 }

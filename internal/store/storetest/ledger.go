@@ -523,6 +523,11 @@ func testStepsToSeal(t *testing.T, h Harness) {
 	}
 	seal("t1", runproof.StepsRange{RunID: "r1", From: 0, To: 3})
 	toSeal("t1")
+	for _, q := range []string{"UPDATE run_seals SET sealed_steps = 1 WHERE run_id = 'r1'", "DELETE FROM run_seals"} {
+		if err := h.Exec(ctx, q); err == nil {
+			t.Errorf("%s: allowed; how far a run is sealed only goes up", q)
+		}
+	}
 	toSeal("t2", runproof.StepsRange{RunID: "r1", From: 0, To: 1}) // another tenant's run of the same id
 	tenants("t2")
 
