@@ -100,7 +100,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	}
 
 	recoverExports(ctx, e, exporter, demo.Tenant)
-	seal(ctx, e, ex.ledger, demo.Tenant) // the steps exported are in the ledger before the bundles are signed
+	seal(ctx, e, ex.ledger, demo.Tenant) // the steps exported are in the ledger before the bundles are signed (the demo records no audit event to seal after)
 	fmt.Fprintf(e.stdout, "\nExporting incident %s (%s, run %s) into %s:\n\n", showcase.ID, showcase.PolicyName, showcase.RunID, out)
 	who := export.Requester{ID: "system", Origin: runproof.OriginSystem, SourceComponent: "demo"}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)

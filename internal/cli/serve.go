@@ -27,7 +27,7 @@ const shutdownGrace = 20 * time.Second
 
 // cutWait is how long requests cut at the end of the grace have to record
 // how they ended. Grace and cutWait bound the stop but for the last pass
-// of audit sealing (ledger.SealAudit: a few seconds at most), within the
+// of sealing (ledger.Seal: a few seconds at most), within the
 // 30 s a process manager usually gives (Kubernetes; systemd's default is
 // 90 s).
 const cutWait = 5 * time.Second
@@ -233,7 +233,7 @@ func signsEveryLedger(ctx context.Context, store ledgerTenants, led *ledger.Ledg
 func startBackground(ctx context.Context, e *env, store runproof.Store, ex exporting) (stop func()) {
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
-	background.Go(func() { ex.ledger.SealAudit(bgCtx, auditSealEvery, e.log) })
+	background.Go(func() { ex.ledger.Seal(bgCtx, auditSealEvery, e.log) })
 	background.Go(func() {
 		recoverAll := func() { ex.exporter.RecoverAll(bgCtx) }
 		recoverAll()

@@ -89,7 +89,7 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 		if check != nil {
 			now, err := e.store.GetRun(ctx, run.TenantID, run.ID)
 			if err == nil {
-				err = check.Done(now.Totals.Steps)
+				err = check.Done(ctx, now.Totals.Steps)
 			}
 			if err != nil {
 				yield(runproof.Step{}, err)

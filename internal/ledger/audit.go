@@ -85,12 +85,12 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 	}
 }
 
-// SealAudit puts every tenant's waiting audit events, then its runs' new
+// Seal puts every tenant's waiting audit events, then its runs' new
 // steps (SyncSteps), into its log every interval until ctx is done, and
 // once more then (for at most lastSealPass). A tenant whose log cannot
 // take them is logged, and tried again at the next interval; the others
 // go on.
-func (l *Ledger) SealAudit(ctx context.Context, every time.Duration, log *slog.Logger) {
+func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger) {
 	for {
 		last := ctx.Err() != nil
 		pass, stop := ctx, func() {}
@@ -130,6 +130,6 @@ func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// lastSealPass bounds the pass SealAudit makes once its context is done:
+// lastSealPass bounds the pass Seal makes once its context is done:
 // a server that stops has little time left.
 const lastSealPass = 3 * time.Second

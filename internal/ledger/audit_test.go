@@ -99,9 +99,9 @@ func TestAuditEvents(t *testing.T) {
 	})
 }
 
-// TestSealAudit: the sealer puts events into the log as they come, however
+// TestSeal: the sealer puts events into the log as they come, however
 // late they are stored, and those of the last requests once it is stopped.
-func TestSealAudit(t *testing.T) {
+func TestSeal(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx, stop := context.WithCancel(context.Background())
 		l := newLedger(t, e.Store)
@@ -109,7 +109,7 @@ func TestSealAudit(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			l.SealAudit(ctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			l.Seal(ctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		}()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 			if entries, err := e.Store.LedgerEntries(context.Background(), "acme", 0, 100); err == nil && len(entries) == 3 {

@@ -13,7 +13,7 @@
 //     with the ZIP's proof.json (CheckManifestProof).
 //   - AuditEntry (runproof.audit.v1): an audit event, appended a thousand
 //     under a checkpoint by SyncAudit, which `serve` runs for every tenant
-//     every 30 s (SealAudit) and the `export` command runs too.
+//     every 30 s (Seal) and the `export` command runs too.
 //   - StepsEntry (runproof.steps.v1): the digest of a range of a run's
 //     steps, appended by SyncSteps a hundred runs under a checkpoint, run
 //     with SyncAudit.

@@ -64,38 +64,64 @@ type StepReader interface {
 // stepsPage is how many steps are read at a time.
 const stepsPage = 1000
 
-// stepsEntryFor reads the run's steps of r and returns their entry. A
-// step missing, or whose content does not match its content_digest, is a
-// *stepFault.
-func stepsEntryFor(ctx context.Context, steps StepReader, tenantID string, r runproof.StepsRange) (StepsEntry, error) {
-	h := sha256.New()
-	next := r.From
-	for next < r.To {
-		page, err := steps.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: r.RunID, FromIndex: next,
-			Limit: int(min(stepsPage, r.To-next))})
+// readSteps reads a run's steps [from, to), in index order, a page at a
+// time, and hands each to each. A step missing, or whose content does not
+// match its content_digest, is a *stepFault.
+func readSteps(ctx context.Context, steps StepReader, tenantID, runID string, from, to int64, each func(runproof.Step) error) error {
+	for next := from; next < to; {
+		page, err := steps.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: next,
+			Limit: int(min(stepsPage, to-next))})
 		if err != nil {
-			return StepsEntry{}, err
+			return err
 		}
 		if len(page) == 0 {
-			return StepsEntry{}, &stepFault{index: next, reason: "is missing"}
+			return &stepFault{index: next, reason: "is missing"}
 		}
 		for _, s := range page {
-			if s.Index != next {
-				return StepsEntry{}, &stepFault{index: next, reason: "is missing"}
+			switch {
+			case s.Index != next:
+				return &stepFault{index: next, reason: "is missing"}
+			case s.Content != nil && runproof.DigestBytes(s.Content) != s.ContentDigest:
+				return &stepFault{index: next, reason: "does not match its content_digest"}
 			}
-			if s.Content != nil && runproof.DigestBytes(s.Content) != s.ContentDigest {
-				return StepsEntry{}, &stepFault{index: next, reason: "does not match its content_digest"}
+			if err := each(s); err != nil {
+				return err
 			}
-			line, err := sealLine(s)
-			if err != nil {
-				return StepsEntry{}, err
-			}
-			h.Write(line)
 			next++
 		}
 	}
-	return StepsEntry{Type: StepsEntryType, TenantID: tenantID, RunID: r.RunID, FromIndex: r.From, ToIndex: r.To,
-		StepsSHA256: runproof.DigestPrefix + hex.EncodeToString(h.Sum(nil))}, nil
+	return nil
+}
+
+// A rangeHash is the steps_sha256 of a range of steps, added in index
+// order.
+type rangeHash struct{ h hash.Hash }
+
+func newRangeHash() rangeHash { return rangeHash{sha256.New()} }
+
+func (r rangeHash) add(s runproof.Step) error {
+	line, err := sealLine(s)
+	if err == nil {
+		r.h.Write(line)
+	}
+	return err
+}
+
+// sum returns the digest of the steps added since the last sum, and
+// starts again.
+func (r rangeHash) sum() string {
+	d := runproof.DigestPrefix + hex.EncodeToString(r.h.Sum(nil))
+	r.h.Reset()
+	return d
+}
+
+// stepsEntryFor reads the run's steps of r and returns their entry.
+func stepsEntryFor(ctx context.Context, steps StepReader, tenantID string, r runproof.StepsRange) (StepsEntry, error) {
+	h := newRangeHash()
+	if err := readSteps(ctx, steps, tenantID, r.RunID, r.From, r.To, h.add); err != nil {
+		return StepsEntry{}, err
+	}
+	return StepsEntry{Type: StepsEntryType, TenantID: tenantID, RunID: r.RunID, FromIndex: r.From, ToIndex: r.To, StepsSHA256: h.sum()}, nil
 }
 
 // A stepFault is a step that cannot be sealed or checked as stored.
@@ -112,9 +138,10 @@ const stepsRuns = 100
 // SyncSteps appends an entry for each of the tenant's runs with steps no
 // entry seals yet, sealing them up to those stored, a hundred runs under
 // each checkpoint, and returns how many entries it appended. A run whose
-// stored steps do not hold (one missing, or a content changed) is left
-// unsealed and named in the error, once the others are sealed. Processes
-// that seal the same tenant at once each append what the other has not.
+// stored steps do not hold (one missing, or a content changed) or cannot
+// be read is left unsealed and named in the error, once the others are
+// sealed. Processes that seal the same tenant at once each append what
+// the other has not.
 func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 	if err := checkTenant(tenantID); err != nil {
 		return 0, err
@@ -122,12 +149,13 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 	total, retries := 0, 0
 	var faults []error
 	for after := ""; ; {
-		ranges, err := l.store.StepsToSeal(ctx, tenantID, after, stepsRuns)
-		if err != nil || len(ranges) == 0 {
+		runs, err := l.store.StepsToSeal(ctx, tenantID, after, stepsRuns)
+		if err != nil || len(runs) == 0 {
 			return total, errors.Join(append(faults, err)...)
 		}
 		var leaves []leaf
-		for i, r := range ranges {
+		for _, run := range runs {
+			r := runproof.StepsRange{RunID: run.RunID, From: run.Sealed, To: run.Stored}
 			e, err := stepsEntryFor(ctx, l.store, tenantID, r)
 			if err != nil && ctx.Err() != nil {
 				return total, err
@@ -139,7 +167,7 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 			if err != nil {
 				return total, err
 			}
-			leaves = append(leaves, leaf{recordID: runproof.StepsRecordID(r.RunID, r.From), typ: StepsEntryType, data: data, seals: &ranges[i]})
+			leaves = append(leaves, leaf{recordID: runproof.StepsRecordID(r.RunID, r.From), typ: StepsEntryType, data: data, seals: &r})
 		}
 		_, err = l.appendLeaves(ctx, tenantID, leaves)
 		switch {
@@ -148,30 +176,41 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 			// another step: read them again.
 			retries++
 			continue
-		case err != nil:
-			return total, errors.Join(append(faults, fmt.Errorf("ledger of tenant %q: steps: %w (was run_seals changed, or the database restored? run `runproof ledger verify`)", tenantID, err))...)
+		case runproof.ErrorCode(err) == runproof.ECONFLICT:
+			err = fmt.Errorf("%w (was run_seals changed, or the database restored? run `runproof ledger verify`)", err)
+		}
+		if err != nil {
+			return total, errors.Join(append(faults, fmt.Errorf("ledger of tenant %q: steps: %w", tenantID, err))...)
 		}
 		total += len(leaves)
-		retries, after = 0, ranges[len(ranges)-1].RunID
+		retries, after = 0, runs[len(runs)-1].RunID
 	}
 }
 
 // A StepsCheck checks a run's steps, read in index order from step 0,
 // against the steps entries that seal them, each proven against the
 // latest checkpoint under a known key, as an export reads them before it
-// signs them: a step changed since it was sealed, or a sealed step not
-// read, fails the export rather than being signed. Steps past the sealed
-// ones pass.
+// signs them: a step changed since it was sealed, or a sealed step taken
+// out of the run, fails the export rather than being signed. Steps past
+// the sealed ones pass.
 type StepsCheck struct {
-	runID  string
-	ranges []StepsEntry // the run's entries not checked yet, in index order
-	h      hash.Hash    // of the current range's lines so far
+	steps    StepReader
+	tenantID string
+	runID    string
+	ranges   []StepsEntry // the run's entries not checked yet, in index order
+	next     int64        // the index of the next step to add
+	h        rangeHash    // of the first range's steps added so far
+}
+
+// sealedRange is a steps entry as stored, with what its leaf says.
+type sealedRange struct {
+	entry runproof.LedgerEntry
+	StepsEntry
 }
 
 // CheckSteps returns the check of a run's steps against its steps entries.
 func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*StepsCheck, error) {
-	c := &StepsCheck{runID: runID, h: sha256.New()}
-	var entries []runproof.LedgerEntry
+	var sealed []sealedRange
 	for from := int64(0); ; {
 		e, err := l.store.LedgerEntryByRecord(ctx, tenantID, runproof.StepsRecordID(runID, from), StepsEntryType)
 		if runproof.ErrorCode(err) == runproof.ENOTFOUND {
@@ -183,10 +222,11 @@ func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*Steps
 		if err := json.Unmarshal(e.Data, &se); err != nil || se.RunID != runID || se.FromIndex != from || se.ToIndex <= from {
 			return nil, changedLedger(e.Index, runID, from)
 		}
-		c.ranges, entries = append(c.ranges, se), append(entries, e)
+		sealed = append(sealed, sealedRange{e, se})
 		from = se.ToIndex
 	}
-	if len(entries) == 0 {
+	c := &StepsCheck{steps: l.store, tenantID: tenantID, runID: runID, h: newRangeHash()}
+	if len(sealed) == 0 {
 		return c, nil
 	}
 	// The entries as stored prove nothing by themselves: each must be a
@@ -199,17 +239,16 @@ func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*Steps
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		if e.Index >= tree.N {
-			return nil, changedLedger(e.Index, runID, e.Index)
+	for _, r := range sealed {
+		held := r.entry.Index < tree.N
+		if held {
+			p, err := tlog.ProveRecord(tree.N, r.entry.Index, storeReader(ctx, l.store, tenantID))
+			held = err == nil && tlog.CheckRecord(p, tree.N, tree.Hash, r.entry.Index, tlog.RecordHash(r.entry.Data)) == nil
 		}
-		p, err := tlog.ProveRecord(tree.N, e.Index, storeReader(ctx, l.store, tenantID))
-		if err == nil {
-			err = tlog.CheckRecord(p, tree.N, tree.Hash, e.Index, tlog.RecordHash(e.Data))
+		if !held {
+			return nil, changedLedger(r.entry.Index, runID, r.FromIndex)
 		}
-		if err != nil {
-			return nil, changedLedger(e.Index, runID, c.ranges[0].FromIndex)
-		}
+		c.ranges = append(c.ranges, r.StepsEntry)
 	}
 	return c, nil
 }
@@ -224,37 +263,45 @@ func changedLedger(index int64, runID string, from int64) error {
 // Add checks the next step: at the end of a range, ECONFLICT if the
 // range's steps are not those its entry sealed.
 func (c *StepsCheck) Add(s runproof.Step) error {
+	c.next = s.Index + 1
 	if len(c.ranges) == 0 {
 		return nil // not sealed yet
 	}
-	line, err := sealLine(s)
-	if err != nil {
+	if err := c.h.add(s); err != nil {
 		return err
 	}
-	c.h.Write(line)
 	r := c.ranges[0]
-	if s.Index+1 < r.ToIndex {
+	if c.next < r.ToIndex {
 		return nil
 	}
 	c.ranges = c.ranges[1:]
-	got := runproof.DigestPrefix + hex.EncodeToString(c.h.Sum(nil))
-	c.h.Reset()
-	if got != r.StepsSHA256 {
+	if c.h.sum() != r.StepsSHA256 {
 		return runproof.Errorf(runproof.ECONFLICT, "steps %d to %d of run %q are not those the ledger sealed: one was changed behind runproof's back, "+
 			"and no bundle is made of it; run `runproof ledger verify`", r.FromIndex, r.ToIndex-1, c.runID)
 	}
 	return nil
 }
 
-// Done reports, once the steps were read, a sealed step that was not,
-// given how many steps the run has now (stored): the run's count lowered
-// behind runproof's back. Steps recorded and sealed since the run was
-// read, which were not read, are no fault.
-func (c *StepsCheck) Done(stored int64) error {
-	if len(c.ranges) == 0 || stored >= c.ranges[len(c.ranges)-1].ToIndex {
+// Done ends the check once the steps were read, given how many steps the
+// run has now (stored). A range sealed since the run was read, of which
+// only the first steps were read, is read to its end to be checked; a
+// sealed step the run no longer counts is the run's count lowered behind
+// runproof's back.
+func (c *StepsCheck) Done(ctx context.Context, stored int64) error {
+	if len(c.ranges) == 0 {
 		return nil
 	}
-	last := c.ranges[len(c.ranges)-1]
-	return runproof.Errorf(runproof.ECONFLICT, "run %q holds fewer steps than the %d the ledger sealed: steps were taken out of it behind runproof's back, "+
-		"and no bundle is made of it; run `runproof ledger verify`", c.runID, last.ToIndex)
+	if last := c.ranges[len(c.ranges)-1]; stored < last.ToIndex {
+		return runproof.Errorf(runproof.ECONFLICT, "run %q holds fewer steps than the %d the ledger sealed: steps were taken out of it behind runproof's back, "+
+			"and no bundle is made of it; run `runproof ledger verify`", c.runID, last.ToIndex)
+	}
+	if r := c.ranges[0]; r.FromIndex < c.next {
+		err := readSteps(ctx, c.steps, c.tenantID, c.runID, c.next, r.ToIndex, c.Add)
+		var fault *stepFault
+		if errors.As(err, &fault) {
+			return runproof.Errorf(runproof.ECONFLICT, "run %q: %v, though sealed: changed behind runproof's back; run `runproof ledger verify`", c.runID, fault)
+		}
+		return err
+	}
+	return nil
 }

@@ -94,8 +94,9 @@ var verifyBatch int64 = 1000
 // read ahead while the previous ones are checked. It stops at the first
 // fault and returns it as a *Mismatch; other errors are failures to read.
 // Memory does not grow with the log (but for the entries appended while it
-// runs, which tail reads): a few pages, and of the tree only
-// the hashes later entries and checkpoints are computed from (O(log n)).
+// runs, which tail reads): a few pages, of the tree only the hashes later
+// entries and checkpoints are computed from (O(log n)), and how far each
+// run's steps are sealed (O(runs)).
 func Verify(ctx context.Context, store VerifyStore, p VerifyParams) (Report, error) {
 	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
 	err := v.run()
@@ -244,13 +245,23 @@ func (v *verification) entry(e runproof.LedgerRecord, pg *page) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(data, e.Data) && e.Type == StepsEntryType {
-		return v.fail(e.Index, "does not match %s, which it seals (%s): a step was changed behind runproof's back", what, diffFields(e.Data, data))
-	} else if !bytes.Equal(data, e.Data) {
+	if !bytes.Equal(data, e.Data) {
+		if e.Type == StepsEntryType {
+			return v.fail(e.Index, "does not match %s, which it seals (%s): a step was changed behind runproof's back", what, diffFields(e.Data, data))
+		}
 		return v.fail(e.Index, "does not match the record of %s (%s)", what, diffFields(e.Data, data))
 	}
 	if e.Index == v.repeated {
 		return v.fail(e.Index, "%s is in the ledger twice", what)
+	}
+	if e.Type == StepsEntryType { // it holds: the run's steps are sealed up to its end
+		var se StepsEntry
+		if err := json.Unmarshal(data, &se); err != nil {
+			return err
+		}
+		v.report.StepRanges++
+		v.report.Steps += se.ToIndex - se.FromIndex
+		v.sealed[se.RunID] = se.ToIndex
 	}
 	hs, err := tlog.StoredHashes(e.Index, data, &v.tree)
 	if err != nil {
@@ -327,9 +338,6 @@ func (v *verification) stepsLeaf(e runproof.LedgerRecord) (data []byte, what str
 	} else if err != nil {
 		return nil, what, err
 	}
-	v.report.StepRanges++
-	v.report.Steps += stored.ToIndex - stored.FromIndex
-	v.sealed[stored.RunID] = stored.ToIndex
 	data, err = rebuilt.Bytes()
 	return data, what, err
 }
@@ -525,49 +533,44 @@ func (v *verification) completeAudit() error {
 // completeSteps checks each run's steps against how far its steps
 // entries seal them: the store's count of the steps sealed (which the
 // sealer starts from) must be the log's, and the run must hold every step
-// sealed. Entries appended since Verify began (tail) count too.
+// sealed. Entries appended since Verify began count too.
 func (v *verification) completeSteps() error {
-	after := ""
-	for {
+	var since map[string]int64 // how far the entries since Verify began seal, by run; nil until needed
+	for after := ""; ; {
 		runs, err := v.store.StepsSealed(v.ctx, v.p.TenantID, after, int(verifyBatch))
 		if err != nil {
 			return err
 		}
-		prev := after
 		for _, r := range runs {
 			inLog := v.sealed[r.RunID]
-			// A seal since Verify began, perhaps, or one committed between
-			// the two reads: read both again.
-			for try := 0; r.From != inLog && try < 3; try++ {
-				if try > 0 {
-					again, err := v.store.StepsSealed(v.ctx, v.p.TenantID, prev, 1)
-					if err != nil {
-						return err
-					}
-					if len(again) == 1 && again[0].RunID == r.RunID {
-						r = again[0]
-					}
-				}
-				if inLog, err = v.sealedSince(r.RunID); err != nil {
+			if r.Sealed != inLog && since == nil { // sealed since Verify began, perhaps
+				if since, err = v.sealedSince(); err != nil {
 					return err
 				}
 			}
-			prev = r.RunID
+			if n, ok := since[r.RunID]; ok {
+				inLog = n
+			}
+			if r.Sealed != inLog { // or sealed between the two reads: read both again, once
+				if r, inLog, err = v.sealedNow(after, r); err != nil {
+					return err
+				}
+			}
 			delete(v.sealed, r.RunID)
 			switch {
-			case r.From != inLog:
+			case r.Sealed != inLog:
 				return v.fail(-1, "run %s: its steps are counted sealed up to %d, but its steps entries seal them up to %d: the count was changed behind runproof's back, "+
-					"which keeps its steps from being sealed", r.RunID, r.From, inLog)
-			case inLog > r.To:
-				return v.fail(-1, "run %s records %d steps, but %d are sealed: steps were taken out of it behind runproof's back", r.RunID, r.To, inLog)
-			case inLog < r.To:
+					"which keeps its steps from being sealed", r.RunID, r.Sealed, inLog)
+			case inLog > r.Stored:
+				return v.fail(-1, "run %s records %d steps, but %d are sealed: steps were taken out of it behind runproof's back", r.RunID, r.Stored, inLog)
+			case inLog < r.Stored:
 				v.report.Unsealed++
 			}
+			after = r.RunID
 		}
 		if len(runs) < int(verifyBatch) {
 			break
 		}
-		after = runs[len(runs)-1].RunID
 	}
 	if len(v.sealed) > 0 {
 		run := slices.Min(slices.Collect(maps.Keys(v.sealed)))
@@ -577,21 +580,48 @@ func (v *verification) completeSteps() error {
 	return nil
 }
 
-// sealedSince returns how far a run's steps are sealed, counting the
-// steps entries appended since Verify began, which it did not check.
-func (v *verification) sealedSince(runID string) (int64, error) {
-	n := v.sealed[runID]
+// sealedSince returns how far the steps entries appended since Verify
+// began seal each run they name, from where the checked ones end.
+func (v *verification) sealedSince() (map[string]int64, error) {
 	more, err := v.store.LedgerEntries(v.ctx, v.p.TenantID, v.latest.Size, math.MaxInt64)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	out := map[string]int64{}
 	for _, e := range more { // in index order: each range starts where the one before ends
 		var se StepsEntry
-		if e.Type == StepsEntryType && json.Unmarshal(e.Data, &se) == nil && se.RunID == runID && se.FromIndex == n {
-			n = se.ToIndex
+		if e.Type != StepsEntryType || json.Unmarshal(e.Data, &se) != nil {
+			continue
+		}
+		n, ok := out[se.RunID]
+		if !ok {
+			n = v.sealed[se.RunID]
+		}
+		if se.FromIndex == n {
+			out[se.RunID] = se.ToIndex
 		}
 	}
-	return n, nil
+	return out, nil
+}
+
+// sealedNow reads a run's seal (the run after after) and how far the
+// log seals it, both again.
+func (v *verification) sealedNow(after string, r runproof.RunSeal) (runproof.RunSeal, int64, error) {
+	again, err := v.store.StepsSealed(v.ctx, v.p.TenantID, after, 1)
+	if err != nil {
+		return r, 0, err
+	}
+	if len(again) == 1 && again[0].RunID == r.RunID {
+		r = again[0]
+	}
+	since, err := v.sealedSince()
+	if err != nil {
+		return r, 0, err
+	}
+	if n, ok := since[r.RunID]; ok {
+		return r, n, nil
+	}
+	return r, v.sealed[r.RunID], nil
 }
 
 // finishedBefore is p.FinishedBefore to the microsecond, as times are kept.

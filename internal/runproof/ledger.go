@@ -38,6 +38,13 @@ type StepsRange struct {
 	From, To int64
 }
 
+// RunSeal is how far a run's steps are sealed in its tenant's ledger, as
+// the store counts them (Sealed), and how many the run holds (Stored).
+type RunSeal struct {
+	RunID          string
+	Sealed, Stored int64
+}
+
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
 // record one finished export, the sealed manifest of a ZIP export, or one
 // audit event. An export has at most one entry of each type, an audit
@@ -193,15 +200,14 @@ type LedgerStore interface {
 	// AuditTenantsToSeal lists the tenants with audit events that wait
 	// for their ledger entry, in byte order.
 	AuditTenantsToSeal(ctx context.Context) ([]string, error)
-	// StepsToSeal returns up to limit of the tenant's runs of id above
-	// after with steps that no steps entry seals yet, in run id order:
-	// each with the steps sealed already (From) and those stored (To).
-	StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]StepsRange, error)
-	// StepsSealed returns up to limit of the tenant's runs of id above
-	// after that have steps or sealed steps, in run id order: each with
-	// the steps its steps entries seal as recorded with them (From) and
-	// those stored (To).
-	StepsSealed(ctx context.Context, tenantID, after string, limit int) ([]StepsRange, error)
+	// StepsToSeal returns the seals of up to limit of the tenant's runs of
+	// id above after with steps that no steps entry seals yet, in run id
+	// order.
+	StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]RunSeal, error)
+	// StepsSealed returns the seals of up to limit of the tenant's runs
+	// of id above after that have steps or sealed steps, in run id order
+	// (a seal whose run is gone, with none stored).
+	StepsSealed(ctx context.Context, tenantID, after string, limit int) ([]RunSeal, error)
 	// StepsTenantsToSeal lists the tenants with steps that no steps entry
 	// seals yet, in byte order.
 	StepsTenantsToSeal(ctx context.Context) ([]string, error)

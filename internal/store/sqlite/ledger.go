@@ -301,8 +301,8 @@ func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
 }
 
 // StepsToSeal returns runs whose steps go beyond those sealed.
-func (s *Store) StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]runproof.StepsRange, error) {
-	out, err := collect(ctx, s.db, scanStepsRange, `SELECT r.id, coalesce(x.sealed_steps, 0), r.steps
+func (s *Store) StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]runproof.RunSeal, error) {
+	out, err := collect(ctx, s.db, scanRunSeal, `SELECT r.id, coalesce(x.sealed_steps, 0), r.steps
 		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
 		WHERE r.tenant_id = ? AND r.id > ? AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY r.id LIMIT ?`, tenantID, after, limit)
 	if err != nil {
@@ -313,8 +313,8 @@ func (s *Store) StepsToSeal(ctx context.Context, tenantID, after string, limit i
 
 // StepsSealed returns runs with steps or sealed steps, and how far each
 // is sealed; a seal whose run is gone counts as a run of no steps.
-func (s *Store) StepsSealed(ctx context.Context, tenantID, after string, limit int) ([]runproof.StepsRange, error) {
-	out, err := collect(ctx, s.db, scanStepsRange, `SELECT id, max(sealed), max(steps) FROM (
+func (s *Store) StepsSealed(ctx context.Context, tenantID, after string, limit int) ([]runproof.RunSeal, error) {
+	out, err := collect(ctx, s.db, scanRunSeal, `SELECT id, max(sealed), max(steps) FROM (
 			SELECT id, 0 AS sealed, steps FROM runs WHERE tenant_id = ?1 AND id > ?2 AND steps > 0
 			UNION ALL SELECT run_id, sealed_steps, 0 FROM run_seals WHERE tenant_id = ?1 AND run_id > ?2)
 		GROUP BY id ORDER BY id LIMIT ?3`, tenantID, after, limit)
@@ -336,7 +336,7 @@ func (s *Store) StepsTenantsToSeal(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-func scanStepsRange(row scanner) (runproof.StepsRange, error) {
-	var r runproof.StepsRange
-	return r, row.Scan(&r.RunID, &r.From, &r.To)
+func scanRunSeal(row scanner) (runproof.RunSeal, error) {
+	var r runproof.RunSeal
+	return r, row.Scan(&r.RunID, &r.Sealed, &r.Stored)
 }

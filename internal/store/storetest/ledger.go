@@ -486,7 +486,7 @@ func testStepsToSeal(t *testing.T, h Harness) {
 	createRun(t, s, "t2", "r1", "a", at(3))
 	AppendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 0), newStep(t, "t1", "r1", 1), newStep(t, "t1", "r1", 2))
 	AppendSteps(t, s, "t2", "r1", newStep(t, "t2", "r1", 0))
-	toSeal := func(tenant string, want ...runproof.StepsRange) {
+	toSeal := func(tenant string, want ...runproof.RunSeal) {
 		t.Helper()
 		got, err := s.StepsToSeal(ctx, tenant, "", 10)
 		if err != nil {
@@ -502,7 +502,7 @@ func testStepsToSeal(t *testing.T, h Harness) {
 		}
 		equal(t, "tenants with steps to seal", got, want)
 	}
-	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 0, To: 3})
+	toSeal("t1", runproof.RunSeal{RunID: "r1", Sealed: 0, Stored: 3})
 	tenants("t1", "t2")
 
 	seal := func(tenant string, r runproof.StepsRange) {
@@ -528,22 +528,22 @@ func testStepsToSeal(t *testing.T, h Harness) {
 			t.Errorf("%s: allowed; how far a run is sealed only goes up", q)
 		}
 	}
-	toSeal("t2", runproof.StepsRange{RunID: "r1", From: 0, To: 1}) // another tenant's run of the same id
+	toSeal("t2", runproof.RunSeal{RunID: "r1", Sealed: 0, Stored: 1}) // another tenant's run of the same id
 	tenants("t2")
 
 	AppendSteps(t, s, "t1", "r1", newStep(t, "t1", "r1", 3))
-	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 3, To: 4})
+	toSeal("t1", runproof.RunSeal{RunID: "r1", Sealed: 3, Stored: 4})
 	seal("t1", runproof.StepsRange{RunID: "r1", From: 1, To: 2}) // an older range: what is sealed does not go down
-	toSeal("t1", runproof.StepsRange{RunID: "r1", From: 3, To: 4})
+	toSeal("t1", runproof.RunSeal{RunID: "r1", Sealed: 3, Stored: 4})
 
 	// Paged by run id; every run with steps or seals, however far sealed.
 	createRun(t, s, "t1", "r3", "a", at(4))
 	AppendSteps(t, s, "t1", "r3", newStep(t, "t1", "r3", 0))
-	if got, err := s.StepsToSeal(ctx, "t1", "r1", 10); err != nil || !slices.Equal(got, []runproof.StepsRange{{RunID: "r3", From: 0, To: 1}}) {
+	if got, err := s.StepsToSeal(ctx, "t1", "r1", 10); err != nil || !slices.Equal(got, []runproof.RunSeal{{RunID: "r3", Sealed: 0, Stored: 1}}) {
 		t.Errorf("steps of t1 to seal after r1: %v, %v", got, err)
 	}
 	seal("t1", runproof.StepsRange{RunID: "gone", From: 0, To: 2}) // a run no longer stored
-	sealed := func(tenant, after string, limit int, want ...runproof.StepsRange) {
+	sealed := func(tenant, after string, limit int, want ...runproof.RunSeal) {
 		t.Helper()
 		got, err := s.StepsSealed(ctx, tenant, after, limit)
 		if err != nil {
@@ -551,8 +551,8 @@ func testStepsToSeal(t *testing.T, h Harness) {
 		}
 		equal(t, fmt.Sprintf("sealed steps of %s after %q", tenant, after), got, want)
 	}
-	sealed("t1", "", 10, runproof.StepsRange{RunID: "gone", From: 2, To: 0}, runproof.StepsRange{RunID: "r1", From: 3, To: 4},
-		runproof.StepsRange{RunID: "r3", From: 0, To: 1}) // r2 has no steps
-	sealed("t1", "gone", 1, runproof.StepsRange{RunID: "r1", From: 3, To: 4})
-	sealed("t2", "", 10, runproof.StepsRange{RunID: "r1", From: 0, To: 1})
+	sealed("t1", "", 10, runproof.RunSeal{RunID: "gone", Sealed: 2, Stored: 0}, runproof.RunSeal{RunID: "r1", Sealed: 3, Stored: 4},
+		runproof.RunSeal{RunID: "r3", Sealed: 0, Stored: 1}) // r2 has no steps
+	sealed("t1", "gone", 1, runproof.RunSeal{RunID: "r1", Sealed: 3, Stored: 4})
+	sealed("t2", "", 10, runproof.RunSeal{RunID: "r1", Sealed: 0, Stored: 1})
 }
