@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -146,13 +147,19 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 	if err := checkTenant(tenantID); err != nil {
 		return 0, err
 	}
-	total, retries := 0, 0
+	total := 0
 	var faults []error
+	var conflicted []runproof.RunSeal // the seals of an attempt another process got in first
 	for after := ""; ; {
 		runs, err := l.store.StepsToSeal(ctx, tenantID, after, stepsRuns)
 		if err != nil || len(runs) == 0 {
 			return total, errors.Join(append(faults, err)...)
 		}
+		if conflicted != nil && slices.Equal(runs, conflicted) { // no one got further: a conflict that stays
+			return total, errors.Join(append(faults, fmt.Errorf("ledger of tenant %q: the steps of run %q from %d are in the ledger already, "+
+				"yet not counted as sealed: was run_seals changed, or the database restored? run `runproof ledger verify`", tenantID, runs[0].RunID, runs[0].Sealed))...)
+		}
+		conflicted = nil
 		var leaves []leaf
 		for _, run := range runs {
 			r := runproof.StepsRange{RunID: run.RunID, From: run.Sealed, To: run.Stored}
@@ -170,20 +177,16 @@ func (l *Ledger) SyncSteps(ctx context.Context, tenantID string) (int, error) {
 			leaves = append(leaves, leaf{recordID: runproof.StepsRecordID(r.RunID, r.From), typ: StepsEntryType, data: data, seals: &r})
 		}
 		_, err = l.appendLeaves(ctx, tenantID, leaves)
-		switch {
-		case runproof.ErrorCode(err) == runproof.ECONFLICT && retries < 2:
+		if runproof.ErrorCode(err) == runproof.ECONFLICT {
 			// Another process sealed some of these runs meanwhile, to
-			// another step: read them again.
-			retries++
+			// another step: read them again, as long as someone gets further.
+			conflicted = runs
 			continue
-		case runproof.ErrorCode(err) == runproof.ECONFLICT:
-			err = fmt.Errorf("%w (was run_seals changed, or the database restored? run `runproof ledger verify`)", err)
-		}
-		if err != nil {
+		} else if err != nil {
 			return total, errors.Join(append(faults, fmt.Errorf("ledger of tenant %q: steps: %w", tenantID, err))...)
 		}
 		total += len(leaves)
-		retries, after = 0, runs[len(runs)-1].RunID
+		after = runs[len(runs)-1].RunID
 	}
 }
 
