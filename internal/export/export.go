@@ -37,6 +37,7 @@ type Exporter struct {
 	ledger    Ledger
 	unsynced  sync.Map       // tenant ids whose log misses a finished export
 	making    sync.Map       // export id → *lease of the exports being made
+	renewal   time.Duration  // how often a lease is renewed (leaseRenewal)
 	turns     chan struct{}  // a place for each export made at once
 	started   sync.WaitGroup // the exports Start began
 	queued    atomic.Int64   // of those, how many wait for their turn
@@ -84,7 +85,8 @@ type Ledger interface {
 
 // New returns an Exporter over a store and an artifact store.
 func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
-	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, ledger: opts.Ledger, log: opts.Logger, now: opts.Now, newID: opts.NewID}
+	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, ledger: opts.Ledger, log: opts.Logger, now: opts.Now, newID: opts.NewID,
+		renewal: leaseRenewal}
 	if e.newID == nil {
 		e.newID = runproof.NewID
 	}

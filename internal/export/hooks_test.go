@@ -2,8 +2,9 @@ package export
 
 import "time"
 
-// SetLeaseRenewal makes leases renewed every d, for tests of renewal, and
-// returns the function that restores the default.
+// SetLeaseRenewal makes the Exporters made from now on renew leases every
+// d, for tests of renewal, and returns the function that restores the
+// default.
 func SetLeaseRenewal(d time.Duration) (restore func()) {
 	was := leaseRenewal
 	leaseRenewal = d

@@ -7,7 +7,7 @@ import (
 )
 
 // leaseRenewal is how often the process making an export renews its
-// lease; a variable for tests.
+// lease; a variable for tests, which an Exporter reads when it is made.
 var leaseRenewal = LeaseFor / 4
 
 // A lease is the renewal of one export's lease while this process makes
@@ -30,15 +30,15 @@ func (e *Exporter) lease(tenantID, exportID string) {
 	}()
 }
 
-// keepLease writes the export's lease at once, then every leaseRenewal,
+// keepLease writes the export's lease at once, then every e.renewal,
 // until ctx ends. A renewal that fails is logged: the next may succeed
 // before the lease runs out.
 func (e *Exporter) keepLease(ctx context.Context, tenantID, exportID string) {
-	t := time.NewTicker(leaseRenewal)
+	t := time.NewTicker(e.renewal)
 	defer t.Stop()
 	for {
 		// A renewal that hangs gives way to the next.
-		rctx, cancel := context.WithTimeout(ctx, leaseRenewal)
+		rctx, cancel := context.WithTimeout(ctx, e.renewal)
 		err := e.store.LeaseExport(rctx, tenantID, exportID, e.now().Add(LeaseFor))
 		cancel()
 		if err != nil && ctx.Err() == nil {

@@ -27,11 +27,14 @@ func (w *leaseWatch) LeaseExport(ctx context.Context, tenantID, exportID string,
 	if w.away.Load() {
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
 	}
-	w.mu.Lock()
-	w.writes++
-	w.until[exportID] = until
-	w.mu.Unlock()
-	return w.Store.LeaseExport(ctx, tenantID, exportID, until)
+	err := w.Store.LeaseExport(ctx, tenantID, exportID, until)
+	if err == nil { // noted once it is stored
+		w.mu.Lock()
+		w.writes++
+		w.until[exportID] = until
+		w.mu.Unlock()
+	}
+	return err
 }
 
 func (w *leaseWatch) counts() (int, map[string]time.Time) {
