@@ -258,7 +258,10 @@ func verifyLine(rep ledger.Report, err error) string {
 	if rep.Extends > 0 {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
 	}
-	if rep.Unsealed > 0 {
+	switch {
+	case rep.Unsealed == 1:
+		line += "; 1 run has steps not sealed yet (serve, or the next export, seals them)"
+	case rep.Unsealed > 1:
 		line += fmt.Sprintf("; %d runs have steps not sealed yet (serve, or the next export, seals them)", rep.Unsealed)
 	}
 	return line
