@@ -29,15 +29,17 @@ const settleTime = time.Minute
 func ledgerVerifyCommand() *command {
 	return &command{
 		name:    "ledger verify",
-		summary: "recompute the ledger of exports and audit events and check its signatures",
+		summary: "recompute the ledger of exports, audit events and steps and check its signatures",
 		help: `Usage: runproof ledger verify [--tenant T] [--checkpoint FILE] [--key FILE]... [--all-signatures] [flags]
 
-Recomputes each tenant's ledger from the export records and audit events:
-every entry, every stored hash of the tree and the tree hash of every
-checkpoint; checks the signature of the latest checkpoint, which covers
-every entry, that every export finished more than a minute ago is in the
-ledger, and that every audit event is in it or waiting for it (serve adds
-them every 30 seconds). Prints one line per tenant (a long check logs how
+Recomputes each tenant's ledger from the export records, audit events and
+steps: every entry, every stored hash of the tree and the tree hash of
+every checkpoint; checks the signature of the latest checkpoint, which
+covers every entry, that every export finished more than a minute ago is
+in the ledger, that every audit event is in it or waiting for it, and that
+each run's sealed steps follow one another and are all still there (serve
+seals audit events and new steps every 30 seconds; it says how many runs
+have steps waiting). Prints one line per tenant (a long check logs how
 far it is every two seconds); exits 1 naming the first entry that does not
 match. Each check is recorded as an audit event
 of category integrity (GET /api/v1/logs/audit/integrity).

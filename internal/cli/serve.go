@@ -32,8 +32,9 @@ const shutdownGrace = 20 * time.Second
 // 90 s).
 const cutWait = 5 * time.Second
 
-// auditSealEvery is how often serve puts new audit events into the ledger.
-const auditSealEvery = 30 * time.Second
+// sealEvery is how often serve puts new audit events and steps into the
+// ledger.
+const sealEvery = 30 * time.Second
 
 // optimizeInterval is how often serve refreshes SQLite's statistics.
 const optimizeInterval = 3 * time.Hour
@@ -225,15 +226,16 @@ func signsEveryLedger(ctx context.Context, store ledgerTenants, led *ledger.Ledg
 }
 
 // startBackground starts the server's background work, until the
-// returned stop is called: audit events join their tenant's ledger in
-// batches, every auditSealEvery and once more after the last request;
+// returned stop is called: audit events and new steps join their
+// tenant's ledger in batches, every sealEvery and once more after the
+// last request;
 // what a stopped process left unfinished in the exports is ended, now,
 // once the leases it held have run out, and every recoverInterval;
 // SQLite's planner statistics follow the data.
 func startBackground(ctx context.Context, e *env, store runproof.Store, ex exporting) (stop func()) {
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
-	background.Go(func() { ex.ledger.Seal(bgCtx, auditSealEvery, e.log) })
+	background.Go(func() { ex.ledger.Seal(bgCtx, sealEvery, e.log) })
 	background.Go(func() {
 		recoverAll := func() { ex.exporter.RecoverAll(bgCtx) }
 		recoverAll()

@@ -146,7 +146,7 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return r, err
 	}
-	e.lease(r.TenantID, r.ID)
+	e.startLease(r.TenantID, r.ID)
 	return r, nil
 }
 

@@ -18,9 +18,9 @@ type lease struct {
 	done     chan struct{} // closed once the renewals have stopped
 }
 
-// lease starts renewing the lease of an export just recorded, and keeps
+// startLease starts renewing the lease of an export just recorded, and keeps
 // it among those being made until release.
-func (e *Exporter) lease(tenantID, exportID string) {
+func (e *Exporter) startLease(tenantID, exportID string) {
 	ctx, stop := context.WithCancel(context.Background())
 	l := &lease{tenantID: tenantID, stop: stop, done: make(chan struct{})}
 	e.making.Store(exportID, l)

@@ -109,23 +109,25 @@ func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger
 	}
 }
 
+// sealAll puts every tenant's waiting audit events, then every tenant's
+// new steps, into its log, logging a tenant that cannot take them.
 func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
-	tenants, err := l.store.AuditTenantsToSeal(ctx)
-	if err != nil && ctx.Err() == nil {
-		log.ErrorContext(ctx, "audit events not put into the ledger yet", slog.Any("error", err))
-	}
-	for _, t := range tenants {
-		if _, err := l.SyncAudit(ctx, t); err != nil && ctx.Err() == nil {
-			log.ErrorContext(ctx, "audit events not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
+	for _, kind := range []struct {
+		what    string
+		tenants func(context.Context) ([]string, error)
+		sync    func(context.Context, string) (int, error)
+	}{
+		{"audit events", l.store.AuditTenantsToSeal, l.SyncAudit},
+		{"steps", l.store.StepsTenantsToSeal, l.SyncSteps},
+	} {
+		tenants, err := kind.tenants(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.ErrorContext(ctx, kind.what+" not put into the ledger yet", slog.Any("error", err))
 		}
-	}
-	tenants, err = l.store.StepsTenantsToSeal(ctx)
-	if err != nil && ctx.Err() == nil {
-		log.ErrorContext(ctx, "steps not put into the ledger yet", slog.Any("error", err))
-	}
-	for _, t := range tenants {
-		if _, err := l.SyncSteps(ctx, t); err != nil && ctx.Err() == nil {
-			log.ErrorContext(ctx, "steps not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
+		for _, t := range tenants {
+			if _, err := kind.sync(ctx, t); err != nil && ctx.Err() == nil {
+				log.ErrorContext(ctx, kind.what+" not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
+			}
 		}
 	}
 }
