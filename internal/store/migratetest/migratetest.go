@@ -205,3 +205,48 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 		t.Errorf("a run's first step, of nothing: running totals %+v (%v)", got, err)
 	}
 }
+
+// MigrateStepsUnsealed brings a database of schema 21, whose sealer found
+// the runs to seal by reading every run, to the latest: the runs with
+// steps beyond those sealed wait for their seal, the others do not, and a
+// run whose steps a runproof of the schema before still adds waits too.
+func MigrateStepsUnsealed(t *testing.T, s Schema) {
+	ctx := context.Background()
+	if err := s.UpTo(ctx, 21); err != nil {
+		t.Fatal(err)
+	}
+	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, termination_reason,
+		incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at)
+		VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, 0, 0, 0, 0,
+		'2026-01-02T15:04:05.000000Z')`
+	const seal = `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES ('%s', '%s', %d)`
+	s.exec(t, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
+		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t2', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
+		fmt.Sprintf(run, "t1", "sealed", 3), fmt.Sprintf(seal, "t1", "sealed", 3),
+		fmt.Sprintf(run, "t1", "behind", 5), fmt.Sprintf(seal, "t1", "behind", 2),
+		fmt.Sprintf(run, "t1", "never", 1),
+		fmt.Sprintf(run, "t1", "empty", 0),
+		fmt.Sprintf(run, "t2", "sealed", 4), fmt.Sprintf(seal, "t2", "sealed", 4))
+	if err := s.Store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	toSeal := func(tenant string, want ...runproof.RunSeal) {
+		t.Helper()
+		got, err := s.Store.StepsToSeal(ctx, tenant, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("runs of %s to seal: %v, want %v", tenant, got, want)
+		}
+	}
+	toSeal("t1", runproof.RunSeal{RunID: "behind", Sealed: 2, Stored: 5}, runproof.RunSeal{RunID: "never", Sealed: 0, Stored: 1})
+	toSeal("t2")
+	if got, err := s.Store.StepsTenantsToSeal(ctx); err != nil || fmt.Sprint(got) != "[t1]" {
+		t.Errorf("tenants with steps to seal: %v, %v; want [t1]", got, err)
+	}
+
+	// A runproof of the schema before, still running, counts a step.
+	s.exec(t, `UPDATE runs SET steps = 5 WHERE tenant_id = 't2' AND id = 'sealed'`)
+	toSeal("t2", runproof.RunSeal{RunID: "sealed", Sealed: 4, Stored: 5})
+}

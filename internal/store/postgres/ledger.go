@@ -119,11 +119,9 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 			return err
 		}
 	}
-	for _, e := range change.Entries { // a run's steps sealed so far
+	for _, e := range change.Entries {
 		if r := e.Seals; r != nil {
-			if _, err := tx.Exec(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES ($1, $2, $3)
-				ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = GREATEST(run_seals.sealed_steps, excluded.sealed_steps)`,
-				tenantID, r.RunID, r.To); err != nil {
+			if err := sealRun(ctx, tx, tenantID, *r); err != nil {
 				return err
 			}
 		}
@@ -140,6 +138,28 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 	_, err := tx.Exec(ctx, `INSERT INTO ledger_checkpoints (`+ledgerCheckpointColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6)`,
 		tenantID, c.Size, c.Hash[:], c.Note, c.VerifierKey, runproof.Timestamp(c.CreatedAt))
+	return err
+}
+
+// sealRun counts a run's steps sealed as far as r goes, never fewer than
+// before. Sealed to its last step, the run waits no more: its steps are
+// read under a share lock, which waits for a transaction adding steps to
+// the run (UpdateRun locks the run first) and keeps the next one waiting
+// until this one commits, so a step is never added unseen.
+func sealRun(ctx context.Context, tx pgx.Tx, tenantID string, r runproof.StepsRange) error {
+	var sealed, steps int64
+	if err := tx.QueryRow(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES ($1, $2, $3)
+		ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = GREATEST(run_seals.sealed_steps, excluded.sealed_steps)
+		RETURNING sealed_steps`, tenantID, r.RunID, r.To).Scan(&sealed); err != nil {
+		return err
+	}
+	err := tx.QueryRow(ctx, `SELECT steps FROM runs WHERE tenant_id = $1 AND id = $2 FOR SHARE`, tenantID, r.RunID).Scan(&steps)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && steps > sealed {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM steps_unsealed WHERE tenant_id = $1 AND run_id = $2`, tenantID, r.RunID)
 	return err
 }
 
@@ -314,8 +334,10 @@ func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
 // StepsToSeal returns runs whose steps go beyond those sealed.
 func (s *Store) StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]runproof.RunSeal, error) {
 	out, err := collect(ctx, s.pool, scanRunSeal, `SELECT r.id, coalesce(x.sealed_steps, 0), r.steps
-		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
-		WHERE r.tenant_id = $1 AND r.id > $2 AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY r.id LIMIT $3`, tenantID, after, limit)
+		FROM steps_unsealed u JOIN runs r ON r.tenant_id = u.tenant_id AND r.id = u.run_id
+		LEFT JOIN run_seals x ON x.tenant_id = u.tenant_id AND x.run_id = u.run_id
+		WHERE u.tenant_id = $1 AND u.run_id > $2 AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY u.run_id LIMIT $3`,
+		tenantID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("steps to seal: %w", err)
 	}
@@ -338,8 +360,9 @@ func (s *Store) StepsSealed(ctx context.Context, tenantID, after string, limit i
 // StepsTenantsToSeal lists the tenants with runs whose steps go beyond
 // those sealed.
 func (s *Store) StepsTenantsToSeal(ctx context.Context) ([]string, error) {
-	out, err := collect(ctx, s.pool, scanString, `SELECT DISTINCT r.tenant_id
-		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
+	out, err := collect(ctx, s.pool, scanString, `SELECT DISTINCT u.tenant_id
+		FROM steps_unsealed u JOIN runs r ON r.tenant_id = u.tenant_id AND r.id = u.run_id
+		LEFT JOIN run_seals x ON x.tenant_id = u.tenant_id AND x.run_id = u.run_id
 		WHERE r.steps > coalesce(x.sealed_steps, 0) ORDER BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("tenants with steps to seal: %w", err)

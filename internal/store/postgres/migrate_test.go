@@ -208,3 +208,5 @@ func TestMigrateAuditUnsealed(t *testing.T) { migratetest.MigrateAuditUnsealed(t
 func TestMigrateEndedAs(t *testing.T) { migratetest.MigrateEndedAs(t, schema(t)) }
 
 func TestMigrateRunningTotals(t *testing.T) { migratetest.MigrateRunningTotals(t, schema(t)) }
+
+func TestMigrateStepsUnsealed(t *testing.T) { migratetest.MigrateStepsUnsealed(t, schema(t)) }

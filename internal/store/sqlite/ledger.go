@@ -98,10 +98,16 @@ func writeLedger(ctx context.Context, tx *sql.Tx, tenantID string, change runpro
 				return fmt.Errorf("append ledger: sealed audit event: %w", err)
 			}
 		}
-		if r := e.Seals; r != nil { // a run's steps sealed so far
+		if r := e.Seals; r != nil { // a run's steps sealed so far; sealed to its last, it waits no more
 			if _, err := tx.ExecContext(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES (?, ?, ?)
 				ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = max(sealed_steps, excluded.sealed_steps)`,
 				tenantID, r.RunID, r.To); err != nil {
+				return fmt.Errorf("append ledger: sealed steps: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM steps_unsealed WHERE tenant_id = ?1 AND run_id = ?2
+				AND (SELECT steps FROM runs WHERE tenant_id = ?1 AND id = ?2)
+					<= (SELECT sealed_steps FROM run_seals WHERE tenant_id = ?1 AND run_id = ?2)`,
+				tenantID, r.RunID); err != nil {
 				return fmt.Errorf("append ledger: sealed steps: %w", err)
 			}
 		}
@@ -303,8 +309,10 @@ func (s *Store) LedgerTenants(ctx context.Context) ([]string, error) {
 // StepsToSeal returns runs whose steps go beyond those sealed.
 func (s *Store) StepsToSeal(ctx context.Context, tenantID, after string, limit int) ([]runproof.RunSeal, error) {
 	out, err := collect(ctx, s.db, scanRunSeal, `SELECT r.id, coalesce(x.sealed_steps, 0), r.steps
-		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
-		WHERE r.tenant_id = ? AND r.id > ? AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY r.id LIMIT ?`, tenantID, after, limit)
+		FROM steps_unsealed u JOIN runs r ON r.tenant_id = u.tenant_id AND r.id = u.run_id
+		LEFT JOIN run_seals x ON x.tenant_id = u.tenant_id AND x.run_id = u.run_id
+		WHERE u.tenant_id = ? AND u.run_id > ? AND r.steps > coalesce(x.sealed_steps, 0) ORDER BY u.run_id LIMIT ?`,
+		tenantID, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("steps to seal: %w", err)
 	}
@@ -327,8 +335,9 @@ func (s *Store) StepsSealed(ctx context.Context, tenantID, after string, limit i
 // StepsTenantsToSeal lists the tenants with runs whose steps go beyond
 // those sealed.
 func (s *Store) StepsTenantsToSeal(ctx context.Context) ([]string, error) {
-	out, err := collect(ctx, s.db, scanString, `SELECT DISTINCT r.tenant_id
-		FROM runs r LEFT JOIN run_seals x ON x.tenant_id = r.tenant_id AND x.run_id = r.id
+	out, err := collect(ctx, s.db, scanString, `SELECT DISTINCT u.tenant_id
+		FROM steps_unsealed u JOIN runs r ON r.tenant_id = u.tenant_id AND r.id = u.run_id
+		LEFT JOIN run_seals x ON x.tenant_id = u.tenant_id AND x.run_id = u.run_id
 		WHERE r.steps > coalesce(x.sealed_steps, 0) ORDER BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("tenants with steps to seal: %w", err)

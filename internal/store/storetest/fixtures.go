@@ -72,7 +72,13 @@ func newStep(t *testing.T, tenant, runID string, i int64) runproof.Step {
 // AppendSteps adds steps to a run through UpdateRun, counting them in its totals.
 func AppendSteps(t testing.TB, s runproof.Store, tenant, runID string, steps ...runproof.Step) {
 	t.Helper()
-	err := s.UpdateRun(context.Background(), runproof.UpdateRunParams{TenantID: tenant, RunID: runID, StepsFrom: 1},
+	if err := appendSteps(s, tenant, runID, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendSteps(s runproof.Store, tenant, runID string, steps ...runproof.Step) error {
+	return s.UpdateRun(context.Background(), runproof.UpdateRunParams{TenantID: tenant, RunID: runID, StepsFrom: 1},
 		func(st runproof.RunState) (runproof.RunChange, error) {
 			r := st.Run
 			for _, x := range steps {
@@ -80,9 +86,6 @@ func AppendSteps(t testing.TB, s runproof.Store, tenant, runID string, steps ...
 			}
 			return runproof.RunChange{Run: r, Steps: steps}, nil
 		})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func newIncident(tenant, id, runID string, violation time.Time) runproof.Incident {

@@ -507,17 +507,7 @@ func testStepsToSeal(t *testing.T, h Harness) {
 
 	seal := func(tenant string, r runproof.StepsRange) {
 		t.Helper()
-		err := s.AppendLedger(ctx, tenant, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
-			n := st.Size
-			return runproof.LedgerAppend{
-				Entries: []runproof.LedgerEntry{{TenantID: tenant, Index: n, RecordID: runproof.StepsRecordID(r.RunID, r.From),
-					Type: runproof.StepsEntryType, Data: []byte(fmt.Sprint(r)), CreatedAt: at(int(n)), Seals: &r}},
-				Hashes: []runproof.LedgerHash{{Index: n, Hash: ledgerHash(fmt.Sprint(tenant, n))}},
-				Checkpoint: runproof.LedgerCheckpoint{TenantID: tenant, Size: n + 1, Hash: ledgerHash(fmt.Sprint("tree", n+1)),
-					Note: []byte(fmt.Sprintf("tree %d\n", n+1)), VerifierKey: "test+00000000+AQ==", CreatedAt: at(int(n + 1))},
-			}, nil
-		})
-		if err != nil {
+		if err := sealSteps(s, tenant, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -555,4 +545,77 @@ func testStepsToSeal(t *testing.T, h Harness) {
 		runproof.RunSeal{RunID: "r3", Sealed: 0, Stored: 1}) // r2 has no steps
 	sealed("t1", "gone", 1, runproof.RunSeal{RunID: "r1", Sealed: 3, Stored: 4})
 	sealed("t2", "", 10, runproof.RunSeal{RunID: "r1", Sealed: 0, Stored: 1})
+}
+
+// sealSteps appends a steps entry sealing r, as the ledger's sealer does
+// (but with made-up hashes).
+func sealSteps(s runproof.Store, tenant string, r runproof.StepsRange) error {
+	return s.AppendLedger(context.Background(), tenant, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+		n := st.Size
+		return runproof.LedgerAppend{
+			Entries: []runproof.LedgerEntry{{TenantID: tenant, Index: n, RecordID: runproof.StepsRecordID(r.RunID, r.From),
+				Type: runproof.StepsEntryType, Data: []byte(fmt.Sprint(r)), CreatedAt: at(int(n)), Seals: &r}},
+			Hashes: []runproof.LedgerHash{{Index: n, Hash: ledgerHash(fmt.Sprint(tenant, n))}},
+			Checkpoint: runproof.LedgerCheckpoint{TenantID: tenant, Size: n + 1, Hash: ledgerHash(fmt.Sprint("tree", n+1)),
+				Note: []byte(fmt.Sprintf("tree %d\n", n+1)), VerifierKey: "test+00000000+AQ==", CreatedAt: at(int(n + 1))},
+		}, nil
+	})
+}
+
+// testStepsSealedWhileAdded seals runs while their steps come: a run
+// sealed to its last step stops waiting for a seal, yet never misses the
+// steps added while it was being sealed.
+func testStepsSealedWhileAdded(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	runs := []string{"r1", "r2", "r3"}
+	for i, id := range runs {
+		createRun(t, s, "t1", id, "a", at(i))
+	}
+	const perRun = 40
+	added := make(chan error, 1)
+	go func() {
+		for i := range int64(perRun) {
+			for _, id := range runs {
+				if err := appendSteps(s, "t1", id, newStep(t, "t1", id, i)); err != nil {
+					added <- err
+					return
+				}
+			}
+		}
+		added <- nil
+	}()
+	sealAll := func() error {
+		waiting, err := s.StepsToSeal(ctx, "t1", "", len(runs))
+		for _, w := range waiting {
+			if err == nil {
+				err = sealSteps(s, "t1", runproof.StepsRange{RunID: w.RunID, From: w.Sealed, To: w.Stored})
+			}
+		}
+		return err
+	}
+	for done := false; !done; {
+		select {
+		case err := <-added:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+		}
+		if err := sealAll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sealAll(); err != nil { // the steps added since the last pass
+		t.Fatal(err)
+	}
+	got, err := s.StepsSealed(ctx, "t1", "", len(runs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []runproof.RunSeal
+	for _, id := range runs {
+		want = append(want, runproof.RunSeal{RunID: id, Sealed: perRun, Stored: perRun})
+	}
+	equal(t, "runs sealed while their steps came", got, want)
 }

@@ -54,6 +54,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"LedgerAppendOnly", testLedgerAppendOnly},
 		{"AuditSealing", testAuditSealing},
 		{"StepsToSeal", testStepsToSeal},
+		{"StepsSealedWhileAdded", testStepsSealedWhileAdded},
 		{"Scenario", testScenario},
 	}
 	for _, tt := range tests {
