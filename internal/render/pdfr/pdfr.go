@@ -266,6 +266,13 @@ func (r *report) need(h float64) {
 	}
 }
 
+// linesLeft is how many lines of lh mm, under a padding of pad mm above
+// and below, fit between the current position and the bottom margin.
+func (r *report) linesLeft(lh, pad float64) int {
+	_, ph := r.pdf.GetPageSize()
+	return max(0, int((ph-bottom-r.pdf.GetY()-2*pad)/lh))
+}
+
 // width is the width between the margins.
 func (r *report) width() float64 {
 	w, _ := r.pdf.GetPageSize()
@@ -435,7 +442,9 @@ type field struct {
 	mono       bool // digests and ids that are read character by character
 }
 
-// fields writes a two-column key-value block; long values wrap.
+// fields writes a two-column key-value block; long values wrap. A row
+// goes to the next page whole when it fits on one, and is split across
+// pages when it does not (the key on its first part only).
 func (r *report) fields(rows []field) {
 	pdf := r.pdf
 	const kw, lh, pad = 46.0, 4.5, 1.1
@@ -450,24 +459,53 @@ func (r *report) fields(rows []field) {
 		if len(lines) == 0 {
 			lines = []string{""}
 		}
-		h := float64(len(lines))*lh + 2*pad
-		r.need(h)
-		y := pdf.GetY()
-		r.fill(keyFill)
-		pdf.Rect(margin, y, kw, h, "F")
-		for i, l := range lines {
-			pdf.SetXY(margin+kw, y+pad+float64(i)*lh)
-			pdf.CellFormat(vw, lh, l, "", 0, "L", false, 0, "")
+		key := clean(f.key)
+		for len(lines) > 0 {
+			if left := r.linesLeft(lh, pad); left < len(lines) && (left < 3 || len(lines) <= r.linesPerPage(lh, pad)) {
+				r.addPage()
+			}
+			n := min(len(lines), r.linesLeft(lh, pad))
+			r.fieldPart(key, lines[:n], f.mono, kw, lh, pad)
+			lines, key = lines[n:], ""
 		}
-		r.font(sans, "B", 8.5, muted)
-		pdf.SetXY(margin, y+pad)
-		pdf.CellFormat(kw, lh, clean(f.key), "", 0, "L", false, 0, "")
-		r.drawColor(gridColor)
-		pdf.SetLineWidth(0.2)
-		pdf.Line(margin, y+h, margin+r.width(), y+h)
-		pdf.SetXY(margin, y+h)
 	}
 	pdf.Ln(3)
+}
+
+// fieldPart draws the lines of a field's value that go on this page, and
+// its key when given.
+func (r *report) fieldPart(key string, lines []string, monospaced bool, kw, lh, pad float64) {
+	pdf := r.pdf
+	vw := r.width() - kw
+	h := float64(len(lines))*lh + 2*pad
+	y := pdf.GetY()
+	r.fill(keyFill)
+	pdf.Rect(margin, y, kw, h, "F")
+	if monospaced {
+		r.font(mono, "", 8, ink)
+	} else {
+		r.font(sans, "", 9, ink)
+	}
+	for i, l := range lines {
+		pdf.SetXY(margin+kw, y+pad+float64(i)*lh)
+		pdf.CellFormat(vw, lh, l, "", 0, "L", false, 0, "")
+	}
+	if key != "" {
+		r.font(sans, "B", 8.5, muted)
+		pdf.SetXY(margin, y+pad)
+		pdf.CellFormat(kw, lh, key, "", 0, "L", false, 0, "")
+	}
+	r.drawColor(gridColor)
+	pdf.SetLineWidth(0.2)
+	pdf.Line(margin, y+h, margin+r.width(), y+h)
+	pdf.SetXY(margin, y+h)
+}
+
+// linesPerPage is how many lines of lh mm, padded by pad mm, a page holds
+// below its header.
+func (r *report) linesPerPage(lh, pad float64) int {
+	_, ph := r.pdf.GetPageSize()
+	return int((ph - bottom - topMargin - 2*pad) / lh)
 }
 
 // clean makes s safe for the fonts: control characters become spaces

@@ -391,3 +391,27 @@ func TestLongTimeline(t *testing.T) {
 		t.Errorf("a run with one step between those kept leaves it out")
 	}
 }
+
+// TestHugeCellsSplitAcrossPages: a value too long for one page (a goal
+// with no space to wrap at, a long expression) flows on from page to page
+// rather than taking a page a line, and none of it is lost off the page.
+func TestHugeCellsSplitAcrossPages(t *testing.T) {
+	rule := pol("long rule", runproof.PolicyExpression, "", runproof.ActionWarn)
+	rule.Expression = `step.step_type == "` + strings.Repeat("x", 4000) + `" || step.step_type == "the-rule-ends-here"`
+	src := simulate(t, run{agent: "agent-research", goal: strings.Repeat("W", 6000) + " the-goal-ends-here",
+		policies: []runproof.Policy{rule, pol("cost cap", runproof.PolicyCostLimit, "70", runproof.ActionStop)},
+		steps:    4, stepType: "llm:gpt-4o", in: 400, out: 150, costMicro: 30 * runproof.MicrocentsPerCent, durMicro: 1_250_500})
+	ev, soc2, _ := bundles(t, src)
+	for name, b := range map[string]evidence.Bundle{"evidence-huge-cells.pdf": ev, "soc2-huge-cells.pdf": soc2} {
+		pages := check(t, write(t, name, b, Info{}))
+		if len(pages) > 14 {
+			t.Errorf("%s: %d pages", name, len(pages))
+		}
+		text := strings.Join(pages, "")
+		for _, want := range []string{"the-goal-ends-here", "the-rule-ends-here"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: the text lacks %q", name, want)
+			}
+		}
+	}
+}

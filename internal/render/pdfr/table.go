@@ -58,7 +58,8 @@ func (t *table) head() {
 }
 
 // row draws one row, on a new page (under a new header) when it does not
-// fit on this one.
+// fit on this one; a row higher than a page is split across pages, the
+// cells that do not wrap on its first part only.
 func (t *table) row(cells []string, s style) {
 	r, pdf := t.r, t.r.pdf
 	n := 1
@@ -73,24 +74,42 @@ func (t *table) row(cells []string, s style) {
 		}
 	}
 	const pad = 0.4
-	h := float64(n)*t.lh + 2*pad
-	if _, ph := pdf.GetPageSize(); pdf.GetY()+h > ph-bottom {
-		r.addPage()
-		t.head()
+	stripe := t.rows%2 == 1
+	t.rows++
+	for first := true; ; first = false {
+		if left := r.linesLeft(t.lh, pad); left < n && (left < 3 || n <= r.linesPerPage(t.lh, pad)-2) {
+			r.addPage()
+			t.head()
+		}
+		k := min(n, r.linesLeft(t.lh, pad))
+		t.part(cells, s, stripe, first, k, pad)
+		if k == n {
+			return
+		}
+		for i, l := range t.lines {
+			t.lines[i] = l[min(k, len(l)):]
+		}
+		n -= k
 	}
+}
+
+// part draws the first k lines of a row that are left, its cells that do
+// not wrap when first.
+func (t *table) part(cells []string, s style, stripe, first bool, k int, pad float64) {
+	r, pdf := t.r, t.r.pdf
+	h := float64(k)*t.lh + 2*pad
 	x, y := margin, pdf.GetY()
 	filled := true
 	switch {
 	case s.fill != nil:
 		r.fill(*s.fill)
 		pdf.Rect(x, y, r.width(), h, "F")
-	case t.rows%2 == 1:
+	case stripe:
 		r.fill(zebraFill)
 		pdf.Rect(x, y, r.width(), h, "F")
 	default:
 		filled = false
 	}
-	t.rows++
 	for i := range t.cols {
 		if i < len(s.cells) && s.cells[i] != nil {
 			r.fill(*s.cells[i])
@@ -105,11 +124,11 @@ func (t *table) row(cells []string, s style) {
 	}
 	// The columns in the font set last go first, so that a table with a
 	// monospaced column changes fonts once a row, not twice.
-	first := r.cur
+	cur := r.cur
 	for pass := range 2 {
 		for i, c := range t.cols {
-			if (t.fontOf(c, s.bold) == first) == (pass == 0) {
-				t.cell(i, cells[i], x+t.offset(i), y+pad, s.bold)
+			if (t.fontOf(c, s.bold) == cur) == (pass == 0) && (first || c.wrap) {
+				t.cell(i, cells[i], k, x+t.offset(i), y+pad, s.bold)
 			}
 		}
 	}
@@ -119,11 +138,12 @@ func (t *table) row(cells []string, s style) {
 	pdf.SetXY(margin, y+h)
 }
 
-// cell writes the text of column i, its top-left corner at (x, y).
-func (t *table) cell(i int, text string, x, y float64, bold bool) {
+// cell writes the text of column i, at most k lines of it, its top-left
+// corner at (x, y).
+func (t *table) cell(i int, text string, k int, x, y float64, bold bool) {
 	r, c := t.r, t.cols[i]
 	t.setFont(c, bold)
-	lines := t.lines[i]
+	lines := t.lines[i][:min(k, len(t.lines[i]))]
 	if !c.wrap {
 		lines = []string{oneLine(clean(text))}
 	}
