@@ -32,6 +32,7 @@ import (
 	"golang.org/x/image/font/gofont/gomono"
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/sfnt"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/runproof/runproof/internal/evidence"
 )
@@ -512,7 +513,9 @@ func (r *report) linesPerPage(lh, pad float64) int {
 // (newlines stay, for wrapping), invalid UTF-8 becomes U+FFFD, and a
 // character the fonts have no glyph for (CJK, say) is written as its code
 // point, <U+65E5>: it would be measured as nothing and drawn over the
-// margins, and a reader still tells one name from another.
+// margins, and a reader still tells one name from another. Letters and
+// their accents sent apart (e and U+0301, as macOS writes é) are first
+// composed into the one character the fonts have.
 func clean(s string) string {
 	ok := true
 	for i := 0; i < len(s); i++ {
@@ -524,6 +527,7 @@ func clean(s string) string {
 	if ok {
 		return s
 	}
+	s = norm.NFC.String(s)
 	has := glyphs()
 	var b strings.Builder
 	b.Grow(len(s))
