@@ -259,7 +259,7 @@ func actions(f incidentFacts) []string {
 		runproof.PolicyStepTypeDenied: "Remove the tool from the agent's permissions so that it cannot attempt the forbidden action again.",
 		runproof.PolicyExpression:     "Review the broken custom rule with its owner and find out what in the agent's behaviour triggered it.",
 	}[f.inc.ViolationType])
-	if f.inc.ViolationType.IsLimit() && f.threshold > 0 && f.actual*2 > f.threshold*3 { // more than 50 % over
+	if f.inc.ViolationType.IsLimit() && f.overHalf { // as for the risk level
 		a = append(a, fmt.Sprintf("Lower the limit or add an earlier warning: the run went %d%% past its limit before it was stopped.",
 			percentOver(f.actual, f.threshold)))
 	}

@@ -68,6 +68,8 @@ func TestDebriefRiskLevels(t *testing.T) {
 		{"cost limit, 20% over: medium", costRun(t), runproof.RiskMedium, "Make the agent honour stop decisions"},
 		{"cost limit, 60% over: high", simulate(t, runSpec{n: 10, goal: "Draft a reply", policies: costPolicy("100"),
 			steps: []stepSpec{{typ: "llm", costMicro: 160 * cent}}}), runproof.RiskHigh, "Lower the limit"},
+		{"cost limit, exactly 50% over: high", simulate(t, runSpec{n: 10, goal: "Draft a reply", policies: costPolicy("100"),
+			steps: []stepSpec{{typ: "llm", costMicro: 150 * cent}}}), runproof.RiskHigh, "Lower the limit"},
 		{"denied step type: high", deniedRun(t), runproof.RiskHigh, "Remove the tool from the agent's permissions"},
 		{"cost limit 60% over and $160: critical", simulate(t, runSpec{n: 11, goal: "Reprice the catalogue", policies: costPolicy("10000"),
 			steps: []stepSpec{{typ: "llm", costMicro: 5000 * cent}, {typ: "llm", costMicro: 11000 * cent}}}), runproof.RiskCritical, "Review spending approvals"},
