@@ -70,8 +70,10 @@ func TestEarlierReviewOfUnknownSteps(t *testing.T) {
 }
 
 // TestReviewOfAnotherPeriod: a sign-off carries over to the SOC 2 bundles
-// of the same scope and compliance period only: one given on a day's
-// bundle of a run does not vouch for a year's compliance bundle of it.
+// of the same compliance period only: one given on a day's bundle of a
+// run does not vouch for a year's bundle of it. The scope asked for
+// (llm_run, the default, or compliance, the incident route's) does not
+// change what the bundle holds, so it does not keep a sign-off off.
 func TestReviewOfAnotherPeriod(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	ctx := context.Background()
@@ -87,6 +89,7 @@ func TestReviewOfAnotherPeriod(t *testing.T) {
 		{export.Input{Scope: runproof.ScopeCompliance, PeriodStart: "2026-01-01T00:00:00Z", PeriodEnd: "2027-01-01T00:00:00Z"}, evidence.ReviewPending},
 		{export.Input{}, "APPROVED"},                                      // the scope and period reviewed
 		{export.Input{PeriodStart: day.Format(time.RFC3339)}, "APPROVED"}, // the same period, given
+		{export.Input{Scope: runproof.ScopeCompliance}, "APPROVED"},       // the same period, as the incident route asks
 	} {
 		c.in.IncidentID, c.in.BundleType, c.in.Format = inc.ID, runproof.BundleSOC2, runproof.FormatJSON
 		rec, err := e.Export(ctx, inc.TenantID, auditor, c.in)

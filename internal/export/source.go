@@ -99,10 +99,11 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 }
 
 // priorReview returns the latest review of the run's SOC 2 exports of the
-// same incident, scope and compliance period (its ends defaulting around
-// at) made before this export was requested (nil if none): a rebuilt
-// export shows the same review, whatever came after, and a sign-off on one
-// day's bundle does not vouch for a year's.
+// same incident and compliance period (its ends defaulting around at)
+// made before this export was requested (nil if none): a rebuilt export
+// shows the same review, whatever came after, and a sign-off on one day's
+// bundle does not vouch for a year's. The scope asked for is left out: it
+// does not change what a SOC 2 bundle holds.
 // A review of a bundle not known to hold every step (one made before
 // runproof recorded it, which Review no longer takes) is not carried over:
 // nil.
@@ -121,7 +122,7 @@ func (e *Exporter) priorReview(ctx context.Context, r request, at time.Time) (*r
 			return nil, err
 		}
 		rfrom, rto := evidence.CompliancePeriod(at, reviewed.PeriodStart, reviewed.PeriodEnd)
-		if reviewed.Scope != r.Scope || reviewed.IncidentID != r.IncidentID || !rfrom.Equal(from) || !rto.Equal(to) {
+		if reviewed.IncidentID != r.IncidentID || !rfrom.Equal(from) || !rto.Equal(to) {
 			continue
 		}
 		if reviewed.StepsOmitted == nil || *reviewed.StepsOmitted != 0 {
