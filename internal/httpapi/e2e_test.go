@@ -478,7 +478,11 @@ func TestAgentBoundKey(t *testing.T) {
 		if run.AgentID != "billing-agent" {
 			t.Errorf("a run opened without agent_id is of agent %q, want the key's", run.AgentID)
 		}
-		e.must(403, e.do("POST", "/api/v1/runs", billing, map[string]any{"run_id": "b-2", "agent_id": "support-bot"}))
+		var refused problem
+		e.must(403, e.do("POST", "/api/v1/runs", billing, map[string]any{"run_id": "b-2", "agent_id": "support-bot"})).decode(t, &refused)
+		if len(refused.Errors) != 1 || refused.Errors[0].Field != "agent_id" {
+			t.Errorf("a run of another agent opened with a bound key: the problem names %+v, want agent_id", refused.Errors)
+		}
 		e.must(200, e.do("POST", "/api/v1/runs/b-1/steps", billing, steps(0, 1, 1, 10)))
 		e.must(200, e.do("GET", "/api/v1/runs/b-1", billing, nil))
 

@@ -33,8 +33,9 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 	if a := boundAgent(ctx); a != "" && in.AgentID == "" {
 		in.AgentID = a // the key's agent, which it need not repeat
 	} else if a != "" && in.AgentID != a {
-		return runproof.Run{}, false, runproof.Errorf(runproof.EFORBIDDEN,
-			"this key is bound to agent %q: it opens that agent's runs only (agent_id %q)", a, in.AgentID)
+		msg := fmt.Sprintf("this key is bound to agent %q: it opens that agent's runs only (agent_id %q)", a, in.AgentID)
+		return runproof.Run{}, false, &runproof.Error{Code: runproof.EFORBIDDEN, Message: msg,
+			Fields: []runproof.FieldError{{Field: "agent_id", Message: fmt.Sprintf("must be %q, the agent of this key, or left out", a)}}}
 	}
 	var errs runproof.Fields
 	if strings.TrimSpace(in.AgentID) == "" {
@@ -106,6 +107,7 @@ func (s *Service) resentRun(ctx context.Context, tenantID string, in RunInput, s
 		return runproof.Run{}, runproof.Errorf(runproof.ECONFLICT, "run_id %q is taken: use another", in.RunID)
 	}
 	var differ []string
+	var fields []runproof.FieldError
 	for _, f := range []struct {
 		name   string
 		differ bool
@@ -117,13 +119,15 @@ func (s *Service) resentRun(ctx context.Context, tenantID string, in RunInput, s
 	} {
 		if f.differ {
 			differ = append(differ, f.name)
+			fields = append(fields, runproof.FieldError{Field: f.name, Message: "differs from the stored run's"})
 		}
 	}
 	if len(differ) == 0 {
 		return existing, nil
 	}
-	return runproof.Run{}, runproof.Errorf(runproof.ECONFLICT, "run %q already exists with another %s: use another run_id, or send the run as it was",
+	msg := fmt.Sprintf("run %q already exists with another %s: use another run_id, or send the run as it was",
 		in.RunID, strings.Join(differ, ", "))
+	return runproof.Run{}, &runproof.Error{Code: runproof.ECONFLICT, Message: msg, Fields: fields}
 }
 
 func validTraceID(s string) bool {
@@ -438,13 +442,16 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 			if run.CompletedAt != nil {
 				// A re-send is a no-op; one that says otherwise is a conflict.
 				if in.CompletedAt != "" && !at.Equal(*run.CompletedAt) {
-					return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended, at %s", runID, runproof.FormatTime(*run.CompletedAt))
+					ended := runproof.FormatTime(*run.CompletedAt)
+					return runproof.RunChange{}, &runproof.Error{Code: runproof.ECONFLICT, Message: fmt.Sprintf("run %q already ended, at %s", runID, ended),
+						Fields: []runproof.FieldError{{Field: "completed_at", Message: "must be " + ended + ", when the run ended, or left out"}}}
 				}
 				if run.EndedAs == "" || run.EndedAs == in.Status { // "": a stopped run ended before runs kept it
 					out = run
 					return runproof.RunChange{Run: run}, nil
 				}
-				return runproof.RunChange{}, runproof.Errorf(runproof.ECONFLICT, "run %q already ended as %s", runID, run.EndedAs)
+				return runproof.RunChange{}, &runproof.Error{Code: runproof.ECONFLICT, Message: fmt.Sprintf("run %q already ended as %s", runID, run.EndedAs),
+					Fields: []runproof.FieldError{{Field: "status", Message: fmt.Sprintf("must be %s, as the run ended", run.EndedAs)}}}
 			}
 			if at.Before(run.StartedAt) {
 				if in.CompletedAt != "" {

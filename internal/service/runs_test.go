@@ -285,6 +285,9 @@ func TestCreateRunAgain(t *testing.T) {
 	if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "another agent_id, goal:") {
 		t.Errorf("sent with other fields: %v", err)
 	}
+	if f := runproof.ErrorFields(err); len(f) != 2 || f[0].Field != "agent_id" || f[1].Field != "goal" {
+		t.Errorf("sent with other fields: the error names %+v, want agent_id and goal", f)
+	}
 }
 
 func TestCreateRunConcurrently(t *testing.T) {
@@ -647,12 +650,13 @@ func TestCompleteAgain(t *testing.T) {
 				t.Errorf("%+v again: %+v, %v", in, again, err)
 			}
 		}
-		for _, in := range []CompleteInput{
-			{Status: runproof.RunCompleted, CompletedAt: start.Add(45 * time.Minute).Format(time.RFC3339)},
-			{Status: runproof.RunFailed},
+		for field, in := range map[string]CompleteInput{
+			"completed_at": {Status: runproof.RunCompleted, CompletedAt: start.Add(45 * time.Minute).Format(time.RFC3339)},
+			"status":       {Status: runproof.RunFailed},
 		} {
-			if _, err := svc.CompleteRun(ctx, "acme", "r1", in); runproof.ErrorCode(err) != runproof.ECONFLICT {
-				t.Errorf("%+v after the end: %v, want %s", in, err, runproof.ECONFLICT)
+			_, err := svc.CompleteRun(ctx, "acme", "r1", in)
+			if f := runproof.ErrorFields(err); runproof.ErrorCode(err) != runproof.ECONFLICT || len(f) != 1 || f[0].Field != field {
+				t.Errorf("%+v after the end: %v naming %+v, want %s naming %s", in, err, f, runproof.ECONFLICT, field)
 			}
 		}
 	})
