@@ -90,6 +90,13 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 				res.RunID, res.IncidentID, res.RunID))
 		}
 	}
+	if note := unpricedNote(mapped.Unpriced); note != "" {
+		// A cost limit does not see these tokens: the exporter hears of
+		// it (a warning, in partial_success with no span rejected), and
+		// so does the operator.
+		notes = append(notes, note)
+		s.log.WarnContext(c.r.Context(), "OTLP spans of no known cost", slog.String("tenant", c.tenant()), slog.String("detail", note))
+	}
 	out := &coltracepb.ExportTraceServiceResponse{}
 	if len(rejected) > 0 || len(notes) > 0 {
 		out.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(len(rejected)),
@@ -116,6 +123,32 @@ func otlpMessage(rejected []otlp.Rejected, notes []string) string {
 		parts = append(parts, fmt.Sprintf("%d spans rejected: %s%s", len(rejected), strings.Join(reasons, "; "), more))
 	}
 	return strings.Join(append(parts, notes...), ". ")
+}
+
+// unpricedNote says which spans were stored at no cost for want of a
+// price, "" when none were.
+func unpricedNote(us []otlp.Unpriced) string {
+	if len(us) == 0 {
+		return ""
+	}
+	const shown = 5
+	parts := make([]string, 0, shown)
+	for _, u := range us[:min(len(us), shown)] {
+		spans := fmt.Sprintf("%d span", u.Spans)
+		if u.Spans != 1 {
+			spans += "s"
+		}
+		if u.Model == "" {
+			parts = append(parts, "no model named ("+spans+")")
+		} else {
+			parts = append(parts, fmt.Sprintf("model %q (%s)", u.Model, spans))
+		}
+	}
+	if len(us) > shown {
+		parts = append(parts, fmt.Sprintf("and %d more models", len(us)-shown))
+	}
+	return "tokens of no known price, counted as costing 0: " + strings.Join(parts, ", ") +
+		"; send runproof.cost_cents or gen_ai.usage.cost with such spans, or give the model's price to runproof serve --model-prices"
 }
 
 // readOTLPBody reads the body, gunzipping it when asked, with the size limit

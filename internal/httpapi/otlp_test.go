@@ -541,6 +541,39 @@ func TestOTLPRejectedSpans(t *testing.T) {
 	})
 }
 
+// TestOTLPUnpricedSpans: spans with tokens of no known price are stored at
+// no cost, every one accepted, and the exporter is told which models
+// (partial_success with no span rejected, as OTLP allows for warnings).
+func TestOTLPUnpricedSpans(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	agent := e.key("acme", runproof.RoleAgent)
+	tokens := []*commonpb.KeyValue{kv("gen_ai.operation.name", "chat"), kv("gen_ai.usage.input_tokens", 1000)}
+	spans := []*tracepb.Span{
+		pbSpan(traceA, "00000000000000c1", "00000000000000f1", "chat", 1, 2, append(tokens, kv("gen_ai.request.model", "o3-pro"))...),
+		pbSpan(traceA, "00000000000000c2", "00000000000000f1", "chat", 2, 3, append(tokens, kv("gen_ai.request.model", "o3-pro"))...),
+		pbSpan(traceA, "00000000000000c3", "00000000000000f1", "chat", 3, 4, tokens...), // no model
+		pbSpan(traceA, "00000000000000c4", "00000000000000f1", "chat", 4, 5, append(tokens, kv("gen_ai.request.model", "gpt-4o"))...),
+		pbSpan(traceA, "00000000000000c5", "00000000000000f1", "chat", 5, 6, append(tokens, kv("gen_ai.request.model", "o3-pro"),
+			kv("runproof.cost_cents", 20))...), // its cost given
+		pbSpan(traceA, "00000000000000c6", "00000000000000f1", "tool", 6, 7, kv("gen_ai.operation.name", "execute_tool")), // no tokens
+	}
+	p := partial(t, e.postOTLP(agent, "application/x-protobuf", "", pbBody(t, pbRequest(spans...))))
+	const want = `tokens of no known price, counted as costing 0: no model named (1 span), model "o3-pro" (2 spans); send runproof.cost_cents`
+	if p.GetRejectedSpans() != 0 || !strings.HasPrefix(p.GetErrorMessage(), want) {
+		t.Fatalf("partial success = %v, want no span rejected and %q…", p, want)
+	}
+	var envelope struct {
+		Totals struct {
+			Steps     int64   `json:"steps"`
+			CostCents float64 `json:"cost_cents"`
+		} `json:"totals"`
+	}
+	e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+traceA+"/envelope", e.key("acme", runproof.RoleAdmin), nil)).decode(t, &envelope)
+	if got := envelope.Totals; got.Steps != 6 || got.CostCents != 0.25+20 { // gpt-4o's 1000 input tokens, and 20 cents
+		t.Errorf("totals = %+v, want 6 steps costing 20.25 cents", got)
+	}
+}
+
 func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		e := newEnv(t, store)

@@ -62,6 +62,17 @@ type Options struct {
 type Result struct {
 	Runs     []Run      // in order of their first span
 	Rejected []Rejected // in the order of the request
+	// Unpriced counts the accepted spans with tokens but no cost: no cost
+	// attribute, and no model or one the price table does not have. Their
+	// cost is zero.
+	Unpriced []Unpriced // by model
+}
+
+// Unpriced is how many spans with tokens name a model of no known price
+// ("" for none).
+type Unpriced struct {
+	Model string
+	Spans int
 }
 
 // Run is the spans of one run in one request.
@@ -116,7 +127,24 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	}
 	spans, rejected := mapSpans(req, opts)
 	runs, more := group(spans)
-	return Result{Runs: runs, Rejected: append(rejected, more...)}
+	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(spans)}
+}
+
+// unpriced counts the spans of no known cost by the model they name.
+func unpriced(spans []*span) []Unpriced {
+	var out []Unpriced
+	for _, s := range spans {
+		if !s.unpriced {
+			continue
+		}
+		if i := slices.IndexFunc(out, func(u Unpriced) bool { return u.Model == s.model }); i >= 0 {
+			out[i].Spans++
+		} else {
+			out = append(out, Unpriced{Model: s.model, Spans: 1})
+		}
+	}
+	slices.SortFunc(out, func(a, b Unpriced) int { return strings.Compare(a.Model, b.Model) })
+	return out
 }
 
 // mapSpans maps every span of the request, in parallel (writing the
@@ -274,6 +302,8 @@ type span struct {
 	agent     string
 	goal      string
 	service   string
+	model     string // gen_ai.response.model, else gen_ai.request.model
+	unpriced  bool   // tokens but no cost: no cost attribute, no price for model
 }
 
 // mapSpan checks one span and maps it, or says why it is rejected.
@@ -326,10 +356,13 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	if s.OutputTokens, ok = count(attr(attrs, AttrOutputTokens)); !ok {
 		return nil, AttrOutputTokens + " must be a whole number from 0 to 9007199254740992 (2^53)"
 	}
+	var priced bool
 	var reason string
-	if s.CostMicrocents, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
+	if s.CostMicrocents, priced, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
 		return nil, reason
 	}
+	s.model = firstNonEmpty(str(attrs, AttrResponseModel), str(attrs, AttrRequestModel))
+	s.unpriced = !priced && s.InputTokens+s.OutputTokens > 0
 	// Names and descriptions are shown as sent, but for what runproof keeps
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
@@ -363,32 +396,32 @@ func stepType(name string, attrs []*commonpb.KeyValue) string {
 
 // cost is the step's cost in microcents: runproof.cost_cents, else
 // gen_ai.usage.cost (USD), else the tokens at the model's price (response
-// model first: it is what ran), else zero.
-func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices) (int64, string) {
+// model first: it is what ran), else zero, not priced.
+func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices) (n int64, priced bool, reason string) {
 	if v := attr(attrs, AttrCostCents); v != nil {
 		n, err := fixed(v, runproof.MicrocentsPerCent)
 		if err != nil {
-			return 0, AttrCostCents + " " + err.Error()
+			return 0, false, AttrCostCents + " " + err.Error()
 		}
-		return n, ""
+		return n, true, ""
 	}
 	if v := attr(attrs, AttrUsageCost); v != nil {
 		n, err := fixed(v, 100*runproof.MicrocentsPerCent)
 		if err != nil {
-			return 0, AttrUsageCost + " " + err.Error()
+			return 0, false, AttrUsageCost + " " + err.Error()
 		}
-		return n, ""
+		return n, true, ""
 	}
 	for _, model := range []string{str(attrs, AttrResponseModel), str(attrs, AttrRequestModel)} {
 		if p, ok := prices.Lookup(model); ok && model != "" {
 			n, ok := p.Cost(in, out)
 			if !ok {
-				return 0, "the cost of its tokens is out of range"
+				return 0, false, "the cost of its tokens is out of range"
 			}
-			return n, ""
+			return n, true, ""
 		}
 	}
-	return 0, ""
+	return 0, false, ""
 }
 
 // fixed reads a number attribute into units of 1/scale exactly.

@@ -120,9 +120,12 @@ func (p Prices) With(over Prices) Prices {
 }
 
 // Lookup finds the price of a model: by its exact name, else by the longest
-// name in the table that the model's name starts with, followed by a
-// separator ("gpt-4o-2024-08-06" is priced as "gpt-4o", never as "gpt-4").
-// A provider prefix ("openai/gpt-4o") and case are ignored.
+// name in the table that the model's name starts with, followed by a date
+// or version only ("gpt-4o-2024-08-06", "claude-3-5-haiku-latest" and
+// "anthropic.claude-3-5-sonnet-20240620-v1:0" are priced as the model
+// they name; "o3-pro", "gpt-4.5-preview" and "gpt-4-32k" are other models,
+// never priced as "o3" or "gpt-4"). Case and a provider prefix
+// ("openai/gpt-4o", Bedrock's "us.anthropic.claude-…") are ignored.
 func (p Prices) Lookup(model string) (Price, bool) {
 	if pr, ok := p[model]; ok {
 		return pr, true
@@ -131,15 +134,41 @@ func (p Prices) Lookup(model string) (Price, bool) {
 	if i := strings.LastIndexByte(model, '/'); i >= 0 {
 		model = model[i+1:]
 	}
+	for { // Bedrock's region and provider: "us.anthropic."
+		i := strings.IndexByte(model, '.')
+		if i <= 0 || strings.IndexFunc(model[:i], func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
+			break
+		}
+		model = model[i+1:]
+	}
 	if pr, ok := p[model]; ok {
 		return pr, true
 	}
 	best, found := "", false
 	for name := range p {
-		if len(name) > len(best) && len(model) > len(name) && strings.HasPrefix(model, name) &&
-			strings.IndexByte("-@:._", model[len(name)]) >= 0 {
+		if len(name) > len(best) && strings.HasPrefix(model, name) && versionOnly(model[len(name):]) {
 			best, found = name, true
 		}
 	}
 	return p[best], found
+}
+
+// versionOnly reports whether what follows a model's name in a longer name
+// only dates or versions it: a separator (-, @, :, _) and then parts
+// separated likewise (a dot too) that are each digits, "latest",
+// "preview", "exp" or "v" and digits.
+func versionOnly(suffix string) bool {
+	if suffix == "" || strings.IndexByte("-@:_", suffix[0]) < 0 {
+		return false
+	}
+	for part := range strings.FieldsFuncSeq(suffix, func(r rune) bool { return strings.ContainsRune("-@:_.", r) }) {
+		digits := strings.TrimPrefix(part, "v")
+		switch {
+		case part == "latest", part == "preview", part == "exp":
+		case digits != "" && strings.Trim(digits, "0123456789") == "":
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -23,6 +23,20 @@ func TestPriceLookup(t *testing.T) {
 		"o3x":                        "", // a name, not a version of o3
 		"gpt-4oo":                    "",
 		"":                           "",
+		"o1-preview":                 "o1",
+		"o3-pro":                     "", // other models, dearer than the one they start with
+		"gpt-5-pro":                  "",
+		"gpt-4.5-preview":            "",
+		"gpt-4-32k":                  "",
+		"gemini-1.5-flash-8b":        "",
+		"anthropic.claude-3-5-sonnet-20240620-v1:0":  "claude-3-5-sonnet", // Bedrock
+		"us.anthropic.claude-sonnet-4-20250514-v1:0": "claude-sonnet-4",
+		"claude-3.5-sonnet":                          "",
+		"mistral-large-latest":                       "mistral-large",
+		"gpt-4-turbo-2024-04-09":                     "gpt-4-turbo",
+		"command-r-plus-08-2024":                     "command-r-plus",
+		"models/gemini-2.5-pro-preview-05-06":        "gemini-2.5-pro",
+		"gemini-2.0-flash-exp":                       "gemini-2.0-flash",
 	} {
 		got, ok := p.Lookup(model)
 		if (want == "") != !ok || ok && got != p[want] {
