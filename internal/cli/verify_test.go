@@ -627,3 +627,18 @@ func TestVerifyUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestSchema1BundlesVerify: ZIPs of bundle schema version 1, as `runproof
+// demo` made them (testdata/schema1), keep verifying, their ledger proofs
+// too. A bundle handed to an auditor must verify with every later
+// runproof: a change to how bundles are written that fails here needs a
+// new schema version, which verify reads alongside this one.
+func TestSchema1BundlesVerify(t *testing.T) {
+	dir := filepath.Join("testdata", "schema1")
+	for _, name := range []string{"evidence.zip", "soc2.zip", "executive-debrief.zip"} {
+		r := runCLI(t, "", "verify", filepath.Join(dir, name), "--key", filepath.Join(dir, "signing-key.pub.pem"))
+		if r.code != 0 || strings.Contains(r.stdout, "warn") || !strings.Contains(r.stdout, "ok   proof.json") {
+			t.Errorf("%s: code %d\n%s%s", name, r.code, r.stdout, r.stderr)
+		}
+	}
+}
