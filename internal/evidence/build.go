@@ -357,16 +357,11 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 func breachText(inc *runproof.Incident) string {
 	at := fmt.Sprintf("at step %d", inc.InflectionStepIndex)
 	var what string
-	switch inc.ViolationType {
-	case runproof.PolicyCostLimit:
-		what = fmt.Sprintf("cost limit of %s cents exceeded %s (%s cents)", inc.ThresholdValue, at, inc.ActualValue)
-	case runproof.PolicyTokenLimit:
-		what = fmt.Sprintf("token limit of %s tokens exceeded %s (%s tokens)", inc.ThresholdValue, at, inc.ActualValue)
-	case runproof.PolicyStepLimit:
-		what = fmt.Sprintf("step limit of %s steps exceeded %s (%s steps)", inc.ThresholdValue, at, inc.ActualValue)
-	case runproof.PolicyDurationLimit:
-		what = fmt.Sprintf("duration limit of %s ms exceeded %s (%s ms)", inc.ThresholdValue, at, inc.ActualValue)
-	case runproof.PolicyStepTypeDenied:
+	switch t := inc.ViolationType; {
+	case t.IsLimit():
+		kind, _ := strings.CutSuffix(string(t), "_limit") // cost, token, step, duration
+		what = fmt.Sprintf("%s limit of %s %s exceeded %s (%s %s)", kind, inc.ThresholdValue, t.Unit(), at, inc.ActualValue, t.Unit())
+	case t == runproof.PolicyStepTypeDenied:
 		what = fmt.Sprintf(`denied step type "%s" used %s`, inc.ActualValue, at)
 	default:
 		what = fmt.Sprintf(`rule "%s" matched %s`, inc.ThresholdValue, at)

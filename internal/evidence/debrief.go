@@ -125,6 +125,16 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 	return f, nil
 }
 
+// typeAction is what to do about a breach of each policy type.
+var typeAction = map[runproof.PolicyType]string{
+	runproof.PolicyCostLimit:      "Find out why this task cost more than its spending limit before letting the agent run it again.",
+	runproof.PolicyTokenLimit:     "Find out why the agent used more tokens than budgeted, for example very long prompts or repeated calls.",
+	runproof.PolicyStepLimit:      "Check the agent for loops or repeated work: it needed more steps than allowed.",
+	runproof.PolicyDurationLimit:  "Check what made the agent run longer than allowed, such as slow tools or waiting on outside services.",
+	runproof.PolicyStepTypeDenied: "Remove the tool from the agent's permissions so that it cannot attempt the forbidden action again.",
+	runproof.PolicyExpression:     "Review the broken custom rule with its owner and find out what in the agent's behaviour triggered it.",
+}
+
 // limitWords names what was broken, for people.
 var limitWords = map[runproof.PolicyType]string{
 	runproof.PolicyCostLimit:      "its spending limit",
@@ -251,14 +261,7 @@ func actions(f incidentFacts) []string {
 		a = append(a, fmt.Sprintf("Have the agent send its steps as it takes them, or in smaller batches: %s came in the same request as the step that broke the rule, so the stop could only reach it after them.",
 			count(f.withStop, "more step", "more steps")))
 	}
-	a = append(a, map[runproof.PolicyType]string{
-		runproof.PolicyCostLimit:      "Find out why this task cost more than its spending limit before letting the agent run it again.",
-		runproof.PolicyTokenLimit:     "Find out why the agent used more tokens than budgeted, for example very long prompts or repeated calls.",
-		runproof.PolicyStepLimit:      "Check the agent for loops or repeated work: it needed more steps than allowed.",
-		runproof.PolicyDurationLimit:  "Check what made the agent run longer than allowed, such as slow tools or waiting on outside services.",
-		runproof.PolicyStepTypeDenied: "Remove the tool from the agent's permissions so that it cannot attempt the forbidden action again.",
-		runproof.PolicyExpression:     "Review the broken custom rule with its owner and find out what in the agent's behaviour triggered it.",
-	}[f.inc.ViolationType])
+	a = append(a, typeAction[f.inc.ViolationType])
 	if f.inc.ViolationType.IsLimit() && f.overHalf { // as for the risk level
 		a = append(a, fmt.Sprintf("Lower the limit or add an earlier warning: the run went %d%% past its limit before it was stopped.",
 			percentOver(f.actual, f.threshold)))

@@ -155,6 +155,22 @@ func (t PolicyType) IsLimit() bool {
 	return false
 }
 
+// Unit names the unit of a limit type's threshold and actual value, as
+// people read them ("cents"); "" for the other types.
+func (t PolicyType) Unit() string {
+	switch t {
+	case PolicyTokenLimit:
+		return "tokens"
+	case PolicyCostLimit:
+		return "cents"
+	case PolicyStepLimit:
+		return "steps"
+	case PolicyDurationLimit:
+		return "ms"
+	}
+	return ""
+}
+
 // Action is what happens when a policy is broken.
 type Action string
 

@@ -139,14 +139,6 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 	return fs
 }
 
-// units names the unit of a limit policy's values.
-var units = map[runproof.PolicyType]string{
-	runproof.PolicyCostLimit:     "cents",
-	runproof.PolicyTokenLimit:    "tokens",
-	runproof.PolicyStepLimit:     "steps",
-	runproof.PolicyDurationLimit: "ms",
-}
-
 // breach states the violated policy's threshold against the actual value.
 func breach(pc evidence.PolicyContext) string {
 	switch pc.ViolationType {
@@ -155,7 +147,7 @@ func breach(pc evidence.PolicyContext) string {
 	case runproof.PolicyExpression:
 		return "rule matched: " + pc.ThresholdValue
 	}
-	u := units[pc.ViolationType]
+	u := pc.ViolationType.Unit()
 	s := fmt.Sprintf("threshold %s %s, actual %s %s", pc.ThresholdValue, u, pc.ActualValue, u)
 	th, err1 := strconv.ParseFloat(pc.ThresholdValue, 64)
 	ac, err2 := strconv.ParseFloat(pc.ActualValue, 64)
@@ -212,7 +204,7 @@ func rule(p evidence.ActivePolicy) string {
 	case p.Expression != "":
 		return p.Expression
 	case p.Threshold != "":
-		return strings.TrimSpace(p.Threshold + " " + units[p.Type])
+		return strings.TrimSpace(p.Threshold + " " + p.Type.Unit())
 	}
 	return ""
 }
