@@ -137,7 +137,7 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 		if p.value == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, p.value)
+		t, err := runproof.ParseTime(p.value)
 		if err != nil {
 			errs.Add(p.name, "must be an RFC 3339 timestamp")
 			continue

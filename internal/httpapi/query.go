@@ -79,7 +79,7 @@ func (q *query) period() (from, to time.Time) {
 		if v == "" {
 			return time.Time{}
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		t, err := runproof.ParseTime(v)
 		if err != nil {
 			q.errs.Add(name, "must be an RFC 3339 timestamp")
 		}

@@ -18,6 +18,19 @@ const TimeFormat = "2006-01-02T15:04:05.000000Z07:00"
 // FormatTime renders a timestamp the one way runproof writes times.
 func FormatTime(t time.Time) string { return Timestamp(t).Format(TimeFormat) }
 
+// ParseTime reads an RFC 3339 timestamp, fractional seconds optional. RFC
+// 3339 lets "T" and "Z" be written in lower case, which Go's parser does
+// not take.
+func ParseTime(s string) (time.Time, error) {
+	if len(s) > 10 && s[10] == 't' {
+		s = s[:10] + "T" + s[11:]
+	}
+	if strings.HasSuffix(s, "z") {
+		s = s[:len(s)-1] + "Z"
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
 // MaxClockSkew is how far in the future a time an agent reports may lie:
 // its clock may run ahead of the server's.
 const MaxClockSkew = 5 * time.Minute

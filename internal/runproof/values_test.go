@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFixed(t *testing.T) {
@@ -117,6 +118,20 @@ func TestParseAmount(t *testing.T) {
 		{"1e20", 1, "must be at most 9007199254740992"}} {
 		if _, err := ParseAmount(c.s, c.scale); err == nil || err.Error() != c.want {
 			t.Errorf("ParseAmount(%s, %d): %v, want %q", c.s, c.scale, err, c.want)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	want := time.Date(2026, 12, 7, 0, 0, 3, 500_000_000, time.UTC)
+	for _, s := range []string{"2026-12-07T00:00:03.5Z", "2026-12-07t00:00:03.5z", "2026-12-07T01:00:03.5+01:00", "2026-12-07t00:00:03.500000Z"} {
+		if got, err := ParseTime(s); err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "2026-12-07", "2026-12-07 00:00:03Z", "2026-12-07T00:00:03", "z", "2026-12-07x00:00:03Z"} {
+		if got, err := ParseTime(s); err == nil {
+			t.Errorf("ParseTime(%q) = %v, want an error", s, got)
 		}
 	}
 }

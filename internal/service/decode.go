@@ -396,7 +396,7 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errors.New("is required (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := runproof.ParseTime(s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 timestamp (e.g. 2026-01-02T15:04:05Z)", s)
 	}
