@@ -26,6 +26,14 @@ type Schema struct {
 	FillsRunningTotals bool
 }
 
+// runRow inserts a run of schema 14 or later (tenant, id, then its steps,
+// input and output tokens, microcents and microseconds), running, under
+// the policy snapshot "snap".
+const runRow = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, termination_reason,
+	incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at)
+	VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, %d, %d, %d, %d,
+	'2026-01-02T15:04:05.000000Z')`
+
 func (s Schema) exec(t *testing.T, queries ...string) {
 	t.Helper()
 	for _, q := range queries {
@@ -99,10 +107,6 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 	if err := s.UpTo(ctx, 14); err != nil {
 		t.Fatal(err)
 	}
-	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, termination_reason,
-		incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at)
-		VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, %d, %d, %d, %d,
-		'2026-01-02T15:04:05.000000Z')`
 	// Step i of a run of factor f: (i+1)·f input tokens, f output tokens,
 	// 10·f microcents, (i+1)·100 µs.
 	const step = `INSERT INTO steps (tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
@@ -125,7 +129,7 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 			totals[k] = totals[k].Add(stepOf(k, i))
 		}
 		tot := totals[k]
-		s.exec(t, fmt.Sprintf(run, r.tenant, r.id, tot.Steps, tot.InputTokens, tot.OutputTokens, tot.CostMicrocents, tot.DurationMicros))
+		s.exec(t, fmt.Sprintf(runRow, r.tenant, r.id, tot.Steps, tot.InputTokens, tot.OutputTokens, tot.CostMicrocents, tot.DurationMicros))
 		for i := r.steps - 1; i >= 0; i-- { // stored in any order
 			st := stepOf(k, i)
 			s.exec(t, fmt.Sprintf(step, r.tenant, r.id, i, st.InputTokens, st.OutputTokens, st.CostMicrocents, st.DurationMicros))
@@ -194,7 +198,7 @@ func MigrateRunningTotals(t *testing.T, s Schema) {
 		t.Error("a step of nothing inserted without running totals, after steps that counted, was stored with zeros")
 	}
 	// The first step of a run, counting nothing: its totals are zeros.
-	s.exec(t, fmt.Sprintf(run, "t2", "r-zero", 1, 0, 0, 0, 0))
+	s.exec(t, fmt.Sprintf(runRow, "t2", "r-zero", 1, 0, 0, 0, 0))
 	runs = append(runs, struct {
 		tenant, id string
 		steps, f   int64
@@ -215,18 +219,14 @@ func MigrateStepsUnsealed(t *testing.T, s Schema) {
 	if err := s.UpTo(ctx, 21); err != nil {
 		t.Fatal(err)
 	}
-	const run = `INSERT INTO runs (tenant_id, id, agent_id, goal, trace_id, status, snapshot_id, started_at, termination_reason,
-		incident_id, steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at)
-		VALUES ('%s', '%s', 'bot', '', '', 'running', 'snap', '2026-01-02T15:04:05.000000Z', '', '', %d, 0, 0, 0, 0,
-		'2026-01-02T15:04:05.000000Z')`
 	const seal = `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES ('%s', '%s', %d)`
 	s.exec(t, `INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t1', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
 		`INSERT INTO policy_snapshots (tenant_id, id, policies, created_at) VALUES ('t2', 'snap', '[]', '2026-01-02T15:04:05.000000Z')`,
-		fmt.Sprintf(run, "t1", "sealed", 3), fmt.Sprintf(seal, "t1", "sealed", 3),
-		fmt.Sprintf(run, "t1", "behind", 5), fmt.Sprintf(seal, "t1", "behind", 2),
-		fmt.Sprintf(run, "t1", "never", 1),
-		fmt.Sprintf(run, "t1", "empty", 0),
-		fmt.Sprintf(run, "t2", "sealed", 4), fmt.Sprintf(seal, "t2", "sealed", 4))
+		fmt.Sprintf(runRow, "t1", "sealed", 3, 0, 0, 0, 0), fmt.Sprintf(seal, "t1", "sealed", 3),
+		fmt.Sprintf(runRow, "t1", "behind", 5, 0, 0, 0, 0), fmt.Sprintf(seal, "t1", "behind", 2),
+		fmt.Sprintf(runRow, "t1", "never", 1, 0, 0, 0, 0),
+		fmt.Sprintf(runRow, "t1", "empty", 0, 0, 0, 0, 0),
+		fmt.Sprintf(runRow, "t2", "sealed", 4, 0, 0, 0, 0), fmt.Sprintf(seal, "t2", "sealed", 4))
 	if err := s.Store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
