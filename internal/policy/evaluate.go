@@ -83,9 +83,10 @@ func (e *Evaluator) Evaluate(in Input) Result {
 		res.Findings = []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
 	}
 	vars := &activation{in: in, t: res.Totals}
+	var spent uint64 // CEL cost of the expressions judged so far
 	for i := range e.rules {
 		r := &e.rules[i]
-		outcome, actual, err := r.judge(in, res.Totals, vars)
+		outcome, actual, err := r.judge(in, res.Totals, vars, &spent)
 		if outcome == "" {
 			continue
 		}
@@ -125,8 +126,9 @@ func finding(p runproof.Policy, outcome, actual string) runproof.Finding {
 
 // judge returns the outcome of one rule ("" when nothing to report) and the
 // actual value it compared, as text in the policy's unit; for the outcome
-// failed, the error that made the rule fail.
-func (r *rule) judge(in Input, t runproof.Totals, vars *activation) (string, string, error) {
+// failed, the error that made the rule fail. spent is the CEL cost of the
+// step's expressions judged before, which an expression adds its own to.
+func (r *rule) judge(in Input, t runproof.Totals, vars *activation, spent *uint64) (string, string, error) {
 	p := r.policy
 	switch p.Type {
 	case runproof.PolicyStepTypeDenied:
@@ -137,7 +139,12 @@ func (r *rule) judge(in Input, t runproof.Totals, vars *activation) (string, str
 		}
 		return "", "", nil
 	case runproof.PolicyExpression:
-		hit, err := r.eval(vars)
+		if *spent >= MaxStepCost {
+			return runproof.OutcomeFailed, "", fmt.Errorf("not judged: the expressions before it on this step took a CEL cost of %d, "+
+				"the most all of a step's expressions may take together (%d): make them cheaper", *spent, MaxStepCost)
+		}
+		hit, cost, err := r.eval(vars)
+		*spent += cost
 		switch {
 		case err != nil:
 			return runproof.OutcomeFailed, "", err
@@ -177,14 +184,18 @@ func LimitValue(t runproof.PolicyType, tot runproof.Totals) int64 {
 	return 0
 }
 
-func (r *rule) eval(vars *activation) (bool, error) {
+// eval evaluates an expression on a step, and says at what CEL cost.
+func (r *rule) eval(vars *activation) (hit bool, cost uint64, err error) {
 	if r.refused != nil {
-		return false, fmt.Errorf("the expression is refused: %v", r.refused)
+		return false, 0, fmt.Errorf("the expression is refused: %v", r.refused)
 	}
-	out, _, err := r.program.Eval(vars)
+	out, details, err := r.program.Eval(vars)
+	if c := details.ActualCost(); c != nil {
+		cost = *c
+	}
 	if err != nil {
-		return false, fmt.Errorf("the expression failed: %v", err)
+		return false, cost, fmt.Errorf("the expression failed: %v", err)
 	}
 	b, ok := out.Value().(bool)
-	return ok && b, nil
+	return ok && b, cost, nil
 }

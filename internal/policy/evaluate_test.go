@@ -285,3 +285,76 @@ func TestExpressionUnknownVariable(t *testing.T) {
 		t.Errorf("a syntax error: %v", err)
 	}
 }
+
+// TestStepCostBudget: however many costly expressions a tenant keeps, one
+// step is judged at a bounded CEL cost: past MaxStepCost, the expressions
+// left are not evaluated, and fail saying why; cheap ones all run, and the
+// limits are judged all the same.
+func TestStepCostBudget(t *testing.T) {
+	ones := "[" + strings.TrimSuffix(strings.Repeat("1,", 40), ",") + "]"
+	costly := ones + ".all(x, " + ones + ".all(y, " + ones + ".all(z, x == y && y == z)))" // stops at MaxExpressionCost
+	var ps []runproof.Policy
+	for i := range 5 {
+		ps = append(ps, mustPolicy(t, runproof.Policy{Name: fmt.Sprint("costly-", i), Type: runproof.PolicyExpression,
+			Expression: costly, Action: runproof.ActionWarn}))
+	}
+	for i := range 50 {
+		ps = append(ps, mustPolicy(t, runproof.Policy{Name: fmt.Sprint("cheap-", i), Type: runproof.PolicyExpression,
+			Expression: `step.step_type == "shell"`, Action: runproof.ActionStop}))
+	}
+	ps = append(ps, mustPolicy(t, runproof.Policy{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}))
+	e, err := Compile(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := e.Evaluate(Input{Step: runproof.Step{StepType: "llm", CostMicrocents: 2 * runproof.MicrocentsPerCent}})
+	var judged, notJudged int
+	for _, f := range res.Findings {
+		switch {
+		case strings.HasPrefix(f.Error, "not judged"):
+			notJudged++
+		case strings.Contains(f.Error, "cost limit"):
+			judged++
+		}
+	}
+	// The first costly one reaches MaxStepCost; the others and the 50
+	// cheap ones are not evaluated.
+	if judged != MaxStepCost/MaxExpressionCost || notJudged != len(ps)-1-judged {
+		t.Errorf("%d expressions judged to their cost limit, %d not judged; want %d and %d", judged, notJudged, MaxStepCost/MaxExpressionCost, len(ps)-1-judged)
+	}
+	if res.Violation == nil || res.Violation.PolicyName != "cost" {
+		t.Errorf("the cost limit is not judged past the budget: violation %+v", res.Violation)
+	}
+
+	// Cheap expressions alone are all judged.
+	e, err = Compile(ps[5:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = e.Evaluate(Input{Step: runproof.Step{StepType: "shell"}})
+	if res.Violation == nil || len(res.Findings) != 50 || res.Findings[49].Outcome != runproof.OutcomeExceeded {
+		t.Errorf("50 cheap expressions: %d findings, violation %+v", len(res.Findings), res.Violation)
+	}
+}
+
+// BenchmarkEvaluateCostliest judges a step against the costliest rules a
+// tenant can keep: expressions that each run to their cost limit, more
+// than the step's budget lets run. Its time per step bounds how long one
+// step holds the database's writer while it is judged.
+func BenchmarkEvaluateCostliest(b *testing.B) {
+	ones := "[" + strings.TrimSuffix(strings.Repeat("1,", 40), ",") + "]"
+	costly := ones + ".all(x, " + ones + ".all(y, " + ones + ".all(z, x == y && y == z)))"
+	var ps []runproof.Policy
+	for i := range 200 {
+		ps = append(ps, mustPolicy(b, runproof.Policy{Name: fmt.Sprint("costly-", i), Type: runproof.PolicyExpression,
+			Expression: costly, Action: runproof.ActionWarn}))
+	}
+	e, err := Compile(ps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Step: runproof.Step{StepType: "llm"}}
+	for b.Loop() {
+		e.Evaluate(in)
+	}
+}

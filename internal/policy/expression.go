@@ -78,6 +78,15 @@ var celEnv = func() *cel.Env {
 const (
 	MaxExpression   = 4096 // bytes of the expression
 	MaxRegexProgram = 1000 // instructions of the program of one regular expression
+
+	// MaxExpressionCost is the CEL cost at which one expression's
+	// evaluation stops, failed; MaxStepCost the cost the expressions of a
+	// snapshot may take together on one step, past which the rest are not
+	// judged (failed): a step is judged while the database's writer waits,
+	// so a tenant's rules must not be able to hold it for long, whatever
+	// their number.
+	MaxExpressionCost = 10_000
+	MaxStepCost       = 10_000
 )
 
 // regexLiterals refuses a regular expression that is not a string literal
@@ -122,7 +131,8 @@ func compileExpression(src string) (cel.Program, error) {
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
 	}
-	prg, err := celEnv.Program(ast, cel.CostLimit(10_000), cel.OptimizeRegex(interpreter.MatchesRegexOptimization))
+	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost),
+		cel.OptimizeRegex(interpreter.MatchesRegexOptimization))
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL expression: %w", err)
 	}
