@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/runproof/runproof/internal/otlp"
+	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 )
 
@@ -56,7 +57,7 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 			fmt.Sprintf("Content-Type %q is not supported: send application/x-protobuf or application/json", c.r.Header.Get("Content-Type")))
 		return nil
 	}
-	body, status, msg := readOTLPBody(c.r)
+	body, status, msg := readOTLPBody(c)
 	if status != 0 {
 		writeOTLPStatus(w, format, status, msg)
 		return nil
@@ -154,8 +155,21 @@ func unpricedNote(us []otlp.Unpriced) string {
 // readOTLPBody reads the body, gunzipping it when asked, with the size limit
 // of the native API applied before and after decompression. It returns an
 // HTTP status and a message when the body cannot be had.
-func readOTLPBody(r *http.Request) ([]byte, int, string) {
+func readOTLPBody(c *call) ([]byte, int, string) {
+	r := c.r
 	tooBig := fmt.Sprintf("the body is over %d bytes: export fewer spans per request", service.MaxBodyBytes)
+	if r.ContentLength > service.MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, tooBig
+	}
+	reserve := int64(service.MaxBodyBytes)
+	if r.ContentLength >= 0 {
+		reserve = r.ContentLength
+	}
+	release, err := c.reserveBody(reserve)
+	if err != nil {
+		return nil, http.StatusServiceUnavailable, runproof.ErrorMessage(err)
+	}
+	defer release()
 	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, service.MaxBodyBytes))
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
@@ -53,11 +54,22 @@ type Options struct {
 	// as when the database hangs, fails with 503 and Retry-After instead
 	// of holding its client. Default DefaultRequestTimeout.
 	RequestTimeout time.Duration
+	// BodyBuffer bounds the bytes of request bodies being read at once
+	// (each counted at its Content-Length, or the most a body may be):
+	// a client sending slowly holds its buffer for as long as it takes,
+	// and a thousand of them would hold gigabytes. A body that does not
+	// fit waits for room until its request's time runs out, then gets
+	// 503. Default DefaultBodyBuffer.
+	BodyBuffer int64
 }
 
 // DefaultRequestTimeout is the default Options.RequestTimeout: far more
 // than the largest batch of steps takes.
 const DefaultRequestTimeout = 30 * time.Second
+
+// DefaultBodyBuffer is the default Options.BodyBuffer: 64 bodies of the
+// largest size, many more of the usual ones.
+const DefaultBodyBuffer = 64 * service.MaxBodyBytes
 
 // shortContext bounds what a request may take, RequestTimeout: the whole
 // of one, or a long one's lookups (its key, the export it downloads).
@@ -89,13 +101,15 @@ type Server struct {
 	// background is Options.Background.
 	background     context.Context
 	requestTimeout time.Duration
+	bodies         *semaphore.Weighted // Options.BodyBuffer
 }
 
 // New returns the API handler over svc, making exports with exports.
 func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
 		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
-		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout)}
+		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
+		bodies:         semaphore.NewWeighted(cmp.Or(opts.BodyBuffer, DefaultBodyBuffer))}
 	if s.background == nil {
 		s.background = context.Background()
 	}
@@ -184,6 +198,16 @@ type call struct {
 	key      runproof.APIKey
 	detail   string // for the audit event of the request
 	maxLimit int    // the most the route's limit parameter may be
+	bodies   *semaphore.Weighted
+}
+
+// reserveBody waits until n bytes of body may be read, for as long as the
+// request may take, and returns what gives them back.
+func (c *call) reserveBody(n int64) (release func(), err error) {
+	if !c.bodies.TryAcquire(n) && c.bodies.Acquire(c.r.Context(), n) != nil {
+		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
+	}
+	return func() { c.bodies.Release(n) }, nil
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
@@ -265,7 +289,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			return rt.handle(sw, c)
 		}
 		if rt.perm == "" {
-			if err := handle(&call{r: r, maxLimit: rt.limitMax()}); err != nil {
+			if err := handle(&call{r: r, maxLimit: rt.limitMax(), bodies: s.bodies}); err != nil {
 				s.fail(sw, r, err)
 			}
 			return
@@ -327,7 +351,7 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call
 	if key.AgentID != "" {
 		r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
 	}
-	c := &call{r: r, key: key, maxLimit: rt.limitMax()}
+	c := &call{r: r, key: key, maxLimit: rt.limitMax(), bodies: s.bodies}
 	if signed {
 		c.detail = "with a signed download URL made out to this key"
 	}
@@ -433,6 +457,11 @@ func readBody(c *call) ([]byte, error) {
 	if announced >= 0 {
 		most = announced + 1 // room to read the end without growing
 	}
+	release, err := c.reserveBody(most)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	body := http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes)
 	buf := make([]byte, 0, min(most, bodyFirst))
 	for {

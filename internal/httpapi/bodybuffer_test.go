@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/store/storetest"
+)
+
+// TestBodyBuffer: a body being read holds its announced size of the
+// server's body buffer, however slowly it comes; a body that does not fit
+// waits, and gets 503 when its request's time runs out first. Once the
+// slow one is gone, bodies are read again.
+func TestBodyBuffer(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	svc := service.New(store, service.Options{})
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(svc, export.New(store, dir, export.Options{}), Options{BodyBuffer: 100_000, RequestTimeout: time.Second})
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	key, _, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleAgent})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A client announcing 80 000 bytes, sending ten.
+	slow, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "POST /api/v1/runs HTTP/1.1\r\nHost: runproof\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 80000\r\n\r\n{\"run_id\":", key)
+	for deadline := time.Now().Add(10 * time.Second); s.bodies.TryAcquire(30_000); { // until it holds its 80 000
+		s.bodies.Release(30_000)
+		if time.Now().After(deadline) {
+			t.Fatal("the slow body never took its room in the buffer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	post := func() int {
+		t.Helper()
+		req, err := http.NewRequest("POST", srv.URL+"/api/v1/runs", strings.NewReader(`{"agent_id":"`+strings.Repeat("a", 50_000)+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := post(); got != http.StatusServiceUnavailable {
+		t.Errorf("a 50 000-byte body while 80 000 of 100 000 are held: %d, want 503", got)
+	}
+	slow.Close()
+	for deadline := time.Now().Add(10 * time.Second); !s.bodies.TryAcquire(100_000); { // the slow body given up
+		if time.Now().After(deadline) {
+			t.Fatal("the slow body's room was never given back")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.bodies.Release(100_000)
+	if got := post(); got == http.StatusServiceUnavailable {
+		t.Errorf("a 50 000-byte body once the slow one is gone: %d", got)
+	}
+}
