@@ -36,8 +36,10 @@ const cutWait = 5 * time.Second
 // ledger.
 const sealEvery = 30 * time.Second
 
-// optimizeInterval is how often serve refreshes SQLite's statistics.
-const optimizeInterval = 3 * time.Hour
+// optimizeInterval is how often serve refreshes SQLite's statistics: a new
+// database grows from nothing within minutes, and a plan chosen on its
+// first statistics may read a whole table where it meant a few rows.
+const optimizeInterval = 10 * time.Minute
 
 // recoverInterval is how often serve ends the exports a stopped process
 // left unfinished (export.LeaseFor, export.AbandonedAfter).

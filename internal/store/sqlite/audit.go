@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -108,14 +111,20 @@ func (s *Store) AuditEventsToSeal(ctx context.Context, tenantID string, limit in
 	if err != nil {
 		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}
+	// Sorted here, not by SQLite: asked to, its planner may walk every
+	// event of the tenant in audit_occurred's order rather than look up
+	// the few asked for by their key.
 	events, err := collect(ctx, s.db, scanAudit, `SELECT `+auditColumns+` FROM audit_events
-		WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY occurred_at, id`, tenantID, string(idList))
+		WHERE tenant_id = ? AND id IN (SELECT value FROM json_each(?))`, tenantID, string(idList))
 	if err == nil {
 		err = runproof.MissingAuditEvents(ids, events)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("audit events to seal: %w", err)
 	}
+	slices.SortFunc(events, func(a, b runproof.AuditEvent) int {
+		return cmp.Or(a.OccurredAt.Compare(b.OccurredAt), strings.Compare(a.ID, b.ID))
+	})
 	return events, nil
 }
 

@@ -187,10 +187,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 // (PRAGMA optimize, on the tables that need it, with a bounded sample).
 // Without them it guesses that a tenant holds a few rows and may walk all
 // of them through an index chosen for the sort rather than the filter.
-// Migrate runs it; a long-running server should every few hours.
+// Migrate runs it; a long-running server should every few minutes (it does
+// nothing to a table whose size has not changed much).
 func (s *Store) Optimize(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
+	conn, err := s.w.Conn(ctx) // the limit holds for the connection that optimizes
+	if err != nil {
 		return fmt.Errorf("sqlite: optimize: %w", err)
+	}
+	defer conn.Close()
+	// Some thousand rows of each index are enough for the planner, and
+	// keep a large table's analysis short: the writer waits for it.
+	for _, q := range []string{"PRAGMA analysis_limit=1000", "PRAGMA optimize=0x10002"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("sqlite: optimize: %w", err)
+		}
 	}
 	return nil
 }
