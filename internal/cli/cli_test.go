@@ -236,7 +236,7 @@ func TestHelpAndVersion(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "fresh", "dir")
 	r := runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 22, the latest this runproof knows\n" {
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 0 to 23, the latest this runproof knows\n" {
 		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	fi, err := os.Stat(data)
@@ -246,7 +246,7 @@ func TestMigrate(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("data directory mode = %v, want 0700", fi.Mode().Perm())
 	}
-	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 22, the latest this runproof knows\n" {
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 || r.stdout != "schema up to date (sqlite): version 23, the latest this runproof knows\n" {
 		t.Errorf("second migrate: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	// An upgrade is logged, before and after: it may take minutes.
@@ -257,17 +257,17 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DROP TRIGGER runs_steps_wait_for_seal", "DROP TABLE steps_unsealed", "DROP TABLE run_seals",
+	for _, q := range []string{"DROP INDEX runs_status", "DROP INDEX audit_system", "DROP TRIGGER runs_steps_wait_for_seal", "DROP TABLE steps_unsealed", "DROP TABLE run_seals",
 		"DROP TABLE export_leases", "DROP TRIGGER runs_change_only_as_run",
 		"CREATE TRIGGER runs_change_only_as_run BEFORE UPDATE ON runs WHEN NEW.steps < OLD.steps BEGIN SELECT RAISE(ABORT, 'no'); END",
-		"DELETE FROM goose_db_version WHERE version_id IN (18, 19, 20, 21, 22)"} { // back to schema 17
+		"DELETE FROM goose_db_version WHERE version_id IN (18, 19, 20, 21, 22, 23)"} { // back to schema 17
 		if err := store.ExecRaw(context.Background(), q); err != nil {
 			t.Fatal(err)
 		}
 	}
 	store.Close()
 	r = runCLI(t, "", "migrate", "--data", data)
-	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 17 to 22, the latest this runproof knows\n" ||
+	if r.code != 0 || r.stdout != "schema migrated (sqlite): from version 17 to 23, the latest this runproof knows\n" ||
 		!strings.Contains(r.stderr, "upgrading the database schema") || !strings.Contains(r.stderr, "database schema upgraded") {
 		t.Errorf("upgrade: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}

@@ -65,7 +65,7 @@ func (s *Store) ListAuditEvents(ctx context.Context, p runproof.ListAuditParams)
 		f.add("category = ?", p.Category)
 	}
 	if p.System {
-		f.add("(source_component <> 'api' OR actor = 'system')")
+		f.add("(source_component <> 'api' OR actor = 'system')") // as audit_system's WHERE, for SQLite to use it
 	}
 	f.timeRange("occurred_at", p.From, p.To)
 	events, err := collect(ctx, s.pool, scanAudit, `SELECT `+auditColumns+` FROM audit_events

@@ -80,7 +80,7 @@ func auditListQuery(p runproof.ListAuditParams) (string, []any) {
 		f.add("category = ?", p.Category)
 	}
 	if p.System {
-		f.add("(source_component <> 'api' OR actor = 'system')")
+		f.add("(source_component <> 'api' OR actor = 'system')") // as audit_system's WHERE, for SQLite to use it
 	}
 	f.timeRange("occurred_at", p.From, p.To)
 	return `SELECT ` + auditColumns + ` FROM ` + from + ` WHERE ` + f.conds + ` ORDER BY occurred_at DESC, id DESC` + page(p.Limit, p.Offset), f.args

@@ -78,6 +78,16 @@ func (s *Store) GetRun(ctx context.Context, tenantID, runID string) (runproof.Ru
 
 // ListRuns returns runs newest first.
 func (s *Store) ListRuns(ctx context.Context, p runproof.ListRunsParams) ([]runproof.Run, error) {
+	query, args := runListQuery(p)
+	runs, err := collect(ctx, s.db, scanRun, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// runListQuery is the query of ListRuns and its arguments.
+func runListQuery(p runproof.ListRunsParams) (string, []any) {
 	var f filter
 	f.add("tenant_id = ?", p.TenantID)
 	if p.AgentID != "" {
@@ -90,12 +100,8 @@ func (s *Store) ListRuns(ctx context.Context, p runproof.ListRunsParams) ([]runp
 	if p.After != nil {
 		f.add("(started_at, id) < (?, ?)", timeText(p.After.StartedAt), p.After.RunID)
 	}
-	runs, err := collect(ctx, s.db, scanRun, `SELECT `+runColumns+` FROM runs WHERE `+f.conds+`
-		ORDER BY started_at DESC, id DESC`+page(p.Limit, 0), f.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return runs, nil
+	return `SELECT ` + runColumns + ` FROM runs WHERE ` + f.conds + `
+		ORDER BY started_at DESC, id DESC` + page(p.Limit, 0), f.args
 }
 
 func getSnapshot(ctx context.Context, db querier, tenantID, snapshotID string) (runproof.Snapshot, error) {

@@ -18,7 +18,7 @@ func TestMigrate(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 22 || s.LatestSchema() != 22 {
-		t.Errorf("SchemaVersion = %d, %v, latest %d; want 22", v, err, s.LatestSchema())
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 23 || s.LatestSchema() != 23 {
+		t.Errorf("SchemaVersion = %d, %v, latest %d; want 23", v, err, s.LatestSchema())
 	}
 }
