@@ -3,8 +3,10 @@ package evidence_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +109,147 @@ func TestBundlesMatchSchemas(t *testing.T) {
 	}
 	for name, v := range variants(t) {
 		check(name, buildAll(t, v.src, v.opts))
+	}
+}
+
+// TestSchemasNameEveryMember checks that the schemas keep up with the
+// bundle types: every member a bundle type writes, at any depth, is a
+// property of the matching schema object, and every property is a member
+// the type writes. The schemas allow unknown members, so validation alone
+// would let a new member go undocumented and unchecked.
+func TestSchemasNameEveryMember(t *testing.T) {
+	docs := map[string]map[string]any{} // by file name
+	for _, kind := range []string{"evidence", "soc2", "executive_debrief"} {
+		b, err := os.ReadFile(filepath.Join(schemaDir, kind+".schema.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		docs[kind+".schema.json"] = doc
+	}
+	for file, typ := range map[string]reflect.Type{
+		"evidence.schema.json":          reflect.TypeFor[evidence.EvidenceBundle](),
+		"soc2.schema.json":              reflect.TypeFor[evidence.SOC2Bundle](),
+		"executive_debrief.schema.json": reflect.TypeFor[evidence.ExecutiveDebriefBundle](),
+	} {
+		compareMembers(t, typ.Name(), typ, schemaNode{docs, file, docs[file]})
+	}
+}
+
+// schemaNode is one schema object, in the file its references are relative to.
+type schemaNode struct {
+	docs map[string]map[string]any // every schema file, by name
+	file string
+	node map[string]any
+}
+
+// ref returns the schema n's $ref points at, if it has one.
+func (n schemaNode) ref(t *testing.T) (schemaNode, bool) {
+	t.Helper()
+	ref, ok := n.node["$ref"].(string)
+	if !ok {
+		return schemaNode{}, false
+	}
+	file, pointer, _ := strings.Cut(ref, "#")
+	if file == "" {
+		file = n.file
+	}
+	var v any = n.docs[file]
+	for _, name := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		if m, ok := v.(map[string]any); ok && name != "" {
+			v = m[name]
+		}
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("%s: $ref %q leads nowhere", n.file, ref)
+	}
+	return schemaNode{n.docs, file, m}, true
+}
+
+// properties returns the properties of n and of the schemas it refers to,
+// n's own first.
+func (n schemaNode) properties(t *testing.T) map[string]schemaNode {
+	t.Helper()
+	out := map[string]schemaNode{}
+	if r, ok := n.ref(t); ok {
+		out = r.properties(t)
+	}
+	props, _ := n.node["properties"].(map[string]any)
+	for name, p := range props {
+		out[name] = schemaNode{n.docs, n.file, p.(map[string]any)}
+	}
+	return out
+}
+
+// items returns the schema of the items of the array n describes.
+func (n schemaNode) items(t *testing.T) (schemaNode, bool) {
+	t.Helper()
+	if items, ok := n.node["items"].(map[string]any); ok {
+		return schemaNode{n.docs, n.file, items}, true
+	}
+	if r, ok := n.ref(t); ok {
+		return r.items(t)
+	}
+	return schemaNode{}, false
+}
+
+// jsonMembers returns the JSON members encoding/json writes for the struct
+// type typ, with their types; the members of an embedded struct without a
+// name of its own are promoted, as encoding/json does.
+func jsonMembers(typ reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported() && !f.Anonymous:
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			maps.Copy(out, jsonMembers(f.Type))
+		case name == "":
+			out[f.Name] = f.Type
+		default:
+			out[name] = f.Type
+		}
+	}
+	return out
+}
+
+// compareMembers compares the members of the struct type typ with the
+// properties of n, and the members of the structs it holds with the
+// properties of their schemas. path names typ in messages.
+func compareMembers(t *testing.T, path string, typ reflect.Type, n schemaNode) {
+	t.Helper()
+	members, props := jsonMembers(typ), n.properties(t)
+	for name, ft := range members {
+		p, ok := props[name]
+		if !ok {
+			t.Errorf("%s: %s is not a property in %s", path, name, n.file)
+			continue
+		}
+		if ft == reflect.TypeFor[evidence.StepList]() { // it writes itself as a list of steps
+			ft = reflect.TypeFor[[]evidence.TraceStepEvidence]()
+		}
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			if p, ok = p.items(t); !ok {
+				t.Errorf("%s.%s: a list of objects, but no array of items in %s", path, name, n.file)
+				continue
+			}
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			compareMembers(t, path+"."+name, ft, p)
+		}
+	}
+	for name := range props {
+		if _, ok := members[name]; !ok {
+			t.Errorf("%s: property %s in %s is no member of %s", path, name, n.file, typ.Name())
+		}
 	}
 }
 
