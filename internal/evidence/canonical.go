@@ -3,19 +3,11 @@ package evidence
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"io"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
-
-// Canonical returns the RFC 8785 (JCS) form of a bundle's JSON, in memory.
-func Canonical(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	err := WriteCanonical(&buf, v)
-	return buf.Bytes(), err
-}
 
 // WriteCanonical writes the RFC 8785 (JCS) form of a bundle's JSON to w.
 //
@@ -120,75 +112,4 @@ func (b *ExecutiveDebriefBundle) Seal() (err error) {
 	b.ContentHash = ""
 	b.ContentHash, err = digest(b)
 	return err
-}
-
-// VerifyContentHash recomputes a bundle's content_hash from its JSON bytes
-// alone, whatever the bundle type: it parses the JSON, removes the
-// content_hash member, takes the RFC 8785 form and compares its digest with
-// the content_hash written in the bundle.
-func VerifyContentHash(data []byte) error {
-	members, err := parseBundle(data)
-	if err != nil {
-		return err
-	}
-	claimed, err := stringMember(members, "content_hash")
-	if err != nil {
-		return err
-	}
-	delete(members, "content_hash")
-	return compareDigest(members, "content_hash", claimed)
-}
-
-// VerifyEvidenceDigest recomputes a SOC 2 bundle's evidence_digest from its
-// JSON bytes: the digest of the RFC 8785 form of the bundle without
-// content_hash and without the SOC 2 members (evidence_digest,
-// control_mappings, attestation_statement, compliance_period_start,
-// compliance_period_end, auditor_notes, review_status, reviewed_by,
-// reviewed_at, criteria_covered).
-func VerifyEvidenceDigest(data []byte) error {
-	members, err := parseBundle(data)
-	if err != nil {
-		return err
-	}
-	claimed, err := stringMember(members, "evidence_digest")
-	if err != nil {
-		return err
-	}
-	delete(members, "content_hash")
-	for _, name := range SOC2Members {
-		delete(members, name)
-	}
-	return compareDigest(members, "evidence_digest", claimed)
-}
-
-func parseBundle(data []byte) (map[string]json.RawMessage, error) {
-	// The canonicalizer refuses what JCS cannot hash: invalid JSON,
-	// duplicate member names, invalid UTF-8.
-	if _, err := runproof.CanonicalJSON(data); err != nil {
-		return nil, runproof.Errorf(runproof.EINVALID, "the bundle is not valid JSON: %v", err)
-	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(data, &members); err != nil || members == nil {
-		return nil, runproof.Errorf(runproof.EINVALID, "the bundle is not a JSON object")
-	}
-	return members, nil
-}
-
-func stringMember(members map[string]json.RawMessage, name string) (string, error) {
-	var s string
-	if raw, ok := members[name]; !ok || json.Unmarshal(raw, &s) != nil || s == "" {
-		return "", runproof.Errorf(runproof.EINVALID, "the bundle has no %s", name)
-	}
-	return s, nil
-}
-
-func compareDigest(members map[string]json.RawMessage, name, claimed string) error {
-	got, err := digest(members)
-	if err != nil {
-		return err
-	}
-	if got != claimed {
-		return runproof.Errorf(runproof.EINVALID, "%s does not match: the bundle says %s, its content gives %s", name, claimed, got)
-	}
-	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gowebpki/jcs"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/render/csvr"
 	"github.com/runproof/runproof/internal/render/jsonr"
 	"github.com/runproof/runproof/internal/runproof"
@@ -45,7 +46,7 @@ type built struct {
 
 func encode(t testing.TB, v any) []byte {
 	t.Helper()
-	b, err := evidence.Canonical(v)
+	b, err := evidencetest.Canonical(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestGolden(t *testing.T) {
 					t.Errorf("%s: jsonr writes other bytes than Canonical", b.kind)
 				}
 				golden(t, c.name+"."+b.kind+".json", j.Bytes())
-				if err := evidence.VerifyContentHash(j.Bytes()); err != nil {
+				if err := evidencetest.VerifyContentHash(j.Bytes()); err != nil {
 					t.Errorf("%s: %v", b.kind, err)
 				}
 				if b.kind != "soc2" { // the same rows as the evidence bundle's
@@ -212,7 +213,7 @@ func TestVerifyContentHashDetectsChanges(t *testing.T) {
 		if bytes.Equal(changed, b.json) {
 			changed = bytes.Replace(b.json, []byte(`"risk_level":"medium"`), []byte(`"risk_level":"low"`), 1)
 		}
-		if err := evidence.VerifyContentHash(changed); err == nil {
+		if err := evidencetest.VerifyContentHash(changed); err == nil {
 			t.Errorf("%s: a changed bundle verifies", b.kind)
 		}
 		// Other spacing and member order: the same canonical form, the same hash.
@@ -221,12 +222,12 @@ func TestVerifyContentHashDetectsChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 		indented, _ := json.MarshalIndent(v, "", "  ")
-		if err := evidence.VerifyContentHash(indented); err != nil {
+		if err := evidencetest.VerifyContentHash(indented); err != nil {
 			t.Errorf("%s: re-indented bundle: %v", b.kind, err)
 		}
 	}
 	for _, bad := range []string{``, `[]`, `{"a":1}`, `{"content_hash":1}`, `{"content_hash":"x","content_hash":"x"}`} {
-		if err := evidence.VerifyContentHash([]byte(bad)); err == nil {
+		if err := evidencetest.VerifyContentHash([]byte(bad)); err == nil {
 			t.Errorf("%q verifies", bad)
 		}
 	}
@@ -239,7 +240,7 @@ func TestSOC2EvidenceDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := encode(t, soc2)
-	if err := evidence.VerifyEvidenceDigest(j); err != nil {
+	if err := evidencetest.VerifyEvidenceDigest(j); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(soc2.AttestationStatement, soc2.EvidenceDigest) || !strings.Contains(soc2.AttestationStatement, soc2.BundleID) {
@@ -322,7 +323,7 @@ func FuzzCanonicalEvidence(f *testing.F) {
 			TotalTokens: tokens, TotalDurationMs: runproof.Millis(dur), PolicyContext: evidence.PolicyContext{
 				ActivePolicies: []evidence.ActivePolicy{{Name: typ, StepTypes: []string{typ, goal}}}},
 			Steps: steps}
-		got, err := evidence.Canonical(b)
+		got, err := evidencetest.Canonical(b)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -24,9 +25,9 @@ func ExampleBuildEvidence() {
 		fmt.Println(err)
 		return
 	}
-	data, _ := evidence.Canonical(b)
+	data, _ := evidencetest.Canonical(b)
 	fmt.Println(b.BundleID, b.TotalCostCents, b.ExportedBy)
-	fmt.Println(evidence.VerifyContentHash(data))
+	fmt.Println(evidencetest.VerifyContentHash(data))
 	// Output:
 	// EVD-0001 2.5 system
 	// <nil>

@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -97,7 +98,7 @@ func TestBundlesMatchSchemas(t *testing.T) {
 			if err := validate(t, s[b.kind], b.json); err != nil {
 				t.Errorf("%s %s: %v", name, b.kind, err)
 			}
-			if err := evidence.VerifyContentHash(b.json); err != nil {
+			if err := evidencetest.VerifyContentHash(b.json); err != nil {
 				t.Errorf("%s %s: %v", name, b.kind, err)
 			}
 		}

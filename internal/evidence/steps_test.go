@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 )
 
 // TestStepListReadsBack: the steps a bundle keeps read back the same from
@@ -71,7 +72,7 @@ func TestSpoolPerBundle(t *testing.T) {
 	made := 0
 	opts.NewSpool = func() (evidence.Spool, error) { made++; return &bufferSpool{}, nil }
 	for _, b := range buildAll(t, costRun(t), opts) {
-		if err := evidence.VerifyContentHash(b.json); err != nil {
+		if err := evidencetest.VerifyContentHash(b.json); err != nil {
 			t.Errorf("%s: %v", b.kind, err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/runproof/runproof/internal/artifact"
 	"github.com/runproof/runproof/internal/demo"
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/storetest"
@@ -113,7 +114,7 @@ func TestGolden(t *testing.T) {
 						rec.Checksum, rec.SizeBytes, runproof.DigestBytes(got), len(got))
 				}
 				if format == runproof.FormatJSON {
-					if err := evidence.VerifyContentHash(got); err != nil {
+					if err := evidencetest.VerifyContentHash(got); err != nil {
 						t.Errorf("%s: %v", bundle, err)
 					}
 				}

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/runproof/runproof/internal/artifact"
-	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
@@ -81,7 +81,7 @@ func TestExportsAPI(t *testing.T) {
 			dl.header.Get("Repr-Digest") != "sha-256=:"+base64.StdEncoding.EncodeToString(sum[:])+":" {
 			t.Fatalf("download %s, Repr-Digest %s, record %s", runproof.DigestBytes(dl.body), dl.header.Get("Repr-Digest"), rec.Checksum)
 		}
-		if err := evidence.VerifyContentHash(dl.body); err != nil {
+		if err := evidencetest.VerifyContentHash(dl.body); err != nil {
 			t.Fatal(err)
 		}
 		e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID, auditor, nil)).decode(t, &raw)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -32,7 +33,7 @@ func TestSOC2Review(t *testing.T) {
 		bundleOf := func(id string) evidence.SOC2Bundle {
 			t.Helper()
 			r := e.must(200, e.do("GET", "/api/v1/exports/"+id+"/download", exporter, nil))
-			if err := evidence.VerifyContentHash(r.body); err != nil {
+			if err := evidencetest.VerifyContentHash(r.body); err != nil {
 				t.Fatal(err)
 			}
 			var b evidence.SOC2Bundle

@@ -17,7 +17,7 @@ import (
 	"testing/iotest"
 	"unicode/utf16"
 
-	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -66,12 +66,12 @@ func referenceDigest(t *testing.T, b []byte, drop ...string) string {
 
 // TestStreamingHashMatchesVerifyContentHash checks the streaming
 // content_hash (and a SOC 2 bundle's evidence_digest) against
-// evidence.VerifyContentHash and the canonicalizer on every golden bundle,
+// evidencetest.VerifyContentHash and the canonicalizer on every golden bundle,
 // and on each with a value changed.
 func TestStreamingHashMatchesVerifyContentHash(t *testing.T) {
 	for name, b := range goldenBundles(t) {
 		t.Run(filepath.Base(name), func(t *testing.T) {
-			if err := evidence.VerifyContentHash(b); err != nil {
+			if err := evidencetest.VerifyContentHash(b); err != nil {
 				t.Fatalf("golden file: %v", err)
 			}
 			f, err := scanBundle(bytes.NewReader(b), nil)
@@ -82,7 +82,7 @@ func TestStreamingHashMatchesVerifyContentHash(t *testing.T) {
 				t.Errorf("streaming content_hash %s, bundle says %s", got, f.contentHash)
 			}
 			if f.bundleType == "soc2" {
-				if err := evidence.VerifyEvidenceDigest(b); err != nil {
+				if err := evidencetest.VerifyEvidenceDigest(b); err != nil {
 					t.Fatal(err)
 				}
 				drop := append([]string{"content_hash"}, keys(soc2Members)...)
@@ -106,7 +106,7 @@ func TestStreamingHashMatchesVerifyContentHash(t *testing.T) {
 			if got := f.gotContentHash.String(); got == f.contentHash || got != referenceDigest(t, changed, "content_hash") {
 				t.Errorf("changed bundle: streaming content_hash %s, reference %s", got, referenceDigest(t, changed, "content_hash"))
 			}
-			if evidence.VerifyContentHash(changed) == nil {
+			if evidencetest.VerifyContentHash(changed) == nil {
 				t.Error("VerifyContentHash accepts the changed bundle")
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/runproof/runproof/internal/evidence"
+	"github.com/runproof/runproof/internal/evidence/evidencetest"
 	"github.com/runproof/runproof/internal/render/jsonr"
 )
 
@@ -33,7 +34,7 @@ func TestEncodeCanonicalNoNewline(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want, err := evidence.Canonical(b)
+	want, err := evidencetest.Canonical(b)
 	if err != nil {
 		t.Fatal(err)
 	}
