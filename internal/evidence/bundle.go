@@ -90,8 +90,10 @@ type Options struct {
 // digits), so the bytes do not depend on how a time.Time was built.
 
 // TraceStepEvidence is one step in a bundle. Its fields are declared in
-// RFC 8785 order (sorted by name) so that encoding/json writes canonical
-// JSON directly; see Canonical.
+// RFC 8785 order (sorted by name), so that what encoding/json writes of a
+// step is, most often, its canonical form already: the list of steps keeps
+// such a step as written, without the cost of the JCS canonicalizer, which
+// a bundle may ask of millions of steps (see directlyCanonical).
 type TraceStepEvidence struct {
 	Content       json.RawMessage     `json:"content,omitempty"`        // added; only with Options.IncludeContent
 	ContentDigest string              `json:"content_digest,omitempty"` // added; digest of the content
@@ -146,8 +148,10 @@ func (*ExecutiveDebriefBundle) bundle() {}
 
 // EvidenceBundle is the engineer's bundle: the run, its policies and every
 // step. Fields are declared in RFC 8785 order (sorted by name), not in
-// DOMAIN.md's order, so that encoding/json writes canonical JSON directly
-// (see Canonical); "added" marks the fields beyond DOMAIN.md.
+// DOMAIN.md's order, only so that they read in the order of the written
+// bundle: WriteCanonical has the JCS canonicalizer order the members, all
+// but the steps, which their list holds in canonical form already. "added"
+// marks the fields beyond DOMAIN.md.
 type EvidenceBundle struct {
 	AgentID              string              `json:"agent_id,omitempty"`
 	BundleID             string              `json:"bundle_id"`

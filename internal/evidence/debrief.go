@@ -117,7 +117,7 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 	if err != nil {
 		return f, err
 	}
-	f.threshold, f.actual = policy.Units(runproof.Finding{Type: inc.ViolationType, Threshold: inc.ThresholdValue, Actual: inc.ActualValue})
+	f.threshold, f.actual = policy.FixedValues(runproof.Finding{Type: inc.ViolationType, Threshold: inc.ThresholdValue, Actual: inc.ActualValue})
 	if inc.ViolationType.IsLimit() {
 		f.overHalf = f.threshold > 0 && f.actual*2 >= f.threshold*3
 	}

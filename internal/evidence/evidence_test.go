@@ -256,8 +256,10 @@ func TestSOC2EvidenceDigest(t *testing.T) {
 	}
 }
 
-// TestFieldsInJCSOrder keeps the structs the canonical shortcut relies on
-// declared in RFC 8785 order.
+// TestFieldsInJCSOrder keeps the structs of an evidence bundle declared in
+// RFC 8785 order. The step list's shortcut past the canonicalizer relies on
+// TraceStepEvidence's order; the others go through the canonicalizer, and
+// are kept in order so that they read as the written bundle does.
 func TestFieldsInJCSOrder(t *testing.T) {
 	for _, v := range []any{evidence.EvidenceBundle{}, evidence.TraceStepEvidence{}, evidence.PolicyContext{}, evidence.ActivePolicy{}} {
 		typ := reflect.TypeOf(v)

@@ -94,7 +94,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		if r.IsInflection {
 			v := *r.Violation
 			detected := s.Timestamp.Add(rs.detect)
-			th, ac := policy.Units(v)
+			th, ac := policy.FixedValues(v)
 			src.Incident = &runproof.Incident{ID: fmt.Sprintf("0195a3c4-9a10-7b2c-8d3e-4f5a6b7c8d%02d", rs.n), TenantID: tenant, RunID: run.ID,
 				PolicyID: v.PolicyID, PolicyVersion: v.PolicyVersion, PolicyName: v.PolicyName, ViolationType: v.Type,
 				ThresholdValue: v.Threshold, ActualValue: v.Actual, InflectionStepIndex: s.Index,

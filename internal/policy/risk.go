@@ -36,9 +36,10 @@ func Risk(in RiskInput) runproof.RiskLevel {
 	return levels[min(level, len(levels)-1)]
 }
 
-// Units returns the threshold and actual value of a finding in the fixed-point
-// unit of its policy type, for Risk. Types without a threshold give zeros.
-func Units(f runproof.Finding) (threshold, actual int64) {
+// FixedValues returns the threshold and actual value of a finding as
+// fixed-point integers in the unit of its policy type, for Risk. Types
+// without a threshold give zeros.
+func FixedValues(f runproof.Finding) (threshold, actual int64) {
 	if !f.Type.IsLimit() {
 		return 0, 0
 	}

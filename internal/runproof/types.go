@@ -195,7 +195,7 @@ type Policy struct {
 }
 
 // Snapshot is the frozen set of a tenant's active policies at a run's start.
-// Its ID is the digest of the canonical form of Policies (see SnapshotID).
+// Its ID is the digest of the canonical form of Policies (see NewSnapshot).
 type Snapshot struct {
 	ID        string    `json:"policy_snapshot_id"`
 	TenantID  string    `json:"tenant_id"`

@@ -361,7 +361,7 @@ func endedReason(run runproof.Run, what string) string {
 // openIncident records the breach of a stop policy. runproof stops the run
 // when it detects the breach, so containment is the detection time.
 func (s *Service) openIncident(run runproof.Run, step runproof.Step, v runproof.Finding, now time.Time) runproof.Incident {
-	threshold, actual := policy.Units(v)
+	threshold, actual := policy.FixedValues(v)
 	return runproof.Incident{
 		ID: s.newID(), TenantID: run.TenantID, RunID: run.ID,
 		PolicyID: v.PolicyID, PolicyVersion: v.PolicyVersion, PolicyName: v.PolicyName,

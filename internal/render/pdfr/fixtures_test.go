@@ -67,7 +67,7 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 		if res.IsInflection {
 			v := *res.Violation
 			detected := s.Timestamp.Add(200 * time.Millisecond)
-			th, ac := policy.Units(v)
+			th, ac := policy.FixedValues(v)
 			src.Incident = &runproof.Incident{ID: "0195a3c4-9a10-7b2c-8d3e-4f5a6b7c8d01", TenantID: tenant, RunID: r.ID,
 				PolicyID: v.PolicyID, PolicyVersion: v.PolicyVersion, PolicyName: v.PolicyName, ViolationType: v.Type,
 				ThresholdValue: v.Threshold, ActualValue: v.Actual, InflectionStepIndex: s.Index,
