@@ -54,7 +54,7 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 		p.TenantID, p.ID, p.Name, p.Version, string(p.Type), p.Threshold, string(p.Action),
 		stepTypes, p.Expression, timeText(p.CreatedAt))
 	if isUnique(err) {
-		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy %q already exists with another name", p.ID)
+		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy id %q already belongs to a policy other than %q", p.ID, p.Name)
 	} else if err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}

@@ -199,6 +199,9 @@ func testPolicies(t *testing.T, h Harness) {
 	_, err = s.CreatePolicy(ctx, runproof.Policy{ID: "pa", TenantID: "t1", Name: "c",
 		Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(5)})
 	wantCode(t, "ID of another name", err, runproof.ECONFLICT)
+	if want := `policy id "pa" already belongs to a policy other than "c"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ID of another name: error %v, want %q", err, want)
+	}
 }
 
 func testPoliciesConcurrent(t *testing.T, h Harness) {
