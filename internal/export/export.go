@@ -37,7 +37,7 @@ type Exporter struct {
 	ledger    Ledger
 	unsynced  sync.Map       // tenant ids whose log misses a finished export
 	making    sync.Map       // export id → *lease of the exports being made
-	renewal   time.Duration  // how often a lease is renewed (leaseRenewal)
+	renewal   time.Duration  // how often a lease is renewed (Options.LeaseRenewal)
 	turns     chan struct{}  // a place for each export made at once
 	started   sync.WaitGroup // the exports Start began
 	queued    atomic.Int64   // of those, how many wait for their turn
@@ -65,6 +65,10 @@ type Options struct {
 	// holds a few MB whatever its run's length; a PDF report, alone or in
 	// a ZIP, about 5 KB a step (500 MB for 100 000 steps).
 	Concurrent int
+	// LeaseRenewal is how often the lease of an export being made is
+	// renewed (default LeaseFor/4); it must be well under LeaseFor, or
+	// the lease of a live export runs out.
+	LeaseRenewal time.Duration
 }
 
 // Ledger records exports in the export ledger (package ledger): every
@@ -86,7 +90,10 @@ type Ledger interface {
 // New returns an Exporter over a store and an artifact store.
 func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, ledger: opts.Ledger, log: opts.Logger, now: opts.Now, newID: opts.NewID,
-		renewal: leaseRenewal}
+		renewal: opts.LeaseRenewal}
+	if e.renewal <= 0 {
+		e.renewal = LeaseFor / 4
+	}
 	if e.newID == nil {
 		e.newID = runproof.NewID
 	}

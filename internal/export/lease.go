@@ -6,10 +6,6 @@ import (
 	"time"
 )
 
-// leaseRenewal is how often the process making an export renews its
-// lease; a variable for tests, which an Exporter reads when it is made.
-var leaseRenewal = LeaseFor / 4
-
 // A lease is the renewal of one export's lease while this process makes
 // it (keepLease), from its record to its end.
 type lease struct {

@@ -52,7 +52,6 @@ func (w *leaseWatch) counts() (int, map[string]time.Time) {
 // Recover once its lease has run out, long before AbandonedAfter. No
 // renewal follows an export's end.
 func TestLease(t *testing.T) {
-	defer export.SetLeaseRenewal(time.Millisecond)()
 	s := storetest.OpenSQLite(t)
 	ctx := context.Background()
 	inc := seeded(t, s)
@@ -73,7 +72,7 @@ func TestLease(t *testing.T) {
 	}
 
 	arts := newBlocking(dir)
-	maker := export.New(store, arts, export.Options{Now: now, NewID: func() string { return "x-live" }})
+	maker := export.New(store, arts, export.Options{Now: now, NewID: func() string { return "x-live" }, LeaseRenewal: time.Millisecond})
 	done := make(chan error, 1)
 	go func() {
 		_, err := maker.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
