@@ -7,11 +7,3 @@ func SetVerifyBatch(n int64) (restore func()) {
 	verifyBatch = n
 	return func() { verifyBatch = old }
 }
-
-// SetSyncBatch makes Sync append n exports at a time until the returned
-// function is called.
-func SetSyncBatch(n int) (restore func()) {
-	old := syncBatch
-	syncBatch = n
-	return func() { syncBatch = old }
-}

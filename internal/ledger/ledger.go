@@ -41,6 +41,9 @@ type Options struct {
 	// are known from then on.
 	NewVerifiers func() ([]string, error)
 	Now          func() time.Time
+	// SyncBatch is how many missing exports Sync appends under one
+	// checkpoint (default 1000).
+	SyncBatch int
 }
 
 // Store is what a Ledger keeps its logs in, and reads an export from when
@@ -60,6 +63,7 @@ type Ledger struct {
 	vkey         string
 	newVerifiers func() ([]string, error)
 	now          func() time.Time
+	syncBatch    int // Options.SyncBatch
 
 	mu        sync.Mutex
 	verifiers []string // the known verifier keys, the ledger's own first
@@ -74,9 +78,12 @@ func New(store Store, key ed25519.PrivateKey, keyName string, opts Options) (*Le
 		return nil, err
 	}
 	l := &Ledger{store: store, signer: signer, vkey: vkey, verifiers: append([]string{vkey}, opts.Verifiers...),
-		newVerifiers: opts.NewVerifiers, now: opts.Now}
+		newVerifiers: opts.NewVerifiers, now: opts.Now, syncBatch: opts.SyncBatch}
 	if l.now == nil {
 		l.now = time.Now
+	}
+	if l.syncBatch <= 0 {
+		l.syncBatch = 1000
 	}
 	return l, nil
 }
@@ -518,8 +525,8 @@ func storeReader(ctx context.Context, s runproof.LedgerStore, tenantID string) t
 
 // Sync appends the tenant's finished exports that are missing from its
 // log (an append that failed after the export finished), oldest first, a
-// batch of up to syncBatch under each checkpoint, and returns how many it
-// added. Exports already in the log are left as they are.
+// batch of up to Options.SyncBatch under each checkpoint, and returns how
+// many it added. Exports already in the log are left as they are.
 func (l *Ledger) Sync(ctx context.Context, tenantID string) (int, error) {
 	missing, err := l.store.ExportsMissingFromLedger(ctx, tenantID, time.Time{})
 	if err != nil {
@@ -527,7 +534,7 @@ func (l *Ledger) Sync(ctx context.Context, tenantID string) (int, error) {
 	}
 	slices.SortFunc(missing, finishOrder)
 	added := 0
-	for batch := range slices.Chunk(missing, syncBatch) {
+	for batch := range slices.Chunk(missing, l.syncBatch) {
 		if _, err := l.AppendBatch(ctx, tenantID, batch); err != nil {
 			return added, err
 		}
@@ -540,7 +547,3 @@ func (l *Ledger) Sync(ctx context.Context, tenantID string) (int, error) {
 func finishOrder(a, b runproof.Export) int {
 	return cmp.Or(a.CompletedAt.Compare(*b.CompletedAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }
-
-// syncBatch is how many missing exports Sync appends at once; a variable
-// for tests.
-var syncBatch = 1000

@@ -293,10 +293,12 @@ func equalInts(a, b []int64) bool {
 // TestSync: the exports an append missed are appended by the next Sync,
 // oldest first, a batch under each checkpoint, and no other tenant's.
 func TestSync(t *testing.T) {
-	defer ledger.SetSyncBatch(3)()
 	storetest.Each(t, func(t *testing.T, s runproof.Store) {
 		ctx := context.Background()
-		l := newLedger(t, s)
+		l, err := ledger.New(s, testKey, keyName, ledger.Options{Now: func() time.Time { return t0 }, SyncBatch: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
 		recs := finish(t, s, "acme", 0, 9)
 		finish(t, s, "other", 0, 2)
 		appendEach(t, l, []runproof.Export{recs[1], recs[4]})
