@@ -343,6 +343,8 @@ func keyOf(sp otlp.Span) spanKey {
 // scan of the run. It holds at most maxSpanKeys spans and starts afresh
 // when full.
 type spanIndex struct {
+	page int // how many steps lookup reads at once (MaxTracePage)
+
 	mu   sync.Mutex
 	runs map[string]*runSpans // by tenant and run id
 	keys int
@@ -379,14 +381,11 @@ func (x *spanIndex) count(n int) {
 	x.mu.Unlock()
 }
 
-// spanPage is how many steps lookup reads at once; a variable for tests.
-var spanPage = MaxTracePage
-
 // lookup returns the step index of each of spans already stored in run,
 // whose entry e the caller holds.
 func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpans, tenantID string, run runproof.Run, spans []otlp.Span) (map[spanKey]int64, error) {
 	for e.steps < run.Totals.Steps { // a page at a time: a run may be long
-		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps, Limit: spanPage})
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps, Limit: x.page})
 		if err != nil {
 			return nil, err
 		}
@@ -397,7 +396,7 @@ func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpan
 			e.steps = st.Index + 1
 		}
 		x.count(len(steps))
-		if len(steps) < spanPage {
+		if len(steps) < x.page {
 			break
 		}
 	}

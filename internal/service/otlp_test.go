@@ -109,10 +109,10 @@ func TestIngestManySpans(t *testing.T) {
 	}
 	// Another replica, which has seen none of the spans, reads them back
 	// from the store a page at a time.
-	defer func(n int) { spanPage = n }(spanPage)
-	spanPage = 1000
 	pages := &stepPages{Store: store}
-	again, err = New(pages, Options{}).IngestSpans(context.Background(), "acme", runs[0])
+	replica := New(pages, Options{})
+	replica.spans.page = 1000
+	again, err = replica.IngestSpans(context.Background(), "acme", runs[0])
 	if err != nil || len(again.Steps) != 0 || again.Resent != 2*MaxStepsPerCall+500 {
 		t.Fatalf("re-send to another replica: %d steps, %d re-sent, error %v", len(again.Steps), again.Resent, err)
 	}

@@ -34,7 +34,8 @@ type Options struct {
 
 // New returns a Service over store.
 func New(store runproof.Store, opts Options) *Service {
-	s := &Service{store: store, now: opts.Now, newID: opts.NewID, evaluators: map[string]*policy.Evaluator{}}
+	s := &Service{store: store, now: opts.Now, newID: opts.NewID, evaluators: map[string]*policy.Evaluator{},
+		spans: spanIndex{page: MaxTracePage}}
 	if s.now == nil {
 		s.now = time.Now
 	}
