@@ -13,7 +13,7 @@ import (
 // what happened, what it cost, how fast it was handled, what to do next.
 // The references to the evidence come last, out of the sentences.
 func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info) *report {
-	r := newReport(ctx, pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
+	r := newReport(ctx, info, pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
 		class: b.Classification, created: b.CreatedAt})
 	sub := "Prepared by " + b.PreparedBy
 	if b.PreparedFor != "" {

@@ -14,7 +14,7 @@ import (
 // evidenceReport lays out the engineer's report: cover, summary, chart,
 // policy context, integrity, then the step timeline.
 func evidenceReport(ctx context.Context, b *evidence.EvidenceBundle, info Info) *report {
-	r := newReport(ctx, pageInfo{title: "Evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
+	r := newReport(ctx, info, pageInfo{title: "Evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
 	r.title("Evidence report", "Run "+b.RunID)
 	r.fields(coverFields(b))
 	r.heading("Summary")
@@ -30,7 +30,7 @@ func evidenceReport(ctx context.Context, b *evidence.EvidenceBundle, info Info) 
 // period, control mappings, attestation, review, then the evidence.
 func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report {
 	e := &b.EvidenceBundle
-	r := newReport(ctx, pageInfo{title: "SOC 2 evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
+	r := newReport(ctx, info, pageInfo{title: "SOC 2 evidence report", bundleID: b.BundleID, hash: b.ContentHash, created: b.CreatedAt})
 	r.title("SOC 2 evidence report", "Compliance period "+period(b.CompliancePeriodStart, b.CompliancePeriodEnd))
 	r.fields(append([]field{ // the compliance period is the subtitle
 		{key: "Criteria covered", value: strings.Join(b.CriteriaCovered, ", ")},

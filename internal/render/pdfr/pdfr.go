@@ -47,6 +47,10 @@ type Info struct {
 	// stream over the file costs less than one per page, and compresses
 	// better.
 	Uncompressed bool
+
+	// viaText has fpdf's Text write every string, show writing none
+	// itself: a test compares the two outputs.
+	viaText bool
 }
 
 // Write renders a bundle as PDF to w. It gives up with ctx's error when
@@ -120,6 +124,7 @@ type report struct {
 	pdf       *fpdf.Fpdf
 	landscape bool                // orientation of the pages added from now on
 	cur       fontSpec            // the font set last; zero when unknown
+	viaText   bool                // Info.viaText
 	shown     map[string]*charSet // by family and style: what Text has written in the font (see show)
 	buf       []byte              // scratch of show
 }
@@ -147,9 +152,9 @@ type pageInfo struct {
 	created  string // the bundle's created_at: the document's dates
 }
 
-func newReport(ctx context.Context, p pageInfo) *report {
+func newReport(ctx context.Context, info Info, p pageInfo) *report {
 	pdf := fpdf.NewCustom(&fpdf.InitType{OrientationStr: "P", UnitStr: "mm", Size: a4})
-	r := &report{ctx: ctx, pdf: pdf, shown: map[string]*charSet{}}
+	r := &report{ctx: ctx, pdf: pdf, viaText: info.viaText, shown: map[string]*charSet{}}
 	// fpdf writes into the font bytes it is given while it subsets them
 	// (hmtx of monospaced fonts): each document gets its own copy, which
 	// keeps the Go fonts intact and the output deterministic.
@@ -296,10 +301,6 @@ func (r *report) drawColor(c rgb) { r.pdf.SetDrawColor(c.r, c.g, c.b) }
 // text writes s with its baseline at (x, y).
 func (r *report) text(x, y float64, s string) { r.show(x, y, clean(s)) }
 
-// showDirectly lets show write what it can itself; a test compares the
-// output with Text's.
-var showDirectly = true
-
 // show writes s, clean, with its baseline at (x, y), byte for byte as
 // fpdf's Text does. Text formats and encodes every string afresh and notes
 // its characters, for the subset of the font it embeds: a report of 10 000
@@ -311,7 +312,7 @@ func (r *report) show(x, y float64, s string) {
 	set := r.shown[r.cur.family+" "+r.cur.style]
 	fr, fg, fb := pdf.GetFillColor()
 	tr, tg, tb := pdf.GetTextColor()
-	if !showDirectly || r.cur.family == "" || fr != tr || fg != tg || fb != tb || !set.has(s) {
+	if r.viaText || r.cur.family == "" || fr != tr || fg != tg || fb != tb || !set.has(s) {
 		pdf.Text(x, y, s)
 		if r.cur.family != "" {
 			if set == nil {

@@ -204,10 +204,7 @@ func TestShowAsText(t *testing.T) {
 		if err := Write(context.Background(), &direct, b, Info{Uncompressed: true}); err != nil {
 			t.Fatal(err)
 		}
-		showDirectly = false
-		err := Write(context.Background(), &text, b, Info{Uncompressed: true})
-		showDirectly = true
-		if err != nil {
+		if err := Write(context.Background(), &text, b, Info{Uncompressed: true, viaText: true}); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(direct.Bytes(), text.Bytes()) {
