@@ -25,7 +25,7 @@ const auditTimeout = 3 * time.Second
 // auditRetry writes again, in the background, the audit events of answered
 // requests that the database could not be reached for. One goroutine, run
 // only while events wait, writes them oldest first, a chunk at a time,
-// waiting runproof.Backoff between tries while the database stays away;
+// waiting runproof.Backoff() between tries while the database stays away;
 // an outage costs that goroutine and a bounded queue, not a goroutine per
 // request. An event is given as long as the backoff lasts (about half a
 // minute) from when it began to wait; one still waiting then, or finding
@@ -56,7 +56,7 @@ type waitingEvent struct {
 }
 
 func newAuditRetry(record func(context.Context, ...runproof.AuditEvent) error, log *slog.Logger) *auditRetry {
-	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff, timeout: auditTimeout, now: time.Now,
+	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff(), timeout: auditTimeout, now: time.Now,
 		wake: make(chan struct{}, 1)}
 	for _, w := range q.waits {
 		q.maxWait += w

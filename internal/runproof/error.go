@@ -164,9 +164,11 @@ func ErrorFields(err error) []FieldError {
 	return nil
 }
 
-// Backoff is how long RetryUnavailable waits between its tries: about half
-// a minute in all, what a database restart takes.
-var Backoff = []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+// Backoff returns how long RetryUnavailable waits between its tries: about
+// half a minute in all, what a database restart takes.
+func Backoff() []time.Duration {
+	return []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+}
 
 // RetryUnavailable runs fn until it does not fail as EUNAVAILABLE (the
 // database cannot be reached), waiting Backoff between tries, and returns
@@ -174,8 +176,13 @@ var Backoff = []time.Duration{250 * time.Millisecond, time.Second, 2 * time.Seco
 // request is answered or its work done: an audit event, an export's
 // outcome. ctx ends the waiting.
 func RetryUnavailable(ctx context.Context, fn func() error) error {
+	return retryUnavailable(ctx, Backoff(), fn)
+}
+
+// retryUnavailable is RetryUnavailable waiting waits between tries.
+func retryUnavailable(ctx context.Context, waits []time.Duration, fn func() error) error {
 	err := fn()
-	for _, wait := range Backoff {
+	for _, wait := range waits {
 		if ErrorCode(err) != EUNAVAILABLE {
 			return err
 		}

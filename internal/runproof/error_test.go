@@ -58,9 +58,7 @@ func TestUnreachable(t *testing.T) {
 // TestRetryUnavailable: a write is tried again while the database cannot
 // be reached, and not after any other outcome.
 func TestRetryUnavailable(t *testing.T) {
-	saved := Backoff
-	Backoff = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
-	defer func() { Backoff = saved }()
+	waits := []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	for _, c := range []struct {
 		fails     int
@@ -69,11 +67,11 @@ func TestRetryUnavailable(t *testing.T) {
 		succeeded bool
 	}{
 		{2, refused, 3, true},                              // back on the third try
-		{9, refused, 4, false},                             // gives up after Backoff
+		{9, refused, 4, false},                             // gives up after the waits
 		{1, Errorf(ECONFLICT, "already stored"), 1, false}, // not retried
 	} {
 		calls := 0
-		err := RetryUnavailable(context.Background(), func() error {
+		err := retryUnavailable(context.Background(), waits, func() error {
 			calls++
 			if calls <= c.fails {
 				return c.err
