@@ -5,6 +5,7 @@ package migratetest
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -249,4 +250,29 @@ func MigrateStepsUnsealed(t *testing.T, s Schema) {
 	// A runproof of the schema before, still running, counts a step.
 	s.exec(t, `UPDATE runs SET steps = 5 WHERE tenant_id = 't2' AND id = 'sealed'`)
 	toSeal("t2", runproof.RunSeal{RunID: "sealed", Sealed: 4, Stored: 5})
+}
+
+// Versioned is a store that says its schema version.
+type Versioned interface {
+	Migrate(ctx context.Context) error
+	SchemaVersion(ctx context.Context) (int64, error)
+	LatestSchema() int64
+}
+
+// Latest checks a migrated store: migrating it again changes nothing, and
+// it is at the latest schema, the number of the migration files in dir
+// (numbered from 1 without a gap).
+func Latest(t *testing.T, s Versioned, dir string) {
+	ctx := context.Background()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("migration files: %v, %v", files, err)
+	}
+	want := int64(len(files))
+	if v, err := s.SchemaVersion(ctx); err != nil || v != want || s.LatestSchema() != want {
+		t.Errorf("SchemaVersion = %d, %v, latest %d; want %d", v, err, s.LatestSchema(), want)
+	}
 }
