@@ -247,9 +247,11 @@ func MigrateStepsUnsealed(t *testing.T, s Schema) {
 		t.Errorf("tenants with steps to seal: %v, %v; want [t1]", got, err)
 	}
 
-	// A runproof of the schema before, still running, counts a step.
-	s.exec(t, `UPDATE runs SET steps = 5 WHERE tenant_id = 't2' AND id = 'sealed'`)
-	toSeal("t2", runproof.RunSeal{RunID: "sealed", Sealed: 4, Stored: 5})
+	// A runproof of the schema before, still running, counts a step; a
+	// run is stored with steps.
+	s.exec(t, `UPDATE runs SET steps = 5 WHERE tenant_id = 't2' AND id = 'sealed'`,
+		fmt.Sprintf(runRow, "t2", "stored", 2, 0, 0, 0, 0))
+	toSeal("t2", runproof.RunSeal{RunID: "sealed", Sealed: 4, Stored: 5}, runproof.RunSeal{RunID: "stored", Sealed: 0, Stored: 2})
 }
 
 // Versioned is a store that says its schema version.
