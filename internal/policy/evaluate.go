@@ -82,11 +82,27 @@ func (e *Evaluator) Evaluate(in Input) Result {
 		res.Status = runproof.StepViolation
 		res.Findings = []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
 	}
+	// Stop policies are judged first, so that the CEL cost budget a step
+	// shares is spent on them before any warn policy: a step cannot make
+	// a costly warn rule crowd a stop rule out. Findings keep the
+	// snapshot's order.
+	type judged struct {
+		outcome, actual string
+		err             error
+	}
+	out := make([]judged, len(e.rules))
 	vars := &activation{in: in, t: res.Totals}
 	var spent uint64 // CEL cost of the expressions judged so far
+	for _, stop := range []bool{true, false} {
+		for i := range e.rules {
+			if r := &e.rules[i]; (r.policy.Action == runproof.ActionStop) == stop {
+				out[i].outcome, out[i].actual, out[i].err = r.judge(in, res.Totals, vars, &spent)
+			}
+		}
+	}
 	for i := range e.rules {
 		r := &e.rules[i]
-		outcome, actual, err := r.judge(in, res.Totals, vars, &spent)
+		outcome, actual, err := out[i].outcome, out[i].actual, out[i].err
 		if outcome == "" {
 			continue
 		}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,7 +289,8 @@ func TestExpressionUnknownVariable(t *testing.T) {
 
 // TestStepCostBudget: however many costly expressions a tenant keeps, one
 // step is judged at a bounded CEL cost: past MaxStepCost, the expressions
-// left are not evaluated, and fail saying why; cheap ones all run, and the
+// left are not evaluated, and fail saying why. Stop policies are judged
+// first, so a step cannot make a costly warn rule crowd a stop rule out;
 // limits are judged all the same.
 func TestStepCostBudget(t *testing.T) {
 	ones := "[" + strings.TrimSuffix(strings.Repeat("1,", 40), ",") + "]"
@@ -300,41 +302,48 @@ func TestStepCostBudget(t *testing.T) {
 	}
 	for i := range 50 {
 		ps = append(ps, mustPolicy(t, runproof.Policy{Name: fmt.Sprint("cheap-", i), Type: runproof.PolicyExpression,
-			Expression: `step.step_type == "shell"`, Action: runproof.ActionStop}))
+			Expression: `step.step_type.startsWith("shell")`, Action: runproof.ActionStop}))
 	}
 	ps = append(ps, mustPolicy(t, runproof.Policy{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}))
 	e, err := Compile(ps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := e.Evaluate(Input{Step: runproof.Step{StepType: "llm", CostMicrocents: 2 * runproof.MicrocentsPerCent}})
-	var judged, notJudged int
-	for _, f := range res.Findings {
-		switch {
-		case strings.HasPrefix(f.Error, "not judged"):
-			notJudged++
-		case strings.Contains(f.Error, "cost limit"):
-			judged++
+	// The 50 cheap stop rules first; then the first costly warn rule
+	// reaches MaxStepCost, and the four others are not evaluated.
+	for _, st := range []string{"llm", "shell:" + strings.Repeat("x", 190)} { // a long step type costs more to judge
+		res := e.Evaluate(Input{Step: runproof.Step{StepType: st, CostMicrocents: 2 * runproof.MicrocentsPerCent}})
+		var judged, notJudged, stops int
+		for _, f := range res.Findings {
+			switch {
+			case strings.HasPrefix(f.Error, "not judged"):
+				notJudged++
+			case strings.Contains(f.Error, "cost limit"):
+				judged++
+			case f.Action == runproof.ActionStop && f.Outcome == runproof.OutcomeExceeded:
+				stops++
+			}
+		}
+		wantStops := 1 // the cost limit
+		if strings.HasPrefix(st, "shell") {
+			wantStops += 50
+		}
+		if judged != 1 || notJudged != 4 || stops != wantStops {
+			t.Errorf("step type %.10s…: %d expressions judged to their cost limit, %d not judged, %d stop rules broken; want 1, 4 and %d",
+				st, judged, notJudged, stops, wantStops)
+		}
+		if res.Violation == nil || res.Violation.PolicyName != ps[5].Name && res.Violation.PolicyName != "cost" {
+			t.Errorf("step type %.10s…: violation %+v", st, res.Violation)
+		}
+		if !slices.IsSortedFunc(res.Findings, func(a, b runproof.Finding) int { return indexOf(ps, a) - indexOf(ps, b) }) {
+			t.Errorf("step type %.10s…: findings out of the snapshot's order", st)
 		}
 	}
-	// The first costly one reaches MaxStepCost; the others and the 50
-	// cheap ones are not evaluated.
-	if judged != MaxStepCost/MaxExpressionCost || notJudged != len(ps)-1-judged {
-		t.Errorf("%d expressions judged to their cost limit, %d not judged; want %d and %d", judged, notJudged, MaxStepCost/MaxExpressionCost, len(ps)-1-judged)
-	}
-	if res.Violation == nil || res.Violation.PolicyName != "cost" {
-		t.Errorf("the cost limit is not judged past the budget: violation %+v", res.Violation)
-	}
+}
 
-	// Cheap expressions alone are all judged.
-	e, err = Compile(ps[5:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	res = e.Evaluate(Input{Step: runproof.Step{StepType: "shell"}})
-	if res.Violation == nil || len(res.Findings) != 50 || res.Findings[49].Outcome != runproof.OutcomeExceeded {
-		t.Errorf("50 cheap expressions: %d findings, violation %+v", len(res.Findings), res.Violation)
-	}
+// indexOf is the place of a finding's policy in ps.
+func indexOf(ps []runproof.Policy, f runproof.Finding) int {
+	return slices.IndexFunc(ps, func(p runproof.Policy) bool { return p.ID == f.PolicyID })
 }
 
 // BenchmarkEvaluateCostliest judges a step against the costliest rules a
