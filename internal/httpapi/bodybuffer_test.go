@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"net"
@@ -15,6 +17,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
+	"golang.org/x/sync/semaphore"
 )
 
 // TestBodyBuffer: a body being read holds its announced size of the
@@ -79,5 +82,35 @@ func TestBodyBuffer(t *testing.T) {
 	s.bodies.Release(100_000)
 	if got := post(); got == http.StatusServiceUnavailable {
 		t.Errorf("a 50 000-byte body once the slow one is gone: %d", got)
+	}
+}
+
+// TestGzipBodyBuffer: a gzipped OTLP body holds the most a body may come
+// to once inflated, not its compressed size.
+func TestGzipBodyBuffer(t *testing.T) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	if _, err := zw.Write(make([]byte, service.MaxBodyBytes)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(budget int64) int {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/traces", bytes.NewReader(z.Bytes()))
+		r.Header.Set("Content-Encoding", "gzip")
+		b, status, msg := readOTLPBody(&call{r: r, bodies: semaphore.NewWeighted(budget)})
+		if status == 0 && len(b) != service.MaxBodyBytes {
+			t.Errorf("%d bytes read, want %d (%s)", len(b), service.MaxBodyBytes, msg)
+		}
+		return status
+	}
+	if status := read(int64(z.Len()) * 100); status != http.StatusServiceUnavailable {
+		t.Errorf("a gzipped body of %d bytes under a budget of %d: status %d, want 503", z.Len(), z.Len()*100, status)
+	}
+	if status := read(service.MaxBodyBytes); status != 0 {
+		t.Errorf("a gzipped body under a budget of the most a body may be: status %d", status)
 	}
 }

@@ -161,8 +161,8 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	if r.ContentLength > service.MaxBodyBytes {
 		return nil, http.StatusRequestEntityTooLarge, tooBig
 	}
-	reserve := int64(service.MaxBodyBytes)
-	if r.ContentLength >= 0 {
+	reserve := int64(service.MaxBodyBytes) // what a body of unknown length, or gzipped, may come to
+	if enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); r.ContentLength >= 0 && (enc == "" || enc == "identity") {
 		reserve = r.ContentLength
 	}
 	release, err := c.reserveBody(reserve)

@@ -202,10 +202,15 @@ type call struct {
 }
 
 // reserveBody waits until n bytes of body may be read, for as long as the
-// request may take, and returns what gives them back.
+// request may take (at most DefaultRequestTimeout: an export's request has
+// no other bound), and returns what gives them back.
 func (c *call) reserveBody(n int64) (release func(), err error) {
-	if !c.bodies.TryAcquire(n) && c.bodies.Acquire(c.r.Context(), n) != nil {
-		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
+	if !c.bodies.TryAcquire(n) {
+		ctx, cancel := context.WithTimeout(c.r.Context(), DefaultRequestTimeout)
+		defer cancel()
+		if c.bodies.Acquire(ctx, n) != nil {
+			return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
+		}
 	}
 	return func() { c.bodies.Release(n) }, nil
 }

@@ -127,24 +127,30 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	}
 	spans, rejected := mapSpans(req, opts)
 	runs, more := group(spans)
-	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(spans)}
+	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(spans, more)}
 }
 
-// unpriced counts the spans of no known cost by the model they name.
-func unpriced(spans []*span) []Unpriced {
-	var out []Unpriced
+// unpriced counts the spans of no known cost by the model they name (cut
+// to 100 bytes), but for those rejected.
+func unpriced(spans []*span, rejected []Rejected) []Unpriced {
+	dropped := map[string]bool{}
+	for _, r := range rejected {
+		dropped[r.TraceID+r.SpanID] = true
+	}
+	var counts []Unpriced
 	for _, s := range spans {
-		if !s.unpriced {
+		if !s.unpriced || dropped[s.TraceID+s.SpanID] {
 			continue
 		}
-		if i := slices.IndexFunc(out, func(u Unpriced) bool { return u.Model == s.model }); i >= 0 {
-			out[i].Spans++
+		model := truncate(s.model, 100)
+		if i := slices.IndexFunc(counts, func(u Unpriced) bool { return u.Model == model }); i >= 0 {
+			counts[i].Spans++
 		} else {
-			out = append(out, Unpriced{Model: s.model, Spans: 1})
+			counts = append(counts, Unpriced{Model: model, Spans: 1})
 		}
 	}
-	slices.SortFunc(out, func(a, b Unpriced) int { return strings.Compare(a.Model, b.Model) })
-	return out
+	slices.SortFunc(counts, func(a, b Unpriced) int { return strings.Compare(a.Model, b.Model) })
+	return counts
 }
 
 // mapSpans maps every span of the request, in parallel (writing the

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -319,4 +320,26 @@ func ExampleMap() {
 	// run 0af7651916cd43dd8448eb211c80319c (trace_id) of agent support-bot
 	//   chat:gpt-4o              tokens 1200+300  cost 0.6 cents  800 ms
 	//   execute_tool:web_search  tokens 0+0  cost 0.5 cents  250 ms
+}
+
+// TestUnpriced: spans with tokens of no known price are counted by model,
+// accepted ones only, the model's name cut to 100 bytes.
+func TestUnpriced(t *testing.T) {
+	long := strings.Repeat("m", 300)
+	spans := []*tracepb.Span{
+		span(traceA, "00f067aa0ba902b1", "", 0, 10, kv("gen_ai.request.model", "o3-pro"), kv("gen_ai.usage.input_tokens", 10)),
+		span(traceA, "00f067aa0ba902b2", "", 0, 10, kv("gen_ai.request.model", long), kv("gen_ai.usage.input_tokens", 10)),
+		span(traceA, "00f067aa0ba902b3", "", 0, 10, kv("gen_ai.request.model", "gpt-4o"), kv("gen_ai.usage.input_tokens", 10)),
+		span(traceA, "00f067aa0ba902b4", "", 0, 10, kv("gen_ai.request.model", "o3-pro")), // no tokens
+	}
+	res := otlp.Map(request(nil, spans...), otlp.Options{Now: now})
+	want := []otlp.Unpriced{{Model: long[:100], Spans: 1}, {Model: "o3-pro", Spans: 1}} // by model
+	if !slices.Equal(res.Unpriced, want) {
+		t.Errorf("unpriced %+v, want %+v", res.Unpriced, want)
+	}
+	rejected := span(traceB, "00f067aa0ba902b5", "", 0, 10, kv("runproof.run_id", "not a valid id!"),
+		kv("gen_ai.request.model", "o3-pro"), kv("gen_ai.usage.input_tokens", 10))
+	if res := otlp.Map(request(nil, rejected), otlp.Options{Now: now}); len(res.Rejected) != 1 || len(res.Unpriced) != 0 {
+		t.Errorf("a rejected span: rejected %v, unpriced %+v", res.Rejected, res.Unpriced)
+	}
 }

@@ -134,13 +134,23 @@ func (p Prices) Lookup(model string) (Price, bool) {
 	if i := strings.LastIndexByte(model, '/'); i >= 0 {
 		model = model[i+1:]
 	}
-	for { // Bedrock's region and provider: "us.anthropic."
+	for {
+		if pr, ok := p.match(model); ok {
+			return pr, true
+		}
+		// Bedrock's region and provider ("us.anthropic."), one at a time:
+		// a name of the table may hold one too ("amazon.nova-pro").
 		i := strings.IndexByte(model, '.')
 		if i <= 0 || strings.IndexFunc(model[:i], func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
-			break
+			return Price{}, false
 		}
 		model = model[i+1:]
 	}
+}
+
+// match finds the price of a lower-case model name: by the name, else by
+// the longest name in the table it starts with, followed by a version.
+func (p Prices) match(model string) (Price, bool) {
 	if pr, ok := p[model]; ok {
 		return pr, true
 	}
@@ -156,16 +166,26 @@ func (p Prices) Lookup(model string) (Price, bool) {
 // versionOnly reports whether what follows a model's name in a longer name
 // only dates or versions it: a separator (-, @, :, _) and then parts
 // separated likewise (a dot too) that are each digits, "latest",
-// "preview", "exp" or "v" and digits.
+// "preview", "exp" or "v" and digits. Digits right after the name are a
+// date or a build (three or more, "-0613", "-002", "-20240620"; or a
+// month and year, "-08-2024"): one or two alone make another model
+// ("claude-opus-4-5" is not "claude-opus-4").
 func versionOnly(suffix string) bool {
 	if suffix == "" || strings.IndexByte("-@:_", suffix[0]) < 0 {
 		return false
 	}
-	for part := range strings.FieldsFuncSeq(suffix, func(r rune) bool { return strings.ContainsRune("-@:_.", r) }) {
-		digits := strings.TrimPrefix(part, "v")
+	digits := func(s string) bool { return s != "" && strings.Trim(s, "0123456789") == "" }
+	parts := strings.FieldsFunc(suffix, func(r rune) bool { return strings.ContainsRune("-@:_.", r) })
+	if len(parts) == 0 {
+		return false
+	}
+	if first := parts[0]; digits(first) && len(first) < 3 && (len(first) != 2 || len(parts) < 2 || len(parts[1]) != 4 || !digits(parts[1])) {
+		return false
+	}
+	for _, part := range parts {
 		switch {
 		case part == "latest", part == "preview", part == "exp":
-		case digits != "" && strings.Trim(digits, "0123456789") == "":
+		case digits(strings.TrimPrefix(part, "v")):
 		default:
 			return false
 		}

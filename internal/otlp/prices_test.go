@@ -8,7 +8,11 @@ import (
 )
 
 func TestPriceLookup(t *testing.T) {
-	p := otlp.DefaultPrices()
+	custom, err := otlp.ParsePrices([]byte(`{"unit": "USD per million tokens", "models": {"amazon.nova-pro": {"input": 0.8, "output": 3.2}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := otlp.DefaultPrices().With(custom)
 	for model, want := range map[string]string{
 		"gpt-4o":                     "gpt-4o",
 		"gpt-4o-2024-08-06":          "gpt-4o",
@@ -37,6 +41,16 @@ func TestPriceLookup(t *testing.T) {
 		"command-r-plus-08-2024":                     "command-r-plus",
 		"models/gemini-2.5-pro-preview-05-06":        "gemini-2.5-pro",
 		"gemini-2.0-flash-exp":                       "gemini-2.0-flash",
+		"claude-opus-4-5-20251101":                   "", // a minor version is another model
+		"claude-opus-4-1-20250805":                   "claude-opus-4-1",
+		"claude-3-5-sonnet-2":                        "",
+		"gpt-4o-08-2024":                             "gpt-4o", // month and year
+		"-":                                          "",
+		"gpt-4o-":                                    "",
+		"...":                                        "",
+		"amazon.nova-pro-v1:0":                       "amazon.nova-pro", // a name of the table with a provider
+		"Amazon.Nova-Pro":                            "amazon.nova-pro",
+		"us.amazon.nova-pro-v1:0":                    "amazon.nova-pro",
 	} {
 		got, ok := p.Lookup(model)
 		if (want == "") != !ok || ok && got != p[want] {
