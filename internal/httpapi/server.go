@@ -205,6 +205,9 @@ type call struct {
 // request may take (at most DefaultRequestTimeout: an export's request has
 // no other bound), and returns what gives them back.
 func (c *call) reserveBody(n int64) (release func(), err error) {
+	if n == 0 { // nothing to hold: no need to wait behind those waiting
+		return func() {}, nil
+	}
 	if !c.bodies.TryAcquire(n) {
 		ctx, cancel := context.WithTimeout(c.r.Context(), DefaultRequestTimeout)
 		defer cancel()
