@@ -158,11 +158,18 @@ func unpricedNote(us []otlp.Unpriced) string {
 func readOTLPBody(c *call) ([]byte, int, string) {
 	r := c.r
 	tooBig := fmt.Sprintf("the body is over %d bytes: export fewer spans per request", service.MaxBodyBytes)
-	if r.ContentLength > service.MaxBodyBytes {
+	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	gzipped := enc == "gzip"
+	switch {
+	case !gzipped && enc != "" && enc != "identity":
+		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
+	case r.ContentLength > service.MaxBodyBytes:
 		return nil, http.StatusRequestEntityTooLarge, tooBig
 	}
-	reserve := int64(service.MaxBodyBytes) // what a body of unknown length, or gzipped, may come to
-	if enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); r.ContentLength >= 0 && (enc == "" || enc == "identity") {
+	// The body's room in the buffer: its length, else (or gzipped: what
+	// it inflates to) the most it may be.
+	reserve := int64(service.MaxBodyBytes)
+	if r.ContentLength >= 0 && !gzipped {
 		reserve = r.ContentLength
 	}
 	release, err := c.reserveBody(reserve)
@@ -177,25 +184,21 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	} else if err != nil {
 		return nil, http.StatusBadRequest, "the body could not be read"
 	}
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
+	if !gzipped {
 		return raw, 0, ""
-	case "gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, http.StatusBadRequest, "the body is not valid gzip"
-		}
-		// One byte over the limit tells an oversize body; a gzip bomb stops there.
-		b, err := io.ReadAll(io.LimitReader(zr, service.MaxBodyBytes+1))
-		if len(b) > service.MaxBodyBytes {
-			return nil, http.StatusRequestEntityTooLarge, tooBig + " once decompressed"
-		} else if err != nil {
-			return nil, http.StatusBadRequest, "the body is not valid gzip"
-		}
-		return b, 0, ""
-	default:
-		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
 	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, http.StatusBadRequest, "the body is not valid gzip"
+	}
+	// One byte over the limit tells an oversize body; a gzip bomb stops there.
+	b, err := io.ReadAll(io.LimitReader(zr, service.MaxBodyBytes+1))
+	if len(b) > service.MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge, tooBig + " once decompressed"
+	} else if err != nil {
+		return nil, http.StatusBadRequest, "the body is not valid gzip"
+	}
+	return b, 0, ""
 }
 
 // writeOTLPStatus answers an error with a google.rpc.Status, as OTLP/HTTP

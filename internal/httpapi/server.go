@@ -59,7 +59,7 @@ type Options struct {
 	// a client sending slowly holds its buffer for as long as it takes,
 	// and a thousand of them would hold gigabytes. A body that does not
 	// fit waits for room until its request's time runs out, then gets
-	// 503. Default DefaultBodyBuffer.
+	// 503. Default (and when not above zero) DefaultBodyBuffer.
 	BodyBuffer int64
 }
 
@@ -109,7 +109,10 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
 		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
 		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
-		bodies:         semaphore.NewWeighted(cmp.Or(opts.BodyBuffer, DefaultBodyBuffer))}
+		bodies:         semaphore.NewWeighted(DefaultBodyBuffer)}
+	if opts.BodyBuffer > 0 {
+		s.bodies = semaphore.NewWeighted(opts.BodyBuffer)
+	}
 	if s.background == nil {
 		s.background = context.Background()
 	}

@@ -179,7 +179,8 @@ func versionOnly(suffix string) bool {
 	if len(parts) == 0 {
 		return false
 	}
-	if first := parts[0]; digits(first) && len(first) < 3 && (len(first) != 2 || len(parts) < 2 || len(parts[1]) != 4 || !digits(parts[1])) {
+	monthYear := len(parts) > 1 && len(parts[0]) == 2 && len(parts[1]) == 4 && digits(parts[1])
+	if digits(parts[0]) && len(parts[0]) < 3 && !monthYear { // "-5": a minor version, another model
 		return false
 	}
 	for _, part := range parts {

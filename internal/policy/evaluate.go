@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
@@ -12,6 +13,12 @@ import (
 // Evaluator judges steps against one snapshot. It is safe for concurrent use.
 type Evaluator struct {
 	rules []rule
+	// order is the order the rules are judged in: the stop policies, then
+	// the warn ones, each in the snapshot's order. Those judged first
+	// spend the CEL cost budget a step's expressions share (MaxStepCost)
+	// first, so a step cannot make a costly warn rule crowd a stop rule
+	// out.
+	order []int
 }
 
 type rule struct {
@@ -42,6 +49,13 @@ func Compile(policies []runproof.Policy) (*Evaluator, error) {
 			r.program, r.refused = compileExpression(p.Expression)
 		}
 		e.rules = append(e.rules, r)
+	}
+	for _, stop := range []bool{true, false} {
+		for i, r := range e.rules {
+			if (r.policy.Action == runproof.ActionStop) == stop {
+				e.order = append(e.order, i)
+			}
+		}
 	}
 	return e, nil
 }
@@ -82,30 +96,23 @@ func (e *Evaluator) Evaluate(in Input) Result {
 		res.Status = runproof.StepViolation
 		res.Findings = []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
 	}
-	// Stop policies are judged first, so that the CEL cost budget a step
-	// shares is spent on them before any warn policy: a step cannot make
-	// a costly warn rule crowd a stop rule out. Findings keep the
-	// snapshot's order.
-	type judged struct {
+	// Judged in e.order, reported in the snapshot's order.
+	type hit struct {
+		rule            int
 		outcome, actual string
 		err             error
 	}
-	out := make([]judged, len(e.rules))
+	var hits []hit
 	vars := &activation{in: in, t: res.Totals}
 	var spent uint64 // CEL cost of the expressions judged so far
-	for _, stop := range []bool{true, false} {
-		for i := range e.rules {
-			if r := &e.rules[i]; (r.policy.Action == runproof.ActionStop) == stop {
-				out[i].outcome, out[i].actual, out[i].err = r.judge(in, res.Totals, vars, &spent)
-			}
+	for _, i := range e.order {
+		if outcome, actual, err := e.rules[i].judge(in, res.Totals, vars, &spent); outcome != "" {
+			hits = append(hits, hit{i, outcome, actual, err})
 		}
 	}
-	for i := range e.rules {
-		r := &e.rules[i]
-		outcome, actual, err := out[i].outcome, out[i].actual, out[i].err
-		if outcome == "" {
-			continue
-		}
+	slices.SortFunc(hits, func(a, b hit) int { return a.rule - b.rule })
+	for _, h := range hits {
+		r, outcome, actual, err := &e.rules[h.rule], h.outcome, h.actual, h.err
 		f := finding(r.policy, outcome, actual)
 		if err != nil {
 			f.Error = err.Error()
