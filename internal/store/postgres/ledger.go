@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -119,12 +120,8 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 			return err
 		}
 	}
-	for _, e := range change.Entries {
-		if r := e.Seals; r != nil {
-			if err := sealRun(ctx, tx, tenantID, *r); err != nil {
-				return err
-			}
-		}
+	if err := sealRuns(ctx, tx, tenantID, change.Entries); err != nil {
+		return err
 	}
 	hidx, hashes := make([]int64, len(change.Hashes)), make([][]byte, len(change.Hashes))
 	for i, h := range change.Hashes {
@@ -141,25 +138,41 @@ func writeLedger(ctx context.Context, tx pgx.Tx, tenantID string, change runproo
 	return err
 }
 
-// sealRun counts a run's steps sealed as far as r goes, never fewer than
-// before. Sealed to its last step, the run waits no more: its steps are
-// read under a share lock, which waits for a transaction adding steps to
-// the run (UpdateRun locks the run first) and keeps the next one waiting
-// until this one commits, so a step is never added unseen.
-func sealRun(ctx context.Context, tx pgx.Tx, tenantID string, r runproof.StepsRange) error {
-	var sealed, steps int64
-	if err := tx.QueryRow(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps) VALUES ($1, $2, $3)
-		ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = GREATEST(run_seals.sealed_steps, excluded.sealed_steps)
-		RETURNING sealed_steps`, tenantID, r.RunID, r.To).Scan(&sealed); err != nil {
-		return err
+// sealRuns counts the steps of the runs the entries seal sealed as far as
+// they go, never fewer than before, a statement for all of them. A run
+// sealed to its last step waits no more: the runs are share-locked first,
+// in id order, which waits for a transaction adding steps to one (UpdateRun
+// locks its run first) and keeps the next one waiting until this one
+// commits, so a step is never added unseen.
+func sealRuns(ctx context.Context, tx pgx.Tx, tenantID string, entries []runproof.LedgerEntry) error {
+	upTo := map[string]int64{} // an append may seal two ranges of one run
+	for _, e := range entries {
+		if r := e.Seals; r != nil {
+			upTo[r.RunID] = max(upTo[r.RunID], r.To)
+		}
 	}
-	err := tx.QueryRow(ctx, `SELECT steps FROM runs WHERE tenant_id = $1 AND id = $2 FOR SHARE`, tenantID, r.RunID).Scan(&steps)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && steps > sealed {
+	if len(upTo) == 0 {
 		return nil
-	} else if err != nil {
+	}
+	runs := slices.Sorted(maps.Keys(upTo))
+	to := make([]int64, len(runs))
+	for i, id := range runs {
+		to[i] = upTo[id]
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO run_seals (tenant_id, run_id, sealed_steps)
+		SELECT $1, * FROM unnest($2::text[], $3::bigint[])
+		ON CONFLICT (tenant_id, run_id) DO UPDATE SET sealed_steps = GREATEST(run_seals.sealed_steps, excluded.sealed_steps)`,
+		tenantID, runs, to); err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `DELETE FROM steps_unsealed WHERE tenant_id = $1 AND run_id = $2`, tenantID, r.RunID)
+	if _, err := tx.Exec(ctx, `SELECT id FROM runs WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id FOR SHARE`,
+		tenantID, runs); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM steps_unsealed u USING runs r, run_seals x
+		WHERE u.tenant_id = $1 AND u.run_id = ANY($2)
+			AND r.tenant_id = u.tenant_id AND r.id = u.run_id AND x.tenant_id = u.tenant_id AND x.run_id = u.run_id
+			AND r.steps <= x.sealed_steps`, tenantID, runs)
 	return err
 }
 
