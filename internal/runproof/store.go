@@ -131,6 +131,9 @@ type ListStepsParams struct {
 	FromIndex int64
 	From, To  time.Time // timestamp in [From, To)
 	Limit     int
+	// Judged keeps only the steps with findings, and reads them without
+	// their content: what sums up how a run was judged needs no more.
+	Judged bool
 }
 
 // SetRemediationParams says where the remediation of an incident stands.

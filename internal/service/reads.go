@@ -187,19 +187,20 @@ func (s *Service) Governance(ctx context.Context, tenantID, runID string) (Gover
 			Type: p.Type, Action: p.Action, Threshold: p.Threshold}
 		byID[p.ID] = &g.Evaluations[i]
 	}
-	err = s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
+	err = s.eachJudgedStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
 		g.count(st, byID)
 		return true
 	})
 	return g, err
 }
 
-// eachStep hands fn each step of a run in index order, reading them a page
-// at a time, so that what only sums steps up does not hold them all. It
-// stops early when fn returns false.
-func (s *Service) eachStep(ctx context.Context, tenantID, runID string, fn func(*runproof.Step) bool) error {
+// eachJudgedStep hands fn each step of a run that has findings, in index
+// order and without its content, reading them a page at a time, so that
+// what only sums up how steps were judged does not hold them all. It stops
+// early when fn returns false.
+func (s *Service) eachJudgedStep(ctx context.Context, tenantID, runID string, fn func(*runproof.Step) bool) error {
 	for from := int64(0); ; {
-		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: MaxTracePage})
+		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: MaxTracePage, Judged: true})
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,7 @@ func stepJSON(i int, extra map[string]any) map[string]any {
 }
 
 // appendJSON sends steps as the HTTP API does: decoded, then appended.
-func appendJSON(t *testing.T, svc *Service, tenant, run string, steps ...map[string]any) (StepsResult, error) {
+func appendJSON(t testing.TB, svc *Service, tenant, run string, steps ...map[string]any) (StepsResult, error) {
 	t.Helper()
 	body, err := json.Marshal(map[string]any{"steps": steps})
 	if err != nil {
@@ -60,7 +60,7 @@ func wantField(t *testing.T, err error, field string) {
 }
 
 // openRun creates a run with the tenant's active policies.
-func openRun(t *testing.T, svc *Service, tenant, run string) {
+func openRun(t testing.TB, svc *Service, tenant, run string) {
 	t.Helper()
 	if _, _, err := svc.CreateRun(context.Background(), tenant, RunInput{RunID: run, AgentID: "bot"}); err != nil {
 		t.Fatal(err)

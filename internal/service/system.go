@@ -316,7 +316,7 @@ func (s *Service) SystemEvents(ctx context.Context, tenantID, runID string, with
 		return RunEvents{}, err
 	}
 	var se stepEvents
-	if err := s.eachStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
+	if err := s.eachJudgedStep(ctx, tenantID, runID, func(st *runproof.Step) bool {
 		se.add(st)
 		return true
 	}); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -222,6 +223,10 @@ const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_
 	cost_microcents, duration_micros, content, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
+// judgedColumns are stepColumns with NULL for the content, which what reads
+// only how steps were judged does not need.
+var judgedColumns = strings.Replace(stepColumns, "content,", "NULL,", 1)
+
 // runningColumns hold the run's totals over its steps up to and including
 // the row's; the step count is its index plus one.
 const runningColumns = `running_input_tokens, running_output_tokens, running_cost_microcents, running_duration_micros`
@@ -288,7 +293,12 @@ func (s *Store) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]ru
 	f.add("run_id = ?", p.RunID)
 	f.add("step_index >= ?", p.FromIndex)
 	f.timeRange("timestamp", p.From, p.To)
-	steps, err := collect(ctx, s.pool, scanStep, `SELECT `+stepColumns+` FROM steps WHERE `+f.conds+`
+	cols := stepColumns
+	if p.Judged {
+		f.add("findings IS NOT NULL")
+		cols = judgedColumns
+	}
+	steps, err := collect(ctx, s.pool, scanStep, `SELECT `+cols+` FROM steps WHERE `+f.conds+`
 		ORDER BY step_index`+page(p.Limit, 0), f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list steps: %w", err)

@@ -575,6 +575,8 @@ func testSteps(t *testing.T, h Harness) {
 	steps[1].ContentDigest = runproof.DigestBytes(steps[1].Content)
 	steps[2].Content = json.RawMessage(` { "b" : 1 , "a" : "x" } `)
 	steps[2].ContentDigest = runproof.DigestBytes(steps[2].Content)
+	steps[3].Content = json.RawMessage(`{"tool":"shell"}`)
+	steps[3].ContentDigest = runproof.DigestBytes(steps[3].Content)
 	steps[3].Status, steps[3].IsInflection = runproof.StepViolation, true
 	steps[3].Findings = []runproof.Finding{{PolicyID: "pol-tokens", PolicyName: "tokens", PolicyVersion: 1,
 		Type: runproof.PolicyTokenLimit, Action: runproof.ActionStop, Outcome: runproof.OutcomeExceeded,
@@ -599,11 +601,20 @@ func testSteps(t *testing.T, h Harness) {
 		}
 	}
 
+	// Judged steps are those with findings, read without their content.
+	var judged []runproof.Step
+	for _, st := range steps[3:] {
+		st.Content = nil
+		judged = append(judged, st)
+	}
+
 	tests := []struct {
 		name string
 		p    runproof.ListStepsParams
 		want []runproof.Step
 	}{
+		{"judged", runproof.ListStepsParams{Judged: true}, judged},
+		{"judged from index", runproof.ListStepsParams{FromIndex: 4, Judged: true}, judged[1:]},
 		{"from index", runproof.ListStepsParams{FromIndex: 3}, steps[3:]},
 		{"limit", runproof.ListStepsParams{FromIndex: 1, Limit: 2}, steps[1:3]},
 		{"time range", runproof.ListStepsParams{From: steps[1].Timestamp, To: steps[3].Timestamp}, steps[1:3]},
