@@ -57,8 +57,8 @@ func TestAuditEvents(t *testing.T) {
 		// both wait for their entry.
 		auditAt(t, e.Store, "acme", time.Now().Add(-48*time.Hour), 1)
 		auditAt(t, e.Store, "acme", time.Now(), 1)
-		inPages(func() {
-			rep, err := verifyAs(ctx, e.Store, l, "acme", nil)
+		inPages(func(pageSize int64) {
+			rep, err := verifyPaged(ctx, e.Store, l, "acme", nil, pageSize)
 			if err != nil || rep.Entries != 7 || rep.AuditEvents != 5 {
 				t.Fatalf("Verify: %+v, %v", rep, err)
 			}

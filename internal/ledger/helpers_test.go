@@ -109,12 +109,11 @@ func checkProof(p ledger.Proof, vkey string) error {
 	return tlog.CheckRecord(p.RecordProof, tree.N, tree.Hash, p.Index, tlog.RecordHash(p.Leaf))
 }
 
-// inPages runs fn as Verify reads by default, then reading three entries
-// at a time, so that a small log spans several pages.
-func inPages(fn func()) {
-	fn()
-	defer ledger.SetVerifyBatch(3)()
-	fn()
+// inPages runs fn with the page size Verify reads by default (0), then
+// with three entries a page, so that a small log spans several pages.
+func inPages(fn func(pageSize int64)) {
+	fn(0)
+	fn(3)
 }
 
 // wantMismatch fails the test unless err is a ledger mismatch at index.
@@ -176,5 +175,10 @@ func (e engine) blob(b []byte) string {
 // verifyAs checks a tenant's log with every verifier key l accepts, as the
 // CLI does with those of its keyring, against older when it is not nil.
 func verifyAs(ctx context.Context, s runproof.Store, l *ledger.Ledger, tenant string, older []byte) (ledger.Report, error) {
-	return ledger.Verify(ctx, s, ledger.VerifyParams{TenantID: tenant, VerifierKeys: l.VerifierKeys(), Checkpoint: older})
+	return verifyPaged(ctx, s, l, tenant, older, 0)
+}
+
+// verifyPaged is verifyAs reading pageSize entries at a time.
+func verifyPaged(ctx context.Context, s runproof.Store, l *ledger.Ledger, tenant string, older []byte, pageSize int64) (ledger.Report, error) {
+	return ledger.Verify(ctx, s, ledger.VerifyParams{TenantID: tenant, VerifierKeys: l.VerifierKeys(), Checkpoint: older, PageSize: pageSize})
 }

@@ -330,11 +330,10 @@ func TestSync(t *testing.T) {
 		if _, err := s.LedgerCheckpoint(ctx, "other", 0); runproof.ErrorCode(err) != runproof.ENOTFOUND {
 			t.Errorf("the other tenant's log: %v, want none", err)
 		}
-		defer ledger.SetVerifyBatch(4)()
 		var progress []string
 		rep, err := ledger.Verify(ctx, s, ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{l.VerifierKey()},
-			FinishedBefore: t0.Add(time.Hour),
-			Progress:       func(done, total int64) { progress = append(progress, fmt.Sprintf("%d/%d", done, total)) }})
+			FinishedBefore: t0.Add(time.Hour), PageSize: 4,
+			Progress: func(done, total int64) { progress = append(progress, fmt.Sprintf("%d/%d", done, total)) }})
 		if err != nil || rep.Entries != 9 {
 			t.Errorf("verify after sync: %+v, %v", rep, err)
 		}

@@ -280,8 +280,8 @@ func TestTamperSealed(t *testing.T) {
 				}
 				e.dropTriggers(t)
 				d.tamper(t, e, z)
-				inPages(func() {
-					_, err := verifyAs(ctx, e.Store, l, "acme", nil)
+				inPages(func(pageSize int64) {
+					_, err := verifyPaged(ctx, e.Store, l, "acme", nil, pageSize)
 					wantMismatch(t, err, d.index)
 				})
 				if err := checkProof(proof, l.VerifierKey()); err != nil {

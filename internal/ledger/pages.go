@@ -58,8 +58,8 @@ func (r *pageReader) run(ctx context.Context, out chan<- chan page) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer close(out)
-	for from := int64(0); from < r.size; from += verifyBatch {
-		to := min(from+verifyBatch, r.size)
+	for from := int64(0); from < r.size; from += r.p.PageSize {
+		to := min(from+r.p.PageSize, r.size)
 		next := make(chan page, 1)
 		select {
 		case out <- next: // waits while the reads ahead fill the processors
@@ -121,11 +121,11 @@ func (r *pageReader) checkpoints(ctx context.Context, from, to int64) ([]runproo
 		if len(r.ahead) > 0 {
 			after = r.ahead[len(r.ahead)-1].Size
 		}
-		cps, err := r.store.LedgerCheckpoints(ctx, r.p.TenantID, after, int(verifyBatch))
+		cps, err := r.store.LedgerCheckpoints(ctx, r.p.TenantID, after, int(r.p.PageSize))
 		if err != nil {
 			return nil, err
 		}
-		r.ahead, r.noMore = append(r.ahead, cps...), len(cps) < int(verifyBatch)
+		r.ahead, r.noMore = append(r.ahead, cps...), len(cps) < int(r.p.PageSize)
 	}
 	n := 0
 	for n < len(r.ahead) && r.ahead[n].Size <= to {

@@ -180,8 +180,8 @@ func TestTamperSteps(t *testing.T) {
 				} else {
 					e.exec(t, d.sql(e)...)
 				}
-				inPages(func() {
-					_, err := verifyAs(ctx, e.Store, l, "acme", nil)
+				inPages(func(pageSize int64) {
+					_, err := verifyPaged(ctx, e.Store, l, "acme", nil, pageSize)
 					wantMismatch(t, err, d.index)
 					if !strings.Contains(err.Error(), d.want) || d.index >= 0 && !strings.Contains(err.Error(), "steps 0 to 3 of run r-2") {
 						t.Errorf("the mismatch does not say which steps, and what: %v", err)

@@ -111,8 +111,8 @@ func TestTamper(t *testing.T) {
 				if d.older {
 					older = sg.c8
 				}
-				inPages(func() {
-					_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", older)
+				inPages(func(pageSize int64) {
+					_, err := verifyPaged(ctx, e.Store, sg.ledger, "acme", older, pageSize)
 					wantMismatch(t, err, d.index)
 				})
 				if err := checkProof(sg.proof, sg.ledger.VerifierKey()); err != nil {
@@ -168,8 +168,8 @@ func TestForgedTail(t *testing.T) {
 				appendEach(t, forger, finish(t, e.Store, "acme", 8, 2)) // the forged head grows on
 
 				// With the published key, the first forged checkpoint names the entry.
-				inPages(func() {
-					_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", nil)
+				inPages(func(pageSize int64) {
+					_, err := verifyPaged(ctx, e.Store, sg.ledger, "acme", nil, pageSize)
 					wantMismatch(t, err, int64(d.from))
 				})
 				// With the keys recorded in the database, the forgery holds
@@ -241,8 +241,8 @@ func TestRepeatedEntry(t *testing.T) {
 		if n, err := e.Store.FirstRepeatedLedgerEntry(ctx, "acme"); err != nil || n != 3 {
 			t.Fatalf("first repeated entry %d, %v; want 3", n, err)
 		}
-		inPages(func() {
-			_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", nil)
+		inPages(func(pageSize int64) {
+			_, err := verifyPaged(ctx, e.Store, sg.ledger, "acme", nil, pageSize)
 			wantMismatch(t, err, 3)
 			if !strings.Contains(err.Error(), "in the ledger twice") {
 				t.Errorf("the mismatch does not say the entry is repeated: %v", err)
@@ -316,8 +316,8 @@ func TestTamperCheckpoint(t *testing.T) {
 				e.dropTriggers(t)
 				d.tamper(t, e, c3, c8)
 
-				inPages(func() {
-					p := ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{sg.ledger.VerifierKey()}}
+				inPages(func(pageSize int64) {
+					p := ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{sg.ledger.VerifierKey()}, PageSize: pageSize}
 					rep, err := ledger.Verify(ctx, e.Store, p)
 					if d.index < 0 {
 						if err != nil || rep.Checkpoints != 8 || rep.Signatures != 1 {
@@ -345,8 +345,8 @@ func TestTamperDuplicateRequest(t *testing.T) {
 	e.dropTriggers(t)
 	e.exec(t, "ALTER TABLE exports DROP CONSTRAINT exports_pkey CASCADE",
 		fmt.Sprintf("INSERT INTO exports SELECT * FROM exports WHERE id = '%s'", sg.recs[3].ID))
-	inPages(func() {
-		_, err := verifyAs(ctx, e.Store, sg.ledger, "acme", nil)
+	inPages(func(pageSize int64) {
+		_, err := verifyPaged(ctx, e.Store, sg.ledger, "acme", nil, pageSize)
 		wantMismatch(t, err, 3)
 		if err == nil || !strings.Contains(err.Error(), "stored more than once") {
 			t.Errorf("got %v, want the export stored twice", err)

@@ -44,7 +44,13 @@ type VerifyParams struct {
 	// Progress, when set, is called after each page of entries with how
 	// many have been recomputed out of how many there are.
 	Progress func(done, total int64)
+	// PageSize is how many entries (and checkpoints) are read at once;
+	// DefaultPageSize when 0. Memory grows with it, round trips shrink.
+	PageSize int64
 }
+
+// DefaultPageSize is the page size of Verify's reads unless told.
+const DefaultPageSize = 1000
 
 // Report is what Verify checked.
 type Report struct {
@@ -81,10 +87,6 @@ func (m *Mismatch) Error() string {
 	return fmt.Sprintf("ledger of tenant %q: entry %d: %s", m.TenantID, m.Index, m.Reason)
 }
 
-// verifyBatch is how many entries (and checkpoints) are read at once; a
-// variable for tests of logs of several pages.
-var verifyBatch int64 = 1000
-
 // Verify recomputes a tenant's log up to its latest checkpoint: every
 // entry from the export record or audit event it records, every stored
 // hash, and every checkpoint's tree hash and origin, in index order, and
@@ -98,6 +100,9 @@ var verifyBatch int64 = 1000
 // entries and checkpoints are computed from (O(log n)), and how far each
 // run's steps are sealed (O(runs)).
 func Verify(ctx context.Context, store VerifyStore, p VerifyParams) (Report, error) {
+	if p.PageSize <= 0 {
+		p.PageSize = DefaultPageSize
+	}
 	v := &verification{ctx: ctx, store: store, p: p, report: Report{TenantID: p.TenantID, OwnKeys: len(p.VerifierKeys) == 0}}
 	err := v.run()
 	var m *Mismatch
@@ -400,7 +405,7 @@ func (v *verification) firstBadSignature(latest *Mismatch) error {
 	}
 	r := &pageReader{store: v.store, p: v.p, given: v.given, own: map[string]note.Verifiers{}}
 	for after := int64(0); ; {
-		cps, err := v.store.LedgerCheckpoints(v.ctx, v.p.TenantID, after, int(verifyBatch))
+		cps, err := v.store.LedgerCheckpoints(v.ctx, v.p.TenantID, after, int(v.p.PageSize))
 		if err != nil {
 			return err
 		}
@@ -419,7 +424,7 @@ func (v *verification) firstBadSignature(latest *Mismatch) error {
 			}
 			after = c.Size
 		}
-		if len(cps) < int(verifyBatch) {
+		if len(cps) < int(v.p.PageSize) {
 			return latest
 		}
 	}
@@ -537,7 +542,7 @@ func (v *verification) completeAudit() error {
 func (v *verification) completeSteps() error {
 	var since map[string]int64 // how far the entries since Verify began seal, by run; nil until needed
 	for after := ""; ; {
-		runs, err := v.store.StepsSealed(v.ctx, v.p.TenantID, after, int(verifyBatch))
+		runs, err := v.store.StepsSealed(v.ctx, v.p.TenantID, after, int(v.p.PageSize))
 		if err != nil {
 			return err
 		}
@@ -568,7 +573,7 @@ func (v *verification) completeSteps() error {
 			}
 			after = r.RunID
 		}
-		if len(runs) < int(verifyBatch) {
+		if len(runs) < int(v.p.PageSize) {
 			break
 		}
 	}
