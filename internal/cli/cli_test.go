@@ -359,6 +359,58 @@ func TestPolicyApply(t *testing.T) {
 	}
 }
 
+// TestPolicyListAndRetire: policy retire takes a name or an id, and the
+// retired policy leaves policy list until its name is applied again.
+func TestPolicyListAndRetire(t *testing.T) {
+	data := t.TempDir()
+	if r := runCLI(t, "", "policy", "list", "--tenant", "acme", "--data", data); r.code == 0 || !strings.Contains(r.stderr, "no runproof database") {
+		t.Errorf("list before anything was recorded: code %d, stderr %q", r.code, r.stderr)
+	}
+	file := writeFile(t, "p.yaml", policiesYAML)
+	if r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, file); r.code != 0 {
+		t.Fatalf("apply: code %d, stderr %q", r.code, r.stderr)
+	}
+	r := runCLI(t, "", "policy", "list", "--tenant", "acme", "--data", data)
+	if r.code != 0 || !regexp.MustCompile(`^NAME +TYPE +THRESHOLD +ACTION +VERSION +ID\ncost-cap +cost_limit +100 +stop +v1 +(\S+)\nno-shell +step_type_denied +shell +warn +v1 +\S+\n$`).MatchString(r.stdout) {
+		t.Fatalf("list: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	id := strings.Fields(strings.Split(r.stdout, "\n")[1])[5]
+
+	if r := runCLI(t, "", "policy", "retire", "--tenant", "acme", "--data", data, "cost-cap"); r.code != 0 || !strings.HasPrefix(r.stdout, "retired cost-cap (cost_limit, "+id+") as v2") {
+		t.Fatalf("retire by name: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct{ which, says string }{
+		{id, "was retired at"}, // by id: it is there, retired
+		{"cost-cap", `no policy named "cost-cap"`},
+		{"nope", `no policy named "nope"`},
+	} {
+		if r := runCLI(t, "", "policy", "retire", "--tenant", "acme", "--data", data, tc.which); r.code != 1 || !strings.Contains(r.stderr, tc.says) ||
+			strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("retire %s again: code %d, stderr %q, want one line saying %q", tc.which, r.code, r.stderr, tc.says)
+		}
+	}
+	if r := runCLI(t, "", "policy", "retire", "--tenant", "globex", "--data", data, id); r.code != 1 || !strings.Contains(r.stderr, "tenant globex has no policy") {
+		t.Errorf("another tenant's policy: code %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCLI(t, "", "policy", "list", "--tenant", "acme", "--data", data); r.code != 0 || strings.Contains(r.stdout, "cost-cap") {
+		t.Errorf("list after retiring: code %d, stdout %q", r.code, r.stdout)
+	}
+	if r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, file); r.code != 0 || !strings.Contains(r.stdout, "cost-cap  cost_limit        v3") {
+		t.Errorf("apply again: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	events, err := openStore(t, data).ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Category: runproof.AuditWrite, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, ev := range events {
+		actions = append(actions, ev.Action)
+	}
+	if want := "[policies.apply policies.apply policies.retire policies.apply policies.apply]"; fmt.Sprint(actions) != want {
+		t.Errorf("audit actions, newest first: %v, want %s", actions, want)
+	}
+}
+
 func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 	tests := []struct {
 		name, file, content, want string

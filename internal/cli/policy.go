@@ -121,6 +121,130 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	return tw.Flush()
 }
 
+func policyListCommand() *command {
+	return &command{
+		name:    "policy list",
+		summary: "list a tenant's active policies",
+		help: `Usage: runproof policy list --tenant T [flags]
+
+Prints the active version of each of the tenant's policies, by name, one
+per line: name, type, threshold, action, version, id. A retired policy is
+not listed. New runs are judged by these; runs already started keep the
+versions they started with.
+
+  --tenant T            the tenant (required)
+` + commonHelp + `
+Examples:
+  runproof policy list --tenant acme
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) > 0 {
+					return usagef("policy list: unexpected argument %q (see runproof policy list -h)", args[0])
+				}
+				if err := checkTenant("policy list", *tenant); err != nil {
+					return err
+				}
+				store, err := openRecorded(ctx, e)
+				if err != nil {
+					return err
+				}
+				defer store.Close()
+				ps, err := service.New(store, service.Options{}).ActivePolicies(ctx, *tenant)
+				if err != nil {
+					return err
+				}
+				if len(ps) == 0 {
+					fmt.Fprintf(e.stderr, "tenant %s has no active policy (add some with runproof policy apply)\n", *tenant)
+					return nil
+				}
+				w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(w, "NAME\tTYPE\tTHRESHOLD\tACTION\tVERSION\tID")
+				for _, p := range ps {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\tv%d\t%s\n", p.Name, p.Type, policyLimit(p), p.Action, p.Version, p.ID)
+				}
+				return w.Flush()
+			}
+		},
+	}
+}
+
+// policyLimit is what a policy holds a run to, in a word or so.
+func policyLimit(p runproof.Policy) string {
+	switch {
+	case p.Type == runproof.PolicyStepTypeDenied:
+		return strings.Join(p.StepTypes, ",")
+	case p.Type == runproof.PolicyExpression:
+		return p.Expression
+	}
+	return p.Threshold
+}
+
+func policyRetireCommand() *command {
+	return &command{
+		name:    "policy retire",
+		summary: "retire a policy: new runs are no longer judged by it",
+		help: `Usage: runproof policy retire --tenant T NAME|ID [flags]
+
+Retires one of the tenant's active policies, named by its name or id (as
+policy list prints them): runs started from now on are not judged by it.
+Runs already started keep the versions they started with. The policy's
+versions stay on record, and a version that says it was retired is added
+after them; applying a policy of the same name later makes it active
+again, as its next version. The retirement is recorded as an audit event.
+
+  --tenant T            the tenant the policy belongs to (required)
+` + commonHelp + `
+Examples:
+  runproof policy retire --tenant acme cost-cap
+`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			tenant := fs.String("tenant", "", "tenant")
+			return func(ctx context.Context, e *env, args []string) error {
+				if len(args) != 1 || args[0] == "" {
+					return usagef("policy retire: give the name or id of the one policy to retire (runproof policy list --tenant T shows them)")
+				}
+				if err := checkTenant("policy retire", *tenant); err != nil {
+					return err
+				}
+				return retirePolicy(ctx, e, *tenant, args[0])
+			}
+		},
+	}
+}
+
+func retirePolicy(ctx context.Context, e *env, tenant, which string) error {
+	store, err := openRecorded(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	svc := service.New(store, service.Options{})
+	active, err := svc.ActivePolicies(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	id := which // an id, unless an active policy goes by that name
+	for _, p := range active {
+		if p.Name == which {
+			id = p.ID
+		}
+	}
+	p, err := svc.RetirePolicy(ctx, tenant, id)
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return fmt.Errorf("tenant %s has no policy named %q or of that id (runproof policy list --tenant %s shows the active ones)", tenant, which, tenant)
+	} else if err != nil {
+		return fmt.Errorf("cannot retire policy %q: %w", which, err)
+	}
+	if err := record(ctx, svc, cliEvent(tenant, runproof.AuditWrite, "policies.retire", "policy/"+p.ID,
+		runproof.DecisionAllow, fmt.Sprintf("%s retired (v%d)", p.Name, p.Version))); err != nil {
+		return fmt.Errorf("policy %s was retired but its audit event could not be recorded: %w", p.Name, err)
+	}
+	_, err = fmt.Fprintf(e.stdout, "retired %s (%s, %s) as v%d: runs started from now on are not judged by it\n", p.Name, p.Type, p.ID, p.Version)
+	return err
+}
+
 // yamlBoolean finds a member that YAML read as a boolean.
 var yamlBoolean = regexp.MustCompile(`:(true|false)[,}]`)
 

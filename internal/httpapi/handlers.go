@@ -55,6 +55,15 @@ func (s *Server) createPolicy(w http.ResponseWriter, c *call) error {
 	return writeJSON(w, http.StatusCreated, p)
 }
 
+func (s *Server) retirePolicy(w http.ResponseWriter, c *call) error {
+	p, err := s.svc.RetirePolicy(c.r.Context(), c.tenant(), c.r.PathValue("policy_id"))
+	if err != nil {
+		return err
+	}
+	c.detail = fmt.Sprintf("%s retired (v%d)", p.Name, p.Version)
+	return writeJSON(w, http.StatusOK, p)
+}
+
 func (s *Server) listPolicies(w http.ResponseWriter, c *call) error {
 	ps, err := s.svc.ActivePolicies(c.r.Context(), c.tenant())
 	if err != nil {

@@ -209,6 +209,9 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		c.do(201, "POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"})
 		c.do(201, "POST", "/api/v1/policies", admin, map[string]any{"name": "token budget", "type": "token_limit", "threshold": 1000.0, "action": "warn"})
 		c.do(201, "POST", "/api/v1/policies", admin, map[string]any{"name": "no shell", "type": "step_type_denied", "step_types": []string{"tool:shell"}, "action": "warn"})
+		var brief runproof.Policy
+		c.do(201, "POST", "/api/v1/policies", admin, map[string]any{"name": "brief", "type": "step_limit", "threshold": 5, "action": "warn"}).decode(t, &brief)
+		c.do(200, "DELETE", "/api/v1/policies/{policy_id}", admin, nil, brief.ID)
 		c.do(200, "GET", "/api/v1/policies", viewer, nil)
 		open := map[string]any{"run_id": "r-1", "agent_id": "support-bot", "goal": "answer a ticket", "trace_id": strings.Repeat("ab", 16)}
 		c.do(201, "POST", "/api/v1/runs", agent, open)

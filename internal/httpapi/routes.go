@@ -24,6 +24,9 @@ func (s *Server) routeTable() []route {
 			request: service.PolicyInput{}, response: runproof.Policy{}, status: http.StatusCreated, handle: s.createPolicy},
 		{method: "GET", path: "/api/v1/policies", perm: poll, summary: "The active version of every policy.",
 			response: policyList{}, handle: s.listPolicies},
+		{method: "DELETE", path: "/api/v1/policies/{policy_id}", perm: manage,
+			summary:  "Retire a policy: runs started from now on are not judged by it. Answers the version that retires it; adding a policy of its name makes it active again.",
+			response: runproof.Policy{}, handle: s.retirePolicy},
 
 		{method: "POST", path: "/api/v1/runs", perm: ingest, summary: "Open a run; the active policies are frozen into its snapshot.",
 			request: service.RunInput{}, response: runCreated{}, status: http.StatusCreated, repeatStatus: http.StatusOK, handle: s.createRun},

@@ -44,8 +44,13 @@ type Store interface {
 	// the same name, p takes its ID and the next version; otherwise p.ID and
 	// version 1. It returns the stored policy.
 	CreatePolicy(ctx context.Context, p Policy) (Policy, error)
+	// RetirePolicy stores, as the next version of the tenant's policy id,
+	// a copy of its latest version that retires it (Retired, created at).
+	// ENOTFOUND when the tenant has no such policy, ECONFLICT when it is
+	// retired already.
+	RetirePolicy(ctx context.Context, tenantID, id string, at time.Time) (Policy, error)
 	// ActivePolicies returns the latest version of each of the tenant's
-	// policies, ordered by name.
+	// policies but those retired, ordered by name.
 	ActivePolicies(ctx context.Context, tenantID string) ([]Policy, error)
 
 	// CreateRun stores a new run and, if not already stored, its snapshot.

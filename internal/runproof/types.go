@@ -192,6 +192,10 @@ type Policy struct {
 	StepTypes  []string   `json:"step_types,omitempty"`
 	Expression string     `json:"expression,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
+	// Retired marks the version that retires a policy: from its
+	// CreatedAt on, the policy is not active and new runs are not judged
+	// by it. A later version of its name makes it active again.
+	Retired bool `json:"retired,omitempty"`
 }
 
 // Snapshot is the frozen set of a tenant's active policies at a run's start.

@@ -43,7 +43,16 @@ func (s *Service) CreatePolicy(ctx context.Context, tenantID string, in PolicyIn
 	return s.store.CreatePolicy(ctx, p)
 }
 
-// ActivePolicies returns the latest version of each of the tenant's policies.
+// RetirePolicy retires the tenant's policy policyID: runs started from now
+// on are not judged by it, runs already started keep their snapshot. It
+// returns the version that retires it. A later CreatePolicy of its name
+// makes it active again.
+func (s *Service) RetirePolicy(ctx context.Context, tenantID, policyID string) (runproof.Policy, error) {
+	return s.store.RetirePolicy(ctx, tenantID, policyID, s.Now())
+}
+
+// ActivePolicies returns the latest version of each of the tenant's
+// policies but those retired.
 func (s *Service) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
 	return s.store.ActivePolicies(ctx, tenantID)
 }

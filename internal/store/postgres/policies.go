@@ -2,20 +2,22 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-const policyColumns = `tenant_id, id, name, version, type, threshold, action, step_types, expression, created_at`
+const policyColumns = `tenant_id, id, name, version, type, threshold, action, step_types, expression, created_at, retired`
 
 func scanPolicy(row pgx.Row) (runproof.Policy, error) {
 	var p runproof.Policy
 	var stepTypes *string
 	if err := row.Scan(&p.TenantID, &p.ID, &p.Name, &p.Version, &p.Type, &p.Threshold, &p.Action,
-		&stepTypes, &p.Expression, &p.CreatedAt); err != nil {
+		&stepTypes, &p.Expression, &p.CreatedAt, &p.Retired); err != nil {
 		return p, err
 	}
 	p.CreatedAt = runproof.Timestamp(p.CreatedAt)
@@ -25,20 +27,13 @@ func scanPolicy(row pgx.Row) (runproof.Policy, error) {
 // CreatePolicy stores p as the next version of the tenant's policy of that
 // name, or as version 1 of a new policy.
 func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.Policy, error) {
-	stepTypes, err := jsonList(p.StepTypes)
-	if err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
-	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
 	defer tx.Rollback(ctx)
 
-	// Concurrent creates of one name wait for each other here, so each reads
-	// the version the other wrote. The lock goes with the transaction.
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`,
-		p.TenantID, p.Name); err != nil {
+	if err := lockPolicyName(ctx, tx, p.TenantID, p.Name); err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
 	// Every version of a name shares one ID, so max(id) is that ID.
@@ -50,21 +45,11 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
-	p.Version = 1
+	p.Version, p.Retired = 1, false
 	if version != nil {
 		p.ID, p.Version = *id, *version+1
 	}
-	p.CreatedAt = runproof.Timestamp(p.CreatedAt)
-	if len(p.StepTypes) == 0 {
-		p.StepTypes = nil
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO policies (`+policyColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		p.TenantID, p.ID, p.Name, p.Version, string(p.Type), p.Threshold, string(p.Action),
-		stepTypes, p.Expression, p.CreatedAt)
-	if isUnique(err) {
-		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy id %q already belongs to a policy other than %q", p.ID, p.Name)
-	} else if err != nil {
+	if p, err = insertPolicy(ctx, tx, p); err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -73,12 +58,80 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 	return p, nil
 }
 
+// lockPolicyName makes the writes of a tenant's policy of one name wait
+// for each other, so each reads the version the other wrote. The lock goes
+// with the transaction.
+func lockPolicyName(ctx context.Context, tx pgx.Tx, tenantID, name string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, tenantID, name)
+	return err
+}
+
+// RetirePolicy stores a copy of the latest version of the tenant's policy
+// id, as its next version, that retires it.
+func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.Time) (runproof.Policy, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	// The name first, to lock it as CreatePolicy does, then the latest
+	// version under the lock.
+	var name string
+	err = tx.QueryRow(ctx, `SELECT name FROM policies WHERE tenant_id = $1 AND id = $2 LIMIT 1`, tenantID, id).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+	} else if err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	if err := lockPolicyName(ctx, tx, tenantID, name); err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	p, err := scanPolicy(tx.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies
+		WHERE tenant_id = $1 AND id = $2 ORDER BY version DESC LIMIT 1`, tenantID, id))
+	switch {
+	case err != nil:
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	case p.Retired:
+		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy %q (%s) was retired at %s already",
+			p.Name, id, p.CreatedAt.Format(time.RFC3339Nano))
+	}
+	p.Version, p.CreatedAt, p.Retired = p.Version+1, at, true
+	if p, err = insertPolicy(ctx, tx, p); err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	return p, nil
+}
+
+// insertPolicy stores p as it is and returns it as stored.
+func insertPolicy(ctx context.Context, tx pgx.Tx, p runproof.Policy) (runproof.Policy, error) {
+	p.CreatedAt = runproof.Timestamp(p.CreatedAt)
+	if len(p.StepTypes) == 0 {
+		p.StepTypes = nil
+	}
+	stepTypes, err := jsonList(p.StepTypes)
+	if err != nil {
+		return runproof.Policy{}, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO policies (`+policyColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		p.TenantID, p.ID, p.Name, p.Version, string(p.Type), p.Threshold, string(p.Action),
+		stepTypes, p.Expression, p.CreatedAt, p.Retired)
+	if isUnique(err) {
+		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy id %q already belongs to a policy other than %q", p.ID, p.Name)
+	}
+	return p, err
+}
+
 // ActivePolicies returns the latest version of each policy, by name.
 func (s *Store) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
 	ps, err := collect(ctx, s.pool, scanPolicy, `
 		SELECT `+policyColumns+` FROM policies p
 		WHERE tenant_id = $1 AND version = (
 			SELECT max(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.name = p.name)
+		AND NOT retired
 		ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("active policies: %w", err)

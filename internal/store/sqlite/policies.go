@@ -3,27 +3,25 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-const policyColumns = `tenant_id, id, name, version, type, threshold, action, step_types, expression, created_at`
+const policyColumns = `tenant_id, id, name, version, type, threshold, action, step_types, expression, created_at, retired`
 
 func scanPolicy(row scanner) (runproof.Policy, error) {
 	var p runproof.Policy
 	err := row.Scan(&p.TenantID, &p.ID, &p.Name, &p.Version, &p.Type, &p.Threshold, &p.Action,
-		jsonCol{&p.StepTypes}, &p.Expression, timeCol{&p.CreatedAt})
+		jsonCol{&p.StepTypes}, &p.Expression, timeCol{&p.CreatedAt}, &p.Retired)
 	return p, err
 }
 
 // CreatePolicy stores p as the next version of the tenant's policy of that
 // name, or as version 1 of a new policy.
 func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.Policy, error) {
-	stepTypes, err := jsonList(p.StepTypes)
-	if err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
-	}
 	// The immediate transaction holds the write lock from BEGIN, so no other
 	// writer can take the same version between the SELECT and the INSERT.
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -41,21 +39,11 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
-	p.Version = 1
+	p.Version, p.Retired = 1, false
 	if version.Valid {
 		p.ID, p.Version = id.String, int(version.Int64)+1
 	}
-	p.CreatedAt = runproof.Timestamp(p.CreatedAt)
-	if len(p.StepTypes) == 0 {
-		p.StepTypes = nil
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO policies (`+policyColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		p.TenantID, p.ID, p.Name, p.Version, string(p.Type), p.Threshold, string(p.Action),
-		stepTypes, p.Expression, timeText(p.CreatedAt))
-	if isUnique(err) {
-		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy id %q already belongs to a policy other than %q", p.ID, p.Name)
-	} else if err != nil {
+	if p, err = insertPolicy(ctx, tx, p); err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -64,12 +52,62 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 	return p, nil
 }
 
+// RetirePolicy stores a copy of the latest version of the tenant's policy
+// id, as its next version, that retires it.
+func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.Time) (runproof.Policy, error) {
+	tx, err := s.w.BeginTx(ctx, nil) // immediate: the latest version stays the latest
+	if err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	defer tx.Rollback()
+	p, err := scanPolicy(tx.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies
+		WHERE tenant_id = ? AND id = ? ORDER BY version DESC LIMIT 1`, tenantID, id))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+	case err != nil:
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	case p.Retired:
+		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy %q (%s) was retired at %s already",
+			p.Name, id, p.CreatedAt.Format(time.RFC3339Nano))
+	}
+	p.Version, p.CreatedAt, p.Retired = p.Version+1, at, true
+	if p, err = insertPolicy(ctx, tx, p); err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
+	}
+	return p, nil
+}
+
+// insertPolicy stores p as it is and returns it as stored.
+func insertPolicy(ctx context.Context, tx *sql.Tx, p runproof.Policy) (runproof.Policy, error) {
+	p.CreatedAt = runproof.Timestamp(p.CreatedAt)
+	if len(p.StepTypes) == 0 {
+		p.StepTypes = nil
+	}
+	stepTypes, err := jsonList(p.StepTypes)
+	if err != nil {
+		return runproof.Policy{}, err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO policies (`+policyColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.TenantID, p.ID, p.Name, p.Version, string(p.Type), p.Threshold, string(p.Action),
+		stepTypes, p.Expression, timeText(p.CreatedAt), p.Retired)
+	if isUnique(err) {
+		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy id %q already belongs to a policy other than %q", p.ID, p.Name)
+	}
+	return p, err
+}
+
 // ActivePolicies returns the latest version of each policy, by name.
 func (s *Store) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
 	ps, err := collect(ctx, s.db, scanPolicy, `
 		SELECT `+policyColumns+` FROM policies p
 		WHERE tenant_id = ? AND version = (
 			SELECT max(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.name = p.name)
+		AND NOT retired
 		ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("active policies: %w", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,6 +203,33 @@ func testPolicies(t *testing.T, h Harness) {
 	if want := `policy id "pa" already belongs to a policy other than "c"`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("ID of another name: error %v, want %q", err, want)
 	}
+
+	// Retiring copies the latest version as the next, marked retired; the
+	// policy is then not active, and its name makes it active again.
+	_, err = s.RetirePolicy(ctx, "t2", "pa", at(6))
+	wantCode(t, "another tenant's policy", err, runproof.ENOTFOUND)
+	retired, err := s.RetirePolicy(ctx, "t1", "pa", at(6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := a2
+	want.Version, want.CreatedAt, want.Retired = 3, at(6), true
+	equal(t, "the retiring version", retired, want)
+	_, err = s.RetirePolicy(ctx, "t1", "pa", at(7))
+	wantCode(t, "retired already", err, runproof.ECONFLICT)
+	if got, err = s.ActivePolicies(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "active policies once a is retired", got, []runproof.Policy{b1})
+	a4 := create(runproof.Policy{ID: "new", TenantID: "t1", Name: "a", Type: runproof.PolicyStepLimit,
+		Threshold: "9", Action: runproof.ActionStop, CreatedAt: at(8), Retired: true})
+	if a4.ID != "pa" || a4.Version != 4 || a4.Retired {
+		t.Errorf("a policy of a retired name: got %s v%d retired %v, want pa v4, active", a4.ID, a4.Version, a4.Retired)
+	}
+	if got, err = s.ActivePolicies(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "active policies once a is back", got, []runproof.Policy{b1, a4})
 }
 
 func testPoliciesConcurrent(t *testing.T, h Harness) {
@@ -226,6 +254,39 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	}
 	if len(got) != 1 || got[0].Version != n {
 		t.Fatalf("after %d concurrent versions: got %+v, want one policy at version %d", n, got, n)
+	}
+
+	// Retiring it while new versions come: each takes its own version,
+	// and one retirement holds, the others find it retired.
+	var retired atomic.Int32
+	for i := range n {
+		wg.Go(func() {
+			if i%2 == 0 {
+				_, errs[i] = s.CreatePolicy(ctx, runproof.Policy{TenantID: "t1", Name: "steps", Type: runproof.PolicyStepLimit,
+					Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(n + i)})
+				return
+			}
+			_, err := s.RetirePolicy(ctx, "t1", got[0].ID, at(n+i))
+			if err == nil {
+				retired.Add(1)
+			} else if runproof.ErrorCode(err) != runproof.ECONFLICT {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if retired.Load() == 0 {
+		t.Error("no retirement held")
+	}
+	all, err := s.ActivePolicies(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) > 1 || len(all) == 1 && (all[0].Version <= n || all[0].Retired) {
+		t.Errorf("after versions and retirements at once: %+v", all)
 	}
 }
 
