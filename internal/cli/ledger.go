@@ -261,6 +261,12 @@ func verifyLine(rep ledger.Report, err error) string {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
 	}
 	switch {
+	case rep.Incidents == 1:
+		line += "; 1 incident agrees with its inflection step"
+	case rep.Incidents > 1:
+		line += fmt.Sprintf("; %d incidents agree with their inflection steps", rep.Incidents)
+	}
+	switch {
 	case rep.Unsealed == 1:
 		line += "; 1 run has steps not sealed yet (serve, or the next export, seals them)"
 	case rep.Unsealed > 1:

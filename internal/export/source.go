@@ -30,6 +30,20 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		if err != nil {
 			return src, err
 		}
+		// The inflection step is checked against the ledger with the
+		// others, as the bundle reads them.
+		st, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: r.TenantID, RunID: inc.RunID,
+			FromIndex: inc.InflectionStepIndex, Limit: 1})
+		if err != nil {
+			return src, err
+		}
+		if len(st) == 0 || st[0].Index != inc.InflectionStepIndex {
+			return src, runproof.Errorf(runproof.ECONFLICT, "incident %s names inflection step %d, which run %s does not hold",
+				inc.ID, inc.InflectionStepIndex, inc.RunID)
+		}
+		if err := inc.CheckInflection(st[0]); err != nil {
+			return src, err
+		}
 		src.Incident = &inc
 	}
 	if r.BundleType == runproof.BundleSOC2 {

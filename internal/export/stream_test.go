@@ -99,7 +99,8 @@ func TestExportReadsTheRunAsItWas(t *testing.T) {
 		t.Errorf("the bundle holds %d steps (total_steps %d, record %d), want the %d the run had", len(b.Steps), b.TotalSteps, *rec.TotalSteps, steps)
 	}
 
-	// Every bundle type, in every format, reads the steps once.
+	// Every bundle type, in every format, reads the steps once, and an
+	// incident's inflection step once more, to check the incident by it.
 	incident := runproof.Incident{}
 	if incs, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "acme"}); err != nil || len(incs) != 1 {
 		t.Fatalf("%d incidents, %v", len(incs), err)
@@ -112,8 +113,8 @@ func TestExportReadsTheRunAsItWas(t *testing.T) {
 			if _, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: incident.ID, BundleType: bundle, Format: format}); err != nil {
 				t.Fatal(err)
 			}
-			if g.pages != 3 {
-				t.Errorf("%s %s: the steps were read in %d queries, want 3 pages", bundle, format, g.pages)
+			if g.pages != 4 {
+				t.Errorf("%s %s: the steps were read in %d queries, want 3 pages and the inflection step", bundle, format, g.pages)
 			}
 		}
 	}
@@ -230,5 +231,56 @@ func TestExportRefusesChangedSealedSteps(t *testing.T) {
 				t.Fatalf("got %v, want a failed export saying %q", err, c.failure)
 			}
 		})
+	}
+}
+
+// TestExportRefusesChangedIncident: an incident record changed behind
+// runproof's back (incidents are not sealed, their inflection steps are)
+// no longer agrees with its inflection step: no bundle is signed of it.
+func TestExportRefusesChangedIncident(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	longRun(t, store, 2001) // the cap breaks at its 2000th step
+	e := newLedgered(t, store, nil).exporter
+	incs, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "acme"})
+	if err != nil || len(incs) != 1 {
+		t.Fatalf("%d incidents, %v", len(incs), err)
+	}
+	inc := incs[0]
+	exec := func(q string) {
+		t.Helper()
+		if err := store.(interface {
+			ExecRaw(context.Context, string) error
+		}).ExecRaw(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("DROP TRIGGER incidents_remediation_only")
+	exec("CREATE TABLE incidents_kept AS SELECT * FROM incidents")
+	for _, c := range []struct{ column, value, field string }{
+		{"policy_name", "'Harmless rule'", "policy_name"},
+		{"threshold_value", "'5000'", "threshold_value"},
+		{"actual_value", "'1000.5'", "actual_value"},
+		{"detected_at", "violation_at", "detection_time"},
+		{"contained_at", "'2026-11-22T09:40:00.000000Z'", "containment_time"},
+		{"inflection_step_index", "inflection_step_index - 1", "inflection_step_index"},
+	} {
+		t.Run(c.column, func(t *testing.T) {
+			exec(fmt.Sprintf("UPDATE incidents SET %s = %s WHERE id = '%s'", c.column, c.value, inc.ID))
+			defer exec(fmt.Sprintf("UPDATE incidents SET %s = (SELECT %s FROM incidents_kept WHERE id = '%s') WHERE id = '%s'", c.column, c.column, inc.ID, inc.ID))
+			for _, bundle := range []runproof.BundleType{runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
+				_, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: inc.ID, BundleType: bundle, Format: runproof.FormatJSON})
+				says := "its " + c.field + " is"
+				if c.field == "inflection_step_index" {
+					says = "as its inflection, which that step is not"
+				}
+				if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), says) {
+					t.Errorf("%s: got %v, want a conflict naming %s", bundle, err, c.field)
+				}
+			}
+		})
+	}
+	if _, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON}); err != nil {
+		t.Errorf("the incident as it was: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
 
@@ -278,4 +279,54 @@ func dropStepTriggers(t *testing.T, e engine) {
 	} else {
 		e.exec(t, "DROP TRIGGER steps_append_only ON steps", "DROP TRIGGER run_seals_only_up ON run_seals", "DROP TRIGGER run_seals_no_delete ON run_seals")
 	}
+}
+
+// TestTamperIncident: incidents are not entries of the log, but each must
+// agree with its inflection step, which is: an incident changed behind
+// runproof's back fails verification, naming it and the field.
+func TestTamperIncident(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		svc := service.New(e.Store, service.Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cap", Type: runproof.PolicyStepLimit,
+			Threshold: "2", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		start := svc.Now().Add(-time.Minute)
+		if _, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "r-1", AgentID: "bot", StartedAt: start.Format(time.RFC3339Nano)}); err != nil {
+			t.Fatal(err)
+		}
+		var in []service.StepInput
+		for i := range int64(4) {
+			in = append(in, service.StepInput{StepIndex: &i, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+				StepType: "llm:gpt", InputTokens: 10})
+		}
+		steps, err := service.ValidateSteps(in, svc.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := svc.AppendSteps(ctx, "acme", "r-1", steps)
+		if err != nil || res.IncidentID == "" {
+			t.Fatalf("append: %+v, %v; want an incident", res, err)
+		}
+		l := newLedger(t, e.Store)
+		if _, err := l.SyncSteps(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil || rep.Incidents != 1 {
+			t.Fatalf("before tampering: %+v, %v; want 1 incident that agrees", rep, err)
+		}
+		if e.name == "sqlite" {
+			e.exec(t, "DROP TRIGGER incidents_remediation_only")
+		} else {
+			e.exec(t, "DROP TRIGGER incidents_remediation_only ON incidents")
+		}
+		e.exec(t, fmt.Sprintf("UPDATE incidents SET policy_name = 'Harmless rule' WHERE id = '%s'", res.IncidentID))
+		_, err = verifyAs(ctx, e.Store, l, "acme", nil)
+		wantMismatch(t, err, -1)
+		if err == nil || !strings.Contains(err.Error(), "incident "+res.IncidentID+" disagrees with its inflection step 2") ||
+			!strings.Contains(err.Error(), `its policy_name is "Harmless rule", the step's "cap"`) {
+			t.Errorf("the mismatch does not name the incident and the field: %v", err)
+		}
+	})
 }

@@ -60,6 +60,7 @@ type Report struct {
 	StepRanges  int64     // of which ranges of a run's steps
 	Steps       int64     // the steps those seal
 	Unsealed    int64     // runs with steps no entry seals yet, which wait for their seal
+	Incidents   int64     // incidents that agree with their inflection steps
 	Checkpoints int64     // checkpoints whose tree hash holds
 	Signatures  int64     // checkpoints whose signature was checked, and holds
 	Latest      tlog.Tree // the latest checkpoint's tree
@@ -112,11 +113,13 @@ func Verify(ctx context.Context, store VerifyStore, p VerifyParams) (Report, err
 	return v.report, err
 }
 
-// VerifyStore is what Verify reads a log, and the records and steps its
-// entries are rebuilt from, from.
+// VerifyStore is what Verify reads a log, the records and steps its
+// entries are rebuilt from, and the incidents it checks by their steps,
+// from.
 type VerifyStore interface {
 	runproof.LedgerStore
 	StepReader
+	ListIncidents(ctx context.Context, p runproof.ListIncidentsParams) ([]runproof.Incident, error)
 }
 
 type verification struct {
@@ -185,7 +188,10 @@ func (v *verification) run() error {
 	if err := v.completeAudit(); err != nil {
 		return err
 	}
-	return v.completeSteps()
+	if err := v.completeSteps(); err != nil {
+		return err
+	}
+	return v.incidents()
 }
 
 // page checks the entries of a page in index order, each checkpoint once
@@ -583,6 +589,37 @@ func (v *verification) completeSteps() error {
 			v.sealed[run], run)
 	}
 	return nil
+}
+
+// incidents checks every incident of the tenant against its inflection
+// step (runproof.Incident.CheckInflection): incidents are not entries of
+// the log, their inflection steps are sealed in it, so an incident changed
+// behind runproof's back shows here.
+func (v *verification) incidents() error {
+	for offset := 0; ; offset += int(v.p.PageSize) {
+		incs, err := v.store.ListIncidents(v.ctx, runproof.ListIncidentsParams{TenantID: v.p.TenantID,
+			Limit: int(v.p.PageSize), Offset: offset})
+		if err != nil {
+			return err
+		}
+		for _, inc := range incs {
+			st, err := v.store.ListSteps(v.ctx, runproof.ListStepsParams{TenantID: v.p.TenantID, RunID: inc.RunID,
+				FromIndex: inc.InflectionStepIndex, Limit: 1})
+			switch {
+			case err != nil:
+				return err
+			case len(st) == 0 || st[0].Index != inc.InflectionStepIndex:
+				return v.fail(-1, "incident %s names inflection step %d, which run %s does not hold", inc.ID, inc.InflectionStepIndex, inc.RunID)
+			}
+			if err := inc.CheckInflection(st[0]); err != nil {
+				return v.fail(-1, "%s", runproof.ErrorMessage(err))
+			}
+			v.report.Incidents++
+		}
+		if len(incs) < int(v.p.PageSize) {
+			return nil
+		}
+	}
 }
 
 // sealedSince returns how far the steps entries appended since Verify
