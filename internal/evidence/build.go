@@ -291,8 +291,9 @@ var controls = []struct{ id, name, description string }{
 //	      NOT_APPLICABLE: no violation.
 //	CC7.3 DEMONSTRATED: an incident and its full trace in the bundle; PARTIAL:
 //	      steps omitted; NOT_APPLICABLE: no incident.
-//	CC7.4 DEMONSTRATED: the full trace and a remediation record (in_progress
-//	      or completed); PARTIAL otherwise; NOT_APPLICABLE: no incident.
+//	CC7.4 DEMONSTRATED: the full trace and a completed remediation; PARTIAL
+//	      otherwise (remediation pending or in progress, or steps omitted);
+//	      NOT_APPLICABLE: no incident.
 func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC2ControlMapping {
 	out := make([]SOC2ControlMapping, len(controls))
 	for i, c := range controls {
@@ -301,7 +302,7 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 	}
 	inc := src.Incident
 	if inc == nil {
-		out[0].EvidenceProvided = "No policy was violated in this run, so there was no incident to respond to."
+		out[0].EvidenceProvided = "No stop policy was breached in this run, so there was no incident to respond to."
 		out[1].EvidenceProvided = "No incident was opened for this run."
 		out[2].EvidenceProvided = "No incident was opened for this run, so there was nothing to analyse or remediate."
 		return out
@@ -339,13 +340,20 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 	}
 
 	remediation := strings.ReplaceAll(inc.RemediationStatus, "_", " ")
+	if inc.RemediationNotes != "" {
+		remediation += fmt.Sprintf(` ("%s")`, inc.RemediationNotes)
+	}
+	trace := fmt.Sprintf("Complete execution trace of %s available for root-cause analysis", count(b.TotalSteps, "step", "steps"))
 	switch {
-	case full && inc.RemediationStatus != runproof.RemediationPending:
+	case full && inc.RemediationStatus == runproof.RemediationCompleted:
 		out[2].ComplianceStatus = StatusDemonstrated
-		out[2].EvidenceProvided = fmt.Sprintf("Complete execution trace of %d steps available for root-cause analysis; remediation %s.", b.TotalSteps, remediation)
+		out[2].EvidenceProvided = fmt.Sprintf("%s; remediation %s.", trace, remediation)
+	case full && inc.RemediationStatus == runproof.RemediationInProgress:
+		out[2].ComplianceStatus = StatusPartial
+		out[2].EvidenceProvided = fmt.Sprintf("%s; remediation %s, not completed yet.", trace, remediation)
 	case full:
 		out[2].ComplianceStatus = StatusPartial
-		out[2].EvidenceProvided = fmt.Sprintf("Complete execution trace of %d steps available for root-cause analysis, but remediation pending: no remediation is recorded yet.", b.TotalSteps)
+		out[2].EvidenceProvided = fmt.Sprintf("%s, but remediation pending: no remediation is recorded yet.", trace)
 	default:
 		out[2].ComplianceStatus = StatusPartial
 		out[2].EvidenceProvided = fmt.Sprintf("The execution trace is not in this export (%d steps omitted), so root-cause analysis needs a full export; remediation %s.", b.StepsOmitted, remediation)
@@ -375,7 +383,7 @@ func attestation(src Source, b *SOC2Bundle) string {
 		fmt.Fprintf(&s, `This SOC 2 bundle %s covers incident %s of run %s (tenant %s): policy "%s" was breached at inflection step %d at %s.`,
 			b.BundleID, inc.ID, b.RunID, b.TenantID, inc.PolicyName, inc.InflectionStepIndex, b.ViolationTimestamp)
 	} else {
-		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no policy was breached.", b.BundleID, b.RunID, b.TenantID)
+		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no stop policy was breached, so no incident was opened.", b.BundleID, b.RunID, b.TenantID)
 	}
 	if b.CompliancePeriodStart != "" {
 		what := "incident, not the tenant's other incidents"

@@ -268,11 +268,11 @@ func TestSOC2Statuses(t *testing.T) {
 		{"steps sent after the stop", costRun(t), true, [3]string{P, D, P},
 			`Policy "cost cap": cost limit of 100 cents exceeded at step 3 (120 cents); detected 0.2 s after the violation and run stopped 0 s after detection, ` +
 				`but the agent sent 2 more steps after it was told to stop, from step 4 on (recorded_at after containment_timestamp).`},
-		{"remediation in progress", tokenRun(t), true, [3]string{D, D, D}, "token limit of 10000 tokens exceeded at step 3 (12000 tokens)"},
+		{"remediation in progress", tokenRun(t), true, [3]string{D, D, P}, "token limit of 10000 tokens exceeded at step 3 (12000 tokens)"},
 		{"remediation completed", deniedRun(t), true, [3]string{D, D, D}, `denied step type "shell:exec" used at step 2`},
 		{"steps omitted", tokenRun(t), false, [3]string{D, P, P}, "detected 0.035 s after the violation"},
 		{"not contained", notContained, true, [3]string{P, D, P}, "no containment is recorded"},
-		{"no incident", cleanRun(t), true, [3]string{N, N, N}, "No policy was violated"},
+		{"no incident", cleanRun(t), true, [3]string{N, N, N}, "No stop policy was breached"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/runproof/runproof/internal/evidence"
@@ -9,8 +10,8 @@ import (
 )
 
 // TestRemediation: an admin records where an incident's remediation
-// stands; later bundles show it, and SOC 2 control CC7.4 is demonstrated
-// once it is under way.
+// stands; later bundles show it, with its notes, and SOC 2 control CC7.4
+// is demonstrated once it is completed.
 func TestRemediation(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		e := newEnv(t, store)
@@ -18,7 +19,7 @@ func TestRemediation(t *testing.T) {
 		other := e.key("globex", runproof.RoleAdmin)
 		inc := stoppedRun(t, e, admin, agent, "r-1")
 		path := "/api/v1/incidents/" + inc + "/remediation"
-		cc74 := func() string {
+		cc74 := func() evidence.SOC2ControlMapping {
 			t.Helper()
 			var rec struct {
 				ID string `json:"id"`
@@ -28,14 +29,14 @@ func TestRemediation(t *testing.T) {
 			e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID+"/download", admin, nil)).decode(t, &b)
 			for _, m := range b.ControlMappings {
 				if m.ControlID == "CC7.4" {
-					return m.ComplianceStatus
+					return m
 				}
 			}
 			t.Fatal("no CC7.4 mapping")
-			return ""
+			return evidence.SOC2ControlMapping{}
 		}
-		if got := cc74(); got != evidence.StatusPartial {
-			t.Errorf("CC7.4 before any remediation: %s", got)
+		if got := cc74(); got.ComplianceStatus != evidence.StatusPartial {
+			t.Errorf("CC7.4 before any remediation: %+v", got)
 		}
 
 		fix := map[string]any{"remediation_status": "in_progress", "remediation_notes": "Raised the cap review to weekly."}
@@ -51,8 +52,9 @@ func TestRemediation(t *testing.T) {
 		if got.RemediationStatus != "in_progress" || got.RemediationNotes != "Raised the cap review to weekly." {
 			t.Fatalf("incident after the remediation: %+v", got)
 		}
-		if got := cc74(); got != evidence.StatusDemonstrated {
-			t.Errorf("CC7.4 with the remediation under way: %s", got)
+		if got := cc74(); got.ComplianceStatus != evidence.StatusPartial ||
+			!strings.HasSuffix(got.EvidenceProvided, `remediation in progress ("Raised the cap review to weekly."), not completed yet.`) {
+			t.Errorf("CC7.4 with the remediation under way: %+v", got)
 		}
 		// The notes are kept in the audit log too, where a later note does
 		// not replace them.
@@ -67,9 +69,15 @@ func TestRemediation(t *testing.T) {
 		if !found {
 			t.Error("no audit event holding the remediation notes")
 		}
+		done := map[string]any{"remediation_status": "completed", "remediation_notes": "Weekly reviews in place."}
+		e.must(200, e.do("POST", path, admin, done))
+		if got := cc74(); got.ComplianceStatus != evidence.StatusDemonstrated ||
+			!strings.HasSuffix(got.EvidenceProvided, `remediation completed ("Weekly reviews in place.").`) {
+			t.Errorf("CC7.4 with the remediation completed: %+v", got)
+		}
 		var debrief evidence.ExecutiveDebriefBundle
 		e.must(200, e.do("POST", "/api/v1/incidents/"+inc+"/export/executive-debrief", admin, map[string]any{"format": "json"})).decode(t, &debrief)
-		if debrief.RemediationStatus != "in_progress" || debrief.RemediationNotes != "Raised the cap review to weekly." {
+		if debrief.RemediationStatus != "completed" || debrief.RemediationNotes != "Weekly reviews in place." {
 			t.Errorf("debrief: %q, %q", debrief.RemediationStatus, debrief.RemediationNotes)
 		}
 	})

@@ -84,7 +84,7 @@ func statusFill(s string) rgb {
 func coverFields(b *evidence.EvidenceBundle) []field {
 	return []field{
 		{key: "Bundle", value: b.BundleID, mono: true},
-		{key: "Incident", value: or(b.IncidentID, "none: no policy was broken"), mono: b.IncidentID != ""},
+		{key: "Incident", value: or(b.IncidentID, "none: no stop policy was broken"), mono: b.IncidentID != ""},
 		{key: "Run", value: b.RunID, mono: true},
 		{key: "Trace", value: b.TraceID, mono: true},
 		{key: "Tenant", value: b.TenantID},
@@ -115,11 +115,11 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 		{key: "Run status", value: status},
 		{key: "Steps", value: steps},
 		{key: "Tokens", value: group(b.TotalTokens)},
-		{key: "Cost", value: fmt.Sprintf("%s (%s cents)", dollars(b.TotalCostCents), decimal(b.TotalCostCents))},
+		{key: "Cost", value: fmt.Sprintf("%s (%s %s)", dollars(b.TotalCostCents), decimal(b.TotalCostCents), plural(b.TotalCostCents == 1, "cent", "cents"))},
 		{key: "Duration", value: fmt.Sprintf("%s ms of step time (%s)", decimal(b.TotalDurationMs), seconds(b.TotalDurationMs/1000))},
 	}
 	if pc.ViolatedPolicyName == "" {
-		return append(fs, field{key: "Violated policy", value: "none: no policy was broken"})
+		return append(fs, field{key: "Violated policy", value: "none: no stop policy was broken (a warn policy's breach marks its steps warning)"})
 	}
 	fs = append(fs,
 		field{key: "Violated policy", value: fmt.Sprintf("%s (%s, version %d)", pc.ViolatedPolicyName, pc.ViolationType, pc.ViolatedPolicyVersion)},
@@ -323,13 +323,15 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			return
 		}
 		i++
-		tokens += s.Tokens
-		micro += microcents(s.CostCents)
 		if !shown(s.StepIndex) {
 			hidden++
+			tokens += s.Tokens
+			micro += microcents(s.CostCents)
 			continue
 		}
-		gap()
+		gap() // its running totals are those up to the step before this one
+		tokens += s.Tokens
+		micro += microcents(s.CostCents)
 		cells[0] = strconv.FormatInt(s.StepIndex, 10)
 		cells[1] = strings.TrimSuffix(strings.Replace(s.Timestamp, "T", " ", 1), "Z")
 		cells[2] = s.StepType
@@ -380,7 +382,7 @@ func (r *report) legend() {
 	}{
 		{inflFill, "inflection step: where the policy was first broken"},
 		{violFill, "violation"},
-		{warnFill, "warning: approaching a limit"},
+		{warnFill, "warning: near a limit, or over a warn policy's"},
 	} {
 		r.fill(k.c)
 		pdf.Rect(x, y+0.6, 6, 3.2, "F")

@@ -17,6 +17,14 @@ func or(s, def string) string {
 
 func orPending(s string) string { return or(s, "pending") }
 
+// plural is one when one holds, many otherwise.
+func plural(one bool, singular, many string) string {
+	if one {
+		return singular
+	}
+	return many
+}
+
 // when shows a bundle timestamp (RFC 3339, UTC) exactly, as
 // "2026-03-10 14:00:04.200000 UTC"; "" stays "".
 func when(ts string) string {

@@ -363,8 +363,10 @@ func TestLongTimeline(t *testing.T) {
 	text := strings.Join(check(t, write(t, "long-timeline.pdf", ev, Info{})), "\n")
 	for _, want := range []string{
 		"The 5,000 steps of the run in index order: the first 1,000, the 250 on each side of the inflection step and the last 250",
-		"1,750 steps not shown", // 1000–2749
-		"1,499 steps not shown", // 3251–4749
+		// with the running totals up to their last step, at 550 tokens and
+		// 30 cents a step (the cost is printed apart from the rest of its row)
+		"1,750 steps not shown 1,512,500", "82,500", // 1000–2749
+		"1,499 steps not shown 2,612,500", "142,500", // 3251–4749
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(text), " "), want) {
 			t.Errorf("the report lacks %q", want)
