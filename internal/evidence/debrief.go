@@ -162,8 +162,10 @@ func summary(f incidentFacts) string {
 			limit = "a budget"
 		}
 		actual, threshold := amount(inc.ViolationType, f.actual), amount(inc.ViolationType, f.threshold)
-		if actual == threshold { // rounded alike: written exactly, so that the breach shows
-			actual, threshold = exactAmount(inc.ViolationType, f.actual), exactAmount(inc.ViolationType, f.threshold)
+		// Written exactly when rounded alike, so that the breach shows, and
+		// when the limit is finer than the rounding ($0.003 is not $0.00).
+		if exact := exactAmount(inc.ViolationType, f.threshold); actual == threshold || threshold != exact {
+			actual, threshold = exactAmount(inc.ViolationType, f.actual), exact
 		}
 		first = fmt.Sprintf("While working on %s, the agent went over %s %s: it reached %s against %s of %s",
 			f.task, limitWords[inc.ViolationType], at, actual, limit, threshold)

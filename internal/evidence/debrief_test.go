@@ -192,8 +192,9 @@ func TestDebriefText(t *testing.T) {
 	}
 }
 
-// TestDebriefJustOver: an actual value that rounds to its limit is written
-// to its last digit, so that the summary shows the breach.
+// TestDebriefJustOver: an actual value that rounds to its limit, or a
+// limit finer than a cent, is written to its last digit, so that the
+// summary shows the breach.
 func TestDebriefJustOver(t *testing.T) {
 	for _, c := range []struct {
 		policy runproof.Policy
@@ -202,6 +203,8 @@ func TestDebriefJustOver(t *testing.T) {
 	}{
 		{pol("cost cap", runproof.PolicyCostLimit, "100", runproof.ActionStop),
 			stepSpec{typ: "llm:gpt-4o", costMicro: 50_025_000}, "it reached $1.0005 against a limit of $1.00, just over."},
+		{pol("tiny cap", runproof.PolicyCostLimit, "0.3", runproof.ActionStop),
+			stepSpec{typ: "llm:gpt-4o", costMicro: 250_000}, "it reached $0.005 against a limit of $0.003, 67% over."},
 		{pol("time cap", runproof.PolicyDurationLimit, "1000", runproof.ActionStop),
 			stepSpec{typ: "llm:gpt-4o", durMicro: 500_200}, "it reached 1.0004 seconds against a limit of 1 second, just over."},
 	} {
