@@ -66,7 +66,7 @@ func TestLedgerCatchesUp(t *testing.T) {
 		if err != nil || first.Status != runproof.ExportCompleted {
 			t.Fatalf("export with a failing ledger append: %+v, %v", first, err)
 		}
-		if _, err := l.Prove(ctx, demo.Tenant, first.ID); runproof.ErrorCode(err) != runproof.ENOTFOUND {
+		if _, err := l.Prove(ctx, demo.Tenant, first.ID); runproof.ErrorCode(err) != runproof.ECONFLICT {
 			t.Fatalf("the first export is in the ledger already: %v", err)
 		}
 		second, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatCSV})

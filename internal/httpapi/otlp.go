@@ -37,7 +37,8 @@ var (
 	otlpJSON     = otlpFormat{"application/json", otlp.DecodeJSON, protojson.Marshal}
 )
 
-// otlpFormatOf picks the encoding from the Content-Type.
+// otlpFormatOf picks the encoding from the Content-Type; false when it
+// names neither.
 func otlpFormatOf(contentType string) (otlpFormat, bool) {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch mt {
@@ -46,14 +47,13 @@ func otlpFormatOf(contentType string) (otlpFormat, bool) {
 	case otlpJSON.contentType:
 		return otlpJSON, true
 	}
-	return otlpFormat{}, false
+	return otlpProtobuf, false // neither encoding was asked for: protobuf is OTLP's default
 }
 
 func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	format, ok := otlpFormatOf(c.r.Header.Get("Content-Type"))
 	if !ok {
-		// Neither encoding was asked for: protobuf is OTLP's default.
-		writeOTLPStatus(w, otlpProtobuf, http.StatusUnsupportedMediaType,
+		writeOTLPStatus(w, format, http.StatusUnsupportedMediaType,
 			fmt.Sprintf("Content-Type %q is not supported: send application/x-protobuf or application/json", c.r.Header.Get("Content-Type")))
 		return nil
 	}
@@ -199,6 +199,13 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 		return nil, http.StatusBadRequest, "the body is not valid gzip"
 	}
 	return b, 0, ""
+}
+
+// otlpFormatFor is the encoding r's answer takes: that of its body, or
+// protobuf, OTLP's default, when it names neither.
+func otlpFormatFor(r *http.Request) otlpFormat {
+	format, _ := otlpFormatOf(r.Header.Get("Content-Type"))
+	return format
 }
 
 // writeOTLPStatus answers an error with a google.rpc.Status, as OTLP/HTTP

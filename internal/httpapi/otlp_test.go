@@ -351,7 +351,13 @@ func jsonBody(t *testing.T, m proto.Message) []byte {
 
 func (e *env) postOTLP(key, contentType, encoding string, body []byte) response {
 	e.t.Helper()
-	req, err := http.NewRequest("POST", e.url+"/v1/traces", bytes.NewReader(body))
+	return e.postOTLPTo("/v1/traces", key, contentType, encoding, body)
+}
+
+// postOTLPTo is postOTLP to another path (or with a query).
+func (e *env) postOTLPTo(path, key, contentType, encoding string, body []byte) response {
+	e.t.Helper()
+	req, err := http.NewRequest("POST", e.url+path, bytes.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -479,6 +485,17 @@ func TestOTLPBadRequests(t *testing.T) {
 					}
 				}
 			})
+		}
+		// A query, which exporters never send, is refused as OTLP refuses.
+		for _, ct := range []string{"application/json", "application/x-protobuf"} {
+			r := e.postOTLPTo("/v1/traces?x=1", agent, ct, "", jsonBody(t, valid))
+			var st statuspb.Status
+			if r.status != 400 || r.header.Get("Content-Type") != ct {
+				t.Fatalf("with a query: status %d %s, want 400 %s: %.300s", r.status, r.header.Get("Content-Type"), ct, r.body)
+			}
+			if otlpUnmarshal(t, r, &st); st.Code != 3 || !strings.Contains(st.Message, "x: is not a query parameter") {
+				t.Errorf("with a query: %v", &st)
+			}
 		}
 		if n := e.runCount(admin); n != 0 {
 			t.Fatalf("%d runs stored after bad requests", n)

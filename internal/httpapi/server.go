@@ -294,7 +294,10 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.metrics.observe(name, sw.status, time.Since(start))
 		}()
 		handle := func(c *call) error {
-			if err := checkQuery(r, rt); err != nil {
+			if err := checkQuery(r, rt); err != nil && rt.otlp {
+				writeOTLPStatus(sw, otlpFormatFor(r), http.StatusBadRequest, err.Error())
+				return nil
+			} else if err != nil {
 				return err
 			}
 			return rt.handle(sw, c)

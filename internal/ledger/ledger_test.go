@@ -175,6 +175,18 @@ func TestAppendProve(t *testing.T) {
 		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
 			t.Errorf("proof of another tenant's export: %v, want ENOTFOUND", err)
 		}
+		// An export still being made, or finished but not appended yet,
+		// has no proof yet: a conflict with its state, not a missing export.
+		pending, _ := finished("acme", 20)
+		if err := s.CreateExport(ctx, pending); err != nil {
+			t.Fatal(err)
+		}
+		done := finish(t, s, "acme", 21, 1)[0]
+		for id, says := range map[string]string{pending.ID: "still being made", done.ID: "finished but not in the ledger yet"} {
+			if _, err := l.Prove(ctx, "acme", id); runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), says) {
+				t.Errorf("proof of %s: %v, want a conflict saying %q", id, err, says)
+			}
+		}
 
 		// Every kept checkpoint is a prefix of every later one.
 		for from := int64(1); from <= 8; from++ {

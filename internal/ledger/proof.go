@@ -63,13 +63,16 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 	e, err := l.store.LedgerEntryByRecord(ctx, tenantID, exportID, entryType)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		// Another tenant's export is not found either: do not tell which.
-		if _, gerr := l.store.GetExport(ctx, tenantID, exportID); gerr != nil {
+		rec, gerr := l.store.GetExport(ctx, tenantID, exportID)
+		switch {
+		case gerr != nil:
 			return Proof{}, gerr
-		}
-		if entryType == ManifestEntryType {
+		case entryType == ManifestEntryType:
 			return Proof{}, runproof.Errorf(runproof.ENOTFOUND, "export %s has no sealed manifest in the ledger: only ZIP exports do", exportID)
+		case rec.Status == runproof.ExportPending:
+			return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is not in the ledger yet: it is still being made, and enters the ledger once finished", exportID)
 		}
-		return Proof{}, runproof.Errorf(runproof.ENOTFOUND, "export %s is not in the ledger: only finished exports are", exportID)
+		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: the server appends it shortly, retry then", exportID)
 	} else if err != nil {
 		return Proof{}, err
 	}
