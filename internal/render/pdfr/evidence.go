@@ -218,7 +218,9 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 	}
 	r.fields(append(fs, infoFields(info)...))
 	r.para("The content hash is the SHA-256 digest of the bundle's canonical JSON (RFC 8785) without its content_hash member: " +
-		"anyone can recompute it from bundle.json. Each step's content hash covers the step's fields and the digest of its content, " +
+		"anyone holding that JSON can recompute it, from bundle.json when this report comes in a signed ZIP. A report exported on its own " +
+		"is signed by nothing and has no JSON beside it: export the ZIP for evidence that can be checked. " +
+		"Each step's content hash covers the step's fields and the digest of its content, " +
 		"so a step proves what was said even when its content is left out.")
 	r.subheading("How to verify the signed ZIP")
 	r.code("Everything in the ZIP, signature and ledger inclusion proof included:",
@@ -281,7 +283,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			around = fmt.Sprintf(", the %d on each side of the inflection step", timelineAround)
 		}
 		all = fmt.Sprintf("The %s steps of the run in index order: the first %s%s and the last %d, "+
-			"a row marking each stretch left out; steps.csv and bundle.json hold every step.", group(n), group(timelineHead), around, timelineTail)
+			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", group(n), group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
 	r.legend()
