@@ -369,6 +369,8 @@ func (v *verification) checkSums() bool {
 		}
 		w, known := want[file]
 		switch {
+		case !known && file == bundlezip.ProofName:
+			return v.fail(check, file, "proof.json is listed, but the ZIP has none: it was taken out")
 		case !known:
 			return v.fail(check, name, "line %d names %q, which is not a file of the bundle", i+1, file)
 		case seen[file]:
@@ -668,7 +670,7 @@ func (v *verification) checkProof() bool {
 		return true
 	case v.proofRaw == nil && v.opts.CheckProof != nil:
 		return v.fail(check, bundlezip.ProofName, "proof.json is missing: a runproof ZIP carries the ledger proof of its manifest, without which nothing shows the export was recorded "+
-			"(one made before runproof kept an export ledger has none)")
+			"(one made before runproof kept an export ledger has none, and passes with --without-proof)")
 	case v.proofRaw == nil:
 		return true
 	case v.opts.CheckProof == nil:
