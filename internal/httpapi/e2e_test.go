@@ -209,8 +209,8 @@ func TestAgentFlow(t *testing.T) {
 			t.Fatalf("trace = %+v", trace.Steps)
 		}
 		if trace.Evidence.TenantID != "acme" || trace.Evidence.RunID != run.RunID || !strings.HasPrefix(trace.Evidence.Checksum, "sha256:") ||
-			len(trace.Evidence.IncidentIDs) != 1 || trace.Evidence.Origin != runproof.OriginHuman {
-			t.Fatalf("evidence = %+v", trace.Evidence)
+			len(trace.Evidence.IncidentIDs) != 1 || trace.Evidence.Origin != runproof.OriginHuman || len(trace.Evidence.PolicyIDs) != 2 {
+			t.Fatalf("evidence = %+v, want the run's incident and its snapshot's 2 policies", trace.Evidence)
 		}
 		// A page at a time: where the next starts, until the last.
 		var page struct {

@@ -269,15 +269,15 @@ func (s *Server) trace(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	run, steps, next, err := s.svc.TracePage(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), from, limit)
+	page, err := s.svc.Trace(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), from, limit)
 	if err != nil {
 		return err
 	}
-	doc := traceDoc{RunID: run.ID, TraceID: run.TraceID, Steps: nonNil(steps)}
-	if next >= 0 {
-		doc.NextFromIndex = &next
+	doc := traceDoc{RunID: page.Run.ID, TraceID: page.Run.TraceID, Steps: nonNil(page.Steps)}
+	if page.Next >= 0 {
+		doc.NextFromIndex = &page.Next
 	}
-	return s.writeEvidence(w, c, doc, runMeta(run, nil))
+	return s.writeEvidence(w, c, doc, runMeta(page.Run, &page.Snapshot))
 }
 
 func (s *Server) governance(w http.ResponseWriter, c *call) error {

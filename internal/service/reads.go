@@ -101,28 +101,35 @@ func decodeCursor(s string) (runproof.RunCursor, error) {
 // MaxTracePage is the most steps one page of a run's trace holds.
 const MaxTracePage = 10_000
 
-// TracePage returns up to limit steps of a run (MaxTracePage when 0) from
-// index from on, in index order, and the index the next page starts at:
-// -1 when these are the run's last steps.
-func (s *Service) TracePage(ctx context.Context, tenantID, runID string, from int64, limit int) (runproof.Run, []runproof.Step, int64, error) {
-	run, err := s.store.GetRun(ctx, tenantID, runID)
+// TracePage is a page of a run's steps.
+type TracePage struct {
+	Run      runproof.Run
+	Snapshot runproof.Snapshot // the policies the run is judged by
+	Steps    []runproof.Step
+	Next     int64 // the index the next page starts at; -1 when these are the run's last steps
+}
+
+// Trace returns up to limit steps of a run (MaxTracePage when 0) from
+// index from on, in index order.
+func (s *Service) Trace(ctx context.Context, tenantID, runID string, from int64, limit int) (TracePage, error) {
+	run, snap, err := s.RunSnapshot(ctx, tenantID, runID)
 	if err != nil {
-		return runproof.Run{}, nil, -1, err
+		return TracePage{}, err
 	}
 	if limit <= 0 || limit > MaxTracePage {
 		limit = MaxTracePage
 	}
 	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit})
 	if err != nil {
-		return runproof.Run{}, nil, -1, err
+		return TracePage{}, err
 	}
-	next := int64(-1)
+	page := TracePage{Run: run, Snapshot: snap, Steps: steps, Next: -1}
 	if n := len(steps); n == limit {
 		if last := steps[n-1].Index; last+1 < run.Totals.Steps {
-			next = last + 1
+			page.Next = last + 1
 		}
 	}
-	return run, steps, next, nil
+	return page, nil
 }
 
 // Evaluation summarises what one policy of the snapshot saw during a run.

@@ -137,7 +137,8 @@ func TestFailingExpression(t *testing.T) {
 		if res.Decision != AgentAllow || res.Steps[1].Status != runproof.StepWarning || res.Steps[0].Status != runproof.StepOK {
 			t.Fatalf("result %+v", res)
 		}
-		_, steps, _, err := svc.TracePage(ctx, "acme", "r1", 0, 0)
+		page, err := svc.Trace(ctx, "acme", "r1", 0, 0)
+		steps := page.Steps
 		if err != nil || len(steps) != 3 {
 			t.Fatalf("%d steps stored, %v", len(steps), err)
 		}
