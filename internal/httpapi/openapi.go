@@ -117,11 +117,11 @@ func (s *Server) OpenAPI() map[string]any {
 }
 
 // otlpEncodings documents what OTLP/HTTP adds to an operation: bodies
-// and answers in protobuf as well as JSON, and errors of the body (400,
-// 413, 415, 503) as a google.rpc.Status in the request's encoding. Those
-// found before the body is read, of the API key (401, 403) and the query
-// (422), are problems, as on every route; so is a 503 of a database that
-// did not answer the key's lookup in time.
+// and answers in protobuf as well as JSON, and errors of the request (400
+// for its query or body, 413, 415, 503) as a google.rpc.Status in the
+// request's encoding. Those of the API key (401, 403) are problems, as on
+// every route; so is a 503 of a database that did not answer the key's
+// lookup in time.
 func otlpEncodings(op, responses, problem map[string]any) {
 	protobuf := map[string]any{"schema": map[string]any{"type": "string", "contentMediaType": "application/x-protobuf"}}
 	op["requestBody"].(map[string]any)["content"].(map[string]any)["application/x-protobuf"] = protobuf
@@ -131,7 +131,8 @@ func otlpEncodings(op, responses, problem map[string]any) {
 			"code": map[string]any{"type": "integer"}, "message": map[string]any{"type": "string"},
 			"details": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}}}},
 		"application/x-protobuf": protobuf}}
-	responses["default"], responses["401"], responses["403"], responses["422"] = status, problem, problem, problem
+	responses["default"], responses["401"], responses["403"] = status, problem, problem
+	delete(responses, "422")
 }
 
 func operationID(rt route) string {

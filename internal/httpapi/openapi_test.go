@@ -311,7 +311,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		c.do(401, "POST", "/v1/traces", "", otlpBody)
 		c.do(403, "POST", "/v1/traces", viewer, otlpBody)
 		c.do(400, "POST", "/v1/traces", agent, `{"resourceSpans": 7}`)
-		c.do(422, "POST", "/v1/traces?x=1", agent, otlpBody)
+		c.do(400, "POST", "/v1/traces?x=1", agent, otlpBody)
 		e.header = http.Header{"Content-Type": {"text/plain"}}
 		c.do(415, "POST", "/v1/traces", agent, otlpBody)
 		e.header = nil
