@@ -319,9 +319,12 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 		return nil, "No estimate: the figures are too large to estimate from."
 	}
 	cents := n.Int64()
-	perStep := (2*f.costMicro + f.upTo) / (2 * f.upTo)
+	perStep := dollars((2*f.costMicro + f.upTo) / (2 * f.upTo))
+	if f.costMicro%(f.upTo*runproof.MicrocentsPerCent) != 0 { // not whole cents: the product is of the exact average
+		perStep = "about " + perStep
+	}
 	return &cents, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
-		dollars(perStep), halfSteps(remaining2, "further step", "further steps"), basis)
+		perStep, halfSteps(remaining2, "further step", "further steps"), basis)
 }
 
 // halfSteps counts n half steps in words: "9 steps", "8.5 steps".
