@@ -99,8 +99,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 // directory, the data directory's key, no checkpoint).
 var pathFlags = []string{"data", "signing-key", "checkpoint", "out", "o", "model-prices"}
 
-// emptyPath refuses a path flag given an empty value.
+// emptyPath refuses a path flag given an empty value, and --database: its
+// default (SQLite in --data) would start an empty database as silently.
 func emptyPath(fs *flag.FlagSet) error {
+	if f := fs.Lookup("database"); f != nil && f.Value.String() == "" && flagGiven(fs, "database") {
+		return usagef("%s: --database is empty: give a postgres:// URL, or leave --database out to use %s (SQLite in --data when it is not set either)",
+			fs.Name(), DatabaseURLEnv)
+	}
 	for _, name := range pathFlags {
 		if f := fs.Lookup(name); f != nil && f.Value.String() == "" && flagGiven(fs, name) {
 			dashes := "--"

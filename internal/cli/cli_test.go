@@ -183,6 +183,7 @@ func TestUsageErrors(t *testing.T) {
 		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty"},
 		{"empty --checkpoint", []string{"ledger", "verify", "--tenant", "acme", "--checkpoint", "", "--data", data}, "--checkpoint is empty"},
 		{"empty --signing-key", []string{"keys", "list", "--tenant", "acme", "--signing-key", "", "--data", data}, "--signing-key is empty"},
+		{"empty --database", []string{"migrate", "--database", "", "--data", data}, "--database is empty: give a postgres:// URL"},
 		{"empty -o", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "-o", "", "--data", data}, "-o is empty"},
 		{"control character in --prepared-by", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "--prepared-by", "a\x01b", "--data", data}, "--prepared-by: must not hold control characters"},
 		{"alias given twice", []string{"export", "--tenant", "acme", "--run", "r", "--type", "soc2", "--bundle", "evidence", "--format", "json", "--data", data}, "given twice"},
