@@ -1,6 +1,12 @@
 package cli
 
-import "testing"
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
 
 // TestDatabaseEnv: the commands demo prints name $RUNPROOF_DATABASE_URL;
 // a --database given otherwise is set in it first, without its password.
@@ -36,5 +42,27 @@ func TestFlagWords(t *testing.T) {
 		if got := flagWords(msg); got != want {
 			t.Errorf("flagWords(%q) = %q, want %q", msg, got, want)
 		}
+	}
+}
+
+// hungCloser is a database that never finishes closing.
+type hungCloser struct{ release chan struct{} }
+
+func (h hungCloser) Close() error { <-h.release; return nil }
+
+// TestCloseStoreIsBounded: serve does not wait on a database that hangs
+// as it closes (PostgreSQL's pool waits on its connections): the stop
+// keeps within its budget.
+func TestCloseStoreIsBounded(t *testing.T) {
+	var log bytes.Buffer
+	h := hungCloser{release: make(chan struct{})}
+	defer close(h.release)
+	start := time.Now()
+	closeStore(&env{log: slog.New(slog.NewTextHandler(&log, nil))}, h)
+	if took := time.Since(start); took > closeWait+10*time.Second {
+		t.Errorf("closing a hung database took %s, want at most about %s", took, closeWait)
+	}
+	if !strings.Contains(log.String(), "did not close in time") {
+		t.Errorf("logged %q", log.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,6 +32,12 @@ const shutdownGrace = 20 * time.Second
 // 30 s a process manager usually gives (Kubernetes; systemd's default is
 // 90 s).
 const cutWait = 5 * time.Second
+
+// closeWait bounds what the end of a stop waits for a database that does
+// not answer: recording the exports cut as interrupted, and closing the
+// store (PostgreSQL's pool waits on its connections). Grace, cutWait and
+// two of these keep the stop within 30 s.
+const closeWait = 2 * time.Second
 
 // sealEvery is how often serve puts new audit events and steps into the
 // ledger.
@@ -130,7 +137,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeStore(e, store)
 	svc := service.New(store, service.Options{})
 	ex, err := openExporter(ctx, e, store)
 	if err != nil {
@@ -193,6 +200,23 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		e.log.Error("audit events not stored: the server stopped while the database was away", slog.Int("events", n))
 	}
 	return err
+}
+
+// closeStore closes the store, waiting closeWait at most: a database that
+// hangs does not keep the process from exiting.
+func closeStore(e *env, store io.Closer) {
+	closed := make(chan struct{})
+	go func() {
+		if err := store.Close(); err != nil {
+			e.log.Warn("the database did not close cleanly", slog.Any("error", err))
+		}
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(closeWait):
+		e.log.Warn("the database did not close in time: exiting without it", slog.Duration("waited", closeWait))
+	}
 }
 
 // requests counts the requests being served.
@@ -294,7 +318,9 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 	}
 	// Exports cut record themselves as interrupted; those still being made
 	// (past their last look at the context) are recorded so here.
-	exporter.Interrupt(context.WithoutCancel(ctx))
+	ictx, cancelInterrupt := context.WithTimeout(context.WithoutCancel(ctx), closeWait)
+	defer cancelInterrupt()
+	exporter.Interrupt(ictx)
 	srv.Close()
 	return fmt.Errorf("work still running after %s was cut off: %d requests, %d exports, some of them in the background (recorded as interrupted, unless done first): %w",
 		shutdownGrace, cut, exports, err)

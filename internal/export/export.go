@@ -192,7 +192,7 @@ var errEndedMeanwhile = errors.New("its end was recorded meanwhile (the process 
 func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, buildErr error, reason string) (runproof.Export, error) {
 	tenantID := r.TenantID
 	if buildErr != nil {
-		e.log.WarnContext(ctx, "export failed", slog.String("export_id", r.ID), slog.Any("error", buildErr))
+		e.log.WarnContext(ctx, "export failed", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", buildErr))
 		switch {
 		case reason != "":
 		case errors.Is(buildErr, context.Canceled) && ctx.Err() != nil:

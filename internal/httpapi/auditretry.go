@@ -76,7 +76,7 @@ func (q *auditRetry) add(ev runproof.AuditEvent) {
 		why = "audit event not stored: too many wait for the database"
 	}
 	if why != "" {
-		q.log.Error(why, slog.String("action", ev.Action), slog.String("tenant_id", ev.TenantID), slog.String("correlation_id", ev.CorrelationID))
+		q.logLost(why, []waitingEvent{{AuditEvent: ev}}, nil)
 		q.lost.Add(1)
 		return
 	}
@@ -197,7 +197,7 @@ func (q *auditRetry) run() {
 				old++
 			}
 			if old > 0 {
-				q.log.Error("audit events not stored: the database was away for too long", slog.Int("events", old))
+				q.logLost("audit event not stored: the database was away for too long", left[:old], nil)
 				q.lost.Add(int64(old))
 				left = left[old:]
 			}
@@ -210,6 +210,28 @@ func (q *auditRetry) run() {
 			return
 		}
 		q.mu.Unlock()
+	}
+}
+
+// maxLostLogged bounds the lines logging one batch of lost events.
+const maxLostLogged = 100
+
+// logLost logs audit events that will not be stored, one line each (up to
+// maxLostLogged, then a count), with what identifies them: that they can
+// be told apart, and their requests found, in the log.
+func (q *auditRetry) logLost(msg string, events []waitingEvent, err error) {
+	for i, ev := range events {
+		if i == maxLostLogged {
+			q.log.Error(msg, slog.Int("more_events", len(events)-i))
+			return
+		}
+		attrs := []any{slog.String("tenant_id", ev.TenantID), slog.String("action", ev.Action), slog.String("actor", ev.Actor),
+			slog.String("resource", ev.Resource), slog.String("correlation_id", ev.CorrelationID),
+			slog.Time("occurred_at", ev.OccurredAt)}
+		if err != nil {
+			attrs = append(attrs, slog.Any("error", err))
+		}
+		q.log.Error(msg, attrs...)
 	}
 }
 
@@ -230,12 +252,12 @@ func (q *auditRetry) write(events []waitingEvent) int {
 				if err := q.try(context.Background(), chunk[i:i+1]); err == errAway {
 					return done + i
 				} else if err != nil {
-					q.log.Error("audit event not stored", slog.String("action", chunk[i].Action), slog.Any("error", err))
+					q.logLost("audit event not stored", chunk[i:i+1], err)
 					q.lost.Add(1)
 				}
 			}
 		case err != nil:
-			q.log.Error("audit event not stored", slog.String("action", chunk[0].Action), slog.Any("error", err))
+			q.logLost("audit event not stored", chunk, err)
 			q.lost.Add(1)
 		}
 		done += len(chunk)

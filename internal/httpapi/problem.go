@@ -42,9 +42,13 @@ type Problem struct {
 // (the database cannot be reached, the server is stopping) is logged as a
 // warning with its cause.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if timedOut(r, err) {
-		log.WarnContext(r.Context(), "request not done in time", slog.String("path", r.URL.Path), slog.Any("error", err))
+	where := []any{slog.String("path", r.URL.Path), slog.String("correlation_id", correlationID(r.Context()))}
+	switch {
+	case timedOut(r, err):
+		log.WarnContext(r.Context(), "request not done in time", append(where, slog.Any("error", err))...)
 		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was not done in time: the database is slow or does not answer; retry shortly")
+	case cut(r, err):
+		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was cut off: the server is stopping (or its client went away); retry")
 	}
 	code := runproof.ErrorCode(err)
 	status, ok := statusOf[code]
@@ -52,10 +56,10 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		status = http.StatusInternalServerError
 	}
 	if status == http.StatusInternalServerError {
-		log.ErrorContext(r.Context(), "request failed", slog.String("path", r.URL.Path), slog.Any("error", err))
+		log.ErrorContext(r.Context(), "request failed", append(where, slog.Any("error", err))...)
 	}
 	if status == http.StatusServiceUnavailable {
-		log.WarnContext(r.Context(), "request not served now", slog.String("path", r.URL.Path), slog.Any("error", err))
+		log.WarnContext(r.Context(), "request not served now", append(where, slog.Any("error", err))...)
 		w.Header().Set("Retry-After", "30")
 	}
 	p := newProblem(status, code, runproof.ErrorMessage(err))
@@ -71,6 +75,15 @@ func timedOut(r *http.Request, err error) bool {
 		return errors.Is(err, context.DeadlineExceeded) || runproof.ErrorCode(err) == runproof.EINTERNAL
 	}
 	return r.Context().Err() == nil && errors.Is(err, context.DeadlineExceeded)
+}
+
+// cut reports whether err comes of r's context being cancelled: the server
+// cuts the requests still running when its stop's grace runs out (serve),
+// and a request whose client went away ends so too. Nothing is wrong with
+// the request, and it may be sent again.
+func cut(r *http.Request, err error) bool {
+	return errors.Is(r.Context().Err(), context.Canceled) &&
+		(errors.Is(err, context.Canceled) || runproof.ErrorCode(err) == runproof.EINTERNAL)
 }
 
 // newProblem is the problem of status, its type named by code.

@@ -142,3 +142,27 @@ func TestInterruptedExportAnswer(t *testing.T) {
 		t.Errorf("%d, logged %q, want a warning with the cause", w.Code, l)
 	}
 }
+
+// TestCutRequestIsUnavailable: a request cut off by its context (the
+// server stopping, after its grace) answers 503 with Retry-After, not 500,
+// and the log names its correlation id.
+func TestCutRequestIsUnavailable(t *testing.T) {
+	var log bytes.Buffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&log, nil)), metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
+	for _, failure := range []error{context.Canceled, fmt.Errorf("list runs: %w", context.Canceled), errors.New("driver: bad connection after cancel")} {
+		log.Reset()
+		ctx, cancel := context.WithCancel(context.Background())
+		h := s.wrap(route{method: "GET", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
+			cancel() // the server cuts it while it runs
+			return failure
+		}})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil).WithContext(ctx))
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "the server is stopping") {
+			t.Errorf("%v: %d %q", failure, rec.Code, rec.Body.String())
+		}
+		if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "correlation_id=") {
+			t.Errorf("%v: logged %q", failure, log.String())
+		}
+	}
+}
