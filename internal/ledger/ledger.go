@@ -458,7 +458,7 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 	}
 	origin, tree, err := l.openHead(tenantID, st.Latest.Note)
 	if runproof.ErrorCode(err) == runproof.ECONFLICT {
-		return errors.Join(ErrDiverged, err) // diverged, as far as this process can tell
+		return unknownHead{err}
 	} else if err != nil {
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}
@@ -477,6 +477,15 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 	}
 	return nil
 }
+
+// unknownHead is a latest checkpoint signed by a key this process does
+// not know (openHead's ECONFLICT): the ledger diverged as far as the
+// process can tell (ErrDiverged), but it says what openHead says, which is
+// most likely a key left behind, and what to do.
+type unknownHead struct{ err error }
+
+func (e unknownHead) Error() string   { return e.err.Error() }
+func (e unknownHead) Unwrap() []error { return []error{e.err, ErrDiverged} }
 
 // pendingReader reads the hashes of an append not yet written from memory
 // and the others from the store, in one query per call.

@@ -165,8 +165,8 @@ func TestAppendManifest(t *testing.T) {
 			t.Errorf("manifest of an unsealed export: %v, want EINVALID", err)
 		}
 		_, err := l.Prove(ctx, "acme", z.rec.ID)
-		if runproof.ErrorCode(err) != runproof.ENOTFOUND {
-			t.Errorf("proof of the export before it ended: %v, want ENOTFOUND", err)
+		if runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("proof of the export before it ended: %v, want ECONFLICT", err)
 		}
 		rec := z.end(t, s, l, "")
 		failed := sealZIP(t, s, l, "acme", 3)
