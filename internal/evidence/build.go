@@ -308,20 +308,24 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 		return out
 	}
 	breach := breachText(inc)
-	detect := formatSeconds(seconds(inc.ViolationAt, inc.DetectedAt))
+	detected := fmt.Sprintf("detected %s s after the violation", formatSeconds(seconds(inc.ViolationAt, inc.DetectedAt)))
+	if ahead := seconds(inc.DetectedAt, inc.ViolationAt); ahead >= 1 {
+		// The step's time is the agent's clock, the detection runproof's.
+		detected += fmt.Sprintf(" (the violation's time is the agent's clock, %s s ahead of runproof's)", formatSeconds(ahead))
+	}
 	if c := containedAt(src); c != nil && after.afterStop > 0 {
 		out[0].ComplianceStatus = StatusPartial
-		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation and run stopped %s s after detection, "+
+		out[0].EvidenceProvided = fmt.Sprintf("%s; %s and run stopped %s s after detection, "+
 			"but the agent sent %s after it was told to stop, from step %d on (recorded_at after containment_timestamp).",
-			breach, detect, formatSeconds(seconds(inc.DetectedAt, *c)), count(after.afterStop, "more step", "more steps"), after.firstAfter)
+			breach, detected, formatSeconds(seconds(inc.DetectedAt, *c)), count(after.afterStop, "more step", "more steps"), after.firstAfter)
 	} else if c != nil {
 		out[0].ComplianceStatus = StatusDemonstrated
-		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation and run stopped %s s after detection.",
-			breach, detect, formatSeconds(seconds(inc.DetectedAt, *c)))
+		out[0].EvidenceProvided = fmt.Sprintf("%s; %s and run stopped %s s after detection.",
+			breach, detected, formatSeconds(seconds(inc.DetectedAt, *c)))
 	} else {
 		out[0].ComplianceStatus = StatusPartial
-		out[0].EvidenceProvided = fmt.Sprintf("%s; detected %s s after the violation, but no containment is recorded: the run was not stopped.",
-			breach, detect)
+		out[0].EvidenceProvided = fmt.Sprintf("%s; %s, but no containment is recorded: the run was not stopped.",
+			breach, detected)
 	}
 
 	full := b.StepsOmitted == 0

@@ -322,6 +322,15 @@ func TestDebriefAgentClockAhead(t *testing.T) {
 		"(the agent's clock runs 4 minutes ahead of runproof's, so that delay shows as zero).") {
 		t.Errorf("time to detect %v, summary %q", b.TimeToDetectSeconds, b.IncidentSummary)
 	}
+	// So does the SOC 2 bundle's evidence of detection.
+	soc2, err := evidence.BuildSOC2(src, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc72 := soc2.ControlMappings[0].EvidenceProvided; !strings.Contains(cc72,
+		"detected 0 s after the violation (the violation's time is the agent's clock, 240 s ahead of runproof's) and run stopped") {
+		t.Errorf("CC7.2: %q", cc72)
+	}
 	// Stopped 5 seconds after its detection, 2 seconds ahead: 3 seconds.
 	src = costRun(t)
 	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(2 * time.Second)

@@ -63,6 +63,10 @@ func after(from, to, what string) string {
 	if err1 != nil || err2 != nil {
 		return ""
 	}
+	if ahead := a.Sub(b).Seconds(); ahead >= 1 {
+		// The violation's time is the agent's clock, the detection runproof's.
+		return " (0 s after " + what + ": " + what + "'s time is the agent's clock, " + seconds(ahead) + " ahead of runproof's)"
+	}
 	return " (" + seconds(max(b.Sub(a).Seconds(), 0)) + " after " + what + ")"
 }
 
