@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,6 +124,13 @@ func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(stderr, opts)), nil
 	case "json":
+		// Durations as "20s", as the text log writes them, not nanoseconds.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
 	}
 	return nil, usagef("--log-format must be text or json, not %q", c.logFormat)
@@ -274,7 +282,7 @@ func openExporter(ctx context.Context, e *env, store runproof.Store) (exporting,
 	if err != nil {
 		return exporting{}, fmt.Errorf("cannot create the artifact directory under --data: %w", err)
 	}
-	keys, err := openKeys(e.common)
+	keys, err := openKeys(e)
 	if err != nil {
 		return exporting{}, err
 	}
@@ -288,9 +296,11 @@ func openExporter(ctx context.Context, e *env, store runproof.Store) (exporting,
 
 // openKeys returns the signing keys: those of DIR/signing-keys, with
 // --signing-key, when given, as the active one; without it, a first key
-// is created there on first use.
-func openKeys(c common) (*signing.Keyring, error) {
+// is created there on first use. It warns of a key file others may read.
+func openKeys(e *env) (*signing.Keyring, error) {
+	c := e.common
 	dir := filepath.Join(c.data, "signing-keys")
+	defer warnOpenKeys(e, dir)
 	if c.signingKey == "" {
 		keys, err := signing.Open(dir)
 		if err != nil {
@@ -307,6 +317,22 @@ func openKeys(c common) (*signing.Keyring, error) {
 		return nil, fmt.Errorf("cannot open the signing keys under --data: %w", err)
 	}
 	return keys, nil
+}
+
+// warnOpenKeys warns of private key files (--signing-key, DIR/signing-keys)
+// that users other than their owner may read: whoever reads one can sign
+// bundles and checkpoints as this runproof.
+func warnOpenKeys(e *env, dir string) {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.pem"))
+	if e.signingKey != "" && !slices.Contains(names, e.signingKey) {
+		names = append(names, e.signingKey)
+	}
+	for _, name := range names {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o077 != 0 && !strings.HasSuffix(name, ".pub.pem") {
+			e.log.Warn("a private signing key may be read by others: chmod 600 it", slog.String("file", name),
+				slog.String("mode", fmt.Sprintf("%#o", fi.Mode().Perm())))
+		}
+	}
 }
 
 // checkTenant refuses a missing or malformed --tenant as a usage error, with

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +66,44 @@ func TestCloseStoreIsBounded(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "did not close in time") {
 		t.Errorf("logged %q", log.String())
+	}
+}
+
+// TestJSONLogDurations: the JSON log writes durations as the text log
+// does ("20s"), not as nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	var out bytes.Buffer
+	log, err := (&common{logLevel: "info", logFormat: "json"}).logger(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("shutting down", slog.Duration("grace", 20*time.Second))
+	if !strings.Contains(out.String(), `"grace":"20s"`) {
+		t.Errorf("logged %s", out.String())
+	}
+}
+
+// TestWarnOpenKeys: a private key file others may read is warned of; one
+// of mode 0600, and a public key, are not.
+func TestWarnOpenKeys(t *testing.T) {
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"open.pem": 0o644, "closed.pem": 0o600, "k.pub.pem": 0o644, "given.pem": 0o640} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	e := &env{common: common{signingKey: filepath.Join(dir, "given.pem")}, log: slog.New(slog.NewTextHandler(&out, nil))}
+	warnOpenKeys(e, dir)
+	for _, want := range []string{"open.pem mode=0644", "given.pem mode=0640"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no warning of %s: %q", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "closed.pem") || strings.Contains(out.String(), "k.pub.pem") || strings.Count(out.String(), "\n") != 2 {
+		t.Errorf("warned of more: %q", out.String())
 	}
 }

@@ -233,7 +233,7 @@ Examples:
 				if !signing.HasKeys(dir) {
 					return fmt.Errorf("keys rotate-signing: no signing key in %s to rotate: give --data the data directory runproof serve uses", dir)
 				}
-				keys, err := openKeys(e.common)
+				keys, err := openKeys(e)
 				if err != nil {
 					return err
 				}
