@@ -119,7 +119,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		SchemaVersion: SchemaVersion, BundleID: prefix + opts.BundleID, BundleType: typ,
 		CreatedAt: runproof.FormatTime(opts.CreatedAt),
 		RunID:     run.ID, TraceID: run.TraceID, TenantID: run.TenantID, AgentID: run.AgentID,
-		PolicyContext: policyContext(src.Snapshot, inc),
+		PolicyContext: policyContext(src.Snapshot, inc, src.Breaches),
 		RunGoal:       run.Goal, RunStatus: run.Status, RunStartedAt: runproof.FormatTime(run.StartedAt),
 		RunCompletedAt: optTime(run.CompletedAt), RunEndedAs: run.EndedAs, TerminationReason: run.TerminationReason,
 		ExportedBy: cmp.Or(opts.ExportedBy, "system"), ExportReason: opts.ExportReason,
@@ -175,8 +175,9 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 	return b, after, nil
 }
 
-func policyContext(snap runproof.Snapshot, inc *runproof.Incident) PolicyContext {
-	pc := PolicyContext{PolicySnapshotID: snap.ID, ActivePolicies: make([]ActivePolicy, 0, len(snap.Policies))}
+func policyContext(snap runproof.Snapshot, inc *runproof.Incident, breaches []Breach) PolicyContext {
+	pc := PolicyContext{PolicySnapshotID: snap.ID, ActivePolicies: make([]ActivePolicy, 0, len(snap.Policies)),
+		Breaches: slices.Clone(breaches)}
 	for _, p := range snap.Policies {
 		pc.ActivePolicies = append(pc.ActivePolicies, ActivePolicy{ID: p.ID, Name: p.Name, Version: p.Version,
 			Type: p.Type, Threshold: p.Threshold, Action: p.Action, StepTypes: slices.Clone(p.StepTypes), Expression: p.Expression})
@@ -388,6 +389,9 @@ func attestation(src Source, b *SOC2Bundle) string {
 			b.BundleID, inc.ID, b.RunID, b.TenantID, inc.PolicyName, inc.InflectionStepIndex, b.ViolationTimestamp)
 	} else {
 		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no stop policy was breached, so no incident was opened.", b.BundleID, b.RunID, b.TenantID)
+		if n := len(b.PolicyContext.Breaches); n > 0 {
+			fmt.Fprintf(&s, " %s exceeded (policy_context.breaches).", count(int64(n), "warn policy was", "warn policies were"))
+		}
 	}
 	if b.CompliancePeriodStart != "" {
 		what := "incident, not the tenant's other incidents"

@@ -30,6 +30,8 @@ type Source struct {
 	// made before this export; BuildSOC2 shows it when it covers the same
 	// steps and remediation status.
 	Review *runproof.Review
+	// Breaches are the policies Steps went over, in the order they began.
+	Breaches []Breach
 }
 
 // Remediation is the incident's remediation status ("" without one).
@@ -123,11 +125,56 @@ type ActivePolicy struct {
 	Version    int                 `json:"version"`
 }
 
+// Breach is a policy of the snapshot that the run's steps went over: the
+// stop policy of its incident, another stop policy its inflection step
+// broke too, or a warn policy. Fields in RFC 8785 order.
+type Breach struct {
+	Action         runproof.Action     `json:"action"`
+	ActualValue    string              `json:"actual_value"` // on its first step over
+	FirstStepIndex int64               `json:"first_step_index"`
+	PolicyID       string              `json:"policy_id"`
+	PolicyName     string              `json:"policy_name"`
+	PolicyVersion  int                 `json:"policy_version"`
+	StepsOver      int64               `json:"steps_over"` // the steps judged over it
+	ThresholdValue string              `json:"threshold_value"`
+	Type           runproof.PolicyType `json:"type"`
+}
+
+// Breaches gathers the breaches of a run's steps, handed to Add one at a
+// time in index order.
+type Breaches struct {
+	list  []Breach
+	index map[string]int // of list, by policy id
+}
+
+// Add counts what the findings of st went over.
+func (b *Breaches) Add(st runproof.Step) {
+	for _, f := range st.Findings {
+		if f.Outcome != runproof.OutcomeExceeded {
+			continue
+		}
+		if i, ok := b.index[f.PolicyID]; ok {
+			b.list[i].StepsOver++
+			continue
+		}
+		if b.index == nil {
+			b.index = map[string]int{}
+		}
+		b.index[f.PolicyID] = len(b.list)
+		b.list = append(b.list, Breach{Action: f.Action, ActualValue: f.Actual, FirstStepIndex: st.Index, PolicyID: f.PolicyID,
+			PolicyName: f.PolicyName, PolicyVersion: f.PolicyVersion, StepsOver: 1, ThresholdValue: f.Threshold, Type: f.Type})
+	}
+}
+
+// List returns the breaches in the order they began, nil when none.
+func (b *Breaches) List() []Breach { return b.list }
+
 // PolicyContext is the snapshot a run was judged by and, when there is an
 // incident, the policy it broke. Fields in RFC 8785 order.
 type PolicyContext struct {
 	ActivePolicies        []ActivePolicy      `json:"active_policies"`
 	ActualValue           string              `json:"actual_value,omitempty"`
+	Breaches              []Breach            `json:"breaches,omitempty"` // added; every policy the steps went over
 	PolicySnapshotID      string              `json:"policy_snapshot_id"`
 	ThresholdValue        string              `json:"threshold_value,omitempty"`
 	ViolatedPolicyID      string              `json:"violated_policy_id,omitempty"`

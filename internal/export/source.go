@@ -30,21 +30,10 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		if err != nil {
 			return src, err
 		}
-		// The inflection step is checked against the ledger with the
-		// others, as the bundle reads them.
-		st, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: r.TenantID, RunID: inc.RunID,
-			FromIndex: inc.InflectionStepIndex, Limit: 1})
-		if err != nil {
-			return src, err
-		}
-		if len(st) == 0 || st[0].Index != inc.InflectionStepIndex {
-			return src, runproof.Errorf(runproof.ECONFLICT, "incident %s names inflection step %d, which run %s does not hold",
-				inc.ID, inc.InflectionStepIndex, inc.RunID)
-		}
-		if err := inc.CheckInflection(st[0]); err != nil {
-			return src, err
-		}
 		src.Incident = &inc
+	}
+	if src.Breaches, err = e.judged(ctx, src.Run, src.Incident); err != nil {
+		return src, err
 	}
 	if r.BundleType == runproof.BundleSOC2 {
 		at := src.Run.StartedAt // what the compliance period defaults around
@@ -57,6 +46,45 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 	}
 	src.History, err = e.history(ctx, src.Run)
 	return src, err
+}
+
+// judged reads how the run's steps were judged (those with findings,
+// without their content; as many steps as the run had when it was read):
+// every policy they went over goes in the bundle, and an incident is
+// checked against its inflection step (Incident.CheckInflection). The
+// steps themselves are checked against the ledger as the bundle reads
+// them.
+func (e *Exporter) judged(ctx context.Context, run runproof.Run, inc *runproof.Incident) ([]evidence.Breach, error) {
+	var breaches evidence.Breaches
+	inflection := false
+	for from := int64(0); from < run.Totals.Steps; {
+		page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
+			FromIndex: from, Limit: stepPage, Judged: true})
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range page {
+			if st.Index >= run.Totals.Steps {
+				break
+			}
+			breaches.Add(st)
+			if inc != nil && st.Index == inc.InflectionStepIndex {
+				if err := inc.CheckInflection(st); err != nil {
+					return nil, err
+				}
+				inflection = true
+			}
+		}
+		if len(page) < stepPage {
+			break
+		}
+		from = page[len(page)-1].Index + 1
+	}
+	if inc != nil && !inflection {
+		return nil, runproof.Errorf(runproof.ECONFLICT, "incident %s names step %d of run %s as its inflection, which that step is not:"+
+			" the incident record was changed behind runproof's back", inc.ID, inc.InflectionStepIndex, run.ID)
+	}
+	return breaches.List(), nil
 }
 
 // stepPage is how many steps an export reads at a time.

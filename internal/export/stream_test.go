@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -282,5 +283,60 @@ func TestExportRefusesChangedIncident(t *testing.T) {
 	}
 	if _, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON}); err != nil {
 		t.Errorf("the incident as it was: %v", err)
+	}
+}
+
+// TestBundleBreaches: a bundle names every policy its run's steps went
+// over: the stop policy of its incident, another stop policy the
+// inflection step broke too, and a warn policy, in the order they began.
+func TestBundleBreaches(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	svc := service.New(store, service.Options{})
+	for _, p := range []service.PolicyInput{
+		{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "100", Action: runproof.ActionStop},
+		{Name: "big step", Type: runproof.PolicyExpression, Expression: "step.cost_cents > 50.0", Action: runproof.ActionStop},
+		{Name: "slow", Type: runproof.PolicyDurationLimit, Threshold: "1000", Action: runproof.ActionWarn},
+	} {
+		if _, err := svc.CreatePolicy(ctx, "acme", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "r-1", AgentID: "bot", StartedAt: start.Format(time.RFC3339)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in []service.StepInput
+	for i, s := range []struct{ cost, ms string }{{"10", "1500"}, {"120", "10"}} {
+		idx := int64(i)
+		in = append(in, service.StepInput{StepIndex: &idx, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339),
+			StepType: "llm:gpt-4o", CostCents: service.Number(s.cost), DurationMs: service.Number(s.ms)})
+	}
+	steps, err := service.ValidateSteps(in, start.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.AppendSteps(ctx, "acme", run.ID, steps)
+	if err != nil || res.IncidentID == "" {
+		t.Fatalf("%+v, %v; want an incident", res, err)
+	}
+	e := newLedgered(t, store, nil).exporter
+	rec, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: res.IncidentID, Format: runproof.FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b evidence.EvidenceBundle
+	if err := json.Unmarshal(download(t, e, rec), &b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, br := range b.PolicyContext.Breaches {
+		got = append(got, fmt.Sprintf("%s %s from %d (%s of %s) ×%d", br.PolicyName, br.Action, br.FirstStepIndex, br.ActualValue, br.ThresholdValue, br.StepsOver))
+	}
+	// On one step, in the order the step's findings give (the snapshot's).
+	want := []string{"slow warn from 0 (1500 of 1000) ×2", "big step stop from 1 (true of step.cost_cents > 50.0) ×1", "cost cap stop from 1 (130 of 100) ×1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("breaches:\n%q\nwant\n%q", got, want)
 	}
 }

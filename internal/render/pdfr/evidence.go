@@ -119,7 +119,11 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 		{key: "Duration", value: fmt.Sprintf("%s ms of step time (%s)", decimal(b.TotalDurationMs), seconds(b.TotalDurationMs/1000))},
 	}
 	if pc.ViolatedPolicyName == "" {
-		return append(fs, field{key: "Violated policy", value: "none: no stop policy was broken (a warn policy's breach marks its steps warning)"})
+		none := "none: no stop policy was broken"
+		if n := len(pc.Breaches); n > 0 {
+			none += fmt.Sprintf("; %d %s exceeded (see Policy context)", n, plural(n == 1, "warn policy was", "warn policies were"))
+		}
+		return append(fs, field{key: "Violated policy", value: none})
 	}
 	fs = append(fs,
 		field{key: "Violated policy", value: fmt.Sprintf("%s (%s, version %d)", pc.ViolatedPolicyName, pc.ViolationType, pc.ViolatedPolicyVersion)},
@@ -194,6 +198,31 @@ func (r *report) policyContext(pc evidence.PolicyContext) {
 	if pc.ViolatedPolicyName != "" {
 		r.note("The tinted row is the policy that was broken.")
 	}
+	r.breaches(pc)
+}
+
+// breaches lists every policy the run's steps went over: the violated one,
+// another stop policy its inflection step broke too, warn policies.
+func (r *report) breaches(pc evidence.PolicyContext) {
+	r.subheading(fmt.Sprintf("Policies exceeded (%d)", len(pc.Breaches)))
+	if len(pc.Breaches) == 0 {
+		r.note("No step went over a policy.")
+		return
+	}
+	t := r.table(8,
+		column{title: "Policy", w: 40, wrap: true},
+		column{title: "Action", w: 13},
+		column{title: "Threshold or rule", w: 40, wrap: true},
+		column{title: "First over at step", w: 26, align: "R"},
+		column{title: "Value there", w: 41, wrap: true},
+		column{title: "Steps over", w: 20, align: "R"},
+	)
+	for _, b := range pc.Breaches {
+		t.row([]string{fmt.Sprintf("%s (v%d)", b.PolicyName, b.PolicyVersion), string(b.Action),
+			strings.TrimSpace(b.ThresholdValue + " " + b.Type.Unit()), strconv.FormatInt(b.FirstStepIndex, 10),
+			strings.TrimSpace(b.ActualValue + " " + b.Type.Unit()), group(b.StepsOver)}, style{})
+	}
+	t.end()
 }
 
 // rule is what a policy checks, with its unit.

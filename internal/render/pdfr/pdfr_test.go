@@ -86,7 +86,7 @@ func TestReports(t *testing.T) {
 		hash   string
 		want   []string
 	}{
-		{"evidence.pdf", ev, ev.ContentHash, []string{"Evidence report", "threshold 100 cents, actual 120 cents", "Inflection step",
+		{"evidence.pdf", ev, ev.ContentHash, []string{"Evidence report", "threshold 100 cents, actual 120 cents", "Inflection step", "Policies exceeded (1)",
 			"runproof verify FILE.zip --key pub.pem", `jq -r '.files[] | "\(.sha256)`, `\(.name)"' manifest.json | sha256sum -c`, "openssl pkeyutl -verify", info.ExportID, "see proof.json", "key-2026-03"}},
 		{"soc2.pdf", soc2, soc2.ContentHash, []string{"SOC 2 evidence report", "CC7.2", "Incident Response", "DEMONSTRATED", "PARTIAL",
 			"Attestation statement", "Reviewer", "pending", soc2.EvidenceDigest, "Step timeline"}},
