@@ -42,6 +42,8 @@ func (s *Server) view(c *call, e runproof.Export, signed bool) exportView {
 
 type exportList struct {
 	Items []exportView `json:"items"`
+	// NextOffset is the offset of the next page, when there is one.
+	NextOffset *int `json:"next_offset,omitempty"`
 }
 
 func (s *Server) requester(c *call) export.Requester {
@@ -117,26 +119,29 @@ func prefersAsync(r *http.Request) bool {
 
 func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 	q := c.r.URL.Query()
-	items, _, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")}, true)
+	items, next, _, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: q.Get("run_id"), IncidentID: q.Get("incident_id")}, true)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, exportList{Items: items})
+	return writeJSON(w, http.StatusOK, exportList{Items: items, NextOffset: next})
 }
 
 // exportViews lists the export records p selects, paged by the request's
-// limit and offset, with the evidence metadata of the list; signed as in
-// view.
-func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool) ([]exportView, runproof.EvidenceMeta, error) {
+// limit and offset, with the offset of the next page (nil when none) and
+// the evidence metadata of the list; signed as in view.
+func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool) ([]exportView, *int, runproof.EvidenceMeta, error) {
 	var meta runproof.EvidenceMeta
 	q := newQuery(c)
 	if p.Limit, p.Offset = q.page(); q.err() != nil {
-		return nil, meta, q.err()
+		return nil, nil, meta, q.err()
 	}
+	limit := p.Limit
+	p.Limit++ // one more, to know whether a next page has any
 	recs, err := s.exports.List(c.r.Context(), p)
 	if err != nil {
-		return nil, meta, err
+		return nil, nil, meta, err
 	}
+	recs, next := pageOf(recs, limit, p.Offset)
 	items := make([]exportView, len(recs))
 	for i, r := range recs {
 		items[i] = s.view(c, r, signed)
@@ -144,7 +149,7 @@ func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool)
 			meta.IncidentIDs = append(meta.IncidentIDs, r.IncidentID)
 		}
 	}
-	return items, meta, nil
+	return items, next, meta, nil
 }
 
 func (s *Server) getExport(w http.ResponseWriter, c *call) error {
@@ -263,7 +268,7 @@ func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	items, pageMeta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: run.ID}, false)
+	items, next, pageMeta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant(), RunID: run.ID}, false)
 	if err != nil {
 		return err
 	}
@@ -273,7 +278,7 @@ func (s *Server) runExports(w http.ResponseWriter, c *call) error {
 	}
 	meta := runMeta(run, snap)
 	meta.IncidentIDs = append(meta.IncidentIDs, pageMeta.IncidentIDs...)
-	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: s.exports.Formats(), BundleTypes: bundles, Exports: items}, meta)
+	return s.writeEvidence(w, c, runExportsDoc{RunID: run.ID, Formats: s.exports.Formats(), BundleTypes: bundles, Exports: items, NextOffset: next}, meta)
 }
 
 type runExportsDoc struct {
@@ -281,14 +286,15 @@ type runExportsDoc struct {
 	Formats     []runproof.ExportFormat `json:"formats"`
 	BundleTypes []runproof.BundleType   `json:"bundle_types"`
 	Exports     []exportView            `json:"exports"`
+	NextOffset  *int                    `json:"next_offset,omitempty"` // of the next page of exports, when there is one
 }
 
 func (s *Server) auditExports(w http.ResponseWriter, c *call) error {
-	items, meta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant()}, false)
+	items, next, meta, err := s.exportViews(c, runproof.ListExportsParams{TenantID: c.tenant()}, false)
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, exportList{Items: items}, meta)
+	return s.writeEvidence(w, c, exportList{Items: items, NextOffset: next}, meta)
 }
 
 type reviewList struct {

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -292,4 +293,47 @@ func TestExportOutlastsWriteTimeout(t *testing.T) {
 	tight.must(201, tight.do("POST", "/api/v1/exports", exporter, map[string]any{"run_id": "r-1", "format": "json"})).decode(t, &rec)
 	tight.must(200, tight.do("GET", "/api/v1/exports/"+rec.ID+"/download", exporter, nil))
 	tight.must(200, tight.do("POST", "/api/v1/incidents/"+res.IncidentID+"/export/evidence", exporter, map[string]any{"format": "csv"}))
+}
+
+// TestListsSayWhereTheNextPageStarts: an offset-paged list carries the
+// offset of its next page while there is one, and not on its last.
+func TestListsSayWhereTheNextPageStarts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+		inc := e.stoppedRun(admin, agent)
+		for range 3 {
+			e.must(201, e.do("POST", "/api/v1/exports", admin, map[string]any{"incident_id": inc, "format": "json"}))
+		}
+		type page struct {
+			Items      []map[string]any `json:"items"`
+			Exports    []map[string]any `json:"exports"`
+			NextOffset *int             `json:"next_offset"`
+		}
+		for _, path := range []string{"/api/v1/exports", "/api/v1/logs/audit/exports", "/api/v1/logs/llm-runs/r-1/export"} {
+			var seen []any
+			for offset := 0; ; {
+				var p page
+				e.must(200, e.do("GET", fmt.Sprintf("%s?limit=2&offset=%d", path, offset), admin, nil)).decode(t, &p)
+				for _, it := range append(p.Items, p.Exports...) {
+					seen = append(seen, it["id"])
+				}
+				if p.NextOffset == nil {
+					break
+				}
+				if *p.NextOffset != offset+2 || len(p.Items)+len(p.Exports) != 2 {
+					t.Fatalf("%s at %d: %d items, next %d", path, offset, len(p.Items)+len(p.Exports), *p.NextOffset)
+				}
+				offset = *p.NextOffset
+			}
+			if len(seen) != 3 {
+				t.Errorf("%s: %d exports over its pages, want 3: %v", path, len(seen), seen)
+			}
+		}
+		var incs page
+		e.must(200, e.do("GET", "/api/v1/incidents?limit=1", admin, nil)).decode(t, &incs)
+		if len(incs.Items) != 1 || incs.NextOffset != nil {
+			t.Errorf("the one incident: %d items, next %v", len(incs.Items), incs.NextOffset)
+		}
+	})
 }

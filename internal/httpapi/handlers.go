@@ -307,7 +307,8 @@ func (s *Server) systemSnapshot(w http.ResponseWriter, c *call) error {
 }
 
 type incidentList struct {
-	Items []runproof.Incident `json:"items"`
+	Items      []runproof.Incident `json:"items"`
+	NextOffset *int                `json:"next_offset,omitempty"` // of the next page, when there is one
 }
 
 func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
@@ -318,16 +319,19 @@ func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
 	if err := q.err(); err != nil {
 		return err
 	}
+	limit := p.Limit
+	p.Limit++ // one more, to know whether a next page has any
 	incs, err := s.svc.ListIncidents(c.r.Context(), p)
 	if err != nil {
 		return err
 	}
+	incs, next := pageOf(incs, limit, p.Offset)
 	var meta runproof.EvidenceMeta
 	for _, i := range incs {
 		meta.IncidentIDs = append(meta.IncidentIDs, i.ID)
 		meta.PolicyIDs = append(meta.PolicyIDs, i.PolicyID)
 	}
-	return s.writeEvidence(w, c, incidentList{Items: nonNil(incs)}, meta)
+	return s.writeEvidence(w, c, incidentList{Items: nonNil(incs), NextOffset: next}, meta)
 }
 
 func (s *Server) getIncident(w http.ResponseWriter, c *call) error {
@@ -358,7 +362,8 @@ func (s *Server) setRemediation(w http.ResponseWriter, c *call) error {
 }
 
 type auditList struct {
-	Items []runproof.AuditEvent `json:"items"`
+	Items      []runproof.AuditEvent `json:"items"`
+	NextOffset *int                  `json:"next_offset,omitempty"` // of the next page, when there is one
 }
 
 func (s *Server) listAudit(category string) handler {
@@ -373,12 +378,25 @@ func (s *Server) listAudit(category string) handler {
 		if err := q.err(); err != nil {
 			return err
 		}
+		limit := p.Limit
+		p.Limit++ // one more, to know whether a next page has any
 		events, err := s.svc.ListAudit(c.r.Context(), p)
 		if err != nil {
 			return err
 		}
-		return s.writeEvidence(w, c, auditList{Items: nonNil(events)}, runproof.EvidenceMeta{})
+		events, next := pageOf(events, limit, p.Offset)
+		return s.writeEvidence(w, c, auditList{Items: nonNil(events), NextOffset: next}, runproof.EvidenceMeta{})
 	}
+}
+
+// pageOf trims a page read with one more item than limit, at offset, and
+// returns the offset of the next page: nil when the extra item is not there.
+func pageOf[T any](items []T, limit, offset int) ([]T, *int) {
+	if len(items) <= limit {
+		return items, nil
+	}
+	next := offset + limit
+	return items[:limit], &next
 }
 
 func nonNil[T any](s []T) []T {

@@ -65,9 +65,12 @@ func (s *Server) systemAudit(w http.ResponseWriter, c *call) error {
 	if err := q.err(); err != nil {
 		return err
 	}
+	limit := p.Limit
+	p.Limit++ // one more, to know whether a next page has any
 	events, err := s.svc.SystemAudit(c.r.Context(), p)
 	if err != nil {
 		return err
 	}
-	return s.writeEvidence(w, c, auditList{Items: nonNil(events)}, runproof.EvidenceMeta{})
+	events, next := pageOf(events, limit, p.Offset)
+	return s.writeEvidence(w, c, auditList{Items: nonNil(events), NextOffset: next}, runproof.EvidenceMeta{})
 }
