@@ -12,7 +12,9 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP is a closed terminal: a server or an ingest started from it
+	// stops as gracefully as on Ctrl-C.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	// After the first signal, restore the default handling, so that a second
 	// one kills a process whose graceful shutdown hangs.
 	go func() { <-ctx.Done(); stop() }()
