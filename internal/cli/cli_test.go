@@ -698,6 +698,9 @@ func TestServe(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("no listening line in the log: %q", stderr.String())
 	}
+	if !regexp.MustCompile(`msg=listening addr=\S+ version=devel engine=sqlite data=\S+ signing_key=\S+`).MatchString(stderr.String()) {
+		t.Errorf("the listening line does not say the version, engine, data directory and signing key: %q", stderr.String())
+	}
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)

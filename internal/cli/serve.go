@@ -176,7 +176,8 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
-	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("engine", e.engine()))
+	e.log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", version()),
+		slog.String("engine", e.engine()), slog.String("data", e.data), slog.String("signing_key", ex.keys.Active().ID))
 	stopBackground := startBackground(ctx, e, store, ex)
 	defer stopBackground()
 
