@@ -382,15 +382,15 @@ func TestPolicyListAndRetire(t *testing.T) {
 	}
 	for _, tc := range []struct{ which, says string }{
 		{id, "was retired at"}, // by id: it is there, retired
-		{"cost-cap", `no policy named "cost-cap"`},
-		{"nope", `no policy named "nope"`},
+		{"cost-cap", `no active policy named "cost-cap"`},
+		{"nope", `no active policy named "nope"`},
 	} {
 		if r := runCLI(t, "", "policy", "retire", "--tenant", "acme", "--data", data, tc.which); r.code != 1 || !strings.Contains(r.stderr, tc.says) ||
 			strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("retire %s again: code %d, stderr %q, want one line saying %q", tc.which, r.code, r.stderr, tc.says)
 		}
 	}
-	if r := runCLI(t, "", "policy", "retire", "--tenant", "globex", "--data", data, id); r.code != 1 || !strings.Contains(r.stderr, "tenant globex has no policy") {
+	if r := runCLI(t, "", "policy", "retire", "--tenant", "globex", "--data", data, id); r.code != 1 || !strings.Contains(r.stderr, "tenant globex has no active policy") {
 		t.Errorf("another tenant's policy: code %d, stderr %q", r.code, r.stderr)
 	}
 	if r := runCLI(t, "", "policy", "list", "--tenant", "acme", "--data", data); r.code != 0 || strings.Contains(r.stdout, "cost-cap") {

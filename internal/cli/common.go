@@ -90,7 +90,7 @@ func (c *common) checkDatabase() error {
 		return nil
 	}
 	if c.engine() != "postgres" {
-		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it empty to use SQLite in --data", DatabaseURLEnv)
+		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it out to use SQLite in --data", DatabaseURLEnv)
 	}
 	u, err := url.Parse(c.database)
 	if err != nil { // its message holds the URL

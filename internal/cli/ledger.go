@@ -268,9 +268,9 @@ func verifyLine(rep ledger.Report, err error) string {
 	}
 	switch {
 	case rep.Unsealed == 1:
-		line += "; 1 run has steps not sealed yet (serve, or the next export, seals them)"
+		line += "; 1 run has steps not sealed yet (a running serve seals them within half a minute; so does runproof export)"
 	case rep.Unsealed > 1:
-		line += fmt.Sprintf("; %d runs have steps not sealed yet (serve, or the next export, seals them)", rep.Unsealed)
+		line += fmt.Sprintf("; %d runs have steps not sealed yet (a running serve seals them within half a minute; so does runproof export)", rep.Unsealed)
 	}
 	return line
 }

@@ -233,7 +233,7 @@ func retirePolicy(ctx context.Context, e *env, tenant, which string) error {
 	}
 	p, err := svc.RetirePolicy(ctx, tenant, id)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-		return fmt.Errorf("tenant %s has no policy named %q or of that id (runproof policy list --tenant %s shows the active ones)", tenant, which, tenant)
+		return fmt.Errorf("tenant %s has no active policy named %q, nor a policy of that id (runproof policy list --tenant %s shows the active ones; one retired already is not among them)", tenant, which, tenant)
 	} else if err != nil {
 		return fmt.Errorf("cannot retire policy %q: %w", which, err)
 	}

@@ -35,9 +35,10 @@ const cutWait = 5 * time.Second
 
 // closeWait bounds what the end of a stop waits for a database that does
 // not answer: recording the exports cut as interrupted, and closing the
-// store (PostgreSQL's pool waits on its connections). Grace, cutWait and
-// two of these keep the stop within 30 s.
-const closeWait = 2 * time.Second
+// store (PostgreSQL's pool waits on its connections). The grace, cutWait,
+// the last pass of sealing (3 s at most) and two of these keep the stop
+// within 30 s.
+const closeWait = time.Second
 
 // sealEvery is how often serve puts new audit events and steps into the
 // ledger.

@@ -344,10 +344,9 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 			b.StepsOmitted, b.TotalSteps)
 	}
 
+	// The status alone: a sign-off carries over to later bundles of the same
+	// status (BuildSOC2), whose notes may differ (the debrief has them).
 	remediation := strings.ReplaceAll(inc.RemediationStatus, "_", " ")
-	if inc.RemediationNotes != "" {
-		remediation += fmt.Sprintf(` ("%s")`, inc.RemediationNotes)
-	}
 	trace := fmt.Sprintf("Complete execution trace of %s available for root-cause analysis", count(b.TotalSteps, "step", "steps"))
 	switch {
 	case full && inc.RemediationStatus == runproof.RemediationCompleted:

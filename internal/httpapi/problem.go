@@ -48,6 +48,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.WarnContext(r.Context(), "request not done in time", append(where, slog.Any("error", err))...)
 		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was not done in time: the database is slow or does not answer; retry shortly")
 	case cut(r, err):
+		log.WarnContext(r.Context(), "request cut off", append(where, slog.Any("error", err))...)
 		err = runproof.Errorf(runproof.EUNAVAILABLE, "the request was cut off: the server is stopping (or its client went away); retry")
 	}
 	code := runproof.ErrorCode(err)

@@ -157,12 +157,14 @@ func TestCutRequestIsUnavailable(t *testing.T) {
 			return failure
 		}})
 		rec := httptest.NewRecorder()
+		ctx = context.WithValue(ctx, correlationKey{}, "corr-42")
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil).WithContext(ctx))
 		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "the server is stopping") {
 			t.Errorf("%v: %d %q", failure, rec.Code, rec.Body.String())
 		}
-		if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "correlation_id=") {
-			t.Errorf("%v: logged %q", failure, log.String())
+		if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "correlation_id=corr-42") ||
+			!strings.Contains(log.String(), failure.Error()) {
+			t.Errorf("%v: logged %q, want the failure as it was", failure, log.String())
 		}
 	}
 }

@@ -283,7 +283,8 @@ func dropStepTriggers(t *testing.T, e engine) {
 
 // TestTamperIncident: incidents are not entries of the log, but each must
 // agree with its inflection step, which is: an incident changed behind
-// runproof's back fails verification, naming it and the field.
+// runproof's back fails verification, naming it and the field, on
+// whichever page of incidents it is.
 func TestTamperIncident(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
@@ -292,41 +293,52 @@ func TestTamperIncident(t *testing.T) {
 			Threshold: "2", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}
-		start := svc.Now().Add(-time.Minute)
-		if _, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "r-1", AgentID: "bot", StartedAt: start.Format(time.RFC3339Nano)}); err != nil {
-			t.Fatal(err)
-		}
-		var in []service.StepInput
-		for i := range int64(4) {
-			in = append(in, service.StepInput{StepIndex: &i, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
-				StepType: "llm:gpt", InputTokens: 10})
-		}
-		steps, err := service.ValidateSteps(in, svc.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := svc.AppendSteps(ctx, "acme", "r-1", steps)
-		if err != nil || res.IncidentID == "" {
-			t.Fatalf("append: %+v, %v; want an incident", res, err)
+		// Four runs stopped at their third step; the first run's incident is
+		// the oldest, listed last.
+		var incidents []string
+		for r := range 4 {
+			start := svc.Now().Add(time.Duration(r-10) * time.Minute)
+			run := fmt.Sprintf("r-%d", r)
+			if _, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: run, AgentID: "bot", StartedAt: start.Format(time.RFC3339Nano)}); err != nil {
+				t.Fatal(err)
+			}
+			var in []service.StepInput
+			for i := range int64(4) {
+				in = append(in, service.StepInput{StepIndex: &i, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+					StepType: "llm:gpt", InputTokens: 10})
+			}
+			steps, err := service.ValidateSteps(in, svc.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := svc.AppendSteps(ctx, "acme", run, steps)
+			if err != nil || res.IncidentID == "" {
+				t.Fatalf("append: %+v, %v; want an incident", res, err)
+			}
+			incidents = append(incidents, res.IncidentID)
 		}
 		l := newLedger(t, e.Store)
 		if _, err := l.SyncSteps(ctx, "acme"); err != nil {
 			t.Fatal(err)
 		}
-		if rep, err := verifyAs(ctx, e.Store, l, "acme", nil); err != nil || rep.Incidents != 1 {
-			t.Fatalf("before tampering: %+v, %v; want 1 incident that agrees", rep, err)
-		}
+		inPages(func(pageSize int64) {
+			if rep, err := verifyPaged(ctx, e.Store, l, "acme", nil, pageSize); err != nil || rep.Incidents != 4 {
+				t.Fatalf("before tampering, pages of %d: %+v, %v; want 4 incidents that agree", pageSize, rep, err)
+			}
+		})
 		if e.name == "sqlite" {
 			e.exec(t, "DROP TRIGGER incidents_remediation_only")
 		} else {
 			e.exec(t, "DROP TRIGGER incidents_remediation_only ON incidents")
 		}
-		e.exec(t, fmt.Sprintf("UPDATE incidents SET policy_name = 'Harmless rule' WHERE id = '%s'", res.IncidentID))
-		_, err = verifyAs(ctx, e.Store, l, "acme", nil)
-		wantMismatch(t, err, -1)
-		if err == nil || !strings.Contains(err.Error(), "incident "+res.IncidentID+" disagrees with its inflection step 2") ||
-			!strings.Contains(err.Error(), `its policy_name is "Harmless rule", the step's "cap"`) {
-			t.Errorf("the mismatch does not name the incident and the field: %v", err)
-		}
+		e.exec(t, fmt.Sprintf("UPDATE incidents SET policy_name = 'Harmless rule' WHERE id = '%s'", incidents[0]))
+		inPages(func(pageSize int64) {
+			_, err := verifyPaged(ctx, e.Store, l, "acme", nil, pageSize)
+			wantMismatch(t, err, -1)
+			if err == nil || !strings.Contains(err.Error(), "incident "+incidents[0]+" disagrees with its inflection step 2") ||
+				!strings.Contains(err.Error(), `its policy_name is "Harmless rule", the step's "cap"`) {
+				t.Errorf("pages of %d: the mismatch does not name the incident and the field: %v", pageSize, err)
+			}
+		})
 	})
 }

@@ -60,7 +60,7 @@ type Report struct {
 	StepRanges  int64     // of which ranges of a run's steps
 	Steps       int64     // the steps those seal
 	Unsealed    int64     // runs with steps no entry seals yet, which wait for their seal
-	Incidents   int64     // incidents that agree with their inflection steps
+	Incidents   int64     // incidents that agree with their inflection steps (one opened while Verify runs may count twice)
 	Checkpoints int64     // checkpoints whose tree hash holds
 	Signatures  int64     // checkpoints whose signature was checked, and holds
 	Latest      tlog.Tree // the latest checkpoint's tree

@@ -134,7 +134,7 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 	}
 	fs = append(fs,
 		field{key: "Violation time", value: when(b.ViolationTimestamp)},
-		field{key: "Detection time", value: when(b.DetectionTimestamp) + after(b.ViolationTimestamp, b.DetectionTimestamp, "the violation")},
+		field{key: "Detection time", value: when(b.DetectionTimestamp) + afterViolation(b.ViolationTimestamp, b.DetectionTimestamp)},
 		field{key: "Containment time", value: or(when(b.ContainmentTimestamp)+after(b.DetectionTimestamp, b.ContainmentTimestamp, "detection"), "not contained: the run was not stopped")},
 	)
 	if b.RemediationStatus != "" {

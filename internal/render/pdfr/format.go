@@ -63,11 +63,19 @@ func after(from, to, what string) string {
 	if err1 != nil || err2 != nil {
 		return ""
 	}
-	if ahead := a.Sub(b).Seconds(); ahead >= 1 {
-		// The violation's time is the agent's clock, the detection runproof's.
-		return " (0 s after " + what + ": " + what + "'s time is the agent's clock, " + seconds(ahead) + " ahead of runproof's)"
-	}
 	return " (" + seconds(max(b.Sub(a).Seconds(), 0)) + " after " + what + ")"
+}
+
+// afterViolation is after(violation, detection, "the violation"), and says
+// why a detection stamped a second or more before the violation counts as
+// 0 s: the violation's time is the agent's clock, the detection runproof's.
+func afterViolation(violation, detection string) string {
+	a, err1 := time.Parse(time.RFC3339Nano, violation)
+	b, err2 := time.Parse(time.RFC3339Nano, detection)
+	if ahead := a.Sub(b).Seconds(); err1 == nil && err2 == nil && ahead >= 1 {
+		return " (0 s after the violation, whose time is the agent's clock: it runs " + seconds(ahead) + " ahead of runproof's)"
+	}
+	return after(violation, detection, "the violation")
 }
 
 // seconds shows a duration in seconds, in the largest fitting unit.

@@ -272,9 +272,10 @@ func TestFormat(t *testing.T) {
 		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
 		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"},
 		{after("2026-03-10T14:00:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0.2 s after x)"},
-		{after("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z", "the violation"), // an agent's clock ahead
-			" (0 s after the violation: the violation's time is the agent's clock, 1 min 59 s ahead of runproof's)"},
-		{after("2026-03-10T14:00:04.9Z", "2026-03-10T14:00:04.2Z", "x"), " (0 s after x)"}, // under a second: noise
+		{after("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0 s after x)"},
+		{afterViolation("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z"), // an agent's clock ahead
+			" (0 s after the violation, whose time is the agent's clock: it runs 1 min 59 s ahead of runproof's)"},
+		{afterViolation("2026-03-10T14:00:04.9Z", "2026-03-10T14:00:04.2Z"), " (0 s after the violation)"}, // under a second: noise
 		{after("", "2026-03-10T14:00:04.2Z", "x"), ""}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},

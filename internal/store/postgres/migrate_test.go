@@ -210,3 +210,37 @@ func TestMigrateEndedAs(t *testing.T) { migratetest.MigrateEndedAs(t, schema(t))
 func TestMigrateRunningTotals(t *testing.T) { migratetest.MigrateRunningTotals(t, schema(t)) }
 
 func TestMigrateStepsUnsealed(t *testing.T) { migratetest.MigrateStepsUnsealed(t, schema(t)) }
+
+// TestMigratePolicyRetirement: schema 24 can be rolled back while no
+// policy is retired, and refuses to once one is: the retiring version
+// would be an active one.
+func TestMigratePolicyRetirement(t *testing.T) {
+	ctx := context.Background()
+	s, p := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := s.CreatePolicy(ctx, runproof.Policy{ID: "p1", TenantID: "t1", Name: "cap", Type: runproof.PolicyStepLimit,
+		Threshold: "3", Action: runproof.ActionStop, CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 23); err != nil {
+		t.Fatalf("down to 23 without a retired policy: %v", err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RetirePolicy(ctx, "t1", pol.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 23); err == nil {
+		t.Error("down to 23 with a retired policy: succeeded")
+	}
+	if err := s.Migrate(ctx); err != nil { // back over the later migrations that did roll back
+		t.Fatal(err)
+	}
+	if active, err := s.ActivePolicies(ctx, "t1"); err != nil || len(active) != 0 {
+		t.Errorf("active policies after the refused down: %+v, %v", active, err)
+	}
+}

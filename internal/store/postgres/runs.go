@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -225,7 +224,9 @@ const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_
 
 // judgedColumns are stepColumns with NULL for the content, which what reads
 // only how steps were judged does not need.
-var judgedColumns = strings.Replace(stepColumns, "content,", "NULL,", 1)
+const judgedColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
+	cost_microcents, duration_micros, NULL, content_digest, content_hash, status,
+	is_inflection, findings, recorded_at`
 
 // runningColumns hold the run's totals over its steps up to and including
 // the row's; the step count is its index plus one.
