@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/signing"
@@ -103,8 +104,18 @@ func runVerify(ctx context.Context, e *env, name, keyFile string, withoutProof b
 		return fmt.Errorf("verify: %s does not verify: %v", name, rep.Failure)
 	case rep.Authentic():
 		m := rep.Manifest
+		var but []string // what "complete and unchanged" does not cover
+		if p := m.Population; p.StepsOmitted > 0 {
+			but = append(but, fmt.Sprintf("its export left out %d of the run's %d steps (their totals are in)", p.StepsOmitted, p.Steps))
+		}
+		if len(rep.Warnings) > 0 {
+			but = append(but, "not checked: "+strings.Join(rep.Warnings, "; "))
+		}
 		fmt.Fprintf(e.stdout, "VERIFIED: %s is complete and unchanged, signed by %s: %s %s, export %s of tenant %q\n",
 			name, m.KeyID, m.BundleType, m.BundleID, m.ExportID, m.TenantID)
+		if len(but) > 0 {
+			fmt.Fprintf(e.stdout, "  but %s\n", strings.Join(but, "; and "))
+		}
 	default:
 		fmt.Fprintf(e.stdout, "UNVERIFIED: %s is consistent, but its signature was not checked: give --key PUB.pem to know who signed it\n", name)
 		return &statusError{status: unverified, msg: fmt.Sprintf("verify: %s is not verified: without --key its signature was not checked, "+

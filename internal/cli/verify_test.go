@@ -385,7 +385,7 @@ func TestVerifyTampered(t *testing.T) {
 	noProof := z.write(t, "no-proof.zip", rewrite(t, good, withoutProof))
 	r = runCLI(t, "", "verify", noProof, "--key", z.pub, "--without-proof")
 	if r.code != 0 || !strings.Contains(r.stdout, "warn proof.json: absent: nothing in the ZIP shows the export was recorded") ||
-		!strings.Contains(r.stdout, "\nVERIFIED: ") {
+		!strings.Contains(r.stdout, "\nVERIFIED: ") || !strings.Contains(r.stdout, "\n  but not checked: proof.json: absent") {
 		t.Errorf("without proof.json, --without-proof: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// The flag gives up the one check a forger without a ledger cannot
@@ -640,5 +640,23 @@ func TestSchema1BundlesVerify(t *testing.T) {
 		if r.code != 0 || strings.Contains(r.stdout, "warn") || !strings.Contains(r.stdout, "ok   proof.json") {
 			t.Errorf("%s: code %d\n%s%s", name, r.code, r.stdout, r.stderr)
 		}
+	}
+}
+
+// TestVerifySaysStepsLeftOut: a ZIP whose export left the steps out
+// verifies, and says so beside "complete and unchanged".
+func TestVerifySaysStepsLeftOut(t *testing.T) {
+	dir := t.TempDir()
+	data, out := filepath.Join(dir, "data"), filepath.Join(dir, "out")
+	if r := runCLI(t, "", "demo", "--data", data, "--out", out); r.code != 0 {
+		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	zip := filepath.Join(dir, "no-steps.zip")
+	if r := runCLI(t, "", "export", "--tenant", "demo", "--run", "demo-run-014", "--format", "zip", "--no-steps", "-o", zip, "--data", data); r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	r := runCLI(t, "", "verify", zip, "--key", filepath.Join(out, "signing-key.pub.pem"))
+	if r.code != 0 || !strings.Contains(r.stdout, "\nVERIFIED: ") || !strings.Contains(r.stdout, "\n  but its export left out 7 of the run's 7 steps (their totals are in)\n") {
+		t.Errorf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
