@@ -91,11 +91,22 @@ func coverFields(b *evidence.EvidenceBundle) []field {
 		{key: "Agent", value: or(b.AgentID, "not recorded")},
 		{key: "Goal", value: or(b.RunGoal, "not recorded")},
 		{key: "Run started", value: when(b.RunStartedAt)},
-		{key: "Run completed", value: or(when(b.RunCompletedAt), "not recorded")},
+		{key: "Run completed", value: or(when(b.RunCompletedAt), notCompleted(b.RunStatus))},
 		{key: "Generated", value: when(b.CreatedAt)},
 		{key: "Exported by", value: b.ExportedBy},
 		{key: "Reason", value: or(b.ExportReason, "none given")},
 	}
+}
+
+// notCompleted says why a run has no completion time.
+func notCompleted(status runproof.RunStatus) string {
+	switch status {
+	case runproof.RunRunning:
+		return "not yet: the run was still running when exported"
+	case runproof.RunStopped:
+		return "not yet: the run was stopped, and its agent has not ended it"
+	}
+	return "not recorded"
 }
 
 func summaryFields(b *evidence.EvidenceBundle) []field {
@@ -108,7 +119,7 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 		steps += fmt.Sprintf("; %s left out of this export, the totals count them", group(b.StepsOmitted))
 	}
 	status := string(b.RunStatus)
-	if b.TerminationReason != "" {
+	if b.TerminationReason != "" && b.TerminationReason != status {
 		status += " — " + b.TerminationReason
 	}
 	fs := []field{

@@ -277,6 +277,7 @@ func TestFormat(t *testing.T) {
 			" (0 s after the violation, whose time is the agent's clock: it runs 1 min 59 s ahead of runproof's)"},
 		{afterViolation("2026-03-10T14:00:04.9Z", "2026-03-10T14:00:04.2Z"), " (0 s after the violation)"}, // under a second: noise
 		{after("", "2026-03-10T14:00:04.2Z", "x"), ""}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
+		{notCompleted(runproof.RunStopped), "not yet: the run was stopped, and its agent has not ended it"}, {notCompleted(runproof.RunFailed), "not recorded"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
 		{clean("目标 café Ωμέγα Привет"), "<U+76EE><U+6807> café Ωμέγα Привет"},
