@@ -377,7 +377,7 @@ func TestPolicyListAndRetire(t *testing.T) {
 	}
 	id := strings.Fields(strings.Split(r.stdout, "\n")[1])[5]
 
-	if r := runCLI(t, "", "policy", "retire", "--tenant", "acme", "--data", data, "cost-cap"); r.code != 0 || !strings.HasPrefix(r.stdout, "retired cost-cap (cost_limit, "+id+") as v2") {
+	if r := runCLI(t, "", "policy", "retire", "--tenant", "acme", "--data", data, "cost-cap"); r.code != 0 || !strings.HasPrefix(r.stdout, `retired "cost-cap" (cost_limit, `+id+") as v2") {
 		t.Fatalf("retire by name: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	for _, tc := range []struct{ which, says string }{

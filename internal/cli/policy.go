@@ -238,10 +238,10 @@ func retirePolicy(ctx context.Context, e *env, tenant, which string) error {
 		return fmt.Errorf("cannot retire policy %q: %w", which, err)
 	}
 	if err := record(ctx, svc, cliEvent(tenant, runproof.AuditWrite, "policies.retire", "policy/"+p.ID,
-		runproof.DecisionAllow, fmt.Sprintf("%s retired (v%d)", p.Name, p.Version))); err != nil {
+		runproof.DecisionAllow, fmt.Sprintf("%q retired (v%d)", p.Name, p.Version))); err != nil {
 		return fmt.Errorf("policy %s was retired but its audit event could not be recorded: %w", p.Name, err)
 	}
-	_, err = fmt.Fprintf(e.stdout, "retired %s (%s, %s) as v%d: runs started from now on are not judged by it\n", p.Name, p.Type, p.ID, p.Version)
+	_, err = fmt.Fprintf(e.stdout, "retired %q (%s, %s) as v%d: runs started from now on are not judged by it\n", p.Name, p.Type, p.ID, p.Version)
 	return err
 }
 

@@ -656,7 +656,8 @@ func TestVerifySaysStepsLeftOut(t *testing.T) {
 		t.Fatalf("export: %d %s", r.code, r.stderr)
 	}
 	r := runCLI(t, "", "verify", zip, "--key", filepath.Join(out, "signing-key.pub.pem"))
-	if r.code != 0 || !strings.Contains(r.stdout, "\nVERIFIED: ") || !strings.Contains(r.stdout, "\n  but its export left out 7 of the run's 7 steps (their totals are in)\n") {
+	if r.code != 0 || !strings.Contains(r.stdout, "\nVERIFIED: ") || !strings.Contains(r.stdout, "\n  but its export left out 7 of the run's 7 steps (their totals are in)\n") ||
+		!strings.Contains(r.stdout, "ok   steps.csv rows: no rows: the export left out the run's 7 steps") {
 		t.Errorf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -381,6 +381,25 @@ func breachText(inc *runproof.Incident) string {
 	return fmt.Sprintf(`Policy "%s": %s`, inc.PolicyName, what) // as stored: %q would escape a right-to-left mark
 }
 
+// otherBreaches names the policies the steps went over but the incident's,
+// with their actions: `"cost cap" (stop) and "slow" (warn)`; "" when none.
+func otherBreaches(pc PolicyContext) string {
+	var names []string
+	for _, br := range pc.Breaches {
+		if br.PolicyID != pc.ViolatedPolicyID {
+			names = append(names, fmt.Sprintf(`"%s" (%s)`, br.PolicyName, br.Action))
+		}
+	}
+	switch n := len(names); n {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	default:
+		return strings.Join(names[:n-1], ", ") + " and " + names[n-1]
+	}
+}
+
 func attestation(src Source, b *SOC2Bundle) string {
 	var s strings.Builder
 	if inc := src.Incident; inc != nil {
@@ -388,9 +407,11 @@ func attestation(src Source, b *SOC2Bundle) string {
 			b.BundleID, inc.ID, b.RunID, b.TenantID, inc.PolicyName, inc.InflectionStepIndex, b.ViolationTimestamp)
 	} else {
 		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no stop policy was breached, so no incident was opened.", b.BundleID, b.RunID, b.TenantID)
-		if n := len(b.PolicyContext.Breaches); n > 0 {
-			fmt.Fprintf(&s, " %s exceeded (policy_context.breaches).", count(int64(n), "warn policy was", "warn policies were"))
-		}
+	}
+	if others := otherBreaches(b.PolicyContext); others != "" && src.Incident != nil {
+		fmt.Fprintf(&s, " Its steps also went over %s.", others)
+	} else if others != "" {
+		fmt.Fprintf(&s, " Its steps went over %s.", others)
 	}
 	if b.CompliancePeriodStart != "" {
 		what := "incident, not the tenant's other incidents"

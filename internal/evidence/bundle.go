@@ -125,9 +125,10 @@ type ActivePolicy struct {
 	Version    int                 `json:"version"`
 }
 
-// Breach is a policy of the snapshot that the run's steps went over: the
-// stop policy of its incident, another stop policy its inflection step
-// broke too, or a warn policy. Fields in RFC 8785 order.
+// Breach is a policy of the snapshot that the run's steps went over (those
+// sent after its stop included): the stop policy of its incident, another
+// stop policy its inflection step broke too, a warn policy. Fields in RFC
+// 8785 order.
 type Breach struct {
 	Action         runproof.Action     `json:"action"`
 	ActualValue    string              `json:"actual_value"` // on its first step over

@@ -264,9 +264,10 @@ func TestExportRefusesChangedIncident(t *testing.T) {
 		{"actual_value", "'1000.5'", "actual_value"},
 		{"detected_at", "violation_at", "detection_time"},
 		{"contained_at", "'2026-11-22T09:40:00.000000Z'", "containment_time"},
+		{"contained_at", "NULL", "containment_time"},
 		{"inflection_step_index", "inflection_step_index - 1", "inflection_step_index"},
 	} {
-		t.Run(c.column, func(t *testing.T) {
+		t.Run(c.column+"="+c.value, func(t *testing.T) {
 			exec(fmt.Sprintf("UPDATE incidents SET %s = %s WHERE id = '%s'", c.column, c.value, inc.ID))
 			defer exec(fmt.Sprintf("UPDATE incidents SET %s = (SELECT %s FROM incidents_kept WHERE id = '%s') WHERE id = '%s'", c.column, c.column, inc.ID, inc.ID))
 			for _, bundle := range []runproof.BundleType{runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
@@ -338,5 +339,18 @@ func TestBundleBreaches(t *testing.T) {
 	want := []string{"slow warn from 0 (1500 of 1000) ×2", "big step stop from 1 (true of step.cost_cents > 50.0) ×1", "cost cap stop from 1 (130 of 100) ×1"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("breaches:\n%q\nwant\n%q", got, want)
+	}
+	// The SOC 2 attestation names those besides the incident's.
+	rec, err = e.Export(ctx, "acme", auditor, export.Input{IncidentID: res.IncidentID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var soc2 evidence.SOC2Bundle
+	if err := json.Unmarshal(download(t, e, rec), &soc2); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(soc2.AttestationStatement, `policy "big step" was breached`) ||
+		!strings.Contains(soc2.AttestationStatement, `Its steps also went over "slow" (warn) and "cost cap" (stop).`) {
+		t.Errorf("attestation: %s", soc2.AttestationStatement)
 	}
 }

@@ -52,6 +52,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
+	c.detail = fmt.Sprintf("policy %s: %q v%d (%s)", p.ID, p.Name, p.Version, p.Type)
 	return writeJSON(w, http.StatusCreated, p)
 }
 
@@ -60,7 +61,7 @@ func (s *Server) retirePolicy(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
-	c.detail = fmt.Sprintf("%s retired (v%d)", p.Name, p.Version)
+	c.detail = fmt.Sprintf("policy %s: %q retired (v%d)", p.ID, p.Name, p.Version)
 	return writeJSON(w, http.StatusOK, p)
 }
 

@@ -28,7 +28,8 @@ func (inc Incident) CheckInflection(st Step) error {
 		}
 	}
 	if f == nil {
-		return fail("policy_id", inc.PolicyID, "no stop policy of that id was breached")
+		return Errorf(ECONFLICT, "incident %s names policy %s, which its inflection step %d did not find breached:"+
+			" the incident record was changed behind runproof's back", inc.ID, inc.PolicyID, inc.InflectionStepIndex)
 	}
 	for _, c := range []struct{ field, incident, step string }{
 		{"policy_version", strconv.Itoa(inc.PolicyVersion), strconv.Itoa(f.PolicyVersion)},
@@ -43,7 +44,10 @@ func (inc Incident) CheckInflection(st Step) error {
 			return fail(c.field, c.incident, c.step)
 		}
 	}
-	if inc.ContainedAt != nil && !inc.ContainedAt.Equal(inc.DetectedAt) { // runproof stops the run as it detects
+	switch { // runproof stops the run as it detects the breach
+	case inc.ContainedAt == nil:
+		return fail("containment_time", "none", FormatTime(st.RecordedAt))
+	case !inc.ContainedAt.Equal(inc.DetectedAt):
 		return fail("containment_time", FormatTime(*inc.ContainedAt), FormatTime(st.RecordedAt))
 	}
 	return nil

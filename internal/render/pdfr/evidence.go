@@ -424,7 +424,7 @@ func (r *report) legend() {
 	}{
 		{inflFill, "inflection step: where the policy was first broken"},
 		{violFill, "violation"},
-		{warnFill, "warning: near a limit, or over a warn policy's"},
+		{warnFill, "warning: near a limit, or over a warn policy"},
 	} {
 		r.fill(k.c)
 		pdf.Rect(x, y+0.6, 6, 3.2, "F")

@@ -403,7 +403,8 @@ func (r *report) heading(s string) {
 
 // subheading names a part of a section.
 func (r *report) subheading(s string) {
-	r.need(18)
+	r.need(28) // with the start of what it names: a table's header and first row
+
 	r.font(sans, "B", 10, ink)
 	r.pdf.CellFormat(0, 6, clean(s), "", 1, "L", false, 0, "")
 	r.pdf.Ln(0.5)

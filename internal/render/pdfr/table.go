@@ -39,7 +39,7 @@ func (r *report) table(size float64, cols ...column) *table {
 	for i, c := range cols {
 		t.ws[i] = c.w * r.width() / sum
 	}
-	r.need(3 * t.lh)
+	r.need(5 * t.lh) // the header and a first row of a few lines: a header alone at a page's foot reads as an empty table
 	t.head()
 	return t
 }
