@@ -251,11 +251,11 @@ func verifyLine(rep ledger.Report, err error) string {
 	case rep.Checkpoints == 0:
 		line = "ok: the ledger is empty"
 	case rep.Signatures == rep.Checkpoints:
-		line = fmt.Sprintf("ok: %d entries (%d audit events, %d steps) recomputed, %s with their signatures, the latest of size %d",
-			rep.Entries, rep.AuditEvents, rep.Steps, checkpointsHold(rep.Checkpoints), rep.Latest.N)
+		line = fmt.Sprintf("ok: %s recomputed, %s with their signatures, the latest of size %d",
+			entries(rep), checkpointsHold(rep.Checkpoints), rep.Latest.N)
 	default:
-		line = fmt.Sprintf("ok: %d entries (%d audit events, %d steps) recomputed, %s, the latest of size %d with its signature",
-			rep.Entries, rep.AuditEvents, rep.Steps, checkpointsHold(rep.Checkpoints), rep.Latest.N)
+		line = fmt.Sprintf("ok: %s recomputed, %s, the latest of size %d with its signature",
+			entries(rep), checkpointsHold(rep.Checkpoints), rep.Latest.N)
 	}
 	if rep.Extends > 0 {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
@@ -273,6 +273,14 @@ func verifyLine(rep ledger.Report, err error) string {
 		line += fmt.Sprintf("; %d runs have steps not sealed yet (a running serve seals them within half a minute; so does runproof export)", rep.Unsealed)
 	}
 	return line
+}
+
+// entries counts a log's entries by what they seal, so that the parts add
+// up: "51 entries (15 of exports, 36 sealing 282 steps, 0 of audit events)".
+func entries(rep ledger.Report) string {
+	exports := rep.Entries - rep.AuditEvents - rep.StepRanges // and their ZIPs' manifests
+	return fmt.Sprintf("%d entries (%d of exports, %d sealing %d steps, %d of audit events)",
+		rep.Entries, exports, rep.StepRanges, rep.Steps, rep.AuditEvents)
 }
 
 // keyHint says what to do when a checkpoint is signed by none of the
