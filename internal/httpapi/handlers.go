@@ -65,6 +65,14 @@ func (s *Server) retirePolicy(w http.ResponseWriter, c *call) error {
 	return writeJSON(w, http.StatusOK, p)
 }
 
+func (s *Server) policyVersions(w http.ResponseWriter, c *call) error {
+	ps, err := s.svc.PolicyVersions(c.r.Context(), c.tenant(), c.r.PathValue("policy_id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, policyList{Items: ps})
+}
+
 func (s *Server) listPolicies(w http.ResponseWriter, c *call) error {
 	ps, err := s.svc.ActivePolicies(c.r.Context(), c.tenant())
 	if err != nil {

@@ -212,6 +212,7 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		var brief runproof.Policy
 		c.do(201, "POST", "/api/v1/policies", admin, map[string]any{"name": "brief", "type": "step_limit", "threshold": 5, "action": "warn"}).decode(t, &brief)
 		c.do(200, "DELETE", "/api/v1/policies/{policy_id}", admin, nil, brief.ID)
+		c.do(200, "GET", "/api/v1/policies/{policy_id}", viewer, nil, brief.ID)
 		c.do(200, "GET", "/api/v1/policies", viewer, nil)
 		open := map[string]any{"run_id": "r-1", "agent_id": "support-bot", "goal": "answer a ticket", "trace_id": strings.Repeat("ab", 16)}
 		c.do(201, "POST", "/api/v1/runs", agent, open)

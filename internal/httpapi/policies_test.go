@@ -52,6 +52,14 @@ func TestRetirePolicy(t *testing.T) {
 			t.Errorf("a run started before the retirement: %s, want stop", res.Decision)
 		}
 
+		// Its versions show the retiring one, to its tenant alone.
+		var versions struct{ Items []runproof.Policy }
+		e.must(200, e.do("GET", path, viewer, nil)).decode(t, &versions)
+		if len(versions.Items) != 2 || versions.Items[0].Retired || !versions.Items[1].Retired {
+			t.Errorf("versions: %+v", versions.Items)
+		}
+		e.must(404, e.do("GET", path, other, nil))
+
 		// Its name makes it active again, as its next version.
 		var back runproof.Policy
 		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 50, "action": "stop"})).decode(t, &back)

@@ -24,6 +24,8 @@ func (s *Server) routeTable() []route {
 			request: service.PolicyInput{}, response: runproof.Policy{}, status: http.StatusCreated, handle: s.createPolicy},
 		{method: "GET", path: "/api/v1/policies", perm: poll, summary: "The active version of every policy.",
 			response: policyList{}, handle: s.listPolicies},
+		{method: "GET", path: "/api/v1/policies/{policy_id}", perm: poll, summary: "Every version of a policy, oldest first, the one that retires it included.",
+			response: policyList{}, handle: s.policyVersions},
 		{method: "DELETE", path: "/api/v1/policies/{policy_id}", perm: manage,
 			summary:  "Retire a policy: runs started from now on are not judged by it. Answers the version that retires it; adding a policy of its name makes it active again.",
 			response: runproof.Policy{}, handle: s.retirePolicy},

@@ -49,6 +49,9 @@ type Store interface {
 	// ENOTFOUND when the tenant has no such policy, ECONFLICT when it is
 	// retired already.
 	RetirePolicy(ctx context.Context, tenantID, id string, at time.Time) (Policy, error)
+	// PolicyVersions returns every version of the tenant's policy id, the
+	// retiring ones included, oldest first; ENOTFOUND when there is none.
+	PolicyVersions(ctx context.Context, tenantID, id string) ([]Policy, error)
 	// ActivePolicies returns the latest version of each of the tenant's
 	// policies but those retired, ordered by name.
 	ActivePolicies(ctx context.Context, tenantID string) ([]Policy, error)

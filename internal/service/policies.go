@@ -51,6 +51,13 @@ func (s *Service) RetirePolicy(ctx context.Context, tenantID, policyID string) (
 	return s.store.RetirePolicy(ctx, tenantID, policyID, s.Now())
 }
 
+// PolicyVersions returns every version of the tenant's policy policyID,
+// oldest first: the retiring ones too, which no list of active policies
+// shows.
+func (s *Service) PolicyVersions(ctx context.Context, tenantID, policyID string) ([]runproof.Policy, error) {
+	return s.store.PolicyVersions(ctx, tenantID, policyID)
+}
+
 // ActivePolicies returns the latest version of each of the tenant's
 // policies but those retired.
 func (s *Service) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {

@@ -125,6 +125,20 @@ func insertPolicy(ctx context.Context, tx pgx.Tx, p runproof.Policy) (runproof.P
 	return p, err
 }
 
+// PolicyVersions returns every version of the tenant's policy id, oldest
+// first.
+func (s *Store) PolicyVersions(ctx context.Context, tenantID, id string) ([]runproof.Policy, error) {
+	ps, err := collect(ctx, s.pool, scanPolicy, `SELECT `+policyColumns+` FROM policies
+		WHERE tenant_id = $1 AND id = $2 ORDER BY version`, tenantID, id)
+	if err != nil {
+		return nil, fmt.Errorf("policy versions: %w", err)
+	}
+	if len(ps) == 0 {
+		return nil, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+	}
+	return ps, nil
+}
+
 // ActivePolicies returns the latest version of each policy, by name.
 func (s *Store) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
 	ps, err := collect(ctx, s.pool, scanPolicy, `

@@ -230,6 +230,13 @@ func testPolicies(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	equal(t, "active policies once a is back", got, []runproof.Policy{b1, a4})
+	versions, err := s.PolicyVersions(ctx, "t1", "pa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "the versions of a, the retiring one included", versions, []runproof.Policy{a1, a2, retired, a4})
+	_, err = s.PolicyVersions(ctx, "t2", "pa")
+	wantCode(t, "another tenant's policy versions", err, runproof.ENOTFOUND)
 }
 
 func testPoliciesConcurrent(t *testing.T, h Harness) {
