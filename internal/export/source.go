@@ -56,7 +56,7 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 // them.
 func (e *Exporter) judged(ctx context.Context, run runproof.Run, inc *runproof.Incident) ([]evidence.Breach, error) {
 	var breaches evidence.Breaches
-	inflection := false
+	var inflection runproof.Step // zero until found
 	for from := int64(0); from < run.Totals.Steps; {
 		page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
 			FromIndex: from, Limit: stepPage, Judged: true})
@@ -69,10 +69,7 @@ func (e *Exporter) judged(ctx context.Context, run runproof.Run, inc *runproof.I
 			}
 			breaches.Add(st)
 			if inc != nil && st.Index == inc.InflectionStepIndex {
-				if err := inc.CheckInflection(st); err != nil {
-					return nil, err
-				}
-				inflection = true
+				inflection = st
 			}
 		}
 		if len(page) < stepPage {
@@ -80,9 +77,10 @@ func (e *Exporter) judged(ctx context.Context, run runproof.Run, inc *runproof.I
 		}
 		from = page[len(page)-1].Index + 1
 	}
-	if inc != nil && !inflection {
-		return nil, runproof.Errorf(runproof.ECONFLICT, "incident %s names step %d of run %s as its inflection, which that step is not:"+
-			" the incident record was changed behind runproof's back", inc.ID, inc.InflectionStepIndex, run.ID)
+	if inc != nil {
+		if err := inc.CheckInflection(inflection); err != nil {
+			return nil, err
+		}
 	}
 	return breaches.List(), nil
 }

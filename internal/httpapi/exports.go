@@ -135,13 +135,13 @@ func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool)
 	if p.Limit, p.Offset = q.page(); q.err() != nil {
 		return nil, nil, meta, q.err()
 	}
-	limit := p.Limit
-	p.Limit++ // one more, to know whether a next page has any
-	recs, err := s.exports.List(c.r.Context(), p)
+	recs, next, err := readPage(p.Limit, p.Offset, func(limit int) ([]runproof.Export, error) {
+		p.Limit = limit
+		return s.exports.List(c.r.Context(), p)
+	})
 	if err != nil {
 		return nil, nil, meta, err
 	}
-	recs, next := pageOf(recs, limit, p.Offset)
 	items := make([]exportView, len(recs))
 	for i, r := range recs {
 		items[i] = s.view(c, r, signed)

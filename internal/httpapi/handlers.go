@@ -328,13 +328,13 @@ func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
 	if err := q.err(); err != nil {
 		return err
 	}
-	limit := p.Limit
-	p.Limit++ // one more, to know whether a next page has any
-	incs, err := s.svc.ListIncidents(c.r.Context(), p)
+	incs, next, err := readPage(p.Limit, p.Offset, func(limit int) ([]runproof.Incident, error) {
+		p.Limit = limit
+		return s.svc.ListIncidents(c.r.Context(), p)
+	})
 	if err != nil {
 		return err
 	}
-	incs, next := pageOf(incs, limit, p.Offset)
 	var meta runproof.EvidenceMeta
 	for _, i := range incs {
 		meta.IncidentIDs = append(meta.IncidentIDs, i.ID)
@@ -387,25 +387,27 @@ func (s *Server) listAudit(category string) handler {
 		if err := q.err(); err != nil {
 			return err
 		}
-		limit := p.Limit
-		p.Limit++ // one more, to know whether a next page has any
-		events, err := s.svc.ListAudit(c.r.Context(), p)
+		events, next, err := readPage(p.Limit, p.Offset, func(limit int) ([]runproof.AuditEvent, error) {
+			p.Limit = limit
+			return s.svc.ListAudit(c.r.Context(), p)
+		})
 		if err != nil {
 			return err
 		}
-		events, next := pageOf(events, limit, p.Offset)
 		return s.writeEvidence(w, c, auditList{Items: nonNil(events), NextOffset: next}, runproof.EvidenceMeta{})
 	}
 }
 
-// pageOf trims a page read with one more item than limit, at offset, and
-// returns the offset of the next page: nil when the extra item is not there.
-func pageOf[T any](items []T, limit, offset int) ([]T, *int) {
-	if len(items) <= limit {
-		return items, nil
+// readPage reads the page of at most limit items from offset on with
+// read, asking it for one more to know whether a next page has any, and
+// returns the offset of the next page: nil when there is none.
+func readPage[T any](limit, offset int, read func(limit int) ([]T, error)) ([]T, *int, error) {
+	items, err := read(limit + 1)
+	if err != nil || len(items) <= limit {
+		return items, nil, err
 	}
 	next := offset + limit
-	return items[:limit], &next
+	return items[:limit], &next, nil
 }
 
 func nonNil[T any](s []T) []T {

@@ -65,12 +65,12 @@ func (s *Server) systemAudit(w http.ResponseWriter, c *call) error {
 	if err := q.err(); err != nil {
 		return err
 	}
-	limit := p.Limit
-	p.Limit++ // one more, to know whether a next page has any
-	events, err := s.svc.SystemAudit(c.r.Context(), p)
+	events, next, err := readPage(p.Limit, p.Offset, func(limit int) ([]runproof.AuditEvent, error) {
+		p.Limit = limit
+		return s.svc.SystemAudit(c.r.Context(), p)
+	})
 	if err != nil {
 		return err
 	}
-	events, next := pageOf(events, limit, p.Offset)
 	return s.writeEvidence(w, c, auditList{Items: nonNil(events), NextOffset: next}, runproof.EvidenceMeta{})
 }

@@ -9,7 +9,7 @@ import "strconv"
 // detection and containment times). Steps are sealed in the ledger and
 // incidents are not, so an incident edited behind runproof's back shows
 // here, before a bundle signs it. The error (ECONFLICT) names the first
-// field that disagrees.
+// field that disagrees. A zero st stands for an inflection step not found.
 func (inc Incident) CheckInflection(st Step) error {
 	fail := func(field, incident, step string) error {
 		return Errorf(ECONFLICT, "incident %s disagrees with its inflection step %d, which the ledger seals: its %s is %q, the step's %q:"+
