@@ -679,6 +679,13 @@ func TestServe(t *testing.T) {
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	data := t.TempDir()
+	// A database missing a guard trigger is served, and said to be.
+	if r := runCLI(t, "", "migrate", "--data", data); r.code != 0 {
+		t.Fatalf("migrate: %d %s", r.code, r.stderr)
+	}
+	if err := openStore(t, data).(*sqlite.Store).ExecRaw(ctx, "DROP TRIGGER steps_no_delete"); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		done <- cli.Main(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", data}, strings.NewReader(""), &stdout, &stderr)
 	}()
@@ -700,6 +707,9 @@ func TestServe(t *testing.T) {
 	}
 	if !regexp.MustCompile(`msg=listening addr=\S+ version=devel engine=sqlite data=\S+ signing_key=\S+`).MatchString(stderr.String()) {
 		t.Errorf("the listening line does not say the version, engine, data directory and signing key: %q", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `level=ERROR msg="the database is missing guard triggers" problem="1 of the database's guard triggers is gone or disabled: steps_no_delete on steps (migration 001_init.sql).`) {
+		t.Errorf("no word of the missing trigger: %q", stderr.String())
 	}
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/signing"
+	"github.com/runproof/runproof/internal/store/migrate"
 	"github.com/runproof/runproof/internal/store/postgres"
 	"github.com/runproof/runproof/internal/store/sqlite"
 )
@@ -142,6 +143,29 @@ type database interface {
 	Migrate(context.Context) error
 	SchemaVersion(context.Context) (int64, error)
 	LatestSchema() int64 // the version Migrate brings the schema to
+	// MissingTriggers returns the triggers Migrate creates that the
+	// database lacks (or has disabled).
+	MissingTriggers(context.Context) ([]migrate.Trigger, error)
+}
+
+// missingTriggers says which of the triggers that guard runproof's records
+// the database lacks, or "" when it lacks none.
+func missingTriggers(ctx context.Context, store database) (string, error) {
+	missing, err := store.MissingTriggers(ctx)
+	if err != nil || len(missing) == 0 {
+		return "", err
+	}
+	names := make([]string, len(missing))
+	for i, t := range missing {
+		names[i] = fmt.Sprintf("%s on %s (migration %s)", t.Name, t.Table, t.Migration)
+	}
+	are := "are"
+	if len(missing) == 1 {
+		are = "is"
+	}
+	return fmt.Sprintf("%d of the database's guard triggers %s gone or disabled: %s. The rows they guard can be changed "+
+		"behind runproof's back: find out who removed them, and create them again as those migrations do",
+		len(missing), are, strings.Join(names, ", ")), nil
 }
 
 // openStore opens the store the flags select and applies its migrations,

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -39,10 +40,11 @@ covers every entry, that every export finished more than a minute ago is
 in the ledger, that every audit event is in it or waiting for it, and that
 each run's sealed steps follow one another and are all still there (serve
 seals audit events and new steps every 30 seconds; it says how many runs
-have steps waiting). Prints one line per tenant (a long check logs how
-far it is every two seconds); exits 1 naming the first entry that does not
-match. Each check is recorded as an audit event
-of category integrity (GET /api/v1/logs/audit/integrity).
+have steps waiting), and that the database still has every trigger that
+guards runproof's records. Prints one line per tenant (a long check logs
+how far it is every two seconds); exits 1 naming the first entry that
+does not match, or the triggers gone. Each tenant's check is recorded as
+an audit event of category integrity (GET /api/v1/logs/audit/integrity).
 
   --tenant T            only this tenant's ledger (default: every tenant that
                         has one or has exports, which must be in one; with
@@ -149,8 +151,26 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 	if err != nil {
 		return err
 	}
+	// A trigger dropped changes no record by itself, but lets them be
+	// changed: said after the tenants' lines, and a failure.
+	guards, err := missingTriggers(ctx, store)
+	if err != nil {
+		return err
+	}
+	first := verifyLedgersOf(ctx, e, store, tenant, older, vkeys, allSignatures)
+	if guards != "" {
+		fmt.Fprintf(e.stdout, "database: FAILED: %s\n", guards)
+		first = cmp.Or(first, fmt.Errorf("ledger verify: %s", guards))
+	}
+	return first
+}
+
+// verifyLedgersOf checks the ledger of tenant, or of every tenant when it
+// is "", printing a line for each, and returns the first failure.
+func verifyLedgersOf(ctx context.Context, e *env, store database, tenant string, older []byte, vkeys []string, allSignatures bool) error {
 	tenants := []string{tenant}
 	if tenant == "" {
+		var err error
 		if tenants, err = verifiedTenants(ctx, store); err != nil {
 			return err
 		}

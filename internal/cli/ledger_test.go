@@ -125,7 +125,19 @@ func TestLedgerVerify(t *testing.T) {
 		t.Fatalf("entry 39: %+v %v", entries, err)
 	}
 	raw := store.(*sqlite.Store)
-	for _, q := range []string{"DROP TRIGGER export_events_no_update",
+	// The trigger dropped first: nothing is changed yet, but the database
+	// no longer refuses it.
+	if err := raw.ExecRaw(ctx, "DROP TRIGGER export_events_no_update"); err != nil {
+		t.Fatal(err)
+	}
+	r = runCLI(t, "", "ledger", "verify", "--data", data)
+	const dropped = "1 of the database's guard triggers is gone or disabled: export_events_no_update on export_events (migration 004_sealed.sql)."
+	wantError(t, r, 1, "ledger verify: "+dropped)
+	if !strings.Contains(r.stdout, "demo: ok: 51 entries") || !strings.HasSuffix(r.stdout, "\ndatabase: FAILED: "+dropped+
+		" The rows they guard can be changed behind runproof's back: find out who removed them, and create them again as those migrations do\n") {
+		t.Errorf("a trigger dropped: stdout %q", r.stdout)
+	}
+	for _, q := range []string{
 		fmt.Sprintf("UPDATE export_events SET manifest_sha256 = '%s' WHERE export_id = '%s' AND kind = 'sealed'",
 			runproof.DigestBytes(nil), entries[0].RecordID)} {
 		if err := raw.ExecRaw(ctx, q); err != nil {
@@ -134,7 +146,7 @@ func TestLedgerVerify(t *testing.T) {
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
 	wantError(t, r, 1, `ledger of tenant "demo": FAILED at entry 39: does not match the record of export `+entries[0].RecordID)
-	if !strings.Contains(r.stdout, "demo: FAILED at entry 39:") {
+	if !strings.Contains(r.stdout, "demo: FAILED at entry 39:") || !strings.Contains(r.stdout, "database: FAILED: "+dropped) {
 		t.Errorf("stdout %q", r.stdout)
 	}
 	if ev := lastCheck(); ev.Decision != runproof.DecisionDeny || !strings.HasPrefix(ev.Detail, "FAILED at entry 39:") {

@@ -139,6 +139,12 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return err
 	}
 	defer closeStore(e, store)
+	// Serving goes on: the records are still checked by ledger verify.
+	if guards, err := missingTriggers(ctx, store); err != nil {
+		return err
+	} else if guards != "" {
+		e.log.Error("the database is missing guard triggers", slog.String("problem", guards))
+	}
 	svc := service.New(store, service.Options{})
 	ex, err := openExporter(ctx, e, store)
 	if err != nil {

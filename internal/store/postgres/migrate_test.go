@@ -5,14 +5,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/migrate"
 	"github.com/runproof/runproof/internal/store/migratetest"
 )
 
@@ -242,5 +245,45 @@ func TestMigratePolicyRetirement(t *testing.T) {
 	}
 	if active, err := s.ActivePolicies(ctx, "t1"); err != nil || len(active) != 0 {
 		t.Errorf("active policies after the refused down: %+v, %v", active, err)
+	}
+}
+
+// TestMissingTriggers: the triggers a migrated schema has are those the
+// migrations are read to create, and one dropped or disabled is named.
+func TestMissingTriggers(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := fs.Sub(migrations, "migrations")
+	var want []string
+	for _, tr := range migrate.Triggers(fsys) {
+		want = append(want, tr.Name)
+	}
+	have, err := s.triggers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(have)
+	if !slices.Equal(have, want) {
+		t.Fatalf("triggers of a migrated schema:\n%v\nread from the migrations:\n%v", have, want)
+	}
+	if missing, err := s.MissingTriggers(ctx); err != nil || len(missing) != 0 {
+		t.Fatalf("missing from a migrated schema: %v, %v", missing, err)
+	}
+	for _, q := range []string{"DROP TRIGGER ledger_entries_append_only ON ledger_entries", "ALTER TABLE runs DISABLE TRIGGER runs_no_delete"} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing, err := s.MissingTriggers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := []migrate.Trigger{{Name: "ledger_entries_append_only", Table: "ledger_entries", Migration: "003_ledger.sql"},
+		{Name: "runs_no_delete", Table: "runs", Migration: "016_record_guards.sql"}}
+	if !slices.Equal(missing, w) {
+		t.Errorf("missing: %+v, want %+v", missing, w)
 	}
 }

@@ -96,6 +96,31 @@ func (s *Store) LatestSchema() int64 {
 	return migrate.Latest(fsys)
 }
 
+// MissingTriggers returns the triggers the migrations create that the
+// schema no longer has, or has disabled: changed behind runproof's back.
+func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) {
+	present, err := s.triggers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
+	return migrate.Missing(migrate.Triggers(fsys), present), nil
+}
+
+// triggers returns the names of the enabled triggers of the schema's tables.
+func (s *Store) triggers(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+		WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND c.relnamespace = current_schema()::regnamespace`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: triggers: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: triggers: %w", err)
+	}
+	return names, nil
+}
+
 // Migrate applies the embedded migrations not yet applied, each in its own
 // transaction, to the first schema of the search path.
 func (s *Store) Migrate(ctx context.Context) error {

@@ -3,13 +3,16 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/migrate"
 	"github.com/runproof/runproof/internal/store/migratetest"
 )
 
@@ -225,5 +228,41 @@ func TestMigratePolicyRetirement(t *testing.T) {
 	}
 	if active, err := s.ActivePolicies(ctx, "t1"); err != nil || len(active) != 0 {
 		t.Errorf("active policies after the refused down: %+v, %v", active, err)
+	}
+}
+
+// TestMissingTriggers: the triggers a migrated database has are those the
+// migrations are read to create, and one dropped is named.
+func TestMissingTriggers(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys, _ := fs.Sub(migrations, "migrations")
+	var want []string
+	for _, tr := range migrate.Triggers(fsys) {
+		want = append(want, tr.Name)
+	}
+	have, err := s.triggers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(have)
+	if !slices.Equal(have, want) {
+		t.Fatalf("triggers of a migrated database:\n%v\nread from the migrations:\n%v", have, want)
+	}
+	if missing, err := s.MissingTriggers(ctx); err != nil || len(missing) != 0 {
+		t.Fatalf("missing from a migrated database: %v, %v", missing, err)
+	}
+	if err := s.ExecRaw(ctx, "DROP TRIGGER ledger_entries_no_update"); err != nil {
+		t.Fatal(err)
+	}
+	missing, err := s.MissingTriggers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := []migrate.Trigger{{Name: "ledger_entries_no_update", Table: "ledger_entries", Migration: "004_sealed.sql"}}; !slices.Equal(missing, w) {
+		t.Errorf("missing: %+v, want %+v", missing, w)
 	}
 }

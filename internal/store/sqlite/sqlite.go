@@ -169,6 +169,27 @@ func (s *Store) LatestSchema() int64 {
 	return migrate.Latest(fsys)
 }
 
+// MissingTriggers returns the triggers the migrations create that the
+// database no longer has: dropped behind runproof's back.
+func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) {
+	present, err := s.triggers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
+	return migrate.Missing(migrate.Triggers(fsys), present), nil
+}
+
+// triggers returns the names of the database's triggers.
+func (s *Store) triggers(ctx context.Context) ([]string, error) {
+	names, err := collect(ctx, s.db, func(row scanner) (name string, err error) { return name, row.Scan(&name) },
+		`SELECT name FROM sqlite_master WHERE type = 'trigger'`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: triggers: %w", err)
+	}
+	return names, nil
+}
+
 // Migrate applies the embedded migrations not yet applied, each in its own
 // transaction, holding the migration lock: a process opening the database
 // meanwhile waits for it.
