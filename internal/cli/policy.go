@@ -231,6 +231,11 @@ func retirePolicy(ctx context.Context, e *env, tenant, which string) error {
 			id = p.ID
 		}
 	}
+	for _, p := range active {
+		if p.ID == which && id != which {
+			return usagef("policy retire: %q is the name of policy %s and the id of policy %q: give the id of the one to retire", which, id, p.Name)
+		}
+	}
 	p, err := svc.RetirePolicy(ctx, tenant, id)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		return fmt.Errorf("tenant %s has no active policy named %q, nor a policy of that id (runproof policy list --tenant %s shows the active ones; one retired already is not among them)", tenant, which, tenant)
