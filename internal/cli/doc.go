@@ -4,7 +4,8 @@
 //
 // Every error reaches the user as one line on stderr, "runproof: ...",
 // saying what is wrong and how to fix it: exit status 2 for usage errors,
-// 1 for everything else. stdout carries only results (a key, a summary), so
+// 1 for everything else (and 3 from verify when a bundle could be checked
+// for consistency only). stdout carries only results (a key, a summary), so
 // that scripts can capture it.
 //
 // The CLI never bypasses the service layer: it validates and evaluates

@@ -87,7 +87,7 @@ Examples:
 					// copy may add more, or turn them into CRLF.
 					older = append(bytes.TrimRight(bytes.ReplaceAll(older, []byte("\r\n"), []byte("\n")), " \t\r\n"), '\n')
 					if *tenant == "" {
-						if *tenant = checkpointTenant(older); *tenant == "" {
+						if *tenant = ledger.CheckpointTenant(older); *tenant == "" {
 							return usagef("ledger verify: --checkpoint %s is not a runproof ledger checkpoint: give the signed note "+
 								"that GET /api/v1/ledger/checkpoint serves, saved to a file", *checkpoint)
 						}
@@ -109,20 +109,6 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
-// checkpointTenant reads the tenant from a checkpoint's origin line,
-// without checking anything else: Verify does that.
-func checkpointTenant(msg []byte) string {
-	lines := strings.Split(string(msg), "\n")
-	if len(lines) < 4 {
-		return ""
-	}
-	t, ok := strings.CutPrefix(lines[3], ledger.OriginPrefix)
-	if !ok {
-		return ""
-	}
-	return t
-}
 
 // verifiedTenants returns the tenants ledger verify checks when none is
 // named: those with a ledger, and those with exports, which must be in one

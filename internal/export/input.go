@@ -13,7 +13,7 @@ import (
 
 // Input is an export request as a user sends it (API.md "Exports").
 type Input struct {
-	Scope           runproof.ExportScope  `json:"scope" openapi:"enum=llm_run|compliance|audit|system"`
+	Scope           runproof.ExportScope  `json:"scope" openapi:"enum=llm_run|compliance"`
 	BundleType      runproof.BundleType   `json:"bundle_type" openapi:"enum=evidence|soc2|executive_debrief"`
 	RunID           string                `json:"run_id"`
 	IncidentID      string                `json:"incident_id"`
@@ -101,7 +101,7 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 		errs.Add("scope", "%q exports are not available yet: export a run or an incident (llm_run), "+
 			"or a SOC 2 bundle of one for a compliance period (compliance)", r.Scope)
 	default:
-		errs.Add("scope", "must be llm_run, compliance, audit or system")
+		errs.Add("scope", "must be llm_run or compliance")
 	}
 	switch r.BundleType {
 	case runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief:

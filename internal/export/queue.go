@@ -43,6 +43,9 @@ const (
 	AbandonedAfter = time.Hour
 )
 
+// AbandonedAfter exceeds MaxQueued plus MaxDuration, or this does not compile.
+const _ = uint64(AbandonedAfter - MaxQueued - MaxDuration - 1)
+
 // queuedPerPlace is how many exports Start records may wait for each
 // place of the exports made at once; Start refuses more.
 const queuedPerPlace = 4

@@ -54,8 +54,8 @@ type Store interface {
 	GetExport(ctx context.Context, tenantID, exportID string) (runproof.Export, error)
 }
 
-// Ledger appends finished exports, sealed ZIP manifests and audit events
-// to their tenant's log and proves what it holds. Create it with New; it
+// Ledger appends finished exports, sealed ZIP manifests, audit events and
+// ranges of runs' steps to their tenant's log and proves what it holds. Create it with New; it
 // is safe for concurrent use, also by several processes over one database.
 type Ledger struct {
 	store        Store
@@ -213,6 +213,21 @@ func readCheckpoint(msg []byte) (origin string, tree tlog.Tree, err error) {
 		return "", tree, fmt.Errorf("checkpoint: %w", err)
 	}
 	return checkpointTree(unverified.Note.Text)
+}
+
+// CheckpointTenant returns the tenant whose log a signed checkpoint is
+// of, read from its origin line without checking its signature, or ""
+// when msg is not a checkpoint of a runproof ledger.
+func CheckpointTenant(msg []byte) string {
+	origin, _, err := readCheckpoint(msg)
+	if err != nil {
+		return ""
+	}
+	tenant, _ := strings.CutPrefix(origin, OriginPrefix)
+	if tenant == origin {
+		return ""
+	}
+	return tenant
 }
 
 // checkpointTree reads the tree and the origin line of a checkpoint's text.

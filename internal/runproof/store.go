@@ -11,8 +11,8 @@ import (
 // Every method is scoped by tenant: a record of another tenant is ENOTFOUND.
 // The exceptions span tenants by design, for the server's own work and
 // never for a tenant's request: APIKeyByHash (a key names its tenant),
-// ExportTenants, LedgerTenants and AuditTenantsToSeal (which tenants to
-// seal or verify).
+// ExportTenants, LedgerTenants, AuditTenantsToSeal and StepsTenantsToSeal
+// (which tenants to seal or verify).
 // Methods return *Error values with codes ENOTFOUND and ECONFLICT where noted;
 // anything else is an internal error.
 type Store interface {

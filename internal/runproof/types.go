@@ -23,7 +23,8 @@ const (
 // Roles lists every role, for validation and help texts.
 var Roles = []Role{RoleViewer, RoleExporter, RoleAuditor, RoleAdmin, RoleAgent}
 
-// Permission is one capability checked by the HTTP layer and the CLI.
+// Permission is one capability of a role, checked by the HTTP layer (the
+// CLI acts as the operator, who may do everything).
 type Permission string
 
 const (
