@@ -439,3 +439,38 @@ func TestDeepNestingMessage(t *testing.T) {
 		t.Fatalf("%d bytes: %.400v", len(fmt.Sprint(err)), err)
 	}
 }
+
+// endless reads prefix, then fill for ever.
+type endless struct {
+	prefix []byte
+	fill   byte
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, e.prefix)
+	e.prefix = e.prefix[n:]
+	for i := n; i < len(p); i++ {
+		p[i] = e.fill
+	}
+	return len(p), nil
+}
+
+// A value or a record without end (a small ZIP can inflate to gigabytes
+// of one) is refused once it is longer than any runproof writes, rather
+// than held.
+func TestEndlessTokens(t *testing.T) {
+	for _, prefix := range []string{`{"`, `{"a":"`, `{"a":1`, `{"a":-0.1`} {
+		fill := byte('a')
+		if strings.HasSuffix(prefix, "1") {
+			fill = '1'
+		}
+		_, err := scanBundle(&endless{prefix: []byte(prefix), fill: fill}, nil)
+		if err == nil || !strings.Contains(err.Error(), "a value longer than 33554432 bytes") {
+			t.Errorf("%q then endless %c: %v", prefix, fill, err)
+		}
+	}
+	r := newCSVReader(&endless{prefix: []byte("a,\"b\n"), fill: '\n'})
+	if err := r.read(); err == nil || !strings.Contains(err.Error(), "a record longer than 4194304 bytes") {
+		t.Errorf("a quoted field of endless lines: %v", err)
+	}
+}

@@ -56,7 +56,9 @@ func (c *csvReader) read() error {
 			for {
 				i := bytes.IndexByte(line, '"')
 				if i < 0 { // the field goes on on the next line
-					c.buf = append(c.buf, line...)
+					if c.buf = append(c.buf, line...); len(c.buf) > maxRecord {
+						return c.errorf("a record longer than %d bytes", maxRecord)
+					}
 					if line, err = c.readLine(); err == io.EOF {
 						return c.errorf("a quoted field is not closed")
 					} else if err != nil {

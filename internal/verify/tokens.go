@@ -27,8 +27,13 @@ type tokens struct {
 }
 
 // tokenChunk is how much is read from the stream at a time; a token longer
-// than that grows the buffer to hold it.
+// than that grows the buffer to hold it, up to maxToken.
 const tokenChunk = 64 << 10
+
+// maxToken bounds one token, so that a small ZIP cannot make verify hold
+// gigabytes: the longest runproof writes is a step's content (at most
+// 4 MiB as sent), escaped.
+const maxToken = 32 << 20
 
 func newTokens(src io.Reader, feed func([]byte)) *tokens {
 	return &tokens{src: src, buf: make([]byte, 2*tokenChunk), feed: feed}
@@ -56,6 +61,10 @@ func (t *tokens) more() bool {
 	n := copy(t.buf, t.buf[t.pos:t.end])
 	t.off += int64(t.pos)
 	t.pos, t.mark, t.end = 0, 0, n
+	if n > maxToken {
+		t.done, t.err = true, formErrorf("not valid JSON: a value longer than %d bytes at byte %d", maxToken, t.off)
+		return false
+	}
 	if len(t.buf)-n < tokenChunk {
 		t.buf = append(t.buf, make([]byte, len(t.buf))...)
 	}
