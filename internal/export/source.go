@@ -105,7 +105,7 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 		}
 		for from := int64(0); from < run.Totals.Steps; {
 			page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
-				FromIndex: from, Limit: int(min(stepPage, run.Totals.Steps-from))})
+				FromIndex: from, Limit: int(min(stepPage, run.Totals.Steps-from)), MaxContentBytes: runproof.StepPageBytes})
 			if err != nil {
 				yield(runproof.Step{}, err)
 				return

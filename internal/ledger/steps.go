@@ -71,7 +71,7 @@ const stepsPage = 1000
 func readSteps(ctx context.Context, steps StepReader, tenantID, runID string, from, to int64, each func(runproof.Step) error) error {
 	for next := from; next < to; {
 		page, err := steps.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: next,
-			Limit: int(min(stepsPage, to-next))})
+			Limit: int(min(stepsPage, to-next)), MaxContentBytes: runproof.StepPageBytes})
 		if err != nil {
 			return err
 		}

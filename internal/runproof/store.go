@@ -142,7 +142,18 @@ type ListStepsParams struct {
 	// Judged keeps only the steps with findings, and reads them without
 	// their content: what sums up how a run was judged needs no more.
 	Judged bool
+	// WithoutContent reads the steps without their content.
+	WithoutContent bool
+	// MaxContentBytes, when above 0, ends the list with the step whose
+	// content brings the content listed to that many bytes or more: a
+	// page of steps stays within memory however large each step's
+	// content, and holds at least one step.
+	MaxContentBytes int64
 }
+
+// StepPageBytes is the content one page of steps read at a time holds
+// (ListStepsParams.MaxContentBytes), but for its last step.
+const StepPageBytes = 16 << 20
 
 // SetRemediationParams says where the remediation of an incident stands.
 type SetRemediationParams struct {

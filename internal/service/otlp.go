@@ -307,19 +307,24 @@ func (s *Service) storedSpans(ctx context.Context, tenantID string, run runproof
 		return nil, err
 	}
 	from, to := int64(math.MaxInt64), int64(-1)
-	for _, i := range indexes {
+	keys := make(map[int64]spanKey, len(indexes))
+	for key, i := range indexes {
 		from, to = min(from, i), max(to, i)
-	}
-	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID,
-		FromIndex: from, Limit: int(to - from + 1)})
-	if err != nil {
-		return nil, err
+		keys[i] = key
 	}
 	out := make(map[spanKey]runproof.Step, len(indexes))
-	for key, i := range indexes {
-		if j := i - from; j < int64(len(steps)) && steps[j].Index == i {
-			out[key] = steps[j]
+	for from <= to { // a page at a time: the steps between can be many
+		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID,
+			FromIndex: from, Limit: int(min(to-from+1, MaxTracePage)), MaxContentBytes: runproof.StepPageBytes})
+		if err != nil || len(steps) == 0 {
+			return out, err
 		}
+		for _, st := range steps {
+			if key, ok := keys[st.Index]; ok {
+				out[key] = st
+			}
+		}
+		from = steps[len(steps)-1].Index + 1
 	}
 	return out, nil
 }
@@ -385,7 +390,8 @@ func (x *spanIndex) count(n int) {
 // whose entry e the caller holds.
 func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpans, tenantID string, run runproof.Run, spans []otlp.Span) (map[spanKey]int64, error) {
 	for e.steps < run.Totals.Steps { // a page at a time: a run may be long
-		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps, Limit: x.page})
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: run.ID, FromIndex: e.steps, Limit: x.page,
+			MaxContentBytes: runproof.StepPageBytes})
 		if err != nil {
 			return nil, err
 		}
@@ -396,7 +402,7 @@ func (x *spanIndex) lookup(ctx context.Context, store runproof.Store, e *runSpan
 			e.steps = st.Index + 1
 		}
 		x.count(len(steps))
-		if len(steps) < x.page {
+		if len(steps) == 0 {
 			break
 		}
 	}

@@ -119,15 +119,16 @@ func (s *Service) Trace(ctx context.Context, tenantID, runID string, from int64,
 	if limit <= 0 || limit > MaxTracePage {
 		limit = MaxTracePage
 	}
-	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit})
+	steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit,
+		MaxContentBytes: runproof.StepPageBytes})
 	if err != nil {
 		return TracePage{}, err
 	}
 	page := TracePage{Run: run, Snapshot: snap, Steps: steps, Next: -1}
-	if n := len(steps); n == limit {
-		if last := steps[n-1].Index; last+1 < run.Totals.Steps {
-			page.Next = last + 1
-		}
+	// A page ends before the run's last step (as read) when it holds limit
+	// steps, or steps whose content fills it.
+	if n := len(steps); n > 0 && steps[n-1].Index+1 < run.Totals.Steps {
+		page.Next = steps[n-1].Index + 1
 	}
 	return page, nil
 }
@@ -298,28 +299,33 @@ type Replay struct {
 	Snapshot runproof.Snapshot `json:"-"`
 }
 
-// windowSteps returns the steps of rp's window, at most MaxTracePage: read
-// from half that before centre on (or the run's last page), then, while
-// the page has room, the window's steps before those, from the first
-// (timestamps need not follow indexes). StepsTruncated says the window
-// held more.
+// windowSteps returns the steps of rp's window, at most MaxTracePage and
+// about runproof.StepPageBytes of content: read from half that many before
+// centre on (or the run's last page), then, while the page has room, the
+// window's steps before those, from the first (timestamps need not follow
+// indexes). StepsTruncated says the window held more, or may have.
 func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]runproof.Step, error) {
 	from := max(min(centre-MaxTracePage/2, rp.Run.Totals.Steps-MaxTracePage), 0)
 	p := runproof.ListStepsParams{TenantID: rp.Run.TenantID, RunID: rp.RunID, FromIndex: from,
-		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: MaxTracePage + 1}
+		From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: MaxTracePage + 1,
+		MaxContentBytes: runproof.StepPageBytes}
 	steps, err := s.store.ListSteps(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	if len(steps) > MaxTracePage {
+	left := runproof.StepPageBytes - contentBytes(steps)
+	switch {
+	case len(steps) > MaxTracePage:
 		rp.StepsTruncated = true
 		return steps[:MaxTracePage], nil
-	}
-	if from == 0 {
+	case left <= 0: // the content filled the page
+		rp.StepsTruncated = true
+		return steps, nil
+	case from == 0:
 		return steps, nil
 	}
 	room := MaxTracePage - len(steps)
-	p.FromIndex, p.Limit = 0, room+1
+	p.FromIndex, p.Limit, p.MaxContentBytes = 0, room+1, left
 	earlier, err := s.store.ListSteps(ctx, p)
 	if err != nil {
 		return nil, err
@@ -331,7 +337,19 @@ func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]
 	if n > room {
 		n, rp.StepsTruncated = room, true
 	}
+	if contentBytes(earlier[:n]) >= left {
+		rp.StepsTruncated = true
+	}
 	return append(earlier[:n:n], steps...), nil
+}
+
+// contentBytes is the size of the steps' content.
+func contentBytes(steps []runproof.Step) int64 {
+	var n int64
+	for _, st := range steps {
+		n += int64(len(st.Content))
+	}
+	return n
 }
 
 // Replay returns the window of events around a run's inflection. The

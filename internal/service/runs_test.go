@@ -841,3 +841,49 @@ func TestReplayStepsBounded(t *testing.T) {
 		t.Errorf("a short run: truncated %v (%v)", rp.StepsTruncated, err)
 	}
 }
+
+// TestPagesBoundedByContent: a page of a run's steps ends with the step
+// whose content fills it, however few steps that is, so that a run of
+// large steps is read a few at a time.
+func TestPagesBoundedByContent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		openRun(t, svc, "acme", "r1")
+		big := strings.Repeat("x", 7<<19) // 3.5 MiB: a fifth fills a page
+		for i := range 6 {
+			if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(i, map[string]any{"content": big})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var pages [][2]int64 // first index, next
+		for from := int64(0); from >= 0; {
+			page, err := svc.Trace(ctx, "acme", "r1", from, 0)
+			if err != nil || len(page.Steps) == 0 {
+				t.Fatalf("page from %d: %d steps, %v", from, len(page.Steps), err)
+			}
+			pages = append(pages, [2]int64{page.Steps[0].Index, page.Next})
+			from = page.Next
+		}
+		if want := [][2]int64{{0, 5}, {5, -1}}; !slices.Equal(pages, want) {
+			t.Errorf("trace pages (first step, next): %v, want %v", pages, want)
+		}
+		rp, err := svc.Replay(ctx, "acme", "r1", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, it := range rp.Items {
+			if _, ok := it.Data.(runproof.Step); ok {
+				n++
+			}
+		}
+		if n != 5 || !rp.StepsTruncated {
+			t.Errorf("replay: %d steps, truncated %v; want 5, truncated", n, rp.StepsTruncated)
+		}
+		tel, err := svc.Telemetry(ctx, "acme", "r1", 0, 0)
+		if err != nil || len(tel.Points) != 6 || tel.NextFromIndex != nil {
+			t.Errorf("telemetry, which reads no content: %d points, next %v, %v", len(tel.Points), tel.NextFromIndex, err)
+		}
+	})
+}

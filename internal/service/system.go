@@ -111,7 +111,8 @@ func (s *Service) Telemetry(ctx context.Context, tenantID, runID string, from in
 			}
 		}
 		// One step past the page says whether another follows.
-		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit + 1})
+		steps, err := s.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: from, Limit: limit + 1,
+			WithoutContent: true})
 		if err != nil {
 			return Telemetry{}, err
 		}

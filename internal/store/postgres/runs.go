@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -222,9 +223,9 @@ const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_
 	cost_microcents, duration_micros, content, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
-// judgedColumns are stepColumns with NULL for the content, which what reads
-// only how steps were judged does not need.
-const judgedColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
+// withoutContentColumns are stepColumns with NULL for the content, which
+// what reads only how steps were judged, or their numbers, does not need.
+const withoutContentColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
 	cost_microcents, duration_micros, NULL, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
@@ -297,10 +298,24 @@ func (s *Store) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]ru
 	cols := stepColumns
 	if p.Judged {
 		f.add("findings IS NOT NULL")
-		cols = judgedColumns
 	}
-	steps, err := collect(ctx, s.pool, scanStep, `SELECT `+cols+` FROM steps WHERE `+f.conds+`
-		ORDER BY step_index`+page(p.Limit, 0), f.args...)
+	if p.Judged || p.WithoutContent {
+		cols = withoutContentColumns
+	}
+	query := `SELECT ` + cols + ` FROM steps WHERE ` + f.conds + ` ORDER BY step_index` + page(p.Limit, 0)
+	args := f.args
+	if p.MaxContentBytes > 0 && cols == stepColumns {
+		// The rows after the one that fills the list are not even sent
+		// (pgx would read them off the connection to close the query):
+		// the sizes are those of the values as stored, and the content is
+		// read for the rows sent alone.
+		args = append(args, p.MaxContentBytes)
+		query = `SELECT ` + cols + ` FROM (SELECT *, sum(size) OVER (ORDER BY step_index) - size AS before
+			FROM (SELECT *, coalesce(octet_length(content), 0) AS size FROM steps WHERE ` + f.conds + `
+				ORDER BY step_index` + page(p.Limit, 0) + `) listed) sized
+			WHERE before < $` + strconv.Itoa(len(args)) + ` ORDER BY step_index`
+	}
+	steps, err := collect(ctx, s.pool, scanStep, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list steps: %w", err)
 	}

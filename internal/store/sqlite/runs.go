@@ -187,9 +187,9 @@ const stepColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_
 	cost_microcents, duration_micros, content, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
-// judgedColumns are stepColumns with NULL for the content, which what reads
-// only how steps were judged does not need.
-const judgedColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
+// withoutContentColumns are stepColumns with NULL for the content, which
+// what reads only how steps were judged, or their numbers, does not need.
+const withoutContentColumns = `tenant_id, run_id, step_index, timestamp, step_type, input_tokens, output_tokens,
 	cost_microcents, duration_micros, NULL, content_digest, content_hash, status,
 	is_inflection, findings, recorded_at`
 
@@ -274,9 +274,16 @@ func (s *Store) ListSteps(ctx context.Context, p runproof.ListStepsParams) ([]ru
 	cols := stepColumns
 	if p.Judged {
 		f.add("findings IS NOT NULL")
-		cols = judgedColumns
 	}
-	steps, err := collect(ctx, s.db, scanStep, `SELECT `+cols+` FROM steps WHERE `+f.conds+`
+	if p.Judged || p.WithoutContent {
+		cols = withoutContentColumns
+	}
+	var listed int64 // content bytes
+	full := func(st runproof.Step) bool {
+		listed += int64(len(st.Content))
+		return p.MaxContentBytes > 0 && listed >= p.MaxContentBytes
+	}
+	steps, err := collectUntil(ctx, s.db, scanStep, full, `SELECT `+cols+` FROM steps WHERE `+f.conds+`
 		ORDER BY step_index`+page(p.Limit, 0), f.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list steps: %w", err)

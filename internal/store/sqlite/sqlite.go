@@ -314,6 +314,12 @@ type querier interface {
 
 // collect runs a query and scans every row with scan.
 func collect[T any](ctx context.Context, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	return collectUntil(ctx, db, scan, nil, query, args...)
+}
+
+// collectUntil is collect, but stops after the row that full, when not
+// nil, says fills the list: the rows after it are not read.
+func collectUntil[T any](ctx context.Context, db querier, scan func(scanner) (T, error), full func(T) bool, query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -326,6 +332,9 @@ func collect[T any](ctx context.Context, db querier, scan func(scanner) (T, erro
 			return nil, err
 		}
 		out = append(out, v)
+		if full != nil && full(v) {
+			break
+		}
 	}
 	return out, rows.Err()
 }

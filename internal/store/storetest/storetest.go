@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -676,6 +677,11 @@ func testSteps(t *testing.T, h Harness) {
 		judged = append(judged, st)
 	}
 
+	withoutContent := slices.Clone(steps)
+	for i := range withoutContent {
+		withoutContent[i].Content = nil
+	}
+
 	tests := []struct {
 		name string
 		p    runproof.ListStepsParams
@@ -688,6 +694,17 @@ func testSteps(t *testing.T, h Harness) {
 		{"time range", runproof.ListStepsParams{From: steps[1].Timestamp, To: steps[3].Timestamp}, steps[1:3]},
 		{"from time", runproof.ListStepsParams{From: steps[4].Timestamp}, steps[4:]},
 		{"past the end", runproof.ListStepsParams{FromIndex: 5}, nil},
+		// The list ends with the step whose content fills it (steps 0 and
+		// 4 have none).
+		{"content bound", runproof.ListStepsParams{MaxContentBytes: 1}, steps[:2]},
+		{"content bound after a step", runproof.ListStepsParams{MaxContentBytes: int64(len(steps[1].Content)) + 1}, steps[:3]},
+		{"content bound met", runproof.ListStepsParams{MaxContentBytes: int64(len(steps[1].Content) + len(steps[2].Content))}, steps[:3]},
+		{"content bound from index", runproof.ListStepsParams{FromIndex: 3, MaxContentBytes: 1}, steps[3:4]},
+		{"content bound and limit", runproof.ListStepsParams{FromIndex: 2, Limit: 1, MaxContentBytes: 1 << 20}, steps[2:3]},
+		{"content bound not met", runproof.ListStepsParams{FromIndex: 1, MaxContentBytes: 1 << 20}, steps[1:]},
+		{"content bound past the end", runproof.ListStepsParams{FromIndex: 5, MaxContentBytes: 1}, nil},
+		{"content bound, judged", runproof.ListStepsParams{Judged: true, MaxContentBytes: 1}, judged},
+		{"without content", runproof.ListStepsParams{FromIndex: 1, Limit: 3, WithoutContent: true, MaxContentBytes: 1}, withoutContent[1:4]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
