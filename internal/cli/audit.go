@@ -1,0 +1,25 @@
+package cli
+
+import (
+	"context"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// record stores the audit event of what a command did. The change it
+// accounts for is made, so it is stored even after Ctrl-C, but within
+// ten seconds: a database gone away does not hold the command.
+func record(ctx context.Context, svc *service.Service, ev runproof.AuditEvent) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return svc.Record(ctx, ev)
+}
+
+// cliEvent is the audit event of something a command did for the tenant:
+// runproof itself (actor system) from the command line.
+func cliEvent(tenant, category, action, resource, decision, detail string) runproof.AuditEvent {
+	return runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
+		Category: category, Action: action, Resource: resource, Decision: decision, SourceComponent: "cli", Detail: detail}
+}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/migrate"
+	"github.com/runproof/runproof/internal/store/postgres"
+	"github.com/runproof/runproof/internal/store/sqlite"
+)
+
+// database is a store of either engine, as the commands open it.
+type database interface {
+	runproof.Store
+	Migrate(context.Context) error
+	SchemaVersion(context.Context) (int64, error)
+	LatestSchema() int64 // the version Migrate brings the schema to
+	// MissingTriggers returns the triggers Migrate creates that the
+	// database lacks (or has disabled).
+	MissingTriggers(context.Context) ([]migrate.Trigger, error)
+}
+
+// missingTriggers says which of the triggers that guard runproof's records
+// the database lacks, or "" when it lacks none.
+func missingTriggers(ctx context.Context, store database) (string, error) {
+	missing, err := store.MissingTriggers(ctx)
+	if err != nil || len(missing) == 0 {
+		return "", err
+	}
+	names := make([]string, len(missing))
+	for i, t := range missing {
+		names[i] = fmt.Sprintf("%s on %s (migration %s)", t.Name, t.Table, t.Migration)
+	}
+	are := "are"
+	if len(missing) == 1 {
+		are = "is"
+	}
+	return fmt.Sprintf("%d of the database's guard triggers %s gone or disabled: %s. The rows they guard can be changed "+
+		"behind runproof's back: find out who removed them, and create them again as those migrations do",
+		len(missing), are, strings.Join(names, ", ")), nil
+}
+
+// openStore opens the store the flags select and applies its migrations,
+// so that every command works on a fresh data directory.
+func openStore(ctx context.Context, e *env) (database, error) {
+	store, err := openDatabase(ctx, e.common)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := migrateStore(ctx, e, store); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// openDatabase opens the store the flags select, as it is.
+func openDatabase(ctx context.Context, c common) (database, error) {
+	var (
+		store database
+		err   error
+	)
+	// Checked here, not with the other flags: commands that open no store
+	// (verify, version) ignore a stray $RUNPROOF_DATABASE_URL.
+	if err := c.checkDatabase(); err != nil {
+		return nil, err
+	}
+	switch c.engine() {
+	case "postgres":
+		store, err = postgres.Open(ctx, c.database)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the PostgreSQL database of --database: %w", err)
+		}
+	default:
+		// 0700: the database holds key hashes and every agent's content.
+		if err := os.MkdirAll(c.data, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create the data directory (--data): %w", err)
+		}
+		path := c.sqlitePath()
+		store, err = sqlite.Open(ctx, path)
+		if why := sqlite.Unusable(err); why != "" {
+			return nil, fmt.Errorf("cannot use %s: %s", path, why)
+		} else if err != nil {
+			return nil, fmt.Errorf("cannot open %s: %w", path, err)
+		}
+	}
+	return store, nil
+}
+
+// openRecorded opens the store of a command that works on what runproof
+// has recorded (export, ledger verify, keys list and revoke). A data
+// directory without a database is refused rather than made: it is most
+// likely not the one --data was meant to name, and an empty database
+// would answer "nothing there" or "no such incident".
+func openRecorded(ctx context.Context, e *env) (database, error) {
+	if e.engine() == "sqlite" {
+		path := e.sqlitePath()
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no runproof database at %s: give --data the data directory runproof serve uses (or --database its PostgreSQL URL)", path)
+		}
+	}
+	return openStore(ctx, e)
+}
+
+// migrateStore applies the store's migrations, which bring it to its
+// LatestSchema, and returns the version it was at. Upgrading a database
+// that holds a schema is logged first and when done: a migration may
+// rewrite every step, minutes on a large database.
+func migrateStore(ctx context.Context, e *env, store database) (before int64, err error) {
+	before, verr := store.SchemaVersion(ctx)
+	latest := store.LatestSchema()
+	if before > 0 && before < latest {
+		e.log.Info("upgrading the database schema: this can take minutes on a large database; do not stop it",
+			slog.String("engine", e.engine()), slog.Int64("from", before), slog.Int64("to", latest))
+	}
+	start := time.Now()
+	if err := store.Migrate(ctx); err != nil {
+		if why := sqlite.Unusable(err); why != "" && e.engine() == "sqlite" {
+			return before, fmt.Errorf("cannot use %s: %s", e.sqlitePath(), why)
+		}
+		return before, fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)
+	}
+	if verr != nil { // Migrate, which reads it too, says what is wrong better
+		return before, verr
+	}
+	if before > 0 && before < latest {
+		e.log.Info("database schema upgraded", slog.Int64("to", latest), slog.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}
+	return before, nil
+}
