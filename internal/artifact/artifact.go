@@ -49,11 +49,7 @@ type Pending interface {
 }
 
 // file is a Pending artifact in a temporary file next to its final name.
-type file struct {
-	f     *os.File
-	final string
-	done  bool
-}
+type file struct{ *atomicfile.File }
 
 // Create starts writing the artifact under key.
 func (d *Dir) Create(key string) (Pending, error) {
@@ -64,46 +60,19 @@ func (d *Dir) Create(key string) (Pending, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), atomicfile.TempPrefix+"*")
+	f, err := atomicfile.Create(p, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
-	return &file{f: f, final: p}, nil
+	return file{f}, nil
 }
 
-func (w *file) Write(b []byte) (int, error) { return w.f.Write(b) }
-
 // Commit syncs the file and makes it visible under its key, durably.
-func (w *file) Commit() error {
-	if w.done {
-		return errors.New("artifacts: already closed")
-	}
-	w.done = true
-	err := w.f.Sync()
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(w.f.Name(), w.final)
-	}
-	if err != nil {
-		os.Remove(w.f.Name())
-		return fmt.Errorf("artifacts: %w", err)
-	}
-	if err := atomicfile.SyncDir(filepath.Dir(w.final)); err != nil {
+func (w file) Commit() error {
+	if err := w.File.Commit(); err != nil {
 		return fmt.Errorf("artifacts: %w", err)
 	}
 	return nil
-}
-
-// Abort discards what was written. It is safe after Commit (a no-op).
-func (w *file) Abort() {
-	if w.done {
-		return
-	}
-	w.done = true
-	w.f.Close()
-	os.Remove(w.f.Name())
 }
 
 // Open returns the artifact stored under key.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runproof/runproof/internal/atomicfile"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -60,10 +61,15 @@ func TestRemoveAndSweep(t *testing.T) {
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	temps := func() []string {
+		names, _ := filepath.Glob(filepath.Join(d.root, "acme", atomicfile.TempPrefix+"*"))
+		return names
+	}
 	stale, _ := d.Create("acme/e2.json") // a process stopped while writing it
-	io.WriteString(stale.(*file).f, "half")
+	io.WriteString(stale, "half")
+	staleName := temps()[0]
 	old := time.Now().Add(-2 * time.Hour)
-	if err := os.Chtimes(stale.(*file).f.Name(), old, old); err != nil {
+	if err := os.Chtimes(staleName, old, old); err != nil {
 		t.Fatal(err)
 	}
 	fresh, _ := d.Create("acme/e3.json") // still being written
@@ -72,11 +78,11 @@ func TestRemoveAndSweep(t *testing.T) {
 	if n, err := d.Sweep("acme", time.Now().Add(-time.Hour)); err != nil || n != 1 {
 		t.Fatalf("sweep: %d, %v; want the stale temporary file", n, err)
 	}
-	if _, err := os.Stat(stale.(*file).f.Name()); !os.IsNotExist(err) {
+	if _, err := os.Stat(staleName); !os.IsNotExist(err) {
 		t.Errorf("the stale temporary file is still there: %v", err)
 	}
-	if _, err := os.Stat(fresh.(*file).f.Name()); err != nil {
-		t.Errorf("the fresh temporary file was swept: %v", err)
+	if left := temps(); len(left) != 1 {
+		t.Errorf("temporary files left: %v, want the fresh one", left)
 	}
 	if n, err := d.Sweep("nobody", time.Now()); err != nil || n != 0 {
 		t.Errorf("sweep of a tenant without artifacts: %d, %v", n, err)

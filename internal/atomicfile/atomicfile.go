@@ -2,6 +2,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,28 +16,69 @@ const TempPrefix = ".tmp-"
 // directory, synced, then renamed over name, the rename made durable: a
 // failure or a crash never leaves a partial file under name.
 func Write(name string, perm os.FileMode, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(name), TempPrefix+"*")
+	f, err := Create(name, perm)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name()) // a no-op once renamed
-	err = write(f)
-	if err == nil {
-		err = f.Sync()
+	if err := write(f); err != nil {
+		f.Abort()
+		return err
 	}
-	if cerr := f.Close(); err == nil {
+	return f.Commit()
+}
+
+// A File is a file being written in a temporary file next to its name:
+// nothing shows under its name until Commit succeeds; Abort discards it.
+type File struct {
+	f    *os.File
+	name string
+	perm os.FileMode
+	done bool
+}
+
+// Create starts writing a file that Commit gives name and mode perm.
+func Create(name string, perm os.FileMode) (*File, error) {
+	f, err := os.CreateTemp(filepath.Dir(name), TempPrefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	return &File{f: f, name: name, perm: perm}, nil
+}
+
+func (w *File) Write(b []byte) (int, error) { return w.f.Write(b) }
+
+// Commit syncs the file, gives it its mode and renames it over its name,
+// the rename made durable. A failure leaves nothing behind.
+func (w *File) Commit() error {
+	if w.done {
+		return errors.New("committed or aborted already")
+	}
+	w.done = true
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(f.Name(), perm)
+		err = os.Chmod(w.f.Name(), w.perm)
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), name)
+		err = os.Rename(w.f.Name(), w.name)
 	}
-	if err == nil {
-		err = SyncDir(filepath.Dir(name))
+	if err != nil {
+		os.Remove(w.f.Name())
+		return err
 	}
-	return err
+	return SyncDir(filepath.Dir(w.name))
+}
+
+// Abort discards what was written. It is a no-op after Commit.
+func (w *File) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
 }
 
 // SyncDir makes a rename in dir durable.

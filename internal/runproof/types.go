@@ -43,7 +43,10 @@ var rolePerms = map[Role][]Permission{
 	RoleAuditor:  {PermPoll, PermRead, PermExport, PermReview, PermAudit},
 	RoleAdmin:    {PermPoll, PermRead, PermExport, PermReview, PermAudit, PermManage, PermIngest},
 	// An agent reads no step content and no log: a key that leaks from
-	// one agent shows nothing of the others.
+	// one agent shows nothing of the others. A key bound to an agent is
+	// held to its runs where these permissions reach (service.ForAgent);
+	// the reads of PermRead and beyond are not scoped by agent, so giving
+	// an agent one of them would show it every agent's runs.
 	RoleAgent: {PermPoll, PermIngest},
 }
 
