@@ -22,7 +22,7 @@ lint: ## go vet, gofmt and staticcheck
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && false)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench: ## ingest benchmark: runproof's HTTP API vs raw inserts, SQLite and PostgreSQL
+bench: ## ingest benchmark: runproof's HTTP API vs raw inserts, SQLite (and PostgreSQL when RUNPROOF_TEST_POSTGRES_URL is set)
 	$(GO) run ./bench/ingest
 
 bench-zip: ## ZIP export and verify of a 10 000-step run vs zip -6 and sha256sum

@@ -35,7 +35,7 @@ func main() {
 	batch := flag.Int("batch", 500, "steps per call")
 	rounds := flag.Int("rounds", 3, "alternating rounds of runproof and raw inserts; the median of each is kept")
 	agents := flag.Int("agents", 4, "agents sending at once in the second measurement, each its own run")
-	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (empty: SQLite only)")
+	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (default $RUNPROOF_TEST_POSTGRES_URL; empty: SQLite only)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	ctx := context.Background()

@@ -44,7 +44,7 @@ func main() {
 	n := flag.Int("spans", 20_000, "spans (and native steps) to ingest per round")
 	batch := flag.Int("batch", 500, "spans or steps per request")
 	rounds := flag.Int("rounds", 5, "alternating rounds of native and OTLP ingest; the median of each is kept")
-	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (empty: SQLite only)")
+	pgURL := flag.String("postgres", os.Getenv("RUNPROOF_TEST_POSTGRES_URL"), "PostgreSQL URL (default $RUNPROOF_TEST_POSTGRES_URL; empty: SQLite only)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -66,6 +66,8 @@ func main() {
 }
 
 func run(ctx context.Context, n, batch, rounds int, pgURL string) error {
+	fmt.Println("native/s: native steps as bench/ingest sends them; native=/s: native steps whose content is what is kept",
+		"of each span; ratio and ratio=: otlp/s over each")
 	fmt.Printf("%-10s %8s %12s %12s %12s %7s %7s\n", "engine", "spans", "native/s", "native=/s", "otlp/s", "ratio", "ratio=")
 	st, _, closeSQLite, err := benchenv.SQLite(ctx)
 	if err != nil {

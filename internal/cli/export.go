@@ -45,16 +45,22 @@ checksum of the record.
   --prepared-for NAME   the reader of an executive debrief
   --prepared-by NAME    its author (default: your user name)
   --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
-                        (a debrief's options are taken and recorded with
-                        other bundle types, which show them nowhere)
-  --period-start TIME   SOC 2 compliance period, RFC 3339 (default: the
-  --period-end TIME     incident's UTC day; for a run without incident, none,
-                        or the run start's day for the end not given); it
-                        must hold the incident's detection (the run's start);
-                        refused for other bundle types
+                        (--prepared-for, --prepared-by and --classification
+                        are recorded with any bundle type; only a debrief
+                        shows them)
+  --period-start TIME   the start of a SOC 2 bundle's compliance period,
+                        RFC 3339 (default: the incident's UTC day; for a run
+                        without incident, none, or the run start's day when
+                        only --period-end is given)
+  --period-end TIME     its end (default as --period-start). The period must
+                        hold the incident's detection (the run's start); both
+                        are refused for other bundle types
   --no-steps            leave the steps out (their count and totals stay)
   --include-content     include each step's content, not only its digest
 ` + commonHelp + `
+Exit status: 0 when exported, 2 when a flag is wrong (a run or incident
+the tenant does not have included), 1 when the export failed.
+
 Examples:
   runproof export --tenant acme --incident 0195… --type soc2 --format zip -o soc2.zip
   runproof export --tenant acme --incident 0195… --type executive_debrief --format pdf --prepared-for CTO

@@ -24,16 +24,15 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
   --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
                         and ledger checkpoints (default $` + SigningKeyEnv + `
-                        when not empty; without either, the newest key of
-                        DIR/signing-keys, created on first use; export and
-                        ledger verify refuse a DIR without database; they
-                        and serve refuse one without keys while the
-                        database holds a ledger, and serve a ledger whose
-                        latest checkpoint a key it lacks signed;
-                        --signing-key '' is refused: leave the flag out to
-                        use those)
+                        when not empty, else the newest key of
+                        DIR/signing-keys, made there on first use)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
+
+  Commands refuse a data directory that cannot be the one meant: export and
+  ledger verify one without a database; export, ledger verify and serve one
+  without keys while the database holds a ledger (its keys are elsewhere);
+  serve one whose keys did not sign the ledger's latest checkpoint.
 `
 
 // common holds the flags every command takes.
@@ -154,7 +153,8 @@ func (c *common) databaseEnv() string {
 	return "  export " + DatabaseURLEnv + "='" + u.String() + "'" + note + "\n"
 }
 
-// flags repeats the flags that select the data, for commands to suggest.
+// flags repeats the flags that select the data and the signing key, for
+// commands to suggest.
 func (c *common) flags() string {
 	var f string
 	if c.data != defaultData {
@@ -162,6 +162,9 @@ func (c *common) flags() string {
 	}
 	if c.engine() == "postgres" {
 		f += "--database \"$" + DatabaseURLEnv + "\" "
+	}
+	if c.signingKey != "" && c.signingKey != os.Getenv(SigningKeyEnv) {
+		f += "--signing-key " + c.signingKey + " "
 	}
 	return f
 }

@@ -205,8 +205,14 @@ func TestSigningKeyReplaced(t *testing.T) {
 		return writeFile(t, name, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
 	}
 	k1, k2, k3 := keyFile("k1.pem"), keyFile("k2.pem"), keyFile("k3.pem")
-	if r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out"), "--signing-key", k1); r.code != 0 {
+	r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out"), "--signing-key", k1)
+	if r.code != 0 {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	// The commands it suggests name the key, without which they would refuse.
+	if !strings.Contains(r.stdout, "runproof serve --data "+data+" --signing-key "+k1+" &") ||
+		!strings.Contains(r.stdout, "runproof keys create --data "+data+" --signing-key "+k1+" --tenant demo") {
+		t.Errorf("demo's suggestions: %q", r.stdout)
 	}
 	privateKeys := func(data string) []string {
 		names, err := filepath.Glob(filepath.Join(data, "signing-keys", "*.pem"))

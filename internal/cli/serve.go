@@ -79,7 +79,7 @@ func serveCommand() *command {
 		summary: "run the HTTP API",
 		help: `Usage: runproof serve [--addr HOST:PORT] [flags]
 
-Runs the HTTP API until SIGINT or SIGTERM, then lets in-flight requests
+Runs the HTTP API until SIGINT, SIGTERM or SIGHUP, then lets in-flight requests
 finish (at most 20s); exports still being made after that are recorded as
 failed, interrupted. Migrations are applied at start. Exports are made as
 many at once as there are cores (at least 2); others wait their turn.
@@ -144,6 +144,13 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return err
 	} else if guards != "" {
 		e.log.Error("the database is missing guard triggers", slog.String("problem", guards))
+	}
+	warnings, err := store.Warnings(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		e.log.Warn("the database's settings", slog.String("problem", w))
 	}
 	svc := service.New(store, service.Options{})
 	ex, err := openExporter(ctx, e, store)

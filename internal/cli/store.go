@@ -22,6 +22,9 @@ type database interface {
 	Migrate(context.Context) error
 	SchemaVersion(context.Context) (int64, error)
 	LatestSchema() int64 // the version Migrate brings the schema to
+	// Warnings says what of the database's settings runproof would
+	// suffer from.
+	Warnings(context.Context) ([]string, error)
 	// MissingTriggers returns the triggers Migrate creates that the
 	// database lacks (or has disabled).
 	MissingTriggers(context.Context) ([]migrate.Trigger, error)

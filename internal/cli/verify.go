@@ -20,7 +20,7 @@ func verifyCommand() *command {
 	return &command{
 		name:    "verify",
 		summary: "check a signed ZIP bundle offline",
-		help: `Usage: runproof verify FILE.zip [--key PUB.pem]
+		help: `Usage: runproof verify FILE.zip [--key PUB.pem] [--without-proof]
 
 Checks a ZIP bundle (runproof export --format zip) with nothing but the file
 and the public key that should have signed it: no data directory, database
@@ -64,7 +64,7 @@ not signed: it finds damage, not a forgery):
 
 Examples:
   runproof verify evidence.zip --key pub.pem
-  runproof verify runproof-demo/soc2.zip
+  runproof verify runproof-demo/soc2.zip     # no key: UNVERIFIED, exit status 3
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			keyFile := fs.String("key", "", "public key file")

@@ -287,3 +287,24 @@ func TestMissingTriggers(t *testing.T) {
 		t.Errorf("missing: %+v, want %+v", missing, w)
 	}
 }
+
+// TestWarnings: autovacuum off is said, on is not (the server's setting,
+// which a session cannot change, decides which of the two is checked).
+func TestWarnings(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	var on bool
+	if err := s.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool`).Scan(&on); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.Warnings(ctx)
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case on && len(w) != 0:
+		t.Errorf("autovacuum on: %q", w)
+	case !on && (len(w) != 1 || !strings.HasPrefix(w[0], "autovacuum is off")):
+		t.Errorf("autovacuum off: %q", w)
+	}
+	t.Logf("autovacuum on: %v", on)
+}

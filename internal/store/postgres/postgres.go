@@ -96,6 +96,22 @@ func (s *Store) LatestSchema() int64 {
 	return migrate.Latest(fsys)
 }
 
+// Warnings says what of the server's settings runproof would suffer
+// from: autovacuum off (or the statistics it needs), which every append
+// and sealed audit event counts on to clear the rows they leave behind.
+func (s *Store) Warnings(ctx context.Context) ([]string, error) {
+	var on bool
+	err := s.pool.QueryRow(ctx, `SELECT current_setting('autovacuum')::bool AND current_setting('track_counts')::bool`).Scan(&on)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: settings: %w", err)
+	}
+	if !on {
+		return []string{"autovacuum is off (or track_counts, which it needs): appends will slow down several times " +
+			"within minutes under load; turn it on in postgresql.conf"}, nil
+	}
+	return nil, nil
+}
+
 // MissingTriggers returns the triggers the migrations create that the
 // schema no longer has, or has disabled: changed behind runproof's back.
 func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) {

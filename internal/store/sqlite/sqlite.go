@@ -169,6 +169,10 @@ func (s *Store) LatestSchema() int64 {
 	return migrate.Latest(fsys)
 }
 
+// Warnings says what of the database's settings runproof would suffer
+// from: nothing, since it sets them itself.
+func (s *Store) Warnings(context.Context) ([]string, error) { return nil, nil }
+
 // MissingTriggers returns the triggers the migrations create that the
 // database no longer has: dropped behind runproof's back.
 func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) {
