@@ -29,6 +29,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/flate"
@@ -134,9 +135,18 @@ type Packer struct {
 	n        int64
 }
 
+// deflaters keeps flate writers for reuse: each holds over a megabyte of
+// tables, which a ZIP's every member would otherwise allocate anew.
+var deflaters sync.Pool
+
 // NewPacker returns a Packer of the member name.
 func NewPacker(name string) (*Packer, error) {
 	p := &Packer{name: name, sha: sha256.New(), crc: crc32.NewIEEE()}
+	if zw, ok := deflaters.Get().(*flate.Writer); ok {
+		zw.Reset(&p.deflated)
+		p.zw = zw
+		return p, nil
+	}
 	var err error
 	p.zw, err = flate.NewWriter(&p.deflated, level)
 	return p, err
@@ -155,6 +165,8 @@ func (p *Packer) Member() (Member, error) {
 	if err := p.zw.Close(); err != nil {
 		return Member{}, err
 	}
+	deflaters.Put(p.zw)
+	p.zw = nil
 	file := File{Name: p.name, Size: p.n, SHA256: hex.EncodeToString(p.sha.Sum(nil))}
 	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated.Bytes()}}, nil
 }

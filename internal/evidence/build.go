@@ -50,29 +50,32 @@ func check(src Source, opts Options) error {
 }
 
 // scan ranges over the run's steps once, calling each for every step, and
-// returns their totals. It refuses a source that does not hold the whole
-// run in index order: a bundle never leaves anything out silently.
-func scan(src Source, each func(runproof.Step) error) (runproof.Totals, error) {
-	run := src.Run
+// returns their totals and every policy they went over. It refuses a
+// source that does not hold the whole run in index order: a bundle never
+// leaves anything out silently.
+func scan(src Source, each func(runproof.Step) error) (runproof.Totals, []Breach, error) {
+	run, inc := src.Run, src.Incident
 	var t runproof.Totals
+	var breaches Breaches
 	if src.Steps != nil {
 		for s, err := range src.Steps {
 			if err != nil {
-				return t, err
+				return t, nil, err
 			}
 			if s.Index != t.Steps {
-				return t, fmt.Errorf("evidence: run %q: step %d found at position %d: the source must hold every step in index order", run.ID, s.Index, t.Steps)
+				return t, nil, fmt.Errorf("evidence: run %q: step %d found at position %d: the source must hold every step in index order", run.ID, s.Index, t.Steps)
 			}
 			if err := checkStored(run.ID, s); err != nil {
-				return t, err
+				return t, nil, err
 			}
-			if s.IsInflection && (src.Incident == nil || src.Incident.InflectionStepIndex != s.Index) {
-				return t, runproof.Errorf(runproof.ECONFLICT, "step %d of run %q is the inflection of an incident that the run does not name: "+
+			if s.IsInflection && (inc == nil || inc.InflectionStepIndex != s.Index) {
+				return t, nil, runproof.Errorf(runproof.ECONFLICT, "step %d of run %q is the inflection of an incident that the run does not name: "+
 					"the database was changed behind runproof's back, and no bundle is made of evidence that contradicts itself", s.Index, run.ID)
 			}
 			t = t.Add(s)
+			breaches.Add(s)
 			if err := each(s); err != nil {
-				return t, err
+				return t, nil, err
 			}
 		}
 	}
@@ -80,15 +83,15 @@ func scan(src Source, each func(runproof.Step) error) (runproof.Totals, error) {
 	case t.Steps != run.Totals.Steps:
 		// Steps are stored with the run's count, in one transaction, and
 		// never removed: a shortfall is a store that lost some.
-		return t, runproof.Errorf(runproof.ECONFLICT, "run %q records %d steps but only %d could be read: a bundle holds every step, so none is made",
+		return t, nil, runproof.Errorf(runproof.ECONFLICT, "run %q records %d steps but only %d could be read: a bundle holds every step, so none is made",
 			run.ID, run.Totals.Steps, t.Steps)
 	case t != run.Totals:
-		return t, runproof.Errorf(runproof.ECONFLICT, "run %q records totals of %d tokens, %d µ¢ and %d µs, its steps add up to %d, %d and %d: "+
+		return t, nil, runproof.Errorf(runproof.ECONFLICT, "run %q records totals of %d tokens, %d µ¢ and %d µs, its steps add up to %d, %d and %d: "+
 			"the database was changed behind runproof's back, and no bundle is made of evidence that contradicts itself",
 			run.ID, run.Totals.InputTokens+run.Totals.OutputTokens, run.Totals.CostMicrocents, run.Totals.DurationMicros,
 			t.InputTokens+t.OutputTokens, t.CostMicrocents, t.DurationMicros)
 	}
-	return t, nil
+	return t, breaches.List(), nil
 }
 
 // checkStored checks a stored step against its content_hash, and its
@@ -119,8 +122,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		SchemaVersion: SchemaVersion, BundleID: prefix + opts.BundleID, BundleType: typ,
 		CreatedAt: runproof.FormatTime(opts.CreatedAt),
 		RunID:     run.ID, TraceID: run.TraceID, TenantID: run.TenantID, AgentID: run.AgentID,
-		PolicyContext: policyContext(src.Snapshot, inc, src.Breaches),
-		RunGoal:       run.Goal, RunStatus: run.Status, RunStartedAt: runproof.FormatTime(run.StartedAt),
+		RunGoal: run.Goal, RunStatus: run.Status, RunStartedAt: runproof.FormatTime(run.StartedAt),
 		RunCompletedAt: optTime(run.CompletedAt), RunEndedAs: run.EndedAs, TerminationReason: run.TerminationReason,
 		ExportedBy: cmp.Or(opts.ExportedBy, "system"), ExportReason: opts.ExportReason,
 	}
@@ -138,7 +140,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		steps.list.rows = make([]TraceStepEvidence, 0, min(run.Totals.Steps, 1<<20))
 	}
 	contained := containedAt(src)
-	t, err := scan(src, func(s runproof.Step) error {
+	t, breaches, err := scan(src, func(s runproof.Step) error {
 		if inc != nil && s.Index > inc.InflectionStepIndex {
 			after.add(s, contained)
 		}
@@ -157,6 +159,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		return EvidenceBundle{}, after, err
 	}
 	b.Steps = steps.list
+	b.PolicyContext = policyContext(src.Snapshot, inc, breaches)
 	b.TotalSteps, b.TotalTokens = t.Steps, t.Tokens()
 	b.TotalCostCents, b.TotalDurationMs = runproof.Cents(t.CostMicrocents), runproof.Millis(t.DurationMicros)
 	b.StepsOmitted = t.Steps - b.Steps.Len()

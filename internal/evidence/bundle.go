@@ -30,8 +30,6 @@ type Source struct {
 	// made before this export; BuildSOC2 shows it when it covers the same
 	// steps and remediation status.
 	Review *runproof.Review
-	// Breaches are the policies Steps went over, in the order they began.
-	Breaches []Breach
 }
 
 // Remediation is the incident's remediation status ("" without one).

@@ -101,7 +101,7 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 	if plain(src.Run.Goal, ids) {
 		f.task = "“" + src.Run.Goal + "”"
 	}
-	_, err := scan(src, func(s runproof.Step) error {
+	_, _, err := scan(src, func(s runproof.Step) error {
 		if opts.IncludeRawSteps && opts.OnStep != nil {
 			if err := opts.OnStep(stepEvidence(s, false)); err != nil {
 				return err

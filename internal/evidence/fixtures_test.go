@@ -74,7 +74,6 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: t0, CreatedAt: t0}
 	src := evidence.Source{Run: run, Snapshot: snap, History: rs.history}
 	var steps []runproof.Step
-	var breaches evidence.Breaches
 	for i, sp := range rs.steps {
 		s := runproof.Step{TenantID: tenant, RunID: run.ID, Index: int64(i),
 			Timestamp: t0.Add(time.Duration(i+1)*time.Second + time.Duration(sp.atMicroOff)*time.Microsecond),
@@ -106,9 +105,8 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 			src.Run.TerminationReason = "policy_violation: " + v.PolicyName
 		}
 		steps = append(steps, s)
-		breaches.Add(s)
 	}
-	src.Steps, src.Breaches = evidence.StepsOf(steps), breaches.List()
+	src.Steps = evidence.StepsOf(steps)
 	end := t0.Add(time.Duration(len(rs.steps)+1) * time.Second)
 	src.Run.CompletedAt = &end
 	if src.Run.Status != runproof.RunStopped {

@@ -24,7 +24,6 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 	if src.Snapshot, err = e.store.GetSnapshot(ctx, r.TenantID, src.Run.SnapshotID); err != nil {
 		return src, err
 	}
-	src.Steps = e.steps(ctx, src.Run)
 	if r.IncidentID != "" {
 		inc, err := e.store.GetIncident(ctx, r.TenantID, r.IncidentID)
 		if err != nil {
@@ -32,9 +31,7 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		}
 		src.Incident = &inc
 	}
-	if src.Breaches, err = e.judged(ctx, src.Run, src.Incident); err != nil {
-		return src, err
-	}
+	src.Steps = e.steps(ctx, src.Run, src.Incident)
 	if r.BundleType == runproof.BundleSOC2 {
 		at := src.Run.StartedAt // what the compliance period defaults around
 		if src.Incident != nil {
@@ -48,43 +45,6 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 	return src, err
 }
 
-// judged reads how the run's steps were judged (those with findings,
-// without their content; as many steps as the run had when it was read):
-// every policy they went over goes in the bundle, and an incident is
-// checked against its inflection step (Incident.CheckInflection). The
-// steps themselves are checked against the ledger as the bundle reads
-// them.
-func (e *Exporter) judged(ctx context.Context, run runproof.Run, inc *runproof.Incident) ([]evidence.Breach, error) {
-	var breaches evidence.Breaches
-	var inflection runproof.Step // zero until found
-	for from := int64(0); from < run.Totals.Steps; {
-		page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
-			FromIndex: from, Limit: stepPage, Judged: true})
-		if err != nil {
-			return nil, err
-		}
-		for _, st := range page {
-			if st.Index >= run.Totals.Steps {
-				break
-			}
-			breaches.Add(st)
-			if inc != nil && st.Index == inc.InflectionStepIndex {
-				inflection = st
-			}
-		}
-		if len(page) < stepPage {
-			break
-		}
-		from = page[len(page)-1].Index + 1
-	}
-	if inc != nil {
-		if err := inc.CheckInflection(inflection); err != nil {
-			return nil, err
-		}
-	}
-	return breaches.List(), nil
-}
-
 // stepPage is how many steps an export reads at a time.
 const stepPage = 1000
 
@@ -92,9 +52,12 @@ const stepPage = 1000
 // steps are never changed once stored, so the pages add up to the run as
 // it was read, whatever is appended meanwhile. The builder checks that
 // they are all there; with a ledger, those it sealed are checked against
-// it (ECONFLICT when one was changed since).
-func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq {
+// it (ECONFLICT when one was changed since). An incident, which is not
+// sealed, is checked against its inflection step, which is
+// (Incident.CheckInflection).
+func (e *Exporter) steps(ctx context.Context, run runproof.Run, inc *runproof.Incident) evidence.StepSeq {
 	return func(yield func(runproof.Step, error) bool) {
+		inflectionChecked := inc == nil
 		var check *ledger.StepsCheck
 		if e.ledger != nil {
 			var err error
@@ -117,6 +80,13 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 						return
 					}
 				}
+				if !inflectionChecked && s.Index == inc.InflectionStepIndex {
+					if err := inc.CheckInflection(s); err != nil {
+						yield(runproof.Step{}, err)
+						return
+					}
+					inflectionChecked = true
+				}
 				if !yield(s, nil) {
 					return
 				}
@@ -125,6 +95,10 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run) evidence.StepSeq
 				return
 			}
 			from = page[len(page)-1].Index + 1
+		}
+		if !inflectionChecked { // its inflection step is not among the run's
+			yield(runproof.Step{}, inc.CheckInflection(runproof.Step{}))
+			return
 		}
 		if check != nil {
 			now, err := e.store.GetRun(ctx, run.TenantID, run.ID)

@@ -56,7 +56,6 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: t0, CreatedAt: t0}
 	src := evidence.Source{Run: r, Snapshot: snap, History: evidence.AgentHistory{CompletedRuns: 5, TwiceMedianSteps: int64(rs.steps) * 4}}
 	var steps []runproof.Step
-	var breaches evidence.Breaches
 	for i := range rs.steps {
 		s := runproof.Step{TenantID: tenant, RunID: r.ID, Index: int64(i), Timestamp: t0.Add(time.Duration(i+1) * time.Second),
 			StepType: rs.stepType, InputTokens: rs.in, OutputTokens: rs.out, CostMicrocents: rs.costMicro, DurationMicros: rs.durMicro}
@@ -79,9 +78,8 @@ func simulate(tb testing.TB, rs run) evidence.Source {
 			src.Run.TerminationReason = "policy_violation: " + v.PolicyName
 		}
 		steps = append(steps, s)
-		breaches.Add(s)
 	}
-	src.Steps, src.Breaches = evidence.StepsOf(steps), breaches.List()
+	src.Steps = evidence.StepsOf(steps)
 	end := t0.Add(time.Duration(rs.steps+1) * time.Second)
 	src.Run.CompletedAt = &end
 	if src.Run.Status != runproof.RunStopped {
