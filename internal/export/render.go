@@ -81,6 +81,9 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 	if r.Format == runproof.FormatCSV && r.BundleType != runproof.BundleExecutiveDebrief {
 		rows = csvr.NewEncoder(w)
 		to.onStep = rows.Encode
+		// Its rows hold no content, and the bundle behind them is not
+		// written: content would only be spooled to be thrown away.
+		r.includeContent = false
 	}
 	bundle, bundleID, err := build(r, src, out.idSuffix, to)
 	if err != nil {

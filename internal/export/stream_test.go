@@ -1,6 +1,7 @@
 package export_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/export"
@@ -352,5 +355,38 @@ func TestBundleBreaches(t *testing.T) {
 	if !strings.Contains(soc2.AttestationStatement, `policy "big step" was breached`) ||
 		!strings.Contains(soc2.AttestationStatement, `Its steps also went over "slow" (warn) and "cost cap" (stop).`) {
 		t.Errorf("attestation: %s", soc2.AttestationStatement)
+	}
+}
+
+// TestCSVWithContent: a CSV of steps holds no content, so asking for it
+// changes nothing of the file.
+func TestCSVWithContent(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	svc, runID := longRun(t, store, 0)
+	start := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	var in []service.StepInput
+	for i := range int64(30) {
+		in = append(in, service.StepInput{StepIndex: &i, Timestamp: start.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+			StepType: "llm:gpt-4o", InputTokens: 10, CostCents: "0.5", Content: jsontext.Value(fmt.Sprintf(`{"prompt":"step %d, \"quoted\", a,b"}`, i))})
+	}
+	steps, err := service.ValidateSteps(in, start.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.AppendSteps(ctx, "acme", runID, steps); err != nil {
+		t.Fatal(err)
+	}
+	e := newLedgered(t, store, nil).exporter
+	var files [2][]byte
+	for i, content := range []bool{false, true} {
+		rec, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatCSV, IncludeContent: content})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = download(t, e, rec)
+	}
+	if !bytes.Equal(files[0], files[1]) || len(files[0]) == 0 {
+		t.Errorf("the CSV with content differs from the one without:\n%s\n%s", files[0], files[1])
 	}
 }
