@@ -125,6 +125,9 @@ func TestBadInput(t *testing.T) {
 			if tt.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tt.field) {
 				t.Fatalf("problem names %+v, want field %q", p.Errors, tt.field)
 			}
+			if tt.name == "steps of unknown run" && !strings.HasSuffix(p.Detail, "open the run first with POST /api/v1/runs") {
+				t.Errorf("steps of a run not opened: %q, want how to open it", p.Detail)
+			}
 			// Nothing of a failed call is stored: the run reads back the same.
 			after := e.do("GET", "/api/v1/logs/llm-runs/r1/trace", admin, nil)
 			if !bytes.Equal(stripEvidence(t, before.body), stripEvidence(t, after.body)) {

@@ -128,7 +128,9 @@ func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
 		return err
 	}
 	res, err := s.svc.AppendSteps(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), steps)
-	if err != nil {
+	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
+		return runproof.Errorf(runproof.ENOTFOUND, "%s: open the run first with POST /api/v1/runs", runproof.ErrorMessage(err))
+	} else if err != nil {
 		return err
 	}
 	for _, st := range res.Steps {
