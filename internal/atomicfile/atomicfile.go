@@ -20,8 +20,8 @@ func Write(name string, perm os.FileMode, write func(io.Writer) error) error {
 	if err != nil {
 		return err
 	}
+	defer f.Abort() // a no-op once committed
 	if err := write(f); err != nil {
-		f.Abort()
 		return err
 	}
 	return f.Commit()

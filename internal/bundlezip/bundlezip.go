@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -154,6 +155,9 @@ func NewPacker(name string) (*Packer, error) {
 
 // Write adds b to the member.
 func (p *Packer) Write(b []byte) (int, error) {
+	if p.zw == nil {
+		return 0, errors.New("bundlezip: write to a member packed already")
+	}
 	p.sha.Write(b)
 	p.crc.Write(b)
 	p.n += int64(len(b))
@@ -162,9 +166,13 @@ func (p *Packer) Write(b []byte) (int, error) {
 
 // Member ends the member and returns it, packed.
 func (p *Packer) Member() (Member, error) {
+	if p.zw == nil {
+		return Member{}, errors.New("bundlezip: member packed already")
+	}
 	if err := p.zw.Close(); err != nil {
 		return Member{}, err
 	}
+	p.zw.Reset(io.Discard) // not to keep the member's bytes while pooled
 	deflaters.Put(p.zw)
 	p.zw = nil
 	file := File{Name: p.name, Size: p.n, SHA256: hex.EncodeToString(p.sha.Sum(nil))}

@@ -25,7 +25,8 @@ const commonHelp = `  --data DIR            data directory: the SQLite file DIR/
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
                         and ledger checkpoints (default $` + SigningKeyEnv + `
                         when not empty, else the newest key of
-                        DIR/signing-keys, made there on first use)
+                        DIR/signing-keys, made there on first use; an empty
+                        --signing-key is refused: leave the flag out)
   --log-format FORMAT   text or json (default text)
   --log-level LEVEL     debug, info, warn or error (default info)
 
@@ -158,13 +159,22 @@ func (c *common) databaseEnv() string {
 func (c *common) flags() string {
 	var f string
 	if c.data != defaultData {
-		f += "--data " + c.data + " "
+		f += "--data " + shellWord(c.data) + " "
 	}
 	if c.engine() == "postgres" {
 		f += "--database \"$" + DatabaseURLEnv + "\" "
 	}
 	if c.signingKey != "" && c.signingKey != os.Getenv(SigningKeyEnv) {
-		f += "--signing-key " + c.signingKey + " "
+		f += "--signing-key " + shellWord(c.signingKey) + " "
 	}
 	return f
+}
+
+// shellWord quotes s for a POSIX shell when it holds more than letters,
+// digits and ./_-:@%+=,
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789./_-:@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -107,3 +107,11 @@ func TestWarnOpenKeys(t *testing.T) {
 		t.Errorf("warned of more: %q", out.String())
 	}
 }
+
+func TestShellWord(t *testing.T) {
+	for in, want := range map[string]string{"runproof-data": "runproof-data", "/tmp/a b": "'/tmp/a b'", "it's": `'it'\''s'`, "": "''", "$HOME": "'$HOME'"} {
+		if got := shellWord(in); got != want {
+			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

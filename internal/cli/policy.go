@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -187,8 +188,9 @@ func policyRetireCommand() *command {
 		summary: "retire a policy: new runs are no longer judged by it",
 		help: `Usage: runproof policy retire --tenant T NAME|ID [flags]
 
-Retires one of the tenant's active policies, named by its name or id (as
-policy list prints them): runs started from now on are not judged by it.
+Retires one of the tenant's active policies, named by its id or its name
+(as policy list prints them; an id wins over another policy's name): runs
+started from now on are not judged by it.
 Runs already started keep the versions they started with. The policy's
 versions stay on record, and a version that says it was retired is added
 after them; applying a policy of the same name later makes it active
@@ -225,15 +227,14 @@ func retirePolicy(ctx context.Context, e *env, tenant, which string) error {
 	if err != nil {
 		return err
 	}
-	id := which // an id, unless an active policy goes by that name
-	for _, p := range active {
-		if p.Name == which {
-			id = p.ID
-		}
-	}
-	for _, p := range active {
-		if p.ID == which && id != which {
-			return usagef("policy retire: %q is the name of policy %s and the id of policy %q: give the id of the one to retire", which, id, p.Name)
+	// An active policy's id, else an active policy's name, else an id
+	// (one retired already, which RetirePolicy says).
+	id := which
+	if !slices.ContainsFunc(active, func(p runproof.Policy) bool { return p.ID == which }) {
+		for _, p := range active {
+			if p.Name == which {
+				id = p.ID
+			}
 		}
 	}
 	p, err := svc.RetirePolicy(ctx, tenant, id)

@@ -80,7 +80,8 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run, inc *runproof.In
 						return
 					}
 				}
-				if !inflectionChecked && s.Index == inc.InflectionStepIndex {
+				if !inflectionChecked && (s.Index == inc.InflectionStepIndex || s.IsInflection) {
+					// The step it names, or the run's inflection before it.
 					if err := inc.CheckInflection(s); err != nil {
 						yield(runproof.Step{}, err)
 						return

@@ -269,6 +269,7 @@ func TestExportRefusesChangedIncident(t *testing.T) {
 		{"contained_at", "'2026-11-22T09:40:00.000000Z'", "containment_time"},
 		{"contained_at", "NULL", "containment_time"},
 		{"inflection_step_index", "inflection_step_index - 1", "inflection_step_index"},
+		{"inflection_step_index", "inflection_step_index + 1", "inflection_step_index"},
 	} {
 		t.Run(c.column+"="+c.value, func(t *testing.T) {
 			exec(fmt.Sprintf("UPDATE incidents SET %s = %s WHERE id = '%s'", c.column, c.value, inc.ID))

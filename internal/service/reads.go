@@ -291,8 +291,9 @@ type Replay struct {
 	// MaxReplayAuditEvents audit events: Items then holds the latest ones.
 	Truncated bool `json:"truncated"`
 	// StepsTruncated is true when the window holds more than MaxTracePage
-	// steps: Items then holds those around the centre's step (the
-	// inflection, or the last).
+	// steps, or more content than runproof.StepPageBytes (or may): Items
+	// then holds those around the centre's step (the inflection, or the
+	// last), from it on when the content before it fills the page.
 	StepsTruncated bool `json:"steps_truncated"`
 
 	Run      runproof.Run      `json:"-"` // as read, for the answer's evidence metadata
@@ -300,10 +301,12 @@ type Replay struct {
 }
 
 // windowSteps returns the steps of rp's window, at most MaxTracePage and
-// about runproof.StepPageBytes of content: read from half that many before
-// centre on (or the run's last page), then, while the page has room, the
-// window's steps before those, from the first (timestamps need not follow
-// indexes). StepsTruncated says the window held more, or may have.
+// about runproof.StepPageBytes of content, the centre's among them: read
+// from half that many before centre on (or the run's last page; from the
+// centre on when the content before it fills the page), then, while the
+// page has room, the window's steps before those, from the first
+// (timestamps need not follow indexes). StepsTruncated says the window
+// held more, or may have.
 func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]runproof.Step, error) {
 	from := max(min(centre-MaxTracePage/2, rp.Run.Totals.Steps-MaxTracePage), 0)
 	p := runproof.ListStepsParams{TenantID: rp.Run.TenantID, RunID: rp.RunID, FromIndex: from,
@@ -318,6 +321,13 @@ func (s *Service) windowSteps(ctx context.Context, rp *Replay, centre int64) ([]
 	case len(steps) > MaxTracePage:
 		rp.StepsTruncated = true
 		return steps[:MaxTracePage], nil
+	case left <= 0 && steps[len(steps)-1].Index < centre:
+		// The steps before the centre filled the page: it starts at the
+		// centre instead.
+		p.FromIndex = centre
+		rp.StepsTruncated = true
+		steps, err := s.store.ListSteps(ctx, p)
+		return steps[:min(len(steps), MaxTracePage)], err
 	case left <= 0: // the content filled the page
 		rp.StepsTruncated = true
 		return steps, nil

@@ -79,11 +79,12 @@ func upSection(src string) string {
 	return b.String()
 }
 
-// Missing returns the triggers of want whose names are not among present.
+// Missing returns the triggers of want that are not among present, each
+// named "table.trigger".
 func Missing(want []Trigger, present []string) []Trigger {
 	var out []Trigger
 	for _, t := range want {
-		if !slices.Contains(present, t.Name) {
+		if !slices.Contains(present, t.Table+"."+t.Name) {
 			out = append(out, t)
 		}
 	}

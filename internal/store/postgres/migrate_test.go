@@ -259,20 +259,22 @@ func TestMissingTriggers(t *testing.T) {
 	fsys, _ := fs.Sub(migrations, "migrations")
 	var want []string
 	for _, tr := range migrate.Triggers(fsys) {
-		want = append(want, tr.Name)
+		want = append(want, tr.Table+"."+tr.Name)
 	}
 	have, err := s.triggers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(have)
+	slices.Sort(want)
 	if !slices.Equal(have, want) {
 		t.Fatalf("triggers of a migrated schema:\n%v\nread from the migrations:\n%v", have, want)
 	}
 	if missing, err := s.MissingTriggers(ctx); err != nil || len(missing) != 0 {
 		t.Fatalf("missing from a migrated schema: %v, %v", missing, err)
 	}
-	for _, q := range []string{"DROP TRIGGER ledger_entries_append_only ON ledger_entries", "ALTER TABLE runs DISABLE TRIGGER runs_no_delete"} {
+	for _, q := range []string{"DROP TRIGGER ledger_entries_append_only ON ledger_entries", "ALTER TABLE runs DISABLE TRIGGER runs_no_delete",
+		"ALTER TABLE steps ENABLE REPLICA TRIGGER steps_append_only"} {
 		if err := s.ExecRaw(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +284,8 @@ func TestMissingTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := []migrate.Trigger{{Name: "ledger_entries_append_only", Table: "ledger_entries", Migration: "003_ledger.sql"},
-		{Name: "runs_no_delete", Table: "runs", Migration: "016_record_guards.sql"}}
+		{Name: "runs_no_delete", Table: "runs", Migration: "016_record_guards.sql"},
+		{Name: "steps_append_only", Table: "steps", Migration: "001_init.sql"}}
 	if !slices.Equal(missing, w) {
 		t.Errorf("missing: %+v, want %+v", missing, w)
 	}

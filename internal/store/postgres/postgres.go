@@ -123,10 +123,11 @@ func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) 
 	return migrate.Missing(migrate.Triggers(fsys), present), nil
 }
 
-// triggers returns the names of the enabled triggers of the schema's tables.
+// triggers returns the schema's triggers that fire in a session of
+// runproof's (enabled, not for replicas only), each named "table.trigger".
 func (s *Store) triggers(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-		WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND c.relnamespace = current_schema()::regnamespace`)
+	rows, err := s.pool.Query(ctx, `SELECT c.relname || '.' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+		WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') AND c.relnamespace = current_schema()::regnamespace`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: triggers: %w", err)
 	}

@@ -242,13 +242,14 @@ func TestMissingTriggers(t *testing.T) {
 	fsys, _ := fs.Sub(migrations, "migrations")
 	var want []string
 	for _, tr := range migrate.Triggers(fsys) {
-		want = append(want, tr.Name)
+		want = append(want, tr.Table+"."+tr.Name)
 	}
 	have, err := s.triggers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(have)
+	slices.Sort(want)
 	if !slices.Equal(have, want) {
 		t.Fatalf("triggers of a migrated database:\n%v\nread from the migrations:\n%v", have, want)
 	}

@@ -184,10 +184,10 @@ func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) 
 	return migrate.Missing(migrate.Triggers(fsys), present), nil
 }
 
-// triggers returns the names of the database's triggers.
+// triggers returns the database's triggers, each named "table.trigger".
 func (s *Store) triggers(ctx context.Context) ([]string, error) {
 	names, err := collect(ctx, s.db, func(row scanner) (name string, err error) { return name, row.Scan(&name) },
-		`SELECT name FROM sqlite_master WHERE type = 'trigger'`)
+		`SELECT tbl_name || '.' || name FROM sqlite_master WHERE type = 'trigger'`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: triggers: %w", err)
 	}
