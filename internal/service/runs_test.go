@@ -844,47 +844,47 @@ func TestReplayStepsBounded(t *testing.T) {
 
 // TestPagesBoundedByContent: a page of a run's steps ends with the step
 // whose content fills it, however few steps that is, so that a run of
-// large steps is read a few at a time.
+// large steps is read a few at a time. (The store's bound is checked on
+// both engines by the conformance suite.)
 func TestPagesBoundedByContent(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, store runproof.Store) {
-		ctx := context.Background()
-		svc := New(store, Options{})
-		openRun(t, svc, "acme", "r1")
-		big := strings.Repeat("x", 7<<19) // 3.5 MiB: a fifth fills a page
-		for i := range 6 {
-			if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(i, map[string]any{"content": big})); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var pages [][2]int64 // first index, next
-		for from := int64(0); from >= 0; {
-			page, err := svc.Trace(ctx, "acme", "r1", from, 0)
-			if err != nil || len(page.Steps) == 0 {
-				t.Fatalf("page from %d: %d steps, %v", from, len(page.Steps), err)
-			}
-			pages = append(pages, [2]int64{page.Steps[0].Index, page.Next})
-			from = page.Next
-		}
-		if want := [][2]int64{{0, 5}, {5, -1}}; !slices.Equal(pages, want) {
-			t.Errorf("trace pages (first step, next): %v, want %v", pages, want)
-		}
-		rp, err := svc.Replay(ctx, "acme", "r1", false)
-		if err != nil {
+	store := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	svc := New(store, Options{})
+	openRun(t, svc, "acme", "r1")
+	big := strings.Repeat("x", 7<<19) // 3.5 MiB: a fifth fills a page
+	for i := range 6 {
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(i, map[string]any{"content": big})); err != nil {
 			t.Fatal(err)
 		}
-		var indexes []int64
-		for _, it := range rp.Items {
-			if st, ok := it.Data.(runproof.Step); ok {
-				indexes = append(indexes, st.Index)
-			}
+	}
+	var pages [][2]int64 // first index, next
+	for from := int64(0); from >= 0; {
+		page, err := svc.Trace(ctx, "acme", "r1", from, 0)
+		if err != nil || len(page.Steps) == 0 {
+			t.Fatalf("page from %d: %d steps, %v", from, len(page.Steps), err)
 		}
-		// Centred on the last step: the five before it fill a page.
-		if !slices.Equal(indexes, []int64{5}) || !rp.StepsTruncated {
-			t.Errorf("replay: steps %v, truncated %v; want the centre's, 5, truncated", indexes, rp.StepsTruncated)
+		pages = append(pages, [2]int64{page.Steps[0].Index, page.Next})
+		from = page.Next
+	}
+	if want := [][2]int64{{0, 5}, {5, -1}}; !slices.Equal(pages, want) {
+		t.Errorf("trace pages (first step, next): %v, want %v", pages, want)
+	}
+	rp, err := svc.Replay(ctx, "acme", "r1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes []int64
+	for _, it := range rp.Items {
+		if st, ok := it.Data.(runproof.Step); ok {
+			indexes = append(indexes, st.Index)
 		}
-		tel, err := svc.Telemetry(ctx, "acme", "r1", 0, 0)
-		if err != nil || len(tel.Points) != 6 || tel.NextFromIndex != nil {
-			t.Errorf("telemetry, which reads no content: %d points, next %v, %v", len(tel.Points), tel.NextFromIndex, err)
-		}
-	})
+	}
+	// Centred on the last step: the five before it fill a page.
+	if !slices.Equal(indexes, []int64{5}) || !rp.StepsTruncated {
+		t.Errorf("replay: steps %v, truncated %v; want the centre's, 5, truncated", indexes, rp.StepsTruncated)
+	}
+	tel, err := svc.Telemetry(ctx, "acme", "r1", 0, 0)
+	if err != nil || len(tel.Points) != 6 || tel.NextFromIndex != nil {
+		t.Errorf("telemetry, which reads no content: %d points, next %v, %v", len(tel.Points), tel.NextFromIndex, err)
+	}
 }

@@ -440,17 +440,19 @@ func TestDeepNestingMessage(t *testing.T) {
 	}
 }
 
-// endless reads prefix, then fill for ever.
+// endless reads prefix, then fill over and over, for ever.
 type endless struct {
 	prefix []byte
-	fill   byte
+	fill   []byte
+	at     int // in fill
 }
 
 func (e *endless) Read(p []byte) (int, error) {
 	n := copy(p, e.prefix)
 	e.prefix = e.prefix[n:]
 	for i := n; i < len(p); i++ {
-		p[i] = e.fill
+		p[i] = e.fill[e.at]
+		e.at = (e.at + 1) % len(e.fill)
 	}
 	return len(p), nil
 }
@@ -459,17 +461,13 @@ func (e *endless) Read(p []byte) (int, error) {
 // of one) is refused once it is longer than any runproof writes, rather
 // than held.
 func TestEndlessTokens(t *testing.T) {
-	for _, prefix := range []string{`{"`, `{"a":"`, `{"a":1`, `{"a":-0.1`} {
-		fill := byte('a')
-		if strings.HasSuffix(prefix, "1") {
-			fill = '1'
-		}
-		_, err := scanBundle(&endless{prefix: []byte(prefix), fill: fill}, nil)
+	for _, c := range []struct{ prefix, fill string }{{`{"a":"`, "a"}, {`{"a":-0.1`, "1"}} {
+		_, err := scanBundle(&endless{prefix: []byte(c.prefix), fill: []byte(c.fill)}, nil)
 		if err == nil || !strings.Contains(err.Error(), "a value longer than 33554432 bytes") {
-			t.Errorf("%q then endless %c: %v", prefix, fill, err)
+			t.Errorf("%q then endless %s: %v", c.prefix, c.fill, err)
 		}
 	}
-	r := newCSVReader(&endless{prefix: []byte("a,\"b\n"), fill: '\n'})
+	r := newCSVReader(&endless{prefix: []byte("a,\"b\n"), fill: []byte(strings.Repeat("a", 1023) + "\n")})
 	if err := r.read(); err == nil || !strings.Contains(err.Error(), "a record longer than 4194304 bytes") {
 		t.Errorf("a quoted field of endless lines: %v", err)
 	}
