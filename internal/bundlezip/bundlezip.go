@@ -108,7 +108,33 @@ type Member struct {
 type packed struct {
 	file     File
 	crc      uint32
-	deflated []byte
+	deflated Spill
+	size     int64 // of deflated
+}
+
+// A Spill keeps a member, deflated, until the ZIP is written: memory by
+// default (NewPacker), a temporary file for a member that can be large
+// (NewPackerTo). Reader reads back what was written.
+type Spill interface {
+	io.Writer
+	Reader() io.Reader
+}
+
+// memorySpill is the default Spill.
+type memorySpill struct{ bytes.Buffer }
+
+func (m *memorySpill) Reader() io.Reader { return bytes.NewReader(m.Bytes()) }
+
+// counter counts what passes through it to w.
+type counter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *counter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // pack deflates and hashes m (dropping its Data) unless a Packer did so
@@ -129,7 +155,8 @@ func pack(m Member) (Member, error) {
 // member's bytes being held whole.
 type Packer struct {
 	name     string
-	deflated bytes.Buffer
+	deflated Spill
+	out      counter // into deflated
 	zw       *flate.Writer
 	sha      hash.Hash
 	crc      hash.Hash32
@@ -140,16 +167,21 @@ type Packer struct {
 // tables, which a ZIP's every member would otherwise allocate anew.
 var deflaters sync.Pool
 
-// NewPacker returns a Packer of the member name.
-func NewPacker(name string) (*Packer, error) {
-	p := &Packer{name: name, sha: sha256.New(), crc: crc32.NewIEEE()}
+// NewPacker returns a Packer of the member name, which keeps the member
+// in memory.
+func NewPacker(name string) (*Packer, error) { return NewPackerTo(name, &memorySpill{}) }
+
+// NewPackerTo returns a Packer of the member name, which keeps the member
+// in spill.
+func NewPackerTo(name string, spill Spill) (*Packer, error) {
+	p := &Packer{name: name, deflated: spill, out: counter{w: spill}, sha: sha256.New(), crc: crc32.NewIEEE()}
 	if zw, ok := deflaters.Get().(*flate.Writer); ok {
-		zw.Reset(&p.deflated)
+		zw.Reset(&p.out)
 		p.zw = zw
 		return p, nil
 	}
 	var err error
-	p.zw, err = flate.NewWriter(&p.deflated, level)
+	p.zw, err = flate.NewWriter(&p.out, level)
 	return p, err
 }
 
@@ -176,7 +208,7 @@ func (p *Packer) Member() (Member, error) {
 	deflaters.Put(p.zw)
 	p.zw = nil
 	file := File{Name: p.name, Size: p.n, SHA256: hex.EncodeToString(p.sha.Sum(nil))}
-	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated.Bytes()}}, nil
+	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated, size: p.out.n}}, nil
 }
 
 // Sealed is a signed manifest and the members it vouches for, ready to
@@ -237,7 +269,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		}
 		p := f.packed
 		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
-			CompressedSize64: uint64(len(p.deflated)), UncompressedSize64: uint64(p.file.Size)}
+			CompressedSize64: uint64(p.size), UncompressedSize64: uint64(p.file.Size)}
 		//lint:ignore SA1019 CreateRaw writes the MS-DOS fields as given and ignores Modified
 		h.ModifiedDate, h.ModifiedTime = dosTime(modified.UTC())
 		h.Extra = extendedTime(modified)
@@ -245,8 +277,10 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		if err != nil {
 			return err
 		}
-		if _, err := fw.Write(p.deflated); err != nil {
+		if n, err := io.Copy(fw, p.deflated.Reader()); err != nil {
 			return err
+		} else if n != p.size {
+			return fmt.Errorf("bundlezip: %s: %d bytes kept of %d deflated", f.Name, n, p.size)
 		}
 	}
 	return zw.Close()

@@ -1,7 +1,6 @@
 package bundlezip
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -25,7 +24,7 @@ func TestPackersInARow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := io.ReadAll(flate.NewReader(bytes.NewReader(m.packed.deflated)))
+		got, err := io.ReadAll(flate.NewReader(m.packed.deflated.Reader()))
 		if err != nil || string(got) != data {
 			t.Fatalf("member %d inflates to %d bytes (%v), want %d", i, len(got), err, len(data))
 		}

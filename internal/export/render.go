@@ -115,7 +115,13 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 // render, is drawn while bundle.json is packed. Its pages are left
 // uncompressed: the ZIP deflates the file whole.
 func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, to stepSink, out output) (bundleID string, err error) {
-	cp, err := bundlezip.NewPacker(bundlezip.StepsName)
+	// steps.csv and bundle.json grow with the run: they are kept, deflated,
+	// in temporary files until the ZIP is written.
+	csvSpill, err := to.newSpool()
+	if err != nil {
+		return "", err
+	}
+	cp, err := bundlezip.NewPackerTo(bundlezip.StepsName, csvSpill)
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +150,11 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 		}
 		reportErr <- err
 	}()
-	js, err := packJSON(ctx, bundle)
+	var js bundlezip.Member
+	jsonSpill, err := to.newSpool()
+	if err == nil {
+		js, err = packJSON(ctx, bundle, jsonSpill)
+	}
 	if rerr := <-reportErr; err == nil {
 		err = rerr
 	}
@@ -166,9 +176,10 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 	return bundleID, s.Write(w, proof)
 }
 
-// packJSON packs bundle.json, deflated and hashed as it is written.
-func packJSON(ctx context.Context, bundle evidence.Bundle) (bundlezip.Member, error) {
-	jp, err := bundlezip.NewPacker(bundlezip.BundleName)
+// packJSON packs bundle.json into spill, deflated and hashed as it is
+// written.
+func packJSON(ctx context.Context, bundle evidence.Bundle, spill bundlezip.Spill) (bundlezip.Member, error) {
+	jp, err := bundlezip.NewPackerTo(bundlezip.BundleName, spill)
 	if err != nil {
 		return bundlezip.Member{}, err
 	}
