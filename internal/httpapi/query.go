@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
 )
 
 // query reads a request's query parameters and gathers every one at
@@ -66,9 +67,9 @@ func (q *query) limit() int {
 	return int(n)
 }
 
-// page returns limit (50 when absent) and offset.
+// page returns limit (service.DefaultPage when absent) and offset.
 func (q *query) page() (limit, offset int) {
-	return cmp.Or(q.limit(), 50), int(q.count("offset"))
+	return cmp.Or(q.limit(), service.DefaultPage), int(q.count("offset"))
 }
 
 // period returns from and to, RFC 3339 timestamps with from before to;

@@ -34,12 +34,16 @@ type RunFilter struct {
 // MaxRunsPage is the most runs a page of ListRuns holds.
 const MaxRunsPage = 500
 
+// DefaultPage is how many records a page of a list holds when the caller
+// does not say.
+const DefaultPage = 50
+
 // ListRuns returns a page of runs, newest first, and the cursor of the next
 // page ("" on the last one).
 func (s *Service) ListRuns(ctx context.Context, tenantID string, f RunFilter) ([]runproof.Run, string, error) {
 	p := runproof.ListRunsParams{TenantID: tenantID, AgentID: f.AgentID, Status: f.Status, From: f.From, To: f.To, Limit: f.Limit}
 	if p.Limit == 0 {
-		p.Limit = 50
+		p.Limit = DefaultPage
 	}
 	if p.Limit < 1 || p.Limit > MaxRunsPage {
 		return nil, "", runproof.Invalid(runproof.FieldError{Field: "limit", Message: fmt.Sprintf("must be a whole number from 1 to %d", MaxRunsPage)})
