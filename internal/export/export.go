@@ -82,9 +82,9 @@ type Ledger interface {
 	AppendManifest(ctx context.Context, rec runproof.Export) (int64, error)
 	ProveManifest(ctx context.Context, tenantID, exportID string) (ledger.Proof, error)
 	Sync(ctx context.Context, tenantID string) (int, error)
-	// CheckSteps checks a run's steps, as they are read, against those
-	// the ledger sealed.
-	CheckSteps(ctx context.Context, tenantID, runID string) (*ledger.StepsCheck, error)
+	// CheckSteps checks a run's steps, as they are read (without their
+	// content when withoutContent), against those the ledger sealed.
+	CheckSteps(ctx context.Context, tenantID, runID string, withoutContent bool) (*ledger.StepsCheck, error)
 }
 
 // New returns an Exporter over a store and an artifact store.

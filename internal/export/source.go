@@ -31,7 +31,10 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		}
 		src.Incident = &inc
 	}
-	src.Steps = e.steps(ctx, src.Run, src.Incident)
+	// The steps' content is read only for a bundle that shows it.
+	withContent := r.includeRawSteps && r.includeContent && r.BundleType != runproof.BundleExecutiveDebrief &&
+		r.Format != runproof.FormatCSV
+	src.Steps = e.steps(ctx, src.Run, src.Incident, withContent)
 	if r.BundleType == runproof.BundleSOC2 {
 		at := src.Run.StartedAt // what the compliance period defaults around
 		if src.Incident != nil {
@@ -54,21 +57,23 @@ const stepPage = 1000
 // they are all there; with a ledger, those it sealed are checked against
 // it (ECONFLICT when one was changed since). An incident, which is not
 // sealed, is checked against its inflection step, which is
-// (Incident.CheckInflection).
-func (e *Exporter) steps(ctx context.Context, run runproof.Run, inc *runproof.Incident) evidence.StepSeq {
+// (Incident.CheckInflection). The steps come with their content only
+// withContent.
+func (e *Exporter) steps(ctx context.Context, run runproof.Run, inc *runproof.Incident, withContent bool) evidence.StepSeq {
 	return func(yield func(runproof.Step, error) bool) {
 		inflectionChecked := inc == nil
 		var check *ledger.StepsCheck
 		if e.ledger != nil {
 			var err error
-			if check, err = e.ledger.CheckSteps(ctx, run.TenantID, run.ID); err != nil {
+			if check, err = e.ledger.CheckSteps(ctx, run.TenantID, run.ID, !withContent); err != nil {
 				yield(runproof.Step{}, err)
 				return
 			}
 		}
 		for from := int64(0); from < run.Totals.Steps; {
 			page, err := e.store.ListSteps(ctx, runproof.ListStepsParams{TenantID: run.TenantID, RunID: run.ID,
-				FromIndex: from, Limit: int(min(stepPage, run.Totals.Steps-from)), MaxContentBytes: runproof.StepPageBytes})
+				FromIndex: from, Limit: int(min(stepPage, run.Totals.Steps-from)), MaxContentBytes: runproof.StepPageBytes,
+				WithoutContent: !withContent})
 			if err != nil {
 				yield(runproof.Step{}, err)
 				return

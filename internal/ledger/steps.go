@@ -38,9 +38,9 @@ type StepsEntry struct {
 // status, whether it is the inflection, when runproof recorded it, and
 // the digest of its policy findings' RFC 8785 form ("-" for none), space
 // separated, and a newline.
-func sealLine(s runproof.Step) ([]byte, error) {
+func sealLine(s runproof.Step, hasContent bool) ([]byte, error) {
 	content, findings := "-", "-"
-	if s.Content != nil {
+	if hasContent {
 		content = "+"
 	}
 	if len(s.Findings) > 0 {
@@ -100,8 +100,9 @@ type rangeHash struct{ h hash.Hash }
 
 func newRangeHash() rangeHash { return rangeHash{sha256.New()} }
 
-func (r rangeHash) add(s runproof.Step) error {
-	line, err := sealLine(s)
+// add adds a step, which hasContent says has content or not.
+func (r rangeHash) add(s runproof.Step, hasContent bool) error {
+	line, err := sealLine(s, hasContent)
 	if err == nil {
 		r.h.Write(line)
 	}
@@ -119,7 +120,8 @@ func (r rangeHash) sum() string {
 // stepsEntryFor reads the run's steps of r and returns their entry.
 func stepsEntryFor(ctx context.Context, steps StepReader, tenantID string, r runproof.StepsRange) (StepsEntry, error) {
 	h := newRangeHash()
-	if err := readSteps(ctx, steps, tenantID, r.RunID, r.From, r.To, h.add); err != nil {
+	add := func(s runproof.Step) error { return h.add(s, s.Content != nil) }
+	if err := readSteps(ctx, steps, tenantID, r.RunID, r.From, r.To, add); err != nil {
 		return StepsEntry{}, err
 	}
 	return StepsEntry{Type: StepsEntryType, TenantID: tenantID, RunID: r.RunID, FromIndex: r.From, ToIndex: r.To, StepsSHA256: h.sum()}, nil
@@ -200,6 +202,7 @@ type StepsCheck struct {
 	steps    StepReader
 	tenantID string
 	runID    string
+	unread   bool         // the steps come without their content
 	ranges   []StepsEntry // the run's entries not checked yet, in index order
 	next     int64        // the index of the next step to add
 	h        rangeHash    // of the first range's steps added so far
@@ -212,7 +215,12 @@ type sealedRange struct {
 }
 
 // CheckSteps returns the check of a run's steps against its steps entries.
-func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*StepsCheck, error) {
+//
+// withoutContent says that the steps will be added as read without their
+// content (runproof.ListStepsParams.WithoutContent), by a caller that
+// shows none: whether a step has content is then read from its
+// content_digest, which runproof sets with the content alone.
+func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string, withoutContent bool) (*StepsCheck, error) {
 	var sealed []sealedRange
 	for from := int64(0); ; {
 		e, err := l.store.LedgerEntryByRecord(ctx, tenantID, runproof.StepsRecordID(runID, from), StepsEntryType)
@@ -228,7 +236,7 @@ func (l *Ledger) CheckSteps(ctx context.Context, tenantID, runID string) (*Steps
 		sealed = append(sealed, sealedRange{e, se})
 		from = se.ToIndex
 	}
-	c := &StepsCheck{steps: l.store, tenantID: tenantID, runID: runID, h: newRangeHash()}
+	c := &StepsCheck{steps: l.store, tenantID: tenantID, runID: runID, unread: withoutContent, h: newRangeHash()}
 	if len(sealed) == 0 {
 		return c, nil
 	}
@@ -270,7 +278,7 @@ func (c *StepsCheck) Add(s runproof.Step) error {
 	if len(c.ranges) == 0 {
 		return nil // not sealed yet
 	}
-	if err := c.h.add(s); err != nil {
+	if err := c.h.add(s, s.Content != nil || c.unread && s.ContentDigest != ""); err != nil {
 		return err
 	}
 	r := c.ranges[0]

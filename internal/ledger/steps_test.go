@@ -219,39 +219,50 @@ func TestSealStepsPastABadRun(t *testing.T) {
 // TestCheckSteps: an export's check of a run's steps catches a changed
 // step in a range sealed after the run was read, of which the export read
 // only the first steps, by reading the range to its end; and steps read
-// as sealed pass.
+// as sealed pass, with their content or without it.
 func TestCheckSteps(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		l := newLedger(t, e.Store)
 		stepsRun(t, e.Store, "acme", "r-1", 0, 5) // the export reads these 5
-		read, err := e.Store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: "r-1", Limit: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stepsRun(t, e.Store, "acme", "r-1", 5, 2) // meanwhile, 2 more come and [0, 7) is sealed
-		if _, err := l.SyncSteps(ctx, "acme"); err != nil {
-			t.Fatal(err)
-		}
-		check := func() error {
-			c, err := l.CheckSteps(ctx, "acme", "r-1")
-			if err != nil {
-				return err
-			}
-			for _, s := range read {
-				if err := c.Add(s); err != nil {
-					return err
+		for _, without := range []bool{false, true} {
+			t.Run(fmt.Sprintf("without content %v", without), func(t *testing.T) {
+				read, err := e.Store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: "r-1", Limit: 5, WithoutContent: without})
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			return c.Done(ctx, 7)
-		}
-		if err := check(); err != nil {
-			t.Fatalf("the steps as sealed: %v", err)
-		}
-		read[2].StepType = "tool:shell"
-		read[2].ContentHash = runproof.StepContentHash(read[2])
-		if err := check(); runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "steps 0 to 6 of run \"r-1\" are not those the ledger sealed") {
-			t.Errorf("a changed step in a range read in part: %v", err)
+				if !without {
+					stepsRun(t, e.Store, "acme", "r-1", 5, 2) // meanwhile, 2 more come and [0, 7) is sealed
+					if _, err := l.SyncSteps(ctx, "acme"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				check := func(unread bool) error {
+					c, err := l.CheckSteps(ctx, "acme", "r-1", unread)
+					if err != nil {
+						return err
+					}
+					for _, s := range read {
+						if err := c.Add(s); err != nil {
+							return err
+						}
+					}
+					return c.Done(ctx, 7)
+				}
+				if err := check(without); err != nil {
+					t.Fatalf("the steps as sealed: %v", err)
+				}
+				if without { // their content taken for gone
+					if err := check(false); runproof.ErrorCode(err) != runproof.ECONFLICT {
+						t.Errorf("steps read without content, checked as read with it: %v", err)
+					}
+				}
+				read[2].StepType = "tool:shell"
+				read[2].ContentHash = runproof.StepContentHash(read[2])
+				if err := check(without); runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "steps 0 to 6 of run \"r-1\" are not those the ledger sealed") {
+					t.Errorf("a changed step in a range read in part: %v", err)
+				}
+			})
 		}
 	})
 }
