@@ -114,15 +114,19 @@ type packed struct {
 
 // A Spill keeps a member, deflated, until the ZIP is written: memory by
 // default (NewPacker), a temporary file for a member that can be large
-// (NewPackerTo). Reader reads back what was written.
+// (NewPackerTo). Flush makes sure all that was written is kept (a full
+// disk fails the member there, before the ZIP is sealed); Reader reads it
+// back.
 type Spill interface {
 	io.Writer
+	Flush() error
 	Reader() io.Reader
 }
 
 // memorySpill is the default Spill.
 type memorySpill struct{ bytes.Buffer }
 
+func (m *memorySpill) Flush() error      { return nil }
 func (m *memorySpill) Reader() io.Reader { return bytes.NewReader(m.Bytes()) }
 
 // counter counts what passes through it to w.
@@ -202,6 +206,9 @@ func (p *Packer) Member() (Member, error) {
 		return Member{}, errors.New("bundlezip: member packed already")
 	}
 	if err := p.zw.Close(); err != nil {
+		return Member{}, err
+	}
+	if err := p.deflated.Flush(); err != nil {
 		return Member{}, err
 	}
 	p.zw.Reset(io.Discard) // not to keep the member's bytes while pooled

@@ -1,8 +1,10 @@
 package bundlezip
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -38,5 +40,24 @@ func TestPackersInARow(t *testing.T) {
 		if _, err := p.Member(); err == nil {
 			t.Errorf("member %d: packed twice", i)
 		}
+	}
+}
+
+// fullSpill keeps nothing: the disk under it is full.
+type fullSpill struct{ bytes.Buffer }
+
+func (*fullSpill) Flush() error      { return errors.New("no space left on device") }
+func (*fullSpill) Reader() io.Reader { return strings.NewReader("") }
+
+// TestPackerSpillFull: a member whose spill cannot keep it fails when it
+// is packed, before any manifest vouches for it.
+func TestPackerSpillFull(t *testing.T) {
+	p, err := NewPackerTo("m", &fullSpill{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(p, "data")
+	if _, err := p.Member(); err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("packing into a full spill: %v", err)
 	}
 }

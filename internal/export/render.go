@@ -75,7 +75,7 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 	defer sp.close()
 	to := stepSink{newSpool: sp.new, keepRows: r.Format == runproof.FormatPDF || r.Format == runproof.FormatZIP}
 	if r.Format == runproof.FormatZIP {
-		return writeZIP(ctx, w, r, src, to, out)
+		return writeZIP(ctx, w, r, src, to, &sp, out)
 	}
 	var rows *csvr.Encoder // a CSV of steps is written as they are read
 	if r.Format == runproof.FormatCSV && r.BundleType != runproof.BundleExecutiveDebrief {
@@ -114,14 +114,10 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 // bundle whatever the bundle type; then the report, the slowest member to
 // render, is drawn while bundle.json is packed. Its pages are left
 // uncompressed: the ZIP deflates the file whole.
-func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, to stepSink, out output) (bundleID string, err error) {
+func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, to stepSink, spills *spools, out output) (bundleID string, err error) {
 	// steps.csv and bundle.json grow with the run: they are kept, deflated,
 	// in temporary files until the ZIP is written.
-	csvSpill, err := to.newSpool()
-	if err != nil {
-		return "", err
-	}
-	cp, err := bundlezip.NewPackerTo(bundlezip.StepsName, csvSpill)
+	cp, err := bundlezip.NewPackerTo(bundlezip.StepsName, spills.file())
 	if err != nil {
 		return "", err
 	}
@@ -150,11 +146,7 @@ func writeZIP(ctx context.Context, w io.Writer, r request, src evidence.Source, 
 		}
 		reportErr <- err
 	}()
-	var js bundlezip.Member
-	jsonSpill, err := to.newSpool()
-	if err == nil {
-		js, err = packJSON(ctx, bundle, jsonSpill)
-	}
+	js, err := packJSON(ctx, bundle, spills.file())
 	if rerr := <-reportErr; err == nil {
 		err = rerr
 	}
@@ -196,7 +188,7 @@ func packJSON(ctx context.Context, bundle evidence.Bundle, spill bundlezip.Spill
 // population describes what the export covers.
 func population(r request, src evidence.Source) bundlezip.Population {
 	p := bundlezip.Population{Scope: r.Scope, RunID: r.RunID, IncidentID: r.IncidentID, IncludeSteps: r.includeRawSteps,
-		IncludeContent: r.includeRawSteps && r.includeContent, Runs: 1, Steps: src.Run.Totals.Steps}
+		IncludeContent: r.includeRawSteps && r.includeContent && r.BundleType != runproof.BundleExecutiveDebrief, Runs: 1, Steps: src.Run.Totals.Steps}
 	if r.PeriodStart != nil {
 		p.PeriodStart = runproof.FormatTime(*r.PeriodStart)
 	}

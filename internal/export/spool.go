@@ -17,10 +17,13 @@ import (
 // and closes them all when the export is done.
 type spools struct{ made []*fileSpool }
 
-func (s *spools) new() (evidence.Spool, error) {
+func (s *spools) new() (evidence.Spool, error) { return s.file(), nil }
+
+// file returns a new spool, closed with the others.
+func (s *spools) file() *fileSpool {
 	f := &fileSpool{}
 	s.made = append(s.made, f)
-	return f, nil
+	return f
 }
 
 func (s *spools) close() {
@@ -62,6 +65,15 @@ func (s *fileSpool) Write(b []byte) (int, error) {
 	s.size += int64(n)
 	s.err = err
 	return n, spoolError(err)
+}
+
+// Flush writes what is buffered to the file, so that a full disk shows
+// here rather than at the first Reader.
+func (s *fileSpool) Flush() error {
+	if s.err == nil && s.w != nil {
+		s.err = s.w.Flush()
+	}
+	return spoolError(s.err)
 }
 
 // Reader reads what was written, from the start; several can read at once.

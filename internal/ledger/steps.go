@@ -66,12 +66,13 @@ type StepReader interface {
 const stepsPage = 1000
 
 // readSteps reads a run's steps [from, to), in index order, a page at a
-// time, and hands each to each. A step missing, or whose content does not
-// match its content_digest, is a *stepFault.
-func readSteps(ctx context.Context, steps StepReader, tenantID, runID string, from, to int64, each func(runproof.Step) error) error {
+// time (without their content when withoutContent), and hands each to
+// each. A step missing, or whose content does not match its
+// content_digest, is a *stepFault.
+func readSteps(ctx context.Context, steps StepReader, tenantID, runID string, from, to int64, withoutContent bool, each func(runproof.Step) error) error {
 	for next := from; next < to; {
 		page, err := steps.ListSteps(ctx, runproof.ListStepsParams{TenantID: tenantID, RunID: runID, FromIndex: next,
-			Limit: int(min(stepsPage, to-next)), MaxContentBytes: runproof.StepPageBytes})
+			Limit: int(min(stepsPage, to-next)), MaxContentBytes: runproof.StepPageBytes, WithoutContent: withoutContent})
 		if err != nil {
 			return err
 		}
@@ -121,7 +122,7 @@ func (r rangeHash) sum() string {
 func stepsEntryFor(ctx context.Context, steps StepReader, tenantID string, r runproof.StepsRange) (StepsEntry, error) {
 	h := newRangeHash()
 	add := func(s runproof.Step) error { return h.add(s, s.Content != nil) }
-	if err := readSteps(ctx, steps, tenantID, r.RunID, r.From, r.To, add); err != nil {
+	if err := readSteps(ctx, steps, tenantID, r.RunID, r.From, r.To, false, add); err != nil {
 		return StepsEntry{}, err
 	}
 	return StepsEntry{Type: StepsEntryType, TenantID: tenantID, RunID: r.RunID, FromIndex: r.From, ToIndex: r.To, StepsSHA256: h.sum()}, nil
@@ -307,7 +308,7 @@ func (c *StepsCheck) Done(ctx context.Context, stored int64) error {
 			"and no bundle is made of it; run `runproof ledger verify`", c.runID, last.ToIndex)
 	}
 	if r := c.ranges[0]; r.FromIndex < c.next {
-		err := readSteps(ctx, c.steps, c.tenantID, c.runID, c.next, r.ToIndex, c.Add)
+		err := readSteps(ctx, c.steps, c.tenantID, c.runID, c.next, r.ToIndex, c.unread, c.Add)
 		var fault *stepFault
 		if errors.As(err, &fault) {
 			return runproof.Errorf(runproof.ECONFLICT, "run %q: %v, though sealed: changed behind runproof's back; run `runproof ledger verify`", c.runID, fault)

@@ -28,7 +28,7 @@ type RunFilter struct {
 	Status   runproof.RunStatus
 	From, To time.Time
 	Cursor   string // from a previous page's NextCursor
-	Limit    int    // 1-MaxRunsPage, default 50
+	Limit    int    // 1-MaxRunsPage, default DefaultPage
 }
 
 // MaxRunsPage is the most runs a page of ListRuns holds.
