@@ -2,11 +2,11 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"sync"
 
 	"github.com/runproof/runproof/internal/evidence"
@@ -34,12 +34,14 @@ func (s *spools) close() {
 
 // fileSpool keeps the steps of a bundle being exported in a temporary file,
 // so that an export holds no more than a page of steps in memory however
-// long the run. The file is made at the first Write, in the system's
-// temporary directory ($TMPDIR), unlinked at once where the system allows
-// it, and removed by close.
+// long the run. What fits in spoolBuffer stays in memory (a small bundle
+// never touches the disk); the file is made once more comes, in the
+// system's temporary directory ($TMPDIR), unlinked at once where the
+// system allows it, and removed by close.
 type fileSpool struct {
+	mem  []byte // all that was written, while it fits in spoolBuffer
 	f    *os.File
-	w    *bufio.Writer
+	w    *bufio.Writer // to f
 	size int64
 	err  error // the first error, returned by every call after it
 
@@ -47,19 +49,30 @@ type fileSpool struct {
 	read  bool
 }
 
+// spoolBuffer is what a spool holds in memory, in all or as the buffer of
+// its file.
+const spoolBuffer = 64 << 10
+
 // Write appends to the spool. Every Write comes before the first Reader.
 func (s *fileSpool) Write(b []byte) (int, error) {
 	if s.err == nil && s.read {
 		s.err = errors.New("export: a spool written to after it was read")
 	}
-	if s.err == nil && s.f == nil {
+	if s.err == nil && s.f == nil && len(s.mem)+len(b) > spoolBuffer {
 		if s.f, s.err = os.CreateTemp("", "runproof-steps-*"); s.err == nil {
 			os.Remove(s.f.Name()) // Unix: the file lives until it is closed; elsewhere close removes it
-			s.w = bufio.NewWriterSize(s.f, 64<<10)
+			s.w = bufio.NewWriterSize(s.f, spoolBuffer)
+			_, s.err = s.w.Write(s.mem)
+			s.mem = nil
 		}
 	}
 	if s.err != nil {
 		return 0, spoolError(s.err)
+	}
+	if s.f == nil {
+		s.mem = append(s.mem, b...)
+		s.size += int64(len(b))
+		return len(b), nil
 	}
 	n, err := s.w.Write(b)
 	s.size += int64(n)
@@ -88,7 +101,7 @@ func (s *fileSpool) Reader() io.Reader {
 	case s.err != nil:
 		return errReader{spoolError(s.err)}
 	case s.f == nil:
-		return strings.NewReader("") // nothing was written
+		return bytes.NewReader(s.mem)
 	}
 	return io.NewSectionReader(s.f, 0, s.size)
 }

@@ -126,13 +126,19 @@ func TestExportReadsTheRunAsItWas(t *testing.T) {
 
 // TestExportWithoutTemporaryDirectory: an export that cannot keep the
 // run's steps fails, recorded as such, saying what to do; one that keeps
-// none (a debrief) needs no temporary file.
+// none, or few, needs no temporary file.
 func TestExportWithoutTemporaryDirectory(t *testing.T) {
 	ctx := context.Background()
 	store := storetest.OpenSQLite(t)
-	_, runID := longRun(t, store, 5)
-	e := newExporter(t, store, nil)
+	svc, runID := longRun(t, store, 5)
+	e := newLedgered(t, store, nil).exporter
 	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "gone"))
+	for _, format := range []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatZIP} {
+		if _, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: format}); err != nil {
+			t.Errorf("an export of 5 steps as %s, which keeps them in memory: %v", format, err)
+		}
+	}
+	appendSteps(t, svc, runID, 5, 495) // more than a spool holds in memory
 	_, err := e.Export(ctx, "acme", auditor, export.Input{RunID: runID, Format: runproof.FormatJSON})
 	var failed *export.Failed
 	if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.EUNAVAILABLE ||
