@@ -109,18 +109,18 @@ type packed struct {
 	file     File
 	crc      uint32
 	deflated Spill
-	size     int64 // of deflated
 }
 
 // A Spill keeps a member, deflated, until the ZIP is written: memory by
 // default (NewPacker), a temporary file for a member that can be large
 // (NewPackerTo). Flush makes sure all that was written is kept (a full
 // disk fails the member there, before the ZIP is sealed); Reader reads it
-// back.
+// back, Size bytes.
 type Spill interface {
 	io.Writer
 	Flush() error
 	Reader() io.Reader
+	Size() int64
 }
 
 // memorySpill is the default Spill.
@@ -128,18 +128,7 @@ type memorySpill struct{ bytes.Buffer }
 
 func (m *memorySpill) Flush() error      { return nil }
 func (m *memorySpill) Reader() io.Reader { return bytes.NewReader(m.Bytes()) }
-
-// counter counts what passes through it to w.
-type counter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *counter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
-}
+func (m *memorySpill) Size() int64       { return int64(m.Len()) }
 
 // pack deflates and hashes m (dropping its Data) unless a Packer did so
 // already, so that Seal and Sealed.Write only copy what was made.
@@ -160,7 +149,6 @@ func pack(m Member) (Member, error) {
 type Packer struct {
 	name     string
 	deflated Spill
-	out      counter // into deflated
 	zw       *flate.Writer
 	sha      hash.Hash
 	crc      hash.Hash32
@@ -178,14 +166,14 @@ func NewPacker(name string) (*Packer, error) { return NewPackerTo(name, &memoryS
 // NewPackerTo returns a Packer of the member name, which keeps the member
 // in spill.
 func NewPackerTo(name string, spill Spill) (*Packer, error) {
-	p := &Packer{name: name, deflated: spill, out: counter{w: spill}, sha: sha256.New(), crc: crc32.NewIEEE()}
+	p := &Packer{name: name, deflated: spill, sha: sha256.New(), crc: crc32.NewIEEE()}
 	if zw, ok := deflaters.Get().(*flate.Writer); ok {
-		zw.Reset(&p.out)
+		zw.Reset(spill)
 		p.zw = zw
 		return p, nil
 	}
 	var err error
-	p.zw, err = flate.NewWriter(&p.out, level)
+	p.zw, err = flate.NewWriter(spill, level)
 	return p, err
 }
 
@@ -215,7 +203,7 @@ func (p *Packer) Member() (Member, error) {
 	deflaters.Put(p.zw)
 	p.zw = nil
 	file := File{Name: p.name, Size: p.n, SHA256: hex.EncodeToString(p.sha.Sum(nil))}
-	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated, size: p.out.n}}, nil
+	return Member{Name: p.name, packed: &packed{file: file, crc: p.crc.Sum32(), deflated: p.deflated}}, nil
 }
 
 // Sealed is a signed manifest and the members it vouches for, ready to
@@ -276,7 +264,7 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		}
 		p := f.packed
 		h := &zip.FileHeader{Name: f.Name, Method: zip.Deflate, Modified: modified.UTC(), CRC32: p.crc,
-			CompressedSize64: uint64(p.size), UncompressedSize64: uint64(p.file.Size)}
+			CompressedSize64: uint64(p.deflated.Size()), UncompressedSize64: uint64(p.file.Size)}
 		//lint:ignore SA1019 CreateRaw writes the MS-DOS fields as given and ignores Modified
 		h.ModifiedDate, h.ModifiedTime = dosTime(modified.UTC())
 		h.Extra = extendedTime(modified)
@@ -286,8 +274,8 @@ func (s Sealed) Write(w io.Writer, proof []byte) error {
 		}
 		if n, err := io.Copy(fw, p.deflated.Reader()); err != nil {
 			return err
-		} else if n != p.size {
-			return fmt.Errorf("bundlezip: %s: %d bytes kept of %d deflated", f.Name, n, p.size)
+		} else if n != p.deflated.Size() {
+			return fmt.Errorf("bundlezip: %s: %d bytes kept of %d deflated", f.Name, n, p.deflated.Size())
 		}
 	}
 	return zw.Close()

@@ -48,6 +48,7 @@ type fullSpill struct{ bytes.Buffer }
 
 func (*fullSpill) Flush() error      { return errors.New("no space left on device") }
 func (*fullSpill) Reader() io.Reader { return strings.NewReader("") }
+func (*fullSpill) Size() int64       { return 0 }
 
 // TestPackerSpillFull: a member whose spill cannot keep it fails when it
 // is packed, before any manifest vouches for it.

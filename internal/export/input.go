@@ -51,6 +51,14 @@ type request struct {
 	classification  string
 }
 
+// showsContent reports whether what the request makes shows the steps'
+// content: a bundle of steps with content, but a debrief (which shows no
+// step) and a CSV (whose rows hold none). Content is read only then.
+func (r request) showsContent() bool {
+	return r.includeRawSteps && r.includeContent && r.BundleType != runproof.BundleExecutiveDebrief &&
+		r.Format != runproof.FormatCSV
+}
+
 // checkTimeout bounds checking an export's request, and recording it (a
 // few reads, one write): a database that does not answer fails the
 // request instead of holding it for as long as an export may take.

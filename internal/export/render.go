@@ -81,9 +81,6 @@ func render(ctx context.Context, w io.Writer, r request, src evidence.Source, ou
 	if r.Format == runproof.FormatCSV && r.BundleType != runproof.BundleExecutiveDebrief {
 		rows = csvr.NewEncoder(w)
 		to.onStep = rows.Encode
-		// Its rows hold no content, and the bundle behind them is not
-		// written: content would only be spooled to be thrown away.
-		r.includeContent = false
 	}
 	bundle, bundleID, err := build(r, src, out.idSuffix, to)
 	if err != nil {
@@ -188,7 +185,7 @@ func packJSON(ctx context.Context, bundle evidence.Bundle, spill bundlezip.Spill
 // population describes what the export covers.
 func population(r request, src evidence.Source) bundlezip.Population {
 	p := bundlezip.Population{Scope: r.Scope, RunID: r.RunID, IncidentID: r.IncidentID, IncludeSteps: r.includeRawSteps,
-		IncludeContent: r.includeRawSteps && r.includeContent && r.BundleType != runproof.BundleExecutiveDebrief, Runs: 1, Steps: src.Run.Totals.Steps}
+		IncludeContent: r.showsContent(), Runs: 1, Steps: src.Run.Totals.Steps}
 	if r.PeriodStart != nil {
 		p.PeriodStart = runproof.FormatTime(*r.PeriodStart)
 	}

@@ -32,9 +32,7 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		src.Incident = &inc
 	}
 	// The steps' content is read only for a bundle that shows it.
-	withContent := r.includeRawSteps && r.includeContent && r.BundleType != runproof.BundleExecutiveDebrief &&
-		r.Format != runproof.FormatCSV
-	src.Steps = e.steps(ctx, src.Run, src.Incident, withContent)
+	src.Steps = e.steps(ctx, src.Run, src.Incident, r.showsContent())
 	if r.BundleType == runproof.BundleSOC2 {
 		at := src.Run.StartedAt // what the compliance period defaults around
 		if src.Incident != nil {

@@ -89,6 +89,9 @@ func (s *fileSpool) Flush() error {
 	return spoolError(s.err)
 }
 
+// Size is how many bytes were written.
+func (s *fileSpool) Size() int64 { return s.size }
+
 // Reader reads what was written, from the start; several can read at once.
 func (s *fileSpool) Reader() io.Reader {
 	s.flush.Do(func() {

@@ -202,6 +202,16 @@ type Policy struct {
 	Retired bool `json:"retired,omitempty"`
 }
 
+// Retiring returns the version that retires p, p's latest version, at a
+// time; ECONFLICT when p is retired already.
+func (p Policy) Retiring(at time.Time) (Policy, error) {
+	if p.Retired {
+		return p, Errorf(ECONFLICT, "policy %q (%s) was retired at %s already", p.Name, p.ID, FormatTime(p.CreatedAt))
+	}
+	p.Version, p.CreatedAt, p.Retired = p.Version+1, at, true
+	return p, nil
+}
+
 // Snapshot is the frozen set of a tenant's active policies at a run's start.
 // Its ID is the digest of the canonical form of Policies (see NewSnapshot).
 type Snapshot struct {

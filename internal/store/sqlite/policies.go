@@ -67,11 +67,10 @@ func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.T
 		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
 	case err != nil:
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
-	case p.Retired:
-		return runproof.Policy{}, runproof.Errorf(runproof.ECONFLICT, "policy %q (%s) was retired at %s already",
-			p.Name, id, runproof.FormatTime(p.CreatedAt))
 	}
-	p.Version, p.CreatedAt, p.Retired = p.Version+1, at, true
+	if p, err = p.Retiring(at); err != nil {
+		return runproof.Policy{}, err
+	}
 	if p, err = insertPolicy(ctx, tx, p); err != nil {
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
