@@ -719,7 +719,7 @@ func TestServe(t *testing.T) {
 	if !regexp.MustCompile(`msg=listening addr=\S+ version=devel engine=sqlite data=\S+ signing_key=\S+`).MatchString(stderr.String()) {
 		t.Errorf("the listening line does not say the version, engine, data directory and signing key: %q", stderr.String())
 	}
-	if !strings.Contains(stderr.String(), `level=ERROR msg="the database is missing guard triggers" problem="1 of the database's guard triggers is gone or disabled: steps_no_delete on steps (migration 001_init.sql).`) {
+	if !strings.Contains(stderr.String(), `level=ERROR msg="the database lacks guard triggers as runproof made them" problem="1 of the database's guard triggers is gone, disabled or changed: steps_no_delete on steps (migration 001_init.sql).`) {
 		t.Errorf("no word of the missing trigger: %q", stderr.String())
 	}
 	resp, err := http.Get("http://" + addr + "/healthz")

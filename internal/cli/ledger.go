@@ -139,7 +139,7 @@ func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, key
 	}
 	// A trigger dropped changes no record by itself, but lets them be
 	// changed: said after the tenants' lines, and a failure.
-	guards, err := missingTriggers(ctx, store)
+	guards, err := damagedTriggers(ctx, store)
 	if err != nil {
 		return err
 	}

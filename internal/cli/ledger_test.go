@@ -131,10 +131,10 @@ func TestLedgerVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	const dropped = "1 of the database's guard triggers is gone or disabled: export_events_no_update on export_events (migration 004_sealed.sql)."
+	const dropped = "1 of the database's guard triggers is gone, disabled or changed: export_events_no_update on export_events (migration 004_sealed.sql)."
 	wantError(t, r, 1, "ledger verify: "+dropped)
 	if !strings.Contains(r.stdout, "demo: ok: 51 entries") || !strings.HasSuffix(r.stdout, "\ndatabase: FAILED: "+dropped+
-		" The rows they guard can be changed behind runproof's back: find out who removed them, and create them again as those migrations do\n") {
+		" The rows they guard can be changed behind runproof's back: find out who did it, and create them again as those migrations do\n") {
 		t.Errorf("a trigger dropped: stdout %q", r.stdout)
 	}
 	for _, q := range []string{

@@ -140,10 +140,10 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	}
 	defer closeStore(e, store)
 	// Serving goes on: the records are still checked by ledger verify.
-	if guards, err := missingTriggers(ctx, store); err != nil {
+	if guards, err := damagedTriggers(ctx, store); err != nil {
 		return err
 	} else if guards != "" {
-		e.log.Error("the database is missing guard triggers", slog.String("problem", guards))
+		e.log.Error("the database lacks guard triggers as runproof made them", slog.String("problem", guards))
 	}
 	warnings, err := store.Warnings(ctx)
 	if err != nil {

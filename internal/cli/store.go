@@ -25,29 +25,30 @@ type database interface {
 	// Warnings says what of the database's settings runproof would
 	// suffer from.
 	Warnings(context.Context) ([]string, error)
-	// MissingTriggers returns the triggers Migrate creates that the
-	// database lacks (or has disabled).
-	MissingTriggers(context.Context) ([]migrate.Trigger, error)
+	// DamagedTriggers returns the triggers Migrate creates that the
+	// database lacks, has disabled or has otherwise.
+	DamagedTriggers(context.Context) ([]migrate.Trigger, error)
 }
 
-// missingTriggers says which of the triggers that guard runproof's records
-// the database lacks, or "" when it lacks none.
-func missingTriggers(ctx context.Context, store database) (string, error) {
-	missing, err := store.MissingTriggers(ctx)
-	if err != nil || len(missing) == 0 {
+// damagedTriggers says which of the triggers that guard runproof's records
+// the database lacks or has otherwise than its migrations create them, or
+// "" when none.
+func damagedTriggers(ctx context.Context, store database) (string, error) {
+	damaged, err := store.DamagedTriggers(ctx)
+	if err != nil || len(damaged) == 0 {
 		return "", err
 	}
-	names := make([]string, len(missing))
-	for i, t := range missing {
+	names := make([]string, len(damaged))
+	for i, t := range damaged {
 		names[i] = fmt.Sprintf("%s on %s (migration %s)", t.Name, t.Table, t.Migration)
 	}
 	are := "are"
-	if len(missing) == 1 {
+	if len(damaged) == 1 {
 		are = "is"
 	}
-	return fmt.Sprintf("%d of the database's guard triggers %s gone or disabled: %s. The rows they guard can be changed "+
-		"behind runproof's back: find out who removed them, and create them again as those migrations do",
-		len(missing), are, strings.Join(names, ", ")), nil
+	return fmt.Sprintf("%d of the database's guard triggers %s gone, disabled or changed: %s. The rows they guard can be changed "+
+		"behind runproof's back: find out who did it, and create them again as those migrations do",
+		len(damaged), are, strings.Join(names, ", ")), nil
 }
 
 // openStore opens the store the flags select and applies its migrations,

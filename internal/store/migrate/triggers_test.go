@@ -1,19 +1,29 @@
 package migrate
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"testing/fstest"
 )
 
-// TestTriggers: the triggers left are those the Up sections create and do
-// not drop, by themselves or with their table; comments and Down sections
-// count for nothing.
-func TestTriggers(t *testing.T) {
+// TestReadGuards: the triggers and functions left are those the Up
+// sections create and do not drop, by themselves or with their table,
+// each with its last definition; comments and Down sections count for
+// nothing.
+func TestReadGuards(t *testing.T) {
 	fsys := fstest.MapFS{
 		"001_a.sql": {Data: []byte(`-- CREATE TRIGGER in_a_comment BEFORE UPDATE ON x
 -- +goose Up
 CREATE TABLE t (a INTEGER);
+-- +goose StatementBegin
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'no'; -- ever
+END;
+$$;
+-- +goose StatementEnd
+CREATE FUNCTION gone() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
 CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'no'); END;
 CREATE TRIGGER t_no_delete
     BEFORE DELETE ON t FOR EACH ROW EXECUTE FUNCTION refuse_change();
@@ -24,18 +34,51 @@ CREATE TRIGGER only_down BEFORE DELETE ON t BEGIN SELECT 1; END;
 `)},
 		"002_b.sql": {Data: []byte(`-- +goose Up
 DROP TRIGGER IF EXISTS gone ON t;
+DROP FUNCTION gone();
 CREATE TABLE u (a INTEGER);
-CREATE TRIGGER u_guard AFTER UPDATE OF a ON u WHEN NEW.a > OLD.a BEGIN SELECT 1; END;
+-- +goose StatementBegin
+CREATE TRIGGER u_guard AFTER UPDATE OF a ON u WHEN NEW.a > OLD.a -- only up
+BEGIN
+    SELECT 1;
+    SELECT 2;
+END;
+-- +goose StatementEnd
 DROP TABLE t;
 CREATE TABLE t (a INTEGER);
-CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'no'); END;
+CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'still no'); END;
 `)},
 	}
-	want := []Trigger{{Name: "t_no_update", Table: "t", Migration: "002_b.sql"}, {Name: "u_guard", Table: "u", Migration: "002_b.sql"}}
-	if got := Triggers(fsys); !slices.Equal(got, want) {
-		t.Errorf("triggers: %+v, want %+v", got, want)
+	got := ReadGuards(fsys)
+	want := []Trigger{
+		{Name: "t_no_update", Table: "t", Migration: "002_b.sql",
+			Statement: "CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'still no'); END;"},
+		{Name: "u_guard", Table: "u", Migration: "002_b.sql",
+			Statement: "CREATE TRIGGER u_guard AFTER UPDATE OF a ON u WHEN NEW.a > OLD.a \nBEGIN\n    SELECT 1;\n    SELECT 2;\nEND;"},
 	}
-	if got := Missing(want, []string{"u.u_guard", "u.t_no_update", "other"}); !slices.Equal(got, want[:1]) {
-		t.Errorf("missing: %+v, want %+v", got, want[:1])
+	if !slices.Equal(got.Triggers, want) {
+		t.Errorf("triggers:\n%q\nwant\n%q", got.Triggers, want)
+	}
+	if w := map[string]string{"refuse": "\nBEGIN\n    RAISE EXCEPTION 'no'; \nEND;\n"}; !maps.Equal(got.Functions, w) {
+		t.Errorf("functions: %q, want %q", got.Functions, w)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	a := "CREATE TRIGGER x BEFORE UPDATE ON t -- why\n    BEGIN SELECT 1; END;"
+	b := "CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 1; END"
+	if Normalize(a) != Normalize(b) {
+		t.Errorf("%q and %q differ only in comments and spaces: %q, %q", a, b, Normalize(a), Normalize(b))
+	}
+	if c := "CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 2; END"; Normalize(b) == Normalize(c) {
+		t.Errorf("%q and %q are the same", b, c)
+	}
+}
+
+func TestDamaged(t *testing.T) {
+	want := []Trigger{{Name: "a", Table: "t", Statement: "A"}, {Name: "b", Table: "t", Statement: "B"}, {Name: "c", Table: "u", Statement: "C"}}
+	have := map[string]string{"t.a": "A", "t.b": "changed", "t.c": "C", "other": "X"}
+	same := func(t Trigger, def string) bool { return t.Statement == def }
+	if got, w := Damaged(want, have, same), want[1:]; !slices.Equal(got, w) {
+		t.Errorf("damaged: %+v, want %+v", got, w)
 	}
 }

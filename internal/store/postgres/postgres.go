@@ -9,6 +9,8 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,30 +114,70 @@ func (s *Store) Warnings(ctx context.Context) ([]string, error) {
 	return nil, nil
 }
 
-// MissingTriggers returns the triggers the migrations create that the
-// schema no longer has, or has disabled: changed behind runproof's back.
-func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) {
-	present, err := s.triggers(ctx)
+// DamagedTriggers returns the triggers the migrations create that the
+// schema no longer has as they create them: dropped, disabled, created
+// again on other events or executing another function, or executing a
+// function whose body was replaced, behind runproof's back. (A trigger's
+// WHEN condition is not compared.)
+func (s *Store) DamagedTriggers(ctx context.Context) ([]migrate.Trigger, error) {
+	have, err := s.triggers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
-	return migrate.Missing(migrate.Triggers(fsys), present), nil
+	guards := migrate.ReadGuards(fsys)
+	return migrate.Damaged(guards.Triggers, have, func(t migrate.Trigger, def triggerDef) bool {
+		want, ok := triggerShape(t.Statement)
+		got, _ := triggerShape(def.statement)
+		body, known := guards.Functions[want.function]
+		return ok && known && got == want && migrate.Normalize(def.body) == migrate.Normalize(body)
+	}), nil
 }
 
+// A triggerDef is a trigger as the schema holds it: the statement that
+// would create it again, and the body of the function it executes.
+type triggerDef struct{ statement, body string }
+
 // triggers returns the schema's triggers that fire in a session of
-// runproof's (enabled, not for replicas only), each named "table.trigger".
-func (s *Store) triggers(ctx context.Context) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT c.relname || '.' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+// runproof's (enabled, not for replicas only), named "table.trigger".
+func (s *Store) triggers(ctx context.Context) (map[string]triggerDef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid), p.prosrc
+		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
 		WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') AND c.relnamespace = current_schema()::regnamespace`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: triggers: %w", err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	have := map[string]triggerDef{}
+	var name string
+	var def triggerDef
+	_, err = pgx.ForEachRow(rows, []any{&name, &def.statement, &def.body}, func() error {
+		have[name] = def
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: triggers: %w", err)
 	}
-	return names, nil
+	return have, nil
+}
+
+// A shape is what a trigger does: when it fires, on which events, for
+// each row or statement, and which function it executes.
+type shape struct{ timing, events, level, function string }
+
+var triggerStatement = regexp.MustCompile(`(?is)^CREATE\s+TRIGGER\s+\w+\s+(BEFORE|AFTER|INSTEAD\s+OF)\s+(.+?)\s+ON\s+(?:\w+\.)?\w+` +
+	`\s+FOR\s+EACH\s+(ROW|STATEMENT)\b.*\bEXECUTE\s+(?:FUNCTION|PROCEDURE)\s+(?:\w+\.)?(\w+)\s*\(`)
+
+// triggerShape reads the shape of a CREATE TRIGGER statement, as a
+// migration writes it or pg_get_triggerdef returns it (the zero shape,
+// which no trigger has, when it cannot).
+func triggerShape(stmt string) (shape, bool) {
+	m := triggerStatement.FindStringSubmatch(migrate.Normalize(stmt))
+	if m == nil {
+		return shape{}, false
+	}
+	events := strings.Split(strings.ToUpper(m[2]), " OR ")
+	slices.Sort(events)
+	return shape{timing: strings.ToUpper(m[1]), events: strings.Join(events, " OR "), level: strings.ToUpper(m[3]), function: m[4]}, true
 }
 
 // Migrate applies the embedded migrations not yet applied, each in its own

@@ -173,25 +173,34 @@ func (s *Store) LatestSchema() int64 {
 // from: nothing, since it sets them itself.
 func (s *Store) Warnings(context.Context) ([]string, error) { return nil, nil }
 
-// MissingTriggers returns the triggers the migrations create that the
-// database no longer has: dropped behind runproof's back.
-func (s *Store) MissingTriggers(ctx context.Context) ([]migrate.Trigger, error) {
-	present, err := s.triggers(ctx)
+// DamagedTriggers returns the triggers the migrations create that the
+// database no longer has as they create them: dropped, or created again
+// otherwise, behind runproof's back.
+func (s *Store) DamagedTriggers(ctx context.Context) ([]migrate.Trigger, error) {
+	have, err := s.triggers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
-	return migrate.Missing(migrate.Triggers(fsys), present), nil
+	return migrate.Damaged(migrate.ReadGuards(fsys).Triggers, have, func(t migrate.Trigger, def string) bool {
+		return migrate.Normalize(def) == migrate.Normalize(t.Statement)
+	}), nil
 }
 
-// triggers returns the database's triggers, each named "table.trigger".
-func (s *Store) triggers(ctx context.Context) ([]string, error) {
-	names, err := collect(ctx, s.db, func(row scanner) (name string, err error) { return name, row.Scan(&name) },
-		`SELECT tbl_name || '.' || name FROM sqlite_master WHERE type = 'trigger'`)
+// triggers returns the database's triggers, named "table.trigger", with
+// the statement that creates each as SQLite keeps it.
+func (s *Store) triggers(ctx context.Context) (map[string]string, error) {
+	type trigger struct{ name, sql string }
+	found, err := collect(ctx, s.db, func(row scanner) (t trigger, err error) { return t, row.Scan(&t.name, &t.sql) },
+		`SELECT tbl_name || '.' || name, sql FROM sqlite_master WHERE type = 'trigger'`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: triggers: %w", err)
 	}
-	return names, nil
+	have := make(map[string]string, len(found))
+	for _, t := range found {
+		have[t.name] = t.sql
+	}
+	return have, nil
 }
 
 // Migrate applies the embedded migrations not yet applied, each in its own
