@@ -177,6 +177,11 @@ func openCheckpoint(msg []byte, known note.Verifiers) (origin string, tree tlog.
 	} else if err != nil {
 		return "", tree, fmt.Errorf("checkpoint signature: %w", err)
 	}
+	if len(n.UnverifiedSigs) > 0 {
+		// runproof signs a checkpoint once: another line was added to it.
+		return "", tree, fmt.Errorf("checkpoint bears a signature of a key it is not checked with, which runproof does not add: %s",
+			strings.Join(signers(n), ", "))
+	}
 	return checkpointTree(n.Text)
 }
 

@@ -431,6 +431,13 @@ func TestCheckManifestProof(t *testing.T) {
 		{"an entry shown", z.manifest, alter(func(m map[string]any) { m["entry"] = map[string]any{"export_id": "x"} }), pub,
 			"holds an export entry"},
 		{"not JSON", z.manifest, []byte("{"), pub, "not a ledger proof"},
+		{"a member added", z.manifest, alter(func(m map[string]any) { m["auditor_comment"] = "all costs approved" }), pub,
+			`unknown object member name "auditor_comment"`},
+		{"a member named twice", z.manifest, bytes.Replace(good, []byte(`"origin":`), []byte(`"origin": "runproof/ledger/acme", "origin":`), 1), pub,
+			`duplicate object member name "origin"`},
+		{"a signature added to the checkpoint", z.manifest, alter(func(m map[string]any) {
+			m["checkpoint"] = m["checkpoint"].(string) + "\u2014 approved-by-cfo " + base64.StdEncoding.EncodeToString(make([]byte, 68)) + "\n"
+		}), pub, "bears a signature of a key it is not checked with"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ledger.CheckManifestProof(tc.manifest, tc.proof, tc.pub)
