@@ -91,7 +91,7 @@ func (r *report) badge(b *evidence.ExecutiveDebriefBundle) {
 	pdf.RoundedRect(margin, y, 46, 14, 2, "1234", "F")
 	r.font(sans, "B", 14, rgb{255, 255, 255})
 	pdf.SetXY(margin, y)
-	pdf.CellFormat(46, 14, clean(label), "", 0, "C", false, 0, "")
+	pdf.CellFormat(46, 14, r.clean(label), "", 0, "C", false, 0, "")
 
 	x := margin + 52
 	r.font(sans, "", 9, muted)
@@ -145,7 +145,7 @@ func (r *report) numbered(items []string) {
 		pdf.SetLeftMargin(margin + indent)
 		pdf.SetXY(margin+indent, y)
 		r.font(sans, "", 9.5, ink)
-		pdf.MultiCell(0, 5, clean(it), "", "L", false)
+		pdf.MultiCell(0, 5, r.clean(it), "", "L", false)
 		pdf.SetLeftMargin(margin)
 		pdf.Ln(2)
 	}

@@ -74,6 +74,10 @@ func Write(ctx context.Context, w io.Writer, bundle evidence.Bundle, info Info) 
 	if r == nil {
 		return fmt.Errorf("pdfr: cannot write a %T as PDF", bundle)
 	}
+	if r.escaped {
+		r.note("Characters the report's fonts do not have (Chinese, Japanese, Korean or Arabic script, emoji, say) are shown as their " +
+			"Unicode code points, as <U+4E2D>; bundle.json holds the text as it was sent.")
+	}
 	r.pdf.SetCompression(!info.Uncompressed)
 	if err := r.pdf.Output(w); err != nil {
 		return fmt.Errorf("pdfr: %w", err)
@@ -127,6 +131,7 @@ type report struct {
 	viaText   bool                // Info.viaText
 	shown     map[string]*charSet // by family and style: what Text has written in the font (see show)
 	buf       []byte              // scratch of show
+	escaped   bool                // some text was written as code points (see clean)
 }
 
 // charSet is a set of characters.
@@ -202,7 +207,7 @@ func (r *report) header(p pageInfo) {
 		r.text((w-pdf.GetStringWidth(p.class))/2, y, p.class)
 	}
 	r.font(mono, "", 8, muted)
-	id := clean(p.bundleID)
+	id := r.clean(p.bundleID)
 	r.text(w-margin-pdf.GetStringWidth(id), y, id)
 	r.drawColor(ruleColor)
 	pdf.SetLineWidth(0.2)
@@ -299,7 +304,16 @@ func (r *report) fill(c rgb)      { r.pdf.SetFillColor(c.r, c.g, c.b) }
 func (r *report) drawColor(c rgb) { r.pdf.SetDrawColor(c.r, c.g, c.b) }
 
 // text writes s with its baseline at (x, y).
-func (r *report) text(x, y float64, s string) { r.show(x, y, clean(s)) }
+func (r *report) text(x, y float64, s string) { r.show(x, y, r.clean(s)) }
+
+// clean is clean(s), noting when it writes a character as its code point.
+func (r *report) clean(s string) string {
+	c := clean(s)
+	if !r.escaped && len(c) != len(s) && strings.Contains(c, "<U+") {
+		r.escaped = true
+	}
+	return c
+}
 
 // show writes s, clean, with its baseline at (x, y), byte for byte as
 // fpdf's Text does. Text formats and encodes every string afresh and notes
@@ -378,10 +392,10 @@ func (r *report) title(title, subtitle string) {
 	r.addPage()
 	pdf := r.pdf
 	r.font(sans, "B", 22, accent)
-	pdf.CellFormat(0, 11, clean(title), "", 1, "L", false, 0, "")
+	pdf.CellFormat(0, 11, r.clean(title), "", 1, "L", false, 0, "")
 	if subtitle != "" {
 		r.font(sans, "", 11, muted)
-		pdf.MultiCell(0, 5.5, clean(subtitle), "", "L", false)
+		pdf.MultiCell(0, 5.5, r.clean(subtitle), "", "L", false)
 	}
 	r.fill(accent)
 	pdf.Rect(margin, pdf.GetY()+2, 30, 1.2, "F")
@@ -394,7 +408,7 @@ func (r *report) heading(s string) {
 	pdf := r.pdf
 	pdf.Ln(3)
 	r.font(sans, "B", 13, accent)
-	pdf.CellFormat(0, 7, clean(s), "", 1, "L", false, 0, "")
+	pdf.CellFormat(0, 7, r.clean(s), "", 1, "L", false, 0, "")
 	r.drawColor(ruleColor)
 	pdf.SetLineWidth(0.3)
 	pdf.Line(margin, pdf.GetY()+0.5, margin+r.width(), pdf.GetY()+0.5)
@@ -406,21 +420,21 @@ func (r *report) subheading(s string) {
 	r.need(28) // with the start of what it names: a table's header and first row
 
 	r.font(sans, "B", 10, ink)
-	r.pdf.CellFormat(0, 6, clean(s), "", 1, "L", false, 0, "")
+	r.pdf.CellFormat(0, 6, r.clean(s), "", 1, "L", false, 0, "")
 	r.pdf.Ln(0.5)
 }
 
 // para writes a wrapped paragraph.
 func (r *report) para(s string) {
 	r.font(sans, "", 9.5, ink)
-	r.pdf.MultiCell(0, 4.8, clean(s), "", "L", false)
+	r.pdf.MultiCell(0, 4.8, r.clean(s), "", "L", false)
 	r.pdf.Ln(2)
 }
 
 // note writes a small wrapped remark.
 func (r *report) note(s string) {
 	r.font(sans, "I", 8.5, muted)
-	r.pdf.MultiCell(0, 4.2, clean(s), "", "L", false)
+	r.pdf.MultiCell(0, 4.2, r.clean(s), "", "L", false)
 	r.pdf.Ln(1.5)
 }
 
@@ -433,7 +447,7 @@ func (r *report) code(intro string, lines ...string) {
 	r.fill(keyFill)
 	pdf.CellFormat(0, 1.5, "", "", 1, "L", true, 0, "")
 	for _, l := range lines {
-		pdf.CellFormat(0, 4.6, "  "+clean(l), "", 1, "L", true, 0, "")
+		pdf.CellFormat(0, 4.6, "  "+r.clean(l), "", 1, "L", true, 0, "")
 	}
 	pdf.CellFormat(0, 1.5, "", "", 1, "L", true, 0, "")
 	pdf.Ln(2.5)
@@ -458,11 +472,11 @@ func (r *report) fields(rows []field) {
 		} else {
 			r.font(sans, "", 9, ink)
 		}
-		lines := pdf.SplitText(clean(f.value), vw)
+		lines := pdf.SplitText(r.clean(f.value), vw)
 		if len(lines) == 0 {
 			lines = []string{""}
 		}
-		key := clean(f.key)
+		key := r.clean(f.key)
 		for len(lines) > 0 {
 			if left := r.linesLeft(lh, pad); left < len(lines) && (left < 3 || len(lines) <= r.linesPerPage(lh, pad)) {
 				r.addPage()
@@ -515,7 +529,9 @@ func (r *report) linesPerPage(lh, pad float64) int {
 // (newlines stay, for wrapping), invalid UTF-8 becomes U+FFFD, and a
 // character the fonts have no glyph for (CJK, say) is written as its code
 // point, <U+65E5>: it would be measured as nothing and drawn over the
-// margins, and a reader still tells one name from another. Letters and
+// margins, and a reader still tells one name from another. Code points
+// that follow one another are set apart by a space, where a line may
+// break rather than within one. Letters and
 // their accents sent apart (e and U+0301, as macOS writes é) are first
 // composed into the one character the fonts have.
 func clean(s string) string {
@@ -533,6 +549,7 @@ func clean(s string) string {
 	has := glyphs()
 	var b strings.Builder
 	b.Grow(len(s))
+	escaped := false // the character before was written as its code point
 	for _, c := range s {
 		switch {
 		case c == '\n':
@@ -542,10 +559,16 @@ func clean(s string) string {
 		case c == utf8.RuneError:
 			b.WriteRune(c)
 		case c > 0xFFFF || !has[c]:
+			if escaped {
+				b.WriteByte(' ') // where a line may break, rather than within a code point
+			}
 			fmt.Fprintf(&b, "<%U>", c)
+			escaped = true
+			continue
 		default:
 			b.WriteRune(c)
 		}
+		escaped = false
 	}
 	return b.String()
 }
@@ -584,6 +607,7 @@ func (r *report) shrink(s string, w, least float64) {
 // font, cell margins included.
 func (r *report) fit(s string, w float64) string {
 	pdf := r.pdf
+	s = r.clean(s) // measured as it is drawn
 	w -= 2 * pdf.GetCellMargin()
 	if pdf.GetStringWidth(s) <= w {
 		return s
@@ -599,6 +623,10 @@ func (r *report) fit(s string, w float64) string {
 			break
 		}
 		end += n
+	}
+	// Not within a code point: before it.
+	if i := strings.LastIndex(s[:end], "<U+"); i >= 0 && !strings.Contains(s[i:end], ">") {
+		end = i
 	}
 	return strings.TrimRight(s[:end], " ") + "…"
 }

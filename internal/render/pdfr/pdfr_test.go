@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -164,6 +165,52 @@ func TestUnicodeNames(t *testing.T) {
 	}
 }
 
+// TestCodePoints: text the fonts lack is written as code points that a
+// line never breaks within, nor an ellipsis cuts, measured as drawn so
+// that it stays on the page, and the report says what they are.
+func TestCodePoints(t *testing.T) {
+	const name = "禁止执行 shell 命令 — حظر أوامر الشل 🚫"
+	src := simulate(t, run{agent: "代理", goal: strings.Repeat("总结董事会的季度销售报告 ", 12),
+		policies: []runproof.Policy{pol(name, runproof.PolicyCostLimit, "70", runproof.ActionStop)},
+		steps:    4, stepType: "llm:模型", in: 400, out: 150, costMicro: 30 * runproof.MicrocentsPerCent, durMicro: 1_250_500})
+	ev, _, debrief := bundles(t, src)
+	codePoint := regexp.MustCompile(`<U\+[0-9A-F]{4,5}>`)
+	for _, c := range []struct {
+		name   string
+		bundle evidence.Bundle
+	}{{"codepoints-evidence.pdf", ev}, {"codepoints-debrief.pdf", debrief}} {
+		t.Run(c.name, func(t *testing.T) {
+			path := write(t, c.name, c.bundle, Info{})
+			text := strings.Join(check(t, path), "\n")
+			if !strings.Contains(strings.Join(strings.Fields(text), " "), "shown as their Unicode code points") {
+				t.Error("the report does not say what <U+…> stands for")
+			}
+			if rest := codePoint.ReplaceAllString(text, ""); strings.Contains(rest, "<U+") {
+				i := strings.Index(rest, "<U+")
+				t.Errorf("a code point is cut: %q", rest[max(0, i-40):min(len(rest), i+40)])
+			}
+			// Every word within its page's margins.
+			out, err := exec.Command(need(t, "pdftotext"), "-bbox", path, "-").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var right float64
+			for _, m := range regexp.MustCompile(`<page width="([0-9.]+)"|xMax="([0-9.]+)"[^>]*>([^<]*)<`).FindAllStringSubmatch(string(out), -1) {
+				if m[1] != "" {
+					w, _ := strconv.ParseFloat(m[1], 64)
+					right = w - margin*72/25.4 + 1
+				} else if x, _ := strconv.ParseFloat(m[2], 64); x > right {
+					t.Errorf("%q ends at %.1f pt, in the right margin or off the page", m[3], x)
+				}
+			}
+		})
+	}
+	_, _, latin := bundles(t, costRun(t, "agent-research", 6, 3))
+	if text := strings.Join(check(t, write(t, "latin-debrief.pdf", latin, Info{})), "\n"); strings.Contains(text, "code points") {
+		t.Error("a report without code points explains them")
+	}
+}
+
 func TestDeterministic(t *testing.T) {
 	ev, soc2, debrief := bundles(t, costRun(t, "Agent Ünïcødé", 300, 200))
 	fonts := sha256.Sum256(slices.Concat(goregular.TTF, gobold.TTF, goitalic.TTF, gomono.TTF))
@@ -280,7 +327,7 @@ func TestFormat(t *testing.T) {
 		{notCompleted(runproof.RunStopped), "not yet: the run was stopped, and its agent has not ended it"}, {notCompleted(runproof.RunFailed), "not recorded"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
-		{clean("目标 café Ωμέγα Привет"), "<U+76EE><U+6807> café Ωμέγα Привет"},
+		{clean("目标 café Ωμέγα Привет"), "<U+76EE> <U+6807> café Ωμέγα Привет"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
 			"threshold 10000 tokens, actual 10001 tokens (0.1% over)"},
 	} {

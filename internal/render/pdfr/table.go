@@ -68,7 +68,7 @@ func (t *table) row(cells []string, s style) {
 		for i, c := range t.cols {
 			if c.wrap {
 				t.setFont(c, s.bold)
-				t.lines[i] = pdf.SplitText(clean(cells[i]), t.ws[i])
+				t.lines[i] = pdf.SplitText(r.clean(cells[i]), t.ws[i])
 				n = max(n, len(t.lines[i]))
 			}
 		}
@@ -145,7 +145,7 @@ func (t *table) cell(i int, text string, k int, x, y float64, bold bool) {
 	t.setFont(c, bold)
 	lines := t.lines[i][:min(k, len(t.lines[i]))]
 	if !c.wrap {
-		lines = []string{oneLine(clean(text))}
+		lines = []string{oneLine(r.clean(text))}
 	}
 	_, size := r.pdf.GetFontSize()
 	for j, l := range lines {
