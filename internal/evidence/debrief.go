@@ -162,10 +162,18 @@ func summary(f incidentFacts) string {
 			limit = "a budget"
 		}
 		actual, threshold := amount(inc.ViolationType, f.actual), amount(inc.ViolationType, f.threshold)
-		// Written exactly when rounded alike, so that the breach shows, and
-		// when the limit is finer than the rounding ($0.003 is not $0.00).
+		// Written finer when rounded alike, so that the breach shows, and
+		// when the limit is finer than the rounding ($0.003 is not $0.00):
+		// the limit to its last digit, the actual value to as many digits
+		// (to its own last digit when those do not show it over).
 		if exact := exactAmount(inc.ViolationType, f.threshold); actual == threshold || threshold != exact {
-			actual, threshold = exactAmount(inc.ViolationType, f.actual), exact
+			threshold = exact
+			scale := unitScale(inc.ViolationType)
+			shown := roundTo(f.actual, scale, decimals(f.threshold, scale))
+			if shown <= f.threshold {
+				shown = f.actual
+			}
+			actual = exactAmount(inc.ViolationType, shown)
 		}
 		first = fmt.Sprintf("While working on %s, the agent went over %s %s: it reached %s against %s of %s",
 			f.task, limitWords[inc.ViolationType], at, actual, limit, threshold)
@@ -174,7 +182,7 @@ func summary(f incidentFacts) string {
 		case pct == 0:
 			first += ", just over"
 		default:
-			first += fmt.Sprintf(", %d%% over", pct)
+			first += fmt.Sprintf(", %s%% over", Group(pct))
 		}
 		first += "."
 	default:
@@ -219,14 +227,17 @@ func summary(f incidentFacts) string {
 
 func impact(f incidentFacts) string {
 	s := fmt.Sprintf("The run cost %s up to and including the step that broke the rule.", dollars(f.costMicro))
+	// Each part rounded as the running total is, so that the parts add up
+	// to the run's cost in cents.
+	withStop := f.costMicro + f.withMicro
 	if f.withMicro > 0 {
-		s += fmt.Sprintf(" The steps sent in the same request cost a further %s.", dollars(f.withMicro))
+		s += fmt.Sprintf(" The steps sent in the same request cost %s.", further(f.costMicro, withStop))
 	}
 	switch {
 	case f.afterMicro > 0 && f.contained != nil:
-		s += fmt.Sprintf(" The steps it sent after being told to stop cost a further %s.", dollars(f.afterMicro))
+		s += fmt.Sprintf(" The steps it sent after being told to stop cost %s.", further(withStop, withStop+f.afterMicro))
 	case f.afterMicro > 0:
-		s += fmt.Sprintf(" The steps after the breach cost a further %s.", dollars(f.afterMicro))
+		s += fmt.Sprintf(" The steps after the breach cost %s.", further(withStop, withStop+f.afterMicro))
 	}
 	if f.inc.ViolationType == runproof.PolicyStepTypeDenied {
 		s += " Attempting an action it is not permitted to take is a control failure, whatever it cost."
@@ -265,8 +276,8 @@ func actions(f incidentFacts) []string {
 	}
 	a = append(a, typeAction[f.inc.ViolationType])
 	if f.inc.ViolationType.IsLimit() && f.overHalf { // as for the risk level
-		a = append(a, fmt.Sprintf("Lower the limit or add an earlier warning: the run went %d%% past its limit before it was stopped.",
-			percentOver(f.actual, f.threshold)))
+		a = append(a, fmt.Sprintf("Lower the limit or add an earlier warning: the run went %s%% past its limit before it was stopped.",
+			Group(percentOver(f.actual, f.threshold))))
 	}
 	if f.costMicro >= 10_000*runproof.MicrocentsPerCent {
 		a = append(a, fmt.Sprintf("Review spending approvals for this agent: the run cost %s before it was stopped.", dollars(f.costMicro)))
@@ -303,7 +314,7 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	if taken == f.upTo {
 		basis += "this run was stopped after " + count(f.upTo, "step", "steps")
 	} else {
-		basis += fmt.Sprintf("this run took %s, %s of them up to the stop", count(taken, "step", "steps"), group(f.upTo))
+		basis += fmt.Sprintf("this run took %s, %s of them up to the stop", count(taken, "step", "steps"), Group(f.upTo))
 	}
 	if remaining2 == 0 {
 		zero := int64(0)
@@ -332,7 +343,7 @@ func halfSteps(n int64, one, many string) string {
 	if n%2 == 0 {
 		return count(n/2, one, many)
 	}
-	return group(n/2) + ".5 " + many
+	return Group(n/2) + ".5 " + many
 }
 
 var (
@@ -369,7 +380,18 @@ func roundCents(micro int64) int64 {
 // dollars writes micro-cents as dollars and cents, "$1,234.50".
 func dollars(micro int64) string {
 	c := roundCents(micro)
-	return fmt.Sprintf("$%s.%02d", group(c/100), c%100)
+	return fmt.Sprintf("$%s.%02d", Group(c/100), c%100)
+}
+
+// further writes what a run's cost grew by from one running total to a
+// later one, both in micro-cents, as the difference of the two in whole
+// cents: "a further $0.30", or "less than a cent more".
+func further(from, to int64) string {
+	c := roundCents(to) - roundCents(from)
+	if c == 0 {
+		return "less than a cent more"
+	}
+	return fmt.Sprintf("a further $%s.%02d", Group(c/100), c%100)
 }
 
 // amount writes a limit's value in words, in its unit.
@@ -398,7 +420,7 @@ func exactAmount(t runproof.PolicyType, v int64) string {
 	case runproof.PolicyCostLimit:
 		const perDollar = 100 * runproof.MicrocentsPerCent
 		_, frac, _ := strings.Cut(runproof.FormatFixed(v, perDollar), ".")
-		return fmt.Sprintf("$%s.%s", group(v/perDollar), frac+strings.Repeat("0", max(0, 2-len(frac))))
+		return fmt.Sprintf("$%s.%s", Group(v/perDollar), frac+strings.Repeat("0", max(0, 2-len(frac))))
 	case runproof.PolicyDurationLimit:
 		if s := runproof.FormatFixed(v, 1000*runproof.MicrosPerMilli); s != "1" {
 			return s + " seconds"
@@ -406,6 +428,37 @@ func exactAmount(t runproof.PolicyType, v int64) string {
 		return "1 second"
 	}
 	return amount(t, v)
+}
+
+// unitScale is how many of a limit's stored units make the unit the
+// debrief writes: micro-cents in a dollar, microseconds in a second.
+func unitScale(t runproof.PolicyType) int64 {
+	switch t {
+	case runproof.PolicyCostLimit:
+		return 100 * runproof.MicrocentsPerCent
+	case runproof.PolicyDurationLimit:
+		return 1000 * runproof.MicrosPerMilli
+	}
+	return 1
+}
+
+// decimals is how many decimals v/scale has, written exactly.
+func decimals(v, scale int64) int {
+	_, frac, _ := strings.Cut(runproof.FormatFixed(v, scale), ".")
+	return len(frac)
+}
+
+// roundTo rounds v/scale to d decimals, half up, and returns it in v's
+// units.
+func roundTo(v, scale int64, d int) int64 {
+	unit := scale
+	for range d {
+		unit /= 10
+	}
+	if unit <= 1 {
+		return v
+	}
+	return (v + unit/2) / unit * unit
 }
 
 // after writes a delay since the breaking step: "immediately", "0.2
@@ -420,7 +473,8 @@ func after(s float64) string {
 // Duration writes a number of seconds for people, as the debrief's
 // sentences and reports show delays: milliseconds under a second
 // ("0.035 seconds"), tenths under ten ("4.2 seconds"), whole seconds under
-// a minute, then minutes, then hours and minutes ("2 hours 57 minutes").
+// a minute, minutes and seconds under ten minutes ("1 minute 30 seconds"),
+// then minutes, then hours and minutes ("2 hours 57 minutes").
 func Duration(s float64) string {
 	switch {
 	case s < 60:
@@ -435,6 +489,12 @@ func Duration(s float64) string {
 			return "1 second"
 		}
 		return formatSeconds(r) + " seconds"
+	case s < 599.5: // under ten minutes: minutes and seconds, not a minute's rounding
+		m, sec := int64(math.Round(s))/60, int64(math.Round(s))%60
+		if sec == 0 {
+			return count(m, "minute", "minutes")
+		}
+		return count(m, "minute", "minutes") + " " + count(sec, "second", "seconds")
 	case s < 3570: // under 59.5 minutes
 		return count(int64(math.Round(s/60)), "minute", "minutes")
 	}
@@ -460,11 +520,11 @@ func count(n int64, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return group(n) + " " + many
+	return Group(n) + " " + many
 }
 
-// group writes n with thousands separators: 12,000.
-func group(n int64) string {
+// Group writes n with thousands separators: 12,000.
+func Group(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
 		s = s[:i] + "," + s[i:]
@@ -485,7 +545,7 @@ func ordinal(n int64) string {
 	if n%100 >= 11 && n%100 <= 13 {
 		suffix = "th"
 	}
-	return group(n) + suffix
+	return Group(n) + suffix
 }
 
 func joinAnd(s []string) string {

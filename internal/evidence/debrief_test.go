@@ -207,11 +207,40 @@ func TestDebriefJustOver(t *testing.T) {
 			stepSpec{typ: "llm:gpt-4o", costMicro: 250_000}, "it reached $0.005 against a limit of $0.003, 67% over."},
 		{pol("time cap", runproof.PolicyDurationLimit, "1000", runproof.ActionStop),
 			stepSpec{typ: "llm:gpt-4o", durMicro: 500_200}, "it reached 1.0004 seconds against a limit of 1 second, just over."},
+		// A limit finer than the rounding: the actual value to as many digits, not to its last.
+		{pol("fine time cap", runproof.PolicyDurationLimit, "90000.5", runproof.ActionStop),
+			stepSpec{typ: "llm:gpt-4o", durMicro: 61_728_520}, "it reached 123.457 seconds against a limit of 90.0005 seconds, 37% over."},
 	} {
 		b := debrief(t, simulate(t, runSpec{n: 1, goal: "Summarise the quarterly sales report for the board",
 			policies: []runproof.Policy{c.policy}, steps: same(3, c.step), detect: 200 * time.Millisecond}))
 		if !strings.Contains(b.IncidentSummary, c.want) {
 			t.Errorf("%s: summary %q, want it to say %q", c.policy.Type, b.IncidentSummary, c.want)
+		}
+	}
+}
+
+// TestDebriefCostsAddUp: the cost up to the breach and after it are
+// written so that they add up to the run's cost in cents, each part
+// rounded as the running total is.
+func TestDebriefCostsAddUp(t *testing.T) {
+	for _, c := range []struct {
+		n         int
+		costMicro int64
+		want      string
+	}{
+		// Two steps of half a cent: a cent in all, not $0.01 and a further $0.01.
+		{2, cent / 2, "The run cost $0.01 up to and including the step that broke the rule. " +
+			"The steps it sent after being told to stop cost less than a cent more."},
+		// Four of 0.6 cents: 2.4 cents, $0.01 and then a further $0.01
+		// (1.8 cents, but the total is $0.02).
+		{4, cent * 6 / 10, "The run cost $0.01 up to and including the step that broke the rule. " +
+			"The steps it sent after being told to stop cost a further $0.01."},
+	} {
+		b := debrief(t, simulate(t, runSpec{n: 1, goal: "Summarise",
+			policies: []runproof.Policy{pol("cap", runproof.PolicyCostLimit, "0.4", runproof.ActionStop)},
+			steps:    same(c.n, stepSpec{typ: "llm:gpt-4o", costMicro: c.costMicro}), detect: 200 * time.Millisecond}))
+		if !strings.HasPrefix(b.BusinessImpact, c.want) {
+			t.Errorf("%d steps: impact\n%q\nwant it to begin\n%q", c.n, b.BusinessImpact, c.want)
 		}
 	}
 }

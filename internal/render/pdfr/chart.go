@@ -43,7 +43,11 @@ func (r *report) chart(b *evidence.EvidenceBundle) {
 	}
 	r.heading("Cost and tokens over the run")
 	if n == 0 {
-		r.note("No chart: the steps are not in this export.")
+		if b.StepsOmitted > 0 {
+			r.note("No chart: the steps are not in this export.")
+		} else {
+			r.note("No chart: the run has no steps.")
+		}
 		return
 	}
 	cost := series{title: "Cumulative cost (cents)", unit: "cents", limit: math.NaN(),

@@ -36,14 +36,13 @@ func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report 
 		{key: "Criteria covered", value: strings.Join(b.CriteriaCovered, ", ")},
 	}, coverFields(e)...))
 
-	r.heading("Criteria mappings")
 	t := r.table(8,
 		column{title: "Control", w: 14},
 		column{title: "Name", w: 26, wrap: true},
 		column{title: "Description", w: 42, wrap: true},
 		column{title: "Evidence provided", w: 72, wrap: true},
 		column{title: "Status", w: 26, wrap: true},
-	)
+	).under(headingH, func() { r.heading("Criteria mappings") })
 	for _, m := range b.ControlMappings {
 		c := statusFill(m.ComplianceStatus)
 		t.row([]string{m.ControlID, m.ControlName, m.ControlDescription, m.EvidenceProvided, m.ComplianceStatus},
@@ -111,12 +110,12 @@ func notCompleted(status runproof.RunStatus) string {
 
 func summaryFields(b *evidence.EvidenceBundle) []field {
 	pc := b.PolicyContext
-	steps := group(b.TotalSteps)
+	steps := evidence.Group(b.TotalSteps)
 	if b.FirstStepIndex != nil && b.LastStepIndex != nil {
 		steps += fmt.Sprintf(" (index %d to %d)", *b.FirstStepIndex, *b.LastStepIndex)
 	}
 	if b.StepsOmitted > 0 {
-		steps += fmt.Sprintf("; %s left out of this export, the totals count them", group(b.StepsOmitted))
+		steps += fmt.Sprintf("; %s left out of this export, the totals count them", evidence.Group(b.StepsOmitted))
 	}
 	status := string(b.RunStatus)
 	if b.TerminationReason != "" && b.TerminationReason != status {
@@ -125,7 +124,7 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 	fs := []field{
 		{key: "Run status", value: status},
 		{key: "Steps", value: steps},
-		{key: "Tokens", value: group(b.TotalTokens)},
+		{key: "Tokens", value: evidence.Group(b.TotalTokens)},
 		{key: "Cost", value: fmt.Sprintf("%s (%s %s)", dollars(b.TotalCostCents), decimal(b.TotalCostCents), plural(b.TotalCostCents == 1, "cent", "cents"))},
 		{key: "Duration", value: fmt.Sprintf("%s ms of step time (%s)", decimal(b.TotalDurationMs), seconds(b.TotalDurationMs/1000))},
 	}
@@ -163,12 +162,12 @@ func breach(pc evidence.PolicyContext) string {
 		return "rule matched: " + pc.ThresholdValue
 	}
 	u := pc.ViolationType.Unit()
-	s := fmt.Sprintf("threshold %s %s, actual %s %s", pc.ThresholdValue, u, pc.ActualValue, u)
+	s := fmt.Sprintf("threshold %s %s, actual %s %s", groupDecimal(pc.ThresholdValue), u, groupDecimal(pc.ActualValue), u)
 	th, err1 := strconv.ParseFloat(pc.ThresholdValue, 64)
 	ac, err2 := strconv.ParseFloat(pc.ActualValue, 64)
 	if err1 == nil && err2 == nil && th > 0 && ac > th {
 		over := max(math.Round((ac-th)/th*1000)/10, 0.1) // never "0% over"
-		s += fmt.Sprintf(" (%s%% over)", num(over))
+		s += fmt.Sprintf(" (%s%% over)", decimal(over))
 	}
 	return s
 }
@@ -185,12 +184,13 @@ func (r *report) policyContext(pc evidence.PolicyContext) {
 			{key: "Threshold vs actual", value: breach(pc)},
 		})
 	}
-	r.subheading(fmt.Sprintf("Active policies (%d)", len(pc.ActivePolicies)))
+	caption := fmt.Sprintf("Active policies (%d)", len(pc.ActivePolicies))
 	if len(pc.ActivePolicies) == 0 {
+		r.subheading(caption)
 		r.note("The run was judged by an empty policy snapshot: no policy was active.")
 		return
 	}
-	t := r.table(8,
+	t := r.captioned(caption, 8,
 		column{title: "Policy", w: 28, wrap: true},
 		column{title: "Type", w: 26},
 		column{title: "Threshold or rule", w: 36, wrap: true},
@@ -215,12 +215,13 @@ func (r *report) policyContext(pc evidence.PolicyContext) {
 // breaches lists every policy the run's steps went over: the violated one,
 // another stop policy its inflection step broke too, warn policies.
 func (r *report) breaches(pc evidence.PolicyContext) {
-	r.subheading(fmt.Sprintf("Policies exceeded (%d)", len(pc.Breaches)))
+	caption := fmt.Sprintf("Policies exceeded (%d)", len(pc.Breaches))
 	if len(pc.Breaches) == 0 {
+		r.subheading(caption)
 		r.note("No step went over a policy.")
 		return
 	}
-	t := r.table(8,
+	t := r.captioned(caption, 8,
 		column{title: "Policy", w: 40, wrap: true},
 		column{title: "Action", w: 13},
 		column{title: "Threshold or rule", w: 40, wrap: true},
@@ -231,7 +232,7 @@ func (r *report) breaches(pc evidence.PolicyContext) {
 	for _, b := range pc.Breaches {
 		t.row([]string{fmt.Sprintf("%s (v%d)", b.PolicyName, b.PolicyVersion), string(b.Action),
 			strings.TrimSpace(b.ThresholdValue + " " + b.Type.Unit()), strconv.FormatInt(b.FirstStepIndex, 10),
-			strings.TrimSpace(b.ActualValue + " " + b.Type.Unit()), group(b.StepsOver)}, style{})
+			strings.TrimSpace(b.ActualValue + " " + b.Type.Unit()), evidence.Group(b.StepsOver)}, style{})
 	}
 	t.end()
 }
@@ -295,7 +296,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 	r.heading("Step timeline")
 	if b.Steps.Len() == 0 {
 		if b.StepsOmitted > 0 {
-			r.para(fmt.Sprintf("The %s steps of this run are left out of this export; the totals in the summary count all of them.", group(b.StepsOmitted)))
+			r.para(fmt.Sprintf("The %s steps of this run are left out of this export; the totals in the summary count all of them.", evidence.Group(b.StepsOmitted)))
 		} else {
 			r.para("The run has no steps.")
 		}
@@ -313,7 +314,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			left++
 		}
 	}
-	all := "All " + group(n) + " steps of the run in index order."
+	all := "All " + evidence.Group(n) + " steps of the run in index order."
 	switch {
 	case n == 1:
 		all = "The run's one step."
@@ -323,7 +324,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			around = fmt.Sprintf(", the %d on each side of the inflection step", timelineAround)
 		}
 		all = fmt.Sprintf("The %s steps of the run in index order: the first %s%s and the last %d, "+
-			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", group(n), group(timelineHead), around, timelineTail)
+			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", evidence.Group(n), evidence.Group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
 	r.legend()
@@ -351,8 +352,8 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		}
 		clear(cells)
 		cells[0] = "…"
-		cells[2] = group(hidden) + " steps not shown"
-		cells[6], cells[8] = group(tokens), decimal(runproof.Cents(micro))
+		cells[2] = evidence.Group(hidden) + " steps not shown"
+		cells[6], cells[8] = evidence.Group(tokens), decimal(runproof.Cents(micro))
 		t.row(cells, style{})
 		hidden = 0
 	}
@@ -377,10 +378,10 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		cells[0] = strconv.FormatInt(s.StepIndex, 10)
 		cells[1] = strings.TrimSuffix(strings.Replace(s.Timestamp, "T", " ", 1), "Z")
 		cells[2] = s.StepType
-		cells[3] = group(s.InputTokens)
-		cells[4] = group(s.OutputTokens)
-		cells[5] = group(s.Tokens)
-		cells[6] = group(tokens)
+		cells[3] = evidence.Group(s.InputTokens)
+		cells[4] = evidence.Group(s.OutputTokens)
+		cells[5] = evidence.Group(s.Tokens)
+		cells[6] = evidence.Group(tokens)
 		cells[7] = decimal(s.CostCents)
 		cells[8] = decimal(runproof.Cents(micro))
 		cells[9] = decimal(s.DurationMs)

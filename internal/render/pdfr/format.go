@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runproof/runproof/internal/evidence"
 )
 
 // or is s, or def when s is empty.
@@ -92,6 +94,21 @@ func seconds(s float64) string {
 // num is the shortest decimal that reads back to f.
 func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
+// groupDecimal writes a decimal number, as a bundle states a threshold,
+// with thousands separators in its whole part: 150,000.5. Anything else
+// is written as it is.
+func groupDecimal(s string) string {
+	whole, frac, ok := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(whole, 10, 64)
+	if err != nil || strings.HasPrefix(whole, "+") || strings.HasPrefix(whole, "-") || strings.Trim(frac, "0123456789") != "" {
+		return s
+	}
+	if ok {
+		return evidence.Group(n) + "." + frac
+	}
+	return evidence.Group(n)
+}
+
 // decimal is num with thousands separators in the whole part.
 func decimal(f float64) string {
 	s := num(f)
@@ -104,27 +121,9 @@ func decimal(f float64) string {
 		return s
 	}
 	if ok {
-		return group(n) + "." + frac
+		return evidence.Group(n) + "." + frac
 	}
-	return group(n)
-}
-
-// group writes n with thousands separators.
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
+	return evidence.Group(n)
 }
 
 // dollars shows cents as dollars, rounded half up to the cent.
@@ -134,5 +133,5 @@ func dollars(cents float64) string {
 	if c < 0 {
 		sign, c = "-", -c
 	}
-	return sign + "$" + group(c/100) + "." + strconv.FormatInt(100+c%100, 10)[1:]
+	return sign + "$" + evidence.Group(c/100) + "." + strconv.FormatInt(100+c%100, 10)[1:]
 }

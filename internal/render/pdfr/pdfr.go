@@ -402,6 +402,9 @@ func (r *report) title(title, subtitle string) {
 	pdf.Ln(7)
 }
 
+// headingH is the height of a heading, mm.
+const headingH = 13.0
+
 // heading starts a section, on a new page when little room is left.
 func (r *report) heading(s string) {
 	r.need(28)
@@ -415,12 +418,20 @@ func (r *report) heading(s string) {
 	pdf.Ln(3)
 }
 
+// captioned starts a table under a subheading, kept together.
+func (r *report) captioned(caption string, size float64, cols ...column) *table {
+	return r.table(size, cols...).under(subheadingH, func() { r.subheading(caption) })
+}
+
+// subheadingH is the height of a subheading, mm.
+const subheadingH = 6.5
+
 // subheading names a part of a section.
 func (r *report) subheading(s string) {
 	r.need(28) // with the start of what it names: a table's header and first row
 
 	r.font(sans, "B", 10, ink)
-	r.pdf.CellFormat(0, 6, r.clean(s), "", 1, "L", false, 0, "")
+	r.pdf.CellFormat(0, subheadingH-0.5, r.clean(s), "", 1, "L", false, 0, "")
 	r.pdf.Ln(0.5)
 }
 

@@ -290,8 +290,61 @@ func TestEdgeCases(t *testing.T) {
 	})
 	long.Run.Goal = strings.Repeat("a long goal that wraps over several lines ", 30)
 	lb, _, _ := bundles(t, long)
-	for name, b := range map[string]evidence.Bundle{"clean.pdf": &ev, "omitted.pdf": &omitted, "long-cells.pdf": lb} {
-		t.Run(name, func(t *testing.T) { check(t, write(t, name, b, Info{})) })
+	empty, err := evidence.BuildEvidence(simulate(t, run{agent: "agent-research", steps: 0}), options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		b        evidence.Bundle
+		want, no string
+	}{
+		{"clean.pdf", &ev, "", ""},
+		{"omitted.pdf", &omitted, "No chart: the steps are not in this export.", ""},
+		{"no-steps.pdf", &empty, "No chart: the run has no steps.", "not in this export"},
+		{"long-cells.pdf", lb, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			text := strings.Join(check(t, write(t, c.name, c.b, Info{})), "\n")
+			if !strings.Contains(text, c.want) || c.no != "" && strings.Contains(text, c.no) {
+				t.Errorf("the text says %q: want %q, and not %q", text, c.want, c.no)
+			}
+		})
+	}
+}
+
+// TestTablesStartWithARow: a table's caption and header are never left
+// at a page's foot without a row under them. The goal's length moves the
+// policy tables down the page a line at a time; the policies' names wrap
+// over several lines.
+func TestTablesStartWithARow(t *testing.T) {
+	need(t, "pdftotext")
+	name := strings.Repeat("a policy name long enough to wrap ", 3)
+	for lines := range 40 {
+		src := simulate(t, run{agent: "agent-research", goal: strings.Repeat("goal ", 1+lines*22),
+			policies: []runproof.Policy{pol("A "+name, runproof.PolicyCostLimit, "70", runproof.ActionStop),
+				pol("B "+name, runproof.PolicyTokenLimit, "100", runproof.ActionWarn)},
+			steps: 4, stepType: "llm:gpt-4o", in: 400, out: 150, costMicro: 30 * runproof.MicrocentsPerCent, durMicro: 1_250_500})
+		ev, _, _ := bundles(t, src)
+		var buf bytes.Buffer
+		if err := Write(context.Background(), &buf, ev, Info{}); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "e.pdf")
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("pdftotext", "-layout", path, "-").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, page := range strings.Split(string(out), "\f") {
+			for _, caption := range []string{"Active policies (2)", "Policies exceeded (2)"} {
+				if at := strings.Index(page, caption); at >= 0 && !strings.Contains(page[at:], "A a policy") {
+					t.Errorf("goal of %d lines: %q ends page %d without a row", lines, caption, i+1)
+				}
+			}
+		}
 	}
 }
 
@@ -313,7 +366,7 @@ func TestFiguresAreNotCut(t *testing.T) {
 
 func TestFormat(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
-		{group(0), "0"}, {group(999), "999"}, {group(1000), "1,000"}, {group(-1234567), "-1,234,567"},
+		{evidence.Group(0), "0"}, {evidence.Group(999), "999"}, {evidence.Group(1000), "1,000"}, {evidence.Group(-1234567), "-1,234,567"},
 		{decimal(22950), "22,950"}, {decimal(1250.5), "1,250.5"}, {decimal(0.000001), "0.000001"},
 		{dollars(120), "$1.20"}, {dollars(123456789.5), "$1,234,567.90"}, {dollars(-5), "-$0.05"},
 		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
@@ -329,7 +382,9 @@ func TestFormat(t *testing.T) {
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
 		{clean("目标 café Ωμέγα Привет"), "<U+76EE> <U+6807> café Ωμέγα Привет"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
-			"threshold 10000 tokens, actual 10001 tokens (0.1% over)"},
+			"threshold 10,000 tokens, actual 10,001 tokens (0.1% over)"},
+		{groupDecimal("90000.5"), "90,000.5"}, {groupDecimal("3000"), "3,000"}, {groupDecimal("1e5"), "1e5"}, {groupDecimal("x.5"), "x.5"},
+		{groupDecimal("12.3.4"), "12.3.4"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)

@@ -16,7 +16,8 @@ type style struct {
 	cells []*rgb // optional background of single cells, by column
 }
 
-// table draws rows under a header that is repeated on every page.
+// table draws rows under a header that is repeated on every page, drawn
+// with the first row.
 type table struct {
 	r     *report
 	cols  []column
@@ -26,6 +27,8 @@ type table struct {
 	wraps bool      // some column wraps, so rows differ in height
 	rows  int       // rows drawn, for the stripes
 	lines [][]string
+	lead  func()  // what the table goes under (see under)
+	leadH float64 // its height, mm
 }
 
 // table starts a table at the current position, in size pt.
@@ -39,16 +42,41 @@ func (r *report) table(size float64, cols ...column) *table {
 	for i, c := range cols {
 		t.ws[i] = c.w * r.width() / sum
 	}
-	r.need(5 * t.lh) // the header and a first row of a few lines: a header alone at a page's foot reads as an empty table
-	t.head()
 	return t
 }
+
+// under has the table drawn under what draw draws, h mm high: a heading
+// that names it. Both are drawn with the table's first row, on the page
+// that row starts on: a heading or header alone at a page's foot reads
+// as an empty table.
+func (t *table) under(h float64, draw func()) *table {
+	t.lead, t.leadH = draw, h
+	return t
+}
+
+// start draws what the table goes under and its header, on a new page
+// unless they fit on this one with the first n lines of the first row (a
+// row that fits on a page is not split).
+func (t *table) start(n int, pad float64) {
+	r := t.r
+	if n > r.linesPerPage(t.lh, pad)-2 {
+		n = 3
+	}
+	r.need(t.leadH + t.headH() + float64(n)*t.lh + 2*pad)
+	if t.lead != nil {
+		t.lead()
+	}
+	t.head()
+}
+
+// headH is the height of the header row, mm.
+func (t *table) headH() float64 { return t.lh + 1.6 }
 
 // head draws the header row.
 func (t *table) head() {
 	r, pdf := t.r, t.r.pdf
 	r.fill(accent)
-	h := t.lh + 1.6
+	h := t.headH()
 	for i, c := range t.cols {
 		r.font(sans, "B", t.size, rgb{255, 255, 255})
 		r.shrink(c.title, t.ws[i], t.size-1.5) // a title a little smaller rather than cut
@@ -74,6 +102,9 @@ func (t *table) row(cells []string, s style) {
 		}
 	}
 	const pad = 0.4
+	if t.rows == 0 {
+		t.start(n, pad)
+	}
 	stripe := t.rows%2 == 1
 	t.rows++
 	for first := true; ; first = false {
