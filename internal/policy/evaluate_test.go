@@ -341,6 +341,35 @@ func TestStepCostBudget(t *testing.T) {
 	}
 }
 
+// TestRegexCost: a regular expression is charged by its program, not by
+// its length: a short pattern that compiles large, matched against a long
+// step type, runs to the cost limit and the rules after it are not
+// judged, while an everyday pattern is judged on every step.
+func TestRegexCost(t *testing.T) {
+	ps := []runproof.Policy{
+		mustPolicy(t, runproof.Policy{Name: "big", Type: runproof.PolicyExpression, Expression: costlyRegex(), Action: runproof.ActionWarn}),
+		mustPolicy(t, runproof.Policy{Name: "shell", Type: runproof.PolicyExpression,
+			Expression: `step.step_type.matches("^(shell|exec):[a-z_]+$")`, Action: runproof.ActionStop}),
+	}
+	e, err := Compile(ps[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", 199) + "!"
+	if res := e.Evaluate(Input{Step: runproof.Step{StepType: long}}); len(res.Findings) != 1 || !strings.Contains(res.Findings[0].Error, "cost limit") {
+		t.Fatalf("a large pattern on a long step type: %+v, want its cost limit reached", res.Findings)
+	}
+	if e, err = Compile(ps[1:]); err != nil {
+		t.Fatal(err)
+	}
+	for st, want := range map[string]bool{"shell:rm_rf": true, long: false, "exec:" + strings.Repeat("x", 190): true} {
+		res := e.Evaluate(Input{Step: runproof.Step{StepType: st}})
+		if got := res.Violation != nil; got != want || slices.ContainsFunc(res.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeFailed }) {
+			t.Errorf("step type %.12s…: violation %v, findings %+v; want violation %v, none failed", st, got, res.Findings, want)
+		}
+	}
+}
+
 // indexOf is the place of a finding's policy in ps.
 func indexOf(ps []runproof.Policy, f runproof.Finding) int {
 	return slices.IndexFunc(ps, func(p runproof.Policy) bool { return p.ID == f.PolicyID })
@@ -365,5 +394,37 @@ func BenchmarkEvaluateCostliest(b *testing.B) {
 	in := Input{Step: runproof.Step{StepType: "llm"}}
 	for b.Loop() {
 		e.Evaluate(in)
+	}
+}
+
+// BenchmarkEvaluateCostliestRegex is BenchmarkEvaluateCostliest with
+// rules of regular expressions as large as a policy may hold, matched
+// against a long step type.
+func BenchmarkEvaluateCostliestRegex(b *testing.B) {
+	var ps []runproof.Policy
+	for i := range 20 {
+		ps = append(ps, mustPolicy(b, runproof.Policy{Name: fmt.Sprint("regex-", i), Type: runproof.PolicyExpression,
+			Expression: costlyRegex(), Action: runproof.ActionWarn}))
+	}
+	e, err := Compile(ps)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := Input{Step: runproof.Step{StepType: strings.Repeat("a", 199) + "!"}}
+	for b.Loop() {
+		e.Evaluate(in)
+	}
+}
+
+// costlyRegex is an expression of as many matches of a regular expression
+// whose program is near the limit as fit in an expression.
+func costlyRegex() string {
+	var terms []string
+	for i := 0; ; i++ {
+		term := fmt.Sprintf(`step.step_type.matches("([a-z]|[0-9]|:){90}$A%d")`, i)
+		if len(strings.Join(append(terms, term), " || ")) > MaxExpression {
+			return strings.Join(terms, " || ")
+		}
+		terms = append(terms, term)
 	}
 }

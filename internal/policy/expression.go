@@ -2,11 +2,18 @@ package policy
 
 import (
 	"fmt"
+	"math"
+	"regexp/syntax"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/overloads"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -132,7 +139,8 @@ func compileExpression(src string) (cel.Program, error) {
 		return nil, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
 	}
 	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost),
-		cel.OptimizeRegex(interpreter.MatchesRegexOptimization))
+		cel.OptimizeRegex(interpreter.MatchesRegexOptimization),
+		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, matchCost), cost.OverloadTracker(overloads.MatchesString, matchCost)))
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL expression: %w", err)
 	}
@@ -140,3 +148,44 @@ func compileExpression(src string) (cel.Program, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// matchCost is what matching a regular expression costs against CEL's
+// limits. CEL charges a tenth of the length of the text times a quarter of
+// the length of the pattern, but the work is the text times the pattern's
+// program, which a short pattern can make large ("(a|b){90}" compiles to
+// hundreds of instructions): this charges a tenth of the text times the
+// program, which keeps a unit of cost to about the time it takes
+// elsewhere (BenchmarkEvaluateCostliestRegex).
+func matchCost(args []ref.Val, _ ref.Val) *uint64 {
+	if len(args) != 2 {
+		return nil
+	}
+	text, ok := args[0].(types.String)
+	pattern, isString := args[1].(types.String)
+	if !ok || !isString {
+		return nil
+	}
+	c := uint64(math.Ceil(float64(len(text)+1)*cost.StringTraversalCostFactor)) * uint64(regexProgramSize(string(pattern)))
+	return &c
+}
+
+// regexProgramSizes are the program sizes of the patterns matched so far:
+// the literals of the tenants' expressions.
+var regexProgramSizes sync.Map // pattern → int
+
+// regexProgramSize is the number of instructions of a pattern's program,
+// as Go's regexp compiles it (the pattern's length when it does not
+// compile, which a policy's does).
+func regexProgramSize(pattern string) int {
+	if n, ok := regexProgramSizes.Load(pattern); ok {
+		return n.(int)
+	}
+	n := len(pattern)
+	if re, err := syntax.Parse(pattern, syntax.Perl); err == nil {
+		if prog, err := syntax.Compile(re.Simplify()); err == nil {
+			n = len(prog.Inst)
+		}
+	}
+	regexProgramSizes.Store(pattern, n)
+	return n
+}
