@@ -53,6 +53,11 @@ func TestBadInput(t *testing.T) {
 		{"policy unknown action", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "cost_limit", "threshold": 5, "action": "explode"}, 422, "action"},
 		{"policy unknown field", "POST", "/api/v1/policies", admin, map[string]any{"name": "p", "type": "cost_limit", "threshold": 5, "action": "stop", "limit": 3}, 422, "limit"},
 		{"policy malformed", "POST", "/api/v1/policies", admin, `{"name": `, 400, ""},
+		{"policy member twice", "POST", "/api/v1/policies", admin, `{"name": "p", "type": "cost_limit", "threshold": 5, "threshold": 6, "action": "stop"}`, 422, "threshold"},
+		{"step member twice", "POST", "/api/v1/runs/r1/steps", admin,
+			`{"steps":[{"step_index":1,"step_index":2,"timestamp":"2026-01-01T00:00:00Z","step_type":"x"}]}`, 422, "steps[0].step_index"},
+		{"content member twice", "POST", "/api/v1/runs/r1/steps", admin,
+			`{"steps":[{"step_index":1,"timestamp":"2026-01-01T00:00:00Z","step_type":"x","content":{"a":1,"a":2}}]}`, 422, "steps[0].content.a"},
 
 		{"run without agent", "POST", "/api/v1/runs", admin, map[string]any{"goal": "x"}, 422, "agent_id"},
 		{"run with a blank agent", "POST", "/api/v1/runs", admin, map[string]any{"agent_id": "   "}, 422, "agent_id"},

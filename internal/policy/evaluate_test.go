@@ -203,6 +203,19 @@ func TestNormalizeRefuses(t *testing.T) {
 	}
 }
 
+// TestThresholdBound: the bound a threshold past it is told is the one
+// that holds, however far past it.
+func TestThresholdBound(t *testing.T) {
+	for typ, bound := range map[runproof.PolicyType]string{runproof.PolicyCostLimit: "1000000000", runproof.PolicyDurationLimit: "1000000000000"} {
+		for _, th := range []string{"1e16", "5" + bound[1:], bound + ".5"} {
+			_, err := Normalize(runproof.Policy{Name: "x", Type: typ, Threshold: th, Action: "stop"})
+			if f := runproof.ErrorFields(err); len(f) != 1 || f[0].Field != "threshold" || f[0].Message != "must be at most "+bound {
+				t.Errorf("%s of %s: %v, want the threshold at most %s", typ, th, err, bound)
+			}
+		}
+	}
+}
+
 // TestWholeThresholds: a count's threshold written with a zero fraction or
 // an exponent is whole, and normalised; a fraction is refused as such.
 func TestWholeThresholds(t *testing.T) {

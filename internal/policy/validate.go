@@ -70,10 +70,6 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			errs.Add("threshold", "must be greater than zero")
 			break
 		}
-		if err := runproof.CheckAmount(n, Scale(p.Type)); err != nil {
-			errs.Add("threshold", "%s", err)
-			break
-		}
 		p.Threshold = runproof.FormatFixed(n, Scale(p.Type))
 	case p.Type == runproof.PolicyStepTypeDenied:
 		notFor("threshold", p.Threshold != "")

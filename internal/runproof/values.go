@@ -76,16 +76,6 @@ func ParseAmount(s string, scale int64) (int64, error) {
 	return parseFixed(s, scale, amountBound(scale))
 }
 
-// CheckAmount refuses an amount of n 1/scale units that comes in past its
-// bound: MaxFixed with decimal places (scale above 1); ParseFixed bounds
-// the others.
-func CheckAmount(n, scale int64) error {
-	if max := amountBound(scale); n > max {
-		return fmt.Errorf("must be at most %s", FormatFixed(max, scale))
-	}
-	return nil
-}
-
 // amountBound is the largest amount of 1/scale units that may come in.
 func amountBound(scale int64) int64 {
 	if scale > 1 {
@@ -144,10 +134,10 @@ const (
 	maxExponent  = 100
 )
 
-// ParseFixedExact is ParseFixed refusing a value that has more decimal
+// ParseFixedExact is ParseAmount refusing a value that has more decimal
 // places than scale keeps, instead of rounding it.
 func ParseFixedExact(s string, scale int64) (int64, error) {
-	n, err := ParseFixed(s, scale)
+	n, err := ParseAmount(s, scale)
 	if err != nil {
 		return 0, err
 	}

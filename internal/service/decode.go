@@ -172,6 +172,8 @@ func decodeObject(body []byte, v any) error {
 	}
 	var synErr *jsontext.SyntacticError
 	switch {
+	case errors.As(err, &synErr) && errors.Is(synErr.Err, jsontext.ErrDuplicateName) && synErr.JSONPointer != "":
+		return runproof.Invalid(runproof.FieldError{Field: fieldPath(synErr.JSONPointer), Message: "is given twice: a JSON object names each member once"})
 	case errors.As(err, &synErr):
 		return runproof.Errorf(runproof.EMALFORMED, "the body is not valid JSON (at byte %d): %v", synErr.ByteOffset, synErr.Err)
 	case errors.As(err, &semErr) && semErr.JSONPointer == "":

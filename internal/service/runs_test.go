@@ -519,6 +519,42 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	}
 }
 
+// TestSystemEventsLifeOrder: events recorded at the same time are listed
+// in the order of the run's life: the stop a step caused before what the
+// steps sent after it broke.
+func TestSystemEventsLifeOrder(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	for _, p := range []PolicyInput{
+		{Name: "a-steps", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionWarn},
+		{Name: "b-deny", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"tool:shell"}, Action: runproof.ActionStop},
+	} {
+		if _, err := svc.CreatePolicy(ctx, "acme", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openRun(t, svc, "acme", "r1")
+	if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, map[string]any{"step_type": "tool:shell"}), stepJSON(1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	events, err := svc.SystemEvents(ctx, "acme", "r1", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events.Events {
+		k := e.Kind
+		if e.StepIndex != nil {
+			k += fmt.Sprintf("@%d", *e.StepIndex)
+		}
+		got = append(got, k)
+	}
+	want := []string{EventRunStarted, EventIncidentOpened + "@0", EventRunStopped + "@0", EventStepWarning + "@1", EventStepsAfterStop + "@1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("events\n%v\nwant\n%v", got, want)
+	}
+}
+
 // stepReads counts the reads of steps from a store: pages of them and
 // running totals.
 type stepReads struct {

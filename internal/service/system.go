@@ -1,8 +1,10 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -443,9 +445,33 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 			events = append(events, SystemEvent{At: *e.CompletedAt, Kind: EventExportFailed, Detail: d})
 		}
 	}
-	sort.SliceStable(events, func(i, j int) bool { return events[i].At.Before(events[j].At) })
+	slices.SortStableFunc(events, func(a, b SystemEvent) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		ai, ar := lifeOrder(a)
+		bi, br := lifeOrder(b)
+		return cmp.Or(cmp.Compare(ai, bi), cmp.Compare(ar, br))
+	})
 	return events
 }
+
+// lifeOrder places events of the same time in the order of the run's
+// life: its start; each step's events, by step (what it broke, then the
+// incident it opened, the stop, the steps sent after it); then the run's
+// end and its exports.
+func lifeOrder(e SystemEvent) (step int64, rank int) {
+	switch {
+	case e.Kind == EventRunStarted:
+		return -1, 0
+	case e.StepIndex == nil:
+		return math.MaxInt64, 0
+	}
+	return *e.StepIndex, stepEventRank[e.Kind]
+}
+
+// stepEventRank orders a step's events of the same time (0: what it broke).
+var stepEventRank = map[string]int{EventIncidentOpened: 1, EventRunStopped: 2, EventStepsAfterStop: 3}
 
 func findingDetail(f runproof.Finding) EventDetail {
 	return EventDetail{PolicyID: f.PolicyID, PolicyName: f.PolicyName, PolicyType: f.Type, Action: f.Action,
