@@ -418,11 +418,11 @@ func amount(t runproof.PolicyType, v int64) string {
 func exactAmount(t runproof.PolicyType, v int64) string {
 	switch t {
 	case runproof.PolicyCostLimit:
-		const perDollar = 100 * runproof.MicrocentsPerCent
+		perDollar := unitScale(t)
 		_, frac, _ := strings.Cut(runproof.FormatFixed(v, perDollar), ".")
 		return fmt.Sprintf("$%s.%s", Group(v/perDollar), frac+strings.Repeat("0", max(0, 2-len(frac))))
 	case runproof.PolicyDurationLimit:
-		if s := runproof.FormatFixed(v, 1000*runproof.MicrosPerMilli); s != "1" {
+		if s := runproof.FormatFixed(v, unitScale(t)); s != "1" {
 			return s + " seconds"
 		}
 		return "1 second"
@@ -477,7 +477,7 @@ func after(s float64) string {
 // then minutes, then hours and minutes ("2 hours 57 minutes").
 func Duration(s float64) string {
 	switch {
-	case s < 60:
+	case s < 59.5: // what rounds to a minute is one
 		r := math.Round(s*1000) / 1000
 		switch {
 		case s >= 10:

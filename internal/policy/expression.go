@@ -3,10 +3,8 @@ package policy
 import (
 	"fmt"
 	"math"
-	"regexp/syntax"
 	"strconv"
 	"strings"
-	"sync"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
@@ -104,16 +102,27 @@ type regexLiterals struct{}
 func (regexLiterals) Name() string { return "runproof.regex_literals" }
 
 func (regexLiterals) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.AST, iss *cel.Issues) {
-	for _, e := range celast.MatchDescendants(celast.NavigateAST(a), celast.FunctionMatcher("matches")) {
-		call := e.AsCall()
-		pattern := 1 // matches(s, re)
-		if call.IsMemberFunction() {
-			pattern = 0 // s.matches(re)
-		}
-		if args := call.Args(); len(args) > pattern && args[pattern].Kind() != celast.LiteralKind {
-			iss.ReportErrorAtID(args[pattern].ID(), "matches takes its pattern as a string literal, written in the expression")
+	for _, pattern := range patterns(a) {
+		if pattern.Kind() != celast.LiteralKind {
+			iss.ReportErrorAtID(pattern.ID(), "matches takes its pattern as a string literal, written in the expression")
 		}
 	}
+}
+
+// patterns returns the patterns of an expression's matches calls.
+func patterns(a *celast.AST) []celast.Expr {
+	var out []celast.Expr
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(a), celast.FunctionMatcher("matches")) {
+		call := e.AsCall()
+		i := 1 // matches(s, re)
+		if call.IsMemberFunction() {
+			i = 0 // s.matches(re)
+		}
+		if args := call.Args(); len(args) > i {
+			out = append(out, args[i])
+		}
+	}
+	return out
 }
 
 // compileExpression parses and type-checks a CEL expression that must yield
@@ -138,9 +147,15 @@ func compileExpression(src string) (cel.Program, error) {
 	if ast.OutputType() != cel.BoolType {
 		return nil, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
 	}
+	sizes := regexSizes{}
+	for _, p := range patterns(ast.NativeRep()) {
+		if lit, ok := p.AsLiteral().(types.String); ok {
+			sizes[string(lit)], _ = types.RegexProgramSize(string(lit)) // it compiles: the validator compiled it
+		}
+	}
 	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost),
 		cel.OptimizeRegex(interpreter.MatchesRegexOptimization),
-		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, matchCost), cost.OverloadTracker(overloads.MatchesString, matchCost)))
+		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, sizes.matchCost), cost.OverloadTracker(overloads.MatchesString, sizes.matchCost)))
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL expression: %w", err)
 	}
@@ -149,6 +164,10 @@ func compileExpression(src string) (cel.Program, error) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
+// regexSizes are the sizes of the programs of an expression's regular
+// expressions, by pattern.
+type regexSizes map[string]int
+
 // matchCost is what matching a regular expression costs against CEL's
 // limits. CEL charges a tenth of the length of the text times a quarter of
 // the length of the pattern, but the work is the text times the pattern's
@@ -156,36 +175,16 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // hundreds of instructions): this charges a tenth of the text times the
 // program, which keeps a unit of cost to about the time it takes
 // elsewhere (BenchmarkEvaluateCostliestRegex).
-func matchCost(args []ref.Val, _ ref.Val) *uint64 {
+func (sizes regexSizes) matchCost(args []ref.Val, _ ref.Val) *uint64 {
 	if len(args) != 2 {
 		return nil
 	}
 	text, ok := args[0].(types.String)
 	pattern, isString := args[1].(types.String)
-	if !ok || !isString {
-		return nil
+	size, known := sizes[string(pattern)]
+	if !ok || !isString || !known {
+		return nil // CEL's own estimate: not a pattern of the expression's, which cannot be
 	}
-	c := uint64(math.Ceil(float64(len(text)+1)*cost.StringTraversalCostFactor)) * uint64(regexProgramSize(string(pattern)))
+	c := uint64(math.Ceil(float64(len(text)+1)*cost.StringTraversalCostFactor)) * uint64(size)
 	return &c
-}
-
-// regexProgramSizes are the program sizes of the patterns matched so far:
-// the literals of the tenants' expressions.
-var regexProgramSizes sync.Map // pattern → int
-
-// regexProgramSize is the number of instructions of a pattern's program,
-// as Go's regexp compiles it (the pattern's length when it does not
-// compile, which a policy's does).
-func regexProgramSize(pattern string) int {
-	if n, ok := regexProgramSizes.Load(pattern); ok {
-		return n.(int)
-	}
-	n := len(pattern)
-	if re, err := syntax.Parse(pattern, syntax.Perl); err == nil {
-		if prog, err := syntax.Compile(re.Simplify()); err == nil {
-			n = len(prog.Inst)
-		}
-	}
-	regexProgramSizes.Store(pattern, n)
-	return n
 }

@@ -54,13 +54,11 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			errs.Add("threshold", "is required for a %s policy", p.Type)
 			break
 		}
-		n, err := runproof.ParseFixedExact(p.Threshold, Scale(p.Type))
-		if err != nil && Scale(p.Type) == 1 {
+		n, err := runproof.ParseAmountExact(p.Threshold, Scale(p.Type))
+		if precision := (*runproof.PrecisionError)(nil); errors.As(err, &precision) && Scale(p.Type) == 1 {
 			// A count: 3.0 and 1e1 are whole and read; 3.5 is a number
 			// with a fraction, said as such.
-			if _, ferr := runproof.ParseFixedExact(p.Threshold, runproof.MicrocentsPerCent); ferr == nil {
-				err = errors.New("must be a whole number for a " + string(p.Type) + " policy")
-			}
+			err = errors.New("must be a whole number for a " + string(p.Type) + " policy")
 		}
 		if err != nil {
 			errs.Add("threshold", "%s", err)

@@ -134,18 +134,25 @@ const (
 	maxExponent  = 100
 )
 
-// ParseFixedExact is ParseAmount refusing a value that has more decimal
-// places than scale keeps, instead of rounding it.
-func ParseFixedExact(s string, scale int64) (int64, error) {
+// ParseAmountExact is ParseAmount refusing a value that has more decimal
+// places than scale keeps, instead of rounding it (a *PrecisionError).
+func ParseAmountExact(s string, scale int64) (int64, error) {
 	n, err := ParseAmount(s, scale)
 	if err != nil {
 		return 0, err
 	}
 	given, ok := decimalOf(strings.TrimSpace(s))
 	if kept, _ := decimalOf(FormatFixed(n, scale)); !ok || given != kept {
-		return 0, fmt.Errorf("has more decimal places than the %d kept", indexAfterScale(scale))
+		return 0, &PrecisionError{Kept: indexAfterScale(scale)}
 	}
 	return n, nil
+}
+
+// A PrecisionError is a number with more decimal places than are kept.
+type PrecisionError struct{ Kept int }
+
+func (e *PrecisionError) Error() string {
+	return fmt.Sprintf("has more decimal places than the %d kept", e.Kept)
 }
 
 // FormatFixed renders n/scale as the shortest exact decimal ("120", "0.5").

@@ -46,15 +46,15 @@ func TestParseFixed(t *testing.T) {
 	}
 }
 
-func TestParseFixedExact(t *testing.T) {
+func TestParseAmountExact(t *testing.T) {
 	for in, want := range map[string]int64{"1": 1_000_000, "+1": 1_000_000, "0.000001": 1, "1.5e-3": 1_500, "2.50": 2_500_000, "1e2 ": 100_000_000} {
-		if got, err := ParseFixedExact(in, MicrocentsPerCent); err != nil || got != want {
-			t.Errorf("ParseFixedExact(%q) = %d, %v; want %d", in, got, err, want)
+		if got, err := ParseAmountExact(in, MicrocentsPerCent); err != nil || got != want {
+			t.Errorf("ParseAmountExact(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"1.0000001", "0.0000001", "1e-7"} {
-		if got, err := ParseFixedExact(in, MicrocentsPerCent); err == nil || !strings.Contains(err.Error(), "more decimal places than the 6 kept") {
-			t.Errorf("ParseFixedExact(%q) = %d, %v; want refused", in, got, err)
+		if got, err := ParseAmountExact(in, MicrocentsPerCent); err == nil || !strings.Contains(err.Error(), "more decimal places than the 6 kept") {
+			t.Errorf("ParseAmountExact(%q) = %d, %v; want refused", in, got, err)
 		}
 	}
 }

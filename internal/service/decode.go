@@ -205,7 +205,7 @@ func wholeNumber(dec *jsontext.Decoder, n *int64) error {
 		return nil
 	}
 	abs, sign := strings.CutPrefix(s, "-")
-	w, err := runproof.ParseFixedExact(abs, 1)
+	w, err := runproof.ParseAmountExact(abs, 1)
 	if err != nil {
 		return errors.New("must be a whole number within range")
 	}

@@ -98,33 +98,23 @@ func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 // with thousands separators in its whole part: 150,000.5. Anything else
 // is written as it is.
 func groupDecimal(s string) string {
-	whole, frac, ok := strings.Cut(s, ".")
+	sign, unsigned := "", s
+	if rest, ok := strings.CutPrefix(s, "-"); ok {
+		sign, unsigned = "-", rest
+	}
+	whole, frac, ok := strings.Cut(unsigned, ".")
 	n, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil || strings.HasPrefix(whole, "+") || strings.HasPrefix(whole, "-") || strings.Trim(frac, "0123456789") != "" {
+	if err != nil || strings.ContainsAny(whole[:min(1, len(whole))], "+-") || strings.Trim(frac, "0123456789") != "" {
 		return s
 	}
 	if ok {
-		return evidence.Group(n) + "." + frac
+		return sign + evidence.Group(n) + "." + frac
 	}
-	return evidence.Group(n)
+	return sign + evidence.Group(n)
 }
 
 // decimal is num with thousands separators in the whole part.
-func decimal(f float64) string {
-	s := num(f)
-	whole, frac, ok := strings.Cut(s, ".")
-	n, err := strconv.ParseInt(whole, 10, 64)
-	if err != nil {
-		return s
-	}
-	if whole == "-0" {
-		return s
-	}
-	if ok {
-		return evidence.Group(n) + "." + frac
-	}
-	return evidence.Group(n)
-}
+func decimal(f float64) string { return groupDecimal(num(f)) }
 
 // dollars shows cents as dollars, rounded half up to the cent.
 func dollars(cents float64) string {

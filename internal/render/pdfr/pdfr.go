@@ -539,10 +539,10 @@ func (r *report) linesPerPage(lh, pad float64) int {
 // clean makes s safe for the fonts: control characters become spaces
 // (newlines stay, for wrapping), invalid UTF-8 becomes U+FFFD, and a
 // character the fonts have no glyph for (CJK, say) is written as its code
-// point, <U+65E5>: it would be measured as nothing and drawn over the
-// margins, and a reader still tells one name from another. Code points
-// that follow one another are set apart by a space, where a line may
-// break rather than within one. Letters and
+// point, <U+65E5>, and characters that follow one another as a group of
+// them, <U+65E5 U+672C>, where a line may break between code points but
+// not within one: each would be measured as nothing and drawn over the
+// margins, and a reader still tells one name from another. Letters and
 // their accents sent apart (e and U+0301, as macOS writes é) are first
 // composed into the one character the fonts have.
 func clean(s string) string {
@@ -560,26 +560,33 @@ func clean(s string) string {
 	has := glyphs()
 	var b strings.Builder
 	b.Grow(len(s))
-	escaped := false // the character before was written as its code point
+	group := false // within a group of code points, "<U+76EE U+6807>"
 	for _, c := range s {
+		if escape := c > 0xFFFF || c != '\n' && c != utf8.RuneError && !unicode.IsControl(c) && !has[c]; escape {
+			if group {
+				b.WriteByte(' ') // where a line may break, rather than within a code point
+			} else {
+				b.WriteByte('<')
+			}
+			fmt.Fprintf(&b, "%U", c)
+			group = true
+			continue
+		}
+		if group {
+			b.WriteByte('>')
+			group = false
+		}
 		switch {
 		case c == '\n':
 			b.WriteRune(c)
 		case unicode.IsControl(c):
 			b.WriteByte(' ')
-		case c == utf8.RuneError:
-			b.WriteRune(c)
-		case c > 0xFFFF || !has[c]:
-			if escaped {
-				b.WriteByte(' ') // where a line may break, rather than within a code point
-			}
-			fmt.Fprintf(&b, "<%U>", c)
-			escaped = true
-			continue
-		default:
+		default: // U+FFFD too, which stands for invalid UTF-8
 			b.WriteRune(c)
 		}
-		escaped = false
+	}
+	if group {
+		b.WriteByte('>')
 	}
 	return b.String()
 }
@@ -635,9 +642,9 @@ func (r *report) fit(s string, w float64) string {
 		}
 		end += n
 	}
-	// Not within a code point: before it.
-	if i := strings.LastIndex(s[:end], "<U+"); i >= 0 && !strings.Contains(s[i:end], ">") {
-		end = i
+	// Not within a code point: after the last whole one of its group.
+	if g := strings.LastIndex(s[:end], "<U+"); g >= 0 && !strings.Contains(s[g:end], ">") && end < len(s) && s[end] != ' ' && s[end] != '>' {
+		end = g + max(0, strings.LastIndex(s[g:end], " "))
 	}
 	return strings.TrimRight(s[:end], " ") + "…"
 }

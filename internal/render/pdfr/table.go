@@ -227,5 +227,11 @@ func (t *table) setFont(c column, bold bool) {
 	t.r.font(f.family, f.style, f.size, f.color)
 }
 
-// end leaves some room after the table.
-func (t *table) end() { t.r.pdf.Ln(4) }
+// end leaves some room after the table, drawn with its header (and what
+// it goes under) when it has no row.
+func (t *table) end() {
+	if t.rows == 0 {
+		t.start(0, 0)
+	}
+	t.r.pdf.Ln(4)
+}

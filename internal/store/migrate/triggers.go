@@ -17,7 +17,7 @@ type Trigger struct {
 	Name      string
 	Table     string
 	Migration string // the file of the migration that creates it (the last one that does)
-	Statement string // the statement that creates it
+	Statement string // the statement that creates it, as goose sends it (without IF NOT EXISTS)
 }
 
 // Guards is what the migrations leave in a schema to guard runproof's
@@ -25,7 +25,8 @@ type Trigger struct {
 type Guards struct {
 	Triggers []Trigger // by name
 	// Functions are the bodies of the functions the migrations create
-	// (PostgreSQL's triggers execute them), by name.
+	// (PostgreSQL's triggers execute them), by name, as written between
+	// their $$.
 	Functions map[string]string
 }
 
@@ -35,8 +36,13 @@ var (
 	createTrigger  = regexp.MustCompile(`(?is)^CREATE\s+TRIGGER\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)\s.*?\bON\s+(\w+)`)
 	dropTrigger    = regexp.MustCompile(`(?is)^DROP\s+TRIGGER\s+(?:IF\s+EXISTS\s+)?(\w+)`)
 	dropTable      = regexp.MustCompile(`(?is)^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)`)
-	createFunction = regexp.MustCompile(`(?is)^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\(.*?\$\$(.*)\$\$`)
+	createFunction = regexp.MustCompile(`(?is)^CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\(`)
 	dropFunction   = regexp.MustCompile(`(?is)^DROP\s+FUNCTION\s+(?:IF\s+EXISTS\s+)?(\w+)`)
+	// functionBody is the body of a function, in the statement as written.
+	functionBody = regexp.MustCompile(`(?s)\$\$(.*)\$\$`)
+	// ifNotExists is a clause SQLite does not keep in the statement it
+	// stores.
+	ifNotExists = regexp.MustCompile(`(?i)^(CREATE\s+TRIGGER\s+)IF\s+NOT\s+EXISTS\s+`)
 )
 
 // ReadGuards returns the triggers and functions the migrations in fsys
@@ -52,15 +58,18 @@ func ReadGuards(fsys fs.FS) Guards {
 			continue // an embedded file reads
 		}
 		for _, stmt := range upStatements(string(src)) {
-			if m := createTrigger.FindStringSubmatch(stmt); m != nil {
-				triggers[m[1]] = Trigger{Name: m[1], Table: m[2], Migration: file, Statement: stmt}
-			} else if m := dropTrigger.FindStringSubmatch(stmt); m != nil {
+			code := WithoutComments(stmt)
+			if m := createTrigger.FindStringSubmatch(code); m != nil {
+				triggers[m[1]] = Trigger{Name: m[1], Table: m[2], Migration: file, Statement: ifNotExists.ReplaceAllString(stmt, "$1")}
+			} else if m := dropTrigger.FindStringSubmatch(code); m != nil {
 				delete(triggers, m[1])
-			} else if m := dropTable.FindStringSubmatch(stmt); m != nil {
+			} else if m := dropTable.FindStringSubmatch(code); m != nil {
 				maps.DeleteFunc(triggers, func(_ string, t Trigger) bool { return strings.EqualFold(t.Table, m[1]) })
-			} else if m := createFunction.FindStringSubmatch(stmt); m != nil {
-				functions[m[1]] = m[2]
-			} else if m := dropFunction.FindStringSubmatch(stmt); m != nil {
+			} else if m := createFunction.FindStringSubmatch(code); m != nil {
+				if body := functionBody.FindStringSubmatch(stmt); body != nil {
+					functions[m[1]] = body[1]
+				}
+			} else if m := dropFunction.FindStringSubmatch(code); m != nil {
 				delete(functions, m[1])
 			}
 		}
@@ -71,10 +80,11 @@ func ReadGuards(fsys fs.FS) Guards {
 }
 
 // upStatements splits what a migration applies (the lines between
-// "-- +goose Up" and "-- +goose Down") into statements as goose does: a
-// statement ends with a line ending in ";", or is the whole of a block
-// between "-- +goose StatementBegin" and "-- +goose StatementEnd". Each
-// is returned without its comments.
+// "-- +goose Up" and "-- +goose Down") into statements as goose does, and
+// returns them as goose sends them: a statement starts at its first line
+// that is not blank or a comment, and ends with a line whose code ends in
+// ";", or is the whole of a block between "-- +goose StatementBegin" and
+// "-- +goose StatementEnd".
 func upStatements(src string) []string {
 	var out []string
 	var b strings.Builder
@@ -98,11 +108,11 @@ func upStatements(src string) []string {
 		case strings.HasPrefix(trimmed, "-- +goose StatementEnd"):
 			block = false
 			flush()
+		case b.Len() == 0 && (trimmed == "" || strings.HasPrefix(trimmed, "--")):
+			// before a statement: not part of it
 		default:
-			code := withoutComment(line)
-			b.WriteString(code)
-			b.WriteString("\n")
-			if !block && strings.HasSuffix(strings.TrimSpace(code), ";") {
+			b.WriteString(line)
+			if !block && strings.HasSuffix(strings.TrimSpace(WithoutComments(line)), ";") {
 				flush()
 			}
 		}
@@ -111,22 +121,29 @@ func upStatements(src string) []string {
 	return out
 }
 
-// withoutComment returns a line of SQL without its "--" comment.
-func withoutComment(line string) string {
-	code, _, _ := strings.Cut(strings.TrimRight(line, "\r\n"), "--")
-	return code
-}
-
-// Normalize returns SQL without comments, with its whitespace collapsed
-// to single spaces and without a final ";": two statements that differ
-// only there do the same.
-func Normalize(sql string) string {
+// WithoutComments returns SQL without its "--" comments (a "--" within a
+// string literal is taken for one too: for reading runproof's own
+// migrations, not for comparing).
+func WithoutComments(sql string) string {
 	var b strings.Builder
 	for line := range strings.Lines(sql) {
-		b.WriteString(withoutComment(line))
-		b.WriteString(" ")
+		code, _, _ := strings.Cut(strings.TrimRight(line, "\r\n"), "--")
+		b.WriteString(code)
+		b.WriteString("\n")
 	}
-	return strings.TrimSuffix(strings.Join(strings.Fields(b.String()), " "), ";")
+	return b.String()
+}
+
+// Normalize returns a statement as a database keeps it, to compare with
+// another: its whitespace collapsed to single spaces, without the ";"
+// that ends it or a comment after that. Comments within it count, so that
+// nothing can be hidden after a "--" within a string.
+func Normalize(stmt string) string {
+	stmt = strings.TrimSpace(stmt)
+	if i := strings.LastIndex(stmt, ";"); i >= 0 && strings.HasPrefix(strings.TrimSpace(stmt[i+1:]), "--") && !strings.Contains(stmt[i:], "\n") {
+		stmt = stmt[:i+1] // a comment after the statement's end, on its last line
+	}
+	return strings.TrimSuffix(strings.Join(strings.Fields(stmt), " "), ";")
 }
 
 // Damaged returns the triggers of want a database does not have as the

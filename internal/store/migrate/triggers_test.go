@@ -45,7 +45,7 @@ END;
 -- +goose StatementEnd
 DROP TABLE t;
 CREATE TABLE t (a INTEGER);
-CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'still no'); END;
+CREATE TRIGGER IF NOT EXISTS t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'still no'); END;
 `)},
 	}
 	got := ReadGuards(fsys)
@@ -53,24 +53,38 @@ CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'still n
 		{Name: "t_no_update", Table: "t", Migration: "002_b.sql",
 			Statement: "CREATE TRIGGER t_no_update BEFORE UPDATE ON t BEGIN SELECT RAISE(ABORT, 'still no'); END;"},
 		{Name: "u_guard", Table: "u", Migration: "002_b.sql",
-			Statement: "CREATE TRIGGER u_guard AFTER UPDATE OF a ON u WHEN NEW.a > OLD.a \nBEGIN\n    SELECT 1;\n    SELECT 2;\nEND;"},
+			Statement: "CREATE TRIGGER u_guard AFTER UPDATE OF a ON u WHEN NEW.a > OLD.a -- only up\nBEGIN\n    SELECT 1;\n    SELECT 2;\nEND;"},
 	}
 	if !slices.Equal(got.Triggers, want) {
 		t.Errorf("triggers:\n%q\nwant\n%q", got.Triggers, want)
 	}
-	if w := map[string]string{"refuse": "\nBEGIN\n    RAISE EXCEPTION 'no'; \nEND;\n"}; !maps.Equal(got.Functions, w) {
+	if w := map[string]string{"refuse": "\nBEGIN\n    RAISE EXCEPTION 'no'; -- ever\nEND;\n"}; !maps.Equal(got.Functions, w) {
 		t.Errorf("functions: %q, want %q", got.Functions, w)
 	}
 }
 
+// TestNormalize: statements that differ in spacing, or in a comment after
+// their end, are the same; a comment within one counts, so that nothing
+// hides after a "--" in a string.
 func TestNormalize(t *testing.T) {
-	a := "CREATE TRIGGER x BEFORE UPDATE ON t -- why\n    BEGIN SELECT 1; END;"
-	b := "CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 1; END"
-	if Normalize(a) != Normalize(b) {
-		t.Errorf("%q and %q differ only in comments and spaces: %q, %q", a, b, Normalize(a), Normalize(b))
+	same := [][2]string{
+		{"CREATE TRIGGER x BEFORE UPDATE ON t\n    BEGIN SELECT 1; END; -- why", "CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 1; END"},
+		{"CREATE TRIGGER x BEFORE UPDATE ON t -- why\nBEGIN SELECT 1; END;", "CREATE TRIGGER x BEFORE UPDATE ON t -- why BEGIN SELECT 1; END"},
 	}
-	if c := "CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 2; END"; Normalize(b) == Normalize(c) {
-		t.Errorf("%q and %q are the same", b, c)
+	for _, c := range same {
+		if Normalize(c[0]) != Normalize(c[1]) {
+			t.Errorf("%q and %q differ: %q, %q", c[0], c[1], Normalize(c[0]), Normalize(c[1]))
+		}
+	}
+	differ := [][2]string{
+		{"CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 1; END", "CREATE TRIGGER x BEFORE UPDATE ON t BEGIN SELECT 2; END"},
+		{"BEGIN SELECT RAISE(ABORT, 'append-only'); END",
+			"BEGIN SELECT RAISE(ABORT, 'x --') WHERE 0; SELECT ('\nappend-only'); END"},
+	}
+	for _, c := range differ {
+		if Normalize(c[0]) == Normalize(c[1]) {
+			t.Errorf("%q and %q are the same", c[0], c[1])
+		}
 	}
 }
 

@@ -285,6 +285,13 @@ func TestDamagedTriggers(t *testing.T) {
 		"CREATE TRIGGER incidents_no_delete BEFORE DELETE ON incidents FOR EACH ROW EXECUTE FUNCTION let_through()",
 		// The function a trigger executes, replaced.
 		`CREATE OR REPLACE FUNCTION runs_change_only_as_run() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$`,
+		// Under a condition that never holds, on a column alone, with an argument.
+		"DROP TRIGGER policies_append_only ON policies",
+		"CREATE TRIGGER policies_append_only BEFORE UPDATE OR DELETE ON policies FOR EACH ROW WHEN (false) EXECUTE FUNCTION refuse_change()",
+		"DROP TRIGGER api_keys_no_delete ON api_keys",
+		"CREATE TRIGGER api_keys_no_delete BEFORE DELETE OR UPDATE OF name ON api_keys FOR EACH ROW EXECUTE FUNCTION refuse_change()",
+		"DROP TRIGGER audit_events_append_only ON audit_events",
+		"CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_change('x')",
 	} {
 		if err := s.ExecRaw(ctx, q); err != nil {
 			t.Fatal(err)
@@ -298,9 +305,11 @@ func TestDamagedTriggers(t *testing.T) {
 	for _, tr := range damaged {
 		got = append(got, tr.Table+"."+tr.Name+" "+tr.Migration)
 	}
-	w := []string{"exports.exports_append_only 002_exports.sql", "incidents.incidents_no_delete 016_record_guards.sql",
-		"ledger_entries.ledger_entries_append_only 003_ledger.sql", "runs.runs_change_only_as_run 016_record_guards.sql",
-		"runs.runs_no_delete 016_record_guards.sql", "steps.steps_append_only 001_init.sql"}
+	w := []string{"api_keys.api_keys_no_delete 016_record_guards.sql", "audit_events.audit_events_append_only 001_init.sql",
+		"exports.exports_append_only 002_exports.sql", "incidents.incidents_no_delete 016_record_guards.sql",
+		"ledger_entries.ledger_entries_append_only 003_ledger.sql", "policies.policies_append_only 001_init.sql",
+		"runs.runs_change_only_as_run 016_record_guards.sql", "runs.runs_no_delete 016_record_guards.sql",
+		"steps.steps_append_only 001_init.sql"}
 	if !slices.Equal(got, w) {
 		t.Errorf("damaged:\n%v\nwant\n%v", got, w)
 	}

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,9 +115,10 @@ func (s *Store) Warnings(ctx context.Context) ([]string, error) {
 
 // DamagedTriggers returns the triggers the migrations create that the
 // schema no longer has as they create them: dropped, disabled, created
-// again on other events or executing another function, or executing a
-// function whose body was replaced, behind runproof's back. (A trigger's
-// WHEN condition is not compared.)
+// again on other events or columns, at another time, with a condition
+// where there was none (or none where there was one: a condition itself
+// is not compared), executing another function or with arguments, or
+// executing a function whose body was replaced, behind runproof's back.
 func (s *Store) DamagedTriggers(ctx context.Context) ([]migrate.Trigger, error) {
 	have, err := s.triggers(ctx)
 	if err != nil {
@@ -126,32 +126,40 @@ func (s *Store) DamagedTriggers(ctx context.Context) ([]migrate.Trigger, error) 
 	}
 	fsys, _ := fs.Sub(migrations, "migrations") // a valid path
 	guards := migrate.ReadGuards(fsys)
-	return migrate.Damaged(guards.Triggers, have, func(t migrate.Trigger, def triggerDef) bool {
-		want, ok := triggerShape(t.Statement)
-		got, _ := triggerShape(def.statement)
+	return migrate.Damaged(guards.Triggers, have, func(t migrate.Trigger, got triggerDef) bool {
+		want, ok := parseTrigger(t.Statement)
 		body, known := guards.Functions[want.function]
-		return ok && known && got == want && migrate.Normalize(def.body) == migrate.Normalize(body)
+		want.body = got.body
+		return ok && known && got == want && migrate.Normalize(got.body) == migrate.Normalize(body)
 	}), nil
 }
 
-// A triggerDef is a trigger as the schema holds it: the statement that
-// would create it again, and the body of the function it executes.
-type triggerDef struct{ statement, body string }
+// A triggerDef is what a trigger does, as pg_trigger says it.
+type triggerDef struct {
+	tgtype   int16  // when it fires, on which events, for each row or statement
+	columns  bool   // only on changes of some columns
+	when     bool   // only under a condition
+	function string // the function it executes
+	args     int16  // with how many arguments
+	body     string // the function's body
+}
 
 // triggers returns the schema's triggers that fire in a session of
 // runproof's (enabled, not for replicas only), named "table.trigger".
 func (s *Store) triggers(ctx context.Context) (map[string]triggerDef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid), p.prosrc
+	rows, err := s.pool.Query(ctx, `SELECT c.relname || '.' || t.tgname, t.tgtype, cardinality(t.tgattr::int2[]) > 0,
+		t.tgqual IS NOT NULL, p.proname, t.tgnargs, p.prosrc
 		FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
-		WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A') AND c.relnamespace = current_schema()::regnamespace`)
+		WHERE NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')
+		AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: triggers: %w", err)
 	}
 	have := map[string]triggerDef{}
 	var name string
-	var def triggerDef
-	_, err = pgx.ForEachRow(rows, []any{&name, &def.statement, &def.body}, func() error {
-		have[name] = def
+	var d triggerDef
+	_, err = pgx.ForEachRow(rows, []any{&name, &d.tgtype, &d.columns, &d.when, &d.function, &d.args, &d.body}, func() error {
+		have[name] = d
 		return nil
 	})
 	if err != nil {
@@ -160,24 +168,57 @@ func (s *Store) triggers(ctx context.Context) (map[string]triggerDef, error) {
 	return have, nil
 }
 
-// A shape is what a trigger does: when it fires, on which events, for
-// each row or statement, and which function it executes.
-type shape struct{ timing, events, level, function string }
+// The bits of pg_trigger.tgtype.
+const (
+	triggerRow      = 1 << 0
+	triggerBefore   = 1 << 1
+	triggerInsert   = 1 << 2
+	triggerDelete   = 1 << 3
+	triggerUpdate   = 1 << 4
+	triggerTruncate = 1 << 5
+	triggerInstead  = 1 << 6
+)
 
-var triggerStatement = regexp.MustCompile(`(?is)^CREATE\s+TRIGGER\s+\w+\s+(BEFORE|AFTER|INSTEAD\s+OF)\s+(.+?)\s+ON\s+(?:\w+\.)?\w+` +
-	`\s+FOR\s+EACH\s+(ROW|STATEMENT)\b.*\bEXECUTE\s+(?:FUNCTION|PROCEDURE)\s+(?:\w+\.)?(\w+)\s*\(`)
+var createTrigger = regexp.MustCompile(`(?is)^CREATE\s+TRIGGER\s+\w+\s+(BEFORE|AFTER|INSTEAD\s+OF)\s+(.+?)\s+ON\s+\w+` +
+	`(?:\s+FOR\s+(?:EACH\s+)?(ROW|STATEMENT))?(\s+WHEN\s*\(.*\))?\s+EXECUTE\s+(?:FUNCTION|PROCEDURE)\s+(\w+)\s*\(\s*\)\s*;?$`)
 
-// triggerShape reads the shape of a CREATE TRIGGER statement, as a
-// migration writes it or pg_get_triggerdef returns it (the zero shape,
-// which no trigger has, when it cannot).
-func triggerShape(stmt string) (shape, bool) {
-	m := triggerStatement.FindStringSubmatch(migrate.Normalize(stmt))
+var orEvents = regexp.MustCompile(`(?i)\s+OR\s+`)
+
+// parseTrigger reads what a migration's CREATE TRIGGER statement makes
+// (all but the function's body); false when it is not of the forms
+// runproof's migrations write.
+func parseTrigger(stmt string) (triggerDef, bool) {
+	m := createTrigger.FindStringSubmatch(migrate.Normalize(migrate.WithoutComments(stmt)))
 	if m == nil {
-		return shape{}, false
+		return triggerDef{}, false
 	}
-	events := strings.Split(strings.ToUpper(m[2]), " OR ")
-	slices.Sort(events)
-	return shape{timing: strings.ToUpper(m[1]), events: strings.Join(events, " OR "), level: strings.ToUpper(m[3]), function: m[4]}, true
+	d := triggerDef{function: m[5], when: m[4] != ""}
+	switch strings.ToUpper(m[1]) {
+	case "BEFORE":
+		d.tgtype |= triggerBefore
+	case "AFTER":
+	default:
+		d.tgtype |= triggerInstead
+	}
+	if strings.EqualFold(m[3], "ROW") {
+		d.tgtype |= triggerRow
+	}
+	for _, event := range orEvents.Split(m[2], -1) {
+		switch f := strings.Fields(strings.ToUpper(event)); {
+		case len(f) == 1 && f[0] == "INSERT":
+			d.tgtype |= triggerInsert
+		case len(f) == 1 && f[0] == "DELETE":
+			d.tgtype |= triggerDelete
+		case len(f) == 1 && f[0] == "TRUNCATE":
+			d.tgtype |= triggerTruncate
+		case f[0] == "UPDATE":
+			d.tgtype |= triggerUpdate
+			d.columns = d.columns || len(f) > 1 // UPDATE OF a, b
+		default:
+			return triggerDef{}, false
+		}
+	}
+	return d, true
 }
 
 // Migrate applies the embedded migrations not yet applied, each in its own

@@ -257,7 +257,10 @@ func TestDamagedTriggers(t *testing.T) {
 		t.Fatalf("damaged in a migrated database: %v, %v", damaged, err)
 	}
 	for _, q := range []string{"DROP TRIGGER ledger_entries_no_update",
-		"DROP TRIGGER steps_no_update", "CREATE TRIGGER steps_no_update BEFORE UPDATE ON steps BEGIN SELECT 1; END"} {
+		"DROP TRIGGER steps_no_update", "CREATE TRIGGER steps_no_update BEFORE UPDATE ON steps BEGIN SELECT 1; END",
+		// What follows a "--" within a string counts too.
+		"DROP TRIGGER runs_no_delete", "CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs\n" +
+			"BEGIN SELECT RAISE(ABORT, 'runs --') WHERE 0; SELECT ('\nare never deleted'); END"} {
 		if err := s.ExecRaw(ctx, q); err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +273,8 @@ func TestDamagedTriggers(t *testing.T) {
 	for _, tr := range damaged {
 		got = append(got, tr.Table+"."+tr.Name+" "+tr.Migration)
 	}
-	if w := []string{"ledger_entries.ledger_entries_no_update 004_sealed.sql", "steps.steps_no_update 015_step_running_totals.sql"}; !slices.Equal(got, w) {
+	if w := []string{"ledger_entries.ledger_entries_no_update 004_sealed.sql", "runs.runs_no_delete 016_record_guards.sql",
+		"steps.steps_no_update 015_step_running_totals.sql"}; !slices.Equal(got, w) {
 		t.Errorf("damaged: %v, want %v", got, w)
 	}
 }
