@@ -245,11 +245,12 @@ func TestContentEncodingRefused(t *testing.T) {
 	}
 }
 
-// A revoked key is refused like an unknown one, saying so.
+// A revoked key is refused like an unknown one, saying so, and its
+// tenant's audit log keeps the refusal.
 func TestRevokedKey(t *testing.T) {
 	s := storetest.OpenSQLite(t)
 	e := newEnv(t, s)
-	admin := e.key("acme", runproof.RoleAdmin)
+	admin, other := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAuditor)
 	e.must(200, e.do("GET", "/api/v1/policies", admin, nil))
 	k, err := s.APIKeyByHash(context.Background(), service.HashKey(admin))
 	if err != nil {
@@ -261,6 +262,12 @@ func TestRevokedKey(t *testing.T) {
 	r := e.must(401, e.do("GET", "/api/v1/policies", admin, nil))
 	if r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.body), "revoked") {
 		t.Errorf("%s: %s", r.header.Get("Content-Type"), r.body)
+	}
+	var audit struct{ Items []runproof.AuditEvent }
+	e.must(200, e.do("GET", "/api/v1/logs/audit/authorization", other, nil)).decode(t, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Actor != k.ID || audit.Items[0].Decision != runproof.DecisionDeny ||
+		audit.Items[0].Status != http.StatusUnauthorized || audit.Items[0].Action != "GET /api/v1/policies" || !strings.Contains(audit.Items[0].Detail, "revoked") {
+		t.Errorf("the refusal's audit events: %+v", audit.Items)
 	}
 }
 

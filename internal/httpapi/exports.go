@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,6 +166,18 @@ var contentTypes = map[runproof.ExportFormat]string{
 	runproof.FormatCSV:  "text/csv; charset=utf-8",
 	runproof.FormatPDF:  "application/pdf",
 	runproof.FormatZIP:  "application/zip",
+}
+
+// artifactMedia are the media types of the artifacts, for the OpenAPI
+// document.
+func artifactMedia() []string {
+	var out []string
+	for _, t := range contentTypes {
+		m, _, _ := strings.Cut(t, ";")
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *Server) downloadExport(w http.ResponseWriter, c *call) error {

@@ -206,7 +206,7 @@ func runMeta(run runproof.Run, snap *runproof.Snapshot) runproof.EvidenceMeta {
 
 type runList struct {
 	Items      []runproof.Run `json:"items"`
-	NextCursor string         `json:"next_cursor"`
+	NextCursor string         `json:"next_cursor,omitempty"`
 }
 
 // runFilter reads the query of a list of runs: limit, cursor, agent_id,

@@ -73,6 +73,13 @@ func (s *Server) OpenAPI() map[string]any {
 			}
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": schema}}
 		}
+		if len(rt.media) > 0 {
+			content := map[string]any{}
+			for _, m := range rt.media {
+				content[m] = map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+			}
+			ok["content"] = content
+		}
 		problem := map[string]any{"description": "An RFC 9457 problem.", "content": map[string]any{
 			"application/problem+json": map[string]any{"schema": schemaOf(reflect.TypeFor[Problem](), schemas)}}}
 		responses := map[string]any{strconv.Itoa(status): ok, "default": problem}

@@ -234,6 +234,9 @@ type route struct {
 	summary      string
 	request      any // a value of the body type, for the OpenAPI document
 	response     any // a value of the success body type, for the OpenAPI document
+	// media are the media types of a success body that is not JSON of a
+	// type (an artifact, a signed note), for the OpenAPI document.
+	media []string
 	status       int // success status, for the OpenAPI document
 	// repeatStatus is the status of an identical re-send, which changes
 	// nothing and answers the same body, for the OpenAPI document.
@@ -311,6 +314,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		c, err := s.caller(sw, r, rt)
 		if err != nil {
 			writeError(sw, r, s.log, err)
+			if c != nil { // a key of a tenant's, refused (revoked): the tenant keeps the refusal
+				s.audit(r, s.requestEvent(c, name, runproof.AuditAuthorization, runproof.DecisionDeny, sw.status, runproof.ErrorMessage(err)))
+			}
 			return
 		}
 		r, key := c.r, c.key
@@ -329,11 +335,17 @@ func (s *Server) wrap(rt route) http.Handler {
 		// The client has its answer now, not once the audit event is
 		// written, which waits for the database's writer.
 		_ = http.NewResponseController(sw).Flush()
-		s.audit(r, runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try
-			TenantID: key.TenantID, Actor: key.ID, ActorType: key.Role.Origin(),
-			Category: category, Action: name, Resource: r.URL.Path, Decision: decision, Status: sw.status,
-			CorrelationID: correlationID(r.Context()), SourceComponent: "api", Detail: c.detail})
+		s.audit(r, s.requestEvent(c, name, category, decision, sw.status, c.detail))
 	})
+}
+
+// requestEvent is the audit event of a request to the route named name,
+// by c's key, answered with status.
+func (s *Server) requestEvent(c *call, name, category, decision string, status int, detail string) runproof.AuditEvent {
+	return runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try
+		TenantID: c.key.TenantID, Actor: c.key.ID, ActorType: c.key.Role.Origin(),
+		Category: category, Action: name, Resource: c.r.URL.Path, Decision: decision, Status: status,
+		CorrelationID: correlationID(c.r.Context()), SourceComponent: "api", Detail: detail}
 }
 
 // caller identifies who sends r to the route rt: the API key of its
@@ -359,7 +371,9 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
 		s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", rt.method+" "+rt.path), slog.String("remote", r.RemoteAddr))
 	}
-	if err != nil { // unknown, or it could not be looked up: not the caller's fault then
+	if err != nil && key.TenantID != "" { // known and refused: revoked
+		return &call{r: r, key: key}, err
+	} else if err != nil { // unknown, or it could not be looked up: not the caller's fault then
 		return nil, err
 	}
 	if key.AgentID != "" {

@@ -103,7 +103,8 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	}
 	key, err := s.svc.KeyByID(r.Context(), q.Get("tenant"), q.Get("key"))
 	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {
-		return refuse("was made out to a key that no longer holds (" + runproof.ErrorMessage(err) + ")")
+		_, err := refuse("was made out to a key that no longer holds (" + runproof.ErrorMessage(err) + ")")
+		return key, err // the key, when revoked: its tenant records the refusal
 	}
 	return key, err
 }

@@ -12,7 +12,7 @@ import (
 
 type systemRunList struct {
 	Items      []service.SystemRun `json:"items"`
-	NextCursor string              `json:"next_cursor"`
+	NextCursor string              `json:"next_cursor,omitempty"`
 }
 
 func (s *Server) listSystem(w http.ResponseWriter, c *call) error {

@@ -94,9 +94,10 @@ func TestSystemTopic(t *testing.T) {
 				Evidence   runproof.EvidenceMeta `json:"evidence"`
 			}
 			var all list
-			e.must(200, e.do("GET", "/api/v1/logs/system", viewer, nil)).decode(t, &all)
-			if len(all.Items) != 2 || all.NextCursor != "" {
-				t.Fatalf("list = %+v", all)
+			r := e.must(200, e.do("GET", "/api/v1/logs/system", viewer, nil))
+			r.decode(t, &all)
+			if len(all.Items) != 2 || strings.Contains(string(r.body), `"next_cursor"`) { // absent on the last page
+				t.Fatalf("list = %s", r.body)
 			}
 			got, old := all.Items[0], all.Items[1]
 			if got.RunID != "r-sys" || got.AgentID != "support-bot" || got.SnapshotID != run.SnapshotID || got.Status != "stopped" ||

@@ -123,7 +123,8 @@ func (s *Service) RevokeAPIKey(ctx context.Context, tenantID, keyID string) (run
 }
 
 // Authenticate returns the key whose secret this is, EUNAUTHORIZED if none
-// or if it was revoked.
+// or if it was revoked (the key is returned with that error then: the
+// refusal is its tenant's to record).
 func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.APIKey, error) {
 	if !strings.HasPrefix(secret, KeyPrefix) {
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key is not valid")
@@ -139,7 +140,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (runproof.API
 
 // KeyByID returns one of the tenant's keys by its id, for a token made out
 // to it (a signed download URL): EUNAUTHORIZED if there is none or it was
-// revoked since.
+// revoked since (returned with the key, as by Authenticate).
 func (s *Service) KeyByID(ctx context.Context, tenantID, keyID string) (runproof.APIKey, error) {
 	k, err := s.store.APIKey(ctx, tenantID, keyID)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
@@ -150,11 +151,11 @@ func (s *Service) KeyByID(ctx context.Context, tenantID, keyID string) (runproof
 	return usable(k)
 }
 
-// usable returns k, or EUNAUTHORIZED if it no longer authenticates.
+// usable returns k, with EUNAUTHORIZED if it no longer authenticates.
 func usable(k runproof.APIKey) (runproof.APIKey, error) {
 	switch {
 	case k.RevokedAt != nil:
-		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key was revoked at %s", runproof.FormatTime(*k.RevokedAt))
+		return k, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key was revoked at %s", runproof.FormatTime(*k.RevokedAt))
 	case !runproof.ValidTenantID(k.TenantID):
 		// Made before the rule: its tenant could not export.
 		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED,
