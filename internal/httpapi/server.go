@@ -236,8 +236,8 @@ type route struct {
 	response     any // a value of the success body type, for the OpenAPI document
 	// media are the media types of a success body that is not JSON of a
 	// type (an artifact, a signed note), for the OpenAPI document.
-	media []string
-	status       int // success status, for the OpenAPI document
+	media  []string
+	status int // success status, for the OpenAPI document
 	// repeatStatus is the status of an identical re-send, which changes
 	// nothing and answers the same body, for the OpenAPI document.
 	repeatStatus int
