@@ -309,9 +309,12 @@ func TestEveryQueryParameterNamed(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t))
 	admin := e.key("acme", runproof.RoleAdmin)
 	for path, want := range map[string][]string{
-		"/api/v1/logs/llm-runs?limit=abc&from=yesterday&status=x&cursor=zzz": {"cursor", "from", "limit", "status"},
-		"/api/v1/logs/audit?limit=abc&from=yesterday&category=x":             {"category", "from", "limit"},
-		"/api/v1/incidents?limit=0&offset=-1&to=soon&status=x":               {"limit", "offset", "status", "to"},
+		"/api/v1/logs/llm-runs?limit=abc&from=yesterday&status=x&cursor=zzz":           {"cursor", "from", "limit", "status"},
+		"/api/v1/logs/audit?limit=abc&from=yesterday&category=x":                       {"category", "from", "limit"},
+		"/api/v1/incidents?limit=0&offset=-1&to=soon&status=x":                         {"limit", "offset", "status", "to"},
+		"/api/v1/incidents?detected_before=soon&from=x":                                {"detected_before", "from"},
+		"/api/v1/exports?to=soon&offset=-1":                                            {"offset", "to"},
+		"/api/v1/logs/audit/exports?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z": {"to"},
 	} {
 		var p problem
 		e.must(422, e.do("GET", path, admin, nil)).decode(t, &p)

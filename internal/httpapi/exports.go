@@ -133,6 +133,7 @@ func (s *Server) listExports(w http.ResponseWriter, c *call) error {
 func (s *Server) exportViews(c *call, p runproof.ListExportsParams, signed bool) ([]exportView, *int, runproof.EvidenceMeta, error) {
 	var meta runproof.EvidenceMeta
 	q := newQuery(c)
+	p.From, p.To = q.period()
 	if p.Limit, p.Offset = q.page(); q.err() != nil {
 		return nil, nil, meta, q.err()
 	}

@@ -327,6 +327,7 @@ func (s *Server) listIncidents(w http.ResponseWriter, c *call) error {
 	p := runproof.ListIncidentsParams{TenantID: c.tenant(), RunID: q.str("run_id"), RemediationStatus: q.oneOf("status", runproof.RemediationStatuses)}
 	p.Limit, p.Offset = q.page()
 	p.From, p.To = q.period()
+	p.DetectedBefore = q.time("detected_before")
 	if err := q.err(); err != nil {
 		return err
 	}

@@ -75,20 +75,23 @@ func (q *query) page() (limit, offset int) {
 // period returns from and to, RFC 3339 timestamps with from before to;
 // zero when absent.
 func (q *query) period() (from, to time.Time) {
-	at := func(name string) time.Time {
-		v := q.get(name)
-		if v == "" {
-			return time.Time{}
-		}
-		t, err := runproof.ParseTime(v)
-		if err != nil {
-			q.errs.Add(name, "must be an RFC 3339 timestamp")
-		}
-		return t
-	}
-	from, to = at("from"), at("to")
+	from, to = q.time("from"), q.time("to")
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
 		q.errs.Add("to", "must be after from")
 	}
 	return from, to
+}
+
+// time returns the RFC 3339 timestamp of the parameter name, zero when
+// absent.
+func (q *query) time(name string) time.Time {
+	v := q.get(name)
+	if v == "" {
+		return time.Time{}
+	}
+	t, err := runproof.ParseTime(v)
+	if err != nil {
+		q.errs.Add(name, "must be an RFC 3339 timestamp")
+	}
+	return t
 }

@@ -73,7 +73,7 @@ func (s *Server) routeTable() []route {
 			query: periodQuery, response: auditList{}, handle: s.systemAudit},
 
 		{method: "GET", path: "/api/v1/incidents", perm: read, evidence: true, summary: "Incidents, newest first.",
-			query: []string{"limit", "offset", "status", "run_id", "from", "to"}, response: incidentList{}, handle: s.listIncidents},
+			query: []string{"limit", "offset", "status", "run_id", "from", "to", "detected_before"}, response: incidentList{}, handle: s.listIncidents},
 		{method: "GET", path: "/api/v1/incidents/{incident_id}", perm: read, evidence: true, summary: "One incident.",
 			response: runproof.Incident{}, handle: s.getIncident},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/remediation", perm: manage,
@@ -83,7 +83,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/api/v1/exports", perm: exp, summary: "Export a bundle of a run or an incident; recorded in the export ledger. With `Prefer: respond-async`, answered at once (202), made in the background.",
 			request: export.Input{}, response: exportView{}, status: http.StatusCreated, async: true, long: true, handle: s.createExport},
 		{method: "GET", path: "/api/v1/exports", perm: exp, summary: "Export records, newest first.",
-			query: []string{"limit", "offset", "run_id", "incident_id"}, response: exportList{}, handle: s.listExports},
+			query: []string{"limit", "offset", "run_id", "incident_id", "from", "to"}, response: exportList{}, handle: s.listExports},
 		{method: "GET", path: "/api/v1/exports/{export_id}", perm: exp, summary: "One export record.",
 			response: exportView{}, handle: s.getExport},
 		{method: "POST", path: "/api/v1/exports/{export_id}/reviews", perm: review,
@@ -121,7 +121,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/logs/audit/integrity", perm: audit, evidence: true, summary: "O4: integrity checks and their results.",
 			query: periodQuery, response: auditList{}, handle: s.listAudit(runproof.AuditIntegrity)},
 		{method: "GET", path: "/api/v1/logs/audit/exports", perm: audit, evidence: true, summary: "O5: export records, newest first.",
-			query: []string{"limit", "offset"}, response: exportList{}, handle: s.auditExports},
+			query: periodQuery, response: exportList{}, handle: s.auditExports},
 	}
 }
 

@@ -232,6 +232,7 @@ type ListExportsParams struct {
 	TenantID   string
 	RunID      string
 	IncidentID string
+	From, To   time.Time // created_at in [From, To)
 	Limit      int
 	Offset     int
 }

@@ -169,8 +169,13 @@ type ListIncidentsParams struct {
 	RunID             string
 	RemediationStatus string
 	From, To          time.Time // violation time in [From, To)
-	Limit             int
-	Offset            int
+	// DetectedBefore, when set, leaves out the incidents detected since:
+	// the list as it stood then, which paging by offset needs (violation
+	// times are the agents' clocks, so an incident opened later may sort
+	// among older ones).
+	DetectedBefore time.Time
+	Limit          int
+	Offset         int
 }
 
 // ListAuditParams filters audit events. Zero values do not filter.

@@ -124,6 +124,7 @@ func (s *Store) ListExports(ctx context.Context, p runproof.ListExportsParams) (
 	if p.IncidentID != "" {
 		f.add("incident_id = ?", p.IncidentID)
 	}
+	f.timeRange("created_at", p.From, p.To)
 	reqs, err := collect(ctx, s.pool, scanExportRequest, `SELECT `+exportColumns+` FROM exports
 		WHERE `+f.conds+` ORDER BY created_at DESC, id DESC`+page(p.Limit, p.Offset), f.args...)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -60,6 +61,7 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 		f.add("remediation_status = ?", p.RemediationStatus)
 	}
 	f.timeRange("violation_at", p.From, p.To)
+	f.timeRange("detected_at", time.Time{}, p.DetectedBefore)
 	ins, err := collect(ctx, s.pool, scanIncident, `SELECT `+incidentColumns+` FROM incidents
 		WHERE `+f.conds+` ORDER BY violation_at DESC, id DESC`+page(p.Limit, p.Offset), f.args...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -61,6 +62,7 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 		f.add("remediation_status = ?", p.RemediationStatus)
 	}
 	f.timeRange("violation_at", p.From, p.To)
+	f.timeRange("detected_at", time.Time{}, p.DetectedBefore)
 	ins, err := collect(ctx, s.db, scanIncident, `SELECT `+incidentColumns+` FROM incidents
 		WHERE `+f.conds+` ORDER BY violation_at DESC, id DESC`+page(p.Limit, p.Offset), f.args...)
 	if err != nil {

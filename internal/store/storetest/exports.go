@@ -258,6 +258,8 @@ func testListExports(t *testing.T, h Harness) {
 		{"limit", runproof.ListExportsParams{Limit: 2}, []runproof.Export{e5, e4}},
 		{"limit offset", runproof.ListExportsParams{Limit: 2, Offset: 2}, []runproof.Export{e3, e2}},
 		{"offset", runproof.ListExportsParams{Offset: 4}, []runproof.Export{e1}},
+		{"from to", runproof.ListExportsParams{From: at(20), To: at(40)}, []runproof.Export{e4, e3, e2}},
+		{"to, paged", runproof.ListExportsParams{To: at(40), Limit: 2, Offset: 2}, []runproof.Export{e2, e1}},
 		{"past the end", runproof.ListExportsParams{Offset: 5}, nil},
 		{"none", runproof.ListExportsParams{RunID: "r9"}, nil},
 	}

@@ -765,6 +765,7 @@ func testIncidents(t *testing.T, h Harness) {
 	createRun(t, s, "t1", "r2", "a", at(0))
 	createRun(t, s, "t2", "r1", "a", at(0))
 	i1 := newIncident("t1", "i1", "r1", at(10))
+	i1.DetectedAt = at(50) // reported late: its agent's clock runs behind
 	i2 := newIncident("t1", "i2", "r1", at(20))
 	i2.ContainedAt, i2.RemediationStatus, i2.RiskLevel = ptr(at(21)), "completed", runproof.RiskCritical
 	i3 := newIncident("t1", "i3", "r2", at(20)) // same time as i2: the ID orders them
@@ -811,6 +812,7 @@ func testIncidents(t *testing.T, h Harness) {
 		{"run", runproof.ListIncidentsParams{RunID: "r1"}, []runproof.Incident{i2, i1}},
 		{"remediation", runproof.ListIncidentsParams{RemediationStatus: "pending"}, []runproof.Incident{i4, i3, i1}},
 		{"from to", runproof.ListIncidentsParams{From: at(10), To: at(30)}, []runproof.Incident{i3, i2, i1}},
+		{"detected before", runproof.ListIncidentsParams{DetectedBefore: at(50)}, []runproof.Incident{i4, i3, i2}},
 		{"limit offset", runproof.ListIncidentsParams{Limit: 2, Offset: 1}, []runproof.Incident{i3, i2}},
 		{"offset", runproof.ListIncidentsParams{Offset: 3}, []runproof.Incident{i1}},
 		{"none", runproof.ListIncidentsParams{RunID: "r9"}, nil},
