@@ -183,8 +183,9 @@ func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, erro
 }
 
 // errEndedMeanwhile is the error of an export whose end was recorded by
-// another (Interrupt) while it was made.
-var errEndedMeanwhile = errors.New("its end was recorded meanwhile (the process stopping)")
+// another while it was made: Interrupt, as the process stopped, or
+// Recover, in a process that found its lease run out (this one stalled).
+var errEndedMeanwhile = errors.New("its end was recorded meanwhile: the process stopped, or stalled past its lease")
 
 // end records how a recorded export ended: ev (completed) or, after
 // buildErr, failed, saying reason or else why buildErr stopped it; then
@@ -211,6 +212,7 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	if err := runproof.RetryUnavailable(ctx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
 		if runproof.ErrorCode(err) == runproof.ECONFLICT {
 			err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
+			e.log.WarnContext(ctx, "export ended meanwhile", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", err))
 			if ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
 				if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
 					err = errors.Join(err, rerr)

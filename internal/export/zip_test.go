@@ -317,3 +317,47 @@ func TestZIPProofOutlivesForgery(t *testing.T) {
 		})
 	}
 }
+
+// TestSealedAfterItsEnd: a ZIP export whose end another process recorded
+// (this one stalled past its lease, and the other recorded it failed)
+// before it sealed its manifest is refused the seal and fails, its record
+// stays as the ledger holds it, and the ledger verifies.
+func TestSealedAfterItsEnd(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	inc := seeded(t, store)
+	dir, root := tempArtifacts(t)
+	arts := newBlocking(dir)
+	lx := newLedgered(t, store, arts)
+	done := make(chan error, 1)
+	go func() {
+		_, err := lx.exporter.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatZIP})
+		done <- err
+	}()
+	<-arts.entered // recorded and leased, not sealed yet
+	recs, err := store.ListExports(ctx, runproof.ListExportsParams{TenantID: demo.Tenant, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: demo.Tenant, ExportID: recs[0].ID, Kind: runproof.ExportEventFailed,
+		At: fixed, Reason: "interrupted: the process making it stopped before it was done"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lx.ledger.Sync(ctx, demo.Tenant); err != nil { // as Recover appends it
+		t.Fatal(err)
+	}
+	close(arts.release)
+	if err := <-done; err == nil {
+		t.Fatal("the export ended as completed after it was recorded failed")
+	}
+	rec, err := store.GetExport(ctx, demo.Tenant, recs[0].ID)
+	if err != nil || rec.Status != runproof.ExportFailed || rec.BundleID != "" || rec.ManifestSHA256 != "" {
+		t.Errorf("record %+v, %v; want failed, never sealed", rec, err)
+	}
+	if err := lx.verify(ctx, demo.Tenant); err != nil {
+		t.Errorf("ledger verify: %v", err)
+	}
+	if files := filesUnder(t, root); len(files) != 0 {
+		t.Errorf("the export left files: %v", files)
+	}
+}

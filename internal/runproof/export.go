@@ -92,6 +92,12 @@ type ExportEvent struct {
 	StepsOmitted   *int64    `json:"steps_omitted,omitempty"`   // completed: the run's steps the bundle leaves out
 }
 
+// ErrSealedAfter is the error of a sealed event refused because its export
+// was sealed or ended already.
+func ErrSealedAfter(exportID string) error {
+	return Errorf(ECONFLICT, "export %q was sealed or ended already: a manifest is sealed once, before its export ends", exportID)
+}
+
 // CheckKind refuses an event of a kind runproof does not know.
 func (e ExportEvent) CheckKind() error {
 	switch e.Kind {

@@ -75,11 +75,28 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 	if err := e.CheckKind(); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
-		e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
+	// A manifest is sealed once, before the export's end: sealed after it
+	// (by a process that stalled past its lease while another recorded it
+	// failed), it would change a record the ledger holds already. The
+	// events of one export are appended in turn, under its record's lock.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT FROM exports WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, e.TenantID, e.ExportID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+			SELECT $1, $2, $3::text, $4::timestamptz, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+			WHERE $3::text <> 'sealed' OR NOT EXISTS (SELECT FROM export_events
+				WHERE tenant_id = $1 AND export_id = $2 AND kind IN ('sealed', 'completed', 'failed'))`,
+			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
+			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
+		if err == nil && tag.RowsAffected() == 0 {
+			return runproof.ErrSealedAfter(e.ExportID)
+		}
+		return err
+	})
 	switch {
+	case runproof.ErrorCode(err) == runproof.ECONFLICT:
+		return err
 	case isForeignKey(err):
 		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)
 	case isUnique(err):

@@ -68,10 +68,23 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 	if err := e.CheckKind(); err != nil {
 		return err
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// A manifest is sealed once, before the export's end: sealed after it
+	// (by a process that stalled past its lease while another recorded it
+	// failed), it would change a record the ledger holds already. SQLite's
+	// one writer makes the check and the insert one step.
+	res, err := s.w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+		WHERE ?3 <> 'sealed' OR NOT EXISTS (SELECT 1 FROM export_events
+			WHERE tenant_id = ?1 AND export_id = ?2 AND kind IN ('sealed', 'completed', 'failed'))`,
 		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason,
 		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
+	if err == nil {
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("append export event: %w", err)
+		} else if n == 0 {
+			return runproof.ErrSealedAfter(e.ExportID)
+		}
+	}
 	switch {
 	case isForeignKey(err):
 		return runproof.Errorf(runproof.ENOTFOUND, "export %q not found", e.ExportID)

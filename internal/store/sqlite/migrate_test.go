@@ -45,6 +45,7 @@ func TestMigrateSealed(t *testing.T) {
 	}
 	for _, q := range []string{
 		`INSERT INTO exports VALUES ('t1', 'x1', 'llm_run', 'r1', '', 'evidence', 'zip', 'u', 'HUMAN', 'api', '', '', NULL, NULL, '2026-01-02T15:04:05.000000Z')`,
+		`INSERT INTO exports VALUES ('t1', 'x2', 'llm_run', 'r1', '', 'evidence', 'zip', 'u', 'HUMAN', 'api', '', '', NULL, NULL, '2026-01-02T15:04:05.000000Z')`, // not ended
 		`INSERT INTO export_events (tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason)
 			VALUES ('t1', 'x1', 'completed', '2026-01-02T15:04:06.000000Z', 'sha256:00', 1, 'EVD-1', 'a', '')`,
 		`INSERT INTO ledger_entries VALUES ('t1', 0, 'x1', X'7b7d', '2026-01-02T15:04:07.000000Z')`,
@@ -89,7 +90,7 @@ func TestMigrateSealed(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: "t1", ExportID: "x1", Kind: runproof.ExportEventSealed,
+	if err := s.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: "t1", ExportID: "x2", Kind: runproof.ExportEventSealed,
 		ManifestSHA256: "sha256:11", KeyID: "k", BundleID: "EVD-1"}); err != nil {
 		t.Fatal(err)
 	}

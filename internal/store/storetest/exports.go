@@ -163,6 +163,13 @@ func testExportEvents(t *testing.T, h Harness) {
 		got.ManifestSHA256 != sealedEvent("t1", "zipfail", at(8)).ManifestSHA256 || got.Checksum != "" {
 		t.Errorf("export failed after sealing: %s", show(got))
 	}
+	// Sealed after its end (by a process that stalled past its lease while
+	// another recorded the export failed): refused, the record unchanged.
+	createExports(t, s, newExport("t1", "stalled", at(10)))
+	appendExportEvents(t, s, runproof.ExportEvent{TenantID: "t1", ExportID: "stalled", Kind: runproof.ExportEventFailed, At: at(11), Reason: "interrupted"})
+	ended := get("t1", "stalled")
+	wantCode(t, "sealed after its end", s.AppendExportEvent(ctx, sealedEvent("t1", "stalled", at(12))), runproof.ECONFLICT)
+	equal(t, "export sealed after its end", get("t1", "stalled"), ended)
 }
 
 func sealedEvent(tenant, exportID string, when time.Time) runproof.ExportEvent {
