@@ -182,6 +182,18 @@ func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, erro
 	return e.end(ctx, r, ev, err, reason)
 }
 
+// OutcomeWait is how long an export's outcome is still written once its
+// caller has gone or its server stops: within the few seconds a stopping
+// server gives its requests to answer.
+const OutcomeWait = 3 * time.Second
+
+// outlive returns a context that ends d after ctx does.
+func outlive(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d, cancel) })
+	return out, func() { stop(); cancel() }
+}
+
 // errEndedMeanwhile is the error of an export whose end was recorded by
 // another while it was made: Interrupt, as the process stopped, or
 // Recover, in a process that found its lease run out (this one stalled).
@@ -206,9 +218,12 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone, and once a
 	// database that went away for a while is back, while the caller waits:
-	// one who has gone, or a server that stops, tries once, and the export
-	// then stays pending until Recover.
-	octx := context.WithoutCancel(ctx)
+	// one who has gone, or a server that stops, tries once, for
+	// OutcomeWait at most (a database that hangs would hold the answer
+	// past the server's stop), and the export then stays pending until
+	// Recover.
+	octx, cancel := outlive(ctx, OutcomeWait)
+	defer cancel()
 	if err := runproof.RetryUnavailable(ctx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
 		if runproof.ErrorCode(err) == runproof.ECONFLICT {
 			err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)

@@ -412,6 +412,42 @@ func TestInterruptedExportDatabaseAway(t *testing.T) {
 	}
 }
 
+// hangingOutcomes is a store that hangs when an export's outcome is
+// recorded, until the context it is given ends.
+type hangingOutcomes struct{ runproof.Store }
+
+func (h hangingOutcomes) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
+	if ev.Kind == runproof.ExportEventFailed || ev.Kind == runproof.ExportEventCompleted {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.Store.AppendExportEvent(ctx, ev)
+}
+
+// TestInterruptedExportDatabaseHangs: an export cut while the database
+// hangs gives up recording its outcome OutcomeWait after, and answers,
+// within the stop a server gives its requests, rather than never.
+func TestInterruptedExportDatabaseHangs(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	inc := seeded(t, s)
+	dir, _ := tempArtifacts(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	e := newExporter(t, hangingOutcomes{Store: s}, cancellingArtifacts{Dir: dir, cancel: cancel})
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error %v, want the cut's", err)
+		}
+	case <-time.After(export.OutcomeWait + time.Minute): // a liveness bound, not a speed target
+		t.Fatal("no answer: the export waits for the database that hangs")
+	}
+}
+
 // blockingArtifacts holds exports in Create until release is closed;
 // entered is closed when the first one gets there.
 type blockingArtifacts struct {
