@@ -112,7 +112,11 @@ func emptyPath(fs *flag.FlagSet) error {
 			if len(name) == 1 {
 				dashes = "-"
 			}
-			return usagef("%s: %s%s is empty: name a file or directory, or leave %s%s out", fs.Name(), dashes, name, dashes, name)
+			what := "a file"
+			if name == "data" || name == "out" {
+				what = "a directory"
+			}
+			return usagef("%s: %s%s is empty: name %s, or leave %s%s out", fs.Name(), dashes, name, what, dashes, name)
 		}
 	}
 	return nil

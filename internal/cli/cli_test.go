@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -180,9 +182,9 @@ func TestUsageErrors(t *testing.T) {
 		{"empty --key", []string{"verify", "x.zip", "--key", ""}, "--key is empty"},
 		{"verify from stdin", []string{"verify", "-"}, "not from standard input"},
 		{"version with an argument", []string{"version", "x"}, "takes no arguments"},
-		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty"},
+		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty: name a directory"},
 		{"empty --checkpoint", []string{"ledger", "verify", "--tenant", "acme", "--checkpoint", "", "--data", data}, "--checkpoint is empty"},
-		{"empty --signing-key", []string{"keys", "list", "--tenant", "acme", "--signing-key", "", "--data", data}, "--signing-key is empty"},
+		{"empty --signing-key", []string{"keys", "list", "--tenant", "acme", "--signing-key", "", "--data", data}, "--signing-key is empty: name a file"},
 		{"empty --database", []string{"migrate", "--database", "", "--data", data}, "--database is empty: give a postgres:// URL"},
 		{"empty -o", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "-o", "", "--data", data}, "-o is empty"},
 		{"control character in --prepared-by", []string{"export", "--tenant", "acme", "--run", "r", "--format", "json", "--prepared-by", "a\x01b", "--data", data}, "--prepared-by: must not hold control characters"},
@@ -268,7 +270,14 @@ func rewind(t *testing.T, data string, version int64) {
 
 func TestMigrate(t *testing.T) {
 	latest := latestSchema(t)
-	data := filepath.Join(t.TempDir(), "fresh", "dir")
+	// A data directory whose parent is missing is most likely mistyped:
+	// refused, nothing made.
+	parent := filepath.Join(t.TempDir(), "fresh")
+	wantError(t, runCLI(t, "", "migrate", "--data", filepath.Join(parent, "dir")), 1, parent+" does not exist; create it first")
+	if _, err := os.Stat(parent); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused data directory's parent: %v", err)
+	}
+	data := parent
 	r := runCLI(t, "", "migrate", "--data", data)
 	if want := fmt.Sprintf("schema migrated (sqlite): from version 0 to %d, the latest this runproof knows\n", latest); r.code != 0 || r.stdout != want {
 		t.Fatalf("code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)

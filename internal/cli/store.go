@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -84,7 +85,12 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 		}
 	default:
 		// 0700: the database holds key hashes and every agent's content.
-		if err := os.MkdirAll(c.data, 0o700); err != nil {
+		// The directory is made, not its parents: a mistyped --data
+		// (/srv/runproof-dta/x) is refused, not made a new, empty database.
+		if err := os.Mkdir(c.data, 0o700); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("cannot create the data directory %s (--data): %s does not exist; create it first, or give --data "+
+				"the data directory runproof serve uses", c.data, filepath.Dir(filepath.Clean(c.data)))
+		} else if err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("cannot create the data directory (--data): %w", err)
 		}
 		path := c.sqlitePath()
