@@ -6,19 +6,34 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/pressly/goose/v3"
 )
 
+// VersionTable is the table in which goose records the schema's version.
+const VersionTable = "goose_db_version"
+
 // Up applies the migrations of p not yet applied. It refuses a database
 // whose schema is newer than the migrations p holds: an older runproof
-// would misread it.
-func Up(ctx context.Context, p *goose.Provider) error {
+// would misread it; and one without runproof's schema that holds tables
+// (those of the database, as the store lists them): another program's.
+func Up(ctx context.Context, p *goose.Provider, tables []string) error {
+	others := slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return t == VersionTable })
+	slices.Sort(others)
+	foreign := fmt.Errorf("the database holds tables that are not runproof's (%s) and no runproof schema: it is another program's; "+
+		"give runproof an empty database, or its own", strings.Join(others[:min(len(others), 5)], ", "))
+	if len(others) > 0 && !slices.Contains(tables, VersionTable) {
+		return foreign // before goose adds its table to it
+	}
 	have, err := p.GetDBVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("schema version: %w", err)
+	}
+	if have == 0 && len(others) > 0 {
+		return foreign
 	}
 	sources := p.ListSources()
 	if known := sources[len(sources)-1].Version; have > known {

@@ -336,3 +336,23 @@ func TestWarnings(t *testing.T) {
 	}
 	t.Logf("autovacuum on: %v", on)
 }
+
+// TestMigrateRefusesAnotherProgramsSchema: a schema without runproof's
+// tables that holds others is another program's: refused, left as it was.
+func TestMigrateRefusesAnotherProgramsSchema(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.ExecRaw(ctx, "CREATE TABLE foo (a integer)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "tables that are not runproof's (foo)") {
+		t.Fatalf("migrate: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 0 {
+		t.Errorf("schema after the refusal: %d, %v", v, err)
+	}
+	// Nothing was added to it: goose's table is not there.
+	if err := s.ExecRaw(ctx, "CREATE TABLE goose_db_version (a integer)"); err != nil {
+		t.Errorf("goose's table was made in the refused database: %v", err)
+	}
+}

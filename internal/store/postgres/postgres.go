@@ -229,7 +229,15 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer done()
-	if err := migrate.Up(ctx, p); err != nil {
+	rows, err := s.pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if err := migrate.Up(ctx, p, tables); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
@@ -238,6 +246,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 // SchemaVersion returns the version of the last applied migration (0 when
 // none is).
 func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var versioned bool // asked first: goose would make its table to answer
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass(quote_ident(current_schema()) || '.`+migrate.VersionTable+`') IS NOT NULL`).Scan(&versioned); err != nil {
+		return 0, fmt.Errorf("postgres: schema version: %w", err)
+	} else if !versioned {
+		return 0, nil
+	}
 	p, done, err := s.provider(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: schema version: %w", err)

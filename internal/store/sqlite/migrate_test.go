@@ -279,3 +279,23 @@ func TestDamagedTriggers(t *testing.T) {
 		t.Errorf("damaged: %v, want %v", got, w)
 	}
 }
+
+// TestMigrateRefusesAnotherProgramsDatabase: a database without runproof's
+// schema that holds tables is another program's: refused, left as it was.
+func TestMigrateRefusesAnotherProgramsDatabase(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.ExecRaw(ctx, "CREATE TABLE foo (a INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "tables that are not runproof's (foo)") {
+		t.Fatalf("migrate: %v", err)
+	}
+	if v, err := s.SchemaVersion(ctx); err != nil || v != 0 {
+		t.Errorf("schema after the refusal: %d, %v", v, err)
+	}
+	// Nothing was added to it: goose's table is not there.
+	if err := s.ExecRaw(ctx, "CREATE TABLE goose_db_version (a INTEGER)"); err != nil {
+		t.Errorf("goose's table was made in the refused database: %v", err)
+	}
+}

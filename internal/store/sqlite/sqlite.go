@@ -211,7 +211,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if err := migrate.Up(ctx, p); err != nil {
+	tables, err := collect(ctx, s.db, scanString, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if err := migrate.Up(ctx, p, tables); err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	return s.Optimize(ctx)
@@ -242,6 +246,12 @@ func (s *Store) Optimize(ctx context.Context) error {
 // SchemaVersion returns the version of the last applied migration (0 when
 // none is).
 func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	var versioned bool // asked first: goose would make its table to answer
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?`, migrate.VersionTable).Scan(&versioned); err != nil {
+		return 0, fmt.Errorf("sqlite: schema version: %w", err)
+	} else if !versioned {
+		return 0, nil
+	}
 	p, err := s.provider()
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: schema version: %w", err)
