@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,6 +79,27 @@ func TestSealSteps(t *testing.T) {
 			t.Errorf("verify with a run not sealed yet: %+v, %v; want it counted", rep, err)
 		}
 	})
+}
+
+// TestVerifyProgressWithinSteps: a steps entry that seals many steps is
+// said to be under way after each page of them, not only once checked.
+func TestVerifyProgressWithinSteps(t *testing.T) {
+	ctx := context.Background()
+	s := storetest.OpenSQLite(t)
+	l := newLedger(t, s)
+	stepsRun(t, s, "acme", "r-1", 0, 2500)
+	if n, err := l.SyncSteps(ctx, "acme"); err != nil || n != 1 {
+		t.Fatalf("sync: %d, %v; want one entry", n, err)
+	}
+	var calls []string
+	_, err := ledger.Verify(ctx, s, ledger.VerifyParams{TenantID: "acme", VerifierKeys: []string{l.VerifierKey()},
+		Progress: func(done, total int64) { calls = append(calls, fmt.Sprintf("%d/%d", done, total)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"0/1", "0/1", "0/1", "1/1"}; !slices.Equal(calls, want) { // three pages of steps, then the entry
+		t.Errorf("progress %v, want %v", calls, want)
+	}
 }
 
 // TestSealStepsConcurrently: two processes sealing a tenant's steps while

@@ -41,8 +41,9 @@ type VerifyParams struct {
 	// hold, Verify checks the others' signatures too, to name the first
 	// checkpoint at fault.
 	AllSignatures bool
-	// Progress, when set, is called after each page of entries with how
-	// many have been recomputed out of how many there are.
+	// Progress, when set, is called after each page of entries, and each
+	// page of the steps a steps entry seals, with how many entries have
+	// been recomputed out of how many there are.
 	Progress func(done, total int64)
 	// PageSize is how many entries (and checkpoints) are read at once;
 	// DefaultPageSize when 0. Memory grows with it, round trips shrink.
@@ -342,7 +343,11 @@ func (v *verification) stepsLeaf(e runproof.LedgerRecord) (data []byte, what str
 		return nil, what, v.fail(e.Index, "it seals %s, but no entry before seals steps %d to %d of the run: they were kept from sealing behind runproof's back",
 			what, before, stored.FromIndex-1)
 	}
-	rebuilt, err := stepsEntryFor(v.ctx, v.store, v.p.TenantID, runproof.StepsRange{RunID: stored.RunID, From: stored.FromIndex, To: stored.ToIndex})
+	var steps StepReader = v.store
+	if v.p.Progress != nil { // an entry may seal a million steps: said to be under way after each page of them
+		steps = pageProgress{StepReader: v.store, each: func() { v.p.Progress(v.report.Entries, v.latest.Size) }}
+	}
+	rebuilt, err := stepsEntryFor(v.ctx, steps, v.p.TenantID, runproof.StepsRange{RunID: stored.RunID, From: stored.FromIndex, To: stored.ToIndex})
 	var fault *stepFault
 	if errors.As(err, &fault) {
 		return nil, what, v.fail(e.Index, "it seals %s, but %s: a step was changed or removed behind runproof's back", what, fault)
@@ -351,6 +356,18 @@ func (v *verification) stepsLeaf(e runproof.LedgerRecord) (data []byte, what str
 	}
 	data, err = rebuilt.Bytes()
 	return data, what, err
+}
+
+// pageProgress calls each after every page of steps it reads.
+type pageProgress struct {
+	StepReader
+	each func()
+}
+
+func (p pageProgress) ListSteps(ctx context.Context, params runproof.ListStepsParams) ([]runproof.Step, error) {
+	steps, err := p.StepReader.ListSteps(ctx, params)
+	p.each()
+	return steps, err
 }
 
 // checkpoint checks a checkpoint against the tree recomputed so far: its
