@@ -9,9 +9,10 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// debriefReport lays out the leader's one- or two-page debrief: risk,
-// what happened, what it cost, how fast it was handled, what to do next.
-// The references to the evidence come last, out of the sentences.
+// debriefReport lays out the leader's one-page debrief (two when its text
+// runs long): risk, what happened, what it cost, how fast it was handled,
+// what to do next. The references to the evidence come last, in small
+// type, out of the sentences.
 func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info) *report {
 	r := newReport(ctx, info, pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
 		class: b.Classification, created: b.CreatedAt})
@@ -47,25 +48,35 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 	r.heading("Recommended actions")
 	r.numbered(b.RecommendedActions)
 
+	// What the badge, the header and the footer show already (the
+	// remediation's status, the classification, the debrief's id) is not
+	// said again: the debrief keeps to one page.
 	r.heading("Key facts")
 	r.fields([]field{
-		{key: "Policy broken", value: b.PolicyViolated},
+		{key: "Policy broken", value: b.PolicyViolated}, // whole: the badge may shorten it
 		{key: "Breach", value: day(b.ViolationTime)},
 		{key: "Detected", value: day(b.DetectionTime)},
 		{key: "Contained", value: or(day(b.ContainmentTime), "not contained: the run was not stopped")},
-		{key: "Remediation", value: strings.ReplaceAll(b.RemediationStatus, "_", " ")},
 		{key: "Remediation notes", value: or(b.RemediationNotes, "none yet")},
-		{key: "Classification", value: b.Classification},
 	})
 
-	r.heading("Reference")
-	r.fields(append([]field{
-		{key: "Debrief", value: b.BundleID, mono: true},
+	refs := []field{
 		{key: "Incident", value: b.IncidentID, mono: true},
 		{key: "Run", value: b.RunID, mono: true},
 		{key: "Content hash", value: or(b.ContentHash, "not sealed"), mono: b.ContentHash != ""},
-	}, infoFields(info)...))
-	r.note("Every figure here can be checked against the evidence bundle of the same incident. To verify the signed ZIP: runproof verify FILE.zip --key pub.pem")
+	}
+	for _, f := range infoFields(info) {
+		if f.key != ledgerPositionKey { // the ZIP's proof.json says it: see the note
+			refs = append(refs, f)
+		}
+	}
+	// The references and their note go together, on this page when they fit.
+	st := smallFields
+	r.need(subheadingH + float64(len(refs))*(st.lh+2*st.pad) + st.lh*2/3 + 2*st.lh + 1.5)
+	r.subheading("References")
+	r.fieldsAs(refs, st)
+	r.noteSized("Every figure here can be checked against the evidence bundle of the same incident. To verify the signed ZIP and its ledger proof: "+
+		"runproof verify FILE.zip --key pub.pem", st.size)
 	return r
 }
 
@@ -100,7 +111,7 @@ func (r *report) badge(b *evidence.ExecutiveDebriefBundle) {
 	r.font(sans, "B", 11, ink)
 	r.text(x, y+11, r.fit(b.PolicyViolated, 58))
 	r.text(x+60, y+11, strings.ReplaceAll(b.RemediationStatus, "_", " "))
-	pdf.SetXY(margin, y+18)
+	pdf.SetXY(margin, y+16.5)
 }
 
 // tile is one key metric.
@@ -109,7 +120,7 @@ type tile struct{ label, value, sub string }
 // tiles draws the key metrics side by side.
 func (r *report) tiles(ts []tile) {
 	pdf := r.pdf
-	const gap, h = 4.0, 24.0
+	const gap, h = 4.0, 22.0
 	r.need(h + 4)
 	w := (r.width() - gap*float64(len(ts)-1)) / float64(len(ts))
 	y := pdf.GetY()
@@ -120,12 +131,12 @@ func (r *report) tiles(ts []tile) {
 		r.fill(accent)
 		pdf.Rect(x, y, 1.2, h, "F")
 		r.font(sans, "B", 8, muted)
-		r.text(x+4, y+5.5, t.label)
+		r.text(x+4, y+5, t.label)
 		r.font(sans, "B", 15, ink)
 		r.shrink(t.value, w-4, 8)
-		r.text(x+4, y+14, r.fit(t.value, w-4))
+		r.text(x+4, y+13, r.fit(t.value, w-4))
 		r.font(sans, "", 7, muted)
-		r.text(x+4, y+20, r.fit(t.sub, w-4))
+		r.text(x+4, y+18.5, r.fit(t.sub, w-4))
 	}
 	pdf.SetXY(margin, y+h+3)
 }
@@ -147,7 +158,7 @@ func (r *report) numbered(items []string) {
 		r.font(sans, "", 9.5, ink)
 		pdf.MultiCell(0, 5, r.clean(it), "", "L", false)
 		pdf.SetLeftMargin(margin)
-		pdf.Ln(2)
+		pdf.Ln(1.5)
 	}
 	if len(items) == 0 {
 		r.para("None.")

@@ -276,10 +276,13 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 // infoFields states the export. Its ledger position is not among them: the
 // export's entry, or the signed ZIP's manifest entry, holds this report's
 // digest, so it is appended after the report is made.
+// ledgerPositionKey names the row of infoFields that points to the ledger.
+const ledgerPositionKey = "Ledger position"
+
 func infoFields(info Info) []field {
 	return []field{
 		{key: "Export", value: or(info.ExportID, "not recorded in this report"), mono: info.ExportID != ""},
-		{key: "Ledger position", value: "recorded after this report was made: see proof.json in the signed ZIP, or the export's proof"},
+		{key: ledgerPositionKey, value: "recorded after this report was made: see proof.json in the signed ZIP, or the export's proof"},
 		{key: "Signing key", value: or(info.KeyID, "not recorded in this report"), mono: info.KeyID != ""},
 	}
 }

@@ -399,23 +399,23 @@ func (r *report) title(title, subtitle string) {
 	}
 	r.fill(accent)
 	pdf.Rect(margin, pdf.GetY()+2, 30, 1.2, "F")
-	pdf.Ln(7)
+	pdf.Ln(6)
 }
 
 // headingH is the height of a heading, mm.
-const headingH = 13.0
+const headingH = 12.0
 
 // heading starts a section, on a new page when little room is left.
 func (r *report) heading(s string) {
 	r.need(28)
 	pdf := r.pdf
-	pdf.Ln(3)
+	pdf.Ln(2.5)
 	r.font(sans, "B", 13, accent)
 	pdf.CellFormat(0, 7, r.clean(s), "", 1, "L", false, 0, "")
 	r.drawColor(ruleColor)
 	pdf.SetLineWidth(0.3)
 	pdf.Line(margin, pdf.GetY()+0.5, margin+r.width(), pdf.GetY()+0.5)
-	pdf.Ln(3)
+	pdf.Ln(2.5)
 }
 
 // captioned starts a table under a subheading, kept together.
@@ -443,9 +443,12 @@ func (r *report) para(s string) {
 }
 
 // note writes a small wrapped remark.
-func (r *report) note(s string) {
-	r.font(sans, "I", 8.5, muted)
-	r.pdf.MultiCell(0, 4.2, r.clean(s), "", "L", false)
+func (r *report) note(s string) { r.noteSized(s, 8.5) }
+
+// noteSized writes a small wrapped remark in size pt.
+func (r *report) noteSized(s string, size float64) {
+	r.font(sans, "I", size, muted)
+	r.pdf.MultiCell(0, size*0.494, r.clean(s), "", "L", false)
 	r.pdf.Ln(1.5)
 }
 
@@ -470,58 +473,80 @@ type field struct {
 	mono       bool // digests and ids that are read character by character
 }
 
-// fields writes a two-column key-value block; long values wrap. A row
+// A fieldStyle is how a key-value block is drawn: the key column's width
+// and the line height (mm), the padding of a row, the values' font size
+// (monospaced ones a point smaller) and the keys', and whether the key
+// column is tinted.
+type fieldStyle struct {
+	kw, lh, pad, size, keySize float64
+	tint                       bool
+}
+
+var (
+	// regularFields are a report's facts.
+	regularFields = fieldStyle{kw: 46, lh: 4.5, pad: 1.1, size: 9, keySize: 8.5, tint: true}
+	// smallFields are references to look up rather than read: ids and
+	// digests under the debrief's one page.
+	smallFields = fieldStyle{kw: 30, lh: 3.4, pad: 0.25, size: 7, keySize: 6.5}
+)
+
+// fields writes a two-column key-value block in the regular style.
+func (r *report) fields(rows []field) { r.fieldsAs(rows, regularFields) }
+
+// fieldsAs writes a two-column key-value block; long values wrap. A row
 // goes to the next page whole when it fits on one, and is split across
 // pages when it does not (the key on its first part only).
-func (r *report) fields(rows []field) {
+func (r *report) fieldsAs(rows []field, st fieldStyle) {
 	pdf := r.pdf
-	const kw, lh, pad = 46.0, 4.5, 1.1
-	vw := r.width() - kw
+	vw := r.width() - st.kw
 	for _, f := range rows {
-		if f.mono {
-			r.font(mono, "", 8, ink)
-		} else {
-			r.font(sans, "", 9, ink)
-		}
+		r.valueFont(f.mono, st)
 		lines := pdf.SplitText(r.clean(f.value), vw)
 		if len(lines) == 0 {
 			lines = []string{""}
 		}
 		key := r.clean(f.key)
 		for len(lines) > 0 {
-			if left := r.linesLeft(lh, pad); left < len(lines) && (left < 3 || len(lines) <= r.linesPerPage(lh, pad)) {
+			if left := r.linesLeft(st.lh, st.pad); left < len(lines) && (left < 3 || len(lines) <= r.linesPerPage(st.lh, st.pad)) {
 				r.addPage()
 			}
-			n := min(len(lines), r.linesLeft(lh, pad))
-			r.fieldPart(key, lines[:n], f.mono, kw, lh, pad)
+			n := min(len(lines), r.linesLeft(st.lh, st.pad))
+			r.fieldPart(key, lines[:n], f.mono, st)
 			lines, key = lines[n:], ""
 		}
 	}
-	pdf.Ln(3)
+	pdf.Ln(st.lh * 2 / 3)
+}
+
+// valueFont sets the font of a field's value.
+func (r *report) valueFont(monospaced bool, st fieldStyle) {
+	if monospaced {
+		r.font(mono, "", st.size-1, ink)
+	} else {
+		r.font(sans, "", st.size, ink)
+	}
 }
 
 // fieldPart draws the lines of a field's value that go on this page, and
 // its key when given.
-func (r *report) fieldPart(key string, lines []string, monospaced bool, kw, lh, pad float64) {
+func (r *report) fieldPart(key string, lines []string, monospaced bool, st fieldStyle) {
 	pdf := r.pdf
-	vw := r.width() - kw
-	h := float64(len(lines))*lh + 2*pad
+	vw := r.width() - st.kw
+	h := float64(len(lines))*st.lh + 2*st.pad
 	y := pdf.GetY()
-	r.fill(keyFill)
-	pdf.Rect(margin, y, kw, h, "F")
-	if monospaced {
-		r.font(mono, "", 8, ink)
-	} else {
-		r.font(sans, "", 9, ink)
+	if st.tint {
+		r.fill(keyFill)
+		pdf.Rect(margin, y, st.kw, h, "F")
 	}
+	r.valueFont(monospaced, st)
 	for i, l := range lines {
-		pdf.SetXY(margin+kw, y+pad+float64(i)*lh)
-		pdf.CellFormat(vw, lh, l, "", 0, "L", false, 0, "")
+		pdf.SetXY(margin+st.kw, y+st.pad+float64(i)*st.lh)
+		pdf.CellFormat(vw, st.lh, l, "", 0, "L", false, 0, "")
 	}
 	if key != "" {
-		r.font(sans, "B", 8.5, muted)
-		pdf.SetXY(margin, y+pad)
-		pdf.CellFormat(kw, lh, key, "", 0, "L", false, 0, "")
+		r.font(sans, "B", st.keySize, muted)
+		pdf.SetXY(margin, y+st.pad)
+		pdf.CellFormat(st.kw, st.lh, key, "", 0, "L", false, 0, "")
 	}
 	r.drawColor(gridColor)
 	pdf.SetLineWidth(0.2)
