@@ -77,6 +77,9 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 	if err := c.checkDatabase(); err != nil {
 		return nil, err
 	}
+	if err := checkDataDir(c.data, c.engine() == "sqlite"); err != nil {
+		return nil, err
+	}
 	switch c.engine() {
 	case "postgres":
 		store, err = postgres.Open(ctx, c.database)
@@ -84,15 +87,6 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 			return nil, fmt.Errorf("cannot open the PostgreSQL database of --database: %w", err)
 		}
 	default:
-		// 0700: the database holds key hashes and every agent's content.
-		// The directory is made, not its parents: a mistyped --data
-		// (/srv/runproof-dta/x) is refused, not made a new, empty database.
-		if err := os.Mkdir(c.data, 0o700); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("cannot create the data directory %s (--data): %s does not exist; create it first, or give --data "+
-				"the data directory runproof serve uses", c.data, filepath.Dir(filepath.Clean(c.data)))
-		} else if err != nil && !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("cannot create the data directory (--data): %w", err)
-		}
 		path := c.sqlitePath()
 		store, err = sqlite.Open(ctx, path)
 		if why := sqlite.Unusable(err); why != "" {
@@ -102,6 +96,29 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 		}
 	}
 	return store, nil
+}
+
+// checkDataDir refuses a data directory whose parent does not exist: a
+// mistyped --data (/srv/runproof-dta/x), which would be made a new, empty
+// one (with the signing keys and artifacts, and with SQLite the
+// database). With create, it makes the directory (0700: what it holds
+// is the tenants'); otherwise what needs it makes it.
+func checkDataDir(dir string, create bool) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if _, err := os.Stat(parent); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("cannot create the data directory %s (--data): %s does not exist; create it first, or give --data "+
+			"the data directory runproof serve uses", dir, parent)
+	}
+	if !create {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("cannot create the data directory (--data): %w", err)
+	}
+	return nil
 }
 
 // openRecorded opens the store of a command that works on what runproof

@@ -183,14 +183,22 @@ func (e *Exporter) finish(ctx context.Context, r request) (runproof.Export, erro
 }
 
 // OutcomeWait is how long an export's outcome is still written once its
-// caller has gone or its server stops: within the few seconds a stopping
-// server gives its requests to answer.
+// server began to stop and its request was cut: within the few seconds a
+// stopping server gives its requests to answer.
 const OutcomeWait = 3 * time.Second
 
-// outlive returns a context that ends d after ctx does.
-func outlive(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+// outcomeContext returns the context an export's outcome is recorded in:
+// ctx's values, not its end, but for a cut (ctx done once the Exporter
+// drains, as its process stops): then it ends OutcomeWait after both.
+func (e *Exporter) outcomeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	out, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d, cancel) })
+	stop := context.AfterFunc(ctx, func() {
+		select {
+		case <-e.draining:
+			time.AfterFunc(OutcomeWait, cancel)
+		case <-out.Done():
+		}
+	})
 	return out, func() { stop(); cancel() }
 }
 
@@ -218,11 +226,11 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone, and once a
 	// database that went away for a while is back, while the caller waits:
-	// one who has gone, or a server that stops, tries once, for
-	// OutcomeWait at most (a database that hangs would hold the answer
-	// past the server's stop), and the export then stays pending until
-	// Recover.
-	octx, cancel := outlive(ctx, OutcomeWait)
+	// one who has gone, or a server that stops, tries once, and the export
+	// then stays pending until Recover. A server that stops gives that try
+	// OutcomeWait: a database that hangs would hold the answer past the
+	// stop.
+	octx, cancel := e.outcomeContext(ctx)
 	defer cancel()
 	if err := runproof.RetryUnavailable(ctx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
 		if runproof.ErrorCode(err) == runproof.ECONFLICT {

@@ -424,15 +424,18 @@ func (h hangingOutcomes) AppendExportEvent(ctx context.Context, ev runproof.Expo
 	return h.Store.AppendExportEvent(ctx, ev)
 }
 
-// TestInterruptedExportDatabaseHangs: an export cut while the database
-// hangs gives up recording its outcome OutcomeWait after, and answers,
-// within the stop a server gives its requests, rather than never.
+// TestInterruptedExportDatabaseHangs: an export cut as its server stops
+// (the Exporter drained) while the database hangs gives up recording its
+// outcome OutcomeWait after, and answers, within the stop a server gives
+// its requests, rather than never.
 func TestInterruptedExportDatabaseHangs(t *testing.T) {
 	s := storetest.OpenSQLite(t)
 	inc := seeded(t, s)
 	dir, _ := tempArtifacts(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	e := newExporter(t, hangingOutcomes{Store: s}, cancellingArtifacts{Dir: dir, cancel: cancel})
+	var e *export.Exporter
+	cut := func() { e.Drain(); cancel() }
+	e = newExporter(t, hangingOutcomes{Store: s}, cancellingArtifacts{Dir: dir, cancel: cut})
 	done := make(chan error, 1)
 	go func() {
 		_, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
@@ -445,6 +448,44 @@ func TestInterruptedExportDatabaseHangs(t *testing.T) {
 		}
 	case <-time.After(export.OutcomeWait + time.Minute): // a liveness bound, not a speed target
 		t.Fatal("no answer: the export waits for the database that hangs")
+	}
+}
+
+// busyOutcomes is a healthy database whose writer is busy for a while (a
+// seal batch, a large ingest) when a completed export's outcome is
+// written, and the export's caller hangs up meanwhile.
+type busyOutcomes struct {
+	runproof.Store
+	hangUp context.CancelFunc
+	busy   time.Duration
+}
+
+func (b busyOutcomes) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
+	if ev.Kind == runproof.ExportEventCompleted {
+		b.hangUp()
+		select {
+		case <-time.After(b.busy):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return b.Store.AppendExportEvent(ctx, ev)
+}
+
+// TestHungUpExportCompletes: an export whose caller hangs up while its
+// outcome waits for a busy database, longer than OutcomeWait, is recorded
+// completed all the same: the bound is for a server that stops.
+func TestHungUpExportCompletes(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	inc := seeded(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	e := newExporter(t, busyOutcomes{Store: s, hangUp: cancel, busy: export.OutcomeWait + time.Second}, nil)
+	if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.ListExports(context.Background(), runproof.ListExportsParams{TenantID: demo.Tenant, Limit: 1})
+	if err != nil || len(recs) != 1 || recs[0].Status != runproof.ExportCompleted {
+		t.Errorf("record %+v, %v; want completed", recs, err)
 	}
 }
 

@@ -80,8 +80,7 @@ func (e *Exporter) Start(ctx, bg context.Context, tenantID string, who Requester
 			}
 			var failed *Failed
 			switch {
-			case errors.Is(err, errEndedMeanwhile):
-				e.log.WarnContext(bg, "export ended meanwhile", slog.String("export_id", r.ID), slog.Any("error", err))
+			case errors.Is(err, errEndedMeanwhile): // logged by end
 			case err != nil && !errors.As(err, &failed): // a failed export is logged already
 				e.log.ErrorContext(bg, "export not ended", slog.String("export_id", r.ID), slog.Any("error", err))
 			}

@@ -263,6 +263,7 @@ func TestRevokedKey(t *testing.T) {
 	if r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.body), "revoked") {
 		t.Errorf("%s: %s", r.header.Get("Content-Type"), r.body)
 	}
+	e.must(401, e.do("GET", "/api/v1/policies", admin, nil)) // again within the minute: not recorded again
 	var audit struct{ Items []runproof.AuditEvent }
 	e.must(200, e.do("GET", "/api/v1/logs/audit/authorization", other, nil)).decode(t, &audit)
 	if len(audit.Items) != 1 || audit.Items[0].Actor != k.ID || audit.Items[0].Decision != runproof.DecisionDeny ||

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,6 +99,7 @@ type Server struct {
 	// last (signedurl.go).
 	keyUses []signing.KeyUse
 	audits  *auditRetry // audit events waiting for the database
+	refused refusals    // the revoked keys whose use was audited lately
 	// background is Options.Background.
 	background     context.Context
 	requestTimeout time.Duration
@@ -314,8 +316,13 @@ func (s *Server) wrap(rt route) http.Handler {
 		c, err := s.caller(sw, r, rt)
 		if err != nil {
 			writeError(sw, r, s.log, err)
-			if c != nil { // a key of a tenant's, refused (revoked): the tenant keeps the refusal
-				s.audit(r, s.requestEvent(c, name, runproof.AuditAuthorization, runproof.DecisionDeny, sw.status, runproof.ErrorMessage(err)))
+			// A key of a tenant's, refused (revoked): the tenant keeps the
+			// refusal, once a minute at most, so that whoever holds a
+			// leaked key cannot fill the audit log with it.
+			if c != nil && s.refused.first(c.key.ID, s.svc.Now()) {
+				_ = http.NewResponseController(sw).Flush()
+				s.audit(r, s.requestEvent(c, name, runproof.AuditAuthorization, runproof.DecisionDeny, sw.status,
+					runproof.ErrorMessage(err)+" (its further uses within a minute are not recorded)"))
 			}
 			return
 		}
@@ -337,6 +344,27 @@ func (s *Server) wrap(rt route) http.Handler {
 		_ = http.NewResponseController(sw).Flush()
 		s.audit(r, s.requestEvent(c, name, category, decision, sw.status, c.detail))
 	})
+}
+
+// refusals remembers when the use of each revoked key was last audited.
+type refusals struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// first reports whether key's use at now is the first in a minute, and
+// remembers it if so.
+func (f *refusals) first(key string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.last[key]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	if f.last == nil || len(f.last) > 10_000 { // forget the old ones rather than grow
+		f.last = map[string]time.Time{}
+	}
+	f.last[key] = now
+	return true
 }
 
 // requestEvent is the audit event of a request to the route named name,

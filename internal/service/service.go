@@ -154,7 +154,7 @@ func (s *Service) KeyByID(ctx context.Context, tenantID, keyID string) (runproof
 // usable returns k, with EUNAUTHORIZED if it no longer authenticates.
 func usable(k runproof.APIKey) (runproof.APIKey, error) {
 	switch {
-	case k.RevokedAt != nil:
+	case k.RevokedAt != nil && runproof.ValidTenantID(k.TenantID):
 		return k, runproof.Errorf(runproof.EUNAUTHORIZED, "the API key was revoked at %s", runproof.FormatTime(*k.RevokedAt))
 	case !runproof.ValidTenantID(k.TenantID):
 		// Made before the rule: its tenant could not export.

@@ -16,10 +16,16 @@ import (
 // VersionTable is the table in which goose records the schema's version.
 const VersionTable = "goose_db_version"
 
+// ownTables are tables the first migration of either engine makes, which
+// every runproof schema has: a versioned database without them is another
+// program's that goose keeps too.
+var ownTables = []string{"policy_snapshots", "runs", "steps"}
+
 // Up applies the migrations of p not yet applied. It refuses a database
 // whose schema is newer than the migrations p holds: an older runproof
-// would misread it; and one without runproof's schema that holds tables
-// (those of the database, as the store lists them): another program's.
+// would misread it; and another program's, told by its tables (tables, as
+// the store lists them): some without runproof's schema, or a schema
+// version without runproof's tables.
 func Up(ctx context.Context, p *goose.Provider, tables []string) error {
 	others := slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return t == VersionTable })
 	slices.Sort(others)
@@ -32,7 +38,10 @@ func Up(ctx context.Context, p *goose.Provider, tables []string) error {
 	if err != nil {
 		return fmt.Errorf("schema version: %w", err)
 	}
-	if have == 0 && len(others) > 0 {
+	// (tables may have been listed before another process migrated: none
+	// then, which says nothing.)
+	own := !slices.ContainsFunc(ownTables, func(t string) bool { return !slices.Contains(tables, t) })
+	if len(others) > 0 && (have == 0 || !own) {
 		return foreign
 	}
 	sources := p.ListSources()

@@ -78,9 +78,11 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 	// A manifest is sealed once, before the export's end: sealed after it
 	// (by a process that stalled past its lease while another recorded it
 	// failed), it would change a record the ledger holds already. The
-	// events of one export are appended in turn, under its record's lock.
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT FROM exports WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, e.TenantID, e.ExportID); err != nil {
+	// events of one export are appended in turn, under its record's lock,
+	// each reading what the one before committed (read committed, whatever
+	// the database's default).
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT FROM exports WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE`, e.TenantID, e.ExportID); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)

@@ -229,7 +229,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	defer done()
-	rows, err := s.pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`)
+	// The schema's tables, but an extension's (PostGIS's, say).
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_class c
+		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relkind IN ('r', 'p')
+		AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}

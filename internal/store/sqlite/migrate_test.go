@@ -299,3 +299,38 @@ func TestMigrateRefusesAnotherProgramsDatabase(t *testing.T) {
 		t.Errorf("goose's table was made in the refused database: %v", err)
 	}
 }
+
+// TestMigrateRefusesAnotherGooseProgram: another program's database that
+// goose keeps too (its version table at 1, its own tables) is refused,
+// untouched; runproof's own, taken down to no schema and up again, is not.
+func TestMigrateRefusesAnotherGooseProgram(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	for _, q := range []string{
+		`CREATE TABLE goose_db_version (id INTEGER PRIMARY KEY AUTOINCREMENT, version_id INTEGER NOT NULL, is_applied INTEGER NOT NULL, tstamp TIMESTAMP DEFAULT (datetime('now')))`,
+		`INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, 1), (1, 1)`,
+		`CREATE TABLE users (id INTEGER)`,
+	} {
+		if err := s.ExecRaw(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Migrate(ctx); err == nil || !strings.Contains(err.Error(), "not runproof's (users)") {
+		t.Fatalf("migrate: %v", err)
+	}
+	tables, err := collect(ctx, s.db, scanString, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\'`)
+	if slices.Sort(tables); err != nil || !slices.Equal(tables, []string{"goose_db_version", "users"}) {
+		t.Errorf("tables after the refusal: %v, %v", tables, err)
+	}
+
+	own, p := scratch(t)
+	if err := own.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Migrate(ctx); err != nil {
+		t.Errorf("migrate after down to no schema: %v", err)
+	}
+}
