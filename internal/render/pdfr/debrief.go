@@ -72,7 +72,7 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 	}
 	// The references and their note go together, on this page when they fit.
 	st := smallFields
-	r.need(subheadingH + float64(len(refs))*(st.lh+2*st.pad) + st.lh*2/3 + 2*st.lh + 1.5)
+	r.need(subheadingH + st.height(len(refs)) + noteHeight(2, st.size))
 	r.subheading("References")
 	r.fieldsAs(refs, st)
 	r.noteSized("Every figure here can be checked against the evidence bundle of the same incident. To verify the signed ZIP and its ledger proof: "+

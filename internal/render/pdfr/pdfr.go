@@ -409,13 +409,14 @@ const headingH = 12.0
 func (r *report) heading(s string) {
 	r.need(28)
 	pdf := r.pdf
-	pdf.Ln(2.5)
+	const text = 7.0 // the title's line; the rest of headingH is space above and below
+	pdf.Ln((headingH - text) / 2)
 	r.font(sans, "B", 13, accent)
-	pdf.CellFormat(0, 7, r.clean(s), "", 1, "L", false, 0, "")
+	pdf.CellFormat(0, text, r.clean(s), "", 1, "L", false, 0, "")
 	r.drawColor(ruleColor)
 	pdf.SetLineWidth(0.3)
 	pdf.Line(margin, pdf.GetY()+0.5, margin+r.width(), pdf.GetY()+0.5)
-	pdf.Ln(2.5)
+	pdf.Ln((headingH - text) / 2)
 }
 
 // captioned starts a table under a subheading, kept together.
@@ -448,8 +449,16 @@ func (r *report) note(s string) { r.noteSized(s, 8.5) }
 // noteSized writes a small wrapped remark in size pt.
 func (r *report) noteSized(s string, size float64) {
 	r.font(sans, "I", size, muted)
-	r.pdf.MultiCell(0, size*0.494, r.clean(s), "", "L", false)
-	r.pdf.Ln(1.5)
+	r.pdf.MultiCell(0, size*noteLeading, r.clean(s), "", "L", false)
+	r.pdf.Ln(noteAfter)
+}
+
+// A note's line height per point of its size, and the space after it, mm.
+const noteLeading, noteAfter = 0.494, 1.5
+
+// noteHeight is the height of a note of lines lines in size pt, mm.
+func noteHeight(lines int, size float64) float64 {
+	return float64(lines)*size*noteLeading + noteAfter
 }
 
 // code writes a remark, then commands, one a line, on a tinted block.
@@ -515,7 +524,15 @@ func (r *report) fieldsAs(rows []field, st fieldStyle) {
 			lines, key = lines[n:], ""
 		}
 	}
-	pdf.Ln(st.lh * 2 / 3)
+	pdf.Ln(st.after())
+}
+
+// after is the space below a key-value block, mm.
+func (st fieldStyle) after() float64 { return st.lh * 2 / 3 }
+
+// height is the height of a key-value block of rows one line each, mm.
+func (st fieldStyle) height(rows int) float64 {
+	return float64(rows)*(st.lh+2*st.pad) + st.after()
 }
 
 // valueFont sets the font of a field's value.
