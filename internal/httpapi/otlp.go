@@ -70,15 +70,15 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	mapped := otlp.Map(req, otlp.Options{Now: s.svc.Now(), Prices: s.prices})
 	rejected := mapped.Rejected
 	var notes []string
-	for _, run := range mapped.Runs {
-		res, err := s.svc.IngestSpans(c.r.Context(), c.tenant(), run)
-		if err != nil {
-			s.log.ErrorContext(c.r.Context(), "OTLP spans not stored", slog.String("run_id", run.ID), slog.Any("error", err))
-			// Retryable: spans stored before the failure are recognised
-			// as re-sent when the exporter retries.
-			writeOTLPStatus(w, format, http.StatusServiceUnavailable, "the spans could not be stored now: retry later")
-			return nil
-		}
+	results, err := s.svc.IngestRuns(c.r.Context(), c.tenant(), mapped.Runs)
+	if err != nil {
+		s.log.ErrorContext(c.r.Context(), "OTLP spans not stored", slog.Any("error", err))
+		// Retryable: spans stored before the failure are recognised
+		// as re-sent when the exporter retries.
+		writeOTLPStatus(w, format, http.StatusServiceUnavailable, "the spans could not be stored now: retry later")
+		return nil
+	}
+	for _, res := range results {
 		rejected = append(rejected, res.Rejected...)
 		for _, st := range res.Steps {
 			if !st.Resent {

@@ -8,8 +8,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -735,4 +737,71 @@ func TestOTLPIntoANativeRun(t *testing.T) {
 	if run.AgentID != "planner" || run.Goal != "plan a trip" || run.Totals.Steps != 2 {
 		t.Fatalf("run = %+v", run)
 	}
+}
+
+// TestOTLPManyTraces sends one export of many one-span traces, which are
+// stored several at a time: every run is stored and ended by its span,
+// and the answer tells of the stopped runs and the rejected spans in the
+// order of the export.
+func TestOTLPManyTraces(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		e := newEnv(t, store)
+		admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 1, "action": "stop"}))
+		const traces = 120
+		trace := func(i int) string { return fmt.Sprintf("%032x", 0xa000+i) }
+		var spans []*tracepb.Span
+		for i := range traces {
+			cost := 0.5
+			if i%40 == 7 { // traces 7, 47 and 87 break the cost cap
+				cost = 2
+			}
+			sp := pbSpan(trace(i), fmt.Sprintf("%016x", 0xb000+i), "", "chat", 1, 2,
+				kv("gen_ai.operation.name", "chat"), kv("runproof.cost_cents", cost))
+			if i%40 == 30 { // traces 30, 70 and 110 are refused
+				sp.Attributes = append(sp.Attributes, kv("gen_ai.usage.input_tokens", -5))
+			}
+			spans = append(spans, sp)
+		}
+		p := partial(t, e.postOTLP(agent, "application/x-protobuf", "", pbBody(t, pbRequest(spans...))))
+		msg := p.GetErrorMessage()
+		refused, stopped := []int{30, 70, 110}, []int{7, 47, 87}
+		if p.GetRejectedSpans() != int64(len(refused)) {
+			t.Fatalf("partial success = %v", p)
+		}
+		at := 0 // the messages follow the order of the export
+		for _, i := range refused {
+			k := strings.Index(msg, fmt.Sprintf("span %016x", 0xb000+i))
+			if k < at {
+				t.Fatalf("span of trace %d not rejected in order: %s", i, msg)
+			}
+			at = k
+		}
+		for _, i := range stopped {
+			k := strings.Index(msg, "run "+trace(i)+" is stopped")
+			if k < at {
+				t.Fatalf("run of trace %d not stopped in order: %s", i, msg)
+			}
+			at = k
+		}
+		var list struct{ Items []runproof.Run }
+		e.must(200, e.do("GET", "/api/v1/logs/llm-runs?limit=200", admin, nil)).decode(t, &list)
+		if len(list.Items) != traces-len(refused) {
+			t.Fatalf("%d runs stored, want %d", len(list.Items), traces-len(refused))
+		}
+		for i := range traces {
+			if slices.Contains(refused, i) {
+				continue
+			}
+			var run runproof.Run
+			e.must(200, e.do("GET", "/api/v1/runs/"+trace(i), agent, nil)).decode(t, &run)
+			want := runproof.RunCompleted
+			if slices.Contains(stopped, i) {
+				want = runproof.RunStopped
+			}
+			if run.Totals.Steps != 1 || run.CompletedAt == nil || run.Status != want {
+				t.Fatalf("run of trace %d = %+v, want %s with one step", i, run, want)
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
@@ -27,6 +28,36 @@ type SpansResult struct {
 	Steps      []StepOutcome   // the steps stored by this export
 	Resent     int             // spans already stored with the same content
 	Rejected   []otlp.Rejected // spans not stored, and why
+}
+
+// runsAtOnce is how many runs of one OTLP export are stored at once.
+// Their spans are apart, so their transactions need not wait for each
+// other: on PostgreSQL they commit together, where one after another an
+// export of thousands of one-span traces outlasted its request.
+const runsAtOnce = 8
+
+// IngestRuns stores the runs of one OTLP export (package otlp maps them),
+// each as IngestSpans does, runsAtOnce at a time, and returns their results
+// in the order of runs. The error is the store failing: the export should
+// be retried, and the spans stored by then are recognised as re-sent.
+func (s *Service) IngestRuns(ctx context.Context, tenantID string, runs []otlp.Run) ([]SpansResult, error) {
+	out := make([]SpansResult, len(runs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runsAtOnce)
+	for i, r := range runs {
+		if gctx.Err() != nil { // a run failed: start no more
+			break
+		}
+		g.Go(func() error {
+			res, err := s.IngestSpans(gctx, tenantID, r)
+			if err != nil {
+				return fmt.Errorf("run %s: %w", r.ID, err)
+			}
+			out[i] = res
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 // spanAttempts bounds the retries of an export that races an export of the

@@ -3,8 +3,10 @@ package service
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,6 +122,46 @@ func TestIngestManySpans(t *testing.T) {
 	if slices.Contains(pages.limits, 0) || len(pages.limits) < 3 || !slices.Equal(pages.limits[:3], []int{1000, 1000, 1000}) {
 		t.Errorf("steps read with limits %v, want three pages of 1000, then none unbounded", pages.limits)
 	}
+}
+
+// TestIngestRunsFailing: runs of one export are stored several at a time;
+// when the store fails on one, the error names its run, and the export
+// sent again stores what is missing and recognises what was stored.
+func TestIngestRunsFailing(t *testing.T) {
+	store := &failingRun{Store: storetest.OpenSQLite(t), runID: fmt.Sprintf("%032x", 0xc000+13)}
+	svc := New(store, Options{})
+	req := &coltracepb.ExportTraceServiceRequest{}
+	for i := range 40 {
+		req.ResourceSpans = append(req.ResourceSpans, otlpRequest(fmt.Sprintf("%032x", 0xc000+i), i, i+1).ResourceSpans...)
+	}
+	runs := otlp.Map(req, otlp.Options{Now: time.Now()}).Runs
+	ctx := context.Background()
+	if _, err := svc.IngestRuns(ctx, "acme", runs); err == nil || !strings.Contains(err.Error(), "run "+store.runID+": ") {
+		t.Fatalf("error %v, want one naming run %s", err, store.runID)
+	}
+	store.runID = ""
+	res, err := svc.IngestRuns(ctx, "acme", runs)
+	if err != nil || len(res) != len(runs) {
+		t.Fatalf("%d results, error %v", len(res), err)
+	}
+	for i, r := range res {
+		if r.RunID != runs[i].ID || len(r.Steps)+r.Resent != 1 {
+			t.Fatalf("result %d: %+v, want run %s's one span stored or re-sent", i, r, runs[i].ID)
+		}
+	}
+}
+
+// failingRun is a store whose updates of one run fail.
+type failingRun struct {
+	runproof.Store
+	runID string
+}
+
+func (s *failingRun) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn func(runproof.RunState) (runproof.RunChange, error)) error {
+	if p.RunID == s.runID {
+		return errors.New("disk I/O error")
+	}
+	return s.Store.UpdateRun(ctx, p, fn)
 }
 
 // stepPages is a store that notes the limit of each ListSteps.
