@@ -1,5 +1,5 @@
-// Package bundlezip writes the signed ZIP bundle of an export (DESIGN.md,
-// "The ZIP bundle"):
+// Package bundlezip writes the signed ZIP bundle of an export
+// (docs/integrity.md, "The ZIP bundle"):
 //
 //	manifest.json   what was exported and every other file's size and sha256 (RFC 8785 JSON)
 //	manifest.sig    the raw Ed25519 signature of manifest.json

@@ -18,7 +18,7 @@ func BuildEvidence(src Source, opts Options) (EvidenceBundle, error) {
 	if err != nil {
 		return EvidenceBundle{}, err
 	}
-	return b, b.Seal()
+	return b, b.SetContentHash()
 }
 
 // check refuses a source that cannot make a bundle, before its steps are
@@ -267,7 +267,7 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 	}
 	b.AttestationStatement = attestation(src, &b)
-	return b, b.sealContent() // the evidence digest is set
+	return b, b.setContentHash() // the evidence digest is set
 }
 
 // CompliancePeriod is the compliance period of a SOC 2 bundle about at
@@ -280,7 +280,7 @@ func CompliancePeriod(at time.Time, start, end *time.Time) (time.Time, time.Time
 	return *cmp.Or(start, &day), *cmp.Or(end, &next)
 }
 
-// Default SOC 2 controls (DOMAIN.md).
+// Default SOC 2 controls: the Trust Services Criteria an incident bears on.
 var controls = []struct{ id, name, description string }{
 	{"CC7.2", "Incident Response", "The entity responds to identified security incidents."},
 	{"CC7.3", "Incident Management", "The entity manages incidents to minimize impact."},

@@ -193,11 +193,11 @@ func (*SOC2Bundle) bundle()             {}
 func (*ExecutiveDebriefBundle) bundle() {}
 
 // EvidenceBundle is the engineer's bundle: the run, its policies and every
-// step. Fields are declared in RFC 8785 order (sorted by name), not in
-// DOMAIN.md's order, only so that they read in the order of the written
-// bundle: WriteCanonical has the JCS canonicalizer order the members, all
-// but the steps, which their list holds in canonical form already. "added"
-// marks the fields beyond DOMAIN.md.
+// step. Fields are declared in RFC 8785 order (sorted by name), only so
+// that they read in the order of the written bundle: WriteCanonical has
+// the JCS canonicalizer order the members, all but the steps, which their
+// list holds in canonical form already. "added" marks the fields runproof
+// adds to the required ones (docs/bundles.md).
 type EvidenceBundle struct {
 	AgentID              string              `json:"agent_id,omitempty"`
 	BundleID             string              `json:"bundle_id"`
@@ -233,7 +233,7 @@ type EvidenceBundle struct {
 	ViolationTimestamp   string              `json:"violation_timestamp,omitempty"`
 }
 
-// SOC 2 enums (DOMAIN.md).
+// SOC 2 control statuses (docs/bundles.md, "Control statuses").
 const (
 	StatusDemonstrated  = "DEMONSTRATED"
 	StatusPartial       = "PARTIAL"
@@ -279,7 +279,7 @@ var SOC2Members = []string{"evidence_digest", "control_mappings", "attestation_s
 	"compliance_period_start", "compliance_period_end", "auditor_notes", "review_status",
 	"reviewed_by", "reviewed_at", "criteria_covered"}
 
-// Debrief classifications (DOMAIN.md).
+// Debrief classifications.
 const (
 	ClassInternal     = "INTERNAL"
 	ClassConfidential = "CONFIDENTIAL"

@@ -81,34 +81,23 @@ func digest(v any) (string, error) {
 	return runproof.DigestOf(h), nil
 }
 
-// Seal sets b's content_hash: the digest of the RFC 8785 form of the bundle
-// without its content_hash member.
-func (b *EvidenceBundle) Seal() (err error) {
+// SetContentHash sets b's content_hash: the digest of the RFC 8785 form of
+// the bundle without its content_hash member.
+func (b *EvidenceBundle) SetContentHash() (err error) {
 	b.ContentHash = ""
 	b.ContentHash, err = digest(b)
 	return err
 }
 
-// Seal sets the SOC 2 bundle's evidence_digest (over its evidence members)
-// and then its content_hash (over every member but content_hash). Call it
-// again after changing any member.
-func (b *SOC2Bundle) Seal() (err error) {
-	b.ContentHash = ""
-	if b.EvidenceDigest, err = digest(&b.EvidenceBundle); err != nil {
-		return err
-	}
-	return b.sealContent()
-}
-
-// sealContent sets the SOC 2 bundle's content_hash alone.
-func (b *SOC2Bundle) sealContent() (err error) {
+// setContentHash sets the SOC 2 bundle's content_hash alone.
+func (b *SOC2Bundle) setContentHash() (err error) {
 	b.ContentHash = ""
 	b.ContentHash, err = digest(b)
 	return err
 }
 
-// Seal sets the debrief's content_hash.
-func (b *ExecutiveDebriefBundle) Seal() (err error) {
+// SetContentHash sets the debrief's content_hash.
+func (b *ExecutiveDebriefBundle) SetContentHash() (err error) {
 	b.ContentHash = ""
 	b.ContentHash, err = digest(b)
 	return err

@@ -24,15 +24,8 @@ import (
 // evidence bundle of the same incident — except in cost_prevented_method,
 // which names the history figures the estimate rests on.
 //
-// risk_level is policy.Risk of the incident, with the run's cost up to the
-// stop:
-//
-//	base   token_limit, step_limit, duration_limit → low
-//	       cost_limit, expression                  → medium
-//	       step_type_denied                        → high
-//	+1     actual ≥ 1.5 × threshold (limits)
-//	+1     cost up to the stop ≥ $100
-//	       (capped at critical)
+// risk_level is policy.Grading of the incident, with the run's cost up to
+// the stop (docs/policies.md has the table); the summary gives its reasons.
 //
 // Money: cost_incurred_cents and cost_prevented_cents are whole cents,
 // rounded half up from the exact micro-cent sums.
@@ -62,7 +55,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 		RunID: src.Run.ID, IncidentID: inc.ID, TenantID: src.Run.TenantID, PolicyViolated: inc.PolicyName,
 		ViolationTime: runproof.FormatTime(inc.ViolationAt), DetectionTime: runproof.FormatTime(inc.DetectedAt),
 		ContainmentTime:     optTime(f.contained),
-		RiskLevel:           f.risk,
+		RiskLevel:           f.grade.Level,
 		RemediationStatus:   inc.RemediationStatus,
 		RemediationNotes:    inc.RemediationNotes,
 		TimeToDetectSeconds: seconds(inc.ViolationAt, inc.DetectedAt),
@@ -77,7 +70,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 	b.BusinessImpact = impact(f)
 	b.RecommendedActions = actions(f)
 	b.CostPreventedCents, b.CostPreventedMethod = prevented(f, src.History)
-	return b, b.Seal()
+	return b, b.SetContentHash()
 }
 
 // incidentFacts are the figures the debrief's sentences are made of, all
@@ -90,8 +83,7 @@ type incidentFacts struct {
 	costMicro         int64  // cost of those steps
 	afterInflection          // the steps after them
 	threshold, actual int64  // limits: in the type's fixed-point unit
-	overHalf          bool   // limits: actual ≥ 1.5 × threshold
-	risk              runproof.RiskLevel
+	grade             policy.Grade
 }
 
 func facts(src Source, opts Options) (incidentFacts, error) {
@@ -118,10 +110,7 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 		return f, err
 	}
 	f.threshold, f.actual = policy.FixedValues(runproof.Finding{Type: inc.ViolationType, Threshold: inc.ThresholdValue, Actual: inc.ActualValue})
-	if inc.ViolationType.IsLimit() {
-		f.overHalf = f.threshold > 0 && f.actual*2 >= f.threshold*3
-	}
-	f.risk = policy.Risk(policy.RiskInput{Type: inc.ViolationType, Threshold: f.threshold, Actual: f.actual, CostMicrocents: f.costMicro})
+	f.grade = policy.Grading(policy.RiskInput{Type: inc.ViolationType, Threshold: f.threshold, Actual: f.actual, CostMicrocents: f.costMicro})
 	return f, nil
 }
 
@@ -250,13 +239,13 @@ func impact(f incidentFacts) string {
 	if reasons[0] == "" {
 		reasons[0] = "a usage limit was broken"
 	}
-	if f.overHalf {
+	if f.grade.Overshoot {
 		reasons = append(reasons, "the run went at least 50% past the limit")
 	}
-	if f.costMicro >= 10_000*runproof.MicrocentsPerCent {
+	if f.grade.Costly {
 		reasons = append(reasons, "the run cost $100 or more before it was stopped")
 	}
-	return s + fmt.Sprintf(" It is rated %s risk because %s.", f.risk, joinAnd(reasons))
+	return s + fmt.Sprintf(" It is rated %s risk because %s.", f.grade.Level, joinAnd(reasons))
 }
 
 // actions recommends between two and five things to do, in a fixed order:
@@ -275,11 +264,11 @@ func actions(f incidentFacts) []string {
 			count(f.withStop, "more step", "more steps")))
 	}
 	a = append(a, typeAction[f.inc.ViolationType])
-	if f.inc.ViolationType.IsLimit() && f.overHalf { // as for the risk level
+	if f.grade.Overshoot { // as for the risk level
 		a = append(a, fmt.Sprintf("Lower the limit or add an earlier warning: the run went %s%% past its limit before it was stopped.",
 			Group(percentOver(f.actual, f.threshold))))
 	}
-	if f.costMicro >= 10_000*runproof.MicrocentsPerCent {
+	if f.grade.Costly {
 		a = append(a, fmt.Sprintf("Review spending approvals for this agent: the run cost %s before it was stopped.", dollars(f.costMicro)))
 	}
 	if f.inc.RemediationStatus == runproof.RemediationPending {

@@ -10,7 +10,8 @@
 // form, until the bundle is written; a bundle never holds them all in
 // memory unless asked to (Options.KeepRows).
 //
-// Field names and enum values follow DOMAIN.md; docs/bundles.md describes
+// Field names and enum values are a published contract that must not
+// change (docs/bundles.md, docs/schema); docs/bundles.md describes
 // the fields runproof adds, the rule for optional fields, the content_hash
 // recipe, the SOC 2 status rules, the risk table and the cost-prevented
 // estimate. docs/schema holds a JSON Schema for each bundle.

@@ -11,7 +11,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// Input is an export request as a user sends it (API.md "Exports").
+// Input is an export request as a user sends it (the body of POST /api/v1/exports).
 type Input struct {
 	Scope           runproof.ExportScope  `json:"scope" openapi:"enum=llm_run|compliance"`
 	BundleType      runproof.BundleType   `json:"bundle_type" openapi:"enum=evidence|soc2|executive_debrief"`

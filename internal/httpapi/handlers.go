@@ -214,8 +214,7 @@ type runList struct {
 func runFilter(c *call) (service.RunFilter, error) {
 	q := newQuery(c)
 	f := service.RunFilter{AgentID: q.str("agent_id"), Cursor: q.str("cursor"), Limit: q.limit(),
-		Status: runproof.RunStatus(q.oneOf("status", []string{string(runproof.RunRunning), string(runproof.RunStopped),
-			string(runproof.RunCompleted), string(runproof.RunFailed), string(runproof.RunCancelled)}))}
+		Status: runproof.RunStatus(q.oneOf("status", runproof.RunStatuses))}
 	f.From, f.To = q.period()
 	if f.Cursor != "" && !service.ValidCursor(f.Cursor) {
 		q.errs.Add("cursor", "is not a cursor this API gave out")

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/runproof/runproof/internal/export"
@@ -46,8 +47,9 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/envelope", perm: read, evidence: true, summary: "O1: the canonical run record.",
 			response: runproof.Run{}, handle: s.envelope},
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/trace", perm: read, evidence: true,
-			summary: "O2: every step of the run, in index order, up to 10000 and about 16 MiB of content an answer (next_from_index, when more).",
-			query:   []string{"from_index", "limit"}, maxLimit: service.MaxTracePage,
+			summary: fmt.Sprintf("O2: every step of the run, in index order, up to %d and about %d MiB of content an answer (next_from_index, when more).",
+				service.MaxTracePage, runproof.StepPageBytes>>20),
+			query: []string{"from_index", "limit"}, maxLimit: service.MaxTracePage,
 			response: traceDoc{}, handle: s.trace},
 		{method: "GET", path: "/api/v1/logs/llm-runs/{run_id}/governance", perm: read, evidence: true, summary: "O3: policy snapshot, evaluations, incidents.",
 			response: service.Governance{}, handle: s.governance},

@@ -13,7 +13,7 @@ import (
 const AuditEntryType = runproof.AuditEntryType
 
 // AuditEntry is the leaf of one audit event: the event as recorded
-// (DOMAIN.md), its time UTC with six fractional digits. Its bytes are the
+// (docs/logs.md, "Audit"), its time UTC with six fractional digits. Its bytes are the
 // RFC 8785 form of this object.
 type AuditEntry struct {
 	Type            string `json:"type"`

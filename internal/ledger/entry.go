@@ -14,7 +14,8 @@ import (
 // later format gets a new name; leaves already written keep theirs.
 const ExportEntryType = runproof.ExportEntryType
 
-// ExportEntry is the leaf of one finished export: the export record (DOMAIN.md)
+// ExportEntry is the leaf of one finished export: the export record
+// (docs/integrity.md, "Export records")
 // as it stood when the export ended, without its delivery, which comes
 // later. Its bytes are the RFC 8785 form of this object; times are UTC
 // with six fractional digits.

@@ -451,3 +451,34 @@ func costlyRegex() string {
 		terms = append(terms, term)
 	}
 }
+
+// TestEveryLimitFires: each limit type compares a total of its own with
+// its threshold, has a unit and grades a risk. A type added to
+// runproof.PolicyTypes but not to LimitValue would never fire.
+func TestEveryLimitFires(t *testing.T) {
+	big := runproof.Totals{Steps: 1000, InputTokens: 1e9, OutputTokens: 1e9,
+		CostMicrocents: 1e6 * runproof.MicrocentsPerCent, DurationMicros: 1e12}
+	step := runproof.Step{Index: 1000, StepType: "llm", Timestamp: time.Unix(0, 0), InputTokens: 1, CostMicrocents: 1, DurationMicros: 1}
+	for _, typ := range runproof.PolicyTypes {
+		if !typ.IsLimit() {
+			continue
+		}
+		t.Run(string(typ), func(t *testing.T) {
+			if typ.Unit() == "" {
+				t.Errorf("%s has no unit", typ)
+			}
+			e, err := Compile([]runproof.Policy{mustPolicy(t, runproof.Policy{Name: "cap", Type: typ, Threshold: "10", Action: runproof.ActionStop})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := e.Evaluate(Input{AgentID: "a", Before: big, Step: step})
+			if r.Violation == nil || r.Status != runproof.StepViolation {
+				t.Fatalf("%s of 10 not broken by totals far past it: %+v", typ, r)
+			}
+			threshold, actual := FixedValues(*r.Violation)
+			if threshold <= 0 || actual <= threshold {
+				t.Errorf("%s: threshold %d, actual %d in its unit", typ, threshold, actual)
+			}
+		})
+	}
+}

@@ -10,15 +10,26 @@ type RiskInput struct {
 	CostMicrocents int64 // the run's cost up to the stop
 }
 
-// Risk grades an incident. The base level comes from what was broken; it
-// goes up one level when the limit was overshot by half again or more
+// Risk grades an incident: Grading's level.
+func Risk(in RiskInput) runproof.RiskLevel { return Grading(in).Level }
+
+// A Grade is an incident's risk level and what raised it above the base
+// level of what was broken.
+type Grade struct {
+	Level     runproof.RiskLevel
+	Overshoot bool // a limit overshot by half again or more
+	Costly    bool // a run that had cost $100 or more by the stop
+}
+
+// Grading grades an incident. The base level comes from what was broken;
+// it goes up one level when the limit was overshot by half again or more
 // (actual ≥ 1.5 × threshold), and one more when the run had cost $100 or
 // more by the stop. docs/policies.md has the table.
 //
 //	base: token_limit, step_limit, duration_limit → low
 //	      cost_limit, expression                  → medium
 //	      step_type_denied                        → high
-func Risk(in RiskInput) runproof.RiskLevel {
+func Grading(in RiskInput) Grade {
 	levels := []runproof.RiskLevel{runproof.RiskLow, runproof.RiskMedium, runproof.RiskHigh, runproof.RiskCritical}
 	level := 0
 	switch in.Type {
@@ -27,13 +38,16 @@ func Risk(in RiskInput) runproof.RiskLevel {
 	case runproof.PolicyStepTypeDenied:
 		level = 2
 	}
-	if in.Threshold > 0 && in.Actual*2 >= in.Threshold*3 {
+	g := Grade{Overshoot: in.Threshold > 0 && in.Actual*2 >= in.Threshold*3,
+		Costly: in.CostMicrocents >= 10_000*runproof.MicrocentsPerCent}
+	if g.Overshoot {
 		level++
 	}
-	if in.CostMicrocents >= 10_000*runproof.MicrocentsPerCent {
+	if g.Costly {
 		level++
 	}
-	return levels[min(level, len(levels)-1)]
+	g.Level = levels[min(level, len(levels)-1)]
+	return g
 }
 
 // FixedValues returns the threshold and actual value of a finding as

@@ -23,7 +23,7 @@ const (
 	ETOOLARGE     = "too_large"    // over a size or count limit
 	EUNAUTHORIZED = "unauthorized" // no valid API key
 	EUNSUPPORTED  = "unsupported"  // a media type or encoding not accepted
-	EUNAVAILABLE  = "unavailable"  // not done now (the server is stopping): retry
+	EUNAVAILABLE  = "unavailable"  // not done now (the server is stopping, its database busy, unreachable or full): retry
 )
 
 // FieldError names one input field at fault, as a JSON pointer-like path

@@ -3,7 +3,7 @@ package runproof
 import "time"
 
 // EvidenceMeta is the evidence metadata every read response carries
-// (DOMAIN.md "Read API shape"): who asked, about what, when, and the digest
+// (docs/logs.md): who asked, about what, when, and the digest
 // of the data returned.
 type EvidenceMeta struct {
 	TenantID        string     `json:"tenant_id"`

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// ExportScope is what an export covers (DOMAIN.md).
+// ExportScope is what an export covers.
 type ExportScope string
 
 const (
@@ -108,7 +108,7 @@ func (e ExportEvent) CheckKind() error {
 }
 
 // Export is the export record as the API shows it: the request folded with
-// its events (DOMAIN.md "Export record").
+// its events (docs/integrity.md, "Export records").
 type Export struct {
 	ExportRequest
 	Status        ExportStatus `json:"status"`

@@ -63,7 +63,7 @@ func (r Role) Can(p Permission) bool {
 	return false
 }
 
-// Origin is who initiated an action (DOMAIN.md ExportOrigin).
+// Origin is who initiated an action: an export, or an audited one.
 type Origin string
 
 const (
@@ -231,6 +231,9 @@ const (
 	RunFailed    RunStatus = "failed"
 	RunCancelled RunStatus = "cancelled"
 )
+
+// RunStatuses lists the run statuses.
+var RunStatuses = []string{string(RunRunning), string(RunStopped), string(RunCompleted), string(RunFailed), string(RunCancelled)}
 
 // Totals are a run's running sums, kept exactly.
 type Totals struct {

@@ -305,7 +305,7 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 		default:
 			st.Index = *s.StepIndex
 		}
-		if ts, err := ParseTime(s.Timestamp, now); err != nil {
+		if ts, err := ParseReportedTime(s.Timestamp, now); err != nil {
 			bad(i, "timestamp", "%s", err)
 		} else {
 			st.Timestamp = ts
@@ -391,10 +391,10 @@ func hashStep(st *runproof.Step, content jsontext.Value) error {
 	return nil
 }
 
-// ParseTime parses an RFC 3339 timestamp that an agent reports, refusing
+// ParseReportedTime parses an RFC 3339 timestamp that an agent reports, refusing
 // what runproof.CheckReportedTime refuses, and returns it as runproof
 // keeps it.
-func ParseTime(s string, now time.Time) (time.Time, error) {
+func ParseReportedTime(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, errors.New("is required (RFC 3339, e.g. 2026-01-02T15:04:05Z)")
 	}

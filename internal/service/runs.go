@@ -52,7 +52,7 @@ func (s *Service) CreateRun(ctx context.Context, tenantID string, in RunInput) (
 	}
 	started := now
 	if in.StartedAt != "" {
-		t, err := ParseTime(in.StartedAt, now)
+		t, err := ParseReportedTime(in.StartedAt, now)
 		if err != nil {
 			errs.Add("started_at", "%s", err)
 		}
@@ -407,7 +407,7 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 	}
 	at := now
 	if in.CompletedAt != "" {
-		t, err := ParseTime(in.CompletedAt, now)
+		t, err := ParseReportedTime(in.CompletedAt, now)
 		if err != nil {
 			return runproof.Run{}, runproof.Invalid(runproof.FieldError{Field: "completed_at", Message: err.Error()})
 		}

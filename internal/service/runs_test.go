@@ -924,3 +924,27 @@ func TestPagesBoundedByContent(t *testing.T) {
 		t.Errorf("telemetry, which reads no content: %d points, next %v, %v", len(tel.Points), tel.NextFromIndex, err)
 	}
 }
+
+// TestRunEndEvents: a run's end is a system event of a kind for each way
+// it ends, named after the status the agent ended it with.
+func TestRunEndEvents(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	for _, status := range []runproof.RunStatus{runproof.RunCompleted, runproof.RunFailed, runproof.RunCancelled} {
+		run, _, err := svc.CreateRun(ctx, "acme", RunInput{AgentID: "a"})
+		if err == nil {
+			_, err = svc.CompleteRun(ctx, "acme", run.ID, CompleteInput{Status: status})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := svc.SystemEvents(ctx, "acme", run.ID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := got.Events[len(got.Events)-1]
+		if want := "run." + string(status); last.Kind != want || last.Detail.Status != string(status) {
+			t.Errorf("ended %s: last event %+v, want %s", status, last, want)
+		}
+	}
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// The system topic of the read API (DOMAIN.md "Read API shape"): runs as
+// The system topic of the read API (docs/logs.md, "System"): runs as
 // runproof saw and handled them, rather than as the agent reported them.
 
 // SystemRun is one run in the system topic's list.
@@ -260,6 +260,15 @@ const (
 	EventExportFailed    = "export.failed"    // an export of the run failed
 )
 
+// endEvent is the kind of the event of a run's end, by the status the run
+// ended with.
+var endEvent = map[runproof.RunStatus]string{
+	runproof.RunCompleted: EventRunCompleted,
+	runproof.RunFailed:    EventRunFailed,
+	runproof.RunCancelled: EventRunCancelled,
+	runproof.RunStopped:   EventRunEnded,
+}
+
 // SystemEvent is one thing runproof did or saw during a run. At is the
 // server's time (when runproof recorded or did it), except for the end of
 // a run, which is the time the agent gave, if any.
@@ -425,10 +434,10 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 			FirstStepIndex: &first, LastStepIndex: &last}))
 	}
 	if run.CompletedAt != nil {
-		ev := SystemEvent{At: *run.CompletedAt, Kind: "run." + string(run.Status),
+		ev := SystemEvent{At: *run.CompletedAt, Kind: endEvent[run.Status],
 			Detail: EventDetail{Status: string(run.Status), TerminationReason: run.TerminationReason}}
 		if run.Status == runproof.RunStopped {
-			ev.Kind, ev.Detail.EndedAs = EventRunEnded, run.EndedAs
+			ev.Detail.EndedAs = run.EndedAs
 		}
 		events = append(events, ev)
 	}

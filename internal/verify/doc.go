@@ -1,4 +1,4 @@
-// Package verify checks a signed ZIP bundle (DESIGN.md, "The ZIP bundle")
+// Package verify checks a signed ZIP bundle (docs/integrity.md, "The ZIP bundle")
 // offline, from its bytes and, optionally, the public key that should have
 // signed it. It never opens a store or the network: anyone holding the ZIP
 // can run the same checks.

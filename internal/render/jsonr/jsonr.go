@@ -1,7 +1,9 @@
 // Package jsonr writes bundles as canonical JSON (RFC 8785) over an
-// io.Writer: the bytes whose digest is the bundle's content_hash
-// recomputation input, with no trailing newline, so that a file holding one
-// bundle hashes cleanly. It performs no I/O of its own beyond the writer.
+// io.Writer, with no trailing newline, so that a file holding one bundle
+// hashes cleanly. The file's digest is not the bundle's content_hash,
+// which is taken over the bundle without its content_hash member
+// (docs/bundles.md, "content_hash"). It performs no I/O of its own beyond
+// the writer.
 package jsonr
 
 import (

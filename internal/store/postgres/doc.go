@@ -3,6 +3,9 @@
 //
 // Its SQL and migrations are its own; it shares nothing with the SQLite
 // engine but the conformance suite in internal/store/storetest, which both
-// must pass in full. It never lets a pgx type or error past its methods:
-// callers see runproof values and *runproof.Error codes only.
+// must pass in full. It never lets a pgx type past its methods, and turns
+// what the caller must act on into *runproof.Error codes (ENOTFOUND,
+// ECONFLICT…). Other errors wrap pgx's, with %w: runproof.ErrorCode reads
+// an unreachable or full database from them as EUNAVAILABLE, and the
+// server logs them whole.
 package postgres

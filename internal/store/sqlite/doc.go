@@ -3,6 +3,8 @@
 //
 // Its SQL and migrations are its own; it shares nothing with the PostgreSQL
 // engine but the conformance suite in internal/store/storetest. It never lets
-// a driver type or error past its methods: callers see runproof values and
-// *runproof.Error codes only.
+// a driver type past its methods, and turns what the caller must act on
+// into *runproof.Error codes (ENOTFOUND, ECONFLICT…). Other errors wrap the
+// driver's, with %w: runproof.ErrorCode reads a busy, full or lost
+// database from them as EUNAVAILABLE, and the server logs them whole.
 package sqlite
