@@ -133,6 +133,11 @@ func TestKeysCreate(t *testing.T) {
 	if !strings.Contains(r.stderr, "cannot be shown again") {
 		t.Errorf("stderr = %q, want a note that the key cannot be shown again", r.stderr)
 	}
+	// Where the key is kept: a mistyped --data shows here, not as a key
+	// the server refuses.
+	if !strings.Contains(r.stderr, " in "+filepath.Join(data, "runproof.db")+": ") {
+		t.Errorf("stderr = %q, want the database the key is in", r.stderr)
+	}
 
 	store := openStore(t, data)
 	key, err := service.New(store, service.Options{}).Authenticate(context.Background(), strings.TrimSpace(r.stdout))

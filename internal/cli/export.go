@@ -46,8 +46,8 @@ checksum of the record.
   --prepared-by NAME    its author (default: your user name)
   --classification C    a debrief's INTERNAL, CONFIDENTIAL (default) or PUBLIC
                         (--prepared-for, --prepared-by and --classification
-                        are recorded with any bundle type; only a debrief
-                        shows them)
+                        are accepted with any bundle type; only a debrief
+                        keeps and shows them)
   --period-start TIME   the start of a SOC 2 bundle's compliance period,
                         RFC 3339 (default: the incident's UTC day; for a run
                         without incident, none, or the run start's day when

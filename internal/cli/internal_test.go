@@ -2,12 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runproof/runproof/internal/export"
 )
 
 // TestDatabaseEnv: the commands demo prints name $RUNPROOF_DATABASE_URL;
@@ -112,6 +116,36 @@ func TestShellWord(t *testing.T) {
 	for in, want := range map[string]string{"runproof-data": "runproof-data", "/tmp/a b": "'/tmp/a b'", "it's": `'it'\''s'`, "": "''", "$HOME": "'$HOME'"} {
 		if got := shellWord(in); got != want {
 			t.Errorf("shellWord(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestExportFlagsCoverInput: every field of an export request can be set
+// from `runproof export`, by a flag that exists, so that a field added to
+// the request is not left out of the command unnoticed.
+func TestExportFlagsCoverInput(t *testing.T) {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	exportCommand().setup(fs)
+	// Fields set otherwise than by a flag of their own.
+	otherwise := map[string]string{
+		"scope":             "--incident or --run",
+		"include_raw_steps": "--no-steps",
+		"include_content":   "--include-content",
+		"correlation_id":    "", // a command is not part of a traced call
+	}
+	for f := range reflect.TypeFor[export.Input]().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		flags, ok := exportFlags[name]
+		if !ok {
+			flags, ok = otherwise[name]
+		}
+		if !ok {
+			t.Errorf("field %s of an export request has no flag in exportFlags", name)
+		}
+		for _, fl := range strings.Fields(flags) {
+			if strings.HasPrefix(fl, "--") && fs.Lookup(strings.TrimPrefix(fl, "--")) == nil {
+				t.Errorf("field %s: export has no flag %s", name, fl)
+			}
 		}
 	}
 }

@@ -85,7 +85,10 @@ func createKey(ctx context.Context, e *env, tenant string, in service.KeyInput) 
 	if key.AgentID != "" {
 		bound = fmt.Sprintf(", for agent %q alone", key.AgentID)
 	}
-	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s%s): store it now, it cannot be shown again\n", key.ID, tenant, key.Role, bound)
+	// Where it is kept, so that a mistyped --data shows here rather than
+	// as a key the server does not know.
+	fmt.Fprintf(e.stderr, "created key %s (tenant %s, role %s%s) in %s: store it now, it cannot be shown again\n",
+		key.ID, tenant, key.Role, bound, e.where())
 	_, err = fmt.Fprintln(e.stdout, secret)
 	return err
 }
