@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -251,18 +252,8 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 		if err != nil {
 			return err
 		}
-		scope := runproof.ScopeLLMRun
-		if bundle == runproof.BundleSOC2 {
-			scope = runproof.ScopeCompliance
-		}
-		in := export.Input{Scope: scope, BundleType: bundle, IncidentID: c.r.PathValue("incident_id"), Format: body.Format,
-			ExportReason: body.ExportReason, PreparedFor: body.PreparedFor, PreparedBy: body.PreparedBy, Classification: body.Classification, IncludeRawSteps: body.IncludeRawSteps,
-			IncludeContent: body.IncludeContent, CorrelationID: body.CorrelationID}
-		if in.Format == "" {
-			in.Format = runproof.FormatJSON
-		}
 		allowLongWrite(w, exportWriteTime)
-		rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), in)
+		rec, err := s.exports.Export(c.r.Context(), c.tenant(), s.requester(c), body.input(bundle, c.r.PathValue("incident_id")))
 		if err != nil {
 			return exportError(err)
 		}
@@ -273,6 +264,18 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 		defer f.Close()
 		return s.sendArtifact(w, c, rec, f)
 	}
+}
+
+// input is the export request of an incident's bundle asked for with
+// body d: of scope compliance for a SOC 2 bundle, as JSON by default.
+func (d incidentExportDoc) input(bundle runproof.BundleType, incidentID string) export.Input {
+	scope := runproof.ScopeLLMRun
+	if bundle == runproof.BundleSOC2 {
+		scope = runproof.ScopeCompliance
+	}
+	return export.Input{Scope: scope, BundleType: bundle, IncidentID: incidentID, Format: cmp.Or(d.Format, runproof.FormatJSON),
+		ExportReason: d.ExportReason, PreparedFor: d.PreparedFor, PreparedBy: d.PreparedBy, Classification: d.Classification,
+		IncludeRawSteps: d.IncludeRawSteps, IncludeContent: d.IncludeContent, CorrelationID: d.CorrelationID}
 }
 
 // runExports answers O5 of a run: the formats it can be exported in and

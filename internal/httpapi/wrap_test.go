@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -165,6 +167,38 @@ func TestCutRequestIsUnavailable(t *testing.T) {
 		if !strings.Contains(log.String(), "level=WARN") || !strings.Contains(log.String(), "correlation_id=corr-42") ||
 			!strings.Contains(log.String(), failure.Error()) {
 			t.Errorf("%v: logged %q, want the failure as it was", failure, log.String())
+		}
+	}
+}
+
+// TestIncidentExportBodyCarried: every member of an incident export's
+// body reaches the export request, under the same name, so that a member
+// added to the body is not dropped on the way.
+func TestIncidentExportBodyCarried(t *testing.T) {
+	var d incidentExportDoc
+	v := reflect.ValueOf(&d).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("x" + strconv.Itoa(i))
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Pointer:
+			f.Set(reflect.New(f.Type().Elem()))
+		default:
+			t.Fatalf("field %s: set it here", v.Type().Field(i).Name)
+		}
+	}
+	in := reflect.ValueOf(d.input(runproof.BundleEvidence, "inc-1"))
+	byName := map[string]reflect.Value{}
+	for i := range in.NumField() {
+		name, _, _ := strings.Cut(in.Type().Field(i).Tag.Get("json"), ",")
+		byName[name] = in.Field(i)
+	}
+	for i := range v.NumField() {
+		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+		if got, ok := byName[name]; !ok || !reflect.DeepEqual(got.Interface(), v.Field(i).Interface()) {
+			t.Errorf("member %s: the export request has %v, want %v", name, got, v.Field(i))
 		}
 	}
 }
