@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -49,6 +50,13 @@ func testExports(t *testing.T, h Harness) {
 	req.IncidentID, req.CorrelationID, req.ExportReason = "inc-1", "corr-1", "quarterly review"
 	req.Scope, req.BundleType, req.Format = runproof.ScopeCompliance, runproof.BundleSOC2, runproof.FormatPDF
 	req.PeriodStart, req.PeriodEnd = ptr(at(-3600)), ptr(at(-1))
+	// Every field is set, so that each is seen to be stored and read back:
+	// a field added to the request fails here until it is.
+	for f, v := range reflect.ValueOf(req).Fields() {
+		if v.IsZero() {
+			t.Fatalf("the export request of this test leaves %s unset: set it", f.Name)
+		}
+	}
 	createExports(t, s, req)
 
 	got, err := s.GetExport(ctx, "t1", "x1")
@@ -56,6 +64,15 @@ func testExports(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	equal(t, "new export", got, runproof.Export{ExportRequest: req, Status: runproof.ExportPending})
+	// The ledger reads the records it checks on its own.
+	if _, err := appendLedger(ctx, s, "t1", "x1"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.LedgerRecords(ctx, "t1", 0, 1)
+	if err != nil || len(recs) != 1 || recs[0].Export == nil {
+		t.Fatalf("ledger records: %s, %v", show(recs), err)
+	}
+	equal(t, "the export as the ledger reads it", recs[0].Export.ExportRequest, req)
 
 	dup := newExport("t1", "x1", at(5))
 	wantCode(t, "same export ID", s.CreateExport(ctx, dup), runproof.ECONFLICT)
