@@ -121,12 +121,16 @@ func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
 	return nil, usagef("--log-format must be text or json, not %q", c.logFormat)
 }
 
-// where names the database the flags select, for messages.
+// where names the database the flags select, for messages: its URL
+// without a password, or the SQLite file.
 func (c *common) where() string {
-	if c.engine() == "postgres" {
-		return "the PostgreSQL database of --database"
+	if c.engine() != "postgres" {
+		return c.sqlitePath()
 	}
-	return c.sqlitePath()
+	if u, _, ok := withoutPassword(c.database); ok {
+		return u
+	}
+	return "the PostgreSQL database of --database" // not a URL
 }
 
 // sqlitePath is the SQLite database file of the data directory.
@@ -139,19 +143,32 @@ func (c *common) databaseEnv() string {
 	if c.engine() != "postgres" || os.Getenv(DatabaseURLEnv) == c.database {
 		return ""
 	}
-	u, err := url.Parse(c.database)
-	if err != nil {
+	u, had, ok := withoutPassword(c.database)
+	if !ok {
 		return ""
 	}
 	note := ""
-	if _, has := u.User.Password(); has {
-		u.User, note = url.User(u.User.Username()), "   # the password left out: add it"
+	if had {
+		note = "   # the password left out: add it"
 	}
-	if q := u.Query(); q.Has("password") {
+	return "  export " + DatabaseURLEnv + "='" + u + "'" + note + "\n"
+}
+
+// withoutPassword is a database URL with any password left out (had says
+// whether it held one); ok is false when it is not a URL.
+func withoutPassword(raw string) (u string, had, ok bool) {
+	parsed, err := url.Parse(raw)
+	if err != nil || parsed.Scheme == "" {
+		return "", false, false
+	}
+	if _, has := parsed.User.Password(); has {
+		parsed.User, had = url.User(parsed.User.Username()), true
+	}
+	if q := parsed.Query(); q.Has("password") {
 		q.Del("password")
-		u.RawQuery, note = q.Encode(), "   # the password left out: add it"
+		parsed.RawQuery, had = q.Encode(), true
 	}
-	return "  export " + DatabaseURLEnv + "='" + u.String() + "'" + note + "\n"
+	return parsed.String(), had, true
 }
 
 // flags repeats the flags that select the data and the signing key, for

@@ -29,6 +29,15 @@ func TestDatabaseEnv(t *testing.T) {
 			t.Errorf("--database %q: %q, want %q", db, got, want)
 		}
 	}
+	// Messages name the database without its password.
+	for db, want := range map[string]string{
+		"postgres://u:secret@db:5432/x?sslmode=disable": "postgres://u@db:5432/x?sslmode=disable",
+		"postgres://u@db/x?password=secret":             "postgres://u@db/x",
+	} {
+		if got := (&common{database: db}).where(); got != want {
+			t.Errorf("--database %q named %q, want %q", db, got, want)
+		}
+	}
 	t.Setenv(DatabaseURLEnv, "postgres://u@db/x")
 	if got := (&common{database: "postgres://u@db/x"}).databaseEnv(); got != "" {
 		t.Errorf("the variable holds the URL already: %q", got)

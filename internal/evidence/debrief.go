@@ -25,7 +25,8 @@ import (
 // which names the history figures the estimate rests on.
 //
 // risk_level is policy.Grading of the incident, with the run's cost up to
-// the stop (docs/policies.md has the table); the summary gives its reasons.
+// the stop (docs/policies.md has the table); business_impact gives its
+// reasons.
 //
 // Money: cost_incurred_cents and cost_prevented_cents are whole cents,
 // rounded half up from the exact micro-cent sums.

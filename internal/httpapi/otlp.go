@@ -71,6 +71,13 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	rejected := mapped.Rejected
 	var notes []string
 	results, err := s.svc.IngestRuns(c.r.Context(), c.tenant(), mapped.Runs)
+	for _, res := range results { // counted even when others were not stored: a retry finds these re-sent
+		for _, st := range res.Steps {
+			if !st.Resent {
+				s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
+			}
+		}
+	}
 	if err != nil {
 		s.log.ErrorContext(c.r.Context(), "OTLP spans not stored", slog.Any("error", err))
 		// Retryable: spans stored before the failure are recognised
@@ -80,11 +87,6 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	}
 	for _, res := range results {
 		rejected = append(rejected, res.Rejected...)
-		for _, st := range res.Steps {
-			if !st.Resent {
-				s.metrics.steps.WithLabelValues(string(st.Status)).Inc()
-			}
-		}
 		if res.Decision == service.AgentStop {
 			s.metrics.stops.Inc()
 			notes = append(notes, fmt.Sprintf("run %s is stopped by a policy (incident %s): stop the agent; its status is at GET /api/v1/runs/%s",

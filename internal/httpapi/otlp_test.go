@@ -741,32 +741,39 @@ func TestOTLPIntoANativeRun(t *testing.T) {
 
 // TestOTLPManyTraces sends one export of many one-span traces, which are
 // stored several at a time: every run is stored and ended by its span,
-// and the answer tells of the stopped runs and the rejected spans in the
-// order of the export.
+// and the answer tells of the rejected spans and the stopped runs in the
+// order of the export, not in the order their runs were done. Trace 7,
+// which stops first, has many more spans than the others, so that it is
+// done after trace 9, which stops next.
 func TestOTLPManyTraces(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		e := newEnv(t, store)
 		admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
 		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 1, "action": "stop"}))
-		const traces = 120
+		const traces, long = 120, 400
 		trace := func(i int) string { return fmt.Sprintf("%032x", 0xa000+i) }
 		var spans []*tracepb.Span
 		for i := range traces {
 			cost := 0.5
-			if i%40 == 7 { // traces 7, 47 and 87 break the cost cap
+			if i == 7 || i == 9 || i == 47 { // these break the cost cap
 				cost = 2
 			}
 			sp := pbSpan(trace(i), fmt.Sprintf("%016x", 0xb000+i), "", "chat", 1, 2,
 				kv("gen_ai.operation.name", "chat"), kv("runproof.cost_cents", cost))
-			if i%40 == 30 { // traces 30, 70 and 110 are refused
-				sp.Attributes = append(sp.Attributes, kv("gen_ai.usage.input_tokens", -5))
+			if i%40 == 30 { // traces 30, 70 and 110 are refused when stored: they are dated an hour ahead
+				future := uint64(time.Now().Add(time.Hour).UnixNano())
+				sp.StartTimeUnixNano, sp.EndTimeUnixNano = future, future+1
 			}
 			spans = append(spans, sp)
 		}
+		for k := range long - 1 {
+			spans = append(spans, pbSpan(trace(7), fmt.Sprintf("%016x", 0xc000+k), fmt.Sprintf("%016x", 0xb000+7), "chat", 3+k, 4+k,
+				kv("gen_ai.operation.name", "chat")))
+		}
 		p := partial(t, e.postOTLP(agent, "application/x-protobuf", "", pbBody(t, pbRequest(spans...))))
 		msg := p.GetErrorMessage()
-		refused, stopped := []int{30, 70, 110}, []int{7, 47, 87}
-		if p.GetRejectedSpans() != int64(len(refused)) {
+		refused, stopped := []int{30, 70, 110}, []int{7, 9, 47}
+		if p.GetRejectedSpans() != int64(len(refused)) || !strings.Contains(msg, "in the future") {
 			t.Fatalf("partial success = %v", p)
 		}
 		at := 0 // the messages follow the order of the export
@@ -795,12 +802,15 @@ func TestOTLPManyTraces(t *testing.T) {
 			}
 			var run runproof.Run
 			e.must(200, e.do("GET", "/api/v1/runs/"+trace(i), agent, nil)).decode(t, &run)
-			want := runproof.RunCompleted
+			want, steps := runproof.RunCompleted, int64(1)
 			if slices.Contains(stopped, i) {
 				want = runproof.RunStopped
 			}
-			if run.Totals.Steps != 1 || run.CompletedAt == nil || run.Status != want {
-				t.Fatalf("run of trace %d = %+v, want %s with one step", i, run, want)
+			if i == 7 {
+				steps = long
+			}
+			if run.Totals.Steps != steps || run.CompletedAt == nil || run.Status != want {
+				t.Fatalf("run of trace %d = %+v, want %s with %d steps", i, run, want, steps)
 			}
 		}
 	})

@@ -453,8 +453,9 @@ func costlyRegex() string {
 }
 
 // TestEveryLimitFires: each limit type compares a total of its own with
-// its threshold, has a unit and grades a risk. A type added to
-// runproof.PolicyTypes but not to LimitValue would never fire.
+// its threshold, has a unit, and its overshoot raises the risk grade. A
+// type added to runproof.PolicyTypes but not to LimitValue would never
+// fire.
 func TestEveryLimitFires(t *testing.T) {
 	big := runproof.Totals{Steps: 1000, InputTokens: 1e9, OutputTokens: 1e9,
 		CostMicrocents: 1e6 * runproof.MicrocentsPerCent, DurationMicros: 1e12}
@@ -478,6 +479,9 @@ func TestEveryLimitFires(t *testing.T) {
 			threshold, actual := FixedValues(*r.Violation)
 			if threshold <= 0 || actual <= threshold {
 				t.Errorf("%s: threshold %d, actual %d in its unit", typ, threshold, actual)
+			}
+			if g := Grading(RiskInput{Type: typ, Threshold: threshold, Actual: actual}); !g.Overshoot {
+				t.Errorf("%s: totals far past its threshold graded %+v, not as overshot", typ, g)
 			}
 		})
 	}

@@ -38,16 +38,19 @@ const runsAtOnce = 8
 
 // IngestRuns stores the runs of one OTLP export (package otlp maps them),
 // each as IngestSpans does, runsAtOnce at a time, and returns their results
-// in the order of runs. The error is the store failing: the export should
-// be retried, and the spans stored by then are recognised as re-sent.
+// in the order of runs, those of the runs stored. The error is the store
+// failing, or ctx ending before every run was stored: the export should be
+// retried, and the spans stored by then are recognised as re-sent.
 func (s *Service) IngestRuns(ctx context.Context, tenantID string, runs []otlp.Run) ([]SpansResult, error) {
 	out := make([]SpansResult, len(runs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(runsAtOnce)
+	started := 0
 	for i, r := range runs {
-		if gctx.Err() != nil { // a run failed: start no more
+		if gctx.Err() != nil { // a run failed, or ctx ended: start no more
 			break
 		}
+		started++
 		g.Go(func() error {
 			res, err := s.IngestSpans(gctx, tenantID, r)
 			if err != nil {
@@ -57,7 +60,11 @@ func (s *Service) IngestRuns(ctx context.Context, tenantID string, runs []otlp.R
 			return nil
 		})
 	}
-	return out, g.Wait()
+	err := g.Wait()
+	if err == nil && started < len(runs) { // none failed: ctx ended first
+		err = fmt.Errorf("%d of %d runs not stored: %w", len(runs)-started, len(runs), context.Cause(ctx))
+	}
+	return out, err
 }
 
 // spanAttempts bounds the retries of an export that races an export of the

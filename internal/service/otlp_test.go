@@ -139,15 +139,31 @@ func TestIngestRunsFailing(t *testing.T) {
 	if _, err := svc.IngestRuns(ctx, "acme", runs); err == nil || !strings.Contains(err.Error(), "run "+store.runID+": ") {
 		t.Fatalf("error %v, want one naming run %s", err, store.runID)
 	}
+	// An export whose time ran out stores nothing more, and says so.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := svc.IngestRuns(done, "acme", runs); !errors.Is(err, context.Canceled) {
+		t.Fatalf("with its context done: error %v, want one that says so", err)
+	}
 	store.runID = ""
 	res, err := svc.IngestRuns(ctx, "acme", runs)
 	if err != nil || len(res) != len(runs) {
 		t.Fatalf("%d results, error %v", len(res), err)
 	}
+	resent := 0
 	for i, r := range res {
 		if r.RunID != runs[i].ID || len(r.Steps)+r.Resent != 1 {
 			t.Fatalf("result %d: %+v, want run %s's one span stored or re-sent", i, r, runs[i].ID)
 		}
+		resent += r.Resent
+		if run, err := store.GetRun(ctx, "acme", r.RunID); err != nil || run.Totals.Steps != 1 {
+			t.Fatalf("run %s: %d steps, %v", r.RunID, run.Totals.Steps, err)
+		}
+	}
+	// Run 13 started once a run before it was stored (runsAtOnce at a
+	// time): sent again, that one is recognised.
+	if resent == 0 {
+		t.Errorf("no span recognised as re-sent, want those stored before the failure")
 	}
 }
 
