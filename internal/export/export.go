@@ -35,15 +35,16 @@ type Exporter struct {
 	artifacts Artifacts
 	keys      *signing.Keyring
 	ledger    Ledger
-	unsynced  sync.Map       // tenant ids whose log misses a finished export
-	making    sync.Map       // export id → *lease of the exports being made
-	renewal   time.Duration  // how often a lease is renewed (Options.LeaseRenewal)
-	turns     chan struct{}  // a place for each export made at once
-	started   sync.WaitGroup // the exports Start began
-	queued    atomic.Int64   // of those, how many wait for their turn
-	completed atomic.Int64   // exports ended completed
-	failed    atomic.Int64   // exports ended failed
-	draining  chan struct{}  // closed by Drain: no export takes a turn any more
+	unsynced  sync.Map        // tenant ids whose log misses a finished export
+	making    sync.Map        // export id → *lease of the exports being made
+	renewal   time.Duration   // how often a lease is renewed (Options.LeaseRenewal)
+	backoff   []time.Duration // waits between tries at an outcome (Options.Backoff)
+	turns     chan struct{}   // a place for each export made at once
+	started   sync.WaitGroup  // the exports Start began
+	queued    atomic.Int64    // of those, how many wait for their turn
+	completed atomic.Int64    // exports ended completed
+	failed    atomic.Int64    // exports ended failed
+	draining  chan struct{}   // closed by Drain: no export takes a turn any more
 	drainOnce sync.Once
 	log       *slog.Logger
 	now       func() time.Time
@@ -69,6 +70,11 @@ type Options struct {
 	// renewed (default LeaseFor/4); it must be well under LeaseFor, or
 	// the lease of a live export runs out.
 	LeaseRenewal time.Duration
+	// Backoff is how long to wait between tries to record an export's
+	// outcome while the database is away or full (default
+	// runproof.Backoff(), about half a minute in all); after the last,
+	// the export's lease tries on until the database takes it.
+	Backoff []time.Duration
 }
 
 // Ledger records exports in the export ledger (package ledger): every
@@ -90,7 +96,10 @@ type Ledger interface {
 // New returns an Exporter over a store and an artifact store.
 func New(store runproof.Store, artifacts Artifacts, opts Options) *Exporter {
 	e := &Exporter{store: store, artifacts: artifacts, keys: opts.Keys, ledger: opts.Ledger, log: opts.Logger, now: opts.Now, newID: opts.NewID,
-		renewal: opts.LeaseRenewal}
+		renewal: opts.LeaseRenewal, backoff: opts.Backoff}
+	if e.backoff == nil {
+		e.backoff = runproof.Backoff()
+	}
 	if e.renewal <= 0 {
 		e.renewal = LeaseFor / 4
 	}
@@ -153,7 +162,7 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return r, err
 	}
-	e.startLease(r.TenantID, r.ID)
+	e.startLease(ctx, r.TenantID, r.ID)
 	return r, nil
 }
 
@@ -232,7 +241,12 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	// stop.
 	octx, cancel := e.outcomeContext(ctx)
 	defer cancel()
-	if err := runproof.RetryUnavailable(ctx, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
+	if err := runproof.RetryUnavailable(ctx, e.backoff, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
+		// A database full or away for longer takes the outcome later,
+		// from the export's lease, as long as this process lives.
+		if runproof.ErrorCode(err) == runproof.EUNAVAILABLE && ctx.Err() == nil && e.later(r.ExportRequest, ev) {
+			return runproof.Export{}, fmt.Errorf("export %s: record outcome (it is recorded once the database takes it): %w", r.ID, err)
+		}
 		if runproof.ErrorCode(err) == runproof.ECONFLICT {
 			err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
 			e.log.WarnContext(ctx, "export ended meanwhile", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", err))
@@ -305,7 +319,7 @@ func (f *Failed) UserError() *runproof.Error {
 // produce builds, renders and stores the artifact, returning the completed
 // event to record.
 func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent, error) {
-	src, err := e.source(ctx, r)
+	src, err := e.source(ctx, &r)
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}

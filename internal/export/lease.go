@@ -3,58 +3,149 @@ package export
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
+
+	"github.com/runproof/runproof/internal/runproof"
 )
 
 // A lease is the renewal of one export's lease while this process makes
-// it (keepLease), from its record to its end.
+// it (keepLease), from its record to its end, or, when its end could not
+// be written, until it is (later).
 type lease struct {
 	tenantID string
 	stop     context.CancelFunc
-	done     chan struct{} // closed once the renewals have stopped
+	done     chan struct{}               // closed once the renewals have stopped
+	late     atomic.Bool                 // its end is written late, by the lease (outcome)
+	outcome  atomic.Pointer[lateOutcome] // that end, while no one is writing it
 }
 
-// startLease starts renewing the lease of an export just recorded, and keeps
-// it among those being made until release.
-func (e *Exporter) startLease(tenantID, exportID string) {
-	ctx, stop := context.WithCancel(context.Background())
+// A lateOutcome is the end of an export that the database did not take
+// when it was made: full, or away.
+type lateOutcome struct {
+	req runproof.ExportRequest
+	ev  runproof.ExportEvent
+}
+
+// startLease writes the lease of an export just recorded, before the
+// export is answered, so that one a client was told of is ended soon
+// after its process dies, however soon that is; then it renews the lease
+// in the background and keeps the export among those being made until
+// release.
+func (e *Exporter) startLease(ctx context.Context, tenantID, exportID string) {
+	e.writeLease(ctx, tenantID, exportID)
+	bg, stop := context.WithCancel(context.Background())
 	l := &lease{tenantID: tenantID, stop: stop, done: make(chan struct{})}
 	e.making.Store(exportID, l)
 	go func() {
 		defer close(l.done)
-		e.keepLease(ctx, tenantID, exportID)
+		e.keepLease(bg, l, exportID)
 	}()
 }
 
-// keepLease writes the export's lease at once, then every e.renewal,
-// until ctx ends. A renewal that fails is logged: the next may succeed
-// before the lease runs out.
-func (e *Exporter) keepLease(ctx context.Context, tenantID, exportID string) {
+// keepLease renews the export's lease every e.renewal until ctx ends; once
+// the export has a late outcome, it tries to write that instead, and stops
+// when it is written, or when the export was ended otherwise.
+func (e *Exporter) keepLease(ctx context.Context, l *lease, exportID string) {
 	t := time.NewTicker(e.renewal)
 	defer t.Stop()
 	for {
-		// A renewal that hangs gives way to the next.
-		rctx, cancel := context.WithTimeout(ctx, e.renewal)
-		err := e.store.LeaseExport(rctx, tenantID, exportID, e.now().Add(LeaseFor))
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			e.log.WarnContext(ctx, "export lease not renewed", slog.String("export_id", exportID), slog.Any("error", err))
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if e.settle(ctx, l) {
+			e.making.Delete(exportID)
+			return
+		}
+		e.writeLease(ctx, l.tenantID, exportID)
 	}
+}
+
+// writeLease writes the export's lease, to run out LeaseFor from now. One
+// that fails is logged: the next renewal may succeed before the lease
+// runs out. One that hangs gives way to the next.
+func (e *Exporter) writeLease(ctx context.Context, tenantID, exportID string) {
+	rctx, cancel := context.WithTimeout(ctx, e.renewal)
+	defer cancel()
+	if err := e.store.LeaseExport(rctx, tenantID, exportID, e.now().Add(LeaseFor)); err != nil && ctx.Err() == nil {
+		e.log.WarnContext(ctx, "export lease not written", slog.String("export_id", exportID), slog.Any("error", err))
+	}
+}
+
+// later keeps an export's end that the database did not take, for its
+// lease to write once it does (instead of leaving the export pending for
+// Recover, which would take it for interrupted): false when the export is
+// not among those this process makes.
+func (e *Exporter) later(r runproof.ExportRequest, ev runproof.ExportEvent) bool {
+	v, ok := e.making.Load(r.ID)
+	if ok {
+		l := v.(*lease)
+		l.outcome.Store(&lateOutcome{req: r, ev: ev})
+		l.late.Store(true)
+	}
+	return ok
+}
+
+// settle writes the late outcome of an export, if it has one and no one
+// else is writing it, and reports whether the export has ended (writeLate).
+func (e *Exporter) settle(ctx context.Context, l *lease) bool {
+	late := l.outcome.Swap(nil) // taken: written once, by one
+	if late == nil {
+		return false
+	}
+	if e.writeLate(ctx, late) {
+		return true
+	}
+	l.outcome.Store(late) // for the next try
+	return false
+}
+
+// writeLate writes a late outcome, and reports whether the export has
+// ended: by it, or otherwise meanwhile (its artifact then removed), or
+// given up on after AbandonedAfter, for Recover to end.
+func (e *Exporter) writeLate(ctx context.Context, late *lateOutcome) bool {
+	wctx, cancel := context.WithTimeout(ctx, e.renewal)
+	defer cancel()
+	attrs := []any{slog.String("tenant_id", late.req.TenantID), slog.String("export_id", late.req.ID)}
+	err := e.store.AppendExportEvent(wctx, late.ev)
+	switch {
+	case err == nil:
+		e.count(late.ev.Kind)
+		e.log.InfoContext(ctx, "export outcome recorded late", append(attrs, slog.String("outcome", late.ev.Kind))...)
+		if rec, err := e.store.GetExport(wctx, late.req.TenantID, late.req.ID); err == nil {
+			e.appendToLedger(wctx, rec)
+		} else {
+			e.unsynced.Store(late.req.TenantID, true)
+		}
+		return true
+	case runproof.ErrorCode(err) == runproof.ECONFLICT:
+		e.log.WarnContext(ctx, "export ended meanwhile", append(attrs, slog.Any("error", err))...)
+		if late.ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
+			if err := e.artifacts.Remove(artifactKey(late.req)); err != nil {
+				e.log.ErrorContext(ctx, "artifact of an export ended meanwhile not removed", append(attrs, slog.Any("error", err))...)
+			}
+		}
+		return true
+	case e.now().After(late.req.CreatedAt.Add(AbandonedAfter)):
+		e.log.ErrorContext(ctx, "export outcome not recorded: given up", append(attrs, slog.Any("error", err))...)
+		return true
+	}
+	return false
 }
 
 // release stops renewing an export's lease and forgets it among those
 // being made; it returns once no renewal is under way, so that none
-// follows the export's end. Releasing twice does nothing.
+// follows the export's end. Releasing twice does nothing. An export whose
+// end is to be written late is left to its lease.
 func (e *Exporter) release(exportID string) {
-	if v, ok := e.making.LoadAndDelete(exportID); ok {
-		l := v.(*lease)
-		l.stop()
-		<-l.done
+	v, ok := e.making.Load(exportID)
+	if !ok || v.(*lease).late.Load() {
+		return
 	}
+	e.making.Delete(exportID)
+	l := v.(*lease)
+	l.stop()
+	<-l.done
 }

@@ -17,7 +17,8 @@ import (
 // leaseWatch is a store that notes every lease written.
 type leaseWatch struct {
 	runproof.Store
-	away   atomic.Bool // renewals fail, as with a database away
+	away   atomic.Bool   // renewals fail, as with a database away
+	slow   time.Duration // how long a lease takes to write
 	mu     sync.Mutex
 	writes int
 	until  map[string]time.Time // the latest lease of each export
@@ -27,6 +28,7 @@ func (w *leaseWatch) LeaseExport(ctx context.Context, tenantID, exportID string,
 	if w.away.Load() {
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
 	}
+	time.Sleep(w.slow)
 	err := w.Store.LeaseExport(ctx, tenantID, exportID, until)
 	if err == nil { // noted once it is stored
 		w.mu.Lock()
@@ -119,5 +121,80 @@ func TestLease(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // twenty renewals' time
 	if later, _ := store.counts(); later != writes {
 		t.Errorf("%d leases written after the export ended", later-writes)
+	}
+}
+
+// TestLeasedWhenAnswered: an export started in the background has its
+// lease written by the time it is answered, even when the database is
+// slow to take it: a process that dies right after answering leaves an
+// export that Recover ends once the lease runs out, not an hour later.
+func TestLeasedWhenAnswered(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, s)
+	store := &leaseWatch{Store: s, until: map[string]time.Time{}, slow: 50 * time.Millisecond}
+	arts, _ := tempArtifacts(t)
+	e := export.New(store, arts, export.Options{Now: func() time.Time { return fixed }})
+	rec, err := e.Start(ctx, ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, until := store.counts(); !until[rec.ID].Equal(fixed.Add(export.LeaseFor)) {
+		t.Errorf("answered with the lease %v, want one to %v", until[rec.ID], fixed.Add(export.LeaseFor))
+	}
+	if err := e.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fullOutcomes is a store whose disk is full when an export's outcome is
+// recorded, while full holds.
+type fullOutcomes struct {
+	runproof.Store
+	full atomic.Bool
+}
+
+func (f *fullOutcomes) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
+	if f.full.Load() && (ev.Kind == runproof.ExportEventFailed || ev.Kind == runproof.ExportEventCompleted) {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the server's disk is full")
+	}
+	return f.Store.AppendExportEvent(ctx, ev)
+}
+
+// TestOutcomeRecordedLate: an export whose outcome the database does not
+// take, its disk full for longer than the outcome's retries, keeps its
+// lease, so that it is not taken for interrupted, and its outcome is
+// recorded once the database takes it: the export completes, its artifact
+// kept.
+func TestOutcomeRecordedLate(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, s)
+	store := &fullOutcomes{Store: s}
+	store.full.Store(true)
+	arts, _ := tempArtifacts(t)
+	e := export.New(store, arts, export.Options{Now: func() time.Time { return fixed }, NewID: func() string { return "x-late" },
+		LeaseRenewal: 5 * time.Millisecond, Backoff: []time.Duration{time.Millisecond}})
+	if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON}); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Fatalf("export with the disk full: %v, want it unavailable", err)
+	}
+	if n, err := e.Recover(ctx, demo.Tenant); err != nil || n != 0 {
+		t.Fatalf("recover: %d ended, %v; want none: the export's end is known here", n, err)
+	}
+	store.full.Store(false)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		rec, err := s.GetExport(ctx, demo.Tenant, "x-late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Status == runproof.ExportCompleted {
+			if len(download(t, e, rec)) == 0 {
+				t.Fatal("the artifact is empty")
+			}
+			break
+		}
+		if rec.Status != runproof.ExportPending || time.Now().After(deadline) {
+			t.Fatalf("export %s (%q), want it completed once the disk has room", rec.Status, rec.FailureReason)
+		}
 	}
 }

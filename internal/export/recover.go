@@ -15,8 +15,16 @@ import (
 // export itself when its own end is refused.
 func (e *Exporter) Interrupt(ctx context.Context) int {
 	n := 0
-	e.making.Range(func(id, l any) bool {
-		ended, err := e.endInterrupted(ctx, l.(*lease).tenantID, id.(string))
+	e.making.Range(func(id, v any) bool {
+		l := v.(*lease)
+		if l.late.Load() { // its end is known: written, if the database takes it now
+			if e.settle(ctx, l) {
+				e.making.Delete(id)
+				l.stop()
+			}
+			return true
+		}
+		ended, err := e.endInterrupted(ctx, l.tenantID, id.(string))
 		if ended {
 			n++
 		} else if err != nil {

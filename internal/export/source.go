@@ -14,12 +14,18 @@ import (
 // estimate looks at.
 const historyRuns = 100
 
-// source gathers everything a bundle is built from.
-func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, error) {
+// source gathers everything a bundle is built from. A run asked for
+// without an incident may have been stopped since: the bundle shows the
+// run as it is read, so with the incident it names now, which source sets
+// in r.
+func (e *Exporter) source(ctx context.Context, r *request) (evidence.Source, error) {
 	var src evidence.Source
 	var err error
 	if src.Run, err = e.store.GetRun(ctx, r.TenantID, r.RunID); err != nil {
 		return src, err
+	}
+	if r.IncidentID == "" {
+		r.IncidentID = src.Run.IncidentID
 	}
 	if src.Snapshot, err = e.store.GetSnapshot(ctx, r.TenantID, src.Run.SnapshotID); err != nil {
 		return src, err
@@ -38,7 +44,7 @@ func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, erro
 		if src.Incident != nil {
 			at = src.Incident.DetectedAt
 		}
-		if src.Review, err = e.priorReview(ctx, r, at); err != nil {
+		if src.Review, err = e.priorReview(ctx, *r, at); err != nil {
 			return src, err
 		}
 	}

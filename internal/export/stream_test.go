@@ -19,6 +19,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
+	"github.com/runproof/runproof/internal/verify"
 )
 
 // growingStore appends steps to a run the first time the run's steps are
@@ -396,4 +397,66 @@ func TestCSVWithContent(t *testing.T) {
 	if !bytes.Equal(files[0], files[1]) || len(files[0]) == 0 {
 		t.Errorf("the CSV with content differs from the one without:\n%s\n%s", files[0], files[1])
 	}
+}
+
+// stoppingStore stops a run, by steps that break its cost cap, once an
+// export is recorded: the run is stopped between the export's request and
+// its build, as an agent's next call can.
+type stoppingStore struct {
+	runproof.Store
+	stop func()
+	once sync.Once
+}
+
+func (s *stoppingStore) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
+	err := s.Store.CreateExport(ctx, r)
+	if err == nil {
+		s.once.Do(s.stop)
+	}
+	return err
+}
+
+// TestExportOfARunStoppedMeanwhile: a run asked for without an incident,
+// and stopped before its bundle is built, is exported as it is read, with
+// the incident it names by then: not refused as evidence that contradicts
+// itself. Its signed ZIP verifies, and so does the ledger.
+func TestExportOfARunStoppedMeanwhile(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := service.New(store, service.Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+			Threshold: "1", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "stopped-later", AgentID: "bot", StartedAt: "2026-11-22T09:00:00Z"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		appendSteps(t, svc, run.ID, 0, 1) // 0.5 cents: under the cap
+		s := &stoppingStore{Store: store, stop: func() { appendSteps(t, svc, run.ID, 1, 3) }}
+		lx := newLedgered(t, s, nil)
+		rec, err := lx.exporter.Export(ctx, "acme", auditor, export.Input{RunID: run.ID, Format: runproof.FormatZIP})
+		if err != nil {
+			t.Fatalf("export of a run stopped meanwhile: %v", err)
+		}
+		stopped, err := store.GetRun(ctx, "acme", run.ID)
+		if err != nil || stopped.IncidentID == "" {
+			t.Fatalf("run %+v, %v: want it stopped by its cost cap", stopped, err)
+		}
+		z := download(t, lx.exporter, rec)
+		_, files := unzip(t, z)
+		var b struct {
+			IncidentID string `json:"incident_id"`
+			TotalSteps int64  `json:"total_steps"`
+		}
+		if err := json.Unmarshal(files["bundle.json"], &b); err != nil || b.IncidentID != stopped.IncidentID || b.TotalSteps != 4 {
+			t.Errorf("bundle: incident %q, %d steps (%v); want %q, 4", b.IncidentID, b.TotalSteps, err, stopped.IncidentID)
+		}
+		if rep := verify.ZIP(bytes.NewReader(z), int64(len(z)), verify.Options{Key: lx.key.Public()}); !rep.Authentic() {
+			t.Errorf("the ZIP does not verify: %v", rep.Failure)
+		}
+		if err := lx.verify(ctx, "acme"); err != nil {
+			t.Errorf("ledger: %v", err)
+		}
+	})
 }

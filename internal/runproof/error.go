@@ -171,16 +171,11 @@ func Backoff() []time.Duration {
 }
 
 // RetryUnavailable runs fn until it does not fail as EUNAVAILABLE (the
-// database cannot be reached), waiting Backoff between tries, and returns
-// its last error. It is for a write that must not be lost once its
-// request is answered or its work done: an audit event, an export's
+// database cannot be reached, or is full), waiting waits (Backoff) between
+// tries, and returns its last error. It is for a write that must not be
+// lost once its request is answered or its work done: an export's
 // outcome. ctx ends the waiting.
-func RetryUnavailable(ctx context.Context, fn func() error) error {
-	return retryUnavailable(ctx, Backoff(), fn)
-}
-
-// retryUnavailable is RetryUnavailable waiting waits between tries.
-func retryUnavailable(ctx context.Context, waits []time.Duration, fn func() error) error {
+func RetryUnavailable(ctx context.Context, waits []time.Duration, fn func() error) error {
 	err := fn()
 	for _, wait := range waits {
 		if ErrorCode(err) != EUNAVAILABLE {

@@ -71,7 +71,7 @@ func TestRetryUnavailable(t *testing.T) {
 		{1, Errorf(ECONFLICT, "already stored"), 1, false}, // not retried
 	} {
 		calls := 0
-		err := retryUnavailable(context.Background(), waits, func() error {
+		err := RetryUnavailable(context.Background(), waits, func() error {
 			calls++
 			if calls <= c.fails {
 				return c.err
