@@ -38,8 +38,24 @@ func scanLedgerCheckpoint(row scanner) (runproof.LedgerCheckpoint, error) {
 // this store begin IMMEDIATE, taking SQLite's one write lock at BEGIN, so
 // appends (from any process on the file) run one at a time and fn sees the
 // log as the previous append left it.
+//
+// The store's other writes are safe from a crash of the process but not
+// of the machine (synchronous NORMAL: the last ones may be rolled back by
+// a power loss). An append is durable when it returns, and so is every
+// write before it: its checkpoint may be handed out at once, in a ZIP's
+// proof.json, and a checkpoint rolled back under its holder would look
+// like the ledger rewritten.
 func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	conn, err := s.w.Conn(ctx) // the one writer connection, held for the pragmas and the transaction
+	if err != nil {
+		return fmt.Errorf("append ledger: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return fmt.Errorf("append ledger: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append ledger: %w", err)
 	}

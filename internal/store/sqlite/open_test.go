@@ -120,3 +120,34 @@ func TestOpenPrivate(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerAppendDurable: a ledger append, which commits with synchronous
+// FULL, leaves the writer as it found it, NORMAL, for the store's other
+// writes, whether it is written or refused.
+func TestLedgerAppendDurable(t *testing.T) {
+	ctx := context.Background()
+	s := openMigratedAt(t, filepath.Join(t.TempDir(), "runproof.db"))
+	for _, fail := range []bool{false, true} {
+		err := s.AppendLedger(ctx, "acme", func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+			if fail {
+				return runproof.LedgerAppend{}, fmt.Errorf("refused")
+			}
+			return runproof.LedgerAppend{
+				Entries: []runproof.LedgerEntry{{TenantID: "acme", Index: 0, RecordID: "x1", Type: "runproof.export.v1",
+					Data: []byte("{}"), CreatedAt: time.Now()}},
+				Hashes:     []runproof.LedgerHash{{Index: 0}},
+				Checkpoint: runproof.LedgerCheckpoint{TenantID: "acme", Size: 1, Note: []byte("n"), VerifierKey: "k", CreatedAt: time.Now()},
+			}, nil
+		})
+		if (err != nil) != fail {
+			t.Fatalf("append (fail %v): %v", fail, err)
+		}
+		var got string
+		if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != "1" {
+			t.Errorf("after an append (fail %v): synchronous %s, want 1 (NORMAL)", fail, got)
+		}
+	}
+}
