@@ -54,6 +54,37 @@ func TestOpenAPIRequestRules(t *testing.T) {
 				t.Errorf("POST %s: the document does not say that %s is required", tt.route, m)
 			}
 		}
+		// Every value an enum lists is one the server knows: it may be
+		// refused with the rest of the body, but not as a value it does not
+		// take, as one the document does not list is.
+		refusal := func(b map[string]any, member string) string {
+			resp := e.do("POST", tt.path, tt.key, b)
+			var p httpapi.Problem
+			if resp.status == 422 {
+				resp.decode(t, &p)
+			}
+			for _, f := range p.Errors {
+				if strings.HasSuffix(f.Field, member) {
+					return f.Message
+				}
+			}
+			return ""
+		}
+		for name, p := range schema["properties"].(map[string]any) {
+			values, _ := resolve(doc, p.(map[string]any))["enum"].([]any)
+			if len(values) == 0 {
+				continue
+			}
+			b := maps.Clone(tt.body)
+			b[name] = "bogus"
+			unknown := refusal(b, name)
+			for _, v := range values {
+				b[name] = v
+				if got := refusal(b, name); got != "" && got == unknown {
+					t.Errorf("POST %s: %s %v, a value the document lists, is refused as unknown: %s", tt.route, name, v, got)
+				}
+			}
+		}
 		for _, r := range rules(doc, schema, tt.body) {
 			resp := e.do("POST", tt.path, tt.key, r.body)
 			var p httpapi.Problem
