@@ -320,6 +320,9 @@ func shutdown(ctx context.Context, e *env, srv *http.Server, reqs *requests, cut
 		err = exporter.Wait(sctx)
 	}
 	if err == nil {
+		// Every export has ended but those whose outcome the database
+		// has not taken yet: a last try at theirs.
+		exporter.Interrupt(sctx)
 		e.log.Info("stopped")
 		return nil
 	}

@@ -162,8 +162,7 @@ func (e *Exporter) record(ctx context.Context, r request) (request, error) {
 	if err := e.store.CreateExport(ctx, r.ExportRequest); err != nil {
 		return r, err
 	}
-	e.startLease(ctx, r.TenantID, r.ID)
-	return r, nil
+	return r, e.startLease(ctx, r.TenantID, r.ID)
 }
 
 // count counts an export ended as kind (Stats).
@@ -241,21 +240,26 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	// stop.
 	octx, cancel := e.outcomeContext(ctx)
 	defer cancel()
-	if err := runproof.RetryUnavailable(ctx, e.backoff, func() error { return e.store.AppendExportEvent(octx, ev) }); err != nil {
+	err := runproof.RetryUnavailable(ctx, e.backoff, func() error { return e.store.AppendExportEvent(octx, ev) })
+	switch {
+	case err == nil:
+	case runproof.ErrorCode(err) == runproof.EUNAVAILABLE && ctx.Err() == nil && e.later(r.ExportRequest, ev):
 		// A database full or away for longer takes the outcome later,
-		// from the export's lease, as long as this process lives.
-		if runproof.ErrorCode(err) == runproof.EUNAVAILABLE && ctx.Err() == nil && e.later(r.ExportRequest, ev) {
-			return runproof.Export{}, fmt.Errorf("export %s: record outcome (it is recorded once the database takes it): %w", r.ID, err)
-		}
-		if runproof.ErrorCode(err) == runproof.ECONFLICT {
-			err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
-			e.log.WarnContext(ctx, "export ended meanwhile", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", err))
-			if ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
-				if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
-					err = errors.Join(err, rerr)
-				}
+		// from the export's lease, while this process runs.
+		return runproof.Export{}, fmt.Errorf("export %s: its outcome is not recorded yet: %w", r.ID, err)
+	case runproof.ErrorCode(err) == runproof.ECONFLICT && e.ownEnd(octx, ev):
+		// A try reported failed (a timeout, a connection lost) was
+		// committed all the same.
+	case runproof.ErrorCode(err) == runproof.ECONFLICT:
+		err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
+		e.log.WarnContext(ctx, "export ended meanwhile", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", err))
+		if ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
+			if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
+				err = errors.Join(err, rerr)
 			}
 		}
+		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
+	default:
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	}
 	e.count(ev.Kind)
@@ -268,6 +272,21 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		return rec, &Failed{Export: rec, Err: buildErr}
 	}
 	return rec, nil
+}
+
+// ownEnd reports whether the stored end of an export whose end ev was
+// refused as a second one is ev itself: the end of an earlier try that
+// was reported failed but committed. When the store cannot say, it is
+// taken for ev, so that the artifact it may name is kept.
+func (e *Exporter) ownEnd(ctx context.Context, ev runproof.ExportEvent) bool {
+	rec, err := e.store.GetExport(ctx, ev.TenantID, ev.ExportID)
+	switch {
+	case err != nil:
+		return true
+	case ev.Kind == runproof.ExportEventCompleted:
+		return rec.Status == runproof.ExportCompleted && rec.Checksum == ev.Checksum
+	}
+	return rec.Status == runproof.ExportFailed && rec.FailureReason == ev.Reason
 }
 
 // appendToLedger records a finished export in the ledger. The export stands
@@ -319,7 +338,7 @@ func (f *Failed) UserError() *runproof.Error {
 // produce builds, renders and stores the artifact, returning the completed
 // event to record.
 func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent, error) {
-	src, err := e.source(ctx, &r)
+	src, err := e.source(ctx, r)
 	if err != nil {
 		return runproof.ExportEvent{}, err
 	}

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -31,9 +32,12 @@ type lateOutcome struct {
 // export is answered, so that one a client was told of is ended soon
 // after its process dies, however soon that is; then it renews the lease
 // in the background and keeps the export among those being made until
-// release.
-func (e *Exporter) startLease(ctx context.Context, tenantID, exportID string) {
-	e.writeLease(ctx, tenantID, exportID)
+// release. When the lease cannot be written, the export is not made (nor
+// answered): Recover ends it, AbandonedAfter after its request.
+func (e *Exporter) startLease(ctx context.Context, tenantID, exportID string) error {
+	if err := e.writeLease(ctx, tenantID, exportID); err != nil {
+		return fmt.Errorf("export %s: lease: %w", exportID, err)
+	}
 	bg, stop := context.WithCancel(context.Background())
 	l := &lease{tenantID: tenantID, stop: stop, done: make(chan struct{})}
 	e.making.Store(exportID, l)
@@ -41,6 +45,7 @@ func (e *Exporter) startLease(ctx context.Context, tenantID, exportID string) {
 		defer close(l.done)
 		e.keepLease(bg, l, exportID)
 	}()
+	return nil
 }
 
 // keepLease renews the export's lease every e.renewal until ctx ends; once
@@ -59,19 +64,19 @@ func (e *Exporter) keepLease(ctx context.Context, l *lease, exportID string) {
 			e.making.Delete(exportID)
 			return
 		}
-		e.writeLease(ctx, l.tenantID, exportID)
+		if err := e.writeLease(ctx, l.tenantID, exportID); err != nil && ctx.Err() == nil {
+			// The next renewal may succeed before the lease runs out.
+			e.log.WarnContext(ctx, "export lease not renewed", slog.String("export_id", exportID), slog.Any("error", err))
+		}
 	}
 }
 
 // writeLease writes the export's lease, to run out LeaseFor from now. One
-// that fails is logged: the next renewal may succeed before the lease
-// runs out. One that hangs gives way to the next.
-func (e *Exporter) writeLease(ctx context.Context, tenantID, exportID string) {
+// that hangs gives way to the next.
+func (e *Exporter) writeLease(ctx context.Context, tenantID, exportID string) error {
 	rctx, cancel := context.WithTimeout(ctx, e.renewal)
 	defer cancel()
-	if err := e.store.LeaseExport(rctx, tenantID, exportID, e.now().Add(LeaseFor)); err != nil && ctx.Err() == nil {
-		e.log.WarnContext(ctx, "export lease not written", slog.String("export_id", exportID), slog.Any("error", err))
-	}
+	return e.store.LeaseExport(rctx, tenantID, exportID, e.now().Add(LeaseFor))
 }
 
 // later keeps an export's end that the database did not take, for its
@@ -111,7 +116,7 @@ func (e *Exporter) writeLate(ctx context.Context, late *lateOutcome) bool {
 	attrs := []any{slog.String("tenant_id", late.req.TenantID), slog.String("export_id", late.req.ID)}
 	err := e.store.AppendExportEvent(wctx, late.ev)
 	switch {
-	case err == nil:
+	case err == nil, runproof.ErrorCode(err) == runproof.ECONFLICT && e.ownEnd(wctx, late.ev): // written, by this try or an earlier one
 		e.count(late.ev.Kind)
 		e.log.InfoContext(ctx, "export outcome recorded late", append(attrs, slog.String("outcome", late.ev.Kind))...)
 		if rec, err := e.store.GetExport(wctx, late.req.TenantID, late.req.ID); err == nil {

@@ -2,6 +2,7 @@ package export_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,27 +146,45 @@ func TestLeasedWhenAnswered(t *testing.T) {
 	if err := e.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Without its lease, an export is not answered, nor made.
+	store.away.Store(true)
+	if _, err := e.Start(ctx, ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON}); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Errorf("started without its lease: %v, want unavailable", err)
+	}
+	if n := e.Making(); n != 0 {
+		t.Errorf("%d exports being made, want none", n)
+	}
 }
 
 // fullOutcomes is a store whose disk is full when an export's outcome is
-// recorded, while full holds.
+// recorded, while full holds; then, while lost holds, it records the
+// outcome but answers as if it timed out.
 type fullOutcomes struct {
 	runproof.Store
-	full atomic.Bool
+	full, lost atomic.Bool
 }
 
 func (f *fullOutcomes) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
-	if f.full.Load() && (ev.Kind == runproof.ExportEventFailed || ev.Kind == runproof.ExportEventCompleted) {
+	if ev.Kind != runproof.ExportEventFailed && ev.Kind != runproof.ExportEventCompleted {
+		return f.Store.AppendExportEvent(ctx, ev)
+	}
+	if f.full.Load() {
 		return runproof.Errorf(runproof.EUNAVAILABLE, "the server's disk is full")
 	}
-	return f.Store.AppendExportEvent(ctx, ev)
+	err := f.Store.AppendExportEvent(ctx, ev)
+	if err == nil && f.lost.CompareAndSwap(true, false) {
+		return fmt.Errorf("append export event: %w", context.DeadlineExceeded)
+	}
+	return err
 }
 
 // TestOutcomeRecordedLate: an export whose outcome the database does not
 // take, its disk full for longer than the outcome's retries, keeps its
 // lease, so that it is not taken for interrupted, and its outcome is
 // recorded once the database takes it: the export completes, its artifact
-// kept.
+// kept, also when the write that records it is answered as failed though
+// it was committed (a timeout, a connection lost), and the next try is
+// refused as a second end.
 func TestOutcomeRecordedLate(t *testing.T) {
 	s := storetest.OpenSQLite(t)
 	ctx := context.Background()
@@ -181,19 +200,20 @@ func TestOutcomeRecordedLate(t *testing.T) {
 	if n, err := e.Recover(ctx, demo.Tenant); err != nil || n != 0 {
 		t.Fatalf("recover: %d ended, %v; want none: the export's end is known here", n, err)
 	}
+	store.lost.Store(true)
 	store.full.Store(false)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		rec, err := s.GetExport(ctx, demo.Tenant, "x-late")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.Status == runproof.ExportCompleted {
+		if rec.Status == runproof.ExportCompleted && e.Making() == 0 { // and its lease has let go of it
 			if len(download(t, e, rec)) == 0 {
 				t.Fatal("the artifact is empty")
 			}
 			break
 		}
-		if rec.Status != runproof.ExportPending || time.Now().After(deadline) {
+		if rec.Status == runproof.ExportFailed || time.Now().After(deadline) {
 			t.Fatalf("export %s (%q), want it completed once the disk has room", rec.Status, rec.FailureReason)
 		}
 	}

@@ -21,6 +21,9 @@ func (e *Exporter) Interrupt(ctx context.Context) int {
 			if e.settle(ctx, l) {
 				e.making.Delete(id)
 				l.stop()
+			} else {
+				e.log.WarnContext(ctx, "export outcome not recorded before stopping: Recover ends it once its lease runs out",
+					slog.String("export_id", id.(string)))
 			}
 			return true
 		}

@@ -15,17 +15,18 @@ import (
 const historyRuns = 100
 
 // source gathers everything a bundle is built from. A run asked for
-// without an incident may have been stopped since: the bundle shows the
-// run as it is read, so with the incident it names now, which source sets
-// in r.
-func (e *Exporter) source(ctx context.Context, r *request) (evidence.Source, error) {
+// without an incident that a policy stopped since is refused: its bundle
+// would hold an incident its export record does not name, and be
+// attested, reviewed and listed without it.
+func (e *Exporter) source(ctx context.Context, r request) (evidence.Source, error) {
 	var src evidence.Source
 	var err error
 	if src.Run, err = e.store.GetRun(ctx, r.TenantID, r.RunID); err != nil {
 		return src, err
 	}
-	if r.IncidentID == "" {
-		r.IncidentID = src.Run.IncidentID
+	if r.IncidentID == "" && src.Run.IncidentID != "" {
+		return src, runproof.Errorf(runproof.ECONFLICT, "run %q was stopped by a policy (incident %s) after this export was asked for: "+
+			"ask again, to export the run with its incident", r.RunID, src.Run.IncidentID)
 	}
 	if src.Snapshot, err = e.store.GetSnapshot(ctx, r.TenantID, src.Run.SnapshotID); err != nil {
 		return src, err
@@ -44,7 +45,7 @@ func (e *Exporter) source(ctx context.Context, r *request) (evidence.Source, err
 		if src.Incident != nil {
 			at = src.Incident.DetectedAt
 		}
-		if src.Review, err = e.priorReview(ctx, *r, at); err != nil {
+		if src.Review, err = e.priorReview(ctx, r, at); err != nil {
 			return src, err
 		}
 	}

@@ -55,7 +55,10 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 		return fmt.Errorf("append ledger: %w", err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
-	tx, err := conn.BeginTx(ctx, nil)
+	// Begun without ctx's end, which would roll the transaction back on
+	// its own goroutine, perhaps after the pragma above is refused inside
+	// it; its statements still end with ctx, and it is rolled back here.
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("append ledger: %w", err)
 	}

@@ -123,12 +123,16 @@ func TestOpenPrivate(t *testing.T) {
 
 // TestLedgerAppendDurable: a ledger append, which commits with synchronous
 // FULL, leaves the writer as it found it, NORMAL, for the store's other
-// writes, whether it is written or refused.
+// writes, whether it is written, refused, or its context ends on the way.
 func TestLedgerAppendDurable(t *testing.T) {
-	ctx := context.Background()
 	s := openMigratedAt(t, filepath.Join(t.TempDir(), "runproof.db"))
-	for _, fail := range []bool{false, true} {
+	for i := range 200 {
+		fail, gone := i > 0, i > 1 // written once, then refused, then refused with its context ended
+		ctx, cancel := context.WithCancel(context.Background())
 		err := s.AppendLedger(ctx, "acme", func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+			if gone {
+				cancel() // the request went away mid-append
+			}
 			if fail {
 				return runproof.LedgerAppend{}, fmt.Errorf("refused")
 			}
@@ -139,15 +143,16 @@ func TestLedgerAppendDurable(t *testing.T) {
 				Checkpoint: runproof.LedgerCheckpoint{TenantID: "acme", Size: 1, Note: []byte("n"), VerifierKey: "k", CreatedAt: time.Now()},
 			}, nil
 		})
+		cancel()
 		if (err != nil) != fail {
-			t.Fatalf("append (fail %v): %v", fail, err)
+			t.Fatalf("append %d: %v", i, err)
 		}
 		var got string
-		if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&got); err != nil {
+		if err := s.w.QueryRowContext(context.Background(), "PRAGMA synchronous").Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != "1" {
-			t.Errorf("after an append (fail %v): synchronous %s, want 1 (NORMAL)", fail, got)
+			t.Fatalf("after append %d (refused %v, its context ended %v): synchronous %s, want 1 (NORMAL)", i, fail, gone, got)
 		}
 	}
 }
