@@ -241,15 +241,23 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	octx, cancel := e.outcomeContext(ctx)
 	defer cancel()
 	err := runproof.RetryUnavailable(ctx, e.backoff, func() error { return e.store.AppendExportEvent(octx, ev) })
+	owner := endOther
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		owner = e.ownEnd(octx, ev)
+	}
 	switch {
 	case err == nil:
 	case runproof.ErrorCode(err) == runproof.EUNAVAILABLE && ctx.Err() == nil && e.later(r.ExportRequest, ev):
 		// A database full or away for longer takes the outcome later,
 		// from the export's lease, while this process runs.
 		return runproof.Export{}, fmt.Errorf("export %s: its outcome is not recorded yet: %w", r.ID, err)
-	case runproof.ErrorCode(err) == runproof.ECONFLICT && e.ownEnd(octx, ev):
+	case owner == endOwn:
 		// A try reported failed (a timeout, a connection lost) was
 		// committed all the same.
+	case owner == endUnknown:
+		// Ended, by this export or by another process: the artifact,
+		// which may be the export's, is kept.
+		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	case runproof.ErrorCode(err) == runproof.ECONFLICT:
 		err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
 		e.log.WarnContext(ctx, "export ended meanwhile", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", err))
@@ -274,19 +282,28 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	return rec, nil
 }
 
-// ownEnd reports whether the stored end of an export whose end ev was
-// refused as a second one is ev itself: the end of an earlier try that
-// was reported failed but committed. When the store cannot say, it is
-// taken for ev, so that the artifact it may name is kept.
-func (e *Exporter) ownEnd(ctx context.Context, ev runproof.ExportEvent) bool {
+// Whose the stored end of an export is (ownEnd).
+type endOwner int
+
+const (
+	endOther   endOwner = iota // another's: the export ended otherwise
+	endOwn                     // this end itself, written by an earlier try
+	endUnknown                 // the store could not say
+)
+
+// ownEnd says whose the stored end of an export is, when its end ev was
+// refused as a second one: ev itself, from an earlier try reported
+// failed but committed all the same, or another's.
+func (e *Exporter) ownEnd(ctx context.Context, ev runproof.ExportEvent) endOwner {
 	rec, err := e.store.GetExport(ctx, ev.TenantID, ev.ExportID)
 	switch {
 	case err != nil:
-		return true
-	case ev.Kind == runproof.ExportEventCompleted:
-		return rec.Status == runproof.ExportCompleted && rec.Checksum == ev.Checksum
+		return endUnknown
+	case ev.Kind == runproof.ExportEventCompleted && rec.Status == runproof.ExportCompleted && rec.Checksum == ev.Checksum,
+		ev.Kind == runproof.ExportEventFailed && rec.Status == runproof.ExportFailed && rec.FailureReason == ev.Reason:
+		return endOwn
 	}
-	return rec.Status == runproof.ExportFailed && rec.FailureReason == ev.Reason
+	return endOther
 }
 
 // appendToLedger records a finished export in the ledger. The export stands

@@ -115,8 +115,14 @@ func (e *Exporter) writeLate(ctx context.Context, late *lateOutcome) bool {
 	defer cancel()
 	attrs := []any{slog.String("tenant_id", late.req.TenantID), slog.String("export_id", late.req.ID)}
 	err := e.store.AppendExportEvent(wctx, late.ev)
+	owner := endOther
+	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+		owner = e.ownEnd(wctx, late.ev)
+	}
 	switch {
-	case err == nil, runproof.ErrorCode(err) == runproof.ECONFLICT && e.ownEnd(wctx, late.ev): // written, by this try or an earlier one
+	case owner == endUnknown:
+		return false // tried again at the next renewal
+	case err == nil, owner == endOwn: // written, by this try or an earlier one
 		e.count(late.ev.Kind)
 		e.log.InfoContext(ctx, "export outcome recorded late", append(attrs, slog.String("outcome", late.ev.Kind))...)
 		if rec, err := e.store.GetExport(wctx, late.req.TenantID, late.req.ID); err == nil {

@@ -218,3 +218,49 @@ func TestOutcomeRecordedLate(t *testing.T) {
 		}
 	}
 }
+
+// endedFirst is a store in which another process ends an export, failed,
+// just before its own end is recorded, and the read that follows fails
+// once.
+type endedFirst struct {
+	runproof.Store
+	readFails atomic.Bool
+}
+
+func (s *endedFirst) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
+	if ev.Kind == runproof.ExportEventCompleted {
+		other := ev
+		other.Kind, other.Reason, other.Checksum, other.SizeBytes, other.BundleID, other.Artifact =
+			runproof.ExportEventFailed, "interrupted: the process making it stopped before it was done", "", 0, "", ""
+		if err := s.Store.AppendExportEvent(ctx, other); err != nil {
+			return err
+		}
+		s.readFails.Store(true)
+	}
+	return s.Store.AppendExportEvent(ctx, ev)
+}
+
+func (s *endedFirst) GetExport(ctx context.Context, tenantID, id string) (runproof.Export, error) {
+	if s.readFails.CompareAndSwap(true, false) {
+		return runproof.Export{}, runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
+	}
+	return s.Store.GetExport(ctx, tenantID, id)
+}
+
+// TestEndedByAnotherUnread: an export whose end is refused because
+// another process ended it, and which cannot read whose end that is, is
+// not taken for completed: it fails to its caller.
+func TestEndedByAnotherUnread(t *testing.T) {
+	s := storetest.OpenSQLite(t)
+	ctx := context.Background()
+	inc := seeded(t, s)
+	arts, _ := tempArtifacts(t)
+	e := export.New(&endedFirst{Store: s}, arts, export.Options{Now: func() time.Time { return fixed }, Backoff: []time.Duration{time.Millisecond}})
+	rec, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+	if err == nil {
+		t.Fatalf("export ended by another taken for its own: %+v", rec)
+	}
+	if st := e.Stats(); st.Completed != 0 {
+		t.Errorf("stats %+v, want no export counted completed", st)
+	}
+}

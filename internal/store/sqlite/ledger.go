@@ -51,14 +51,11 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 		return fmt.Errorf("append ledger: %w", err)
 	}
 	defer conn.Close()
+	defer normalSync(conn) // also when setting FULL took effect but reported ctx's end
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
 		return fmt.Errorf("append ledger: %w", err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`)
-	// Begun without ctx's end, which would roll the transaction back on
-	// its own goroutine, perhaps after the pragma above is refused inside
-	// it; its statements still end with ctx, and it is rolled back here.
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append ledger: %w", err)
 	}
@@ -79,6 +76,19 @@ func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runpr
 		return fmt.Errorf("append ledger: %w", err)
 	}
 	return nil
+}
+
+// normalSync sets the writer back to synchronous NORMAL after a ledger
+// append. A transaction whose context ended is rolled back on a goroutine
+// of database/sql's, and SQLite refuses the setting until it is: it is
+// tried again, for a second at most.
+func normalSync(conn *sql.Conn) {
+	for range 100 {
+		if _, err := conn.ExecContext(context.Background(), `PRAGMA synchronous = NORMAL`); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // ledgerState reads what an append starts from, in its transaction.
