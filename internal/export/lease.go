@@ -48,9 +48,9 @@ func (e *Exporter) startLease(ctx context.Context, tenantID, exportID string) er
 	return nil
 }
 
-// keepLease renews the export's lease every e.renewal until ctx ends; once
-// the export has a late outcome, it tries to write that instead, and stops
-// when it is written, or when the export was ended otherwise.
+// keepLease renews the export's lease every e.renewal until ctx ends.
+// Once the export has a late outcome, each renewal first tries to write
+// it, and the renewals stop once the export has ended (settle).
 func (e *Exporter) keepLease(ctx context.Context, l *lease, exportID string) {
 	t := time.NewTicker(e.renewal)
 	defer t.Stop()
