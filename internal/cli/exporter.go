@@ -102,6 +102,19 @@ func openKeys(e *env) (*signing.Keyring, error) {
 	return keys, nil
 }
 
+// warnOpenDatabase warns of a SQLite database, and its WAL files, that
+// users other than their owner may read, as one made by a runproof that
+// did not make it 0600 is: it holds API key hashes, step content and
+// audit events.
+func warnOpenDatabase(e *env, path string) {
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			e.log.Warn("the database may be read by others: chmod 600 "+shellWord(path)+"*", slog.String("file", name),
+				slog.String("mode", fmt.Sprintf("%#o", fi.Mode().Perm())))
+		}
+	}
+}
+
 // warnOpenKeys warns of private key files (--signing-key, DIR/signing-keys)
 // that users other than their owner may read: whoever reads one can sign
 // bundles and checkpoints as this runproof.

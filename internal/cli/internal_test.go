@@ -121,6 +121,25 @@ func TestWarnOpenKeys(t *testing.T) {
 	}
 }
 
+// TestWarnOpenDatabase: a SQLite database others may read is warned of,
+// once a file; one of mode 0600 is not.
+func TestWarnOpenDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runproof.db")
+	for name, mode := range map[string]os.FileMode{path: 0o644, path + "-wal": 0o600} {
+		if err := os.WriteFile(name, []byte("x"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(name, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	warnOpenDatabase(&env{log: slog.New(slog.NewTextHandler(&out, nil))}, path)
+	if !strings.Contains(out.String(), "runproof.db mode=0644") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("logged %q, want one warning, of runproof.db", out.String())
+	}
+}
+
 func TestShellWord(t *testing.T) {
 	for in, want := range map[string]string{"runproof-data": "runproof-data", "/tmp/a b": "'/tmp/a b'", "it's": `'it'\''s'`, "": "''", "$HOME": "'$HOME'"} {
 		if got := shellWord(in); got != want {

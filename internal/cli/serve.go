@@ -139,6 +139,9 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return err
 	}
 	defer closeStore(e, store)
+	if e.engine() == "sqlite" {
+		warnOpenDatabase(e, e.sqlitePath())
+	}
 	// Serving goes on: the records are still checked by ledger verify.
 	if guards, err := damagedTriggers(ctx, store); err != nil {
 		return err
