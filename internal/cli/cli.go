@@ -113,7 +113,7 @@ func emptyPath(fs *flag.FlagSet) error {
 				dashes = "-"
 			}
 			what := "a file"
-			if name == "data" || name == "out" {
+			if strings.HasSuffix(f.Usage, "directory") { // --data, demo's --out
 				what = "a directory"
 			}
 			return usagef("%s: %s%s is empty: name %s, or leave %s%s out", fs.Name(), dashes, name, what, dashes, name)

@@ -399,7 +399,7 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
 		s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", rt.method+" "+rt.path), slog.String("remote", r.RemoteAddr))
 	}
-	if err != nil && key.TenantID != "" { // known and refused: revoked
+	if err != nil && key.RevokedAt != nil { // known and refused: revoked
 		return &call{r: r, key: key}, err
 	} else if err != nil { // unknown, or it could not be looked up: not the caller's fault then
 		return nil, err

@@ -65,11 +65,7 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 		{key: "Run", value: b.RunID, mono: true},
 		{key: "Content hash", value: or(b.ContentHash, "not sealed"), mono: b.ContentHash != ""},
 	}
-	for _, f := range infoFields(info) {
-		if f.key != ledgerPositionKey { // the ZIP's proof.json says it: see the note
-			refs = append(refs, f)
-		}
-	}
+	refs = append(refs, infoFields(info, false)...) // the ledger position: the ZIP's proof.json says it, see the note
 	// The references and their note go together, on this page when they fit.
 	st := smallFields
 	r.need(subheadingH + st.height(len(refs)) + noteHeight(2, st.size))

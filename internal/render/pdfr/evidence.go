@@ -257,7 +257,7 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 	if evidenceDigest != "" {
 		fs = append(fs, field{key: "Evidence digest", value: evidenceDigest, mono: true})
 	}
-	r.fields(append(fs, infoFields(info)...))
+	r.fields(append(fs, infoFields(info, true)...))
 	r.para("The content hash is the SHA-256 digest of the bundle's canonical JSON (RFC 8785) without its content_hash member: " +
 		"anyone holding that JSON can recompute it, from bundle.json when this report comes in a signed ZIP. A report exported on its own " +
 		"is signed by nothing and has no JSON beside it: export the ZIP for evidence that can be checked. " +
@@ -273,18 +273,16 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 		`jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`)
 }
 
-// infoFields states the export. Its ledger position is not among them: the
-// export's entry, or the signed ZIP's manifest entry, holds this report's
-// digest, so it is appended after the report is made.
-// ledgerPositionKey names the row of infoFields that points to the ledger.
-const ledgerPositionKey = "Ledger position"
-
-func infoFields(info Info) []field {
-	return []field{
-		{key: "Export", value: or(info.ExportID, "not recorded in this report"), mono: info.ExportID != ""},
-		{key: ledgerPositionKey, value: "recorded after this report was made: see proof.json in the signed ZIP, or the export's proof"},
-		{key: "Signing key", value: or(info.KeyID, "not recorded in this report"), mono: info.KeyID != ""},
+// infoFields states the export, and with ledger where to find its ledger
+// position: not here, since the export's entry, or the signed ZIP's
+// manifest entry, holds this report's digest, so it is appended after the
+// report is made.
+func infoFields(info Info, ledger bool) []field {
+	fs := []field{{key: "Export", value: or(info.ExportID, "not recorded in this report"), mono: info.ExportID != ""}}
+	if ledger {
+		fs = append(fs, field{key: "Ledger position", value: "recorded after this report was made: see proof.json in the signed ZIP, or the export's proof"})
 	}
+	return append(fs, field{key: "Signing key", value: or(info.KeyID, "not recorded in this report"), mono: info.KeyID != ""})
 }
 
 // timeline lists the steps on landscape pages, the table header repeated

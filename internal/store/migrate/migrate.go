@@ -14,7 +14,7 @@ import (
 )
 
 // VersionTable is the table in which goose records the schema's version.
-const VersionTable = "goose_db_version"
+const VersionTable = goose.DefaultTablename
 
 // ownTables are tables the first migration of either engine makes, which
 // every runproof schema has: a versioned database without them is another

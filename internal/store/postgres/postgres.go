@@ -230,13 +230,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	defer done()
 	// The schema's tables, but an extension's (PostGIS's, say).
-	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_class c
+	tables, err := collect(ctx, s.pool, scanString, `SELECT c.relname FROM pg_class c
 		WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relkind IN ('r', 'p')
 		AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')`)
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
