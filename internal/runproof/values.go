@@ -20,7 +20,8 @@ func FormatTime(t time.Time) string { return Timestamp(t).Format(TimeFormat) }
 
 // ParseTime reads an RFC 3339 timestamp, fractional seconds optional. RFC
 // 3339 lets "T" and "Z" be written in lower case, which Go's parser does
-// not take.
+// not take, and bounds an offset's hours by 23 and its minutes by 59,
+// which Go's parser does not check (it reads "+24:00" as a day).
 func ParseTime(s string) (time.Time, error) {
 	if len(s) > 10 && s[10] == 't' {
 		s = s[:10] + "T" + s[11:]
@@ -28,7 +29,16 @@ func ParseTime(s string) (time.Time, error) {
 	if strings.HasSuffix(s, "z") {
 		s = s[:len(s)-1] + "Z"
 	}
-	return time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return t, err
+	}
+	if off := s[len(s)-6:]; off[0] == '+' || off[0] == '-' {
+		if off[1:3] > "23" || off[4:6] > "59" {
+			return time.Time{}, fmt.Errorf("parsing time %q: time zone offset %s out of range", s, off)
+		}
+	}
+	return t, nil
 }
 
 // MaxClockSkew is how far in the future a time an agent reports may lie:
@@ -42,7 +52,7 @@ func CheckReportedTime(t, now time.Time) error {
 	switch {
 	case t.After(now.Add(MaxClockSkew)):
 		return fmt.Errorf("is in the future (the server's time is %s)", now.UTC().Format(time.RFC3339))
-	case t.Year() < 2000:
+	case t.UTC().Year() < 2000:
 		return fmt.Errorf("is before the year 2000")
 	}
 	return nil

@@ -124,14 +124,35 @@ func TestParseAmount(t *testing.T) {
 
 func TestParseTime(t *testing.T) {
 	want := time.Date(2026, 12, 7, 0, 0, 3, 500_000_000, time.UTC)
-	for _, s := range []string{"2026-12-07T00:00:03.5Z", "2026-12-07t00:00:03.5z", "2026-12-07T01:00:03.5+01:00", "2026-12-07t00:00:03.500000Z"} {
+	for _, s := range []string{"2026-12-07T00:00:03.5Z", "2026-12-07t00:00:03.5z", "2026-12-07T01:00:03.5+01:00", "2026-12-07t00:00:03.500000Z",
+		"2026-12-07T23:59:03.5+23:59", "2026-12-06T00:01:03.5-23:59"} {
 		if got, err := ParseTime(s); err != nil || !got.Equal(want) {
 			t.Errorf("ParseTime(%q) = %v, %v; want %v", s, got, err, want)
 		}
 	}
-	for _, s := range []string{"", "2026-12-07", "2026-12-07 00:00:03Z", "2026-12-07T00:00:03", "z", "2026-12-07x00:00:03Z"} {
+	for _, s := range []string{"", "2026-12-07", "2026-12-07 00:00:03Z", "2026-12-07T00:00:03", "z", "2026-12-07x00:00:03Z",
+		"2026-12-07T00:00:03+24:00", "2026-12-07T00:00:03-24:00", "2026-12-07T00:00:03+05:60"} {
 		if got, err := ParseTime(s); err == nil {
 			t.Errorf("ParseTime(%q) = %v, want an error", s, got)
+		}
+	}
+}
+
+// TestCheckReportedTimeYear: the year-2000 floor is the UTC year, whatever
+// offset the time was written with.
+func TestCheckReportedTimeYear(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	for s, ok := range map[string]bool{
+		"2000-01-01T00:30:00+01:00": false, // 1999-12-31T23:30Z
+		"1999-12-31T23:30:00-01:00": true,  // 2000-01-01T00:30Z
+		"2000-01-01T00:00:00Z":      true,
+	} {
+		at, err := ParseTime(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckReportedTime(at, now); (err == nil) != ok {
+			t.Errorf("CheckReportedTime(%s): %v, want accepted %v", s, err, ok)
 		}
 	}
 }

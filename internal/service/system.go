@@ -433,7 +433,19 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 		events = append(events, stepEvent(se.first.RecordedAt, EventStepsAfterStop, se.first, EventDetail{Count: se.after,
 			FirstStepIndex: &first, LastStepIndex: &last}))
 	}
+	// The end's time is the agent's, which can be earlier than runproof's
+	// record of the run's life: an OTLP run arrives once it has ended. It
+	// is placed after that life all the same, among the exports by its time.
+	endOrder := run.CreatedAt
+	for _, e := range events {
+		if e.At.After(endOrder) {
+			endOrder = e.At
+		}
+	}
 	if run.CompletedAt != nil {
+		if run.CompletedAt.After(endOrder) {
+			endOrder = *run.CompletedAt
+		}
 		ev := SystemEvent{At: *run.CompletedAt, Kind: endEvent[run.Status],
 			Detail: EventDetail{Status: string(run.Status), TerminationReason: run.TerminationReason}}
 		if run.Status == runproof.RunStopped {
@@ -454,8 +466,14 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 			events = append(events, SystemEvent{At: *e.CompletedAt, Kind: EventExportFailed, Detail: d})
 		}
 	}
+	orderAt := func(e SystemEvent) time.Time {
+		if e.Kind == endEvent[run.Status] {
+			return endOrder
+		}
+		return e.At
+	}
 	slices.SortStableFunc(events, func(a, b SystemEvent) int {
-		if c := a.At.Compare(b.At); c != 0 {
+		if c := orderAt(a).Compare(orderAt(b)); c != 0 {
 			return c
 		}
 		ai, ar := lifeOrder(a)
