@@ -195,6 +195,12 @@ func summary(f incidentFacts) string {
 			shown = "as zero"
 		}
 		second += fmt.Sprintf(" (the agent's clock runs %s ahead of runproof's, so that delay shows %s)", Duration(ahead), shown)
+	} else if late := seconds(inc.ViolationAt, inc.DetectedAt); late >= lateStep.Seconds() {
+		// runproof judges a step as it arrives: a step that arrived this
+		// long after its own time was sent late, or the agent's clock runs
+		// behind runproof's.
+		second += fmt.Sprintf(" (the step reached runproof %s after the time the agent gave it: the agent sent it late, "+
+			"or its clock runs behind runproof's)", Duration(late))
 	}
 	if inc.ViolationType == runproof.PolicyCostLimit {
 		second = upperFirst(second) + "."
@@ -453,6 +459,11 @@ func roundTo(v, scale int64, d int) int64 {
 
 // after writes a delay since the breaking step: "immediately", "0.2
 // seconds after that step", "2 hours 57 minutes after that step".
+// lateStep is how long after its own time a step may reach runproof before
+// the debrief says that the delay it gives is the agent's, not runproof's:
+// the clock skew runproof allows the other way.
+const lateStep = runproof.MaxClockSkew
+
 func after(s float64) string {
 	if s == 0 {
 		return "immediately"

@@ -380,3 +380,21 @@ func notStopped(t *testing.T) evidence.Source {
 	src.Incident.ContainedAt, src.Run.Status, src.Run.StoppedAt = nil, runproof.RunCompleted, nil
 	return src
 }
+
+// TestDebriefStepArrivedLate: a step that reached runproof hours after its
+// own time (a run loaded after the fact, or an agent clock behind) keeps
+// its delay, and the summary says whose it is; one a minute late does not.
+func TestDebriefStepArrivedLate(t *testing.T) {
+	src := costRun(t)
+	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(-8 * time.Hour)
+	b := debrief(t, src)
+	if b.TimeToDetectSeconds != 8*3600 || !strings.Contains(b.IncidentSummary, "It was stopped 8 hours after that step "+
+		"(the step reached runproof 8 hours after the time the agent gave it: the agent sent it late, or its clock runs behind runproof's).") {
+		t.Errorf("time to detect %v, summary %q", b.TimeToDetectSeconds, b.IncidentSummary)
+	}
+	src = costRun(t)
+	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(-time.Minute)
+	if b := debrief(t, src); strings.Contains(b.IncidentSummary, "reached runproof") {
+		t.Errorf("a step a minute late is called late: %q", b.IncidentSummary)
+	}
+}

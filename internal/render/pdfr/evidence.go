@@ -126,7 +126,7 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 		{key: "Steps", value: steps},
 		{key: "Tokens", value: evidence.Group(b.TotalTokens)},
 		{key: "Cost", value: fmt.Sprintf("%s (%s %s)", dollars(b.TotalCostCents), decimal(b.TotalCostCents), plural(b.TotalCostCents == 1, "cent", "cents"))},
-		{key: "Duration", value: fmt.Sprintf("%s ms of step time (%s)", decimal(b.TotalDurationMs), seconds(b.TotalDurationMs/1000))},
+		{key: "Duration", value: fmt.Sprintf("%s ms of step time (%s)", decimal(b.TotalDurationMs), evidence.Duration(b.TotalDurationMs/1000))},
 	}
 	if pc.ViolatedPolicyName == "" {
 		none := "none: no stop policy was broken"

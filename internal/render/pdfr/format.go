@@ -56,7 +56,7 @@ func period(start, end string) string {
 	return or(when(start), "open") + " to " + or(when(end), "open")
 }
 
-// after says how long after from the timestamp to came, as " (0.2 s after
+// after says how long after from the timestamp to came, as " (0.2 seconds after
 // the violation)"; "" when either is missing. A to stamped before from (an
 // agent's clock ahead of runproof's) counts as 0, as in the bundles' texts.
 func after(from, to, what string) string {
@@ -65,30 +65,19 @@ func after(from, to, what string) string {
 	if err1 != nil || err2 != nil {
 		return ""
 	}
-	return " (" + seconds(max(b.Sub(a).Seconds(), 0)) + " after " + what + ")"
+	return " (" + evidence.Duration(max(b.Sub(a).Seconds(), 0)) + " after " + what + ")"
 }
 
 // afterViolation is after(violation, detection, "the violation"), and says
 // why a detection stamped a second or more before the violation counts as
-// 0 s: the violation's time is the agent's clock, the detection runproof's.
+// 0 seconds: the violation's time is the agent's clock, the detection runproof's.
 func afterViolation(violation, detection string) string {
 	a, err1 := time.Parse(time.RFC3339Nano, violation)
 	b, err2 := time.Parse(time.RFC3339Nano, detection)
 	if ahead := a.Sub(b).Seconds(); err1 == nil && err2 == nil && ahead >= 1 {
-		return " (0 s after the violation, whose time is the agent's clock: it runs " + seconds(ahead) + " ahead of runproof's)"
+		return " (0 seconds after the violation, whose time is the agent's clock: it runs " + evidence.Duration(ahead) + " ahead of runproof's)"
 	}
 	return after(violation, detection, "the violation")
-}
-
-// seconds shows a duration in seconds, in the largest fitting unit.
-func seconds(s float64) string {
-	switch {
-	case s < 60:
-		return num(math.Round(s*1000)/1000) + " s"
-	case s < 3600:
-		return strconv.Itoa(int(s)/60) + " min " + strconv.Itoa(int(s)%60) + " s"
-	}
-	return strconv.Itoa(int(s)/3600) + " h " + strconv.Itoa(int(s)%3600/60) + " min"
 }
 
 // num is the shortest decimal that reads back to f.

@@ -372,12 +372,12 @@ func TestFormat(t *testing.T) {
 		{decimal(22950), "22,950"}, {decimal(1250.5), "1,250.5"}, {decimal(0.000001), "0.000001"},
 		{dollars(120), "$1.20"}, {dollars(123456789.5), "$1,234,567.90"}, {dollars(-5), "-$0.05"},
 		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
-		{seconds(0.2), "0.2 s"}, {seconds(125), "2 min 5 s"},
-		{after("2026-03-10T14:00:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0.2 s after x)"},
-		{after("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0 s after x)"},
+		{after("2026-03-10T14:00:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0.2 seconds after x)"},
+		{after("2026-03-10T14:00:04Z", "2026-03-10T14:06:35.596Z", "x"), " (6 minutes 32 seconds after x)"}, // rounded, as the debrief says it
+		{after("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0 seconds after x)"},
 		{afterViolation("2026-03-10T14:02:04Z", "2026-03-10T14:00:04.2Z"), // an agent's clock ahead
-			" (0 s after the violation, whose time is the agent's clock: it runs 1 min 59 s ahead of runproof's)"},
-		{afterViolation("2026-03-10T14:00:04.9Z", "2026-03-10T14:00:04.2Z"), " (0 s after the violation)"}, // under a second: noise
+			" (0 seconds after the violation, whose time is the agent's clock: it runs 2 minutes ahead of runproof's)"},
+		{afterViolation("2026-03-10T14:00:04.9Z", "2026-03-10T14:00:04.2Z"), " (0 seconds after the violation)"}, // under a second: noise
 		{after("", "2026-03-10T14:00:04.2Z", "x"), ""}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
 		{notCompleted(runproof.RunStopped), "not yet: the run was stopped, and its agent has not ended it"}, {notCompleted(runproof.RunFailed), "not recorded"},
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
