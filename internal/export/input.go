@@ -154,7 +154,7 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 		*p.dst = &t
 	}
 	if r.PeriodStart != nil && r.PeriodEnd != nil && !r.PeriodStart.Before(*r.PeriodEnd) {
-		errs.Add("period_end", "must be after period_start")
+		errs.Add("period_end", "must be after period_start (runproof keeps times to the microsecond)")
 	}
 	if r.BundleType != runproof.BundleSOC2 {
 		if r.Scope == runproof.ScopeCompliance {

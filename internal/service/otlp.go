@@ -262,7 +262,7 @@ func (s *Service) appendSpans(ctx context.Context, tenantID string, run runproof
 		if !sp.Timestamp.Before(earliest) {
 			return false
 		}
-		a.reject([]otlp.Span{sp}, fmt.Sprintf("span %s: starts more than %v before its run started (%s)", sp.SpanID, MaxStepBeforeRun,
+		a.reject([]otlp.Span{sp}, fmt.Sprintf("it starts more than %v before its run started (%s)", MaxStepBeforeRun,
 			runproof.FormatTime(run.StartedAt)))
 		return true
 	})

@@ -274,7 +274,8 @@ func TestStepLongBeforeRun(t *testing.T) {
 	early.EndTimeUnixNano = early.StartTimeUnixNano + uint64(time.Millisecond)
 	for _, r := range otlp.Map(req, otlp.Options{Now: time.Now()}).Runs {
 		res, err := svc.IngestSpans(ctx, "acme", r)
-		if err != nil || len(res.Steps) != 1 || len(res.Rejected) != 1 || res.Rejected[0].SpanID != hex.EncodeToString(early.SpanId) {
+		if err != nil || len(res.Steps) != 1 || len(res.Rejected) != 1 || res.Rejected[0].SpanID != hex.EncodeToString(early.SpanId) ||
+			strings.Count(res.Rejected[0].String(), res.Rejected[0].SpanID) != 1 {
 			t.Errorf("result %+v, error %v: want the early span rejected, the other stored", res, err)
 		}
 	}

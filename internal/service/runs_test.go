@@ -948,3 +948,36 @@ func TestRunEndEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestRunEndAfterItsLife: a run that arrives once it has ended (as an OTLP
+// run does) ended, by its agent's clock, before runproof recorded its
+// start and steps; its end is still listed after them, at its own time.
+func TestRunEndAfterItsLife(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	now := svc.Now()
+	run, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "late", AgentID: "a",
+		StartedAt: runproof.FormatTime(now.Add(-time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appendJSON(t, svc, "acme", run.ID, stepJSON(0, map[string]any{"timestamp": runproof.FormatTime(now.Add(-50 * time.Minute))})); err != nil {
+		t.Fatal(err)
+	}
+	ended := now.Add(-40 * time.Minute)
+	if _, err := svc.CompleteRun(ctx, "acme", run.ID, CompleteInput{CompletedAt: runproof.FormatTime(ended)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.SystemEvents(ctx, "acme", run.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range got.Events {
+		kinds = append(kinds, e.Kind)
+	}
+	last := got.Events[len(got.Events)-1]
+	if got.Events[0].Kind != EventRunStarted || last.Kind != EventRunCompleted || !last.At.Equal(ended) {
+		t.Errorf("events %v, the end at %v; want run.started first, run.completed last at %v", kinds, last.At, ended)
+	}
+}
