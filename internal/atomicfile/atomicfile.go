@@ -2,7 +2,9 @@
 package atomicfile
 
 import (
+	"crypto/rand"
 	"errors"
+	"io/fs"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,9 +14,10 @@ import (
 // when the process is killed mid-write; readers of a directory skip them.
 const TempPrefix = ".tmp-"
 
-// Write writes a file with mode perm through a temporary file in the same
-// directory, synced, then renamed over name, the rename made durable: a
-// failure or a crash never leaves a partial file under name.
+// Write writes a file with mode perm (less the process's umask, as for any
+// file created) through a temporary file in the same directory, synced,
+// then renamed over name, the rename made durable: a failure or a crash
+// never leaves a partial file under name.
 func Write(name string, perm os.FileMode, write func(io.Writer) error) error {
 	f, err := Create(name, perm)
 	if err != nil {
@@ -32,23 +35,30 @@ func Write(name string, perm os.FileMode, write func(io.Writer) error) error {
 type File struct {
 	f    *os.File
 	name string
-	perm os.FileMode
 	done bool
 }
 
-// Create starts writing a file that Commit gives name and mode perm.
+// Create starts writing a file that Commit gives name. The temporary file
+// is created with mode perm, which the umask reduces as it does any other
+// file's.
 func Create(name string, perm os.FileMode) (*File, error) {
-	f, err := os.CreateTemp(filepath.Dir(name), TempPrefix+"*")
-	if err != nil {
-		return nil, err
+	for {
+		temp := filepath.Join(filepath.Dir(name), TempPrefix+rand.Text())
+		f, err := os.OpenFile(temp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if errors.Is(err, fs.ErrExist) {
+			continue // taken: as likely as guessing a 128-bit key
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &File{f: f, name: name}, nil
 	}
-	return &File{f: f, name: name, perm: perm}, nil
 }
 
 func (w *File) Write(b []byte) (int, error) { return w.f.Write(b) }
 
-// Commit syncs the file, gives it its mode and renames it over its name,
-// the rename made durable. A failure leaves nothing behind.
+// Commit syncs the file and renames it over its name, the rename made
+// durable. A failure leaves nothing behind.
 func (w *File) Commit() error {
 	if w.done {
 		return errors.New("committed or aborted already")
@@ -57,9 +67,6 @@ func (w *File) Commit() error {
 	err := w.f.Sync()
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(w.f.Name(), w.perm)
 	}
 	if err == nil {
 		err = os.Rename(w.f.Name(), w.name)

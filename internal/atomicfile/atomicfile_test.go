@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/runproof/runproof/internal/atomicfile"
@@ -33,5 +34,19 @@ func TestWrite(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"*")); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+// TestWriteUmask: the mode asked for is reduced by the umask, as for any
+// file created: a user's umask 077 keeps what is written private.
+func TestWriteUmask(t *testing.T) {
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	name := filepath.Join(t.TempDir(), "f")
+	if err := atomicfile.Write(name, 0o644, func(w io.Writer) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(name); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, %v; want 0600 under umask 077", fi.Mode(), err)
 	}
 }

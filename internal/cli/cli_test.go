@@ -859,7 +859,7 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	// A link is written through, and a named pipe is written into, never
 	// replaced by a file.
 	target, link, fifo := filepath.Join(dir, "target.json"), filepath.Join(dir, "link.json"), filepath.Join(dir, "fifo")
-	if err := os.WriteFile(target, nil, 0o644); err != nil {
+	if err := os.WriteFile(target, nil, 0o600); err != nil { // a private file stays private
 		t.Fatal(err)
 	}
 	if err := os.Symlink(target, link); err != nil {
@@ -873,6 +873,9 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	}
 	if b, err := os.ReadFile(target); err != nil || !strings.HasPrefix(string(b), `{"agent_id":`) {
 		t.Errorf("the link's target holds %.40q, %v", b, err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the file replaced is now %v, %v; want its mode, 0600, kept", fi.Mode(), err)
 	}
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)

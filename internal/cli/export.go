@@ -240,7 +240,7 @@ func writeOut(name string, r io.Reader) error {
 	fi, err := os.Stat(name) // follows links
 	switch {
 	case err != nil: // a new file
-		return writeFileAtomic(name, r)
+		return writeFileAtomic(name, 0o644, r)
 	case fi.IsDir():
 		return fmt.Errorf("%s is a directory: name a file", name)
 	case !fi.Mode().IsRegular():
@@ -257,16 +257,16 @@ func writeOut(name string, r io.Reader) error {
 	if target, err := filepath.EvalSymlinks(name); err == nil {
 		name = target // replace the file the link names, not the link
 	}
-	return writeFileAtomic(name, r)
+	return writeFileAtomic(name, fi.Mode().Perm(), r) // the file replaced keeps its mode, less the umask
 }
 
-// writeFileAtomic writes r to name (0644), making its directory first;
-// a failure never leaves a partial file under name.
-func writeFileAtomic(name string, r io.Reader) error {
+// writeFileAtomic writes r to name with mode perm (less the umask), making
+// its directory first; a failure never leaves a partial file under name.
+func writeFileAtomic(name string, perm os.FileMode, r io.Reader) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(name, 0o644, func(w io.Writer) error {
+	return atomicfile.Write(name, perm, func(w io.Writer) error {
 		_, err := io.Copy(w, r)
 		return err
 	})
