@@ -4,8 +4,8 @@ package atomicfile
 import (
 	"crypto/rand"
 	"errors"
-	"io/fs"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
