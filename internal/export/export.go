@@ -273,9 +273,16 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	e.count(ev.Kind)
 	rec, err := e.store.GetExport(octx, tenantID, r.ID)
 	if err != nil {
-		return runproof.Export{}, err
+		// The outcome is stored: the export is told from what was written,
+		// and enters the ledger from the store once it can be read (Sync,
+		// before the tenant's next export or at the next recovery).
+		e.log.WarnContext(ctx, "export finished, not read back: it enters the ledger later", slog.String("tenant_id", tenantID),
+			slog.String("export_id", r.ID), slog.Any("error", err))
+		e.unsynced.Store(tenantID, true)
+		rec = runproof.FoldExport(r.ExportRequest, []runproof.ExportEvent{ev})
+	} else {
+		e.appendToLedger(octx, rec)
 	}
-	e.appendToLedger(octx, rec)
 	if buildErr != nil {
 		return rec, &Failed{Export: rec, Err: buildErr}
 	}

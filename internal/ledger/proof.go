@@ -72,8 +72,8 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 		case rec.Status == runproof.ExportPending:
 			return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is not in the ledger yet: it is still being made, and enters the ledger once finished", exportID)
 		}
-		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: the server appends it within half a minute"+
-			" (if it stays out, the server's log says why)", exportID)
+		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: the server appends it before the tenant's next export,"+
+			" and within ten minutes (if it stays out, the server's log says why)", exportID)
 	} else if err != nil {
 		return Proof{}, err
 	}
