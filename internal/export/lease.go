@@ -35,7 +35,9 @@ type lateOutcome struct {
 // release. When the lease cannot be written, the export is not made (nor
 // answered): Recover ends it, AbandonedAfter after its request.
 func (e *Exporter) startLease(ctx context.Context, tenantID, exportID string) error {
-	if err := e.writeLease(ctx, tenantID, exportID); err != nil {
+	// Bounded by the caller's context (the export's check), not by the
+	// renewal period, which a renewal that hangs gives way to the next in.
+	if err := e.store.LeaseExport(ctx, tenantID, exportID, e.now().Add(LeaseFor)); err != nil {
 		return fmt.Errorf("export %s: lease: %w", exportID, err)
 	}
 	bg, stop := context.WithCancel(context.Background())
@@ -71,7 +73,7 @@ func (e *Exporter) keepLease(ctx context.Context, l *lease, exportID string) {
 	}
 }
 
-// writeLease writes the export's lease, to run out LeaseFor from now. One
+// writeLease renews the export's lease, to run out LeaseFor from now. One
 // that hangs gives way to the next.
 func (e *Exporter) writeLease(ctx context.Context, tenantID, exportID string) error {
 	rctx, cancel := context.WithTimeout(ctx, e.renewal)
