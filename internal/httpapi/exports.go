@@ -241,7 +241,7 @@ func (s *Server) sendArtifact(w http.ResponseWriter, c *call, rec runproof.Expor
 // artifact itself.
 func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 	return func(w http.ResponseWriter, c *call) error {
-		var body incidentExportDoc
+		var body incidentExportBody
 		if err := decodeBody(c, &body, true); err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func (s *Server) incidentExport(bundle runproof.BundleType) handler {
 
 // input is the export request of an incident's bundle asked for with
 // body d: of scope compliance for a SOC 2 bundle, as JSON by default.
-func (d incidentExportDoc) input(bundle runproof.BundleType, incidentID string) export.Input {
+func (d incidentExportBody) input(bundle runproof.BundleType, incidentID string) export.Input {
 	scope := runproof.ScopeLLMRun
 	if bundle == runproof.BundleSOC2 {
 		scope = runproof.ScopeCompliance

@@ -106,11 +106,11 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the tree of size from (any size up to to) is a prefix of the checkpoint of size to (default: the latest).",
 			query: []string{"from", "to"}, response: consistencyDoc{}, handle: s.ledgerConsistency},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/evidence", perm: exp, summary: "The evidence bundle of an incident, as the response body.",
-			request: incidentExportDoc{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleEvidence)},
+			request: incidentExportBody{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleEvidence)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/soc2", perm: exp, summary: "The SOC 2 bundle of an incident, as the response body.",
-			request: incidentExportDoc{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleSOC2)},
+			request: incidentExportBody{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleSOC2)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/executive-debrief", perm: exp, summary: "The executive debrief of an incident, as the response body.",
-			request: incidentExportDoc{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
+			request: incidentExportBody{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
 
 		{method: "GET", path: "/api/v1/logs/audit", perm: audit, evidence: true, summary: "Audit events, newest first.",
 			query: append([]string{"category"}, periodQuery...), response: auditList{}, handle: s.listAudit("")},
@@ -127,8 +127,9 @@ func (s *Server) routeTable() []route {
 	}
 }
 
-// incidentExportDoc documents the body of an incident export.
-type incidentExportDoc struct {
+// incidentExportBody is the body of an incident export, as decoded and as
+// the API document shows it.
+type incidentExportBody struct {
 	Format          runproof.ExportFormat `json:"format" openapi:"enum=json|csv|pdf|zip"` // default json
 	ExportReason    string                `json:"export_reason"`
 	PreparedFor     string                `json:"prepared_for"`

@@ -175,7 +175,7 @@ func TestCutRequestIsUnavailable(t *testing.T) {
 // body reaches the export request, under the same name, so that a member
 // added to the body is not dropped on the way.
 func TestIncidentExportBodyCarried(t *testing.T) {
-	var d incidentExportDoc
+	var d incidentExportBody
 	v := reflect.ValueOf(&d).Elem()
 	for i := range v.NumField() {
 		switch f := v.Field(i); f.Kind() {
