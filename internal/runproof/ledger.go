@@ -46,13 +46,15 @@ type RunSeal struct {
 }
 
 // LedgerEntry is one leaf of a tenant's ledger: the canonical bytes that
-// record one finished export, the sealed manifest of a ZIP export, or one
-// audit event. An export has at most one entry of each type, an audit
-// event one.
+// record one finished export, the sealed manifest of a ZIP export, one
+// audit event, or one range of a run's steps. An export has at most one
+// entry of each type, an audit event and a range one. (The stores keep
+// RecordID in a column named export_id, from when exports were all the
+// ledger held.)
 type LedgerEntry struct {
 	TenantID  string
 	Index     int64  // leaf index, from 0, without gaps
-	RecordID  string // what the entry records: the export's id, or the audit event's
+	RecordID  string // what the entry records: the export's id, the audit event's, or the range's (StepsRecordID)
 	Type      string // the leaf's format, as its "type" member says
 	Data      []byte
 	CreatedAt time.Time // when it was appended
@@ -175,7 +177,7 @@ type LedgerStore interface {
 	// manifest's), in any order, folded as GetExport folds them.
 	SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]Export, error)
 	// LedgerEntryByRecord returns the entry of a type of the record (an
-	// export or an audit event) of an id (ENOTFOUND).
+	// export, an audit event or a range of steps) of an id (ENOTFOUND).
 	LedgerEntryByRecord(ctx context.Context, tenantID, recordID, entryType string) (LedgerEntry, error)
 	// LedgerHashes returns the stored hashes at indexes, in that order
 	// (ENOTFOUND when one is missing).
