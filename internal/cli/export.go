@@ -166,17 +166,12 @@ func recoverExports(ctx context.Context, e *env, exporter *export.Exporter, tena
 // without a server leave them to the next export. The export is done
 // whatever happens here: a failure is logged, and they keep waiting.
 func seal(ctx context.Context, e *env, led *ledger.Ledger, tenant string) {
-	for _, kind := range []struct {
-		what string
-		sync func(context.Context, string) (int, error)
-	}{{"audit events", led.SyncAudit}, {"steps", led.SyncSteps}} {
-		n, err := kind.sync(ctx, tenant)
-		switch {
-		case err != nil:
-			e.log.Warn(kind.what+" not put into the ledger yet; the next export or serve will", slog.String("tenant_id", tenant), slog.Any("error", err))
-		case n > 0:
-			e.log.Debug(kind.what+" put into the ledger", slog.String("tenant_id", tenant), slog.Int("entries", n))
-		}
+	n, err := led.SealTenant(ctx, tenant)
+	switch {
+	case err != nil:
+		e.log.Warn("the ledger is behind; the next export or serve will catch it up", slog.String("tenant_id", tenant), slog.Any("error", err))
+	case n > 0:
+		e.log.Debug("put into the ledger", slog.String("tenant_id", tenant), slog.Int("entries", n))
 	}
 }
 

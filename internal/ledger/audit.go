@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -109,27 +111,39 @@ func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger
 	}
 }
 
-// sealAll puts every tenant's waiting audit events, then every tenant's
-// new steps, into its log, logging a tenant that cannot take them.
+// sealAll seals every tenant that has audit events or steps waiting for
+// the ledger (SealTenant), logging a tenant that cannot take them.
 func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
-	for _, kind := range []struct {
-		what    string
-		tenants func(context.Context) ([]string, error)
-		sync    func(context.Context, string) (int, error)
-	}{
-		{"audit events", l.store.AuditTenantsToSeal, l.SyncAudit},
-		{"steps", l.store.StepsTenantsToSeal, l.SyncSteps},
-	} {
-		tenants, err := kind.tenants(ctx)
+	var tenants []string
+	for _, waiting := range []func(context.Context) ([]string, error){l.store.AuditTenantsToSeal, l.store.StepsTenantsToSeal} {
+		ts, err := waiting(ctx)
 		if err != nil && ctx.Err() == nil {
-			log.ErrorContext(ctx, kind.what+" not put into the ledger yet", slog.Any("error", err))
+			log.ErrorContext(ctx, "entries not put into the ledger yet", slog.Any("error", err))
 		}
-		for _, t := range tenants {
-			if _, err := kind.sync(ctx, t); err != nil && ctx.Err() == nil {
-				log.ErrorContext(ctx, kind.what+" not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
-			}
+		tenants = append(tenants, ts...)
+	}
+	slices.Sort(tenants)
+	for _, t := range slices.Compact(tenants) {
+		if _, err := l.SealTenant(ctx, t); err != nil && ctx.Err() == nil {
+			log.ErrorContext(ctx, "entries not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
 		}
 	}
+}
+
+// SealTenant puts a tenant's audit events that wait for the ledger into
+// it, then its runs' new steps, and returns how many entries it appended.
+// What it cannot seal keeps waiting, and the error names it ("steps not
+// put into the ledger yet: …").
+func (l *Ledger) SealTenant(ctx context.Context, tenantID string) (int, error) {
+	audit, aerr := l.SyncAudit(ctx, tenantID)
+	if aerr != nil {
+		aerr = fmt.Errorf("audit events not put into the ledger yet: %w", aerr)
+	}
+	steps, serr := l.SyncSteps(ctx, tenantID)
+	if serr != nil {
+		serr = fmt.Errorf("steps not put into the ledger yet: %w", serr)
+	}
+	return audit + steps, errors.Join(aerr, serr)
 }
 
 // lastSealPass bounds the pass Seal makes once its context is done:
