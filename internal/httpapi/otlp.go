@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -158,33 +157,19 @@ func unpricedNote(us []otlp.Unpriced) string {
 // of the native API applied before and after decompression. It returns an
 // HTTP status and a message when the body cannot be had.
 func readOTLPBody(c *call) ([]byte, int, string) {
-	r := c.r
-	tooBig := fmt.Sprintf("the body is over %d bytes: export fewer spans per request", service.MaxBodyBytes)
-	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	const advice = "export fewer spans per request"
+	enc := strings.ToLower(strings.TrimSpace(c.r.Header.Get("Content-Encoding")))
 	gzipped := enc == "gzip"
-	switch {
-	case !gzipped && enc != "" && enc != "identity":
+	if !gzipped && enc != "" && enc != "identity" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
-	case r.ContentLength > service.MaxBodyBytes:
-		return nil, http.StatusRequestEntityTooLarge, tooBig
 	}
-	// The body's room in the buffer: its length, else (or gzipped: what
-	// it inflates to) the most it may be.
-	reserve := int64(service.MaxBodyBytes)
-	if r.ContentLength >= 0 && !gzipped {
-		reserve = r.ContentLength
+	var inflated int64 // the room a gzipped body needs: what it may inflate to
+	if gzipped {
+		inflated = service.MaxBodyBytes
 	}
-	release, err := c.reserveBody(reserve)
+	raw, err := readRaw(c, advice, inflated)
 	if err != nil {
-		return nil, http.StatusServiceUnavailable, runproof.ErrorMessage(err)
-	}
-	defer release()
-	raw, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, service.MaxBodyBytes))
-	var maxErr *http.MaxBytesError
-	if errors.As(err, &maxErr) {
-		return nil, http.StatusRequestEntityTooLarge, tooBig
-	} else if err != nil {
-		return nil, http.StatusBadRequest, "the body could not be read"
+		return nil, statusOf[runproof.ErrorCode(err)], runproof.ErrorMessage(err)
 	}
 	if !gzipped {
 		return raw, 0, ""
@@ -196,7 +181,7 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	// One byte over the limit tells an oversize body; a gzip bomb stops there.
 	b, err := io.ReadAll(io.LimitReader(zr, service.MaxBodyBytes+1))
 	if len(b) > service.MaxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, tooBig + " once decompressed"
+		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes once decompressed (%s)", service.MaxBodyBytes, advice)
 	} else if err != nil {
 		return nil, http.StatusBadRequest, "the body is not valid gzip"
 	}

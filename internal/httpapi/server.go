@@ -493,18 +493,26 @@ func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
 	return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
 }
 
-// bodyFirst is what readBody sets aside for a body before any of it has
+// bodyFirst is what readRaw sets aside for a body before any of it has
 // come; the buffer then grows fourfold as the body fills it, up to the
 // length announced, so that memory follows the bytes received, not the
 // bytes announced (a client may announce 4 MiB and send a byte a second).
 const bodyFirst = 64 << 10
 
-// readBody reads a request body of at most service.MaxBodyBytes.
+// readBody reads a JSON request body, sent as it is (no content coding).
 func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (steps: send fewer per call)", service.MaxBodyBytes)
+	return readRaw(c, "steps: send fewer per call", 0)
+}
+
+// readRaw reads a request body as sent, of at most service.MaxBodyBytes
+// (an error says so, with advice), holding room for it in the server's
+// budget of bodies: its length when announced, else the most it may be,
+// and at least hold (what a compressed body inflates to).
+func readRaw(c *call, advice string, hold int64) ([]byte, error) {
+	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
 	announced := c.r.ContentLength // -1 when unknown
 	if announced > service.MaxBodyBytes {
 		return nil, tooBig // refused before it is sent
@@ -513,7 +521,7 @@ func readBody(c *call) ([]byte, error) {
 	if announced >= 0 {
 		most = announced + 1 // room to read the end without growing
 	}
-	release, err := c.reserveBody(most)
+	release, err := c.reserveBody(max(most, hold))
 	if err != nil {
 		return nil, err
 	}
