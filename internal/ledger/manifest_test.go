@@ -179,7 +179,8 @@ func TestAppendManifest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mp.Index != 2 || mp.Manifest == nil || mp.Manifest.ManifestSHA256 != runproof.DigestBytes(z.manifest) || mp.TreeSize != 6 {
+		// Against the checkpoint its own append signed, not the latest (6).
+		if mp.Index != 2 || mp.Manifest == nil || mp.Manifest.ManifestSHA256 != runproof.DigestBytes(z.manifest) || mp.TreeSize != 3 {
 			t.Errorf("manifest proof: %+v", mp)
 		}
 		if err := checkProof(mp, l.VerifierKey()); err != nil {
@@ -447,4 +448,34 @@ func TestCheckManifestProof(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+// TestManifestProofOwnKey: while servers move to a new signing key, one
+// that still signs with the old key and one that signs with the new
+// append to one log; a ZIP's proof.json is against a checkpoint its own
+// server signed, so that the one key its manifest names checks it all.
+func TestManifestProofOwnKey(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s runproof.Store) {
+		ctx := context.Background()
+		oldKey := newLedger(t, s)
+		newer, err := ledger.New(s, otherKey, keyName, ledger.Options{Now: func() time.Time { return t0 },
+			Verifiers: []string{oldKey.VerifierKey()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := sealZIP(t, s, oldKey, "acme", 1)
+		if _, err := newer.AppendBatch(ctx, "acme", finish(t, s, "acme", 5, 2)); err != nil {
+			t.Fatal(err)
+		}
+		p, err := oldKey.ProveManifest(ctx, "acme", z.rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.VerifierKey != oldKey.VerifierKey() {
+			t.Errorf("proof.json's checkpoint is signed by %s, not by the key of the server that sealed the ZIP", p.VerifierKey)
+		}
+		if err := checkProof(p, oldKey.VerifierKey()); err != nil {
+			t.Errorf("proof.json does not hold with the sealing server's key: %v", err)
+		}
+	})
 }

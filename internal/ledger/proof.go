@@ -50,16 +50,29 @@ func (l *Ledger) Prove(ctx context.Context, tenantID, exportID string) (Proof, e
 	return l.ProveEntry(ctx, tenantID, exportID, ExportEntryType)
 }
 
-// ProveManifest returns the proof that the sealed manifest of a ZIP export
-// is in its tenant's ledger, against the latest checkpoint: the ZIP's
-// proof.json.
+// ProveManifest returns the proof that the sealed manifest of a ZIP export,
+// which this ledger appended (AppendManifest), is in its tenant's ledger,
+// against the checkpoint that append signed: the ZIP's proof.json. Not the
+// latest, which another server, signing with another key while servers
+// move to a new one, may have signed: the ZIP is checked with the one key
+// its manifest names.
 func (l *Ledger) ProveManifest(ctx context.Context, tenantID, exportID string) (Proof, error) {
-	return l.ProveEntry(ctx, tenantID, exportID, ManifestEntryType)
+	p, err := l.prove(ctx, tenantID, exportID, ManifestEntryType, true)
+	if err == nil && p.VerifierKey != l.vkey {
+		err = fmt.Errorf("ledger of tenant %q: the checkpoint of entry %d is signed by %s, not by this server's key", tenantID, p.Index, p.VerifierKey)
+	}
+	return p, err
 }
 
 // ProveEntry returns the proof of an export's leaf of a type (ExportEntryType
 // or ManifestEntryType) against the latest checkpoint.
 func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType string) (Proof, error) {
+	return l.prove(ctx, tenantID, exportID, entryType, false)
+}
+
+// prove returns the proof of an export's leaf of a type against the latest
+// checkpoint, or (appended) against the one signed with it.
+func (l *Ledger) prove(ctx context.Context, tenantID, exportID, entryType string, appended bool) (Proof, error) {
 	e, err := l.store.LedgerEntryByRecord(ctx, tenantID, exportID, entryType)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		// Another tenant's export is not found either: do not tell which.
@@ -72,8 +85,8 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 		case rec.Status == runproof.ExportPending:
 			return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is not in the ledger yet: it is still being made, and enters the ledger once finished", exportID)
 		}
-		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: the server appends it before the tenant's next export,"+
-			" and within ten minutes (if it stays out, the server's log says why)", exportID)
+		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: ask again shortly. It is appended as it finishes,"+
+			" or, when that fails, before the tenant's next export and within ten minutes (if it stays out, the server's log says why)", exportID)
 	} else if err != nil {
 		return Proof{}, err
 	}
@@ -91,7 +104,11 @@ func (l *Ledger) ProveEntry(ctx context.Context, tenantID, exportID, entryType s
 	if err != nil {
 		return Proof{}, fmt.Errorf("entry %d: %w", e.Index, err)
 	}
-	c, err := l.store.LedgerCheckpoint(ctx, tenantID, 0)
+	var size int64 // the latest
+	if appended {
+		size = e.Index + 1 // an append signs the checkpoint of its size
+	}
+	c, err := l.store.LedgerCheckpoint(ctx, tenantID, size)
 	if err != nil {
 		return Proof{}, err
 	}
