@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -84,13 +85,15 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	}
 	msg := downloadMessage(q.Get("tenant"), q.Get("key"), r.PathValue("export_id"), expires)
 	now := s.svc.Now()
-	signed := false
-	keys := s.keys.Keys()
-	for i, k := range keys {
-		if i+1 < len(keys) && s.retiredAt(keys, i).Before(now.Add(-downloadURLLifetime-clockSkew)) {
-			continue // it signed no URL that still works
-		}
-		signed = signed || hmac.Equal(sig, k.MAC(downloadPurpose, msg))
+	signed := signedWith(s.keys.Keys(), s.keyUses, sig, msg, now)
+	if !signed {
+		// Another server sharing the keys may sign with one made since this
+		// one started (`keys rotate-signing`, then its restart).
+		keys, kerr := s.keys.WithNewer()
+		uses, uerr := s.keys.Uses()
+		uses = append(uses, s.keyUses...)
+		slices.SortStableFunc(uses, func(a, b signing.KeyUse) int { return a.At.Compare(b.At) })
+		signed = kerr == nil && uerr == nil && signedWith(keys, uses, sig, msg, now)
 	}
 	at := time.Unix(expires, 0)
 	switch {
@@ -109,19 +112,34 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	return key, err
 }
 
+// signedWith reports whether sig is a download URL's signature of msg by
+// one of keys (oldest first) that may still have signed a URL that works:
+// the newest, or one retired (retiredAt, by the servers' starts uses) less
+// than a URL's lifetime ago.
+func signedWith(keys []signing.Key, uses []signing.KeyUse, sig, msg []byte, now time.Time) bool {
+	signed := false
+	for i, k := range keys {
+		if i+1 < len(keys) && retiredAt(keys, uses, i).Before(now.Add(-downloadURLLifetime-clockSkew)) {
+			continue // it signed no URL that still works
+		}
+		signed = signed || hmac.Equal(sig, k.MAC(downloadPurpose, msg))
+	}
+	return signed
+}
+
 // retiredAt is when keys[i] stopped signing download URLs: when, after the
 // key following it was made and after a server last started with it, a
 // server first started with another key. A server signs with the key it
 // started with until it stops, even when a newer one is made meanwhile
 // (`keys rotate-signing` while it runs).
-func (s *Server) retiredAt(keys []signing.Key, i int) time.Time {
+func retiredAt(keys []signing.Key, uses []signing.KeyUse, i int) time.Time {
 	from := keys[i+1].CreatedAt
-	for _, u := range s.keyUses {
+	for _, u := range uses {
 		if u.KeyID == keys[i].ID && u.At.After(from) {
 			from = u.At
 		}
 	}
-	for _, u := range s.keyUses {
+	for _, u := range uses {
 		if u.KeyID != keys[i].ID && !u.At.Before(from) {
 			return u.At
 		}

@@ -260,3 +260,42 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	external.must(200, external.do("GET", signedBy(ring[2]), "", nil))
 	external.must(401, external.do("GET", signedBy(ring[0]), "", nil))
 }
+
+// TestSignedURLNewerKey: a server that started before another rotated the
+// shared signing keys and restarted onto the new one takes the URLs the
+// other gives out, signed with a key made after it started.
+func TestSignedURLNewerKey(t *testing.T) {
+	dir := t.TempDir()
+	before, err := signing.Open(dir) // this server's keys: A
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := other.Rotate() // B, made by `keys rotate-signing`
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.BeginUse(time.Now()); err != nil { // the other server restarts onto B
+		t.Fatal(err)
+	}
+	store := storetest.OpenSQLite(t)
+	e := newSigningEnv(t, store, before, signing.KeyUse{At: time.Now().Add(-time.Hour), KeyID: before.Active().ID})
+	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
+	secret, key, err := e.svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleExporter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := stoppedRun(t, e, admin, agent, "r-1")
+	var rec struct {
+		ID string `json:"id"`
+	}
+	e.must(201, e.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
+	expires := time.Now().Add(10 * time.Minute).Unix()
+	mac := newer.MAC("runproof signed download URL v1", fmt.Appendf(nil, "%s\n%s\n%s\n%d", "acme", key.ID, rec.ID, expires))
+	q := url.Values{"tenant": {"acme"}, "key": {key.ID}, "expires": {strconv.FormatInt(expires, 10)},
+		"signature": {base64.RawURLEncoding.EncodeToString(mac)}}
+	e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID+"/download?"+q.Encode(), "", nil))
+}

@@ -289,6 +289,24 @@ func (kr *Keyring) Active() Key { return kr.keys[len(kr.keys)-1] }
 // Keys returns every key, oldest first; the last is the active one.
 func (kr *Keyring) Keys() []Key { return slices.Clone(kr.keys) }
 
+// WithNewer returns the keyring's keys, oldest first, followed by those
+// another process has added to its directory since it was loaded (`keys
+// rotate-signing`), which servers sharing the directory sign with once
+// restarted. The keyring itself is unchanged.
+func (kr *Keyring) WithNewer() ([]Key, error) {
+	inDir, err := readDir(kr.dir)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	out := slices.Clone(kr.keys)
+	for _, k := range inDir {
+		if !slices.ContainsFunc(out, func(o Key) bool { return o.ID == k.ID }) {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
 // ReadKeyFile reads an Ed25519 private key from a PKCS#8 PEM file, such as
 // `openssl genpkey -algorithm ed25519` writes.
 func ReadKeyFile(name string) (Key, error) {
