@@ -78,7 +78,12 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		}
 	}
 	if err != nil {
-		s.log.ErrorContext(c.r.Context(), "OTLP spans not stored", slog.Any("error", err))
+		switch {
+		case cut(c.r, err) || timedOut(c.r, err): // as writeError tells them: nothing is wrong here
+			s.log.WarnContext(c.r.Context(), "OTLP spans not stored: the request was cut off or not done in time", slog.Any("error", err))
+		default:
+			s.log.ErrorContext(c.r.Context(), "OTLP spans not stored", slog.Any("error", err))
+		}
 		// Retryable: spans stored before the failure are recognised
 		// as re-sent when the exporter retries.
 		writeOTLPStatus(w, format, http.StatusServiceUnavailable, "the spans could not be stored now: retry later")
