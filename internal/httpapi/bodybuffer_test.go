@@ -86,7 +86,7 @@ func TestBodyBuffer(t *testing.T) {
 }
 
 // TestGzipBodyBuffer: a gzipped OTLP body holds the most a body may come
-// to once inflated, not its compressed size.
+// to once inflated, besides its compressed size, until it is inflated.
 func TestGzipBodyBuffer(t *testing.T) {
 	var z bytes.Buffer
 	zw := gzip.NewWriter(&z)
@@ -110,7 +110,22 @@ func TestGzipBodyBuffer(t *testing.T) {
 	if status := read(int64(z.Len()) * 100); status != http.StatusServiceUnavailable {
 		t.Errorf("a gzipped body of %d bytes under a budget of %d: status %d, want 503", z.Len(), z.Len()*100, status)
 	}
-	if status := read(service.MaxBodyBytes); status != 0 {
-		t.Errorf("a gzipped body under a budget of the most a body may be: status %d", status)
+	both := int64(z.Len()+1) + service.MaxBodyBytes + 1 // compressed, and inflated
+	if status := read(both); status != 0 {
+		t.Errorf("a gzipped body under a budget of its size and the most a body may be: status %d", status)
+	}
+	// Held while it is inflated, which comes after it is read.
+	r := httptest.NewRequest("POST", "/v1/traces", bytes.NewReader(z.Bytes()))
+	c := &call{r: r, bodies: semaphore.NewWeighted(both)}
+	_, release, err := readRaw(c, "x", service.MaxBodyBytes+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.bodies.TryAcquire(1) {
+		t.Error("the budget is free before the body is inflated")
+	}
+	release()
+	if !c.bodies.TryAcquire(both) {
+		t.Error("the budget is not free once the body is inflated")
 	}
 }

@@ -168,14 +168,15 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	if !gzipped && enc != "" && enc != "identity" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
 	}
-	var inflated int64 // the room a gzipped body needs: what it may inflate to
+	var inflated int64 // the room a gzipped body needs too: what it may inflate to
 	if gzipped {
-		inflated = service.MaxBodyBytes
+		inflated = service.MaxBodyBytes + 1
 	}
-	raw, err := readRaw(c, advice, inflated)
+	raw, release, err := readRaw(c, advice, inflated)
 	if err != nil {
 		return nil, statusOf[runproof.ErrorCode(err)], runproof.ErrorMessage(err)
 	}
+	defer release() // once inflated
 	if !gzipped {
 		return raw, 0, ""
 	}

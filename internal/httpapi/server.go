@@ -98,6 +98,7 @@ type Server struct {
 	// keyUses are the servers' starts with their signing keys, this one's
 	// last (signedurl.go).
 	keyUses []signing.KeyUse
+	shared  sharedKeys  // the keys and starts of the servers sharing the keys, read again now and then
 	audits  *auditRetry // audit events waiting for the database
 	refused refusals    // the revoked keys whose use was audited lately
 	// background is Options.Background.
@@ -504,28 +505,43 @@ func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	return readRaw(c, "steps: send fewer per call", 0)
+	body, release, err := readRaw(c, "steps: send fewer per call", 0)
+	if err == nil {
+		release()
+	}
+	return body, err
 }
 
 // readRaw reads a request body as sent, of at most service.MaxBodyBytes
 // (an error says so, with advice), holding room for it in the server's
-// budget of bodies: its length when announced, else the most it may be,
-// and at least hold (what a compressed body inflates to).
-func readRaw(c *call, advice string, hold int64) ([]byte, error) {
+// budget of bodies until release (called on error already): its length
+// when announced, else the most it may be, and more bytes (what a
+// compressed body inflates to, while it is inflated).
+func readRaw(c *call, advice string, more int64) (_ []byte, release func(), _ error) {
 	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
 	announced := c.r.ContentLength // -1 when unknown
 	if announced > service.MaxBodyBytes {
-		return nil, tooBig // refused before it is sent
+		return nil, nil, tooBig // refused before it is sent
 	}
 	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
 	if announced >= 0 {
 		most = announced + 1 // room to read the end without growing
 	}
-	release, err := c.reserveBody(max(most, hold))
+	release, err := c.reserveBody(most + more)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer release()
+	b, err := readAll(c, most, tooBig)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return b, release, nil
+}
+
+// readAll reads a body of at most most bytes (service.MaxBodyBytes + 1
+// unless announced) into a buffer that grows as it fills.
+func readAll(c *call, most int64, tooBig error) ([]byte, error) {
 	body := http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes)
 	buf := make([]byte, 0, min(most, bodyFirst))
 	for {

@@ -2,12 +2,14 @@ package httpapi
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -22,9 +24,10 @@ import (
 // of the export id under a key derived from the active signing key (any
 // key that signed within a URL's lifetime is accepted, so neither a
 // rotation nor a restart onto a new key ends the URLs given out just
-// before it). Servers that share a
-// database must share their signing keys for one's URLs to work on
-// another.
+// before it). Servers that share a database must share their signing keys
+// for one's URLs to work on another; when they restart onto a new key at
+// different times, the old key's URLs end a URL's lifetime after the
+// first restart (retiredAt: the starts are all the servers record).
 
 // downloadURLLifetime is how long a signed download URL works.
 const downloadURLLifetime = 15 * time.Minute
@@ -85,17 +88,14 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	}
 	msg := downloadMessage(q.Get("tenant"), q.Get("key"), r.PathValue("export_id"), expires)
 	now := s.svc.Now()
+	at := time.Unix(expires, 0)
 	signed := signedWith(s.keys.Keys(), s.keyUses, sig, msg, now)
-	if !signed {
+	if !signed && len(sig) == sha256.Size && !now.After(at) && !at.After(now.Add(downloadURLLifetime+clockSkew)) {
 		// Another server sharing the keys may sign with one made since this
 		// one started (`keys rotate-signing`, then its restart).
-		keys, kerr := s.keys.WithNewer()
-		uses, uerr := s.keys.Uses()
-		uses = append(uses, s.keyUses...)
-		slices.SortStableFunc(uses, func(a, b signing.KeyUse) int { return a.At.Compare(b.At) })
-		signed = kerr == nil && uerr == nil && signedWith(keys, uses, sig, msg, now)
+		keys, uses, err := s.shared.read(s.keys, s.keyUses)
+		signed = err == nil && signedWith(keys, uses, sig, msg, now)
 	}
-	at := time.Unix(expires, 0)
 	switch {
 	case !signed:
 		return refuse("is not signed by this server, or was changed")
@@ -110,6 +110,43 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 		return key, err // the key, when revoked: its tenant records the refusal
 	}
 	return key, err
+}
+
+// sharedKeys are the signing keys and the servers' starts with them as
+// the keys' directory, shared by the servers of a database, last held
+// them: read again at most every sharedKeysFor, so that a URL signed with
+// a key made since this server started costs a read of the directory now
+// and then, not on every download, nor on every forged URL.
+type sharedKeys struct {
+	mu   sync.Mutex
+	at   time.Time
+	keys []signing.Key
+	uses []signing.KeyUse
+}
+
+// sharedKeysFor is how long sharedKeys keeps what it read.
+const sharedKeysFor = 10 * time.Second
+
+// read returns the keys of kr, with those added to its directory since it
+// was loaded, and the starts it recorded with own's.
+func (sk *sharedKeys) read(kr *signing.Keyring, own []signing.KeyUse) ([]signing.Key, []signing.KeyUse, error) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.keys != nil && time.Since(sk.at) < sharedKeysFor {
+		return sk.keys, sk.uses, nil
+	}
+	keys, err := kr.WithNewer()
+	if err != nil {
+		return nil, nil, err
+	}
+	uses, err := kr.Uses()
+	if err != nil {
+		return nil, nil, err
+	}
+	uses = append(uses, own...)
+	slices.SortStableFunc(uses, func(a, b signing.KeyUse) int { return a.At.Compare(b.At) })
+	sk.keys, sk.uses, sk.at = keys, uses, time.Now()
+	return keys, uses, nil
 }
 
 // signedWith reports whether sig is a download URL's signature of msg by
