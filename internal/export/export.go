@@ -271,11 +271,13 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	}
 	e.count(ev.Kind)
-	rec, err := e.store.GetExport(octx, tenantID, r.ID)
+	var rec runproof.Export
+	err = runproof.RetryUnavailable(ctx, e.backoff, func() (err error) { rec, err = e.store.GetExport(octx, tenantID, r.ID); return err })
 	if err != nil {
-		// The outcome is stored: the export is told from what was written,
-		// and enters the ledger from the store once it can be read (Sync,
-		// before the tenant's next export or at the next recovery).
+		// The outcome is stored: the export is told from what was written
+		// (a ZIP's without its seal, which a later read shows), and enters
+		// the ledger from the store once it can be read (Sync, before the
+		// tenant's next export or at the next recovery).
 		e.log.WarnContext(ctx, "export finished, not read back: it enters the ledger later", slog.String("tenant_id", tenantID),
 			slog.String("export_id", r.ID), slog.Any("error", err))
 		e.unsynced.Store(tenantID, true)

@@ -88,49 +88,59 @@ func TestLedgerCatchesUp(t *testing.T) {
 	})
 }
 
-// unreadAfterEnd is a store whose read of an export fails once, just after
-// the first export's end is recorded, as a database that drops for a moment.
+// unreadAfterEnd is a store whose reads of an export fail, once or until
+// told, just after the first export's end is recorded, as a database that
+// drops for a moment or for longer.
 type unreadAfterEnd struct {
 	runproof.Store
-	once, ended atomic.Bool
+	fails  int32        // reads to fail
+	ended  atomic.Bool  // an export's end is recorded
+	failed atomic.Int32 // reads failed since
 }
 
 func (s *unreadAfterEnd) AppendExportEvent(ctx context.Context, ev runproof.ExportEvent) error {
 	err := s.Store.AppendExportEvent(ctx, ev)
-	if err == nil && ev.Kind == runproof.ExportEventCompleted && s.once.CompareAndSwap(false, true) {
+	if err == nil && ev.Kind == runproof.ExportEventCompleted {
 		s.ended.Store(true)
 	}
 	return err
 }
 
 func (s *unreadAfterEnd) GetExport(ctx context.Context, tenantID, id string) (runproof.Export, error) {
-	if s.ended.CompareAndSwap(true, false) {
+	if s.ended.Load() && s.failed.Add(1) <= s.fails {
 		return runproof.Export{}, runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
 	}
 	return s.Store.GetExport(ctx, tenantID, id)
 }
 
 // TestEndNotReadBack: an export whose end is recorded but cannot be read
-// back is completed to its caller, not failed (which would have it asked
-// again, a second export), and enters the ledger before the next export.
+// back at once is read again; one still unread after the retries is
+// completed to its caller all the same, not failed (which would have it
+// asked again, a second export), and enters the ledger before the next
+// export.
 func TestEndNotReadBack(t *testing.T) {
-	store := storetest.OpenSQLite(t)
-	ctx := context.Background()
-	inc := seeded(t, store)
-	l, dir, _ := ledgerAndDir(t, store)
-	e := export.New(&unreadAfterEnd{Store: store}, dir, export.Options{Ledger: l, NewID: ids(2), Now: func() time.Time { return fixed }})
-	first, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
-	if err != nil || first.Status != runproof.ExportCompleted || first.Checksum == "" {
-		t.Fatalf("export not read back: %+v, %v; want it completed", first, err)
-	}
-	if st := e.Stats(); st.LedgerBehind != 1 {
-		t.Errorf("stats %+v, want the tenant's ledger counted behind", st)
-	}
-	if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatCSV}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Prove(ctx, demo.Tenant, first.ID); err != nil {
-		t.Fatalf("the export not read back is not in the ledger after the next: %v", err)
+	for _, fails := range []int32{1, 3} {
+		store := storetest.OpenSQLite(t)
+		ctx := context.Background()
+		inc := seeded(t, store)
+		l, dir, _ := ledgerAndDir(t, store)
+		e := export.New(&unreadAfterEnd{Store: store, fails: fails}, dir, export.Options{Ledger: l, NewID: ids(2), Now: func() time.Time { return fixed },
+			Backoff: []time.Duration{time.Millisecond}}) // two tries
+		first, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatJSON})
+		if err != nil || first.Status != runproof.ExportCompleted || first.Checksum == "" {
+			t.Fatalf("%d reads failed: %+v, %v; want it completed", fails, first, err)
+		}
+		if behind := e.Stats().LedgerBehind; behind != int(max(0, min(fails-1, 1))) {
+			t.Errorf("%d reads failed: %d tenants behind", fails, behind)
+		}
+		if fails > 1 { // not read back: in the ledger after the next export
+			if _, err := e.Export(ctx, demo.Tenant, auditor, export.Input{IncidentID: inc.ID, Format: runproof.FormatCSV}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := l.Prove(ctx, demo.Tenant, first.ID); err != nil {
+			t.Fatalf("%d reads failed: the export is not in the ledger: %v", fails, err)
+		}
 	}
 }
 
