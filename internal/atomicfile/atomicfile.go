@@ -57,6 +57,10 @@ func Create(name string, perm os.FileMode) (*File, error) {
 
 func (w *File) Write(b []byte) (int, error) { return w.f.Write(b) }
 
+// Chmod gives the file mode perm exactly, whatever the umask: that of a
+// file it replaces, say.
+func (w *File) Chmod(perm os.FileMode) error { return w.f.Chmod(perm) }
+
 // Commit syncs the file and renames it over its name, the rename made
 // durable. A failure leaves nothing behind.
 func (w *File) Commit() error {

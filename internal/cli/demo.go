@@ -130,7 +130,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	// Check the ZIPs as an auditor would, with the public key alone.
 	key := ex.keys.Active()
 	pub := filepath.Join(out, "signing-key.pub.pem")
-	if err := writeFileAtomic(pub, 0o644, bytes.NewReader(signing.PublicPEM(key.Public()))); err != nil {
+	if err := writeFileAtomic(pub, nil, bytes.NewReader(signing.PublicPEM(key.Public()))); err != nil {
 		return fmt.Errorf("cannot write %s: %w", pub, err)
 	}
 	for _, zip := range zips {

@@ -235,7 +235,7 @@ func writeOut(name string, r io.Reader) error {
 	fi, err := os.Stat(name) // follows links
 	switch {
 	case err != nil: // a new file
-		return writeFileAtomic(name, 0o644, r)
+		return writeFileAtomic(name, nil, r)
 	case fi.IsDir():
 		return fmt.Errorf("%s is a directory: name a file", name)
 	case !fi.Mode().IsRegular():
@@ -252,19 +252,30 @@ func writeOut(name string, r io.Reader) error {
 	if target, err := filepath.EvalSymlinks(name); err == nil {
 		name = target // replace the file the link names, not the link
 	}
-	return writeFileAtomic(name, fi.Mode().Perm(), r) // the file replaced keeps its mode, less the umask
+	return writeFileAtomic(name, fi, r)
 }
 
-// writeFileAtomic writes r to name with mode perm (less the umask), making
-// its directory first; a failure never leaves a partial file under name.
-func writeFileAtomic(name string, perm os.FileMode, r io.Reader) error {
+// writeFileAtomic writes r to name, making its directory first: a new file
+// with mode 0644 less the umask, a file replaced (when not nil) keeping
+// its mode. A failure never leaves a partial file under name.
+func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(name, perm, func(w io.Writer) error {
-		_, err := io.Copy(w, r)
+	f, err := atomicfile.Create(name, 0o644)
+	if err != nil {
 		return err
-	})
+	}
+	defer f.Abort() // a no-op once committed
+	if replaced != nil {
+		if err := f.Chmod(replaced.Mode().Perm()); err != nil {
+			return err
+		}
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		return err
+	}
+	return f.Commit()
 }
 
 // exportFailure words an export error for the command line.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,5 +176,37 @@ func TestExportFlagsCoverInput(t *testing.T) {
 				t.Errorf("field %s: export has no flag %s", name, fl)
 			}
 		}
+	}
+}
+
+// TestWriteOutModes: a new file is 0644 less the umask, so a user's umask
+// 077 keeps an export private; a file replaced keeps its mode exactly,
+// group-writable under umask 022 too.
+func TestWriteOutModes(t *testing.T) {
+	dir := t.TempDir()
+	mode := func(name string) os.FileMode {
+		t.Helper()
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	fresh := filepath.Join(dir, "new.json")
+	if err := writeOut(fresh, strings.NewReader("{}")); err != nil || mode(fresh) != 0o600 {
+		t.Errorf("new file under umask 077: %v, %v; want 0600", mode(fresh), err)
+	}
+	syscall.Umask(0o022)
+	shared := filepath.Join(dir, "shared.json")
+	if err := os.WriteFile(shared, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o664); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeOut(shared, strings.NewReader("{}")); err != nil || mode(shared) != 0o664 {
+		t.Errorf("file of mode 0664 replaced under umask 022: %v, %v; want 0664 kept", mode(shared), err)
 	}
 }
