@@ -457,13 +457,13 @@ func roundTo(v, scale int64, d int) int64 {
 	return (v + unit/2) / unit * unit
 }
 
-// after writes a delay since the breaking step: "immediately", "0.2
-// seconds after that step", "2 hours 57 minutes after that step".
 // lateStep is how long after its own time a step may reach runproof before
 // the debrief says that the delay it gives is the agent's, not runproof's:
 // the clock skew runproof allows the other way.
 const lateStep = runproof.MaxClockSkew
 
+// after writes a delay since the breaking step: "immediately", "0.2
+// seconds after that step", "2 hours 57 minutes after that step".
 func after(s float64) string {
 	if s == 0 {
 		return "immediately"
