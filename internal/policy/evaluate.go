@@ -75,7 +75,8 @@ type Result struct {
 	IsInflection bool
 	Findings     []runproof.Finding
 	// Violation is the stop policy broken by this step, when it is the
-	// inflection: the first one in snapshot order.
+	// inflection: of those it broke, the one whose incident is the gravest
+	// (FindingRisk), the first in snapshot order of those alike.
 	Violation *runproof.Finding
 }
 
@@ -121,15 +122,21 @@ func (e *Evaluator) Evaluate(in Input) Result {
 		switch {
 		case in.Stopped:
 		case outcome == runproof.OutcomeExceeded && r.policy.Action == runproof.ActionStop:
-			if res.Violation == nil {
+			res.Status, res.IsInflection = runproof.StepViolation, true
+			if res.Violation == nil || graver(f, *res.Violation, res.Totals.CostMicrocents) {
 				res.Violation = &f
-				res.Status, res.IsInflection = runproof.StepViolation, true
 			}
 		case res.Status == runproof.StepOK:
 			res.Status = runproof.StepWarning
 		}
 	}
 	return res
+}
+
+// graver reports whether the incident stop finding a opens is graver than
+// b's, on a run that had cost costMicrocents by then.
+func graver(a, b runproof.Finding, costMicrocents int64) bool {
+	return slices.Index(riskLevels, FindingRisk(a, costMicrocents)) > slices.Index(riskLevels, FindingRisk(b, costMicrocents))
 }
 
 func finding(p runproof.Policy, outcome, actual string) runproof.Finding {

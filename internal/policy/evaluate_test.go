@@ -92,6 +92,8 @@ func TestEvaluateRules(t *testing.T) {
 			[]runproof.StepStatus{"ok", "ok", "violation", "violation", "violation"}},
 		{"regular expression, called as a function", runproof.Policy{Type: runproof.PolicyExpression, Expression: `matches(step.step_type, "^sh")`, Action: runproof.ActionWarn},
 			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
+		{"membership of a string in a list", runproof.Policy{Type: runproof.PolicyExpression, Expression: `step.step_type in ["shell", "exec"] && [1, 2].all(x, x != 3)`, Action: runproof.ActionWarn},
+			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,6 +184,12 @@ func TestNormalizeRefuses(t *testing.T) {
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `matches("x", step.step_type)`, Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `step.step_type.matches("(?:a*){1000}b")`, Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `step.step_type.matches("(")`, Action: "stop"}, "expression"},
+		// Lists compared whole: nested by repetition, cheap in CEL's cost, minutes of work.
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Action: "stop",
+			Expression: `[[1, 1, 1]].map(a, [1, 1, 1].map(i, a)).map(b, [1, 1, 1].map(i, b)).all(r, r == r)`}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `[[1]].all(r, r in [r])`, Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `{"a": 1} != {"a": 2}`, Action: "stop"}, "expression"},
+		{runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: `dyn([1]) == dyn([1])`, Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "5", Expression: "true", Action: "stop"}, "expression"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyCostLimit, Threshold: "5", StepTypes: []string{"a"}, Action: "stop"}, "step_types"},
 		{runproof.Policy{Name: "x", Type: runproof.PolicyStepTypeDenied, Threshold: "5", StepTypes: []string{"a"}, Action: "stop"}, "threshold"},
@@ -289,12 +297,17 @@ func TestExpressionVariables(t *testing.T) {
 
 // TestExpressionUnknownVariable: a field the step or run does not have is
 // refused with the list of the variables, since CEL names only the first
-// part of the path ("undeclared reference to 'step'").
+// part of the path ("undeclared reference to 'step'"); a function that is
+// not there is named as one.
 func TestExpressionUnknownVariable(t *testing.T) {
 	_, err := compileExpression("step.foo > 1")
 	if err == nil || !strings.Contains(err.Error(), "undeclared reference") ||
-		!strings.Contains(err.Error(), "(the variables are step.step_index, step.step_type,") || !strings.Contains(err.Error(), "run.duration_ms)") {
+		!strings.Contains(err.Error(), "(the variables are step.step_index, step.step_type,") ||
+		!strings.Contains(err.Error(), "run.duration_ms, and each always has a value)") {
 		t.Errorf("step.foo: %v", err)
+	}
+	if _, err := compileExpression(`step.step_type.lowerAscii() == "x"`); err == nil || !strings.Contains(err.Error(), "lowerAscii is not a function here") {
+		t.Errorf("an unknown function: %v", err)
 	}
 	if _, err := compileExpression("step.tokens > 1 &&"); err == nil || strings.Contains(err.Error(), "the variables are") {
 		t.Errorf("a syntax error: %v", err)
@@ -484,5 +497,27 @@ func TestEveryLimitFires(t *testing.T) {
 				t.Errorf("%s: totals far past its threshold graded %+v, not as overshot", typ, g)
 			}
 		})
+	}
+}
+
+// TestGravestViolation: a step that breaks several stop policies opens the
+// incident of the gravest breach, whatever the policies are named; of
+// breaches alike, the first in snapshot order.
+func TestGravestViolation(t *testing.T) {
+	e, err := Compile([]runproof.Policy{
+		mustPolicy(t, runproof.Policy{Name: "a-cost", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}),
+		mustPolicy(t, runproof.Policy{Name: "b-cost", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}),
+		mustPolicy(t, runproof.Policy{Name: "z-denied", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"shell"}, Action: runproof.ActionStop}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell := runproof.Step{StepType: "shell", CostMicrocents: 11 * runproof.MicrocentsPerCent / 10}
+	if r := e.Evaluate(Input{Step: shell}); r.Violation == nil || r.Violation.PolicyName != "z-denied" || len(r.Findings) != 3 {
+		t.Errorf("violation %+v, want z-denied (high) over the cost limits (medium)", r.Violation)
+	}
+	llm := runproof.Step{StepType: "llm", CostMicrocents: 11 * runproof.MicrocentsPerCent / 10}
+	if r := e.Evaluate(Input{Step: llm}); r.Violation == nil || r.Violation.PolicyName != "a-cost" {
+		t.Errorf("violation %+v, want a-cost, the first of two alike", r.Violation)
 	}
 }

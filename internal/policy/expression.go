@@ -9,6 +9,7 @@ import (
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/common/operators"
 	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
@@ -67,7 +68,7 @@ var celEnv = func() *cel.Env {
 		// A regular expression is compiled once, with the policy (see
 		// compileExpression), and is small: matching runs inside the
 		// append of every step, where CEL's cost limit cannot stop it.
-		cel.ASTValidators(regexLiterals{}, cel.ValidateRegexProgramSizeLimit(MaxRegexProgram)),
+		cel.ASTValidators(regexLiterals{}, cel.ValidateRegexProgramSizeLimit(MaxRegexProgram), scalarComparisons{}),
 	}
 	for _, v := range variables {
 		opts = append(opts, cel.Variable(v.name, v.typ))
@@ -87,9 +88,10 @@ const (
 	// MaxExpressionCost is the CEL cost at which one expression's
 	// evaluation stops, failed; MaxStepCost the cost the expressions of a
 	// snapshot may take together on one step, past which the rest are not
-	// judged (failed): a step is judged while the database's writer waits,
-	// so a tenant's rules must not be able to hold it for long, whatever
-	// their number.
+	// judged (failed; the one begun below it may take its own limit, so a
+	// step's rules take at most the sum of the two): a step is judged
+	// while the database's writer waits, so a tenant's rules must not be
+	// able to hold it for long, whatever their number.
 	MaxExpressionCost = 10_000
 	MaxStepCost       = 10_000
 )
@@ -105,6 +107,44 @@ func (regexLiterals) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.AST, 
 	for _, pattern := range patterns(a) {
 		if pattern.Kind() != celast.LiteralKind {
 			iss.ReportErrorAtID(pattern.ID(), "matches takes its pattern as a string literal, written in the expression")
+		}
+	}
+}
+
+// scalarComparisons refuses ==, != and in over lists and maps (or values
+// of no known type, which may be either): CEL charges such a comparison by
+// the outer list's length, but it walks every element of every nested
+// list, and lists built of one list repeated (L.map(i, L)) nest cheaply to
+// millions of elements, which a short rule would compare for minutes while
+// the database's writer waits. The variables are numbers and strings; the
+// elements of lists, and their sizes, can still be compared.
+type scalarComparisons struct{}
+
+func (scalarComparisons) Name() string { return "runproof.scalar_comparisons" }
+
+func (scalarComparisons) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.AST, iss *cel.Issues) {
+	compared := func(e celast.NavigableExpr) bool {
+		if e.Kind() != celast.CallKind {
+			return false
+		}
+		switch e.AsCall().FunctionName() {
+		case operators.Equals, operators.NotEquals, operators.In:
+			return true
+		}
+		return false
+	}
+	for _, e := range celast.MatchDescendants(celast.NavigateAST(a), compared) {
+		call := e.AsCall()
+		args := call.Args()
+		if call.FunctionName() == operators.In {
+			args = args[:1] // x in list: x is compared with each element
+		}
+		for _, arg := range args {
+			switch a.GetType(arg.ID()).Kind() {
+			case types.ListKind, types.MapKind, types.DynKind:
+				iss.ReportErrorAtID(arg.ID(), "==, != and in compare numbers, strings and bools here, not lists or maps "+
+					"(whose comparison can take far longer than its CEL cost): compare their elements, or their size()")
+			}
 		}
 	}
 }
@@ -135,12 +175,17 @@ func compileExpression(src string) (cel.Program, error) {
 	ast, iss := celEnv.Compile(src)
 	if iss.Err() != nil {
 		msg := strings.ReplaceAll(iss.Err().Error(), "\n", " ")
-		if strings.Contains(msg, "undeclared reference") { // step.foo reads as "undeclared reference to 'step'"
-			names := make([]string, len(variables))
-			for i, v := range variables {
-				names[i] = v.name
+		if _, rest, ok := strings.Cut(msg, "undeclared reference to '"); ok { // step.foo reads as "undeclared reference to 'step'"
+			name, _, _ := strings.Cut(rest, "'")
+			if strings.Contains(src, name+"(") && name != "step" && name != "run" {
+				msg += " (" + name + " is not a function here: CEL's standard ones are, such as size, contains, startsWith, endsWith and matches)"
+			} else {
+				names := make([]string, len(variables))
+				for i, v := range variables {
+					names[i] = v.name
+				}
+				msg += " (the variables are " + strings.Join(names, ", ") + ", and each always has a value)"
 			}
-			msg += " (the variables are " + strings.Join(names, ", ") + ")"
 		}
 		return nil, fmt.Errorf("invalid CEL expression: %s", msg)
 	}

@@ -30,7 +30,6 @@ type Grade struct {
 //	      cost_limit, expression                  → medium
 //	      step_type_denied                        → high
 func Grading(in RiskInput) Grade {
-	levels := []runproof.RiskLevel{runproof.RiskLow, runproof.RiskMedium, runproof.RiskHigh, runproof.RiskCritical}
 	level := 0
 	switch in.Type {
 	case runproof.PolicyCostLimit, runproof.PolicyExpression:
@@ -46,8 +45,18 @@ func Grading(in RiskInput) Grade {
 	if g.Costly {
 		level++
 	}
-	g.Level = levels[min(level, len(levels)-1)]
+	g.Level = riskLevels[min(level, len(riskLevels)-1)]
 	return g
+}
+
+// riskLevels are the risk levels, lowest first.
+var riskLevels = []runproof.RiskLevel{runproof.RiskLow, runproof.RiskMedium, runproof.RiskHigh, runproof.RiskCritical}
+
+// FindingRisk grades the incident a stop policy's finding opens, on a run
+// that had cost costMicrocents by then.
+func FindingRisk(f runproof.Finding, costMicrocents int64) runproof.RiskLevel {
+	threshold, actual := FixedValues(f)
+	return Risk(RiskInput{Type: f.Type, Threshold: threshold, Actual: actual, CostMicrocents: costMicrocents})
 }
 
 // FixedValues returns the threshold and actual value of a finding as

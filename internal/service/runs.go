@@ -361,14 +361,12 @@ func endedReason(run runproof.Run, what string) string {
 // openIncident records the breach of a stop policy. runproof stops the run
 // when it detects the breach, so containment is the detection time.
 func (s *Service) openIncident(run runproof.Run, step runproof.Step, v runproof.Finding, now time.Time) runproof.Incident {
-	threshold, actual := policy.FixedValues(v)
 	return runproof.Incident{
 		ID: s.newID(), TenantID: run.TenantID, RunID: run.ID,
 		PolicyID: v.PolicyID, PolicyVersion: v.PolicyVersion, PolicyName: v.PolicyName,
 		ViolationType: v.Type, ThresholdValue: v.Threshold, ActualValue: v.Actual,
 		InflectionStepIndex: step.Index, ViolationAt: step.Timestamp, DetectedAt: now, ContainedAt: &now,
-		RiskLevel: policy.Risk(policy.RiskInput{Type: v.Type, Threshold: threshold, Actual: actual,
-			CostMicrocents: run.Totals.CostMicrocents}),
+		RiskLevel:         policy.FindingRisk(v, run.Totals.CostMicrocents),
 		RemediationStatus: runproof.RemediationPending, CreatedAt: now,
 	}
 }
