@@ -514,7 +514,7 @@ func TestIngest(t *testing.T) {
 			i, stamp(i+1), cost, i)
 	}
 	fmt.Fprintf(&in, `{"complete": {"run_id": "r1", "status": "completed", "completed_at": %q}}`+"\n\n", stamp(10))
-	fmt.Fprintf(&in, `{"run": {"run_id": "r2", "agent_id": "checkout"}}`+"\n")
+	fmt.Fprintf(&in, `{"run": {"run_id": "r2", "agent_id": "checkout", "started_at": %q}}`+"\n", runproof.FormatTime(time.Now().Add(-time.Hour)))
 	fmt.Fprintf(&in, `{"step": {"run_id": "r2", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`+"\n", stamp(1))
 	file := writeFile(t, "runs.ndjson", in.String())
 
@@ -606,6 +606,12 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 			`line 1: must hold exactly one of "run", "step" or "complete"`, 0},
 		{"not JSON", []string{run, step(0, "1"), "{"}, "line 3: the line is not valid JSON", 1},
 		{"run without id", []string{`{"run": {"agent_id": "a"}}`}, "line 1: run_id: is required", 0},
+		{"run without start", []string{`{"run": {"run_id": "r1", "agent_id": "a"}}`}, "line 1: started_at: is required by ingest", 0},
+		// Two bad steps in one call: one found by the checks of each step,
+		// one only against its run; those before the first are stored.
+		{"two bad steps", []string{run, step(0, "1"), step(1, "1"),
+			`{"step": {"run_id": "r1", "step_index": 2, "timestamp": "2000-01-02T00:00:00Z", "step_type": "llm"}}`,
+			step(3, "1"), step(4, "-1")}, "line 4: timestamp: is more than", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -630,6 +636,15 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 				t.Errorf("%d steps stored, want %d", len(steps), tt.wantSteps)
 			}
 		})
+	}
+}
+
+// TestIngestByteOrderMark: a file an editor began with a byte order mark
+// is read as without it.
+func TestIngestByteOrderMark(t *testing.T) {
+	file := writeFile(t, "runs.ndjson", "\ufeff"+fmt.Sprintf(`{"run": {"run_id": "r1", "agent_id": "a", "started_at": %q}}`, stamp(0))+"\n")
+	if r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", t.TempDir(), file); r.code != 0 || !strings.Contains(r.stdout, "runs: 1") {
+		t.Errorf("a file with a byte order mark: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
 

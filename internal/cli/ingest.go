@@ -34,10 +34,11 @@ the same validation and policy evaluation as the HTTP API:
   {"complete": {"run_id": "r1", "status": "completed", "completed_at": "…"}}
 
 A run line must come before the steps of its run (unless the run exists) and
-must give run_id. Give a past run its started_at and completed_at: without
-them it starts or ends now, a step dated more than a day before its run's
-start is refused, and its replay is centred on now, away from its steps.
-Blank lines are skipped; lines may be up to 4 MiB.
+must give run_id and started_at. Give a past run its completed_at too:
+without it, it ends now. Steps of one run on consecutive lines are sent
+together, up to 1000 a call; steps of runs interleaved line by line are sent
+one at a time, several times slower. Blank lines are skipped, and a byte
+order mark before the first; lines may be up to 4 MiB.
 
 Ingest stops at the first bad line and names it; everything before it stays
 stored. It is resumable: fix the line and run the same file again, since
@@ -157,6 +158,15 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 
 	start := time.Now()
 	err = in.read(ctx, r)
+	if ctx.Err() != nil && len(in.batch) > 0 {
+		// Interrupted: the steps read and not stored yet are stored first,
+		// for a few seconds at most, so that every line read is kept.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), interruptedFlush)
+		if ferr := in.flush(fctx); ferr != nil && lineAtFault(ferr) {
+			err = ferr
+		}
+		cancel()
+	}
 	// One audit event, also when ingest stops early: what was stored must
 	// be accounted for. It is recorded even after Ctrl-C.
 	detail := fmt.Sprintf("%s: %s", name, strings.ReplaceAll(strings.TrimSpace(in.stats.String()), "\n", ", "))
@@ -174,7 +184,9 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	switch {
 	case err == nil && aerr != nil:
 		return fmt.Errorf("%s: the input was stored but the audit event could not be recorded: %w", name, aerr)
-	case err != nil && ctx.Err() != nil:
+	case err != nil && ctx.Err() != nil && len(in.batch) > 0:
+		return fmt.Errorf("%s: interrupted: lines from %d on are not stored; run the same file again to resume", name, in.batchLines[0])
+	case err != nil && ctx.Err() != nil && !errors.As(err, &le):
 		return fmt.Errorf("%s: interrupted: the lines read before are stored; run the same file again to resume", name)
 	case errors.As(err, &le) && le.line == 1:
 		return fmt.Errorf("%s: %w (nothing was stored: fix it and run again)", name, err)
@@ -197,6 +209,10 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	return nil
 }
 
+// interruptedFlush bounds storing the steps read when ingest is
+// interrupted.
+const interruptedFlush = 10 * time.Second
+
 // read processes the input line by line, sending steps in batches.
 func (in *ingester) read(ctx context.Context, r io.Reader) error {
 	sc := bufio.NewScanner(r)
@@ -204,11 +220,15 @@ func (in *ingester) read(ctx context.Context, r io.Reader) error {
 	n := 0
 	for sc.Scan() {
 		n++
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+		line := sc.Bytes()
+		if n == 1 {
+			line = bytes.TrimPrefix(line, []byte("\ufeff")) // a byte order mark some editors write
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		var l ingestLine
-		if err := service.DecodeJSON(sc.Bytes(), &l); err != nil {
+		if err := service.DecodeJSON(line, &l); err != nil {
 			return in.failAt(ctx, n, trimKind(decodeMessage(err, "the line")))
 		}
 		if kinds := btoi(l.Run != nil) + btoi(l.Step != nil) + btoi(l.Complete != nil); kinds != 1 {
@@ -266,8 +286,12 @@ func trimKind(msg string) string {
 }
 
 func (in *ingester) createRun(ctx context.Context, line int, r service.RunInput) error {
-	if r.RunID == "" {
+	switch {
+	case r.RunID == "":
 		return &lineError{line, "run_id: is required by ingest (steps refer to it, and re-sending the file must find the same run)"}
+	case r.StartedAt == "":
+		return &lineError{line, "started_at: is required by ingest: a run loaded from a file started when it did, not now " +
+			"(and a run stored as starting now takes no step dated more than a day before)"}
 	}
 	run, created, err := in.svc.CreateRun(ctx, in.tenant, r)
 	if err != nil {
@@ -312,30 +336,36 @@ func (in *ingester) complete(ctx context.Context, line int, c *completeLine) err
 }
 
 // flush sends the pending batch. When a step in it is bad, the steps before
-// it are stored, so that everything before the bad line is kept.
+// it are sent again, without it, until they are stored (another of them may
+// be bad too), so that everything before the first bad line is kept. A
+// batch that fails otherwise (the database away, ingest interrupted) stays
+// pending.
 func (in *ingester) flush(ctx context.Context) error {
 	if len(in.batch) == 0 {
 		return nil
 	}
 	runID, steps, lines := in.batchRun, in.batch, in.batchLines
-	in.batch, in.batchLines = nil, nil
 	err := in.send(ctx, runID, steps)
-	if err == nil || !lineAtFault(err) {
-		return err
-	}
-	i, msg := stepErrorAt(err)
-	if i >= len(steps) {
-		i = 0
-	}
-	if i > 0 {
-		if perr := in.send(ctx, runID, steps[:i]); perr != nil && !lineAtFault(perr) {
-			return perr
-		} else if perr != nil {
-			i, msg = stepErrorAt(perr)
-			i = min(i, len(steps)-1)
+	bad, msg := -1, "" // the first step at fault found
+	for err != nil && lineAtFault(err) {
+		i, m := stepErrorAt(err)
+		if i >= len(steps) {
+			i = 0
+		}
+		bad, msg, err = i, m, nil
+		if i > 0 {
+			steps = steps[:i]
+			err = in.send(ctx, runID, steps)
 		}
 	}
-	return &lineError{line: lines[i], msg: msg}
+	if err != nil {
+		return err
+	}
+	in.batch, in.batchLines = nil, nil
+	if bad >= 0 {
+		return &lineError{line: lines[bad], msg: msg}
+	}
+	return nil
 }
 
 // send validates and appends steps of one run.

@@ -123,6 +123,15 @@ func verifiedTenants(ctx context.Context, store runproof.Store) ([]string, error
 		return nil, err
 	}
 	tenants := append(withLedger, withExports...)
+	// And those with audit events or steps that wait for the ledger: a
+	// tenant that has only ingested steps has no ledger yet, and is told so.
+	for _, waiting := range []func(context.Context) ([]string, error){store.AuditTenantsToSeal, store.StepsTenantsToSeal} {
+		ts, err := waiting(ctx)
+		if err != nil {
+			return nil, err
+		}
+		tenants = append(tenants, ts...)
+	}
 	slices.Sort(tenants)
 	return slices.Compact(tenants), nil
 }

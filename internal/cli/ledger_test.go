@@ -320,3 +320,19 @@ func TestExportNeedsRecords(t *testing.T) {
 		t.Errorf("a signing key was made: %v", pems)
 	}
 }
+
+// TestLedgerVerifyFindsWaitingTenants: with no --tenant, a tenant that has
+// only ingested steps, and so no ledger yet, is listed with its steps
+// waiting, not passed over as if nothing were there.
+func TestLedgerVerifyFindsWaitingTenants(t *testing.T) {
+	data := t.TempDir()
+	file := writeFile(t, "runs.ndjson", fmt.Sprintf(`{"run": {"run_id": "r1", "agent_id": "a", "started_at": %q}}`, stamp(0))+"\n"+
+		fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm"}}`, stamp(0))+"\n")
+	if r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r := runCLI(t, "", "ledger", "verify", "--data", data)
+	if r.code != 0 || !strings.Contains(r.stdout, "acme: ok: the ledger is empty; 1 run has steps not sealed yet") {
+		t.Errorf("ledger verify of every tenant: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
