@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/go-json-experiment/json/jsontext"
-	yamlv2 "go.yaml.in/yaml/v2"
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -28,9 +28,11 @@ func policyApplyCommand() *command {
 		help: `Usage: runproof policy apply --tenant T FILE [flags]
 
 Adds the policies in FILE ("-" for stdin) as new versions: a new name starts
-at v1, an existing name gets its next version. Runs already started keep the
-versions they started with. All policies are checked first: if one is
-invalid, none is added.
+at v1, an existing name gets its next version, unless its active version
+says the same already (unchanged), so that applying a file again, or again
+after an interruption, adds only what differs. Runs already started keep
+the versions they started with. All policies are checked first: if one is
+invalid, or a name is given twice, none is added.
 
 FILE is JSON or YAML (by extension .yaml/.yml, or when it does not start
 with "[" or "{"): a list of policies, or a single one, with the fields
@@ -38,7 +40,8 @@ name, type, threshold, action, step_types, expression.
 
   --tenant T            the tenant the policies belong to (required)
 ` + commonHelp + `
-Prints one line per policy: name, type, version, id.
+Prints one line per policy: name, type, version, id, and "unchanged" for
+those not added again.
 
 Example (policies.yaml):
   - name: cost-cap
@@ -82,9 +85,14 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	// All or nothing: check every policy before storing the first, and
 	// name every one at fault.
 	var invalid []string
+	named := map[string]int{} // the first policy of each name
 	for i, in := range inputs {
 		if err := service.ValidatePolicy(tenant, in); err != nil {
 			invalid = append(invalid, fmt.Sprintf("policy %d (%q): %s", i+1, in.Name, fieldMessage(err)))
+		} else if first, twice := named[in.Name]; twice {
+			invalid = append(invalid, fmt.Sprintf("policy %d (%q): the name of policy %d too: give each policy once", i+1, in.Name, first+1))
+		} else {
+			named[in.Name] = i
 		}
 	}
 	if n := len(invalid); n > 0 {
@@ -101,23 +109,32 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	}
 	defer store.Close()
 	svc := service.New(store, service.Options{})
-	var created []runproof.Policy
+	active, err := svc.ActivePolicies(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	byName := make(map[string]runproof.Policy, len(active))
+	for _, p := range active {
+		byName[p.Name] = p
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	for i, in := range inputs {
+		if p, ok := byName[in.Name]; ok && service.SamePolicy(p, in) {
+			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", p.Name, p.Type, p.Version, p.ID)
+			continue
+		}
 		p, err := svc.CreatePolicy(ctx, tenant, in)
 		if err != nil {
-			return fmt.Errorf("%s: policy %d (%q): %s (policies before it were added)", name, i+1, in.Name, fieldMessage(err))
+			tw.Flush() // those before it
+			return fmt.Errorf("%s: policy %d (%q): %s (policies before it were added: apply the file again to add the rest)", name, i+1, in.Name, fieldMessage(err))
 		}
-		created = append(created, p)
+		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", p.Name, p.Type, p.Version, p.ID)
 		// Each policy's audit event goes with it, even when the command is
 		// interrupted right after: no policy is added unaccounted for.
 		if err := record(ctx, svc, cliEvent(tenant, runproof.AuditWrite, "policies.apply", "policy/"+p.ID,
 			runproof.DecisionAllow, fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name))); err != nil {
 			return fmt.Errorf("%s: policy %d (%q) was added but its audit event could not be recorded: %w", name, i+1, p.Name, err)
 		}
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	for _, p := range created {
-		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", p.Name, p.Type, p.Version, p.ID)
 	}
 	return tw.Flush()
 }
@@ -268,6 +285,9 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 		if err != nil {
 			return nil, fmt.Errorf("not valid YAML: %v", err)
 		}
+		if err := yamlDecimals(raw); err != nil {
+			return nil, err
+		}
 		body = bytes.TrimSpace(j)
 	}
 	if len(body) == 0 || string(body) == "null" {
@@ -297,11 +317,42 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	return inputs, nil
 }
 
+// plainDecimal is a number as a policy writes it: 10, 2.5, -1.
+var plainDecimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
+
+// yamlDecimals refuses a number that YAML reads otherwise than it looks:
+// 010 (octal: 8), 0x10 (16), 1_000, .inf. Such a threshold would be stored
+// as what YAML made of it, silently.
+func yamlDecimals(raw []byte) error {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(raw, &doc); err != nil {
+		return nil // reported by the decoder that reads the policies
+	}
+	var bad *yamlv3.Node
+	var walk func(n *yamlv3.Node)
+	walk = func(n *yamlv3.Node) {
+		if bad != nil {
+			return
+		}
+		if n.Kind == yamlv3.ScalarNode && n.Style == 0 && (n.Tag == "!!int" || n.Tag == "!!float") && !plainDecimal.MatchString(n.Value) {
+			bad = n
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(&doc)
+	if bad != nil {
+		return fmt.Errorf("line %d: %s is not a plain decimal number, which YAML would read as something else (010 as 8, 0x10 as 16): write it as 10 or 2.5, or quote it", bad.Line, bad.Value)
+	}
+	return nil
+}
+
 // yamlDocuments counts the documents of a YAML stream that hold
 // something: a "---" that ends a file, or a document of comments alone,
 // does not count.
 func yamlDocuments(raw []byte) (int, error) {
-	dec := yamlv2.NewDecoder(bytes.NewReader(raw))
+	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
 	n := 0
 	for {
 		var v any

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"slices"
 
 	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
@@ -41,6 +42,14 @@ func (s *Service) CreatePolicy(ctx context.Context, tenantID string, in PolicyIn
 		return runproof.Policy{}, err
 	}
 	return s.store.CreatePolicy(ctx, p)
+}
+
+// SamePolicy reports whether in says what the tenant's policy p, as
+// stored, says already: sending it would only make a new version of it.
+func SamePolicy(p runproof.Policy, in PolicyInput) bool {
+	want, err := policy.Normalize(in.policy(p.TenantID))
+	return err == nil && want.Name == p.Name && want.Type == p.Type && want.Threshold == p.Threshold &&
+		want.Action == p.Action && slices.Equal(want.StepTypes, p.StepTypes) && want.Expression == p.Expression
 }
 
 // RetirePolicy retires the tenant's policy policyID: runs started from now
