@@ -386,6 +386,8 @@ func TestPolicyListAndRetire(t *testing.T) {
 	file := writeFile(t, "p.yaml", policiesYAML)
 	if r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, file); r.code != 0 {
 		t.Fatalf("apply: code %d, stderr %q", r.code, r.stderr)
+	} else if !strings.Contains(r.stderr, "the tenant has no API key: is --tenant right?") { // a tenant no key reads
+		t.Errorf("apply for a tenant with no key: stderr %q, want a warning", r.stderr)
 	}
 	r := runCLI(t, "", "policy", "list", "--tenant", "acme", "--data", data)
 	if r.code != 0 || !regexp.MustCompile(`^NAME +TYPE +THRESHOLD +ACTION +VERSION +ID\ncost-cap +cost_limit +100 +stop +v1 +(\S+)\nno-shell +step_type_denied +shell +warn +v1 +\S+\n$`).MatchString(r.stdout) {

@@ -198,6 +198,7 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	e.log.Debug("ingest done", slog.String("file", name), slog.Int("steps", in.stats.steps), slog.Duration("elapsed", time.Since(start)))
+	warnKeyless(ctx, e, in.svc, tenant)
 	if _, err = fmt.Fprint(e.stdout, in.stats); err != nil {
 		return err
 	}

@@ -136,7 +136,11 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 			return fmt.Errorf("%s: policy %d (%q) was added but its audit event could not be recorded: %w", name, i+1, p.Name, err)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	warnKeyless(ctx, e, svc, tenant)
+	return nil
 }
 
 func policyListCommand() *command {
