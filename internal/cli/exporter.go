@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -92,8 +93,8 @@ func openKeys(e *env) (*signing.Keyring, error) {
 		return keys, nil
 	}
 	k, err := signing.ReadKeyFile(c.signingKey)
-	if err != nil {
-		return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
+	if err != nil { // a wrong flag
+		return nil, usagef("--signing-key (or %s): %v", SigningKeyEnv, err)
 	}
 	keys, err := signing.OpenWith(dir, k)
 	if err != nil {
@@ -124,9 +125,14 @@ func warnOpenKeys(e *env, dir string) {
 		names = append(names, e.signingKey)
 	}
 	for _, name := range names {
-		if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o077 != 0 && !strings.HasSuffix(name, ".pub.pem") {
-			e.log.Warn("a private signing key may be read by others: chmod 600 it", slog.String("file", name),
-				slog.String("mode", fmt.Sprintf("%#o", fi.Mode().Perm())))
+		fi, err := os.Stat(name)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 || strings.HasSuffix(name, ".pub.pem") {
+			continue
 		}
+		if b, err := os.ReadFile(name); err != nil || !bytes.Contains(b, []byte("PRIVATE KEY")) {
+			continue // a public key, say, given for a private one: the error says so
+		}
+		e.log.Warn("a private signing key may be read by others: chmod 600 it", slog.String("file", name),
+			slog.String("mode", fmt.Sprintf("%#o", fi.Mode().Perm())))
 	}
 }

@@ -98,11 +98,15 @@ func TestJSONLogDurations(t *testing.T) {
 }
 
 // TestWarnOpenKeys: a private key file others may read is warned of; one
-// of mode 0600, and a public key, are not.
+// of mode 0600, and a public key (by its name or its content), are not.
 func TestWarnOpenKeys(t *testing.T) {
 	dir := t.TempDir()
-	for name, mode := range map[string]os.FileMode{"open.pem": 0o644, "closed.pem": 0o600, "k.pub.pem": 0o644, "given.pem": 0o640} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), mode); err != nil {
+	for name, mode := range map[string]os.FileMode{"open.pem": 0o644, "closed.pem": 0o600, "k.pub.pem": 0o644, "given.pem": 0o640, "public.pem": 0o644} {
+		content := "-----BEGIN PRIVATE KEY-----\n"
+		if name == "public.pem" {
+			content = "-----BEGIN PUBLIC KEY-----\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil { // whatever the umask
@@ -117,7 +121,8 @@ func TestWarnOpenKeys(t *testing.T) {
 			t.Errorf("no warning of %s: %q", want, out.String())
 		}
 	}
-	if strings.Contains(out.String(), "closed.pem") || strings.Contains(out.String(), "k.pub.pem") || strings.Count(out.String(), "\n") != 2 {
+	if strings.Contains(out.String(), "closed.pem") || strings.Contains(out.String(), "k.pub.pem") || strings.Contains(out.String(), "public.pem") ||
+		strings.Count(out.String(), "\n") != 2 {
 		t.Errorf("warned of more: %q", out.String())
 	}
 }
