@@ -92,6 +92,8 @@ func TestEvaluateRules(t *testing.T) {
 			[]runproof.StepStatus{"ok", "ok", "violation", "violation", "violation"}},
 		{"regular expression, called as a function", runproof.Policy{Type: runproof.PolicyExpression, Expression: `matches(step.step_type, "^sh")`, Action: runproof.ActionWarn},
 			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
+		{"dyn of a string", runproof.Policy{Type: runproof.PolicyExpression, Expression: `dyn(step.step_type) == "shell" && run.cost_cents >= 3.0`, Action: runproof.ActionWarn},
+			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
 		{"membership of a string in a list", runproof.Policy{Type: runproof.PolicyExpression, Expression: `step.step_type in ["shell", "exec"] && [1, 2].all(x, x != 3)`, Action: runproof.ActionWarn},
 			[]runproof.StepStatus{"ok", "ok", "warning", "ok", "ok"}},
 	}
@@ -519,5 +521,21 @@ func TestGravestViolation(t *testing.T) {
 	llm := runproof.Step{StepType: "llm", CostMicrocents: 11 * runproof.MicrocentsPerCent / 10}
 	if r := e.Evaluate(Input{Step: llm}); r.Violation == nil || r.Violation.PolicyName != "a-cost" {
 		t.Errorf("violation %+v, want a-cost, the first of two alike", r.Violation)
+	}
+}
+
+// TestListJoinsCharged: a list joined to itself again and again stands for
+// millions of elements after a few dozen joins; each join is charged the
+// length of the list it makes, so such a rule fails at its cost limit at
+// once instead of walking them.
+func TestListJoinsCharged(t *testing.T) {
+	src := "[[1]]" + strings.Repeat(".map(a, a + a)", 40) + ".all(b, 2 in b)"
+	e, err := Compile([]runproof.Policy{mustPolicy(t, runproof.Policy{Name: "joins", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.Evaluate(Input{Step: runproof.Step{StepType: "llm"}})
+	if len(r.Findings) != 1 || r.Findings[0].Outcome != runproof.OutcomeFailed || !strings.Contains(r.Findings[0].Error, "cost") {
+		t.Errorf("findings %+v, want the rule failed at its cost limit", r.Findings)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"cel.dev/cel-go/common/overloads"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
 	"github.com/runproof/runproof/internal/runproof"
 )
@@ -140,10 +141,14 @@ func (scalarComparisons) Validate(_ *cel.Env, _ cel.ValidatorConfig, a *celast.A
 			args = args[:1] // x in list: x is compared with each element
 		}
 		for _, arg := range args {
+			for arg.Kind() == celast.CallKind && arg.AsCall().FunctionName() == overloads.TypeConvertDyn && len(arg.AsCall().Args()) == 1 {
+				arg = arg.AsCall().Args()[0] // dyn(x) is x: dyn(run.cost_cents) == 50 compares a number
+			}
 			switch a.GetType(arg.ID()).Kind() {
 			case types.ListKind, types.MapKind, types.DynKind:
-				iss.ReportErrorAtID(arg.ID(), "==, != and in compare numbers, strings and bools here, not lists or maps "+
-					"(whose comparison can take far longer than its CEL cost): compare their elements, or their size()")
+				iss.ReportErrorAtID(arg.ID(), "==, != and in compare numbers, strings and bools here, not lists or maps, "+
+					"nor values that may be either (of a list or map of mixed values), whose comparison can take far longer "+
+					"than its CEL cost: compare their elements, or their size()")
 			}
 		}
 	}
@@ -200,7 +205,8 @@ func compileExpression(src string) (cel.Program, error) {
 	}
 	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost),
 		cel.OptimizeRegex(interpreter.MatchesRegexOptimization),
-		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, sizes.matchCost), cost.OverloadTracker(overloads.MatchesString, sizes.matchCost)))
+		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, sizes.matchCost), cost.OverloadTracker(overloads.MatchesString, sizes.matchCost),
+			cost.OverloadTracker(overloads.AddList, concatCost)))
 	if err != nil {
 		return nil, fmt.Errorf("invalid CEL expression: %w", err)
 	}
@@ -208,6 +214,23 @@ func compileExpression(src string) (cel.Program, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// concatCost is what joining two lists costs against CEL's limits: the
+// length of the list made. CEL charges 1, but a list joined to itself
+// again and again ([[1]].map(a, a + a)…) stands for millions of elements
+// after a few dozen joins, which the next in or all walks through.
+func concatCost(_ []ref.Val, result ref.Val) *uint64 {
+	list, ok := result.(traits.Sizer)
+	if !ok {
+		return nil
+	}
+	n, ok := list.Size().(types.Int)
+	if !ok || n < 0 {
+		return nil
+	}
+	c := uint64(n)
+	return &c
+}
 
 // regexSizes are the sizes of the programs of an expression's regular
 // expressions, by pattern.
