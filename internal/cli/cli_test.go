@@ -466,9 +466,11 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 				`policy 4 ("zero"): threshold: must be greater than zero (no policy was added)`},
 		{"not YAML", "p.yaml", "- name: [\n", "not valid YAML"},
 		{"a YAML octal", "p.yaml", "- name: a\n  type: step_limit\n  threshold: 010\n  action: stop\n",
-			"line 3: 010 is not a plain decimal number"},
+			"line 3: YAML reads 010 as another number than it looks"},
 		{"a name twice", "p.yaml", "- name: a\n  type: step_limit\n  threshold: 3\n  action: stop\n- name: a\n  type: step_limit\n  threshold: 4\n  action: stop\n",
 			`policy 2 ("a"): the name of policy 1 too`},
+		{"a name twice, once spaced", "p.yaml", "- name: a\n  type: step_limit\n  threshold: 3\n  action: stop\n- name: \"a \"\n  type: step_limit\n  threshold: 4\n  action: stop\n",
+			`policy 2 ("a "): the name of policy 1 too`},
 		{"a YAML boolean", "p.yaml", "- name: on\n  type: step_limit\n  threshold: 3\n  action: stop\n",
 			"policy 1: name: must be a string (YAML reads on, off, yes, no, y and n as true or false: quote such a value)"},
 		{"not JSON", "p.json", `[{"name": }]`, "the file is not valid JSON"},
@@ -645,6 +647,22 @@ func TestIngestStopsAtTheFirstBadLine(t *testing.T) {
 				t.Errorf("%d steps stored, want %d", len(steps), tt.wantSteps)
 			}
 		})
+	}
+}
+
+// TestIngestResumesRunWithoutStart: a run line without started_at, which
+// an earlier runproof stored as starting then, is read on, so that its
+// file resumes; a new run without it is refused.
+func TestIngestResumesRunWithoutStart(t *testing.T) {
+	data := t.TempDir()
+	if _, _, err := service.New(openStore(t, data), service.Options{}).CreateRun(context.Background(), "acme",
+		service.RunInput{RunID: "old", AgentID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	file := writeFile(t, "runs.ndjson", `{"run": {"run_id": "old", "agent_id": "a"}}`+"\n"+
+		fmt.Sprintf(`{"step": {"run_id": "old", "step_index": 0, "timestamp": %q, "step_type": "llm"}}`, runproof.FormatTime(time.Now()))+"\n")
+	if r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file); r.code != 0 || !strings.Contains(r.stdout, "steps: 1 (1 new)") {
+		t.Errorf("resuming a run stored without started_at: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -192,6 +192,8 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		return fmt.Errorf("%s: %w (nothing was stored: fix it and run again)", name, err)
 	case errors.As(err, &le):
 		return fmt.Errorf("%s: %w (lines before it are stored: fix it and run again, stored lines are skipped)", name, err)
+	case runproof.ErrorCode(err) == runproof.EUNAVAILABLE && len(in.batch) > 0:
+		return fmt.Errorf("%s: stopped: %w (lines from %d on are not stored: run the same file again once it is back, stored lines are skipped)", name, err, in.batchLines[0])
 	case runproof.ErrorCode(err) == runproof.EUNAVAILABLE:
 		return fmt.Errorf("%s: stopped: %w (the lines read before are stored: run the same file again once it is back, stored lines are skipped)", name, err)
 	case err != nil:
@@ -291,8 +293,14 @@ func (in *ingester) createRun(ctx context.Context, line int, r service.RunInput)
 	case r.RunID == "":
 		return &lineError{line, "run_id: is required by ingest (steps refer to it, and re-sending the file must find the same run)"}
 	case r.StartedAt == "":
-		return &lineError{line, "started_at: is required by ingest: a run loaded from a file started when it did, not now " +
-			"(and a run stored as starting now takes no step dated more than a day before)"}
+		// Refused for a new run; one stored already (by an earlier runproof,
+		// which took such a line) is read on, so that its file resumes.
+		if _, err := in.svc.GetRun(ctx, in.tenant, r.RunID); runproof.ErrorCode(err) == runproof.ENOTFOUND {
+			return &lineError{line, "started_at: is required by ingest: a run loaded from a file started when it did, not now " +
+				"(and a run stored as starting now takes no step dated more than a day before)"}
+		} else if err != nil {
+			return err
+		}
 	}
 	run, created, err := in.svc.CreateRun(ctx, in.tenant, r)
 	if err != nil {

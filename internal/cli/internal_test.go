@@ -215,3 +215,15 @@ func TestWriteOutModes(t *testing.T) {
 		t.Errorf("file of mode 0664 replaced under umask 022: %v, %v; want 0664 kept", mode(shared), err)
 	}
 }
+
+// TestMisreadNumber: the YAML numbers refused are those YAML 1.1 reads as
+// another number than they look; any other number, or a name, passes.
+func TestMisreadNumber(t *testing.T) {
+	for v, want := range map[string]bool{"010": true, "0x10": true, "0b1": true, "1_000": true, "1:30": true, ".inf": true, "-.Inf": true, ".NaN": true,
+		"10": false, "0": false, "0.25": false, "1e3": false, "1E3": false, ".5": false, "5.": false, "+5": false, "0010.5": false,
+		"cost_cap": false, "a:b": false, "100.0": false, "-1": false} {
+		if got := misreadNumber.MatchString(v); got != want {
+			t.Errorf("%s: refused %v, want %v", v, got, want)
+		}
+	}
+}

@@ -253,9 +253,9 @@ Examples:
 	}
 }
 
-// warnKeyless warns, before a command writes for a tenant, that the tenant
-// has no API key: a tenant begins with its first key, so a --tenant
-// mistyped would write where no one reads.
+// warnKeyless warns, once a command has written for a tenant, that the
+// tenant has no API key: a tenant begins with its first key, so a --tenant
+// mistyped writes where no one reads.
 func warnKeyless(ctx context.Context, e *env, svc *service.Service, tenant string) {
 	if keys, err := svc.ListAPIKeys(ctx, tenant); err == nil && len(keys) == 0 {
 		e.log.Warn("the tenant has no API key: is --tenant right? (a tenant begins with its first key: runproof keys create)",

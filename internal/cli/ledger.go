@@ -355,7 +355,7 @@ func verifierKeys(ctx context.Context, c common, store ledgerTenants, files []st
 	if c.signingKey != "" {
 		k, err := signing.ReadKeyFile(c.signingKey)
 		if err != nil {
-			return nil, fmt.Errorf("--signing-key (or %s): %w", SigningKeyEnv, err)
+			return nil, usagef("--signing-key (or %s): %v", SigningKeyEnv, err)
 		}
 		pubs = append(pubs, signing.PublicKey{Public: k.Public()})
 	}

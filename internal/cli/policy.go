@@ -89,10 +89,10 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	for i, in := range inputs {
 		if err := service.ValidatePolicy(tenant, in); err != nil {
 			invalid = append(invalid, fmt.Sprintf("policy %d (%q): %s", i+1, in.Name, fieldMessage(err)))
-		} else if first, twice := named[in.Name]; twice {
+		} else if first, twice := named[strings.TrimSpace(in.Name)]; twice { // as names are stored
 			invalid = append(invalid, fmt.Sprintf("policy %d (%q): the name of policy %d too: give each policy once", i+1, in.Name, first+1))
 		} else {
-			named[in.Name] = i
+			named[strings.TrimSpace(in.Name)] = i
 		}
 	}
 	if n := len(invalid); n > 0 {
@@ -119,7 +119,7 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	for i, in := range inputs {
-		if p, ok := byName[in.Name]; ok && service.SamePolicy(p, in) {
+		if p, ok := byName[strings.TrimSpace(in.Name)]; ok && service.SamePolicy(p, in) {
 			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", p.Name, p.Type, p.Version, p.ID)
 			continue
 		}
@@ -321,12 +321,14 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	return inputs, nil
 }
 
-// plainDecimal is a number as a policy writes it: 10, 2.5, -1.
-var plainDecimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
+// misreadNumber is a number that YAML (1.1, as the policies are read)
+// reads otherwise than it looks: 010 (octal: 8), 0x10, 0b10, 1_000 (the
+// underscore dropped), 1:30 (base 60: 90), .inf and .nan.
+var misreadNumber = regexp.MustCompile(`(?i)^[-+]?(0[0-9]+|0[xob][0-9a-f_]+|[0-9]*_[0-9_]*(\.[0-9_]*)?|[0-9]+(:[0-5]?[0-9])+(\.[0-9_]*)?|\.(inf|nan))$`)
 
-// yamlDecimals refuses a number that YAML reads otherwise than it looks:
-// 010 (octal: 8), 0x10 (16), 1_000, .inf. Such a threshold would be stored
-// as what YAML made of it, silently.
+// yamlDecimals refuses a number that YAML reads otherwise than it looks
+// (misreadNumber): such a threshold would be stored as what YAML made of
+// it, silently.
 func yamlDecimals(raw []byte) error {
 	var doc yamlv3.Node
 	if err := yamlv3.Unmarshal(raw, &doc); err != nil {
@@ -338,7 +340,7 @@ func yamlDecimals(raw []byte) error {
 		if bad != nil {
 			return
 		}
-		if n.Kind == yamlv3.ScalarNode && n.Style == 0 && (n.Tag == "!!int" || n.Tag == "!!float") && !plainDecimal.MatchString(n.Value) {
+		if n.Kind == yamlv3.ScalarNode && n.Style == 0 && misreadNumber.MatchString(n.Value) {
 			bad = n
 		}
 		for _, c := range n.Content {
@@ -347,7 +349,7 @@ func yamlDecimals(raw []byte) error {
 	}
 	walk(&doc)
 	if bad != nil {
-		return fmt.Errorf("line %d: %s is not a plain decimal number, which YAML would read as something else (010 as 8, 0x10 as 16): write it as 10 or 2.5, or quote it", bad.Line, bad.Value)
+		return fmt.Errorf("line %d: YAML reads %s as another number than it looks (010 as 8, 0x10 as 16, 1_000 as 1000): write it plainly, as 10 or 2.5, or quote it", bad.Line, bad.Value)
 	}
 	return nil
 }
