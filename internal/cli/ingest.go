@@ -35,11 +35,11 @@ the same validation and policy evaluation as the HTTP API:
 
 A run line must come before the steps of its run (unless the run exists) and
 must give run_id and started_at (a run stored already may leave it out).
-Give a past run its completed_at too:
-without it, it ends now. Steps of one run on consecutive lines are sent
-together, up to 1000 a call; steps of runs interleaved line by line are sent
-one at a time, several times slower. Blank lines are skipped, and a byte
-order mark before the first; lines may be up to 4 MiB.
+Give a past run its completed_at too: without it, it ends now. Steps of one
+run on consecutive lines are sent together, up to 1000 a call; steps of
+runs interleaved line by line are sent one at a time, several times slower.
+Blank lines are skipped, and a byte order mark before the first; lines may
+be up to 4 MiB.
 
 Ingest stops at the first bad line and names it; everything before it stays
 stored. It is resumable: fix the line and run the same file again, since
