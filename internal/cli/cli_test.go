@@ -474,6 +474,8 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 		{"a YAML boolean", "p.yaml", "- name: on\n  type: step_limit\n  threshold: 3\n  action: stop\n",
 			"policy 1: name: must be a string (YAML reads on, off, yes, no, y and n as true or false: quote such a value)"},
 		{"not JSON", "p.json", `[{"name": }]`, "the file is not valid JSON"},
+		{"a member twice", "p.json", `[{"name": "a", "type": "step_limit", "threshold": 3, "action": "stop"}, {"name": "b", "name": "c"}]`,
+			"policy 2: name: is given twice"},
 		{"empty list", "p.json", `[]`, "empty list"},
 		{"empty file", "p.yaml", "", "holds no policies"},
 		{"two YAML documents", "p.yaml", "name: a\ntype: step_limit\nthreshold: 3\naction: stop\n---\nname: b\ntype: step_limit\nthreshold: 4\naction: stop\n",

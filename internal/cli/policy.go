@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -300,6 +301,13 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	var items []jsontext.Value
 	if body[0] == '[' {
 		if err := service.DecodeJSON(body, &items); err != nil {
+			if f := runproof.ErrorFields(err); len(f) == 1 { // "1.name": the second policy's name
+				if i, field, ok := strings.Cut(f[0].Field, "."); ok {
+					if n, aerr := strconv.Atoi(i); aerr == nil {
+						return nil, fmt.Errorf("policy %d: %s: %s", n+1, field, f[0].Message)
+					}
+				}
+			}
 			return nil, fmt.Errorf("%s", decodeMessage(err, "the file"))
 		}
 	} else {
