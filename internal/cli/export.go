@@ -40,7 +40,9 @@ checksum of the record.
   --format F            json, csv, pdf or zip (a signed ZIP holding the bundle,
                         its steps, its report and a manifest) (default json)
   -o, --out FILE        where to write, making its directory if need be; "-"
-                        for stdout (default BUNDLE_ID.F in the current directory)
+                        for stdout (default BUNDLE_ID.F in the current
+                        directory). A new file gets mode 0644 less the umask;
+                        a file replaced keeps its mode
   --reason TEXT         why the export is made (kept in the bundle and record)
   --prepared-for NAME   the reader of an executive debrief
   --prepared-by NAME    its author (default: your user name)

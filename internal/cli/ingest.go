@@ -49,7 +49,8 @@ re-sending identical runs and steps is a no-op.
 ` + commonHelp + `
 Prints a summary: runs and steps read (and how many were new), incidents
 opened and stop decisions (runs a stop policy stopped during this ingest),
-and a warning when the tenant has no policy to judge its steps by.
+and a warning when the tenant has no policy to judge its steps by, or no
+API key (a mistyped --tenant).
 
 Examples:
   runproof ingest --tenant acme runs.ndjson

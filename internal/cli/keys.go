@@ -217,8 +217,9 @@ that signs ZIP manifests and ledger checkpoints from now on. Older keys stay
 listed (GET /api/v1/signing-keys) and accepted, so that everything they
 signed still verifies. Prints the new key's id on stdout and its public key
 (PEM) on stderr. A running server publishes the new key and accepts the
-ledger checkpoints it signs (by other commands) at once, and signs with it
-once restarted.
+ledger checkpoints it signs (by other commands), and the download URLs
+servers restarted onto it give out, at once, and signs with it once
+restarted: restart servers sharing keys together (docs/integrity.md).
 
 ` + commonHelp + `
 Examples:

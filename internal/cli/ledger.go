@@ -43,11 +43,13 @@ seals audit events and new steps every 30 seconds; it says how many runs
 have steps waiting), and that the database still has every trigger that
 guards runproof's records. Prints one line per tenant (a long check logs
 how far it is every two seconds); exits 1 naming the first entry that
-does not match, or the triggers gone. Each tenant's check is recorded as
+does not match, or the triggers gone, and 2 when a flag is wrong (a
+--signing-key that is not a private key file included). Each tenant's check is recorded as
 an audit event of category integrity (GET /api/v1/logs/audit/integrity).
 
   --tenant T            only this tenant's ledger (default: every tenant that
-                        has one or has exports, which must be in one; with
+                        has one, has exports, which must be in one, or has
+                        audit events or steps waiting for it; with
                         --checkpoint, the tenant it names)
   --checkpoint FILE     a checkpoint kept from earlier (the text of GET
                         /api/v1/ledger/checkpoint): check its signature and

@@ -42,7 +42,9 @@ name, type, threshold, action, step_types, expression.
   --tenant T            the tenant the policies belong to (required)
 ` + commonHelp + `
 Prints one line per policy: name, type, version, id, and "unchanged" for
-those not added again.
+those not added again. In YAML, a number YAML reads otherwise than it looks
+(010, read as 8; 0x10; 1_000) is refused with its line. Warns when the
+tenant has no API key (a mistyped --tenant).
 
 Example (policies.yaml):
   - name: cost-cap
@@ -357,7 +359,7 @@ func yamlDecimals(raw []byte) error {
 	}
 	walk(&doc)
 	if bad != nil {
-		return fmt.Errorf("line %d: YAML reads %s as another number than it looks (010 as 8, 0x10 as 16, 1_000 as 1000): write it plainly, as 10 or 2.5, or quote it", bad.Line, bad.Value)
+		return fmt.Errorf("line %d: YAML reads %s as another number than it looks (010 as 8, 0x10 as 16, 1_000 as 1000): write it plainly, as 10 or 2.5", bad.Line, bad.Value)
 	}
 	return nil
 }
