@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -92,10 +93,10 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	for i, in := range inputs {
 		if err := service.ValidatePolicy(tenant, in); err != nil {
 			invalid = append(invalid, fmt.Sprintf("policy %d (%q): %s", i+1, in.Name, fieldMessage(err)))
-		} else if first, twice := named[strings.TrimSpace(in.Name)]; twice { // as names are stored
+		} else if first, twice := named[storedName(in.Name)]; twice {
 			invalid = append(invalid, fmt.Sprintf("policy %d (%q): the name of policy %d too: give each policy once", i+1, in.Name, first+1))
 		} else {
-			named[strings.TrimSpace(in.Name)] = i
+			named[storedName(in.Name)] = i
 		}
 	}
 	if n := len(invalid); n > 0 {
@@ -122,7 +123,7 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	for i, in := range inputs {
-		if p, ok := byName[strings.TrimSpace(in.Name)]; ok && service.SamePolicy(p, in) {
+		if p, ok := byName[storedName(in.Name)]; ok && service.SamePolicy(p, in) {
 			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", p.Name, p.Type, p.Version, p.ID)
 			continue
 		}
@@ -145,6 +146,9 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	warnKeyless(ctx, e, svc, tenant)
 	return nil
 }
+
+// storedName is a policy's name as it is stored: trimmed (policy.Normalize).
+func storedName(name string) string { return strings.TrimSpace(name) }
 
 func policyListCommand() *command {
 	return &command{
@@ -285,15 +289,12 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	ext := strings.ToLower(filepath.Ext(file))
 	fromYAML := ext == ".yaml" || ext == ".yml" || len(body) > 0 && body[0] != '[' && body[0] != '{'
 	if fromYAML {
-		if n, err := yamlDocuments(raw); err == nil && n > 1 {
-			return nil, fmt.Errorf("holds %d YAML documents (separated by ---): put the policies in one list, a \"- name: …\" item each", n)
+		if err := checkYAML(raw); err != nil {
+			return nil, err
 		}
 		j, err := yaml.YAMLToJSONStrict(raw)
 		if err != nil {
 			return nil, fmt.Errorf("not valid YAML: %v", err)
-		}
-		if err := yamlDecimals(raw); err != nil {
-			return nil, err
 		}
 		body = bytes.TrimSpace(j)
 	}
@@ -336,49 +337,46 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 // underscore dropped), 1:30 (base 60: 90), .inf and .nan.
 var misreadNumber = regexp.MustCompile(`(?i)^[-+]?(0[0-9]+|0[xob][0-9a-f_]+|[0-9]*_[0-9_]*(\.[0-9_]*)?|[0-9]+(:[0-5]?[0-9])+(\.[0-9_]*)?|\.(inf|nan))$`)
 
-// yamlDecimals refuses a number that YAML reads otherwise than it looks
-// (misreadNumber): such a threshold would be stored as what YAML made of
-// it, silently.
-func yamlDecimals(raw []byte) error {
-	var doc yamlv3.Node
-	if err := yamlv3.Unmarshal(raw, &doc); err != nil {
-		return nil // reported by the decoder that reads the policies
-	}
+// checkYAML reads a YAML stream as a policy file must be: one document
+// that holds something (a "---" that ends a file, or a document of
+// comments alone, does not count), and no number that YAML reads
+// otherwise than it looks (misreadNumber), which would be stored as what
+// YAML made of it, silently. A stream that does not parse is left to the
+// decoder that reads the policies, which says why.
+func checkYAML(raw []byte) error {
+	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
+	docs := 0
 	var bad *yamlv3.Node
-	var walk func(n *yamlv3.Node)
-	walk = func(n *yamlv3.Node) {
-		if bad != nil {
-			return
+	for {
+		var doc yamlv3.Node
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil
 		}
-		if n.Kind == yamlv3.ScalarNode && n.Style == 0 && misreadNumber.MatchString(n.Value) {
-			bad = n
+		if len(doc.Content) > 0 && doc.Content[0].Tag != "!!null" {
+			docs++
 		}
-		for _, c := range n.Content {
-			walk(c)
-		}
+		bad = cmp.Or(bad, misread(&doc))
 	}
-	walk(&doc)
-	if bad != nil {
+	switch {
+	case docs > 1:
+		return fmt.Errorf("holds %d YAML documents (separated by ---): put the policies in one list, a \"- name: …\" item each", docs)
+	case bad != nil:
 		return fmt.Errorf("line %d: YAML reads %s as another number than it looks (010 as 8, 0x10 as 16, 1_000 as 1000): write it plainly, as 10 or 2.5", bad.Line, bad.Value)
 	}
 	return nil
 }
 
-// yamlDocuments counts the documents of a YAML stream that hold
-// something: a "---" that ends a file, or a document of comments alone,
-// does not count.
-func yamlDocuments(raw []byte) (int, error) {
-	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
-	n := 0
-	for {
-		var v any
-		if err := dec.Decode(&v); errors.Is(err, io.EOF) {
-			return n, nil
-		} else if err != nil {
-			return n, err
-		}
-		if v != nil {
-			n++
+// misread returns the first plain scalar under n that misreadNumber matches.
+func misread(n *yamlv3.Node) *yamlv3.Node {
+	if n.Kind == yamlv3.ScalarNode && n.Style == 0 && misreadNumber.MatchString(n.Value) {
+		return n
+	}
+	for _, c := range n.Content {
+		if bad := misread(c); bad != nil {
+			return bad
 		}
 	}
+	return nil
 }

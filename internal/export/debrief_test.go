@@ -22,14 +22,7 @@ func TestDebriefStepsAfterStop(t *testing.T) {
 		ctx := context.Background()
 		now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 		svc := service.New(store, service.Options{Now: func() time.Time { return now }})
-		if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
-			Threshold: "1.2", Action: runproof.ActionStop}); err != nil {
-			t.Fatal(err)
-		}
-		run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "batched", AgentID: "bot", StartedAt: "2026-11-22T09:00:00Z"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		run := cappedRun(t, svc, "1.2", "batched")
 		appendSteps(t, svc, run.ID, 0, 5) // 0.5 cents each: step 2 breaks the cap, 3 and 4 come with it
 		now = now.Add(time.Second)
 		appendSteps(t, svc, run.ID, 5, 1) // after the answer that said stop

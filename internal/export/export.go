@@ -219,7 +219,6 @@ var errEndedMeanwhile = errors.New("its end was recorded meanwhile: the process 
 // buildErr, failed, saying reason or else why buildErr stopped it; then
 // appends it to the ledger.
 func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, buildErr error, reason string) (runproof.Export, error) {
-	tenantID := r.TenantID
 	if buildErr != nil {
 		e.log.WarnContext(ctx, "export failed", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", buildErr))
 		switch {
@@ -231,7 +230,7 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		}
 		ev = runproof.ExportEvent{Kind: runproof.ExportEventFailed, Reason: reason}
 	}
-	ev.TenantID, ev.ExportID, ev.At = tenantID, r.ID, runproof.Timestamp(e.now())
+	ev.TenantID, ev.ExportID, ev.At = r.TenantID, r.ID, runproof.Timestamp(e.now())
 	// The outcome is recorded even when the caller has gone, and once a
 	// database that went away for a while is back, while the caller waits:
 	// one who has gone, or a server that stops, tries once, and the export
@@ -261,34 +260,44 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 	case runproof.ErrorCode(err) == runproof.ECONFLICT:
 		err = fmt.Errorf("%w: %w", errEndedMeanwhile, err)
 		e.log.WarnContext(ctx, "export ended meanwhile", slog.String("tenant_id", r.TenantID), slog.String("export_id", r.ID), slog.Any("error", err))
-		if ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
-			if rerr := e.artifacts.Remove(artifactKey(r.ExportRequest)); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-		}
+		err = errors.Join(err, e.dropOrphan(r.ExportRequest, ev))
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	default:
 		return runproof.Export{}, fmt.Errorf("export %s: record outcome: %w", r.ID, err)
 	}
 	e.count(ev.Kind)
-	var rec runproof.Export
-	err = runproof.RetryUnavailable(ctx, e.backoff, func() (err error) { rec, err = e.store.GetExport(octx, tenantID, r.ID); return err })
-	if err != nil {
-		// The outcome is stored: the export is told from what was written
-		// (a ZIP's without its seal, which a later read shows), and enters
-		// the ledger from the store once it can be read (Sync, before the
-		// tenant's next export or at the next recovery).
-		e.log.WarnContext(ctx, "export finished, not read back: it enters the ledger later", slog.String("tenant_id", tenantID),
-			slog.String("export_id", r.ID), slog.Any("error", err))
-		e.unsynced.Store(tenantID, true)
-		rec = runproof.FoldExport(r.ExportRequest, []runproof.ExportEvent{ev})
-	} else {
-		e.appendToLedger(octx, rec)
-	}
+	rec := e.ended(octx, r.ExportRequest, ev, e.backoff)
 	if buildErr != nil {
 		return rec, &Failed{Export: rec, Err: buildErr}
 	}
 	return rec, nil
+}
+
+// ended reads back an export whose end ev is stored, trying again while
+// the database is away (waits), and appends it to the ledger. Unread, the
+// export is told from what was written (a ZIP's without its seal, which a
+// later read shows), and enters the ledger from the store once it can be
+// read (Sync, before the tenant's next export or at the next recovery).
+func (e *Exporter) ended(ctx context.Context, r runproof.ExportRequest, ev runproof.ExportEvent, waits []time.Duration) runproof.Export {
+	var rec runproof.Export
+	err := runproof.RetryUnavailable(ctx, waits, func() (err error) { rec, err = e.store.GetExport(ctx, r.TenantID, r.ID); return err })
+	if err != nil {
+		e.log.WarnContext(ctx, "export finished, not read back: it enters the ledger later", slog.String("tenant_id", r.TenantID),
+			slog.String("export_id", r.ID), slog.Any("error", err))
+		e.unsynced.Store(r.TenantID, true)
+		return runproof.FoldExport(r, []runproof.ExportEvent{ev})
+	}
+	e.appendToLedger(ctx, rec)
+	return rec
+}
+
+// dropOrphan removes the artifact of an export whose end, completed, was
+// refused because another recorded it first: the artifact is no one's.
+func (e *Exporter) dropOrphan(r runproof.ExportRequest, ev runproof.ExportEvent) error {
+	if ev.Kind != runproof.ExportEventCompleted {
+		return nil
+	}
+	return e.artifacts.Remove(artifactKey(r))
 }
 
 // Whose the stored end of an export is (ownEnd).

@@ -127,18 +127,12 @@ func (e *Exporter) writeLate(ctx context.Context, late *lateOutcome) bool {
 	case err == nil, owner == endOwn: // written, by this try or an earlier one
 		e.count(late.ev.Kind)
 		e.log.InfoContext(ctx, "export outcome recorded late", append(attrs, slog.String("outcome", late.ev.Kind))...)
-		if rec, err := e.store.GetExport(wctx, late.req.TenantID, late.req.ID); err == nil {
-			e.appendToLedger(wctx, rec)
-		} else {
-			e.unsynced.Store(late.req.TenantID, true)
-		}
+		e.ended(wctx, late.req, late.ev, nil) // one try: the lease's context is short
 		return true
 	case runproof.ErrorCode(err) == runproof.ECONFLICT:
 		e.log.WarnContext(ctx, "export ended meanwhile", append(attrs, slog.Any("error", err))...)
-		if late.ev.Kind == runproof.ExportEventCompleted { // its artifact is no one's
-			if err := e.artifacts.Remove(artifactKey(late.req)); err != nil {
-				e.log.ErrorContext(ctx, "artifact of an export ended meanwhile not removed", append(attrs, slog.Any("error", err))...)
-			}
+		if err := e.dropOrphan(late.req, late.ev); err != nil {
+			e.log.ErrorContext(ctx, "artifact of an export ended meanwhile not removed", append(attrs, slog.Any("error", err))...)
 		}
 		return true
 	case e.now().After(late.req.CreatedAt.Add(AbandonedAfter)):

@@ -57,21 +57,28 @@ func appendSteps(t *testing.T, svc *service.Service, runID string, from, n int) 
 	}
 }
 
+// cappedRun opens run runID of tenant acme's agent bot under a stop policy
+// "cost cap" of threshold cents, and returns it.
+func cappedRun(t *testing.T, svc *service.Service, threshold, runID string) runproof.Run {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+		Threshold: service.Threshold(threshold), Action: runproof.ActionStop}); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: runID, AgentID: "bot", StartedAt: "2026-11-22T09:00:00Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
 // longRun records a run of n steps (three pages and a half for 2500) under
 // a cost cap that it breaks at its 2000th step, and returns its id.
 func longRun(t *testing.T, store runproof.Store, n int) (*service.Service, string) {
 	t.Helper()
-	ctx := context.Background()
 	svc := service.New(store, service.Options{})
-	if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
-		Threshold: "999.9", Action: runproof.ActionStop}); err != nil {
-		t.Fatal(err)
-	}
-	run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "long-run", AgentID: "bot",
-		StartedAt: "2026-11-22T09:00:00Z"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := cappedRun(t, svc, "999.9", "long-run")
 	for from := 0; from < n; from += service.MaxStepsPerCall {
 		appendSteps(t, svc, run.ID, from, min(service.MaxStepsPerCall, n-from))
 	}
@@ -425,18 +432,11 @@ func TestExportOfARunStoppedMeanwhile(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := service.New(store, service.Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
-			Threshold: "1", Action: runproof.ActionStop}); err != nil {
-			t.Fatal(err)
-		}
-		run, _, err := svc.CreateRun(ctx, "acme", service.RunInput{RunID: "stopped-later", AgentID: "bot", StartedAt: "2026-11-22T09:00:00Z"})
-		if err != nil {
-			t.Fatal(err)
-		}
+		run := cappedRun(t, svc, "1", "stopped-later")
 		appendSteps(t, svc, run.ID, 0, 1) // 0.5 cents: under the cap
 		s := &stoppingStore{Store: store, stop: func() { appendSteps(t, svc, run.ID, 1, 3) }}
 		lx := newLedgered(t, s, nil)
-		_, err = lx.exporter.Export(ctx, "acme", auditor, export.Input{RunID: run.ID, Format: runproof.FormatZIP})
+		_, err := lx.exporter.Export(ctx, "acme", auditor, export.Input{RunID: run.ID, Format: runproof.FormatZIP})
 		var failed *export.Failed
 		if !errors.As(err, &failed) || runproof.ErrorCode(err) != runproof.ECONFLICT ||
 			!strings.Contains(failed.Export.FailureReason, "was stopped by a policy") || !strings.Contains(failed.Export.FailureReason, "ask again") {

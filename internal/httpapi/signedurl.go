@@ -89,8 +89,9 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	msg := downloadMessage(q.Get("tenant"), q.Get("key"), r.PathValue("export_id"), expires)
 	now := s.svc.Now()
 	at := time.Unix(expires, 0)
+	expired, tooLate := now.After(at), at.After(now.Add(downloadURLLifetime+clockSkew))
 	signed := signedWith(s.keys.Keys(), s.keyUses, sig, msg, now)
-	if !signed && len(sig) == sha256.Size && !now.After(at) && !at.After(now.Add(downloadURLLifetime+clockSkew)) {
+	if !signed && len(sig) == sha256.Size && !expired && !tooLate {
 		// Another server sharing the keys may sign with one made since this
 		// one started (`keys rotate-signing`, then its restart).
 		keys, uses, err := s.shared.read(s.keys, s.keyUses)
@@ -99,9 +100,9 @@ func (s *Server) signedURLKey(r *http.Request) (runproof.APIKey, error) {
 	switch {
 	case !signed:
 		return refuse("is not signed by this server, or was changed")
-	case now.After(at):
+	case expired:
 		return refuse("expired at " + runproof.FormatTime(at))
-	case at.After(now.Add(downloadURLLifetime + clockSkew)):
+	case tooLate:
 		return refuse("expires later than any this server gives out")
 	}
 	key, err := s.svc.KeyByID(r.Context(), q.Get("tenant"), q.Get("key"))

@@ -200,24 +200,12 @@ func TestSignedURLRetiredKey(t *testing.T) {
 	a2020 := signing.KeyUse{At: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), KeyID: ring[0].ID}
 	b2021 := signing.KeyUse{At: time.Date(2021, 2, 1, 0, 0, 0, 0, time.UTC), KeyID: ring[1].ID}
 	e := newSigningEnv(t, store, keys, a2020, b2021)
-	svc := e.svc
-	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
-	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleExporter})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inc := stoppedRun(t, e, admin, agent, "r-1")
+	secret, keyID, inc, exportID := exportToDownload(t, e)
 	var rec struct {
 		ID string `json:"id"`
 	}
-	e.must(201, e.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
-	signedBy := func(k signing.Key) string {
-		expires := time.Now().Add(10 * time.Minute).Unix()
-		mac := k.MAC("runproof signed download URL v1", fmt.Appendf(nil, "%s\n%s\n%s\n%d", "acme", key.ID, rec.ID, expires))
-		q := url.Values{"tenant": {"acme"}, "key": {key.ID}, "expires": {strconv.FormatInt(expires, 10)},
-			"signature": {base64.RawURLEncoding.EncodeToString(mac)}}
-		return "/api/v1/exports/" + rec.ID + "/download?" + q.Encode()
-	}
+	rec.ID = exportID
+	signedBy := func(k signing.Key) string { return signedPath(k, keyID, rec.ID) }
 	if len(ring) != 3 {
 		t.Fatalf("%d keys", len(ring))
 	}
@@ -283,19 +271,34 @@ func TestSignedURLNewerKey(t *testing.T) {
 	}
 	store := storetest.OpenSQLite(t)
 	e := newSigningEnv(t, store, before, signing.KeyUse{At: time.Now().Add(-time.Hour), KeyID: before.Active().ID})
+	_, keyID, _, exportID := exportToDownload(t, e)
+	e.must(200, e.do("GET", signedPath(newer, keyID, exportID), "", nil))
+}
+
+// exportToDownload makes an exporter key of tenant acme (its secret and
+// id), an incident (a stopped run's), and an export of it by that key.
+func exportToDownload(t *testing.T, e *env) (secret, keyID, incidentID, exportID string) {
+	t.Helper()
 	admin, agent := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent)
 	secret, key, err := e.svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleExporter})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inc := stoppedRun(t, e, admin, agent, "r-1")
+	incidentID = stoppedRun(t, e, admin, agent, "r-1")
 	var rec struct {
 		ID string `json:"id"`
 	}
-	e.must(201, e.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": inc, "format": "json"})).decode(t, &rec)
+	e.must(201, e.do("POST", "/api/v1/exports", secret, map[string]any{"incident_id": incidentID, "format": "json"})).decode(t, &rec)
+	return secret, key.ID, incidentID, rec.ID
+}
+
+// signedPath is a download path of tenant acme's export exportID signed
+// with k for API key keyID, as a server signing with k gives it out, for
+// ten minutes.
+func signedPath(k signing.Key, keyID, exportID string) string {
 	expires := time.Now().Add(10 * time.Minute).Unix()
-	mac := newer.MAC("runproof signed download URL v1", fmt.Appendf(nil, "%s\n%s\n%s\n%d", "acme", key.ID, rec.ID, expires))
-	q := url.Values{"tenant": {"acme"}, "key": {key.ID}, "expires": {strconv.FormatInt(expires, 10)},
+	mac := k.MAC("runproof signed download URL v1", fmt.Appendf(nil, "%s\n%s\n%s\n%d", "acme", keyID, exportID, expires))
+	q := url.Values{"tenant": {"acme"}, "key": {keyID}, "expires": {strconv.FormatInt(expires, 10)},
 		"signature": {base64.RawURLEncoding.EncodeToString(mac)}}
-	e.must(200, e.do("GET", "/api/v1/exports/"+rec.ID+"/download?"+q.Encode(), "", nil))
+	return "/api/v1/exports/" + exportID + "/download?" + q.Encode()
 }
