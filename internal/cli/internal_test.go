@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -216,14 +217,55 @@ func TestWriteOutModes(t *testing.T) {
 	}
 }
 
-// TestMisreadNumber: the YAML numbers refused are those YAML 1.1 reads as
-// another number than they look; any other number, or a name, passes.
-func TestMisreadNumber(t *testing.T) {
-	for v, want := range map[string]bool{"010": true, "0x10": true, "0b1": true, "1_000": true, "1:30": true, ".inf": true, "-.Inf": true, ".NaN": true,
-		"10": false, "0": false, "0.25": false, "1e3": false, "1E3": false, ".5": false, "5.": false, "+5": false, "0010.5": false,
-		"cost_cap": false, "a:b": false, "100.0": false, "-1": false} {
-		if got := misreadNumber.MatchString(v); got != want {
-			t.Errorf("%s: refused %v, want %v", v, got, want)
+// TestYAMLToJSON: a policy file's YAML is read as the JSON it stands for,
+// numbers as written; what YAML would read otherwise than it looks, or
+// what JSON cannot say, is refused with its line.
+func TestYAMLToJSON(t *testing.T) {
+	for in, want := range map[string]string{
+		"threshold: 10":         `{"threshold":10}`,
+		"threshold: 2.50":       `{"threshold":2.50}`,
+		"threshold: 1e3":        `{"threshold":1e3}`,
+		"threshold: +5":         `{"threshold":5}`,
+		"threshold: .5":         `{"threshold":0.5}`,
+		"threshold: -.5":        `{"threshold":-0.5}`,
+		"threshold: 5.":         `{"threshold":5.0}`,
+		"threshold: '010'":      `{"threshold":"010"}`,
+		"name: on":              `{"name":"on"}`,
+		"name: 12:30":           `{"name":"12:30"}`,
+		"name: 2026-01-01":      `{"name":"2026-01-01"}`,
+		"name: ~":               `{"name":null}`,
+		"name: True":            `{"name":true}`,
+		"a: &x [1]\nb: *x":      `{"a":[1],"b":[1]}`,
+		"---\n- name: a\n---\n": `[{"name":"a"}]`,
+		"# nothing":             `null`,
+	} {
+		got, err := yamlToJSON([]byte(in))
+		if err != nil || string(got) != want {
+			t.Errorf("%q: %s, %v; want %s", in, got, err, want)
+		}
+	}
+	bomb := "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+	for i := 'b'; i <= 'h'; i++ {
+		bomb += fmt.Sprintf("%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	for in, want := range map[string]string{
+		"threshold: 010":             "line 1: 010 is not a plain number",
+		"threshold: 0x10":            "line 1: 0x10 is not a plain number",
+		"threshold: 0o10":            "line 1: 0o10 is not a plain number",
+		"threshold: 1_000":           "line 1: 1_000 is not a plain number",
+		"threshold: .inf":            "line 1: .inf is not a plain number",
+		"\nthreshold: .NaN":          "line 2: .NaN is not a plain number",
+		"a: 1\nb: 2\na: 3":           "line 3: a is given twice in one policy (first at line 1)",
+		"a: &x {b: 1}\nc:\n  <<: *x": "line 3: YAML merge keys (<<) are not taken here",
+		"a: !custom 1":               "line 1: the YAML tag !custom is not taken here",
+		"a: !!binary aGk=":           "line 1: the YAML tag !!binary is not taken here",
+		"? [a]\n: 1":                 "line 1: a key must be a plain word",
+		"a: [":                       "not valid YAML",
+		"a: 1\n---\nb: 2":            "holds more than one YAML document (the --- at line 2 begins a second)",
+		bomb:                         "once its aliases (*name) are expanded",
+	} {
+		if got, err := yamlToJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %s, %v; want an error with %q", in, got, err, want)
 		}
 	}
 }

@@ -2,22 +2,17 @@ package cli
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/go-json-experiment/json/jsontext"
-	yamlv3 "go.yaml.in/yaml/v3"
-	"sigs.k8s.io/yaml"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -43,8 +38,9 @@ name, type, threshold, action, step_types, expression.
   --tenant T            the tenant the policies belong to (required)
 ` + commonHelp + `
 Prints one line per policy: name, type, version, id, and "unchanged" for
-those not added again. In YAML, a number YAML reads otherwise than it looks
-(010, read as 8; 0x10; 1_000) is refused with its line. Warns when the
+those not added again. YAML is read as YAML 1.2 (on and yes are words); a
+number written otherwise than plainly (010, which YAML 1.1 reads as 8;
+0x10; 1_000) is refused with its line. Warns when the
 tenant has no API key (a mistyped --tenant).
 
 Example (policies.yaml):
@@ -279,9 +275,6 @@ func retirePolicy(ctx context.Context, e *env, tenant, which string) error {
 	return err
 }
 
-// yamlBoolean finds a member that YAML read as a boolean.
-var yamlBoolean = regexp.MustCompile(`:(true|false)[,}]`)
-
 // parsePolicies decodes a JSON or YAML list of policies, or a single one,
 // refusing unknown fields as the API does.
 func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
@@ -289,14 +282,11 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	ext := strings.ToLower(filepath.Ext(file))
 	fromYAML := ext == ".yaml" || ext == ".yml" || len(body) > 0 && body[0] != '[' && body[0] != '{'
 	if fromYAML {
-		if err := checkYAML(raw); err != nil {
+		j, err := yamlToJSON(raw)
+		if err != nil {
 			return nil, err
 		}
-		j, err := yaml.YAMLToJSONStrict(raw)
-		if err != nil {
-			return nil, fmt.Errorf("not valid YAML: %v", err)
-		}
-		body = bytes.TrimSpace(j)
+		body = j
 	}
 	if len(body) == 0 || string(body) == "null" {
 		return nil, fmt.Errorf("holds no policies: write a list of policies (see runproof policy apply -h)")
@@ -322,61 +312,8 @@ func parsePolicies(file string, raw []byte) ([]service.PolicyInput, error) {
 	inputs := make([]service.PolicyInput, len(items))
 	for i, item := range items {
 		if err := service.DecodeJSON(item, &inputs[i]); err != nil {
-			msg := decodeMessage(err, "the policy")
-			if fromYAML && yamlBoolean.Match(item) && strings.Contains(msg, "must be a string") {
-				msg += " (YAML reads on, off, yes, no, y and n as true or false: quote such a value)"
-			}
-			return nil, fmt.Errorf("policy %d: %s", i+1, msg)
+			return nil, fmt.Errorf("policy %d: %s", i+1, decodeMessage(err, "the policy"))
 		}
 	}
 	return inputs, nil
-}
-
-// misreadNumber is a number that YAML (1.1, as the policies are read)
-// reads otherwise than it looks: 010 (octal: 8), 0x10, 0b10, 1_000 (the
-// underscore dropped), 1:30 (base 60: 90), .inf and .nan.
-var misreadNumber = regexp.MustCompile(`(?i)^[-+]?(0[0-9]+|0[xob][0-9a-f_]+|[0-9]*_[0-9_]*(\.[0-9_]*)?|[0-9]+(:[0-5]?[0-9])+(\.[0-9_]*)?|\.(inf|nan))$`)
-
-// checkYAML reads a YAML stream as a policy file must be: one document
-// that holds something (a "---" that ends a file, or a document of
-// comments alone, does not count), and no number that YAML reads
-// otherwise than it looks (misreadNumber), which would be stored as what
-// YAML made of it, silently. A stream that does not parse is left to the
-// decoder that reads the policies, which says why.
-func checkYAML(raw []byte) error {
-	dec := yamlv3.NewDecoder(bytes.NewReader(raw))
-	docs := 0
-	var bad *yamlv3.Node
-	for {
-		var doc yamlv3.Node
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			return nil
-		}
-		if len(doc.Content) > 0 && doc.Content[0].Tag != "!!null" {
-			docs++
-		}
-		bad = cmp.Or(bad, misread(&doc))
-	}
-	switch {
-	case docs > 1:
-		return fmt.Errorf("holds %d YAML documents (separated by ---): put the policies in one list, a \"- name: …\" item each", docs)
-	case bad != nil:
-		return fmt.Errorf("line %d: YAML reads %s as another number than it looks (010 as 8, 0x10 as 16, 1_000 as 1000): write it plainly, as 10 or 2.5", bad.Line, bad.Value)
-	}
-	return nil
-}
-
-// misread returns the first plain scalar under n that misreadNumber matches.
-func misread(n *yamlv3.Node) *yamlv3.Node {
-	if n.Kind == yamlv3.ScalarNode && n.Style == 0 && misreadNumber.MatchString(n.Value) {
-		return n
-	}
-	for _, c := range n.Content {
-		if bad := misread(c); bad != nil {
-			return bad
-		}
-	}
-	return nil
 }
