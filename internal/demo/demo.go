@@ -177,7 +177,13 @@ func replay(ctx context.Context, svc *service.Service, clock *replayClock, tenan
 		if err != nil {
 			return nil, err
 		}
-		clock.t = last.Add(latency)
+		// A step is sent as it ends: its timestamp is its start, so
+		// runproof judges it latency after timestamp + duration.
+		ended := last
+		if d := part[len(part)-1].DurationMs; d != "" {
+			ended = last.Add(time.Duration(mustFloat(string(d)) * float64(time.Millisecond)))
+		}
+		clock.t = ended.Add(latency)
 		steps, err := service.ValidateSteps(part, clock.t)
 		if err != nil {
 			return nil, err

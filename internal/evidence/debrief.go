@@ -79,6 +79,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 type incidentFacts struct {
 	inc               *runproof.Incident
 	contained         *time.Time
+	ran               float64 // seconds the breaking step took, as the agent reported it
 	task              string // the goal in quotes, or "its task"
 	upTo              int64  // steps up to and including the inflection
 	costMicro         int64  // cost of those steps
@@ -99,6 +100,9 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 			if err := opts.OnStep(stepEvidence(s, false)); err != nil {
 				return err
 			}
+		}
+		if s.Index == inc.InflectionStepIndex {
+			f.ran = float64(s.DurationMicros) / 1e6
 		}
 		if s.Index <= inc.InflectionStepIndex {
 			f.costMicro += s.CostMicrocents
@@ -183,10 +187,10 @@ func summary(f incidentFacts) string {
 	var delay float64 // the one the sentence gives
 	if f.contained != nil {
 		delay = seconds(inc.ViolationAt, *f.contained)
-		second = "it was stopped " + after(delay)
+		second = "it was stopped " + f.after(delay)
 	} else {
 		delay = seconds(inc.ViolationAt, inc.DetectedAt)
-		second = "the breach was detected " + after(delay) + ", but the run was not stopped"
+		second = "the breach was detected " + f.after(delay) + ", but the run was not stopped"
 	}
 	if ahead := seconds(inc.DetectedAt, inc.ViolationAt); ahead >= 1 {
 		// The step's time is the agent's clock, the detection runproof's.
@@ -195,7 +199,7 @@ func summary(f incidentFacts) string {
 			shown = "as zero"
 		}
 		second += fmt.Sprintf(" (the agent's clock runs %s ahead of runproof's, so that delay shows %s)", Duration(ahead), shown)
-	} else if late := seconds(inc.ViolationAt, inc.DetectedAt); late >= lateStep.Seconds() {
+	} else if late := seconds(inc.ViolationAt, inc.DetectedAt) - f.ran; late >= lateStep.Seconds() {
 		// runproof judges a step as it arrives: a step that arrived this
 		// long after its own time was sent late, or the agent's clock runs
 		// behind runproof's.
@@ -464,11 +468,20 @@ const lateStep = runproof.MaxClockSkew
 
 // after writes a delay since the breaking step: "immediately", "0.2
 // seconds after that step", "2 hours 57 minutes after that step".
-func after(s float64) string {
-	if s == 0 {
+// after says how long after the breaking step something came. An agent
+// reports a step once it is done, so a step that ran for most of that
+// time is said to: "28 seconds after that step began, 0.04 seconds after
+// it ended".
+func (f incidentFacts) after(s float64) string {
+	switch {
+	case s == 0:
 		return "immediately"
+	case f.ran < 1 || f.ran < s/2 || f.ran > s:
+		return Duration(s) + " after that step"
+	case s-f.ran < 0.0005:
+		return Duration(s) + " after that step began, as it ended"
 	}
-	return Duration(s) + " after that step"
+	return Duration(s) + " after that step began, " + Duration(s-f.ran) + " after it ended"
 }
 
 // Duration writes a number of seconds for people, as the debrief's

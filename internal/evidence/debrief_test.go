@@ -397,4 +397,16 @@ func TestDebriefStepArrivedLate(t *testing.T) {
 	if b := debrief(t, src); strings.Contains(b.IncidentSummary, "reached runproof") {
 		t.Errorf("a step a minute late is called late: %q", b.IncidentSummary)
 	}
+	// A step of ten minutes sent as it ended is not late: the delay after
+	// its end is said with the delay after its start.
+	spec := costSpec()
+	for i := range spec.steps {
+		spec.steps[i].durMicro = 10 * 60 * 1e6
+	}
+	spec.detect = 10*time.Minute + 200*time.Millisecond
+	b = debrief(t, simulate(t, spec))
+	if strings.Contains(b.IncidentSummary, "reached runproof") || !strings.Contains(b.IncidentSummary,
+		"It was stopped 10 minutes after that step began, 0.2 seconds after it ended.") {
+		t.Errorf("a ten-minute step: %q", b.IncidentSummary)
+	}
 }
