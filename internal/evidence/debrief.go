@@ -80,11 +80,11 @@ type incidentFacts struct {
 	inc               *runproof.Incident
 	contained         *time.Time
 	ran               float64 // seconds the breaking step took, as the agent reported it
-	task              string // the goal in quotes, or "its task"
-	upTo              int64  // steps up to and including the inflection
-	costMicro         int64  // cost of those steps
-	afterInflection          // the steps after them
-	threshold, actual int64  // limits: in the type's fixed-point unit
+	task              string  // the goal in quotes, or "its task"
+	upTo              int64   // steps up to and including the inflection
+	costMicro         int64   // cost of those steps
+	afterInflection           // the steps after them
+	threshold, actual int64   // limits: in the type's fixed-point unit
 	grade             policy.Grade
 }
 
