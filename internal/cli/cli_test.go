@@ -119,6 +119,18 @@ func TestKeysListAndRevoke(t *testing.T) {
 	if err != nil || len(events) != 3 || events[0].Action != "keys.revoke" || events[0].Resource != "key/"+key.ID {
 		t.Errorf("audit events: %+v, %v; want keys.revoke last", events, err)
 	}
+
+	// A leaked key known only by its secret: revoked by the secret, but
+	// only in its own tenant.
+	leaked := strings.TrimSpace(runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "viewer", "--data", data).stdout)
+	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "globex", leaked, "--data", data), 1, "has no API key with this secret")
+	if r := runCLI(t, "", "keys", "revoke", "--tenant", "acme", leaked, "--data", data); r.code != 0 || !strings.Contains(r.stdout, "revoked key key_") {
+		t.Fatalf("keys revoke by secret: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := svc.Authenticate(context.Background(), leaked); runproof.ErrorCode(err) != runproof.EUNAUTHORIZED {
+		t.Errorf("a key revoked by its secret authenticates: %v", err)
+	}
+	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", service.KeyPrefix+"nosuchsecret", "--data", data), 1, "cannot revoke the key")
 }
 
 func TestKeysCreate(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -162,8 +163,9 @@ func keysRevokeCommand() *command {
 		summary: "revoke an API key",
 		help: `Usage: runproof keys revoke --tenant T KEY_ID [flags]
 
-Revokes one of the tenant's API keys (its id, as keys list and keys create
-print it): from then on every request with it is refused (401). The key
+Revokes one of the tenant's API keys, named by its id (as keys list and
+keys create print it) or by its secret (a leaked key, known only by what
+leaked): from then on every request with it is refused (401). The key
 stays listed, with the time it was revoked, and the revocation is recorded
 as an audit event of category identity. It cannot be undone: create a new
 key instead.
@@ -172,6 +174,7 @@ key instead.
 ` + commonHelp + `
 Examples:
   runproof keys revoke --tenant acme key_3a3fbd0a1ae5106c
+  runproof keys revoke --tenant acme "$LEAKED_SECRET"
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			tenant := fs.String("tenant", "", "tenant")
@@ -195,6 +198,13 @@ func revokeKey(ctx context.Context, e *env, tenant, keyID string) error {
 	}
 	defer store.Close()
 	svc := service.New(store, service.Options{})
+	if strings.HasPrefix(keyID, service.KeyPrefix) { // the secret itself, as a leaked key is known
+		k, err := svc.KeyBySecret(ctx, tenant, keyID)
+		if err != nil {
+			return fmt.Errorf("cannot revoke the key: %w (this is a key's secret; keys list --tenant %s shows the ids)", err, tenant)
+		}
+		keyID = k.ID
+	}
 	key, err := svc.RevokeAPIKey(ctx, tenant, keyID)
 	if err != nil {
 		return fmt.Errorf("cannot revoke the key: %w", err)

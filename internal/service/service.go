@@ -122,6 +122,17 @@ func (s *Service) RevokeAPIKey(ctx context.Context, tenantID, keyID string) (run
 	return s.store.RevokeAPIKey(ctx, tenantID, keyID, s.Now())
 }
 
+// KeyBySecret returns the tenant's key whose secret this is, revoked or
+// not, so that a key known only by its secret (a leaked one) can be
+// named by its id; ENOTFOUND when the tenant has no such key.
+func (s *Service) KeyBySecret(ctx context.Context, tenantID, secret string) (runproof.APIKey, error) {
+	k, err := s.store.APIKeyByHash(ctx, HashKey(secret))
+	if err == nil && k.TenantID != tenantID {
+		err = runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no API key with this secret", tenantID)
+	}
+	return k, err
+}
+
 // Authenticate returns the key whose secret this is, EUNAUTHORIZED if none
 // or if it was revoked (the key is returned with that error then: the
 // refusal is its tenant's to record).

@@ -356,3 +356,28 @@ func TestMigrateRefusesAnotherProgramsSchema(t *testing.T) {
 		t.Errorf("goose's table was made in the refused database: %v", err)
 	}
 }
+
+// TestMissingSchema: a search_path naming no schema that exists is said
+// as such, not as a NULL that cannot be scanned.
+func TestMissingSchema(t *testing.T) {
+	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
+	if raw == "" {
+		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", "rp_test_no_such_schema")
+	u.RawQuery = q.Encode()
+	s, err := Open(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.provider(context.Background()); err == nil ||
+		!strings.Contains(err.Error(), "no schema of the search_path (rp_test_no_such_schema) exists") {
+		t.Errorf("migrating into a schema that does not exist: %v", err)
+	}
+}

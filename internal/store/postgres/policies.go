@@ -79,7 +79,7 @@ func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.T
 	var name string
 	err = tx.QueryRow(ctx, `SELECT name FROM policies WHERE tenant_id = $1 AND id = $2 LIMIT 1`, tenantID, id).Scan(&name)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy of id %q (policies are named here by id, as the list of policies gives it, not by name)", tenantID, id)
 	} else if err != nil {
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
@@ -133,7 +133,7 @@ func (s *Store) PolicyVersions(ctx context.Context, tenantID, id string) ([]runp
 		return nil, fmt.Errorf("policy versions: %w", err)
 	}
 	if len(ps) == 0 {
-		return nil, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+		return nil, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy of id %q (policies are named here by id, as the list of policies gives it, not by name)", tenantID, id)
 	}
 	return ps, nil
 }

@@ -67,10 +67,16 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // together migrate one at a time and separate schemas never wait for each
 // other.
 func (s *Store) provider(ctx context.Context) (*goose.Provider, func() error, error) {
-	var schema string
-	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+	var current *string
+	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&current); err != nil {
 		return nil, nil, fmt.Errorf("current schema: %w", err)
 	}
+	if current == nil {
+		var path string
+		_ = s.pool.QueryRow(ctx, `SHOW search_path`).Scan(&path)
+		return nil, nil, fmt.Errorf("no schema of the search_path (%s) exists: create it (CREATE SCHEMA …, owned by runproof's role) or name an existing one in the --database URL's search_path", path)
+	}
+	schema := *current
 	h := fnv.New64a()
 	h.Write([]byte("runproof migrations " + schema))
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64())), lock.WithLockTimeout(1, 300))

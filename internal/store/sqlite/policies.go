@@ -64,7 +64,7 @@ func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.T
 		WHERE tenant_id = ? AND id = ? ORDER BY version DESC LIMIT 1`, tenantID, id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy of id %q (policies are named here by id, as the list of policies gives it, not by name)", tenantID, id)
 	case err != nil:
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
@@ -109,7 +109,7 @@ func (s *Store) PolicyVersions(ctx context.Context, tenantID, id string) ([]runp
 		return nil, fmt.Errorf("policy versions: %w", err)
 	}
 	if len(ps) == 0 {
-		return nil, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy %q", tenantID, id)
+		return nil, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy of id %q (policies are named here by id, as the list of policies gives it, not by name)", tenantID, id)
 	}
 	return ps, nil
 }
