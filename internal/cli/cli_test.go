@@ -1010,6 +1010,35 @@ func TestRotateSigningKey(t *testing.T) {
 	}
 }
 
+// TestRotateSigningKeyOfAnotherLedger: keys that did not sign the
+// database's ledger (another deployment's, as a default --data next to a
+// --database names) are not rotated.
+func TestRotateSigningKeyOfAnotherLedger(t *testing.T) {
+	dir := t.TempDir()
+	data, other := filepath.Join(dir, "data"), filepath.Join(dir, "other")
+	if r := runCLI(t, "", "demo", "--data", data, "--out", filepath.Join(dir, "out")); r.code != 0 {
+		t.Fatalf("demo: %d %s", r.code, r.stderr)
+	}
+	if _, err := signing.Open(filepath.Join(other, "signing-keys")); err != nil {
+		t.Fatal(err)
+	}
+	db, err := os.ReadFile(filepath.Join(data, "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "runproof.db"), db, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, runCLI(t, "", "keys", "rotate-signing", "--data", other), 1,
+		"the keys in "+filepath.Join(other, "signing-keys")+" did not sign the ledger of tenant demo in this database")
+	if files, _ := filepath.Glob(filepath.Join(other, "signing-keys", "*.pem")); len(files) != 1 {
+		t.Errorf("%d key files after a refused rotation, want 1", len(files))
+	}
+	if r := runCLI(t, "", "keys", "rotate-signing", "--data", data); r.code != 0 {
+		t.Errorf("rotating the keys that signed the ledger: %d %s", r.code, r.stderr)
+	}
+}
+
 // TestIngestStdinInterrupted: Ctrl-C ends `ingest -` even while it waits
 // for input that has not come.
 func TestIngestStdinInterrupted(t *testing.T) {

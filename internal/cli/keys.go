@@ -3,10 +3,14 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -230,6 +234,9 @@ signed still verifies. Prints the new key's id on stdout and its public key
 ledger checkpoints it signs (by other commands), and the download URLs
 servers restarted onto it give out, at once, and signs with it once
 restarted: restart servers sharing keys together (docs/integrity.md).
+Keys that did not sign the latest checkpoint of every tenant's ledger in
+the database are refused: they are another deployment's (check --data
+and --database).
 
 ` + commonHelp + `
 Examples:
@@ -252,6 +259,9 @@ Examples:
 				if err != nil {
 					return err
 				}
+				if err := keysSignLedgers(ctx, e, keys); err != nil {
+					return err
+				}
 				k, err := keys.Rotate()
 				if err != nil {
 					return err
@@ -262,6 +272,45 @@ Examples:
 			}
 		},
 	}
+}
+
+// keysSignLedgers refuses keys that did not sign the latest checkpoint of
+// every tenant's ledger in the database: they are another deployment's,
+// most likely, the one a default --data names while --database names
+// this one, and rotating them would leave this one's servers on their old
+// key and move the other's at its next restart.
+func keysSignLedgers(ctx context.Context, e *env, keys *signing.Keyring) error {
+	if _, err := os.Stat(e.sqlitePath()); e.engine() == "sqlite" && errors.Is(err, fs.ErrNotExist) {
+		return nil // no database yet: no ledger
+	}
+	store, err := openStore(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	pubs, err := keys.Verifying()
+	if err != nil {
+		return err
+	}
+	known, err := ledgerVerifierKeys(pubs, "")
+	if err != nil {
+		return err
+	}
+	tenants, err := store.LedgerTenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, tenant := range tenants {
+		c, err := store.LedgerCheckpoint(ctx, tenant, 0)
+		if err != nil {
+			return fmt.Errorf("keys rotate-signing: the latest checkpoint of tenant %s: %w", tenant, err)
+		}
+		if !slices.Contains(known, c.VerifierKey) {
+			return fmt.Errorf("keys rotate-signing: the keys in %s did not sign the ledger of tenant %s in this database: "+
+				"give --data the data directory of the servers that use it (and --database its URL)", filepath.Join(e.data, "signing-keys"), tenant)
+		}
+	}
+	return nil
 }
 
 // warnKeyless warns, once a command has written for a tenant, that the
