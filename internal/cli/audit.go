@@ -18,8 +18,10 @@ func record(ctx context.Context, svc *service.Service, ev runproof.AuditEvent) e
 }
 
 // cliEvent is the audit event of something a command did for the tenant:
-// runproof itself (actor system) from the command line.
+// done by the user who ran it (operator: "cli:alice"), as the export
+// records of the command line name them, so that "who made this key?" has
+// an answer.
 func cliEvent(tenant, category, action, resource, decision, detail string) runproof.AuditEvent {
-	return runproof.AuditEvent{TenantID: tenant, Actor: "system", ActorType: runproof.OriginSystem,
+	return runproof.AuditEvent{TenantID: tenant, Actor: operator(), ActorType: runproof.OriginHuman,
 		Category: category, Action: action, Resource: resource, Decision: decision, SourceComponent: "cli", Detail: detail}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -69,6 +70,15 @@ func openStore(t *testing.T, data string) runproof.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// operator is the actor of what the commands do: the user who runs them.
+func operator(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "cli:" + u.Username
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -163,9 +173,9 @@ func TestKeysCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(events) != 1 || events[0].Action != "keys.create" || events[0].Actor != "system" ||
-		events[0].ActorType != runproof.OriginSystem || events[0].SourceComponent != "cli" {
-		t.Errorf("audit events = %+v, want one keys.create by system from cli", events)
+	if len(events) != 1 || events[0].Action != "keys.create" || events[0].Actor != operator(t) ||
+		events[0].ActorType != runproof.OriginHuman || events[0].SourceComponent != "cli" {
+		t.Errorf("audit events = %+v, want one keys.create by %s from cli", events, operator(t))
 	}
 }
 
@@ -600,7 +610,7 @@ func TestIngest(t *testing.T) {
 	}
 	ingests := 0
 	for _, e := range events {
-		if e.Action == "ingest" && e.Actor == "system" && e.SourceComponent == "cli" {
+		if e.Action == "ingest" && e.Actor == operator(t) && e.SourceComponent == "cli" {
 			ingests++
 		}
 	}
