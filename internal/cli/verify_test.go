@@ -299,6 +299,19 @@ func TestVerifyTampered(t *testing.T) {
 			"bytes after the member's deflate stream belong to nothing"},
 		{"another name in a local header", withLocalName(t, good, "steps.csv", "evil.html"), "",
 			`members: member "steps.csv" is named "evil.html" in its local header`},
+		{"a setuid, executable mode", withHeader(t, good, "report.pdf", 0x02014b50, func(h []byte) {
+			binary.LittleEndian.PutUint16(h[4:], 3<<8) // made on Unix
+			binary.LittleEndian.PutUint32(h[38:], 0o104777<<16)
+		}), "", `members: member "report.pdf" carries file attributes (urwxrwxrwx)`},
+		{"another ZIP version in the directory", withHeader(t, good, "steps.csv", 0x02014b50, func(h []byte) { h[4] = 21 }), "",
+			`members: member "steps.csv" gives ZIP versions 21 and 0`},
+		{"internal file attributes", withHeader(t, good, "steps.csv", 0x02014b50, func(h []byte) { h[36] = 1 }), "",
+			"members: central directory entry 5 carries internal file attributes"},
+		{"another ZIP version in a local header", withHeader(t, good, "steps.csv", 0x04034b50, func(h []byte) { h[4] = 20 }), "",
+			`members: the local header of member "steps.csv" differs from its directory entry`},
+		{"another time in a local header's extended timestamp", withHeader(t, good, "steps.csv", 0x04034b50, func(h []byte) {
+			h[30+len("steps.csv")+5]++ // the extra field's Unix time, after its id, size and flags
+		}), "", `members: the local header of member "steps.csv" differs from its directory entry`},
 		{"a member comment", rewrite(t, good, keep, entry{header: zip.FileHeader{Name: "notes", Comment: "<script>"}}), "",
 			"members: central directory entry 8 has a comment"},
 		{"bytes after the directory's entries", withDirectoryTail(t, good, []byte("<html><script>alert(1)</script></html>")), "",
@@ -544,6 +557,27 @@ func withLocalName(t *testing.T, z []byte, name, other string) []byte {
 	}
 	copy(out[i:], other)
 	return out
+}
+
+// withHeader returns the ZIP z with the header of signature sig (a local
+// header, 0x04034b50, or a central directory entry, 0x02014b50) of the
+// member called name changed by edit.
+func withHeader(t *testing.T, z []byte, name string, sig uint32, edit func(h []byte)) []byte {
+	t.Helper()
+	out := bytes.Clone(z)
+	nameLenAt, nameAt := 26, 30 // in a local header
+	if sig == 0x02014b50 {
+		nameLenAt, nameAt = 28, 46
+	}
+	le := binary.LittleEndian
+	for i := 0; i+nameAt+len(name) <= len(out); i++ {
+		if le.Uint32(out[i:]) == sig && int(le.Uint16(out[i+nameLenAt:])) == len(name) && string(out[i+nameAt:i+nameAt+len(name)]) == name {
+			edit(out[i:])
+			return out
+		}
+	}
+	t.Fatalf("no header of %s", name)
+	return nil
 }
 
 // withDirectoryTail returns the ZIP z with junk after the entries of its

@@ -3,6 +3,7 @@ package verify
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ const (
 	zip64LocatorSig = 0x07064b50
 	zip64LocatorLen = 20
 	zip64ExtraID    = 0x0001
-	flagDescriptor  = 0x8 // CRC-32 and sizes follow the data
+	extendedTimeID  = 0x5455 // the modification time in Unix seconds
+	flagDescriptor  = 0x8    // CRC-32 and sizes follow the data
 )
 
 // layout checks that the file holds its members and their directory and
@@ -100,7 +102,8 @@ func member(r io.ReaderAt, pos int64, f *zip.File) (next int64, why string) {
 	switch {
 	case string(name) != f.Name:
 		return 0, fmt.Sprintf("member %q is named %q in its local header", f.Name, name)
-	case le.Uint16(h[6:]) != f.Flags, le.Uint16(h[8:]) != f.Method, le.Uint16(h[10:]) != mtime, le.Uint16(h[12:]) != mdate:
+	case le.Uint16(h[4:]) != f.ReaderVersion, le.Uint16(h[6:]) != f.Flags, le.Uint16(h[8:]) != f.Method, le.Uint16(h[10:]) != mtime, le.Uint16(h[12:]) != mdate,
+		!bytes.Equal(extraField(extra, extendedTimeID), extraField(f.Extra, extendedTimeID)):
 		return 0, fmt.Sprintf("the local header of member %q differs from its directory entry", f.Name)
 	}
 	end := data + int64(f.CompressedSize64)
@@ -223,8 +226,11 @@ func entries(r io.ReaderAt, dir, size int64, n int) string {
 		if _, err := r.ReadAt(h[:], pos); err != nil || le.Uint32(h[:]) != centralSig {
 			return fmt.Sprintf("central directory entry %d of %d cannot be read at offset %d", i+1, n, pos)
 		}
-		if le.Uint16(h[32:]) != 0 {
+		switch {
+		case le.Uint16(h[32:]) != 0:
 			return fmt.Sprintf("central directory entry %d has a comment: a bundle's members have none", i+1)
+		case le.Uint16(h[36:]) != 0:
+			return fmt.Sprintf("central directory entry %d carries internal file attributes: a bundle's members have none", i+1)
 		}
 		pos += centralLen + int64(le.Uint16(h[28:])) + int64(le.Uint16(h[30:]))
 	}

@@ -164,6 +164,10 @@ func (v *verification) checkMembers(r io.ReaderAt, size int64) bool {
 			return v.fail(check, name, "member %q is a symbolic link: a bundle holds files only", name)
 		case !f.Mode().IsRegular():
 			return v.fail(check, name, "member %q is not a regular file (%v)", name, f.Mode().Type())
+		case f.ExternalAttrs != 0: // a mode (setuid, executable…) unzip would give the file
+			return v.fail(check, name, "member %q carries file attributes (%v): a bundle's members have none", name, f.Mode())
+		case f.CreatorVersion != f.ReaderVersion || !slices.Contains(zipVersions, f.ReaderVersion):
+			return v.fail(check, name, "member %q gives ZIP versions %d and %d: a bundle's members give one of %v twice", name, f.CreatorVersion, f.ReaderVersion, zipVersions)
 		case path.Clean(name) != name || strings.Contains(name, "/"):
 			return v.fail(check, name, "unexpected member %q: a bundle holds %s only", name, strings.Join(memberOrder, ", "))
 		}
@@ -686,3 +690,9 @@ func (v *verification) checkProof() bool {
 	v.ok(check, "the ledger inclusion proof holds")
 	return true
 }
+
+// zipVersions are the ZIP versions a bundle's member may say it was made
+// with and needs, the same twice: 0 as runproof writes them (Go's
+// zip.Writer.CreateRaw leaves them so), or 20 and 45 (ZIP64) as
+// zip.Writer.CreateHeader fills them.
+var zipVersions = []uint16{0, 20, 45}
