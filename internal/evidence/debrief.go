@@ -316,9 +316,15 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	} else {
 		basis += fmt.Sprintf("this run took %s, %s of them up to the stop", count(taken, "step", "steps"), Group(f.upTo))
 	}
-	if remaining2 == 0 {
+	switch {
+	case 2*taken > h.TwiceMedianSteps:
+		// A loop, say: how far it would have gone is not in the agent's
+		// usual length, and 0 would read as "the stop saved nothing".
+		return nil, fmt.Sprintf("No estimate: this run had gone past the usual length of this agent's runs (%s), "+
+			"so that length does not tell how much further it would have gone.", basis)
+	case remaining2 == 0:
 		zero := int64(0)
-		return &zero, fmt.Sprintf("Estimate: nothing avoided, since this agent's runs usually end by this point (%s).", basis)
+		return &zero, fmt.Sprintf("Estimate: nothing avoided, since this agent's runs usually end at this point (%s).", basis)
 	}
 	// cents = round(cost × remaining / upTo / 10^6), exactly, with
 	// remaining = remaining2 / 2.
@@ -330,8 +336,12 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 		return nil, "No estimate: the figures are too large to estimate from."
 	}
 	cents := n.Int64()
-	perStep := dollars((2*f.costMicro + f.upTo) / (2 * f.upTo))
+	average := (2*f.costMicro + f.upTo) / (2 * f.upTo)
+	perStep := dollars(average)
 	if f.costMicro%(f.upTo*runproof.MicrocentsPerCent) != 0 { // not whole cents: the product is of the exact average
+		if average < 10*runproof.MicrocentsPerCent { // to the cent, "about $0.01 times 2 steps" would not make $0.01
+			perStep = fineDollars(average)
+		}
 		perStep = "about " + perStep
 	}
 	return &cents, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
@@ -380,7 +390,20 @@ func roundCents(micro int64) int64 {
 // dollars writes micro-cents as dollars and cents, "$1,234.50".
 func dollars(micro int64) string {
 	c := roundCents(micro)
+	if c == 0 && micro > 0 {
+		return "less than $0.01"
+	}
 	return fmt.Sprintf("$%s.%02d", Group(c/100), c%100)
+}
+
+// fineDollars writes micro-cents as dollars to a hundredth of a cent,
+// "$0.0061", for an amount too small to read in whole cents.
+func fineDollars(micro int64) string {
+	d := fmt.Sprintf("%.4f", float64(micro)/(100*runproof.MicrocentsPerCent))
+	if d == "0.0000" {
+		return "less than $0.0001"
+	}
+	return "$" + strings.TrimRight(d, "0")
 }
 
 // further writes what a run's cost grew by from one running total to a

@@ -152,6 +152,17 @@ func TestDebriefCosts(t *testing.T) {
 		{"not stopped", notStopped(t), 120, -1, "No estimate: the run was not stopped"},
 		// 1.234567 + 0 + 0.00001 cents → 1; median 3 = steps up to the stop.
 		{"denied: usual length reached", deniedRun(t), 1, 0, "Estimate: nothing avoided"},
+		// 6 steps taken against a usual 4 (a loop, say): not "nothing
+		// avoided", which would say the stop saved nothing.
+		{"past the usual length", withHistory(costRun(t), 5, 8), 120, -1, "No estimate: this run had gone past the usual length " +
+			"of this agent's runs (their median length is 4 steps, over 5 earlier runs that ended without an incident; " +
+			"this run took 6 steps, 4 of them up to the stop), so that length does not tell how much further it would have gone."},
+		// Steps of 0.61 cents: to the cent, "$0.01 times 2 steps" would
+		// make $0.01; to a hundredth of a cent it adds up.
+		{"an average under a cent", withHistory(simulate(t, runSpec{n: 1,
+			policies: []runproof.Policy{pol("cap", runproof.PolicyCostLimit, "1.5", runproof.ActionStop)},
+			steps:    same(3, stepSpec{typ: "llm:gpt-4o", costMicro: cent * 61 / 100}), detect: time.Second}), 5, 10), 2, 1,
+			"Estimate: the average cost per step up to the stop (about $0.0061) times the 2 further steps"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,6 +242,8 @@ func TestDebriefCostsAddUp(t *testing.T) {
 		// Two steps of half a cent: a cent in all, not $0.01 and a further $0.01.
 		{2, cent / 2, "The run cost $0.01 up to and including the step that broke the rule. " +
 			"The steps it sent after being told to stop cost less than a cent more."},
+		// Two of 0.22 cents: less than a cent, not $0.00.
+		{2, cent * 22 / 100, "The run cost less than $0.01 up to and including the step that broke the rule."},
 		// Four of 0.6 cents: 2.4 cents, $0.01 and then a further $0.01
 		// (1.8 cents, but the total is $0.02).
 		{4, cent * 6 / 10, "The run cost $0.01 up to and including the step that broke the rule. " +
