@@ -67,6 +67,7 @@ an audit event of category integrity (GET /api/v1/logs/audit/integrity).
 Examples:
   runproof ledger verify
   runproof ledger verify --tenant acme --checkpoint acme-2026-q3.checkpoint --key pub.pem
+    (after a key rotation, give --key for each key that has signed: old.pem, new.pem)
   runproof ledger verify --all-signatures
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {

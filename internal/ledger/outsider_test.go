@@ -80,6 +80,18 @@ func TestOutsiderChecksProof(t *testing.T) {
 	if out, ok := run("-pem", pemOf("pub.pem", testKey), proofPath, artifact); !ok || !strings.HasPrefix(out, "ok: ") {
 		t.Errorf("the checker refused a good proof with the PEM key: %s", out)
 	}
+	// Without a key, the proof holds but its signer is unchecked: exit 3.
+	if out, ok := run(proofPath, artifact); ok || !strings.HasPrefix(out, "ok: ") || !strings.Contains(out, "UNVERIFIED") {
+		t.Errorf("the checker without a key: %s (exit 0: %v), want ok, then UNVERIFIED and a failing exit", out, ok)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := write("private.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if out, ok := run("-pem", private, proofPath); ok || !strings.Contains(out, "is a private key: give the public key") {
+		t.Errorf("the checker given a private key: %s", out)
+	}
 
 	p.Leaf = append([]byte(nil), p.Leaf...)
 	p.Leaf[len(p.Leaf)-3] ^= 1 // one bit of the leaf

@@ -96,7 +96,7 @@ func isJSONNumber(s string) bool {
 	return v.Kind() == '0' && v.IsValid() && strings.TrimSpace(s) == s
 }
 
-var errThreshold = errors.New("must be a number (or a string holding one)")
+var errThreshold = errors.New("must be a number, or a string holding one as JSON writes it (such as 10 or 2.5: no spaces, no leading zeros)")
 
 type stepBatch struct {
 	Steps []StepInput `json:"steps"`
