@@ -7,21 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/runproof/runproof/internal/export"
@@ -207,23 +200,6 @@ type call struct {
 	bodies   *semaphore.Weighted
 }
 
-// reserveBody waits until n bytes of body may be read, for as long as the
-// request may take (at most DefaultRequestTimeout: an export's request has
-// no other bound), and returns what gives them back.
-func (c *call) reserveBody(n int64) (release func(), err error) {
-	if n == 0 { // nothing to hold: no need to wait behind those waiting
-		return func() {}, nil
-	}
-	if !c.bodies.TryAcquire(n) {
-		ctx, cancel := context.WithTimeout(c.r.Context(), DefaultRequestTimeout)
-		defer cancel()
-		if c.bodies.Acquire(ctx, n) != nil {
-			return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
-		}
-	}
-	return func() { c.bodies.Release(n) }, nil
-}
-
 func (c *call) tenant() string { return c.key.TenantID }
 
 // handler answers one route. It returns an error to send as a problem.
@@ -347,84 +323,6 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// refusals remembers when the use of each revoked key was last audited.
-type refusals struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-// first reports whether key's use at now is the first in a minute, and
-// remembers it if so.
-func (f *refusals) first(key string, now time.Time) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if t, ok := f.last[key]; ok && now.Sub(t) < time.Minute {
-		return false
-	}
-	if f.last == nil || len(f.last) > 10_000 { // forget the old ones rather than grow
-		f.last = map[string]time.Time{}
-	}
-	f.last[key] = now
-	return true
-}
-
-// requestEvent is the audit event of a request to the route named name,
-// by c's key, answered with status.
-func (s *Server) requestEvent(c *call, name, category, decision string, status int, detail string) runproof.AuditEvent {
-	return runproof.AuditEvent{ID: runproof.NewID(), OccurredAt: s.svc.Now(), // once, for every try
-		TenantID: c.key.TenantID, Actor: c.key.ID, ActorType: c.key.Role.Origin(),
-		Category: category, Action: name, Resource: c.r.URL.Path, Decision: decision, Status: status,
-		CorrelationID: correlationID(c.r.Context()), SourceComponent: "api", Detail: detail}
-}
-
-// caller identifies who sends r to the route rt: the API key of its
-// Authorization header, or, where rt takes one, that of its signed
-// download URL. A key bound to an agent acts for that agent alone. An
-// unknown or missing key is asked for (WWW-Authenticate) and logged.
-func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call, error) {
-	lookup := r // a long route's key is looked up in the time of a request too
-	if rt.long {
-		ctx, cancel := s.shortContext(r.Context())
-		defer cancel()
-		lookup = r.WithContext(ctx)
-	}
-	signed := rt.signedURL && signedURL(r)
-	var key runproof.APIKey
-	var err error
-	if signed {
-		key, err = s.signedURLKey(lookup)
-	} else {
-		key, err = s.authenticate(lookup)
-	}
-	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
-		s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", rt.method+" "+rt.path), slog.String("remote", r.RemoteAddr))
-	}
-	if err != nil && key.RevokedAt != nil { // known and refused: revoked
-		return &call{r: r, key: key}, err
-	} else if err != nil { // unknown, or it could not be looked up: not the caller's fault then
-		return nil, err
-	}
-	if key.AgentID != "" {
-		r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
-	}
-	c := &call{r: r, key: key, maxLimit: rt.limitMax(), bodies: s.bodies}
-	if signed {
-		c.detail = "with a signed download URL made out to this key"
-	}
-	return c, nil
-}
-
-// audit stores the audit event of a request, answered already (its answer
-// flushed to the client). It outlives a client that hung up. When the
-// database is away, or too slow to answer, the event waits to be written
-// again in the background, so that the request ends.
-func (s *Server) audit(r *http.Request, ev runproof.AuditEvent) {
-	if err := s.audits.store(context.WithoutCancel(r.Context()), ev); err != nil {
-		s.log.ErrorContext(r.Context(), "audit event not stored", slog.Any("error", err), slog.String("route", ev.Action))
-	}
-}
-
 // checkQuery refuses a query string r.URL.Query() cannot read all of (it
 // drops what it cannot read), and a parameter the route does not take:
 // either would be ignored without a word (?limt=5). Public routes (health,
@@ -481,169 +379,4 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 		}
 	}
 	return allowed
-}
-
-func (s *Server) authenticate(r *http.Request) (runproof.APIKey, error) {
-	if n := len(r.Header.Values("Authorization")); n > 1 {
-		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "send one Authorization header, not %d", n)
-	}
-	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" { // the scheme is case-insensitive (RFC 9110)
-		return runproof.APIKey{}, runproof.Errorf(runproof.EUNAUTHORIZED, "send an API key as \"Authorization: Bearer <key>\" (create one with `runproof keys create`)")
-	}
-	return s.svc.Authenticate(r.Context(), strings.TrimSpace(secret))
-}
-
-// bodyFirst is what readRaw sets aside for a body before any of it has
-// come; the buffer then grows fourfold as the body fills it, up to the
-// length announced, so that memory follows the bytes received, not the
-// bytes announced (a client may announce 4 MiB and send a byte a second).
-const bodyFirst = 64 << 10
-
-// readBody reads a JSON request body, sent as it is (no content coding).
-func readBody(c *call) ([]byte, error) {
-	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
-	}
-	body, release, err := readRaw(c, "steps: send fewer per call", 0)
-	if err == nil {
-		release()
-	}
-	return body, err
-}
-
-// readRaw reads a request body as sent, of at most service.MaxBodyBytes
-// (an error says so, with advice), holding room for it in the server's
-// budget of bodies until release (called on error already): its length
-// when announced, else the most it may be, and more bytes (what a
-// compressed body inflates to, while it is inflated).
-func readRaw(c *call, advice string, more int64) (_ []byte, release func(), _ error) {
-	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
-	announced := c.r.ContentLength // -1 when unknown
-	if announced > service.MaxBodyBytes {
-		return nil, nil, tooBig // refused before it is sent
-	}
-	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
-	if announced >= 0 {
-		most = announced + 1 // room to read the end without growing
-	}
-	release, err := c.reserveBody(most + more)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, err := readAll(c, most, tooBig)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return b, release, nil
-}
-
-// readAll reads a body of at most most bytes (service.MaxBodyBytes + 1
-// unless announced) into a buffer that grows as it fills.
-func readAll(c *call, most int64, tooBig error) ([]byte, error) {
-	body := http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes)
-	buf := make([]byte, 0, min(most, bodyFirst))
-	for {
-		if len(buf) == cap(buf) {
-			if int64(len(buf)) >= most { // more than announced: the reader let it through
-				return nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
-			}
-			buf = slices.Grow(buf, int(min(int64(cap(buf))*4, most))-len(buf))
-		}
-		n, err := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		var overMax *http.MaxBytesError
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, io.EOF) && errors.Is(c.r.Context().Err(), context.DeadlineExceeded):
-			return nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
-		case errors.Is(err, io.EOF):
-			return buf, nil
-		case errors.As(err, &overMax):
-			return nil, tooBig
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
-		}
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
-	}
-}
-
-// decodeBody reads and strictly decodes a JSON body into v. An empty body
-// is accepted when allowEmpty, leaving v as it is.
-func decodeBody(c *call, v any, allowEmpty bool) error {
-	b, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	if allowEmpty && len(strings.TrimSpace(string(b))) == 0 {
-		return nil
-	}
-	return service.DecodeJSON(b, v)
-}
-
-type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	steps    *prometheus.CounterVec
-	stops    prometheus.Counter
-}
-
-// newMetrics returns the server's metrics, among them what audits and
-// exports (when not nil) are doing, read as they are scraped.
-func newMetrics(audits *auditRetry, exports *export.Exporter) *metrics {
-	m := &metrics{registry: prometheus.NewRegistry()}
-	m.registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_audit_events_waiting",
-			Help: "Audit events of answered requests waiting for the database to be written."},
-			func() float64 { return float64(audits.waitingNow()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_audit_events_lost_total",
-			Help: "Audit events dropped unstored: the database was away too long, too many waited, or one was refused."},
-			func() float64 { return float64(audits.lost.Load()) }))
-	if exports != nil {
-		stat := func(f func(export.Stats) float64) func() float64 { return func() float64 { return f(exports.Stats()) } }
-		m.registry.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_exports_making",
-				Help: "Exports recorded and not ended yet, background ones waiting for their turn included."},
-				stat(func(s export.Stats) float64 { return float64(s.Making) })),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_exports_waiting",
-				Help: "Exports started in the background that wait for their turn."},
-				stat(func(s export.Stats) float64 { return float64(s.Waiting) })),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_exports_total",
-				Help: "Exports this server ended, by outcome.", ConstLabels: prometheus.Labels{"status": "completed"}},
-				stat(func(s export.Stats) float64 { return float64(s.Completed) })),
-			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_exports_total",
-				Help: "Exports this server ended, by outcome.", ConstLabels: prometheus.Labels{"status": "failed"}},
-				stat(func(s export.Stats) float64 { return float64(s.Failed) })),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_ledger_tenants_behind",
-				Help: "Tenants whose ledger misses a finished export this server could not append yet."},
-				stat(func(s export.Stats) float64 { return float64(s.LedgerBehind) })))
-	}
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runproof_http_requests_total",
-		Help: "HTTP requests by route and status code."}, []string{"route", "code"})
-	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "runproof_http_request_duration_seconds",
-		Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"})
-	m.steps = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runproof_steps_ingested_total",
-		Help: "Steps stored, by status."}, []string{"status"})
-	m.stops = prometheus.NewCounter(prometheus.CounterOpts{Name: "runproof_stop_decisions_total",
-		Help: "Step calls answered with a stop decision."})
-	m.registry.MustRegister(m.requests, m.latency, m.steps, m.stops,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
-}
-
-func (m *metrics) observe(route string, code int, d time.Duration) {
-	if code == 0 {
-		code = http.StatusOK
-	}
-	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
-}
-
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }

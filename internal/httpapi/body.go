@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+)
+
+// reserveBody waits until n bytes of body may be read, for as long as the
+// request may take (at most DefaultRequestTimeout: an export's request has
+// no other bound), and returns what gives them back.
+func (c *call) reserveBody(n int64) (release func(), err error) {
+	if n == 0 { // nothing to hold: no need to wait behind those waiting
+		return func() {}, nil
+	}
+	if !c.bodies.TryAcquire(n) {
+		ctx, cancel := context.WithTimeout(c.r.Context(), DefaultRequestTimeout)
+		defer cancel()
+		if c.bodies.Acquire(ctx, n) != nil {
+			return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
+		}
+	}
+	return func() { c.bodies.Release(n) }, nil
+}
+
+// bodyFirst is what readRaw sets aside for a body before any of it has
+// come; the buffer then grows fourfold as the body fills it, up to the
+// length announced, so that memory follows the bytes received, not the
+// bytes announced (a client may announce 4 MiB and send a byte a second).
+const bodyFirst = 64 << 10
+
+// readBody reads a JSON request body, sent as it is (no content coding).
+func readBody(c *call) ([]byte, error) {
+	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
+	}
+	body, release, err := readRaw(c, "steps: send fewer per call", 0)
+	if err == nil {
+		release()
+	}
+	return body, err
+}
+
+// readRaw reads a request body as sent, of at most service.MaxBodyBytes
+// (an error says so, with advice), holding room for it in the server's
+// budget of bodies until release (called on error already): its length
+// when announced, else the most it may be, and more bytes (what a
+// compressed body inflates to, while it is inflated).
+func readRaw(c *call, advice string, more int64) (_ []byte, release func(), _ error) {
+	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
+	announced := c.r.ContentLength // -1 when unknown
+	if announced > service.MaxBodyBytes {
+		return nil, nil, tooBig // refused before it is sent
+	}
+	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
+	if announced >= 0 {
+		most = announced + 1 // room to read the end without growing
+	}
+	release, err := c.reserveBody(most + more)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := readAll(c, most, tooBig)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return b, release, nil
+}
+
+// readAll reads a body of at most most bytes (service.MaxBodyBytes + 1
+// unless announced) into a buffer that grows as it fills.
+func readAll(c *call, most int64, tooBig error) ([]byte, error) {
+	body := http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes)
+	buf := make([]byte, 0, min(most, bodyFirst))
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= most { // more than announced: the reader let it through
+				return nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
+			}
+			buf = slices.Grow(buf, int(min(int64(cap(buf))*4, most))-len(buf))
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		var overMax *http.MaxBytesError
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, io.EOF) && errors.Is(c.r.Context().Err(), context.DeadlineExceeded):
+			return nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
+		case errors.Is(err, io.EOF):
+			return buf, nil
+		case errors.As(err, &overMax):
+			return nil, tooBig
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
+		}
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
+	}
+}
+
+// decodeBody reads and strictly decodes a JSON body into v. An empty body
+// is accepted when allowEmpty, leaving v as it is.
+func decodeBody(c *call, v any, allowEmpty bool) error {
+	b, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if allowEmpty && len(strings.TrimSpace(string(b))) == 0 {
+		return nil
+	}
+	return service.DecodeJSON(b, v)
+}
