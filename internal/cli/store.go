@@ -102,7 +102,8 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 // mistyped --data (/srv/runproof-dta/x), which would be made a new, empty
 // one (with the signing keys and artifacts, and with SQLite the
 // database). With create, it makes the directory (0700: what it holds
-// is the tenants'); otherwise what needs it makes it.
+// is the tenants'); without, it leaves that to the first command that
+// writes there (the signing keys, the artifacts).
 func checkDataDir(dir string, create bool) error {
 	if _, err := os.Stat(dir); err == nil {
 		return nil

@@ -300,7 +300,8 @@ func (e *Exporter) dropOrphan(r runproof.ExportRequest, ev runproof.ExportEvent)
 	return e.artifacts.Remove(artifactKey(r))
 }
 
-// Whose the stored end of an export is (ownEnd).
+// endOwner says who wrote the end stored for an export (ownEnd): this
+// export's earlier try, or another writer.
 type endOwner int
 
 const (

@@ -28,4 +28,14 @@
 //
 // The ledger never changes or removes what it wrote; the store's triggers
 // refuse it, and Verify finds what was changed behind their back.
+//
+// Words used here and by its callers:
+//   - append: write entries, their hashes and a checkpoint in one
+//     transaction (Append, AppendManifest).
+//   - sync: append what is missing: exports a crash left out (Sync), audit
+//     events and steps waiting for their entries (SyncAudit, SyncSteps).
+//   - seal: to sync a tenant's audit events and steps (Seal, SealTenant,
+//     run by serve every 30 s and by the export command); a ZIP's manifest
+//     is "sealed" too, when it is signed and appended (AppendManifest), so
+//     that the ZIP can carry its proof.
 package ledger

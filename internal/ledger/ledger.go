@@ -55,8 +55,9 @@ type Store interface {
 }
 
 // Ledger appends finished exports, sealed ZIP manifests, audit events and
-// ranges of runs' steps to their tenant's log and proves what it holds. Create it with New; it
-// is safe for concurrent use, also by several processes over one database.
+// ranges of runs' steps to their tenant's log, and proves what it holds.
+// Create it with New. It is safe for concurrent use, also by several
+// processes over one database.
 type Ledger struct {
 	store        Store
 	signer       note.Signer

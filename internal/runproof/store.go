@@ -151,8 +151,9 @@ type ListStepsParams struct {
 	MaxContentBytes int64
 }
 
-// StepPageBytes is the content one page of steps read at a time holds
-// (ListStepsParams.MaxContentBytes), but for its last step.
+// StepPageBytes bounds the content of one page of steps
+// (ListStepsParams.MaxContentBytes). The page's last step may take it past
+// the bound, so that every page holds at least one step.
 const StepPageBytes = 16 << 20
 
 // SetRemediationParams says where the remediation of an incident stands.
