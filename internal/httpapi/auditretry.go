@@ -22,20 +22,28 @@ const (
 // request's connection waits for its event's first write.
 const auditTimeout = 3 * time.Second
 
+// auditBehind is how long audit events may wait for the database before
+// the server refuses requests (503) until they are stored: no request is
+// answered while the record of earlier ones may not be kept, whether the
+// database is away or its writer too busy (one tenant's flood of steps)
+// to take them.
+const auditBehind = 5 * time.Second
+
 // auditRetry writes again, in the background, the audit events of answered
 // requests that the database could not be reached for. One goroutine, run
 // only while events wait, writes them oldest first, a chunk at a time,
 // waiting runproof.Backoff() between tries while the database stays away;
 // an outage costs that goroutine and a bounded queue, not a goroutine per
-// request. An event is given as long as the backoff lasts (about half a
-// minute) from when it began to wait; one still waiting then, or finding
-// the queue full, is logged and dropped.
+// request. Events wait as long as the database stays away: once the oldest
+// has waited auditBehind, the server takes no more requests (behind), so
+// the queue grows only by the requests already running. One finding the
+// queue full is logged and dropped, as are those left when the server
+// stops (FlushAudit).
 type auditRetry struct {
 	record  func(context.Context, ...runproof.AuditEvent) error
 	log     *slog.Logger
 	max     int             // events kept waiting at most
 	waits   []time.Duration // between tries
-	maxWait time.Duration   // how long an event may wait
 	timeout time.Duration   // of one write: a database slower than that is away
 	now     func() time.Time
 
@@ -45,7 +53,8 @@ type auditRetry struct {
 	mu      sync.Mutex
 	nudged  time.Time // when nudge last woke the writer
 	waiting []waitingEvent
-	held    int  // events being written, out of waiting
+	held    int       // events being written, out of waiting
+	heldAt  time.Time // since when the oldest of those waits
 	running bool // a writer runs
 	closed  bool // the writer stops at its next try, leaving the events
 }
@@ -56,12 +65,8 @@ type waitingEvent struct {
 }
 
 func newAuditRetry(record func(context.Context, ...runproof.AuditEvent) error, log *slog.Logger) *auditRetry {
-	q := &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff(), timeout: auditTimeout, now: time.Now,
+	return &auditRetry{record: record, log: log, max: maxAuditWaiting, waits: runproof.Backoff(), timeout: auditTimeout, now: time.Now,
 		wake: make(chan struct{}, 1)}
-	for _, w := range q.waits {
-		q.maxWait += w
-	}
-	return q
 }
 
 // add makes ev wait for the database.
@@ -128,6 +133,20 @@ func (q *auditRetry) nudge() {
 	}
 }
 
+// behind returns how long the oldest event waiting for the database has
+// waited, 0 when none waits.
+func (q *auditRetry) behind() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.held > 0:
+		return q.now().Sub(q.heldAt)
+	case len(q.waiting) > 0:
+		return q.now().Sub(q.waiting[0].since)
+	}
+	return 0
+}
+
 // waitingNow returns how many events wait for the database.
 func (q *auditRetry) waitingNow() int {
 	q.mu.Lock()
@@ -181,6 +200,9 @@ func (q *auditRetry) run() {
 		}
 		batch := q.waiting
 		q.waiting, q.held = nil, len(batch)
+		if len(batch) > 0 {
+			q.heldAt = batch[0].since
+		}
 		q.mu.Unlock()
 
 		stored := q.write(batch)
@@ -190,18 +212,6 @@ func (q *auditRetry) run() {
 			tries++
 		}
 		left := batch[stored:]
-		if stored < len(batch) { // the database is still away
-			cutoff := q.now().Add(-q.maxWait)
-			old := 0
-			for old < len(left) && left[old].since.Before(cutoff) {
-				old++
-			}
-			if old > 0 {
-				q.logLost("audit event not stored: the database was away for too long", left[:old], nil)
-				q.lost.Add(int64(old))
-				left = left[old:]
-			}
-		}
 		q.mu.Lock()
 		q.waiting, q.held = append(left, q.waiting...), 0
 		if len(q.waiting) == 0 {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/service"
+	"github.com/runproof/runproof/internal/store/storetest"
 )
 
 // auditStore is an audit store, in memory, that writes a call's events in
@@ -70,7 +76,7 @@ func (f *auditStore) snapshot() (stored []string, maxInFlight int) {
 // newTestRetry returns an auditRetry over f with waits of a millisecond.
 func newTestRetry(f *auditStore, log *syncBuffer, max int) *auditRetry {
 	q := newAuditRetry(f.record, slog.New(slog.NewTextHandler(log, nil)))
-	q.max, q.waits, q.maxWait, q.timeout = max, []time.Duration{time.Millisecond, time.Millisecond, 2 * time.Millisecond}, time.Minute, 50*time.Millisecond
+	q.max, q.waits, q.timeout = max, []time.Duration{time.Millisecond, time.Millisecond, 2 * time.Millisecond}, 50*time.Millisecond
 	return q
 }
 
@@ -140,45 +146,48 @@ func TestAuditRetryHungDatabase(t *testing.T) {
 	}
 }
 
-// TestAuditRetryGivesUp: an event that finds the queue full, or that has
-// waited as long as the backoff lasts while the database stays away, is
-// logged and dropped, while an event that came later still waits; the
-// writer stops once none is left.
+// TestAuditRetryGivesUp: an event that finds the queue full is logged and
+// dropped; those that wait, wait as long as the database stays away (the
+// server takes no requests meanwhile), and are stored once it is back, as
+// is one that comes later. behind says how long the oldest has waited.
 func TestAuditRetryGivesUp(t *testing.T) {
 	f := &auditStore{awayTries: -1}
 	var logged syncBuffer
 	q := newAuditRetry(f.record, slog.New(slog.NewTextHandler(&logged, nil)))
-	q.max, q.waits, q.maxWait, q.timeout = 10, []time.Duration{time.Millisecond}, time.Minute, 50*time.Millisecond
+	q.max, q.waits, q.timeout = 10, []time.Duration{time.Millisecond}, 50*time.Millisecond
 	var clock atomic.Int64 // the time the queue goes by, set by the test
 	q.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	clock.Store(time.Now().UnixNano())
 
+	if q.behind() != 0 {
+		t.Errorf("behind %v with nothing waiting", q.behind())
+	}
 	for i := range 15 {
 		q.add(runproof.AuditEvent{ID: fmt.Sprintf("ev-%d", i), TenantID: "acme", Action: "GET /api/v1/runs", CorrelationID: fmt.Sprintf("c-%d", i)})
 	}
-	if n := strings.Count(logged.String(), "too many wait for the database"); n != 5 {
-		t.Fatalf("%d events refused as too many, want 5:\n%s", n, logged.String())
-	}
-	clock.Add(int64(time.Hour)) // they have waited longer than maxWait
-	waitIdle(t, q)
 	// Each is logged with what identifies it.
-	dropped := len(regexp.MustCompile(`the database was away for too long" tenant_id=acme action="GET /api/v1/runs" .* correlation_id=c-\d+ `).
+	refused := len(regexp.MustCompile(`too many wait for the database" tenant_id=acme action="GET /api/v1/runs" .* correlation_id=c-\d+ `).
 		FindAllString(logged.String(), -1))
-	if dropped != 10 {
-		t.Fatalf("%d events logged as dropped for waiting too long, want 10:\n%s", dropped, logged.String())
+	if refused != 5 {
+		t.Fatalf("%d events refused as too many, want 5:\n%s", refused, logged.String())
 	}
-
-	q.add(runproof.AuditEvent{ID: "late"})
-	time.Sleep(20 * time.Millisecond) // tries while the database is away
+	clock.Add(int64(time.Hour)) // the database stays away an hour
+	time.Sleep(20 * time.Millisecond)
+	if b := q.behind(); b < time.Hour {
+		t.Errorf("behind %v after an hour", b)
+	}
+	q.add(runproof.AuditEvent{ID: "late"}) // the queue is full still: refused
 	f.mu.Lock()
 	f.awayTries = 0 // back
 	f.mu.Unlock()
 	waitIdle(t, q)
-	if stored, _ := f.snapshot(); !slices.Equal(stored, []string{"late"}) {
-		t.Errorf("stored %v, want the late event", stored)
+	q.add(runproof.AuditEvent{ID: "late"})
+	waitIdle(t, q)
+	if stored, _ := f.snapshot(); len(stored) != 11 || stored[10] != "late" {
+		t.Errorf("stored %v, want the 10 that waited, then the late event", stored)
 	}
-	if lost := q.lost.Load(); lost != 15 {
-		t.Errorf("%d events counted as lost, want 15 (5 refused, 10 waited too long)", lost)
+	if lost := q.lost.Load(); lost != 6 || q.behind() != 0 {
+		t.Errorf("%d events counted as lost, want the 6 refused; behind %v", lost, q.behind())
 	}
 }
 
@@ -264,5 +273,79 @@ func TestAuditRetryNudge(t *testing.T) {
 	waitIdle(t, q)
 	if stored, _ := f.snapshot(); len(stored) != 2 {
 		t.Errorf("stored %v after a nudge a second later", stored)
+	}
+}
+
+// awayAudit is a store whose audit writes find the database away while
+// away is set.
+type awayAudit struct {
+	runproof.Store
+	away atomic.Bool
+}
+
+func (s *awayAudit) AppendAuditEvents(ctx context.Context, events ...runproof.AuditEvent) error {
+	if s.away.Load() {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached")
+	}
+	return s.Store.AppendAuditEvents(ctx, events...)
+}
+
+// TestBehindOnAudit: once audit events have waited auditBehind for the
+// database, requests are refused (503, OTLP's status for OTLP) until they
+// are stored, so that none is answered unrecorded; probes are answered.
+func TestBehindOnAudit(t *testing.T) {
+	store := &awayAudit{Store: storetest.OpenSQLite(t)}
+	svc := service.New(store, service.Options{})
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(svc, export.New(store, dir, export.Options{}), Options{})
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	s.audits.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	key, _, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, contentType string) *httptest.ResponseRecorder {
+		method, body := "GET", io.Reader(nil)
+		if contentType != "" {
+			method, body = "POST", strings.NewReader("{}")
+		}
+		r := httptest.NewRequest(method, path, body)
+		r.Header.Set("Authorization", "Bearer "+key)
+		if contentType != "" {
+			r.Header.Set("Content-Type", contentType)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+
+	store.away.Store(true)
+	if w := get("/api/v1/policies", ""); w.Code != 200 || s.audits.waitingNow() != 1 {
+		t.Fatalf("a request while its audit event may wait: %d, %d waiting", w.Code, s.audits.waitingNow())
+	}
+	clock.Add(int64(auditBehind))
+	w := get("/api/v1/policies", "")
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), "audit events have waited 5s for the database") {
+		t.Errorf("a request while audit events wait %v: %d %v %s", auditBehind, w.Code, w.Header(), w.Body)
+	}
+	if w := get("/v1/traces", "application/json"); w.Code != 503 || w.Header().Get("Retry-After") == "" ||
+		!strings.Contains(w.Body.String(), `"code":14`) {
+		t.Errorf("OTLP while audit events wait: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if w := get("/healthz", ""); w.Code != 200 {
+		t.Errorf("health probe while audit events wait: %d", w.Code)
+	}
+	if n := s.audits.waitingNow(); n != 1 {
+		t.Errorf("%d events wait; the refusals made none", n)
+	}
+
+	store.away.Store(false) // back: the event is stored, requests taken again
+	waitIdle(t, s.audits)
+	if w := get("/api/v1/policies", ""); w.Code != 200 {
+		t.Errorf("a request once the audit events are stored: %d %s", w.Code, w.Body)
 	}
 }
