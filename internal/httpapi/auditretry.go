@@ -55,8 +55,8 @@ type auditRetry struct {
 	waiting []waitingEvent
 	held    int       // events being written, out of waiting
 	heldAt  time.Time // since when the oldest of those waits
-	running bool // a writer runs
-	closed  bool // the writer stops at its next try, leaving the events
+	running bool      // a writer runs
+	closed  bool      // the writer stops at its next try, leaving the events
 }
 
 type waitingEvent struct {
