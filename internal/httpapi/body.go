@@ -41,23 +41,21 @@ func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	body, release, err := readRaw(c, "steps: send fewer per call", 0)
-	if err == nil {
-		release()
-	}
-	return body, err
+	return readRaw(c, "steps: send fewer per call", 0)
 }
 
 // readRaw reads a request body as sent, of at most service.MaxBodyBytes
 // (an error says so, with advice), holding room for it in the server's
-// budget of bodies until release (called on error already): its length
-// when announced, else the most it may be, and more bytes (what a
-// compressed body inflates to, while it is inflated).
-func readRaw(c *call, advice string, more int64) (_ []byte, release func(), _ error) {
+// budget of bodies until the request ends: its length when announced,
+// else the most it may be, and more bytes (what a compressed body
+// inflates to). The room is held while the request is handled, not only
+// while its body is read, so that the bodies the server holds, decoded
+// and waiting for the database's writer, stay within the budget.
+func readRaw(c *call, advice string, more int64) ([]byte, error) {
 	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
 	announced := c.r.ContentLength // -1 when unknown
 	if announced > service.MaxBodyBytes {
-		return nil, nil, tooBig // refused before it is sent
+		return nil, tooBig // refused before it is sent
 	}
 	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
 	if announced >= 0 {
@@ -65,14 +63,10 @@ func readRaw(c *call, advice string, more int64) (_ []byte, release func(), _ er
 	}
 	release, err := c.reserveBody(most + more)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	b, err := readAll(c, most, tooBig)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return b, release, nil
+	c.atEnd = append(c.atEnd, release)
+	return readAll(c, most, tooBig)
 }
 
 // readAll reads a body of at most most bytes (service.MaxBodyBytes + 1

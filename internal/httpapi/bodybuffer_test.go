@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -114,18 +115,45 @@ func TestGzipBodyBuffer(t *testing.T) {
 	if status := read(both); status != 0 {
 		t.Errorf("a gzipped body under a budget of its size and the most a body may be: status %d", status)
 	}
-	// Held while it is inflated, which comes after it is read.
+	// Held while it is inflated, which comes after it is read, and until
+	// the request ends.
 	r := httptest.NewRequest("POST", "/v1/traces", bytes.NewReader(z.Bytes()))
 	c := &call{r: r, bodies: semaphore.NewWeighted(both)}
-	_, release, err := readRaw(c, "x", service.MaxBodyBytes+1)
-	if err != nil {
+	if _, err := readRaw(c, "x", service.MaxBodyBytes+1); err != nil {
 		t.Fatal(err)
 	}
 	if c.bodies.TryAcquire(1) {
 		t.Error("the budget is free before the body is inflated")
 	}
-	release()
+	for _, f := range c.atEnd {
+		f()
+	}
 	if !c.bodies.TryAcquire(both) {
-		t.Error("the budget is not free once the body is inflated")
+		t.Error("the budget is not free once the request ended")
+	}
+}
+
+// TestBodyHeldWhileHandled: a body's room in the budget is held while its
+// request is handled (decoded, waiting for the database's writer), not
+// only while it is read, and given back when the handler returns.
+func TestBodyHeldWhileHandled(t *testing.T) {
+	s := &Server{log: slog.New(slog.DiscardHandler), bodies: semaphore.NewWeighted(1000),
+		metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
+	freeInHandler := true
+	h := s.wrap(route{method: "POST", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
+		if _, err := readBody(c); err != nil {
+			return err
+		}
+		freeInHandler = s.bodies.TryAcquire(1000)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/x", strings.NewReader(`{"a":1}`)))
+	if rec.Code != http.StatusNoContent || freeInHandler {
+		t.Errorf("%d; the whole budget free while the body was handled: %v", rec.Code, freeInHandler)
+	}
+	if !s.bodies.TryAcquire(1000) {
+		t.Error("the body's room was not given back once its request ended")
 	}
 }

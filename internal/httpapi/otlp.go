@@ -172,11 +172,10 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	if gzipped {
 		inflated = service.MaxBodyBytes + 1
 	}
-	raw, release, err := readRaw(c, advice, inflated)
+	raw, err := readRaw(c, advice, inflated)
 	if err != nil {
 		return nil, statusOf[runproof.ErrorCode(err)], runproof.ErrorMessage(err)
 	}
-	defer release() // once inflated
 	if !gzipped {
 		return raw, 0, ""
 	}

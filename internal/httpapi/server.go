@@ -198,6 +198,7 @@ type call struct {
 	detail   string // for the audit event of the request
 	maxLimit int    // the most the route's limit parameter may be
 	bodies   *semaphore.Weighted
+	atEnd    []func() // run once the route's handler returns (room for its body given back)
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
@@ -276,6 +277,11 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.metrics.observe(name, sw.status, time.Since(start))
 		}()
 		handle := func(c *call) error {
+			defer func() {
+				for _, f := range c.atEnd {
+					f()
+				}
+			}()
 			if err := checkQuery(r, rt); err != nil && rt.otlp {
 				writeOTLPStatus(sw, otlpFormatFor(r), http.StatusBadRequest, err.Error())
 				return nil
