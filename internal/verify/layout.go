@@ -216,6 +216,41 @@ func directory(r io.ReaderAt, size int64) (start, length int64, err error) {
 	return dirAt, dirSize, nil
 }
 
+// directoryOffset returns where archive/zip starts reading the central
+// directory of the file: the offset the last end record gives (that of
+// the ZIP64 end record when it says so), found as archive/zip finds it;
+// false when there is none, which zip.NewReader then reports.
+func directoryOffset(r io.ReaderAt, size int64) (int64, bool) {
+	le := binary.LittleEndian
+	tail := min(size, endLen+0xffff)
+	b := make([]byte, tail)
+	if _, err := r.ReadAt(b, size-tail); err != nil {
+		return 0, false
+	}
+	for i := len(b) - endLen; i >= 0; i-- {
+		if le.Uint32(b[i:]) != endSig || i+endLen+int(le.Uint16(b[i+20:])) > len(b) {
+			continue
+		}
+		e := b[i:]
+		at := int64(le.Uint32(e[16:]))
+		if le.Uint16(e[8:]) == 0xffff || le.Uint16(e[10:]) == 0xffff || le.Uint32(e[12:]) == 0xffffffff || at == 0xffffffff {
+			endAt := size - tail + int64(i)
+			var loc [zip64LocatorLen]byte
+			if _, err := r.ReadAt(loc[:], endAt-zip64LocatorLen); err == nil && le.Uint32(loc[:]) == zip64LocatorSig {
+				var rec [zip64EndLen]byte
+				if _, err := r.ReadAt(rec[:], int64(le.Uint64(loc[8:]))); err == nil && le.Uint32(rec[:]) == zip64EndSig {
+					at = int64(le.Uint64(rec[48:]))
+				}
+			}
+		}
+		if at < 0 || at > size {
+			return 0, false
+		}
+		return at, true
+	}
+	return 0, false
+}
+
 // entries checks that the central directory, size bytes at dir, is n
 // entries without comments and nothing else.
 func entries(r io.ReaderAt, dir, size int64, n int) string {

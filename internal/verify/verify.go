@@ -79,6 +79,11 @@ var members = map[string]bool{bundlezip.ManifestName: true, bundlezip.SignatureN
 var memberOrder = []string{bundlezip.ManifestName, bundlezip.SignatureName, bundlezip.SumsName,
 	bundlezip.BundleName, bundlezip.StepsName, bundlezip.ReportName, bundlezip.ProofName}
 
+// maxDirectory bounds the bytes from a bundle's central directory to the
+// end of the file: its entries, end records and comment, far fewer for
+// a bundle's members.
+const maxDirectory = 4 << 20
+
 // streamed are the members read as streams, in the manifest's order.
 var streamed = []string{bundlezip.BundleName, bundlezip.StepsName, bundlezip.ReportName}
 
@@ -130,6 +135,15 @@ func (v *verification) fail(check, file, format string, args ...any) bool {
 // each a plain file under a plain name, of a size it is sane to read.
 func (v *verification) checkMembers(r io.ReaderAt, size int64) bool {
 	const check = "members"
+	// archive/zip reads every entry from where the end record puts the
+	// central directory up to the first thing that is not an entry,
+	// whatever count the end record gives (it compares 16 bits of it),
+	// before anything can be checked: a file of millions of empty entries
+	// would take minutes and gigabytes. A bundle's directory is small.
+	if at, ok := directoryOffset(r, size); ok && size-at > maxDirectory {
+		return v.fail(check, "", "the central directory would be read from offset %d, %d bytes before the end of the file: "+
+			"a bundle's, of at most %d members, takes far less", at, size-at, len(memberOrder))
+	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) { // names are checked below
 		return v.fail(check, "", "not a ZIP archive (%v)", err)

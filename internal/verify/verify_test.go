@@ -384,3 +384,38 @@ func TestLargestAmountsVerify(t *testing.T) {
 		}
 	}
 }
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r    io.ReaderAt
+	read int64
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.read += int64(n)
+	return n, err
+}
+
+// TestHugeDirectory: a file of a hundred thousand empty members, with a
+// comment or without, is refused from its end records alone, before its
+// central directory is read: archive/zip would read every entry first.
+func TestHugeDirectory(t *testing.T) {
+	for _, comment := range []string{"", "<script>"} {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for i := range 100_000 {
+			if _, err := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("e%06d", i), Method: zip.Store}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(t, zw.SetComment(comment))
+		must(t, zw.Close())
+		r := &countingReaderAt{r: bytes.NewReader(b.Bytes())}
+		var out bytes.Buffer
+		rep := verify.ZIP(r, int64(b.Len()), verify.Options{Out: &out})
+		if rep.OK() || !strings.Contains(out.String(), "the central directory would be read from offset") || r.read > 1<<20 {
+			t.Errorf("comment %q: failure %v, %d bytes read of %d:\n%s", comment, rep.Failure, r.read, b.Len(), out.String())
+		}
+	}
+}
