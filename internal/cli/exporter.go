@@ -116,6 +116,19 @@ func warnOpenDatabase(e *env, path string) {
 	}
 }
 
+// warnOpenDataDir warns of a data directory, or one of its directories
+// (signing keys, artifacts), that users other than its owner may write to:
+// whoever can may replace the signing keys, the database or an export's
+// file.
+func warnOpenDataDir(e *env, dir string) {
+	for _, name := range []string{dir, filepath.Join(dir, "signing-keys"), filepath.Join(dir, "artifacts")} {
+		if fi, err := os.Stat(name); err == nil && fi.Mode().Perm()&0o022 != 0 {
+			e.log.Warn("others may write to the data directory: chmod go-w "+shellWord(name), slog.String("dir", name),
+				slog.String("mode", fmt.Sprintf("%#o", fi.Mode().Perm())))
+		}
+	}
+}
+
 // warnOpenKeys warns of private key files (--signing-key, DIR/signing-keys)
 // that users other than their owner may read: whoever reads one can sign
 // bundles and checkpoints as this runproof.

@@ -147,6 +147,26 @@ func TestWarnOpenDatabase(t *testing.T) {
 	}
 }
 
+// TestWarnOpenDataDir: a data directory others may write to is warned
+// of; one of mode 0755 is not.
+func TestWarnOpenDataDir(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "signing-keys")
+	if err := os.Mkdir(keys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{dir: 0o755, keys: 0o777} {
+		if err := os.Chmod(name, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	warnOpenDataDir(&env{log: slog.New(slog.NewTextHandler(&out, nil))}, dir)
+	if !strings.Contains(out.String(), "signing-keys mode=0777") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("logged %q, want one warning, of signing-keys", out.String())
+	}
+}
+
 func TestShellWord(t *testing.T) {
 	for in, want := range map[string]string{"runproof-data": "runproof-data", "/tmp/a b": "'/tmp/a b'", "it's": `'it'\''s'`, "": "''", "$HOME": "'$HOME'"} {
 		if got := shellWord(in); got != want {

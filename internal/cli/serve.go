@@ -139,6 +139,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return err
 	}
 	defer closeStore(e, store)
+	warnOpenDataDir(e, e.data)
 	if e.engine() == "sqlite" {
 		warnOpenDatabase(e, e.sqlitePath())
 	}
