@@ -43,7 +43,7 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 	// A field of another type of policy is a mistake, not something to drop.
 	notFor := func(field string, given bool) {
 		if given {
-			errs.Add(field, "does not apply to a %s policy", p.Type)
+			errs.Add(field, "does not apply to policies of type %s", p.Type)
 		}
 	}
 	switch {
