@@ -205,8 +205,13 @@ func TestAgentFlow(t *testing.T) {
 			Evidence runproof.EvidenceMeta `json:"evidence"`
 		}
 		e.must(200, e.do("GET", "/api/v1/logs/llm-runs/"+run.RunID+"/trace", admin, nil)).decode(t, &trace)
-		if len(trace.Steps) != 6 || trace.Steps[3]["is_inflection"] != true || trace.Steps[5]["status"] != "violation" {
+		if len(trace.Steps) != 6 {
 			t.Fatalf("trace = %+v", trace.Steps)
+		}
+		for i, s := range trace.Steps {
+			if s["status"] != want[i] || s["is_inflection"] != (i == 3) {
+				t.Errorf("stored step %d = %v, want %s, inflection %v", i, s, want[i], i == 3)
+			}
 		}
 		if trace.Evidence.TenantID != "acme" || trace.Evidence.RunID != run.RunID || !strings.HasPrefix(trace.Evidence.Checksum, "sha256:") ||
 			len(trace.Evidence.IncidentIDs) != 1 || trace.Evidence.Origin != runproof.OriginHuman || len(trace.Evidence.PolicyIDs) != 2 {
@@ -283,10 +288,22 @@ func TestAgentFlow(t *testing.T) {
 		// The audit log holds the writes and reads with their actors.
 		var audit struct{ Items []runproof.AuditEvent }
 		e.must(200, e.do("GET", "/api/v1/logs/audit?limit=100", admin, nil)).decode(t, &audit)
+		keyID := func(secret string) string {
+			t.Helper()
+			k, err := store.APIKeyByHash(context.Background(), service.HashKey(secret))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k.ID
+		}
+		actors := map[runproof.Origin]string{runproof.OriginHuman: keyID(admin), runproof.OriginAgent: keyID(agent)}
 		seen := map[string]string{}
 		for _, ev := range audit.Items {
 			if ev.TenantID != "acme" {
 				t.Fatalf("audit event of %s in acme's log", ev.TenantID)
+			}
+			if want, ok := actors[ev.ActorType]; ok && ev.Actor != want {
+				t.Errorf("audit %s by %s %q, want key %q", ev.Action, ev.ActorType, ev.Actor, want)
 			}
 			seen[ev.Action] = string(ev.ActorType) + " " + ev.Category
 		}
