@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -39,6 +40,21 @@ func FuzzEvaluate(f *testing.F) {
 			want = want.Add(steps[i])
 		}
 		res := run(t, e, steps)
+		// The inflection is the first step whose running cost goes strictly
+		// over the cost limit, or whose type is denied: the two stop
+		// policies. An evaluator that never stops fails here.
+		wantInflection, deniedType := -1, "t"+runproof.FormatFixed(int64(denied%7), 1)
+		var cost int64
+		for i, s := range steps {
+			cost += s.CostMicrocents
+			if cost > int64(threshold)*runproof.MicrocentsPerCent || s.StepType == deniedType {
+				wantInflection = i
+				break
+			}
+		}
+		if got := slices.IndexFunc(res, func(r Result) bool { return r.IsInflection }); got != wantInflection {
+			t.Fatalf("inflection at step %d, want %d", got, wantInflection)
+		}
 		inflections := 0
 		for i, r := range res {
 			if r.IsInflection {
