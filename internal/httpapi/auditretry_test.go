@@ -339,6 +339,9 @@ func TestBehindOnAudit(t *testing.T) {
 	if w := get("/healthz", ""); w.Code != 200 {
 		t.Errorf("health probe while audit events wait: %d", w.Code)
 	}
+	if w := get("/readyz", ""); w.Code != 503 || !strings.Contains(w.Body.String(), "audit events have waited") {
+		t.Errorf("readiness while requests are refused: %d %s", w.Code, w.Body)
+	}
 	if n := s.audits.waitingNow(); n != 1 {
 		t.Errorf("%d events wait; the refusals made none", n)
 	}
@@ -347,5 +350,51 @@ func TestBehindOnAudit(t *testing.T) {
 	waitIdle(t, s.audits)
 	if w := get("/api/v1/policies", ""); w.Code != 200 {
 		t.Errorf("a request once the audit events are stored: %d %s", w.Code, w.Body)
+	}
+	if w := get("/readyz", ""); w.Code != 200 {
+		t.Errorf("readiness once the audit events are stored: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestWriteTurn: batches of steps are written Options.Writing at a time;
+// one that gets no turn before its request's time runs out is refused
+// with 503, and one that comes once a turn is free is written.
+func TestWriteTurn(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	svc := service.New(store, service.Options{})
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(svc, export.New(store, dir, export.Options{}), Options{Writing: 1, RequestTimeout: 200 * time.Millisecond})
+	key, _, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleAgent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w
+	}
+	start := time.Now().UTC().Format(time.RFC3339Nano)
+	if w := post("/api/v1/runs", `{"run_id":"r","agent_id":"a","started_at":"`+start+`"}`); w.Code != 201 {
+		t.Fatalf("open the run: %d %s", w.Code, w.Body)
+	}
+	steps := `{"steps":[{"step_index":0,"timestamp":"` + start + `","step_type":"llm:x","cost_cents":1}]}`
+	if err := s.writing.Acquire(context.Background(), 1); err != nil { // another batch is being written
+		t.Fatal(err)
+	}
+	if w := post("/api/v1/runs/r/steps", steps); w.Code != 503 || !strings.Contains(w.Body.String(), "writing too many batches of steps at once") {
+		t.Errorf("a batch with no turn: %d %s", w.Code, w.Body)
+	}
+	if w := post("/v1/traces", `{"resourceSpans":[]}`); w.Code != 503 || !strings.Contains(w.Body.String(), `"code":14`) || !strings.Contains(w.Body.String(), "writing too many") {
+		t.Errorf("OTLP spans with no turn: %d %s", w.Code, w.Body)
+	}
+	s.writing.Release(1)
+	if w := post("/api/v1/runs/r/steps", steps); w.Code != 200 {
+		t.Errorf("a batch once a turn is free: %d %s", w.Code, w.Body)
 	}
 }

@@ -30,6 +30,16 @@ func (c *call) reserveBody(n int64) (release func(), err error) {
 	return func() { c.bodies.Release(n) }, nil
 }
 
+// writeTurn waits for the turn of a batch of steps to be written (one of
+// Options.Writing at once), for as long as the request may take, and
+// returns what ends it.
+func (s *Server) writeTurn(c *call) (done func(), err error) {
+	if s.writing.Acquire(c.r.Context(), 1) != nil {
+		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is writing too many batches of steps at once: retry shortly")
+	}
+	return func() { s.writing.Release(1) }, nil
+}
+
 // bodyFirst is what readRaw sets aside for a body before any of it has
 // come; the buffer then grows fourfold as the body fills it, up to the
 // length announced, so that memory follows the bytes received, not the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -19,6 +20,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
 func (s *Server) readyz(w http.ResponseWriter, c *call) error {
 	ctx, cancel := context.WithTimeout(c.r.Context(), readyTimeout)
 	defer cancel()
+	if wait := s.audits.behind(); wait >= auditBehind { // requests are refused meanwhile: send them elsewhere
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "not_ready",
+			fmt.Sprintf("audit events have waited %s for the database", wait.Round(time.Second))))
+		return nil
+	}
 	if err := s.svc.Ping(ctx); err != nil {
 		s.log.WarnContext(c.r.Context(), "store not ready", slog.Any("error", err))
 		w.Header().Set("Retry-After", "30")
@@ -127,7 +134,12 @@ func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
+	done, err := s.writeTurn(c)
+	if err != nil {
+		return err
+	}
 	res, err := s.svc.AppendSteps(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), steps)
+	done()
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		return runproof.Errorf(runproof.ENOTFOUND, "%s: open the run first with POST /api/v1/runs", runproof.ErrorMessage(err))
 	} else if err != nil {

@@ -69,7 +69,13 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	mapped := otlp.Map(req, otlp.Options{Now: s.svc.Now(), Prices: s.prices})
 	rejected := mapped.Rejected
 	var notes []string
+	done, err := s.writeTurn(c)
+	if err != nil {
+		writeOTLPStatus(w, format, http.StatusServiceUnavailable, runproof.ErrorMessage(err))
+		return nil
+	}
 	results, err := s.svc.IngestRuns(c.r.Context(), c.tenant(), mapped.Runs)
+	done()
 	for _, res := range results { // counted even when others were not stored: a retry finds these re-sent
 		for _, st := range res.Steps {
 			if !st.Resent {

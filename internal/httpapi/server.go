@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -55,7 +56,18 @@ type Options struct {
 	// fit waits for room until its request's time runs out, then gets
 	// 503. Default (and when not above zero) DefaultBodyBuffer.
 	BodyBuffer int64
+	// Writing bounds the batches of steps (native or OTLP) being written
+	// at once; others wait their turn, first come first served, until
+	// their request's time runs out (503). Beyond a few, batches only
+	// queue for the database's writer (SQLite has one), and the audit
+	// events of every request, which need that writer too, would wait
+	// behind them all. Default (and when not above zero) DefaultWriting.
+	Writing int64
 }
+
+// DefaultWriting is the default Options.Writing: four times the CPUs,
+// at least 8: enough for PostgreSQL to write several at once.
+var DefaultWriting = int64(max(8, 4*runtime.GOMAXPROCS(0)))
 
 // DefaultRequestTimeout is the default Options.RequestTimeout: far more
 // than the largest batch of steps takes.
@@ -98,6 +110,7 @@ type Server struct {
 	background     context.Context
 	requestTimeout time.Duration
 	bodies         *semaphore.Weighted // Options.BodyBuffer
+	writing        *semaphore.Weighted // Options.Writing
 }
 
 // New returns the API handler over svc, making exports with exports.
@@ -105,9 +118,12 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
 		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
 		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
-		bodies:         semaphore.NewWeighted(DefaultBodyBuffer)}
+		bodies:         semaphore.NewWeighted(DefaultBodyBuffer), writing: semaphore.NewWeighted(DefaultWriting)}
 	if opts.BodyBuffer > 0 {
 		s.bodies = semaphore.NewWeighted(opts.BodyBuffer)
+	}
+	if opts.Writing > 0 {
+		s.writing = semaphore.NewWeighted(opts.Writing)
 	}
 	if s.background == nil {
 		s.background = context.Background()
