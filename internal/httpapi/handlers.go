@@ -130,16 +130,16 @@ func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
 	if err != nil {
 		return err
 	}
+	done, err := s.writeTurn(c) // before decoding: a batch waiting its turn holds only its body
+	if err != nil {
+		return err
+	}
+	defer done()
 	steps, err := service.DecodeSteps(body, s.svc.Now())
 	if err != nil {
 		return err
 	}
-	done, err := s.writeTurn(c)
-	if err != nil {
-		return err
-	}
 	res, err := s.svc.AppendSteps(c.r.Context(), c.tenant(), c.r.PathValue("run_id"), steps)
-	done()
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		return runproof.Errorf(runproof.ENOTFOUND, "%s: open the run first with POST /api/v1/runs", runproof.ErrorMessage(err))
 	} else if err != nil {

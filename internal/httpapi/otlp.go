@@ -61,6 +61,12 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		writeOTLPStatus(w, format, status, msg)
 		return nil
 	}
+	done, err := s.writeTurn(c) // before decoding: a batch waiting its turn holds only its body
+	if err != nil {
+		writeOTLPStatus(w, format, http.StatusServiceUnavailable, runproof.ErrorMessage(err))
+		return nil
+	}
+	defer done()
 	req, err := format.decode(body)
 	if err != nil {
 		writeOTLPStatus(w, format, http.StatusBadRequest, err.Error())
@@ -69,13 +75,7 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	mapped := otlp.Map(req, otlp.Options{Now: s.svc.Now(), Prices: s.prices})
 	rejected := mapped.Rejected
 	var notes []string
-	done, err := s.writeTurn(c)
-	if err != nil {
-		writeOTLPStatus(w, format, http.StatusServiceUnavailable, runproof.ErrorMessage(err))
-		return nil
-	}
 	results, err := s.svc.IngestRuns(c.r.Context(), c.tenant(), mapped.Runs)
-	done()
 	for _, res := range results { // counted even when others were not stored: a retry finds these re-sent
 		for _, st := range res.Steps {
 			if !st.Resent {
