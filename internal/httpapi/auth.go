@@ -73,7 +73,7 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call
 	if key.AgentID != "" {
 		r = r.WithContext(service.ForAgent(r.Context(), key.AgentID))
 	}
-	c := &call{r: r, key: key, maxLimit: rt.limitMax(), bodies: s.bodies}
+	c := &call{r: r, key: key, maxLimit: rt.limitMax(), bodies: s.bodies, small: s.smallBodies}
 	if signed {
 		c.detail = "with a signed download URL made out to this key"
 	}

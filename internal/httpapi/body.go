@@ -16,19 +16,35 @@ import (
 // reserveBody waits until n bytes of body may be read, for as long as the
 // request may take (at most DefaultRequestTimeout: an export's request has
 // no other bound), and returns what gives them back.
+//
+// A body of at most smallBody bytes takes its room from a pool of its own
+// (c.small), so that small requests neither queue behind large ones (a
+// semaphore serves its waiters in order) nor wait for slow senders of
+// large bodies to give theirs back.
 func (c *call) reserveBody(n int64) (release func(), err error) {
 	if n == 0 { // nothing to hold: no need to wait behind those waiting
 		return func() {}, nil
 	}
-	if !c.bodies.TryAcquire(n) {
+	pool := c.bodies
+	if n <= smallBody && c.small != nil {
+		pool = c.small
+	}
+	if !pool.TryAcquire(n) {
 		ctx, cancel := context.WithTimeout(c.r.Context(), DefaultRequestTimeout)
 		defer cancel()
-		if c.bodies.Acquire(ctx, n) != nil {
+		if pool.Acquire(ctx, n) != nil {
 			return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
 		}
 	}
-	return func() { c.bodies.Release(n) }, nil
+	return func() { pool.Release(n) }, nil
 }
+
+// smallBody is the most a body taking its room from the pool of small
+// ones (smallBodies bytes in all) may be.
+const (
+	smallBody   = 64 << 10
+	smallBodies = 16 << 20
+)
 
 // writeTurn waits for the turn of a batch of steps to be written (one of
 // Options.Writing at once), for as long as the request may take, and

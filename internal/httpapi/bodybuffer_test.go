@@ -23,8 +23,9 @@ import (
 
 // TestBodyBuffer: a body being read holds its announced size of the
 // server's body buffer, however slowly it comes; a body that does not fit
-// waits, and gets 503 when its request's time runs out first. Once the
-// slow one is gone, bodies are read again.
+// waits, and gets 503 when its request's time runs out first, while a
+// small one is read from its own pool. Once the slow one is gone, bodies
+// are read again.
 func TestBodyBuffer(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	svc := service.New(store, service.Options{})
@@ -56,9 +57,9 @@ func TestBodyBuffer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	post := func() int {
+	post := func(size int) int {
 		t.Helper()
-		req, err := http.NewRequest("POST", srv.URL+"/api/v1/runs", strings.NewReader(`{"agent_id":"`+strings.Repeat("a", 50_000)+`"}`))
+		req, err := http.NewRequest("POST", srv.URL+"/api/v1/runs", strings.NewReader(`{"agent_id":"`+strings.Repeat("a", size)+`"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,8 +71,18 @@ func TestBodyBuffer(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	if got := post(); got != http.StatusServiceUnavailable {
-		t.Errorf("a 50 000-byte body while 80 000 of 100 000 are held: %d, want 503", got)
+	large := make(chan int, 1)
+	go func() { large <- post(70_000) }()
+	time.Sleep(100 * time.Millisecond) // it waits for room, until its request's second runs out
+	if got := post(1_000); got == http.StatusServiceUnavailable {
+		t.Errorf("a 1 000-byte body while a large one waits for room: %d, want it read from the pool of small bodies", got)
+	}
+	if s.bodies.TryAcquire(1) { // room for 1 byte, refused only while the large body waits
+		s.bodies.Release(1)
+		t.Error("a 1 000-byte body was answered only once a large one waiting before it had given up")
+	}
+	if got := <-large; got != http.StatusServiceUnavailable {
+		t.Errorf("a 70 000-byte body while 80 000 of 100 000 are held: %d, want 503", got)
 	}
 	slow.Close()
 	for deadline := time.Now().Add(10 * time.Second); !s.bodies.TryAcquire(100_000); { // the slow body given up
@@ -81,8 +92,8 @@ func TestBodyBuffer(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	s.bodies.Release(100_000)
-	if got := post(); got == http.StatusServiceUnavailable {
-		t.Errorf("a 50 000-byte body once the slow one is gone: %d", got)
+	if got := post(70_000); got == http.StatusServiceUnavailable {
+		t.Errorf("a 70 000-byte body once the slow one is gone: %d", got)
 	}
 }
 

@@ -49,12 +49,13 @@ type Options struct {
 	// as when the database hangs, fails with 503 and Retry-After instead
 	// of holding its client. Default DefaultRequestTimeout.
 	RequestTimeout time.Duration
-	// BodyBuffer bounds the bytes of request bodies being read at once
-	// (each counted at its Content-Length, or the most a body may be):
-	// a client sending slowly holds its buffer for as long as it takes,
-	// and a thousand of them would hold gigabytes. A body that does not
-	// fit waits for room until its request's time runs out, then gets
-	// 503. Default (and when not above zero) DefaultBodyBuffer.
+	// BodyBuffer bounds the bytes of request bodies being read and
+	// handled at once (each counted at its Content-Length, or the most a
+	// body may be): a client sending slowly holds its buffer for as long
+	// as it takes, and a thousand of them would hold gigabytes. A body
+	// that does not fit waits for room until its request's time runs out,
+	// then gets 503. Bodies of at most 64 KiB have 16 MiB of their own
+	// besides. Default (and when not above zero) DefaultBodyBuffer.
 	BodyBuffer int64
 	// Writing bounds the batches of steps (native or OTLP) being written
 	// at once; others wait their turn, first come first served, until
@@ -110,6 +111,7 @@ type Server struct {
 	background     context.Context
 	requestTimeout time.Duration
 	bodies         *semaphore.Weighted // Options.BodyBuffer
+	smallBodies    *semaphore.Weighted // smallBodies: of bodies of at most smallBody bytes
 	writing        *semaphore.Weighted // Options.Writing
 }
 
@@ -118,7 +120,8 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
 		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
 		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
-		bodies:         semaphore.NewWeighted(DefaultBodyBuffer), writing: semaphore.NewWeighted(DefaultWriting)}
+		bodies:         semaphore.NewWeighted(DefaultBodyBuffer), smallBodies: semaphore.NewWeighted(smallBodies),
+		writing: semaphore.NewWeighted(DefaultWriting)}
 	if opts.BodyBuffer > 0 {
 		s.bodies = semaphore.NewWeighted(opts.BodyBuffer)
 	}
@@ -211,10 +214,11 @@ func correlationID(ctx context.Context) string {
 type call struct {
 	r        *http.Request
 	key      runproof.APIKey
-	detail   string // for the audit event of the request
-	maxLimit int    // the most the route's limit parameter may be
-	bodies   *semaphore.Weighted
-	atEnd    []func() // run once the route's handler returns (room for its body given back)
+	detail   string              // for the audit event of the request
+	maxLimit int                 // the most the route's limit parameter may be
+	bodies   *semaphore.Weighted // the room of bodies (reserveBody)
+	small    *semaphore.Weighted // of small ones; bodies' when nil
+	atEnd    []func()            // run once the route's handler returns (room for its body given back)
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
@@ -307,7 +311,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			return rt.handle(sw, c)
 		}
 		if rt.perm == "" {
-			if err := handle(&call{r: r, maxLimit: rt.limitMax(), bodies: s.bodies}); err != nil {
+			if err := handle(&call{r: r, maxLimit: rt.limitMax(), bodies: s.bodies, small: s.smallBodies}); err != nil {
 				s.fail(sw, r, err)
 			}
 			return
