@@ -43,6 +43,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprint(stderr, mainHelp())
 		return 2
 	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-v") { // as other tools take it
+		args = []string{"version"}
+	}
 	switch {
 	case isHelp(args[0]):
 		return help(args[1:], stdout, stderr)
@@ -220,6 +223,9 @@ func commandList() string {
 
 // help prints the overview, or a command's help when one is named.
 func help(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && isHelp(args[len(args)-1]) { // "help keys -h"
+		args = args[:len(args)-1]
+	}
 	if len(args) == 0 || len(args) == 1 && isHelp(args[0]) { // "help", "help -h"
 		fmt.Fprint(stdout, mainHelp())
 		return 0

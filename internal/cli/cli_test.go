@@ -209,6 +209,7 @@ func TestUsageErrors(t *testing.T) {
 		{"empty --key", []string{"verify", "x.zip", "--key", ""}, "--key is empty"},
 		{"verify from stdin", []string{"verify", "-"}, "not from standard input"},
 		{"version with an argument", []string{"version", "x"}, "takes no arguments"},
+		{"an --addr without its port", []string{"serve", "--addr", "18701"}, `--addr "18701" is not HOST:PORT`},
 		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty: name a directory"},
 		{"empty export --out", []string{"export", "--tenant", "acme", "--run", "r1", "--out", "", "--data", data}, "--out is empty: name a file"},
 		{"empty demo --out", []string{"demo", "--out", "", "--data", data}, "--out is empty: name a directory"},
@@ -261,8 +262,16 @@ func TestHelpAndVersion(t *testing.T) {
 	wantError(t, runCLI(t, "", "keys"), 2, "keys: missing subcommand")
 	wantError(t, runCLI(t, "", "keys", "bogus"), 2, `keys: unknown subcommand "bogus"`)
 	wantError(t, runCLI(t, "", "--data", "x", "export"), 2, "flags go after it")
-	if r := runCLI(t, "", "version"); r.code != 0 || r.stdout != "runproof devel\n" {
-		t.Errorf("version: code %d, stdout %q", r.code, r.stdout)
+	for _, args := range [][]string{{"version"}, {"--version"}, {"-v"}} {
+		if r := runCLI(t, "", args...); r.code != 0 || r.stdout != "runproof devel\n" {
+			t.Errorf("%s: code %d, stdout %q", args[0], r.code, r.stdout)
+		}
+	}
+	if r := runCLI(t, "", "help", "keys", "--help"); r.code != 0 || !strings.Contains(r.stdout, "keys create") {
+		t.Errorf("help keys --help: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, "", "help", "keys", "create", "-h"); r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: runproof keys create") {
+		t.Errorf("help keys create -h: code %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
 

@@ -269,8 +269,12 @@ func verifyLine(rep ledger.Report, err error) string {
 	case rep.Checkpoints == 0:
 		line = "ok: the ledger is empty"
 	case rep.Signatures == rep.Checkpoints:
-		line = fmt.Sprintf("ok: %s recomputed, %s with their signatures, the latest of size %d",
-			entries(rep), checkpointsHold(rep.Checkpoints), rep.Latest.N)
+		with := " with their signatures"
+		if rep.Checkpoints == 1 {
+			with = " with its signature"
+		}
+		line = fmt.Sprintf("ok: %s recomputed, %s%s, the latest of size %d",
+			entries(rep), checkpointsHold(rep.Checkpoints), with, rep.Latest.N)
 	default:
 		line = fmt.Sprintf("ok: %s recomputed, %s, the latest of size %d with its signature",
 			entries(rep), checkpointsHold(rep.Checkpoints), rep.Latest.N)

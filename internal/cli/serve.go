@@ -126,6 +126,9 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	// Listen first, so that a busy port is one clear error, before
 	// anything is made under --data, and port 0 can be logged as the port
 	// actually bound.
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return usagef("serve: --addr %q is not HOST:PORT (%v): give, e.g., 127.0.0.1:8080, or :8080 for every interface", addr, err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("cannot listen on %s: the address is already in use (is runproof already running? choose another with --addr)", addr)
