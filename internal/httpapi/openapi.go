@@ -56,7 +56,7 @@ func (s *Server) OpenAPI() map[string]any {
 			if !openRequests[t] {
 				closeObjects(schema, schemas)
 			}
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			op["requestBody"] = map[string]any{"required": !rt.bodyOptional, "content": map[string]any{
 				"application/json": map[string]any{"schema": schema}}}
 		}
 		status := rt.status

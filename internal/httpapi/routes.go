@@ -38,7 +38,7 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/api/v1/runs/{run_id}/steps", perm: ingest, summary: "Append steps; each is judged and the agent told allow or stop.",
 			request: stepBatchDoc{}, response: service.StepsResult{}, handle: s.appendSteps},
 		{method: "POST", path: "/api/v1/runs/{run_id}/complete", perm: ingest, summary: "End a run.",
-			request: service.CompleteInput{}, response: runproof.Run{}, handle: s.completeRun},
+			request: service.CompleteInput{}, bodyOptional: true, response: runproof.Run{}, handle: s.completeRun},
 		{method: "POST", path: "/v1/traces", perm: ingest, summary: "OTLP/HTTP trace export (protobuf or JSON, gzip allowed): GenAI spans become steps; see docs/otel.md.",
 			request: otlpTracesDoc{}, response: otlpResponseDoc{}, otlp: true, handle: s.otlpTraces},
 
@@ -106,11 +106,11 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the tree of size from (any size up to to) is a prefix of the checkpoint of size to (default: the latest).",
 			query: []string{"from", "to"}, response: consistencyDoc{}, handle: s.ledgerConsistency},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/evidence", perm: exp, summary: "The evidence bundle of an incident, as the response body.",
-			request: incidentExportBody{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleEvidence)},
+			request: incidentExportBody{}, bodyOptional: true, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleEvidence)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/soc2", perm: exp, summary: "The SOC 2 bundle of an incident, as the response body.",
-			request: incidentExportBody{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleSOC2)},
+			request: incidentExportBody{}, bodyOptional: true, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleSOC2)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/executive-debrief", perm: exp, summary: "The executive debrief of an incident, as the response body.",
-			request: incidentExportBody{}, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
+			request: incidentExportBody{}, bodyOptional: true, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleExecutiveDebrief)},
 
 		{method: "GET", path: "/api/v1/logs/audit", perm: audit, evidence: true, summary: "Audit events, newest first.",
 			query: append([]string{"category"}, periodQuery...), response: auditList{}, handle: s.listAudit("")},

@@ -232,8 +232,9 @@ type route struct {
 	method, path string
 	perm         runproof.Permission // "" for public routes
 	summary      string
-	request      any // a value of the body type, for the OpenAPI document
-	response     any // a value of the success body type, for the OpenAPI document
+	request      any  // a value of the body type, for the OpenAPI document
+	bodyOptional bool // the body may be left out (decodeBody's allowEmpty)
+	response     any  // a value of the success body type, for the OpenAPI document
 	// media are the media types of a success body that is not JSON of a
 	// type (an artifact, a signed note), for the OpenAPI document.
 	media  []string
