@@ -356,9 +356,10 @@ func TestBehindOnAudit(t *testing.T) {
 	}
 }
 
-// TestWriteTurn: batches of steps are written Options.Writing at a time;
-// one that gets no turn before its request's time runs out is refused
-// with 503, and one that comes once a turn is free is written.
+// TestWriteTurn: batches of steps are written Options.Writing at a time,
+// half of them at most one tenant's; one that gets no turn before its
+// request's time runs out is refused with 503, while another tenant's
+// still gets one, and one that comes once a turn is free is written.
 func TestWriteTurn(t *testing.T) {
 	store := storetest.OpenSQLite(t)
 	svc := service.New(store, service.Options{})
@@ -366,12 +367,8 @@ func TestWriteTurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(svc, export.New(store, dir, export.Options{}), Options{Writing: 1, RequestTimeout: 200 * time.Millisecond})
-	key, _, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleAgent})
-	if err != nil {
-		t.Fatal(err)
-	}
-	post := func(path, body string) *httptest.ResponseRecorder {
+	s := New(svc, export.New(store, dir, export.Options{}), Options{Writing: 2, RequestTimeout: 200 * time.Millisecond})
+	post := func(key, path, body string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("POST", path, strings.NewReader(body))
 		r.Header.Set("Authorization", "Bearer "+key)
 		r.Header.Set("Content-Type", "application/json")
@@ -380,21 +377,37 @@ func TestWriteTurn(t *testing.T) {
 		return w
 	}
 	start := time.Now().UTC().Format(time.RFC3339Nano)
-	if w := post("/api/v1/runs", `{"run_id":"r","agent_id":"a","started_at":"`+start+`"}`); w.Code != 201 {
-		t.Fatalf("open the run: %d %s", w.Code, w.Body)
-	}
 	steps := `{"steps":[{"step_index":0,"timestamp":"` + start + `","step_type":"llm:x","cost_cents":1}]}`
-	if err := s.writing.Acquire(context.Background(), 1); err != nil { // another batch is being written
+	keys := map[string]string{}
+	for _, tenant := range []string{"acme", "globex"} {
+		key, _, err := svc.CreateAPIKey(context.Background(), tenant, service.KeyInput{Role: runproof.RoleAgent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[tenant] = key
+		if w := post(key, "/api/v1/runs", `{"run_id":"r","agent_id":"a","started_at":"`+start+`"}`); w.Code != 201 {
+			t.Fatalf("open the run: %d %s", w.Code, w.Body)
+		}
+	}
+	done, err := s.writing.take(context.Background(), "acme") // acme's batch is being written: its half of the turns
+	if err != nil {
 		t.Fatal(err)
 	}
-	if w := post("/api/v1/runs/r/steps", steps); w.Code != 503 || !strings.Contains(w.Body.String(), "writing too many batches of steps at once") {
-		t.Errorf("a batch with no turn: %d %s", w.Code, w.Body)
+	if w := post(keys["acme"], "/api/v1/runs/r/steps", steps); w.Code != 503 || !strings.Contains(w.Body.String(), "writing too many batches of steps at once") {
+		t.Errorf("a second batch of acme's: %d %s", w.Code, w.Body)
 	}
-	if w := post("/v1/traces", `{"resourceSpans":[]}`); w.Code != 503 || !strings.Contains(w.Body.String(), `"code":14`) || !strings.Contains(w.Body.String(), "writing too many") {
-		t.Errorf("OTLP spans with no turn: %d %s", w.Code, w.Body)
+	if w := post(keys["acme"], "/v1/traces", `{"resourceSpans":[]}`); w.Code != 503 || !strings.Contains(w.Body.String(), `"code":14`) ||
+		!strings.Contains(w.Body.String(), "writing too many") {
+		t.Errorf("OTLP spans of acme's with no turn: %d %s", w.Code, w.Body)
 	}
-	s.writing.Release(1)
-	if w := post("/api/v1/runs/r/steps", steps); w.Code != 200 {
+	if w := post(keys["globex"], "/api/v1/runs/r/steps", steps); w.Code != 200 {
+		t.Errorf("a batch of another tenant's while acme holds its turns: %d %s", w.Code, w.Body)
+	}
+	done()
+	if w := post(keys["acme"], "/api/v1/runs/r/steps", steps); w.Code != 200 {
 		t.Errorf("a batch once a turn is free: %d %s", w.Code, w.Body)
+	}
+	if n := len(s.writing.tenants); n != 0 {
+		t.Errorf("%d tenants kept with no batch waiting", n)
 	}
 }

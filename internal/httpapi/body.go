@@ -47,13 +47,14 @@ const (
 )
 
 // writeTurn waits for the turn of a batch of steps to be written (one of
-// Options.Writing at once), for as long as the request may take, and
-// returns what ends it.
+// Options.Writing at once, half of them at most the tenant's), for as
+// long as the request may take, and returns what ends it.
 func (s *Server) writeTurn(c *call) (done func(), err error) {
-	if s.writing.Acquire(c.r.Context(), 1) != nil {
+	done, err = s.writing.take(c.r.Context(), c.tenant())
+	if err != nil {
 		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is writing too many batches of steps at once: retry shortly")
 	}
-	return func() { s.writing.Release(1) }, nil
+	return done, nil
 }
 
 // bodyFirst is what readRaw sets aside for a body before any of it has

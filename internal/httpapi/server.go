@@ -58,11 +58,13 @@ type Options struct {
 	// besides. Default (and when not above zero) DefaultBodyBuffer.
 	BodyBuffer int64
 	// Writing bounds the batches of steps (native or OTLP) being written
-	// at once; others wait their turn, first come first served, until
-	// their request's time runs out (503). Beyond a few, batches only
-	// queue for the database's writer (SQLite has one), and the audit
-	// events of every request, which need that writer too, would wait
-	// behind them all. Default (and when not above zero) DefaultWriting.
+	// at once, and half of it those of one tenant, so that one tenant's
+	// flood leaves turns to the others; batches wait their turn, first
+	// come first served, until their request's time runs out (503).
+	// Beyond a few, batches only queue for the database's writer (SQLite
+	// has one), and the audit events of every request, which need that
+	// writer too, would wait behind them all. Default (and when not above
+	// zero) DefaultWriting.
 	Writing int64
 }
 
@@ -112,7 +114,7 @@ type Server struct {
 	requestTimeout time.Duration
 	bodies         *semaphore.Weighted // Options.BodyBuffer
 	smallBodies    *semaphore.Weighted // smallBodies: of bodies of at most smallBody bytes
-	writing        *semaphore.Weighted // Options.Writing
+	writing        *writeTurns         // Options.Writing
 }
 
 // New returns the API handler over svc, making exports with exports.
@@ -121,12 +123,12 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
 		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
 		bodies:         semaphore.NewWeighted(DefaultBodyBuffer), smallBodies: semaphore.NewWeighted(smallBodies),
-		writing: semaphore.NewWeighted(DefaultWriting)}
+		writing: newWriteTurns(DefaultWriting)}
 	if opts.BodyBuffer > 0 {
 		s.bodies = semaphore.NewWeighted(opts.BodyBuffer)
 	}
 	if opts.Writing > 0 {
-		s.writing = semaphore.NewWeighted(opts.Writing)
+		s.writing = newWriteTurns(opts.Writing)
 	}
 	if s.background == nil {
 		s.background = context.Background()
