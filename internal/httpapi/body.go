@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -47,10 +48,18 @@ const (
 )
 
 // writeTurn waits for the turn of a batch of steps to be written (one of
-// Options.Writing at once, half of them at most the tenant's), for as
-// long as the request may take, and returns what ends it.
+// Options.Writing at once, half of them at most the tenant's), for two
+// thirds of the time the request has left: a batch that got its turn
+// later would run out of time while it is written, and have held the
+// database's writer for nothing. It returns what ends the turn.
 func (s *Server) writeTurn(c *call) (done func(), err error) {
-	done, err = s.writing.take(c.r.Context(), c.tenant())
+	ctx := c.r.Context()
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/3))
+		defer cancel()
+	}
+	done, err = s.writing.take(ctx, c.tenant())
 	if err != nil {
 		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is writing too many batches of steps at once: retry shortly")
 	}

@@ -63,6 +63,8 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	}
 	done, err := s.writeTurn(c) // before decoding: a batch waiting its turn holds only its body
 	if err != nil {
+		s.log.WarnContext(c.r.Context(), "OTLP spans not stored now", slog.Any("error", err))
+		w.Header().Set("Retry-After", "5")
 		writeOTLPStatus(w, format, http.StatusServiceUnavailable, runproof.ErrorMessage(err))
 		return nil
 	}
