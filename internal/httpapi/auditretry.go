@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,17 @@ func (q *auditRetry) behind() time.Duration {
 		return q.now().Sub(q.waiting[0].since)
 	}
 	return 0
+}
+
+// refusal says why the server takes no request while audit events wait
+// (once the oldest has waited auditBehind), "" when it takes them.
+func (q *auditRetry) refusal() string {
+	wait := q.behind()
+	if wait < auditBehind {
+		return ""
+	}
+	return fmt.Sprintf("audit events have waited %s for the database: no request is taken until they are stored, "+
+		"so that none is answered unrecorded; retry shortly", wait.Round(time.Second))
 }
 
 // waitingNow returns how many events wait for the database.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
@@ -20,10 +19,9 @@ func (s *Server) healthz(w http.ResponseWriter, _ *call) error {
 func (s *Server) readyz(w http.ResponseWriter, c *call) error {
 	ctx, cancel := context.WithTimeout(c.r.Context(), readyTimeout)
 	defer cancel()
-	if wait := s.audits.behind(); wait >= auditBehind { // requests are refused meanwhile: send them elsewhere
+	if msg := s.audits.refusal(); msg != "" { // requests are refused meanwhile: send them elsewhere
 		w.Header().Set("Retry-After", "5")
-		writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "not_ready",
-			fmt.Sprintf("audit events have waited %s for the database", wait.Round(time.Second))))
+		writeProblem(w, c.r, newProblem(http.StatusServiceUnavailable, "not_ready", msg))
 		return nil
 	}
 	if err := s.svc.Ping(ctx); err != nil {

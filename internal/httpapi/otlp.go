@@ -64,7 +64,6 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	done, err := s.writeTurn(c) // before decoding: a batch waiting its turn holds only its body
 	if err != nil {
 		s.log.WarnContext(c.r.Context(), "OTLP spans not stored now", slog.Any("error", err))
-		w.Header().Set("Retry-After", "5")
 		writeOTLPStatus(w, format, http.StatusServiceUnavailable, runproof.ErrorMessage(err))
 		return nil
 	}
@@ -214,6 +213,7 @@ func writeOTLPStatus(w http.ResponseWriter, format otlpFormat, status int, msg s
 	code := int32(3) // INVALID_ARGUMENT: the request is at fault, do not retry
 	if status == http.StatusServiceUnavailable {
 		code = 14 // UNAVAILABLE: retry
+		w.Header().Set("Retry-After", "5")
 	}
 	writeOTLP(w, format, status, &statuspb.Status{Code: code, Message: msg})
 }

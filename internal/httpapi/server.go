@@ -319,11 +319,8 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 			return
 		}
-		if wait := s.audits.behind(); wait >= auditBehind {
-			msg := fmt.Sprintf("audit events have waited %s for the database: no request is taken until they are stored, "+
-				"so that none is answered unrecorded; retry shortly", wait.Round(time.Second))
+		if msg := s.audits.refusal(); msg != "" {
 			if rt.otlp {
-				sw.Header().Set("Retry-After", "5")
 				writeOTLPStatus(sw, otlpFormatFor(r), http.StatusServiceUnavailable, msg)
 			} else {
 				s.fail(sw, r, runproof.Errorf(runproof.EUNAVAILABLE, "%s", msg))
