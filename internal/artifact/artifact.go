@@ -1,15 +1,17 @@
 // Package artifact keeps export artifacts as files under one directory.
 // An artifact becomes visible only when completely written and synced: a
 // failed or interrupted export never leaves a half-written file behind a
-// name.
+// name. Every file is reached through an os.Root: a symbolic link planted
+// in the directory cannot lead a read or a write out of it.
 package artifact
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 	"time"
 
@@ -19,25 +21,31 @@ import (
 
 // Dir stores artifacts as files under a root directory.
 type Dir struct {
-	root string
+	root *os.Root
 }
 
-// NewDir returns a store rooted at root, creating it (0700) if needed.
-func NewDir(root string) (*Dir, error) {
-	if err := os.MkdirAll(root, 0o700); err != nil {
+// NewDir returns a store rooted at dir, creating it (0700) if needed.
+func NewDir(dir string) (*Dir, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("artifacts: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
 	return &Dir{root: root}, nil
 }
 
-// path maps a key ("tenant/export.zip") to a file, refusing keys that
-// would leave the root.
+// Close releases the directory.
+func (d *Dir) Close() error { return d.root.Close() }
+
+// path checks a key ("tenant/export.zip"), refusing keys that would leave
+// the root.
 func (d *Dir) path(key string) (string, error) {
-	clean := filepath.Clean("/" + key)
-	if key == "" || strings.Contains(key, "..") || clean != "/"+key {
+	if key == "" || strings.Contains(key, "..") || path.Clean("/"+key) != "/"+key {
 		return "", fmt.Errorf("artifacts: invalid key %q", key)
 	}
-	return filepath.Join(d.root, filepath.FromSlash(key)), nil
+	return key, nil
 }
 
 // Pending is an artifact being written. Nothing is visible under its key
@@ -57,10 +65,10 @@ func (d *Dir) Create(key string) (Pending, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	if err := d.root.MkdirAll(path.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
-	f, err := atomicfile.Create(p, 0o600)
+	f, err := atomicfile.CreateIn(d.root, p, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
 	}
@@ -81,7 +89,7 @@ func (d *Dir) Open(key string) (io.ReadSeekCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(p)
+	f, err := d.root.Open(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, runproof.Errorf(runproof.ENOTFOUND, "the artifact of this export is not in the artifact store: it was removed, or made by a server with another data directory "+
 			"(servers on one database share their exports' files only through one artifacts directory, DIR/artifacts)")
@@ -95,7 +103,7 @@ func (d *Dir) Remove(key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := d.root.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("artifacts: %w", err)
 	}
 	return nil
@@ -109,17 +117,17 @@ func (d *Dir) Sweep(prefix string, before time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	temps, err := filepath.Glob(filepath.Join(dir, atomicfile.TempPrefix+"*"))
+	temps, err := fs.Glob(d.root.FS(), path.Join(dir, atomicfile.TempPrefix+"*"))
 	if err != nil {
 		return 0, fmt.Errorf("artifacts: %w", err)
 	}
 	n := 0
 	for _, t := range temps {
-		fi, err := os.Lstat(t)
+		fi, err := d.root.Lstat(t)
 		if err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(before) {
 			continue
 		}
-		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := d.root.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return n, fmt.Errorf("artifacts: %w", err)
 		}
 		n++

@@ -12,7 +12,8 @@ import (
 )
 
 func TestCommitAndAbort(t *testing.T) {
-	d, err := NewDir(t.TempDir())
+	root := t.TempDir()
+	d, err := NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestCommitAndAbort(t *testing.T) {
 	w2, _ := d.Create("acme/e2.json")
 	io.WriteString(w2, "half")
 	w2.Abort()
-	entries, _ := os.ReadDir(filepath.Join(d.root, "acme"))
+	entries, _ := os.ReadDir(filepath.Join(root, "acme"))
 	if len(entries) != 1 {
 		t.Fatalf("abort left files: %v", entries)
 	}
@@ -52,7 +53,8 @@ func TestCommitAndAbort(t *testing.T) {
 }
 
 func TestRemoveAndSweep(t *testing.T) {
-	d, err := NewDir(t.TempDir())
+	root := t.TempDir()
+	d, err := NewDir(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +64,7 @@ func TestRemoveAndSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	temps := func() []string {
-		names, _ := filepath.Glob(filepath.Join(d.root, "acme", atomicfile.TempPrefix+"*"))
+		names, _ := filepath.Glob(filepath.Join(root, "acme", atomicfile.TempPrefix+"*"))
 		return names
 	}
 	stale, _ := d.Create("acme/e2.json") // a process stopped while writing it
@@ -95,5 +97,46 @@ func TestRemoveAndSweep(t *testing.T) {
 	}
 	if err := d.Remove("acme/e1.json"); err != nil {
 		t.Errorf("removing it twice: %v", err)
+	}
+}
+
+// TestSymlinkOut: a symbolic link planted in the directory, to a tenant's
+// folder or to one artifact, leads neither a write nor a read out of it.
+func TestSymlinkOut(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	d, err := NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := d.Create("acme/e1.json"); err == nil {
+		w.Abort()
+		t.Error("an artifact was written through a link out of the directory")
+	}
+	if r, err := d.Open("acme/secret"); err == nil {
+		r.Close()
+		t.Error("a file out of the directory was read through a link")
+	}
+	if err := os.Mkdir(filepath.Join(root, "globex"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, "globex", "e2.zip")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := d.Open("globex/e2.zip"); err == nil {
+		r.Close()
+		t.Error("a file out of the directory was read through a link")
+	}
+	if err := d.Remove("globex/e2.zip"); err != nil {
+		t.Errorf("removing the link: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
+		t.Errorf("the file the link led to: %v", err)
 	}
 }

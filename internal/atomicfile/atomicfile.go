@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 )
 
@@ -32,26 +33,47 @@ func Write(name string, perm os.FileMode, write func(io.Writer) error) error {
 
 // A File is a file being written in a temporary file next to its name:
 // nothing shows under its name until Commit succeeds; Abort discards it.
+// Every step goes through one os.Root, so that a symbolic link planted on
+// the way cannot lead the file out of its directory tree.
 type File struct {
-	f    *os.File
-	name string
-	done bool
+	f     *os.File
+	root  *os.Root
+	owned bool   // the root is the file's own, closed when it is done
+	name  string // the file's name in root, slash-separated
+	temp  string // the temporary file's name in root
+	done  bool
 }
 
 // Create starts writing a file that Commit gives name. The temporary file
 // is created with mode perm, which the umask reduces as it does any other
 // file's.
 func Create(name string, perm os.FileMode) (*File, error) {
+	root, err := os.OpenRoot(filepath.Dir(name))
+	if err != nil {
+		return nil, err
+	}
+	f, err := CreateIn(root, filepath.Base(name), perm)
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	f.owned = true
+	return f, nil
+}
+
+// CreateIn is Create for a file named, slash-separated, within root; its
+// directory must exist.
+func CreateIn(root *os.Root, name string, perm os.FileMode) (*File, error) {
 	for {
-		temp := filepath.Join(filepath.Dir(name), TempPrefix+rand.Text())
-		f, err := os.OpenFile(temp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		temp := path.Join(path.Dir(name), TempPrefix+rand.Text())
+		f, err := root.OpenFile(temp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue // taken: as likely as guessing a 128-bit key
 		}
 		if err != nil {
 			return nil, err
 		}
-		return &File{f: f, name: name}, nil
+		return &File{f: f, root: root, name: name, temp: temp}, nil
 	}
 }
 
@@ -68,18 +90,24 @@ func (w *File) Commit() error {
 		return errors.New("committed or aborted already")
 	}
 	w.done = true
+	defer w.release()
 	err := w.f.Sync()
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(w.f.Name(), w.name)
+		err = w.root.Rename(w.temp, w.name)
 	}
 	if err != nil {
-		os.Remove(w.f.Name())
+		w.root.Remove(w.temp)
 		return err
 	}
-	return SyncDir(filepath.Dir(w.name))
+	d, err := w.root.Open(path.Dir(w.name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Abort discards what was written. It is a no-op after Commit.
@@ -89,15 +117,12 @@ func (w *File) Abort() {
 	}
 	w.done = true
 	w.f.Close()
-	os.Remove(w.f.Name())
+	w.root.Remove(w.temp)
+	w.release()
 }
 
-// SyncDir makes a rename in dir durable.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+func (w *File) release() {
+	if w.owned {
+		w.root.Close()
 	}
-	defer d.Close()
-	return d.Sync()
 }

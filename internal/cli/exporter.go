@@ -68,10 +68,12 @@ func openExporter(ctx context.Context, e *env, store runproof.Store) (exporting,
 	}
 	keys, err := openKeys(e)
 	if err != nil {
+		dir.Close()
 		return exporting{}, err
 	}
 	led, err := newLedger(store, keys)
 	if err != nil {
+		dir.Close()
 		return exporting{}, err
 	}
 	return exporting{exporter: export.New(store, dir, export.Options{Keys: keys, Ledger: led, Logger: e.log}),
