@@ -12,7 +12,12 @@ import (
 
 // CreateAPIKey stores a key; ECONFLICT when its ID or hash exists.
 func (s *Store) CreateAPIKey(ctx context.Context, k runproof.APIKey) error {
-	_, err := s.w.ExecContext(ctx, `
+	w, err := s.writer(ctx, ordinary, "create API key")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = w.ExecContext(ctx, `
 		INSERT INTO api_keys (id, tenant_id, role, name, agent_id, hash, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.TenantID, string(k.Role), k.Name, k.AgentID, k.Hash, timeText(k.CreatedAt))
@@ -66,7 +71,12 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]runproof.AP
 
 // RevokeAPIKey marks a key revoked, once.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) (runproof.APIKey, error) {
-	k, err := scanAPIKey(s.w.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = ?
+	w, err := s.writer(ctx, ordinary, "revoke API key")
+	if err != nil {
+		return runproof.APIKey{}, err
+	}
+	defer w.Close()
+	k, err := scanAPIKey(w.QueryRowContext(ctx, `UPDATE api_keys SET revoked_at = ?
 		WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL RETURNING `+apiKeyColumns, timeText(at), tenantID, keyID))
 	if errors.Is(err, sql.ErrNoRows) { // no such key, or revoked already
 		var revoked sql.NullString

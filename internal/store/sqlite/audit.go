@@ -26,7 +26,12 @@ func (s *Store) AppendAuditEvents(ctx context.Context, events ...runproof.AuditE
 	if len(events) == 0 {
 		return nil
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	w, err := s.writer(ctx, urgent, "append audit events")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append audit events: %w", err)
 	}

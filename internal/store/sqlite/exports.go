@@ -47,7 +47,12 @@ func scanLeafEvent(row scanner) (runproof.ExportEvent, error) {
 
 // CreateExport stores the request of a new export.
 func (s *Store) CreateExport(ctx context.Context, r runproof.ExportRequest) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO exports (`+exportColumns+`)
+	w, err := s.writer(ctx, ordinary, "create export")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = w.ExecContext(ctx, `INSERT INTO exports (`+exportColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, string(r.Scope), r.RunID, r.IncidentID, string(r.BundleType), string(r.Format),
 		r.RequestedBy, string(r.Origin), r.SourceComponent, r.CorrelationID, r.ExportReason,
@@ -72,7 +77,12 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 	// (by a process that stalled past its lease while another recorded it
 	// failed), it would change a record the ledger holds already. SQLite's
 	// one writer makes the check and the insert one step.
-	res, err := s.w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
+	w, err := s.writer(ctx, ordinary, "append export event")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	res, err := w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
 		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
 		WHERE ?3 <> 'sealed' OR NOT EXISTS (SELECT 1 FROM export_events
 			WHERE tenant_id = ?1 AND export_id = ?2 AND kind IN ('sealed', 'completed', 'failed'))`,
@@ -163,7 +173,12 @@ func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, en
 
 // LeaseExport records or renews an export's lease.
 func (s *Store) LeaseExport(ctx context.Context, tenantID, exportID string, until time.Time) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO export_leases (tenant_id, export_id, expires_at) VALUES (?, ?, ?)
+	w, err := s.writer(ctx, ordinary, "lease export")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = w.ExecContext(ctx, `INSERT INTO export_leases (tenant_id, export_id, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (tenant_id, export_id) DO UPDATE SET expires_at = excluded.expires_at`, tenantID, exportID, timeText(until))
 	if err != nil {
 		return fmt.Errorf("lease export: %w", err)
@@ -182,7 +197,12 @@ func (s *Store) UnfinishedExports(ctx context.Context, tenantID string, createdB
 
 // DropExportLeases removes the leases that ran out before a time.
 func (s *Store) DropExportLeases(ctx context.Context, tenantID string, before time.Time) error {
-	_, err := s.w.ExecContext(ctx, `DELETE FROM export_leases WHERE tenant_id = ? AND expires_at < ?`, tenantID, timeText(before))
+	w, err := s.writer(ctx, ordinary, "drop export leases")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = w.ExecContext(ctx, `DELETE FROM export_leases WHERE tenant_id = ? AND expires_at < ?`, tenantID, timeText(before))
 	if err != nil {
 		return fmt.Errorf("drop export leases: %w", err)
 	}

@@ -74,7 +74,12 @@ func (s *Store) ListIncidents(ctx context.Context, p runproof.ListIncidentsParam
 // SetRemediation records where an incident's remediation stands, and
 // returns the incident as this write left it.
 func (s *Store) SetRemediation(ctx context.Context, p runproof.SetRemediationParams) (runproof.Incident, error) {
-	in, err := scanIncident(s.w.QueryRowContext(ctx, `UPDATE incidents SET remediation_status = ?, remediation_notes = ?
+	w, err := s.writer(ctx, ordinary, "set remediation")
+	if err != nil {
+		return runproof.Incident{}, err
+	}
+	defer w.Close()
+	in, err := scanIncident(w.QueryRowContext(ctx, `UPDATE incidents SET remediation_status = ?, remediation_notes = ?
 		WHERE tenant_id = ? AND id = ? RETURNING `+incidentColumns, p.Status, p.Notes, p.TenantID, p.IncidentID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return runproof.Incident{}, runproof.Errorf(runproof.ENOTFOUND, "incident %q not found", p.IncidentID)

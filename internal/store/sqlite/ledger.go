@@ -46,12 +46,12 @@ func scanLedgerCheckpoint(row scanner) (runproof.LedgerCheckpoint, error) {
 // proof.json, and a checkpoint rolled back under its holder would look
 // like the ledger rewritten.
 func (s *Store) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
-	conn, err := s.w.Conn(ctx) // the one writer connection, held for the pragmas and the transaction
+	conn, err := s.writer(ctx, ordinary, "append ledger") // held for the pragmas and the transaction
 	if err != nil {
-		return fmt.Errorf("append ledger: %w", err)
+		return err
 	}
 	defer conn.Close()
-	defer normalSync(conn) // also when setting FULL took effect but reported ctx's end
+	defer normalSync(conn.Conn) // also when setting FULL took effect but reported ctx's end
 	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
 		return fmt.Errorf("append ledger: %w", err)
 	}

@@ -24,7 +24,12 @@ func scanPolicy(row scanner) (runproof.Policy, error) {
 func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.Policy, error) {
 	// The immediate transaction holds the write lock from BEGIN, so no other
 	// writer can take the same version between the SELECT and the INSERT.
-	tx, err := s.w.BeginTx(ctx, nil)
+	w, err := s.writer(ctx, ordinary, "create policy")
+	if err != nil {
+		return runproof.Policy{}, err
+	}
+	defer w.Close()
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
 	}
@@ -55,7 +60,12 @@ func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.P
 // RetirePolicy stores a copy of the latest version of the tenant's policy
 // id, as its next version, that retires it.
 func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.Time) (runproof.Policy, error) {
-	tx, err := s.w.BeginTx(ctx, nil) // immediate: the latest version stays the latest
+	w, err := s.writer(ctx, ordinary, "retire policy")
+	if err != nil {
+		return runproof.Policy{}, err
+	}
+	defer w.Close()
+	tx, err := w.BeginTx(ctx, nil) // immediate: the latest version stays the latest
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}

@@ -18,7 +18,12 @@ func scanReview(row scanner) (runproof.Review, error) {
 
 // AddReview stores a review of an export.
 func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
+	w, err := s.writer(ctx, ordinary, "add review")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = w.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
 		timeText(r.ReviewedAt), r.Remediation)

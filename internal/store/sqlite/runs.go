@@ -16,7 +16,12 @@ func (s *Store) CreateRun(ctx context.Context, r runproof.Run, snap runproof.Sna
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	w, err := s.writer(ctx, ordinary, "create run")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
@@ -130,7 +135,12 @@ func (s *Store) GetSnapshot(ctx context.Context, tenantID, snapshotID string) (r
 // one immediate transaction: SQLite has one writer at a time, so holding the
 // write lock from BEGIN is what serialises concurrent updates of a run.
 func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn func(runproof.RunState) (runproof.RunChange, error)) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	w, err := s.writer(ctx, ordinary, "update run")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("update run: %w", err)
 	}

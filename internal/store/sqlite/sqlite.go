@@ -28,7 +28,8 @@ var migrations embed.FS
 // Store is a runproof.Store backed by one SQLite file.
 type Store struct {
 	db   *sql.DB // readers: a few connections, reading side by side (WAL)
-	w    *sql.DB // the writer: one connection, so that this process's writes queue here
+	w    *sql.DB // the writer: one connection, taken in turn through line
+	line line    // where this process's writes wait for the writer
 	path string  // of the database file
 }
 
@@ -70,10 +71,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	// SQLite has one writer at a time. Writes of this process take turns on
-	// one connection, waiting in line (in Go, for as long as their context
-	// lets them) rather than in busy_timeout's sleep-and-retry, which under
-	// hundreds of concurrent requests let some wait past its end and fail;
-	// busy_timeout is left for other processes' writes.
+	// one connection, waiting in line (see line: in Go, for as long as their
+	// context lets them) rather than in busy_timeout's sleep-and-retry,
+	// which under hundreds of concurrent requests let some wait past its
+	// end and fail; busy_timeout is left for other processes' writes.
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	db, err := sql.Open("sqlite", dsn)
@@ -228,9 +229,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 // Migrate runs it; a long-running server should every few minutes (it does
 // nothing to a table whose size has not changed much).
 func (s *Store) Optimize(ctx context.Context) error {
-	conn, err := s.w.Conn(ctx) // the limit holds for the connection that optimizes
+	conn, err := s.writer(ctx, ordinary, "sqlite: optimize")
 	if err != nil {
-		return fmt.Errorf("sqlite: optimize: %w", err)
+		return err
 	}
 	defer conn.Close()
 	// Some thousand rows of each index are enough for the planner, and
@@ -266,7 +267,12 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 // ExecRaw runs SQL as given, for tests and maintenance only: it bypasses
 // every rule the Store methods keep (though not the database's triggers).
 func (s *Store) ExecRaw(ctx context.Context, query string) error {
-	_, err := s.w.ExecContext(ctx, query)
+	w, err := s.writer(ctx, ordinary, "exec")
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = w.ExecContext(ctx, query)
 	return err
 }
 
