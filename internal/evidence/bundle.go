@@ -317,4 +317,8 @@ type ExecutiveDebriefBundle struct {
 	PreparedBy           string              `json:"prepared_by"`
 	Classification       string              `json:"classification"`
 	ContentHash          string              `json:"content_hash,omitempty"`
+
+	// Which of the two costs, 0 in whole cents, was in fact some: less
+	// than half a cent. The JSON has whole cents; the PDF says it.
+	incurredUnderCent, preventedUnderCent bool
 }

@@ -71,7 +71,31 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 	b.BusinessImpact = impact(f)
 	b.RecommendedActions = actions(f)
 	b.CostPreventedCents, b.CostPreventedMethod = prevented(f, src.History)
+	b.incurredUnderCent = b.CostIncurredCents == 0 && f.costMicro > 0
+	// An estimate is 0 either as "nothing avoided" or rounded from some.
+	b.preventedUnderCent = b.CostPreventedCents != nil && *b.CostPreventedCents == 0 && f.costMicro > 0 && !strings.HasPrefix(b.CostPreventedMethod, nothingAvoided)
 	return b, b.SetContentHash()
+}
+
+// CostIncurred writes the cost incurred in dollars as the sentences do:
+// "less than $0.01" for some under half a cent.
+func (b *ExecutiveDebriefBundle) CostIncurred() string {
+	if b.incurredUnderCent {
+		return dollars(1)
+	}
+	return dollars(b.CostIncurredCents * runproof.MicrocentsPerCent)
+}
+
+// CostPrevented writes the estimate of the cost prevented in dollars, as
+// CostIncurred, or "" when there is none.
+func (b *ExecutiveDebriefBundle) CostPrevented() string {
+	switch {
+	case b.CostPreventedCents == nil:
+		return ""
+	case b.preventedUnderCent:
+		return dollars(1)
+	}
+	return dollars(*b.CostPreventedCents * runproof.MicrocentsPerCent)
 }
 
 // incidentFacts are the figures the debrief's sentences are made of, all
@@ -324,7 +348,7 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 			"so that length does not tell how much further it would have gone.", basis)
 	case remaining2 == 0:
 		zero := int64(0)
-		return &zero, fmt.Sprintf("Estimate: nothing avoided, since this agent's runs usually end at this point (%s).", basis)
+		return &zero, fmt.Sprintf("%s, since this agent's runs usually end at this point (%s).", nothingAvoided, basis)
 	}
 	// cents = round(cost × remaining / upTo / 10^6), exactly, with
 	// remaining = remaining2 / 2.
@@ -339,7 +363,9 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	average := (2*f.costMicro + f.upTo) / (2 * f.upTo)
 	perStep := dollars(average)
 	if f.costMicro%(f.upTo*runproof.MicrocentsPerCent) != 0 { // not whole cents: the product is of the exact average
-		if average < 10*runproof.MicrocentsPerCent { // to the cent, "about $0.01 times 2 steps" would not make $0.01
+		// To the cent, "about $0.01 times 2 steps" would not make $0.01, nor
+		// "about $0.34 times 3 steps" $1.03.
+		if average < 10*runproof.MicrocentsPerCent || roundCents(average)*remaining2 != 2*cents {
 			perStep = fineDollars(average)
 		}
 		perStep = "about " + perStep
@@ -347,6 +373,9 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	return &cents, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
 		perStep, halfSteps(remaining2, "further step", "further steps"), basis)
 }
+
+// nothingAvoided starts the method of an estimate of nothing.
+const nothingAvoided = "Estimate: nothing avoided"
 
 // halfSteps counts n half steps in words: "9 steps", "8.5 steps".
 func halfSteps(n int64, one, many string) string {

@@ -135,34 +135,41 @@ func TestDebriefCosts(t *testing.T) {
 		incurred  int64
 		prevented int64 // -1: no estimate
 		method    string
+		shown     string // the estimate in the PDF, when given
 	}{
 		// 4 steps of 30 cents up to the stop, 2 more after it; median 12 →
 		// 6 × 30 cents: the steps taken after the stop were not avoided.
 		{"cost", costRun(t), 120, 180, "Estimate: the average cost per step up to the stop ($0.30) times the 6 further steps " +
 			"this agent's runs usually take beyond this point (their median length is 12 steps, over 5 earlier runs that ended " +
-			"without an incident; this run took 6 steps, 4 of them up to the stop)."},
+			"without an incident; this run took 6 steps, 4 of them up to the stop).", "$1.80"},
 		// Lengths 8, 10, 12 and 30: the median is 11, half way between the
 		// middle two; 11 − 6 = 5 × 30 cents.
 		{"median of an even number of runs", withHistory(costRun(t), 4, 22), 120, 150, "Estimate: the average cost per step up to the stop ($0.30) times the 5 further steps " +
-			"this agent's runs usually take beyond this point (their median length is 11 steps, over 4 earlier runs"},
+			"this agent's runs usually take beyond this point (their median length is 11 steps, over 4 earlier runs", ""},
 		// Lengths 8, 9, 10 and 30: 9.5 − 6 = 3.5 × 30 cents.
 		{"median half way between two lengths", withHistory(costRun(t), 4, 19), 120, 105, "Estimate: the average cost per step up to the stop ($0.30) times the 3.5 further steps " +
-			"this agent's runs usually take beyond this point (their median length is 9.5 steps, over 4 earlier runs"},
-		{"token: two earlier runs only", tokenRun(t), 18, -1, "No estimate: fewer than three earlier runs"},
-		{"not stopped", notStopped(t), 120, -1, "No estimate: the run was not stopped"},
+			"this agent's runs usually take beyond this point (their median length is 9.5 steps, over 4 earlier runs", ""},
+		{"token: two earlier runs only", tokenRun(t), 18, -1, "No estimate: fewer than three earlier runs", ""},
+		{"not stopped", notStopped(t), 120, -1, "No estimate: the run was not stopped", ""},
 		// 1.234567 + 0 + 0.00001 cents → 1; median 3 = steps up to the stop.
-		{"denied: usual length reached", deniedRun(t), 1, 0, "Estimate: nothing avoided"},
+		{"denied: usual length reached", deniedRun(t), 1, 0, "Estimate: nothing avoided", "$0.00"},
 		// 6 steps taken against a usual 4 (a loop, say): not "nothing
 		// avoided", which would say the stop saved nothing.
 		{"past the usual length", withHistory(costRun(t), 5, 8), 120, -1, "No estimate: this run had gone past the usual length " +
 			"of this agent's runs (their median length is 4 steps, over 5 earlier runs that ended without an incident; " +
-			"this run took 6 steps, 4 of them up to the stop), so that length does not tell how much further it would have gone."},
+			"this run took 6 steps, 4 of them up to the stop), so that length does not tell how much further it would have gone.", ""},
 		// Steps of 0.61 cents: to the cent, "$0.01 times 2 steps" would
 		// make $0.01; to a hundredth of a cent it adds up.
 		{"an average under a cent", withHistory(simulate(t, runSpec{n: 1,
 			policies: []runproof.Policy{pol("cap", runproof.PolicyCostLimit, "1.5", runproof.ActionStop)},
 			steps:    same(3, stepSpec{typ: "llm:gpt-4o", costMicro: cent * 61 / 100}), detect: time.Second}), 5, 10), 2, 1,
-			"Estimate: the average cost per step up to the stop (about $0.0061) times the 2 further steps"},
+			"Estimate: the average cost per step up to the stop (about $0.0061) times the 2 further steps", "$0.01"},
+		// Steps of 0.15 cents: 0.45 cents up to the stop and 0.3 avoided,
+		// each less than a cent, not $0.00.
+		{"amounts under half a cent", withHistory(simulate(t, runSpec{n: 1,
+			policies: []runproof.Policy{pol("cap", runproof.PolicyCostLimit, "0.4", runproof.ActionStop)},
+			steps:    same(3, stepSpec{typ: "llm:gpt-4o", costMicro: cent * 15 / 100}), detect: time.Second}), 5, 10), 0, 0,
+			"Estimate: the average cost per step up to the stop (about $0.0015) times the 2 further steps", "less than $0.01"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +185,12 @@ func TestDebriefCosts(t *testing.T) {
 			}
 			if !strings.HasPrefix(b.CostPreventedMethod, tt.method) {
 				t.Errorf("method %q", b.CostPreventedMethod)
+			}
+			if tt.shown != "" && b.CostPrevented() != tt.shown {
+				t.Errorf("estimate shown as %q, want %q", b.CostPrevented(), tt.shown)
+			}
+			if tt.incurred == 0 && b.CostIncurred() != "less than $0.01" {
+				t.Errorf("cost incurred shown as %q", b.CostIncurred())
 			}
 		})
 	}
@@ -238,22 +251,26 @@ func TestDebriefCostsAddUp(t *testing.T) {
 		n         int
 		costMicro int64
 		want      string
+		tile      string // the figure the PDF shows
 	}{
 		// Two steps of half a cent: a cent in all, not $0.01 and a further $0.01.
 		{2, cent / 2, "The run cost $0.01 up to and including the step that broke the rule. " +
-			"The steps it sent after being told to stop cost less than a cent more."},
+			"The steps it sent after being told to stop cost less than a cent more.", "$0.01"},
 		// Two of 0.22 cents: less than a cent, not $0.00.
-		{2, cent * 22 / 100, "The run cost less than $0.01 up to and including the step that broke the rule."},
+		{2, cent * 22 / 100, "The run cost less than $0.01 up to and including the step that broke the rule.", "less than $0.01"},
 		// Four of 0.6 cents: 2.4 cents, $0.01 and then a further $0.01
 		// (1.8 cents, but the total is $0.02).
 		{4, cent * 6 / 10, "The run cost $0.01 up to and including the step that broke the rule. " +
-			"The steps it sent after being told to stop cost a further $0.01."},
+			"The steps it sent after being told to stop cost a further $0.01.", "$0.01"},
 	} {
 		b := debrief(t, simulate(t, runSpec{n: 1, goal: "Summarise",
 			policies: []runproof.Policy{pol("cap", runproof.PolicyCostLimit, "0.4", runproof.ActionStop)},
 			steps:    same(c.n, stepSpec{typ: "llm:gpt-4o", costMicro: c.costMicro}), detect: 200 * time.Millisecond}))
 		if !strings.HasPrefix(b.BusinessImpact, c.want) {
 			t.Errorf("%d steps: impact\n%q\nwant it to begin\n%q", c.n, b.BusinessImpact, c.want)
+		}
+		if got := b.CostIncurred(); got != c.tile {
+			t.Errorf("%d steps of %d: cost incurred %q, want %q", c.n, c.costMicro, got, c.tile)
 		}
 	}
 }

@@ -126,6 +126,9 @@ func writeSheet(w io.Writer, b *evidence.ExecutiveDebriefBundle) error {
 	rows := [][]string{{"field", "value"}}
 	v := reflect.ValueOf(b).Elem()
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() { // not in the JSON either
+			continue
+		}
 		name, opts, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
 		f := v.Field(i)
 		if opts == "omitempty" && f.IsZero() {

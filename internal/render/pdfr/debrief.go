@@ -1,6 +1,7 @@
 package pdfr
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
@@ -33,14 +34,11 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 	if b.TimeToContainSeconds != nil {
 		contain = evidence.Duration(*b.TimeToContainSeconds)
 	}
-	prevented := "not estimated"
-	if b.CostPreventedCents != nil {
-		prevented = dollars(float64(*b.CostPreventedCents))
-	}
+	prevented := cmp.Or(b.CostPrevented(), "not estimated")
 	r.tiles([]tile{
 		{"Time to detect", evidence.Duration(b.TimeToDetectSeconds), "from the breach to its detection"},
 		{"Time to contain", contain, "from detection to the stop"},
-		{"Cost incurred", dollars(float64(b.CostIncurredCents)), "up to and including the breach"},
+		{"Cost incurred", b.CostIncurred(), "up to and including the breach"},
 		{"Cost prevented", prevented, "estimate, see below"},
 	})
 	r.note("How the cost prevented is estimated. " + b.CostPreventedMethod)
