@@ -605,7 +605,7 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 		c1 := pbSpan(traceA, "00000000000000c1", root, "plan", 5, 6)
 		c2 := pbSpan(traceA, "00000000000000c2", root, "search", 2, 3) // started earlier, arrives later
 		c3 := pbSpan(traceA, "00000000000000c3", root, "answer", 7, 8)
-		c4 := pbSpan(traceA, "00000000000000c4", root, "answer", 7, 8) // same start as c3: span id orders
+		c4 := pbSpan(traceA, "00000000000000c4", root, "answer", 7, 8) // same times as c3: the request orders
 		if p := post(c1); p != nil {
 			t.Fatal(p)
 		}
@@ -627,9 +627,13 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 		if p := post(rs); p != nil {
 			t.Fatal(p)
 		}
-		late := pbSpan(traceA, "00000000000000c5", root, "cleanup", 9, 10)
+		late := pbSpan(traceA, "00000000000000c5", root, "cleanup", 9, 10) // ends after the run
 		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans") {
 			t.Fatalf("late span: %v", p)
+		}
+		late = pbSpan(traceA, "00000000000000c6", root, "cleanup", 8, 9) // ended with the run, but an hour ago
+		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans") {
+			t.Fatalf("span past the grace: %v", p)
 		}
 		if p := post(c3); p != nil { // a re-send after the end is still fine
 			t.Fatalf("re-send after the end: %v", p)
@@ -667,6 +671,27 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 		e.must(200, e.do("GET", "/api/v1/runs/conv-42", agent, nil)).decode(t, &convRun)
 		if convRun.Totals.Steps != 2 || convRun.Status != runproof.RunRunning || convRun.TraceID != traceB {
 			t.Fatalf("conversation run = %+v", convRun)
+		}
+
+		// A root span that arrives before its last child (exporters that
+		// send each span as it ends, side by side) ends the run; the child,
+		// which ended by then, is stored all the same, for a while.
+		now := time.Now()
+		at := func(sp *tracepb.Span, from, to time.Duration) *tracepb.Span {
+			sp.StartTimeUnixNano, sp.EndTimeUnixNano = uint64(now.Add(from).UnixNano()), uint64(now.Add(to).UnixNano())
+			return sp
+		}
+		const traceC, rootC = "3cf7651916cd43dd8448eb211c80319f", "00000000000000e0"
+		if p := post(at(pbSpan(traceC, rootC, "", "invoke_agent", 0, 0), -3*time.Second, -time.Second)); p != nil {
+			t.Fatal(p)
+		}
+		if p := post(at(pbSpan(traceC, "00000000000000e1", rootC, "answer", 0, 0), -2*time.Second, -time.Second)); p != nil {
+			t.Fatalf("the root's last child, after it: %v", p)
+		}
+		var runC runproof.Run
+		e.must(200, e.do("GET", "/api/v1/runs/"+traceC, agent, nil)).decode(t, &runC)
+		if runC.Totals.Steps != 2 || runC.Status != runproof.RunCompleted {
+			t.Fatalf("run of a child after its root = %+v", runC)
 		}
 	})
 }

@@ -39,10 +39,12 @@ func systemRun(t *testing.T, e *env, admin, agent string) (exportID string) {
 		t.Fatalf("steps 6-7: %+v", res)
 	}
 	e.must(200, e.do("POST", "/api/v1/runs/r-sys/complete", agent, map[string]any{"status": "completed"}))
-	// Ended by its agent, the stopped run takes no more steps; a re-sent
-	// one is still a no-op.
+	// Ended by its agent, the stopped run takes no more steps (but for a
+	// while those that ended by its end); a re-sent one is still a no-op.
 	var p problemDoc
-	e.must(409, e.do("POST", "/api/v1/runs/r-sys/steps", agent, steps(8, 8, 20, 300))).decode(t, &p)
+	after := step(8, 20, 300)
+	after["timestamp"] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+	e.must(409, e.do("POST", "/api/v1/runs/r-sys/steps", agent, map[string]any{"steps": []any{after}})).decode(t, &p)
 	if !strings.Contains(p.Detail, "was stopped, and its agent ended it") {
 		t.Errorf("a step after the end: %s", p.Detail)
 	}

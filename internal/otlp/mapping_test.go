@@ -168,9 +168,12 @@ func TestRejectedSpans(t *testing.T) {
 func TestRunsOfARequest(t *testing.T) {
 	agent := []*commonpb.KeyValue{kv("service.name", "svc")}
 	res := otlp.Map(request(agent,
-		// trace A: its root names the agent and ends the run; spans in start order, ties by span id
-		span(traceA, "00000000000000a3", "00000000000000a0", 20, 5),
+		// trace A: its root names the agent and ends the run; spans in start
+		// order, ties by end, then as the request gives them
+		span(traceA, "00000000000000a3", "00000000000000a0", 20, 6),
 		span(traceA, "00000000000000a2", "00000000000000a0", 20, 5),
+		span(traceA, "00000000000000a5", "00000000000000a0", 30, 5),
+		span(traceA, "00000000000000a4", "00000000000000a0", 30, 5),
 		span(traceA, "00000000000000a1", "00000000000000a0", 10, 5),
 		with(span(traceA, "00000000000000a0", "", 0, 50, kv("gen_ai.agent.name", "planner"), kv("gen_ai.agent.description", "plan a trip")),
 			tracepb.Status_STATUS_CODE_ERROR),
@@ -191,7 +194,7 @@ func TestRunsOfARequest(t *testing.T) {
 		ids = append(ids, s.SpanID[14:])
 	}
 	if a.ID != traceA || a.Source != otlp.FromTrace || a.TraceID != traceA || a.AgentID != "planner" || a.Goal != "plan a trip" ||
-		!a.StartedAt.Equal(base) || strings.Join(ids, " ") != "a0 a1 a2 a3" ||
+		!a.StartedAt.Equal(base) || strings.Join(ids, " ") != "a0 a1 a2 a3 a5 a4" ||
 		a.End == nil || !a.End.Failed || a.End.SpanID != "00000000000000a0" || !a.End.At.Equal(base.Add(50*time.Millisecond)) {
 		t.Errorf("run A = %+v (spans %v)", a, ids)
 	}

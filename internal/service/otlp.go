@@ -80,10 +80,12 @@ const spanAttempts = 10
 //   - a span already stored (same trace id and span id) is a no-op when its
 //     content is the same and rejected otherwise;
 //   - new spans take the next step indexes, in the order given (start time,
-//     then span id), and are judged by AppendSteps: after a stop they are
+//     then end time, then as sent), and are judged by AppendSteps: after a stop they are
 //     stored as violations;
 //   - a run that ended (completed, failed, cancelled, or stopped and then
-//     ended by its agent) takes no new spans: they are rejected;
+//     ended by its agent) takes no new spans, but for those that ended by
+//     its end, arriving within LateGrace of it (takesLate): the others are
+//     rejected;
 //   - the root span of a run named by its trace id ends the run, as failed
 //     when its status is ERROR.
 //
@@ -153,8 +155,13 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	}
 	fresh := a.setResentApart(r.Spans, stored, now)
 	if run.CompletedAt != nil {
-		a.reject(fresh, endedReason(run, "spans"))
-		fresh = nil
+		fresh = slices.DeleteFunc(fresh, func(sp otlp.Span) bool {
+			if takesLate(run, sp.Timestamp, sp.DurationMicros, now) {
+				return false
+			}
+			a.reject([]otlp.Span{sp}, endedReason(run, "spans"))
+			return true
+		})
 	}
 	cur, raced, err := s.appendSpans(ctx, tenantID, run, fresh, e, a, now)
 	if raced || err != nil {

@@ -234,7 +234,7 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 				res.Steps = append(res.Steps, o)
 				continue
 			}
-			if ended {
+			if ended && !takesLate(run, step.Timestamp, step.DurationMicros, now) {
 				return runproof.RunChange{}, moved(stepConflict(i, "%s", endedReason(run, "steps")))
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
@@ -257,9 +257,13 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			if r.IsInflection {
 				inc := s.openIncident(change.Run, step, *r.Violation, now)
 				change.Incident = &inc
-				change.Run.Status, change.Run.StoppedAt = runproof.RunStopped, &now
 				change.Run.IncidentID = inc.ID
-				change.Run.TerminationReason = "policy_violation: " + r.Violation.PolicyName
+				if ended { // the run ended before the breach reached runproof: there is nothing to stop
+					inc.ContainedAt = nil
+				} else {
+					change.Run.Status, change.Run.StoppedAt = runproof.RunStopped, &now
+					change.Run.TerminationReason = "policy_violation: " + r.Violation.PolicyName
+				}
 			}
 			change.Steps = append(change.Steps, step)
 			res.Steps = append(res.Steps, outcome(step))
@@ -347,6 +351,21 @@ func (e movedError) Unwrap() []error { return []error{e.err, errRunMoved} }
 
 func outcome(s runproof.Step) StepOutcome {
 	return StepOutcome{StepIndex: s.Index, Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash}
+}
+
+// LateGrace is how long after a run's end, by runproof's clock, the run
+// still takes steps that ended by then. Exporters send spans as they end,
+// and some send them at once and side by side (OpenTelemetry JS's
+// SimpleSpanProcessor): a root span, which ends its run, can arrive before
+// its last child.
+const LateGrace = 2 * time.Minute
+
+// takesLate reports whether a run that ended takes a step that started at
+// start and lasted durMicros, arriving at now: one that ended by the run's
+// end, within LateGrace of it.
+func takesLate(run runproof.Run, start time.Time, durMicros int64, now time.Time) bool {
+	end := start.Add(time.Duration(durMicros) * time.Microsecond)
+	return run.CompletedAt != nil && !end.After(*run.CompletedAt) && now.Before(run.CompletedAt.Add(LateGrace))
 }
 
 // endedReason says why a run that ended takes no more steps or spans

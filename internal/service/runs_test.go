@@ -242,12 +242,16 @@ func TestResendAfterEnd(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := New(store, Options{})
-		openRun(t, svc, "acme", "r1")
+		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: stepsStart.Format(time.RFC3339Nano)}); err != nil {
+			t.Fatal(err)
+		}
 		first, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil), stepJSON(1, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{}); err != nil {
+		// ended after step 1 and before step 2 began
+		end := stepsStart.Add(1500 * time.Millisecond).Format(time.RFC3339Nano)
+		if _, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{CompletedAt: end}); err != nil {
 			t.Fatal(err)
 		}
 		again, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil), stepJSON(1, nil))
@@ -263,6 +267,51 @@ func TestResendAfterEnd(t *testing.T) {
 		}
 		if run, err := store.GetRun(ctx, "acme", "r1"); err != nil || run.Totals.Steps != 2 || run.Status != runproof.RunCompleted {
 			t.Fatalf("run %+v, %v", run, err)
+		}
+	})
+}
+
+// TestLateSteps: a run that ended takes, for LateGrace, the steps that
+// ended by its end (a root span can reach runproof before its last child).
+// One that breaks a stop policy opens an incident of a run that ended on
+// its own: nothing to stop, nothing contained.
+func TestLateSteps(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		end := stepsStart.Add(10 * time.Second)
+		clock := end.Add(time.Minute)
+		svc := New(store, Options{Now: func() time.Time { return clock }})
+		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "4", Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: stepsStart.Format(time.RFC3339Nano)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(0, nil), stepJSON(1, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.CompleteRun(ctx, "acme", "r1", CompleteInput{CompletedAt: end.Format(time.RFC3339Nano)}); err != nil {
+			t.Fatal(err)
+		}
+		late, err := appendJSON(t, svc, "acme", "r1", stepJSON(2, nil))
+		if err != nil || late.Decision != AgentAllow || !late.Steps[0].IsInflection || late.IncidentID != "" {
+			t.Fatalf("a late step over the limit: %+v, %v", late, err)
+		}
+		run, err := store.GetRun(ctx, "acme", "r1")
+		if err != nil || run.Status != runproof.RunCompleted || run.StoppedAt != nil || run.IncidentID == "" || run.Totals.Steps != 3 {
+			t.Fatalf("run %+v, %v", run, err)
+		}
+		inc, err := store.GetIncident(ctx, "acme", run.IncidentID)
+		if err != nil || inc.ContainedAt != nil || inc.InflectionStepIndex != 2 {
+			t.Fatalf("incident %+v, %v", inc, err)
+		}
+		after := map[string]any{"timestamp": end.Add(-100 * time.Millisecond).Format(time.RFC3339Nano)} // ends past the end
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(3, after)); runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("a step that ended after the run: %v, want %s", err, runproof.ECONFLICT)
+		}
+		clock = end.Add(LateGrace)
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(3, nil)); runproof.ErrorCode(err) != runproof.ECONFLICT {
+			t.Errorf("a step %v after the end: %v, want %s", LateGrace, err, runproof.ECONFLICT)
 		}
 	})
 }
