@@ -39,6 +39,17 @@ const (
 	AttrServiceName    = "service.name"      // resource: the agent, when no gen_ai.agent.*
 )
 
+// Other names that instrumentations give the same things, read when the
+// names above are absent: the GenAI conventions before 1.27 (prompt and
+// completion tokens), OpenInference (Arize Phoenix and its instrumentations)
+// and the Vercel AI SDK (its tool calls).
+var (
+	inputTokenAttrs  = []string{AttrInputTokens, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"}
+	outputTokenAttrs = []string{AttrOutputTokens, "gen_ai.usage.completion_tokens", "llm.token_count.completion"}
+	modelAttrs       = []string{AttrResponseModel, AttrRequestModel, "llm.model_name"} // what ran first
+	toolAttrs        = []string{AttrToolName, "tool.name", "ai.toolCall.name"}
+)
+
 // UnknownAgent is the agent id of a run whose spans name no agent and whose
 // resource has no service.name, as OpenTelemetry names an unknown service.
 const UnknownAgent = "unknown_service"
@@ -360,18 +371,20 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 		return nil, fmt.Sprintf("its step type %q %s", truncate(s.StepType, 40), runproof.CheckText(s.StepType))
 	}
 	var ok bool
-	if s.InputTokens, ok = count(attr(attrs, AttrInputTokens)); !ok {
-		return nil, AttrInputTokens + " must be a whole number from 0 to 9007199254740992 (2^53)"
+	name, v := first(attrs, inputTokenAttrs)
+	if s.InputTokens, ok = count(v); !ok {
+		return nil, name + " must be a whole number from 0 to 9007199254740992 (2^53)"
 	}
-	if s.OutputTokens, ok = count(attr(attrs, AttrOutputTokens)); !ok {
-		return nil, AttrOutputTokens + " must be a whole number from 0 to 9007199254740992 (2^53)"
+	name, v = first(attrs, outputTokenAttrs)
+	if s.OutputTokens, ok = count(v); !ok {
+		return nil, name + " must be a whole number from 0 to 9007199254740992 (2^53)"
 	}
 	var priced bool
 	var reason string
 	if s.CostMicrocents, priced, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
 		return nil, reason
 	}
-	s.model = firstNonEmpty(str(attrs, AttrResponseModel), str(attrs, AttrRequestModel))
+	s.model = firstStr(attrs, modelAttrs)
 	s.unpriced = !priced && s.InputTokens+s.OutputTokens > 0
 	// Names and descriptions are shown as sent, but for what runproof keeps
 	// out of its records (control characters: an ANSI-coloured description,
@@ -393,11 +406,14 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 // model or the agent ("chat:gpt-4o", "execute_tool:web_search"); the span
 // name when there is no operation.
 func stepType(name string, attrs []*commonpb.KeyValue) string {
-	op := str(attrs, AttrOperation)
+	op, tool := str(attrs, AttrOperation), firstStr(attrs, toolAttrs)
+	if op == "" && tool != "" { // a tool call that does not say so (the Vercel AI SDK's, say)
+		op = "execute_tool"
+	}
 	if op == "" {
 		return name
 	}
-	if on := firstNonEmpty(str(attrs, AttrToolName), str(attrs, AttrRequestModel), str(attrs, AttrResponseModel),
+	if on := firstNonEmpty(tool, str(attrs, AttrRequestModel), str(attrs, AttrResponseModel), str(attrs, "llm.model_name"),
 		cleanName(str(attrs, AttrAgentName))); on != "" {
 		return op + ":" + on
 	}
@@ -422,7 +438,8 @@ func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices) (n int64, pr
 		}
 		return n, true, ""
 	}
-	for _, model := range []string{str(attrs, AttrResponseModel), str(attrs, AttrRequestModel)} {
+	for _, name := range modelAttrs {
+		model := str(attrs, name)
 		if p, ok := prices.Lookup(model); ok && model != "" {
 			n, ok := p.Cost(in, out)
 			if !ok {
@@ -477,6 +494,28 @@ func attr(kvs []*commonpb.KeyValue, key string) *commonpb.AnyValue {
 		}
 	}
 	return nil
+}
+
+// first is the first of names the span has, and its value; the first name
+// and nil when it has none.
+func first(kvs []*commonpb.KeyValue, names []string) (string, *commonpb.AnyValue) {
+	for _, n := range names {
+		if v := attr(kvs, n); v != nil {
+			return n, v
+		}
+	}
+	return names[0], nil
+}
+
+// firstStr is the first of the string attributes names that the span has
+// and is not empty.
+func firstStr(kvs []*commonpb.KeyValue, names []string) string {
+	for _, n := range names {
+		if v := str(kvs, n); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // str is a string attribute, "" when absent or of another type.

@@ -95,6 +95,10 @@ func TestStepType(t *testing.T) {
 		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "execute_tool"), kv("gen_ai.tool.name", "web_search"), kv("gen_ai.request.model", "x")}, "execute_tool:web_search"},
 		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "invoke_agent"), kv("gen_ai.agent.name", "support-bot")}, "invoke_agent:support-bot"},
 		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", 3)}, "step"}, // not a string: no operation
+		// tool calls that do not say so: the Vercel AI SDK's, OpenInference's
+		{[]*commonpb.KeyValue{kv("ai.toolCall.name", "shell")}, "execute_tool:shell"},
+		{[]*commonpb.KeyValue{kv("tool.name", "shell"), kv("ai.toolCall.name", "other")}, "execute_tool:shell"},
+		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "chat"), kv("llm.model_name", "gpt-4o")}, "chat:gpt-4o"},
 	} {
 		if got := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, c.attrs...)).StepType; got != c.want {
 			t.Errorf("step type %q, want %q", got, c.want)
@@ -117,6 +121,10 @@ func TestTokensCostDuration(t *testing.T) {
 		{"runproof.cost_cents as an integer", []*commonpb.KeyValue{kv("runproof.cost_cents", 2)}, 2_000_000},
 		{"gen_ai.usage.cost in USD", append(gpt, kv("gen_ai.usage.cost", 0.0123)), 1_230_000},
 		{"whole doubles are token counts", []*commonpb.KeyValue{kv("gen_ai.request.model", "gpt-4o"), kv("gen_ai.usage.input_tokens", 4000.0)}, 1_000_000},
+		// older conventions and OpenInference, when the current names are absent
+		{"prompt and completion tokens", []*commonpb.KeyValue{kv("gen_ai.request.model", "gpt-4o"), kv("gen_ai.usage.prompt_tokens", 1000), kv("gen_ai.usage.completion_tokens", 200)}, 450_000},
+		{"OpenInference", []*commonpb.KeyValue{kv("llm.model_name", "gpt-4o"), kv("llm.token_count.prompt", 1000), kv("llm.token_count.completion", 200)}, 450_000},
+		{"current names first", append(gpt, kv("gen_ai.usage.prompt_tokens", 5000)), 450_000},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := mapOne(t, span(traceA, "00000000000000a1", "", 0, 1500, c.attrs...)); got.CostMicrocents != c.cost || got.DurationMicros != 1_500_000 {
@@ -127,6 +135,14 @@ func TestTokensCostDuration(t *testing.T) {
 	s := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, gpt...))
 	if s.InputTokens != 1000 || s.OutputTokens != 200 || !s.Timestamp.Equal(base) {
 		t.Fatalf("span = %+v", s)
+	}
+	old := []*commonpb.KeyValue{kv("gen_ai.usage.prompt_tokens", 7), kv("llm.token_count.completion", 3)}
+	if s := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, old...)); s.InputTokens != 7 || s.OutputTokens != 3 {
+		t.Fatalf("tokens of other names: %+v", s)
+	}
+	bad := span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.prompt_tokens", -1))
+	if res := otlp.Map(request(nil, bad), otlp.Options{Now: now}); len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Reason, "gen_ai.usage.prompt_tokens must be") {
+		t.Fatalf("a bad count under another name: %+v", res.Rejected)
 	}
 }
 
