@@ -20,6 +20,7 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
+	"golang.org/x/sync/semaphore"
 )
 
 // auditStore is an audit store, in memory, that writes a call's events in
@@ -409,5 +410,29 @@ func TestWriteTurn(t *testing.T) {
 	}
 	if n := len(s.writing.tenants); n != 0 {
 		t.Errorf("%d tenants kept with no batch waiting", n)
+	}
+}
+
+// TestWaitBounded: a request given a longest wait (OTLP's, otlpWait, which
+// exporters' own timeouts call for) waits no longer for a write turn or
+// for room for its body, though its own time would let it.
+func TestWaitBounded(t *testing.T) {
+	s := &Server{writing: newWriteTurns(1)}
+	done, err := s.writing.take(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	c := &call{r: httptest.NewRequest("POST", "/v1/traces", nil), key: runproof.APIKey{TenantID: "globex"},
+		bodies: semaphore.NewWeighted(1), wait: 20 * time.Millisecond} // a request of no deadline
+	start := time.Now()
+	if _, err := s.writeTurn(c); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Errorf("a write turn: %v", err)
+	}
+	if _, err := c.reserveBody(10); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Errorf("room for a body: %v", err)
+	}
+	if waited := time.Since(start); waited > DefaultRequestTimeout/2 {
+		t.Errorf("waited %v", waited)
 	}
 }

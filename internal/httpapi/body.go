@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -16,7 +17,7 @@ import (
 
 // reserveBody waits until n bytes of body may be read, for as long as the
 // request may take (at most DefaultRequestTimeout: an export's request has
-// no other bound), and returns what gives them back.
+// no other bound), or c.wait, and returns what gives them back.
 //
 // A body of at most smallBody bytes takes its room from a pool of its own
 // (c.small), so that small requests neither queue behind large ones (a
@@ -31,7 +32,7 @@ func (c *call) reserveBody(n int64) (release func(), err error) {
 		pool = c.small
 	}
 	if !pool.TryAcquire(n) {
-		ctx, cancel := context.WithTimeout(c.r.Context(), DefaultRequestTimeout)
+		ctx, cancel := context.WithTimeout(c.r.Context(), cmp.Or(c.wait, DefaultRequestTimeout))
 		defer cancel()
 		if pool.Acquire(ctx, n) != nil {
 			return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
@@ -49,14 +50,20 @@ const (
 
 // writeTurn waits for the turn of a batch of steps to be written (one of
 // Options.Writing at once, half of them at most the tenant's), for two
-// thirds of the time the request has left: a batch that got its turn
-// later would run out of time while it is written, and have held the
-// database's writer for nothing. It returns what ends the turn.
+// thirds of the time the request has left, and at most c.wait: a batch
+// that got its turn later would run out of time while it is written, and
+// have held the database's writer for nothing. It returns what ends the
+// turn.
 func (s *Server) writeTurn(c *call) (done func(), err error) {
 	ctx := c.r.Context()
 	if deadline, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/3))
+		defer cancel()
+	}
+	if c.wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.wait)
 		defer cancel()
 	}
 	done, err = s.writing.take(ctx, c.tenant())
@@ -77,64 +84,125 @@ func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	return readRaw(c, "steps: send fewer per call", 0)
+	return readRaw(c, "steps: send fewer per call")
+}
+
+// room is the part of the server's budget of bodies that one buffer of a
+// request holds until the request ends (c.atEnd), so that the bodies the
+// server holds, decoded and waiting for the database's writer, stay within
+// the budget. A buffer of unknown final size (a body sent in chunks, as
+// OpenTelemetry JS sends every one, or what a gzipped body inflates to)
+// holds a small body's room until it outgrows it, then the most a body
+// may be.
+type room struct {
+	c       *call
+	grows   bool // of unknown final size
+	held    int64
+	release func()
+}
+
+// room returns room for a buffer of a request: of unknown final size when
+// grows, else of the size fit is first given.
+func (c *call) room(grows bool) *room {
+	r := &room{c: c, grows: grows}
+	c.atEnd = append(c.atEnd, r.giveBack)
+	return r
+}
+
+// fit makes the room hold n bytes at least, waiting for them.
+func (r *room) fit(n int64) error {
+	if n <= r.held {
+		return nil
+	}
+	want := n
+	if r.grows && n > smallBody {
+		want = max(n, int64(service.MaxBodyBytes)+1)
+	}
+	// The small room goes back before the wait for the large: held while
+	// waiting, it could keep small bodies waiting behind large ones.
+	r.giveBack()
+	release, err := r.c.reserveBody(want)
+	if err != nil {
+		return err
+	}
+	r.held, r.release = want, release
+	return nil
+}
+
+func (r *room) giveBack() {
+	if r.release != nil {
+		r.release()
+		r.held, r.release = 0, nil
+	}
 }
 
 // readRaw reads a request body as sent, of at most service.MaxBodyBytes
 // (an error says so, with advice), holding room for it in the server's
 // budget of bodies until the request ends: its length when announced,
-// else the most it may be, and more bytes (what a compressed body
-// inflates to). The room is held while the request is handled, not only
-// while its body is read, so that the bodies the server holds, decoded
-// and waiting for the database's writer, stay within the budget.
-func readRaw(c *call, advice string, more int64) ([]byte, error) {
+// else as room does.
+func readRaw(c *call, advice string) ([]byte, error) {
 	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
 	announced := c.r.ContentLength // -1 when unknown
 	if announced > service.MaxBodyBytes {
 		return nil, tooBig // refused before it is sent
 	}
 	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
+	rm := c.room(announced < 0)
 	if announced >= 0 {
 		most = announced + 1 // room to read the end without growing
+		if err := rm.fit(most); err != nil {
+			return nil, err
+		}
 	}
-	release, err := c.reserveBody(most + more)
-	if err != nil {
+	buf, err := fill(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes), most, rm)
+	var overMax *http.MaxBytesError
+	var noRoom *runproof.Error
+	slow := errors.Is(c.r.Context().Err(), context.DeadlineExceeded) // the body was closed on the request's end
+	switch {
+	case err == nil && slow:
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
+	case err == nil && int64(len(buf)) == most && announced >= 0: // more than announced: the reader let it through
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
+	case err == nil:
+		return buf, nil
+	case errors.As(err, &noRoom):
 		return nil, err
+	case errors.As(err, &overMax):
+		return nil, tooBig
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
 	}
-	c.atEnd = append(c.atEnd, release)
-	return readAll(c, most, tooBig)
+	return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
 }
 
-// readAll reads a body of at most most bytes (service.MaxBodyBytes + 1
-// unless announced) into a buffer that grows as it fills.
-func readAll(c *call, most int64, tooBig error) ([]byte, error) {
-	body := http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes)
+// fill reads r to its end, or to most bytes, into a buffer that starts at
+// bodyFirst and grows fourfold as it fills, rm holding room for it.
+func fill(r io.Reader, most int64, rm *room) ([]byte, error) {
 	buf := make([]byte, 0, min(most, bodyFirst))
+	if err := rm.fit(int64(cap(buf))); err != nil {
+		return nil, err
+	}
 	for {
 		if len(buf) == cap(buf) {
-			if int64(len(buf)) >= most { // more than announced: the reader let it through
-				return nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
+			if int64(len(buf)) >= most {
+				return buf, nil
 			}
-			buf = slices.Grow(buf, int(min(int64(cap(buf))*4, most))-len(buf))
+			size := min(int64(cap(buf))*4, most)
+			if err := rm.fit(size); err != nil {
+				return nil, err
+			}
+			buf = slices.Grow(buf, int(size)-len(buf))
 		}
-		n, err := body.Read(buf[len(buf):cap(buf)])
+		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		var overMax *http.MaxBytesError
 		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, io.EOF) && errors.Is(c.r.Context().Err(), context.DeadlineExceeded):
-			return nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
 		case errors.Is(err, io.EOF):
 			return buf, nil
-		case errors.As(err, &overMax):
-			return nil, tooBig
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
+		case err != nil:
+			return nil, err
 		}
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -97,8 +98,9 @@ func TestBodyBuffer(t *testing.T) {
 	}
 }
 
-// TestGzipBodyBuffer: a gzipped OTLP body holds the most a body may come
-// to once inflated, besides its compressed size, until it is inflated.
+// TestGzipBodyBuffer: a gzipped OTLP body holds, besides its compressed
+// size, room for what it inflates to as that grows, until the request
+// ends.
 func TestGzipBodyBuffer(t *testing.T) {
 	var z bytes.Buffer
 	zw := gzip.NewWriter(&z)
@@ -108,39 +110,72 @@ func TestGzipBodyBuffer(t *testing.T) {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	read := func(budget int64) int {
+	both := int64(z.Len()+1) + service.MaxBodyBytes + 1 // compressed, and inflated
+	read := func(budget int64) (*call, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/traces", bytes.NewReader(z.Bytes()))
 		r.Header.Set("Content-Encoding", "gzip")
-		b, status, msg := readOTLPBody(&call{r: r, bodies: semaphore.NewWeighted(budget)})
+		c := &call{r: r, bodies: semaphore.NewWeighted(budget)}
+		b, status, msg := readOTLPBody(c)
 		if status == 0 && len(b) != service.MaxBodyBytes {
 			t.Errorf("%d bytes read, want %d (%s)", len(b), service.MaxBodyBytes, msg)
 		}
-		return status
+		return c, status
 	}
-	if status := read(int64(z.Len()) * 100); status != http.StatusServiceUnavailable {
+	if _, status := read(int64(z.Len()) * 100); status != http.StatusServiceUnavailable {
 		t.Errorf("a gzipped body of %d bytes under a budget of %d: status %d, want 503", z.Len(), z.Len()*100, status)
 	}
-	both := int64(z.Len()+1) + service.MaxBodyBytes + 1 // compressed, and inflated
-	if status := read(both); status != 0 {
-		t.Errorf("a gzipped body under a budget of its size and the most a body may be: status %d", status)
-	}
-	// Held while it is inflated, which comes after it is read, and until
-	// the request ends.
-	r := httptest.NewRequest("POST", "/v1/traces", bytes.NewReader(z.Bytes()))
-	c := &call{r: r, bodies: semaphore.NewWeighted(both)}
-	if _, err := readRaw(c, "x", service.MaxBodyBytes+1); err != nil {
-		t.Fatal(err)
+	c, status := read(both)
+	if status != 0 {
+		t.Fatalf("a gzipped body under a budget of its size and the most a body may be: status %d", status)
 	}
 	if c.bodies.TryAcquire(1) {
-		t.Error("the budget is free before the body is inflated")
+		t.Error("the budget is free before the request ended")
 	}
 	for _, f := range c.atEnd {
 		f()
 	}
 	if !c.bodies.TryAcquire(both) {
 		t.Error("the budget is not free once the request ended")
+	}
+}
+
+// TestChunkedBodyBuffer: a body of unknown length (chunked, as
+// OpenTelemetry JS sends every one) holds a small body's room while it is
+// small, also once gzip inflates it, and the most a body may be only once
+// it outgrows that.
+func TestChunkedBodyBuffer(t *testing.T) {
+	read := func(body []byte, gzipped bool) (*call, int, string) {
+		if gzipped {
+			var z bytes.Buffer
+			zw := gzip.NewWriter(&z)
+			zw.Write(body)
+			zw.Close()
+			body = z.Bytes()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/traces", io.MultiReader(bytes.NewReader(body))) // no length
+		r.ContentLength = -1
+		if gzipped {
+			r.Header.Set("Content-Encoding", "gzip")
+		}
+		c := &call{r: r, bodies: semaphore.NewWeighted(1), small: semaphore.NewWeighted(smallBodies)} // no room for large bodies
+		_, status, msg := readOTLPBody(c)
+		return c, status, msg
+	}
+	for _, gzipped := range []bool{false, true} {
+		c, status, msg := read(make([]byte, 40<<10), gzipped)
+		if status != 0 {
+			t.Errorf("a small chunked body (gzip %v): status %d, %s", gzipped, status, msg)
+		}
+		if c.small.TryAcquire(smallBodies) || !c.small.TryAcquire(smallBodies-2*smallBody) {
+			t.Errorf("a small chunked body (gzip %v) holds no small room, or more than two", gzipped)
+		}
+		if _, status, _ := read(make([]byte, 1<<20), gzipped); status != http.StatusServiceUnavailable {
+			t.Errorf("a chunked body of 1 MiB (gzip %v) without room for large bodies: status %d, want 503", gzipped, status)
+		}
 	}
 }
 

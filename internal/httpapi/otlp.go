@@ -3,12 +3,14 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
@@ -49,7 +51,14 @@ func otlpFormatOf(contentType string) (otlpFormat, bool) {
 	return otlpProtobuf, false // neither encoding was asked for: protobuf is OTLP's default
 }
 
+// otlpWait is the longest an OTLP export waits for room for its body or
+// for its turn to be written before it is answered 503: exporters give a
+// request 10 s (the SDKs) or 5 s (the Collector), their retries included,
+// and drop the batch once that time is spent.
+const otlpWait = 3 * time.Second
+
 func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
+	c.wait = otlpWait
 	format, ok := otlpFormatOf(c.r.Header.Get("Content-Type"))
 	if !ok {
 		writeOTLPStatus(w, format, http.StatusUnsupportedMediaType,
@@ -175,11 +184,7 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	if !gzipped && enc != "" && enc != "identity" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
 	}
-	var inflated int64 // the room a gzipped body needs too: what it may inflate to
-	if gzipped {
-		inflated = service.MaxBodyBytes + 1
-	}
-	raw, err := readRaw(c, advice, inflated)
+	raw, err := readRaw(c, advice)
 	if err != nil {
 		return nil, statusOf[runproof.ErrorCode(err)], runproof.ErrorMessage(err)
 	}
@@ -190,12 +195,17 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	if err != nil {
 		return nil, http.StatusBadRequest, "the body is not valid gzip"
 	}
-	// One byte over the limit tells an oversize body; a gzip bomb stops there.
-	b, err := io.ReadAll(io.LimitReader(zr, service.MaxBodyBytes+1))
-	if len(b) > service.MaxBodyBytes {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes once decompressed (%s)", service.MaxBodyBytes, advice)
-	} else if err != nil {
+	// One byte over the limit tells an oversize body; a gzip bomb stops
+	// there. What it inflates to holds room of its own, as it grows.
+	b, err := fill(io.LimitReader(zr, service.MaxBodyBytes+1), service.MaxBodyBytes+1, c.room(true))
+	var noRoom *runproof.Error
+	switch {
+	case errors.As(err, &noRoom):
+		return nil, statusOf[noRoom.Code], noRoom.Message
+	case err != nil:
 		return nil, http.StatusBadRequest, "the body is not valid gzip"
+	case len(b) > service.MaxBodyBytes:
+		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes once decompressed (%s)", service.MaxBodyBytes, advice)
 	}
 	return b, 0, ""
 }

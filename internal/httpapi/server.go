@@ -221,6 +221,7 @@ type call struct {
 	bodies   *semaphore.Weighted // the room of bodies (reserveBody)
 	small    *semaphore.Weighted // of small ones; bodies' when nil
 	atEnd    []func()            // run once the route's handler returns (room for its body given back)
+	wait     time.Duration       // the longest it waits for room or a write turn; 0: as its time allows
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
