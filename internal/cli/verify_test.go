@@ -237,6 +237,7 @@ func TestVerifyTampered(t *testing.T) {
 	z := newSignedZIPs(t)
 	good := z.export(t, runproof.BundleEvidence)
 	other := z.export(t, runproof.BundleEvidence) // another export, same key
+	debrief := z.export(t, runproof.BundleExecutiveDebrief)
 	forger, err := signing.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -348,6 +349,9 @@ func TestVerifyTampered(t *testing.T) {
 		{"a total edited and re-signed", reseal(t, good, onBundle(func(b []byte) []byte {
 			return rehash(t, regexp.MustCompile(`"total_tokens":\d`).ReplaceAll(b, []byte(`"total_tokens":9`)))
 		}), z.key, nil), "", "bundle.json totals: its steps' tokens add up to"},
+		{"a debrief's cost edited and re-signed", reseal(t, debrief, onBundle(func(b []byte) []byte {
+			return rehash(t, regexp.MustCompile(`"cost_incurred_cents":\d+`).ReplaceAll(b, []byte(`"cost_incurred_cents":5`)))
+		}), z.key, nil), "", "steps.csv rows: its rows cost 241.1018 cents up to the inflection, which is not bundle.json's cost_incurred_cents 5"},
 		{"not canonical, re-signed", reseal(t, good, onBundle(func(b []byte) []byte { return append(bytes.Clone(b), '\n') }), z.key, nil),
 			"", "bundle.json form: it is not in canonical (RFC 8785) form"},
 		{"a proof that does not hold", rewrite(t, good, func(name string, data []byte) []byte {

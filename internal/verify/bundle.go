@@ -22,6 +22,7 @@ type bundleFacts struct {
 	schemaVersion                                     opt
 	totalSteps, stepsOmitted, totalTokens             opt
 	totalCost, totalDuration                          opt // microcents, microseconds
+	costIncurred                                      opt // a debrief's cost_incurred_cents
 	firstIndex, lastIndex, violationIndex             opt
 	hasSteps                                          bool // a steps member, even empty
 	violatedPolicy                                    bool // policy_context names a violated policy
@@ -462,6 +463,8 @@ func (s *scanner) topMember(name []byte) error {
 		return s.integer(&f.violationIndex)
 	case "total_cost_cents":
 		return s.fixed(&f.totalCost, runproof.MicrocentsPerCent)
+	case "cost_incurred_cents":
+		return s.integer(&f.costIncurred)
 	case "total_duration_ms":
 		return s.fixed(&f.totalDuration, runproof.MicrosPerMilli)
 	case "steps":

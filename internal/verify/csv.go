@@ -206,6 +206,7 @@ type csvFacts struct {
 	rows        int64
 	first, last int64  // step_index of the first and last row
 	inflections int64  // rows with is_inflection true
+	upTo        int64  // microcents of the rows up to the first inflection, it included
 	digest      []byte // of every row (stepRow.fold)
 }
 
@@ -233,6 +234,9 @@ func scanSteps(r io.Reader) (csvFacts, error) {
 			return f, s.csv.errorf("step_index %d follows step_index %d: the rows are not contiguous", row.index, f.last)
 		}
 		f.rows, f.last = f.rows+1, row.index
+		if f.inflections == 0 {
+			f.upTo += row.cost
+		}
 		if row.inflection {
 			f.inflections++
 		}

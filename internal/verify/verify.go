@@ -637,8 +637,13 @@ func (v *verification) rows(f *bundleFacts, c csvFacts, scanErr error) bool {
 	case c.rows == 0 && p.StepsOmitted > 0:
 		v.ok(check, "no rows: the export left out the run's %d steps, as the manifest's population says", p.StepsOmitted)
 		return true
+	case m.BundleType == runproof.BundleExecutiveDebrief && c.inflections == 0:
+		return v.fail(check, name, "no row is marked is_inflection: a debrief is of an incident")
+	case m.BundleType == runproof.BundleExecutiveDebrief && f.costIncurred.v != (c.upTo+runproof.MicrocentsPerCent/2)/runproof.MicrocentsPerCent:
+		return v.fail(check, name, "its rows cost %s cents up to the inflection, which is not bundle.json's cost_incurred_cents %s", cents(c.upTo), f.costIncurred)
 	case m.BundleType == runproof.BundleExecutiveDebrief:
-		v.ok(check, "%d rows, step_index %s to %s, as the manifest's population counts", c.rows, optPtr(p.FirstStepIndex), optPtr(p.LastStepIndex))
+		v.ok(check, "%d rows, step_index %s to %s, as the manifest's population counts; those up to the inflection cost %s cents, bundle.json's cost_incurred_cents %s",
+			c.rows, optPtr(p.FirstStepIndex), optPtr(p.LastStepIndex), cents(c.upTo), f.costIncurred)
 		return true
 	case !bytes.Equal(c.digest, f.rows):
 		return v.fail(check, name, "%s", v.rowDifference())
