@@ -627,7 +627,7 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 		if p := post(rs); p != nil {
 			t.Fatal(p)
 		}
-		late := pbSpan(traceA, "00000000000000c5", root, "cleanup", 9, 10) // ends after the run
+		late := pbSpan(traceA, "00000000000000c5", root, "cleanup", 9, 11) // ends after the run
 		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans") {
 			t.Fatalf("late span: %v", p)
 		}
@@ -687,6 +687,9 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 		}
 		if p := post(at(pbSpan(traceC, "00000000000000e1", rootC, "answer", 0, 0), -2*time.Second, -time.Second)); p != nil {
 			t.Fatalf("the root's last child, after it: %v", p)
+		}
+		if p := post(at(pbSpan(traceC, "00000000000000e2", rootC, "answer", 0, 0), -2*time.Second, 2*time.Second)); p.GetRejectedSpans() != 1 {
+			t.Fatalf("a child that ended after its root, after it: %v", p)
 		}
 		var runC runproof.Run
 		e.must(200, e.do("GET", "/api/v1/runs/"+traceC, agent, nil)).decode(t, &runC)

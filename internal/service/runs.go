@@ -362,11 +362,17 @@ const LateGrace = 2 * time.Minute
 
 // takesLate reports whether a run that ended takes a step that started at
 // start and lasted durMicros, arriving at now: one that ended by the run's
-// end, within LateGrace of it.
+// end (or within endSkew after it), within LateGrace of it.
 func takesLate(run runproof.Run, start time.Time, durMicros int64, now time.Time) bool {
 	end := start.Add(time.Duration(durMicros) * time.Microsecond)
-	return run.CompletedAt != nil && !end.After(*run.CompletedAt) && now.Before(run.CompletedAt.Add(LateGrace))
+	return run.CompletedAt != nil && !end.After(run.CompletedAt.Add(endSkew)) && now.Before(run.CompletedAt.Add(LateGrace))
 }
+
+// endSkew is how much later than its run's end a late step may end: the
+// times of one trace's spans need not come from one clock reading
+// (OpenTelemetry JS anchors each span to the millisecond clock when it
+// starts; a trace may cross processes).
+const endSkew = time.Second
 
 // endedReason says why a run that ended takes no more steps or spans
 // (what): the same words on both ways in.

@@ -305,7 +305,7 @@ func TestLateSteps(t *testing.T) {
 		if err != nil || inc.ContainedAt != nil || inc.InflectionStepIndex != 2 {
 			t.Fatalf("incident %+v, %v", inc, err)
 		}
-		after := map[string]any{"timestamp": end.Add(-100 * time.Millisecond).Format(time.RFC3339Nano)} // ends past the end
+		after := map[string]any{"timestamp": end.Add(time.Second).Format(time.RFC3339Nano)} // ends past the end
 		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(3, after)); runproof.ErrorCode(err) != runproof.ECONFLICT {
 			t.Errorf("a step that ended after the run: %v, want %s", err, runproof.ECONFLICT)
 		}
