@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/runproof/runproof/internal/atomicfile"
@@ -66,21 +67,43 @@ func (d *Dir) Create(key string) (Pending, error) {
 		return nil, err
 	}
 	if err := d.root.MkdirAll(path.Dir(p), 0o700); err != nil {
-		return nil, fmt.Errorf("artifacts: %w", err)
+		return nil, writeError(err)
 	}
 	f, err := atomicfile.CreateIn(d.root, p, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("artifacts: %w", err)
+		return nil, writeError(err)
 	}
 	return file{f}, nil
+}
+
+func (w file) Write(b []byte) (int, error) {
+	n, err := w.File.Write(b)
+	if err != nil {
+		err = writeError(err)
+	}
+	return n, err
 }
 
 // Commit syncs the file and makes it visible under its key, durably.
 func (w file) Commit() error {
 	if err := w.File.Commit(); err != nil {
-		return fmt.Errorf("artifacts: %w", err)
+		return writeError(err)
 	}
 	return nil
+}
+
+// writeError is an error writing the directory. When its file system
+// refuses the write (read-only, permissions, quota), the error says so in
+// words, as the reason an export failed, rather than as an internal error;
+// a full disk the caller tells apart already.
+func writeError(err error) error {
+	for _, refused := range []syscall.Errno{syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.EDQUOT} {
+		if errors.Is(err, refused) {
+			return runproof.Errorf(runproof.EUNAVAILABLE, "the server cannot write to its artifacts directory (%v): "+
+				"exports fail until its file system or permissions are put right", refused)
+		}
+	}
+	return fmt.Errorf("artifacts: %w", err)
 }
 
 // Open returns the artifact stored under key.

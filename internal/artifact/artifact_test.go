@@ -1,9 +1,13 @@
 package artifact
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,5 +142,18 @@ func TestSymlinkOut(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
 		t.Errorf("the file the link led to: %v", err)
+	}
+}
+
+// TestWriteRefused: a file system that refuses writes (read-only, say)
+// fails an artifact with that reason, in words; other errors stay as
+// they are.
+func TestWriteRefused(t *testing.T) {
+	err := writeError(&fs.PathError{Op: "open", Path: "acme/.tmp-x", Err: syscall.EROFS})
+	if runproof.ErrorCode(err) != runproof.EUNAVAILABLE || !strings.Contains(err.Error(), "cannot write to its artifacts directory (read-only file system)") {
+		t.Errorf("read-only: %v", err)
+	}
+	if err := writeError(&fs.PathError{Op: "write", Path: "acme/.tmp-x", Err: syscall.EIO}); !errors.Is(err, syscall.EIO) || runproof.ErrorCode(err) != runproof.EINTERNAL {
+		t.Errorf("an I/O error: %v", err)
 	}
 }

@@ -85,8 +85,8 @@ func (l *Ledger) prove(ctx context.Context, tenantID, exportID, entryType string
 		case rec.Status == runproof.ExportPending:
 			return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is not in the ledger yet: it is still being made, and enters the ledger once finished", exportID)
 		}
-		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: ask again shortly. It is appended as it finishes,"+
-			" or, when that fails, before the tenant's next export and within ten minutes (if it stays out, the server's log says why)", exportID)
+		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: ask again shortly. It is appended as it finishes;"+
+			" when that fails, or the server making it stopped first, a server appends it within ten minutes, or when one next starts (if it stays out, the server's log says why)", exportID)
 	} else if err != nil {
 		return Proof{}, err
 	}

@@ -519,7 +519,8 @@ func (v *verification) complete() error {
 		return err
 	}
 	first := slices.MinFunc(missing, finishOrder)
-	return v.fail(-1, "export %s finished at %s but is not in the ledger (%s)",
+	return v.fail(-1, "export %s finished at %s but is not in the ledger (%s): unless a server stopped right after finishing it "+
+		"(a server appends such exports when it starts, and every ten minutes: verify again after that), entries were taken out",
 		first.ID, runproof.FormatTime(*first.CompletedAt), suchExports(len(missing)))
 }
 
