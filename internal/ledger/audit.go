@@ -89,16 +89,21 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 
 // Seal puts every tenant's waiting audit events, then its runs' new
 // steps (SyncSteps), into its log every interval until ctx is done, and
-// once more then (for at most lastSealPass). A tenant whose log cannot
-// take them is logged, and tried again at the next interval; the others
-// go on.
+// once more then (for at most lastSealPass). It also appends the exports
+// that finished since its last pass and are not in the log (Sync): those
+// of a process that stopped between finishing an export and appending it,
+// which would otherwise wait for the next recovery. A tenant whose log
+// cannot take them is logged, and tried again at the next interval; the
+// others go on.
 func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger) {
+	var exports int64 // where the exports that finished are read from next
 	for {
 		last := ctx.Err() != nil
 		pass, stop := ctx, func() {}
 		if last {
 			pass, stop = context.WithTimeout(context.WithoutCancel(ctx), lastSealPass)
 		}
+		exports = l.syncFinished(pass, exports, log)
 		l.sealAll(pass, log)
 		stop()
 		if last {
@@ -109,6 +114,28 @@ func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger
 		case <-time.After(every):
 		}
 	}
+}
+
+// syncFinished appends to their logs the exports that finished since
+// position since and are missing there, and returns the position to take
+// up from next.
+func (l *Ledger) syncFinished(ctx context.Context, since int64, log *slog.Logger) int64 {
+	tenants, next, err := l.store.ExportTenantsFinishedSince(ctx, since)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.ErrorContext(ctx, "exports not put into the ledger yet", slog.Any("error", err))
+		}
+		return since
+	}
+	for _, t := range tenants {
+		if _, err := l.Sync(ctx, t); err != nil {
+			if ctx.Err() == nil {
+				log.ErrorContext(ctx, "exports not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
+			}
+			return since // tried again at the next pass
+		}
+	}
+	return next
 }
 
 // sealAll seals every tenant that has audit events or steps waiting for

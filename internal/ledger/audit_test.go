@@ -148,3 +148,33 @@ func TestSyncAuditStale(t *testing.T) {
 		}
 	})
 }
+
+// TestSealSyncsExports: exports that finished without their entry (their
+// process stopped in between) are appended by the sealer's next pass, not
+// left for the next recovery.
+func TestSealSyncsExports(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx, stop := context.WithCancel(context.Background())
+		l := newLedger(t, e.Store)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.Seal(ctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
+		defer func() { stop(); <-done }()
+		for _, batch := range [][2]int{{0, 2}, {2, 3}} { // before its first pass or after, and later
+			recs := finish(t, e.Store, "acme", batch[0], batch[1])
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				_, err := e.Store.LedgerEntryByRecord(context.Background(), "acme", recs[len(recs)-1].ID, runproof.ExportEntryType)
+				if err == nil {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("exports %v not in the ledger after 10 s: %v", batch, err)
+				}
+			}
+		}
+		if entries, err := e.Store.LedgerEntries(context.Background(), "acme", 0, 100); err != nil || len(entries) != 5 {
+			t.Fatalf("%d entries, %v; want the 5 exports", len(entries), err)
+		}
+	})
+}

@@ -86,7 +86,7 @@ func (l *Ledger) prove(ctx context.Context, tenantID, exportID, entryType string
 			return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is not in the ledger yet: it is still being made, and enters the ledger once finished", exportID)
 		}
 		return Proof{}, runproof.Errorf(runproof.ECONFLICT, "export %s is finished but not in the ledger yet: ask again shortly. It is appended as it finishes;"+
-			" when that fails, or the server making it stopped first, a server appends it within ten minutes, or when one next starts (if it stays out, the server's log says why)", exportID)
+			" when that fails, or the server making it stopped first, a running server appends it within 30 seconds, or one does when it starts (if it stays out, the server's log says why)", exportID)
 	} else if err != nil {
 		return Proof{}, err
 	}

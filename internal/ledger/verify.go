@@ -520,7 +520,7 @@ func (v *verification) complete() error {
 	}
 	first := slices.MinFunc(missing, finishOrder)
 	return v.fail(-1, "export %s finished at %s but is not in the ledger (%s): unless a server stopped right after finishing it "+
-		"(a server appends such exports when it starts, and every ten minutes: verify again after that), entries were taken out",
+		"(a server appends such exports when it starts, and within 30 seconds while it runs: verify again after that), entries were taken out",
 		first.ID, runproof.FormatTime(*first.CompletedAt), suchExports(len(missing)))
 }
 

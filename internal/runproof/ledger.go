@@ -172,6 +172,11 @@ type LedgerStore interface {
 	// or failed, before a time unless it is zero, and have no entry of
 	// ExportEntryType, in any order, folded as GetExport folds them.
 	ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time) ([]Export, error)
+	// ExportTenantsFinishedSince lists the tenants with exports that
+	// completed or failed since a position in the store's order of export
+	// events (0: ever), in byte order, and the position to take up from
+	// next time. Across tenants by design: which tenants to sync.
+	ExportTenantsFinishedSince(ctx context.Context, since int64) (tenants []string, next int64, err error)
 	// SealedExportsMissingFromLedger returns the tenant's exports that
 	// were sealed and completed and have no entry of entryType (the sealed
 	// manifest's), in any order, folded as GetExport folds them.

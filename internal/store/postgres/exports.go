@@ -170,6 +170,30 @@ func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, b
 		EXCEPT SELECT export_id FROM ledger_entries WHERE tenant_id = $1 AND entry_type = $2`, args...)
 }
 
+// ExportTenantsFinishedSince lists the tenants with exports that ended in
+// an event of seq above since, and the highest such seq. An identity is
+// taken before its transaction commits, so an event may become visible
+// below a seq already read: Ledger.Sync at recovery still finds it.
+func (s *Store) ExportTenantsFinishedSince(ctx context.Context, since int64) ([]string, int64, error) {
+	type last struct {
+		tenant string
+		seq    int64
+	}
+	rows, err := collect(ctx, s.pool, func(row pgx.Row) (last, error) {
+		var l last
+		return l, row.Scan(&l.tenant, &l.seq)
+	}, `SELECT tenant_id, max(seq) FROM export_events WHERE seq > $1 AND kind IN ('completed', 'failed')
+		GROUP BY tenant_id ORDER BY tenant_id`, since)
+	if err != nil {
+		return nil, since, fmt.Errorf("export tenants finished since: %w", err)
+	}
+	tenants, next := make([]string, len(rows)), since
+	for i, r := range rows {
+		tenants[i], next = r.tenant, max(next, r.seq)
+	}
+	return tenants, next, nil
+}
+
 // SealedExportsMissingFromLedger returns completed sealed exports that
 // have no entry of entryType, a set difference as ExportsMissingFromLedger.
 func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]runproof.Export, error) {

@@ -162,6 +162,28 @@ func (s *Store) ExportsMissingFromLedger(ctx context.Context, tenantID string, b
 		tenantID, runproof.ExportEntryType, timeText(before))
 }
 
+// ExportTenantsFinishedSince lists the tenants with exports that ended in
+// an event of seq above since, and the highest such seq.
+func (s *Store) ExportTenantsFinishedSince(ctx context.Context, since int64) ([]string, int64, error) {
+	type last struct {
+		tenant string
+		seq    int64
+	}
+	rows, err := collect(ctx, s.db, func(row scanner) (last, error) {
+		var l last
+		return l, row.Scan(&l.tenant, &l.seq)
+	}, `SELECT tenant_id, max(seq) FROM export_events WHERE seq > ? AND kind IN ('completed', 'failed')
+		GROUP BY tenant_id ORDER BY tenant_id`, since)
+	if err != nil {
+		return nil, since, fmt.Errorf("export tenants finished since: %w", err)
+	}
+	tenants, next := make([]string, len(rows)), since
+	for i, r := range rows {
+		tenants[i], next = r.tenant, max(next, r.seq)
+	}
+	return tenants, next, nil
+}
+
 // SealedExportsMissingFromLedger returns completed sealed exports that
 // have no entry of entryType, a set difference as ExportsMissingFromLedger.
 func (s *Store) SealedExportsMissingFromLedger(ctx context.Context, tenantID, entryType string) ([]runproof.Export, error) {
