@@ -617,14 +617,17 @@ func TestIngest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ingests := 0
+	ingests, starts := 0, 0
 	for _, e := range events {
 		if e.Action == "ingest" && e.Actor == operator(t) && e.SourceComponent == "cli" {
 			ingests++
+			if strings.HasSuffix(e.Detail, ": started") {
+				starts++
+			}
 		}
 	}
-	if ingests != 2 {
-		t.Errorf("%d ingest audit events, want 2", ingests)
+	if ingests != 4 || starts != 2 { // each run's start, and its end with what it stored
+		t.Errorf("%d ingest audit events, %d of starts; want 4, 2", ingests, starts)
 	}
 }
 
@@ -731,10 +734,11 @@ func TestIngestConflictNamesTheLine(t *testing.T) {
 func TestIngestStoreFailureIsNotTheLines(t *testing.T) {
 	file := writeFile(t, "runs.ndjson", fmt.Sprintf(`{"run": {"run_id": "r1", "agent_id": "a", "started_at": %q}}`, stamp(0))+"\n"+
 		fmt.Sprintf(`{"step": {"run_id": "r1", "step_index": 0, "timestamp": %q, "step_type": "llm", "cost_cents": 1}}`, stamp(0))+"\n")
-	for _, c := range []struct{ table, want string }{
-		{"steps", "runs.ndjson: insert steps: "},
-		// Every line stored, the audit event alone failed: nothing stopped.
-		{"audit_events", "runs.ndjson: the input was stored but the audit event could not be recorded: "},
+	for _, c := range []struct{ table, when, want string }{
+		{"steps", "", "runs.ndjson: insert steps: "},
+		// Every line stored, the audit event of the end alone failed: nothing stopped.
+		{"audit_events", "WHEN NEW.detail NOT LIKE '%: started'", "runs.ndjson: the input was stored but the audit event could not be recorded: "},
+		{"audit_events", "", "runs.ndjson: nothing was stored: the audit event of the start could not be recorded: "},
 	} {
 		t.Run(c.table, func(t *testing.T) {
 			data := t.TempDir()
@@ -744,7 +748,7 @@ func TestIngestStoreFailureIsNotTheLines(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			if _, err := db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON ` + c.table + ` BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END`); err != nil {
+			if _, err := db.Exec(`CREATE TRIGGER fail BEFORE INSERT ON ` + c.table + ` ` + c.when + ` BEGIN SELECT RAISE(ABORT, 'the disk is on fire'); END`); err != nil {
 				t.Fatal(err)
 			}
 			r := runCLI(t, "", "ingest", "--tenant", "acme", "--data", data, file)

@@ -158,6 +158,11 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 	defer store.Close()
 	in := &ingester{e: e, svc: service.New(store, service.Options{}), tenant: tenant, runs: map[string]*runState{}}
 
+	// An event as it starts, so that a load killed before its end (which
+	// records what it stored) is in the audit log all the same.
+	if err := record(ctx, in.svc, cliEvent(tenant, runproof.AuditWrite, "ingest", "runs", runproof.DecisionAllow, name+": started")); err != nil {
+		return fmt.Errorf("%s: nothing was stored: the audit event of the start could not be recorded: %w", name, err)
+	}
 	start := time.Now()
 	err = in.read(ctx, r)
 	if ctx.Err() != nil && len(in.batch) > 0 {
@@ -169,8 +174,8 @@ func ingest(ctx context.Context, e *env, tenant, file string) error {
 		}
 		cancel()
 	}
-	// One audit event, also when ingest stops early: what was stored must
-	// be accounted for. It is recorded even after Ctrl-C.
+	// An event of the end, also when ingest stops early: what was stored
+	// must be accounted for. It is recorded even after Ctrl-C.
 	detail := fmt.Sprintf("%s: %s", name, strings.ReplaceAll(strings.TrimSpace(in.stats.String()), "\n", ", "))
 	if err != nil {
 		detail += "; stopped: " + err.Error()
