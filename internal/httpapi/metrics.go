@@ -18,6 +18,7 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	steps    *prometheus.CounterVec
 	stops    prometheus.Counter
+	rejected prometheus.Counter // OTLP spans not stored
 }
 
 // newMetrics returns the server's metrics, among them what audits and
@@ -58,7 +59,9 @@ func newMetrics(audits *auditRetry, exports *export.Exporter) *metrics {
 		Help: "Steps stored, by status."}, []string{"status"})
 	m.stops = prometheus.NewCounter(prometheus.CounterOpts{Name: "runproof_stop_decisions_total",
 		Help: "Step calls answered with a stop decision."})
-	m.registry.MustRegister(m.requests, m.latency, m.steps, m.stops,
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "runproof_otlp_spans_rejected_total",
+		Help: "OTLP spans not stored, which the exporter was told of in partial_success."})
+	m.registry.MustRegister(m.requests, m.latency, m.steps, m.stops, m.rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -120,6 +120,13 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		notes = append(notes, note)
 		s.log.WarnContext(c.r.Context(), "OTLP spans of no known cost", slog.String("tenant", c.tenant()), slog.String("detail", note))
 	}
+	if len(rejected) > 0 {
+		// The exporter is told, but may only log it where no one looks
+		// (OpenTelemetry JS's diagnostic logger, silent by default).
+		s.metrics.rejected.Add(float64(len(rejected)))
+		s.log.WarnContext(c.r.Context(), "OTLP spans rejected", slog.String("tenant", c.tenant()), slog.Int("rejected", len(rejected)),
+			slog.String("first", rejected[0].Reason))
+	}
 	out := &coltracepb.ExportTraceServiceResponse{}
 	if len(rejected) > 0 || len(notes) > 0 {
 		out.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: int64(len(rejected)),

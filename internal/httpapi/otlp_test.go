@@ -557,6 +557,10 @@ func TestOTLPRejectedSpans(t *testing.T) {
 		if run.Totals.Steps != 1 || e.runCount(admin) != 1 {
 			t.Fatalf("run = %+v", run)
 		}
+		// The operator sees them too.
+		if m := string(e.must(200, e.do("GET", "/metrics", "", nil)).body); !strings.Contains(m, fmt.Sprintf("\nrunproof_otlp_spans_rejected_total %d\n", 2*len(bad))) {
+			t.Errorf("metrics do not count the rejected spans:\n%s", m)
+		}
 	})
 }
 
