@@ -81,7 +81,7 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 // "less than $0.01" for some under half a cent.
 func (b *ExecutiveDebriefBundle) CostIncurred() string {
 	if b.incurredUnderCent {
-		return dollars(1)
+		return underACent
 	}
 	return dollars(b.CostIncurredCents * runproof.MicrocentsPerCent)
 }
@@ -93,7 +93,7 @@ func (b *ExecutiveDebriefBundle) CostPrevented() string {
 	case b.CostPreventedCents == nil:
 		return ""
 	case b.preventedUnderCent:
-		return dollars(1)
+		return underACent
 	}
 	return dollars(*b.CostPreventedCents * runproof.MicrocentsPerCent)
 }
@@ -103,6 +103,7 @@ func (b *ExecutiveDebriefBundle) CostPrevented() string {
 type incidentFacts struct {
 	inc               *runproof.Incident
 	contained         *time.Time
+	endedFirst        bool    // the run ended, unstopped, before the breach reached runproof (a late step)
 	ran               float64 // seconds the breaking step took, as the agent reported it
 	task              string  // the goal in quotes, or "its task"
 	upTo              int64   // steps up to and including the inflection
@@ -115,6 +116,7 @@ type incidentFacts struct {
 func facts(src Source, opts Options) (incidentFacts, error) {
 	inc := src.Incident
 	f := incidentFacts{inc: inc, contained: containedAt(src), task: "its task", upTo: inc.InflectionStepIndex + 1}
+	f.endedFirst = f.contained == nil && src.Run.CompletedAt != nil && !src.Run.CompletedAt.After(inc.DetectedAt)
 	ids := []string{src.Run.ID, inc.ID, src.Run.TenantID, src.Run.TraceID, src.Run.AgentID, src.Snapshot.ID}
 	if plain(src.Run.Goal, ids) {
 		f.task = "“" + src.Run.Goal + "”"
@@ -215,6 +217,9 @@ func summary(f incidentFacts) string {
 	} else {
 		delay = seconds(inc.ViolationAt, inc.DetectedAt)
 		second = "the breach was detected " + f.after(delay) + ", but the run was not stopped"
+		if f.endedFirst {
+			second = "the breach was detected " + f.after(delay) + ", when the run had already ended: that step reached runproof after the run's end"
+		}
 	}
 	if ahead := seconds(inc.DetectedAt, inc.ViolationAt); ahead >= 1 {
 		// The step's time is the agent's clock, the detection runproof's.
@@ -288,7 +293,10 @@ func impact(f incidentFacts) string {
 // money, the follow-up.
 func actions(f incidentFacts) []string {
 	var a []string
-	if f.contained == nil {
+	switch {
+	case f.endedFirst:
+		a = append(a, "Have the agent send each step as it takes it, before it ends the run: the step that broke the rule reached runproof after the run had ended, too late to stop it.")
+	case f.contained == nil:
 		a = append(a, "Make sure runs that break a rule are stopped: this run has no recorded stop.")
 	}
 	if f.afterStop > 0 && f.contained != nil {
@@ -323,6 +331,9 @@ func actions(f incidentFacts) []string {
 func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	switch {
 	case f.contained == nil:
+		if f.endedFirst {
+			return nil, "No estimate: the run had ended before the breach reached runproof, so there was nothing left to stop."
+		}
 		return nil, "No estimate: the run was not stopped, so the stop avoided nothing."
 	case h.CompletedRuns < 3:
 		return nil, "No estimate: fewer than three earlier runs of this agent ended without an incident, so there is no usual run length to compare with."
@@ -416,11 +427,14 @@ func roundCents(micro int64) int64 {
 	return (micro + runproof.MicrocentsPerCent/2) / runproof.MicrocentsPerCent
 }
 
+// underACent is an amount above zero that rounds to no cent.
+const underACent = "less than $0.01"
+
 // dollars writes micro-cents as dollars and cents, "$1,234.50".
 func dollars(micro int64) string {
 	c := roundCents(micro)
 	if c == 0 && micro > 0 {
-		return "less than $0.01"
+		return underACent
 	}
 	return fmt.Sprintf("$%s.%02d", Group(c/100), c%100)
 }

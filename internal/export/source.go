@@ -92,7 +92,7 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run, inc *runproof.In
 				}
 				if !inflectionChecked && (s.Index == inc.InflectionStepIndex || s.IsInflection) {
 					// The step it names, or the run's inflection before it.
-					if err := inc.CheckInflection(s); err != nil {
+					if err := inc.CheckInflection(s, run); err != nil {
 						yield(runproof.Step{}, err)
 						return
 					}
@@ -108,7 +108,7 @@ func (e *Exporter) steps(ctx context.Context, run runproof.Run, inc *runproof.In
 			from = page[len(page)-1].Index + 1
 		}
 		if !inflectionChecked { // its inflection step is not among the run's
-			yield(runproof.Step{}, inc.CheckInflection(runproof.Step{}))
+			yield(runproof.Step{}, inc.CheckInflection(runproof.Step{}, run))
 			return
 		}
 		if check != nil {

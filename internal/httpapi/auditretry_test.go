@@ -429,7 +429,7 @@ func TestWaitBounded(t *testing.T) {
 	if _, err := s.writeTurn(c); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
 		t.Errorf("a write turn: %v", err)
 	}
-	if _, err := c.reserveBody(10); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+	if _, err := c.reserveBody(10, false); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
 		t.Errorf("room for a body: %v", err)
 	}
 	if waited := time.Since(start); waited > DefaultRequestTimeout/2 {

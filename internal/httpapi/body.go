@@ -19,16 +19,17 @@ import (
 // request may take (at most DefaultRequestTimeout: an export's request has
 // no other bound), or c.wait, and returns what gives them back.
 //
-// A body of at most smallBody bytes takes its room from a pool of its own
+// The room of a small body (at most smallBody bytes, and as much again for
+// what it inflates to when gzipped) is taken from a pool of its own
 // (c.small), so that small requests neither queue behind large ones (a
 // semaphore serves its waiters in order) nor wait for slow senders of
 // large bodies to give theirs back.
-func (c *call) reserveBody(n int64) (release func(), err error) {
+func (c *call) reserveBody(n int64, small bool) (release func(), err error) {
 	if n == 0 { // nothing to hold: no need to wait behind those waiting
 		return func() {}, nil
 	}
 	pool := c.bodies
-	if n <= smallBody && c.small != nil {
+	if small && c.small != nil {
 		pool = c.small
 	}
 	if !pool.TryAcquire(n) {
@@ -42,7 +43,7 @@ func (c *call) reserveBody(n int64) (release func(), err error) {
 }
 
 // smallBody is the most a body taking its room from the pool of small
-// ones (smallBodies bytes in all) may be.
+// ones (smallBodies bytes in all) may be, and the most it may inflate to.
 const (
 	smallBody   = 64 << 10
 	smallBodies = 16 << 20
@@ -84,7 +85,8 @@ func readBody(c *call) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	return readRaw(c, "steps: send fewer per call")
+	b, _, err := readRaw(c, "steps: send fewer per call")
+	return b, err
 }
 
 // room is the part of the server's budget of bodies that one buffer of a
@@ -96,7 +98,8 @@ func readBody(c *call) ([]byte, error) {
 // may be.
 type room struct {
 	c       *call
-	grows   bool // of unknown final size
+	grows   bool  // of unknown final size
+	base    int64 // what it holds for an earlier buffer of the request (a gzipped body, while it inflates)
 	held    int64
 	release func()
 }
@@ -109,19 +112,22 @@ func (c *call) room(grows bool) *room {
 	return r
 }
 
-// fit makes the room hold n bytes at least, waiting for them.
+// fit makes the room hold n bytes at least (besides its base), waiting for
+// them: a request waits for its room in one piece, never holding some while
+// it waits for more.
 func (r *room) fit(n int64) error {
-	if n <= r.held {
+	if r.base+n <= r.held {
 		return nil
 	}
-	want := n
+	want, small := n, n <= smallBody && r.base <= smallBody
 	if r.grows && n > smallBody {
 		want = max(n, int64(service.MaxBodyBytes)+1)
 	}
+	want += r.base
 	// The small room goes back before the wait for the large: held while
 	// waiting, it could keep small bodies waiting behind large ones.
 	r.giveBack()
-	release, err := r.c.reserveBody(want)
+	release, err := r.c.reserveBody(want, small)
 	if err != nil {
 		return err
 	}
@@ -139,19 +145,20 @@ func (r *room) giveBack() {
 // readRaw reads a request body as sent, of at most service.MaxBodyBytes
 // (an error says so, with advice), holding room for it in the server's
 // budget of bodies until the request ends: its length when announced,
-// else as room does.
-func readRaw(c *call, advice string) ([]byte, error) {
+// else as room does. It returns the room too, which what the body is
+// turned into may grow.
+func readRaw(c *call, advice string) ([]byte, *room, error) {
 	tooBig := runproof.Errorf(runproof.ETOOLARGE, "the body is over %d bytes (%s)", service.MaxBodyBytes, advice)
 	announced := c.r.ContentLength // -1 when unknown
 	if announced > service.MaxBodyBytes {
-		return nil, tooBig // refused before it is sent
+		return nil, nil, tooBig // refused before it is sent
 	}
 	most := int64(service.MaxBodyBytes) + 1 // one byte over is enough to know
 	rm := c.room(announced < 0)
 	if announced >= 0 {
 		most = announced + 1 // room to read the end without growing
 		if err := rm.fit(most); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	buf, err := fill(http.MaxBytesReader(nil, c.r.Body, service.MaxBodyBytes), most, rm)
@@ -160,21 +167,21 @@ func readRaw(c *call, advice string) ([]byte, error) {
 	slow := errors.Is(c.r.Context().Err(), context.DeadlineExceeded) // the body was closed on the request's end
 	switch {
 	case err == nil && slow:
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
+		return nil, nil, runproof.Errorf(runproof.EMALFORMED, "the body arrived too slowly: the request's time ran out before it was read; send it faster, or in smaller calls")
 	case err == nil && int64(len(buf)) == most && announced >= 0: // more than announced: the reader let it through
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
+		return nil, nil, runproof.Errorf(runproof.EMALFORMED, "the body is longer than its Content-Length")
 	case err == nil:
-		return buf, nil
+		return buf, rm, nil
 	case errors.As(err, &noRoom):
-		return nil, err
+		return nil, nil, err
 	case errors.As(err, &overMax):
-		return nil, tooBig
+		return nil, nil, tooBig
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
+		return nil, nil, runproof.Errorf(runproof.EMALFORMED, "the body was cut short: it ended before its Content-Length, or its last chunk")
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
+		return nil, nil, runproof.Errorf(runproof.EMALFORMED, "the body did not arrive within the server's read timeout: is it shorter than its Content-Length?")
 	}
-	return nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
+	return nil, nil, runproof.Errorf(runproof.EMALFORMED, "the body could not be read: the connection failed while it was sent")
 }
 
 // fill reads r to its end, or to most bytes, into a buffer that starts at

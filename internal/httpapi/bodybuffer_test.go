@@ -130,7 +130,7 @@ func TestGzipBodyBuffer(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("a gzipped body under a budget of its size and the most a body may be: status %d", status)
 	}
-	if c.bodies.TryAcquire(1) {
+	if c.bodies.TryAcquire(int64(z.Len())) {
 		t.Error("the budget is free before the request ended")
 	}
 	for _, f := range c.atEnd {
@@ -138,6 +138,43 @@ func TestGzipBodyBuffer(t *testing.T) {
 	}
 	if !c.bodies.TryAcquire(both) {
 		t.Error("the budget is not free once the request ended")
+	}
+}
+
+// TestGzipRoomInOnePiece: a gzipped body waits for the room of what it
+// inflates to together with its own, never holding one while it waits for
+// the other: two such bodies under a budget that holds either whole are
+// served one after the other, not both left waiting.
+func TestGzipRoomInOnePiece(t *testing.T) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	junk := make([]byte, 200<<10)
+	for i := range junk {
+		junk[i] = byte(i * 7919 >> 3) // compresses little: a raw body over a small one's room
+	}
+	zw.Write(junk)
+	zw.Close()
+	budget := semaphore.NewWeighted(int64(z.Len()) + service.MaxBodyBytes + 1)
+	statuses := make(chan int, 2)
+	for range 2 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r := httptest.NewRequestWithContext(ctx, "POST", "/v1/traces", io.MultiReader(bytes.NewReader(z.Bytes())))
+			r.ContentLength = -1
+			r.Header.Set("Content-Encoding", "gzip")
+			c := &call{r: r, bodies: budget, wait: 2 * time.Second}
+			_, status, _ := readOTLPBody(c)
+			for _, f := range c.atEnd {
+				f()
+			}
+			statuses <- status
+		}()
+	}
+	for range 2 {
+		if status := <-statuses; status != 0 {
+			t.Errorf("status %d: a body waited while another held part of its room", status)
+		}
 	}
 }
 

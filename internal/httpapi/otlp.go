@@ -191,7 +191,7 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 	if !gzipped && enc != "" && enc != "identity" {
 		return nil, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Encoding %q is not supported: send gzip or none", enc)
 	}
-	raw, err := readRaw(c, advice)
+	raw, rm, err := readRaw(c, advice)
 	if err != nil {
 		return nil, statusOf[runproof.ErrorCode(err)], runproof.ErrorMessage(err)
 	}
@@ -203,8 +203,9 @@ func readOTLPBody(c *call) ([]byte, int, string) {
 		return nil, http.StatusBadRequest, "the body is not valid gzip"
 	}
 	// One byte over the limit tells an oversize body; a gzip bomb stops
-	// there. What it inflates to holds room of its own, as it grows.
-	b, err := fill(io.LimitReader(zr, service.MaxBodyBytes+1), service.MaxBodyBytes+1, c.room(true))
+	// there. The body's room grows to hold what it inflates to as well.
+	rm.base, rm.grows = int64(len(raw)), true
+	b, err := fill(io.LimitReader(zr, service.MaxBodyBytes+1), service.MaxBodyBytes+1, rm)
 	var noRoom *runproof.Error
 	switch {
 	case errors.As(err, &noRoom):

@@ -50,8 +50,10 @@ type Options struct {
 	// of holding its client. Default DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// BodyBuffer bounds the bytes of request bodies being read and
-	// handled at once (each counted at its Content-Length, or the most a
-	// body may be): a client sending slowly holds its buffer for as long
+	// handled at once (each counted at its Content-Length; one sent in
+	// chunks at 64 KiB, then at the most a body may be once it outgrows
+	// that; a gzipped body also for what it inflates to, counted alike):
+	// a client sending slowly holds its buffer for as long
 	// as it takes, and a thousand of them would hold gigabytes. A body
 	// that does not fit waits for room until its request's time runs out,
 	// then gets 503. Bodies of at most 64 KiB have 16 MiB of their own

@@ -96,14 +96,15 @@ func (l *Ledger) SyncAudit(ctx context.Context, tenantID string) (int, error) {
 // cannot take them is logged, and tried again at the next interval; the
 // others go on.
 func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger) {
-	var exports int64 // where the exports that finished are read from next
+	var exports int64  // where the exports that finished are read from next
+	var retry []string // tenants whose finished exports their logs could not take
 	for {
 		last := ctx.Err() != nil
 		pass, stop := ctx, func() {}
 		if last {
 			pass, stop = context.WithTimeout(context.WithoutCancel(ctx), lastSealPass)
 		}
-		exports = l.syncFinished(pass, exports, log)
+		exports, retry = l.syncFinished(pass, exports, retry, log)
 		l.sealAll(pass, log)
 		stop()
 		if last {
@@ -117,25 +118,29 @@ func (l *Ledger) Seal(ctx context.Context, every time.Duration, log *slog.Logger
 }
 
 // syncFinished appends to their logs the exports that finished since
-// position since and are missing there, and returns the position to take
-// up from next.
-func (l *Ledger) syncFinished(ctx context.Context, since int64, log *slog.Logger) int64 {
+// position since and are missing there, and those of the tenants in retry,
+// whose logs could not take them before. It returns the position to take
+// up from next, and the tenants to try again.
+func (l *Ledger) syncFinished(ctx context.Context, since int64, retry []string, log *slog.Logger) (int64, []string) {
 	tenants, next, err := l.store.ExportTenantsFinishedSince(ctx, since)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.ErrorContext(ctx, "exports not put into the ledger yet", slog.Any("error", err))
 		}
-		return since
+		return since, retry
 	}
-	for _, t := range tenants {
+	tenants = append(tenants, retry...)
+	slices.Sort(tenants)
+	var failed []string
+	for _, t := range slices.Compact(tenants) {
 		if _, err := l.Sync(ctx, t); err != nil {
 			if ctx.Err() == nil {
 				log.ErrorContext(ctx, "exports not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
 			}
-			return since // tried again at the next pass
+			failed = append(failed, t)
 		}
 	}
-	return next
+	return next, failed
 }
 
 // sealAll seals every tenant that has audit events or steps waiting for

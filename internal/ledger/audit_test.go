@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -175,6 +176,45 @@ func TestSealSyncsExports(t *testing.T) {
 		}
 		if entries, err := e.Store.LedgerEntries(context.Background(), "acme", 0, 100); err != nil || len(entries) != 5 {
 			t.Fatalf("%d entries, %v; want the 5 exports", len(entries), err)
+		}
+	})
+}
+
+// failingTenant is a store whose tenant "aaa" cannot list its exports
+// missing from the ledger.
+type failingTenant struct{ runproof.Store }
+
+func (f failingTenant) ExportsMissingFromLedger(ctx context.Context, tenantID string, before time.Time) ([]runproof.Export, error) {
+	if tenantID == "aaa" {
+		return nil, errors.New("the disk is on fire")
+	}
+	return f.Store.ExportsMissingFromLedger(ctx, tenantID, before)
+}
+
+// TestSealSyncsPastAFailingTenant: a tenant whose log cannot take its
+// exports does not keep the others' out.
+func TestSealSyncsPastAFailingTenant(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx, stop := context.WithCancel(context.Background())
+		l, err := ledger.New(failingTenant{e.Store}, testKey, keyName, ledger.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		finish(t, e.Store, "aaa", 0, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			l.Seal(ctx, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
+		defer func() { stop(); <-done }()
+		time.Sleep(50 * time.Millisecond) // a few passes fail on aaa
+		recs := finish(t, e.Store, "bbb", 0, 1)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, err := e.Store.LedgerEntryByRecord(context.Background(), "bbb", recs[0].ID, runproof.ExportEntryType); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("bbb's export not in its ledger after 10 s: %v", err)
+			}
 		}
 	})
 }

@@ -121,6 +121,7 @@ type VerifyStore interface {
 	runproof.LedgerStore
 	StepReader
 	ListIncidents(ctx context.Context, p runproof.ListIncidentsParams) ([]runproof.Incident, error)
+	GetRun(ctx context.Context, tenantID, runID string) (runproof.Run, error)
 }
 
 type verification struct {
@@ -632,7 +633,11 @@ func (v *verification) incidents() error {
 			if len(judged) == 1 && judged[0].Index == inc.InflectionStepIndex {
 				st = judged[0]
 			}
-			if err := inc.CheckInflection(st); err != nil {
+			run, err := v.store.GetRun(v.ctx, v.p.TenantID, inc.RunID)
+			if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
+				return err
+			}
+			if err := inc.CheckInflection(st, run); err != nil {
 				return v.fail(-1, "%s", runproof.ErrorMessage(err))
 			}
 			v.report.Incidents++

@@ -10,7 +10,9 @@ import "strconv"
 // incidents are not, so an incident edited behind runproof's back shows
 // here, before a bundle signs it. The error (ECONFLICT) names the first
 // field that disagrees. A zero st stands for an inflection step not found.
-func (inc Incident) CheckInflection(st Step) error {
+// run is the incident's run: one that ended unstopped had its breach come
+// late, after its end, and nothing contained it.
+func (inc Incident) CheckInflection(st Step, run Run) error {
 	fail := func(field, incident, step string) error {
 		return Errorf(ECONFLICT, "incident %s disagrees with its inflection step %d, which the ledger seals: its %s is %q, the step's %q:"+
 			" the incident record was changed behind runproof's back",
@@ -44,7 +46,9 @@ func (inc Incident) CheckInflection(st Step) error {
 			return fail(c.field, c.incident, c.step)
 		}
 	}
-	switch { // runproof stops the run as it detects the breach
+	lateBreach := run.CompletedAt != nil && run.StoppedAt == nil
+	switch { // runproof stops the run as it detects the breach, unless it had ended
+	case inc.ContainedAt == nil && lateBreach:
 	case inc.ContainedAt == nil:
 		return fail("containment_time", "none", FormatTime(st.RecordedAt))
 	case !inc.ContainedAt.Equal(inc.DetectedAt):

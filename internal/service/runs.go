@@ -183,7 +183,10 @@ const MaxStepBeforeRun = 24 * time.Hour
 // A step already stored with the same content is a no-op, also once the run
 // ended; with other content it is ECONFLICT. New steps must follow the last
 // stored one without a gap; a run that ended (completed, failed, cancelled,
-// or stopped and then ended by its agent) takes none: ECONFLICT.
+// or stopped and then ended by its agent) takes none (ECONFLICT) but for
+// late steps (takesLate). A late step over a stop policy of a run that
+// ended unstopped opens an incident that nothing contained, and the steps
+// after it are judged as after a stop.
 func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step) (StepsResult, error) {
 	return s.appendSteps(ctx, tenantID, runID, steps, time.Time{})
 }
@@ -249,8 +252,10 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			if err := checkTotals(i, change.Run.Totals, step); err != nil {
 				return runproof.RunChange{}, err
 			}
-			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals,
-				Stopped: change.Run.Status == runproof.RunStopped, Step: step})
+			// A run that ended before a late breach keeps its status: it has
+			// an incident all the same, and what follows is judged as after it.
+			breached := change.Run.Status == runproof.RunStopped || change.Run.IncidentID != ""
+			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals, Stopped: breached, Step: step})
 			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
 			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings
 			change.Run.Totals = r.Totals
@@ -268,9 +273,9 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			change.Steps = append(change.Steps, step)
 			res.Steps = append(res.Steps, outcome(step))
 		}
-		res.Decision = AgentAllow
+		res.Decision, res.IncidentID = AgentAllow, change.Run.IncidentID
 		if change.Run.Status == runproof.RunStopped {
-			res.Decision, res.IncidentID = AgentStop, change.Run.IncidentID
+			res.Decision = AgentStop
 		}
 		return change, nil
 	})
@@ -353,12 +358,13 @@ func outcome(s runproof.Step) StepOutcome {
 	return StepOutcome{StepIndex: s.Index, Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash}
 }
 
-// LateGrace is how long after a run's end, by runproof's clock, the run
-// still takes steps that ended by then. Exporters send spans as they end,
-// and some send them at once and side by side (OpenTelemetry JS's
-// SimpleSpanProcessor): a root span, which ends its run, can arrive before
-// its last child.
-const LateGrace = 2 * time.Minute
+// LateGrace is how long after a run's end the run still takes steps that
+// ended by then. Exporters send spans as they end, and some send them at
+// once and side by side (OpenTelemetry JS's SimpleSpanProcessor): a root
+// span, which ends its run, can arrive before its last child. The end is
+// the agent's time and the arrival runproof's: an agent whose clock runs
+// behind gets less (MaxClockSkew is as long).
+const LateGrace = 5 * time.Minute
 
 // takesLate reports whether a run that ended takes a step that started at
 // start and lasted durMicros, arriving at now: one that ended by the run's
@@ -384,7 +390,8 @@ func endedReason(run runproof.Run, what string) string {
 }
 
 // openIncident records the breach of a stop policy. runproof stops the run
-// when it detects the breach, so containment is the detection time.
+// when it detects the breach, so containment is the detection time (the
+// caller unsets it for a run that had ended: nothing was left to stop).
 func (s *Service) openIncident(run runproof.Run, step runproof.Step, v runproof.Finding, now time.Time) runproof.Incident {
 	return runproof.Incident{
 		ID: s.newID(), TenantID: run.TenantID, RunID: run.ID,

@@ -294,7 +294,7 @@ func TestLateSteps(t *testing.T) {
 			t.Fatal(err)
 		}
 		late, err := appendJSON(t, svc, "acme", "r1", stepJSON(2, nil))
-		if err != nil || late.Decision != AgentAllow || !late.Steps[0].IsInflection || late.IncidentID != "" {
+		if err != nil || late.Decision != AgentAllow || !late.Steps[0].IsInflection || late.IncidentID == "" {
 			t.Fatalf("a late step over the limit: %+v, %v", late, err)
 		}
 		run, err := store.GetRun(ctx, "acme", "r1")
