@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/export"
-	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
+	"github.com/runproof/runproof/internal/verify"
 )
 
 // TestLateBreach: a run ends on its own, then late steps (those that ended
@@ -47,17 +47,24 @@ func TestLateBreach(t *testing.T) {
 			t.Fatalf("run %+v, %v", r, err)
 		}
 
-		e := newExporter(t, store, nil)
+		lx := newLedgered(t, store, nil)
 		for _, bt := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
-			rec, err := e.Export(ctx, "acme", auditor, export.Input{IncidentID: incs[0].ID, Format: runproof.FormatJSON, BundleType: bt})
-			if err != nil || rec.Status != runproof.ExportCompleted {
-				t.Fatalf("%s: %+v, %v", bt, rec, err)
-			}
-			if b := download(t, e, rec); bt == runproof.BundleExecutiveDebrief && !bytes.Contains(b, []byte("the run had already ended")) {
-				t.Errorf("the debrief does not say the run had ended:\n%s", b)
+			for _, format := range []runproof.ExportFormat{runproof.FormatJSON, runproof.FormatZIP} {
+				rec, err := lx.exporter.Export(ctx, "acme", auditor, export.Input{IncidentID: incs[0].ID, Format: format, BundleType: bt})
+				if err != nil || rec.Status != runproof.ExportCompleted {
+					t.Fatalf("%s %s: %+v, %v", bt, format, rec, err)
+				}
+				b := download(t, lx.exporter, rec)
+				if format == runproof.FormatZIP {
+					if rep := verify.ZIP(bytes.NewReader(b), int64(len(b)), verify.Options{Key: lx.key.Public()}); !rep.Authentic() {
+						t.Errorf("%s ZIP does not verify: %v", bt, rep.Failure)
+					}
+				} else if bt == runproof.BundleExecutiveDebrief && !bytes.Contains(b, []byte("the run had already ended")) {
+					t.Errorf("the debrief does not say the run had ended:\n%s", b)
+				}
 			}
 		}
-		if _, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: "acme"}); err != nil {
+		if err := lx.verify(ctx, "acme"); err != nil {
 			t.Errorf("ledger verify: %v", err)
 		}
 	})
