@@ -189,6 +189,39 @@ func testExportEvents(t *testing.T, h Harness) {
 	equal(t, "export sealed after its end", get("t1", "stalled"), ended)
 }
 
+// testExportTenantsFinishedSince: the tenants whose exports ended since a
+// position, each once, in byte order; the position moves past them, and
+// events that end nothing (sealed, delivered) do not count.
+func testExportTenantsFinishedSince(t *testing.T, h Harness) {
+	ctx, s := context.Background(), h.Store
+	since := func(pos int64) ([]string, int64) {
+		t.Helper()
+		tenants, next, err := s.ExportTenantsFinishedSince(ctx, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tenants, next
+	}
+	if tenants, next := since(0); len(tenants) != 0 || next != 0 {
+		t.Fatalf("no exports: %v, %d", tenants, next)
+	}
+	createExports(t, s, newExport("t2", "a", at(0)), newExport("t1", "b", at(1)), newExport("t1", "c", at(2)), newExport("t3", "d", at(3)))
+	appendExportEvents(t, s, completedEvent("t2", "a", at(4)), completedEvent("t1", "b", at(5)),
+		runproof.ExportEvent{TenantID: "t1", ExportID: "c", Kind: runproof.ExportEventFailed, At: at(6), Reason: "disk full"},
+		sealedEvent("t3", "d", at(7)))
+	tenants, next := since(0)
+	equal(t, "tenants with exports ended", tenants, []string{"t1", "t2"})
+	if again, after := since(next); len(again) != 0 || after != next {
+		t.Errorf("since the position given: %v, %d; want none, %d", again, after, next)
+	}
+	appendExportEvents(t, s, completedEvent("t3", "d", at(8)))
+	tenants, later := since(next)
+	equal(t, "tenants with exports ended since", tenants, []string{"t3"})
+	if later <= next {
+		t.Errorf("the position did not move: %d after %d", later, next)
+	}
+}
+
 func sealedEvent(tenant, exportID string, when time.Time) runproof.ExportEvent {
 	return runproof.ExportEvent{TenantID: tenant, ExportID: exportID, Kind: runproof.ExportEventSealed, At: when,
 		BundleID: "bundle-" + exportID, ManifestSHA256: "sha256:manifest-" + exportID, KeyID: "ed25519:0123456789abcdef"}

@@ -46,6 +46,7 @@ func Exercise(t *testing.T, open func(t *testing.T) Harness) {
 		{"Exports", testExports},
 		{"ExportEvents", testExportEvents},
 		{"ExportEventsConcurrent", testExportEventsConcurrent},
+		{"ExportTenantsFinishedSince", testExportTenantsFinishedSince},
 		{"ListExports", testListExports},
 		{"ExportLeases", testExportLeases},
 		{"ExportsAppendOnly", testExportsAppendOnly},
