@@ -20,7 +20,6 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
-	"golang.org/x/sync/semaphore"
 )
 
 // auditStore is an audit store, in memory, that writes a call's events in
@@ -390,7 +389,7 @@ func TestWriteTurn(t *testing.T) {
 			t.Fatalf("open the run: %d %s", w.Code, w.Body)
 		}
 	}
-	done, err := s.writing.take(context.Background(), "acme") // acme's batch is being written: its half of the turns
+	done, err := s.writing.take(context.Background(), "acme", 1) // acme's batch is being written: its half of the turns
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,14 +416,14 @@ func TestWriteTurn(t *testing.T) {
 // exporters' own timeouts call for) waits no longer for a write turn or
 // for room for its body, though its own time would let it.
 func TestWaitBounded(t *testing.T) {
-	s := &Server{writing: newWriteTurns(1)}
-	done, err := s.writing.take(context.Background(), "acme")
+	s := &Server{writing: newShares(1, 1)}
+	done, err := s.writing.take(context.Background(), "acme", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer done()
 	c := &call{r: httptest.NewRequest("POST", "/v1/traces", nil), key: runproof.APIKey{TenantID: "globex"},
-		bodies: semaphore.NewWeighted(1), wait: 20 * time.Millisecond} // a request of no deadline
+		bodies: newShares(1, 1), wait: 20 * time.Millisecond} // a request of no deadline
 	start := time.Now()
 	if _, err := s.writeTurn(c); runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
 		t.Errorf("a write turn: %v", err)

@@ -23,7 +23,8 @@ import (
 // what it inflates to when gzipped) is taken from a pool of its own
 // (c.small), so that small requests neither queue behind large ones (a
 // semaphore serves its waiters in order) nor wait for slow senders of
-// large bodies to give theirs back.
+// large bodies to give theirs back. One tenant takes at most half of
+// either pool (shares).
 func (c *call) reserveBody(n int64, small bool) (release func(), err error) {
 	if n == 0 { // nothing to hold: no need to wait behind those waiting
 		return func() {}, nil
@@ -32,14 +33,13 @@ func (c *call) reserveBody(n int64, small bool) (release func(), err error) {
 	if small && c.small != nil {
 		pool = c.small
 	}
-	if !pool.TryAcquire(n) {
-		ctx, cancel := context.WithTimeout(c.r.Context(), cmp.Or(c.wait, DefaultRequestTimeout))
-		defer cancel()
-		if pool.Acquire(ctx, n) != nil {
-			return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
-		}
+	ctx, cancel := context.WithTimeout(c.r.Context(), cmp.Or(c.wait, DefaultRequestTimeout))
+	defer cancel()
+	release, err = pool.take(ctx, c.tenant(), n)
+	if err != nil {
+		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is reading too many request bodies at once: retry shortly")
 	}
-	return func() { pool.Release(n) }, nil
+	return release, nil
 }
 
 // smallBody is the most a body taking its room from the pool of small
@@ -67,7 +67,7 @@ func (s *Server) writeTurn(c *call) (done func(), err error) {
 		ctx, cancel = context.WithTimeout(ctx, c.wait)
 		defer cancel()
 	}
-	done, err = s.writing.take(ctx, c.tenant())
+	done, err = s.writing.take(ctx, c.tenant(), 1)
 	if err != nil {
 		return nil, runproof.Errorf(runproof.EUNAVAILABLE, "the server is writing too many batches of steps at once: retry shortly")
 	}

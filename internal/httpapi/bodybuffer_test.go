@@ -19,7 +19,6 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
-	"golang.org/x/sync/semaphore"
 )
 
 // TestBodyBuffer: a body being read holds its announced size of the
@@ -50,8 +49,8 @@ func TestBodyBuffer(t *testing.T) {
 	defer slow.Close()
 	fmt.Fprintf(slow, "POST /api/v1/runs HTTP/1.1\r\nHost: runproof\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/json\r\nContent-Length: 80000\r\n\r\n{\"run_id\":", key)
-	for deadline := time.Now().Add(10 * time.Second); s.bodies.TryAcquire(30_000); { // until it holds its 80 000
-		s.bodies.Release(30_000)
+	for deadline := time.Now().Add(10 * time.Second); s.bodies.all.TryAcquire(30_000); { // until it holds its 80 000
+		s.bodies.all.Release(30_000)
 		if time.Now().After(deadline) {
 			t.Fatal("the slow body never took its room in the buffer")
 		}
@@ -78,21 +77,23 @@ func TestBodyBuffer(t *testing.T) {
 	if got := post(1_000); got == http.StatusServiceUnavailable {
 		t.Errorf("a 1 000-byte body while a large one waits for room: %d, want it read from the pool of small bodies", got)
 	}
-	if s.bodies.TryAcquire(1) { // room for 1 byte, refused only while the large body waits
-		s.bodies.Release(1)
+	s.bodies.mu.Lock()
+	waits := s.bodies.tenants["acme"] != nil && s.bodies.tenants["acme"].users == 2 // the slow body and the large one
+	s.bodies.mu.Unlock()
+	if !waits {
 		t.Error("a 1 000-byte body was answered only once a large one waiting before it had given up")
 	}
 	if got := <-large; got != http.StatusServiceUnavailable {
 		t.Errorf("a 70 000-byte body while 80 000 of 100 000 are held: %d, want 503", got)
 	}
 	slow.Close()
-	for deadline := time.Now().Add(10 * time.Second); !s.bodies.TryAcquire(100_000); { // the slow body given up
+	for deadline := time.Now().Add(10 * time.Second); !s.bodies.all.TryAcquire(100_000); { // the slow body given up
 		if time.Now().After(deadline) {
 			t.Fatal("the slow body's room was never given back")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.bodies.Release(100_000)
+	s.bodies.all.Release(100_000)
 	if got := post(70_000); got == http.StatusServiceUnavailable {
 		t.Errorf("a 70 000-byte body once the slow one is gone: %d", got)
 	}
@@ -116,7 +117,7 @@ func TestGzipBodyBuffer(t *testing.T) {
 		defer cancel()
 		r := httptest.NewRequestWithContext(ctx, "POST", "/v1/traces", bytes.NewReader(z.Bytes()))
 		r.Header.Set("Content-Encoding", "gzip")
-		c := &call{r: r, bodies: semaphore.NewWeighted(budget)}
+		c := &call{r: r, bodies: newShares(budget, budget)}
 		b, status, msg := readOTLPBody(c)
 		if status == 0 && len(b) != service.MaxBodyBytes {
 			t.Errorf("%d bytes read, want %d (%s)", len(b), service.MaxBodyBytes, msg)
@@ -130,13 +131,13 @@ func TestGzipBodyBuffer(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("a gzipped body under a budget of its size and the most a body may be: status %d", status)
 	}
-	if c.bodies.TryAcquire(int64(z.Len())) {
+	if c.bodies.all.TryAcquire(int64(z.Len())) {
 		t.Error("the budget is free before the request ended")
 	}
 	for _, f := range c.atEnd {
 		f()
 	}
-	if !c.bodies.TryAcquire(both) {
+	if !c.bodies.all.TryAcquire(both) {
 		t.Error("the budget is not free once the request ended")
 	}
 }
@@ -154,7 +155,8 @@ func TestGzipRoomInOnePiece(t *testing.T) {
 	}
 	zw.Write(junk)
 	zw.Close()
-	budget := semaphore.NewWeighted(int64(z.Len()) + service.MaxBodyBytes + 1)
+	size := int64(z.Len()) + service.MaxBodyBytes + 1
+	budget := newShares(size, size)
 	statuses := make(chan int, 2)
 	for range 2 {
 		go func() {
@@ -198,7 +200,7 @@ func TestChunkedBodyBuffer(t *testing.T) {
 		if gzipped {
 			r.Header.Set("Content-Encoding", "gzip")
 		}
-		c := &call{r: r, bodies: semaphore.NewWeighted(1), small: semaphore.NewWeighted(smallBodies)} // no room for large bodies
+		c := &call{r: r, bodies: newShares(1, 1), small: newShares(smallBodies, smallBodies)} // no room for large bodies
 		_, status, msg := readOTLPBody(c)
 		return c, status, msg
 	}
@@ -207,7 +209,7 @@ func TestChunkedBodyBuffer(t *testing.T) {
 		if status != 0 {
 			t.Errorf("a small chunked body (gzip %v): status %d, %s", gzipped, status, msg)
 		}
-		if c.small.TryAcquire(smallBodies) || !c.small.TryAcquire(smallBodies-2*smallBody) {
+		if c.small.all.TryAcquire(smallBodies) || !c.small.all.TryAcquire(smallBodies-2*smallBody) {
 			t.Errorf("a small chunked body (gzip %v) holds no small room, or more than two", gzipped)
 		}
 		if _, status, _ := read(make([]byte, 1<<20), gzipped); status != http.StatusServiceUnavailable {
@@ -220,14 +222,14 @@ func TestChunkedBodyBuffer(t *testing.T) {
 // request is handled (decoded, waiting for the database's writer), not
 // only while it is read, and given back when the handler returns.
 func TestBodyHeldWhileHandled(t *testing.T) {
-	s := &Server{log: slog.New(slog.DiscardHandler), bodies: semaphore.NewWeighted(1000),
+	s := &Server{log: slog.New(slog.DiscardHandler), bodies: newShares(1000, 1000),
 		metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
 	freeInHandler := true
 	h := s.wrap(route{method: "POST", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
 		if _, err := readBody(c); err != nil {
 			return err
 		}
-		freeInHandler = s.bodies.TryAcquire(1000)
+		freeInHandler = s.bodies.all.TryAcquire(1000)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}})
@@ -236,7 +238,7 @@ func TestBodyHeldWhileHandled(t *testing.T) {
 	if rec.Code != http.StatusNoContent || freeInHandler {
 		t.Errorf("%d; the whole budget free while the body was handled: %v", rec.Code, freeInHandler)
 	}
-	if !s.bodies.TryAcquire(1000) {
+	if !s.bodies.all.TryAcquire(1000) {
 		t.Error("the body's room was not given back once its request ended")
 	}
 }

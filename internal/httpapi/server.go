@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/runproof/runproof/internal/export"
 	"github.com/runproof/runproof/internal/ledger"
 	"github.com/runproof/runproof/internal/otlp"
@@ -57,7 +55,8 @@ type Options struct {
 	// as it takes, and a thousand of them would hold gigabytes. A body
 	// that does not fit waits for room until its request's time runs out,
 	// then gets 503. Bodies of at most 64 KiB have 16 MiB of their own
-	// besides. Default (and when not above zero) DefaultBodyBuffer.
+	// besides. One tenant's bodies hold at most half of each.
+	// Default (and when not above zero) DefaultBodyBuffer.
 	BodyBuffer int64
 	// Writing bounds the batches of steps (native or OTLP) being written
 	// at once, and half of it those of one tenant, so that one tenant's
@@ -81,6 +80,11 @@ const DefaultRequestTimeout = 30 * time.Second
 // DefaultBodyBuffer is the default Options.BodyBuffer: 64 bodies of the
 // largest size, many more of the usual ones.
 const DefaultBodyBuffer = 64 * service.MaxBodyBytes
+
+// newBodies returns the budget of bodies of size bytes: one tenant's take
+// at most half of it, but always room for the largest body and what it
+// inflates to.
+func newBodies(size int64) *shares { return newShares(size, 2*(service.MaxBodyBytes+1)) }
 
 // shortContext bounds what a request may take, RequestTimeout: the whole
 // of one, or a long one's lookups (its key, the export it downloads).
@@ -114,9 +118,9 @@ type Server struct {
 	// background is Options.Background.
 	background     context.Context
 	requestTimeout time.Duration
-	bodies         *semaphore.Weighted // Options.BodyBuffer
-	smallBodies    *semaphore.Weighted // smallBodies: of bodies of at most smallBody bytes
-	writing        *writeTurns         // Options.Writing
+	bodies         *shares // Options.BodyBuffer
+	smallBodies    *shares // smallBodies: of bodies of at most smallBody bytes
+	writing        *shares // Options.Writing
 }
 
 // New returns the API handler over svc, making exports with exports.
@@ -124,13 +128,13 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	s := &Server{svc: svc, exports: exports, log: opts.Logger, mux: http.NewServeMux(),
 		prices: otlp.DefaultPrices().With(opts.ModelPrices), ledger: opts.Ledger, keys: opts.Keys, background: opts.Background,
 		requestTimeout: cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
-		bodies:         semaphore.NewWeighted(DefaultBodyBuffer), smallBodies: semaphore.NewWeighted(smallBodies),
-		writing: newWriteTurns(DefaultWriting)}
+		bodies:         newBodies(DefaultBodyBuffer), smallBodies: newShares(smallBodies, 2*smallBody),
+		writing: newShares(DefaultWriting, 1)}
 	if opts.BodyBuffer > 0 {
-		s.bodies = semaphore.NewWeighted(opts.BodyBuffer)
+		s.bodies = newBodies(opts.BodyBuffer)
 	}
 	if opts.Writing > 0 {
-		s.writing = newWriteTurns(opts.Writing)
+		s.writing = newShares(opts.Writing, 1)
 	}
 	if s.background == nil {
 		s.background = context.Background()
@@ -218,12 +222,12 @@ func correlationID(ctx context.Context) string {
 type call struct {
 	r        *http.Request
 	key      runproof.APIKey
-	detail   string              // for the audit event of the request
-	maxLimit int                 // the most the route's limit parameter may be
-	bodies   *semaphore.Weighted // the room of bodies (reserveBody)
-	small    *semaphore.Weighted // of small ones; bodies' when nil
-	atEnd    []func()            // run once the route's handler returns (room for its body given back)
-	wait     time.Duration       // the longest it waits for room or a write turn; 0: as its time allows
+	detail   string        // for the audit event of the request
+	maxLimit int           // the most the route's limit parameter may be
+	bodies   *shares       // the room of bodies (reserveBody)
+	small    *shares       // of small ones; bodies' when nil
+	atEnd    []func()      // run once the route's handler returns (room for its body given back)
+	wait     time.Duration // the longest it waits for room or a write turn; 0: as its time allows
 }
 
 func (c *call) tenant() string { return c.key.TenantID }
