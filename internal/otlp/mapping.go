@@ -97,7 +97,7 @@ type Run struct {
 	AgentNamed bool
 	Goal       string    // first gen_ai.agent.description, else ""
 	StartedAt  time.Time // earliest span start
-	Spans      []Span    // by start time, ties by end time, then as given
+	Spans      []Span    // by start time, ties as given
 	// End is set when the run is named by its trace id and the request
 	// holds the trace's root span: the run ends with it.
 	End *End
@@ -166,8 +166,8 @@ func unpriced(spans []*span, rejected []Rejected) []Unpriced {
 
 // mapSpans maps every span of the request, in parallel (writing the
 // content is most of the work), and returns the accepted ones in step
-// order: by start time, ties by end time, then as the request gives them. A
-// span sent twice counts once.
+// order: by start time, ties as the request gives them. A span sent twice
+// counts once.
 func mapSpans(req *coltracepb.ExportTraceServiceRequest, opts Options) ([]*span, []Rejected) {
 	type item struct {
 		sp       *tracepb.Span
@@ -212,12 +212,12 @@ func mapSpans(req *coltracepb.ExportTraceServiceRequest, opts Options) ([]*span,
 		seen[s.TraceID+s.SpanID] = s
 		spans = append(spans, s)
 	}
-	// Spans that start at the same time (OpenTelemetry JS takes start
-	// times from a clock of milliseconds) are ordered by their end, then as
-	// the request gives them: exporters queue spans as they end.
-	slices.SortStableFunc(spans, func(a, b *span) int {
-		return cmp.Or(cmp.Compare(a.start, b.start), a.end.Compare(b.end))
-	})
+	// Spans that start at the same time are ordered as the request gives
+	// them: exporters queue spans as they end. Not by their end: OpenTelemetry
+	// JS takes a start to the millisecond and adds a duration to the
+	// nanosecond, so that of two spans of one millisecond the later may
+	// seem to end first.
+	slices.SortStableFunc(spans, func(a, b *span) int { return cmp.Compare(a.start, b.start) })
 	return spans, rejected
 }
 

@@ -80,7 +80,7 @@ const spanAttempts = 10
 //   - a span already stored (same trace id and span id) is a no-op when its
 //     content is the same and rejected otherwise;
 //   - new spans take the next step indexes, in the order given (start time,
-//     then end time, then as sent), and are judged by AppendSteps: after a stop they are
+//     then as sent), and are judged by AppendSteps: after a stop they are
 //     stored as violations;
 //   - a run that ended (completed, failed, cancelled, or stopped and then
 //     ended by its agent) takes no new spans, but for those that ended by
