@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,14 +52,21 @@ func otlpFormatOf(contentType string) (otlpFormat, bool) {
 	return otlpProtobuf, false // neither encoding was asked for: protobuf is OTLP's default
 }
 
-// otlpWait is the longest an OTLP export waits for room for its body or
-// for its turn to be written before it is answered 503: exporters give a
-// request 10 s (the SDKs) or 5 s (the Collector), their retries included,
-// and drop the batch once that time is spent.
-const otlpWait = 3 * time.Second
+// Exporters give an export 10 s (the SDKs) or 5 s (the Collector), their
+// retries included, and drop the batch once that time is spent: an OTLP
+// export waits at most otlpWait for room for its body and for its turn to
+// be written, and is answered within otlpTime, 503 when its spans could
+// not all be stored by then (those stored are recognised on the retry).
+// An answer after the exporter's time would be lost.
+const (
+	otlpWait = 3 * time.Second
+	otlpTime = 9 * time.Second
+)
 
 func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
-	c.wait = otlpWait
+	ctx, cancel := context.WithTimeout(c.r.Context(), otlpTime)
+	defer cancel()
+	c.r, c.wait = c.r.WithContext(ctx), otlpWait
 	format, ok := otlpFormatOf(c.r.Header.Get("Content-Type"))
 	if !ok {
 		writeOTLPStatus(w, format, http.StatusUnsupportedMediaType,
@@ -66,6 +74,9 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		return nil
 	}
 	body, status, msg := readOTLPBody(c)
+	if status == http.StatusServiceUnavailable {
+		s.log.WarnContext(c.r.Context(), "OTLP spans not stored now", slog.String("error", msg))
+	}
 	if status != 0 {
 		writeOTLPStatus(w, format, status, msg)
 		return nil
@@ -231,7 +242,9 @@ func writeOTLPStatus(w http.ResponseWriter, format otlpFormat, status int, msg s
 	code := int32(3) // INVALID_ARGUMENT: the request is at fault, do not retry
 	if status == http.StatusServiceUnavailable {
 		code = 14 // UNAVAILABLE: retry
-		w.Header().Set("Retry-After", "5")
+		// Soon: the exporter's own time (10 s, its retries included) is
+		// short, and an answer comes within otlpWait when there is no room.
+		w.Header().Set("Retry-After", "2")
 	}
 	writeOTLP(w, format, status, &statuspb.Status{Code: code, Message: msg})
 }
