@@ -632,11 +632,11 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 			t.Fatal(p)
 		}
 		late := pbSpan(traceA, "00000000000000c5", root, "cleanup", 9, 11) // ends after the run
-		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans") {
+		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans (this one ended after the run did)") {
 			t.Fatalf("late span: %v", p)
 		}
 		late = pbSpan(traceA, "00000000000000c6", root, "cleanup", 8, 9) // ended with the run, but an hour ago
-		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans") {
+		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans (this one came more than 5m0s after the run's end)") {
 			t.Fatalf("span past the grace: %v", p)
 		}
 		if p := post(c3); p != nil { // a re-send after the end is still fine

@@ -159,7 +159,7 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 			if takesLate(run, sp.Timestamp, sp.DurationMicros, now) {
 				return false
 			}
-			a.reject([]otlp.Span{sp}, endedReason(run, "spans"))
+			a.reject([]otlp.Span{sp}, notLate(run, sp.Timestamp, sp.DurationMicros, "spans"))
 			return true
 		})
 	}

@@ -238,7 +238,7 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 				continue
 			}
 			if ended && !takesLate(run, step.Timestamp, step.DurationMicros, now) {
-				return runproof.RunChange{}, moved(stepConflict(i, "%s", endedReason(run, "steps")))
+				return runproof.RunChange{}, moved(stepConflict(i, "%s", notLate(run, step.Timestamp, step.DurationMicros, "steps")))
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
 				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: StepPath(i, "step_index"),
@@ -379,6 +379,15 @@ func takesLate(run runproof.Run, start time.Time, durMicros int64, now time.Time
 // (OpenTelemetry JS anchors each span to the millisecond clock when it
 // starts; a trace may cross processes).
 const endSkew = time.Second
+
+// notLate says why a run that ended does not take a step or span (what)
+// that started at start and lasted durMicros, which takesLate refused.
+func notLate(run runproof.Run, start time.Time, durMicros int64, what string) string {
+	if start.Add(time.Duration(durMicros) * time.Microsecond).After(run.CompletedAt.Add(endSkew)) {
+		return endedReason(run, what) + " (this one ended after the run did)"
+	}
+	return endedReason(run, what) + fmt.Sprintf(" (this one came more than %v after the run's end)", LateGrace)
+}
 
 // endedReason says why a run that ended takes no more steps or spans
 // (what): the same words on both ways in.
