@@ -407,8 +407,15 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 // name when there is no operation.
 func stepType(name string, attrs []*commonpb.KeyValue) string {
 	op, tool := str(attrs, AttrOperation), firstStr(attrs, toolAttrs)
-	if op == "" && tool != "" { // a tool call that does not say so (the Vercel AI SDK's, say)
+	switch {
+	case op != "":
+	case tool != "": // a tool call that does not say so (the Vercel AI SDK's, say)
 		op = "execute_tool"
+	default: // what OpenInference calls the span, or the Vercel AI SDK's call of a model
+		op = openInferenceKinds[str(attrs, "openinference.span.kind")]
+		if id := str(attrs, "ai.operationId"); op == "" && (strings.HasSuffix(id, ".doGenerate") || strings.HasSuffix(id, ".doStream")) {
+			op = "chat"
+		}
 	}
 	if op == "" {
 		return name
@@ -419,6 +426,9 @@ func stepType(name string, attrs []*commonpb.KeyValue) string {
 	}
 	return op
 }
+
+// openInferenceKinds are the GenAI operations of OpenInference's span kinds.
+var openInferenceKinds = map[string]string{"LLM": "chat", "TOOL": "execute_tool", "AGENT": "invoke_agent", "EMBEDDING": "embeddings"}
 
 // cost is the step's cost in microcents: runproof.cost_cents, else
 // gen_ai.usage.cost (USD), else the tokens at the model's price (response

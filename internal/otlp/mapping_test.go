@@ -99,6 +99,11 @@ func TestStepType(t *testing.T) {
 		{[]*commonpb.KeyValue{kv("ai.toolCall.name", "shell")}, "execute_tool:shell"},
 		{[]*commonpb.KeyValue{kv("tool.name", "shell"), kv("ai.toolCall.name", "other")}, "execute_tool:shell"},
 		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "chat"), kv("llm.model_name", "gpt-4o")}, "chat:gpt-4o"},
+		// model calls that do not say so: OpenInference's LLM spans, the Vercel AI SDK's doGenerate
+		{[]*commonpb.KeyValue{kv("openinference.span.kind", "LLM"), kv("llm.model_name", "gpt-4o")}, "chat:gpt-4o"},
+		{[]*commonpb.KeyValue{kv("openinference.span.kind", "CHAIN")}, "step"},
+		{[]*commonpb.KeyValue{kv("ai.operationId", "ai.generateText.doGenerate"), kv("gen_ai.request.model", "gpt-4o")}, "chat:gpt-4o"},
+		{[]*commonpb.KeyValue{kv("ai.operationId", "ai.generateText"), kv("gen_ai.request.model", "gpt-4o")}, "step"},
 	} {
 		if got := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, c.attrs...)).StepType; got != c.want {
 			t.Errorf("step type %q, want %q", got, c.want)
