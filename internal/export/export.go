@@ -339,7 +339,7 @@ func (e *Exporter) appendToLedger(ctx context.Context, rec runproof.Export) {
 		}
 	}
 	if _, err := e.ledger.Append(ctx, rec); err != nil {
-		e.log.ErrorContext(ctx, "export not recorded in the ledger yet; it will be before the tenant's next export",
+		e.log.ErrorContext(ctx, "export not recorded in the ledger yet; it will be before the tenant's next export here, or within 30 s by a running server",
 			slog.String("export_id", rec.ID), slog.Any("error", err))
 		e.unsynced.Store(rec.TenantID, true)
 	}

@@ -55,8 +55,9 @@ func otlpFormatOf(contentType string) (otlpFormat, bool) {
 // Exporters give an export 10 s (the SDKs) or 5 s (the Collector), their
 // retries included, and drop the batch once that time is spent: an OTLP
 // export waits at most otlpWait for room for its body and for its turn to
-// be written, and is answered within otlpTime, 503 when its spans could
-// not all be stored by then (those stored are recognised on the retry).
+// be written, and is answered within otlpTime of its body's arrival, 503
+// when its spans could not all be stored by then (those stored are
+// recognised on the retry).
 // An answer after the exporter's time would be lost.
 const (
 	otlpWait = 3 * time.Second
@@ -64,9 +65,7 @@ const (
 )
 
 func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
-	ctx, cancel := context.WithTimeout(c.r.Context(), otlpTime)
-	defer cancel()
-	c.r, c.wait = c.r.WithContext(ctx), otlpWait
+	c.wait = otlpWait
 	format, ok := otlpFormatOf(c.r.Header.Get("Content-Type"))
 	if !ok {
 		writeOTLPStatus(w, format, http.StatusUnsupportedMediaType,
@@ -81,6 +80,10 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		writeOTLPStatus(w, format, status, msg)
 		return nil
 	}
+	// From its body's arrival, which the network paces, not runproof.
+	ctx, cancel := context.WithTimeout(c.r.Context(), otlpTime)
+	defer cancel()
+	c.r = c.r.WithContext(ctx)
 	done, err := s.writeTurn(c) // before decoding: a batch waiting its turn holds only its body
 	if err != nil {
 		s.log.WarnContext(c.r.Context(), "OTLP spans not stored now", slog.Any("error", err))

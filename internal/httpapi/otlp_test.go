@@ -636,7 +636,7 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 			t.Fatalf("late span: %v", p)
 		}
 		late = pbSpan(traceA, "00000000000000c6", root, "cleanup", 8, 9) // ended with the run, but an hour ago
-		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans (this one came more than 5m0s after the run's end)") {
+		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans (this one came more than 5 minutes after the run's end)") {
 			t.Fatalf("span past the grace: %v", p)
 		}
 		if p := post(c3); p != nil { // a re-send after the end is still fine

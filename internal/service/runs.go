@@ -386,7 +386,7 @@ func notLate(run runproof.Run, start time.Time, durMicros int64, what string) st
 	if start.Add(time.Duration(durMicros) * time.Microsecond).After(run.CompletedAt.Add(endSkew)) {
 		return endedReason(run, what) + " (this one ended after the run did)"
 	}
-	return endedReason(run, what) + fmt.Sprintf(" (this one came more than %v after the run's end)", LateGrace)
+	return endedReason(run, what) + fmt.Sprintf(" (this one came more than %d minutes after the run's end)", int(LateGrace.Minutes()))
 }
 
 // endedReason says why a run that ended takes no more steps or spans
