@@ -635,10 +635,6 @@ func TestOTLPLateAndRepeatedSpans(t *testing.T) {
 		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans (this one ended after the run did)") {
 			t.Fatalf("late span: %v", p)
 		}
-		late = pbSpan(traceA, "00000000000000c6", root, "cleanup", 8, 9) // ended with the run, but an hour ago
-		if p := post(late); p.GetRejectedSpans() != 1 || !strings.Contains(p.GetErrorMessage(), "is failed: it takes no more spans (this one came more than 5 minutes after the run's end)") {
-			t.Fatalf("span past the grace: %v", p)
-		}
 		if p := post(c3); p != nil { // a re-send after the end is still fine
 			t.Fatalf("re-send after the end: %v", p)
 		}

@@ -284,11 +284,14 @@ type Run struct {
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	// EndedAs is the status the agent ended the run as (completed, failed
 	// or cancelled), set with CompletedAt; a stopped run stays stopped.
-	EndedAs           RunStatus `json:"ended_as,omitempty"`
-	TerminationReason string    `json:"termination_reason,omitempty"`
-	IncidentID        string    `json:"incident_id,omitempty"`
-	Totals            Totals    `json:"totals"`
-	CreatedAt         time.Time `json:"recorded_at"`
+	EndedAs RunStatus `json:"ended_as,omitempty"`
+	// EndRecordedAt is when runproof recorded the end, by its own clock
+	// (CompletedAt is the agent's): late steps are taken for a while after.
+	EndRecordedAt     *time.Time `json:"-"`
+	TerminationReason string     `json:"termination_reason,omitempty"`
+	IncidentID        string     `json:"incident_id,omitempty"`
+	Totals            Totals     `json:"totals"`
+	CreatedAt         time.Time  `json:"recorded_at"`
 }
 
 // StepStatus is the outcome of evaluating one step.

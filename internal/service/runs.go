@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -358,20 +359,25 @@ func outcome(s runproof.Step) StepOutcome {
 	return StepOutcome{StepIndex: s.Index, Status: s.Status, IsInflection: s.IsInflection, ContentHash: s.ContentHash}
 }
 
-// LateGrace is how long after a run's end the run still takes steps that
-// ended by then. Exporters send spans as they end, and some send them at
-// once and side by side (OpenTelemetry JS's SimpleSpanProcessor): a root
-// span, which ends its run, can arrive before its last child. The end is
-// the agent's time and the arrival runproof's: an agent whose clock runs
-// behind gets less (MaxClockSkew is as long).
+// LateGrace is how long after runproof recorded a run's end the run still
+// takes steps that ended by then. Exporters send spans as they end, and
+// some send them at once and side by side (OpenTelemetry JS's
+// SimpleSpanProcessor): a root span, which ends its run, can arrive before
+// its last child.
 const LateGrace = 5 * time.Minute
 
 // takesLate reports whether a run that ended takes a step that started at
 // start and lasted durMicros, arriving at now: one that ended by the run's
-// end (or within endSkew after it), within LateGrace of it.
+// end (or within endSkew after it; the agent's times both), arriving within
+// LateGrace of when runproof recorded that end (of the end itself, for a
+// run that ended before runproof kept when).
 func takesLate(run runproof.Run, start time.Time, durMicros int64, now time.Time) bool {
+	if run.CompletedAt == nil {
+		return false
+	}
+	recorded := *cmp.Or(run.EndRecordedAt, run.CompletedAt)
 	end := start.Add(time.Duration(durMicros) * time.Microsecond)
-	return run.CompletedAt != nil && !end.After(run.CompletedAt.Add(endSkew)) && now.Before(run.CompletedAt.Add(LateGrace))
+	return !end.After(run.CompletedAt.Add(endSkew)) && now.Before(recorded.Add(LateGrace))
 }
 
 // endSkew is how much later than its run's end a late step may end: the
@@ -386,7 +392,7 @@ func notLate(run runproof.Run, start time.Time, durMicros int64, what string) st
 	if start.Add(time.Duration(durMicros) * time.Microsecond).After(run.CompletedAt.Add(endSkew)) {
 		return endedReason(run, what) + " (this one ended after the run did)"
 	}
-	return endedReason(run, what) + fmt.Sprintf(" (this one came more than %d minutes after the run's end)", int(LateGrace.Minutes()))
+	return endedReason(run, what) + fmt.Sprintf(" (this one came more than %d minutes after the run ended)", int(LateGrace.Minutes()))
 }
 
 // endedReason says why a run that ended takes no more steps or spans
@@ -498,7 +504,7 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 				}
 				at = run.StartedAt // the agent's clock runs ahead
 			}
-			run.CompletedAt, run.EndedAs = &at, in.Status
+			run.CompletedAt, run.EndedAs, run.EndRecordedAt = &at, in.Status, &now
 			if run.Status != runproof.RunStopped {
 				run.Status, run.TerminationReason = in.Status, string(in.Status)
 			}

@@ -260,7 +260,8 @@ func TestResendAfterEnd(t *testing.T) {
 		if err != nil || string(a) != string(b) || !again.Steps[0].Resent || first.Steps[0].Resent {
 			t.Fatalf("re-send after the end: %+v, %v; first answer %+v", again, err, first)
 		}
-		for _, batch := range [][]map[string]any{{stepJSON(2, nil)}, {stepJSON(1, nil), stepJSON(2, nil)}} {
+		later := stepJSON(2, map[string]any{"timestamp": stepsStart.Add(5 * time.Second).Format(time.RFC3339Nano)}) // begun after the end
+		for _, batch := range [][]map[string]any{{later}, {stepJSON(1, nil), later}} {
 			if _, err := appendJSON(t, svc, "acme", "r1", batch...); runproof.ErrorCode(err) != runproof.ECONFLICT {
 				t.Fatalf("new step after the end: %v, want %s", err, runproof.ECONFLICT)
 			}
@@ -279,7 +280,10 @@ func TestLateSteps(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		end := stepsStart.Add(10 * time.Second)
-		clock := end.Add(time.Minute)
+		// The end reaches runproof an hour after the agent's time for it
+		// (an agent's clock behind, a root span sent late): the window runs
+		// from when runproof recorded it.
+		clock := end.Add(time.Hour)
 		svc := New(store, Options{Now: func() time.Time { return clock }})
 		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "4", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
@@ -309,9 +313,10 @@ func TestLateSteps(t *testing.T) {
 		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(3, after)); runproof.ErrorCode(err) != runproof.ECONFLICT {
 			t.Errorf("a step that ended after the run: %v, want %s", err, runproof.ECONFLICT)
 		}
-		clock = end.Add(LateGrace)
-		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(3, nil)); runproof.ErrorCode(err) != runproof.ECONFLICT {
-			t.Errorf("a step %v after the end: %v, want %s", LateGrace, err, runproof.ECONFLICT)
+		clock = end.Add(time.Hour + LateGrace)
+		if _, err := appendJSON(t, svc, "acme", "r1", stepJSON(3, nil)); runproof.ErrorCode(err) != runproof.ECONFLICT ||
+			!strings.Contains(err.Error(), "is completed: it takes no more steps (this one came more than 5 minutes after the run ended)") {
+			t.Errorf("a step %v after the end was recorded: %v, want %s", LateGrace, err, runproof.ECONFLICT)
 		}
 	})
 }

@@ -32,11 +32,11 @@ func (s *Store) CreateRun(ctx context.Context, r runproof.Run, snap runproof.Sna
 		return fmt.Errorf("create run: snapshot: %w", err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO runs (`+runColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		r.TenantID, r.ID, r.AgentID, r.Goal, r.TraceID, string(r.Status), r.SnapshotID,
 		runproof.Timestamp(r.StartedAt), nullTime(r.StoppedAt), nullTime(r.CompletedAt),
 		r.TerminationReason, r.IncidentID, r.Totals.Steps, r.Totals.InputTokens, r.Totals.OutputTokens,
-		r.Totals.CostMicrocents, r.Totals.DurationMicros, runproof.Timestamp(r.CreatedAt), string(r.EndedAs))
+		r.Totals.CostMicrocents, r.Totals.DurationMicros, runproof.Timestamp(r.CreatedAt), string(r.EndedAs), nullTime(r.EndRecordedAt))
 	if isUnique(err) {
 		return runproof.Errorf(runproof.ECONFLICT, "run %q already exists", r.ID)
 	} else if err != nil {
@@ -50,7 +50,7 @@ func (s *Store) CreateRun(ctx context.Context, r runproof.Run, snap runproof.Sna
 
 const runColumns = `tenant_id, id, agent_id, goal, trace_id, status, snapshot_id,
 	started_at, stopped_at, completed_at, termination_reason, incident_id,
-	steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at, ended_as`
+	steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at, ended_as, ended_recorded_at`
 
 func scanRun(row pgx.Row) (runproof.Run, error) {
 	var r runproof.Run
@@ -58,10 +58,11 @@ func scanRun(row pgx.Row) (runproof.Run, error) {
 		&r.StartedAt, &r.StoppedAt, &r.CompletedAt,
 		&r.TerminationReason, &r.IncidentID, &r.Totals.Steps, &r.Totals.InputTokens,
 		&r.Totals.OutputTokens, &r.Totals.CostMicrocents, &r.Totals.DurationMicros,
-		&r.CreatedAt, &r.EndedAs)
+		&r.CreatedAt, &r.EndedAs, &r.EndRecordedAt)
 	r.StartedAt = runproof.Timestamp(r.StartedAt)
 	r.StoppedAt = utc(r.StoppedAt)
 	r.CompletedAt = utc(r.CompletedAt)
+	r.EndRecordedAt = utc(r.EndRecordedAt)
 	r.CreatedAt = runproof.Timestamp(r.CreatedAt)
 	return r, err
 }
@@ -175,11 +176,11 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	b.Queue(`
 		UPDATE runs SET status = $3, stopped_at = $4, completed_at = $5, termination_reason = $6,
 			incident_id = $7, steps = $8, input_tokens = $9, output_tokens = $10,
-			cost_microcents = $11, duration_micros = $12, ended_as = $13
+			cost_microcents = $11, duration_micros = $12, ended_as = $13, ended_recorded_at = $14
 		WHERE tenant_id = $1 AND id = $2`,
 		p.TenantID, p.RunID, string(r.Status), nullTime(r.StoppedAt), nullTime(r.CompletedAt),
 		r.TerminationReason, r.IncidentID, r.Totals.Steps, r.Totals.InputTokens,
-		r.Totals.OutputTokens, r.Totals.CostMicrocents, r.Totals.DurationMicros, string(r.EndedAs))
+		r.Totals.OutputTokens, r.Totals.CostMicrocents, r.Totals.DurationMicros, string(r.EndedAs), nullTime(r.EndRecordedAt))
 	if change.Incident != nil {
 		queueIncident(&b, p, *change.Incident)
 	}

@@ -35,11 +35,11 @@ func (s *Store) CreateRun(ctx context.Context, r runproof.Run, snap runproof.Sna
 		return fmt.Errorf("create run: snapshot: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO runs (`+runColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, r.AgentID, r.Goal, r.TraceID, string(r.Status), r.SnapshotID,
 		timeText(r.StartedAt), nullTimeText(r.StoppedAt), nullTimeText(r.CompletedAt),
 		r.TerminationReason, r.IncidentID, r.Totals.Steps, r.Totals.InputTokens, r.Totals.OutputTokens,
-		r.Totals.CostMicrocents, r.Totals.DurationMicros, timeText(r.CreatedAt), string(r.EndedAs))
+		r.Totals.CostMicrocents, r.Totals.DurationMicros, timeText(r.CreatedAt), string(r.EndedAs), nullTimeText(r.EndRecordedAt))
 	if isUnique(err) {
 		return runproof.Errorf(runproof.ECONFLICT, "run %q already exists", r.ID)
 	} else if err != nil {
@@ -53,7 +53,7 @@ func (s *Store) CreateRun(ctx context.Context, r runproof.Run, snap runproof.Sna
 
 const runColumns = `tenant_id, id, agent_id, goal, trace_id, status, snapshot_id,
 	started_at, stopped_at, completed_at, termination_reason, incident_id,
-	steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at, ended_as`
+	steps, input_tokens, output_tokens, cost_microcents, duration_micros, created_at, ended_as, ended_recorded_at`
 
 func scanRun(row scanner) (runproof.Run, error) {
 	var r runproof.Run
@@ -61,7 +61,7 @@ func scanRun(row scanner) (runproof.Run, error) {
 		timeCol{&r.StartedAt}, nullTimeCol{&r.StoppedAt}, nullTimeCol{&r.CompletedAt},
 		&r.TerminationReason, &r.IncidentID, &r.Totals.Steps, &r.Totals.InputTokens,
 		&r.Totals.OutputTokens, &r.Totals.CostMicrocents, &r.Totals.DurationMicros,
-		timeCol{&r.CreatedAt}, &r.EndedAs)
+		timeCol{&r.CreatedAt}, &r.EndedAs, nullTimeCol{&r.EndRecordedAt})
 	return r, err
 }
 
@@ -174,11 +174,11 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	_, err = tx.ExecContext(ctx, `
 		UPDATE runs SET status = ?, stopped_at = ?, completed_at = ?, termination_reason = ?,
 			incident_id = ?, steps = ?, input_tokens = ?, output_tokens = ?,
-			cost_microcents = ?, duration_micros = ?, ended_as = ?
+			cost_microcents = ?, duration_micros = ?, ended_as = ?, ended_recorded_at = ?
 		WHERE tenant_id = ? AND id = ?`,
 		string(r.Status), nullTimeText(r.StoppedAt), nullTimeText(r.CompletedAt), r.TerminationReason,
 		r.IncidentID, r.Totals.Steps, r.Totals.InputTokens, r.Totals.OutputTokens,
-		r.Totals.CostMicrocents, r.Totals.DurationMicros, string(r.EndedAs), p.TenantID, p.RunID)
+		r.Totals.CostMicrocents, r.Totals.DurationMicros, string(r.EndedAs), nullTimeText(r.EndRecordedAt), p.TenantID, p.RunID)
 	if err != nil {
 		return fmt.Errorf("update run: %w", err)
 	}
