@@ -70,10 +70,10 @@ func BuildExecutiveDebrief(src Source, opts Options) (ExecutiveDebriefBundle, er
 	b.IncidentSummary = summary(f)
 	b.BusinessImpact = impact(f)
 	b.RecommendedActions = actions(f)
-	b.CostPreventedCents, b.CostPreventedMethod = prevented(f, src.History)
+	var some bool // an estimate of more than nothing
+	b.CostPreventedCents, some, b.CostPreventedMethod = prevented(f, src.History)
 	b.incurredUnderCent = b.CostIncurredCents == 0 && f.costMicro > 0
-	// An estimate is 0 either as "nothing avoided" or rounded from some.
-	b.preventedUnderCent = b.CostPreventedCents != nil && *b.CostPreventedCents == 0 && f.costMicro > 0 && !strings.HasPrefix(b.CostPreventedMethod, nothingAvoided)
+	b.preventedUnderCent = some && *b.CostPreventedCents == 0
 	return b, b.SetContentHash()
 }
 
@@ -327,18 +327,19 @@ func actions(f incidentFacts) []string {
 // up to the stop times the steps this agent's runs usually take beyond the
 // point the run reached — max(0, median − steps taken) — when the run was
 // stopped and at least three earlier runs of the agent ended without an
-// incident. Otherwise there is no estimate and the method says why.
-func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
+// incident. Otherwise there is no estimate and the method says why. some
+// is true for an estimate of more than nothing, which may round to 0 cents.
+func prevented(f incidentFacts, h AgentHistory) (cents *int64, some bool, method string) {
 	switch {
 	case f.contained == nil:
 		if f.endedFirst {
-			return nil, "No estimate: the run had ended before the breach reached runproof, so there was nothing left to stop."
+			return nil, false, "No estimate: the run had ended before the breach reached runproof, so there was nothing left to stop."
 		}
-		return nil, "No estimate: the run was not stopped, so the stop avoided nothing."
+		return nil, false, "No estimate: the run was not stopped, so the stop avoided nothing."
 	case h.CompletedRuns < 3:
-		return nil, "No estimate: fewer than three earlier runs of this agent ended without an incident, so there is no usual run length to compare with."
+		return nil, false, "No estimate: fewer than three earlier runs of this agent ended without an incident, so there is no usual run length to compare with."
 	case h.TwiceMedianSteps <= 0:
-		return nil, "No estimate: the usual length of this agent's runs is not known."
+		return nil, false, "No estimate: the usual length of this agent's runs is not known."
 	}
 	// The steps the run took after its stop, in the same request or
 	// later, were not avoided.
@@ -355,11 +356,11 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	case 2*taken > h.TwiceMedianSteps:
 		// A loop, say: how far it would have gone is not in the agent's
 		// usual length, and 0 would read as "the stop saved nothing".
-		return nil, fmt.Sprintf("No estimate: this run had gone past the usual length of this agent's runs (%s), "+
+		return nil, false, fmt.Sprintf("No estimate: this run had gone past the usual length of this agent's runs (%s), "+
 			"so that length does not tell how much further it would have gone.", basis)
 	case remaining2 == 0:
 		zero := int64(0)
-		return &zero, fmt.Sprintf("%s, since this agent's runs usually end at this point (%s).", nothingAvoided, basis)
+		return &zero, false, fmt.Sprintf("Estimate: nothing avoided, since this agent's runs usually end at this point (%s).", basis)
 	}
 	// cents = round(cost × remaining / upTo / 10^6), exactly, with
 	// remaining = remaining2 / 2.
@@ -368,25 +369,22 @@ func prevented(f incidentFacts, h AgentHistory) (*int64, string) {
 	n.Add(n.Lsh(n, 1), d)
 	n.Quo(n, d.Lsh(d, 1))
 	if !n.IsInt64() {
-		return nil, "No estimate: the figures are too large to estimate from."
+		return nil, false, "No estimate: the figures are too large to estimate from."
 	}
-	cents := n.Int64()
+	estimate := n.Int64()
 	average := (2*f.costMicro + f.upTo) / (2 * f.upTo)
 	perStep := dollars(average)
 	if f.costMicro%(f.upTo*runproof.MicrocentsPerCent) != 0 { // not whole cents: the product is of the exact average
 		// To the cent, "about $0.01 times 2 steps" would not make $0.01, nor
 		// "about $0.34 times 3 steps" $1.03.
-		if average < 10*runproof.MicrocentsPerCent || roundCents(average)*remaining2 != 2*cents {
+		if average < 10*runproof.MicrocentsPerCent || roundCents(average)*remaining2 != 2*estimate {
 			perStep = fineDollars(average)
 		}
 		perStep = "about " + perStep
 	}
-	return &cents, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
+	return &estimate, f.costMicro > 0, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
 		perStep, halfSteps(remaining2, "further step", "further steps"), basis)
 }
-
-// nothingAvoided starts the method of an estimate of nothing.
-const nothingAvoided = "Estimate: nothing avoided"
 
 // halfSteps counts n half steps in words: "9 steps", "8.5 steps".
 func halfSteps(n int64, one, many string) string {

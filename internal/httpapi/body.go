@@ -78,7 +78,9 @@ func (s *Server) writeTurn(c *call) (done func(), err error) {
 // come; the buffer then grows fourfold as the body fills it, up to the
 // length announced, so that memory follows the bytes received, not the
 // bytes announced (a client may announce 4 MiB and send a byte a second).
-const bodyFirst = 64 << 10
+// A small body's room: a body of unknown length holds that room until it
+// outgrows its first buffer (room).
+const bodyFirst = smallBody
 
 // readBody reads a JSON request body, sent as it is (no content coding).
 func readBody(c *call) ([]byte, error) {

@@ -633,9 +633,11 @@ func (v *verification) incidents() error {
 			if len(judged) == 1 && judged[0].Index == inc.InflectionStepIndex {
 				st = judged[0]
 			}
-			run, err := v.store.GetRun(v.ctx, v.p.TenantID, inc.RunID)
-			if err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
-				return err
+			var run runproof.Run // read only for an incident nothing contained, which its run tells
+			if inc.ContainedAt == nil {
+				if run, err = v.store.GetRun(v.ctx, v.p.TenantID, inc.RunID); err != nil && runproof.ErrorCode(err) != runproof.ENOTFOUND {
+					return err
+				}
 			}
 			if err := inc.CheckInflection(st, run); err != nil {
 				return v.fail(-1, "%s", runproof.ErrorMessage(err))

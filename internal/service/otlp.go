@@ -84,7 +84,7 @@ const spanAttempts = 10
 //     stored as violations;
 //   - a run that ended (completed, failed, cancelled, or stopped and then
 //     ended by its agent) takes no new spans, but for those that ended by
-//     its end, arriving within LateGrace of it (takesLate): the others are
+//     its end, arriving within LateGrace of it (refusedLate): the others are
 //     rejected;
 //   - the root span of a run named by its trace id ends the run, as failed
 //     when its status is ERROR.
@@ -156,11 +156,11 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	fresh := a.setResentApart(r.Spans, stored, now)
 	if run.CompletedAt != nil {
 		fresh = slices.DeleteFunc(fresh, func(sp otlp.Span) bool {
-			if takesLate(run, sp.Timestamp, sp.DurationMicros, now) {
-				return false
+			why := refusedLate(run, sp.Timestamp, sp.DurationMicros, now, "spans")
+			if why != "" {
+				a.reject([]otlp.Span{sp}, why)
 			}
-			a.reject([]otlp.Span{sp}, notLate(run, sp.Timestamp, sp.DurationMicros, "spans"))
-			return true
+			return why != ""
 		})
 	}
 	cur, raced, err := s.appendSpans(ctx, tenantID, run, fresh, e, a, now)

@@ -185,7 +185,7 @@ const MaxStepBeforeRun = 24 * time.Hour
 // ended; with other content it is ECONFLICT. New steps must follow the last
 // stored one without a gap; a run that ended (completed, failed, cancelled,
 // or stopped and then ended by its agent) takes none (ECONFLICT) but for
-// late steps (takesLate). A late step over a stop policy of a run that
+// late steps (refusedLate). A late step over a stop policy of a run that
 // ended unstopped opens an incident that nothing contained, and the steps
 // after it are judged as after a stop.
 func (s *Service) AppendSteps(ctx context.Context, tenantID, runID string, steps []runproof.Step) (StepsResult, error) {
@@ -238,8 +238,10 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 				res.Steps = append(res.Steps, o)
 				continue
 			}
-			if ended && !takesLate(run, step.Timestamp, step.DurationMicros, now) {
-				return runproof.RunChange{}, moved(stepConflict(i, "%s", notLate(run, step.Timestamp, step.DurationMicros, "steps")))
+			if ended {
+				if why := refusedLate(run, step.Timestamp, step.DurationMicros, now, "steps"); why != "" {
+					return runproof.RunChange{}, moved(stepConflict(i, "%s", why))
+				}
 			}
 			if next := change.Run.Totals.Steps; step.Index != next {
 				return runproof.RunChange{}, moved(runproof.Invalid(runproof.FieldError{Field: StepPath(i, "step_index"),
@@ -366,18 +368,21 @@ func outcome(s runproof.Step) StepOutcome {
 // its last child.
 const LateGrace = 5 * time.Minute
 
-// takesLate reports whether a run that ended takes a step that started at
-// start and lasted durMicros, arriving at now: one that ended by the run's
-// end (or within endSkew after it; the agent's times both), arriving within
-// LateGrace of when runproof recorded that end (of the end itself, for a
-// run that ended before runproof kept when).
-func takesLate(run runproof.Run, start time.Time, durMicros int64, now time.Time) bool {
-	if run.CompletedAt == nil {
-		return false
-	}
+// refusedLate says why a run that ended refuses a step or span (what) that
+// started at start and lasted durMicros, arriving at now, or "" when it
+// takes it: one that ended by the run's end (or within endSkew after it;
+// the agent's times both), arriving within LateGrace of when runproof
+// recorded that end (of the end itself, for a run that ended before
+// runproof kept when).
+func refusedLate(run runproof.Run, start time.Time, durMicros int64, now time.Time, what string) string {
 	recorded := *cmp.Or(run.EndRecordedAt, run.CompletedAt)
-	end := start.Add(time.Duration(durMicros) * time.Microsecond)
-	return !end.After(run.CompletedAt.Add(endSkew)) && now.Before(recorded.Add(LateGrace))
+	switch {
+	case start.Add(time.Duration(durMicros) * time.Microsecond).After(run.CompletedAt.Add(endSkew)):
+		return endedReason(run, what) + " (this one ended after the run did)"
+	case !now.Before(recorded.Add(LateGrace)):
+		return endedReason(run, what) + fmt.Sprintf(" (this one came more than %d minutes after the run ended)", int(LateGrace.Minutes()))
+	}
+	return ""
 }
 
 // endSkew is how much later than its run's end a late step may end: the
@@ -385,15 +390,6 @@ func takesLate(run runproof.Run, start time.Time, durMicros int64, now time.Time
 // (OpenTelemetry JS anchors each span to the millisecond clock when it
 // starts; a trace may cross processes).
 const endSkew = time.Second
-
-// notLate says why a run that ended does not take a step or span (what)
-// that started at start and lasted durMicros, which takesLate refused.
-func notLate(run runproof.Run, start time.Time, durMicros int64, what string) string {
-	if start.Add(time.Duration(durMicros) * time.Microsecond).After(run.CompletedAt.Add(endSkew)) {
-		return endedReason(run, what) + " (this one ended after the run did)"
-	}
-	return endedReason(run, what) + fmt.Sprintf(" (this one came more than %d minutes after the run ended)", int(LateGrace.Minutes()))
-}
 
 // endedReason says why a run that ended takes no more steps or spans
 // (what): the same words on both ways in.
