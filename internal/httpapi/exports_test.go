@@ -246,10 +246,18 @@ func TestMethodNotAllowedAndBearerCase(t *testing.T) {
 	e := newEnv(t, storetest.OpenSQLite(t))
 	admin := e.key("acme", runproof.RoleAdmin)
 	r := e.do("PUT", "/api/v1/policies", admin, nil)
-	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, POST" {
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD, POST" {
 		t.Errorf("PUT /policies: %d Allow %q %s", r.status, r.header.Get("Allow"), r.body)
 	}
-	e.must(404, e.do("GET", "/api/v1/nowhere", admin, nil))
+	r = e.do("POST", "/api/v1/logs/llm-runs", admin, nil)
+	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /logs/llm-runs: %d Allow %q %s", r.status, r.header.Get("Allow"), r.body)
+	}
+	// The problem's instance is the path as sent, a URI reference.
+	r = e.must(404, e.do("GET", "/api/v1/logs/llm-runs/r-1%2Fx%20y/envelope", admin, nil))
+	if !strings.Contains(string(r.body), `"instance":"/api/v1/logs/llm-runs/r-1%2Fx%20y/envelope"`) {
+		t.Errorf("instance not the escaped path: %s", r.body)
+	}
 	req, _ := http.NewRequest("GET", e.url+"/api/v1/policies", nil)
 	req.Header.Set("Authorization", "bearer "+admin)
 	res, err := http.DefaultClient.Do(req)

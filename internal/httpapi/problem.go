@@ -93,7 +93,7 @@ func newProblem(status int, code, detail string) Problem {
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
-	p.Instance = r.URL.Path
+	p.Instance = r.URL.EscapedPath() // a URI reference, as RFC 9457 asks: the path as sent
 	p.CorrelationID = correlationID(r.Context())
 	b, _ := marshal(p) // of strings and numbers only
 	writeBody(w, p.Status, "application/problem+json", append(b, '\n'))

@@ -153,8 +153,8 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 	}
 	s.mux.HandleFunc("/api/v1/logs/", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", "GET")
-			writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "the logs API is read-only: only GET is allowed"))
+			w.Header().Set("Allow", "GET, HEAD")
+			writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "the logs API is read-only: only GET (and HEAD) is allowed"))
 			return
 		}
 		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no such route: see /openapi.json"))
@@ -421,6 +421,9 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 		if _, pattern := s.mux.Handler(probe); strings.HasPrefix(pattern, rt.method+" ") {
 			allowed = append(allowed, rt.method)
 		}
+	}
+	if i := slices.Index(allowed, http.MethodGet); i >= 0 {
+		allowed = slices.Insert(allowed, i+1, http.MethodHead) // served by every GET route
 	}
 	return allowed
 }
