@@ -10,13 +10,40 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-// debriefReport lays out the leader's one-page debrief (two when its text
-// runs long): risk, what happened, what it cost, how fast it was handled,
-// what to do next. The references to the evidence come last, in small
-// type, out of the sentences.
-func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info) *report {
+// onePageDebrief lays the debrief out on one page: as it is when it fits,
+// else set tight, and then with the remediation notes, the one long text
+// people write into it, cut to the lines left (the debrief's JSON has
+// them whole, and the page says so). Only a debrief whose own text does
+// not fit even then runs to a second page.
+func onePageDebrief(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info) *report {
+	if r := debriefReport(ctx, b, info, regular, allLines).end(); r.pdf.PageCount() == 1 {
+		return r
+	}
+	r := debriefReport(ctx, b, info, tight, allLines).end()
+	if r.pdf.PageCount() == 1 || b.RemediationNotes == "" {
+		return r
+	}
+	// How many lines of notes fit: one, and what is left below it.
+	if short := debriefReport(ctx, b, info, tight, 1).end(); short.pdf.PageCount() == 1 {
+		if fit := debriefReport(ctx, b, info, tight, 1+int(short.room()/tight.facts.lh)).end(); fit.pdf.PageCount() == 1 {
+			return fit
+		}
+	}
+	return r
+}
+
+// allLines shows the remediation notes whole.
+const allLines = -1
+
+// debriefReport lays out the leader's debrief in set: risk, what happened,
+// what it cost, how fast it was handled, what to do next. The remediation
+// notes take at most notesLines lines (allLines: all they need). The
+// references to the evidence come last, in small type, out of the
+// sentences.
+func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info, set setting, notesLines int) *report {
 	r := newReport(ctx, info, pageInfo{title: "Executive debrief", bundleID: b.BundleID, hash: b.ContentHash,
 		class: b.Classification, created: b.CreatedAt})
+	r.set = set
 	sub := "Prepared by " + b.PreparedBy
 	if b.PreparedFor != "" {
 		sub = "Prepared for " + b.PreparedFor + " by " + b.PreparedBy
@@ -55,7 +82,7 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 		{key: "Breach", value: day(b.ViolationTime)},
 		{key: "Detected", value: day(b.DetectionTime)},
 		{key: "Contained", value: or(day(b.ContainmentTime), "not contained: the run was not stopped")},
-		{key: "Remediation notes", value: or(b.RemediationNotes, "none yet")},
+		{key: "Remediation notes", value: r.cut(or(b.RemediationNotes, "none yet"), notesLines)},
 	})
 
 	refs := []field{
@@ -72,6 +99,26 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 	r.noteSized("Every figure here can be checked against the evidence bundle of the same incident. To verify the signed ZIP and its ledger proof: "+
 		"runproof verify FILE.zip --key pub.pem", st.size)
 	return r
+}
+
+// cut shortens s to the lines of a fact's value it fills, when more than
+// lines (allLines: never), ending it with a mark that says where the rest
+// is.
+func (r *report) cut(s string, lines int) string {
+	const mark = " … (continued in the debrief's JSON)"
+	r.valueFont(false, r.set.facts)
+	w := r.width() - r.set.facts.kw
+	fits := func(s string) bool { return len(r.pdf.SplitText(r.clean(s), w)) <= lines }
+	if lines == allLines || fits(s) {
+		return s
+	}
+	words := strings.Fields(s)
+	for n := len(words) - 1; n > 0; n-- {
+		if t := strings.Join(words[:n], " ") + mark; fits(t) {
+			return t
+		}
+	}
+	return strings.TrimPrefix(mark, " ")
 }
 
 // riskColors are the badge colours of the risk levels.
@@ -149,8 +196,8 @@ func (r *report) numbered(items []string) {
 		r.text(margin+2.6-pdf.GetStringWidth(n)/2, y+3.5, n)
 		pdf.SetLeftMargin(margin + indent)
 		pdf.SetXY(margin+indent, y)
-		r.font(sans, "", 9.5, ink)
-		pdf.MultiCell(0, 5, r.clean(it), "", "L", false)
+		r.font(sans, "", r.set.body, ink)
+		pdf.MultiCell(0, r.set.lead+0.2, r.clean(it), "", "L", false)
 		pdf.SetLeftMargin(margin)
 		pdf.Ln(1.5)
 	}

@@ -42,7 +42,7 @@ func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report 
 		column{title: "Description", w: 42, wrap: true},
 		column{title: "Evidence provided", w: 72, wrap: true},
 		column{title: "Status", w: 26, wrap: true},
-	).under(headingH, func() { r.heading("Criteria mappings") })
+	).under(r.set.headingH, func() { r.heading("Criteria mappings") })
 	for _, m := range b.ControlMappings {
 		c := statusFill(m.ComplianceStatus)
 		t.row([]string{m.ControlID, m.ControlName, m.ControlDescription, m.EvidenceProvided, m.ComplianceStatus},

@@ -60,29 +60,41 @@ func Write(ctx context.Context, w io.Writer, bundle evidence.Bundle, info Info) 
 	switch b := bundle.(type) {
 	case *evidence.EvidenceBundle:
 		if b != nil {
-			r = evidenceReport(ctx, b, info)
+			r = evidenceReport(ctx, b, info).end()
 		}
 	case *evidence.SOC2Bundle:
 		if b != nil {
-			r = soc2Report(ctx, b, info)
+			r = soc2Report(ctx, b, info).end()
 		}
 	case *evidence.ExecutiveDebriefBundle:
 		if b != nil {
-			r = debriefReport(ctx, b, info)
+			r = onePageDebrief(ctx, b, info)
 		}
 	}
 	if r == nil {
 		return fmt.Errorf("pdfr: cannot write a %T as PDF", bundle)
-	}
-	if r.escaped {
-		r.note("Characters the report's fonts do not have (Chinese, Japanese, Korean or Arabic script, emoji, say) are shown as their " +
-			"Unicode code points, as <U+4E2D>; bundle.json holds the text as it was sent.")
 	}
 	r.pdf.SetCompression(!info.Uncompressed)
 	if err := r.pdf.Output(w); err != nil {
 		return fmt.Errorf("pdfr: %w", err)
 	}
 	return nil
+}
+
+// end closes a report: with a note when some text was written as code
+// points.
+func (r *report) end() *report {
+	if r.escaped {
+		r.note("Characters the report's fonts do not have (Chinese, Japanese, Korean or Arabic script, emoji, say) are shown as their " +
+			"Unicode code points, as <U+4E2D>; bundle.json holds the text as it was sent.")
+	}
+	return r
+}
+
+// room is what is left of the page, mm.
+func (r *report) room() float64 {
+	_, ph := r.pdf.GetPageSize()
+	return ph - bottom - r.pdf.GetY()
 }
 
 // Page geometry, mm.
@@ -132,7 +144,25 @@ type report struct {
 	shown     map[string]*charSet // by family and style: what Text has written in the font (see show)
 	buf       []byte              // scratch of show
 	escaped   bool                // some text was written as code points (see clean)
+	set       setting             // type sizes and spacing of the text
 }
+
+// A setting is the size and spacing of a report's text: paragraphs and
+// lists (font size pt, line height mm), notes (pt), a heading's height
+// (mm) and key-value blocks.
+type setting struct {
+	body, lead, note, headingH float64
+	facts                      fieldStyle
+}
+
+var (
+	// regular is how every report is set.
+	regular = setting{body: 9.5, lead: 4.8, note: 8.5, headingH: 12, facts: regularFields}
+	// tight sets a debrief closer, and a little smaller, when it would
+	// otherwise run to a second page.
+	tight = setting{body: 9, lead: 4.3, note: 8, headingH: 9.5,
+		facts: fieldStyle{kw: 46, lh: 4.1, pad: 0.7, size: 8.5, keySize: 8, tint: true}}
+)
 
 // charSet is a set of characters.
 type charSet struct {
@@ -159,7 +189,7 @@ type pageInfo struct {
 
 func newReport(ctx context.Context, info Info, p pageInfo) *report {
 	pdf := fpdf.NewCustom(&fpdf.InitType{OrientationStr: "P", UnitStr: "mm", Size: a4})
-	r := &report{ctx: ctx, pdf: pdf, viaText: info.viaText, shown: map[string]*charSet{}}
+	r := &report{ctx: ctx, pdf: pdf, viaText: info.viaText, shown: map[string]*charSet{}, set: regular}
 	// fpdf writes into the font bytes it is given while it subsets them
 	// (hmtx of monospaced fonts): each document gets its own copy, which
 	// keeps the Go fonts intact and the output deterministic.
@@ -402,21 +432,18 @@ func (r *report) title(title, subtitle string) {
 	pdf.Ln(6)
 }
 
-// headingH is the height of a heading, mm.
-const headingH = 12.0
-
 // heading starts a section, on a new page when little room is left.
 func (r *report) heading(s string) {
 	r.need(28)
 	pdf := r.pdf
-	const text = 7.0 // the title's line; the rest of headingH is space above and below
-	pdf.Ln((headingH - text) / 2)
+	const text = 7.0 // the title's line; the rest of the heading's height is space above and below
+	pdf.Ln((r.set.headingH - text) / 2)
 	r.font(sans, "B", 13, accent)
 	pdf.CellFormat(0, text, r.clean(s), "", 1, "L", false, 0, "")
 	r.drawColor(ruleColor)
 	pdf.SetLineWidth(0.3)
 	pdf.Line(margin, pdf.GetY()+0.5, margin+r.width(), pdf.GetY()+0.5)
-	pdf.Ln((headingH - text) / 2)
+	pdf.Ln((r.set.headingH - text) / 2)
 }
 
 // captioned starts a table under a subheading, kept together.
@@ -438,13 +465,13 @@ func (r *report) subheading(s string) {
 
 // para writes a wrapped paragraph.
 func (r *report) para(s string) {
-	r.font(sans, "", 9.5, ink)
-	r.pdf.MultiCell(0, 4.8, r.clean(s), "", "L", false)
+	r.font(sans, "", r.set.body, ink)
+	r.pdf.MultiCell(0, r.set.lead, r.clean(s), "", "L", false)
 	r.pdf.Ln(2)
 }
 
 // note writes a small wrapped remark.
-func (r *report) note(s string) { r.noteSized(s, 8.5) }
+func (r *report) note(s string) { r.noteSized(s, r.set.note) }
 
 // noteSized writes a small wrapped remark in size pt.
 func (r *report) noteSized(s string, size float64) {
@@ -499,8 +526,8 @@ var (
 	smallFields = fieldStyle{kw: 30, lh: 3.4, pad: 0.25, size: 7, keySize: 6.5}
 )
 
-// fields writes a two-column key-value block in the regular style.
-func (r *report) fields(rows []field) { r.fieldsAs(rows, regularFields) }
+// fields writes a two-column key-value block in the report's setting.
+func (r *report) fields(rows []field) { r.fieldsAs(rows, r.set.facts) }
 
 // fieldsAs writes a two-column key-value block; long values wrap. A row
 // goes to the next page whole when it fits on one, and is split across

@@ -126,6 +126,46 @@ func TestDebriefIsShort(t *testing.T) {
 	}
 }
 
+// TestDebriefKeepsToOnePage: a debrief whose texts run as long as they
+// may (a prepared_for and a policy name of 200 bytes, partly in a script
+// the fonts lack, steps sent after the stop, remediation notes of 2000
+// bytes) is set tight, and cuts the notes to what fits, saying where the
+// rest is; shorter notes stay whole.
+func TestDebriefKeepsToOnePage(t *testing.T) {
+	long := strings.Repeat("The team lowered the cap and added a review of every tool call. ", 40)[:runproof.MaxNotes]
+	for _, c := range []struct {
+		name, notes, want string
+	}{
+		{"long notes", long, "(continued in the debrief's JSON)"},
+		{"short notes", "Cap lowered to $0.50 a run.", "Cap lowered to $0.50 a run."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := costRun(t, "agent-research", 6, 3) // two steps after the stop
+			src.Incident.PolicyName = strings.Repeat("cost cap of the research agents 研究 ", 6)[:runproof.MaxName]
+			src.Incident.RemediationStatus, src.Incident.RemediationNotes = "in_progress", c.notes
+			o := options()
+			o.PreparedFor = strings.Repeat("Chief Technology Officer and Board ", 6)[:runproof.MaxName]
+			d, err := evidence.BuildExecutiveDebrief(src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages := check(t, write(t, "debrief-long.pdf", &d, Info{ExportID: "0195a3c5-0000-7000-8000-000000000042", KeyID: "key-2026-03"}))
+			text := strings.Join(strings.Fields(strings.Join(pages, " ")), " ")
+			if len(pages) != 1 {
+				t.Errorf("the debrief has %d pages, want one", len(pages))
+			}
+			for _, want := range []string{c.want, "The team lowered the cap", "<U+7814 U+7A76>", "Signing key", "runproof verify FILE.zip"} {
+				if c.notes != long && want == "The team lowered the cap" {
+					continue
+				}
+				if !strings.Contains(text, want) {
+					t.Errorf("the debrief lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
 func TestLongTracePaginates(t *testing.T) {
 	ev, _, _ := bundles(t, costRun(t, "agent-research", 1200, 800))
 	pages := check(t, write(t, "evidence-1200.pdf", ev, Info{}))
