@@ -173,7 +173,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 		b.ViolationTimestamp = runproof.FormatTime(inc.ViolationAt)
 		b.DetectionTimestamp = runproof.FormatTime(inc.DetectedAt)
 		b.ContainmentTimestamp = optTime(contained)
-		b.RemediationStatus = inc.RemediationStatus
+		b.RemediationStatus, b.RemediationNotes = inc.RemediationStatus, inc.RemediationNotes
 	}
 	return b, after, nil
 }
@@ -347,14 +347,18 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 			b.StepsOmitted, b.TotalSteps)
 	}
 
-	// The status alone: a sign-off carries over to later bundles of the same
-	// status (BuildSOC2), whose notes may differ (the debrief has them).
+	// The status alone decides: a sign-off carries over to later bundles of
+	// the same status (BuildSOC2), whose notes may differ.
 	remediation := strings.ReplaceAll(inc.RemediationStatus, "_", " ")
 	trace := fmt.Sprintf("Complete execution trace of %s available for root-cause analysis", count(b.TotalSteps, "step", "steps"))
 	switch {
 	case full && inc.RemediationStatus == runproof.RemediationCompleted:
 		out[2].ComplianceStatus = StatusDemonstrated
-		out[2].EvidenceProvided = fmt.Sprintf("%s; remediation %s.", trace, remediation)
+		what := "what was done is in remediation_notes"
+		if inc.RemediationNotes == "" {
+			what = "but no notes record what was done"
+		}
+		out[2].EvidenceProvided = fmt.Sprintf("%s; remediation %s, %s.", trace, remediation, what)
 	case full && inc.RemediationStatus == runproof.RemediationInProgress:
 		out[2].ComplianceStatus = StatusPartial
 		out[2].EvidenceProvided = fmt.Sprintf("%s; remediation %s, not completed yet.", trace, remediation)

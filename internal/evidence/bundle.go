@@ -212,6 +212,7 @@ type EvidenceBundle struct {
 	IncidentID           string              `json:"incident_id,omitempty"`
 	LastStepIndex        *int64              `json:"last_step_index,omitempty"` // added
 	PolicyContext        PolicyContext       `json:"policy_context"`
+	RemediationNotes     string              `json:"remediation_notes,omitempty"`  // added: the incident's, what was done
 	RemediationStatus    string              `json:"remediation_status,omitempty"` // added: the incident's
 	RunCompletedAt       string              `json:"run_completed_at,omitempty"`
 	RunEndedAs           runproof.RunStatus  `json:"run_ended_as,omitempty"` // added: what the agent ended the run as (a stopped run stays stopped)

@@ -336,6 +336,15 @@ func TestSOC2Statuses(t *testing.T) {
 		{"not contained", notContained, true, [3]string{P, D, P}, "no containment is recorded"},
 		{"no incident", cleanRun(t), true, [3]string{N, N, N}, "No stop policy was breached"},
 	}
+	noted := deniedRun(t)
+	noted.Incident.RemediationNotes = "Shell access removed from the agent's tools."
+	tests = append(tests, struct {
+		name     string
+		src      evidence.Source
+		rawSteps bool
+		want     [3]string
+		evidence string
+	}{"remediation completed, with notes", noted, true, [3]string{D, D, D}, `denied step type "shell:exec" used at step 2`})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := goldenOptions()
@@ -353,6 +362,17 @@ func TestSOC2Statuses(t *testing.T) {
 			}
 			if !strings.Contains(b.ControlMappings[0].EvidenceProvided, tt.evidence) {
 				t.Errorf("CC7.2 evidence %q, want %q", b.ControlMappings[0].EvidenceProvided, tt.evidence)
+			}
+			// CC7.4's evidence says whether notes record what was done, and
+			// the bundle carries them.
+			if inc := tt.src.Incident; inc != nil && inc.RemediationStatus == runproof.RemediationCompleted {
+				want := "but no notes record what was done"
+				if inc.RemediationNotes != "" {
+					want = "what was done is in remediation_notes"
+				}
+				if !strings.Contains(b.ControlMappings[2].EvidenceProvided, want) || b.RemediationNotes != inc.RemediationNotes {
+					t.Errorf("CC7.4 evidence %q, notes %q", b.ControlMappings[2].EvidenceProvided, b.RemediationNotes)
+				}
 			}
 			if b.ReviewStatus != evidence.ReviewPending || strings.Join(b.CriteriaCovered, ",") != "CC7.2,CC7.3,CC7.4" {
 				t.Errorf("review %s criteria %v", b.ReviewStatus, b.CriteriaCovered)

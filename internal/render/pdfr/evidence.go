@@ -148,7 +148,8 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 		field{key: "Containment time", value: or(when(b.ContainmentTimestamp)+after(b.DetectionTimestamp, b.ContainmentTimestamp, "detection"), "not contained: the run was not stopped")},
 	)
 	if b.RemediationStatus != "" {
-		fs = append(fs, field{key: "Remediation", value: strings.ReplaceAll(b.RemediationStatus, "_", " ")})
+		fs = append(fs, field{key: "Remediation", value: strings.ReplaceAll(b.RemediationStatus, "_", " ")},
+			field{key: "Remediation notes", value: or(b.RemediationNotes, "none")})
 	}
 	return fs
 }
