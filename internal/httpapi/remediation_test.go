@@ -72,7 +72,7 @@ func TestRemediation(t *testing.T) {
 		done := map[string]any{"remediation_status": "completed", "remediation_notes": "Weekly reviews in place."}
 		e.must(200, e.do("POST", path, admin, done))
 		if got := cc74(); got.ComplianceStatus != evidence.StatusDemonstrated ||
-			!strings.HasSuffix(got.EvidenceProvided, "remediation completed.") {
+			!strings.HasSuffix(got.EvidenceProvided, "remediation completed, what was done is in remediation_notes.") {
 			t.Errorf("CC7.4 with the remediation completed: %+v", got)
 		}
 		var debrief evidence.ExecutiveDebriefBundle
