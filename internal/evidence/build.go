@@ -86,10 +86,9 @@ func scan(src Source, each func(runproof.Step) error) (runproof.Totals, []Breach
 		return t, nil, runproof.Errorf(runproof.ECONFLICT, "run %q records %d steps but only %d could be read: a bundle holds every step, so none is made",
 			run.ID, run.Totals.Steps, t.Steps)
 	case t != run.Totals:
-		return t, nil, runproof.Errorf(runproof.ECONFLICT, "run %q records totals of %d tokens, %d µ¢ and %d µs, its steps add up to %d, %d and %d: "+
+		return t, nil, runproof.Errorf(runproof.ECONFLICT, "run %q records totals of %s, its steps add up to %s: "+
 			"the database was changed behind runproof's back, and no bundle is made of evidence that contradicts itself",
-			run.ID, run.Totals.InputTokens+run.Totals.OutputTokens, run.Totals.CostMicrocents, run.Totals.DurationMicros,
-			t.InputTokens+t.OutputTokens, t.CostMicrocents, t.DurationMicros)
+			run.ID, totalsText(run.Totals), totalsText(t))
 	}
 	return t, breaches.List(), nil
 }
@@ -278,6 +277,12 @@ func CompliancePeriod(at time.Time, start, end *time.Time) (time.Time, time.Time
 	day := at.UTC().Truncate(24 * time.Hour)
 	next := day.Add(24 * time.Hour)
 	return *cmp.Or(start, &day), *cmp.Or(end, &next)
+}
+
+// totalsText states every member of totals, for a message that compares
+// two of them.
+func totalsText(t runproof.Totals) string {
+	return fmt.Sprintf("%d input and %d output tokens, %d µ¢ and %d µs", t.InputTokens, t.OutputTokens, t.CostMicrocents, t.DurationMicros)
 }
 
 // Default SOC 2 controls: the Trust Services Criteria an incident bears on.

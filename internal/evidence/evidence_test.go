@@ -87,10 +87,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
+		t.Fatalf("%v (go test ./internal/evidence -update creates it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got %s\nwant %s", name, got, want)
+		t.Errorf("%s differs from the golden file (go test ./internal/evidence -update rewrites it)\n got %s\nwant %s", name, got, want)
 	}
 }
 

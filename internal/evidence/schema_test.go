@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -301,5 +302,27 @@ func TestRunEndedAs(t *testing.T) {
 		if !bytes.Contains(b.json, []byte(`"run_status":"stopped"`)) && b.kind != "executive_debrief" {
 			t.Errorf("%s: not stopped", b.kind)
 		}
+	}
+}
+
+// TestSchemaKnowsEveryPolicyType: the bundles' schema lists the policy
+// types there are, so that a bundle of a new type still validates.
+func TestSchemaKnowsEveryPolicyType(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(schemaDir, "evidence.schema.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Defs struct {
+			PolicyType struct {
+				Enum []runproof.PolicyType `json:"enum"`
+			} `json:"policy_type"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Defs.PolicyType.Enum; !slices.Equal(got, runproof.PolicyTypes) {
+		t.Errorf("evidence.schema.json's policy_type is %v, the policy types %v", got, runproof.PolicyTypes)
 	}
 }

@@ -1,6 +1,8 @@
 package evidence
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/runproof/runproof/internal/runproof"
@@ -16,6 +18,24 @@ func TestEveryPolicyTypeIsWorded(t *testing.T) {
 		}
 		if pt.IsLimit() != (pt.Unit() != "") {
 			t.Errorf("policy type %s: a limit %v, unit %q", pt, pt.IsLimit(), pt.Unit())
+		}
+	}
+}
+
+// TestEveryLimitIsWrittenInItsUnit: the SOC 2 evidence and the debrief
+// write a limit in words and in its unit, for every limit type, rather
+// than as its identifier or a bare number.
+func TestEveryLimitIsWrittenInItsUnit(t *testing.T) {
+	for _, pt := range runproof.PolicyTypes {
+		if !pt.IsLimit() {
+			continue
+		}
+		inc := &runproof.Incident{PolicyName: "cap", ViolationType: pt, ThresholdValue: "1", ActualValue: "2"}
+		if text := breachText(inc); strings.Contains(text, "_") {
+			t.Errorf("policy type %s: the SOC 2 evidence says %q", pt, text)
+		}
+		if a := amount(pt, 2*unitScale(pt)); a == strconv.FormatInt(2*unitScale(pt), 10) {
+			t.Errorf("policy type %s: the debrief writes a limit as the bare number %q", pt, a)
 		}
 	}
 }

@@ -135,10 +135,10 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
+		t.Fatalf("%v (go test ./internal/export -update creates it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n got %.400s", name, got)
+		t.Errorf("%s differs from the golden file (go test ./internal/export -update rewrites it)\n got %.400s", name, got)
 	}
 }
 
