@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/store/sqlite"
 )
 
 // TestDatabaseEnv: the commands demo prints name $RUNPROOF_DATABASE_URL;
@@ -287,5 +290,31 @@ func TestYAMLToJSON(t *testing.T) {
 		if got, err := yamlToJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %s, %v; want an error with %q", in, got, err, want)
 		}
+	}
+}
+
+// TestLedgerVerifyInterrupted: a check cut short (Ctrl-C) has no outcome:
+// it says so, records nothing, and begins no further tenant.
+func TestLedgerVerifyInterrupted(t *testing.T) {
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "runproof.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if err := store.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	e := &env{log: slog.New(slog.DiscardHandler), stdout: &out}
+	err = verifyLedgersOf(ctx, e, store, "acme", nil, nil, false)
+	if err == nil || err.Error() != `ledger verify: interrupted while checking tenant "acme"` ||
+		out.String() != "acme: interrupted before the check was done: nothing recorded\n" {
+		t.Errorf("%v, %q", err, out.String())
+	}
+	evs, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Limit: 1})
+	if err != nil || len(evs) != 0 {
+		t.Errorf("recorded %+v, %v", evs, err)
 	}
 }

@@ -44,8 +44,11 @@ have steps waiting), and that the database still has every trigger that
 guards runproof's records. Prints one line per tenant (a long check logs
 how far it is every two seconds); exits 1 naming the first entry that
 does not match, or the triggers gone, and 2 when a flag is wrong (a
---signing-key that is not a private key file included). Each tenant's check is recorded as
-an audit event of category integrity (GET /api/v1/logs/audit/integrity).
+--key, --checkpoint or --signing-key file that cannot be read or holds no
+key, a checkpoint of another tenant than --tenant), before anything is
+checked. Each tenant's check is recorded as an audit event of category
+integrity (GET /api/v1/logs/audit/integrity); one interrupted (Ctrl-C) is
+not, and the tenants after it are not begun (exit 1).
 
   --tenant T            only this tenant's ledger (default: every tenant that
                         has one, has exports, which must be in one, or has
@@ -80,20 +83,33 @@ Examples:
 				if len(args) > 0 {
 					return usagef("ledger verify: unexpected argument %q (see runproof ledger verify -h)", args[0])
 				}
+				if *tenant == "" && flagGiven(fs, "tenant") {
+					return usagef("ledger verify: --tenant is empty: name a tenant, or leave the flag out to check every tenant")
+				}
+				// The files given are read first: a mistyped one is a wrong
+				// flag, said before anything is opened or recorded.
+				keys, err := keysOfFiles(keyFiles)
+				if err != nil {
+					return err
+				}
 				var older []byte
 				if *checkpoint != "" {
-					var err error
 					if older, err = os.ReadFile(*checkpoint); err != nil {
-						return fmt.Errorf("ledger verify: --checkpoint: %w", err)
+						return usagef("ledger verify: --checkpoint: %v", err)
 					}
 					// A signed note ends with one newline: an editor or a
 					// copy may add more, or turn them into CRLF.
 					older = append(bytes.TrimRight(bytes.ReplaceAll(older, []byte("\r\n"), []byte("\n")), " \t\r\n"), '\n')
-					if *tenant == "" {
-						if *tenant = ledger.CheckpointTenant(older); *tenant == "" {
-							return usagef("ledger verify: --checkpoint %s is not a runproof ledger checkpoint: give the signed note "+
-								"that GET /api/v1/ledger/checkpoint serves, saved to a file", *checkpoint)
-						}
+					of := ledger.CheckpointTenant(older)
+					switch {
+					case of == "":
+						return usagef("ledger verify: --checkpoint %s is not a runproof ledger checkpoint: give the signed note "+
+							"that GET /api/v1/ledger/checkpoint serves, saved to a file", *checkpoint)
+					case *tenant == "":
+						*tenant = of
+					case of != *tenant:
+						return usagef("ledger verify: --checkpoint %s is tenant %q's, not %q's: give that tenant's checkpoint, or leave --tenant out",
+							*checkpoint, of, *tenant)
 					}
 				}
 				if *tenant != "" {
@@ -101,7 +117,7 @@ Examples:
 						return err
 					}
 				}
-				return verifyLedgers(ctx, e, *tenant, older, keyFiles, *allSignatures)
+				return verifyLedgers(ctx, e, *tenant, older, keys, *allSignatures)
 			}
 		},
 	}
@@ -139,15 +155,19 @@ func verifiedTenants(ctx context.Context, store runproof.Store) ([]string, error
 	return slices.Compact(tenants), nil
 }
 
-func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keyFiles []string, allSignatures bool) error {
+// verifyLedgers checks the ledgers (see verifyLedgersOf) with the verifier
+// keys given, or else with those of the data directory.
+func verifyLedgers(ctx context.Context, e *env, tenant string, older []byte, keys []string, allSignatures bool) error {
 	store, err := openRecorded(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	vkeys, err := verifierKeys(ctx, e.common, store, keyFiles)
-	if err != nil {
-		return err
+	vkeys := keys
+	if len(vkeys) == 0 {
+		if vkeys, err = dataVerifierKeys(ctx, e.common, store); err != nil {
+			return err
+		}
 	}
 	// A trigger dropped changes no record by itself, but lets them be
 	// changed: said after the tenants' lines, and a failure.
@@ -183,6 +203,12 @@ func verifyLedgersOf(ctx context.Context, e *env, store database, tenant string,
 		rep, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: t, VerifierKeys: vkeys, Checkpoint: older,
 			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures,
 			Progress: progressLog(e, t)})
+		if err != nil && ctx.Err() != nil {
+			// Cut short: no outcome, so none is recorded, and the
+			// tenants after it are not begun.
+			fmt.Fprintf(e.stdout, "%s: interrupted before the check was done: nothing recorded\n", t)
+			return cmp.Or(first, fmt.Errorf("ledger verify: interrupted while checking tenant %q", t))
+		}
 		line := verifyLine(rep, err)
 		if err != nil {
 			if entries, lerr := store.LedgerEntries(ctx, t, 0, 1); lerr == nil && len(entries) == 0 {
@@ -213,7 +239,7 @@ func verifyLedgersOf(ctx context.Context, e *env, store database, tenant string,
 		if unknown {
 			continue // no record, which would start a ledger for a mistyped --tenant
 		}
-		// The check is recorded whatever its outcome, even after Ctrl-C.
+		// A check done is recorded whatever its outcome, even after Ctrl-C.
 		ev := cliEvent(t, runproof.AuditIntegrity, "ledger.verify", "ledger/"+t, decision, line)
 		ev.OccurredAt = runproof.Timestamp(started) // when the check began
 		aerr := record(ctx, service.New(store, service.Options{}), ev)
@@ -324,37 +350,43 @@ func checkpointsHold(n int64) string {
 	return fmt.Sprintf("%d checkpoints hold", n)
 }
 
-// verifierKeys returns the note verifier keys of --key files, or else of
-// the signing keys of the data directory (none when it has none and the
-// store no ledger).
-func verifierKeys(ctx context.Context, c common, store ledgerTenants, files []string) ([]string, error) {
+// keysOfFiles returns the note verifier keys of --key files; a file that
+// cannot be read or holds no key is a wrong flag.
+func keysOfFiles(files []string) ([]string, error) {
 	var out []string
 	for _, f := range files {
+		if f == "" {
+			return nil, usagef("ledger verify: --key is empty: name a public key file (PEM, or a note verifier key)")
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("ledger verify: --key: %w", err)
+			return nil, usagef("ledger verify: --key: %v", err)
 		}
 		if bytes.Contains(b, []byte("-----BEGIN")) {
 			pub, err := signing.ParsePublicPEM(b)
 			if err != nil {
-				return nil, fmt.Errorf("ledger verify: --key %s: %w", f, err)
+				return nil, usagef("ledger verify: --key %s: %v", f, err)
 			}
 			vk, err := ledger.VerifierKey(pub)
 			if err != nil {
-				return nil, fmt.Errorf("ledger verify: --key %s: %w", f, err)
+				return nil, usagef("ledger verify: --key %s: %v", f, err)
 			}
 			out = append(out, vk)
 			continue
 		}
 		vk := strings.TrimSpace(string(b))
 		if _, err := note.NewVerifier(vk); err != nil {
-			return nil, fmt.Errorf("ledger verify: --key %s holds neither a PEM public key nor a verifier key: %w", f, err)
+			return nil, usagef("ledger verify: --key %s holds neither a PEM public key nor a verifier key: %v", f, err)
 		}
 		out = append(out, vk)
 	}
-	if len(out) > 0 {
-		return out, nil
-	}
+	return out, nil
+}
+
+// dataVerifierKeys returns the note verifier keys of the signing keys of
+// the data directory and --signing-key (none when there are none and the
+// store has no ledger).
+func dataVerifierKeys(ctx context.Context, c common, store ledgerTenants) ([]string, error) {
 	pubs, err := signing.PublicKeys(filepath.Join(c.data, "signing-keys"))
 	if err != nil {
 		return nil, err

@@ -115,6 +115,36 @@ func TestLedgerVerify(t *testing.T) {
 	if !strings.Contains(r.stderr, "give its public key with --key") || !strings.Contains(r.stdout, "give its public key with --key") {
 		t.Errorf("no hint at the key: %q %q", r.stdout, r.stderr)
 	}
+	// Wrong flags are said as such (exit 2) before anything is checked,
+	// and recorded as no check.
+	checks := func() int {
+		t.Helper()
+		evs, err := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: "demo", Category: runproof.AuditIntegrity, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	before := checks()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--key", filepath.Join(dir, "nope.pem")}, "ledger verify: --key: open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
+		{[]string{"--key", cpFile}, "ledger verify: --key " + cpFile + " holds neither a PEM public key nor a verifier key"},
+		{[]string{"--key", ""}, "ledger verify: --key is empty"},
+		{[]string{"--checkpoint", dir}, "ledger verify: --checkpoint: read " + dir + ": is a directory"},
+		{[]string{"--checkpoint", cpFile, "--tenant", "acme"}, `ledger verify: --checkpoint ` + cpFile + ` is tenant "demo"'s, not "acme"'s`},
+		{[]string{"--tenant", ""}, "ledger verify: --tenant is empty"},
+	} {
+		r := runCLI(t, "", append([]string{"ledger", "verify", "--data", data}, c.args...)...)
+		if r.code != 2 || r.stdout != "" || !strings.HasPrefix(r.stderr, "runproof: "+c.want) {
+			t.Errorf("ledger verify %q: %d %q %q, want exit 2 and %q", c.args, r.code, r.stdout, r.stderr, c.want)
+		}
+	}
+	if n := checks(); n != before {
+		t.Errorf("wrong flags recorded %d checks", n-before)
+	}
 
 	// A record changed behind the triggers' back: entry 39 is the sealed
 	// manifest of evidence.zip (after the steps of the 36 runs, and the
@@ -154,7 +184,7 @@ func TestLedgerVerify(t *testing.T) {
 	}
 
 	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--checkpoint", writeFile(t, "x", "not a checkpoint")), 2, "is not a runproof ledger checkpoint")
-	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--key", writeFile(t, "k", "nope")), 1, "neither a PEM public key nor a verifier key")
+	wantError(t, runCLI(t, "", "ledger", "verify", "--data", data, "--key", writeFile(t, "k", "nope")), 2, "neither a PEM public key nor a verifier key")
 }
 
 // A key given with --signing-key and later replaced by another: what it
