@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/atomicfile"
 	"github.com/runproof/runproof/internal/export"
@@ -30,7 +31,8 @@ func exportCommand() *command {
 
 Builds a bundle, records the export in the tenant's export record (origin
 HUMAN, source cli) and writes the artifact to --out. The file's sha256 is the
-checksum of the record.
+checksum of the record. A long export logs every 5 seconds that it is
+still running.
 
   --tenant T            the tenant (required)
   --incident ID         the incident to export
@@ -122,7 +124,9 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	recoverExports(ctx, e, exporter, tenant)
 	seal(ctx, e, ex.ledger, tenant) // the steps exported are in the ledger before the bundle is signed
 	who := export.Requester{ID: operator(), Origin: runproof.OriginHuman, SourceComponent: "cli", Name: userName()}
+	stop := stillRunning(e, "export still running", 5*time.Second) // a run of a million steps takes a while
 	rec, err := exporter.Export(ctx, tenant, who, in)
+	stop()
 	if rec.ID != "" { // made, or failed and recorded: as an API export, an audit event says so
 		ev := cliEvent(tenant, runproof.AuditWrite, "export", "export/"+rec.ID, runproof.DecisionAllow,
 			fmt.Sprintf("%s %s of %s: %s", rec.BundleType, rec.Format, subject(rec), rec.Status))
@@ -148,6 +152,26 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	}
 	seal(ctx, e, ex.ledger, tenant)
 	return nil
+}
+
+// stillRunning logs msg with the time taken every interval until the
+// function it returns is called, so that long work does not look hung.
+func stillRunning(e *env, msg string, interval time.Duration) (stop func()) {
+	start, done, exited := time.Now(), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				e.log.Info(msg, slog.Duration("elapsed", time.Since(start).Round(time.Second)))
+			}
+		}
+	}()
+	return func() { close(done); <-exited } // no line of it after stop returns
 }
 
 // recoverExports ends what an interrupted command or server left

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -317,4 +318,39 @@ func TestLedgerVerifyInterrupted(t *testing.T) {
 	if err != nil || len(evs) != 0 {
 		t.Errorf("recorded %+v, %v", evs, err)
 	}
+}
+
+// TestStillRunning: long work logs that it goes on until stopped, and not
+// after.
+func TestStillRunning(t *testing.T) {
+	out := &lockedBuffer{}
+	e := &env{log: slog.New(slog.NewTextHandler(out, nil))}
+	stop := stillRunning(e, "export still running", time.Millisecond)
+	for !strings.Contains(out.String(), "export still running") {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	logged := out.String()
+	time.Sleep(20 * time.Millisecond)
+	if out.String() != logged || !strings.Contains(logged, "elapsed=") {
+		t.Errorf("%q, then %q", logged, out.String())
+	}
+}
+
+// lockedBuffer is a buffer written and read from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
