@@ -213,6 +213,7 @@ func TestUsageErrors(t *testing.T) {
 		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty: name a directory"},
 		{"empty export --out", []string{"export", "--tenant", "acme", "--run", "r1", "--out", "", "--data", data}, "--out is empty: name a file"},
 		{"empty demo --out", []string{"demo", "--out", "", "--data", data}, "--out is empty: name a directory"},
+		{"empty --period-start", []string{"export", "--tenant", "acme", "--run", "r1", "--type", "soc2", "--period-start", "", "--data", data}, "--period-start is empty"},
 		{"empty --checkpoint", []string{"ledger", "verify", "--tenant", "acme", "--checkpoint", "", "--data", data}, "--checkpoint is empty"},
 		{"empty --signing-key", []string{"keys", "list", "--tenant", "acme", "--signing-key", "", "--data", data}, "--signing-key is empty: name a file"},
 		{"empty --database", []string{"migrate", "--database", "", "--data", data}, "--database is empty: give a postgres:// URL"},

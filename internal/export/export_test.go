@@ -200,6 +200,7 @@ func TestBadRequests(t *testing.T) {
 		{"the audit log", export.Input{Scope: runproof.ScopeAudit, Format: "json"}, runproof.EINVALID, "scope"},
 		{"prepared_by not text", export.Input{IncidentID: inc.ID, Format: "json", PreparedBy: "Ada\x00"}, runproof.EINVALID, "prepared_by"},
 		{"bad period", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json", PeriodStart: "yesterday"}, runproof.EINVALID, "period_start"},
+		{"period of a mistyped year", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json", PeriodStart: "0001-01-01T00:00:00Z"}, runproof.EINVALID, "period_start"},
 		{"reversed period", export.Input{IncidentID: inc.ID, BundleType: "soc2", Format: "json", PeriodStart: "2026-11-23T00:00:00Z", PeriodEnd: "2026-11-22T00:00:00Z"}, runproof.EINVALID, "period_end"},
 		{"period of an evidence bundle", export.Input{IncidentID: inc.ID, Format: "json", PeriodEnd: "2999-01-01T00:00:00Z"}, runproof.EINVALID, "period_end"},
 		{"compliance scope of an evidence bundle", export.Input{IncidentID: inc.ID, Format: "json", Scope: runproof.ScopeCompliance}, runproof.EINVALID, "scope"},
