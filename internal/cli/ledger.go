@@ -324,11 +324,16 @@ func verifyLine(rep ledger.Report, err error) string {
 }
 
 // entries counts a log's entries by what they seal, so that the parts add
-// up: "51 entries (15 of exports, 36 sealing 282 steps, 0 of audit events)".
+// up: "51 entries (12 of exports, 3 of their ZIPs' manifests, 36 sealing
+// 282 steps, 0 of audit events)".
 func entries(rep ledger.Report) string {
-	exports := rep.Entries - rep.AuditEvents - rep.StepRanges // and their ZIPs' manifests
-	return fmt.Sprintf("%d entries (%d of exports, %d sealing %d steps, %d of audit events)",
-		rep.Entries, exports, rep.StepRanges, rep.Steps, rep.AuditEvents)
+	exports := rep.Entries - rep.Manifests - rep.AuditEvents - rep.StepRanges
+	steps := "steps"
+	if rep.Steps == 1 {
+		steps = "step"
+	}
+	return fmt.Sprintf("%d entries (%d of exports, %d of their ZIPs' manifests, %d sealing %d %s, %d of audit events)",
+		rep.Entries, exports, rep.Manifests, rep.StepRanges, rep.Steps, steps, rep.AuditEvents)
 }
 
 // keyHint says what to do when a checkpoint is signed by none of the

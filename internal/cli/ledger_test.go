@@ -49,11 +49,11 @@ func TestLedgerVerify(t *testing.T) {
 		t.Fatalf("demo: %d %s", r.code, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data)
-	if r.code != 0 || r.stdout != "demo: ok: 51 entries (15 of exports, 36 sealing 282 steps, 0 of audit events) recomputed, 16 checkpoints hold, the latest of size 51 with its signature; 5 incidents agree with their inflection steps\n" {
+	if r.code != 0 || r.stdout != "demo: ok: 51 entries (12 of exports, 3 of their ZIPs' manifests, 36 sealing 282 steps, 0 of audit events) recomputed, 16 checkpoints hold, the latest of size 51 with its signature; 5 incidents agree with their inflection steps\n" {
 		t.Fatalf("after the demo: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runCLI(t, "", "ledger", "verify", "--data", data, "--all-signatures")
-	if r.code != 0 || r.stdout != "demo: ok: 51 entries (15 of exports, 36 sealing 282 steps, 0 of audit events) recomputed, 16 checkpoints hold with their signatures, the latest of size 51; 5 incidents agree with their inflection steps\n" {
+	if r.code != 0 || r.stdout != "demo: ok: 51 entries (12 of exports, 3 of their ZIPs' manifests, 36 sealing 282 steps, 0 of audit events) recomputed, 16 checkpoints hold with their signatures, the latest of size 51; 5 incidents agree with their inflection steps\n" {
 		t.Fatalf("with --all-signatures: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	// A tenant without a ledger (a typo, say): said so, and no audit event

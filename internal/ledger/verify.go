@@ -57,6 +57,7 @@ const DefaultPageSize = 1000
 type Report struct {
 	TenantID    string
 	Entries     int64     // entries recomputed from the export records, audit events and steps
+	Manifests   int64     // of which ZIP exports' sealed manifests (each beside its export's own entry)
 	AuditEvents int64     // of which audit events
 	StepRanges  int64     // of which ranges of a run's steps
 	Steps       int64     // the steps those seal
@@ -321,6 +322,7 @@ func (v *verification) leaf(e runproof.LedgerRecord, pg *page) (data []byte, wha
 		if data, err = manifestLeafBytes(rec); err != nil {
 			return nil, what, v.fail(e.Index, "export %s has no sealed manifest, yet its manifest is in the ledger", e.RecordID)
 		}
+		v.report.Manifests++
 	default:
 		return nil, what, v.fail(e.Index, "unknown entry type %q", e.Type)
 	}
