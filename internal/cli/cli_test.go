@@ -210,6 +210,7 @@ func TestUsageErrors(t *testing.T) {
 		{"verify from stdin", []string{"verify", "-"}, "not from standard input"},
 		{"version with an argument", []string{"version", "x"}, "takes no arguments"},
 		{"an --addr without its port", []string{"serve", "--addr", "18701"}, `--addr "18701" is not HOST:PORT`},
+		{"an --addr with a port out of range", []string{"serve", "--addr", "127.0.0.1:99999"}, `--addr "127.0.0.1:99999" is not HOST:PORT (address 99999: invalid port)`},
 		{"empty --data", []string{"migrate", "--data", ""}, "--data is empty: name a directory"},
 		{"empty export --out", []string{"export", "--tenant", "acme", "--run", "r1", "--out", "", "--data", data}, "--out is empty: name a file"},
 		{"empty demo --out", []string{"demo", "--out", "", "--data", data}, "--out is empty: name a directory"},

@@ -112,8 +112,8 @@ Examples:
 					if err == nil {
 						prices, err = otlp.ParsePrices(b)
 					}
-					if err != nil {
-						return fmt.Errorf("--model-prices: %w", err)
+					if err != nil { // the flag names a file that will not do
+						return usagef("serve: --model-prices %s: %v", *pricesFile, err)
 					}
 				}
 				return serve(ctx, e, *addr, prices)
@@ -126,7 +126,11 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	// Listen first, so that a busy port is one clear error, before
 	// anything is made under --data, and port 0 can be logged as the port
 	// actually bound.
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
 		return usagef("serve: --addr %q is not HOST:PORT (%v): give, e.g., 127.0.0.1:8080, or :8080 for every interface", addr, err)
 	}
 	ln, err := net.Listen("tcp", addr)

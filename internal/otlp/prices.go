@@ -5,6 +5,7 @@ import (
 	"cmp"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -78,6 +79,11 @@ func ParsePrices(b []byte) (Prices, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) { // where, in the file's terms
+			line := 1 + bytes.Count(b[:syntax.Offset], []byte("\n"))
+			return nil, fmt.Errorf("price table: line %d: %w (is it JSON, as prices.json is?)", line, err)
+		}
 		return nil, fmt.Errorf("price table: %w", err)
 	}
 	if doc.Unit != "" && doc.Unit != "USD per million tokens" {

@@ -97,11 +97,12 @@ func TestParsePrices(t *testing.T) {
 		t.Fatal("an override must replace the default price, and leave the defaults alone")
 	}
 	for body, want := range map[string]string{
-		`{"models":{"m":{"input":-1,"output":1}}}`:  "negative",
-		`{"unit":"EUR per token","models":{}}`:      "unit",
-		`{"modles":{}}`:                             "unknown field",
-		`{"models":{"m":{"input":"a","output":1}}}`: `models.m.input must be a number (USD per million tokens), not "a"`,
-		`{"models":{"m":{"input":1}}}`:              "models.m.output must be a number (USD per million tokens), not missing",
+		`{"models":{"m":{"input":-1,"output":1}}}`:          "negative",
+		`{"unit":"EUR per token","models":{}}`:              "unit",
+		`{"modles":{}}`:                                     "unknown field",
+		`{"models":{"m":{"input":"a","output":1}}}`:         `models.m.input must be a number (USD per million tokens), not "a"`,
+		`{"models":{"m":{"input":1}}}`:                      "models.m.output must be a number (USD per million tokens), not missing",
+		"{\n  \"models\": {\n    \"m\": {input: 1}\n  }\n}": "price table: line 3: invalid character 'i'",
 	} {
 		if _, err := otlp.ParsePrices([]byte(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", body, err, want)
