@@ -215,6 +215,10 @@ func (e *Exporter) outcomeContext(ctx context.Context) (context.Context, context
 // Recover, in a process that found its lease run out (this one stalled).
 var errEndedMeanwhile = errors.New("its end was recorded meanwhile: the process stopped, or stalled past its lease")
 
+// interrupted is the failure reason of an export whose request was
+// cancelled.
+const interrupted = "it was interrupted: the request was cancelled or the process stopped before it was done"
+
 // end records how a recorded export ended: ev (completed) or, after
 // buildErr, failed, saying reason or else why buildErr stopped it; then
 // appends it to the ledger.
@@ -224,7 +228,7 @@ func (e *Exporter) end(ctx context.Context, r request, ev runproof.ExportEvent, 
 		switch {
 		case reason != "":
 		case errors.Is(buildErr, context.Canceled) && ctx.Err() != nil:
-			reason = "it was interrupted: the request was cancelled or the process stopped before it was done"
+			reason = interrupted
 		default:
 			reason = runproof.ErrorMessage(buildErr)
 		}
@@ -364,8 +368,11 @@ func (f *Failed) Unwrap() error { return f.Err }
 // process stopping) is EUNAVAILABLE: asked again, it is done.
 func (f *Failed) UserError() *runproof.Error {
 	if errors.Is(f.Err, context.Canceled) {
-		return runproof.Errorf(runproof.EUNAVAILABLE, "export %s was interrupted and is recorded as failed (%s): ask again",
-			f.Export.ID, f.Export.FailureReason)
+		why := ""
+		if f.Export.FailureReason != interrupted {
+			why = " (" + f.Export.FailureReason + ")"
+		}
+		return runproof.Errorf(runproof.EUNAVAILABLE, "export %s was interrupted and is recorded as failed%s: ask again", f.Export.ID, why)
 	}
 	return runproof.Errorf(runproof.ErrorCode(f.Err), "export %s failed and is recorded as failed: %s",
 		f.Export.ID, runproof.ErrorMessage(f.Err))

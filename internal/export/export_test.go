@@ -379,6 +379,14 @@ func TestInterruptedExport(t *testing.T) {
 	if err == nil || rec.Status != runproof.ExportFailed || !strings.Contains(rec.FailureReason, "interrupted") {
 		t.Fatalf("record %+v, error %v", rec, err)
 	}
+	// Said once, to whoever asked.
+	var failed *export.Failed
+	if !errors.As(err, &failed) {
+		t.Fatalf("error %T %v", err, err)
+	}
+	if msg := failed.UserError().Message; msg != "export "+rec.ID+" was interrupted and is recorded as failed: ask again" {
+		t.Errorf("message %q", msg)
+	}
 }
 
 // awayOutcomes is a store that cannot be reached when an export's outcome
