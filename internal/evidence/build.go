@@ -419,6 +419,9 @@ func attestation(src Source, b *SOC2Bundle) string {
 			b.BundleID, inc.ID, b.RunID, b.TenantID, inc.PolicyName, inc.InflectionStepIndex, b.ViolationTimestamp)
 	} else {
 		fmt.Fprintf(&s, "This SOC 2 bundle %s covers run %s (tenant %s), in which no stop policy was breached, so no incident was opened.", b.BundleID, b.RunID, b.TenantID)
+		if b.RunStatus == runproof.RunRunning {
+			fmt.Fprintf(&s, " The run was still running when the bundle was made: it covers its %s up to then.", count(b.TotalSteps, "step", "steps"))
+		}
 	}
 	if others := otherBreaches(b.PolicyContext); others != "" && src.Incident != nil {
 		fmt.Fprintf(&s, " Its steps also went over %s.", others)

@@ -460,3 +460,20 @@ func TestDebriefStepArrivedLate(t *testing.T) {
 		t.Errorf("a ten-minute step: %q", b.IncidentSummary)
 	}
 }
+
+// TestSOC2OfARunningRun: the attestation of a run still running says so,
+// and that it covers the steps up to then.
+func TestSOC2OfARunningRun(t *testing.T) {
+	src := cleanRun(t)
+	src.Run.Status, src.Run.CompletedAt = runproof.RunRunning, nil
+	opts := goldenOptions()
+	start := src.Run.StartedAt
+	opts.PeriodStart = &start
+	b, err := evidence.BuildSOC2(src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "The run was still running when the bundle was made: it covers its 3 steps up to then."; !strings.Contains(b.AttestationStatement, want) {
+		t.Errorf("attestation %q lacks %q", b.AttestationStatement, want)
+	}
+}
