@@ -106,8 +106,15 @@ func (r *report) panel(s series, infl int, y float64, xLabels bool) {
 	h := panelH
 	pts := s.points
 	first, last := float64(pts[0].x), float64(pts[len(pts)-1].x)
+	// The curve through the points; a run of one step has its total drawn
+	// level across the panel, the step in the middle.
+	curve := make([][2]float64, len(pts))
+	for i, p := range pts {
+		curve[i] = [2]float64{float64(p.x), p.v}
+	}
 	if last <= first {
-		last = first + 1
+		first, last = first-0.5, first+0.5
+		curve = [][2]float64{{first, pts[0].v}, {last, pts[0].v}}
 	}
 	top := pts[len(pts)-1].v
 	if !math.IsNaN(s.limit) {
@@ -123,8 +130,8 @@ func (r *report) panel(s series, infl int, y float64, xLabels bool) {
 
 	// Area under the curve, then the grid over it, then the curve.
 	points := func(draw func(x, y float64)) {
-		for _, p := range pts {
-			draw(px(float64(p.x)), py(p.v))
+		for _, p := range curve {
+			draw(px(p[0]), py(p[1]))
 		}
 	}
 	r.fill(s.tint)
@@ -143,7 +150,7 @@ func (r *report) panel(s series, infl int, y float64, xLabels bool) {
 		r.text(x0-2-pdf.GetStringWidth(label), py(v)+1, label)
 	}
 	xs := max(1, niceStep((last-first)/8))
-	for i := math.Ceil(first/xs) * xs; i <= last; i += xs {
+	for i := math.Ceil(first/xs)*xs + 0; i <= last; i += xs { // + 0: no label "-0"
 		r.drawColor(ruleColor)
 		pdf.Line(px(i), y+h, px(i), y+h+1)
 		if xLabels {

@@ -166,6 +166,20 @@ func TestDebriefKeepsToOnePage(t *testing.T) {
 	}
 }
 
+// TestOneStepChart: the chart of a run of one step draws its total level,
+// the step in the middle, with no axis label for a step that does not
+// exist.
+func TestOneStepChart(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 1, 0))
+	pages := check(t, write(t, "one-step.pdf", ev, Info{}))
+	text := strings.Join(pages, "\f")
+	_, chart, _ := strings.Cut(text, "Cumulative tokens")
+	chart, _, _ = strings.Cut(chart, "step index")
+	if fields := strings.Fields(chart); !slices.Contains(fields, "0") || slices.Contains(fields, "1") || slices.Contains(fields, "-0") {
+		t.Errorf("the tokens panel's labels: %q", fields)
+	}
+}
+
 func TestLongTracePaginates(t *testing.T) {
 	ev, _, _ := bundles(t, costRun(t, "agent-research", 1200, 800))
 	pages := check(t, write(t, "evidence-1200.pdf", ev, Info{}))
