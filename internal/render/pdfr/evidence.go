@@ -329,7 +329,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", evidence.Group(n), evidence.Group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
-	r.legend()
+	r.legend(b.ContainmentTimestamp != "")
 	t := r.table(7.5,
 		column{title: "Step", w: 12, align: "R"},
 		column{title: "Timestamp (UTC)", w: 40},
@@ -388,6 +388,9 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		cells[8] = decimal(runproof.Cents(micro))
 		cells[9] = decimal(s.DurationMs)
 		cells[10] = string(s.Status)
+		if b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp { // both in one fixed form
+			cells[10] += " " + afterStop
+		}
 		cells[11] = strings.TrimPrefix(s.ContentHash, "sha256:")
 		var st style
 		switch {
@@ -415,8 +418,13 @@ const (
 	timelineTail   = 250
 )
 
-// legend explains the row colours of the timeline.
-func (r *report) legend() {
+// afterStop marks the status of a step sent after its agent was told to
+// stop.
+const afterStop = "†"
+
+// legend explains the row colours of the timeline and, for a run that was
+// stopped, the mark of the steps sent after the stop.
+func (r *report) legend(stopped bool) {
 	pdf := r.pdf
 	y := pdf.GetY()
 	x := margin
@@ -433,6 +441,9 @@ func (r *report) legend() {
 		pdf.Rect(x, y+0.6, 6, 3.2, "F")
 		r.text(x+8, y+3.4, k.text)
 		x += 8 + pdf.GetStringWidth(k.text) + 8
+	}
+	if stopped {
+		r.text(x, y+3.4, afterStop+" sent after the agent was told to stop")
 	}
 	pdf.SetXY(margin, y+7)
 }

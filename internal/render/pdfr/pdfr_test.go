@@ -180,6 +180,16 @@ func TestOneStepChart(t *testing.T) {
 	}
 }
 
+// TestStepsAfterTheStop: the timeline marks the steps recorded after the
+// run was stopped, and not the breaking one.
+func TestStepsAfterTheStop(t *testing.T) {
+	ev, _, _ := bundles(t, costRun(t, "agent-research", 6, 3)) // steps 4 and 5 after the stop
+	text := strings.Join(check(t, write(t, "after-stop.pdf", ev, Info{})), "\n")
+	if n := strings.Count(text, "violation "+afterStop); n != 2 || !strings.Contains(text, afterStop+" sent after the agent was told to stop") {
+		t.Errorf("%d steps marked as sent after the stop, want 2; or no legend:\n%s", n, text)
+	}
+}
+
 func TestLongTracePaginates(t *testing.T) {
 	ev, _, _ := bundles(t, costRun(t, "agent-research", 1200, 800))
 	pages := check(t, write(t, "evidence-1200.pdf", ev, Info{}))
