@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -276,5 +277,22 @@ func Latest(t *testing.T, s Versioned, dir string) {
 	want := int64(len(files))
 	if v, err := s.SchemaVersion(ctx); err != nil || v != want || s.LatestSchema() != want {
 		t.Errorf("SchemaVersion = %d, %v, latest %d; want %d", v, err, s.LatestSchema(), want)
+	}
+}
+
+// GuardNamesEveryColumn checks that guard, the SQL of the trigger (or of
+// its function) that lets a run change only as its steps come, names
+// every one of the runs table's columns as NEW.column: a column added
+// later and not guarded could be changed behind runproof's back without a
+// trigger dropped, which ledger verify looks for.
+func GuardNamesEveryColumn(t *testing.T, columns []string, guard string) {
+	t.Helper()
+	if len(columns) < 10 || guard == "" {
+		t.Fatalf("columns %v, guard %q: not read", columns, guard)
+	}
+	for _, c := range columns {
+		if !regexp.MustCompile(`(?i)\bNEW\.` + regexp.QuoteMeta(c) + `\b`).MatchString(guard) {
+			t.Errorf("the runs guard does not name column %s: say how it may change (as the totals, or written once)", c)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pressly/goose/v3"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/migrate"
@@ -380,4 +381,33 @@ func TestMissingSchema(t *testing.T) {
 		!strings.Contains(err.Error(), "no schema of the search_path (rp_test_no_such_schema) exists") {
 		t.Errorf("migrating into a schema that does not exist: %v", err)
 	}
+}
+
+// TestRunsGuardEveryColumn: see migratetest.GuardNamesEveryColumn.
+func TestRunsGuardEveryColumn(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'runs'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	columns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := s.triggers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guard string
+	for _, d := range have {
+		if d.function == "runs_change_only_as_run" {
+			guard = d.body
+		}
+	}
+	migratetest.GuardNamesEveryColumn(t, columns, guard)
 }

@@ -334,3 +334,21 @@ func TestMigrateRefusesAnotherGooseProgram(t *testing.T) {
 		t.Errorf("migrate after down to no schema: %v", err)
 	}
 }
+
+// TestRunsGuardEveryColumn: see migratetest.GuardNamesEveryColumn.
+func TestRunsGuardEveryColumn(t *testing.T) {
+	ctx := context.Background()
+	s, _ := scratch(t)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	columns, err := collect(ctx, s.db, scanString, `SELECT name FROM pragma_table_info('runs')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := s.triggers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migratetest.GuardNamesEveryColumn(t, columns, have["runs.runs_change_only_as_run"])
+}
