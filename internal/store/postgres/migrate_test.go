@@ -383,31 +383,33 @@ func TestMissingSchema(t *testing.T) {
 	}
 }
 
-// TestRunsGuardEveryColumn: see migratetest.GuardNamesEveryColumn.
-func TestRunsGuardEveryColumn(t *testing.T) {
+// TestGuardsNameEveryColumn: see migratetest.GuardNamesEveryColumn.
+func TestGuardsNameEveryColumn(t *testing.T) {
 	ctx := context.Background()
 	s, _ := scratch(t)
 	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT column_name FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'runs'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	columns, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
 		t.Fatal(err)
 	}
 	have, err := s.triggers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var guard string
-	for _, d := range have {
-		if d.function == "runs_change_only_as_run" {
-			guard = d.body
+	for _, g := range migratetest.Guards {
+		rows, err := s.pool.Query(ctx, `SELECT column_name FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = $1`, g.Table)
+		if err != nil {
+			t.Fatal(err)
 		}
+		columns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var guard string
+		for _, d := range have {
+			if d.function == g.Guard {
+				guard = d.body
+			}
+		}
+		migratetest.GuardNamesEveryColumn(t, g.Table, columns, guard, g.Free)
 	}
-	migratetest.GuardNamesEveryColumn(t, columns, guard)
 }

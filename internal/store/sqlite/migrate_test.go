@@ -335,20 +335,22 @@ func TestMigrateRefusesAnotherGooseProgram(t *testing.T) {
 	}
 }
 
-// TestRunsGuardEveryColumn: see migratetest.GuardNamesEveryColumn.
-func TestRunsGuardEveryColumn(t *testing.T) {
+// TestGuardsNameEveryColumn: see migratetest.GuardNamesEveryColumn.
+func TestGuardsNameEveryColumn(t *testing.T) {
 	ctx := context.Background()
 	s, _ := scratch(t)
 	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	columns, err := collect(ctx, s.db, scanString, `SELECT name FROM pragma_table_info('runs')`)
-	if err != nil {
 		t.Fatal(err)
 	}
 	have, err := s.triggers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	migratetest.GuardNamesEveryColumn(t, columns, have["runs.runs_change_only_as_run"])
+	for _, g := range migratetest.Guards {
+		columns, err := collect(ctx, s.db, scanString, `SELECT name FROM pragma_table_info(?)`, g.Table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		migratetest.GuardNamesEveryColumn(t, g.Table, columns, have[g.Table+"."+g.Guard], g.Free)
+	}
 }
