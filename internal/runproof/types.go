@@ -235,7 +235,11 @@ const (
 // RunStatuses lists the run statuses.
 var RunStatuses = []string{string(RunRunning), string(RunStopped), string(RunCompleted), string(RunFailed), string(RunCancelled)}
 
-// Totals are a run's running sums, kept exactly.
+// Totals are a run's running sums, kept exactly. Each is a column of runs
+// and a running_ column of steps on both engines, which the runs guard
+// keeps from going down (a test fails for a column it does not name) and
+// migration 015's trigger fills for a step stored without it; and a bound
+// in the service's overflow check.
 type Totals struct {
 	Steps          int64 `json:"steps"`
 	InputTokens    int64 `json:"input_tokens"`
