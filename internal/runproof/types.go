@@ -238,8 +238,9 @@ var RunStatuses = []string{string(RunRunning), string(RunStopped), string(RunCom
 // Totals are a run's running sums, kept exactly. Each is a column of runs
 // and a running_ column of steps on both engines, which the runs guard
 // keeps from going down (a test fails for a column it does not name) and
-// migration 015's trigger fills for a step stored without it; and a bound
-// in the service's overflow check.
+// which migration 015's trigger works out (PostgreSQL) or checks (SQLite)
+// for a step an older runproof stores without it; and a bound in the
+// service's overflow check.
 type Totals struct {
 	Steps          int64 `json:"steps"`
 	InputTokens    int64 `json:"input_tokens"`
