@@ -264,6 +264,7 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	// every step too.
 	if r := src.Review; r != nil && r.RunSteps == ev.TotalSteps && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
+		b.ReviewKeyID = r.KeyID
 	}
 	b.AttestationStatement = attestation(src, &b)
 	return b, b.setContentHash() // the evidence digest is set

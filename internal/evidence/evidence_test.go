@@ -347,9 +347,9 @@ func TestSOC2Review(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b.ReviewStatus != evidence.ReviewApproved || b.ReviewedBy != "Ada Lovelace" || b.ReviewedAt != runproof.FormatTime(at) ||
-		b.AuditorNotes != "Trace checked." || !strings.Contains(b.AttestationStatement, "Signed off by Ada Lovelace at "+runproof.FormatTime(at)+", on bundle SOC2-earlier of the same "+
+		b.AuditorNotes != "Trace checked." || b.ReviewKeyID != "0199c0de-aaaa-7000-8000-000000000002" || !strings.Contains(b.AttestationStatement, "Signed off by Ada Lovelace at "+runproof.FormatTime(at)+", on bundle SOC2-earlier of the same "+
 		fmt.Sprint(src.Run.Totals.Steps)+" steps, recorded with API key 0199c0de-aaaa-7000-8000-000000000002.") {
-		t.Errorf("reviewed: %s by %q at %q, notes %q; attestation %q", b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes, b.AttestationStatement)
+		t.Errorf("reviewed: %s by %q at %q with key %q, notes %q; attestation %q", b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.ReviewKeyID, b.AuditorNotes, b.AttestationStatement)
 	}
 	unreviewed, err := evidence.BuildSOC2(costRun(t), goldenOptions())
 	if err != nil {

@@ -78,7 +78,7 @@ func variants(t *testing.T) map[string]struct {
 	ended.Run.CompletedAt, ended.Run.EndedAs = &endedAt, runproof.RunCancelled
 	reviewed := costRun(t)
 	reviewed.Review = &runproof.Review{BundleID: "SOC2-earlier", Status: evidence.ReviewApproved, ReviewedBy: "Ada Lovelace",
-		Notes: "Trace checked.", RunSteps: reviewed.Run.Totals.Steps, Remediation: reviewed.Remediation(), ReviewedAt: t0}
+		KeyID: "0199c0de-aaaa-7000-8000-000000000002", Notes: "Trace checked.", RunSteps: reviewed.Run.Totals.Steps, Remediation: reviewed.Remediation(), ReviewedAt: t0}
 	return map[string]struct {
 		src  evidence.Source
 		opts evidence.Options

@@ -57,6 +57,7 @@ func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report 
 	r.fields([]field{
 		{key: "Review status", value: b.ReviewStatus},
 		{key: "Reviewer", value: orPending(b.ReviewedBy)},
+		{key: "Recorded with", value: orPending(prefixed("API key ", b.ReviewKeyID)), mono: b.ReviewKeyID != ""},
 		{key: "Review date", value: orPending(when(b.ReviewedAt))},
 		{key: "Auditor notes", value: or(b.AuditorNotes, "none")},
 	})

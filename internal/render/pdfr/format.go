@@ -19,6 +19,14 @@ func or(s, def string) string {
 
 func orPending(s string) string { return or(s, "pending") }
 
+// prefixed is s after prefix, or "" when s is.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
+}
+
 // plural is one when one holds, many otherwise.
 func plural(one bool, singular, many string) string {
 	if one {
