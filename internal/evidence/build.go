@@ -260,9 +260,11 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
 	// A sign-off on an earlier bundle of the same steps (append-only and
 	// numbered without gaps), all of them in it, and the same remediation
-	// status, on which the controls depend, holds for this one if it holds
-	// every step too.
-	if r := src.Review; r != nil && r.RunSteps == ev.TotalSteps && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() {
+	// status, on which the controls depend, and notes, holds for this one
+	// if it holds every step too. A review made before the notes' digest
+	// was recorded has none, and holds on the status alone, as it did.
+	if r := src.Review; r != nil && r.RunSteps == ev.TotalSteps && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() &&
+		(r.RemediationNotes == "" || r.RemediationNotes == src.RemediationNotes()) {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 		b.ReviewKeyID = r.KeyID
 	}
@@ -353,8 +355,8 @@ func controlMappings(src Source, b *EvidenceBundle, after afterInflection) []SOC
 			b.StepsOmitted, b.TotalSteps)
 	}
 
-	// The status alone decides: a sign-off carries over to later bundles of
-	// the same status (BuildSOC2), whose notes may differ.
+	// The status alone decides; a sign-off carries over to later bundles of
+	// the same status and notes (BuildSOC2).
 	remediation := strings.ReplaceAll(inc.RemediationStatus, "_", " ")
 	trace := fmt.Sprintf("Complete execution trace of %s available for root-cause analysis", count(b.TotalSteps, "step", "steps"))
 	switch {

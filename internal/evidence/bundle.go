@@ -40,6 +40,15 @@ func (s Source) Remediation() string {
 	return s.Incident.RemediationStatus
 }
 
+// RemediationNotes is the digest of the incident's remediation notes, none
+// included ("" without an incident).
+func (s Source) RemediationNotes() string {
+	if s.Incident == nil {
+		return ""
+	}
+	return runproof.DigestBytes([]byte(s.Incident.RemediationNotes))
+}
+
 // AgentHistory describes the same agent's earlier runs that ended without
 // an incident. It feeds the debrief's cost-prevented estimate only; zero
 // values mean unknown.

@@ -367,6 +367,21 @@ func TestSOC2Review(t *testing.T) {
 	}
 	other.Remediation = src.Remediation()
 
+	// Nor one given on other remediation notes; one made before their
+	// digest was recorded holds on the status alone.
+	other.RemediationNotes = src.RemediationNotes()
+	inc := *src.Incident
+	inc.RemediationNotes = "Cap lowered."
+	noted := src
+	noted.Incident = &inc
+	if b, err := evidence.BuildSOC2(noted, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewPending {
+		t.Errorf("a review given on other remediation notes shows: %s, %v", b.ReviewStatus, err)
+	}
+	other.RemediationNotes = ""
+	if b, err := evidence.BuildSOC2(noted, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewApproved {
+		t.Errorf("a review made before the notes were recorded does not show: %s, %v", b.ReviewStatus, err)
+	}
+
 	// A bundle without the raw steps has other controls than the one
 	// signed off, which held them.
 	if b, err := evidence.BuildSOC2(src, evidence.Options{BundleID: "b", CreatedAt: t0, IncludeRawSteps: false}); err != nil ||

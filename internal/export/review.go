@@ -20,9 +20,9 @@ type ReviewInput struct {
 // Review records a reviewer's sign-off on a completed SOC 2 export, made
 // with key. The bundle must be up to date, the run as it stands now: every
 // step the run has, in the bundle, and the incident's remediation status
-// as it is (ECONFLICT otherwise: export again and review that bundle).
+// and notes as they are (ECONFLICT otherwise: export again and review that bundle).
 // Later SOC 2 bundles of the run show the sign-off while they hold as many
-// steps, all of them, and the same remediation status (steps are
+// steps, all of them, and the same remediation status and notes (steps are
 // append-only and numbered without gaps). Exports are never changed: the
 // bundle reviewed keeps saying PENDING.
 func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID string, in ReviewInput) (runproof.Review, error) {
@@ -56,13 +56,14 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	if err != nil {
 		return runproof.Review{}, err
 	}
-	remediation := ""
+	var remediation, notes string
 	if rec.IncidentID != "" {
 		inc, err := e.store.GetIncident(ctx, key.TenantID, rec.IncidentID)
 		if err != nil {
 			return runproof.Review{}, err
 		}
 		remediation = inc.RemediationStatus
+		notes = evidence.Source{Incident: &inc}.RemediationNotes()
 	}
 	const again = "export its SOC 2 bundle again and review that one"
 	switch {
@@ -79,10 +80,13 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	case rec.Remediation != remediation:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
 			"the bundle of export %s shows remediation %q, the incident's is now %q: %s", rec.ID, rec.Remediation, remediation, again)
+	case rec.RemediationNotes != "" && rec.RemediationNotes != notes:
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
+			"the incident's remediation notes have changed since export %s was made: %s", rec.ID, again)
 	}
 	r := runproof.Review{TenantID: key.TenantID, ID: e.newID(), ExportID: rec.ID, RunID: rec.RunID, BundleID: rec.BundleID,
 		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: *rec.TotalSteps, Remediation: rec.Remediation,
-		ReviewedAt: runproof.Timestamp(e.now())}
+		RemediationNotes: rec.RemediationNotes, ReviewedAt: runproof.Timestamp(e.now())}
 	if err := e.store.AddReview(ctx, r); err != nil {
 		return runproof.Review{}, fmt.Errorf("review of export %s: %w", rec.ID, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -154,4 +155,58 @@ func soc2Of(t *testing.T, e *export.Exporter, rec runproof.Export) evidence.SOC2
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestReviewOfOtherRemediationNotes: a bundle shows the incident's
+// remediation notes, so a sign-off holds for the notes it was given on: a
+// bundle made before the notes changed cannot be signed off, and one made
+// after a sign-off, with other notes, does not carry it.
+func TestReviewOfOtherRemediationNotes(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		inc := seeded(t, store)
+		arts, _ := tempArtifacts(t)
+		var mu sync.Mutex
+		now := fixed
+		tick := func() time.Time { // a second on at each look: a sign-off comes before the next export
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(time.Second)
+			return now
+		}
+		e := export.New(store, arts, export.Options{NewID: ids(2), Now: tick})
+		key := runproof.APIKey{ID: "key_auditor", TenantID: inc.TenantID, Role: runproof.RoleAuditor, Name: "auditor"}
+		soc2 := func() runproof.Export {
+			t.Helper()
+			rec, err := e.Export(ctx, inc.TenantID, auditor, export.Input{IncidentID: inc.ID, BundleType: runproof.BundleSOC2, Format: runproof.FormatJSON})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rec
+		}
+		note := func(notes string) {
+			t.Helper()
+			if _, err := store.SetRemediation(ctx, runproof.SetRemediationParams{TenantID: inc.TenantID, IncidentID: inc.ID,
+				Status: inc.RemediationStatus, Notes: notes}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := soc2()
+		note("Cap lowered to $0.50.")
+		_, err := e.Review(ctx, key, before.ID, export.ReviewInput{Status: "APPROVED"})
+		if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "remediation notes have changed") {
+			t.Fatalf("review of a bundle made before the notes changed: %v, want a conflict saying why", err)
+		}
+		reviewed := soc2()
+		if _, err := e.Review(ctx, key, reviewed.ID, export.ReviewInput{Status: "APPROVED"}); err != nil {
+			t.Fatal(err)
+		}
+		if b := soc2Of(t, e, soc2()); b.ReviewStatus != evidence.ReviewApproved {
+			t.Errorf("the sign-off does not carry to a bundle of the same notes: %s", b.ReviewStatus)
+		}
+		note("Cap lowered to $0.50; reviews weekly.")
+		if b := soc2Of(t, e, soc2()); b.ReviewStatus != evidence.ReviewPending {
+			t.Errorf("the sign-off carries to a bundle of other notes: %s by %q", b.ReviewStatus, b.ReviewedBy)
+		}
+	})
 }

@@ -19,7 +19,7 @@ const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, f
 	period_start, period_end, created_at`
 
 const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason,
-	manifest_sha256, key_id, steps, remediation, steps_omitted`
+	manifest_sha256, key_id, steps, remediation, steps_omitted, remediation_notes`
 
 func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 	var r runproof.ExportRequest
@@ -35,7 +35,7 @@ func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 func scanExportEvent(row pgx.Row) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, &e.At, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted, &e.RemediationNotes)
 	e.At = runproof.Timestamp(e.At)
 	return e, err
 }
@@ -86,11 +86,11 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 			return err
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-			SELECT $1, $2, $3::text, $4::timestamptz, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+			SELECT $1, $2, $3::text, $4::timestamptz, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
 			WHERE $3::text <> 'sealed' OR NOT EXISTS (SELECT FROM export_events
 				WHERE tenant_id = $1 AND export_id = $2 AND kind IN ('sealed', 'completed', 'failed'))`,
 			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
-			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
+			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotes)
 		if err == nil && tag.RowsAffected() == 0 {
 			return runproof.ErrSealedAfter(e.ExportID)
 		}

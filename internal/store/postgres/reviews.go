@@ -9,12 +9,12 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, reviewed_by, key_id, notes, run_steps, reviewed_at, remediation`
+const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, reviewed_by, key_id, notes, run_steps, reviewed_at, remediation, remediation_notes`
 
 func scanReview(row pgx.Row) (runproof.Review, error) {
 	var r runproof.Review
 	err := row.Scan(&r.TenantID, &r.ID, &r.ExportID, &r.RunID, &r.BundleID, &r.Status, &r.ReviewedBy, &r.KeyID,
-		&r.Notes, &r.RunSteps, &r.ReviewedAt, &r.Remediation)
+		&r.Notes, &r.RunSteps, &r.ReviewedAt, &r.Remediation, &r.RemediationNotes)
 	r.ReviewedAt = runproof.Timestamp(r.ReviewedAt)
 	return r, err
 }
@@ -22,9 +22,9 @@ func scanReview(row pgx.Row) (runproof.Review, error) {
 // AddReview stores a review of an export.
 func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
-		runproof.Timestamp(r.ReviewedAt), r.Remediation)
+		runproof.Timestamp(r.ReviewedAt), r.Remediation, r.RemediationNotes)
 	switch {
 	case isUnique(err):
 		return runproof.Errorf(runproof.ECONFLICT, "review %q already exists", r.ID)

@@ -18,7 +18,7 @@ const exportColumns = `tenant_id, id, scope, run_id, incident_id, bundle_type, f
 	period_start, period_end, created_at`
 
 const exportEventColumns = `tenant_id, export_id, kind, at, checksum, size_bytes, bundle_id, artifact, reason,
-	manifest_sha256, key_id, steps, remediation, steps_omitted`
+	manifest_sha256, key_id, steps, remediation, steps_omitted, remediation_notes`
 
 func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 	var r runproof.ExportRequest
@@ -31,7 +31,7 @@ func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, timeCol{&e.At}, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted, &e.RemediationNotes)
 	return e, err
 }
 
@@ -83,11 +83,11 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 	}
 	defer w.Close()
 	res, err := w.ExecContext(ctx, `INSERT INTO export_events (`+exportEventColumns+`)
-		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
 		WHERE ?3 <> 'sealed' OR NOT EXISTS (SELECT 1 FROM export_events
 			WHERE tenant_id = ?1 AND export_id = ?2 AND kind IN ('sealed', 'completed', 'failed'))`,
 		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason,
-		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted)
+		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotes)
 	if err == nil {
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("append export event: %w", err)

@@ -7,12 +7,12 @@ import (
 	"github.com/runproof/runproof/internal/runproof"
 )
 
-const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, reviewed_by, key_id, notes, run_steps, reviewed_at, remediation`
+const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, reviewed_by, key_id, notes, run_steps, reviewed_at, remediation, remediation_notes`
 
 func scanReview(row scanner) (runproof.Review, error) {
 	var r runproof.Review
 	err := row.Scan(&r.TenantID, &r.ID, &r.ExportID, &r.RunID, &r.BundleID, &r.Status, &r.ReviewedBy, &r.KeyID,
-		&r.Notes, &r.RunSteps, timeCol{&r.ReviewedAt}, &r.Remediation)
+		&r.Notes, &r.RunSteps, timeCol{&r.ReviewedAt}, &r.Remediation, &r.RemediationNotes)
 	return r, err
 }
 
@@ -24,9 +24,9 @@ func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
 	}
 	defer w.Close()
 	_, err = w.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
-		timeText(r.ReviewedAt), r.Remediation)
+		timeText(r.ReviewedAt), r.Remediation, r.RemediationNotes)
 	switch {
 	case isUnique(err):
 		return runproof.Errorf(runproof.ECONFLICT, "review %q already exists", r.ID)
