@@ -93,7 +93,7 @@ type ExportEvent struct {
 	// remediation notes the bundle shows ("" without an incident, or for
 	// an export made before it was recorded).
 	RemediationNotes string `json:"remediation_notes_digest,omitempty"`
-	StepsOmitted   *int64    `json:"steps_omitted,omitempty"`   // completed: the run's steps the bundle leaves out
+	StepsOmitted     *int64 `json:"steps_omitted,omitempty"` // completed: the run's steps the bundle leaves out
 }
 
 // ErrSealedAfter is the error of a sealed event refused because its export
@@ -237,7 +237,7 @@ type Review struct {
 	// Remediation is the incident's remediation status the bundle reviewed
 	// shows: a later change shows in the controls, which the review did not
 	// see.
-	Remediation string    `json:"remediation_status,omitempty"`
+	Remediation string `json:"remediation_status,omitempty"`
 	// RemediationNotes is the digest of the remediation notes it shows
 	// ("" for a review made before it was recorded).
 	RemediationNotes string    `json:"-"`
