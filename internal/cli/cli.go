@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -80,7 +81,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if err != nil {
 		return fail(stderr, usagef("%s: %v (see runproof %s -h)", cmd.name, err, cmd.name))
 	}
-	if err := emptyPath(fs); err != nil {
+	if err := emptyValue(fs); err != nil {
 		return fail(stderr, err)
 	}
 	if err := c.check(); err != nil {
@@ -97,29 +98,35 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	return 0
 }
 
-// pathFlags name a file or a directory: given empty, as "--data $DIR" with
-// DIR unset, they would silently fall back on a default (the current
-// directory, the data directory's key, no checkpoint).
-var pathFlags = []string{"data", "signing-key", "checkpoint", "out", "o", "model-prices"}
+// valueFlags name a file, a directory or a time: given empty, as "--data
+// $DIR" with DIR unset, they would silently fall back on a default (the
+// current directory, the data directory's key, no checkpoint, the
+// incident's day). Each with what to give ("": name a file, or a
+// directory when its usage says so).
+var valueFlags = []struct{ name, what string }{
+	{"data", ""}, {"signing-key", ""}, {"checkpoint", ""}, {"out", ""}, {"o", ""}, {"model-prices", ""},
+	{"period-start", "give an RFC 3339 time"}, {"period-end", "give an RFC 3339 time"},
+}
 
-// emptyPath refuses a path flag given an empty value, and --database: its
-// default (SQLite in --data) would start an empty database as silently.
-func emptyPath(fs *flag.FlagSet) error {
+// emptyValue refuses a value flag given an empty value, and --database:
+// its default (SQLite in --data) would start an empty database as
+// silently.
+func emptyValue(fs *flag.FlagSet) error {
 	if f := fs.Lookup("database"); f != nil && f.Value.String() == "" && flagGiven(fs, "database") {
 		return usagef("%s: --database is empty: give a postgres:// URL, or leave --database out to use %s (SQLite in --data when it is not set either)",
 			fs.Name(), DatabaseURLEnv)
 	}
-	for _, name := range pathFlags {
-		if f := fs.Lookup(name); f != nil && f.Value.String() == "" && flagGiven(fs, name) {
+	for _, v := range valueFlags {
+		if f := fs.Lookup(v.name); f != nil && f.Value.String() == "" && flagGiven(fs, v.name) {
 			dashes := "--"
-			if len(name) == 1 {
+			if len(v.name) == 1 {
 				dashes = "-"
 			}
-			what := "a file"
-			if strings.HasSuffix(f.Usage, "directory") { // --data, demo's --out
-				what = "a directory"
+			what := cmp.Or(v.what, "name a file")
+			if v.what == "" && strings.HasSuffix(f.Usage, "directory") { // --data, demo's --out
+				what = "name a directory"
 			}
-			return usagef("%s: %s%s is empty: name %s, or leave %s%s out", fs.Name(), dashes, name, what, dashes, name)
+			return usagef("%s: %s%s is empty: %s, or leave %s%s out", fs.Name(), dashes, v.name, what, dashes, v.name)
 		}
 	}
 	return nil

@@ -94,11 +94,6 @@ Examples:
 				if len(args) > 0 {
 					return usagef("export: unexpected argument %q (see runproof export -h)", args[0])
 				}
-				for _, name := range []string{"period-start", "period-end"} {
-					if f := fs.Lookup(name); f.Value.String() == "" && flagGiven(fs, name) {
-						return usagef("export: --%s is empty: give an RFC 3339 time, or leave the flag out", name)
-					}
-				}
 				if err := checkTenant("export", tenant); err != nil {
 					return err
 				}

@@ -295,7 +295,8 @@ func TestYAMLToJSON(t *testing.T) {
 }
 
 // TestLedgerVerifyInterrupted: a check cut short (Ctrl-C) has no outcome:
-// it says so, records nothing, and begins no further tenant.
+// it says so and records nothing; a check done before it is recorded; and
+// no tenant's check begins after it.
 func TestLedgerVerifyInterrupted(t *testing.T) {
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "runproof.db"))
 	if err != nil {
@@ -305,19 +306,64 @@ func TestLedgerVerifyInterrupted(t *testing.T) {
 	if err := store.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// Tenants a and b have audit events waiting for their ledgers: both are
+	// checked.
+	for _, tenant := range []string{"a", "b"} {
+		if err := store.AppendAuditEvents(context.Background(), cliEvent(tenant, runproof.AuditIdentity, "keys.create", "key/k", runproof.DecisionAllow, "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checks := func(tenant string) int {
+		t.Helper()
+		evs, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: tenant, Category: runproof.AuditIntegrity, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+
+	// Ctrl-C as a's check is recorded: b's is not begun.
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
 	var out bytes.Buffer
 	e := &env{log: slog.New(slog.DiscardHandler), stdout: &out}
-	err = verifyLedgersOf(ctx, e, store, "acme", nil, nil, false)
-	if err == nil || err.Error() != `ledger verify: interrupted while checking tenant "acme"` ||
-		out.String() != "acme: interrupted before the check was done: nothing recorded\n" {
-		t.Errorf("%v, %q", err, out.String())
+	err = verifyLedgersOf(ctx, e, cancelOnRecord{store, cancel}, "", nil, nil, false)
+	if err == nil || err.Error() != `ledger verify: interrupted before checking tenant "b"` ||
+		!strings.HasPrefix(out.String(), "a: ok") || strings.Contains(out.String(), "b:") || checks("a") != 1 || checks("b") != 0 {
+		t.Errorf("interrupted after a's check: %v, %q, %d and %d checks recorded", err, out.String(), checks("a"), checks("b"))
 	}
-	evs, err := store.ListAuditEvents(context.Background(), runproof.ListAuditParams{TenantID: "acme", Limit: 1})
-	if err != nil || len(evs) != 0 {
-		t.Errorf("recorded %+v, %v", evs, err)
+
+	// Ctrl-C as b's check reads the ledger: nothing is recorded of it.
+	out.Reset()
+	ctx, cancel = context.WithCancel(context.Background())
+	err = verifyLedgersOf(ctx, e, cancelOnRead{store, cancel}, "b", nil, nil, false)
+	if err == nil || err.Error() != `ledger verify: interrupted while checking tenant "b"` ||
+		out.String() != "b: interrupted before the check was done: nothing recorded\n" || checks("b") != 0 {
+		t.Errorf("interrupted during b's check: %v, %q, %d checks recorded", err, out.String(), checks("b"))
 	}
+}
+
+// cancelOnRead is a store that cancels a context as a ledger is first read
+// from it: Ctrl-C during a check.
+type cancelOnRead struct {
+	*sqlite.Store
+	cancel context.CancelFunc
+}
+
+func (c cancelOnRead) LedgerCheckpoint(ctx context.Context, tenantID string, size int64) (runproof.LedgerCheckpoint, error) {
+	c.cancel()
+	return c.Store.LedgerCheckpoint(ctx, tenantID, size)
+}
+
+// cancelOnRecord is a store that cancels a context once an audit event is
+// appended to it: Ctrl-C as a check's outcome is recorded.
+type cancelOnRecord struct {
+	*sqlite.Store
+	cancel context.CancelFunc
+}
+
+func (c cancelOnRecord) AppendAuditEvents(ctx context.Context, evs ...runproof.AuditEvent) error {
+	defer c.cancel()
+	return c.Store.AppendAuditEvents(ctx, evs...)
 }
 
 // TestStillRunning: long work logs that it goes on until stopped, and not

@@ -199,13 +199,18 @@ func verifyLedgersOf(ctx context.Context, e *env, store database, tenant string,
 	}
 	var first error
 	for _, t := range tenants {
+		if ctx.Err() != nil { // Ctrl-C after the last check: no further one is begun
+			return cmp.Or(first, fmt.Errorf("ledger verify: interrupted before checking tenant %q", t))
+		}
 		started := time.Now()
 		rep, err := ledger.Verify(ctx, store, ledger.VerifyParams{TenantID: t, VerifierKeys: vkeys, Checkpoint: older,
 			FinishedBefore: started.Add(-settleTime), AllSignatures: allSignatures,
 			Progress: progressLog(e, t)})
-		if err != nil && ctx.Err() != nil {
+		var mismatch *ledger.Mismatch
+		if errors.Is(err, context.Canceled) && !errors.As(err, &mismatch) {
 			// Cut short: no outcome, so none is recorded, and the
-			// tenants after it are not begun.
+			// tenants after it are not begun. (A fault found is an
+			// outcome, even as Ctrl-C comes.)
 			fmt.Fprintf(e.stdout, "%s: interrupted before the check was done: nothing recorded\n", t)
 			return cmp.Or(first, fmt.Errorf("ledger verify: interrupted while checking tenant %q", t))
 		}
@@ -216,9 +221,9 @@ func verifyLedgersOf(ctx context.Context, e *env, store database, tenant string,
 					"serve (or the next export) appends them, then verify again"
 			}
 		}
-		unknown := false // a tenant with no record at all: a mistyped --tenant, say
-		if err == nil && rep.Checkpoints == 0 {
-			evs, aerr := store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: t, Limit: 1})
+		unknown := false                        // a tenant with no record at all: a mistyped --tenant, say
+		if err == nil && rep.Checkpoints == 0 { // the check is done: said and recorded even after Ctrl-C
+			evs, aerr := store.ListAuditEvents(context.WithoutCancel(ctx), runproof.ListAuditParams{TenantID: t, Limit: 1})
 			if aerr != nil {
 				return aerr
 			}
@@ -328,12 +333,16 @@ func verifyLine(rep ledger.Report, err error) string {
 // 282 steps, 0 of audit events)".
 func entries(rep ledger.Report) string {
 	exports := rep.Entries - rep.Manifests - rep.AuditEvents - rep.StepRanges
-	steps := "steps"
-	if rep.Steps == 1 {
-		steps = "step"
+	return fmt.Sprintf("%s (%d of exports, %d of their ZIPs' manifests, %d sealing %s, %d of audit events)",
+		counted(rep.Entries, "entry", "entries"), exports, rep.Manifests, rep.StepRanges, counted(rep.Steps, "step", "steps"), rep.AuditEvents)
+}
+
+// counted says n of a thing, one or many.
+func counted(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	return fmt.Sprintf("%d entries (%d of exports, %d of their ZIPs' manifests, %d sealing %d %s, %d of audit events)",
-		rep.Entries, exports, rep.Manifests, rep.StepRanges, rep.Steps, steps, rep.AuditEvents)
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // keyHint says what to do when a checkpoint is signed by none of the

@@ -150,8 +150,8 @@ func (e *Exporter) validate(tenantID string, who Requester, in Input) (request, 
 			errs.Add(p.name, "must be an RFC 3339 timestamp")
 			continue
 		}
-		if t.UTC().Year() < 2000 { // a mistyped year: runproof holds no step before 2000
-			errs.Add(p.name, "is before the year 2000")
+		if err := runproof.CheckYear(t); err != nil {
+			errs.Add(p.name, "%v", err)
 			continue
 		}
 		t = runproof.Timestamp(t)

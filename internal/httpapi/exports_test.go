@@ -253,6 +253,7 @@ func TestMethodNotAllowedAndBearerCase(t *testing.T) {
 	if r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST /logs/llm-runs: %d Allow %q %s", r.status, r.header.Get("Allow"), r.body)
 	}
+	e.must(404, e.do("HEAD", "/api/v1/logs/nowhere", admin, nil)) // as GET: no such route, not a method refused
 	// The problem's instance is the path as sent, a URI reference.
 	r = e.must(404, e.do("GET", "/api/v1/logs/llm-runs/r-1%2Fx%20y/envelope", admin, nil))
 	if !strings.Contains(string(r.body), `"instance":"/api/v1/logs/llm-runs/r-1%2Fx%20y/envelope"`) {

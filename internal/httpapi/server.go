@@ -152,7 +152,7 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
 	s.mux.HandleFunc("/api/v1/logs/", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeProblem(w, r, newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "the logs API is read-only: only GET (and HEAD) is allowed"))
 			return

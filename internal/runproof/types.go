@@ -236,7 +236,8 @@ const (
 var RunStatuses = []string{string(RunRunning), string(RunStopped), string(RunCompleted), string(RunFailed), string(RunCancelled)}
 
 // Totals are a run's running sums, kept exactly. Each is a column of runs
-// and a running_ column of steps on both engines, which the runs guard
+// and, but Steps (a step's index and one), a running_ column of steps on
+// both engines, which the runs guard
 // keeps from going down (a test fails for a column it does not name) and
 // which migration 015's trigger works out (PostgreSQL) or checks (SQLite)
 // for a step an older runproof stores without it; and a bound in the

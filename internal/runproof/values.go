@@ -1,6 +1,7 @@
 package runproof
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -49,11 +50,18 @@ const MaxClockSkew = 5 * time.Minute
 // a span's) that lies more than MaxClockSkew after now, or before the
 // year 2000. The error reads after the time or the field named.
 func CheckReportedTime(t, now time.Time) error {
-	switch {
-	case t.After(now.Add(MaxClockSkew)):
+	if t.After(now.Add(MaxClockSkew)) {
 		return fmt.Errorf("is in the future (the server's time is %s)", now.UTC().Format(time.RFC3339))
-	case t.UTC().Year() < 2000:
-		return fmt.Errorf("is before the year 2000")
+	}
+	return CheckYear(t)
+}
+
+// CheckYear refuses a time before the year 2000, which runproof holds
+// nothing of: a mistyped year. The error reads after the time or the
+// field named.
+func CheckYear(t time.Time) error {
+	if t.UTC().Year() < 2000 {
+		return errors.New("is before the year 2000")
 	}
 	return nil
 }

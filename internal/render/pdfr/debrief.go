@@ -24,12 +24,14 @@ func onePageDebrief(ctx context.Context, b *evidence.ExecutiveDebriefBundle, inf
 		return r
 	}
 	// How many lines of notes fit: one, and what is left below it.
-	if short := debriefReport(ctx, b, info, tight, 1).end(); short.pdf.PageCount() == 1 {
-		if fit := debriefReport(ctx, b, info, tight, 1+int(short.room()/tight.facts.lh)).end(); fit.pdf.PageCount() == 1 {
-			return fit
-		}
+	short := debriefReport(ctx, b, info, tight, 1).end()
+	if short.pdf.PageCount() > 1 {
+		return r // the debrief's own text runs long
 	}
-	return r
+	if fit := debriefReport(ctx, b, info, tight, 1+int(short.room()/tight.facts.lh)).end(); fit.pdf.PageCount() == 1 {
+		return fit
+	}
+	return short
 }
 
 // allLines shows the remediation notes whole.
@@ -101,24 +103,34 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 	return r
 }
 
-// cut shortens s to the lines of a fact's value it fills, when more than
-// lines (allLines: never), ending it with a mark that says where the rest
-// is.
+// cut shortens s to the first lines lines of a fact's value it fills,
+// when it fills more (allLines: never), the last of them ending with a
+// mark that says where the rest is. Lines break as the value's would:
+// at the text's own line breaks, between words, and within a word too
+// long for a line.
 func (r *report) cut(s string, lines int) string {
-	const mark = " … (continued in the debrief's JSON)"
-	r.valueFont(false, r.set.facts)
-	w := r.width() - r.set.facts.kw
-	fits := func(s string) bool { return len(r.pdf.SplitText(r.clean(s), w)) <= lines }
-	if lines == allLines || fits(s) {
+	const mark = " … (continued in the debrief's JSON export)"
+	if lines == allLines {
 		return s
 	}
-	words := strings.Fields(s)
-	for n := len(words) - 1; n > 0; n-- {
-		if t := strings.Join(words[:n], " ") + mark; fits(t) {
-			return t
-		}
+	c := clean(s) // as fieldsAs writes it: the lines are counted in it
+	r.valueFont(false, r.set.facts)
+	w := r.width() - r.set.facts.kw
+	kept := r.pdf.SplitText(c, w)
+	if len(kept) <= lines {
+		return s
 	}
-	return strings.TrimPrefix(mark, " ")
+	kept = kept[:max(1, lines)]
+	last := []rune(kept[len(kept)-1])
+	for len(last) > 0 && len(r.pdf.SplitText(string(last)+mark, w)) > 1 {
+		last = last[:len(last)-1]
+	}
+	kept[len(kept)-1] = strings.TrimRight(string(last), " ") + mark
+	out := strings.Join(kept, "\n")
+	if len(c) != len(s) && strings.Contains(out, "<U+") { // as r.clean says it, for the note on code points
+		r.escaped = true
+	}
+	return out
 }
 
 // riskColors are the badge colours of the risk levels.

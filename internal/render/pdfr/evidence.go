@@ -150,7 +150,7 @@ func summaryFields(b *evidence.EvidenceBundle) []field {
 	)
 	if b.RemediationStatus != "" {
 		fs = append(fs, field{key: "Remediation", value: strings.ReplaceAll(b.RemediationStatus, "_", " ")},
-			field{key: "Remediation notes", value: or(b.RemediationNotes, "none")})
+			field{key: "Remediation notes", value: or(b.RemediationNotes, "none yet")})
 	}
 	return fs
 }
@@ -330,7 +330,8 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", evidence.Group(n), evidence.Group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
-	r.legend(b.ContainmentTimestamp != "")
+	// Steps came after the breaking one: some may have come after the stop.
+	r.legend(b.ContainmentTimestamp != "" && b.ViolationStepIndex != nil && b.LastStepIndex != nil && *b.LastStepIndex > *b.ViolationStepIndex)
 	t := r.table(7.5,
 		column{title: "Step", w: 12, align: "R"},
 		column{title: "Timestamp (UTC)", w: 40},
@@ -390,7 +391,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		cells[9] = decimal(s.DurationMs)
 		cells[10] = string(s.Status)
 		if b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp { // both in one fixed form
-			cells[10] += " " + afterStop
+			cells[10] += " " + afterStopMark
 		}
 		cells[11] = strings.TrimPrefix(s.ContentHash, "sha256:")
 		var st style
@@ -419,13 +420,13 @@ const (
 	timelineTail   = 250
 )
 
-// afterStop marks the status of a step sent after its agent was told to
+// afterStopMark marks the status of a step sent after its agent was told to
 // stop.
-const afterStop = "†"
+const afterStopMark = "†"
 
-// legend explains the row colours of the timeline and, for a run that was
-// stopped, the mark of the steps sent after the stop.
-func (r *report) legend(stopped bool) {
+// legend explains the row colours of the timeline and, when steps may
+// have been sent after the stop, their mark.
+func (r *report) legend(afterStop bool) {
 	pdf := r.pdf
 	y := pdf.GetY()
 	x := margin
@@ -443,8 +444,8 @@ func (r *report) legend(stopped bool) {
 		r.text(x+8, y+3.4, k.text)
 		x += 8 + pdf.GetStringWidth(k.text) + 8
 	}
-	if stopped {
-		r.text(x, y+3.4, afterStop+" sent after the agent was told to stop")
+	if afterStop {
+		r.text(x, y+3.4, afterStopMark+" sent after the agent was told to stop")
 	}
 	pdf.SetXY(margin, y+7)
 }

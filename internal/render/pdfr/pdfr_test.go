@@ -129,15 +129,24 @@ func TestDebriefIsShort(t *testing.T) {
 // TestDebriefKeepsToOnePage: a debrief whose texts run as long as they
 // may (a prepared_for and a policy name of 200 bytes, partly in a script
 // the fonts lack, steps sent after the stop, remediation notes of 2000
-// bytes) is set tight, and cuts the notes to what fits, saying where the
-// rest is; shorter notes stay whole.
+// bytes) is set tight, and cuts the notes to what fits, as they would
+// break into lines (at their own line breaks, between words, within a
+// word too long for a line), saying where the rest is; shorter notes stay
+// whole.
 func TestDebriefKeepsToOnePage(t *testing.T) {
+	const mark = "… (continued in the debrief's JSON export)"
 	long := strings.Repeat("The team lowered the cap and added a review of every tool call. ", 40)[:runproof.MaxNotes]
+	listed := strings.Repeat("Step done.\n", 190)[:runproof.MaxNotes]
+	url := "https://example.com/" + strings.Repeat("a", 1900) + " is the fix."
 	for _, c := range []struct {
-		name, notes, want string
+		name, notes string
+		want        []string
 	}{
-		{"long notes", long, "(continued in the debrief's JSON)"},
-		{"short notes", "Cap lowered to $0.50 a run.", "Cap lowered to $0.50 a run."},
+		{"long notes", long, []string{"The team lowered the cap", mark}},
+		{"notes of lines", listed, []string{"Step done. " + mark}},
+		{"notes of one long word", url, []string{"https://example.com/aaaa", mark}},
+		{"notes in a script the fonts lack", strings.Repeat("研", runproof.MaxNotes/3), []string{"<U+7814 U+7814 U+7814", mark, "shown as their Unicode code points"}},
+		{"short notes", "Cap lowered to $0.50 a run.", []string{"Cap lowered to $0.50 a run."}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := costRun(t, "agent-research", 6, 3) // two steps after the stop
@@ -154,10 +163,7 @@ func TestDebriefKeepsToOnePage(t *testing.T) {
 			if len(pages) != 1 {
 				t.Errorf("the debrief has %d pages, want one", len(pages))
 			}
-			for _, want := range []string{c.want, "The team lowered the cap", "<U+7814 U+7A76>", "Signing key", "runproof verify FILE.zip"} {
-				if c.notes != long && want == "The team lowered the cap" {
-					continue
-				}
+			for _, want := range append(c.want, "<U+7814 U+7A76>", "Signing key", "runproof verify FILE.zip") {
 				if !strings.Contains(text, want) {
 					t.Errorf("the debrief lacks %q", want)
 				}
@@ -175,7 +181,9 @@ func TestOneStepChart(t *testing.T) {
 	text := strings.Join(pages, "\f")
 	_, chart, _ := strings.Cut(text, "Cumulative tokens")
 	chart, _, _ = strings.Cut(chart, "step index")
-	if fields := strings.Fields(chart); !slices.Contains(fields, "0") || slices.Contains(fields, "1") || slices.Contains(fields, "-0") {
+	// Its last labels: the y axis's 0, then the x axis's only one, step 0.
+	if fields := strings.Fields(chart); len(fields) < 2 || !slices.Equal(fields[len(fields)-2:], []string{"0", "0"}) ||
+		slices.Contains(fields, "1") || slices.Contains(fields, "-0") {
 		t.Errorf("the tokens panel's labels: %q", fields)
 	}
 }
@@ -185,7 +193,7 @@ func TestOneStepChart(t *testing.T) {
 func TestStepsAfterTheStop(t *testing.T) {
 	ev, _, _ := bundles(t, costRun(t, "agent-research", 6, 3)) // steps 4 and 5 after the stop
 	text := strings.Join(check(t, write(t, "after-stop.pdf", ev, Info{})), "\n")
-	if n := strings.Count(text, "violation "+afterStop); n != 2 || !strings.Contains(text, afterStop+" sent after the agent was told to stop") {
+	if n := strings.Count(text, "violation "+afterStopMark); n != 2 || !strings.Contains(text, afterStopMark+" sent after the agent was told to stop") {
 		t.Errorf("%d steps marked as sent after the stop, want 2; or no legend:\n%s", n, text)
 	}
 }

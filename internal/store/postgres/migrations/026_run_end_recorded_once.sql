@@ -1,5 +1,5 @@
--- When runproof recorded a run's end is written with the end, once: it
--- sets how long the run takes late steps.
+-- When runproof recorded a run's end is written with the end, once, and
+-- never without it: it sets how long the run takes late steps.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -13,6 +13,7 @@ BEGIN
         OR OLD.stopped_at IS NOT NULL AND NEW.stopped_at IS DISTINCT FROM OLD.stopped_at
         OR OLD.completed_at IS NOT NULL AND NEW.completed_at IS DISTINCT FROM OLD.completed_at
         OR OLD.completed_at IS NOT NULL AND NEW.ended_recorded_at IS DISTINCT FROM OLD.ended_recorded_at
+        OR NEW.completed_at IS NULL AND NEW.ended_recorded_at IS NOT NULL
         OR OLD.incident_id <> '' AND NEW.incident_id IS DISTINCT FROM OLD.incident_id
         OR OLD.termination_reason <> '' AND NEW.termination_reason IS DISTINCT FROM OLD.termination_reason
         OR OLD.ended_as <> '' AND NEW.ended_as IS DISTINCT FROM OLD.ended_as THEN

@@ -1,5 +1,5 @@
--- When runproof recorded a run's end is written with the end, once: it
--- sets how long the run takes late steps.
+-- When runproof recorded a run's end is written with the end, once, and
+-- never without it: it sets how long the run takes late steps.
 
 -- +goose Up
 DROP TRIGGER runs_change_only_as_run;
@@ -14,6 +14,7 @@ WHEN NEW.tenant_id IS NOT OLD.tenant_id OR NEW.id IS NOT OLD.id OR NEW.agent_id 
     OR OLD.stopped_at IS NOT NULL AND NEW.stopped_at IS NOT OLD.stopped_at
     OR OLD.completed_at IS NOT NULL AND NEW.completed_at IS NOT OLD.completed_at
     OR OLD.completed_at IS NOT NULL AND NEW.ended_recorded_at IS NOT OLD.ended_recorded_at
+    OR NEW.completed_at IS NULL AND NEW.ended_recorded_at IS NOT NULL
     OR OLD.incident_id <> '' AND NEW.incident_id IS NOT OLD.incident_id
     OR OLD.termination_reason <> '' AND NEW.termination_reason IS NOT OLD.termination_reason
     OR OLD.ended_as <> '' AND NEW.ended_as IS NOT OLD.ended_as
