@@ -455,9 +455,10 @@ func TestReplaySystemEvents(t *testing.T) {
 		want []string
 	}{
 		{"now", time.Now().UTC(), []string{EventRunStarted, EventIncidentOpened, EventRunStopped, EventRunEnded}},
-		// Its stop and its end are the server's, a year later, outside
-		// the window.
-		{"last-year", time.Now().UTC().AddDate(-1, 0, 0), []string{EventRunStarted, EventIncidentOpened}},
+		// Its stop is placed by the step that broke the rule, as the
+		// incident is; its end is the server's, a year later, outside the
+		// window.
+		{"last-year", time.Now().UTC().AddDate(-1, 0, 0), []string{EventRunStarted, EventIncidentOpened, EventRunStopped}},
 	} {
 		t.Run(c.run, func(t *testing.T) {
 			replaySystemEvents(t, svc, c.run, c.at, c.want)

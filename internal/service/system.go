@@ -422,9 +422,9 @@ func (se *stepEvents) events(run runproof.Run, snap runproof.Snapshot, incs []ru
 	if run.StoppedAt != nil {
 		ev := SystemEvent{At: *run.StoppedAt, Kind: EventRunStopped, Detail: EventDetail{Decision: AgentStop,
 			TerminationReason: run.TerminationReason, IncidentID: run.IncidentID}}
-		if stop != nil {
-			idx := stop.InflectionStepIndex
-			ev.StepIndex = &idx
+		if stop != nil { // stopped at the breaking step, which the agent timed
+			idx, violation := stop.InflectionStepIndex, stop.ViolationAt
+			ev.StepIndex, ev.Detail.ReportedAt = &idx, &violation
 		}
 		events = append(events, ev)
 	}
