@@ -142,6 +142,50 @@ func TestEvaluateFailingExpression(t *testing.T) {
 	}
 }
 
+// TestEvaluateNonFiniteDoubles: CEL computes with doubles as IEEE 754
+// does, so that a division of a double by zero gives an infinity (which
+// compares greater than any limit) or not a number (which compares false
+// with anything): runproof fails such an expression on the step, as it
+// does an int's division by zero, rather than stop the run or pass it.
+func TestEvaluateNonFiniteDoubles(t *testing.T) {
+	for _, expr := range []string{
+		"run.cost_cents / step.cost_cents > 10.0",                                   // +Inf > 10: would stop
+		"(step.cost_cents - step.cost_cents) / step.cost_cents > 1.0",               // NaN > 1: would pass unseen
+		"step.cost_cents == 0.0 || run.cost_cents / step.cost_cents > 1e308 * 10.0", // 1e308 * 10 overflows
+	} {
+		e, err := Compile([]runproof.Policy{
+			mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: expr, Action: runproof.ActionStop}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps := costSteps(2, 1)
+		steps[1].CostMicrocents = 0
+		res := run(t, e, steps)
+		if expr[0] == 's' { // true on the free step before the overflow is reached
+			if res[1].Status != runproof.StepViolation {
+				t.Errorf("%s: step 1 %s, want violation: || does not reach the overflow", expr, res[1].Status)
+			}
+			continue
+		}
+		r := res[1]
+		if r.Status != runproof.StepWarning || r.Violation != nil || len(r.Findings) != 1 ||
+			r.Findings[0].Outcome != runproof.OutcomeFailed || !strings.Contains(r.Findings[0].Error, "a division by zero, or an overflow") {
+			t.Errorf("%s: step 1 %+v, want a warning: the expression failed", expr, r)
+		}
+	}
+	// Doubles that stay finite are judged as ever.
+	e, err := Compile([]runproof.Policy{
+		mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: "run.cost_cents / 2.0 > 0.0", Action: runproof.ActionStop}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := run(t, e, costSteps(1, 1)); res[0].Status != runproof.StepViolation {
+		t.Errorf("a finite division: %s, want violation", res[0].Status)
+	}
+}
+
 // TestEvaluateRefusedExpression: a stored expression this runproof would
 // refuse (stored under looser limits) fails each step with the reason,
 // as a warning, and leaves the other policies of the snapshot judging.

@@ -203,7 +203,11 @@ func compileExpression(src string) (cel.Program, error) {
 			sizes[string(lit)], _ = types.RegexProgramSize(string(lit)) // it compiles: the validator compiled it
 		}
 	}
-	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost),
+	track := cel.OptTrackCost
+	if doubleArithmetic(ast.NativeRep()) {
+		track |= cel.OptTrackState // for nonFinite
+	}
+	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(track),
 		cel.OptimizeRegex(interpreter.MatchesRegexOptimization),
 		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, sizes.matchCost), cost.OverloadTracker(overloads.MatchesString, sizes.matchCost),
 			cost.OverloadTracker(overloads.AddList, concatCost)))
@@ -214,6 +218,41 @@ func compileExpression(src string) (cel.Program, error) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// doubleArithmetic reports whether an expression computes with doubles,
+// which CEL does as IEEE 754 does: x / 0.0 is an infinity, 0.0 / 0.0 not
+// a number, and a product can overflow to an infinity, where an int's
+// division by zero or overflow is an error.
+func doubleArithmetic(a *celast.AST) bool {
+	return len(celast.MatchDescendants(celast.NavigateAST(a), func(e celast.NavigableExpr) bool {
+		if e.Kind() != celast.CallKind || e.Type().Kind() != types.DoubleKind {
+			return false
+		}
+		switch e.AsCall().FunctionName() {
+		case operators.Divide, operators.Multiply, operators.Add, operators.Subtract:
+			return true
+		}
+		return false
+	})) > 0
+}
+
+// nonFinite returns an error when an evaluation whose values were tracked
+// (see doubleArithmetic) came by an infinite or undefined double: a
+// division by zero, or an overflow, fails as it does on ints rather than
+// compare as a number (+Inf > 10 is true, NaN > 10 false).
+func nonFinite(details *cel.EvalDetails) error {
+	st := details.State()
+	if st == nil {
+		return nil
+	}
+	for _, id := range st.IDs() {
+		v, _ := st.Value(id)
+		if d, ok := v.(types.Double); ok && (math.IsInf(float64(d), 0) || math.IsNaN(float64(d))) {
+			return fmt.Errorf("a computation with doubles gave %v (a division by zero, or an overflow)", float64(d))
+		}
+	}
+	return nil
+}
 
 // concatCost is what joining two lists costs against CEL's limits: the
 // length of the list made. CEL charges 1, but a list joined to itself
