@@ -406,7 +406,9 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 // model or the agent ("chat:gpt-4o", "execute_tool:web_search"); the span
 // name when there is no operation.
 func stepType(name string, attrs []*commonpb.KeyValue) string {
-	op, tool := str(attrs, AttrOperation), firstStr(attrs, toolAttrs)
+	// White space around a name is none of it: a policy names step types
+	// without it.
+	op, tool := strings.TrimSpace(str(attrs, AttrOperation)), strings.TrimSpace(firstStr(attrs, toolAttrs))
 	switch {
 	case op != "":
 	case tool != "": // a tool call that does not say so (the Vercel AI SDK's, say)
@@ -418,10 +420,10 @@ func stepType(name string, attrs []*commonpb.KeyValue) string {
 		}
 	}
 	if op == "" {
-		return name
+		return strings.TrimSpace(name)
 	}
-	if on := firstNonEmpty(tool, str(attrs, AttrRequestModel), str(attrs, AttrResponseModel), str(attrs, "llm.model_name"),
-		cleanName(str(attrs, AttrAgentName))); on != "" {
+	if on := strings.TrimSpace(firstNonEmpty(tool, str(attrs, AttrRequestModel), str(attrs, AttrResponseModel), str(attrs, "llm.model_name"),
+		cleanName(str(attrs, AttrAgentName)))); on != "" {
 		return op + ":" + on
 	}
 	return op

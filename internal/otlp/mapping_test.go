@@ -104,6 +104,8 @@ func TestStepType(t *testing.T) {
 		{[]*commonpb.KeyValue{kv("openinference.span.kind", "CHAIN")}, "step"},
 		{[]*commonpb.KeyValue{kv("ai.operationId", "ai.generateText.doGenerate"), kv("gen_ai.request.model", "gpt-4o")}, "chat:gpt-4o"},
 		{[]*commonpb.KeyValue{kv("ai.operationId", "ai.generateText"), kv("gen_ai.request.model", "gpt-4o")}, "step"},
+		// white space around a name is none of it: a policy names step types without it
+		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "execute_tool "), kv("gen_ai.tool.name", " shell ")}, "execute_tool:shell"},
 	} {
 		if got := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, c.attrs...)).StepType; got != c.want {
 			t.Errorf("step type %q, want %q", got, c.want)

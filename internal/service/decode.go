@@ -313,6 +313,8 @@ func ValidateSteps(in []StepInput, now time.Time) ([]runproof.Step, error) {
 		switch {
 		case strings.TrimSpace(s.StepType) == "":
 			bad(i, "step_type", "is required (the tool, skill or model called)")
+		case strings.TrimSpace(s.StepType) != s.StepType:
+			bad(i, "step_type", "must not start or end with white space: policies match step types exactly")
 		case len(s.StepType) > runproof.MaxStepTypeLen:
 			bad(i, "step_type", "must be at most %d bytes", runproof.MaxStepTypeLen)
 		case runproof.CheckText(s.StepType) != nil:

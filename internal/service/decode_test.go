@@ -195,3 +195,17 @@ func TestStepOf(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeStepTypeSpaces: a step type with white space around it is
+// refused, naming the field: a policy names step types without it, and
+// could never deny "tool:shell ".
+func TestDecodeStepTypeSpaces(t *testing.T) {
+	for _, typ := range []string{"tool:shell ", " tool:shell", "tool:shell\t"} {
+		body := `{"steps":[{"step_index":0,"timestamp":"2026-06-01T10:00:00Z","step_type":"` + strings.ReplaceAll(typ, "\t", `\t`) + `"}]}`
+		_, err := DecodeSteps([]byte(body), fuzzNow)
+		var fe *runproof.Error
+		if !errors.As(err, &fe) || len(fe.Fields) != 1 || fe.Fields[0].Field != "steps[0].step_type" || !strings.Contains(fe.Fields[0].Message, "white space") {
+			t.Errorf("%q: %v, want a bad steps[0].step_type", typ, err)
+		}
+	}
+}
