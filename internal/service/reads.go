@@ -438,6 +438,10 @@ func (s *Service) Replay(ctx context.Context, tenantID, runID string, withAudit 
 func (s *Service) replayAudit(ctx context.Context, tenantID string, rp *Replay) error {
 	const page = 1000
 	seen := map[string]bool{}
+	// Oldest first, as the rest of the replay, events of the same time
+	// too (the pages come newest first).
+	start := len(rp.Items)
+	defer func() { slices.Reverse(rp.Items[start:]) }()
 	for offset := 0; ; offset += page {
 		events, err := s.store.ListAuditEvents(ctx, runproof.ListAuditParams{TenantID: tenantID,
 			From: rp.WindowStart, To: rp.WindowEnd.Add(time.Microsecond), Limit: page, Offset: offset})

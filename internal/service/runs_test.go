@@ -440,6 +440,39 @@ func TestReplayAuditEvents(t *testing.T) {
 	})
 }
 
+// TestReplayAuditTies: audit events of the same time are in the replay in
+// the order they were recorded (of their ids), as the rest of it, oldest
+// first.
+func TestReplayAuditTies(t *testing.T) {
+	ctx := context.Background()
+	svc := New(storetest.OpenSQLite(t), Options{})
+	centre := stepsStart
+	if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: centre.Format(time.RFC3339)}); err != nil {
+		t.Fatal(err)
+	}
+	var events []runproof.AuditEvent
+	for _, id := range []string{"a", "b", "c"} {
+		events = append(events, runproof.AuditEvent{ID: "0195a3c5-0000-7000-8000-00000000000" + id, TenantID: "acme", OccurredAt: centre.Add(time.Second),
+			Actor: "key_1", ActorType: runproof.OriginHuman, Category: runproof.AuditAccess, Action: "GET /api/v1/logs/llm-runs/" + id, Decision: runproof.DecisionAllow})
+	}
+	if err := svc.Record(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := svc.Replay(ctx, "acme", "r1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range rp.Items {
+		if it.Source == "audit" {
+			got = append(got, it.Kind[len(it.Kind)-1:])
+		}
+	}
+	if strings.Join(got, "") != "abc" {
+		t.Errorf("audit events of one time in the order %v, want a, b, c", got)
+	}
+}
+
 // TestReplaySystemEvents: a replay's system items are the run's system
 // events, named as SystemEvents names them; those of a run sent long after
 // it ran are placed by the agent's times, which the window is of.
