@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -352,5 +353,17 @@ func TestGuardsNameEveryColumn(t *testing.T) {
 			t.Fatal(err)
 		}
 		migratetest.GuardNamesEveryColumn(t, g.Table, columns, have[g.Table+"."+g.Guard], g.Free)
+	}
+}
+
+// TestOpenDirectory: a directory where the database file should be is
+// said to be one, not taken for a matter of permissions.
+func TestOpenDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runproof.db")
+	if err := os.Mkdir(path, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(context.Background(), path); err == nil || !strings.Contains(err.Error(), "it is a directory, not a database file") {
+		t.Errorf("open a directory: %v", err)
 	}
 }

@@ -52,6 +52,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		f.Close()
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("sqlite: %w", err)
+	} else if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, errors.New("sqlite: it is a directory, not a database file: give --data runproof's data directory")
 	}
 	// Every connection gets the same settings. WAL lets readers run while
 	// one writer writes; busy_timeout makes another process's writers wait
