@@ -413,3 +413,20 @@ func TestGuardsNameEveryColumn(t *testing.T) {
 		migratetest.GuardNamesEveryColumn(t, g.Table, columns, guard, g.Free)
 	}
 }
+
+// TestOpenMissingDatabase: a database that does not exist is said to be
+// missing, with how to make it.
+func TestOpenMissingDatabase(t *testing.T) {
+	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
+	if raw == "" {
+		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/runproof_no_such_database"
+	if _, err := Open(context.Background(), u.String()); err == nil || !strings.Contains(err.Error(), "createdb -O ROLE runproof_no_such_database") {
+		t.Errorf("open a database that does not exist: %v", err)
+	}
+}

@@ -57,6 +57,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		var e *pgconn.PgError
+		if errors.As(err, &e) && e.Code == "3D000" { // invalid_catalog_name
+			return nil, fmt.Errorf("postgres: %w: create it (createdb -O ROLE %s), or name another in the URL", err, cfg.ConnConfig.Database)
+		}
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	return &Store{pool: pool}, nil
