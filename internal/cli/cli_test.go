@@ -1098,3 +1098,13 @@ func TestPolicyApplyYAMLEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestInputDirectory: a directory named for a file to read is a wrong
+// argument, said as such.
+func TestInputDirectory(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{{"ingest", "--tenant", "acme", "--data", data, dir}, {"policy", "apply", "--tenant", "acme", "--data", data, dir}} {
+		wantError(t, runCLI(t, "", args...), 2, dir+" is a directory: name a file (or - for stdin)")
+	}
+}

@@ -86,7 +86,14 @@ func openInput(ctx context.Context, name string, stdin io.Reader) (io.ReadCloser
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: no such file", name)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, usagef("%s is a directory: name a file (or - for stdin)", name)
+	}
+	return f, nil
 }
 
 // inputName is how errors name an input file.
