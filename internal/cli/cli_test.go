@@ -141,6 +141,16 @@ func TestKeysListAndRevoke(t *testing.T) {
 		t.Errorf("a key revoked by its secret authenticates: %v", err)
 	}
 	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", service.KeyPrefix+"nosuchsecret", "--data", data), 1, "cannot revoke the key")
+
+	// The secret on stdin, out of sight of ps.
+	another := strings.TrimSpace(runCLI(t, "", "keys", "create", "--tenant", "acme", "--role", "viewer", "--data", data).stdout)
+	if r := runCLI(t, another+"\n", "keys", "revoke", "--tenant", "acme", "-", "--data", data); r.code != 0 || !strings.Contains(r.stdout, "revoked key key_") {
+		t.Fatalf("keys revoke of a secret on stdin: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := svc.Authenticate(context.Background(), another); runproof.ErrorCode(err) != runproof.EUNAUTHORIZED {
+		t.Errorf("a key revoked by its secret on stdin authenticates: %v", err)
+	}
+	wantError(t, runCLI(t, "", "keys", "revoke", "--tenant", "acme", "-", "--data", data), 2, "stdin is empty")
 }
 
 func TestKeysCreate(t *testing.T) {

@@ -108,13 +108,14 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	var zips []string
 	for _, bundle := range []runproof.BundleType{runproof.BundleEvidence, runproof.BundleSOC2, runproof.BundleExecutiveDebrief} {
 		for _, format := range exporter.Formats() {
-			rec, err := exporter.Export(ctx, demo.Tenant, who, export.Input{IncidentID: showcase.ID, BundleType: bundle, Format: format,
-				ExportReason: "runproof demo", PreparedFor: "Chief Technology Officer", IncludeContent: true})
+			in := export.Input{IncidentID: showcase.ID, BundleType: bundle, Format: format,
+				ExportReason: "runproof demo", PreparedFor: "Chief Technology Officer", IncludeContent: true}
+			rec, err := exporter.Export(ctx, demo.Tenant, who, in)
 			if err != nil {
 				return exportFailure(err)
 			}
 			name := filepath.Join(out, strings.ReplaceAll(string(bundle), "_", "-")+"."+string(format))
-			if err := deliver(ctx, exporter, rec, name, nil); err != nil {
+			if err := deliver(ctx, exporter, rec, name, outMode(in), nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s…\n", bundle, format, name, rec.SizeBytes, strings.TrimPrefix(rec.Checksum, runproof.DigestPrefix)[:16])
@@ -130,7 +131,7 @@ func runDemo(ctx context.Context, e *env, out string) error {
 	// Check the ZIPs as an auditor would, with the public key alone.
 	key := ex.keys.Active()
 	pub := filepath.Join(out, "signing-key.pub.pem")
-	if err := writeFileAtomic(pub, nil, bytes.NewReader(signing.PublicPEM(key.Public()))); err != nil {
+	if err := writeFileAtomic(pub, nil, bytes.NewReader(signing.PublicPEM(key.Public())), 0o644); err != nil {
 		return fmt.Errorf("cannot write %s: %w", pub, err)
 	}
 	for _, zip := range zips {

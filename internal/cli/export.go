@@ -43,8 +43,9 @@ still running.
                         its steps, its report and a manifest) (default json)
   -o, --out FILE        where to write, making its directory if need be; "-"
                         for stdout (default BUNDLE_ID.F in the current
-                        directory). A new file gets mode 0644 less the umask;
-                        a file replaced keeps its mode
+                        directory). A new file gets mode 0644 less the umask
+                        (0600 with --include-content: prompts and answers
+                        are the owner's alone); a file replaced keeps its mode
   --reason TEXT         why the export is made (kept in the bundle and record)
   --prepared-for NAME   the reader of an executive debrief
   --prepared-by NAME    its author (default: your user name)
@@ -140,7 +141,7 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 	if out == "" {
 		out = rec.BundleID + "." + string(rec.Format)
 	}
-	if err := deliver(ctx, exporter, rec, out, e.stdout); err != nil {
+	if err := deliver(ctx, exporter, rec, out, outMode(in), e.stdout); err != nil {
 		if ctx.Err() != nil {
 			err = errors.New("interrupted")
 		}
@@ -201,9 +202,9 @@ func seal(ctx context.Context, e *env, led *ledger.Ledger, tenant string) {
 	}
 }
 
-// deliver copies a completed export's artifact to out ("-": w) and records
-// the delivery.
-func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export, out string, w io.Writer) error {
+// deliver copies a completed export's artifact to out ("-": w), a new file
+// of mode perm (less the umask), and records the delivery.
+func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export, out string, perm fs.FileMode, w io.Writer) error {
 	rec, art, err := exporter.Open(ctx, rec.TenantID, rec.ID)
 	if err != nil {
 		return err
@@ -213,7 +214,7 @@ func deliver(ctx context.Context, exporter *export.Exporter, rec runproof.Export
 		if _, err := io.Copy(w, art); err != nil {
 			return err
 		}
-	} else if err := writeOut(out, art); err != nil {
+	} else if err := writeOut(out, art, perm); err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) { // names a temporary file, not out
 			err = pe.Err
@@ -257,11 +258,11 @@ func checkOut(out string) error {
 // writeOut writes r to --out: a regular file, new or not, atomically
 // (writeFileAtomic), through a symbolic link to what it links to, and
 // anything else (a device, a pipe, /dev/stdout) in place, never replaced.
-func writeOut(name string, r io.Reader) error {
+func writeOut(name string, r io.Reader, perm fs.FileMode) error {
 	fi, err := os.Stat(name) // follows links
 	switch {
 	case err != nil: // a new file
-		return writeFileAtomic(name, nil, r)
+		return writeFileAtomic(name, nil, r, perm)
 	case fi.IsDir():
 		return fmt.Errorf("%s is a directory: name a file", name)
 	case !fi.Mode().IsRegular():
@@ -278,17 +279,17 @@ func writeOut(name string, r io.Reader) error {
 	if target, err := filepath.EvalSymlinks(name); err == nil {
 		name = target // replace the file the link names, not the link
 	}
-	return writeFileAtomic(name, fi, r)
+	return writeFileAtomic(name, fi, r, perm)
 }
 
 // writeFileAtomic writes r to name, making its directory first: a new file
-// with mode 0644 less the umask, a file replaced (when not nil) keeping
+// with mode perm less the umask, a file replaced (when not nil) keeping
 // its mode. A failure never leaves a partial file under name.
-func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader) error {
+func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
 	}
-	f, err := atomicfile.Create(name, 0o644)
+	f, err := atomicfile.Create(name, perm)
 	if err != nil {
 		return err
 	}
@@ -302,6 +303,16 @@ func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader) error {
 		return err
 	}
 	return f.Commit()
+}
+
+// outMode is the mode of a new file an export is written to: its owner's
+// alone when it holds the steps' content (prompts and answers), as the
+// data directory keeps it.
+func outMode(in export.Input) fs.FileMode {
+	if in.IncludeContent {
+		return 0o600
+	}
+	return 0o644
 }
 
 // exportFailure words an export error for the command line.

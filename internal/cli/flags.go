@@ -21,7 +21,9 @@ const defaultData = "./runproof-data"
 
 const commonHelp = `  --data DIR            data directory: the SQLite file DIR/runproof.db and the
                         export artifacts in DIR/artifacts (default ./runproof-data)
-  --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `)
+  --database URL        postgres://… to use PostgreSQL instead of SQLite (default $` + DatabaseURLEnv + `;
+                        a password is better there, or in PGPASSWORD or
+                        ~/.pgpass: a command line is seen by every user in ps)
   --signing-key FILE    Ed25519 private key (PKCS#8 PEM) that signs ZIP bundles
                         and ledger checkpoints (default $` + SigningKeyEnv + `
                         when not empty, else the newest key of
@@ -154,8 +156,9 @@ func (c *common) databaseEnv() string {
 	return "  export " + DatabaseURLEnv + "='" + u + "'" + note + "\n"
 }
 
-// withoutPassword is a database URL with any password left out (had says
-// whether it held one); ok is false when it is not a URL.
+// withoutPassword is a database URL with any password left out, that of
+// the user and that of the client's TLS key (had says whether it held
+// one); ok is false when it is not a URL.
 func withoutPassword(raw string) (u string, had, ok bool) {
 	parsed, err := url.Parse(raw)
 	if err != nil || parsed.Scheme == "" {
@@ -164,9 +167,12 @@ func withoutPassword(raw string) (u string, had, ok bool) {
 	if _, has := parsed.User.Password(); has {
 		parsed.User, had = url.User(parsed.User.Username()), true
 	}
-	if q := parsed.Query(); q.Has("password") {
-		q.Del("password")
-		parsed.RawQuery, had = q.Encode(), true
+	q := parsed.Query()
+	for _, secret := range []string{"password", "sslpassword"} {
+		if q.Has(secret) {
+			q.Del(secret)
+			parsed.RawQuery, had = q.Encode(), true
+		}
 	}
 	return parsed.String(), had, true
 }

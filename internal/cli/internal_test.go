@@ -37,8 +37,9 @@ func TestDatabaseEnv(t *testing.T) {
 	}
 	// Messages name the database without its password.
 	for db, want := range map[string]string{
-		"postgres://u:secret@db:5432/x?sslmode=disable": "postgres://u@db:5432/x?sslmode=disable",
-		"postgres://u@db/x?password=secret":             "postgres://u@db/x",
+		"postgres://u:secret@db:5432/x?sslmode=disable":            "postgres://u@db:5432/x?sslmode=disable",
+		"postgres://u@db/x?password=secret":                        "postgres://u@db/x",
+		"postgres://u@db/x?sslpassword=secret&sslmode=verify-full": "postgres://u@db/x?sslmode=verify-full",
 	} {
 		if got := (&common{database: db}).where(); got != want {
 			t.Errorf("--database %q named %q, want %q", db, got, want)
@@ -225,7 +226,7 @@ func TestWriteOutModes(t *testing.T) {
 	old := syscall.Umask(0o077)
 	defer syscall.Umask(old)
 	fresh := filepath.Join(dir, "new.json")
-	if err := writeOut(fresh, strings.NewReader("{}")); err != nil || mode(fresh) != 0o600 {
+	if err := writeOut(fresh, strings.NewReader("{}"), 0o644); err != nil || mode(fresh) != 0o600 {
 		t.Errorf("new file under umask 077: %v, %v; want 0600", mode(fresh), err)
 	}
 	syscall.Umask(0o022)
@@ -236,8 +237,13 @@ func TestWriteOutModes(t *testing.T) {
 	if err := os.Chmod(shared, 0o664); err != nil {
 		t.Fatal(err)
 	}
-	if err := writeOut(shared, strings.NewReader("{}")); err != nil || mode(shared) != 0o664 {
+	if err := writeOut(shared, strings.NewReader("{}"), 0o644); err != nil || mode(shared) != 0o664 {
 		t.Errorf("file of mode 0664 replaced under umask 022: %v, %v; want 0664 kept", mode(shared), err)
+	}
+	// An export holding content is its owner's alone.
+	private := filepath.Join(dir, "content.json")
+	if err := writeOut(private, strings.NewReader("{}"), outMode(export.Input{IncludeContent: true})); err != nil || mode(private) != 0o600 {
+		t.Errorf("new file of an export with content under umask 022: %v, %v; want 0600", mode(private), err)
 	}
 }
 

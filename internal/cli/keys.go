@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -169,7 +170,7 @@ func keysRevokeCommand() *command {
 
 Revokes one of the tenant's API keys, named by its id (as keys list and
 keys create print it) or by its secret (a leaked key, known only by what
-leaked): from then on every request with it is refused (401). The key
+leaked; "-" reads it from stdin, out of sight of ps): from then on every request with it is refused (401). The key
 stays listed, with the time it was revoked, and the revocation is recorded
 as an audit event of category identity. It cannot be undone: create a new
 key instead.
@@ -178,7 +179,7 @@ key instead.
 ` + commonHelp + `
 Examples:
   runproof keys revoke --tenant acme key_3a3fbd0a1ae5106c
-  runproof keys revoke --tenant acme "$LEAKED_SECRET"
+  printf %s "$LEAKED_SECRET" | runproof keys revoke --tenant acme -
 `,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			tenant := fs.String("tenant", "", "tenant")
@@ -189,7 +190,17 @@ Examples:
 				if err := checkTenant("keys revoke", *tenant); err != nil {
 					return err
 				}
-				return revokeKey(ctx, e, *tenant, args[0])
+				key := args[0]
+				if key == "-" { // a secret, kept off the command line
+					b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<10))
+					if err != nil {
+						return fmt.Errorf("keys revoke: cannot read the key from stdin: %w", err)
+					}
+					if key = strings.TrimSpace(string(b)); key == "" {
+						return usagef("keys revoke: stdin is empty: give the key's secret on it, or its id as the argument")
+					}
+				}
+				return revokeKey(ctx, e, *tenant, key)
 			}
 		},
 	}
