@@ -277,17 +277,21 @@ type SOC2Bundle struct {
 	CompliancePeriodStart string               `json:"compliance_period_start,omitempty"`
 	CompliancePeriodEnd   string               `json:"compliance_period_end,omitempty"`
 	AuditorNotes          string               `json:"auditor_notes,omitempty"`
-	ReviewKeyID           string               `json:"review_key_id,omitempty"` // added: the API key that recorded the sign-off (reviewed_by is the reviewer's own word)
-	ReviewStatus          string               `json:"review_status"`
-	ReviewedBy            string               `json:"reviewed_by,omitempty"`
-	ReviewedAt            string               `json:"reviewed_at,omitempty"`
-	CriteriaCovered       []string             `json:"criteria_covered"`
+	// ReviewKeyID is the API key that recorded the sign-off, for the PDF's
+	// review block (reviewed_by is the reviewer's own word). The JSON has
+	// it in the attestation statement only: a member added here would be
+	// one more for every verifier to leave out of the evidence digest.
+	ReviewKeyID     string   `json:"-"`
+	ReviewStatus    string   `json:"review_status"`
+	ReviewedBy      string   `json:"reviewed_by,omitempty"`
+	ReviewedAt      string   `json:"reviewed_at,omitempty"`
+	CriteriaCovered []string `json:"criteria_covered"`
 }
 
 // SOC2Members are the JSON members a SOC2Bundle adds to the evidence ones,
 // which its evidence_digest leaves out.
 var SOC2Members = []string{"evidence_digest", "control_mappings", "attestation_statement",
-	"compliance_period_start", "compliance_period_end", "auditor_notes", "review_key_id", "review_status",
+	"compliance_period_start", "compliance_period_end", "auditor_notes", "review_status",
 	"reviewed_by", "reviewed_at", "criteria_covered"}
 
 // Debrief classifications.

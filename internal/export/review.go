@@ -80,7 +80,10 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	case rec.Remediation != remediation:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
 			"the bundle of export %s shows remediation %q, the incident's is now %q: %s", rec.ID, rec.Remediation, remediation, again)
-	case rec.RemediationNotes != "" && rec.RemediationNotes != notes:
+	case rec.IncidentID != "" && rec.RemediationNotes == "":
+		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
+			"export %s does not record which remediation notes its bundle shows (made by an earlier runproof): %s", rec.ID, again)
+	case rec.RemediationNotes != notes:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
 			"the incident's remediation notes have changed since export %s was made: %s", rec.ID, again)
 	}

@@ -191,9 +191,21 @@ func TestReviewOfOtherRemediationNotes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// An export made before runproof recorded the notes its bundle
+		// shows cannot be signed off.
+		run, err := store.GetRun(ctx, inc.TenantID, inc.RunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		steps, omitted := run.Totals.Steps, int64(0)
+		old := earlierSOC2(t, store, inc, runproof.ExportEvent{Steps: &steps, StepsOmitted: &omitted, Remediation: inc.RemediationStatus})
+		if _, err := e.Review(ctx, key, old.ID, export.ReviewInput{Status: "APPROVED"}); runproof.ErrorCode(err) != runproof.ECONFLICT ||
+			!strings.Contains(err.Error(), "does not record which remediation notes") {
+			t.Fatalf("review of an export without its notes' digest: %v, want a conflict saying why", err)
+		}
 		before := soc2()
 		note("Cap lowered to $0.50.")
-		_, err := e.Review(ctx, key, before.ID, export.ReviewInput{Status: "APPROVED"})
+		_, err = e.Review(ctx, key, before.ID, export.ReviewInput{Status: "APPROVED"})
 		if runproof.ErrorCode(err) != runproof.ECONFLICT || !strings.Contains(err.Error(), "remediation notes have changed") {
 			t.Fatalf("review of a bundle made before the notes changed: %v, want a conflict saying why", err)
 		}

@@ -487,12 +487,16 @@ func (s *Service) CompleteRun(ctx context.Context, tenantID, runID string, in Co
 					return runproof.RunChange{}, &runproof.Error{Code: runproof.ECONFLICT, Message: fmt.Sprintf("run %q already ended, at %s", runID, ended),
 						Fields: []runproof.FieldError{{Field: "completed_at", Message: "must be " + ended + ", when the run ended, or left out"}}}
 				}
-				if run.EndedAs == "" || run.EndedAs == in.Status { // "": a stopped run ended before runs kept it
+				endedAs := run.EndedAs
+				if endedAs == "" && run.Status != runproof.RunStopped {
+					endedAs = run.Status // ended by a runproof that did not keep it apart: its status says it
+				}
+				if endedAs == "" || endedAs == in.Status { // "": a stopped run ended before runs kept it
 					out = run
 					return runproof.RunChange{Run: run}, nil
 				}
-				return runproof.RunChange{}, &runproof.Error{Code: runproof.ECONFLICT, Message: fmt.Sprintf("run %q already ended as %s", runID, run.EndedAs),
-					Fields: []runproof.FieldError{{Field: "status", Message: fmt.Sprintf("must be %s, as the run ended", run.EndedAs)}}}
+				return runproof.RunChange{}, &runproof.Error{Code: runproof.ECONFLICT, Message: fmt.Sprintf("run %q already ended as %s", runID, endedAs),
+					Fields: []runproof.FieldError{{Field: "status", Message: fmt.Sprintf("must be %s, as the run ended", endedAs)}}}
 			}
 			if at.Before(run.StartedAt) {
 				if in.CompletedAt != "" {

@@ -1069,3 +1069,29 @@ func TestRunEndAfterItsLife(t *testing.T) {
 		t.Errorf("events %v, the end at %v; want run.started first, run.completed last at %v", kinds, last.At, ended)
 	}
 }
+
+// TestEndedBeforeEndedAs: a run a runproof of before ended_as ended (a
+// server of that version beside a newer one) is taken to have ended as
+// its status says: another end is a conflict, the same end a no-op.
+func TestEndedBeforeEndedAs(t *testing.T) {
+	ctx := context.Background()
+	store := storetest.OpenSQLite(t)
+	svc := New(store, Options{})
+	at := time.Now().UTC().Add(-time.Minute).Truncate(time.Microsecond)
+	snap, err := runproof.NewSnapshot("acme", nil, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := runproof.Run{TenantID: "acme", ID: "r-old", AgentID: "bot", Status: runproof.RunCompleted, TerminationReason: "completed",
+		SnapshotID: snap.ID, StartedAt: at, CompletedAt: &at, CreatedAt: at}
+	if err := store.CreateRun(ctx, run, snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CompleteRun(ctx, "acme", "r-old", CompleteInput{Status: runproof.RunFailed}); runproof.ErrorCode(err) != runproof.ECONFLICT ||
+		!strings.Contains(err.Error(), "already ended as completed") {
+		t.Errorf("ended again as failed: %v, want a conflict", err)
+	}
+	if _, err := svc.CompleteRun(ctx, "acme", "r-old", CompleteInput{Status: runproof.RunCompleted}); err != nil {
+		t.Errorf("ended again as completed: %v, want a no-op", err)
+	}
+}
