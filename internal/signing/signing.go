@@ -69,13 +69,59 @@ const nameTime = "20060102T150405.000000000Z"
 // there is none.
 func Open(dir string) (*Keyring, error) {
 	kr, err := load(dir)
-	if err == nil && len(kr.keys) == 0 {
-		_, err = kr.Rotate()
-	}
 	if err != nil {
 		return nil, err
 	}
+	if len(kr.keys) == 0 {
+		return firstKey(dir)
+	}
 	return kr, nil
+}
+
+// firstKeyLock is the file processes opening a directory without keys
+// take turns on (see firstKey), and how long one may hold it.
+const (
+	firstKeyLock = ".first-key.lock"
+	firstKeyWait = 10 * time.Second
+)
+
+// firstKey makes the first key of dir once: processes that open a new data
+// directory at once (serve and demo, say) take turns on a lock file, and
+// those after the first load its key, rather than each sign with a key of
+// its own. A lock older than firstKeyWait is one a process left as it
+// stopped, and is taken over.
+func firstKey(dir string) (*Keyring, error) {
+	lock := filepath.Join(dir, firstKeyLock)
+	deadline := time.Now().Add(firstKeyWait)
+	for {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			defer os.Remove(lock)
+			kr, err := load(dir) // one that held the lock before may have made it
+			if err == nil && len(kr.keys) == 0 {
+				_, err = kr.Rotate()
+			}
+			if err != nil {
+				return nil, err
+			}
+			return kr, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("signing keys: %w", err)
+		}
+		if kr, err := load(dir); err != nil || len(kr.keys) > 0 {
+			return kr, err
+		}
+		if fi, err := os.Stat(lock); err == nil && time.Since(fi.ModTime()) > firstKeyWait {
+			os.Remove(lock)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("signing keys: another process has been making the first key for over %s: if none is, remove %s", firstKeyWait, lock)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // OpenWith loads the keys of dir, creating dir (0700) but no key, and

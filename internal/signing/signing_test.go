@@ -2,11 +2,14 @@ package signing_test
 
 import (
 	"crypto/ed25519"
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -133,5 +136,53 @@ func TestKeyUses(t *testing.T) {
 	want := []signing.KeyUse{{At: earlier, KeyID: second.ID}, {At: later, KeyID: first}}
 	if err != nil || !slices.Equal(uses, want) {
 		t.Errorf("uses %v, %v; want %v", uses, err, want)
+	}
+}
+
+// TestFirstKeyOnce: processes opening a new directory at once (serve and
+// demo started together) all sign with the one first key, not each with
+// its own; a lock left by a process that stopped is taken over.
+func TestFirstKeyOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "signing-keys")
+	const n = 8
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			kr, err := signing.Open(dir)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- kr.Active().ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if pems, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(seen) != 1 || len(pems) != 1 {
+		t.Errorf("%d keys in use, %d key files, want one of each", len(seen), len(pems))
+	}
+
+	stale := filepath.Join(t.TempDir(), "signing-keys")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(stale, ".first-key.lock")
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(lock, long, long); err != nil {
+		t.Fatal(err)
+	}
+	if kr, err := signing.Open(stale); err != nil || kr.Active().ID == "" {
+		t.Errorf("a directory with a stale lock: %v", err)
+	}
+	if _, err := os.Stat(lock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the lock is left behind: %v", err)
 	}
 }
