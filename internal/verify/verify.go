@@ -94,7 +94,7 @@ var streamed = []string{bundlezip.BundleName, bundlezip.StepsName, bundlezip.Rep
 // only the small members (at most MaxSmallMember each) are read whole.
 func ZIP(r io.ReaderAt, size int64, opts Options) *Report {
 	v := &verification{opts: opts, rep: &Report{}}
-	_ = v.checkMembers(r, size) && v.checkManifest() && v.checkSignature() && v.checkSums() && v.checkContents() && v.checkProof()
+	_ = v.checkMembers(r, size) && v.checkManifest() && v.checkSignature() && v.checkSums() && v.checkContents() && v.checkSumsAgree() && v.checkProof()
 	return v.rep
 }
 
@@ -105,6 +105,10 @@ type verification struct {
 	files    map[string]*zip.File
 	manifest []byte // manifest.json as read
 	proofRaw []byte // proof.json, nil when absent
+	// sumsDisagree is SHA256SUMS's first line that disagrees with the
+	// manifest on a streamed member, said once the member is hashed: the
+	// member changed, and SHA256SUMS with it, or SHA256SUMS alone.
+	sumsDisagree string
 }
 
 func (v *verification) line(s string) {
@@ -397,6 +401,10 @@ func (v *verification) checkSums() bool {
 			return v.fail(check, file, "it gives sha256 %s for manifest.json, whose sha256 is %s", sum, w)
 		case sum != w && file == bundlezip.ProofName:
 			return v.fail(check, file, "it gives sha256 %s for proof.json, whose sha256 is %s", sum, w)
+		case sum != w && slices.Contains(streamed, file):
+			if v.sumsDisagree == "" {
+				v.sumsDisagree = fmt.Sprintf("it gives sha256 %s for %s, the manifest %s", sum, file, w)
+			}
 		case sum != w:
 			return v.fail(check, name, "it gives sha256 %s for %s, the manifest %s", sum, file, w)
 		}
@@ -407,7 +415,18 @@ func (v *verification) checkSums() bool {
 			return v.fail(check, name, "it has no line for %s", file)
 		}
 	}
-	v.ok(check, "%d digests, as in the manifest", len(seen))
+	if v.sumsDisagree == "" {
+		v.ok(check, "%d digests, as in the manifest", len(seen))
+	}
+	return true
+}
+
+// checkSumsAgree fails on the line of SHA256SUMS that disagrees with the
+// manifest on a member whose own digest, checked since, is the manifest's.
+func (v *verification) checkSumsAgree() bool {
+	if v.sumsDisagree != "" {
+		return v.fail(bundlezip.SumsName, bundlezip.SumsName, "%s", v.sumsDisagree)
+	}
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -416,6 +417,50 @@ func TestHugeDirectory(t *testing.T) {
 		rep := verify.ZIP(r, int64(b.Len()), verify.Options{Out: &out})
 		if rep.OK() || !strings.Contains(out.String(), "the central directory would be read from offset") || r.read > 1<<20 {
 			t.Errorf("comment %q: failure %v, %d bytes read of %d:\n%s", comment, rep.Failure, r.read, b.Len(), out.String())
+		}
+	}
+}
+
+// TestForgedMemberNamed: a member changed with SHA256SUMS made again to
+// match is named as the file at fault, not SHA256SUMS; SHA256SUMS changed
+// alone is.
+func TestForgedMemberNamed(t *testing.T) {
+	x, inc := demoExporter(t)
+	z := x.zip(t, demo.Tenant, export.Input{IncidentID: inc.ID})
+	var forged []byte
+	members := rewrite(t, z, func(name string, data []byte) []byte {
+		if name == "bundle.json" {
+			forged = bytes.Replace(data, []byte(`"tenant_id":"demo"`), []byte(`"tenant_id":"dema"`), 1)
+			return forged
+		}
+		return data
+	})
+	sum := sha256.Sum256(forged)
+	sums := func(z []byte, sum string) []byte {
+		return rewrite(t, z, func(name string, data []byte) []byte {
+			if name != "SHA256SUMS" {
+				return data
+			}
+			var out []string
+			for line := range strings.Lines(string(data)) {
+				if strings.HasSuffix(line, "  bundle.json\n") {
+					line = sum + "  bundle.json\n"
+				}
+				out = append(out, line)
+			}
+			return []byte(strings.Join(out, ""))
+		})
+	}
+	for name, c := range map[string]struct {
+		zip  []byte
+		file string
+	}{
+		"bundle.json and SHA256SUMS": {sums(members, hex.EncodeToString(sum[:])), "bundle.json"},
+		"SHA256SUMS alone":           {sums(z, hex.EncodeToString(sum[:])), "SHA256SUMS"},
+	} {
+		rep, out := check(c.zip, x.key.Public())
+		if rep.OK() || rep.Failure == nil || rep.Failure.File != c.file {
+			t.Errorf("%s changed: failure %+v, want one naming %s:\n%s", name, rep.Failure, c.file, out)
 		}
 	}
 }
