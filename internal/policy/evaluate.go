@@ -223,9 +223,6 @@ func (r *rule) eval(vars *activation) (hit bool, cost uint64, err error) {
 	if c := details.ActualCost(); c != nil {
 		cost = *c
 	}
-	if err == nil {
-		err = nonFinite(details)
-	}
 	if err != nil {
 		return false, cost, fmt.Errorf("the expression failed: %v", err)
 	}

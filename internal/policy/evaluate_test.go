@@ -145,44 +145,37 @@ func TestEvaluateFailingExpression(t *testing.T) {
 // TestEvaluateNonFiniteDoubles: CEL computes with doubles as IEEE 754
 // does, so that a division of a double by zero gives an infinity (which
 // compares greater than any limit) or not a number (which compares false
-// with anything): runproof fails such an expression on the step, as it
-// does an int's division by zero, rather than stop the run or pass it.
+// with anything): runproof makes such arithmetic an error, which fails
+// the expression on the step as an int's division by zero does, or is
+// absorbed by && and || as an int's is, in comprehensions too.
 func TestEvaluateNonFiniteDoubles(t *testing.T) {
-	for _, expr := range []string{
-		"run.cost_cents / step.cost_cents > 10.0",                                   // +Inf > 10: would stop
-		"(step.cost_cents - step.cost_cents) / step.cost_cents > 1.0",               // NaN > 1: would pass unseen
-		"step.cost_cents == 0.0 || run.cost_cents / step.cost_cents > 1e308 * 10.0", // 1e308 * 10 overflows
+	for _, c := range []struct {
+		expr   string
+		status runproof.StepStatus // of the free step
+		failed bool
+	}{
+		{"run.cost_cents / step.cost_cents > 10.0", runproof.StepWarning, true},                                // +Inf > 10: would stop
+		{"(step.cost_cents - step.cost_cents) / step.cost_cents > 1.0", runproof.StepWarning, true},            // NaN > 1: would pass unseen
+		{"run.cost_cents * 1e308 * 10.0 > 1.0", runproof.StepWarning, true},                                    // an overflow
+		{"[step.cost_cents, 1.0].filter(d, run.cost_cents / d > 10.0).size() > 0", runproof.StepWarning, true}, // in a comprehension
+		{"run.cost_cents / step.cost_cents > 10.0 && step.cost_cents > 0.0", runproof.StepOK, false},           // the guard decides, as for ints
+		{"run.cost_cents / step.cost_cents > 10.0 || step.cost_cents == 0.0", runproof.StepViolation, false},
+		{"run.cost_cents / 2.0 > 1000.0", runproof.StepOK, false}, // finite
 	} {
 		e, err := Compile([]runproof.Policy{
-			mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: expr, Action: runproof.ActionStop}),
+			mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: c.expr, Action: runproof.ActionStop}),
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		steps := costSteps(2, 1)
 		steps[1].CostMicrocents = 0
-		res := run(t, e, steps)
-		if expr[0] == 's' { // true on the free step before the overflow is reached
-			if res[1].Status != runproof.StepViolation {
-				t.Errorf("%s: step 1 %s, want violation: || does not reach the overflow", expr, res[1].Status)
-			}
-			continue
+		r := run(t, e, steps)[1]
+		failed := len(r.Findings) == 1 && r.Findings[0].Outcome == runproof.OutcomeFailed &&
+			strings.Contains(r.Findings[0].Error, "a division by zero, or an overflow")
+		if r.Status != c.status || failed != c.failed {
+			t.Errorf("%s: the free step %s (failed %v), want %s (failed %v): %+v", c.expr, r.Status, failed, c.status, c.failed, r.Findings)
 		}
-		r := res[1]
-		if r.Status != runproof.StepWarning || r.Violation != nil || len(r.Findings) != 1 ||
-			r.Findings[0].Outcome != runproof.OutcomeFailed || !strings.Contains(r.Findings[0].Error, "a division by zero, or an overflow") {
-			t.Errorf("%s: step 1 %+v, want a warning: the expression failed", expr, r)
-		}
-	}
-	// Doubles that stay finite are judged as ever.
-	e, err := Compile([]runproof.Policy{
-		mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: "run.cost_cents / 2.0 > 0.0", Action: runproof.ActionStop}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res := run(t, e, costSteps(1, 1)); res[0].Status != runproof.StepViolation {
-		t.Errorf("a finite division: %s, want violation", res[0].Status)
 	}
 }
 

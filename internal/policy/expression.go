@@ -203,11 +203,7 @@ func compileExpression(src string) (cel.Program, error) {
 			sizes[string(lit)], _ = types.RegexProgramSize(string(lit)) // it compiles: the validator compiled it
 		}
 	}
-	track := cel.OptTrackCost
-	if doubleArithmetic(ast.NativeRep()) {
-		track |= cel.OptTrackState // for nonFinite
-	}
-	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(track),
+	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost), cel.CustomDecoratorV2(finiteDoubles),
 		cel.OptimizeRegex(interpreter.MatchesRegexOptimization),
 		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, sizes.matchCost), cost.OverloadTracker(overloads.MatchesString, sizes.matchCost),
 			cost.OverloadTracker(overloads.AddList, concatCost)))
@@ -219,39 +215,38 @@ func compileExpression(src string) (cel.Program, error) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// doubleArithmetic reports whether an expression computes with doubles,
-// which CEL does as IEEE 754 does: x / 0.0 is an infinity, 0.0 / 0.0 not
-// a number, and a product can overflow to an infinity, where an int's
-// division by zero or overflow is an error.
-func doubleArithmetic(a *celast.AST) bool {
-	return len(celast.MatchDescendants(celast.NavigateAST(a), func(e celast.NavigableExpr) bool {
-		if e.Kind() != celast.CallKind || e.Type().Kind() != types.DoubleKind {
-			return false
-		}
-		switch e.AsCall().FunctionName() {
+// finiteDoubles makes the arithmetic of an expression fail when it gives
+// an infinite or undefined double. CEL computes with doubles as IEEE 754
+// does: x / 0.0 is an infinity, which compares above any limit, 0.0 / 0.0
+// not a number, which compares false with anything, and a product can
+// overflow to an infinity; an int's division by zero or overflow is an
+// error. As an error, it fails the expression as an int's does, or is
+// absorbed as CEL absorbs errors (by && and || whose other side decides),
+// on every pass of a comprehension too.
+func finiteDoubles(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
+	if c, ok := i.(interpreter.InterpretableCall); ok {
+		switch c.Function() {
 		case operators.Divide, operators.Multiply, operators.Add, operators.Subtract:
-			return true
+			return finiteCall{c}, nil
 		}
-		return false
-	})) > 0
+	}
+	return i, nil
 }
 
-// nonFinite returns an error when an evaluation whose values were tracked
-// (see doubleArithmetic) came by an infinite or undefined double: a
-// division by zero, or an overflow, fails as it does on ints rather than
-// compare as a number (+Inf > 10 is true, NaN > 10 false).
-func nonFinite(details *cel.EvalDetails) error {
-	st := details.State()
-	if st == nil {
-		return nil
+// finiteCall is an arithmetic call whose infinite or undefined double
+// result is an error (see finiteDoubles).
+type finiteCall struct{ interpreter.InterpretableCall }
+
+func (f finiteCall) Exec(frame *interpreter.ExecutionFrame) ref.Val {
+	v := f.InterpretableCall.Exec(frame)
+	if d, ok := v.(types.Double); ok && (math.IsInf(float64(d), 0) || math.IsNaN(float64(d))) {
+		return types.NewErr("a computation with doubles gave %v (a division by zero, or an overflow)", float64(d))
 	}
-	for _, id := range st.IDs() {
-		v, _ := st.Value(id)
-		if d, ok := v.(types.Double); ok && (math.IsInf(float64(d), 0) || math.IsNaN(float64(d))) {
-			return fmt.Errorf("a computation with doubles gave %v (a division by zero, or an overflow)", float64(d))
-		}
-	}
-	return nil
+	return v
+}
+
+func (f finiteCall) Eval(a interpreter.Activation) ref.Val {
+	return interpreter.EvalActivation(a, f.Exec)
 }
 
 // concatCost is what joining two lists costs against CEL's limits: the
