@@ -46,6 +46,7 @@ still running.
                         directory). A new file gets mode 0644 less the umask
                         (0600 with --include-content: prompts and answers
                         are the owner's alone); a file replaced keeps its mode
+                        (its owner's part alone with --include-content)
   --reason TEXT         why the export is made (kept in the bundle and record)
   --prepared-for NAME   the reader of an executive debrief
   --prepared-by NAME    its author (default: your user name)
@@ -284,7 +285,7 @@ func writeOut(name string, r io.Reader, perm fs.FileMode) error {
 
 // writeFileAtomic writes r to name, making its directory first: a new file
 // with mode perm less the umask, a file replaced (when not nil) keeping
-// its mode. A failure never leaves a partial file under name.
+// its mode, but for others when perm is its owner's alone. A failure never leaves a partial file under name.
 func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err
@@ -295,7 +296,11 @@ func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader, perm fs.Fil
 	}
 	defer f.Abort() // a no-op once committed
 	if replaced != nil {
-		if err := f.Chmod(replaced.Mode().Perm()); err != nil {
+		mode := replaced.Mode().Perm()
+		if perm&0o077 == 0 { // the owner's alone, whatever the file was
+			mode &^= 0o077
+		}
+		if err := f.Chmod(mode); err != nil {
 			return err
 		}
 	}

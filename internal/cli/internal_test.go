@@ -245,6 +245,9 @@ func TestWriteOutModes(t *testing.T) {
 	if err := writeOut(private, strings.NewReader("{}"), outMode(export.Input{IncludeContent: true})); err != nil || mode(private) != 0o600 {
 		t.Errorf("new file of an export with content under umask 022: %v, %v; want 0600", mode(private), err)
 	}
+	if err := writeOut(shared, strings.NewReader("{}"), outMode(export.Input{IncludeContent: true})); err != nil || mode(shared) != 0o600 {
+		t.Errorf("file of mode 0664 replaced by an export with content: %v, %v; want 0600", mode(shared), err)
+	}
 }
 
 // TestYAMLToJSON: a policy file's YAML is read as the JSON it stands for,

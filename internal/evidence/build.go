@@ -260,11 +260,9 @@ func BuildSOC2(src Source, opts Options) (SOC2Bundle, error) {
 	b.CompliancePeriodStart, b.CompliancePeriodEnd = optTime(start), optTime(end)
 	// A sign-off on an earlier bundle of the same steps (append-only and
 	// numbered without gaps), all of them in it, and the same remediation
-	// status, on which the controls depend, and notes, holds for this one
-	// if it holds every step too. A review made before the notes' digest
-	// was recorded has none, and holds on the status alone, as it did.
-	if r := src.Review; r != nil && r.RunSteps == ev.TotalSteps && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() &&
-		(r.RemediationNotes == "" || r.RemediationNotes == src.RemediationNotes()) {
+	// status, on which the controls depend, and notes (sameNotes), holds
+	// for this one if it holds every step too.
+	if r := src.Review; r != nil && r.RunSteps == ev.TotalSteps && ev.StepsOmitted == 0 && r.Remediation == src.Remediation() && sameNotes(r, src) {
 		b.ReviewStatus, b.ReviewedBy, b.ReviewedAt, b.AuditorNotes = r.Status, r.ReviewedBy, runproof.FormatTime(r.ReviewedAt), r.Notes
 		b.ReviewKeyID = r.KeyID
 	}
@@ -286,6 +284,16 @@ func CompliancePeriod(at time.Time, start, end *time.Time) (time.Time, time.Time
 // two of them.
 func totalsText(t runproof.Totals) string {
 	return fmt.Sprintf("%d input and %d output tokens, %d µ¢ and %d µs", t.InputTokens, t.OutputTokens, t.CostMicrocents, t.DurationMicros)
+}
+
+// sameNotes reports whether a review was given on a bundle showing the
+// remediation notes src shows. One given before their digest was recorded
+// has none: its bundle showed no notes, so it holds while there are none.
+func sameNotes(r *runproof.Review, src Source) bool {
+	if r.RemediationNotes == "" {
+		return src.Incident == nil || src.Incident.RemediationNotes == ""
+	}
+	return r.RemediationNotes == src.RemediationNotes()
 }
 
 // Default SOC 2 controls: the Trust Services Criteria an incident bears on.

@@ -367,8 +367,9 @@ func TestSOC2Review(t *testing.T) {
 	}
 	other.Remediation = src.Remediation()
 
-	// Nor one given on other remediation notes; one made before their
-	// digest was recorded holds on the status alone.
+	// Nor one given on other remediation notes. One made before their
+	// digest was recorded was given on a bundle showing none: it shows
+	// while there are none.
 	other.RemediationNotes = src.RemediationNotes()
 	inc := *src.Incident
 	inc.RemediationNotes = "Cap lowered."
@@ -378,8 +379,11 @@ func TestSOC2Review(t *testing.T) {
 		t.Errorf("a review given on other remediation notes shows: %s, %v", b.ReviewStatus, err)
 	}
 	other.RemediationNotes = ""
-	if b, err := evidence.BuildSOC2(noted, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewApproved {
-		t.Errorf("a review made before the notes were recorded does not show: %s, %v", b.ReviewStatus, err)
+	if b, err := evidence.BuildSOC2(noted, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewPending {
+		t.Errorf("a review made before the notes were recorded shows beside notes: %s, %v", b.ReviewStatus, err)
+	}
+	if b, err := evidence.BuildSOC2(src, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewApproved {
+		t.Errorf("a review made before the notes were recorded does not show without notes: %s, %v", b.ReviewStatus, err)
 	}
 
 	// A bundle without the raw steps has other controls than the one

@@ -408,7 +408,7 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 func stepType(name string, attrs []*commonpb.KeyValue) string {
 	// White space around a name is none of it: a policy names step types
 	// without it.
-	op, tool := strings.TrimSpace(str(attrs, AttrOperation)), strings.TrimSpace(firstStr(attrs, toolAttrs))
+	op, tool := strings.TrimSpace(str(attrs, AttrOperation)), firstStr(attrs, toolAttrs)
 	switch {
 	case op != "":
 	case tool != "": // a tool call that does not say so (the Vercel AI SDK's, say)
@@ -422,8 +422,8 @@ func stepType(name string, attrs []*commonpb.KeyValue) string {
 	if op == "" {
 		return strings.TrimSpace(name)
 	}
-	if on := strings.TrimSpace(firstNonEmpty(tool, str(attrs, AttrRequestModel), str(attrs, AttrResponseModel), str(attrs, "llm.model_name"),
-		cleanName(str(attrs, AttrAgentName)))); on != "" {
+	if on := cmp.Or(tool, firstStr(attrs, []string{AttrRequestModel, AttrResponseModel, "llm.model_name"}),
+		cleanName(str(attrs, AttrAgentName))); on != "" {
 		return op + ":" + on
 	}
 	return op
@@ -520,10 +520,10 @@ func first(kvs []*commonpb.KeyValue, names []string) (string, *commonpb.AnyValue
 }
 
 // firstStr is the first of the string attributes names that the span has
-// and is not empty.
+// and is not blank, without the white space around it (none of a name).
 func firstStr(kvs []*commonpb.KeyValue, names []string) string {
 	for _, n := range names {
-		if v := str(kvs, n); v != "" {
+		if v := strings.TrimSpace(str(kvs, n)); v != "" {
 			return v
 		}
 	}

@@ -106,6 +106,7 @@ func TestStepType(t *testing.T) {
 		{[]*commonpb.KeyValue{kv("ai.operationId", "ai.generateText"), kv("gen_ai.request.model", "gpt-4o")}, "step"},
 		// white space around a name is none of it: a policy names step types without it
 		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "execute_tool "), kv("gen_ai.tool.name", " shell ")}, "execute_tool:shell"},
+		{[]*commonpb.KeyValue{kv("gen_ai.operation.name", "chat"), kv("gen_ai.request.model", " "), kv("gen_ai.response.model", "gpt-4o")}, "chat:gpt-4o"}, // a blank one is none
 	} {
 		if got := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, c.attrs...)).StepType; got != c.want {
 			t.Errorf("step type %q, want %q", got, c.want)

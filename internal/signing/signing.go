@@ -78,50 +78,33 @@ func Open(dir string) (*Keyring, error) {
 	return kr, nil
 }
 
-// firstKeyLock is the file processes opening a directory without keys
-// take turns on (see firstKey), and how long one may hold it.
-const (
-	firstKeyLock = ".first-key.lock"
-	firstKeyWait = 10 * time.Second
-)
+// firstKeyLock is the file of dir that processes opening a directory
+// without keys lock in turn (see firstKey). It stays: removing a file
+// others may be waiting on would let two of them hold a lock each.
+const firstKeyLock = ".first-key.lock"
 
 // firstKey makes the first key of dir once: processes that open a new data
-// directory at once (serve and demo, say) take turns on a lock file, and
-// those after the first load its key, rather than each sign with a key of
-// its own. A lock older than firstKeyWait is one a process left as it
-// stopped, and is taken over.
+// directory at once (serve and demo, say) take turns holding a lock on a
+// file of it, and those after the first load its key, rather than each
+// sign with a key of its own. The system drops the lock of a process that
+// stops.
 func firstKey(dir string) (*Keyring, error) {
-	lock := filepath.Join(dir, firstKeyLock)
-	deadline := time.Now().Add(firstKeyWait)
-	for {
-		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err == nil {
-			f.Close()
-			defer os.Remove(lock)
-			kr, err := load(dir) // one that held the lock before may have made it
-			if err == nil && len(kr.keys) == 0 {
-				_, err = kr.Rotate()
-			}
-			if err != nil {
-				return nil, err
-			}
-			return kr, nil
-		}
-		if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("signing keys: %w", err)
-		}
-		if kr, err := load(dir); err != nil || len(kr.keys) > 0 {
-			return kr, err
-		}
-		if fi, err := os.Stat(lock); err == nil && time.Since(fi.ModTime()) > firstKeyWait {
-			os.Remove(lock)
-			continue
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("signing keys: another process has been making the first key for over %s: if none is, remove %s", firstKeyWait, lock)
-		}
-		time.Sleep(20 * time.Millisecond)
+	f, err := os.OpenFile(filepath.Join(dir, firstKeyLock), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
 	}
+	defer f.Close() // and the lock with it
+	if err := lockFile(f); err != nil {
+		return nil, fmt.Errorf("signing keys: lock %s: %w", f.Name(), err)
+	}
+	kr, err := load(dir) // one that held the lock before may have made it
+	if err == nil && len(kr.keys) == 0 {
+		_, err = kr.Rotate()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return kr, nil
 }
 
 // OpenWith loads the keys of dir, creating dir (0700) but no key, and

@@ -14,7 +14,9 @@
 //	manifest.sig                 64 bytes, an Ed25519 signature of manifest.json by the key given,
 //	                             whose id is the manifest's key_id (without a key: a warning)
 //	SHA256SUMS                   one line per file with the manifest's digests, manifest.json's and
-//	                             proof.json's
+//	                             proof.json's (a line of bundle.json, steps.csv or report.pdf that
+//	                             is not the manifest's fails after the member is hashed: the member
+//	                             is named when its own digest is not the manifest's either)
 //	bundle.json, steps.csv,      the size the ZIP declares, then the bytes streamed, have the
 //	report.pdf                   manifest's size and sha256 (nothing larger is ever inflated)
 //	bundle.json form             canonical JSON, checked token by token as it streams
