@@ -21,19 +21,27 @@ import (
 	"github.com/runproof/runproof/internal/store/migratetest"
 )
 
-// scratch opens a store over a new, empty schema, dropped when the test
-// ends, and its migration provider.
-func scratch(t *testing.T) (*Store, *goose.Provider) {
+// testURL is the PostgreSQL URL the tests are given, or skips the test
+// loudly.
+func testURL(t *testing.T) *url.URL {
 	t.Helper()
 	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
 	if raw == "" {
 		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
 	}
-	ctx := context.Background()
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return u
+}
+
+// scratch opens a store over a new, empty schema, dropped when the test
+// ends, and its migration provider.
+func scratch(t *testing.T) (*Store, *goose.Provider) {
+	t.Helper()
+	u := testURL(t)
+	ctx := context.Background()
 	b := make([]byte, 8)
 	rand.Read(b)
 	schema := "rp_test_" + hex.EncodeToString(b)
@@ -361,14 +369,7 @@ func TestMigrateRefusesAnotherProgramsSchema(t *testing.T) {
 // TestMissingSchema: a search_path naming no schema that exists is said
 // as such, not as a NULL that cannot be scanned.
 func TestMissingSchema(t *testing.T) {
-	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
-	if raw == "" {
-		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := testURL(t)
 	q := u.Query()
 	q.Set("search_path", "rp_test_no_such_schema")
 	u.RawQuery = q.Encode()
@@ -417,14 +418,7 @@ func TestGuardsNameEveryColumn(t *testing.T) {
 // TestOpenMissingDatabase: a database that does not exist is said to be
 // missing, with how to make it.
 func TestOpenMissingDatabase(t *testing.T) {
-	raw := os.Getenv("RUNPROOF_TEST_POSTGRES_URL")
-	if raw == "" {
-		t.Skip("RUNPROOF_TEST_POSTGRES_URL is not set: SKIPPING PostgreSQL tests")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := testURL(t)
 	u.Path = "/runproof_no_such_database"
 	if _, err := Open(context.Background(), u.String()); err == nil || !strings.Contains(err.Error(), "createdb -O ROLE runproof_no_such_database") {
 		t.Errorf("open a database that does not exist: %v", err)
