@@ -533,7 +533,11 @@ func TestPolicyApplyRefusesBadFiles(t *testing.T) {
 				path = writeFile(t, tt.file, tt.content)
 			}
 			r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", data, path)
-			wantError(t, r, 1, tt.want)
+			code := 1 // a file that holds no policies to apply
+			if tt.file == "" {
+				code = 2 // no such file: a wrong argument
+			}
+			wantError(t, r, code, tt.want)
 			if r.stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.stdout)
 			}

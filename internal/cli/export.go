@@ -59,8 +59,9 @@ still running.
                         without incident, none, or the run start's day when
                         only --period-end is given)
   --period-end TIME     its end (default as --period-start). The period must
-                        hold the incident's detection (the run's start); both
-                        are refused for other bundle types
+                        hold the incident's detection (the run's start); an
+                        end before the year 2000 is taken for a mistyped year;
+                        both are refused for other bundle types
   --no-steps            leave the steps out (their count and totals stay)
   --include-content     include each step's content, not only its digest
 ` + commonHelp + `

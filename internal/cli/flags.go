@@ -138,8 +138,8 @@ func (c *common) where() string {
 // sqlitePath is the SQLite database file of the data directory.
 func (c *common) sqlitePath() string { return filepath.Join(c.data, "runproof.db") }
 
-// databaseEnv is the line that sets $RUNPROOF_DATABASE_URL, which flags
-// name, to the --database given, when it is not set to it already; its
+// databaseEnv is the line that sets $RUNPROOF_DATABASE_URL, which the
+// commands flags suggests use, to the --database given, when it is not set to it already; its
 // password is left out ("" with SQLite).
 func (c *common) databaseEnv() string {
 	if c.engine() != "postgres" || os.Getenv(DatabaseURLEnv) == c.database {
@@ -178,14 +178,13 @@ func withoutPassword(raw string) (u string, had, ok bool) {
 }
 
 // flags repeats the flags that select the data and the signing key, for
-// commands to suggest.
+// commands to suggest. The database is left to $RUNPROOF_DATABASE_URL,
+// which databaseEnv sets: a password given in --database would be on a
+// command line, which ps shows.
 func (c *common) flags() string {
 	var f string
 	if c.data != defaultData {
 		f += "--data " + shellWord(c.data) + " "
-	}
-	if c.engine() == "postgres" {
-		f += "--database \"$" + DatabaseURLEnv + "\" "
 	}
 	if c.signingKey != "" && c.signingKey != os.Getenv(SigningKeyEnv) {
 		f += "--signing-key " + shellWord(c.signingKey) + " "

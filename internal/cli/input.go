@@ -84,7 +84,7 @@ func openInput(ctx context.Context, name string, stdin io.Reader) (io.ReadCloser
 	}
 	f, err := os.Open(name)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%s: no such file", name)
+		return nil, usagef("%s: no such file", name)
 	}
 	if err != nil {
 		return nil, err

@@ -166,11 +166,12 @@ func keysRevokeCommand() *command {
 	return &command{
 		name:    "keys revoke",
 		summary: "revoke an API key",
-		help: `Usage: runproof keys revoke --tenant T KEY_ID [flags]
+		help: `Usage: runproof keys revoke --tenant T (KEY_ID | SECRET | -) [flags]
 
 Revokes one of the tenant's API keys, named by its id (as keys list and
 keys create print it) or by its secret (a leaked key, known only by what
-leaked; "-" reads it from stdin, out of sight of ps): from then on every request with it is refused (401). The key
+leaked; "-" reads it from stdin, out of sight of ps): from then on every
+request with it is refused (401). The key
 stays listed, with the time it was revoked, and the revocation is recorded
 as an audit event of category identity. It cannot be undone: create a new
 key instead.

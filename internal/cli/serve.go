@@ -91,6 +91,10 @@ many at once as there are cores (at least 2); others wait their turn.
   --model-prices FILE   model prices (JSON, USD per million tokens) added to
                         the built-in table that costs OTLP spans; docs/otel.md
 ` + commonHelp + `
+Exits 2, before anything is made under --data, when a flag is wrong (an
+--addr that is not HOST:PORT, a --model-prices file that will not do), and
+1 when serving fails (the address in use, the database unreachable).
+
 Examples:
   runproof serve
   runproof serve --addr 0.0.0.0:8080 --log-format json
