@@ -286,7 +286,8 @@ func writeOut(name string, r io.Reader, perm fs.FileMode) error {
 
 // writeFileAtomic writes r to name, making its directory first: a new file
 // with mode perm less the umask, a file replaced (when not nil) keeping
-// its mode, but for others when perm is its owner's alone. A failure never leaves a partial file under name.
+// its mode, but for others when perm is its owner's alone. A failure
+// never leaves a partial file under name.
 func writeFileAtomic(name string, replaced fs.FileInfo, r io.Reader, perm fs.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		return err

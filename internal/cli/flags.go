@@ -139,8 +139,8 @@ func (c *common) where() string {
 func (c *common) sqlitePath() string { return filepath.Join(c.data, "runproof.db") }
 
 // databaseEnv is the line that sets $RUNPROOF_DATABASE_URL, which the
-// commands flags suggests use, to the --database given, when it is not set to it already; its
-// password is left out ("" with SQLite).
+// commands suggested with flags use, to the --database given, when it is
+// not set to it already; its password is left out ("" with SQLite).
 func (c *common) databaseEnv() string {
 	if c.engine() != "postgres" || os.Getenv(DatabaseURLEnv) == c.database {
 		return ""

@@ -127,9 +127,7 @@ func (r *report) cut(s string, lines int) string {
 	}
 	kept[len(kept)-1] = strings.TrimRight(string(last), " ") + mark
 	out := strings.Join(kept, "\n")
-	if len(c) != len(s) && strings.Contains(out, "<U+") { // as r.clean says it, for the note on code points
-		r.escaped = true
-	}
+	r.noteEscapes(s, c, out)
 	return out
 }
 

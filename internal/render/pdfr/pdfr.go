@@ -339,10 +339,17 @@ func (r *report) text(x, y float64, s string) { r.show(x, y, r.clean(s)) }
 // clean is clean(s), noting when it writes a character as its code point.
 func (r *report) clean(s string) string {
 	c := clean(s)
-	if !r.escaped && len(c) != len(s) && strings.Contains(c, "<U+") {
+	r.noteEscapes(s, c, c)
+	return c
+}
+
+// noteEscapes notes, for the closing note on code points, when shown (c,
+// the clean form of s, or a part of it) holds code points clean wrote for
+// characters of s the fonts lack.
+func (r *report) noteEscapes(s, c, shown string) {
+	if len(c) != len(s) && strings.Contains(shown, "<U+") {
 		r.escaped = true
 	}
-	return c
 }
 
 // show writes s, clean, with its baseline at (x, y), byte for byte as
