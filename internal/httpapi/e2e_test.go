@@ -532,22 +532,28 @@ func TestAgentBoundKey(t *testing.T) {
 			t.Errorf("run b-1: %d steps, ended as %q; want the 2 its agent sent, completed by it", after.Totals.Steps, after.EndedAs)
 		}
 
-		// OTLP: spans that name another agent are refused; those that name
-		// none (service.name only, here billing-agent) are the key's agent's.
+		// OTLP: spans whose resource names another agent are refused; those
+		// that name none (service.name only, here billing-agent), or a
+		// sub-agent on a span, are the key's agent's.
 		named := pbSpan(traceA, "00000000000000c1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"),
 			kv("gen_ai.agent.name", "billing-agent"))
-		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(named)))); p.GetRejectedSpans() != 1 ||
+		foreign := pbRequest(named)
+		foreign.ResourceSpans[0].Resource.Attributes = append(foreign.ResourceSpans[0].Resource.Attributes, kv("gen_ai.agent.name", "billing-agent"))
+		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, foreign))); p.GetRejectedSpans() != 1 ||
 			!strings.Contains(p.GetErrorMessage(), `bound to agent "support-bot"`) {
-			t.Errorf("a span naming billing-agent sent with support-bot's key: %v", p)
+			t.Errorf("a span whose resource names billing-agent sent with support-bot's key: %v", p)
 		}
 		unnamed := pbSpan(traceC, "00000000000000e1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"))
-		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(unnamed)))); p != nil {
-			t.Errorf("a span naming no agent sent with support-bot's key: %v", p)
+		subAgent := pbSpan(traceC, "00000000000000e2", "00000000000000e1", "invoke_agent researcher", 1, 2,
+			kv("gen_ai.operation.name", "invoke_agent"), kv("gen_ai.agent.name", "researcher"))
+		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, pbRequest(subAgent, unnamed)))); p != nil {
+			t.Errorf("spans naming no agent or a sub-agent sent with support-bot's key: %v", p)
 		}
 		var traced runproof.Run
 		e.must(200, e.do("GET", "/api/v1/runs/"+traceC, admin, nil)).decode(t, &traced)
-		if traced.AgentID != "support-bot" {
-			t.Errorf("the run of spans naming no agent, sent with support-bot's key, is agent %q's", traced.AgentID)
+		if traced.AgentID != "support-bot" || traced.Totals.Steps != 2 {
+			t.Errorf("the run of spans naming no agent or a sub-agent, sent with support-bot's key, is agent %q's with %d steps; want support-bot's, 2",
+				traced.AgentID, traced.Totals.Steps)
 		}
 		if p := partial(t, e.postOTLP(billing, "application/x-protobuf", "", pbBody(t, pbRequest(named)))); p != nil {
 			t.Errorf("a span naming billing-agent sent with its key: %v", p)

@@ -91,13 +91,16 @@ type Run struct {
 	ID      string
 	Source  RunSource
 	TraceID string // of its first span, lowercase hex
-	AgentID string // first gen_ai.agent.name or gen_ai.agent.id, else service.name
-	// AgentNamed is whether the spans name the agent (gen_ai.agent.name or
-	// gen_ai.agent.id), rather than only the program (service.name).
-	AgentNamed bool
-	Goal       string    // first gen_ai.agent.description, else ""
-	StartedAt  time.Time // earliest span start
-	Spans      []Span    // by start time, ties as given
+	// AgentID is the agent the spans' resource names (gen_ai.agent.name or
+	// gen_ai.agent.id), else the first span that names one, else the
+	// resource's service.name. The resource wins: a span may name a
+	// sub-agent the run's agent called, as the GenAI conventions have it.
+	AgentID string
+	// ResourceAgent is the agent the spans' resource names, "" for none.
+	ResourceAgent string
+	Goal          string    // first gen_ai.agent.description, else ""
+	StartedAt     time.Time // earliest span start
+	Spans         []Span    // by start time, ties as given
 	// End is set when the run is named by its trace id and the request
 	// holds the trace's root span: the run ends with it.
 	End *End
@@ -255,6 +258,7 @@ func group(spans []*span) ([]Run, []Rejected) {
 			runs[id] = r
 			order = append(order, r)
 		}
+		r.ResourceAgent = firstNonEmpty(r.ResourceAgent, s.resourceAgent)
 		r.AgentID = firstNonEmpty(r.AgentID, s.agent)
 		r.Goal = firstNonEmpty(r.Goal, s.goal)
 		r.service = firstNonEmpty(r.service, s.service)
@@ -265,8 +269,7 @@ func group(spans []*span) ([]Run, []Rejected) {
 	}
 	out := make([]Run, len(order))
 	for i, r := range order {
-		r.AgentNamed = r.AgentID != ""
-		r.AgentID = firstNonEmpty(r.AgentID, r.service, UnknownAgent)
+		r.AgentID = firstNonEmpty(r.ResourceAgent, r.AgentID, r.service, UnknownAgent)
 		out[i] = r.Run
 	}
 	return out, rejected
@@ -314,17 +317,18 @@ func rank(s RunSource) int {
 // span is a mapped span with what Map needs to group it.
 type span struct {
 	Span
-	start     uint64 // nanoseconds, to order spans within one microsecond
-	end       time.Time
-	root      bool
-	failed    bool
-	runID     string
-	runSource RunSource
-	agent     string
-	goal      string
-	service   string
-	model     string // gen_ai.response.model, else gen_ai.request.model
-	unpriced  bool   // tokens but no cost: no cost attribute, no price for model
+	start         uint64 // nanoseconds, to order spans within one microsecond
+	end           time.Time
+	root          bool
+	failed        bool
+	runID         string
+	runSource     RunSource
+	agent         string // the span's agent, else its resource's
+	resourceAgent string
+	goal          string
+	service       string
+	model         string // gen_ai.response.model, else gen_ai.request.model
+	unpriced      bool   // tokens but no cost: no cost attribute, no price for model
 }
 
 // mapSpan checks one span and maps it, or says why it is rejected.
@@ -389,8 +393,9 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// Names and descriptions are shown as sent, but for what runproof keeps
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
-	s.agent = truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID)),
-		cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), runproof.MaxName)
+	s.resourceAgent = truncate(firstNonEmpty(cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), runproof.MaxName)
+	s.agent = firstNonEmpty(truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID))), runproof.MaxName),
+		s.resourceAgent)
 	s.goal = truncate(runproof.StripProse(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc))), runproof.MaxGoal)
 	s.service = truncate(cleanName(str(resource, AttrServiceName)), runproof.MaxName)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {

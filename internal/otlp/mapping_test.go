@@ -232,6 +232,14 @@ func TestRunsOfARequest(t *testing.T) {
 	if res := otlp.Map(request(nil, span(traceA, "00000000000000a1", "", 0, 5)), otlp.Options{Now: now}); res.Runs[0].AgentID != otlp.UnknownAgent {
 		t.Errorf("agent of a nameless service = %q", res.Runs[0].AgentID)
 	}
+	// A sub-agent's span, first in start order, does not name the run: the
+	// resource's agent does.
+	sub := request([]*commonpb.KeyValue{kv("gen_ai.agent.name", "support-bot")},
+		span(traceA, "00000000000000a1", "00000000000000a0", 0, 5, kv("gen_ai.agent.name", "researcher")),
+		span(traceA, "00000000000000a2", "00000000000000a0", 1, 5))
+	if r := otlp.Map(sub, otlp.Options{Now: now}).Runs[0]; r.AgentID != "support-bot" || r.ResourceAgent != "support-bot" {
+		t.Errorf("run of a sub-agent's span: agent %q, resource's %q; want support-bot for both", r.AgentID, r.ResourceAgent)
+	}
 }
 
 // A control character in an agent's name or description (an ANSI-coloured

@@ -121,11 +121,14 @@ func (s *Service) IngestSpans(ctx context.Context, tenantID string, r otlp.Run) 
 func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.Run, e *runSpans) (SpansResult, bool, error) {
 	now := s.Now()
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
-	if bound := boundAgent(ctx); bound != "" && r.AgentID != bound {
+	if bound := boundAgent(ctx); bound != "" {
 		// The key's agent is the spans' agent, as the run's agent_id is for
-		// the native API, unless the spans name another.
-		if r.AgentNamed {
-			a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only (these name agent %q by gen_ai.agent.name or gen_ai.agent.id)", bound, r.AgentID))
+		// the native API, unless their resource names another: a program
+		// sending with another agent's key. A span naming another agent is
+		// a sub-agent's, within the run.
+		if r.ResourceAgent != "" && r.ResourceAgent != bound {
+			a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only "+
+				"(the resource of these names agent %q by gen_ai.agent.name or gen_ai.agent.id): use that agent's key", bound, r.ResourceAgent))
 			return a.res, false, nil
 		}
 		r.AgentID = bound
