@@ -262,11 +262,15 @@ func impact(f incidentFacts) string {
 	if f.withMicro > 0 {
 		s += fmt.Sprintf(" The steps sent in the same request cost %s.", further(f.costMicro, withStop))
 	}
+	underWay := withStop + f.underMicro
+	if f.underMicro > 0 {
+		s += fmt.Sprintf(" The steps begun before it that came in later cost %s.", further(withStop, underWay))
+	}
 	switch {
 	case f.afterMicro > 0 && f.contained != nil:
-		s += fmt.Sprintf(" The steps it sent after being told to stop cost %s.", further(withStop, withStop+f.afterMicro))
+		s += fmt.Sprintf(" The steps it sent after being told to stop cost %s.", further(underWay, underWay+f.afterMicro))
 	case f.afterMicro > 0:
-		s += fmt.Sprintf(" The steps after the breach cost %s.", further(withStop, withStop+f.afterMicro))
+		s += fmt.Sprintf(" The steps after the breach cost %s.", further(underWay, underWay+f.afterMicro))
 	}
 	if f.inc.ViolationType == runproof.PolicyStepTypeDenied {
 		s += " Attempting an action it is not permitted to take is a control failure, whatever it cost."
@@ -343,7 +347,7 @@ func prevented(f incidentFacts, h AgentHistory) (cents *int64, some bool, method
 	}
 	// The steps the run took after its stop, in the same request or
 	// later, were not avoided.
-	taken := f.upTo + f.withStop + f.afterStop
+	taken := f.upTo + f.withStop + f.underWay + f.afterStop
 	remaining2 := max(0, h.TwiceMedianSteps-2*taken) // in half steps: a median may fall between two lengths
 	basis := fmt.Sprintf("their median length is %s, over %d earlier runs that ended without an incident; ",
 		halfSteps(h.TwiceMedianSteps, "step", "steps"), h.CompletedRuns)

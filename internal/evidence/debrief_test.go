@@ -208,8 +208,29 @@ func TestDebriefText(t *testing.T) {
 		t.Errorf("impact: %s", b.BusinessImpact)
 	}
 
+	// A step begun before the breaking one (the agent's root span, say)
+	// that came after the stop was under way: it is not going on.
+	spec := costSpec()
+	spec.steps = append(spec.steps, stepSpec{typ: "invoke_agent", costMicro: cent, atMicroOff: -7_000_000})
+	src := simulate(t, spec)
+	b = debrief(t, src)
+	if !strings.HasSuffix(b.IncidentSummary, " The agent then sent 2 more steps even though it had been told to stop.") {
+		t.Errorf("summary with a step under way at the stop:\n%s", b.IncidentSummary)
+	}
+	if !strings.Contains(b.BusinessImpact, "The steps begun before it that came in later cost a further $0.01. "+
+		"The steps it sent after being told to stop cost a further $0.60.") {
+		t.Errorf("impact with a step under way at the stop: %s", b.BusinessImpact)
+	}
+	soc2, err := evidence.BuildSOC2(src, goldenOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := soc2.ControlMappings[0]; !strings.Contains(m.EvidenceProvided, "sent 2 more steps after it was told to stop") {
+		t.Errorf("%s: %s", m.ControlID, m.EvidenceProvided)
+	}
+
 	// A goal that names ids is not quoted.
-	src := costRun(t)
+	src = costRun(t)
 	src.Run.Goal = "Retry run " + src.Run.ID + " with input_file"
 	if b := debrief(t, src); !strings.HasPrefix(b.IncidentSummary, "While working on its task,") {
 		t.Errorf("summary: %s", b.IncidentSummary)

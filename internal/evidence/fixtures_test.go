@@ -85,10 +85,15 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 			s.ContentDigest = runproof.DigestBytes(s.Content)
 		}
 		s.ContentHash = runproof.StepContentHash(s)
-		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: src.Run.Status == runproof.RunStopped, Step: s})
+		stopped := src.Run.Status == runproof.RunStopped
+		underWay := stopped && s.Timestamp.Before(src.Incident.ViolationAt)
+		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: stopped, UnderWay: underWay, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = r.Status, r.IsInflection, r.Findings, s.Timestamp
-		if rs.oneRequest && src.Run.StoppedAt != nil {
+		switch {
+		case rs.oneRequest && stopped:
 			s.RecordedAt = *src.Run.StoppedAt
+		case underWay: // it ended after the stop, and came then
+			s.RecordedAt = src.Run.StoppedAt.Add(time.Second)
 		}
 		src.Run.Totals = r.Totals
 		if r.IsInflection {

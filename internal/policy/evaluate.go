@@ -65,7 +65,12 @@ type Input struct {
 	AgentID string
 	Before  runproof.Totals // the run's totals before this step
 	Stopped bool            // the run was already stopped before this step
-	Step    runproof.Step
+	// UnderWay, with Stopped, is a step that began before the step that
+	// stopped the run: it was under way then, so it does not show the agent
+	// going on after the stop. It is judged as any step, but is never the
+	// inflection: the run has one.
+	UnderWay bool
+	Step     runproof.Step
 }
 
 // Result is the judgement of one step.
@@ -82,7 +87,9 @@ type Result struct {
 
 // Evaluate judges one step. Running totals include the step itself.
 //
-//   - A run already stopped: the step is a violation, never an inflection.
+//   - A run already stopped: the step is a violation, never an inflection;
+//     but one under way at the stop is judged as below, still never the
+//     inflection.
 //   - A limit whose running total goes strictly over its threshold, a denied
 //     step type, or an expression that is true: the policy is exceeded. For a
 //     stop policy the step is the violation and the inflection; for a warn
@@ -93,7 +100,8 @@ type Result struct {
 //     neither stops agents nor passes silently, and the step is kept.
 func (e *Evaluator) Evaluate(in Input) Result {
 	res := Result{Totals: in.Before.Add(in.Step), Status: runproof.StepOK}
-	if in.Stopped {
+	wentOn := in.Stopped && !in.UnderWay
+	if wentOn {
 		res.Status = runproof.StepViolation
 		res.Findings = []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
 	}
@@ -120,9 +128,13 @@ func (e *Evaluator) Evaluate(in Input) Result {
 		}
 		res.Findings = append(res.Findings, f)
 		switch {
-		case in.Stopped:
+		case wentOn:
 		case outcome == runproof.OutcomeExceeded && r.policy.Action == runproof.ActionStop:
-			res.Status, res.IsInflection = runproof.StepViolation, true
+			res.Status = runproof.StepViolation
+			if in.Stopped { // under way: the run has its inflection
+				break
+			}
+			res.IsInflection = true
 			if res.Violation == nil || graver(f, *res.Violation, res.Totals.CostMicrocents) {
 				res.Violation = &f
 			}

@@ -68,6 +68,46 @@ func TestEvaluateCostLimit(t *testing.T) {
 	}
 }
 
+// A step under way at the stop is judged as any step but is never the
+// inflection, and has no after_stop finding; one the agent began after is
+// a violation for being sent after the stop.
+func TestEvaluateUnderWay(t *testing.T) {
+	e, err := Compile([]runproof.Policy{
+		mustPolicy(t, runproof.Policy{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: "100", Action: runproof.ActionStop}),
+		mustPolicy(t, runproof.Policy{Name: "no shell", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"shell"}, Action: runproof.ActionStop}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := runproof.Step{StepType: "invoke_agent", CostMicrocents: 1}
+	shell := runproof.Step{StepType: "shell"}
+	tests := []struct {
+		name       string
+		before     int64 // cents spent before
+		step       runproof.Step
+		underWay   bool
+		status     runproof.StepStatus
+		afterStop  bool
+		inflection bool
+	}{
+		{"went on, under the limits", 0, step, false, runproof.StepViolation, true, false},
+		{"under way, under the limits", 0, step, true, runproof.StepOK, false, false},
+		{"under way, the run over its limit", 120, step, true, runproof.StepViolation, false, false},
+		{"under way, a denied step", 0, shell, true, runproof.StepViolation, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := runproof.Totals{Steps: 3, CostMicrocents: tc.before * runproof.MicrocentsPerCent}
+			r := e.Evaluate(Input{Before: before, Stopped: true, UnderWay: tc.underWay, Step: tc.step})
+			afterStop := slices.ContainsFunc(r.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeAfterStop })
+			if r.Status != tc.status || afterStop != tc.afterStop || r.IsInflection != tc.inflection || r.Violation != nil {
+				t.Errorf("status %s, after_stop %v, inflection %v, violation %v; want %s, %v, %v, none",
+					r.Status, afterStop, r.IsInflection, r.Violation, tc.status, tc.afterStop, tc.inflection)
+			}
+		})
+	}
+}
+
 func TestEvaluateRules(t *testing.T) {
 	steps := costSteps(5, 1)
 	steps[2].StepType = "shell"

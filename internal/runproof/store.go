@@ -103,7 +103,8 @@ type UpdateRunParams struct {
 type RunState struct {
 	Run      Run
 	Snapshot Snapshot
-	Existing []Step // stored steps with index in [StepsFrom, StepsTo], in order
+	Existing []Step    // stored steps with index in [StepsFrom, StepsTo], in order
+	Incident *Incident // the run's incident, nil when it has none
 }
 
 // RunChange is what UpdateRun writes: Run replaces the stored run's mutable

@@ -312,3 +312,66 @@ func TestSpansOfOneExportOneTime(t *testing.T) {
 		}
 	})
 }
+
+// TestSpanUnderWayAtStop: the agent's root span, begun before the span that
+// broke a stop policy, comes after the stop (it ends last): it was under
+// way, so it is judged without an after_stop finding, while a span begun
+// after the breaking one is a violation for going on.
+func TestSpanUnderWayAtStop(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, store runproof.Store) {
+		ctx := context.Background()
+		svc := New(store, Options{})
+		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "no shell", Type: runproof.PolicyStepTypeDenied,
+			StepTypes: []string{"execute_tool:shell"}, Action: runproof.ActionStop}); err != nil {
+			t.Fatal(err)
+		}
+		const trace = "4af7651916cd43dd8448eb211c80319d"
+		send := func(spans ...*tracepb.Span) SpansResult {
+			t.Helper()
+			req := otlpRequest(trace, 0, 0)
+			req.ResourceSpans[0].ScopeSpans[0].Spans = spans
+			runs := otlp.Map(req, otlp.Options{Now: time.Now()}).Runs
+			if len(runs) != 1 {
+				t.Fatalf("%d runs", len(runs))
+			}
+			res, err := svc.IngestSpans(ctx, "acme", runs[0])
+			if err != nil || len(res.Rejected) != 0 {
+				t.Fatalf("result %+v, error %v", res, err)
+			}
+			return res
+		}
+		span := func(id, parent byte, op string, from, to int) *tracepb.Span {
+			tid, _ := hex.DecodeString(trace)
+			s := &tracepb.Span{TraceId: tid, SpanId: []byte{0, 0, 0, 0, 0, 0, 0, id}, Name: op,
+				StartTimeUnixNano: uint64(otlpStart.Add(time.Duration(from) * time.Second).UnixNano()),
+				EndTimeUnixNano:   uint64(otlpStart.Add(time.Duration(to) * time.Second).UnixNano()),
+				Attributes:        []*commonpb.KeyValue{{Key: "gen_ai.operation.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: op}}}}}
+			if parent != 0 {
+				s.ParentSpanId = []byte{0, 0, 0, 0, 0, 0, 0, parent}
+			}
+			return s
+		}
+		shell := span(3, 1, "execute_tool", 2, 3)
+		shell.Attributes = append(shell.Attributes, &commonpb.KeyValue{Key: "gen_ai.tool.name",
+			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "shell"}}})
+		if res := send(span(2, 1, "chat", 1, 2), shell); res.Decision != AgentStop {
+			t.Fatalf("the shell call: decision %s, want stop", res.Decision)
+		}
+		send(span(4, 1, "chat", 4, 5), span(1, 0, "invoke_agent", 0, 6)) // went on; then the root, under way
+		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: trace, Limit: 10})
+		if err != nil || len(steps) != 4 {
+			t.Fatalf("%d steps, %v", len(steps), err)
+		}
+		afterStop := func(s runproof.Step) bool {
+			return slices.ContainsFunc(s.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeAfterStop })
+		}
+		// Spans are stored in start order: the root is step 2, then the chat.
+		root, chat := steps[2], steps[3]
+		if root.StepType != "invoke_agent" || root.Status != runproof.StepOK || afterStop(root) || root.IsInflection {
+			t.Errorf("root span under way at the stop: step %+v, want ok without after_stop", root)
+		}
+		if chat.StepType != "chat" || chat.Status != runproof.StepViolation || !afterStop(chat) {
+			t.Errorf("span begun after the stop: step %+v, want a violation with after_stop", chat)
+		}
+	})
+}

@@ -227,6 +227,10 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			now = s.Now()
 		}
 		change := runproof.RunChange{Run: run}
+		var violationAt *time.Time // when the breaking step began
+		if st.Incident != nil {
+			violationAt = &st.Incident.ViolationAt
+		}
 		for i, step := range steps {
 			if old, ok := stored[step.Index]; ok {
 				if old.ContentHash != step.ContentHash {
@@ -258,13 +262,17 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			// A run that ended before a late breach keeps its status: it has
 			// an incident all the same, and what follows is judged as after it.
 			breached := change.Run.Status == runproof.RunStopped || change.Run.IncidentID != ""
-			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals, Stopped: breached, Step: step})
+			// A step that began before the breaking step did (the agent's
+			// root span, or one it ran beside it) was under way: it does
+			// not show the agent going on after the stop.
+			underWay := breached && violationAt != nil && step.Timestamp.Before(*violationAt)
+			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals, Stopped: breached, UnderWay: underWay, Step: step})
 			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
 			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings
 			change.Run.Totals = r.Totals
 			if r.IsInflection {
 				inc := s.openIncident(change.Run, step, *r.Violation, now)
-				change.Incident = &inc
+				change.Incident, violationAt = &inc, &inc.ViolationAt
 				change.Run.IncidentID = inc.ID
 				if ended { // the run ended before the breach reached runproof: there is nothing to stop
 					inc.ContainedAt = nil

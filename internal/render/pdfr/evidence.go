@@ -390,7 +390,9 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		cells[8] = decimal(runproof.Cents(micro))
 		cells[9] = decimal(s.DurationMs)
 		cells[10] = string(s.Status)
-		if b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp { // both in one fixed form
+		// Times are in one fixed form. A step begun before the breaking step
+		// was under way at the stop, whenever it came.
+		if b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp && s.Timestamp >= b.ViolationTimestamp {
 			cells[10] += " " + afterStopMark
 		}
 		cells[11] = strings.TrimPrefix(s.ContentHash, "sha256:")

@@ -155,6 +155,14 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 		}
 	}
 
+	if st.Run.IncidentID != "" {
+		inc, err := scanIncident(tx.QueryRow(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE tenant_id = $1 AND id = $2`, p.TenantID, st.Run.IncidentID))
+		if err != nil {
+			return fmt.Errorf("update run: incident: %w", err)
+		}
+		st.Incident = &inc
+	}
+
 	change, err := fn(st)
 	if err != nil {
 		return err

@@ -162,6 +162,14 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 		}
 	}
 
+	if st.Run.IncidentID != "" {
+		inc, err := scanIncident(tx.QueryRowContext(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE tenant_id = ? AND id = ?`, p.TenantID, st.Run.IncidentID))
+		if err != nil {
+			return fmt.Errorf("update run: incident: %w", err)
+		}
+		st.Incident = &inc
+	}
+
 	change, err := fn(st)
 	if err != nil {
 		return err
