@@ -478,9 +478,12 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		return nil
 	}
 	origin, tree, err := l.openHead(tenantID, st.Latest.Note)
-	if runproof.ErrorCode(err) == runproof.ECONFLICT {
+	switch {
+	case runproof.ErrorCode(err) == runproof.ECONFLICT:
 		return unknownHead{err}
-	} else if err != nil {
+	case unavailable(err):
+		return fmt.Errorf("latest checkpoint: %w", err)
+	case err != nil:
 		return fmt.Errorf("%w (latest checkpoint: %v)", ErrDiverged, err)
 	}
 	if origin != Origin(tenantID) || tree.N != st.Latest.Size || tree.Hash != st.Latest.Hash {
@@ -490,7 +493,9 @@ func (l *Ledger) checkHead(tenantID string, st runproof.LedgerState, r tlog.Hash
 		return fmt.Errorf("%w (%d entries, checkpoint of size %d)", ErrDiverged, st.Size, tree.N)
 	}
 	th, err := tlog.TreeHash(st.Size, r)
-	if err != nil {
+	if unavailable(err) {
+		return fmt.Errorf("tree hash of size %d: %w", st.Size, err)
+	} else if err != nil {
 		return fmt.Errorf("%w (%v)", ErrDiverged, err)
 	}
 	if th != tree.Hash {
@@ -536,6 +541,13 @@ func (r *pendingReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		}
 	}
 	return out, nil
+}
+
+// unavailable reports whether err is a failure to read, to be retried,
+// rather than anything the ledger holds: the database unavailable, or the
+// call given up.
+func unavailable(err error) bool {
+	return runproof.ErrorCode(err) == runproof.EUNAVAILABLE || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // storeReader reads a tenant's stored hashes, one query per call.

@@ -426,3 +426,37 @@ func TestRotatedByAnotherProcess(t *testing.T) {
 		t.Errorf("ready at once over a head signed by a key both learn: %v", err)
 	}
 }
+
+// unreadableHashes fails the reads of stored hashes inside an append, as a
+// database that went away would, when fail is set.
+type unreadableHashes struct {
+	runproof.Store
+	fail bool
+}
+
+func (u *unreadableHashes) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
+	return u.Store.AppendLedger(ctx, tenantID, func(st runproof.LedgerState) (runproof.LedgerAppend, error) {
+		if u.fail {
+			st.ReadHashes = func([]int64) ([][runproof.LedgerHashSize]byte, error) {
+				return nil, runproof.Errorf(runproof.EUNAVAILABLE, "database unavailable")
+			}
+		}
+		return fn(st)
+	})
+}
+
+// TestAppendUnreadable: an append that cannot read the stored tree fails as
+// unavailable, to be retried, not as a ledger that diverged.
+func TestAppendUnreadable(t *testing.T) {
+	s := &unreadableHashes{Store: storetest.OpenSQLite(t)}
+	l := newLedger(t, s)
+	recs := finish(t, s, "acme", 0, 2)
+	appendEach(t, l, recs[:1])
+	s.fail = true
+	_, err := l.AppendBatch(context.Background(), "acme", recs[1:])
+	if errors.Is(err, ledger.ErrDiverged) || runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+		t.Fatalf("append with the database unavailable: %v (code %s), want unavailable, not diverged", err, runproof.ErrorCode(err))
+	}
+	s.fail = false
+	appendEach(t, l, recs[1:])
+}
