@@ -134,12 +134,20 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		notes = append(notes, note)
 		s.log.WarnContext(c.r.Context(), "OTLP spans of no known cost", slog.String("tenant", c.tenant()), slog.String("detail", note))
 	}
+	if len(mapped.Ignored) > 0 {
+		// Stored all the same, the value counted as absent: the exporter
+		// and the operator hear of it.
+		note := "attributes that could not be read, counted as absent (the spans are stored): " + listed(mapped.Ignored)
+		notes = append(notes, note)
+		s.log.WarnContext(c.r.Context(), "OTLP span attributes ignored", slog.String("tenant", c.tenant()),
+			slog.String("trace_id", mapped.Ignored[0].TraceID), slog.String("detail", note))
+	}
 	if len(rejected) > 0 {
 		// The exporter is told, but may only log it where no one looks
 		// (OpenTelemetry JS's diagnostic logger, silent by default).
 		s.metrics.rejected.Add(float64(len(rejected)))
 		s.log.WarnContext(c.r.Context(), "OTLP spans rejected", slog.String("tenant", c.tenant()), slog.Int("rejected", len(rejected)),
-			slog.String("first", rejected[0].Reason))
+			slog.String("trace_id", rejected[0].TraceID), slog.String("first", rejected[0].String()))
 	}
 	out := &coltracepb.ExportTraceServiceResponse{}
 	if len(rejected) > 0 || len(notes) > 0 {
@@ -153,20 +161,28 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 // otlpMessage sums up rejected spans (the first few with their reason) and
 // notes for the partial_success error_message.
 func otlpMessage(rejected []otlp.Rejected, notes []string) string {
-	const shown = 5
 	var parts []string
-	if len(rejected) > 0 {
-		reasons := make([]string, 0, shown)
-		for _, r := range rejected[:min(len(rejected), shown)] {
-			reasons = append(reasons, r.String())
-		}
-		more := ""
-		if len(rejected) > shown {
-			more = fmt.Sprintf("; and %d more", len(rejected)-shown)
-		}
-		parts = append(parts, fmt.Sprintf("%d spans rejected: %s%s", len(rejected), strings.Join(reasons, "; "), more))
+	switch len(rejected) {
+	case 0:
+	case 1:
+		parts = append(parts, "1 span rejected: "+listed(rejected))
+	default:
+		parts = append(parts, fmt.Sprintf("%d spans rejected: %s", len(rejected), listed(rejected)))
 	}
 	return strings.Join(append(parts, notes...), ". ")
+}
+
+// listed lists the first few of items, and how many more.
+func listed[T fmt.Stringer](items []T) string {
+	const shown = 5
+	parts := make([]string, 0, shown+1)
+	for _, it := range items[:min(len(items), shown)] {
+		parts = append(parts, it.String())
+	}
+	if len(items) > shown {
+		parts = append(parts, fmt.Sprintf("and %d more", len(items)-shown))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // unpricedNote says which spans were stored at no cost for want of a
@@ -199,7 +215,7 @@ func unpricedNote(us []otlp.Unpriced) string {
 // of the native API applied before and after decompression. It returns an
 // HTTP status and a message when the body cannot be had.
 func readOTLPBody(c *call) ([]byte, int, string) {
-	const advice = "export fewer spans per request"
+	const advice = "export fewer spans per request (the batch span processor's maximum export batch size: OTEL_BSP_MAX_EXPORT_BATCH_SIZE)"
 	enc := strings.ToLower(strings.TrimSpace(c.r.Header.Get("Content-Encoding")))
 	gzipped := enc == "gzip"
 	if !gzipped && enc != "" && enc != "identity" {

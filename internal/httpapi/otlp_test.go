@@ -530,17 +530,20 @@ func TestOTLPRejectedSpans(t *testing.T) {
 		bad := []*tracepb.Span{
 			noStart,
 			pbSpan(traceA, "00b3", "", "chat", 1, 2), // short span id
-			pbSpan(traceA, "00000000000000b4", "", "", 1, 2),                                          // no name, no operation
-			pbSpan(traceA, "00000000000000b5", "", "chat", 1, 2, kv("gen_ai.usage.input_tokens", -5)), // negative tokens
-			pbSpan(traceA, "00000000000000b6", "", "chat", 3, 2),                                      // ends before it starts
-			pbSpan("00000000000000000000000000000000", "00000000000000b7", "", "chat", 1, 2),          // no trace id
-			pbSpan(traceA, "00000000000000b8", "", "chat", 1, 2, kv("runproof.cost_cents", "a lot")),
+			pbSpan(traceA, "00000000000000b4", "", "", 1, 2),                                 // no name, no operation
+			pbSpan(traceA, "00000000000000b6", "", "chat", 3, 2),                             // ends before it starts
+			pbSpan("00000000000000000000000000000000", "00000000000000b7", "", "chat", 1, 2), // no trace id
 			pbSpan(traceB, "00000000000000b9", "", "chat", 1, 2, kv("runproof.run_id", "not/valid")),
+		}
+		// Numbers that cannot be read count as absent: the spans are steps.
+		unread := []*tracepb.Span{
+			pbSpan(traceA, "00000000000000b5", "00000000000000a1", "chat", 1, 2, kv("gen_ai.usage.input_tokens", -5)),
+			pbSpan(traceA, "00000000000000b8", "00000000000000a1", "chat", 1, 2, kv("runproof.cost_cents", "a lot")),
 		}
 		// All spans rejected: 200 with partial success, nothing stored.
 		p := partial(t, e.postOTLP(agent, "application/x-protobuf", "", pbBody(t, pbRequest(bad...))))
 		if p.GetRejectedSpans() != int64(len(bad)) || !strings.Contains(p.GetErrorMessage(), "span 00000000000000b2: start_time_unix_nano is required") ||
-			!strings.Contains(p.GetErrorMessage(), "and 3 more") {
+			!strings.Contains(p.GetErrorMessage(), "and 1 more") {
 			t.Fatalf("partial success = %v", p)
 		}
 		if n := e.runCount(admin); n != 0 {
@@ -548,13 +551,15 @@ func TestOTLPRejectedSpans(t *testing.T) {
 		}
 		// With one good span, only that one is stored.
 		good := pbSpan(traceA, "00000000000000a1", "", "chat", 1, 2, kv("gen_ai.operation.name", "chat"))
-		p = partial(t, e.postOTLP(agent, "application/json", "", jsonBody(t, pbRequest(append(bad, good)...))))
-		if p.GetRejectedSpans() != int64(len(bad)) {
+		p = partial(t, e.postOTLP(agent, "application/json", "", jsonBody(t, pbRequest(append(append(bad, good), unread...)...))))
+		if p.GetRejectedSpans() != int64(len(bad)) || !strings.Contains(p.GetErrorMessage(), "counted as absent (the spans are stored): "+
+			"span 00000000000000b5: gen_ai.usage.input_tokens must be a whole number from 0 to 9007199254740992 (2^53): counted as 0; "+
+			"span 00000000000000b8: runproof.cost_cents must be a number: counted as absent") {
 			t.Fatalf("partial success = %v", p)
 		}
 		var run runproof.Run
 		e.must(200, e.do("GET", "/api/v1/runs/"+traceA, agent, nil)).decode(t, &run)
-		if run.Totals.Steps != 1 || e.runCount(admin) != 1 {
+		if run.Totals.Steps != 3 || run.Totals.InputTokens != 0 || run.Totals.CostMicrocents != 0 || e.runCount(admin) != 1 {
 			t.Fatalf("run = %+v", run)
 		}
 		// The operator sees them too.

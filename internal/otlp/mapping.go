@@ -77,6 +77,9 @@ type Result struct {
 	// attribute, and no model or one the price table does not have. Their
 	// cost is zero.
 	Unpriced []Unpriced // by model
+	// Ignored are the attributes of accepted spans that could not be read
+	// and count as absent, in the order of the request.
+	Ignored []Ignored
 }
 
 // Unpriced is how many spans with tokens name a model of no known price
@@ -134,6 +137,17 @@ type Rejected struct {
 
 func (r Rejected) String() string { return "span " + r.SpanID + ": " + r.Reason }
 
+// Ignored is an attribute of an accepted span that could not be read (a
+// token count sent as a string, a negative cost), and counts as absent:
+// the span is a step all the same, so that a denied tool it calls is not
+// missed for a bad number beside it.
+type Ignored struct {
+	TraceID, SpanID string // hex, as sent
+	Reason          string
+}
+
+func (i Ignored) String() string { return "span " + i.SpanID + ": " + i.Reason }
+
 // Map turns an export request into per-run spans and rejected spans.
 func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	if opts.Prices == nil {
@@ -141,7 +155,25 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	}
 	spans, rejected := mapSpans(req, opts)
 	runs, more := group(spans)
-	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(spans, more)}
+	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(spans, more), Ignored: ignored(spans, more)}
+}
+
+// ignored lists the attributes counted as absent of the spans not
+// rejected.
+func ignored(spans []*span, rejected []Rejected) []Ignored {
+	dropped := map[string]bool{}
+	for _, r := range rejected {
+		dropped[r.TraceID+r.SpanID] = true
+	}
+	var out []Ignored
+	for _, s := range spans {
+		for _, reason := range s.ignored {
+			if !dropped[s.TraceID+s.SpanID] {
+				out = append(out, Ignored{TraceID: s.TraceID, SpanID: s.SpanID, Reason: reason})
+			}
+		}
+	}
+	return out
 }
 
 // unpriced counts the spans of no known cost by the model they name (cut
@@ -327,8 +359,9 @@ type span struct {
 	resourceAgent string
 	goal          string
 	service       string
-	model         string // gen_ai.response.model, else gen_ai.request.model
-	unpriced      bool   // tokens but no cost: no cost attribute, no price for model
+	model         string   // gen_ai.response.model, else gen_ai.request.model
+	unpriced      bool     // tokens but no cost: no cost attribute, no price for model
+	ignored       []string // why attributes that could not be read count as absent
 }
 
 // mapSpan checks one span and maps it, or says why it is rejected.
@@ -374,20 +407,19 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	case runproof.CheckText(s.StepType) != nil:
 		return nil, fmt.Sprintf("its step type %q %s", truncate(s.StepType, 40), runproof.CheckText(s.StepType))
 	}
-	var ok bool
-	name, v := first(attrs, inputTokenAttrs)
-	if s.InputTokens, ok = count(v); !ok {
-		return nil, name + " must be a whole number from 0 to 9007199254740992 (2^53)"
-	}
-	name, v = first(attrs, outputTokenAttrs)
-	if s.OutputTokens, ok = count(v); !ok {
-		return nil, name + " must be a whole number from 0 to 9007199254740992 (2^53)"
+	for _, c := range []struct {
+		names []string
+		dst   *int64
+	}{{inputTokenAttrs, &s.InputTokens}, {outputTokenAttrs, &s.OutputTokens}} {
+		name, v := first(attrs, c.names)
+		if n, ok := count(v); ok {
+			*c.dst = n
+		} else {
+			s.ignored = append(s.ignored, name+" must be a whole number from 0 to 9007199254740992 (2^53): counted as 0")
+		}
 	}
 	var priced bool
-	var reason string
-	if s.CostMicrocents, priced, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices); reason != "" {
-		return nil, reason
-	}
+	s.CostMicrocents, priced, s.ignored = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices, s.ignored)
 	s.model = firstStr(attrs, modelAttrs)
 	s.unpriced = !priced && s.InputTokens+s.OutputTokens > 0
 	// Names and descriptions are shown as sent, but for what runproof keeps
@@ -439,33 +471,34 @@ var openInferenceKinds = map[string]string{"LLM": "chat", "TOOL": "execute_tool"
 
 // cost is the step's cost in microcents: runproof.cost_cents, else
 // gen_ai.usage.cost (USD), else the tokens at the model's price (response
-// model first: it is what ran), else zero, not priced.
-func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices) (n int64, priced bool, reason string) {
-	if v := attr(attrs, AttrCostCents); v != nil {
-		n, err := fixed(v, runproof.MicrocentsPerCent)
-		if err != nil {
-			return 0, false, AttrCostCents + " " + err.Error()
+// model first: it is what ran), else zero, not priced. A cost attribute
+// that cannot be read counts as absent, and says why in ignored.
+func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices, ignored []string) (n int64, priced bool, _ []string) {
+	for _, c := range []struct {
+		name  string
+		scale int64
+	}{{AttrCostCents, runproof.MicrocentsPerCent}, {AttrUsageCost, 100 * runproof.MicrocentsPerCent}} {
+		v := attr(attrs, c.name)
+		if v == nil {
+			continue
 		}
-		return n, true, ""
-	}
-	if v := attr(attrs, AttrUsageCost); v != nil {
-		n, err := fixed(v, 100*runproof.MicrocentsPerCent)
-		if err != nil {
-			return 0, false, AttrUsageCost + " " + err.Error()
+		n, err := fixed(v, c.scale)
+		if err == nil {
+			return n, true, ignored
 		}
-		return n, true, ""
+		ignored = append(ignored, c.name+" "+err.Error()+": counted as absent")
 	}
 	for _, name := range modelAttrs {
 		model := str(attrs, name)
 		if p, ok := prices.Lookup(model); ok && model != "" {
 			n, ok := p.Cost(in, out)
 			if !ok {
-				return 0, false, "the cost of its tokens is out of range"
+				return 0, true, append(ignored, "the cost of its tokens at the price of "+model+" is out of range: counted as 0")
 			}
-			return n, true, ""
+			return n, true, ignored
 		}
 	}
-	return 0, false, ""
+	return 0, false, ignored
 }
 
 // fixed reads a number attribute into units of 1/scale exactly.
@@ -479,11 +512,7 @@ func fixed(v *commonpb.AnyValue, scale int64) (int64, error) {
 	default:
 		return 0, fmt.Errorf("must be a number")
 	}
-	n, err := runproof.ParseAmount(s, scale)
-	if err != nil {
-		return 0, fmt.Errorf("must be a number, not negative and in range: %w", err)
-	}
-	return n, nil
+	return runproof.ParseAmount(s, scale)
 }
 
 // count reads a token count: absent is zero; a whole number from 0 to

@@ -148,9 +148,36 @@ func TestTokensCostDuration(t *testing.T) {
 	if s := mapOne(t, span(traceA, "00000000000000a1", "", 0, 5, old...)); s.InputTokens != 7 || s.OutputTokens != 3 {
 		t.Fatalf("tokens of other names: %+v", s)
 	}
-	bad := span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.prompt_tokens", -1))
-	if res := otlp.Map(request(nil, bad), otlp.Options{Now: now}); len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Reason, "gen_ai.usage.prompt_tokens must be") {
-		t.Fatalf("a bad count under another name: %+v", res.Rejected)
+}
+
+// TestIgnoredAttributes: a number that cannot be read counts as absent, and
+// says so, but the span is a step all the same: its tool call is seen.
+func TestIgnoredAttributes(t *testing.T) {
+	tool := []*commonpb.KeyValue{kv("gen_ai.operation.name", "execute_tool"), kv("gen_ai.tool.name", "shell")}
+	for _, c := range []struct {
+		attrs         []*commonpb.KeyValue
+		reason        string
+		in, out, cost int64 // cost in microcents
+	}{
+		{[]*commonpb.KeyValue{kv("gen_ai.usage.input_tokens", -1), kv("gen_ai.usage.output_tokens", 3)}, "gen_ai.usage.input_tokens must be a whole number", 0, 3, 0},
+		{[]*commonpb.KeyValue{kv("gen_ai.usage.output_tokens", 1.5)}, "gen_ai.usage.output_tokens must be a whole number", 0, 0, 0},
+		{[]*commonpb.KeyValue{kv("gen_ai.usage.input_tokens", "12")}, "gen_ai.usage.input_tokens must be a whole number", 0, 0, 0},
+		{[]*commonpb.KeyValue{kv("gen_ai.usage.prompt_tokens", -1)}, "gen_ai.usage.prompt_tokens must be a whole number", 0, 0, 0},
+		{[]*commonpb.KeyValue{kv("gen_ai.usage.input_tokens", int64(1)<<53+1)}, "gen_ai.usage.input_tokens must be a whole number", 0, 0, 0},
+		{[]*commonpb.KeyValue{kv("runproof.cost_cents", -0.5)}, "runproof.cost_cents must not be negative: counted as absent", 0, 0, 0},
+		{[]*commonpb.KeyValue{kv("runproof.cost_cents", -0.5), kv("gen_ai.usage.cost", 0.02)}, "runproof.cost_cents must not be negative", 0, 0, 2_000_000},
+		{[]*commonpb.KeyValue{kv("gen_ai.usage.cost", "cheap")}, "gen_ai.usage.cost must be a number", 0, 0, 0},
+		{[]*commonpb.KeyValue{kv("gen_ai.request.model", "gpt-4"), kv("gen_ai.usage.input_tokens", int64(1)<<53)}, "out of range", 1 << 53, 0, 0},
+	} {
+		res := otlp.Map(request(nil, span(traceA, "00000000000000a1", "", 0, 5, append(c.attrs, tool...)...)), otlp.Options{Now: now})
+		if len(res.Rejected) != 0 || len(res.Runs) != 1 || len(res.Ignored) != 1 || !strings.Contains(res.Ignored[0].Reason, c.reason) {
+			t.Errorf("want the span, with %q ignored: got %+v", c.reason, res)
+			continue
+		}
+		if s := res.Runs[0].Spans[0]; s.StepType != "execute_tool:shell" || s.InputTokens != c.in || s.OutputTokens != c.out || s.CostMicrocents != c.cost {
+			t.Errorf("%s: span %s, %d and %d tokens, %d µ¢; want execute_tool:shell, %d, %d, %d µ¢",
+				c.reason, s.StepType, s.InputTokens, s.OutputTokens, s.CostMicrocents, c.in, c.out, c.cost)
+		}
 	}
 }
 
@@ -172,15 +199,8 @@ func TestRejectedSpans(t *testing.T) {
 		{with(func(s *tracepb.Span) { s.EndTimeUnixNano = uint64(now.Add(time.Hour).UnixNano()) }), "in the future"},
 		{with(func(s *tracepb.Span) { s.Name = " " }), "no name and no gen_ai.operation.name"},
 		{with(func(s *tracepb.Span) { s.Name = strings.Repeat("x", 201) }), "over 200 bytes"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.input_tokens", -1)), "gen_ai.usage.input_tokens must be a whole number"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.output_tokens", 1.5)), "gen_ai.usage.output_tokens must be a whole number"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.input_tokens", "12")), "gen_ai.usage.input_tokens must be a whole number"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("runproof.cost_cents", -0.5)), "runproof.cost_cents must be a number, not negative"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.cost", "cheap")), "gen_ai.usage.cost must be a number"},
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("runproof.run_id", "no spaces allowed")), "is not a valid run id"},
 		{span(traceA, "00000000000000a1", "", 0, 5, kv("runproof.run_id", "..")), "is not a valid run id"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.request.model", "gpt-4"), kv("gen_ai.usage.input_tokens", int64(1)<<53)), "out of range"},
-		{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.input_tokens", int64(1)<<53+1)), "gen_ai.usage.input_tokens must be a whole number"},
 	} {
 		res := otlp.Map(request(nil, c.span), otlp.Options{Now: now})
 		if len(res.Runs) != 0 || len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Reason, c.reason) {
