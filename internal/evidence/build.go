@@ -132,11 +132,12 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 			return EvidenceBundle{}, after, err
 		}
 	}
-	steps := newStepWriter(spool, opts.KeepRows)
-	if opts.KeepRows && opts.IncludeRawSteps {
+	keep := opts.KeepRows && run.Totals.Steps <= int64(maxKeptRows)
+	steps := newStepWriter(spool, keep)
+	if keep && opts.IncludeRawSteps {
 		// The run's count as it stood (steps may come meanwhile): room
 		// for the rows, not a slice grown and copied over and over.
-		steps.list.rows = make([]TraceStepEvidence, 0, min(run.Totals.Steps, 1<<20))
+		steps.list.rows = make([]TraceStepEvidence, 0, run.Totals.Steps)
 	}
 	contained := containedAt(src)
 	t, breaches, err := scan(src, func(s runproof.Step) error {

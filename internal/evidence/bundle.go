@@ -81,7 +81,8 @@ type Options struct {
 	// KeepRows keeps the steps decoded in memory too, without their
 	// content, for a renderer that reads them all more than once (the
 	// PDF report: its chart, then its timeline) and would otherwise
-	// decode them from the spool each time.
+	// decode them from the spool each time. Only up to a bound (some
+	// 40 MB of rows): a longer run's steps are decoded each time.
 	KeepRows bool
 	// OnStep, when set, is called with each step the bundle holds, in
 	// order, as it is built, or for a debrief with each step its evidence

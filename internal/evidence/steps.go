@@ -185,12 +185,21 @@ func (w *stepWriter) add(s TraceStepEvidence) error {
 		return fmt.Errorf("evidence: keep steps: %w", err)
 	}
 	w.list.n++
-	if w.keepRows {
+	switch {
+	case !w.keepRows:
+	case len(w.list.rows) == maxKeptRows: // steps came meanwhile: read them back
+		w.keepRows, w.list.rows = false, nil
+	default:
 		s.Content = nil
 		w.list.rows = append(w.list.rows, s)
 	}
 	return nil
 }
+
+// maxKeptRows bounds the rows a list keeps in memory (Options.KeepRows), at
+// some 400 bytes each: the steps of a longer run are read back from the
+// spool, so that an export's memory does not grow with its run.
+var maxKeptRows = 100_000
 
 // directlyCanonical reports whether encoding/json's output of a step is
 // certain to be its RFC 8785 form. TraceStepEvidence declares its fields in
