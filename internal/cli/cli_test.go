@@ -1122,3 +1122,22 @@ func TestInputDirectory(t *testing.T) {
 		wantError(t, runCLI(t, "", args...), 2, dir+" is a directory: name a file (or - for stdin)")
 	}
 }
+
+// TestServeWithoutItsDatabase: a data directory a server has signed from,
+// with no SQLite database in it (its server used PostgreSQL, and the URL
+// is missing), is not served from a new, empty database.
+func TestServeWithoutItsDatabase(t *testing.T) {
+	data := t.TempDir()
+	kr, err := signing.Open(filepath.Join(data, "signing-keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kr.BeginUse(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "", "serve", "--addr", "127.0.0.1:0", "--data", data)
+	wantError(t, r, 1, "a server has signed from "+data+" before: if it used PostgreSQL, set RUNPROOF_DATABASE_URL")
+	if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a database was made: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runproof/runproof/internal/runproof"
+	"github.com/runproof/runproof/internal/signing"
 	"github.com/runproof/runproof/internal/store/migrate"
 	"github.com/runproof/runproof/internal/store/postgres"
 	"github.com/runproof/runproof/internal/store/sqlite"
@@ -120,6 +121,25 @@ func checkDataDir(dir string, create bool) error {
 		return fmt.Errorf("cannot create the data directory (--data): %w", err)
 	}
 	return nil
+}
+
+// checkServedBefore refuses to serve SQLite from a data directory that a
+// server has signed from (signing-keys/uses) but that holds no database:
+// its server used PostgreSQL, and RUNPROOF_DATABASE_URL is missing (a
+// restart that lost its environment, say), or the database went; a new,
+// empty one would answer every key 401.
+func checkServedBefore(e *env) error {
+	if e.engine() != "sqlite" {
+		return nil
+	}
+	if _, err := os.Stat(e.sqlitePath()); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if !signing.Served(filepath.Join(e.data, "signing-keys")) {
+		return nil
+	}
+	return fmt.Errorf("no runproof database at %s, but a server has signed from %s before: if it used PostgreSQL, "+
+		"set RUNPROOF_DATABASE_URL (or --database) to its URL; to start afresh on SQLite, give --data a new directory", e.sqlitePath(), e.data)
 }
 
 // openRecorded opens the store of a command that works on what runproof

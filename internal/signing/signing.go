@@ -245,6 +245,13 @@ func (kr *Keyring) BeginUse(at time.Time) error {
 	return nil
 }
 
+// Served reports whether a server has begun signing (BeginUse) with the
+// keyring in dir.
+func Served(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, usesFile))
+	return err == nil && fi.Size() > 0
+}
+
 // Uses returns the starts BeginUse recorded, oldest first. A line it cannot
 // read (one a crash cut short) is skipped.
 func (kr *Keyring) Uses() ([]KeyUse, error) {
