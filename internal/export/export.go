@@ -64,7 +64,8 @@ type Options struct {
 	// Concurrent is how many exports are made at once (default: the
 	// cores, at least 2); others wait their turn. A JSON or CSV export
 	// holds a few MB whatever its run's length; a PDF report, alone or in
-	// a ZIP, about 5 KB a step (500 MB for 100 000 steps).
+	// a ZIP, keeps up to 100 000 steps decoded (some 40 MB), and reads a
+	// longer run's back from its spool.
 	Concurrent int
 	// LeaseRenewal is how often the lease of an export being made is
 	// renewed (default LeaseFor/4); it must be well under LeaseFor, or

@@ -231,7 +231,7 @@ func (s *endedFirst) AppendExportEvent(ctx context.Context, ev runproof.ExportEv
 	if ev.Kind == runproof.ExportEventCompleted {
 		other := ev
 		other.Kind, other.Reason, other.Checksum, other.SizeBytes, other.BundleID, other.Artifact =
-			runproof.ExportEventFailed, "interrupted: the process making it stopped before it was done", "", 0, "", ""
+			runproof.ExportEventFailed, "interrupted: the process making it stopped before it was done; ask for it again", "", 0, "", ""
 		if err := s.Store.AppendExportEvent(ctx, other); err != nil {
 			return err
 		}

@@ -43,7 +43,7 @@ func (e *Exporter) Interrupt(ctx context.Context) int {
 func (e *Exporter) endInterrupted(ctx context.Context, tenantID, exportID string) (bool, error) {
 	err := e.store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: tenantID, ExportID: exportID,
 		Kind: runproof.ExportEventFailed, At: runproof.Timestamp(e.now()),
-		Reason: "interrupted: the process making it stopped before it was done"})
+		Reason: "interrupted: the process making it stopped before it was done; ask for it again"})
 	if runproof.ErrorCode(err) == runproof.ECONFLICT {
 		return false, nil
 	} else if err != nil {

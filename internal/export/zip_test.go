@@ -340,7 +340,7 @@ func TestSealedAfterItsEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := store.AppendExportEvent(ctx, runproof.ExportEvent{TenantID: demo.Tenant, ExportID: recs[0].ID, Kind: runproof.ExportEventFailed,
-		At: fixed, Reason: "interrupted: the process making it stopped before it was done"}); err != nil {
+		At: fixed, Reason: "interrupted: the process making it stopped before it was done; ask for it again"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lx.ledger.Sync(ctx, demo.Tenant); err != nil { // as Recover appends it

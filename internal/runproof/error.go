@@ -93,26 +93,30 @@ func ErrorMessage(err error) string {
 	case unreachable(err):
 		return "the database cannot be reached: retry shortly"
 	case diskFull(err):
-		return "the server's disk is full (its database's, or its artifacts'): retry once space is freed"
+		return "the disk is full (the database's, or the data directory's): retry once space is freed"
 	}
 	return "internal error"
 }
 
-// SQLite's primary result codes SQLITE_BUSY and SQLITE_FULL.
+// SQLite's result codes runproof tells apart.
 const (
 	sqliteBusy = 5
 	sqliteFull = 13
+	// SQLITE_IOERR_SHMSIZE: the shared-memory file of the WAL could not
+	// grow, as on a full disk when a process first opens the database.
+	sqliteShmSize = 4874
 )
 
 // diskFull reports whether err says a disk is full: SQLite could not grow
-// its database (SQLITE_FULL), PostgreSQL its files (SQLSTATE 53100), or a
+// its database (SQLITE_FULL) or the shared memory of its WAL
+// (SQLITE_IOERR_SHMSIZE), PostgreSQL its files (SQLSTATE 53100), or a
 // file could not be written (ENOSPC). Nothing is wrong with the request,
 // and it may be tried again once space is freed.
 func diskFull(err error) bool {
 	var coded interface{ Code() int }
 	var state interface{ SQLState() string }
 	return errors.Is(err, syscall.ENOSPC) ||
-		errors.As(err, &coded) && coded.Code()&0xff == sqliteFull ||
+		errors.As(err, &coded) && (coded.Code()&0xff == sqliteFull || coded.Code() == sqliteShmSize) ||
 		errors.As(err, &state) && state.SQLState() == "53100"
 }
 

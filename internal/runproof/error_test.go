@@ -90,14 +90,22 @@ func TestDiskFull(t *testing.T) {
 	for _, err := range []error{
 		fmt.Errorf("write artifact: %w", &os.PathError{Op: "write", Path: "/data/artifacts/x.zip", Err: syscall.ENOSPC}),
 		fmt.Errorf("append steps: %w", sqlStateError("53100")), // PostgreSQL's disk_full
+		fmt.Errorf("insert: %w", sqliteCode(13)),               // SQLITE_FULL
+		fmt.Errorf("open: %w", sqliteCode(4874)),               // SQLITE_IOERR_SHMSIZE: the WAL's shared memory could not grow
 	} {
 		if code, msg := ErrorCode(err), ErrorMessage(err); code != EUNAVAILABLE || !strings.Contains(msg, "disk is full") {
 			t.Errorf("%v: %s %q, want %s and a full disk", err, code, msg, EUNAVAILABLE)
 		}
 	}
-	for _, err := range []error{&os.PathError{Op: "write", Path: "x", Err: syscall.EIO}, sqlStateError("23505")} {
+	for _, err := range []error{&os.PathError{Op: "write", Path: "x", Err: syscall.EIO}, sqlStateError("23505"), sqliteCode(10) /* SQLITE_IOERR */} {
 		if code := ErrorCode(err); code != EINTERNAL {
 			t.Errorf("%v: %s, want %s", err, code, EINTERNAL)
 		}
 	}
 }
+
+// sqliteCode is an error as SQLite drivers give it, with its result code.
+type sqliteCode int
+
+func (e sqliteCode) Error() string { return fmt.Sprintf("sqlite error (%d)", int(e)) }
+func (e sqliteCode) Code() int     { return int(e) }

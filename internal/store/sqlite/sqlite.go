@@ -306,6 +306,9 @@ func Unusable(err error) string {
 	if !errors.As(err, &e) {
 		return ""
 	}
+	if e.Code() == sqlite3.SQLITE_IOERR_SHMSIZE { // the WAL's shared memory could not grow
+		return "the disk that holds it is full: free some space"
+	}
 	switch e.Code() & 0xff { // the primary code of an extended one
 	case sqlite3.SQLITE_BUSY:
 		return "another process (a serve, or a command still running) has held its write lock for longer than " + busyTimeout.String() +
