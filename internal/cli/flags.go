@@ -76,7 +76,7 @@ func (c *common) checkDatabase() error {
 	if c.database == "" {
 		return nil
 	}
-	if c.engine() != "postgres" {
+	if c.engine() != enginePostgres {
 		return usagef("--database (or %s) must be a postgres:// or postgresql:// URL; leave it out to use SQLite in --data", DatabaseURLEnv)
 	}
 	u, err := url.Parse(c.database)
@@ -92,13 +92,19 @@ func (c *common) checkDatabase() error {
 // engine names the database engine the flags select.
 func (c *common) engine() string {
 	if strings.HasPrefix(c.database, "postgres://") || strings.HasPrefix(c.database, "postgresql://") {
-		return "postgres"
+		return enginePostgres
 	}
 	if c.database == "" {
-		return "sqlite"
+		return engineSQLite
 	}
 	return ""
 }
+
+// The engines engine() names.
+const (
+	engineSQLite   = "sqlite"
+	enginePostgres = "postgres"
+)
 
 // logger builds the one logger of the process, writing to stderr.
 func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
@@ -126,7 +132,7 @@ func (c *common) logger(stderr io.Writer) (*slog.Logger, error) {
 // where names the database the flags select, for messages: its URL
 // without a password, or the SQLite file.
 func (c *common) where() string {
-	if c.engine() != "postgres" {
+	if c.engine() != enginePostgres {
 		return c.sqlitePath()
 	}
 	if u, _, ok := withoutPassword(c.database); ok {
@@ -142,7 +148,7 @@ func (c *common) sqlitePath() string { return filepath.Join(c.data, "runproof.db
 // commands suggested with flags use, to the --database given, when it is
 // not set to it already; its password is left out ("" with SQLite).
 func (c *common) databaseEnv() string {
-	if c.engine() != "postgres" || os.Getenv(DatabaseURLEnv) == c.database {
+	if c.engine() != enginePostgres || os.Getenv(DatabaseURLEnv) == c.database {
 		return ""
 	}
 	u, had, ok := withoutPassword(c.database)

@@ -292,7 +292,7 @@ Examples:
 // this one, and rotating them would leave this one's servers on their old
 // key and move the other's at its next restart.
 func keysSignLedgers(ctx context.Context, e *env, keys *signing.Keyring) error {
-	if _, err := os.Stat(e.sqlitePath()); e.engine() == "sqlite" && errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(e.sqlitePath()); e.engine() == engineSQLite && errors.Is(err, fs.ErrNotExist) {
 		return nil // no database yet: no ledger
 	}
 	store, err := openStore(ctx, e)

@@ -154,7 +154,7 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 	}
 	defer closeStore(e, store)
 	warnOpenDataDir(e, e.data)
-	if e.engine() == "sqlite" {
+	if e.engine() == engineSQLite {
 		warnOpenDatabase(e, e.sqlitePath())
 	}
 	// Serving goes on: the records are still checked by ledger verify.

@@ -78,11 +78,11 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 	if err := c.checkDatabase(); err != nil {
 		return nil, err
 	}
-	if err := checkDataDir(c.data, c.engine() == "sqlite"); err != nil {
+	if err := checkDataDir(c.data, c.engine() == engineSQLite); err != nil {
 		return nil, err
 	}
 	switch c.engine() {
-	case "postgres":
+	case enginePostgres:
 		store, err = postgres.Open(ctx, c.database)
 		if err != nil {
 			return nil, fmt.Errorf("cannot open the PostgreSQL database of --database: %w", err)
@@ -129,7 +129,7 @@ func checkDataDir(dir string, create bool) error {
 // restart that lost its environment, say), or the database went; a new,
 // empty one would answer every key 401.
 func checkServedBefore(e *env) error {
-	if e.engine() != "sqlite" {
+	if e.engine() != engineSQLite {
 		return nil
 	}
 	if _, err := os.Stat(e.sqlitePath()); !errors.Is(err, fs.ErrNotExist) {
@@ -148,7 +148,7 @@ func checkServedBefore(e *env) error {
 // likely not the one --data was meant to name, and an empty database
 // would answer "nothing there" or "no such incident".
 func openRecorded(ctx context.Context, e *env) (database, error) {
-	if e.engine() == "sqlite" {
+	if e.engine() == engineSQLite {
 		path := e.sqlitePath()
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no runproof database at %s: give --data the data directory runproof serve uses (or --database its PostgreSQL URL)", path)
@@ -170,7 +170,7 @@ func migrateStore(ctx context.Context, e *env, store database) (before int64, er
 	}
 	start := time.Now()
 	if err := store.Migrate(ctx); err != nil {
-		if why := sqlite.Unusable(err); why != "" && e.engine() == "sqlite" {
+		if why := sqlite.Unusable(err); why != "" && e.engine() == engineSQLite {
 			return before, fmt.Errorf("cannot use %s: %s", e.sqlitePath(), why)
 		}
 		return before, fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)

@@ -63,8 +63,8 @@ func (s *Server) routeTable() []route {
 			query: runQuery, maxLimit: service.MaxRunsPage, response: systemRunList{}, handle: s.listSystem},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/snapshot", perm: read, evidence: true, summary: "O1: the configuration in force for a run: its policy snapshot.",
 			response: runproof.Snapshot{}, handle: s.systemSnapshot},
-		{method: "GET", path: "/api/v1/logs/system/{run_id}/telemetry", perm: read, evidence: true, summary: "O2: per-step numbers with running totals, up to 10000 steps an answer (next_from_index, when more), " +
-			"the run's totals and the share of each limit policy used.",
+		{method: "GET", path: "/api/v1/logs/system/{run_id}/telemetry", perm: read, evidence: true, summary: fmt.Sprintf("O2: per-step numbers with running totals, up to %d steps an answer (next_from_index, when more), "+
+			"the run's totals and the share of each limit policy used.", service.MaxTracePage),
 			query: []string{"from_index", "limit"}, maxLimit: service.MaxTracePage, response: service.Telemetry{}, handle: s.systemTelemetry},
 		{method: "GET", path: "/api/v1/logs/system/{run_id}/events", perm: read, evidence: true, summary: "O3: the run's system events in time order: run.started, step.warning, incident.opened, run.stopped, " +
 			"steps.after_stop, run.completed|failed|cancelled|ended, export.completed|failed (docs/logs.md).",

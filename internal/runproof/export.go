@@ -96,9 +96,9 @@ type ExportEvent struct {
 	StepsOmitted     *int64 `json:"steps_omitted,omitempty"` // completed: the run's steps the bundle leaves out
 }
 
-// ErrSealedAfter is the error of a sealed event refused because its export
-// was sealed or ended already.
-func ErrSealedAfter(exportID string) error {
+// SealedAfterError returns the error of a sealed event refused because
+// its export was sealed or ended already.
+func SealedAfterError(exportID string) error {
 	return Errorf(ECONFLICT, "export %q was sealed or ended already: a manifest is sealed once, before its export ends", exportID)
 }
 

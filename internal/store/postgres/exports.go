@@ -92,7 +92,7 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
 			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotes)
 		if err == nil && tag.RowsAffected() == 0 {
-			return runproof.ErrSealedAfter(e.ExportID)
+			return runproof.SealedAfterError(e.ExportID)
 		}
 		return err
 	})

@@ -92,7 +92,7 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("append export event: %w", err)
 		} else if n == 0 {
-			return runproof.ErrSealedAfter(e.ExportID)
+			return runproof.SealedAfterError(e.ExportID)
 		}
 	}
 	switch {
