@@ -92,7 +92,10 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 	}
 	defer done()
 	req, err := format.decode(body)
-	if err != nil {
+	if tooLarge := (*otlp.TooLargeError)(nil); errors.As(err, &tooLarge) {
+		writeOTLPStatus(w, format, http.StatusRequestEntityTooLarge, err.Error())
+		return nil
+	} else if err != nil {
 		writeOTLPStatus(w, format, http.StatusBadRequest, err.Error())
 		return nil
 	}

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runproof/runproof/internal/otlp"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/store/storetest"
 )
@@ -454,6 +455,10 @@ func TestOTLPBadRequests(t *testing.T) {
 		valid := pbRequest(pbSpan(traceA, "00f067aa0ba902b7", "", "chat", 1, 2, kv("gen_ai.operation.name", "chat")))
 		bomb := gzipped(make([]byte, 64<<20))
 		huge := make([]byte, 4<<20+1)
+		var many []*tracepb.Span // tiny, so many fit the body limit
+		for range otlp.MaxSpans + 1 {
+			many = append(many, &tracepb.Span{})
+		}
 		for _, c := range []struct {
 			name, key, contentType, encoding string
 			body                             []byte
@@ -469,6 +474,8 @@ func TestOTLPBadRequests(t *testing.T) {
 			{"malformed protobuf", agent, "application/x-protobuf", "", []byte{0xff, 0xff, 0xff, 0xff}, 400, "application/x-protobuf", "protobuf"},
 			{"oversize body", agent, "application/x-protobuf", "", huge, 413, "application/x-protobuf", "4194304"},
 			{"gzip bomb", agent, "application/x-protobuf", "gzip", bomb, 413, "application/x-protobuf", "decompressed"},
+			{"too many spans", agent, "application/x-protobuf", "gzip", gzipped(pbBody(t, pbRequest(many...))), 413, "application/x-protobuf", "more than 10000 spans"},
+			{"too many spans, JSON", agent, "application/json", "", jsonBody(t, pbRequest(many...)), 413, "application/json", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"},
 			{"not gzip", agent, "application/json", "gzip", jsonBody(t, valid), 400, "application/json", "gzip"},
 			{"unknown encoding", agent, "application/json", "br", jsonBody(t, valid), 415, "application/json", "br"},
 			{"no key", "", "application/x-protobuf", "", pbBody(t, valid), 401, "application/problem+json", ""},

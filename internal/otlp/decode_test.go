@@ -2,9 +2,15 @@ package otlp_test
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -86,4 +92,55 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeLimits: a request of more than MaxSpans spans is refused
+// before it is decoded, in either encoding, as is one whose resource,
+// copied into each span's content, would store many times the body.
+func TestDecodeLimits(t *testing.T) {
+	req := func(spans int, serviceName string) *coltracepb.ExportTraceServiceRequest {
+		ss := &tracepb.ScopeSpans{Scope: &commonpb.InstrumentationScope{Name: "agent"}}
+		for range spans {
+			ss.Spans = append(ss.Spans, &tracepb.Span{})
+		}
+		return &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+			Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{kv("service.name", serviceName)}},
+			ScopeSpans: []*tracepb.ScopeSpans{ss}}}}
+	}
+	decoders := map[string]func(*coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceRequest, error){
+		"protobuf": func(r *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceRequest, error) {
+			b, err := proto.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return otlp.DecodeProto(b)
+		},
+		"json": func(r *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceRequest, error) {
+			b, err := protojson.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return otlp.DecodeJSON(b)
+		},
+	}
+	for name, decode := range decoders {
+		t.Run(name, func(t *testing.T) {
+			var tooLarge *otlp.TooLargeError
+			if got, err := decode(req(otlp.MaxSpans, "svc")); err != nil || len(got.GetResourceSpans()[0].GetScopeSpans()[0].GetSpans()) != otlp.MaxSpans {
+				t.Errorf("%d spans: %v", otlp.MaxSpans, err)
+			}
+			if _, err := decode(req(otlp.MaxSpans+1, "svc")); !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "more than 10000 spans") {
+				t.Errorf("%d spans: %v, want too many", otlp.MaxSpans+1, err)
+			}
+			if _, err := decode(req(100, strings.Repeat("a", 1<<20))); !errors.As(err, &tooLarge) || !strings.Contains(err.Error(), "service.* attributes") {
+				t.Errorf("a resource of 1 MiB over 100 spans: %v, want too large", err)
+			}
+		})
+	}
+	// The spans of several resources and scopes count together.
+	two := req(otlp.MaxSpans/2, "svc")
+	two.ResourceSpans = append(two.ResourceSpans, req(otlp.MaxSpans/2+1, "svc").ResourceSpans...)
+	if _, err := decoders["protobuf"](two); !strings.Contains(fmt.Sprint(err), "more than 10000 spans") {
+		t.Errorf("spans of two resources: %v", err)
+	}
 }
