@@ -266,11 +266,52 @@ func typeMessage(e *json.SemanticError) string {
 // steps come back with their exact values, canonical content and
 // content_hash; status and inflection are left to evaluation.
 func DecodeSteps(body []byte, now time.Time) ([]runproof.Step, error) {
+	if countSteps(body) > MaxStepsPerCall {
+		return nil, runproof.Errorf(runproof.ETOOLARGE, "a call holds at most %d steps, this one holds more: send them in several calls", MaxStepsPerCall)
+	}
 	var batch stepBatch
 	if err := DecodeJSON(body, &batch); err != nil {
 		return nil, err
 	}
 	return ValidateSteps(batch.Steps, now)
+}
+
+// countSteps counts the values of the body's "steps" array, up to one past
+// MaxStepsPerCall, without decoding them, so that a body of many tiny
+// steps ("{}", 3 bytes each) is refused before it takes memory. A body it
+// cannot read counts 0: DecodeJSON says what is wrong with it.
+func countSteps(body []byte) int {
+	if len(body) < 3*MaxStepsPerCall { // too short to hold more
+		return 0
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return 0
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return 0
+		}
+		if name.String() != "steps" || dec.PeekKind() != '[' {
+			if dec.SkipValue() != nil {
+				return 0
+			}
+			continue
+		}
+		if _, err := dec.ReadToken(); err != nil {
+			return 0
+		}
+		n := 0
+		for k := dec.PeekKind(); k != ']' && k != 0 && n <= MaxStepsPerCall; k = dec.PeekKind() {
+			if dec.SkipValue() != nil {
+				return n
+			}
+			n++
+		}
+		return n
+	}
+	return 0
 }
 
 // ValidateSteps checks steps as sent and converts them to runproof.Step.

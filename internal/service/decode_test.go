@@ -209,3 +209,19 @@ func TestDecodeStepTypeSpaces(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeManySteps: a body of more steps than a call holds is refused
+// before they are decoded, however small each is.
+func TestDecodeManySteps(t *testing.T) {
+	for _, n := range []int{MaxStepsPerCall + 1, 1 << 20} {
+		body := []byte(`{"steps":[` + strings.Repeat("{},", n-1) + `{}]}`)
+		if _, err := DecodeSteps(body, time.Now()); runproof.ErrorCode(err) != runproof.ETOOLARGE || !strings.Contains(err.Error(), "at most 1000 steps") {
+			t.Errorf("%d steps: %v, want too large", n, err)
+		}
+	}
+	// Exactly as many as a call holds are decoded, and judged on their own.
+	body := []byte(`{"steps":[` + strings.Repeat("{},", MaxStepsPerCall-1) + `{}]}`)
+	if _, err := DecodeSteps(body, time.Now()); runproof.ErrorCode(err) == runproof.ETOOLARGE {
+		t.Errorf("%d steps: %v", MaxStepsPerCall, err)
+	}
+}
