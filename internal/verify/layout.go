@@ -187,6 +187,11 @@ func directory(r io.ReaderAt, size int64) (start, length int64, err error) {
 		return 0, 0, errors.New("the file does not end with the end record of a ZIP central directory")
 	}
 	records, dirSize, dirAt := le.Uint16(e[10:]), int64(le.Uint32(e[12:])), int64(le.Uint32(e[16:]))
+	// A bundle is one file: the numbers of a ZIP split over disks, which
+	// archive/zip ignores but unzip heeds, are those of a single disk.
+	if le.Uint16(e[4:]) != 0 || le.Uint16(e[6:]) != 0 || le.Uint16(e[8:]) != records {
+		return 0, 0, errors.New("the end record describes a ZIP split over several disks: a bundle is one file")
+	}
 	dirEnd := endAt
 	if records == 0xffff || dirSize == 0xffff || dirAt == 0xffffffff { // ZIP64, as archive/zip decides
 		var loc [zip64LocatorLen]byte
@@ -202,6 +207,9 @@ func directory(r io.ReaderAt, size int64) (start, length int64, err error) {
 		}
 		if _, err := r.ReadAt(rec[:], recAt); err != nil || le.Uint32(rec[:]) != zip64EndSig || le.Uint64(rec[4:]) != zip64EndLen-12 {
 			return 0, 0, errors.New("the ZIP64 end record cannot be read, or holds more than its fields")
+		}
+		if le.Uint32(rec[16:]) != 0 || le.Uint32(rec[20:]) != 0 || le.Uint64(rec[24:]) != le.Uint64(rec[32:]) {
+			return 0, 0, errors.New("the ZIP64 end record describes a ZIP split over several disks: a bundle is one file")
 		}
 		dirSize, dirAt, dirEnd = int64(le.Uint64(rec[40:])), int64(le.Uint64(rec[48:])), recAt
 	}
@@ -264,6 +272,8 @@ func entries(r io.ReaderAt, dir, size int64, n int) string {
 		switch {
 		case le.Uint16(h[32:]) != 0:
 			return fmt.Sprintf("central directory entry %d has a comment: a bundle's members have none", i+1)
+		case le.Uint16(h[34:]) != 0:
+			return fmt.Sprintf("central directory entry %d says its member starts on disk %d: a bundle is one file", i+1, le.Uint16(h[34:]))
 		case le.Uint16(h[36:]) != 0:
 			return fmt.Sprintf("central directory entry %d carries internal file attributes: a bundle's members have none", i+1)
 		}

@@ -464,3 +464,31 @@ func TestForgedMemberNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestOneDisk: a bundle whose end record or central directory says it is
+// split over disks (fields archive/zip ignores, which unzip heeds) does not
+// verify.
+func TestOneDisk(t *testing.T) {
+	x, inc := demoExporter(t)
+	good := x.zip(t, demo.Tenant, export.Input{IncidentID: inc.ID})
+	end := bytes.LastIndex(good, []byte("PK\x05\x06"))
+	dir := bytes.Index(good, []byte("PK\x01\x02"))
+	for _, c := range []struct {
+		name string
+		at   int
+		want string
+	}{
+		{"number of this disk", end + 4, "split over several disks"},
+		{"disk where the directory starts", end + 6, "split over several disks"},
+		{"entries on this disk", end + 8, "split over several disks"},
+		{"an entry's disk", dir + 34, "starts on disk 3"},
+	} {
+		z := bytes.Clone(good)
+		z[c.at] ^= 3
+		var out bytes.Buffer
+		if rep := verify.ZIP(bytes.NewReader(z), int64(len(z)), verify.Options{Key: x.key.Public(), Out: &out}); rep.OK() ||
+			!strings.Contains(out.String(), c.want) {
+			t.Errorf("%s changed: failure %v\n%s", c.name, rep.Failure, out.String())
+		}
+	}
+}
