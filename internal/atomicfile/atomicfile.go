@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"unicode/utf8"
 )
 
 // TempPrefix starts the names of the temporary files Write leaves behind
@@ -65,7 +66,14 @@ func Create(name string, perm os.FileMode) (*File, error) {
 // directory must exist.
 func CreateIn(root *os.Root, name string, perm os.FileMode) (*File, error) {
 	for {
-		temp := path.Join(path.Dir(name), TempPrefix+rand.Text())
+		// The name it is for ends it, so that one a killed process left
+		// behind says what it was (cut, to keep within a name's length).
+		base := path.Base(name)
+		for len(base) > 100 {
+			_, size := utf8.DecodeLastRuneInString(base)
+			base = base[:len(base)-size]
+		}
+		temp := path.Join(path.Dir(name), TempPrefix+rand.Text()+"-"+base)
 		f, err := root.OpenFile(temp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue // taken: as likely as guessing a 128-bit key
