@@ -472,9 +472,10 @@ func attestation(src Source, b *SOC2Bundle) string {
 // runproof received them against the run's stop: those sent in the
 // breaking step's own request, recorded at the stop, before the agent
 // could learn of it, and those sent later, after it was told to stop (or,
-// when the run was not stopped, every one). Steps that began before the
-// breaking step (judged without an after_stop finding: the agent's root
-// span, say) were under way at the stop, and are counted apart.
+// when the run was not stopped, every one). Steps that began no later
+// than the breaking step (judged without an after_stop finding: the
+// agent's root span, say) were under way at the stop, and are counted
+// apart.
 type afterInflection struct {
 	withStop, withMicro   int64 // steps recorded at the stop, and their cost
 	underWay, underMicro  int64 // steps under way at the stop, and their cost

@@ -86,7 +86,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		}
 		s.ContentHash = runproof.StepContentHash(s)
 		stopped := src.Run.Status == runproof.RunStopped
-		underWay := stopped && s.Timestamp.Before(src.Incident.ViolationAt)
+		underWay := stopped && !s.Timestamp.After(src.Incident.ViolationAt)
 		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: stopped, UnderWay: underWay, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = r.Status, r.IsInflection, r.Findings, s.Timestamp
 		switch {

@@ -218,7 +218,7 @@ func unpricedNote(us []otlp.Unpriced) string {
 // of the native API applied before and after decompression. It returns an
 // HTTP status and a message when the body cannot be had.
 func readOTLPBody(c *call) ([]byte, int, string) {
-	const advice = "export fewer spans per request (the batch span processor's maximum export batch size: OTEL_BSP_MAX_EXPORT_BATCH_SIZE)"
+	const advice = "export fewer spans per request; OTEL_BSP_MAX_EXPORT_BATCH_SIZE sets the batch span processor's most"
 	enc := strings.ToLower(strings.TrimSpace(c.r.Header.Get("Content-Encoding")))
 	gzipped := enc == "gzip"
 	if !gzipped && enc != "" && enc != "identity" {

@@ -31,8 +31,8 @@ const maxShared = 16 << 20
 type TooLargeError struct{ Reason string }
 
 func (e *TooLargeError) Error() string {
-	return e.Reason + ": export fewer spans per request (the batch span processor's OTEL_BSP_MAX_EXPORT_BATCH_SIZE, " +
-		"a Collector's send_batch_max_size)"
+	return e.Reason + ": export fewer spans per request; OTEL_BSP_MAX_EXPORT_BATCH_SIZE sets the batch span processor's most, " +
+		"send_batch_max_size a Collector's"
 }
 
 // DecodeProto decodes an OTLP/HTTP protobuf body. Its spans are counted

@@ -508,7 +508,7 @@ func fixed(v *commonpb.AnyValue, scale int64) (int64, error) {
 	case *commonpb.AnyValue_IntValue:
 		s = strconv.FormatInt(x.IntValue, 10)
 	case *commonpb.AnyValue_DoubleValue:
-		s = strconv.FormatFloat(x.DoubleValue, 'f', -1, 64)
+		s = strconv.FormatFloat(x.DoubleValue, 'g', -1, 64) // 1e+300, not 301 digits
 	default:
 		return 0, fmt.Errorf("must be a number")
 	}

@@ -127,8 +127,8 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 		// sending with another agent's key. A span naming another agent is
 		// a sub-agent's, within the run.
 		if r.ResourceAgent != "" && r.ResourceAgent != bound {
-			a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only "+
-				"(the resource of these names agent %q by gen_ai.agent.name or gen_ai.agent.id): use that agent's key", bound, r.ResourceAgent))
+			a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only, "+
+				"and the resource of these spans names agent %q (gen_ai.agent.name or gen_ai.agent.id): send them with that agent's key", bound, r.ResourceAgent))
 			return a.res, false, nil
 		}
 		r.AgentID = bound
@@ -141,6 +141,10 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 			return a.res, false, nil
 		}
 		run, err = s.openSpanRun(ctx, tenantID, r)
+		// Its steps are recorded after it, as a run's life is told.
+		if err == nil && run.CreatedAt.After(now) {
+			now = run.CreatedAt
+		}
 	}
 	if code := runproof.ErrorCode(err); code == runproof.EINVALID {
 		a.reject(r.Spans, runproof.ErrorMessage(err))

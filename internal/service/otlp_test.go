@@ -357,18 +357,27 @@ func TestSpanUnderWayAtStop(t *testing.T) {
 		if res := send(span(2, 1, "chat", 1, 2), shell); res.Decision != AgentStop {
 			t.Fatalf("the shell call: decision %s, want stop", res.Decision)
 		}
-		send(span(4, 1, "chat", 4, 5), span(1, 0, "invoke_agent", 0, 6)) // went on; then the root, under way
+		// Went on; the root, under way; a span begun with the breaking one
+		// (to the millisecond, as OpenTelemetry JS gives starts), too.
+		send(span(4, 1, "chat", 4, 5), span(1, 0, "invoke_agent", 0, 6), span(5, 1, "invoke_agent", 2, 4))
 		steps, err := store.ListSteps(ctx, runproof.ListStepsParams{TenantID: "acme", RunID: trace, Limit: 10})
-		if err != nil || len(steps) != 4 {
+		if err != nil || len(steps) != 5 {
 			t.Fatalf("%d steps, %v", len(steps), err)
 		}
 		afterStop := func(s runproof.Step) bool {
 			return slices.ContainsFunc(s.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeAfterStop })
 		}
-		// Spans are stored in start order: the root is step 2, then the chat.
-		root, chat := steps[2], steps[3]
-		if root.StepType != "invoke_agent" || root.Status != runproof.StepOK || afterStop(root) || root.IsInflection {
-			t.Errorf("root span under way at the stop: step %+v, want ok without after_stop", root)
+		// Spans are stored in start order: the root is step 2, the span begun
+		// with the breaking one 3, then the chat.
+		for _, s := range steps[2:4] {
+			if s.StepType != "invoke_agent" || s.Status != runproof.StepOK || afterStop(s) || s.IsInflection {
+				t.Errorf("span under way at the stop: step %+v, want ok without after_stop", s)
+			}
+		}
+		chat := steps[4]
+		// The run opened by the spans that stopped it starts its story.
+		if events, err := svc.SystemEvents(ctx, "acme", trace, false); err != nil || len(events.Events) == 0 || events.Events[0].Kind != EventRunStarted {
+			t.Errorf("system events %+v, %v: want run.started first", events.Events, err)
 		}
 		if chat.StepType != "chat" || chat.Status != runproof.StepViolation || !afterStop(chat) {
 			t.Errorf("span begun after the stop: step %+v, want a violation with after_stop", chat)

@@ -262,10 +262,11 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			// A run that ended before a late breach keeps its status: it has
 			// an incident all the same, and what follows is judged as after it.
 			breached := change.Run.Status == runproof.RunStopped || change.Run.IncidentID != ""
-			// A step that began before the breaking step did (the agent's
-			// root span, or one it ran beside it) was under way: it does
-			// not show the agent going on after the stop.
-			underWay := breached && violationAt != nil && step.Timestamp.Before(*violationAt)
+			// A step that began no later than the breaking step did (the
+			// agent's root span, or one it ran beside it) was under way:
+			// the agent could not know of the stop, which that step's
+			// report brought, so it does not show it going on.
+			underWay := breached && violationAt != nil && !step.Timestamp.After(*violationAt)
 			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals, Stopped: breached, UnderWay: underWay, Step: step})
 			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
 			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings

@@ -330,8 +330,20 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", evidence.Group(n), evidence.Group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
-	// Steps came after the breaking one: some may have come after the stop.
-	r.legend(b.ContainmentTimestamp != "" && b.ViolationStepIndex != nil && b.LastStepIndex != nil && *b.LastStepIndex > *b.ViolationStepIndex)
+	// The mark is explained when a row shown has it: steps came after the
+	// breaking one, and one of them after the stop.
+	marked := false
+	if b.ContainmentTimestamp != "" && b.ViolationStepIndex != nil && b.LastStepIndex != nil && *b.LastStepIndex > *b.ViolationStepIndex {
+		for s, err := range b.Steps.All() {
+			if err != nil { // the rows' own pass reports it
+				break
+			}
+			if marked = shown(s.StepIndex) && sentAfterStop(b, s); marked {
+				break
+			}
+		}
+	}
+	r.legend(marked)
 	t := r.table(7.5,
 		column{title: "Step", w: 12, align: "R"},
 		column{title: "Timestamp (UTC)", w: 40},
@@ -390,9 +402,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		cells[8] = decimal(runproof.Cents(micro))
 		cells[9] = decimal(s.DurationMs)
 		cells[10] = string(s.Status)
-		// Times are in one fixed form. A step begun before the breaking step
-		// was under way at the stop, whenever it came.
-		if b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp && s.Timestamp >= b.ViolationTimestamp {
+		if sentAfterStop(b, s) {
 			cells[10] += " " + afterStopMark
 		}
 		cells[11] = strings.TrimPrefix(s.ContentHash, "sha256:")
@@ -425,6 +435,13 @@ const (
 // afterStopMark marks the status of a step sent after its agent was told to
 // stop.
 const afterStopMark = "†"
+
+// sentAfterStop reports whether the agent sent step s after it was told to
+// stop: s came after the stop and began after the breaking step did (one
+// begun no later was under way). Times are in one fixed form.
+func sentAfterStop(b *evidence.EvidenceBundle, s evidence.TraceStepEvidence) bool {
+	return b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp && s.Timestamp > b.ViolationTimestamp
+}
 
 // legend explains the row colours of the timeline and, when steps may
 // have been sent after the stop, their mark.

@@ -196,6 +196,26 @@ func TestStepsAfterTheStop(t *testing.T) {
 	if n := strings.Count(text, "violation "+afterStopMark); n != 2 || !strings.Contains(text, afterStopMark+" sent after the agent was told to stop") {
 		t.Errorf("%d steps marked as sent after the stop, want 2; or no legend:\n%s", n, text)
 	}
+	// The same steps begun with the breaking one were under way at the
+	// stop: no row is marked, and the mark is not explained.
+	var steps []evidence.TraceStepEvidence
+	for s, err := range ev.Steps.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.StepIndex > *ev.ViolationStepIndex {
+			s.Timestamp = ev.ViolationTimestamp
+		}
+		steps = append(steps, s)
+	}
+	var err error
+	if ev.Steps, err = evidence.StepListOf(steps...); err != nil {
+		t.Fatal(err)
+	}
+	text = strings.Join(check(t, write(t, "under-way.pdf", ev, Info{})), "\n")
+	if strings.Contains(text, afterStopMark) {
+		t.Errorf("steps under way at the stop marked, or the mark explained:\n%s", text)
+	}
 }
 
 func TestLongTracePaginates(t *testing.T) {
