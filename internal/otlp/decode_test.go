@@ -144,3 +144,47 @@ func TestDecodeLimits(t *testing.T) {
 		t.Errorf("spans of two resources: %v", err)
 	}
 }
+
+// FuzzDecodeProto: a protobuf body decodes as proto.Unmarshal decodes it
+// when it holds at most MaxSpans spans (counted on the wire, before
+// decoding), and is refused as too large when it holds more.
+func FuzzDecodeProto(f *testing.F) {
+	one := &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
+		Resource:   &resourcepb.Resource{Attributes: []*commonpb.KeyValue{kv("service.name", "svc")}},
+		ScopeSpans: []*tracepb.ScopeSpans{{Spans: []*tracepb.Span{span(traceA, "00000000000000a1", "", 0, 5, kv("gen_ai.usage.input_tokens", 3))}}}}}}
+	b, err := proto.Marshal(one)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x00}) // one empty span
+	f.Add([]byte{0x0a, 0x02, 0x13, 0x14})             // a group where scope_spans should be
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := otlp.DecodeProto(body)
+		want := &coltracepb.ExportTraceServiceRequest{}
+		werr := proto.Unmarshal(body, want)
+		n := 0
+		for _, rs := range want.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				n += len(ss.GetSpans())
+			}
+		}
+		var tooLarge *otlp.TooLargeError
+		switch {
+		case werr != nil:
+			if err == nil {
+				t.Fatalf("decoded a body proto.Unmarshal refuses (%v)", werr)
+			}
+		case n > otlp.MaxSpans:
+			if !errors.As(err, &tooLarge) {
+				t.Fatalf("%d spans: %v, want too large", n, err)
+			}
+		case err != nil:
+			if !errors.As(err, &tooLarge) || strings.Contains(err.Error(), "more than 10000 spans") { // only the resource may be too large
+				t.Fatalf("%d spans, decoded by proto.Unmarshal: %v", n, err)
+			}
+		case !proto.Equal(got, want):
+			t.Fatal("decoded otherwise than proto.Unmarshal")
+		}
+	})
+}
