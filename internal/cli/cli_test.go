@@ -1135,9 +1135,11 @@ func TestServeWithoutItsDatabase(t *testing.T) {
 	if err := kr.BeginUse(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	r := runCLI(t, "", "serve", "--addr", "127.0.0.1:0", "--data", data)
-	wantError(t, r, 1, "a server has signed from "+data+" before: if it used PostgreSQL, set RUNPROOF_DATABASE_URL")
-	if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a database was made: %v", err)
+	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"migrate"}, {"keys", "create", "--tenant", "acme", "--role", "admin"}} {
+		r := runCLI(t, "", append(args, "--data", data)...)
+		wantError(t, r, 1, "a server has signed from "+data+" before: if it used PostgreSQL, set RUNPROOF_DATABASE_URL")
+		if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%v: a database was made: %v", args, err)
+		}
 	}
 }

@@ -145,9 +145,6 @@ func serve(ctx context.Context, e *env, addr string, prices otlp.Prices) error {
 		return fmt.Errorf("cannot listen on %s (--addr): %w", addr, err)
 	}
 	defer ln.Close()
-	if err := checkServedBefore(e); err != nil {
-		return err
-	}
 	store, err := openStore(ctx, e)
 	if err != nil {
 		return err

@@ -88,6 +88,9 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 			return nil, fmt.Errorf("cannot open the PostgreSQL database of --database: %w", err)
 		}
 	default:
+		if err := checkServedBefore(&c); err != nil {
+			return nil, err
+		}
 		path := c.sqlitePath()
 		store, err = sqlite.Open(ctx, path)
 		if why := sqlite.Unusable(err); why != "" {
@@ -123,12 +126,13 @@ func checkDataDir(dir string, create bool) error {
 	return nil
 }
 
-// checkServedBefore refuses to serve SQLite from a data directory that a
-// server has signed from (signing-keys/uses) but that holds no database:
+// checkServedBefore refuses to begin a SQLite database in a data directory
+// that a server has signed from (signing-keys/uses) but that holds none:
 // its server used PostgreSQL, and RUNPROOF_DATABASE_URL is missing (a
-// restart that lost its environment, say), or the database went; a new,
-// empty one would answer every key 401.
-func checkServedBefore(e *env) error {
+// restart that lost its environment, say), or the database went. A new,
+// empty one would answer every key 401, or hold what a command meant for
+// the other.
+func checkServedBefore(e *common) error {
 	if e.engine() != engineSQLite {
 		return nil
 	}

@@ -472,26 +472,26 @@ func attestation(src Source, b *SOC2Bundle) string {
 // runproof received them against the run's stop: those sent in the
 // breaking step's own request, recorded at the stop, before the agent
 // could learn of it, and those sent later, after it was told to stop (or,
-// when the run was not stopped, every one). Steps that began no later
-// than the breaking step (judged without an after_stop finding: the
-// agent's root span, say) were under way at the stop, and are counted
-// apart.
+// when the run was not stopped, every one). Of these, steps judged
+// without an after_stop finding ran while the breaking step did (the
+// agent's root span, say): they were under way at the stop, and are
+// counted apart.
 type afterInflection struct {
 	withStop, withMicro   int64 // steps recorded at the stop, and their cost
-	underWay, underMicro  int64 // steps under way at the stop, and their cost
-	afterStop, afterMicro int64 // steps recorded after it, and their cost
+	underWay, underMicro  int64 // steps recorded after it, under way at the stop, and their cost
+	afterStop, afterMicro int64 // steps recorded after it, sent after the stop, and their cost
 	firstAfter            int64 // the index of the first of those
 }
 
 func (a *afterInflection) add(s runproof.Step, contained *time.Time) {
-	if !slices.ContainsFunc(s.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeAfterStop }) {
-		a.underWay++
-		a.underMicro += s.CostMicrocents
-		return
-	}
-	if contained != nil && !s.RecordedAt.After(*contained) {
+	switch {
+	case contained != nil && !s.RecordedAt.After(*contained):
 		a.withStop++
 		a.withMicro += s.CostMicrocents
+		return
+	case !slices.ContainsFunc(s.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeAfterStop }):
+		a.underWay++
+		a.underMicro += s.CostMicrocents
 		return
 	}
 	if a.afterStop == 0 {

@@ -211,13 +211,13 @@ func TestDebriefText(t *testing.T) {
 	// A step begun before the breaking one (the agent's root span, say)
 	// that came after the stop was under way: it is not going on.
 	spec := costSpec()
-	spec.steps = append(spec.steps, stepSpec{typ: "invoke_agent", costMicro: cent, atMicroOff: -7_000_000})
+	spec.steps = append(spec.steps, stepSpec{typ: "invoke_agent", costMicro: cent, atMicroOff: -7_000_000, durMicro: 10_000_000})
 	src := simulate(t, spec)
 	b = debrief(t, src)
 	if !strings.HasSuffix(b.IncidentSummary, " The agent then sent 2 more steps even though it had been told to stop.") {
 		t.Errorf("summary with a step under way at the stop:\n%s", b.IncidentSummary)
 	}
-	if !strings.Contains(b.BusinessImpact, "The steps begun with it or before that came in later cost a further $0.01. "+
+	if !strings.Contains(b.BusinessImpact, "The steps under way beside it that came in later cost a further $0.01. "+
 		"The steps it sent after being told to stop cost a further $0.60.") {
 		t.Errorf("impact with a step under way at the stop: %s", b.BusinessImpact)
 	}

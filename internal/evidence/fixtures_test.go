@@ -74,6 +74,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		Status: runproof.RunRunning, SnapshotID: snap.ID, StartedAt: t0, CreatedAt: t0}
 	src := evidence.Source{Run: run, Snapshot: snap, History: rs.history}
 	var steps []runproof.Step
+	var inflection runproof.Step // the step that stopped the run, once it did
 	for i, sp := range rs.steps {
 		s := runproof.Step{TenantID: tenant, RunID: run.ID, Index: int64(i),
 			Timestamp: t0.Add(time.Duration(i+1)*time.Second + time.Duration(sp.atMicroOff)*time.Microsecond),
@@ -86,7 +87,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		}
 		s.ContentHash = runproof.StepContentHash(s)
 		stopped := src.Run.Status == runproof.RunStopped
-		underWay := stopped && !s.Timestamp.After(src.Incident.ViolationAt)
+		underWay := stopped && underWay(s, inflection)
 		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: stopped, UnderWay: underWay, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = r.Status, r.IsInflection, r.Findings, s.Timestamp
 		switch {
@@ -97,6 +98,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		}
 		src.Run.Totals = r.Totals
 		if r.IsInflection {
+			inflection = s
 			v := *r.Violation
 			detected := s.Timestamp.Add(rs.detect)
 			th, ac := policy.FixedValues(v)
@@ -195,4 +197,11 @@ func stepsOf(t testing.TB, src evidence.Source) []runproof.Step {
 		steps = append(steps, s)
 	}
 	return steps
+}
+
+// underWay is the service's rule: step s was under way when the breaking
+// step b began.
+func underWay(s, b runproof.Step) bool {
+	end := s.Timestamp.Add(time.Duration(s.DurationMicros) * time.Microsecond)
+	return !s.Timestamp.After(b.Timestamp) && !end.Before(b.Timestamp)
 }

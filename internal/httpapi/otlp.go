@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,13 +138,13 @@ func (s *Server) otlpTraces(w http.ResponseWriter, c *call) error {
 		notes = append(notes, note)
 		s.log.WarnContext(c.r.Context(), "OTLP spans of no known cost", slog.String("tenant", c.tenant()), slog.String("detail", note))
 	}
-	if len(mapped.Ignored) > 0 {
+	if ignored := storedOnly(mapped.Ignored, rejected); len(ignored) > 0 {
 		// Stored all the same, the value counted as absent: the exporter
 		// and the operator hear of it.
-		note := "attributes that could not be read, counted as absent (the spans are stored): " + listed(mapped.Ignored)
+		note := "attributes that could not be read, counted as absent (the spans are stored): " + listed(ignored)
 		notes = append(notes, note)
 		s.log.WarnContext(c.r.Context(), "OTLP span attributes ignored", slog.String("tenant", c.tenant()),
-			slog.String("trace_id", mapped.Ignored[0].TraceID), slog.String("detail", note))
+			slog.String("trace_id", ignored[0].TraceID), slog.String("detail", note))
 	}
 	if len(rejected) > 0 {
 		// The exporter is told, but may only log it where no one looks
@@ -173,6 +174,17 @@ func otlpMessage(rejected []otlp.Rejected, notes []string) string {
 		parts = append(parts, fmt.Sprintf("%d spans rejected: %s", len(rejected), listed(rejected)))
 	}
 	return strings.Join(append(parts, notes...), ". ")
+}
+
+// storedOnly leaves out of ignored the attributes of rejected spans.
+func storedOnly(ignored []otlp.Ignored, rejected []otlp.Rejected) []otlp.Ignored {
+	out := make([]otlp.Ignored, 0, len(ignored))
+	for _, i := range ignored {
+		if !slices.ContainsFunc(rejected, func(r otlp.Rejected) bool { return r.TraceID == i.TraceID && r.SpanID == i.SpanID }) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // listed lists the first few of items, and how many more.

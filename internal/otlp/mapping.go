@@ -419,7 +419,10 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 		}
 	}
 	var priced bool
-	s.CostMicrocents, priced, s.ignored = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices, s.ignored)
+	var reason string
+	if s.CostMicrocents, priced, s.ignored, reason = cost(attrs, s.InputTokens, s.OutputTokens, opts.Prices, s.ignored); reason != "" {
+		return nil, reason
+	}
 	s.model = firstStr(attrs, modelAttrs)
 	s.unpriced = !priced && s.InputTokens+s.OutputTokens > 0
 	// Names and descriptions are shown as sent, but for what runproof keeps
@@ -472,8 +475,10 @@ var openInferenceKinds = map[string]string{"LLM": "chat", "TOOL": "execute_tool"
 // cost is the step's cost in microcents: runproof.cost_cents, else
 // gen_ai.usage.cost (USD), else the tokens at the model's price (response
 // model first: it is what ran), else zero, not priced. A cost attribute
-// that cannot be read counts as absent, and says why in ignored.
-func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices, ignored []string) (n int64, priced bool, _ []string) {
+// that cannot be read counts as absent, and says why in ignored; tokens
+// that cost more at their price than runproof counts reject the span
+// (reason), since no cost could stand for theirs.
+func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices, ignored []string) (n int64, priced bool, _ []string, reason string) {
 	for _, c := range []struct {
 		name  string
 		scale int64
@@ -484,7 +489,7 @@ func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices, ignored []st
 		}
 		n, err := fixed(v, c.scale)
 		if err == nil {
-			return n, true, ignored
+			return n, true, ignored, ""
 		}
 		ignored = append(ignored, c.name+" "+err.Error()+": counted as absent")
 	}
@@ -493,12 +498,12 @@ func cost(attrs []*commonpb.KeyValue, in, out int64, prices Prices, ignored []st
 		if p, ok := prices.Lookup(model); ok && model != "" {
 			n, ok := p.Cost(in, out)
 			if !ok {
-				return 0, true, append(ignored, "the cost of its tokens at the price of "+model+" is out of range: counted as 0")
+				return 0, false, ignored, "the cost of its tokens is out of range"
 			}
-			return n, true, ignored
+			return n, true, ignored, ""
 		}
 	}
-	return 0, false, ignored
+	return 0, false, ignored, ""
 }
 
 // fixed reads a number attribute into units of 1/scale exactly.

@@ -65,8 +65,8 @@ type Input struct {
 	AgentID string
 	Before  runproof.Totals // the run's totals before this step
 	Stopped bool            // the run was already stopped before this step
-	// UnderWay, with Stopped, is a step that began no later than the step
-	// that stopped the run: it was under way then, so it does not show the agent
+	// UnderWay, with Stopped, is a step that was under way when the step
+	// that stopped the run began: it was under way then, so it does not show the agent
 	// going on after the stop. It is judged as any step, but is never the
 	// inflection: the run has one.
 	UnderWay bool

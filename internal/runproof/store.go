@@ -103,8 +103,10 @@ type UpdateRunParams struct {
 type RunState struct {
 	Run      Run
 	Snapshot Snapshot
-	Existing []Step    // stored steps with index in [StepsFrom, StepsTo], in order
-	Incident *Incident // the run's incident, nil when it has none
+	Existing []Step // stored steps with index in [StepsFrom, StepsTo], in order
+	// Inflection is the step that broke a stop policy of the run, nil when
+	// it has no incident.
+	Inflection *Step
 }
 
 // RunChange is what UpdateRun writes: Run replaces the stored run's mutable

@@ -227,10 +227,7 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			now = s.Now()
 		}
 		change := runproof.RunChange{Run: run}
-		var violationAt *time.Time // when the breaking step began
-		if st.Incident != nil {
-			violationAt = &st.Incident.ViolationAt
-		}
+		breaking := st.Inflection // the step that stopped the run
 		for i, step := range steps {
 			if old, ok := stored[step.Index]; ok {
 				if old.ContentHash != step.ContentHash {
@@ -262,18 +259,14 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			// A run that ended before a late breach keeps its status: it has
 			// an incident all the same, and what follows is judged as after it.
 			breached := change.Run.Status == runproof.RunStopped || change.Run.IncidentID != ""
-			// A step that began no later than the breaking step did (the
-			// agent's root span, or one it ran beside it) was under way:
-			// the agent could not know of the stop, which that step's
-			// report brought, so it does not show it going on.
-			underWay := breached && violationAt != nil && !step.Timestamp.After(*violationAt)
+			underWay := breached && breaking != nil && underWay(step, *breaking)
 			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals, Stopped: breached, UnderWay: underWay, Step: step})
 			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
 			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings
 			change.Run.Totals = r.Totals
 			if r.IsInflection {
 				inc := s.openIncident(change.Run, step, *r.Violation, now)
-				change.Incident, violationAt = &inc, &inc.ViolationAt
+				change.Incident, breaking = &inc, &step
 				change.Run.IncidentID = inc.ID
 				if ended { // the run ended before the breach reached runproof: there is nothing to stop
 					inc.ContainedAt = nil
@@ -295,6 +288,18 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 		return StepsResult{}, err
 	}
 	return res, nil
+}
+
+// underWay reports whether step s was under way when the breaking step b
+// began, by the agent's clock: it began no later and ended no earlier (the
+// agent's root span, or a call it made beside b). The agent learns of a
+// stop only from b's report, so such a step does not show it going on.
+// One that had ended before b began was done before the breach, or is
+// dated so: either way, sent after the stop, it is judged as the agent
+// going on.
+func underWay(s, b runproof.Step) bool {
+	end := s.Timestamp.Add(time.Duration(s.DurationMicros) * time.Microsecond)
+	return !s.Timestamp.After(b.Timestamp) && !end.Before(b.Timestamp)
 }
 
 // overflow names the field of step s that brings one of the run's totals

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
@@ -437,10 +438,20 @@ const (
 const afterStopMark = "†"
 
 // sentAfterStop reports whether the agent sent step s after it was told to
-// stop: s came after the stop and began after the breaking step did (one
-// begun no later was under way). Times are in one fixed form.
+// stop: s came after the stop and was not under way when the breaking step
+// began (begun no later, ended no earlier: the agent's root span, say), as
+// runproof judges steps. Times are in one fixed form.
 func sentAfterStop(b *evidence.EvidenceBundle, s evidence.TraceStepEvidence) bool {
-	return b.ContainmentTimestamp != "" && s.RecordedAt > b.ContainmentTimestamp && s.Timestamp > b.ViolationTimestamp
+	if b.ContainmentTimestamp == "" || s.RecordedAt <= b.ContainmentTimestamp {
+		return false
+	}
+	if s.Timestamp > b.ViolationTimestamp {
+		return true
+	}
+	start, err1 := runproof.ParseTime(s.Timestamp)
+	violation, err2 := runproof.ParseTime(b.ViolationTimestamp)
+	end := start.Add(time.Duration(math.Round(s.DurationMs*1000)) * time.Microsecond)
+	return err1 != nil || err2 != nil || end.Before(violation)
 }
 
 // legend explains the row colours of the timeline and, when steps may

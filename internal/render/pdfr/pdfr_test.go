@@ -197,7 +197,8 @@ func TestStepsAfterTheStop(t *testing.T) {
 		t.Errorf("%d steps marked as sent after the stop, want 2; or no legend:\n%s", n, text)
 	}
 	// The same steps begun with the breaking one were under way at the
-	// stop: no row is marked, and the mark is not explained.
+	// stop: no row is marked, and the mark is not explained. One dated
+	// before it, but over by then, is marked.
 	var steps []evidence.TraceStepEvidence
 	for s, err := range ev.Steps.All() {
 		if err != nil {
@@ -208,13 +209,22 @@ func TestStepsAfterTheStop(t *testing.T) {
 		}
 		steps = append(steps, s)
 	}
-	var err error
-	if ev.Steps, err = evidence.StepListOf(steps...); err != nil {
-		t.Fatal(err)
+	relist := func() {
+		var err error
+		if ev.Steps, err = evidence.StepListOf(steps...); err != nil {
+			t.Fatal(err)
+		}
 	}
+	relist()
 	text = strings.Join(check(t, write(t, "under-way.pdf", ev, Info{})), "\n")
 	if strings.Contains(text, afterStopMark) {
 		t.Errorf("steps under way at the stop marked, or the mark explained:\n%s", text)
+	}
+	steps[len(steps)-1].Timestamp = steps[0].Timestamp
+	relist()
+	text = strings.Join(check(t, write(t, "back-dated.pdf", ev, Info{})), "\n")
+	if n := strings.Count(text, "violation "+afterStopMark); n != 1 || !strings.Contains(text, afterStopMark+" sent after the agent was told to stop") {
+		t.Errorf("%d steps marked, want the one dated before the breaking step and over by then:\n%s", n, text)
 	}
 }
 

@@ -156,11 +156,15 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	}
 
 	if st.Run.IncidentID != "" {
-		inc, err := scanIncident(tx.QueryRow(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE tenant_id = $1 AND id = $2`, p.TenantID, st.Run.IncidentID))
-		if err != nil {
+		var index int64
+		if err := tx.QueryRow(ctx, `SELECT inflection_step_index FROM incidents WHERE tenant_id = $1 AND id = $2`, p.TenantID, st.Run.IncidentID).Scan(&index); err != nil {
 			return fmt.Errorf("update run: incident: %w", err)
 		}
-		st.Incident = &inc
+		step, err := scanStep(tx.QueryRow(ctx, `SELECT `+stepColumns+` FROM steps WHERE tenant_id = $1 AND run_id = $2 AND step_index = $3`, p.TenantID, p.RunID, index))
+		if err != nil {
+			return fmt.Errorf("update run: inflection step: %w", err)
+		}
+		st.Inflection = &step
 	}
 
 	change, err := fn(st)
