@@ -221,6 +221,12 @@ func TestDebriefText(t *testing.T) {
 		"The steps it sent after being told to stop cost a further $0.60.") {
 		t.Errorf("impact with a step under way at the stop: %s", b.BusinessImpact)
 	}
+	// Sent in the breaking step's own request, it came with the others.
+	spec.oneRequest = true
+	if b := debrief(t, simulate(t, spec)); !strings.Contains(b.IncidentSummary, "3 more steps came in the same request") ||
+		strings.Contains(b.BusinessImpact, "under way") {
+		t.Errorf("a step under way sent with the breaking one: %s / %s", b.IncidentSummary, b.BusinessImpact)
+	}
 	soc2, err := evidence.BuildSOC2(src, goldenOptions())
 	if err != nil {
 		t.Fatal(err)
