@@ -33,7 +33,7 @@ type env struct {
 // commands lists every subcommand, in the order help shows them.
 func commands() []*command {
 	return []*command{demoCommand(), serveCommand(), migrateCommand(), keysCreateCommand(), keysListCommand(), keysRevokeCommand(), keysRotateSigningCommand(),
-		policyApplyCommand(), policyListCommand(), policyRetireCommand(), ingestCommand(), exportCommand(), verifyCommand(), ledgerVerifyCommand(), versionCommand()}
+		policyApplyCommand(), policyListCommand(), policyRetireCommand(), ingestCommand(), incidentsListCommand(), exportCommand(), verifyCommand(), ledgerVerifyCommand(), versionCommand()}
 }
 
 // Main runs the command line args (without the program name) and returns

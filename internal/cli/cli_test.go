@@ -924,6 +924,23 @@ func TestDemoTwiceThenExport(t *testing.T) {
 		}
 	}
 
+	// runproof incidents list shows the incidents to export, latest first
+	listed := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--limit", "2")
+	lines := strings.Split(strings.TrimSpace(listed.stdout), "\n")
+	if listed.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "INCIDENT  ") || !strings.Contains(listed.stderr, "the latest 2 shown") {
+		t.Fatalf("incidents list: %d\n%s%s", listed.code, listed.stdout, listed.stderr)
+	}
+	all, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "demo", Limit: 10})
+	if err != nil || len(all) != 5 || !strings.HasPrefix(lines[1], all[0].ID+"  "+all[0].RunID) {
+		t.Errorf("incidents list's first line %q; want the latest of %d incidents, %v", lines[1], len(all), err)
+	}
+	pending := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--remediation", "completed")
+	if pending.code != 0 || pending.stdout != "" || !strings.Contains(pending.stderr, "no incident that matches") {
+		t.Errorf("incidents list of completed remediations: %d %q %q", pending.code, pending.stdout, pending.stderr)
+	}
+	wantError(t, runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--remediation", "done"), 2, "give one of pending")
+	wantError(t, runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--limit", "0"), 2, "from 1 to 1000")
+
 	// runproof export, to a file and to stdout
 	inc := recs[0].IncidentID
 	file := filepath.Join(dir, "debrief.csv")
