@@ -66,14 +66,16 @@ func Create(name string, perm os.FileMode) (*File, error) {
 // directory must exist.
 func CreateIn(root *os.Root, name string, perm os.FileMode) (*File, error) {
 	for {
-		// The name it is for ends it, so that one a killed process left
-		// behind says what it was (cut, to keep within a name's length).
+		// The name it is for is in it, so that one a killed process left
+		// behind says what it was (cut, to keep within a name's length),
+		// but not at its end: a reader looking for "*.pem" must not take
+		// it for a key.
 		base := path.Base(name)
 		for len(base) > 100 {
 			_, size := utf8.DecodeLastRuneInString(base)
 			base = base[:len(base)-size]
 		}
-		temp := path.Join(path.Dir(name), TempPrefix+rand.Text()+"-"+base)
+		temp := path.Join(path.Dir(name), TempPrefix+base+"-"+rand.Text())
 		f, err := root.OpenFile(temp, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
 		if errors.Is(err, fs.ErrExist) {
 			continue // taken: as likely as guessing a 128-bit key

@@ -139,8 +139,9 @@ func HasKeys(dir string) bool {
 	return len(names) > 0
 }
 
-// keyFiles is the pattern of the key files of dir.
-func keyFiles(dir string) string { return filepath.Join(dir, "*.pem") }
+// keyFiles is the pattern of the key files of dir. Hidden files, such as
+// the temporary files of a write a crash cut short, are not keys.
+func keyFiles(dir string) string { return filepath.Join(dir, "[^.]*.pem") }
 
 // readDir reads the keys of a directory, oldest first.
 func readDir(dir string) ([]Key, error) {
@@ -193,7 +194,7 @@ func verifying(dir string, own []Key) ([]PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	names, err := filepath.Glob(filepath.Join(dir, usedDir, "*.pub.pem"))
+	names, err := filepath.Glob(filepath.Join(dir, usedDir, "[^.]*.pub.pem"))
 	if err != nil {
 		return nil, err
 	}

@@ -178,3 +178,26 @@ func TestFirstKeyOnce(t *testing.T) {
 		t.Errorf("a directory with a lock file left behind: %v", err)
 	}
 }
+
+// TestHiddenFilesAreNotKeys: what a write cut short leaves in the keys'
+// directory (a hidden temporary file, empty, whatever its name ends with)
+// is not read as a key.
+func TestHiddenFilesAreNotKeys(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "signing-keys")
+	kr, err := signing.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".tmp-20270101T000000Z-0123456789abcdef.pem-X", ".tmp-X-20270101T000000Z-0123456789abcdef.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := signing.Open(dir)
+	if err != nil || again.Active().ID != kr.Active().ID {
+		t.Fatalf("reopened with temporary files left: %v", err)
+	}
+	if _, err := again.Verifying(); err != nil {
+		t.Fatalf("verifying keys: %v", err)
+	}
+}
