@@ -34,10 +34,11 @@ is stored: the key cannot be shown again.
   --name N              a label for the key (default: the role)
   --agent A             with --role agent: bind the key to the agent A, the
                         agent_id of its runs. It then opens that agent's
-                        runs only (OTLP spans that name no agent by
-                        gen_ai.agent.name or .id are A's), and writes, ends
-                        and polls no other; without it, an agent key acts
-                        for every agent of the tenant
+                        runs only (OTLP spans are A's, a sub-agent named on
+                        a span included, but for spans whose resource names
+                        another agent, refused), and writes, ends and polls
+                        no other; without it, an agent key acts for every
+                        agent of the tenant
 ` + commonHelp + `
 Examples:
   runproof keys create --tenant acme --role agent --agent checkout-bot

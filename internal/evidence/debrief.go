@@ -264,7 +264,7 @@ func impact(f incidentFacts) string {
 	}
 	underWay := withStop + f.underMicro
 	if f.underMicro > 0 {
-		s += fmt.Sprintf(" The steps under way beside it that came in later cost %s.", further(withStop, underWay))
+		s += fmt.Sprintf(" The steps that were under way beside it cost %s.", further(withStop, underWay))
 	}
 	switch {
 	case f.afterMicro > 0 && f.contained != nil:

@@ -217,7 +217,7 @@ func TestDebriefText(t *testing.T) {
 	if !strings.HasSuffix(b.IncidentSummary, " The agent then sent 2 more steps even though it had been told to stop.") {
 		t.Errorf("summary with a step under way at the stop:\n%s", b.IncidentSummary)
 	}
-	if !strings.Contains(b.BusinessImpact, "The steps under way beside it that came in later cost a further $0.01. "+
+	if !strings.Contains(b.BusinessImpact, "The steps that were under way beside it cost a further $0.01. "+
 		"The steps it sent after being told to stop cost a further $0.60.") {
 		t.Errorf("impact with a step under way at the stop: %s", b.BusinessImpact)
 	}

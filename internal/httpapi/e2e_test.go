@@ -546,6 +546,21 @@ func TestAgentBoundKey(t *testing.T) {
 			!strings.Contains(p.GetErrorMessage(), `bound to agent "support-bot"`) || strings.Contains(p.GetErrorMessage(), "could not be read") {
 			t.Errorf("a span whose resource names billing-agent sent with support-bot's key: %v", p)
 		}
+		// Of one trace's spans under two resources, only those of the one
+		// that names another agent are refused.
+		mixed := pbRequest(pbSpan(traceD, "00000000000000f1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat")))
+		mixed.ResourceSpans[0].Resource.Attributes = append(mixed.ResourceSpans[0].Resource.Attributes, kv("gen_ai.agent.name", "support-bot"))
+		mixed.ResourceSpans = append(mixed.ResourceSpans, foreign.ResourceSpans[0])
+		mixed.ResourceSpans[1].ScopeSpans[0].Spans[0].TraceId = unhex(traceD)
+		if p := partial(t, e.postOTLP(other, "application/x-protobuf", "", pbBody(t, mixed))); p.GetRejectedSpans() != 1 ||
+			!strings.Contains(p.GetErrorMessage(), `span 00000000000000c1: this key is bound to agent "support-bot"`) {
+			t.Errorf("spans of two resources, one naming billing-agent, sent with support-bot's key: %v", p)
+		}
+		var mixedRun runproof.Run
+		e.must(200, e.do("GET", "/api/v1/runs/"+traceD, admin, nil)).decode(t, &mixedRun)
+		if mixedRun.AgentID != "support-bot" || mixedRun.Totals.Steps != 1 {
+			t.Errorf("the run of those spans: agent %q, %d steps; want support-bot's, 1", mixedRun.AgentID, mixedRun.Totals.Steps)
+		}
 		unnamed := pbSpan(traceC, "00000000000000e1", "", "chat gpt-4o", 1, 2, kv("gen_ai.operation.name", "chat"))
 		subAgent := pbSpan(traceC, "00000000000000e2", "00000000000000e1", "invoke_agent researcher", 1, 2,
 			kv("gen_ai.operation.name", "invoke_agent"), kv("gen_ai.agent.name", "researcher"))

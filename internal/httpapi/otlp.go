@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -178,9 +177,16 @@ func otlpMessage(rejected []otlp.Rejected, notes []string) string {
 
 // storedOnly leaves out of ignored the attributes of rejected spans.
 func storedOnly(ignored []otlp.Ignored, rejected []otlp.Rejected) []otlp.Ignored {
+	if len(ignored) == 0 {
+		return nil
+	}
+	dropped := make(map[[2]string]bool, len(rejected))
+	for _, r := range rejected {
+		dropped[[2]string{r.TraceID, r.SpanID}] = true
+	}
 	out := make([]otlp.Ignored, 0, len(ignored))
 	for _, i := range ignored {
-		if !slices.ContainsFunc(rejected, func(r otlp.Rejected) bool { return r.TraceID == i.TraceID && r.SpanID == i.SpanID }) {
+		if !dropped[[2]string{i.TraceID, i.SpanID}] {
 			out = append(out, i)
 		}
 	}

@@ -423,6 +423,7 @@ const (
 	traceA = "0af7651916cd43dd8448eb211c80319c"
 	traceB = "1bf7651916cd43dd8448eb211c80319d"
 	traceC = "2cf7651916cd43dd8448eb211c80319e"
+	traceD = "3df7651916cd43dd8448eb211c80319f"
 )
 
 func (e *env) runCount(admin string) int {

@@ -99,7 +99,8 @@ type Run struct {
 	// resource's service.name. The resource wins: a span may name a
 	// sub-agent the run's agent called, as the GenAI conventions have it.
 	AgentID string
-	// ResourceAgent is the agent the spans' resource names, "" for none.
+	// ResourceAgent is the agent the first of the spans' resources that
+	// names one names, "" for none.
 	ResourceAgent string
 	Goal          string    // first gen_ai.agent.description, else ""
 	StartedAt     time.Time // earliest span start
@@ -127,6 +128,9 @@ type Span struct {
 	CostMicrocents  int64
 	DurationMicros  int64
 	Content         []byte // JSON object {"otel_span": …}
+	// ResourceAgent is the agent its resource names (gen_ai.agent.name or
+	// gen_ai.agent.id), "" for none.
+	ResourceAgent string
 }
 
 // Rejected is a span that cannot become a step, and why.
@@ -290,7 +294,7 @@ func group(spans []*span) ([]Run, []Rejected) {
 			runs[id] = r
 			order = append(order, r)
 		}
-		r.ResourceAgent = firstNonEmpty(r.ResourceAgent, s.resourceAgent)
+		r.ResourceAgent = firstNonEmpty(r.ResourceAgent, s.ResourceAgent)
 		r.AgentID = firstNonEmpty(r.AgentID, s.agent)
 		r.Goal = firstNonEmpty(r.Goal, s.goal)
 		r.service = firstNonEmpty(r.service, s.service)
@@ -356,7 +360,6 @@ type span struct {
 	runID         string
 	runSource     RunSource
 	agent         string // the span's agent, else its resource's
-	resourceAgent string
 	goal          string
 	service       string
 	model         string   // gen_ai.response.model, else gen_ai.request.model
@@ -428,9 +431,9 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// Names and descriptions are shown as sent, but for what runproof keeps
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
-	s.resourceAgent = truncate(firstNonEmpty(cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), runproof.MaxName)
+	s.ResourceAgent = truncate(firstNonEmpty(cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), runproof.MaxName)
 	s.agent = firstNonEmpty(truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID))), runproof.MaxName),
-		s.resourceAgent)
+		s.ResourceAgent)
 	s.goal = truncate(runproof.StripProse(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc))), runproof.MaxGoal)
 	s.service = truncate(cleanName(str(resource, AttrServiceName)), runproof.MaxName)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {

@@ -123,12 +123,18 @@ func (s *Service) ingestSpansOnce(ctx context.Context, tenantID string, r otlp.R
 	a := &spanAttempt{res: SpansResult{RunID: r.ID, Decision: AgentAllow}, kept: map[string]bool{}}
 	if bound := boundAgent(ctx); bound != "" {
 		// The key's agent is the spans' agent, as the run's agent_id is for
-		// the native API, unless their resource names another: a program
-		// sending with another agent's key. A span naming another agent is
-		// a sub-agent's, within the run.
-		if r.ResourceAgent != "" && r.ResourceAgent != bound {
-			a.reject(r.Spans, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only, "+
-				"and the resource of these spans names agent %q (gen_ai.agent.name or gen_ai.agent.id): send them with that agent's key", bound, r.ResourceAgent))
+		// the native API, but for spans whose resource names another: a
+		// program sending with another agent's key. A span naming another
+		// agent is a sub-agent's, within the run.
+		r.Spans = slices.DeleteFunc(slices.Clone(r.Spans), func(sp otlp.Span) bool {
+			foreign := sp.ResourceAgent != "" && sp.ResourceAgent != bound
+			if foreign {
+				a.reject([]otlp.Span{sp}, fmt.Sprintf("this key is bound to agent %q: it sends that agent's spans only, "+
+					"and the resource of this span names agent %q (gen_ai.agent.name or gen_ai.agent.id): send it with that agent's key", bound, sp.ResourceAgent))
+			}
+			return foreign
+		})
+		if len(r.Spans) == 0 {
 			return a.res, false, nil
 		}
 		r.AgentID = bound
