@@ -353,18 +353,18 @@ func rank(s RunSource) int {
 // span is a mapped span with what Map needs to group it.
 type span struct {
 	Span
-	start         uint64 // nanoseconds, to order spans within one microsecond
-	end           time.Time
-	root          bool
-	failed        bool
-	runID         string
-	runSource     RunSource
-	agent         string // the span's agent, else its resource's
-	goal          string
-	service       string
-	model         string   // gen_ai.response.model, else gen_ai.request.model
-	unpriced      bool     // tokens but no cost: no cost attribute, no price for model
-	ignored       []string // why attributes that could not be read count as absent
+	start     uint64 // nanoseconds, to order spans within one microsecond
+	end       time.Time
+	root      bool
+	failed    bool
+	runID     string
+	runSource RunSource
+	agent     string // the span's agent, else its resource's
+	goal      string
+	service   string
+	model     string   // gen_ai.response.model, else gen_ai.request.model
+	unpriced  bool     // tokens but no cost: no cost attribute, no price for model
+	ignored   []string // why attributes that could not be read count as absent
 }
 
 // mapSpan checks one span and maps it, or says why it is rejected.
