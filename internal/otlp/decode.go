@@ -10,9 +10,11 @@ import (
 
 	"github.com/go-json-experiment/json/jsontext"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // MaxSpans is the most spans one export request may hold: OpenTelemetry
@@ -35,16 +37,23 @@ func (e *TooLargeError) Error() string {
 		"send_batch_max_size a Collector's"
 }
 
-// DecodeProto decodes an OTLP/HTTP protobuf body. Its spans are counted
-// before it is decoded, so that a body of many tiny spans is refused
-// before it takes memory.
+// maxMessages bounds the messages one request holds, its spans, their
+// attributes, events and links, and theirs, which each take some hundred
+// bytes decoded: a 4 MiB body of empty ones, two bytes each, would
+// otherwise take hundreds of MB. Ten thousand spans of a dozen attributes
+// each hold some 250 000.
+const maxMessages = 500_000
+
+// DecodeProto decodes an OTLP/HTTP protobuf body. Its spans and messages
+// are counted before it is decoded, so that a body of many tiny ones is
+// refused before it takes memory.
 func DecodeProto(body []byte) (*coltracepb.ExportTraceServiceRequest, error) {
-	n, err := countProtoSpans(body)
-	if err != nil {
+	var c protoCount
+	if err := c.count(body, (&coltracepb.ExportTraceServiceRequest{}).ProtoReflect().Descriptor(), 0); err != nil {
 		return nil, fmt.Errorf("the body is not an OTLP protobuf ExportTraceServiceRequest: %w", err)
 	}
-	if n > MaxSpans {
-		return nil, tooManySpans()
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	req := &coltracepb.ExportTraceServiceRequest{}
 	if err := proto.Unmarshal(body, req); err != nil {
@@ -53,47 +62,65 @@ func DecodeProto(body []byte) (*coltracepb.ExportTraceServiceRequest, error) {
 	return req, checkShared(req)
 }
 
-func tooManySpans() error {
-	return &TooLargeError{Reason: fmt.Sprintf("the request holds more than %d spans", MaxSpans)}
+// protoCount counts the spans and the messages of an encoded request.
+type protoCount struct{ spans, messages int }
+
+// check refuses a request of more than MaxSpans spans or maxMessages
+// messages.
+func (c protoCount) check() error {
+	switch {
+	case c.spans > MaxSpans:
+		return &TooLargeError{Reason: fmt.Sprintf("the request holds more than %d spans", MaxSpans)}
+	case c.messages > maxMessages:
+		return &TooLargeError{Reason: fmt.Sprintf("the request holds more than %d messages (spans, attributes, events, links…)", maxMessages)}
+	}
+	return nil
 }
 
-// countProtoSpans counts the spans of an encoded ExportTraceServiceRequest
-// (resource_spans = 1, their scope_spans = 2, their spans = 2) without
-// decoding them, up to one past MaxSpans.
-func countProtoSpans(b []byte) (int, error) {
-	n := 0
-	var walk func(b []byte, path ...protowire.Number) error
-	walk = func(b []byte, path ...protowire.Number) error {
-		for len(b) > 0 {
-			num, typ, k := protowire.ConsumeTag(b)
-			if k < 0 {
-				return protowire.ParseError(k)
-			}
-			b = b[k:]
-			if num != path[0] || typ != protowire.BytesType {
-				k = protowire.ConsumeFieldValue(num, typ, b)
-				if k < 0 {
-					return protowire.ParseError(k)
-				}
-				b = b[k:]
-				continue
-			}
-			v, k := protowire.ConsumeBytes(b)
-			if k < 0 {
-				return protowire.ParseError(k)
-			}
-			b = b[k:]
-			if len(path) == 1 {
-				if n++; n > MaxSpans {
-					return nil
-				}
-			} else if err := walk(v, path[1:]...); err != nil || n > MaxSpans {
-				return err
-			}
-		}
-		return nil
+func (c protoCount) over() bool { return c.spans > MaxSpans || c.messages > maxMessages }
+
+var spanName = (&tracepb.Span{}).ProtoReflect().Descriptor().FullName()
+
+// maxDepth bounds how deep count walks nested messages; proto.Unmarshal
+// refuses those nested deeper than 10 000 anyway.
+const maxDepth = 10_100
+
+// count walks the encoded message b of type md, nested depth deep, without
+// decoding it, counting the messages it holds at every depth (a field of
+// message type is read as one, as proto.Unmarshal reads it), until either
+// count is over its bound.
+func (c *protoCount) count(b []byte, md protoreflect.MessageDescriptor, depth int) error {
+	if depth > maxDepth {
+		return errors.New("messages nested too deep")
 	}
-	return n, walk(b, 1, 2, 2)
+	for len(b) > 0 && !c.over() {
+		num, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return protowire.ParseError(k)
+		}
+		b = b[k:]
+		fd := md.Fields().ByNumber(num)
+		if fd == nil || fd.Kind() != protoreflect.MessageKind || typ != protowire.BytesType {
+			if k = protowire.ConsumeFieldValue(num, typ, b); k < 0 {
+				return protowire.ParseError(k)
+			}
+			b = b[k:]
+			continue
+		}
+		v, k := protowire.ConsumeBytes(b)
+		if k < 0 {
+			return protowire.ParseError(k)
+		}
+		b = b[k:]
+		c.messages++
+		if fd.Message().FullName() == spanName {
+			c.spans++
+		}
+		if err := c.count(v, fd.Message(), depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkShared refuses a request whose resources and scopes, copied into
@@ -147,10 +174,12 @@ func hexIDsToBase64(body []byte) ([]byte, error) {
 	out.Grow(len(body))
 	enc := jsontext.NewEncoder(&out)
 	idValue := false
-	// Spans are counted as they are read, so that a body of many tiny
-	// spans is refused before protojson decodes it: the objects in an
-	// array that is the value of a member "spans".
-	spans, spansName := 0, false
+	// Spans and messages are counted as they are read, so that a body of
+	// many tiny ones is refused before protojson decodes it: spans are the
+	// objects in an array that is the value of a member "spans", messages
+	// every object.
+	var c protoCount // the body's objects stand for its messages
+	spansName := false
 	var spansArrays []int // the depths of the open "spans" arrays
 	for {
 		tok, err := dec.ReadToken()
@@ -177,9 +206,13 @@ func hexIDsToBase64(body []byte) ([]byte, error) {
 			spansArrays = append(spansArrays, depth)
 		case tok.Kind() == ']' && open > 0 && spansArrays[open-1] == depth+1:
 			spansArrays = spansArrays[:open-1]
-		case tok.Kind() == '{' && open > 0 && spansArrays[open-1] == depth-1:
-			if spans++; spans > MaxSpans {
-				return nil, tooManySpans()
+		case tok.Kind() == '{':
+			c.messages++
+			if open > 0 && spansArrays[open-1] == depth-1 {
+				c.spans++
+			}
+			if err := c.check(); err != nil {
+				return nil, err
 			}
 		}
 		spansName = isName && tok.String() == "spans"

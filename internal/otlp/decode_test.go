@@ -137,6 +137,17 @@ func TestDecodeLimits(t *testing.T) {
 			}
 		})
 	}
+	// So does one span of more empty events than a request's messages.
+	events := req(1, "svc")
+	events.ResourceSpans[0].ScopeSpans[0].Spans[0].Events = make([]*tracepb.Span_Event, 600_000)
+	for i := range events.ResourceSpans[0].ScopeSpans[0].Spans[0].Events {
+		events.ResourceSpans[0].ScopeSpans[0].Spans[0].Events[i] = &tracepb.Span_Event{}
+	}
+	for name, decode := range decoders {
+		if _, err := decode(events); !strings.Contains(fmt.Sprint(err), "more than 500000 messages") {
+			t.Errorf("%s: a span of 600 000 events: %v", name, err)
+		}
+	}
 	// The spans of several resources and scopes count together.
 	two := req(otlp.MaxSpans/2, "svc")
 	two.ResourceSpans = append(two.ResourceSpans, req(otlp.MaxSpans/2+1, "svc").ResourceSpans...)
