@@ -36,7 +36,7 @@ type point struct {
 // chart draws cumulative cost and cumulative tokens per step as vector
 // lines, in two panels over the same step axis, with the violated limit and
 // the inflection step marked.
-func (r *report) chart(b *evidence.EvidenceBundle) {
+func (r *report) chart(b *evidence.EvidenceBundle, v stepView) {
 	n := b.Steps.Len()
 	if n > 0 {
 		r.need(2*panelH + 60) // the heading stays with the chart
@@ -54,25 +54,11 @@ func (r *report) chart(b *evidence.EvidenceBundle) {
 		color: accent, tint: rgb{221, 232, 243}}
 	tokens := series{title: "Cumulative tokens", unit: "tokens", limit: math.NaN(),
 		color: rgb{22, 160, 133}, tint: rgb{214, 240, 234}}
-	stride := max(1, n/maxPoint)
-	var micro, tok, i int64
-	infl := -1 // among the points
-	for s, err := range b.Steps.All() {
-		if err != nil {
-			r.pdf.SetError(err) // Output returns it
-			return
-		}
-		micro += microcents(s.CostCents)
-		tok += s.Tokens
-		if i%stride == 0 || i == n-1 || s.IsInflection {
-			if s.IsInflection {
-				infl = len(cost.points)
-			}
-			cost.points = append(cost.points, point{s.StepIndex, runproof.Cents(micro)})
-			tokens.points = append(tokens.points, point{s.StepIndex, float64(tok)})
-		}
-		i++
+	if v.err != nil { // the timeline makes it the report's error
+		return
 	}
+	cost.points, tokens.points = v.cost, v.tokens
+	infl := v.infl // among the points
 	pc := b.PolicyContext
 	if th, err := strconv.ParseFloat(pc.ThresholdValue, 64); err == nil {
 		switch pc.ViolationType {

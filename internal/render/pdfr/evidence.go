@@ -20,10 +20,11 @@ func evidenceReport(ctx context.Context, b *evidence.EvidenceBundle, info Info) 
 	r.fields(coverFields(b))
 	r.heading("Summary")
 	r.fields(summaryFields(b))
-	r.chart(b)
+	steps := r.readSteps(b)
+	r.chart(b, steps)
 	r.policyContext(b.PolicyContext)
 	r.integrity(b, "", info)
-	r.timeline(b)
+	r.timeline(b, steps)
 	return r
 }
 
@@ -65,10 +66,11 @@ func soc2Report(ctx context.Context, b *evidence.SOC2Bundle, info Info) *report 
 
 	r.heading("Evidence summary")
 	r.fields(summaryFields(e))
-	r.chart(e)
+	steps := r.readSteps(e)
+	r.chart(e, steps)
 	r.policyContext(e.PolicyContext)
 	r.integrity(e, b.EvidenceDigest, info)
-	r.timeline(e)
+	r.timeline(e, steps)
 	return r
 }
 
@@ -292,7 +294,11 @@ func infoFields(info Info, ledger bool) []field {
 // on each page: every step, or for a long run those timelineHead,
 // timelineAround and timelineTail say, with a row for each stretch left
 // out.
-func (r *report) timeline(b *evidence.EvidenceBundle) {
+func (r *report) timeline(b *evidence.EvidenceBundle, v stepView) {
+	if v.err != nil {
+		r.pdf.SetError(v.err)
+		return
+	}
 	if b.Steps.Len() > 0 {
 		r.landscape = true
 		r.addPage()
@@ -307,14 +313,9 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		return
 	}
 	n := int64(b.Steps.Len())
-	kept := func(i int64) bool {
-		return i < timelineHead || i >= n-timelineTail ||
-			b.ViolationStepIndex != nil && i >= *b.ViolationStepIndex-timelineAround && i <= *b.ViolationStepIndex+timelineAround
-	}
-	shown := func(i int64) bool { return kept(i) || kept(i-1) && kept(i+1) } // a row, not a row saying one is left out
-	left := int64(0)                                                         // steps not shown
+	left := int64(0) // steps not shown
 	for i := range n {
-		if !shown(i) {
+		if !shownStep(b, i) {
 			left++
 		}
 	}
@@ -331,20 +332,7 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 			"a row marking each stretch left out; the JSON and CSV (bundle.json and steps.csv in the ZIP) hold every step.", evidence.Group(n), evidence.Group(timelineHead), around, timelineTail)
 	}
 	r.para(all + " Times are UTC; costs in cents; cumulative columns run from the first step.")
-	// The mark is explained when a row shown has it: steps came after the
-	// breaking one, and one of them after the stop.
-	marked := false
-	if b.ContainmentTimestamp != "" && b.ViolationStepIndex != nil && b.LastStepIndex != nil && *b.LastStepIndex > *b.ViolationStepIndex {
-		for s, err := range b.Steps.All() {
-			if err != nil { // the rows' own pass reports it
-				break
-			}
-			if marked = shown(s.StepIndex) && sentAfterStop(b, s); marked {
-				break
-			}
-		}
-	}
-	r.legend(marked)
+	r.legend(v.marked) // the mark is explained when a row has it
 	t := r.table(7.5,
 		column{title: "Step", w: 12, align: "R"},
 		column{title: "Timestamp (UTC)", w: 40},
@@ -360,47 +348,25 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		column{title: "Content hash", w: 30, mono: true},
 	)
 	cells := make([]string, 12)
-	var tokens, micro int64
-	i := 0
-	hidden := int64(0) // steps left out since the last row
-	gap := func() {
-		if hidden == 0 {
-			return
-		}
+	for _, row := range v.rows {
 		clear(cells)
-		cells[0] = "…"
-		cells[2] = evidence.Group(hidden) + " steps not shown"
-		cells[6], cells[8] = evidence.Group(tokens), decimal(runproof.Cents(micro))
-		t.row(cells, style{})
-		hidden = 0
-	}
-	for s, err := range b.Steps.All() {
-		if err == nil && i%256 == 0 {
-			err = r.ctx.Err()
-		}
-		if err != nil {
-			r.pdf.SetError(err) // Output returns it
-			return
-		}
-		i++
-		if !shown(s.StepIndex) {
-			hidden++
-			tokens += s.Tokens
-			micro += microcents(s.CostCents)
+		if row.hidden > 0 {
+			cells[0] = "…"
+			cells[2] = evidence.Group(row.hidden) + " steps not shown"
+			cells[6], cells[8] = evidence.Group(row.tokens), decimal(runproof.Cents(row.micro))
+			t.row(cells, style{})
 			continue
 		}
-		gap() // its running totals are those up to the step before this one
-		tokens += s.Tokens
-		micro += microcents(s.CostCents)
+		s := row.step
 		cells[0] = strconv.FormatInt(s.StepIndex, 10)
 		cells[1] = strings.TrimSuffix(strings.Replace(s.Timestamp, "T", " ", 1), "Z")
 		cells[2] = s.StepType
 		cells[3] = evidence.Group(s.InputTokens)
 		cells[4] = evidence.Group(s.OutputTokens)
 		cells[5] = evidence.Group(s.Tokens)
-		cells[6] = evidence.Group(tokens)
+		cells[6] = evidence.Group(row.tokens)
 		cells[7] = decimal(s.CostCents)
-		cells[8] = decimal(runproof.Cents(micro))
+		cells[8] = decimal(runproof.Cents(row.micro))
 		cells[9] = decimal(s.DurationMs)
 		cells[10] = string(s.Status)
 		if sentAfterStop(b, s) {
@@ -418,7 +384,6 @@ func (r *report) timeline(b *evidence.EvidenceBundle) {
 		}
 		t.row(cells, st)
 	}
-	gap()
 	t.end()
 }
 

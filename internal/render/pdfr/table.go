@@ -90,6 +90,9 @@ func (t *table) head() {
 // cells that do not wrap on its first part only.
 func (t *table) row(cells []string, s style) {
 	r, pdf := t.r, t.r.pdf
+	if pdf.Err() { // nothing is drawn any more, and no line would fit
+		return
+	}
 	n := 1
 	if t.wraps {
 		// Only wrapping columns make a row higher than one line.
