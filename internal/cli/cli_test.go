@@ -927,7 +927,7 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	// runproof incidents list shows the incidents to export, latest first
 	listed := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--limit", "2")
 	lines := strings.Split(strings.TrimSpace(listed.stdout), "\n")
-	if listed.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "INCIDENT  ") || !strings.Contains(listed.stderr, "the latest 2 shown") {
+	if listed.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "INCIDENT  ") || !strings.Contains(listed.stderr, "at most 2 shown") {
 		t.Fatalf("incidents list: %d\n%s%s", listed.code, listed.stdout, listed.stderr)
 	}
 	all, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "demo", Limit: 10})
@@ -1152,7 +1152,7 @@ func TestServeWithoutItsDatabase(t *testing.T) {
 	if err := kr.BeginUse(time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"migrate"}, {"keys", "create", "--tenant", "acme", "--role", "admin"}} {
+	for _, args := range [][]string{{"serve", "--addr", "127.0.0.1:0"}, {"migrate"}, {"keys", "create", "--tenant", "acme", "--role", "admin"}, {"keys", "rotate-signing"}} {
 		r := runCLI(t, "", append(args, "--data", data)...)
 		wantError(t, r, 1, "a server has signed from "+data+" before: if it used PostgreSQL, set RUNPROOF_DATABASE_URL")
 		if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {

@@ -77,8 +77,8 @@ Examples:
 				if err := w.Flush(); err != nil {
 					return err
 				}
-				if len(incidents) == *limit {
-					fmt.Fprintf(e.stderr, "the latest %d shown: --limit lists more\n", *limit)
+				if len(incidents) == *limit && *limit < maxIncidentsListed {
+					fmt.Fprintf(e.stderr, "at most %d shown: a higher --limit (up to %d) may list more\n", *limit, maxIncidentsListed)
 				}
 				return nil
 			}

@@ -294,7 +294,7 @@ Examples:
 // key and move the other's at its next restart.
 func keysSignLedgers(ctx context.Context, e *env, keys *signing.Keyring) error {
 	if _, err := os.Stat(e.sqlitePath()); e.engine() == engineSQLite && errors.Is(err, fs.ErrNotExist) {
-		return nil // no database yet: no ledger
+		return checkServedBefore(&e.common) // no database yet, no ledger: unless its server used PostgreSQL
 	}
 	store, err := openStore(ctx, e)
 	if err != nil {
