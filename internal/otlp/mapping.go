@@ -159,37 +159,36 @@ func Map(req *coltracepb.ExportTraceServiceRequest, opts Options) Result {
 	}
 	spans, rejected := mapSpans(req, opts)
 	runs, more := group(spans)
-	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(spans, more), Ignored: ignored(spans, more)}
+	accepted := notRejected(spans, more)
+	return Result{Runs: runs, Rejected: append(rejected, more...), Unpriced: unpriced(accepted), Ignored: ignored(accepted)}
 }
 
-// ignored lists the attributes counted as absent of the spans not
-// rejected.
-func ignored(spans []*span, rejected []Rejected) []Ignored {
-	dropped := map[string]bool{}
+// notRejected returns the spans but those rejected.
+func notRejected(spans []*span, rejected []Rejected) []*span {
+	dropped := make(map[string]bool, len(rejected))
 	for _, r := range rejected {
 		dropped[r.TraceID+r.SpanID] = true
 	}
+	return slices.DeleteFunc(slices.Clone(spans), func(s *span) bool { return dropped[s.TraceID+s.SpanID] })
+}
+
+// ignored lists the attributes of spans counted as absent.
+func ignored(spans []*span) []Ignored {
 	var out []Ignored
 	for _, s := range spans {
 		for _, reason := range s.ignored {
-			if !dropped[s.TraceID+s.SpanID] {
-				out = append(out, Ignored{TraceID: s.TraceID, SpanID: s.SpanID, Reason: reason})
-			}
+			out = append(out, Ignored{TraceID: s.TraceID, SpanID: s.SpanID, Reason: reason})
 		}
 	}
 	return out
 }
 
 // unpriced counts the spans of no known cost by the model they name (cut
-// to 100 bytes), but for those rejected.
-func unpriced(spans []*span, rejected []Rejected) []Unpriced {
-	dropped := map[string]bool{}
-	for _, r := range rejected {
-		dropped[r.TraceID+r.SpanID] = true
-	}
+// to 100 bytes).
+func unpriced(spans []*span) []Unpriced {
 	var counts []Unpriced
 	for _, s := range spans {
-		if !s.unpriced || dropped[s.TraceID+s.SpanID] {
+		if !s.unpriced {
 			continue
 		}
 		model := truncate(s.model, 100)
