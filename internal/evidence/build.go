@@ -142,7 +142,7 @@ func buildEvidence(src Source, opts Options, typ runproof.BundleType, prefix str
 	contained := containedAt(src)
 	t, breaches, err := scan(src, func(s runproof.Step) error {
 		if inc != nil && s.Index > inc.InflectionStepIndex {
-			after.add(s, contained)
+			after.add(s, contained, inc.ViolationAt)
 		}
 		if !opts.IncludeRawSteps {
 			return nil
@@ -472,10 +472,12 @@ func attestation(src Source, b *SOC2Bundle) string {
 // runproof received them against the run's stop: those sent in the
 // breaking step's own request, recorded at the stop, before the agent
 // could learn of it, and those sent later, after it was told to stop (or,
-// when the run was not stopped, every one). Of these, steps judged
-// without an after_stop finding ran while the breaking step did (the
-// agent's root span, say): they were under way at the stop, and are
-// counted apart.
+// when the run was not stopped, every one). Of these, steps under way when
+// the breaking step began (Step.UnderWayAt: the agent's root span, say)
+// are counted apart: they do not show the agent going on. They are told
+// from the steps' times, as bundle.json gives them, so that anyone can
+// count them again; runproof judged steps by the same rule as they came,
+// but for runs recorded before it had the rule.
 type afterInflection struct {
 	withStop, withMicro   int64 // steps recorded at the stop, and their cost
 	underWay, underMicro  int64 // steps recorded after it, under way at the stop, and their cost
@@ -483,13 +485,13 @@ type afterInflection struct {
 	firstAfter            int64 // the index of the first of those
 }
 
-func (a *afterInflection) add(s runproof.Step, contained *time.Time) {
+func (a *afterInflection) add(s runproof.Step, contained *time.Time, violation time.Time) {
 	switch {
 	case contained != nil && !s.RecordedAt.After(*contained):
 		a.withStop++
 		a.withMicro += s.CostMicrocents
 		return
-	case !slices.ContainsFunc(s.Findings, func(f runproof.Finding) bool { return f.Outcome == runproof.OutcomeAfterStop }):
+	case s.UnderWayAt(violation):
 		a.underWay++
 		a.underMicro += s.CostMicrocents
 		return

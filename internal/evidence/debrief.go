@@ -133,7 +133,7 @@ func facts(src Source, opts Options) (incidentFacts, error) {
 		if s.Index <= inc.InflectionStepIndex {
 			f.costMicro += s.CostMicrocents
 		} else {
-			f.add(s, f.contained)
+			f.add(s, f.contained, inc.ViolationAt)
 		}
 		return nil
 	})

@@ -213,13 +213,28 @@ func TestDebriefText(t *testing.T) {
 	spec := costSpec()
 	spec.steps = append(spec.steps, stepSpec{typ: "invoke_agent", costMicro: cent, atMicroOff: -7_000_000, durMicro: 10_000_000})
 	src := simulate(t, spec)
-	b = debrief(t, src)
-	if !strings.HasSuffix(b.IncidentSummary, " The agent then sent 2 more steps even though it had been told to stop.") {
-		t.Errorf("summary with a step under way at the stop:\n%s", b.IncidentSummary)
+	// Recorded by a runproof that judged it sent after the stop (an
+	// after_stop finding), the step is told by its times all the same, as
+	// the PDF and anyone holding bundle.json tell it.
+	var judgedBefore []runproof.Step
+	for s, err := range src.Steps {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Index == 6 {
+			s.Status, s.Findings = runproof.StepViolation, []runproof.Finding{{Outcome: runproof.OutcomeAfterStop}}
+		}
+		judgedBefore = append(judgedBefore, s)
 	}
-	if !strings.Contains(b.BusinessImpact, "The steps that were under way beside it cost a further $0.01. "+
-		"The steps it sent after being told to stop cost a further $0.60.") {
-		t.Errorf("impact with a step under way at the stop: %s", b.BusinessImpact)
+	for _, src := range []evidence.Source{src, func() evidence.Source { src.Steps = evidence.StepsOf(judgedBefore); return src }()} {
+		b = debrief(t, src)
+		if !strings.HasSuffix(b.IncidentSummary, " The agent then sent 2 more steps even though it had been told to stop.") {
+			t.Errorf("summary with a step under way at the stop:\n%s", b.IncidentSummary)
+		}
+		if !strings.Contains(b.BusinessImpact, "The steps that were under way beside it cost a further $0.01. "+
+			"The steps it sent after being told to stop cost a further $0.60.") {
+			t.Errorf("impact with a step under way at the stop: %s", b.BusinessImpact)
+		}
 	}
 	// Sent in the breaking step's own request, it came with the others.
 	spec.oneRequest = true

@@ -87,7 +87,7 @@ func simulate(t testing.TB, rs runSpec) evidence.Source {
 		}
 		s.ContentHash = runproof.StepContentHash(s)
 		stopped := src.Run.Status == runproof.RunStopped
-		underWay := stopped && underWay(s, inflection)
+		underWay := stopped && s.UnderWayAt(inflection.Timestamp)
 		r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: src.Run.Totals, Stopped: stopped, UnderWay: underWay, Step: s})
 		s.Status, s.IsInflection, s.Findings, s.RecordedAt = r.Status, r.IsInflection, r.Findings, s.Timestamp
 		switch {
@@ -197,11 +197,4 @@ func stepsOf(t testing.TB, src evidence.Source) []runproof.Step {
 		steps = append(steps, s)
 	}
 	return steps
-}
-
-// underWay is the service's rule: step s was under way when the breaking
-// step b began.
-func underWay(s, b runproof.Step) bool {
-	end := s.Timestamp.Add(time.Duration(s.DurationMicros) * time.Microsecond)
-	return !s.Timestamp.After(b.Timestamp) && !end.Before(b.Timestamp)
 }

@@ -350,6 +350,18 @@ type Step struct {
 	RecordedAt     time.Time       `json:"recorded_at"`
 }
 
+// UnderWayAt reports whether the step was under way at t, the start of the
+// step that stopped its run, by the agent's clock: it began no later and
+// ended no earlier (the agent's root span, or a call it made beside that
+// step). The agent learns of a stop only from that step's report, so such
+// a step, sent after the stop, does not show it going on. One that had
+// ended by t was done before the breach, or is dated so: sent after the
+// stop, it counts as going on.
+func (s Step) UnderWayAt(t time.Time) bool {
+	end := s.Timestamp.Add(time.Duration(s.DurationMicros) * time.Microsecond)
+	return !s.Timestamp.After(t) && !end.Before(t)
+}
+
 // RiskLevel grades an incident.
 type RiskLevel string
 

@@ -259,7 +259,7 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 			// A run that ended before a late breach keeps its status: it has
 			// an incident all the same, and what follows is judged as after it.
 			breached := change.Run.Status == runproof.RunStopped || change.Run.IncidentID != ""
-			underWay := breached && breaking != nil && underWay(step, *breaking)
+			underWay := breached && breaking != nil && step.UnderWayAt(breaking.Timestamp)
 			r := eval.Evaluate(policy.Input{AgentID: run.AgentID, Before: change.Run.Totals, Stopped: breached, UnderWay: underWay, Step: step})
 			step.TenantID, step.RunID, step.RecordedAt = tenantID, runID, now
 			step.Status, step.IsInflection, step.Findings = r.Status, r.IsInflection, r.Findings
@@ -288,18 +288,6 @@ func (s *Service) appendSteps(ctx context.Context, tenantID, runID string, steps
 		return StepsResult{}, err
 	}
 	return res, nil
-}
-
-// underWay reports whether step s was under way when the breaking step b
-// began, by the agent's clock: it began no later and ended no earlier (the
-// agent's root span, or a call it made beside b). The agent learns of a
-// stop only from b's report, so such a step does not show it going on.
-// One that had ended before b began was done before the breach, or is
-// dated so: either way, sent after the stop, it is judged as the agent
-// going on.
-func underWay(s, b runproof.Step) bool {
-	end := s.Timestamp.Add(time.Duration(s.DurationMicros) * time.Microsecond)
-	return !s.Timestamp.After(b.Timestamp) && !end.Before(b.Timestamp)
 }
 
 // overflow names the field of step s that brings one of the run's totals
