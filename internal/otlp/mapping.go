@@ -358,7 +358,7 @@ type span struct {
 	failed    bool
 	runID     string
 	runSource RunSource
-	agent     string // the span's agent, else its resource's
+	agent     string // the agent the span itself names
 	goal      string
 	service   string
 	model     string   // gen_ai.response.model, else gen_ai.request.model
@@ -431,8 +431,7 @@ func mapSpan(sp *tracepb.Span, resource []*commonpb.KeyValue, parts contentParts
 	// out of its records (control characters: an ANSI-coloured description,
 	// say), which would otherwise reject the run and every span of it.
 	s.ResourceAgent = truncate(firstNonEmpty(cleanName(str(resource, AttrAgentName)), cleanName(str(resource, AttrAgentID))), runproof.MaxName)
-	s.agent = firstNonEmpty(truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID))), runproof.MaxName),
-		s.ResourceAgent)
+	s.agent = truncate(firstNonEmpty(cleanName(str(attrs, AttrAgentName)), cleanName(str(attrs, AttrAgentID))), runproof.MaxName)
 	s.goal = truncate(runproof.StripProse(firstNonEmpty(str(attrs, AttrAgentDesc), str(resource, AttrAgentDesc))), runproof.MaxGoal)
 	s.service = truncate(cleanName(str(resource, AttrServiceName)), runproof.MaxName)
 	if s.runID = lookup(attrs, resource, AttrRunID); s.runID != "" {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/runproof/runproof/internal/evidence"
 	"github.com/runproof/runproof/internal/runproof"
@@ -410,13 +409,10 @@ func sentAfterStop(b *evidence.EvidenceBundle, s evidence.TraceStepEvidence) boo
 	if b.ContainmentTimestamp == "" || s.RecordedAt <= b.ContainmentTimestamp {
 		return false
 	}
-	if s.Timestamp > b.ViolationTimestamp {
-		return true
-	}
 	start, err1 := runproof.ParseTime(s.Timestamp)
 	violation, err2 := runproof.ParseTime(b.ViolationTimestamp)
-	end := start.Add(time.Duration(math.Round(s.DurationMs*1000)) * time.Microsecond)
-	return err1 != nil || err2 != nil || end.Before(violation)
+	step := runproof.Step{Timestamp: start, DurationMicros: int64(math.Round(s.DurationMs * runproof.MicrosPerMilli))}
+	return err1 != nil || err2 != nil || !step.UnderWayAt(violation)
 }
 
 // legend explains the row colours of the timeline and, when steps may

@@ -156,11 +156,8 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	}
 
 	if st.Run.IncidentID != "" {
-		var index int64
-		if err := tx.QueryRow(ctx, `SELECT inflection_step_index FROM incidents WHERE tenant_id = $1 AND id = $2`, p.TenantID, st.Run.IncidentID).Scan(&index); err != nil {
-			return fmt.Errorf("update run: incident: %w", err)
-		}
-		step, err := scanStep(tx.QueryRow(ctx, `SELECT `+stepColumns+` FROM steps WHERE tenant_id = $1 AND run_id = $2 AND step_index = $3`, p.TenantID, p.RunID, index))
+		step, err := scanStep(tx.QueryRow(ctx, `SELECT `+stepColumns+` FROM steps WHERE tenant_id = $1 AND run_id = $2 AND step_index =
+			(SELECT inflection_step_index FROM incidents WHERE tenant_id = $1 AND id = $3)`, p.TenantID, p.RunID, st.Run.IncidentID))
 		if err != nil {
 			return fmt.Errorf("update run: inflection step: %w", err)
 		}

@@ -163,11 +163,8 @@ func (s *Store) UpdateRun(ctx context.Context, p runproof.UpdateRunParams, fn fu
 	}
 
 	if st.Run.IncidentID != "" {
-		var index int64
-		if err := tx.QueryRowContext(ctx, `SELECT inflection_step_index FROM incidents WHERE tenant_id = ? AND id = ?`, p.TenantID, st.Run.IncidentID).Scan(&index); err != nil {
-			return fmt.Errorf("update run: incident: %w", err)
-		}
-		step, err := scanStep(tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM steps WHERE tenant_id = ? AND run_id = ? AND step_index = ?`, p.TenantID, p.RunID, index))
+		step, err := scanStep(tx.QueryRowContext(ctx, `SELECT `+stepColumns+` FROM steps WHERE tenant_id = ? AND run_id = ? AND step_index =
+			(SELECT inflection_step_index FROM incidents WHERE tenant_id = ? AND id = ?)`, p.TenantID, p.RunID, p.TenantID, st.Run.IncidentID))
 		if err != nil {
 			return fmt.Errorf("update run: inflection step: %w", err)
 		}
