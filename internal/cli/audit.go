@@ -12,9 +12,16 @@ import (
 // accounts for is made, so it is stored even after Ctrl-C, but within
 // ten seconds: a database gone away does not hold the command.
 func record(ctx context.Context, svc *service.Service, ev runproof.AuditEvent) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	ctx, cancel := afterCancel(ctx)
 	defer cancel()
 	return svc.Record(ctx, ev)
+}
+
+// afterCancel is ctx for work that goes on after Ctrl-C (what is done is
+// said and recorded), for ten seconds at most: a database gone away does
+// not hold the command.
+func afterCancel(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 // cliEvent is the audit event of something a command did for the tenant:

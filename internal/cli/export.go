@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runproof/runproof/internal/atomicfile"
@@ -160,21 +161,13 @@ func runExport(ctx context.Context, e *env, tenant string, in export.Input, out 
 // stillRunning logs msg with the time taken every interval until the
 // function it returns is called, so that long work does not look hung.
 func stillRunning(e *env, msg string, interval time.Duration) (stop func()) {
-	start, done, exited := time.Now(), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				e.log.Info(msg, slog.Duration("elapsed", time.Since(start).Round(time.Second)))
-			}
-		}
-	}()
-	return func() { close(done); <-exited } // no line of it after stop returns
+	start := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		every(ctx, interval, false, func() { e.log.Info(msg, slog.Duration("elapsed", time.Since(start).Round(time.Second))) })
+	})
+	return func() { cancel(); wg.Wait() } // no line of it after stop returns
 }
 
 // recoverExports ends what an interrupted command or server left

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -194,7 +193,7 @@ Examples:
 				}
 				key := args[0]
 				if key == "-" { // a secret, kept off the command line
-					b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<10))
+					b, err := readInput(ctx, "-", e.stdin) // stops at Ctrl-C, as policy apply's does
 					if err != nil {
 						return fmt.Errorf("keys revoke: cannot read the key from stdin: %w", err)
 					}
@@ -294,7 +293,7 @@ Examples:
 // key and move the other's at its next restart.
 func keysSignLedgers(ctx context.Context, e *env, keys *signing.Keyring) error {
 	if _, err := os.Stat(e.sqlitePath()); e.engine() == engineSQLite && errors.Is(err, fs.ErrNotExist) {
-		return checkServedBefore(&e.common) // no database yet, no ledger: unless its server used PostgreSQL
+		return e.checkServedBefore() // no database yet, no ledger: unless its server used PostgreSQL
 	}
 	store, err := openStore(ctx, e)
 	if err != nil {

@@ -223,7 +223,9 @@ func verifyLedgersOf(ctx context.Context, e *env, store database, tenant string,
 		}
 		unknown := false                        // a tenant with no record at all: a mistyped --tenant, say
 		if err == nil && rep.Checkpoints == 0 { // the check is done: said and recorded even after Ctrl-C
-			evs, aerr := store.ListAuditEvents(context.WithoutCancel(ctx), runproof.ListAuditParams{TenantID: t, Limit: 1})
+			actx, cancel := afterCancel(ctx)
+			evs, aerr := store.ListAuditEvents(actx, runproof.ListAuditParams{TenantID: t, Limit: 1})
+			cancel()
 			if aerr != nil {
 				return aerr
 			}
@@ -305,10 +307,10 @@ func verifyLine(rep ledger.Report, err error) string {
 			with = " with its signature"
 		}
 		line = fmt.Sprintf("ok: %s recomputed, %s%s, the latest of size %d",
-			entries(rep), checkpointsHold(rep.Checkpoints), with, rep.Latest.N)
+			entries(rep), counted(rep.Checkpoints, "checkpoint holds", "checkpoints hold"), with, rep.Latest.N)
 	default:
 		line = fmt.Sprintf("ok: %s recomputed, %s, the latest of size %d with its signature",
-			entries(rep), checkpointsHold(rep.Checkpoints), rep.Latest.N)
+			entries(rep), counted(rep.Checkpoints, "checkpoint holds", "checkpoints hold"), rep.Latest.N)
 	}
 	if rep.Extends > 0 {
 		line += fmt.Sprintf(", and it extends the given checkpoint of size %d", rep.Extends)
@@ -354,14 +356,6 @@ func keyHint(err error) string {
 	}
 	return " (if that key is the server's, give its public key with --key, or the --data or --signing-key " +
 		"the server runs with; if not, the checkpoint was signed behind runproof's back)"
-}
-
-// checkpointsHold says that n checkpoints hold, in good English.
-func checkpointsHold(n int64) string {
-	if n == 1 {
-		return "1 checkpoint holds"
-	}
-	return fmt.Sprintf("%d checkpoints hold", n)
 }
 
 // keysOfFiles returns the note verifier keys of --key files; a file that

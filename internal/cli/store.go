@@ -88,7 +88,7 @@ func openDatabase(ctx context.Context, c common) (database, error) {
 			return nil, fmt.Errorf("cannot open the PostgreSQL database of --database: %w", err)
 		}
 	default:
-		if err := checkServedBefore(&c); err != nil {
+		if err := c.checkServedBefore(); err != nil {
 			return nil, err
 		}
 		path := c.sqlitePath()
@@ -126,24 +126,18 @@ func checkDataDir(dir string, create bool) error {
 	return nil
 }
 
-// checkServedBefore refuses to begin a SQLite database in a data directory
-// that a server has signed from (signing-keys/uses) but that holds none:
-// its server used PostgreSQL, and RUNPROOF_DATABASE_URL is missing (a
-// restart that lost its environment, say), or the database went. A new,
+// checkServedBefore refuses to begin the SQLite database in a data
+// directory that a server has signed from (signing-keys/uses) but that
+// holds none: its server used PostgreSQL, and the database URL is missing
+// (a restart that lost its environment, say), or the database went. A new,
 // empty one would answer every key 401, or hold what a command meant for
 // the other.
-func checkServedBefore(e *common) error {
-	if e.engine() != engineSQLite {
-		return nil
-	}
-	if _, err := os.Stat(e.sqlitePath()); !errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if !signing.Served(filepath.Join(e.data, "signing-keys")) {
+func (c *common) checkServedBefore() error {
+	if _, err := os.Stat(c.sqlitePath()); !errors.Is(err, fs.ErrNotExist) || !signing.Served(filepath.Join(c.data, "signing-keys")) {
 		return nil
 	}
 	return fmt.Errorf("no runproof database at %s, but a server has signed from %s before: if it used PostgreSQL, "+
-		"set RUNPROOF_DATABASE_URL (or --database) to its URL; to start afresh on SQLite, give --data a new directory", e.sqlitePath(), e.data)
+		"set %s (or --database) to its URL; to start afresh on SQLite, give --data a new directory", c.sqlitePath(), c.data, DatabaseURLEnv)
 }
 
 // openRecorded opens the store of a command that works on what runproof

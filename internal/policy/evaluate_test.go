@@ -200,7 +200,9 @@ func TestEvaluateNonFiniteDoubles(t *testing.T) {
 		{"[step.cost_cents, 1.0].filter(d, run.cost_cents / d > 10.0).size() > 0", runproof.StepWarning, true}, // in a comprehension
 		{"run.cost_cents / step.cost_cents > 10.0 && step.cost_cents > 0.0", runproof.StepOK, false},           // the guard decides, as for ints
 		{"run.cost_cents / step.cost_cents > 10.0 || step.cost_cents == 0.0", runproof.StepViolation, false},
-		{"run.cost_cents / 2.0 > 1000.0", runproof.StepOK, false}, // finite
+		{"run.cost_cents / 2.0 > 1000.0", runproof.StepOK, false},            // finite
+		{`run.cost_cents < double("NaN")`, runproof.StepWarning, true},       // a conversion: would pass unseen
+		{`double("-Infinity") < run.cost_cents`, runproof.StepWarning, true}, // would stop
 	} {
 		e, err := Compile([]runproof.Policy{
 			mustPolicy(t, runproof.Policy{Name: "ratio", Type: runproof.PolicyExpression, Expression: c.expr, Action: runproof.ActionStop}),

@@ -215,8 +215,9 @@ func compileExpression(src string) (cel.Program, error) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// finiteDoubles makes the arithmetic of an expression fail when it gives
-// an infinite or undefined double. CEL computes with doubles as IEEE 754
+// finiteDoubles makes the arithmetic of an expression, and its
+// conversions to double (double("NaN")), fail when they give an infinite
+// or undefined double. CEL computes with doubles as IEEE 754
 // does: x / 0.0 is an infinity, which compares above any limit, 0.0 / 0.0
 // not a number, which compares false with anything, and a product can
 // overflow to an infinity; an int's division by zero or overflow is an
@@ -226,7 +227,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func finiteDoubles(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
 	if c, ok := i.(interpreter.InterpretableCall); ok {
 		switch c.Function() {
-		case operators.Divide, operators.Multiply, operators.Add, operators.Subtract:
+		case operators.Divide, operators.Multiply, operators.Add, operators.Subtract, overloads.TypeConvertDouble:
 			return finiteCall{c}, nil
 		}
 	}
@@ -240,7 +241,7 @@ type finiteCall struct{ interpreter.InterpretableCall }
 func (f finiteCall) Exec(frame *interpreter.ExecutionFrame) ref.Val {
 	v := f.InterpretableCall.Exec(frame)
 	if d, ok := v.(types.Double); ok && (math.IsInf(float64(d), 0) || math.IsNaN(float64(d))) {
-		return types.NewErr("a computation with doubles gave %v (a division by zero, or an overflow)", float64(d))
+		return types.NewErr("a computation with doubles gave %v (a division by zero, or an overflow; or a conversion of such a string)", float64(d))
 	}
 	return v
 }

@@ -28,7 +28,7 @@ func onePageDebrief(ctx context.Context, b *evidence.ExecutiveDebriefBundle, inf
 	if short.pdf.PageCount() > 1 {
 		return r // the debrief's own text runs long
 	}
-	if fit := debriefReport(ctx, b, info, tight, 1+int(short.room()/tight.facts.lh)).end(); fit.pdf.PageCount() == 1 {
+	if fit := debriefReport(ctx, b, info, tight, 1+short.linesLeft(tight.facts.lh, 0)).end(); fit.pdf.PageCount() == 1 {
 		return fit
 	}
 	return short

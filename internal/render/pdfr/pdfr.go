@@ -91,12 +91,6 @@ func (r *report) end() *report {
 	return r
 }
 
-// room is what is left of the page, mm.
-func (r *report) room() float64 {
-	_, ph := r.pdf.GetPageSize()
-	return ph - bottom - r.pdf.GetY()
-}
-
 // Page geometry, mm.
 const (
 	margin    = 15.0
