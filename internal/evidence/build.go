@@ -291,10 +291,10 @@ func totalsText(t runproof.Totals) string {
 // remediation notes src shows. One given before their digest was recorded
 // has none: its bundle showed no notes, so it holds while there are none.
 func sameNotes(r *runproof.Review, src Source) bool {
-	if r.RemediationNotes == "" {
+	if r.RemediationNotesDigest == "" {
 		return src.Incident == nil || src.Incident.RemediationNotes == ""
 	}
-	return r.RemediationNotes == src.RemediationNotes()
+	return r.RemediationNotesDigest == src.RemediationNotesDigest()
 }
 
 // Default SOC 2 controls: the Trust Services Criteria an incident bears on.

@@ -40,9 +40,9 @@ func (s Source) Remediation() string {
 	return s.Incident.RemediationStatus
 }
 
-// RemediationNotes is the digest of the incident's remediation notes, none
-// included ("" without an incident).
-func (s Source) RemediationNotes() string {
+// RemediationNotesDigest is the digest of the incident's remediation
+// notes, none included ("" without an incident).
+func (s Source) RemediationNotesDigest() string {
 	if s.Incident == nil {
 		return ""
 	}

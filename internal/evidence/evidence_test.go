@@ -370,7 +370,7 @@ func TestSOC2Review(t *testing.T) {
 	// Nor one given on other remediation notes. One made before their
 	// digest was recorded was given on a bundle showing none: it shows
 	// while there are none.
-	other.RemediationNotes = src.RemediationNotes()
+	other.RemediationNotesDigest = src.RemediationNotesDigest()
 	inc := *src.Incident
 	inc.RemediationNotes = "Cap lowered."
 	noted := src
@@ -378,7 +378,7 @@ func TestSOC2Review(t *testing.T) {
 	if b, err := evidence.BuildSOC2(noted, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewPending {
 		t.Errorf("a review given on other remediation notes shows: %s, %v", b.ReviewStatus, err)
 	}
-	other.RemediationNotes = ""
+	other.RemediationNotesDigest = ""
 	if b, err := evidence.BuildSOC2(noted, goldenOptions()); err != nil || b.ReviewStatus != evidence.ReviewPending {
 		t.Errorf("a review made before the notes were recorded shows beside notes: %s, %v", b.ReviewStatus, err)
 	}

@@ -414,7 +414,7 @@ func (e *Exporter) produce(ctx context.Context, r request) (runproof.ExportEvent
 		omitted = steps
 	}
 	return runproof.ExportEvent{Kind: runproof.ExportEventCompleted, Checksum: runproof.DigestOf(h),
-		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps, Remediation: src.Remediation(), RemediationNotes: src.RemediationNotes(), StepsOmitted: &omitted}, nil
+		SizeBytes: w.n, BundleID: bundleID, Artifact: key, Steps: &steps, Remediation: src.Remediation(), RemediationNotesDigest: src.RemediationNotesDigest(), StepsOmitted: &omitted}, nil
 }
 
 // seal records a ZIP export's signed manifest (the sealed event), appends

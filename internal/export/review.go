@@ -63,7 +63,7 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 			return runproof.Review{}, err
 		}
 		remediation = inc.RemediationStatus
-		notes = evidence.Source{Incident: &inc}.RemediationNotes()
+		notes = evidence.Source{Incident: &inc}.RemediationNotesDigest()
 	}
 	const again = "export its SOC 2 bundle again and review that one"
 	switch {
@@ -80,16 +80,16 @@ func (e *Exporter) Review(ctx context.Context, key runproof.APIKey, exportID str
 	case rec.Remediation != remediation:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
 			"the bundle of export %s shows remediation %q, the incident's is now %q: %s", rec.ID, rec.Remediation, remediation, again)
-	case rec.IncidentID != "" && rec.RemediationNotes == "":
+	case rec.IncidentID != "" && rec.RemediationNotesDigest == "":
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
 			"export %s does not record which remediation notes its bundle shows (made by an earlier runproof): %s", rec.ID, again)
-	case rec.RemediationNotes != notes:
+	case rec.RemediationNotesDigest != notes:
 		return runproof.Review{}, runproof.Errorf(runproof.ECONFLICT,
 			"the incident's remediation notes have changed since export %s was made: %s", rec.ID, again)
 	}
 	r := runproof.Review{TenantID: key.TenantID, ID: e.newID(), ExportID: rec.ID, RunID: rec.RunID, BundleID: rec.BundleID,
 		Status: in.Status, ReviewedBy: in.ReviewedBy, KeyID: key.ID, Notes: in.Notes, RunSteps: *rec.TotalSteps, Remediation: rec.Remediation,
-		RemediationNotes: rec.RemediationNotes, ReviewedAt: runproof.Timestamp(e.now())}
+		RemediationNotesDigest: rec.RemediationNotesDigest, ReviewedAt: runproof.Timestamp(e.now())}
 	if err := e.store.AddReview(ctx, r); err != nil {
 		return runproof.Review{}, fmt.Errorf("review of export %s: %w", rec.ID, err)
 	}

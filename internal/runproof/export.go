@@ -89,11 +89,11 @@ type ExportEvent struct {
 	KeyID          string    `json:"key_id,omitempty"`          // sealed: the key that signed it
 	Steps          *int64    `json:"steps,omitempty"`           // completed: the run's steps the bundle was built from
 	Remediation    string    `json:"remediation,omitempty"`     // completed: the incident's remediation status the bundle shows
-	// RemediationNotes (completed) is the digest of the incident's
+	// RemediationNotesDigest (completed) is the digest of the incident's
 	// remediation notes the bundle shows ("" without an incident, or for
 	// an export made before it was recorded).
-	RemediationNotes string `json:"remediation_notes_digest,omitempty"`
-	StepsOmitted     *int64 `json:"steps_omitted,omitempty"` // completed: the run's steps the bundle leaves out
+	RemediationNotesDigest string `json:"remediation_notes_digest,omitempty"`
+	StepsOmitted           *int64 `json:"steps_omitted,omitempty"` // completed: the run's steps the bundle leaves out
 }
 
 // SealedAfterError returns the error of a sealed event refused because
@@ -128,9 +128,9 @@ type Export struct {
 	// Remediation is the incident's remediation status a completed
 	// export's bundle shows ("" without an incident).
 	Remediation string `json:"remediation_status,omitempty"`
-	// RemediationNotes is the digest of the incident's remediation notes
-	// a completed export's bundle shows (see ExportEvent).
-	RemediationNotes string `json:"-"`
+	// RemediationNotesDigest is the digest of the incident's remediation
+	// notes a completed export's bundle shows (see ExportEvent).
+	RemediationNotesDigest string `json:"-"`
 	// StepsOmitted is how many of those steps a completed export's bundle
 	// leaves out (include_raw_steps false; nil for exports made before it
 	// was recorded).
@@ -158,7 +158,7 @@ func FoldExport(req ExportRequest, events []ExportEvent) Export {
 			e.Status, e.CompletedAt = ExportCompleted, &at
 			e.Checksum, e.SizeBytes, e.BundleID, e.Artifact = ev.Checksum, ev.SizeBytes, ev.BundleID, ev.Artifact
 			e.TotalSteps, e.Remediation, e.StepsOmitted = ev.Steps, ev.Remediation, ev.StepsOmitted
-			e.RemediationNotes = ev.RemediationNotes
+			e.RemediationNotesDigest = ev.RemediationNotesDigest
 		case ExportEventFailed:
 			e.Status, e.CompletedAt, e.FailureReason = ExportFailed, &at, ev.Reason
 		case ExportEventDelivered:
@@ -238,10 +238,10 @@ type Review struct {
 	// shows: a later change shows in the controls, which the review did not
 	// see.
 	Remediation string `json:"remediation_status,omitempty"`
-	// RemediationNotes is the digest of the remediation notes it shows
+	// RemediationNotesDigest is the digest of the remediation notes it shows
 	// ("" for a review made before it was recorded).
-	RemediationNotes string    `json:"-"`
-	ReviewedAt       time.Time `json:"reviewed_at"`
+	RemediationNotesDigest string    `json:"-"`
+	ReviewedAt             time.Time `json:"reviewed_at"`
 }
 
 // ListExportsParams filters exports. Zero values do not filter.

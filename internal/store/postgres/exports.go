@@ -35,7 +35,7 @@ func scanExportRequest(row pgx.Row) (runproof.ExportRequest, error) {
 func scanExportEvent(row pgx.Row) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, &e.At, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted, &e.RemediationNotes)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted, &e.RemediationNotesDigest)
 	e.At = runproof.Timestamp(e.At)
 	return e, err
 }
@@ -90,7 +90,7 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 			WHERE $3::text <> 'sealed' OR NOT EXISTS (SELECT FROM export_events
 				WHERE tenant_id = $1 AND export_id = $2 AND kind IN ('sealed', 'completed', 'failed'))`,
 			e.TenantID, e.ExportID, e.Kind, runproof.Timestamp(e.At), e.Checksum, e.SizeBytes,
-			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotes)
+			e.BundleID, e.Artifact, e.Reason, e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotesDigest)
 		if err == nil && tag.RowsAffected() == 0 {
 			return runproof.SealedAfterError(e.ExportID)
 		}

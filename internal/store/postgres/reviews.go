@@ -14,7 +14,7 @@ const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, revi
 func scanReview(row pgx.Row) (runproof.Review, error) {
 	var r runproof.Review
 	err := row.Scan(&r.TenantID, &r.ID, &r.ExportID, &r.RunID, &r.BundleID, &r.Status, &r.ReviewedBy, &r.KeyID,
-		&r.Notes, &r.RunSteps, &r.ReviewedAt, &r.Remediation, &r.RemediationNotes)
+		&r.Notes, &r.RunSteps, &r.ReviewedAt, &r.Remediation, &r.RemediationNotesDigest)
 	r.ReviewedAt = runproof.Timestamp(r.ReviewedAt)
 	return r, err
 }
@@ -24,7 +24,7 @@ func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
-		runproof.Timestamp(r.ReviewedAt), r.Remediation, r.RemediationNotes)
+		runproof.Timestamp(r.ReviewedAt), r.Remediation, r.RemediationNotesDigest)
 	switch {
 	case isUnique(err):
 		return runproof.Errorf(runproof.ECONFLICT, "review %q already exists", r.ID)

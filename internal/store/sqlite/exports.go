@@ -31,7 +31,7 @@ func scanExportRequest(row scanner) (runproof.ExportRequest, error) {
 func scanExportEvent(row scanner) (runproof.ExportEvent, error) {
 	var e runproof.ExportEvent
 	err := row.Scan(&e.TenantID, &e.ExportID, &e.Kind, timeCol{&e.At}, &e.Checksum, &e.SizeBytes,
-		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted, &e.RemediationNotes)
+		&e.BundleID, &e.Artifact, &e.Reason, &e.ManifestSHA256, &e.KeyID, &e.Steps, &e.Remediation, &e.StepsOmitted, &e.RemediationNotesDigest)
 	return e, err
 }
 
@@ -87,7 +87,7 @@ func (s *Store) AppendExportEvent(ctx context.Context, e runproof.ExportEvent) e
 		WHERE ?3 <> 'sealed' OR NOT EXISTS (SELECT 1 FROM export_events
 			WHERE tenant_id = ?1 AND export_id = ?2 AND kind IN ('sealed', 'completed', 'failed'))`,
 		e.TenantID, e.ExportID, e.Kind, timeText(e.At), e.Checksum, e.SizeBytes, e.BundleID, e.Artifact, e.Reason,
-		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotes)
+		e.ManifestSHA256, e.KeyID, e.Steps, e.Remediation, e.StepsOmitted, e.RemediationNotesDigest)
 	if err == nil {
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("append export event: %w", err)

@@ -12,7 +12,7 @@ const reviewColumns = `tenant_id, id, export_id, run_id, bundle_id, status, revi
 func scanReview(row scanner) (runproof.Review, error) {
 	var r runproof.Review
 	err := row.Scan(&r.TenantID, &r.ID, &r.ExportID, &r.RunID, &r.BundleID, &r.Status, &r.ReviewedBy, &r.KeyID,
-		&r.Notes, &r.RunSteps, timeCol{&r.ReviewedAt}, &r.Remediation, &r.RemediationNotes)
+		&r.Notes, &r.RunSteps, timeCol{&r.ReviewedAt}, &r.Remediation, &r.RemediationNotesDigest)
 	return r, err
 }
 
@@ -26,7 +26,7 @@ func (s *Store) AddReview(ctx context.Context, r runproof.Review) error {
 	_, err = w.ExecContext(ctx, `INSERT INTO export_reviews (`+reviewColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.TenantID, r.ID, r.ExportID, r.RunID, r.BundleID, r.Status, r.ReviewedBy, r.KeyID, r.Notes, r.RunSteps,
-		timeText(r.ReviewedAt), r.Remediation, r.RemediationNotes)
+		timeText(r.ReviewedAt), r.Remediation, r.RemediationNotesDigest)
 	switch {
 	case isUnique(err):
 		return runproof.Errorf(runproof.ECONFLICT, "review %q already exists", r.ID)

@@ -124,12 +124,12 @@ func testExportEvents(t *testing.T, h Harness) {
 		At: at(20).Add(time.Nanosecond)}
 	completed := completedEvent("t1", "ok", at(10))
 	completed.Steps, completed.Remediation, completed.StepsOmitted = ptr(int64(7)), "in_progress", ptr(int64(7))
-	completed.RemediationNotes = runproof.DigestBytes([]byte("cap lowered"))
+	completed.RemediationNotesDigest = runproof.DigestBytes([]byte("cap lowered"))
 	appendExportEvents(t, s, delivered, completed)
 	want := runproof.Export{ExportRequest: newExport("t1", "ok", at(0)), Status: runproof.ExportCompleted,
 		Checksum: completed.Checksum, DeliveredAt: ptr(at(20)), CompletedAt: ptr(at(10)),
 		BundleID: completed.BundleID, SizeBytes: completed.SizeBytes, Artifact: completed.Artifact, TotalSteps: ptr(int64(7)), Remediation: "in_progress",
-		RemediationNotes: completed.RemediationNotes, StepsOmitted: ptr(int64(7))}
+		RemediationNotesDigest: completed.RemediationNotesDigest, StepsOmitted: ptr(int64(7))}
 	equal(t, "completed and delivered export", get("t1", "ok"), want)
 
 	// Delivery is recorded once; an export ends once.

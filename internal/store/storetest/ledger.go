@@ -226,7 +226,7 @@ func testLedgerRecords(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec.DeliveredAt, rec.Artifact, rec.TotalSteps, rec.Remediation, rec.RemediationNotes, rec.StepsOmitted = nil, "", nil, "", "", nil
+		rec.DeliveredAt, rec.Artifact, rec.TotalSteps, rec.Remediation, rec.RemediationNotesDigest, rec.StepsOmitted = nil, "", nil, "", "", nil
 		r.Export = &rec
 		return r
 	}

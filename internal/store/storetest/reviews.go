@@ -14,7 +14,7 @@ func testReviews(t *testing.T, h Harness) {
 	createExports(t, s, x1, x2, newExport("t2", "x1", at(0)))
 	r1 := runproof.Review{TenantID: "t1", ID: "rv-1", ExportID: "x1", RunID: "r1", BundleID: "SOC2-1", Status: "REVIEWED",
 		ReviewedBy: "Ada", KeyID: "key-1", Notes: "steps checked ✓", RunSteps: 12, Remediation: "in_progress",
-		RemediationNotes: runproof.DigestBytes([]byte("cap lowered")), ReviewedAt: at(20)}
+		RemediationNotesDigest: runproof.DigestBytes([]byte("cap lowered")), ReviewedAt: at(20)}
 	r2 := runproof.Review{TenantID: "t1", ID: "rv-2", ExportID: "x2", RunID: "r1", BundleID: "SOC2-2", Status: "APPROVED",
 		ReviewedBy: "Ada", KeyID: "key-1", RunSteps: 12, ReviewedAt: at(10)}
 	for _, r := range []runproof.Review{r1, r2} {
