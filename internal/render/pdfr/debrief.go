@@ -84,7 +84,7 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 		{key: "Breach", value: day(b.ViolationTime)},
 		{key: "Detected", value: day(b.DetectionTime)},
 		{key: "Contained", value: or(day(b.ContainmentTime), "not contained: the run was not stopped")},
-		{key: "Remediation notes", value: r.cut(or(b.RemediationNotes, "none yet"), notesLines)},
+		{key: "Remediation notes", value: or(b.RemediationNotes, "none yet"), maxLines: max(0, notesLines), more: " … (continued in the debrief's JSON export)"},
 	})
 
 	refs := []field{
@@ -101,34 +101,6 @@ func debriefReport(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info
 	r.noteSized("Every figure here can be checked against the evidence bundle of the same incident. To verify the signed ZIP and its ledger proof: "+
 		"runproof verify FILE.zip --key pub.pem", st.size)
 	return r
-}
-
-// cut shortens s to the first lines lines of a fact's value it fills,
-// when it fills more (allLines: never), the last of them ending with a
-// mark that says where the rest is. Lines break as the value's would:
-// at the text's own line breaks, between words, and within a word too
-// long for a line.
-func (r *report) cut(s string, lines int) string {
-	const mark = " … (continued in the debrief's JSON export)"
-	if lines == allLines {
-		return s
-	}
-	c := clean(s) // as fieldsAs writes it: the lines are counted in it
-	r.valueFont(false, r.set.facts)
-	w := r.width() - r.set.facts.kw
-	kept := r.pdf.SplitText(c, w)
-	if len(kept) <= lines {
-		return s
-	}
-	kept = kept[:max(1, lines)]
-	last := []rune(kept[len(kept)-1])
-	for len(last) > 0 && len(r.pdf.SplitText(string(last)+mark, w)) > 1 {
-		last = last[:len(last)-1]
-	}
-	kept[len(kept)-1] = strings.TrimRight(string(last), " ") + mark
-	out := strings.Join(kept, "\n")
-	r.noteEscapes(s, c, out)
-	return out
 }
 
 // riskColors are the badge colours of the risk levels.

@@ -508,6 +508,10 @@ func (r *report) code(intro string, lines ...string) {
 type field struct {
 	key, value string
 	mono       bool // digests and ids that are read character by character
+	// maxLines, when over 0, cuts the value to as many lines, the last
+	// ending with more, which says where the rest is.
+	maxLines int
+	more     string
 }
 
 // A fieldStyle is how a key-value block is drawn: the key column's width
@@ -538,10 +542,20 @@ func (r *report) fieldsAs(rows []field, st fieldStyle) {
 	vw := r.width() - st.kw
 	for _, f := range rows {
 		r.valueFont(f.mono, st)
-		lines := pdf.SplitText(r.clean(f.value), vw)
+		c := clean(f.value)
+		lines := pdf.SplitText(c, vw)
 		if len(lines) == 0 {
 			lines = []string{""}
 		}
+		if f.maxLines > 0 && len(lines) > f.maxLines {
+			lines = lines[:f.maxLines]
+			last := []rune(lines[len(lines)-1])
+			for len(last) > 0 && len(pdf.SplitText(string(last)+f.more, vw)) > 1 {
+				last = last[:len(last)-1]
+			}
+			lines[len(lines)-1] = strings.TrimRight(string(last), " ") + f.more
+		}
+		r.noteEscapes(f.value, c, strings.Join(lines, "\n")) // of what is shown
 		key := r.clean(f.key)
 		for len(lines) > 0 {
 			if left := r.linesLeft(st.lh, st.pad); left < len(lines) && (left < 3 || len(lines) <= r.linesPerPage(st.lh, st.pad)) {
