@@ -927,12 +927,21 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	// runproof incidents list shows the incidents to export, latest first
 	listed := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--limit", "2")
 	lines := strings.Split(strings.TrimSpace(listed.stdout), "\n")
-	if listed.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "INCIDENT  ") || !strings.Contains(listed.stderr, "at most 2 shown") {
+	if listed.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "INCIDENT  ") || !strings.Contains(listed.stderr, "list them with --offset 2") {
 		t.Fatalf("incidents list: %d\n%s%s", listed.code, listed.stdout, listed.stderr)
 	}
 	all, err := store.ListIncidents(ctx, runproof.ListIncidentsParams{TenantID: "demo", Limit: 10})
 	if err != nil || len(all) != 5 || !strings.HasPrefix(lines[1], all[0].ID+"  "+all[0].RunID) {
 		t.Errorf("incidents list's first line %q; want the latest of %d incidents, %v", lines[1], len(all), err)
+	}
+	rest := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--limit", "3", "--offset", "2")
+	if lines := strings.Split(strings.TrimSpace(rest.stdout), "\n"); rest.code != 0 || len(lines) != 4 || rest.stderr != "" ||
+		!strings.HasPrefix(lines[1], all[2].ID+"  ") || !strings.HasPrefix(lines[3], all[4].ID+"  ") {
+		t.Errorf("incidents list of the last 3 of %d: %d\n%s%s", len(all), rest.code, rest.stdout, rest.stderr)
+	}
+	past := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--offset", "5")
+	if past.code != 0 || past.stdout != "" || !strings.Contains(past.stderr, "past the first 5") {
+		t.Errorf("incidents list past the end: %d %q %q", past.code, past.stdout, past.stderr)
 	}
 	pending := runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--remediation", "completed")
 	if pending.code != 0 || pending.stdout != "" || !strings.Contains(pending.stderr, "no incident that matches") {
@@ -940,6 +949,7 @@ func TestDemoTwiceThenExport(t *testing.T) {
 	}
 	wantError(t, runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--remediation", "done"), 2, "give one of pending")
 	wantError(t, runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--limit", "0"), 2, "from 1 to 1000")
+	wantError(t, runCLI(t, "", "incidents", "list", "--data", data, "--tenant", "demo", "--offset", "-1"), 2, "give 0 or more")
 
 	// runproof export, to a file and to stdout
 	inc := recs[0].IncidentID
