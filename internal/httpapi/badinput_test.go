@@ -283,6 +283,12 @@ func TestMalformedQuery(t *testing.T) {
 		t.Errorf("%+v", p)
 	}
 	e.must(200, e.do("GET", "/api/v1/logs/llm-runs?limit=5", admin, nil))
+	// A + left unescaped reads as a space: the message says so.
+	e.must(422, e.do("GET", "/api/v1/logs/audit?to=2026-12-07T10:00:00+01:00", admin, nil)).decode(t, &p)
+	if len(p.Errors) != 1 || p.Errors[0].Field != "to" || !strings.Contains(p.Errors[0].Message, "%2B") {
+		t.Errorf("an unescaped +: %+v", p)
+	}
+	e.must(200, e.do("GET", "/api/v1/logs/audit?to=2026-12-07T10:00:00%2B01:00", admin, nil))
 	// Authentication, permissions and the audit event come first.
 	e.must(401, e.do("GET", "/api/v1/logs/llm-runs?cursor=%%%", "", nil))
 	viewer := e.key("acme", runproof.RoleViewer)

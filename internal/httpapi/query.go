@@ -90,7 +90,10 @@ func (q *query) time(name string) time.Time {
 		return time.Time{}
 	}
 	t, err := runproof.ParseTime(v)
-	if err != nil {
+	switch {
+	case err != nil && strings.Contains(v, " "):
+		q.errs.Add(name, "must be an RFC 3339 timestamp (a + in it must be sent as %%2B: a bare + in a query reads as a space)")
+	case err != nil:
 		q.errs.Add(name, "must be an RFC 3339 timestamp")
 	}
 	return t

@@ -22,7 +22,10 @@ func FormatTime(t time.Time) string { return Timestamp(t).Format(TimeFormat) }
 // ParseTime reads an RFC 3339 timestamp, fractional seconds optional. RFC
 // 3339 lets "T" and "Z" be written in lower case, which Go's parser does
 // not take, and bounds an offset's hours by 23 and its minutes by 59,
-// which Go's parser does not check (it reads "+24:00" as a day).
+// which Go's parser does not check (it reads "+24:00" as a day). The time
+// must fall in the years 0000–9999 in UTC as well as where it was written,
+// as runproof writes every time in UTC (9999-12-31T23:00:00-01:00 is the
+// year 10000).
 func ParseTime(s string) (time.Time, error) {
 	if len(s) > 10 && s[10] == 't' {
 		s = s[:10] + "T" + s[11:]
@@ -38,6 +41,9 @@ func ParseTime(s string) (time.Time, error) {
 		if off[1:3] > "23" || off[4:6] > "59" {
 			return time.Time{}, fmt.Errorf("parsing time %q: time zone offset %s out of range", s, off)
 		}
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return time.Time{}, fmt.Errorf("parsing time %q: it is the year %d in UTC, out of range", s, y)
 	}
 	return t, nil
 }

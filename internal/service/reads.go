@@ -69,9 +69,9 @@ func (s *Service) ListRuns(ctx context.Context, tenantID string, f RunFilter) ([
 	return runs, next, nil
 }
 
-// ValidCursor reports whether s is a cursor ListRuns gave out (or may
-// have: it is not checked against the runs), so that a caller can name it
-// among other parameters at fault.
+// ValidCursor reports whether s is a cursor ListRuns gives out (it is not
+// checked against the runs), so that a caller can name it among other
+// parameters at fault.
 func ValidCursor(s string) bool {
 	_, err := decodeCursor(s)
 	return err == nil
@@ -83,10 +83,15 @@ type cursorJSON struct {
 }
 
 func encodeCursor(c runproof.RunCursor) string {
-	b, _ := json.Marshal(cursorJSON{T: c.StartedAt, ID: c.RunID})
+	b, err := json.Marshal(cursorJSON{T: c.StartedAt, ID: c.RunID})
+	if err != nil { // a time past the year 9999, which no run has
+		return ""
+	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// decodeCursor reads a cursor, which must be one encodeCursor gives for a
+// run: spelt as it spells it, with a run's id and a time a run can have.
 func decodeCursor(s string) (runproof.RunCursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
@@ -96,10 +101,16 @@ func decodeCursor(s string) (runproof.RunCursor, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return runproof.RunCursor{}, err
 	}
-	if !runproof.ValidID(c.ID) {
-		return runproof.RunCursor{}, errors.New("not a run id")
+	cur := runproof.RunCursor{StartedAt: runproof.Timestamp(c.T), RunID: c.ID}
+	switch {
+	case !runproof.ValidID(c.ID):
+		return cur, errors.New("not a run id")
+	case runproof.CheckYear(c.T) != nil:
+		return cur, errors.New("not a run's start")
+	case encodeCursor(cur) != s:
+		return cur, errors.New("not spelt as runproof spells cursors")
 	}
-	return runproof.RunCursor{StartedAt: runproof.Timestamp(c.T), RunID: c.ID}, nil
+	return cur, nil
 }
 
 // MaxTracePage is the most steps one page of a run's trace holds.
