@@ -213,7 +213,7 @@ func run(ctx context.Context, n, rounds int, cpuprofile, keep string) error {
 // under a cost policy that stops it at about nine tenths of its steps.
 func seed(ctx context.Context, store runproof.Store, n int) (string, error) {
 	svc := service.New(store, service.Options{})
-	if _, err := svc.CreatePolicy(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+	if _, err := svc.CreatePolicies(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
 		Threshold: service.Threshold(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
 		return "", err
 	}

@@ -8,13 +8,13 @@ import (
 	"github.com/runproof/runproof/internal/service"
 )
 
-// record stores the audit event of what a command did. The change it
-// accounts for is made, so it is stored even after Ctrl-C, but within
+// record stores the audit events of what a command did. The change they
+// account for is made, so they are stored even after Ctrl-C, but within
 // ten seconds: a database gone away does not hold the command.
-func record(ctx context.Context, svc *service.Service, ev runproof.AuditEvent) error {
+func record(ctx context.Context, svc *service.Service, evs ...runproof.AuditEvent) error {
 	ctx, cancel := afterCancel(ctx)
 	defer cancel()
-	return svc.Record(ctx, ev)
+	return svc.Record(ctx, evs...)
 }
 
 // afterCancel is ctx for work that goes on after Ctrl-C (what is done is

@@ -292,6 +292,9 @@ func TestYAMLToJSON(t *testing.T) {
 		"a: &x {b: 1}\nc:\n  <<: *x": "line 3: YAML merge keys (<<) are not taken here",
 		"a: !custom 1":               "line 1: the YAML tag !custom is not taken here",
 		"a: !!binary aGk=":           "line 1: the YAML tag !!binary is not taken here",
+		"a: !!int 5":                 "line 1: the YAML tag !!int is not taken here",
+		"a: !!str 5":                 "line 1: the YAML tag !!str is not taken here",
+		"- !!map {a: 1}":             "line 1: the YAML tag !!map is not taken here",
 		"? [a]\n: 1":                 "line 1: a key must be a plain word",
 		"a: [":                       "not valid YAML",
 		"a: 1\n---\nb: 2":            "holds more than one YAML document (the --- at line 2 begins a second)",
@@ -408,4 +411,12 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// An expression written on several lines is listed on one.
+func TestPolicyLimitOneLine(t *testing.T) {
+	p := runproof.Policy{Type: runproof.PolicyExpression, Expression: "run.steps > 5 &&\n\trun.tokens > 1\n"}
+	if got := policyLimit(p); got != "run.steps > 5 && run.tokens > 1" {
+		t.Errorf("policyLimit = %q", got)
+	}
 }

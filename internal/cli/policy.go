@@ -26,10 +26,11 @@ func policyApplyCommand() *command {
 
 Adds the policies in FILE ("-" for stdin) as new versions: a new name starts
 at v1, an existing name gets its next version, unless its active version
-says the same already (unchanged), so that applying a file again, or again
-after an interruption, adds only what differs. Runs already started keep
-the versions they started with. All policies are checked first: if one is
-invalid, or a name is given twice, none is added.
+says the same already (unchanged), so that applying a file again adds only
+what differs. They are added together: a run starting meanwhile is judged
+by all of the new versions or by none. Runs already started keep the
+versions they started with. If one policy is invalid, or a name is given
+twice, none is added.
 
 FILE is JSON or YAML (by extension .yaml/.yml, or when it does not start
 with "[" or "{"): a list of policies, or a single one, with the fields
@@ -117,23 +118,35 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	for _, p := range active {
 		byName[p.Name] = p
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	for i, in := range inputs {
-		if p, ok := byName[storedName(in.Name)]; ok && service.SamePolicy(p, in) {
-			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", p.Name, p.Type, p.Version, p.ID)
-			continue
+	var changed []service.PolicyInput
+	for _, in := range inputs {
+		if p, ok := byName[storedName(in.Name)]; !ok || !service.SamePolicy(p, in) {
+			changed = append(changed, in)
 		}
-		p, err := svc.CreatePolicy(ctx, tenant, in)
-		if err != nil {
-			tw.Flush() // those before it
-			return fmt.Errorf("%s: policy %d (%q): %s (policies before it were added: apply the file again to add the rest)", name, i+1, in.Name, fieldMessage(err))
+	}
+	var added []runproof.Policy
+	if len(changed) > 0 {
+		if added, err = svc.CreatePolicies(ctx, tenant, changed...); err != nil {
+			return fmt.Errorf("%s: %s (no policy was added)", name, fieldMessage(err))
 		}
-		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", p.Name, p.Type, p.Version, p.ID)
-		// Each policy's audit event goes with it, even when the command is
+		// The audit events go with the policies, even when the command is
 		// interrupted right after: no policy is added unaccounted for.
-		if err := record(ctx, svc, cliEvent(tenant, runproof.AuditWrite, "policies.apply", "policy/"+p.ID,
-			runproof.DecisionAllow, fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name))); err != nil {
-			return fmt.Errorf("%s: policy %d (%q) was added but its audit event could not be recorded: %w", name, i+1, p.Name, err)
+		events := make([]runproof.AuditEvent, len(added))
+		for i, p := range added {
+			events[i] = cliEvent(tenant, runproof.AuditWrite, "policies.apply", "policy/"+p.ID,
+				runproof.DecisionAllow, fmt.Sprintf("%s v%d (%s) from %s", p.Name, p.Version, p.Type, name))
+		}
+		if err := record(ctx, svc, events...); err != nil {
+			return fmt.Errorf("%s: %s added but their audit events could not be recorded: %w", name, counted(int64(len(added)), "policy was", "policies were"), err)
+		}
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	for _, in := range inputs {
+		p := byName[storedName(in.Name)]
+		if i := slices.IndexFunc(added, func(a runproof.Policy) bool { return a.Name == storedName(in.Name) }); i >= 0 {
+			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", added[i].Name, added[i].Type, added[i].Version, added[i].ID)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", p.Name, p.Type, p.Version, p.ID)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -195,13 +208,14 @@ Examples:
 	}
 }
 
-// policyLimit is what a policy holds a run to, in a word or so.
+// policyLimit is what a policy holds a run to, in a word or so, on one
+// line: an expression's line breaks and tabs are spaces here.
 func policyLimit(p runproof.Policy) string {
 	switch {
 	case p.Type == runproof.PolicyStepTypeDenied:
 		return strings.Join(p.StepTypes, ",")
 	case p.Type == runproof.PolicyExpression:
-		return p.Expression
+		return strings.Join(strings.Fields(p.Expression), " ")
 	}
 	return p.Threshold
 }

@@ -60,6 +60,9 @@ func (w *yamlWriter) value(n *yaml.Node) error {
 	if w.budget--; w.budget < 0 {
 		return fmt.Errorf("line %d: the file stands for more than %d values once its aliases (*name) are expanded: write the policies out", n.Line, maxYAMLNodes)
 	}
+	if n.Style&yaml.TaggedStyle != 0 { // !!int 5 means 5, but !!str 5 would not
+		return fmt.Errorf("line %d: the YAML tag %s is not taken here: write a plain value", n.Line, n.Tag)
+	}
 	switch n.Kind {
 	case yaml.AliasNode:
 		return w.value(n.Alias)

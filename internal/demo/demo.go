@@ -87,7 +87,7 @@ func Seed(ctx context.Context, opts Options) (Result, error) {
 	}
 	for _, p := range policies {
 		if !slices.ContainsFunc(active, func(a runproof.Policy) bool { return a.Name == p.Name }) {
-			if _, err := svc.CreatePolicy(ctx, opts.Tenant, p); err != nil {
+			if _, err := svc.CreatePolicies(ctx, opts.Tenant, p); err != nil {
 				return res, fmt.Errorf("demo policy %q: %w", p.Name, err)
 			}
 		}

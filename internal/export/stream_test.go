@@ -62,7 +62,7 @@ func appendSteps(t *testing.T, svc *service.Service, runID string, from, n int) 
 func cappedRun(t *testing.T, svc *service.Service, threshold, runID string) runproof.Run {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+	if _, err := svc.CreatePolicies(ctx, "acme", service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
 		Threshold: service.Threshold(threshold), Action: runproof.ActionStop}); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestBundleBreaches(t *testing.T) {
 		{Name: "big step", Type: runproof.PolicyExpression, Expression: "step.cost_cents > 50.0", Action: runproof.ActionStop},
 		{Name: "slow", Type: runproof.PolicyDurationLimit, Threshold: "1000", Action: runproof.ActionWarn},
 	} {
-		if _, err := svc.CreatePolicy(ctx, "acme", p); err != nil {
+		if _, err := svc.CreatePolicies(ctx, "acme", p); err != nil {
 			t.Fatal(err)
 		}
 	}

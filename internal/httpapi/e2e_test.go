@@ -164,7 +164,13 @@ func TestAgentFlow(t *testing.T) {
 		e := newEnv(t, store)
 		admin, agent, other := e.key("acme", runproof.RoleAdmin), e.key("acme", runproof.RoleAgent), e.key("globex", runproof.RoleAdmin)
 
-		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
+		created := e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "cost cap", "type": "cost_limit", "threshold": 100, "action": "stop"}))
+		var pol runproof.Policy
+		created.decode(t, &pol)
+		if loc := created.header.Get("Location"); loc != "/api/v1/policies/"+pol.ID {
+			t.Errorf("a new policy's Location %q, want its versions' route", loc)
+		}
+		e.must(200, e.do("GET", created.header.Get("Location"), admin, nil))
 		e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "token budget", "type": "token_limit", "threshold": 100000, "action": "warn"}))
 
 		var run struct{ RunID, PolicySnapshotID, Status string }

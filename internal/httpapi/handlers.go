@@ -53,11 +53,13 @@ func (s *Server) createPolicy(w http.ResponseWriter, c *call) error {
 	if err := decodeBody(c, &in, false); err != nil {
 		return err
 	}
-	p, err := s.svc.CreatePolicy(c.r.Context(), c.tenant(), in)
+	ps, err := s.svc.CreatePolicies(c.r.Context(), c.tenant(), in)
 	if err != nil {
 		return err
 	}
+	p := ps[0]
 	c.detail = fmt.Sprintf("policy %s: %q v%d (%s)", p.ID, p.Name, p.Version, p.Type)
+	w.Header().Set("Location", "/api/v1/policies/"+p.ID)
 	return writeJSON(w, http.StatusCreated, p)
 }
 

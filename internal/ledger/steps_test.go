@@ -322,7 +322,7 @@ func TestTamperIncident(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e engine) {
 		ctx := context.Background()
 		svc := service.New(e.Store, service.Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", service.PolicyInput{Name: "cap", Type: runproof.PolicyStepLimit,
+		if _, err := svc.CreatePolicies(ctx, "acme", service.PolicyInput{Name: "cap", Type: runproof.PolicyStepLimit,
 			Threshold: "2", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}

@@ -35,7 +35,7 @@ func BenchmarkGovernance(b *testing.B) {
 	ctx := context.Background()
 	svc := New(storetest.OpenSQLite(b), Options{})
 	const steps = 50_000
-	if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "long", Type: runproof.PolicyStepLimit,
+	if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "long", Type: runproof.PolicyStepLimit,
 		Threshold: "49000", Action: runproof.ActionWarn}); err != nil {
 		b.Fatal(err)
 	}

@@ -288,7 +288,7 @@ func TestSpansOfOneExportOneTime(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := New(store, Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "token cap", Type: runproof.PolicyTokenLimit,
+		if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "token cap", Type: runproof.PolicyTokenLimit,
 			Threshold: "1000", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +321,7 @@ func TestSpanUnderWayAtStop(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := New(store, Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "no shell", Type: runproof.PolicyStepTypeDenied,
+		if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "no shell", Type: runproof.PolicyStepTypeDenied,
 			StepTypes: []string{"execute_tool:shell"}, Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}

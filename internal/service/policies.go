@@ -24,24 +24,29 @@ func (in PolicyInput) policy(tenantID string) runproof.Policy {
 		Action: in.Action, StepTypes: in.StepTypes, Expression: in.Expression}
 }
 
-// ValidatePolicy checks a policy as CreatePolicy does, storing nothing: to
-// check several before storing the first.
+// ValidatePolicy checks a policy as CreatePolicies does, storing nothing:
+// to check several before storing any.
 func ValidatePolicy(tenantID string, in PolicyInput) error {
 	_, err := policy.Normalize(in.policy(tenantID))
 	return err
 }
 
-// CreatePolicy validates a policy and stores it as a new version: the first
-// version of a new name, or the next version of an existing one. Runs already
-// started keep the snapshot they were judged by.
-func (s *Service) CreatePolicy(ctx context.Context, tenantID string, in PolicyInput) (runproof.Policy, error) {
-	p := in.policy(tenantID)
-	p.ID, p.CreatedAt = s.newID(), s.Now()
-	p, err := policy.Normalize(p)
-	if err != nil {
-		return runproof.Policy{}, err
+// CreatePolicies validates policies and stores each as a new version: the
+// first version of a new name, or the next version of an existing one. They
+// are stored together or not at all, so no run is judged by some of them
+// without the others. Runs already started keep the snapshot they were
+// judged by.
+func (s *Service) CreatePolicies(ctx context.Context, tenantID string, ins ...PolicyInput) ([]runproof.Policy, error) {
+	ps := make([]runproof.Policy, len(ins))
+	for i, in := range ins {
+		p := in.policy(tenantID)
+		p.ID, p.CreatedAt = s.newID(), s.Now()
+		var err error
+		if ps[i], err = policy.Normalize(p); err != nil {
+			return nil, err
+		}
 	}
-	return s.store.CreatePolicy(ctx, p)
+	return s.store.CreatePolicies(ctx, ps...)
 }
 
 // SamePolicy reports whether in says what the tenant's policy p, as

@@ -73,7 +73,7 @@ func TestStepValuesBounded(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := New(store, Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "100", Action: runproof.ActionStop}); err != nil {
+		if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "100", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}
 		openRun(t, svc, "acme", "r1")
@@ -124,7 +124,7 @@ func TestFailingExpression(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := New(store, Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "ratio", Type: runproof.PolicyExpression,
+		if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "ratio", Type: runproof.PolicyExpression,
 			Expression: "run.tokens / step.tokens > 10", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}
@@ -285,7 +285,7 @@ func TestLateSteps(t *testing.T) {
 		// from when runproof recorded it.
 		clock := end.Add(time.Hour)
 		svc := New(store, Options{Now: func() time.Time { return clock }})
-		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "4", Action: runproof.ActionStop}); err != nil {
+		if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit, Threshold: "4", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := svc.CreateRun(ctx, "acme", RunInput{RunID: "r1", AgentID: "bot", StartedAt: stepsStart.Format(time.RFC3339Nano)}); err != nil {
@@ -479,7 +479,7 @@ func TestReplayAuditTies(t *testing.T) {
 func TestReplaySystemEvents(t *testing.T) {
 	ctx := context.Background()
 	svc := New(storetest.OpenSQLite(t), Options{})
-	if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cap", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop}); err != nil {
+	if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "cap", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -561,7 +561,7 @@ func TestGovernanceAcrossPages(t *testing.T) {
 	ctx := context.Background()
 	svc := New(storetest.OpenSQLite(t), Options{})
 	const steps, limit = MaxTracePage + 50, MaxTracePage + 20
-	if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "long", Type: runproof.PolicyStepLimit,
+	if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "long", Type: runproof.PolicyStepLimit,
 		Threshold: Threshold(strconv.Itoa(limit)), Action: runproof.ActionWarn}); err != nil {
 		t.Fatal(err)
 	}
@@ -617,7 +617,7 @@ func TestSystemEventsLifeOrder(t *testing.T) {
 		{Name: "a-steps", Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionWarn},
 		{Name: "b-deny", Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"tool:shell"}, Action: runproof.ActionStop},
 	} {
-		if _, err := svc.CreatePolicy(ctx, "acme", p); err != nil {
+		if _, err := svc.CreatePolicies(ctx, "acme", p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -674,7 +674,7 @@ func TestTelemetryReadsWhatItNeeds(t *testing.T) {
 		{Name: "tokens", Type: runproof.PolicyTokenLimit, Threshold: "300", Action: runproof.ActionWarn},  // 15 tokens a step: 80 % at index 15, over at 20
 		{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: "1000000", Action: runproof.ActionWarn}, // never approached
 	} {
-		if _, err := svc.CreatePolicy(ctx, "acme", p); err != nil {
+		if _, err := svc.CreatePolicies(ctx, "acme", p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -794,7 +794,7 @@ func TestEndStoppedRun(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, store runproof.Store) {
 		ctx := context.Background()
 		svc := New(store, Options{})
-		if _, err := svc.CreatePolicy(ctx, "acme", PolicyInput{Name: "cap", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}); err != nil {
+		if _, err := svc.CreatePolicies(ctx, "acme", PolicyInput{Name: "cap", Type: runproof.PolicyCostLimit, Threshold: "1", Action: runproof.ActionStop}); err != nil {
 			t.Fatal(err)
 		}
 		openRun(t, svc, "acme", "r1")

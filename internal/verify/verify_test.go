@@ -251,7 +251,7 @@ func seedRun(t testing.TB, store runproof.Store, n int) string {
 	ctx := context.Background()
 	svc := service.New(store, service.Options{})
 	const tenant = "bench"
-	if _, err := svc.CreatePolicy(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
+	if _, err := svc.CreatePolicies(ctx, tenant, service.PolicyInput{Name: "cost cap", Type: runproof.PolicyCostLimit,
 		Threshold: service.Threshold(fmt.Sprint(n / 4 * 9 / 10)), Action: runproof.ActionStop}); err != nil {
 		t.Fatal(err)
 	}

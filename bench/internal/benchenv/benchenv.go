@@ -129,7 +129,7 @@ func NewServer(ctx context.Context, store runproof.Store, n int) (*Server, error
 		{Name: "cost", Type: runproof.PolicyCostLimit, Threshold: service.Threshold(fmt.Sprint(n * 10)), Action: runproof.ActionStop},
 		{Name: "tokens", Type: runproof.PolicyTokenLimit, Threshold: service.Threshold(fmt.Sprint(n * 1000)), Action: runproof.ActionWarn},
 	} {
-		if _, err := svc.CreatePolicy(ctx, Tenant, p); err != nil {
+		if _, err := svc.CreatePolicies(ctx, Tenant, p); err != nil {
 			s.Close()
 			return nil, err
 		}

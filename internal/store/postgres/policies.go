@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,38 +27,48 @@ func scanPolicy(row pgx.Row) (runproof.Policy, error) {
 	return p, unmarshalNull(stepTypes, &p.StepTypes)
 }
 
-// CreatePolicy stores p as the next version of the tenant's policy of that
-// name, or as version 1 of a new policy.
-func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.Policy, error) {
+// CreatePolicies stores each p as the next version of the tenant's policy
+// of that name, or as version 1 of a new policy, in one transaction.
+func (s *Store) CreatePolicies(ctx context.Context, ps ...runproof.Policy) ([]runproof.Policy, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+		return nil, fmt.Errorf("create policies: %w", err)
 	}
 	defer tx.Rollback(ctx)
 
-	if err := lockPolicyName(ctx, tx, p.TenantID, p.Name); err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+	// The names are locked in one order, so that two transactions writing
+	// some of the same names cannot each hold one the other waits for.
+	byName := slices.SortedFunc(slices.Values(ps), func(a, b runproof.Policy) int {
+		return cmp.Or(strings.Compare(a.TenantID, b.TenantID), strings.Compare(a.Name, b.Name))
+	})
+	for _, p := range byName {
+		if err := lockPolicyName(ctx, tx, p.TenantID, p.Name); err != nil {
+			return nil, fmt.Errorf("create policies: %w", err)
+		}
 	}
-	// Every version of a name shares one ID, so max(id) is that ID.
-	var id *string
-	var version *int
-	err = tx.QueryRow(ctx, `
-		SELECT max(id), max(version) FROM policies WHERE tenant_id = $1 AND name = $2`,
-		p.TenantID, p.Name).Scan(&id, &version)
-	if err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
-	}
-	p.Version, p.Retired = 1, false
-	if version != nil {
-		p.ID, p.Version = *id, *version+1
-	}
-	if p, err = insertPolicy(ctx, tx, p); err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+	stored := make([]runproof.Policy, len(ps))
+	for i, p := range ps {
+		// Every version of a name shares one ID, so max(id) is that ID.
+		var id *string
+		var version *int
+		err = tx.QueryRow(ctx, `
+			SELECT max(id), max(version) FROM policies WHERE tenant_id = $1 AND name = $2`,
+			p.TenantID, p.Name).Scan(&id, &version)
+		if err != nil {
+			return nil, fmt.Errorf("create policies: %w", err)
+		}
+		p.Version, p.Retired = 1, false
+		if version != nil {
+			p.ID, p.Version = *id, *version+1
+		}
+		if stored[i], err = insertPolicy(ctx, tx, p); err != nil {
+			return nil, fmt.Errorf("create policies: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+		return nil, fmt.Errorf("create policies: %w", err)
 	}
-	return p, nil
+	return stored, nil
 }
 
 // lockPolicyName makes the writes of a tenant's policy of one name wait

@@ -19,42 +19,45 @@ func scanPolicy(row scanner) (runproof.Policy, error) {
 	return p, err
 }
 
-// CreatePolicy stores p as the next version of the tenant's policy of that
-// name, or as version 1 of a new policy.
-func (s *Store) CreatePolicy(ctx context.Context, p runproof.Policy) (runproof.Policy, error) {
+// CreatePolicies stores each p as the next version of the tenant's policy
+// of that name, or as version 1 of a new policy, in one transaction.
+func (s *Store) CreatePolicies(ctx context.Context, ps ...runproof.Policy) ([]runproof.Policy, error) {
 	// The immediate transaction holds the write lock from BEGIN, so no other
 	// writer can take the same version between the SELECT and the INSERT.
-	w, err := s.writer(ctx, ordinary, "create policy")
+	w, err := s.writer(ctx, ordinary, "create policies")
 	if err != nil {
-		return runproof.Policy{}, err
+		return nil, err
 	}
 	defer w.Close()
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+		return nil, fmt.Errorf("create policies: %w", err)
 	}
 	defer tx.Rollback()
 
-	// Every version of a name shares one ID, so max(id) is that ID.
-	var id sql.NullString
-	var version sql.NullInt64
-	err = tx.QueryRowContext(ctx, `
-		SELECT max(id), max(version) FROM policies WHERE tenant_id = ? AND name = ?`,
-		p.TenantID, p.Name).Scan(&id, &version)
-	if err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
-	}
-	p.Version, p.Retired = 1, false
-	if version.Valid {
-		p.ID, p.Version = id.String, int(version.Int64)+1
-	}
-	if p, err = insertPolicy(ctx, tx, p); err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+	stored := make([]runproof.Policy, len(ps))
+	for i, p := range ps {
+		// Every version of a name shares one ID, so max(id) is that ID.
+		var id sql.NullString
+		var version sql.NullInt64
+		err = tx.QueryRowContext(ctx, `
+			SELECT max(id), max(version) FROM policies WHERE tenant_id = ? AND name = ?`,
+			p.TenantID, p.Name).Scan(&id, &version)
+		if err != nil {
+			return nil, fmt.Errorf("create policies: %w", err)
+		}
+		p.Version, p.Retired = 1, false
+		if version.Valid {
+			p.ID, p.Version = id.String, int(version.Int64)+1
+		}
+		if stored[i], err = insertPolicy(ctx, tx, p); err != nil {
+			return nil, fmt.Errorf("create policies: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return runproof.Policy{}, fmt.Errorf("create policy: %w", err)
+		return nil, fmt.Errorf("create policies: %w", err)
 	}
-	return p, nil
+	return stored, nil
 }
 
 // RetirePolicy stores a copy of the latest version of the tenant's policy

@@ -148,11 +148,11 @@ func testPolicies(t *testing.T, h Harness) {
 	ctx, s := context.Background(), h.Store
 	create := func(p runproof.Policy) runproof.Policy {
 		t.Helper()
-		got, err := s.CreatePolicy(ctx, p)
+		got, err := s.CreatePolicies(ctx, p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return got
+		return got[0]
 	}
 	// "B" sorts before "a" byte-wise, which is the order both engines use.
 	a1 := create(runproof.Policy{ID: "pa", TenantID: "t1", Name: "a", Type: runproof.PolicyStepTypeDenied,
@@ -199,7 +199,7 @@ func testPolicies(t *testing.T, h Harness) {
 	}
 
 	// An ID already used by another name of the tenant is a conflict.
-	_, err = s.CreatePolicy(ctx, runproof.Policy{ID: "pa", TenantID: "t1", Name: "c",
+	_, err = s.CreatePolicies(ctx, runproof.Policy{ID: "pa", TenantID: "t1", Name: "c",
 		Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(5)})
 	wantCode(t, "ID of another name", err, runproof.ECONFLICT)
 	if want := `policy id "pa" already belongs to a policy other than "c"`; err == nil || !strings.Contains(err.Error(), want) {
@@ -248,7 +248,7 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.CreatePolicy(ctx, runproof.Policy{ID: fmt.Sprintf("p%d", i), TenantID: "t1",
+			_, errs[i] = s.CreatePolicies(ctx, runproof.Policy{ID: fmt.Sprintf("p%d", i), TenantID: "t1",
 				Name: "steps", Type: runproof.PolicyStepLimit, Threshold: fmt.Sprint(i + 1),
 				Action: runproof.ActionStop, CreatedAt: at(i)})
 		})
@@ -271,7 +271,7 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	for i := range n {
 		wg.Go(func() {
 			if i%2 == 0 {
-				_, errs[i] = s.CreatePolicy(ctx, runproof.Policy{TenantID: "t1", Name: "steps", Type: runproof.PolicyStepLimit,
+				_, errs[i] = s.CreatePolicies(ctx, runproof.Policy{TenantID: "t1", Name: "steps", Type: runproof.PolicyStepLimit,
 					Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(n + i)})
 				return
 			}
@@ -297,6 +297,67 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	if len(all) > 1 || len(all) == 1 && all[0].Version <= n {
 		t.Errorf("after versions and retirements at once: %+v", all)
 	}
+
+	// Policies added together are seen together: while two writers add
+	// new versions of the same four names (in opposite orders, which must
+	// not deadlock), a reader always finds the four at one version.
+	set := func(round int, names ...string) []runproof.Policy {
+		ps := make([]runproof.Policy, len(names))
+		for i, name := range names {
+			ps[i] = runproof.Policy{ID: "set-" + name, TenantID: "t3", Name: name, Type: runproof.PolicyStepLimit,
+				Threshold: fmt.Sprint(round + 1), Action: runproof.ActionStop, CreatedAt: at(round)}
+		}
+		return ps
+	}
+	if _, err := s.CreatePolicies(ctx, set(0, "w", "x", "y", "z")...); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var torn []runproof.Policy
+	var reads int
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			ps, err := s.ActivePolicies(ctx, "t3")
+			if err != nil {
+				errs[0] = err
+				return
+			}
+			reads++
+			if len(ps) != 4 || slices.ContainsFunc(ps, func(p runproof.Policy) bool { return p.Version != ps[0].Version }) {
+				torn = ps
+				return
+			}
+		}
+	})
+	var writers sync.WaitGroup
+	for w, names := range [][]string{{"w", "x", "y", "z"}, {"z", "y", "x", "w"}} {
+		writers.Go(func() {
+			for round := range 10 {
+				if _, err := s.CreatePolicies(ctx, set(round, names...)...); err != nil {
+					errs[1+w] = err
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(done)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if torn != nil {
+		t.Fatalf("a read between versions added together: %+v", torn)
+	}
+	if got, err := s.ActivePolicies(ctx, "t3"); err != nil || len(got) != 4 || got[0].Version != 21 {
+		t.Errorf("after 20 sets of 4 versions: %+v, %v", got, err)
+	}
+	t.Logf("%d reads while the sets were added", reads)
 }
 
 func testRuns(t *testing.T, h Harness) {
@@ -908,7 +969,7 @@ func testAppendOnly(t *testing.T, h Harness) {
 	if err := s.AppendAuditEvents(ctx, newAuditEvent("t1", "e1", runproof.AuditAccess, at(1))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreatePolicy(ctx, fixturePolicies("t1")[0]); err != nil {
+	if _, err := s.CreatePolicies(ctx, fixturePolicies("t1")[0]); err != nil {
 		t.Fatal(err)
 	}
 	dump := func() string {
