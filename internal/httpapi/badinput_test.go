@@ -392,3 +392,20 @@ func TestBodyLength(t *testing.T) {
 		t.Errorf("shorter than announced: %d %s", code, body)
 	}
 }
+
+// Stop expressions are refused once the tenant's could cost more together
+// on one step than a step's expressions share; the answer names the field.
+func TestStopExpressionsBudget(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	admin := e.key("acme", runproof.RoleAdmin)
+	list := "[" + strings.TrimSuffix(strings.Repeat("1,", 39), ",") + "]"
+	costly := list + ".all(x, " + list + ".all(y, x == y))" // nearly the most one expression may cost
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "a", "type": "expression", "expression": costly, "action": "stop"}))
+	var p problemDoc
+	e.must(422, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "b", "type": "expression", "expression": costly, "action": "stop"})).decode(t, &p)
+	if len(p.Errors) != 1 || p.Errors[0].Field != "expression" || !strings.Contains(p.Errors[0].Message, "could cost up to") {
+		t.Errorf("a second costly stop expression: %+v", p)
+	}
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "b", "type": "expression", "expression": costly, "action": "warn"}))
+	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "a", "type": "expression", "expression": costly + " && true", "action": "stop"}))
+}

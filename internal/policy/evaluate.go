@@ -46,7 +46,7 @@ func Compile(policies []runproof.Policy) (*Evaluator, error) {
 			// older one, under looser limits) fails as one that fails at
 			// run time: each step gets a warning saying why, and the
 			// other policies still judge it.
-			r.program, r.refused = compileExpression(p.Expression)
+			r.program, _, r.refused = compileExpression(p.Expression)
 		}
 		e.rules = append(e.rules, r)
 	}

@@ -20,6 +20,13 @@ func mustPolicy(t testing.TB, p runproof.Policy) runproof.Policy {
 	return p
 }
 
+// storedPolicy is a policy as an older runproof may have stored it, under
+// looser limits: not checked by Normalize.
+func storedPolicy(p runproof.Policy) runproof.Policy {
+	p.ID, p.Version = "id-"+p.Name, 1
+	return p
+}
+
 // run evaluates steps one after another the way the service does: a stop
 // decision makes the run stopped for every later step.
 func run(t testing.TB, e *Evaluator, steps []runproof.Step) []Result {
@@ -381,16 +388,16 @@ func TestExpressionVariables(t *testing.T) {
 // part of the path ("undeclared reference to 'step'"); a function that is
 // not there is named as one.
 func TestExpressionUnknownVariable(t *testing.T) {
-	_, err := compileExpression("step.foo > 1")
+	_, _, err := compileExpression("step.foo > 1")
 	if err == nil || !strings.Contains(err.Error(), "undeclared reference") ||
 		!strings.Contains(err.Error(), "(the variables are step.step_index, step.step_type,") ||
 		!strings.Contains(err.Error(), "run.duration_ms, and each always has a value)") {
 		t.Errorf("step.foo: %v", err)
 	}
-	if _, err := compileExpression(`step.step_type.lowerAscii() == "x"`); err == nil || !strings.Contains(err.Error(), "lowerAscii is not a function here") {
+	if _, _, err := compileExpression(`step.step_type.lowerAscii() == "x"`); err == nil || !strings.Contains(err.Error(), "lowerAscii is not a function here") {
 		t.Errorf("an unknown function: %v", err)
 	}
-	if _, err := compileExpression("step.tokens > 1 &&"); err == nil || strings.Contains(err.Error(), "the variables are") {
+	if _, _, err := compileExpression("step.tokens > 1 &&"); err == nil || strings.Contains(err.Error(), "the variables are") {
 		t.Errorf("a syntax error: %v", err)
 	}
 }
@@ -401,8 +408,7 @@ func TestExpressionUnknownVariable(t *testing.T) {
 // first, so a step cannot make a costly warn rule crowd a stop rule out;
 // limits are judged all the same.
 func TestStepCostBudget(t *testing.T) {
-	ones := "[" + strings.TrimSuffix(strings.Repeat("1,", 40), ",") + "]"
-	costly := ones + ".all(x, " + ones + ".all(y, " + ones + ".all(z, x == y && y == z)))" // stops at MaxExpressionCost
+	costly := costlyLoop()
 	var ps []runproof.Policy
 	for i := range 5 {
 		ps = append(ps, mustPolicy(t, runproof.Policy{Name: fmt.Sprint("costly-", i), Type: runproof.PolicyExpression,
@@ -417,8 +423,9 @@ func TestStepCostBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The 50 cheap stop rules first; then the first costly warn rule
-	// reaches MaxStepCost, and the four others are not evaluated.
+	// The 50 cheap stop rules first; then the first costly warn rule,
+	// begun below MaxStepCost, and the second, begun below it too, are
+	// judged whole, and the three others are not evaluated.
 	for _, st := range []string{"llm", "shell:" + strings.Repeat("x", 190)} { // a long step type costs more to judge
 		res := e.Evaluate(Input{Step: runproof.Step{StepType: st, CostMicrocents: 2 * runproof.MicrocentsPerCent}})
 		var judged, notJudged, stops int
@@ -426,7 +433,7 @@ func TestStepCostBudget(t *testing.T) {
 			switch {
 			case strings.HasPrefix(f.Error, "not judged"):
 				notJudged++
-			case strings.Contains(f.Error, "cost limit"):
+			case f.Action == runproof.ActionWarn && f.Outcome == runproof.OutcomeExceeded:
 				judged++
 			case f.Action == runproof.ActionStop && f.Outcome == runproof.OutcomeExceeded:
 				stops++
@@ -436,8 +443,8 @@ func TestStepCostBudget(t *testing.T) {
 		if strings.HasPrefix(st, "shell") {
 			wantStops += 50
 		}
-		if judged != 1 || notJudged != 4 || stops != wantStops {
-			t.Errorf("step type %.10s…: %d expressions judged to their cost limit, %d not judged, %d stop rules broken; want 1, 4 and %d",
+		if judged != 2 || notJudged != 3 || stops != wantStops {
+			t.Errorf("step type %.10s…: %d costly expressions judged, %d not judged, %d stop rules broken; want 2, 3 and %d",
 				st, judged, notJudged, stops, wantStops)
 		}
 		if res.Violation == nil || res.Violation.PolicyName != ps[5].Name && res.Violation.PolicyName != "cost" {
@@ -449,17 +456,58 @@ func TestStepCostBudget(t *testing.T) {
 	}
 }
 
+// TestWorstCostRefused: an expression that can cost more than
+// MaxExpressionCost on some step (the longest step type, a loop over a
+// long list) is refused when it is created, as it would fail there,
+// unjudged. One stored by an older runproof is still judged as before,
+// up to its cost limit.
+func TestWorstCostRefused(t *testing.T) {
+	list := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]" }
+	for _, src := range []string{
+		list(100) + ".all(x, " + list(30) + ".all(y, x + y >= 0))",
+		costlyRegex() + ` || step.step_type.matches("^a+$")`,
+		`run.agent_id.matches("([a-z]|[0-9]|:){200}$")`,
+		"[[1]]" + strings.Repeat(".map(a, a + a)", 40) + ".all(b, 2 in b)",
+		list(1000) + ".exists(x, " + list(20) + ".exists(y, x + y == step.tokens))",
+	} {
+		_, err := Normalize(runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop})
+		if err == nil || !strings.Contains(err.Error(), "can cost up to") {
+			t.Errorf("Normalize(%.40s…): %v, want it refused for its cost", src, err)
+		}
+	}
+	// Those that stay within the limit on the longest inputs are taken.
+	for _, src := range []string{costlyLoop(), costlyRegex(), `step.step_type.matches("^(shell|exec):[a-z_]+$") && run.agent_id != ""`} {
+		if _, err := Normalize(runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop}); err != nil {
+			t.Errorf("Normalize(%.40s…): %v", src, err)
+		}
+	}
+	e, err := Compile([]runproof.Policy{storedPolicy(runproof.Policy{Name: "old", Type: runproof.PolicyExpression,
+		Expression: list(1000) + ".exists(x, " + list(20) + ".exists(y, x + y == step.tokens))", Action: runproof.ActionStop})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tokens, want := range map[int64]string{2: runproof.OutcomeExceeded, 0: runproof.OutcomeFailed} { // 1 + 1 is found at once; 0 never
+		r := e.Evaluate(Input{Step: runproof.Step{StepType: "llm", InputTokens: tokens}})
+		if len(r.Findings) != 1 || r.Findings[0].Outcome != want {
+			t.Errorf("the stored rule on a step of %d tokens: %+v, want %s", tokens, r.Findings, want)
+		}
+	}
+}
+
 // TestRegexCost: a regular expression is charged by its program, not by
-// its length: a short pattern that compiles large, matched against a long
-// step type, runs to the cost limit and the rule after it is not judged,
-// while an everyday pattern is judged on every step.
+// its length: a short pattern that compiles large costs as much as the
+// longest step type it may match says, and the rule after it is judged
+// only while the step's budget lasts, while an everyday pattern is judged
+// on every step.
 func TestRegexCost(t *testing.T) {
-	e, err := Compile([]runproof.Policy{
-		mustPolicy(t, runproof.Policy{Name: "big", Type: runproof.PolicyExpression, Expression: costlyRegex(), Action: runproof.ActionWarn}),
-		mustPolicy(t, runproof.Policy{Name: "cheap", Type: runproof.PolicyExpression, Expression: "step.tokens >= 0", Action: runproof.ActionWarn}),
-		mustPolicy(t, runproof.Policy{Name: "shell", Type: runproof.PolicyExpression, // a stop rule: judged first
-			Expression: `step.step_type.matches("^(shell|exec):[a-z_]+$")`, Action: runproof.ActionStop}),
-	})
+	var ps []runproof.Policy
+	for i := range 3 {
+		ps = append(ps, mustPolicy(t, runproof.Policy{Name: fmt.Sprint("big-", i), Type: runproof.PolicyExpression, Expression: costlyRegex(),
+			Action: runproof.ActionWarn}))
+	}
+	ps = append(ps, mustPolicy(t, runproof.Policy{Name: "shell", Type: runproof.PolicyExpression, // a stop rule: judged first
+		Expression: `step.step_type.matches("^(shell|exec):[a-z_]+$")`, Action: runproof.ActionStop}))
+	e, err := Compile(ps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,11 +524,12 @@ func TestRegexCost(t *testing.T) {
 	}
 	long := strings.Repeat("a", 199) + "!"
 	got := outcomes(long)
-	if !strings.Contains(got["big"], "cost limit") || !strings.HasPrefix(got["cheap"], "failed not judged") || got["shell"] != "" || got["violation"] != "" {
-		t.Errorf("a large pattern on a long step type: %v; want big to its cost limit, cheap not judged, shell judged and not broken", got)
+	if got["big-0"] != "" || !strings.HasPrefix(got["big-1"], "failed not judged") || !strings.HasPrefix(got["big-2"], "failed not judged") ||
+		got["shell"] != "" || got["violation"] != "" {
+		t.Errorf("a large pattern on a long step type: %v; want shell judged and not broken, the first big judged (not matching), the others not judged", got)
 	}
-	if got := outcomes("shell:rm_rf"); got["violation"] != "shell" {
-		t.Errorf("shell:rm_rf: %v, want shell broken", got)
+	if got := outcomes("shell:rm_rf"); got["violation"] != "shell" || len(got) != 2 {
+		t.Errorf("shell:rm_rf: %v, want shell broken, every rule judged", got)
 	}
 	if got := outcomes("exec:" + strings.Repeat("x", 190)); got["violation"] != "shell" {
 		t.Errorf("a long exec step: %v, want shell broken", got)
@@ -493,12 +542,11 @@ func indexOf(ps []runproof.Policy, f runproof.Finding) int {
 }
 
 // BenchmarkEvaluateCostliest judges a step against the costliest rules a
-// tenant can keep: expressions that each run to their cost limit, more
-// than the step's budget lets run. Its time per step bounds how long one
-// step holds the database's writer while it is judged.
+// tenant can keep: expressions that each cost nearly MaxExpressionCost,
+// more than the step's budget lets run. Its time per step bounds how long
+// one step holds the database's writer while it is judged.
 func BenchmarkEvaluateCostliest(b *testing.B) {
-	ones := "[" + strings.TrimSuffix(strings.Repeat("1,", 40), ",") + "]"
-	costly := ones + ".all(x, " + ones + ".all(y, " + ones + ".all(z, x == y && y == z)))"
+	costly := costlyLoop()
 	var ps []runproof.Policy
 	for i := range 200 {
 		ps = append(ps, mustPolicy(b, runproof.Policy{Name: fmt.Sprint("costly-", i), Type: runproof.PolicyExpression,
@@ -514,9 +562,6 @@ func BenchmarkEvaluateCostliest(b *testing.B) {
 	}
 }
 
-// BenchmarkEvaluateCostliestRegex is BenchmarkEvaluateCostliest with
-// rules of regular expressions as large as a policy may hold, matched
-// against a long step type.
 func BenchmarkEvaluateCostliestRegex(b *testing.B) {
 	var ps []runproof.Policy
 	for i := range 20 {
@@ -533,17 +578,34 @@ func BenchmarkEvaluateCostliestRegex(b *testing.B) {
 	}
 }
 
-// costlyRegex is an expression of as many matches of a regular expression
-// whose program is near the limit as fit in an expression.
-func costlyRegex() string {
-	var terms []string
-	for i := 0; ; i++ {
-		term := fmt.Sprintf(`step.step_type.matches("([a-z]|[0-9]|:){90}$A%d")`, i)
-		if len(strings.Join(append(terms, term), " || ")) > MaxExpression {
-			return strings.Join(terms, " || ")
-		}
-		terms = append(terms, term)
+// costlyLoop is the costliest loop over a list a policy may hold: a list
+// of n elements against itself, n as large as MaxExpressionCost lets it.
+func costlyLoop() string {
+	loop := func(n int) string {
+		l := "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]"
+		return l + ".all(x, " + l + ".all(y, x == y))"
 	}
+	return largest(loop)
+}
+
+// largest is expr(n) for the largest n whose worst cost is within
+// MaxExpressionCost.
+func largest(expr func(n int) string) string {
+	n := 1
+	for {
+		if _, worst, err := compileExpression(expr(n + 1)); err != nil || worst > MaxExpressionCost {
+			return expr(n)
+		}
+		n++
+	}
+}
+
+// costlyRegex is the costliest match a policy may hold against the step
+// type: a pattern whose program is as large as MaxExpressionCost lets it be
+// on the longest step type.
+func costlyRegex() string {
+	match := func(n int) string { return fmt.Sprintf(`step.step_type.matches("([a-z]|[0-9]|:){%d}$")`, n) }
+	return largest(match)
 }
 
 // TestEveryLimitFires: each limit type compares a total of its own with
@@ -605,16 +667,45 @@ func TestGravestViolation(t *testing.T) {
 
 // TestListJoinsCharged: a list joined to itself again and again stands for
 // millions of elements after a few dozen joins; each join is charged the
-// length of the list it makes, so such a rule fails at its cost limit at
-// once instead of walking them.
+// length of the list it makes, so such a rule (stored by an older
+// runproof: it is refused now) fails at its cost limit at once instead of
+// walking them.
 func TestListJoinsCharged(t *testing.T) {
 	src := "[[1]]" + strings.Repeat(".map(a, a + a)", 40) + ".all(b, 2 in b)"
-	e, err := Compile([]runproof.Policy{mustPolicy(t, runproof.Policy{Name: "joins", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop})})
+	e, err := Compile([]runproof.Policy{storedPolicy(runproof.Policy{Name: "joins", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := e.Evaluate(Input{Step: runproof.Step{StepType: "llm"}})
 	if len(r.Findings) != 1 || r.Findings[0].Outcome != runproof.OutcomeFailed || !strings.Contains(r.Findings[0].Error, "cost") {
 		t.Errorf("findings %+v, want the rule failed at its cost limit", r.Findings)
+	}
+}
+
+// TestCheckStopCost: stop expressions are refused once the tenant's could
+// cost more together than a step's budget, so that every stop rule is
+// judged on every step; warn rules and limits are not held to it, and a
+// new version takes its name's place.
+func TestCheckStopCost(t *testing.T) {
+	costly := costlyLoop() // nearly MaxExpressionCost: two are too many
+	stop := func(name, src string) runproof.Policy {
+		return mustPolicy(t, runproof.Policy{Name: name, Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop})
+	}
+	warn := mustPolicy(t, runproof.Policy{Name: "w", Type: runproof.PolicyExpression, Expression: costly, Action: runproof.ActionWarn})
+	active := []runproof.Policy{stop("a", costly), warn}
+	if err := CheckStopCost(active, []runproof.Policy{stop("b", costly)}); runproof.ErrorCode(err) != runproof.EINVALID ||
+		!strings.Contains(err.Error(), "stop expressions with this one (2) could cost up to") {
+		t.Errorf("a second costly stop rule: %v, want it refused", err)
+	}
+	for name, added := range map[string][]runproof.Policy{
+		"a new version of a":   {stop("a", costly)},
+		"a cheap stop rule":    {stop("c", `step.step_type == "shell"`)},
+		"another warn rule":    {warn},
+		"a limit":              {mustPolicy(t, runproof.Policy{Name: "l", Type: runproof.PolicyStepLimit, Threshold: "5", Action: runproof.ActionStop})},
+		"a made warn, b added": {mustPolicy(t, runproof.Policy{Name: "a", Type: runproof.PolicyExpression, Expression: costly, Action: runproof.ActionWarn}), stop("b", costly)},
+	} {
+		if err := CheckStopCost(active, added); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

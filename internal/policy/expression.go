@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -172,10 +174,13 @@ func patterns(a *celast.AST) []celast.Expr {
 
 // compileExpression parses and type-checks a CEL expression that must yield
 // a bool, with a cost limit so that a policy cannot stall ingest, and
-// compiles its regular expressions.
-func compileExpression(src string) (cel.Program, error) {
+// compiles its regular expressions. It returns the most the expression can
+// cost on any step (see worstCost), which a new policy is held to
+// (checkWorstCost); one stored under looser limits is still judged, up to
+// the cost limit.
+func compileExpression(src string) (cel.Program, uint64, error) {
 	if len(src) > MaxExpression {
-		return nil, fmt.Errorf("must be at most %d bytes", MaxExpression)
+		return nil, 0, fmt.Errorf("must be at most %d bytes", MaxExpression)
 	}
 	ast, iss := celEnv.Compile(src)
 	if iss.Err() != nil {
@@ -192,10 +197,10 @@ func compileExpression(src string) (cel.Program, error) {
 				msg += " (the variables are " + strings.Join(names, ", ") + ", and each always has a value)"
 			}
 		}
-		return nil, fmt.Errorf("invalid CEL expression: %s", msg)
+		return nil, 0, fmt.Errorf("invalid CEL expression: %s", msg)
 	}
 	if ast.OutputType() != cel.BoolType {
-		return nil, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
+		return nil, 0, fmt.Errorf("the expression must be a bool, it is %s", ast.OutputType())
 	}
 	sizes := regexSizes{}
 	for _, p := range patterns(ast.NativeRep()) {
@@ -203,14 +208,94 @@ func compileExpression(src string) (cel.Program, error) {
 			sizes[string(lit)], _ = types.RegexProgramSize(string(lit)) // it compiles: the validator compiled it
 		}
 	}
+	worst, err := worstCost(ast, sizes)
+	if err != nil {
+		return nil, 0, err
+	}
 	prg, err := celEnv.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptTrackCost), cel.CustomDecoratorV2(finiteDoubles),
 		cel.OptimizeRegex(interpreter.MatchesRegexOptimization),
 		cel.CostTrackerOptions(cost.OverloadTracker(overloads.Matches, sizes.matchCost), cost.OverloadTracker(overloads.MatchesString, sizes.matchCost),
 			cost.OverloadTracker(overloads.AddList, concatCost)))
 	if err != nil {
-		return nil, fmt.Errorf("invalid CEL expression: %w", err)
+		return nil, 0, fmt.Errorf("invalid CEL expression: %w", err)
 	}
-	return prg, nil
+	return prg, worst, nil
+}
+
+// worstCost is the most an expression can cost on any step, as CEL
+// estimates it knowing how long its strings can be (boundEstimator).
+func worstCost(ast *cel.Ast, sizes regexSizes) (uint64, error) {
+	est, err := celEnv.EstimateCost(ast, boundEstimator{sizes})
+	if err != nil {
+		return 0, fmt.Errorf("invalid CEL expression: %w", err)
+	}
+	return est.Max, nil
+}
+
+// checkWorstCost refuses an expression that can cost more than
+// MaxExpressionCost on some step (worst): there it would fail, unjudged,
+// and an agent could send such steps on purpose.
+func checkWorstCost(worst uint64) error {
+	if worst <= MaxExpressionCost {
+		return nil
+	}
+	return fmt.Errorf("can cost up to %s on a step (one whose step type is %d bytes long, as is its run's agent id, %d at most), "+
+		"over the %d an expression may take: it would fail there, unjudged. Loop over fewer elements, or match a smaller pattern",
+		costText(worst), runproof.MaxStepTypeLen, runproof.MaxName, MaxExpressionCost)
+}
+
+// costText writes a CEL cost, "more than can be counted" for one CEL
+// cannot bound.
+func costText(c uint64) string {
+	if c == math.MaxUint64 {
+		return "more than can be counted"
+	}
+	return strconv.FormatUint(c, 10)
+}
+
+// boundEstimator tells CEL's cost estimate how long the expressions'
+// strings can be, and what a match costs as matchCost charges it, so that
+// the estimate bounds what a step can cost.
+type boundEstimator struct{ sizes regexSizes }
+
+// stringSize bounds the length of a string variable, in bytes (at least
+// its characters, which CEL sizes strings by).
+func stringSize(path []string) *cost.SizeEstimate {
+	if len(path) != 1 {
+		return nil
+	}
+	switch path[0] {
+	case "step.step_type":
+		return &cost.SizeEstimate{Min: 1, Max: runproof.MaxStepTypeLen}
+	case "run.agent_id":
+		return &cost.SizeEstimate{Min: 0, Max: runproof.MaxName}
+	}
+	return nil
+}
+
+func (boundEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate { return stringSize(n.Path()) }
+
+func (e boundEstimator) EstimateCallCost(_, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
+	if overloadID != overloads.Matches && overloadID != overloads.MatchesString {
+		return nil
+	}
+	var text, pattern cost.AstNode
+	switch {
+	case target != nil && len(args) == 1: // s.matches(re)
+		text, pattern = *target, args[0]
+	case target == nil && len(args) == 2: // matches(s, re)
+		text, pattern = args[0], args[1]
+	default:
+		return nil
+	}
+	lit, ok := pattern.Expr().AsLiteral().(types.String)
+	size, known := e.sizes[string(lit)]
+	textSize := cmp.Or(text.ComputedSize(), stringSize(text.Path()))
+	if pattern.Expr().Kind() != celast.LiteralKind || !ok || !known || textSize == nil {
+		return nil
+	}
+	charge := func(n uint64) uint64 { return matchCharge(n, size) }
+	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: charge(textSize.Min), Max: charge(textSize.Max)}}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -288,6 +373,49 @@ func (sizes regexSizes) matchCost(args []ref.Val, _ ref.Val) *uint64 {
 	if !ok || !isString || !known {
 		return nil // CEL's own estimate: not a pattern of the expression's, which cannot be
 	}
-	c := uint64(math.Ceil(float64(len(text)+1)*cost.StringTraversalCostFactor)) * uint64(size)
+	c := matchCharge(uint64(len(text)), size)
 	return &c
+}
+
+// matchCharge is what matchCost charges for a text of n bytes and a
+// program of size instructions.
+func matchCharge(n uint64, size int) uint64 {
+	return uint64(math.Ceil(float64(n+1)*cost.StringTraversalCostFactor)) * uint64(size)
+}
+
+// CheckStopCost refuses to add policies (added, normalized) when the stop
+// expressions of the tenant's active policies with them (one named as an
+// active policy takes its place) could together cost more than
+// MaxStepCost on one step: a stop rule judged past that total would go
+// unjudged. Adding policies that are no stop expressions is never refused
+// here, whatever the tenant holds already.
+func CheckStopCost(active, added []runproof.Policy) error {
+	if !slices.ContainsFunc(added, isStopExpression) {
+		return nil
+	}
+	byName := make(map[string]runproof.Policy, len(active)+len(added))
+	for _, p := range slices.Concat(active, added) {
+		byName[p.Name] = p
+	}
+	var total uint64
+	n := 0
+	for _, p := range byName {
+		if !isStopExpression(p) {
+			continue
+		}
+		if _, worst, err := compileExpression(p.Expression); err == nil { // one refused fails without being run
+			total += worst
+			n++
+		}
+	}
+	if total > MaxStepCost {
+		return runproof.Invalid(runproof.FieldError{Field: "expression", Message: fmt.Sprintf(
+			"the tenant's stop expressions with this one (%d) could cost up to %d together on a step, over the %d a step's expressions share: "+
+				"one judged past it would go unjudged on such a step. Make them cheaper, or make this one warn", n, total, MaxStepCost)})
+	}
+	return nil
+}
+
+func isStopExpression(p runproof.Policy) bool {
+	return p.Type == runproof.PolicyExpression && p.Action == runproof.ActionStop
 }

@@ -99,7 +99,9 @@ func Normalize(p runproof.Policy) (runproof.Policy, error) {
 			errs.Add("expression", "is required for an expression policy")
 		} else if err := runproof.CheckProse(p.Expression); err != nil {
 			errs.Add("expression", "%s", err)
-		} else if _, err := compileExpression(p.Expression); err != nil {
+		} else if _, worst, err := compileExpression(p.Expression); err != nil {
+			errs.Add("expression", "%s", err)
+		} else if err := checkWorstCost(worst); err != nil {
 			errs.Add("expression", "%s", err)
 		}
 	case p.Type == "":

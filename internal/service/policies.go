@@ -35,7 +35,8 @@ func ValidatePolicy(tenantID string, in PolicyInput) error {
 // first version of a new name, or the next version of an existing one. They
 // are stored together or not at all, so no run is judged by some of them
 // without the others. Runs already started keep the snapshot they were
-// judged by.
+// judged by. Stop expressions that could cost more together than a step's
+// budget, with the tenant's active ones, are refused (policy.CheckStopCost).
 func (s *Service) CreatePolicies(ctx context.Context, tenantID string, ins ...PolicyInput) ([]runproof.Policy, error) {
 	ps := make([]runproof.Policy, len(ins))
 	for i, in := range ins {
@@ -45,6 +46,13 @@ func (s *Service) CreatePolicies(ctx context.Context, tenantID string, ins ...Po
 		if ps[i], err = policy.Normalize(p); err != nil {
 			return nil, err
 		}
+	}
+	active, err := s.store.ActivePolicies(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.CheckStopCost(active, ps); err != nil {
+		return nil, err
 	}
 	return s.store.CreatePolicies(ctx, ps...)
 }
