@@ -262,7 +262,19 @@ func TestVerifyTampered(t *testing.T) {
 		key  string // default z.pub
 		want string // in the error line
 	}{
-		{"byte of manifest.json", rewrite(t, good, flipMiddle("manifest.json")), "", "manifest.json"},
+		{"byte of manifest.json", rewrite(t, good, flipMiddle("manifest.json")), "", "manifest.json or manifest.sig was changed"},
+		{"manifest.json no longer JSON", rewrite(t, good, func(name string, data []byte) []byte {
+			if name == "manifest.json" {
+				return append(data, '}')
+			}
+			return data
+		}), "", "manifest.sig: the signature does not verify with key ed25519:"},
+		{"manifest.json naming another key", rewrite(t, good, func(name string, data []byte) []byte {
+			if name == "manifest.json" {
+				return regexp.MustCompile(`"key_id":"ed25519:\w+"`).ReplaceAll(data, []byte(`"key_id":"ed25519:0000000000000000"`))
+			}
+			return data
+		}), "", "manifest.json names key ed25519:0000000000000000, but the key given is ed25519:"},
 		{"byte of manifest.sig", rewrite(t, good, flipMiddle("manifest.sig")), "", "manifest.sig: the signature does not verify"},
 		{"byte of SHA256SUMS", rewrite(t, good, flipMiddle("SHA256SUMS")), "", "SHA256SUMS: "},
 		{"byte of bundle.json", rewrite(t, good, flipMiddle("bundle.json")), "", "bundle.json: sha256 "},

@@ -173,14 +173,43 @@ func TestOutsiderChecksZIP(t *testing.T) {
 		}
 	}
 	altered := write("altered.json", bytes.Replace(z.manifest, []byte(z.rec.BundleID), []byte("EVD-OTHER"), 1))
-	for _, c := range []struct {
+	// proof.json with a member that says other than the checkpoint or the
+	// leaf it proves.
+	edited := func(name string, edit func(m map[string]any)) string {
+		var m map[string]any
+		if err := json.Unmarshal(proof, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name, b)
+	}
+	cases := []struct {
 		name string
 		args []string
 	}{
 		{"altered manifest", []string{"-pem", pub, proofPath, altered}},
 		{"no manifest", []string{"-pem", pub, proofPath}},
 		{"other key", []string{"-key", newLedgerKey(t, s, otherKey).VerifierKey(), zipPath}},
+	}
+	for name, edit := range map[string]func(m map[string]any){
+		"another type":         func(m map[string]any) { m["type"] = "something.else" },
+		"another tree size":    func(m map[string]any) { m["tree_size"] = 99 },
+		"another origin":       func(m map[string]any) { m["origin"] = "runproof/ledger/other" },
+		"another verifier key": func(m map[string]any) { m["verifier_key"] = "garbage" },
+		"another bundle type":  func(m map[string]any) { m["manifest"].(map[string]any)["bundle_type"] = "soc2" },
+		"a member of its own":  func(m map[string]any) { m["verified_by"] = "mallory" },
+		"the leaf as an entry": func(m map[string]any) { m["entry"] = m["manifest"] },
 	} {
+		cases = append(cases, struct {
+			name string
+			args []string
+		}{name, []string{"-pem", pub, edited(strings.ReplaceAll(name, " ", "-")+".json", edit), manifestPath}})
+	}
+	for _, c := range cases {
 		if out, ok := run(c.args...); ok {
 			t.Errorf("%s: the checker accepted it: %s", c.name, out)
 		} else {

@@ -385,14 +385,18 @@ func PublicPEM(pub ed25519.PublicKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-// ParsePublicPEM reads a PEM "PUBLIC KEY" holding an Ed25519 key.
+// ParsePublicPEM reads a PEM "PUBLIC KEY" holding an Ed25519 key, alone:
+// of a file of several keys, which one is meant cannot be told.
 func ParsePublicPEM(b []byte) (ed25519.PublicKey, error) {
-	block, _ := pem.Decode(b)
+	block, rest := pem.Decode(b)
 	switch {
 	case block != nil && block.Type == "PRIVATE KEY":
 		return nil, errors.New("a private key, not a public one: give its public half (openssl pkey -in KEY.pem -pubout)")
 	case block == nil || block.Type != "PUBLIC KEY":
 		return nil, errors.New("not a PEM \"PUBLIC KEY\" file")
+	}
+	if next, _ := pem.Decode(rest); next != nil {
+		return nil, errors.New("holds more than one PEM block: give one key a file")
 	}
 	parsed, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {

@@ -99,6 +99,10 @@ func TestOpenSSLAcceptsSignatures(t *testing.T) {
 	if _, err := signing.ParsePublicPEM(privPEM); err == nil || !strings.Contains(err.Error(), "give its public half") {
 		t.Errorf("a private key read as a public one: %v", err)
 	}
+	two := append(signing.PublicPEM(loaded.Public()), signing.PublicPEM(loaded.Public())...)
+	if _, err := signing.ParsePublicPEM(two); err == nil || !strings.Contains(err.Error(), "more than one PEM block") {
+		t.Errorf("a file of two keys: %v", err)
+	}
 }
 
 // TestKeyUses: the starts recorded are read back oldest first, whichever

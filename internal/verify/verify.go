@@ -3,6 +3,7 @@ package verify
 import (
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -94,7 +95,8 @@ var streamed = []string{bundlezip.BundleName, bundlezip.StepsName, bundlezip.Rep
 // only the small members (at most MaxSmallMember each) are read whole.
 func ZIP(r io.ReaderAt, size int64, opts Options) *Report {
 	v := &verification{opts: opts, rep: &Report{}}
-	_ = v.checkMembers(r, size) && v.checkManifest() && v.checkSignature() && v.checkSums() && v.checkContents() && v.checkSumsAgree() && v.checkProof()
+	_ = v.checkMembers(r, size) && v.readManifest() && v.checkSignature() && v.checkManifest() && v.checkSums() && v.checkContents() &&
+		v.checkSumsAgree() && v.checkProof()
 	return v.rep
 }
 
@@ -235,17 +237,36 @@ func (v *verification) readSmall(name string) ([]byte, error) {
 	return b, err
 }
 
-// checkManifest reads manifest.json and checks its form.
-func (v *verification) checkManifest() bool {
-	const check, name = bundlezip.ManifestName, bundlezip.ManifestName
-	b, err := v.readSmall(name)
+// readManifest reads manifest.json, whose signature is checked before its
+// form: a manifest changed by hand is said to be changed, not misshapen.
+func (v *verification) readManifest() bool {
+	b, err := v.readSmall(bundlezip.ManifestName)
 	if err != nil {
-		return v.fail(check, name, "cannot be read from the ZIP (%v)", err)
+		return v.fail(bundlezip.ManifestName, bundlezip.ManifestName, "cannot be read from the ZIP (%v)", err)
 	}
 	v.manifest = b
-	m, cause := parseManifest(b)
+	return true
+}
+
+// namedKey is the key_id manifest.json names, "" when it names none it can
+// be read for.
+func (v *verification) namedKey() string {
+	var m struct {
+		KeyID string `json:"key_id"`
+	}
+	_ = json.Unmarshal(v.manifest, &m)
+	return m.KeyID
+}
+
+// checkManifest checks manifest.json's form.
+func (v *verification) checkManifest() bool {
+	const check, name = bundlezip.ManifestName, bundlezip.ManifestName
+	m, cause := parseManifest(v.manifest)
 	if cause != "" {
 		return v.fail(check, name, "%s", cause)
+	}
+	if v.opts.Key != nil && m.KeyID != signing.KeyID(v.opts.Key) {
+		return v.fail(check, name, "it names key %s, but it is signed by key %s", m.KeyID, signing.KeyID(v.opts.Key))
 	}
 	v.rep.Manifest = m
 	v.ok(check, "schema_version %d, canonical JSON; %s bundle %s of tenant %s, export %s", m.SchemaVersion, m.BundleType,
@@ -343,22 +364,25 @@ func (v *verification) checkSignature() bool {
 	if len(sig) != ed25519.SignatureSize {
 		return v.fail(check, name, "%d bytes, not the %d of an Ed25519 signature", len(sig), ed25519.SignatureSize)
 	}
-	m := v.rep.Manifest
+	named := v.namedKey()
 	if v.opts.Key == nil {
-		v.warn(check, "signature not verified: no --key given (manifest names key %s)", m.KeyID)
+		v.warn(check, "signature not verified: no --key given (manifest names key %s)", cmp.Or(named, "none"))
 		return true
 	}
 	if len(v.opts.Key) != ed25519.PublicKeySize {
 		return v.fail(check, "", "the key given is not an Ed25519 public key")
 	}
-	if id := signing.KeyID(v.opts.Key); id != m.KeyID {
-		return v.fail(check, bundlezip.ManifestName, "manifest.json names key %s, but the key given is %s", m.KeyID, id)
-	}
-	if !ed25519.Verify(v.opts.Key, v.manifest, sig) {
-		return v.fail(check, name, "the signature does not verify with key %s: manifest.json or manifest.sig was changed", m.KeyID)
+	id := signing.KeyID(v.opts.Key)
+	switch {
+	case ed25519.Verify(v.opts.Key, v.manifest, sig):
+	case named != "" && named != id:
+		return v.fail(check, bundlezip.ManifestName, "manifest.json names key %s, but the key given is %s: give that key "+
+			"(if %s is the key that signed the bundle, manifest.json or manifest.sig was changed)", named, id, id)
+	default:
+		return v.fail(check, name, "the signature does not verify with key %s: manifest.json or manifest.sig was changed", id)
 	}
 	v.rep.SignatureChecked = true
-	v.ok(check, "Ed25519 signature of manifest.json by key %s verified", m.KeyID)
+	v.ok(check, "Ed25519 signature of manifest.json by key %s verified", id)
 	return true
 }
 

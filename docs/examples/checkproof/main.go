@@ -36,21 +36,33 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// proof holds the members of proof.json this check needs.
+// proof holds the members of proof.json. Those that repeat what the
+// checkpoint and the leaf say (tree_size, tree_hash, origin, entry,
+// manifest) must say the same.
 type proof struct {
-	ExportID    string      `json:"export_id"`
-	Index       int64       `json:"index"`
-	Leaf        []byte      `json:"leaf"` // base64 in JSON
-	RecordProof []tlog.Hash `json:"record_proof"`
-	Checkpoint  string      `json:"checkpoint"`
-	VerifierKey string      `json:"verifier_key"`
+	Type        string          `json:"type"`
+	ExportID    string          `json:"export_id"`
+	Index       int64           `json:"index"`
+	Leaf        []byte          `json:"leaf"`     // base64 in JSON
+	Entry       json.RawMessage `json:"entry"`    // a finished export's leaf, as JSON
+	Manifest    json.RawMessage `json:"manifest"` // a sealed manifest's leaf, as JSON
+	TreeSize    int64           `json:"tree_size"`
+	TreeHash    tlog.Hash       `json:"tree_hash"`
+	RecordProof []tlog.Hash     `json:"record_proof"`
+	Checkpoint  string          `json:"checkpoint"`
+	Origin      string          `json:"origin"`
+	VerifierKey string          `json:"verifier_key"`
 }
+
+// proofType is the type of a runproof ledger proof.
+const proofType = "runproof.ledger.proof.v1"
 
 // leaf holds the members of the leaf this check reports.
 type leaf struct {
@@ -138,8 +150,13 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 		return "", err
 	}
 	var p proof
-	if err := json.Unmarshal(b, &p); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
 		return "", fmt.Errorf("%s: %w", proofPath, err)
+	}
+	if p.Type != proofType {
+		return "", fmt.Errorf("%s: type %q, not %q", proofPath, p.Type, proofType)
 	}
 	warning := ""
 	if pemFile != "" {
@@ -165,6 +182,9 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 	} else if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
+	if p.VerifierKey != key {
+		return "", fmt.Errorf("%s: verifier_key %q is not the key that signed the checkpoint, %q", proofPath, p.VerifierKey, key)
+	}
 	tree, err := tlog.ParseTree([]byte(n.Text))
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
@@ -174,6 +194,10 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 		return "", errors.New("checkpoint: no origin line")
 	}
 	origin := lines[3]
+	if p.TreeSize != tree.N || p.TreeHash != tree.Hash || p.Origin != origin {
+		return "", fmt.Errorf("%s: tree_size %d, tree_hash %v and origin %q are not the checkpoint's %d, %v and %q",
+			proofPath, p.TreeSize, p.TreeHash, p.Origin, tree.N, tree.Hash, origin)
+	}
 
 	// 2. The leaf is entry Index of that tree.
 	if err := tlog.CheckRecord(p.RecordProof, tree.N, tree.Hash, p.Index, tlog.RecordHash(p.Leaf)); err != nil {
@@ -188,6 +212,12 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 	}
 	if l.ExportID != p.ExportID {
 		return "", fmt.Errorf("the leaf records export %q, not %q", l.ExportID, p.ExportID)
+	}
+	shown := map[string]json.RawMessage{exportLeaf: p.Entry, manifestLeaf: p.Manifest}
+	for typ, view := range shown {
+		if (typ == l.Type) != (view != nil) || view != nil && !sameJSON(view, p.Leaf) {
+			return "", fmt.Errorf("%s: its entry or manifest is not the leaf it proves, %s", proofPath, p.Leaf)
+		}
 	}
 	if want := "runproof/ledger/" + l.TenantID; origin != want {
 		return "", fmt.Errorf("the checkpoint is of the log %q, the leaf is of %q", origin, want)
@@ -233,6 +263,12 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 			l.ExportID, l.BundleID, l.ManifestSHA256, p.Index, origin, tree.N, v.Name(), warning), nil
 	}
 	return "", fmt.Errorf("leaf of unknown type %q", l.Type)
+}
+
+// sameJSON reports whether two JSON texts hold the same values.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }
 
 // readZIP returns proof.json and manifest.json of a ZIP bundle.
