@@ -82,12 +82,13 @@ func (s *Server) writeTurn(c *call) (done func(), err error) {
 // outgrows its first buffer (room).
 const bodyFirst = smallBody
 
-// readBody reads a JSON request body, sent as it is (no content coding).
-func readBody(c *call) ([]byte, error) {
+// readBody reads a JSON request body, sent as it is (no content coding);
+// advice says what to do with one too large.
+func readBody(c *call, advice string) ([]byte, error) {
 	if enc := c.r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, runproof.Errorf(runproof.EUNSUPPORTED, "Content-Encoding %q is not accepted here: send the JSON body as it is (only /v1/traces takes gzip)", enc)
 	}
-	b, _, err := readRaw(c, "steps: send fewer per call")
+	b, _, err := readRaw(c, advice)
 	return b, err
 }
 
@@ -218,7 +219,7 @@ func fill(r io.Reader, most int64, rm *room) ([]byte, error) {
 // decodeBody reads and strictly decodes a JSON body into v. An empty body
 // is accepted when allowEmpty, leaving v as it is.
 func decodeBody(c *call, v any, allowEmpty bool) error {
-	b, err := readBody(c)
+	b, err := readBody(c, "this call's body is a few fields: check what is sent")
 	if err != nil {
 		return err
 	}

@@ -226,7 +226,7 @@ func TestBodyHeldWhileHandled(t *testing.T) {
 		metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
 	freeInHandler := true
 	h := s.wrap(route{method: "POST", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
-		if _, err := readBody(c); err != nil {
+		if _, err := readBody(c, "send less"); err != nil {
 			return err
 		}
 		freeInHandler = s.bodies.all.TryAcquire(1000)

@@ -126,7 +126,7 @@ type stepBatchDoc struct {
 }
 
 func (s *Server) appendSteps(w http.ResponseWriter, c *call) error {
-	body, err := readBody(c)
+	body, err := readBody(c, "steps: send fewer per call")
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func (s *Server) routeTable() []route {
 			request: service.RunInput{}, response: runCreated{}, status: http.StatusCreated, repeatStatus: http.StatusOK, handle: s.createRun},
 		{method: "GET", path: "/api/v1/runs/{run_id}", perm: poll, summary: "A run's state: agents poll it for a stop.",
 			response: runproof.Run{}, handle: s.getRun},
-		{method: "POST", path: "/api/v1/runs/{run_id}/steps", perm: ingest, summary: "Append steps; each is judged and the agent told allow or stop.",
+		{method: "POST", path: "/api/v1/runs/{run_id}/steps", perm: ingest, summary: "Append steps, numbered from 0 without gaps and sent in order; each is judged and the agent told allow or stop.",
 			request: stepBatchDoc{}, response: service.StepsResult{}, handle: s.appendSteps},
 		{method: "POST", path: "/api/v1/runs/{run_id}/complete", perm: ingest, summary: "End a run.",
 			request: service.CompleteInput{}, bodyOptional: true, response: runproof.Run{}, handle: s.completeRun},

@@ -72,7 +72,7 @@ func TestReadBodyGrowsAsItArrives(t *testing.T) {
 		src := &firstRead{Reader: strings.NewReader(body)}
 		r := httptest.NewRequest("POST", "/", src)
 		r.ContentLength = int64(size)
-		b, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)})
+		b, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}, "send less")
 		if err != nil || string(b) != body {
 			t.Fatalf("%d bytes: %d read, %v", size, len(b), err)
 		}
@@ -86,7 +86,7 @@ func TestReadBodyGrowsAsItArrives(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	r := httptest.NewRequest("POST", "/", io.MultiReader(strings.NewReader(strings.Repeat("x", 100)), iotest.ErrReader(io.ErrUnexpectedEOF)))
 	r.ContentLength = service.MaxBodyBytes
-	_, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)})
+	_, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}, "send less")
 	runtime.ReadMemStats(&after)
 	if runproof.ErrorCode(err) != runproof.EMALFORMED {
 		t.Errorf("a body cut short: %v", err)
@@ -98,7 +98,7 @@ func TestReadBodyGrowsAsItArrives(t *testing.T) {
 	// Longer than announced, which the server's reader would have cut.
 	r = httptest.NewRequest("POST", "/", strings.NewReader("123456"))
 	r.ContentLength = 2
-	if _, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}); runproof.ErrorCode(err) != runproof.EMALFORMED || !strings.Contains(err.Error(), "longer than its Content-Length") {
+	if _, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}, "send less"); runproof.ErrorCode(err) != runproof.EMALFORMED || !strings.Contains(err.Error(), "longer than its Content-Length") {
 		t.Errorf("a body longer than announced: %v", err)
 	}
 	// Whole, but after the request's time ran out: the client's slowness,
@@ -106,14 +106,14 @@ func TestReadBodyGrowsAsItArrives(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	r = httptest.NewRequestWithContext(ctx, "POST", "/", strings.NewReader(`{"a":1}`))
-	if _, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}); runproof.ErrorCode(err) != runproof.EMALFORMED || !strings.Contains(err.Error(), "too slowly") {
+	if _, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}, "send less"); runproof.ErrorCode(err) != runproof.EMALFORMED || !strings.Contains(err.Error(), "too slowly") {
 		t.Errorf("a body that came too slowly: %v", err)
 	}
 
 	// Over the most, of unknown length.
 	r = httptest.NewRequest("POST", "/", strings.NewReader(strings.Repeat("x", service.MaxBodyBytes+1)))
 	r.ContentLength = -1
-	if _, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}); runproof.ErrorCode(err) != runproof.ETOOLARGE {
+	if _, err := readBody(&call{r: r, bodies: newShares(DefaultBodyBuffer, DefaultBodyBuffer)}, "send less"); runproof.ErrorCode(err) != runproof.ETOOLARGE {
 		t.Errorf("a body over the most: %v", err)
 	}
 }

@@ -34,12 +34,17 @@ type Proof struct {
 	VerifierKey string         `json:"verifier_key"` // the key that signed the checkpoint
 }
 
+// errNoCheckpoint is the answer for a tenant whose ledger has no
+// checkpoint yet.
+var errNoCheckpoint = runproof.Errorf(runproof.ENOTFOUND, "the tenant's ledger has no checkpoint yet: nothing is sealed in it so far "+
+	"(an export is sealed as it finishes; audit events and steps by the server, within a minute): ask again later")
+
 // Checkpoint returns a tenant's latest checkpoint (ENOTFOUND while the
 // ledger is empty: there is no tree to sign).
 func (l *Ledger) Checkpoint(ctx context.Context, tenantID string) (runproof.LedgerCheckpoint, error) {
 	c, err := l.store.LedgerCheckpoint(ctx, tenantID, 0)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND {
-		return c, runproof.Errorf(runproof.ENOTFOUND, "the ledger is empty: no export has been recorded in it yet")
+		return c, errNoCheckpoint
 	}
 	return c, err
 }
@@ -159,7 +164,7 @@ func (l *Ledger) ProveConsistency(ctx context.Context, tenantID string, from, to
 	}
 	newer, err := l.store.LedgerCheckpoint(ctx, tenantID, to)
 	if runproof.ErrorCode(err) == runproof.ENOTFOUND && to == 0 {
-		return Consistency{}, runproof.Errorf(runproof.ENOTFOUND, "the ledger is empty: no export has been recorded in it yet")
+		return Consistency{}, errNoCheckpoint
 	} else if runproof.ErrorCode(err) == runproof.ENOTFOUND {
 		return Consistency{}, runproof.Errorf(runproof.ENOTFOUND, "the ledger has no checkpoint of size %d: one is kept at the size after each append, "+
 			"not at every size; take a size from a checkpoint or proof you hold (tree_size), or leave to out for the latest", to)
