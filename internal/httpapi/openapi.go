@@ -44,6 +44,17 @@ func (s *Server) OpenAPI() map[string]any {
 				schema = map[string]any{"type": "integer", "minimum": 1, "maximum": rt.limitMax()}
 			case "offset", "from_index":
 				schema = map[string]any{"type": "integer", "minimum": 0}
+			case "from", "to", "detected_before":
+				schema = map[string]any{"type": "string", "format": "date-time"}
+				if rt.path == "/api/v1/ledger/consistency" { // tree sizes there
+					schema = map[string]any{"type": "integer", "minimum": 1}
+				}
+			case "status":
+				statuses := runproof.RunStatuses
+				if rt.path == "/api/v1/incidents" { // their remediation's
+					statuses = runproof.RemediationStatuses
+				}
+				schema = map[string]any{"type": "string", "enum": statuses}
 			}
 			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": schema})
 		}

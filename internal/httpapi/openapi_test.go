@@ -337,3 +337,41 @@ func TestOpenAPIDescribesResponses(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenAPIQueryTypes: query parameters are typed as the API reads them:
+// times as date-times, tree sizes as integers, statuses by their enums.
+func TestOpenAPIQueryTypes(t *testing.T) {
+	e := newEnv(t, storetest.OpenSQLite(t))
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name   string         `json:"name"`
+				Schema map[string]any `json:"schema"`
+			} `json:"parameters"`
+		} `json:"paths"`
+	}
+	e.must(200, e.do("GET", "/openapi.json", "", nil)).decode(t, &doc)
+	param := func(path, name string) map[string]any {
+		for _, p := range doc.Paths[path]["get"].Parameters {
+			if p.Name == name {
+				return p.Schema
+			}
+		}
+		t.Fatalf("%s has no parameter %s", path, name)
+		return nil
+	}
+	for _, c := range []struct {
+		path, name, want string
+	}{
+		{"/api/v1/ledger/consistency", "from", `{"minimum":1,"type":"integer"}`},
+		{"/api/v1/ledger/consistency", "to", `{"minimum":1,"type":"integer"}`},
+		{"/api/v1/logs/audit", "to", `{"format":"date-time","type":"string"}`},
+		{"/api/v1/incidents", "detected_before", `{"format":"date-time","type":"string"}`},
+		{"/api/v1/incidents", "status", `{"enum":["pending","in_progress","completed"],"type":"string"}`},
+		{"/api/v1/logs/llm-runs", "status", `{"enum":["running","stopped","completed","failed","cancelled"],"type":"string"}`},
+	} {
+		if got, _ := json.Marshal(param(c.path, c.name)); string(got) != c.want {
+			t.Errorf("%s %s: %s, want %s", c.path, c.name, got, c.want)
+		}
+	}
+}
