@@ -404,7 +404,7 @@ func TestStopExpressionsBudget(t *testing.T) {
 	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "a", "type": "expression", "expression": costly, "action": "stop"}))
 	var p problemDoc
 	e.must(422, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "b", "type": "expression", "expression": costly, "action": "stop"})).decode(t, &p)
-	if len(p.Errors) != 1 || p.Errors[0].Field != "expression" || !strings.Contains(p.Errors[0].Message, "could cost up to") {
+	if len(p.Errors) != 1 || p.Errors[0].Field != "expression" || !strings.Contains(p.Errors[0].Message, `stop expressions with "b" (2 in all) could cost`) {
 		t.Errorf("a second costly stop expression: %+v", p)
 	}
 	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "b", "type": "expression", "expression": costly, "action": "warn"}))

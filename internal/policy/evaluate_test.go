@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -469,14 +470,20 @@ func TestWorstCostRefused(t *testing.T) {
 		`run.agent_id.matches("([a-z]|[0-9]|:){200}$")`,
 		"[[1]]" + strings.Repeat(".map(a, a + a)", 40) + ".all(b, 2 in b)",
 		list(1000) + ".exists(x, " + list(20) + ".exists(y, x + y == step.tokens))",
+		list(80) + ".all(x, size(" + list(80) + " + " + list(80) + ") > 0)",                   // each join costs the list it makes
+		list(20) + ".all(x, size(" + list(20) + ".map(y, " + list(20) + ") + [[1]]) > 0)",     // a list a macro made, joined
+		"[[1]].map(a, a + a).size() > 0",                                                      // a loop's variable, joined
+		`(` + strings.Repeat(`"😀"+`, 150) + `step.step_type).matches("([a-z]|[0-9]|:){60}$")`, // a match's text is counted in bytes
+		`"` + strings.Repeat("😀", 400) + `".matches("([a-z]|[0-9]|:){40}$")`,
 	} {
 		_, err := Normalize(runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop})
-		if err == nil || !strings.Contains(err.Error(), "can cost up to") {
+		if err == nil || !strings.Contains(err.Error(), "can cost up to") && !strings.Contains(err.Error(), "has no bound") {
 			t.Errorf("Normalize(%.40s…): %v, want it refused for its cost", src, err)
 		}
 	}
 	// Those that stay within the limit on the longest inputs are taken.
-	for _, src := range []string{costlyLoop(), costlyRegex(), `step.step_type.matches("^(shell|exec):[a-z_]+$") && run.agent_id != ""`} {
+	for _, src := range []string{costlyLoop(), costlyRegex(), `step.step_type.matches("^(shell|exec):[a-z_]+$") && run.agent_id != ""`,
+		`string(step.cost_cents).contains("e")`, `string(step.tokens).matches("^9+$")`} {
 		if _, err := Normalize(runproof.Policy{Name: "x", Type: runproof.PolicyExpression, Expression: src, Action: runproof.ActionStop}); err != nil {
 			t.Errorf("Normalize(%.40s…): %v", src, err)
 		}
@@ -490,6 +497,42 @@ func TestWorstCostRefused(t *testing.T) {
 		r := e.Evaluate(Input{Step: runproof.Step{StepType: "llm", InputTokens: tokens}})
 		if len(r.Findings) != 1 || r.Findings[0].Outcome != want {
 			t.Errorf("the stored rule on a step of %d tokens: %+v, want %s", tokens, r.Findings, want)
+		}
+	}
+}
+
+// TestWorstCostBounds: what an expression taken costs on a step is never
+// more than its worst cost, for the steps that cost most: the longest step
+// types and agent ids, of one-byte and of four-byte characters.
+func TestWorstCostBounds(t *testing.T) {
+	list := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]" }
+	srcs := []string{
+		costlyLoop(), costlyRegex(),
+		list(30) + ".all(x, size(" + list(30) + " + " + list(30) + ") > 0)",
+		list(10) + ".all(x, size(" + list(10) + ".map(y, " + list(10) + ")) > 0)",
+		"[step.tokens, run.steps].filter(n, n > 1).map(n, [n, n] + [n]).size() > 0",
+		`(` + strings.Repeat(`"😀"+`, 20) + `step.step_type).matches("([a-z]|[0-9]|:){20}$")`,
+		`"` + strings.Repeat("😀", 40) + `".matches("([a-z]|[0-9]|:){20}$")`,
+		`run.agent_id.matches("^(a|b)+$") && step.step_type.contains(run.agent_id)`,
+		`[step.step_type, run.agent_id].exists(s, s.matches("^x+$"))`,
+		`string(step.cost_cents).matches("^[0-9.e+-]+$") || string(step.tokens).size() > 3`,
+	}
+	texts := []string{strings.Repeat("x", runproof.MaxStepTypeLen), strings.Repeat("😀", runproof.MaxStepTypeLen/4),
+		strings.Repeat("ab", runproof.MaxStepTypeLen/2)}
+	for _, src := range srcs {
+		prg, worst, err := compileExpression(src)
+		if err != nil || checkWorstCost(worst) != nil {
+			t.Fatalf("%.50s…: %v %v", src, err, checkWorstCost(worst))
+		}
+		r := rule{program: prg}
+		for _, st := range texts {
+			for _, agent := range texts {
+				_, spent, _ := r.eval(&activation{in: Input{AgentID: agent, Step: runproof.Step{StepType: st, InputTokens: 1 << 52,
+					CostMicrocents: -1 << 60}}})
+				if spent > worst {
+					t.Errorf("%.50s… cost %d on a step, over its worst cost %d", src, spent, worst)
+				}
+			}
 		}
 	}
 }
@@ -694,7 +737,7 @@ func TestCheckStopCost(t *testing.T) {
 	warn := mustPolicy(t, runproof.Policy{Name: "w", Type: runproof.PolicyExpression, Expression: costly, Action: runproof.ActionWarn})
 	active := []runproof.Policy{stop("a", costly), warn}
 	if err := CheckStopCost(active, []runproof.Policy{stop("b", costly)}); runproof.ErrorCode(err) != runproof.EINVALID ||
-		!strings.Contains(err.Error(), "stop expressions with this one (2) could cost up to") {
+		!strings.Contains(err.Error(), `stop expressions with "b" (2 in all) could cost`) {
 		t.Errorf("a second costly stop rule: %v, want it refused", err)
 	}
 	for name, added := range map[string][]runproof.Policy{
@@ -707,5 +750,74 @@ func TestCheckStopCost(t *testing.T) {
 		if err := CheckStopCost(active, added); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestWorstCostBoundsRandom: as TestWorstCostBounds, for expressions made
+// at random of lists, macros, joins, matches and conversions.
+func TestWorstCostBoundsRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 23))
+	list := func() string {
+		n := rng.IntN(12)
+		items := make([]string, n)
+		for i := range items {
+			items[i] = []string{"1", "step.tokens", "run.steps", "2"}[rng.IntN(4)]
+		}
+		return "[" + strings.Join(items, ", ") + "]"
+	}
+	text := func() string {
+		return []string{"step.step_type", "run.agent_id", "string(step.cost_cents)", "string(run.tokens)", `"😀x"`,
+			`(step.step_type + "😀")`}[rng.IntN(6)]
+	}
+	var cond func(depth int) string
+	cond = func(depth int) string {
+		if depth == 0 {
+			switch rng.IntN(4) {
+			case 0:
+				return fmt.Sprintf(`%s.matches("^([a-z]|😀){%d}")`, text(), 1+rng.IntN(8))
+			case 1:
+				return text() + ".contains(" + text() + ")"
+			case 2:
+				return "size(" + list() + " + " + list() + ") > 2"
+			}
+			return "step.tokens > 3"
+		}
+		v := fmt.Sprint("v", depth)
+		switch rng.IntN(5) {
+		case 0:
+			return list() + ".all(" + v + ", " + cond(depth-1) + ")"
+		case 1:
+			return list() + ".exists(" + v + ", " + cond(depth-1) + ")"
+		case 2:
+			return "size(" + list() + ".map(" + v + ", [" + v + ", 1] + [2])) > 1 && " + cond(depth-1)
+		case 3:
+			return "size(" + list() + ".filter(" + v + ", " + cond(depth-1) + ")) >= 0"
+		}
+		return cond(depth-1) + " || " + cond(depth-1)
+	}
+	texts := []string{strings.Repeat("x", runproof.MaxStepTypeLen), strings.Repeat("😀", runproof.MaxStepTypeLen/4), "a"}
+	checked := 0
+	for range 300 {
+		src := cond(1 + rng.IntN(3))
+		prg, worst, err := compileExpression(src)
+		if err != nil || checkWorstCost(worst) != nil {
+			continue
+		}
+		checked++
+		r := rule{program: prg}
+		for _, st := range texts {
+			for _, agent := range texts {
+				for _, tokens := range []int64{0, 5, 1 << 52} {
+					_, spent, _ := r.eval(&activation{in: Input{AgentID: agent, Step: runproof.Step{StepType: st, InputTokens: tokens}},
+						t: runproof.Totals{Steps: tokens, InputTokens: tokens}})
+					if spent > worst {
+						t.Fatalf("%s: cost %d on a step, over its worst cost %d", src, spent, worst)
+					}
+				}
+			}
+		}
+	}
+	if checked < 100 {
+		t.Errorf("only %d of 300 expressions taken: the test checks too few", checked)
 	}
 }

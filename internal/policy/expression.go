@@ -1,12 +1,12 @@
 package policy
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
@@ -17,6 +17,7 @@ import (
 	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/common/types/traits"
 	"cel.dev/cel-go/interpreter"
+	"cel.dev/cel-go/parser"
 	"github.com/runproof/runproof/internal/runproof"
 )
 
@@ -236,10 +237,14 @@ func worstCost(ast *cel.Ast, sizes regexSizes) (uint64, error) {
 // MaxExpressionCost on some step (worst): there it would fail, unjudged,
 // and an agent could send such steps on purpose.
 func checkWorstCost(worst uint64) error {
-	if worst <= MaxExpressionCost {
+	switch {
+	case worst <= MaxExpressionCost:
 		return nil
+	case worst == math.MaxUint64:
+		return fmt.Errorf("what it can cost on a step has no bound (say, it joins lists that are not written out in it, which may double " +
+			"at each join): it could fail, unjudged. Join only lists written out, as [a, b] + [c]")
 	}
-	return fmt.Errorf("can cost up to %s on a step (one whose step type is %d bytes long, as is its run's agent id, %d at most), "+
+	return fmt.Errorf("can cost up to %s on a step (with the longest step type and agent id, %d and %d bytes), "+
 		"over the %d an expression may take: it would fail there, unjudged. Loop over fewer elements, or match a smaller pattern",
 		costText(worst), runproof.MaxStepTypeLen, runproof.MaxName, MaxExpressionCost)
 }
@@ -254,8 +259,9 @@ func costText(c uint64) string {
 }
 
 // boundEstimator tells CEL's cost estimate how long the expressions'
-// strings can be, and what a match costs as matchCost charges it, so that
-// the estimate bounds what a step can cost.
+// strings can be, and charges what matchCost and concatCost charge at run
+// time, which CEL's own estimate does not know of, so that the estimate
+// bounds what a step can cost.
 type boundEstimator struct{ sizes regexSizes }
 
 // stringSize bounds the length of a string variable, in bytes (at least
@@ -273,12 +279,64 @@ func stringSize(path []string) *cost.SizeEstimate {
 	return nil
 }
 
+// maxFormatted bounds the characters of a number or bool written as a
+// string (string(step.cost_cents)): 1.7976931348623157e+308 is 23.
+const maxFormatted = 32
+
 func (boundEstimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate { return stringSize(n.Path()) }
 
 func (e boundEstimator) EstimateCallCost(_, overloadID string, target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
-	if overloadID != overloads.Matches && overloadID != overloads.MatchesString {
-		return nil
+	switch overloadID {
+	case overloads.Matches, overloads.MatchesString:
+		return e.matchEstimate(target, args)
+	case overloads.AddList:
+		return joinEstimate(args)
+	case overloads.BoolToString, overloads.IntToString, overloads.UintToString, overloads.DoubleToString:
+		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: 1}, ResultSize: &cost.SizeEstimate{Max: maxFormatted}}
 	}
+	return nil
+}
+
+// joinEstimate is what concatCost charges for joining two lists: the
+// elements a macro adds to its accumulator, or the length of the list
+// made. CEL knows a list's length only where the list is written out
+// ([a, b], or a join of such): a join of any other list (a loop's
+// variable, a list a macro made) is refused as a cost that cannot be
+// bounded, since such lists may double at each join.
+func joinEstimate(args []cost.AstNode) *cost.CallEstimate {
+	unbounded := &cost.CallEstimate{CostEstimate: cost.CostEstimate{Max: math.MaxUint64}}
+	if len(args) != 2 || !writtenOut(args[1].Expr()) || args[1].ComputedSize() == nil {
+		return unbounded
+	}
+	added := *args[1].ComputedSize()
+	if name := args[0].Expr().AsIdent(); args[0].Expr().Kind() == celast.IdentKind &&
+		(name == parser.AccumulatorName || name == parser.HiddenAccumulatorName) {
+		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: added.Min, Max: added.Max}}
+	}
+	if !writtenOut(args[0].Expr()) || args[0].ComputedSize() == nil {
+		return unbounded
+	}
+	first := *args[0].ComputedSize()
+	made := cost.SizeEstimate{Min: satAdd(first.Min, added.Min), Max: satAdd(first.Max, added.Max)}
+	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: made.Min, Max: made.Max}, ResultSize: &made}
+}
+
+// writtenOut reports whether a list is written out in the expression,
+// whatever its elements: a list literal, or a join of such.
+func writtenOut(e celast.Expr) bool {
+	switch e.Kind() {
+	case celast.ListKind:
+		return true
+	case celast.CallKind:
+		call := e.AsCall()
+		return call.FunctionName() == operators.Add && len(call.Args()) == 2 && writtenOut(call.Args()[0]) && writtenOut(call.Args()[1])
+	}
+	return false
+}
+
+// matchEstimate is what matchCost charges for s.matches(re) or
+// matches(s, re), on the longest text s can be, in bytes.
+func (e boundEstimator) matchEstimate(target *cost.AstNode, args []cost.AstNode) *cost.CallEstimate {
 	var text, pattern cost.AstNode
 	switch {
 	case target != nil && len(args) == 1: // s.matches(re)
@@ -288,14 +346,48 @@ func (e boundEstimator) EstimateCallCost(_, overloadID string, target *cost.AstN
 	default:
 		return nil
 	}
-	lit, ok := pattern.Expr().AsLiteral().(types.String)
+	if pattern.Expr().Kind() != celast.LiteralKind {
+		return nil // refused by regexLiterals
+	}
+	lit, _ := pattern.Expr().AsLiteral().(types.String)
 	size, known := e.sizes[string(lit)]
-	textSize := cmp.Or(text.ComputedSize(), stringSize(text.Path()))
-	if pattern.Expr().Kind() != celast.LiteralKind || !ok || !known || textSize == nil {
+	bytes := textBytes(text)
+	if !known || bytes == nil {
 		return nil
 	}
-	charge := func(n uint64) uint64 { return matchCharge(n, size) }
-	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: charge(textSize.Min), Max: charge(textSize.Max)}}
+	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: matchCharge(bytes.Min, size), Max: matchCharge(bytes.Max, size)}}
+}
+
+// textBytes bounds the bytes of a string: a literal's exactly, a
+// variable's by stringSize, any other's by CEL's estimate of its
+// characters, each at most 4 bytes of UTF-8.
+func textBytes(n cost.AstNode) *cost.SizeEstimate {
+	if lit, ok := n.Expr().AsLiteral().(types.String); ok && n.Expr().Kind() == celast.LiteralKind {
+		return &cost.SizeEstimate{Min: uint64(len(lit)), Max: uint64(len(lit))}
+	}
+	if s := stringSize(n.Path()); s != nil {
+		return s
+	}
+	if s := n.ComputedSize(); s != nil {
+		return &cost.SizeEstimate{Min: s.Min, Max: satMul(s.Max, utf8.UTFMax)}
+	}
+	return nil
+}
+
+// satAdd and satMul add and multiply costs, saturating at the largest,
+// which stands for a cost that cannot be bounded.
+func satAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
+}
+
+func satMul(a, b uint64) uint64 {
+	if b != 0 && a > math.MaxUint64/b {
+		return math.MaxUint64
+	}
+	return a * b
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -338,13 +430,22 @@ func (f finiteCall) Eval(a interpreter.Activation) ref.Val {
 // concatCost is what joining two lists costs against CEL's limits: the
 // length of the list made. CEL charges 1, but a list joined to itself
 // again and again ([[1]].map(a, a + a)…) stands for millions of elements
-// after a few dozen joins, which the next in or all walks through.
-func concatCost(_ []ref.Val, result ref.Val) *uint64 {
-	list, ok := result.(traits.Sizer)
+// after a few dozen joins, which the next in or all walks through. A
+// macro's accumulator (map, filter), which grows in place as each element
+// is added, is charged the elements added, as CEL's estimate of it does
+// (boundEstimator).
+func concatCost(args []ref.Val, result ref.Val) *uint64 {
+	list := result
+	if len(args) == 2 {
+		if _, inPlace := args[0].(traits.MutableLister); inPlace {
+			list = args[1]
+		}
+	}
+	sizer, ok := list.(traits.Sizer)
 	if !ok {
 		return nil
 	}
-	n, ok := list.Size().(types.Int)
+	n, ok := sizer.Size().(types.Int)
 	if !ok || n < 0 {
 		return nil
 	}
@@ -380,7 +481,10 @@ func (sizes regexSizes) matchCost(args []ref.Val, _ ref.Val) *uint64 {
 // matchCharge is what matchCost charges for a text of n bytes and a
 // program of size instructions.
 func matchCharge(n uint64, size int) uint64 {
-	return uint64(math.Ceil(float64(n+1)*cost.StringTraversalCostFactor)) * uint64(size)
+	if n == math.MaxUint64 {
+		return n
+	}
+	return satMul(uint64(math.Ceil(float64(n+1)*cost.StringTraversalCostFactor)), uint64(size))
 }
 
 // CheckStopCost refuses to add policies (added, normalized) when the stop
@@ -390,7 +494,13 @@ func matchCharge(n uint64, size int) uint64 {
 // unjudged. Adding policies that are no stop expressions is never refused
 // here, whatever the tenant holds already.
 func CheckStopCost(active, added []runproof.Policy) error {
-	if !slices.ContainsFunc(added, isStopExpression) {
+	var names []string
+	for _, p := range added {
+		if isStopExpression(p) {
+			names = append(names, strconv.Quote(p.Name))
+		}
+	}
+	if names == nil {
 		return nil
 	}
 	byName := make(map[string]runproof.Policy, len(active)+len(added))
@@ -404,14 +514,15 @@ func CheckStopCost(active, added []runproof.Policy) error {
 			continue
 		}
 		if _, worst, err := compileExpression(p.Expression); err == nil { // one refused fails without being run
-			total += worst
+			total = satAdd(total, worst)
 			n++
 		}
 	}
 	if total > MaxStepCost {
 		return runproof.Invalid(runproof.FieldError{Field: "expression", Message: fmt.Sprintf(
-			"the tenant's stop expressions with this one (%d) could cost up to %d together on a step, over the %d a step's expressions share: "+
-				"one judged past it would go unjudged on such a step. Make them cheaper, or make this one warn", n, total, MaxStepCost)})
+			"the tenant's stop expressions with %s (%d in all) could cost %s together on a step, over the %d a step's expressions share: "+
+				"one judged past it would go unjudged on such a step. Make them cheaper, or make some warn",
+			strings.Join(names, ", "), n, costText(total), MaxStepCost)})
 	}
 	return nil
 }

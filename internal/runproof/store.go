@@ -40,12 +40,15 @@ type Store interface {
 	// it is revoked already.
 	RevokeAPIKey(ctx context.Context, tenantID, keyID string, at time.Time) (APIKey, error)
 
-	// CreatePolicies stores each p as a new version: when the tenant has a
-	// policy of the same name, p takes its ID and the next version;
-	// otherwise p.ID and version 1. They are stored together or not at
-	// all, so a run is judged by all of them or by none. It returns the
-	// stored policies, in the order given.
-	CreatePolicies(ctx context.Context, ps ...Policy) ([]Policy, error)
+	// CreatePolicies stores each p (all of one tenant) as a new version:
+	// when the tenant has a policy of the same name, p takes its ID and the
+	// next version; otherwise p.ID and version 1. They are stored together
+	// or not at all, so a run is judged by all of them or by none. check,
+	// when not nil, is first given the tenant's active policies as they
+	// stand while no other write of the tenant's policies can come between;
+	// its error is returned and nothing stored. It returns the stored
+	// policies, in the order given.
+	CreatePolicies(ctx context.Context, check func(active []Policy) error, ps ...Policy) ([]Policy, error)
 	// RetirePolicy stores, as the next version of the tenant's policy id,
 	// a copy of its latest version that retires it (Retired, created at).
 	// ENOTFOUND when the tenant has no such policy, ECONFLICT when it is

@@ -47,14 +47,7 @@ func (s *Service) CreatePolicies(ctx context.Context, tenantID string, ins ...Po
 			return nil, err
 		}
 	}
-	active, err := s.store.ActivePolicies(ctx, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	if err := policy.CheckStopCost(active, ps); err != nil {
-		return nil, err
-	}
-	return s.store.CreatePolicies(ctx, ps...)
+	return s.store.CreatePolicies(ctx, func(active []runproof.Policy) error { return policy.CheckStopCost(active, ps) }, ps...)
 }
 
 // SamePolicy reports whether in says what the tenant's policy p, as
@@ -67,7 +60,7 @@ func SamePolicy(p runproof.Policy, in PolicyInput) bool {
 
 // RetirePolicy retires the tenant's policy policyID: runs started from now
 // on are not judged by it, runs already started keep their snapshot. It
-// returns the version that retires it. A later CreatePolicy of its name
+// returns the version that retires it. A later CreatePolicies of its name
 // makes it active again.
 func (s *Service) RetirePolicy(ctx context.Context, tenantID, policyID string) (runproof.Policy, error) {
 	return s.store.RetirePolicy(ctx, tenantID, policyID, s.Now())

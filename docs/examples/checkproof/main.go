@@ -265,10 +265,19 @@ func check(key, pemFile, proofPath, otherPath string) (string, error) {
 	return "", fmt.Errorf("leaf of unknown type %q", l.Type)
 }
 
-// sameJSON reports whether two JSON texts hold the same values.
+// sameJSON reports whether two JSON texts hold the same values, numbers
+// compared as written (a size past 2^53 is not rounded).
 func sameJSON(a, b []byte) bool {
-	var x, y any
-	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
+	decode := func(b []byte) (any, error) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var v any
+		err := dec.Decode(&v)
+		return v, err
+	}
+	x, errX := decode(a)
+	y, errY := decode(b)
+	return errX == nil && errY == nil && reflect.DeepEqual(x, y)
 }
 
 // readZIP returns proof.json and manifest.json of a ZIP bundle.

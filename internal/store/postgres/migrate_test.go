@@ -234,7 +234,7 @@ func TestMigratePolicyRetirement(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pol, err := s.CreatePolicies(ctx, runproof.Policy{ID: "p1", TenantID: "t1", Name: "cap", Type: runproof.PolicyStepLimit,
+	pol, err := s.CreatePolicies(ctx, nil, runproof.Policy{ID: "p1", TenantID: "t1", Name: "cap", Type: runproof.PolicyStepLimit,
 		Threshold: "3", Action: runproof.ActionStop, CreatedAt: time.Now()})
 	if err != nil {
 		t.Fatal(err)

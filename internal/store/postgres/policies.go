@@ -1,12 +1,9 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,21 +26,26 @@ func scanPolicy(row pgx.Row) (runproof.Policy, error) {
 
 // CreatePolicies stores each p as the next version of the tenant's policy
 // of that name, or as version 1 of a new policy, in one transaction.
-func (s *Store) CreatePolicies(ctx context.Context, ps ...runproof.Policy) ([]runproof.Policy, error) {
+func (s *Store) CreatePolicies(ctx context.Context, check func(active []runproof.Policy) error, ps ...runproof.Policy) ([]runproof.Policy, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("create policies: %w", err)
 	}
 	defer tx.Rollback(ctx)
 
-	// The names are locked in one order, so that two transactions writing
-	// some of the same names cannot each hold one the other waits for.
-	byName := slices.SortedFunc(slices.Values(ps), func(a, b runproof.Policy) int {
-		return cmp.Or(strings.Compare(a.TenantID, b.TenantID), strings.Compare(a.Name, b.Name))
-	})
-	for _, p := range byName {
-		if err := lockPolicyName(ctx, tx, p.TenantID, p.Name); err != nil {
-			return nil, fmt.Errorf("create policies: %w", err)
+	if err := lockPolicies(ctx, tx, ps[0].TenantID); err != nil {
+		return nil, fmt.Errorf("create policies: %w", err)
+	}
+	if check != nil {
+		active, err := activePolicies(ctx, tx, ps[0].TenantID)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(active); err != nil {
+			return nil, err
 		}
 	}
 	stored := make([]runproof.Policy, len(ps))
@@ -71,11 +73,14 @@ func (s *Store) CreatePolicies(ctx context.Context, ps ...runproof.Policy) ([]ru
 	return stored, nil
 }
 
-// lockPolicyName makes the writes of a tenant's policy of one name wait
-// for each other, so each reads the version the other wrote. The lock goes
-// with the transaction.
-func lockPolicyName(ctx context.Context, tx pgx.Tx, tenantID, name string) error {
-	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, tenantID, name)
+// lockPolicies makes the writes of a tenant's policies wait for each
+// other, from every pool and every server on the database, so that each
+// reads what the other wrote: the versions of a name, and the active
+// policies a new one is checked against. The lock, named after the schema
+// and the tenant, goes with the transaction.
+func lockPolicies(ctx context.Context, tx pgx.Tx, tenantID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(
+		hashtextextended('runproof policies ' || current_schema() || ' ' || $1, 0))`, tenantID)
 	return err
 }
 
@@ -87,21 +92,16 @@ func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.T
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	// The name first, to lock it as CreatePolicy does, then the latest
-	// version under the lock.
-	var name string
-	err = tx.QueryRow(ctx, `SELECT name FROM policies WHERE tenant_id = $1 AND id = $2 LIMIT 1`, tenantID, id).Scan(&name)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy of id %q (policies are named here by id, as the list of policies gives it, not by name)", tenantID, id)
-	} else if err != nil {
-		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
-	}
-	if err := lockPolicyName(ctx, tx, tenantID, name); err != nil {
+	// The lock first, as CreatePolicies takes it, then the latest version
+	// under the lock.
+	if err := lockPolicies(ctx, tx, tenantID); err != nil {
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
 	p, err := scanPolicy(tx.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies
 		WHERE tenant_id = $1 AND id = $2 ORDER BY version DESC LIMIT 1`, tenantID, id))
 	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return runproof.Policy{}, runproof.Errorf(runproof.ENOTFOUND, "tenant %q has no policy of id %q (policies are named here by id, as the list of policies gives it, not by name)", tenantID, id)
 	case err != nil:
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
@@ -153,7 +153,11 @@ func (s *Store) PolicyVersions(ctx context.Context, tenantID, id string) ([]runp
 
 // ActivePolicies returns the latest version of each policy, by name.
 func (s *Store) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
-	ps, err := collect(ctx, s.pool, scanPolicy, `
+	return activePolicies(ctx, s.pool, tenantID)
+}
+
+func activePolicies(ctx context.Context, db querier, tenantID string) ([]runproof.Policy, error) {
+	ps, err := collect(ctx, db, scanPolicy, `
 		SELECT `+policyColumns+` FROM policies p
 		WHERE tenant_id = $1 AND version = (
 			SELECT max(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.name = p.name)

@@ -21,9 +21,10 @@ func scanPolicy(row scanner) (runproof.Policy, error) {
 
 // CreatePolicies stores each p as the next version of the tenant's policy
 // of that name, or as version 1 of a new policy, in one transaction.
-func (s *Store) CreatePolicies(ctx context.Context, ps ...runproof.Policy) ([]runproof.Policy, error) {
+func (s *Store) CreatePolicies(ctx context.Context, check func(active []runproof.Policy) error, ps ...runproof.Policy) ([]runproof.Policy, error) {
 	// The immediate transaction holds the write lock from BEGIN, so no other
-	// writer can take the same version between the SELECT and the INSERT.
+	// writer can come between check and the INSERT, nor take the same
+	// version between the SELECT and the INSERT.
 	w, err := s.writer(ctx, ordinary, "create policies")
 	if err != nil {
 		return nil, err
@@ -34,6 +35,15 @@ func (s *Store) CreatePolicies(ctx context.Context, ps ...runproof.Policy) ([]ru
 		return nil, fmt.Errorf("create policies: %w", err)
 	}
 	defer tx.Rollback()
+	if check != nil && len(ps) > 0 {
+		active, err := activePolicies(ctx, tx, ps[0].TenantID)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(active); err != nil {
+			return nil, err
+		}
+	}
 
 	stored := make([]runproof.Policy, len(ps))
 	for i, p := range ps {
@@ -129,7 +139,11 @@ func (s *Store) PolicyVersions(ctx context.Context, tenantID, id string) ([]runp
 
 // ActivePolicies returns the latest version of each policy, by name.
 func (s *Store) ActivePolicies(ctx context.Context, tenantID string) ([]runproof.Policy, error) {
-	ps, err := collect(ctx, s.db, scanPolicy, `
+	return activePolicies(ctx, s.db, tenantID)
+}
+
+func activePolicies(ctx context.Context, db querier, tenantID string) ([]runproof.Policy, error) {
+	ps, err := collect(ctx, db, scanPolicy, `
 		SELECT `+policyColumns+` FROM policies p
 		WHERE tenant_id = ? AND version = (
 			SELECT max(version) FROM policies q WHERE q.tenant_id = p.tenant_id AND q.name = p.name)

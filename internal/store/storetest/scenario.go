@@ -57,7 +57,7 @@ func scenario(t *testing.T, s runproof.Store) []byte {
 		{ID: "pol-4", Name: "Cost", Type: runproof.PolicyCostLimit, Threshold: "0.25", Action: runproof.ActionStop, StepTypes: []string{}},
 	} {
 		p.TenantID, p.CreatedAt = "acme", tm(i+1)
-		_, err := s.CreatePolicies(ctx, p)
+		_, err := s.CreatePolicies(ctx, nil, p)
 		check(err)
 	}
 	active, err := s.ActivePolicies(ctx, "acme")

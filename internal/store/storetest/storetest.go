@@ -148,7 +148,7 @@ func testPolicies(t *testing.T, h Harness) {
 	ctx, s := context.Background(), h.Store
 	create := func(p runproof.Policy) runproof.Policy {
 		t.Helper()
-		got, err := s.CreatePolicies(ctx, p)
+		got, err := s.CreatePolicies(ctx, nil, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -199,7 +199,7 @@ func testPolicies(t *testing.T, h Harness) {
 	}
 
 	// An ID already used by another name of the tenant is a conflict.
-	_, err = s.CreatePolicies(ctx, runproof.Policy{ID: "pa", TenantID: "t1", Name: "c",
+	_, err = s.CreatePolicies(ctx, nil, runproof.Policy{ID: "pa", TenantID: "t1", Name: "c",
 		Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(5)})
 	wantCode(t, "ID of another name", err, runproof.ECONFLICT)
 	if want := `policy id "pa" already belongs to a policy other than "c"`; err == nil || !strings.Contains(err.Error(), want) {
@@ -248,7 +248,7 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = s.CreatePolicies(ctx, runproof.Policy{ID: fmt.Sprintf("p%d", i), TenantID: "t1",
+			_, errs[i] = s.CreatePolicies(ctx, nil, runproof.Policy{ID: fmt.Sprintf("p%d", i), TenantID: "t1",
 				Name: "steps", Type: runproof.PolicyStepLimit, Threshold: fmt.Sprint(i + 1),
 				Action: runproof.ActionStop, CreatedAt: at(i)})
 		})
@@ -271,7 +271,7 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	for i := range n {
 		wg.Go(func() {
 			if i%2 == 0 {
-				_, errs[i] = s.CreatePolicies(ctx, runproof.Policy{TenantID: "t1", Name: "steps", Type: runproof.PolicyStepLimit,
+				_, errs[i] = s.CreatePolicies(ctx, nil, runproof.Policy{TenantID: "t1", Name: "steps", Type: runproof.PolicyStepLimit,
 					Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(n + i)})
 				return
 			}
@@ -309,7 +309,7 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 		}
 		return ps
 	}
-	if _, err := s.CreatePolicies(ctx, set(0, "w", "x", "y", "z")...); err != nil {
+	if _, err := s.CreatePolicies(ctx, nil, set(0, "w", "x", "y", "z")...); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -338,7 +338,7 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 	for w, names := range [][]string{{"w", "x", "y", "z"}, {"z", "y", "x", "w"}} {
 		writers.Go(func() {
 			for round := range 10 {
-				if _, err := s.CreatePolicies(ctx, set(round, names...)...); err != nil {
+				if _, err := s.CreatePolicies(ctx, nil, set(round, names...)...); err != nil {
 					errs[1+w] = err
 					return
 				}
@@ -358,6 +358,46 @@ func testPoliciesConcurrent(t *testing.T, h Harness) {
 		t.Errorf("after 20 sets of 4 versions: %+v, %v", got, err)
 	}
 	t.Logf("%d reads while the sets were added", reads)
+
+	// A batch whose last policy cannot be stored stores none of them.
+	if _, err := s.CreatePolicies(ctx, nil, runproof.Policy{ID: "whole-1", TenantID: "t4", Name: "one", Type: runproof.PolicyStepLimit,
+		Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(0)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.CreatePolicies(ctx, nil,
+		runproof.Policy{ID: "whole-2", TenantID: "t4", Name: "two", Type: runproof.PolicyStepLimit, Threshold: "2", Action: runproof.ActionStop, CreatedAt: at(1)},
+		runproof.Policy{ID: "whole-1", TenantID: "t4", Name: "three", Type: runproof.PolicyStepLimit, Threshold: "3", Action: runproof.ActionStop, CreatedAt: at(1)})
+	if got, _ := s.ActivePolicies(ctx, "t4"); err == nil || len(got) != 1 {
+		t.Errorf("a batch whose second policy takes the first's id: %v, and the tenant has %+v, want an error and the one policy", err, got)
+	}
+
+	// check sees the active policies with no other write between it and
+	// the batch's: of two batches at once that each allow only one
+	// "only-" policy, one is stored.
+	onlyOne := func(active []runproof.Policy) error {
+		if slices.ContainsFunc(active, func(p runproof.Policy) bool { return strings.HasPrefix(p.Name, "only-") }) {
+			return runproof.Errorf(runproof.ECONFLICT, "one only")
+		}
+		return nil
+	}
+	for round := range 5 {
+		tenant := fmt.Sprint("t-only-", round)
+		for i := range 2 {
+			wg.Go(func() {
+				_, errs[i] = s.CreatePolicies(ctx, onlyOne, runproof.Policy{ID: fmt.Sprint("only-", i), TenantID: tenant,
+					Name: fmt.Sprint("only-", i), Type: runproof.PolicyStepLimit, Threshold: "1", Action: runproof.ActionStop, CreatedAt: at(round)})
+			})
+		}
+		wg.Wait()
+		got, err := s.ActivePolicies(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || (errs[0] == nil) == (errs[1] == nil) || runproof.ErrorCode(errors.Join(errs[:2]...)) != runproof.ECONFLICT {
+			t.Errorf("two batches at once, each checked against the other: %d stored, errors %v and %v", len(got), errs[0], errs[1])
+		}
+		errs[0], errs[1] = nil, nil
+	}
 }
 
 func testRuns(t *testing.T, h Harness) {
@@ -969,7 +1009,7 @@ func testAppendOnly(t *testing.T, h Harness) {
 	if err := s.AppendAuditEvents(ctx, newAuditEvent("t1", "e1", runproof.AuditAccess, at(1))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreatePolicies(ctx, fixturePolicies("t1")[0]); err != nil {
+	if _, err := s.CreatePolicies(ctx, nil, fixturePolicies("t1")[0]); err != nil {
 		t.Fatal(err)
 	}
 	dump := func() string {
