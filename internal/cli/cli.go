@@ -92,7 +92,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return fail(stderr, err)
 	}
 	e := &env{common: c, log: log, stdin: stdin, stdout: stdout, stderr: stderr}
-	if err := run(ctx, e, pos); err != nil {
+	if err := run(ctx, e, pos); err != nil && c.logFormat == "json" {
+		log.Error(oneLine(err)) // a line a JSON log pipeline reads too
+		return exitStatus(err)
+	} else if err != nil {
 		return fail(stderr, err)
 	}
 	return 0
@@ -291,9 +294,16 @@ func (e *statusError) Error() string { return e.msg }
 
 // fail reports err as one line on stderr and returns the exit status.
 func fail(stderr io.Writer, err error) int {
-	// Errors from drivers may span lines; the contract is one line.
-	msg := strings.Join(strings.Fields(err.Error()), " ")
-	fmt.Fprintf(stderr, "runproof: %s\n", msg)
+	fmt.Fprintf(stderr, "runproof: %s\n", oneLine(err))
+	return exitStatus(err)
+}
+
+// oneLine is err's message on one line: errors from drivers may span
+// lines, and the contract is one.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+
+// exitStatus is the exit status of a command that ended in err.
+func exitStatus(err error) int {
 	var u *usageError
 	var st *statusError
 	switch {

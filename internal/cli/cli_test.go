@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -1168,5 +1169,15 @@ func TestServeWithoutItsDatabase(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(data, "runproof.db")); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%v: a database was made: %v", args, err)
 		}
+	}
+}
+
+// With --log-format json, a command's failure is a JSON log line too, with
+// the exit status it would have had.
+func TestFailureAsJSON(t *testing.T) {
+	r := runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", t.TempDir(), "--log-format", "json", filepath.Join(t.TempDir(), "none.yaml"))
+	var line struct{ Level, Msg string }
+	if err := json.Unmarshal([]byte(r.stderr), &line); err != nil || r.code != 2 || line.Level != "ERROR" || !strings.Contains(line.Msg, "none.yaml: no such file") {
+		t.Errorf("a failure with --log-format json: exit %d, stderr %q (%v)", r.code, r.stderr, err)
 	}
 }

@@ -28,8 +28,8 @@ func needKeys(ctx context.Context, c common, store ledgerTenants, instead string
 	if c.signingKey != "" {
 		return true, nil
 	}
-	if signing.HasKeys(dir) {
-		return true, nil
+	if has, err := signing.HasKeys(dir); has || err != nil {
+		return has, err
 	}
 	tenants, err := store.LedgerTenants(ctx)
 	if err != nil {

@@ -420,3 +420,19 @@ func TestPolicyLimitOneLine(t *testing.T) {
 		t.Errorf("policyLimit = %q", got)
 	}
 }
+
+// An interrupted migration says so, and what to do, not the driver's
+// words for a cancelled query.
+func TestMigrateInterrupted(t *testing.T) {
+	e := &env{common: common{data: t.TempDir()}, log: slog.New(slog.DiscardHandler)}
+	store, err := openDatabase(context.Background(), e.common)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := migrateStore(ctx, e, store); err == nil || !strings.Contains(err.Error(), "was interrupted") || !strings.Contains(err.Error(), "run the command again") {
+		t.Errorf("a migration interrupted: %v", err)
+	}
+}

@@ -264,7 +264,9 @@ Examples:
 					return usagef("keys rotate-signing: --signing-key (or %s) names a key kept outside the data directory: make a new key where it is kept and give that file instead", SigningKeyEnv)
 				}
 				dir := filepath.Join(e.data, "signing-keys")
-				if !signing.HasKeys(dir) {
+				if has, err := signing.HasKeys(dir); err != nil {
+					return fmt.Errorf("keys rotate-signing: %w", err)
+				} else if !has {
 					return fmt.Errorf("keys rotate-signing: no signing key in %s to rotate: give --data the data directory runproof serve uses", dir)
 				}
 				keys, err := openKeys(e)

@@ -171,6 +171,10 @@ func migrateStore(ctx context.Context, e *env, store database) (before int64, er
 		if why := sqlite.Unusable(err); why != "" && e.engine() == engineSQLite {
 			return before, fmt.Errorf("cannot use %s: %s", e.sqlitePath(), why)
 		}
+		if ctx.Err() != nil { // the driver's words for it read as damage
+			return before, fmt.Errorf("the %s schema's migration was interrupted: each step is applied whole or not at all, "+
+				"so run the command again to finish it", e.engine())
+		}
 		return before, fmt.Errorf("cannot migrate the %s schema: %w", e.engine(), err)
 	}
 	if verr != nil { // Migrate, which reads it too, says what is wrong better

@@ -63,7 +63,12 @@ func (s *Server) caller(w http.ResponseWriter, r *http.Request, rt route) (*call
 	}
 	if runproof.ErrorCode(err) == runproof.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runproof"`)
-		s.log.WarnContext(r.Context(), "unauthenticated request", slog.String("route", rt.method+" "+rt.path), slog.String("remote", r.RemoteAddr))
+		attrs := []any{slog.String("route", rt.method+" "+rt.path), slog.String("remote", r.RemoteAddr),
+			slog.String("reason", runproof.ErrorMessage(err)), slog.String("correlation_id", correlationID(r.Context()))}
+		if key.ID != "" { // known, and refused
+			attrs = append(attrs, slog.String("key_id", key.ID))
+		}
+		s.log.WarnContext(r.Context(), "unauthenticated request", attrs...)
 	}
 	if err != nil && key.RevokedAt != nil { // known and refused: revoked
 		return &call{r: r, key: key}, err

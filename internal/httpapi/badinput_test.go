@@ -7,13 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/runproof/runproof/internal/artifact"
+	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/httpapi"
 	"github.com/runproof/runproof/internal/runproof"
 	"github.com/runproof/runproof/internal/service"
 	"github.com/runproof/runproof/internal/store/storetest"
@@ -409,4 +416,44 @@ func TestStopExpressionsBudget(t *testing.T) {
 	}
 	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "b", "type": "expression", "expression": costly, "action": "warn"}))
 	e.must(201, e.do("POST", "/api/v1/policies", admin, map[string]any{"name": "a", "type": "expression", "expression": costly + " && true", "action": "stop"}))
+}
+
+// A refused key is logged with why, its id when known, and the
+// correlation id the client was answered with.
+func TestUnauthenticatedLogged(t *testing.T) {
+	store := storetest.OpenSQLite(t)
+	svc := service.New(store, service.Options{})
+	dir, err := artifact.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "log")) // written by the server's goroutines, read here
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	logged := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
+	srv := httptest.NewServer(httpapi.New(svc, export.New(store, dir, export.Options{}),
+		httpapi.Options{Logger: slog.New(slog.NewTextHandler(logFile, nil))}))
+	defer srv.Close()
+	e := &env{t: t, url: srv.URL, svc: svc}
+	var p struct {
+		CorrelationID string `json:"correlation_id"`
+	}
+	e.must(401, e.do("GET", "/api/v1/policies", "rp_nosuchkey", nil)).decode(t, &p)
+	if line := logged(); !strings.Contains(line, "unauthenticated request") || !strings.Contains(line, "reason=") ||
+		p.CorrelationID == "" || !strings.Contains(line, "correlation_id="+p.CorrelationID) {
+		t.Errorf("the log of an unknown key's request: %s (answered %+v)", line, p)
+	}
+	secret, key, err := svc.CreateAPIKey(context.Background(), "acme", service.KeyInput{Role: runproof.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RevokeAPIKey(context.Background(), "acme", key.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.must(401, e.do("GET", "/api/v1/policies", secret, nil))
+	if line := logged(); !strings.Contains(line, "key_id="+key.ID) || !strings.Contains(line, "revoked") {
+		t.Errorf("the log of a revoked key's request: %s", line)
+	}
 }

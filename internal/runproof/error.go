@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -132,10 +133,13 @@ func busy(err error) bool {
 // unreachable reports whether err says the database went away rather than
 // that something is wrong: the network failed, the connection was lost
 // (in the middle of an answer too, an unexpected EOF; or before the query
-// was sent, which drivers say as SafeToRetry()), or the server is
-// shutting down or starting (SQLSTATE classes 08 and 57P01–57P03, which
-// drivers give as SQLState()). A file system's error (a full disk, say) is
-// not: its syscall.Errno is a net.Error too, but of no network.
+// was sent, which drivers say as SafeToRetry()), the server is shutting
+// down or starting (SQLSTATE classes 08 and 57P01–57P03, which drivers give
+// as SQLState()), or it will not take us for now: too many connections
+// (53300), our role or password refused (class 28, say once a password
+// was changed on its side), or the database dropped or not there
+// (57P04, 3D000). A file system's error (a full disk, say) is not: its
+// syscall.Errno is a net.Error too, but of no network.
 func unreachable(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return false // a net.Error too, but of the request, not the database
@@ -154,7 +158,8 @@ func unreachable(err error) bool {
 	var coded interface{ SQLState() string }
 	if errors.As(err, &coded) {
 		s := coded.SQLState()
-		return strings.HasPrefix(s, "08") || s == "57P01" || s == "57P02" || s == "57P03"
+		return strings.HasPrefix(s, "08") || strings.HasPrefix(s, "28") ||
+			slices.Contains([]string{"57P01", "57P02", "57P03", "57P04", "53300", "3D000"}, s)
 	}
 	return false
 }

@@ -36,6 +36,10 @@ func TestUnreachable(t *testing.T) {
 		fmt.Errorf("get run: %w", driver.ErrBadConn):      EUNAVAILABLE,
 		fmt.Errorf("get run: %w", sqlStateError("57P01")): EUNAVAILABLE, // admin_shutdown
 		fmt.Errorf("get run: %w", sqlStateError("08006")): EUNAVAILABLE, // connection_failure
+		fmt.Errorf("get run: %w", sqlStateError("53300")): EUNAVAILABLE, // too_many_connections
+		fmt.Errorf("get run: %w", sqlStateError("28P01")): EUNAVAILABLE, // invalid_password
+		fmt.Errorf("get run: %w", sqlStateError("3D000")): EUNAVAILABLE, // invalid_catalog_name: the database dropped
+		fmt.Errorf("get run: %w", sqlStateError("57P04")): EUNAVAILABLE, // database_dropped
 		fmt.Errorf("insert: %w", sqlStateError("23505")):  EINTERNAL,    // unique_violation
 		fmt.Errorf("list steps: %w", io.ErrUnexpectedEOF): EUNAVAILABLE, // the connection cut mid-answer
 		fmt.Errorf("get run: %w", connClosed{}):           EUNAVAILABLE,

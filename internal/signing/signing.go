@@ -133,10 +133,21 @@ func load(dir string) (*Keyring, error) {
 }
 
 // HasKeys reports whether dir holds a key (Open makes a first one in a
-// directory that does not).
-func HasKeys(dir string) bool {
-	names, _ := filepath.Glob(keyFiles(dir)) // the pattern is valid
-	return len(names) > 0
+// directory that does not). A directory that cannot be read is an error,
+// not one without keys: the keys may be there, out of the user's reach.
+func HasKeys(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("signing keys: %w (is runproof run as the user that owns the data directory?)", err)
+	}
+	for _, e := range entries {
+		if ok, _ := filepath.Match(filepath.Base(keyFiles(dir)), e.Name()); ok { // the pattern is valid
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // keyFiles is the pattern of the key files of dir. Hidden files, such as

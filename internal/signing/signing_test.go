@@ -205,3 +205,33 @@ func TestHiddenFilesAreNotKeys(t *testing.T) {
 		t.Fatalf("verifying keys: %v", err)
 	}
 }
+
+// TestHasKeys: a directory that cannot be read is an error, not one
+// without keys; hidden files are not keys.
+func TestHasKeys(t *testing.T) {
+	dir := t.TempDir()
+	for name, want := range map[string]bool{filepath.Join(dir, "none"): false, dir: false} {
+		if has, err := signing.HasKeys(name); has != want || err != nil {
+			t.Errorf("HasKeys(%s) = %v, %v", name, has, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-key.pem-1"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := signing.HasKeys(dir); has || err != nil {
+		t.Errorf("a hidden file: %v, %v", has, err)
+	}
+	if _, err := signing.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if has, err := signing.HasKeys(dir); !has || err != nil {
+		t.Errorf("a key: %v, %v", has, err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signing.HasKeys(file); err == nil { // as a directory out of reach (root reads any)
+		t.Error("a directory that cannot be read has no keys, no error")
+	}
+}
