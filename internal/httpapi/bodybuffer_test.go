@@ -223,7 +223,7 @@ func TestChunkedBodyBuffer(t *testing.T) {
 // only while it is read, and given back when the handler returns.
 func TestBodyHeldWhileHandled(t *testing.T) {
 	s := &Server{log: slog.New(slog.DiscardHandler), bodies: newShares(1000, 1000),
-		metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
+		metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil, nil)}
 	freeInHandler := true
 	h := s.wrap(route{method: "POST", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
 		if _, err := readBody(c, "send less"); err != nil {

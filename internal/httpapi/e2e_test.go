@@ -591,3 +591,13 @@ func TestAgentBoundKey(t *testing.T) {
 		}
 	})
 }
+
+// TestLedgerMetrics: a server with a ledger shows the tenants it could not
+// seal.
+func TestLedgerMetrics(t *testing.T) {
+	e := newFullEnv(t, storetest.OpenSQLite(t))
+	body := string(e.must(200, e.do("GET", "/metrics", "", nil)).body)
+	if !strings.Contains(body, "\nrunproof_ledger_tenants_unsealed 0\n") {
+		t.Errorf("/metrics lacks runproof_ledger_tenants_unsealed:\n%s", body)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runproof/runproof/internal/export"
+	"github.com/runproof/runproof/internal/ledger"
 )
 
 type metrics struct {
@@ -23,7 +24,7 @@ type metrics struct {
 
 // newMetrics returns the server's metrics, among them what audits and
 // exports (when not nil) are doing, read as they are scraped.
-func newMetrics(audits *auditRetry, exports *export.Exporter) *metrics {
+func newMetrics(audits *auditRetry, exports *export.Exporter, led *ledger.Ledger) *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
 	m.registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_audit_events_waiting",
@@ -32,6 +33,11 @@ func newMetrics(audits *auditRetry, exports *export.Exporter) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "runproof_audit_events_lost_total",
 			Help: "Audit events dropped unstored: the database was away too long, too many waited, or one was refused."},
 			func() float64 { return float64(audits.lost.Load()) }))
+	if led != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "runproof_ledger_tenants_unsealed",
+			Help: "Tenants whose audit events or steps the last sealing pass could not put into their ledger."},
+			func() float64 { return float64(led.Unsealed()) }))
+	}
 	if exports != nil {
 		stat := func(f func(export.Stats) float64) func() float64 { return func() float64 { return f(exports.Stats()) } }
 		m.registry.MustRegister(

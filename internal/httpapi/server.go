@@ -146,7 +146,7 @@ func New(svc *service.Service, exports *export.Exporter, opts Options) *Server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.audits = newAuditRetry(svc.Record, s.log)
-	s.metrics = newMetrics(s.audits, exports)
+	s.metrics = newMetrics(s.audits, exports, opts.Ledger)
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))

@@ -26,7 +26,7 @@ import (
 // An error a handler returns after its answer began is logged, not
 // appended to the answer as a problem.
 func TestErrorAfterAnswerBegan(t *testing.T) {
-	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
+	s := &Server{log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil, nil)}
 	h := s.wrap(route{method: "GET", path: "/x", handle: func(w http.ResponseWriter, c *call) error {
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.WriteString(w, `{"partial":`)
@@ -149,7 +149,7 @@ func TestInterruptedExportAnswer(t *testing.T) {
 // and the log names its correlation id.
 func TestCutRequestIsUnavailable(t *testing.T) {
 	var log bytes.Buffer
-	s := &Server{log: slog.New(slog.NewTextHandler(&log, nil)), metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil)}
+	s := &Server{log: slog.New(slog.NewTextHandler(&log, nil)), metrics: newMetrics(newAuditRetry(nil, slog.New(slog.DiscardHandler)), nil, nil)}
 	for _, failure := range []error{context.Canceled, fmt.Errorf("list runs: %w", context.Canceled), errors.New("driver: bad connection after cancel")} {
 		log.Reset()
 		ctx, cancel := context.WithCancel(context.Background())

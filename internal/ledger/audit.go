@@ -155,12 +155,22 @@ func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 		tenants = append(tenants, ts...)
 	}
 	slices.Sort(tenants)
+	var unsealed int64
 	for _, t := range slices.Compact(tenants) {
 		if _, err := l.SealTenant(ctx, t); err != nil && ctx.Err() == nil {
 			log.ErrorContext(ctx, "entries not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
+			unsealed++
 		}
 	}
+	if ctx.Err() == nil {
+		l.unsealed.Store(unsealed)
+	}
 }
+
+// Unsealed is how many tenants have audit events or steps that the last
+// pass of Seal could not put into their ledger (their log signed by a key
+// this server does not hold, say): what waits there is not sealed yet.
+func (l *Ledger) Unsealed() int { return int(l.unsealed.Load()) }
 
 // SealTenant puts a tenant's audit events that wait for the ledger into
 // it, then its runs' new steps, and returns how many entries it appended.

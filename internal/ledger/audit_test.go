@@ -218,3 +218,33 @@ func TestSealSyncsPastAFailingTenant(t *testing.T) {
 		}
 	})
 }
+
+// TestSealUnsealed: a tenant whose log this server cannot extend (signed
+// by a key it does not know) is counted by Unsealed while its audit
+// events wait, and no longer once another server has sealed them.
+func TestSealUnsealed(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e engine) {
+		ctx := context.Background()
+		other := newLedgerKey(t, e.Store, otherKey)
+		auditAt(t, e.Store, "acme", time.Now().Add(-time.Minute), 1)
+		if _, err := other.SealTenant(ctx, "acme"); err != nil { // acme's log, signed by otherKey
+			t.Fatal(err)
+		}
+		l := newLedger(t, e.Store) // which does not know otherKey
+		auditAt(t, e.Store, "acme", time.Now().Add(-time.Minute), 1)
+		pass := func() {
+			passCtx, stop := context.WithCancel(ctx)
+			stop() // one pass, the last
+			l.Seal(passCtx, time.Hour, slog.New(slog.DiscardHandler))
+		}
+		if pass(); l.Unsealed() != 1 {
+			t.Errorf("after a pass that could not seal acme: Unsealed %d, want 1", l.Unsealed())
+		}
+		if _, err := other.SealTenant(ctx, "acme"); err != nil {
+			t.Fatal(err)
+		}
+		if pass(); l.Unsealed() != 0 {
+			t.Errorf("once acme's events are sealed: Unsealed %d, want 0", l.Unsealed())
+		}
+	})
+}

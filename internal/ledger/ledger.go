@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -68,6 +69,8 @@ type Ledger struct {
 
 	mu        sync.Mutex
 	verifiers []string // the known verifier keys, the ledger's own first
+
+	unsealed atomic.Int64 // tenants the last pass of Seal could not seal (Unsealed)
 }
 
 // New returns a ledger over store whose checkpoints are signed with key
