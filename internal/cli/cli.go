@@ -92,7 +92,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return fail(stderr, err)
 	}
 	e := &env{common: c, log: log, stdin: stdin, stdout: stdout, stderr: stderr}
-	if err := run(ctx, e, pos); err != nil && c.logFormat == "json" {
+	if err := run(ctx, e, pos); err != nil && c.logFormat == "json" && log.Enabled(ctx, slog.LevelError) {
 		log.Error(oneLine(err)) // a line a JSON log pipeline reads too
 		return exitStatus(err)
 	} else if err != nil {

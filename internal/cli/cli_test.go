@@ -1180,4 +1180,10 @@ func TestFailureAsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stderr), &line); err != nil || r.code != 2 || line.Level != "ERROR" || !strings.Contains(line.Msg, "none.yaml: no such file") {
 		t.Errorf("a failure with --log-format json: exit %d, stderr %q (%v)", r.code, r.stderr, err)
 	}
+	// A log level above errors still shows the failure, as a plain line.
+	r = runCLI(t, "", "policy", "apply", "--tenant", "acme", "--data", t.TempDir(), "--log-format", "json", "--log-level", "error+1",
+		filepath.Join(t.TempDir(), "none.yaml"))
+	if r.code != 2 || !strings.HasPrefix(r.stderr, "runproof: ") || !strings.Contains(r.stderr, "none.yaml: no such file") {
+		t.Errorf("a failure with --log-level error+1: exit %d, stderr %q", r.code, r.stderr)
+	}
 }

@@ -147,10 +147,12 @@ func (l *Ledger) syncFinished(ctx context.Context, since int64, retry []string, 
 // the ledger (SealTenant), logging a tenant that cannot take them.
 func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 	var tenants []string
+	listed := true
 	for _, waiting := range []func(context.Context) ([]string, error){l.store.AuditTenantsToSeal, l.store.StepsTenantsToSeal} {
 		ts, err := waiting(ctx)
 		if err != nil && ctx.Err() == nil {
 			log.ErrorContext(ctx, "entries not put into the ledger yet", slog.Any("error", err))
+			listed = false
 		}
 		tenants = append(tenants, ts...)
 	}
@@ -159,17 +161,20 @@ func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 	for _, t := range slices.Compact(tenants) {
 		if _, err := l.SealTenant(ctx, t); err != nil && ctx.Err() == nil {
 			log.ErrorContext(ctx, "entries not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
-			unsealed++
+			if runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
+				unsealed++
+			}
 		}
 	}
-	if ctx.Err() == nil {
+	if listed && ctx.Err() == nil { // a pass that could not list the tenants counts none
 		l.unsealed.Store(unsealed)
 	}
 }
 
 // Unsealed is how many tenants have audit events or steps that the last
-// pass of Seal could not put into their ledger (their log signed by a key
-// this server does not hold, say): what waits there is not sealed yet.
+// pass of Seal that could list them could not put into their ledger, the
+// database being there (their log signed by a key this server does not
+// hold, say): what waits there is not sealed yet.
 func (l *Ledger) Unsealed() int { return int(l.unsealed.Load()) }
 
 // SealTenant puts a tenant's audit events that wait for the ledger into

@@ -516,6 +516,7 @@ func TestWorstCostBounds(t *testing.T) {
 		`run.agent_id.matches("^(a|b)+$") && step.step_type.contains(run.agent_id)`,
 		`[step.step_type, run.agent_id].exists(s, s.matches("^x+$"))`,
 		`string(step.cost_cents).matches("^[0-9.e+-]+$") || string(step.tokens).size() > 3`,
+		`string(step.step_type).contains("a") && string(run.agent_id).matches("^(a|b)+$")`,
 	}
 	texts := []string{strings.Repeat("x", runproof.MaxStepTypeLen), strings.Repeat("😀", runproof.MaxStepTypeLen/4),
 		strings.Repeat("ab", runproof.MaxStepTypeLen/2)}
@@ -736,7 +737,7 @@ func TestCheckStopCost(t *testing.T) {
 	}
 	warn := mustPolicy(t, runproof.Policy{Name: "w", Type: runproof.PolicyExpression, Expression: costly, Action: runproof.ActionWarn})
 	active := []runproof.Policy{stop("a", costly), warn}
-	if err := CheckStopCost(active, []runproof.Policy{stop("b", costly)}); runproof.ErrorCode(err) != runproof.EINVALID ||
+	if err := CheckStopCost(active, []runproof.Policy{stop("b", costly)}, nil); runproof.ErrorCode(err) != runproof.EINVALID ||
 		!strings.Contains(err.Error(), `stop expressions with "b" (2 in all) could cost`) {
 		t.Errorf("a second costly stop rule: %v, want it refused", err)
 	}
@@ -747,7 +748,7 @@ func TestCheckStopCost(t *testing.T) {
 		"a limit":              {mustPolicy(t, runproof.Policy{Name: "l", Type: runproof.PolicyStepLimit, Threshold: "5", Action: runproof.ActionStop})},
 		"a made warn, b added": {mustPolicy(t, runproof.Policy{Name: "a", Type: runproof.PolicyExpression, Expression: costly, Action: runproof.ActionWarn}), stop("b", costly)},
 	} {
-		if err := CheckStopCost(active, added); err != nil {
+		if err := CheckStopCost(active, added, StopCosts(active)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -767,7 +768,7 @@ func TestWorstCostBoundsRandom(t *testing.T) {
 	}
 	text := func() string {
 		return []string{"step.step_type", "run.agent_id", "string(step.cost_cents)", "string(run.tokens)", `"😀x"`,
-			`(step.step_type + "😀")`}[rng.IntN(6)]
+			`(step.step_type + "😀")`, "string(run.cost_cents)", "string(step.step_type)"}[rng.IntN(8)]
 	}
 	var cond func(depth int) string
 	cond = func(depth int) string {
@@ -808,8 +809,9 @@ func TestWorstCostBoundsRandom(t *testing.T) {
 		for _, st := range texts {
 			for _, agent := range texts {
 				for _, tokens := range []int64{0, 5, 1 << 52} {
-					_, spent, _ := r.eval(&activation{in: Input{AgentID: agent, Step: runproof.Step{StepType: st, InputTokens: tokens}},
-						t: runproof.Totals{Steps: tokens, InputTokens: tokens}})
+					_, spent, _ := r.eval(&activation{in: Input{AgentID: agent, Step: runproof.Step{StepType: st, InputTokens: tokens,
+						CostMicrocents: -tokens*7 - 1, DurationMicros: tokens * 3}},
+						t: runproof.Totals{Steps: tokens, InputTokens: tokens, CostMicrocents: tokens * 11}})
 					if spent > worst {
 						t.Fatalf("%s: cost %d on a step, over its worst cost %d", src, spent, worst)
 					}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -241,8 +242,9 @@ func checkWorstCost(worst uint64) error {
 	case worst <= MaxExpressionCost:
 		return nil
 	case worst == math.MaxUint64:
-		return fmt.Errorf("what it can cost on a step has no bound (say, it joins lists that are not written out in it, which may double " +
-			"at each join): it could fail, unjudged. Join only lists written out, as [a, b] + [c]")
+		return fmt.Errorf("what it can cost on a step has no bound: it joins lists that are not written out in it (which may double " +
+			"at each join; join only lists written out, as [a, b] + [c]), or works on a value whose size cannot be told, " +
+			"as a map's member or a conversion of a time: it could fail, unjudged")
 	}
 	return fmt.Errorf("can cost up to %s on a step (with the longest step type and agent id, %d and %d bytes), "+
 		"over the %d an expression may take: it would fail there, unjudged. Loop over fewer elements, or match a smaller pattern",
@@ -293,6 +295,12 @@ func (e boundEstimator) EstimateCallCost(_, overloadID string, target *cost.AstN
 		return joinEstimate(args)
 	case overloads.BoolToString, overloads.IntToString, overloads.UintToString, overloads.DoubleToString:
 		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: 1}, ResultSize: &cost.SizeEstimate{Max: maxFormatted}}
+	case overloads.StringToString: // string(s) is s
+		if len(args) == 1 {
+			if size := cmp.Or(args[0].ComputedSize(), stringSize(args[0].Path())); size != nil {
+				return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: 1}, ResultSize: size}
+			}
+		}
 	}
 	return nil
 }
@@ -487,13 +495,29 @@ func matchCharge(n uint64, size int) uint64 {
 	return satMul(uint64(math.Ceil(float64(n+1)*cost.StringTraversalCostFactor)), uint64(size))
 }
 
+// StopCosts is the worst cost of each stop expression of ps that compiles,
+// by its text: what CheckStopCost reads rather than compile the
+// expressions again (under a store's write lock, say).
+func StopCosts(ps []runproof.Policy) map[string]uint64 {
+	costs := map[string]uint64{}
+	for _, p := range ps {
+		if _, done := costs[p.Expression]; isStopExpression(p) && !done {
+			if _, worst, err := compileExpression(p.Expression); err == nil { // one refused fails without being run
+				costs[p.Expression] = worst
+			}
+		}
+	}
+	return costs
+}
+
 // CheckStopCost refuses to add policies (added, normalized) when the stop
 // expressions of the tenant's active policies with them (one named as an
 // active policy takes its place) could together cost more than
 // MaxStepCost on one step: a stop rule judged past that total would go
 // unjudged. Adding policies that are no stop expressions is never refused
-// here, whatever the tenant holds already.
-func CheckStopCost(active, added []runproof.Policy) error {
+// here, whatever the tenant holds already. known holds costs StopCosts
+// worked out; those of other expressions are worked out here.
+func CheckStopCost(active, added []runproof.Policy, known map[string]uint64) error {
 	var names []string
 	for _, p := range added {
 		if isStopExpression(p) {
@@ -507,13 +531,27 @@ func CheckStopCost(active, added []runproof.Policy) error {
 	for _, p := range slices.Concat(active, added) {
 		byName[p.Name] = p
 	}
+	var stops []runproof.Policy
+	for _, p := range byName {
+		if isStopExpression(p) {
+			stops = append(stops, p)
+		}
+	}
+	var unknown []runproof.Policy
+	for _, p := range stops {
+		if _, ok := known[p.Expression]; !ok {
+			unknown = append(unknown, p)
+		}
+	}
+	more := StopCosts(unknown)
 	var total uint64
 	n := 0
-	for _, p := range byName {
-		if !isStopExpression(p) {
-			continue
+	for _, p := range stops {
+		worst, ok := known[p.Expression]
+		if !ok {
+			worst, ok = more[p.Expression]
 		}
-		if _, worst, err := compileExpression(p.Expression); err == nil { // one refused fails without being run
+		if ok {
 			total = satAdd(total, worst)
 			n++
 		}

@@ -47,7 +47,14 @@ func (s *Service) CreatePolicies(ctx context.Context, tenantID string, ins ...Po
 			return nil, err
 		}
 	}
-	return s.store.CreatePolicies(ctx, func(active []runproof.Policy) error { return policy.CheckStopCost(active, ps) }, ps...)
+	// The costs of the stop expressions are worked out before the store
+	// takes its lock: the check under it reads them.
+	before, err := s.store.ActivePolicies(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	known := policy.StopCosts(slices.Concat(before, ps))
+	return s.store.CreatePolicies(ctx, func(active []runproof.Policy) error { return policy.CheckStopCost(active, ps, known) }, ps...)
 }
 
 // SamePolicy reports whether in says what the tenant's policy p, as

@@ -30,7 +30,7 @@ func (s *Store) CreatePolicies(ctx context.Context, check func(active []runproof
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}) // reads what the lock's last holder wrote
 	if err != nil {
 		return nil, fmt.Errorf("create policies: %w", err)
 	}
@@ -75,9 +75,11 @@ func (s *Store) CreatePolicies(ctx context.Context, check func(active []runproof
 
 // lockPolicies makes the writes of a tenant's policies wait for each
 // other, from every pool and every server on the database, so that each
-// reads what the other wrote: the versions of a name, and the active
-// policies a new one is checked against. The lock, named after the schema
-// and the tenant, goes with the transaction.
+// reads what the other wrote (in read committed, whatever the database's
+// default: a snapshot taken before the wait would not hold it): the
+// versions of a name, and the active policies a new one is checked
+// against. The lock, named after the schema and the tenant, goes with the
+// transaction.
 func lockPolicies(ctx context.Context, tx pgx.Tx, tenantID string) error {
 	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(
 		hashtextextended('runproof policies ' || current_schema() || ' ' || $1, 0))`, tenantID)
@@ -87,7 +89,7 @@ func lockPolicies(ctx context.Context, tx pgx.Tx, tenantID string) error {
 // RetirePolicy stores a copy of the latest version of the tenant's policy
 // id, as its next version, that retires it.
 func (s *Store) RetirePolicy(ctx context.Context, tenantID, id string, at time.Time) (runproof.Policy, error) {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}) // reads what the lock's last holder wrote
 	if err != nil {
 		return runproof.Policy{}, fmt.Errorf("retire policy: %w", err)
 	}
