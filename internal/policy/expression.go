@@ -294,11 +294,11 @@ func (e boundEstimator) EstimateCallCost(_, overloadID string, target *cost.AstN
 	case overloads.AddList:
 		return joinEstimate(args)
 	case overloads.BoolToString, overloads.IntToString, overloads.UintToString, overloads.DoubleToString:
-		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: 1}, ResultSize: &cost.SizeEstimate{Max: maxFormatted}}
+		return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: 1, Max: 1}, ResultSize: &cost.SizeEstimate{Max: maxFormatted}}
 	case overloads.StringToString: // string(s) is s
 		if len(args) == 1 {
 			if size := cmp.Or(args[0].ComputedSize(), stringSize(args[0].Path())); size != nil {
-				return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: 1}, ResultSize: size}
+				return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: 1, Max: 1}, ResultSize: size}
 			}
 		}
 	}
@@ -312,21 +312,21 @@ func (e boundEstimator) EstimateCallCost(_, overloadID string, target *cost.AstN
 // variable, a list a macro made) is refused as a cost that cannot be
 // bounded, since such lists may double at each join.
 func joinEstimate(args []cost.AstNode) *cost.CallEstimate {
-	unbounded := &cost.CallEstimate{CostEstimate: cost.CostEstimate{Max: math.MaxUint64}}
+	unbounded := &cost.CallEstimate{CostEstimate: cost.Estimate{Max: math.MaxUint64}}
 	if len(args) != 2 || !writtenOut(args[1].Expr()) || args[1].ComputedSize() == nil {
 		return unbounded
 	}
 	added := *args[1].ComputedSize()
 	if name := args[0].Expr().AsIdent(); args[0].Expr().Kind() == celast.IdentKind &&
 		(name == parser.AccumulatorName || name == parser.HiddenAccumulatorName) {
-		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: added.Min, Max: added.Max}}
+		return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: added.Min, Max: added.Max}}
 	}
 	if !writtenOut(args[0].Expr()) || args[0].ComputedSize() == nil {
 		return unbounded
 	}
 	first := *args[0].ComputedSize()
 	made := cost.SizeEstimate{Min: satAdd(first.Min, added.Min), Max: satAdd(first.Max, added.Max)}
-	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: made.Min, Max: made.Max}, ResultSize: &made}
+	return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: made.Min, Max: made.Max}, ResultSize: &made}
 }
 
 // writtenOut reports whether a list is written out in the expression,
@@ -363,7 +363,7 @@ func (e boundEstimator) matchEstimate(target *cost.AstNode, args []cost.AstNode)
 	if !known || bytes == nil {
 		return nil
 	}
-	return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: matchCharge(bytes.Min, size), Max: matchCharge(bytes.Max, size)}}
+	return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: matchCharge(bytes.Min, size), Max: matchCharge(bytes.Max, size)}}
 }
 
 // textBytes bounds the bytes of a string: a literal's exactly, a
