@@ -14,7 +14,7 @@ func TestBreachTextAsStored(t *testing.T) {
 		want string
 	}{
 		{runproof.Incident{PolicyName: "מגבלת עלות\u200f לריצה", ViolationType: runproof.PolicyStepLimit, ThresholdValue: "1", ActualValue: "2", InflectionStepIndex: 1},
-			"Policy \"מגבלת עלות\u200f לריצה\": step limit of 1 steps exceeded at step 1 (2 steps)"},
+			"Policy \"מגבלת עלות\u200f לריצה\": step limit of 1 step exceeded at step 1 (2 steps)"}, // 1 step, 2 steps
 		{runproof.Incident{PolicyName: "no shell", ViolationType: runproof.PolicyExpression, ThresholdValue: `step.step_type == "shell"`},
 			`Policy "no shell": rule "step.step_type == "shell"" matched at step 0`},
 	} {

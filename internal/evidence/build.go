@@ -396,7 +396,8 @@ func breachText(inc *runproof.Incident) string {
 	switch t := inc.ViolationType; {
 	case t.IsLimit():
 		kind, _ := strings.CutSuffix(string(t), "_limit") // cost, token, step, duration
-		what = fmt.Sprintf("%s limit of %s %s exceeded %s (%s %s)", kind, inc.ThresholdValue, t.Unit(), at, inc.ActualValue, t.Unit())
+		what = fmt.Sprintf("%s limit of %s %s exceeded %s (%s %s)", kind, inc.ThresholdValue, t.UnitFor(inc.ThresholdValue), at,
+			inc.ActualValue, t.UnitFor(inc.ActualValue))
 	case t == runproof.PolicyStepTypeDenied:
 		what = fmt.Sprintf(`denied step type "%s" used %s`, inc.ActualValue, at)
 	default:

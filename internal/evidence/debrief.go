@@ -232,8 +232,12 @@ func summary(f incidentFacts) string {
 		// runproof judges a step as it arrives: a step that arrived this
 		// long after its own time was sent late, or the agent's clock runs
 		// behind runproof's.
-		second += fmt.Sprintf(" (the step reached runproof %s after the time the agent gave it: the agent sent it late, "+
-			"or its clock runs behind runproof's)", Duration(late))
+		gave := "the time the agent gave it"
+		if f.ran > 0 {
+			gave = "its end by the time and duration the agent gave it"
+		}
+		second += fmt.Sprintf(" (the step reached runproof %s after %s: the agent sent it late, "+
+			"or its clock runs behind runproof's)", Duration(late), gave)
 	}
 	if inc.ViolationType == runproof.PolicyCostLimit {
 		second = upperFirst(second) + "."
@@ -384,7 +388,9 @@ func prevented(f incidentFacts, h AgentHistory) (cents *int64, some bool, method
 		if average < 10*runproof.MicrocentsPerCent || roundCents(average)*remaining2 != 2*estimate {
 			perStep = fineDollars(average)
 		}
-		perStep = "about " + perStep
+		if !strings.HasPrefix(perStep, "less than") { // "about less than" says nothing more
+			perStep = "about " + perStep
+		}
 	}
 	return &estimate, f.costMicro > 0, fmt.Sprintf("Estimate: the average cost per step up to the stop (%s) times the %s this agent's runs usually take beyond this point (%s).",
 		perStep, halfSteps(remaining2, "further step", "further steps"), basis)

@@ -481,7 +481,7 @@ func TestDebriefStepArrivedLate(t *testing.T) {
 	src.Incident.ViolationAt = src.Incident.DetectedAt.Add(-8 * time.Hour)
 	b := debrief(t, src)
 	if b.TimeToDetectSeconds != 8*3600 || !strings.Contains(b.IncidentSummary, "It was stopped 8 hours after that step "+
-		"(the step reached runproof 8 hours after the time the agent gave it: the agent sent it late, or its clock runs behind runproof's).") {
+		"(the step reached runproof 8 hours after its end by the time and duration the agent gave it: the agent sent it late, or its clock runs behind runproof's).") {
 		t.Errorf("time to detect %v, summary %q", b.TimeToDetectSeconds, b.IncidentSummary)
 	}
 	src = costRun(t)

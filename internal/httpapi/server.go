@@ -306,6 +306,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		defer func() {
 			s.metrics.observe(name, sw.status, time.Since(start))
 		}()
+		if rt.perm != "" { // a tenant's data, or a refusal to show it: no cache keeps it (a signed URL needs no header to send)
+			sw.Header().Set("Cache-Control", "no-store")
+		}
 		handle := func(c *call) error {
 			defer func() {
 				for _, f := range c.atEnd {

@@ -67,6 +67,13 @@ func TestSignedDownloadURL(t *testing.T) {
 		if runproof.DigestBytes(dl.body) != checksum || !strings.HasPrefix(dl.header.Get("Content-Type"), "application/pdf") {
 			t.Fatalf("signed download: %s, %q", runproof.DigestBytes(dl.body), dl.header.Get("Content-Type"))
 		}
+		// The URL is the credential: no cache keeps what it fetched.
+		if cc := dl.header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("signed download's Cache-Control %q, want no-store", cc)
+		}
+		if cc := e.do("GET", "/api/v1/exports/"+id, exporterSecret, nil).header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("an export record's Cache-Control %q, want no-store", cc)
+		}
 		var rec map[string]any
 		e.must(200, e.do("GET", "/api/v1/exports/"+id, admin, nil)).decode(t, &rec)
 		if rec["delivered_at"] == nil {

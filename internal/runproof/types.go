@@ -175,6 +175,15 @@ func (t PolicyType) Unit() string {
 	return ""
 }
 
+// UnitFor is the unit of a figure (as its threshold or actual value is
+// written) of a limit of type t, singular for 1: "1 step", "2 steps".
+func (t PolicyType) UnitFor(figure string) string {
+	if u := t.Unit(); figure != "1" || t == PolicyDurationLimit {
+		return u
+	}
+	return strings.TrimSuffix(t.Unit(), "s")
+}
+
 // Action is what happens when a policy is broken.
 type Action string
 

@@ -11,24 +11,26 @@ import (
 )
 
 // onePageDebrief lays the debrief out on one page: as it is when it fits,
-// else set tight, and then with the remediation notes, the one long text
-// people write into it, cut to the lines left (the debrief's JSON has
-// them whole, and the page says so). Only a debrief whose own text does
-// not fit even then runs to a second page.
+// else set tight, then tighter, and then with the remediation notes, the
+// one long text people write into it, cut to the lines left (the
+// debrief's JSON has them whole, and the page says so). Only a debrief
+// whose own text does not fit even then runs to a second page.
 func onePageDebrief(ctx context.Context, b *evidence.ExecutiveDebriefBundle, info Info) *report {
-	if r := debriefReport(ctx, b, info, regular, allLines).end(); r.pdf.PageCount() == 1 {
-		return r
+	var r *report
+	for _, set := range []setting{regular, tight, tighter} {
+		if r = debriefReport(ctx, b, info, set, allLines).end(); r.pdf.PageCount() == 1 {
+			return r
+		}
 	}
-	r := debriefReport(ctx, b, info, tight, allLines).end()
-	if r.pdf.PageCount() == 1 || b.RemediationNotes == "" {
+	if b.RemediationNotes == "" {
 		return r
 	}
 	// How many lines of notes fit: one, and what is left below it.
-	short := debriefReport(ctx, b, info, tight, 1).end()
+	short := debriefReport(ctx, b, info, tighter, 1).end()
 	if short.pdf.PageCount() > 1 {
 		return r // the debrief's own text runs long
 	}
-	if fit := debriefReport(ctx, b, info, tight, 1+short.linesLeft(tight.facts.lh, 0)).end(); fit.pdf.PageCount() == 1 {
+	if fit := debriefReport(ctx, b, info, tighter, 1+short.linesLeft(tighter.facts.lh, 0)).end(); fit.pdf.PageCount() == 1 {
 		return fit
 	}
 	return short

@@ -165,13 +165,17 @@ func breach(pc evidence.PolicyContext) string {
 	case runproof.PolicyExpression:
 		return "rule matched: " + pc.ThresholdValue
 	}
-	u := pc.ViolationType.Unit()
-	s := fmt.Sprintf("threshold %s %s, actual %s %s", groupDecimal(pc.ThresholdValue), u, groupDecimal(pc.ActualValue), u)
+	t := pc.ViolationType
+	s := fmt.Sprintf("threshold %s %s, actual %s %s", groupDecimal(pc.ThresholdValue), t.UnitFor(pc.ThresholdValue),
+		groupDecimal(pc.ActualValue), t.UnitFor(pc.ActualValue))
 	th, err1 := strconv.ParseFloat(pc.ThresholdValue, 64)
 	ac, err2 := strconv.ParseFloat(pc.ActualValue, 64)
 	if err1 == nil && err2 == nil && th > 0 && ac > th {
-		over := max(math.Round((ac-th)/th*1000)/10, 0.1) // never "0% over"
-		s += fmt.Sprintf(" (%s%% over)", decimal(over))
+		if over := math.Round((ac-th)/th*1000) / 10; over > 0 {
+			s += fmt.Sprintf(" (%s%% over)", decimal(over))
+		} else { // never "0% over", nor a tenth of a percent it is not
+			s += " (just over)"
+		}
 	}
 	return s
 }

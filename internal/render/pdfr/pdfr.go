@@ -156,6 +156,9 @@ var (
 	// otherwise run to a second page.
 	tight = setting{body: 9, lead: 4.3, note: 8, headingH: 9.5,
 		facts: fieldStyle{kw: 46, lh: 4.1, pad: 0.7, size: 8.5, keySize: 8, tint: true}}
+	// tighter is tight a step further, for a debrief that says all it can.
+	tighter = setting{body: 8.5, lead: 3.9, note: 7.5, headingH: 8,
+		facts: fieldStyle{kw: 46, lh: 3.8, pad: 0.6, size: 8, keySize: 7.5, tint: true}}
 )
 
 // charSet is a set of characters.

@@ -2,8 +2,10 @@ package pdfr
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -486,7 +488,9 @@ func TestFormat(t *testing.T) {
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
 		{clean("目标 café Ωμέγα Привет"), "<U+76EE U+6807> café Ωμέγα Привет"}, {clean("目 标"), "<U+76EE> <U+6807>"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
-			"threshold 10,000 tokens, actual 10,001 tokens (0.1% over)"},
+			"threshold 10,000 tokens, actual 10,001 tokens (just over)"}, // 0.01 %
+		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10010"}),
+			"threshold 10,000 tokens, actual 10,010 tokens (0.1% over)"},
 		{groupDecimal("90000.5"), "90,000.5"}, {groupDecimal("3000"), "3,000"}, {groupDecimal("1e5"), "1e5"}, {groupDecimal("x.5"), "x.5"},
 		{groupDecimal("12.3.4"), "12.3.4"}, {groupDecimal("-1234.5"), "-1,234.5"}, {groupDecimal("--1"), "--1"}, {decimal(-0.5), "-0.5"},
 	} {
@@ -622,5 +626,30 @@ func TestHugeCellsSplitAcrossPages(t *testing.T) {
 				t.Errorf("%s: the text lacks %q", name, want)
 			}
 		}
+	}
+}
+
+// TestDebriefEverySentence: a debrief that says all it can (a late step,
+// steps in the same request, under way and after the stop, five actions)
+// and has no notes to cut keeps to one page, and so with a name the fonts
+// lack, whose legend takes room too.
+func TestDebriefEverySentence(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "debrief-every-sentence.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, preparedFor := range map[string]string{"ascii": "", "cjk": "Board of Directors 董事会"} {
+		t.Run(name, func(t *testing.T) {
+			var d evidence.ExecutiveDebriefBundle
+			if err := json.Unmarshal(raw, &d); err != nil {
+				t.Fatal(err)
+			}
+			d.PreparedFor = cmp.Or(preparedFor, d.PreparedFor)
+			pages := check(t, write(t, "debrief-every-sentence-"+name+".pdf", &d, Info{ExportID: "0195a3c5-0000-7000-8000-000000000042"}))
+			text := strings.Join(pages, " ")
+			if len(pages) != 1 || !strings.Contains(text, "runproof verify FILE.zip") || !strings.Contains(text, "Make the agent honour stop decisions") {
+				t.Errorf("the debrief has %d pages, want one with its references", len(pages))
+			}
+		})
 	}
 }
