@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/runproof/runproof/internal/policy"
 	"github.com/runproof/runproof/internal/runproof"
@@ -418,16 +419,35 @@ func plain(s string, ids []string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !unicode.IsPrint(r) {
+		if !unicode.IsPrint(r) && r != '\u200c' && r != '\u200d' { // the joiners of scripts and emoji print
 			return false
 		}
 	}
 	for _, id := range ids {
-		if id != "" && strings.Contains(s, id) {
+		if id != "" && containsWord(s, id) {
 			return false
 		}
 	}
 	return true
+}
+
+// containsWord reports whether s holds w as a word of its own, not within
+// a longer one: a tenant named "rep" is not in "Write a report".
+func containsWord(s, w string) bool {
+	edge := func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }
+	for i := 0; ; {
+		j := strings.Index(s[i:], w)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(w)
+		before, _ := utf8.DecodeLastRuneInString(s[:start])
+		after, _ := utf8.DecodeRuneInString(s[end:])
+		if (start == 0 || edge(before)) && (end == len(s) || edge(after)) {
+			return true
+		}
+		i = start + 1
+	}
 }
 
 // roundCents rounds micro-cents to whole cents, half up.

@@ -41,7 +41,7 @@ func checkPlainText(t *testing.T, src evidence.Source, b evidence.ExecutiveDebri
 			t.Errorf("jargon in %q", s)
 		}
 		for _, id := range ids {
-			if strings.Contains(s, id) {
+			if regexp.MustCompile(`(^|\W)` + regexp.QuoteMeta(id) + `(\W|$)`).MatchString(s) { // as a word: "rep" is in no "report"
 				t.Errorf("id %q in %q", id, s)
 			}
 		}
@@ -255,6 +255,15 @@ func TestDebriefText(t *testing.T) {
 	src.Run.Goal = "Retry run " + src.Run.ID + " with input_file"
 	if b := debrief(t, src); !strings.HasPrefix(b.IncidentSummary, "While working on its task,") {
 		t.Errorf("summary: %s", b.IncidentSummary)
+	}
+	// One that holds an id only within a longer word, or the joiners of an
+	// emoji, is.
+	for _, goal := range []string{"Write a report for the supporters", "Écrire 👩\u200d💻 un résumé"} {
+		src = costRun(t)
+		src.Run.TenantID, src.Run.AgentID, src.Run.Goal = "rep", "support", goal
+		if b := debrief(t, src); !strings.HasPrefix(b.IncidentSummary, "While working on “"+goal+"”,") {
+			t.Errorf("goal %q: summary %s", goal, b.IncidentSummary)
+		}
 	}
 }
 

@@ -211,9 +211,13 @@ func niceStep(raw float64) float64 {
 	return 10 * p
 }
 
-// short writes an axis value compactly: 950, 12k, 3.5M.
+// short writes an axis value compactly: 950, 12k, 3.5M, 9B, 4.5T.
 func short(v float64) string {
 	switch {
+	case math.Abs(v) >= 1e12:
+		return num(math.Round(v/1e11)/10) + "T"
+	case math.Abs(v) >= 1e9:
+		return num(math.Round(v/1e8)/10) + "B"
 	case math.Abs(v) >= 1e6:
 		return num(math.Round(v/1e5)/10) + "M"
 	case math.Abs(v) >= 1e4:

@@ -115,6 +115,9 @@ func decimal(f float64) string { return groupDecimal(num(f)) }
 
 // dollars shows cents as dollars, rounded half up to the cent.
 func dollars(cents float64) string {
+	if cents > 0 && cents < 0.5 { // not "$0.00" for a cost there was
+		return "less than $0.01"
+	}
 	c := int64(math.Round(cents))
 	sign := ""
 	if c < 0 {

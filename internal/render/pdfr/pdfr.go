@@ -552,11 +552,7 @@ func (r *report) fieldsAs(rows []field, st fieldStyle) {
 		}
 		if f.maxLines > 0 && len(lines) > f.maxLines {
 			lines = lines[:f.maxLines]
-			last := []rune(lines[len(lines)-1])
-			for len(last) > 0 && len(pdf.SplitText(string(last)+f.more, vw)) > 1 {
-				last = last[:len(last)-1]
-			}
-			lines[len(lines)-1] = strings.TrimRight(string(last), " ") + f.more
+			lines[len(lines)-1] = cutToFit(lines[len(lines)-1], f.more, func(s string) bool { return len(pdf.SplitText(s, vw)) <= 1 })
 		}
 		r.noteEscapes(f.value, c, strings.Join(lines, "\n")) // of what is shown
 		key := r.clean(f.key)
@@ -729,9 +725,38 @@ func (r *report) fit(s string, w float64) string {
 		}
 		end += n
 	}
-	// Not within a code point: after the last whole one of its group.
-	if g := strings.LastIndex(s[:end], "<U+"); g >= 0 && !strings.Contains(s[g:end], ">") && end < len(s) && s[end] != ' ' && s[end] != '>' {
-		end = g + max(0, strings.LastIndex(s[g:end], " "))
+	return closeGroup(s[:end], s[end:]) + "…"
+}
+
+// cutToFit cuts line back until, with more after it, it fits: between
+// words when it can, and never inside a group of code points.
+func cutToFit(line, more string, fits func(string) bool) string {
+	last := []rune(line)
+	for len(last) > 0 && !fits(string(last)+more) {
+		last = last[:len(last)-1]
 	}
-	return strings.TrimRight(s[:end], " ") + "…"
+	cut, rest := string(last), line[len(string(last)):]
+	if i := strings.LastIndex(cut, " "); rest != "" && rest[0] != ' ' && i > 0 { // between words, not within one
+		cut, rest = cut[:i], line[i:]
+	}
+	return closeGroup(cut, rest) + more
+}
+
+// closeGroup ends cut, a prefix of a text whose rest follows, outside a
+// group of code points (<U+7981 U+6B62>, as clean writes what the fonts
+// lack): a group cut short keeps its whole code points, closed, or goes
+// whole when none is.
+func closeGroup(cut, rest string) string {
+	g := strings.LastIndex(cut, "<")
+	if g < 0 || strings.Contains(cut[g:], ">") || !strings.HasPrefix(cut[g:]+rest, "<U+") {
+		return strings.TrimRight(cut, " ")
+	}
+	group := cut[g:]
+	if rest != "" && rest[0] != ' ' && rest[0] != '>' { // the last code point is cut short
+		group = group[:max(0, strings.LastIndex(group, " "))]
+	}
+	if group = strings.TrimRight(group, " "); len(group) <= len("<U+") {
+		return strings.TrimRight(cut[:g], " ")
+	}
+	return cut[:g] + group + ">"
 }

@@ -170,6 +170,7 @@ func TestDebriefKeepsToOnePage(t *testing.T) {
 					t.Errorf("the debrief lacks %q", want)
 				}
 			}
+
 		})
 	}
 }
@@ -474,7 +475,7 @@ func TestFormat(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{evidence.Group(0), "0"}, {evidence.Group(999), "999"}, {evidence.Group(1000), "1,000"}, {evidence.Group(-1234567), "-1,234,567"},
 		{decimal(22950), "22,950"}, {decimal(1250.5), "1,250.5"}, {decimal(0.000001), "0.000001"},
-		{dollars(120), "$1.20"}, {dollars(123456789.5), "$1,234,567.90"}, {dollars(-5), "-$0.05"},
+		{dollars(120), "$1.20"}, {dollars(0.4), "less than $0.01"}, {dollars(0), "$0.00"}, {dollars(0.5), "$0.01"}, {dollars(123456789.5), "$1,234,567.90"}, {dollars(-5), "-$0.05"},
 		{when("2026-03-10T14:00:04.200000Z"), "2026-03-10 14:00:04.200000 UTC"}, {when(""), ""},
 		{after("2026-03-10T14:00:04Z", "2026-03-10T14:00:04.2Z", "x"), " (0.2 seconds after x)"},
 		{after("2026-03-10T14:00:04Z", "2026-03-10T14:06:35.596Z", "x"), " (6 minutes 32 seconds after x)"}, // rounded, as the debrief says it
@@ -484,7 +485,7 @@ func TestFormat(t *testing.T) {
 		{afterViolation("2026-03-10T14:00:04.9Z", "2026-03-10T14:00:04.2Z"), " (0 seconds after the violation)"}, // under a second: noise
 		{after("", "2026-03-10T14:00:04.2Z", "x"), ""}, {evidence.Duration(1), "1 second"}, {evidence.Duration(0.04), "0.04 seconds"},
 		{notCompleted(runproof.RunStopped), "not yet: the run was stopped, and its agent has not ended it"}, {notCompleted(runproof.RunFailed), "not recorded"},
-		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"},
+		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"}, {short(5e15), "5000T"}, {short(9.2e9), "9.2B"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
 		{clean("目标 café Ωμέγα Привет"), "<U+76EE U+6807> café Ωμέγα Привет"}, {clean("目 标"), "<U+76EE> <U+6807>"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
@@ -651,5 +652,46 @@ func TestDebriefEverySentence(t *testing.T) {
 				t.Errorf("the debrief has %d pages, want one with its references", len(pages))
 			}
 		})
+	}
+}
+
+// TestCutToFit: a line cut to fit ends between words when it can, and
+// never inside a group of code points (closeGroup).
+func TestCutToFit(t *testing.T) {
+	within := func(n int) func(string) bool { return func(s string) bool { return len(s) <= n } }
+	for _, c := range []struct {
+		line string
+		n    int
+		want string
+	}{
+		{"We can lower the cap", 9, "We …"},
+		{"We can lower the cap", 11, "We can …"},
+		{"Wecanlowerthecap", 9, "Wecan …"}, // one word: cut within it
+		{"say <U+0623 U+0644 U+0639>", 20, "say <U+0623> …"},
+		{"<U+0623 U+0644 U+0639>", 12, "<U+0623> …"},
+		{"<U+0623 U+0644 U+0639>", 8, " …"},
+	} {
+		if got := cutToFit(c.line, " …", within(c.n)); got != c.want {
+			t.Errorf("cutToFit(%q) within %d = %q, want %q", c.line, c.n, got, c.want)
+		}
+	}
+}
+
+// TestCloseGroup: a text cut short never ends inside a group of code
+// points: the group keeps its whole code points, closed, or goes.
+func TestCloseGroup(t *testing.T) {
+	for _, c := range []struct{ cut, rest, want string }{
+		{"abc <U+7981 U+6B", "62> x", "abc <U+7981>"},
+		{"abc <U+7981", " U+6B62>", "abc <U+7981>"},
+		{"abc <U+7981 ", "U+6B62>", "abc <U+7981>"},
+		{"abc <U", "+7981>", "abc"},
+		{"abc <", "U+7981>", "abc"},
+		{"abc <U+7981>", " x", "abc <U+7981>"},
+		{"We c", "an", "We c"},
+		{"a <b", "c>", "a <b"},
+	} {
+		if got := closeGroup(c.cut, c.rest); got != c.want {
+			t.Errorf("closeGroup(%q, %q) = %q, want %q", c.cut, c.rest, got, c.want)
+		}
 	}
 }
