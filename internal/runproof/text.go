@@ -8,22 +8,16 @@ import (
 
 // CheckText returns why s cannot be kept as a one-line text field (a name, a
 // type, an id), nil when it can: it must be valid UTF-8 without control
-// characters (U+0000 to U+001F, U+007F to U+009F), bidirectional
-// formatting characters (U+202A to U+202E, U+2066 to U+2069) or invisible
-// ones no script needs (U+200B, U+2060 to U+2064, U+FEFF).
-// PostgreSQL cannot store U+0000 in text at all; the other controls have
-// no place in a name; the bidirectional ones make a name read otherwise
-// than it is stored (a reviewer's, say); and the invisible ones make two
-// names that differ look the same ("tool:shell" and "tool:shell" with a
-// zero-width space, which no policy denying the first would stop). The
-// joiners U+200C and U+200D and the direction marks U+200E, U+200F and
-// U+061C stay: scripts, emoji and right-to-left names need them. Step
-// content is free JSON and needs no such check: it is kept as the agent
-// sent it, and its canonical form escapes controls.
+// characters (U+0000 to U+001F, U+007F to U+009F) or bidirectional
+// formatting characters (U+202A to U+202E, U+2066 to U+2069). PostgreSQL
+// cannot store U+0000 in text at all; the other controls have no place in
+// a name; and the bidirectional ones make a name read otherwise than it is
+// stored (a reviewer's, say). Step content is free JSON and needs no such
+// check: it is kept as the agent sent it, and its canonical form escapes
+// controls.
 func CheckText(s string) error {
-	return checkText(s, "", "must not hold control characters (U+0000 to U+001F, U+007F to U+009F), "+
-		"bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069) or invisible ones "+
-		"(U+200B, U+2060 to U+2064, U+FEFF)")
+	return checkText(s, "", "must not hold control characters (U+0000 to U+001F, U+007F to U+009F) "+
+		"or bidirectional formatting characters (U+202A to U+202E, U+2066 to U+2069)")
 }
 
 // CheckProse is CheckText for free text (a goal, a reason, an expression),
@@ -53,16 +47,13 @@ func stripRefused(s, allowed string) string {
 }
 
 // refused reports whether r may not be in a text field, but for the
-// control characters allowed. A one-line field (allowed empty) refuses
-// invisible characters too; prose may hold them.
+// control characters allowed.
 func refused(r rune, allowed string) bool {
 	switch {
 	case r < 0x20:
 		return !strings.ContainsRune(allowed, r)
 	case r >= 0x7f && r <= 0x9f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
 		return true
-	case r == 0x200b, r >= 0x2060 && r <= 0x2064, r == 0xfeff:
-		return allowed == ""
 	}
 	return false
 }
