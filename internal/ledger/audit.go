@@ -158,23 +158,24 @@ func (l *Ledger) sealAll(ctx context.Context, log *slog.Logger) {
 	}
 	slices.Sort(tenants)
 	var unsealed int64
+	counted := listed // a pass that could not list the tenants, or seal one for the database, counts none
 	for _, t := range slices.Compact(tenants) {
 		if _, err := l.SealTenant(ctx, t); err != nil && ctx.Err() == nil {
 			log.ErrorContext(ctx, "entries not put into the ledger yet", slog.String("tenant_id", t), slog.Any("error", err))
-			if runproof.ErrorCode(err) != runproof.EUNAVAILABLE {
-				unsealed++
-			}
+			unsealed++
+			counted = counted && runproof.ErrorCode(err) != runproof.EUNAVAILABLE
 		}
 	}
-	if listed && ctx.Err() == nil { // a pass that could not list the tenants counts none
+	if counted && ctx.Err() == nil {
 		l.unsealed.Store(unsealed)
 	}
 }
 
 // Unsealed is how many tenants have audit events or steps that the last
-// pass of Seal that could list them could not put into their ledger, the
-// database being there (their log signed by a key this server does not
-// hold, say): what waits there is not sealed yet.
+// pass of Seal could not put into their ledger, of the passes that could
+// reach the database throughout (a log signed by a key this server does
+// not hold, say): what waits there is not sealed yet. A database away
+// leaves the count as it was.
 func (l *Ledger) Unsealed() int { return int(l.unsealed.Load()) }
 
 // SealTenant puts a tenant's audit events that wait for the ledger into

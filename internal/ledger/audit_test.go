@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,7 +231,11 @@ func TestSealUnsealed(t *testing.T) {
 		if _, err := other.SealTenant(ctx, "acme"); err != nil { // acme's log, signed by otherKey
 			t.Fatal(err)
 		}
-		l := newLedger(t, e.Store) // which does not know otherKey
+		away := &awayStore{Store: e.Store}
+		l, err := ledger.New(away, testKey, keyName, ledger.Options{}) // which does not know otherKey
+		if err != nil {
+			t.Fatal(err)
+		}
 		auditAt(t, e.Store, "acme", time.Now().Add(-time.Minute), 1)
 		pass := func() {
 			passCtx, stop := context.WithCancel(ctx)
@@ -240,6 +245,12 @@ func TestSealUnsealed(t *testing.T) {
 		if pass(); l.Unsealed() != 1 {
 			t.Errorf("after a pass that could not seal acme: Unsealed %d, want 1", l.Unsealed())
 		}
+		// A database away tells nothing of the keys: the count stands.
+		away.away.Store(true)
+		if pass(); l.Unsealed() != 1 {
+			t.Errorf("after a pass with the database away: Unsealed %d, want 1 still", l.Unsealed())
+		}
+		away.away.Store(false)
 		if _, err := other.SealTenant(ctx, "acme"); err != nil {
 			t.Fatal(err)
 		}
@@ -247,4 +258,18 @@ func TestSealUnsealed(t *testing.T) {
 			t.Errorf("once acme's events are sealed: Unsealed %d, want 0", l.Unsealed())
 		}
 	})
+}
+
+// awayStore is a store whose database is away while away is set: its
+// ledger appends fail as unavailable.
+type awayStore struct {
+	runproof.Store
+	away atomic.Bool
+}
+
+func (a *awayStore) AppendLedger(ctx context.Context, tenantID string, fn func(runproof.LedgerState) (runproof.LedgerAppend, error)) error {
+	if a.away.Load() {
+		return runproof.Errorf(runproof.EUNAVAILABLE, "the database cannot be reached: retry shortly")
+	}
+	return a.Store.AppendLedger(ctx, tenantID, fn)
 }

@@ -239,8 +239,8 @@ func (r *report) breaches(pc evidence.PolicyContext) {
 	)
 	for _, b := range pc.Breaches {
 		t.row([]string{fmt.Sprintf("%s (v%d)", b.PolicyName, b.PolicyVersion), string(b.Action),
-			strings.TrimSpace(b.ThresholdValue + " " + b.Type.Unit()), strconv.FormatInt(b.FirstStepIndex, 10),
-			strings.TrimSpace(b.ActualValue + " " + b.Type.Unit()), evidence.Group(b.StepsOver)}, style{})
+			strings.TrimSpace(b.ThresholdValue + " " + b.Type.UnitFor(b.ThresholdValue)), strconv.FormatInt(b.FirstStepIndex, 10),
+			strings.TrimSpace(b.ActualValue + " " + b.Type.UnitFor(b.ActualValue)), evidence.Group(b.StepsOver)}, style{})
 	}
 	t.end()
 }
@@ -253,7 +253,7 @@ func rule(p evidence.ActivePolicy) string {
 	case p.Expression != "":
 		return p.Expression
 	case p.Threshold != "":
-		return strings.TrimSpace(p.Threshold + " " + p.Type.Unit())
+		return strings.TrimSpace(p.Threshold + " " + p.Type.UnitFor(p.Threshold))
 	}
 	return ""
 }

@@ -725,21 +725,28 @@ func (r *report) fit(s string, w float64) string {
 		}
 		end += n
 	}
+	// A group closed adds its ">": back off until that fits too.
+	for end > 0 && pdf.GetStringWidth(closeGroup(s[:end], s[end:])) > w {
+		_, n := utf8.DecodeLastRuneInString(s[:end])
+		end -= n
+	}
 	return closeGroup(s[:end], s[end:]) + "…"
 }
 
 // cutToFit cuts line back until, with more after it, it fits: between
 // words when it can, and never inside a group of code points.
 func cutToFit(line, more string, fits func(string) bool) string {
-	last := []rune(line)
-	for len(last) > 0 && !fits(string(last)+more) {
-		last = last[:len(last)-1]
+	for end := len(line); ; {
+		cut, rest := line[:end], line[end:]
+		if i := strings.LastIndex(cut, " "); rest != "" && rest[0] != ' ' && i > 0 { // between words, not within one
+			cut, rest = cut[:i], line[i:]
+		}
+		if out := closeGroup(cut, rest) + more; end == 0 || fits(out) {
+			return out
+		}
+		_, n := utf8.DecodeLastRuneInString(line[:end])
+		end -= n
 	}
-	cut, rest := string(last), line[len(string(last)):]
-	if i := strings.LastIndex(cut, " "); rest != "" && rest[0] != ' ' && i > 0 { // between words, not within one
-		cut, rest = cut[:i], line[i:]
-	}
-	return closeGroup(cut, rest) + more
 }
 
 // closeGroup ends cut, a prefix of a text whose rest follows, outside a

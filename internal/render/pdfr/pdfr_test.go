@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -492,6 +493,8 @@ func TestFormat(t *testing.T) {
 			"threshold 10,000 tokens, actual 10,001 tokens (just over)"}, // 0.01 %
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10010"}),
 			"threshold 10,000 tokens, actual 10,010 tokens (0.1% over)"},
+		{rule(evidence.ActivePolicy{Type: runproof.PolicyStepLimit, Threshold: "1"}), "1 step"},
+		{rule(evidence.ActivePolicy{Type: runproof.PolicyCostLimit, Threshold: "2"}), "2 cents"},
 		{groupDecimal("90000.5"), "90,000.5"}, {groupDecimal("3000"), "3,000"}, {groupDecimal("1e5"), "1e5"}, {groupDecimal("x.5"), "x.5"},
 		{groupDecimal("12.3.4"), "12.3.4"}, {groupDecimal("-1234.5"), "-1,234.5"}, {groupDecimal("--1"), "--1"}, {decimal(-0.5), "-0.5"},
 	} {
@@ -670,6 +673,7 @@ func TestCutToFit(t *testing.T) {
 		{"say <U+0623 U+0644 U+0639>", 20, "say <U+0623> …"},
 		{"<U+0623 U+0644 U+0639>", 12, "<U+0623> …"},
 		{"<U+0623 U+0644 U+0639>", 8, " …"},
+		{"<U+0623 U+0644 U+0639>", 9, " …"}, // "<U+0623 …" fits, "<U+0623> …" would not
 	} {
 		if got := cutToFit(c.line, " …", within(c.n)); got != c.want {
 			t.Errorf("cutToFit(%q) within %d = %q, want %q", c.line, c.n, got, c.want)
@@ -692,6 +696,25 @@ func TestCloseGroup(t *testing.T) {
 	} {
 		if got := closeGroup(c.cut, c.rest); got != c.want {
 			t.Errorf("closeGroup(%q, %q) = %q, want %q", c.cut, c.rest, got, c.want)
+		}
+	}
+}
+
+// TestFitWithinWidth: a name shortened to fit, code-point groups closed
+// included, is never wider than the room it was given.
+func TestFitWithinWidth(t *testing.T) {
+	r := newReport(context.Background(), Info{}, pageInfo{title: "t"})
+	r.font(sans, "B", 11, ink)
+	rng := rand.New(rand.NewPCG(3, 5))
+	parts := []string{"spending", "limit", "iiiii", "WWW", "季度报告", "代理", "منع", "é", " ", " ", "<", ">"}
+	for range 2000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(12) {
+			b.WriteString(parts[rng.IntN(len(parts))])
+		}
+		w := 20 + rng.Float64()*50
+		if got := r.fit(b.String(), w); r.pdf.GetStringWidth(got) > w-2*r.pdf.GetCellMargin()+1e-9 {
+			t.Fatalf("fit(%q, %.2f) = %q, %.2f wide", b.String(), w, got, r.pdf.GetStringWidth(got))
 		}
 	}
 }
