@@ -85,8 +85,8 @@ func Write(ctx context.Context, w io.Writer, bundle evidence.Bundle, info Info) 
 // points.
 func (r *report) end() *report {
 	if r.escaped {
-		r.note("Characters the report's fonts do not have (Chinese, Japanese, Korean or Arabic script, emoji, say) are shown as their " +
-			"Unicode code points, as <U+4E2D>; bundle.json holds the text as it was sent.")
+		r.note("Characters the report's fonts do not have (Chinese, Japanese, Korean or Arabic script, emoji, say), or that draw as " +
+			"nothing, are shown as their Unicode code points, as <U+4E2D>; bundle.json holds the text as it was sent.")
 	}
 	return r
 }
@@ -627,7 +627,9 @@ func (r *report) linesPerPage(lh, pad float64) int {
 // not within one: each would be measured as nothing and drawn over the
 // margins, and a reader still tells one name from another. Letters and
 // their accents sent apart (e and U+0301, as macOS writes é) are first
-// composed into the one character the fonts have.
+// composed into the one character the fonts have. A format character,
+// which draws as nothing (a soft hyphen, a zero-width space), is written as
+// its code point too: "tool:sh<U+00AD>ell" is not "tool:shell".
 func clean(s string) string {
 	ok := true
 	for i := 0; i < len(s); i++ {
@@ -645,7 +647,7 @@ func clean(s string) string {
 	b.Grow(len(s))
 	group := false // within a group of code points, "<U+76EE U+6807>"
 	for _, c := range s {
-		if escape := c > 0xFFFF || c != '\n' && c != utf8.RuneError && !unicode.IsControl(c) && !has[c]; escape {
+		if escape := c > 0xFFFF || c != '\n' && c != utf8.RuneError && !unicode.IsControl(c) && (!has[c] || unicode.Is(unicode.Cf, c)); escape {
 			if group {
 				b.WriteByte(' ') // where a line may break, rather than within a code point
 			} else {

@@ -489,6 +489,7 @@ func TestFormat(t *testing.T) {
 		{short(24010), "24k"}, {short(3_500_000), "3.5M"}, {short(0.5), "0.5"}, {short(5e15), "5000T"}, {short(9.2e9), "9.2B"},
 		{clean("a\tb\x00c\xff😀\nd"), "a b c\uFFFD<U+1F600>\nd"},
 		{clean("目标 café Ωμέγα Привет"), "<U+76EE U+6807> café Ωμέγα Привет"}, {clean("目 标"), "<U+76EE> <U+6807>"},
+		{clean("tool:sh\u00adell"), "tool:sh<U+00AD>ell"}, {clean("tool:shell\u200b"), "tool:shell<U+200B>"},
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10001"}),
 			"threshold 10,000 tokens, actual 10,001 tokens (just over)"}, // 0.01 %
 		{breach(evidence.PolicyContext{ViolationType: runproof.PolicyTokenLimit, ThresholdValue: "10000", ActualValue: "10010"}),
