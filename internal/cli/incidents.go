@@ -84,7 +84,7 @@ Examples:
 				w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "INCIDENT\tRUN\tPOLICY\tTYPE\tRISK\tVIOLATION\tREMEDIATION")
 				for _, in := range incidents {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.RunID, in.PolicyName, in.ViolationType, in.RiskLevel,
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.ID, in.RunID, cell(in.PolicyName), in.ViolationType, in.RiskLevel,
 						runproof.FormatTime(in.ViolationAt), in.RemediationStatus)
 				}
 				if err := w.Flush(); err != nil {

@@ -436,3 +436,17 @@ func TestMigrateInterrupted(t *testing.T) {
 		t.Errorf("a migration interrupted: %v", err)
 	}
 }
+
+// A name holding a character that prints as nothing shows it as its code
+// point in a table.
+func TestCell(t *testing.T) {
+	for in, want := range map[string]string{"tool:shell": "tool:shell", "tool:shell\u200b": "tool:shell<U+200B>", "sh\u00adell": "sh<U+00AD>ell", "é 日本": "é 日本"} {
+		if got := cell(in); got != want {
+			t.Errorf("cell(%q) = %q, want %q", in, got, want)
+		}
+	}
+	p := runproof.Policy{Type: runproof.PolicyStepTypeDenied, StepTypes: []string{"tool:shell\u200b", "exec"}}
+	if got := policyLimit(p); got != "tool:shell<U+200B>,exec" {
+		t.Errorf("policyLimit = %q", got)
+	}
+}

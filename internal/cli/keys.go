@@ -154,7 +154,7 @@ Examples:
 					if k.RevokedAt != nil {
 						revoked = runproof.FormatTime(*k.RevokedAt)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, cmp.Or(k.AgentID, "-"), k.Name, runproof.FormatTime(k.CreatedAt), revoked)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, cell(cmp.Or(k.AgentID, "-")), cell(k.Name), runproof.FormatTime(k.CreatedAt), revoked)
 				}
 				return w.Flush()
 			}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -144,9 +145,9 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 	for _, in := range inputs {
 		p := byName[storedName(in.Name)]
 		if i := slices.IndexFunc(added, func(a runproof.Policy) bool { return a.Name == storedName(in.Name) }); i >= 0 {
-			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", added[i].Name, added[i].Type, added[i].Version, added[i].ID)
+			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", cell(added[i].Name), added[i].Type, added[i].Version, added[i].ID)
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", p.Name, p.Type, p.Version, p.ID)
+			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", cell(p.Name), p.Type, p.Version, p.ID)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -200,7 +201,7 @@ Examples:
 				w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "NAME\tTYPE\tTHRESHOLD\tACTION\tVERSION\tID")
 				for _, p := range ps {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\tv%d\t%s\n", p.Name, p.Type, policyLimit(p), p.Action, p.Version, p.ID)
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\tv%d\t%s\n", cell(p.Name), p.Type, policyLimit(p), p.Action, p.Version, p.ID)
 				}
 				return w.Flush()
 			}
@@ -213,11 +214,29 @@ Examples:
 func policyLimit(p runproof.Policy) string {
 	switch {
 	case p.Type == runproof.PolicyStepTypeDenied:
-		return strings.Join(p.StepTypes, ",")
+		return cell(strings.Join(p.StepTypes, ","))
 	case p.Type == runproof.PolicyExpression:
-		return strings.Join(strings.Fields(p.Expression), " ")
+		return cell(strings.Join(strings.Fields(p.Expression), " "))
 	}
 	return p.Threshold
+}
+
+// cell is a name, as a table shows it: a character that prints as nothing
+// (a zero-width space, a soft hyphen) as its code point, as the PDFs write
+// it, so that "tool:shell<U+200B>" does not read as "tool:shell".
+func cell(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			fmt.Fprintf(&b, "<%U>", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func policyRetireCommand() *command {
