@@ -141,14 +141,18 @@ func applyPolicies(ctx context.Context, e *env, tenant, file string) error {
 			return fmt.Errorf("%s: %s added but their audit events could not be recorded: %w", name, counted(int64(len(added)), "policy was", "policies were"), err)
 		}
 	}
+	fresh := make(map[string]bool, len(added))
+	for _, p := range added {
+		byName[p.Name], fresh[p.Name] = p, true
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	for _, in := range inputs {
 		p := byName[storedName(in.Name)]
-		if i := slices.IndexFunc(added, func(a runproof.Policy) bool { return a.Name == storedName(in.Name) }); i >= 0 {
-			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\n", cell(added[i].Name), added[i].Type, added[i].Version, added[i].ID)
-		} else {
-			fmt.Fprintf(tw, "%s\t%s\tv%d\t%s\tunchanged\n", cell(p.Name), p.Type, p.Version, p.ID)
+		fmt.Fprintf(tw, "%s\t%s\tv%d\t%s", cell(p.Name), p.Type, p.Version, p.ID)
+		if !fresh[p.Name] {
+			fmt.Fprint(tw, "\tunchanged")
 		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

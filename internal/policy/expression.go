@@ -501,7 +501,7 @@ func matchCharge(n uint64, size int) uint64 {
 func StopCosts(ps []runproof.Policy) map[string]uint64 {
 	costs := map[string]uint64{}
 	for _, p := range ps {
-		if _, done := costs[p.Expression]; isStopExpression(p) && !done {
+		if _, done := costs[p.Expression]; IsStopExpression(p) && !done {
 			if _, worst, err := compileExpression(p.Expression); err == nil { // one refused fails without being run
 				costs[p.Expression] = worst
 			}
@@ -520,7 +520,7 @@ func StopCosts(ps []runproof.Policy) map[string]uint64 {
 func CheckStopCost(active, added []runproof.Policy, known map[string]uint64) error {
 	var names []string
 	for _, p := range added {
-		if isStopExpression(p) {
+		if IsStopExpression(p) {
 			names = append(names, strconv.Quote(p.Name))
 		}
 	}
@@ -531,25 +531,16 @@ func CheckStopCost(active, added []runproof.Policy, known map[string]uint64) err
 	for _, p := range slices.Concat(active, added) {
 		byName[p.Name] = p
 	}
-	var stops []runproof.Policy
-	for _, p := range byName {
-		if isStopExpression(p) {
-			stops = append(stops, p)
-		}
-	}
-	var unknown []runproof.Policy
-	for _, p := range stops {
-		if _, ok := known[p.Expression]; !ok {
-			unknown = append(unknown, p)
-		}
-	}
-	more := StopCosts(unknown)
 	var total uint64
 	n := 0
-	for _, p := range stops {
+	for _, p := range byName {
+		if !IsStopExpression(p) {
+			continue
+		}
 		worst, ok := known[p.Expression]
 		if !ok {
-			worst, ok = more[p.Expression]
+			_, w, err := compileExpression(p.Expression)
+			worst, ok = w, err == nil // one refused fails without being run
 		}
 		if ok {
 			total = satAdd(total, worst)
@@ -565,6 +556,8 @@ func CheckStopCost(active, added []runproof.Policy, known map[string]uint64) err
 	return nil
 }
 
-func isStopExpression(p runproof.Policy) bool {
+// IsStopExpression reports whether p is an expression policy that stops
+// a run: what CheckStopCost holds to a step's budget.
+func IsStopExpression(p runproof.Policy) bool {
 	return p.Type == runproof.PolicyExpression && p.Action == runproof.ActionStop
 }

@@ -178,10 +178,11 @@ func (t PolicyType) Unit() string {
 // UnitFor is the unit of a figure (as its threshold or actual value is
 // written) of a limit of type t, singular for 1: "1 step", "2 steps".
 func (t PolicyType) UnitFor(figure string) string {
-	if u := t.Unit(); figure != "1" || t == PolicyDurationLimit {
-		return u
+	u := t.Unit()
+	if figure == "1" && t != PolicyDurationLimit { // "ms" is no plural
+		u = strings.TrimSuffix(u, "s")
 	}
-	return strings.TrimSuffix(t.Unit(), "s")
+	return u
 }
 
 // Action is what happens when a policy is broken.

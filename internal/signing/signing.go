@@ -143,16 +143,19 @@ func HasKeys(dir string) (bool, error) {
 		return false, fmt.Errorf("signing keys: %w (is runproof run as the user that owns the data directory?)", err)
 	}
 	for _, e := range entries {
-		if ok, _ := filepath.Match(filepath.Base(keyFiles(dir)), e.Name()); ok { // the pattern is valid
+		if ok, _ := filepath.Match(keyPattern, e.Name()); ok { // the pattern is valid
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// keyFiles is the pattern of the key files of dir. Hidden files, such as
+// keyPattern is the pattern of the names of key files. Hidden files, such as
 // the temporary files of a write a crash cut short, are not keys.
-func keyFiles(dir string) string { return filepath.Join(dir, "[^.]*.pem") }
+const keyPattern = "[^.]*.pem"
+
+// keyFiles is the pattern of the key files of dir.
+func keyFiles(dir string) string { return filepath.Join(dir, keyPattern) }
 
 // readDir reads the keys of a directory, oldest first.
 func readDir(dir string) ([]Key, error) {

@@ -22,6 +22,9 @@ func scanPolicy(row scanner) (runproof.Policy, error) {
 // CreatePolicies stores each p as the next version of the tenant's policy
 // of that name, or as version 1 of a new policy, in one transaction.
 func (s *Store) CreatePolicies(ctx context.Context, check func(active []runproof.Policy) error, ps ...runproof.Policy) ([]runproof.Policy, error) {
+	if len(ps) == 0 {
+		return nil, nil
+	}
 	// The immediate transaction holds the write lock from BEGIN, so no other
 	// writer can come between check and the INSERT, nor take the same
 	// version between the SELECT and the INSERT.
@@ -35,7 +38,7 @@ func (s *Store) CreatePolicies(ctx context.Context, check func(active []runproof
 		return nil, fmt.Errorf("create policies: %w", err)
 	}
 	defer tx.Rollback()
-	if check != nil && len(ps) > 0 {
+	if check != nil {
 		active, err := activePolicies(ctx, tx, ps[0].TenantID)
 		if err != nil {
 			return nil, err
