@@ -27,6 +27,23 @@ func (s *Server) openapi(w http.ResponseWriter, _ *call) error {
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
+// querySchema describes a query parameter by what its name means on most
+// routes (a route says otherwise in its querySchemas); maxLimit bounds
+// limit.
+func querySchema(name string, maxLimit int) map[string]any {
+	switch name {
+	case "limit":
+		return map[string]any{"type": "integer", "minimum": 1, "maximum": maxLimit}
+	case "offset", "from_index":
+		return map[string]any{"type": "integer", "minimum": 0}
+	case "from", "to", "detected_before":
+		return map[string]any{"type": "string", "format": "date-time"}
+	case "status":
+		return map[string]any{"type": "string", "enum": runproof.RunStatuses}
+	}
+	return map[string]any{"type": "string"}
+}
+
 // OpenAPI returns the OpenAPI 3.1 document of the API.
 func (s *Server) OpenAPI() map[string]any {
 	schemas := map[string]any{}
@@ -38,23 +55,9 @@ func (s *Server) OpenAPI() map[string]any {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		for _, q := range rt.query {
-			schema := map[string]any{"type": "string"}
-			switch q {
-			case "limit":
-				schema = map[string]any{"type": "integer", "minimum": 1, "maximum": rt.limitMax()}
-			case "offset", "from_index":
-				schema = map[string]any{"type": "integer", "minimum": 0}
-			case "from", "to", "detected_before":
-				schema = map[string]any{"type": "string", "format": "date-time"}
-				if rt.path == "/api/v1/ledger/consistency" { // tree sizes there
-					schema = map[string]any{"type": "integer", "minimum": 1}
-				}
-			case "status":
-				statuses := runproof.RunStatuses
-				if rt.path == "/api/v1/incidents" { // their remediation's
-					statuses = runproof.RemediationStatuses
-				}
-				schema = map[string]any{"type": "string", "enum": statuses}
+			schema, ok := rt.querySchemas[q]
+			if !ok {
+				schema = querySchema(q, rt.limitMax())
 			}
 			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": schema})
 		}

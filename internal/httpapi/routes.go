@@ -9,6 +9,9 @@ import (
 	"github.com/runproof/runproof/internal/service"
 )
 
+// treeSize describes a ledger's tree size as a query parameter.
+var treeSize = map[string]any{"type": "integer", "minimum": 1}
+
 // routeTable is the whole API surface on one screen.
 func (s *Server) routeTable() []route {
 	poll, read, audit, ingest, manage, exp := runproof.PermPoll, runproof.PermRead, runproof.PermAudit, runproof.PermIngest, runproof.PermManage, runproof.PermExport
@@ -75,7 +78,8 @@ func (s *Server) routeTable() []route {
 			query: periodQuery, response: auditList{}, handle: s.systemAudit},
 
 		{method: "GET", path: "/api/v1/incidents", perm: read, evidence: true, summary: "Incidents, newest first.",
-			query: []string{"limit", "offset", "status", "run_id", "from", "to", "detected_before"}, response: incidentList{}, handle: s.listIncidents},
+			query: []string{"limit", "offset", "status", "run_id", "from", "to", "detected_before"}, response: incidentList{}, handle: s.listIncidents,
+			querySchemas: map[string]map[string]any{"status": {"type": "string", "enum": runproof.RemediationStatuses}}}, // the remediation's status
 		{method: "GET", path: "/api/v1/incidents/{incident_id}", perm: read, evidence: true, summary: "One incident.",
 			response: runproof.Incident{}, handle: s.getIncident},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/remediation", perm: manage,
@@ -104,7 +108,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/ledger/checkpoint", perm: read, summary: "The latest signed checkpoint of the tenant's export ledger (a signed note, text/plain).",
 			media: []string{"text/plain"}, handle: s.ledgerCheckpoint},
 		{method: "GET", path: "/api/v1/ledger/consistency", perm: read, summary: "Proof that the tree of size from (any size up to to) is a prefix of the checkpoint of size to (default: the latest).",
-			query: []string{"from", "to"}, response: consistencyDoc{}, handle: s.ledgerConsistency},
+			query: []string{"from", "to"}, response: consistencyDoc{}, handle: s.ledgerConsistency,
+			querySchemas: map[string]map[string]any{"from": treeSize, "to": treeSize}},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/evidence", perm: exp, summary: "The evidence bundle of an incident, as the response body.",
 			request: incidentExportBody{}, bodyOptional: true, media: artifactMedia(), long: true, handle: s.incidentExport(runproof.BundleEvidence)},
 		{method: "POST", path: "/api/v1/incidents/{incident_id}/export/soc2", perm: exp, summary: "The SOC 2 bundle of an incident, as the response body.",

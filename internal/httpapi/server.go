@@ -257,6 +257,10 @@ type route struct {
 	evidence     bool // the response carries the "evidence" member (writeEvidence)
 	signedURL    bool // a signed download URL may stand in for the API key (signedurl.go)
 	query        []string
+	// querySchemas describe, for the OpenAPI document, the route's query
+	// parameters that do not mean what their names mean elsewhere (see
+	// querySchema): the consistency route's from and to are tree sizes.
+	querySchemas map[string]map[string]any
 	// maxLimit is the most its limit parameter, when it takes one, may be
 	// (pageMax when 0); the OpenAPI document states it.
 	maxLimit int

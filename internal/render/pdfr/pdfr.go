@@ -728,11 +728,13 @@ func (r *report) fit(s string, w float64) string {
 		end += n
 	}
 	// A group closed adds its ">": back off until that fits too.
-	for end > 0 && pdf.GetStringWidth(closeGroup(s[:end], s[end:])) > w {
+	for {
+		if out := closeGroup(s[:end], s[end:]); end == 0 || pdf.GetStringWidth(out) <= w {
+			return out + "…"
+		}
 		_, n := utf8.DecodeLastRuneInString(s[:end])
 		end -= n
 	}
-	return closeGroup(s[:end], s[end:]) + "…"
 }
 
 // cutToFit cuts line back until, with more after it, it fits: between
