@@ -58,6 +58,8 @@ The public key of a signing key of the data directory:
 The signature and the files checked with stock tools (SHA256SUMS alone is
 not signed: it finds damage, not a forgery):
   zipinfo -1 evidence.zip | sort | uniq -d     # prints nothing: no name twice
+  zipinfo -1 evidence.zip | LC_ALL=C sort | paste -sd' ' -   # the seven members, nothing added:
+      # SHA256SUMS bundle.json manifest.json manifest.sig proof.json report.pdf steps.csv
   unzip evidence.zip -d bundle && cd bundle
   openssl pkeyutl -verify -pubin -inkey ../pub.pem -rawin -in manifest.json -sigfile manifest.sig
   jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c

@@ -274,9 +274,10 @@ func (r *report) integrity(b *evidence.EvidenceBundle, evidenceDigest string, in
 	r.subheading("How to verify the signed ZIP")
 	r.code("Everything in the ZIP, signature and ledger inclusion proof included:",
 		"runproof verify FILE.zip --key pub.pem")
-	r.code("With stock tools: no name twice in the ZIP (the first line prints nothing), then, inside the unpacked ZIP, the signature "+
-		"of the manifest and the files against the digests it lists (SHA256SUMS is not signed: it finds a damaged file, not a forged one).",
-		"zipinfo -1 FILE.zip | sort | uniq -d",
+	r.code("With stock tools: the ZIP's seven members, each once (the first line prints SHA256SUMS bundle.json manifest.json "+
+		"manifest.sig proof.json report.pdf steps.csv), then, inside the unpacked ZIP, the signature of the manifest and the files "+
+		"against the digests it lists (SHA256SUMS is not signed: it finds a damaged file, not a forged one).",
+		"zipinfo -1 FILE.zip | LC_ALL=C sort | paste -sd' ' -",
 		"openssl pkeyutl -verify -pubin -inkey ../pub.pem -rawin -in manifest.json -sigfile manifest.sig",
 		`jq -r '.files[] | "\(.sha256)  \(.name)"' manifest.json | sha256sum -c`)
 }
